@@ -1,0 +1,297 @@
+package directory
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Status is a node's state as the directory reports it.
+type Status string
+
+// The statuses a node can have. A node sets starting, up, draining and full
+// about itself; down is set by its peers when its heartbeats stop (or by the
+// node itself as it leaves).
+const (
+	Starting Status = "starting"
+	Up       Status = "up"
+	Draining Status = "draining"
+	Full     Status = "full"
+	Down     Status = "down"
+)
+
+// Valid reports whether s is one of the known statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case Starting, Up, Draining, Full, Down:
+		return true
+	}
+	return false
+}
+
+// Node is one server as clients see it in a directory message.
+type Node struct {
+	// ID names the node uniquely within its service.
+	ID string `json:"id"`
+	// Addr is the client-facing TCP address, HOST:PORT.
+	Addr string `json:"addr"`
+	// HTTP is the node's HTTP address (API, metrics), HOST:PORT; may be empty.
+	HTTP string `json:"http,omitempty"`
+	// Group is "region/zone", "region" or empty.
+	Group string `json:"group,omitempty"`
+	// Status is the node's state.
+	Status Status `json:"status"`
+	// Users counts the sessions attached to the node.
+	Users int `json:"users"`
+	// Capacity is the most sessions the node admits.
+	Capacity int `json:"capacity"`
+	// Version is the node's software version.
+	Version string `json:"version,omitempty"`
+	// AgeMS is how many milliseconds old the last update about this node
+	// was when the directory was taken. It is set by Table.Nodes, not sent
+	// between servers.
+	AgeMS int64 `json:"age_ms"`
+}
+
+// Available reports whether a client may attach to n: it is up and has room.
+func (n Node) Available() bool {
+	return n.Status == Up && n.Users < n.Capacity
+}
+
+// Spare is the number of sessions n can still take, never below zero.
+func (n Node) Spare() int {
+	return max(n.Capacity-n.Users, 0)
+}
+
+// Load is users over capacity; a node without capacity counts as full (1).
+func (n Node) Load() float64 {
+	if n.Capacity <= 0 {
+		return 1
+	}
+	return float64(n.Users) / float64(n.Capacity)
+}
+
+// Region is the first part of Group ("eu" of "eu/a").
+func (n Node) Region() string {
+	region, _, _ := strings.Cut(n.Group, "/")
+	return region
+}
+
+// Entry is an update a node publishes about itself: its Node fields plus the
+// (Incarnation, Seq) pair that orders updates. A node picks a new, larger
+// Incarnation each time it starts and raises Seq with each update, so an
+// update is newer than another exactly when its pair is larger.
+type Entry struct {
+	Node
+	// Incarnation identifies one run of the node; larger is newer.
+	Incarnation uint64 `json:"inc"`
+	// Seq orders the updates within one incarnation; larger is newer.
+	Seq uint64 `json:"seq"`
+}
+
+// Newer reports whether e is ordered after o.
+func (e Entry) Newer(o Entry) bool {
+	if e.Incarnation != o.Incarnation {
+		return e.Incarnation > o.Incarnation
+	}
+	return e.Seq > o.Seq
+}
+
+// Validate reports what is wrong with an entry received from elsewhere.
+func (e Entry) Validate() error {
+	switch {
+	case e.ID == "":
+		return fmt.Errorf("directory: entry without id")
+	case e.Addr == "":
+		return fmt.Errorf("directory: entry %q without addr", e.ID)
+	case !e.Status.Valid():
+		return fmt.Errorf("directory: entry %q has unknown status %q", e.ID, e.Status)
+	case e.Users < 0 || e.Capacity < 0:
+		return fmt.Errorf("directory: entry %q has negative users or capacity", e.ID)
+	}
+	return nil
+}
+
+// Timeouts say how a Table treats silence from a peer.
+type Timeouts struct {
+	// DownAfter is how long a peer may stay silent before it is marked down.
+	DownAfter time.Duration
+	// RemoveAfter is how long a down peer stays in the table before it is
+	// forgotten.
+	RemoveAfter time.Duration
+}
+
+// DefaultTimeouts derives the timeouts from a heartbeat interval: a peer
+// that misses three heartbeats is down, and a down peer is kept for a
+// minute (at least 100 heartbeats) so clients and operators can see it.
+func DefaultTimeouts(heartbeat time.Duration) Timeouts {
+	return Timeouts{DownAfter: 3 * heartbeat, RemoveAfter: max(time.Minute, 100*heartbeat)}
+}
+
+// Kind says what an Apply or a Tick did to one entry.
+type Kind int
+
+// The kinds of change.
+const (
+	// Stale: the update was not newer than what the table holds; ignored.
+	Stale Kind = iota
+	// Added: a node the table did not know.
+	Added
+	// Refreshed: a newer update with the same status (users may differ).
+	Refreshed
+	// StatusChanged: a newer update, or a timeout, changed the status.
+	StatusChanged
+	// Removed: a down node was forgotten.
+	Removed
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Stale:
+		return "stale"
+	case Added:
+		return "added"
+	case Refreshed:
+		return "refreshed"
+	case StatusChanged:
+		return "status"
+	case Removed:
+		return "removed"
+	}
+	return fmt.Sprintf("kind(%d)", int(k))
+}
+
+// Change describes what happened to one node.
+type Change struct {
+	ID   string
+	Kind Kind
+	// From and To are the statuses before and after (From is empty when Added).
+	From, To Status
+}
+
+// Membership reports whether the change alters which nodes clients may pick
+// (a node came, went, or changed status), as opposed to a users refresh.
+func (c Change) Membership() bool {
+	return c.Kind == Added || c.Kind == StatusChanged || c.Kind == Removed
+}
+
+type record struct {
+	entry Entry
+	// heard is when the last update from the node arrived, by the caller's clock.
+	heard time.Time
+	// changed is when the entry's content last changed (for age_ms).
+	changed time.Time
+}
+
+// Table is one server's view of the directory. See the package doc.
+type Table struct {
+	self     string
+	timeouts Timeouts
+	records  map[string]*record
+}
+
+// NewTable returns an empty table for the node named self. The self entry
+// is never marked down by Tick: a node knows it is alive.
+func NewTable(self string, timeouts Timeouts) *Table {
+	return &Table{self: self, timeouts: timeouts, records: make(map[string]*record)}
+}
+
+// Apply merges an update received at now. An update that is not newer than
+// the one held is ignored (Kind Stale), so a late or repeated message never
+// overwrites newer state.
+func (t *Table) Apply(e Entry, now time.Time) Change {
+	e.AgeMS = 0
+	r, ok := t.records[e.ID]
+	if !ok {
+		t.records[e.ID] = &record{entry: e, heard: now, changed: now}
+		return Change{ID: e.ID, Kind: Added, To: e.Status}
+	}
+	if !e.Newer(r.entry) {
+		return Change{ID: e.ID, Kind: Stale, From: r.entry.Status, To: r.entry.Status}
+	}
+	from := r.entry.Status
+	if e.Node != r.entry.Node {
+		r.changed = now
+	}
+	r.entry = e
+	r.heard = now
+	if from != e.Status {
+		return Change{ID: e.ID, Kind: StatusChanged, From: from, To: e.Status}
+	}
+	return Change{ID: e.ID, Kind: Refreshed, From: from, To: e.Status}
+}
+
+// Tick applies the passage of time up to now: peers silent for DownAfter
+// become down, and peers down for RemoveAfter are forgotten. It returns
+// what changed, ordered by node ID.
+func (t *Table) Tick(now time.Time) []Change {
+	var changes []Change
+	for id, r := range t.records {
+		if id == t.self {
+			continue
+		}
+		silent := now.Sub(r.heard)
+		switch {
+		case r.entry.Status == Down && now.Sub(r.changed) >= t.timeouts.RemoveAfter && silent >= t.timeouts.RemoveAfter:
+			delete(t.records, id)
+			changes = append(changes, Change{ID: id, Kind: Removed, From: Down})
+		case r.entry.Status != Down && silent >= t.timeouts.DownAfter:
+			changes = append(changes, Change{ID: id, Kind: StatusChanged, From: r.entry.Status, To: Down})
+			r.entry.Status = Down
+			r.changed = now
+		}
+	}
+	slices.SortFunc(changes, func(a, b Change) int { return cmp.Compare(a.ID, b.ID) })
+	return changes
+}
+
+// Get returns the entry held for id.
+func (t *Table) Get(id string) (Entry, bool) {
+	r, ok := t.records[id]
+	if !ok {
+		return Entry{}, false
+	}
+	return r.entry, true
+}
+
+// Len is the number of nodes held, down ones included.
+func (t *Table) Len() int { return len(t.records) }
+
+// Nodes returns a copy of the directory as of now, sorted by ID, with AgeMS
+// set to the time since each entry last changed or was heard from.
+func (t *Table) Nodes(now time.Time) []Node {
+	nodes := make([]Node, 0, len(t.records))
+	for _, r := range t.records {
+		n := r.entry.Node
+		n.AgeMS = max(now.Sub(r.heard).Milliseconds(), 0)
+		nodes = append(nodes, n)
+	}
+	slices.SortFunc(nodes, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
+	return nodes
+}
+
+// Entries returns a copy of every entry held, sorted by ID.
+func (t *Table) Entries() []Entry {
+	entries := make([]Entry, 0, len(t.records))
+	for _, r := range t.records {
+		entries = append(entries, r.entry)
+	}
+	slices.SortFunc(entries, func(a, b Entry) int { return cmp.Compare(a.ID, b.ID) })
+	return entries
+}
+
+// StatusFor is the status a node reports about itself, given whether it has
+// finished starting, whether it is draining, and its users and capacity.
+func StatusFor(ready, draining bool, users, capacity int) Status {
+	switch {
+	case !ready:
+		return Starting
+	case draining:
+		return Draining
+	case users >= capacity:
+		return Full
+	}
+	return Up
+}

@@ -1,0 +1,17 @@
+// Package directory is the pure core of Switchboard's server directory: the
+// list of every node that serves one service, with its status, its users,
+// its capacity and its group.
+//
+// A Node is what clients see. An Entry is a Node plus the (incarnation,
+// sequence) pair that orders the updates a node publishes about itself. A
+// Table holds the entries one server knows; it is fed updates with Apply and
+// time with Tick, and it never reads a clock or touches a socket itself:
+//
+//	t := directory.NewTable("n1", directory.DefaultTimeouts(200*time.Millisecond))
+//	t.Apply(entry, now)  // an update from a peer (or from this node)
+//	t.Tick(now)          // marks silent peers down, later forgets them
+//	nodes := t.Nodes(now) // a sorted copy for a directory message
+//
+// A Table is not safe for concurrent use: one goroutine owns it (in the
+// server, the node's run loop) and hands out the copies Nodes returns.
+package directory

@@ -1,0 +1,199 @@
+package wire
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/switchboard/switchboard/directory"
+)
+
+// Version is the protocol version this package speaks.
+const Version = 1
+
+// MaxLine is the longest line, in bytes without its newline, that a peer
+// may send.
+const MaxLine = 64 << 10
+
+// Ops: what a message is. Clients send hello, attach, ping, join, leave and
+// text; servers send directory, attached, pong, error, text, ack, presence
+// and room.
+const (
+	OpHello     = "hello"
+	OpDirectory = "directory"
+	OpAttach    = "attach"
+	OpAttached  = "attached"
+	OpPing      = "ping"
+	OpPong      = "pong"
+	OpError     = "error"
+	OpJoin      = "join"
+	OpLeave     = "leave"
+	OpText      = "text"
+	OpAck       = "ack"
+	OpPresence  = "presence"
+	OpRoom      = "room"
+)
+
+// Error codes carried by error messages.
+const (
+	CodeLineTooLong = "line_too_long" // framing: the session is closed
+	CodeBadJSON     = "bad_json"
+	CodeBadUTF8     = "bad_utf8"
+	CodeUnknownOp   = "unknown_op"
+	CodeBadRequest  = "bad_request"
+	CodeVersion     = "version"        // the hello named a version the server does not speak
+	CodeNoHello     = "hello_required" // a message other than hello came first
+	CodeNotAttached = "not_attached"   // a room message before attach
+	CodeHelloTimout = "hello_timeout"  // no hello in time: the session is closed
+	CodeFull        = "full"           // carries a fresh directory
+	CodeDraining    = "draining"       // carries a fresh directory
+	CodeIdle        = "idle_timeout"   // the session was silent too long: closed
+	CodeLimit       = "limit"          // a per-session limit was passed
+	CodeRate        = "rate"           // text arrives faster than allowed
+	CodeShutdown    = "shutdown"       // the server is stopping: closed
+)
+
+// Directory is the body of a directory message: every node of the service
+// as the answering node knows it.
+type Directory struct {
+	// Service is the common service name.
+	Service string `json:"service"`
+	// Self is the ID of the node that answered.
+	Self string `json:"self"`
+	// Nodes lists every node, sorted by ID.
+	Nodes []directory.Node `json:"nodes"`
+}
+
+// Message is any protocol message; which fields are set depends on Op.
+// Unknown fields are ignored so that newer peers can add some.
+type Message struct {
+	Op string `json:"op"`
+	// V is the protocol version (hello, directory).
+	V int `json:"v,omitempty"`
+
+	// Client names the client software, "NAME/VERSION" (hello).
+	Client string `json:"client,omitempty"`
+	// Group is the client's preferred "region/zone" (hello).
+	Group string `json:"group,omitempty"`
+
+	// The directory fields (directory).
+	*Directory
+
+	// User is the user name (attach, attached, presence).
+	User string `json:"user,omitempty"`
+	// Node is the ID of the node a session is attached to (attached).
+	Node string `json:"node,omitempty"`
+	// Session identifies an attached session (attached).
+	Session string `json:"session,omitempty"`
+
+	// Code and Message describe an error (error); Dir is a fresh directory
+	// sent with full and draining errors.
+	Code    string     `json:"code,omitempty"`
+	Message string     `json:"message,omitempty"`
+	Dir     *Directory `json:"directory,omitempty"`
+
+	// Room names a conversation (join, leave, text, ack, presence, room).
+	Room string `json:"room,omitempty"`
+	// Seq is the sender's sequence number of a text chunk (text, ack).
+	Seq uint64 `json:"seq,omitempty"`
+	// T is the text of a chunk (text).
+	T string `json:"t,omitempty"`
+	// From is the sender of a delivered text chunk (text).
+	From string `json:"from,omitempty"`
+	// Event is "join" or "leave" (presence).
+	Event string `json:"event,omitempty"`
+	// State is a room's full state for a joiner (room).
+	State *RoomState `json:"state,omitempty"`
+}
+
+// RoomState is what a room looks like now: its last completed lines and
+// every participant's unfinished line.
+type RoomState struct {
+	// Lines are the last completed lines, oldest first.
+	Lines []Line `json:"lines"`
+	// Live maps each participant to their current, unfinished line.
+	Live map[string]string `json:"live"`
+	// Seqs maps each sender to the last seq the state includes.
+	Seqs map[string]uint64 `json:"seqs,omitempty"`
+	// Users lists who is in the room.
+	Users []string `json:"users"`
+}
+
+// Line is one completed line of a room.
+type Line struct {
+	From string `json:"from"`
+	Text string `json:"t"`
+}
+
+// Error is a protocol error: a code from the Code constants and a message
+// for people. Fatal errors close the session after they are sent.
+type Error struct {
+	Code  string
+	Text  string
+	Fatal bool
+}
+
+func (e *Error) Error() string { return "wire: " + e.Code + ": " + e.Text }
+
+// Errorf returns a non-fatal *Error with the given code.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Text: fmt.Sprintf(format, args...)}
+}
+
+// ErrorMessage turns err into the error message sent to a peer.
+func ErrorMessage(err error) Message {
+	var we *Error
+	if errors.As(err, &we) {
+		return Message{Op: OpError, Code: we.Code, Message: we.Text}
+	}
+	return Message{Op: OpError, Code: CodeBadRequest, Message: err.Error()}
+}
+
+var knownOps = map[string]bool{
+	OpHello: true, OpDirectory: true, OpAttach: true, OpAttached: true,
+	OpPing: true, OpPong: true, OpError: true, OpJoin: true, OpLeave: true,
+	OpText: true, OpAck: true, OpPresence: true, OpRoom: true,
+}
+
+// Decode parses one line (without its newline). It checks that the line is
+// valid UTF-8, one JSON object, and names a known op.
+func Decode(line []byte) (Message, error) {
+	var m Message
+	if !utf8.Valid(line) {
+		return m, Errorf(CodeBadUTF8, "line is not valid UTF-8")
+	}
+	if err := json.Unmarshal(line, &m); err != nil {
+		return Message{}, Errorf(CodeBadJSON, "line is not a JSON object: %v", err)
+	}
+	if m.Op == "" {
+		return m, Errorf(CodeBadRequest, `message has no "op"`)
+	}
+	if !knownOps[m.Op] {
+		return m, Errorf(CodeUnknownOp, "unknown op %q", truncate(m.Op, 64))
+	}
+	return m, nil
+}
+
+// Append encodes m as one JSON line, newline included, appended to buf.
+func Append(buf []byte, m Message) ([]byte, error) {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return buf, fmt.Errorf("wire: encoding %s message: %w", m.Op, err)
+	}
+	buf = append(buf, b...)
+	return append(buf, '\n'), nil
+}
+
+// Encode returns m as one JSON line, newline included.
+func Encode(m Message) ([]byte, error) { return Append(nil, m) }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
