@@ -1,0 +1,146 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/switchboard/switchboard/wire"
+)
+
+// Dialer opens connections; *net.Dialer satisfies it, and tests pass
+// dialers that inject faults.
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Conn is one protocol connection to a node: it writes messages and reads
+// them, one line each. Send may be called from any goroutine; Recv from one
+// goroutine at a time.
+type Conn struct {
+	conn net.Conn
+	lr   *wire.LineReader
+	addr string
+
+	wmu sync.Mutex
+	buf []byte
+}
+
+// DialConn connects to addr (HOST:PORT) with d (a *net.Dialer when nil).
+func DialConn(ctx context.Context, d Dialer, addr string) (*Conn, error) {
+	if d == nil {
+		d = &net.Dialer{}
+	}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("client: connecting to %s: %w", addr, err)
+	}
+	if tcp, ok := c.(*net.TCPConn); ok {
+		_ = tcp.SetNoDelay(true)
+	}
+	return &Conn{conn: c, lr: wire.NewLineReader(c, wire.MaxLine), addr: addr}, nil
+}
+
+// Addr is the address the connection was dialed to.
+func (c *Conn) Addr() string { return c.addr }
+
+// Send writes one message.
+func (c *Conn) Send(m wire.Message) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	var err error
+	c.buf, err = wire.Append(c.buf[:0], m)
+	if err != nil {
+		return err
+	}
+	if _, err := c.conn.Write(c.buf); err != nil {
+		return fmt.Errorf("client: sending %s to %s: %w", m.Op, c.addr, err)
+	}
+	return nil
+}
+
+// Recv reads the next message. A deadline in ctx bounds the read.
+func (c *Conn) Recv(ctx context.Context) (wire.Message, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.conn.SetReadDeadline(dl)
+	} else {
+		_ = c.conn.SetReadDeadline(time.Time{})
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	line, err := c.lr.Next()
+	if err != nil {
+		if ctx.Err() != nil {
+			return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, ctx.Err())
+		}
+		return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, err)
+	}
+	m, err := wire.Decode(line)
+	if err != nil {
+		return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, err)
+	}
+	return m, nil
+}
+
+// Close closes the connection.
+func (c *Conn) Close() error { return c.conn.Close() }
+
+// ServerError is an error message a node sent.
+type ServerError struct {
+	Code    string
+	Message string
+	// Directory is the fresh directory sent with full and draining errors.
+	Directory *wire.Directory
+}
+
+func (e *ServerError) Error() string { return "client: server said " + e.Code + ": " + e.Message }
+
+// asError turns an error message into a *ServerError.
+func asError(m wire.Message) error {
+	return &ServerError{Code: m.Code, Message: m.Message, Directory: m.Dir}
+}
+
+// Hello says hello on c and returns the directory it answers with.
+func (c *Conn) Hello(ctx context.Context, clientName, group string) (*wire.Directory, error) {
+	if err := c.Send(wire.Message{Op: wire.OpHello, V: wire.Version, Client: clientName, Group: group}); err != nil {
+		return nil, err
+	}
+	for {
+		m, err := c.Recv(ctx)
+		if err != nil {
+			return nil, err
+		}
+		switch m.Op {
+		case wire.OpDirectory:
+			if m.Directory == nil {
+				return nil, fmt.Errorf("client: empty directory from %s", c.addr)
+			}
+			return m.Directory, nil
+		case wire.OpError:
+			return nil, asError(m)
+		}
+	}
+}
+
+// FetchDirectory connects to addr, says hello and returns the directory.
+func FetchDirectory(ctx context.Context, d Dialer, addr string) (*wire.Directory, error) {
+	c, err := DialConn(ctx, d, addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	dir, err := c.Hello(ctx, UserAgent, "")
+	if err != nil {
+		return nil, err
+	}
+	return dir, nil
+}
+
+// UserAgent is the client name sent in hello.
+const UserAgent = "switchboard-go/1"
+
+// ErrClosed is returned by a Session's methods after Close.
+var ErrClosed = errors.New("client: session closed")

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/wire"
+)
+
+func runDir(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dir", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	via := fs.String("via", node.DefaultListen, "a node's client address HOST:PORT to ask")
+	asJSON := fs.Bool("json", false, "print the directory message as JSON")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	dir, err := client.FetchDirectory(ctx, nil, *via)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(wire.Message{Op: wire.OpDirectory, V: wire.Version, Directory: dir})
+	}
+	return printDirectory(stdout, dir)
+}
+
+// printDirectory writes the directory as an aligned table.
+func printDirectory(w io.Writer, dir *wire.Directory) error {
+	fmt.Fprintf(w, "service %s, answered by %s, %d nodes\n\n", dir.Service, dir.Self, len(dir.Nodes))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDR\tGROUP\tSTATUS\tUSERS\tCAPACITY\tLOAD\tAGE\tVERSION\t")
+	for _, n := range dir.Nodes {
+		self := ""
+		if n.ID == dir.Self {
+			self = " *"
+		}
+		fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t\n", n.ID, self, n.Addr, dash(n.Group), n.Status,
+			n.Users, n.Capacity, strconv.FormatFloat(100*n.Load(), 'f', 1, 64)+"%", (time.Duration(n.AgeMS) * time.Millisecond).String(), dash(n.Version))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

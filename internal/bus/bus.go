@@ -1,0 +1,201 @@
+// Package bus connects a Switchboard node to the engine that carries
+// traffic between servers: an embedded NATS server clustered by routes with
+// the other nodes (the default), or an external NATS cluster.
+//
+// Open starts the embedded server (or dials the external one) and returns a
+// Bus holding one NATS connection; Close drains that connection and stops
+// the embedded server. Open blocks until the connection is usable; routes
+// to peers form in the background.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Config says which engine to use and how to reach it.
+type Config struct {
+	// Name names this server in the NATS cluster (the node ID).
+	Name string
+	// ClusterName is shared by every node of one service.
+	ClusterName string
+	// Cluster is the route listener, HOST:PORT; empty means no clustering
+	// (a one-node cluster). ":0" and "HOST:0" pick a free port.
+	Cluster string
+	// Join lists seed nodes' cluster addresses, HOST:PORT.
+	Join []string
+	// External is a NATS URL (nats://...); when set no server is embedded.
+	External string
+	// JetStream enables JetStream on the embedded server, storing under
+	// StoreDir.
+	JetStream bool
+	// StoreDir is where the embedded JetStream keeps its files.
+	StoreDir string
+	// StartTimeout bounds how long Open waits for the embedded server
+	// (default 10 s).
+	StartTimeout time.Duration
+	// Logger receives the engine's warnings and errors.
+	Logger *slog.Logger
+}
+
+// Bus is an open connection to the engine.
+type Bus struct {
+	// Conn is the NATS connection; it is safe for concurrent use.
+	Conn   *nats.Conn
+	server *server.Server
+}
+
+// Open starts or dials the engine described by cfg.
+func Open(ctx context.Context, cfg Config) (*Bus, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 10 * time.Second
+	}
+	if cfg.External != "" {
+		nc, err := nats.Connect(cfg.External,
+			nats.Name(cfg.Name),
+			nats.MaxReconnects(-1),
+			nats.ReconnectWait(100*time.Millisecond),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("bus: connecting to %s: %w", cfg.External, err)
+		}
+		return &Bus{Conn: nc}, nil
+	}
+	opts, err := serverOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("bus: configuring embedded NATS: %w", err)
+	}
+	ns.SetLoggerV2(&logAdapter{log: cfg.Logger.With("component", "nats")}, false, false, false)
+	ns.Start()
+	if !ns.ReadyForConnections(cfg.StartTimeout) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("bus: embedded NATS not ready after %v (is %s free?)", cfg.StartTimeout, cfg.Cluster)
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name(cfg.Name), nats.MaxReconnects(-1))
+	if err != nil {
+		ns.Shutdown()
+		return nil, fmt.Errorf("bus: connecting in process: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		nc.Close()
+		ns.Shutdown()
+		return nil, err
+	}
+	return &Bus{Conn: nc, server: ns}, nil
+}
+
+func serverOptions(cfg Config) (*server.Options, error) {
+	opts := &server.Options{
+		ServerName: cfg.Name,
+		DontListen: true,
+		NoSigs:     true,
+		NoLog:      false,
+		JetStream:  cfg.JetStream,
+		StoreDir:   cfg.StoreDir,
+	}
+	if cfg.Cluster == "" {
+		if len(cfg.Join) > 0 {
+			return nil, errors.New("bus: joining peers needs a cluster listener")
+		}
+		return opts, nil
+	}
+	host, portText, err := net.SplitHostPort(cfg.Cluster)
+	if err != nil {
+		return nil, fmt.Errorf("bus: cluster address %q: %w", cfg.Cluster, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("bus: cluster address %q: bad port", cfg.Cluster)
+	}
+	if port == 0 {
+		port = -1 // nats-server's "pick a random port"
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	opts.Cluster = server.ClusterOpts{
+		Name: sanitizeClusterName(cfg.ClusterName),
+		Host: host,
+		Port: port,
+		// Peers learn each other's routes through gossip; reconnect quickly.
+		ConnectRetries: -1,
+	}
+	for _, seed := range cfg.Join {
+		seed = strings.TrimSpace(seed)
+		if seed == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(seed); err != nil {
+			return nil, fmt.Errorf("bus: join address %q: %w", seed, err)
+		}
+		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats", Host: seed})
+	}
+	return opts, nil
+}
+
+// sanitizeClusterName keeps a NATS cluster name free of spaces and dots.
+func sanitizeClusterName(name string) string {
+	if name == "" {
+		return "switchboard"
+	}
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '.' || r == '*' || r == '>' {
+			return '_'
+		}
+		return r
+	}, name)
+}
+
+// ClusterAddr is the bound route listener, or nil without clustering.
+func (b *Bus) ClusterAddr() *net.TCPAddr {
+	if b.server == nil {
+		return nil
+	}
+	return b.server.ClusterAddr()
+}
+
+// Routes counts the embedded server's routes to peers.
+func (b *Bus) Routes() int {
+	if b.server == nil {
+		return 0
+	}
+	return b.server.NumRoutes()
+}
+
+// Close drains the connection and stops the embedded server.
+func (b *Bus) Close() {
+	if b.Conn != nil {
+		b.Conn.Close()
+	}
+	if b.server != nil {
+		b.server.Shutdown()
+		b.server.WaitForShutdown()
+	}
+}
+
+// logAdapter routes nats-server's log lines to slog.
+type logAdapter struct{ log *slog.Logger }
+
+func (l *logAdapter) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *logAdapter) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l *logAdapter) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *logAdapter) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *logAdapter) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *logAdapter) Tracef(format string, v ...any)  {}

@@ -1,0 +1,143 @@
+package dnsserver
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/switchboard/switchboard/directory"
+)
+
+// Defaults used by DefaultConfig and by validation for zero fields.
+const (
+	// DefaultAddr is where the responder listens when Config.Addr is empty:
+	// the DNS port on every interface (binding it needs privileges).
+	DefaultAddr = ":53"
+	// DefaultTTL is the TTL of every record served when Config.TTL is zero.
+	DefaultTTL = 5 * time.Second
+	// DefaultMaxUDPSize is the largest UDP reply sent when Config.MaxUDPSize
+	// is zero, whatever larger size a client offers in EDNS0.
+	DefaultMaxUDPSize = 4096
+)
+
+// SRVLabel is the service and protocol labels put in front of the zone to
+// form the SRV owner name: _switchboard._tcp.<zone>.
+const SRVLabel = "_switchboard._tcp"
+
+// NodeLabel is the label under which per-node host names live:
+// <node>.node.<zone>. SRV targets point there.
+const NodeLabel = "node"
+
+// Config says what a Server answers for and where it listens. The zero value
+// of every field but Zone and Nodes means its default.
+type Config struct {
+	// Zone is the service name the server is authoritative for, e.g.
+	// "chat.local" (a trailing dot is optional; case does not matter).
+	// Required.
+	Zone string
+	// Addr is the HOST:PORT to listen on, for UDP and TCP alike. Port 0 picks
+	// a free port (the same for both); Server.Addr reports it. Default ":53".
+	Addr string
+	// TTL is the time to live of every record served, in whole seconds
+	// (anything finer is cut off), at least 1s. It is also the negative
+	// caching time in the SOA. Default 5s.
+	TTL time.Duration
+	// MaxUDPSize caps, in bytes, the UDP reply size a client may ask for with
+	// EDNS0; a client without EDNS0 gets at most 512 bytes. Replies that do
+	// not fit are truncated (TC bit) and the client retries over TCP.
+	// Between 512 and 65535. Default 4096.
+	MaxUDPSize int
+	// Nodes returns the directory as it is now. It is called on every query,
+	// from the server's goroutines, concurrently, so it must be safe for
+	// concurrent use and must not block: load an immutable snapshot from an
+	// atomic.Pointer. The slice returned must not be modified afterwards; the
+	// server caches the answers built from it for as long as the same slice
+	// (or one with the same content) comes back. Required.
+	Nodes func() []directory.Node
+	// NS is the host name of the name server put in the SOA and NS records.
+	// Default "ns.<Zone>". When it lies inside the zone the server answers
+	// A/AAAA for it with NSAddrs.
+	NS string
+	// NSAddrs are the addresses served for NS when NS lies inside the zone.
+	// Default: the IP the server is bound to if Addr names one; otherwise
+	// the addresses of the available nodes (every node runs a responder).
+	NSAddrs []netip.Addr
+	// Logger receives start, stop and serve errors. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a Config with every default filled in for the
+// service name zone, answering from nodes.
+func DefaultConfig(zone string, nodes func() []directory.Node) Config {
+	return Config{
+		Zone:       zone,
+		Addr:       DefaultAddr,
+		TTL:        DefaultTTL,
+		MaxUDPSize: DefaultMaxUDPSize,
+		Nodes:      nodes,
+		NS:         "ns." + dns.Fqdn(zone),
+		Logger:     slog.New(slog.DiscardHandler),
+	}
+}
+
+// validate fills the zero fields of c with defaults, normalises names and
+// reports the first thing that makes no sense.
+func (c *Config) validate() error {
+	if c.Zone == "" || c.Zone == "." {
+		return errors.New("dnsserver: config: Zone is required")
+	}
+	if _, ok := dns.IsDomainName(c.Zone); !ok {
+		return fmt.Errorf("dnsserver: config: Zone %q is not a domain name", c.Zone)
+	}
+	c.Zone = dns.CanonicalName(c.Zone)
+	if c.Nodes == nil {
+		return errors.New("dnsserver: config: Nodes is required")
+	}
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	_, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return fmt.Errorf("dnsserver: config: Addr %q: %w", c.Addr, err)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("dnsserver: config: Addr %q: port %q is not a number from 0 to 65535", c.Addr, port)
+	}
+	switch {
+	case c.TTL == 0:
+		c.TTL = DefaultTTL
+	case c.TTL < time.Second:
+		return fmt.Errorf("dnsserver: config: TTL %v is below 1s", c.TTL)
+	case c.TTL/time.Second > 1<<31-1:
+		return fmt.Errorf("dnsserver: config: TTL %v is too large", c.TTL)
+	}
+	c.TTL = c.TTL.Truncate(time.Second)
+	switch {
+	case c.MaxUDPSize == 0:
+		c.MaxUDPSize = DefaultMaxUDPSize
+	case c.MaxUDPSize < dns.MinMsgSize || c.MaxUDPSize > dns.MaxMsgSize:
+		return fmt.Errorf("dnsserver: config: MaxUDPSize %d is outside %d..%d", c.MaxUDPSize, dns.MinMsgSize, dns.MaxMsgSize)
+	}
+	if c.NS == "" {
+		c.NS = "ns." + c.Zone
+	}
+	if _, ok := dns.IsDomainName(c.NS); !ok || c.NS == "." {
+		return fmt.Errorf("dnsserver: config: NS %q is not a host name", c.NS)
+	}
+	c.NS = dns.CanonicalName(c.NS)
+	for _, a := range c.NSAddrs {
+		if !a.IsValid() || a.Unmap().IsUnspecified() {
+			return fmt.Errorf("dnsserver: config: NSAddrs holds the unusable address %v", a)
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}

@@ -1,0 +1,18 @@
+// Package node is one Switchboard server: it listens for clients, admits
+// sessions up to its capacity, keeps the directory of every node of its
+// service current with its peers over the bus, and serves that directory
+// to clients, to HTTP and to DNS.
+//
+// New checks a Config; Start binds the listeners, opens the bus and starts
+// the goroutines; Close says goodbye to the peers and stops everything.
+//
+//	n, err := node.New(cfg)
+//	if err := n.Start(ctx); err != nil { ... }
+//	defer n.Close(context.Background())
+//
+// Concurrency: one goroutine (run) owns the directory table and publishes
+// immutable snapshots through an atomic pointer that every hello reads
+// without locks. Each client connection has one goroutine reading it;
+// writes to a client go through the session's queue, drained by the reader
+// itself or, for pushed messages, by a short-lived writer goroutine.
+package node

@@ -1,0 +1,179 @@
+package node
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// run owns the directory table. It applies the peers' entries, publishes
+// this node's entry on change (coalesced) and as a heartbeat, marks silent
+// peers down, and pushes fresh directories to attached clients when the
+// membership changes.
+func (n *Node) run() {
+	cfg := n.cfg
+	table := directory.NewTable(cfg.ID, directory.Timeouts{DownAfter: 3 * cfg.Heartbeat, RemoveAfter: cfg.RemoveAfter})
+	heartbeat := time.NewTicker(cfg.Heartbeat)
+	defer heartbeat.Stop()
+	check := time.NewTicker(max(cfg.Heartbeat/8, time.Millisecond))
+	defer check.Stop()
+	readyTimer := time.NewTimer(cfg.Heartbeat)
+	defer readyTimer.Stop()
+	publishTimer := newStoppedTimer()
+	defer publishTimer.Stop()
+	pushTimer := newStoppedTimer()
+	defer pushTimer.Stop()
+	var publishPending, pushPending bool
+
+	schedulePublish := func() {
+		if !publishPending {
+			publishPending = true
+			publishTimer.Reset(cfg.Coalesce)
+		}
+	}
+	schedulePush := func() {
+		if !pushPending {
+			pushPending = true
+			pushTimer.Reset(cfg.PushDelay)
+		}
+	}
+	note := func(c directory.Change) {
+		if c.Kind == directory.Stale {
+			return
+		}
+		n.metrics.changes.WithLabelValues(c.Kind.String()).Inc()
+		if c.Membership() {
+			n.log.Debug("directory change", "peer", c.ID, "kind", c.Kind.String(), "from", c.From, "to", c.To)
+			schedulePush()
+		}
+	}
+	apply := func(e directory.Entry, now time.Time) {
+		c := table.Apply(e, now)
+		note(c)
+		if c.Kind == directory.Added && e.ID != cfg.ID {
+			// A newcomer: tell it about us without waiting for a heartbeat.
+			schedulePublish()
+		}
+	}
+	publish := func(now time.Time) {
+		apply(n.publishSelf(now, n.Status()), now)
+	}
+
+	now := time.Now()
+	publish(now)
+	if err := n.bus.Conn.Publish(n.subject("sync"), nil); err != nil {
+		n.log.Warn("asking peers for their entries", "err", err)
+	}
+	n.view.Store(&view{nodes: table.Nodes(now), taken: now})
+
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case e := <-n.inbox:
+			now = time.Now()
+			n.metrics.received.Inc()
+			apply(e, now)
+			// Apply whatever else is waiting before taking a snapshot.
+		drain:
+			for range cap(n.inbox) {
+				select {
+				case e := <-n.inbox:
+					n.metrics.received.Inc()
+					apply(e, now)
+				default:
+					break drain
+				}
+			}
+		case <-n.syncReq:
+			now = time.Now()
+			publish(now)
+		case <-n.changed:
+			schedulePublish()
+			continue
+		case <-publishTimer.C:
+			publishPending = false
+			now = time.Now()
+			publish(now)
+		case <-heartbeat.C:
+			now = time.Now()
+			publish(now)
+		case <-readyTimer.C:
+			n.ready.Store(true)
+			now = time.Now()
+			publish(now)
+		case <-check.C:
+			now = time.Now()
+			changes := table.Tick(now)
+			if len(changes) == 0 {
+				continue
+			}
+			for _, c := range changes {
+				n.log.Info("peer changed", "peer", c.ID, "kind", c.Kind.String(), "to", c.To)
+				note(c)
+			}
+		case <-pushTimer.C:
+			pushPending = false
+			n.pushDirectory()
+			continue
+		}
+		n.view.Store(&view{nodes: table.Nodes(now), taken: now})
+	}
+}
+
+// publishSelf publishes this node's entry with the given status and
+// returns it. It may be called from run and, once, from Close.
+func (n *Node) publishSelf(now time.Time, status directory.Status) directory.Entry {
+	e := directory.Entry{
+		Node: directory.Node{
+			ID:       n.cfg.ID,
+			Addr:     n.addr,
+			HTTP:     n.HTTPAddr(),
+			Group:    n.cfg.Group,
+			Status:   status,
+			Users:    int(n.users.Load()),
+			Capacity: n.cfg.Capacity,
+			Version:  n.cfg.Version,
+		},
+		Incarnation: n.incarnation,
+		Seq:         n.seq.Add(1),
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		n.log.Error("encoding own entry", "err", err)
+		return e
+	}
+	if err := n.bus.Conn.Publish(n.subject("entry"), data); err != nil {
+		n.log.Warn("publishing own entry", "err", err)
+	}
+	return e
+}
+
+// pushDirectory sends the current directory to every attached session.
+func (n *Node) pushDirectory() {
+	line, err := wire.Encode(wire.Message{Op: wire.OpDirectory, V: wire.Version, Directory: n.Directory()})
+	if err != nil {
+		n.log.Error("encoding directory push", "err", err)
+		return
+	}
+	n.sessionsMu.Lock()
+	targets := make([]*session, 0, len(n.sessions))
+	for s := range n.sessions {
+		if s.attached.Load() {
+			targets = append(targets, s)
+		}
+	}
+	n.sessionsMu.Unlock()
+	for _, s := range targets {
+		s.push(line)
+	}
+	n.metrics.pushes.Add(float64(len(targets)))
+}
+
+func newStoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}

@@ -1,0 +1,366 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/bus"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// Node is one running server. Its methods are safe for concurrent use.
+type Node struct {
+	cfg         Config
+	log         *slog.Logger
+	incarnation uint64
+	seq         atomic.Uint64
+
+	listener net.Listener
+	addr     string // advertised client address
+	httpSrv  *http.Server
+	httpLn   net.Listener
+	bus      *bus.Bus
+	subs     []*nats.Subscription
+	dns      interface{ Shutdown(context.Context) error }
+	dnsAddr  string
+
+	// Self state read by the run loop; written by sessions and operators.
+	users    atomic.Int64
+	draining atomic.Bool
+	ready    atomic.Bool
+	changed  chan struct{} // users or draining changed: publish soon
+
+	inbox   chan directory.Entry
+	syncReq chan struct{}
+	view    atomic.Pointer[view]
+
+	sessionsMu sync.Mutex
+	sessions   map[*session]struct{}
+	nextID     atomic.Uint64
+
+	metrics *metrics
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+}
+
+// view is an immutable snapshot of the directory, published by run.
+type view struct {
+	nodes []directory.Node // AgeMS as of taken
+	taken time.Time
+}
+
+// New checks cfg and prepares a node; Start runs it.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		incarnation: uint64(time.Now().UnixNano()),
+		changed:     make(chan struct{}, 1),
+		inbox:       make(chan directory.Entry, 1024),
+		syncReq:     make(chan struct{}, 1),
+		sessions:    make(map[*session]struct{}),
+	}
+	n.view.Store(&view{taken: time.Now()})
+	return n, nil
+}
+
+// subjects of the directory exchange for one service.
+func (n *Node) subject(kind string) string {
+	return "switchboard." + strings.ReplaceAll(n.cfg.Service, ".", "_") + ".dir." + kind
+}
+
+// Start binds the listeners, joins the bus and starts serving. It returns
+// once the node accepts clients; the node reports itself up after its
+// first exchange with its peers.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.cancel()
+			n.stopListeners()
+			n.wg.Wait()
+			if n.bus != nil {
+				n.bus.Close()
+			}
+		}
+	}()
+	n.listener, err = net.Listen("tcp", n.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("node: listening for clients: %w", err)
+	}
+	n.addr = advertised(n.cfg.Advertise, n.listener.Addr())
+	if n.cfg.ID == "" {
+		n.cfg.ID = n.addr
+	}
+	n.log = n.log.With("node", n.cfg.ID)
+	if n.cfg.HTTP != "" {
+		if n.httpLn, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
+			return fmt.Errorf("node: listening for HTTP: %w", err)
+		}
+	}
+	dataDir := n.cfg.DataDir
+	if dataDir == "" {
+		dataDir = os.TempDir() + "/switchboard-" + sanitize(n.cfg.ID)
+	}
+	n.bus, err = bus.Open(ctx, bus.Config{
+		Name:        sanitize(n.cfg.ID),
+		ClusterName: n.cfg.Service,
+		Cluster:     n.cfg.Cluster,
+		Join:        n.cfg.Join,
+		External:    n.cfg.Bus,
+		StoreDir:    dataDir,
+		Logger:      n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.metrics = newMetrics(n)
+	if err := n.subscribe(); err != nil {
+		return err
+	}
+	if n.cfg.DNS != "" {
+		if err := n.startDNS(ctx); err != nil {
+			return err
+		}
+	}
+	if n.httpLn != nil {
+		n.httpSrv = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+		n.wg.Go(func() {
+			if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				n.log.Error("HTTP server stopped", "err", err)
+			}
+		})
+	}
+	n.wg.Go(n.run)
+	n.wg.Go(n.acceptLoop)
+	n.log.Info("node started", "service", n.cfg.Service, "listen", n.addr, "http", n.HTTPAddr(), "cluster", n.ClusterAddr(), "dns", n.dnsAddr)
+	return nil
+}
+
+func (n *Node) subscribe() error {
+	nc := n.bus.Conn
+	sub, err := nc.Subscribe(n.subject("entry"), func(m *nats.Msg) {
+		var e directory.Entry
+		if err := json.Unmarshal(m.Data, &e); err != nil {
+			n.log.Warn("dropping a malformed directory entry", "err", err)
+			return
+		}
+		if err := e.Validate(); err != nil {
+			n.log.Warn("dropping an invalid directory entry", "err", err)
+			return
+		}
+		select {
+		case n.inbox <- e:
+		case <-n.ctx.Done():
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("node: subscribing to directory entries: %w", err)
+	}
+	n.subs = append(n.subs, sub)
+	sub, err = nc.Subscribe(n.subject("sync"), func(*nats.Msg) {
+		select {
+		case n.syncReq <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("node: subscribing to sync requests: %w", err)
+	}
+	n.subs = append(n.subs, sub)
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("node: flushing subscriptions: %w", err)
+	}
+	return nil
+}
+
+// ID is the node's ID.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// Service is the common service name.
+func (n *Node) Service() string { return n.cfg.Service }
+
+// Addr is the advertised client address.
+func (n *Node) Addr() string { return n.addr }
+
+// HTTPAddr is the bound HTTP address, or "" when HTTP is off.
+func (n *Node) HTTPAddr() string {
+	if n.httpLn == nil {
+		return ""
+	}
+	return n.httpLn.Addr().String()
+}
+
+// ClusterAddr is the bound route listener, or "" without one.
+func (n *Node) ClusterAddr() string {
+	if n.bus == nil {
+		return ""
+	}
+	if a := n.bus.ClusterAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// DNSAddr is the DNS responder's bound address, or "" when it is off.
+func (n *Node) DNSAddr() string { return n.dnsAddr }
+
+// Users is the number of attached sessions.
+func (n *Node) Users() int { return int(n.users.Load()) }
+
+// Ready reports whether the node has finished starting.
+func (n *Node) Ready() bool { return n.ready.Load() }
+
+// Status is the status the node reports about itself.
+func (n *Node) Status() directory.Status {
+	if n.closed.Load() {
+		return directory.Down
+	}
+	return directory.StatusFor(n.ready.Load(), n.draining.Load(), int(n.users.Load()), n.cfg.Capacity)
+}
+
+// SetDraining turns draining on or off: a draining node admits no new
+// sessions and leaves the directory's available nodes, while its attached
+// sessions stay.
+func (n *Node) SetDraining(on bool) {
+	if n.draining.Swap(on) != on {
+		n.log.Info("draining", "on", on)
+		n.notifyChange()
+	}
+}
+
+// Nodes returns the current directory, with ages as of now.
+func (n *Node) Nodes() []directory.Node {
+	v := n.view.Load()
+	elapsed := time.Since(v.taken).Milliseconds()
+	nodes := make([]directory.Node, len(v.nodes))
+	for i, node := range v.nodes {
+		node.AgeMS += elapsed
+		nodes[i] = node
+	}
+	return nodes
+}
+
+// availableNodes is the lock-free, allocation-light read the DNS responder
+// makes on every query; AgeMS is not adjusted.
+func (n *Node) availableNodes() []directory.Node { return n.view.Load().nodes }
+
+// Directory returns the directory message a hello is answered with.
+func (n *Node) Directory() *wire.Directory {
+	return &wire.Directory{Service: n.cfg.Service, Self: n.cfg.ID, Nodes: n.Nodes()}
+}
+
+func (n *Node) notifyChange() {
+	select {
+	case n.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Close tells the peers this node is leaving, closes every session and
+// stops the node. It waits for its goroutines until ctx ends.
+func (n *Node) Close(ctx context.Context) error {
+	if n.closed.Swap(true) || n.cancel == nil {
+		return nil
+	}
+	// Say goodbye first so peers drop this node at once rather than after
+	// missed heartbeats.
+	n.publishSelf(time.Now(), directory.Down)
+	if n.bus != nil {
+		_ = n.bus.Conn.FlushTimeout(time.Second)
+	}
+	return n.shutdown(ctx, wire.Errorf(wire.CodeShutdown, "server is shutting down"))
+}
+
+// Halt stops the node without a goodbye, as a crash would look to its
+// peers (who must notice the missed heartbeats) and its clients (whose
+// connections drop). For failure tests.
+func (n *Node) Halt() {
+	if n.closed.Swap(true) || n.cancel == nil {
+		return
+	}
+	_ = n.shutdown(context.Background(), nil)
+}
+
+func (n *Node) shutdown(ctx context.Context, reason *wire.Error) error {
+	n.cancel()
+	n.stopListeners()
+	if n.bus != nil {
+		for _, s := range n.subs {
+			_ = s.Unsubscribe()
+		}
+	}
+	n.sessionsMu.Lock()
+	sessions := make([]*session, 0, len(n.sessions))
+	for s := range n.sessions {
+		sessions = append(sessions, s)
+	}
+	n.sessionsMu.Unlock()
+	for _, s := range sessions {
+		s.close(reason)
+	}
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("node: waiting for goroutines: %w", ctx.Err())
+	}
+	if n.bus != nil {
+		n.bus.Close()
+	}
+	n.log.Info("node stopped")
+	return err
+}
+
+func (n *Node) stopListeners() {
+	if n.listener != nil {
+		_ = n.listener.Close()
+	}
+	if n.httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = n.httpSrv.Shutdown(sctx)
+		cancel()
+	} else if n.httpLn != nil {
+		_ = n.httpLn.Close()
+	}
+	if n.dns != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = n.dns.Shutdown(sctx)
+		cancel()
+	}
+}
+
+// Registry is the node's Prometheus registry.
+func (n *Node) Registry() *prometheus.Registry { return n.metrics.registry }
+
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
+			return r
+		}
+		return '-'
+	}, s)
+}

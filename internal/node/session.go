@@ -1,0 +1,345 @@
+package node
+
+import (
+	"errors"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode"
+
+	"github.com/switchboard/switchboard/wire"
+)
+
+// MaxUserName is the longest user name accepted, in bytes.
+const MaxUserName = 64
+
+// acceptLoop accepts client connections until the listener closes.
+func (n *Node) acceptLoop() {
+	var backoff time.Duration
+	for {
+		conn, err := n.listener.Accept()
+		if err != nil {
+			if n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of descriptors or similar: wait a little, then go on.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			n.log.Warn("accepting a client", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-n.ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		s := n.newSession(conn)
+		if s == nil {
+			continue
+		}
+		n.wg.Go(s.serve)
+	}
+}
+
+// session is one client connection.
+type session struct {
+	n    *Node
+	conn net.Conn
+
+	// Owned by the reader goroutine (serve).
+	helloDone bool
+	user      string
+	id        string
+
+	attached atomic.Bool
+
+	mu      sync.Mutex // guards the fields below
+	queue   []byte     // encoded lines waiting to be written
+	writing bool       // a goroutine is writing; others append to queue
+	closed  bool
+}
+
+func (n *Node) newSession(conn net.Conn) *session {
+	s := &session{n: n, conn: conn}
+	n.sessionsMu.Lock()
+	defer n.sessionsMu.Unlock()
+	if n.ctx.Err() != nil {
+		_ = conn.Close()
+		return nil
+	}
+	n.sessions[s] = struct{}{}
+	n.metrics.connections.Inc()
+	return s
+}
+
+// ServeConn serves one client connection (a TCP connection or a
+// WebSocket adapted to net.Conn) until it closes. It blocks.
+func (n *Node) ServeConn(conn net.Conn) {
+	if s := n.newSession(conn); s != nil {
+		s.serve()
+	}
+}
+
+// serve reads and answers the client's lines until the connection ends.
+func (s *session) serve() {
+	defer s.finish()
+	cfg := s.n.cfg
+	lr := wire.NewLineReader(s.conn, cfg.MaxLine)
+	_ = s.conn.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
+	for {
+		line, err := lr.Next()
+		if err != nil {
+			s.closeAndLinger(s.readError(err))
+			return
+		}
+		msg, err := wire.Decode(line)
+		if err != nil {
+			s.n.metrics.badInput.Inc()
+			s.reply(wire.ErrorMessage(err))
+			continue
+		}
+		if fatal := s.handle(msg); fatal != nil {
+			s.closeAndLinger(fatal)
+			return
+		}
+		if s.helloDone {
+			_ = s.conn.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		}
+		lr.Shrink()
+	}
+}
+
+// readError turns a read failure into the error sent before closing, or
+// nil when the peer simply went away.
+func (s *session) readError(err error) *wire.Error {
+	var we *wire.Error
+	var ne net.Error
+	switch {
+	case errors.As(err, &we):
+		s.n.metrics.badInput.Inc()
+		return we
+	case errors.As(err, &ne) && ne.Timeout():
+		if !s.helloDone {
+			return &wire.Error{Code: wire.CodeHelloTimout, Text: "no hello within " + s.n.cfg.HelloTimeout.String(), Fatal: true}
+		}
+		return &wire.Error{Code: wire.CodeIdle, Text: "nothing received for " + s.n.cfg.IdleTimeout.String(), Fatal: true}
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		return nil
+	}
+	return nil
+}
+
+// handle answers one message. It returns an error when the session must
+// close.
+func (s *session) handle(m wire.Message) *wire.Error {
+	n := s.n
+	switch m.Op {
+	case wire.OpPing:
+		s.reply(wire.Message{Op: wire.OpPong})
+		return nil
+	case wire.OpHello:
+		if m.V > wire.Version {
+			s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeVersion, "server speaks protocol v%d, not v%d", wire.Version, m.V)))
+			return nil
+		}
+		s.helloDone = true
+		s.reply(wire.Message{Op: wire.OpDirectory, V: wire.Version, Directory: n.Directory()})
+		return nil
+	}
+	if !s.helloDone {
+		s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeNoHello, "send hello before %s", m.Op)))
+		return nil
+	}
+	switch m.Op {
+	case wire.OpAttach:
+		s.attach(m)
+	default:
+		s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeBadRequest, "op %q is not sent by clients", m.Op)))
+	}
+	return nil
+}
+
+func (s *session) attach(m wire.Message) {
+	n := s.n
+	if s.attached.Load() {
+		s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeBadRequest, "already attached as %q", s.user)))
+		return
+	}
+	if msg := validUserName(m.User); msg != "" {
+		s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeBadRequest, "%s", msg)))
+		return
+	}
+	for {
+		if n.draining.Load() || n.closed.Load() {
+			s.refuse(wire.CodeDraining, "node "+n.cfg.ID+" is draining; pick another")
+			return
+		}
+		users := n.users.Load()
+		if users >= int64(n.cfg.Capacity) {
+			s.refuse(wire.CodeFull, "node "+n.cfg.ID+" is full; pick another")
+			return
+		}
+		if n.users.CompareAndSwap(users, users+1) {
+			break
+		}
+	}
+	n.notifyChange()
+	s.user = m.User
+	s.id = strconv.FormatUint(n.incarnation%1e6, 36) + "-" + strconv.FormatUint(n.nextID.Add(1), 36)
+	s.attached.Store(true)
+	n.metrics.attaches.Inc()
+	s.reply(wire.Message{Op: wire.OpAttached, Node: n.cfg.ID, Session: s.id, User: s.user})
+}
+
+// refuse answers an attach with an error that carries a fresh directory.
+func (s *session) refuse(code, text string) {
+	s.n.metrics.refused.WithLabelValues(code).Inc()
+	s.reply(wire.Message{Op: wire.OpError, Code: code, Message: text, Dir: s.n.Directory()})
+}
+
+func validUserName(name string) string {
+	switch {
+	case name == "":
+		return "attach needs a user name"
+	case len(name) > MaxUserName:
+		return "user name longer than " + strconv.Itoa(MaxUserName) + " bytes"
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return "user name has control characters"
+		}
+	}
+	return ""
+}
+
+// reply encodes m and writes it from the reader goroutine.
+func (s *session) reply(m wire.Message) {
+	line, err := wire.Encode(m)
+	if err != nil {
+		s.n.log.Error("encoding a reply", "err", err)
+		return
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if s.writing {
+		s.enqueueLocked(line)
+		s.mu.Unlock()
+		return
+	}
+	s.writing = true
+	s.mu.Unlock()
+	s.writeLoop(line)
+}
+
+// push queues a line written by another goroutine (directory pushes,
+// deliveries); the session's writer drains the queue.
+func (s *session) push(line []byte) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if !s.enqueueLocked(line) {
+		s.mu.Unlock()
+		s.n.log.Warn("closing a slow client", "session", s.id, "queued", s.n.cfg.MaxQueue)
+		s.close(&wire.Error{Code: wire.CodeLimit, Text: "client reads too slowly", Fatal: true})
+		return
+	}
+	if s.writing {
+		s.mu.Unlock()
+		return
+	}
+	s.writing = true
+	line, s.queue = s.queue, nil
+	s.mu.Unlock()
+	go s.writeLoop(line)
+}
+
+// enqueueLocked appends line to the queue unless it would pass MaxQueue.
+func (s *session) enqueueLocked(line []byte) bool {
+	if len(s.queue)+len(line) > s.n.cfg.MaxQueue {
+		return false
+	}
+	s.queue = append(s.queue, line...)
+	return true
+}
+
+// writeLoop writes buf, then whatever was queued meanwhile, until the
+// queue is empty. Only one writeLoop runs per session at a time.
+func (s *session) writeLoop(buf []byte) {
+	for {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(s.n.cfg.WriteTimeout))
+		if _, err := s.conn.Write(buf); err != nil {
+			s.mu.Lock()
+			s.writing = false
+			s.mu.Unlock()
+			_ = s.conn.Close()
+			return
+		}
+		s.mu.Lock()
+		if len(s.queue) == 0 || s.closed {
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		buf, s.queue = s.queue, nil
+		s.mu.Unlock()
+	}
+}
+
+// close sends reason (if any) after what is queued, then closes the
+// connection. It is safe to call more than once and from any goroutine.
+func (s *session) close(reason *wire.Error) { s.shut(reason, false) }
+
+// closeAndLinger is close for the reader goroutine: after the error it
+// half-closes and reads what the client still sends for a moment, so that
+// unread input does not turn the close into a reset that could destroy
+// the error message before the client reads it.
+func (s *session) closeAndLinger(reason *wire.Error) { s.shut(reason, reason != nil) }
+
+func (s *session) shut(reason *wire.Error, linger bool) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	pending := s.queue
+	s.queue = nil
+	s.mu.Unlock()
+	if reason != nil {
+		if line, err := wire.Encode(wire.Message{Op: wire.OpError, Code: reason.Code, Message: reason.Text}); err == nil {
+			pending = append(pending, line...)
+		}
+	}
+	if len(pending) > 0 {
+		_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = s.conn.Write(pending)
+	}
+	if tcp, ok := s.conn.(*net.TCPConn); ok && linger {
+		_ = tcp.CloseWrite()
+		_ = tcp.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.CopyN(io.Discard, tcp, 1<<20)
+	}
+	_ = s.conn.Close()
+}
+
+// finish releases what the session held once its reader has stopped.
+func (s *session) finish() {
+	s.close(nil)
+	n := s.n
+	n.sessionsMu.Lock()
+	delete(n.sessions, s)
+	n.sessionsMu.Unlock()
+	n.metrics.connections.Dec()
+	if s.attached.Swap(false) {
+		n.users.Add(-1)
+		n.notifyChange()
+	}
+}
