@@ -125,8 +125,14 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		return nil, fmt.Errorf("bus: cluster address %q: bad port", cfg.Cluster)
 	}
 	if port == 0 {
-		port = -1 // nats-server's "pick a random port"
+		port = server.RANDOM_PORT
 	}
+	// nats-server starts routing only after its client listener is up, so
+	// a clustered node listens for NATS clients on a random loopback port
+	// that nothing else uses.
+	opts.DontListen = false
+	opts.Host = "127.0.0.1"
+	opts.Port = server.RANDOM_PORT
 	if host == "" {
 		host = "0.0.0.0"
 	}

@@ -1,0 +1,373 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/wire"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func dial(t *testing.T, addr string) *client.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.DialConn(ctx, nil, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func recv(t *testing.T, c *client.Conn) wire.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m, err := c.Recv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func send(t *testing.T, c *client.Conn, m wire.Message) {
+	t.Helper()
+	if err := c.Send(m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// recvReply receives the next message that is not a directory push.
+func recvReply(t *testing.T, c *client.Conn) wire.Message {
+	t.Helper()
+	for {
+		if m := recv(t, c); m.Op != wire.OpDirectory {
+			return m
+		}
+	}
+}
+
+// attach says hello and attaches as user; it returns the attached message.
+func attach(t *testing.T, c *client.Conn, user string) wire.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.Hello(ctx, "test/1", ""); err != nil {
+		t.Fatal(err)
+	}
+	send(t, c, wire.Message{Op: wire.OpAttach, User: user})
+	m := recvReply(t, c)
+	if m.Op != wire.OpAttached {
+		t.Fatalf("attach as %s: got %+v, want attached", user, m)
+	}
+	return m
+}
+
+func TestClusterConverges(t *testing.T) {
+	c := nodetest.Start(t, 5, nodetest.Options{})
+	for _, n := range c.Nodes {
+		conn := dial(t, n.Addr())
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		dir, err := conn.Hello(ctx, "test/1", "")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dir.Self != n.ID() || dir.Service != c.Config.Service {
+			t.Errorf("hello at %s: self %q service %q, want %q %q", n.ID(), dir.Self, dir.Service, n.ID(), c.Config.Service)
+		}
+		if len(dir.Nodes) != 5 {
+			t.Fatalf("hello at %s lists %d nodes, want 5: %+v", n.ID(), len(dir.Nodes), dir.Nodes)
+		}
+		for i, e := range dir.Nodes {
+			want := c.Nodes[i]
+			if e.ID != want.ID() || e.Addr != want.Addr() || e.HTTP != want.HTTPAddr() || e.Status != directory.Up || e.Capacity != 10000 {
+				t.Errorf("hello at %s: entry %d = %+v, want %s at %s up", n.ID(), i, e, want.ID(), want.Addr())
+			}
+			if e.AgeMS < 0 || e.AgeMS > 5000 {
+				t.Errorf("entry %s age %d ms", e.ID, e.AgeMS)
+			}
+		}
+	}
+}
+
+func TestUsersPropagate(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{})
+	conn := dial(t, c.Nodes[0].Addr())
+	attach(t, conn, "alice")
+	usersEverywhere := func(want int) func() error {
+		return func() error {
+			for _, n := range c.Nodes {
+				e, _ := nodetest.Lookup(n, "n1")
+				if e.Users != want {
+					return fmt.Errorf("%s sees n1 with %d users, want %d", n.ID(), e.Users, want)
+				}
+			}
+			return nil
+		}
+	}
+	nodetest.Eventually(t, 2*time.Second, usersEverywhere(1))
+	conn.Close()
+	nodetest.Eventually(t, 2*time.Second, usersEverywhere(0))
+}
+
+func TestHaltedNodeGoesDownThenLeaves(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.RemoveAfter = 300 * time.Millisecond
+	}})
+	c.Nodes[2].Halt()
+	nodetest.Eventually(t, 2*time.Second, func() error {
+		for _, n := range c.Nodes[:2] {
+			if got := nodetest.StatusOf(n, "n3"); got != directory.Down {
+				return fmt.Errorf("%s sees n3 as %q, want down", n.ID(), got)
+			}
+		}
+		return nil
+	})
+	nodetest.Eventually(t, 5*time.Second, func() error {
+		for _, n := range c.Nodes[:2] {
+			if got := nodetest.StatusOf(n, "n3"); got != "" {
+				return fmt.Errorf("%s still lists n3 as %q", n.ID(), got)
+			}
+		}
+		return nil
+	})
+	// The survivors keep each other up.
+	for _, n := range c.Nodes[:2] {
+		for _, id := range []string{"n1", "n2"} {
+			if got := nodetest.StatusOf(n, id); got != directory.Up {
+				t.Errorf("%s sees %s as %q, want up", n.ID(), id, got)
+			}
+		}
+	}
+}
+
+// A node that closes says goodbye: its peers mark it down at once, long
+// before three missed heartbeats would.
+func TestCloseSaysGoodbye(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Heartbeat = 2 * time.Second
+	}})
+	if err := c.Nodes[2].Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, time.Second, func() error {
+		for _, n := range c.Nodes[:2] {
+			if got := nodetest.StatusOf(n, "n3"); got != directory.Down {
+				return fmt.Errorf("%s sees n3 as %q, want down", n.ID(), got)
+			}
+		}
+		return nil
+	})
+}
+
+// A node restarted with the same ID (a new incarnation) replaces the old
+// entry even though its sequence numbers start again from one.
+func TestRestartedNodeReplacesOldIncarnation(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	old := c.Nodes[1]
+	old.Halt()
+	c.Add(func(i int, cfg *node.Config) { cfg.ID = "n2" })
+	nodetest.Eventually(t, 5*time.Second, func() error {
+		e, ok := nodetest.Lookup(c.Nodes[0], "n2")
+		if !ok || e.Status != directory.Up || e.Addr != c.Nodes[2].Addr() {
+			return fmt.Errorf("n1 sees n2 as %+v, want up at %s", e, c.Nodes[2].Addr())
+		}
+		return nil
+	})
+}
+
+func TestFullAndDrainingRefuseWithDirectory(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Capacity = 1
+	}})
+	n1 := c.Nodes[0]
+	attach(t, dial(t, n1.Addr()), "alice")
+	if got := n1.Status(); got != directory.Full {
+		t.Fatalf("n1 status %q with 1 of 1 users, want full", got)
+	}
+
+	second := dial(t, n1.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := second.Hello(ctx, "test/1", ""); err != nil {
+		t.Fatal(err)
+	}
+	send(t, second, wire.Message{Op: wire.OpAttach, User: "bob"})
+	m := recvReply(t, second)
+	if m.Op != wire.OpError || m.Code != wire.CodeFull || m.Dir == nil || len(m.Dir.Nodes) != 2 {
+		t.Fatalf("attach to a full node: got %+v, want a full error with a directory of 2", m)
+	}
+
+	n2 := c.Nodes[1]
+	n2.SetDraining(true)
+	third := dial(t, n2.Addr())
+	if _, err := third.Hello(ctx, "test/1", ""); err != nil {
+		t.Fatal(err)
+	}
+	send(t, third, wire.Message{Op: wire.OpAttach, User: "carol"})
+	m = recvReply(t, third)
+	if m.Op != wire.OpError || m.Code != wire.CodeDraining || m.Dir == nil {
+		t.Fatalf("attach to a draining node: got %+v, want a draining error with a directory", m)
+	}
+	nodetest.Eventually(t, 2*time.Second, func() error {
+		if got := nodetest.StatusOf(n1, "n2"); got != directory.Draining {
+			return fmt.Errorf("n1 sees n2 as %q, want draining", got)
+		}
+		return nil
+	})
+}
+
+func TestDirectoryPushedOnMembershipChange(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	conn := dial(t, c.Nodes[0].Addr())
+	attach(t, conn, "alice")
+	c.Nodes[1].SetDraining(true)
+	for {
+		m := recv(t, conn)
+		if m.Op != wire.OpDirectory {
+			t.Fatalf("got %+v, want a directory push", m)
+		}
+		for _, e := range m.Nodes {
+			if e.ID == "n2" && e.Status == directory.Draining {
+				return
+			}
+		}
+	}
+}
+
+// Each kind of bad input gets its error code; framing errors close the
+// offending session; a good session on the same node never notices.
+func TestBadInput(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.HelloTimeout = 300 * time.Millisecond
+	}})
+	n := c.Nodes[0]
+	good := dial(t, n.Addr())
+	attach(t, good, "good")
+
+	tests := []struct {
+		name   string
+		hello  bool
+		send   []byte
+		code   string
+		closed bool
+	}{
+		{name: "line too long", send: append([]byte(`{"op":"ping","x":"`+strings.Repeat("a", 70<<10)), "\"}\n"...), code: wire.CodeLineTooLong, closed: true},
+		{name: "invalid JSON", send: []byte("{nope\n"), code: wire.CodeBadJSON},
+		{name: "invalid UTF-8", send: []byte("{\"op\":\"ping\",\"x\":\"\xff\xfe\"}\n"), code: wire.CodeBadUTF8},
+		{name: "unknown op", send: []byte(`{"op":"teleport"}` + "\n"), code: wire.CodeUnknownOp},
+		{name: "no op", send: []byte(`{"user":"x"}` + "\n"), code: wire.CodeBadRequest},
+		{name: "attach before hello", send: []byte(`{"op":"attach","user":"x"}` + "\n"), code: wire.CodeNoHello},
+		{name: "attach without user", hello: true, send: []byte(`{"op":"attach"}` + "\n"), code: wire.CodeBadRequest},
+		{name: "server op from client", hello: true, send: []byte(`{"op":"pong"}` + "\n"), code: wire.CodeBadRequest},
+		{name: "newer protocol", send: []byte(`{"op":"hello","v":9}` + "\n"), code: wire.CodeVersion},
+		{name: "no hello in time", send: nil, code: wire.CodeHelloTimout, closed: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw, err := net.Dial("tcp", n.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			if tt.hello {
+				fmt.Fprintf(raw, `{"op":"hello","v":1}`+"\n")
+			}
+			if _, err := raw.Write(tt.send); err != nil {
+				t.Fatal(err)
+			}
+			_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+			lr := wire.NewLineReader(raw, 0)
+			var m wire.Message
+			for m.Op != wire.OpError {
+				line, err := lr.Next()
+				if err != nil {
+					t.Fatalf("reading the answer: %v", err)
+				}
+				if m, err = wire.Decode(line); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if m.Code != tt.code || m.Message == "" {
+				t.Errorf("got error %q (%q), want code %q with a message", m.Code, m.Message, tt.code)
+			}
+			// A framing error closes the session; otherwise it goes on.
+			fmt.Fprintf(raw, `{"op":"ping"}`+"\n")
+			line, err := lr.Next()
+			if tt.closed {
+				if err == nil {
+					t.Errorf("session still open after %s: read %q", tt.code, line)
+				}
+			} else if err != nil || !strings.Contains(string(line), `"pong"`) {
+				t.Errorf("session after %s: got %q, %v; want a pong", tt.code, line, err)
+			}
+			// The good session is untouched.
+			send(t, good, wire.Message{Op: wire.OpPing})
+			if m := recvReply(t, good); m.Op != wire.OpPong {
+				t.Errorf("good session got %+v, want pong", m)
+			}
+		})
+	}
+	if got := n.Users(); got != 1 {
+		t.Errorf("users = %d after the bad sessions, want 1", got)
+	}
+}
+
+func TestHTTP(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	n := c.Nodes[0]
+	base := "http://" + n.HTTPAddr()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	code, body := get("/v1/directory")
+	var m wire.Message
+	if err := json.Unmarshal([]byte(body), &m); err != nil || code != 200 || m.Op != wire.OpDirectory || len(m.Nodes) != 2 {
+		t.Errorf("GET /v1/directory = %d %s (%v), want a directory of 2", code, body, err)
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("GET /healthz = %d", code)
+	}
+	if code, _ := get("/readyz"); code != 200 {
+		t.Errorf("GET /readyz = %d, want 200", code)
+	}
+	code, body = get("/metrics")
+	for _, want := range []string{"switchboard_users 0", "switchboard_capacity 10000", `switchboard_nodes{status="up"} 2`, "switchboard_directory_updates_received_total", "switchboard_directory_entry_age_seconds{node=\"n2\"}"} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("GET /metrics lacks %q", want)
+		}
+	}
+	resp, err := http.Post(base+"/v1/drain", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if code, body := get("/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "draining") {
+		t.Errorf("GET /readyz while draining = %d %s, want 503 draining", code, body)
+	}
+}

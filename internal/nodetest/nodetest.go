@@ -1,0 +1,154 @@
+// Package nodetest starts in-process Switchboard clusters for tests: N
+// nodes on kernel-chosen loopback ports, joined by embedded NATS routes,
+// stopped by t.Cleanup.
+package nodetest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/node"
+)
+
+// Cluster is a set of running nodes of one service.
+type Cluster struct {
+	t     testing.TB
+	Nodes []*node.Node
+	// Config is the template each node was started from.
+	Config node.Config
+}
+
+// Options shape a test cluster; zero values take the defaults.
+type Options struct {
+	// Configure edits node i's config before it starts.
+	Configure func(i int, cfg *node.Config)
+}
+
+// Config returns a config for test node i: ports from the kernel, a fast
+// heartbeat, and the given service.
+func Config(service string, i int) node.Config {
+	cfg := node.DefaultConfig()
+	cfg.Service = service
+	cfg.ID = fmt.Sprintf("n%d", i+1)
+	cfg.Listen = "127.0.0.1:0"
+	cfg.HTTP = "127.0.0.1:0"
+	cfg.Cluster = "127.0.0.1:0"
+	cfg.Heartbeat = 50 * time.Millisecond
+	cfg.PushDelay = 5 * time.Millisecond
+	return cfg
+}
+
+// Start runs n nodes; every node after the first joins the first.
+func Start(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, Config: Config(serviceName(t.Name()), 0)}
+	for range n {
+		c.Add(opts.Configure)
+	}
+	c.WaitAllUp(10 * time.Second)
+	return c
+}
+
+// Add starts one more node, joined to the first, and returns it.
+func (c *Cluster) Add(configure func(i int, cfg *node.Config)) *node.Node {
+	c.t.Helper()
+	i := len(c.Nodes)
+	cfg := Config(c.Config.Service, i)
+	if i > 0 {
+		cfg.Join = []string{c.Nodes[0].ClusterAddr()}
+	}
+	if configure != nil {
+		configure(i, &cfg)
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		c.t.Fatalf("configuring node %d: %v", i, err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		c.t.Fatalf("starting node %d: %v", i, err)
+	}
+	c.t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Close(ctx); err != nil {
+			c.t.Errorf("closing node %s: %v", n.ID(), err)
+		}
+	})
+	c.Nodes = append(c.Nodes, n)
+	return n
+}
+
+// WaitAllUp waits until every running node lists every running node as up.
+func (c *Cluster) WaitAllUp(timeout time.Duration) {
+	c.t.Helper()
+	Eventually(c.t, timeout, func() error {
+		for _, n := range c.Nodes {
+			if n.Status() == directory.Down {
+				continue
+			}
+			for _, m := range c.Nodes {
+				if m.Status() == directory.Down {
+					continue
+				}
+				if got := StatusOf(n, m.ID()); got != directory.Up {
+					return fmt.Errorf("%s sees %s as %q", n.ID(), m.ID(), got)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// StatusOf is the status n's directory gives id, or "" if n does not list it.
+func StatusOf(n *node.Node, id string) directory.Status {
+	for _, e := range n.Nodes() {
+		if e.ID == id {
+			return e.Status
+		}
+	}
+	return ""
+}
+
+// Lookup returns n's directory entry for id.
+func Lookup(n *node.Node, id string) (directory.Node, bool) {
+	for _, e := range n.Nodes() {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return directory.Node{}, false
+}
+
+// Eventually polls check until it returns nil or timeout passes, then
+// fails the test with check's last error. Polling is the wait: it returns
+// as soon as the condition holds.
+func Eventually(t testing.TB, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	wait := time.Millisecond
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 20*time.Millisecond)
+	}
+}
+
+// serviceName turns a test name into a valid service name.
+func serviceName(name string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '-'
+	}, name) + ".test"
+}
