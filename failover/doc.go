@@ -1,0 +1,74 @@
+// Package failover is the pure state machine that orders a client's
+// attempts to attach: retry the picked node, then ask the common address
+// for a fresh directory, then pick again. It reads no clock and opens no
+// connection: the caller reports an Outcome with the time it happened, and
+// the Machine answers with the next Action. Its order is therefore tested
+// without sockets or sleeps.
+//
+// # The order
+//
+//  1. Begin starts a flow: Refresh (ask the common address for a
+//     directory), then Pick, then Dial the picked node.
+//  2. A node that refuses the connection or times out (DialFailed,
+//     Timeout) is dialled again, Config.Retries times (default 2), after
+//     short jittered waits (20 ms, then 40 ms, doubling up to 200 ms; each
+//     uniform in [w/2, w]). Then it is excluded for Config.Cooldown
+//     (default 5 s) and the machine asks for Refresh at once, then Pick.
+//  3. A node that answers full or draining (Refused) sent a fresh
+//     directory with its refusal: it is excluded for the cool-down and the
+//     machine asks for Pick at once, without retrying that node.
+//  4. A failed pass, that is the common address unreachable
+//     (DirectoryFailed) or no node left to pick (NoCandidate), is followed
+//     by Refresh after a jittered backoff: 100 ms, doubling up to 2 s, each
+//     uniform in [w/2, w]. The count of failed passes starts again when a
+//     session attaches.
+//  5. A session that drops (Dropped) starts a new flow: its node is
+//     excluded for the cool-down and Refresh comes after a wait uniform in
+//     [0, 250 ms], so the thousand sessions of a dead node come back spread
+//     out. Sessions that keep dropping within Config.Stable (10 s) of
+//     attaching double that bound each time, up to 2 s.
+//
+// The machine gives up (Fail) only at the deadline the caller gives with
+// Begin or Dropped: when the next step could only start at or after it.
+// The error wraps ErrDeadline and the last failure's error, and says what
+// the flow tried, node by node. A zero deadline means never give up.
+//
+// # Driving it
+//
+//	m, err := failover.New(failover.DefaultConfig(), pick.NewRand(seed))
+//	act := m.Next(failover.Outcome{Kind: failover.Begin, Deadline: deadline}, time.Now())
+//	for {
+//		switch act.Step {
+//		case failover.Refresh: // wait act.After, then hello at the common address
+//			o = Outcome{Kind: Fetched} or Outcome{Kind: DirectoryFailed, Err: err}
+//		case failover.Pick:
+//			res, err := policy.Pick(nodes, pick.Request{Group: g, Exclude: m.ExcludeFunc(time.Now())})
+//			o = Outcome{Kind: Picked, Node: res.Node.ID} or Outcome{Kind: NoCandidate, Err: err}
+//		case failover.Dial, failover.Retry: // wait act.After, then attach to act.Node
+//			o = Attached, DialFailed, Timeout, or Refused (use the directory it carries)
+//		case failover.Done: // attached; later, when the session drops:
+//			o = Outcome{Kind: Dropped, Node: id, Err: err, Deadline: newDeadline}
+//		case failover.Fail:
+//			return act.Err
+//		}
+//		act = m.Next(o, time.Now())
+//	}
+//
+// # Caller's duties
+//
+//   - Report exactly one Outcome per Action, with the time it happened.
+//   - Wait act.After before a Retry or a Refresh (with a timer that the
+//     session's context can cancel); the machine never waits itself.
+//   - Pick with Excluded (ExcludeFunc) as the request's Exclude, and replace
+//     the directory with the one a full/draining refusal carries.
+//   - Pass the deadline (for instance from ctx.Deadline) with Begin and
+//     with Dropped; a zero deadline retries until the caller stops.
+//
+// # Concurrency
+//
+// A Machine is not safe for concurrent use: the goroutine that drives the
+// session owns it and calls Next and Excluded (Excluded is called from
+// pick.Policy.Pick on that same goroutine). Next never blocks. The Rand may
+// be shared with other machines if it is safe for concurrent use, as
+// pick.NewRand is.
+package failover

@@ -1,0 +1,422 @@
+package failover
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/switchboard/switchboard/directory"
+)
+
+var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// top is a Rand that always draws the largest value, so every jittered
+// wait is its upper bound and transcripts are exact.
+type top struct{}
+
+func (top) IntN(n int) int { return n - 1 }
+
+// step is one line of a transcript: at ms after t0, report out; the
+// machine must answer want, and then exclude exactly excluded (among
+// n1..n3), when excluded is not nil.
+type step struct {
+	ms       int
+	out      Outcome
+	want     string
+	excluded []string
+}
+
+func begin(deadlineMS int) Outcome {
+	o := Outcome{Kind: Begin}
+	if deadlineMS > 0 {
+		o.Deadline = t0.Add(time.Duration(deadlineMS) * time.Millisecond)
+	}
+	return o
+}
+
+var (
+	fetched = Outcome{Kind: Fetched}
+	noCand  = Outcome{Kind: NoCandidate}
+	refused = errors.New("connection refused")
+)
+
+func picked(id string) Outcome   { return Outcome{Kind: Picked, Node: id} }
+func attached(id string) Outcome { return Outcome{Kind: Attached, Node: id} }
+func dialFailed(id string) Outcome {
+	return Outcome{Kind: DialFailed, Node: id, Err: refused}
+}
+func timeout(id string) Outcome {
+	return Outcome{Kind: Timeout, Node: id, Err: errors.New("i/o timeout")}
+}
+func full(id string) Outcome     { return Outcome{Kind: Refused, Node: id, Status: directory.Full} }
+func draining(id string) Outcome { return Outcome{Kind: Refused, Node: id, Status: directory.Draining} }
+func dropped(id string) Outcome  { return Outcome{Kind: Dropped, Node: id, Err: errors.New("EOF")} }
+func dirFailed(msg string) Outcome {
+	return Outcome{Kind: DirectoryFailed, Err: errors.New(msg)}
+}
+
+func TestTranscripts(t *testing.T) {
+	tests := []struct {
+		name  string
+		cfg   Config
+		steps []step
+	}{
+		{
+			name: "retry the same node twice, then refresh, then another node",
+			steps: []step{
+				{0, begin(0), "refresh", []string{}},
+				{5, fetched, "pick", nil},
+				{5, picked("n1"), "dial n1", nil},
+				{10, dialFailed("n1"), "retry n1 after 20ms", []string{}},
+				{30, dialFailed("n1"), "retry n1 after 40ms", []string{}},
+				{70, timeout("n1"), "refresh", []string{"n1"}},
+				{75, fetched, "pick", nil},
+				{75, picked("n2"), "dial n2", nil},
+				{80, attached("n2"), "done", []string{"n1"}},
+			},
+		},
+		{
+			name: "more retries double the wait up to the cap",
+			cfg:  Config{Retries: 5, RetryBase: 30 * time.Millisecond, RetryMax: 100 * time.Millisecond},
+			steps: []step{
+				{0, picked("n1"), "dial n1", nil},
+				{0, dialFailed("n1"), "retry n1 after 30ms", nil},
+				{0, dialFailed("n1"), "retry n1 after 60ms", nil},
+				{0, dialFailed("n1"), "retry n1 after 100ms", nil},
+				{0, dialFailed("n1"), "retry n1 after 100ms", nil},
+				{0, dialFailed("n1"), "retry n1 after 100ms", []string{}},
+				{0, dialFailed("n1"), "refresh", []string{"n1"}},
+			},
+		},
+		{
+			name: "no retries",
+			cfg:  Config{Retries: -1},
+			steps: []step{
+				{0, picked("n1"), "dial n1", nil},
+				{0, timeout("n1"), "refresh", []string{"n1"}},
+			},
+		},
+		{
+			name: "a failure of another node starts its own count",
+			steps: []step{
+				{0, picked("n1"), "dial n1", nil},
+				{0, dialFailed("n1"), "retry n1 after 20ms", nil},
+				{0, picked("n2"), "dial n2", nil},
+				{0, dialFailed("n2"), "retry n2 after 20ms", []string{}},
+			},
+		},
+		{
+			name: "full or draining: pick again at once, excluding the node",
+			steps: []step{
+				{0, begin(0), "refresh", nil},
+				{0, fetched, "pick", nil},
+				{0, picked("n1"), "dial n1", nil},
+				{1, full("n1"), "pick", []string{"n1"}},
+				{1, picked("n2"), "dial n2", nil},
+				{2, draining("n2"), "pick", []string{"n1", "n2"}},
+				{2, picked("n3"), "dial n3", nil},
+				{3, full("n3"), "pick", []string{"n1", "n2", "n3"}},
+				{3, noCand, "refresh after 100ms", nil},
+			},
+		},
+		{
+			name: "the cool-down ends: the node may be picked again",
+			steps: []step{
+				{0, picked("n1"), "dial n1", nil},
+				{0, full("n1"), "pick", []string{"n1"}},
+				{4999, noCand, "refresh after 100ms", []string{"n1"}},
+				{5000, fetched, "pick", []string{}},
+				{5000, picked("n1"), "dial n1", nil},
+			},
+		},
+		{
+			name: "a node that fails again has its cool-down extended",
+			steps: []step{
+				{0, picked("n1"), "dial n1", nil},
+				{0, full("n1"), "pick", []string{"n1"}},
+				{3000, picked("n1"), "dial n1", nil}, // the caller ignored Exclude
+				{3000, full("n1"), "pick", []string{"n1"}},
+				{7999, noCand, "refresh after 100ms", []string{"n1"}},
+				{8000, fetched, "pick", []string{}},
+			},
+		},
+		{
+			name: "common address unreachable: backoff doubles to 2s, resets on attach",
+			steps: []step{
+				{0, begin(0), "refresh", nil},
+				{0, dirFailed("no route"), "refresh after 100ms", nil},
+				{0, dirFailed("no route"), "refresh after 200ms", nil},
+				{0, dirFailed("no route"), "refresh after 400ms", nil},
+				{0, dirFailed("no route"), "refresh after 800ms", nil},
+				{0, dirFailed("no route"), "refresh after 1.6s", nil},
+				{0, dirFailed("no route"), "refresh after 2s", nil},
+				{0, fetched, "pick", nil},
+				{0, noCand, "refresh after 2s", nil},
+				{0, fetched, "pick", nil},
+				{0, picked("n1"), "dial n1", nil},
+				{0, attached("n1"), "done", nil},
+				{0, dropped("n1"), "refresh after 250ms", nil},
+				{0, dirFailed("no route"), "refresh after 100ms", nil},
+			},
+		},
+		{
+			name: "dropped: exclude the node, short jittered wait, longer if it keeps dropping",
+			steps: []step{
+				{0, attached("n1"), "done", []string{}},
+				{60_000, dropped("n1"), "refresh after 250ms", []string{"n1"}},
+				{60_250, fetched, "pick", nil},
+				{60_250, picked("n2"), "dial n2", nil},
+				{60_300, attached("n2"), "done", nil},
+				{61_000, dropped("n2"), "refresh after 500ms", []string{"n1", "n2"}},
+				{61_500, fetched, "pick", nil},
+				{61_500, picked("n3"), "dial n3", nil},
+				{61_600, attached("n3"), "done", nil},
+				{62_000, dropped("n3"), "refresh after 1s", []string{"n1", "n2", "n3"}},
+				{63_000, fetched, "pick", nil},
+				{63_000, noCand, "refresh after 100ms", []string{"n1", "n2", "n3"}},
+				{66_000, fetched, "pick", []string{"n3"}},
+				{66_000, picked("n1"), "dial n1", nil},
+				{66_000, attached("n1"), "done", []string{"n3"}},
+				// A session that lived past Stable counts as a first drop.
+				{80_000, dropped("n1"), "refresh after 250ms", []string{"n1"}},
+			},
+		},
+		{
+			name: "deadline: give up saying what was tried",
+			steps: []step{
+				{0, begin(1000), "refresh", nil},
+				{0, dirFailed("dns: no answer"), "refresh after 100ms", nil},
+				{100, fetched, "pick", nil},
+				{100, picked("n1"), "dial n1", nil},
+				{200, dialFailed("n1"), "retry n1 after 20ms", nil},
+				{220, dialFailed("n1"), "retry n1 after 40ms", nil},
+				{260, timeout("n1"), "refresh", nil},
+				{270, fetched, "pick", nil},
+				{270, picked("n2"), "dial n2", nil},
+				{280, draining("n2"), "pick", nil},
+				{280, noCand, "refresh after 200ms", nil},
+				{480, dirFailed("dns: no answer"), "refresh after 400ms", nil},
+				{880, dirFailed("dns: no answer"), "fail: failover: deadline reached after 880ms and 4 failed passes: " +
+					"n1: 3 dials failed (last: i/o timeout); n2: 1 refusal (last: node is draining); " +
+					"common address: 3 fetches failed; no node to pick 1 time; last error: dns: no answer", nil},
+				// The machine stays failed until a new flow starts.
+				{900, fetched, "fail: failover: deadline reached after 880ms and 4 failed passes: " +
+					"n1: 3 dials failed (last: i/o timeout); n2: 1 refusal (last: node is draining); " +
+					"common address: 3 fetches failed; no node to pick 1 time; last error: dns: no answer", nil},
+				{900, begin(0), "refresh", nil},
+				{900, fetched, "pick", nil},
+			},
+		},
+		{
+			name: "deadline: a retry that would start at the deadline fails now",
+			steps: []step{
+				{0, begin(100), "refresh", nil},
+				{0, fetched, "pick", nil},
+				{0, picked("n1"), "dial n1", nil},
+				{80, dialFailed("n1"), "fail: failover: deadline reached after 80ms and 0 failed passes: " +
+					"n1: 1 dial failed (last: connection refused); last error: connection refused", nil},
+			},
+		},
+		{
+			name: "deadline: attaching at the deadline still succeeds",
+			steps: []step{
+				{0, begin(100), "refresh", nil},
+				{0, fetched, "pick", nil},
+				{0, picked("n1"), "dial n1", nil},
+				{150, attached("n1"), "done", nil},
+			},
+		},
+		{
+			name: "deadline with nothing tried",
+			steps: []step{
+				{0, begin(50), "refresh", nil},
+				{60, fetched, "fail: failover: deadline reached after 60ms and 0 failed passes: nothing tried", nil},
+			},
+		},
+		{
+			name: "dropped with a deadline",
+			steps: []step{
+				{0, attached("n1"), "done", nil},
+				{20_000, Outcome{Kind: Dropped, Node: "n1", Deadline: t0.Add(20_100 * time.Millisecond)}, "fail: failover: deadline reached after 0s and 0 failed passes: n1: session dropped", nil},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := New(tt.cfg, top{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got, want []string
+			for _, s := range tt.steps {
+				now := t0.Add(time.Duration(s.ms) * time.Millisecond)
+				line := fmt.Sprintf("%6d %-18s -> ", s.ms, s.out)
+				got = append(got, line+m.Next(s.out, now).String())
+				want = append(want, line+s.want)
+				if s.excluded != nil {
+					var ex []string
+					for _, id := range []string{"n1", "n2", "n3"} {
+						if m.Excluded(id, now) {
+							ex = append(ex, id)
+						}
+					}
+					got = append(got, fmt.Sprintf("       excluded %v", ex))
+					want = append(want, fmt.Sprintf("       excluded %v", s.excluded))
+				}
+			}
+			if diff := cmp.Diff(strings.Join(got, "\n"), strings.Join(want, "\n")); diff != "" {
+				t.Errorf("transcript (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestFailWraps(t *testing.T) {
+	m, _ := New(Config{}, top{})
+	m.Next(begin(10), t0)
+	cause := errors.New("no route to host")
+	a := m.Next(Outcome{Kind: DirectoryFailed, Err: cause}, t0)
+	if a.Step != Fail {
+		t.Fatalf("got %v, want fail", a)
+	}
+	if !errors.Is(a.Err, ErrDeadline) || !errors.Is(a.Err, cause) {
+		t.Errorf("error %v does not wrap both ErrDeadline and the cause", a.Err)
+	}
+	if a := m.Next(Outcome{Kind: 99}, t0); a.Step != Fail {
+		t.Errorf("unknown outcome: %v", a)
+	}
+	m.Next(begin(0), t0)
+	if a := m.Next(Outcome{Kind: 99}, t0); a.Step != Fail || !strings.Contains(a.Err.Error(), "failover: unknown outcome kind(99)") {
+		t.Errorf("unknown outcome: %v", a)
+	}
+}
+
+// waits runs n fresh machines that share r through the given outcomes and
+// returns the After of each machine's last action.
+func waits(t *testing.T, r Rand, n int, outs ...Outcome) []time.Duration {
+	t.Helper()
+	var out []time.Duration
+	for range n {
+		m, err := New(Config{}, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a Action
+		now := t0
+		for _, o := range outs {
+			a = m.Next(o, now)
+			now = now.Add(time.Second)
+		}
+		out = append(out, a.After)
+	}
+	return out
+}
+
+// TestJitter checks that each jittered wait stays in its bounds and uses
+// them: over 2000 draws, the smallest and the largest fall within 2% of
+// the ends, and no 1/10 of the range holds more than 13% of the draws.
+func TestJitter(t *testing.T) {
+	r := newRand(1)
+	var passes []Outcome
+	tests := []struct {
+		name     string
+		outs     []Outcome
+		low, top time.Duration
+	}{
+		{"first retry", []Outcome{picked("n1"), dialFailed("n1")}, 10 * time.Millisecond, 20 * time.Millisecond},
+		{"second retry", []Outcome{picked("n1"), dialFailed("n1"), dialFailed("n1")}, 20 * time.Millisecond, 40 * time.Millisecond},
+		{"drop", []Outcome{attached("n1"), dropped("n1")}, 0, 250 * time.Millisecond},
+		{"second quick drop", []Outcome{attached("n1"), dropped("n1"), attached("n2"), dropped("n2")}, 0, 500 * time.Millisecond},
+	}
+	for k, w := range []time.Duration{100, 200, 400, 800, 1600, 2000, 2000} {
+		w *= time.Millisecond
+		passes = append(passes, noCand)
+		tests = append(tests, struct {
+			name     string
+			outs     []Outcome
+			low, top time.Duration
+		}{fmt.Sprintf("pass %d", k+1), append([]Outcome{begin(0)}, passes...), w / 2, w})
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			const n = 2000
+			got := waits(t, r, n, tt.outs...)
+			lo, hi := got[0], got[0]
+			buckets := make([]int, 10)
+			span := tt.top - tt.low
+			for _, d := range got {
+				if d < tt.low || d > tt.top {
+					t.Fatalf("wait %v outside [%v, %v]", d, tt.low, tt.top)
+				}
+				lo, hi = min(lo, d), max(hi, d)
+				buckets[min(int((d-tt.low)*10/span), 9)]++
+			}
+			if lo > tt.low+span/50 || hi < tt.top-span/50 {
+				t.Errorf("waits span [%v, %v], want close to [%v, %v]", lo, hi, tt.low, tt.top)
+			}
+			for i, c := range buckets {
+				if c > n*13/100 {
+					t.Errorf("bucket %d holds %d of %d waits: %v", i, c, n, buckets)
+				}
+			}
+		})
+	}
+}
+
+func TestConfig(t *testing.T) {
+	m, err := New(Config{}, top{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(m.Config(), DefaultConfig()); diff != "" {
+		t.Errorf("zero Config (-got +want):\n%s", diff)
+	}
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"default", DefaultConfig(), ""},
+		{"zero", Config{}, ""},
+		{"negative cooldown", Config{Cooldown: -time.Second}, "failover: Cooldown is negative (-1s)"},
+		{"base above cap", Config{RetryBase: time.Second}, "failover: RetryBase 1s is above RetryMax 200ms"},
+		{"pass base above cap", Config{PassBase: 3 * time.Second}, "failover: PassBase 3s is above PassMax 2s"},
+		{"drop base above cap", Config{DropBase: 3 * time.Second}, "failover: DropBase 3s is above PassMax 2s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.cfg.Validate()
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.want {
+				t.Errorf("Validate() = %q, want %q", got, tt.want)
+			}
+			if _, err := New(tt.cfg, top{}); (err != nil) != (tt.want != "") {
+				t.Errorf("New error = %v", err)
+			}
+		})
+	}
+	if _, err := New(Config{}, nil); err == nil || err.Error() != "failover: nil Rand" {
+		t.Errorf("New with nil Rand: %v", err)
+	}
+}
+
+func TestStrings(t *testing.T) {
+	if got := (Outcome{Kind: Refused, Node: "n1", Status: directory.Full}).String(); got != "refused n1 (full)" {
+		t.Errorf("Outcome.String() = %q", got)
+	}
+	if got := Kind(42).String(); got != "kind(42)" {
+		t.Errorf("Kind(42).String() = %q", got)
+	}
+	if got := Step(42).String(); got != "step(42)" {
+		t.Errorf("Step(42).String() = %q", got)
+	}
+	if got := (Action{Step: Retry, Node: "n1", After: 20 * time.Millisecond}).String(); got != "retry n1 after 20ms" {
+		t.Errorf("Action.String() = %q", got)
+	}
+}

@@ -1,0 +1,254 @@
+package pick
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/switchboard/switchboard/directory"
+)
+
+// This file checks the policies against deliberately simple brute-force
+// versions (as raft checks its quorum code). The policies are random, so we
+// compare exact probability distributions: enumerate runs a policy once for
+// every sequence of answers its Rand can give, weighting each run by the
+// probability of that sequence, and the brute force computes the same
+// distribution from the definition.
+
+type choice struct{ v, n int }
+
+// replay answers IntN from a recorded path and extends it with zeros.
+type replay struct {
+	path []choice
+	pos  int
+}
+
+func (r *replay) IntN(n int) int {
+	if r.pos < len(r.path) {
+		c := r.path[r.pos]
+		if c.n != n {
+			panic(fmt.Sprintf("replay: IntN(%d) where the path had IntN(%d)", n, c.n))
+		}
+		r.pos++
+		return c.v
+	}
+	r.path = append(r.path, choice{0, n})
+	r.pos++
+	return 0
+}
+
+// enumerate returns the exact distribution of f's result over all the
+// answers its Rand may give.
+func enumerate(f func(r Rand) string) map[string]float64 {
+	dist := map[string]float64{}
+	var path []choice
+	for {
+		r := &replay{path: path}
+		out := f(r)
+		path = r.path[:r.pos]
+		p := 1.0
+		for _, c := range path {
+			p /= float64(c.n)
+		}
+		dist[out] += p
+		// Advance the path like an odometer, last draw first.
+		for len(path) > 0 && path[len(path)-1].v+1 == path[len(path)-1].n {
+			path = path[:len(path)-1]
+		}
+		if len(path) == 0 {
+			return dist
+		}
+		path = append([]choice(nil), path...)
+		path[len(path)-1].v++
+	}
+}
+
+// bruteP2C: every unordered pair is equally likely; the lower load wins,
+// a tie is a coin toss.
+func bruteP2C(nodes []directory.Node) map[string]float64 {
+	dist := map[string]float64{}
+	n := len(nodes)
+	if n == 1 {
+		dist[nodes[0].ID] = 1
+		return dist
+	}
+	pairs := float64(n * (n - 1) / 2)
+	for i := 0; i < n; i++ {
+		for j := i + 1; j < n; j++ {
+			a, b := nodes[i], nodes[j]
+			switch {
+			case a.Load() < b.Load():
+				dist[a.ID] += 1 / pairs
+			case b.Load() < a.Load():
+				dist[b.ID] += 1 / pairs
+			default:
+				dist[a.ID] += 0.5 / pairs
+				dist[b.ID] += 0.5 / pairs
+			}
+		}
+	}
+	return dist
+}
+
+// uniform spreads probability 1 evenly over the nodes ok accepts.
+func uniform(nodes []directory.Node, ok func(directory.Node) bool) map[string]float64 {
+	var in []string
+	for _, n := range nodes {
+		if ok(n) {
+			in = append(in, n.ID)
+		}
+	}
+	dist := map[string]float64{}
+	for _, id := range in {
+		dist[id] += 1 / float64(len(in))
+	}
+	return dist
+}
+
+func leastLoad(nodes []directory.Node) float64 {
+	least := 2.0
+	for _, n := range nodes {
+		if n.Load() < least {
+			least = n.Load()
+		}
+	}
+	return least
+}
+
+// bruteTiers is group affinity written as three plain filters tried in turn.
+func bruteTiers(nodes []directory.Node, group string) (kept []directory.Node, tier string) {
+	regionOf := func(g string) string { return strings.SplitN(g, "/", 2)[0] }
+	filter := func(ok func(directory.Node) bool) []directory.Node {
+		var out []directory.Node
+		for _, n := range nodes {
+			if ok(n) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	if group == "" {
+		return nodes, "anywhere"
+	}
+	if strings.Contains(group, "/") {
+		if z := filter(func(n directory.Node) bool { return n.Group == group }); len(z) > 0 {
+			return z, "zone"
+		}
+	}
+	if r := filter(func(n directory.Node) bool { return regionOf(n.Group) == regionOf(group) }); len(r) > 0 {
+		return r, "region"
+	}
+	return nodes, "anywhere"
+}
+
+var groups = []string{"", "eu", "eu/a", "eu/b", "us", "us/a", "us/b"}
+
+// randomTable makes a table with many load ties and a mix of statuses.
+func randomTable(r *rand.Rand, n int) []directory.Node {
+	statuses := []directory.Status{directory.Up, directory.Up, directory.Up, directory.Draining, directory.Down}
+	caps := []int{1, 2, 4, 10}
+	nodes := make([]directory.Node, n)
+	for i := range nodes {
+		c := caps[r.IntN(len(caps))]
+		nodes[i] = directory.Node{
+			ID: fmt.Sprintf("n%d", i), Group: groups[r.IntN(len(groups))],
+			Status: statuses[r.IntN(len(statuses))], Users: r.IntN(c + 1), Capacity: c,
+		}
+	}
+	return nodes
+}
+
+var approx = cmpopts.EquateApprox(0, 1e-9)
+
+func TestBruteForceChoosers(t *testing.T) {
+	src := rand.New(rand.NewPCG(1, 2))
+	for trial := range 300 {
+		nodes := randomTable(src, 1+src.IntN(7))
+		pickID := func(p Policy) func(Rand) string {
+			return func(r Rand) string {
+				res, err := p.Pick(nodes, Request{})
+				if err != nil {
+					return "error"
+				}
+				return res.Node.ID
+			}
+		}
+		least := leastLoad(nodes)
+		tests := []struct {
+			name string
+			got  map[string]float64
+			want map[string]float64
+		}{
+			{"p2c", enumerate(func(r Rand) string { return pickID(P2C(r))(r) }), bruteP2C(nodes)},
+			{"random", enumerate(func(r Rand) string { return pickID(Random(r))(r) }), uniform(nodes, func(directory.Node) bool { return true })},
+			{"least-users", enumerate(func(r Rand) string { return pickID(LeastUsers(r))(r) }), uniform(nodes, func(n directory.Node) bool { return n.Load() == least })},
+			{
+				"balanced fresh",
+				enumerate(func(r Rand) string { return pickID(Balanced{Rand: r, Slack: 0.25})(r) }),
+				uniform(nodes, func(n directory.Node) bool { return n.Load() <= least*1.25+1/float64(n.Capacity) }),
+			},
+		}
+		for _, tt := range tests {
+			if diff := cmp.Diff(tt.got, tt.want, approx); diff != "" {
+				t.Fatalf("trial %d, %s on %v (-got +want):\n%s", trial, tt.name, nodes, diff)
+			}
+		}
+	}
+}
+
+func TestBruteForceAffinity(t *testing.T) {
+	src := rand.New(rand.NewPCG(3, 4))
+	for trial := range 2000 {
+		nodes := randomTable(src, src.IntN(8))
+		group := groups[src.IntN(len(groups))]
+		if src.IntN(10) == 0 {
+			group = "ap/x" // a region no node is in
+		}
+		kept, note := Affinity(nodes, Request{Group: group})
+		wantKept, wantTier := bruteTiers(nodes, group)
+		if diff := cmp.Diff(ids(kept), ids(wantKept)); diff != "" {
+			t.Fatalf("trial %d, group %q on %v (-got +want):\n%s", trial, group, nodes, diff)
+		}
+		if !strings.HasPrefix(note, "group: "+wantTier) {
+			t.Fatalf("trial %d, group %q: note %q, want tier %q", trial, group, note, wantTier)
+		}
+	}
+}
+
+// TestBruteForceGroupPolicy checks the whole "group" policy (status, then
+// tiers, then uniform) against the brute force, exclusions included.
+func TestBruteForceGroupPolicy(t *testing.T) {
+	src := rand.New(rand.NewPCG(5, 6))
+	for trial := range 500 {
+		nodes := randomTable(src, src.IntN(8))
+		group := groups[src.IntN(len(groups))]
+		excluded := fmt.Sprintf("n%d", src.IntN(8))
+		req := Request{Group: group, Exclude: func(id string) bool { return id == excluded }}
+
+		var avail []directory.Node
+		for _, n := range nodes {
+			if n.Status == directory.Up && n.Users < n.Capacity && n.ID != excluded {
+				avail = append(avail, n)
+			}
+		}
+		want := map[string]float64{"error": 1}
+		if len(avail) > 0 {
+			tier, _ := bruteTiers(avail, group)
+			want = uniform(tier, func(directory.Node) bool { return true })
+		}
+		got := enumerate(func(r Rand) string {
+			p, _ := ByName("group", r)
+			res, err := p.Pick(nodes, req)
+			if err != nil {
+				return "error"
+			}
+			return res.Node.ID
+		})
+		if diff := cmp.Diff(got, want, approx); diff != "" {
+			t.Fatalf("trial %d, group %q, excluding %s, on %v (-got +want):\n%s", trial, group, excluded, nodes, diff)
+		}
+	}
+}

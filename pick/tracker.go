@@ -1,0 +1,192 @@
+package pick
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/switchboard/switchboard/directory"
+)
+
+// DefaultTrackerTTL is how long a Tracker counts a pick the directory does
+// not show, when NewTracker is given no TTL.
+const DefaultTrackerTTL = 5 * time.Second
+
+// Tracker remembers the picks one process made that its directory does not
+// show yet, and adds them to the users before a policy compares nodes. A
+// process that attaches many sessions from one directory (a bench tool, a
+// gateway, a client library holding many sessions) shares one Tracker so
+// that its own picks spread out instead of piling onto the node that looked
+// emptiest when the directory was fetched.
+//
+// For each node the Tracker keeps the users count of the last directory it
+// saw and the times of its pending picks. A pick stays pending until
+//
+//   - a directory shows that node with more users than the last one did:
+//     the increase is taken as the pending picks arriving, oldest first; or
+//   - it is TTL old; or
+//   - Release withdraws it (the attach failed).
+//
+// This is a heuristic: arrivals from other processes also raise the count
+// and may clear our pending picks early, and departures may hide our
+// arrivals until the TTL. Either way the error is bounded by the TTL, which
+// should be longer than the time the process keeps using one directory.
+//
+// A Tracker reads no clock: every method takes now. It is safe for
+// concurrent use; its methods never block for long (Pick holds its mutex
+// while the policy runs, which serialises the picks of the process and so
+// lets each one see the ones before it).
+type Tracker struct {
+	ttl   time.Duration
+	mu    sync.Mutex
+	gen   uint64 // counts the directories adjust has seen
+	nodes map[string]*tracked
+	buf   []directory.Node // reused by Pick for the adjusted copy
+}
+
+type tracked struct {
+	seen    int         // users in the last directory seen; -1 if none yet
+	gen     uint64      // the last directory that showed the node
+	pending []time.Time // when each pending pick was made, oldest first
+}
+
+// NewTracker returns an empty Tracker whose pending picks expire after ttl
+// (DefaultTrackerTTL if ttl <= 0).
+func NewTracker(ttl time.Duration) *Tracker {
+	if ttl <= 0 {
+		ttl = DefaultTrackerTTL
+	}
+	return &Tracker{ttl: ttl, nodes: make(map[string]*tracked)}
+}
+
+// Pick observes nodes, lets p pick from the nodes with the pending picks
+// added to their users, records the pick as pending and returns it, with a
+// note on the pending picks in the Reason. p must not call back into t nor
+// keep the slice it is given after it returns (Pick reuses it).
+func (t *Tracker) Pick(p Policy, nodes []directory.Node, req Request, now time.Time) (Result, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	adjusted, added := t.adjust(t.buf, nodes, now)
+	if added > 0 {
+		t.buf = adjusted
+	}
+	res, err := p.Pick(adjusted, req)
+	if err != nil {
+		return res, err
+	}
+	t.add(res.Node.ID, now)
+	if added > 0 {
+		res.Reason += fmt.Sprintf("; tracker: %d pending picks counted", added)
+	}
+	return res, nil
+}
+
+// Adjust observes nodes (clearing the pending picks they now show, and
+// expired ones) and returns them with each node's pending picks added to its
+// Users. It returns nodes itself when nothing is pending, and a copy
+// otherwise; nodes is never modified. Use it with Add when Pick does not fit.
+func (t *Tracker) Adjust(nodes []directory.Node, now time.Time) []directory.Node {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	adjusted, _ := t.adjust(nil, nodes, now)
+	return adjusted
+}
+
+// Add records a pick of node id made at now.
+func (t *Tracker) Add(id string, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.add(id, now)
+}
+
+// Release withdraws the newest pending pick of node id, for an attach that
+// failed. It does nothing if none is pending.
+func (t *Tracker) Release(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if tr, ok := t.nodes[id]; ok && len(tr.pending) > 0 {
+		tr.pending = tr.pending[:len(tr.pending)-1]
+	}
+}
+
+// Pending returns how many picks of node id are pending at now.
+func (t *Tracker) Pending(id string, now time.Time) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tr, ok := t.nodes[id]
+	if !ok {
+		return 0
+	}
+	t.expire(tr, now)
+	return len(tr.pending)
+}
+
+func (t *Tracker) add(id string, now time.Time) {
+	tr, ok := t.nodes[id]
+	if !ok {
+		// Picked before any directory showed the node: we cannot tell
+		// which later increase is ours, so only the TTL clears it.
+		tr = &tracked{seen: -1}
+		t.nodes[id] = tr
+	}
+	tr.pending = append(tr.pending, now)
+}
+
+func (t *Tracker) expire(tr *tracked, now time.Time) {
+	n := 0
+	for n < len(tr.pending) && now.Sub(tr.pending[n]) >= t.ttl {
+		n++
+	}
+	tr.pending = tr.pending[n:]
+}
+
+// adjust is Adjust with t.mu held, copying into dst's storage when it
+// must copy; it also returns the number of pending picks it added.
+func (t *Tracker) adjust(dst, nodes []directory.Node, now time.Time) ([]directory.Node, int) {
+	var out []directory.Node
+	total, marked := 0, 0
+	t.gen++
+	for i := range nodes {
+		n := &nodes[i]
+		tr, ok := t.nodes[n.ID]
+		if !ok {
+			t.nodes[n.ID] = &tracked{seen: n.Users, gen: t.gen}
+			marked++
+			continue
+		}
+		if tr.gen != t.gen {
+			tr.gen = t.gen
+			marked++
+		}
+		if tr.seen >= 0 && n.Users > tr.seen {
+			arrived := min(n.Users-tr.seen, len(tr.pending))
+			tr.pending = tr.pending[arrived:]
+		}
+		tr.seen = n.Users
+		t.expire(tr, now)
+		if len(tr.pending) == 0 {
+			continue
+		}
+		if out == nil {
+			out = append(dst[:0], nodes...)
+		}
+		out[i].Users += len(tr.pending)
+		total += len(tr.pending)
+	}
+	// Forget nodes that left the directory and have nothing pending.
+	for id, tr := range t.nodes {
+		if marked == len(t.nodes) {
+			break // every node held is in this directory
+		}
+		if tr.gen != t.gen {
+			t.expire(tr, now)
+			if len(tr.pending) == 0 {
+				delete(t.nodes, id)
+			}
+		}
+	}
+	if out == nil {
+		return nodes, 0
+	}
+	return out, total
+}

@@ -1,0 +1,147 @@
+package pick
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/switchboard/switchboard/directory"
+)
+
+var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func users(nodes []directory.Node) map[string]int {
+	out := map[string]int{}
+	for _, n := range nodes {
+		out[n.ID] = n.Users
+	}
+	return out
+}
+
+// TestTracker replays a transcript of directories seen and picks made, and
+// checks the users the Tracker reports after each step.
+func TestTracker(t *testing.T) {
+	dir := func(a, b int) []directory.Node {
+		return []directory.Node{node("a", "", a, 100), node("b", "", b, 100)}
+	}
+	type step struct {
+		at      time.Duration // since epoch
+		add     string        // record a pick of this node, or
+		release string        // withdraw one, or
+		see     []directory.Node
+		want    map[string]int // users after Adjust(see)
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{
+			name: "picks add to the users until the directory shows them",
+			steps: []step{
+				{see: dir(10, 10), want: map[string]int{"a": 10, "b": 10}},
+				{add: "a"}, {add: "a"}, {add: "b"},
+				{see: dir(10, 10), want: map[string]int{"a": 12, "b": 11}},
+				// The directory now shows one of the two on a: one stays pending.
+				{at: time.Second, see: dir(11, 10), want: map[string]int{"a": 12, "b": 11}},
+				// b shows three more (others' arrivals too): all of ours are in.
+				{at: time.Second, see: dir(12, 13), want: map[string]int{"a": 12, "b": 13}},
+			},
+		},
+		{
+			name: "pending picks expire after the TTL",
+			steps: []step{
+				{see: dir(0, 0), want: map[string]int{"a": 0, "b": 0}},
+				{add: "a"},
+				{at: 4 * time.Second, add: "a"},
+				{at: 4999 * time.Millisecond, see: dir(0, 0), want: map[string]int{"a": 2, "b": 0}},
+				{at: 5 * time.Second, see: dir(0, 0), want: map[string]int{"a": 1, "b": 0}},
+				{at: 9 * time.Second, see: dir(0, 0), want: map[string]int{"a": 0, "b": 0}},
+			},
+		},
+		{
+			name: "a fall in users clears nothing",
+			steps: []step{
+				{see: dir(10, 0), want: map[string]int{"a": 10, "b": 0}},
+				{add: "a"},
+				{see: dir(8, 0), want: map[string]int{"a": 9, "b": 0}},
+				{see: dir(9, 0), want: map[string]int{"a": 9, "b": 0}},
+			},
+		},
+		{
+			name: "release withdraws a failed pick",
+			steps: []step{
+				{see: dir(0, 0), want: map[string]int{"a": 0, "b": 0}},
+				{add: "a"}, {add: "a"}, {release: "a"}, {release: "b"},
+				{see: dir(0, 0), want: map[string]int{"a": 1, "b": 0}},
+			},
+		},
+		{
+			name: "a pick of a node never seen is cleared only by the TTL",
+			steps: []step{
+				{add: "a"},
+				{see: dir(5, 0), want: map[string]int{"a": 6, "b": 0}},
+				{at: 5 * time.Second, see: dir(5, 0), want: map[string]int{"a": 5, "b": 0}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr := NewTracker(0)
+			for i, s := range tt.steps {
+				now := epoch.Add(s.at)
+				switch {
+				case s.add != "":
+					tr.Add(s.add, now)
+				case s.release != "":
+					tr.Release(s.release)
+				default:
+					before := append([]directory.Node(nil), s.see...)
+					got := tr.Adjust(s.see, now)
+					if diff := cmp.Diff(users(got), s.want); diff != "" {
+						t.Fatalf("step %d (-got +want):\n%s", i, diff)
+					}
+					if diff := cmp.Diff(s.see, before); diff != "" {
+						t.Fatalf("step %d modified its input (-got +want):\n%s", i, diff)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestTrackerPickAndForget(t *testing.T) {
+	tr := NewTracker(time.Second)
+	nodes := []directory.Node{node("a", "", 0, 10), node("b", "", 1, 10)}
+	res, err := tr.Pick(LeastUsers(NewRand(1)), nodes, Request{}, epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Node.ID != "a" || res.Reason != "least-users: a (load 0.00), 1 of 2 tied" {
+		t.Fatalf("first pick = %s %q", res.Node.ID, res.Reason)
+	}
+	// a now counts 1 user, as b does: a tie, and the note says so.
+	res, err = tr.Pick(LeastUsers(&script{t: t, answers: []int{1}}), nodes, Request{}, epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "least-users: a (load 0.10), 2 of 2 tied; tracker: 1 pending picks counted"; res.Reason != want {
+		t.Fatalf("Reason = %q, want %q", res.Reason, want)
+	}
+	if got := tr.Pending("a", epoch); got != 2 {
+		t.Fatalf("Pending(a) = %d, want 2", got)
+	}
+	if got := tr.Pending("a", epoch.Add(time.Second)); got != 0 {
+		t.Fatalf("Pending(a) after the TTL = %d, want 0", got)
+	}
+	if got := tr.Pending("zz", epoch); got != 0 {
+		t.Fatalf("Pending(zz) = %d, want 0", got)
+	}
+	// A node that leaves the directory with nothing pending is forgotten.
+	tr.Adjust(nodes[1:], epoch.Add(time.Second))
+	tr.mu.Lock()
+	_, kept := tr.nodes["a"]
+	tr.mu.Unlock()
+	if kept {
+		t.Error("tracker still holds a node that left the directory with nothing pending")
+	}
+}
