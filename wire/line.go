@@ -71,7 +71,9 @@ func (lr *LineReader) Next() ([]byte, error) {
 		n, err := lr.r.Read(lr.buf[lr.end:])
 		lr.end += n
 		if err != nil && n == 0 {
-			if lr.end > lr.start {
+			// Only the end of the stream ends a line; after any other
+			// error the bytes read stay buffered for the next call.
+			if err == io.EOF && lr.end > lr.start {
 				line := lr.buf[lr.start:lr.end]
 				lr.start = lr.end
 				if len(line) > lr.max {
