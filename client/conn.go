@@ -56,6 +56,7 @@ func (c *Conn) Send(m wire.Message) error {
 	if err != nil {
 		return err
 	}
+	_ = c.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if _, err := c.conn.Write(c.buf); err != nil {
 		return fmt.Errorf("client: sending %s to %s: %w", m.Op, c.addr, err)
 	}
@@ -76,6 +77,23 @@ func (c *Conn) Recv(ctx context.Context) (wire.Message, error) {
 		if ctx.Err() != nil {
 			return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, ctx.Err())
 		}
+		return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, err)
+	}
+	m, err := wire.Decode(line)
+	if err != nil {
+		return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, err)
+	}
+	return m, nil
+}
+
+// writeTimeout bounds one write to a node.
+const writeTimeout = 10 * time.Second
+
+// recvBefore reads the next message, waiting until deadline at most.
+func (c *Conn) recvBefore(deadline time.Time) (wire.Message, error) {
+	_ = c.conn.SetReadDeadline(deadline)
+	line, err := c.lr.Next()
+	if err != nil {
 		return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, err)
 	}
 	m, err := wire.Decode(line)

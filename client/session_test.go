@@ -1,0 +1,261 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/failover"
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/pick"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// faultDialer records every dial by node ID and refuses those to the
+// nodes in refuse.
+type faultDialer struct {
+	mu     sync.Mutex
+	ids    map[string]string // addr -> node ID
+	refuse map[string]bool
+	dials  []string
+	d      net.Dialer
+}
+
+func newFaultDialer(c *nodetest.Cluster) *faultDialer {
+	f := &faultDialer{ids: map[string]string{}, refuse: map[string]bool{}}
+	for _, n := range c.Nodes {
+		f.ids[n.Addr()] = n.ID()
+	}
+	return f
+}
+
+func (f *faultDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	f.mu.Lock()
+	id := f.ids[addr]
+	f.dials = append(f.dials, id)
+	refused := f.refuse[id]
+	f.mu.Unlock()
+	if refused {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: syscall.ECONNREFUSED}
+	}
+	return f.d.DialContext(ctx, network, addr)
+}
+
+func (f *faultDialer) log() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.dials)
+}
+
+// preferring picks the first of ids that is available and not excluded.
+func preferring(ids ...string) pick.Policy {
+	return pick.PolicyFunc(func(nodes []directory.Node, req pick.Request) (pick.Result, error) {
+		for _, id := range ids {
+			for _, n := range nodes {
+				if n.ID == id && n.Available() && (req.Exclude == nil || !req.Exclude(id)) {
+					return pick.Result{Node: n, Reason: "preferred " + id}, nil
+				}
+			}
+		}
+		return pick.Result{}, pick.ErrNoNode
+	})
+}
+
+func fastRetry() failover.Config {
+	cfg := failover.DefaultConfig()
+	cfg.RetryBase = time.Millisecond
+	cfg.RetryMax = 2 * time.Millisecond
+	cfg.PassBase = 5 * time.Millisecond
+	cfg.PassMax = 20 * time.Millisecond
+	cfg.DropBase = 5 * time.Millisecond
+	return cfg
+}
+
+func dialCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// The failover order of the design: the pick refuses -> retry it (twice)
+// -> ask the common address again -> pick another node.
+func TestFailoverOrder(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{})
+	fd := newFaultDialer(c)
+	fd.refuse["n2"] = true
+	s, err := client.Dial(dialCtx(t), c.Nodes[0].Addr(),
+		client.WithUser("alice"), client.WithDialer(fd), client.WithRetry(fastRetry()),
+		client.WithPolicy(preferring("n2", "n3", "n1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := []string{"n1", "n2", "n2", "n2", "n1", "n3"}
+	if diff := cmp.Diff(fd.log(), want); diff != "" {
+		t.Errorf("dials (-got +want):\n%s", diff)
+	}
+	if got := s.Node().ID; got != "n3" {
+		t.Errorf("attached to %s, want n3", got)
+	}
+	if !strings.Contains(s.Reason(), "n3") {
+		t.Errorf("reason %q does not name n3", s.Reason())
+	}
+}
+
+// A pick that is the node answering the hello attaches on the same
+// connection: one dial in all.
+func TestAttachOnTheHelloConnection(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	fd := newFaultDialer(c)
+	s, err := client.Dial(dialCtx(t), c.Nodes[1].Addr(), client.WithUser("alice"), client.WithDialer(fd),
+		client.WithPolicy(preferring("n2")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if diff := cmp.Diff(fd.log(), []string{"n2"}); diff != "" {
+		t.Errorf("dials (-got +want):\n%s", diff)
+	}
+	if got := c.Nodes[1].Users(); got != 1 {
+		t.Errorf("n2 has %d users, want 1", got)
+	}
+}
+
+// A full node refuses with a fresh directory: the client picks another at
+// once, without retrying the full one and without a new hello.
+func TestFullNodeRefusalPicksAgainAtOnce(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{})
+	c.Nodes[1].SetDraining(true)
+	fd := newFaultDialer(c)
+	// A directory is a little old when the client picks from it: the
+	// policy sees n2 as it was before draining began only if it ignores
+	// status, so use one that does.
+	stale := pick.PolicyFunc(func(nodes []directory.Node, req pick.Request) (pick.Result, error) {
+		for _, id := range []string{"n2", "n3"} {
+			for _, n := range nodes {
+				if n.ID == id && !req.Exclude(id) {
+					return pick.Result{Node: n, Reason: "forced " + id}, nil
+				}
+			}
+		}
+		return pick.Result{}, pick.ErrNoNode
+	})
+	s, err := client.Dial(dialCtx(t), c.Nodes[0].Addr(), client.WithUser("alice"), client.WithDialer(fd),
+		client.WithRetry(fastRetry()), client.WithPolicy(stale))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if diff := cmp.Diff(fd.log(), []string{"n1", "n2", "n3"}); diff != "" {
+		t.Errorf("dials (-got +want):\n%s", diff)
+	}
+}
+
+// With every node down, Dial fails with a clear error within its deadline.
+func TestAllNodesDown(t *testing.T) {
+	var addrs []string
+	for range 3 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs = append(addrs, ln.Addr().String())
+		ln.Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := client.Dial(ctx, strings.Join(addrs, ","), client.WithUser("alice"), client.WithRetry(fastRetry()))
+	elapsed := time.Since(start)
+	if err == nil {
+		t.Fatal("Dial succeeded with every node down")
+	}
+	if !errors.Is(err, failover.ErrDeadline) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %v does not say the deadline passed", err)
+	}
+	if !strings.Contains(err.Error(), "connect") && !strings.Contains(err.Error(), "refused") {
+		t.Errorf("error %q does not say what failed", err)
+	}
+	if elapsed > 800*time.Millisecond+500*time.Millisecond {
+		t.Errorf("Dial took %v, past its 800ms deadline", elapsed)
+	}
+}
+
+func TestBadUserNameIsNotRetried(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	_, err := client.Dial(dialCtx(t), c.Nodes[0].Addr(), client.WithUser(strings.Repeat("x", 200)))
+	if err == nil || !strings.Contains(err.Error(), "bad_request") {
+		t.Fatalf("Dial with a 200-byte user name: %v, want a bad_request error", err)
+	}
+}
+
+// A node dies under attached sessions: every one of them reattaches to a
+// survivor.
+func TestNodeDeathReattachesEverySession(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Capacity = 100
+	}})
+	var addrs []string
+	for _, n := range c.Nodes {
+		addrs = append(addrs, n.Addr())
+	}
+	target := strings.Join(addrs, ",")
+	var sessions []*client.Session
+	for i := range 30 {
+		s, err := client.Dial(dialCtx(t), target, client.WithUser(fmt.Sprintf("u%d", i)), client.WithRetry(fastRetry()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		sessions = append(sessions, s)
+	}
+	victim := c.Nodes[1]
+	var onVictim []*client.Session
+	for _, s := range sessions {
+		if s.Node().ID == victim.ID() {
+			onVictim = append(onVictim, s)
+		}
+	}
+	if len(onVictim) == 0 {
+		t.Fatal("no session picked n2")
+	}
+	victim.Halt()
+	for _, s := range onVictim {
+		deadline := time.After(5 * time.Second)
+		for reattached := false; !reattached; {
+			select {
+			case e := <-s.Events():
+				if e.Kind == client.Reattached {
+					reattached = true
+					if e.Node.ID == victim.ID() {
+						t.Errorf("session reattached to the dead node")
+					}
+				}
+			case <-deadline:
+				t.Fatalf("session on %s not reattached in 5s", victim.ID())
+			}
+		}
+	}
+	nodetest.Eventually(t, 2*time.Second, func() error {
+		if got := c.Nodes[0].Users() + c.Nodes[2].Users(); got != 30 {
+			return fmt.Errorf("survivors hold %d users, want 30", got)
+		}
+		return nil
+	})
+}
