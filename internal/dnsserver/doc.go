@@ -1,0 +1,80 @@
+// Package dnsserver is the DNS responder every Switchboard node can run: it
+// answers, authoritatively, for the service name (the common service
+// address) from the node's own live directory, so that plain DNS round robin
+// spreads clients over the servers that can take them.
+//
+// # Walk-through
+//
+//	var snap atomic.Pointer[[]directory.Node] // the node's directory snapshot
+//	cfg := dnsserver.DefaultConfig("chat.local", func() []directory.Node {
+//		if p := snap.Load(); p != nil {
+//			return *p
+//		}
+//		return nil
+//	})
+//	cfg.Addr = ":5353"
+//	srv, err := dnsserver.New(cfg)
+//	if err != nil { ... }
+//	if err := srv.Start(ctx); err != nil { ... } // binds UDP, then TCP on the same port
+//	log.Print("DNS on ", srv.Addr())
+//	...
+//	err = srv.Shutdown(ctx) // stops both, waits for the goroutines
+//
+// # What it answers
+//
+// For the zone Z (Config.Zone):
+//
+//   - Z A / AAAA: the IPs of the nodes that are up and have room
+//     (directory.Node.Available), taken from the host part of Node.Addr,
+//     deduplicated, IPv4 as A and IPv6 as AAAA. Every answer starts at the
+//     next offset (round robin). A node that goes down, full or draining
+//     leaves the answers with the next query.
+//   - _switchboard._tcp.Z SRV: one record per available node, priority 0,
+//     the node's port, a weight proportional to its spare capacity (the
+//     largest spare is 65535; never below 1), and as target the node's own
+//     name <label>.node.Z whose A or AAAA goes in the additional section.
+//     A node whose Addr host is a name, not an IP, gets that name as target
+//     and no additional record.
+//   - <label>.node.Z A / AAAA: that node's IP, whatever its status. The
+//     label is the node ID in lower case with every other character than
+//     a-z and 0-9 turned into "-", cut to 63 bytes; when two IDs give the
+//     same label the later one gets a hash of its ID appended.
+//   - Z SOA and NS, with the name server Config.NS (default ns.Z), which
+//     answers A / AAAA with Config.NSAddrs, the bound IP, or the nodes' IPs.
+//   - Any other name in Z: NXDOMAIN with the SOA in the authority section;
+//     a name that exists but not with the type asked (AAAA with IPv4 nodes
+//     only, MX, TXT...): NOERROR with no answer and the SOA (NODATA). Names
+//     are matched without regard to case. The AA bit is set on both.
+//   - Names outside Z, classes other than IN, and zone transfers: REFUSED.
+//     Opcodes other than QUERY: NOTIMP. Not exactly one question, or more
+//     than one OPT record: FORMERR. EDNS versions above 0: BADVERS.
+//
+// Every record has the TTL Config.TTL (default 5 s). A UDP reply fits in 512
+// bytes, or in the size the client's EDNS0 OPT offers (capped at
+// Config.MaxUDPSize); a reply that does not fit is cut and has the TC bit, so
+// the client asks again over TCP, where the whole answer is served.
+//
+// # Speed
+//
+// The answers are built once per directory snapshot and shared: a query
+// whose Nodes call returns the same slice as the last one (or one with the
+// same IDs, addresses, statuses, users and capacities) only copies and
+// rotates prebuilt records.
+//
+// # Caller's duties
+//
+//   - Config.Nodes is called on every query, from many goroutines at once.
+//     It must not block and must be safe for concurrent use; load an
+//     immutable snapshot from an atomic.Pointer. Do not modify a slice after
+//     returning it.
+//   - New does no I/O. Start blocks until both sockets serve (or fail); it
+//     starts one goroutine per socket, and while running miekg/dns starts
+//     one per UDP query in flight and one per TCP connection.
+//   - Shutdown blocks until all of those goroutines end or ctx is done. Call
+//     it once Start has succeeded, or the sockets stay bound.
+//   - A panic while answering (in Config.Nodes, say) is logged and
+//     answered SERVFAIL; it does not stop the server.
+//   - Server.ServeDNS (a dns.Handler) and Server.Answer work without
+//     sockets, before Start and after Shutdown, and are safe for concurrent
+//     use.
+package dnsserver

@@ -1,0 +1,208 @@
+package dnsserver
+
+import (
+	"net"
+	"runtime/debug"
+
+	"github.com/miekg/dns"
+)
+
+// ServeDNS answers one query; it implements dns.Handler. It is called by the
+// server's goroutines, concurrently, and may also be called directly (tests,
+// fuzzing, benchmarks, or another dns.Server). It never blocks beyond the
+// Nodes function and w.WriteMsg. A reply is sized for UDP unless
+// w.LocalAddr is a *net.TCPAddr.
+func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	defer func() {
+		// A panic (in Config.Nodes, say) costs one query, not the node.
+		if v := recover(); v != nil {
+			s.log.Error("dns query panicked", "panic", v, "stack", string(debug.Stack()))
+			m := new(dns.Msg)
+			m.SetRcode(r, dns.RcodeServerFailure)
+			_ = w.WriteMsg(m)
+		}
+	}()
+	tcp := false
+	if a := w.LocalAddr(); a != nil {
+		_, tcp = a.(*net.TCPAddr)
+	}
+	if m := s.Answer(r, tcp); m != nil {
+		// A failed write means the client is gone; there is no one to tell.
+		_ = w.WriteMsg(m)
+	}
+}
+
+// Answer returns the reply to the query r, sized for TCP (64 KiB) when tcp is
+// true, else for UDP (512 bytes, or the client's EDNS0 size capped at
+// Config.MaxUDPSize). It returns nil when r must not be answered at all (it
+// is itself a response). Safe for concurrent use.
+func (s *Server) Answer(r *dns.Msg, tcp bool) *dns.Msg {
+	if r == nil || r.Response {
+		return nil
+	}
+	m := &dns.Msg{}
+	m.Id = r.Id
+	m.Response = true
+	m.Opcode = r.Opcode
+	if len(r.Question) == 1 {
+		m.Question = []dns.Question{r.Question[0]}
+	}
+	if r.Opcode != dns.OpcodeQuery {
+		m.Rcode = dns.RcodeNotImplemented
+		return m
+	}
+	m.RecursionDesired = r.RecursionDesired
+	m.CheckingDisabled = r.CheckingDisabled
+	if len(r.Question) != 1 {
+		m.Rcode = dns.RcodeFormatError
+		return m
+	}
+
+	// EDNS0 (RFC 6891): at most one OPT, version 0; its size caps UDP replies.
+	size := dns.MinMsgSize
+	if tcp {
+		size = dns.MaxMsgSize
+	}
+	var opt *dns.OPT
+	for _, rr := range r.Extra {
+		if o, ok := rr.(*dns.OPT); ok {
+			if opt != nil {
+				m.Rcode = dns.RcodeFormatError
+				return m
+			}
+			opt = o
+		}
+	}
+	if opt != nil {
+		if opt.Version() != 0 {
+			m.Rcode = dns.RcodeBadVers
+			m.SetEdns0(uint16(s.cfg.MaxUDPSize), false)
+			return m
+		}
+		if !tcp {
+			size = min(max(int(opt.UDPSize()), dns.MinMsgSize), s.cfg.MaxUDPSize)
+		}
+	}
+
+	s.resolve(m, r.Question[0])
+
+	if opt != nil {
+		m.SetEdns0(uint16(s.cfg.MaxUDPSize), false)
+	}
+	// Truncate drops what does not fit and sets TC, so a UDP client retries
+	// over TCP; over TCP it only matters past 64 KiB.
+	m.Truncate(size)
+	return m
+}
+
+// resolve fills m's rcode and sections for the question q.
+func (s *Server) resolve(m *dns.Msg, q dns.Question) {
+	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+		m.Rcode = dns.RcodeRefused
+		return
+	}
+	name := dns.CanonicalName(q.Name)
+	z := s.current()
+	o := z.names[name]
+	if o == nil {
+		if !dns.IsSubDomain(z.params.origin, name) {
+			m.Rcode = dns.RcodeRefused
+			return
+		}
+		m.Authoritative = true
+		m.Rcode = dns.RcodeNameError
+		m.Ns = []dns.RR{z.soa}
+		return
+	}
+	m.Authoritative = true
+	switch q.Qtype {
+	case dns.TypeAXFR, dns.TypeIXFR:
+		// No zone transfers: every node builds the zone from its own directory.
+		m.Authoritative = false
+		m.Rcode = dns.RcodeRefused
+		return
+	case dns.TypeA:
+		m.Answer = s.addrs(o, o.a)
+	case dns.TypeAAAA:
+		m.Answer = s.addrs(o, o.aaaa)
+	case dns.TypeSRV:
+		m.Answer, m.Extra = s.srv(o)
+	case dns.TypeSOA:
+		m.Answer = copyRRs(o.soa)
+	case dns.TypeNS:
+		m.Answer = copyRRs(o.ns)
+		if len(o.ns) > 0 {
+			m.Extra = copyRRs(o.nsGlue)
+		}
+	case dns.TypeANY:
+		// Every record at the name; truncation bounds the size over UDP.
+		var ans []dns.RR
+		ans = append(ans, o.soa...)
+		ans = append(ans, o.ns...)
+		ans = append(ans, s.addrs(o, o.a)...)
+		ans = append(ans, s.addrs(o, o.aaaa)...)
+		srv, _ := s.srv(o)
+		m.Answer = append(ans, srv...)
+	}
+	if len(m.Answer) == 0 {
+		// NODATA (RFC 2308): the name exists, the type has no records.
+		m.Ns = []dns.RR{z.soa}
+	}
+}
+
+// addrs returns a copy of the A or AAAA records rrs of o, rotated to a new
+// offset when o round-robins.
+func (s *Server) addrs(o *owner, rrs []dns.RR) []dns.RR {
+	if !o.rotateA {
+		return copyRRs(rrs)
+	}
+	return rotate(rrs, s.next(len(rrs)))
+}
+
+// srv returns the SRV answer of o and its glue, both rotated alike.
+func (s *Server) srv(o *owner) (answer, extra []dns.RR) {
+	n := len(o.srv)
+	if n == 0 {
+		return nil, nil
+	}
+	off := 0
+	if o.rotateSRV {
+		off = s.next(n)
+	}
+	answer = rotate(o.srv, off)
+	extra = make([]dns.RR, 0, n+1) // +1 for the OPT record added later
+	for i := range n {
+		extra = append(extra, o.srvGlue[(off+i)%n]...)
+	}
+	return answer, extra
+}
+
+// next returns the start offset of the next round-robin answer of n records.
+func (s *Server) next(n int) int {
+	if n <= 1 {
+		return 0
+	}
+	return int((s.rotation.Add(1) - 1) % uint64(n))
+}
+
+// rotate returns a new slice holding rrs starting at off and wrapping around.
+// It has room for one more record (the OPT added to replies).
+func rotate(rrs []dns.RR, off int) []dns.RR {
+	if len(rrs) == 0 {
+		return nil
+	}
+	out := make([]dns.RR, len(rrs), len(rrs)+1)
+	n := copy(out, rrs[off:])
+	copy(out[n:], rrs[:off])
+	return out
+}
+
+// copyRRs returns a copy of rrs so a reply never shares the zone's slices.
+func copyRRs(rrs []dns.RR) []dns.RR {
+	if len(rrs) == 0 {
+		return nil
+	}
+	out := make([]dns.RR, len(rrs), len(rrs)+1)
+	copy(out, rrs)
+	return out
+}

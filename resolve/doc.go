@@ -1,0 +1,43 @@
+// Package resolve turns a Switchboard service name (the common service
+// address, e.g. "chat.local") into the HOST:PORT addresses of its servers,
+// the way a client finds a server to say hello to.
+//
+// # Walk-through
+//
+//	addrs, err := resolve.Lookup(ctx, resolve.Config{DefaultPort: 7070}, "chat.local")
+//	switch {
+//	case errors.Is(err, resolve.ErrNoAddress):
+//		// the name exists nowhere in DNS: no server to try
+//	case err != nil:
+//		// DNS failed (timeout, SERVFAIL...): try again later
+//	}
+//	for _, a := range addrs { // best first
+//		conn, err := net.Dial("tcp", a)
+//		...
+//	}
+//
+// Lookup first asks for the SRV records of _switchboard._tcp.<service>,
+// which the Switchboard DNS responder publishes with one record per server
+// that is up and has room, weighted by its spare capacity. They are ordered
+// by priority and, within a priority, by RFC 2782's weighted random
+// selection, so that more clients go where there is more room. When the name
+// has no SRV records (any DNS zone with plain A/AAAA round robin), Lookup
+// uses its A and AAAA records, shuffled, with Config.DefaultPort.
+//
+// With Config.Resolver set, Lookup asks that DNS server itself with
+// miekg/dns (UDP with EDNS0, then TCP when the reply is truncated), and SRV
+// targets come back as the IP addresses found in the reply's additional
+// section. With it empty, Lookup uses the system resolver (net.Resolver),
+// and SRV targets come back as host names that the dialler resolves.
+//
+// # Caller's duties
+//
+//   - Lookup blocks for at most Config.Timeout (default 5 s) or until ctx
+//     ends. It starts no goroutine of its own; the system resolver may start
+//     some for the duration of the call.
+//   - Config.Rand, when set, must not be shared by concurrent Lookups (a
+//     *rand.Rand is not safe for concurrent use); leave it nil outside tests.
+//   - The addresses are a snapshot: servers come and go, so call Lookup
+//     again when every address has failed rather than caching its result
+//     for longer than the records' TTL (a few seconds).
+package resolve

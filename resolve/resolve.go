@@ -1,0 +1,403 @@
+package resolve
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// SRVLabel is the service and protocol labels of the SRV name Lookup asks
+// for first: _switchboard._tcp.<service>.
+const SRVLabel = "_switchboard._tcp"
+
+// DefaultTimeout bounds one Lookup when Config.Timeout is zero.
+const DefaultTimeout = 5 * time.Second
+
+// ednsSize is the UDP reply size Lookup offers with EDNS0 (the DNS flag day
+// 2020 value); larger replies come truncated and are asked again over TCP.
+const ednsSize = 1232
+
+// ErrNoAddress means the service name has no SRV records and no A or AAAA
+// records (or only a "." SRV target, "decidedly not available"). Lookup
+// returns it wrapped; test with errors.Is. The caller should treat the
+// service as absent rather than retry at once.
+var ErrNoAddress = errors.New("resolve: no address")
+
+// Config says how Lookup asks DNS. The zero value asks the system resolver
+// and has no default port.
+type Config struct {
+	// Resolver is the HOST:PORT of a DNS server to ask directly (UDP, then
+	// TCP when the reply is truncated); a HOST without port means port 53.
+	// Empty means the system resolver (NetResolver).
+	Resolver string
+	// DefaultPort is the port put after addresses found by the A/AAAA
+	// fallback, e.g. 7070. Zero means that fallback is not used: a service
+	// without SRV records is then ErrNoAddress.
+	DefaultPort int
+	// Timeout bounds a whole Lookup, every query included. Default 5s.
+	Timeout time.Duration
+	// NetResolver is the system resolver used when Resolver is empty.
+	// Default net.DefaultResolver.
+	NetResolver *net.Resolver
+	// Rand orders records of equal priority and shuffles addresses. Nil
+	// means math/rand/v2's global source. A *rand.Rand is not safe for
+	// concurrent use: do not share one between concurrent Lookups.
+	Rand *rand.Rand
+}
+
+// validate fills zero fields and rejects nonsense.
+func (c *Config) validate() error {
+	if c.Timeout == 0 {
+		c.Timeout = DefaultTimeout
+	}
+	if c.Timeout < 0 {
+		return fmt.Errorf("resolve: config: negative Timeout %v", c.Timeout)
+	}
+	if c.DefaultPort < 0 || c.DefaultPort > 65535 {
+		return fmt.Errorf("resolve: config: DefaultPort %d is outside 0..65535", c.DefaultPort)
+	}
+	if c.Resolver != "" {
+		host, port, err := net.SplitHostPort(c.Resolver)
+		if err != nil {
+			// No port: a host name, or an IPv4 or IPv6 address alone.
+			host, port = strings.Trim(c.Resolver, "[]"), "53"
+			if _, perr := netip.ParseAddr(host); perr != nil && strings.Contains(host, ":") {
+				return fmt.Errorf("resolve: config: Resolver %q: %w", c.Resolver, err)
+			}
+		}
+		if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 || host == "" {
+			return fmt.Errorf("resolve: config: Resolver %q is not HOST:PORT", c.Resolver)
+		}
+		c.Resolver = net.JoinHostPort(host, port)
+	}
+	if c.NetResolver == nil {
+		c.NetResolver = net.DefaultResolver
+	}
+	return nil
+}
+
+// random is what Lookup needs from a random source.
+type random interface {
+	IntN(n int) int
+	Shuffle(n int, swap func(i, j int))
+}
+
+// globalRand uses math/rand/v2's global source, safe for concurrent use.
+type globalRand struct{}
+
+func (globalRand) IntN(n int) int                     { return rand.IntN(n) }
+func (globalRand) Shuffle(n int, swap func(i, j int)) { rand.Shuffle(n, swap) }
+
+func (c *Config) random() random {
+	if c.Rand != nil {
+		return c.Rand
+	}
+	return globalRand{}
+}
+
+// srvRecord is one SRV record, whichever resolver found it.
+type srvRecord struct {
+	priority, weight, port uint16
+	target                 string // FQDN, canonical
+}
+
+// Lookup resolves the service name (e.g. "chat.local") into the HOST:PORT
+// addresses of its servers, best first.
+//
+// It asks for the SRV records of _switchboard._tcp.<service> first and
+// orders them by priority, and within a priority by weighted random
+// selection (RFC 2782). Each SRV target becomes the addresses that came with
+// the reply (the Switchboard responder always adds them) or, when none came,
+// the target's host name, for the dialler to resolve. When there are no SRV
+// records, Lookup asks for the A and AAAA records of the service name and
+// returns them, in random order, with Config.DefaultPort.
+//
+// Lookup blocks for up to Config.Timeout (or until ctx ends) and starts no
+// goroutine of its own (the system resolver may). Errors are prefixed
+// "resolve: " and say what was asked of which server; a name without records
+// is ErrNoAddress.
+func Lookup(ctx context.Context, cfg Config, service string) ([]string, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	service = strings.TrimSuffix(service, ".")
+	if _, ok := dns.IsDomainName(service); !ok || service == "" {
+		return nil, fmt.Errorf("resolve: %q is not a service name", service)
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	l := lookup{cfg: cfg, service: service, rnd: cfg.random(), via: cfg.Resolver}
+	if cfg.Resolver == "" {
+		l.via = "the system resolver"
+	}
+	return l.run(ctx)
+}
+
+// lookup is one Lookup call.
+type lookup struct {
+	cfg     Config
+	service string
+	via     string
+	rnd     random
+}
+
+func (l *lookup) run(ctx context.Context) ([]string, error) {
+	var srvs []srvRecord
+	var glue map[string][]netip.Addr
+	var err error
+	if l.cfg.Resolver != "" {
+		srvs, glue, err = l.srvDNS(ctx)
+	} else {
+		srvs, err = l.srvSystem(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolve: looking up SRV for %s via %s: %w", l.service, l.via, err)
+	}
+	if len(srvs) == 1 && srvs[0].target == "." {
+		return nil, fmt.Errorf("%w for %s via %s (its SRV record says the service is not available)", ErrNoAddress, l.service, l.via)
+	}
+	if len(srvs) > 0 {
+		return l.fromSRV(srvs, glue), nil
+	}
+	if l.cfg.DefaultPort == 0 {
+		return nil, fmt.Errorf("%w for %s via %s (no SRV records, and no DefaultPort for A/AAAA)", ErrNoAddress, l.service, l.via)
+	}
+	var ips []netip.Addr
+	if l.cfg.Resolver != "" {
+		ips, err = l.ipsDNS(ctx)
+	} else {
+		ips, err = l.ipsSystem(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(ips) == 0 {
+		return nil, fmt.Errorf("%w for %s via %s (no SRV, A or AAAA records)", ErrNoAddress, l.service, l.via)
+	}
+	l.rnd.Shuffle(len(ips), func(i, j int) { ips[i], ips[j] = ips[j], ips[i] })
+	out := make([]string, len(ips))
+	for i, ip := range ips {
+		out[i] = netip.AddrPortFrom(ip, uint16(l.cfg.DefaultPort)).String()
+	}
+	return out, nil
+}
+
+// fromSRV orders srvs and turns them into HOST:PORT strings.
+func (l *lookup) fromSRV(srvs []srvRecord, glue map[string][]netip.Addr) []string {
+	var out []string
+	for _, s := range orderSRV(srvs, l.rnd) {
+		if s.target == "." {
+			continue
+		}
+		addrs := glue[s.target]
+		if len(addrs) == 0 {
+			out = append(out, net.JoinHostPort(strings.TrimSuffix(s.target, "."), strconv.Itoa(int(s.port))))
+			continue
+		}
+		for _, ip := range addrs {
+			out = append(out, netip.AddrPortFrom(ip, s.port).String())
+		}
+	}
+	return out
+}
+
+// orderSRV sorts records by priority and, within each priority, by the
+// weighted random selection of RFC 2782. It returns a new slice.
+func orderSRV(srvs []srvRecord, rnd random) []srvRecord {
+	out := slices.Clone(srvs)
+	slices.SortStableFunc(out, func(a, b srvRecord) int { return cmp.Compare(a.priority, b.priority) })
+	for start := 0; start < len(out); {
+		end := start + 1
+		for end < len(out) && out[end].priority == out[start].priority {
+			end++
+		}
+		weightedOrder(out[start:end], rnd)
+		start = end
+	}
+	return out
+}
+
+// weightedOrder orders one priority's records in place as RFC 2782 says:
+// arrange the records not yet ordered in any order with the zero weights
+// first, pick a uniform number from 0 to the sum of their weights
+// (inclusive), take the first record whose running sum reaches it, repeat.
+func weightedOrder(g []srvRecord, rnd random) {
+	rnd.Shuffle(len(g), func(i, j int) { g[i], g[j] = g[j], g[i] })
+	slices.SortStableFunc(g, func(a, b srvRecord) int {
+		return cmp.Compare(min(a.weight, 1), min(b.weight, 1))
+	})
+	for i := range g {
+		sum := 0
+		for _, r := range g[i:] {
+			sum += int(r.weight)
+		}
+		pick := rnd.IntN(sum + 1)
+		run := 0
+		for j := i; j < len(g); j++ {
+			run += int(g[j].weight)
+			if run >= pick {
+				// Move g[j] to position i, keeping the others in order
+				// (so the zero weights stay first).
+				chosen := g[j]
+				copy(g[i+1:j+1], g[i:j])
+				g[i] = chosen
+				break
+			}
+		}
+	}
+}
+
+// srvDNS asks Config.Resolver for the SRV records and returns them with the
+// addresses in the additional section, by owner name.
+func (l *lookup) srvDNS(ctx context.Context) ([]srvRecord, map[string][]netip.Addr, error) {
+	name := dns.CanonicalName(SRVLabel + "." + l.service)
+	r, err := exchange(ctx, l.cfg.Resolver, name, dns.TypeSRV)
+	if err != nil {
+		return nil, nil, err
+	}
+	var srvs []srvRecord
+	for _, rr := range r.Answer {
+		if s, ok := rr.(*dns.SRV); ok && dns.CanonicalName(s.Hdr.Name) == name {
+			srvs = append(srvs, srvRecord{priority: s.Priority, weight: s.Weight, port: s.Port, target: dns.CanonicalName(s.Target)})
+		}
+	}
+	glue := map[string][]netip.Addr{}
+	for _, rr := range r.Extra {
+		if ip, ok := addrOf(rr); ok {
+			owner := dns.CanonicalName(rr.Header().Name)
+			if !slices.Contains(glue[owner], ip) {
+				glue[owner] = append(glue[owner], ip)
+			}
+		}
+	}
+	return srvs, glue, nil
+}
+
+// ipsDNS asks Config.Resolver for the A and then the AAAA records of the
+// service name.
+func (l *lookup) ipsDNS(ctx context.Context) ([]netip.Addr, error) {
+	name := dns.CanonicalName(l.service)
+	var ips []netip.Addr
+	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		r, err := exchange(ctx, l.cfg.Resolver, name, qtype)
+		if err != nil {
+			return nil, fmt.Errorf("resolve: looking up %s for %s via %s: %w", dns.TypeToString[qtype], l.service, l.via, err)
+		}
+		for _, rr := range r.Answer {
+			// Any A/AAAA in the answer counts, so that CNAME chains work.
+			if ip, ok := addrOf(rr); ok && rr.Header().Rrtype == qtype && !slices.Contains(ips, ip) {
+				ips = append(ips, ip)
+			}
+		}
+	}
+	return ips, nil
+}
+
+// exchange asks server one question over UDP with EDNS0, and again over TCP
+// when the reply is truncated. NOERROR and NXDOMAIN replies are returned
+// (NXDOMAIN as an empty answer); other rcodes are errors.
+func exchange(ctx context.Context, server, name string, qtype uint16) (*dns.Msg, error) {
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	q.SetEdns0(ednsSize, false)
+	c := &dns.Client{Net: "udp", UDPSize: ednsSize}
+	r, _, err := c.ExchangeContext(ctx, q, server)
+	if err == nil && r.Truncated {
+		c.Net = "tcp"
+		r, _, err = c.ExchangeContext(ctx, q, server)
+	}
+	if err != nil {
+		// The socket's deadline is ctx's: say so, whichever fired first.
+		var netErr net.Error
+		ctxErr := ctx.Err()
+		if dl, ok := ctx.Deadline(); ctxErr == nil && ok && errors.As(err, &netErr) && netErr.Timeout() && !time.Now().Before(dl) {
+			ctxErr = context.DeadlineExceeded
+		}
+		if ctxErr != nil && !errors.Is(err, ctxErr) {
+			err = fmt.Errorf("%w (%w)", ctxErr, err)
+		}
+		return nil, err
+	}
+	switch r.Rcode {
+	case dns.RcodeSuccess:
+		return r, nil
+	case dns.RcodeNameError:
+		r.Answer, r.Extra = nil, nil
+		return r, nil
+	}
+	return nil, fmt.Errorf("server answered %s", dns.RcodeToString[r.Rcode])
+}
+
+// addrOf returns the address of an A or AAAA record.
+func addrOf(rr dns.RR) (netip.Addr, bool) {
+	var ip net.IP
+	switch rr := rr.(type) {
+	case *dns.A:
+		ip = rr.A
+	case *dns.AAAA:
+		ip = rr.AAAA
+	default:
+		return netip.Addr{}, false
+	}
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return netip.Addr{}, false
+	}
+	if rr.Header().Rrtype == dns.TypeA {
+		a = a.Unmap()
+	}
+	return a, true
+}
+
+// srvSystem asks the system resolver for the SRV records. Not found is no
+// records, not an error.
+func (l *lookup) srvSystem(ctx context.Context) ([]srvRecord, error) {
+	_, recs, err := l.cfg.NetResolver.LookupSRV(ctx, "switchboard", "tcp", l.service)
+	// LookupSRV returns the valid records along with an error about any
+	// invalid ones; use what is valid.
+	if len(recs) == 0 && err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	srvs := make([]srvRecord, 0, len(recs))
+	for _, r := range recs {
+		srvs = append(srvs, srvRecord{priority: r.Priority, weight: r.Weight, port: r.Port, target: dns.CanonicalName(r.Target)})
+	}
+	return srvs, nil
+}
+
+// ipsSystem asks the system resolver for the service name's addresses.
+func (l *lookup) ipsSystem(ctx context.Context) ([]netip.Addr, error) {
+	addrs, err := l.cfg.NetResolver.LookupNetIP(ctx, "ip", l.service)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("resolve: looking up A/AAAA for %s via %s: %w", l.service, l.via, err)
+	}
+	var ips []netip.Addr
+	for _, a := range addrs {
+		a = a.Unmap()
+		if !slices.Contains(ips, a) {
+			ips = append(ips, a)
+		}
+	}
+	return ips, nil
+}
+
+func isNotFound(err error) bool {
+	var dnsErr *net.DNSError
+	return errors.As(err, &dnsErr) && dnsErr.IsNotFound
+}

@@ -1,0 +1,376 @@
+package resolve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/miekg/dns"
+	"go.uber.org/goleak"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/dnsserver"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// responder starts a real Switchboard DNS responder for chat.test on
+// 127.0.0.1:0 over nodes, and returns its address and a way to change the
+// directory.
+func responder(t *testing.T, nodes ...directory.Node) (addr string, set func(...directory.Node)) {
+	t.Helper()
+	var snap atomic.Pointer[[]directory.Node]
+	set = func(nodes ...directory.Node) {
+		s := slices.Clone(nodes)
+		snap.Store(&s)
+	}
+	set(nodes...)
+	cfg := dnsserver.DefaultConfig("chat.test", func() []directory.Node { return *snap.Load() })
+	cfg.Addr = "127.0.0.1:0"
+	s, err := dnsserver.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return s.Addr(), set
+}
+
+// staticServer serves h over UDP and TCP on one loopback port until the test
+// ends.
+func staticServer(t *testing.T, h dns.HandlerFunc) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		t.Skipf("TCP port of %s taken: %v", pc.LocalAddr(), err)
+	}
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
+		up, done := make(chan struct{}), make(chan error, 1)
+		srv.NotifyStartedFunc = func() { close(up) }
+		go func() { done <- srv.ActivateAndServe() }()
+		select {
+		case <-up:
+		case err := <-done:
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			srv.Shutdown()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	return pc.LocalAddr().String()
+}
+
+// plainDNS answers like a zone with A/AAAA round robin and no SRV records:
+// plain.test has two A records and one AAAA; every other name is NXDOMAIN.
+func plainDNS(w dns.ResponseWriter, r *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	q := r.Question[0]
+	if !strings.EqualFold(q.Name, "plain.test.") {
+		m.Rcode = dns.RcodeNameError
+		w.WriteMsg(m)
+		return
+	}
+	for _, s := range []string{"plain.test. 5 IN A 127.0.2.1", "plain.test. 5 IN A 127.0.2.2", "plain.test. 5 IN AAAA 2001:db8::2"} {
+		rr, _ := dns.NewRR(s)
+		if rr.Header().Rrtype == q.Qtype {
+			m.Answer = append(m.Answer, rr)
+		}
+	}
+	w.WriteMsg(m)
+}
+
+// system returns a net.Resolver that sends its queries to addr: the system
+// resolver path, against a server of the test's own.
+func system(addr string) *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}}
+}
+
+func up(id, addr string, users, capacity int) directory.Node {
+	return directory.Node{ID: id, Addr: addr, Status: directory.Up, Users: users, Capacity: capacity}
+}
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
+func TestLookupSRV(t *testing.T) {
+	addr, set := responder(t,
+		up("a", "127.0.0.1:7001", 0, 10),
+		up("b", "127.0.0.2:7002", 5, 10),
+		up("c", "[::1]:7003", 0, 10),
+		directory.Node{ID: "d", Addr: "127.0.0.4:7004", Status: directory.Draining, Capacity: 10},
+	)
+	cfg := Config{Resolver: addr, DefaultPort: 9999}
+	got, err := Lookup(t.Context(), cfg, "chat.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"127.0.0.1:7001", "127.0.0.2:7002", "[::1]:7003"}
+	if diff := cmp.Diff(sorted(got), want); diff != "" {
+		t.Errorf("Lookup (-got +want):\n%s", diff)
+	}
+
+	// The system resolver path gets the same records, targets as names.
+	sys := Config{NetResolver: system(addr), DefaultPort: 9999}
+	got, err = Lookup(t.Context(), sys, "chat.test.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = []string{"a.node.chat.test:7001", "b.node.chat.test:7002", "c.node.chat.test:7003"}
+	if diff := cmp.Diff(sorted(got), want); diff != "" {
+		t.Errorf("Lookup via the system resolver (-got +want):\n%s", diff)
+	}
+
+	// A node that leaves the directory leaves the answer.
+	set(up("a", "127.0.0.1:7001", 10, 10), up("b", "127.0.0.2:7002", 5, 10))
+	got, err = Lookup(t.Context(), cfg, "CHAT.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, []string{"127.0.0.2:7002"}); diff != "" {
+		t.Errorf("Lookup after a filled up (-got +want):\n%s", diff)
+	}
+}
+
+// 200 servers do not fit in one UDP reply: Lookup asks again over TCP.
+func TestLookupTruncated(t *testing.T) {
+	var nodes []directory.Node
+	for i := range 200 {
+		nodes = append(nodes, up(fmt.Sprintf("n%d", i), fmt.Sprintf("127.1.%d.%d:7070", i/250, i%250+1), 0, 10))
+	}
+	addr, _ := responder(t, nodes...)
+	got, err := Lookup(t.Context(), Config{Resolver: addr}, "chat.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 200 {
+		t.Errorf("Lookup returned %d addresses, want 200", len(got))
+	}
+}
+
+func TestLookupAFallback(t *testing.T) {
+	addr := staticServer(t, plainDNS)
+	want := []string{"127.0.2.1:7070", "127.0.2.2:7070", "[2001:db8::2]:7070"}
+	for _, cfg := range []Config{
+		{Resolver: addr, DefaultPort: 7070},
+		{NetResolver: system(addr), DefaultPort: 7070},
+	} {
+		got, err := Lookup(t.Context(), cfg, "plain.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(sorted(got), want); diff != "" {
+			t.Errorf("Lookup with resolver %q (-got +want):\n%s", cfg.Resolver, diff)
+		}
+	}
+}
+
+func TestLookupNoAddress(t *testing.T) {
+	static := staticServer(t, plainDNS)
+	empty, _ := responder(t, directory.Node{ID: "a", Addr: "127.0.0.1:7001", Status: directory.Down})
+	tests := []struct {
+		name    string
+		cfg     Config
+		service string
+	}{
+		{"NXDOMAIN everywhere", Config{Resolver: static, DefaultPort: 7070}, "missing.test"},
+		{"NXDOMAIN via the system resolver", Config{NetResolver: system(static), DefaultPort: 7070}, "missing.test"},
+		{"no server available", Config{Resolver: empty, DefaultPort: 7070}, "chat.test"},
+		{"no SRV and no DefaultPort", Config{Resolver: static}, "plain.test"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Lookup(t.Context(), tt.cfg, tt.service)
+			if !errors.Is(err, ErrNoAddress) {
+				t.Fatalf("Lookup = %v, %v; want ErrNoAddress", got, err)
+			}
+			if !strings.HasPrefix(err.Error(), "resolve: no address for "+tt.service) {
+				t.Errorf("error %q does not say which name", err)
+			}
+		})
+	}
+}
+
+func TestLookupErrors(t *testing.T) {
+	addr, _ := responder(t)
+	_, err := Lookup(t.Context(), Config{Resolver: addr, DefaultPort: 7070}, "example.com")
+	want := "resolve: looking up SRV for example.com via " + addr + ": server answered REFUSED"
+	if err == nil || err.Error() != want || errors.Is(err, ErrNoAddress) {
+		t.Errorf("Lookup outside the zone: %v, want %q", err, want)
+	}
+
+	// A server that never answers: the Timeout ends the lookup.
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	start := time.Now()
+	_, err = Lookup(t.Context(), Config{Resolver: silent.LocalAddr().String(), Timeout: 200 * time.Millisecond}, "chat.test")
+	if err == nil || !strings.HasPrefix(err.Error(), "resolve: looking up SRV for chat.test via "+silent.LocalAddr().String()) {
+		t.Errorf("Lookup with a silent server: %v", err)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("error %v does not wrap context.DeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Lookup took %v with a 200ms timeout", d)
+	}
+
+	if _, err := Lookup(t.Context(), Config{}, "bad..name"); err == nil || !strings.HasPrefix(err.Error(), "resolve: ") {
+		t.Errorf("Lookup of a bad name: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name, resolver, want, wantErr string
+		port                          int
+		timeout                       time.Duration
+	}{
+		{name: "host and port", resolver: "127.0.0.1:5353", want: "127.0.0.1:5353"},
+		{name: "IPv4 alone", resolver: "127.0.0.1", want: "127.0.0.1:53"},
+		{name: "IPv6 alone", resolver: "::1", want: "[::1]:53"},
+		{name: "IPv6 in brackets", resolver: "[::1]", want: "[::1]:53"},
+		{name: "name alone", resolver: "dns.example", want: "dns.example:53"},
+		{name: "system", resolver: "", want: ""},
+		{name: "bad port", resolver: "127.0.0.1:dns", wantErr: "resolve: config: Resolver"},
+		{name: "port zero", resolver: "127.0.0.1:0", wantErr: "resolve: config: Resolver"},
+		{name: "negative timeout", timeout: -time.Second, wantErr: "resolve: config: negative Timeout"},
+		{name: "port too big", port: 70000, wantErr: "resolve: config: DefaultPort"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := Config{Resolver: tt.resolver, DefaultPort: tt.port, Timeout: tt.timeout}
+			err := c.validate()
+			if tt.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+					t.Errorf("validate: %v, want %q...", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Resolver != tt.want || c.Timeout != DefaultTimeout || c.NetResolver == nil {
+				t.Errorf("validated config %+v, want Resolver %q and defaults", c, tt.want)
+			}
+		})
+	}
+}
+
+func TestOrderSRVPriority(t *testing.T) {
+	recs := []srvRecord{
+		{priority: 20, weight: 65535, port: 1, target: "late."},
+		{priority: 0, weight: 1, port: 2, target: "first-a."},
+		{priority: 10, weight: 0, port: 3, target: "mid."},
+		{priority: 0, weight: 1, port: 4, target: "first-b."},
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 50 {
+		got := orderSRV(recs, rnd)
+		var prios []uint16
+		for _, r := range got {
+			prios = append(prios, r.priority)
+		}
+		if !slices.Equal(prios, []uint16{0, 0, 10, 20}) {
+			t.Fatalf("priorities in order %v, want 0 0 10 20", prios)
+		}
+	}
+}
+
+// The weighted order agrees with a direct reading of RFC 2782: a record
+// comes first with probability about weight/sum, and a record of weight 0
+// only rarely.
+func TestOrderSRVWeights(t *testing.T) {
+	recs := []srvRecord{
+		{weight: 6000, target: "a."},
+		{weight: 3000, target: "b."},
+		{weight: 1000, target: "c."},
+		{weight: 0, target: "zero."},
+	}
+	rnd := rand.New(rand.NewPCG(7, 7))
+	const trials = 20000
+	first := map[string]int{}
+	for range trials {
+		got := orderSRV(recs, rnd)
+		if len(got) != len(recs) {
+			t.Fatalf("order lost records: %v", got)
+		}
+		first[got[0].target]++
+	}
+	for _, r := range recs {
+		share := float64(first[r.target]) / trials
+		want := float64(r.weight) / 10000
+		if share < want-0.02 || share > want+0.02 {
+			t.Errorf("%s first in %.3f of orders, want about %.3f", r.target, share, want)
+		}
+	}
+}
+
+// A fixed seed gives a fixed order; other seeds give other orders.
+func TestLookupRandomOrder(t *testing.T) {
+	addr := staticServer(t, plainDNS)
+	lookup := func(seed uint64) []string {
+		cfg := Config{Resolver: addr, DefaultPort: 7070, Rand: rand.New(rand.NewPCG(seed, seed))}
+		got, err := Lookup(t.Context(), cfg, "plain.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if a, b := lookup(42), lookup(42); !slices.Equal(a, b) {
+		t.Errorf("seed 42 gave %v then %v", a, b)
+	}
+	orders := map[string]bool{}
+	for seed := range uint64(40) {
+		orders[strings.Join(lookup(seed), ",")] = true
+	}
+	if len(orders) != 6 { // 3 addresses: 3! orders
+		t.Errorf("40 seeds gave %d distinct orders of 3 addresses, want all 6", len(orders))
+	}
+
+	// SRV: with equal weights every server comes first for some seed.
+	srvAddr, _ := responder(t, up("a", "127.0.0.1:7001", 0, 10), up("b", "127.0.0.2:7002", 0, 10), up("c", "127.0.0.3:7003", 0, 10))
+	firsts := map[string]bool{}
+	for seed := range uint64(30) {
+		got, err := Lookup(t.Context(), Config{Resolver: srvAddr, Rand: rand.New(rand.NewPCG(seed, 1))}, "chat.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		firsts[got[0]] = true
+	}
+	if len(firsts) != 3 {
+		t.Errorf("30 seeds put %d distinct servers first, want 3", len(firsts))
+	}
+}
