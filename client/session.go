@@ -174,6 +174,9 @@ func (s *Session) connect(ctx context.Context, act failover.Action) error {
 		case failover.Pick:
 			now := time.Now()
 			req := pick.Request{Group: s.opts.group, Exclude: s.machine.ExcludeFunc(now), Age: now.Sub(a.dirAt)}
+			if a.dir != nil {
+				req.Self = a.dir.Self
+			}
 			var res pick.Result
 			var err error
 			if a.dir == nil {

@@ -3,6 +3,8 @@ package pick
 import (
 	"fmt"
 	"strings"
+
+	"github.com/switchboard/switchboard/directory"
 )
 
 // Default returns the default policy: Available, then Affinity, then
@@ -43,6 +45,25 @@ func Describe(name string) string {
 	return ""
 }
 
+// DNSOnly is the name of the baseline that attaches to whichever node the
+// common address led to, as a plain round-robin front does. ByName accepts
+// it; Names leaves it out because it is a baseline, not a policy to choose.
+const DNSOnly = "dns-only"
+
+// Answerer is the chooser of the dns-only baseline: it takes the node named
+// by Request.Self if it is among the candidates, and otherwise fails with
+// ErrNoNode so that the client asks the common address again.
+func Answerer() Policy {
+	return PolicyFunc(func(nodes []directory.Node, req Request) (Result, error) {
+		for _, n := range nodes {
+			if n.ID == req.Self {
+				return Result{Node: n, Reason: "dns-only: " + n.ID + " answered the common address"}, nil
+			}
+		}
+		return Result{}, fmt.Errorf("%w: the node that answered is not available", ErrNoNode)
+	})
+}
+
 // ByName returns the named policy, drawing from r (nil means DefaultRand()).
 // Every named policy starts with the Available filter:
 //
@@ -59,5 +80,8 @@ func ByName(name string, r Rand) (Policy, error) {
 			return n.build(r), nil
 		}
 	}
-	return nil, fmt.Errorf("pick: unknown policy %q (valid: %s)", name, strings.Join(Names(), ", "))
+	if name == DNSOnly {
+		return Chain(Answerer(), Available), nil
+	}
+	return nil, fmt.Errorf("pick: unknown policy %q (valid: %s)", name, strings.Join(append(Names(), DNSOnly), ", "))
 }

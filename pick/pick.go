@@ -74,6 +74,10 @@ type Request struct {
 	// Pick. Policies that judge freshness (Balanced) add it to every node's
 	// AgeMS. Zero means "just fetched".
 	Age time.Duration
+	// Self is the ID of the node whose hello answer the directory is: the
+	// node the common address led to. Empty when unknown. Only the
+	// dns-only baseline (Answerer) uses it.
+	Self string
 }
 
 func (r Request) excluded(id string) bool {

@@ -466,7 +466,7 @@ func TestByName(t *testing.T) {
 		}
 	}
 	_, err := ByName("fastest", nil)
-	want := `pick: unknown policy "fastest" (valid: default, p2c, least-users, random, group)`
+	want := `pick: unknown policy "fastest" (valid: default, p2c, least-users, random, group, dns-only)`
 	if err == nil || err.Error() != want {
 		t.Errorf("err = %v, want %q", err, want)
 	}
@@ -542,4 +542,37 @@ func TestConcurrentPicks(t *testing.T) {
 		}
 	}
 	wg.Wait()
+}
+
+func TestAnswerer(t *testing.T) {
+	nodes := []directory.Node{
+		{ID: "n1", Status: directory.Up, Capacity: 10},
+		{ID: "n2", Status: directory.Up, Capacity: 10, Users: 9},
+		{ID: "n3", Status: directory.Draining, Capacity: 10},
+	}
+	p, err := ByName(DNSOnly, NewRand(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, self, want string
+	}{
+		{"answering node", "n2", "n2"},
+		{"answering node draining", "n3", ""},
+		{"unknown answerer", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := p.Pick(nodes, Request{Self: tt.self})
+			if tt.want == "" {
+				if !errors.Is(err, ErrNoNode) {
+					t.Fatalf("Pick = %v, %v; want ErrNoNode", res.Node.ID, err)
+				}
+				return
+			}
+			if err != nil || res.Node.ID != tt.want {
+				t.Fatalf("Pick = %v, %v; want %s", res.Node.ID, err, tt.want)
+			}
+		})
+	}
 }
