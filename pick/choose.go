@@ -88,6 +88,13 @@ func p2c(nodes []directory.Node, r Rand, name string) Result {
 // when slack > 0 (the last term is one user on that node), and when its
 // load equals the least load when slack == 0.
 func leastLoaded(nodes []directory.Node, slack float64, r Rand) (index, count int) {
+	index, count, _ = leastLoadedPreferring(nodes, slack, r, "")
+	return index, count
+}
+
+// leastLoadedPreferring is leastLoaded that takes the node named prefer
+// whenever it is among the nodes near the least load (preferred reports it).
+func leastLoadedPreferring(nodes []directory.Node, slack float64, r Rand, prefer string) (index, count int, preferred bool) {
 	least := nodes[0].Load()
 	for i := range nodes {
 		least = min(least, nodes[i].Load())
@@ -108,12 +115,19 @@ func leastLoaded(nodes []directory.Node, slack float64, r Rand) (index, count in
 			continue
 		}
 		count++
+		if preferred {
+			continue
+		}
+		if prefer != "" && n.ID == prefer {
+			index, preferred = i, true
+			continue
+		}
 		// Reservoir sampling: keep the k-th candidate with probability 1/k.
 		if count == 1 || r.IntN(count) == 0 {
 			index = i
 		}
 	}
-	return index, count
+	return index, count, preferred
 }
 
 // Defaults of Balanced.
@@ -136,6 +150,11 @@ const (
 //     that just joined needs.
 //   - Stale directory: it falls back to P2C, because with old numbers
 //     "least loaded" sends every client to the same node.
+//
+// Among the nodes near the least load it prefers Request.Self, the node
+// whose hello answer the directory is: the client is connected to it
+// already, so staying saves a connection, and because the common address
+// spreads hellos round robin the preference costs no balance.
 //
 // The zero value is ready to use. Balanced is immutable and safe for
 // concurrent use when Rand is. Pair it with a Tracker when one process
@@ -180,7 +199,13 @@ func (b Balanced) Pick(nodes []directory.Node, req Request) (Result, error) {
 	case slack < 0:
 		slack = 0
 	}
-	i, count := leastLoaded(nodes, slack, r)
+	i, count, connected := leastLoadedPreferring(nodes, slack, r, req.Self)
 	n := nodes[i]
-	return Result{Node: n, Reason: fmt.Sprintf("balanced: %s (load %.2f), %d of %d near the least load (age %v)", n.ID, n.Load(), count, len(nodes), age)}, nil
+	how := ""
+	if connected {
+		// The node that answered the hello is as good as any: staying on
+		// it saves the client a second connection.
+		how = ", already connected"
+	}
+	return Result{Node: n, Reason: fmt.Sprintf("balanced: %s (load %.2f%s), %d of %d near the least load (age %v)", n.ID, n.Load(), how, count, len(nodes), age)}, nil
 }

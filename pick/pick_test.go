@@ -576,3 +576,34 @@ func TestAnswerer(t *testing.T) {
 		})
 	}
 }
+
+func TestBalancedPrefersTheConnectedNodeWhenItIsAsGood(t *testing.T) {
+	nodes := []directory.Node{
+		{ID: "n1", Status: directory.Up, Capacity: 1000, Users: 500},
+		{ID: "n2", Status: directory.Up, Capacity: 1000, Users: 503},
+		{ID: "n3", Status: directory.Up, Capacity: 1000, Users: 700},
+	}
+	tests := []struct {
+		name, self, want string
+	}{
+		{"connected node within the slack", "n2", "n2"},
+		{"connected node too loaded", "n3", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := Balanced{Rand: NewRand(3)}
+			for range 200 {
+				res, err := b.Pick(nodes, Request{Self: tt.self})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tt.want != "" && res.Node.ID != tt.want {
+					t.Fatalf("picked %s, want the connected %s", res.Node.ID, tt.want)
+				}
+				if tt.want == "" && res.Node.ID == tt.self {
+					t.Fatalf("picked the connected %s although it is far above the least load", tt.self)
+				}
+			}
+		})
+	}
+}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"net"
 	"flag"
 	"fmt"
 	"io"
@@ -12,13 +14,15 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/resolve"
 	"github.com/switchboard/switchboard/wire"
 )
 
 func runDir(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dir", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	via := fs.String("via", node.DefaultListen, "a node's client address HOST:PORT to ask")
+	via := fs.String("via", node.DefaultListen, "a node's client address HOST:PORT to ask, or a service name looked up in DNS")
+	resolver := fs.String("resolver", "", "DNS server HOST:PORT for a service name (default: the system's)")
 	asJSON := fs.Bool("json", false, "print the directory message as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
 	if err := parseFlags(fs, args); err != nil {
@@ -26,9 +30,24 @@ func runDir(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	dir, err := client.FetchDirectory(ctx, nil, *via)
-	if err != nil {
-		return err
+	addrs := []string{*via}
+	if _, _, err := net.SplitHostPort(*via); err != nil {
+		if addrs, err = resolve.Lookup(ctx, resolve.Config{Resolver: *resolver, DefaultPort: 7070}, *via); err != nil {
+			return err
+		}
+	}
+	var dir *wire.Directory
+	var errs []error
+	for _, addr := range addrs {
+		d, err := client.FetchDirectory(ctx, nil, addr)
+		if err == nil {
+			dir = d
+			break
+		}
+		errs = append(errs, err)
+	}
+	if dir == nil {
+		return errors.Join(errs...)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

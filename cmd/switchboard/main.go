@@ -4,6 +4,8 @@
 //
 //	switchboard serve    run a node
 //	switchboard dir      print the directory a node answers with
+//	switchboard connect  attach to the service and report every failover
+//	switchboard bench    measure balance, latency and failover
 package main
 
 import (
@@ -31,6 +33,9 @@ func commands() []command {
 	return []command{
 		{"serve", "run a node of a service", runServe},
 		{"dir", "print the directory a node answers with", runDir},
+		{"demo", "run a three-node cluster on 127.0.0.1-3 with DNS", runDemo},
+		{"connect", "attach to the service and report every failover", runConnect},
+		{"bench", "open many sessions and measure balance and latency", runBench},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "switchboard", version)
 			return err

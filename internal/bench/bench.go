@@ -1,0 +1,361 @@
+// Package bench opens many client sessions against a Switchboard service
+// and measures where they land and how long they take: the engine behind
+// `switchboard bench`.
+//
+// Open attaches Load.Clients sessions with Load.Concurrency dials in
+// flight and returns a Run that keeps them attached (with failover) until
+// Close. Snapshot reads where the sessions are now; the Run records every
+// session's drops and reattachments for failover measurements.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/failover"
+	"github.com/switchboard/switchboard/pick"
+)
+
+// Load describes the sessions to open.
+type Load struct {
+	// Target is the common address (any client.Dial target form).
+	Target string
+	// Resolver is the DNS server for dns: targets ("" = the system's).
+	Resolver string
+	// Clients is how many sessions to open.
+	Clients int
+	// Concurrency is how many dials run at once (default 50).
+	Concurrency int
+	// Policy names the pick policy (pick.ByName, or "dns-only").
+	Policy string
+	// Group is the clients' "region/zone".
+	Group string
+	// UserPrefix starts every user name (default "u"); users are numbered.
+	UserPrefix string
+	// DialTimeout bounds one session's Dial (default 10 s).
+	DialTimeout time.Duration
+	// Seed seeds the picks (0 = random).
+	Seed uint64
+	// Logger receives the sessions' logs (default: discard).
+	Logger *slog.Logger
+}
+
+// Run is a set of open sessions.
+type Run struct {
+	load     Load
+	sessions []*client.Session
+	connect  []time.Duration
+	failed   int
+	errs     []error
+	elapsed  time.Duration
+
+	mu      sync.Mutex
+	drops   []time.Time // when each session dropped, by index (zero: never)
+	reattch []time.Time // when each session reattached after its last drop
+	wg      sync.WaitGroup
+}
+
+// Open attaches the sessions of load. progress, if not nil, is called
+// with the number of sessions done so far (attached or failed), from the
+// dialing goroutines.
+func Open(ctx context.Context, load Load, progress func(done int)) (*Run, error) {
+	if load.Clients <= 0 {
+		return nil, errors.New("bench: clients must be positive")
+	}
+	if load.Concurrency <= 0 {
+		load.Concurrency = 50
+	}
+	if load.UserPrefix == "" {
+		load.UserPrefix = "u"
+	}
+	if load.DialTimeout <= 0 {
+		load.DialTimeout = 10 * time.Second
+	}
+	if load.Logger == nil {
+		load.Logger = slog.New(slog.DiscardHandler)
+	}
+	var r pick.Rand = pick.DefaultRand()
+	if load.Seed != 0 {
+		r = pick.NewRand(load.Seed)
+	}
+	policy, err := pick.ByName(load.Policy, r)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	tracker := pick.NewTracker(0)
+	retry := failover.DefaultConfig()
+	retry.DropBase = 100 * time.Millisecond
+
+	run := &Run{
+		load:     load,
+		sessions: make([]*client.Session, load.Clients),
+		connect:  make([]time.Duration, load.Clients),
+		drops:    make([]time.Time, load.Clients),
+		reattch:  make([]time.Time, load.Clients),
+	}
+	var done atomic.Int64
+	var mu sync.Mutex
+	next := make(chan int)
+	var dialers sync.WaitGroup
+	start := time.Now()
+	for range min(load.Concurrency, load.Clients) {
+		dialers.Go(func() {
+			for i := range next {
+				dctx, cancel := context.WithTimeout(ctx, load.DialTimeout)
+				t0 := time.Now()
+				s, err := client.Dial(dctx, load.Target,
+					client.WithUser(fmt.Sprintf("%s%d", load.UserPrefix, i)),
+					client.WithPolicy(policy),
+					client.WithTracker(tracker),
+					client.WithRand(r),
+					client.WithGroup(load.Group),
+					client.WithResolver(load.Resolver),
+					client.WithRetry(retry),
+					client.WithClientName("switchboard-bench/1"),
+					client.WithLogger(load.Logger),
+				)
+				took := time.Since(t0)
+				cancel()
+				mu.Lock()
+				if err != nil {
+					run.failed++
+					if len(run.errs) < 5 {
+						run.errs = append(run.errs, err)
+					}
+				} else {
+					run.sessions[i] = s
+					run.connect[i] = took
+				}
+				mu.Unlock()
+				if s != nil {
+					run.wg.Go(func() { run.watch(i, s) })
+				}
+				if progress != nil {
+					progress(int(done.Add(1)))
+				}
+			}
+		})
+	}
+feed:
+	for i := range load.Clients {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	dialers.Wait()
+	run.elapsed = time.Since(start)
+	if ctx.Err() != nil {
+		run.Close()
+		return nil, ctx.Err()
+	}
+	return run, nil
+}
+
+// watch records session i's drops and reattachments until it closes.
+func (r *Run) watch(i int, s *client.Session) {
+	for e := range s.Events() {
+		switch e.Kind {
+		case client.Disconnected:
+			r.mu.Lock()
+			if e.Node.ID != "" {
+				r.drops[i] = time.Now()
+				r.reattch[i] = time.Time{}
+			}
+			r.mu.Unlock()
+		case client.Reattached:
+			r.mu.Lock()
+			r.reattch[i] = time.Now()
+			r.mu.Unlock()
+		}
+	}
+}
+
+// Close closes every session.
+func (r *Run) Close() {
+	var wg sync.WaitGroup
+	for _, s := range r.sessions {
+		if s != nil {
+			wg.Go(func() { s.Close() })
+		}
+	}
+	wg.Wait()
+	r.wg.Wait()
+}
+
+// Result is what a run measured, as printed by `switchboard bench`.
+type Result struct {
+	// Policy is the policy the sessions picked with.
+	Policy string `json:"policy"`
+	// PerNode counts sessions by node ID, including up nodes with none.
+	PerNode map[string]int `json:"per_node"`
+	// MaxMean is the most loaded node's sessions over the mean.
+	MaxMean float64 `json:"max_mean"`
+	// ConnectMS are percentiles of Dial latency, in milliseconds.
+	ConnectMS Percentiles `json:"connect_ms"`
+	// Failed counts sessions that could not attach.
+	Failed int `json:"failed"`
+	// Attached counts sessions attached now.
+	Attached int `json:"attached"`
+	// ElapsedMS is how long attaching all sessions took.
+	ElapsedMS float64 `json:"elapsed_ms"`
+	// Errors holds the first few errors.
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Percentiles summarise a latency distribution, in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Snapshot reports where the sessions are now. Up nodes of the latest
+// directory with no session count too, so that max/mean sees them.
+func (r *Run) Snapshot() Result {
+	res := Result{Policy: r.load.Policy, PerNode: map[string]int{}, Failed: r.failed, ElapsedMS: ms(r.elapsed)}
+	var lat []time.Duration
+	for i, s := range r.sessions {
+		if s == nil {
+			continue
+		}
+		lat = append(lat, r.connect[i])
+		if !s.Connected() {
+			continue
+		}
+		res.Attached++
+		res.PerNode[s.Node().ID]++
+	}
+	if i := firstLive(r.sessions); i >= 0 {
+		for _, n := range r.sessions[i].Directory().Nodes {
+			if _, ok := res.PerNode[n.ID]; !ok && (n.Available() || n.Status == directory.Full) {
+				res.PerNode[n.ID] = 0
+			}
+		}
+	}
+	res.MaxMean = MaxMean(slices.Collect(maps.Values(res.PerNode)))
+	res.ConnectMS = Summarize(lat)
+	for _, err := range r.errs {
+		res.Errors = append(res.Errors, err.Error())
+	}
+	return res
+}
+
+func firstLive(sessions []*client.Session) int {
+	for i, s := range sessions {
+		if s != nil && s.Connected() {
+			return i
+		}
+	}
+	return -1
+}
+
+// Reattach reports, for the sessions that dropped since `since`, how long
+// each took to reattach (pending ones are counted in Pending).
+type Reattach struct {
+	Dropped int         `json:"dropped"`
+	Pending int         `json:"pending"`
+	MS      Percentiles `json:"ms"`
+	// Within500ms and Within1s are the fractions of dropped sessions
+	// reattached within those times.
+	Within500ms float64 `json:"within_500ms"`
+	Within1s    float64 `json:"within_1s"`
+}
+
+// Reattachments measures reattach times from a common start (the moment
+// a node was killed), for sessions that dropped after it.
+func (r *Run) Reattachments(killed time.Time) Reattach {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var res Reattach
+	var lat []time.Duration
+	for i := range r.sessions {
+		if r.drops[i].Before(killed) {
+			continue
+		}
+		res.Dropped++
+		if r.reattch[i].IsZero() {
+			res.Pending++
+			continue
+		}
+		lat = append(lat, r.reattch[i].Sub(killed))
+	}
+	res.MS = Summarize(lat)
+	if res.Dropped > 0 {
+		var in500, in1s int
+		for _, d := range lat {
+			if d <= 500*time.Millisecond {
+				in500++
+			}
+			if d <= time.Second {
+				in1s++
+			}
+		}
+		res.Within500ms = float64(in500) / float64(res.Dropped)
+		res.Within1s = float64(in1s) / float64(res.Dropped)
+	}
+	return res
+}
+
+// Sessions returns the open sessions (nil where a dial failed).
+func (r *Run) Sessions() []*client.Session { return r.sessions }
+
+// MaxMean is the largest value over the mean; 0 for no values or a zero
+// mean.
+func MaxMean(values []int) float64 {
+	if len(values) == 0 {
+		return 0
+	}
+	sum, most := 0, values[0]
+	for _, v := range values {
+		sum += v
+		most = max(most, v)
+	}
+	if sum == 0 {
+		return 0
+	}
+	return float64(most) * float64(len(values)) / float64(sum)
+}
+
+// Summarize returns the percentiles of lat in milliseconds.
+func Summarize(lat []time.Duration) Percentiles {
+	if len(lat) == 0 {
+		return Percentiles{}
+	}
+	sorted := slices.Clone(lat)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	return Percentiles{
+		P50: ms(Percentile(sorted, 0.50)),
+		P90: ms(Percentile(sorted, 0.90)),
+		P99: ms(Percentile(sorted, 0.99)),
+		Max: ms(sorted[len(sorted)-1]),
+	}
+}
+
+// Percentile returns the p-quantile (0..1) of sorted values by the
+// nearest-rank method: the smallest value with at least p of the values at
+// or below it.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p * float64(len(sorted))))
+	rank = min(max(rank, 1), len(sorted))
+	return sorted[rank-1]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
