@@ -6,6 +6,15 @@
 // Bus holding one NATS connection; Close drains that connection and stops
 // the embedded server. Open blocks until the connection is usable; routes
 // to peers form in the background.
+//
+// With Config.JetStream the embedded server also runs JetStream, storing
+// under StoreDir. Without a cluster listener that is a standalone JetStream,
+// ready at once. With one, the servers form a JetStream cluster whose
+// metadata leader is elected only once at least two of them see each other
+// (nats-server counts on at least two peers when it bootstraps): a seed
+// started alone waits for its first peer before it can store anything. An
+// external NATS (Config.External) brings its own JetStream, if enabled
+// there.
 package bus
 
 import (
@@ -37,7 +46,9 @@ type Config struct {
 	// External is a NATS URL (nats://...); when set no server is embedded.
 	External string
 	// JetStream enables JetStream on the embedded server, storing under
-	// StoreDir.
+	// StoreDir. A clustered server's JetStream needs a configured route, so
+	// a seed without Join gets a route to its own cluster listener, which
+	// nats-server recognises and ignores.
 	JetStream bool
 	// StoreDir is where the embedded JetStream keeps its files.
 	StoreDir string
@@ -101,6 +112,11 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	return &Bus{Conn: nc, server: ns}, nil
 }
 
+// MaxPayload is the largest message the embedded server accepts (8 MiB,
+// the most nats-server recommends): room snapshots can pass the NATS
+// default of 1 MiB.
+const MaxPayload = 8 << 20
+
 func serverOptions(cfg Config) (*server.Options, error) {
 	opts := &server.Options{
 		ServerName: cfg.Name,
@@ -109,6 +125,10 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		NoLog:      false,
 		JetStream:  cfg.JetStream,
 		StoreDir:   cfg.StoreDir,
+		MaxPayload: MaxPayload,
+	}
+	if cfg.JetStream && cfg.StoreDir == "" {
+		return nil, errors.New("bus: JetStream needs a store directory")
 	}
 	if cfg.Cluster == "" {
 		if len(cfg.Join) > 0 {
@@ -124,8 +144,24 @@ func serverOptions(cfg Config) (*server.Options, error) {
 	if err != nil || port < 0 || port > 65535 {
 		return nil, fmt.Errorf("bus: cluster address %q: bad port", cfg.Cluster)
 	}
+	joins := 0
+	for _, seed := range cfg.Join {
+		if strings.TrimSpace(seed) != "" {
+			joins++
+		}
+	}
+	selfRoute := cfg.JetStream && joins == 0
+	if host == "" {
+		host = "0.0.0.0"
+	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+		if selfRoute {
+			// The self route must name the port before the server binds it.
+			if port, err = freePort(host); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// nats-server starts routing only after its client listener is up, so
 	// a clustered node listens for NATS clients on a random loopback port
@@ -133,15 +169,18 @@ func serverOptions(cfg Config) (*server.Options, error) {
 	opts.DontListen = false
 	opts.Host = "127.0.0.1"
 	opts.Port = server.RANDOM_PORT
-	if host == "" {
-		host = "0.0.0.0"
-	}
 	opts.Cluster = server.ClusterOpts{
 		Name: sanitizeClusterName(cfg.ClusterName),
 		Host: host,
 		Port: port,
 		// Peers learn each other's routes through gossip; reconnect quickly.
 		ConnectRetries: -1,
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() && port > 0 {
+		// Gossip our own route address: without it peers learn the address
+		// a route connection came from, which for nodes that share a port
+		// on several loopback IPs is another node's.
+		opts.Cluster.Advertise = net.JoinHostPort(host, portText)
 	}
 	for _, seed := range cfg.Join {
 		seed = strings.TrimSpace(seed)
@@ -153,7 +192,24 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		}
 		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats", Host: seed})
 	}
+	if selfRoute {
+		self := host
+		if ip := net.ParseIP(self); ip != nil && ip.IsUnspecified() {
+			self = "127.0.0.1"
+		}
+		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort(self, strconv.Itoa(port))})
+	}
 	return opts, nil
+}
+
+// freePort asks the kernel for a free TCP port on host.
+func freePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("bus: finding a free cluster port on %q: %w", host, err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // sanitizeClusterName keeps a NATS cluster name free of spaces and dots.

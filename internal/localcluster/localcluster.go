@@ -1,0 +1,354 @@
+// Package localcluster runs a Switchboard cluster as child processes of
+// the `switchboard` binary, node i on 127.0.0.(i+1) with the same ports on
+// every node, as an operator would run them on separate hosts. Tests and
+// `switchboard bench` use it to start, hurt (kill -9) and grow clusters.
+//
+// Start blocks until every node lists every node as up; Stop ends them.
+// A Cluster is not safe for concurrent use.
+package localcluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// Config describes the cluster to start.
+type Config struct {
+	// Binary is the switchboard executable.
+	Binary string
+	// Service is the service name (default "bench.local").
+	Service string
+	// Nodes is how many nodes to start (1..250).
+	Nodes int
+	// Port is the client port of every node; HTTP is Port+1, the cluster
+	// routes Port+2 and DNS Port+3. Zero picks a port free on every IP.
+	Port int
+	// Capacity of each node (default 10,000).
+	Capacity int
+	// Heartbeat of each node (default: the binary's).
+	Heartbeat time.Duration
+	// DNS starts each node's DNS responder.
+	DNS bool
+	// Args are more flags for every node.
+	Args []string
+	// DataDir holds each node's stored state (default: a temp dir).
+	DataDir string
+	// Output receives the nodes' logs (default: discarded).
+	Output io.Writer
+}
+
+// Node is one child process.
+type Node struct {
+	ID      string
+	IP      string
+	Addr    string // client address
+	HTTP    string
+	Cluster string
+	DNS     string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+}
+
+// Cluster is a running set of nodes.
+type Cluster struct {
+	cfg   Config
+	Nodes []*Node
+	tmp   string
+}
+
+// Start starts cfg.Nodes nodes and waits until each lists all as up.
+func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+	if cfg.Binary == "" {
+		return nil, errors.New("localcluster: no binary")
+	}
+	if cfg.Nodes < 1 || cfg.Nodes > 250 {
+		return nil, fmt.Errorf("localcluster: %d nodes, want 1..250", cfg.Nodes)
+	}
+	if cfg.Service == "" {
+		cfg.Service = "bench.local"
+	}
+	if cfg.Capacity == 0 {
+		cfg.Capacity = 10000
+	}
+	if cfg.Output == nil {
+		cfg.Output = io.Discard
+	}
+	c := &Cluster{cfg: cfg}
+	if cfg.DataDir == "" {
+		tmp, err := os.MkdirTemp("", "switchboard-cluster-")
+		if err != nil {
+			return nil, fmt.Errorf("localcluster: %w", err)
+		}
+		c.tmp = tmp
+		c.cfg.DataDir = tmp
+	}
+	if c.cfg.Port == 0 {
+		ips := make([]string, 0, cfg.Nodes+4)
+		for i := range cfg.Nodes + 4 { // room to add a few nodes later
+			ips = append(ips, ip(i))
+		}
+		port, err := FreePort(ips, 4)
+		if err != nil {
+			c.Stop()
+			return nil, err
+		}
+		c.cfg.Port = port
+	}
+	for range cfg.Nodes {
+		if _, err := c.start(); err != nil {
+			c.Stop()
+			return nil, err
+		}
+	}
+	if err := c.WaitConverged(ctx, 30*time.Second); err != nil {
+		c.Stop()
+		return nil, err
+	}
+	return c, nil
+}
+
+func ip(i int) string { return "127.0.0." + strconv.Itoa(i+1) }
+
+// Port is the client port shared by every node.
+func (c *Cluster) Port() int { return c.cfg.Port }
+
+// Service is the service name.
+func (c *Cluster) Service() string { return c.cfg.Service }
+
+// Addrs lists the nodes' client addresses, in order.
+func (c *Cluster) Addrs() []string {
+	out := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		out[i] = n.Addr
+	}
+	return out
+}
+
+// start launches one more node, joined to the first.
+func (c *Cluster) start() (*Node, error) {
+	i := len(c.Nodes)
+	at := func(p int) string { return net.JoinHostPort(ip(i), strconv.Itoa(p)) }
+	n := &Node{ID: "n" + strconv.Itoa(i+1), IP: ip(i), Addr: at(c.cfg.Port), HTTP: at(c.cfg.Port + 1), Cluster: at(c.cfg.Port + 2), exited: make(chan struct{})}
+	args := []string{"serve",
+		"--service", c.cfg.Service, "--id", n.ID,
+		"--listen", n.Addr, "--http", n.HTTP, "--cluster", n.Cluster,
+		"--capacity", strconv.Itoa(c.cfg.Capacity),
+		"--data", fmt.Sprintf("%s/%s", c.cfg.DataDir, n.ID),
+	}
+	if i > 0 {
+		args = append(args, "--join", c.Nodes[0].Cluster)
+	}
+	if c.cfg.Heartbeat > 0 {
+		args = append(args, "--heartbeat", c.cfg.Heartbeat.String())
+	}
+	if c.cfg.DNS {
+		n.DNS = at(c.cfg.Port + 3)
+		args = append(args, "--dns", n.DNS)
+	}
+	args = append(args, c.cfg.Args...)
+	cmd := exec.Command(c.cfg.Binary, args...)
+	cmd.Stdout = c.cfg.Output
+	cmd.Stderr = c.cfg.Output
+	cmd.Env = cleanEnv()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("localcluster: starting %s: %w", n.ID, err)
+	}
+	n.cmd = cmd
+	go func() { _ = cmd.Wait(); close(n.exited) }()
+	c.Nodes = append(c.Nodes, n)
+	return n, nil
+}
+
+// cleanEnv drops SWITCHBOARD_* variables so that the parent's settings do
+// not leak into the nodes.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if len(kv) >= 12 && kv[:12] == "SWITCHBOARD_" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// Add starts one more node and waits until every live node lists it up.
+func (c *Cluster) Add(ctx context.Context) (*Node, error) {
+	n, err := c.start()
+	if err != nil {
+		return nil, err
+	}
+	return n, c.WaitConverged(ctx, 30*time.Second)
+}
+
+// Kill sends SIGKILL to node i (kill -9) and waits for it to exit.
+func (c *Cluster) Kill(i int) error {
+	n := c.Nodes[i]
+	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("localcluster: killing %s: %w", n.ID, err)
+	}
+	<-n.exited
+	return nil
+}
+
+// Alive reports whether node i's process is running.
+func (n *Node) Alive() bool {
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Stop ends every node (SIGTERM, then SIGKILL after 5 s) and removes the
+// temporary data.
+func (c *Cluster) Stop() {
+	for _, n := range c.Nodes {
+		if n.Alive() {
+			_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	for _, n := range c.Nodes {
+		select {
+		case <-n.exited:
+		case <-time.After(5 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.exited
+		}
+	}
+	if c.tmp != "" {
+		_ = os.RemoveAll(c.tmp)
+	}
+}
+
+// Directory asks node n's HTTP API for its directory.
+func (n *Node) Directory(ctx context.Context) (*wire.Directory, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.HTTP+"/v1/directory", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: asking %s: %w", n.ID, err)
+	}
+	defer resp.Body.Close()
+	var m wire.Message
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || m.Directory == nil {
+		return nil, fmt.Errorf("localcluster: reading %s's directory: %v", n.ID, err)
+	}
+	return m.Directory, nil
+}
+
+// Status is the status node n's directory gives id ("" when not listed).
+func (n *Node) Status(ctx context.Context, id string) (directory.Status, error) {
+	dir, err := n.Directory(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, e := range dir.Nodes {
+		if e.ID == id {
+			return e.Status, nil
+		}
+	}
+	return "", nil
+}
+
+// WaitConverged waits until every live node lists every live node as up.
+func (c *Cluster) WaitConverged(ctx context.Context, timeout time.Duration) error {
+	return Await(ctx, timeout, func(ctx context.Context) error {
+		for _, n := range c.Nodes {
+			if !n.Alive() {
+				continue
+			}
+			for _, m := range c.Nodes {
+				if !m.Alive() {
+					continue
+				}
+				st, err := n.Status(ctx, m.ID)
+				if err != nil {
+					return err
+				}
+				if st != directory.Up {
+					return fmt.Errorf("%s sees %s as %q", n.ID, m.ID, st)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Await polls check every few milliseconds until it returns nil, ctx ends
+// or timeout passes; it then returns check's last error.
+func Await(ctx context.Context, timeout time.Duration, check func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		err := check(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() == nil || last == nil {
+			last = err // an error caused by the deadline itself says little
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("localcluster: not within %v: %w", timeout, last)
+		case <-tick.C:
+		}
+	}
+}
+
+// FreePort finds a port p such that p..p+span-1 are free, for TCP and UDP,
+// on every one of ips.
+func FreePort(ips []string, span int) (int, error) {
+	for range 200 {
+		p := 20000 + rand.IntN(40000)
+		if portsFree(ips, p, span) {
+			return p, nil
+		}
+	}
+	return 0, errors.New("localcluster: no free port range found")
+}
+
+func portsFree(ips []string, p, span int) bool {
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	for _, h := range ips {
+		for q := p; q < p+span; q++ {
+			addr := net.JoinHostPort(h, strconv.Itoa(q))
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return false
+			}
+			closers = append(closers, ln)
+			pc, err := net.ListenPacket("udp", addr)
+			if err != nil {
+				return false
+			}
+			closers = append(closers, pc)
+		}
+	}
+	return true
+}
