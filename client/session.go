@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -644,3 +645,17 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return ctx.Err()
 	}
 }
+
+// UnackedText returns copies of a room's chunks not yet acknowledged, in
+// seq order: what a display shows as typed but not yet stored.
+func (s *Session) UnackedText(name string) []wire.Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.rooms[name]; ok {
+		return slices.Clone(r.unacked)
+	}
+	return nil
+}
+
+// User is the user name the session attaches as.
+func (s *Session) User() string { return s.opts.user }

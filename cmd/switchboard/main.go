@@ -5,6 +5,7 @@
 //	switchboard serve    run a node
 //	switchboard dir      print the directory a node answers with
 //	switchboard connect  attach to the service and report every failover
+//	switchboard chat     real-time text in a room, character by character
 //	switchboard bench    measure balance, latency and failover
 package main
 
@@ -35,6 +36,7 @@ func commands() []command {
 		{"dir", "print the directory a node answers with", runDir},
 		{"demo", "run a three-node cluster on 127.0.0.1-3 with DNS", runDemo},
 		{"connect", "attach to the service and report every failover", runConnect},
+		{"chat", "type in a room in real time, character by character", runChat},
 		{"bench", "open many sessions and measure balance and latency", runBench},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "switchboard", version)

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/term"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/rtt"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// lineSeparator ends a line, as T.140 prefers.
+const lineSeparator = "\u2028"
+
+func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf clientFlags
+	cf.register(fs)
+	user := fs.String("user", "", "user name (required)")
+	script := fs.Bool("script", false, "read text from standard input at --pace and print what arrives as lines")
+	pace := fs.Duration("pace", 20*time.Millisecond, "with --script: the time between two characters")
+	linger := fs.Duration("linger", time.Second, "with --script: how long to keep listening after the input ends")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: switchboard chat --service ADDR --user NAME [flags] ROOM")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || *user == "" {
+		fs.Usage()
+		return errors.New("chat: need --user and one ROOM")
+	}
+	room := fs.Arg(0)
+	opts, err := cf.options(*user)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, cf.timeout)
+	s, err := client.Dial(dctx, cf.target(), opts...)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.Join(room); err != nil {
+		return err
+	}
+	v := &chatView{s: s, room: room, text: rtt.NewRoom(0)}
+	if *script {
+		return v.runScript(ctx, os.Stdin, stdout, *pace, *linger)
+	}
+	return v.runTerminal(ctx, stdout)
+}
+
+// chatView is the chat client's model of its room: every participant's
+// lines as this client sees them, its own included.
+type chatView struct {
+	s    *client.Session
+	room string
+
+	mu     sync.Mutex
+	text   *rtt.Room
+	users  []string
+	status string
+	alerts int
+}
+
+// handle applies one session event to the view and returns the lines it
+// completed, for the script mode's output.
+func (v *chatView) handle(e client.Event) []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch e.Kind {
+	case client.Disconnected:
+		v.status = fmt.Sprintf("lost %s, reconnecting", orNone(e.Node.ID))
+		return []string{"* " + v.status}
+	case client.Reattached:
+		v.status = fmt.Sprintf("failover: now on %s", e.Node.ID)
+		return []string{"* " + v.status}
+	case client.Received:
+	default:
+		return nil
+	}
+	m := e.Message
+	if m.Room != v.room {
+		if m.Op == wire.OpError {
+			v.status = "error: " + m.Message
+			return []string{"* error " + m.Code + ": " + m.Message}
+		}
+		return nil
+	}
+	switch m.Op {
+	case wire.OpRoom:
+		if m.State == nil {
+			return nil
+		}
+		state := rtt.State{Live: m.State.Live, Seqs: m.State.Seqs}
+		for _, l := range m.State.Lines {
+			state.Lines = append(state.Lines, rtt.Line{From: l.From, Text: l.Text})
+		}
+		if err := v.text.Load(state); err != nil {
+			return []string{"* bad room state: " + err.Error()}
+		}
+		// What we typed and the node has not stored yet is still ours.
+		for _, c := range v.s.UnackedText(v.room) {
+			v.text.Apply(v.s.User(), c.Seq, c.T)
+		}
+		v.users = slices.Clone(m.State.Users)
+		out := []string{fmt.Sprintf("* joined %s on %s with %s", v.room, v.s.Node().ID, strings.Join(v.users, ", "))}
+		for _, l := range m.State.Lines {
+			out = append(out, l.From+": "+l.Text)
+		}
+		return out
+	case wire.OpText:
+		res := v.text.Apply(m.From, m.Seq, m.T)
+		v.alerts += res.Alerts
+		var out []string
+		for _, l := range res.Lines {
+			out = append(out, l.From+": "+l.Text)
+		}
+		return out
+	case wire.OpPresence:
+		if m.Event == "join" && !slices.Contains(v.users, m.User) {
+			v.users = append(v.users, m.User)
+		}
+		if m.Event == "leave" {
+			v.users = slices.DeleteFunc(v.users, func(u string) bool { return u == m.User })
+			v.text.Forget(m.User)
+		}
+		return []string{fmt.Sprintf("* %s %s", m.User, map[string]string{"join": "joined", "leave": "left"}[m.Event])}
+	case wire.OpError:
+		v.status = "error: " + m.Message
+		return []string{"* error " + m.Code + ": " + m.Message}
+	}
+	return nil
+}
+
+// typed sends text as the user typed it and shows it at once.
+func (v *chatView) typed(text string) ([]string, error) {
+	seq, err := v.s.SendText(v.room, text)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	res := v.text.Apply(v.s.User(), seq, text)
+	var out []string
+	for _, l := range res.Lines {
+		out = append(out, l.From+": "+l.Text)
+	}
+	return out, nil
+}
+
+// runScript types stdin at pace and prints completed lines and events.
+func (v *chatView) runScript(ctx context.Context, in io.Reader, out io.Writer, pace, linger time.Duration) error {
+	var wmu sync.Mutex
+	print := func(lines []string) {
+		wmu.Lock()
+		defer wmu.Unlock()
+		for _, l := range lines {
+			fmt.Fprintln(out, l)
+		}
+	}
+	events := make(chan struct{})
+	go func() {
+		defer close(events)
+		for e := range v.s.Events() {
+			print(v.handle(e))
+		}
+	}()
+	r := bufio.NewReader(in)
+	tick := time.NewTicker(max(pace, time.Microsecond))
+	defer tick.Stop()
+	for {
+		ch, _, err := r.ReadRune()
+		if err != nil {
+			break
+		}
+		text := string(ch)
+		if ch == '\n' {
+			text = lineSeparator
+		}
+		if _, err := v.typed(text); err != nil {
+			return err
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	// Wait for the acknowledgements, then listen a little longer.
+	deadline := time.Now().Add(linger)
+	for v.s.Unacked(v.room) > 0 && time.Now().Before(deadline) {
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	select {
+	case <-time.After(time.Until(deadline)):
+	case <-ctx.Done():
+	}
+	if n := v.s.Unacked(v.room); n > 0 {
+		return fmt.Errorf("chat: %d chunks not acknowledged", n)
+	}
+	return nil
+}
+
+// runTerminal is the interactive client: raw mode, each keystroke sent as
+// it is typed, every participant's live line redrawn as it changes.
+func (v *chatView) runTerminal(ctx context.Context, out io.Writer) error {
+	fd := int(os.Stdin.Fd())
+	if !term.IsTerminal(fd) {
+		return errors.New("chat: standard input is not a terminal (use --script for pipes)")
+	}
+	old, err := term.MakeRaw(fd)
+	if err != nil {
+		return fmt.Errorf("chat: raw mode: %w", err)
+	}
+	defer func() {
+		_ = term.Restore(fd, old)
+		fmt.Fprint(out, "\r\n")
+	}()
+	v.mu.Lock()
+	v.status = "on " + v.s.Node().ID
+	v.mu.Unlock()
+
+	redraw := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case redraw <- struct{}{}:
+		default:
+		}
+	}
+	go func() {
+		for e := range v.s.Events() {
+			v.handle(e)
+			poke()
+		}
+	}()
+	keys := make(chan []byte)
+	go func() {
+		buf := make([]byte, 256)
+		for {
+			n, err := os.Stdin.Read(buf)
+			if err != nil {
+				close(keys)
+				return
+			}
+			keys <- append([]byte(nil), buf[:n]...)
+		}
+	}()
+	v.draw(out)
+	var pending []byte
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-redraw:
+			v.draw(out)
+		case b, ok := <-keys:
+			if !ok {
+				return nil
+			}
+			pending = append(pending, b...)
+			var text strings.Builder
+			for len(pending) > 0 {
+				c := pending[0]
+				switch {
+				case c == 3 || c == 4: // Ctrl-C, Ctrl-D
+					return nil
+				case c == '\r' || c == '\n':
+					text.WriteString(lineSeparator)
+				case c == 0x7f || c == 0x08:
+					text.WriteByte(0x08)
+				case c == 0x1b:
+					// Drop terminal escape sequences (arrows and the like).
+					i := 1
+					if len(pending) > 1 && pending[1] == '[' {
+						i = 2
+						for i < len(pending) && (pending[i] < 0x40 || pending[i] > 0x7e) {
+							i++
+						}
+						i++
+					}
+					pending = pending[min(i, len(pending)):]
+					continue
+				case c < 0x20:
+				default:
+					if !utf8.FullRune(pending) {
+						goto wait
+					}
+					r, size := utf8.DecodeRune(pending)
+					text.WriteRune(r)
+					pending = pending[size:]
+					continue
+				}
+				pending = pending[1:]
+			}
+		wait:
+			if text.Len() > 0 {
+				if _, err := v.typed(text.String()); err != nil {
+					return err
+				}
+				v.draw(out)
+			}
+		}
+	}
+}
+
+// draw repaints the screen: a header, the last completed lines, then each
+// participant's live line.
+func (v *chatView) draw(out io.Writer) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	_, height, err := term.GetSize(int(os.Stdout.Fd()))
+	if err != nil || height < 5 {
+		height = 24
+	}
+	state := v.text.State()
+	var b strings.Builder
+	b.WriteString("\x1b[H\x1b[2J")
+	fmt.Fprintf(&b, "room %s as %s, %s; users: %s; Ctrl-C quits\r\n", v.room, v.s.User(), v.status, strings.Join(v.users, ", "))
+	b.WriteString(strings.Repeat("-", 60) + "\r\n")
+	live := slices.Sorted(maps.Keys(state.Live))
+	room := height - 3 - len(live)
+	lines := state.Lines
+	if len(lines) > room {
+		lines = lines[len(lines)-max(room, 0):]
+	}
+	for _, l := range lines {
+		fmt.Fprintf(&b, "%s: %s\r\n", l.From, l.Text)
+	}
+	b.WriteString(strings.Repeat("-", 60) + "\r\n")
+	me := v.s.User()
+	for _, u := range live {
+		if u != me {
+			fmt.Fprintf(&b, "%s> %s\r\n", u, state.Live[u])
+		}
+	}
+	fmt.Fprintf(&b, "%s> %s", me, state.Live[me])
+	if v.alerts > 0 {
+		b.WriteByte(0x07)
+		v.alerts = 0
+	}
+	_, _ = io.WriteString(out, b.String())
+}
