@@ -57,7 +57,8 @@ type Node struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	closed atomic.Bool
+	closed  atomic.Bool
+	leaving atomic.Bool // Close (not Halt) is under way: report down
 }
 
 // view is an immutable snapshot of the directory, published by run.
@@ -233,7 +234,7 @@ func (n *Node) Ready() bool { return n.ready.Load() }
 
 // Status is the status the node reports about itself.
 func (n *Node) Status() directory.Status {
-	if n.closed.Load() {
+	if n.leaving.Load() {
 		return directory.Down
 	}
 	return directory.StatusFor(n.ready.Load(), n.draining.Load(), int(n.users.Load()), n.cfg.Capacity)
@@ -283,6 +284,7 @@ func (n *Node) Close(ctx context.Context) error {
 	if n.closed.Swap(true) || n.cancel == nil {
 		return nil
 	}
+	n.leaving.Store(true)
 	// Say goodbye first so peers drop this node at once rather than after
 	// missed heartbeats.
 	n.publishSelf(time.Now(), directory.Down)
