@@ -7,6 +7,7 @@
 //	switchboard connect  attach to the service and report every failover
 //	switchboard chat     real-time text in a room, character by character
 //	switchboard bench    measure balance, latency and failover
+//	switchboard sim      simulate the policies with thousands of nodes
 package main
 
 import (
@@ -38,6 +39,7 @@ func commands() []command {
 		{"connect", "attach to the service and report every failover", runConnect},
 		{"chat", "type in a room in real time, character by character", runChat},
 		{"bench", "open many sessions and measure balance and latency", runBench},
+		{"sim", "simulate the pick policies at a scale one machine cannot hold", runSim},
 		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			_, err := fmt.Fprintln(stdout, "switchboard", version)
 			return err

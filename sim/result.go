@@ -1,0 +1,82 @@
+package sim
+
+// Result is what one run measured. Times are in seconds of simulated time.
+type Result struct {
+	// Policy is the policy that ran.
+	Policy string `json:"policy"`
+	// Staleness is the directory staleness of the run, in seconds.
+	Staleness float64 `json:"staleness_s"`
+	// Duration is the simulated time, and Warmup the start of the window
+	// of Worst, in seconds.
+	Duration float64 `json:"duration_s"`
+	Warmup   float64 `json:"warmup_s"`
+	// Arrived counts the sessions that arrived; Attached those of them
+	// attached at the end; Left those whose lifetime ended (before or
+	// after attaching); Unattached those still trying to attach at the end.
+	Arrived    int `json:"arrived"`
+	Attached   int `json:"attached"`
+	Left       int `json:"left"`
+	Unattached int `json:"unattached"`
+
+	// End is the users per live node at the end of the run.
+	End Loads `json:"end"`
+	// Worst is the largest max/mean seen at any snapshot after the warm-up,
+	// and WorstAt when.
+	Worst   float64 `json:"worst_max_mean"`
+	WorstAt float64 `json:"worst_at_s"`
+	// Peak is the most users seen on one node at any snapshot.
+	Peak int `json:"peak"`
+
+	// Picks counts the calls to the policy.
+	Picks int `json:"picks"`
+	// Refused counts attaches refused by a full node; DialFailed dials of
+	// a dead node; NoCandidate picks that found no node (pick.ErrNoNode).
+	// Failed is Refused+DialFailed: the failed attaches.
+	Refused     int `json:"refused"`
+	DialFailed  int `json:"dial_failed"`
+	NoCandidate int `json:"no_candidate"`
+	Failed      int `json:"failed_attaches"`
+
+	// Storms describes each re-attach storm (one per NodeEvent that
+	// killed nodes), in order.
+	Storms []Storm `json:"storms,omitempty"`
+
+	// Series samples the users per live node every Config.Sample.
+	Series []Point `json:"series"`
+}
+
+// Storm is one re-attach storm: the sessions of the nodes killed at one
+// moment dropping and attaching elsewhere.
+type Storm struct {
+	// At is when the nodes died; Killed how many.
+	At     float64 `json:"at_s"`
+	Killed int     `json:"killed"`
+	// Sessions is the storm's size: the sessions the dead nodes held.
+	Sessions int `json:"sessions"`
+	// Reattached counts those attached again by the end of the run, and
+	// Left those whose lifetime ended first.
+	Reattached int `json:"reattached"`
+	Left       int `json:"left"`
+	// Failed counts the failed attaches (refused or dial failed) of the
+	// storm's sessions.
+	Failed int `json:"failed_attaches"`
+	// P50, P99 and Max are percentiles of the time from the death to the
+	// session being attached again; Max is when the storm was over.
+	P50 float64 `json:"p50_s"`
+	P99 float64 `json:"p99_s"`
+	Max float64 `json:"max_s"`
+	// Times are the re-attach times themselves, in increasing order.
+	Times []float64 `json:"-"`
+}
+
+// Point is a sample of the users per live node at one moment.
+type Point struct {
+	// T is the time, in seconds from the start.
+	T float64 `json:"t"`
+	// Nodes counts the live nodes.
+	Nodes int `json:"nodes"`
+	// Min, Mean and Max are the users per live node.
+	Min  int     `json:"min"`
+	Mean float64 `json:"mean"`
+	Max  int     `json:"max"`
+}

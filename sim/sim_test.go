@@ -1,0 +1,359 @@
+package sim
+
+import (
+	"context"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/switchboard/switchboard/failover"
+	"github.com/switchboard/switchboard/pick"
+)
+
+func failoverBad() failover.Config {
+	return failover.Config{RetryBase: time.Second, RetryMax: time.Millisecond}
+}
+
+// small is a quick scenario: 20 nodes, 4000 sessions over 4 s, one node
+// killed at 2 s and two joining at 3 s.
+func small() Config {
+	return Config{
+		Nodes: 20, Capacity: 1000, Sessions: 4000, Rate: 1000,
+		Lifetime: 10 * time.Second,
+		Events:   []NodeEvent{{At: 2 * time.Second, Kill: 1}, {At: 3 * time.Second, Join: 2}},
+		Duration: 6 * time.Second,
+	}
+}
+
+func mustRun(t *testing.T, cfg Config) Result {
+	t.Helper()
+	res, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestDeterministic(t *testing.T) {
+	for _, policy := range Policies() {
+		t.Run(policy, func(t *testing.T) {
+			cfg := small()
+			cfg.Policy = policy
+			cfg.Staleness = 500 * time.Millisecond
+			cfg.Zones = 3
+			a, b := mustRun(t, cfg), mustRun(t, cfg)
+			if diff := cmp.Diff(a, b); diff != "" {
+				t.Fatalf("same config, different results (-first +second):\n%s", diff)
+			}
+			if a.Arrived != 4000 || a.Attached+a.Left+a.Unattached != a.Arrived || a.Picks < a.Arrived {
+				t.Errorf("accounting: %+v", a)
+			}
+			cfg.Seed = 2
+			if c := mustRun(t, cfg); cmp.Equal(a, c) {
+				t.Error("another seed, same result")
+			}
+		})
+	}
+}
+
+// TestSameSessionsForEveryPolicy: arrivals, lifetimes and groups do not
+// depend on the policy, so runs compare like with like.
+func TestSameSessionsForEveryPolicy(t *testing.T) {
+	var first []Result
+	for _, policy := range []string{"random", "least-users"} {
+		cfg := small()
+		cfg.Policy = policy
+		cfg.Events = []NodeEvent{}
+		first = append(first, mustRun(t, cfg))
+	}
+	if first[0].Arrived != first[1].Arrived || first[0].Left != first[1].Left || first[0].Attached != first[1].Attached {
+		t.Errorf("random %+v\nleast-users %+v", first[0], first[1])
+	}
+}
+
+// TestNodeDeath kills one node of a cluster where nobody leaves, and checks
+// that every session it held attaches again, elsewhere.
+func TestNodeDeath(t *testing.T) {
+	for _, staleness := range []time.Duration{0, 2 * time.Second} {
+		for _, policy := range Policies() {
+			t.Run(policy+"/"+staleness.String(), func(t *testing.T) {
+				cfg := Config{
+					Policy: policy, Nodes: 10, Capacity: 1000, Sessions: 2000, Rate: 1000,
+					Lifetime: time.Hour, FixedLifetime: true, Staleness: staleness,
+					Events:   []NodeEvent{{At: 3 * time.Second, Kill: 1}},
+					Duration: 10 * time.Second,
+				}
+				res := mustRun(t, cfg)
+				if len(res.Storms) != 1 {
+					t.Fatalf("storms %+v", res.Storms)
+				}
+				st := res.Storms[0]
+				// By 3 s all 2000 sessions have arrived (1000/s): the node
+				// killed holds about a tenth of them.
+				if st.Killed != 1 || st.Sessions < 100 || st.Sessions > 400 {
+					t.Errorf("storm %+v", st)
+				}
+				if st.Reattached != st.Sessions || st.Left != 0 || len(st.Times) != st.Sessions {
+					t.Errorf("storm of %d: %d re-attached, %d left, %d times", st.Sessions, st.Reattached, st.Left, len(st.Times))
+				}
+				// A drop waits up to 250 ms, then fetches and dials (20 ms each).
+				if st.P50 <= 0.04 || st.Max > 1 || st.P50 > st.P99 || st.P99 > st.Max {
+					t.Errorf("re-attach times p50 %v p99 %v max %v", st.P50, st.P99, st.Max)
+				}
+				if res.Attached != 2000 || res.Unattached != 0 || res.End.Nodes != 9 {
+					t.Errorf("attached %d, unattached %d, live nodes %d", res.Attached, res.Unattached, res.End.Nodes)
+				}
+				if total := res.End.Mean * float64(res.End.Nodes); int(total+0.5) != res.Attached {
+					t.Errorf("live nodes hold %v users, want all %d sessions", total, res.Attached)
+				}
+				last := res.Series[len(res.Series)-1]
+				if last.Nodes != 9 {
+					t.Errorf("last sample %+v", last)
+				}
+			})
+		}
+	}
+}
+
+// TestDeadNodeInStaleDirectory: a stale directory still shows the dead
+// node up, so some picks land on it, fail to dial (three times each, as
+// failover retries twice) and go elsewhere.
+func TestDeadNodeInStaleDirectory(t *testing.T) {
+	cfg := Config{
+		Policy: "random", Nodes: 4, Capacity: 10_000, Sessions: 4000, Rate: 1000,
+		Lifetime: time.Hour, FixedLifetime: true, Staleness: 3 * time.Second,
+		Events:   []NodeEvent{{At: time.Second, Kill: 1}},
+		Duration: 6 * time.Second,
+	}
+	stale := mustRun(t, cfg)
+	if stale.DialFailed == 0 || stale.DialFailed%3 != 0 || stale.Unattached != 0 || stale.Attached != 4000 {
+		t.Errorf("dial failures %d (want a positive multiple of 3), unattached %d, attached %d", stale.DialFailed, stale.Unattached, stale.Attached)
+	}
+	// Noticed at once, only the dials under way and the picks from the
+	// last snapshot (a few tens of ms of arrivals) fail.
+	cfg.Staleness = 0
+	cfg.Detect = time.Millisecond
+	if fresh := mustRun(t, cfg); fresh.DialFailed > stale.DialFailed/10 || fresh.DialFailed > 3*50 {
+		t.Errorf("fresh directory, dead node noticed at once: %d dial failures (stale: %d)", fresh.DialFailed, stale.DialFailed)
+	}
+}
+
+// TestScaleOut: four loaded nodes, four empty ones join, sessions keep
+// arriving and nobody leaves. The default policy fills the new nodes; p2c
+// only in part (a new node is in the sampled pair half the time), random
+// not at all.
+func TestScaleOut(t *testing.T) {
+	got := map[string]float64{}
+	for _, policy := range []string{"default", "p2c", "random"} {
+		cfg := Config{
+			Policy: policy, Nodes: 4, Capacity: 10_000, Sessions: 8000, Rate: 1000,
+			Lifetime: time.Hour, FixedLifetime: true,
+			Events:   []NodeEvent{{At: 4 * time.Second, Join: 4}},
+			Duration: 10 * time.Second,
+		}
+		res := mustRun(t, cfg)
+		got[policy] = res.End.MaxMean
+		t.Logf("%-8s end %+v worst %.3f", policy, res.End, res.Worst)
+	}
+	// Ideal: 4000 on the old nodes (1000 each), then 4000 over eight, all
+	// to the new ones: 1000 each, max/mean 1. Random gives the old nodes
+	// 1500 and the new 500: max/mean 1.5.
+	if !(got["default"] < 1.05 && got["default"] < got["p2c"] && got["p2c"] < got["random"] && got["random"] > 1.4) {
+		t.Errorf("max/mean at the end: %v", got)
+	}
+}
+
+// TestStaleHerding: with a stale directory, least-users sends everyone to
+// the same nodes, which fill and refuse; the default policy falls back to
+// p2c and does not.
+func TestStaleHerding(t *testing.T) {
+	cfg := Config{
+		Nodes: 10, Capacity: 300, Sessions: 2500, Rate: 1000, Lifetime: time.Minute,
+		Staleness: time.Second, Events: []NodeEvent{}, Duration: 3 * time.Second,
+	}
+	cfg.Policy = "least-users"
+	lu := mustRun(t, cfg)
+	cfg.Policy = "default"
+	def := mustRun(t, cfg)
+	if lu.Refused == 0 || def.Refused > lu.Refused/10 || lu.Worst <= def.Worst || lu.Peak != 300 {
+		t.Errorf("least-users refused %d, worst %.2f, peak %d; default refused %d, worst %.2f",
+			lu.Refused, lu.Worst, lu.Peak, def.Refused, def.Worst)
+	}
+	if lu.Attached+lu.Left+lu.Unattached != lu.Arrived {
+		t.Errorf("accounting %+v", lu)
+	}
+}
+
+// TestFullCluster: more sessions than room. The refused keep trying (the
+// failover machine backs off) and are counted unattached at the end; no
+// node goes over capacity.
+func TestFullCluster(t *testing.T) {
+	for _, policy := range Policies() {
+		cfg := Config{
+			Policy: policy, Nodes: 3, Capacity: 100, Sessions: 500, Rate: 1000,
+			Lifetime: time.Hour, FixedLifetime: true, Events: []NodeEvent{}, Duration: 3 * time.Second,
+		}
+		res := mustRun(t, cfg)
+		if res.Attached != 300 || res.Unattached != 200 || res.Peak != 100 || res.NoCandidate == 0 {
+			t.Errorf("%s: attached %d, unattached %d, peak %d, no candidate %d", policy, res.Attached, res.Unattached, res.Peak, res.NoCandidate)
+		}
+	}
+}
+
+func TestStorm(t *testing.T) {
+	cfg := Config{
+		Policy: "default", Nodes: 10, Capacity: 1000, Sessions: -1, Storm: 5000, StormAt: time.Second,
+		Lifetime: time.Hour, FixedLifetime: true, Events: []NodeEvent{}, Duration: 2 * time.Second,
+	}
+	res := mustRun(t, cfg)
+	// All 5000 pick from the same directory, fresh and showing empty
+	// nodes: the default policy takes any node within one user of the
+	// least load, so it spreads them at random, about 500 each.
+	if res.Arrived != 5000 || res.Attached != 5000 || res.End.MaxMean > 1.3 {
+		t.Errorf("storm: %+v", res.End)
+	}
+	if res.Series[0].Max != 0 || res.Series[len(res.Series)-1].Mean != 500 {
+		t.Errorf("series %+v", res.Series)
+	}
+}
+
+// TestViewSize: a thinned directory changes nothing for random but makes
+// picks cheaper; least-users then takes the least of a sample.
+func TestViewSize(t *testing.T) {
+	cfg := small()
+	cfg.Policy = "p2c"
+	full := mustRun(t, cfg)
+	cfg.ViewSize = 5
+	thin := mustRun(t, cfg)
+	if thin.Arrived != full.Arrived || thin.End.MaxMean > 1.3 {
+		t.Errorf("thin p2c: %+v", thin.End)
+	}
+	cfg.Policy = pick.DNSOnly
+	if res := mustRun(t, cfg); res.Attached == 0 || res.NoCandidate != 0 {
+		t.Errorf("dns-only with a thin directory must still find the answering node: %+v", res)
+	}
+}
+
+func TestConfig(t *testing.T) {
+	got, err := Config{}.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultConfig()
+	want.Duration = 101 * time.Second
+	want.Warmup = want.Duration / 5
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("Config{} validated (-got +want):\n%s", diff)
+	}
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"unknown policy", Config{Policy: "fastest"}, `unknown policy "fastest"`},
+		{"negative nodes", Config{Nodes: -1}, "at least one node"},
+		{"negative rate", Config{Rate: -1}, "bad arrival rate"},
+		{"negative storm", Config{Storm: -1}, "negative storm"},
+		{"negative event", Config{Events: []NodeEvent{{At: time.Second, Kill: -1}}}, "bad node event"},
+		{"tiny tick", Config{Tick: time.Nanosecond}, "below a microsecond"},
+		{"negative view", Config{ViewSize: -1}, "negative view size"},
+		{"bad failover", Config{Failover: failoverBad()}, "RetryBase"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Run(context.Background(), tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Run(ctx, small()); err != context.Canceled {
+		t.Errorf("Run with a cancelled context: %v", err)
+	}
+}
+
+func TestQueueOrder(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	var q queue
+	var want []event
+	for i := range 2000 {
+		e := event{at: int64(r.IntN(50)), s: int32(i)}
+		q.push(e)
+		e.seq = uint64(i)
+		want = append(want, e)
+	}
+	var got []event
+	for q.len() > 0 {
+		got = append(got, q.pop())
+	}
+	// Sorted by time, ties first in, first out.
+	for i := 1; i < len(got); i++ {
+		if got[i].before(&got[i-1]) {
+			t.Fatalf("pop %d: %+v after %+v", i, got[i], got[i-1])
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("popped %d of %d", len(got), len(want))
+	}
+}
+
+// TestThinned checks the directories ViewSize draws: the right size,
+// distinct nodes, the answering node always in, every node drawn about
+// equally often.
+func TestThinned(t *testing.T) {
+	cfg, err := Config{Nodes: 10, ViewSize: 1, Events: []NodeEvent{}}.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := newRun(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.snapshot(0)
+	r.sync(&r.stale)
+	v := &r.stale
+	for _, k := range []int{1, 3, 5, 6, 9} {
+		for _, self := range []int32{-1, 7} {
+			r.cfg.ViewSize = k
+			counts := map[string]int{}
+			const draws = 20_000
+			for range draws {
+				got := r.thinned(v, 10, self)
+				seen := map[string]bool{}
+				for _, n := range got {
+					if seen[n.ID] {
+						t.Fatalf("k=%d: %s twice", k, n.ID)
+					}
+					seen[n.ID] = true
+					counts[n.ID]++
+				}
+				if len(got) != k || (self >= 0 && !seen[r.ids[self]]) {
+					t.Fatalf("k=%d self=%d: %d nodes, self in: %v", k, self, len(got), seen[r.ids[7]])
+				}
+			}
+			for id, c := range counts {
+				want := float64(draws*k) / 10
+				if self >= 0 {
+					if id == r.ids[self] {
+						want = draws
+					} else {
+						want = float64(draws*(k-1)) / 9
+					}
+				}
+				if d := float64(c) - want; d > 0.05*draws || d < -0.05*draws {
+					t.Errorf("k=%d self=%d: %s drawn %d times, want about %.0f", k, self, id, c, want)
+				}
+			}
+		}
+	}
+	if got := r.thinned(v, 4, -1); len(got) != 4 {
+		t.Errorf("ViewSize 9 of 4 candidates: %d nodes, want all 4", len(got))
+	}
+}
