@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,14 +17,32 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("bench: name a scenario: connect")
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		benchUsage(stderr)
+		if len(args) == 0 {
+			return errors.New("bench: name a scenario")
+		}
+		return nil
 	}
-	switch args[0] {
-	case "connect":
+	if args[0] == "connect" {
 		return runBenchConnect(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("bench: unknown scenario %q (known: connect)", args[0])
+	for _, sc := range bench.Scenarios() {
+		if sc[0] == args[0] {
+			return runBenchScenario(ctx, args[0], args[1:], stdout, stderr)
+		}
+	}
+	benchUsage(stderr)
+	return fmt.Errorf("bench: unknown scenario %q", args[0])
+}
+
+func benchUsage(w io.Writer) {
+	fmt.Fprintln(w, "usage: switchboard bench SCENARIO [flags]\n\nscenarios:")
+	fmt.Fprintf(w, "  %-9s %s\n", "connect", "open sessions against a running service and report where they are")
+	for _, sc := range bench.Scenarios() {
+		fmt.Fprintf(w, "  %-9s %s\n", sc[0], sc[1])
+	}
+	fmt.Fprintln(w, "\nRun 'switchboard bench SCENARIO -h' for its flags.")
 }
 
 func runBenchConnect(ctx context.Context, args []string, stdout, stderr io.Writer) error {

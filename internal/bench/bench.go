@@ -6,6 +6,23 @@
 // flight and returns a Run that keeps them attached (with failover) until
 // Close. Snapshot reads where the sessions are now; the Run records every
 // session's drops and reattachments for failover measurements.
+//
+// RunScenario runs one of the scenarios (storm, scaleout, failover,
+// drain, latency, detect, memory, rtt): it starts a local cluster of
+// `switchboard serve` child processes for every policy it compares (or
+// uses Config.Service), hurts or grows it as the scenario says, and
+// returns a Report that prints as tables, marshals to JSON and draws SVG
+// charts. The policy "nats" runs the same scenario with nats.go clients
+// against NATS servers embedded in this process, the baseline users know.
+//
+// The arithmetic (Percentile, MaxMean, Within, reattach delays, Detect,
+// KiBPer) is pure and tested on small inputs; the scenarios are tested
+// small against real child processes.
+//
+// Caller's duties: RunScenario blocks until the scenario ends or ctx
+// does; it kills nodes and raises the process's descriptor limit (memory),
+// so run one scenario at a time in a process of its own, the way the CLI
+// does.
 package bench
 
 import (
@@ -45,6 +62,17 @@ type Load struct {
 	UserPrefix string
 	// DialTimeout bounds one session's Dial (default 10 s).
 	DialTimeout time.Duration
+	// DropBase bounds the random wait of a session that dropped before it
+	// asks the common address again (failover.Config.DropBase; default the
+	// client's, 250 ms). A shorter bound does not bring a thousand
+	// sessions back sooner on a machine that attaches a few per
+	// millisecond; it only makes them arrive faster than the nodes'
+	// counts travel, and they herd (see docs/benchmarks.md, failover).
+	DropBase time.Duration
+	// NoTracker makes every session pick on its own, as independent
+	// clients do, instead of sharing one pick.Tracker that counts the
+	// picks of this process the directory does not show yet.
+	NoTracker bool
 	// Seed seeds the picks (0 = random).
 	Seed uint64
 	// Logger receives the sessions' logs (default: discard).
@@ -93,9 +121,14 @@ func Open(ctx context.Context, load Load, progress func(done int)) (*Run, error)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	tracker := pick.NewTracker(0)
+	var tracker *pick.Tracker
+	if !load.NoTracker {
+		tracker = pick.NewTracker(0)
+	}
 	retry := failover.DefaultConfig()
-	retry.DropBase = 100 * time.Millisecond
+	if load.DropBase > 0 {
+		retry.DropBase = load.DropBase
+	}
 
 	run := &Run{
 		load:     load,
@@ -114,17 +147,20 @@ func Open(ctx context.Context, load Load, progress func(done int)) (*Run, error)
 			for i := range next {
 				dctx, cancel := context.WithTimeout(ctx, load.DialTimeout)
 				t0 := time.Now()
-				s, err := client.Dial(dctx, load.Target,
+				opts := []client.Option{
 					client.WithUser(fmt.Sprintf("%s%d", load.UserPrefix, i)),
 					client.WithPolicy(policy),
-					client.WithTracker(tracker),
 					client.WithRand(r),
 					client.WithGroup(load.Group),
 					client.WithResolver(load.Resolver),
 					client.WithRetry(retry),
 					client.WithClientName("switchboard-bench/1"),
 					client.WithLogger(load.Logger),
-				)
+				}
+				if tracker != nil {
+					opts = append(opts, client.WithTracker(tracker))
+				}
+				s, err := client.Dial(dctx, load.Target, opts...)
 				took := time.Since(t0)
 				cancel()
 				mu.Lock()
@@ -279,37 +315,59 @@ type Reattach struct {
 // Reattachments measures reattach times from a common start (the moment
 // a node was killed), for sessions that dropped after it.
 func (r *Run) Reattachments(killed time.Time) Reattach {
+	return SummarizeReattach(r.ReattachDelays(killed))
+}
+
+// ReattachDelays returns, for the sessions that dropped at or after
+// killed, how long after killed each one reattached, and how many of them
+// have not reattached yet.
+func (r *Run) ReattachDelays(killed time.Time) (delays []time.Duration, pending int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var res Reattach
-	var lat []time.Duration
-	for i := range r.sessions {
-		if r.drops[i].Before(killed) {
+	return reattachDelays(killed, r.drops, r.reattch)
+}
+
+// reattachDelays pairs drops[i] with reattached[i]: a session counts when
+// it dropped at or after killed; it is pending when it has no reattachment
+// after its drop.
+func reattachDelays(killed time.Time, drops, reattached []time.Time) (delays []time.Duration, pending int) {
+	for i, d := range drops {
+		if d.IsZero() || d.Before(killed) {
 			continue
 		}
-		res.Dropped++
-		if r.reattch[i].IsZero() {
-			res.Pending++
+		if i >= len(reattached) || reattached[i].Before(d) {
+			pending++
 			continue
 		}
-		lat = append(lat, r.reattch[i].Sub(killed))
+		delays = append(delays, reattached[i].Sub(killed))
 	}
-	res.MS = Summarize(lat)
-	if res.Dropped > 0 {
-		var in500, in1s int
-		for _, d := range lat {
-			if d <= 500*time.Millisecond {
-				in500++
-			}
-			if d <= time.Second {
-				in1s++
-			}
-		}
-		res.Within500ms = float64(in500) / float64(res.Dropped)
-		res.Within1s = float64(in1s) / float64(res.Dropped)
-	}
+	return delays, pending
+}
+
+// SummarizeReattach turns reattach delays and the count still pending
+// into a Reattach: the pending sessions count as dropped and as not
+// reattached within any bound.
+func SummarizeReattach(delays []time.Duration, pending int) Reattach {
+	res := Reattach{Dropped: len(delays) + pending, Pending: pending, MS: Summarize(delays)}
+	res.Within500ms = Within(delays, res.Dropped, 500*time.Millisecond)
+	res.Within1s = Within(delays, res.Dropped, time.Second)
 	return res
 }
+
+// ConnectTimes returns how long each attached session's Dial took, in
+// the order the sessions were opened.
+func (r *Run) ConnectTimes() []time.Duration {
+	var out []time.Duration
+	for i, s := range r.sessions {
+		if s != nil {
+			out = append(out, r.connect[i])
+		}
+	}
+	return out
+}
+
+// Elapsed is how long Open took to attach (or fail) every session.
+func (r *Run) Elapsed() time.Duration { return r.elapsed }
 
 // Sessions returns the open sessions (nil where a dial failed).
 func (r *Run) Sessions() []*client.Session { return r.sessions }

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/bench"
+)
+
+// runBenchScenario parses a scenario's flags, runs it and prints its
+// report (a table, or JSON), writing its charts when asked.
+func runBenchScenario(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	def := bench.DefaultPolicies(name)
+	policies := fs.String("policies", strings.Join(def, ","), "policies to compare side by side: pick policies, dns-only, nats")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	svg := fs.String("svg", "", "write the report's SVG charts into this directory")
+	service := fs.String("service", "", "use the running service at this common address (HOST:PORT, a comma list, or a service name with --resolver) instead of starting a cluster per policy")
+	resolver := fs.String("resolver", "", "DNS server HOST:PORT for a --service name")
+	nodes := fs.Int("nodes", 3, "nodes in each local cluster")
+	clients := fs.Int("clients", 0, "sessions to open first (default 3000; memory 20000)")
+	arrivals := fs.Int("arrivals", 1000, "sessions that arrive after the event (scaleout, drain)")
+	concurrency := fs.Int("concurrency", 50, "dials in flight at once")
+	common := fs.String("common", "dns", "how clients reach a local cluster: dns (the service name through the first node's DNS responder) or list (every node's address)")
+	dropBase := fs.Duration("drop-base", 0, "bound of the random wait after a drop before a session asks the common address again (default: the client's, 250ms)")
+	tracker := fs.Bool("tracker", true, "sessions of the bench share one pick tracker that counts their picks the directory does not show yet")
+	natsEntry := fs.String("nats-entry", "first", "the one URL each NATS client gets: first (the first server) or each (client i: server i mod nodes)")
+	repeat := fs.Int("repeat", 1, "storm, scaleout, failover: run every policy this many times, interleaved, and report each policy's median run")
+	samples := fs.Int("samples", 500, "latency: attaches per path")
+	background := fs.Int("background", 0, "latency: sessions kept attached (default policy) while measuring")
+	kills := fs.Int("kills", 10, "detect: nodes to kill")
+	busy := fs.Duration("busy", 10*time.Second, "detect: how long to watch a busy cluster for false downs")
+	rooms := fs.Int("rooms", 10, "rtt: rooms")
+	roomSize := fs.Int("room-size", 10, "rtt: users in a room, spread over the nodes")
+	senders := fs.Int("senders", 0, "rtt: users of each room who type (default: all)")
+	rate := fs.Float64("rate", 10, "rtt: characters a second each sender types, one chunk a character")
+	duration := fs.Duration("duration", 10*time.Second, "rtt: how long they type")
+	heartbeat := fs.Duration("heartbeat", 0, "the nodes' heartbeat (default: serve's)")
+	nodeLogs := fs.Bool("node-logs", false, "show the nodes' logs on stderr")
+	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench %s: unexpected arguments %q", name, fs.Args())
+	}
+	binary, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: finding the switchboard binary: %w", err)
+	}
+	cfg := bench.Config{
+		Binary: binary, Resolver: *resolver, Policies: splitList(*policies),
+		Nodes: *nodes, Clients: *clients, Arrivals: *arrivals, Concurrency: *concurrency,
+		Common: *common, DropBase: *dropBase, NoTracker: !*tracker, NATSEntry: *natsEntry,
+		Repeat: *repeat, Samples: *samples, Background: *background, Kills: *kills, Busy: *busy, Heartbeat: *heartbeat,
+		Rooms: *rooms, RoomSize: *roomSize, Senders: *senders, Rate: *rate, Duration: *duration,
+	}
+	if *service != "" {
+		cfg.Service = (&clientFlags{service: *service, resolver: *resolver}).target()
+	}
+	if !*quiet {
+		cfg.Progress = stderr
+	}
+	if *nodeLogs {
+		cfg.Logs = stderr
+	}
+	rep, err := bench.RunScenario(ctx, name, cfg)
+	if err != nil {
+		return err
+	}
+	if *svg != "" {
+		if err := writeCharts(*svg, rep.Charts()); err != nil {
+			return err
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.WriteTable(stdout)
+	return nil
+}
+
+// writeCharts renders each chart into dir/NAME.svg.
+func writeCharts(dir string, charts []bench.Chart) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, c := range charts {
+		path := filepath.Join(dir, c.Name+".svg")
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		err = c.Render(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("bench: writing %s: %w", path, err)
+		}
+	}
+	return nil
+}

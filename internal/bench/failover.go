@@ -1,0 +1,230 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/chart"
+	"github.com/switchboard/switchboard/internal/localcluster"
+)
+
+// FailoverReport is the failover scenario: Nodes nodes hold Clients
+// sessions; the most loaded node is killed with SIGKILL and the sessions
+// it held reattach to the others.
+type FailoverReport struct {
+	Scenario    string        `json:"scenario"`
+	Nodes       int           `json:"nodes"`
+	Clients     int           `json:"clients"`
+	Concurrency int           `json:"concurrency"`
+	Common      string        `json:"common_address"`
+	DropBaseMS  float64       `json:"drop_base_ms"`
+	NATSEntry   string        `json:"nats_entry"`
+	Repeat      int           `json:"repeat"`
+	Rows        []FailoverRow `json:"policies"`
+	Targets     []Target      `json:"targets"`
+}
+
+// FailoverRow is one policy's failover.
+type FailoverRow struct {
+	Policy string `json:"policy"`
+	// Killed is the node killed, and Held the sessions it held.
+	Killed string `json:"killed"`
+	Held   int    `json:"held"`
+	// Reattach times the sessions that dropped, from the kill. With
+	// Repeat, the row is the run with the median reattach p99, and
+	// P99RunsMS lists every run's.
+	Reattach  Reattach  `json:"reattach"`
+	P99RunsMS []float64 `json:"reattach_p99_runs_ms,omitempty"`
+	// Survivors is the sessions per surviving node afterwards.
+	Survivors map[string]int `json:"survivors"`
+	MaxMean   float64        `json:"survivors_max_mean"`
+	// MaxMeanRuns lists every run's survivors' max/mean, with Repeat.
+	MaxMeanRuns []float64 `json:"survivors_max_mean_runs,omitempty"`
+	Failed      int       `json:"failed"`
+	delays      []float64
+}
+
+func runFailover(ctx context.Context, e *env) (Report, error) {
+	rep := &FailoverReport{Scenario: "failover", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, Concurrency: e.cfg.Concurrency,
+		Common: e.common(), DropBaseMS: ms(e.cfg.DropBase), NATSEntry: e.cfg.NATSEntry, Repeat: e.cfg.Repeat}
+	runs, err := repeat(e, func(p string) (FailoverRow, error) {
+		var row FailoverRow
+		var err error
+		if p == NATS {
+			row, err = e.failoverNATS(ctx)
+		} else {
+			row, err = e.failover(ctx, p)
+		}
+		if err == nil {
+			e.logf("[%s] %d of %d back within 0.5 s, p99 %.0f ms, max %.0f ms; survivors %s", p,
+				int(row.Reattach.Within500ms*float64(row.Reattach.Dropped)+0.5), row.Reattach.Dropped, row.Reattach.MS.P99, row.Reattach.MS.Max, perNode(row.Survivors))
+		}
+		return row, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range e.cfg.Policies {
+		row, keys := MedianBy(runs[p], func(r FailoverRow) float64 { return r.Reattach.MS.P99 })
+		if len(keys) > 1 {
+			row.P99RunsMS = keys
+			for _, r := range runs[p] {
+				row.MaxMeanRuns = append(row.MaxMeanRuns, r.MaxMean)
+			}
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	for _, row := range rep.Rows {
+		if row.Policy != "default" {
+			continue
+		}
+		ra := row.Reattach
+		rep.Targets = append(rep.Targets,
+			Target{What: "failover: default reattached within 0.5 s (issue 3 c)", Want: ">= 99%", Got: pct(ra.Within500ms), Met: ra.Within500ms >= 0.99},
+			Target{What: "failover: default reattached within 1 s (issue 3 c)", Want: "100%", Got: pct(ra.Within1s), Met: ra.Within1s == 1},
+			Target{What: "failover: default survivors' max/mean (issue 3 c)", Want: "<= 1.05", Got: withWorst(row.MaxMean, row.MaxMeanRuns), Met: worst(row.MaxMean, row.MaxMeanRuns) <= 1.05},
+		)
+	}
+	return rep, nil
+}
+
+// victim returns the node to kill: the one holding the most sessions,
+// leaving out the nodes in spare.
+func victim(perNode map[string]int, spare ...string) string {
+	best := ""
+	for _, id := range nodeIDs(perNode) {
+		if slices.Contains(spare, id) {
+			continue
+		}
+		if best == "" || perNode[id] > perNode[best] {
+			best = id
+		}
+	}
+	return best
+}
+
+// awaitReattach waits until held sessions dropped after killed and none
+// is pending, or until timeout; it returns the delays as they are then.
+func awaitReattach(ctx context.Context, held int, timeout time.Duration, delays func() ([]time.Duration, int)) ([]time.Duration, int) {
+	_ = awaitFor(ctx, timeout, func(context.Context) error {
+		d, pending := delays()
+		if len(d)+pending < held || pending > 0 {
+			return fmt.Errorf("%d reattached, %d pending of %d", len(d), pending, held)
+		}
+		return nil
+	})
+	return delays()
+}
+
+func (e *env) failover(ctx context.Context, policy string) (FailoverRow, error) {
+	row := FailoverRow{Policy: policy}
+	c, err := e.start(ctx, e.cfg.Nodes)
+	if err != nil {
+		return row, err
+	}
+	defer c.stop(ctx)
+	run, err := e.open(ctx, c, policy, e.cfg.Clients, "u")
+	if err != nil {
+		return row, err
+	}
+	defer run.Close()
+	before := run.Snapshot()
+	row.Failed = before.Failed
+	if err := c.awaitUsers(ctx, before.Attached); err != nil {
+		return row, err
+	}
+	var spare []string
+	if e.cfg.Common == "dns" {
+		spare = append(spare, c.local.Nodes[0].ID) // it answers the DNS queries
+	}
+	row.Killed = victim(before.PerNode, spare...)
+	row.Held = before.PerNode[row.Killed]
+	idx := slices.IndexFunc(c.local.Nodes, func(n *localcluster.Node) bool { return n.ID == row.Killed })
+	e.logf("[%s] %s; kill -9 %s", policy, perNode(before.PerNode), row.Killed)
+	killed := time.Now()
+	if err := c.local.Kill(idx); err != nil {
+		return row, err
+	}
+	delays, pending := awaitReattach(ctx, row.Held, 15*time.Second, func() ([]time.Duration, int) { return run.ReattachDelays(killed) })
+	row.Reattach = SummarizeReattach(delays, pending)
+	row.delays = millis(delays)
+	after := run.Snapshot()
+	row.Survivors = map[string]int{}
+	for id, n := range after.PerNode {
+		if id != row.Killed {
+			row.Survivors[id] = n
+		}
+	}
+	row.MaxMean = MaxMeanOf(row.Survivors, nil)
+	return row, nil
+}
+
+func (e *env) failoverNATS(ctx context.Context) (FailoverRow, error) {
+	row := FailoverRow{Policy: NATS}
+	e.logf("[nats] starting %d NATS servers", e.cfg.Nodes)
+	nc, err := startNATS(ctx, e.cfg.Nodes)
+	if err != nil {
+		return row, err
+	}
+	defer nc.stop()
+	cl, err := e.natsConnect(ctx, e.cfg.Clients, e.natsEntry(nc))
+	if err != nil {
+		return row, err
+	}
+	defer cl.close()
+	row.Failed = cl.failed
+	before := nc.counts()
+	row.Killed = victim(before)
+	row.Held = before[row.Killed]
+	idx := slices.Index(nc.ids, row.Killed)
+	e.logf("[nats] %s; shut %s down", perNode(before), row.Killed)
+	killed := time.Now()
+	nc.servers[idx].Shutdown()
+	delays, pending := awaitReattach(ctx, row.Held, 15*time.Second, func() ([]time.Duration, int) { return cl.reattach(killed) })
+	row.Reattach = SummarizeReattach(delays, pending)
+	row.delays = millis(delays)
+	row.Survivors = nc.counts()
+	row.MaxMean = MaxMeanOf(row.Survivors, nil)
+	return row, nil
+}
+
+// WriteTable implements Report.
+func (r *FailoverReport) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "failover: %d nodes hold %d sessions (through %s); kill -9 the most loaded one (NATS: Shutdown, one entry URL: %s); drop wait uniform in [0, %.0f ms]; median of %d runs by p99\n\n",
+		r.Nodes, r.Clients, r.Common, r.NATSEntry, r.DropBaseMS, r.Repeat)
+	var rows [][]string
+	for _, row := range r.Rows {
+		ra := row.Reattach
+		rows = append(rows, []string{row.Policy, fmt.Sprintf("%s (%d)", row.Killed, row.Held), fmt.Sprint(ra.Dropped), pct(ra.Within500ms), pct(ra.Within1s),
+			f1(ra.MS.P50), f1(ra.MS.P99), runsCell(row.P99RunsMS, "%.0f"), f1(ra.MS.Max), fmt.Sprint(ra.Pending), perNode(row.Survivors), f3(row.MaxMean), runsCell(row.MaxMeanRuns, "%.3f")})
+	}
+	table(w, []string{"policy", "killed (held)", "dropped", "<= 0.5 s", "<= 1 s", "p50 ms", "p99 ms", "every run p99", "max ms", "pending", "survivors", "max/mean", "every run"}, rows)
+	writeTargets(w, r.Targets)
+}
+
+// Charts implements Report.
+func (r *FailoverReport) Charts() []Chart {
+	var policies []string
+	var counts []map[string]int
+	var mm, in500, in1 []float64
+	var cdf []chart.Series
+	for _, row := range r.Rows {
+		policies = append(policies, row.Policy)
+		counts = append(counts, row.Survivors)
+		mm = append(mm, row.MaxMean)
+		in500 = append(in500, 100*row.Reattach.Within500ms)
+		in1 = append(in1, 100*row.Reattach.Within1s)
+		cdf = append(cdf, chart.CDF(fmt.Sprintf("%s (%d)", row.Policy, row.Reattach.Dropped), row.delays))
+	}
+	title := fmt.Sprintf("failover: kill -9 one of %d nodes holding %d sessions", r.Nodes, r.Clients)
+	return []Chart{
+		{"failover-reattach", chart.Line{Title: title + ": time to reattach (CDF)", XLabel: "ms after the kill", YLabel: "fraction of dropped sessions", Series: cdf}.Render},
+		{"failover-within", valueBars(title+": reattached within", "% of dropped sessions", policies,
+			chart.BarSeries{Name: "<= 0.5 s", Values: in500}, chart.BarSeries{Name: "<= 1 s", Values: in1}).Render},
+		{"failover-survivors", usersBars(title+": sessions per survivor", policies, counts).Render},
+		{"failover-maxmean", valueBars(title+": survivors' max/mean", "max/mean", policies, chart.BarSeries{Name: "max/mean", Values: mm}).Render},
+	}
+}

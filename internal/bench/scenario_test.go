@@ -1,0 +1,155 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// binary is the switchboard executable built once for the scenario tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "switchboard-bench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "switchboard")
+	build := exec.Command("go", "build", "-o", binary, "github.com/switchboard/switchboard/cmd/switchboard")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building switchboard:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Each scenario kind, small: it runs, every policy gets a row, the
+// report prints, marshals and draws, and the figures that do not depend
+// on the machine's speed hold.
+func TestScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts clusters of child processes")
+	}
+	tests := []struct {
+		name  string
+		cfg   Config
+		check func(t *testing.T, r Report)
+	}{
+		{"storm", Config{Clients: 60, Policies: []string{"default", "dns-only", NATS}}, func(t *testing.T, r Report) {
+			rep := r.(*StormReport)
+			for _, row := range rep.Rows {
+				if sumCounts(row.PerNode) != 60 || row.Failed != 0 {
+					t.Errorf("%s: %v, %d failed; want 60 sessions placed", row.Policy, row.PerNode, row.Failed)
+				}
+			}
+			if nats := rep.Rows[2]; nats.MaxMean != 3 {
+				t.Errorf("nats clients with one entry URL: max/mean %v, want 3 (all on the entry server)", nats.MaxMean)
+			}
+		}},
+		{"scaleout", Config{Clients: 60, Arrivals: 30, Policies: []string{"default", NATS}}, func(t *testing.T, r Report) {
+			for _, row := range r.(*ScaleoutReport).Rows {
+				if len(row.PerNode) != 4 || sumCounts(row.PerNode) != 90 {
+					t.Errorf("%s: %v at the end, want 90 sessions on 4 nodes", row.Policy, row.PerNode)
+				}
+			}
+		}},
+		{"failover", Config{Clients: 60, Policies: []string{"default", NATS}}, func(t *testing.T, r Report) {
+			for _, row := range r.(*FailoverReport).Rows {
+				if row.Held == 0 || row.Reattach.Dropped != row.Held || row.Reattach.Pending != 0 {
+					t.Errorf("%s: held %d, reattach %+v; want every dropped session back", row.Policy, row.Held, row.Reattach)
+				}
+				if _, ok := row.Survivors[row.Killed]; ok || sumCounts(row.Survivors) != 60 {
+					t.Errorf("%s: survivors %v after killing %s", row.Policy, row.Survivors, row.Killed)
+				}
+			}
+		}},
+		{"drain", Config{Clients: 60, Arrivals: 30, Policies: []string{"default"}}, func(t *testing.T, r Report) {
+			row := r.(*DrainReport).Rows[0]
+			if row.Landed != 0 || row.HeldAfter != row.HeldBefore || sumCounts(row.Arrived) != 30 {
+				t.Errorf("drain: %+v; want no arrival on the draining node and its sessions kept", row)
+			}
+		}},
+		{"latency", Config{Samples: 20, Policies: []string{"default"}}, func(t *testing.T, r Report) {
+			rows := r.(*LatencyReport).Rows
+			if len(rows) != 2 || len(rows[0].samples) != 20 || len(rows[1].samples) != 20 {
+				t.Errorf("latency rows %+v, want direct and default with 20 samples each", rows)
+			}
+		}},
+		{"detect", Config{Kills: 1, Busy: time.Second, Heartbeat: 50 * time.Millisecond}, func(t *testing.T, r Report) {
+			rep := r.(*DetectReport)
+			if len(rep.Kills) != 1 || rep.Kills[0].Missed != 0 || rep.AllMS.Max <= 0 || rep.AllMS.Max > 2000 {
+				t.Errorf("detect: %+v, want one kill seen by every peer", rep.Kills)
+			}
+			if rep.Busy.Polls == 0 || rep.Busy.Churn == 0 {
+				t.Errorf("busy check did nothing: %+v", rep.Busy)
+			}
+		}},
+		{"memory", Config{Clients: 300}, func(t *testing.T, r Report) {
+			rep := r.(*MemoryReport)
+			if rep.Attached != 300 || rep.After.Goroutines < rep.Before.Goroutines+300 {
+				t.Errorf("memory: %+v, want 300 sessions with a goroutine each", rep)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cfg := tt.cfg
+			cfg.Binary = binary
+			cfg.Nodes = 3
+			rep, err := RunScenario(ctx, tt.name, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, rep)
+			var out bytes.Buffer
+			rep.WriteTable(&out)
+			if !strings.Contains(out.String(), tt.name) {
+				t.Errorf("table does not name the scenario:\n%s", out.String())
+			}
+			if _, err := json.Marshal(rep); err != nil {
+				t.Errorf("marshal: %v", err)
+			}
+			for _, c := range rep.Charts() {
+				var svg bytes.Buffer
+				if err := c.Render(&svg); err != nil || !strings.Contains(svg.String(), "<svg") {
+					t.Errorf("chart %s: %v", c.Name, err)
+				}
+			}
+		})
+	}
+}
+
+func TestRunScenarioRejects(t *testing.T) {
+	tests := []struct {
+		name, scenario string
+		cfg            Config
+		want           string
+	}{
+		{"unknown scenario", "nope", Config{Binary: "x"}, "unknown scenario"},
+		{"unknown policy", "storm", Config{Binary: "x", Policies: []string{"fastest"}}, "unknown policy"},
+		{"failover cannot use a running service", "failover", Config{Service: "127.0.0.1:7070"}, "cannot use --service"},
+		{"nats with a running service", "storm", Config{Service: "127.0.0.1:7070", Policies: []string{NATS}}, "nats baseline"},
+		{"bad common address", "storm", Config{Binary: "x", Common: "carrier-pigeon"}, "want dns or list"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := RunScenario(context.Background(), tt.scenario, tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("RunScenario = %v, want an error with %q", err, tt.want)
+			}
+		})
+	}
+}

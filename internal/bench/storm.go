@@ -1,0 +1,190 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/switchboard/switchboard/internal/chart"
+	"github.com/switchboard/switchboard/pick"
+)
+
+// StormReport is the storm scenario: Clients sessions arrive through the
+// common address of Nodes nodes, Concurrency at a time.
+type StormReport struct {
+	Scenario    string     `json:"scenario"`
+	Nodes       int        `json:"nodes"`
+	Clients     int        `json:"clients"`
+	Concurrency int        `json:"concurrency"`
+	Common      string     `json:"common_address"`
+	Tracker     bool       `json:"tracker"`
+	Repeat      int        `json:"repeat"`
+	Rows        []StormRow `json:"policies"`
+	Targets     []Target   `json:"targets"`
+}
+
+// StormRow is one policy's storm.
+type StormRow struct {
+	Policy  string         `json:"policy"`
+	PerNode map[string]int `json:"per_node"`
+	MaxMean float64        `json:"max_mean"`
+	// ElapsedMS is the time to attach every session; with Repeat, the
+	// row is the run with the median time, and ElapsedRunsMS lists every
+	// run's.
+	ElapsedMS     float64   `json:"elapsed_ms"`
+	ElapsedRunsMS []float64 `json:"elapsed_runs_ms,omitempty"`
+	// VsDNSOnly is ElapsedMS over the dns-only row's (0 without one).
+	VsDNSOnly float64     `json:"elapsed_vs_dns_only,omitempty"`
+	ConnectMS Percentiles `json:"connect_ms"`
+	Failed    int         `json:"failed"`
+	Errors    []string    `json:"errors,omitempty"`
+	connect   []float64
+}
+
+func runStorm(ctx context.Context, e *env) (Report, error) {
+	rep := &StormReport{Scenario: "storm", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, Concurrency: e.cfg.Concurrency, Common: e.common(), Tracker: !e.cfg.NoTracker, Repeat: e.cfg.Repeat}
+	runs, err := repeat(e, func(p string) (StormRow, error) {
+		var row StormRow
+		var err error
+		if p == NATS {
+			row, err = e.stormNATS(ctx)
+		} else {
+			row, err = e.storm(ctx, p)
+		}
+		if err == nil {
+			e.logf("[%s] %d attached in %.0f ms, max/mean %.3f: %s", p, sumCounts(row.PerNode), row.ElapsedMS, row.MaxMean, perNode(row.PerNode))
+		}
+		return row, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range e.cfg.Policies {
+		row, keys := MedianBy(runs[p], func(r StormRow) float64 { return r.ElapsedMS })
+		if len(keys) > 1 {
+			row.ElapsedRunsMS = keys
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	if e.cfg.Service != "" && len(rep.Rows) > 0 {
+		rep.Nodes = len(rep.Rows[0].PerNode) // the running service's
+	}
+	rep.finish()
+	return rep, nil
+}
+
+// common describes how the clients reached the common address.
+func (e *env) common() string {
+	switch {
+	case e.cfg.Service != "":
+		return e.cfg.Service
+	case e.cfg.Common == "dns":
+		return "the service name (DNS: the first node's responder)"
+	}
+	return "the address list (every node, random order)"
+}
+
+func (e *env) storm(ctx context.Context, policy string) (StormRow, error) {
+	c, err := e.start(ctx, e.cfg.Nodes)
+	if err != nil {
+		return StormRow{}, err
+	}
+	defer c.stop(ctx)
+	run, err := e.open(ctx, c, policy, e.cfg.Clients, "u")
+	if err != nil {
+		return StormRow{}, err
+	}
+	defer run.Close()
+	res := run.Snapshot()
+	return StormRow{
+		Policy: policy, PerNode: res.PerNode, MaxMean: res.MaxMean, ElapsedMS: res.ElapsedMS,
+		ConnectMS: res.ConnectMS, Failed: res.Failed, Errors: res.Errors, connect: millis(run.ConnectTimes()),
+	}, nil
+}
+
+func (e *env) stormNATS(ctx context.Context) (StormRow, error) {
+	e.logf("[nats] starting %d NATS servers", e.cfg.Nodes)
+	nc, err := startNATS(ctx, e.cfg.Nodes)
+	if err != nil {
+		return StormRow{}, err
+	}
+	defer nc.stop()
+	cl, err := e.natsConnect(ctx, e.cfg.Clients, e.natsEntry(nc))
+	if err != nil {
+		return StormRow{}, err
+	}
+	defer cl.close()
+	counts := nc.counts()
+	lat := cl.connectTimes()
+	return StormRow{
+		Policy: NATS, PerNode: counts, MaxMean: MaxMeanOf(counts, nil), ElapsedMS: ms(cl.elapsed),
+		ConnectMS: Summarize(lat), Failed: cl.failed, Errors: cl.errs, connect: millis(lat),
+	}, nil
+}
+
+func (r *StormReport) finish() {
+	var base float64
+	for _, row := range r.Rows {
+		if row.Policy == pick.DNSOnly {
+			base = row.ElapsedMS
+		}
+	}
+	for i := range r.Rows {
+		if base > 0 {
+			r.Rows[i].VsDNSOnly = Ratio(r.Rows[i].ElapsedMS, base)
+		}
+	}
+	for _, row := range r.Rows {
+		if row.Policy != "default" {
+			continue
+		}
+		r.Targets = append(r.Targets, Target{
+			What: "storm: default max/mean (issue 3 a)", Want: "<= 1.05",
+			Got: f3(row.MaxMean), Met: row.MaxMean <= 1.05 && row.Failed == 0,
+		})
+		if base > 0 {
+			r.Targets = append(r.Targets, Target{
+				What: "storm: default time to attach all vs dns-only (issue 3 a)", Want: "<= 1.5x",
+				Got: fmt.Sprintf("%.0f ms / %.0f ms = %.2fx", row.ElapsedMS, base, row.VsDNSOnly), Met: row.VsDNSOnly <= 1.5,
+			})
+		}
+	}
+}
+
+// WriteTable implements Report.
+func (r *StormReport) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "storm: %d sessions through %s, %d nodes, %d dials at once; median of %d runs by time\n\n", r.Clients, r.Common, r.Nodes, r.Concurrency, r.Repeat)
+	var rows [][]string
+	for _, row := range r.Rows {
+		vs := "-"
+		if row.VsDNSOnly > 0 {
+			vs = f2(row.VsDNSOnly) + "x"
+		}
+		rows = append(rows, []string{row.Policy, perNode(row.PerNode), f3(row.MaxMean), fmt.Sprintf("%.0f", row.ElapsedMS), runsCell(row.ElapsedRunsMS, "%.0f"), vs,
+			f1(row.ConnectMS.P50), f1(row.ConnectMS.P99), fmt.Sprint(row.Failed)})
+	}
+	table(w, []string{"policy", "sessions per node", "max/mean", "all attached ms", "every run ms", "vs dns-only", "connect p50 ms", "p99 ms", "failed"}, rows)
+	writeTargets(w, r.Targets)
+}
+
+// Charts implements Report.
+func (r *StormReport) Charts() []Chart {
+	var policies []string
+	var counts []map[string]int
+	var mm, el []float64
+	var cdf []chart.Series
+	for _, row := range r.Rows {
+		policies = append(policies, row.Policy)
+		counts = append(counts, row.PerNode)
+		mm = append(mm, row.MaxMean)
+		el = append(el, row.ElapsedMS)
+		cdf = append(cdf, chart.CDF(row.Policy, row.connect))
+	}
+	title := fmt.Sprintf("storm: %d sessions, %d nodes", r.Clients, r.Nodes)
+	return []Chart{
+		{"storm-users", usersBars(title+": sessions per node", policies, counts).Render},
+		{"storm-maxmean", valueBars(title+": max/mean", "max/mean", policies, chart.BarSeries{Name: "max/mean", Values: mm}).Render},
+		{"storm-elapsed", valueBars(title+": time to attach all", "ms", policies, chart.BarSeries{Name: "all attached", Values: el}).Render},
+		{"storm-connect", chart.Line{Title: title + ": connect latency (CDF)", XLabel: "connect ms", YLabel: "fraction of sessions", Series: cdf}.Render},
+	}
+}
