@@ -51,6 +51,7 @@ const (
 	CodeIdle        = "idle_timeout"   // the session was silent too long: closed
 	CodeLimit       = "limit"          // a per-session limit was passed
 	CodeRate        = "rate"           // text arrives faster than allowed
+	CodeUnavailable = "unavailable"    // the room engine could not store or load in time: retry
 	CodeShutdown    = "shutdown"       // the server is stopping: closed
 )
 

@@ -64,6 +64,7 @@ type Bus struct {
 	// Conn is the NATS connection; it is safe for concurrent use.
 	Conn   *nats.Conn
 	server *server.Server
+	cfg    Config
 }
 
 // Open starts or dials the engine described by cfg.
@@ -75,15 +76,13 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		cfg.StartTimeout = 10 * time.Second
 	}
 	if cfg.External != "" {
-		nc, err := nats.Connect(cfg.External,
-			nats.Name(cfg.Name),
-			nats.MaxReconnects(-1),
-			nats.ReconnectWait(100*time.Millisecond),
-		)
+		b := &Bus{cfg: cfg}
+		nc, err := b.Connect(cfg.Name)
 		if err != nil {
-			return nil, fmt.Errorf("bus: connecting to %s: %w", cfg.External, err)
+			return nil, err
 		}
-		return &Bus{Conn: nc}, nil
+		b.Conn = nc
+		return b, nil
 	}
 	opts, err := serverOptions(cfg)
 	if err != nil {
@@ -99,17 +98,42 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("bus: embedded NATS not ready after %v (is %s free?)", cfg.StartTimeout, cfg.Cluster)
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name(cfg.Name), nats.MaxReconnects(-1))
+	b := &Bus{server: ns, cfg: cfg}
+	nc, err := b.Connect(cfg.Name)
 	if err != nil {
 		ns.Shutdown()
-		return nil, fmt.Errorf("bus: connecting in process: %w", err)
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		nc.Close()
 		ns.Shutdown()
 		return nil, err
 	}
-	return &Bus{Conn: nc, server: ns}, nil
+	b.Conn = nc
+	return b, nil
+}
+
+// Connect opens one more connection to the engine, named name: in process
+// to the embedded server, or to the external NATS. The caller closes it
+// before Close. Each connection writes under a lock of its own, so a busy
+// user of the bus (the rooms) spreads its traffic over a few.
+func (b *Bus) Connect(name string) (*nats.Conn, error) {
+	if b.server == nil {
+		nc, err := nats.Connect(b.cfg.External,
+			nats.Name(name),
+			nats.MaxReconnects(-1),
+			nats.ReconnectWait(100*time.Millisecond),
+		)
+		if err != nil {
+			return nil, fmt.Errorf("bus: connecting to %s: %w", b.cfg.External, err)
+		}
+		return nc, nil
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(b.server), nats.Name(name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, fmt.Errorf("bus: connecting in process: %w", err)
+	}
+	return nc, nil
 }
 
 // MaxPayload is the largest message the embedded server accepts (8 MiB,
@@ -180,7 +204,7 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		// Gossip our own route address: without it peers learn the address
 		// a route connection came from, which for nodes that share a port
 		// on several loopback IPs is another node's.
-		opts.Cluster.Advertise = net.JoinHostPort(host, portText)
+		opts.Cluster.Advertise = net.JoinHostPort(host, strconv.Itoa(port))
 	}
 	for _, seed := range cfg.Join {
 		seed = strings.TrimSpace(seed)

@@ -80,9 +80,61 @@ type Config struct {
 	// MaxQueue is how many bytes may wait for a slow client before its
 	// session is closed (default 1 MiB).
 	MaxQueue int
-	// DataDir holds the engine's stored state (JetStream); default a
-	// directory under the system's temporary directory.
+	// DataDir holds the engine's stored state (the embedded JetStream's
+	// files); default switchboard-SERVICE-ID under the system's temporary
+	// directory. Nodes sharing a machine need different ones; a node
+	// restarted with the same one recovers its copy of the rooms.
 	DataDir string
+
+	// MaxRooms is how many rooms one session may be in at once (default
+	// 16).
+	MaxRooms int
+	// MaxParticipants is how many users one room holds (default 100). A
+	// join past it is refused with a limit error; every node applies the
+	// limit at the same point of the room's stream, so it is exact across
+	// the cluster as long as every node has the same value.
+	MaxParticipants int
+	// MaxChunk is the longest text chunk a client may send, in bytes of
+	// UTF-8 (default 4096; at most 8192, so that a delivery stays under
+	// the protocol's line limit however it is escaped).
+	MaxChunk int
+	// ChunkRate and ChunkBurst bound how many text chunks one session
+	// sends: a token bucket holding ChunkBurst chunks, refilled at
+	// ChunkRate chunks a second (defaults 50/s and 200). Joins and leaves
+	// draw from the same bucket.
+	ChunkRate  float64
+	ChunkBurst int
+	// ByteRate and ByteBurst bound the bytes of text one session sends: a
+	// token bucket holding ByteBurst bytes, refilled at ByteRate bytes a
+	// second (defaults 8 KiB/s and 64 KiB): fast typing and a paste of a
+	// few KiB pass, a flood does not.
+	ByteRate  float64
+	ByteBurst int
+	// StoreTimeout bounds how long a join waits for its room to be loaded
+	// and a text chunk waits to be stored, retrying through JetStream
+	// leader changes, before the client gets an "unavailable" error
+	// (default 15 s: a JetStream leader elected after a crash can take
+	// up to about 10 s).
+	StoreTimeout time.Duration
+	// Replicas is how many copies JetStream keeps of the rooms' stream and
+	// snapshots (1..5). Zero (the default) means min(3, nodes up in the
+	// directory), raised as the cluster grows and never lowered; 1 for a
+	// node without a cluster.
+	Replicas int
+	// RoomStreams is how many JetStream streams the rooms are spread over,
+	// by a hash of their names (default 8): each stream has a leader of
+	// its own, and a room's consumer skips only the records of the rooms
+	// that share its stream. The first node to set up the service stores
+	// the number; later nodes use the stored one whatever their own.
+	RoomStreams int
+	// SnapshotEvery is how many records of a room are applied between two
+	// snapshots of its state (default 256); a node loading the room
+	// replays at most about this many records after the snapshot.
+	SnapshotEvery int
+	// FeedHeartbeat is the idle heartbeat of each room feed's JetStream
+	// consumer (default 1 s, 500 ms..30 s): a feed whose consumer lived on
+	// a dead server notices after two missed heartbeats and resumes.
+	FeedHeartbeat time.Duration
 	// Version is the software version reported in the directory.
 	Version string
 	// Logger receives the node's logs (default: discard).
@@ -105,6 +157,18 @@ func DefaultConfig() Config {
 		IdleTimeout:  5 * time.Minute,
 		WriteTimeout: 10 * time.Second,
 		DNSTTL:       5 * time.Second,
+
+		MaxRooms:        16,
+		MaxParticipants: 100,
+		MaxChunk:        4096,
+		ChunkRate:       50,
+		ChunkBurst:      200,
+		ByteRate:        8 << 10,
+		ByteBurst:       64 << 10,
+		StoreTimeout:    15 * time.Second,
+		RoomStreams:     8,
+		SnapshotEvery:   256,
+		FeedHeartbeat:   time.Second,
 	}
 }
 
@@ -130,8 +194,28 @@ func (c *Config) validate() error {
 	fill(&c.IdleTimeout, d.IdleTimeout)
 	fill(&c.WriteTimeout, d.WriteTimeout)
 	fill(&c.DNSTTL, d.DNSTTL)
+	fill(&c.StoreTimeout, d.StoreTimeout)
+	fill(&c.FeedHeartbeat, d.FeedHeartbeat)
 	if c.Capacity == 0 {
 		c.Capacity = d.Capacity
+	}
+	fillInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	fillInt(&c.MaxRooms, d.MaxRooms)
+	fillInt(&c.MaxParticipants, d.MaxParticipants)
+	fillInt(&c.MaxChunk, d.MaxChunk)
+	fillInt(&c.ChunkBurst, d.ChunkBurst)
+	fillInt(&c.ByteBurst, d.ByteBurst)
+	fillInt(&c.SnapshotEvery, d.SnapshotEvery)
+	fillInt(&c.RoomStreams, d.RoomStreams)
+	if c.ChunkRate == 0 {
+		c.ChunkRate = d.ChunkRate
+	}
+	if c.ByteRate == 0 {
+		c.ByteRate = d.ByteRate
 	}
 	if c.MaxLine == 0 {
 		c.MaxLine = 64 << 10
@@ -148,6 +232,27 @@ func (c *Config) validate() error {
 	var errs []error
 	if c.Capacity < 0 {
 		errs = append(errs, fmt.Errorf("capacity %d is negative", c.Capacity))
+	}
+	if c.MaxRooms < 0 || c.MaxParticipants < 0 || c.SnapshotEvery < 0 {
+		errs = append(errs, fmt.Errorf("negative room limit (rooms %d, participants %d, snapshot every %d)", c.MaxRooms, c.MaxParticipants, c.SnapshotEvery))
+	}
+	if c.MaxChunk < 0 || c.MaxChunk > MaxChunkLimit {
+		errs = append(errs, fmt.Errorf("max chunk %d outside 1..%d bytes", c.MaxChunk, MaxChunkLimit))
+	}
+	if c.ChunkRate < 0 || c.ByteRate < 0 || c.ChunkBurst < 1 || c.ByteBurst < c.MaxChunk {
+		errs = append(errs, fmt.Errorf("text rate: chunk rate %v burst %d, byte rate %v burst %d (the byte burst must hold a whole chunk of %d)", c.ChunkRate, c.ChunkBurst, c.ByteRate, c.ByteBurst, c.MaxChunk))
+	}
+	if c.RoomStreams < 0 || c.RoomStreams > 256 {
+		errs = append(errs, fmt.Errorf("room streams %d outside 1..256", c.RoomStreams))
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("replicas %d outside 0..5", c.Replicas))
+	}
+	if c.FeedHeartbeat < 500*time.Millisecond || c.FeedHeartbeat > 30*time.Second {
+		errs = append(errs, fmt.Errorf("feed heartbeat %v outside 500ms..30s", c.FeedHeartbeat))
+	}
+	if c.StoreTimeout < 0 {
+		errs = append(errs, fmt.Errorf("store timeout %v is negative", c.StoreTimeout))
 	}
 	if c.Heartbeat < time.Millisecond || c.Heartbeat > time.Minute {
 		errs = append(errs, fmt.Errorf("heartbeat %v outside 1ms..1m", c.Heartbeat))

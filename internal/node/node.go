@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,6 +36,7 @@ type Node struct {
 	httpLn   net.Listener
 	bus      *bus.Bus
 	subs     []*nats.Subscription
+	rooms    *roomEngine
 	dns      interface{ Shutdown(context.Context) error }
 	dnsAddr  string
 
@@ -54,9 +56,9 @@ type Node struct {
 
 	metrics *metrics
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 	closed  atomic.Bool
 	leaving atomic.Bool // Close (not Halt) is under way: report down
 }
@@ -100,6 +102,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			n.cancel()
 			n.stopListeners()
 			n.wg.Wait()
+			if n.rooms != nil {
+				n.rooms.stop(false)
+				n.rooms.wait()
+			}
 			if n.bus != nil {
 				n.bus.Close()
 			}
@@ -121,7 +127,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	dataDir := n.cfg.DataDir
 	if dataDir == "" {
-		dataDir = os.TempDir() + "/switchboard-" + sanitize(n.cfg.ID)
+		dataDir = filepath.Join(os.TempDir(), "switchboard-"+sanitize(n.cfg.Service)+"-"+sanitize(n.cfg.ID))
 	}
 	n.bus, err = bus.Open(ctx, bus.Config{
 		Name:        sanitize(n.cfg.ID),
@@ -129,6 +135,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Cluster:     n.cfg.Cluster,
 		Join:        n.cfg.Join,
 		External:    n.cfg.Bus,
+		JetStream:   n.cfg.Bus == "",
 		StoreDir:    dataDir,
 		Logger:      n.log,
 	})
@@ -137,6 +144,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.metrics = newMetrics(n)
 	if err := n.subscribe(); err != nil {
+		return err
+	}
+	n.rooms = newRoomEngine(n)
+	if err := n.rooms.start(); err != nil {
 		return err
 	}
 	if n.cfg.DNS != "" {
@@ -232,6 +243,11 @@ func (n *Node) Users() int { return int(n.users.Load()) }
 // Ready reports whether the node has finished starting.
 func (n *Node) Ready() bool { return n.ready.Load() }
 
+// RoomsReady reports whether the node's room engine can store and load
+// rooms: JetStream has elected its leaders and the rooms' stream exists.
+// Until then joins wait, up to Config.StoreTimeout.
+func (n *Node) RoomsReady() bool { return n.rooms != nil && n.rooms.Ready() }
+
 // Status is the status the node reports about itself.
 func (n *Node) Status() directory.Status {
 	if n.leaving.Load() {
@@ -312,6 +328,11 @@ func (n *Node) shutdown(ctx context.Context, reason *wire.Error) error {
 			_ = s.Unsubscribe()
 		}
 	}
+	if n.rooms != nil {
+		// Before the sessions close: a graceful stop publishes their
+		// leaves at once, and neither stop lets them publish one each.
+		n.rooms.stop(reason != nil)
+	}
 	n.sessionsMu.Lock()
 	sessions := make([]*session, 0, len(n.sessions))
 	for s := range n.sessions {
@@ -328,6 +349,9 @@ func (n *Node) shutdown(ctx context.Context, reason *wire.Error) error {
 	case <-done:
 	case <-ctx.Done():
 		err = fmt.Errorf("node: waiting for goroutines: %w", ctx.Err())
+	}
+	if n.rooms != nil {
+		n.rooms.wait()
 	}
 	if n.bus != nil {
 		n.bus.Close()

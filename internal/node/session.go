@@ -53,6 +53,8 @@ type session struct {
 	helloDone bool
 	user      string
 	id        string
+	rooms     map[string]*feed // the rooms joined, by name
+	limiter   textLimiter      // the session's text rate
 
 	attached atomic.Bool
 
@@ -86,7 +88,7 @@ func (n *Node) ServeConn(conn net.Conn) {
 // serve reads and answers the client's lines until the connection ends.
 func (s *session) serve() {
 	defer s.finish()
-	cfg := s.n.cfg
+	cfg := &s.n.cfg
 	lr := wire.NewLineReader(s.conn, cfg.MaxLine)
 	_ = s.conn.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
 	for {
@@ -95,13 +97,7 @@ func (s *session) serve() {
 			s.closeAndLinger(s.readError(err))
 			return
 		}
-		msg, err := wire.Decode(line)
-		if err != nil {
-			s.n.metrics.badInput.Inc()
-			s.reply(wire.ErrorMessage(err))
-			continue
-		}
-		if fatal := s.handle(msg); fatal != nil {
+		if fatal := s.line(line); fatal != nil {
 			s.closeAndLinger(fatal)
 			return
 		}
@@ -110,6 +106,22 @@ func (s *session) serve() {
 		}
 		lr.Shrink()
 	}
+}
+
+// line decodes and answers one line. It is kept out of serve so that the
+// frame an idle session parks in stays small: the runtime then shrinks an
+// idle goroutine's stack to its minimum, which is most of what an idle
+// session costs.
+//
+//go:noinline
+func (s *session) line(line []byte) *wire.Error {
+	msg, err := wire.Decode(line)
+	if err != nil {
+		s.n.metrics.badInput.Inc()
+		s.reply(wire.ErrorMessage(err))
+		return nil
+	}
+	return s.handle(msg)
 }
 
 // readError turns a read failure into the error sent before closing, or
@@ -156,6 +168,8 @@ func (s *session) handle(m wire.Message) *wire.Error {
 	switch m.Op {
 	case wire.OpAttach:
 		s.attach(m)
+	case wire.OpJoin, wire.OpLeave, wire.OpText:
+		s.handleRoom(m)
 	default:
 		s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeBadRequest, "op %q is not sent by clients", m.Op)))
 	}
@@ -189,6 +203,8 @@ func (s *session) attach(m wire.Message) {
 	n.notifyChange()
 	s.user = m.User
 	s.id = strconv.FormatUint(n.incarnation%1e6, 36) + "-" + strconv.FormatUint(n.nextID.Add(1), 36)
+	s.rooms = make(map[string]*feed)
+	s.limiter = newTextLimiter(n.cfg)
 	s.attached.Store(true)
 	n.metrics.attaches.Inc()
 	s.reply(wire.Message{Op: wire.OpAttached, Node: n.cfg.ID, Session: s.id, User: s.user})
@@ -248,7 +264,9 @@ func (s *session) push(line []byte) {
 	if !s.enqueueLocked(line) {
 		s.mu.Unlock()
 		s.n.log.Warn("closing a slow client", "session", s.id, "queued", s.n.cfg.MaxQueue)
-		s.close(&wire.Error{Code: wire.CodeLimit, Text: "client reads too slowly", Fatal: true})
+		// Closing writes what is queued (up to a second): not on the
+		// pusher's goroutine, which may be a room feed.
+		go s.close(&wire.Error{Code: wire.CodeLimit, Text: "client reads too slowly", Fatal: true})
 		return
 	}
 	if s.writing {
@@ -338,6 +356,7 @@ func (s *session) finish() {
 	delete(n.sessions, s)
 	n.sessionsMu.Unlock()
 	n.metrics.connections.Dec()
+	s.leaveRooms()
 	if s.attached.Swap(false) {
 		n.users.Add(-1)
 		n.notifyChange()

@@ -1,6 +1,13 @@
 // Package nodetest starts in-process Switchboard clusters for tests: N
 // nodes on kernel-chosen loopback ports, joined by embedded NATS routes,
-// stopped by t.Cleanup.
+// each with its own JetStream directory under t.TempDir(), stopped by
+// t.Cleanup.
+//
+// A cluster of one node runs without a cluster listener, so that its
+// JetStream is standalone and ready at once (a clustered JetStream elects
+// no leader before a second server joins); grow from two nodes to test
+// joining. Nodes report up before their rooms are ready: tests of rooms
+// call WaitRoomsReady, or rely on a join waiting up to its bound.
 package nodetest
 
 import (
@@ -17,6 +24,7 @@ import (
 // Cluster is a set of running nodes of one service.
 type Cluster struct {
 	t     testing.TB
+	alone bool // a cluster of one: no cluster listener
 	Nodes []*node.Node
 	// Config is the template each node was started from.
 	Config node.Config
@@ -45,7 +53,7 @@ func Config(service string, i int) node.Config {
 // Start runs n nodes; every node after the first joins the first.
 func Start(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, Config: Config(serviceName(t.Name()), 0)}
+	c := &Cluster{t: t, Config: Config(serviceName(t.Name()), 0), alone: n == 1}
 	for range n {
 		c.Add(opts.Configure)
 	}
@@ -58,11 +66,18 @@ func (c *Cluster) Add(configure func(i int, cfg *node.Config)) *node.Node {
 	c.t.Helper()
 	i := len(c.Nodes)
 	cfg := Config(c.Config.Service, i)
-	if i > 0 {
+	cfg.DataDir = c.t.TempDir()
+	switch {
+	case i == 0 && c.alone:
+		cfg.Cluster = ""
+	case i > 0 && c.Nodes[0].ClusterAddr() != "":
 		cfg.Join = []string{c.Nodes[0].ClusterAddr()}
 	}
 	if configure != nil {
 		configure(i, &cfg)
+	}
+	if i > 0 && cfg.Bus == "" && len(cfg.Join) == 0 {
+		c.t.Fatalf("nodetest: node %s has no cluster listener to join; start two nodes or more", c.Nodes[0].ID())
 	}
 	n, err := node.New(cfg)
 	if err != nil {
@@ -97,6 +112,20 @@ func (c *Cluster) WaitAllUp(timeout time.Duration) {
 				if got := StatusOf(n, m.ID()); got != directory.Up {
 					return fmt.Errorf("%s sees %s as %q", n.ID(), m.ID(), got)
 				}
+			}
+		}
+		return nil
+	})
+}
+
+// WaitRoomsReady waits until every running node's room engine is ready:
+// JetStream has its leaders and the rooms' stream exists.
+func (c *Cluster) WaitRoomsReady(timeout time.Duration) {
+	c.t.Helper()
+	Eventually(c.t, timeout, func() error {
+		for _, n := range c.Nodes {
+			if n.Status() != directory.Down && !n.RoomsReady() {
+				return fmt.Errorf("rooms of %s not ready", n.ID())
 			}
 		}
 		return nil

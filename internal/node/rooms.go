@@ -1,0 +1,603 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"maps"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard/switchboard/directory"
+)
+
+// Room engine: the server side of real-time text rooms across the cluster.
+//
+// Storage. Every room's history is a sequence of records (join, leave,
+// text) in JetStream. The rooms of a service are spread by a hash of their
+// names over Config.RoomStreams streams SB_<service>_ROOMS_<k> (the first
+// node to set up the service stores the number in the snapshot bucket, so
+// every node maps rooms alike); a room's records are on the subject
+// switchboard.<service>.room.<k>.<room>, dots of the name mapped to "=".
+// Several streams give several leaders, spread over the nodes, and keep a
+// room's consumer from stepping over the records of many other rooms.
+// Each stream is replicated on min(3, nodes up) servers, raised as the
+// cluster grows. A client's text is acknowledged only after JetStream
+// acknowledged the record, that is once a quorum of replicas stored it.
+// Text records carry the message ID room/user/seq, so JetStream's
+// duplicate window drops a resend before it is stored again; a resend
+// after the window is stored but dropped when applied (rtt.Room drops by
+// (sender, seq)), on every node alike.
+//
+// Replay. Each node that has members in a room runs one feed for it: one
+// goroutine that owns the room's rtt.Room, its member list and its local
+// sessions, fed by one JetStream ordered consumer filtered on the room's
+// subject. The ordered consumer delivers every record once and in stream
+// order, resuming after the last record it delivered when its server
+// dies, so replay and live delivery join without a gap or a double. To
+// bound replay, the feed of the room's steward (below) writes a snapshot
+// every Config.SnapshotEvery records to the KV bucket SB_<service>_ROOMSNAP:
+// the rtt state and member list together with the stream sequence they
+// cover, written with optimistic concurrency on the key's revision so that
+// an older snapshot never replaces a newer one. A feed starts from the
+// snapshot and consumes from its sequence + 1. The streams keep at most
+// max(10000, 50*SnapshotEvery) records per room, far more than one
+// snapshot interval.
+//
+// Seqs are never reset by a leave (rtt.Room.Forget would reset them), so
+// that a client's resend after it left and came back is still a
+// duplicate; a room forgets senders only beyond maxSenders, the departed
+// ones with empty lines first.
+//
+// Presence. Members are sessions, identified by node ID and session ID;
+// a user is in the room while at least one of their sessions is. Joins and
+// leaves are records of the stream too, so every node sees presence and
+// text in the same order. A session that closes publishes its leave; a
+// node that closes gracefully publishes the leave of all its sessions. A
+// node that dies cannot: each feed checks its members against the
+// directory, and a member whose node is down, has restarted (a newer
+// incarnation), or has been missing from the directory for a few seconds
+// is stale; the room's steward, the lowest node ID among this node and
+// the nodes of the room's live members, publishes one leave for the stale
+// members. A node's own stale members (a session it no longer has) it
+// removes itself. Leaves are idempotent, so two nodes that both clean up
+// do no harm. A user who reattaches elsewhere joins again with a new
+// session and stays listed throughout when that join lands first.
+
+// MaxChunkLimit is the largest Config.MaxChunk allowed, in bytes.
+const MaxChunkLimit = 8 << 10
+
+// MaxRoomName is the longest room name, in bytes.
+const MaxRoomName = 64
+
+// roomConns is how many connections to the bus the room engine spreads
+// its rooms over: one connection writes under one lock, and a node's
+// publishes and deliveries of all rooms through one of them wait on it.
+const roomConns = 4
+
+// Record operations in the rooms' stream.
+const (
+	recJoin  = "join"
+	recLeave = "leave"
+	recText  = "text"
+)
+
+// record is one entry of a room's stream, as JSON.
+type record struct {
+	Op string `json:"op"`
+	// User is the user of a join or text.
+	User string `json:"user,omitempty"`
+	// Key is the session of a join or text ("node/session").
+	Key string `json:"key,omitempty"`
+	// Node and Inc say where a joining session lives (join).
+	Node string `json:"node,omitempty"`
+	Inc  uint64 `json:"inc,omitempty"`
+	// Keys are the sessions that leave (leave).
+	Keys []string `json:"keys,omitempty"`
+	// Seq and T are a text chunk (text).
+	Seq uint64 `json:"seq,omitempty"`
+	T   string `json:"t,omitempty"`
+}
+
+// Errors of the room engine; sessions turn them into wire codes.
+var (
+	errRoomsNotReady = errors.New("node: rooms are not ready (JetStream has no leader yet)")
+	errRoomFull      = errors.New("node: room is full")
+	errFeedClosed    = errors.New("node: room feed closed")
+)
+
+// roomEngine runs the rooms of one node: it sets up the stream and the
+// snapshot bucket, keeps their replicas in step with the cluster, stores
+// records, and starts and stops the feeds of the rooms with local members.
+type roomEngine struct {
+	n      *Node
+	log    *slog.Logger
+	conns  []*nats.Conn          // the engine's own connections to the bus
+	jss    []jetstream.JetStream // one per connection
+	js     jetstream.JetStream   // jss[0], for setup
+	stream string                // SB_<service>_ROOMS; the streams are SB_<service>_ROOMS_<k>
+	bucket string                // SB_<service>_ROOMSNAP
+	prefix string                // switchboard.<service>.room.
+	inc    uint64                // this node's incarnation
+
+	ready  chan struct{}      // closed once the streams and bucket exist
+	kv     jetstream.KeyValue // set before ready is closed
+	shards int                // the number of streams; set before ready is closed
+
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closing atomic.Bool // no more goodbyes from sessions: stop publishes them
+	halting atomic.Bool // crash-like stop: no goodbyes, no final snapshots
+
+	sub  *nats.Subscription
+	incs atomic.Pointer[map[string]uint64] // node ID -> newest incarnation seen
+
+	mu    sync.Mutex // guards feeds
+	feeds map[string]*feed
+
+	metrics *roomMetrics
+}
+
+func newRoomEngine(n *Node) *roomEngine {
+	svc := sanitize(n.cfg.Service)
+	e := &roomEngine{
+		n:      n,
+		log:    n.log.With("component", "rooms"),
+		stream: "SB_" + svc + "_ROOMS",
+		bucket: "SB_" + svc + "_ROOMSNAP",
+		prefix: "switchboard." + strings.ReplaceAll(n.cfg.Service, ".", "_") + ".room.",
+		inc:    n.incarnation,
+		ready:  make(chan struct{}),
+		feeds:  make(map[string]*feed),
+	}
+	e.incs.Store(&map[string]uint64{})
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	return e
+}
+
+// start begins setting up JetStream in the background; rooms work once
+// it is done (Ready).
+func (e *roomEngine) start() error {
+	for i := range roomConns {
+		nc, err := e.n.bus.Connect(sanitize(e.n.cfg.ID) + "-rooms-" + strconv.Itoa(i))
+		if err != nil {
+			return fmt.Errorf("node: connecting the room engine: %w", err)
+		}
+		e.conns = append(e.conns, nc)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return fmt.Errorf("node: opening JetStream: %w", err)
+		}
+		e.jss = append(e.jss, js)
+	}
+	e.js = e.jss[0]
+	e.metrics = newRoomMetrics()
+	if err := e.n.metrics.registry.Register(e.metrics); err != nil {
+		return fmt.Errorf("node: registering room metrics: %w", err)
+	}
+	// Incarnations tell a restarted peer (same ID, new run) from the one
+	// whose sessions are in the rooms.
+	var err error
+	e.sub, err = e.n.bus.Conn.Subscribe(e.n.subject("entry"), func(m *nats.Msg) {
+		var ent directory.Entry
+		if json.Unmarshal(m.Data, &ent) != nil || ent.ID == "" {
+			return
+		}
+		e.noteIncarnation(ent.ID, ent.Incarnation)
+	})
+	if err != nil {
+		return fmt.Errorf("node: subscribing to directory entries for rooms: %w", err)
+	}
+	e.wg.Go(e.run)
+	return nil
+}
+
+// noteIncarnation records inc for id if it is the newest seen. Only the
+// subscription's goroutine calls it.
+func (e *roomEngine) noteIncarnation(id string, inc uint64) {
+	old := *e.incs.Load()
+	if old[id] >= inc {
+		return
+	}
+	next := maps.Clone(old)
+	next[id] = inc
+	e.incs.Store(&next)
+}
+
+// Ready reports whether the room engine can store and load rooms.
+func (e *roomEngine) Ready() bool {
+	select {
+	case <-e.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// run creates the streams and the bucket, retrying while JetStream
+// elects its leaders, then raises their replicas as the cluster grows.
+func (e *roomEngine) run() {
+	backoff := 50 * time.Millisecond
+	var replicas int
+	for {
+		want := e.desiredReplicas()
+		r, err := e.setup(want)
+		if err == nil {
+			replicas = r
+			break
+		}
+		e.log.Debug("setting up JetStream for rooms; retrying", "err", err, "retry_in", backoff)
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+	close(e.ready)
+	e.log.Info("rooms ready", "streams", e.shards, "replicas", replicas)
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		want := e.desiredReplicas()
+		if want <= replicas {
+			continue
+		}
+		if err := e.raiseReplicas(want); err != nil {
+			e.log.Warn("raising the rooms' replicas", "to", want, "err", err)
+			continue
+		}
+		e.log.Info("rooms' replicas raised", "from", replicas, "to", want)
+		replicas = want
+	}
+}
+
+// desiredReplicas is Config.Replicas, or else min(3, peers): peers are
+// the nodes up in the directory for an embedded cluster, the servers the
+// connection knows for an external bus, and 1 for a node alone.
+func (e *roomEngine) desiredReplicas() int {
+	cfg := e.n.cfg
+	if cfg.Replicas > 0 {
+		return cfg.Replicas
+	}
+	peers := 1
+	switch {
+	case cfg.Bus != "":
+		peers = len(e.n.bus.Conn.Servers())
+	case cfg.Cluster != "":
+		peers = 0
+		for _, node := range e.n.availableNodes() {
+			if node.Status != directory.Down {
+				peers++
+			}
+		}
+	}
+	return min(3, max(peers, 1))
+}
+
+func (e *roomEngine) recordsPerRoom() int64 {
+	return int64(max(10000, 50*e.n.cfg.SnapshotEvery))
+}
+
+// streamName is the name of shard k's stream.
+func (e *roomEngine) streamName(k int) string { return e.stream + "_" + strconv.Itoa(k) }
+
+func (e *roomEngine) streamConfig(k, replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              e.streamName(k),
+		Description:       "Switchboard real-time text rooms of " + e.n.cfg.Service + ", shard " + strconv.Itoa(k),
+		Subjects:          []string{e.prefix + strconv.Itoa(k) + ".*"},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          replicas,
+		MaxMsgsPerSubject: e.recordsPerRoom(),
+		Discard:           jetstream.DiscardOld,
+		Duplicates:        2 * time.Minute,
+	}
+}
+
+func (e *roomEngine) bucketConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      e.bucket,
+		Description: "Switchboard room snapshots of " + e.n.cfg.Service,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	}
+}
+
+// shardsKey holds the service's number of room streams in the bucket. Room
+// keys hold no dots, so it is no room's.
+const shardsKey = "meta.shards"
+
+// setup makes sure the bucket and the streams exist, creating them with
+// want replicas, and returns the lowest replicas among them. It never
+// lowers the replicas of what exists: another node may have raised them.
+// The number of streams is the one the first node stored in the bucket,
+// so that every node maps a room to the same stream.
+func (e *roomEngine) setup(want int) (int, error) {
+	// Short calls: while JetStream elects its metadata leader, requests go
+	// unanswered rather than fail, and the next try should come soon
+	// after the election.
+	ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
+	defer cancel()
+	kv, err := e.js.KeyValue(ctx, e.bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = e.js.CreateKeyValue(ctx, e.bucketConfig(want))
+	}
+	if err != nil {
+		return 0, fmt.Errorf("node: opening snapshot bucket %s: %w", e.bucket, err)
+	}
+	shards := e.n.cfg.RoomStreams
+	if _, err := kv.Create(ctx, shardsKey, []byte(strconv.Itoa(shards))); err != nil {
+		entry, gerr := kv.Get(ctx, shardsKey)
+		if gerr != nil {
+			return 0, fmt.Errorf("node: reading the number of room streams: %w (storing it: %w)", gerr, err)
+		}
+		stored, perr := strconv.Atoi(string(entry.Value()))
+		if perr != nil || stored < 1 {
+			return 0, fmt.Errorf("node: the bucket %s holds a bad number of room streams %q", e.bucket, entry.Value())
+		}
+		if stored != shards {
+			e.log.Warn("using the service's number of room streams, not this node's", "stored", stored, "configured", shards)
+		}
+		shards = stored
+	}
+	replicas := want
+	for k := range shards {
+		ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
+		defer cancel()
+		st, err := e.js.Stream(ctx, e.streamName(k))
+		switch {
+		case err == nil:
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			st, err = e.js.CreateStream(ctx, e.streamConfig(k, want))
+			if err != nil {
+				return 0, fmt.Errorf("node: creating stream %s: %w", e.streamName(k), err)
+			}
+		default:
+			return 0, fmt.Errorf("node: looking up stream %s: %w", e.streamName(k), err)
+		}
+		replicas = min(replicas, st.CachedInfo().Config.Replicas)
+	}
+	e.kv, e.shards = kv, shards
+	return replicas, nil
+}
+
+// raiseReplicas raises the streams' and the bucket's replicas to want
+// where they are lower.
+func (e *roomEngine) raiseReplicas(want int) error {
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	for k := range e.shards {
+		st, err := e.js.Stream(ctx, e.streamName(k))
+		if err != nil {
+			return fmt.Errorf("node: looking up stream %s: %w", e.streamName(k), err)
+		}
+		if cfg := st.CachedInfo().Config; cfg.Replicas < want {
+			cfg.Replicas = want
+			if _, err := e.js.UpdateStream(ctx, cfg); err != nil {
+				return fmt.Errorf("node: updating stream %s to %d replicas: %w", cfg.Name, want, err)
+			}
+		}
+	}
+	status, err := e.kv.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("node: reading bucket %s: %w", e.bucket, err)
+	}
+	if kvs, ok := status.(*jetstream.KeyValueBucketStatus); ok && kvs.StreamInfo().Config.Replicas < want {
+		if _, err := e.js.UpdateKeyValue(ctx, e.bucketConfig(want)); err != nil {
+			return fmt.Errorf("node: updating bucket %s to %d replicas: %w", e.bucket, want, err)
+		}
+	}
+	return nil
+}
+
+// shardOf is the shard holding room. Only after ready.
+func (e *roomEngine) shardOf(room string) int {
+	h := fnv.New32a()
+	h.Write([]byte(room))
+	return int(h.Sum32() % uint32(e.shards))
+}
+
+// streamOf is the stream holding room. Only after ready.
+func (e *roomEngine) streamOf(room string) string { return e.streamName(e.shardOf(room)) }
+
+// jsOf is the JetStream handle, on one of the engine's connections, that
+// carries room's records. Only after ready.
+func (e *roomEngine) jsOf(room string) jetstream.JetStream {
+	return e.jss[e.shardOf(room)%len(e.jss)]
+}
+
+// subjectOf is the subject of room's records. Only after ready.
+func (e *roomEngine) subjectOf(room string) string {
+	return e.prefix + strconv.Itoa(e.shardOf(room)) + "." + roomToken(room)
+}
+
+// roomToken maps a valid room name to one subject token and KV key: its
+// dots become "=", which room names cannot hold.
+func roomToken(room string) string { return strings.ReplaceAll(room, ".", "=") }
+
+// textID is the JetStream message ID of a text chunk. Room names hold no
+// "/" and seqs are digits, so the ID is unique however the user is named.
+func textID(room, user string, seq uint64) string {
+	return room + "/" + user + "/" + strconv.FormatUint(seq, 10)
+}
+
+// publish stores rec in room's stream and returns its stream sequence. It
+// retries through leader changes and missing responders, with backoff,
+// until ctx ends; it returns only once JetStream acknowledged the record
+// (a duplicate of msgID counts as stored).
+func (e *roomEngine) publish(ctx context.Context, room string, rec record, msgID string) (uint64, error) {
+	select {
+	case <-e.ready:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("node: storing %s for room %s: %w", rec.Op, room, errRoomsNotReady)
+	}
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return 0, fmt.Errorf("node: encoding %s for room %s: %w", rec.Op, room, err)
+	}
+	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(e.streamOf(room))}
+	if msgID != "" {
+		opts = append(opts, jetstream.WithMsgID(msgID))
+	}
+	subject, js := e.subjectOf(room), e.jsOf(room)
+	backoff := 10 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ack, err := js.PublishMsg(actx, &nats.Msg{Subject: subject, Data: data}, opts...)
+		cancel()
+		if err == nil {
+			e.metrics.stored.WithLabelValues(rec.Op).Inc()
+			return ack.Sequence, nil
+		}
+		if !retryable(err) || ctx.Err() != nil {
+			e.metrics.storeErrors.Inc()
+			return 0, fmt.Errorf("node: storing %s for room %s (attempt %d): %w", rec.Op, room, attempt, err)
+		}
+		e.log.Debug("storing a room record; retrying", "room", room, "op", rec.Op, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			e.metrics.storeErrors.Inc()
+			return 0, fmt.Errorf("node: storing %s for room %s (attempt %d): %w", rec.Op, room, attempt, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// retryable reports whether a publish may succeed when tried again:
+// everything but a closed connection and JetStream refusing the message
+// itself.
+func retryable(err error) bool {
+	if errors.Is(err, nats.ErrConnectionClosed) || errors.Is(err, nats.ErrMaxPayload) {
+		return false
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case 10054, // JSStreamMessageExceedsMaximumErr
+			10060: // JSStreamNotMatchErr
+			return false
+		}
+	}
+	return true
+}
+
+// acquire returns room's feed, starting it if needed, and counts key as
+// one of its local sessions. Every acquire is paired with a release.
+func (e *roomEngine) acquire(room, key string) *feed {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f := e.feeds[room]
+	if f == nil {
+		f = newFeed(e, room)
+		e.feeds[room] = f
+		e.wg.Go(f.run)
+	}
+	f.keys[key] = true
+	return f
+}
+
+// release forgets key as a local session of f and stops f after its last.
+func (e *roomEngine) release(f *feed, key string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(f.keys, key)
+	if len(f.keys) == 0 && e.feeds[f.room] == f {
+		delete(e.feeds, f.room)
+		f.cancel()
+	}
+}
+
+// openFeeds counts the rooms this node holds.
+func (e *roomEngine) openFeeds() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.feeds)
+}
+
+// stop ends the engine's work. A graceful stop first publishes the leave
+// of every local session (bounded to two seconds) so that peers drop them
+// at once; a crash-like one (Halt) leaves them to the peers' cleanup.
+// Sessions that finish afterwards publish nothing.
+func (e *roomEngine) stop(graceful bool) {
+	if e.closing.Swap(true) {
+		return
+	}
+	e.halting.Store(!graceful)
+	if e.sub != nil {
+		_ = e.sub.Unsubscribe()
+	}
+	if graceful && e.Ready() {
+		e.mu.Lock()
+		leaves := make(map[string][]string, len(e.feeds))
+		for room, f := range e.feeds {
+			for key := range f.keys {
+				leaves[room] = append(leaves[room], key)
+			}
+		}
+		e.mu.Unlock()
+		ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
+		var wg sync.WaitGroup
+		for room, keys := range leaves {
+			wg.Go(func() {
+				if _, err := e.publish(ctx, room, record{Op: recLeave, Keys: keys}, ""); err != nil {
+					e.log.Warn("publishing the leave of local sessions", "room", room, "err", err)
+				}
+			})
+		}
+		wg.Wait()
+		cancel()
+	}
+	e.cancel()
+}
+
+// wait waits for the engine's goroutines after stop, then closes its
+// connections.
+func (e *roomEngine) wait() {
+	e.wg.Wait()
+	for _, nc := range e.conns {
+		nc.Close()
+	}
+}
+
+// peerState is what the directory and the incarnations say about a node.
+type peerState struct {
+	status  directory.Status // "" when the directory does not list it
+	newest  uint64           // newest incarnation seen, 0 if none
+	present bool
+}
+
+// peers returns a lookup of the directory as of now.
+func (e *roomEngine) peers() func(id string) peerState {
+	nodes := e.n.availableNodes()
+	incs := *e.incs.Load()
+	return func(id string) peerState {
+		ps := peerState{newest: incs[id]}
+		for _, node := range nodes {
+			if node.ID == id {
+				ps.status, ps.present = node.Status, true
+				break
+			}
+		}
+		return ps
+	}
+}

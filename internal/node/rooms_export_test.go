@@ -1,0 +1,60 @@
+package node
+
+import (
+	"context"
+	"fmt"
+)
+
+// RoomReplication reports the rooms' streams as this node sees them: the
+// lowest configured replicas among them, the fewest caught-up replicas
+// (leader included), and the leader of the first. For tests.
+func (n *Node) RoomReplication(ctx context.Context) (replicas, current int, leader string, err error) {
+	e := n.rooms
+	if e == nil || !e.Ready() {
+		return 0, 0, "", fmt.Errorf("node %s: rooms not ready", n.cfg.ID)
+	}
+	replicas, current = 99, 99
+	for k := range e.shards {
+		st, err := e.js.Stream(ctx, e.streamName(k))
+		if err != nil {
+			return 0, 0, "", err
+		}
+		info := st.CachedInfo()
+		replicas = min(replicas, info.Config.Replicas)
+		if info.Cluster == nil {
+			current = min(current, 1)
+			continue
+		}
+		cur := 0
+		if info.Cluster.Leader != "" {
+			cur = 1
+		}
+		for _, p := range info.Cluster.Replicas {
+			if p.Current && !p.Offline {
+				cur++
+			}
+		}
+		current = min(current, cur)
+		if k == 0 {
+			leader = info.Cluster.Leader
+		}
+	}
+	return replicas, current, leader, nil
+}
+
+// RoomLeader is the server name (the sanitized node ID) of the leader of
+// the stream holding room. For tests.
+func (n *Node) RoomLeader(ctx context.Context, room string) (string, error) {
+	e := n.rooms
+	if e == nil || !e.Ready() {
+		return "", fmt.Errorf("node %s: rooms not ready", n.cfg.ID)
+	}
+	info, err := e.js.Stream(ctx, e.streamOf(room))
+	if err != nil {
+		return "", err
+	}
+	if c := info.CachedInfo().Cluster; c != nil {
+		return c.Leader, nil
+	}
+	return "", nil
+}

@@ -1,0 +1,249 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/switchboard/switchboard/wire"
+)
+
+// The room operations of a session. They run on the session's reader
+// goroutine, which owns s.rooms and s.limiter, and block it while a record
+// is stored (bounded by Config.StoreTimeout): the client's next line waits
+// in the socket, so a sender's chunks are stored in the order sent.
+
+// handleRoom answers join, leave and text.
+func (s *session) handleRoom(m wire.Message) {
+	if !s.attached.Load() {
+		s.reply(roomError(wire.CodeNotAttached, m.Room, 0, "attach before %s", m.Op))
+		return
+	}
+	switch m.Op {
+	case wire.OpJoin:
+		s.join(m.Room)
+	case wire.OpLeave:
+		s.leave(m.Room)
+	case wire.OpText:
+		s.text(m)
+	}
+}
+
+// roomError is an error message about a room (and a chunk's seq).
+func roomError(code, room string, seq uint64, format string, args ...any) wire.Message {
+	return wire.Message{Op: wire.OpError, Code: code, Message: fmt.Sprintf(format, args...), Room: room, Seq: seq}
+}
+
+// key names the session in room records: node ID and session ID.
+func (s *session) key() string { return s.n.cfg.ID + "/" + s.id }
+
+func (s *session) join(room string) {
+	n, e := s.n, s.n.rooms
+	if why := validRoomName(room); why != "" {
+		s.reply(roomError(wire.CodeBadRequest, room, 0, "%s", why))
+		return
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
+	defer cancel()
+	key := s.key()
+	if f := s.rooms[room]; f != nil {
+		// Joined already: the client resynchronises.
+		if err := f.resync(ctx, key); err != nil {
+			s.reply(roomError(wire.CodeUnavailable, room, 0, "room %s: %v", room, err))
+		}
+		return
+	}
+	if len(s.rooms) >= n.cfg.MaxRooms {
+		s.reply(roomError(wire.CodeLimit, room, 0, "a session may be in at most %d rooms; leave one first", n.cfg.MaxRooms))
+		return
+	}
+	if !s.limiter.allow(time.Now(), 0) {
+		s.reply(roomError(wire.CodeRate, room, 0, "joining too fast; slow down"))
+		return
+	}
+	select {
+	case <-e.ready:
+	case <-ctx.Done():
+		s.reply(roomError(wire.CodeUnavailable, room, 0, "room %s: %v after %v; try again", room, errRoomsNotReady, n.cfg.StoreTimeout))
+		return
+	}
+	f := e.acquire(room, key)
+	if err := s.enter(ctx, f, key); err != nil {
+		e.release(f, key)
+		if errors.Is(err, errRoomFull) {
+			s.reply(roomError(wire.CodeLimit, room, 0, "room %s is full: %d users", room, n.cfg.MaxParticipants))
+			return
+		}
+		n.log.Warn("joining a room", "room", room, "session", s.id, "err", err)
+		s.reply(roomError(wire.CodeUnavailable, room, 0, "joining room %s: %v; try again", room, err))
+		return
+	}
+	s.rooms[room] = f
+}
+
+// enter registers the session with f, stores its join and waits until f
+// has applied the join and sent the room's state.
+func (s *session) enter(ctx context.Context, f *feed, key string) error {
+	if err := f.register(ctx, key, s); err != nil {
+		return err
+	}
+	n := s.n
+	rec := record{Op: recJoin, User: s.user, Key: key, Node: n.cfg.ID, Inc: n.incarnation}
+	seq, err := n.rooms.publish(ctx, f.room, rec, "")
+	if err == nil {
+		err = f.activate(ctx, key, seq)
+	}
+	if err != nil {
+		// A join stored after all is removed by the feed's reconcile: the
+		// session is no longer registered.
+		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = f.detach(dctx, key, 0)
+	}
+	return err
+}
+
+func (s *session) leave(room string) {
+	n, e := s.n, s.n.rooms
+	f := s.rooms[room]
+	if f == nil {
+		s.reply(roomError(wire.CodeBadRequest, room, 0, "not in room %q", room))
+		return
+	}
+	key := s.key()
+	delete(s.rooms, room)
+	defer e.release(f, key)
+	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
+	defer cancel()
+	_ = f.markLeaving(ctx, key)
+	seq, err := e.publish(ctx, room, record{Op: recLeave, Keys: []string{key}}, "")
+	if err == nil {
+		// The feed tells the session it left when it applies the leave.
+		err = f.detach(ctx, key, seq)
+	}
+	if err != nil {
+		// The session is out here; the feed removes its stale membership
+		// once the stream takes records again.
+		n.log.Warn("leaving a room", "room", room, "session", s.id, "err", err)
+		dctx, dcancel := context.WithTimeout(context.Background(), time.Second)
+		_ = f.detach(dctx, key, 0)
+		dcancel()
+		s.reply(wire.Message{Op: wire.OpPresence, Room: room, User: s.user, Event: "leave"})
+	}
+}
+
+func (s *session) text(m wire.Message) {
+	n, e := s.n, s.n.rooms
+	room := m.Room
+	if s.rooms[room] == nil {
+		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "not in room %q; join it first", room))
+		return
+	}
+	if m.Seq == 0 {
+		s.reply(roomError(wire.CodeBadRequest, room, 0, "text needs a seq, counting from 1"))
+		return
+	}
+	if len(m.T) > n.cfg.MaxChunk {
+		s.reply(roomError(wire.CodeLimit, room, m.Seq, "chunk of %d bytes; at most %d", len(m.T), n.cfg.MaxChunk))
+		return
+	}
+	if !s.limiter.allow(time.Now(), len(m.T)) {
+		s.reply(roomError(wire.CodeRate, room, m.Seq, "text faster than %v chunks or %v bytes a second; slow down and resend", n.cfg.ChunkRate, n.cfg.ByteRate))
+		return
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
+	defer cancel()
+	rec := record{Op: recText, User: s.user, Key: s.key(), Seq: m.Seq, T: m.T}
+	if _, err := e.publish(ctx, room, rec, textID(room, s.user, m.Seq)); err != nil {
+		n.log.Warn("storing text", "room", room, "session", s.id, "seq", m.Seq, "err", err)
+		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "text not stored: %v; resend it", err))
+		return
+	}
+	s.reply(wire.Message{Op: wire.OpAck, Room: room, Seq: m.Seq})
+}
+
+// leaveRooms releases the session's rooms as it ends. Its leave is
+// published unless the node is stopping (a graceful stop publishes the
+// leaves of all sessions at once; a crash publishes none).
+func (s *session) leaveRooms() {
+	e := s.n.rooms
+	if len(s.rooms) == 0 {
+		return
+	}
+	key := s.key()
+	// Two seconds for all: a session that ends while the storage is down
+	// leaves its memberships to the feeds' cleanup.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for room, f := range s.rooms {
+		_ = f.detach(ctx, key, 0)
+		if !e.closing.Load() {
+			if _, err := e.publish(ctx, room, record{Op: recLeave, Keys: []string{key}}, ""); err != nil {
+				s.n.log.Warn("publishing the leave of a closed session", "room", room, "session", s.id, "err", err)
+			}
+		}
+		e.release(f, key)
+		delete(s.rooms, room)
+	}
+}
+
+// validRoomName says what is wrong with a room name, or returns "".
+func validRoomName(room string) string {
+	if room == "" {
+		return `room name missing ("room")`
+	}
+	if len(room) > MaxRoomName {
+		return fmt.Sprintf("room name longer than %d bytes", MaxRoomName)
+	}
+	for i := 0; i < len(room); i++ {
+		switch c := room[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return "room names hold only letters, digits, '-', '_' and '.'"
+		}
+	}
+	return ""
+}
+
+// bucket is a token bucket that holds up to burst tokens and gains rate
+// tokens a second. It reads no clock: the caller passes the time.
+type bucket struct {
+	rate, burst, tokens float64
+	last                time.Time
+}
+
+func newBucket(rate float64, burst int) bucket {
+	return bucket{rate: rate, burst: float64(burst), tokens: float64(burst)}
+}
+
+func (b *bucket) refill(now time.Time) {
+	if !b.last.IsZero() && now.After(b.last) {
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	if now.After(b.last) {
+		b.last = now
+	}
+}
+
+// textLimiter bounds a session's text: one bucket of chunks, one of bytes.
+type textLimiter struct {
+	chunks, bytes bucket
+}
+
+func newTextLimiter(cfg Config) textLimiter {
+	return textLimiter{chunks: newBucket(cfg.ChunkRate, cfg.ChunkBurst), bytes: newBucket(cfg.ByteRate, cfg.ByteBurst)}
+}
+
+// allow takes one chunk of size bytes from the buckets if both hold
+// enough, and reports whether it did.
+func (l *textLimiter) allow(now time.Time, size int) bool {
+	l.chunks.refill(now)
+	l.bytes.refill(now)
+	if l.chunks.tokens < 1 || l.bytes.tokens < float64(size) {
+		return false
+	}
+	l.chunks.tokens--
+	l.bytes.tokens -= float64(size)
+	return true
+}

@@ -1,0 +1,629 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/rtt"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// wait bounds every awaited message in these tests.
+const wait = 10 * time.Second
+
+// peer is a test client in rooms: a raw protocol connection whose
+// messages a reader goroutine collects, so that a test can await the one
+// it wants while others pile up.
+type peer struct {
+	t    testing.TB
+	user string
+	node string // the node attached to
+	conn *client.Conn
+	in   chan wire.Message
+	kept []wire.Message // received, not taken yet
+	seq  uint64         // the last seq sent
+}
+
+// newPeer connects to addr and attaches as user.
+func newPeer(t testing.TB, addr, user string) *peer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c, err := client.DialConn(ctx, nil, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{t: t, user: user, conn: c, in: make(chan wire.Message, 4096)}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Hello(ctx, "test/1", ""); err != nil {
+		t.Fatal(err)
+	}
+	p.send(wire.Message{Op: wire.OpAttach, User: user})
+	go func() {
+		defer close(p.in)
+		for {
+			m, err := c.Recv(context.Background())
+			if err != nil {
+				return
+			}
+			if m.Op != wire.OpDirectory {
+				p.in <- m
+			}
+		}
+	}()
+	m := p.await("attached", func(m wire.Message) bool { return m.Op == wire.OpAttached || m.Op == wire.OpError })
+	if m.Op != wire.OpAttached {
+		t.Fatalf("attach as %s: %+v", user, m)
+	}
+	p.node = m.Node
+	return p
+}
+
+func (p *peer) send(m wire.Message) {
+	p.t.Helper()
+	if err := p.conn.Send(m); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// await returns the first message, kept or new, that match accepts.
+func (p *peer) await(what string, match func(wire.Message) bool) wire.Message {
+	p.t.Helper()
+	if i := slices.IndexFunc(p.kept, match); i >= 0 {
+		m := p.kept[i]
+		p.kept = slices.Delete(p.kept, i, i+1)
+		return m
+	}
+	deadline := time.After(wait)
+	for {
+		select {
+		case m, ok := <-p.in:
+			if !ok {
+				p.t.Fatalf("%s: connection closed while awaiting %s", p.user, what)
+			}
+			if match(m) {
+				return m
+			}
+			p.kept = append(p.kept, m)
+		case <-deadline:
+			p.t.Fatalf("%s: no %s within %v; got %+v", p.user, what, wait, p.kept)
+		}
+	}
+}
+
+// join joins room and returns its state.
+func (p *peer) join(room string) *wire.RoomState {
+	p.t.Helper()
+	p.send(wire.Message{Op: wire.OpJoin, Room: room})
+	m := p.await("room state of "+room, func(m wire.Message) bool {
+		return m.Room == room && (m.Op == wire.OpRoom || m.Op == wire.OpError)
+	})
+	if m.Op != wire.OpRoom || m.State == nil {
+		p.t.Fatalf("%s joining %s: %+v", p.user, room, m)
+	}
+	if p.seq < m.State.Seqs[p.user] {
+		p.seq = m.State.Seqs[p.user]
+	}
+	return m.State
+}
+
+// typeText sends text as chunks of one character each, without waiting
+// for acks, and returns the seqs used.
+func (p *peer) typeText(room, text string) []uint64 {
+	p.t.Helper()
+	var seqs []uint64
+	for _, c := range text {
+		p.seq++
+		p.send(wire.Message{Op: wire.OpText, Room: room, Seq: p.seq, T: string(c)})
+		seqs = append(seqs, p.seq)
+	}
+	return seqs
+}
+
+// acked awaits the acks of seqs.
+func (p *peer) acked(room string, seqs []uint64) {
+	p.t.Helper()
+	for _, seq := range seqs {
+		p.await(fmt.Sprintf("ack of %d", seq), func(m wire.Message) bool {
+			if m.Op == wire.OpError && m.Room == room && m.Seq == seq {
+				p.t.Fatalf("%s: seq %d refused: %+v", p.user, seq, m)
+			}
+			return m.Op == wire.OpAck && m.Room == room && m.Seq == seq
+		})
+	}
+}
+
+// view is what a receiver makes of a room: its state, then the chunks it
+// receives applied to an rtt.Room, checking per-sender order.
+type view struct {
+	t    testing.TB
+	room *rtt.Room
+	last map[string]uint64
+}
+
+func newView(t testing.TB, st *wire.RoomState) *view {
+	v := &view{t: t, last: map[string]uint64{}}
+	s := rtt.State{Live: st.Live, Seqs: st.Seqs}
+	for _, l := range st.Lines {
+		s.Lines = append(s.Lines, rtt.Line{From: l.From, Text: l.Text})
+	}
+	r, err := rtt.FromState(0, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.room = r
+	for from, seq := range st.Seqs {
+		v.last[from] = seq
+	}
+	return v
+}
+
+func (v *view) apply(m wire.Message) {
+	v.t.Helper()
+	if m.Seq != v.last[m.From]+1 {
+		v.t.Errorf("text from %s: seq %d after %d; want the next one, in order, once", m.From, m.Seq, v.last[m.From])
+	}
+	v.last[m.From] = m.Seq
+	v.room.Apply(m.From, m.Seq, m.T)
+}
+
+// follow applies p's text deliveries in room until done holds.
+func (v *view) follow(p *peer, room string, done func(*rtt.Room) bool) {
+	v.t.Helper()
+	for !done(v.room) {
+		m := p.await("text in "+room, func(m wire.Message) bool { return m.Op == wire.OpText && m.Room == room })
+		v.apply(m)
+	}
+}
+
+// lines is the texts of the view's completed lines from one sender.
+func lines(st rtt.State, from string) []string {
+	var out []string
+	for _, l := range st.Lines {
+		if l.From == from {
+			out = append(out, l.Text)
+		}
+	}
+	return out
+}
+
+// TestRooms runs the room scenarios that share one three-node cluster.
+// Snapshots come every 8 records, so that loading a room from a snapshot
+// and the records after it is what most joins do.
+func TestRooms(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.SnapshotEvery = 8
+	}})
+	c.WaitRoomsReady(30 * time.Second)
+	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+
+	t.Run("typing across nodes", func(t *testing.T) {
+		const room = "typing"
+		alice := newPeer(t, n1.Addr(), "alice")
+		bob := newPeer(t, n2.Addr(), "bob")
+		alice.join(room)
+		bobState := bob.join(room)
+		alice.await("presence of bob", func(m wire.Message) bool {
+			return m.Op == wire.OpPresence && m.User == "bob" && m.Event == "join"
+		})
+		bobView := newView(t, bobState)
+
+		// Alice types with a typo, erases it, finishes a line and starts
+		// the next; bob's copy follows character by character.
+		seqs := alice.typeText(room, "Helo\b\bllo wörld 👍🏽\b\n")
+		seqs = append(seqs, alice.typeText(room, "second")...)
+		alice.acked(room, seqs)
+		bobView.follow(bob, room, func(r *rtt.Room) bool { return r.Live("alice") == "second" })
+		if got, want := lines(bobView.room.State(), "alice"), []string{"Hello wörld "}; !slices.Equal(got, want) {
+			t.Errorf("bob sees alice's lines %q, want %q", got, want)
+		}
+
+		// Bob answers; alice sees his line live, then completed.
+		aliceState := alice.join(room) // a resync: the full state again
+		aliceView := newView(t, aliceState)
+		bobSeqs := bob.typeText(room, "hi alice\u2028and")
+		bob.acked(room, bobSeqs)
+		aliceView.follow(alice, room, func(r *rtt.Room) bool { return r.Live("bob") == "and" })
+		if got := lines(aliceView.room.State(), "bob"); !slices.Equal(got, []string{"hi alice"}) {
+			t.Errorf("alice sees bob's lines %q", got)
+		}
+	})
+
+	t.Run("late joiner sees lines and live lines", func(t *testing.T) {
+		const room = "late"
+		alice := newPeer(t, n1.Addr(), "alice")
+		bob := newPeer(t, n2.Addr(), "bob")
+		alice.join(room)
+		bob.join(room)
+		alice.acked(room, alice.typeText(room, "one\ntwo\nhalf"))
+		bob.acked(room, bob.typeText(room, "bob's line\r\nbob typing"))
+
+		carol := newPeer(t, n3.Addr(), "carol")
+		st := carol.join(room)
+		want := &wire.RoomState{
+			Lines: []wire.Line{{From: "alice", Text: "one"}, {From: "alice", Text: "two"}, {From: "bob", Text: "bob's line"}},
+			Live:  map[string]string{"alice": "half", "bob": "bob typing", "carol": ""},
+			Seqs:  map[string]uint64{"alice": 12, "bob": 22},
+			Users: []string{"alice", "bob", "carol"},
+		}
+		if diff := cmp.Diff(st, want); diff != "" {
+			t.Errorf("carol's state (-got +want):\n%s", diff)
+		}
+		for _, p := range []*peer{alice, bob} {
+			p.await("presence of carol", func(m wire.Message) bool {
+				return m.Op == wire.OpPresence && m.User == "carol" && m.Event == "join"
+			})
+		}
+	})
+
+	t.Run("duplicates are acked and dropped", func(t *testing.T) {
+		const room = "dups"
+		alice := newPeer(t, n1.Addr(), "alice")
+		bob := newPeer(t, n3.Addr(), "bob")
+		alice.join(room)
+		view := newView(t, bob.join(room))
+		alice.acked(room, alice.typeText(room, "abc"))
+		// A resend of seqs 2 and 3 (as after a reconnect), then new text.
+		for _, seq := range []uint64{2, 3, 3, 1} {
+			alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: seq, T: "X"})
+			alice.acked(room, []uint64{seq})
+		}
+		alice.acked(room, alice.typeText(room, "d"))
+		view.follow(bob, room, func(r *rtt.Room) bool { return r.Live("alice") == "abcd" })
+		if i := slices.IndexFunc(bob.kept, func(m wire.Message) bool { return m.Op == wire.OpText }); i >= 0 {
+			t.Errorf("bob got an extra text: %+v", bob.kept[i])
+		}
+		// A chunk sent after a gap is delivered with its seq: the
+		// receiver sees the gap.
+		alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: 9, T: "z"})
+		alice.acked(room, []uint64{9})
+		m := bob.await("text after a gap", func(m wire.Message) bool { return m.Op == wire.OpText })
+		if m.Seq != 9 || m.T != "z" || m.From != "alice" {
+			t.Errorf("after the gap bob got %+v", m)
+		}
+	})
+
+	t.Run("presence across nodes", func(t *testing.T) {
+		const room = "presence"
+		alice := newPeer(t, n1.Addr(), "alice")
+		alice.join(room)
+		bob := newPeer(t, n2.Addr(), "bob")
+		st := bob.join(room)
+		if !slices.Equal(st.Users, []string{"alice", "bob"}) {
+			t.Errorf("users %q, want alice and bob", st.Users)
+		}
+		alice.await("bob joins", func(m wire.Message) bool {
+			return m.Op == wire.OpPresence && m.Room == room && m.User == "bob" && m.Event == "join"
+		})
+		bob.send(wire.Message{Op: wire.OpLeave, Room: room})
+		for _, p := range []*peer{alice, bob} {
+			p.await("bob leaves", func(m wire.Message) bool {
+				return m.Op == wire.OpPresence && m.Room == room && m.User == "bob" && m.Event == "leave"
+			})
+		}
+		// A session that closes leaves too.
+		carol := newPeer(t, n3.Addr(), "carol")
+		carol.join(room)
+		carol.conn.Close()
+		alice.await("carol leaves", func(m wire.Message) bool {
+			return m.Op == wire.OpPresence && m.Room == room && m.User == "carol" && m.Event == "leave"
+		})
+		// Text after leaving is refused; the session goes on.
+		bob.send(wire.Message{Op: wire.OpText, Room: room, Seq: 1, T: "x"})
+		if m := bob.await("refusal", func(m wire.Message) bool { return m.Op == wire.OpError }); m.Code != wire.CodeBadRequest || m.Room != room {
+			t.Errorf("text after leaving: %+v", m)
+		}
+		if st := newPeer(t, n3.Addr(), "dave").join(room); !slices.Equal(st.Users, []string{"alice", "dave"}) {
+			t.Errorf("users %q after bob and carol left, want alice and dave", st.Users)
+		}
+	})
+
+	t.Run("history keeps the last 100 lines", func(t *testing.T) {
+		const room = "history"
+		alice := newPeer(t, n1.Addr(), "alice")
+		alice.join(room)
+		var seqs []uint64
+		for i := range 120 {
+			alice.seq++
+			alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: alice.seq, T: fmt.Sprintf("line %d\n", i)})
+			seqs = append(seqs, alice.seq)
+		}
+		alice.acked(room, seqs)
+		st := newPeer(t, n2.Addr(), "bob").join(room)
+		if len(st.Lines) != 100 || st.Lines[0].Text != "line 20" || st.Lines[99].Text != "line 119" {
+			t.Errorf("late joiner got %d lines, %+v ... %+v; want lines 20 to 119", len(st.Lines), st.Lines[0], st.Lines[len(st.Lines)-1])
+		}
+	})
+
+	t.Run("state from a snapshot", func(t *testing.T) {
+		const room = "snap"
+		alice := newPeer(t, n1.Addr(), "alice")
+		bob := newPeer(t, n2.Addr(), "bob")
+		alice.join(room)
+		bob.join(room)
+		alice.acked(room, alice.typeText(room, "one two three\nfour five six\nseven"))
+		bob.acked(room, bob.typeText(room, "bob was here\nand th\bhere"))
+		for _, p := range []*peer{alice, bob} {
+			p.send(wire.Message{Op: wire.OpLeave, Room: room})
+			p.await("own leave", func(m wire.Message) bool {
+				return m.Op == wire.OpPresence && m.User == p.user && m.Event == "leave"
+			})
+		}
+		if got := snapshotsWritten(t, n1); got == 0 {
+			t.Errorf("n1, the room's steward, wrote no snapshot")
+		}
+		want := &wire.RoomState{
+			Lines: []wire.Line{{From: "alice", Text: "one two three"}, {From: "alice", Text: "four five six"}, {From: "bob", Text: "bob was here"}},
+			Live:  map[string]string{"alice": "seven", "bob": "and there", "carol": ""},
+			Seqs:  map[string]uint64{"alice": 33, "bob": 24},
+			Users: []string{"carol"},
+		}
+		// n3 never held the room, and n1 and n2 let it go: each loads it
+		// from the snapshot and the records after it.
+		for _, n := range []*node.Node{n3, n1} {
+			carol := newPeer(t, n.Addr(), "carol")
+			if diff := cmp.Diff(carol.join(room), want); diff != "" {
+				t.Errorf("state loaded on %s (-got +want):\n%s", n.ID(), diff)
+			}
+			carol.send(wire.Message{Op: wire.OpLeave, Room: room})
+			carol.await("own leave", func(m wire.Message) bool { return m.Op == wire.OpPresence && m.Event == "leave" })
+		}
+	})
+
+	t.Run("join before attach", func(t *testing.T) {
+		conn := dial(t, n1.Addr())
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if _, err := conn.Hello(ctx, "test/1", ""); err != nil {
+			t.Fatal(err)
+		}
+		send(t, conn, wire.Message{Op: wire.OpJoin, Room: "x"})
+		if m := recvReply(t, conn); m.Op != wire.OpError || m.Code != wire.CodeNotAttached {
+			t.Errorf("join before attach: %+v, want not_attached", m)
+		}
+	})
+}
+
+// snapshotsWritten reads n's count of room snapshots written.
+func snapshotsWritten(t *testing.T, n *node.Node) float64 {
+	t.Helper()
+	families, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "switchboard_room_snapshots_written_total" {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatal("no snapshot metric")
+	return 0
+}
+
+// Each limit answers with its error and the room's name, and the session
+// goes on.
+func TestRoomLimits(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.MaxRooms = 2
+		cfg.MaxParticipants = 2
+		cfg.ChunkRate = 1
+		cfg.ChunkBurst = 30
+		cfg.ByteRate = 1
+		cfg.ByteBurst = 6000
+	}})
+	c.WaitRoomsReady(10 * time.Second)
+	addr := c.Nodes[0].Addr()
+	p := newPeer(t, addr, "alice")
+	errorFor := func(m wire.Message) wire.Message {
+		t.Helper()
+		p.send(m)
+		return p.await("error", func(r wire.Message) bool { return r.Op == wire.OpError })
+	}
+	stillUsable := func() {
+		t.Helper()
+		p.send(wire.Message{Op: wire.OpPing})
+		p.await("pong", func(m wire.Message) bool { return m.Op == wire.OpPong })
+	}
+
+	for _, tt := range []struct {
+		name string
+		room string
+	}{
+		{"empty", ""},
+		{"too long", strings.Repeat("r", 65)},
+		{"space", "a room"},
+		{"wildcard", "a*"},
+		{"subject wildcard", ">"},
+	} {
+		if m := errorFor(wire.Message{Op: wire.OpJoin, Room: tt.room}); m.Code != wire.CodeBadRequest {
+			t.Errorf("room name %s: %+v, want bad_request", tt.name, m)
+		}
+	}
+	p.join("a.b")
+	p.join("a_b") // a different room from "a.b"
+	if m := errorFor(wire.Message{Op: wire.OpJoin, Room: "c"}); m.Code != wire.CodeLimit || m.Room != "c" {
+		t.Errorf("third room: %+v, want limit", m)
+	}
+	stillUsable()
+
+	// Participants: bob fills a.b; carol does not fit; bob's leave makes room.
+	bob := newPeer(t, addr, "bob")
+	bob.join("a.b")
+	carol := newPeer(t, addr, "carol")
+	carol.send(wire.Message{Op: wire.OpJoin, Room: "a.b"})
+	if m := carol.await("refusal", func(m wire.Message) bool { return m.Op == wire.OpError }); m.Code != wire.CodeLimit || m.Room != "a.b" {
+		t.Errorf("joining a full room: %+v, want limit", m)
+	}
+	bob.send(wire.Message{Op: wire.OpLeave, Room: "a.b"})
+	p.await("bob leaves", func(m wire.Message) bool { return m.Op == wire.OpPresence && m.User == "bob" && m.Event == "leave" })
+	if st := carol.join("a.b"); !slices.Equal(st.Users, []string{"alice", "carol"}) {
+		t.Errorf("users %q, want alice and carol", st.Users)
+	}
+
+	// Chunk size.
+	if m := errorFor(wire.Message{Op: wire.OpText, Room: "a.b", Seq: 1, T: strings.Repeat("x", 4097)}); m.Code != wire.CodeLimit || m.Seq != 1 || m.Room != "a.b" {
+		t.Errorf("a 4097-byte chunk: %+v, want limit for seq 1", m)
+	}
+	// Bytes: a paste of 4 KiB passes, the next one does not.
+	p.send(wire.Message{Op: wire.OpText, Room: "a.b", Seq: 1, T: strings.Repeat("x", 4096)})
+	p.acked("a.b", []uint64{1})
+	if m := errorFor(wire.Message{Op: wire.OpText, Room: "a.b", Seq: 2, T: strings.Repeat("y", 4096)}); m.Code != wire.CodeRate || m.Seq != 2 {
+		t.Errorf("8 KiB in a burst of 6000 bytes: %+v, want rate", m)
+	}
+	// Chunks: typing passes until the burst is spent.
+	var refused wire.Message
+	for seq := uint64(2); seq < 40 && refused.Op == ""; seq++ {
+		p.send(wire.Message{Op: wire.OpText, Room: "a.b", Seq: seq, T: "k"})
+		m := p.await("answer", func(m wire.Message) bool { return m.Op == wire.OpAck || m.Op == wire.OpError })
+		if m.Op == wire.OpError {
+			refused = m
+		}
+	}
+	if refused.Code != wire.CodeRate || refused.Room != "a.b" {
+		t.Errorf("a flood of chunks: %+v, want rate", refused)
+	}
+	stillUsable()
+	// Text in a room not joined.
+	if m := errorFor(wire.Message{Op: wire.OpText, Room: "zzz", Seq: 1, T: "x"}); m.Code != wire.CodeBadRequest || m.Room != "zzz" {
+		t.Errorf("text outside the room: %+v, want bad_request", m)
+	}
+	stillUsable()
+}
+
+// A node holding a user dies (Halt, as kill -9 looks from outside): the
+// user reattaches to another node, rejoins, gets the full state with all
+// acknowledged text, resends what was not acknowledged with the same seqs
+// and nothing is lost or doubled. A user of the dead node who never comes
+// back is removed from the room. The node that dies also leads the
+// room's stream, so the survivors elect a new leader meanwhile.
+func TestRoomFailover(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{})
+	c.WaitRoomsReady(30 * time.Second)
+	nodetest.Eventually(t, 20*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		r, cur, _, err := c.Nodes[1].RoomReplication(ctx)
+		if err != nil {
+			return err
+		}
+		if r != 3 || cur != 3 {
+			return fmt.Errorf("stream has %d replicas, %d current; want 3 and 3", r, cur)
+		}
+		return nil
+	})
+	const room = "failover"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	leader, err := c.Nodes[0].RoomLeader(ctx, room)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(c.Nodes, func(n *node.Node) bool { return n.ID() == leader })
+	if i < 0 {
+		t.Fatalf("the room's stream is led by %q, not a node", leader)
+	}
+	victim := c.Nodes[i]
+	others := slices.Delete(slices.Clone(c.Nodes), i, i+1)
+	n2, n3 := others[0], others[1]
+
+	alice := newPeer(t, victim.Addr(), "alice")
+	dave := newPeer(t, victim.Addr(), "dave")
+	bob := newPeer(t, n2.Addr(), "bob")
+	alice.join(room)
+	dave.join(room)
+	bobView := newView(t, bob.join(room))
+
+	const acked = "first line\nsecond li"
+	alice.acked(room, alice.typeText(room, acked))
+	bobView.follow(bob, room, func(r *rtt.Room) bool { return r.Live("alice") == "second li" })
+	// More text goes out; the node dies before all of it is acknowledged.
+	const rest = "ne\nthird"
+	pending := alice.typeText(room, rest)
+	halted := time.Now()
+	victim.Halt()
+
+	alice = newPeer(t, n3.Addr(), "alice")
+	got := newView(t, alice.join(room)).room.State()
+	t.Logf("alice back in the room on %s %v after the halt", n3.ID(), time.Since(halted).Round(time.Millisecond))
+	typed := strings.Join(append(lines(got, "alice"), got.Live["alice"]), "\n")
+	if !strings.HasPrefix(typed, acked) || !strings.HasPrefix(acked+rest, typed) {
+		t.Errorf("after the failover alice's text is %q; want %q and perhaps some of %q", typed, acked, rest)
+	}
+	// Resend the last acknowledged chunks and all the others: the ones
+	// stored before the crash are acked and dropped, the others stored.
+	lastAcked := pending[0] - 1
+	for seq := lastAcked - 2; seq <= lastAcked; seq++ {
+		alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: seq, T: "X"})
+	}
+	alice.acked(room, []uint64{lastAcked - 2, lastAcked - 1, lastAcked})
+	for _, seq := range pending {
+		ch := string([]rune(rest)[seq-pending[0]])
+		alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: seq, T: ch})
+	}
+	alice.acked(room, pending)
+	t.Logf("every chunk acknowledged %v after the halt", time.Since(halted).Round(time.Millisecond))
+
+	bobView.follow(bob, room, func(r *rtt.Room) bool { return r.Live("alice") == "third" })
+	wantLines := []string{"first line", "second line"}
+	if got := lines(bobView.room.State(), "alice"); !slices.Equal(got, wantLines) {
+		t.Errorf("bob sees alice's lines %q, want %q", got, wantLines)
+	}
+	carol := newPeer(t, n2.Addr(), "carol")
+	cst := carol.join(room)
+	if got := lines(newView(t, cst).room.State(), "alice"); !slices.Equal(got, wantLines) || cst.Live["alice"] != "third" || cst.Seqs["alice"] != pending[len(pending)-1] {
+		t.Errorf("carol sees alice's lines %q live %q seq %d; want %q, third, %d", got, cst.Live["alice"], cst.Seqs["alice"], wantLines, pending[len(pending)-1])
+	}
+	// Dave stayed on the dead node: he leaves the room; alice stays.
+	bob.await("dave removed", func(m wire.Message) bool {
+		return m.Op == wire.OpPresence && m.User == "dave" && m.Event == "leave"
+	})
+	nodetest.Eventually(t, wait, func() error {
+		st := newPeer(t, n3.Addr(), "eve").join(room)
+		if !slices.Equal(st.Users, []string{"alice", "bob", "carol", "eve"}) {
+			return fmt.Errorf("users %q", st.Users)
+		}
+		return nil
+	})
+}
+
+// Nodes on an external NATS (--bus) keep their rooms in that NATS's
+// JetStream.
+func TestRoomsOverExternalBus(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
+		JetStream: true, StoreDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("external NATS not ready")
+	}
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Bus = ns.ClientURL()
+		cfg.Cluster, cfg.Join = "", nil
+	}})
+	c.WaitRoomsReady(10 * time.Second)
+	const room = "external"
+	alice := newPeer(t, c.Nodes[0].Addr(), "alice")
+	bob := newPeer(t, c.Nodes[1].Addr(), "bob")
+	alice.join(room)
+	view := newView(t, bob.join(room))
+	alice.acked(room, alice.typeText(room, "over the bus\nok"))
+	view.follow(bob, room, func(r *rtt.Room) bool { return r.Live("alice") == "ok" })
+	if got := lines(view.room.State(), "alice"); !slices.Equal(got, []string{"over the bus"}) {
+		t.Errorf("bob sees %q", got)
+	}
+}
