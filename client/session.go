@@ -151,6 +151,7 @@ type attempt struct {
 // session is attached (nil) or the machine gives up.
 func (s *Session) connect(ctx context.Context, act failover.Action) error {
 	var a attempt
+	var last error // the latest failure, for the give-up error
 	defer func() {
 		if a.boot != nil {
 			a.boot.Close()
@@ -161,7 +162,7 @@ func (s *Session) connect(ctx context.Context, act failover.Action) error {
 		switch act.Step {
 		case failover.Refresh:
 			if err := sleep(ctx, act.After); err != nil {
-				return err
+				return s.gaveUp(err, last)
 			}
 			if a.boot != nil {
 				a.boot.Close()
@@ -195,7 +196,7 @@ func (s *Session) connect(ctx context.Context, act failover.Action) error {
 			}
 		case failover.Dial, failover.Retry:
 			if err := sleep(ctx, act.After); err != nil {
-				return err
+				return s.gaveUp(err, last)
 			}
 			var err error
 			o, err = s.attach(ctx, &a)
@@ -215,8 +216,20 @@ func (s *Session) connect(ctx context.Context, act failover.Action) error {
 		default:
 			return fmt.Errorf("client: unexpected failover step %v", act)
 		}
+		if o.Err != nil {
+			last = o.Err
+		}
 		act = s.machine.Next(o, time.Now())
 	}
+}
+
+// gaveUp is the error of a connect stopped by its context: what stopped it
+// and the last failure before that.
+func (s *Session) gaveUp(ctxErr, last error) error {
+	if last == nil {
+		return fmt.Errorf("client: attaching to %s: %w", s.target.raw, ctxErr)
+	}
+	return fmt.Errorf("client: attaching to %s: %w; last failure: %w", s.target.raw, ctxErr, last)
 }
 
 // bootstrap says hello at the common address, trying its addresses in

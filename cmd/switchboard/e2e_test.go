@@ -16,6 +16,7 @@ import (
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/pick"
 )
 
 // binary is the switchboard executable built once for the process tests.
@@ -101,7 +102,12 @@ func TestProcessCluster(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := client.Dial(ctx, "dns://"+n1.DNS+"/chat.test", client.WithUser("alice"), client.WithDefaultPort(c.Port()))
+	// The client asks n1's DNS responder, so it must not be on n1: the
+	// node killed below is the client's, and the resolver must survive it.
+	notN1 := pick.Chain(pick.Default(nil), func(nodes []directory.Node, _ pick.Request) ([]directory.Node, string) {
+		return slices.DeleteFunc(slices.Clone(nodes), func(n directory.Node) bool { return n.ID == n1.ID }), "not n1"
+	})
+	s, err := client.Dial(ctx, "dns://"+n1.DNS+"/chat.test", client.WithUser("alice"), client.WithDefaultPort(c.Port()), client.WithPolicy(notN1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,12 +141,18 @@ func TestProcessCluster(t *testing.T) {
 		}
 		return nil
 	})
-	for e := range s.Events() {
-		if e.Kind == client.Reattached {
-			if e.Node.ID == dead.ID {
-				t.Fatalf("reattached to the dead node %s", dead.ID)
+	timeout := time.After(10 * time.Second)
+	for reattached := false; !reattached; {
+		select {
+		case e := <-s.Events():
+			if e.Kind == client.Reattached {
+				if e.Node.ID == dead.ID {
+					t.Fatalf("reattached to the dead node %s", dead.ID)
+				}
+				reattached = true
 			}
-			break
+		case <-timeout:
+			t.Fatal("the client did not reattach within 10s of its node's death")
 		}
 	}
 }
