@@ -10,9 +10,16 @@
 //	if err := n.Start(ctx); err != nil { ... }
 //	defer n.Close(context.Background())
 //
+// Rooms carry the service itself, real-time text: a session joins rooms
+// and sends text chunks as they are typed; the node stores them in
+// replicated JetStream streams, acknowledges them once stored, and
+// delivers them to every member on any node through one feed per room
+// (rooms.go explains storage, replay, snapshots and presence).
+//
 // Concurrency: one goroutine (run) owns the directory table and publishes
 // immutable snapshots through an atomic pointer that every hello reads
 // without locks. Each client connection has one goroutine reading it;
 // writes to a client go through the session's queue, drained by the reader
-// itself or, for pushed messages, by a short-lived writer goroutine.
+// itself or, for pushed messages, by a short-lived writer goroutine. Each
+// room with local members has one feed goroutine owning its state.
 package node
