@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/localcluster"
 )
 
 // binary is the switchboard executable built once for the scenario tests.
@@ -18,15 +18,11 @@ var binary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "switchboard-bench-")
+	if err == nil {
+		binary, err = localcluster.Build(dir)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "switchboard")
-	build := exec.Command("go", "build", "-o", binary, "github.com/switchboard/switchboard/cmd/switchboard")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building switchboard:", err)
 		os.Exit(1)
 	}
 	code := m.Run()

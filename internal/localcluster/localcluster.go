@@ -352,3 +352,14 @@ func portsFree(ips []string, p, span int) bool {
 	}
 	return true
 }
+
+// Build compiles the switchboard binary into dir and returns its path;
+// tests of other packages build it once in TestMain.
+func Build(dir string) (string, error) {
+	binary := dir + "/switchboard"
+	cmd := exec.Command("go", "build", "-o", binary, "github.com/switchboard/switchboard/cmd/switchboard")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("localcluster: building switchboard: %w\n%s", err, out)
+	}
+	return binary, nil
+}
