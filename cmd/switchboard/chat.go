@@ -46,13 +46,7 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errors.New("chat: need --user and one ROOM")
 	}
 	room := fs.Arg(0)
-	opts, err := cf.options(*user)
-	if err != nil {
-		return err
-	}
-	dctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	s, err := client.Dial(dctx, cf.target(), opts...)
-	cancel()
+	s, err := cf.dial(ctx, *user)
 	if err != nil {
 		return err
 	}

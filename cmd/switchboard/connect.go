@@ -61,6 +61,17 @@ func (f *clientFlags) options(user string) ([]client.Option, error) {
 	}, nil
 }
 
+// dial attaches as user through the common address, within --timeout.
+func (f *clientFlags) dial(ctx context.Context, user string) (*client.Session, error) {
+	opts, err := f.options(user)
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	return client.Dial(dctx, f.target(), opts...)
+}
+
 func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -70,13 +81,7 @@ func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	opts, err := cf.options(*user)
-	if err != nil {
-		return err
-	}
-	dctx, cancel := context.WithTimeout(ctx, cf.timeout)
-	s, err := client.Dial(dctx, cf.target(), opts...)
-	cancel()
+	s, err := cf.dial(ctx, *user)
 	if err != nil {
 		return err
 	}

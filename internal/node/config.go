@@ -175,17 +175,8 @@ func DefaultConfig() Config {
 // validate fills zero values with defaults and rejects nonsense.
 func (c *Config) validate() error {
 	d := DefaultConfig()
-	if c.Service == "" {
-		c.Service = d.Service
-	}
-	if c.Listen == "" {
-		c.Listen = d.Listen
-	}
-	fill := func(v *time.Duration, def time.Duration) {
-		if *v == 0 {
-			*v = def
-		}
-	}
+	fill(&c.Service, d.Service)
+	fill(&c.Listen, d.Listen)
 	fill(&c.Heartbeat, d.Heartbeat)
 	fill(&c.Coalesce, d.Coalesce)
 	fill(&c.PushDelay, d.PushDelay)
@@ -196,39 +187,22 @@ func (c *Config) validate() error {
 	fill(&c.DNSTTL, d.DNSTTL)
 	fill(&c.StoreTimeout, d.StoreTimeout)
 	fill(&c.FeedHeartbeat, d.FeedHeartbeat)
-	if c.Capacity == 0 {
-		c.Capacity = d.Capacity
-	}
-	fillInt := func(v *int, def int) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	fillInt(&c.MaxRooms, d.MaxRooms)
-	fillInt(&c.MaxParticipants, d.MaxParticipants)
-	fillInt(&c.MaxChunk, d.MaxChunk)
-	fillInt(&c.ChunkBurst, d.ChunkBurst)
-	fillInt(&c.ByteBurst, d.ByteBurst)
-	fillInt(&c.SnapshotEvery, d.SnapshotEvery)
-	fillInt(&c.RoomStreams, d.RoomStreams)
-	if c.ChunkRate == 0 {
-		c.ChunkRate = d.ChunkRate
-	}
-	if c.ByteRate == 0 {
-		c.ByteRate = d.ByteRate
-	}
-	if c.MaxLine == 0 {
-		c.MaxLine = 64 << 10
-	}
-	if c.MaxQueue == 0 {
-		c.MaxQueue = 1 << 20
-	}
+	fill(&c.Capacity, d.Capacity)
+	fill(&c.MaxRooms, d.MaxRooms)
+	fill(&c.MaxParticipants, d.MaxParticipants)
+	fill(&c.MaxChunk, d.MaxChunk)
+	fill(&c.ChunkBurst, d.ChunkBurst)
+	fill(&c.ByteBurst, d.ByteBurst)
+	fill(&c.SnapshotEvery, d.SnapshotEvery)
+	fill(&c.RoomStreams, d.RoomStreams)
+	fill(&c.ChunkRate, d.ChunkRate)
+	fill(&c.ByteRate, d.ByteRate)
+	fill(&c.MaxLine, 64 << 10)
+	fill(&c.MaxQueue, 1 << 20)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Version == "" {
-		c.Version = "dev"
-	}
+	fill(&c.Version, "dev")
 	var errs []error
 	if c.Capacity < 0 {
 		errs = append(errs, fmt.Errorf("capacity %d is negative", c.Capacity))
@@ -299,4 +273,12 @@ func advertised(explicit string, bound net.Addr) string {
 		return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 	}
 	return tcp.String()
+}
+
+// fill sets *v to def when it holds the zero value.
+func fill[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
