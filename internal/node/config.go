@@ -197,8 +197,8 @@ func (c *Config) validate() error {
 	fill(&c.RoomStreams, d.RoomStreams)
 	fill(&c.ChunkRate, d.ChunkRate)
 	fill(&c.ByteRate, d.ByteRate)
-	fill(&c.MaxLine, 64 << 10)
-	fill(&c.MaxQueue, 1 << 20)
+	fill(&c.MaxLine, 64<<10)
+	fill(&c.MaxQueue, 1<<20)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
