@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/directory"
-	"github.com/switchboard/switchboard/wire"
 )
 
 // run owns the directory table. It applies the peers' entries, publishes
@@ -153,7 +152,7 @@ func (n *Node) publishSelf(now time.Time, status directory.Status) directory.Ent
 
 // pushDirectory sends the current directory to every attached session.
 func (n *Node) pushDirectory() {
-	line, err := wire.Encode(wire.Message{Op: wire.OpDirectory, V: wire.Version, Directory: n.Directory()})
+	line, err := n.view.Load().directoryLine(n.cfg.Service, n.cfg.ID, time.Now())
 	if err != nil {
 		n.log.Error("encoding directory push", "err", err)
 		return

@@ -67,6 +67,7 @@ type Node struct {
 type view struct {
 	nodes []directory.Node // AgeMS as of taken
 	taken time.Time
+	enc   encodedView // the directory message, encoded on first use
 }
 
 // New checks cfg and prepares a node; Start runs it.

@@ -158,7 +158,13 @@ func (s *session) handle(m wire.Message) *wire.Error {
 			return nil
 		}
 		s.helloDone = true
-		s.reply(wire.Message{Op: wire.OpDirectory, V: wire.Version, Directory: n.Directory()})
+		line, err := n.view.Load().directoryLine(n.cfg.Service, n.cfg.ID, time.Now())
+		if err != nil {
+			n.log.Error("encoding the directory", "err", err)
+			s.reply(wire.Message{Op: wire.OpDirectory, V: wire.Version, Directory: n.Directory()})
+			return nil
+		}
+		s.write(line)
 		return nil
 	}
 	if !s.helloDone {
@@ -238,6 +244,12 @@ func (s *session) reply(m wire.Message) {
 		s.n.log.Error("encoding a reply", "err", err)
 		return
 	}
+	s.write(line)
+}
+
+// write writes an encoded line from the reader goroutine, after whatever
+// is queued.
+func (s *session) write(line []byte) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
