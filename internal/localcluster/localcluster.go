@@ -320,7 +320,9 @@ func Await(ctx context.Context, timeout time.Duration, check func(context.Contex
 // on every one of ips.
 func FreePort(ips []string, span int) (int, error) {
 	for range 200 {
-		p := 20000 + rand.IntN(40000)
+		// Below the kernel's ephemeral range (32768 up), so that no outgoing
+		// connection takes a port between this check and the bind.
+		p := 20000 + rand.IntN(12000)
 		if portsFree(ips, p, span) {
 			return p, nil
 		}
