@@ -7,14 +7,16 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func TestPercentile(t *testing.T) {
-	ms := func(v ...int) []time.Duration {
-		out := make([]time.Duration, len(v))
-		for i, x := range v {
-			out[i] = time.Duration(x) * time.Millisecond
-		}
-		return out
+// millisList turns milliseconds into durations, for the tables below.
+func millisList(v ...int) []time.Duration {
+	out := make([]time.Duration, len(v))
+	for i, x := range v {
+		out[i] = time.Duration(x) * time.Millisecond
 	}
+	return out
+}
+
+func TestPercentile(t *testing.T) {
 	tests := []struct {
 		name   string
 		sorted []time.Duration
@@ -22,12 +24,12 @@ func TestPercentile(t *testing.T) {
 		want   time.Duration
 	}{
 		{"empty", nil, 0.5, 0},
-		{"one value", ms(7), 0.99, 7 * time.Millisecond},
-		{"median of four is the second", ms(1, 2, 3, 4), 0.5, 2 * time.Millisecond},
-		{"p99 of 100 is the 99th", ms(seq(100)...), 0.99, 99 * time.Millisecond},
-		{"p99 of 1000 is the 990th", ms(seq(1000)...), 0.99, 990 * time.Millisecond},
-		{"p0 is the smallest", ms(5, 6), 0, 5 * time.Millisecond},
-		{"p100 is the largest", ms(5, 6), 1, 6 * time.Millisecond},
+		{"one value", millisList(7), 0.99, 7 * time.Millisecond},
+		{"median of four is the second", millisList(1, 2, 3, 4), 0.5, 2 * time.Millisecond},
+		{"p99 of 100 is the 99th", millisList(seq(100)...), 0.99, 99 * time.Millisecond},
+		{"p99 of 1000 is the 990th", millisList(seq(1000)...), 0.99, 990 * time.Millisecond},
+		{"p0 is the smallest", millisList(5, 6), 0, 5 * time.Millisecond},
+		{"p100 is the largest", millisList(5, 6), 1, 6 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -9,13 +9,6 @@ import (
 )
 
 func TestWithin(t *testing.T) {
-	ms := func(v ...int) []time.Duration {
-		out := make([]time.Duration, len(v))
-		for i, x := range v {
-			out[i] = time.Duration(x) * time.Millisecond
-		}
-		return out
-	}
 	tests := []struct {
 		name   string
 		delays []time.Duration
@@ -24,10 +17,10 @@ func TestWithin(t *testing.T) {
 		want   float64
 	}{
 		{"nothing happened", nil, 0, time.Second, 0},
-		{"all within", ms(100, 200, 300), 3, 500 * time.Millisecond, 1},
-		{"the bound itself is within", ms(500), 1, 500 * time.Millisecond, 1},
-		{"one late", ms(100, 200, 600, 300), 4, 500 * time.Millisecond, 0.75},
-		{"pending ones are not within", ms(100, 200), 4, time.Second, 0.5},
+		{"all within", millisList(100, 200, 300), 3, 500 * time.Millisecond, 1},
+		{"the bound itself is within", millisList(500), 1, 500 * time.Millisecond, 1},
+		{"one late", millisList(100, 200, 600, 300), 4, 500 * time.Millisecond, 0.75},
+		{"pending ones are not within", millisList(100, 200), 4, time.Second, 0.5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
