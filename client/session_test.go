@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
@@ -24,7 +23,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	nodetest.VerifyTestMain(m)
 }
 
 // faultDialer records every dial by node ID and refuses those to the
