@@ -16,7 +16,9 @@
 //
 // RunBalls measures the classic balls-into-bins table with the real
 // choosers (pick.Random, pick.P2C) as a check of the machinery against
-// theory; Percentile and MaxMean are the arithmetic both use.
+// theory. Percentiles and max/mean come from package stats, the same
+// definitions as the benchmarks': stats.Quantile (q in [0, 1], nearest
+// rank) and stats.MaxMean.
 //
 // # The model
 //

@@ -60,8 +60,9 @@ type Storm struct {
 	// Failed counts the failed attaches (refused or dial failed) of the
 	// storm's sessions.
 	Failed int `json:"failed_attaches"`
-	// P50, P99 and Max are percentiles of the time from the death to the
-	// session being attached again; Max is when the storm was over.
+	// P50, P99 and Max are percentiles (stats.Quantile at 0.50, 0.99 and
+	// 1: nearest rank, so each is one of Times) of the time from the death
+	// to the session being attached again; Max is when the storm was over.
 	P50 float64 `json:"p50_s"`
 	P99 float64 `json:"p99_s"`
 	Max float64 `json:"max_s"`

@@ -12,6 +12,7 @@ import (
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/failover"
 	"github.com/switchboard/switchboard/pick"
+	"github.com/switchboard/switchboard/stats"
 )
 
 // epoch is simulated time 0 as the failover machines see it.
@@ -707,7 +708,7 @@ func (r *run) finish() {
 	for i := range r.res.Storms {
 		st := &r.res.Storms[i]
 		slices.Sort(st.Times)
-		st.P50, st.P99 = Percentile(st.Times, 50), Percentile(st.Times, 99)
-		st.Max = Percentile(st.Times, 100)
+		st.P50, st.P99 = stats.Quantile(st.Times, 0.50), stats.Quantile(st.Times, 0.99)
+		st.Max = stats.Quantile(st.Times, 1)
 	}
 }

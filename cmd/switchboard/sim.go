@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/chart"
 	"github.com/switchboard/switchboard/sim"
+	"github.com/switchboard/switchboard/stats"
 )
 
 // simFlags are the flags of `switchboard sim`.
@@ -264,8 +265,8 @@ func printSimTable(w io.Writer, results []sim.Result) {
 		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.3f\t%.3f @%gs\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t\n",
 			r.Policy, r.End.Max, r.End.Mean, r.End.MaxMean, r.Worst, r.WorstAt, r.Peak,
 			r.Failed, r.Refused, r.DialFailed, size,
-			simSeconds(sim.Percentile(times, 50), len(times)), simSeconds(sim.Percentile(times, 99), len(times)),
-			simSeconds(sim.Percentile(times, 100), len(times)), r.Unattached)
+			simSeconds(stats.Quantile(times, 0.50), len(times)), simSeconds(stats.Quantile(times, 0.99), len(times)),
+			simSeconds(stats.Quantile(times, 1), len(times)), r.Unattached)
 	}
 	tw.Flush()
 }
