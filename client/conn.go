@@ -133,10 +133,11 @@ func (c *Conn) Hello(ctx context.Context, clientName, group string) (*wire.Direc
 		}
 		switch m.Op {
 		case wire.OpDirectory:
-			if m.Directory == nil {
+			dir := m.Directory()
+			if dir.Self == "" && dir.Nodes == nil {
 				return nil, fmt.Errorf("client: empty directory from %s", c.addr)
 			}
-			return m.Directory, nil
+			return dir, nil
 		case wire.OpError:
 			return nil, asError(m)
 		}

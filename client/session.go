@@ -25,7 +25,7 @@ const (
 	Disconnected EventKind = iota + 1
 	// Reattached: the session is attached again, to Node, for Reason.
 	Reattached
-	// DirectoryPushed: the node pushed a fresh directory (Message.Directory).
+	// DirectoryPushed: the node pushed a fresh directory (Message.Directory()).
 	DirectoryPushed
 	// Received: a message from the node: text, presence, room state, ack
 	// or error (Message).
@@ -444,7 +444,7 @@ func (s *Session) handle(c *Conn, m wire.Message) bool {
 		return true
 	case wire.OpDirectory:
 		s.mu.Lock()
-		s.dir = m.Directory
+		s.dir = m.Directory()
 		s.mu.Unlock()
 		return s.emit(Event{Kind: DirectoryPushed, Message: m})
 	case wire.OpRoom:

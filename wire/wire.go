@@ -37,22 +37,22 @@ const (
 
 // Error codes carried by error messages.
 const (
-	CodeLineTooLong = "line_too_long" // framing: the session is closed
-	CodeBadJSON     = "bad_json"
-	CodeBadUTF8     = "bad_utf8"
-	CodeUnknownOp   = "unknown_op"
-	CodeBadRequest  = "bad_request"
-	CodeVersion     = "version"        // the hello named a version the server does not speak
-	CodeNoHello     = "hello_required" // a message other than hello came first
-	CodeNotAttached = "not_attached"   // a room message before attach
-	CodeHelloTimout = "hello_timeout"  // no hello in time: the session is closed
-	CodeFull        = "full"           // carries a fresh directory
-	CodeDraining    = "draining"       // carries a fresh directory
-	CodeIdle        = "idle_timeout"   // the session was silent too long: closed
-	CodeLimit       = "limit"          // a per-session limit was passed
-	CodeRate        = "rate"           // text arrives faster than allowed
-	CodeUnavailable = "unavailable"    // the room engine could not store or load in time: retry
-	CodeShutdown    = "shutdown"       // the server is stopping: closed
+	CodeLineTooLong  = "line_too_long" // framing: the session is closed
+	CodeBadJSON      = "bad_json"
+	CodeBadUTF8      = "bad_utf8"
+	CodeUnknownOp    = "unknown_op"
+	CodeBadRequest   = "bad_request"
+	CodeVersion      = "version"        // the hello named a version the server does not speak
+	CodeNoHello      = "hello_required" // a message other than hello came first
+	CodeNotAttached  = "not_attached"   // a room message before attach
+	CodeHelloTimeout = "hello_timeout"  // no hello in time: the session is closed
+	CodeFull         = "full"           // carries a fresh directory
+	CodeDraining     = "draining"       // carries a fresh directory
+	CodeIdle         = "idle_timeout"   // the session was silent too long: closed
+	CodeLimit        = "limit"          // a per-session limit was passed
+	CodeRate         = "rate"           // text arrives faster than allowed
+	CodeUnavailable  = "unavailable"    // the room engine could not store or load in time: retry
+	CodeShutdown     = "shutdown"       // the server is stopping: closed
 )
 
 // Directory is the body of a directory message: every node of the service
@@ -78,8 +78,13 @@ type Message struct {
 	// Group is the client's preferred "region/zone" (hello).
 	Group string `json:"group,omitempty"`
 
-	// The directory fields (directory).
-	*Directory
+	// Service, Self and Nodes are the directory a directory message
+	// carries, at the top level of the line (directory); see Directory.
+	// DirectoryMessage builds such a message and Message.Directory reads
+	// the directory back out of either kind of message that carries one.
+	Service string           `json:"service,omitempty"`
+	Self    string           `json:"self,omitempty"`
+	Nodes   []directory.Node `json:"nodes,omitzero"`
 
 	// User is the user name (attach, attached, presence).
 	User string `json:"user,omitempty"`
@@ -106,6 +111,29 @@ type Message struct {
 	Event string `json:"event,omitempty"`
 	// State is a room's full state for a joiner (room).
 	State *RoomState `json:"state,omitempty"`
+}
+
+// DirectoryMessage returns the directory message that carries d. Its
+// nodes are sent as [] when d lists none.
+func DirectoryMessage(d *Directory) Message {
+	nodes := d.Nodes
+	if nodes == nil {
+		nodes = []directory.Node{}
+	}
+	return Message{Op: OpDirectory, V: Version, Service: d.Service, Self: d.Self, Nodes: nodes}
+}
+
+// Directory returns the directory m carries: a directory message's own,
+// or the fresh one a full or draining error comes with; nil for any other
+// message.
+func (m *Message) Directory() *Directory {
+	switch {
+	case m.Op == OpDirectory:
+		return &Directory{Service: m.Service, Self: m.Self, Nodes: m.Nodes}
+	case m.Dir != nil:
+		return m.Dir
+	}
+	return nil
 }
 
 // RoomState is what a room looks like now: its last completed lines and

@@ -50,12 +50,12 @@ var protocol = []struct {
 	},
 	{
 		name: "directory",
-		in:   wire.Message{Op: wire.OpDirectory, V: 1, Directory: sampleDirectory()},
+		in:   wire.DirectoryMessage(sampleDirectory()),
 		want: `{"op":"directory","v":1,` + sampleDirectoryJSON + `}`,
 	},
 	{
 		name: "empty directory",
-		in:   wire.Message{Op: wire.OpDirectory, V: 1, Directory: &wire.Directory{Service: "chat", Self: "n1", Nodes: []directory.Node{}}},
+		in:   wire.DirectoryMessage(&wire.Directory{Service: "chat", Self: "n1"}),
 		want: `{"op":"directory","v":1,"service":"chat","self":"n1","nodes":[]}`,
 	},
 	{
@@ -278,7 +278,7 @@ func TestDecode(t *testing.T) {
 		{
 			name: "a directory field makes a directory",
 			in:   `{"op":"directory","service":"chat"}`,
-			want: wire.Message{Op: "directory", Directory: &wire.Directory{Service: "chat"}},
+			want: wire.Message{Op: "directory", Service: "chat"},
 		},
 		{
 			name:     "invalid utf-8 in a string",
@@ -446,7 +446,7 @@ func BenchmarkEncodeDirectory(b *testing.B) {
 			Group: "eu/a", Status: directory.Up, Users: 100 * i, Capacity: 1000, Version: "0.1.0", AgeMS: int64(i),
 		})
 	}
-	m := wire.Message{Op: wire.OpDirectory, V: wire.Version, Directory: dir}
+	m := wire.DirectoryMessage(dir)
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
@@ -456,4 +456,43 @@ func BenchmarkEncodeDirectory(b *testing.B) {
 		}
 	}
 	b.SetBytes(int64(len(buf)))
+}
+
+// Every kind of message answers Directory without panicking: the
+// directory of a directory message, the fresh one of a refusal, or nil.
+func TestMessageDirectory(t *testing.T) {
+	refusal := wire.Message{Op: wire.OpError, Code: wire.CodeFull, Dir: sampleDirectory()}
+	tests := []struct {
+		name string
+		in   string
+		want *wire.Directory
+	}{
+		{"directory message", `{"op":"directory","v":1,` + sampleDirectoryJSON + `}`, sampleDirectory()},
+		{"refusal with a directory", mustEncode(t, refusal), sampleDirectory()},
+		{"error without one", `{"op":"error","code":"bad_json","message":"x"}`, nil},
+		{"text", `{"op":"text","room":"r","seq":1,"t":"a"}`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := wire.Decode([]byte(strings.TrimSuffix(tt.in, "\n")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(m.Directory(), tt.want); diff != "" {
+				t.Errorf("Directory() (-got +want):\n%s", diff)
+			}
+			if m.Op != wire.OpDirectory && m.Nodes != nil {
+				t.Errorf("a %s message has nodes %v", m.Op, m.Nodes)
+			}
+		})
+	}
+}
+
+func mustEncode(t *testing.T, m wire.Message) string {
+	t.Helper()
+	b, err := wire.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -52,7 +52,7 @@ func runDir(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(wire.Message{Op: wire.OpDirectory, V: wire.Version, Directory: dir})
+		return enc.Encode(wire.DirectoryMessage(dir))
 	}
 	return printDirectory(stdout, dir)
 }

@@ -15,9 +15,11 @@
 // charts. The policy "nats" runs the same scenario with nats.go clients
 // against NATS servers embedded in this process, the baseline users know.
 //
-// The arithmetic (Percentile, MaxMean, Within, reattach delays, Detect,
-// KiBPer) is pure and tested on small inputs; the scenarios are tested
-// small against real child processes.
+// The arithmetic (Within, reattach delays, Detect, KiBPer) is pure and
+// tested on small inputs; percentiles, medians and max/mean come from
+// package stats (stats.Quantile: q in [0, 1], nearest rank), shared with
+// the simulator. The scenarios are tested small against real child
+// processes.
 //
 // Caller's duties: RunScenario blocks until the scenario ends or ctx
 // does; it kills nodes and raises the process's descriptor limit (memory),
@@ -31,9 +33,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
 	"slices"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +42,7 @@ import (
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/failover"
 	"github.com/switchboard/switchboard/pick"
+	"github.com/switchboard/switchboard/stats"
 )
 
 // Load describes the sessions to open.
@@ -283,7 +284,7 @@ func (r *Run) Snapshot() Result {
 			}
 		}
 	}
-	res.MaxMean = MaxMean(slices.Collect(maps.Values(res.PerNode)))
+	res.MaxMean = stats.MaxMean(slices.Collect(maps.Values(res.PerNode)))
 	res.ConnectMS = Summarize(lat)
 	for _, err := range r.errs {
 		res.Errors = append(res.Errors, err.Error())
@@ -372,48 +373,20 @@ func (r *Run) Elapsed() time.Duration { return r.elapsed }
 // Sessions returns the open sessions (nil where a dial failed).
 func (r *Run) Sessions() []*client.Session { return r.sessions }
 
-// MaxMean is the largest value over the mean; 0 for no values or a zero
-// mean.
-func MaxMean(values []int) float64 {
-	if len(values) == 0 {
-		return 0
-	}
-	sum, most := 0, values[0]
-	for _, v := range values {
-		sum += v
-		most = max(most, v)
-	}
-	if sum == 0 {
-		return 0
-	}
-	return float64(most) * float64(len(values)) / float64(sum)
-}
-
-// Summarize returns the percentiles of lat in milliseconds.
+// Summarize returns the percentiles of lat in milliseconds, by
+// stats.Quantile (nearest rank: each figure is one of the latencies).
 func Summarize(lat []time.Duration) Percentiles {
 	if len(lat) == 0 {
 		return Percentiles{}
 	}
 	sorted := slices.Clone(lat)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	slices.Sort(sorted)
 	return Percentiles{
-		P50: ms(Percentile(sorted, 0.50)),
-		P90: ms(Percentile(sorted, 0.90)),
-		P99: ms(Percentile(sorted, 0.99)),
-		Max: ms(sorted[len(sorted)-1]),
+		P50: ms(stats.Quantile(sorted, 0.50)),
+		P90: ms(stats.Quantile(sorted, 0.90)),
+		P99: ms(stats.Quantile(sorted, 0.99)),
+		Max: ms(stats.Quantile(sorted, 1)),
 	}
-}
-
-// Percentile returns the p-quantile (0..1) of sorted values by the
-// nearest-rank method: the smallest value with at least p of the values at
-// or below it.
-func Percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p * float64(len(sorted))))
-	rank = min(max(rank, 1), len(sorted))
-	return sorted[rank-1]
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"io"
 	"maps"
 	"math"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard/switchboard/stats"
 )
 
 // Within returns the fraction of total events that took at most bound:
@@ -27,7 +30,7 @@ func Within(delays []time.Duration, total int, bound time.Duration) float64 {
 	return float64(n) / float64(total)
 }
 
-// MaxMeanOf is MaxMean over the counts of a map, keeping only the keys
+// MaxMeanOf is stats.MaxMean over the counts of a map, keeping only the keys
 // keep accepts (all of them when keep is nil).
 func MaxMeanOf(counts map[string]int, keep func(id string) bool) float64 {
 	var values []int
@@ -36,7 +39,7 @@ func MaxMeanOf(counts map[string]int, keep func(id string) bool) float64 {
 			values = append(values, counts[id])
 		}
 	}
-	return MaxMean(values)
+	return stats.MaxMean(values)
 }
 
 // Merge adds the counts of several maps key by key; a key present in any
@@ -155,9 +158,10 @@ func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
 	return out, sc.Err()
 }
 
-// MedianBy returns the run whose key is the median of the runs' keys (the
-// lower median for an even count), and every run's key in run order. It
-// panics on no runs.
+// MedianBy returns the run whose key is the median of the runs' keys, by
+// stats.Median's definition (the lower median for an even count; ties
+// keep run order), and every run's key in run order. It panics on no
+// runs.
 func MedianBy[R any](runs []R, key func(R) float64) (median R, keys []float64) {
 	keys = make([]float64, len(runs))
 	idx := make([]int, len(runs))
@@ -165,16 +169,6 @@ func MedianBy[R any](runs []R, key func(R) float64) (median R, keys []float64) {
 		keys[i] = key(r)
 		idx[i] = i
 	}
-	slices.SortStableFunc(idx, func(a, b int) int { return cmpFloat(keys[a], keys[b]) })
-	return runs[idx[(len(runs)-1)/2]], keys
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(keys[a], keys[b]) })
+	return runs[idx[stats.QuantileIndex(len(runs), 0.5)]], keys
 }

@@ -248,10 +248,10 @@ func (n *Node) Directory(ctx context.Context) (*wire.Directory, error) {
 	}
 	defer resp.Body.Close()
 	var m wire.Message
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || m.Directory == nil {
+	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || m.Op != wire.OpDirectory {
 		return nil, fmt.Errorf("localcluster: reading %s's directory: %v", n.ID, err)
 	}
-	return m.Directory, nil
+	return m.Directory(), nil
 }
 
 // Status is the status node n's directory gives id ("" when not listed).

@@ -69,7 +69,7 @@ func BenchmarkUsersPropagation(b *testing.B) {
 func BenchmarkHelloRoundTrip(b *testing.B) {
 	c := nodetest.Start(b, 3, nodetest.Options{})
 	hello, _ := wire.Encode(wire.Message{Op: wire.OpHello, V: 1, Client: "bench/1"})
-	answer, _ := wire.Encode(wire.Message{Op: wire.OpDirectory, V: 1, Directory: c.Nodes[0].Directory()})
+	answer, _ := wire.Encode(wire.DirectoryMessage(c.Nodes[0].Directory()))
 
 	echo := startEcho(b, answer)
 	run := func(b *testing.B, addr string) {

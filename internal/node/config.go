@@ -29,7 +29,9 @@ type Config struct {
 	// advertised client address ("127.0.0.2:7070").
 	ID string
 	// Listen is the client TCP listener, HOST:PORT (default 127.0.0.1:7070;
-	// ":0" picks a free port).
+	// ":0" picks a free port). Empty with Advertise set means Start opens
+	// no client listener: the caller hands the node listeners with Serve
+	// and connections with ServeConn.
 	Listen string
 	// Advertise is the client address put in the directory; default the
 	// bound Listen address, with the host's name if it listens on all
@@ -176,7 +178,9 @@ func DefaultConfig() Config {
 func (c *Config) validate() error {
 	d := DefaultConfig()
 	fill(&c.Service, d.Service)
-	fill(&c.Listen, d.Listen)
+	if c.Advertise == "" {
+		fill(&c.Listen, d.Listen)
+	}
 	fill(&c.Heartbeat, d.Heartbeat)
 	fill(&c.Coalesce, d.Coalesce)
 	fill(&c.PushDelay, d.PushDelay)

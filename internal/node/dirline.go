@@ -48,11 +48,11 @@ func (v *view) directoryLine(service, self string, now time.Time) ([]byte, error
 }
 
 func encodeView(service, self string, v *view) (head []byte, parts [][]byte, err error) {
-	empty, err := wire.Encode(wire.Message{Op: wire.OpDirectory, V: wire.Version, Directory: &wire.Directory{Service: service, Self: self, Nodes: nil}})
+	empty, err := wire.Encode(wire.DirectoryMessage(&wire.Directory{Service: service, Self: self}))
 	if err != nil {
 		return nil, nil, err
 	}
-	const emptyTail = `"nodes":null}` + "\n"
+	const emptyTail = `"nodes":[]}` + "\n"
 	if !bytes.HasSuffix(empty, []byte(emptyTail)) {
 		return nil, nil, fmt.Errorf("node: unexpected directory encoding %q", empty)
 	}

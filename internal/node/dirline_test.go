@@ -40,7 +40,7 @@ func TestDirectoryLineMatchesEncode(t *testing.T) {
 					n.AgeMS += tt.now.Sub(taken).Milliseconds()
 					nodes[i] = n
 				}
-				want, err := wire.Encode(wire.Message{Op: wire.OpDirectory, V: wire.Version, Directory: &wire.Directory{Service: "chat.local", Self: "n1", Nodes: nodes}})
+				want, err := wire.Encode(wire.DirectoryMessage(&wire.Directory{Service: "chat.local", Self: "n1", Nodes: nodes}))
 				if err != nil {
 					t.Fatal(err)
 				}

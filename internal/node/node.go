@@ -30,8 +30,8 @@ type Node struct {
 	incarnation uint64
 	seq         atomic.Uint64
 
-	listener net.Listener
-	addr     string // advertised client address
+	listener net.Listener // the client listener Start opened, if any
+	addr     string       // advertised client address
 	httpSrv  *http.Server
 	httpLn   net.Listener
 	bus      *bus.Bus
@@ -50,8 +50,9 @@ type Node struct {
 	syncReq chan struct{}
 	view    atomic.Pointer[view]
 
-	sessionsMu sync.Mutex
+	sessionsMu sync.Mutex // guards sessions and listeners
 	sessions   map[*session]struct{}
+	listeners  map[net.Listener]struct{} // every listener Serve is accepting on
 	nextID     atomic.Uint64
 
 	metrics *metrics
@@ -83,6 +84,7 @@ func New(cfg Config) (*Node, error) {
 		inbox:       make(chan directory.Entry, 1024),
 		syncReq:     make(chan struct{}, 1),
 		sessions:    make(map[*session]struct{}),
+		listeners:   make(map[net.Listener]struct{}),
 	}
 	n.view.Store(&view{taken: time.Now()})
 	return n, nil
@@ -93,9 +95,15 @@ func (n *Node) subject(kind string) string {
 	return "switchboard." + strings.ReplaceAll(n.cfg.Service, ".", "_") + ".dir." + kind
 }
 
-// Start binds the listeners, joins the bus and starts serving. It returns
-// once the node accepts clients; the node reports itself up after its
-// first exchange with its peers.
+// ErrClosed is what Serve returns once the node has been shut down or
+// halted.
+var ErrClosed = errors.New("node: closed")
+
+// Start joins the bus, starts the directory exchange, the rooms, DNS and
+// HTTP, and, when Config.Listen is set, listens there and serves clients
+// on it (as Serve would). It returns once the node accepts clients; the
+// node reports itself up after its first exchange with its peers. With
+// Config.Listen empty the caller hands the node its listeners with Serve.
 func (n *Node) Start(ctx context.Context) (err error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
@@ -112,11 +120,15 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			}
 		}
 	}()
-	n.listener, err = net.Listen("tcp", n.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("node: listening for clients: %w", err)
+	if n.cfg.Listen != "" {
+		n.listener, err = net.Listen("tcp", n.cfg.Listen)
+		if err != nil {
+			return fmt.Errorf("node: listening for clients: %w", err)
+		}
+		n.addr = advertised(n.cfg.Advertise, n.listener.Addr())
+	} else {
+		n.addr = n.cfg.Advertise
 	}
-	n.addr = advertised(n.cfg.Advertise, n.listener.Addr())
 	if n.cfg.ID == "" {
 		n.cfg.ID = n.addr
 	}
@@ -165,7 +177,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		})
 	}
 	n.wg.Go(n.run)
-	n.wg.Go(n.acceptLoop)
+	if n.listener != nil {
+		ln := n.listener
+		n.wg.Go(func() { _ = n.Serve(ln) })
+	}
 	n.log.Info("node started", "service", n.cfg.Service, "listen", n.addr, "http", n.HTTPAddr(), "cluster", n.ClusterAddr(), "dns", n.dnsAddr)
 	return nil
 }
@@ -295,9 +310,17 @@ func (n *Node) notifyChange() {
 	}
 }
 
-// Close tells the peers this node is leaving, closes every session and
-// stops the node. It waits for its goroutines until ctx ends.
-func (n *Node) Close(ctx context.Context) error {
+// Close is Shutdown.
+//
+// Deprecated: use Shutdown.
+func (n *Node) Close(ctx context.Context) error { return n.Shutdown(ctx) }
+
+// Shutdown tells the peers this node is leaving, stops accepting on every
+// listener, tells every session the server is shutting down, closes them
+// and stops the node. It waits for every goroutine the node started until
+// ctx ends, and then returns ctx's error wrapped. Serve calls return
+// ErrClosed. Calling it again, or after Halt, does nothing.
+func (n *Node) Shutdown(ctx context.Context) error {
 	if n.closed.Swap(true) || n.cancel == nil {
 		return nil
 	}
@@ -363,6 +386,11 @@ func (n *Node) shutdown(ctx context.Context, reason *wire.Error) error {
 
 func (n *Node) stopListeners() {
 	if n.listener != nil {
+	n.sessionsMu.Lock()
+	for ln := range n.listeners {
+		_ = ln.Close()
+	}
+	n.sessionsMu.Unlock()
 		_ = n.listener.Close()
 	}
 	if n.httpSrv != nil {

@@ -38,7 +38,7 @@ type Source interface {
 func NewHandler(src Source, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/directory", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, wire.Message{Op: wire.OpDirectory, V: wire.Version, Directory: src.Directory()})
+		writeJSON(w, http.StatusOK, wire.DirectoryMessage(src.Directory()))
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
