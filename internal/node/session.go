@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -16,14 +17,36 @@ import (
 // MaxUserName is the longest user name accepted, in bytes.
 const MaxUserName = 64
 
-// acceptLoop accepts client connections until the listener closes.
-func (n *Node) acceptLoop() {
+// Serve accepts client connections on ln and serves each in a goroutine
+// of its own until the node shuts down or halts, or ln fails for good. It
+// blocks, closes ln when the node stops, and returns ErrClosed then; any
+// other error is ln's. A temporary accept failure (out of descriptors)
+// is logged and retried with a growing pause. Serve may be called for
+// several listeners at once, before or after Start, but not before it
+// returns.
+func (n *Node) Serve(ln net.Listener) error {
+	n.sessionsMu.Lock()
+	if n.ctx == nil || n.ctx.Err() != nil {
+		n.sessionsMu.Unlock()
+		_ = ln.Close()
+		return ErrClosed
+	}
+	n.listeners[ln] = struct{}{}
+	n.sessionsMu.Unlock()
+	defer func() {
+		n.sessionsMu.Lock()
+		delete(n.listeners, ln)
+		n.sessionsMu.Unlock()
+	}()
 	var backoff time.Duration
 	for {
-		conn, err := n.listener.Accept()
+		conn, err := ln.Accept()
 		if err != nil {
-			if n.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
+			if n.ctx.Err() != nil {
+				return ErrClosed
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("node: accepting clients: %w", err)
 			}
 			// Out of descriptors or similar: wait a little, then go on.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
@@ -31,16 +54,17 @@ func (n *Node) acceptLoop() {
 			select {
 			case <-time.After(backoff):
 			case <-n.ctx.Done():
-				return
+				return ErrClosed
 			}
 			continue
 		}
 		backoff = 0
-		s := n.newSession(conn)
-		if s == nil {
-			continue
+		if s := n.newSession(conn); s != nil {
+			go func() {
+				defer n.wg.Done()
+				s.serve()
+			}()
 		}
-		n.wg.Go(s.serve)
 	}
 }
 
@@ -64,25 +88,39 @@ type session struct {
 	closed  bool
 }
 
+// newSession registers a session for conn and counts it in the node's
+// wait group, which the caller releases with n.wg.Done once s.serve has
+// returned. It returns nil, having closed conn, when the node is
+// stopping. Adding to the wait group under sessionsMu, where Shutdown
+// looks for sessions only after cancelling, keeps every Add before
+// Shutdown's Wait.
 func (n *Node) newSession(conn net.Conn) *session {
 	s := &session{n: n, conn: conn}
 	n.sessionsMu.Lock()
 	defer n.sessionsMu.Unlock()
-	if n.ctx.Err() != nil {
+	if n.ctx == nil || n.ctx.Err() != nil {
 		_ = conn.Close()
 		return nil
 	}
 	n.sessions[s] = struct{}{}
+	n.wg.Add(1)
 	n.metrics.connections.Inc()
 	return s
 }
 
-// ServeConn serves one client connection (a TCP connection or a
-// WebSocket adapted to net.Conn) until it closes. It blocks.
-func (n *Node) ServeConn(conn net.Conn) {
-	if s := n.newSession(conn); s != nil {
-		s.serve()
+// ServeConn serves one client connection (a TCP connection, or a
+// WebSocket adapted to net.Conn) until it closes, on the caller's
+// goroutine: it blocks. Shutdown closes the connection and waits for
+// ServeConn to return. It returns ErrClosed at once, having closed conn,
+// when the node is not running.
+func (n *Node) ServeConn(conn net.Conn) error {
+	s := n.newSession(conn)
+	if s == nil {
+		return ErrClosed
 	}
+	defer n.wg.Done()
+	s.serve()
+	return nil
 }
 
 // serve reads and answers the client's lines until the connection ends.
@@ -135,7 +173,7 @@ func (s *session) readError(err error) *wire.Error {
 		return we
 	case errors.As(err, &ne) && ne.Timeout():
 		if !s.helloDone {
-			return &wire.Error{Code: wire.CodeHelloTimout, Text: "no hello within " + s.n.cfg.HelloTimeout.String(), Fatal: true}
+			return &wire.Error{Code: wire.CodeHelloTimeout, Text: "no hello within " + s.n.cfg.HelloTimeout.String(), Fatal: true}
 		}
 		return &wire.Error{Code: wire.CodeIdle, Text: "nothing received for " + s.n.cfg.IdleTimeout.String(), Fatal: true}
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
@@ -161,7 +199,7 @@ func (s *session) handle(m wire.Message) *wire.Error {
 		line, err := n.view.Load().directoryLine(n.cfg.Service, n.cfg.ID, time.Now())
 		if err != nil {
 			n.log.Error("encoding the directory", "err", err)
-			s.reply(wire.Message{Op: wire.OpDirectory, V: wire.Version, Directory: n.Directory()})
+			s.reply(wire.DirectoryMessage(n.Directory()))
 			return nil
 		}
 		s.write(line)
@@ -273,12 +311,18 @@ func (s *session) push(line []byte) {
 		s.mu.Unlock()
 		return
 	}
+	// Goroutines started here join the node's wait group while s is not
+	// closed, that is while s's reader still holds its own count in it.
 	if !s.enqueueLocked(line) {
+		s.n.wg.Add(1)
 		s.mu.Unlock()
 		s.n.log.Warn("closing a slow client", "session", s.id, "queued", s.n.cfg.MaxQueue)
 		// Closing writes what is queued (up to a second): not on the
 		// pusher's goroutine, which may be a room feed.
-		go s.close(&wire.Error{Code: wire.CodeLimit, Text: "client reads too slowly", Fatal: true})
+		go func() {
+			defer s.n.wg.Done()
+			s.close(&wire.Error{Code: wire.CodeLimit, Text: "client reads too slowly", Fatal: true})
+		}()
 		return
 	}
 	if s.writing {
@@ -287,8 +331,12 @@ func (s *session) push(line []byte) {
 	}
 	s.writing = true
 	line, s.queue = s.queue, nil
+	s.n.wg.Add(1)
 	s.mu.Unlock()
-	go s.writeLoop(line)
+	go func() {
+		defer s.n.wg.Done()
+		s.writeLoop(line)
+	}()
 }
 
 // enqueueLocked appends line to the queue unless it would pass MaxQueue.
