@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -229,13 +230,15 @@ func TestLookupErrors(t *testing.T) {
 		t.Errorf("Lookup outside the zone: %v, want %q", err, want)
 	}
 
-	// A server that never answers: the Timeout ends the lookup.
+	// A server that never answers: the Timeout ends the lookup. The
+	// caller's context has no deadline and stays live, so only Lookup's
+	// own bound can end it (TestLookupDeadlineIsTimeout checks that the
+	// bound is Config.Timeout).
 	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer silent.Close()
-	start := time.Now()
 	_, err = Lookup(t.Context(), Config{Resolver: silent.LocalAddr().String(), Timeout: 200 * time.Millisecond}, "chat.test")
 	if err == nil || !strings.HasPrefix(err.Error(), "resolve: looking up SRV for chat.test via "+silent.LocalAddr().String()) {
 		t.Errorf("Lookup with a silent server: %v", err)
@@ -243,12 +246,57 @@ func TestLookupErrors(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("error %v does not wrap context.DeadlineExceeded", err)
 	}
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("Lookup took %v with a 200ms timeout", d)
+	if t.Context().Err() != nil {
+		t.Errorf("the caller's context ended: %v", t.Context().Err())
 	}
 
 	if _, err := Lookup(t.Context(), Config{}, "bad..name"); err == nil || !strings.HasPrefix(err.Error(), "resolve: ") {
 		t.Errorf("Lookup of a bad name: %v", err)
+	}
+}
+
+// Lookup bounds its queries by Config.Timeout, whatever the resolver:
+// the context a query dials with has the deadline Lookup's start plus
+// Timeout. The dial is refused at once, so no time passes waiting; the
+// deadline is read, not raced.
+func TestLookupDeadlineIsTimeout(t *testing.T) {
+	for _, timeout := range []time.Duration{0, 200 * time.Millisecond, 900 * time.Millisecond} {
+		t.Run(timeout.String(), func(t *testing.T) {
+			var mu sync.Mutex // the resolver may ask A and AAAA at once
+			var deadlines []time.Time
+			refuse := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, address string) (net.Conn, error) {
+				dl, ok := ctx.Deadline()
+				if !ok {
+					t.Errorf("a query dialled %s with no deadline", address)
+				}
+				mu.Lock()
+				deadlines = append(deadlines, dl)
+				mu.Unlock()
+				return nil, errors.New("refused by the test")
+			}}
+			before := time.Now()
+			_, err := Lookup(t.Context(), Config{NetResolver: refuse, Timeout: timeout, DefaultPort: 7070}, "chat.test")
+			after := time.Now()
+			if err == nil {
+				t.Fatal("Lookup succeeded with every query refused")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(deadlines) == 0 {
+				t.Fatalf("no query was dialled: %v", err)
+			}
+			want := timeout
+			if want == 0 {
+				want = DefaultTimeout
+			}
+			for _, dl := range deadlines {
+				// The system resolver may bound a query more tightly
+				// (resolv.conf's timeout, at least 1s), never less so.
+				if dl.After(after.Add(want)) || (want < time.Second && dl.Before(before.Add(want))) {
+					t.Errorf("a query's deadline is %v after Lookup began, want %v", dl.Sub(before), want)
+				}
+			}
+		})
 	}
 }
 

@@ -20,10 +20,10 @@ func decodeDirectory(r io.Reader) (*wire.Directory, error) {
 	if err := json.NewDecoder(r).Decode(&m); err != nil {
 		return nil, err
 	}
-	if m.Directory == nil {
+	if m.Op != wire.OpDirectory {
 		return nil, errors.New("no directory in the answer")
 	}
-	return m.Directory, nil
+	return m.Directory(), nil
 }
 
 // table prints rows of cells aligned in columns.
