@@ -277,7 +277,7 @@ func TestBadInput(t *testing.T) {
 		{name: "attach without user", hello: true, send: []byte(`{"op":"attach"}` + "\n"), code: wire.CodeBadRequest},
 		{name: "server op from client", hello: true, send: []byte(`{"op":"pong"}` + "\n"), code: wire.CodeBadRequest},
 		{name: "newer protocol", send: []byte(`{"op":"hello","v":9}` + "\n"), code: wire.CodeVersion},
-		{name: "no hello in time", send: nil, code: wire.CodeHelloTimout, closed: true},
+		{name: "no hello in time", send: nil, code: wire.CodeHelloTimeout, closed: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
