@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -84,8 +85,15 @@ func TestScenarios(t *testing.T) {
 		}},
 		{"detect", Config{Kills: 1, Busy: time.Second, Heartbeat: 50 * time.Millisecond}, func(t *testing.T, r Report) {
 			rep := r.(*DetectReport)
-			if len(rep.Kills) != 1 || rep.Kills[0].Missed != 0 || rep.AllMS.Max <= 0 || rep.AllMS.Max > 2000 {
+			// Every peer saw the kill, the first no later than the last.
+			// How fast is the scenario's figure (docs/benchmarks.md,
+			// target <= 1 s), not this test's: a wall-time bound here
+			// would only measure the machine running it.
+			if len(rep.Kills) != 1 || rep.Kills[0].Missed != 0 || rep.Kills[0].AllMS <= 0 || rep.Kills[0].FirstMS > rep.Kills[0].AllMS {
 				t.Errorf("detect: %+v, want one kill seen by every peer", rep.Kills)
+			}
+			if math.Abs(rep.AllMS.Max-rep.Kills[0].AllMS) > 0.01 || math.Abs(rep.FirstMS.Max-rep.Kills[0].FirstMS) > 0.01 {
+				t.Errorf("detect: summaries all %+v, first %+v do not hold the one kill %+v", rep.AllMS, rep.FirstMS, rep.Kills[0])
 			}
 			if rep.Busy.Polls == 0 || rep.Busy.Churn == 0 {
 				t.Errorf("busy check did nothing: %+v", rep.Busy)
