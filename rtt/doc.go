@@ -26,11 +26,13 @@
 // Text is UTF-8. Within a chunk, character by character:
 //
 //   - BACKSPACE (U+0008) erases the last user-perceived character of the
-//     sender's current line: a base character with its combining marks,
-//     variation selectors and emoji modifiers, a whole emoji ZWJ sequence,
-//     or a flag's pair of regional indicators; never a byte or part of a
-//     character (see Backspace). On an empty current line it does nothing:
-//     it never reaches into a completed line.
+//     sender's current line: its last extended grapheme cluster by the
+//     rules of Unicode's UAX #29 (Unicode 15.0, as github.com/rivo/uniseg
+//     implements them), such as a base character with its combining and
+//     spacing marks, a Hangul syllable, a whole emoji ZWJ sequence or a
+//     flag; never a byte or part of a character (see Backspace). On an
+//     empty current line it does nothing: it never reaches into a
+//     completed line.
 //   - LINE SEPARATOR (U+2028), PARAGRAPH SEPARATOR (U+2029), CR LF, LF and
 //     a lone CR each complete the current line. A CR at the end of a chunk
 //     completes the line at once; an LF at the start of the sender's next
