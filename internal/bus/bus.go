@@ -52,6 +52,14 @@ type Config struct {
 	JetStream bool
 	// StoreDir is where the embedded JetStream keeps its files.
 	StoreDir string
+	// Monitor is the embedded server's HTTP monitoring listener, HOST:PORT
+	// ("127.0.0.1:8222"; ":0" and "HOST:0" pick a free port, an empty host
+	// means every interface); empty, the default, turns it off. It serves
+	// nats-server's /varz, /connz, /routez, /subsz, /jsz and /healthz
+	// without authentication, so bind it to an address only operators
+	// reach. An external NATS has its own: Open refuses Monitor with
+	// External.
+	Monitor string
 	// StartTimeout bounds how long Open waits for the embedded server
 	// (default 10 s).
 	StartTimeout time.Duration
@@ -76,6 +84,9 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		cfg.StartTimeout = 10 * time.Second
 	}
 	if cfg.External != "" {
+		if cfg.Monitor != "" {
+			return nil, errors.New("bus: Monitor serves the embedded server's monitoring; an external NATS has its own")
+		}
 		b := &Bus{cfg: cfg}
 		nc, err := b.Connect(cfg.Name)
 		if err != nil {
@@ -88,6 +99,9 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := bindable(opts.Cluster.Host, opts.Cluster.Port); err != nil {
+		return nil, err
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: configuring embedded NATS: %w", err)
@@ -97,6 +111,9 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if !ns.ReadyForConnections(cfg.StartTimeout) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("bus: embedded NATS not ready after %v (is %s free?)", cfg.StartTimeout, cfg.Cluster)
+	}
+	if a := ns.MonitorAddr(); a != nil {
+		cfg.Logger.Warn("NATS monitoring is on and unauthenticated: anyone who reaches it reads the server's varz, connz, routez and jsz", "addr", a.String())
 	}
 	b := &Bus{server: ns, cfg: cfg}
 	nc, err := b.Connect(cfg.Name)
@@ -153,6 +170,13 @@ func serverOptions(cfg Config) (*server.Options, error) {
 	}
 	if cfg.JetStream && cfg.StoreDir == "" {
 		return nil, errors.New("bus: JetStream needs a store directory")
+	}
+	if cfg.Monitor != "" {
+		host, port, err := monitorAddr(cfg.Monitor)
+		if err != nil {
+			return nil, err
+		}
+		opts.HTTPHost, opts.HTTPPort = host, port
 	}
 	if cfg.Cluster == "" {
 		if len(cfg.Join) > 0 {
@@ -226,6 +250,40 @@ func serverOptions(cfg Config) (*server.Options, error) {
 	return opts, nil
 }
 
+// monitorAddr parses Config.Monitor into nats-server's HTTPHost and
+// HTTPPort, port 0 becoming its "any free port".
+func monitorAddr(addr string) (string, int, error) {
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("bus: monitor address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("bus: monitor address %q: bad port", addr)
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	return host, port, nil
+}
+
+// bindable fails at once when the cluster port cannot be bound (in use,
+// not an address of this host): nats-server only logs that and never
+// becomes ready, so Open would wait StartTimeout before saying so.
+func bindable(host string, port int) error {
+	if port <= 0 {
+		return nil // no cluster, or any free port
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return fmt.Errorf("bus: cluster listener: %w", err)
+	}
+	return ln.Close()
+}
+
 // freePort asks the kernel for a free TCP port on host.
 func freePort(host string) (int, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
@@ -255,6 +313,15 @@ func (b *Bus) ClusterAddr() *net.TCPAddr {
 		return nil
 	}
 	return b.server.ClusterAddr()
+}
+
+// MonitorAddr is the bound HTTP monitoring listener (Config.Monitor), or
+// nil when monitoring is off.
+func (b *Bus) MonitorAddr() *net.TCPAddr {
+	if b.server == nil {
+		return nil
+	}
+	return b.server.MonitorAddr()
 }
 
 // Routes counts the embedded server's routes to peers.
