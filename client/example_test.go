@@ -3,37 +3,31 @@ package client_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/switchboard/switchboard/client"
-	"github.com/switchboard/switchboard/internal/node"
 )
 
+// Example attaches to a service as alice, preferring zone eu/a, and says
+// which node it landed on. The target is the service's common address,
+// read here from SWITCHBOARD_TARGET (this package's tests point it at a
+// one-node service they start); in production it is a name such as
+// "dns:chat.example.com".
 func Example() {
-	// A one-node service to talk to; in production the target is the
-	// service's common address, such as "dns:chat.example.com".
-	cfg := node.DefaultConfig()
-	cfg.ID, cfg.Listen, cfg.HTTP = "n1", "127.0.0.1:0", ""
-	n, err := node.New(cfg)
-	if err != nil {
-		panic(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		panic(err)
-	}
-	defer n.Close(context.Background())
-	for n.Status() != "up" {
-		time.Sleep(10 * time.Millisecond)
-	}
+	target := os.Getenv("SWITCHBOARD_TARGET") // e.g. "dns:chat.example.com"
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := client.Dial(ctx, n.Addr(), client.WithUser("alice"), client.WithGroup("eu/a"))
+	s, err := client.Dial(ctx, target, client.WithUser("alice"), client.WithGroup("eu/a"))
 	if err != nil {
 		fmt.Println("dial:", err)
 		return
 	}
 	defer s.Close()
 	fmt.Println("attached to", s.Node().ID)
-	// Output: attached to n1
+	fmt.Println("nodes in the directory:", len(s.Directory().Nodes))
+	// Output:
+	// attached to n1
+	// nodes in the directory: 1
 }

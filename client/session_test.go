@@ -22,10 +22,6 @@ import (
 	"github.com/switchboard/switchboard/pick"
 )
 
-func TestMain(m *testing.M) {
-	nodetest.VerifyTestMain(m)
-}
-
 // faultDialer records every dial by node ID and refuses those to the
 // nodes in refuse.
 type faultDialer struct {

@@ -53,6 +53,11 @@ type Config struct {
 	// Bus is an external NATS URL; when set no NATS server is embedded and
 	// Cluster and Join are ignored.
 	Bus string
+	// NATSMonitor is the embedded NATS server's HTTP monitoring listener
+	// (/varz, /connz, /routez, /jsz), HOST:PORT; empty, the default, turns
+	// it off. It is unauthenticated: bind it where only operators reach.
+	// It cannot be combined with Bus.
+	NATSMonitor string
 	// Group is this node's "region/zone".
 	Group string
 	// Capacity is the most attached sessions this node admits (default

@@ -1,11 +1,34 @@
 package node
 
 import (
+	"runtime"
+	"runtime/debug"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/wire"
 )
+
+// latencyBuckets are the upper bounds, in seconds, of the latency
+// histograms: a 1-2-5 series from 0.5 ms to 10 s, fine enough for
+// keystrokes that should travel in a few milliseconds and wide enough for
+// a store that waits out a JetStream leader election.
+var latencyBuckets = []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10}
+
+// errorCodes are the wire error codes the node sends: the values of the
+// code label of switchboard_bad_input_total, each present from the start.
+var errorCodes = []string{
+	wire.CodeLineTooLong, wire.CodeBadJSON, wire.CodeBadUTF8, wire.CodeUnknownOp,
+	wire.CodeBadRequest, wire.CodeVersion, wire.CodeNoHello, wire.CodeNotAttached,
+	wire.CodeHelloTimeout, wire.CodeFull, wire.CodeDraining, wire.CodeIdle,
+	wire.CodeLimit, wire.CodeRate, wire.CodeUnavailable, wire.CodeShutdown,
+}
+
+// statuses are the values of the status label of the status gauges.
+var statuses = []directory.Status{directory.Starting, directory.Up, directory.Draining, directory.Full, directory.Down}
 
 // metrics are a node's Prometheus metrics, in a registry of its own so
 // that several nodes can live in one process.
@@ -17,7 +40,12 @@ type metrics struct {
 	connections prometheus.Gauge
 	attaches    prometheus.Counter
 	refused     *prometheus.CounterVec
-	badInput    prometheus.Counter
+	attachTime  prometheus.Histogram
+	// badInput holds the counter of each code in errorCodes, resolved once
+	// so that counting takes no lock and allocates nothing; the map is
+	// read-only after newMetrics.
+	badInput    map[string]prometheus.Counter
+	badInputVec *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -47,32 +75,88 @@ func newMetrics(n *Node) *metrics {
 			Name: "switchboard_attach_refused_total",
 			Help: "Attaches refused, by error code.",
 		}, []string{"code"}),
-		badInput: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "switchboard_bad_input_total",
-			Help: "Protocol lines answered with an error.",
+		attachTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "switchboard_attach_seconds",
+			Help:    "Time from a session's hello to its attached reply, for attaches that succeed: the client's pick and its attach line's trip included.",
+			Buckets: latencyBuckets,
 		}),
+		badInputVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_bad_input_total",
+			Help: "Error messages sent to clients, by wire error code: answers to bad lines, refused attaches and room requests, and the fatal errors a session is closed with.",
+		}, []string{"code"}),
+		badInput: make(map[string]prometheus.Counter, len(errorCodes)),
 	}
-	m.registry.MustRegister(m.received, m.changes, m.pushes, m.connections, m.attaches, m.refused, m.badInput,
+	for _, code := range errorCodes {
+		m.badInput[code] = m.badInputVec.WithLabelValues(code)
+	}
+	for _, code := range []string{wire.CodeFull, wire.CodeDraining} {
+		m.refused.WithLabelValues(code)
+	}
+	m.registry.MustRegister(m.received, m.changes, m.pushes, m.connections, m.attaches, m.refused, m.attachTime, m.badInputVec,
 		directoryCollector{n},
+		newBuildInfo(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
 }
 
+// errorSent counts an error message with code sent to a client.
+func (m *metrics) errorSent(code string) {
+	if c, ok := m.badInput[code]; ok {
+		c.Inc()
+		return
+	}
+	m.badInputVec.WithLabelValues(code).Inc() // a code errorCodes misses
+}
+
+// attached observes an attach answered now whose hello came at hello.
+func (m *metrics) attached(hello time.Time) {
+	m.attachTime.Observe(time.Since(hello).Seconds())
+}
+
+// newBuildInfo is switchboard_build_info: 1, labelled with the binary's
+// module version, VCS revision and Go version as runtime/debug reports
+// them ("unknown" where the binary does not record one, as in tests).
+func newBuildInfo() prometheus.Gauge {
+	version, revision, goVersion := "unknown", "unknown", runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		if bi.GoVersion != "" {
+			goVersion = bi.GoVersion
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && s.Value != "" {
+				revision = s.Value
+			}
+		}
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "switchboard_build_info",
+		Help:        "Always 1; its labels say which build runs: module version, VCS revision and Go version.",
+		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": goVersion},
+	})
+	g.Set(1)
+	return g
+}
+
 var (
 	usersDesc    = prometheus.NewDesc("switchboard_users", "Sessions attached to this node.", nil, nil)
 	capacityDesc = prometheus.NewDesc("switchboard_capacity", "Sessions this node admits.", nil, nil)
+	statusDesc   = prometheus.NewDesc("switchboard_node_status", "This node's own status: 1 for the status it reports, 0 for the others.", []string{"status"}, nil)
 	nodesDesc    = prometheus.NewDesc("switchboard_nodes", "Nodes in this node's directory, by status.", []string{"status"}, nil)
 	ageDesc      = prometheus.NewDesc("switchboard_directory_entry_age_seconds", "Time since each directory entry was last heard from.", []string{"node"}, nil)
 	peerUsers    = prometheus.NewDesc("switchboard_directory_users", "Users of each node as this node's directory shows them.", []string{"node"}, nil)
 )
 
-// directoryCollector reads the directory snapshot at scrape time.
+// directoryCollector reads the node's state and its directory snapshot at
+// scrape time.
 type directoryCollector struct{ n *Node }
 
 func (c directoryCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{usersDesc, capacityDesc, nodesDesc, ageDesc, peerUsers} {
+	for _, d := range []*prometheus.Desc{usersDesc, capacityDesc, statusDesc, nodesDesc, ageDesc, peerUsers} {
 		ch <- d
 	}
 }
@@ -80,13 +164,33 @@ func (c directoryCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c directoryCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(usersDesc, prometheus.GaugeValue, float64(c.n.Users()))
 	ch <- prometheus.MustNewConstMetric(capacityDesc, prometheus.GaugeValue, float64(c.n.cfg.Capacity))
+	self := c.n.Status()
+	for _, s := range statuses {
+		v := 0.0
+		if s == self {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(statusDesc, prometheus.GaugeValue, v, string(s))
+	}
 	counts := map[directory.Status]int{}
 	for _, node := range c.n.Nodes() {
 		counts[node.Status]++
 		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, float64(node.AgeMS)/1000, node.ID)
 		ch <- prometheus.MustNewConstMetric(peerUsers, prometheus.GaugeValue, float64(node.Users), node.ID)
 	}
-	for _, s := range []directory.Status{directory.Starting, directory.Up, directory.Draining, directory.Full, directory.Down} {
+	for _, s := range statuses {
 		ch <- prometheus.MustNewConstMetric(nodesDesc, prometheus.GaugeValue, float64(counts[s]), string(s))
 	}
+}
+
+// MonitorAddr is the bound address of the embedded NATS server's HTTP
+// monitoring endpoint (Config.NATSMonitor), or "" when it is off.
+func (n *Node) MonitorAddr() string {
+	if n.bus == nil {
+		return ""
+	}
+	if a := n.bus.MonitorAddr(); a != nil {
+		return a.String()
+	}
+	return ""
 }

@@ -150,6 +150,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		External:    n.cfg.Bus,
 		JetStream:   n.cfg.Bus == "",
 		StoreDir:    dataDir,
+		Monitor:     n.cfg.NATSMonitor,
 		Logger:      n.log,
 	})
 	if err != nil {

@@ -41,6 +41,7 @@ type snapshot struct {
 type incoming struct {
 	seq uint64
 	rec record
+	at  time.Time // when this node's consumer received it
 }
 
 // localMember is a session of this node in the room.
@@ -86,7 +87,8 @@ type feed struct {
 
 	// Owned by run.
 	text     *rtt.Room
-	applied  uint64 // the stream sequence of the last record applied
+	applied  uint64    // the stream sequence of the last record applied
+	received time.Time // when the consumer received the record being applied
 	members  map[string]member
 	users    map[string]int // user -> sessions in the room
 	senders  map[string]bool
@@ -368,7 +370,7 @@ func (f *feed) handle(msg jetstream.Msg) {
 		rec = record{} // still counts as applied
 	}
 	select {
-	case f.in <- incoming{seq: md.Sequence.Stream, rec: rec}:
+	case f.in <- incoming{seq: md.Sequence.Stream, rec: rec, at: time.Now()}:
 	case <-f.ctx.Done():
 	}
 }
@@ -417,6 +419,7 @@ func (f *feed) apply(in incoming) {
 		return // already in the snapshot the feed started from
 	}
 	f.applied = in.seq
+	f.received = in.at
 	f.since++
 	rec := in.rec
 	switch rec.Op {
@@ -539,7 +542,7 @@ func (f *feed) deliver(m wire.Message, except string) {
 			}
 		}
 		lm.s.push(line)
-		f.e.metrics.deliveries.Inc()
+		f.e.metrics.delivered(f.received)
 	}
 }
 

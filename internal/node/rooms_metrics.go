@@ -1,6 +1,10 @@
 package node
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // roomMetrics are the room engine's Prometheus metrics, registered in the
 // node's registry as one collector.
@@ -11,6 +15,8 @@ type roomMetrics struct {
 	storeErrors prometheus.Counter
 	duplicates  prometheus.Counter
 	snapshots   prometheus.Counter
+	storeTime   prometheus.Histogram
+	deliverTime prometheus.Histogram
 }
 
 func newRoomMetrics() *roomMetrics {
@@ -39,11 +45,21 @@ func newRoomMetrics() *roomMetrics {
 			Name: "switchboard_room_snapshots_written_total",
 			Help: "Room snapshots this node wrote.",
 		}),
+		storeTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "switchboard_room_store_seconds",
+			Help:    "Time from a text chunk's line being read to JetStream acknowledging it (what the client's ack waits for), for chunks stored.",
+			Buckets: latencyBuckets,
+		}),
+		deliverTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "switchboard_room_delivery_seconds",
+			Help:    "Time from this node's room consumer receiving a record to its message being queued to a local member's socket, once per member.",
+			Buckets: latencyBuckets,
+		}),
 	}
 }
 
 func (m *roomMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.feeds, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.snapshots}
+	return []prometheus.Collector{m.feeds, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.snapshots, m.storeTime, m.deliverTime}
 }
 
 // Describe implements prometheus.Collector.
@@ -58,4 +74,17 @@ func (m *roomMetrics) Collect(ch chan<- prometheus.Metric) {
 	for _, c := range m.collectors() {
 		c.Collect(ch)
 	}
+}
+
+// textStored observes a text chunk, read at start, that JetStream has just
+// acknowledged.
+func (m *roomMetrics) textStored(start time.Time) {
+	m.storeTime.Observe(time.Since(start).Seconds())
+}
+
+// delivered counts a message queued to one member now for a record this
+// node's consumer received at received.
+func (m *roomMetrics) delivered(received time.Time) {
+	m.deliveries.Inc()
+	m.deliverTime.Observe(time.Since(received).Seconds())
 }

@@ -134,6 +134,7 @@ func (s *session) leave(room string) {
 }
 
 func (s *session) text(m wire.Message) {
+	start := time.Now()
 	n, e := s.n, s.n.rooms
 	room := m.Room
 	if s.rooms[room] == nil {
@@ -160,6 +161,7 @@ func (s *session) text(m wire.Message) {
 		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "text not stored: %v; resend it", err))
 		return
 	}
+	e.metrics.textStored(start)
 	s.reply(wire.Message{Op: wire.OpAck, Room: room, Seq: m.Seq})
 }
 

@@ -79,6 +79,7 @@ type session struct {
 	id        string
 	rooms     map[string]*feed // the rooms joined, by name
 	limiter   textLimiter      // the session's text rate
+	helloAt   time.Time        // when the last hello came (the attach histogram)
 
 	attached atomic.Bool
 
@@ -155,7 +156,6 @@ func (s *session) serve() {
 func (s *session) line(line []byte) *wire.Error {
 	msg, err := wire.Decode(line)
 	if err != nil {
-		s.n.metrics.badInput.Inc()
 		s.reply(wire.ErrorMessage(err))
 		return nil
 	}
@@ -169,7 +169,6 @@ func (s *session) readError(err error) *wire.Error {
 	var ne net.Error
 	switch {
 	case errors.As(err, &we):
-		s.n.metrics.badInput.Inc()
 		return we
 	case errors.As(err, &ne) && ne.Timeout():
 		if !s.helloDone {
@@ -196,6 +195,7 @@ func (s *session) handle(m wire.Message) *wire.Error {
 			return nil
 		}
 		s.helloDone = true
+		s.helloAt = time.Now()
 		line, err := n.view.Load().directoryLine(n.cfg.Service, n.cfg.ID, time.Now())
 		if err != nil {
 			n.log.Error("encoding the directory", "err", err)
@@ -252,6 +252,7 @@ func (s *session) attach(m wire.Message) {
 	s.attached.Store(true)
 	n.metrics.attaches.Inc()
 	s.reply(wire.Message{Op: wire.OpAttached, Node: n.cfg.ID, Session: s.id, User: s.user})
+	n.metrics.attached(s.helloAt)
 }
 
 // refuse answers an attach with an error that carries a fresh directory.
@@ -281,6 +282,9 @@ func (s *session) reply(m wire.Message) {
 	if err != nil {
 		s.n.log.Error("encoding a reply", "err", err)
 		return
+	}
+	if m.Op == wire.OpError {
+		s.n.metrics.errorSent(m.Code)
 	}
 	s.write(line)
 }
@@ -392,6 +396,7 @@ func (s *session) shut(reason *wire.Error, linger bool) {
 	s.queue = nil
 	s.mu.Unlock()
 	if reason != nil {
+		s.n.metrics.errorSent(reason.Code)
 		if line, err := wire.Encode(wire.Message{Op: wire.OpError, Code: reason.Code, Message: reason.Text}); err == nil {
 			pending = append(pending, line...)
 		}
