@@ -57,3 +57,16 @@ func BenchmarkEraseInRoom(b *testing.B) {
 
 // sink keeps the compiler from dropping a benchmark's work.
 var sink string
+
+// BenchmarkSegmentWholeLine finds the last cluster of a full line by
+// segmenting it from its start with uniseg: what each BACKSPACE would cost
+// without lastCluster's walk back to a safe boundary.
+func BenchmarkSegmentWholeLine(b *testing.B) {
+	for _, bl := range benchLines {
+		b.Run(bl.name, func(b *testing.B) {
+			for b.Loop() {
+				sink = bl.line[:lastStart(bl.line)]
+			}
+		})
+	}
+}
