@@ -115,6 +115,12 @@ type Config struct {
 	Warmup time.Duration
 	// Sample is the interval of Result.Series. Default 1 s.
 	Sample time.Duration
+
+	// Progress, when set, is called from Run's goroutine every 65,536
+	// events with the simulated time reached and the run's Duration, so
+	// that a caller can show how far a long run is. It does not change
+	// the Result; it should return quickly.
+	Progress func(reached, total time.Duration)
 }
 
 // DefaultConfig returns the default scenario: 1000 nodes of capacity 1000

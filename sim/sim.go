@@ -212,6 +212,9 @@ func (r *run) run() (Result, error) {
 			if err := r.ctx.Err(); err != nil {
 				return Result{}, err
 			}
+			if cfg.Progress != nil {
+				cfg.Progress(time.Duration(r.now), cfg.Duration)
+			}
 		}
 		// The next thing to happen; ties go to node events, then the storm,
 		// then scheduled events, then arrivals.

@@ -90,6 +90,10 @@ type Config struct {
 	Heartbeat time.Duration
 	// Progress receives progress lines while a scenario runs (nil: none).
 	Progress io.Writer
+	// ProgressTerminal says Progress is a terminal: counters then rewrite
+	// one line with a carriage return, ten times a second. Otherwise (a
+	// file, a pipe) each count is a line of its own, at most once a second.
+	ProgressTerminal bool
 	// Logs receives the nodes' output (nil: discarded).
 	Logs io.Writer
 }
@@ -266,11 +270,16 @@ func (e *env) logf(format string, args ...any) {
 	fmt.Fprintf(e.cfg.Progress, "%s %s: %s\n", time.Now().Format("15:04:05.000"), e.name, fmt.Sprintf(format, args...))
 }
 
-// counter returns a progress callback that prints "label done/total" at
-// most ten times a second, and a func that ends the line.
+// counter returns a progress callback that prints "label done/total" (on
+// a terminal at most ten times a second, rewriting its line; elsewhere at
+// most once a second, a line each), and a func that ends the line.
 func (e *env) counter(label string, total int) (progress func(done int), end func()) {
 	if e.cfg.Progress == nil {
 		return func(int) {}, func() {}
+	}
+	every, format := time.Second, "%s %s: %s %d/%d\n"
+	if e.cfg.ProgressTerminal {
+		every, format = 100*time.Millisecond, "\r%s %s: %s %d/%d"
 	}
 	var mu sync.Mutex
 	var last time.Time
@@ -278,19 +287,19 @@ func (e *env) counter(label string, total int) (progress func(done int), end fun
 	progress = func(done int) {
 		mu.Lock()
 		defer mu.Unlock()
-		if done < total && time.Since(last) < 100*time.Millisecond {
+		if done < total && time.Since(last) < every {
 			return
 		}
 		last = time.Now()
 		printed = true
 		e.pmu.Lock()
-		fmt.Fprintf(e.cfg.Progress, "\r%s %s: %s %d/%d", last.Format("15:04:05.000"), e.name, label, done, total)
+		fmt.Fprintf(e.cfg.Progress, format, last.Format("15:04:05.000"), e.name, label, done, total)
 		e.pmu.Unlock()
 	}
 	end = func() {
 		mu.Lock()
 		defer mu.Unlock()
-		if printed {
+		if printed && e.cfg.ProgressTerminal {
 			e.pmu.Lock()
 			fmt.Fprintln(e.cfg.Progress)
 			e.pmu.Unlock()
