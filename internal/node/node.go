@@ -386,12 +386,12 @@ func (n *Node) shutdown(ctx context.Context, reason *wire.Error) error {
 }
 
 func (n *Node) stopListeners() {
-	if n.listener != nil {
 	n.sessionsMu.Lock()
 	for ln := range n.listeners {
 		_ = ln.Close()
 	}
 	n.sessionsMu.Unlock()
+	if n.listener != nil {
 		_ = n.listener.Close()
 	}
 	if n.httpSrv != nil {
