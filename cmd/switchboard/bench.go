@@ -3,25 +3,28 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/term"
 
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/bench"
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		benchUsage(stderr)
-		if len(args) == 0 {
-			return errors.New("bench: name a scenario")
-		}
+		return usagef("", "bench: name a scenario")
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		benchUsage(stdout)
 		return nil
 	}
 	if args[0] == "connect" {
@@ -32,8 +35,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return runBenchScenario(ctx, args[0], args[1:], stdout, stderr)
 		}
 	}
-	benchUsage(stderr)
-	return fmt.Errorf("bench: unknown scenario %q", args[0])
+	return usagef("bench", "bench: unknown scenario %q", args[0])
 }
 
 func benchUsage(w io.Writer) {
@@ -42,32 +44,49 @@ func benchUsage(w io.Writer) {
 	for _, sc := range bench.Scenarios() {
 		fmt.Fprintf(w, "  %-9s %s\n", sc[0], sc[1])
 	}
-	fmt.Fprintln(w, "\nRun 'switchboard bench SCENARIO -h' for its flags.")
+	fmt.Fprintln(w, "\nRun 'switchboard bench SCENARIO -h' for its flags. Their environment twins are\nSWITCHBOARD_BENCH_<FLAG> for every scenario.")
 }
 
 func runBenchConnect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench connect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	c := newCmdline("bench connect", "[flags]",
+		"Opens sessions against a running service and reports where they are.", stdout, stderr)
+	fs := c.fs
 	var cf clientFlags
-	cf.register(fs)
+	cf.register(c)
 	clients := fs.Int("clients", 1000, "sessions to open")
 	concurrency := fs.Int("concurrency", 50, "dials in flight at once")
 	hold := fs.Duration("hold", 0, "keep the sessions attached (with failover) this long, printing where they are")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := parseFlags(fs, args); err != nil {
+	pos, err := c.parse(args)
+	if err != nil {
 		return err
 	}
+	if err := c.noArgs(pos); err != nil {
+		return err
+	}
+	target, err := cf.resolvedTarget(ctx)
+	if err != nil {
+		return fmt.Errorf("bench connect: %w", err)
+	}
 	load := bench.Load{
-		Target: cf.target(), Resolver: cf.resolver, Clients: *clients, Concurrency: *concurrency,
+		Target: target, Resolver: cf.resolver, Clients: *clients, Concurrency: *concurrency,
 		Policy: cf.policy, Group: cf.group, DialTimeout: cf.timeout,
 	}
+	tty := isTerminal(stderr)
 	progress := func(done int) {
-		if done%max(*clients/10, 1) == 0 {
+		if done%max(*clients/10, 1) != 0 && done != *clients {
+			return
+		}
+		if tty {
 			fmt.Fprintf(stderr, "\rattached %d/%d", done, *clients)
+		} else {
+			fmt.Fprintf(stderr, "attached %d/%d\n", done, *clients)
 		}
 	}
 	run, err := bench.Open(ctx, load, progress)
-	fmt.Fprintln(stderr)
+	if tty {
+		fmt.Fprintln(stderr)
+	}
 	if err != nil {
 		return err
 	}
@@ -126,4 +145,12 @@ func summarizeNodes(nodes []directory.Node) string {
 		parts = append(parts, fmt.Sprintf("%s:%s/%d", n.ID, n.Status, n.Users))
 	}
 	return strings.Join(parts, " ")
+}
+
+// isTerminal reports whether w is a terminal, where progress may rewrite
+// its line with a carriage return; elsewhere (a file, a pipe) progress is
+// plain lines.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,14 +16,14 @@ import (
 // runBenchScenario parses a scenario's flags, runs it and prints its
 // report (a table, or JSON), writing its charts when asked.
 func runBenchScenario(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	c := newCmdline("bench "+name, "[flags]", benchAbout(name), stdout, stderr)
+	fs := c.fs
 	def := bench.DefaultPolicies(name)
 	policies := fs.String("policies", strings.Join(def, ","), "policies to compare side by side: pick policies, dns-only, nats")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	svg := fs.String("svg", "", "write the report's SVG charts into this directory")
 	service := fs.String("service", "", "use the running service at this common address (HOST:PORT, a comma list, or a service name with --resolver) instead of starting a cluster per policy")
-	resolver := fs.String("resolver", "", "DNS server HOST:PORT for a --service name")
+	resolver := fs.String("resolver", "", "DNS server HOST:PORT asked for every name in --service (default: the system's)")
 	nodes := fs.Int("nodes", 3, "nodes in each local cluster")
 	clients := fs.Int("clients", 0, "sessions to open first (default 3000; memory 20000)")
 	arrivals := fs.Int("arrivals", 1000, "sessions that arrive after the event (scaleout, drain)")
@@ -46,11 +45,12 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	heartbeat := fs.Duration("heartbeat", 0, "the nodes' heartbeat (default: serve's)")
 	nodeLogs := fs.Bool("node-logs", false, "show the nodes' logs on stderr")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
-	if err := parseFlags(fs, args); err != nil {
+	pos, err := c.parse(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("bench %s: unexpected arguments %q", name, fs.Args())
+	if err := c.noArgs(pos); err != nil {
+		return err
 	}
 	binary, err := os.Executable()
 	if err != nil {
@@ -64,10 +64,13 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 		Rooms: *rooms, RoomSize: *roomSize, Senders: *senders, Rate: *rate, Duration: *duration,
 	}
 	if *service != "" {
-		cfg.Service = (&clientFlags{service: *service, resolver: *resolver}).target()
+		if cfg.Service, err = (&clientFlags{service: *service, resolver: *resolver}).resolvedTarget(ctx); err != nil {
+			return fmt.Errorf("bench %s: %w", name, err)
+		}
 	}
 	if !*quiet {
 		cfg.Progress = stderr
+		cfg.ProgressTerminal = isTerminal(stderr)
 	}
 	if *nodeLogs {
 		cfg.Logs = stderr
@@ -110,4 +113,14 @@ func writeCharts(dir string, charts []bench.Chart) error {
 		}
 	}
 	return nil
+}
+
+// benchAbout is the paragraph of a scenario's help.
+func benchAbout(name string) string {
+	for _, sc := range bench.Scenarios() {
+		if sc[0] == name {
+			return "Scenario " + name + ": " + sc[1] + ". See docs/benchmarks.md."
+		}
+	}
+	return ""
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -26,29 +25,33 @@ import (
 const lineSeparator = "\u2028"
 
 func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	c := newCmdline("chat", "--service ADDR --user NAME [flags] ROOM",
+		"Joins ROOM and shows everyone's typing as it happens; what you type travels\n"+
+			"character by character. With --script, reads standard input instead of the\n"+
+			"terminal and prints what arrives as lines.", stdout, stderr)
+	fs := c.fs
 	var cf clientFlags
-	cf.register(fs)
+	cf.register(c)
 	user := fs.String("user", "", "user name (required)")
 	script := fs.Bool("script", false, "read text from standard input at --pace and print what arrives as lines")
 	pace := fs.Duration("pace", 20*time.Millisecond, "with --script: the time between two characters")
 	linger := fs.Duration("linger", time.Second, "with --script: how long to keep listening after the input ends")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: switchboard chat --service ADDR --user NAME [flags] ROOM")
-		fs.PrintDefaults()
-	}
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 || *user == "" {
-		fs.Usage()
-		return errors.New("chat: need --user and one ROOM")
-	}
-	room := fs.Arg(0)
-	s, err := cf.dial(ctx, *user)
+	pos, err := c.parse(args)
 	if err != nil {
 		return err
+	}
+	switch {
+	case *user == "":
+		return usagef(c.name, "chat: --user is required")
+	case len(pos) == 0:
+		return usagef(c.name, "chat: name the ROOM to join")
+	case len(pos) > 1:
+		return usagef(c.name, "chat: unexpected arguments %q after the room %q", strings.Join(pos[1:], " "), pos[0])
+	}
+	room := pos[0]
+	s, err := cf.dial(ctx, *user)
+	if err != nil {
+		return fmt.Errorf("chat: %w", err)
 	}
 	defer s.Close()
 	if err := s.Join(room); err != nil {

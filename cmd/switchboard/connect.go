@@ -3,16 +3,17 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/pick"
+	"github.com/switchboard/switchboard/resolve"
 )
 
 // clientFlags are the flags every client command shares.
@@ -24,9 +25,10 @@ type clientFlags struct {
 	timeout  time.Duration
 }
 
-func (f *clientFlags) register(fs *flag.FlagSet) {
+func (f *clientFlags) register(c *cmdline) {
+	fs := c.fs
 	fs.StringVar(&f.service, "service", node.DefaultListen, "the common address: HOST:PORT, a comma list, or a service name looked up in DNS")
-	fs.StringVar(&f.resolver, "resolver", "", "DNS server HOST:PORT for a service name (default: the system's)")
+	fs.StringVar(&f.resolver, "resolver", "", "DNS server HOST:PORT asked for every name, service names and HOST names alike (default: the system's)")
 	fs.StringVar(&f.policy, "policy", "default", "pick policy: "+strings.Join(append(pick.Names(), pick.DNSOnly), ", "))
 	fs.StringVar(&f.group, "group", "", "the client's REGION/ZONE, preferred when picking")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to try to attach")
@@ -47,6 +49,48 @@ func (f *clientFlags) target() string {
 	return "dns:" + s
 }
 
+// resolvedTarget is target with the host names of HOST:PORT forms looked
+// up through --resolver, so that no name goes to the system resolver when
+// a resolver is given.
+func (f *clientFlags) resolvedTarget(ctx context.Context) (string, error) {
+	t := f.target()
+	if f.resolver == "" || strings.HasPrefix(t, "dns:") {
+		return t, nil
+	}
+	addrs, err := lookupAddrs(ctx, f.resolver, splitList(t))
+	if err != nil {
+		return "", err
+	}
+	return strings.Join(addrs, ","), nil
+}
+
+// lookupAddrs resolves the HOST of every HOST:PORT in addrs through the DNS
+// server resolver: the name's Switchboard SRV records when it has them,
+// else its A/AAAA records with PORT. Addresses with an IP stay as they are.
+func lookupAddrs(ctx context.Context, resolver string, addrs []string) ([]string, error) {
+	var out []string
+	for _, a := range addrs {
+		host, portText, err := net.SplitHostPort(a)
+		if err != nil {
+			return nil, fmt.Errorf("address %q: %w", a, err)
+		}
+		if net.ParseIP(host) != nil {
+			out = append(out, a)
+			continue
+		}
+		port, err := strconv.Atoi(portText)
+		if err != nil || port < 1 || port > 65535 {
+			return nil, fmt.Errorf("address %q: bad port", a)
+		}
+		found, err := resolve.Lookup(ctx, resolve.Config{Resolver: resolver, DefaultPort: port}, host)
+		if err != nil {
+			return nil, fmt.Errorf("looking up %s through %s: %w", host, resolver, err)
+		}
+		out = append(out, found...)
+	}
+	return out, nil
+}
+
 func (f *clientFlags) options(user string) ([]client.Option, error) {
 	policy, err := pick.ByName(f.policy, nil)
 	if err != nil {
@@ -57,7 +101,7 @@ func (f *clientFlags) options(user string) ([]client.Option, error) {
 		client.WithPolicy(policy),
 		client.WithGroup(f.group),
 		client.WithResolver(f.resolver),
-		client.WithClientName("switchboard-cli/" + version),
+		client.WithClientName("switchboard-cli/" + readBuildInfo().Short()),
 	}, nil
 }
 
@@ -69,21 +113,33 @@ func (f *clientFlags) dial(ctx context.Context, user string) (*client.Session, e
 	}
 	dctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	return client.Dial(dctx, f.target(), opts...)
+	target, err := f.resolvedTarget(dctx)
+	if err != nil {
+		return nil, err
+	}
+	return client.Dial(dctx, target, opts...)
 }
 
 func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("connect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	c := newCmdline("connect", "[flags]",
+		"Attaches to the service through its common address, prints the node picked and\n"+
+			"why, then every failover until interrupted.", stdout, stderr)
 	var cf clientFlags
-	cf.register(fs)
-	user := fs.String("user", "guest", "user name to attach as")
-	if err := parseFlags(fs, args); err != nil {
+	cf.register(c)
+	user := c.fs.String("user", "guest", "user name to attach as")
+	pos, err := c.parse(args)
+	if err != nil {
 		return err
+	}
+	if err := c.noArgs(pos); err != nil {
+		return err
+	}
+	if _, err := pick.ByName(cf.policy, nil); err != nil {
+		return usagef(c.name, "connect: --policy: %v", err)
 	}
 	s, err := cf.dial(ctx, *user)
 	if err != nil {
-		return err
+		return fmt.Errorf("connect: %w", err)
 	}
 	defer s.Close()
 	n := s.Node()
@@ -95,7 +151,7 @@ func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return nil
 		case e, ok := <-s.Events():
 			if !ok {
-				return errors.New("session ended")
+				return errors.New("connect: session ended")
 			}
 			switch e.Kind {
 			case client.Disconnected:

@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -15,25 +14,36 @@ import (
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	c := newCmdline("demo", "[flags]",
+		"Runs a cluster in this process, node i on 127.0.0.i, with DNS, and prints what to\n"+
+			"try. Its rooms live in a temporary directory removed when it stops.", stdout, stderr)
+	fs := c.fs
 	service := fs.String("service", "chat.local", "service name")
 	port := fs.Int("port", 7070, "client port of every node (HTTP is port+1, cluster port+2)")
 	dnsPort := fs.Int("dns-port", 5353, "DNS port of every node")
 	nodes := fs.Int("nodes", 3, "how many nodes, on 127.0.0.1, 127.0.0.2, ...")
 	capacity := fs.Int("capacity", 10000, "capacity of each node")
-	logLevel := fs.String("log-level", "warn", "log level: debug, info, warn, error")
-	if err := parseFlags(fs, args); err != nil {
+	var lf logFlags
+	lf.register(c, "warn")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := c.noArgs(pos); err != nil {
 		return err
 	}
 	if *nodes < 1 || *nodes > 9 {
-		return errors.New("demo: --nodes must be 1..9")
+		return usagef(c.name, "demo: --nodes %d is outside 1..9", *nodes)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("demo: --log-level: %w", err)
+	logger, err := lf.logger(c.name, stderr)
+	if err != nil {
+		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	data, err := os.MkdirTemp("", "switchboard-demo-")
+	if err != nil {
+		return fmt.Errorf("demo: making a data directory: %w", err)
+	}
+	defer os.RemoveAll(data)
 	addr := func(i, p int) string { return net.JoinHostPort("127.0.0."+strconv.Itoa(i+1), strconv.Itoa(p)) }
 
 	var started []*node.Node
@@ -54,7 +64,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.DNS = addr(i, *dnsPort)
 		cfg.Capacity = *capacity
 		cfg.Group = "demo/z" + strconv.Itoa(i+1)
-		cfg.Version = version
+		cfg.Version = readBuildInfo().Short()
+		cfg.DataDir = filepath.Join(data, cfg.ID)
 		cfg.Logger = logger
 		if i > 0 {
 			cfg.Join = []string{addr(0, *port+2)}

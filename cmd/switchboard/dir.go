@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -19,21 +19,32 @@ import (
 )
 
 func runDir(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("dir", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	via := fs.String("via", node.DefaultListen, "a node's client address HOST:PORT to ask, or a service name looked up in DNS")
-	resolver := fs.String("resolver", "", "DNS server HOST:PORT for a service name (default: the system's)")
+	c := newCmdline("dir", "[flags]",
+		"Says hello at one node, or at a service name found through DNS, and prints the\n"+
+			"directory it answers with.", stdout, stderr)
+	fs := c.fs
+	via := fs.String("via", node.DefaultListen, "whom to ask: a node's client address HOST:PORT, a comma list, or a service name looked up in DNS")
+	resolver := fs.String("resolver", "", "DNS server HOST:PORT asked for every name, service names and HOST names alike (default: the system's)")
 	asJSON := fs.Bool("json", false, "print the directory message as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
-	if err := parseFlags(fs, args); err != nil {
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := c.noArgs(pos); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	addrs := []string{*via}
-	if _, _, err := net.SplitHostPort(*via); err != nil {
+	addrs := splitList(*via)
+	if _, _, err := net.SplitHostPort(*via); err != nil && !strings.Contains(*via, ",") {
+		// A service name: its SRV records, else its A/AAAA records on 7070.
 		if addrs, err = resolve.Lookup(ctx, resolve.Config{Resolver: *resolver, DefaultPort: 7070}, *via); err != nil {
-			return err
+			return fmt.Errorf("dir: %w", err)
+		}
+	} else if *resolver != "" {
+		if addrs, err = lookupAddrs(ctx, *resolver, addrs); err != nil {
+			return fmt.Errorf("dir: %w", err)
 		}
 	}
 	var dir *wire.Directory
@@ -47,7 +58,7 @@ func runDir(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		errs = append(errs, err)
 	}
 	if dir == nil {
-		return errors.Join(errs...)
+		return fmt.Errorf("dir: %w", errors.Join(errs...))
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)

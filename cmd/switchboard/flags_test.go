@@ -1,48 +1,363 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"flag"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/dnsserver"
+	"github.com/switchboard/switchboard/internal/node"
 )
 
-func TestFlagsFromEnvironment(t *testing.T) {
+// runArgs runs the command line args and returns its exit code and what
+// the process would print, report's error line included.
+func runArgs(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	code = report(&errs, run(context.Background(), args, &out, &errs))
+	return code, out.String(), errs.String()
+}
+
+func TestExitCodesAndHelp(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		code       int
+		stdout     []string // each must appear
+		stderr     []string
+		noStderr   []string // must not appear
+		stderrRows int      // lines on stderr, when > 0
+	}{
+		{name: "no command", args: nil, code: 2, stderr: []string{"usage: switchboard COMMAND", "no command given"}},
+		{name: "help", args: []string{"help"}, code: 0, stdout: []string{"usage: switchboard COMMAND", "SWITCHBOARD_SERVE_CAPACITY"}},
+		{name: "--help", args: []string{"--help"}, code: 0, stdout: []string{"commands:"}},
+		{name: "help serve", args: []string{"help", "serve"}, code: 0, stdout: []string{"usage: switchboard serve", "--max-rooms int", "env SWITCHBOARD_SERVE_MAX_ROOMS"}},
+		{name: "serve -h", args: []string{"serve", "-h"}, code: 0, stdout: []string{"--config string", "--log-format string"}},
+		{name: "connect --help", args: []string{"connect", "--help"}, code: 0, stdout: []string{"env SWITCHBOARD_CONNECT_SERVICE"}},
+		{name: "bench -h", args: []string{"bench", "-h"}, code: 0, stdout: []string{"scenarios:", "SWITCHBOARD_BENCH_"}},
+		{name: "bench storm -h", args: []string{"bench", "storm", "-h"}, code: 0, stdout: []string{"usage: switchboard bench storm", "env SWITCHBOARD_BENCH_CLIENTS"}},
+		{name: "sim -h", args: []string{"sim", "-h"}, code: 0, stdout: []string{"--kill-at duration", "env SWITCHBOARD_SIM_NODES"}},
+		{name: "chat -h", args: []string{"chat", "-h"}, code: 0, stdout: []string{"usage: switchboard chat --service ADDR --user NAME [flags] ROOM"}},
+		{name: "bench without scenario", args: []string{"bench"}, code: 2, stderr: []string{"scenarios:", "name a scenario"}},
+		{name: "unknown command", args: []string{"serv"}, code: 2, stderr: []string{`unknown command "serv"`, "switchboard help"}, stderrRows: 2},
+		{name: "unknown scenario", args: []string{"bench", "storms"}, code: 2, stderr: []string{`unknown scenario "storms"`}, stderrRows: 2},
+		{
+			name: "bad flag: the error once and a hint", args: []string{"serve", "--bogus"}, code: 2,
+			stderr:   []string{"switchboard: serve: flag provided but not defined: -bogus\n", "Run 'switchboard serve -h' for its flags.\n"},
+			noStderr: []string{"usage:", "--capacity"}, stderrRows: 2,
+		},
+		{
+			name: "bad value", args: []string{"serve", "--feed-heartbeat", "100ms"}, code: 2,
+			stderr: []string{`invalid value "100ms" for flag -feed-heartbeat: 100ms is below 500ms`}, stderrRows: 2,
+		},
+		{
+			name: "argument before flags is not silently dropped", args: []string{"connect", "extra", "--service", "127.0.0.1:1"}, code: 2,
+			stderr: []string{`connect: unexpected argument "extra"`}, stderrRows: 2,
+		},
+		{name: "arguments after flags", args: []string{"serve", "--capacity", "3", "now", "please"}, code: 2, stderr: []string{`serve: unexpected arguments "now please"`}},
+		{name: "dir argument", args: []string{"dir", "127.0.0.1:7070"}, code: 2, stderr: []string{`dir: unexpected argument "127.0.0.1:7070"`}},
+		{name: "chat needs a user", args: []string{"chat", "lobby"}, code: 2, stderr: []string{"chat: --user is required"}},
+		{name: "chat needs one room", args: []string{"chat", "--user", "ann", "lobby", "hall"}, code: 2, stderr: []string{`unexpected arguments "hall" after the room "lobby"`}},
+		{name: "chat with no room", args: []string{"chat", "--user", "ann"}, code: 2, stderr: []string{"name the ROOM"}},
+		{name: "bad log format", args: []string{"serve", "--log-format", "xml", "--check"}, code: 2, stderr: []string{`--log-format "xml": want text or json`}},
+		{name: "bad policy", args: []string{"connect", "--policy", "fastest"}, code: 2, stderr: []string{"connect: --policy"}},
+		{name: "version", args: []string{"version"}, code: 0, stdout: []string{"switchboard "}},
+		{name: "--version", args: []string{"--version"}, code: 0, stdout: []string{"switchboard "}},
+		{name: "version takes no argument", args: []string{"version", "x"}, code: 2},
+		{name: "missing config file is a failure", args: []string{"serve", "--config", "/nonexistent/sb.toml", "--check"}, code: 1, stderr: []string{"/nonexistent/sb.toml"}},
+		{name: "a dial that fails is a failure", args: []string{"dir", "--via", "127.0.0.1:1", "--timeout", "2s"}, code: 1, stderr: []string{"dir:"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("HOME", t.TempDir())
+			code, stdout, stderr := runArgs(t, tt.args...)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout, stderr)
+			}
+			for _, w := range tt.stdout {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout)
+				}
+			}
+			for _, w := range tt.stderr {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+			for _, w := range tt.noStderr {
+				if strings.Contains(stderr, w) {
+					t.Errorf("stderr has %q:\n%s", w, stderr)
+				}
+			}
+			if n := strings.Count(stderr, "\n"); tt.stderrRows > 0 && n != tt.stderrRows {
+				t.Errorf("stderr has %d lines, want %d:\n%s", n, tt.stderrRows, stderr)
+			}
+		})
+	}
+}
+
+// Flags may follow positional arguments, and "--" ends the flags.
+func TestInterspersedArguments(t *testing.T) {
+	tests := []struct {
+		args    []string
+		wantPos []string
+		wantX   int
+	}{
+		{[]string{"--x", "1", "room"}, []string{"room"}, 1},
+		{[]string{"room", "--x", "2"}, []string{"room"}, 2},
+		{[]string{"a", "--x", "3", "b"}, []string{"a", "b"}, 3},
+		{[]string{"--x", "4", "--", "--x", "5"}, []string{"--x", "5"}, 4},
+		{[]string{"a", "--", "-b"}, []string{"a", "-b"}, 0},
+	}
+	for _, tt := range tests {
+		c := newCmdline("test", "", "", &bytes.Buffer{}, &bytes.Buffer{})
+		x := c.fs.Int("x", 0, "")
+		pos, err := c.parse(tt.args)
+		if err != nil {
+			t.Fatalf("parse(%q): %v", tt.args, err)
+		}
+		if !slices.Equal(pos, tt.wantPos) || *x != tt.wantX {
+			t.Errorf("parse(%q) = %q, x=%d; want %q, x=%d", tt.args, pos, *x, tt.wantPos, tt.wantX)
+		}
+	}
+}
+
+// Environment twins are per command: a serve setting does not leak into
+// sim, and the global twins of old are ignored with a warning.
+func TestEnvironmentTwins(t *testing.T) {
 	tests := []struct {
 		name    string
+		command string
 		env     map[string]string
 		args    []string
-		want    int // capacity
-		wantTTL int
+		want    int
+		warn    string
 		wantErr string
 	}{
-		{name: "default", want: 100, wantTTL: 5},
-		{name: "environment", env: map[string]string{"SWITCHBOARD_CAPACITY": "7"}, want: 7, wantTTL: 5},
-		{name: "command line wins", env: map[string]string{"SWITCHBOARD_CAPACITY": "7"}, args: []string{"--capacity", "9"}, want: 9, wantTTL: 5},
-		{name: "dashes become underscores", env: map[string]string{"SWITCHBOARD_DNS_TTL": "3"}, want: 100, wantTTL: 3},
-		{name: "bad value", env: map[string]string{"SWITCHBOARD_CAPACITY": "many"}, wantErr: "SWITCHBOARD_CAPACITY"},
+		{name: "default", command: "serve", want: 100},
+		{name: "serve's twin", command: "serve", env: map[string]string{"SWITCHBOARD_SERVE_CAPACITY": "7"}, want: 7},
+		{name: "the command line wins", command: "serve", env: map[string]string{"SWITCHBOARD_SERVE_CAPACITY": "7"}, args: []string{"--capacity", "9"}, want: 9},
+		{name: "another command's twin does not leak", command: "sim", env: map[string]string{"SWITCHBOARD_SERVE_CAPACITY": "7"}, want: 100},
+		{name: "subcommands share the command's", command: "bench storm", env: map[string]string{"SWITCHBOARD_BENCH_CAPACITY": "8"}, want: 8},
+		{name: "global twin ignored", command: "serve", env: map[string]string{"SWITCHBOARD_CAPACITY": "7"}, want: 100, warn: "SWITCHBOARD_CAPACITY is ignored: environment twins are per command; use SWITCHBOARD_SERVE_CAPACITY"},
+		{name: "bad value names the variable", command: "serve", env: map[string]string{"SWITCHBOARD_SERVE_CAPACITY": "many"}, wantErr: `serve: SWITCHBOARD_SERVE_CAPACITY="many": invalid value for --capacity`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			fs := flag.NewFlagSet("test", flag.ContinueOnError)
-			capacity := fs.Int("capacity", 100, "")
-			ttl := fs.Int("dns-ttl", 5, "")
-			err := parseFlags(fs, tt.args)
+			var stderr bytes.Buffer
+			c := newCmdline(tt.command, "", "", &bytes.Buffer{}, &stderr)
+			capacity := c.fs.Int("capacity", 100, "")
+			_, err := c.parse(tt.args)
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one naming %s", err, tt.wantErr)
+				var ue *usageError
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, &ue) {
+					t.Fatalf("err = %v, want a usage error containing %q", err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if *capacity != tt.want || *ttl != tt.wantTTL {
-				t.Errorf("capacity, dns-ttl = %d, %d; want %d, %d", *capacity, *ttl, tt.want, tt.wantTTL)
+			if *capacity != tt.want {
+				t.Errorf("capacity = %d, want %d", *capacity, tt.want)
+			}
+			if !strings.Contains(stderr.String(), tt.warn) || (tt.warn == "" && stderr.Len() > 0) {
+				t.Errorf("stderr %q, want %q", stderr.String(), tt.warn)
 			}
 		})
+	}
+}
+
+// The config file is below the environment, which is below the command
+// line; each setting says where it came from.
+func TestServePrecedence(t *testing.T) {
+	file := writeFile(t, "sb.toml", "capacity = 10\nmax-rooms = 20\nstore-timeout = \"20s\"\njoin = [\"10.0.0.1:7072\", \"10.0.0.2:7072\"]\n")
+	tests := []struct {
+		name      string
+		env       map[string]string
+		args      []string
+		capacity  int
+		maxRooms  int
+		storeFrom string
+	}{
+		{name: "file", args: []string{"--config", file}, capacity: 10, maxRooms: 20, storeFrom: file + ":3: store-timeout"},
+		{name: "environment over file", env: map[string]string{"SWITCHBOARD_SERVE_CAPACITY": "11", "SWITCHBOARD_SERVE_STORE_TIMEOUT": "3s"}, args: []string{"--config", file}, capacity: 11, maxRooms: 20, storeFrom: "SWITCHBOARD_SERVE_STORE_TIMEOUT"},
+		{name: "flag over environment", env: map[string]string{"SWITCHBOARD_SERVE_CAPACITY": "11"}, args: []string{"--config", file, "--capacity", "12", "--store-timeout", "4s"}, capacity: 12, maxRooms: 20, storeFrom: "--store-timeout"},
+		{name: "config path from the environment", env: map[string]string{"SWITCHBOARD_SERVE_CONFIG": file}, capacity: 10, maxRooms: 20, storeFrom: file + ":3: store-timeout"},
+		{name: "no file", capacity: 10000, maxRooms: 16},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("HOME", t.TempDir())
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var s serveSettings
+			c, err := loadServe(&s, tt.args, &bytes.Buffer{}, &bytes.Buffer{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.cfg.Capacity != tt.capacity || s.cfg.MaxRooms != tt.maxRooms {
+				t.Errorf("capacity, max-rooms = %d, %d; want %d, %d", s.cfg.Capacity, s.cfg.MaxRooms, tt.capacity, tt.maxRooms)
+			}
+			if got := c.from["store-timeout"]; got != tt.storeFrom {
+				t.Errorf("store-timeout from %q, want %q", got, tt.storeFrom)
+			}
+			if tt.capacity == 10 && !slices.Equal(s.cfg.Join, []string{"10.0.0.1:7072", "10.0.0.2:7072"}) {
+				t.Errorf("join = %q", s.cfg.Join)
+			}
+		})
+	}
+}
+
+// The example file documents every setting, and serve --check accepts it.
+func TestExampleConfig(t *testing.T) {
+	const example = "../../docs/switchboard.example.toml"
+	t.Setenv("HOME", t.TempDir())
+	code, stdout, stderr := runArgs(t, "serve", "--config", example, "--check")
+	if code != 0 {
+		t.Fatalf("serve --check of the example: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "settings are valid") {
+		t.Errorf("--check printed:\n%s", stdout)
+	}
+	data, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s serveSettings
+	for _, key := range fileKeys(serveCmdline(&s, nil, nil)) {
+		if !strings.Contains(string(data), "\n"+key+" =") && !strings.Contains(string(data), "\n# "+key+" =") {
+			t.Errorf("the example file does not show %q", key)
+		}
+	}
+}
+
+// Bad files are failures (exit 1) whose errors name the file, the line,
+// the key and what is wrong.
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name, file string
+		want       []string
+	}{
+		{"unknown key", "capacity = 5\nmax_rooms = 3\n", []string{`sb.toml:2: unknown key "max_rooms" (did you mean "max-rooms"?)`}},
+		{"not settable from the file", "check = true\n", []string{`sb.toml:1: unknown key "check"`}},
+		{"out of range", "\nfeed-heartbeat = \"100ms\"\n", []string{`sb.toml:2: feed-heartbeat = "100ms": 100ms is below 500ms`}},
+		{"duration without unit", "store-timeout = 15\n", []string{`sb.toml:1: store-timeout = "15": "15" is not a duration`}},
+		{"wrong type", "capacity = \"many\"\n", []string{`sb.toml:1: capacity = "many": "many" is not a whole number`}},
+		{"several at once", "replicas = 9\nroom-streams = 300\n", []string{"sb.toml:1: replicas", "9 is outside 0..5", "sb.toml:2: room-streams", "300 is outside 0..256"}},
+		{"syntax", "capacity = = 5\n", []string{"sb.toml:1:"}},
+		{"the node's own checks", "group = \"/eu\"\n", []string{"serve: invalid settings", `group "/eu" is not REGION or REGION/ZONE`}},
+		{"cross-field", "max-chunk = 4096\nbyte-burst = 100\n", []string{"byte burst must hold a whole chunk"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("HOME", t.TempDir())
+			path := writeFile(t, "sb.toml", tt.file)
+			code, _, stderr := runArgs(t, "serve", "--config", path, "--check")
+			if code != 1 {
+				t.Errorf("exit code %d, want 1", code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
+
+// --check prints each setting that is not at its default with its source.
+func TestServeCheckSources(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("SWITCHBOARD_SERVE_MAX_ROOMS", "4")
+	path := writeFile(t, "sb.toml", "service = \"chat.example\"\nid = \"n1\"\n")
+	code, stdout, stderr := runArgs(t, "serve", "--config", path, "--capacity", "50", "--check")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	dataDir, err := defaultDataDir(os.Geteuid(), os.Getenv, node.Config{Service: "chat.example", ID: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{
+		"node n1 of chat.example would keep its rooms in " + dataDir,
+		`capacity           "50"`, "from --capacity",
+		"from SWITCHBOARD_SERVE_MAX_ROOMS", "from " + path + ":1: service",
+	} {
+		if !strings.Contains(stdout, w) {
+			t.Errorf("--check lacks %q:\n%s", w, stdout)
+		}
+	}
+}
+
+func TestDefaultDataDir(t *testing.T) {
+	tests := []struct {
+		name    string
+		euid    int
+		env     map[string]string
+		id      string
+		want    string
+		wantErr bool
+	}{
+		{name: "root", euid: 0, id: "n1", want: "/var/lib/switchboard/chat.example/n1"},
+		{name: "XDG_STATE_HOME", euid: 1000, env: map[string]string{"XDG_STATE_HOME": "/s", "HOME": "/h"}, id: "n1", want: "/s/switchboard/chat.example/n1"},
+		{name: "HOME", euid: 1000, env: map[string]string{"HOME": "/h"}, id: "n1", want: "/h/.local/state/switchboard/chat.example/n1"},
+		{name: "relative XDG_STATE_HOME is ignored", euid: 1000, env: map[string]string{"XDG_STATE_HOME": "s", "HOME": "/h"}, id: "n1", want: "/h/.local/state/switchboard/chat.example/n1"},
+		{name: "no ID: the listen address", euid: 0, want: "/var/lib/switchboard/chat.example/127.0.0.1_7070"},
+		{name: "no ID with slashes", euid: 0, id: "../x", want: "/var/lib/switchboard/chat.example/.._x"},
+		{name: "nowhere", euid: 1000, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s serveSettings
+			serveCmdline(&s, nil, nil)
+			s.cfg.Service, s.cfg.ID = "chat.example", tt.id
+			got, err := defaultDataDir(tt.euid, func(k string) string { return tt.env[k] }, s.cfg)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("defaultDataDir = %q, %v; want %q (error %v)", got, err, tt.want, tt.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), "set --data") {
+				t.Errorf("error %q does not say what to do", err)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	info := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.4.0"}}
+	dev := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "true"},
+	}}
+	tests := []struct {
+		name            string
+		info            *debug.BuildInfo
+		ok              bool
+		override        string
+		wantLine, short string
+	}{
+		{"release", info, true, "", "switchboard v1.4.0 (go1.26.8)", "v1.4.0"},
+		{"work tree", dev, true, "", "switchboard (devel) (revision 0123456789ab, modified, go1.26.8)", "devel-0123456789ab-dirty"},
+		{"ldflags win", dev, true, "v2.0.0", "switchboard v2.0.0 (revision 0123456789ab, modified, go1.26.8)", "v2.0.0"},
+		{"no build info", nil, false, "", "switchboard (devel)", "devel"},
+	}
+	for _, tt := range tests {
+		b := fromBuildInfo(tt.info, tt.ok, tt.override)
+		if b.String() != tt.wantLine || b.Short() != tt.short {
+			t.Errorf("%s: %q, %q; want %q, %q", tt.name, b.String(), b.Short(), tt.wantLine, tt.short)
+		}
 	}
 }
 
@@ -62,4 +377,65 @@ func TestClientTarget(t *testing.T) {
 			t.Errorf("target(%q, %q) = %q, want %q", tt.service, tt.resolver, got, tt.want)
 		}
 	}
+}
+
+// A NAME:PORT is looked up through --resolver, not the system resolver
+// (which knows nothing of chat.test).
+func TestResolverAppliesToHostNames(t *testing.T) {
+	nodes := []directory.Node{{ID: "n1", Addr: "127.0.0.9:7070", Status: directory.Up, Capacity: 100}}
+	cfg := dnsserver.DefaultConfig("chat.test", func() []directory.Node { return nodes })
+	cfg.Addr = "127.0.0.1:0"
+	srv, err := dnsserver.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Shutdown(ctx) })
+
+	f := clientFlags{service: "chat.test:7070,127.0.0.1:1", resolver: srv.Addr()}
+	got, err := f.resolvedTarget(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "127.0.0.9:7070,127.0.0.1:1"; got != want {
+		t.Errorf("resolvedTarget = %q, want %q", got, want)
+	}
+	f.service = "nowhere.test:7070"
+	if _, err := f.resolvedTarget(ctx); err == nil || !strings.Contains(err.Error(), "looking up nowhere.test through "+srv.Addr()) {
+		t.Errorf("unknown name: %v", err)
+	}
+	// Without a resolver the target is left to the client, as before.
+	f = clientFlags{service: "chat.test:7070"}
+	if got, _ := f.resolvedTarget(ctx); got != "chat.test:7070" {
+		t.Errorf("without --resolver: %q", got)
+	}
+}
+
+// Help lists each flag once with its environment twin.
+func TestHelpListsEnvironmentTwins(t *testing.T) {
+	var out bytes.Buffer
+	c := newCmdline("serve", "[flags]", "", &out, &out)
+	c.fs.Int("max-rooms", 16, "rooms")
+	c.fs.Duration("store-timeout", 0, "timeout")
+	if _, err := c.parse([]string{"-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	want := "usage: switchboard serve [flags]\n\nflags (each also set by the environment, SWITCHBOARD_SERVE_<FLAG>):\n" +
+		"  --max-rooms int\n        rooms (default 16; env SWITCHBOARD_SERVE_MAX_ROOMS)\n" +
+		"  --store-timeout duration\n        timeout (env SWITCHBOARD_SERVE_STORE_TIMEOUT)\n"
+	if diff := cmp.Diff(out.String(), want); diff != "" {
+		t.Errorf("help (-got +want):\n%s", diff)
+	}
+}
+
+func writeFile(t *testing.T, name, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

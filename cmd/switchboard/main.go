@@ -8,12 +8,16 @@
 //	switchboard chat     real-time text in a room, character by character
 //	switchboard bench    measure balance, latency and failover
 //	switchboard sim      simulate the policies with thousands of nodes
+//
+// Flags come from the command line, then from the command's environment
+// twins (SWITCHBOARD_SERVE_CAPACITY for serve's --capacity), then, for
+// serve, from the --config file. The exit code is 0 on success and for
+// help, 1 when the command fails, 2 when it was called wrongly.
+// docs/operations.md lists every flag.
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,9 +25,6 @@ import (
 	"strings"
 	"syscall"
 )
-
-// version is the software version; set with -ldflags "-X main.version=...".
-var version = "dev"
 
 type command struct {
 	name    string
@@ -40,39 +41,44 @@ func commands() []command {
 		{"chat", "type in a room in real time, character by character", runChat},
 		{"bench", "open many sessions and measure balance and latency", runBench},
 		{"sim", "simulate the pick policies at a scale one machine cannot hold", runSim},
-		{"version", "print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
-			_, err := fmt.Fprintln(stdout, "switchboard", version)
-			return err
-		}},
+		{"version", "print the version, revision and Go version", runVersion},
+		{"help", "print this, or a command's flags: help COMMAND", nil},
 	}
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "switchboard:", err)
-		}
-		os.Exit(2)
-	}
+	code := report(os.Stderr, run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	stop()
+	os.Exit(code)
 }
 
+// run runs the command args name. Its error decides the exit code (see
+// exitCode); asked-for help goes to stdout, everything else to stderr.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return errors.New("no command given")
-		}
+		return usagef("", "no command given")
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage(stdout)
 		return nil
+	case "-version", "--version":
+		return runVersion(ctx, args[1:], stdout, stderr)
+	case "help":
+		if len(args) == 1 {
+			usage(stdout)
+			return nil
+		}
+		return run(ctx, append(args[1:], "-h"), stdout, stderr)
 	}
 	for _, c := range commands() {
-		if c.name == args[0] {
+		if c.name == args[0] && c.run != nil {
 			return c.run(ctx, args[1:], stdout, stderr)
 		}
 	}
-	usage(stderr)
-	return fmt.Errorf("unknown command %q", args[0])
+	return usagef("", "unknown command %q", args[0])
 }
 
 func usage(w io.Writer) {
@@ -80,31 +86,22 @@ func usage(w io.Writer) {
 	for _, c := range commands() {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'switchboard COMMAND -h' for a command's flags. Every flag can also be set")
-	fmt.Fprintln(w, "from the environment as SWITCHBOARD_<FLAG>, e.g. SWITCHBOARD_CAPACITY=500.")
+	fmt.Fprintln(w, "\nRun 'switchboard COMMAND -h' for a command's flags. Each flag can also be set")
+	fmt.Fprintln(w, "from the environment, per command: serve's --capacity is SWITCHBOARD_SERVE_CAPACITY.")
+	fmt.Fprintln(w, "Exit codes: 0 done (or help), 1 failed, 2 called wrongly. See docs/operations.md.")
 }
 
-// parseFlags parses args, then fills every flag not given on the command
-// line from SWITCHBOARD_<NAME> in the environment (dashes as underscores).
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCmdline("version", "", "Prints the version, from the build information unless set at link time.", stdout, stderr)
+	pos, err := c.parse(args)
+	if err != nil {
 		return err
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	var errs []error
-	fs.VisitAll(func(f *flag.Flag) {
-		if given[f.Name] {
-			return
-		}
-		key := "SWITCHBOARD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(key); ok {
-			if err := fs.Set(f.Name, v); err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", key, v, err))
-			}
-		}
-	})
-	return errors.Join(errs...)
+	if err := c.noArgs(pos); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, readBuildInfo())
+	return err
 }
 
 // splitList splits a comma-separated list, dropping empty items.

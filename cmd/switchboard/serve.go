@@ -2,61 +2,217 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/node"
 )
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := node.DefaultConfig()
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.Service, "service", cfg.Service, "common service name shared by every node")
+// serveOnly are serve's flags that the config file may not set.
+var serveOnly = []string{"config", "check"}
+
+// serveSettings is what serve's flags, environment twins and config file
+// make: the node's configuration and the command's own settings.
+type serveSettings struct {
+	cfg        node.Config
+	log        logFlags
+	configPath string
+	check      bool
+	join       string
+}
+
+// serveCmdline registers every serve flag on a fresh command line.
+func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
+	s.cfg = node.DefaultConfig()
+	// The node fills these two itself; show the real defaults.
+	s.cfg.MaxLine, s.cfg.MaxQueue = 64<<10, 1<<20
+	cfg := &s.cfg
+	c := newCmdline("serve", "[flags]",
+		"Runs one node of a service. Settings come from the command line, then the\n"+
+			"environment, then the --config file (a flat TOML file whose keys are the flag\n"+
+			"names; docs/switchboard.example.toml), then the defaults below. With --check,\n"+
+			"serve validates them all, prints where each came from, and exits.", stdout, stderr)
+	fs := c.fs
+	fs.StringVar(&s.configPath, "config", "", "settings file (TOML, keys named as these flags)")
+	fs.BoolVar(&s.check, "check", false, "validate the settings, print them with their sources, and exit (0 valid, 1 not)")
+
+	fs.StringVar(&cfg.Service, "service", cfg.Service, "the service's common name, shared by every node")
 	fs.StringVar(&cfg.ID, "id", "", "node ID (default: the advertised client address)")
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "client TCP listener HOST:PORT")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "client address to publish in the directory (default: the listener's)")
 	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, "HTTP listener HOST:PORT for the API, health and metrics (empty: off)")
 	fs.StringVar(&cfg.DNS, "dns", "", "DNS responder HOST:PORT (UDP and TCP) for the service name (empty: off)")
-	fs.DurationVar(&cfg.DNSTTL, "dns-ttl", cfg.DNSTTL, "TTL of DNS answers")
+	durationFlag(fs, &cfg.DNSTTL, "dns-ttl", 0, 0, "TTL of DNS answers")
 	fs.StringVar(&cfg.Cluster, "cluster", "", "embedded NATS route listener HOST:PORT (empty: a one-node cluster)")
-	join := fs.String("join", "", "seed nodes' cluster addresses, HOST:PORT,...")
+	fs.StringVar(&s.join, "join", "", "seed nodes' cluster addresses, HOST:PORT,... (in the file: a list)")
 	fs.StringVar(&cfg.Bus, "bus", "", "external NATS URL (nats://...) instead of the embedded server")
 	fs.StringVar(&cfg.Group, "group", "", "this node's REGION/ZONE")
-	fs.IntVar(&cfg.Capacity, "capacity", cfg.Capacity, "most sessions this node admits")
-	fs.DurationVar(&cfg.Heartbeat, "heartbeat", cfg.Heartbeat, "heartbeat interval; peers mark a node down after 3 missed")
-	fs.StringVar(&cfg.DataDir, "data", "", "directory for the engine's stored state (default: under the temp dir)")
-	logLevel := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("serve: unexpected arguments %q", fs.Args())
-	}
-	cfg.Join = splitList(*join)
-	cfg.Version = version
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("serve: --log-level: %w", err)
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	fs.StringVar(&cfg.DataDir, "data", "", "directory for the node's stored rooms (default: see docs/operations.md)")
+	intFlag(fs, &cfg.Capacity, "capacity", 0, -1, "most sessions this node admits")
+	durationFlag(fs, &cfg.Heartbeat, "heartbeat", time.Millisecond, time.Minute, "how often the node publishes its entry; peers mark it down after 3 missed")
+	durationFlag(fs, &cfg.Coalesce, "coalesce", 0, 0, "how long a change of users waits for more before the entry is published")
+	durationFlag(fs, &cfg.PushDelay, "push-delay", 0, 0, "how long membership changes gather before clients get a fresh directory")
+	durationFlag(fs, &cfg.RemoveAfter, "remove-after", 0, 0, "how long a down peer stays listed")
+	durationFlag(fs, &cfg.HelloTimeout, "hello-timeout", 0, 0, "close a connection that sends no hello for this long")
+	durationFlag(fs, &cfg.IdleTimeout, "idle-timeout", 0, 0, "close a session that sends nothing, not even a ping, for this long")
+	durationFlag(fs, &cfg.WriteTimeout, "write-timeout", 0, 0, "bound on one write to a client")
+	intFlag(fs, &cfg.MaxLine, "max-line", 0, -1, "longest protocol line accepted, in bytes")
+	intFlag(fs, &cfg.MaxQueue, "max-queue", 0, -1, "bytes that may wait for a slow client before its session is closed")
+	intFlag(fs, &cfg.MaxRooms, "max-rooms", 0, -1, "rooms one session may be in at once")
+	intFlag(fs, &cfg.MaxParticipants, "max-participants", 0, -1, "users one room holds (give every node the same value)")
+	intFlag(fs, &cfg.MaxChunk, "max-chunk", 0, node.MaxChunkLimit, "longest text chunk a client may send, in bytes")
+	floatFlag(fs, &cfg.ChunkRate, "chunk-rate", "text chunks a second one session may send, on average")
+	intFlag(fs, &cfg.ChunkBurst, "chunk-burst", 0, -1, "text chunks one session may send at once")
+	floatFlag(fs, &cfg.ByteRate, "byte-rate", "bytes of text a second one session may send, on average")
+	intFlag(fs, &cfg.ByteBurst, "byte-burst", 0, -1, "bytes of text one session may send at once (at least --max-chunk)")
+	durationFlag(fs, &cfg.StoreTimeout, "store-timeout", 0, 0, "how long a join or a chunk waits for the store before the client gets 'unavailable'")
+	intFlag(fs, &cfg.Replicas, "replicas", 0, 5, "copies of the rooms' streams, 1..5 (0: min(3, nodes up), never lowered)")
+	intFlag(fs, &cfg.RoomStreams, "room-streams", 0, 256, "streams the rooms are spread over (the first node of a service decides)")
+	intFlag(fs, &cfg.SnapshotEvery, "snapshot-every", 0, -1, "records of a room between two snapshots of its state")
+	durationFlag(fs, &cfg.FeedHeartbeat, "feed-heartbeat", 500*time.Millisecond, 30*time.Second, "idle heartbeat of each room feed's consumer")
+	s.log.register(c, "info")
+	return c
+}
 
-	n, err := node.New(cfg)
+// fileKeys are the keys a config file may set: every serve flag but
+// --config and --check.
+func fileKeys(c *cmdline) []string {
+	return slices.DeleteFunc(c.names(), func(n string) bool { return slices.Contains(serveOnly, n) })
+}
+
+// loadServe fills s from args, the environment and the config file. Its
+// errors are usage errors for the command line and the environment, and
+// failures for the file.
+func loadServe(s *serveSettings, args []string, stdout, stderr io.Writer) (*cmdline, error) {
+	c := serveCmdline(s, stdout, stderr)
+	pos, err := c.parse(args)
+	if err != nil {
+		return c, err
+	}
+	if err := c.noArgs(pos); err != nil {
+		return c, err
+	}
+	if s.configPath != "" {
+		f, err := config.Load(s.configPath, fileKeys(c))
+		if err != nil {
+			return c, fmt.Errorf("serve: %w", err)
+		}
+		if err := c.applyFile(f); err != nil {
+			return c, fmt.Errorf("serve: %w", err)
+		}
+	}
+	s.cfg.Join = splitList(s.join)
+	s.cfg.Version = readBuildInfo().Short()
+	if s.cfg.DataDir == "" {
+		dir, err := defaultDataDir(os.Geteuid(), os.Getenv, s.cfg)
+		if err != nil {
+			return c, fmt.Errorf("serve: %w", err)
+		}
+		s.cfg.DataDir = dir
+		c.from["data"] = "the default for this user"
+	}
+	return c, nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var s serveSettings
+	c, err := loadServe(&s, args, stdout, stderr)
 	if err != nil {
 		return err
+	}
+	logger, err := s.log.logger("serve", stderr)
+	if err != nil {
+		return err
+	}
+	s.cfg.Logger = logger
+	n, err := node.New(s.cfg)
+	if err != nil {
+		return fmt.Errorf("serve: invalid settings: %w", err)
+	}
+	if s.check {
+		fmt.Fprintf(stdout, "settings are valid; node %s of %s would keep its rooms in %s\n", orDerived(s.cfg.ID), s.cfg.Service, s.cfg.DataDir)
+		printSources(stdout, c)
+		return nil
+	}
+	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("serve: creating the data directory: %w", err)
 	}
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "switchboard %s: node %s of %s on %s (http %s, cluster %s, dns %s)\n",
-		version, n.ID(), n.Service(), n.Addr(), orNone(n.HTTPAddr()), orNone(n.ClusterAddr()), orNone(n.DNSAddr()))
+	fmt.Fprintf(stdout, "switchboard %s: node %s of %s on %s (http %s, cluster %s, dns %s, data %s)\n",
+		s.cfg.Version, n.ID(), n.Service(), n.Addr(), orNone(n.HTTPAddr()), orNone(n.ClusterAddr()), orNone(n.DNSAddr()), s.cfg.DataDir)
 	<-ctx.Done()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return n.Close(shutdownCtx)
+}
+
+// printSources writes every setting that is not at its default, with
+// where its value came from.
+func printSources(w io.Writer, c *cmdline) {
+	c.fs.VisitAll(func(f *flag.Flag) {
+		from, ok := c.from[f.Name]
+		if !ok || slices.Contains(serveOnly, f.Name) {
+			return
+		}
+		fmt.Fprintf(w, "  %-18s %-24s from %s\n", f.Name, strconv.Quote(f.Value.String()), from)
+	})
+}
+
+// defaultDataDir is where a node keeps its rooms when no --data is given:
+// /var/lib/switchboard/SERVICE/NODE for root, else
+// $XDG_STATE_HOME/switchboard/SERVICE/NODE ($HOME/.local/state when
+// XDG_STATE_HOME is unset). Never under the temporary directory, which
+// cleaners and reboots empty. NODE is the ID, or the advertised or listen
+// address when the ID is derived.
+func defaultDataDir(euid int, getenv func(string) string, cfg node.Config) (string, error) {
+	id := cfg.ID
+	if id == "" {
+		id = cmpOr(cfg.Advertise, cfg.Listen)
+	}
+	leaf := filepath.Join("switchboard", pathSafe(cmpOr(cfg.Service, node.DefaultService)), pathSafe(id))
+	if euid == 0 {
+		return filepath.Join("/var/lib", leaf), nil
+	}
+	if state := getenv("XDG_STATE_HOME"); filepath.IsAbs(state) {
+		return filepath.Join(state, leaf), nil
+	}
+	if home := getenv("HOME"); filepath.IsAbs(home) {
+		return filepath.Join(home, ".local", "state", leaf), nil
+	}
+	return "", errors.New("no --data given, and neither XDG_STATE_HOME nor HOME is an absolute path to keep the rooms under: set --data")
+}
+
+// pathSafe makes s one path element.
+func pathSafe(s string) string {
+	s = strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, s)
+	if s == "" || s == "." || s == ".." {
+		return "_"
+	}
+	return s
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 func orNone(s string) string {
@@ -64,4 +220,113 @@ func orNone(s string) string {
 		return "off"
 	}
 	return s
+}
+
+func orDerived(id string) string {
+	if id == "" {
+		return "(ID from its address)"
+	}
+	return id
+}
+
+// rangeInt is an int flag bounded to min..max (max < 0: no bound).
+type rangeInt struct {
+	p        *int
+	min, max int
+}
+
+func intFlag(fs *flag.FlagSet, p *int, name string, min, max int, usage string) {
+	fs.Var(&rangeInt{p, min, max}, name, usage)
+}
+
+// Type names the value in the help.
+func (v *rangeInt) Type() string { return "int" }
+
+func (v *rangeInt) String() string {
+	if v == nil || v.p == nil {
+		return "0"
+	}
+	return strconv.Itoa(*v.p)
+}
+
+func (v *rangeInt) Set(s string) error {
+	n, err := strconv.Atoi(strings.ReplaceAll(s, "_", ""))
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+	if n < v.min || (v.max >= 0 && n > v.max) {
+		if v.max < 0 {
+			return fmt.Errorf("%d is below %d", n, v.min)
+		}
+		return fmt.Errorf("%d is outside %d..%d", n, v.min, v.max)
+	}
+	*v.p = n
+	return nil
+}
+
+// rangeDuration is a duration flag that is 0 (the node's default) or
+// within min..max (max 0: no bound).
+type rangeDuration struct {
+	p        *time.Duration
+	min, max time.Duration
+}
+
+func durationFlag(fs *flag.FlagSet, p *time.Duration, name string, min, max time.Duration, usage string) {
+	fs.Var(&rangeDuration{p, min, max}, name, usage)
+}
+
+// Type names the value in the help.
+func (v *rangeDuration) Type() string { return "duration" }
+
+func (v *rangeDuration) String() string {
+	if v == nil || v.p == nil {
+		return "0s"
+	}
+	return v.p.String()
+}
+
+func (v *rangeDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 500ms, 15s or 5m", s)
+	}
+	switch {
+	case d < 0:
+		return fmt.Errorf("%v is negative", d)
+	case d != 0 && d < v.min:
+		return fmt.Errorf("%v is below %v", d, v.min)
+	case v.max > 0 && d > v.max:
+		return fmt.Errorf("%v is above %v", d, v.max)
+	}
+	*v.p = d
+	return nil
+}
+
+// nonNegFloat is a float flag that may not be negative.
+type nonNegFloat struct{ p *float64 }
+
+func floatFlag(fs *flag.FlagSet, p *float64, name, usage string) {
+	fs.Var(&nonNegFloat{p}, name, usage)
+}
+
+// Type names the value in the help.
+func (v *nonNegFloat) Type() string { return "float" }
+
+func (v *nonNegFloat) String() string {
+	if v == nil || v.p == nil {
+		return "0"
+	}
+	return strconv.FormatFloat(*v.p, 'g', -1, 64)
+}
+
+func (v *nonNegFloat) Set(s string) error {
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("%q is not a number", s)
+	}
+	if f < 0 {
+		return fmt.Errorf("%v is negative", f)
+	}
+	*v.p = f
+	return nil
 }

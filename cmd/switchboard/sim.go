@@ -34,6 +34,7 @@ type simFlags struct {
 	svgDir, chartPolicy string
 	balls               bool
 	ballsMax, trials    int
+	quiet               bool
 }
 
 func (f *simFlags) register(fs *flag.FlagSet) {
@@ -45,20 +46,20 @@ func (f *simFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.cfg.Zones, "zones", d.Zones, "zones the nodes and clients are spread over")
 	fs.IntVar(&f.cfg.Sessions, "sessions", d.Sessions, "sessions arriving as a Poisson process (-1: none)")
 	fs.Float64Var(&f.cfg.Rate, "rate", d.Rate, "arrivals per second")
-	fs.IntVar(&f.cfg.Storm, "storm", 0, "extra sessions arriving all at once at -storm-at")
+	fs.IntVar(&f.cfg.Storm, "storm", 0, "extra sessions arriving all at once at --storm-at")
 	fs.DurationVar(&f.cfg.StormAt, "storm-at", 0, "when the storm arrives")
 	fs.DurationVar(&f.cfg.Lifetime, "lifetime", d.Lifetime, "mean session lifetime (exponential)")
-	fs.BoolVar(&f.cfg.FixedLifetime, "fixed-lifetime", false, "every session lives exactly -lifetime")
+	fs.BoolVar(&f.cfg.FixedLifetime, "fixed-lifetime", false, "every session lives exactly --lifetime")
 	fs.DurationVar(&f.cfg.Propagation, "propagation", d.Propagation, "delay for a node's change to reach the directories")
 	fs.DurationVar(&f.cfg.Tick, "tick", d.Tick, "interval of the users-per-node snapshots clients see")
 	fs.DurationVar(&f.cfg.Detect, "detect", d.Detect, "how long after a death its peers mark the node down")
 	fs.DurationVar(&f.cfg.RTT, "rtt", d.RTT, "round trip of a directory fetch or a dial")
-	fs.IntVar(&f.kill, "kill", 10, "nodes killed at -kill-at (0: none)")
-	fs.DurationVar(&f.killAt, "kill-at", 40*time.Second, "when -kill nodes die")
-	fs.IntVar(&f.join, "join", 100, "nodes joining at -join-at (0: none)")
-	fs.DurationVar(&f.joinAt, "join-at", 60*time.Second, "when -join nodes join")
+	fs.IntVar(&f.kill, "kill", 10, "nodes killed at --kill-at (0: none)")
+	fs.DurationVar(&f.killAt, "kill-at", 40*time.Second, "when --kill nodes die")
+	fs.IntVar(&f.join, "join", 100, "nodes joining at --join-at (0: none)")
+	fs.DurationVar(&f.joinAt, "join-at", 60*time.Second, "when --join nodes join")
 	fs.DurationVar(&f.cfg.Duration, "duration", 0, "simulated time (0: until the last arrival, plus 1s)")
-	fs.DurationVar(&f.cfg.Warmup, "warmup", 0, "start of the window for the worst max/mean (0: a fifth of -duration)")
+	fs.DurationVar(&f.cfg.Warmup, "warmup", 0, "start of the window for the worst max/mean (0: a fifth of --duration)")
 	fs.IntVar(&f.cfg.ViewSize, "view", 0, "nodes listed per directory, drawn at random (0: all; faster, exact only for random, p2c, group, dns-only and a stale default)")
 	fs.Uint64Var(&f.cfg.Seed, "seed", d.Seed, "random seed")
 	fs.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
@@ -68,6 +69,7 @@ func (f *simFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.balls, "balls", false, "print the balls-into-bins table instead")
 	fs.IntVar(&f.ballsMax, "balls-max", 1_000_000, "largest n of the balls-into-bins table (n = 1000, 10000, ...)")
 	fs.IntVar(&f.trials, "trials", 0, "balls-into-bins trials per n (0: about a million balls per row, at most 200)")
+	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
 }
 
 // simReport is the --json output.
@@ -78,21 +80,18 @@ type simReport struct {
 }
 
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: switchboard sim [flags]")
-		fmt.Fprintln(stderr, "\nSimulates clients picking servers with every policy (a discrete-event model, see docs/sim.md);")
-		fmt.Fprintln(stderr, "with -balls, measures the balls-into-bins table instead.\n\nflags:")
-		fs.PrintDefaults()
-	}
+	c := newCmdline("sim", "[flags]",
+		"Simulates clients picking servers with every policy (a discrete-event model, see\n"+
+			"docs/sim.md); with --balls, measures the balls-into-bins table instead. Progress,\n"+
+			"with an estimate of the time left, goes to stderr.", stdout, stderr)
 	var f simFlags
-	f.register(fs)
-	if err := parseFlags(fs, args); err != nil {
+	f.register(c.fs)
+	pos, err := c.parse(args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("sim: unexpected arguments %q", fs.Args())
+	if err := c.noArgs(pos); err != nil {
+		return err
 	}
 	if f.balls {
 		return runBalls(ctx, f, stdout, stderr)
@@ -100,19 +99,19 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	policies := splitList(f.policies)
 	for _, p := range policies {
 		if !slices.Contains(sim.Policies(), p) {
-			return fmt.Errorf("sim: unknown policy %q (valid: %s)", p, strings.Join(sim.Policies(), ", "))
+			return usagef(c.name, "sim: unknown policy %q (valid: %s)", p, strings.Join(sim.Policies(), ", "))
 		}
 	}
 	var stales []time.Duration
 	for _, s := range splitList(f.staleness) {
 		d, err := time.ParseDuration(s)
 		if err != nil || d < 0 {
-			return fmt.Errorf("sim: bad staleness %q", s)
+			return usagef(c.name, "sim: bad staleness %q: want durations such as 0s,1s", s)
 		}
 		stales = append(stales, d)
 	}
 	if len(policies) == 0 || len(stales) == 0 {
-		return errors.New("sim: no policy or no staleness to run")
+		return usagef(c.name, "sim: no policy or no staleness to run")
 	}
 	f.cfg.Events = []sim.NodeEvent{}
 	if f.kill > 0 {
@@ -123,27 +122,39 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 
 	type job struct {
-		cfg  sim.Config
-		res  sim.Result
-		err  error
-		wall time.Duration
+		index int
+		cfg   sim.Config
+		res   sim.Result
+		err   error
+		wall  time.Duration
 	}
 	var jobs []*job
 	for _, st := range stales {
 		for _, p := range policies {
 			cfg := f.cfg
 			cfg.Policy, cfg.Staleness = p, st
-			jobs = append(jobs, &job{cfg: cfg})
+			jobs = append(jobs, &job{index: len(jobs), cfg: cfg})
 		}
 	}
 	// Check the configuration once before starting anything.
 	probe := jobs[0].cfg
 	probe.Sessions, probe.Storm, probe.Duration = -1, 0, time.Nanosecond
 	if _, err := sim.Run(ctx, probe); err != nil {
-		return err
+		return usagef(c.name, "%w", err)
 	}
-	fmt.Fprintf(stderr, "sim: %d runs, %d at a time\n", len(jobs), max(f.parallel, 1))
+	// The runs and the meter print from their own goroutines.
+	var progress io.Writer = &syncWriter{w: stderr}
+	if f.quiet {
+		progress = io.Discard
+	}
+	fmt.Fprintf(progress, "sim: %d runs, %d at a time\n", len(jobs), max(f.parallel, 1))
 	start := time.Now()
+	meter := newSimMeter(len(jobs), start)
+	for i, j := range jobs {
+		j.cfg.Progress = func(reached, total time.Duration) { meter.set(i, reached, total) }
+	}
+	stopMeter := meter.report(progress, simProgressEvery)
+	defer stopMeter()
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, max(f.parallel, 1))
@@ -161,11 +172,13 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			mu.Lock()
 			defer mu.Unlock()
 			if j.err == nil {
-				fmt.Fprintf(stderr, "sim: %-11s staleness %-5s %6.1fs (%d picks)\n", j.cfg.Policy, j.cfg.Staleness, j.wall.Seconds(), j.res.Picks)
+				meter.finish(j.index)
+				fmt.Fprintf(progress, "sim: %-11s staleness %-5s %6.1fs (%d picks); %s\n", j.cfg.Policy, j.cfg.Staleness, j.wall.Seconds(), j.res.Picks, meter.line(time.Now()))
 			}
 		})
 	}
 	wg.Wait()
+	stopMeter()
 	var results []sim.Result
 	for _, j := range jobs {
 		if j.err != nil {
@@ -173,7 +186,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		results = append(results, j.res)
 	}
-	fmt.Fprintf(stderr, "sim: done in %.1fs\n", time.Since(start).Seconds())
+	fmt.Fprintf(progress, "sim: done in %.1fs\n", time.Since(start).Seconds())
 
 	if f.svgDir != "" {
 		if err := writeSimCharts(f.svgDir, f.chartPolicy, policies, stales, results); err != nil {
@@ -279,12 +292,15 @@ func simSeconds(s float64, n int) string {
 }
 
 func runBalls(ctx context.Context, f simFlags, stdout, stderr io.Writer) error {
+	if f.quiet {
+		stderr = io.Discard
+	}
 	var sizes []int
 	for n := 1000; n <= f.ballsMax; n *= 10 {
 		sizes = append(sizes, n)
 	}
 	if len(sizes) == 0 {
-		return fmt.Errorf("sim: -balls-max %d is below 1000", f.ballsMax)
+		return usagef("sim", "sim: --balls-max %d is below 1000", f.ballsMax)
 	}
 	rows := make([]sim.BallsRow, len(sizes))
 	errs := make([]error, len(sizes))

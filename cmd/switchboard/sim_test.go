@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -44,8 +45,14 @@ func TestSimTable(t *testing.T) {
 			t.Errorf("policy %s starts %d table lines, want 2:\n%s", p, got, out)
 		}
 	}
-	if !strings.Contains(progress, "sim: done in") {
-		t.Errorf("no progress on stderr: %q", progress)
+	// A line per finished run, with how far all the runs are.
+	for _, want := range []string{"sim: done in", "runs done, ", fmt.Sprintf("%d/%d runs done, 100%%", 2*len(sim.Policies()), 2*len(sim.Policies()))} {
+		if !strings.Contains(progress, want) {
+			t.Errorf("progress on stderr lacks %q:\n%s", want, progress)
+		}
+	}
+	if _, quiet := simOut(t, append(slices.Clone(smallSim), "--quiet", "--policies", "random")...); quiet != "" {
+		t.Errorf("--quiet printed %q", quiet)
 	}
 }
 
@@ -132,7 +139,7 @@ func TestSimErrors(t *testing.T) {
 		{"bad staleness", []string{"-staleness", "soon"}, `bad staleness "soon"`},
 		{"no staleness", []string{"-staleness", ","}, "no policy or no staleness"},
 		{"bad config", []string{"-nodes", "-3"}, "at least one node"},
-		{"stray argument", []string{"now"}, "unexpected arguments"},
+		{"stray argument", []string{"now"}, `unexpected argument "now"`},
 		{"balls too small", []string{"-balls", "-balls-max", "10"}, "below 1000"},
 		{"unknown flag", []string{"-bogus"}, "flag provided but not defined"},
 	}
