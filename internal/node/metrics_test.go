@@ -159,6 +159,17 @@ func TestMetricsObserveEvents(t *testing.T) {
 			t.Errorf("before any input: %v, value %v; want a series at 0", err, s.value)
 		}
 	}
+	for name, labels := range map[string][]map[string]string{
+		"switchboard_attach_refused_total":      {{"code": wire.CodeFull}, {"code": wire.CodeDraining}},
+		"switchboard_directory_changes_total":   {{"kind": "stale"}, {"kind": "removed"}},
+		"switchboard_room_records_stored_total": {{"op": "join"}, {"op": "leave"}, {"op": "text"}},
+	} {
+		for _, l := range labels {
+			if _, err := one(t, n, name, l); err != nil {
+				t.Errorf("before any event: %v", err)
+			}
+		}
+	}
 	for _, name := range []string{"switchboard_attach_seconds", "switchboard_room_store_seconds", "switchboard_room_delivery_seconds"} {
 		s, err := one(t, n, name, nil)
 		if err != nil || s.count != 0 {

@@ -20,7 +20,7 @@ type roomMetrics struct {
 }
 
 func newRoomMetrics() *roomMetrics {
-	return &roomMetrics{
+	m := &roomMetrics{
 		feeds: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchboard_rooms_open",
 			Help: "Rooms this node holds a feed for (rooms with local members).",
@@ -56,6 +56,10 @@ func newRoomMetrics() *roomMetrics {
 			Buckets: latencyBuckets,
 		}),
 	}
+	for _, op := range []string{recJoin, recLeave, recText} {
+		m.stored.WithLabelValues(op)
+	}
+	return m
 }
 
 func (m *roomMetrics) collectors() []prometheus.Collector {
