@@ -439,3 +439,27 @@ func writeFile(t *testing.T, name, text string) string {
 	}
 	return path
 }
+
+// docs/operations.md names every flag of every command.
+func TestOperationsDocListsEveryFlag(t *testing.T) {
+	data, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(data)
+	for _, cmd := range [][]string{{"serve"}, {"dir"}, {"connect"}, {"chat"}, {"demo"}, {"bench", "connect"}, {"bench", "storm"}, {"sim"}} {
+		_, help, _ := runArgs(t, append(cmd, "-h")...)
+		for _, line := range strings.Split(help, "\n") {
+			if !strings.HasPrefix(line, "  --") {
+				continue
+			}
+			name, _, _ := strings.Cut(strings.TrimPrefix(line, "  "), " ")
+			if !strings.Contains(doc, "`"+name+"`") {
+				t.Errorf("docs/operations.md does not name %s's %s", strings.Join(cmd, " "), name)
+			}
+		}
+	}
+	if !strings.Contains(doc, "SWITCHBOARD_SERVE_MAX_ROOMS") {
+		t.Error("docs/operations.md lacks serve's environment twins")
+	}
+}
