@@ -47,6 +47,12 @@ func (s *session) join(room string) {
 	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
 	defer cancel()
 	key := s.key()
+	// Every join draws from the room operations' bucket, a re-join too:
+	// each sends the room's whole state, up to a protocol line.
+	if !s.limiter.allowRoomOp(time.Now()) {
+		s.reply(roomError(wire.CodeRate, room, 0, "joining or leaving faster than %v a second; slow down", RoomOpRate))
+		return
+	}
 	if f := s.rooms[room]; f != nil {
 		// Joined already: the client resynchronises.
 		if err := f.resync(ctx, key); err != nil {
@@ -56,10 +62,6 @@ func (s *session) join(room string) {
 	}
 	if len(s.rooms) >= n.cfg.MaxRooms {
 		s.reply(roomError(wire.CodeLimit, room, 0, "a session may be in at most %d rooms; leave one first", n.cfg.MaxRooms))
-		return
-	}
-	if !s.limiter.allow(time.Now(), 0) {
-		s.reply(roomError(wire.CodeRate, room, 0, "joining too fast; slow down"))
 		return
 	}
 	select {
@@ -111,6 +113,10 @@ func (s *session) leave(room string) {
 		s.reply(roomError(wire.CodeBadRequest, room, 0, "not in room %q", room))
 		return
 	}
+	if !s.limiter.allowRoomOp(time.Now()) {
+		s.reply(roomError(wire.CodeRate, room, 0, "joining or leaving faster than %v a second; slow down", RoomOpRate))
+		return
+	}
 	key := s.key()
 	delete(s.rooms, room)
 	defer e.release(f, key)
@@ -141,8 +147,8 @@ func (s *session) text(m wire.Message) {
 		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "not in room %q; join it first", room))
 		return
 	}
-	if m.Seq == 0 {
-		s.reply(roomError(wire.CodeBadRequest, room, 0, "text needs a seq, counting from 1"))
+	if m.Seq == 0 || m.Seq > MaxSeq {
+		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "text needs a seq from 1 to %d", uint64(MaxSeq)))
 		return
 	}
 	if len(m.T) > n.cfg.MaxChunk {
@@ -228,13 +234,42 @@ func (b *bucket) refill(now time.Time) {
 	}
 }
 
-// textLimiter bounds a session's text: one bucket of chunks, one of bytes.
+// MaxSeq is the largest seq a text chunk may carry: 2^53-1, the largest
+// integer every JSON reader holds exactly (JavaScript's
+// Number.MAX_SAFE_INTEGER). A client counting up from 1 never reaches it,
+// so seqs never wrap.
+const MaxSeq = 1<<53 - 1
+
+// RoomOpRate and RoomOpBurst bound a session's joins (re-joins included,
+// each answered with the room's whole state) and leaves: a bucket of
+// RoomOpBurst operations refilled at RoomOpRate a second.
+const (
+	RoomOpRate  = 5
+	RoomOpBurst = 20
+)
+
+// textLimiter bounds a session's text, one bucket of chunks and one of
+// bytes, and its room operations.
 type textLimiter struct {
-	chunks, bytes bucket
+	chunks, bytes, roomOps bucket
 }
 
 func newTextLimiter(cfg Config) textLimiter {
-	return textLimiter{chunks: newBucket(cfg.ChunkRate, cfg.ChunkBurst), bytes: newBucket(cfg.ByteRate, cfg.ByteBurst)}
+	return textLimiter{
+		chunks:  newBucket(cfg.ChunkRate, cfg.ChunkBurst),
+		bytes:   newBucket(cfg.ByteRate, cfg.ByteBurst),
+		roomOps: newBucket(RoomOpRate, RoomOpBurst),
+	}
+}
+
+// allowRoomOp takes one room operation from its bucket if it holds one.
+func (l *textLimiter) allowRoomOp(now time.Time) bool {
+	l.roomOps.refill(now)
+	if l.roomOps.tokens < 1 {
+		return false
+	}
+	l.roomOps.tokens--
+	return true
 }
 
 // allow takes one chunk of size bytes from the buckets if both hold

@@ -500,7 +500,41 @@ func TestRoomLimits(t *testing.T) {
 	if m := errorFor(wire.Message{Op: wire.OpText, Room: "zzz", Seq: 1, T: "x"}); m.Code != wire.CodeBadRequest || m.Room != "zzz" {
 		t.Errorf("text outside the room: %+v, want bad_request", m)
 	}
+	// Seqs stop below 2^53: one chunk at the top cannot mute its sender.
+	for _, seq := range []uint64{node.MaxSeq + 1, 1<<64 - 1} {
+		if m := errorFor(wire.Message{Op: wire.OpText, Room: "a.b", Seq: seq, T: "x"}); m.Code != wire.CodeBadRequest || m.Seq != seq {
+			t.Errorf("seq %d: %+v, want bad_request", seq, m)
+		}
+	}
 	stillUsable()
+
+	// Re-joins (each a whole state) and leaves draw from their own bucket:
+	// a flood is refused, and the session and its rooms stay as they were.
+	dave := newPeer(t, addr, "dave")
+	dave.join("a_b")
+	const flood = 10 * node.RoomOpBurst
+	for range flood {
+		dave.send(wire.Message{Op: wire.OpJoin, Room: "a_b"})
+	}
+	states, rated := 0, 0
+	for states+rated < flood {
+		m := dave.await("answer to a re-join", func(m wire.Message) bool {
+			return m.Room == "a_b" && (m.Op == wire.OpRoom || m.Op == wire.OpError)
+		})
+		switch {
+		case m.Op == wire.OpRoom:
+			states++
+		case m.Code == wire.CodeRate:
+			rated++
+		default:
+			t.Fatalf("re-join answered %+v", m)
+		}
+	}
+	if rated == 0 || states > flood-rated {
+		t.Errorf("%d re-joins: %d states, %d refused; want most refused with rate", flood, states, rated)
+	}
+	dave.acked("a_b", dave.typeText("a_b", "z"))
+	p.await("dave's text after the flood", func(m wire.Message) bool { return m.Op == wire.OpText && m.From == "dave" && m.T == "z" })
 }
 
 // A node holding a user dies (Halt, as kill -9 looks from outside): the
