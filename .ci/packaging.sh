@@ -274,6 +274,23 @@ for line in DynamicUser=yes StateDirectory=switchboard NoNewPrivileges=yes Prote
   KillSignal=SIGTERM EnvironmentFile=-/etc/switchboard/env; do
   grep -qE "^${line}( |\$)" $unit && ok "$line" || bad "unit lacks $line"
 done
+# The example environment file: every variable it sets must be one that
+# serve takes, which `serve --check` reports by name.
+envf=deploy/switchboard.env
+if [ -x "$bin" ]; then
+  mapfile -t vars < <(grep -E '^[A-Z_]+=' $envf)
+  if env -i "${vars[@]}" "$bin" serve --check --data="$tmp/check-data" >"$tmp/check.out" 2>&1; then
+    missing=()
+    for v in "${vars[@]}"; do grep -q "from ${v%%=*}\$" "$tmp/check.out" || missing+=("${v%%=*}"); done
+    if [ ${#missing[@]} -eq 0 ]; then ok "$envf: serve --check takes all ${#vars[@]} variables"; else
+      sed 's/^/        /' "$tmp/check.out"
+      bad "$envf: serve ignores ${missing[*]}"
+    fi
+  else
+    sed 's/^/        /' "$tmp/check.out"
+    bad "$envf: serve --check refuses it"
+  fi
+fi
 grep -qE '^LimitNOFILE=[0-9]+' $unit && ok "LimitNOFILE set" || bad "no LimitNOFILE"
 grep -qE '^TimeoutStopSec=' $unit && ok "TimeoutStopSec set" || bad "no TimeoutStopSec"
 grep -qE '^ExecStart=.* --data=\$\{STATE_DIRECTORY\}' $unit && ok "--data is the StateDirectory" || bad "--data is not \${STATE_DIRECTORY}"
