@@ -8,6 +8,7 @@
 package localcluster
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -364,4 +366,59 @@ func Build(dir string) (string, error) {
 		return "", fmt.Errorf("localcluster: building switchboard: %w\n%s", err, out)
 	}
 	return binary, nil
+}
+
+// Pause sends SIGSTOP to node i: the process keeps its sockets but runs
+// nothing until Resume, as a node stalled by its host would.
+func (c *Cluster) Pause(i int) error {
+	return c.signal(i, syscall.SIGSTOP, "pausing")
+}
+
+// Resume sends SIGCONT to node i after Pause.
+func (c *Cluster) Resume(i int) error {
+	return c.signal(i, syscall.SIGCONT, "resuming")
+}
+
+func (c *Cluster) signal(i int, sig syscall.Signal, doing string) error {
+	n := c.Nodes[i]
+	if !n.Alive() {
+		return fmt.Errorf("localcluster: %s %s: the process has exited", doing, n.ID)
+	}
+	if err := n.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("localcluster: %s %s: %w", doing, n.ID, err)
+	}
+	return nil
+}
+
+// NATSURL is the client URL of node n's embedded NATS server (nats://...),
+// which listens on a random loopback port. It reads the URL from the INFO
+// line the server sends to a connection on its cluster listener, where
+// nats-server advertises its client URLs to its peers.
+func (n *Node) NATSURL(ctx context.Context) (string, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", n.Cluster)
+	if err != nil {
+		return "", fmt.Errorf("localcluster: asking %s for its NATS URL: %w", n.ID, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetReadDeadline(dl)
+	} else {
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("localcluster: reading %s's route INFO: %w", n.ID, err)
+	}
+	rest, ok := strings.CutPrefix(strings.TrimSpace(line), "INFO ")
+	if !ok {
+		return "", fmt.Errorf("localcluster: %s's cluster listener sent %q, not INFO", n.ID, line)
+	}
+	var info struct {
+		ConnectURLs []string `json:"connect_urls"`
+	}
+	if err := json.Unmarshal([]byte(rest), &info); err != nil || len(info.ConnectURLs) == 0 {
+		return "", fmt.Errorf("localcluster: %s's route INFO names no client URL (%v): %s", n.ID, err, rest)
+	}
+	return "nats://" + info.ConnectURLs[0], nil
 }
