@@ -86,6 +86,12 @@ type Config struct {
 	Rooms, RoomSize, Senders int
 	Rate                     float64
 	Duration                 time.Duration
+	// Fault is what rtt-fault does to a node: FaultKillLeader (default),
+	// FaultKill, FaultStop or FaultStopLeader.
+	Fault string
+	// Pause is how long rtt-fault's stop faults keep the node stopped
+	// (default 3 s).
+	Pause time.Duration
 	// Heartbeat is the nodes' heartbeat (default: the binary's).
 	Heartbeat time.Duration
 	// Progress receives progress lines while a scenario runs (nil: none).
@@ -140,6 +146,7 @@ func scenarios() []scenario {
 		{"detect", "time from kill -9 to down on every peer; no false down when busy", nil, false, runDetect},
 		{"memory", "memory per idle attached session on one node", nil, false, runMemory},
 		{"rtt", "typing latency in rooms spread over the nodes", nil, true, runRTT},
+		{"rtt-fault", "typing in rooms while a node is killed or stopped: nothing acked lost, nothing shown twice", nil, false, runRTTFault},
 	}
 }
 

@@ -1,0 +1,967 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/chart"
+	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/pick"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// The faults of the rtt-fault scenario (Config.Fault).
+const (
+	// FaultKill is kill -9 of a node that does not lead the first room's
+	// stream.
+	FaultKill = "kill"
+	// FaultKillLeader is kill -9 of the node leading the first room's
+	// stream in JetStream.
+	FaultKillLeader = "kill-leader"
+	// FaultStop is SIGSTOP of a node that does not lead the first room's
+	// stream, and SIGCONT after Config.Pause.
+	FaultStop = "stop"
+	// FaultStopLeader is SIGSTOP of the node leading the first room's
+	// stream, and SIGCONT after Config.Pause.
+	FaultStopLeader = "stop-leader"
+)
+
+// Faults lists the faults rtt-fault knows, the default first.
+func Faults() []string { return []string{FaultKillLeader, FaultKill, FaultStop, FaultStopLeader} }
+
+// RTTFaultReport is the rtt-fault scenario: Rooms rooms of RoomSize
+// typists (member j of room r attached to node (r+j) mod nodes), each
+// typing a script of its own at Rate characters a second, one chunk a
+// character; a third of the way into the typing one node is hurt (Fault).
+// Afterwards every typist's text must be in its room exactly once, and no
+// member may have been shown a chunk twice.
+type RTTFaultReport struct {
+	Scenario string  `json:"scenario"`
+	Fault    string  `json:"fault"`
+	Nodes    int     `json:"nodes"`
+	Rooms    int     `json:"rooms"`
+	RoomSize int     `json:"room_size"`
+	Typists  int     `json:"typists"`
+	Rate     float64 `json:"chars_per_second"`
+	// Seed made the scripts (and names the run's rooms).
+	Seed uint64 `json:"seed"`
+	// Hurt is the node killed or stopped; LedRoom says whether it led the
+	// first room's stream (Leader names that room's stream leader when
+	// the fault came).
+	Hurt     string  `json:"hurt"`
+	Leader   string  `json:"first_room_stream_leader"`
+	PauseMS  float64 `json:"pause_ms,omitempty"`
+	FaultAtS float64 `json:"fault_at_s"`
+	// Typed counts the chunks typed; Acked those the node acknowledged
+	// explicitly (an ack message; chunks the client learned were stored
+	// from a room state instead are not counted).
+	Typed int `json:"typed"`
+	Acked int `json:"acked"`
+	// MissingAcked counts acked chunks that some member of the room never
+	// got, neither delivered nor in a room state; Missing lists the first
+	// ones as "room user seq (members missing it)".
+	MissingAcked int      `json:"missing_acked"`
+	Missing      []string `json:"missing,omitempty"`
+	// Duplicates counts deliveries a member was shown twice: a chunk
+	// delivered again, or delivered after a room state that held it.
+	// DuplicateList names the first ones.
+	Duplicates    int      `json:"duplicates"`
+	DuplicateList []string `json:"duplicate_list,omitempty"`
+	// TextWrong counts typists whose text, read from the room state by a
+	// member who joins after the typing, is not exactly what they typed;
+	// TextDiffs shows the first differences.
+	TextWrong int      `json:"text_wrong"`
+	TextDiffs []string `json:"text_diffs,omitempty"`
+	// Unsettled counts members who, at the deadline, had not seen every
+	// other typist's last chunk, and typists with text still unacked.
+	Unsettled int `json:"unsettled"`
+	// Resent counts chunks the sessions sent again after a room state
+	// (after a reattach, or after a rejoin to resynchronise).
+	Resent int `json:"resent"`
+	// Dropped counts sessions that lost their connection after the fault;
+	// Reattach times their reattachments from the fault.
+	Dropped  int         `json:"dropped"`
+	Reattach Percentiles `json:"reattach_ms"`
+	Pending  int         `json:"pending"`
+	// HealMS is the time from the fault until every typist had a chunk
+	// typed after the fault acknowledged (-1: some never did).
+	HealMS float64 `json:"heal_ms"`
+	// Churn is presence seen by members on nodes that were not hurt
+	// after the fault, for typists who never left their room.
+	Churn Churn `json:"presence_churn"`
+	// Errors counts the error codes the sessions received; FirstErrors
+	// holds the first messages.
+	Errors      map[string]int `json:"errors,omitempty"`
+	FirstErrors []string       `json:"first_errors,omitempty"`
+	reattach    []float64
+}
+
+// Churn counts presence events for users who never left.
+type Churn struct {
+	// HurtLeaves and HurtJoins are about typists on the hurt node (who
+	// dropped with it when it was killed); HealthyLeaves and HealthyJoins
+	// about typists on the other nodes, who never dropped at all.
+	HurtLeaves    int `json:"hurt_node_users_leaves"`
+	HurtJoins     int `json:"hurt_node_users_joins"`
+	HealthyLeaves int `json:"healthy_node_users_leaves"`
+	HealthyJoins  int `json:"healthy_node_users_joins"`
+}
+
+// typist is one member of an rtt-fault room: it types its script and
+// records what its session saw.
+type typist struct {
+	s      *client.Session
+	room   string
+	user   string
+	node   string
+	script string
+	joined chan struct{}
+
+	mu           sync.Mutex
+	typed        uint64               // chunks typed; the last seq
+	seqAtFault   uint64               // typed when the fault came
+	acks         map[uint64]time.Time // first ack of each seq
+	delivered    map[string]map[uint64]int
+	covered      map[string]uint64 // sender -> highest seq a room state held
+	lastSeen     map[string]uint64 // sender -> highest seq delivered or in a state
+	dupes        []string
+	numberErr    string
+	droppedAt    time.Time // after the fault
+	back         time.Time
+	resync       bool // a room state is due after a reattach or rejoin
+	rejoining    bool
+	resent       int
+	sendErr      error
+	dropsOverall int
+}
+
+func (t *typist) see(from string, seq uint64) {
+	if seq > t.lastSeen[from] {
+		t.lastSeen[from] = seq
+	}
+}
+
+// faultRun is one rtt-fault run in progress.
+type faultRun struct {
+	e       *env
+	rep     *RTTFaultReport
+	lc      *localcluster.Cluster
+	typists []*typist
+	byUser  map[string]*typist
+
+	mu        sync.Mutex
+	faultAt   time.Time // zero until the fault
+	hurt      string
+	errCount  map[string]int
+	firstErrs []string
+}
+
+func runRTTFault(ctx context.Context, e *env) (Report, error) {
+	cfg := e.cfg
+	fault := cfg.Fault
+	if fault == "" {
+		fault = FaultKillLeader
+	}
+	if !slices.Contains(Faults(), fault) {
+		return nil, fmt.Errorf("bench: rtt-fault: fault %q: want one of %s", fault, strings.Join(Faults(), ", "))
+	}
+	pause := cfg.Pause
+	if pause <= 0 {
+		pause = 3 * time.Second
+	}
+	if cfg.Nodes < 3 {
+		return nil, fmt.Errorf("bench: rtt-fault: %d nodes; hurting one needs 3 for a quorum", cfg.Nodes)
+	}
+	seed := rand.Uint64() % 1e9
+	rep := &RTTFaultReport{Scenario: "rtt-fault", Fault: fault, Nodes: cfg.Nodes, Rooms: cfg.Rooms, RoomSize: cfg.RoomSize,
+		Typists: cfg.Rooms * cfg.RoomSize, Rate: cfg.Rate, Seed: seed, Errors: map[string]int{}}
+	if strings.HasPrefix(fault, "stop") {
+		rep.PauseMS = ms(pause)
+	}
+	c, err := e.start(ctx, cfg.Nodes)
+	if err != nil {
+		return nil, err
+	}
+	defer c.stop(ctx)
+	lc := c.local
+	r := &faultRun{e: e, rep: rep, lc: lc, byUser: map[string]*typist{}, errCount: map[string]int{}}
+	defer func() {
+		// A stopped node cannot end until it runs again.
+		for i, n := range lc.Nodes {
+			if n.Alive() {
+				_ = lc.Resume(i)
+			}
+		}
+	}()
+	// Every node's address is the common address, so that any node may
+	// die, the one answering DNS included.
+	target := strings.Join(lc.Addrs(), ",")
+	var wg sync.WaitGroup
+	defer func() {
+		for _, t := range r.typists {
+			t.s.Close()
+		}
+		wg.Wait()
+	}()
+	if err := r.open(ctx, target, &wg, seed); err != nil {
+		return nil, err
+	}
+	if err := r.awaitJoined(ctx); err != nil {
+		return nil, err
+	}
+
+	// Type, and hurt a node a third of the way in.
+	interval := time.Duration(float64(time.Second) / cfg.Rate)
+	faultIn := cfg.Duration / 3
+	rep.FaultAtS = faultIn.Seconds()
+	e.logf("%d typists in %d rooms of %d across %d nodes, %.0f chars/s for %v; %s after %v", rep.Typists, cfg.Rooms, cfg.RoomSize,
+		cfg.Nodes, cfg.Rate, cfg.Duration, fault, faultIn)
+	var typing sync.WaitGroup
+	for _, t := range r.typists {
+		typing.Go(func() { t.typeScript(ctx, interval) })
+	}
+	faultErr := make(chan error, 1)
+	go func() { faultErr <- r.hurtNode(ctx, fault, faultIn, pause) }()
+	typing.Wait()
+	if err := <-faultErr; err != nil {
+		return nil, err
+	}
+	e.logf("typing done; waiting for every chunk to be acked and seen")
+	r.awaitSettled(ctx, 60*time.Second)
+	if err := r.readHistory(ctx, target); err != nil {
+		return nil, err
+	}
+	r.summarize()
+	return rep, nil
+}
+
+// homeFirst picks the node named id while it is available and not
+// excluded, else what fallback picks: a session that starts on its home
+// node and fails over like any client.
+func homeFirst(id string, fallback pick.Policy) pick.Policy {
+	return pick.PolicyFunc(func(nodes []directory.Node, req pick.Request) (pick.Result, error) {
+		if req.Exclude == nil || !req.Exclude(id) {
+			for _, n := range nodes {
+				if n.ID == id && n.Available() {
+					return pick.Result{Node: n, Reason: "bench: home node " + id}, nil
+				}
+			}
+		}
+		return fallback.Pick(nodes, req)
+	})
+}
+
+// faultScript is what one typist types: n characters of words in lines
+// of about lineLen, ending with a line end.
+func faultScript(rng *rand.Rand, n, lineLen int) string {
+	words := []string{"the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "real", "time", "text", "types",
+		"every", "key", "as", "it", "comes", "node", "dies", "and", "nothing", "is", "lost", "twice"}
+	var b strings.Builder
+	line := 0
+	for b.Len() < n {
+		w := words[rng.IntN(len(words))]
+		if line > 0 {
+			if line+1+len(w) > lineLen {
+				b.WriteByte('\n')
+				line = 0
+			} else {
+				b.WriteByte(' ')
+				line++
+			}
+		}
+		b.WriteString(w)
+		line += len(w)
+	}
+	return b.String()[:n-1] + "\n"
+}
+
+// open attaches and joins every typist.
+func (r *faultRun) open(ctx context.Context, target string, wg *sync.WaitGroup, seed uint64) error {
+	cfg := r.e.cfg
+	n := cfg.Rooms * cfg.RoomSize
+	chars := max(int(cfg.Rate*cfg.Duration.Seconds()+0.5), 2)
+	// Keep a room's lines within the 100 a state carries.
+	lineLen := max(40, chars*cfg.RoomSize/80+1)
+	var ids []string
+	for _, nd := range r.lc.Nodes {
+		ids = append(ids, nd.ID)
+	}
+	fallback := pick.Default(pick.DefaultRand())
+	progress, end := r.e.counter("joined", n)
+	defer end()
+	next := make(chan int)
+	var mu sync.Mutex
+	var done int
+	var errs []error
+	var dialers sync.WaitGroup
+	for range min(cfg.Concurrency, n) {
+		dialers.Go(func() {
+			for i := range next {
+				ro, j := i/cfg.RoomSize, i%cfg.RoomSize
+				t := &typist{room: fmt.Sprintf("fault-%d-%d", seed, ro), user: fmt.Sprintf("r%dm%d", ro, j),
+					node: ids[(ro+j)%len(ids)], joined: make(chan struct{}), acks: map[uint64]time.Time{},
+					delivered: map[string]map[uint64]int{}, covered: map[string]uint64{}, lastSeen: map[string]uint64{}}
+				t.script = faultScript(rand.New(rand.NewPCG(seed, uint64(i))), chars, lineLen)
+				dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				s, err := client.Dial(dctx, target, client.WithUser(t.user), client.WithPolicy(homeFirst(t.node, fallback)),
+					client.WithClientName("switchboard-bench/1"))
+				cancel()
+				if err == nil {
+					err = s.Join(t.room)
+				}
+				mu.Lock()
+				done++
+				progress(done)
+				if err != nil {
+					errs = append(errs, err)
+					mu.Unlock()
+					if s != nil {
+						s.Close()
+					}
+					continue
+				}
+				t.s = s
+				r.typists = append(r.typists, t)
+				r.byUser[t.room+"/"+t.user] = t
+				mu.Unlock()
+				wg.Go(func() { r.watch(t) })
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	dialers.Wait()
+	if len(errs) > 0 {
+		return fmt.Errorf("bench: rtt-fault: %d of %d sessions could not attach and join: %w", len(errs), n, errors.Join(errs[:min(3, len(errs))]...))
+	}
+	return nil
+}
+
+// awaitJoined waits until every typist has its room's state; a fresh
+// cluster elects its JetStream leaders first.
+func (r *faultRun) awaitJoined(ctx context.Context) error {
+	deadline := time.After(60 * time.Second)
+	for _, t := range r.typists {
+		select {
+		case <-t.joined:
+		case <-deadline:
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return fmt.Errorf("bench: rtt-fault: not every typist got its room's state within 60 s (errors: %q)", r.firstErrs)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// watch records what t's session sees, and resynchronises the room (a
+// join again, whose state makes the client resend what is unacked) after
+// an error that says a chunk was not stored: the client package does not
+// retry text on "unavailable" or "rate" by itself.
+func (r *faultRun) watch(t *typist) {
+	once := sync.OnceFunc(func() { close(t.joined) })
+	for ev := range t.s.Events() {
+		now := time.Now()
+		switch ev.Kind {
+		case client.Disconnected:
+			if ev.Node.ID == "" {
+				continue
+			}
+			r.mu.Lock()
+			after := !r.faultAt.IsZero()
+			r.mu.Unlock()
+			t.mu.Lock()
+			t.dropsOverall++
+			if after && t.droppedAt.IsZero() {
+				t.droppedAt = now
+			}
+			t.mu.Unlock()
+		case client.Reattached:
+			t.mu.Lock()
+			if !t.droppedAt.IsZero() && t.back.IsZero() {
+				t.back = now
+			}
+			t.resync = true
+			t.mu.Unlock()
+		case client.Received:
+			r.received(t, ev.Message, now, once)
+		}
+	}
+}
+
+func (r *faultRun) received(t *typist, m wire.Message, now time.Time, joined func()) {
+	if m.Op == wire.OpError {
+		r.mu.Lock()
+		r.errCount[m.Code]++
+		if len(r.firstErrs) < 5 {
+			r.firstErrs = append(r.firstErrs, fmt.Sprintf("%s: %s: %s", t.user, m.Code, m.Message))
+		}
+		r.mu.Unlock()
+		if m.Room == t.room && (m.Code == wire.CodeUnavailable || m.Code == wire.CodeRate) {
+			r.rejoinLater(t)
+		}
+		return
+	}
+	if m.Room != t.room {
+		return
+	}
+	switch m.Op {
+	case wire.OpRoom:
+		joined()
+		if m.State == nil {
+			return
+		}
+		t.mu.Lock()
+		for from, seq := range m.State.Seqs {
+			t.covered[from] = max(t.covered[from], seq)
+			t.see(from, seq)
+		}
+		if t.resync {
+			// What the client just sent again on this state (those
+			// acked meanwhile aside).
+			t.resync = false
+			t.resent += len(t.s.UnackedText(t.room))
+		}
+		t.mu.Unlock()
+	case wire.OpAck:
+		t.mu.Lock()
+		if _, ok := t.acks[m.Seq]; !ok {
+			t.acks[m.Seq] = now
+		}
+		t.mu.Unlock()
+	case wire.OpText:
+		t.mu.Lock()
+		d := t.delivered[m.From]
+		if d == nil {
+			d = map[uint64]int{}
+			t.delivered[m.From] = d
+		}
+		d[m.Seq]++
+		switch {
+		case d[m.Seq] > 1:
+			t.dupes = append(t.dupes, fmt.Sprintf("%s %s %d delivered %d times to %s", t.room, m.From, m.Seq, d[m.Seq], t.user))
+		case m.Seq <= t.covered[m.From]:
+			t.dupes = append(t.dupes, fmt.Sprintf("%s %s %d delivered to %s after a room state that held it (seq %d)", t.room, m.From, m.Seq, t.user, t.covered[m.From]))
+		}
+		t.see(m.From, m.Seq)
+		t.mu.Unlock()
+	case wire.OpPresence:
+		r.presence(t, m)
+	}
+}
+
+// rejoinLater joins t's room again after a moment, once however many
+// errors come meanwhile.
+func (r *faultRun) rejoinLater(t *typist) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.rejoining {
+		return
+	}
+	t.rejoining = true
+	time.AfterFunc(200*time.Millisecond, func() {
+		t.mu.Lock()
+		t.rejoining = false
+		t.resync = true
+		t.mu.Unlock()
+		_ = t.s.Join(t.room)
+	})
+}
+
+// presence counts churn: presence after the fault, seen on a node that
+// was not hurt, about a typist (typists never leave).
+func (r *faultRun) presence(t *typist, m wire.Message) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.faultAt.IsZero() || t.node == r.hurt {
+		return
+	}
+	who := r.byUser[t.room+"/"+m.User]
+	if who == nil {
+		return
+	}
+	hurt := who.node == r.hurt
+	switch {
+	case m.Event == "leave" && hurt:
+		r.rep.Churn.HurtLeaves++
+	case m.Event == "leave":
+		r.rep.Churn.HealthyLeaves++
+	case m.Event == "join" && hurt:
+		r.rep.Churn.HurtJoins++
+	case m.Event == "join":
+		r.rep.Churn.HealthyJoins++
+	}
+}
+
+// typeScript types t's script, one character every interval from a
+// random phase on.
+func (t *typist) typeScript(ctx context.Context, interval time.Duration) {
+	if sleepCtx(ctx, time.Duration(rand.Int64N(int64(interval)))) != nil {
+		return
+	}
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for k := range len(t.script) {
+		seq, err := t.s.SendText(t.room, t.script[k:k+1])
+		t.mu.Lock()
+		if err != nil {
+			t.sendErr = err
+			t.mu.Unlock()
+			return
+		}
+		t.typed = seq
+		if seq != uint64(k+1) && t.numberErr == "" {
+			t.numberErr = fmt.Sprintf("%s in %s: character %d got seq %d", t.user, t.room, k+1, seq)
+		}
+		t.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// hurtNode waits until the fault is due, then kills or stops a node.
+func (r *faultRun) hurtNode(ctx context.Context, fault string, after, pause time.Duration) error {
+	if err := sleepCtx(ctx, after); err != nil {
+		return err
+	}
+	leader, err := r.streamLeader(ctx, r.typists[0].room)
+	if err != nil {
+		return err
+	}
+	victim := -1
+	for i, n := range r.lc.Nodes {
+		isLeader := n.ID == leader
+		if isLeader == strings.HasSuffix(fault, "-leader") {
+			victim = i
+			break
+		}
+	}
+	if victim < 0 {
+		return fmt.Errorf("bench: rtt-fault: no node to hurt for %s (leader %s)", fault, leader)
+	}
+	id := r.lc.Nodes[victim].ID
+	r.e.logf("%s: %s (the first room's stream leader is %s)", fault, id, leader)
+	r.mu.Lock()
+	r.hurt, r.rep.Hurt, r.rep.Leader = id, id, leader
+	r.faultAt = time.Now()
+	for _, t := range r.typists {
+		t.mu.Lock()
+		t.seqAtFault = t.typed
+		t.mu.Unlock()
+	}
+	r.mu.Unlock()
+	if strings.HasPrefix(fault, "kill") {
+		return r.lc.Kill(victim)
+	}
+	if err := r.lc.Pause(victim); err != nil {
+		return err
+	}
+	sleepErr := sleepCtx(ctx, pause) // the fault itself: the node stalls this long
+	if err := r.lc.Resume(victim); err != nil {
+		return err
+	}
+	r.e.logf("resumed %s after %v", id, pause)
+	return sleepErr
+}
+
+// streamLeader asks a live node's NATS server which server leads the
+// JetStream stream that holds room: the stream whose subjects hold a
+// message for the room (the node stores rooms in streams named
+// *_ROOMS_<k>, on subjects ending in the room's name).
+func (r *faultRun) streamLeader(ctx context.Context, room string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var errs []error
+	for _, n := range r.lc.Nodes {
+		if !n.Alive() {
+			continue
+		}
+		leader, err := streamLeaderAt(ctx, n, room)
+		if err == nil {
+			return leader, nil
+		}
+		errs = append(errs, err)
+	}
+	return "", fmt.Errorf("bench: rtt-fault: finding the stream leader of %s: %w", room, errors.Join(errs...))
+}
+
+func streamLeaderAt(ctx context.Context, n *localcluster.Node, room string) (string, error) {
+	url, err := n.NATSURL(ctx)
+	if err != nil {
+		return "", err
+	}
+	nc, err := nats.Connect(url, nats.Name("switchboard-bench"), nats.MaxReconnects(0))
+	if err != nil {
+		return "", err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return "", err
+	}
+	names := js.StreamNames(ctx)
+	var streams []string
+	for name := range names.Name() {
+		if strings.Contains(name, "_ROOMS_") {
+			streams = append(streams, name)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return "", err
+	}
+	token := strings.ReplaceAll(room, ".", "=")
+	for _, name := range streams {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			return "", err
+		}
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter("*.*.room.*."+token))
+		if err != nil {
+			return "", err
+		}
+		if len(info.State.Subjects) > 0 {
+			if info.Cluster == nil || info.Cluster.Leader == "" {
+				return "", fmt.Errorf("stream %s has no leader now", name)
+			}
+			return info.Cluster.Leader, nil
+		}
+	}
+	return "", fmt.Errorf("no stream of %s holds room %s (streams %v)", n.ID, room, streams)
+}
+
+// awaitSettled waits until every typist has nothing unacked and every
+// member has seen every other typist's last chunk, or until timeout; the
+// report counts what is still missing then.
+func (r *faultRun) awaitSettled(ctx context.Context, timeout time.Duration) {
+	err := awaitFor(ctx, timeout, func(context.Context) error {
+		if n := r.unsettled(); n > 0 {
+			return fmt.Errorf("%d typists or members not settled", n)
+		}
+		return nil
+	})
+	if err != nil {
+		r.e.logf("not settled: %v", err)
+	}
+	r.rep.Unsettled = r.unsettled()
+}
+
+func (r *faultRun) unsettled() int {
+	last := map[string]uint64{}
+	n := 0
+	for _, t := range r.typists {
+		t.mu.Lock()
+		last[t.room+"/"+t.user] = t.typed
+		t.mu.Unlock()
+		if t.s.Unacked(t.room) > 0 {
+			n++
+		}
+	}
+	for _, t := range r.typists {
+		t.mu.Lock()
+		for _, u := range r.typists {
+			if u.room == t.room && u != t && t.lastSeen[u.user] < last[u.room+"/"+u.user] {
+				n++
+				break
+			}
+		}
+		t.mu.Unlock()
+	}
+	return n
+}
+
+// readHistory joins every room as a fresh member on a node that was not
+// hurt and compares each typist's text in the room's state with what the
+// typist typed.
+func (r *faultRun) readHistory(ctx context.Context, target string) error {
+	var home string
+	for _, n := range r.lc.Nodes {
+		if n.Alive() && n.ID != r.hurt {
+			home = n.ID
+			break
+		}
+	}
+	rooms := map[string][]*typist{}
+	for _, t := range r.typists {
+		rooms[t.room] = append(rooms[t.room], t)
+	}
+	for i, room := range slices.Sorted(func(yield func(string) bool) {
+		for k := range rooms {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		st, err := lateState(ctx, target, fmt.Sprintf("late%d", i), home, room)
+		if err != nil {
+			return err
+		}
+		for _, t := range rooms[room] {
+			t.mu.Lock()
+			want := t.script[:t.typed]
+			typed := t.typed
+			t.mu.Unlock()
+			got := textOf(st, t.user)
+			if got != want || st.Seqs[t.user] != typed {
+				r.rep.TextWrong++
+				if len(r.rep.TextDiffs) < 5 {
+					r.rep.TextDiffs = append(r.rep.TextDiffs, fmt.Sprintf("%s %s: state seq %d of %d typed; %s",
+						room, t.user, st.Seqs[t.user], typed, firstDiff(want, got)))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// lateState attaches user to node home, joins room and returns its state.
+func lateState(ctx context.Context, target, user, home, room string) (*wire.RoomState, error) {
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := client.Dial(dctx, target, client.WithUser(user), client.WithPolicy(homeFirst(home, pick.Default(nil))),
+		client.WithClientName("switchboard-bench/1"))
+	if err != nil {
+		return nil, fmt.Errorf("bench: rtt-fault: reading %s: %w", room, err)
+	}
+	defer s.Close()
+	if err := s.Join(room); err != nil {
+		return nil, err
+	}
+	retry := time.NewTimer(time.Hour)
+	defer retry.Stop()
+	for {
+		select {
+		case ev, ok := <-s.Events():
+			if !ok {
+				return nil, fmt.Errorf("bench: rtt-fault: reading %s: session closed", room)
+			}
+			m := ev.Message
+			switch {
+			case ev.Kind != client.Received || m.Room != room:
+			case m.Op == wire.OpRoom && m.State != nil:
+				return m.State, nil
+			case m.Op == wire.OpError && m.Code == wire.CodeUnavailable:
+				retry.Reset(500 * time.Millisecond)
+			case m.Op == wire.OpError:
+				return nil, fmt.Errorf("bench: rtt-fault: reading %s: %s: %s", room, m.Code, m.Message)
+			}
+		case <-retry.C:
+			if err := s.Join(room); err != nil {
+				return nil, err
+			}
+		case <-dctx.Done():
+			return nil, fmt.Errorf("bench: rtt-fault: reading %s: no room state: %w", room, dctx.Err())
+		}
+	}
+}
+
+// textOf is what user typed as a room state shows it: their completed
+// lines, oldest first, each with its line end, then their live line.
+func textOf(st *wire.RoomState, user string) string {
+	var b strings.Builder
+	for _, l := range st.Lines {
+		if l.From == user {
+			b.WriteString(l.Text)
+			b.WriteByte('\n')
+		}
+	}
+	b.WriteString(st.Live[user])
+	return b.String()
+}
+
+// firstDiff describes where got first differs from want.
+func firstDiff(want, got string) string {
+	i := 0
+	for i < len(want) && i < len(got) && want[i] == got[i] {
+		i++
+	}
+	clip := func(s string) string {
+		s = s[min(i, len(s)):]
+		if len(s) > 24 {
+			s = s[:24] + "..."
+		}
+		return fmt.Sprintf("%q", s)
+	}
+	return fmt.Sprintf("first difference at byte %d of %d (got %d): want %s, got %s", i, len(want), len(got), clip(want), clip(got))
+}
+
+// summarize computes the report's figures from what the typists saw.
+func (r *faultRun) summarize() {
+	rep := r.rep
+	r.mu.Lock()
+	faultAt := r.faultAt
+	counts := r.errCount
+	rep.FirstErrors = slices.Clone(r.firstErrs)
+	r.mu.Unlock()
+	for k, v := range counts {
+		rep.Errors[k] = v
+	}
+	type chunk struct {
+		room, user string
+		seq        uint64
+	}
+	missing := map[chunk]int{}
+	var reattach []time.Duration
+	heal := time.Duration(0)
+	healed := true
+	for _, t := range r.typists {
+		t.mu.Lock()
+		rep.Typed += int(t.typed)
+		rep.Acked += len(t.acks)
+		rep.Resent += t.resent
+		rep.Duplicates += len(t.dupes)
+		for _, d := range t.dupes {
+			if len(rep.DuplicateList) < 5 {
+				rep.DuplicateList = append(rep.DuplicateList, d)
+			}
+		}
+		if t.numberErr != "" && len(rep.FirstErrors) < 10 {
+			rep.FirstErrors = append(rep.FirstErrors, t.numberErr)
+		}
+		if t.sendErr != nil && len(rep.FirstErrors) < 10 {
+			rep.FirstErrors = append(rep.FirstErrors, fmt.Sprintf("%s: SendText: %v", t.user, t.sendErr))
+		}
+		if !t.droppedAt.IsZero() {
+			rep.Dropped++
+			if t.back.IsZero() {
+				rep.Pending++
+			} else {
+				reattach = append(reattach, t.back.Sub(faultAt))
+			}
+		}
+		// Healed: the first chunk typed after the fault was acked.
+		first := time.Time{}
+		for seq, at := range t.acks {
+			if seq > t.seqAtFault && (first.IsZero() || at.Before(first)) {
+				first = at
+			}
+		}
+		if t.typed > t.seqAtFault {
+			if first.IsZero() {
+				healed = false
+			} else {
+				heal = max(heal, first.Sub(faultAt))
+			}
+		}
+		t.mu.Unlock()
+	}
+	// Every acked chunk of every other typist must have reached every
+	// member: delivered, or held by a room state it received.
+	for _, t := range r.typists {
+		t.mu.Lock()
+		acked := slices.Collect(func(yield func(uint64) bool) {
+			for seq := range t.acks {
+				if !yield(seq) {
+					return
+				}
+			}
+		})
+		t.mu.Unlock()
+		for _, u := range r.typists {
+			if u.room != t.room || u == t {
+				continue
+			}
+			u.mu.Lock()
+			for _, seq := range acked {
+				if u.delivered[t.user][seq] == 0 && seq > u.covered[t.user] {
+					missing[chunk{t.room, t.user, seq}]++
+				}
+			}
+			u.mu.Unlock()
+		}
+	}
+	rep.MissingAcked = len(missing)
+	keys := slices.SortedFunc(func(yield func(chunk) bool) {
+		for k := range missing {
+			if !yield(k) {
+				return
+			}
+		}
+	}, func(a, b chunk) int {
+		return strings.Compare(fmt.Sprintf("%s %s %09d", a.room, a.user, a.seq), fmt.Sprintf("%s %s %09d", b.room, b.user, b.seq))
+	})
+	for _, k := range keys[:min(5, len(keys))] {
+		rep.Missing = append(rep.Missing, fmt.Sprintf("%s %s %d (%d members)", k.room, k.user, k.seq, missing[k]))
+	}
+	rep.Reattach = Summarize(reattach)
+	rep.reattach = millis(reattach)
+	rep.HealMS = ms(heal)
+	if !healed {
+		rep.HealMS = -1
+	}
+}
+
+// Passed reports whether the run kept every promise: nothing acked
+// missing, nothing shown twice, every typist's text in its room, every
+// session back.
+func (r *RTTFaultReport) Passed() bool {
+	return r.MissingAcked == 0 && r.Duplicates == 0 && r.TextWrong == 0 && r.Unsettled == 0 && r.Pending == 0
+}
+
+// WriteTable implements Report.
+func (r *RTTFaultReport) WriteTable(w io.Writer) {
+	what := "kill -9"
+	if strings.HasPrefix(r.Fault, "stop") {
+		what = fmt.Sprintf("SIGSTOP for %.1f s of", r.PauseMS/1000)
+	}
+	fmt.Fprintf(w, "rtt-fault (%s): %d typists in %d rooms of %d across %d nodes, %.0f chars/s each; %s %s after %.1f s (the first room's stream leader was %s); seed %d\n\n",
+		r.Fault, r.Typists, r.Rooms, r.RoomSize, r.Nodes, r.Rate, what, r.Hurt, r.FaultAtS, r.Leader, r.Seed)
+	heal := "never"
+	if r.HealMS >= 0 {
+		heal = f1(r.HealMS)
+	}
+	table(w, []string{"typed", "acked", "missing acked", "duplicates", "text wrong", "unsettled", "resent", "dropped", "reattach p50 ms", "p99 ms", "max ms", "pending", "heal ms"}, [][]string{{
+		fmt.Sprint(r.Typed), fmt.Sprint(r.Acked), fmt.Sprint(r.MissingAcked), fmt.Sprint(r.Duplicates), fmt.Sprint(r.TextWrong),
+		fmt.Sprint(r.Unsettled), fmt.Sprint(r.Resent), fmt.Sprint(r.Dropped), f1(r.Reattach.P50), f1(r.Reattach.P99), f1(r.Reattach.Max),
+		fmt.Sprint(r.Pending), heal,
+	}})
+	c := r.Churn
+	fmt.Fprintf(w, "\npresence churn on the nodes not hurt: about typists of %s %d leaves, %d joins; about typists of the other nodes %d leaves, %d joins\n",
+		r.Hurt, c.HurtLeaves, c.HurtJoins, c.HealthyLeaves, c.HealthyJoins)
+	for _, s := range r.Missing {
+		fmt.Fprintf(w, "missing: %s\n", s)
+	}
+	for _, s := range r.DuplicateList {
+		fmt.Fprintf(w, "duplicate: %s\n", s)
+	}
+	for _, s := range r.TextDiffs {
+		fmt.Fprintf(w, "text: %s\n", s)
+	}
+	if len(r.Errors) > 0 {
+		fmt.Fprintf(w, "errors: %s\n", perNode(r.Errors))
+	}
+	for _, s := range r.FirstErrors {
+		fmt.Fprintf(w, "error: %s\n", s)
+	}
+	verdict := "PASS"
+	if !r.Passed() {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(w, "%s: nothing acked lost, nothing shown twice, every typist's text present\n", verdict)
+}
+
+// Charts implements Report.
+func (r *RTTFaultReport) Charts() []Chart {
+	return []Chart{
+		{"rtt-fault-reattach", chart.Line{Title: fmt.Sprintf("rtt-fault (%s): %d typists, time to reattach (CDF)", r.Fault, r.Typists),
+			XLabel: "ms after the fault", YLabel: "fraction of dropped sessions",
+			Series: []chart.Series{chart.CDF(fmt.Sprintf("%s (%d)", r.Hurt, r.Dropped), r.reattach)}}.Render},
+	}
+}

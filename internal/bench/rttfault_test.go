@@ -1,0 +1,122 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/wire"
+)
+
+// The small, decisive versions of `switchboard bench rtt-fault`: 30
+// typists in 3 rooms of 10 over 3 child processes, one node hurt a third
+// of the way in. Nothing acked may be missing, nothing may be shown
+// twice, every typist's text must be in its room at the end and every
+// dropped session back. Nothing here is timed: the scenario waits for
+// events with generous deadlines and the test checks counts only.
+func TestRTTFault(t *testing.T) {
+	tests := []struct {
+		fault string
+		check func(t *testing.T, rep *RTTFaultReport)
+	}{
+		{FaultKillLeader, func(t *testing.T, rep *RTTFaultReport) {
+			if rep.Hurt != rep.Leader {
+				t.Errorf("killed %s, but the first room's stream leader was %s", rep.Hurt, rep.Leader)
+			}
+			if rep.Dropped != 10 {
+				t.Errorf("%d sessions dropped, want the 10 on %s", rep.Dropped, rep.Hurt)
+			}
+		}},
+		{FaultStop, func(t *testing.T, rep *RTTFaultReport) {
+			if rep.Hurt == rep.Leader || rep.PauseMS != 3000 {
+				t.Errorf("stopped %s (leader %s) for %v ms, want a node other than the leader for 3000 ms", rep.Hurt, rep.Leader, rep.PauseMS)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.fault, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			r, err := RunScenario(ctx, "rtt-fault", Config{Binary: binary, Nodes: 3, Rooms: 3, RoomSize: 10, Rate: 10,
+				Duration: 9 * time.Second, Fault: tt.fault, Pause: 3 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep := r.(*RTTFaultReport)
+			var out bytes.Buffer
+			rep.WriteTable(&out)
+			t.Logf("seed %d\n%s", rep.Seed, out.String())
+			if rep.MissingAcked != 0 {
+				t.Errorf("%d acked chunks missing (seed %d): %v", rep.MissingAcked, rep.Seed, rep.Missing)
+			}
+			if rep.Duplicates != 0 {
+				t.Errorf("%d chunks shown twice (seed %d): %v", rep.Duplicates, rep.Seed, rep.DuplicateList)
+			}
+			if rep.TextWrong != 0 {
+				t.Errorf("%d typists' text is not in their room as typed (seed %d): %v", rep.TextWrong, rep.Seed, rep.TextDiffs)
+			}
+			if rep.Unsettled != 0 || rep.Pending != 0 {
+				t.Errorf("%d typists or members never settled, %d sessions never came back (seed %d)", rep.Unsettled, rep.Pending, rep.Seed)
+			}
+			if rep.Typists != 30 || rep.Typed != 30*90 || rep.Acked == 0 {
+				t.Errorf("%d typists typed %d chunks, %d acked; want 30 typing 90 each", rep.Typists, rep.Typed, rep.Acked)
+			}
+			if rep.Hurt == "" {
+				t.Error("no node was hurt")
+			}
+			tt.check(t, rep)
+			if _, err := json.Marshal(rep); err != nil {
+				t.Errorf("marshal: %v", err)
+			}
+			if !strings.Contains(out.String(), "rtt-fault") {
+				t.Errorf("table does not name the scenario:\n%s", out.String())
+			}
+		})
+	}
+}
+
+// The checks behind TestRTTFault fail when the property fails: a chunk
+// acked but never seen by a member, a chunk delivered twice, one
+// delivered after a state that held it, and text that differs from what
+// was typed are all counted.
+func TestRTTFaultFindsLossAndDuplicates(t *testing.T) {
+	newTypist := func(user string) *typist {
+		return &typist{room: "r", user: user, acks: map[uint64]time.Time{}, delivered: map[string]map[uint64]int{},
+			covered: map[string]uint64{}, lastSeen: map[string]uint64{}, joined: make(chan struct{})}
+	}
+	a, b := newTypist("a"), newTypist("b")
+	r := &faultRun{rep: &RTTFaultReport{Errors: map[string]int{}}, byUser: map[string]*typist{"r/a": a, "r/b": b},
+		typists: []*typist{a, b}, errCount: map[string]int{}, faultAt: time.Now()}
+	now := time.Now()
+	a.typed = 4
+	for seq := range uint64(4) {
+		a.acks[seq+1] = now
+	}
+	text := func(seq uint64) wire.Message {
+		return wire.Message{Op: wire.OpText, Room: "r", From: "a", Seq: seq, T: "x"}
+	}
+	nop := func() {}
+	r.received(b, text(1), now, nop)
+	r.received(b, text(1), now, nop) // twice
+	r.received(b, wire.Message{Op: wire.OpRoom, Room: "r", State: &wire.RoomState{Seqs: map[string]uint64{"a": 2}}}, now, nop)
+	r.received(b, text(2), now, nop) // after a state that held it
+	// 3 is acked but b never gets it; 4 arrives.
+	r.received(b, text(4), now, nop)
+	r.summarize()
+	if r.rep.MissingAcked != 1 || len(r.rep.Missing) != 1 || !strings.HasPrefix(r.rep.Missing[0], "r a 3 ") {
+		t.Errorf("missing %d %v, want chunk 3 of a", r.rep.MissingAcked, r.rep.Missing)
+	}
+	if r.rep.Duplicates != 2 {
+		t.Errorf("duplicates %d %v, want 2", r.rep.Duplicates, r.rep.DuplicateList)
+	}
+	st := &wire.RoomState{Lines: []wire.Line{{From: "a", Text: "ab"}, {From: "b", Text: "zz"}}, Live: map[string]string{"a": "c"}}
+	if got := textOf(st, "a"); got != "ab\nc" {
+		t.Errorf("textOf = %q, want %q", got, "ab\nc")
+	}
+	if d := firstDiff("ab\ncd", "ab\n\uFFFDd"); !strings.Contains(d, "byte 3") {
+		t.Errorf("firstDiff = %s, want the difference at byte 3", d)
+	}
+}
