@@ -42,6 +42,8 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	senders := fs.Int("senders", 0, "rtt: users of each room who type (default: all)")
 	rate := fs.Float64("rate", 10, "rtt: characters a second each sender types, one chunk a character")
 	duration := fs.Duration("duration", 10*time.Second, "rtt: how long they type")
+	fault := fs.String("fault", "kill-leader", "rtt-fault: kill-leader, kill, stop or stop-leader (kill -9 or SIGSTOP of the first room's stream leader, or of another node)")
+	pause := fs.Duration("pause", 3*time.Second, "rtt-fault: how long stop and stop-leader keep the node stopped")
 	heartbeat := fs.Duration("heartbeat", 0, "the nodes' heartbeat (default: serve's)")
 	nodeLogs := fs.Bool("node-logs", false, "show the nodes' logs on stderr")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
@@ -62,6 +64,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 		Common: *common, DropBase: *dropBase, NoTracker: !*tracker, NATSEntry: *natsEntry,
 		Repeat: *repeat, Samples: *samples, Background: *background, Kills: *kills, Busy: *busy, Heartbeat: *heartbeat,
 		Rooms: *rooms, RoomSize: *roomSize, Senders: *senders, Rate: *rate, Duration: *duration,
+		Fault: *fault, Pause: *pause,
 	}
 	if *service != "" {
 		if cfg.Service, err = (&clientFlags{service: *service, resolver: *resolver}).resolvedTarget(ctx); err != nil {
