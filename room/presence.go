@@ -1,0 +1,204 @@
+package room
+
+import (
+	"slices"
+	"time"
+
+	"github.com/switchboard/switchboard/directory"
+)
+
+// Peer is what one node's view of the cluster says about a node.
+type Peer struct {
+	// Listed is set when the directory lists the node (in any status).
+	Listed bool
+	// Status is the node's status in the directory ("" when not listed).
+	Status directory.Status
+	// Newest is the newest incarnation heard from the node, 0 if none.
+	Newest uint64
+}
+
+// live reports whether the directory lists the node and not as down.
+func (p Peer) live() bool { return p.Listed && p.Status != directory.Down }
+
+// View is one node's view of the cluster at one instant: its directory
+// and the newest incarnation it heard from each node. A View is
+// immutable, so one may be shared by the rooms of a node and read from
+// many goroutines.
+type View struct {
+	peers        map[string]Peer
+	listed, live int
+}
+
+// NewView returns the view of a directory and of the newest incarnations
+// heard (node ID -> incarnation). It keeps neither argument.
+func NewView(nodes []directory.Node, incarnations map[string]uint64) *View {
+	v := &View{peers: make(map[string]Peer, len(nodes)+len(incarnations))}
+	for id, inc := range incarnations {
+		v.peers[id] = Peer{Newest: inc}
+	}
+	for _, n := range nodes {
+		p := v.peers[n.ID]
+		if p.Listed {
+			continue // listed twice: the first wins
+		}
+		p.Listed, p.Status = true, n.Status
+		v.peers[n.ID] = p
+		v.listed++
+		if p.live() {
+			v.live++
+		}
+	}
+	return v
+}
+
+// Peer returns what v says about node id.
+func (v *View) Peer(id string) Peer {
+	if v == nil {
+		return Peer{}
+	}
+	return v.peers[id]
+}
+
+// majority reports whether v shows more than half of the cluster's nodes
+// live. The cluster is every node v lists, self, and the nodes of the
+// members; self counts as live (it is the one looking).
+func (r *Room) majority(v *View) bool {
+	known, live := 0, 0
+	if v != nil {
+		known, live = v.listed, v.live
+	}
+	self := v.Peer(r.cfg.Self)
+	if !self.Listed {
+		known++
+		live++
+	} else if !self.live() {
+		live++
+	}
+	var extra []string
+	for _, m := range r.members {
+		if !v.Peer(m.Node).Listed && m.Node != r.cfg.Self && !slices.Contains(extra, m.Node) {
+			extra = append(extra, m.Node)
+		}
+	}
+	known += len(extra)
+	return 2*live > known
+}
+
+// Steward reports whether this node is the room's steward as v shows the
+// cluster: the lowest ID among itself and the nodes of the members that
+// are live in v and in the incarnation the member joined with. The
+// steward writes the room's snapshots and removes stale foreign members.
+// Two nodes that both believe they are steward do no harm: snapshots are
+// written with optimistic concurrency and leaves are idempotent.
+func (r *Room) Steward(v *View) bool {
+	for _, m := range r.members {
+		if m.Node >= r.cfg.Self {
+			continue
+		}
+		if p := v.Peer(m.Node); p.live() && p.Newest <= m.Inc {
+			return false
+		}
+	}
+	return true
+}
+
+// Reconcile checks the members against v, this node's view of the
+// cluster at now, and against the local sessions. It returns the records
+// this node should store: one leave of the stale members it is to remove,
+// and a join for each active local session the room lost (its membership
+// was removed while the session lives on, as after a partition). Call it
+// every few heartbeats with the time of the call; the grace periods are
+// measured with these times only.
+//
+// A member of this node is stale when its session is not a local session
+// any more, or it joined in an earlier incarnation, and stays so for
+// OwnGrace. This node removes those itself.
+//
+// A member of another node is stale, on evidence the cluster agrees on,
+// when
+//
+//   - its node has a newer incarnation than the member's (the node
+//     restarted and said so itself), or
+//   - its node has been down or missing in v continuously for Grace, and
+//     at every Reconcile of that time v showed a majority of the
+//     cluster's nodes live, with no gap longer than MaxGap between two
+//     calls.
+//
+// A node that was paused or cut off sees its peers down when it comes
+// back, but not a majority up, and a gap in its watching; it removes
+// nobody it merely could not see. Only the steward removes foreign
+// members, and at most one cleanup goes out per Retry.
+func (r *Room) Reconcile(now time.Time, v *View) []Record {
+	// Evidence holds only while this node kept watching.
+	if !r.watched.IsZero() && (now.Sub(r.watched) > r.cfg.MaxGap || now.Before(r.watched)) {
+		clear(r.downFrom)
+	}
+	r.watched = now
+	quorum := r.majority(v)
+	if !quorum {
+		clear(r.downFrom)
+	}
+
+	var own, foreign []string
+	seen := make(map[string]bool)
+	for key, m := range r.members {
+		if m.Node == r.cfg.Self {
+			if m.Inc == r.cfg.Incarnation && r.local[key] != nil {
+				delete(r.suspect, key)
+				continue
+			}
+			first, ok := r.suspect[key]
+			if !ok {
+				r.suspect[key] = now
+			} else if now.Sub(first) >= r.cfg.OwnGrace {
+				own = append(own, key)
+			}
+			continue
+		}
+		p := v.Peer(m.Node)
+		if p.Newest > m.Inc {
+			foreign = append(foreign, key)
+			continue
+		}
+		if p.live() || !quorum {
+			continue
+		}
+		seen[m.Node] = true
+		first, ok := r.downFrom[m.Node]
+		if !ok {
+			r.downFrom[m.Node] = now
+		} else if now.Sub(first) >= r.cfg.Grace {
+			foreign = append(foreign, key)
+		}
+	}
+	for id := range r.downFrom {
+		if !seen[id] {
+			delete(r.downFrom, id)
+		}
+	}
+	for key := range r.suspect {
+		if _, ok := r.members[key]; !ok {
+			delete(r.suspect, key)
+		}
+	}
+
+	var out []Record
+	stale := own
+	if len(foreign) > 0 && r.Steward(v) {
+		stale = append(stale, foreign...)
+	}
+	if len(stale) > 0 && !now.Before(r.dropAt) {
+		r.dropAt = now.Add(r.cfg.Retry)
+		slices.Sort(stale)
+		out = append(out, Record{Op: OpLeave, Keys: stale})
+	}
+	for _, key := range r.order {
+		lm := r.local[key]
+		if _, ok := r.members[key]; ok || !lm.active || lm.leaving || lm.rejected || now.Before(lm.retryAt) {
+			continue
+		}
+		lm.retryAt = now.Add(r.cfg.Retry)
+		out = append(out, Record{Op: OpJoin, User: lm.user, Key: key, Node: r.cfg.Self, Inc: r.cfg.Incarnation})
+	}
+	return out
+}

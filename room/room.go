@@ -1,0 +1,356 @@
+package room
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/switchboard/switchboard/rtt"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// Errors of the local-session calls; the node turns them into wire codes.
+var (
+	// ErrFull says a session's join was refused: the room had MaxUsers
+	// users and the session's user was not one of them.
+	ErrFull = errors.New("room: room is full")
+	// ErrNotLocal says the session is not a local session of the room
+	// (never registered, or detached).
+	ErrNotLocal = errors.New("room: no such local session")
+)
+
+// local is a session of this node in the room.
+type local struct {
+	user     string
+	active   bool      // it has the room's state and receives deliveries
+	rejected bool      // its join was refused: the room was full
+	leaving  bool      // it has asked to leave
+	retryAt  time.Time // earliest time to ask for its join again
+}
+
+// Room is one room's state on one node: the text (an rtt.Room), the
+// members as the stream records them, the users they make, and this
+// node's sessions in it, with the rules that turn records into deliveries
+// and the cluster's state into cleanup records.
+//
+// A Room does no I/O, reads no clock and starts no goroutine; it is not
+// safe for concurrent use: one goroutine owns it.
+type Room struct {
+	name    string
+	cfg     Config
+	text    *rtt.Room
+	applied uint64 // the stream sequence of the last record applied
+
+	members map[string]Member // by session key
+	users   map[string]int    // user -> sessions in the room
+	senders map[string]bool   // every sender the text knows
+
+	local map[string]*local
+	order []string // the keys of local, sorted: deliveries go in this order
+
+	// Presence evidence, see Reconcile.
+	watched  time.Time            // the last Reconcile, zero before the first
+	downFrom map[string]time.Time // node -> since when it was seen down or missing with a majority up
+	suspect  map[string]time.Time // own member key -> since when it looked stale
+	dropAt   time.Time            // earliest time to ask for another cleanup
+}
+
+// New returns an empty room called name, as of stream sequence 0. It
+// returns an error wrapping ErrConfig if cfg is unusable.
+func New(name string, cfg Config) (*Room, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("room %s: %w", name, err)
+	}
+	return newRoom(name, cfg, rtt.NewRoom(cfg.MaxLines)), nil
+}
+
+func newRoom(name string, cfg Config, text *rtt.Room) *Room {
+	return &Room{
+		name:     name,
+		cfg:      cfg,
+		text:     text,
+		members:  make(map[string]Member),
+		users:    make(map[string]int),
+		senders:  make(map[string]bool),
+		local:    make(map[string]*local),
+		downFrom: make(map[string]time.Time),
+		suspect:  make(map[string]time.Time),
+	}
+}
+
+// Name is the room's name.
+func (r *Room) Name() string { return r.name }
+
+// Applied is the stream sequence of the last record applied (or of the
+// snapshot the room was restored from). The caller's consumer resumes
+// after it.
+func (r *Room) Applied() uint64 { return r.applied }
+
+// Members returns a copy of the room's members, by session key.
+func (r *Room) Members() map[string]Member { return maps.Clone(r.members) }
+
+// Users returns the users in the room, sorted.
+func (r *Room) Users() []string { return slices.Sorted(maps.Keys(r.users)) }
+
+// Text returns a deep copy of the room's text state.
+func (r *Room) Text() rtt.State { return r.text.State() }
+
+// Result says what Apply did with one record, beyond what it delivered.
+type Result struct {
+	// Skipped is set when the record's seq was not above Applied: the
+	// record is already in the state (the snapshot the room was restored
+	// from covered it) and was ignored.
+	Skipped bool
+	// Duplicate is set for a text chunk whose (sender, seq) was applied
+	// before: a resend, dropped on every node alike.
+	Duplicate bool
+}
+
+// Apply applies the record stored at stream sequence seq. Records must
+// come in stream order; one at or below Applied is skipped. Deliveries to
+// local sessions go to the Sink before Apply returns: text to every
+// active local session but the one that typed it, a user's presence join
+// when their first session joins and leave when their last one leaves.
+func (r *Room) Apply(seq uint64, rec Record) Result {
+	if seq <= r.applied {
+		return Result{Skipped: true}
+	}
+	r.applied = seq
+	var res Result
+	switch rec.Op {
+	case OpText:
+		res.Duplicate = r.applyText(rec)
+	case OpJoin:
+		r.applyJoin(rec)
+	case OpLeave:
+		r.applyLeave(rec)
+	}
+	if len(r.senders) > r.cfg.MaxSenders {
+		r.forgetDeparted()
+	}
+	return res
+}
+
+// applyText applies a chunk and reports whether it was a duplicate.
+func (r *Room) applyText(rec Record) bool {
+	if rec.User == "" {
+		return false
+	}
+	res := r.text.Apply(rec.User, rec.Seq, rec.T)
+	r.senders[rec.User] = true
+	if res.Duplicate {
+		return true
+	}
+	r.deliver(wire.Message{Op: wire.OpText, Room: r.name, From: rec.User, Seq: rec.Seq, T: rec.T}, rec.Key)
+	return false
+}
+
+func (r *Room) applyJoin(rec Record) {
+	if rec.Key == "" || rec.User == "" {
+		return
+	}
+	if _, ok := r.members[rec.Key]; ok {
+		return // a retried join
+	}
+	if r.users[rec.User] == 0 && len(r.users) >= r.cfg.MaxUsers {
+		if lm := r.local[rec.Key]; lm != nil {
+			lm.rejected = true
+		}
+		return
+	}
+	r.members[rec.Key] = Member{User: rec.User, Node: rec.Node, Inc: rec.Inc}
+	r.users[rec.User]++
+	if r.users[rec.User] == 1 {
+		r.deliver(wire.Message{Op: wire.OpPresence, Room: r.name, User: rec.User, Event: "join"}, "")
+	}
+}
+
+func (r *Room) applyLeave(rec Record) {
+	var gone []string
+	for _, key := range rec.Keys {
+		m, ok := r.members[key]
+		if !ok {
+			continue
+		}
+		delete(r.members, key)
+		if r.users[m.User]--; r.users[m.User] <= 0 {
+			delete(r.users, m.User)
+			gone = append(gone, m.User)
+		}
+	}
+	slices.Sort(gone)
+	for _, user := range slices.Compact(gone) {
+		r.deliver(wire.Message{Op: wire.OpPresence, Room: r.name, User: user, Event: "leave"}, "")
+	}
+	// A leaver whose user stays in the room through another session
+	// still hears that it left.
+	for _, key := range rec.Keys {
+		if lm := r.local[key]; lm != nil && lm.active && lm.leaving && r.users[lm.user] > 0 {
+			r.send(key, wire.Message{Op: wire.OpPresence, Room: r.name, User: lm.user, Event: "leave"})
+		}
+	}
+}
+
+// forgetDeparted forgets senders who are not in the room and have no
+// current line, in name order, until a quarter of MaxSenders is free.
+func (r *Room) forgetDeparted() {
+	var idle []string
+	for from := range r.senders {
+		if r.users[from] == 0 && r.text.Live(from) == "" {
+			idle = append(idle, from)
+		}
+	}
+	slices.Sort(idle)
+	for _, from := range idle {
+		if len(r.senders) <= r.cfg.MaxSenders*3/4 {
+			break
+		}
+		r.text.Forget(from)
+		delete(r.senders, from)
+	}
+}
+
+// deliver encodes m once and hands it to every active local session but
+// the one under except, in key order.
+func (r *Room) deliver(m wire.Message, except string) {
+	var line []byte
+	for _, key := range r.order {
+		if lm := r.local[key]; !lm.active || key == except {
+			continue
+		}
+		if line == nil {
+			var err error
+			if line, err = wire.Encode(m); err != nil {
+				return // a message of strings always encodes
+			}
+		}
+		r.cfg.Sink.Deliver(key, line)
+	}
+}
+
+// send hands m to the local session under key.
+func (r *Room) send(key string, m wire.Message) {
+	if line, err := wire.Encode(m); err == nil {
+		r.cfg.Sink.Deliver(key, line)
+	}
+}
+
+// Register adds the session under key, of user, as a local session that
+// receives nothing yet. Register a session before its join is stored, so
+// that Reconcile never takes the join for a member this node lost.
+func (r *Room) Register(key, user string) {
+	if _, ok := r.local[key]; !ok {
+		i, _ := slices.BinarySearch(r.order, key)
+		r.order = slices.Insert(r.order, i, key)
+	}
+	r.local[key] = &local{user: user}
+}
+
+// Activate starts the deliveries to the local session under key, once
+// its join has been applied, and returns the room's state line for it
+// (see StateLine). It returns ErrFull if the join was refused and
+// ErrNotLocal if key is not registered.
+func (r *Room) Activate(key string) ([]byte, error) {
+	lm := r.local[key]
+	switch {
+	case lm == nil:
+		return nil, fmt.Errorf("room %s: activating %s: %w", r.name, key, ErrNotLocal)
+	case lm.rejected:
+		return nil, fmt.Errorf("room %s: %w: %d users", r.name, ErrFull, r.cfg.MaxUsers)
+	}
+	lm.active = true
+	return r.StateLine()
+}
+
+// Resync returns the state line for the active local session under key
+// again, or nil (and no error) if there is no such active session.
+func (r *Room) Resync(key string) ([]byte, error) {
+	if lm := r.local[key]; lm == nil || !lm.active {
+		return nil, nil
+	}
+	return r.StateLine()
+}
+
+// MarkLeaving notes that the local session under key is about to store
+// its leave: Reconcile does not ask for its join again meanwhile, and the
+// session hears its own leave even while its user stays in the room.
+func (r *Room) MarkLeaving(key string) {
+	if lm := r.local[key]; lm != nil {
+		lm.leaving = true
+	}
+}
+
+// Detach forgets the local session under key. Its membership, if any,
+// stays until a leave record removes it (Reconcile asks for one).
+func (r *Room) Detach(key string) {
+	if _, ok := r.local[key]; !ok {
+		return
+	}
+	delete(r.local, key)
+	if i, ok := slices.BinarySearch(r.order, key); ok {
+		r.order = slices.Delete(r.order, i, i+1)
+	}
+}
+
+// Locals is how many local sessions the room has.
+func (r *Room) Locals() int { return len(r.local) }
+
+// StateLine encodes the room's full state as one room message for a
+// joining session, newline included. A state that would not fit one
+// protocol line (wire.MaxLine) loses its oldest completed lines first, a
+// quarter at a time, then the first half of its longest live line,
+// replaced by U+FFFD, until it fits or no live line is longer than 16
+// bytes. Live lists every user in the room (with "" when they type
+// nothing) and every sender with a non-empty current line.
+func (r *Room) StateLine() ([]byte, error) {
+	st := r.text.State()
+	rs := &wire.RoomState{
+		Lines: make([]wire.Line, len(st.Lines)),
+		Live:  make(map[string]string, len(r.users)),
+		Seqs:  st.Seqs,
+		Users: r.Users(),
+	}
+	for i, l := range st.Lines {
+		rs.Lines[i] = wire.Line{From: l.From, Text: l.Text}
+	}
+	for user := range r.users {
+		rs.Live[user] = st.Live[user]
+	}
+	for from, text := range st.Live {
+		if text != "" {
+			rs.Live[from] = text
+		}
+	}
+	m := wire.Message{Op: wire.OpRoom, Room: r.name, State: rs}
+	for {
+		line, err := wire.Encode(m)
+		if err != nil {
+			return nil, fmt.Errorf("room %s: encoding its state: %w", r.name, err)
+		}
+		if len(line)-1 <= wire.MaxLine {
+			return line, nil
+		}
+		if len(rs.Lines) > 0 {
+			rs.Lines = rs.Lines[(len(rs.Lines)+3)/4:]
+			continue
+		}
+		longest := ""
+		for _, from := range slices.Sorted(maps.Keys(rs.Live)) {
+			if len(rs.Live[from]) > len(rs.Live[longest]) {
+				longest = from
+			}
+		}
+		text := rs.Live[longest]
+		if len(text) <= 16 {
+			return line, nil // nothing left to shorten: send it anyway
+		}
+		cut := len(text) / 2
+		for cut < len(text) && !utf8.RuneStart(text[cut]) {
+			cut++
+		}
+		rs.Live[longest] = "\ufffd" + text[cut:]
+	}
+}

@@ -1,0 +1,259 @@
+package room_test
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/room"
+	"github.com/switchboard/switchboard/rtt"
+	"github.com/switchboard/switchboard/wire"
+)
+
+func newRoom(t *testing.T, name string, sink room.Sink) *room.Room {
+	t.Helper()
+	cfg := room.DefaultConfig("n1", 1)
+	if sink != nil {
+		cfg.Sink = sink
+	}
+	r, err := room.New(name, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  room.Config
+		ok   bool
+	}{
+		{"defaults", room.DefaultConfig("n1", 1), true},
+		{"zero values but self", room.Config{Self: "n1"}, true},
+		{"no self", room.Config{}, false},
+		{"negative users", room.Config{Self: "n1", MaxUsers: -1}, false},
+		{"negative grace", room.Config{Self: "n1", Grace: -1}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := room.New("r", tt.cfg)
+			if (err == nil) != tt.ok {
+				t.Fatalf("New: %v, want ok %v", err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, room.ErrConfig) {
+				t.Errorf("New: %v, want ErrConfig", err)
+			}
+		})
+	}
+}
+
+// v1 is a snapshot as nodes stored it before version 2: rtt.State in its
+// Go field names, no "v".
+const v1 = `{"seq":42,"state":{"Lines":[{"From":"ann","Text":"hello"},{"From":"bob","Text":"hi ann"}],` +
+	`"Live":{"ann":"how a","bob":"","zed":"gone"},"Seqs":{"ann":7,"bob":3},"PendingCR":{"bob":true}},` +
+	`"members":{"n1/4":{"user":"ann","node":"n1","inc":11},"n2/9":{"user":"bob","node":"n2","inc":22}}}`
+
+// A version 1 snapshot loads: text, seqs, pending CRs, members and the
+// sequence to resume after; written again it is version 2 and loads the
+// same.
+func TestRestoreVersion1(t *testing.T) {
+	r, err := room.Restore("lobby", []byte(v1), room.DefaultConfig("n3", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Applied() != 42 {
+		t.Errorf("Applied = %d, want 42", r.Applied())
+	}
+	want := rtt.State{
+		Lines:     []rtt.Line{{From: "ann", Text: "hello"}, {From: "bob", Text: "hi ann"}},
+		Live:      map[string]string{"ann": "how a", "bob": "", "zed": "gone"},
+		Seqs:      map[string]uint64{"ann": 7, "bob": 3},
+		PendingCR: map[string]bool{"bob": true},
+	}
+	if diff := cmp.Diff(r.Text(), want); diff != "" {
+		t.Errorf("text (-got +want):\n%s", diff)
+	}
+	wantMembers := map[string]room.Member{"n1/4": {User: "ann", Node: "n1", Inc: 11}, "n2/9": {User: "bob", Node: "n2", Inc: 22}}
+	if diff := cmp.Diff(r.Members(), wantMembers); diff != "" {
+		t.Errorf("members (-got +want):\n%s", diff)
+	}
+	// bob's CR was carried: his LF completes nothing; ann's seq 7 is a
+	// duplicate.
+	if res := r.Apply(43, room.Record{Op: room.OpText, User: "bob", Key: "n2/9", Seq: 4, T: "\nok"}); res.Duplicate || res.Skipped {
+		t.Errorf("bob's chunk: %+v", res)
+	}
+	if res := r.Apply(44, room.Record{Op: room.OpText, User: "ann", Key: "n1/4", Seq: 7, T: "x"}); !res.Duplicate {
+		t.Errorf("ann's resend: %+v, want a duplicate", res)
+	}
+	if got := len(r.Text().Lines); got != 2 {
+		t.Errorf("%d lines after bob's LF, want 2", got)
+	}
+
+	data, err := r.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(data), `{"v":2,"seq":44,`) {
+		t.Errorf("snapshot %s, want version 2 at seq 44", data)
+	}
+	again, err := room.Restore("lobby", data, room.DefaultConfig("n3", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(again.Text(), r.Text()); diff != "" {
+		t.Errorf("text after a version 2 round trip (-got +want):\n%s", diff)
+	}
+	if seq, err := room.SnapshotSeq([]byte(v1)); err != nil || seq != 42 {
+		t.Errorf("SnapshotSeq(v1) = %d, %v; want 42", seq, err)
+	}
+	if seq, err := room.SnapshotSeq(data); err != nil || seq != 44 {
+		t.Errorf("SnapshotSeq(v2) = %d, %v; want 44", seq, err)
+	}
+}
+
+// A snapshot that cannot be used is an error wrapping ErrSnapshot, which
+// tells the caller to rebuild the room from its stream.
+func TestRestoreRejects(t *testing.T) {
+	tests := []struct{ name, data string }{
+		{"not JSON", `{"seq":`},
+		{"not an object", `[1,2]`},
+		{"newer version", `{"v":3,"seq":5}`},
+		{"version 0", `{"v":0,"seq":5}`},
+		{"v1 state of the wrong type", `{"seq":5,"state":[]}`},
+		{"v2 lines of the wrong type", `{"v":2,"seq":5,"lines":{}}`},
+		{"invalid UTF-8 in a line", "{\"v\":2,\"seq\":5,\"lines\":[{\"from\":\"a\",\"text\":\"\\u0007\"}]}"},
+		{"member without user", `{"v":2,"seq":5,"members":{"n1/1":{"node":"n1"}}}`},
+		{"member with an empty key", `{"seq":5,"members":{"":{"user":"a","node":"n1"}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := room.Restore("r", []byte(tt.data), room.DefaultConfig("n1", 1))
+			if !errors.Is(err, room.ErrSnapshot) {
+				t.Errorf("Restore(%s) = %v, want ErrSnapshot", tt.data, err)
+			}
+		})
+	}
+	if _, err := room.SnapshotSeq([]byte(`{"v":3,"seq":5}`)); !errors.Is(err, room.ErrSnapshot) {
+		t.Errorf("SnapshotSeq of version 3: %v, want ErrSnapshot", err)
+	}
+}
+
+// A state too large for one protocol line loses old lines first, then the
+// beginning of the longest live line, and always fits.
+func TestStateLineFits(t *testing.T) {
+	r := newRoom(t, "big", nil)
+	long := strings.Repeat("é", 2000) // 4000 bytes
+	for i := range 100 {
+		r.Apply(uint64(i+1), room.Record{Op: room.OpText, User: "ann", Seq: uint64(i + 1), T: long + "\n"})
+	}
+	users := []string{"ann", "bob", "cat", "dan", "eve", "fay", "gus", "hal", "ivy", "jon", "kim", "lee", "max", "ned", "oli", "pat", "quy", "ros", "sam", "tom"}
+	seq := uint64(1000)
+	for i, u := range users {
+		seq++
+		r.Apply(seq, room.Record{Op: room.OpJoin, User: u, Key: "n2/" + u, Node: "n2", Inc: 1})
+		seq++
+		r.Apply(seq, room.Record{Op: room.OpText, User: u, Seq: uint64(1000 + i), T: long})
+	}
+	line, err := r.StateLine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(line)-1 > wire.MaxLine {
+		t.Fatalf("state line of %d bytes, more than %d", len(line)-1, wire.MaxLine)
+	}
+	m, err := wire.Decode(line[:len(line)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.State.Users) != len(users) || len(m.State.Live) != len(users) {
+		t.Errorf("state lists %d users and %d live lines, want %d", len(m.State.Users), len(m.State.Live), len(users))
+	}
+	for u, text := range m.State.Live {
+		if !strings.HasSuffix(long, strings.TrimPrefix(text, "\ufffd")) {
+			t.Errorf("live line of %s is not a tail of what was typed", u)
+		}
+	}
+
+	// A small room is sent whole: every user, and every sender typing.
+	small := newRoom(t, "small", nil)
+	small.Apply(1, room.Record{Op: room.OpJoin, User: "ann", Key: "n1/1", Node: "n1", Inc: 1})
+	small.Apply(2, room.Record{Op: room.OpText, User: "ann", Key: "n1/1", Seq: 1, T: "hi\nthere"})
+	small.Apply(3, room.Record{Op: room.OpText, User: "zed", Key: "n2/1", Seq: 1, T: "gone but typing"})
+	small.Apply(4, room.Record{Op: room.OpText, User: "yan", Key: "n2/2", Seq: 1, T: "gone, said all\n"})
+	line, err = small.StateLine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got wire.Message
+	if err := json.Unmarshal(line, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := &wire.RoomState{
+		Lines: []wire.Line{{From: "ann", Text: "hi"}, {From: "yan", Text: "gone, said all"}},
+		Live:  map[string]string{"ann": "there", "zed": "gone but typing"},
+		Seqs:  map[string]uint64{"ann": 1, "yan": 1, "zed": 1},
+		Users: []string{"ann"},
+	}
+	if diff := cmp.Diff(got.State, want); diff != "" {
+		t.Errorf("state (-got +want):\n%s", diff)
+	}
+}
+
+// Deliveries are encoded once and handed to every active local session
+// but the typist, in key order.
+func TestDeliveriesShareOneLine(t *testing.T) {
+	var keys []string
+	var lines [][]byte
+	r := newRoom(t, "r", room.SinkFunc(func(key string, line []byte) {
+		keys = append(keys, key)
+		lines = append(lines, line)
+	}))
+	for i, key := range []string{"n1/3", "n1/1", "n1/2"} {
+		r.Register(key, "u"+key[3:])
+		r.Apply(uint64(i+1), room.Record{Op: room.OpJoin, User: "u" + key[3:], Key: key, Node: "n1", Inc: 1})
+		if _, err := r.Activate(key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, lines = nil, nil
+	r.Apply(10, room.Record{Op: room.OpText, User: "u2", Key: "n1/2", Seq: 1, T: "x"})
+	if diff := cmp.Diff(keys, []string{"n1/1", "n1/3"}); diff != "" {
+		t.Errorf("delivered to (-got +want):\n%s", diff)
+	}
+	if len(lines) != 2 || &lines[0][0] != &lines[1][0] {
+		t.Errorf("the text was not encoded once for all")
+	}
+}
+
+// NewView counts listed and live nodes once each; Peer knows unlisted
+// nodes by their incarnation only.
+func TestView(t *testing.T) {
+	v := room.NewView([]directory.Node{
+		{ID: "a", Status: directory.Up},
+		{ID: "b", Status: directory.Down},
+		{ID: "a", Status: directory.Down},
+	}, map[string]uint64{"a": 3, "c": 9})
+	tests := []struct {
+		id   string
+		want room.Peer
+	}{
+		{"a", room.Peer{Listed: true, Status: directory.Up, Newest: 3}},
+		{"b", room.Peer{Listed: true, Status: directory.Down}},
+		{"c", room.Peer{Newest: 9}},
+		{"d", room.Peer{}},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(v.Peer(tt.id), tt.want); diff != "" {
+			t.Errorf("Peer(%s) (-got +want):\n%s", tt.id, diff)
+		}
+	}
+	var none *room.View
+	if got := none.Peer("a"); got != (room.Peer{}) {
+		t.Errorf("nil view: %+v", got)
+	}
+}

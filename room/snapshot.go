@@ -1,0 +1,178 @@
+package room
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/switchboard/switchboard/rtt"
+)
+
+// SnapshotVersion is the version of the snapshots Snapshot writes.
+const SnapshotVersion = 2
+
+// ErrSnapshot is wrapped by the errors Restore and SnapshotSeq return for
+// a snapshot they cannot use: damaged, breaking the rules of a room, or
+// of a version this package does not know (written by a newer node). The
+// caller rebuilds the room from its stream instead, from the first
+// record.
+var ErrSnapshot = errors.New("room: unusable snapshot")
+
+// snapshotV2 is the snapshot format, version 2. Every field has an
+// explicit JSON name: the Go names may change, the stored ones may not.
+type snapshotV2 struct {
+	V       int                 `json:"v"`
+	Seq     uint64              `json:"seq"`
+	Lines   []lineV2            `json:"lines"`
+	Senders map[string]senderV2 `json:"senders"`
+	Members map[string]Member   `json:"members"`
+}
+
+type lineV2 struct {
+	From string `json:"from"`
+	Text string `json:"text"`
+}
+
+type senderV2 struct {
+	Live string `json:"live,omitempty"`
+	Seq  uint64 `json:"seq,omitempty"`
+	CR   bool   `json:"cr,omitempty"`
+}
+
+// snapshotV1 is the format nodes wrote before version 2: no "v", and the
+// text as rtt.State encoded with its Go field names. It is spelled out
+// here so that renaming rtt.State's fields cannot change what loads.
+type snapshotV1 struct {
+	Seq   uint64 `json:"seq"`
+	State struct {
+		Lines []struct {
+			From string `json:"From"`
+			Text string `json:"Text"`
+		} `json:"Lines"`
+		Live      map[string]string `json:"Live"`
+		Seqs      map[string]uint64 `json:"Seqs"`
+		PendingCR map[string]bool   `json:"PendingCR"`
+	} `json:"state"`
+	Members map[string]Member `json:"members"`
+}
+
+// header is what every version shares.
+type header struct {
+	V   *int   `json:"v"`
+	Seq uint64 `json:"seq"`
+}
+
+// Snapshot encodes the room's state as of Applied in the current format
+// (see the package documentation). Local sessions and presence evidence
+// are this node's own and are not part of it.
+func (r *Room) Snapshot() ([]byte, error) {
+	st := r.text.State()
+	snap := snapshotV2{
+		V:       SnapshotVersion,
+		Seq:     r.applied,
+		Lines:   make([]lineV2, len(st.Lines)),
+		Senders: make(map[string]senderV2, len(st.Live)),
+		Members: r.members,
+	}
+	for i, l := range st.Lines {
+		snap.Lines[i] = lineV2{From: l.From, Text: l.Text}
+	}
+	for from, live := range st.Live {
+		snap.Senders[from] = senderV2{Live: live, Seq: st.Seqs[from], CR: st.PendingCR[from]}
+	}
+	data, err := json.Marshal(snap)
+	if err != nil {
+		return nil, fmt.Errorf("room %s: encoding its snapshot: %w", r.name, err)
+	}
+	return data, nil
+}
+
+// SnapshotSeq returns the stream sequence a snapshot of any known version
+// covers, without restoring it.
+func SnapshotSeq(data []byte) (uint64, error) {
+	var h header
+	if err := json.Unmarshal(data, &h); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrSnapshot, err)
+	}
+	if h.V != nil && *h.V != SnapshotVersion {
+		return 0, fmt.Errorf("%w: version %d, this node reads 1 and %d", ErrSnapshot, *h.V, SnapshotVersion)
+	}
+	return h.Seq, nil
+}
+
+// Restore returns the room called name as a snapshot (version 1 or 2)
+// left it, with no local sessions. It returns an error wrapping
+// ErrSnapshot if the snapshot is damaged, of an unknown version or breaks
+// the rules of a room, and one wrapping ErrConfig if cfg is unusable.
+func Restore(name string, data []byte, cfg Config) (*Room, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("room %s: %w", name, err)
+	}
+	var h header
+	if err := json.Unmarshal(data, &h); err != nil {
+		return nil, fmt.Errorf("room %s: %w: %w", name, ErrSnapshot, err)
+	}
+	var (
+		seq     uint64
+		st      rtt.State
+		members map[string]Member
+	)
+	switch {
+	case h.V == nil:
+		var s snapshotV1
+		if err := json.Unmarshal(data, &s); err != nil {
+			return nil, fmt.Errorf("room %s: %w: version 1: %w", name, ErrSnapshot, err)
+		}
+		seq, members = s.Seq, s.Members
+		st = rtt.State{Live: s.State.Live, Seqs: s.State.Seqs, PendingCR: s.State.PendingCR}
+		for _, l := range s.State.Lines {
+			st.Lines = append(st.Lines, rtt.Line{From: l.From, Text: l.Text})
+		}
+	case *h.V == SnapshotVersion:
+		var s snapshotV2
+		if err := json.Unmarshal(data, &s); err != nil {
+			return nil, fmt.Errorf("room %s: %w: version 2: %w", name, ErrSnapshot, err)
+		}
+		seq, members = s.Seq, s.Members
+		st = rtt.State{
+			Lines:     make([]rtt.Line, len(s.Lines)),
+			Live:      make(map[string]string, len(s.Senders)),
+			Seqs:      make(map[string]uint64),
+			PendingCR: make(map[string]bool),
+		}
+		for i, l := range s.Lines {
+			st.Lines[i] = rtt.Line{From: l.From, Text: l.Text}
+		}
+		for from, x := range s.Senders {
+			st.Live[from] = x.Live
+			if x.Seq != 0 {
+				st.Seqs[from] = x.Seq
+			}
+			if x.CR {
+				st.PendingCR[from] = true
+			}
+		}
+	default:
+		return nil, fmt.Errorf("room %s: %w: version %d, this node reads 1 and %d", name, ErrSnapshot, *h.V, SnapshotVersion)
+	}
+	text, err := rtt.FromState(cfg.MaxLines, st)
+	if err != nil {
+		return nil, fmt.Errorf("room %s: %w: %w", name, ErrSnapshot, err)
+	}
+	r := newRoom(name, cfg, text)
+	r.applied = seq
+	for key, m := range members {
+		if key == "" || m.User == "" {
+			return nil, fmt.Errorf("room %s: %w: member %q without a key or user", name, ErrSnapshot, key)
+		}
+		r.members[key] = m
+		r.users[m.User]++
+	}
+	for from := range st.Live {
+		r.senders[from] = true
+	}
+	for from := range st.Seqs {
+		r.senders[from] = true
+	}
+	return r, nil
+}
