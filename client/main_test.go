@@ -62,7 +62,7 @@ func startExampleService() (stop func(), err error) {
 	stop = func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := n.Close(ctx); err != nil {
+		if err := n.Shutdown(ctx); err != nil {
 			fmt.Fprintln(os.Stderr, "client tests: closing the example's service:", err)
 		}
 		os.RemoveAll(dir)

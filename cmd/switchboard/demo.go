@@ -51,7 +51,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		for _, n := range started {
-			_ = n.Close(sctx)
+			_ = n.Shutdown(sctx)
 		}
 	}()
 	for i := range *nodes {

@@ -55,6 +55,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	fs.StringVar(&cfg.Cluster, "cluster", "", "embedded NATS route listener HOST:PORT (empty: a one-node cluster)")
 	fs.StringVar(&s.join, "join", "", "seed nodes' cluster addresses, HOST:PORT,... (in the file: a list)")
 	fs.StringVar(&cfg.Bus, "bus", "", "external NATS URL (nats://...) instead of the embedded server")
+	fs.StringVar(&cfg.NATSMonitor, "nats-monitor", "", "embedded NATS monitoring HTTP listener HOST:PORT, unauthenticated (empty: off)")
 	fs.StringVar(&cfg.Group, "group", "", "this node's REGION/ZONE")
 	fs.StringVar(&cfg.DataDir, "data", "", "directory for the node's stored rooms (default: see docs/operations.md)")
 	intFlag(fs, &cfg.Capacity, "capacity", 0, -1, "most sessions this node admits")
@@ -154,7 +155,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	<-ctx.Done()
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return n.Close(shutdownCtx)
+	return n.Shutdown(shutdownCtx)
 }
 
 // printSources writes every setting that is not at its default, with

@@ -3,12 +3,17 @@
 // service current with its peers over the bus, and serves that directory
 // to clients, to HTTP and to DNS.
 //
-// New checks a Config; Start binds the listeners, opens the bus and starts
-// the goroutines; Close says goodbye to the peers and stops everything.
+// New checks a Config; Start opens the bus, starts the goroutines and, when
+// Config.Listen is set, listens for clients there; Serve accepts clients
+// on any other listener and ServeConn serves one connection (a WebSocket
+// adapted to net.Conn, say); Shutdown says goodbye to the peers, tells
+// every session why it ends and stops everything, waiting for every
+// goroutine the node started; Halt stops it as a crash would look.
 //
 //	n, err := node.New(cfg)
 //	if err := n.Start(ctx); err != nil { ... }
-//	defer n.Close(context.Background())
+//	defer n.Shutdown(context.Background())
+//	go n.Serve(extraListener) // returns ErrClosed after Shutdown
 //
 // Rooms carry the service itself, real-time text: a session joins rooms
 // and sends text chunks as they are typed; the node stores them in

@@ -17,7 +17,7 @@ func (n *Node) startDNS(ctx context.Context) error {
 	cfg := dnsserver.DefaultConfig(n.cfg.Service, n.availableNodes)
 	cfg.Addr = n.cfg.DNS
 	cfg.TTL = n.cfg.DNSTTL
-	cfg.Logger = n.log.With("component", "dns")
+	cfg.Logger = n.log // the DNS server names its own component
 	srv, err := dnsserver.New(cfg)
 	if err != nil {
 		return fmt.Errorf("node: configuring DNS: %w", err)

@@ -311,11 +311,6 @@ func (n *Node) notifyChange() {
 	}
 }
 
-// Close is Shutdown.
-//
-// Deprecated: use Shutdown.
-func (n *Node) Close(ctx context.Context) error { return n.Shutdown(ctx) }
-
 // Shutdown tells the peers this node is leaving, stops accepting on every
 // listener, tells every session the server is shutting down, closes them
 // and stops the node. It waits for every goroutine the node started until

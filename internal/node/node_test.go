@@ -162,9 +162,9 @@ func TestHaltedNodeGoesDownThenLeaves(t *testing.T) {
 	}
 }
 
-// A node that closes says goodbye: its peers mark it down at once, long
+// A node that shuts down says goodbye: its peers mark it down at once, long
 // before three missed heartbeats would.
-func TestCloseSaysGoodbye(t *testing.T) {
+func TestShutdownSaysGoodbye(t *testing.T) {
 	// Peers mark a silent node down three heartbeats after its last one,
 	// so never sooner than two heartbeats after it closes: only the
 	// goodbye can mark it down within that.
@@ -172,7 +172,7 @@ func TestCloseSaysGoodbye(t *testing.T) {
 	c := nodetest.Start(t, 3, nodetest.Options{Configure: func(i int, cfg *node.Config) {
 		cfg.Heartbeat = heartbeat
 	}})
-	if err := c.Nodes[2].Close(context.Background()); err != nil {
+	if err := c.Nodes[2].Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	nodetest.Eventually(t, 2*heartbeat, func() error {

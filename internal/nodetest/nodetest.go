@@ -89,7 +89,7 @@ func (c *Cluster) Add(configure func(i int, cfg *node.Config)) *node.Node {
 	c.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := n.Close(ctx); err != nil {
+		if err := n.Shutdown(ctx); err != nil {
 			c.t.Errorf("closing node %s: %v", n.ID(), err)
 		}
 	})
