@@ -55,6 +55,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	fs.StringVar(&cfg.Cluster, "cluster", "", "embedded NATS route listener HOST:PORT (empty: a one-node cluster)")
 	fs.StringVar(&s.join, "join", "", "seed nodes' cluster addresses, HOST:PORT,... (in the file: a list)")
 	fs.StringVar(&cfg.Bus, "bus", "", "external NATS URL (nats://...) instead of the embedded server")
+	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP listener, unauthenticated")
 	fs.StringVar(&cfg.NATSMonitor, "nats-monitor", "", "embedded NATS monitoring HTTP listener HOST:PORT, unauthenticated (empty: off)")
 	fs.StringVar(&cfg.Group, "group", "", "this node's REGION/ZONE")
 	fs.StringVar(&cfg.DataDir, "data", "", "directory for the node's stored rooms (default: see docs/operations.md)")

@@ -142,6 +142,10 @@ type Config struct {
 	// consumer (default 1 s, 500 ms..30 s): a feed whose consumer lived on
 	// a dead server notices after two missed heartbeats and resumes.
 	FeedHeartbeat time.Duration
+	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on
+	// the HTTP listener, without authentication (default off): for
+	// measuring a node, not for a listener strangers reach.
+	Pprof bool
 	// Version is the software version reported in the directory.
 	Version string
 	// Logger receives the node's logs (default: discard).

@@ -4,12 +4,27 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 
 	"github.com/switchboard/switchboard/internal/dnsserver"
 	"github.com/switchboard/switchboard/internal/web"
 )
 
-func (n *Node) httpHandler() http.Handler { return web.NewHandler(n, n.metrics.registry) }
+func (n *Node) httpHandler() http.Handler {
+	h := web.NewHandler(n, n.metrics.registry)
+	if !n.cfg.Pprof {
+		return h
+	}
+	n.log.Warn("serving Go profiles on the HTTP listener without authentication", "path", "/debug/pprof/")
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
+}
 
 // startDNS starts the DNS responder for the service name over this node's
 // directory snapshot.
