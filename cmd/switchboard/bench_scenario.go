@@ -46,6 +46,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	pause := fs.Duration("pause", 3*time.Second, "rtt-fault: how long stop and stop-leader keep the node stopped")
 	heartbeat := fs.Duration("heartbeat", 0, "the nodes' heartbeat (default: serve's)")
 	nodeLogs := fs.Bool("node-logs", false, "show the nodes' logs on stderr")
+	nodeArgs := fs.String("node-args", "", "more serve flags for every node, space-separated (for instance --pprof)")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	pos, err := c.parse(args)
 	if err != nil {
@@ -64,7 +65,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 		Common: *common, DropBase: *dropBase, NoTracker: !*tracker, NATSEntry: *natsEntry,
 		Repeat: *repeat, Samples: *samples, Background: *background, Kills: *kills, Busy: *busy, Heartbeat: *heartbeat,
 		Rooms: *rooms, RoomSize: *roomSize, Senders: *senders, Rate: *rate, Duration: *duration,
-		Fault: *fault, Pause: *pause,
+		Fault: *fault, Pause: *pause, NodeArgs: strings.Fields(*nodeArgs),
 	}
 	if *service != "" {
 		if cfg.Service, err = (&clientFlags{service: *service, resolver: *resolver}).resolvedTarget(ctx); err != nil {

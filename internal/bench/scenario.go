@@ -94,6 +94,9 @@ type Config struct {
 	Pause time.Duration
 	// Heartbeat is the nodes' heartbeat (default: the binary's).
 	Heartbeat time.Duration
+	// NodeArgs are more serve flags for every node of a local cluster
+	// (for instance --pprof, to profile the nodes while a scenario runs).
+	NodeArgs []string
 	// Progress receives progress lines while a scenario runs (nil: none).
 	Progress io.Writer
 	// ProgressTerminal says Progress is a terminal: counters then rewrite
@@ -355,6 +358,7 @@ func (e *env) start(ctx context.Context, nodes int) (*cluster, error) {
 	lc, err := localcluster.Start(ctx, localcluster.Config{
 		Binary: e.cfg.Binary, Nodes: nodes, DNS: true, Heartbeat: e.cfg.Heartbeat,
 		Capacity: max(10000, 2*(e.cfg.Clients+e.cfg.Arrivals)), Output: e.cfg.Logs,
+		Args: e.cfg.NodeArgs,
 	})
 	if err != nil {
 		return nil, err
