@@ -63,6 +63,9 @@
 // A snapshot of another version, damaged, or breaking a room's rules
 // (text that is not valid UTF-8, a member without a user) is an error
 // wrapping ErrSnapshot: the caller rebuilds the room from its stream.
+// Every version keeps the covered sequence in the top-level "seq"
+// (SnapshotSeq reads it), so that no node replaces a newer snapshot with
+// an older one, whatever their formats.
 // docs/rooms.md documents the format for operators.
 //
 // # The caller's duties

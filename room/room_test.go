@@ -138,8 +138,11 @@ func TestRestoreRejects(t *testing.T) {
 			}
 		})
 	}
-	if _, err := room.SnapshotSeq([]byte(`{"v":3,"seq":5}`)); !errors.Is(err, room.ErrSnapshot) {
-		t.Errorf("SnapshotSeq of version 3: %v, want ErrSnapshot", err)
+	if seq, err := room.SnapshotSeq([]byte(`{"v":3,"seq":5,"future":true}`)); err != nil || seq != 5 {
+		t.Errorf("SnapshotSeq of version 3 = %d, %v; want 5: every version keeps seq", seq, err)
+	}
+	if _, err := room.SnapshotSeq([]byte(`{"seq":"5"}`)); !errors.Is(err, room.ErrSnapshot) {
+		t.Errorf("SnapshotSeq of a damaged snapshot: %v, want ErrSnapshot", err)
 	}
 }
 

@@ -87,15 +87,14 @@ func (r *Room) Snapshot() ([]byte, error) {
 	return data, nil
 }
 
-// SnapshotSeq returns the stream sequence a snapshot of any known version
-// covers, without restoring it.
+// SnapshotSeq returns the stream sequence a snapshot covers, without
+// restoring it. Every version, past and future, keeps it in the top-level
+// "seq" field, so that a node never replaces a newer snapshot, even one
+// it cannot read, with an older one.
 func SnapshotSeq(data []byte) (uint64, error) {
 	var h header
 	if err := json.Unmarshal(data, &h); err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrSnapshot, err)
-	}
-	if h.V != nil && *h.V != SnapshotVersion {
-		return 0, fmt.Errorf("%w: version %d, this node reads 1 and %d", ErrSnapshot, *h.V, SnapshotVersion)
 	}
 	return h.Seq, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/room"
 )
 
 // Room engine: the server side of real-time text rooms across the cluster.
@@ -39,39 +40,50 @@ import (
 // (sender, seq)), on every node alike.
 //
 // Replay. Each node that has members in a room runs one feed for it: one
-// goroutine that owns the room's rtt.Room, its member list and its local
+// goroutine that owns the room's state machine (a room.Room: text,
+// members, local sessions, presence rules) and the room's local
 // sessions, fed by one JetStream ordered consumer filtered on the room's
 // subject. The ordered consumer delivers every record once and in stream
 // order, resuming after the last record it delivered when its server
 // dies, so replay and live delivery join without a gap or a double. To
 // bound replay, the feed of the room's steward (below) writes a snapshot
 // every Config.SnapshotEvery records to the KV bucket SB_<service>_ROOMSNAP:
-// the rtt state and member list together with the stream sequence they
-// cover, written with optimistic concurrency on the key's revision so that
-// an older snapshot never replaces a newer one. A feed starts from the
-// snapshot and consumes from its sequence + 1. The streams keep at most
-// max(10000, 50*SnapshotEvery) records per room, far more than one
+// the room's state in room's versioned JSON format (docs/rooms.md) with
+// the stream sequence it covers, written with optimistic concurrency on
+// the key's revision so that an older snapshot never replaces a newer
+// one. A feed starts from the snapshot and consumes from its sequence + 1;
+// a snapshot it cannot use (damaged, or of a newer format) it ignores,
+// rebuilding the room from the stream's first record. The streams keep at
+// most max(10000, 50*SnapshotEvery) records per room, far more than one
 // snapshot interval.
 //
 // Seqs are never reset by a leave (rtt.Room.Forget would reset them), so
 // that a client's resend after it left and came back is still a
-// duplicate; a room forgets senders only beyond maxSenders, the departed
-// ones with empty lines first.
+// duplicate; a room forgets senders only beyond 1000, the departed ones
+// with empty lines first.
 //
 // Presence. Members are sessions, identified by node ID and session ID;
 // a user is in the room while at least one of their sessions is. Joins and
 // leaves are records of the stream too, so every node sees presence and
 // text in the same order. A session that closes publishes its leave; a
 // node that closes gracefully publishes the leave of all its sessions. A
-// node that dies cannot: each feed checks its members against the
-// directory, and a member whose node is down, has restarted (a newer
-// incarnation), or has been missing from the directory for a few seconds
-// is stale; the room's steward, the lowest node ID among this node and
-// the nodes of the room's live members, publishes one leave for the stale
-// members. A node's own stale members (a session it no longer has) it
+// node that dies cannot: each feed checks its members against this
+// node's view of the cluster (peers: the directory and the incarnations
+// heard) a few times a second, and the room's steward, the lowest node ID
+// among this node and the live nodes of the room's members, publishes one
+// leave for the stale members. Presence changes only on evidence the
+// cluster agrees on: a foreign member is stale when its node announced a
+// newer incarnation, or when its node has been down or missing for the
+// grace period (max(3 s, 10 heartbeats)) while this node saw a majority
+// of the cluster up throughout, watching without a gap. A node paused or
+// cut off sees its peers down when it returns, but no majority: it
+// removes nobody (room.Room.Reconcile has the rule; room's transcripts
+// replay it). A node's own stale members (a session it no longer has) it
 // removes itself. Leaves are idempotent, so two nodes that both clean up
 // do no harm. A user who reattaches elsewhere joins again with a new
-// session and stays listed throughout when that join lands first.
+// session and stays listed throughout when that join lands first; a
+// session whose membership was removed while it lived on (its node was
+// cut off longer than the grace) is joined again by its node.
 
 // MaxChunkLimit is the largest Config.MaxChunk allowed, in bytes.
 const MaxChunkLimit = 8 << 10
@@ -84,29 +96,16 @@ const MaxRoomName = 64
 // publishes and deliveries of all rooms through one of them wait on it.
 const roomConns = 4
 
-// Record operations in the rooms' stream.
+// Record operations in the rooms' stream, and the record itself: their
+// format belongs to package room.
 const (
-	recJoin  = "join"
-	recLeave = "leave"
-	recText  = "text"
+	recJoin  = room.OpJoin
+	recLeave = room.OpLeave
+	recText  = room.OpText
 )
 
 // record is one entry of a room's stream, as JSON.
-type record struct {
-	Op string `json:"op"`
-	// User is the user of a join or text.
-	User string `json:"user,omitempty"`
-	// Key is the session of a join or text ("node/session").
-	Key string `json:"key,omitempty"`
-	// Node and Inc say where a joining session lives (join).
-	Node string `json:"node,omitempty"`
-	Inc  uint64 `json:"inc,omitempty"`
-	// Keys are the sessions that leave (leave).
-	Keys []string `json:"keys,omitempty"`
-	// Seq and T are a text chunk (text).
-	Seq uint64 `json:"seq,omitempty"`
-	T   string `json:"t,omitempty"`
-}
+type record = room.Record
 
 // Errors of the room engine; sessions turn them into wire codes.
 var (
@@ -141,6 +140,9 @@ type roomEngine struct {
 
 	sub  *nats.Subscription
 	incs atomic.Pointer[map[string]uint64] // node ID -> newest incarnation seen
+
+	peerView atomic.Pointer[peerView]         // the last peers(), while current
+	clock    atomic.Pointer[func() time.Time] // tests: the feeds' clock
 
 	mu    sync.Mutex // guards feeds
 	feeds map[string]*feed
@@ -579,25 +581,31 @@ func (e *roomEngine) wait() {
 	}
 }
 
-// peerState is what the directory and the incarnations say about a node.
-type peerState struct {
-	status  directory.Status // "" when the directory does not list it
-	newest  uint64           // newest incarnation seen, 0 if none
-	present bool
+// peerView caches the room.View of one directory view and one map of
+// incarnations, both immutable, so that the feeds of all rooms share it.
+type peerView struct {
+	dir  *view
+	incs *map[string]uint64
+	v    *room.View
 }
 
-// peers returns a lookup of the directory as of now.
-func (e *roomEngine) peers() func(id string) peerState {
-	nodes := e.n.availableNodes()
-	incs := *e.incs.Load()
-	return func(id string) peerState {
-		ps := peerState{newest: incs[id]}
-		for _, node := range nodes {
-			if node.ID == id {
-				ps.status, ps.present = node.Status, true
-				break
-			}
-		}
-		return ps
+// peers returns this node's view of the cluster as of now, for the rooms'
+// presence rules. Safe for concurrent use.
+func (e *roomEngine) peers() *room.View {
+	dir, incs := e.n.view.Load(), e.incs.Load()
+	if pv := e.peerView.Load(); pv != nil && pv.dir == dir && pv.incs == incs {
+		return pv.v
 	}
+	v := room.NewView(dir.nodes, *incs)
+	e.peerView.Store(&peerView{dir: dir, incs: incs, v: v})
+	return v
+}
+
+// now is the time the feeds' presence rules run at: time.Now, or a test's
+// clock.
+func (e *roomEngine) now() time.Time {
+	if clock := e.clock.Load(); clock != nil {
+		return (*clock)()
+	}
+	return time.Now()
 }

@@ -5,53 +5,25 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/switchboard/switchboard/directory"
-	"github.com/switchboard/switchboard/rtt"
-	"github.com/switchboard/switchboard/wire"
+	"github.com/switchboard/switchboard/room"
 )
 
-// maxSenders is how many senders a room remembers before it forgets the
-// departed ones whose current line is empty (the same ones, at the same
-// record, on every node). A forgotten sender counts from seq 1 again.
-const maxSenders = 1000
-
-// member is one session in a room, as the room's stream records it.
-type member struct {
-	User string `json:"user"`
-	Node string `json:"node"`
-	Inc  uint64 `json:"inc"`
-}
-
-// snapshot is a room's state as of stream sequence Seq, as stored in the
-// snapshot bucket.
-type snapshot struct {
-	Seq     uint64            `json:"seq"`
-	State   rtt.State         `json:"state"`
-	Members map[string]member `json:"members"`
-}
+// The feed is the I/O shell around a room.Room: it owns one, feeds it the
+// records of the room's consumer and the time, delivers what the room
+// hands its Sink to the local sessions, stores the records Reconcile
+// asks for, and reads and writes the room's snapshots. Every rule of the
+// room (presence, steward, cleanup, state lines, the snapshot format) is
+// in package room.
 
 // incoming is a record delivered by the room's consumer.
 type incoming struct {
 	seq uint64
 	rec record
 	at  time.Time // when this node's consumer received it
-}
-
-// localMember is a session of this node in the room.
-type localMember struct {
-	s        *session
-	user     string
-	active   bool      // it has the room's state and receives deliveries
-	rejected bool      // its join was refused: the room was full
-	leaving  bool      // it has asked to leave
-	retryAt  time.Time // earliest time to publish its join again
 }
 
 // barrier runs fn once the feed has applied the record at seq.
@@ -86,43 +58,61 @@ type feed struct {
 	keys map[string]bool // guarded by e.mu: the local sessions holding the feed
 
 	// Owned by run.
-	text     *rtt.Room
-	applied  uint64    // the stream sequence of the last record applied
-	received time.Time // when the consumer received the record being applied
-	members  map[string]member
-	users    map[string]int // user -> sessions in the room
-	senders  map[string]bool
-	local    map[string]*localMember
+	r        *room.Room
+	received time.Time           // when the consumer received the record being applied
+	sessions map[string]*session // the local sessions registered with r, by key
 	waits    []barrier
 	since    int // records applied since the last snapshot
 	nextSnap int // since-count at which to consider a snapshot again
 	snapRev  uint64
 	snapBusy bool
-	absent   map[string]time.Time // peer -> when the directory first missed it
-	suspect  map[string]time.Time // own session key -> when first seen stale
-	dropAt   time.Time            // earliest time to publish another cleanup
 	cc       jetstream.ConsumeContext
 	cons     jetstream.Consumer
 }
 
-func newFeed(e *roomEngine, room string) *feed {
+func newFeed(e *roomEngine, name string) *feed {
 	f := &feed{
-		e:       e,
-		room:    room,
-		stream:  e.streamOf(room),
-		subj:    e.subjectOf(room),
-		key:     roomToken(room),
-		cmds:    make(chan func()),
-		in:      make(chan incoming, 1024),
-		done:    make(chan struct{}),
-		snaps:   make(chan snapResult, 1),
-		keys:    make(map[string]bool),
-		local:   make(map[string]*localMember),
-		absent:  make(map[string]time.Time),
-		suspect: make(map[string]time.Time),
+		e:        e,
+		room:     name,
+		stream:   e.streamOf(name),
+		subj:     e.subjectOf(name),
+		key:      roomToken(name),
+		cmds:     make(chan func()),
+		in:       make(chan incoming, 1024),
+		done:     make(chan struct{}),
+		snaps:    make(chan snapResult, 1),
+		keys:     make(map[string]bool),
+		sessions: make(map[string]*session),
 	}
 	f.ctx, f.cancel = context.WithCancel(e.ctx)
 	return f
+}
+
+// roomConfig is the configuration of the engine's rooms.
+func (e *roomEngine) roomConfig(sink room.Sink) room.Config {
+	cfg := room.DefaultConfig(e.n.cfg.ID, e.inc)
+	cfg.MaxUsers = e.n.cfg.MaxParticipants
+	cfg.Grace = e.presenceGrace()
+	cfg.MaxGap = cfg.Grace / 2
+	cfg.Sink = sink
+	return cfg
+}
+
+// presenceGrace is how long a member's node must be seen down or missing
+// (with a majority up) before the member counts as stale: long enough
+// for a new node's first entry to arrive everywhere, and for a node
+// paused a few seconds to come back before its members are removed.
+func (e *roomEngine) presenceGrace() time.Duration {
+	return max(3*time.Second, 10*e.n.cfg.Heartbeat)
+}
+
+// Deliver implements room.Sink: it queues line to the local session
+// under key. It runs on the feed's goroutine, during Apply.
+func (f *feed) Deliver(key string, line []byte) {
+	if s := f.sessions[key]; s != nil {
+		s.push(line)
+		f.e.metrics.delivered(f.received)
+	}
 }
 
 // do runs fn on the feed's goroutine. It returns once the goroutine has
@@ -142,7 +132,10 @@ func (f *feed) do(ctx context.Context, fn func()) error {
 // deliveries yet. It must come before the session's join is published, so
 // that the feed never takes the join for a stale session.
 func (f *feed) register(ctx context.Context, key string, s *session) error {
-	return f.do(ctx, func() { f.local[key] = &localMember{s: s, user: s.user} })
+	return f.do(ctx, func() {
+		f.sessions[key] = s
+		f.r.Register(key, s.user)
+	})
 }
 
 // activate waits until the feed has applied the join stored at seq, then
@@ -152,15 +145,16 @@ func (f *feed) activate(ctx context.Context, key string, seq uint64) error {
 	res := make(chan error, 1)
 	err := f.do(ctx, func() {
 		f.after(seq, func() {
-			lm := f.local[key]
+			line, err := f.r.Activate(key)
 			switch {
-			case lm == nil:
+			case errors.Is(err, room.ErrNotLocal):
 				res <- errFeedClosed
-			case lm.rejected:
+			case errors.Is(err, room.ErrFull):
 				res <- errRoomFull
+			case err != nil:
+				res <- err
 			default:
-				lm.active = true
-				lm.s.push(f.stateLine())
+				f.sessions[key].push(line)
 				res <- nil
 			}
 		})
@@ -181,8 +175,13 @@ func (f *feed) activate(ctx context.Context, key string, seq uint64) error {
 // resync sends the room's full state again to an active session.
 func (f *feed) resync(ctx context.Context, key string) error {
 	return f.do(ctx, func() {
-		if lm := f.local[key]; lm != nil && lm.active {
-			lm.s.push(f.stateLine())
+		line, err := f.r.Resync(key)
+		if err != nil {
+			f.e.log.Error("encoding a room state", "room", f.room, "err", err)
+			return
+		}
+		if line != nil {
+			f.sessions[key].push(line)
 		}
 	})
 }
@@ -190,11 +189,7 @@ func (f *feed) resync(ctx context.Context, key string) error {
 // markLeaving notes that the session under key is about to publish its
 // leave, so that the feed does not publish its join again meanwhile.
 func (f *feed) markLeaving(ctx context.Context, key string) error {
-	return f.do(ctx, func() {
-		if lm := f.local[key]; lm != nil {
-			lm.leaving = true
-		}
-	})
+	return f.do(ctx, func() { f.r.MarkLeaving(key) })
 }
 
 // detach removes the session under key once the feed has applied the
@@ -203,7 +198,8 @@ func (f *feed) detach(ctx context.Context, key string, seq uint64) error {
 	res := make(chan struct{})
 	err := f.do(ctx, func() {
 		f.after(seq, func() {
-			delete(f.local, key)
+			f.r.Detach(key)
+			delete(f.sessions, key)
 			close(res)
 		})
 	})
@@ -222,7 +218,7 @@ func (f *feed) detach(ctx context.Context, key string, seq uint64) error {
 
 // after runs fn once the record at seq is applied: now if it is.
 func (f *feed) after(seq uint64, fn func()) {
-	if seq <= f.applied {
+	if seq <= f.r.Applied() {
 		fn()
 		return
 	}
@@ -254,7 +250,7 @@ func (f *feed) run() {
 				f.apply(<-f.in)
 			}
 		case <-tick.C:
-			f.reconcile(time.Now())
+			f.reconcile(f.e.now())
 		case res := <-f.snaps:
 			f.snapWritten(res)
 		}
@@ -291,36 +287,38 @@ func (f *feed) load() bool {
 func (f *feed) tryLoad() error {
 	ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
 	defer cancel()
-	var snap snapshot
+	cfg := f.e.roomConfig(f)
+	var r *room.Room
 	var rev uint64
 	entry, err := f.e.kv.Get(ctx, f.key)
 	switch {
 	case err == nil:
-		if err := json.Unmarshal(entry.Value(), &snap); err != nil {
-			f.e.log.Error("ignoring a damaged room snapshot", "room", f.room, "err", err)
-			snap = snapshot{}
-		}
 		rev = entry.Revision()
+		if r, err = room.Restore(f.room, entry.Value(), cfg); err != nil {
+			// A damaged snapshot, or one of a newer format: the stream
+			// holds the history; the next snapshot replaces this one.
+			f.e.log.Error("rebuilding a room from its stream", "room", f.room, "err", err)
+			r = nil
+		}
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 	default:
 		return fmt.Errorf("node: reading the snapshot of room %s: %w", f.room, err)
 	}
-	text, err := rtt.FromState(0, snap.State)
-	if err != nil {
-		f.e.log.Error("ignoring an invalid room snapshot", "room", f.room, "err", err)
-		snap = snapshot{}
-		text = rtt.NewRoom(0)
+	if r == nil {
+		if r, err = room.New(f.room, cfg); err != nil {
+			return fmt.Errorf("node: opening room %s: %w", f.room, err)
+		}
 	}
-	cfg := jetstream.OrderedConsumerConfig{
+	ocfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{f.subj},
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: 30 * time.Second,
 	}
-	if snap.Seq > 0 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = snap.Seq + 1
+	if seq := r.Applied(); seq > 0 {
+		ocfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		ocfg.OptStartSeq = seq + 1
 	}
-	cons, err := f.e.jsOf(f.room).OrderedConsumer(ctx, f.stream, cfg)
+	cons, err := f.e.jsOf(f.room).OrderedConsumer(ctx, f.stream, ocfg)
 	if err != nil {
 		return fmt.Errorf("node: creating the consumer of room %s: %w", f.room, err)
 	}
@@ -336,22 +334,8 @@ func (f *feed) tryLoad() error {
 		return fmt.Errorf("node: consuming room %s: %w", f.room, err)
 	}
 	f.cons, f.cc = cons, cc
-	f.text = text
-	f.applied = snap.Seq
+	f.r = r
 	f.snapRev = rev
-	f.members = make(map[string]member, len(snap.Members))
-	f.users = make(map[string]int)
-	f.senders = make(map[string]bool)
-	for key, m := range snap.Members {
-		f.members[key] = m
-		f.users[m.User]++
-	}
-	for from := range snap.State.Live {
-		f.senders[from] = true
-	}
-	for from := range snap.State.Seqs {
-		f.senders[from] = true
-	}
 	f.nextSnap = f.e.n.cfg.SnapshotEvery
 	return nil
 }
@@ -395,11 +379,11 @@ func (f *feed) unload() {
 			return
 		}
 	}
-	if f.since > 0 && f.isSteward(f.e.peers()) {
+	if f.since > 0 && f.r.Steward(f.e.peers()) {
 		if data, ok := f.snapshotData(); ok {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			if _, err := f.e.writeSnapshot(ctx, f.key, data, f.snapRev, f.applied); err != nil {
+			if _, err := f.e.writeSnapshot(ctx, f.key, data, f.snapRev, f.r.Applied()); err != nil {
 				f.e.log.Warn("writing the last snapshot of a room", "room", f.room, "err", err)
 			}
 		}
@@ -413,30 +397,23 @@ func (f *feed) deleteConsumer(cons jetstream.Consumer) {
 	_ = f.e.js.DeleteConsumer(ctx, f.stream, name)
 }
 
-// apply applies one record of the room's stream.
+// apply applies one record of the room's stream, then runs the barriers
+// it passed and considers a snapshot.
 func (f *feed) apply(in incoming) {
-	if in.seq <= f.applied {
+	f.received = in.at
+	res := f.r.Apply(in.seq, in.rec)
+	if res.Skipped {
 		return // already in the snapshot the feed started from
 	}
-	f.applied = in.seq
-	f.received = in.at
 	f.since++
-	rec := in.rec
-	switch rec.Op {
-	case recText:
-		f.applyText(rec)
-	case recJoin:
-		f.applyJoin(rec)
-	case recLeave:
-		f.applyLeave(rec)
-	}
-	if len(f.senders) > maxSenders {
-		f.forgetDeparted()
+	if res.Duplicate {
+		f.e.metrics.duplicates.Inc()
 	}
 	if len(f.waits) > 0 {
+		applied := f.r.Applied()
 		var later []barrier
 		for _, b := range f.waits {
-			if b.seq <= f.applied {
+			if b.seq <= applied {
 				b.fn()
 			} else {
 				later = append(later, b)
@@ -449,267 +426,33 @@ func (f *feed) apply(in incoming) {
 	}
 }
 
-func (f *feed) applyText(rec record) {
-	if rec.User == "" {
-		return
-	}
-	res := f.text.Apply(rec.User, rec.Seq, rec.T)
-	f.senders[rec.User] = true
-	if res.Duplicate {
-		f.e.metrics.duplicates.Inc()
-		return
-	}
-	f.deliver(wire.Message{Op: wire.OpText, Room: f.room, From: rec.User, Seq: rec.Seq, T: rec.T}, rec.Key)
-}
-
-func (f *feed) applyJoin(rec record) {
-	if rec.Key == "" || rec.User == "" {
-		return
-	}
-	if _, ok := f.members[rec.Key]; ok {
-		return // a retried join
-	}
-	if f.users[rec.User] == 0 && len(f.users) >= f.e.n.cfg.MaxParticipants {
-		if lm := f.local[rec.Key]; lm != nil {
-			lm.rejected = true
-		}
-		return
-	}
-	f.members[rec.Key] = member{User: rec.User, Node: rec.Node, Inc: rec.Inc}
-	f.users[rec.User]++
-	if f.users[rec.User] == 1 {
-		f.deliver(wire.Message{Op: wire.OpPresence, Room: f.room, User: rec.User, Event: "join"}, "")
-	}
-}
-
-func (f *feed) applyLeave(rec record) {
-	var gone []string
-	for _, key := range rec.Keys {
-		m, ok := f.members[key]
-		if !ok {
-			continue
-		}
-		delete(f.members, key)
-		if f.users[m.User]--; f.users[m.User] <= 0 {
-			delete(f.users, m.User)
-			gone = append(gone, m.User)
-		}
-	}
-	slices.Sort(gone)
-	for _, user := range slices.Compact(gone) {
-		f.deliver(wire.Message{Op: wire.OpPresence, Room: f.room, User: user, Event: "leave"}, "")
-	}
-	// A leaver whose user stays in the room through another session
-	// still hears that it left.
-	for _, key := range rec.Keys {
-		if lm := f.local[key]; lm != nil && lm.active && lm.leaving && f.users[lm.user] > 0 {
-			f.send(lm, wire.Message{Op: wire.OpPresence, Room: f.room, User: lm.user, Event: "leave"})
-		}
-	}
-}
-
-// forgetDeparted forgets senders who are not in the room and have no
-// current line, in name order, until a quarter of maxSenders is free.
-func (f *feed) forgetDeparted() {
-	var idle []string
-	for from := range f.senders {
-		if f.users[from] == 0 && f.text.Live(from) == "" {
-			idle = append(idle, from)
-		}
-	}
-	slices.Sort(idle)
-	for _, from := range idle {
-		if len(f.senders) <= maxSenders*3/4 {
-			break
-		}
-		f.text.Forget(from)
-		delete(f.senders, from)
-	}
-}
-
-// deliver sends m to every active local session but the one under except.
-func (f *feed) deliver(m wire.Message, except string) {
-	var line []byte
-	for key, lm := range f.local {
-		if !lm.active || key == except {
-			continue
-		}
-		if line == nil {
-			var err error
-			if line, err = wire.Encode(m); err != nil {
-				f.e.log.Error("encoding a room delivery", "room", f.room, "err", err)
-				return
-			}
-		}
-		lm.s.push(line)
-		f.e.metrics.delivered(f.received)
-	}
-}
-
-func (f *feed) send(lm *localMember, m wire.Message) {
-	line, err := wire.Encode(m)
-	if err != nil {
-		f.e.log.Error("encoding a room message", "room", f.room, "err", err)
-		return
-	}
-	lm.s.push(line)
-}
-
-// stateLine encodes the room's full state for a session. A state that
-// would not fit one protocol line (wire.MaxLine) loses its oldest
-// completed lines first, then the beginning of its longest live lines,
-// replaced by U+FFFD.
-func (f *feed) stateLine() []byte {
-	st := f.text.State()
-	rs := &wire.RoomState{
-		Lines: make([]wire.Line, len(st.Lines)),
-		Live:  make(map[string]string, len(f.users)),
-		Seqs:  st.Seqs,
-		Users: slices.Sorted(maps.Keys(f.users)),
-	}
-	for i, l := range st.Lines {
-		rs.Lines[i] = wire.Line{From: l.From, Text: l.Text}
-	}
-	for user := range f.users {
-		rs.Live[user] = st.Live[user]
-	}
-	for from, text := range st.Live {
-		if text != "" {
-			rs.Live[from] = text
-		}
-	}
-	m := wire.Message{Op: wire.OpRoom, Room: f.room, State: rs}
-	for {
-		line, err := wire.Encode(m)
-		if err != nil {
-			f.e.log.Error("encoding a room state", "room", f.room, "err", err)
-			return nil
-		}
-		if len(line)-1 <= wire.MaxLine {
-			return line
-		}
-		if len(rs.Lines) > 0 {
-			rs.Lines = rs.Lines[(len(rs.Lines)+3)/4:]
-			continue
-		}
-		longest := ""
-		for from, text := range rs.Live {
-			if len(text) > len(rs.Live[longest]) {
-				longest = from
-			}
-		}
-		text := rs.Live[longest]
-		if len(text) <= 16 {
-			return line // nothing left to shorten: send it anyway
-		}
-		cut := len(text) / 2
-		for cut < len(text) && !utf8.RuneStart(text[cut]) {
-			cut++
-		}
-		rs.Live[longest] = "\ufffd" + text[cut:]
-	}
-}
-
-// reconcile checks the members against the directory and the local
-// sessions: it publishes the leave of stale members and the join of
-// local sessions the room lost.
-func (f *feed) reconcile(now time.Time) {
+// reconcile stores what the room's Reconcile asks for: the leave of
+// stale members and the join of local sessions the room lost. It returns
+// those records.
+func (f *feed) reconcile(now time.Time) []record {
 	if f.e.closing.Load() {
-		return // the node is stopping: its sessions' leaves are on their way, or its peers' cleanup
+		return nil // the node is stopping: its sessions' leaves are on their way, or its peers' cleanup
 	}
-	peers := f.e.peers()
-	self := f.e.n.cfg.ID
-	var own, foreign []string
-	seenAbsent := make(map[string]bool)
-	for key, m := range f.members {
-		if m.Node == self {
-			if m.Inc == f.e.inc && f.local[key] != nil {
-				delete(f.suspect, key)
-				continue
-			}
-			// Stale only if it stays so for a while: a session's own
-			// leave is usually on its way.
-			first, ok := f.suspect[key]
-			if !ok {
-				f.suspect[key] = now
-			} else if now.Sub(first) >= time.Second {
-				own = append(own, key)
-			}
-			continue
+	recs := f.r.Reconcile(now, f.e.peers())
+	for _, rec := range recs {
+		switch rec.Op {
+		case room.OpLeave:
+			f.e.log.Info("removing stale members from a room", "room", f.room, "sessions", rec.Keys)
+		case room.OpJoin:
+			f.e.log.Info("joining a room again for a session it lost", "room", f.room, "session", rec.Key)
 		}
-		ps := peers(m.Node)
-		switch {
-		case ps.newest > m.Inc, ps.present && ps.status == directory.Down:
-			foreign = append(foreign, key)
-		case !ps.present:
-			seenAbsent[m.Node] = true
-			first, ok := f.absent[m.Node]
-			if !ok {
-				f.absent[m.Node] = now
-			} else if now.Sub(first) >= f.absentGrace() {
-				foreign = append(foreign, key)
-			}
-		}
+		f.publishAsync(rec)
 	}
-	for id := range f.absent {
-		if !seenAbsent[id] {
-			delete(f.absent, id)
-		}
-	}
-	for key := range f.suspect {
-		if _, ok := f.members[key]; !ok {
-			delete(f.suspect, key)
-		}
-	}
-	stale := own
-	if len(foreign) > 0 && f.isSteward(peers) {
-		stale = append(stale, foreign...)
-	}
-	if len(stale) > 0 && !now.Before(f.dropAt) {
-		f.dropAt = now.Add(2 * time.Second)
-		slices.Sort(stale)
-		f.e.log.Info("removing stale members from a room", "room", f.room, "sessions", stale)
-		f.publishAsync(record{Op: recLeave, Keys: stale})
-	}
-	for key, lm := range f.local {
-		if _, ok := f.members[key]; ok || !lm.active || lm.leaving || lm.rejected || now.Before(lm.retryAt) {
-			continue
-		}
-		lm.retryAt = now.Add(2 * time.Second)
-		f.e.log.Info("joining a room again for a session it lost", "room", f.room, "session", key)
-		f.publishAsync(record{Op: recJoin, User: lm.user, Key: key, Node: self, Inc: f.e.inc})
-	}
-}
-
-// absentGrace is how long a member's node may be missing from the
-// directory before the member counts as stale: long enough for a new
-// node's first entry to arrive everywhere.
-func (f *feed) absentGrace() time.Duration {
-	return max(3*time.Second, 10*f.e.n.cfg.Heartbeat)
-}
-
-// isSteward reports whether this node is the room's steward: the lowest
-// ID among itself and the nodes, not down, of the room's members.
-func (f *feed) isSteward(peers func(string) peerState) bool {
-	self := f.e.n.cfg.ID
-	for _, m := range f.members {
-		if m.Node >= self {
-			continue
-		}
-		if ps := peers(m.Node); ps.present && ps.status != directory.Down && ps.newest <= m.Inc {
-			return false
-		}
-	}
-	return true
+	return recs
 }
 
 func (f *feed) publishAsync(rec record) {
-	e, room := f.e, f.room
+	e, name := f.e, f.room
 	e.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 		defer cancel()
-		if _, err := e.publish(ctx, room, rec, ""); err != nil && e.ctx.Err() == nil {
-			e.log.Warn("publishing a room record", "room", room, "op", rec.Op, "err", err)
+		if _, err := e.publish(ctx, name, rec, ""); err != nil && e.ctx.Err() == nil {
+			e.log.Warn("publishing a room record", "room", name, "op", rec.Op, "err", err)
 		}
 	})
 }
@@ -719,7 +462,7 @@ func (f *feed) publishAsync(rec record) {
 func (f *feed) maybeSnapshot() {
 	every := f.e.n.cfg.SnapshotEvery
 	f.nextSnap = f.since + every
-	if f.snapBusy || !f.isSteward(f.e.peers()) {
+	if f.snapBusy || !f.r.Steward(f.e.peers()) {
 		return
 	}
 	data, ok := f.snapshotData()
@@ -727,7 +470,7 @@ func (f *feed) maybeSnapshot() {
 		return
 	}
 	f.snapBusy = true
-	e, key, rev, seq, since := f.e, f.key, f.snapRev, f.applied, f.since
+	e, key, rev, seq, since := f.e, f.key, f.snapRev, f.r.Applied(), f.since
 	e.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 		defer cancel()
@@ -740,7 +483,7 @@ func (f *feed) maybeSnapshot() {
 // snapshotData encodes the room's snapshot, or reports false if it is
 // too large for the bus.
 func (f *feed) snapshotData() ([]byte, bool) {
-	data, err := json.Marshal(snapshot{Seq: f.applied, State: f.text.State(), Members: f.members})
+	data, err := f.r.Snapshot()
 	if err != nil {
 		f.e.log.Error("encoding a room snapshot", "room", f.room, "err", err)
 		return nil, false
@@ -782,16 +525,14 @@ func (e *roomEngine) writeSnapshot(ctx context.Context, key string, data []byte,
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			return snapResult{}, fmt.Errorf("node: writing the snapshot of room %s: %w", key, err)
 		}
-		// Someone else wrote one: keep theirs if it is as new as ours.
+		// Someone else wrote one: keep theirs if it is as new as ours,
+		// whatever its format.
 		entry, gerr := e.kv.Get(ctx, key)
 		if gerr != nil {
 			return snapResult{}, fmt.Errorf("node: reading the snapshot of room %s after a conflict: %w", key, gerr)
 		}
-		var other struct {
-			Seq uint64 `json:"seq"`
-		}
-		if json.Unmarshal(entry.Value(), &other) == nil && other.Seq >= seq {
-			return snapResult{rev: entry.Revision(), seq: other.Seq}, nil
+		if other, err := room.SnapshotSeq(entry.Value()); err == nil && other >= seq {
+			return snapResult{rev: entry.Revision(), seq: other}, nil
 		}
 		rev = entry.Revision()
 	}

@@ -1,15 +1,9 @@
 package node
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
-
-	"github.com/switchboard/switchboard/rtt"
-	"github.com/switchboard/switchboard/wire"
 )
 
 func TestValidRoomName(t *testing.T) {
@@ -103,60 +97,5 @@ func TestTextLimiter(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// A state too large for one protocol line loses old lines first, then the
-// beginning of the longest live line, and always fits.
-func TestStateLineFits(t *testing.T) {
-	n := &Node{cfg: DefaultConfig()}
-	n.log = n.cfg.Logger
-	if err := n.cfg.validate(); err != nil {
-		t.Fatal(err)
-	}
-	f := &feed{e: &roomEngine{n: n, log: n.cfg.Logger}, room: "big", users: map[string]int{}}
-	f.text = rtt.NewRoom(0)
-	long := strings.Repeat("é", 2000) // 4000 bytes
-	for i := range 100 {
-		f.text.Apply("ann", uint64(i+1), long+"\n")
-	}
-	users := []string{"ann", "bob", "cat", "dan", "eve", "fay", "gus", "hal", "ivy", "jon", "kim", "lee", "max", "ned", "oli", "pat", "quy", "ros", "sam", "tom"}
-	for _, u := range users {
-		f.users[u] = 1
-		f.text.Apply(u, 1000, long)
-	}
-	line := f.stateLine()
-	if len(line)-1 > wire.MaxLine {
-		t.Fatalf("state line of %d bytes, more than %d", len(line)-1, wire.MaxLine)
-	}
-	m, err := wire.Decode(line[:len(line)-1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(m.State.Users) != len(users) || len(m.State.Live) != len(users) {
-		t.Errorf("state lists %d users and %d live lines, want %d", len(m.State.Users), len(m.State.Live), len(users))
-	}
-	for u, text := range m.State.Live {
-		if !strings.HasSuffix(long, strings.TrimPrefix(text, "\ufffd")) {
-			t.Errorf("live line of %s is not a tail of what was typed", u)
-		}
-	}
-
-	// A small room is sent whole.
-	small := &feed{e: f.e, room: "small", users: map[string]int{"ann": 1}, text: rtt.NewRoom(0)}
-	small.text.Apply("ann", 1, "hi\nthere")
-	small.text.Apply("zed", 1, "gone but typing")
-	var got wire.Message
-	if err := json.Unmarshal(small.stateLine(), &got); err != nil {
-		t.Fatal(err)
-	}
-	want := &wire.RoomState{
-		Lines: []wire.Line{{From: "ann", Text: "hi"}},
-		Live:  map[string]string{"ann": "there", "zed": "gone but typing"},
-		Seqs:  map[string]uint64{"ann": 1, "zed": 1},
-		Users: []string{"ann"},
-	}
-	if diff := cmp.Diff(got.State, want); diff != "" {
-		t.Errorf("state (-got +want):\n%s", diff)
 	}
 }
