@@ -1,0 +1,70 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/room"
+)
+
+// SetRoomClock makes n's room feeds run their presence rules at the times
+// clock returns instead of time.Now. For tests: clock must never go back.
+func (n *Node) SetRoomClock(clock func() time.Time) { n.rooms.clock.Store(&clock) }
+
+// ReconcileRoom runs one presence check of n's feed of room, at the room
+// clock's time, and returns the records it stored. For tests.
+func (n *Node) ReconcileRoom(ctx context.Context, name string) ([]room.Record, error) {
+	e := n.rooms
+	e.mu.Lock()
+	f := e.feeds[name]
+	e.mu.Unlock()
+	if f == nil {
+		return nil, fmt.Errorf("node %s holds no feed of room %s", n.cfg.ID, name)
+	}
+	res := make(chan []record, 1)
+	if err := f.do(ctx, func() { res <- f.reconcile(e.now()) }); err != nil {
+		return nil, err
+	}
+	select {
+	case recs := <-res:
+		return recs, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// DeafenDirectory stops n hearing its peers' directory entries, as a node
+// paused or cut off from the exchange would: its directory marks them
+// down after three heartbeats, while n still publishes its own entry and
+// stores records. The function it returns makes n hear them again. For
+// tests; not concurrent with Close.
+func (n *Node) DeafenDirectory() (restore func() error) {
+	entries := n.subject("entry")
+	for _, sub := range n.subs {
+		if sub.Subject == entries {
+			_ = sub.Unsubscribe()
+		}
+	}
+	return func() error {
+		sub, err := n.bus.Conn.Subscribe(entries, func(m *nats.Msg) {
+			var e directory.Entry
+			if json.Unmarshal(m.Data, &e) != nil || e.Validate() != nil {
+				return
+			}
+			select {
+			case n.inbox <- e:
+			case <-n.ctx.Done():
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("node %s: hearing directory entries again: %w", n.cfg.ID, err)
+		}
+		n.subs = append(n.subs, sub)
+		return n.bus.Conn.Flush()
+	}
+}

@@ -1,0 +1,32 @@
+package node
+
+import (
+	"context"
+	"fmt"
+)
+
+// RoomSnapshot returns the stored snapshot of room. For tests.
+func (n *Node) RoomSnapshot(ctx context.Context, name string) ([]byte, error) {
+	e := n.rooms
+	if e == nil || !e.Ready() {
+		return nil, fmt.Errorf("node %s: rooms not ready", n.cfg.ID)
+	}
+	entry, err := e.kv.Get(ctx, roomToken(name))
+	if err != nil {
+		return nil, fmt.Errorf("node %s: reading the snapshot of %s: %w", n.cfg.ID, name, err)
+	}
+	return entry.Value(), nil
+}
+
+// PutRoomSnapshot stores data as the snapshot of room, whatever is
+// stored. For tests.
+func (n *Node) PutRoomSnapshot(ctx context.Context, name string, data []byte) error {
+	e := n.rooms
+	if e == nil || !e.Ready() {
+		return fmt.Errorf("node %s: rooms not ready", n.cfg.ID)
+	}
+	if _, err := e.kv.Put(ctx, roomToken(name), data); err != nil {
+		return fmt.Errorf("node %s: writing the snapshot of %s: %w", n.cfg.ID, name, err)
+	}
+	return nil
+}
