@@ -140,7 +140,7 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 	}
 
 	var own, foreign []string
-	seen := make(map[string]bool)
+	var seen map[string]bool // nodes down or missing now; allocated when there are some
 	for key, m := range r.members {
 		if m.Node == r.cfg.Self {
 			if m.Inc == r.cfg.Incarnation && r.local[key] != nil {
@@ -162,6 +162,9 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 		}
 		if p.live() || !quorum {
 			continue
+		}
+		if seen == nil {
+			seen = make(map[string]bool)
 		}
 		seen[m.Node] = true
 		first, ok := r.downFrom[m.Node]
