@@ -60,6 +60,12 @@ func dig(t *testing.T, server string, args ...string) []string {
 	return strings.Fields(strings.TrimSpace(string(out)))
 }
 
+// settle bounds every wait for something that must happen. It is
+// generous so that a loaded CI machine never fails a test that is only
+// slow: how fast detection and failover are is measured by `switchboard
+// bench`, not asserted here.
+const settle = 20 * time.Second
+
 func await(t *testing.T, timeout time.Duration, check func(context.Context) error) {
 	t.Helper()
 	if err := localcluster.Await(context.Background(), timeout, check); err != nil {
@@ -95,7 +101,7 @@ func TestProcessCluster(t *testing.T) {
 		t.Errorf("a name outside the zone was not refused:\n%s", out)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
 	defer cancel()
 	// The client asks n1's DNS responder, so it must not be on n1: the
 	// node killed below is the client's, and the resolver must survive it.
@@ -121,7 +127,7 @@ func TestProcessCluster(t *testing.T) {
 			survivors = append(survivors, n)
 		}
 	}
-	await(t, 2*time.Second, func(ctx context.Context) error {
+	await(t, settle, func(ctx context.Context) error {
 		for _, n := range survivors {
 			st, err := n.Status(ctx, dead.ID)
 			if err != nil {
@@ -136,7 +142,7 @@ func TestProcessCluster(t *testing.T) {
 		}
 		return nil
 	})
-	timeout := time.After(10 * time.Second)
+	timeout := time.After(settle)
 	for reattached := false; !reattached; {
 		select {
 		case e := <-s.Events():
@@ -147,7 +153,7 @@ func TestProcessCluster(t *testing.T) {
 				reattached = true
 			}
 		case <-timeout:
-			t.Fatal("the client did not reattach within 10s of its node's death")
+			t.Fatalf("the client did not reattach within %v of its node's death", settle)
 		}
 	}
 }
@@ -161,7 +167,7 @@ func TestDrainingLeavesDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	await(t, time.Second, func(ctx context.Context) error {
+	await(t, settle, func(ctx context.Context) error {
 		for _, n := range c.Nodes {
 			if ips := dig(t, n.DNS, "chat.test", "A"); !slices.Equal(ips, []string{n1.IP}) {
 				return fmt.Errorf("%s's DNS answers %v, want only %s", n.ID, ips, n1.IP)
@@ -193,7 +199,7 @@ func TestConnectCommand(t *testing.T) {
 	if !lines.Scan() || !strings.Contains(lines.Text(), "why:") {
 		t.Errorf("second line %q, want the reason", lines.Text())
 	}
-	await(t, 2*time.Second, func(ctx context.Context) error {
+	await(t, settle, func(ctx context.Context) error {
 		users := 0
 		for _, n := range c.Nodes {
 			dir, err := n.Directory(ctx)
