@@ -14,6 +14,11 @@ import (
 	"github.com/switchboard/switchboard/internal/nodetest"
 )
 
+// settle bounds a wait for something that must happen: generous, so that
+// a loaded CI machine never fails a test that is only slow. Speeds are
+// measured by the benchmarks, not asserted here.
+const settle = 20 * time.Second
+
 // exampleTargetEnv names the environment variable Example reads its
 // target from: TestMain points it at a one-node service of its own, so
 // that the Example's body uses public packages only and still runs.

@@ -288,7 +288,7 @@ func TestNodeDeathReattachesEverySession(t *testing.T) {
 	}
 	victim.Halt()
 	for _, s := range onVictim {
-		deadline := time.After(5 * time.Second)
+		deadline := time.After(settle)
 		for reattached := false; !reattached; {
 			select {
 			case e := <-s.Events():
@@ -299,11 +299,11 @@ func TestNodeDeathReattachesEverySession(t *testing.T) {
 					}
 				}
 			case <-deadline:
-				t.Fatalf("session on %s not reattached in 5s", victim.ID())
+				t.Fatalf("session on %s not reattached in %v", victim.ID(), settle)
 			}
 		}
 	}
-	nodetest.Eventually(t, 2*time.Second, func() error {
+	nodetest.Eventually(t, settle, func() error {
 		if got := c.Nodes[0].Users() + c.Nodes[2].Users(); got != 30 {
 			return fmt.Errorf("survivors hold %d users, want 30", got)
 		}
