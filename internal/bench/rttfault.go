@@ -84,9 +84,15 @@ type RTTFaultReport struct {
 	// TextDiffs shows the first differences.
 	TextWrong int      `json:"text_wrong"`
 	TextDiffs []string `json:"text_diffs,omitempty"`
+	// HistoryErrors says which nodes could not give a late joiner a
+	// room's state (a room read on another node after all is not counted
+	// in TextWrong).
+	HistoryErrors []string `json:"history_errors,omitempty"`
 	// Unsettled counts members who, at the deadline, had not seen every
-	// other typist's last chunk, and typists with text still unacked.
-	Unsettled int `json:"unsettled"`
+	// other typist's last chunk, and typists with text still unacked;
+	// UnsettledList shows the first ones.
+	Unsettled     int      `json:"unsettled"`
+	UnsettledList []string `json:"unsettled_list,omitempty"`
 	// Resent counts chunks the sessions sent again after a room state
 	// (after a reattach, or after a rejoin to resynchronise).
 	Resent int `json:"resent"`
@@ -117,6 +123,8 @@ type Churn struct {
 	HurtJoins     int `json:"hurt_node_users_joins"`
 	HealthyLeaves int `json:"healthy_node_users_leaves"`
 	HealthyJoins  int `json:"healthy_node_users_joins"`
+	// First lists the first events: who saw what about whom, when.
+	First []string `json:"first,omitempty"`
 }
 
 // typist is one member of an rtt-fault room: it types its script and
@@ -224,7 +232,7 @@ func runRTTFault(ctx context.Context, e *env) (Report, error) {
 
 	// Type, and hurt a node a third of the way in.
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
-	faultIn := cfg.Duration / 3
+	faultIn := (cfg.Duration / 3).Round(time.Millisecond)
 	rep.FaultAtS = faultIn.Seconds()
 	e.logf("%d typists in %d rooms of %d across %d nodes, %.0f chars/s for %v; %s after %v", rep.Typists, cfg.Rooms, cfg.RoomSize,
 		cfg.Nodes, cfg.Rate, cfg.Duration, fault, faultIn)
@@ -496,6 +504,10 @@ func (r *faultRun) presence(t *typist, m wire.Message) {
 		return
 	}
 	hurt := who.node == r.hurt
+	if len(r.rep.Churn.First) < 10 {
+		r.rep.Churn.First = append(r.rep.Churn.First, fmt.Sprintf("%s on %s saw %s of %s (home %s) %.0f ms after the fault",
+			t.user, t.node, m.Event, m.User, who.node, ms(time.Since(r.faultAt))))
+	}
 	switch {
 	case m.Event == "leave" && hurt:
 		r.rep.Churn.HurtLeaves++
@@ -652,7 +664,7 @@ func streamLeaderAt(ctx context.Context, n *localcluster.Node, room string) (str
 // report counts what is still missing then.
 func (r *faultRun) awaitSettled(ctx context.Context, timeout time.Duration) {
 	err := awaitFor(ctx, timeout, func(context.Context) error {
-		if n := r.unsettled(); n > 0 {
+		if n := len(r.unsettled()); n > 0 {
 			return fmt.Errorf("%d typists or members not settled", n)
 		}
 		return nil
@@ -660,58 +672,98 @@ func (r *faultRun) awaitSettled(ctx context.Context, timeout time.Duration) {
 	if err != nil {
 		r.e.logf("not settled: %v", err)
 	}
-	r.rep.Unsettled = r.unsettled()
+	list := r.unsettled()
+	r.rep.Unsettled = len(list)
+	r.rep.UnsettledList = list[:min(10, len(list))]
 }
 
-func (r *faultRun) unsettled() int {
+// unsettled describes the typists with text unacked and the members who
+// have not seen another typist's last chunk.
+func (r *faultRun) unsettled() []string {
 	last := map[string]uint64{}
-	n := 0
+	var out []string
 	for _, t := range r.typists {
 		t.mu.Lock()
 		last[t.room+"/"+t.user] = t.typed
 		t.mu.Unlock()
-		if t.s.Unacked(t.room) > 0 {
-			n++
+		if un := t.s.UnackedText(t.room); len(un) > 0 {
+			out = append(out, fmt.Sprintf("%s %s (on %s, attached %v): %d unacked from seq %d", t.room, t.user, t.s.Node().ID, t.s.Connected(), len(un), un[0].Seq))
 		}
 	}
 	for _, t := range r.typists {
 		t.mu.Lock()
 		for _, u := range r.typists {
 			if u.room == t.room && u != t && t.lastSeen[u.user] < last[u.room+"/"+u.user] {
-				n++
+				out = append(out, fmt.Sprintf("%s %s (on %s) saw %s up to seq %d of %d", t.room, t.user, t.s.Node().ID, u.user, t.lastSeen[u.user], last[u.room+"/"+u.user]))
 				break
 			}
 		}
 		t.mu.Unlock()
 	}
-	return n
+	return out
 }
 
 // readHistory joins every room as a fresh member on a node that was not
 // hurt and compares each typist's text in the room's state with what the
 // typist typed.
 func (r *faultRun) readHistory(ctx context.Context, target string) error {
-	var home string
+	var homes []string
 	for _, n := range r.lc.Nodes {
 		if n.Alive() && n.ID != r.hurt {
-			home = n.ID
-			break
+			homes = append(homes, n.ID)
 		}
 	}
 	rooms := map[string][]*typist{}
 	for _, t := range r.typists {
 		rooms[t.room] = append(rooms[t.room], t)
 	}
-	for i, room := range slices.Sorted(func(yield func(string) bool) {
+	names := slices.Sorted(func(yield func(string) bool) {
 		for k := range rooms {
 			if !yield(k) {
 				return
 			}
 		}
-	}) {
-		st, err := lateState(ctx, target, fmt.Sprintf("late%d", i), home, room)
+	})
+	// Read every room at once: a room that does not answer should not
+	// hold up the others.
+	states := make([]*wire.RoomState, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, room := range names {
+		wg.Go(func() {
+			// On the first node that was not hurt; if that node cannot
+			// load the room, on the next, so that the report tells a
+			// node's stuck room from lost text.
+			var failed []error
+			for k, home := range homes {
+				states[i], errs[i] = lateState(ctx, target, fmt.Sprintf("late%d-%d", i, k), home, room)
+				if errs[i] == nil {
+					break
+				}
+				failed = append(failed, fmt.Errorf("on %s: %w", home, errs[i]))
+			}
+			if len(failed) > 0 {
+				r.mu.Lock()
+				r.rep.HistoryErrors = append(r.rep.HistoryErrors, errors.Join(failed...).Error())
+				r.mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	for i, room := range names {
+		st, err := states[i], errs[i]
 		if err != nil {
-			return err
+			// The room's history could not be read: none of its text is
+			// shown as typed.
+			r.e.logf("%v", err)
+			r.rep.TextWrong += len(rooms[room])
+			if len(r.rep.TextDiffs) < 5 {
+				r.rep.TextDiffs = append(r.rep.TextDiffs, err.Error())
+			}
+			continue
 		}
 		for _, t := range rooms[room] {
 			t.mu.Lock()
@@ -912,7 +964,7 @@ func (r *faultRun) summarize() {
 // missing, nothing shown twice, every typist's text in its room, every
 // session back.
 func (r *RTTFaultReport) Passed() bool {
-	return r.MissingAcked == 0 && r.Duplicates == 0 && r.TextWrong == 0 && r.Unsettled == 0 && r.Pending == 0
+	return r.MissingAcked == 0 && r.Duplicates == 0 && r.TextWrong == 0 && r.Unsettled == 0 && r.Pending == 0 && len(r.HistoryErrors) == 0
 }
 
 // WriteTable implements Report.
@@ -935,11 +987,20 @@ func (r *RTTFaultReport) WriteTable(w io.Writer) {
 	c := r.Churn
 	fmt.Fprintf(w, "\npresence churn on the nodes not hurt: about typists of %s %d leaves, %d joins; about typists of the other nodes %d leaves, %d joins\n",
 		r.Hurt, c.HurtLeaves, c.HurtJoins, c.HealthyLeaves, c.HealthyJoins)
+	for _, s := range c.First {
+		fmt.Fprintf(w, "churn: %s\n", s)
+	}
+	for _, s := range r.UnsettledList {
+		fmt.Fprintf(w, "unsettled: %s\n", s)
+	}
 	for _, s := range r.Missing {
 		fmt.Fprintf(w, "missing: %s\n", s)
 	}
 	for _, s := range r.DuplicateList {
 		fmt.Fprintf(w, "duplicate: %s\n", s)
+	}
+	for _, s := range r.HistoryErrors[:min(5, len(r.HistoryErrors))] {
+		fmt.Fprintf(w, "history: %s\n", strings.ReplaceAll(s, "\n", "; "))
 	}
 	for _, s := range r.TextDiffs {
 		fmt.Fprintf(w, "text: %s\n", s)

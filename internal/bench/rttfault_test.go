@@ -58,8 +58,11 @@ func TestRTTFault(t *testing.T) {
 			if rep.TextWrong != 0 {
 				t.Errorf("%d typists' text is not in their room as typed (seed %d): %v", rep.TextWrong, rep.Seed, rep.TextDiffs)
 			}
+			if len(rep.HistoryErrors) != 0 {
+				t.Errorf("a node could not give a late joiner a room's state (seed %d): %v", rep.Seed, rep.HistoryErrors)
+			}
 			if rep.Unsettled != 0 || rep.Pending != 0 {
-				t.Errorf("%d typists or members never settled, %d sessions never came back (seed %d)", rep.Unsettled, rep.Pending, rep.Seed)
+				t.Errorf("%d typists or members never settled, %d sessions never came back (seed %d): %v", rep.Unsettled, rep.Pending, rep.Seed, rep.UnsettledList)
 			}
 			if rep.Typists != 30 || rep.Typed != 30*90 || rep.Acked == 0 {
 				t.Errorf("%d typists typed %d chunks, %d acked; want 30 typing 90 each", rep.Typists, rep.Typed, rep.Acked)
