@@ -1,0 +1,395 @@
+// Package pki makes and loads the keys and certificates of a Switchboard
+// service: a development certificate authority, node certificates that
+// carry the service's common name, and the Ed25519 key pair that signs
+// user tokens. Everything is stored in PEM files.
+//
+// A node certificate names the service (the common name users dial) as a
+// DNS subject alternative name, and the node's own host names and
+// addresses too. Clients verify a node against the service name only,
+// never against the address a directory gave them: the directory says
+// where, the certificate says who.
+//
+// The CA made here is for development and small private deployments: its
+// key sits in a file next to its certificate. Production services would
+// rather issue node certificates from the operator's own CA and give
+// clients that CA (or use a public one).
+//
+// Typical use, as `switchboard certs` does it:
+//
+//	ca, err := pki.LoadOrCreateCA(dir, "chat.local", now)
+//	cert, key, err := ca.Issue(pki.Request{Service: "chat.local", Hosts: []string{"127.0.0.1"}}, now)
+//	err = pki.WriteFile(filepath.Join(dir, "n1.pem"), cert, 0o644)
+//	err = pki.WriteFile(filepath.Join(dir, "n1.key"), key, 0o600)
+package pki
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// File names in a certificate directory.
+const (
+	CAFile    = "ca.pem" // the CA's certificate: what clients and nodes trust
+	CAKeyFile = "ca.key" // the CA's private key: keep it off the nodes
+)
+
+// Validity of what this package makes.
+const (
+	CAValidity   = 10 * 365 * 24 * time.Hour
+	CertValidity = 365 * 24 * time.Hour
+)
+
+// Errors callers can test with errors.Is.
+var (
+	// ErrNoPEM: a file holds no PEM block of the kind wanted.
+	ErrNoPEM = errors.New("pki: no PEM block of the expected type")
+	// ErrKeyType: a key is not of the type wanted (ECDSA, Ed25519).
+	ErrKeyType = errors.New("pki: unexpected key type")
+	// ErrBadRequest: a certificate request names no service or a bad host.
+	ErrBadRequest = errors.New("pki: bad certificate request")
+	// ErrExists: WriteNew refused to replace a file.
+	ErrExists = errors.New("pki: file exists")
+)
+
+// CA is a certificate authority: its certificate and its signing key.
+type CA struct {
+	Cert *x509.Certificate
+	Key  crypto.Signer
+	// CertPEM is Cert in PEM, as written to CAFile.
+	CertPEM []byte
+}
+
+// NewCA makes a self-signed ECDSA P-256 CA named after the service,
+// valid from an hour before now for CAValidity.
+func NewCA(service string, now time.Time) (*CA, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: generating the CA key: %w", err)
+	}
+	serial, err := serialNumber()
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "Switchboard dev CA for " + service, Organization: []string{"Switchboard"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(CAValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: signing the CA certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: reading back the CA certificate: %w", err)
+	}
+	keyPEM, err := privateKeyPEM(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &CA{Cert: cert, Key: key, CertPEM: certPEM(der)}, keyPEM, nil
+}
+
+// LoadCA reads a CA's certificate and key from PEM files.
+func LoadCA(certFile, keyFile string) (*CA, error) {
+	certData, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("pki: reading the CA certificate: %w", err)
+	}
+	cert, err := ParseCertificate(certData)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s: %w", certFile, err)
+	}
+	if !cert.IsCA {
+		return nil, fmt.Errorf("pki: %s is not a CA certificate: %w", certFile, ErrBadRequest)
+	}
+	keyData, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("pki: reading the CA key: %w", err)
+	}
+	key, err := ParsePrivateKey(keyData)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s: %w", keyFile, err)
+	}
+	return &CA{Cert: cert, Key: key, CertPEM: certData}, nil
+}
+
+// LoadOrCreateCA loads the CA in dir (CAFile, CAKeyFile), or makes one
+// for service and writes it there when neither file exists. created
+// reports which happened.
+func LoadOrCreateCA(dir, service string, now time.Time) (ca *CA, created bool, err error) {
+	certFile, keyFile := filepath.Join(dir, CAFile), filepath.Join(dir, CAKeyFile)
+	_, certErr := os.Stat(certFile)
+	_, keyErr := os.Stat(keyFile)
+	if certErr == nil || keyErr == nil {
+		ca, err := LoadCA(certFile, keyFile)
+		return ca, false, err
+	}
+	ca, keyPEM, err := NewCA(service, now)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, false, fmt.Errorf("pki: making %s: %w", dir, err)
+	}
+	if err := WriteNew(keyFile, keyPEM, 0o600); err != nil {
+		return nil, false, err
+	}
+	if err := WriteNew(certFile, ca.CertPEM, 0o644); err != nil {
+		return nil, false, err
+	}
+	return ca, true, nil
+}
+
+// Request is what a node certificate names.
+type Request struct {
+	// Service is the service's common name, which clients verify (required).
+	Service string
+	// Hosts are the node's own host names and IP addresses, for operators
+	// and tools that reach the node directly.
+	Hosts []string
+	// Validity is how long the certificate is valid (default CertValidity).
+	Validity time.Duration
+}
+
+// Issue makes a node certificate for req, signed by ca, with a fresh
+// ECDSA P-256 key. It returns both in PEM: the certificate followed by
+// the CA's (the chain a node presents), and the key.
+func (ca *CA) Issue(req Request, now time.Time) (chainPEM, keyPEM []byte, err error) {
+	if req.Service == "" || strings.ContainsAny(req.Service, " /*") {
+		return nil, nil, fmt.Errorf("pki: service name %q: %w", req.Service, ErrBadRequest)
+	}
+	validity := req.Validity
+	if validity <= 0 {
+		validity = CertValidity
+	}
+	serial, err := serialNumber()
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: req.Service, Organization: []string{"Switchboard"}},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(validity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		// Server for clients; client too, so that the same certificate can
+		// prove a node to its peers.
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:    []string{req.Service},
+	}
+	for _, h := range req.Hosts {
+		h = strings.TrimSpace(h)
+		switch {
+		case h == "":
+		case net.ParseIP(h) != nil:
+			tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(h))
+		case strings.ContainsAny(h, " /:"):
+			return nil, nil, fmt.Errorf("pki: host %q: %w", h, ErrBadRequest)
+		default:
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: generating a node key: %w", err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: signing the node certificate: %w", err)
+	}
+	keyPEM, err = privateKeyPEM(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	chain := append(certPEM(der), ca.CertPEM...)
+	return chain, keyPEM, nil
+}
+
+// LoadPool reads the PEM certificates in file into a pool, for a
+// tls.Config's RootCAs (clients) or ClientCAs.
+func LoadPool(file string) (*x509.CertPool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("pki: reading CA certificates: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(data) {
+		return nil, fmt.Errorf("pki: %s: no certificate: %w", file, ErrNoPEM)
+	}
+	return pool, nil
+}
+
+// ParseCertificate reads the first CERTIFICATE block of PEM data.
+func ParseCertificate(data []byte) (*x509.Certificate, error) {
+	block := findBlock(data, "CERTIFICATE")
+	if block == nil {
+		return nil, fmt.Errorf("pki: certificate: %w", ErrNoPEM)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pki: parsing a certificate: %w", err)
+	}
+	return cert, nil
+}
+
+// ParsePrivateKey reads a PKCS #8 "PRIVATE KEY" block (ECDSA or Ed25519).
+func ParsePrivateKey(data []byte) (crypto.Signer, error) {
+	block := findBlock(data, "PRIVATE KEY")
+	if block == nil {
+		return nil, fmt.Errorf("pki: private key: %w", ErrNoPEM)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pki: parsing a private key: %w", err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("pki: %T: %w", key, ErrKeyType)
+	}
+	return signer, nil
+}
+
+// NewSigningKey makes an Ed25519 key pair for signing user tokens and
+// returns it in PEM: the private key (PKCS #8, for the token issuer) and
+// the public key (PKIX, for the nodes).
+func NewSigningKey() (privPEM, pubPEM []byte, err error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: generating a signing key: %w", err)
+	}
+	privPEM, err = privateKeyPEM(priv)
+	if err != nil {
+		return nil, nil, err
+	}
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pki: encoding a public key: %w", err)
+	}
+	return privPEM, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}
+
+// LoadSigningKey reads an Ed25519 private key (PKCS #8 PEM) from file.
+func LoadSigningKey(file string) (ed25519.PrivateKey, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("pki: reading the signing key: %w", err)
+	}
+	key, err := ParsePrivateKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s: %w", file, err)
+	}
+	priv, ok := key.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("pki: %s holds a %T, not an Ed25519 key: %w", file, key, ErrKeyType)
+	}
+	return priv, nil
+}
+
+// LoadVerifyKey reads an Ed25519 public key (PKIX "PUBLIC KEY" PEM) from
+// file.
+func LoadVerifyKey(file string) (ed25519.PublicKey, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("pki: reading the token key: %w", err)
+	}
+	pub, err := ParseVerifyKey(data)
+	if err != nil {
+		return nil, fmt.Errorf("pki: %s: %w", file, err)
+	}
+	return pub, nil
+}
+
+// ParseVerifyKey reads an Ed25519 public key from PEM data.
+func ParseVerifyKey(data []byte) (ed25519.PublicKey, error) {
+	block := findBlock(data, "PUBLIC KEY")
+	if block == nil {
+		return nil, fmt.Errorf("pki: public key: %w", ErrNoPEM)
+	}
+	key, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("pki: parsing a public key: %w", err)
+	}
+	pub, ok := key.(ed25519.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("pki: a %T, not an Ed25519 key: %w", key, ErrKeyType)
+	}
+	return pub, nil
+}
+
+// WriteNew writes data to a new file with the given permissions; it
+// refuses (ErrExists) to replace one, so that keys are never overwritten
+// by mistake.
+func WriteNew(name string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("pki: %s: %w", name, ErrExists)
+		}
+		return fmt.Errorf("pki: %w", err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("pki: writing %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("pki: writing %s: %w", name, err)
+	}
+	return nil
+}
+
+func findBlock(data []byte, typ string) *pem.Block {
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return nil
+		}
+		if block.Type == typ {
+			return block
+		}
+		if len(bytes.TrimSpace(data)) == 0 {
+			return nil
+		}
+	}
+}
+
+func certPEM(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func privateKeyPEM(key any) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("pki: encoding a private key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+func serialNumber() (*big.Int, error) {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("pki: drawing a serial number: %w", err)
+	}
+	return n, nil
+}

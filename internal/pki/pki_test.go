@@ -1,0 +1,168 @@
+package pki_test
+
+import (
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/pki"
+)
+
+var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func TestIssueNamesTheServiceAndTheHosts(t *testing.T) {
+	dir := t.TempDir()
+	ca, created, err := pki.LoadOrCreateCA(dir, "chat.test", now)
+	if err != nil || !created {
+		t.Fatalf("LoadOrCreateCA: created %v, %v", created, err)
+	}
+	chain, keyPEM, err := ca.Issue(pki.Request{Service: "chat.test", Hosts: []string{"127.0.0.1", "n1.example", ""}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tls.X509KeyPair(chain, keyPEM); err != nil {
+		t.Fatalf("the chain and key do not make a pair: %v", err)
+	}
+	cert, err := pki.ParseCertificate(chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool, err := pki.LoadPool(filepath.Join(dir, pki.CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, host string
+		ok         bool
+	}{
+		{"service name", "chat.test", true},
+		{"node host name", "n1.example", true},
+		{"node address", "127.0.0.1", true},
+		{"another service", "evil.test", false},
+		{"another address", "127.0.0.2", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := cert.Verify(x509.VerifyOptions{DNSName: tt.host, Roots: pool, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+			if (err == nil) != tt.ok {
+				t.Errorf("verify for %s: %v, want ok %v", tt.host, err, tt.ok)
+			}
+		})
+	}
+	// A second call loads the same CA rather than making another.
+	again, created, err := pki.LoadOrCreateCA(dir, "chat.test", now)
+	if err != nil || created || !again.Cert.Equal(ca.Cert) {
+		t.Fatalf("second LoadOrCreateCA: created %v, same %v, %v", created, err == nil && again.Cert.Equal(ca.Cert), err)
+	}
+}
+
+// A real TLS handshake: a client that expects the service name accepts
+// the node; one that expects another name refuses it.
+func TestHandshakeAgainstTheServiceName(t *testing.T) {
+	ca, _, err := pki.NewCA("chat.test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, keyPEM, err := ca.Issue(pki.Request{Service: "chat.test", Hosts: []string{"127.0.0.1"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(chain, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.(*tls.Conn).Handshake()
+			c.Close()
+		}
+	}()
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	for _, tt := range []struct {
+		name string
+		ok   bool
+	}{{"chat.test", true}, {"evil.test", false}} {
+		c, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{RootCAs: pool, ServerName: tt.name})
+		if (err == nil) != tt.ok {
+			t.Errorf("handshake as %s: %v, want ok %v", tt.name, err, tt.ok)
+		}
+		if c != nil {
+			c.Close()
+		}
+	}
+	ln.Close()
+	<-done
+}
+
+func TestBadRequests(t *testing.T) {
+	ca, _, err := pki.NewCA("chat.test", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []pki.Request{{Service: ""}, {Service: "a b"}, {Service: "ok.test", Hosts: []string{"host:7070"}}} {
+		if _, _, err := ca.Issue(req, now); !errors.Is(err, pki.ErrBadRequest) {
+			t.Errorf("Issue(%+v): %v, want ErrBadRequest", req, err)
+		}
+	}
+}
+
+func TestSigningKeyRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	privPEM, pubPEM, err := pki.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	priv, pub := filepath.Join(dir, "token.key"), filepath.Join(dir, "token.pub")
+	if err := pki.WriteNew(priv, privPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteNew(pub, pubPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteNew(priv, pubPEM, 0o600); !errors.Is(err, pki.ErrExists) {
+		t.Errorf("overwriting a key: %v, want ErrExists", err)
+	}
+	sk, err := pki.LoadSigningKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := pki.LoadVerifyKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pk.Equal(sk.Public().(ed25519.PublicKey)) {
+		t.Error("the public key does not match the private key")
+	}
+	if _, err := pki.LoadVerifyKey(priv); !errors.Is(err, pki.ErrNoPEM) {
+		t.Errorf("a private key read as a public one: %v, want ErrNoPEM", err)
+	}
+	// An ECDSA key is not a token signing key.
+	ca, keyPEM, err := pki.NewCA("x.test", now)
+	if err != nil || ca == nil {
+		t.Fatal(err)
+	}
+	ecdsaFile := filepath.Join(dir, "ca.key")
+	if err := os.WriteFile(ecdsaFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pki.LoadSigningKey(ecdsaFile); !errors.Is(err, pki.ErrKeyType) {
+		t.Errorf("an ECDSA key as a signing key: %v, want ErrKeyType", err)
+	}
+}
