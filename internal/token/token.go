@@ -1,0 +1,182 @@
+// Package token mints and verifies the signed tokens that name a
+// Switchboard user: a JWT (RFC 7519) signed with Ed25519 ("alg": "EdDSA")
+// whose claims are
+//
+//	sub    the user name (required)
+//	aud    the service's common name (required; a node accepts only its own)
+//	exp    when the token stops being accepted (required)
+//	iat    when it was minted
+//	nbf    not before (optional)
+//	rooms  the rooms the user may join (optional; absent or empty: any)
+//
+// The issuer holds the private key and the nodes only the public one, so
+// a node that is broken into cannot mint tokens. Any JWT library that
+// signs EdDSA can mint tokens for Switchboard; Mint is what `switchboard
+// token` uses.
+//
+// The package is internal: clients carry tokens as opaque strings and
+// never parse them, and issuers may use any JWT library, so the format
+// (documented in docs/security.md) is the contract, not this API.
+//
+// Verify is pure: it takes the time as an argument and touches no file
+// or network, and is safe for concurrent use.
+package token
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// MaxLen is the longest token accepted, in bytes.
+const MaxLen = 4096
+
+// Leeway is the clock skew allowed between the issuer and the nodes when
+// checking exp and nbf.
+const Leeway = 30 * time.Second
+
+// Errors Verify returns, for errors.Is. Each says what is wrong without
+// echoing the token.
+var (
+	// ErrMalformed: not a JWT, not EdDSA, or claims of the wrong types.
+	ErrMalformed = errors.New("token: malformed")
+	// ErrSignature: not signed by the service's key (forged or another issuer).
+	ErrSignature = errors.New("token: signature not valid for this service's key")
+	// ErrExpired: past its exp.
+	ErrExpired = errors.New("token: expired")
+	// ErrNotYetValid: before its nbf.
+	ErrNotYetValid = errors.New("token: not valid yet")
+	// ErrAudience: made for another service.
+	ErrAudience = errors.New("token: made for another service")
+	// ErrClaims: a required claim is missing or invalid (sub, exp, rooms).
+	ErrClaims = errors.New("token: missing or invalid claims")
+)
+
+// Claims is what a token says.
+type Claims struct {
+	// User is the user name (sub).
+	User string
+	// Service is the service the token is for (aud).
+	Service string
+	// Expires is when the token stops being accepted (exp).
+	Expires time.Time
+	// Rooms lists the rooms the user may join; empty means any.
+	Rooms []string
+}
+
+// RoomAllowed reports whether the claims let the user join room.
+func (c Claims) RoomAllowed(room string) bool {
+	return len(c.Rooms) == 0 || slices.Contains(c.Rooms, room)
+}
+
+// jwtClaims is the JSON form.
+type jwtClaims struct {
+	jwt.RegisteredClaims
+	Rooms []string `json:"rooms,omitempty"`
+}
+
+// Mint signs c with key. c.User, c.Service and c.Expires are required;
+// now becomes iat.
+func Mint(key ed25519.PrivateKey, c Claims, now time.Time) (string, error) {
+	if err := checkUser(c.User); err != nil {
+		return "", err
+	}
+	if c.Service == "" {
+		return "", fmt.Errorf("token: minting: no service: %w", ErrClaims)
+	}
+	if !c.Expires.After(now) {
+		return "", fmt.Errorf("token: minting: expiry %v is not after %v: %w", c.Expires, now, ErrClaims)
+	}
+	if len(key) != ed25519.PrivateKeySize {
+		return "", fmt.Errorf("token: minting: the key is not an Ed25519 private key: %w", ErrClaims)
+	}
+	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwtClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   c.User,
+			Audience:  jwt.ClaimStrings{c.Service},
+			ExpiresAt: jwt.NewNumericDate(c.Expires),
+			IssuedAt:  jwt.NewNumericDate(now),
+		},
+		Rooms: c.Rooms,
+	})
+	s, err := t.SignedString(key)
+	if err != nil {
+		return "", fmt.Errorf("token: signing: %w", err)
+	}
+	return s, nil
+}
+
+// Verifier checks tokens for one service.
+type Verifier struct {
+	key     ed25519.PublicKey
+	service string
+}
+
+// NewVerifier returns a verifier of tokens signed by key for service.
+func NewVerifier(key ed25519.PublicKey, service string) (*Verifier, error) {
+	if len(key) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("token: the key is not an Ed25519 public key: %w", ErrClaims)
+	}
+	if service == "" {
+		return nil, fmt.Errorf("token: a verifier needs the service name: %w", ErrClaims)
+	}
+	return &Verifier{key: key, service: service}, nil
+}
+
+// Verify checks s at time now and returns its claims. Its errors wrap one
+// of the package's sentinels.
+func (v *Verifier) Verify(s string, now time.Time) (Claims, error) {
+	if s == "" || len(s) > MaxLen {
+		return Claims{}, fmt.Errorf("token: empty or longer than %d bytes: %w", MaxLen, ErrMalformed)
+	}
+	var jc jwtClaims
+	_, err := jwt.ParseWithClaims(s, &jc, func(*jwt.Token) (any, error) { return v.key, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithAudience(v.service),
+		jwt.WithLeeway(Leeway),
+		jwt.WithTimeFunc(func() time.Time { return now }),
+	)
+	switch {
+	case err == nil:
+	case errors.Is(err, jwt.ErrTokenMalformed), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return Claims{}, fmt.Errorf("%w", ErrMalformed)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return Claims{}, fmt.Errorf("%w", ErrSignature)
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Claims{}, fmt.Errorf("%w", ErrExpired)
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return Claims{}, fmt.Errorf("%w", ErrNotYetValid)
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return Claims{}, fmt.Errorf("%w (want %q)", ErrAudience, v.service)
+	default:
+		return Claims{}, fmt.Errorf("%w", ErrClaims)
+	}
+	if err := checkUser(jc.Subject); err != nil {
+		return Claims{}, err
+	}
+	for _, r := range jc.Rooms {
+		if r == "" || len(r) > 64 {
+			return Claims{}, fmt.Errorf("token: a room name in rooms is empty or too long: %w", ErrClaims)
+		}
+	}
+	return Claims{User: jc.Subject, Service: v.service, Expires: jc.ExpiresAt.Time, Rooms: jc.Rooms}, nil
+}
+
+// checkUser applies the protocol's rule for user names: 1 to 64 bytes,
+// no control characters or U+FFFD.
+func checkUser(user string) error {
+	if user == "" || len(user) > 64 || strings.IndexFunc(user, func(r rune) bool {
+		return unicode.IsControl(r) || r == unicode.ReplacementChar
+	}) >= 0 {
+		return fmt.Errorf("token: the user (sub) is empty, longer than 64 bytes or has control characters: %w", ErrClaims)
+	}
+	return nil
+}

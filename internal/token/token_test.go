@@ -1,0 +1,163 @@
+package token_test
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/switchboard/switchboard/internal/token"
+)
+
+var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func newKey(t testing.TB) (ed25519.PublicKey, ed25519.PrivateKey) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub, priv
+}
+
+func mint(t testing.TB, key ed25519.PrivateKey, c token.Claims, at time.Time) string {
+	t.Helper()
+	s, err := token.Mint(key, c, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestVerify(t *testing.T) {
+	pub, priv := newKey(t)
+	_, other := newKey(t)
+	v, err := token.NewVerifier(pub, "chat.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := token.Claims{User: "alice", Service: "chat.test", Expires: now.Add(time.Hour), Rooms: []string{"lobby"}}
+	valid := mint(t, priv, alice, now)
+	parts := strings.Split(valid, ".")
+	// The same claims signed with HMAC, keyed by the public key: the
+	// algorithm confusion attack.
+	hs, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "alice", "aud": "chat.test", "exp": now.Add(time.Hour).Unix()}).SignedString([]byte(pub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "alice", "aud": "chat.test", "exp": now.Add(time.Hour).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noExp, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"sub": "alice", "aud": "chat.test"}).SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noSub, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"aud": "chat.test", "exp": now.Add(time.Hour).Unix()}).SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tamperedClaims := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"mallory","aud":["chat.test"],"exp":` + "9999999999" + `}`))
+	tests := []struct {
+		name string
+		in   string
+		at   time.Time
+		want error
+	}{
+		{"valid", valid, now, nil},
+		{"valid within the leeway after exp", valid, now.Add(time.Hour + token.Leeway/2), nil},
+		{"expired", valid, now.Add(time.Hour + token.Leeway + time.Second), token.ErrExpired},
+		{"issued in the future", valid, now.Add(-time.Hour), token.ErrNotYetValid},
+		{"forged: another key", mint(t, other, alice, now), now, token.ErrSignature},
+		{"forged: claims changed", parts[0] + "." + tamperedClaims + "." + parts[2], now, token.ErrSignature},
+		{"another service", mint(t, priv, token.Claims{User: "alice", Service: "other.test", Expires: now.Add(time.Hour)}, now), now, token.ErrAudience},
+		{"HMAC keyed by the public key", hs, now, token.ErrSignature},
+		{"alg none", none, now, token.ErrSignature},
+		{"no exp", noExp, now, token.ErrClaims},
+		{"no sub", noSub, now, token.ErrClaims},
+		{"empty", "", now, token.ErrMalformed},
+		{"not a JWT", "hello", now, token.ErrMalformed},
+		{"too long", strings.Repeat("a", token.MaxLen+1), now, token.ErrMalformed},
+		{"bad base64", "a.b.c", now, token.ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := v.Verify(tt.in, tt.at)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Verify: %v, want %v", err, tt.want)
+			}
+			if tt.want != nil {
+				return
+			}
+			want := alice
+			want.Expires = alice.Expires.Truncate(time.Second)
+			if diff := cmp.Diff(got, want); diff != "" {
+				t.Errorf("claims (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRoomAllowed(t *testing.T) {
+	any := token.Claims{User: "a"}
+	some := token.Claims{User: "a", Rooms: []string{"lobby", "ops"}}
+	for _, tt := range []struct {
+		c    token.Claims
+		room string
+		want bool
+	}{{any, "x", true}, {some, "lobby", true}, {some, "ops", true}, {some, "x", false}} {
+		if got := tt.c.RoomAllowed(tt.room); got != tt.want {
+			t.Errorf("%v.RoomAllowed(%q) = %v", tt.c.Rooms, tt.room, got)
+		}
+	}
+}
+
+func TestMintRefusesBadClaims(t *testing.T) {
+	_, priv := newKey(t)
+	for _, c := range []token.Claims{
+		{User: "", Service: "s", Expires: now.Add(time.Hour)},
+		{User: "a\x00b", Service: "s", Expires: now.Add(time.Hour)},
+		{User: "a", Service: "", Expires: now.Add(time.Hour)},
+		{User: "a", Service: "s", Expires: now},
+	} {
+		if _, err := token.Mint(priv, c, now); !errors.Is(err, token.ErrClaims) {
+			t.Errorf("Mint(%+v): %v, want ErrClaims", c, err)
+		}
+	}
+}
+
+// FuzzVerify feeds the verifier arbitrary strings: it must never panic,
+// and whatever it accepts must name a user and carry the fuzz key's
+// signature (only the seeds minted below can).
+func FuzzVerify(f *testing.F) {
+	seed := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
+	pub := seed.Public().(ed25519.PublicKey)
+	v, err := token.NewVerifier(pub, "fuzz.test")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, c := range []token.Claims{
+		{User: "alice", Service: "fuzz.test", Expires: now.Add(time.Hour)},
+		{User: "bob", Service: "fuzz.test", Expires: now.Add(time.Hour), Rooms: []string{"lobby"}},
+	} {
+		f.Add(mint(f, seed, c, now))
+	}
+	f.Add("")
+	f.Add("a.b.c")
+	f.Add("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.")
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := v.Verify(s, now)
+		if err != nil {
+			return
+		}
+		if c.User == "" || c.Service != "fuzz.test" || c.Expires.IsZero() {
+			t.Fatalf("accepted %q with claims %+v", s, c)
+		}
+	})
+}
