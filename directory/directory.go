@@ -147,6 +147,9 @@ const (
 	StatusChanged
 	// Removed: a down node was forgotten.
 	Removed
+	// Refused: the update broke the table's Limits and was dropped;
+	// Change.Err says which.
+	Refused
 )
 
 func (k Kind) String() string {
@@ -161,6 +164,8 @@ func (k Kind) String() string {
 		return "status"
 	case Removed:
 		return "removed"
+	case Refused:
+		return "refused"
 	}
 	return fmt.Sprintf("kind(%d)", int(k))
 }
@@ -171,6 +176,9 @@ type Change struct {
 	Kind Kind
 	// From and To are the statuses before and after (From is empty when Added).
 	From, To Status
+	// Err says why an update was Refused (ErrTooMany, ErrTooLarge,
+	// ErrFieldTooLong); nil for every other kind.
+	Err error
 }
 
 // Membership reports whether the change alters which nodes clients may pick
@@ -181,6 +189,8 @@ func (c Change) Membership() bool {
 
 type record struct {
 	entry Entry
+	// size is EncodedSize(entry.Node), counted against Limits.MaxBytes.
+	size int
 	// heard is when the last update from the node arrived, by the caller's clock.
 	heard time.Time
 	// changed is when the entry's content last changed (for age_ms).
@@ -191,33 +201,67 @@ type record struct {
 type Table struct {
 	self     string
 	timeouts Timeouts
+	limits   Limits
 	records  map[string]*record
+	bytes    int // sum of the records' sizes
+}
+
+// Option changes how NewTable builds a table.
+type Option func(*Table)
+
+// WithLimits bounds what the table holds (see Limits); without it a table
+// holds whatever it is given.
+func WithLimits(l Limits) Option {
+	return func(t *Table) { t.limits = l }
 }
 
 // NewTable returns an empty table for the node named self. The self entry
 // is never marked down by Tick: a node knows it is alive.
-func NewTable(self string, timeouts Timeouts) *Table {
-	return &Table{self: self, timeouts: timeouts, records: make(map[string]*record)}
+func NewTable(self string, timeouts Timeouts, opts ...Option) *Table {
+	t := &Table{self: self, timeouts: timeouts, records: make(map[string]*record)}
+	for _, o := range opts {
+		o(t)
+	}
+	return t
 }
 
 // Apply merges an update received at now. An update that is not newer than
 // the one held is ignored (Kind Stale), so a late or repeated message never
-// overwrites newer state.
+// overwrites newer state. An update that would break the table's Limits is
+// dropped (Kind Refused, with Err saying why); the self entry is never
+// refused.
 func (t *Table) Apply(e Entry, now time.Time) Change {
 	e.AgeMS = 0
 	r, ok := t.records[e.ID]
-	if !ok {
-		t.records[e.ID] = &record{entry: e, heard: now, changed: now}
-		return Change{ID: e.ID, Kind: Added, To: e.Status}
-	}
-	if !e.Newer(r.entry) {
+	if ok && !e.Newer(r.entry) {
 		return Change{ID: e.ID, Kind: Stale, From: r.entry.Status, To: r.entry.Status}
+	}
+	size := EncodedSize(e.Node)
+	if e.ID != t.self {
+		held := 0
+		if ok {
+			held = r.size
+		}
+		if err := t.limits.admit(e.Node, ok, len(t.records), t.bytes-held+size); err != nil {
+			c := Change{ID: e.ID, Kind: Refused, To: e.Status, Err: err}
+			if ok {
+				c.From, c.To = r.entry.Status, r.entry.Status
+			}
+			return c
+		}
+	}
+	if !ok {
+		t.records[e.ID] = &record{entry: e, size: size, heard: now, changed: now}
+		t.bytes += size
+		return Change{ID: e.ID, Kind: Added, To: e.Status}
 	}
 	from := r.entry.Status
 	if e.Node != r.entry.Node {
 		r.changed = now
 	}
+	t.bytes += size - r.size
 	r.entry = e
+	r.size = size
 	r.heard = now
 	if from != e.Status {
 		return Change{ID: e.ID, Kind: StatusChanged, From: from, To: e.Status}
@@ -238,6 +282,7 @@ func (t *Table) Tick(now time.Time) []Change {
 		switch {
 		case r.entry.Status == Down && now.Sub(r.changed) >= t.timeouts.RemoveAfter && silent >= t.timeouts.RemoveAfter:
 			delete(t.records, id)
+			t.bytes -= r.size
 			changes = append(changes, Change{ID: id, Kind: Removed, From: Down})
 		case r.entry.Status != Down && silent >= t.timeouts.DownAfter:
 			changes = append(changes, Change{ID: id, Kind: StatusChanged, From: r.entry.Status, To: Down})
@@ -260,6 +305,10 @@ func (t *Table) Get(id string) (Entry, bool) {
 
 // Len is the number of nodes held, down ones included.
 func (t *Table) Len() int { return len(t.records) }
+
+// Bytes is the sum of EncodedSize over the nodes held: at least as many
+// bytes as they take in a directory message.
+func (t *Table) Bytes() int { return t.bytes }
 
 // Nodes returns a copy of the directory as of now, sorted by ID, with AgeMS
 // set to the time since each entry last changed or was heard from.

@@ -12,6 +12,10 @@
 //	t.Tick(now)          // marks silent peers down, later forgets them
 //	nodes := t.Nodes(now) // a sorted copy for a directory message
 //
+// WithLimits bounds a table (DefaultLimits keeps a directory message within
+// one protocol line): an update past a bound comes back as a Change of kind
+// Refused, with an error saying which bound, and the table stays as it was.
+//
 // A Table is not safe for concurrent use: one goroutine owns it (in the
 // server, the node's run loop) and hands out the copies Nodes returns.
 package directory

@@ -1,0 +1,111 @@
+package directory
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Errors a Change of kind Refused carries, wrapped with the details.
+var (
+	// ErrTooMany: the table already holds Limits.MaxEntries nodes.
+	ErrTooMany = errors.New("directory: too many entries")
+	// ErrTooLarge: the entries would take more than Limits.MaxBytes.
+	ErrTooLarge = errors.New("directory: entries too large")
+	// ErrFieldTooLong: a field of the entry is longer than Limits.MaxField.
+	ErrFieldTooLong = errors.New("directory: entry field too long")
+)
+
+// Limits bound what a Table holds, so that a flood of entries, or a few
+// huge ones, cannot grow the directory past what a client reads in one
+// protocol line. A zero field sets no bound. The self entry is never
+// refused, but it counts.
+type Limits struct {
+	// MaxEntries is the most nodes held, down ones and self included.
+	MaxEntries int
+	// MaxBytes is the most bytes the nodes held may take in a directory
+	// message, as EncodedSize counts them.
+	MaxBytes int
+	// MaxField is the longest ID, Addr, HTTP, Group or Version, in bytes.
+	MaxField int
+}
+
+// DefaultLimits keeps a directory message within the protocol's 64 KiB
+// line (wire.MaxLine) with room to spare for its envelope: at most 1,000
+// entries, 60 KiB of them (about 300 nodes with typical addresses), and
+// fields of at most 300 bytes (a host name of 253 and a port).
+func DefaultLimits() Limits {
+	return Limits{MaxEntries: 1000, MaxBytes: 60 << 10, MaxField: 300}
+}
+
+// admit checks an entry about to be held: known says whether its ID is
+// held already, held is how many entries are held, and total the bytes
+// they would take with it.
+func (l Limits) admit(n Node, known bool, held, total int) error {
+	if l.MaxField > 0 {
+		for _, f := range []struct{ name, v string }{{"id", n.ID}, {"addr", n.Addr}, {"http", n.HTTP}, {"group", n.Group}, {"version", n.Version}} {
+			if len(f.v) > l.MaxField {
+				return fmt.Errorf("%w: %s is %d bytes, the most is %d", ErrFieldTooLong, f.name, len(f.v), l.MaxField)
+			}
+		}
+	}
+	if !known && l.MaxEntries > 0 && held >= l.MaxEntries {
+		return fmt.Errorf("%w: %d held, the most is %d", ErrTooMany, held, l.MaxEntries)
+	}
+	if l.MaxBytes > 0 && total > l.MaxBytes {
+		return fmt.Errorf("%w: %d bytes with this one, the most is %d", ErrTooLarge, total, l.MaxBytes)
+	}
+	return nil
+}
+
+// nodeFrame is a Node's JSON with every string empty and every number
+// left out: what EncodedSize adds the strings and numbers to.
+const nodeFrame = `{"id":"","addr":"","http":"","group":"","status":"","users":,"capacity":,"version":"","age_ms":},`
+
+// maxIntLen is the longest decimal int64, sign included.
+const maxIntLen = 20
+
+// EncodedSize is an upper bound of the bytes n takes in a directory
+// message encoded as JSON, followed by a comma: its strings as escaped at
+// worst, its users and capacity as they are, and its age at the widest.
+// It reads no clock and encodes nothing, so a Table can count it on every
+// Apply.
+func EncodedSize(n Node) int {
+	size := len(nodeFrame) + maxIntLen
+	size += len(strconv.Itoa(n.Users)) + len(strconv.Itoa(n.Capacity))
+	for _, s := range []string{n.ID, n.Addr, n.HTTP, n.Group, string(n.Status), n.Version} {
+		size += escapedLen(s)
+	}
+	return size
+}
+
+// escapedLen is the most bytes s takes as a JSON string's contents:
+// encoding/json writes control characters, quotes, backslashes and
+// HTML-sensitive characters as escapes of up to six bytes, invalid UTF-8
+// as \ufffd, and U+2028 and U+2029 escaped.
+func escapedLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+				n += 6
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, w := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && w == 1, r == '\u2028', r == '\u2029':
+			n += 6
+		default:
+			n += w
+		}
+		i += w
+	}
+	return n
+}
