@@ -58,3 +58,17 @@ func (n *Node) RoomLeader(ctx context.Context, room string) (string, error) {
 	}
 	return "", nil
 }
+
+// StopRoomConsumer stops the consumer of this node's feed of room behind
+// the feed's back, as a consumer that silently stops delivering looks.
+// For tests.
+func (n *Node) StopRoomConsumer(ctx context.Context, room string) error {
+	e := n.rooms
+	e.mu.Lock()
+	f := e.feeds[room]
+	e.mu.Unlock()
+	if f == nil {
+		return fmt.Errorf("node %s holds no feed of room %s", n.cfg.ID, room)
+	}
+	return f.do(ctx, func() { f.cc.Stop() })
+}

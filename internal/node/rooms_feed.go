@@ -32,6 +32,14 @@ type barrier struct {
 	fn  func()
 }
 
+// lastStored is what a stall check learnt: the stream sequence of the
+// room's newest record (0 when the stream holds none).
+type lastStored struct {
+	seq uint64
+	st  jetstream.Stream // the stream asked, kept for the next check
+	err error
+}
+
 // snapResult reports a snapshot write.
 type snapResult struct {
 	rev, seq uint64
@@ -54,6 +62,7 @@ type feed struct {
 	in     chan incoming
 	done   chan struct{} // closed when run returns
 	snaps  chan snapResult
+	checks chan lastStored // stall checks' answers; buffered for the one under way
 
 	keys map[string]bool // guarded by e.mu: the local sessions holding the feed
 
@@ -68,6 +77,10 @@ type feed struct {
 	snapBusy bool
 	cc       jetstream.ConsumeContext
 	cons     jetstream.Consumer
+	st       jetstream.Stream // the room's stream, for stall checks; nil until the first
+	checking bool             // a stall check is under way
+	behind   bool             // the last check saw records past behindAt unapplied
+	behindAt uint64           // Applied when the last check saw the stream ahead
 }
 
 func newFeed(e *roomEngine, name string) *feed {
@@ -81,6 +94,7 @@ func newFeed(e *roomEngine, name string) *feed {
 		in:       make(chan incoming, 1024),
 		done:     make(chan struct{}),
 		snaps:    make(chan snapResult, 1),
+		checks:   make(chan lastStored, 1),
 		keys:     make(map[string]bool),
 		sessions: make(map[string]*session),
 	}
@@ -237,6 +251,8 @@ func (f *feed) run() {
 	defer f.unload()
 	tick := time.NewTicker(max(2*f.e.n.cfg.Heartbeat, 50*time.Millisecond))
 	defer tick.Stop()
+	watch := time.NewTicker(f.stallEvery())
+	defer watch.Stop()
 	for {
 		select {
 		case <-f.ctx.Done():
@@ -253,7 +269,87 @@ func (f *feed) run() {
 			f.reconcile(f.e.now())
 		case res := <-f.snaps:
 			f.snapWritten(res)
+		case <-watch.C:
+			f.checkStall()
+		case last := <-f.checks:
+			f.stallChecked(last)
 		}
+	}
+}
+
+// stallEvery is how often a feed checks that its consumer still delivers:
+// two of the consumer's idle heartbeats, and at least two seconds.
+func (f *feed) stallEvery() time.Duration {
+	return max(2*f.e.n.cfg.FeedHeartbeat, 2*time.Second)
+}
+
+// checkStall asks the stream, off the feed's goroutine, for the sequence
+// of the room's newest record. The client library's ordered consumer
+// resets itself when its heartbeats stop, but after a stream leader's
+// death it can end up subscribed to nothing and never say so: the room's
+// members then miss text the stream acknowledged. Comparing what is
+// stored with what was applied finds that from outside.
+func (f *feed) checkStall() {
+	if f.checking || f.r.Locals() == 0 {
+		return
+	}
+	f.checking = true
+	e, st, js, stream, subj := f.e, f.st, f.e.jsOf(f.room), f.stream, f.subj
+	e.wg.Go(func() {
+		ctx, cancel := context.WithTimeout(f.ctx, 2*time.Second)
+		defer cancel()
+		res := lastStored{st: st}
+		if res.st == nil {
+			res.st, res.err = js.Stream(ctx, stream)
+		}
+		if res.err == nil {
+			var msg *jetstream.RawStreamMsg
+			msg, res.err = res.st.GetLastMsgForSubject(ctx, subj)
+			switch {
+			case errors.Is(res.err, jetstream.ErrMsgNotFound):
+				res.err = nil
+			case res.err == nil:
+				res.seq = msg.Sequence
+			}
+		}
+		f.checks <- res // buffered for the one check under way
+	})
+}
+
+// stallChecked acts on a stall check: a record that the stream held at
+// two checks in a row while nothing was applied in between means the
+// consumer delivers no more, and it is replaced by a new one that starts
+// after the last record applied.
+func (f *feed) stallChecked(last lastStored) {
+	f.checking = false
+	if last.st != nil {
+		f.st = last.st
+	}
+	if last.err != nil {
+		// No leader yet, or a slow answer: the next check asks again.
+		f.e.log.Debug("checking a room's consumer", "room", f.room, "err", last.err)
+		return
+	}
+	applied := f.r.Applied()
+	if last.seq <= applied {
+		f.behind = false
+		return
+	}
+	if !f.behind || applied != f.behindAt {
+		f.behind, f.behindAt = true, applied
+		return
+	}
+	f.behind = false
+	f.e.log.Warn("room consumer delivers nothing the stream holds; starting a new one", "room", f.room, "applied", applied, "stored", last.seq)
+	f.e.metrics.restarts.Inc()
+	f.cc.Stop()
+	old := f.cons
+	f.e.wg.Go(func() { f.deleteConsumer(old) })
+	ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
+	defer cancel()
+	if err := f.startConsumer(ctx, applied); err != nil {
+		// The next checks find the room still behind and try again.
+		f.e.log.Warn("restarting a room's consumer", "room", f.room, "err", err)
 	}
 }
 
@@ -309,14 +405,26 @@ func (f *feed) tryLoad() error {
 			return fmt.Errorf("node: opening room %s: %w", f.room, err)
 		}
 	}
+	if err := f.startConsumer(ctx, r.Applied()); err != nil {
+		return err
+	}
+	f.r = r
+	f.snapRev = rev
+	f.nextSnap = f.e.n.cfg.SnapshotEvery
+	return nil
+}
+
+// startConsumer starts an ordered consumer of the room's records after
+// stream sequence after and sets f.cons and f.cc.
+func (f *feed) startConsumer(ctx context.Context, after uint64) error {
 	ocfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{f.subj},
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: 30 * time.Second,
 	}
-	if seq := r.Applied(); seq > 0 {
+	if after > 0 {
 		ocfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		ocfg.OptStartSeq = seq + 1
+		ocfg.OptStartSeq = after + 1
 	}
 	cons, err := f.e.jsOf(f.room).OrderedConsumer(ctx, f.stream, ocfg)
 	if err != nil {
@@ -334,9 +442,6 @@ func (f *feed) tryLoad() error {
 		return fmt.Errorf("node: consuming room %s: %w", f.room, err)
 	}
 	f.cons, f.cc = cons, cc
-	f.r = r
-	f.snapRev = rev
-	f.nextSnap = f.e.n.cfg.SnapshotEvery
 	return nil
 }
 

@@ -15,6 +15,7 @@ type roomMetrics struct {
 	storeErrors prometheus.Counter
 	duplicates  prometheus.Counter
 	snapshots   prometheus.Counter
+	restarts    prometheus.Counter
 	storeTime   prometheus.Histogram
 	deliverTime prometheus.Histogram
 }
@@ -45,6 +46,10 @@ func newRoomMetrics() *roomMetrics {
 			Name: "switchboard_room_snapshots_written_total",
 			Help: "Room snapshots this node wrote.",
 		}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_room_consumer_restarts_total",
+			Help: "Room consumers this node replaced because they stopped delivering records the stream holds.",
+		}),
 		storeTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "switchboard_room_store_seconds",
 			Help:    "Time from a text chunk's line being read to JetStream acknowledging it (what the client's ack waits for), for chunks stored.",
@@ -63,7 +68,7 @@ func newRoomMetrics() *roomMetrics {
 }
 
 func (m *roomMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.feeds, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.snapshots, m.storeTime, m.deliverTime}
+	return []prometheus.Collector{m.feeds, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.snapshots, m.restarts, m.storeTime, m.deliverTime}
 }
 
 // Describe implements prometheus.Collector.

@@ -664,3 +664,49 @@ func TestRoomsOverExternalBus(t *testing.T) {
 		t.Errorf("bob sees %q", got)
 	}
 }
+
+// A feed whose consumer stops delivering without a word (as nats.go's
+// ordered consumer can after a stream leader's death) notices that the
+// stream holds records it has not applied, starts a new consumer after
+// the last record applied, and its members get every chunk once.
+func TestRoomConsumerStallIsRepaired(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	c.WaitRoomsReady(wait)
+	const room = "stall"
+	alice := newPeer(t, c.Nodes[0].Addr(), "alice")
+	bob := newPeer(t, c.Nodes[1].Addr(), "bob")
+	alice.join(room)
+	bobView := newView(t, bob.join(room))
+	alice.acked(room, alice.typeText(room, "ab"))
+	bobView.follow(bob, room, func(r *rtt.Room) bool { return r.Live("alice") == "ab" })
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := c.Nodes[1].StopRoomConsumer(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	alice.acked(room, alice.typeText(room, "cd\nef"))
+	bobView.follow(bob, room, func(r *rtt.Room) bool { return r.Live("alice") == "ef" })
+	if got := lines(bobView.room.State(), "alice"); !slices.Equal(got, []string{"abcd"}) {
+		t.Errorf("bob's lines from alice: %q, want [abcd]", got)
+	}
+	if got := counter(t, c.Nodes[1], "switchboard_room_consumer_restarts_total"); got < 1 {
+		t.Errorf("consumer restarts on %s: %v, want at least 1", c.Nodes[1].ID(), got)
+	}
+}
+
+// counter reads the value of an unlabelled counter from n's registry.
+func counter(t *testing.T, n *node.Node, name string) float64 {
+	t.Helper()
+	families, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name && len(f.GetMetric()) == 1 {
+			return f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no counter %s on %s", name, n.ID())
+	return 0
+}
