@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -43,6 +44,42 @@ func DialConn(ctx context.Context, d Dialer, addr string) (*Conn, error) {
 	}
 	return &Conn{conn: c, lr: wire.NewLineReader(c, wire.MaxLine), addr: addr}, nil
 }
+
+// DialConnTLS connects to addr like DialConn, then completes a TLS
+// handshake with cfg, whose ServerName is the name the node's certificate
+// must prove (the service's common name, not addr). A node that cannot
+// prove it fails with an error wrapping ErrUntrusted. A nil cfg dials
+// plain TCP.
+func DialConnTLS(ctx context.Context, d Dialer, addr string, cfg *tls.Config) (*Conn, error) {
+	c, err := DialConn(ctx, d, addr)
+	if err != nil || cfg == nil {
+		return c, err
+	}
+	if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+		c.Close()
+		return nil, fmt.Errorf("client: TLS to %s: no service name to verify (tls.Config.ServerName): %w", addr, ErrUntrusted)
+	}
+	tc := tls.Client(c.conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		var verr *tls.CertificateVerificationError
+		if errors.As(err, &verr) {
+			return nil, fmt.Errorf("client: %s does not prove the service name %q: %w: %w", addr, cfg.ServerName, ErrUntrusted, err)
+		}
+		return nil, fmt.Errorf("client: TLS handshake with %s: %w", addr, err)
+	}
+	return &Conn{conn: tc, lr: wire.NewLineReader(tc, wire.MaxLine), addr: addr}, nil
+}
+
+// ErrUntrusted wraps the error of a node whose TLS certificate does not
+// prove the service name: a forged or stale directory entry, or a node
+// with the wrong certificate. Sessions pick another node.
+var ErrUntrusted = errors.New("client: node not verified as the service")
+
+// ErrUnauthorized matches (errors.Is) a *ServerError with the code
+// unauthorized: the service wants a valid token for this user, or the
+// token does not allow a room.
+var ErrUnauthorized = errors.New("client: unauthorized")
 
 // Addr is the address the connection was dialed to.
 func (c *Conn) Addr() string { return c.addr }
@@ -116,6 +153,11 @@ type ServerError struct {
 
 func (e *ServerError) Error() string { return "client: server said " + e.Code + ": " + e.Message }
 
+// Is reports whether target is the sentinel for e's code (ErrUnauthorized).
+func (e *ServerError) Is(target error) bool {
+	return target == ErrUnauthorized && e.Code == wire.CodeUnauthorized
+}
+
 // asError turns an error message into a *ServerError.
 func asError(m wire.Message) error {
 	return &ServerError{Code: m.Code, Message: m.Message, Directory: m.Dir}
@@ -146,7 +188,13 @@ func (c *Conn) Hello(ctx context.Context, clientName, group string) (*wire.Direc
 
 // FetchDirectory connects to addr, says hello and returns the directory.
 func FetchDirectory(ctx context.Context, d Dialer, addr string) (*wire.Directory, error) {
-	c, err := DialConn(ctx, d, addr)
+	return FetchDirectoryTLS(ctx, d, addr, nil)
+}
+
+// FetchDirectoryTLS is FetchDirectory over TLS with cfg (see DialConnTLS);
+// a nil cfg dials plain TCP.
+func FetchDirectoryTLS(ctx context.Context, d Dialer, addr string, cfg *tls.Config) (*wire.Directory, error) {
+	c, err := DialConnTLS(ctx, d, addr, cfg)
 	if err != nil {
 		return nil, err
 	}

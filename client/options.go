@@ -1,6 +1,8 @@
 package client
 
 import (
+	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"time"
@@ -27,6 +29,9 @@ type options struct {
 	clientName  string
 	ping        time.Duration
 	events      int
+	tls         *tls.Config
+	serviceName string
+	token       func(context.Context) (string, error)
 }
 
 func defaultOptions() options {
@@ -135,4 +140,53 @@ func WithClientName(name string) Option {
 // a dead connection (default 15 s; 0 disables pings).
 func WithPingInterval(d time.Duration) Option {
 	return func(o *options) error { o.ping = d; return nil }
+}
+
+// WithTLS makes every connection, to the common address and to the node
+// picked, speak TLS with cfg (its RootCAs: the CAs to trust, the system's
+// when nil). Each node must prove the service name: cfg.ServerName, or
+// the name given with WithServiceName, or else the name in the target
+// (dns:SERVICE, or the HOST of HOST:PORT when it is a name, not an IP).
+// The address the directory lists for a node is never what is verified:
+// a forged entry that points at a host without the service's certificate
+// fails its handshake, and the client picks another node.
+func WithTLS(cfg *tls.Config) Option {
+	return func(o *options) error {
+		if cfg == nil {
+			return fmt.Errorf("client: nil TLS config")
+		}
+		o.tls = cfg.Clone()
+		return nil
+	}
+}
+
+// WithServiceName sets the service's common name, which a node's TLS
+// certificate must carry (as a DNS SAN) when WithTLS is used. It overrides
+// the name derived from the target, and is needed when the target is an
+// IP address.
+func WithServiceName(name string) Option {
+	return func(o *options) error { o.serviceName = name; return nil }
+}
+
+// WithToken sets the signed token sent with every attach, for services
+// that authenticate users. It must name the user given with WithUser.
+func WithToken(token string) Option {
+	return func(o *options) error {
+		o.token = func(context.Context) (string, error) { return token, nil }
+		return nil
+	}
+}
+
+// WithTokenFunc sets a function that returns the token to send with each
+// attach (the first and every reattachment), so that a long session can
+// present a fresh token after a failover. It is called from the
+// session's own goroutine and may block until ctx ends.
+func WithTokenFunc(f func(ctx context.Context) (string, error)) Option {
+	return func(o *options) error {
+		if f == nil {
+			return fmt.Errorf("client: nil token function")
+		}
+		o.token = f
+		return nil
+	}
 }

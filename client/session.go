@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -65,6 +66,7 @@ type Event struct {
 type Session struct {
 	opts    options
 	target  target
+	tls     *tls.Config       // nil: plain TCP; ServerName is the service name
 	machine *failover.Machine // owned by the goroutine running connect
 
 	mu        sync.Mutex // guards the fields below
@@ -127,6 +129,14 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 		return nil, err
 	}
 	s := &Session{opts: o, target: t, machine: m, rooms: map[string]*room{}, events: make(chan Event, o.events), done: make(chan struct{})}
+	if o.tls != nil {
+		name := cmpOr(o.serviceName, o.tls.ServerName, t.serviceName())
+		if name == "" {
+			return nil, fmt.Errorf("client: TLS to %s: the target names no service to verify; set WithServiceName", target)
+		}
+		s.tls = o.tls
+		s.tls.ServerName = name
+	}
 	deadline, _ := ctx.Deadline()
 	first := m.Next(failover.Outcome{Kind: failover.Begin, Deadline: deadline}, time.Now())
 	if err := s.connect(ctx, first); err != nil {
@@ -258,7 +268,7 @@ func (s *Session) bootstrap(ctx context.Context, a *attempt) error {
 func (s *Session) hello(ctx context.Context, addr string) (*Conn, *wire.Directory, error) {
 	actx, cancel := context.WithTimeout(ctx, s.opts.attempt)
 	defer cancel()
-	c, err := DialConn(actx, s.opts.dialer, addr)
+	c, err := DialConnTLS(actx, s.opts.dialer, addr, s.tls)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -335,7 +345,15 @@ func (s *Session) failure(ctx context.Context, node directory.Node, err error) f
 
 // attachOn sends attach on c and waits for the answer.
 func (s *Session) attachOn(ctx context.Context, c *Conn) (wire.Message, error) {
-	if err := c.Send(wire.Message{Op: wire.OpAttach, User: s.opts.user}); err != nil {
+	msg := wire.Message{Op: wire.OpAttach, User: s.opts.user}
+	if s.opts.token != nil {
+		tok, err := s.opts.token(ctx)
+		if err != nil {
+			return wire.Message{}, fmt.Errorf("client: getting a token: %w", err)
+		}
+		msg.Token = tok
+	}
+	if err := c.Send(msg); err != nil {
 		return wire.Message{}, err
 	}
 	for {
@@ -672,3 +690,13 @@ func (s *Session) UnackedText(name string) []wire.Message {
 
 // User is the user name the session attaches as.
 func (s *Session) User() string { return s.opts.user }
+
+// cmpOr returns the first of ss that is not empty.
+func cmpOr(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -60,6 +60,24 @@ func parseTarget(raw, defaultResolver string) (target, error) {
 	return t, nil
 }
 
+// serviceName is the name a node's TLS certificate must prove when none
+// is given: the service of the dns forms, or the one host name all of the
+// list's addresses share; "" when the list holds IPs or several names.
+func (t target) serviceName() string {
+	if t.service != "" {
+		return strings.TrimSuffix(t.service, ".")
+	}
+	name := ""
+	for _, a := range t.addrs {
+		host, _, _ := net.SplitHostPort(a)
+		if net.ParseIP(host) != nil || (name != "" && host != name) {
+			return ""
+		}
+		name = host
+	}
+	return name
+}
+
 // resolveAddrs returns the addresses to try for a hello, in the order to
 // try them.
 func (t target) resolveAddrs(ctx context.Context, r pick.Rand, defaultPort int) ([]string, error) {

@@ -53,6 +53,7 @@ const (
 	CodeRate         = "rate"           // text arrives faster than allowed
 	CodeUnavailable  = "unavailable"    // the room engine could not store or load in time: retry
 	CodeShutdown     = "shutdown"       // the server is stopping: closed
+	CodeUnauthorized = "unauthorized"   // attach without a valid token, or a join the token does not allow
 )
 
 // Directory is the body of a directory message: every node of the service
@@ -88,6 +89,9 @@ type Message struct {
 
 	// User is the user name (attach, attached, presence).
 	User string `json:"user,omitempty"`
+	// Token is the signed token naming the user (attach), required by
+	// services that have a token key; see docs/security.md.
+	Token string `json:"token,omitempty"`
 	// Node is the ID of the node a session is attached to (attached).
 	Node string `json:"node,omitempty"`
 	// Session identifies an attached session (attached).

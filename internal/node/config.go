@@ -146,6 +146,27 @@ type Config struct {
 	// the HTTP listener, without authentication (default off): for
 	// measuring a node, not for a listener strangers reach.
 	Pprof bool
+	// TLSCert and TLSKey are PEM files (the certificate chain and its
+	// key) with which the client listener speaks TLS; both or neither.
+	// The certificate must name the service (Service) as a DNS SAN:
+	// clients verify that name. Empty, the default, serves plain TCP and
+	// the node logs that clients cannot verify it. TLS covers the
+	// listener Start opens; listeners and connections handed to Serve and
+	// ServeConn are served as they come.
+	TLSCert string
+	TLSKey  string
+	// HTTPTLS serves the HTTP listener with the same certificate (HTTPS);
+	// it needs TLSCert (default off).
+	HTTPTLS bool
+	// TokenKey is a PEM file holding the Ed25519 public key that signs
+	// user tokens. Set, attach needs a valid token naming the user; empty,
+	// the default, leaves users unauthenticated (and the node logs so).
+	TokenKey string
+	// AdminToken is a file holding the secret (at least 16 bytes; spaces
+	// around it are ignored) that HTTP requests which change state (the
+	// drain switch) must present as "Authorization: Bearer SECRET". Empty,
+	// the default, admits such requests from loopback addresses only.
+	AdminToken string
 	// Version is the software version reported in the directory.
 	Version string
 	// Logger receives the node's logs (default: discard).

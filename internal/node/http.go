@@ -11,7 +11,7 @@ import (
 )
 
 func (n *Node) httpHandler() http.Handler {
-	h := web.NewHandler(n, n.metrics.registry)
+	h := web.NewHandler(n, n.metrics.registry, web.WithAdminToken(n.sec.admin))
 	if !n.cfg.Pprof {
 		return h
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,6 +32,7 @@ type Node struct {
 	seq         atomic.Uint64
 
 	listener net.Listener // the client listener Start opened, if any
+	sec      *security    // TLS, token and admin settings, loaded by New
 	addr     string       // advertised client address
 	httpSrv  *http.Server
 	httpLn   net.Listener
@@ -76,7 +78,12 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	sec, err := loadSecurity(&cfg)
+	if err != nil {
+		return nil, err
+	}
 	n := &Node{
+		sec:         sec,
 		cfg:         cfg,
 		log:         cfg.Logger,
 		incarnation: uint64(time.Now().UnixNano()),
@@ -126,6 +133,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("node: listening for clients: %w", err)
 		}
 		n.addr = advertised(n.cfg.Advertise, n.listener.Addr())
+		if n.sec.tls != nil {
+			n.listener = tls.NewListener(n.listener, n.sec.tls)
+		}
 	} else {
 		n.addr = n.cfg.Advertise
 	}
@@ -136,6 +146,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.cfg.HTTP != "" {
 		if n.httpLn, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
 			return fmt.Errorf("node: listening for HTTP: %w", err)
+		}
+		if n.cfg.HTTPTLS {
+			n.httpLn = tls.NewListener(n.httpLn, n.sec.tls)
 		}
 	}
 	dataDir := n.cfg.DataDir
@@ -182,6 +195,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		ln := n.listener
 		n.wg.Go(func() { _ = n.Serve(ln) })
 	}
+	n.logPosture()
 	n.log.Info("node started", "service", n.cfg.Service, "listen", n.addr, "http", n.HTTPAddr(), "cluster", n.ClusterAddr(), "dns", n.dnsAddr)
 	return nil
 }

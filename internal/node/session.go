@@ -76,6 +76,7 @@ type session struct {
 	// Owned by the reader goroutine (serve).
 	helloDone bool
 	user      string
+	allowed   []string // the rooms the token allows; empty: any
 	id        string
 	rooms     map[string]*feed // the rooms joined, by name
 	limiter   textLimiter      // the session's text rate
@@ -213,6 +214,10 @@ func (s *session) handle(m wire.Message) *wire.Error {
 	case wire.OpAttach:
 		s.attach(m)
 	case wire.OpJoin, wire.OpLeave, wire.OpText:
+		if m.Op == wire.OpJoin && !s.mayJoin(m.Room) {
+			s.reply(wire.Message{Op: wire.OpError, Code: wire.CodeUnauthorized, Room: m.Room, Message: "the token does not allow room " + strconv.Quote(m.Room)})
+			return nil
+		}
 		s.handleRoom(m)
 	default:
 		s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeBadRequest, "op %q is not sent by clients", m.Op)))
@@ -226,7 +231,13 @@ func (s *session) attach(m wire.Message) {
 		s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeBadRequest, "already attached as %q", s.user)))
 		return
 	}
-	if msg := validUserName(m.User); msg != "" {
+	user, allowed, werr := s.checkToken(m)
+	if werr != nil {
+		n.metrics.refused.WithLabelValues(werr.Code).Inc()
+		s.reply(wire.ErrorMessage(werr))
+		return
+	}
+	if msg := validUserName(user); msg != "" {
 		s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeBadRequest, "%s", msg)))
 		return
 	}
@@ -245,7 +256,8 @@ func (s *session) attach(m wire.Message) {
 		}
 	}
 	n.notifyChange()
-	s.user = m.User
+	s.user = user
+	s.allowed = allowed
 	s.id = strconv.FormatUint(n.incarnation%1e6, 36) + "-" + strconv.FormatUint(n.nextID.Add(1), 36)
 	s.rooms = make(map[string]*feed)
 	s.limiter = newTextLimiter(n.cfg)

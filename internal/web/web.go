@@ -4,11 +4,21 @@
 // NewHandler builds an http.Handler over a Source, which the node
 // implements; the handler keeps no state of its own and is safe for
 // concurrent use.
+//
+// Reads are open. Requests that change state (POST and DELETE
+// /v1/drain) need the admin credential: with an admin token configured
+// (WithAdminToken), "Authorization: Bearer TOKEN" from anyone, loopback
+// included; without one, they are admitted from loopback addresses only
+// and refused with 403 from anywhere else.
 package web
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
+	"net"
 	"net/http"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -28,14 +38,36 @@ type Source interface {
 	SetDraining(on bool)
 }
 
+// Option configures NewHandler.
+type Option func(*handler)
+
+// WithAdminToken sets the secret that requests changing state must
+// present as a bearer token. Empty leaves them to loopback clients.
+func WithAdminToken(secret []byte) Option {
+	return func(h *handler) {
+		if len(secret) > 0 {
+			sum := sha256.Sum256(secret)
+			h.admin = sum[:]
+		}
+	}
+}
+
+type handler struct {
+	admin []byte // SHA-256 of the admin secret; nil: loopback only
+}
+
 // NewHandler serves:
 //
 //	GET  /v1/directory  the directory message as JSON
 //	GET  /healthz       200 while the process serves
 //	GET  /readyz        200 when the node is up (not starting, draining, full or down), else 503
 //	GET  /metrics       Prometheus metrics from gatherer
-//	POST /v1/drain      start draining; DELETE /v1/drain stops it
-func NewHandler(src Source, gatherer prometheus.Gatherer) http.Handler {
+//	POST /v1/drain      start draining; DELETE /v1/drain stops it (admin)
+func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.Handler {
+	var h handler
+	for _, o := range opts {
+		o(&h)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/directory", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, wire.DirectoryMessage(src.Directory()))
@@ -52,15 +84,53 @@ func NewHandler(src Source, gatherer prometheus.Gatherer) http.Handler {
 		writeJSON(w, code, map[string]string{"status": string(status)})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	mux.HandleFunc("POST /v1/drain", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("POST /v1/drain", h.requireAdmin(func(w http.ResponseWriter, r *http.Request) {
 		src.SetDraining(true)
 		writeJSON(w, http.StatusOK, map[string]string{"status": string(src.Status())})
-	})
-	mux.HandleFunc("DELETE /v1/drain", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("DELETE /v1/drain", h.requireAdmin(func(w http.ResponseWriter, r *http.Request) {
 		src.SetDraining(false)
 		writeJSON(w, http.StatusOK, map[string]string{"status": string(src.Status())})
-	})
+	}))
 	return mux
+}
+
+// requireAdmin wraps a handler that changes state with the admin check.
+func (h *handler) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if h.admin == nil {
+			if !fromLoopback(r) {
+				writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden: this node has no admin token (--admin-token), so only loopback clients may change its state"})
+				return
+			}
+			next(w, r)
+			return
+		}
+		scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard admin"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized: send the admin token as Authorization: Bearer TOKEN"})
+			return
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(secret)))
+		if subtle.ConstantTimeCompare(sum[:], h.admin) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard admin", error="invalid_token"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized: wrong admin token"})
+			return
+		}
+		next(w, r)
+	}
+}
+
+// fromLoopback reports whether the request's peer is a loopback address.
+// Forwarding headers are ignored: they are the client's to forge.
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

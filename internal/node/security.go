@@ -1,0 +1,136 @@
+package node
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/pki"
+	"github.com/switchboard/switchboard/internal/token"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// minAdminSecret is the shortest admin secret accepted, in bytes.
+const minAdminSecret = 16
+
+// security is what a node proves and checks, loaded once by New from the
+// files Config names.
+type security struct {
+	// tls serves the client listener (and HTTP with HTTPTLS); nil: plain.
+	tls *tls.Config
+	// tokens verifies attach tokens; nil: users are unauthenticated.
+	tokens *token.Verifier
+	// admin is the bearer secret of state-changing HTTP; nil: loopback only.
+	admin []byte
+}
+
+// loadSecurity reads the certificate, token key and admin secret cfg
+// names.
+func loadSecurity(cfg *Config) (*security, error) {
+	var sec security
+	var errs []error
+	switch {
+	case cfg.TLSCert != "" && cfg.TLSKey != "":
+		pair, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TLS certificate: %w", err))
+			break
+		}
+		if pair.Leaf != nil {
+			if err := pair.Leaf.VerifyHostname(cfg.Service); err != nil {
+				errs = append(errs, fmt.Errorf("TLS certificate %s does not name the service %q, which clients verify: %w", cfg.TLSCert, cfg.Service, err))
+				break
+			}
+		}
+		sec.tls = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	case cfg.TLSCert != "" || cfg.TLSKey != "":
+		errs = append(errs, errors.New("TLS needs both a certificate and its key (tls-cert, tls-key)"))
+	}
+	if cfg.HTTPTLS && cfg.TLSCert == "" {
+		errs = append(errs, errors.New("HTTPS (http-tls) needs a TLS certificate (tls-cert, tls-key)"))
+	}
+	if cfg.TokenKey != "" {
+		key, err := pki.LoadVerifyKey(cfg.TokenKey)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("token key: %w", err))
+		} else if sec.tokens, err = token.NewVerifier(key, cfg.Service); err != nil {
+			errs = append(errs, fmt.Errorf("token key: %w", err))
+		}
+	}
+	if cfg.AdminToken != "" {
+		data, err := os.ReadFile(cfg.AdminToken)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("admin token: %w", err))
+		case len(bytes.TrimSpace(data)) < minAdminSecret:
+			errs = append(errs, fmt.Errorf("admin token %s: the secret is shorter than %d bytes", cfg.AdminToken, minAdminSecret))
+		default:
+			sec.admin = bytes.TrimSpace(data)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("node: invalid security settings: %w", err)
+	}
+	return &sec, nil
+}
+
+// logPosture says plainly, once at start, what is not protected.
+func (n *Node) logPosture() {
+	if n.sec.tls == nil {
+		n.log.Warn("clients connect over plain TCP: they cannot verify this node, and a forged directory entry could send them elsewhere; set --tls-cert and --tls-key")
+	}
+	if n.sec.tokens == nil {
+		n.log.Warn("users are unauthenticated: anyone may attach under any user name; set --token-key to require signed tokens")
+	}
+	if n.sec.admin == nil && n.cfg.HTTP != "" {
+		n.log.Warn("admin HTTP (POST/DELETE /v1/drain) has no credential: only loopback clients may use it; set --admin-token")
+	}
+	if n.cfg.HTTP != "" && !n.cfg.HTTPTLS {
+		n.log.Info("HTTP is plain: read-only endpoints are open, and an admin token would travel in clear; bind --http to a private address or set --http-tls")
+	}
+}
+
+// checkToken verifies an attach's token: the user it names, and the
+// rooms that user may join (nil: any). Without a token key the user is
+// the one attach names and every room is allowed.
+func (s *session) checkToken(m wire.Message) (user string, rooms []string, werr *wire.Error) {
+	v := s.n.sec.tokens
+	if v == nil {
+		return m.User, nil, nil
+	}
+	if m.Token == "" {
+		return "", nil, wire.Errorf(wire.CodeUnauthorized, "this service requires a token: attach with \"token\"")
+	}
+	c, err := v.Verify(m.Token, time.Now())
+	if err != nil {
+		var why string
+		switch {
+		case errors.Is(err, token.ErrExpired):
+			why = "the token has expired"
+		case errors.Is(err, token.ErrNotYetValid):
+			why = "the token is not valid yet"
+		case errors.Is(err, token.ErrSignature):
+			why = "the token is not signed by this service's key"
+		case errors.Is(err, token.ErrAudience):
+			why = "the token is for another service"
+		case errors.Is(err, token.ErrClaims):
+			why = "the token lacks a valid user or expiry"
+		default:
+			why = "the token is malformed"
+		}
+		return "", nil, wire.Errorf(wire.CodeUnauthorized, "%s", why)
+	}
+	if m.User != "" && m.User != c.User {
+		return "", nil, wire.Errorf(wire.CodeUnauthorized, "the token names another user than %q", m.User)
+	}
+	return c.User, c.Rooms, nil
+}
+
+// mayJoin reports whether the session's token lets it join room.
+func (s *session) mayJoin(room string) bool {
+	return len(s.allowed) == 0 || slices.Contains(s.allowed, room)
+}

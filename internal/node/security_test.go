@@ -1,0 +1,264 @@
+package node_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/pki"
+	"github.com/switchboard/switchboard/internal/token"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// secrets are the files of a secured test service.
+type secrets struct {
+	service          string
+	caPool           *x509.CertPool
+	cert, key        string // node certificate and key
+	tokenPub         string
+	tokenKey         ed25519.PrivateKey
+	adminFile, admin string
+}
+
+func newSecrets(t *testing.T, service string) secrets {
+	t.Helper()
+	dir := t.TempDir()
+	now := time.Now()
+	ca, _, err := pki.LoadOrCreateCA(dir, service, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, key, err := ca.Issue(pki.Request{Service: service, Hosts: []string{"127.0.0.1"}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := secrets{service: service, caPool: x509.NewCertPool(), cert: filepath.Join(dir, "n.pem"), key: filepath.Join(dir, "n.key"),
+		tokenPub: filepath.Join(dir, "token.pub"), adminFile: filepath.Join(dir, "admin.token"), admin: "admin-secret-0123456789"}
+	s.caPool.AddCert(ca.Cert)
+	privPEM, pubPEM, err := pki.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{s.cert: chain, s.key: key, s.tokenPub: pubPEM, s.adminFile: []byte(s.admin + "\n")} {
+		if err := os.WriteFile(name, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	priv, err := pki.ParsePrivateKey(privPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.tokenKey = priv.(ed25519.PrivateKey)
+	return s
+}
+
+func (s secrets) configure(_ int, cfg *node.Config) {
+	cfg.TLSCert, cfg.TLSKey, cfg.TokenKey, cfg.AdminToken = s.cert, s.key, s.tokenPub, s.adminFile
+}
+
+func (s secrets) mint(t *testing.T, c token.Claims) string {
+	t.Helper()
+	if c.Service == "" {
+		c.Service = s.service
+	}
+	if c.Expires.IsZero() {
+		c.Expires = time.Now().Add(time.Hour)
+	}
+	tok, err := token.Mint(s.tokenKey, c, time.Now().Add(-time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func dialTLS(t *testing.T, addr string, cfg *tls.Config) *client.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := client.DialConnTLS(ctx, nil, addr, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := c.Hello(ctx, "test/1", ""); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Tokens: each bad one gets unauthorized and nothing else; the session
+// stays and can attach with a good one; rooms the token does not name are
+// refused at join.
+func TestTokens(t *testing.T) {
+	sec := newSecrets(t, "tokens.test")
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Service = sec.service
+		sec.configure(i, cfg)
+	}})
+	n := c.Nodes[0]
+	tlsCfg := &tls.Config{RootCAs: sec.caPool, ServerName: sec.service}
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	forged, err := token.Mint(otherKey, token.Claims{User: "alice", Service: sec.service, Expires: time.Now().Add(time.Hour)}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Minted an hour ago: Mint refuses past expiries.
+	expired, err := token.Mint(sec.tokenKey, token.Claims{User: "alice", Service: sec.service, Expires: time.Now().Add(-time.Minute - token.Leeway)}, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []struct {
+		name, user, token, want string
+	}{
+		{"no token", "alice", "", "requires a token"},
+		{"expired", "alice", expired, "expired"},
+		{"forged", "alice", forged, "not signed by this service's key"},
+		{"malformed", "alice", "not.a.token", "malformed"},
+		{"another service", "alice", sec.mint(t, token.Claims{User: "alice", Service: "other.test"}), "another service"},
+		{"wrong user", "bob", sec.mint(t, token.Claims{User: "alice"}), `another user than "bob"`},
+	}
+	conn := dialTLS(t, n.Addr(), tlsCfg)
+	for _, tt := range bad {
+		send(t, conn, wire.Message{Op: wire.OpAttach, User: tt.user, Token: tt.token})
+		m := recvReply(t, conn)
+		if m.Op != wire.OpError || m.Code != wire.CodeUnauthorized || !strings.Contains(m.Message, tt.want) || m.Dir != nil || m.Session != "" {
+			t.Errorf("%s: got %+v, want only unauthorized %q", tt.name, m, tt.want)
+		}
+	}
+	if n.Users() != 0 {
+		t.Fatalf("%d users after refused attaches", n.Users())
+	}
+	// The session is unaffected: it still answers, and a good token
+	// attaches it, as the token's user even when attach names none.
+	send(t, conn, wire.Message{Op: wire.OpPing})
+	if m := recvReply(t, conn); m.Op != wire.OpPong {
+		t.Fatalf("ping after refusals: %+v", m)
+	}
+	send(t, conn, wire.Message{Op: wire.OpAttach, Token: sec.mint(t, token.Claims{User: "alice", Rooms: []string{"lobby"}})})
+	if m := recvReply(t, conn); m.Op != wire.OpAttached || m.User != "alice" {
+		t.Fatalf("attach with a good token: %+v", m)
+	}
+	send(t, conn, wire.Message{Op: wire.OpJoin, Room: "ops"})
+	if m := recvReply(t, conn); m.Op != wire.OpError || m.Code != wire.CodeUnauthorized || m.Room != "ops" {
+		t.Errorf("join a room the token does not name: %+v, want unauthorized", m)
+	}
+	send(t, conn, wire.Message{Op: wire.OpText, Room: "ops", Seq: 1, T: "x"})
+	if m := recvReply(t, conn); m.Op != wire.OpError || m.Code != wire.CodeBadRequest {
+		t.Errorf("text to the refused room: %+v, want bad_request", m)
+	}
+	send(t, conn, wire.Message{Op: wire.OpJoin, Room: "lobby"})
+	if m := recvReply(t, conn); m.Op != wire.OpRoom || m.State == nil || !strings.Contains(strings.Join(m.State.Users, ","), "alice") {
+		t.Errorf("join a room the token names: %+v", m)
+	}
+	send(t, conn, wire.Message{Op: wire.OpText, Room: "lobby", Seq: 1, T: "hi"})
+	for {
+		m := recvReply(t, conn)
+		if m.Op == wire.OpAck && m.Seq == 1 {
+			break
+		}
+		if m.Op == wire.OpError {
+			t.Fatalf("text in the allowed room: %+v", m)
+		}
+	}
+}
+
+// A plain TCP client gets nothing from a TLS listener; a TLS client that
+// expects another name refuses the node.
+func TestTLSListener(t *testing.T) {
+	sec := newSecrets(t, "tls.test")
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Service = sec.service
+		cfg.TLSCert, cfg.TLSKey = sec.cert, sec.key
+	}})
+	n := c.Nodes[0]
+	conn := dialTLS(t, n.Addr(), &tls.Config{RootCAs: sec.caPool, ServerName: sec.service})
+	if m := attach(t, conn, "ann"); m.User != "ann" {
+		t.Errorf("attached as %q", m.User)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := client.FetchDirectoryTLS(ctx, nil, n.Addr(), &tls.Config{RootCAs: sec.caPool, ServerName: "evil.test"}); err == nil || !strings.Contains(err.Error(), "does not prove the service name") {
+		t.Errorf("a client expecting another name: %v, want a refusal", err)
+	}
+	if _, err := client.FetchDirectory(ctx, nil, n.Addr()); err == nil {
+		t.Error("a plain client got a directory from a TLS listener")
+	}
+}
+
+// A certificate that does not name the service is refused at New, and so
+// is half a key pair.
+func TestTLSConfigErrors(t *testing.T) {
+	sec := newSecrets(t, "right.test")
+	for _, tt := range []struct {
+		name string
+		edit func(*node.Config)
+		want string
+	}{
+		{"wrong service", func(c *node.Config) { c.Service = "wrong.test"; c.TLSCert, c.TLSKey = sec.cert, sec.key }, `does not name the service "wrong.test"`},
+		{"cert without key", func(c *node.Config) { c.TLSCert = sec.cert }, "both a certificate and its key"},
+		{"https without cert", func(c *node.Config) { c.HTTPTLS = true }, "needs a TLS certificate"},
+		{"short admin token", func(c *node.Config) {
+			f := filepath.Join(t.TempDir(), "a")
+			_ = os.WriteFile(f, []byte("short\n"), 0o600)
+			c.AdminToken = f
+		}, "shorter than 16 bytes"},
+		{"token key not a public key", func(c *node.Config) { c.TokenKey = sec.cert }, "token key"},
+	} {
+		cfg := nodetest.Config("right.test", 0)
+		cfg.Cluster = "" // alone: only the settings under test
+		tt.edit(&cfg)
+		if _, err := node.New(cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: New: %v, want %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+// The drain switch needs the admin token once one is set; reads stay open.
+func TestAdminToken(t *testing.T) {
+	sec := newSecrets(t, "admin.test")
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.AdminToken = sec.adminFile
+	}})
+	n := c.Nodes[0]
+	do := func(method, path, bearer string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, "http://"+n.HTTPAddr()+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := do("GET", "/v1/directory", ""); code != 200 {
+		t.Errorf("GET /v1/directory = %d", code)
+	}
+	if code := do("POST", "/v1/drain", ""); code != http.StatusUnauthorized || n.Status() == "draining" {
+		t.Errorf("POST /v1/drain without the token = %d, status %s", code, n.Status())
+	}
+	if code := do("POST", "/v1/drain", "wrong-wrong-wrong"); code != http.StatusUnauthorized || n.Status() == "draining" {
+		t.Errorf("POST /v1/drain with a wrong token = %d, status %s", code, n.Status())
+	}
+	if code := do("POST", "/v1/drain", sec.admin); code != 200 || n.Status() != "draining" {
+		t.Errorf("POST /v1/drain with the token = %d, status %s", code, n.Status())
+	}
+	if code := do("DELETE", "/v1/drain", sec.admin); code != 200 || n.Status() == "draining" {
+		t.Errorf("DELETE /v1/drain with the token = %d, status %s", code, n.Status())
+	}
+}

@@ -1,0 +1,75 @@
+package web_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/web"
+	"github.com/switchboard/switchboard/wire"
+)
+
+type fakeSource struct{ draining atomic.Bool }
+
+func (f *fakeSource) Directory() *wire.Directory { return &wire.Directory{Service: "s", Self: "n1"} }
+func (f *fakeSource) Status() directory.Status {
+	if f.draining.Load() {
+		return directory.Draining
+	}
+	return directory.Up
+}
+func (f *fakeSource) SetDraining(on bool) { f.draining.Store(on) }
+
+func TestAdminEndpoints(t *testing.T) {
+	const secret = "0123456789abcdef-admin"
+	tests := []struct {
+		name     string
+		opts     []web.Option
+		method   string
+		path     string
+		remote   string
+		auth     string
+		want     int
+		draining bool // after the request
+	}{
+		{name: "reads are open", method: "GET", path: "/v1/directory", remote: "10.0.0.9:5000", want: 200},
+		{name: "readyz open", method: "GET", path: "/readyz", remote: "10.0.0.9:5000", want: 200},
+		{name: "no token configured: loopback may drain", method: "POST", path: "/v1/drain", remote: "127.0.0.1:5000", want: 200, draining: true},
+		{name: "no token configured: IPv6 loopback may drain", method: "POST", path: "/v1/drain", remote: "[::1]:5000", want: 200, draining: true},
+		{name: "no token configured: others are refused", method: "POST", path: "/v1/drain", remote: "10.0.0.9:5000", want: 403},
+		{name: "no token configured: a forwarding header does not help", method: "DELETE", path: "/v1/drain", remote: "10.0.0.9:5000", auth: "", want: 403},
+		{name: "token: missing, even from loopback", opts: []web.Option{web.WithAdminToken([]byte(secret))}, method: "POST", path: "/v1/drain", remote: "127.0.0.1:5000", want: 401},
+		{name: "token: wrong", opts: []web.Option{web.WithAdminToken([]byte(secret))}, method: "POST", path: "/v1/drain", remote: "10.0.0.9:5000", auth: "Bearer nope", want: 401},
+		{name: "token: not bearer", opts: []web.Option{web.WithAdminToken([]byte(secret))}, method: "POST", path: "/v1/drain", remote: "10.0.0.9:5000", auth: "Basic " + secret, want: 401},
+		{name: "token: right", opts: []web.Option{web.WithAdminToken([]byte(secret))}, method: "POST", path: "/v1/drain", remote: "10.0.0.9:5000", auth: "Bearer " + secret, want: 200, draining: true},
+		{name: "token: right, undrain", opts: []web.Option{web.WithAdminToken([]byte(secret))}, method: "DELETE", path: "/v1/drain", remote: "10.0.0.9:5000", auth: "bearer " + secret, want: 200},
+		{name: "token: reads stay open", opts: []web.Option{web.WithAdminToken([]byte(secret))}, method: "GET", path: "/healthz", remote: "10.0.0.9:5000", want: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := &fakeSource{}
+			h := web.NewHandler(src, prometheus.NewRegistry(), tt.opts...)
+			r := httptest.NewRequest(tt.method, tt.path, nil)
+			r.RemoteAddr = tt.remote
+			r.Header.Set("X-Forwarded-For", "127.0.0.1")
+			if tt.auth != "" {
+				r.Header.Set("Authorization", tt.auth)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tt.want {
+				t.Errorf("%s %s: %d %s, want %d", tt.method, tt.path, w.Code, w.Body, tt.want)
+			}
+			if src.draining.Load() != tt.draining {
+				t.Errorf("draining %v, want %v", src.draining.Load(), tt.draining)
+			}
+			if w.Code == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+				t.Error("a 401 without WWW-Authenticate")
+			}
+		})
+	}
+}
