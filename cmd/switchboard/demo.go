@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/pki"
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -23,6 +26,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	dnsPort := fs.Int("dns-port", 5353, "DNS port of every node")
 	nodes := fs.Int("nodes", 3, "how many nodes, on 127.0.0.1, 127.0.0.2, ...")
 	capacity := fs.Int("capacity", 10000, "capacity of each node")
+	plain := fs.Bool("plain", false, "serve clients over plain TCP instead of TLS with a throwaway dev CA")
 	var lf logFlags
 	lf.register(c, "warn")
 	pos, err := c.parse(args)
@@ -45,6 +49,19 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer os.RemoveAll(data)
 	addr := func(i, p int) string { return net.JoinHostPort("127.0.0."+strconv.Itoa(i+1), strconv.Itoa(p)) }
+	certs := filepath.Join(data, "certs")
+	var ca *pki.CA
+	if !*plain {
+		if ca, _, err = pki.LoadOrCreateCA(certs, *service, time.Now()); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+	// The demo's nodes share a secret drawn for this run: nothing else on
+	// the host can join their cluster.
+	secret := make([]byte, 24)
+	if _, err := rand.Read(secret); err != nil {
+		return fmt.Errorf("demo: drawing a cluster secret: %w", err)
+	}
 
 	var started []*node.Node
 	defer func() {
@@ -61,11 +78,25 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.Listen = addr(i, *port)
 		cfg.HTTP = addr(i, *port+1)
 		cfg.Cluster = addr(i, *port+2)
+		cfg.ClusterSecret = hex.EncodeToString(secret)
 		cfg.DNS = addr(i, *dnsPort)
 		cfg.Capacity = *capacity
 		cfg.Group = "demo/z" + strconv.Itoa(i+1)
 		cfg.Version = readBuildInfo().Short()
 		cfg.DataDir = filepath.Join(data, cfg.ID)
+		if ca != nil {
+			chain, key, err := ca.Issue(pki.Request{Service: *service, Hosts: []string{"127.0.0." + strconv.Itoa(i+1), "localhost"}}, time.Now())
+			if err != nil {
+				return fmt.Errorf("demo: %w", err)
+			}
+			cfg.TLSCert, cfg.TLSKey = filepath.Join(certs, cfg.ID+".pem"), filepath.Join(certs, cfg.ID+".key")
+			if err := pki.WriteNew(cfg.TLSKey, key, 0o600); err != nil {
+				return fmt.Errorf("demo: %w", err)
+			}
+			if err := pki.WriteNew(cfg.TLSCert, chain, 0o644); err != nil {
+				return fmt.Errorf("demo: %w", err)
+			}
+		}
 		cfg.Logger = logger
 		if i > 0 {
 			cfg.Join = []string{addr(0, *port+2)}
@@ -82,18 +113,27 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	dns := addr(0, *dnsPort)
 	host, p, _ := net.SplitHostPort(dns)
+	// With TLS the clients trust the demo's CA and verify the service
+	// name; dir, given an address, is told the name.
+	tlsArgs, dirTLSArgs := "", ""
+	if ca != nil {
+		tlsArgs = " --ca " + filepath.Join(certs, pki.CAFile)
+		dirTLSArgs = tlsArgs + " --tls-name " + *service
+		fmt.Fprintf(stdout, "\nClients speak TLS; the nodes' certificates, from a dev CA made for this run, name %s.\n", *service)
+	}
 	fmt.Fprintf(stdout, `
 Service %[1]s is up on %[2]d nodes. Try, in another terminal:
 
   dig @%[3]s -p %[4]s %[1]s A +short                       # round robin over the nodes
   dig @%[3]s -p %[4]s _switchboard._tcp.%[1]s SRV +short   # one record a node, weighted by spare room
-  switchboard dir --via %[5]s                               # the directory a node answers with
-  switchboard dir --via %[1]s --resolver %[6]s            # the same, found through DNS
-  switchboard connect --service %[1]s --resolver %[6]s --user alice
-  switchboard bench connect --service %[1]s --resolver %[6]s --clients 3000
+  switchboard dir --via %[5]s%[8]s   # the directory a node answers with
+  switchboard dir --via %[1]s --resolver %[6]s%[7]s   # the same, found through DNS
+  switchboard connect --service %[1]s --resolver %[6]s --user alice%[7]s
+  switchboard chat --service %[1]s --resolver %[6]s --user bob%[7]s lobby
+  switchboard bench connect --service %[1]s --resolver %[6]s --clients 3000%[7]s
 
 Press Ctrl-C to stop.
-`, *service, *nodes, host, p, addr(0, *port), dns)
+`, *service, *nodes, host, p, addr(0, *port), dns, tlsArgs, dirTLSArgs)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "stopping")
 	return nil

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -15,7 +17,11 @@ func TestServeClusterPortInUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	args := []string{"--listen", "127.0.0.1:0", "--http", "", "--cluster", ln.Addr().String(), "--data", t.TempDir()}
+	secret := filepath.Join(t.TempDir(), "cluster.secret")
+	if err := os.WriteFile(secret, []byte("a-secret-of-enough-bytes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"--listen", "127.0.0.1:0", "--http", "", "--cluster", ln.Addr().String(), "--cluster-secret-file", secret, "--data", t.TempDir()}
 	err = runServe(context.Background(), args, &strings.Builder{}, &strings.Builder{})
 	if err == nil || !strings.Contains(err.Error(), "bus: cluster listener") || !strings.Contains(err.Error(), "address already in use") {
 		t.Fatalf("serve with a busy cluster port: %v", err)

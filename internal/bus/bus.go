@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -60,6 +61,31 @@ type Config struct {
 	// reach. An external NATS has its own: Open refuses Monitor with
 	// External.
 	Monitor string
+	// Secret is the cluster's shared secret, at least MinSecret bytes.
+	// Routes authenticate with a password derived from it (so the secret
+	// itself never crosses the network), and the embedded server's
+	// loopback client port admits OperatorUser with the secret as its
+	// password. Without TLS the derived password travels in clear text.
+	Secret string
+	// TLSCert and TLSKey are this node's certificate and key (PEM files)
+	// for the routes, and TLSCA the CA that signed every peer's: routes
+	// then run TLS verified both ways, and a server without a certificate
+	// from that CA forms none. The certificate must name the cluster
+	// address peers dial (an IP or DNS SAN) and allow both server and
+	// client authentication.
+	TLSCert, TLSKey, TLSCA string
+	// Insecure runs a cluster listener with neither Secret nor TLS: any
+	// server that reaches it joins. Without it Open refuses such a
+	// cluster with ErrInsecureCluster.
+	Insecure bool
+	// Dir names the directory exchange's subjects: only Bus.Dir may
+	// publish entries, and only its own (embedded server only; an
+	// external NATS enforces what its operator configured).
+	Dir DirSubjects
+	// ExternalCA is the CA file that verifies the external NATS's
+	// certificate; ExternalCert and ExternalKey a client certificate for
+	// it; ExternalCreds a NATS credentials file (JWT and nkey seed).
+	ExternalCA, ExternalCert, ExternalKey, ExternalCreds string
 	// StartTimeout bounds how long Open waits for the embedded server
 	// (default 10 s).
 	StartTimeout time.Duration
@@ -69,10 +95,18 @@ type Config struct {
 
 // Bus is an open connection to the engine.
 type Bus struct {
-	// Conn is the NATS connection; it is safe for concurrent use.
-	Conn   *nats.Conn
+	// Conn is the NATS connection; it is safe for concurrent use. On the
+	// embedded server it may not publish directory entries.
+	Conn *nats.Conn
+	// Dir is the directory exchange's connection: on the embedded server
+	// it may publish only Config.Dir.Own and Config.Dir.Sync and subscribe
+	// only to the directory. It does not receive its own messages.
+	Dir    *nats.Conn
 	server *server.Server
 	cfg    Config
+	// The embedded server's passwords for the node's users.
+	nodePassword, dirPassword string
+	external                  []nats.Option
 }
 
 // Open starts or dials the engine described by cfg.
@@ -87,18 +121,31 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		if cfg.Monitor != "" {
 			return nil, errors.New("bus: Monitor serves the embedded server's monitoring; an external NATS has its own")
 		}
-		b := &Bus{cfg: cfg}
-		nc, err := b.Connect(cfg.Name)
+		ext, err := externalOptions(cfg)
 		if err != nil {
 			return nil, err
 		}
-		b.Conn = nc
+		b := &Bus{cfg: cfg, external: ext}
+		if err := b.connectBoth(); err != nil {
+			return nil, err
+		}
 		return b, nil
+	}
+	if err := checkSecurity(cfg); err != nil {
+		return nil, err
 	}
 	opts, err := serverOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
+	b := &Bus{cfg: cfg}
+	if b.nodePassword, err = randomPassword(); err != nil {
+		return nil, err
+	}
+	if b.dirPassword, err = randomPassword(); err != nil {
+		return nil, err
+	}
+	opts.Users = users(cfg, b.nodePassword, b.dirPassword)
 	if err := bindable(opts.Cluster.Host, opts.Cluster.Port); err != nil {
 		return nil, err
 	}
@@ -115,19 +162,48 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if a := ns.MonitorAddr(); a != nil {
 		cfg.Logger.Warn("NATS monitoring is on and unauthenticated: anyone who reaches it reads the server's varz, connz, routez and jsz", "addr", a.String())
 	}
-	b := &Bus{server: ns, cfg: cfg}
-	nc, err := b.Connect(cfg.Name)
-	if err != nil {
+	logPosture(cfg, ns)
+	b.server = ns
+	if err := b.connectBoth(); err != nil {
 		ns.Shutdown()
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		nc.Close()
-		ns.Shutdown()
+		b.Close()
 		return nil, err
 	}
-	b.Conn = nc
 	return b, nil
+}
+
+// connectBoth opens Conn and Dir.
+func (b *Bus) connectBoth() error {
+	nc, err := b.Connect(b.cfg.Name)
+	if err != nil {
+		return err
+	}
+	dc, err := b.connectDir(b.cfg.Name + "-dir")
+	if err != nil {
+		nc.Close()
+		return err
+	}
+	b.Conn, b.Dir = nc, dc
+	return nil
+}
+
+// logPosture says plainly what the cluster listener lets in.
+func logPosture(cfg Config, ns *server.Server) {
+	addr := ns.ClusterAddr()
+	if addr == nil {
+		return
+	}
+	switch {
+	case cfg.Secret == "" && cfg.TLSCert == "":
+		cfg.Logger.Warn("the cluster is OPEN (insecure cluster): any server that reaches the cluster port joins, reads every room and publishes directory entries; give a cluster secret or TLS certificates", "cluster", addr.String())
+	case cfg.TLSCert == "":
+		cfg.Logger.Info("cluster routes authenticate with the cluster secret but travel in clear text: use cluster TLS where others can watch the network", "cluster", addr.String())
+	default:
+		cfg.Logger.Info("cluster routes run TLS, verified both ways", "cluster", addr.String(), "secret", cfg.Secret != "")
+	}
 }
 
 // Connect opens one more connection to the engine, named name: in process
@@ -135,18 +211,36 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 // before Close. Each connection writes under a lock of its own, so a busy
 // user of the bus (the rooms) spreads its traffic over a few.
 func (b *Bus) Connect(name string) (*nats.Conn, error) {
+	return b.connect(name, userNode, b.nodePassword)
+}
+
+// connectDir opens the directory connection: without echo, as the
+// embedded server's directory user.
+func (b *Bus) connectDir(name string) (*nats.Conn, error) {
+	return b.connect(name, userDir, b.dirPassword, nats.NoEcho())
+}
+
+func (b *Bus) connect(name, user, password string, extra ...nats.Option) (*nats.Conn, error) {
+	// Asynchronous errors (a permissions violation, a slow consumer) go
+	// to the log, not to nats.go's default of stderr.
+	log := b.cfg.Logger
+	extra = append([]nats.Option{nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+		log.Warn("NATS connection error", "conn", name, "err", err)
+	})}, extra...)
 	if b.server == nil {
-		nc, err := nats.Connect(b.cfg.External,
+		opts := append([]nats.Option{
 			nats.Name(name),
 			nats.MaxReconnects(-1),
-			nats.ReconnectWait(100*time.Millisecond),
-		)
+			nats.ReconnectWait(100 * time.Millisecond),
+		}, b.external...)
+		nc, err := nats.Connect(b.cfg.External, append(opts, extra...)...)
 		if err != nil {
 			return nil, fmt.Errorf("bus: connecting to %s: %w", b.cfg.External, err)
 		}
 		return nc, nil
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(b.server), nats.Name(name), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.InProcessServer(b.server), nats.Name(name), nats.MaxReconnects(-1), nats.UserInfo(user, password)}
+	nc, err := nats.Connect("", append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("bus: connecting in process: %w", err)
 	}
@@ -211,9 +305,11 @@ func serverOptions(cfg Config) (*server.Options, error) {
 			}
 		}
 	}
-	// nats-server starts routing only after its client listener is up, so
-	// a clustered node listens for NATS clients on a random loopback port
-	// that nothing else uses.
+	// nats-server starts routing only after its client listener is up
+	// (with DontListen it never does), so a clustered node listens for
+	// NATS clients on a random loopback port. Every client there must
+	// authenticate: the node's users have passwords drawn at random by
+	// Open, and the operator's is the cluster secret.
 	opts.DontListen = false
 	opts.Host = "127.0.0.1"
 	opts.Port = server.RANDOM_PORT
@@ -223,6 +319,22 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		Port: port,
 		// Peers learn each other's routes through gossip; reconnect quickly.
 		ConnectRetries: -1,
+	}
+	var routeAuth *url.Userinfo
+	if cfg.Secret != "" {
+		// Peers must present this; implicit routes (learnt by gossip)
+		// present it too, explicit ones carry it in their URL.
+		opts.Cluster.Username = routeUser
+		opts.Cluster.Password = routePassword(cfg.Secret, opts.Cluster.Name)
+		routeAuth = url.UserPassword(opts.Cluster.Username, opts.Cluster.Password)
+	}
+	if cfg.TLSCert != "" {
+		tc, err := routeTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts.Cluster.TLSConfig = tc
+		opts.Cluster.TLSTimeout = 2
 	}
 	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() && port > 0 {
 		// Gossip our own route address: without it peers learn the address
@@ -238,14 +350,14 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		if _, _, err := net.SplitHostPort(seed); err != nil {
 			return nil, fmt.Errorf("bus: join address %q: %w", seed, err)
 		}
-		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats", Host: seed})
+		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats", Host: seed, User: routeAuth})
 	}
 	if selfRoute {
 		self := host
 		if ip := net.ParseIP(self); ip != nil && ip.IsUnspecified() {
 			self = "127.0.0.1"
 		}
-		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort(self, strconv.Itoa(port))})
+		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort(self, strconv.Itoa(port)), User: routeAuth})
 	}
 	return opts, nil
 }
@@ -332,8 +444,30 @@ func (b *Bus) Routes() int {
 	return b.server.NumRoutes()
 }
 
-// Close drains the connection and stops the embedded server.
+// RoutePeers names the servers the embedded server has routes to, sorted,
+// each once (nats-server keeps a pool of several routes to each peer); nil
+// without an embedded server.
+func (b *Bus) RoutePeers() []string {
+	if b.server == nil {
+		return nil
+	}
+	rz, err := b.server.Routez(nil)
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, r := range rz.Routes {
+		names = append(names, r.RemoteName)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// Close closes the connections and stops the embedded server.
 func (b *Bus) Close() {
+	if b.Dir != nil {
+		b.Dir.Close()
+	}
 	if b.Conn != nil {
 		b.Conn.Close()
 	}

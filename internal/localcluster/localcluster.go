@@ -10,6 +10,8 @@ package localcluster
 import (
 	"bufio"
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,14 +19,17 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/bus"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -63,6 +68,7 @@ type Node struct {
 	DNS     string
 	cmd     *exec.Cmd
 	exited  chan struct{}
+	secret  string // the cluster secret, for NATSURL
 }
 
 // Cluster is a running set of nodes.
@@ -70,6 +76,8 @@ type Cluster struct {
 	cfg   Config
 	Nodes []*Node
 	tmp   string
+	// secret is the cluster secret every node reads from secretFile.
+	secret, secretFile string
 }
 
 // Start starts cfg.Nodes nodes and waits until each lists all as up.
@@ -98,6 +106,10 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.tmp = tmp
 		c.cfg.DataDir = tmp
 	}
+	if err := c.writeSecret(); err != nil {
+		c.Stop()
+		return nil, err
+	}
 	if c.cfg.Port == 0 {
 		ips := make([]string, 0, cfg.Nodes+4)
 		for i := range cfg.Nodes + 4 { // room to add a few nodes later
@@ -123,6 +135,24 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
+// writeSecret draws the cluster's secret and writes it, readable by this
+// user only, where every node reads it.
+func (c *Cluster) writeSecret() error {
+	b := make([]byte, 24)
+	if _, err := crand.Read(b); err != nil {
+		return fmt.Errorf("localcluster: drawing a cluster secret: %w", err)
+	}
+	c.secret = hex.EncodeToString(b)
+	if err := os.MkdirAll(c.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("localcluster: %w", err)
+	}
+	c.secretFile = filepath.Join(c.cfg.DataDir, "cluster.secret")
+	if err := os.WriteFile(c.secretFile, []byte(c.secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("localcluster: writing the cluster secret: %w", err)
+	}
+	return nil
+}
+
 func ip(i int) string { return "127.0.0." + strconv.Itoa(i+1) }
 
 // Port is the client port shared by every node.
@@ -144,12 +174,13 @@ func (c *Cluster) Addrs() []string {
 func (c *Cluster) start() (*Node, error) {
 	i := len(c.Nodes)
 	at := func(p int) string { return net.JoinHostPort(ip(i), strconv.Itoa(p)) }
-	n := &Node{ID: "n" + strconv.Itoa(i+1), IP: ip(i), Addr: at(c.cfg.Port), HTTP: at(c.cfg.Port + 1), Cluster: at(c.cfg.Port + 2), exited: make(chan struct{})}
+	n := &Node{ID: "n" + strconv.Itoa(i+1), IP: ip(i), Addr: at(c.cfg.Port), HTTP: at(c.cfg.Port + 1), Cluster: at(c.cfg.Port + 2), exited: make(chan struct{}), secret: c.secret}
 	args := []string{"serve",
 		"--service", c.cfg.Service, "--id", n.ID,
 		"--listen", n.Addr, "--http", n.HTTP, "--cluster", n.Cluster,
 		"--capacity", strconv.Itoa(c.cfg.Capacity),
 		"--data", fmt.Sprintf("%s/%s", c.cfg.DataDir, n.ID),
+		"--cluster-secret-file", c.secretFile,
 	}
 	if i > 0 {
 		args = append(args, "--join", c.Nodes[0].Cluster)
@@ -390,11 +421,21 @@ func (c *Cluster) signal(i int, sig syscall.Signal, doing string) error {
 	return nil
 }
 
-// NATSURL is the client URL of node n's embedded NATS server (nats://...),
-// which listens on a random loopback port. It reads the URL from the INFO
-// line the server sends to a connection on its cluster listener, where
-// nats-server advertises its client URLs to its peers.
+// NATSURL is the client URL of node n's embedded NATS server,
+// nats://operator:SECRET@HOST:PORT: the server listens on a random loopback
+// port and admits only the operator user with the cluster secret (and the
+// node itself). It reads the address from the INFO line the server sends
+// to a connection on its cluster listener, where nats-server advertises
+// its client URLs to its peers.
 func (n *Node) NATSURL(ctx context.Context) (string, error) {
+	a, err := n.natsAddr(ctx)
+	if err != nil {
+		return "", err
+	}
+	return "nats://" + url.UserPassword(bus.OperatorUser, n.secret).String() + "@" + a, nil
+}
+
+func (n *Node) natsAddr(ctx context.Context) (string, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", n.Cluster)
 	if err != nil {
@@ -420,5 +461,5 @@ func (n *Node) NATSURL(ctx context.Context) (string, error) {
 	if err := json.Unmarshal([]byte(rest), &info); err != nil || len(info.ConnectURLs) == 0 {
 		return "", fmt.Errorf("localcluster: %s's route INFO names no client URL (%v): %s", n.ID, err, rest)
 	}
-	return "nats://" + info.ConnectURLs[0], nil
+	return info.ConnectURLs[0], nil
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/bus"
 )
 
 // Default addresses of `switchboard serve` with no flags.
@@ -53,6 +55,32 @@ type Config struct {
 	// Bus is an external NATS URL; when set no NATS server is embedded and
 	// Cluster and Join are ignored.
 	Bus string
+	// ClusterSecret is the cluster's shared secret, the same on every node
+	// (at least 16 bytes): routes authenticate with a password derived from
+	// it, and the embedded NATS's loopback client port admits the
+	// "operator" user with it as password. Without TLS the derived
+	// password crosses the network in clear text. Default none.
+	ClusterSecret string
+	// ClusterSecretFile is a file holding ClusterSecret (surrounding
+	// whitespace trimmed); New reads it when ClusterSecret is empty.
+	// Default none.
+	ClusterSecretFile string
+	// ClusterCert and ClusterKey are this node's certificate and key (PEM
+	// files) for the routes, and ClusterCA the CA that signed every
+	// node's: routes then run TLS verified both ways. The certificate must
+	// name the host of this node's cluster address (IP or DNS SAN) and
+	// allow server and client authentication. Default none.
+	ClusterCert, ClusterKey, ClusterCA string
+	// InsecureCluster lets a node with a Cluster listener run with neither
+	// ClusterSecret nor ClusterCert: any server that reaches the listener
+	// joins, reads every room and publishes directory entries. Without it
+	// such a node is refused (bus.ErrInsecureCluster). Default false.
+	InsecureCluster bool
+	// BusCA is the CA file that verifies an external NATS's certificate
+	// (Bus tls://...); BusCert and BusKey a client certificate for it;
+	// BusCreds a NATS credentials file (user JWT and nkey seed). Default
+	// none.
+	BusCA, BusCert, BusKey, BusCreds string
 	// NATSMonitor is the embedded NATS server's HTTP monitoring listener
 	// (/varz, /connz, /routez, /jsz), HOST:PORT; empty, the default, turns
 	// it off. It is unauthenticated: bind it where only operators reach.
@@ -284,10 +312,66 @@ func (c *Config) validate() error {
 	if c.Bus != "" && !strings.HasPrefix(c.Bus, "nats://") && !strings.HasPrefix(c.Bus, "tls://") {
 		errs = append(errs, fmt.Errorf("bus %q is not a nats:// URL", c.Bus))
 	}
+	errs = append(errs, c.validateSecurity()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node: invalid config: %w", err)
 	}
 	return nil
+}
+
+// validateSecurity reads the cluster secret file and rejects a cluster
+// open to strangers, half a TLS setup and bus credentials without a bus.
+func (c *Config) validateSecurity() []error {
+	var errs []error
+	if c.ClusterSecret == "" && c.ClusterSecretFile != "" {
+		secret, err := readSecret(c.ClusterSecretFile, c.Logger)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		c.ClusterSecret = secret
+	}
+	if c.Bus != "" {
+		return errs // Cluster and its credentials are ignored
+	}
+	if c.BusCA != "" || c.BusCert != "" || c.BusKey != "" || c.BusCreds != "" {
+		errs = append(errs, errors.New("bus CA, certificate, key or credentials without an external bus"))
+	}
+	if c.ClusterSecret != "" && len(c.ClusterSecret) < bus.MinSecret {
+		errs = append(errs, bus.ErrWeakSecret)
+	}
+	if n := countSet(c.ClusterCert, c.ClusterKey, c.ClusterCA); n != 0 && n != 3 {
+		errs = append(errs, bus.ErrTLSIncomplete)
+	}
+	if c.Cluster != "" && c.ClusterSecret == "" && c.ClusterCert == "" && !c.InsecureCluster {
+		errs = append(errs, fmt.Errorf("cluster listener %s without a cluster secret or certificate (give one, or InsecureCluster to run it open): %w", c.Cluster, bus.ErrInsecureCluster))
+	}
+	return errs
+}
+
+// readSecret reads a cluster secret file, warning when others may read it.
+func readSecret(file string, log *slog.Logger) (string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("cluster secret: %w", err)
+	}
+	if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("the cluster secret file is readable by other users: chmod 600 it", "file", file, "mode", fi.Mode().Perm().String())
+	}
+	secret := strings.TrimSpace(string(data))
+	if secret == "" {
+		return "", fmt.Errorf("cluster secret file %s is empty", file)
+	}
+	return secret, nil
+}
+
+func countSet(ss ...string) int {
+	n := 0
+	for _, s := range ss {
+		if s != "" {
+			n++
+		}
+	}
+	return n
 }
 
 // advertised returns the address to publish for a bound listener.

@@ -2,10 +2,66 @@ package node
 
 import (
 	"encoding/json"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/bus"
 )
+
+// maxEntrySize is the largest directory entry message a node decodes, in
+// bytes: five fields of directory.DefaultLimits().MaxField, escaped at
+// worst, and the rest.
+const maxEntrySize = 8 << 10
+
+// dropLogEvery is how often each kind of dropped or refused entry is
+// logged at most; the line counts what was dropped in between.
+const dropLogEvery = 5 * time.Second
+
+// entrySubject is the subject node id publishes its entry on.
+func (n *Node) entrySubject(id string) string {
+	return n.subject("entry") + "." + bus.Token(id)
+}
+
+// dropLog logs dropped directory entries, each kind (message) at most
+// once per interval, with how many were dropped since its last line. It is
+// safe for concurrent use.
+type dropLog struct {
+	log      *slog.Logger
+	interval time.Duration
+	mu       sync.Mutex
+	kinds    map[string]*dropKind
+}
+
+type dropKind struct {
+	last       time.Time
+	suppressed int
+}
+
+func newDropLog(log *slog.Logger, interval time.Duration) *dropLog {
+	return &dropLog{log: log, interval: interval, kinds: make(map[string]*dropKind)}
+}
+
+// note records one drop of kind msg, about subject, for err.
+func (d *dropLog) note(msg, subject string, err error) {
+	now := time.Now()
+	d.mu.Lock()
+	k := d.kinds[msg]
+	if k == nil {
+		k = &dropKind{}
+		d.kinds[msg] = k
+	}
+	if !k.last.IsZero() && now.Sub(k.last) < d.interval {
+		k.suppressed++
+		d.mu.Unlock()
+		return
+	}
+	suppressed := k.suppressed
+	k.last, k.suppressed = now, 0
+	d.mu.Unlock()
+	d.log.Warn(msg, "subject", subject, "err", err, "more_since_last_line", suppressed)
+}
 
 // run owns the directory table. It applies the peers' entries, publishes
 // this node's entry on change (coalesced) and as a heartbeat, marks silent
@@ -13,7 +69,9 @@ import (
 // membership changes.
 func (n *Node) run() {
 	cfg := n.cfg
-	table := directory.NewTable(cfg.ID, directory.Timeouts{DownAfter: 3 * cfg.Heartbeat, RemoveAfter: cfg.RemoveAfter})
+	table := directory.NewTable(cfg.ID, directory.Timeouts{DownAfter: 3 * cfg.Heartbeat, RemoveAfter: cfg.RemoveAfter},
+		directory.WithLimits(directory.DefaultLimits()))
+	refusals := newDropLog(n.log, dropLogEvery)
 	heartbeat := time.NewTicker(cfg.Heartbeat)
 	defer heartbeat.Stop()
 	check := time.NewTicker(max(cfg.Heartbeat/8, time.Millisecond))
@@ -42,6 +100,11 @@ func (n *Node) run() {
 		if c.Kind == directory.Stale {
 			return
 		}
+		if c.Kind == directory.Refused {
+			n.metrics.changes.WithLabelValues(c.Kind.String()).Inc()
+			refusals.note("refusing a directory entry past the directory's limits", c.ID, c.Err)
+			return
+		}
 		n.metrics.changes.WithLabelValues(c.Kind.String()).Inc()
 		if c.Membership() {
 			n.log.Debug("directory change", "peer", c.ID, "kind", c.Kind.String(), "from", c.From, "to", c.To)
@@ -62,7 +125,7 @@ func (n *Node) run() {
 
 	now := time.Now()
 	publish(now)
-	if err := n.bus.Conn.Publish(n.subject("sync"), nil); err != nil {
+	if err := n.bus.Dir.Publish(n.subject("sync"), nil); err != nil {
 		n.log.Warn("asking peers for their entries", "err", err)
 	}
 	n.view.Store(&view{nodes: table.Nodes(now), taken: now})
@@ -122,8 +185,10 @@ func (n *Node) run() {
 	}
 }
 
-// publishSelf publishes this node's entry with the given status and
-// returns it. It may be called from run and, once, from Close.
+// publishSelf publishes this node's entry with the given status, on its
+// own entry subject over the directory connection, and returns it. It may
+// be called from run and, once, from Shutdown, which publishes Down: that
+// goodbye is flushed before it returns.
 func (n *Node) publishSelf(now time.Time, status directory.Status) directory.Entry {
 	e := directory.Entry{
 		Node: directory.Node{
@@ -144,8 +209,13 @@ func (n *Node) publishSelf(now time.Time, status directory.Status) directory.Ent
 		n.log.Error("encoding own entry", "err", err)
 		return e
 	}
-	if err := n.bus.Conn.Publish(n.subject("entry"), data); err != nil {
+	if err := n.bus.Dir.Publish(n.entrySubject(n.cfg.ID), data); err != nil {
 		n.log.Warn("publishing own entry", "err", err)
+	}
+	if status == directory.Down {
+		if err := n.bus.Dir.FlushTimeout(time.Second); err != nil {
+			n.log.Warn("flushing the goodbye entry", "err", err)
+		}
 	}
 	return e
 }

@@ -165,6 +165,20 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		StoreDir:    dataDir,
 		Monitor:     n.cfg.NATSMonitor,
 		Logger:      n.log,
+		Secret:      n.cfg.ClusterSecret,
+		TLSCert:     n.cfg.ClusterCert,
+		TLSKey:      n.cfg.ClusterKey,
+		TLSCA:       n.cfg.ClusterCA,
+		Insecure:    n.cfg.InsecureCluster,
+		Dir: bus.DirSubjects{
+			Entries: n.subject("entry"),
+			Own:     n.entrySubject(n.cfg.ID),
+			Sync:    n.subject("sync"),
+		},
+		ExternalCA:    n.cfg.BusCA,
+		ExternalCert:  n.cfg.BusCert,
+		ExternalKey:   n.cfg.BusKey,
+		ExternalCreds: n.cfg.BusCreds,
 	})
 	if err != nil {
 		return err
@@ -200,16 +214,37 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	return nil
 }
 
+// subscribe listens, on the directory connection, for the peers' entries
+// and sync requests. An entry is taken only from its own node's subject
+// (node X publishes on entry.<X>, and the embedded server lets each node's
+// directory connection publish there alone); an entry for this node's ID
+// never comes from this node (its connection does not echo), so it is
+// dropped; oversized, malformed and misfiled entries are dropped too, each
+// kind logged at most once every few seconds with a count.
 func (n *Node) subscribe() error {
-	nc := n.bus.Conn
-	sub, err := nc.Subscribe(n.subject("entry"), func(m *nats.Msg) {
+	nc := n.bus.Dir
+	prefix := n.subject("entry") + "."
+	drops := newDropLog(n.log, dropLogEvery)
+	sub, err := nc.Subscribe(prefix+"*", func(m *nats.Msg) {
+		if len(m.Data) > maxEntrySize {
+			drops.note("dropping an oversized directory entry", m.Subject, fmt.Errorf("%d bytes, the most is %d", len(m.Data), maxEntrySize))
+			return
+		}
 		var e directory.Entry
 		if err := json.Unmarshal(m.Data, &e); err != nil {
-			n.log.Warn("dropping a malformed directory entry", "err", err)
+			drops.note("dropping a malformed directory entry", m.Subject, err)
 			return
 		}
 		if err := e.Validate(); err != nil {
-			n.log.Warn("dropping an invalid directory entry", "err", err)
+			drops.note("dropping an invalid directory entry", m.Subject, err)
+			return
+		}
+		if m.Subject != prefix+bus.Token(e.ID) {
+			drops.note("dropping a directory entry published on another node's subject", m.Subject, fmt.Errorf("entry for %q", e.ID))
+			return
+		}
+		if e.ID == n.cfg.ID {
+			drops.note("ignoring an entry for this node's own ID from elsewhere (another node with the same ID?)", m.Subject, fmt.Errorf("incarnation %d, addr %s", e.Incarnation, e.Addr))
 			return
 		}
 		select {

@@ -12,8 +12,11 @@ package nodetest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,9 +40,11 @@ type Options struct {
 }
 
 // Config returns a config for test node i: ports from the kernel, a fast
-// heartbeat, and the given service.
+// heartbeat, the given service, and a cluster secret drawn for this test
+// process (Start draws one per cluster).
 func Config(service string, i int) node.Config {
 	cfg := node.DefaultConfig()
+	cfg.ClusterSecret = processSecret()
 	cfg.Service = service
 	cfg.ID = fmt.Sprintf("n%d", i+1)
 	cfg.Listen = "127.0.0.1:0"
@@ -54,6 +59,7 @@ func Config(service string, i int) node.Config {
 func Start(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, Config: Config(serviceName(t.Name()), 0), alone: n == 1}
+	c.Config.ClusterSecret = NewSecret(t)
 	for range n {
 		c.Add(opts.Configure)
 	}
@@ -66,6 +72,7 @@ func (c *Cluster) Add(configure func(i int, cfg *node.Config)) *node.Node {
 	c.t.Helper()
 	i := len(c.Nodes)
 	cfg := Config(c.Config.Service, i)
+	cfg.ClusterSecret = c.Config.ClusterSecret
 	cfg.DataDir = c.t.TempDir()
 	switch {
 	case i == 0 && c.alone:
@@ -171,6 +178,24 @@ func Eventually(t testing.TB, timeout time.Duration, check func() error) {
 		wait = min(2*wait, 20*time.Millisecond)
 	}
 }
+
+// NewSecret draws a random cluster secret.
+func NewSecret(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatalf("nodetest: drawing a cluster secret: %v", err)
+	}
+	return hex.EncodeToString(b)
+}
+
+var processSecret = sync.OnceValue(func() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on the systems Go supports
+	}
+	return hex.EncodeToString(b)
+})
 
 // serviceName turns a test name into a valid service name.
 func serviceName(name string) string {

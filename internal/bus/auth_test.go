@@ -1,0 +1,363 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard/switchboard/internal/pki"
+)
+
+const testSecret = "0123456789abcdef-test-secret"
+
+// waitFor polls cond until it returns nil or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// logWatch is a slog handler that hands every record's message to the
+// test, so that it can wait for the server to say it refused someone.
+type logWatch struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (w *logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (w *logWatch) Handle(_ context.Context, r slog.Record) error {
+	w.mu.Lock()
+	w.lines = append(w.lines, r.Message)
+	w.mu.Unlock()
+	return nil
+}
+func (w *logWatch) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w *logWatch) WithGroup(string) slog.Handler      { return w }
+
+// saw reports whether a logged line contains any of subs.
+func (w *logWatch) saw(subs ...string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, l := range w.lines {
+		for _, s := range subs {
+			if strings.Contains(strings.ToLower(l), strings.ToLower(s)) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("no log line with any of %q (%d lines)", subs, len(w.lines))
+}
+
+func openBus(t *testing.T, cfg Config) *Bus {
+	t.Helper()
+	if cfg.ClusterName == "" {
+		cfg.ClusterName = "auth.test"
+	}
+	b, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("opening %s: %v", cfg.Name, err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// rogue starts a stock nats-server with the cluster's name, routed to
+// seed, with no credentials (or with the given route TLS).
+func rogue(t *testing.T, seed string, configure func(*server.Options)) *server.Server {
+	t.Helper()
+	opts := &server.Options{
+		ServerName: "rogue",
+		Host:       "127.0.0.1",
+		Port:       server.RANDOM_PORT,
+		NoSigs:     true,
+		NoLog:      true,
+		Cluster: server.ClusterOpts{
+			Name:           "auth_test",
+			Host:           "127.0.0.1",
+			Port:           server.RANDOM_PORT,
+			ConnectRetries: -1,
+		},
+		Routes: []*url.URL{{Scheme: "nats", Host: seed}},
+	}
+	if configure != nil {
+		configure(opts)
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("rogue server not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+func TestOpenRefusesAnOpenCluster(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		want error
+	}{
+		{name: "no credentials", cfg: Config{Name: "a", Cluster: "127.0.0.1:0"}, want: ErrInsecureCluster},
+		{name: "short secret", cfg: Config{Name: "a", Cluster: "127.0.0.1:0", Secret: "short"}, want: ErrWeakSecret},
+		{name: "cert without CA", cfg: Config{Name: "a", Cluster: "127.0.0.1:0", TLSCert: "c.pem", TLSKey: "c.key"}, want: ErrTLSIncomplete},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b, err := Open(context.Background(), tt.cfg)
+			if err == nil {
+				b.Close()
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Open = %v, want %v", err, tt.want)
+			}
+		})
+	}
+	// Insecure says so and runs.
+	w := &logWatch{}
+	b := openBus(t, Config{Name: "a", Cluster: "127.0.0.1:0", Insecure: true, Logger: slog.New(w)})
+	if b.ClusterAddr() == nil {
+		t.Fatal("no cluster listener")
+	}
+	if err := w.saw("cluster is OPEN"); err != nil {
+		t.Error(err)
+	}
+}
+
+// A stock nats-server with the cluster's name but not its secret forms no
+// route, while two nodes with the secret route to each other.
+func TestRogueServerFormsNoRoute(t *testing.T) {
+	w := &logWatch{}
+	a := openBus(t, Config{Name: "a", Cluster: "127.0.0.1:0", Secret: testSecret, Logger: slog.New(w)})
+	b := openBus(t, Config{Name: "b", Cluster: "127.0.0.1:0", Secret: testSecret, Join: []string{a.ClusterAddr().String()}})
+	waitFor(t, "a and b route", func() error {
+		if a.Routes() < 1 || b.Routes() < 1 {
+			return fmt.Errorf("routes a=%d b=%d", a.Routes(), b.Routes())
+		}
+		return nil
+	})
+	r := rogue(t, a.ClusterAddr().String(), nil)
+	waitFor(t, "a refuses the rogue", func() error { return w.saw("authorization", "authentication") })
+	if n := r.NumRoutes(); n != 0 {
+		t.Errorf("the rogue has %d routes, want 0", n)
+	}
+	if got := a.RoutePeers(); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("a routes to %q, want only b", got)
+	}
+}
+
+// The embedded server's client port admits nobody without a password:
+// not an anonymous client, not a guessed user; the operator with the
+// cluster secret gets in.
+func TestClientPortNeedsCredentials(t *testing.T) {
+	a := openBus(t, Config{Name: "a", Cluster: "127.0.0.1:0", Secret: testSecret})
+	u := a.server.ClientURL()
+	if nc, err := nats.Connect(u, nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("an anonymous client connected to the embedded server")
+	}
+	if nc, err := nats.Connect(u, nats.UserInfo(userNode, testSecret), nats.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("the node user connected with the secret as its password")
+	}
+	nc, err := nats.Connect(u, nats.UserInfo(OperatorUser, testSecret), nats.MaxReconnects(0))
+	if err != nil {
+		t.Fatalf("the operator with the secret: %v", err)
+	}
+	nc.Close()
+}
+
+// The node's connections may not publish another node's entry: the
+// general one none at all, the directory one only its own.
+func TestDirectoryFence(t *testing.T) {
+	dir := DirSubjects{Entries: "switchboard.svc.dir.entry", Own: "switchboard.svc.dir.entry." + Token("n1"), Sync: "switchboard.svc.dir.sync"}
+	b := openBus(t, Config{Name: "n1", Dir: dir})
+	listener, err := b.connect("listener", OperatorUser, "") // no operator without a secret
+	if err == nil {
+		listener.Close()
+		t.Fatal("an operator connected to a bus without a secret")
+	}
+	watch, err := b.connectDir("watch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close()
+	got := make(chan string, 16)
+	sub, err := watch.Subscribe(dir.Entries+".*", func(m *nats.Msg) { got <- m.Subject + " " + string(m.Data) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := watch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	denied := make(chan error, 4)
+	onErr := nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { denied <- err })
+	general, err := b.connect("general", userNode, b.nodePassword, onErr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer general.Close()
+	dirConn, err := b.connect("dir", userDir, b.dirPassword, onErr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dirConn.Close()
+
+	forged := dir.Entries + "." + Token("n2")
+	for _, p := range []struct {
+		nc      *nats.Conn
+		subject string
+	}{{general, forged}, {general, dir.Own}, {dirConn, forged}} {
+		if err := p.nc.Publish(p.subject, []byte("forged")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-denied:
+			if !strings.Contains(err.Error(), "Permissions Violation") {
+				t.Fatalf("publishing %s: %v, want a permissions violation", p.subject, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("publishing %s: no permissions violation", p.subject)
+		}
+	}
+	if err := dirConn.Publish(dir.Own, []byte("own")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != dir.Own+" own" {
+			t.Fatalf("the first entry delivered is %q, want n1's own", m)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("n1's own entry never arrived")
+	}
+}
+
+// Routes with TLS: nodes with certificates from the cluster's CA route to
+// each other without a secret; a server with a certificate from another
+// CA, or with none, forms no route.
+func TestRouteTLS(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	files := func(ca *pki.CA, name string) (cert, key string) {
+		chain, keyPEM, err := ca.Issue(pki.Request{Service: "auth.test", Hosts: []string{"127.0.0.1", "localhost"}}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, key = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+		if err := os.WriteFile(cert, chain, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return cert, key
+	}
+	ca, _, err := pki.NewCA("auth.test", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := pki.NewCA("auth.test", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherCA := filepath.Join(dir, "other-ca.pem")
+	if err := os.WriteFile(otherCA, other.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	w := &logWatch{}
+	aCert, aKey := files(ca, "a")
+	bCert, bKey := files(ca, "b")
+	a := openBus(t, Config{Name: "a", Cluster: "127.0.0.1:0", TLSCert: aCert, TLSKey: aKey, TLSCA: caFile, Logger: slog.New(w)})
+	b := openBus(t, Config{Name: "b", Cluster: "127.0.0.1:0", TLSCert: bCert, TLSKey: bKey, TLSCA: caFile, Join: []string{a.ClusterAddr().String()}})
+	waitFor(t, "a and b route over TLS", func() error {
+		if a.Routes() < 1 || b.Routes() < 1 {
+			return fmt.Errorf("routes a=%d b=%d", a.Routes(), b.Routes())
+		}
+		return nil
+	})
+
+	t.Run("plain", func(t *testing.T) {
+		r := rogue(t, a.ClusterAddr().String(), nil)
+		waitFor(t, "a refuses the plain rogue", func() error { return w.saw("tls", "handshake") })
+		if n := r.NumRoutes(); n != 0 {
+			t.Errorf("the rogue has %d routes, want 0", n)
+		}
+	})
+	t.Run("other CA", func(t *testing.T) {
+		w.mu.Lock()
+		w.lines = nil
+		w.mu.Unlock()
+		rCert, rKey := files(other, "rogue")
+		r := rogue(t, a.ClusterAddr().String(), func(o *server.Options) {
+			tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: rCert, KeyFile: rKey, CaFile: otherCA, Verify: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.RootCAs = tc.ClientCAs
+			o.Cluster.TLSConfig = tc
+			o.Cluster.TLSTimeout = 2
+		})
+		waitFor(t, "a refuses the rogue's certificate", func() error { return w.saw("tls", "certificate") })
+		if n := r.NumRoutes(); n != 0 {
+			t.Errorf("the rogue has %d routes, want 0", n)
+		}
+	})
+	if got := a.RoutePeers(); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("a routes to %q, want only b", got)
+	}
+}
+
+func TestToken(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"n1", "n1"},
+		{"127.0.0.2:7070", "127%2E0%2E0%2E2:7070"},
+		{"a b", "a%20b"},
+		{"*", "%2A"},
+		{">", "%3E"},
+		{"%2E", "%252E"},
+		{"", "%"},
+		{"é", "%C3%A9"},
+	} {
+		if got := Token(tt.in); got != tt.want {
+			t.Errorf("Token(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	// Distinct IDs never share a token.
+	seen := map[string]string{}
+	for _, id := range []string{"a.b", "a-b", "a_b", "a%2Eb", "a%b", "a b", "a*b", ""} {
+		tok := Token(id)
+		if prev, ok := seen[tok]; ok {
+			t.Errorf("Token(%q) = Token(%q) = %q", id, prev, tok)
+		}
+		seen[tok] = id
+	}
+}
