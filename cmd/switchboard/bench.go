@@ -53,6 +53,7 @@ func runBenchConnect(ctx context.Context, args []string, stdout, stderr io.Write
 	fs := c.fs
 	var cf clientFlags
 	cf.register(c)
+	cf.tls.register(c)
 	clients := fs.Int("clients", 1000, "sessions to open")
 	concurrency := fs.Int("concurrency", 50, "dials in flight at once")
 	hold := fs.Duration("hold", 0, "keep the sessions attached (with failover) this long, printing where they are")
@@ -64,13 +65,17 @@ func runBenchConnect(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := c.noArgs(pos); err != nil {
 		return err
 	}
+	tlsCfg, err := cf.tls.config(c.name, cf.service)
+	if err != nil {
+		return err
+	}
 	target, err := cf.resolvedTarget(ctx)
 	if err != nil {
 		return fmt.Errorf("bench connect: %w", err)
 	}
 	load := bench.Load{
 		Target: target, Resolver: cf.resolver, Clients: *clients, Concurrency: *concurrency,
-		Policy: cf.policy, Group: cf.group, DialTimeout: cf.timeout,
+		Policy: cf.policy, Group: cf.group, DialTimeout: cf.timeout, TLS: tlsCfg,
 	}
 	tty := isTerminal(stderr)
 	progress := func(done int) {

@@ -32,6 +32,7 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := c.fs
 	var cf clientFlags
 	cf.register(c)
+	cf.registerSecurity(c)
 	user := fs.String("user", "", "user name (required)")
 	script := fs.Bool("script", false, "read text from standard input at --pace and print what arrives as lines")
 	pace := fs.Duration("pace", 20*time.Millisecond, "with --script: the time between two characters")

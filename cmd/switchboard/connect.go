@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +24,8 @@ type clientFlags struct {
 	policy   string
 	group    string
 	timeout  time.Duration
+	tls      tlsFlags
+	token    string // file
 }
 
 func (f *clientFlags) register(c *cmdline) {
@@ -32,6 +35,12 @@ func (f *clientFlags) register(c *cmdline) {
 	fs.StringVar(&f.policy, "policy", "default", "pick policy: "+strings.Join(append(pick.Names(), pick.DNSOnly), ", "))
 	fs.StringVar(&f.group, "group", "", "the client's REGION/ZONE, preferred when picking")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to try to attach")
+}
+
+// registerSecurity adds --ca, --tls, --tls-name and --token.
+func (f *clientFlags) registerSecurity(c *cmdline) {
+	f.tls.register(c)
+	c.fs.StringVar(&f.token, "token", "", "file holding the signed token to attach with (switchboard token), for services that authenticate users")
 }
 
 // target turns --service and --resolver into a client.Dial target.
@@ -96,13 +105,30 @@ func (f *clientFlags) options(user string) ([]client.Option, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []client.Option{
+	opts := []client.Option{
 		client.WithUser(user),
 		client.WithPolicy(policy),
 		client.WithGroup(f.group),
 		client.WithResolver(f.resolver),
 		client.WithClientName("switchboard-cli/" + readBuildInfo().Short()),
-	}, nil
+	}
+	// The name is taken from --service before --resolver turns its host
+	// names into addresses.
+	tlsCfg, err := f.tls.config("client", f.service)
+	if err != nil {
+		return nil, err
+	}
+	if tlsCfg != nil {
+		opts = append(opts, client.WithTLS(tlsCfg))
+	}
+	if f.token != "" {
+		data, err := os.ReadFile(f.token)
+		if err != nil {
+			return nil, fmt.Errorf("--token: %w", err)
+		}
+		opts = append(opts, client.WithToken(strings.TrimSpace(string(data))))
+	}
+	return opts, nil
 }
 
 // dial attaches as user through the common address, within --timeout.
@@ -126,6 +152,7 @@ func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			"why, then every failover until interrupted.", stdout, stderr)
 	var cf clientFlags
 	cf.register(c)
+	cf.registerSecurity(c)
 	user := c.fs.String("user", "guest", "user name to attach as")
 	pos, err := c.parse(args)
 	if err != nil {

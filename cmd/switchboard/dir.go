@@ -27,11 +27,17 @@ func runDir(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	resolver := fs.String("resolver", "", "DNS server HOST:PORT asked for every name, service names and HOST names alike (default: the system's)")
 	asJSON := fs.Bool("json", false, "print the directory message as JSON")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
+	var tf tlsFlags
+	tf.register(c)
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
 	}
 	if err := c.noArgs(pos); err != nil {
+		return err
+	}
+	tlsCfg, err := tf.config(c.name, *via)
+	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
@@ -50,7 +56,7 @@ func runDir(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var dir *wire.Directory
 	var errs []error
 	for _, addr := range addrs {
-		d, err := client.FetchDirectory(ctx, nil, addr)
+		d, err := client.FetchDirectoryTLS(ctx, nil, addr, tlsCfg)
 		if err == nil {
 			dir = d
 			break

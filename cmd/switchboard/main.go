@@ -8,6 +8,9 @@
 //	switchboard chat     real-time text in a room, character by character
 //	switchboard bench    measure balance, latency and failover
 //	switchboard sim      simulate the policies with thousands of nodes
+//	switchboard certs    make a dev CA and node certificates
+//	switchboard keygen   make the token signing key and an admin secret
+//	switchboard token    mint a user token
 //
 // Flags come from the command line, then from the command's environment
 // twins (SWITCHBOARD_SERVE_CAPACITY for serve's --capacity), then, for
@@ -41,6 +44,9 @@ func commands() []command {
 		{"chat", "type in a room in real time, character by character", runChat},
 		{"bench", "open many sessions and measure balance and latency", runBench},
 		{"sim", "simulate the pick policies at a scale one machine cannot hold", runSim},
+		{"certs", "make a dev CA and a node's TLS certificate", runCerts},
+		{"keygen", "make the token signing key pair and an admin secret", runKeygen},
+		{"token", "mint a signed token naming a user", runToken},
 		{"version", "print the version, revision and Go version", runVersion},
 		{"help", "print this, or a command's flags: help COMMAND", nil},
 	}

@@ -29,6 +29,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,6 +77,9 @@ type Load struct {
 	NoTracker bool
 	// Seed seeds the picks (0 = random).
 	Seed uint64
+	// TLS, when set, makes the sessions speak TLS (client.WithTLS); its
+	// ServerName is the service name the nodes must prove.
+	TLS *tls.Config
 	// Logger receives the sessions' logs (default: discard).
 	Logger *slog.Logger
 }
@@ -160,6 +164,9 @@ func Open(ctx context.Context, load Load, progress func(done int)) (*Run, error)
 				}
 				if tracker != nil {
 					opts = append(opts, client.WithTracker(tracker))
+				}
+				if load.TLS != nil {
+					opts = append(opts, client.WithTLS(load.TLS))
 				}
 				s, err := client.Dial(dctx, load.Target, opts...)
 				took := time.Since(t0)
