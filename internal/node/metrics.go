@@ -25,6 +25,7 @@ var errorCodes = []string{
 	wire.CodeBadRequest, wire.CodeVersion, wire.CodeNoHello, wire.CodeNotAttached,
 	wire.CodeHelloTimeout, wire.CodeFull, wire.CodeDraining, wire.CodeIdle,
 	wire.CodeLimit, wire.CodeRate, wire.CodeUnavailable, wire.CodeShutdown,
+	wire.CodeUnauthorized,
 }
 
 // statuses are the values of the status label of the status gauges.

@@ -233,8 +233,7 @@ func (s *session) attach(m wire.Message) {
 	}
 	user, allowed, werr := s.checkToken(m)
 	if werr != nil {
-		n.metrics.refused.WithLabelValues(werr.Code).Inc()
-		s.reply(wire.ErrorMessage(werr))
+		s.reply(wire.ErrorMessage(werr)) // counted in bad_input by code
 		return
 	}
 	if msg := validUserName(user); msg != "" {
