@@ -295,6 +295,9 @@ func (r *Room) Detach(key string) {
 	}
 }
 
+// Seq is the last seq of user's text the room applied (0 if none).
+func (r *Room) Seq(user string) uint64 { return r.text.Seq(user) }
+
 // Locals is how many local sessions the room has.
 func (r *Room) Locals() int { return len(r.local) }
 

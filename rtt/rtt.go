@@ -137,6 +137,15 @@ func (r *Room) Apply(from string, seq uint64, text string) Result {
 	return res
 }
 
+// Seq returns the last seq applied from from (0 if none, or from is
+// unknown).
+func (r *Room) Seq(from string) uint64 {
+	if s := r.senders[from]; s != nil {
+		return s.seq
+	}
+	return 0
+}
+
 // Live returns from's current, unfinished line ("" if from has none or is
 // unknown).
 func (r *Room) Live(from string) string {

@@ -154,35 +154,41 @@ func (f *feed) register(ctx context.Context, key string, s *session) error {
 
 // activate waits until the feed has applied the join stored at seq, then
 // sends the session the room's full state and starts its deliveries. It
-// returns errRoomFull if the join was refused.
-func (f *feed) activate(ctx context.Context, key string, seq uint64) error {
-	res := make(chan error, 1)
+// returns the last seq of the session's user's text in the state, or
+// errRoomFull if the join was refused.
+func (f *feed) activate(ctx context.Context, key string, seq uint64) (uint64, error) {
+	type result struct {
+		seq uint64
+		err error
+	}
+	res := make(chan result, 1)
 	err := f.do(ctx, func() {
 		f.after(seq, func() {
 			line, err := f.r.Activate(key)
 			switch {
 			case errors.Is(err, room.ErrNotLocal):
-				res <- errFeedClosed
+				res <- result{err: errFeedClosed}
 			case errors.Is(err, room.ErrFull):
-				res <- errRoomFull
+				res <- result{err: errRoomFull}
 			case err != nil:
-				res <- err
+				res <- result{err: err}
 			default:
-				f.sessions[key].push(line)
-				res <- nil
+				s := f.sessions[key]
+				s.push(line)
+				res <- result{seq: f.r.Seq(s.user)}
 			}
 		})
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 	select {
-	case err := <-res:
-		return err
+	case r := <-res:
+		return r.seq, r.err
 	case <-f.done:
-		return errFeedClosed
+		return 0, errFeedClosed
 	case <-ctx.Done():
-		return fmt.Errorf("node: waiting for room %s to load: %w", f.room, ctx.Err())
+		return 0, fmt.Errorf("node: waiting for room %s to load: %w", f.room, ctx.Err())
 	}
 }
 

@@ -71,7 +71,8 @@ func (s *session) join(room string) {
 		return
 	}
 	f := e.acquire(room, key)
-	if err := s.enter(ctx, f, key); err != nil {
+	seq, err := s.enter(ctx, f, key)
+	if err != nil {
 		e.release(f, key)
 		if errors.Is(err, errRoomFull) {
 			s.reply(roomError(wire.CodeLimit, room, 0, "room %s is full: %d users", room, n.cfg.MaxParticipants))
@@ -82,19 +83,22 @@ func (s *session) join(room string) {
 		return
 	}
 	s.rooms[room] = f
+	s.seqs[room] = seq
 }
 
 // enter registers the session with f, stores its join and waits until f
-// has applied the join and sent the room's state.
-func (s *session) enter(ctx context.Context, f *feed, key string) error {
+// has applied the join and sent the room's state. It returns the last seq
+// of the user's text in that state.
+func (s *session) enter(ctx context.Context, f *feed, key string) (uint64, error) {
 	if err := f.register(ctx, key, s); err != nil {
-		return err
+		return 0, err
 	}
 	n := s.n
 	rec := record{Op: recJoin, User: s.user, Key: key, Node: n.cfg.ID, Inc: n.incarnation}
+	var textSeq uint64
 	seq, err := n.rooms.publish(ctx, f.room, rec, "")
 	if err == nil {
-		err = f.activate(ctx, key, seq)
+		textSeq, err = f.activate(ctx, key, seq)
 	}
 	if err != nil {
 		// A join stored after all is removed by the feed's reconcile: the
@@ -103,7 +107,7 @@ func (s *session) enter(ctx context.Context, f *feed, key string) error {
 		defer cancel()
 		_ = f.detach(dctx, key, 0)
 	}
-	return err
+	return textSeq, err
 }
 
 func (s *session) leave(room string) {
@@ -119,6 +123,7 @@ func (s *session) leave(room string) {
 	}
 	key := s.key()
 	delete(s.rooms, room)
+	delete(s.seqs, room)
 	defer e.release(f, key)
 	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
 	defer cancel()
@@ -151,6 +156,10 @@ func (s *session) text(m wire.Message) {
 		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "text needs a seq from 1 to %d", uint64(MaxSeq)))
 		return
 	}
+	if last := s.seqs[room]; m.Seq > last+MaxSeqJump {
+		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "seq %d is more than %d above %d, your last stored in %s; count on from there", m.Seq, MaxSeqJump, last, room))
+		return
+	}
 	if len(m.T) > n.cfg.MaxChunk {
 		s.reply(roomError(wire.CodeLimit, room, m.Seq, "chunk of %d bytes; at most %d", len(m.T), n.cfg.MaxChunk))
 		return
@@ -168,6 +177,7 @@ func (s *session) text(m wire.Message) {
 		return
 	}
 	e.metrics.textStored(start)
+	s.seqs[room] = max(s.seqs[room], m.Seq)
 	s.reply(wire.Message{Op: wire.OpAck, Room: room, Seq: m.Seq})
 }
 
@@ -233,6 +243,13 @@ func (b *bucket) refill(now time.Time) {
 		b.last = now
 	}
 }
+
+// MaxSeqJump is how far above the last seq of the user's text that the
+// session knows stored in a room (from the room's state when it joined,
+// then from its own acknowledged chunks) a chunk's seq may be. Seqs may
+// skip (the receivers mark the gap as lost text) but never by more, so no
+// single chunk can make every later seq of its user a duplicate.
+const MaxSeqJump = 10000
 
 // MaxSeq is the largest seq a text chunk may carry: 2^53-1, the largest
 // integer every JSON reader holds exactly (JavaScript's

@@ -556,6 +556,16 @@ func TestRoomLimits(t *testing.T) {
 		t.Errorf("%d re-joins: %d states, %d refused; want most refused with rate", flood, states, rated)
 	}
 	dave.acked("a_b", dave.typeText("a_b", "z"))
+
+	// A seq may skip, but not by more than MaxSeqJump above the last one
+	// stored: one chunk cannot make every later seq a duplicate.
+	far := dave.seq + node.MaxSeqJump + 1
+	dave.send(wire.Message{Op: wire.OpText, Room: "a_b", Seq: far, T: "!"})
+	if m := dave.await("refusal of a far seq", func(m wire.Message) bool { return m.Op == wire.OpError }); m.Code != wire.CodeBadRequest || m.Seq != far {
+		t.Errorf("seq %d after %d: %+v, want bad_request", far, dave.seq, m)
+	}
+	dave.seq += node.MaxSeqJump - 1 // the next is exactly MaxSeqJump above
+	dave.acked("a_b", dave.typeText("a_b", "y"))
 	p.await("dave's text after the flood", func(m wire.Message) bool { return m.Op == wire.OpText && m.From == "dave" && m.T == "z" })
 }
 

@@ -78,9 +78,10 @@ type session struct {
 	user      string
 	allowed   []string // the rooms the token allows; empty: any
 	id        string
-	rooms     map[string]*feed // the rooms joined, by name
-	limiter   textLimiter      // the session's text rate
-	helloAt   time.Time        // when the last hello came (the attach histogram)
+	rooms     map[string]*feed  // the rooms joined, by name
+	seqs      map[string]uint64 // per room joined: the last seq of the user's text known stored
+	limiter   textLimiter       // the session's text rate
+	helloAt   time.Time         // when the last hello came (the attach histogram)
 
 	attached atomic.Bool
 
@@ -259,6 +260,7 @@ func (s *session) attach(m wire.Message) {
 	s.allowed = allowed
 	s.id = strconv.FormatUint(n.incarnation%1e6, 36) + "-" + strconv.FormatUint(n.nextID.Add(1), 36)
 	s.rooms = make(map[string]*feed)
+	s.seqs = make(map[string]uint64)
 	s.limiter = newTextLimiter(n.cfg)
 	s.attached.Store(true)
 	n.metrics.attaches.Inc()
@@ -416,10 +418,12 @@ func (s *session) shut(reason *wire.Error, linger bool) {
 		_ = s.conn.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = s.conn.Write(pending)
 	}
-	if tcp, ok := s.conn.(*net.TCPConn); ok && linger {
-		_ = tcp.CloseWrite()
-		_ = tcp.SetReadDeadline(time.Now().Add(time.Second))
-		_, _ = io.CopyN(io.Discard, tcp, 1<<20)
+	// TCP and TLS connections can half-close (TLS sends its close_notify
+	// first); other connections (a pipe, a WebSocket) just close.
+	if hc, ok := s.conn.(interface{ CloseWrite() error }); ok && linger {
+		_ = hc.CloseWrite()
+		_ = s.conn.SetReadDeadline(time.Now().Add(time.Second))
+		_, _ = io.CopyN(io.Discard, s.conn, 1<<20)
 	}
 	_ = s.conn.Close()
 }
