@@ -87,7 +87,8 @@ type Config struct {
 	// it; ExternalCreds a NATS credentials file (JWT and nkey seed).
 	ExternalCA, ExternalCert, ExternalKey, ExternalCreds string
 	// StartTimeout bounds how long Open waits for the embedded server
-	// (default 10 s).
+	// (default 30 s: a JetStream server on a busy machine can take
+	// several seconds; a port in use is reported at once, before this).
 	StartTimeout time.Duration
 	// Logger receives the engine's warnings and errors.
 	Logger *slog.Logger
@@ -115,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.StartTimeout <= 0 {
-		cfg.StartTimeout = 10 * time.Second
+		cfg.StartTimeout = 30 * time.Second
 	}
 	if cfg.External != "" {
 		if cfg.Monitor != "" {
