@@ -2,9 +2,12 @@ package node
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/bus"
@@ -22,6 +25,50 @@ const dropLogEvery = 5 * time.Second
 // entrySubject is the subject node id publishes its entry on.
 func (n *Node) entrySubject(id string) string {
 	return n.subject("entry") + "." + bus.Token(id)
+}
+
+// subscribeEntries subscribes, on the directory connection, to every
+// node's entry subject and hands the entries it accepts to run. An entry
+// is taken only from its own node's subject (node X publishes on
+// entry.<X>, and the embedded server lets each node's directory connection
+// publish there alone); an entry for this node's ID never comes from this
+// node (its connection does not echo), so it is dropped; oversized,
+// malformed and misfiled entries are dropped too, each kind logged at
+// most once every dropLogEvery with a count. The caller flushes.
+func (n *Node) subscribeEntries() (*nats.Subscription, error) {
+	prefix := n.subject("entry") + "."
+	drops := newDropLog(n.log, dropLogEvery)
+	sub, err := n.bus.Dir.Subscribe(prefix+"*", func(m *nats.Msg) {
+		if len(m.Data) > maxEntrySize {
+			drops.note("dropping an oversized directory entry", m.Subject, fmt.Errorf("%d bytes, the most is %d", len(m.Data), maxEntrySize))
+			return
+		}
+		var e directory.Entry
+		if err := json.Unmarshal(m.Data, &e); err != nil {
+			drops.note("dropping a malformed directory entry", m.Subject, err)
+			return
+		}
+		if err := e.Validate(); err != nil {
+			drops.note("dropping an invalid directory entry", m.Subject, err)
+			return
+		}
+		if m.Subject != prefix+bus.Token(e.ID) {
+			drops.note("dropping a directory entry published on another node's subject", m.Subject, fmt.Errorf("entry for %q", e.ID))
+			return
+		}
+		if e.ID == n.cfg.ID {
+			drops.note("ignoring an entry for this node's own ID from elsewhere (another node with the same ID?)", m.Subject, fmt.Errorf("incarnation %d, addr %s", e.Incarnation, e.Addr))
+			return
+		}
+		select {
+		case n.inbox <- e:
+		case <-n.ctx.Done():
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("node: subscribing to directory entries: %w", err)
+	}
+	return sub, nil
 }
 
 // dropLog logs dropped directory entries, each kind (message) at most

@@ -93,7 +93,7 @@ func newMetrics(n *Node) *metrics {
 	for _, code := range []string{wire.CodeFull, wire.CodeDraining} {
 		m.refused.WithLabelValues(code)
 	}
-	for k := directory.Stale; k <= directory.Removed; k++ {
+	for k := directory.Stale; k <= directory.Refused; k++ {
 		m.changes.WithLabelValues(k.String())
 	}
 	m.registry.MustRegister(m.received, m.changes, m.pushes, m.connections, m.attaches, m.refused, m.attachTime, m.badInputVec,

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -215,45 +214,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 }
 
 // subscribe listens, on the directory connection, for the peers' entries
-// and sync requests. An entry is taken only from its own node's subject
-// (node X publishes on entry.<X>, and the embedded server lets each node's
-// directory connection publish there alone); an entry for this node's ID
-// never comes from this node (its connection does not echo), so it is
-// dropped; oversized, malformed and misfiled entries are dropped too, each
-// kind logged at most once every few seconds with a count.
+// (subscribeEntries) and sync requests.
 func (n *Node) subscribe() error {
 	nc := n.bus.Dir
-	prefix := n.subject("entry") + "."
-	drops := newDropLog(n.log, dropLogEvery)
-	sub, err := nc.Subscribe(prefix+"*", func(m *nats.Msg) {
-		if len(m.Data) > maxEntrySize {
-			drops.note("dropping an oversized directory entry", m.Subject, fmt.Errorf("%d bytes, the most is %d", len(m.Data), maxEntrySize))
-			return
-		}
-		var e directory.Entry
-		if err := json.Unmarshal(m.Data, &e); err != nil {
-			drops.note("dropping a malformed directory entry", m.Subject, err)
-			return
-		}
-		if err := e.Validate(); err != nil {
-			drops.note("dropping an invalid directory entry", m.Subject, err)
-			return
-		}
-		if m.Subject != prefix+bus.Token(e.ID) {
-			drops.note("dropping a directory entry published on another node's subject", m.Subject, fmt.Errorf("entry for %q", e.ID))
-			return
-		}
-		if e.ID == n.cfg.ID {
-			drops.note("ignoring an entry for this node's own ID from elsewhere (another node with the same ID?)", m.Subject, fmt.Errorf("incarnation %d, addr %s", e.Incarnation, e.Addr))
-			return
-		}
-		select {
-		case n.inbox <- e:
-		case <-n.ctx.Done():
-		}
-	})
+	sub, err := n.subscribeEntries()
 	if err != nil {
-		return fmt.Errorf("node: subscribing to directory entries: %w", err)
+		return err
 	}
 	n.subs = append(n.subs, sub)
 	sub, err = nc.Subscribe(n.subject("sync"), func(*nats.Msg) {

@@ -2,13 +2,9 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
-	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/room"
 )
 
@@ -44,27 +40,18 @@ func (n *Node) ReconcileRoom(ctx context.Context, name string) ([]room.Record, e
 // stores records. The function it returns makes n hear them again. For
 // tests; not concurrent with Close.
 func (n *Node) DeafenDirectory() (restore func() error) {
-	entries := n.subject("entry")
+	entries := n.subject("entry") + ".*"
 	for _, sub := range n.subs {
 		if sub.Subject == entries {
 			_ = sub.Unsubscribe()
 		}
 	}
 	return func() error {
-		sub, err := n.bus.Conn.Subscribe(entries, func(m *nats.Msg) {
-			var e directory.Entry
-			if json.Unmarshal(m.Data, &e) != nil || e.Validate() != nil {
-				return
-			}
-			select {
-			case n.inbox <- e:
-			case <-n.ctx.Done():
-			}
-		})
+		sub, err := n.subscribeEntries()
 		if err != nil {
 			return fmt.Errorf("node %s: hearing directory entries again: %w", n.cfg.ID, err)
 		}
 		n.subs = append(n.subs, sub)
-		return n.bus.Conn.Flush()
+		return n.bus.Dir.Flush()
 	}
 }
