@@ -94,7 +94,17 @@ type room struct {
 	synced bool
 	// numbered: a state was seen once, so seqs follow the server's.
 	numbered bool
+	// retry asks for the room again after the node refused a chunk or a
+	// join for a while (unavailable, rate); nil when none is pending.
+	retry *time.Timer
 }
+
+// Delays before a room is asked for again after a refusal: storage that is
+// electing a leader comes back within seconds; a rate limit refills.
+const (
+	unavailableRetry = 250 * time.Millisecond
+	rateRetry        = time.Second
+)
 
 // Dial reaches the common address named by target, picks a node from the
 // directory it answers with, and attaches to it as the user given with
@@ -477,8 +487,39 @@ func (s *Session) handle(c *Conn, m wire.Message) bool {
 			r.ackLocked(m.Seq)
 		}
 		s.mu.Unlock()
+	case wire.OpError:
+		if m.Room != "" && (m.Code == wire.CodeUnavailable || m.Code == wire.CodeRate) {
+			s.mu.Lock()
+			if r := s.rooms[m.Room]; r != nil {
+				s.retryRoomLocked(c, m.Room, r, m.Code)
+			}
+			s.mu.Unlock()
+		}
 	}
 	return s.emit(Event{Kind: Received, Message: m})
+}
+
+// retryRoomLocked handles a refused chunk or join: text waits (the node
+// refuses every later chunk until the refused one is resent), and after a
+// pause the room is joined again; its state says what is stored, and
+// syncRoomLocked resends the rest in order.
+func (s *Session) retryRoomLocked(c *Conn, name string, r *room, code string) {
+	r.synced = false
+	if r.retry != nil {
+		return
+	}
+	delay := unavailableRetry
+	if code == wire.CodeRate {
+		delay = rateRetry
+	}
+	r.retry = time.AfterFunc(delay, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		r.retry = nil
+		if s.ctx.Err() == nil && s.conn == c && s.rooms[name] == r {
+			_ = c.Send(wire.Message{Op: wire.OpJoin, Room: name})
+		}
+	})
 }
 
 // syncRoomLocked applies a room state: what the state holds of our text is
@@ -609,6 +650,9 @@ func (s *Session) Leave(name string) error {
 	if s.ctx.Err() != nil {
 		return ErrClosed
 	}
+	if r := s.rooms[name]; r != nil && r.retry != nil {
+		r.retry.Stop()
+	}
 	delete(s.rooms, name)
 	if s.conn == nil {
 		return nil
@@ -656,6 +700,12 @@ func (s *Session) Close() error {
 	s.mu.Lock()
 	if s.conn != nil {
 		s.conn.Close()
+	}
+	for _, r := range s.rooms {
+		if r.retry != nil {
+			r.retry.Stop()
+			r.retry = nil
+		}
 	}
 	s.mu.Unlock()
 	<-s.done

@@ -192,18 +192,34 @@ func (f *feed) activate(ctx context.Context, key string, seq uint64) (uint64, er
 	}
 }
 
-// resync sends the room's full state again to an active session.
-func (f *feed) resync(ctx context.Context, key string) error {
-	return f.do(ctx, func() {
+// resync sends the room's full state again to an active session and
+// returns the last seq of its user's text in that state.
+func (f *feed) resync(ctx context.Context, key string) (uint64, error) {
+	res := make(chan uint64, 1)
+	err := f.do(ctx, func() {
+		s := f.sessions[key]
 		line, err := f.r.Resync(key)
-		if err != nil {
+		switch {
+		case err != nil:
 			f.e.log.Error("encoding a room state", "room", f.room, "err", err)
+		case line != nil && s != nil:
+			s.push(line)
+			res <- f.r.Seq(s.user)
 			return
 		}
-		if line != nil {
-			f.sessions[key].push(line)
-		}
+		res <- 0
 	})
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case seq := <-res:
+		return seq, nil
+	case <-f.done:
+		return 0, errFeedClosed
+	case <-ctx.Done():
+		return 0, fmt.Errorf("node: waiting for room %s: %w", f.room, ctx.Err())
+	}
 }
 
 // markLeaving notes that the session under key is about to publish its

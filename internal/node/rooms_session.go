@@ -54,10 +54,15 @@ func (s *session) join(room string) {
 		return
 	}
 	if f := s.rooms[room]; f != nil {
-		// Joined already: the client resynchronises.
-		if err := f.resync(ctx, key); err != nil {
+		// Joined already: the client resynchronises. From the state it
+		// learns what is stored and resends the rest in order.
+		seq, err := f.resync(ctx, key)
+		if err != nil {
 			s.reply(roomError(wire.CodeUnavailable, room, 0, "room %s: %v", room, err))
+			return
 		}
+		s.seqs[room] = max(s.seqs[room], seq)
+		delete(s.held, room)
 		return
 	}
 	if len(s.rooms) >= n.cfg.MaxRooms {
@@ -124,6 +129,7 @@ func (s *session) leave(room string) {
 	key := s.key()
 	delete(s.rooms, room)
 	delete(s.seqs, room)
+	delete(s.held, room)
 	defer e.release(f, key)
 	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
 	defer cancel()
@@ -160,11 +166,18 @@ func (s *session) text(m wire.Message) {
 		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "seq %d is more than %d above %d, your last stored in %s; count on from there", m.Seq, MaxSeqJump, last, room))
 		return
 	}
+	if held, ok := s.held[room]; ok && m.Seq > held {
+		// Storing it would put it before the chunk refused earlier, which
+		// the stream would then take for a duplicate: the text is lost.
+		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "seq %d waits for seq %d, which was not stored; join %s again and resend from what its state shows stored", m.Seq, held, room))
+		return
+	}
 	if len(m.T) > n.cfg.MaxChunk {
 		s.reply(roomError(wire.CodeLimit, room, m.Seq, "chunk of %d bytes; at most %d", len(m.T), n.cfg.MaxChunk))
 		return
 	}
 	if !s.limiter.allow(time.Now(), len(m.T)) {
+		s.hold(room, m.Seq)
 		s.reply(roomError(wire.CodeRate, room, m.Seq, "text faster than %v chunks or %v bytes a second; slow down and resend", n.cfg.ChunkRate, n.cfg.ByteRate))
 		return
 	}
@@ -173,12 +186,28 @@ func (s *session) text(m wire.Message) {
 	rec := record{Op: recText, User: s.user, Key: s.key(), Seq: m.Seq, T: m.T}
 	if _, err := e.publish(ctx, room, rec, textID(room, s.user, m.Seq)); err != nil {
 		n.log.Warn("storing text", "room", room, "session", s.id, "seq", m.Seq, "err", err)
+		s.hold(room, m.Seq)
 		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "text not stored: %v; resend it", err))
 		return
 	}
 	e.metrics.textStored(start)
 	s.seqs[room] = max(s.seqs[room], m.Seq)
+	if held, ok := s.held[room]; ok && m.Seq >= held {
+		delete(s.held, room)
+	}
 	s.reply(wire.Message{Op: wire.OpAck, Room: room, Seq: m.Seq})
+}
+
+// hold refuses, from now until the client resends seq or resynchronises,
+// every chunk of room above seq: a sender's chunks must be stored in the
+// order of their seqs.
+func (s *session) hold(room string, seq uint64) {
+	if s.held == nil {
+		s.held = make(map[string]uint64)
+	}
+	if held, ok := s.held[room]; !ok || seq < held {
+		s.held[room] = seq
+	}
 }
 
 // leaveRooms releases the session's rooms as it ends. Its leave is

@@ -80,6 +80,7 @@ type session struct {
 	id        string
 	rooms     map[string]*feed  // the rooms joined, by name
 	seqs      map[string]uint64 // per room joined: the last seq of the user's text known stored
+	held      map[string]uint64 // per room: the first seq refused (rate, unavailable) since the last state
 	limiter   textLimiter       // the session's text rate
 	helloAt   time.Time         // when the last hello came (the attach histogram)
 
