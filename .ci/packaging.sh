@@ -188,6 +188,10 @@ if [ -x "$bin" ] && [ -s "$tmp/nodes.tsv" ] && ip netns add "sbk$sfx-sw" 2>/dev/
   while IFS=$'\t' read -r name ip _; do printf '%s %s\n' "$ip" "$name" >>"$hosts"; done <"$tmp/nodes.tsv"
   chmod 0755 "$tmp"
   cp "$bin" "$tmp/sb" && chmod 0755 "$tmp/sb"
+  # The compose file mounts the cluster's secret at /run/secrets; here it is
+  # a file of the same kind, owned by the containers' uid.
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/cluster_secret"
+  chown 65532:65532 "$tmp/cluster_secret" && chmod 0600 "$tmp/cluster_secret"
   declare -A nodepid nodeip
   while IFS=$'\t' read -r -a f; do
     name=${f[0]} ip=${f[1]} ns=sbk$sfx-${f[0]}
@@ -203,6 +207,7 @@ if [ -x "$bin" ] && [ -s "$tmp/nodes.tsv" ] && ip netns add "sbk$sfx-sw" 2>/dev/
     mkdir -m 0700 "$tmp/$name-data" && chown 65532:65532 "$tmp/$name-data"
     args=("${f[@]:2}") # the command: serve --flag=value ...
     args=("${args[@]/#--data=\/data/--data=$tmp/$name-data}")
+    args=("${args[@]/#--cluster-secret-file=\/run\/secrets\/cluster_secret/--cluster-secret-file=$tmp/cluster_secret}")
     ip netns exec "$ns" setpriv --reuid=65532 --regid=65532 --clear-groups \
       "$tmp/sb" "${args[@]}" >"$tmp/$name.log" 2>&1 &
     pids+=($!)
@@ -279,6 +284,10 @@ done
 envf=deploy/switchboard.env
 if [ -x "$bin" ]; then
   mapfile -t vars < <(grep -E '^[A-Z_]+=' $envf)
+  # Files the example points at (the cluster's secret) are made here.
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/env-cluster.secret"
+  chmod 0600 "$tmp/env-cluster.secret"
+  vars=("${vars[@]//\/etc\/switchboard\/cluster.secret/$tmp/env-cluster.secret}")
   if env -i "${vars[@]}" "$bin" serve --check --data="$tmp/check-data" >"$tmp/check.out" 2>&1; then
     missing=()
     for v in "${vars[@]}"; do grep -q "from ${v%%=*}\$" "$tmp/check.out" || missing+=("${v%%=*}"); done
