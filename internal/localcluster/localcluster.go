@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	crand "crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -30,6 +31,7 @@ import (
 
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/bus"
+	"github.com/switchboard/switchboard/internal/pki"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -56,6 +58,11 @@ type Config struct {
 	DataDir string
 	// Output receives the nodes' logs (default: discarded).
 	Output io.Writer
+	// TLS serves every node's client listener with TLS: Start makes a
+	// throwaway CA (internal/pki) in the data directory and gives each
+	// node a certificate naming the service and the node's IP. Clients
+	// trust Cluster.CAPool and verify the name Cluster.Service.
+	TLS bool
 }
 
 // Node is one child process.
@@ -78,6 +85,8 @@ type Cluster struct {
 	tmp   string
 	// secret is the cluster secret every node reads from secretFile.
 	secret, secretFile string
+	// ca issues the nodes' certificates when cfg.TLS is set.
+	ca *pki.CA
 }
 
 // Start starts cfg.Nodes nodes and waits until each lists all as up.
@@ -109,6 +118,14 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := c.writeSecret(); err != nil {
 		c.Stop()
 		return nil, err
+	}
+	if cfg.TLS {
+		ca, _, err := pki.NewCA(cfg.Service, time.Now())
+		if err != nil {
+			c.Stop()
+			return nil, fmt.Errorf("localcluster: %w", err)
+		}
+		c.ca = ca
 	}
 	if c.cfg.Port == 0 {
 		ips := make([]string, 0, cfg.Nodes+4)
@@ -192,6 +209,13 @@ func (c *Cluster) start() (*Node, error) {
 		n.DNS = at(c.cfg.Port + 3)
 		args = append(args, "--dns", n.DNS)
 	}
+	if c.ca != nil {
+		tlsArgs, err := c.issue(n)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, tlsArgs...)
+	}
 	args = append(args, c.cfg.Args...)
 	cmd := exec.Command(c.cfg.Binary, args...)
 	cmd.Stdout = c.cfg.Output
@@ -205,6 +229,39 @@ func (c *Cluster) start() (*Node, error) {
 	c.Nodes = append(c.Nodes, n)
 	return n, nil
 }
+
+// issue writes node n's certificate and key, signed by the cluster's CA,
+// into the data directory and returns the serve flags that use them.
+func (c *Cluster) issue(n *Node) ([]string, error) {
+	chain, key, err := c.ca.Issue(pki.Request{Service: c.cfg.Service, Hosts: []string{n.IP}}, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: certificate for %s: %w", n.ID, err)
+	}
+	certFile := filepath.Join(c.cfg.DataDir, n.ID+".pem")
+	keyFile := filepath.Join(c.cfg.DataDir, n.ID+".key")
+	if err := os.WriteFile(certFile, chain, 0o644); err != nil {
+		return nil, fmt.Errorf("localcluster: %w", err)
+	}
+	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+		return nil, fmt.Errorf("localcluster: %w", err)
+	}
+	return []string{"--tls-cert", certFile, "--tls-key", keyFile}, nil
+}
+
+// CAPool returns a pool holding the CA that signed the nodes'
+// certificates, for a client's tls.Config.RootCAs; nil without
+// Config.TLS.
+func (c *Cluster) CAPool() *x509.CertPool {
+	if c.ca == nil {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(c.ca.Cert)
+	return pool
+}
+
+// TLS reports whether the nodes serve their client listener with TLS.
+func (c *Cluster) TLS() bool { return c.ca != nil }
 
 // cleanEnv drops SWITCHBOARD_* variables so that the parent's settings do
 // not leak into the nodes.
