@@ -179,7 +179,7 @@ func (e *env) busyCheck(ctx context.Context, hb time.Duration) (BusyCheck, error
 	for w := range res.ChurnWorkers {
 		wg.Go(func() {
 			for i := 0; bctx.Err() == nil; i++ {
-				conn, err := attachDirect(bctx, nodes[0].Addr, fmt.Sprintf("churn%d-%d", w, i))
+				conn, err := attachDirect(bctx, nodes[0].Addr, nil, fmt.Sprintf("churn%d-%d", w, i))
 				if err != nil {
 					continue
 				}

@@ -2,9 +2,11 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -26,18 +28,30 @@ type LatencyReport struct {
 	Common   string `json:"common_address"`
 	// Background is how many sessions (default policy) stayed attached
 	// while the samples were taken.
-	Background int          `json:"background"`
-	Rows       []LatencyRow `json:"rows"`
-	Targets    []Target     `json:"targets"`
+	Background int `json:"background"`
+	// TLS says every path was also measured with TLS on the client
+	// listener, against a second cluster, interleaved with the plain
+	// samples; those rows have TLS set.
+	TLS     bool         `json:"tls,omitempty"`
+	Rows    []LatencyRow `json:"rows"`
+	Targets []Target     `json:"targets"`
 }
 
 // LatencyRow is one way of connecting.
 type LatencyRow struct {
-	// Name is "direct" or the policy Dial picked with.
-	Name string      `json:"name"`
-	MS   Percentiles `json:"ms"`
-	// VsDirect is this row's p50 over the direct row's.
+	// Name is "direct" or the policy Dial picked with, and "+tls" for
+	// the TLS rows.
+	Name string `json:"name"`
+	// TLS says the connections spoke TLS to nodes that serve it.
+	TLS bool        `json:"tls,omitempty"`
+	MS  Percentiles `json:"ms"`
+	// VsDirect is this row's p50 over the direct row's (of the same
+	// transport).
 	VsDirect float64 `json:"p50_vs_direct"`
+	// VsPlain and P99VsPlain are a TLS row's p50 and p99 over its plain
+	// row's.
+	VsPlain    float64 `json:"p50_vs_plain,omitempty"`
+	P99VsPlain float64 `json:"p99_vs_plain,omitempty"`
 	// Moved counts Dials that attached on a second connection (the pick
 	// was not the node that answered the hello).
 	Moved   int `json:"moved"`
@@ -49,7 +63,7 @@ type LatencyRow struct {
 const directName = "direct"
 
 func runLatency(ctx context.Context, e *env) (Report, error) {
-	rep := &LatencyReport{Scenario: "latency", Nodes: e.cfg.Nodes, Samples: e.cfg.Samples, Common: e.common()}
+	rep := &LatencyReport{Scenario: "latency", Nodes: e.cfg.Nodes, Samples: e.cfg.Samples, Common: e.common(), TLS: e.cfg.TLS}
 	var policies []string
 	for _, p := range e.cfg.Policies {
 		if p == NATS {
@@ -58,42 +72,46 @@ func runLatency(ctx context.Context, e *env) (Report, error) {
 		}
 		policies = append(policies, p)
 	}
-	c, err := e.start(ctx, e.cfg.Nodes)
-	if err != nil {
-		return nil, err
+	transports := []bool{false}
+	if e.cfg.TLS {
+		transports = append(transports, true)
 	}
-	defer c.stop(ctx)
-	if e.cfg.Background > 0 {
-		bg, err := e.open(ctx, c, "default", e.cfg.Background, "bg")
+	var rows []LatencyRow
+	var measures []func(i int) (time.Duration, bool, error)
+	for _, withTLS := range transports {
+		c, err := e.startTLS(ctx, e.cfg.Nodes, withTLS)
 		if err != nil {
 			return nil, err
 		}
-		defer bg.Close()
-		rep.Background = e.cfg.Background
-		if err := c.awaitUsers(ctx, bg.Snapshot().Attached); err != nil {
+		defer c.stop(ctx)
+		if e.cfg.Background > 0 {
+			bg, err := e.open(ctx, c, "default", e.cfg.Background, "bg")
+			if err != nil {
+				return nil, err
+			}
+			defer bg.Close()
+			rep.Background = e.cfg.Background
+			if err := c.awaitUsers(ctx, bg.Snapshot().Attached); err != nil {
+				return nil, err
+			}
+		}
+		known, err := c.known(ctx)
+		if err != nil {
 			return nil, err
 		}
-	}
-	dir, err := c.directory(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var known []directory.Node
-	for _, n := range dir.Nodes {
-		if n.Available() {
-			known = append(known, n)
+		rep.Nodes = len(known)
+		rows = append(rows, LatencyRow{Name: rowName(directName, withTLS), TLS: withTLS})
+		measures = append(measures, func(i int) (time.Duration, bool, error) {
+			d, err := timeDirect(ctx, known[i%len(known)].Addr, c.tls, fmt.Sprintf("direct%d", i))
+			return d, false, err
+		})
+		for j, p := range policies {
+			built, _ := pick.ByName(p, nil)
+			rows = append(rows, LatencyRow{Name: rowName(p, withTLS), TLS: withTLS})
+			measures = append(measures, func(i int) (time.Duration, bool, error) {
+				return timeDial(ctx, c, built, fmt.Sprintf("dial%d-%d", j, i))
+			})
 		}
-	}
-	if len(known) == 0 {
-		return nil, fmt.Errorf("bench: latency: no node up")
-	}
-	rep.Nodes = len(known)
-	rows := make([]LatencyRow, len(policies)+1)
-	rows[0].Name = directName
-	built := make([]pick.Policy, len(policies))
-	for i, p := range policies {
-		rows[i+1].Name = p
-		built[i], _ = pick.ByName(p, nil)
 	}
 	progress, end := e.counter("samples", e.cfg.Samples)
 	const warmup = 10
@@ -101,14 +119,14 @@ func runLatency(ctx context.Context, e *env) (Report, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		node := known[i%len(known)]
-		d, err := timeDirect(ctx, node.Addr, fmt.Sprintf("direct%d", i))
-		record(&rows[0], i >= warmup, d, err)
-		for j, p := range built {
-			d, moved, err := timeDial(ctx, c, p, fmt.Sprintf("dial%d-%d", j, i))
-			record(&rows[j+1], i >= warmup, d, err)
+		for k := range measures {
+			if e.cfg.TLS && i%2 == 1 { // plain and TLS take turns going first
+				k = len(measures) - 1 - k
+			}
+			d, moved, err := measures[k](i)
+			record(&rows[k], i >= warmup, d, err)
 			if moved && i >= warmup {
-				rows[j+1].Moved++
+				rows[k].Moved++
 			}
 		}
 		if i >= warmup {
@@ -122,15 +140,60 @@ func runLatency(ctx context.Context, e *env) (Report, error) {
 	for i := range rows {
 		rows[i].MS = summarizeMS(rows[i].samples)
 	}
-	for i := range rows {
-		rows[i].VsDirect = Ratio(rows[i].MS.P50, rows[0].MS.P50)
-		if rows[i].Name == "default" {
+	plain := map[string]LatencyRow{}
+	var direct, directTLS LatencyRow
+	for _, row := range rows {
+		switch {
+		case row.Name == directName:
+			direct = row
+		case row.Name == rowName(directName, true):
+			directTLS = row
+		}
+		if !row.TLS {
+			plain[row.Name] = row
+		}
+	}
+	for i, row := range rows {
+		if !row.TLS {
+			rows[i].VsDirect = Ratio(row.MS.P50, direct.MS.P50)
+		} else {
+			rows[i].VsDirect = Ratio(row.MS.P50, directTLS.MS.P50)
+			p := plain[strings.TrimSuffix(row.Name, tlsSuffix)]
+			rows[i].VsPlain = Ratio(row.MS.P50, p.MS.P50)
+			rows[i].P99VsPlain = Ratio(row.MS.P99, p.MS.P99)
+		}
+	}
+	for _, row := range rows {
+		switch row.Name {
+		case "default":
 			rep.Targets = append(rep.Targets, Target{What: "latency: default p50 through the common address vs direct (issue 3 d)", Want: "<= 2x",
-				Got: fmt.Sprintf("%.2f ms / %.2f ms = %.2fx", rows[i].MS.P50, rows[0].MS.P50, rows[i].VsDirect), Met: rows[i].VsDirect <= 2 && rows[i].Failed == 0})
+				Got: fmt.Sprintf("%.2f ms / %.2f ms = %.2fx", row.MS.P50, direct.MS.P50, row.VsDirect), Met: row.VsDirect <= 2 && row.Failed == 0})
+		case rowName("default", true):
+			p := plain["default"]
+			rep.Targets = append(rep.Targets, Target{What: "latency: default p50 through the common address, TLS vs plain TCP (issue 10)", Want: "<= 2x",
+				Got: fmt.Sprintf("%.2f ms / %.2f ms = %.2fx", row.MS.P50, p.MS.P50, row.VsPlain), Met: row.VsPlain <= 2 && row.Failed == 0 && p.Failed == 0})
 		}
 	}
 	rep.Rows = rows
 	return rep, nil
+}
+
+// known lists the nodes of c's directory that take sessions.
+func (c *cluster) known(ctx context.Context) ([]directory.Node, error) {
+	dir, err := c.directory(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var known []directory.Node
+	for _, n := range dir.Nodes {
+		if n.Available() {
+			known = append(known, n)
+		}
+	}
+	if len(known) == 0 {
+		return nil, fmt.Errorf("bench: latency: no node up")
+	}
+	return known, nil
 }
 
 func record(row *LatencyRow, keep bool, d time.Duration, err error) {
@@ -153,12 +216,13 @@ func summarizeMS(v []float64) Percentiles {
 	return Summarize(ds)
 }
 
-// timeDirect times a connect, hello and attach to addr, then closes.
-func timeDirect(ctx context.Context, addr, user string) (time.Duration, error) {
+// timeDirect times a connect (with a TLS handshake when cfg is not nil),
+// hello and attach to addr, then closes.
+func timeDirect(ctx context.Context, addr string, cfg *tls.Config, user string) (time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	t0 := time.Now()
-	c, err := attachDirect(ctx, addr, user)
+	c, err := attachDirect(ctx, addr, cfg, user)
 	took := time.Since(t0)
 	if err != nil {
 		return 0, err
@@ -175,8 +239,12 @@ func timeDial(ctx context.Context, c *cluster, p pick.Policy, user string) (time
 	defer cancel()
 	d := &countingDialer{}
 	t0 := time.Now()
-	s, err := client.Dial(ctx, c.target, client.WithUser(user), client.WithPolicy(p), client.WithResolver(c.resolver),
-		client.WithClientName("switchboard-bench/1"), client.WithDialer(d))
+	opts := []client.Option{client.WithUser(user), client.WithPolicy(p), client.WithResolver(c.resolver),
+		client.WithClientName("switchboard-bench/1"), client.WithDialer(d)}
+	if c.tls != nil {
+		opts = append(opts, client.WithTLS(c.tls))
+	}
+	s, err := client.Dial(ctx, c.target, opts...)
 	took := time.Since(t0)
 	if err != nil {
 		return 0, false, err
@@ -196,10 +264,17 @@ func (c *countingDialer) DialContext(ctx context.Context, network, addr string) 
 	return c.d.DialContext(ctx, network, addr)
 }
 
-// attachDirect connects to addr, says hello and attaches as user: what a
-// client that already knows its node does.
-func attachDirect(ctx context.Context, addr, user string) (*client.Conn, error) {
-	c, err := client.DialConn(ctx, nil, addr)
+// attachDirect connects to addr (over TLS with cfg when it is not nil),
+// says hello and attaches as user: what a client that already knows its
+// node does.
+func attachDirect(ctx context.Context, addr string, cfg *tls.Config, user string) (*client.Conn, error) {
+	var c *client.Conn
+	var err error
+	if cfg != nil {
+		c, err = client.DialConnTLS(ctx, nil, addr, cfg)
+	} else {
+		c, err = client.DialConn(ctx, nil, addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -234,13 +309,37 @@ func (r *LatencyReport) WriteTable(w io.Writer) {
 	var rows [][]string
 	for _, row := range r.Rows {
 		moved := "-"
-		if row.Name != directName {
+		if row.Name != directName && row.Name != rowName(directName, true) {
 			moved = fmt.Sprint(row.Moved)
 		}
 		rows = append(rows, []string{row.Name, f2(row.MS.P50), f2(row.MS.P90), f2(row.MS.P99), f2(row.MS.Max), f2(row.VsDirect) + "x", moved, fmt.Sprint(row.Failed)})
 	}
 	table(w, []string{"path", "p50 ms", "p90 ms", "p99 ms", "max ms", "p50 vs direct", "second connection", "failed"}, rows)
+	if r.TLS {
+		r.writeTLS(w)
+	}
 	writeTargets(w, r.Targets)
+}
+
+// writeTLS prints each TLS path against its plain one.
+func (r *LatencyReport) writeTLS(w io.Writer) {
+	plain := map[string]LatencyRow{}
+	for _, row := range r.Rows {
+		if !row.TLS {
+			plain[row.Name] = row
+		}
+	}
+	fmt.Fprintf(w, "\nTLS on the client listener vs plain TCP, samples interleaved (direct+tls: TLS handshake to a known node):\n\n")
+	var rows [][]string
+	for _, row := range r.Rows {
+		if !row.TLS {
+			continue
+		}
+		name := strings.TrimSuffix(row.Name, tlsSuffix)
+		p := plain[name]
+		rows = append(rows, []string{name, f2(p.MS.P50), f2(row.MS.P50), f2(row.VsPlain) + "x", f2(p.MS.P99), f2(row.MS.P99), f2(row.P99VsPlain) + "x"})
+	}
+	table(w, []string{"path", "plain p50 ms", "tls p50 ms", "tls/plain p50", "plain p99 ms", "tls p99 ms", "tls/plain p99"}, rows)
 }
 
 // Charts implements Report.
@@ -248,7 +347,7 @@ func (r *LatencyReport) Charts() []Chart {
 	var cdf []chart.Series
 	for _, row := range r.Rows {
 		name := row.Name
-		if name != directName {
+		if name != directName && name != rowName(directName, true) {
 			name = "common address, " + name
 		}
 		cdf = append(cdf, chart.CDF(name, row.samples))

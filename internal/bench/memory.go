@@ -89,7 +89,7 @@ func runMemory(ctx context.Context, e *env) (Report, error) {
 		wg.Go(func() {
 			for i := range next {
 				actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				c, err := attachDirect(actx, nd.Addr, fmt.Sprintf("idle%d", i))
+				c, err := attachDirect(actx, nd.Addr, nil, fmt.Sprintf("idle%d", i))
 				cancel()
 				if err != nil {
 					failed.Add(1)

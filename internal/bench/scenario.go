@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -94,6 +95,12 @@ type Config struct {
 	Pause time.Duration
 	// Heartbeat is the nodes' heartbeat (default: the binary's).
 	Heartbeat time.Duration
+	// TLS runs latency and storm twice side by side, interleaved: over
+	// plain TCP and with TLS on the client listener (a local cluster whose
+	// nodes hold certificates from a throwaway CA, clients that trust it
+	// and verify the service name), and reports the TLS rows next to the
+	// plain ones with their ratio.
+	TLS bool
 	// NodeArgs are more serve flags for every node of a local cluster
 	// (for instance --pprof, to profile the nodes while a scenario runs).
 	NodeArgs []string
@@ -134,6 +141,7 @@ type scenario struct {
 	name, doc string
 	policies  []string // default Policies; nil: the scenario takes none
 	service   bool     // can use a running service
+	tls       bool     // takes Config.TLS
 	run       func(ctx context.Context, e *env) (Report, error)
 }
 
@@ -141,15 +149,15 @@ var allPolicies = append(append(pick.Names(), pick.DNSOnly), NATS)
 
 func scenarios() []scenario {
 	return []scenario{
-		{"storm", "sessions arrive through the common address of 3 nodes", allPolicies, true, runStorm},
-		{"scaleout", "a 4th node joins 3 loaded nodes, then more sessions arrive", allPolicies, false, runScaleout},
-		{"failover", "kill -9 a loaded node; time the reattachments", allPolicies, false, runFailover},
-		{"drain", "drain a loaded node, then more sessions arrive", allPolicies[:len(allPolicies)-1], true, runDrain},
-		{"latency", "connect through the common address against a direct attach", []string{"default", pick.DNSOnly}, true, runLatency},
-		{"detect", "time from kill -9 to down on every peer; no false down when busy", nil, false, runDetect},
-		{"memory", "memory per idle attached session on one node", nil, false, runMemory},
-		{"rtt", "typing latency in rooms spread over the nodes", nil, true, runRTT},
-		{"rtt-fault", "typing in rooms while a node is killed or stopped: nothing acked lost, nothing shown twice", nil, false, runRTTFault},
+		{"storm", "sessions arrive through the common address of 3 nodes", allPolicies, true, true, runStorm},
+		{"scaleout", "a 4th node joins 3 loaded nodes, then more sessions arrive", allPolicies, false, false, runScaleout},
+		{"failover", "kill -9 a loaded node; time the reattachments", allPolicies, false, false, runFailover},
+		{"drain", "drain a loaded node, then more sessions arrive", allPolicies[:len(allPolicies)-1], true, false, runDrain},
+		{"latency", "connect through the common address against a direct attach", []string{"default", pick.DNSOnly}, true, true, runLatency},
+		{"detect", "time from kill -9 to down on every peer; no false down when busy", nil, false, false, runDetect},
+		{"memory", "memory per idle attached session on one node", nil, false, false, runMemory},
+		{"rtt", "typing latency in rooms spread over the nodes", nil, true, false, runRTT},
+		{"rtt-fault", "typing in rooms while a node is killed or stopped: nothing acked lost, nothing shown twice", nil, false, false, runRTTFault},
 	}
 }
 
@@ -205,6 +213,12 @@ type env struct {
 func newEnv(sc scenario, cfg Config) (*env, error) {
 	if cfg.Service != "" && !sc.service {
 		return nil, fmt.Errorf("bench: %s starts and hurts its own cluster; it cannot use --service", sc.name)
+	}
+	if cfg.TLS && !sc.tls {
+		return nil, fmt.Errorf("bench: %s has no TLS rows; --tls is for latency and storm", sc.name)
+	}
+	if cfg.TLS && cfg.Service != "" {
+		return nil, errors.New("bench: --tls compares a plain and a TLS local cluster side by side; it cannot use --service")
 	}
 	if cfg.Service == "" && cfg.Binary == "" {
 		return nil, errors.New("bench: no switchboard binary to start nodes from")
@@ -324,6 +338,7 @@ func (e *env) open(ctx context.Context, c *cluster, policy string, n int, prefix
 	run, err := Open(ctx, Load{
 		Target: c.target, Resolver: c.resolver, Clients: n, Concurrency: e.cfg.Concurrency,
 		Policy: policy, UserPrefix: prefix, DropBase: e.cfg.DropBase, NoTracker: e.cfg.NoTracker,
+		TLS: c.tls,
 	}, progress)
 	end()
 	return run, err
@@ -337,11 +352,21 @@ type cluster struct {
 	resolver string
 	base     int // users on a running service before the run
 	http     *http.Client
+	// tls is the clients' TLS configuration (the cluster's CA, the service
+	// name) when the nodes serve TLS; nil: plain TCP.
+	tls *tls.Config
 }
 
 // start gives a policy its cluster: a fresh local one of nodes nodes, or
 // the running service.
 func (e *env) start(ctx context.Context, nodes int) (*cluster, error) {
+	return e.startTLS(ctx, nodes, false)
+}
+
+// startTLS is start; withTLS gives the local cluster's nodes certificates
+// and TLS on their client listener, and the cluster's clients a TLS
+// configuration that trusts them.
+func (e *env) startTLS(ctx context.Context, nodes int, withTLS bool) (*cluster, error) {
 	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	if e.cfg.Service != "" {
 		c := &cluster{target: e.cfg.Service, resolver: e.cfg.Resolver, http: hc}
@@ -354,16 +379,23 @@ func (e *env) start(ctx context.Context, nodes int) (*cluster, error) {
 		}
 		return c, nil
 	}
-	e.logf("starting %d nodes", nodes)
+	if withTLS {
+		e.logf("starting %d nodes with TLS", nodes)
+	} else {
+		e.logf("starting %d nodes", nodes)
+	}
 	lc, err := localcluster.Start(ctx, localcluster.Config{
 		Binary: e.cfg.Binary, Nodes: nodes, DNS: true, Heartbeat: e.cfg.Heartbeat,
 		Capacity: max(10000, 2*(e.cfg.Clients+e.cfg.Arrivals)), Output: e.cfg.Logs,
-		Args: e.cfg.NodeArgs,
+		Args: e.cfg.NodeArgs, TLS: withTLS,
 	})
 	if err != nil {
 		return nil, err
 	}
 	c := &cluster{local: lc, http: hc}
+	if withTLS {
+		c.tls = &tls.Config{RootCAs: lc.CAPool(), ServerName: lc.Service()}
+	}
 	if e.cfg.Common == "dns" {
 		c.target = "dns://" + lc.Nodes[0].DNS + "/" + lc.Service()
 	} else {
@@ -502,12 +534,18 @@ func post(ctx context.Context, hc *http.Client, method, url string) error {
 // change in the machine's load falls on all of them alike, and returns
 // each policy's runs.
 func repeat[R any](e *env, each func(policy string) (R, error)) (map[string][]R, error) {
+	return repeatKeys(e, e.cfg.Policies, each)
+}
+
+// repeatKeys is repeat over keys instead of the policies (a policy and
+// its TLS variant, for instance).
+func repeatKeys[R any](e *env, keys []string, each func(key string) (R, error)) (map[string][]R, error) {
 	runs := map[string][]R{}
 	for round := range e.cfg.Repeat {
 		if e.cfg.Repeat > 1 {
 			e.logf("round %d of %d", round+1, e.cfg.Repeat)
 		}
-		for _, p := range e.cfg.Policies {
+		for _, p := range keys {
 			r, err := each(p)
 			if err != nil {
 				return nil, fmt.Errorf("bench: %s, %s: %w", e.name, p, err)

@@ -159,3 +159,68 @@ func TestRunScenarioRejects(t *testing.T) {
 		})
 	}
 }
+
+// With TLS, latency and storm measure every path plain and with TLS in
+// one run: the TLS rows exist, next to the plain ones, and every TLS
+// attach succeeded. How much TLS costs is the scenarios' figure
+// (docs/benchmarks.md), not this test's.
+func TestScenariosTLS(t *testing.T) {
+	t.Run("latency", func(t *testing.T) {
+		rep := runTLS(t, "latency", Config{Samples: 10, Policies: []string{"default"}}).(*LatencyReport)
+		var names []string
+		for _, row := range rep.Rows {
+			names = append(names, row.Name)
+			if row.Failed != 0 || len(row.samples) != 10 {
+				t.Errorf("%s: %d failed, %d samples; want 10 attaches", row.Name, row.Failed, len(row.samples))
+			}
+			if row.TLS != strings.HasSuffix(row.Name, tlsSuffix) || (row.TLS && row.VsPlain <= 0) {
+				t.Errorf("%s: tls %v, p50 vs plain %v", row.Name, row.TLS, row.VsPlain)
+			}
+		}
+		if want := "direct default direct+tls default+tls"; strings.Join(names, " ") != want {
+			t.Errorf("latency rows %q, want %q", names, want)
+		}
+	})
+	t.Run("storm", func(t *testing.T) {
+		rep := runTLS(t, "storm", Config{Clients: 50, Policies: []string{"default"}}).(*StormReport)
+		if len(rep.Rows) != 2 || rep.Rows[0].TLS || !rep.Rows[1].TLS {
+			t.Fatalf("storm rows %+v, want default plain then default with TLS", rep.Rows)
+		}
+		for _, row := range rep.Rows {
+			if sumCounts(row.PerNode) != 50 || row.Failed != 0 {
+				t.Errorf("%s tls=%v: %v, %d failed (%v); want 50 sessions placed", row.Policy, row.TLS, row.PerNode, row.Failed, row.Errors)
+			}
+		}
+		if rep.Rows[1].VsPlain <= 0 {
+			t.Errorf("TLS row without its ratio to plain: %+v", rep.Rows[1])
+		}
+	})
+	t.Run("other scenarios refuse it", func(t *testing.T) {
+		_, err := RunScenario(context.Background(), "failover", Config{Binary: binary, TLS: true})
+		if err == nil || !strings.Contains(err.Error(), "--tls") {
+			t.Errorf("failover with TLS: %v, want a refusal", err)
+		}
+	})
+}
+
+// runTLS runs a scenario small with Config.TLS on 3 nodes and checks that
+// its table shows the TLS comparison and a TLS target.
+func runTLS(t *testing.T, name string, cfg Config) Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cfg.Binary, cfg.Nodes, cfg.TLS = binary, 3, true
+	rep, err := RunScenario(ctx, name, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	rep.WriteTable(&out)
+	if !strings.Contains(out.String(), "TLS on the client listener vs plain TCP") || !strings.Contains(out.String(), "TLS vs plain") {
+		t.Errorf("table without the TLS comparison or target:\n%s", out.String())
+	}
+	if _, err := json.Marshal(rep); err != nil {
+		t.Errorf("marshal: %v", err)
+	}
+	return rep
+}

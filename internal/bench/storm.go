@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/switchboard/switchboard/internal/chart"
 	"github.com/switchboard/switchboard/pick"
@@ -12,20 +13,25 @@ import (
 // StormReport is the storm scenario: Clients sessions arrive through the
 // common address of Nodes nodes, Concurrency at a time.
 type StormReport struct {
-	Scenario    string     `json:"scenario"`
-	Nodes       int        `json:"nodes"`
-	Clients     int        `json:"clients"`
-	Concurrency int        `json:"concurrency"`
-	Common      string     `json:"common_address"`
-	Tracker     bool       `json:"tracker"`
-	Repeat      int        `json:"repeat"`
-	Rows        []StormRow `json:"policies"`
-	Targets     []Target   `json:"targets"`
+	Scenario    string `json:"scenario"`
+	Nodes       int    `json:"nodes"`
+	Clients     int    `json:"clients"`
+	Concurrency int    `json:"concurrency"`
+	Common      string `json:"common_address"`
+	Tracker     bool   `json:"tracker"`
+	Repeat      int    `json:"repeat"`
+	// TLS says every policy also ran with TLS on the client listener,
+	// interleaved with its plain run; those rows have TLS set.
+	TLS     bool       `json:"tls,omitempty"`
+	Rows    []StormRow `json:"policies"`
+	Targets []Target   `json:"targets"`
 }
 
 // StormRow is one policy's storm.
 type StormRow struct {
-	Policy  string         `json:"policy"`
+	Policy string `json:"policy"`
+	// TLS says the sessions spoke TLS to nodes that serve it.
+	TLS     bool           `json:"tls,omitempty"`
 	PerNode map[string]int `json:"per_node"`
 	MaxMean float64        `json:"max_mean"`
 	// ElapsedMS is the time to attach every session; with Repeat, the
@@ -34,7 +40,9 @@ type StormRow struct {
 	ElapsedMS     float64   `json:"elapsed_ms"`
 	ElapsedRunsMS []float64 `json:"elapsed_runs_ms,omitempty"`
 	// VsDNSOnly is ElapsedMS over the dns-only row's (0 without one).
-	VsDNSOnly float64     `json:"elapsed_vs_dns_only,omitempty"`
+	VsDNSOnly float64 `json:"elapsed_vs_dns_only,omitempty"`
+	// VsPlain is a TLS row's ElapsedMS over its policy's plain row's.
+	VsPlain   float64     `json:"elapsed_vs_plain,omitempty"`
 	ConnectMS Percentiles `json:"connect_ms"`
 	Failed    int         `json:"failed"`
 	Errors    []string    `json:"errors,omitempty"`
@@ -42,24 +50,26 @@ type StormRow struct {
 }
 
 func runStorm(ctx context.Context, e *env) (Report, error) {
-	rep := &StormReport{Scenario: "storm", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, Concurrency: e.cfg.Concurrency, Common: e.common(), Tracker: !e.cfg.NoTracker, Repeat: e.cfg.Repeat}
-	runs, err := repeat(e, func(p string) (StormRow, error) {
+	rep := &StormReport{Scenario: "storm", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, Concurrency: e.cfg.Concurrency, Common: e.common(), Tracker: !e.cfg.NoTracker, Repeat: e.cfg.Repeat, TLS: e.cfg.TLS}
+	keys := tlsKeys(e, e.cfg.Policies)
+	runs, err := repeatKeys(e, keys, func(k string) (StormRow, error) {
+		p, withTLS := strings.CutSuffix(k, tlsSuffix)
 		var row StormRow
 		var err error
 		if p == NATS {
 			row, err = e.stormNATS(ctx)
 		} else {
-			row, err = e.storm(ctx, p)
+			row, err = e.storm(ctx, p, withTLS)
 		}
 		if err == nil {
-			e.logf("[%s] %d attached in %.0f ms, max/mean %.3f: %s", p, sumCounts(row.PerNode), row.ElapsedMS, row.MaxMean, perNode(row.PerNode))
+			e.logf("[%s] %d attached in %.0f ms, max/mean %.3f: %s", k, sumCounts(row.PerNode), row.ElapsedMS, row.MaxMean, perNode(row.PerNode))
 		}
 		return row, err
 	})
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range e.cfg.Policies {
+	for _, p := range keys {
 		row, keys := MedianBy(runs[p], func(r StormRow) float64 { return r.ElapsedMS })
 		if len(keys) > 1 {
 			row.ElapsedRunsMS = keys
@@ -84,8 +94,37 @@ func (e *env) common() string {
 	return "the address list (every node, random order)"
 }
 
-func (e *env) storm(ctx context.Context, policy string) (StormRow, error) {
-	c, err := e.start(ctx, e.cfg.Nodes)
+// tlsSuffix marks the TLS run of a policy among the keys of repeatKeys,
+// and its row in the tables.
+const tlsSuffix = "+tls"
+
+// tlsKeys lists each policy, followed with Config.TLS by its TLS variant
+// (policy+tlsSuffix); the nats baseline has none.
+func tlsKeys(e *env, policies []string) []string {
+	var keys []string
+	for _, p := range policies {
+		keys = append(keys, p)
+		if e.cfg.TLS {
+			if p == NATS {
+				e.logf("[nats] no TLS row: the nats baseline runs plain only")
+				continue
+			}
+			keys = append(keys, p+tlsSuffix)
+		}
+	}
+	return keys
+}
+
+// rowName is how the tables name a row: the policy, and tlsSuffix for TLS.
+func rowName(name string, withTLS bool) string {
+	if withTLS {
+		return name + tlsSuffix
+	}
+	return name
+}
+
+func (e *env) storm(ctx context.Context, policy string, withTLS bool) (StormRow, error) {
+	c, err := e.startTLS(ctx, e.cfg.Nodes, withTLS)
 	if err != nil {
 		return StormRow{}, err
 	}
@@ -97,7 +136,7 @@ func (e *env) storm(ctx context.Context, policy string) (StormRow, error) {
 	defer run.Close()
 	res := run.Snapshot()
 	return StormRow{
-		Policy: policy, PerNode: res.PerNode, MaxMean: res.MaxMean, ElapsedMS: res.ElapsedMS,
+		Policy: policy, TLS: withTLS, PerNode: res.PerNode, MaxMean: res.MaxMean, ElapsedMS: res.ElapsedMS,
 		ConnectMS: res.ConnectMS, Failed: res.Failed, Errors: res.Errors, connect: millis(run.ConnectTimes()),
 	}, nil
 }
@@ -123,19 +162,40 @@ func (e *env) stormNATS(ctx context.Context) (StormRow, error) {
 }
 
 func (r *StormReport) finish() {
-	var base float64
+	var base, baseTLS float64
+	plain := map[string]StormRow{}
 	for _, row := range r.Rows {
 		if row.Policy == pick.DNSOnly {
-			base = row.ElapsedMS
+			if row.TLS {
+				baseTLS = row.ElapsedMS
+			} else {
+				base = row.ElapsedMS
+			}
+		}
+		if !row.TLS {
+			plain[row.Policy] = row
 		}
 	}
-	for i := range r.Rows {
-		if base > 0 {
-			r.Rows[i].VsDNSOnly = Ratio(r.Rows[i].ElapsedMS, base)
+	for i, row := range r.Rows {
+		b := base
+		if row.TLS {
+			b = baseTLS
+			r.Rows[i].VsPlain = Ratio(row.ElapsedMS, plain[row.Policy].ElapsedMS)
+		}
+		if b > 0 {
+			r.Rows[i].VsDNSOnly = Ratio(row.ElapsedMS, b)
 		}
 	}
 	for _, row := range r.Rows {
 		if row.Policy != "default" {
+			continue
+		}
+		if row.TLS {
+			p := plain[row.Policy]
+			r.Targets = append(r.Targets, Target{
+				What: "storm: default time to attach all, TLS vs plain (issue 10)", Want: "<= 1.5x",
+				Got: fmt.Sprintf("%.0f ms / %.0f ms = %.2fx", row.ElapsedMS, p.ElapsedMS, row.VsPlain), Met: row.VsPlain <= 1.5 && row.Failed == 0 && p.Failed == 0,
+			})
 			continue
 		}
 		r.Targets = append(r.Targets, Target{
@@ -160,11 +220,35 @@ func (r *StormReport) WriteTable(w io.Writer) {
 		if row.VsDNSOnly > 0 {
 			vs = f2(row.VsDNSOnly) + "x"
 		}
-		rows = append(rows, []string{row.Policy, perNode(row.PerNode), f3(row.MaxMean), fmt.Sprintf("%.0f", row.ElapsedMS), runsCell(row.ElapsedRunsMS, "%.0f"), vs,
+		rows = append(rows, []string{rowName(row.Policy, row.TLS), perNode(row.PerNode), f3(row.MaxMean), fmt.Sprintf("%.0f", row.ElapsedMS), runsCell(row.ElapsedRunsMS, "%.0f"), vs,
 			f1(row.ConnectMS.P50), f1(row.ConnectMS.P99), fmt.Sprint(row.Failed)})
 	}
 	table(w, []string{"policy", "sessions per node", "max/mean", "all attached ms", "every run ms", "vs dns-only", "connect p50 ms", "p99 ms", "failed"}, rows)
+	if r.TLS {
+		r.writeTLS(w)
+	}
 	writeTargets(w, r.Targets)
+}
+
+// writeTLS prints each policy's TLS row against its plain row.
+func (r *StormReport) writeTLS(w io.Writer) {
+	plain := map[string]StormRow{}
+	for _, row := range r.Rows {
+		if !row.TLS {
+			plain[row.Policy] = row
+		}
+	}
+	fmt.Fprintf(w, "\nTLS on the client listener vs plain TCP, interleaved runs:\n\n")
+	var rows [][]string
+	for _, row := range r.Rows {
+		if !row.TLS {
+			continue
+		}
+		p := plain[row.Policy]
+		rows = append(rows, []string{row.Policy, fmt.Sprintf("%.0f", p.ElapsedMS), fmt.Sprintf("%.0f", row.ElapsedMS), f2(row.VsPlain) + "x",
+			f1(p.ConnectMS.P50), f1(row.ConnectMS.P50), f1(p.ConnectMS.P99), f1(row.ConnectMS.P99)})
+	}
+	table(w, []string{"policy", "plain all attached ms", "tls ms", "tls/plain", "plain connect p50 ms", "tls p50 ms", "plain p99 ms", "tls p99 ms"}, rows)
 }
 
 // Charts implements Report.
@@ -174,11 +258,11 @@ func (r *StormReport) Charts() []Chart {
 	var mm, el []float64
 	var cdf []chart.Series
 	for _, row := range r.Rows {
-		policies = append(policies, row.Policy)
+		policies = append(policies, rowName(row.Policy, row.TLS))
 		counts = append(counts, row.PerNode)
 		mm = append(mm, row.MaxMean)
 		el = append(el, row.ElapsedMS)
-		cdf = append(cdf, chart.CDF(row.Policy, row.connect))
+		cdf = append(cdf, chart.CDF(rowName(row.Policy, row.TLS), row.connect))
 	}
 	title := fmt.Sprintf("storm: %d sessions, %d nodes", r.Clients, r.Nodes)
 	return []Chart{
