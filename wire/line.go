@@ -86,6 +86,10 @@ func (lr *LineReader) Next() ([]byte, error) {
 	}
 }
 
+// Buffered is how many bytes were read past the last line returned: the
+// start of a line not yet complete.
+func (lr *LineReader) Buffered() int { return lr.end - lr.start }
+
 // Shrink releases a grown buffer once it holds no unread bytes, so a
 // session that once sent a long line returns to its small footprint.
 func (lr *LineReader) Shrink() {

@@ -54,6 +54,13 @@ const (
 	CodeUnavailable  = "unavailable"    // the room engine could not store or load in time: retry
 	CodeShutdown     = "shutdown"       // the server is stopping: closed
 	CodeUnauthorized = "unauthorized"   // attach without a valid token, or a join the token does not allow
+	// CodeTooManyConns is sent on a connection the node accepted only to
+	// refuse: it holds as many connections as it admits in total or from
+	// the client's address. The connection is closed; retry later or on
+	// another node.
+	CodeTooManyConns  = "too_many_connections"
+	CodeAttachTimeout = "attach_timeout" // hello but no attach in time: the session is closed
+	CodeLineTimeout   = "line_timeout"   // one line took too long to arrive whole: the session is closed
 )
 
 // Directory is the body of a directory message: every node of the service

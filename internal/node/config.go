@@ -103,11 +103,35 @@ type Config struct {
 	PushDelay time.Duration
 	// RemoveAfter is how long a down peer stays listed (default 1 min).
 	RemoveAfter time.Duration
-	// HelloTimeout closes a connection that sends no hello (default 10 s).
+	// HelloTimeout closes a connection that has not sent a whole hello
+	// line this long after it was accepted, however slowly its bytes
+	// trickle in (default 10 s).
 	HelloTimeout time.Duration
+	// AttachTimeout closes a session that said hello but has not attached
+	// this long after its first hello (default 30 s): a client reads the
+	// directory, picks a node and attaches within a few round trips.
+	AttachTimeout time.Duration
 	// IdleTimeout closes a session that sends nothing, not even a ping, for
 	// this long (default 5 min).
 	IdleTimeout time.Duration
+	// LineTimeout closes an attached session when one line takes longer
+	// than this from its first byte to its newline (default 30 s): a line
+	// of at most MaxLine bytes needs only about 2 KiB/s.
+	LineTimeout time.Duration
+	// MaxConns is the most client connections (attached or not) the node
+	// holds open at once; the next is accepted, answered with the error
+	// too_many_connections and closed (default: the process's descriptor
+	// limit, RLIMIT_NOFILE, less max(1024, limit/4) held back for the
+	// stored rooms, the cluster's routes and the HTTP listener; see
+	// DefaultMaxConns). It should stay above Capacity.
+	MaxConns int
+	// MaxConnsPerIP is the most client connections one source address
+	// holds open at once (an IPv6 address counts by its /64), refused the
+	// same way (default 256: an office or a carrier's NAT behind one
+	// address still fits, while filling the node takes dozens of
+	// addresses). Connections handed to ServeConn without a TCP address
+	// count only towards MaxConns.
+	MaxConnsPerIP int
 	// WriteTimeout bounds one write to a client (default 10 s).
 	WriteTimeout time.Duration
 	// MaxLine is the longest protocol line accepted, in bytes (default 64 KiB).
@@ -218,6 +242,11 @@ func DefaultConfig() Config {
 		WriteTimeout: 10 * time.Second,
 		DNSTTL:       5 * time.Second,
 
+		AttachTimeout: 30 * time.Second,
+		LineTimeout:   30 * time.Second,
+		MaxConns:      DefaultMaxConns(),
+		MaxConnsPerIP: 256,
+
 		MaxRooms:        16,
 		MaxParticipants: 100,
 		MaxChunk:        4096,
@@ -245,6 +274,10 @@ func (c *Config) validate() error {
 	fill(&c.RemoveAfter, d.RemoveAfter)
 	fill(&c.HelloTimeout, d.HelloTimeout)
 	fill(&c.IdleTimeout, d.IdleTimeout)
+	fill(&c.AttachTimeout, d.AttachTimeout)
+	fill(&c.LineTimeout, d.LineTimeout)
+	fill(&c.MaxConns, d.MaxConns)
+	fill(&c.MaxConnsPerIP, d.MaxConnsPerIP)
 	fill(&c.WriteTimeout, d.WriteTimeout)
 	fill(&c.DNSTTL, d.DNSTTL)
 	fill(&c.StoreTimeout, d.StoreTimeout)
@@ -268,6 +301,12 @@ func (c *Config) validate() error {
 	var errs []error
 	if c.Capacity < 0 {
 		errs = append(errs, fmt.Errorf("capacity %d is negative", c.Capacity))
+	}
+	if c.MaxConns < 0 || c.MaxConnsPerIP < 0 {
+		errs = append(errs, fmt.Errorf("negative connection limit (total %d, per address %d)", c.MaxConns, c.MaxConnsPerIP))
+	}
+	if c.HelloTimeout < 0 || c.AttachTimeout < 0 || c.IdleTimeout < 0 || c.LineTimeout < 0 {
+		errs = append(errs, fmt.Errorf("negative timeout (hello %v, attach %v, idle %v, line %v)", c.HelloTimeout, c.AttachTimeout, c.IdleTimeout, c.LineTimeout))
 	}
 	if c.MaxRooms < 0 || c.MaxParticipants < 0 || c.SnapshotEvery < 0 {
 		errs = append(errs, fmt.Errorf("negative room limit (rooms %d, participants %d, snapshot every %d)", c.MaxRooms, c.MaxParticipants, c.SnapshotEvery))

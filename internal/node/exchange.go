@@ -92,6 +92,12 @@ func newDropLog(log *slog.Logger, interval time.Duration) *dropLog {
 
 // note records one drop of kind msg, about subject, for err.
 func (d *dropLog) note(msg, subject string, err error) {
+	d.sample(msg, "subject", subject, "err", err)
+}
+
+// sample logs msg with attrs at warn level unless a line of the same msg
+// was logged less than the interval ago; then it only counts it.
+func (d *dropLog) sample(msg string, attrs ...any) {
 	now := time.Now()
 	d.mu.Lock()
 	k := d.kinds[msg]
@@ -107,7 +113,7 @@ func (d *dropLog) note(msg, subject string, err error) {
 	suppressed := k.suppressed
 	k.last, k.suppressed = now, 0
 	d.mu.Unlock()
-	d.log.Warn(msg, "subject", subject, "err", err, "more_since_last_line", suppressed)
+	d.log.Warn(msg, append(attrs, "more_since_last_line", suppressed)...)
 }
 
 // run owns the directory table. It applies the peers' entries, publishes

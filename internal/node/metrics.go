@@ -25,7 +25,7 @@ var errorCodes = []string{
 	wire.CodeBadRequest, wire.CodeVersion, wire.CodeNoHello, wire.CodeNotAttached,
 	wire.CodeHelloTimeout, wire.CodeFull, wire.CodeDraining, wire.CodeIdle,
 	wire.CodeLimit, wire.CodeRate, wire.CodeUnavailable, wire.CodeShutdown,
-	wire.CodeUnauthorized,
+	wire.CodeUnauthorized, wire.CodeTooManyConns, wire.CodeAttachTimeout, wire.CodeLineTimeout,
 }
 
 // statuses are the values of the status label of the status gauges.
@@ -41,7 +41,11 @@ type metrics struct {
 	connections prometheus.Gauge
 	attaches    prometheus.Counter
 	refused     *prometheus.CounterVec
-	attachTime  prometheus.Histogram
+	// connsRefused holds the counter of each reason in refusedReasons;
+	// read-only after newMetrics.
+	connsRefused    map[string]prometheus.Counter
+	connsRefusedVec *prometheus.CounterVec
+	attachTime      prometheus.Histogram
 	// badInput holds the counter of each code in errorCodes, resolved once
 	// so that counting takes no lock and allocates nothing; the map is
 	// read-only after newMetrics.
@@ -76,6 +80,11 @@ func newMetrics(n *Node) *metrics {
 			Name: "switchboard_attach_refused_total",
 			Help: "Attaches refused, by error code.",
 		}, []string{"code"}),
+		connsRefusedVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_connections_refused_total",
+			Help: "Client connections accepted only to be answered too_many_connections and closed, by the limit reached: total (MaxConns) or per_ip (MaxConnsPerIP).",
+		}, []string{"reason"}),
+		connsRefused: make(map[string]prometheus.Counter, len(refusedReasons)),
 		attachTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "switchboard_attach_seconds",
 			Help:    "Time from a session's hello to its attached reply, for attaches that succeed: the client's pick and its attach line's trip included.",
@@ -90,13 +99,16 @@ func newMetrics(n *Node) *metrics {
 	for _, code := range errorCodes {
 		m.badInput[code] = m.badInputVec.WithLabelValues(code)
 	}
+	for _, reason := range refusedReasons {
+		m.connsRefused[reason] = m.connsRefusedVec.WithLabelValues(reason)
+	}
 	for _, code := range []string{wire.CodeFull, wire.CodeDraining} {
 		m.refused.WithLabelValues(code)
 	}
 	for k := directory.Stale; k <= directory.Refused; k++ {
 		m.changes.WithLabelValues(k.String())
 	}
-	m.registry.MustRegister(m.received, m.changes, m.pushes, m.connections, m.attaches, m.refused, m.attachTime, m.badInputVec,
+	m.registry.MustRegister(m.received, m.changes, m.pushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec,
 		directoryCollector{n},
 		newBuildInfo(),
 		collectors.NewGoCollector(),

@@ -51,9 +51,11 @@ type Node struct {
 	syncReq chan struct{}
 	view    atomic.Pointer[view]
 
-	sessionsMu sync.Mutex // guards sessions and listeners
+	sessionsMu sync.Mutex // guards sessions, perAddr and listeners
 	sessions   map[*session]struct{}
+	perAddr    map[string]int            // open sessions by source address (addrKey)
 	listeners  map[net.Listener]struct{} // every listener Serve is accepting on
+	limitLog   *dropLog                  // refused connections and sessions closed by a deadline
 	nextID     atomic.Uint64
 
 	metrics *metrics
@@ -90,7 +92,9 @@ func New(cfg Config) (*Node, error) {
 		inbox:       make(chan directory.Entry, 1024),
 		syncReq:     make(chan struct{}, 1),
 		sessions:    make(map[*session]struct{}),
+		perAddr:     make(map[string]int),
 		listeners:   make(map[net.Listener]struct{}),
+		limitLog:    newDropLog(cfg.Logger, dropLogEvery),
 	}
 	n.view.Store(&view{taken: time.Now()})
 	return n, nil

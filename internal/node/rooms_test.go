@@ -40,9 +40,15 @@ type peer struct {
 // newPeer connects to addr and attaches as user.
 func newPeer(t testing.TB, addr, user string) *peer {
 	t.Helper()
+	return newPeerVia(t, nil, addr, user)
+}
+
+// newPeerVia is newPeer dialling with d (nil: the default dialer).
+func newPeerVia(t testing.TB, d client.Dialer, addr, user string) *peer {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	c, err := client.DialConn(ctx, nil, addr)
+	c, err := client.DialConn(ctx, d, addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,12 +59,18 @@ func (n *Node) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
-		if s := n.newSession(conn); s != nil {
-			go func() {
-				defer n.wg.Done()
-				s.serve()
-			}()
+		s, refused := n.newSession(conn)
+		if s == nil {
+			continue
 		}
+		go func() {
+			defer n.wg.Done()
+			if refused != "" {
+				n.refuseConn(conn, s.addr, refused)
+				return
+			}
+			s.serve()
+		}()
 	}
 }
 
@@ -83,6 +89,11 @@ type session struct {
 	held      map[string]uint64 // per room: the first seq refused (rate, unavailable) since the last state
 	limiter   textLimiter       // the session's text rate
 	helloAt   time.Time         // when the last hello came (the attach histogram)
+	attachBy  time.Time         // the attach deadline, from the first hello
+	clock     lineClock         // starts a line's deadline at its first byte
+
+	accepted time.Time // when the connection was accepted: the hello deadline counts from it
+	addr     string    // the source address as MaxConnsPerIP counts it (addrKey)
 
 	attached atomic.Bool
 
@@ -95,34 +106,46 @@ type session struct {
 // newSession registers a session for conn and counts it in the node's
 // wait group, which the caller releases with n.wg.Done once s.serve has
 // returned. It returns nil, having closed conn, when the node is
-// stopping. Adding to the wait group under sessionsMu, where Shutdown
-// looks for sessions only after cancelling, keeps every Add before
-// Shutdown's Wait.
-func (n *Node) newSession(conn net.Conn) *session {
-	s := &session{n: n, conn: conn}
+// stopping. When conn is over a connection limit it registers nothing
+// and returns the reason as well: the caller then answers with
+// n.refuseConn instead of s.serve, and still calls n.wg.Done. Adding to
+// the wait group under sessionsMu, where Shutdown looks for sessions only
+// after cancelling, keeps every Add before Shutdown's Wait.
+func (n *Node) newSession(conn net.Conn) (s *session, refused string) {
+	s = &session{n: n, conn: conn, accepted: time.Now(), addr: addrKey(conn.RemoteAddr())}
+	s.clock = lineClock{conn: conn, timeout: n.cfg.LineTimeout}
 	n.sessionsMu.Lock()
 	defer n.sessionsMu.Unlock()
 	if n.ctx == nil || n.ctx.Err() != nil {
 		_ = conn.Close()
-		return nil
+		return nil, ""
 	}
-	n.sessions[s] = struct{}{}
 	n.wg.Add(1)
+	if refused = n.admitLocked(s); refused != "" {
+		return s, refused
+	}
 	n.metrics.connections.Inc()
-	return s
+	return s, ""
 }
 
 // ServeConn serves one client connection (a TCP connection, or a
 // WebSocket adapted to net.Conn) until it closes, on the caller's
 // goroutine: it blocks. Shutdown closes the connection and waits for
 // ServeConn to return. It returns ErrClosed at once, having closed conn,
-// when the node is not running.
+// when the node is not running, and ErrTooManyConnections, having sent
+// the error too_many_connections and closed conn, when the node holds as
+// many connections as it admits (MaxConns, or MaxConnsPerIP from conn's
+// address).
 func (n *Node) ServeConn(conn net.Conn) error {
-	s := n.newSession(conn)
+	s, refused := n.newSession(conn)
 	if s == nil {
 		return ErrClosed
 	}
 	defer n.wg.Done()
+	if refused != "" {
+		n.refuseConn(conn, s.addr, refused)
+		return fmt.Errorf("%w (%s)", ErrTooManyConnections, refused)
+	}
 	s.serve()
 	return nil
 }
@@ -131,8 +154,8 @@ func (n *Node) ServeConn(conn net.Conn) error {
 func (s *session) serve() {
 	defer s.finish()
 	cfg := &s.n.cfg
-	lr := wire.NewLineReader(s.conn, cfg.MaxLine)
-	_ = s.conn.SetReadDeadline(time.Now().Add(cfg.HelloTimeout))
+	lr := wire.NewLineReader(&s.clock, cfg.MaxLine)
+	_ = s.conn.SetReadDeadline(s.accepted.Add(cfg.HelloTimeout))
 	for {
 		line, err := lr.Next()
 		if err != nil {
@@ -143,9 +166,7 @@ func (s *session) serve() {
 			s.closeAndLinger(fatal)
 			return
 		}
-		if s.helloDone {
-			_ = s.conn.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
-		}
+		s.setDeadline(lr.Buffered())
 		lr.Shrink()
 	}
 }
@@ -174,10 +195,7 @@ func (s *session) readError(err error) *wire.Error {
 	case errors.As(err, &we):
 		return we
 	case errors.As(err, &ne) && ne.Timeout():
-		if !s.helloDone {
-			return &wire.Error{Code: wire.CodeHelloTimeout, Text: "no hello within " + s.n.cfg.HelloTimeout.String(), Fatal: true}
-		}
-		return &wire.Error{Code: wire.CodeIdle, Text: "nothing received for " + s.n.cfg.IdleTimeout.String(), Fatal: true}
+		return s.timeoutError()
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 		return nil
 	}
@@ -434,7 +452,7 @@ func (s *session) finish() {
 	s.close(nil)
 	n := s.n
 	n.sessionsMu.Lock()
-	delete(n.sessions, s)
+	n.releaseLocked(s)
 	n.sessionsMu.Unlock()
 	n.metrics.connections.Dec()
 	s.leaveRooms()
