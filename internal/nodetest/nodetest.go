@@ -50,7 +50,10 @@ func Config(service string, i int) node.Config {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.Cluster = "127.0.0.1:0"
-	cfg.Heartbeat = 50 * time.Millisecond
+	// Fast enough that tests of detection end soon, slow enough that a
+	// node of a loaded CI machine is not starved into a false down (a
+	// peer is down after three missed heartbeats).
+	cfg.Heartbeat = 100 * time.Millisecond
 	cfg.PushDelay = 5 * time.Millisecond
 	return cfg
 }
