@@ -156,6 +156,12 @@ func WithTLS(cfg *tls.Config) Option {
 			return fmt.Errorf("client: nil TLS config")
 		}
 		o.tls = cfg.Clone()
+		if o.tls.ClientSessionCache == nil {
+			// The nodes of a service share their session ticket keys, so the
+			// attach resumes the TLS session of the hello before it: one full
+			// handshake per dial.
+			o.tls.ClientSessionCache = tls.NewLRUClientSessionCache(16)
+		}
 		return nil
 	}
 }

@@ -324,7 +324,9 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 					a.dir, a.dirAt = se.Directory, time.Now()
 				}
 				return failover.Outcome{Kind: failover.Refused, Node: node.ID, Status: directory.Status(se.Code), Err: err}, nil
-			case wire.CodeShutdown:
+			case wire.CodeShutdown, wire.CodeTooManyConns, wire.CodeAttachTimeout:
+				// The node is going, or has no room for one more
+				// connection: as if the dial had failed.
 				return failover.Outcome{Kind: failover.DialFailed, Node: node.ID, Err: err}, nil
 			}
 			return failover.Outcome{}, fmt.Errorf("client: attaching to %s: %w", node.ID, err)

@@ -196,6 +196,10 @@ func (c *Cluster) start() (*Node, error) {
 		"--service", c.cfg.Service, "--id", n.ID,
 		"--listen", n.Addr, "--http", n.HTTP, "--cluster", n.Cluster,
 		"--capacity", strconv.Itoa(c.cfg.Capacity),
+		// Every client of a local cluster comes from this host: the
+		// connection limits may not stand between them and Capacity.
+		"--max-conns-per-ip", strconv.Itoa(c.cfg.Capacity + 100),
+		"--max-conns", strconv.Itoa(c.cfg.Capacity + 100),
 		"--data", fmt.Sprintf("%s/%s", c.cfg.DataDir, n.ID),
 		"--cluster-secret-file", c.secretFile,
 	}

@@ -208,6 +208,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		})
 	}
 	n.wg.Go(n.run)
+	if n.sec.tls != nil && n.cfg.ClusterSecret != "" {
+		n.wg.Go(n.rotateTicketKeys)
+	}
 	if n.listener != nil {
 		ln := n.listener
 		n.wg.Go(func() { _ = n.Serve(ln) })

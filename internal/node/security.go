@@ -2,6 +2,8 @@ package node
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -47,6 +49,9 @@ func loadSecurity(cfg *Config) (*security, error) {
 			}
 		}
 		sec.tls = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		if cfg.ClusterSecret != "" {
+			sec.tls.SetSessionTicketKeys(ticketKeys(cfg.ClusterSecret, cfg.Service, time.Now()))
+		}
 	case cfg.TLSCert != "" || cfg.TLSKey != "":
 		errs = append(errs, errors.New("TLS needs both a certificate and its key (tls-cert, tls-key)"))
 	}
@@ -76,6 +81,43 @@ func loadSecurity(cfg *Config) (*security, error) {
 		return nil, fmt.Errorf("node: invalid security settings: %w", err)
 	}
 	return &sec, nil
+}
+
+// ticketKeyPeriod is how long one TLS session ticket key is the newest.
+const ticketKeyPeriod = 24 * time.Hour
+
+// ticketKeys derives the keys of TLS session tickets from the cluster's
+// secret, the same on every node of the service at the same time. A client
+// whose hello went to one node then resumes its TLS session at the node it
+// picked (the service name is the same): one full handshake per dial
+// instead of two. The key of the current period comes first and seals new
+// tickets; the previous period's still opens the tickets it sealed. A
+// ticket never outlives two periods, and whoever holds the cluster secret
+// could read resumed sessions: the same who could join the cluster.
+func ticketKeys(secret, service string, now time.Time) [][32]byte {
+	period := now.Unix() / int64(ticketKeyPeriod/time.Second)
+	keys := make([][32]byte, 2)
+	for i := range keys {
+		mac := hmac.New(sha256.New, []byte(secret))
+		fmt.Fprintf(mac, "switchboard tls session ticket v1\x00%s\x00%d", service, period-int64(i))
+		copy(keys[i][:], mac.Sum(nil))
+	}
+	return keys
+}
+
+// rotateTicketKeys sets the session ticket keys again every hour, so that
+// every node moves to the next period's key within the hour it begins.
+func (n *Node) rotateTicketKeys() {
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case now := <-tick.C:
+			n.sec.tls.SetSessionTicketKeys(ticketKeys(n.cfg.ClusterSecret, n.cfg.Service, now))
+		}
+	}
 }
 
 // logPosture says plainly, once at start, what is not protected.

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -260,5 +261,48 @@ func TestAdminToken(t *testing.T) {
 	}
 	if code := do("DELETE", "/v1/drain", sec.admin); code != 200 || n.Status() == "draining" {
 		t.Errorf("DELETE /v1/drain with the token = %d, status %s", code, n.Status())
+	}
+}
+
+// The nodes of a cluster share their TLS session ticket keys (derived from
+// the cluster secret): a client resumes at one node the session another
+// node gave it, so a dial through the common address costs one full
+// handshake, not two. A node of another cluster cannot open the ticket.
+func TestTLSSessionResumesAcrossNodes(t *testing.T) {
+	sec := newSecrets(t, "resume.test")
+	tlsNodes := func(i int, cfg *node.Config) {
+		cfg.Service = sec.service
+		cfg.TLSCert, cfg.TLSKey = sec.cert, sec.key
+	}
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: tlsNodes})
+	other := nodetest.Start(t, 1, nodetest.Options{Configure: tlsNodes})
+	cfg := &tls.Config{RootCAs: sec.caPool, ServerName: sec.service, ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+	// hello says hello at addr over TLS, reads the directory (and with it
+	// the ticket the node sent after the handshake) and reports whether
+	// the session was resumed.
+	hello := func(addr string) bool {
+		t.Helper()
+		conn, err := tls.Dial("tcp", addr, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write([]byte(`{"op":"hello","v":1}` + "\n")); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(settle))
+		if _, err := bufio.NewReader(conn).ReadBytes('\n'); err != nil {
+			t.Fatal(err)
+		}
+		return conn.ConnectionState().DidResume
+	}
+	if hello(c.Nodes[0].Addr()) {
+		t.Fatal("the first handshake resumed a session")
+	}
+	if !hello(c.Nodes[1].Addr()) {
+		t.Error("n2 did not resume the session n1 gave")
+	}
+	if hello(other.Nodes[0].Addr()) {
+		t.Error("a node of another cluster resumed the session")
 	}
 }
