@@ -346,9 +346,12 @@ func TestClusterOverTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}})
-	for _, n := range c.Nodes {
-		if len(n.RoutePeers()) != 1 {
-			t.Errorf("%s routes to %q, want one peer", n.ID(), n.RoutePeers())
+	nodetest.Eventually(t, settle, func() error {
+		for _, n := range c.Nodes {
+			if peers := n.RoutePeers(); len(peers) != 1 {
+				return fmt.Errorf("%s routes to %q, want one peer", n.ID(), peers)
+			}
 		}
-	}
+		return nil
+	})
 }
