@@ -27,7 +27,9 @@
 // With Config.Resolver set, Lookup asks that DNS server itself with
 // miekg/dns (UDP with EDNS0, then TCP when the reply is truncated), and SRV
 // targets come back as the IP addresses found in the reply's additional
-// section. With it empty, Lookup uses the system resolver (net.Resolver),
+// section or, when a caching resolver left them out, as the addresses that
+// same server gives for each target's A and AAAA records: no name goes to
+// the system resolver. With it empty, Lookup uses the system resolver (net.Resolver),
 // and SRV targets come back as host names that the dialler resolves.
 //
 // # Caller's duties

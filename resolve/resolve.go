@@ -118,7 +118,9 @@ type srvRecord struct {
 // orders them by priority, and within a priority by weighted random
 // selection (RFC 2782). Each SRV target becomes the addresses that came with
 // the reply (the Switchboard responder always adds them) or, when none came,
-// the target's host name, for the dialler to resolve. When there are no SRV
+// the addresses Config.Resolver gives for the target's A and AAAA records
+// (a target it knows no address for is left out), or without a
+// Config.Resolver the target's host name, for the dialler to resolve. When there are no SRV
 // records, Lookup asks for the A and AAAA records of the service name and
 // returns them, in random order, with Config.DefaultPort.
 //
@@ -167,7 +169,17 @@ func (l *lookup) run(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("%w for %s via %s (its SRV record says the service is not available)", ErrNoAddress, l.service, l.via)
 	}
 	if len(srvs) > 0 {
-		return l.fromSRV(srvs, glue), nil
+		if l.cfg.Resolver != "" {
+			// A caching resolver may answer without the targets' addresses:
+			// ask the same server for them, never the system resolver.
+			if err := l.fillGlue(ctx, srvs, glue); err != nil {
+				return nil, err
+			}
+		}
+		if out := l.fromSRV(srvs, glue); len(out) > 0 {
+			return out, nil
+		}
+		return nil, fmt.Errorf("%w for %s via %s (its SRV targets have no A or AAAA records)", ErrNoAddress, l.service, l.via)
 	}
 	if l.cfg.DefaultPort == 0 {
 		return nil, fmt.Errorf("%w for %s via %s (no SRV records, and no DefaultPort for A/AAAA)", ErrNoAddress, l.service, l.via)
@@ -200,6 +212,9 @@ func (l *lookup) fromSRV(srvs []srvRecord, glue map[string][]netip.Addr) []strin
 			continue
 		}
 		addrs := glue[s.target]
+		if len(addrs) == 0 && l.cfg.Resolver != "" {
+			continue // the resolver knows no address for it
+		}
 		if len(addrs) == 0 {
 			out = append(out, net.JoinHostPort(strings.TrimSuffix(s.target, "."), strconv.Itoa(int(s.port))))
 			continue
@@ -283,15 +298,42 @@ func (l *lookup) srvDNS(ctx context.Context) ([]srvRecord, map[string][]netip.Ad
 	return srvs, glue, nil
 }
 
+// fillGlue asks Config.Resolver for the A and AAAA records of every SRV
+// target that came without addresses in the reply's additional section,
+// and adds them to glue. A target without any address is left out of
+// glue (fromSRV then returns its name); it fails only when the server
+// fails to answer.
+func (l *lookup) fillGlue(ctx context.Context, srvs []srvRecord, glue map[string][]netip.Addr) error {
+	for _, s := range srvs {
+		if s.target == "." || len(glue[s.target]) > 0 {
+			continue
+		}
+		if _, asked := glue[s.target]; asked {
+			continue
+		}
+		ips, err := l.ipsOf(ctx, s.target)
+		if err != nil {
+			return err
+		}
+		glue[s.target] = ips // an empty slice marks the target as asked
+	}
+	return nil
+}
+
 // ipsDNS asks Config.Resolver for the A and then the AAAA records of the
 // service name.
 func (l *lookup) ipsDNS(ctx context.Context) ([]netip.Addr, error) {
-	name := dns.CanonicalName(l.service)
+	return l.ipsOf(ctx, l.service)
+}
+
+// ipsOf asks Config.Resolver for the A and then the AAAA records of host.
+func (l *lookup) ipsOf(ctx context.Context, host string) ([]netip.Addr, error) {
+	name := dns.CanonicalName(host)
 	var ips []netip.Addr
 	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		r, err := exchange(ctx, l.cfg.Resolver, name, qtype)
 		if err != nil {
-			return nil, fmt.Errorf("resolve: looking up %s for %s via %s: %w", dns.TypeToString[qtype], l.service, l.via, err)
+			return nil, fmt.Errorf("resolve: looking up %s for %s via %s: %w", dns.TypeToString[qtype], strings.TrimSuffix(host, "."), l.via, err)
 		}
 		for _, rr := range r.Answer {
 			// Any A/AAAA in the answer counts, so that CNAME chains work.

@@ -422,3 +422,49 @@ func TestLookupRandomOrder(t *testing.T) {
 		t.Errorf("30 seeds put %d distinct servers first, want 3", len(firsts))
 	}
 }
+
+// noGlueDNS answers like a caching resolver that drops the additional
+// section: _switchboard._tcp.cache.test has SRV records for a, b and
+// gone.cache.test without their addresses; a and b have A records, gone
+// has none.
+func noGlueDNS(w dns.ResponseWriter, r *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	q := r.Question[0]
+	records := map[string][]string{
+		"_switchboard._tcp.cache.test.": {
+			"_switchboard._tcp.cache.test. 5 IN SRV 0 1 7001 a.cache.test.",
+			"_switchboard._tcp.cache.test. 5 IN SRV 0 1 7002 b.cache.test.",
+			"_switchboard._tcp.cache.test. 5 IN SRV 0 1 7003 gone.cache.test.",
+		},
+		"a.cache.test.":    {"a.cache.test. 5 IN A 127.0.3.1"},
+		"b.cache.test.":    {"b.cache.test. 5 IN A 127.0.3.2", "b.cache.test. 5 IN AAAA ::1"},
+		"gone.cache.test.": nil,
+	}
+	rrs, ok := records[strings.ToLower(q.Name)]
+	if !ok {
+		m.Rcode = dns.RcodeNameError
+	}
+	for _, s := range rrs {
+		rr, _ := dns.NewRR(s)
+		if rr.Header().Rrtype == q.Qtype {
+			m.Answer = append(m.Answer, rr)
+		}
+	}
+	w.WriteMsg(m)
+}
+
+// SRV targets that come without their addresses are looked up through
+// the same DNS server, never the system resolver; a target it knows no
+// address for is left out.
+func TestLookupSRVWithoutGlue(t *testing.T) {
+	addr := staticServer(t, noGlueDNS)
+	got, err := Lookup(t.Context(), Config{Resolver: addr}, "cache.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"127.0.3.1:7001", "127.0.3.2:7002", "[::1]:7002"}
+	if diff := cmp.Diff(sorted(got), want); diff != "" {
+		t.Errorf("Lookup (-got +want):\n%s", diff)
+	}
+}
