@@ -8,14 +8,19 @@ const (
 	OpLeave = "leave"
 	// OpText is one chunk of text a session's user typed.
 	OpText = "text"
+	// OpBatch is several text chunks stored as one record, in order: the
+	// chunks that waited on one node for one room while the record before
+	// them was being stored. Applying it applies each of Recs as if it
+	// had been stored alone, one after the other.
+	OpBatch = "batch"
 )
 
 // Record is one entry of a room's stream, stored as this JSON object. Its
 // field names are the stream's format: every node of every version reads
 // them, so they never change.
 type Record struct {
-	// Op is OpJoin, OpLeave or OpText. A record with another op is
-	// counted as applied and otherwise ignored.
+	// Op is OpJoin, OpLeave, OpText or OpBatch. A record with another op
+	// is counted as applied and otherwise ignored.
 	Op string `json:"op"`
 	// User is the user of a join or text.
 	User string `json:"user,omitempty"`
@@ -31,6 +36,9 @@ type Record struct {
 	// text (text).
 	Seq uint64 `json:"seq,omitempty"`
 	T   string `json:"t,omitempty"`
+	// Recs are the text chunks of a batch, each a text record (batch).
+	// Records of other ops inside a batch are ignored.
+	Recs []Record `json:"recs,omitempty"`
 }
 
 // Member is one session in a room, as the room's stream records it.

@@ -104,9 +104,10 @@ type Result struct {
 	// record is already in the state (the snapshot the room was restored
 	// from covered it) and was ignored.
 	Skipped bool
-	// Duplicate is set for a text chunk whose (sender, seq) was applied
-	// before: a resend, dropped on every node alike.
-	Duplicate bool
+	// Duplicates counts the text chunks whose (sender, seq) was applied
+	// before: resends, dropped on every node alike. It is 0 or 1 for a
+	// text record, up to the number of chunks for a batch.
+	Duplicates int
 }
 
 // Apply applies the record stored at stream sequence seq. Records must
@@ -122,7 +123,15 @@ func (r *Room) Apply(seq uint64, rec Record) Result {
 	var res Result
 	switch rec.Op {
 	case OpText:
-		res.Duplicate = r.applyText(rec)
+		if r.applyText(rec) {
+			res.Duplicates++
+		}
+	case OpBatch:
+		for _, chunk := range rec.Recs {
+			if chunk.Op == OpText && r.applyText(chunk) {
+				res.Duplicates++
+			}
+		}
 	case OpJoin:
 		r.applyJoin(rec)
 	case OpLeave:

@@ -84,10 +84,10 @@ func TestRestoreVersion1(t *testing.T) {
 	}
 	// bob's CR was carried: his LF completes nothing; ann's seq 7 is a
 	// duplicate.
-	if res := r.Apply(43, room.Record{Op: room.OpText, User: "bob", Key: "n2/9", Seq: 4, T: "\nok"}); res.Duplicate || res.Skipped {
+	if res := r.Apply(43, room.Record{Op: room.OpText, User: "bob", Key: "n2/9", Seq: 4, T: "\nok"}); res.Duplicates != 0 || res.Skipped {
 		t.Errorf("bob's chunk: %+v", res)
 	}
-	if res := r.Apply(44, room.Record{Op: room.OpText, User: "ann", Key: "n1/4", Seq: 7, T: "x"}); !res.Duplicate {
+	if res := r.Apply(44, room.Record{Op: room.OpText, User: "ann", Key: "n1/4", Seq: 7, T: "x"}); res.Duplicates != 1 {
 		t.Errorf("ann's resend: %+v, want a duplicate", res)
 	}
 	if got := len(r.Text().Lines); got != 2 {

@@ -40,6 +40,7 @@ var update = flag.Bool("update", false, "rewrite the expected output in testdata
 //	join seq=S key=K user=U node=ID inc=N  Apply a join stored at S
 //	leave seq=S keys=K1,K2                 Apply a leave
 //	text seq=S key=K user=U n=N t="..."    Apply a text chunk (n: its seq)
+//	batch seq=S c1="K U N TEXT" c2=...     Apply a batch of text chunks, c1 first
 //	dir ID=STATUS ... [inc.ID=N ...]       this node's view; unlisted nodes are missing
 //	reconcile t=DUR                        the records Reconcile returns
 //	steward                                whether this node is the steward
@@ -257,8 +258,19 @@ func (h *harness) run(cmd string) ([]string, error) {
 	case "detach":
 		h.r.Detach(a["key"])
 		out = []string{"ok"}
-	case "join", "leave", "text":
+	case "join", "leave", "text", "batch":
 		rec := room.Record{Op: name, User: a["user"], Key: a["key"], Node: a["node"], T: a["t"]}
+		for i := 1; a["c"+strconv.Itoa(i)] != ""; i++ {
+			f := strings.SplitN(a["c"+strconv.Itoa(i)], " ", 4)
+			if len(f) != 4 {
+				return nil, fmt.Errorf("c%d: want \"KEY USER N TEXT\"", i)
+			}
+			n, perr := strconv.ParseUint(f[2], 10, 64)
+			if perr != nil {
+				return nil, fmt.Errorf("c%d: %v", i, perr)
+			}
+			rec.Recs = append(rec.Recs, room.Record{Op: room.OpText, Key: f[0], User: f[1], Seq: n, T: f[3]})
+		}
 		if name == "join" {
 			rec.Inc = num("inc")
 		}
@@ -277,8 +289,8 @@ func (h *harness) run(cmd string) ([]string, error) {
 		if res.Skipped {
 			out = append(out, "skipped")
 		}
-		if res.Duplicate {
-			out = append(out, "duplicate")
+		if res.Duplicates > 0 {
+			out = append(out, "duplicates="+strconv.Itoa(res.Duplicates))
 		}
 		if len(out) == 0 {
 			out = []string{"(no deliveries)"}

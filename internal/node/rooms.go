@@ -102,6 +102,7 @@ const (
 	recJoin  = room.OpJoin
 	recLeave = room.OpLeave
 	recText  = room.OpText
+	recBatch = room.OpBatch
 )
 
 // record is one entry of a room's stream, as JSON.
@@ -118,15 +119,16 @@ var (
 // snapshot bucket, keeps their replicas in step with the cluster, stores
 // records, and starts and stops the feeds of the rooms with local members.
 type roomEngine struct {
-	n      *Node
-	log    *slog.Logger
-	conns  []*nats.Conn          // the engine's own connections to the bus
-	jss    []jetstream.JetStream // one per connection
-	js     jetstream.JetStream   // jss[0], for setup
-	stream string                // SB_<service>_ROOMS; the streams are SB_<service>_ROOMS_<k>
-	bucket string                // SB_<service>_ROOMSNAP
-	prefix string                // switchboard.<service>.room.
-	inc    uint64                // this node's incarnation
+	n       *Node
+	log     *slog.Logger
+	conns   []*nats.Conn          // the engine's own connections to the bus
+	jss     []jetstream.JetStream // one per connection
+	js      jetstream.JetStream   // jss[0], for setup
+	stream  string                // SB_<service>_ROOMS; the streams are SB_<service>_ROOMS_<k>
+	bucket  string                // SB_<service>_ROOMSNAP
+	prefix  string                // switchboard.<service>.room.
+	inc     uint64                // this node's incarnation
+	batches atomic.Uint64         // batch records stored, for their message IDs
 
 	ready  chan struct{}      // closed once the streams and bucket exist
 	kv     jetstream.KeyValue // set before ready is closed
@@ -513,6 +515,7 @@ func (e *roomEngine) acquire(room, key string) *feed {
 		f = newFeed(e, room)
 		e.feeds[room] = f
 		e.wg.Go(f.run)
+		e.wg.Go(f.writeTexts)
 	}
 	f.keys[key] = true
 	return f

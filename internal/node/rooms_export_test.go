@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+
+	dto "github.com/prometheus/client_model/go"
 )
 
 // RoomReplication reports the rooms' streams as this node sees them: the
@@ -71,4 +73,45 @@ func (n *Node) StopRoomConsumer(ctx context.Context, room string) error {
 		return fmt.Errorf("node %s holds no feed of room %s", n.cfg.ID, room)
 	}
 	return f.do(ctx, func() { f.cc.Stop() })
+}
+
+// HoldRoomWriter stops the writer of room's feed on this node (a local
+// session must be in the room) until release is called: the text chunks
+// that come meanwhile wait, and are stored together. For tests.
+func (n *Node) HoldRoomWriter(ctx context.Context, room string) (release func(), err error) {
+	e := n.rooms
+	e.mu.Lock()
+	f := e.feeds[room]
+	e.mu.Unlock()
+	if f == nil {
+		return nil, fmt.Errorf("node %s: no feed for room %s", n.cfg.ID, room)
+	}
+	hold := make(chan struct{})
+	select {
+	case f.texts <- &textReq{hold: hold}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return func() { close(hold) }, nil
+}
+
+// RoomTextsWaiting counts the text chunks waiting for the writer of
+// room's feed on this node. For tests.
+func (n *Node) RoomTextsWaiting(room string) int {
+	e := n.rooms
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if f := e.feeds[room]; f != nil {
+		return len(f.texts)
+	}
+	return 0
+}
+
+// RoomBatchesStored counts the batch records this node stored. For tests.
+func (n *Node) RoomBatchesStored() float64 {
+	var m dto.Metric
+	if err := n.rooms.metrics.stored.WithLabelValues(recBatch).Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
 }

@@ -60,6 +60,7 @@ type feed struct {
 	cancel context.CancelFunc
 	cmds   chan func() // unbuffered: when do returns, run has taken fn
 	in     chan incoming
+	texts  chan *textReq // chunks for the writer (rooms_writer.go)
 	done   chan struct{} // closed when run returns
 	snaps  chan snapResult
 	checks chan lastStored // stall checks' answers; buffered for the one under way
@@ -68,8 +69,10 @@ type feed struct {
 
 	// Owned by run.
 	r        *room.Room
-	received time.Time           // when the consumer received the record being applied
-	sessions map[string]*session // the local sessions registered with r, by key
+	received time.Time              // when the consumer received the record being applied
+	sessions map[string]*session    // the local sessions registered with r, by key
+	out      map[*session]*outgoing // lines for the local sessions, until the next flush
+	outOrder []*session             // the sessions in out, in the order of their first line
 	waits    []barrier
 	since    int // records applied since the last snapshot
 	nextSnap int // since-count at which to consider a snapshot again
@@ -92,11 +95,13 @@ func newFeed(e *roomEngine, name string) *feed {
 		key:      roomToken(name),
 		cmds:     make(chan func()),
 		in:       make(chan incoming, 1024),
+		texts:    make(chan *textReq, 256),
 		done:     make(chan struct{}),
 		snaps:    make(chan snapResult, 1),
 		checks:   make(chan lastStored, 1),
 		keys:     make(map[string]bool),
 		sessions: make(map[string]*session),
+		out:      make(map[*session]*outgoing),
 	}
 	f.ctx, f.cancel = context.WithCancel(e.ctx)
 	return f
@@ -124,9 +129,43 @@ func (e *roomEngine) presenceGrace() time.Duration {
 // under key. It runs on the feed's goroutine, during Apply.
 func (f *feed) Deliver(key string, line []byte) {
 	if s := f.sessions[key]; s != nil {
-		s.push(line)
+		f.send(s, line)
 		f.e.metrics.delivered(f.received)
 	}
+}
+
+// outgoing is what the feed has for one session since its last flush.
+type outgoing struct {
+	buf   []byte
+	owned bool // buf is the feed's own, not a line shared with others
+}
+
+// send adds line to what goes to s at the next flush. Every line the feed
+// writes to a session goes through send, so they reach it in order.
+func (f *feed) send(s *session, line []byte) {
+	o := f.out[s]
+	switch {
+	case o == nil:
+		f.out[s] = &outgoing{buf: line}
+		f.outOrder = append(f.outOrder, s)
+	case o.owned:
+		o.buf = append(o.buf, line...)
+	default:
+		o.buf = append(append(make([]byte, 0, 2*(len(o.buf)+len(line))), o.buf...), line...)
+		o.owned = true
+	}
+}
+
+// flush hands each session what was sent to it, in one piece: the records
+// applied in one go (all those the consumer had queued) reach a member's
+// socket in one write.
+func (f *feed) flush() {
+	for _, s := range f.outOrder {
+		s.push(f.out[s].buf)
+	}
+	clear(f.out)
+	clear(f.outOrder)
+	f.outOrder = f.outOrder[:0]
 }
 
 // do runs fn on the feed's goroutine. It returns once the goroutine has
@@ -174,7 +213,8 @@ func (f *feed) activate(ctx context.Context, key string, seq uint64) (uint64, er
 				res <- result{err: err}
 			default:
 				s := f.sessions[key]
-				s.push(line)
+				f.send(s, line)
+				f.flush() // the state before the join returns
 				res <- result{seq: f.r.Seq(s.user)}
 			}
 		})
@@ -203,7 +243,8 @@ func (f *feed) resync(ctx context.Context, key string) (uint64, error) {
 		case err != nil:
 			f.e.log.Error("encoding a room state", "room", f.room, "err", err)
 		case line != nil && s != nil:
-			s.push(line)
+			f.send(s, line)
+			f.flush()
 			res <- f.r.Seq(s.user)
 			return
 		}
@@ -283,7 +324,8 @@ func (f *feed) run() {
 			fn()
 		case in := <-f.in:
 			f.apply(in)
-			// Apply what else is waiting before serving anything else.
+			// Apply what else is waiting before serving anything else,
+			// then write it to each member at once.
 			for range len(f.in) {
 				f.apply(<-f.in)
 			}
@@ -296,6 +338,7 @@ func (f *feed) run() {
 		case last := <-f.checks:
 			f.stallChecked(last)
 		}
+		f.flush()
 	}
 }
 
@@ -533,8 +576,8 @@ func (f *feed) apply(in incoming) {
 		return // already in the snapshot the feed started from
 	}
 	f.since++
-	if res.Duplicate {
-		f.e.metrics.duplicates.Inc()
+	if res.Duplicates > 0 {
+		f.e.metrics.duplicates.Add(float64(res.Duplicates))
 	}
 	if len(f.waits) > 0 {
 		applied := f.r.Applied()

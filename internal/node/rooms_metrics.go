@@ -18,6 +18,7 @@ type roomMetrics struct {
 	restarts    prometheus.Counter
 	storeTime   prometheus.Histogram
 	deliverTime prometheus.Histogram
+	batchChunks prometheus.Histogram
 }
 
 func newRoomMetrics() *roomMetrics {
@@ -60,15 +61,20 @@ func newRoomMetrics() *roomMetrics {
 			Help:    "Time from this node's room consumer receiving a record to its message being queued to a local member's socket, once per member.",
 			Buckets: latencyBuckets,
 		}),
+		batchChunks: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "switchboard_room_store_batch_chunks",
+			Help:    "Text chunks per record this node stored: 1 for a text record, more for a batch of the chunks that waited while the record before them was stored.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}),
 	}
-	for _, op := range []string{recJoin, recLeave, recText} {
+	for _, op := range []string{recJoin, recLeave, recText, recBatch} {
 		m.stored.WithLabelValues(op)
 	}
 	return m
 }
 
 func (m *roomMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.feeds, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.snapshots, m.restarts, m.storeTime, m.deliverTime}
+	return []prometheus.Collector{m.feeds, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.snapshots, m.restarts, m.storeTime, m.deliverTime, m.batchChunks}
 }
 
 // Describe implements prometheus.Collector.

@@ -181,10 +181,10 @@ func (s *session) text(m wire.Message) {
 		s.reply(roomError(wire.CodeRate, room, m.Seq, "text faster than %v chunks or %v bytes a second; slow down and resend", n.cfg.ChunkRate, n.cfg.ByteRate))
 		return
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
+	ctx, cancel := context.WithTimeout(e.ctx, e.storeTimeout())
 	defer cancel()
 	rec := record{Op: recText, User: s.user, Key: s.key(), Seq: m.Seq, T: m.T}
-	if _, err := e.publish(ctx, room, rec, textID(room, s.user, m.Seq)); err != nil {
+	if err := s.rooms[room].storeText(ctx, rec); err != nil {
 		n.log.Warn("storing text", "room", room, "session", s.id, "seq", m.Seq, "err", err)
 		s.hold(room, m.Seq)
 		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "text not stored: %v; resend it", err))

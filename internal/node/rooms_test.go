@@ -326,6 +326,53 @@ func TestRooms(t *testing.T) {
 		}
 	})
 
+	t.Run("chunks that wait are stored as one batch", func(t *testing.T) {
+		const room = "batch"
+		typists := []*peer{newPeer(t, n1.Addr(), "ann"), newPeer(t, n1.Addr(), "ben"), newPeer(t, n1.Addr(), "cat")}
+		for _, p := range typists {
+			p.join(room)
+		}
+		dan := newPeer(t, n2.Addr(), "dan")
+		view := newView(t, dan.join(room))
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		release, err := n1.HoldRoomWriter(ctx, room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := n1.RoomBatchesStored()
+		// While n1's writer is held, each typist's chunk waits for it.
+		seqs := make([][]uint64, len(typists))
+		for i, p := range typists {
+			seqs[i] = p.typeText(room, "x")
+		}
+		deadline := time.Now().Add(wait)
+		for n1.RoomTextsWaiting(room) < len(typists) {
+			if time.Now().After(deadline) {
+				release()
+				t.Fatalf("%d chunks waiting for the writer after %v, want %d", n1.RoomTextsWaiting(room), wait, len(typists))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		release()
+		for i, p := range typists {
+			p.acked(room, seqs[i])
+		}
+		if got := n1.RoomBatchesStored() - before; got != 1 {
+			t.Errorf("%v batch records stored, want 1 holding the three chunks", got)
+		}
+		view.follow(dan, room, func(r *rtt.Room) bool {
+			return r.Live("ann") == "x" && r.Live("ben") == "x" && r.Live("cat") == "x"
+		})
+		// Each chunk reached dan once: another chunk from each is next.
+		for _, p := range typists {
+			p.acked(room, p.typeText(room, "y"))
+		}
+		view.follow(dan, room, func(r *rtt.Room) bool {
+			return r.Live("ann") == "xy" && r.Live("ben") == "xy" && r.Live("cat") == "xy"
+		})
+	})
+
 	t.Run("presence across nodes", func(t *testing.T) {
 		const room = "presence"
 		alice := newPeer(t, n1.Addr(), "alice")
