@@ -28,6 +28,7 @@ type serveSettings struct {
 	configPath string
 	check      bool
 	join       string
+	wsOrigins  string
 }
 
 // serveCmdline registers every serve flag on a fresh command line.
@@ -67,6 +68,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "certificate chain (PEM) for TLS on the client listener; must name --service (empty: plain TCP)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fs.BoolVar(&cfg.HTTPTLS, "http-tls", false, "serve the HTTP listener with --tls-cert too (HTTPS)")
+	fs.StringVar(&s.wsOrigins, "ws-origins", "", "pages of other origins that may open WebSockets here: host[:port] patterns, comma-separated, \"*\" for any (empty: the service's own pages only)")
 	fs.StringVar(&cfg.TokenKey, "token-key", "", "Ed25519 public key (PEM) that signs user tokens; set, attach needs a token (empty: users unauthenticated)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "file holding the secret that POST/DELETE /v1/drain need as a Bearer token (empty: loopback clients only)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP listener, unauthenticated")
@@ -131,6 +133,7 @@ func loadServe(s *serveSettings, args []string, stdout, stderr io.Writer) (*cmdl
 		}
 	}
 	s.cfg.Join = splitList(s.join)
+	s.cfg.WSOrigins = splitList(s.wsOrigins)
 	s.cfg.Version = readBuildInfo().Short()
 	if s.cfg.DataDir == "" {
 		dir, err := defaultDataDir(os.Geteuid(), os.Getenv, s.cfg)

@@ -210,6 +210,15 @@ type Config struct {
 	// HTTPTLS serves the HTTP listener with the same certificate (HTTPS);
 	// it needs TLSCert (default off).
 	HTTPTLS bool
+	// WSOrigins lists the pages of other origins that may open a
+	// WebSocket (GET /v1/ws on the HTTP listener) to this node: patterns
+	// (path.Match, case-insensitive) over the host, with its port, of the
+	// request's Origin; "*" allows every page on the web. Empty, the
+	// default, allows only the service's own pages: the node's origin,
+	// any node's HTTP address in the directory, and the service name on
+	// any port. Clients that send no Origin (not browsers) are not
+	// checked.
+	WSOrigins []string
 	// TokenKey is a PEM file holding the Ed25519 public key that signs
 	// user tokens. Set, attach needs a valid token naming the user; empty,
 	// the default, leaves users unauthenticated (and the node logs so).

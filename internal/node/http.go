@@ -11,7 +11,11 @@ import (
 )
 
 func (n *Node) httpHandler() http.Handler {
-	h := web.NewHandler(n, n.metrics.registry, web.WithAdminToken(n.sec.admin))
+	h := web.NewHandler(n, n.metrics.registry,
+		web.WithAdminToken(n.sec.admin),
+		web.WithConnServer(n.ServeConn),
+		web.WithOrigins(n.cfg.WSOrigins))
+	n.logWebSocket()
 	if !n.cfg.Pprof {
 		return h
 	}

@@ -1,5 +1,6 @@
 // Package web is a node's HTTP face: the directory as JSON, health and
-// readiness probes, Prometheus metrics, and the drain switch.
+// readiness probes, Prometheus metrics, the drain switch, and the
+// WebSocket transport of the client protocol.
 //
 // NewHandler builds an http.Handler over a Source, which the node
 // implements; the handler keeps no state of its own and is safe for
@@ -10,6 +11,13 @@
 // (WithAdminToken), "Authorization: Bearer TOKEN" from anyone, loopback
 // included; without one, they are admitted from loopback addresses only
 // and refused with 403 from anywhere else.
+//
+// The WebSocket transport (WithConnServer) serves protocol v1 at
+// /v1/ws under the subprotocol "switchboard.v1": WSConn turns the
+// WebSocket into a net.Conn of protocol lines, one line per text frame,
+// and the node serves it as it serves a TCP connection, with the same
+// limits, timeouts and errors. Browsers may open it only from pages of
+// the service itself unless WithOrigins allows others.
 package web
 
 import (
@@ -53,7 +61,9 @@ func WithAdminToken(secret []byte) Option {
 }
 
 type handler struct {
-	admin []byte // SHA-256 of the admin secret; nil: loopback only
+	admin     []byte     // SHA-256 of the admin secret; nil: loopback only
+	serveConn ConnServer // serves WebSockets; nil: no WebSocket transport
+	origins   []string   // WithOrigins patterns
 }
 
 // NewHandler serves:
@@ -63,6 +73,7 @@ type handler struct {
 //	GET  /readyz        200 when the node is up (not starting, draining, full or down), else 503
 //	GET  /metrics       Prometheus metrics from gatherer
 //	POST /v1/drain      start draining; DELETE /v1/drain stops it (admin)
+//	GET  /v1/ws         protocol v1 over WebSocket (with WithConnServer)
 func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.Handler {
 	var h handler
 	for _, o := range opts {
@@ -88,6 +99,9 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 		src.SetDraining(true)
 		writeJSON(w, http.StatusOK, map[string]string{"status": string(src.Status())})
 	}))
+	if h.serveConn != nil {
+		mux.HandleFunc("GET "+WebSocketPath, h.serveWebSocket(src))
+	}
 	mux.HandleFunc("DELETE /v1/drain", h.requireAdmin(func(w http.ResponseWriter, r *http.Request) {
 		src.SetDraining(false)
 		writeJSON(w, http.StatusOK, map[string]string{"status": string(src.Status())})

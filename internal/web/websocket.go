@@ -1,0 +1,300 @@
+package web
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/switchboard/switchboard/wire"
+)
+
+// Subprotocol is the WebSocket subprotocol of client protocol v1. A
+// client names it in Sec-WebSocket-Protocol; a request that does not is
+// refused with 400, so that no other protocol's client is ever served
+// protocol v1 lines by mistake.
+const Subprotocol = "switchboard.v1"
+
+// WebSocketPath is where the WebSocket transport is served.
+const WebSocketPath = "/v1/ws"
+
+// ConnServer serves one client connection until it ends, blocking, as
+// (*node.Node).ServeConn does. It is called on the HTTP handler's
+// goroutine, once per WebSocket, and must close conn before it returns.
+type ConnServer func(conn net.Conn) error
+
+// WithConnServer turns on the WebSocket transport at WebSocketPath: each
+// accepted WebSocket is adapted to a net.Conn that carries protocol
+// lines, one line per text frame, and handed to serve.
+func WithConnServer(serve ConnServer) Option {
+	return func(h *handler) { h.serveConn = serve }
+}
+
+// WithOrigins allows WebSockets from pages of other origins than the
+// service's own. Each pattern is matched (path.Match, case-insensitive)
+// against the host, with its port if it has one, of the request's
+// Origin header; "*" allows any page on the web. Without it only pages
+// served by the service itself may open a WebSocket (see originAllowed).
+func WithOrigins(patterns []string) Option {
+	return func(h *handler) { h.origins = append(h.origins, patterns...) }
+}
+
+// serveWebSocket accepts a WebSocket and serves protocol v1 over it.
+func (h *handler) serveWebSocket(src Source) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !offersSubprotocol(r, Subprotocol) {
+			http.Error(w, "web: a WebSocket here speaks the subprotocol "+Subprotocol+"; name it in Sec-WebSocket-Protocol", http.StatusBadRequest)
+			return
+		}
+		if !h.originAllowed(r, src.Directory()) {
+			http.Error(w, "web: this node accepts WebSockets only from pages of its own service (serve --ws-origins allows others)", http.StatusForbidden)
+			return
+		}
+		rec := &hijackRecorder{ResponseWriter: w}
+		ws, err := websocket.Accept(rec, r, &websocket.AcceptOptions{
+			Subprotocols: []string{Subprotocol},
+			// The origin was checked above, by this package's own rule.
+			InsecureSkipVerify: true,
+			// Per-message deflate keeps compressor state per connection:
+			// far more memory than an idle session may cost.
+			CompressionMode: websocket.CompressionDisabled,
+		})
+		if err != nil {
+			return // Accept has answered
+		}
+		if rec.conn == nil {
+			_ = ws.CloseNow()
+			return
+		}
+		_ = h.serveConn(NewWSConn(ws, rec.conn))
+	}
+}
+
+// offersSubprotocol reports whether the request's Sec-WebSocket-Protocol
+// headers name proto.
+func offersSubprotocol(r *http.Request, proto string) bool {
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(p) == proto {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// originAllowed says whether a WebSocket may be opened from the page the
+// request names in Origin. Allowed are: requests without Origin (not from
+// a browser; the check protects browsers' users, not the node), pages of
+// the node's own origin, pages of any node of the service (the HTTP
+// address a directory entry lists, since the browser client is served
+// by one node and talks to another), pages served under the service's
+// common name (any port), and pages matching a pattern of WithOrigins.
+func (h *handler) originAllowed(r *http.Request, dir *wire.Directory) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	host := strings.ToLower(u.Host)
+	if host == strings.ToLower(r.Host) {
+		return true
+	}
+	if dir != nil {
+		if dir.Service != "" && strings.EqualFold(u.Hostname(), dir.Service) {
+			return true
+		}
+		for _, n := range dir.Nodes {
+			if n.HTTP != "" && strings.EqualFold(n.HTTP, host) {
+				return true
+			}
+		}
+	}
+	for _, p := range h.origins {
+		if ok, err := path.Match(strings.ToLower(p), host); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// hijackRecorder keeps the connection the WebSocket library hijacks, so
+// that deadlines can be set on it directly: the library's own deadlines
+// close the connection when they pass, before a timeout error could be
+// sent to the client.
+type hijackRecorder struct {
+	http.ResponseWriter
+	conn net.Conn
+}
+
+// Hijack hands over the connection and remembers it.
+func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("web: the response writer cannot hijack its connection")
+	}
+	c, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, fmt.Errorf("web: hijacking the connection: %w", err)
+	}
+	h.conn = c
+	return c, brw, nil
+}
+
+// WSConn is a WebSocket seen as a stream of protocol lines, the net.Conn
+// that the node serves: each text frame received reads as one line (its
+// bytes, then LF; a CR or LF inside a frame reads as a space, which is
+// what it is between JSON tokens), and each line written goes out as one
+// text frame, without its LF. Deadlines are the underlying connection's:
+// a read that passes its deadline fails with a timeout and leaves the
+// WebSocket open, so that the error can still be written to the client,
+// as over TCP.
+//
+// Read is for one goroutine at a time; Write, Close and the deadlines may
+// be called from any.
+type WSConn struct {
+	ws  *websocket.Conn
+	raw net.Conn
+
+	// The reader's.
+	msg  io.Reader // the frame being read; nil between frames
+	owed bool      // the LF that ends the last frame is still to be read
+
+	wmu     sync.Mutex
+	partial []byte // a line written without its LF yet
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewWSConn adapts ws, accepted over raw, to a net.Conn of protocol
+// lines. It lifts the library's message size limit: the reader of the
+// lines bounds them (wire.MaxLine), and answers with line_too_long.
+func NewWSConn(ws *websocket.Conn, raw net.Conn) *WSConn {
+	ws.SetReadLimit(-1)
+	return &WSConn{ws: ws, raw: raw}
+}
+
+var errBinaryFrame = errors.New("web: a binary WebSocket frame; protocol lines travel in text frames")
+
+// Read reads the next bytes of the line stream.
+func (c *WSConn) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		if c.owed {
+			c.owed = false
+			p[0] = '\n'
+			return 1, nil
+		}
+		if c.msg == nil {
+			typ, r, err := c.ws.Reader(context.Background())
+			if err != nil {
+				return 0, readError(err)
+			}
+			if typ != websocket.MessageText {
+				_ = c.ws.Close(websocket.StatusUnsupportedData, "protocol lines travel in text frames")
+				return 0, errBinaryFrame
+			}
+			c.msg = r
+		}
+		n, err := c.msg.Read(p)
+		for i, b := range p[:n] {
+			if b == '\n' || b == '\r' {
+				p[i] = ' '
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			c.msg, c.owed, err = nil, true, nil
+		}
+		if err != nil {
+			return n, readError(err)
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// readError turns the peer's normal close into io.EOF and keeps the
+// rest (timeouts stay net.Error timeouts).
+func readError(err error) error {
+	switch websocket.CloseStatus(err) {
+	case websocket.StatusNormalClosure, websocket.StatusGoingAway, websocket.StatusNoStatusRcvd:
+		return io.EOF
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return net.ErrClosed
+	}
+	return fmt.Errorf("web: reading a WebSocket: %w", err)
+}
+
+// Write sends each whole line in p as one text frame, and keeps a last
+// line without its LF until a later Write completes it.
+func (c *WSConn) Write(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	total := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			c.partial = append(c.partial, p...)
+			break
+		}
+		line := p[:i]
+		if len(c.partial) > 0 {
+			line = append(c.partial, line...)
+			c.partial = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if err := c.ws.Write(context.Background(), websocket.MessageText, line); err != nil {
+			return total - len(p), fmt.Errorf("web: writing a WebSocket: %w", err)
+		}
+		p = p[i+1:]
+	}
+	return total, nil
+}
+
+// Close closes the WebSocket with a close frame, waiting at most a
+// second for the peer's.
+func (c *WSConn) Close() error {
+	c.closeOnce.Do(func() {
+		_ = c.raw.SetDeadline(time.Now().Add(time.Second))
+		if err := c.ws.Close(websocket.StatusNormalClosure, ""); err != nil && !errors.Is(err, net.ErrClosed) {
+			c.closeErr = fmt.Errorf("web: closing a WebSocket: %w", err)
+		}
+		_ = c.raw.Close()
+	})
+	return c.closeErr
+}
+
+// LocalAddr is the local address of the underlying connection.
+func (c *WSConn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
+
+// RemoteAddr is the peer's address on the underlying connection (a
+// proxy's, behind one).
+func (c *WSConn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
+
+// SetDeadline sets both deadlines of the underlying connection.
+func (c *WSConn) SetDeadline(t time.Time) error { return c.raw.SetDeadline(t) }
+
+// SetReadDeadline sets the read deadline of the underlying connection.
+func (c *WSConn) SetReadDeadline(t time.Time) error { return c.raw.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the write deadline of the underlying connection.
+func (c *WSConn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
