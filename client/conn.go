@@ -209,5 +209,7 @@ func FetchDirectoryTLS(ctx context.Context, d Dialer, addr string, cfg *tls.Conf
 // UserAgent is the client name sent in hello.
 const UserAgent = "switchboard-go/1"
 
-// ErrClosed is returned by a Session's methods after Close.
+// ErrClosed is returned by a Session's methods after Close, and matched
+// (errors.Is) by the error of a session that gave up (see ErrGaveUp):
+// either way the session is over.
 var ErrClosed = errors.New("client: session closed")

@@ -13,9 +13,13 @@
 // # Targets
 //
 // HOST:PORT (a name resolving to several IPs is tried in random order), a
-// comma list of HOST:PORT, dns:SERVICE (SRV, then A/AAAA, through the
-// system resolver) and dns://RESOLVER/SERVICE (the same through a given DNS
-// server, such as a node's own responder).
+// comma list of HOST:PORT, dns:SERVICE (SRV, then A/AAAA) and
+// dns://RESOLVER/SERVICE (the same asking a given DNS server first, such
+// as a node's own responder). With WithResolvers every name is looked up
+// through the DNS servers given, in turn until one answers: the service,
+// the SRV targets it lists (when a caching resolver leaves out their
+// addresses) and the HOST of HOST:PORT; no name goes to the system
+// resolver. Without, the system resolver is asked.
 //
 // # The flow, and failures
 //
@@ -30,12 +34,36 @@
 // carries a fresh directory, so the client picks again at once. Dial gives
 // up only at its context's deadline, with an error listing what it tried.
 //
-// After Dial the session has one goroutine that reads its connection.
-// When the connection drops it reattaches the same way (after a short
-// random delay, so the sessions of a dead node do not return in lockstep),
-// rejoins its rooms and sends again the text the node had not
-// acknowledged. Nodes push a fresh directory when membership changes, so
-// a failover picks from a current list.
+// After Dial the session has one goroutine that reads its connection and
+// one that writes to it: Join, Leave and SendText queue their message and
+// return, and never wait for the network. When the connection drops the
+// session reattaches the same way (after a short random delay, so the
+// sessions of a dead node do not return in lockstep), rejoins its rooms
+// and sends again the text the node had not acknowledged. Nodes push a
+// fresh directory when membership changes, so a failover picks from a
+// current list.
+//
+// A session never strands while a node of its last directory is up: when
+// the common address does not answer (its node is the one that died, or
+// DNS is down), every node of that directory that is not down can answer
+// the hello instead, and is asked in turn.
+//
+// A node that vanishes without closing the connection (a paused process,
+// a partition) is noticed by the heartbeat (WithHeartbeat): a ping after
+// 500 ms of silence, a second connection pinging the node after 1 s, and
+// the drop after 1.5 s unless that second connection got its pong: then
+// the node is busy (this session's line waits behind a slow request), not
+// gone, and the session stays.
+//
+// # State and the end of a session
+//
+// State says whether the session is attached, reconnecting, closed or
+// failed. By default a session tries to reattach until Close; with
+// WithReconnectTimeout it gives up after that long, or at once on a
+// refusal no retry mends (unauthorized on reattach). It then ends: its
+// last event is a Disconnected whose Err matches ErrGaveUp, Events
+// closes, Err returns that error, and Join, Leave and SendText return it
+// (it matches ErrClosed too). After Close they return ErrClosed.
 //
 // # Caller's duties
 //

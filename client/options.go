@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/switchboard/switchboard/failover"
@@ -23,11 +24,12 @@ type options struct {
 	logger      *slog.Logger
 	rand        pick.Rand
 	tracker     *pick.Tracker
-	resolver    string
+	resolvers   []string
 	defaultPort int
 	attempt     time.Duration
 	clientName  string
-	ping        time.Duration
+	heartbeat   Heartbeat
+	reconnect   time.Duration
 	events      int
 	tls         *tls.Config
 	serviceName string
@@ -41,7 +43,7 @@ func defaultOptions() options {
 		defaultPort: 7070,
 		attempt:     2 * time.Second,
 		clientName:  UserAgent,
-		ping:        15 * time.Second,
+		heartbeat:   DefaultHeartbeat(),
 		events:      256,
 	}
 }
@@ -101,10 +103,34 @@ func WithTracker(t *pick.Tracker) Option {
 	return func(o *options) error { o.tracker = t; return nil }
 }
 
-// WithResolver sets the DNS server (HOST:PORT) asked for dns: targets that
-// name none.
+// WithResolver sets the DNS server (HOST:PORT) asked for every name: the
+// service of dns: targets, the SRV targets it lists, and the HOST of
+// HOST:PORT targets. An empty addr means the system resolver. It is
+// WithResolvers with one server.
 func WithResolver(addr string) Option {
-	return func(o *options) error { o.resolver = addr; return nil }
+	if addr == "" {
+		return WithResolvers()
+	}
+	return WithResolvers(addr)
+}
+
+// WithResolvers sets the DNS servers (HOST:PORT each) asked for every
+// name, as WithResolver, tried in turn: when one does not answer (dead,
+// timed out, or failing), the next is asked. A dns://RESOLVER/SERVICE
+// target's RESOLVER comes first. None means the system resolver.
+func WithResolvers(addrs ...string) Option {
+	return func(o *options) error {
+		o.resolvers = nil
+		for _, a := range addrs {
+			if a == "" {
+				return fmt.Errorf("client: empty resolver address")
+			}
+			if !slices.Contains(o.resolvers, a) {
+				o.resolvers = append(o.resolvers, a)
+			}
+		}
+		return nil
+	}
 }
 
 // WithDefaultPort sets the port used with addresses from A/AAAA records
@@ -136,10 +162,83 @@ func WithClientName(name string) Option {
 	return func(o *options) error { o.clientName = name; return nil }
 }
 
-// WithPingInterval sets how often an idle session pings its node to notice
-// a dead connection (default 15 s; 0 disables pings).
+// Heartbeat says how an attached session notices a node that vanished
+// without closing its connection (a paused process, a partition, a host
+// that lost power), and how it tells such a node from one that is merely
+// busy.
+//
+// Every message the node sends counts as a sign of life. After Interval
+// without one the session pings the node; the node's reader answers at
+// once, after the lines it is handling. After Timeout-Interval without
+// one the session asks for a second opinion: it opens a second
+// connection to the same node and pings there (before any hello). After
+// Timeout without a sign of life on the session the node is taken for
+// gone, unless the second connection got its pong: then the node is alive
+// and only this session's reader is busy (waiting for storage, say), and
+// the session waits another Timeout. A node that vanished is therefore
+// noticed at most Timeout after the last message it sent, and a busy one
+// is never left.
+type Heartbeat struct {
+	// Interval is how long a session waits for a message before it pings
+	// (default 500 ms). Zero disables the heartbeat: a node that vanishes
+	// is then noticed only when the operating system gives up on the
+	// connection, which can take many minutes.
+	Interval time.Duration
+	// Timeout is how long a session waits for a message before it takes
+	// the node for gone (default 1.5 s). It is at least 2*Interval, so
+	// that a ping has Interval to be answered before the second opinion
+	// and the second opinion Interval at least.
+	Timeout time.Duration
+}
+
+// DefaultHeartbeat is a ping after 500 ms of silence and a node taken for
+// gone after 1.5 s: a vanished node is noticed within 1.5 s of its last
+// message, and an idle session sends two pings a second.
+func DefaultHeartbeat() Heartbeat {
+	return Heartbeat{Interval: 500 * time.Millisecond, Timeout: 1500 * time.Millisecond}
+}
+
+// validate rejects a heartbeat that cannot work.
+func (h Heartbeat) validate() error {
+	switch {
+	case h.Interval < 0 || h.Timeout < 0:
+		return fmt.Errorf("client: heartbeat: negative interval %v or timeout %v", h.Interval, h.Timeout)
+	case h.Interval > 0 && h.Timeout < 2*h.Interval:
+		return fmt.Errorf("client: heartbeat: timeout %v is below twice the interval %v", h.Timeout, h.Interval)
+	}
+	return nil
+}
+
+// WithHeartbeat sets how a session notices a node that vanished (default
+// DefaultHeartbeat: ping after 500 ms of silence, gone after 1.5 s).
+func WithHeartbeat(h Heartbeat) Option {
+	return func(o *options) error {
+		if err := h.validate(); err != nil {
+			return err
+		}
+		o.heartbeat = h
+		return nil
+	}
+}
+
+// WithPingInterval sets the heartbeat's interval to d and its timeout to
+// 3*d (0 disables the heartbeat). WithHeartbeat sets both.
 func WithPingInterval(d time.Duration) Option {
-	return func(o *options) error { o.ping = d; return nil }
+	return WithHeartbeat(Heartbeat{Interval: d, Timeout: 3 * d})
+}
+
+// WithReconnectTimeout bounds how long a session that lost its node tries
+// to attach again before it gives up (default 0: until Close). A session
+// that gives up ends: Err returns why (matching ErrGaveUp and ErrClosed)
+// and every method fails with that error.
+func WithReconnectTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("client: negative reconnect timeout %v", d)
+		}
+		o.reconnect = d
+		return nil
+	}
 }
 
 // WithTLS makes every connection, to the common address and to the node

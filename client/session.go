@@ -61,6 +61,53 @@ type Event struct {
 	Err error
 }
 
+// State is where a session stands.
+type State int
+
+// The states of a session. A session starts attached (Dial returns only
+// then), moves between StateAttached and StateReconnecting as nodes fail,
+// and ends in StateClosed (Close) or StateFailed (it gave up reattaching;
+// see WithReconnectTimeout). Both ends are final.
+const (
+	// StateAttached: attached to a node (Session.Node).
+	StateAttached State = iota + 1
+	// StateReconnecting: the connection dropped and the session is
+	// attaching again; Join, Leave and SendText are queued meanwhile.
+	StateReconnecting
+	// StateClosed: Close was called.
+	StateClosed
+	// StateFailed: the session gave up reattaching; Session.Err says why.
+	StateFailed
+)
+
+func (st State) String() string {
+	switch st {
+	case StateAttached:
+		return "attached"
+	case StateReconnecting:
+		return "reconnecting"
+	case StateClosed:
+		return "closed"
+	case StateFailed:
+		return "failed"
+	}
+	return fmt.Sprintf("state(%d)", int(st))
+}
+
+// ErrGaveUp matches (errors.Is) the error of a session that gave up
+// reattaching: a refusal no retry mends (such as unauthorized), or
+// WithReconnectTimeout passed. That error also matches ErrClosed, and its
+// message says what was tried, node by node.
+var ErrGaveUp = errors.New("client: session gave up")
+
+// gaveUpError is the final error of a session that gave up.
+type gaveUpError struct{ cause error }
+
+func (e *gaveUpError) Error() string { return "client: session gave up: " + e.cause.Error() }
+
+// Unwrap lets errors.Is match ErrGaveUp, ErrClosed and the cause.
+func (e *gaveUpError) Unwrap() []error { return []error{ErrGaveUp, ErrClosed, e.cause} }
+
 // Session is a client attached to one node of a service, reattached
 // elsewhere when that node fails. Its methods are safe for concurrent use.
 type Session struct {
@@ -71,6 +118,9 @@ type Session struct {
 
 	mu        sync.Mutex // guards the fields below
 	conn      *Conn
+	w         *writer // writes to conn; nil when conn is
+	state     State
+	err       error // why the session ended (StateClosed, StateFailed)
 	node      directory.Node
 	reason    string
 	sessionID string
@@ -130,7 +180,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 	if o.dialer == nil {
 		o.dialer = &net.Dialer{KeepAlive: 15 * time.Second}
 	}
-	t, err := parseTarget(target, o.resolver)
+	t, err := parseTarget(target, o.resolvers)
 	if err != nil {
 		return nil, err
 	}
@@ -138,7 +188,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{opts: o, target: t, machine: m, rooms: map[string]*room{}, events: make(chan Event, o.events), done: make(chan struct{})}
+	s := &Session{opts: o, target: t, machine: m, rooms: map[string]*room{}, events: make(chan Event, o.events), done: make(chan struct{}), state: StateAttached}
 	if o.tls != nil {
 		name := cmpOr(o.serviceName, o.tls.ServerName, t.serviceName())
 		if name == "" {
@@ -253,16 +303,26 @@ func (s *Session) gaveUp(ctxErr, last error) error {
 }
 
 // bootstrap says hello at the common address, trying its addresses in
-// random order, and keeps the first connection that answers.
+// random order, and keeps the first connection that answers. When none
+// answers (or DNS fails), every node of the last directory the session
+// had can serve as the common address: they are asked in turn (see
+// fallbackAddrs), so that a session never strands while a node it knows
+// of is up.
 func (s *Session) bootstrap(ctx context.Context, a *attempt) error {
-	actx, cancel := context.WithTimeout(ctx, s.opts.attempt)
-	defer cancel()
-	addrs, err := s.target.resolveAddrs(actx, s.opts.rand, s.opts.defaultPort)
-	if err != nil {
-		return err
+	known := a.dir
+	if known == nil {
+		s.mu.Lock()
+		known = s.dir
+		s.mu.Unlock()
 	}
 	var errs []error
+	addrs, err := s.target.resolveAddrs(ctx, s.opts.rand, s.opts.defaultPort, s.opts.attempt)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	tried := map[string]bool{}
 	for _, addr := range addrs {
+		tried[addr] = true
 		c, dir, err := s.hello(ctx, addr)
 		if err != nil {
 			errs = append(errs, err)
@@ -271,7 +331,46 @@ func (s *Session) bootstrap(ctx context.Context, a *attempt) error {
 		a.boot, a.dir, a.dirAt = c, dir, time.Now()
 		return nil
 	}
-	return fmt.Errorf("client: no address of %s answered: %w", s.target.raw, errors.Join(errs...))
+	for _, addr := range s.fallbackAddrs(known, tried, time.Now()) {
+		if ctx.Err() != nil {
+			break
+		}
+		c, dir, err := s.hello(ctx, addr)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.opts.logger.Info("common address unreachable; asked a node of the last directory", "addr", addr)
+		a.boot, a.dir, a.dirAt = c, dir, time.Now()
+		return nil
+	}
+	return fmt.Errorf("client: no address of %s answered, nor any node of the last directory: %w", s.target.raw, errors.Join(errs...))
+}
+
+// fallbackAddrs lists the nodes of dir to say hello to when the common
+// address does not answer: every node not down and not among tried, the
+// up ones first, the nodes in their cool-down (just failed) last, each
+// group in random order.
+func (s *Session) fallbackAddrs(dir *wire.Directory, tried map[string]bool, now time.Time) []string {
+	if dir == nil {
+		return nil
+	}
+	var up, other, cooling []string
+	for _, n := range dir.Nodes {
+		switch {
+		case n.Addr == "" || n.Status == directory.Down || tried[n.Addr]:
+		case s.machine.Excluded(n.ID, now):
+			cooling = append(cooling, n.Addr)
+		case n.Status == directory.Up:
+			up = append(up, n.Addr)
+		default:
+			other = append(other, n.Addr)
+		}
+	}
+	shuffle(s.opts.rand, up)
+	shuffle(s.opts.rand, other)
+	shuffle(s.opts.rand, cooling)
+	return slices.Concat(up, other, cooling)
 }
 
 // hello connects to addr and says hello, within one attempt timeout.
@@ -335,6 +434,8 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 	}
 	s.mu.Lock()
 	s.conn = c
+	s.w = newWriter(c)
+	s.state = StateAttached
 	s.node = node
 	s.reason = a.reason
 	s.sessionID = m.Session
@@ -390,24 +491,28 @@ func (s *Session) supervise() {
 	defer func() {
 		// A reattach that raced with Close may have left a connection.
 		s.mu.Lock()
-		if s.conn != nil {
-			s.conn.Close()
-			s.conn = nil
-		}
+		c, w := s.conn, s.w
+		s.conn, s.w = nil, nil
 		s.mu.Unlock()
+		if c != nil {
+			c.Close()
+			w.close()
+		}
 	}()
 	for {
 		s.mu.Lock()
-		c, node := s.conn, s.node
+		c, w, node := s.conn, s.w, s.node
 		s.mu.Unlock()
-		err := s.readLoop(c)
+		err := s.readLoop(c, w)
 		c.Close()
+		w.close()
 		if s.ctx.Err() != nil {
 			return
 		}
 		s.opts.logger.Info("session dropped", "node", node.ID, "err", err)
 		s.mu.Lock()
-		s.conn = nil
+		s.conn, s.w = nil, nil
+		s.state = StateReconnecting
 		for _, r := range s.rooms {
 			r.synced = false
 		}
@@ -415,15 +520,24 @@ func (s *Session) supervise() {
 		if !s.emit(Event{Kind: Disconnected, Node: node, Err: err}) {
 			return
 		}
-		act := s.machine.Next(failover.Outcome{Kind: failover.Dropped, Node: node.ID, Err: err}, time.Now())
+		var deadline time.Time
+		if s.opts.reconnect > 0 {
+			deadline = time.Now().Add(s.opts.reconnect)
+		}
+		act := s.machine.Next(failover.Outcome{Kind: failover.Dropped, Node: node.ID, Err: err, Deadline: deadline}, time.Now())
 		if err := s.connect(s.ctx, act); err != nil {
 			if s.ctx.Err() != nil {
 				return
 			}
-			// Without a deadline the machine only stops for refusals
-			// retrying cannot mend; report and stop.
+			// The machine stops at the reconnect deadline, or for a
+			// refusal retrying cannot mend: the session ends.
+			final := &gaveUpError{cause: err}
 			s.opts.logger.Error("session cannot reattach", "err", err)
-			s.emit(Event{Kind: Disconnected, Err: err})
+			s.mu.Lock()
+			s.state, s.err = StateFailed, final
+			s.stopRetriesLocked()
+			s.mu.Unlock()
+			s.emit(Event{Kind: Disconnected, Err: final})
 			return
 		}
 		s.mu.Lock()
@@ -437,38 +551,9 @@ func (s *Session) supervise() {
 	}
 }
 
-// readLoop reads messages until the connection fails or the session
-// closes. It pings a node that has been silent for the ping interval and
-// gives up on it when the ping gets no answer in another interval.
-func (s *Session) readLoop(c *Conn) error {
-	pinged := false
-	for {
-		deadline := time.Time{}
-		if s.opts.ping > 0 {
-			deadline = time.Now().Add(s.opts.ping)
-		}
-		m, err := c.recvBefore(deadline)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() && !pinged && s.ctx.Err() == nil {
-				pinged = true
-				if err := c.Send(wire.Message{Op: wire.OpPing}); err != nil {
-					return err
-				}
-				continue
-			}
-			return err
-		}
-		pinged = false
-		if !s.handle(c, m) {
-			return s.ctx.Err()
-		}
-	}
-}
-
-// handle processes one message from the node; false means the session is
-// closing.
-func (s *Session) handle(c *Conn, m wire.Message) bool {
+// handle processes one message from the node, which arrived on the
+// connection w writes to; false means the session is closing.
+func (s *Session) handle(w *writer, m wire.Message) bool {
 	switch m.Op {
 	case wire.OpPong:
 		return true
@@ -480,7 +565,7 @@ func (s *Session) handle(c *Conn, m wire.Message) bool {
 	case wire.OpRoom:
 		s.mu.Lock()
 		if r := s.rooms[m.Room]; r != nil && m.State != nil {
-			s.syncRoomLocked(c, r, m.State.Seqs[s.opts.user])
+			s.syncRoomLocked(w, r, m.State.Seqs[s.opts.user])
 		}
 		s.mu.Unlock()
 	case wire.OpAck:
@@ -493,7 +578,7 @@ func (s *Session) handle(c *Conn, m wire.Message) bool {
 		if m.Room != "" && (m.Code == wire.CodeUnavailable || m.Code == wire.CodeRate) {
 			s.mu.Lock()
 			if r := s.rooms[m.Room]; r != nil {
-				s.retryRoomLocked(c, m.Room, r, m.Code)
+				s.retryRoomLocked(w, m.Room, r, m.Code)
 			}
 			s.mu.Unlock()
 		}
@@ -505,7 +590,7 @@ func (s *Session) handle(c *Conn, m wire.Message) bool {
 // refuses every later chunk until the refused one is resent), and after a
 // pause the room is joined again; its state says what is stored, and
 // syncRoomLocked resends the rest in order.
-func (s *Session) retryRoomLocked(c *Conn, name string, r *room, code string) {
+func (s *Session) retryRoomLocked(w *writer, name string, r *room, code string) {
 	r.synced = false
 	if r.retry != nil {
 		return
@@ -518,15 +603,15 @@ func (s *Session) retryRoomLocked(c *Conn, name string, r *room, code string) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		r.retry = nil
-		if s.ctx.Err() == nil && s.conn == c && s.rooms[name] == r {
-			_ = c.Send(wire.Message{Op: wire.OpJoin, Room: name})
+		if s.ctx.Err() == nil && s.w == w && s.rooms[name] == r {
+			w.send(wire.Message{Op: wire.OpJoin, Room: name})
 		}
 	})
 }
 
 // syncRoomLocked applies a room state: what the state holds of our text is
 // stored; the rest is sent again, in order.
-func (s *Session) syncRoomLocked(c *Conn, r *room, stored uint64) {
+func (s *Session) syncRoomLocked(w *writer, r *room, stored uint64) {
 	if !r.numbered {
 		// The first state tells where our numbering continues: renumber
 		// what was typed before it arrived.
@@ -545,9 +630,7 @@ func (s *Session) syncRoomLocked(c *Conn, r *room, stored uint64) {
 	}
 	r.synced = true
 	for _, m := range r.unacked {
-		if err := c.Send(m); err != nil {
-			return // the reader notices the broken connection
-		}
+		w.send(m) // a failed write closes the connection: the reader notices
 	}
 }
 
@@ -564,7 +647,7 @@ func (r *room) ackLocked(seq uint64) {
 // trigger the resends.
 func (s *Session) rejoinLocked() {
 	for name := range s.rooms {
-		_ = s.conn.Send(wire.Message{Op: wire.OpJoin, Room: name})
+		s.w.send(wire.Message{Op: wire.OpJoin, Room: name})
 	}
 }
 
@@ -630,36 +713,53 @@ func (s *Session) Directory() *wire.Directory {
 // Join joins a room; the node answers with the room's state (a Received
 // event with op "room"), then delivers its text and presence. The session
 // rejoins its rooms by itself after a failover.
+//
+// Join does not wait for the node: it queues the join and returns. It
+// fails only when the session has ended (an error matching ErrClosed, and
+// ErrGaveUp when it gave up).
 func (s *Session) Join(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ctx.Err() != nil {
-		return ErrClosed
+	if err := s.endedLocked(); err != nil {
+		return err
 	}
 	if _, ok := s.rooms[name]; !ok {
 		s.rooms[name] = &room{nextSeq: 1}
 	}
-	if s.conn == nil {
+	if s.w == nil {
 		return nil // joined when reattached
 	}
-	return s.conn.Send(wire.Message{Op: wire.OpJoin, Room: name})
+	s.w.send(wire.Message{Op: wire.OpJoin, Room: name})
+	return nil
+}
+
+// endedLocked is the error of a session that ended, nil while it lives.
+func (s *Session) endedLocked() error {
+	if s.err != nil {
+		return s.err
+	}
+	if s.ctx.Err() != nil {
+		return ErrClosed
+	}
+	return nil
 }
 
 // Leave leaves a room and forgets its unacknowledged text.
 func (s *Session) Leave(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ctx.Err() != nil {
-		return ErrClosed
+	if err := s.endedLocked(); err != nil {
+		return err
 	}
 	if r := s.rooms[name]; r != nil && r.retry != nil {
 		r.retry.Stop()
 	}
 	delete(s.rooms, name)
-	if s.conn == nil {
+	if s.w == nil {
 		return nil
 	}
-	return s.conn.Send(wire.Message{Op: wire.OpLeave, Room: name})
+	s.w.send(wire.Message{Op: wire.OpLeave, Room: name})
+	return nil
 }
 
 // SendText sends a chunk of text (as typed: characters, backspaces U+0008,
@@ -669,8 +769,8 @@ func (s *Session) Leave(name string) error {
 func (s *Session) SendText(name, text string) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ctx.Err() != nil {
-		return 0, ErrClosed
+	if err := s.endedLocked(); err != nil {
+		return 0, err
 	}
 	r, ok := s.rooms[name]
 	if !ok {
@@ -679,8 +779,8 @@ func (s *Session) SendText(name, text string) (uint64, error) {
 	m := wire.Message{Op: wire.OpText, Room: name, Seq: r.nextSeq, T: text}
 	r.nextSeq++
 	r.unacked = append(r.unacked, m)
-	if s.conn != nil && r.synced {
-		_ = s.conn.Send(m) // a failure shows as a drop; the chunk is resent
+	if s.w != nil && r.synced {
+		s.w.send(m) // a failed write shows as a drop; the chunk is resent
 	}
 	return m.Seq, nil
 }
@@ -703,14 +803,45 @@ func (s *Session) Close() error {
 	if s.conn != nil {
 		s.conn.Close()
 	}
+	if s.state != StateFailed {
+		s.state = StateClosed
+	}
+	s.stopRetriesLocked()
+	s.mu.Unlock()
+	<-s.done
+	return nil
+}
+
+// stopRetriesLocked stops the rooms' pending re-joins.
+func (s *Session) stopRetriesLocked() {
 	for _, r := range s.rooms {
 		if r.retry != nil {
 			r.retry.Stop()
 			r.retry = nil
 		}
 	}
-	s.mu.Unlock()
-	<-s.done
+}
+
+// State says where the session stands: attached, reconnecting, closed or
+// failed. It never blocks.
+func (s *Session) State() State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+// Err is nil while the session lives (attached or reconnecting). After
+// Close it is ErrClosed; after the session gave up reattaching it is why,
+// matching ErrGaveUp and ErrClosed, with what was tried, node by node.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	if s.state == StateClosed {
+		return ErrClosed
+	}
 	return nil
 }
 

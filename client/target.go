@@ -2,9 +2,13 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/switchboard/switchboard/pick"
 	"github.com/switchboard/switchboard/resolve"
@@ -14,17 +18,21 @@ import (
 //
 //	HOST:PORT              a host that may resolve to several IPs, tried in random order
 //	HOST:PORT,HOST:PORT    a list of addresses, tried in random order
-//	dns:SERVICE            the service name looked up through the system resolver (SRV, then A/AAAA)
-//	dns://RESOLVER/SERVICE the same through the DNS server RESOLVER (HOST:PORT)
+//	dns:SERVICE            the service name looked up in DNS (SRV, then A/AAAA)
+//	dns://RESOLVER/SERVICE the same, asking the DNS server RESOLVER (HOST:PORT) first
+//
+// Every name is looked up through the resolvers given with WithResolvers
+// (after the RESOLVER of the dns:// form), in turn, or through the system
+// resolver when there are none.
 type target struct {
-	raw      string
-	addrs    []string // fixed addresses (list form)
-	service  string   // dns forms
-	resolver string
+	raw       string
+	addrs     []string // fixed addresses (list form)
+	service   string   // dns forms
+	resolvers []string // in the order to ask them; none: the system resolver
 }
 
-func parseTarget(raw, defaultResolver string) (target, error) {
-	t := target{raw: raw}
+func parseTarget(raw string, resolvers []string) (target, error) {
+	t := target{raw: raw, resolvers: slices.Clone(resolvers)}
 	switch {
 	case strings.HasPrefix(raw, "dns://"):
 		rest := strings.TrimPrefix(raw, "dns://")
@@ -32,13 +40,12 @@ func parseTarget(raw, defaultResolver string) (target, error) {
 		if !ok || service == "" {
 			return t, fmt.Errorf("client: target %q: want dns://RESOLVER/SERVICE", raw)
 		}
-		t.resolver, t.service = resolver, service
-		if t.resolver == "" {
-			t.resolver = defaultResolver
+		t.service = service
+		if resolver != "" {
+			t.resolvers = slices.Insert(slices.DeleteFunc(t.resolvers, func(r string) bool { return r == resolver }), 0, resolver)
 		}
 	case strings.HasPrefix(raw, "dns:"):
 		t.service = strings.TrimPrefix(raw, "dns:")
-		t.resolver = defaultResolver
 		if t.service == "" {
 			return t, fmt.Errorf("client: target %q names no service", raw)
 		}
@@ -79,23 +86,42 @@ func (t target) serviceName() string {
 }
 
 // resolveAddrs returns the addresses to try for a hello, in the order to
-// try them.
-func (t target) resolveAddrs(ctx context.Context, r pick.Rand, defaultPort int) ([]string, error) {
+// try them. Each DNS lookup is bounded by timeout.
+func (t target) resolveAddrs(ctx context.Context, r pick.Rand, defaultPort int, timeout time.Duration) ([]string, error) {
 	if t.service != "" {
-		addrs, err := resolve.Lookup(ctx, resolve.Config{Resolver: t.resolver, DefaultPort: defaultPort}, t.service)
+		addrs, err := t.lookup(ctx, t.service, defaultPort, timeout)
 		if err != nil {
 			return nil, fmt.Errorf("client: resolving %s: %w", t.raw, err)
 		}
 		return addrs, nil
 	}
 	var out []string
+	var errs []error
 	for _, a := range t.addrs {
 		host, port, _ := net.SplitHostPort(a)
 		if ip := net.ParseIP(host); ip != nil {
 			out = append(out, a)
 			continue
 		}
-		ips, err := net.DefaultResolver.LookupHost(ctx, host)
+		if len(t.resolvers) > 0 {
+			// Through the resolvers given: the name's SRV records when it
+			// has them, else its A/AAAA records with the port.
+			p, err := strconv.Atoi(port)
+			if err != nil || p < 1 || p > 65535 {
+				errs = append(errs, fmt.Errorf("client: target %q: bad port", a))
+				continue
+			}
+			found, err := t.lookup(ctx, host, p, timeout)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			out = append(out, found...)
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, timeout)
+		ips, err := net.DefaultResolver.LookupHost(lctx, host)
+		cancel()
 		if err != nil {
 			// Keep the name: the dial reports what is wrong with it.
 			out = append(out, a)
@@ -105,8 +131,31 @@ func (t target) resolveAddrs(ctx context.Context, r pick.Rand, defaultPort int) 
 			out = append(out, net.JoinHostPort(ip, port))
 		}
 	}
+	if len(out) == 0 && len(errs) > 0 {
+		return nil, fmt.Errorf("client: resolving %s: %w", t.raw, errors.Join(errs...))
+	}
 	shuffle(r, out)
 	return out, nil
+}
+
+// lookup resolves name through each resolver in turn until one answers
+// with addresses, or through the system resolver when there are none.
+func (t target) lookup(ctx context.Context, name string, defaultPort int, timeout time.Duration) ([]string, error) {
+	if len(t.resolvers) == 0 {
+		return resolve.Lookup(ctx, resolve.Config{DefaultPort: defaultPort, Timeout: timeout}, name)
+	}
+	var errs []error
+	for _, r := range t.resolvers {
+		addrs, err := resolve.Lookup(ctx, resolve.Config{Resolver: r, DefaultPort: defaultPort, Timeout: timeout}, name)
+		if err == nil {
+			return addrs, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
 }
 
 func shuffle(r pick.Rand, s []string) {

@@ -1,0 +1,222 @@
+package client_test
+
+import (
+	"net"
+	"sync"
+	"testing"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// fakeNode is a scripted node on a loopback port, for the client's
+// behaviour where a real node cannot be made to misbehave on cue: it
+// answers hello with a directory (itself, or what dir returns), attach
+// with attached, and ping with pong, and hands every other message of an
+// attached session to the test on got, which answers with fakeConn.send.
+// Pause makes it a paused process: it reads what arrives and answers
+// nothing. stallJoins makes it a node whose session waits for storage: a
+// join stops that session's reader until unstall, while other
+// connections are served.
+type fakeNode struct {
+	t   *testing.T
+	id  string
+	ln  net.Listener
+	got chan fakeMsg
+	// probes receives one value per ping answered on a connection that
+	// said no hello (the client's second opinion).
+	probes chan struct{}
+
+	mu      sync.Mutex
+	conns   map[*fakeConn]bool
+	dir     func() []directory.Node
+	paused  chan struct{} // closed: running
+	stalled chan struct{} // closed: joins go through
+	wg      sync.WaitGroup
+}
+
+// fakeConn is one connection to a fakeNode.
+type fakeConn struct {
+	n  *fakeNode
+	c  net.Conn
+	mu sync.Mutex
+}
+
+// fakeMsg is a message an attached session sent, and its connection.
+type fakeMsg struct {
+	conn *fakeConn
+	m    wire.Message
+}
+
+// closedChan is a closed channel: not paused, not stalled.
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
+
+// newFakeNode starts a fake node with the ID id on 127.0.0.1:0; it stops
+// when the test ends.
+func newFakeNode(t *testing.T, id string) *fakeNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &fakeNode{t: t, id: id, ln: ln, got: make(chan fakeMsg, 1000), probes: make(chan struct{}, 1000),
+		conns: map[*fakeConn]bool{}, paused: closedChan(), stalled: closedChan()}
+	n.wg.Add(1)
+	go n.accept()
+	t.Cleanup(n.stop)
+	return n
+}
+
+// Addr is the fake's client address.
+func (n *fakeNode) Addr() string { return n.ln.Addr().String() }
+
+// entry is the fake's directory entry: up, with room.
+func (n *fakeNode) entry() directory.Node {
+	return directory.Node{ID: n.id, Addr: n.Addr(), Status: directory.Up, Capacity: 100}
+}
+
+// setDirectory makes the fake answer hello with the nodes f returns.
+func (n *fakeNode) setDirectory(f func() []directory.Node) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.dir = f
+}
+
+// pause makes the fake read and answer nothing, as a stopped process.
+func (n *fakeNode) pause() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.paused = make(chan struct{})
+}
+
+// stallJoins makes every join stop its session's reader until unstall.
+func (n *fakeNode) stallJoins() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.stalled = make(chan struct{})
+}
+
+// unstall lets stalled joins through.
+func (n *fakeNode) unstall() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	select {
+	case <-n.stalled:
+	default:
+		close(n.stalled)
+	}
+}
+
+// dropAll closes every connection, as a node that restarts.
+func (n *fakeNode) dropAll() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for fc := range n.conns {
+		fc.c.Close()
+	}
+}
+
+// stop closes the listener and every connection, lets paused and stalled
+// readers go, and waits for the fake's goroutines.
+func (n *fakeNode) stop() {
+	n.ln.Close()
+	n.mu.Lock()
+	select {
+	case <-n.paused:
+	default:
+		close(n.paused)
+	}
+	n.mu.Unlock()
+	n.unstall()
+	n.dropAll()
+	n.wg.Wait()
+}
+
+func (n *fakeNode) accept() {
+	defer n.wg.Done()
+	for {
+		c, err := n.ln.Accept()
+		if err != nil {
+			return
+		}
+		fc := &fakeConn{n: n, c: c}
+		n.mu.Lock()
+		n.conns[fc] = true
+		n.mu.Unlock()
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			defer func() {
+				c.Close()
+				n.mu.Lock()
+				delete(n.conns, fc)
+				n.mu.Unlock()
+			}()
+			fc.serve()
+		}()
+	}
+}
+
+// gate returns the channels a reader waits on: pause and join stalls.
+func (n *fakeNode) gate() (paused, stalled chan struct{}) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.paused, n.stalled
+}
+
+func (fc *fakeConn) serve() {
+	n := fc.n
+	lr := wire.NewLineReader(fc.c, wire.MaxLine)
+	hello := false
+	for {
+		line, err := lr.Next()
+		if err != nil {
+			return
+		}
+		m, err := wire.Decode(line)
+		if err != nil {
+			continue
+		}
+		paused, stalled := n.gate()
+		<-paused
+		switch m.Op {
+		case wire.OpPing:
+			fc.send(wire.Message{Op: wire.OpPong})
+			if !hello {
+				n.probes <- struct{}{}
+			}
+		case wire.OpHello:
+			hello = true
+			n.mu.Lock()
+			nodes := []directory.Node{n.entry()}
+			if n.dir != nil {
+				nodes = n.dir()
+			}
+			n.mu.Unlock()
+			fc.send(wire.DirectoryMessage(&wire.Directory{Service: "fake.test", Self: n.id, Nodes: nodes}))
+		case wire.OpAttach:
+			fc.send(wire.Message{Op: wire.OpAttached, User: m.User, Node: n.id, Session: "s1"})
+		default:
+			if m.Op == wire.OpJoin {
+				<-stalled
+			}
+			n.got <- fakeMsg{conn: fc, m: m}
+		}
+	}
+}
+
+// send writes m to the client; a failure means the client went away.
+func (fc *fakeConn) send(m wire.Message) {
+	line, err := wire.Encode(m)
+	if err != nil {
+		fc.n.t.Error(err)
+		return
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	_, _ = fc.c.Write(line)
+}

@@ -1,0 +1,108 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/switchboard/switchboard/wire"
+)
+
+// ErrNodeSilent is the cause of a drop (Event.Err of Disconnected) when
+// the node sent nothing for the heartbeat's timeout and did not answer a
+// ping on a second connection either: it vanished without closing the
+// connection (a paused process, a partition, a host without power).
+var ErrNodeSilent = errors.New("client: node silent")
+
+// readLoop reads messages from c until the connection fails or the
+// session closes, and runs the heartbeat (see Heartbeat): a ping after
+// Interval of silence, a second opinion after Timeout-Interval, and the
+// verdict after Timeout. Silence is counted while the loop waits for the
+// node, not while it hands a message to the Events reader.
+func (s *Session) readLoop(c *Conn, w *writer) error {
+	hb := s.opts.heartbeat
+	heard := time.Now()
+	pinged := false
+	var probe chan error
+	var stopProbe context.CancelFunc
+	endProbe := func() {
+		if probe != nil {
+			stopProbe()
+			<-probe
+			probe, stopProbe = nil, nil
+		}
+	}
+	defer endProbe()
+	for {
+		var wake time.Time
+		if hb.Interval > 0 {
+			switch {
+			case !pinged:
+				wake = heard.Add(hb.Interval)
+			case probe == nil:
+				wake = heard.Add(hb.Timeout - hb.Interval)
+			default:
+				wake = heard.Add(hb.Timeout)
+			}
+		}
+		m, err := c.recvBefore(wake)
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() || s.ctx.Err() != nil || hb.Interval == 0 {
+				return err
+			}
+			switch {
+			case !pinged:
+				pinged = true
+				w.send(wire.Message{Op: wire.OpPing})
+			case probe == nil:
+				ctx, cancel := context.WithDeadline(s.ctx, heard.Add(hb.Timeout))
+				probe, stopProbe = make(chan error, 1), cancel
+				go func(ch chan<- error) { ch <- s.probe(ctx, c.Addr()) }(probe)
+			default:
+				perr := <-probe
+				stopProbe()
+				probe, stopProbe = nil, nil
+				if perr != nil {
+					return fmt.Errorf("client: %s sent nothing for %v and did not answer a ping on a second connection (%w): %w", c.Addr(), hb.Timeout, perr, ErrNodeSilent)
+				}
+				// Alive, but this session's line is stuck behind
+				// something slow on the node: wait again.
+				s.opts.logger.Debug("node busy but alive", "addr", c.Addr(), "silent", time.Since(heard))
+				heard, pinged = time.Now(), false
+			}
+			continue
+		}
+		endProbe()
+		pinged = false
+		if !s.handle(w, m) {
+			return s.ctx.Err()
+		}
+		heard = time.Now()
+	}
+}
+
+// probe opens a second connection to addr and waits for the pong to a
+// ping sent before any hello: the node's other goroutines are alive even
+// when the session's line waits behind a slow request.
+func (s *Session) probe(ctx context.Context, addr string) error {
+	c, err := DialConnTLS(ctx, s.opts.dialer, addr, s.tls)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Send(wire.Message{Op: wire.OpPing}); err != nil {
+		return err
+	}
+	for {
+		m, err := c.Recv(ctx)
+		if err != nil {
+			return err
+		}
+		if m.Op == wire.OpPong {
+			return nil
+		}
+	}
+}

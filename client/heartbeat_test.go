@@ -1,0 +1,111 @@
+package client_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// awaitEvent returns the first event of s that ok accepts, failing the
+// test when the events end or settle passes first. Every event read on
+// the way is passed to seen, when not nil.
+func awaitEvent(t *testing.T, s *client.Session, what string, ok func(client.Event) bool, seen func(client.Event)) client.Event {
+	t.Helper()
+	deadline := time.After(settle)
+	for {
+		select {
+		case e, open := <-s.Events():
+			if !open {
+				t.Fatalf("events ended before %s", what)
+			}
+			if seen != nil {
+				seen(e)
+			}
+			if ok(e) {
+				return e
+			}
+		case <-deadline:
+			t.Fatalf("no %s within %v", what, settle)
+		}
+	}
+}
+
+// A node that stops answering without closing its connections (here a
+// fake that reads and answers nothing, as a paused process) is noticed by
+// the heartbeat with its default settings, the drop says the node went
+// silent, and the session reattaches to the other node of its directory
+// although the common address is the silent node itself.
+func TestHeartbeatNoticesSilentNode(t *testing.T) {
+	a, b := newFakeNode(t, "a"), newFakeNode(t, "b")
+	both := func() []directory.Node { return []directory.Node{a.entry(), b.entry()} }
+	a.setDirectory(both)
+	b.setDirectory(both)
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithPolicy(preferring("a", "b")), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.Node().ID != "a" {
+		t.Fatalf("attached to %s, want a", s.Node().ID)
+	}
+	a.pause()
+	drop := awaitEvent(t, s, "drop", func(e client.Event) bool { return e.Kind == client.Disconnected }, nil)
+	if !errors.Is(drop.Err, client.ErrNodeSilent) {
+		t.Errorf("drop error %v, want one matching ErrNodeSilent", drop.Err)
+	}
+	back := awaitEvent(t, s, "reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
+	if back.Node.ID != "b" {
+		t.Errorf("reattached to %s, want b", back.Node.ID)
+	}
+}
+
+// A node whose reader is stuck behind a slow request (here a join that
+// waits, as for storage) but that answers a ping on another connection is
+// busy, not gone: the session stays through two heartbeat timeouts, each
+// settled by a second opinion, and gets its answer when the node catches
+// up.
+func TestHeartbeatKeepsBusyNode(t *testing.T) {
+	a := newFakeNode(t, "a")
+	hb := client.Heartbeat{Interval: 2 * time.Second, Timeout: 4 * time.Second}
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithHeartbeat(hb), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	a.stallJoins()
+	if err := s.Join("r"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		select {
+		case <-a.probes:
+		case <-time.After(settle):
+			t.Fatalf("no second opinion %d within %v", i+1, settle)
+		}
+	}
+	a.unstall()
+	var join fakeMsg
+	select {
+	case join = <-a.got:
+	case <-time.After(settle):
+		t.Fatalf("the join did not reach the node within %v", settle)
+	}
+	if join.m.Op != wire.OpJoin {
+		t.Fatalf("node got %v, want the join", join.m)
+	}
+	join.conn.send(wire.Message{Op: wire.OpRoom, Room: "r", State: &wire.RoomState{Users: []string{"alice"}}})
+	drops := 0
+	awaitEvent(t, s, "room state", func(e client.Event) bool { return e.Kind == client.Received && e.Message.Op == wire.OpRoom },
+		func(e client.Event) {
+			if e.Kind == client.Disconnected {
+				drops++
+			}
+		})
+	if drops != 0 || s.Attaches() != 1 || s.State() != client.StateAttached {
+		t.Errorf("%d drops, %d attaches, state %v; want the busy node kept: 0, 1, attached", drops, s.Attaches(), s.State())
+	}
+}

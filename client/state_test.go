@@ -1,0 +1,276 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// nextGot returns the next message the fake got from an attached session,
+// skipping none, failing after settle.
+func nextGot(t *testing.T, n *fakeNode) fakeMsg {
+	t.Helper()
+	select {
+	case m := <-n.got:
+		return m
+	case <-time.After(settle):
+		t.Fatalf("node %s got nothing within %v", n.id, settle)
+	}
+	return fakeMsg{}
+}
+
+// awaitGot returns the next message of op the fake got, skipping others.
+func awaitGot(t *testing.T, n *fakeNode, op string) fakeMsg {
+	t.Helper()
+	for {
+		if m := nextGot(t, n); m.m.Op == op {
+			return m
+		}
+	}
+}
+
+// roomState is a room message whose state says alice's text is stored up
+// to seq.
+func roomState(room string, seq uint64) wire.Message {
+	return wire.Message{Op: wire.OpRoom, Room: room, State: &wire.RoomState{Users: []string{"alice"}, Seqs: map[string]uint64{"alice": seq}}}
+}
+
+// Text typed before the room's state arrives is numbered after what the
+// state shows stored; after a drop the session joins again and resends,
+// with their original seqs, only the chunks the new state does not hold;
+// and when a state shows more of the user's text than the session sent
+// (another session of the same user), numbering continues above it.
+func TestResendAndRenumbering(t *testing.T) {
+	a := newFakeNode(t, "a")
+	retry := fastRetry()
+	retry.Cooldown = time.Millisecond // the one node comes back at once
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(retry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Join("r"); err != nil {
+		t.Fatal(err)
+	}
+	join := awaitGot(t, a, wire.OpJoin)
+	for _, ch := range []string{"a", "b", "c"} {
+		if _, err := s.SendText("r", ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Five chunks of alice's are stored already (typed elsewhere before).
+	join.conn.send(roomState("r", 5))
+	var got []uint64
+	for range 3 {
+		m := awaitGot(t, a, wire.OpText)
+		got = append(got, m.m.Seq)
+	}
+	if want := []uint64{6, 7, 8}; !equalSeqs(got, want) {
+		t.Fatalf("after a state at 5 the node got seqs %v, want %v", got, want)
+	}
+	join.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: 6})
+	awaitEvent(t, s, "ack 6", func(e client.Event) bool { return e.Message.Op == wire.OpAck }, nil)
+	if un := s.UnackedText("r"); len(un) != 2 || un[0].Seq != 7 || un[1].Seq != 8 {
+		t.Fatalf("unacknowledged %v, want seqs 7 and 8", un)
+	}
+
+	// The node restarts; 7 was stored, but its ack never came.
+	a.dropAll()
+	awaitEvent(t, s, "reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
+	rejoin := awaitGot(t, a, wire.OpJoin)
+	rejoin.conn.send(roomState("r", 7))
+	resent := awaitGot(t, a, wire.OpText)
+	if resent.m.Seq != 8 || resent.m.T != "c" {
+		t.Fatalf("resent %d %q, want 8 \"c\"", resent.m.Seq, resent.m.T)
+	}
+	rejoin.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: 8})
+	seq, err := s.SendText("r", "d")
+	if err != nil || seq != 9 {
+		t.Fatalf("SendText = %d, %v; want 9", seq, err)
+	}
+	if m := awaitGot(t, a, wire.OpText); m.m.Seq != 9 {
+		t.Fatalf("node got seq %d, want 9", m.m.Seq)
+	}
+	rejoin.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: 9})
+	awaitEvent(t, s, "ack 9", func(e client.Event) bool { return e.Message.Op == wire.OpAck && e.Message.Seq == 9 }, nil)
+
+	// Alice typed up to 20 from another session; a resynchronising join
+	// shows it, and this session continues above.
+	if err := s.Join("r"); err != nil {
+		t.Fatal(err)
+	}
+	awaitGot(t, a, wire.OpJoin).conn.send(roomState("r", 20))
+	awaitEvent(t, s, "state at 20", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+	if seq, err := s.SendText("r", "e"); err != nil || seq != 21 {
+		t.Fatalf("SendText after a state at 20 = %d, %v; want 21", seq, err)
+	}
+}
+
+func equalSeqs(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// A session that cannot reattach within its reconnect timeout ends: its
+// last event says why, the events end, it is failed, and every method
+// returns the error, which matches ErrGaveUp and ErrClosed and names the
+// node tried. Close then changes nothing of that.
+func TestGiveUpIsFinal(t *testing.T) {
+	a := newFakeNode(t, "a")
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(fastRetry()), client.WithReconnectTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Join("r"); err != nil {
+		t.Fatal(err)
+	}
+	if s.State() != client.StateAttached || s.Err() != nil {
+		t.Fatalf("state %v, err %v; want attached, nil", s.State(), s.Err())
+	}
+	a.stop() // gone for good: refused from now on
+	var last client.Event
+	for e := range s.Events() {
+		last = e
+	}
+	if last.Kind != client.Disconnected || !errors.Is(last.Err, client.ErrGaveUp) {
+		t.Fatalf("last event %v %v, want a drop that gave up", last.Kind, last.Err)
+	}
+	err = s.Err()
+	if !errors.Is(err, client.ErrGaveUp) || !errors.Is(err, client.ErrClosed) || !strings.Contains(err.Error(), "a: session dropped") {
+		t.Errorf("Err() = %v; want it to match ErrGaveUp and ErrClosed and to name node a", err)
+	}
+	if st := s.State(); st != client.StateFailed {
+		t.Errorf("state %v, want failed", st)
+	}
+	if err := s.Join("r2"); !errors.Is(err, client.ErrGaveUp) {
+		t.Errorf("Join after giving up = %v, want ErrGaveUp", err)
+	}
+	if _, err := s.SendText("r", "x"); !errors.Is(err, client.ErrClosed) {
+		t.Errorf("SendText after giving up = %v, want ErrClosed", err)
+	}
+	if err := s.Leave("r"); !errors.Is(err, client.ErrGaveUp) {
+		t.Errorf("Leave after giving up = %v, want ErrGaveUp", err)
+	}
+	s.Close()
+	if st, err := s.State(), s.Err(); st != client.StateFailed || !errors.Is(err, client.ErrGaveUp) {
+		t.Errorf("after Close: state %v, err %v; want failed and the give-up error", st, err)
+	}
+}
+
+// After Close the session is closed and every method says so.
+func TestClosedIsFinal(t *testing.T) {
+	a := newFakeNode(t, "a")
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if st, err := s.State(), s.Err(); st != client.StateClosed || err != client.ErrClosed {
+		t.Errorf("state %v, err %v; want closed, ErrClosed", st, err)
+	}
+	if err := s.Join("r"); !errors.Is(err, client.ErrClosed) {
+		t.Errorf("Join after Close = %v, want ErrClosed", err)
+	}
+	if _, err := s.SendText("r", "x"); !errors.Is(err, client.ErrClosed) {
+		t.Errorf("SendText after Close = %v, want ErrClosed", err)
+	}
+}
+
+// stuckDialer hands out connections whose writes block, once stuck is
+// closed, until the connection closes: a node that stopped reading with
+// full buffers.
+type stuckDialer struct {
+	stuck chan struct{}
+}
+
+func (d *stuckDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var nd net.Dialer
+	c, err := nd.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &stuckConn{Conn: c, stuck: d.stuck, closed: make(chan struct{})}, nil
+}
+
+type stuckConn struct {
+	net.Conn
+	stuck  chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *stuckConn) Write(p []byte) (int, error) {
+	select {
+	case <-c.stuck:
+		<-c.closed
+		return 0, net.ErrClosed
+	default:
+		return c.Conn.Write(p)
+	}
+}
+
+func (c *stuckConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+// No method waits for the network: with every write to the node stuck,
+// Join, SendText, Leave and the getters return, and the reader still
+// handles what the node sends (here an ack).
+func TestNoMethodWaitsForAWrite(t *testing.T) {
+	a := newFakeNode(t, "a")
+	d := &stuckDialer{stuck: make(chan struct{})}
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithDialer(d), client.WithHeartbeat(client.Heartbeat{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Join("r"); err != nil {
+		t.Fatal(err)
+	}
+	join := awaitGot(t, a, wire.OpJoin)
+	join.conn.send(roomState("r", 0))
+	awaitEvent(t, s, "room state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+	close(d.stuck)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 50 {
+			if _, err := s.SendText("r", "x"); err != nil {
+				t.Errorf("SendText %d: %v", i, err)
+			}
+		}
+		if err := s.Join("other"); err != nil {
+			t.Error(err)
+		}
+		if err := s.Leave("other"); err != nil {
+			t.Error(err)
+		}
+		_, _, _ = s.Node(), s.Unacked("r"), s.State()
+	}()
+	select {
+	case <-done:
+	case <-time.After(settle):
+		t.Fatalf("methods blocked for %v behind a stuck write", settle)
+	}
+	join.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: 1})
+	awaitEvent(t, s, "ack", func(e client.Event) bool { return e.Message.Op == wire.OpAck }, nil)
+	if n := s.Unacked("r"); n != 49 {
+		t.Errorf("%d chunks unacknowledged, want 49", n)
+	}
+}

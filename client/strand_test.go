@@ -1,0 +1,105 @@
+package client_test
+
+import (
+	"context"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/dnsserver"
+	"github.com/switchboard/switchboard/internal/nodetest"
+)
+
+// The common address is one node, and that node stops (gracefully: it
+// says shutdown and closes). The session does not strand: the common
+// address refuses, so it says hello to another node of the directory it
+// has, and reattaches there.
+func TestCommonAddressGoneUsesLastDirectory(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{})
+	c.WaitAllUp(settle)
+	n1 := c.Nodes[0]
+	s, err := client.Dial(dialCtx(t), n1.Addr(), client.WithUser("alice"), client.WithPolicy(preferring("n1", "n2", "n3")), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.Node().ID != "n1" {
+		t.Fatalf("attached to %s, want n1", s.Node().ID)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	if err := n1.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	back := awaitEvent(t, s, "reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
+	if back.Node.ID == "n1" {
+		t.Errorf("reattached to n1, which is gone")
+	}
+}
+
+// deadUDP returns a loopback UDP address with nothing listening on it.
+func deadUDP(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	return addr
+}
+
+// startResponder starts a DNS responder for chat.test over the directory
+// of n, on 127.0.0.1:0, until the test ends.
+func startResponder(t *testing.T, dir func() []directory.Node) string {
+	t.Helper()
+	cfg := dnsserver.DefaultConfig("chat.test", dir)
+	cfg.Addr = "127.0.0.1:0"
+	srv, err := dnsserver.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return srv.Addr()
+}
+
+// Resolvers are tried in turn: with the first one dead, the second
+// answers, for a dns: target and for the host name of a HOST:PORT target
+// alike (looked up through the resolvers, never the system's: chat.test
+// is known to none but the responder).
+func TestResolversInTurn(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	c.WaitAllUp(settle)
+	live := startResponder(t, func() []directory.Node { return c.Nodes[0].Directory().Nodes })
+	dead := deadUDP(t)
+	for _, target := range []string{"dns:chat.test", "dns://" + dead + "/chat.test", "chat.test:1"} {
+		t.Run(target, func(t *testing.T) {
+			s, err := client.Dial(dialCtx(t), target, client.WithUser("alice"), client.WithResolvers(dead, live), client.WithRetry(fastRetry()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if id := s.Node().ID; !slices.Contains([]string{"n1", "n2"}, id) {
+				t.Errorf("attached to %q", id)
+			}
+		})
+	}
+	// With only the dead resolver, Dial fails and says which it asked.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err := client.Dial(ctx, "dns:chat.test", client.WithUser("alice"), client.WithResolver(dead), client.WithRetry(fastRetry()))
+	if err == nil || !strings.Contains(err.Error(), dead) {
+		t.Errorf("Dial through a dead resolver: %v, want an error naming %s", err, dead)
+	}
+}
