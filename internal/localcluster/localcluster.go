@@ -466,6 +466,16 @@ func (c *Cluster) Pause(i int) error {
 	return c.signal(i, syscall.SIGSTOP, "pausing")
 }
 
+// Terminate sends SIGTERM to node i, as an operator stopping it would (it
+// shuts down gracefully), and waits for it to exit.
+func (c *Cluster) Terminate(i int) error {
+	if err := c.signal(i, syscall.SIGTERM, "terminating"); err != nil {
+		return err
+	}
+	<-c.Nodes[i].exited
+	return nil
+}
+
 // Resume sends SIGCONT to node i after Pause.
 func (c *Cluster) Resume(i int) error {
 	return c.signal(i, syscall.SIGCONT, "resuming")
