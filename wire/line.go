@@ -86,6 +86,12 @@ func (lr *LineReader) Next() ([]byte, error) {
 	}
 }
 
+// HasLine reports whether a whole line is buffered, so that Next returns
+// it without reading.
+func (lr *LineReader) HasLine() bool {
+	return bytes.IndexByte(lr.buf[lr.start:lr.end], '\n') >= 0
+}
+
 // Buffered is how many bytes were read past the last line returned: the
 // start of a line not yet complete.
 func (lr *LineReader) Buffered() int { return lr.end - lr.start }

@@ -111,3 +111,22 @@ func TestLineReaderShrinkCycle(t *testing.T) {
 		}
 	}
 }
+
+func TestLineReaderHasLine(t *testing.T) {
+	lr := NewLineReader(strings.NewReader("one\ntwo\nthr"), 0)
+	if lr.HasLine() {
+		t.Fatal("HasLine before any read")
+	}
+	for _, want := range []struct {
+		line    string
+		hasLine bool
+	}{{"one", true}, {"two", false}} {
+		line, err := lr.Next()
+		if err != nil || string(line) != want.line {
+			t.Fatalf("Next = %q, %v; want %q", line, err, want.line)
+		}
+		if got := lr.HasLine(); got != want.hasLine {
+			t.Errorf("after %q HasLine = %v, want %v", want.line, got, want.hasLine)
+		}
+	}
+}

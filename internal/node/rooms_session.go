@@ -151,51 +151,133 @@ func (s *session) leave(room string) {
 }
 
 func (s *session) text(m wire.Message) {
-	start := time.Now()
-	n, e := s.n, s.n.rooms
+	if rec, ok := s.checkText(m); ok {
+		s.storeTexts(m.Room, []record{rec})
+	}
+}
+
+// textRun answers first, a text chunk, and the text chunks buffered
+// after it (up to maxBatchChunks and maxBatchBytes), which the client sent while earlier
+// ones were being stored: each room's consecutive chunks are stored
+// through one request to the room's writer, so a typist whose chunks
+// queue behind a slow store catches up in one record. The first line
+// buffered that is not a text chunk is answered after them.
+func (s *session) textRun(first wire.Message, lr *wire.LineReader) *wire.Error {
+	msgs := []wire.Message{first}
+	size := len(first.T)
+	var next []byte // a line read that is not text, answered last
+	var fatal *wire.Error
+	for len(msgs) < maxBatchChunks && size < maxBatchBytes && lr.HasLine() {
+		line, err := lr.Next()
+		if err != nil {
+			fatal = s.readError(err)
+			break
+		}
+		m, derr := wire.Decode(line)
+		if derr != nil || m.Op != wire.OpText {
+			next = line
+			break
+		}
+		msgs = append(msgs, m)
+		size += len(m.T)
+	}
+	for len(msgs) > 0 {
+		room := msgs[0].Room
+		n := 1
+		for n < len(msgs) && msgs[n].Room == room {
+			n++
+		}
+		var recs []record
+		for _, m := range msgs[:n] {
+			if s.rooms[room] == nil {
+				s.handle(m) // not in the room: its error
+				continue
+			}
+			if rec, ok := s.checkText(m); ok {
+				recs = append(recs, rec)
+			}
+		}
+		if len(recs) > 0 {
+			s.storeTexts(room, recs)
+		}
+		msgs = msgs[n:]
+	}
+	if fatal != nil {
+		return fatal
+	}
+	if next != nil {
+		return s.line(next, nil)
+	}
+	return nil
+}
+
+// checkText checks a text chunk against the session's rooms, seqs, holds
+// and rates. It answers a chunk that cannot be stored with its error and
+// returns false; otherwise it returns the chunk's record.
+func (s *session) checkText(m wire.Message) (record, bool) {
+	n := s.n
 	room := m.Room
 	if s.rooms[room] == nil {
 		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "not in room %q; join it first", room))
-		return
+		return record{}, false
 	}
 	if m.Seq == 0 || m.Seq > MaxSeq {
 		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "text needs a seq from 1 to %d", uint64(MaxSeq)))
-		return
+		return record{}, false
 	}
 	if last := s.seqs[room]; m.Seq > last+MaxSeqJump {
 		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "seq %d is more than %d above %d, your last stored in %s; count on from there", m.Seq, MaxSeqJump, last, room))
-		return
+		return record{}, false
 	}
 	if held, ok := s.held[room]; ok && m.Seq > held {
 		// Storing it would put it before the chunk refused earlier, which
 		// the stream would then take for a duplicate: the text is lost.
 		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "seq %d waits for seq %d, which was not stored; join %s again and resend from what its state shows stored", m.Seq, held, room))
-		return
+		return record{}, false
 	}
 	if len(m.T) > n.cfg.MaxChunk {
 		s.reply(roomError(wire.CodeLimit, room, m.Seq, "chunk of %d bytes; at most %d", len(m.T), n.cfg.MaxChunk))
-		return
+		return record{}, false
 	}
 	if !s.limiter.allow(time.Now(), len(m.T)) {
 		s.hold(room, m.Seq)
 		s.reply(roomError(wire.CodeRate, room, m.Seq, "text faster than %v chunks or %v bytes a second; slow down and resend", n.cfg.ChunkRate, n.cfg.ByteRate))
-		return
+		return record{}, false
 	}
+	return record{Op: recText, User: s.user, Key: s.key(), Seq: m.Seq, T: m.T}, true
+}
+
+// storeTexts stores recs, checked chunks of room in the order sent,
+// through the room's writer, and acknowledges them (in one write) once
+// stored, or answers each with unavailable.
+func (s *session) storeTexts(room string, recs []record) {
+	start := time.Now()
+	n, e := s.n, s.n.rooms
 	ctx, cancel := context.WithTimeout(e.ctx, e.storeTimeout())
 	defer cancel()
-	rec := record{Op: recText, User: s.user, Key: s.key(), Seq: m.Seq, T: m.T}
-	if err := s.rooms[room].storeText(ctx, rec); err != nil {
-		n.log.Warn("storing text", "room", room, "session", s.id, "seq", m.Seq, "err", err)
-		s.hold(room, m.Seq)
-		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "text not stored: %v; resend it", err))
+	if err := s.rooms[room].storeText(ctx, recs); err != nil {
+		n.log.Warn("storing text", "room", room, "session", s.id, "seq", recs[0].Seq, "chunks", len(recs), "err", err)
+		s.hold(room, recs[0].Seq)
+		for _, rec := range recs {
+			s.reply(roomError(wire.CodeUnavailable, room, rec.Seq, "text not stored: %v; resend it", err))
+		}
 		return
 	}
-	e.metrics.textStored(start)
-	s.seqs[room] = max(s.seqs[room], m.Seq)
-	if held, ok := s.held[room]; ok && m.Seq >= held {
-		delete(s.held, room)
+	var acks []byte
+	for _, rec := range recs {
+		e.metrics.textStored(start)
+		s.seqs[room] = max(s.seqs[room], rec.Seq)
+		if held, ok := s.held[room]; ok && rec.Seq >= held {
+			delete(s.held, room)
+		}
+		line, err := wire.Encode(wire.Message{Op: wire.OpAck, Room: room, Seq: rec.Seq})
+		if err != nil {
+			n.log.Error("encoding an ack", "err", err)
+			continue
+		}
+		acks = append(acks, line...)
 	}
-	s.reply(wire.Message{Op: wire.OpAck, Room: room, Seq: m.Seq})
+	s.write(acks)
 }
 
 // hold refuses, from now until the client resends seq or resynchronises,

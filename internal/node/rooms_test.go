@@ -371,6 +371,30 @@ func TestRooms(t *testing.T) {
 		view.follow(dan, room, func(r *rtt.Room) bool {
 			return r.Live("ann") == "xy" && r.Live("ben") == "xy" && r.Live("cat") == "xy"
 		})
+
+		// One typist's chunks that queue in the socket behind a slow
+		// store go into one record: while "a" waits for the held writer,
+		// "bcd" are in n1's socket buffer (loopback TCP has them there
+		// when the client's write returns), and n1 reads them in one go.
+		ann := typists[0]
+		if release, err = n1.HoldRoomWriter(ctx, room); err != nil {
+			t.Fatal(err)
+		}
+		before = n1.RoomBatchesStored()
+		annSeqs := ann.typeText(room, "abcd")
+		for n1.RoomTextsWaiting(room) < 1 {
+			if time.Now().After(deadline.Add(wait)) {
+				release()
+				t.Fatalf("ann's chunk never reached the writer")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		release()
+		ann.acked(room, annSeqs)
+		if got := n1.RoomBatchesStored() - before; got != 1 {
+			t.Errorf("%v batch records stored for ann's queued chunks, want 1", got)
+		}
+		view.follow(dan, room, func(r *rtt.Room) bool { return r.Live("ann") == "xyabcd" })
 	})
 
 	t.Run("presence across nodes", func(t *testing.T) {

@@ -36,18 +36,19 @@ const (
 	maxBatchBytes  = 64 << 10
 )
 
-// textReq is one chunk waiting for the writer.
+// textReq is one session's chunks waiting for the writer, in the order
+// sent.
 type textReq struct {
-	rec  record
+	recs []record
 	done chan error    // buffered: the writer never blocks on it
 	hold chan struct{} // tests: not a chunk; the writer waits until it closes
 }
 
-// storeText stores rec, a text chunk, through the feed's writer and
-// returns once the record holding it is stored, or the store failed, or
-// ctx ended.
-func (f *feed) storeText(ctx context.Context, rec record) error {
-	req := &textReq{rec: rec, done: make(chan error, 1)}
+// storeText stores recs, text chunks of one session in the order sent,
+// through the feed's writer and returns once the record holding them is
+// stored, or the store failed, or ctx ended.
+func (f *feed) storeText(ctx context.Context, recs []record) error {
+	req := &textReq{recs: recs, done: make(chan error, 1)}
 	select {
 	case f.texts <- req:
 	case <-f.ctx.Done():
@@ -91,39 +92,48 @@ func (f *feed) writeTexts() {
 			continue
 		}
 		batch = append(batch[:0], first)
-		size := len(first.rec.T)
+		chunks, size := first.size()
 	gather:
-		for len(batch) < maxBatchChunks && size < maxBatchBytes {
+		for chunks < maxBatchChunks && size < maxBatchBytes {
 			select {
 			case req := <-f.texts:
 				batch = append(batch, req)
-				size += len(req.rec.T)
+				c, b := req.size()
+				chunks, size = chunks+c, size+b
 			default:
 				break gather
 			}
 		}
-		err := f.storeBatch(batch)
+		err := f.storeBatch(batch, chunks)
 		for _, req := range batch {
 			req.done <- err
 		}
-		e.metrics.batchChunks.Observe(float64(len(batch)))
+		e.metrics.batchChunks.Observe(float64(chunks))
 	}
+}
+
+// size is the request's chunks and text bytes.
+func (req *textReq) size() (chunks, bytes int) {
+	for _, rec := range req.recs {
+		bytes += len(rec.T)
+	}
+	return len(req.recs), bytes
 }
 
 // storeBatch stores the chunks of batch as one record: a text record for
 // a lone chunk, a batch record for several.
-func (f *feed) storeBatch(batch []*textReq) error {
+func (f *feed) storeBatch(batch []*textReq, chunks int) error {
 	e := f.e
 	ctx, cancel := context.WithTimeout(e.ctx, e.n.cfg.StoreTimeout)
 	defer cancel()
-	if len(batch) == 1 {
-		rec := batch[0].rec
+	if chunks == 1 {
+		rec := batch[0].recs[0]
 		_, err := e.publish(ctx, f.room, rec, textID(f.room, rec.User, rec.Seq))
 		return err
 	}
-	recs := make([]record, len(batch))
-	for i, req := range batch {
-		recs[i] = req.rec
+	recs := make([]record, 0, chunks)
+	for _, req := range batch {
+		recs = append(recs, req.recs...)
 	}
 	// The ID makes the writer's own retries of this batch duplicates; a
 	// client's resend makes a new batch, which the room deduplicates.

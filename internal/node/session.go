@@ -162,7 +162,7 @@ func (s *session) serve() {
 			s.closeAndLinger(s.readError(err))
 			return
 		}
-		if fatal := s.line(line); fatal != nil {
+		if fatal := s.line(line, lr); fatal != nil {
 			s.closeAndLinger(fatal)
 			return
 		}
@@ -176,12 +176,19 @@ func (s *session) serve() {
 // idle goroutine's stack to its minimum, which is most of what an idle
 // session costs.
 //
+// Text that the client sent while the chunk before it was being stored
+// is already buffered in lr: line reads it too and stores it with this
+// one (textRun).
+//
 //go:noinline
-func (s *session) line(line []byte) *wire.Error {
+func (s *session) line(line []byte, lr *wire.LineReader) *wire.Error {
 	msg, err := wire.Decode(line)
 	if err != nil {
 		s.reply(wire.ErrorMessage(err))
 		return nil
+	}
+	if msg.Op == wire.OpText && s.attached.Load() && lr != nil && lr.HasLine() {
+		return s.textRun(msg, lr)
 	}
 	return s.handle(msg)
 }
