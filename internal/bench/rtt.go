@@ -42,6 +42,17 @@ type RTTReport struct {
 	AllMS   Percentiles `json:"all_ms"`
 	CrossMS Percentiles `json:"cross_node_ms"`
 	SameMS  Percentiles `json:"same_node_ms"`
+	// Acked counts the keystrokes acknowledged; AckMS summarises the
+	// time from each keystroke to its ack (stored on a quorum).
+	Acked int         `json:"acked"`
+	AckMS Percentiles `json:"ack_ms"`
+	// NodeCPU is the CPU time the local cluster's node processes used
+	// while the typists typed, in seconds, and NodeCPUPerKey that time per
+	// keystroke in milliseconds; ClientCPU the same for this process (the
+	// clients). Zero for a running service, or off Linux.
+	NodeCPU       float64 `json:"node_cpu_seconds,omitempty"`
+	NodeCPUPerKey float64 `json:"node_cpu_ms_per_keystroke,omitempty"`
+	ClientCPU     float64 `json:"client_cpu_seconds,omitempty"`
 	// Errors holds the first error messages the sessions received.
 	Errors []string `json:"errors,omitempty"`
 	cross  []float64
@@ -107,6 +118,7 @@ func runRTT(ctx context.Context, e *env) (Report, error) {
 		mu       sync.Mutex
 		members  []*member
 		seen     []rttSeen
+		acks     []rttSeen
 		wg       sync.WaitGroup
 		openErrs []error
 		// serverErrs holds the first error messages sessions received.
@@ -173,6 +185,11 @@ func runRTT(ctx context.Context, e *env) (Report, error) {
 							mu.Lock()
 							seen = append(seen, rttSeen{key: rttKey{msg.Room, msg.From, msg.Seq}, at: at, node: m.node})
 							mu.Unlock()
+						case wire.OpAck:
+							at := time.Now()
+							mu.Lock()
+							acks = append(acks, rttSeen{key: rttKey{msg.Room, m.user, msg.Seq}, at: at})
+							mu.Unlock()
 						}
 					}
 				})
@@ -215,6 +232,7 @@ func runRTT(ctx context.Context, e *env) (Report, error) {
 	}
 	mu.Lock()
 	seen = seen[:0] // deliveries before the typing are not ours
+	acks = acks[:0]
 	mu.Unlock()
 
 	// Type.
@@ -228,6 +246,7 @@ func runRTT(ctx context.Context, e *env) (Report, error) {
 	var typers sync.WaitGroup
 	tctx, tcancel := context.WithTimeout(ctx, cfg.Duration)
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
+	cpu0, ccpu0 := c.cpu(), processCPU()
 	start := time.Now()
 	for _, m := range members {
 		if idx := memberIndex(m.user); idx >= rep.Senders {
@@ -261,9 +280,18 @@ func runRTT(ctx context.Context, e *env) (Report, error) {
 	typers.Wait()
 	tcancel()
 	typed := time.Since(start)
+	if cpu0 >= 0 {
+		if cpu1 := c.cpu(); cpu1 >= 0 {
+			rep.NodeCPU = (cpu1 - cpu0).Seconds()
+		}
+	}
+	if ccpu0 >= 0 {
+		rep.ClientCPU = (processCPU() - ccpu0).Seconds()
+	}
 	time.Sleep(2 * time.Second) // deliveries in flight
 	mu.Lock()
 	deliveries := slices.Clone(seen)
+	acked := slices.Clone(acks)
 	rep.Errors = slices.Clone(serverErrs)
 	mu.Unlock()
 
@@ -285,6 +313,16 @@ func runRTT(ctx context.Context, e *env) (Report, error) {
 	}
 	rep.Delivered = len(all)
 	rep.PerSecond = float64(rep.Delivered) / typed.Seconds()
+	var ackMS []float64
+	for _, a := range acked {
+		if t0, ok := sent[a.key]; ok {
+			ackMS = append(ackMS, ms(a.at.Sub(t0)))
+		}
+	}
+	rep.Acked, rep.AckMS = len(ackMS), summarizeMS(ackMS)
+	if rep.Sent > 0 && rep.NodeCPU > 0 {
+		rep.NodeCPUPerKey = 1000 * rep.NodeCPU / float64(rep.Sent)
+	}
 	rep.AllMS, rep.CrossMS, rep.SameMS = summarizeMS(all), summarizeMS(rep.cross), summarizeMS(rep.same)
 	return rep, nil
 }
@@ -316,11 +354,16 @@ func (r *RTTReport) WriteTable(w io.Writer) {
 	row := func(name string, p Percentiles, n int) []string {
 		return []string{name, fmt.Sprint(n), f1(p.P50), f1(p.P90), f1(p.P99), f1(p.Max)}
 	}
-	table(w, []string{"keystroke to delivery", "deliveries", "p50 ms", "p90 ms", "p99 ms", "max ms"}, [][]string{
-		row("sender and receiver on different nodes", r.CrossMS, len(r.cross)),
-		row("on the same node", r.SameMS, len(r.same)),
-		row("all", r.AllMS, len(r.cross)+len(r.same)),
+	table(w, []string{"keystroke to", "count", "p50 ms", "p90 ms", "p99 ms", "max ms"}, [][]string{
+		row("delivery, sender and receiver on different nodes", r.CrossMS, len(r.cross)),
+		row("delivery, on the same node", r.SameMS, len(r.same)),
+		row("delivery, all", r.AllMS, len(r.cross)+len(r.same)),
+		row("ack (stored on a quorum)", r.AckMS, r.Acked),
 	})
+	if r.NodeCPU > 0 {
+		fmt.Fprintf(w, "\nCPU while typing: nodes %.1f s (%.2f ms a keystroke, %.2f cores), clients %.1f s (%.2f cores)\n",
+			r.NodeCPU, r.NodeCPUPerKey, r.NodeCPU/r.Seconds, r.ClientCPU, r.ClientCPU/r.Seconds)
+	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
