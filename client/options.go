@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/switchboard/switchboard/failover"
@@ -105,13 +106,16 @@ func WithTracker(t *pick.Tracker) Option {
 
 // WithResolver sets the DNS server (HOST:PORT) asked for every name: the
 // service of dns: targets, the SRV targets it lists, and the HOST of
-// HOST:PORT targets. An empty addr means the system resolver. It is
-// WithResolvers with one server.
+// HOST:PORT targets. An empty addr means the system resolver; a comma
+// list of servers is WithResolvers with them.
 func WithResolver(addr string) Option {
-	if addr == "" {
-		return WithResolvers()
+	var addrs []string
+	for _, a := range strings.Split(addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
 	}
-	return WithResolvers(addr)
+	return WithResolvers(addrs...)
 }
 
 // WithResolvers sets the DNS servers (HOST:PORT each) asked for every

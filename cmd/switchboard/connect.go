@@ -31,7 +31,7 @@ type clientFlags struct {
 func (f *clientFlags) register(c *cmdline) {
 	fs := c.fs
 	fs.StringVar(&f.service, "service", node.DefaultListen, "the common address: HOST:PORT, a comma list, or a service name looked up in DNS")
-	fs.StringVar(&f.resolver, "resolver", "", "DNS server HOST:PORT asked for every name, service names and HOST names alike (default: the system's)")
+	fs.StringVar(&f.resolver, "resolver", "", "DNS servers HOST:PORT, comma-separated, asked in turn for every name, service names, SRV targets and HOST names alike (default: the system's)")
 	fs.StringVar(&f.policy, "policy", "default", "pick policy: "+strings.Join(append(pick.Names(), pick.DNSOnly), ", "))
 	fs.StringVar(&f.group, "group", "", "the client's REGION/ZONE, preferred when picking")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to try to attach")
@@ -52,10 +52,10 @@ func (f *clientFlags) target() string {
 	if _, _, err := net.SplitHostPort(s); err == nil {
 		return s
 	}
-	if f.resolver != "" {
-		return "dns://" + f.resolver + "/" + s
+	if rs := splitList(f.resolver); len(rs) == 1 {
+		return "dns://" + rs[0] + "/" + s
 	}
-	return "dns:" + s
+	return "dns:" + s // through --resolver's servers, when given, in turn (options)
 }
 
 // resolvedTarget is target with the host names of HOST:PORT forms looked
@@ -74,8 +74,9 @@ func (f *clientFlags) resolvedTarget(ctx context.Context) (string, error) {
 }
 
 // lookupAddrs resolves the HOST of every HOST:PORT in addrs through the DNS
-// server resolver: the name's Switchboard SRV records when it has them,
-// else its A/AAAA records with PORT. Addresses with an IP stay as they are.
+// servers of resolver (a comma list, asked in turn until one answers):
+// the name's Switchboard SRV records when it has them, else its A/AAAA
+// records with PORT. Addresses with an IP stay as they are.
 func lookupAddrs(ctx context.Context, resolver string, addrs []string) ([]string, error) {
 	var out []string
 	for _, a := range addrs {
@@ -91,9 +92,16 @@ func lookupAddrs(ctx context.Context, resolver string, addrs []string) ([]string
 		if err != nil || port < 1 || port > 65535 {
 			return nil, fmt.Errorf("address %q: bad port", a)
 		}
-		found, err := resolve.Lookup(ctx, resolve.Config{Resolver: resolver, DefaultPort: port}, host)
-		if err != nil {
-			return nil, fmt.Errorf("looking up %s through %s: %w", host, resolver, err)
+		var found []string
+		var errs []error
+		for _, r := range splitList(resolver) {
+			if found, err = resolve.Lookup(ctx, resolve.Config{Resolver: r, DefaultPort: port}, host); err == nil {
+				break
+			}
+			errs = append(errs, err)
+		}
+		if found == nil {
+			return nil, fmt.Errorf("looking up %s through %s: %w", host, resolver, errors.Join(errs...))
 		}
 		out = append(out, found...)
 	}
@@ -109,7 +117,7 @@ func (f *clientFlags) options(user string) ([]client.Option, error) {
 		client.WithUser(user),
 		client.WithPolicy(policy),
 		client.WithGroup(f.group),
-		client.WithResolver(f.resolver),
+		client.WithResolvers(splitList(f.resolver)...),
 		client.WithClientName("switchboard-cli/" + readBuildInfo().Short()),
 	}
 	// The name is taken from --service before --resolver turns its host
@@ -132,6 +140,8 @@ func (f *clientFlags) options(user string) ([]client.Option, error) {
 }
 
 // dial attaches as user through the common address, within --timeout.
+// The client looks every name up through --resolver itself, at each
+// bootstrap, so that a failover sees what DNS says then.
 func (f *clientFlags) dial(ctx context.Context, user string) (*client.Session, error) {
 	opts, err := f.options(user)
 	if err != nil {
@@ -139,11 +149,7 @@ func (f *clientFlags) dial(ctx context.Context, user string) (*client.Session, e
 	}
 	dctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	target, err := f.resolvedTarget(dctx)
-	if err != nil {
-		return nil, err
-	}
-	return client.Dial(dctx, target, opts...)
+	return client.Dial(dctx, f.target(), opts...)
 }
 
 func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
