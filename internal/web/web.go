@@ -61,9 +61,17 @@ func WithAdminToken(secret []byte) Option {
 }
 
 type handler struct {
-	admin     []byte     // SHA-256 of the admin secret; nil: loopback only
-	serveConn ConnServer // serves WebSockets; nil: no WebSocket transport
-	origins   []string   // WithOrigins patterns
+	admin     []byte       // SHA-256 of the admin secret; nil: loopback only
+	serveConn ConnServer   // serves WebSockets; nil: no WebSocket transport
+	origins   []string     // WithOrigins patterns
+	monitor   *Monitor     // the dashboard's stream; nil: none
+	ui        http.Handler // the browser pages; nil: none
+}
+
+// WithUI serves ui for every GET that no other route takes: the browser
+// pages (package webui).
+func WithUI(ui http.Handler) Option {
+	return func(h *handler) { h.ui = ui }
 }
 
 // NewHandler serves:
@@ -73,7 +81,10 @@ type handler struct {
 //	GET  /readyz        200 when the node is up (not starting, draining, full or down), else 503
 //	GET  /metrics       Prometheus metrics from gatherer
 //	POST /v1/drain      start draining; DELETE /v1/drain stops it (admin)
+//	GET  /v1/stats      this node's rooms, deliveries and records, as JSON counters
 //	GET  /v1/ws         protocol v1 over WebSocket (with WithConnServer)
+//	GET  /v1/events     the dashboard's stream, Server-Sent Events (with WithMonitor)
+//	GET  /, /dashboard  the browser pages (with WithUI)
 func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.Handler {
 	var h handler
 	for _, o := range opts {
@@ -81,8 +92,21 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/directory", func(w http.ResponseWriter, r *http.Request) {
+		// Public, read-only and sent without credentials: any page may
+		// read it, as the browser client does from every node it knows.
+		w.Header().Set("Access-Control-Allow-Origin", "*")
 		writeJSON(w, http.StatusOK, wire.DirectoryMessage(src.Directory()))
 	})
+	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		writeJSON(w, http.StatusOK, stats(gatherer))
+	})
+	if h.monitor != nil {
+		mux.HandleFunc("GET /v1/events", h.monitor.serveEvents)
+	}
+	if h.ui != nil {
+		mux.Handle("GET /", h.ui)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -153,4 +177,47 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// Stats are the counters the dashboard reads from each node.
+type Stats struct {
+	// Connections counts the client connections open now.
+	Connections float64 `json:"connections"`
+	// RoomsOpen counts the rooms this node holds a copy of.
+	RoomsOpen float64 `json:"rooms_open"`
+	// Deliveries counts the messages delivered to local sessions since
+	// the node started.
+	Deliveries float64 `json:"deliveries_total"`
+	// Records counts the room records this node stored.
+	Records float64 `json:"records_stored_total"`
+}
+
+// stats sums the metrics the dashboard shows; missing ones stay zero.
+func stats(g prometheus.Gatherer) Stats {
+	var s Stats
+	fams, err := g.Gather()
+	if err != nil && len(fams) == 0 {
+		return s
+	}
+	want := map[string]*float64{
+		"switchboard_connections":               &s.Connections,
+		"switchboard_rooms_open":                &s.RoomsOpen,
+		"switchboard_room_deliveries_total":     &s.Deliveries,
+		"switchboard_room_records_stored_total": &s.Records,
+	}
+	for _, f := range fams {
+		dst := want[f.GetName()]
+		if dst == nil {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			switch {
+			case m.GetCounter() != nil:
+				*dst += m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				*dst += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return s
 }

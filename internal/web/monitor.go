@@ -1,0 +1,294 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// Defaults of the dashboard's monitor.
+const (
+	// DefaultWindow is how far back the users chart reaches.
+	DefaultWindow = 10 * time.Minute
+	// DefaultSampleEvery is the time between two points of the chart.
+	DefaultSampleEvery = 5 * time.Second
+	// MaxEvents is how many recent events the monitor keeps.
+	MaxEvents = 100
+	// pollEvery is how often the monitor reads the directory: a node's
+	// change reaches the dashboards within this (plus the directory's own
+	// detection, three missed heartbeats for a dead node).
+	pollEvery = 200 * time.Millisecond
+	// refreshEvery is how often an update goes out when nothing changed,
+	// so that ages move.
+	refreshEvery = time.Second
+)
+
+// Event is something that happened to a node, as the dashboard lists it.
+type Event struct {
+	// At is when the monitor saw it, in Unix milliseconds.
+	At int64 `json:"at"`
+	// Node is the node's ID.
+	Node string `json:"node"`
+	// What is "joined", "left", or the new status ("down", "up",
+	// "draining", ...).
+	What string `json:"what"`
+	// From is the status before ("" for a node that joined).
+	From string `json:"from,omitempty"`
+}
+
+// Sample is one point of the users chart: each node's users at one time.
+type Sample struct {
+	// At is the time in Unix milliseconds.
+	At int64 `json:"at"`
+	// Users maps node IDs to their users; nodes that were down are left
+	// out.
+	Users map[string]int `json:"users"`
+}
+
+// History is the pure part of the dashboard's monitor: given directories
+// and the time they were taken, it keeps the samples of the last window
+// and the recent events. It reads no clock and is not safe for
+// concurrent use.
+type History struct {
+	window, every time.Duration
+	status        map[string]directory.Status // the last status of each node
+	seen          bool                        // a directory was observed
+	samples       []Sample
+	events        []Event
+	lastSample    time.Time
+}
+
+// NewHistory returns a History that keeps window of samples taken every
+// interval (DefaultWindow and DefaultSampleEvery for zero values).
+func NewHistory(window, every time.Duration) *History {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	if every <= 0 {
+		every = DefaultSampleEvery
+	}
+	return &History{window: window, every: every, status: map[string]directory.Status{}}
+}
+
+// Observe takes a directory seen at now. It returns the events it
+// noticed (nodes that joined, left or changed status) and the sample it
+// took, if one was due (nil otherwise). The first directory observed
+// gives no events: it is where the story starts.
+func (h *History) Observe(nodes []directory.Node, now time.Time) ([]Event, *Sample) {
+	at := now.UnixMilli()
+	var evs []Event
+	current := make(map[string]directory.Status, len(nodes))
+	for _, n := range nodes {
+		current[n.ID] = n.Status
+		old, ok := h.status[n.ID]
+		switch {
+		case !h.seen:
+		case !ok:
+			evs = append(evs, Event{At: at, Node: n.ID, What: "joined", From: ""})
+			if n.Status != directory.Up {
+				evs[len(evs)-1].What = "joined " + string(n.Status)
+			}
+		case old != n.Status:
+			evs = append(evs, Event{At: at, Node: n.ID, What: string(n.Status), From: string(old)})
+		}
+	}
+	if h.seen {
+		for id, old := range h.status {
+			if _, ok := current[id]; !ok {
+				evs = append(evs, Event{At: at, Node: id, What: "left", From: string(old)})
+			}
+		}
+	}
+	h.seen = true
+	h.status = current
+	h.events = append(h.events, evs...)
+	if over := len(h.events) - MaxEvents; over > 0 {
+		h.events = append(h.events[:0], h.events[over:]...)
+	}
+	if !h.lastSample.IsZero() && now.Sub(h.lastSample) < h.every && len(evs) == 0 {
+		return evs, nil
+	}
+	h.lastSample = now
+	s := Sample{At: at, Users: make(map[string]int, len(nodes))}
+	for _, n := range nodes {
+		if n.Status != directory.Down {
+			s.Users[n.ID] = n.Users
+		}
+	}
+	h.samples = append(h.samples, s)
+	cut := 0
+	for cut < len(h.samples) && now.Sub(time.UnixMilli(h.samples[cut].At)) > h.window {
+		cut++
+	}
+	if cut > 0 {
+		h.samples = append(h.samples[:0], h.samples[cut:]...)
+	}
+	return evs, &s
+}
+
+// Samples returns a copy of the samples kept, oldest first.
+func (h *History) Samples() []Sample { return append([]Sample(nil), h.samples...) }
+
+// Events returns a copy of the events kept, oldest first.
+func (h *History) Events() []Event { return append([]Event(nil), h.events...) }
+
+// Update is what the dashboard receives: the directory now, and what
+// happened since the last update. The first update of a stream carries
+// the whole history instead.
+type Update struct {
+	Directory wire.Message `json:"directory"`
+	Events    []Event      `json:"events,omitempty"`
+	Samples   []Sample     `json:"samples,omitempty"`
+	// Window is the chart's span in milliseconds.
+	Window int64 `json:"window_ms"`
+}
+
+// Monitor watches the node's directory for the dashboard and pushes
+// updates to its subscribers (GET /v1/events, Server-Sent Events). Run
+// drives it; the handlers only subscribe.
+type Monitor struct {
+	src    Source
+	poll   time.Duration
+	mu     sync.Mutex // guards the fields below
+	hist   *History
+	subs   map[chan Update]struct{}
+	done   bool
+	window time.Duration
+}
+
+// NewMonitor returns a Monitor over src with the default window and
+// sampling interval.
+func NewMonitor(src Source) *Monitor {
+	return &Monitor{src: src, poll: pollEvery, hist: NewHistory(0, 0), subs: map[chan Update]struct{}{}, window: DefaultWindow}
+}
+
+// Run reads the directory every 200 ms until ctx ends, and pushes an
+// update to the subscribers when a node changed or a second passed. It
+// blocks; when it returns, every subscription has ended.
+func (m *Monitor) Run(ctx context.Context) {
+	t := time.NewTicker(m.poll)
+	defer t.Stop()
+	defer func() {
+		m.mu.Lock()
+		m.done = true
+		for ch := range m.subs {
+			close(ch)
+			delete(m.subs, ch)
+		}
+		m.mu.Unlock()
+	}()
+	var lastKey string
+	var lastPush time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			dir := m.src.Directory()
+			m.mu.Lock()
+			evs, sample := m.hist.Observe(dir.Nodes, now)
+			key := viewKey(dir.Nodes)
+			if key == lastKey && len(evs) == 0 && sample == nil && now.Sub(lastPush) < refreshEvery {
+				m.mu.Unlock()
+				continue
+			}
+			lastKey, lastPush = key, now
+			u := Update{Directory: wire.DirectoryMessage(dir), Events: evs, Window: m.window.Milliseconds()}
+			if sample != nil {
+				u.Samples = []Sample{*sample}
+			}
+			for ch := range m.subs {
+				select {
+				case ch <- u:
+				default: // a slow dashboard skips an update; the next one catches up
+				}
+			}
+			m.mu.Unlock()
+		}
+	}
+}
+
+// viewKey is what the dashboard shows of the nodes, ages aside.
+func viewKey(nodes []directory.Node) string {
+	b := make([]byte, 0, 32*len(nodes))
+	for _, n := range nodes {
+		b = fmt.Appendf(b, "%s|%s|%d|%d|%s;", n.ID, n.Status, n.Users, n.Capacity, n.Group)
+	}
+	return string(b)
+}
+
+// subscribe returns the first update (the whole history) and a channel
+// of the next ones, or ok false when the monitor has stopped.
+func (m *Monitor) subscribe() (first Update, ch chan Update, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.done {
+		return Update{}, nil, false
+	}
+	ch = make(chan Update, 8)
+	m.subs[ch] = struct{}{}
+	first = Update{Directory: wire.DirectoryMessage(m.src.Directory()), Events: m.hist.Events(), Samples: m.hist.Samples(), Window: m.window.Milliseconds()}
+	return first, ch, true
+}
+
+func (m *Monitor) unsubscribe(ch chan Update) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.subs[ch]; ok {
+		delete(m.subs, ch)
+		close(ch)
+	}
+}
+
+// WithMonitor serves the dashboard's stream at GET /v1/events from m:
+// Server-Sent Events, each an Update as JSON. The caller runs m.
+func WithMonitor(m *Monitor) Option {
+	return func(h *handler) { h.monitor = m }
+}
+
+// serveEvents streams updates until the client goes or the monitor
+// stops.
+func (m *Monitor) serveEvents(w http.ResponseWriter, r *http.Request) {
+	first, ch, ok := m.subscribe()
+	if !ok {
+		http.Error(w, "web: the node is stopping", http.StatusServiceUnavailable)
+		return
+	}
+	defer m.unsubscribe(ch)
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	send := func(u Update) bool {
+		b, err := json.Marshal(u)
+		if err != nil {
+			return false
+		}
+		// A dashboard that stops reading is dropped, not waited for.
+		_ = rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !send(first) {
+		return
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case u, ok := <-ch:
+			if !ok || !send(u) {
+				return
+			}
+		}
+	}
+}

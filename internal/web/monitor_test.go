@@ -1,0 +1,107 @@
+package web_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/web"
+)
+
+func node(id string, status directory.Status, users int) directory.Node {
+	return directory.Node{ID: id, Status: status, Users: users, Capacity: 100}
+}
+
+func TestHistory(t *testing.T) {
+	t0 := time.UnixMilli(1_000_000)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	ms := func(d time.Duration) int64 { return at(d).UnixMilli() }
+	h := web.NewHistory(time.Minute, 10*time.Second)
+	steps := []struct {
+		name       string
+		nodes      []directory.Node
+		at         time.Duration
+		wantEvents []web.Event
+		wantSample bool
+	}{
+		{"the first directory starts the story", []directory.Node{node("n1", directory.Up, 3), node("n2", directory.Up, 1)}, 0, nil, true},
+		{"users change: no event, no sample before its time", []directory.Node{node("n1", directory.Up, 4), node("n2", directory.Up, 1)}, time.Second, nil, false},
+		{"a sample when due", []directory.Node{node("n1", directory.Up, 4), node("n2", directory.Up, 1)}, 10 * time.Second, nil, true},
+		{"a node goes down", []directory.Node{node("n1", directory.Up, 4), node("n2", directory.Down, 1)}, 11 * time.Second,
+			[]web.Event{{At: ms(11 * time.Second), Node: "n2", What: "down", From: "up"}}, true},
+		{"a node joins, starting", []directory.Node{node("n1", directory.Up, 4), node("n2", directory.Down, 1), node("n3", directory.Starting, 0)}, 12 * time.Second,
+			[]web.Event{{At: ms(12 * time.Second), Node: "n3", What: "joined starting"}}, true},
+		{"a drain and a departure", []directory.Node{node("n1", directory.Draining, 4), node("n3", directory.Up, 0)}, 13 * time.Second,
+			[]web.Event{{At: ms(13 * time.Second), Node: "n1", What: "draining", From: "up"}, {At: ms(13 * time.Second), Node: "n3", What: "up", From: "starting"}, {At: ms(13 * time.Second), Node: "n2", What: "left", From: "down"}}, true},
+	}
+	for _, s := range steps {
+		evs, sample := h.Observe(s.nodes, at(s.at))
+		if diff := cmp.Diff(evs, s.wantEvents); diff != "" {
+			t.Errorf("%s: events (-got +want):\n%s", s.name, diff)
+		}
+		if (sample != nil) != s.wantSample {
+			t.Errorf("%s: sample %v, want one: %v", s.name, sample, s.wantSample)
+		}
+	}
+	if got := len(h.Events()); got != 5 {
+		t.Errorf("%d events kept, want 5", got)
+	}
+	// Down nodes are left out of the chart; samples older than the window go.
+	samples := h.Samples()
+	if last := samples[len(samples)-1]; cmp.Diff(last.Users, map[string]int{"n1": 4, "n3": 0}) != "" {
+		t.Errorf("last sample %v, want n1 and n3 only", last.Users)
+	}
+	h.Observe([]directory.Node{node("n1", directory.Up, 1)}, at(2*time.Minute))
+	if samples := h.Samples(); len(samples) != 1 {
+		t.Errorf("%d samples after the window passed, want 1", len(samples))
+	}
+}
+
+// TestEventsStream reads the dashboard's stream: the first update holds
+// the directory, and the stream ends when the monitor stops.
+func TestEventsStream(t *testing.T) {
+	src := &fakeSource{}
+	mon := web.NewMonitor(src)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { mon.Run(ctx); close(done) }()
+	srv := httptest.NewServer(web.NewHandler(src, prometheus.NewRegistry(), web.WithMonitor(mon)))
+	defer srv.Close()
+	defer func() { cancel(); <-done }()
+
+	resp, err := http.Get(srv.URL + "/v1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	var first web.Update
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			if err := json.Unmarshal([]byte(data), &first); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if first.Directory.Self != "n1" || first.Window <= 0 {
+		t.Errorf("first update %+v, want the directory of n1 and a window", first)
+	}
+	cancel()
+	<-done
+	for sc.Scan() { // the stream ends once the monitor has stopped
+	}
+}
