@@ -8,13 +8,18 @@ import (
 
 	"github.com/switchboard/switchboard/internal/dnsserver"
 	"github.com/switchboard/switchboard/internal/web"
+	"github.com/switchboard/switchboard/internal/webui"
 )
 
 func (n *Node) httpHandler() http.Handler {
+	mon := web.NewMonitor(n)
+	n.wg.Go(func() { mon.Run(n.ctx) })
 	h := web.NewHandler(n, n.metrics.registry,
 		web.WithAdminToken(n.sec.admin),
 		web.WithConnServer(n.ServeConn),
-		web.WithOrigins(n.cfg.WSOrigins))
+		web.WithOrigins(n.cfg.WSOrigins),
+		web.WithMonitor(mon),
+		web.WithUI(webui.Handler()))
 	n.logWebSocket()
 	if !n.cfg.Pprof {
 		return h

@@ -1,0 +1,211 @@
+// app.js: the room page. It attaches with client.js, shows each
+// participant's current line as it changes (rtt.js applies every chunk as
+// the servers do) and sends every keystroke of the compose box as typed.
+// Query parameters fill the join form and join at once:
+// /?user=ann&room=lobby&group=eu/a&policy=default
+
+import { Session } from "./client.js";
+import { Room, graphemes } from "./rtt.js";
+
+const $ = (sel) => document.querySelector(sel);
+const MAX_CHUNK_CHARS = 1000; // well under the server's 4096-byte chunk limit
+
+let session = null;
+let room = null;
+let roomName = "";
+let user = "";
+let users = new Set();
+let sent = ""; // what the compose box held when the last chunk went out
+
+function setStatus({ state, node, reason, note }) {
+  const conn = $("#conn");
+  conn.dataset.state = state;
+  conn.dataset.node = node ? node.id : "";
+  if (state === "attached") {
+    conn.textContent = `Connected to node ${node.id} (${node.http}${node.group ? ", group " + node.group : ""}).`;
+    $("#why").textContent = `Why this node: ${reason}`;
+  } else if (state === "lost") {
+    conn.textContent = `Connection to node ${node.id} lost; failing over.`;
+    $("#why").textContent = note;
+  } else {
+    conn.textContent = "Connecting…";
+    $("#why").textContent = note || "";
+  }
+  $("#compose").disabled = state !== "attached" && !room;
+}
+
+function log(message) {
+  const li = document.createElement("li");
+  li.textContent = `${new Date().toLocaleTimeString()} ${message}`;
+  const ol = $("#log");
+  ol.append(li);
+  while (ol.children.length > 200) ol.firstElementChild.remove();
+}
+
+function lineItem(line) {
+  const li = document.createElement("li");
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = line.from;
+  const text = document.createElement("span");
+  text.className = "text";
+  text.textContent = line.text;
+  li.append(who, text);
+  return li;
+}
+
+function renderHistory() {
+  $("#history").replaceChildren(...room.lines.map(lineItem));
+}
+
+function appendLines(lines) {
+  const ol = $("#history");
+  for (const l of lines) ol.append(lineItem(l));
+  while (ol.children.length > room.max) ol.firstElementChild.remove();
+}
+
+// liveItem returns the live row of a participant, made if missing.
+function liveItem(from) {
+  let li = [...$("#live").children].find((el) => el.dataset.live === from);
+  if (!li) {
+    li = document.createElement("li");
+    li.dataset.live = from;
+    const who = document.createElement("span");
+    who.className = "who";
+    who.textContent = from === user ? `${from} (you)` : from;
+    const text = document.createElement("span");
+    text.className = "text";
+    li.append(who, text);
+    $("#live").append(li);
+  }
+  return li;
+}
+
+function renderLive(from) {
+  const text = room.live(from);
+  if (text === "" && !users.has(from)) {
+    [...$("#live").children].find((el) => el.dataset.live === from)?.remove();
+    return;
+  }
+  liveItem(from).querySelector(".text").textContent = text;
+}
+
+function renderAllLive() {
+  $("#live").replaceChildren();
+  const names = new Set([...users, ...room.senders.keys()]);
+  for (const from of [...names].sort()) renderLive(from);
+}
+
+function renderUsers() {
+  $("#users").textContent = `In the room: ${[...users].sort().join(", ") || "nobody"}.`;
+}
+
+function renderPending() {
+  const n = session.unacked(roomName).length;
+  $("#pending").textContent = n ? `${n} keystroke chunk(s) waiting for the server's acknowledgement.` : "";
+}
+
+// sendChunk sends text as typed and shows it in the user's own line.
+function sendChunk(text) {
+  for (let i = 0; i < text.length; i += MAX_CHUNK_CHARS) {
+    const chunk = text.slice(i, i + MAX_CHUNK_CHARS);
+    const seq = session.sendText(roomName, chunk);
+    appendLines(room.apply(user, seq, chunk).lines);
+  }
+  renderLive(user);
+  renderPending();
+}
+
+// boundaryAtOrBefore is the last grapheme boundary of s at or before i.
+function boundaryAtOrBefore(s, i) {
+  let b = 0;
+  for (const seg of new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(s)) {
+    if (seg.index > i) break;
+    b = seg.index;
+  }
+  return i >= s.length ? s.length : b;
+}
+
+function onInput() {
+  const now = $("#compose").value;
+  let i = 0;
+  while (i < sent.length && i < now.length && sent[i] === now[i]) i++;
+  i = boundaryAtOrBefore(sent, i);
+  const erased = graphemes(sent.slice(i));
+  const chunk = "\b".repeat(erased) + now.slice(i);
+  sent = now;
+  if (chunk !== "") sendChunk(chunk);
+}
+
+function onKeyDown(e) {
+  if (e.key === "Enter" && !e.isComposing) {
+    e.preventDefault();
+    $("#compose").value = "";
+    sent = "";
+    sendChunk("\n");
+  }
+}
+
+function join(opts) {
+  user = opts.user;
+  roomName = opts.room;
+  room = null;
+  $("#join-form").hidden = true;
+  $("#room-view").hidden = false;
+  $("#room-h").textContent = `Room ${roomName}`;
+  session = new Session({ user, group: opts.group, policy: opts.policy });
+  session.addEventListener("status", (e) => setStatus(e.detail));
+  session.addEventListener("log", (e) => log(e.detail.message));
+  session.addEventListener("room", (e) => {
+    if (e.detail.room !== roomName || !e.detail.state) return;
+    const st = e.detail.state;
+    room = new Room();
+    room.load(st);
+    // Our own text the state does not hold yet is on its way again.
+    for (const m of session.unacked(roomName)) room.apply(user, m.seq, m.t);
+    users = new Set(st.users || []);
+    renderHistory();
+    renderAllLive();
+    renderUsers();
+    renderPending();
+    $("#compose").disabled = false;
+  });
+  session.addEventListener("text", (e) => {
+    const m = e.detail;
+    if (m.room !== roomName || !room) return;
+    appendLines(room.apply(m.from, m.seq, m.t).lines);
+    renderLive(m.from);
+  });
+  session.addEventListener("presence", (e) => {
+    const m = e.detail;
+    if (m.room !== roomName || !room) return;
+    if (m.event === "join") users.add(m.user);
+    else users.delete(m.user);
+    log(`${m.user} ${m.event === "join" ? "joined" : "left"} ${roomName}`);
+    renderUsers();
+    renderLive(m.user);
+  });
+  session.addEventListener("ack", () => renderPending());
+  session.addEventListener("error", (e) => log(`error ${e.detail.code}: ${e.detail.message}`));
+  session.join(roomName);
+  session.start();
+  $("#compose").focus();
+}
+
+function init() {
+  const q = new URLSearchParams(location.search);
+  for (const k of ["user", "room", "group", "policy"]) if (q.get(k)) $("#" + k).value = q.get(k);
+  $("#compose").addEventListener("input", onInput);
+  $("#compose").addEventListener("keydown", onKeyDown);
+  $("#join-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    join({ user: $("#user").value, room: $("#room").value, group: $("#group").value, policy: $("#policy").value });
+  });
+  if (q.get("user") && q.get("room")) {
+    join({ user: q.get("user"), room: q.get("room"), group: q.get("group") || "", policy: q.get("policy") || "default" });
+  }
+  // For tests and the curious: the session and the room model.
+  window.switchboard = { get session() { return session; }, get room() { return room; } };
+}
+
+init();

@@ -1,0 +1,357 @@
+// client.js: the browser's Switchboard client. It does what the Go
+// client does (client/session.go): fetch the directory from the common
+// address (the node that served the page), pick a node with the policies
+// of pick.js, open a WebSocket to it (subprotocol switchboard.v1), say
+// hello and attach; on failure retry that node, then fetch the directory
+// again from the common address, then from any node it knows, and pick
+// again. Attached, it keeps each room's text until acknowledged and sends
+// it again, with the same seqs, after a failover.
+//
+// Events (a Session is an EventTarget; each event's detail is given):
+//   status    {state, node, reason, note}   connecting / attached / lost
+//   room      {room, state}                  a full state: replace the view
+//   text      {room, from, seq, t}           a delivery
+//   presence  {room, user, event}
+//   ack       {room, seq}
+//   error     {code, message, room, seq}
+//   log       {message}                      a line for the connection log
+
+import { byName, NoNodeError, mathRand } from "./pick.js";
+
+export const SUBPROTOCOL = "switchboard.v1";
+const RETRIES = 2; // dials of one node before asking for a new directory
+const COOLDOWN_MS = 5000; // how long a node that failed is not picked
+const ATTACH_TIMEOUT_MS = 10000;
+const PING_MS = 60000;
+
+const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
+const jitter = (ms) => ms / 2 + Math.random() * (ms / 2);
+
+// httpBase turns a node's HTTP address into a base URL with the page's
+// scheme (https pages reach nodes over https and wss).
+function httpBase(addr, page) {
+  return `${page.protocol}//${addr}`;
+}
+
+export class Session extends EventTarget {
+  // opts: {user, group, policy, common (a base URL, default the page's
+  // origin), rand}
+  constructor(opts) {
+    super();
+    this.user = opts.user;
+    this.group = opts.group || "";
+    this.policy = byName(opts.policy || "default", opts.rand || mathRand);
+    this.page = new URL(opts.common || location.origin);
+    this.common = this.page.origin;
+    this.dir = null;
+    this.dirAt = 0;
+    this.excluded = new Map(); // node id -> until (ms)
+    this.ws = null;
+    this.node = null;
+    this.reason = "";
+    this.rooms = new Map(); // name -> {nextSeq, unacked: [msg], numbered, synced}
+    this.closed = false;
+    this.attaches = 0;
+    this.pinger = null;
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  log(message) {
+    this.emit("log", { message });
+  }
+
+  // start attaches, failing over until it succeeds or close() is called.
+  async start() {
+    await this.connect("starting");
+  }
+
+  close() {
+    this.closed = true;
+    clearInterval(this.pinger);
+    if (this.ws) this.ws.close();
+  }
+
+  // fetchDirectory asks the common address, then every node it knows.
+  async fetchDirectory() {
+    const bases = [this.common];
+    for (const n of this.dir?.nodes || []) {
+      if (n.http) bases.push(httpBase(n.http, this.page));
+    }
+    for (const base of [...new Set(bases)]) {
+      try {
+        const ctl = new AbortController();
+        const t = setTimeout(() => ctl.abort(), 3000);
+        const resp = await fetch(base + "/v1/directory", { signal: ctl.signal, cache: "no-store" });
+        clearTimeout(t);
+        if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+        const d = await resp.json();
+        this.setDirectory(d);
+        this.log(`directory from ${base === this.common ? "the common address" : base}: ${d.nodes.length} nodes`);
+        return true;
+      } catch (e) {
+        this.log(`no directory from ${base}: ${e.message}`);
+      }
+    }
+    return false;
+  }
+
+  setDirectory(d) {
+    this.dir = { service: d.service, self: d.self, nodes: d.nodes || [] };
+    this.dirAt = Date.now();
+  }
+
+  exclude(id) {
+    this.excluded.set(id, Date.now() + COOLDOWN_MS);
+  }
+
+  isExcluded(id) {
+    const until = this.excluded.get(id);
+    return until !== undefined && until > Date.now();
+  }
+
+  // connect runs the failover order until attached.
+  // A session that dropped retries its node first (lost is that node).
+  async connect(why, lost = null) {
+    this.emit("status", { state: "connecting", node: null, reason: "", note: why });
+    if (lost && (await this.retry(lost, this.reason, "retrying the same node")) === true) return;
+    let backoff = 100;
+    let haveDir = false;
+    while (!this.closed) {
+      if (!haveDir) {
+        if (!(await this.fetchDirectory())) {
+          await sleep(jitter(backoff));
+          backoff = Math.min(backoff * 2, 2000);
+          continue;
+        }
+      }
+      haveDir = false; // after this pass, refresh
+      let res;
+      try {
+        res = this.policy(this.dir.nodes, {
+          group: this.group,
+          exclude: (id) => this.isExcluded(id),
+          ageMs: Date.now() - this.dirAt,
+          self: this.dir.self,
+        });
+      } catch (e) {
+        if (!(e instanceof NoNodeError)) throw e;
+        this.log(e.message);
+        this.emit("status", { state: "connecting", node: null, reason: "", note: e.message });
+        await sleep(jitter(backoff));
+        backoff = Math.min(backoff * 2, 2000);
+        continue;
+      }
+      this.log(`picked ${res.node.id}: ${res.reason}`);
+      const out = await this.retry(res.node, res.reason, "");
+      if (out === true) return;
+      if (out && out.refused && out.directory) {
+        // Full or draining: its fresh directory came with the refusal.
+        this.setDirectory(out.directory);
+        haveDir = true;
+      }
+    }
+  }
+
+  // retry dials node up to 1+RETRIES times; it returns true once
+  // attached, else the last outcome, having excluded the node for the
+  // cool-down.
+  async retry(node, reason, note) {
+    let wait = 20;
+    let out = null;
+    for (let attempt = 0; attempt <= RETRIES && !this.closed; attempt++) {
+      if (note) this.emit("status", { state: "connecting", node: null, reason: "", note: `${note}: ${node.id}` });
+      out = await this.attachTo(node, reason);
+      if (out.ok) return true;
+      if (out.refused) break;
+      this.log(`${node.id}: ${out.error}${attempt < RETRIES ? "; trying it again" : "; asking for a fresh directory"}`);
+      if (attempt < RETRIES) {
+        await sleep(jitter(wait));
+        wait = Math.min(wait * 2, 200);
+      }
+    }
+    this.exclude(node.id);
+    return out;
+  }
+
+  // attachTo opens a WebSocket to node and attaches; it resolves to
+  // {ok}, {refused, directory} or {error}.
+  attachTo(node, reason) {
+    return new Promise((resolve) => {
+      if (!node.http) {
+        resolve({ error: "the node has no HTTP address" });
+        return;
+      }
+      const scheme = this.page.protocol === "https:" ? "wss:" : "ws:";
+      let ws;
+      try {
+        ws = new WebSocket(`${scheme}//${node.http}/v1/ws`, SUBPROTOCOL);
+      } catch (e) {
+        resolve({ error: e.message });
+        return;
+      }
+      let settled = false;
+      const settle = (v) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        if (!v.ok) {
+          ws.onclose = null;
+          ws.close();
+        }
+        resolve(v);
+      };
+      const timer = setTimeout(() => settle({ error: "no answer in time" }), ATTACH_TIMEOUT_MS);
+      ws.onopen = () => {
+        ws.send(JSON.stringify({ op: "hello", v: 1, client: "switchboard-web/1", group: this.group }));
+      };
+      ws.onerror = () => {};
+      ws.onclose = (ev) => settle({ error: `connection closed (${ev.code})` });
+      ws.onmessage = (ev) => {
+        let m;
+        try {
+          m = JSON.parse(ev.data);
+        } catch {
+          return;
+        }
+        if (settled) {
+          this.handle(ws, m);
+          return;
+        }
+        if (m.op === "directory") {
+          this.setDirectory(m);
+          ws.send(JSON.stringify({ op: "attach", user: this.user }));
+        } else if (m.op === "attached") {
+          this.attached(ws, node, reason, m);
+          settle({ ok: true });
+        } else if (m.op === "error" && (m.code === "full" || m.code === "draining")) {
+          settle({ refused: true, directory: m.directory });
+        } else if (m.op === "error") {
+          settle({ error: `${m.code}: ${m.message}` });
+        }
+      };
+    });
+  }
+
+  attached(ws, node, reason, m) {
+    this.ws = ws;
+    this.node = node;
+    this.reason = reason;
+    this.attaches++;
+    ws.onclose = (ev) => this.dropped(ws, ev);
+    this.emit("status", { state: "attached", node, reason, note: `session ${m.session}` });
+    clearInterval(this.pinger);
+    this.pinger = setInterval(() => this.send({ op: "ping" }), PING_MS);
+    for (const [name, r] of this.rooms) {
+      r.synced = false;
+      this.send({ op: "join", room: name });
+    }
+  }
+
+  dropped(ws, ev) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    clearInterval(this.pinger);
+    const node = this.node;
+    this.node = null;
+    if (this.closed) return;
+    for (const r of this.rooms.values()) r.synced = false;
+    const why = `lost ${node.id} (connection closed, ${ev.code}${ev.reason ? ": " + ev.reason : ""})`;
+    this.log(why);
+    this.emit("status", { state: "lost", node, reason: "", note: why });
+    // Spread the sessions of a dead node out before they come back.
+    sleep(Math.random() * 250).then(() => this.connect(why, node));
+  }
+
+  send(m) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify(m));
+      return true;
+    }
+    return false;
+  }
+
+  handle(ws, m) {
+    if (ws !== this.ws) return;
+    switch (m.op) {
+      case "directory":
+        this.setDirectory(m);
+        this.emit("directory", this.dir);
+        return;
+      case "room": {
+        const r = this.rooms.get(m.room);
+        if (r && m.state) this.sync(r, (m.state.seqs || {})[this.user] || 0);
+        this.emit("room", { room: m.room, state: m.state });
+        return;
+      }
+      case "ack": {
+        const r = this.rooms.get(m.room);
+        if (r) ack(r, m.seq);
+        this.emit("ack", { room: m.room, seq: m.seq });
+        return;
+      }
+      case "text":
+        this.emit("text", m);
+        return;
+      case "presence":
+        this.emit("presence", m);
+        return;
+      case "error": {
+        const r = m.room && this.rooms.get(m.room);
+        if (r && (m.code === "unavailable" || m.code === "rate")) {
+          // The node holds the room until the refused chunk comes again:
+          // join again after a pause; the state says what to resend.
+          r.synced = false;
+          setTimeout(() => this.send({ op: "join", room: m.room }), m.code === "rate" ? 1000 : 250);
+        }
+        this.emit("error", m);
+        return;
+      }
+    }
+  }
+
+  // sync applies a room's state: what it holds of our text is stored,
+  // the rest goes again, in order, with its seqs.
+  sync(r, stored) {
+    if (!r.numbered) {
+      r.numbered = true;
+      let next = stored + 1;
+      for (const m of r.unacked) m.seq = next++;
+      r.nextSeq = next;
+    } else {
+      ack(r, stored);
+      if (r.unacked.length === 0) r.nextSeq = Math.max(r.nextSeq, stored + 1);
+    }
+    r.synced = true;
+    for (const m of r.unacked) this.send(m);
+  }
+
+  join(name) {
+    if (!this.rooms.has(name)) this.rooms.set(name, { nextSeq: 1, unacked: [], numbered: false, synced: false });
+    this.send({ op: "join", room: name });
+  }
+
+  // sendText sends a chunk; it is kept until acknowledged. It returns
+  // the chunk's seq.
+  sendText(name, t) {
+    const r = this.rooms.get(name);
+    if (!r) throw new Error(`not in room ${name}`);
+    const m = { op: "text", room: name, seq: r.nextSeq++, t };
+    r.unacked.push(m);
+    if (r.synced) this.send(m);
+    return m.seq;
+  }
+
+  // unacked lists a room's chunks not acknowledged yet.
+  unacked(name) {
+    return [...(this.rooms.get(name)?.unacked || [])];
+  }
+}
+
+function ack(r, seq) {
+  let i = 0;
+  while (i < r.unacked.length && r.unacked[i].seq <= seq) i++;
+  r.unacked.splice(0, i);
+}
