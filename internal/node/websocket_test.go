@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net/http"
 	"strings"
@@ -288,4 +289,35 @@ func TestWebSocketHandshake(t *testing.T) {
 			t.Errorf("without the subprotocol: %v %v, want 400", resp, err)
 		}
 	})
+}
+
+// TestWebSocketOverTLS: with --http-tls the same listener serves wss,
+// under the node's certificate for the service name.
+func TestWebSocketOverTLS(t *testing.T) {
+	sec := newSecrets(t, "wss.test")
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Service = sec.service
+		sec.configure(i, cfg)
+		cfg.HTTPTLS = true
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: sec.caPool, ServerName: sec.service}}}
+	ws, _, err := websocket.Dial(ctx, "wss://"+c.Nodes[0].HTTPAddr()+web.WebSocketPath, &websocket.DialOptions{
+		Subprotocols: []string{web.Subprotocol},
+		HTTPClient:   hc,
+	})
+	if err != nil {
+		t.Fatalf("dialing wss: %v", err)
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	s := &wsClient{t: t, ws: ws}
+	s.send(wire.Message{Op: wire.OpHello, V: wire.Version, Client: "test/1"})
+	if m, err := s.recv(); err != nil || m.Op != wire.OpDirectory || m.Service != sec.service {
+		t.Fatalf("hello over wss: got %+v %v, want the directory of %s", m, err, sec.service)
+	}
+	s.send(wire.Message{Op: wire.OpPing})
+	if m, err := s.recv(); err != nil || m.Op != wire.OpPong {
+		t.Errorf("ping over wss: got %+v %v, want pong", m, err)
+	}
 }
