@@ -55,6 +55,18 @@
 // the node is busy (this session's line waits behind a slow request), not
 // gone, and the session stays.
 //
+// # Waiting for the service
+//
+// Join and SendText return at once; the room's state, the acks and any
+// refusal arrive on Events. JoinWait and SendTextWait do the same and
+// then wait, with a context, for the node's answer: the room's state, or
+// the seq the chunk was stored under (durably: it survives the death of
+// a node). They keep waiting across a failover and across the refusals
+// the session mends itself (unavailable, rate), and fail with a refusal
+// that it cannot mend (a *ServerError), ErrLeft, the context's error or
+// the session's. Their answers are handled in order with the events, so
+// call them from a goroutine other than the one reading Events.
+//
 // # State and the end of a session
 //
 // State says whether the session is attached, reconnecting, closed or
@@ -63,7 +75,8 @@
 // refusal no retry mends (unauthorized on reattach). It then ends: its
 // last event is a Disconnected whose Err matches ErrGaveUp, Events
 // closes, Err returns that error, and Join, Leave and SendText return it
-// (it matches ErrClosed too). After Close they return ErrClosed.
+// (it matches ErrClosed too). After Close they return ErrClosed. A Dial
+// that gives up returns an error matching ErrGaveUp too.
 //
 // # Caller's duties
 //

@@ -94,11 +94,12 @@ func (st State) String() string {
 	return fmt.Sprintf("state(%d)", int(st))
 }
 
-// ErrGaveUp matches (errors.Is) the error of a session that gave up
-// reattaching: a refusal no retry mends (such as unauthorized), or
-// WithReconnectTimeout passed. That error also matches ErrClosed, and its
+// ErrGaveUp matches (errors.Is) the error of a Dial that gave up (its
+// context ended, or a refusal no retry mends, such as unauthorized), and
+// that of a session that gave up reattaching (the same refusal, or
+// WithReconnectTimeout passed), which also matches ErrClosed. The
 // message says what was tried, node by node.
-var ErrGaveUp = errors.New("client: session gave up")
+var ErrGaveUp = errors.New("client: gave up")
 
 // gaveUpError is the final error of a session that gave up.
 type gaveUpError struct{ cause error }
@@ -139,6 +140,11 @@ type Session struct {
 type room struct {
 	nextSeq uint64
 	unacked []wire.Message
+	// waits has one entry per unacked chunk: the SendTextWait waiting for
+	// its ack, or nil.
+	waits []chan ackResult
+	// joins are the JoinWaits waiting for the room's state.
+	joins []chan joinResult
 	// synced: the node sent the room's state on this connection, so text
 	// can go straight out.
 	synced bool
@@ -147,6 +153,18 @@ type room struct {
 	// retry asks for the room again after the node refused a chunk or a
 	// join for a while (unavailable, rate); nil when none is pending.
 	retry *time.Timer
+}
+
+// ackResult ends a SendTextWait: the chunk's seq once stored, or why not.
+type ackResult struct {
+	seq uint64
+	err error
+}
+
+// joinResult ends a JoinWait: the room's state, or why not.
+type joinResult struct {
+	state *wire.RoomState
+	err   error
 }
 
 // Delays before a room is asked for again after a refusal: storage that is
@@ -159,8 +177,8 @@ const (
 // Dial reaches the common address named by target, picks a node from the
 // directory it answers with, and attaches to it as the user given with
 // WithUser. It blocks until attached, or until ctx ends (its deadline is
-// the dial deadline: the error then says what was tried). The session then
-// keeps itself attached until Close.
+// the dial deadline: the error then says what was tried, and matches
+// ErrGaveUp). The session then keeps itself attached until Close.
 func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) {
 	o := defaultOptions()
 	for _, opt := range opts {
@@ -200,7 +218,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 	deadline, _ := ctx.Deadline()
 	first := m.Next(failover.Outcome{Kind: failover.Begin, Deadline: deadline}, time.Now())
 	if err := s.connect(ctx, first); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrGaveUp, err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	go s.supervise()
@@ -566,6 +584,7 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 		s.mu.Lock()
 		if r := s.rooms[m.Room]; r != nil && m.State != nil {
 			s.syncRoomLocked(w, r, m.State.Seqs[s.opts.user])
+			r.endJoinsLocked(joinResult{state: m.State})
 		}
 		s.mu.Unlock()
 	case wire.OpAck:
@@ -579,6 +598,17 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 			s.mu.Lock()
 			if r := s.rooms[m.Room]; r != nil {
 				s.retryRoomLocked(w, m.Room, r, m.Code)
+			}
+			s.mu.Unlock()
+		} else if m.Room != "" {
+			// A refusal no retry mends: the waits for it end with it.
+			s.mu.Lock()
+			if r := s.rooms[m.Room]; r != nil {
+				if m.Seq == 0 {
+					r.endJoinsLocked(joinResult{err: asError(m)})
+				} else {
+					r.refuseLocked(m.Seq, asError(m))
+				}
 			}
 			s.mu.Unlock()
 		}
@@ -634,13 +664,48 @@ func (s *Session) syncRoomLocked(w *writer, r *room, stored uint64) {
 	}
 }
 
-// ackLocked forgets the text up to seq, which the node has stored.
+// ackLocked forgets the text up to seq, which the node has stored, and
+// ends the waits for it.
 func (r *room) ackLocked(seq uint64) {
 	i := 0
 	for i < len(r.unacked) && r.unacked[i].Seq <= seq {
+		if w := r.waits[i]; w != nil {
+			w <- ackResult{seq: r.unacked[i].Seq}
+		}
 		i++
 	}
-	r.unacked = r.unacked[i:]
+	r.unacked, r.waits = r.unacked[i:], r.waits[i:]
+}
+
+// refuseLocked ends the wait for the chunk seq with err, a refusal that
+// resending does not mend (the chunk stays queued all the same: the node
+// drops or refuses it again).
+func (r *room) refuseLocked(seq uint64, err error) {
+	for i, m := range r.unacked {
+		if m.Seq == seq && r.waits[i] != nil {
+			r.waits[i] <- ackResult{seq: seq, err: err}
+			r.waits[i] = nil
+		}
+	}
+}
+
+// endJoinsLocked ends every JoinWait of the room with res.
+func (r *room) endJoinsLocked(res joinResult) {
+	for _, j := range r.joins {
+		j <- res
+	}
+	r.joins = nil
+}
+
+// endWaitsLocked ends every wait of the room with err (the room was left).
+func (r *room) endWaitsLocked(err error) {
+	r.endJoinsLocked(joinResult{err: err})
+	for i, w := range r.waits {
+		if w != nil {
+			w <- ackResult{seq: r.unacked[i].Seq, err: err}
+			r.waits[i] = nil
+		}
+	}
 }
 
 // rejoinLocked joins the rooms again after a reattach; their states
@@ -720,6 +785,11 @@ func (s *Session) Directory() *wire.Directory {
 func (s *Session) Join(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.joinLocked(name)
+}
+
+// joinLocked records the room and queues the join.
+func (s *Session) joinLocked(name string) error {
 	if err := s.endedLocked(); err != nil {
 		return err
 	}
@@ -751,8 +821,11 @@ func (s *Session) Leave(name string) error {
 	if err := s.endedLocked(); err != nil {
 		return err
 	}
-	if r := s.rooms[name]; r != nil && r.retry != nil {
-		r.retry.Stop()
+	if r := s.rooms[name]; r != nil {
+		if r.retry != nil {
+			r.retry.Stop()
+		}
+		r.endWaitsLocked(fmt.Errorf("client: left room %q: %w", name, ErrLeft))
 	}
 	delete(s.rooms, name)
 	if s.w == nil {
@@ -766,9 +839,20 @@ func (s *Session) Leave(name string) error {
 // line ends) to a joined room and returns its seq. The chunk is kept until
 // the node acknowledges it and sent again after a failover, so nothing
 // acknowledged or typed is lost; the node drops resent duplicates.
+//
+// SendText does not wait for the node: it queues the chunk and returns.
+// Before the room's first state arrives the seq is provisional: the
+// state says where the user's numbering continues, and the chunks typed
+// before it are renumbered from there (SendTextWait returns the final
+// seq).
 func (s *Session) SendText(name, text string) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.sendTextLocked(name, text, nil)
+}
+
+// sendTextLocked queues a chunk; wait, when not nil, receives its ack.
+func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64, error) {
 	if err := s.endedLocked(); err != nil {
 		return 0, err
 	}
@@ -779,10 +863,87 @@ func (s *Session) SendText(name, text string) (uint64, error) {
 	m := wire.Message{Op: wire.OpText, Room: name, Seq: r.nextSeq, T: text}
 	r.nextSeq++
 	r.unacked = append(r.unacked, m)
+	r.waits = append(r.waits, wait)
 	if s.w != nil && r.synced {
 		s.w.send(m) // a failed write shows as a drop; the chunk is resent
 	}
 	return m.Seq, nil
+}
+
+// ErrLeft ends the waits of JoinWait and SendTextWait for a room that
+// Leave left meanwhile.
+var ErrLeft = errors.New("client: room left")
+
+// SendTextWait sends a chunk like SendText and waits until the node has
+// stored it durably (its ack), and returns its seq. Across a failover it
+// keeps waiting: the chunk is resent to the next node, which acknowledges
+// it. It fails with the node's refusal when resending cannot mend it (a
+// *ServerError: a chunk too long, say), with ctx's error when ctx ends
+// first (the chunk stays queued and may still be stored), with an error
+// matching ErrLeft when the room is left, and with the session's error
+// (ErrClosed, ErrGaveUp) when it ends. It may be called from any
+// goroutine, but not from the one reading Events: the ack is handled in
+// order with the events, so waiting there while Events is full would
+// wait forever.
+func (s *Session) SendTextWait(ctx context.Context, name, text string) (uint64, error) {
+	wait := make(chan ackResult, 1)
+	s.mu.Lock()
+	seq, err := s.sendTextLocked(name, text, wait)
+	s.mu.Unlock()
+	if err != nil {
+		return seq, err
+	}
+	select {
+	case res := <-wait:
+		return res.seq, res.err
+	case <-ctx.Done():
+		return seq, fmt.Errorf("client: waiting for the ack of %s seq %d: %w", name, seq, ctx.Err())
+	case <-s.done:
+		return seq, s.endErr()
+	}
+}
+
+// JoinWait joins a room like Join and waits for the node's answer: the
+// room's state, after which the room's deliveries follow on Events (the
+// state itself comes on Events too). It keeps waiting across a failover
+// and across the refusals the session retries by itself (unavailable,
+// rate); it fails with the node's refusal otherwise (a *ServerError, such
+// as ErrUnauthorized or a limit), with ctx's error when ctx ends first
+// (the session stays joined, or joins when it can), with an error
+// matching ErrLeft when the room is left, and with the session's error
+// when it ends. Like SendTextWait, do not call it from the goroutine that
+// reads Events.
+func (s *Session) JoinWait(ctx context.Context, name string) (*wire.RoomState, error) {
+	wait := make(chan joinResult, 1)
+	s.mu.Lock()
+	if err := s.joinLocked(name); err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	r := s.rooms[name]
+	r.joins = append(r.joins, wait)
+	s.mu.Unlock()
+	select {
+	case res := <-wait:
+		return res.state, res.err
+	case <-ctx.Done():
+		s.mu.Lock()
+		if r := s.rooms[name]; r != nil {
+			r.joins = slices.DeleteFunc(r.joins, func(j chan joinResult) bool { return j == wait })
+		}
+		s.mu.Unlock()
+		return nil, fmt.Errorf("client: waiting for the state of room %s: %w", name, ctx.Err())
+	case <-s.done:
+		return nil, s.endErr()
+	}
+}
+
+// endErr is the error of a session whose goroutine ended.
+func (s *Session) endErr() error {
+	if err := s.Err(); err != nil {
+		return err
+	}
+	return ErrClosed
 }
 
 // Unacked counts the chunks of a room not yet acknowledged.

@@ -103,3 +103,15 @@ func TestResolversInTurn(t *testing.T) {
 		t.Errorf("Dial through a dead resolver: %v, want an error naming %s", err, dead)
 	}
 }
+
+// deadTCP returns a loopback TCP address with nothing listening on it.
+func deadTCP(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}

@@ -1,0 +1,124 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// result is what a waiting call returned, handed over from its goroutine.
+type result[T any] struct {
+	v   T
+	err error
+}
+
+// async runs f in a goroutine and returns a channel with its result.
+func async[T any](f func() (T, error)) <-chan result[T] {
+	ch := make(chan result[T], 1)
+	go func() {
+		v, err := f()
+		ch <- result[T]{v, err}
+	}()
+	return ch
+}
+
+// awaitResult returns what ch delivers, failing after settle.
+func awaitResult[T any](t *testing.T, what string, ch <-chan result[T]) result[T] {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(settle):
+		t.Fatalf("%s did not return within %v", what, settle)
+	}
+	return result[T]{}
+}
+
+// JoinWait returns the room's state or the node's refusal; SendTextWait
+// returns the final seq once acknowledged, or the node's refusal, or
+// ErrLeft when the room is left, or ctx's error.
+func TestJoinWaitAndSendTextWait(t *testing.T) {
+	a := newFakeNode(t, "a")
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	go func() { // nobody else reads the events here
+		for range s.Events() {
+		}
+	}()
+	ctx := dialCtx(t)
+
+	joined := async(func() (*wire.RoomState, error) { return s.JoinWait(ctx, "r") })
+	// A chunk typed before the state is renumbered: SendTextWait returns
+	// the seq it was stored under.
+	typed := async(func() (uint64, error) { return s.SendTextWait(ctx, "r", "h") })
+	join := awaitGot(t, a, wire.OpJoin)
+	join.conn.send(roomState("r", 3))
+	if r := awaitResult(t, "JoinWait", joined); r.err != nil || r.v.Seqs["alice"] != 3 {
+		t.Fatalf("JoinWait = %+v, %v; want the state at 3", r.v, r.err)
+	}
+	if m := awaitGot(t, a, wire.OpText); m.m.Seq != 4 {
+		t.Fatalf("node got seq %d, want 4", m.m.Seq)
+	}
+	join.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: 4})
+	if r := awaitResult(t, "SendTextWait", typed); r.err != nil || r.v != 4 {
+		t.Fatalf("SendTextWait = %d, %v; want 4", r.v, r.err)
+	}
+
+	// A refusal that resending does not mend ends the wait.
+	tooLong := async(func() (uint64, error) { return s.SendTextWait(ctx, "r", "long") })
+	m := awaitGot(t, a, wire.OpText)
+	join.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeLimit, Room: "r", Seq: m.m.Seq, Message: "chunk too long"})
+	var se *client.ServerError
+	if r := awaitResult(t, "SendTextWait of a refused chunk", tooLong); !errors.As(r.err, &se) || se.Code != wire.CodeLimit {
+		t.Errorf("SendTextWait of a refused chunk: %v, want the limit error", r.err)
+	}
+	denied := async(func() (*wire.RoomState, error) { return s.JoinWait(ctx, "secret") })
+	awaitGot(t, a, wire.OpJoin).conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeUnauthorized, Room: "secret", Message: "not for you"})
+	if r := awaitResult(t, "JoinWait of a refused room", denied); !errors.Is(r.err, client.ErrUnauthorized) {
+		t.Errorf("JoinWait of a refused room: %v, want ErrUnauthorized", r.err)
+	}
+
+	// Leaving ends the wait; so does the caller's context.
+	left := async(func() (uint64, error) { return s.SendTextWait(ctx, "r", "x") })
+	awaitGot(t, a, wire.OpText)
+	if err := s.Leave("r"); err != nil {
+		t.Fatal(err)
+	}
+	if r := awaitResult(t, "SendTextWait in a room left", left); !errors.Is(r.err, client.ErrLeft) {
+		t.Errorf("SendTextWait in a room left: %v, want ErrLeft", r.err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	waiting := async(func() (*wire.RoomState, error) { return s.JoinWait(cctx, "q") })
+	qjoin := awaitGot(t, a, wire.OpJoin)
+	cancel()
+	if r := awaitResult(t, "JoinWait cancelled", waiting); !errors.Is(r.err, context.Canceled) {
+		t.Errorf("JoinWait cancelled: %v, want context.Canceled", r.err)
+	}
+	qjoin.conn.send(roomState("q", 0)) // the session stayed joined
+
+	// Closing the session ends every wait with ErrClosed.
+	closing := async(func() (uint64, error) { return s.SendTextWait(ctx, "q", "y") })
+	awaitGot(t, a, wire.OpText)
+	s.Close()
+	if r := awaitResult(t, "SendTextWait at Close", closing); !errors.Is(r.err, client.ErrClosed) {
+		t.Errorf("SendTextWait at Close: %v, want ErrClosed", r.err)
+	}
+}
+
+// A Dial that cannot attach before its context ends says so with
+// ErrGaveUp, with no need for the failover package's sentinels.
+func TestDialGiveUpMatchesErrGaveUp(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := client.Dial(ctx, deadTCP(t), client.WithUser("alice"), client.WithRetry(fastRetry()))
+	if !errors.Is(err, client.ErrGaveUp) || errors.Is(err, client.ErrClosed) {
+		t.Errorf("Dial to nothing: %v; want an error matching ErrGaveUp, not ErrClosed", err)
+	}
+}
