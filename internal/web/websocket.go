@@ -13,6 +13,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -30,8 +31,10 @@ const Subprotocol = "switchboard.v1"
 const WebSocketPath = "/v1/ws"
 
 // ConnServer serves one client connection until it ends, blocking, as
-// (*node.Node).ServeConn does. It is called on the HTTP handler's
-// goroutine, once per WebSocket, and must close conn before it returns.
+// (*node.Node).ServeConn does. It is called once per WebSocket, on a
+// goroutine of its own started once the handshake is done, and must
+// close conn before it returns; whoever provides it waits for it when
+// shutting down (the node counts its sessions).
 type ConnServer func(conn net.Conn) error
 
 // WithConnServer turns on the WebSocket transport at WebSocketPath: each
@@ -77,7 +80,14 @@ func (h *handler) serveWebSocket(src Source) http.HandlerFunc {
 			_ = ws.CloseNow()
 			return
 		}
-		_ = h.serveConn(NewWSConn(ws, rec.conn))
+		// Serve on a goroutine of its own and let the handler return:
+		// the HTTP server's request, response and connection state can
+		// then go, and the session starts on a small stack rather than
+		// at the bottom of the server's deep one. An idle session costs
+		// half as much this way.
+		conn := NewWSConn(ws, rec.conn)
+		conn.br = rec.br
+		go func() { _ = h.serveConn(conn) }()
 	}
 }
 
@@ -139,9 +149,18 @@ func (h *handler) originAllowed(r *http.Request, dir *wire.Directory) bool {
 type hijackRecorder struct {
 	http.ResponseWriter
 	conn net.Conn
+	br   *bufio.Reader // the read buffer the WebSocket got, if this package made it
 }
 
-// Hijack hands over the connection and remembers it.
+// wsBuffer is the size of a WebSocket's read and write buffers. The HTTP
+// server's are 4 KiB each, most of what an idle session would cost;
+// protocol lines are mostly far shorter, and longer ones are read and
+// written through the buffer in pieces.
+const wsBuffer = 1024
+
+// Hijack hands over the connection and remembers it, with buffers of
+// wsBuffer bytes instead of the server's (keeping any bytes the server
+// had read ahead).
 func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	hj, ok := h.ResponseWriter.(http.Hijacker)
 	if !ok {
@@ -152,7 +171,21 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, fmt.Errorf("web: hijacking the connection: %w", err)
 	}
 	h.conn = c
-	return c, brw, nil
+	ahead := brw.Reader.Buffered()
+	if ahead > wsBuffer || brw.Writer.Buffered() > 0 {
+		return c, brw, nil
+	}
+	var src io.Reader = c // reading the connection directly keeps an idle reader's stack short
+	if ahead > 0 {
+		early, _ := brw.Reader.Peek(ahead)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), c)
+	}
+	r := bufio.NewReaderSize(src, wsBuffer)
+	if _, err := r.Peek(ahead); ahead > 0 && err != nil {
+		return c, brw, nil
+	}
+	h.br = r
+	return c, bufio.NewReadWriter(r, bufio.NewWriterSize(c, wsBuffer)), nil
 }
 
 // WSConn is a WebSocket seen as a stream of protocol lines, the net.Conn
@@ -173,6 +206,15 @@ type WSConn struct {
 	// The reader's.
 	msg  io.Reader // the frame being read; nil between frames
 	owed bool      // the LF that ends the last frame is still to be read
+
+	// br is the WebSocket's read buffer when known: between frames the
+	// reader waits on it (Peek) rather than deep in the library, so
+	// that an idle session's goroutine parks on a small stack. peekMu
+	// is held during that wait, and closing ends it, so that Close
+	// never lets the library read the buffer at the same time.
+	br      *bufio.Reader
+	peekMu  sync.Mutex
+	closing atomic.Bool
 
 	wmu     sync.Mutex
 	partial []byte // a line written without its LF yet
@@ -202,6 +244,16 @@ func (c *WSConn) Read(p []byte) (int, error) {
 			p[0] = '\n'
 			return 1, nil
 		}
+		if c.msg == nil && c.br != nil {
+			// Wait here, not in a function of its own: every frame on
+			// an idle reader's stack counts (see awaitFrame).
+			c.peekMu.Lock()
+			err := c.awaitFrame()
+			c.peekMu.Unlock()
+			if err != nil {
+				return 0, err
+			}
+		}
 		if c.msg == nil {
 			typ, r, err := c.ws.Reader(context.Background())
 			if err != nil {
@@ -229,6 +281,23 @@ func (c *WSConn) Read(p []byte) (int, error) {
 			return n, nil
 		}
 	}
+}
+
+// awaitFrame waits until the next frame's first byte has arrived; the
+// caller holds peekMu. An idle session's goroutine parks here, and the
+// runtime halves a parked goroutine's stack only while it uses less than
+// a quarter of it: the frames below must stay small.
+func (c *WSConn) awaitFrame() error {
+	if c.closing.Load() {
+		return net.ErrClosed
+	}
+	if _, err := c.br.Peek(1); err != nil {
+		if c.closing.Load() {
+			return net.ErrClosed
+		}
+		return readError(err)
+	}
+	return nil
 }
 
 // readError turns the peer's normal close into io.EOF and keeps the
@@ -274,6 +343,12 @@ func (c *WSConn) Write(p []byte) (int, error) {
 // second for the peer's.
 func (c *WSConn) Close() error {
 	c.closeOnce.Do(func() {
+		// End a reader's wait between frames before the library reads
+		// the close handshake from the same buffer.
+		c.closing.Store(true)
+		_ = c.raw.SetReadDeadline(time.Now())
+		c.peekMu.Lock()
+		c.peekMu.Unlock() //nolint:staticcheck // an empty section: waiting for the reader to leave its wait
 		_ = c.raw.SetDeadline(time.Now().Add(time.Second))
 		if err := c.ws.Close(websocket.StatusNormalClosure, ""); err != nil && !errors.Is(err, net.ErrClosed) {
 			c.closeErr = fmt.Errorf("web: closing a WebSocket: %w", err)
