@@ -66,7 +66,7 @@ func runMemory(ctx context.Context, e *env) (Report, error) {
 	}
 	rep.Sessions = n
 	e.logf("starting one node (descriptor limit %d)", limit)
-	lc, err := localcluster.Start(ctx, localcluster.Config{Binary: e.cfg.Binary, Nodes: 1, Capacity: n + 1000, Heartbeat: e.cfg.Heartbeat, Output: e.cfg.Logs})
+	lc, err := localcluster.Start(ctx, localcluster.Config{Binary: e.cfg.Binary, Nodes: 1, Standalone: true, Capacity: n + 1000, Heartbeat: e.cfg.Heartbeat, Output: e.cfg.Logs})
 	if err != nil {
 		return nil, err
 	}

@@ -63,6 +63,11 @@ type Config struct {
 	// node a certificate naming the service and the node's IP. Clients
 	// trust Cluster.CAPool and verify the name Cluster.Service.
 	TLS bool
+	// Standalone starts a single node without cluster routes: its
+	// JetStream runs alone and its rooms are ready at once. A node given
+	// a cluster address waits for peers before JetStream (and so the
+	// node) is up. Only with Nodes 1; Add cannot join such a node.
+	Standalone bool
 }
 
 // Node is one child process.
@@ -96,6 +101,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if cfg.Nodes < 1 || cfg.Nodes > 250 {
 		return nil, fmt.Errorf("localcluster: %d nodes, want 1..250", cfg.Nodes)
+	}
+	if cfg.Standalone && cfg.Nodes != 1 {
+		return nil, fmt.Errorf("localcluster: a standalone cluster has one node, not %d", cfg.Nodes)
 	}
 	if cfg.Service == "" {
 		cfg.Service = "bench.local"
@@ -145,7 +153,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 	}
-	if err := c.WaitConverged(ctx, 30*time.Second); err != nil {
+	if err := c.WaitConverged(ctx, 60*time.Second); err != nil {
 		c.Stop()
 		return nil, err
 	}
@@ -192,9 +200,12 @@ func (c *Cluster) start() (*Node, error) {
 	i := len(c.Nodes)
 	at := func(p int) string { return net.JoinHostPort(ip(i), strconv.Itoa(p)) }
 	n := &Node{ID: "n" + strconv.Itoa(i+1), IP: ip(i), Addr: at(c.cfg.Port), HTTP: at(c.cfg.Port + 1), Cluster: at(c.cfg.Port + 2), exited: make(chan struct{}), secret: c.secret}
+	if c.cfg.Standalone {
+		n.Cluster = ""
+	}
 	args := []string{"serve",
 		"--service", c.cfg.Service, "--id", n.ID,
-		"--listen", n.Addr, "--http", n.HTTP, "--cluster", n.Cluster,
+		"--listen", n.Addr, "--http", n.HTTP,
 		"--capacity", strconv.Itoa(c.cfg.Capacity),
 		// Every client of a local cluster comes from this host: the
 		// connection limits may not stand between them and Capacity.
@@ -202,6 +213,9 @@ func (c *Cluster) start() (*Node, error) {
 		"--max-conns", strconv.Itoa(c.cfg.Capacity + 100),
 		"--data", fmt.Sprintf("%s/%s", c.cfg.DataDir, n.ID),
 		"--cluster-secret-file", c.secretFile,
+	}
+	if n.Cluster != "" {
+		args = append(args, "--cluster", n.Cluster)
 	}
 	if i > 0 {
 		args = append(args, "--join", c.Nodes[0].Cluster)
@@ -286,7 +300,7 @@ func (c *Cluster) Add(ctx context.Context) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return n, c.WaitConverged(ctx, 30*time.Second)
+	return n, c.WaitConverged(ctx, 60*time.Second)
 }
 
 // Kill sends SIGKILL to node i (kill -9) and waits for it to exit.

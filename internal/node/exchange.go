@@ -129,8 +129,15 @@ func (n *Node) run() {
 	defer heartbeat.Stop()
 	check := time.NewTicker(max(cfg.Heartbeat/8, time.Millisecond))
 	defer check.Stop()
+	// The node is up once it has heard its peers for a heartbeat and its
+	// rooms can be loaded and stored (their streams have leaders).
 	readyTimer := time.NewTimer(cfg.Heartbeat)
 	defer readyTimer.Stop()
+	heard := false
+	var roomsReady <-chan struct{}
+	if n.rooms != nil {
+		roomsReady = n.rooms.ready
+	}
 	publishTimer := newStoppedTimer()
 	defer publishTimer.Stop()
 	pushTimer := newStoppedTimer()
@@ -216,9 +223,19 @@ func (n *Node) run() {
 			now = time.Now()
 			publish(now)
 		case <-readyTimer.C:
-			n.ready.Store(true)
-			now = time.Now()
-			publish(now)
+			heard = true
+			if roomsReady == nil {
+				n.ready.Store(true)
+				now = time.Now()
+				publish(now)
+			}
+		case <-roomsReady:
+			roomsReady = nil
+			if heard {
+				n.ready.Store(true)
+				now = time.Now()
+				publish(now)
+			}
 		case <-check.C:
 			now = time.Now()
 			changes := table.Tick(now)

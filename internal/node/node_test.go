@@ -21,7 +21,7 @@ import (
 // settle bounds a wait for something that must happen: generous, so that
 // a loaded CI machine never fails a test that is only slow. How fast
 // things happen is measured by the benchmarks, not asserted here.
-const settle = 15 * time.Second
+const settle = 30 * time.Second
 
 func TestMain(m *testing.M) {
 	nodetest.VerifyTestMain(m)

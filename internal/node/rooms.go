@@ -229,24 +229,41 @@ func (e *roomEngine) Ready() bool {
 }
 
 // run creates the streams and the bucket, retrying while JetStream
-// elects its leaders, then raises their replicas as the cluster grows.
+// elects its leaders, waits until each has a leader, then raises their
+// replicas as the cluster grows.
+//
+// While JetStream has no metadata leader its API requests go unanswered
+// rather than fail, so each call is short at first (the next try comes
+// soon after the election) and lengthens after every timeout, so that a
+// loaded machine's slow answers still arrive.
 func (e *roomEngine) run() {
-	backoff := 50 * time.Millisecond
+	call := newCallTimeout()
 	var replicas int
 	for {
 		want := e.desiredReplicas()
-		r, err := e.setup(want)
+		r, err := e.setup(want, call.next())
 		if err == nil {
 			replicas = r
 			break
 		}
-		e.log.Debug("setting up JetStream for rooms; retrying", "err", err, "retry_in", backoff)
-		select {
-		case <-e.ctx.Done():
+		call.failed(err)
+		e.log.Debug("setting up JetStream for rooms; retrying", "err", err, "call_timeout", call.timeout)
+		if !e.pause(50 * time.Millisecond) {
 			return
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, time.Second)
+	}
+	// The streams exist; a room can be loaded and stored once each has a
+	// leader. Until then the node is not up.
+	for {
+		missing, err := e.leaderless(call.next())
+		if err == nil && missing == "" {
+			break
+		}
+		call.failed(err)
+		e.log.Debug("waiting for the rooms' streams to elect leaders", "stream", missing, "err", err, "call_timeout", call.timeout)
+		if !e.pause(50 * time.Millisecond) {
+			return
+		}
 	}
 	close(e.ready)
 	e.log.Info("rooms ready", "streams", e.shards, "replicas", replicas)
@@ -269,6 +286,30 @@ func (e *roomEngine) run() {
 		}
 		e.log.Info("rooms' replicas raised", "from", replicas, "to", want)
 		replicas = want
+	}
+}
+
+// pause waits d, or reports false when the engine stops first.
+func (e *roomEngine) pause(d time.Duration) bool {
+	select {
+	case <-e.ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// callTimeout bounds JetStream API calls while the rooms start: 250 ms at
+// first, doubled after each call that timed out, up to 4 s.
+type callTimeout struct{ timeout time.Duration }
+
+func newCallTimeout() *callTimeout { return &callTimeout{timeout: 250 * time.Millisecond} }
+
+func (c *callTimeout) next() time.Duration { return c.timeout }
+
+func (c *callTimeout) failed(err error) {
+	if errors.Is(err, context.DeadlineExceeded) {
+		c.timeout = min(2*c.timeout, 4*time.Second)
 	}
 }
 
@@ -331,15 +372,12 @@ func (e *roomEngine) bucketConfig(replicas int) jetstream.KeyValueConfig {
 const shardsKey = "meta.shards"
 
 // setup makes sure the bucket and the streams exist, creating them with
-// want replicas, and returns the lowest replicas among them. It never
+// want replicas (each call bounded by timeout), and returns the lowest replicas among them. It never
 // lowers the replicas of what exists: another node may have raised them.
 // The number of streams is the one the first node stored in the bucket,
 // so that every node maps a room to the same stream.
-func (e *roomEngine) setup(want int) (int, error) {
-	// Short calls: while JetStream elects its metadata leader, requests go
-	// unanswered rather than fail, and the next try should come soon
-	// after the election.
-	ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
+func (e *roomEngine) setup(want int, timeout time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(e.ctx, timeout)
 	defer cancel()
 	kv, err := e.js.KeyValue(ctx, e.bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -365,7 +403,7 @@ func (e *roomEngine) setup(want int) (int, error) {
 	}
 	replicas := want
 	for k := range shards {
-		ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
+		ctx, cancel := context.WithTimeout(e.ctx, timeout)
 		defer cancel()
 		st, err := e.js.Stream(ctx, e.streamName(k))
 		switch {
@@ -382,6 +420,27 @@ func (e *roomEngine) setup(want int) (int, error) {
 	}
 	e.kv, e.shards = kv, shards
 	return replicas, nil
+}
+
+// leaderless returns the name of a room stream, or of the snapshot
+// bucket's stream, that has no leader yet, or "" when all have one.
+func (e *roomEngine) leaderless(timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(e.ctx, timeout)
+	defer cancel()
+	names := []string{"KV_" + e.bucket}
+	for k := range e.shards {
+		names = append(names, e.streamName(k))
+	}
+	for _, name := range names {
+		st, err := e.js.Stream(ctx, name)
+		if err != nil {
+			return name, fmt.Errorf("node: looking up stream %s: %w", name, err)
+		}
+		if c := st.CachedInfo().Cluster; c != nil && c.Leader == "" {
+			return name, nil
+		}
+	}
+	return "", nil
 }
 
 // raiseReplicas raises the streams' and the bucket's replicas to want

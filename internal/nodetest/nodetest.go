@@ -66,7 +66,7 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 	for range n {
 		c.Add(opts.Configure)
 	}
-	c.WaitAllUp(10 * time.Second)
+	c.WaitAllUp(30 * time.Second)
 	return c
 }
 
