@@ -40,6 +40,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.ExecPath(path),
 		chromedp.NoSandbox, // Debian's chromium as root
 		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1100, 900),
 		// Every tab is a user at a screen: none may have its timers slowed.
 		chromedp.Flag("disable-background-timer-throttling", true),
 		chromedp.Flag("disable-renderer-backgrounding", true),
@@ -171,6 +172,23 @@ func TestBrowserVectors(t *testing.T) {
 	}
 }
 
+// screenshot saves the tab as NAME.png in $SWITCHBOARD_SCREENSHOTS, when
+// that is set (docs/web.md's pictures come from there).
+func screenshot(t *testing.T, tab context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("SWITCHBOARD_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(tab, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // page opens the room page of a node for a user.
 func page(t *testing.T, browser context.Context, httpAddr, user string) context.Context {
 	t.Helper()
@@ -297,4 +315,6 @@ func TestBrowserFailover(t *testing.T) {
 	// The dashboard shows the node down, and says so in its events.
 	poll[bool](t, dash, annNode+" down on the dashboard", `!!document.querySelector('#nodes tbody tr[data-node="`+annNode+`"][data-status="down"]')`)
 	poll[bool](t, dash, "the down event", `!!document.querySelector('#events li[data-node="`+annNode+`"][data-what="down"]')`)
+	screenshot(t, bob, "web-room")
+	screenshot(t, dash, "web-dashboard")
 }

@@ -87,7 +87,7 @@ function renderNodes() {
     tr.dataset.status = n.status;
     const th = document.createElement("th");
     th.scope = "row";
-    th.textContent = n.id + (n.id === dir.self ? " (streaming)" : "");
+    th.textContent = n.id + (n.id === dir.self ? " (source)" : "");
     th.style.borderLeft = `.4rem solid ${color(n.id)}`;
     const st = stats.get(n.id);
     const load = n.capacity > 0 ? `${((100 * n.users) / n.capacity).toFixed(1)}%` : "";
