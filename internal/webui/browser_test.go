@@ -24,7 +24,7 @@ const wait = 30 * time.Second
 
 // newBrowser starts a headless Chromium for the test. Chromium missing
 // is a failure, not a skip: CI installs it (.ci/run).
-func newBrowser(t *testing.T) context.Context {
+func newBrowser(t testing.TB) context.Context {
 	t.Helper()
 	path := ""
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -59,7 +59,7 @@ func newBrowser(t *testing.T) context.Context {
 }
 
 // newTab opens a tab that logs its console and its uncaught errors.
-func newTab(t *testing.T, browser context.Context, name string) context.Context {
+func newTab(t testing.TB, browser context.Context, name string) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	t.Cleanup(cancel)
@@ -89,7 +89,7 @@ func newTab(t *testing.T, browser context.Context, name string) context.Context 
 }
 
 // poll waits until expr is truthy in the tab, and returns its value.
-func poll[T any](t *testing.T, tab context.Context, what, expr string) T {
+func poll[T any](t testing.TB, tab context.Context, what, expr string) T {
 	t.Helper()
 	v, err := chromedp.Run(tab, chromedp.Poll[T](expr, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(wait)))
 	if err != nil {
@@ -100,7 +100,7 @@ func poll[T any](t *testing.T, tab context.Context, what, expr string) T {
 	return v
 }
 
-func eval[T any](t *testing.T, tab context.Context, expr string) T {
+func eval[T any](t testing.TB, tab context.Context, expr string) T {
 	t.Helper()
 	v, err := chromedp.Run(tab, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
@@ -109,7 +109,7 @@ func eval[T any](t *testing.T, tab context.Context, expr string) T {
 	return v
 }
 
-func do(t *testing.T, tab context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+func do(t testing.TB, tab context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	if err := chromedp.Do(tab, steps...); err != nil {
 		t.Fatalf("%s: %v", what, err)
@@ -174,7 +174,7 @@ func TestBrowserVectors(t *testing.T) {
 
 // screenshot saves the tab as NAME.png in $SWITCHBOARD_SCREENSHOTS, when
 // that is set (docs/web.md's pictures come from there).
-func screenshot(t *testing.T, tab context.Context, name string) {
+func screenshot(t testing.TB, tab context.Context, name string) {
 	t.Helper()
 	dir := os.Getenv("SWITCHBOARD_SCREENSHOTS")
 	if dir == "" {
@@ -190,7 +190,7 @@ func screenshot(t *testing.T, tab context.Context, name string) {
 }
 
 // page opens the room page of a node for a user.
-func page(t *testing.T, browser context.Context, httpAddr, user string) context.Context {
+func page(t testing.TB, browser context.Context, httpAddr, user string) context.Context {
 	t.Helper()
 	tab := newTab(t, browser, user)
 	do(t, tab, "opening "+user+"'s page", chromedp.Navigate(fmt.Sprintf("http://%s/?user=%s&room=lobby&policy=least-users", httpAddr, user)))
@@ -199,7 +199,7 @@ func page(t *testing.T, browser context.Context, httpAddr, user string) context.
 }
 
 // nodeOf is the ID of the node a page is attached to.
-func nodeOf(t *testing.T, tab context.Context) string {
+func nodeOf(t testing.TB, tab context.Context) string {
 	t.Helper()
 	return eval[string](t, tab, `document.querySelector("#conn").dataset.node`)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/internal/localcluster"
 	"github.com/switchboard/switchboard/internal/web"
+	"github.com/switchboard/switchboard/stats"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -226,4 +228,82 @@ func attachWS(ctx context.Context, addr, user string) (*websocket.Conn, error) {
 			return nil, fmt.Errorf("attaching %s: %s %s", user, m.Code, m.Message)
 		}
 	}
+}
+
+// BenchmarkBrowserKeystroke measures keystroke to screen between two
+// real browser pages attached to different nodes of a three-node cluster
+// (processes): from the moment ann's page sends a character to the
+// moment bob's page has applied it to his view of her line (the screen
+// shows it at the next frame). 300 characters, typed 20 a second.
+//
+//	go test ./internal/webui -run '^$' -bench BrowserKeystroke -benchtime 1x
+func BenchmarkBrowserKeystroke(b *testing.B) {
+	binary, err := localcluster.Build(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Service: "chat.test", DataDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Stop()
+	browser := newBrowser(b)
+	ann := page(b, browser, c.Nodes[0].HTTP, "ann")
+	annNode := nodeOf(b, ann)
+	if err := localcluster.Await(ctx, wait, func(ctx context.Context) error {
+		d, err := c.Nodes[0].Directory(ctx)
+		if err != nil {
+			return err
+		}
+		for _, n := range d.Nodes {
+			if n.ID == annNode && n.Users == 1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("the directory does not count ann yet")
+	}); err != nil {
+		b.Fatal(err)
+	}
+	bob := page(b, browser, c.Nodes[0].HTTP, "bob")
+	if nodeOf(b, bob) == annNode {
+		b.Fatal("ann and bob on one node")
+	}
+	const chars = 300
+	eval[bool](b, bob, `(() => {
+  window.got = {};
+  window.switchboard.session.addEventListener("text", (e) => { if (e.detail.from === "ann") window.got[e.detail.seq] = performance.timeOrigin + performance.now(); });
+  return true;
+})()`)
+	// Ann's page types by itself, as a person would, 20 characters a
+	// second, through the compose box's input handling.
+	eval[bool](b, ann, `(async () => {
+  window.sent = {};
+  const s = window.switchboard.session;
+  const send = s.sendText.bind(s);
+  s.sendText = (room, t) => { const seq = send(room, t); window.sent[seq] = performance.timeOrigin + performance.now(); return seq; };
+  const box = document.querySelector("#compose");
+  for (let i = 0; i < `+strconv.Itoa(chars)+`; i++) {
+    box.value += i % 40 === 39 ? "" : String.fromCharCode(97 + (i % 26));
+    if (i % 40 === 39) { box.dispatchEvent(new KeyboardEvent("keydown", { key: "Enter" })); } else { box.dispatchEvent(new Event("input")); }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
+})()`)
+	poll[bool](b, bob, "every keystroke on bob's page", `Object.keys(window.got).length >= `+strconv.Itoa(chars))
+	sent := eval[map[string]float64](b, ann, `window.sent`)
+	got := eval[map[string]float64](b, bob, `window.got`)
+	var lat []float64
+	for seq, at := range got {
+		if s, ok := sent[seq]; ok {
+			lat = append(lat, at-s)
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(stats.Quantile(lat, 0.5), "p50-ms")
+	b.ReportMetric(stats.Quantile(lat, 0.9), "p90-ms")
+	b.ReportMetric(stats.Quantile(lat, 0.99), "p99-ms")
+	b.ReportMetric(lat[len(lat)-1], "max-ms")
+	b.ReportMetric(float64(len(lat)), "keystrokes")
 }
