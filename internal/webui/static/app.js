@@ -24,6 +24,9 @@ function setStatus({ state, node, reason, note }) {
   if (state === "attached") {
     conn.textContent = `Connected to node ${node.id} (${node.http}${node.group ? ", group " + node.group : ""}).`;
     $("#why").textContent = `Why this node: ${reason}`;
+  } else if (state === "failed") {
+    conn.textContent = "Could not attach.";
+    $("#why").textContent = note;
   } else if (state === "lost") {
     conn.textContent = `Connection to node ${node.id} lost; failing over.`;
     $("#why").textContent = note;
@@ -153,7 +156,7 @@ function join(opts) {
   $("#join-form").hidden = true;
   $("#room-view").hidden = false;
   $("#room-h").textContent = `Room ${roomName}`;
-  session = new Session({ user, group: opts.group, policy: opts.policy });
+  session = new Session({ user, token: opts.token, group: opts.group, policy: opts.policy });
   session.addEventListener("status", (e) => setStatus(e.detail));
   session.addEventListener("log", (e) => log(e.detail.message));
   session.addEventListener("room", (e) => {
@@ -199,7 +202,7 @@ function init() {
   $("#compose").addEventListener("keydown", onKeyDown);
   $("#join-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    join({ user: $("#user").value, room: $("#room").value, group: $("#group").value, policy: $("#policy").value });
+    join({ user: $("#user").value, room: $("#room").value, group: $("#group").value, policy: $("#policy").value, token: $("#token").value.trim() });
   });
   if (q.get("user") && q.get("room")) {
     join({ user: q.get("user"), room: q.get("room"), group: q.get("group") || "", policy: q.get("policy") || "default" });

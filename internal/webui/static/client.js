@@ -8,7 +8,7 @@
 // it again, with the same seqs, after a failover.
 //
 // Events (a Session is an EventTarget; each event's detail is given):
-//   status    {state, node, reason, note}   connecting / attached / lost
+//   status    {state, node, reason, note}   connecting / attached / lost / failed
 //   room      {room, state}                  a full state: replace the view
 //   text      {room, from, seq, t}           a delivery
 //   presence  {room, user, event}
@@ -34,11 +34,12 @@ function httpBase(addr, page) {
 }
 
 export class Session extends EventTarget {
-  // opts: {user, group, policy, common (a base URL, default the page's
-  // origin), rand}
+  // opts: {user, token, group, policy, common (a base URL, default the
+  // page's origin), rand}
   constructor(opts) {
     super();
     this.user = opts.user;
+    this.token = opts.token || ""; // a signed token, where the service authenticates users
     this.group = opts.group || "";
     this.policy = byName(opts.policy || "default", opts.rand || mathRand);
     this.page = new URL(opts.common || location.origin);
@@ -165,6 +166,12 @@ export class Session extends EventTarget {
       if (note) this.emit("status", { state: "connecting", node: null, reason: "", note: `${note}: ${node.id}` });
       out = await this.attachTo(node, reason);
       if (out.ok) return true;
+      if (out.fatal) {
+        this.closed = true;
+        this.log(`${node.id}: ${out.fatal}; giving up`);
+        this.emit("status", { state: "failed", node: null, reason: "", note: out.fatal });
+        return out;
+      }
       if (out.refused) break;
       this.log(`${node.id}: ${out.error}${attempt < RETRIES ? "; trying it again" : "; asking for a fresh directory"}`);
       if (attempt < RETRIES) {
@@ -222,12 +229,17 @@ export class Session extends EventTarget {
         }
         if (m.op === "directory") {
           this.setDirectory(m);
-          ws.send(JSON.stringify({ op: "attach", user: this.user }));
+          const attach = { op: "attach", user: this.user };
+          if (this.token) attach.token = this.token;
+          ws.send(JSON.stringify(attach));
         } else if (m.op === "attached") {
           this.attached(ws, node, reason, m);
           settle({ ok: true });
         } else if (m.op === "error" && (m.code === "full" || m.code === "draining")) {
           settle({ refused: true, directory: m.directory });
+        } else if (m.op === "error" && m.code === "unauthorized") {
+          // Every node would say the same: retrying cannot mend it.
+          settle({ fatal: `${m.code}: ${m.message}` });
         } else if (m.op === "error") {
           settle({ error: `${m.code}: ${m.message}` });
         }
