@@ -321,3 +321,19 @@ func TestWebSocketOverTLS(t *testing.T) {
 		t.Errorf("ping over wss: got %+v %v, want pong", m, err)
 	}
 }
+
+// TestWebSocketTooManyConnections: WebSockets count against the same
+// connection limits as TCP, and a refused one gets the same error.
+func TestWebSocketTooManyConnections(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.MaxConnsPerIP = 1 }})
+	first := mustDialWS(t, c.Nodes[0].HTTPAddr())
+	first.send(wire.Message{Op: wire.OpPing})
+	if m, err := first.recv(); err != nil || m.Op != wire.OpPong {
+		t.Fatalf("the first WebSocket: %+v %v, want pong", m, err)
+	}
+	second := mustDialWS(t, c.Nodes[0].HTTPAddr())
+	got := second.expectClose()
+	if len(got) != 1 || got[0].Code != wire.CodeTooManyConns {
+		t.Errorf("the second WebSocket got %+v before the close, want too_many_connections", got)
+	}
+}
