@@ -311,21 +311,23 @@ func (s *Session) connect(ctx context.Context, act failover.Action) error {
 	}
 }
 
-// gaveUp is the error of a connect stopped by its context: what stopped it
-// and the last failure before that.
+// gaveUp is the error of a connect stopped by its context: what stopped
+// it, what was tried, node by node, and the last failure before that.
 func (s *Session) gaveUp(ctxErr, last error) error {
+	tried := s.machine.Tried(time.Now())
 	if last == nil {
-		return fmt.Errorf("client: attaching to %s: %w", s.target.raw, ctxErr)
+		return fmt.Errorf("client: attaching to %s: %w (%s)", s.target.raw, ctxErr, tried)
 	}
-	return fmt.Errorf("client: attaching to %s: %w; last failure: %w", s.target.raw, ctxErr, last)
+	return fmt.Errorf("client: attaching to %s: %w (%s); last failure: %w", s.target.raw, ctxErr, tried, last)
 }
 
 // bootstrap says hello at the common address, trying its addresses in
 // random order, and keeps the first connection that answers. When none
 // answers (or DNS fails), every node of the last directory the session
-// had can serve as the common address: they are asked in turn (see
-// fallbackAddrs), so that a session never strands while a node it knows
-// of is up.
+// had can serve as the common address: they are asked in turn, so that a
+// session never strands while a node it knows of is up. Addresses of
+// nodes in their cool-down (the node just lost, say, still listed by DNS)
+// are asked last: a paused node costs a whole attempt timeout.
 func (s *Session) bootstrap(ctx context.Context, a *attempt) error {
 	known := a.dir
 	if known == nil {
@@ -338,57 +340,81 @@ func (s *Session) bootstrap(ctx context.Context, a *attempt) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	tried := map[string]bool{}
-	for _, addr := range addrs {
-		tried[addr] = true
-		c, dir, err := s.hello(ctx, addr)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		a.boot, a.dir, a.dirAt = c, dir, time.Now()
-		return nil
-	}
-	for _, addr := range s.fallbackAddrs(known, tried, time.Now()) {
+	for _, addr := range s.helloOrder(addrs, known, time.Now()) {
 		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
 			break
 		}
-		c, dir, err := s.hello(ctx, addr)
+		c, dir, err := s.hello(ctx, addr.addr)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		s.opts.logger.Info("common address unreachable; asked a node of the last directory", "addr", addr)
+		if addr.fallback {
+			s.opts.logger.Info("common address unreachable; asked a node of the last directory", "addr", addr.addr)
+		}
 		a.boot, a.dir, a.dirAt = c, dir, time.Now()
 		return nil
 	}
 	return fmt.Errorf("client: no address of %s answered, nor any node of the last directory: %w", s.target.raw, errors.Join(errs...))
 }
 
-// fallbackAddrs lists the nodes of dir to say hello to when the common
-// address does not answer: every node not down and not among tried, the
-// up ones first, the nodes in their cool-down (just failed) last, each
-// group in random order.
-func (s *Session) fallbackAddrs(dir *wire.Directory, tried map[string]bool, now time.Time) []string {
-	if dir == nil {
-		return nil
-	}
-	var up, other, cooling []string
-	for _, n := range dir.Nodes {
-		switch {
-		case n.Addr == "" || n.Status == directory.Down || tried[n.Addr]:
-		case s.machine.Excluded(n.ID, now):
-			cooling = append(cooling, n.Addr)
-		case n.Status == directory.Up:
-			up = append(up, n.Addr)
-		default:
-			other = append(other, n.Addr)
+// helloAddr is an address to say hello to; fallback when it comes from
+// the last directory rather than the common address.
+type helloAddr struct {
+	addr     string
+	fallback bool
+}
+
+// helloOrder lists where bootstrap says hello, in order: the common
+// address's addrs (in their order), then the nodes of dir not down and
+// not among addrs, up ones first, each group in random order; the
+// addresses of nodes in their cool-down come last, whichever list they
+// are from.
+func (s *Session) helloOrder(addrs []string, dir *wire.Directory, now time.Time) []helloAddr {
+	cooling := map[string]bool{}
+	var up, other, cool []helloAddr
+	if dir != nil {
+		for _, n := range dir.Nodes {
+			if n.Addr != "" && s.machine.Excluded(n.ID, now) {
+				cooling[n.Addr] = true
+			}
 		}
 	}
-	shuffle(s.opts.rand, up)
-	shuffle(s.opts.rand, other)
-	shuffle(s.opts.rand, cooling)
-	return slices.Concat(up, other, cooling)
+	var out []helloAddr
+	listed := map[string]bool{}
+	for _, a := range addrs {
+		listed[a] = true
+		if cooling[a] {
+			cool = append(cool, helloAddr{addr: a})
+		} else {
+			out = append(out, helloAddr{addr: a})
+		}
+	}
+	if dir != nil {
+		for _, n := range dir.Nodes {
+			switch {
+			case n.Addr == "" || n.Status == directory.Down || listed[n.Addr]:
+			case cooling[n.Addr]:
+				cool = append(cool, helloAddr{addr: n.Addr, fallback: true})
+			case n.Status == directory.Up:
+				up = append(up, helloAddr{addr: n.Addr, fallback: true})
+			default:
+				other = append(other, helloAddr{addr: n.Addr, fallback: true})
+			}
+		}
+	}
+	shuffleAny(s.opts.rand, up)
+	shuffleAny(s.opts.rand, other)
+	return slices.Concat(out, up, other, cool)
+}
+
+// shuffleAny shuffles s in place with r.
+func shuffleAny[T any](r pick.Rand, s []T) {
+	for i := len(s) - 1; i > 0; i-- {
+		j := r.IntN(i + 1)
+		s[i], s[j] = s[j], s[i]
+	}
 }
 
 // hello connects to addr and says hello, within one attempt timeout.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -55,10 +56,16 @@ func TestJoinWaitAndSendTextWait(t *testing.T) {
 	ctx := dialCtx(t)
 
 	joined := async(func() (*wire.RoomState, error) { return s.JoinWait(ctx, "r") })
+	join := awaitGot(t, a, wire.OpJoin) // the session is in the room from here
 	// A chunk typed before the state is renumbered: SendTextWait returns
 	// the seq it was stored under.
 	typed := async(func() (uint64, error) { return s.SendTextWait(ctx, "r", "h") })
-	join := awaitGot(t, a, wire.OpJoin)
+	nodetest.Eventually(t, settle, func() error {
+		if s.Unacked("r") != 1 {
+			return errors.New("the chunk is not queued yet")
+		}
+		return nil
+	})
 	join.conn.send(roomState("r", 3))
 	if r := awaitResult(t, "JoinWait", joined); r.err != nil || r.v.Seqs["alice"] != 3 {
 		t.Fatalf("JoinWait = %+v, %v; want the state at 3", r.v, r.err)

@@ -451,6 +451,18 @@ func (m *Machine) record(id string, err error) *attempt {
 
 // giveUp builds the Fail error: what the flow tried, and the last cause.
 func (m *Machine) giveUp(now time.Time) error {
+	msg := m.Tried(now)
+	if m.lastErr != nil {
+		return fmt.Errorf("%w %s; last error: %w", ErrDeadline, msg, m.lastErr)
+	}
+	return fmt.Errorf("%w %s", ErrDeadline, msg)
+}
+
+// Tried says what the current flow tried so far, node by node, as the
+// Fail error does: "after 2s and 3 failed passes: n2: 3 dials failed
+// (last: ...); no node to pick 2 times". A caller that stops the flow
+// itself (its context ended between two steps) puts it in its error.
+func (m *Machine) Tried(now time.Time) string {
 	var parts []string
 	for _, a := range m.tried {
 		var what []string
@@ -478,12 +490,8 @@ func (m *Machine) giveUp(now time.Time) error {
 	if len(parts) == 0 {
 		parts = append(parts, "nothing tried")
 	}
-	msg := fmt.Sprintf("after %v and %s: %s", now.Sub(m.started).Round(time.Millisecond),
+	return fmt.Sprintf("after %v and %s: %s", now.Sub(m.started).Round(time.Millisecond),
 		plural(m.passes, "failed pass", "failed passes"), strings.Join(parts, "; "))
-	if m.lastErr != nil {
-		return fmt.Errorf("%w %s; last error: %w", ErrDeadline, msg, m.lastErr)
-	}
-	return fmt.Errorf("%w %s", ErrDeadline, msg)
 }
 
 func plural(n int, one, many string) string {

@@ -420,3 +420,21 @@ func TestStrings(t *testing.T) {
 		t.Errorf("Action.String() = %q", got)
 	}
 }
+
+// Tried says what the flow tried so far, as the Fail error does, for a
+// caller that stops the flow itself.
+func TestTriedSaysWhatWasTried(t *testing.T) {
+	m, err := New(DefaultConfig(), top{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := t0
+	m.Next(Outcome{Kind: Begin}, start)
+	m.Next(Outcome{Kind: Fetched}, start)
+	m.Next(Outcome{Kind: Picked, Node: "n2"}, start)
+	m.Next(Outcome{Kind: DialFailed, Node: "n2", Err: errors.New("refused")}, start)
+	got := m.Tried(start.Add(time.Second))
+	if want := "after 1s and 0 failed passes: n2: 1 dial failed (last: refused)"; got != want {
+		t.Errorf("Tried = %q, want %q", got, want)
+	}
+}

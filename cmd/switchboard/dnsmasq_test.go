@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -100,31 +99,11 @@ func TestBehindCachingResolver(t *testing.T) {
 	if err := c.Kill(victim); err != nil {
 		t.Fatal(err)
 	}
-	back := awaitSessionEvent(t, s, client.Reattached)
+	back := awaitEventTB(t, s, client.Reattached)
 	if back.Node.ID == c.Nodes[victim].ID {
 		t.Errorf("reattached to the killed node %s", back.Node.ID)
 	}
 
 	lines := connectLines(t, "--service", c.Service(), "--resolver", dnsmasq, "--user", "frank")
 	awaitLine(t, lines, regexp.MustCompile(`^attached to n\d `))
-}
-
-// awaitSessionEvent returns s's next event of kind, failing after settle.
-func awaitSessionEvent(t *testing.T, s *client.Session, kind client.EventKind) client.Event {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), settle)
-	defer cancel()
-	for {
-		select {
-		case e, ok := <-s.Events():
-			if !ok {
-				t.Fatalf("the session ended before a %v event: %v", kind, s.Err())
-			}
-			if e.Kind == kind {
-				return e
-			}
-		case <-ctx.Done():
-			t.Fatal(fmt.Errorf("no %v event: %w", kind, ctx.Err()))
-		}
-	}
 }
