@@ -54,4 +54,6 @@ func TestBrowserToken(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#token"), tok),
 		chromedp.Click(chromedp.CSS(`#join-form button[type="submit"]`)))
 	poll[bool](t, with, "ann attached and in the room", `document.querySelector("#conn").dataset.state === "attached" && window.switchboard.room !== null`)
+	// The keyboard is where the user types next.
+	poll[bool](t, with, "the compose box focused", `document.activeElement === document.querySelector("#compose")`)
 }

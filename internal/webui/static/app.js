@@ -16,6 +16,7 @@ let roomName = "";
 let user = "";
 let users = new Set();
 let sent = ""; // what the compose box held when the last chunk went out
+let focusPending = false; // focus the compose box once the room's state is in
 
 function setStatus({ state, node, reason, note }) {
   const conn = $("#conn");
@@ -153,6 +154,7 @@ function join(opts) {
   user = opts.user;
   roomName = opts.room;
   room = null;
+  focusPending = true;
   $("#join-form").hidden = true;
   $("#room-view").hidden = false;
   $("#room-h").textContent = `Room ${roomName}`;
@@ -171,7 +173,14 @@ function join(opts) {
     renderAllLive();
     renderUsers();
     renderPending();
-    $("#compose").disabled = false;
+    const box = $("#compose");
+    box.disabled = false;
+    // The first state makes the box usable: put the keyboard there
+    // (focus on a disabled box, at join, would be lost).
+    if (focusPending) {
+      focusPending = false;
+      box.focus();
+    }
   });
   session.addEventListener("text", (e) => {
     const m = e.detail;
@@ -192,7 +201,6 @@ function join(opts) {
   session.addEventListener("error", (e) => log(`error ${e.detail.code}: ${e.detail.message}`));
   session.join(roomName);
   session.start();
-  $("#compose").focus();
 }
 
 function init() {
