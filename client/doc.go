@@ -80,7 +80,13 @@
 //
 // # Caller's duties
 //
-// Read Events: while its buffer is full the session stops reading from
-// its node. Call Close when done. Every method is safe for concurrent use;
+// Read Events. Its buffer holds 256 events; while it is full the session
+// stops reading from its node, which is the policy for a slow reader:
+// nothing is dropped, the node queues for the session instead, and the
+// heartbeat does not count that time as silence. A node ends a session
+// whose unread output passes its MaxQueue (1 MiB by default) with the
+// error limit "client reads too slowly"; the session then reattaches,
+// joins its rooms again and receives their full state, as after any
+// drop. Call Close when done. Every method is safe for concurrent use;
 // none blocks for long except Dial and Close.
 package client

@@ -32,7 +32,11 @@ type fakeNode struct {
 	dir     func() []directory.Node
 	paused  chan struct{} // closed: running
 	stalled chan struct{} // closed: joins go through
-	wg      sync.WaitGroup
+	// refuseNew makes the fake answer a connection's first ping before
+	// hello as a node at its connection limit: too_many_connections, then
+	// close.
+	refuseNew bool
+	wg        sync.WaitGroup
 }
 
 // fakeConn is one connection to a fakeNode.
@@ -185,6 +189,14 @@ func (fc *fakeConn) serve() {
 		<-paused
 		switch m.Op {
 		case wire.OpPing:
+			n.mu.Lock()
+			refuse := n.refuseNew && !hello
+			n.mu.Unlock()
+			if refuse {
+				fc.send(wire.Message{Op: wire.OpError, Code: wire.CodeTooManyConns, Message: "too many connections"})
+				n.probes <- struct{}{}
+				return
+			}
 			fc.send(wire.Message{Op: wire.OpPong})
 			if !hello {
 				n.probes <- struct{}{}

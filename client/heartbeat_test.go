@@ -67,8 +67,17 @@ func TestHeartbeatNoticesSilentNode(t *testing.T) {
 // waits, as for storage) but that answers a ping on another connection is
 // busy, not gone: the session stays through two heartbeat timeouts, each
 // settled by a second opinion, and gets its answer when the node catches
-// up.
+// up. A node at its connection limit answers the second connection with
+// too_many_connections, and that is an answer too.
 func TestHeartbeatKeepsBusyNode(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pong", true: "too_many_connections"}[refuse], func(t *testing.T) {
+			testHeartbeatKeepsBusyNode(t, refuse)
+		})
+	}
+}
+
+func testHeartbeatKeepsBusyNode(t *testing.T, refuseNew bool) {
 	a := newFakeNode(t, "a")
 	hb := client.Heartbeat{Interval: 2 * time.Second, Timeout: 4 * time.Second}
 	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithHeartbeat(hb), client.WithRetry(fastRetry()))
@@ -76,6 +85,9 @@ func TestHeartbeatKeepsBusyNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
+	a.mu.Lock()
+	a.refuseNew = refuseNew
+	a.mu.Unlock()
 	a.stallJoins()
 	if err := s.Join("r"); err != nil {
 		t.Fatal(err)
