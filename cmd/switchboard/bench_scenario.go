@@ -32,7 +32,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	dropBase := fs.Duration("drop-base", 0, "bound of the random wait after a drop before a session asks the common address again (default: the client's, 250ms)")
 	tracker := fs.Bool("tracker", true, "sessions of the bench share one pick tracker that counts their picks the directory does not show yet")
 	natsEntry := fs.String("nats-entry", "first", "the one URL each NATS client gets: first (the first server) or each (client i: server i mod nodes)")
-	repeat := fs.Int("repeat", 1, "storm, scaleout, failover: run every policy this many times, interleaved, and report each policy's median run")
+	repeat := fs.Int("repeat", 1, "storm, scaleout, failover: run every policy this many times, interleaved, and report each policy's median run; ready: start and restart the cluster this many times")
 	samples := fs.Int("samples", 500, "latency: attaches per path")
 	background := fs.Int("background", 0, "latency: sessions kept attached (default policy) while measuring")
 	kills := fs.Int("kills", 10, "detect: nodes to kill")

@@ -158,6 +158,7 @@ func scenarios() []scenario {
 		{"memory", "memory per idle attached session on one node", nil, false, false, runMemory},
 		{"rtt", "typing latency in rooms spread over the nodes", nil, true, false, runRTT},
 		{"rtt-fault", "typing in rooms while a node is killed or stopped: nothing acked lost, nothing shown twice", nil, false, false, runRTTFault},
+		{"ready", "how soon a fresh cluster, and a full restart with its data, serve rooms", nil, false, false, runReady},
 	}
 }
 

@@ -99,6 +99,19 @@ func TestScenarios(t *testing.T) {
 				t.Errorf("busy check did nothing: %+v", rep.Busy)
 			}
 		}},
+		{"ready", Config{Repeat: 1}, func(t *testing.T, r Report) {
+			// The figures are a bench's; here: both starts served a join
+			// on every node, after the last node started.
+			rep := r.(*ReadyReport)
+			if len(rep.Fresh) != 1 || len(rep.Restart) != 1 {
+				t.Fatalf("ready: %+v, want one fresh run and one restart", rep)
+			}
+			for _, run := range append(rep.Fresh, rep.Restart...) {
+				if run.JoinMS <= 0 || run.UpMS <= 0 {
+					t.Errorf("ready: run %+v, want a join and /readyz 200 after the last start", run)
+				}
+			}
+		}},
 		{"memory", Config{Clients: 300}, func(t *testing.T, r Report) {
 			rep := r.(*MemoryReport)
 			// A goroutine each, give or take the node's own: one of its
@@ -110,7 +123,7 @@ func TestScenarios(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			cfg := tt.cfg
 			cfg.Binary = binary

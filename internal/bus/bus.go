@@ -464,6 +464,17 @@ func (b *Bus) RoutePeers() []string {
 	return slices.Compact(names)
 }
 
+// JetStreamCurrent reports whether the embedded server's JetStream has a
+// metadata leader and has caught up with it (always true for a server
+// alone), so that its API requests are answered. It reports true for an
+// external NATS, whose state the bus cannot see.
+func (b *Bus) JetStreamCurrent() bool {
+	if b.server == nil {
+		return true
+	}
+	return b.server.JetStreamIsCurrent()
+}
+
 // Close closes the connections and stops the embedded server.
 func (b *Bus) Close() {
 	if b.Dir != nil {

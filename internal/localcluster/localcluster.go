@@ -68,6 +68,9 @@ type Config struct {
 	// a cluster address waits for peers before JetStream (and so the
 	// node) is up. Only with Nodes 1; Add cannot join such a node.
 	Standalone bool
+	// NoWait makes Start return once every process is launched, without
+	// waiting for the nodes to be up (WaitConverged does that).
+	NoWait bool
 }
 
 // Node is one child process.
@@ -78,6 +81,8 @@ type Node struct {
 	HTTP    string
 	Cluster string
 	DNS     string
+	// Started is when the node's process was last launched.
+	Started time.Time
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	secret  string // the cluster secret, for NATSURL
@@ -153,6 +158,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	if cfg.NoWait {
+		return c, nil
+	}
 	if err := c.WaitConverged(ctx, 60*time.Second); err != nil {
 		c.Stop()
 		return nil, err
@@ -199,10 +207,37 @@ func (c *Cluster) Addrs() []string {
 func (c *Cluster) start() (*Node, error) {
 	i := len(c.Nodes)
 	at := func(p int) string { return net.JoinHostPort(ip(i), strconv.Itoa(p)) }
-	n := &Node{ID: "n" + strconv.Itoa(i+1), IP: ip(i), Addr: at(c.cfg.Port), HTTP: at(c.cfg.Port + 1), Cluster: at(c.cfg.Port + 2), exited: make(chan struct{}), secret: c.secret}
+	n := &Node{ID: "n" + strconv.Itoa(i+1), IP: ip(i), Addr: at(c.cfg.Port), HTTP: at(c.cfg.Port + 1), Cluster: at(c.cfg.Port + 2), secret: c.secret}
 	if c.cfg.Standalone {
 		n.Cluster = ""
 	}
+	if c.cfg.DNS {
+		n.DNS = at(c.cfg.Port + 3)
+	}
+	if c.ca != nil {
+		if err := c.issue(n); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.launch(i, n); err != nil {
+		return nil, err
+	}
+	c.Nodes = append(c.Nodes, n)
+	return n, nil
+}
+
+// Restart launches node i again, with the same ID, addresses and data, after
+// it exited (Kill, Terminate).
+func (c *Cluster) Restart(i int) error {
+	n := c.Nodes[i]
+	if n.Alive() {
+		return fmt.Errorf("localcluster: restarting %s: it is still running", n.ID)
+	}
+	return c.launch(i, n)
+}
+
+// launch starts node n, the i-th, as a process.
+func (c *Cluster) launch(i int, n *Node) error {
 	args := []string{"serve",
 		"--service", c.cfg.Service, "--id", n.ID,
 		"--listen", n.Addr, "--http", n.HTTP,
@@ -223,16 +258,11 @@ func (c *Cluster) start() (*Node, error) {
 	if c.cfg.Heartbeat > 0 {
 		args = append(args, "--heartbeat", c.cfg.Heartbeat.String())
 	}
-	if c.cfg.DNS {
-		n.DNS = at(c.cfg.Port + 3)
+	if n.DNS != "" {
 		args = append(args, "--dns", n.DNS)
 	}
 	if c.ca != nil {
-		tlsArgs, err := c.issue(n)
-		if err != nil {
-			return nil, err
-		}
-		args = append(args, tlsArgs...)
+		args = append(args, c.tlsArgs(n)...)
 	}
 	args = append(args, c.cfg.Args...)
 	cmd := exec.Command(c.cfg.Binary, args...)
@@ -240,30 +270,40 @@ func (c *Cluster) start() (*Node, error) {
 	cmd.Stderr = c.cfg.Output
 	cmd.Env = cleanEnv()
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("localcluster: starting %s: %w", n.ID, err)
+		return fmt.Errorf("localcluster: starting %s: %w", n.ID, err)
 	}
-	n.cmd = cmd
-	go func() { _ = cmd.Wait(); close(n.exited) }()
-	c.Nodes = append(c.Nodes, n)
-	return n, nil
+	exited := make(chan struct{})
+	n.cmd, n.exited, n.Started = cmd, exited, time.Now()
+	go func() { _ = cmd.Wait(); close(exited) }()
+	return nil
 }
 
 // issue writes node n's certificate and key, signed by the cluster's CA,
-// into the data directory and returns the serve flags that use them.
-func (c *Cluster) issue(n *Node) ([]string, error) {
+// into the data directory (certFiles).
+func (c *Cluster) issue(n *Node) error {
 	chain, key, err := c.ca.Issue(pki.Request{Service: c.cfg.Service, Hosts: []string{n.IP}}, time.Now())
 	if err != nil {
-		return nil, fmt.Errorf("localcluster: certificate for %s: %w", n.ID, err)
+		return fmt.Errorf("localcluster: certificate for %s: %w", n.ID, err)
 	}
-	certFile := filepath.Join(c.cfg.DataDir, n.ID+".pem")
-	keyFile := filepath.Join(c.cfg.DataDir, n.ID+".key")
+	certFile, keyFile := c.certFiles(n)
 	if err := os.WriteFile(certFile, chain, 0o644); err != nil {
-		return nil, fmt.Errorf("localcluster: %w", err)
+		return fmt.Errorf("localcluster: %w", err)
 	}
 	if err := os.WriteFile(keyFile, key, 0o600); err != nil {
-		return nil, fmt.Errorf("localcluster: %w", err)
+		return fmt.Errorf("localcluster: %w", err)
 	}
-	return []string{"--tls-cert", certFile, "--tls-key", keyFile}, nil
+	return nil
+}
+
+// certFiles are where issue writes node n's certificate and key.
+func (c *Cluster) certFiles(n *Node) (cert, key string) {
+	return filepath.Join(c.cfg.DataDir, n.ID+".pem"), filepath.Join(c.cfg.DataDir, n.ID+".key")
+}
+
+// tlsArgs are the serve flags that use node n's certificate and key.
+func (c *Cluster) tlsArgs(n *Node) []string {
+	cert, key := c.certFiles(n)
+	return []string{"--tls-cert", cert, "--tls-key", key}
 }
 
 // CAPool returns a pool holding the CA that signed the nodes'

@@ -240,6 +240,15 @@ func (e *roomEngine) run() {
 	call := newCallTimeout()
 	var replicas int
 	for {
+		// A request sent before the metadata leader is elected is lost
+		// and costs its whole timeout; the embedded server says when
+		// one is.
+		if !e.n.bus.JetStreamCurrent() {
+			if !e.pause(20 * time.Millisecond) {
+				return
+			}
+			continue
+		}
 		want := e.desiredReplicas()
 		r, err := e.setup(want, call.next())
 		if err == nil {
@@ -300,7 +309,10 @@ func (e *roomEngine) pause(d time.Duration) bool {
 }
 
 // callTimeout bounds JetStream API calls while the rooms start: 250 ms at
-// first, doubled after each call that timed out, up to 4 s.
+// first, doubled after each call that timed out, up to 1 s. A stream
+// without a leader leaves requests about it unanswered, so most timeouts
+// mean "not elected yet", not "slow": a long timeout would only delay the
+// first try after the election.
 type callTimeout struct{ timeout time.Duration }
 
 func newCallTimeout() *callTimeout { return &callTimeout{timeout: 250 * time.Millisecond} }
@@ -309,7 +321,7 @@ func (c *callTimeout) next() time.Duration { return c.timeout }
 
 func (c *callTimeout) failed(err error) {
 	if errors.Is(err, context.DeadlineExceeded) {
-		c.timeout = min(2*c.timeout, 4*time.Second)
+		c.timeout = min(2*c.timeout, time.Second)
 	}
 }
 
