@@ -139,7 +139,10 @@ func TestUsersPropagate(t *testing.T) {
 
 func TestHaltedNodeGoesDownThenLeaves(t *testing.T) {
 	c := nodetest.Start(t, 3, nodetest.Options{Configure: func(i int, cfg *node.Config) {
-		cfg.RemoveAfter = 300 * time.Millisecond
+		// A peer stays down this long before it is forgotten: long
+		// enough for a loaded machine's polls to see both survivors
+		// report it down (300 ms was not).
+		cfg.RemoveAfter = 3 * time.Second
 	}})
 	c.Nodes[2].Halt()
 	nodetest.Eventually(t, settle, func() error {
@@ -270,7 +273,9 @@ func TestDirectoryPushedOnMembershipChange(t *testing.T) {
 // offending session; a good session on the same node never notices.
 func TestBadInput(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
-		cfg.HelloTimeout = 300 * time.Millisecond
+		// Long enough for the other cases' first line to arrive on a
+		// loaded machine (300 ms was not, once in twenty suite runs).
+		cfg.HelloTimeout = 2 * time.Second
 	}})
 	n := c.Nodes[0]
 	good := dial(t, n.Addr())
@@ -307,7 +312,7 @@ func TestBadInput(t *testing.T) {
 			if _, err := raw.Write(tt.send); err != nil {
 				t.Fatal(err)
 			}
-			_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_ = raw.SetReadDeadline(time.Now().Add(20 * time.Second))
 			lr := wire.NewLineReader(raw, 0)
 			var m wire.Message
 			for m.Op != wire.OpError {
