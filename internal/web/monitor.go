@@ -142,9 +142,14 @@ func (h *History) Events() []Event { return append([]Event(nil), h.events...) }
 // happened since the last update. The first update of a stream carries
 // the whole history instead.
 type Update struct {
+	// Directory is the directory message a hello would get now.
 	Directory wire.Message `json:"directory"`
-	Events    []Event      `json:"events,omitempty"`
-	Samples   []Sample     `json:"samples,omitempty"`
+	// Events are the events since the last update, oldest first (in a
+	// stream's first update: every event kept).
+	Events []Event `json:"events,omitempty"`
+	// Samples are the chart's new points (in a stream's first update:
+	// every point kept).
+	Samples []Sample `json:"samples,omitempty"`
 	// Window is the chart's span in milliseconds.
 	Window int64 `json:"window_ms"`
 }

@@ -3,6 +3,7 @@ package webui_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -222,7 +223,7 @@ func index(t *testing.T, id string) int {
 // browser pages: ann types, bob (on another node) sees each character,
 // cat joins late and gets the state; ann's node is killed (kill -9) while
 // she types, her page fails over and nothing she typed is lost; the
-// dashboard shows the node down.
+// dashboard shows the node down, and then a drain of another node.
 func TestBrowserFailover(t *testing.T) {
 	binary, err := localcluster.Build(t.TempDir())
 	if err != nil {
@@ -315,6 +316,17 @@ func TestBrowserFailover(t *testing.T) {
 	// The dashboard shows the node down, and says so in its events.
 	poll[bool](t, dash, annNode+" down on the dashboard", `!!document.querySelector('#nodes tbody tr[data-node="`+annNode+`"][data-status="down"]')`)
 	poll[bool](t, dash, "the down event", `!!document.querySelector('#events li[data-node="`+annNode+`"][data-what="down"]')`)
+	// A drain shows too.
+	resp, err := http.Post("http://"+c.Nodes[third].HTTP+"/v1/drain", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /v1/drain: %s", resp.Status)
+	}
+	drained := c.Nodes[third].ID
+	poll[bool](t, dash, drained+" draining on the dashboard", `!!document.querySelector('#nodes tbody tr[data-node="`+drained+`"][data-status="draining"]') && !!document.querySelector('#events li[data-node="`+drained+`"][data-what="draining"]')`)
 	screenshot(t, bob, "web-room")
 	screenshot(t, dash, "web-dashboard")
 }
