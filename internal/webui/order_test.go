@@ -1,0 +1,81 @@
+package webui_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/switchboard/switchboard/internal/nodetest"
+)
+
+// TestBrowserFailoverOrder drives client.js against scripted fetch and
+// WebSocket stand-ins, in the browser, and checks the order the design
+// asks for: the picked node is dialled again (three dials in all), then
+// the directory is asked of the common address, then of every node the
+// client knows, and the failed node is left out of the next pick.
+func TestBrowserFailoverOrder(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	tab := newTab(t, newBrowser(t), "order")
+	// The room page, idle without a user: nothing else on it fetches.
+	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
+	got := eval[[]string](t, tab, `(async () => {
+  const { Session } = await import("/static/client.js");
+  const log = [];
+  const node = (id, users) => ({ id, addr: id + ".test:7070", http: id + ".test:7071", status: "up", users, capacity: 100, age_ms: 0 });
+  const dir = { op: "directory", v: 1, service: "s", self: "n2", nodes: [node("n1", 0), node("n2", 5), node("n3", 50)] };
+  const dead = new Set(["n1.test:7071"]);
+  let commonUp = true;
+  window.fetch = async (url) => {
+    log.push("fetch " + url);
+    const host = new URL(url).host;
+    if ((host === "common.test" && !commonUp) || dead.has(host)) throw new TypeError("unreachable");
+    if (host === "common.test") commonUp = false; // up for the first fetch only
+    return { ok: true, json: async () => dir };
+  };
+  class FakeWS {
+    static OPEN = 1;
+    constructor(url, proto) {
+      log.push("dial " + url + " " + proto);
+      this.readyState = 0;
+      const host = new URL(url).host;
+      setTimeout(() => {
+        if (dead.has(host)) { this.readyState = 3; this.onclose && this.onclose({ code: 1006, reason: "" }); return; }
+        this.readyState = 1;
+        this.onopen && this.onopen();
+      }, 0);
+    }
+    send(data) {
+      const m = JSON.parse(data);
+      const reply = (r) => setTimeout(() => this.onmessage && this.onmessage({ data: JSON.stringify(r) }), 0);
+      if (m.op === "hello") reply(dir);
+      if (m.op === "attach") reply({ op: "attached", user: m.user, node: "n2", session: "x" });
+    }
+    close() { this.readyState = 3; }
+  }
+  window.WebSocket = FakeWS;
+  const s = new Session({ user: "ann", policy: "least-users", common: "http://common.test" });
+  await new Promise((resolve, reject) => {
+    s.addEventListener("status", (e) => { if (e.detail.state === "attached") resolve(); });
+    setTimeout(() => reject(new Error("not attached: " + log.join("; "))), 20000);
+    s.start();
+  });
+  log.push("attached to " + s.node.id);
+  s.close();
+  return log;
+})()`)
+	want := []string{
+		"fetch http://common.test/v1/directory",
+		"dial ws://n1.test:7071/v1/ws switchboard.v1",
+		"dial ws://n1.test:7071/v1/ws switchboard.v1",
+		"dial ws://n1.test:7071/v1/ws switchboard.v1",
+		"fetch http://common.test/v1/directory",
+		"fetch http://n1.test:7071/v1/directory",
+		"fetch http://n2.test:7071/v1/directory",
+		"dial ws://n2.test:7071/v1/ws switchboard.v1",
+		"attached to n2",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the client did:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
