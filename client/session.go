@@ -341,10 +341,7 @@ func (s *Session) bootstrap(ctx context.Context, a *attempt) error {
 		errs = append(errs, err)
 	}
 	for _, addr := range s.helloOrder(addrs, known, time.Now()) {
-		if ctx.Err() != nil {
-			errs = append(errs, ctx.Err())
-			break
-		}
+		// Once ctx has ended each hello fails at once, saying where.
 		c, dir, err := s.hello(ctx, addr.addr)
 		if err != nil {
 			errs = append(errs, err)
