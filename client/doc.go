@@ -10,6 +10,11 @@
 //	fmt.Println(s.Node().ID, s.Reason()) // where, and why
 //	for e := range s.Events() { ... }   // drops, failovers, room messages
 //
+// Events delivers lifecycle events (Disconnected, Reattached,
+// DirectoryPushed) and the node's messages (Received) in one order;
+// Event.Room gives a room's messages as a typed RoomEvent (text,
+// presence, full state, ack, error).
+//
 // # Targets
 //
 // HOST:PORT (a name resolving to several IPs is tried in random order), a

@@ -29,7 +29,7 @@ const (
 	// DirectoryPushed: the node pushed a fresh directory (Message.Directory()).
 	DirectoryPushed
 	// Received: a message from the node: text, presence, room state, ack
-	// or error (Message).
+	// or error (Message; Event.Room gives a room's messages typed).
 	Received
 )
 
