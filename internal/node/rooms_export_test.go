@@ -107,10 +107,11 @@ func (n *Node) RoomTextsWaiting(room string) int {
 	return 0
 }
 
-// RoomBatchesStored counts the batch records this node stored. For tests.
-func (n *Node) RoomBatchesStored() float64 {
+// RoomRecordsStored counts the records of op (text, batch, join, leave)
+// this node stored. For tests.
+func (n *Node) RoomRecordsStored(op string) float64 {
 	var m dto.Metric
-	if err := n.rooms.metrics.stored.WithLabelValues(recBatch).Write(&m); err != nil {
+	if err := n.rooms.metrics.stored.WithLabelValues(op).Write(&m); err != nil {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
