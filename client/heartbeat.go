@@ -25,6 +25,7 @@ func (s *Session) readLoop(c *Conn, w *writer) error {
 	hb := s.opts.heartbeat
 	heard := time.Now()
 	pinged := false
+	busy := 0 // verdicts in a row that found the node busy
 	var probe chan error
 	var stopProbe context.CancelFunc
 	endProbe := func() {
@@ -69,14 +70,16 @@ func (s *Session) readLoop(c *Conn, w *writer) error {
 					return fmt.Errorf("client: %s sent nothing for %v and did not answer a ping on a second connection (%w): %w", c.Addr(), hb.Timeout, perr, ErrNodeSilent)
 				}
 				// Alive, but this session's line is stuck behind
-				// something slow on the node: wait again.
+				// something slow on the node: wait again, longer each
+				// time (see busyPause).
+				busy++
 				s.opts.logger.Debug("node busy but alive", "addr", c.Addr(), "silent", time.Since(heard))
-				heard, pinged = time.Now(), false
+				heard, pinged = time.Now().Add(busyPause(hb, busy)), false
 			}
 			continue
 		}
 		endProbe()
-		pinged = false
+		pinged, busy = false, 0
 		if !s.handle(w, m) {
 			return s.ctx.Err()
 		}
@@ -102,4 +105,20 @@ func (s *Session) probe(ctx context.Context, addr string) error {
 		return fmt.Errorf("client: a second connection to %s: %w", addr, errors.Join(serr, err))
 	}
 	return nil
+}
+
+// maxBusyPause bounds the extra wait before asking a busy node again.
+const maxBusyPause = 15 * time.Second
+
+// busyPause is the extra wait before the heartbeat starts again on a node
+// found busy busy times in a row: none the first time, then Timeout, 3
+// Timeouts, 7..., up to maxBusyPause. A storage stall under thousands of
+// sessions, each with a request waiting, then costs the node a second
+// connection from each of them at growing intervals rather than every
+// Timeout; a node that vanishes during such a stall is noticed later.
+func busyPause(hb Heartbeat, busy int) time.Duration {
+	if busy <= 1 {
+		return 0
+	}
+	return min(hb.Timeout*time.Duration(1<<min(busy-1, 10)-1), maxBusyPause)
 }

@@ -179,9 +179,12 @@ func WithClientName(name string) Option {
 // Timeout without a sign of life on the session the node is taken for
 // gone, unless the second connection got its pong: then the node is alive
 // and only this session's reader is busy (waiting for storage, say), and
-// the session waits another Timeout. A node that vanished is therefore
-// noticed at most Timeout after the last message it sent, and a busy one
-// is never left.
+// the session waits another Timeout, and after each further verdict that
+// finds it busy a growing pause more (Timeout, then 3, 7... Timeouts, up
+// to 15 s), so that a long storage stall under thousands of sessions does
+// not become a storm of second connections. A node that vanished is
+// therefore noticed at most Timeout after the last message it sent
+// (unless it was busy just before), and a busy one is never left.
 type Heartbeat struct {
 	// Interval is how long a session waits for a message before it pings
 	// (default 500 ms). Zero disables the heartbeat: a node that vanishes

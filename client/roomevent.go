@@ -26,6 +26,7 @@ const (
 	ErrorEvent
 )
 
+// String names the kind: text, presence, state, ack or error.
 func (k RoomEventKind) String() string {
 	switch k {
 	case TextEvent:

@@ -80,6 +80,7 @@ const (
 	StateFailed
 )
 
+// String names the state: attached, reconnecting, closed or failed.
 func (st State) String() string {
 	switch st {
 	case StateAttached:

@@ -62,7 +62,9 @@
 //   - Pick with Excluded (ExcludeFunc) as the request's Exclude, and replace
 //     the directory with the one a full/draining refusal carries.
 //   - Pass the deadline (for instance from ctx.Deadline) with Begin and
-//     with Dropped; a zero deadline retries until the caller stops.
+//     with Dropped; a zero deadline retries until the caller stops. A
+//     caller that stops a flow itself (its context ended in the middle of
+//     a step) can say what was tried with Tried.
 //
 // # Concurrency
 //
