@@ -11,12 +11,15 @@ import (
 // Status is a node's state as the directory reports it.
 type Status string
 
-// The statuses a node can have. A node sets starting, up, draining and full
-// about itself; down is set by its peers when its heartbeats stop (or by the
-// node itself as it leaves).
+// The statuses a node can have. A node sets starting, up, degraded,
+// draining and full about itself; down is set by its peers when its
+// heartbeats stop (or by the node itself as it leaves). Degraded is a
+// node that cannot see a majority of its cluster (or its external bus)
+// and steps aside: it admits no sessions until it does again.
 const (
 	Starting Status = "starting"
 	Up       Status = "up"
+	Degraded Status = "degraded"
 	Draining Status = "draining"
 	Full     Status = "full"
 	Down     Status = "down"
@@ -25,7 +28,7 @@ const (
 // Valid reports whether s is one of the known statuses.
 func (s Status) Valid() bool {
 	switch s {
-	case Starting, Up, Draining, Full, Down:
+	case Starting, Up, Degraded, Draining, Full, Down:
 		return true
 	}
 	return false
@@ -334,11 +337,14 @@ func (t *Table) Entries() []Entry {
 }
 
 // StatusFor is the status a node reports about itself, given whether it has
-// finished starting, whether it is draining, and its users and capacity.
-func StatusFor(ready, draining bool, users, capacity int) Status {
+// finished starting, whether it has lost its cluster's majority, whether
+// it is draining, and its users and capacity.
+func StatusFor(ready, degraded, draining bool, users, capacity int) Status {
 	switch {
 	case !ready:
 		return Starting
+	case degraded:
+		return Degraded
 	case draining:
 		return Draining
 	case users >= capacity:

@@ -621,27 +621,29 @@ func TestValidate(t *testing.T) {
 
 func TestStatusFor(t *testing.T) {
 	type in struct {
-		ready, draining bool
-		users, capacity int
+		ready, degraded, draining bool
+		users, capacity           int
 	}
 	tests := []struct {
 		name string
 		in   in
 		want directory.Status
 	}{
-		{"not ready", in{false, false, 0, 10}, directory.Starting},
-		{"not ready beats draining and full", in{false, true, 10, 10}, directory.Starting},
-		{"draining", in{true, true, 0, 10}, directory.Draining},
-		{"draining beats full", in{true, true, 10, 10}, directory.Draining},
-		{"room", in{true, false, 9, 10}, directory.Up},
-		{"empty", in{true, false, 0, 10}, directory.Up},
-		{"exactly full", in{true, false, 10, 10}, directory.Full},
-		{"over full", in{true, false, 11, 10}, directory.Full},
-		{"no capacity", in{true, false, 0, 0}, directory.Full},
+		{"not ready", in{false, false, false, 0, 10}, directory.Starting},
+		{"not ready beats degraded, draining and full", in{false, true, true, 10, 10}, directory.Starting},
+		{"degraded", in{true, true, false, 0, 10}, directory.Degraded},
+		{"degraded beats draining and full", in{true, true, true, 10, 10}, directory.Degraded},
+		{"draining", in{true, false, true, 0, 10}, directory.Draining},
+		{"draining beats full", in{true, false, true, 10, 10}, directory.Draining},
+		{"room", in{true, false, false, 9, 10}, directory.Up},
+		{"empty", in{true, false, false, 0, 10}, directory.Up},
+		{"exactly full", in{true, false, false, 10, 10}, directory.Full},
+		{"over full", in{true, false, false, 11, 10}, directory.Full},
+		{"no capacity", in{true, false, false, 0, 0}, directory.Full},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := directory.StatusFor(tt.in.ready, tt.in.draining, tt.in.users, tt.in.capacity)
+			got := directory.StatusFor(tt.in.ready, tt.in.degraded, tt.in.draining, tt.in.users, tt.in.capacity)
 			if got != tt.want {
 				t.Errorf("StatusFor(%+v) = %q, want %q", tt.in, got, tt.want)
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/bus"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // maxEntrySize is the largest directory entry message a node decodes, in
@@ -171,7 +172,12 @@ func (n *Node) run() {
 			schedulePush()
 		}
 	}
+	steps := newMinority(cfg.ID, minorityForget, n.minorityGrace())
+	var movedAt time.Time // when the sessions were last told to move
 	apply := func(e directory.Entry, now time.Time) {
+		if e.ID != cfg.ID && e.Status == directory.Down {
+			steps.left(e.ID) // a peer's own goodbye
+		}
 		c := table.Apply(e, now)
 		note(c)
 		if c.Kind == directory.Added && e.ID != cfg.ID {
@@ -221,6 +227,7 @@ func (n *Node) run() {
 			publish(now)
 		case <-heartbeat.C:
 			now = time.Now()
+			movedAt = n.checkMajority(steps, now, movedAt)
 			publish(now)
 		case <-readyTimer.C:
 			heard = true
@@ -315,4 +322,55 @@ func newStoppedTimer() *time.Timer {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
 	return t
+}
+
+// How a node steps aside when it cannot see a majority of its cluster
+// (minority.go): after minorityGrace without one it reports degraded
+// (the directory, /readyz 503) and refuses attaches; after moveAfter more
+// it closes its sessions with `shutdown`, which clients take as "attach
+// elsewhere". It heals by itself: a majority seen again makes it up.
+const (
+	minorityForget = 10 * time.Minute
+	moveAfter      = 10 * time.Second
+)
+
+// minorityGrace is how long a node may miss a majority before it steps
+// aside: the rooms' presence grace, so that a peer paused for a moment
+// changes nothing.
+func (n *Node) minorityGrace() time.Duration {
+	return max(3*time.Second, 10*n.cfg.Heartbeat)
+}
+
+// checkMajority updates n.degraded from steps and the directory as of
+// now, and tells the sessions to move once the node has been degraded
+// for moveAfter (again every moveAfter while it stays so). It returns
+// when the sessions were last told. Only run calls it.
+func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time {
+	unreachable := n.cfg.Bus != "" && !n.bus.Conn.IsConnected()
+	degraded := steps.observe(n.view.Load().nodes, unreachable, now)
+	if degraded != n.degraded.Swap(degraded) {
+		if degraded {
+			n.log.Warn("cannot see a majority of the cluster: stepping aside (degraded), refusing attaches", "move_sessions_in", moveAfter)
+		} else {
+			n.log.Info("a majority of the cluster is back: up again")
+		}
+	}
+	if !degraded || steps.degradedFor(now) < moveAfter || now.Sub(movedAt) < moveAfter {
+		return movedAt
+	}
+	n.sessionsMu.Lock()
+	var moving []*session
+	for s := range n.sessions {
+		moving = append(moving, s)
+	}
+	n.sessionsMu.Unlock()
+	if len(moving) > 0 {
+		n.log.Warn("telling sessions to attach elsewhere: no majority", "sessions", len(moving))
+		n.wg.Go(func() {
+			for _, s := range moving {
+				s.close(&wire.Error{Code: wire.CodeShutdown, Text: "node " + n.cfg.ID + " cannot see a majority of its cluster; attach elsewhere", Fatal: true})
+			}
+		})
+	}
+	return now
 }

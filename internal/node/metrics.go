@@ -29,7 +29,7 @@ var errorCodes = []string{
 }
 
 // statuses are the values of the status label of the status gauges.
-var statuses = []directory.Status{directory.Starting, directory.Up, directory.Draining, directory.Full, directory.Down}
+var statuses = []directory.Status{directory.Starting, directory.Up, directory.Degraded, directory.Draining, directory.Full, directory.Down}
 
 // metrics are a node's Prometheus metrics, in a registry of its own so
 // that several nodes can live in one process.

@@ -135,8 +135,8 @@ func wireCodes(t *testing.T) []string {
 func checkStatus(t *testing.T, n *node.Node, want directory.Status) error {
 	t.Helper()
 	all := gather(t, n, "switchboard_node_status")
-	if len(all) != 5 {
-		return fmt.Errorf("switchboard_node_status has %d series, want 5", len(all))
+	if len(all) != 6 {
+		return fmt.Errorf("switchboard_node_status has %d series, want 6 (one a status)", len(all))
 	}
 	for _, s := range all {
 		if got, wantV := s.value, map[bool]float64{true: 1}[s.labels["status"] == string(want)]; got != wantV {

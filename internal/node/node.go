@@ -45,6 +45,7 @@ type Node struct {
 	users    atomic.Int64
 	draining atomic.Bool
 	ready    atomic.Bool
+	degraded atomic.Bool   // no majority of the cluster seen (minority.go)
 	changed  chan struct{} // users or draining changed: publish soon
 
 	inbox   chan directory.Entry
@@ -292,7 +293,7 @@ func (n *Node) Status() directory.Status {
 	if n.leaving.Load() {
 		return directory.Down
 	}
-	return directory.StatusFor(n.ready.Load(), n.draining.Load(), int(n.users.Load()), n.cfg.Capacity)
+	return directory.StatusFor(n.ready.Load(), n.degraded.Load(), n.draining.Load(), int(n.users.Load()), n.cfg.Capacity)
 }
 
 // SetDraining turns draining on or off: a draining node admits no new

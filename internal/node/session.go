@@ -272,6 +272,11 @@ func (s *session) attach(m wire.Message) {
 			s.refuse(wire.CodeDraining, "node "+n.cfg.ID+" is draining; pick another")
 			return
 		}
+		if n.degraded.Load() {
+			// The code every client version takes for "pick another".
+			s.refuse(wire.CodeDraining, "node "+n.cfg.ID+" cannot see a majority of its cluster (degraded); pick another")
+			return
+		}
 		users := n.users.Load()
 		if users >= int64(n.cfg.Capacity) {
 			s.refuse(wire.CodeFull, "node "+n.cfg.ID+" is full; pick another")

@@ -1,0 +1,83 @@
+package node
+
+import (
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/directory"
+)
+
+func TestMinority(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	dir := func(statuses ...string) []directory.Node {
+		var nodes []directory.Node
+		for i, st := range statuses {
+			nodes = append(nodes, directory.Node{ID: "n" + string(rune('1'+i)), Status: directory.Status(st)})
+		}
+		return nodes
+	}
+	type step struct {
+		at          time.Duration
+		nodes       []directory.Node
+		unreachable bool
+		left        string // a peer announcing it leaves, before observing
+		want        bool
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"alone from the start is never degraded", []step{
+			{0, dir("up"), false, "", false},
+			{time.Hour, dir("up"), false, "", false},
+		}},
+		{"one of three down keeps the majority", []step{
+			{0, dir("up", "up", "up"), false, "", false},
+			{time.Minute, dir("up", "up", "down"), false, "", false},
+		}},
+		{"cut off from two of three: degraded after the grace, whatever the directory forgets", []step{
+			{0, dir("up", "up", "up"), false, "", false},
+			{time.Second, dir("up", "down", "down"), false, "", false},
+			{2*time.Second + time.Millisecond, dir("up", "down", "down"), false, "", false},
+			{3 * time.Second, dir("up", "down", "down"), false, "", true},
+			{5 * time.Minute, dir("up"), false, "", true}, // the directory removed them
+			{6 * time.Minute, dir("up", "up", "starting"), false, "", false},
+		}},
+		{"a blip shorter than the grace changes nothing", []step{
+			{0, dir("up", "up", "up"), false, "", false},
+			{time.Second, dir("up", "down", "down"), false, "", false},
+			{2 * time.Second, dir("up", "up", "up"), false, "", false},
+			{3500 * time.Millisecond, dir("up", "down", "down"), false, "", false},
+		}},
+		{"peers that left gracefully shrink the cluster", []step{
+			{0, dir("up", "up", "up"), false, "", false},
+			{time.Second, dir("up", "down", "up"), false, "n2", false},
+			{2 * time.Second, dir("up", "down", "down"), false, "n3", false},
+			{time.Minute, dir("up"), false, "", false},
+		}},
+		{"a peer unseen past forget no longer counts", []step{
+			{0, dir("up", "up", "up"), false, "", false},
+			{time.Second, dir("up", "down", "down"), false, "", false},
+			{5 * time.Second, dir("up", "down", "down"), false, "", true},
+			{11*time.Minute + time.Second, dir("up"), false, "", false},
+		}},
+		{"an unreachable bus degrades even a node alone", []step{
+			{0, dir("up"), true, "", false},
+			{3 * time.Second, dir("up"), true, "", true},
+			{4 * time.Second, dir("up"), false, "", false},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMinority("n1", 10*time.Minute, 2*time.Second)
+			for i, s := range tt.steps {
+				if s.left != "" {
+					m.left(s.left)
+				}
+				if got := m.observe(s.nodes, s.unreachable, t0.Add(s.at)); got != s.want {
+					t.Fatalf("step %d (at %v): degraded = %v, want %v", i, s.at, got, s.want)
+				}
+			}
+		})
+	}
+}
