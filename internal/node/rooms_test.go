@@ -346,14 +346,12 @@ func TestRooms(t *testing.T) {
 		for i, p := range typists {
 			seqs[i] = p.typeText(room, "x")
 		}
-		deadline := time.Now().Add(wait)
-		for n1.RoomTextsWaiting(room) < len(typists) {
-			if time.Now().After(deadline) {
-				release()
-				t.Fatalf("%d chunks waiting for the writer after %v, want %d", n1.RoomTextsWaiting(room), wait, len(typists))
+		nodetest.Eventually(t, wait, func() error {
+			if got := n1.RoomTextsWaiting(room); got < len(typists) {
+				return fmt.Errorf("%d chunks waiting for the writer, want %d", got, len(typists))
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 		release()
 		for i, p := range typists {
 			p.acked(room, seqs[i])
@@ -386,13 +384,12 @@ func TestRooms(t *testing.T) {
 		before = n1.RoomRecordsStored("batch")
 		beforeTexts := n1.RoomRecordsStored("text")
 		annSeqs := ann.typeText(room, "abcd")
-		for n1.RoomTextsWaiting(room) < 1 {
-			if time.Now().After(deadline.Add(wait)) {
-				release()
-				t.Fatalf("ann's chunk never reached the writer")
+		nodetest.Eventually(t, wait, func() error {
+			if n1.RoomTextsWaiting(room) < 1 {
+				return fmt.Errorf("ann's chunk has not reached the writer")
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			return nil
+		})
 		release()
 		ann.acked(room, annSeqs)
 		batches, texts := n1.RoomRecordsStored("batch")-before, n1.RoomRecordsStored("text")-beforeTexts
