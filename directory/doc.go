@@ -12,9 +12,15 @@
 //	t.Tick(now)          // marks silent peers down, later forgets them
 //	nodes := t.Nodes(now) // a sorted copy for a directory message
 //
-// WithLimits bounds a table (DefaultLimits keeps a directory message within
-// one protocol line): an update past a bound comes back as a Change of kind
-// Refused, with an error saying which bound, and the table stays as it was.
+// WithLimits bounds a table (DefaultLimits holds up to 2,000 nodes): an
+// update past a bound comes back as a Change of kind Refused, with an error
+// saying which bound, and the table stays as it was.
+//
+// A client is sent a view of the directory, never more than it can read:
+// Sample (and View) choose at most ViewRequest.Max nodes whose encoding
+// fits ViewRequest.Budget bytes, for a client in ViewRequest.Group: all of
+// them when they fit, else the client's group first and the rest weighted
+// by spare capacity, drawn from a random source the caller owns.
 //
 // A Table is not safe for concurrent use: one goroutine owns it (in the
 // server, the node's run loop) and hands out the copies Nodes returns.

@@ -18,9 +18,10 @@ var (
 )
 
 // Limits bound what a Table holds, so that a flood of entries, or a few
-// huge ones, cannot grow the directory past what a client reads in one
-// protocol line. A zero field sets no bound. The self entry is never
-// refused, but it counts.
+// huge ones, cannot take a node's memory. (What a client is sent is
+// bounded apart from them: Sample chooses a view that fits one protocol
+// line, however large the table.) A zero field sets no bound. The self
+// entry is never refused, but it counts.
 type Limits struct {
 	// MaxEntries is the most nodes held, down ones and self included.
 	MaxEntries int
@@ -31,12 +32,12 @@ type Limits struct {
 	MaxField int
 }
 
-// DefaultLimits keeps a directory message within the protocol's 64 KiB
-// line (wire.MaxLine) with room to spare for its envelope: at most 1,000
-// entries, 60 KiB of them (about 300 nodes with typical addresses), and
-// fields of at most 300 bytes (a host name of 253 and a port).
+// DefaultLimits holds a cluster of up to 2,000 nodes: at most 2,000
+// entries, 4 MiB of them (a few hundred bytes each is typical), and fields
+// of at most 300 bytes (a host name of 253 and a port). Clients are sent
+// views of it (Sample), never more than one protocol line.
 func DefaultLimits() Limits {
-	return Limits{MaxEntries: 1000, MaxBytes: 60 << 10, MaxField: 300}
+	return Limits{MaxEntries: 2000, MaxBytes: 4 << 20, MaxField: 300}
 }
 
 // admit checks an entry about to be held: known says whether its ID is

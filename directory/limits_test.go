@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -103,8 +104,10 @@ func TestEncodedSizeBoundsJSON(t *testing.T) {
 	}
 }
 
-// A table filled to DefaultLimits encodes within the protocol's line.
-func TestDefaultLimitsFitALine(t *testing.T) {
+// A table filled to DefaultLimits holds a cluster of a thousand nodes and
+// more, and refuses a flood past it; what a client is sent of it (a view
+// within a line's budget) encodes within the budget.
+func TestDefaultLimitsHoldAThousandAndViewsFitALine(t *testing.T) {
 	now := time.Unix(1000, 0)
 	tb := directory.NewTable("self", directory.DefaultTimeouts(time.Second), directory.WithLimits(directory.DefaultLimits()))
 	refused := 0
@@ -120,14 +123,20 @@ func TestDefaultLimitsFitALine(t *testing.T) {
 	if refused == 0 {
 		t.Fatal("5,000 entries all held")
 	}
-	data, err := json.Marshal(tb.Nodes(now.Add(time.Hour)))
+	if tb.Len() < 1000 {
+		t.Fatalf("only %d entries held: too tight for a thousand nodes", tb.Len())
+	}
+	const budget = 60 << 10
+	nodes := tb.Nodes(now.Add(time.Hour))
+	view := directory.View(nodes, directory.ViewRequest{Budget: budget}, rand.New(rand.NewPCG(1, 2)))
+	data, err := json.Marshal(view)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(data) > 60<<10 {
-		t.Fatalf("%d entries encode to %d bytes, more than 60 KiB", tb.Len(), len(data))
+	if len(data) > budget {
+		t.Fatalf("a view of %d entries encodes to %d bytes, more than the budget of %d", len(view), len(data), budget)
 	}
-	if tb.Len() < 200 {
-		t.Fatalf("only %d entries held: too tight for typical nodes", tb.Len())
+	if len(view) < 200 || len(view) == len(nodes) {
+		t.Fatalf("the view holds %d of %d entries: want as many as fit, and not all", len(view), len(nodes))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -33,6 +34,9 @@ var update = flag.Bool("update", false, "rewrite the expected output in testdata
 //	tick t=DUR
 //	nodes t=DUR                              the Nodes snapshot
 //	entries                                  the Entries snapshot
+//	view t=DUR seed=N [max=N group=G budget=N] the view Sample chooses from
+//	                                         the Nodes snapshot, with a
+//	                                         random source seeded by seed
 //
 // Run with -update to rewrite the expected output from the actual one.
 func TestTranscripts(t *testing.T) {
@@ -206,6 +210,19 @@ func runCommand(tab **directory.Table, cmd string) ([]string, error) {
 		if len(out) == 0 {
 			out = []string{"(empty)"}
 		}
+	case "view":
+		now := at(dur("t"))
+		seed := uint64(num("seed", 0))
+		req := directory.ViewRequest{Max: num("max", 0), Group: args["group"], Budget: num("budget", 0)}
+		if err != nil {
+			return nil, err
+		}
+		nodes := (*tab).Nodes(now)
+		view := directory.View(nodes, req, rand.New(rand.NewPCG(seed, seed)))
+		for _, n := range view {
+			out = append(out, fmt.Sprintf("%s %s %d/%d group=%s", n.ID, n.Status, n.Users, n.Capacity, n.Group))
+		}
+		out = append(out, fmt.Sprintf("(%d of %d)", len(view), len(nodes)))
 	case "entries":
 		for _, e := range (*tab).Entries() {
 			out = append(out, fmt.Sprintf("%s inc=%d seq=%d %s %d/%d", e.ID, e.Incarnation, e.Seq, e.Status, e.Users, e.Capacity))

@@ -1,0 +1,164 @@
+package directory
+
+import (
+	"cmp"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+)
+
+// ViewRequest says which part of a directory one client is sent: at most
+// Max nodes, chosen for a client in Group, whose encoding takes at most
+// Budget bytes. A zero Max or Budget sets no bound of its own.
+type ViewRequest struct {
+	// Max is the most nodes the client wants (the hello's "max"); 0 for
+	// as many as Budget allows.
+	Max int
+	// Group is the client's "region/zone" or "region" (the hello's
+	// "group"); empty for a client that prefers none.
+	Group string
+	// Budget is the most bytes the chosen nodes may take, as Size counts
+	// them: what is left of the protocol's line once the message around
+	// the nodes is counted. 0 sets no bound.
+	Budget int
+	// Size is what node i takes in the message, its separator included;
+	// nil counts EncodedSize, an upper bound.
+	Size func(i int) int
+}
+
+// OutsideShare is the part of a view, as a fraction of its Max, kept for
+// nodes outside the client's group while the group has enough nodes to
+// fill it: a client whose whole region fails still knows where to go
+// without asking again.
+const OutsideShare = 4 // one node in four
+
+// Sample chooses the nodes of a view: the indices into nodes (sorted by
+// ID, as Table.Nodes returns them) of the nodes a client is sent, in
+// ascending order, so the view stays sorted by ID.
+//
+// When every node fits (no more than Max and within Budget) it returns
+// them all: a small directory is sent whole, exactly as before views
+// existed. Otherwise it fills the view in this order, skipping any node
+// that would pass the Budget:
+//
+//  1. available nodes (up, with room) of the client's zone, then of its
+//     region, each drawn at random weighted by spare capacity, until the
+//     view is full but for its outside share (Max / OutsideShare);
+//  2. available nodes of other groups, drawn the same way;
+//  3. the rest of the client's group;
+//  4. nodes not available (starting, degraded, draining, full), then down
+//     nodes, at random: they tell a client little, but a small cluster
+//     still shows them.
+//
+// Drawing weighted by spare capacity sends clients to where there is
+// room, and drawing at random gives each client a different sample, so
+// that clients sharing a stale directory do not all see the same few
+// nodes. Sample reads nothing but its arguments and r.
+func Sample(nodes []Node, req ViewRequest, r *rand.Rand) []int {
+	size := req.Size
+	if size == nil {
+		size = func(i int) int { return EncodedSize(nodes[i]) }
+	}
+	limit := len(nodes)
+	if req.Max > 0 {
+		limit = min(limit, req.Max)
+	}
+	if limit == len(nodes) {
+		if req.Budget <= 0 {
+			return allIndices(len(nodes))
+		}
+		total := 0
+		for i := range nodes {
+			total += size(i)
+		}
+		if total <= req.Budget {
+			return allIndices(len(nodes))
+		}
+	}
+
+	zone, region := req.Group, ""
+	if zone != "" {
+		region, _, _ = strings.Cut(zone, "/")
+	}
+	type keyed struct {
+		i   int
+		key float64 // smaller is drawn first
+	}
+	var own, outside, rest []keyed
+	var ownZone []keyed
+	for i := range nodes {
+		n := &nodes[i]
+		if !n.Available() {
+			// Not available: after every available node, down ones last.
+			k := keyed{i: i, key: r.Float64()}
+			if n.Status == Down {
+				k.key += 1
+			}
+			rest = append(rest, k)
+			continue
+		}
+		// Efraimidis and Spirakis: drawing keys -ln(u)/w and taking the
+		// smallest is a weighted draw without replacement.
+		k := keyed{i: i, key: -math.Log(1-r.Float64()) / float64(n.Spare())}
+		switch {
+		case zone != "" && n.Group == zone:
+			ownZone = append(ownZone, k)
+		case region != "" && n.Region() == region:
+			own = append(own, k)
+		default:
+			outside = append(outside, k)
+		}
+	}
+	byKey := func(a, b keyed) int { return cmp.Compare(a.key, b.key) }
+	slices.SortFunc(ownZone, byKey)
+	slices.SortFunc(own, byKey)
+	slices.SortFunc(outside, byKey)
+	slices.SortFunc(rest, byKey)
+	own = append(ownZone, own...)
+
+	ownShare := limit - min(limit/OutsideShare, len(outside))
+	if len(outside) > 0 && limit > 1 && ownShare == limit && len(own) >= limit {
+		ownShare = limit - 1 // at least one node elsewhere
+	}
+	ownShare = min(ownShare, len(own))
+	order := make([]keyed, 0, len(nodes))
+	order = append(order, own[:ownShare]...)
+	order = append(order, outside...)
+	order = append(order, own[ownShare:]...)
+	order = append(order, rest...)
+
+	chosen := make([]int, 0, limit)
+	used := 0
+	for _, k := range order {
+		if len(chosen) == limit {
+			break
+		}
+		s := size(k.i)
+		if req.Budget > 0 && used+s > req.Budget {
+			continue
+		}
+		used += s
+		chosen = append(chosen, k.i)
+	}
+	slices.Sort(chosen)
+	return chosen
+}
+
+// View returns the nodes Sample chooses, sorted by ID.
+func View(nodes []Node, req ViewRequest, r *rand.Rand) []Node {
+	idx := Sample(nodes, req, r)
+	view := make([]Node, len(idx))
+	for j, i := range idx {
+		view[j] = nodes[i]
+	}
+	return view
+}
+
+func allIndices(n int) []int {
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}

@@ -1,0 +1,185 @@
+package directory_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/switchboard/switchboard/directory"
+)
+
+// viewCluster is n nodes in three regions of two zones each, every tenth
+// one unavailable (full, draining or down in turn), users growing with i.
+func viewCluster(n int) []directory.Node {
+	groups := []string{"eu/a", "eu/b", "us/a", "us/b", "ap/a", "ap/b"}
+	nodes := make([]directory.Node, n)
+	for i := range nodes {
+		nodes[i] = directory.Node{
+			ID: fmt.Sprintf("n%05d", i), Addr: fmt.Sprintf("10.0.%d.%d:7070", i/250, i%250),
+			Group: groups[i%len(groups)], Status: directory.Up, Users: i % 900, Capacity: 1000, Version: "1.0.0",
+		}
+		if i%10 == 9 {
+			nodes[i].Status = []directory.Status{directory.Full, directory.Draining, directory.Down}[(i/10)%3]
+		}
+	}
+	return nodes
+}
+
+// The view's promises, checked for many requests against a direct count:
+// sorted indices of distinct nodes, at most Max, within Budget; whole when
+// everything fits; the client's group first (as many of its available
+// nodes as the view holds but for its outside share); unavailable nodes
+// only when every available one is in.
+func TestSampleProperties(t *testing.T) {
+	nodes := viewCluster(600)
+	r := rand.New(rand.NewPCG(7, 7))
+	sizes := make([]int, len(nodes))
+	total := 0
+	for i, n := range nodes {
+		sizes[i] = directory.EncodedSize(n)
+		total += sizes[i]
+	}
+	for _, req := range []directory.ViewRequest{
+		{}, {Max: 600}, {Max: 1000, Group: "eu/a"}, {Budget: total},
+		{Max: 64, Group: "eu/a"}, {Max: 64, Group: "us"}, {Max: 64}, {Max: 1}, {Max: 2, Group: "ap/b"},
+		{Max: 500, Group: "eu/b"}, {Budget: 16 << 10, Group: "eu/a"}, {Max: 64, Budget: 1000, Group: "us/b"},
+		{Max: 590, Group: "eu/a"},
+	} {
+		t.Run(fmt.Sprintf("max=%d,group=%s,budget=%d", req.Max, req.Group, req.Budget), func(t *testing.T) {
+			for range 20 {
+				idx := directory.Sample(nodes, req, r)
+				if !slices.IsSorted(idx) || len(slices.Compact(slices.Clone(idx))) != len(idx) {
+					t.Fatalf("indices not sorted and distinct: %v", idx)
+				}
+				whole := (req.Max == 0 || req.Max >= len(nodes)) && (req.Budget == 0 || req.Budget >= total)
+				if whole {
+					if len(idx) != len(nodes) {
+						t.Fatalf("%d of %d nodes, want all: they fit", len(idx), len(nodes))
+					}
+					continue
+				}
+				limit := len(nodes)
+				if req.Max > 0 {
+					limit = req.Max
+				}
+				used := 0
+				var own, outside, unavailable int
+				for _, i := range idx {
+					used += sizes[i]
+					n := nodes[i]
+					switch {
+					case !n.Available():
+						unavailable++
+					case req.Group != "" && n.Region() == regionOf(req.Group):
+						own++
+					default:
+						outside++
+					}
+				}
+				if len(idx) > limit || (req.Budget > 0 && used > req.Budget) {
+					t.Fatalf("%d nodes of %d bytes, past max %d or budget %d", len(idx), used, req.Max, req.Budget)
+				}
+				if req.Budget == 0 && len(idx) != limit {
+					t.Fatalf("%d nodes, want %d", len(idx), limit)
+				}
+				availAll, availOwn := 0, 0
+				for _, n := range nodes {
+					if n.Available() {
+						availAll++
+						if req.Group != "" && n.Region() == regionOf(req.Group) {
+							availOwn++
+						}
+					}
+				}
+				if unavailable > 0 && own+outside < availAll {
+					t.Fatalf("%d unavailable nodes in a view that lacks available ones", unavailable)
+				}
+				if req.Group != "" && req.Budget == 0 {
+					wantOwn := min(limit-max(limit/directory.OutsideShare, 1), availOwn)
+					if own < wantOwn {
+						t.Fatalf("%d nodes of the client's region, want at least %d", own, wantOwn)
+					}
+					if outside == 0 {
+						t.Fatal("no node outside the client's region")
+					}
+				}
+			}
+		})
+	}
+}
+
+func regionOf(group string) string {
+	for i := range len(group) {
+		if group[i] == '/' {
+			return group[:i]
+		}
+	}
+	return group
+}
+
+// Within the client's zone, nodes are drawn by spare capacity: over many
+// views of one node from two candidates, the emptier is drawn about as
+// much more often as it has more room.
+func TestSampleWeightsBySpare(t *testing.T) {
+	nodes := []directory.Node{
+		{ID: "a", Addr: "a:1", Group: "eu/a", Status: directory.Up, Users: 900, Capacity: 1000}, // 100 spare
+		{ID: "b", Addr: "b:1", Group: "eu/a", Status: directory.Up, Users: 700, Capacity: 1000}, // 300 spare
+		{ID: "c", Addr: "c:1", Group: "eu/a", Status: directory.Full, Users: 1000, Capacity: 1000},
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	count := map[string]int{}
+	const trials = 20000
+	for range trials {
+		v := directory.View(nodes, directory.ViewRequest{Max: 1, Group: "eu/a"}, r)
+		if len(v) != 1 {
+			t.Fatalf("view of %d nodes, want 1", len(v))
+		}
+		count[v[0].ID]++
+	}
+	if count["c"] != 0 {
+		t.Errorf("the full node was drawn %d times while others had room", count["c"])
+	}
+	// Expected 3/4 for b; 20,000 draws put it within 0.73..0.77 all but surely.
+	if share := float64(count["b"]) / trials; share < 0.73 || share > 0.77 {
+		t.Errorf("b (three times a's room) drawn %.3f of the time, want about 0.75", share)
+	}
+}
+
+// Views drawn for different clients differ: clients with one stale
+// directory do not all see the same few nodes.
+func TestSampleVariesByClient(t *testing.T) {
+	nodes := viewCluster(1000)
+	r := rand.New(rand.NewPCG(3, 3))
+	seen := map[int]bool{}
+	for range 50 {
+		for _, i := range directory.Sample(nodes, directory.ViewRequest{Max: 32, Group: "eu/a"}, r) {
+			seen[i] = true
+		}
+	}
+	if len(seen) < 200 {
+		t.Errorf("50 views of 32 covered only %d nodes", len(seen))
+	}
+}
+
+// A view of 1,000 nodes for a client that asks for 64 encodes within the
+// 16 KiB a hello's answer may take at that size.
+func TestViewOfAThousandFitsSixteenKiB(t *testing.T) {
+	nodes := make([]directory.Node, 1000)
+	for i := range nodes {
+		nodes[i] = directory.Node{
+			ID: fmt.Sprintf("node-%04d", i), Addr: fmt.Sprintf("10.1.%d.%d:7070", i/250, i%250),
+			HTTP: fmt.Sprintf("10.1.%d.%d:7071", i/250, i%250), Group: "eu/a", Status: directory.Up,
+			Users: 1234, Capacity: 10000, Version: "1.4.2", AgeMS: 199,
+		}
+	}
+	view := directory.View(nodes, directory.ViewRequest{Max: 64, Group: "eu/a"}, rand.New(rand.NewPCG(1, 1)))
+	data, err := json.Marshal(view)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(view) != 64 || len(data) > 16<<10 {
+		t.Fatalf("%d nodes in %d bytes, want 64 within 16 KiB", len(view), len(data))
+	}
+}
