@@ -1,0 +1,202 @@
+package t140
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/pion/rtp"
+)
+
+// Missing is T.140's missing text marker (U+FFFD), put where text was
+// lost beyond what redundancy recovered.
+const Missing = "\uFFFD"
+
+// DefaultGenerations is how many earlier packets' text each packet carries
+// again (RFC 4103 recommends two).
+const DefaultGenerations = 2
+
+// MaxGenerations bounds Generations; RFC 2198 allows more, nobody needs them.
+const MaxGenerations = 5
+
+// ErrPayloadType matches the error of a packet whose payload type is
+// neither the T.140 nor the RED payload type agreed for the stream.
+var ErrPayloadType = errors.New("t140: unexpected payload type")
+
+// Format is a stream's payload types, as the SDP offer/answer agreed.
+type Format struct {
+	// T140 is the payload type of t140/1000 (dynamic, 96-127).
+	T140 uint8
+	// RED is the payload type of red/1000, 0 when the stream carries
+	// plain T.140 without redundancy.
+	RED uint8
+}
+
+// Encoder builds the packets of one outgoing T.140 stream. One goroutine
+// owns an Encoder.
+type Encoder struct {
+	format      Format
+	ssrc        uint32
+	generations int
+	seq         uint16
+	history     []generation // the last packets' text, oldest first
+	idle        bool
+}
+
+type generation struct {
+	ts   uint32
+	data []byte
+}
+
+// NewEncoder returns the encoder of a stream with format f, the given
+// SSRC and first sequence number (RFC 3550 wants both random), carrying
+// generations earlier packets in each packet when f has RED (0 means
+// DefaultGenerations; it is capped at MaxGenerations).
+func NewEncoder(f Format, ssrc uint32, firstSeq uint16, generations int) *Encoder {
+	if generations <= 0 {
+		generations = DefaultGenerations
+	}
+	generations = min(generations, MaxGenerations)
+	if f.RED == 0 {
+		generations = 0
+	}
+	return &Encoder{format: f, ssrc: ssrc, generations: generations, seq: firstSeq, idle: true}
+}
+
+// Pending reports whether text sent in the last packets still has to be
+// carried again: while it does, the caller sends a packet (with no new
+// text if there is none) every transmission interval.
+func (e *Encoder) Pending() bool {
+	for _, g := range e.history {
+		if len(g.data) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Packet returns the next packet: text (which may be empty) as its
+// primary data, at timestamp ts in milliseconds, with the earlier packets'
+// text as redundant blocks. The marker bit is set on the first packet
+// with text after an idle period, as RFC 4103 says. text must be at most
+// 1023 bytes when the stream has redundancy.
+func (e *Encoder) Packet(text []byte, ts uint32) (*rtp.Packet, error) {
+	if e.generations > 0 && len(text) > maxBlockLen {
+		return nil, fmt.Errorf("t140: %d bytes of text in one packet, above %d", len(text), maxBlockLen)
+	}
+	p := &rtp.Packet{Header: rtp.Header{
+		Version:        2,
+		PayloadType:    e.format.T140,
+		SequenceNumber: e.seq,
+		Timestamp:      ts,
+		SSRC:           e.ssrc,
+		Marker:         e.idle && len(text) > 0,
+	}}
+	e.seq++
+	if e.generations == 0 {
+		p.Payload = append([]byte(nil), text...)
+	} else {
+		red := make([]Block, e.generations)
+		// Fewer packets than generations so far: the first blocks are empty.
+		off := e.generations - len(e.history)
+		for i := range red {
+			red[i] = Block{PT: e.format.T140}
+			if i < off {
+				continue
+			}
+			g := e.history[i-off]
+			d := ts - g.ts
+			if d > MaxTSOffset {
+				// Too old for the offset field: sent empty, lost to a
+				// receiver that needed it (it then shows the marker).
+				red[i].TSOffset = MaxTSOffset
+				continue
+			}
+			red[i].TSOffset, red[i].Data = uint16(d), g.data
+		}
+		payload, err := MarshalRED(red, Block{PT: e.format.T140, Data: text})
+		if err != nil {
+			return nil, err
+		}
+		p.PayloadType, p.Payload = e.format.RED, payload
+		e.history = append(e.history, generation{ts: ts, data: append([]byte(nil), text...)})
+		if len(e.history) > e.generations {
+			e.history = e.history[1:]
+		}
+	}
+	if len(text) > 0 {
+		e.idle = false
+	} else if !e.Pending() {
+		e.idle = true
+	}
+	return p, nil
+}
+
+// Decoder reads one incoming T.140 stream back into text. One goroutine
+// owns a Decoder.
+type Decoder struct {
+	format  Format
+	started bool
+	ssrc    uint32
+	next    uint16 // the sequence number expected next
+}
+
+// NewDecoder returns the decoder of a stream with format f.
+func NewDecoder(f Format) *Decoder { return &Decoder{format: f} }
+
+// Decoded is what one packet adds to the stream.
+type Decoded struct {
+	// Text is the new text in order: text recovered from redundancy, then
+	// the packet's own. It starts with Missing when text was lost.
+	Text []byte
+	// Lost counts the packets whose text could not be recovered.
+	Lost int
+	// Recovered counts the lost packets whose text redundancy restored.
+	Recovered int
+	// Old is set for a duplicate or late packet, which adds nothing.
+	Old bool
+}
+
+// Decode reads the next packet received. A packet of another SSRC starts
+// the stream anew (the sender restarted). Only the packet's own text is
+// taken from the first packet of a stream.
+func (d *Decoder) Decode(p *rtp.Packet) (Decoded, error) {
+	var redundant []Block
+	var primary []byte
+	switch {
+	case d.format.RED != 0 && p.PayloadType == d.format.RED:
+		red, prim, err := ParseRED(p.Payload)
+		if err != nil {
+			return Decoded{}, err
+		}
+		if prim.PT != d.format.T140 {
+			return Decoded{}, fmt.Errorf("%w: primary block of payload type %d", ErrPayloadType, prim.PT)
+		}
+		redundant, primary = red, prim.Data
+	case p.PayloadType == d.format.T140:
+		primary = p.Payload
+	default:
+		return Decoded{}, fmt.Errorf("%w: %d", ErrPayloadType, p.PayloadType)
+	}
+	if !d.started || p.SSRC != d.ssrc {
+		d.started, d.ssrc, d.next = true, p.SSRC, p.SequenceNumber+1
+		return Decoded{Text: append([]byte(nil), primary...)}, nil
+	}
+	gap := int(int16(p.SequenceNumber - d.next))
+	if gap < 0 {
+		return Decoded{Old: true}, nil
+	}
+	d.next = p.SequenceNumber + 1
+	var out Decoded
+	if gap > len(redundant) {
+		out.Lost = gap - len(redundant)
+		out.Text = append(out.Text, Missing...)
+	}
+	for _, b := range redundant[len(redundant)-min(gap, len(redundant)):] {
+		if b.PT == d.format.T140 {
+			out.Text = append(out.Text, b.Data...)
+		}
+		out.Recovered++
+	}
+	out.Text = append(out.Text, primary...)
+	return out, nil
+}

@@ -1,0 +1,152 @@
+package t140
+
+import (
+	"strings"
+	"time"
+
+	"github.com/rivo/uniseg"
+)
+
+// LineSeparator is the new line T.140 recommends (U+2028).
+const LineSeparator = "\u2028"
+
+// DefaultSwitchAfter is how long the sender being shown may be idle
+// mid-line before another sender's waiting text is shown.
+const DefaultSwitchAfter = 2 * time.Second
+
+// Mixer merges several senders' text into one T.140 stream for a caller
+// that shows one stream (a multiparty-unaware endpoint in RFC 9071's
+// words). One sender is shown at a time; every line shown starts with the
+// sender's label, "[name]: ". The sender shown changes when their line
+// ends, or when they have been idle mid-line for SwitchAfter and another
+// sender's text waits; the interrupted line is ended on the caller's
+// screen (a new line) and continues under a new label when that sender
+// is shown again. Erasure (BACKSPACE) reaches only the text shown since
+// the last label: what a sender erases beyond it stays on the caller's
+// screen, although the room's text (which other members see) is right.
+// One goroutine owns a Mixer; it reads no clock (now is passed in).
+type Mixer struct {
+	switchAfter time.Duration
+	current     string
+	midLine     bool // the caller's screen has an unfinished line
+	segment     int  // graphemes of current's text shown after the label
+	senders     map[string]*mixSender
+	waiting     []string // senders with queued text, in order of arrival
+}
+
+type mixSender struct {
+	queued []byte
+	last   time.Time // when their last text arrived
+	cr     bool      // their last chunk ended with CR
+}
+
+// NewMixer returns a Mixer; switchAfter 0 means DefaultSwitchAfter.
+func NewMixer(switchAfter time.Duration) *Mixer {
+	if switchAfter <= 0 {
+		switchAfter = DefaultSwitchAfter
+	}
+	return &Mixer{switchAfter: switchAfter, senders: map[string]*mixSender{}}
+}
+
+// Write queues a chunk of from's text received at now.
+func (m *Mixer) Write(from, text string, now time.Time) {
+	s := m.senders[from]
+	if s == nil {
+		s = &mixSender{}
+		m.senders[from] = s
+	}
+	if len(s.queued) == 0 && from != m.current {
+		m.waiting = append(m.waiting, from)
+	}
+	s.queued = append(s.queued, text...)
+	s.last = now
+}
+
+// Forget drops a sender who left, with any text of theirs still queued.
+func (m *Mixer) Forget(from string) {
+	delete(m.senders, from)
+	for i, w := range m.waiting {
+		if w == from {
+			m.waiting = append(m.waiting[:i], m.waiting[i+1:]...)
+			break
+		}
+	}
+	if m.current == from {
+		m.current = ""
+	}
+}
+
+// Take returns the text to send to the caller at now (empty when none).
+func (m *Mixer) Take(now time.Time) []byte {
+	var out strings.Builder
+	for {
+		if s := m.senders[m.current]; s != nil && len(s.queued) > 0 {
+			m.show(&out, s)
+		}
+		if len(m.waiting) == 0 {
+			break
+		}
+		cur := m.senders[m.current]
+		if cur != nil && m.midLine && now.Sub(cur.last) < m.switchAfter {
+			break
+		}
+		next := m.waiting[0]
+		m.waiting = m.waiting[1:]
+		if m.midLine {
+			out.WriteString(LineSeparator)
+			m.midLine = false
+		}
+		m.current = next
+	}
+	return []byte(out.String())
+}
+
+// show writes the current sender's queued text to out.
+func (m *Mixer) show(out *strings.Builder, s *mixSender) {
+	text := string(s.queued)
+	s.queued = s.queued[:0]
+	state := -1
+	for len(text) > 0 {
+		var c string
+		c, text, _, state = uniseg.FirstGraphemeClusterInString(text, state)
+		cr := s.cr
+		s.cr = false
+		switch c {
+		case "\n":
+			if cr {
+				continue // the LF of a CR LF cut between two chunks
+			}
+			m.endLine(out)
+		case "\r":
+			s.cr = true
+			m.endLine(out)
+		case "\r\n", LineSeparator, "\u2029":
+			m.endLine(out)
+		case "\b":
+			if m.segment > 0 {
+				out.WriteString("\b")
+				m.segment--
+			}
+		case "\uFEFF":
+		case "\a":
+			out.WriteString(c)
+		default:
+			if len(c) == 1 && (c[0] < 0x20 || c[0] == 0x7f) {
+				continue // other controls have no place on the caller's screen
+			}
+			if !m.midLine {
+				out.WriteString("[" + m.current + "]: ")
+				m.midLine, m.segment = true, 0
+			}
+			out.WriteString(c)
+			m.segment++
+		}
+	}
+}
+
+func (m *Mixer) endLine(out *strings.Builder) {
+	if m.midLine {
+		out.WriteString(LineSeparator)
+	}
+	m.midLine, m.segment = false, 0
+}

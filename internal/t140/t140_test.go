@@ -1,0 +1,270 @@
+package t140
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/pion/rtp"
+)
+
+var testFormat = Format{T140: 98, RED: 100}
+
+func TestREDRoundTrip(t *testing.T) {
+	tests := []struct {
+		name      string
+		redundant []Block
+		primary   Block
+	}{
+		{"primary only", nil, Block{PT: 98, Data: []byte("hi")}},
+		{"two generations", []Block{{PT: 98, TSOffset: 600, Data: []byte("a")}, {PT: 98, TSOffset: 300, Data: []byte("bc")}}, Block{PT: 98, Data: []byte("d")}},
+		{"empty blocks", []Block{{PT: 98, TSOffset: 16383}, {PT: 98}}, Block{PT: 98}},
+		{"longest block", []Block{{PT: 98, TSOffset: 1, Data: bytes.Repeat([]byte("x"), 1023)}}, Block{PT: 98, Data: []byte("é")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			payload, err := MarshalRED(tt.redundant, tt.primary)
+			if err != nil {
+				t.Fatal(err)
+			}
+			red, prim, err := ParseRED(payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			norm := func(bs []Block) []Block {
+				out := []Block{}
+				for _, b := range bs {
+					if b.Data == nil {
+						b.Data = []byte{}
+					}
+					out = append(out, b)
+				}
+				return out
+			}
+			if d := cmp.Diff(norm(red), norm(tt.redundant)); d != "" {
+				t.Errorf("redundant (-got +want):\n%s", d)
+			}
+			if prim.PT != tt.primary.PT || !bytes.Equal(prim.Data, tt.primary.Data) {
+				t.Errorf("primary = %d %q, want %d %q", prim.PT, prim.Data, tt.primary.PT, tt.primary.Data)
+			}
+		})
+	}
+}
+
+func TestREDRejects(t *testing.T) {
+	bad := map[string][]byte{
+		"empty":               {},
+		"header cut":          {0x80 | 98, 0, 0},
+		"no primary header":   {0x80 | 98, 0, 4, 1},
+		"block past the end":  {0x80 | 98, 0, 4, 9, 98, 'a'},
+		"two blocks past end": {0x80 | 98, 0, 4, 1, 0x80 | 98, 0, 4, 1, 98, 'a'},
+	}
+	for name, p := range bad {
+		if _, _, err := ParseRED(p); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+	}
+	if _, err := MarshalRED([]Block{{PT: 98, TSOffset: MaxTSOffset + 1}}, Block{PT: 98}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("offset above 14 bits: err = %v", err)
+	}
+	if _, err := MarshalRED([]Block{{PT: 98, Data: make([]byte, 1024)}}, Block{PT: 98}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("block above 10 bits: err = %v", err)
+	}
+}
+
+// send encodes each chunk (in 300 ms steps) and then the empty packets
+// that carry the last chunks' redundancy.
+func send(t *testing.T, e *Encoder, chunks []string) []*rtp.Packet {
+	t.Helper()
+	var out []*rtp.Packet
+	ts := uint32(1000)
+	for _, c := range chunks {
+		p, err := e.Packet([]byte(c), ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+		ts += 300
+	}
+	for e.Pending() {
+		p, err := e.Packet(nil, ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+		ts += 300
+	}
+	return out
+}
+
+// receive decodes packets through the wire (marshal, unmarshal) and
+// returns the text.
+func receive(t *testing.T, d *Decoder, packets []*rtp.Packet) string {
+	t.Helper()
+	var text []byte
+	for _, p := range packets {
+		raw, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var q rtp.Packet
+		if err := q.Unmarshal(raw); err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.Decode(&q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text = append(text, got.Text...)
+	}
+	return string(text)
+}
+
+func TestLossRecovery(t *testing.T) {
+	chunks := []string{"H", "e", "l", "l", "o", " ", "w", "o", "r", "l", "d"}
+	tests := []struct {
+		name   string
+		format Format
+		drop   []int // indexes of the packets lost
+		want   string
+	}{
+		{"no loss", testFormat, nil, "Hello world"},
+		{"one lost", testFormat, []int{3}, "Hello world"},
+		{"two in a row lost", testFormat, []int{3, 4}, "Hello world"},
+		{"three in a row lost: one marked", testFormat, []int{3, 4, 5}, "Hel\uFFFDo world"},
+		{"scattered", testFormat, []int{1, 3, 5, 7, 9}, "Hello world"},
+		{"last text packet lost, redundancy follows", testFormat, []int{10}, "Hello world"},
+		{"plain T.140: a loss is marked", Format{T140: 98}, []int{2}, "He\uFFFDlo world"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			packets := send(t, NewEncoder(tt.format, 0xabc, 65530, 0), chunks)
+			var kept []*rtp.Packet
+			for i, p := range packets {
+				lost := false
+				for _, d := range tt.drop {
+					lost = lost || d == i
+				}
+				if !lost {
+					kept = append(kept, p)
+				}
+			}
+			if got := receive(t, NewDecoder(tt.format), kept); got != tt.want {
+				t.Errorf("text = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDuplicatesAndReorder(t *testing.T) {
+	packets := send(t, NewEncoder(testFormat, 1, 0, 0), []string{"a", "b", "c", "d"})
+	order := []*rtp.Packet{packets[0], packets[0], packets[2], packets[1], packets[3], packets[4], packets[2], packets[5]}
+	if got := receive(t, NewDecoder(testFormat), order); got != "abcd" {
+		t.Errorf("text = %q, want %q", got, "abcd")
+	}
+}
+
+func TestMarkerAndPending(t *testing.T) {
+	e := NewEncoder(testFormat, 1, 0, 0)
+	var marks []bool
+	for _, c := range []string{"a", "b", "", "", "", "c"} {
+		p, err := e.Packet([]byte(c), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		marks = append(marks, p.Marker)
+	}
+	if d := cmp.Diff(marks, []bool{true, false, false, false, false, true}); d != "" {
+		t.Errorf("markers (-got +want):\n%s", d)
+	}
+	if !e.Pending() {
+		t.Error("text just sent is not pending")
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	d := NewDecoder(testFormat)
+	if _, err := d.Decode(&rtp.Packet{Header: rtp.Header{PayloadType: 0}}); !errors.Is(err, ErrPayloadType) {
+		t.Errorf("audio payload type: err = %v", err)
+	}
+	p, _ := MarshalRED(nil, Block{PT: 0, Data: []byte("x")})
+	if _, err := d.Decode(&rtp.Packet{Header: rtp.Header{PayloadType: 100}, Payload: p}); !errors.Is(err, ErrPayloadType) {
+		t.Errorf("RED with a foreign primary: err = %v", err)
+	}
+	if _, err := d.Decode(&rtp.Packet{Header: rtp.Header{PayloadType: 100}, Payload: []byte{0x80}}); !errors.Is(err, ErrMalformed) {
+		t.Errorf("cut RED: err = %v", err)
+	}
+}
+
+func TestOldTimestampSentEmpty(t *testing.T) {
+	e := NewEncoder(testFormat, 1, 0, 1)
+	if _, err := e.Packet([]byte("a"), 0); err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.Packet(nil, 20000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	red, _, err := ParseRED(p.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(red) != 1 || len(red[0].Data) != 0 || red[0].TSOffset != MaxTSOffset {
+		t.Errorf("redundant blocks = %+v, want one empty at the largest offset", red)
+	}
+}
+
+func TestMixer(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	type write struct {
+		ms         int
+		from, text string
+	}
+	tests := []struct {
+		name   string
+		writes []write
+		takeAt int
+		want   string
+	}{
+		{"one sender", []write{{0, "ann", "hi"}}, 0, "[ann]: hi"},
+		{"line ends become LS and relabel", []write{{0, "ann", "a\r\nb\nc\rd"}}, 0, "[ann]: a\u2028[ann]: b\u2028[ann]: c\u2028[ann]: d"},
+		{"CR LF cut between chunks", []write{{0, "ann", "a\r"}, {1, "ann", "\nb"}}, 1, "[ann]: a\u2028[ann]: b"},
+		{"erasure within the segment only", []write{{0, "ann", "ab\b\b\bc"}}, 0, "[ann]: ab\b\bc"},
+		{"others wait for the line end", []write{{0, "ann", "hel"}, {10, "bob", "yo"}, {20, "ann", "lo\n"}}, 20, "[ann]: hello\u2028[bob]: yo"},
+		{"others wait while the sender is busy", []write{{0, "ann", "hel"}, {10, "bob", "yo"}}, 1999, "[ann]: hel"},
+		{"an idle sender is interrupted", []write{{0, "ann", "hel"}, {10, "bob", "yo"}}, 2000, "[ann]: hel\u2028[bob]: yo"},
+		{"controls dropped, BOM dropped, BEL kept", []write{{0, "ann", "\ufeffa\x01\ab"}}, 0, "[ann]: a\ab"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewMixer(0)
+			for _, w := range tt.writes {
+				m.Write(w.from, w.text, at(w.ms))
+			}
+			if got := string(m.Take(at(tt.takeAt))); got != tt.want {
+				t.Errorf("Take = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMixerResumesInterruptedSender(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	m := NewMixer(time.Second)
+	m.Write("ann", "hel", t0)
+	m.Write("bob", "yo\n", t0)
+	got := string(m.Take(t0.Add(time.Second)))
+	m.Write("ann", "\blo", t0.Add(2*time.Second))
+	got += string(m.Take(t0.Add(2 * time.Second)))
+	// ann's backspace reaches back past her new label: dropped.
+	if want := "[ann]: hel\u2028[bob]: yo\u2028[ann]: lo"; got != want {
+		t.Errorf("text = %q, want %q", got, want)
+	}
+	m.Forget("ann")
+	if got := string(m.Take(t0.Add(3 * time.Second))); got != "" {
+		t.Errorf("after Forget: %q", got)
+	}
+}
