@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/chart"
+	"github.com/switchboard/switchboard/internal/web"
 	"github.com/switchboard/switchboard/pick"
 	"github.com/switchboard/switchboard/wire"
 )
@@ -23,13 +25,15 @@ import (
 // delivery's time from the keystroke (just before SendText) to the moment
 // a receiver's session reads it.
 type RTTReport struct {
-	Scenario string  `json:"scenario"`
-	Nodes    int     `json:"nodes"`
-	Rooms    int     `json:"rooms"`
-	RoomSize int     `json:"room_size"`
-	Senders  int     `json:"senders_per_room"`
-	Rate     float64 `json:"chars_per_second"`
-	Seconds  float64 `json:"seconds"`
+	Scenario string `json:"scenario"`
+	// Transport is how the sessions reached the nodes: tcp or ws.
+	Transport string  `json:"transport"`
+	Nodes     int     `json:"nodes"`
+	Rooms     int     `json:"rooms"`
+	RoomSize  int     `json:"room_size"`
+	Senders   int     `json:"senders_per_room"`
+	Rate      float64 `json:"chars_per_second"`
+	Seconds   float64 `json:"seconds"`
 	// Sent counts keystrokes; Expected the deliveries they call for
 	// (each to every other member); Delivered those that arrived, and
 	// PerSecond the deliveries a second while typing.
@@ -72,6 +76,27 @@ type rttSeen struct {
 	node string
 }
 
+// The transports rtt's sessions can use (Config.Transport).
+const (
+	TransportTCP = "tcp"
+	TransportWS  = "ws"
+)
+
+// wsDialer is a dialer for sessions that reach the nodes of dir over their
+// WebSockets: it knows each node's HTTP address by its client address.
+func wsDialer(dir *wire.Directory) *web.Dialer {
+	byAddr := make(map[string]string, len(dir.Nodes))
+	for _, n := range dir.Nodes {
+		if n.HTTP != "" {
+			byAddr[n.Addr] = n.HTTP
+		}
+	}
+	return &web.Dialer{HTTPAddr: func(addr string) (string, bool) {
+		h, ok := byAddr[addr]
+		return h, ok
+	}}
+}
+
 // pinned is a policy that picks the node named id, or fails so that the
 // client asks again.
 func pinned(id string) pick.Policy {
@@ -87,7 +112,7 @@ func pinned(id string) pick.Policy {
 
 func runRTT(ctx context.Context, e *env) (Report, error) {
 	cfg := e.cfg
-	rep := &RTTReport{Scenario: "rtt", Rooms: cfg.Rooms, RoomSize: cfg.RoomSize, Senders: min(cfg.Senders, cfg.RoomSize), Rate: cfg.Rate, Seconds: cfg.Duration.Seconds()}
+	rep := &RTTReport{Scenario: "rtt", Transport: cmp.Or(cfg.Transport, TransportTCP), Rooms: cfg.Rooms, RoomSize: cfg.RoomSize, Senders: min(cfg.Senders, cfg.RoomSize), Rate: cfg.Rate, Seconds: cfg.Duration.Seconds()}
 	c, err := e.start(ctx, cfg.Nodes)
 	if err != nil {
 		return nil, err
@@ -96,6 +121,10 @@ func runRTT(ctx context.Context, e *env) (Report, error) {
 	dir, err := c.directory(ctx)
 	if err != nil {
 		return nil, err
+	}
+	opts := []client.Option{client.WithResolver(c.resolver), client.WithClientName("switchboard-bench/1")}
+	if rep.Transport == TransportWS {
+		opts = append(opts, client.WithDialer(wsDialer(dir)))
 	}
 	var ids []string
 	for _, n := range dir.Nodes {
@@ -143,8 +172,7 @@ func runRTT(ctx context.Context, e *env) (Report, error) {
 				m := &member{room: fmt.Sprintf("bench-%d-%d", run, r), user: fmt.Sprintf("r%dm%d", r, j),
 					node: ids[(r+j)%len(ids)], joined: make(chan struct{})}
 				dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				s, err := client.Dial(dctx, c.target, client.WithUser(m.user), client.WithPolicy(pinned(m.node)),
-					client.WithResolver(c.resolver), client.WithClientName("switchboard-bench/1"))
+				s, err := client.Dial(dctx, c.target, append([]client.Option{client.WithUser(m.user), client.WithPolicy(pinned(m.node))}, opts...)...)
 				cancel()
 				if err == nil {
 					err = s.Join(m.room)
@@ -288,7 +316,17 @@ func runRTT(ctx context.Context, e *env) (Report, error) {
 	if ccpu0 >= 0 {
 		rep.ClientCPU = (processCPU() - ccpu0).Seconds()
 	}
-	time.Sleep(2 * time.Second) // deliveries in flight
+	// Deliveries and acks in flight: wait until all have come, or until
+	// none has come for 10 s (a member that will never get its text),
+	// at most a minute.
+	awaitQuiet(ctx, func() (int, bool) {
+		smu.Lock()
+		want := len(sent)
+		smu.Unlock()
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) + len(acks), len(seen) >= want*(cfg.RoomSize-1) && len(acks) >= want
+	}, 10*time.Second, time.Minute)
 	mu.Lock()
 	deliveries := slices.Clone(seen)
 	acked := slices.Clone(acks)
@@ -327,6 +365,32 @@ func runRTT(ctx context.Context, e *env) (Report, error) {
 	return rep, nil
 }
 
+// awaitQuiet polls progress every 50 ms until it reports done, until its
+// count has not grown for quiet, or until limit has passed.
+func awaitQuiet(ctx context.Context, progress func() (count int, done bool), quiet, limit time.Duration) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	end := time.Now().Add(limit)
+	last, lastAt := -1, time.Now()
+	for {
+		n, done := progress()
+		if done {
+			return
+		}
+		if n != last {
+			last, lastAt = n, time.Now()
+		}
+		if time.Since(lastAt) >= quiet || time.Now().After(end) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // memberIndex is j of a user named rRmJ.
 func memberIndex(user string) int {
 	var r, j int
@@ -349,8 +413,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 
 // WriteTable implements Report.
 func (r *RTTReport) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "rtt: %d rooms of %d users across %d nodes, %d per room typing %.0f chars/s for %.0f s: %d keystrokes, %d of %d deliveries (%.0f/s)\n\n",
-		r.Rooms, r.RoomSize, r.Nodes, r.Senders, r.Rate, r.Seconds, r.Sent, r.Delivered, r.Expected, r.PerSecond)
+	fmt.Fprintf(w, "rtt: %d rooms of %d users across %d nodes over %s, %d per room typing %.0f chars/s for %.0f s: %d keystrokes, %d of %d deliveries (%.0f/s)\n\n",
+		r.Rooms, r.RoomSize, r.Nodes, cmp.Or(r.Transport, TransportTCP), r.Senders, r.Rate, r.Seconds, r.Sent, r.Delivered, r.Expected, r.PerSecond)
 	row := func(name string, p Percentiles, n int) []string {
 		return []string{name, fmt.Sprint(n), f1(p.P50), f1(p.P90), f1(p.P99), f1(p.Max)}
 	}

@@ -95,6 +95,10 @@ type Config struct {
 	Pause time.Duration
 	// Heartbeat is the nodes' heartbeat (default: the binary's).
 	Heartbeat time.Duration
+	// Transport is how rtt's sessions reach the nodes: TransportTCP
+	// (default) or TransportWS, protocol v1 over each node's WebSocket
+	// (/v1/ws), as browsers reach them.
+	Transport string
 	// TLS runs latency and storm twice side by side, interleaved: over
 	// plain TCP and with TLS on the client listener (a local cluster whose
 	// nodes hold certificates from a throwaway CA, clients that trust it
@@ -217,6 +221,15 @@ func newEnv(sc scenario, cfg Config) (*env, error) {
 	}
 	if cfg.TLS && !sc.tls {
 		return nil, fmt.Errorf("bench: %s has no TLS rows; --tls is for latency and storm", sc.name)
+	}
+	switch cfg.Transport {
+	case "", TransportTCP:
+	case TransportWS:
+		if sc.name != "rtt" {
+			return nil, fmt.Errorf("bench: --transport ws is for rtt, not %s", sc.name)
+		}
+	default:
+		return nil, fmt.Errorf("bench: unknown transport %q (want %s or %s)", cfg.Transport, TransportTCP, TransportWS)
 	}
 	if cfg.TLS && cfg.Service != "" {
 		return nil, errors.New("bench: --tls compares a plain and a TLS local cluster side by side; it cannot use --service")

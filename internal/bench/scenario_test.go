@@ -112,6 +112,14 @@ func TestScenarios(t *testing.T) {
 				}
 			}
 		}},
+		{"rtt", Config{Rooms: 2, RoomSize: 3, Duration: 2 * time.Second, Transport: TransportWS}, func(t *testing.T, r Report) {
+			// Over WebSocket: every keystroke reached every other member
+			// and was acked, as over TCP.
+			rep := r.(*RTTReport)
+			if rep.Transport != TransportWS || rep.Sent == 0 || rep.Delivered != rep.Expected || rep.Acked != rep.Sent || len(rep.Errors) != 0 {
+				t.Errorf("rtt over ws: transport %s, sent %d, delivered %d of %d, acked %d, errors %v", rep.Transport, rep.Sent, rep.Delivered, rep.Expected, rep.Acked, rep.Errors)
+			}
+		}},
 		{"memory", Config{Clients: 300}, func(t *testing.T, r Report) {
 			rep := r.(*MemoryReport)
 			// A goroutine each, give or take the node's own: one of its
