@@ -26,6 +26,7 @@ type options struct {
 	rand        pick.Rand
 	tracker     *pick.Tracker
 	resolvers   []string
+	plainDNS    bool
 	defaultPort int
 	attempt     time.Duration
 	clientName  string
@@ -116,6 +117,15 @@ func WithResolver(addr string) Option {
 		}
 	}
 	return WithResolvers(addrs...)
+}
+
+// WithPlainDNS makes the session look its service name up (dns: targets,
+// and host names of HOST:PORT targets) as plain A/AAAA records, in random
+// order, without asking for SRV records first: the round robin a plain DNS
+// front gives, which the benchmarks' dns-only baseline measures. Without
+// it the SRV records come first (resolve.Lookup).
+func WithPlainDNS() Option {
+	return func(o *options) error { o.plainDNS = true; return nil }
 }
 
 // WithResolvers sets the DNS servers (HOST:PORT each) asked for every

@@ -29,6 +29,7 @@ type target struct {
 	addrs     []string // fixed addresses (list form)
 	service   string   // dns forms
 	resolvers []string // in the order to ask them; none: the system resolver
+	plainDNS  bool     // A/AAAA only, no SRV (WithPlainDNS)
 }
 
 func parseTarget(raw string, resolvers []string) (target, error) {
@@ -142,11 +143,11 @@ func (t target) resolveAddrs(ctx context.Context, r pick.Rand, defaultPort int, 
 // with addresses, or through the system resolver when there are none.
 func (t target) lookup(ctx context.Context, name string, defaultPort int, timeout time.Duration) ([]string, error) {
 	if len(t.resolvers) == 0 {
-		return resolve.Lookup(ctx, resolve.Config{DefaultPort: defaultPort, Timeout: timeout}, name)
+		return resolve.Lookup(ctx, resolve.Config{DefaultPort: defaultPort, Timeout: timeout, NoSRV: t.plainDNS}, name)
 	}
 	var errs []error
 	for _, r := range t.resolvers {
-		addrs, err := resolve.Lookup(ctx, resolve.Config{Resolver: r, DefaultPort: defaultPort, Timeout: timeout}, name)
+		addrs, err := resolve.Lookup(ctx, resolve.Config{Resolver: r, DefaultPort: defaultPort, Timeout: timeout, NoSRV: t.plainDNS}, name)
 		if err == nil {
 			return addrs, nil
 		}

@@ -49,6 +49,10 @@ type Config struct {
 	// NetResolver is the system resolver used when Resolver is empty.
 	// Default net.DefaultResolver.
 	NetResolver *net.Resolver
+	// NoSRV skips the SRV query: the service name's A and AAAA records
+	// are the answer, in random order, with DefaultPort (which must then
+	// be set), as a plain round-robin DNS front gives them.
+	NoSRV bool
 	// Rand orders records of equal priority and shuffles addresses. Nil
 	// means math/rand/v2's global source. A *rand.Rand is not safe for
 	// concurrent use: do not share one between concurrent Lookups.
@@ -157,9 +161,11 @@ func (l *lookup) run(ctx context.Context) ([]string, error) {
 	var srvs []srvRecord
 	var glue map[string][]netip.Addr
 	var err error
-	if l.cfg.Resolver != "" {
+	switch {
+	case l.cfg.NoSRV:
+	case l.cfg.Resolver != "":
 		srvs, glue, err = l.srvDNS(ctx)
-	} else {
+	default:
 		srvs, err = l.srvSystem(ctx)
 	}
 	if err != nil {

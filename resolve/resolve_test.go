@@ -468,3 +468,23 @@ func TestLookupSRVWithoutGlue(t *testing.T) {
 		t.Errorf("Lookup (-got +want):\n%s", diff)
 	}
 }
+
+// NoSRV asks for the A records alone, as a plain round-robin front: the
+// responder's SRV records (each node's own port) are not asked, and every
+// address comes with DefaultPort.
+func TestLookupNoSRV(t *testing.T) {
+	addr, _ := responder(t,
+		up("a", "127.0.0.1:7001", 0, 10),
+		up("b", "127.0.0.2:7002", 5, 10),
+	)
+	got, err := Lookup(t.Context(), Config{Resolver: addr, DefaultPort: 9999, NoSRV: true}, "chat.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(sorted(got), []string{"127.0.0.1:9999", "127.0.0.2:9999"}); diff != "" {
+		t.Errorf("Lookup with NoSRV (-got +want):\n%s", diff)
+	}
+	if _, err := Lookup(t.Context(), Config{Resolver: addr, NoSRV: true}, "chat.test"); !errors.Is(err, ErrNoAddress) {
+		t.Errorf("NoSRV without a DefaultPort: %v, want ErrNoAddress", err)
+	}
+}

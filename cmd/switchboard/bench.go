@@ -30,6 +30,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if args[0] == "connect" {
 		return runBenchConnect(ctx, args[1:], stdout, stderr)
 	}
+	if args[0] == "nats-server" {
+		// The NATS baselines' server processes: nats-server's own main
+		// and flags (bench.ServeNATS); not a scenario, so not listed.
+		return bench.ServeNATS(args[1:])
+	}
 	for _, sc := range bench.Scenarios() {
 		if sc[0] == args[0] {
 			return runBenchScenario(ctx, args[0], args[1:], stdout, stderr)

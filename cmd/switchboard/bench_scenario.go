@@ -31,7 +31,9 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	common := fs.String("common", "dns", "how clients reach a local cluster: dns (the service name through the first node's DNS responder) or list (every node's address)")
 	dropBase := fs.Duration("drop-base", 0, "bound of the random wait after a drop before a session asks the common address again (default: the client's, 250ms)")
 	tracker := fs.Bool("tracker", true, "sessions of the bench share one pick tracker that counts their picks the directory does not show yet")
-	natsEntry := fs.String("nats-entry", "first", "the one URL each NATS client gets: first (the first server) or each (client i: server i mod nodes)")
+	natsEntry := fs.String("nats-entry", "all", "the URLs each client of the nats baseline gets: all (every server's), first (the first server's alone) or each (client i: server i mod nodes alone)")
+	natsServer := fs.String("nats-server", "", "a nats-server executable for the nats and nats-dns baselines (default: this binary's own, nats-server's main built in)")
+	victim := fs.String("victim", "busiest", "failover: the node to kill: busiest (most sessions), dns (the first node, whose DNS responder clients ask first) or random")
 	repeat := fs.Int("repeat", 1, "storm, scaleout, failover: run every policy this many times, interleaved, and report each policy's median run; ready: start and restart the cluster this many times")
 	samples := fs.Int("samples", 500, "latency: attaches per path")
 	background := fs.Int("background", 0, "latency: sessions kept attached (default policy) while measuring")
@@ -64,7 +66,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	cfg := bench.Config{
 		Binary: binary, Resolver: *resolver, Policies: splitList(*policies),
 		Nodes: *nodes, Clients: *clients, Arrivals: *arrivals, Concurrency: *concurrency,
-		Common: *common, DropBase: *dropBase, NoTracker: !*tracker, NATSEntry: *natsEntry,
+		Common: *common, DropBase: *dropBase, NoTracker: !*tracker, NATSEntry: *natsEntry, NATSServer: *natsServer, Victim: *victim,
 		Repeat: *repeat, Samples: *samples, Background: *background, Kills: *kills, Busy: *busy, Heartbeat: *heartbeat,
 		Rooms: *rooms, RoomSize: *roomSize, Senders: *senders, Rate: *rate, Duration: *duration,
 		Fault: *fault, Pause: *pause, NodeArgs: strings.Fields(*nodeArgs), TLS: *withTLS, Transport: *transport,

@@ -60,6 +60,13 @@ type Load struct {
 	Policy string
 	// Group is the clients' "region/zone".
 	Group string
+	// Groups, when set, spread the clients over groups instead: client
+	// i is in Groups[i mod len(Groups)].
+	Groups []string
+	// PlainDNS makes the clients look a dns: target up as plain A/AAAA
+	// records in random order, without SRV (client.WithPlainDNS): the
+	// round robin of a plain DNS front, for the dns-only baseline.
+	PlainDNS bool
 	// UserPrefix starts every user name (default "u"); users are numbered.
 	UserPrefix string
 	// DialTimeout bounds one session's Dial (default 10 s).
@@ -152,11 +159,15 @@ func Open(ctx context.Context, load Load, progress func(done int)) (*Run, error)
 			for i := range next {
 				dctx, cancel := context.WithTimeout(ctx, load.DialTimeout)
 				t0 := time.Now()
+				group := load.Group
+				if len(load.Groups) > 0 {
+					group = load.Groups[i%len(load.Groups)]
+				}
 				opts := []client.Option{
 					client.WithUser(fmt.Sprintf("%s%d", load.UserPrefix, i)),
 					client.WithPolicy(policy),
 					client.WithRand(r),
-					client.WithGroup(load.Group),
+					client.WithGroup(group),
 					client.WithResolver(load.Resolver),
 					client.WithRetry(retry),
 					client.WithClientName("switchboard-bench/1"),
@@ -167,6 +178,9 @@ func Open(ctx context.Context, load Load, progress func(done int)) (*Run, error)
 				}
 				if load.TLS != nil {
 					opts = append(opts, client.WithTLS(load.TLS))
+				}
+				if load.PlainDNS {
+					opts = append(opts, client.WithPlainDNS())
 				}
 				s, err := client.Dial(dctx, load.Target, opts...)
 				took := time.Since(t0)

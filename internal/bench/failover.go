@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 )
 
 // FailoverReport is the failover scenario: Nodes nodes hold Clients
-// sessions; the most loaded node is killed with SIGKILL and the sessions
-// it held reattach to the others.
+// sessions; one node (Victim says which) is killed with SIGKILL and the
+// sessions it held reattach to the others.
 type FailoverReport struct {
 	Scenario    string        `json:"scenario"`
 	Nodes       int           `json:"nodes"`
@@ -22,6 +23,7 @@ type FailoverReport struct {
 	Common      string        `json:"common_address"`
 	DropBaseMS  float64       `json:"drop_base_ms"`
 	NATSEntry   string        `json:"nats_entry"`
+	Victim      string        `json:"victim"`
 	Repeat      int           `json:"repeat"`
 	Rows        []FailoverRow `json:"policies"`
 	Targets     []Target      `json:"targets"`
@@ -49,12 +51,12 @@ type FailoverRow struct {
 
 func runFailover(ctx context.Context, e *env) (Report, error) {
 	rep := &FailoverReport{Scenario: "failover", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, Concurrency: e.cfg.Concurrency,
-		Common: e.common(), DropBaseMS: ms(e.cfg.DropBase), NATSEntry: e.cfg.NATSEntry, Repeat: e.cfg.Repeat}
+		Common: e.common(), DropBaseMS: ms(e.cfg.DropBase), NATSEntry: e.cfg.NATSEntry, Victim: e.cfg.Victim, Repeat: e.cfg.Repeat}
 	runs, err := repeat(e, func(p string) (FailoverRow, error) {
 		var row FailoverRow
 		var err error
-		if p == NATS {
-			row, err = e.failoverNATS(ctx)
+		if isNATS(p) {
+			row, err = e.failoverNATS(ctx, p)
 		} else {
 			row, err = e.failover(ctx, p)
 		}
@@ -91,8 +93,8 @@ func runFailover(ctx context.Context, e *env) (Report, error) {
 	return rep, nil
 }
 
-// victim returns the node to kill: the one holding the most sessions,
-// leaving out the nodes in spare.
+// victim returns the node holding the most sessions, leaving out the
+// nodes in spare (drain's choice).
 func victim(perNode map[string]int, spare ...string) string {
 	best := ""
 	for _, id := range nodeIDs(perNode) {
@@ -100,6 +102,29 @@ func victim(perNode map[string]int, spare ...string) string {
 			continue
 		}
 		if best == "" || perNode[id] > perNode[best] {
+			best = id
+		}
+	}
+	return best
+}
+
+// pickVictim returns the node to kill, of ids (in the cluster's order: the
+// first is the node whose DNS responder the clients ask first), as how
+// says: "busiest" the one holding the most sessions (the first of
+// equals), "dns" the first, "random" any, drawn by intn.
+func pickVictim(how string, perNode map[string]int, ids []string, intn func(int) int) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	switch how {
+	case "dns":
+		return ids[0]
+	case "random":
+		return ids[intn(len(ids))]
+	}
+	best := ids[0]
+	for _, id := range ids[1:] {
+		if perNode[id] > perNode[best] {
 			best = id
 		}
 	}
@@ -136,11 +161,11 @@ func (e *env) failover(ctx context.Context, policy string) (FailoverRow, error) 
 	if err := c.awaitUsers(ctx, before.Attached); err != nil {
 		return row, err
 	}
-	var spare []string
-	if e.cfg.Common == "dns" {
-		spare = append(spare, c.local.Nodes[0].ID) // it answers the DNS queries
+	var ids []string
+	for _, n := range c.local.Nodes {
+		ids = append(ids, n.ID)
 	}
-	row.Killed = victim(before.PerNode, spare...)
+	row.Killed = pickVictim(e.cfg.Victim, before.PerNode, ids, rand.IntN)
 	row.Held = before.PerNode[row.Killed]
 	idx := slices.IndexFunc(c.local.Nodes, func(n *localcluster.Node) bool { return n.ID == row.Killed })
 	e.logf("[%s] %s; kill -9 %s", policy, perNode(before.PerNode), row.Killed)
@@ -162,39 +187,44 @@ func (e *env) failover(ctx context.Context, policy string) (FailoverRow, error) 
 	return row, nil
 }
 
-func (e *env) failoverNATS(ctx context.Context) (FailoverRow, error) {
-	row := FailoverRow{Policy: NATS}
-	e.logf("[nats] starting %d NATS servers", e.cfg.Nodes)
-	nc, err := startNATS(ctx, e.cfg.Nodes)
+func (e *env) failoverNATS(ctx context.Context, policy string) (FailoverRow, error) {
+	row := FailoverRow{Policy: policy}
+	nc, err := e.startNATS(ctx, e.cfg.Nodes)
 	if err != nil {
 		return row, err
 	}
 	defer nc.stop()
-	cl, err := e.natsConnect(ctx, e.cfg.Clients, e.natsEntry(nc))
+	cl, err := e.natsConnect(ctx, policy, e.cfg.Clients, e.natsEntry(policy, nc))
 	if err != nil {
 		return row, err
 	}
 	defer cl.close()
 	row.Failed = cl.failed
-	before := nc.counts()
-	row.Killed = victim(before)
+	before, err := nc.awaitCounts(ctx, cl.opened())
+	if err != nil {
+		return row, err
+	}
+	row.Killed = pickVictim(e.cfg.Victim, before, nc.ids(), rand.IntN)
 	row.Held = before[row.Killed]
-	idx := slices.Index(nc.ids, row.Killed)
-	e.logf("[nats] %s; shut %s down", perNode(before), row.Killed)
+	e.logf("[%s] %s; kill -9 %s", policy, perNode(before), row.Killed)
 	killed := time.Now()
-	nc.servers[idx].Shutdown()
+	if err := nc.kill(row.Killed); err != nil {
+		return row, err
+	}
 	delays, pending := awaitReattach(ctx, row.Held, 15*time.Second, func() ([]time.Duration, int) { return cl.reattach(killed) })
 	row.Reattach = SummarizeReattach(delays, pending)
 	row.delays = millis(delays)
-	row.Survivors = nc.counts()
+	if row.Survivors, err = nc.awaitCounts(ctx, cl.opened()); err != nil {
+		return row, err
+	}
 	row.MaxMean = MaxMeanOf(row.Survivors, nil)
 	return row, nil
 }
 
 // WriteTable implements Report.
 func (r *FailoverReport) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "failover: %d nodes hold %d sessions (through %s); kill -9 the most loaded one (NATS: Shutdown, one entry URL: %s); drop wait uniform in [0, %.0f ms]; median of %d runs by p99\n\n",
-		r.Nodes, r.Clients, r.Common, r.NATSEntry, r.DropBaseMS, r.Repeat)
+	fmt.Fprintf(w, "failover: %d nodes hold %d sessions (through %s); kill -9 a node (victim: %s; nats URLs: %s); drop wait uniform in [0, %.0f ms]; median of %d runs by p99\n\n",
+		r.Nodes, r.Clients, r.Common, r.Victim, r.NATSEntry, r.DropBaseMS, r.Repeat)
 	var rows [][]string
 	for _, row := range r.Rows {
 		ra := row.Reattach

@@ -58,8 +58,8 @@ func runScaleout(ctx context.Context, e *env) (Report, error) {
 	runs, err := repeat(e, func(p string) (result, error) {
 		var r result
 		var err error
-		if p == NATS {
-			r.row, err = e.scaleoutNATS(ctx)
+		if isNATS(p) {
+			r.row, err = e.scaleoutNATS(ctx, p)
 		} else {
 			r.row, r.tl, err = e.scaleout(ctx, p)
 		}
@@ -76,7 +76,7 @@ func runScaleout(ctx context.Context, e *env) (Report, error) {
 		if len(keys) > 1 {
 			r.row.MaxMeanRuns = keys
 		}
-		if rep.TimelinePolicy == "" && p != NATS {
+		if rep.TimelinePolicy == "" && !isNATS(p) {
 			rep.Timeline, rep.TimelinePolicy = r.tl, p
 		}
 		rep.Rows = append(rep.Rows, r.row)
@@ -149,32 +149,38 @@ func (c *cluster) awaitUsers(ctx context.Context, want int) error {
 	})
 }
 
-func (e *env) scaleoutNATS(ctx context.Context) (ScaleoutRow, error) {
-	row := ScaleoutRow{Policy: NATS}
-	e.logf("[nats] starting %d NATS servers", e.cfg.Nodes)
-	nc, err := startNATS(ctx, e.cfg.Nodes)
+// scaleoutNATS is scaleout for a NATS baseline. The arrivals after the
+// join are given the URLs as they are then: the nats baseline's list
+// names the new server, and the nats-dns name resolves to it too, as an
+// operator who adds a server would have it.
+func (e *env) scaleoutNATS(ctx context.Context, policy string) (ScaleoutRow, error) {
+	row := ScaleoutRow{Policy: policy}
+	nc, err := e.startNATS(ctx, e.cfg.Nodes)
 	if err != nil {
 		return row, err
 	}
 	defer nc.stop()
-	entry := e.natsEntry(nc)
-	cl1, err := e.natsConnect(ctx, e.cfg.Clients, entry)
+	cl1, err := e.natsConnect(ctx, policy, e.cfg.Clients, e.natsEntry(policy, nc))
 	if err != nil {
 		return row, err
 	}
 	defer cl1.close()
-	row.Before = nc.counts()
-	e.logf("[nats] %s; a server joins", perNode(row.Before))
+	if row.Before, err = nc.awaitCounts(ctx, cl1.opened()); err != nil {
+		return row, err
+	}
+	e.logf("[%s] %s; a server joins", policy, perNode(row.Before))
 	if err := nc.add(ctx); err != nil {
 		return row, err
 	}
-	row.NewNode = nc.ids[len(nc.ids)-1]
-	cl2, err := e.natsConnect(ctx, e.cfg.Arrivals, entry)
+	row.NewNode = nc.ids()[len(nc.procs)-1]
+	cl2, err := e.natsConnect(ctx, policy, e.cfg.Arrivals, e.natsEntry(policy, nc))
 	if err != nil {
 		return row, err
 	}
 	defer cl2.close()
-	row.PerNode = nc.counts()
+	if row.PerNode, err = nc.awaitCounts(ctx, cl1.opened()+cl2.opened()); err != nil {
+		return row, err
+	}
 	row.Arrived = Diff(row.PerNode, row.Before)
 	row.MaxMean = MaxMeanOf(row.PerNode, nil)
 	row.ArrivalMS = Summarize(cl2.connectTimes())

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,11 +22,6 @@ import (
 	"github.com/switchboard/switchboard/resolve"
 	"github.com/switchboard/switchboard/wire"
 )
-
-// NATS names the baseline of nats.go clients against a cluster of
-// embedded NATS servers, accepted in Config.Policies next to the pick
-// policies and pick.DNSOnly.
-const NATS = "nats"
 
 // Config configures a scenario run. The zero value of a field means its
 // default.
@@ -52,19 +49,27 @@ type Config struct {
 	// Concurrency is how many dials run at once (default 50).
 	Concurrency int
 	// Common is how clients reach a local cluster's common address: "dns"
-	// (the service name, asked of the first node's DNS responder) or "list"
-	// (the comma list of every node's address, tried in random order).
-	// Default "dns".
+	// (the service name, asked of every node's DNS responder in turn, the
+	// first node's first) or "list" (the comma list of every node's
+	// address, tried in random order). Default "dns".
 	Common string
 	// DropBase bounds the random wait after a drop (default the client's,
 	// failover.DefaultConfig().DropBase).
 	DropBase time.Duration
 	// NoTracker makes each session pick on its own (see Load.NoTracker).
 	NoTracker bool
-	// NATSEntry says which server each NATS client is given as its one
-	// URL: "first" (every client the first server, default) or "each"
-	// (client i the server i mod N).
+	// NATSEntry says which URLs each client of the nats baseline is
+	// given: "all" (every server's, default), "first" (the first
+	// server's alone) or "each" (client i server i mod N's alone).
 	NATSEntry string
+	// NATSServer is a nats-server executable for the NATS baselines
+	// (default: Binary's `bench nats-server`, nats-server's main built
+	// into switchboard; see ServeNATS).
+	NATSServer string
+	// Victim says which node failover kills: "busiest" (the node holding
+	// the most sessions, default), "dns" (the first node, whose DNS
+	// responder the clients ask first) or "random".
+	Victim string
 	// Repeat runs every policy of storm, scaleout and failover this many
 	// times, interleaved; each row is then the run with the median key
 	// figure (time to attach all, max/mean, reattach p99), and the row
@@ -149,14 +154,14 @@ type scenario struct {
 	run       func(ctx context.Context, e *env) (Report, error)
 }
 
-var allPolicies = append(append(pick.Names(), pick.DNSOnly), NATS)
+var allPolicies = append(append(pick.Names(), pick.DNSOnly), NATS, NATSDNS)
 
 func scenarios() []scenario {
 	return []scenario{
 		{"storm", "sessions arrive through the common address of 3 nodes", allPolicies, true, true, runStorm},
 		{"scaleout", "a 4th node joins 3 loaded nodes, then more sessions arrive", allPolicies, false, false, runScaleout},
 		{"failover", "kill -9 a loaded node; time the reattachments", allPolicies, false, false, runFailover},
-		{"drain", "drain a loaded node, then more sessions arrive", allPolicies[:len(allPolicies)-1], true, false, runDrain},
+		{"drain", "drain a loaded node, then more sessions arrive", allPolicies[:len(allPolicies)-2], true, false, runDrain},
 		{"latency", "connect through the common address against a direct attach", []string{"default", pick.DNSOnly}, true, true, runLatency},
 		{"detect", "time from kill -9 to down on every peer; no false down when busy", nil, false, false, runDetect},
 		{"memory", "memory per idle attached session on one node", nil, false, false, runMemory},
@@ -241,7 +246,7 @@ func newEnv(sc scenario, cfg Config) (*env, error) {
 		cfg.Policies = slices.Clone(sc.policies)
 	}
 	for _, p := range cfg.Policies {
-		if p == NATS {
+		if isNATS(p) {
 			if cfg.Service != "" {
 				return nil, errors.New("bench: the nats baseline starts its own servers; leave it out with --service")
 			}
@@ -290,10 +295,17 @@ func newEnv(sc scenario, cfg Config) (*env, error) {
 	}
 	switch cfg.NATSEntry {
 	case "":
-		cfg.NATSEntry = "first"
-	case "first", "each":
+		cfg.NATSEntry = "all"
+	case "all", "first", "each":
 	default:
-		return nil, fmt.Errorf("bench: nats entry %q: want first or each", cfg.NATSEntry)
+		return nil, fmt.Errorf("bench: nats entry %q: want all, first or each", cfg.NATSEntry)
+	}
+	switch cfg.Victim {
+	case "":
+		cfg.Victim = "busiest"
+	case "busiest", "dns", "random":
+	default:
+		return nil, fmt.Errorf("bench: victim %q: want busiest, dns or random", cfg.Victim)
 	}
 	return &env{cfg: cfg, name: sc.name}, nil
 }
@@ -346,17 +358,33 @@ func (e *env) counter(label string, total int) (progress func(done int), end fun
 	return progress, end
 }
 
-// open attaches n sessions to c with policy, showing progress.
+// open attaches n sessions to c with policy, showing progress. The
+// dns-only baseline's sessions look the service name up as plain A
+// records (client.WithPlainDNS), and the group policy's sessions are
+// spread over the groups of the cluster's nodes.
 func (e *env) open(ctx context.Context, c *cluster, policy string, n int, prefix string) (*Run, error) {
 	progress, end := e.counter(fmt.Sprintf("[%s] attached", policy), n)
-	run, err := Open(ctx, Load{
+	load := Load{
 		Target: c.target, Resolver: c.resolver, Clients: n, Concurrency: e.cfg.Concurrency,
 		Policy: policy, UserPrefix: prefix, DropBase: e.cfg.DropBase, NoTracker: e.cfg.NoTracker,
 		TLS: c.tls,
-	}, progress)
+	}
+	if policy == pick.DNSOnly && c.plainTarget != "" {
+		load.Target, load.PlainDNS = c.plainTarget, true
+	}
+	if policy == "group" && c.local != nil {
+		for _, n := range c.local.Nodes {
+			load.Groups = append(load.Groups, n.Group)
+		}
+	}
+	run, err := Open(ctx, load, progress)
 	end()
 	return run, err
 }
+
+// benchGroups are the groups of a local cluster's nodes, node i in
+// benchGroups[i mod len]: one zone each, two regions.
+var benchGroups = []string{"eu/a", "eu/b", "us/a", "us/b"}
 
 // cluster is the service a policy runs against: a local cluster of child
 // processes, or the running service of Config.Service.
@@ -364,8 +392,11 @@ type cluster struct {
 	local    *localcluster.Cluster // nil for a running service
 	target   string
 	resolver string
-	base     int // users on a running service before the run
-	http     *http.Client
+	// plainTarget is the service name with the nodes' port, for the
+	// dns-only baseline's plain A lookups ("" unless Common is dns).
+	plainTarget string
+	base        int // users on a running service before the run
+	http        *http.Client
 	// tls is the clients' TLS configuration (the cluster's CA, the service
 	// name) when the nodes serve TLS; nil: plain TCP.
 	tls *tls.Config
@@ -401,7 +432,7 @@ func (e *env) startTLS(ctx context.Context, nodes int, withTLS bool) (*cluster, 
 	lc, err := localcluster.Start(ctx, localcluster.Config{
 		Binary: e.cfg.Binary, Nodes: nodes, DNS: true, Heartbeat: e.cfg.Heartbeat,
 		Capacity: max(10000, 2*(e.cfg.Clients+e.cfg.Arrivals)), Output: e.cfg.Logs,
-		Args: e.cfg.NodeArgs, TLS: withTLS,
+		Args: e.cfg.NodeArgs, TLS: withTLS, Groups: benchGroups,
 	})
 	if err != nil {
 		return nil, err
@@ -411,7 +442,15 @@ func (e *env) startTLS(ctx context.Context, nodes int, withTLS bool) (*cluster, 
 		c.tls = &tls.Config{RootCAs: lc.CAPool(), ServerName: lc.Service()}
 	}
 	if e.cfg.Common == "dns" {
-		c.target = "dns://" + lc.Nodes[0].DNS + "/" + lc.Service()
+		// Every node's responder, in turn: a dead first node leaves
+		// the service name answered by the others.
+		c.target = "dns:" + lc.Service()
+		var resolvers []string
+		for _, n := range lc.Nodes {
+			resolvers = append(resolvers, n.DNS)
+		}
+		c.resolver = strings.Join(resolvers, ",")
+		c.plainTarget = net.JoinHostPort(lc.Service(), strconv.Itoa(lc.Port()))
 	} else {
 		c.target = strings.Join(lc.Addrs(), ",")
 	}

@@ -56,8 +56,8 @@ func runStorm(ctx context.Context, e *env) (Report, error) {
 		p, withTLS := strings.CutSuffix(k, tlsSuffix)
 		var row StormRow
 		var err error
-		if p == NATS {
-			row, err = e.stormNATS(ctx)
+		if isNATS(p) {
+			row, err = e.stormNATS(ctx, p)
 		} else {
 			row, err = e.storm(ctx, p, withTLS)
 		}
@@ -89,7 +89,7 @@ func (e *env) common() string {
 	case e.cfg.Service != "":
 		return e.cfg.Service
 	case e.cfg.Common == "dns":
-		return "the service name (DNS: the first node's responder)"
+		return "the service name (DNS: every node's responder in turn; dns-only: plain A records)"
 	}
 	return "the address list (every node, random order)"
 }
@@ -105,8 +105,8 @@ func tlsKeys(e *env, policies []string) []string {
 	for _, p := range policies {
 		keys = append(keys, p)
 		if e.cfg.TLS {
-			if p == NATS {
-				e.logf("[nats] no TLS row: the nats baseline runs plain only")
+			if isNATS(p) {
+				e.logf("[%s] no TLS row: the NATS baselines run plain only", p)
 				continue
 			}
 			keys = append(keys, p+tlsSuffix)
@@ -141,22 +141,24 @@ func (e *env) storm(ctx context.Context, policy string, withTLS bool) (StormRow,
 	}, nil
 }
 
-func (e *env) stormNATS(ctx context.Context) (StormRow, error) {
-	e.logf("[nats] starting %d NATS servers", e.cfg.Nodes)
-	nc, err := startNATS(ctx, e.cfg.Nodes)
+func (e *env) stormNATS(ctx context.Context, policy string) (StormRow, error) {
+	nc, err := e.startNATS(ctx, e.cfg.Nodes)
 	if err != nil {
 		return StormRow{}, err
 	}
 	defer nc.stop()
-	cl, err := e.natsConnect(ctx, e.cfg.Clients, e.natsEntry(nc))
+	cl, err := e.natsConnect(ctx, policy, e.cfg.Clients, e.natsEntry(policy, nc))
 	if err != nil {
 		return StormRow{}, err
 	}
 	defer cl.close()
-	counts := nc.counts()
+	counts, err := nc.awaitCounts(ctx, cl.opened())
+	if err != nil {
+		return StormRow{}, err
+	}
 	lat := cl.connectTimes()
 	return StormRow{
-		Policy: NATS, PerNode: counts, MaxMean: MaxMeanOf(counts, nil), ElapsedMS: ms(cl.elapsed),
+		Policy: policy, PerNode: counts, MaxMean: MaxMeanOf(counts, nil), ElapsedMS: ms(cl.elapsed),
 		ConnectMS: Summarize(lat), Failed: cl.failed, Errors: cl.errs, connect: millis(lat),
 	}, nil
 }

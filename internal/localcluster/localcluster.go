@@ -71,12 +71,16 @@ type Config struct {
 	// NoWait makes Start return once every process is launched, without
 	// waiting for the nodes to be up (WaitConverged does that).
 	NoWait bool
+	// Groups are the nodes' groups (serve --group): node i, added later
+	// too, gets Groups[i mod len(Groups)]. None: no group.
+	Groups []string
 }
 
 // Node is one child process.
 type Node struct {
 	ID      string
 	IP      string
+	Group   string // serve --group, "" for none
 	Addr    string // client address
 	HTTP    string
 	Cluster string
@@ -208,6 +212,9 @@ func (c *Cluster) start() (*Node, error) {
 	i := len(c.Nodes)
 	at := func(p int) string { return net.JoinHostPort(ip(i), strconv.Itoa(p)) }
 	n := &Node{ID: "n" + strconv.Itoa(i+1), IP: ip(i), Addr: at(c.cfg.Port), HTTP: at(c.cfg.Port + 1), Cluster: at(c.cfg.Port + 2), secret: c.secret}
+	if len(c.cfg.Groups) > 0 {
+		n.Group = c.cfg.Groups[i%len(c.cfg.Groups)]
+	}
 	if c.cfg.Standalone {
 		n.Cluster = ""
 	}
@@ -257,6 +264,9 @@ func (c *Cluster) launch(i int, n *Node) error {
 	}
 	if c.cfg.Heartbeat > 0 {
 		args = append(args, "--heartbeat", c.cfg.Heartbeat.String())
+	}
+	if n.Group != "" {
+		args = append(args, "--group", n.Group)
 	}
 	if n.DNS != "" {
 		args = append(args, "--dns", n.DNS)
