@@ -81,6 +81,9 @@ func (s *Session) readLoop(c *Conn, w *writer) error {
 		endProbe()
 		pinged, busy = false, 0
 		if !s.handle(w, m) {
+			if mv := s.takeMove(); mv != nil {
+				return mv
+			}
 			return s.ctx.Err()
 		}
 		heard = time.Now()

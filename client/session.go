@@ -31,6 +31,12 @@ const (
 	// Received: a message from the node: text, presence, room state, ack
 	// or error (Message; Event.Room gives a room's messages typed).
 	Received
+	// Moved: the node asked the session to move (it is draining: a
+	// Received event with op "move" came just before), and the session
+	// is attached to Node, picked for Reason, without having dropped: it
+	// joins its rooms there and closes the old connection once their
+	// states are in (make-before-break; see move.go).
+	Moved
 )
 
 func (k EventKind) String() string {
@@ -43,6 +49,8 @@ func (k EventKind) String() string {
 		return "directory"
 	case Received:
 		return "received"
+	case Moved:
+		return "moved"
 	}
 	return fmt.Sprintf("event(%d)", int(k))
 }
@@ -51,9 +59,10 @@ func (k EventKind) String() string {
 // Session.Events.
 type Event struct {
 	Kind EventKind
-	// Node is the node the session is on (Reattached) or was on (Disconnected).
+	// Node is the node the session is on (Reattached, Moved) or was on
+	// (Disconnected).
 	Node directory.Node
-	// Reason says why Node was picked (Reattached).
+	// Reason says why Node was picked (Reattached, Moved).
 	Reason string
 	// Message is the message received (Received, DirectoryPushed).
 	Message wire.Message
@@ -129,6 +138,9 @@ type Session struct {
 	dir       *wire.Directory
 	rooms     map[string]*room
 	attaches  int
+	moves     int
+	move      *moveAsked // a move the node asked for, until supervise takes it
+	retiring  *retiring  // the connection a move left, until the rooms are joined anew
 
 	events chan Event
 	ctx    context.Context
@@ -203,7 +215,6 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
-	t.plainDNS = o.plainDNS
 	m, err := failover.New(o.retry, o.rand)
 	if err != nil {
 		return nil, err
@@ -219,7 +230,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 	}
 	deadline, _ := ctx.Deadline()
 	first := m.Next(failover.Outcome{Kind: failover.Begin, Deadline: deadline}, time.Now())
-	if err := s.connect(ctx, first); err != nil {
+	if err := s.connect(ctx, first, nil); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrGaveUp, err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -238,9 +249,13 @@ type attempt struct {
 }
 
 // connect drives the failover machine from its first action until the
-// session is attached (nil) or the machine gives up.
-func (s *Session) connect(ctx context.Context, act failover.Action) error {
+// session is attached (nil) or the machine gives up. dir, when not nil,
+// is a directory in hand to pick from (a move's).
+func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Directory) error {
 	var a attempt
+	if dir != nil {
+		a.dir, a.dirAt = dir, time.Now()
+	}
 	var last error // the latest failure, for the give-up error
 	defer func() {
 		if a.boot != nil {
@@ -484,6 +499,9 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 	s.sessionID = m.Session
 	s.dir = a.dir
 	s.attaches++
+	for _, r := range s.rooms {
+		r.synced = false // joined on this connection only once its state comes
+	}
 	s.mu.Unlock()
 	return failover.Outcome{Kind: failover.Attached, Node: node.ID}, nil
 }
@@ -536,6 +554,7 @@ func (s *Session) supervise() {
 		s.mu.Lock()
 		c, w := s.conn, s.w
 		s.conn, s.w = nil, nil
+		s.retireLocked()
 		s.mu.Unlock()
 		if c != nil {
 			c.Close()
@@ -547,6 +566,13 @@ func (s *Session) supervise() {
 		c, w, node := s.conn, s.w, s.node
 		s.mu.Unlock()
 		err := s.readLoop(c, w)
+		var mv *moveAsked
+		if errors.As(err, &mv) && s.ctx.Err() == nil {
+			// Attached elsewhere; or nowhere to go, and then this
+			// connection is read again until the node closes it.
+			s.moveFrom(c, w, node, mv)
+			continue
+		}
 		c.Close()
 		w.close()
 		if s.ctx.Err() != nil {
@@ -568,7 +594,7 @@ func (s *Session) supervise() {
 			deadline = time.Now().Add(s.opts.reconnect)
 		}
 		act := s.machine.Next(failover.Outcome{Kind: failover.Dropped, Node: node.ID, Err: err, Deadline: deadline}, time.Now())
-		if err := s.connect(s.ctx, act); err != nil {
+		if err := s.connect(s.ctx, act, nil); err != nil {
 			if s.ctx.Err() != nil {
 				return
 			}
@@ -611,7 +637,16 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 			s.syncRoomLocked(w, r, m.State.Seqs[s.opts.user])
 			r.endJoinsLocked(joinResult{state: m.State})
 		}
+		if s.retiring != nil && w == s.w && s.roomsSyncedLocked() {
+			s.retireLocked()
+		}
 		s.mu.Unlock()
+	case wire.OpMove:
+		s.mu.Lock()
+		s.move = &moveAsked{dir: m.Directory(), text: m.Message}
+		s.mu.Unlock()
+		s.emit(Event{Kind: Received, Message: m})
+		return false // readLoop hands the move to supervise
 	case wire.OpAck:
 		s.mu.Lock()
 		if r := s.rooms[m.Room]; r != nil {
@@ -779,7 +814,8 @@ func (s *Session) ID() string {
 	return s.sessionID
 }
 
-// Attaches counts how many times the session attached (1 + failovers).
+// Attaches counts how many times the session attached (1 + failovers +
+// moves).
 func (s *Session) Attaches() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -37,7 +37,7 @@ func FuzzDecode(f *testing.F) {
 	known := map[string]bool{
 		wire.OpHello: true, wire.OpDirectory: true, wire.OpAttach: true, wire.OpAttached: true,
 		wire.OpPing: true, wire.OpPong: true, wire.OpError: true, wire.OpJoin: true, wire.OpLeave: true,
-		wire.OpText: true, wire.OpAck: true, wire.OpPresence: true, wire.OpRoom: true,
+		wire.OpText: true, wire.OpAck: true, wire.OpPresence: true, wire.OpRoom: true, wire.OpMove: true,
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		m, err := wire.Decode(line)

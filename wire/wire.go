@@ -17,8 +17,8 @@ const Version = 1
 const MaxLine = 64 << 10
 
 // Ops: what a message is. Clients send hello, attach, ping, join, leave and
-// text; servers send directory, attached, pong, error, text, ack, presence
-// and room.
+// text; servers send directory, attached, pong, error, text, ack, presence,
+// room and move.
 const (
 	OpHello     = "hello"
 	OpDirectory = "directory"
@@ -33,6 +33,12 @@ const (
 	OpAck       = "ack"
 	OpPresence  = "presence"
 	OpRoom      = "room"
+	// OpMove asks an attached session to move to another node: the node
+	// is draining. It carries a fresh directory (Dir) in which the node is
+	// draining, and Message. The client attaches elsewhere, joins its
+	// rooms there, and only then closes this connection; a session still
+	// here at the drain's deadline is closed with CodeShutdown.
+	OpMove = "move"
 )
 
 // Error codes carried by error messages.
@@ -105,7 +111,7 @@ type Message struct {
 	Session string `json:"session,omitempty"`
 
 	// Code and Message describe an error (error); Dir is a fresh directory
-	// sent with full and draining errors.
+	// sent with full and draining errors, and with move.
 	Code    string     `json:"code,omitempty"`
 	Message string     `json:"message,omitempty"`
 	Dir     *Directory `json:"directory,omitempty"`
@@ -135,8 +141,8 @@ func DirectoryMessage(d *Directory) Message {
 }
 
 // Directory returns the directory m carries: a directory message's own,
-// or the fresh one a full or draining error comes with; nil for any other
-// message.
+// or the fresh one a full or draining error or a move comes with; nil for
+// any other message.
 func (m *Message) Directory() *Directory {
 	switch {
 	case m.Op == OpDirectory:
@@ -193,7 +199,7 @@ func ErrorMessage(err error) Message {
 var knownOps = map[string]bool{
 	OpHello: true, OpDirectory: true, OpAttach: true, OpAttached: true,
 	OpPing: true, OpPong: true, OpError: true, OpJoin: true, OpLeave: true,
-	OpText: true, OpAck: true, OpPresence: true, OpRoom: true,
+	OpText: true, OpAck: true, OpPresence: true, OpRoom: true, OpMove: true,
 }
 
 // Decode parses one line (without its newline). It checks that the line is

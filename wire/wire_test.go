@@ -135,6 +135,12 @@ var protocol = []struct {
 			`"live":{"ann":"how a","bob":""},"seqs":{"ann":12,"bob":4},"users":["ann","bob"]}}`,
 	},
 	{
+		name: "move",
+		in: wire.Message{Op: wire.OpMove, Message: "node n2 is draining; move within 30s",
+			Dir: &wire.Directory{Service: "chat", Self: "n2", Nodes: []directory.Node{}}},
+		want: `{"op":"move","message":"node n2 is draining; move within 30s","directory":{"service":"chat","self":"n2","nodes":[]}}`,
+	},
+	{
 		name: "empty room",
 		in: wire.Message{Op: wire.OpRoom, Room: "new", State: &wire.RoomState{
 			Lines: []wire.Line{}, Live: map[string]string{}, Users: []string{},

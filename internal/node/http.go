@@ -1,10 +1,13 @@
 package node
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/dnsserver"
 	"github.com/switchboard/switchboard/internal/web"
@@ -20,6 +23,7 @@ func (n *Node) httpHandler() http.Handler {
 		web.WithOrigins(n.cfg.WSOrigins),
 		web.WithMonitor(mon),
 		web.WithUI(webui.Handler()))
+	h = n.drainHandler(h)
 	n.logWebSocket()
 	if !n.cfg.Pprof {
 		return h
@@ -52,4 +56,86 @@ func (n *Node) startDNS(ctx context.Context) error {
 	n.dns = srv
 	n.dnsAddr = srv.Addr()
 	return nil
+}
+
+// maxDrainWindow bounds the window POST /v1/drain?within= accepts.
+const maxDrainWindow = 24 * time.Hour
+
+// drainHandler adds the drain to empty to web's handler h:
+//
+//	POST /v1/drain?within=30s  drain to empty within the window (admin)
+//	GET  /v1/drain             where the drain stands (DrainStatus), open like the directory
+//
+// POST without within and DELETE stay h's: draining on and off. The
+// admin check is h's too: a POST with within goes through h first, and
+// the drain starts only when h accepted it.
+func (n *Node) drainHandler(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("GET /v1/drain", func(w http.ResponseWriter, r *http.Request) {
+		writeDrainJSON(w, http.StatusOK, n.DrainStatus())
+	})
+	mux.HandleFunc("POST /v1/drain", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query().Get("within")
+		if q == "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		within, err := time.ParseDuration(q)
+		if err != nil || within < 0 || within > maxDrainWindow {
+			writeDrainJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("within=%q: want a duration from 0s to %v, such as 30s", q, maxDrainWindow)})
+			return
+		}
+		var rec responseBuffer
+		h.ServeHTTP(&rec, r)
+		if rec.code != http.StatusOK {
+			rec.copyTo(w)
+			return
+		}
+		n.Drain(within)
+		writeDrainJSON(w, http.StatusOK, n.DrainStatus())
+	})
+	return mux
+}
+
+func writeDrainJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// responseBuffer holds a response so that it can be passed on or replaced.
+type responseBuffer struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (b *responseBuffer) Header() http.Header {
+	if b.header == nil {
+		b.header = http.Header{}
+	}
+	return b.header
+}
+
+func (b *responseBuffer) WriteHeader(code int) {
+	if b.code == 0 {
+		b.code = code
+	}
+}
+
+func (b *responseBuffer) Write(p []byte) (int, error) {
+	b.WriteHeader(http.StatusOK)
+	return b.body.Write(p)
+}
+
+// copyTo writes the held response to w.
+func (b *responseBuffer) copyTo(w http.ResponseWriter) {
+	for k, v := range b.header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(b.code)
+	_, _ = w.Write(b.body.Bytes())
 }

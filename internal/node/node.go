@@ -48,6 +48,9 @@ type Node struct {
 	degraded atomic.Bool   // no majority of the cluster seen (minority.go)
 	changed  chan struct{} // users or draining changed: publish soon
 
+	drainMu  sync.Mutex // guards drainRun
+	drainRun *drainRun  // the drain to empty under way or the last one (drain.go)
+
 	inbox   chan directory.Entry
 	syncReq chan struct{}
 	view    atomic.Pointer[view]
@@ -298,8 +301,12 @@ func (n *Node) Status() directory.Status {
 
 // SetDraining turns draining on or off: a draining node admits no new
 // sessions and leaves the directory's available nodes, while its attached
-// sessions stay.
+// sessions stay (Drain moves them). Turning it off stops a drain under
+// way.
 func (n *Node) SetDraining(on bool) {
+	if !on {
+		n.cancelDrain()
+	}
 	if n.draining.Swap(on) != on {
 		n.log.Info("draining", "on", on)
 		n.notifyChange()

@@ -95,7 +95,8 @@ type session struct {
 	accepted time.Time // when the connection was accepted: the hello deadline counts from it
 	addr     string    // the source address as MaxConnsPerIP counts it (addrKey)
 
-	attached atomic.Bool
+	attached  atomic.Bool
+	moveAsked atomic.Bool // a drain sent this session "move" (drain.go)
 
 	mu      sync.Mutex // guards the fields below
 	queue   []byte     // encoded lines waiting to be written

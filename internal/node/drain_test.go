@@ -1,0 +1,313 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/pick"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// preferNode picks the node id while it is available, else what the
+// default policy picks: a session that starts where the test wants it
+// and moves like any client.
+func preferNode(id string) pick.Policy {
+	fallback := pick.Default(pick.DefaultRand())
+	return pick.PolicyFunc(func(nodes []directory.Node, req pick.Request) (pick.Result, error) {
+		for _, n := range nodes {
+			if n.ID == id && n.Available() && (req.Exclude == nil || !req.Exclude(id)) {
+				return pick.Result{Node: n, Reason: "test: " + id}, nil
+			}
+		}
+		return fallback.Pick(nodes, req)
+	})
+}
+
+// mover is a client.Session in one room that records what it was shown:
+// each delivery counted by (sender, seq), and the highest seq of each
+// sender a room state held, so that a chunk shown twice (delivered again,
+// or delivered after a state that held it) is caught.
+type mover struct {
+	s     *client.Session
+	user  string
+	moved chan directory.Node // the node of each Moved event
+
+	mu        sync.Mutex
+	delivered map[string]map[uint64]int
+	covered   map[string]uint64
+	twice     []string
+	drops     int
+}
+
+func newMover(t *testing.T, target, home, user, room string) *mover {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	s, err := client.Dial(ctx, target, client.WithUser(user), client.WithPolicy(preferNode(home)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.Node().ID != home {
+		t.Fatalf("%s attached to %s, want %s", user, s.Node().ID, home)
+	}
+	m := &mover{s: s, user: user, moved: make(chan directory.Node, 4), delivered: map[string]map[uint64]int{}, covered: map[string]uint64{}}
+	go m.watch(room)
+	if _, err := s.JoinWait(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func (m *mover) watch(room string) {
+	for e := range m.s.Events() {
+		switch e.Kind {
+		case client.Moved:
+			m.moved <- e.Node
+		case client.Disconnected:
+			m.mu.Lock()
+			m.drops++
+			m.mu.Unlock()
+		case client.Received:
+			msg := e.Message
+			if msg.Room != room {
+				continue
+			}
+			m.mu.Lock()
+			switch {
+			case msg.Op == wire.OpRoom && msg.State != nil:
+				for from, seq := range msg.State.Seqs {
+					m.covered[from] = max(m.covered[from], seq)
+				}
+			case msg.Op == wire.OpText:
+				d := m.delivered[msg.From]
+				if d == nil {
+					d = map[uint64]int{}
+					m.delivered[msg.From] = d
+				}
+				d[msg.Seq]++
+				if d[msg.Seq] > 1 || msg.Seq <= m.covered[msg.From] {
+					m.twice = append(m.twice, fmt.Sprintf("%s shown %s's seq %d twice", m.user, msg.From, msg.Seq))
+				}
+			}
+			m.mu.Unlock()
+		}
+	}
+}
+
+// typeAll sends text one character a chunk, without waiting for acks.
+func (m *mover) typeAll(t *testing.T, room, text string) {
+	t.Helper()
+	for _, c := range text {
+		if _, err := m.s.SendText(room, string(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A drain to empty moves a room's members from the draining node to the
+// others, make-before-break: a member on another node sees every chunk
+// once and in order, and no presence change for the users who moved,
+// whose text typed before, during and after the move is all there; the
+// movers are shown nothing twice and never drop; the node reports empty.
+func TestDrainMovesRoomMembers(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{})
+	c.WaitRoomsReady(wait)
+	n1, n2 := c.Nodes[0], c.Nodes[1]
+	const room = "moving"
+
+	bob := newPeer(t, n1.Addr(), "bob")
+	bobView := newView(t, bob.join(room))
+	ann := newMover(t, n2.Addr(), n2.ID(), "ann", room)
+	cat := newMover(t, n2.Addr(), n2.ID(), "cat", room)
+	// bob hears ann and cat come in before the drain.
+	for _, u := range []string{"ann", "cat"} {
+		bob.await("presence join of "+u, func(m wire.Message) bool {
+			return m.Op == wire.OpPresence && m.User == u && m.Event == "join"
+		})
+	}
+	annText := []string{"before the drain\n", "while moving ", "and after\n"}
+	catText := []string{"cat was here ", "and stays ", "to the end\n"}
+	ann.typeAll(t, room, annText[0])
+	cat.typeAll(t, room, catText[0])
+
+	done := n2.Drain(2 * time.Second)
+	// Text typed while the moves are under way: it goes out on the old
+	// connection or waits for the new one, and is stored once either way.
+	ann.typeAll(t, room, annText[1])
+	cat.typeAll(t, room, catText[1])
+	for _, m := range []*mover{ann, cat} {
+		select {
+		case to := <-m.moved:
+			if to.ID == n2.ID() {
+				t.Errorf("%s moved to the draining node %s", m.user, to.ID)
+			}
+		case <-time.After(wait):
+			t.Fatalf("%s did not move within %v", m.user, wait)
+		}
+	}
+	ann.typeAll(t, room, annText[2])
+	cat.typeAll(t, room, catText[2])
+	select {
+	case <-done:
+	case <-time.After(wait):
+		t.Fatalf("the drain did not end within %v: %+v", wait, n2.DrainStatus())
+	}
+	if st := n2.DrainStatus(); st.Reason != "empty" || !st.Empty || st.Closed != 0 || st.Asked != 2 {
+		t.Errorf("drain status %+v; want empty, 2 asked, none closed", st)
+	}
+
+	want := map[string]string{"ann": strings.Join(annText, ""), "cat": strings.Join(catText, "")}
+	full := func(text string) (lines []string, live string) {
+		parts := strings.Split(text, "\n")
+		return parts[:len(parts)-1], parts[len(parts)-1]
+	}
+	var churn []string
+	for !slices.Equal(lines(bobView.room.State(), "ann"), must(full(want["ann"]))) ||
+		!slices.Equal(lines(bobView.room.State(), "cat"), must(full(want["cat"]))) {
+		m := bob.await("text or presence", func(m wire.Message) bool {
+			return m.Room == room && (m.Op == wire.OpText || m.Op == wire.OpPresence)
+		})
+		if m.Op == wire.OpPresence {
+			churn = append(churn, m.User+" "+m.Event)
+			continue
+		}
+		bobView.apply(m) // fails the test on a gap, a repeat or disorder
+	}
+	if len(churn) > 0 {
+		t.Errorf("bob saw presence for users who only moved: %q", churn)
+	}
+	for _, m := range []*mover{ann, cat} {
+		if n := m.s.Unacked(room); n != 0 {
+			nodetest.Eventually(t, wait, func() error {
+				if n := m.s.Unacked(room); n != 0 {
+					return fmt.Errorf("%s has %d chunks unacked", m.user, n)
+				}
+				return nil
+			})
+		}
+		m.mu.Lock()
+		if len(m.twice) > 0 || m.drops > 0 {
+			t.Errorf("%s: shown twice %q, drops %d; want none", m.user, m.twice, m.drops)
+		}
+		m.mu.Unlock()
+		if m.s.Moves() != 1 || m.s.Node().ID == n2.ID() {
+			t.Errorf("%s moved %d times and is on %s; want once, off %s", m.user, m.s.Moves(), m.s.Node().ID, n2.ID())
+		}
+	}
+	// ann saw all of cat's text once, across her move.
+	ann.mu.Lock()
+	got := ann.covered["cat"]
+	for seq := range ann.delivered["cat"] {
+		got = max(got, seq)
+	}
+	ann.mu.Unlock()
+	if want := uint64(len([]rune(want["cat"]))); got != want {
+		t.Errorf("ann saw cat's text up to seq %d, want %d", got, want)
+	}
+	// A late joiner reads exactly what was typed.
+	st := newPeer(t, n1.Addr(), "dee").join(room)
+	for user, text := range want {
+		ls, live := full(text)
+		v := newView(t, st).room.State()
+		if !slices.Equal(lines(v, user), ls) || v.Live[user] != live {
+			t.Errorf("a late joiner reads %s's lines %q live %q; want %q %q", user, lines(v, user), v.Live[user], ls, live)
+		}
+	}
+	if !slices.Equal(st.Users, []string{"ann", "bob", "cat", "dee"}) {
+		t.Errorf("users %q after the moves", st.Users)
+	}
+}
+
+func must(lines []string, _ string) []string { return lines }
+
+// A client that ignores "move" (a raw protocol client of an older kind)
+// gets the move, then at the drain's deadline the error "shutdown", and
+// the connection closes; the drain reports that it closed it.
+func TestDrainClosesOldClientsAtTheDeadline(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	n2 := c.Nodes[1]
+	old := newPeer(t, n2.Addr(), "old")
+	done := n2.Drain(time.Second)
+	mv := old.await("move", func(m wire.Message) bool { return m.Op == wire.OpMove })
+	if d := mv.Directory(); d == nil || !slices.ContainsFunc(d.Nodes, func(e directory.Node) bool { return e.ID == n2.ID() && e.Status == directory.Draining }) {
+		t.Errorf("the move's directory does not list %s draining: %+v", n2.ID(), mv.Dir)
+	}
+	bye := old.await("shutdown", func(m wire.Message) bool { return m.Op == wire.OpError })
+	if bye.Code != wire.CodeShutdown {
+		t.Errorf("at the deadline the old client got %+v, want error shutdown", bye)
+	}
+	select {
+	case _, open := <-old.in:
+		for open {
+			_, open = <-old.in
+		}
+	case <-time.After(wait):
+		t.Fatal("the connection stayed open after shutdown")
+	}
+	<-done
+	if st := n2.DrainStatus(); st.Reason != "deadline" || st.Closed != 1 || st.Asked != 1 || n2.Users() != 0 {
+		t.Errorf("drain status %+v, users %d; want deadline, 1 asked, 1 closed, 0 users", st, n2.Users())
+	}
+	// Still draining: a new attach is refused with a fresh directory.
+	if got := n2.Status(); got != directory.Draining {
+		t.Errorf("status %s after the drain, want draining", got)
+	}
+}
+
+// POST /v1/drain?within= starts a drain to empty for an admin only, GET
+// /v1/drain reports it, and DELETE stops it.
+func TestDrainHTTP(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	n := c.Nodes[0]
+	base := "http://" + n.HTTPAddr() + "/v1/drain"
+	do := func(method, url string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := do(http.MethodPost, base+"?within=soon"); code != http.StatusBadRequest {
+		t.Errorf("within=soon: %d, want 400", code)
+	}
+	if n.Status() == directory.Draining {
+		t.Error("a refused drain turned draining on")
+	}
+	if code := do(http.MethodPost, base+"?within=30s"); code != http.StatusOK {
+		t.Errorf("within=30s: %d, want 200", code)
+	}
+	var st node.DrainStatus
+	nodetest.Eventually(t, wait, func() error {
+		st = n.DrainStatus()
+		if !st.Done || !st.Empty {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	if !st.Paced || !st.Draining || st.Reason != "empty" {
+		t.Errorf("status %+v; want a paced drain, empty at once", st)
+	}
+	if code := do(http.MethodGet, base); code != http.StatusOK {
+		t.Errorf("GET: %d, want 200", code)
+	}
+	if code := do(http.MethodDelete, base); code != http.StatusOK || n.DrainStatus().Draining {
+		t.Errorf("DELETE: %d, draining %v; want 200 and not draining", code, n.DrainStatus().Draining)
+	}
+}
