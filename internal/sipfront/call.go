@@ -1,0 +1,246 @@
+package sipfront
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/rtp"
+	"golang.org/x/time/rate"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/t140"
+)
+
+// maxPacketText is the most text put in one packet; the rest waits for
+// the next interval (a redundant block holds at most 1023 bytes).
+const maxPacketText = 1000
+
+// call is one answered call: its RTP socket, its bridged session, and
+// the goroutines between them.
+type call struct {
+	srv    *Server
+	id     string
+	dlg    *sipgo.DialogServerSession
+	room   string
+	user   string
+	log    *slog.Logger
+	peer   netip.AddrPort // where the caller receives RTP, and the only source accepted
+	format t140.Format
+	pc     *net.UDPConn
+	sess   *client.Session
+
+	release func() // guarded by srv.mu
+	done    chan struct{}
+	endOnce sync.Once
+}
+
+// roomText is what the event reader hands the sender: a member's text,
+// or (leave) a member gone.
+type roomText struct {
+	from, text string
+	leave      bool
+}
+
+// run serves the call until it ends.
+func (c *call) run() {
+	texts := make(chan roomText, 64)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); c.readRTP() }()
+	go func() { defer wg.Done(); c.readEvents(texts) }()
+	c.sendRTP(texts)
+	wg.Wait()
+}
+
+// readRTP takes the caller's packets into the room.
+func (c *call) readRTP() {
+	buf := make([]byte, 2048)
+	dec := t140.NewDecoder(c.format)
+	lim := rate.NewLimiter(rate.Limit(c.srv.cfg.PacketRate), c.srv.cfg.PacketBurst)
+	strangers, dropped := 0, 0
+	for {
+		n, from, err := c.pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			select {
+			case <-c.done:
+			default:
+				c.end(context.Background(), "the RTP socket failed: "+err.Error(), true)
+			}
+			return
+		}
+		if netip.AddrPortFrom(from.Addr().Unmap(), from.Port()) != c.peer {
+			if strangers++; strangers == 1 || strangers%1000 == 0 {
+				c.log.Warn("RTP from an unknown source ignored", "source", from.String(), "count", strangers)
+			}
+			continue
+		}
+		if !lim.Allow() {
+			if dropped++; dropped == 1 || dropped%1000 == 0 {
+				c.log.Warn("RTP above the packet rate dropped", "count", dropped)
+			}
+			continue
+		}
+		var p rtp.Packet
+		if err := p.Unmarshal(buf[:n]); err != nil {
+			c.log.Debug("a packet that is not RTP ignored", "err", err)
+			continue
+		}
+		d, err := dec.Decode(&p)
+		if err != nil {
+			c.log.Debug("an RTP packet that is not T.140 ignored", "err", err)
+			continue
+		}
+		if d.Lost > 0 {
+			c.log.Info("text lost from the caller", "packets", d.Lost)
+		}
+		if len(d.Text) == 0 {
+			continue
+		}
+		if _, err := c.sess.SendText(c.room, string(d.Text)); err != nil {
+			c.end(context.Background(), "the room session ended: "+err.Error(), true)
+			return
+		}
+	}
+}
+
+// readEvents hands the room's text to the sender, and ends the call when
+// the bridged session ends.
+func (c *call) readEvents(texts chan<- roomText) {
+	for e := range c.sess.Events() {
+		re, ok := e.Room()
+		if !ok || re.Room != c.room {
+			continue
+		}
+		var rt roomText
+		switch {
+		case re.Kind == client.TextEvent && re.From != c.user:
+			rt = roomText{from: re.From, text: re.Text}
+		case re.Kind == client.PresenceEvent && !re.Joined:
+			rt = roomText{from: re.User, leave: true}
+		default:
+			continue
+		}
+		select {
+		case texts <- rt:
+		case <-c.done:
+			return
+		}
+	}
+	reason := "the room session ended"
+	if err := c.sess.Err(); err != nil {
+		reason += ": " + err.Error()
+	}
+	c.end(context.Background(), reason, true)
+}
+
+// sendRTP sends the room's text to the caller every interval, at once
+// when the line has been quiet for an interval.
+func (c *call) sendRTP(texts <-chan roomText) {
+	interval := c.srv.cfg.Interval
+	enc := t140.NewEncoder(c.format, randUint32(), uint16(randUint32()), c.srv.cfg.Generations)
+	mix := t140.NewMixer(0)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	start, tsBase := time.Now(), randUint32()
+	var last time.Time
+	var backlog []byte
+	send := func(now time.Time) {
+		backlog = append(backlog, mix.Take(now)...)
+		if len(backlog) == 0 && !enc.Pending() {
+			return
+		}
+		n := min(len(backlog), maxPacketText)
+		for n > 0 && n < len(backlog) && !utf8.RuneStart(backlog[n]) {
+			n--
+		}
+		p, err := enc.Packet(backlog[:n], tsBase+uint32(now.Sub(start).Milliseconds()))
+		if err != nil {
+			c.log.Error("building an RTP packet", "err", err)
+			return
+		}
+		backlog = backlog[n:]
+		raw, err := p.Marshal()
+		if err != nil {
+			c.log.Error("marshalling an RTP packet", "err", err)
+			return
+		}
+		if _, err := c.pc.WriteToUDPAddrPort(raw, c.peer); err != nil {
+			c.log.Debug("sending RTP", "err", err)
+		}
+		last = now
+	}
+	for {
+		select {
+		case <-c.done:
+			return
+		case rt := <-texts:
+			now := time.Now()
+			if rt.leave {
+				mix.Forget(rt.from)
+				continue
+			}
+			mix.Write(rt.from, rt.text, now)
+			if now.Sub(last) >= interval {
+				send(now)
+			}
+		case now := <-tick.C:
+			if now.Sub(last) >= interval/2 {
+				send(now)
+			}
+		}
+	}
+}
+
+// end ends the call once: stops its goroutines, leaves the room, and
+// with bye sends the caller a BYE whose Reason header says why.
+func (c *call) end(ctx context.Context, reason string, bye bool) {
+	c.endOnce.Do(func() {
+		close(c.done)
+		c.pc.Close()
+		c.sess.Close()
+		if bye {
+			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if err := c.bye(ctx, reason); err != nil {
+				c.log.Info("sending BYE", "err", err)
+			}
+		}
+		c.dlg.Close()
+		c.srv.mu.Lock()
+		if c.srv.calls[c.id] == c {
+			delete(c.srv.calls, c.id)
+		}
+		release := c.release
+		c.srv.mu.Unlock()
+		if release != nil {
+			release()
+		}
+		c.log.Info("call ended", "reason", reason)
+	})
+}
+
+func (c *call) bye(ctx context.Context, reason string) error {
+	inv := c.dlg.InviteRequest
+	contact := inv.Contact()
+	if contact == nil {
+		return nil
+	}
+	req := sip.NewRequest(sip.BYE, contact.Address)
+	req.SetTransport(inv.Transport())
+	text := strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 {
+			return '\''
+		}
+		return r
+	}, reason)
+	req.AppendHeader(sip.NewHeader("Reason", `SIP;cause=503;text="`+text+`"`))
+	return c.dlg.WriteBye(ctx, req)
+}

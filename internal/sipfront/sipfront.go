@@ -1,0 +1,621 @@
+// Package sipfront is a node's SIP and RTP front: a SIP user agent
+// (github.com/emiago/sipgo) that answers INVITE to sip:ROOM@SERVICE with
+// an SDP answer for real-time text (RFC 4103: m=text, t140/1000 with
+// red/1000), and bridges each call into the room as a member.
+//
+// The bridge is a client of the node like any other: it dials the node's
+// client listener with the public client package, attaches as the
+// caller ("sip:" and the From URI's user@host, or the name a token
+// says), joins the room, sends the caller's T.140 text as the member's
+// chunks, and sends every other member's text to the caller as T.140 RTP
+// with redundancy, one sender at a time under a "[name]: " label
+// (t140.Mixer). The node's session code knows nothing of SIP.
+//
+// The node that takes a call is picked by the same policy as for
+// clients (pick.Default over the node's directory): when it picks
+// another node, the INVITE is answered with 302 Moved Temporarily to
+// that node's SIP address. Limits: calls per node and per source
+// address. Malformed requests and offers get SIP errors (400, 404, 415,
+// 488); RTP from anywhere but the address the caller's SDP named is
+// ignored.
+//
+// The front authenticates no caller: anyone who reaches it can join any
+// room under a name derived from their From header (marked "sip:", so
+// that a caller cannot pass for a member who attached with a token).
+// cmd/switchboard therefore binds it to loopback unless told otherwise,
+// and says so in the log.
+package sipfront
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/t140"
+	"github.com/switchboard/switchboard/internal/textsdp"
+	"github.com/switchboard/switchboard/internal/token"
+	"github.com/switchboard/switchboard/pick"
+)
+
+// ErrClosed is returned by Serve after Shutdown.
+var ErrClosed = errors.New("sipfront: server closed")
+
+// NodeParam is the SIP URI parameter a redirect's Contact carries: the ID
+// of the node picked, which then takes the call without picking again.
+const NodeParam = "sbnode"
+
+// Config configures a Server. Zero values take the defaults said.
+type Config struct {
+	// Service is the service's name (for tokens and logs).
+	Service string
+	// NodeID is the ID of the node this front belongs to.
+	NodeID string
+	// NodeAddr is the node's client address the bridge dials (HOST:PORT,
+	// a loopback address when the node listens on all addresses).
+	NodeAddr string
+	// ClientOptions are added to the bridge's client.Dial (TLS, say).
+	ClientOptions []client.Option
+	// Nodes returns the node's current directory, for the policy.
+	Nodes func() []directory.Node
+	// Policy picks the node that takes a call (default
+	// pick.Default(pick.DefaultRand()), as for clients).
+	Policy pick.Policy
+	// Redirect turns the policy's picks of other nodes into 302
+	// redirects (when false, every call is taken here).
+	Redirect bool
+	// SIPAddrOf returns the SIP HOST:PORT of another node (default: the
+	// host of its client address with this front's port: every node runs
+	// its SIP front on the same port).
+	SIPAddrOf func(directory.Node) (string, bool)
+	// MaxCalls is the most calls this front holds at once (default 100).
+	MaxCalls int
+	// MaxCallsPerSource is the most calls from one source IP address
+	// (default 4).
+	MaxCallsPerSource int
+	// TokenKey, when set, signs the token each bridged member attaches
+	// with (needed when the service has a token key).
+	TokenKey ed25519.PrivateKey
+	// TokenTTL is how long such a token is valid (default 1 h).
+	TokenTTL time.Duration
+	// Interval is the T.140 transmission interval: text waits at most
+	// this long to be sent, redundancy is sent this often (default 300
+	// ms, as RFC 4103 recommends).
+	Interval time.Duration
+	// Generations is the redundancy sent to callers (default 2).
+	Generations int
+	// SetupTimeout bounds attaching and joining the room (default 10 s).
+	SetupTimeout time.Duration
+	// PacketRate and PacketBurst bound the RTP packets a caller may send
+	// a second (default 30, bursts of 60); more are dropped.
+	PacketRate  float64
+	PacketBurst int
+	// Logger receives the front's logs (default: discarded).
+	Logger *slog.Logger
+}
+
+func (c *Config) fill() error {
+	if c.NodeAddr == "" || c.NodeID == "" || c.Service == "" {
+		return errors.New("sipfront: NodeAddr, NodeID and Service are required")
+	}
+	if c.Nodes == nil {
+		return errors.New("sipfront: Nodes is required")
+	}
+	if c.Policy == nil {
+		c.Policy = pick.Default(pick.DefaultRand())
+	}
+	if c.MaxCalls <= 0 {
+		c.MaxCalls = 100
+	}
+	if c.MaxCallsPerSource <= 0 {
+		c.MaxCallsPerSource = 4
+	}
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = time.Hour
+	}
+	if c.Interval <= 0 {
+		c.Interval = 300 * time.Millisecond
+	}
+	if c.Generations <= 0 {
+		c.Generations = t140.DefaultGenerations
+	}
+	if c.SetupTimeout <= 0 {
+		c.SetupTimeout = 10 * time.Second
+	}
+	if c.PacketRate <= 0 {
+		c.PacketRate = 30
+	}
+	if c.PacketBurst <= 0 {
+		c.PacketBurst = 60
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Server is a SIP front. Serve it, then Shutdown.
+type Server struct {
+	cfg     Config
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	dialogs *sipgo.DialogServerCache
+	log     *slog.Logger
+
+	udp  net.PacketConn
+	tcp  net.Listener
+	addr netip.AddrPort
+
+	mu        sync.Mutex
+	closed    bool
+	calls     map[string]*call // by dialog ID
+	perSource map[netip.Addr]int
+	pending   int // calls being set up, counted in the limits
+	wg        sync.WaitGroup
+}
+
+// Listen opens the front's UDP and TCP sockets on addr (the same port for
+// both; port 0 lets the kernel choose) and returns a Server ready to
+// Serve.
+func Listen(addr string, cfg Config) (*Server, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, calls: map[string]*call{}, perSource: map[netip.Addr]int{}}
+	var err error
+	for range 10 {
+		if s.udp, err = net.ListenPacket("udp", addr); err != nil {
+			return nil, fmt.Errorf("sipfront: listening on UDP %s: %w", addr, err)
+		}
+		if s.tcp, err = net.Listen("tcp", s.udp.LocalAddr().String()); err == nil {
+			break
+		}
+		s.udp.Close()
+		if _, port, _ := net.SplitHostPort(addr); port != "0" {
+			return nil, fmt.Errorf("sipfront: listening on TCP %s: %w", addr, err)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sipfront: listening on TCP: %w", err)
+	}
+	s.addr = s.udp.LocalAddr().(*net.UDPAddr).AddrPort()
+	s.addr = netip.AddrPortFrom(s.addr.Addr().Unmap(), s.addr.Port())
+	host := s.addr.Addr().String()
+	if s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("switchboard"), sipgo.WithUserAgentHostname(host)); err != nil {
+		s.closeSockets()
+		return nil, fmt.Errorf("sipfront: %w", err)
+	}
+	if s.srv, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(s.log)); err != nil {
+		s.closeSockets()
+		return nil, fmt.Errorf("sipfront: %w", err)
+	}
+	cl, err := sipgo.NewClient(s.ua, sipgo.WithClientHostname(host), sipgo.WithClientPort(int(s.addr.Port())))
+	if err != nil {
+		s.closeSockets()
+		return nil, fmt.Errorf("sipfront: %w", err)
+	}
+	s.dialogs = sipgo.NewDialogServerCache(cl, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: host, Port: int(s.addr.Port())}})
+	s.srv.OnInvite(s.onInvite)
+	s.srv.OnAck(s.onAck)
+	s.srv.OnBye(s.onBye)
+	s.srv.OnOptions(s.onOptions)
+	return s, nil
+}
+
+func (s *Server) closeSockets() {
+	if s.udp != nil {
+		s.udp.Close()
+	}
+	if s.tcp != nil {
+		s.tcp.Close()
+	}
+}
+
+// Addr is the address the front listens on (UDP and TCP).
+func (s *Server) Addr() netip.AddrPort { return s.addr }
+
+// Serve answers SIP on the front's sockets until Shutdown; it then
+// returns ErrClosed.
+func (s *Server) Serve() error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.srv.ServeUDP(s.udp) }()
+	go func() { errc <- s.srv.ServeTCP(s.tcp) }()
+	err := <-errc
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		<-errc
+		return ErrClosed
+	}
+	return fmt.Errorf("sipfront: serving: %w", err)
+}
+
+// Calls counts the calls in progress.
+func (s *Server) Calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.calls)
+}
+
+// Shutdown ends every call with a BYE whose Reason says the node is
+// stopping, waits for them (until ctx ends), and closes the sockets.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	calls := make([]*call, 0, len(s.calls))
+	for _, c := range s.calls {
+		calls = append(calls, c)
+	}
+	s.mu.Unlock()
+	var ends sync.WaitGroup
+	for _, c := range calls {
+		ends.Go(func() { c.end(ctx, "the node is shutting down", true) })
+	}
+	ends.Wait()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("sipfront: shutting down: %w", ctx.Err())
+	}
+	s.closeSockets()
+	s.ua.Close()
+	return err
+}
+
+// reply answers a request outside any dialog.
+func reply(req *sip.Request, tx sip.ServerTransaction, code int, reason string, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	_ = tx.Respond(res)
+}
+
+// ValidRoom reports whether name is a room name the service accepts:
+// 1 to 64 bytes of ASCII letters, digits, '.', '_' and '-'.
+func ValidRoom(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// callerName is the member name of a caller: "sip:" and the From URI's
+// user@host, cut to the 64 bytes a user name may have, without controls.
+func callerName(req *sip.Request) string {
+	from := req.From()
+	user, host := "anonymous", "invalid"
+	if from != nil {
+		if from.Address.User != "" {
+			user = from.Address.User
+		}
+		if from.Address.Host != "" {
+			host = from.Address.Host
+		}
+	}
+	name := []rune("sip:" + user + "@" + host)
+	var b strings.Builder
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\uFFFD' {
+			continue
+		}
+		if b.Len()+len(string(r)) > 64 {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func sourceIP(req *sip.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		host, _, _ := net.SplitHostPort(req.Source())
+		a, _ := netip.ParseAddr(host)
+		return a.Unmap()
+	}
+	return ap.Addr().Unmap()
+}
+
+// route decides where a call goes: here (ok false) or to another node's
+// SIP address.
+func (s *Server) route(req *sip.Request) (to *sip.Uri, err error) {
+	if !s.cfg.Redirect {
+		return nil, nil
+	}
+	if id, ok := req.Recipient.UriParams.Get(NodeParam); ok && id == s.cfg.NodeID {
+		return nil, nil // picked already, by the node that redirected
+	}
+	res, err := s.cfg.Policy.Pick(s.cfg.Nodes(), pick.Request{})
+	if err != nil {
+		return nil, err
+	}
+	if res.Node.ID == s.cfg.NodeID {
+		return nil, nil
+	}
+	addr, ok := s.sipAddrOf(res.Node)
+	if !ok {
+		return nil, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil
+	}
+	p, _ := strconv.Atoi(port)
+	u := &sip.Uri{Scheme: "sip", User: req.Recipient.User, Host: host, Port: p, UriParams: sip.NewParams()}
+	u.UriParams.Add(NodeParam, res.Node.ID)
+	return u, nil
+}
+
+func (s *Server) sipAddrOf(n directory.Node) (string, bool) {
+	if s.cfg.SIPAddrOf != nil {
+		return s.cfg.SIPAddrOf(n)
+	}
+	host, _, err := net.SplitHostPort(n.Addr)
+	if err != nil || host == "" {
+		return "", false
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(s.addr.Port()))), true
+}
+
+// admit counts a call being set up against the limits; the returned
+// function gives its place back.
+func (s *Server) admit(src netip.Addr) (release func(), code int, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return nil, 503, "Node Shutting Down"
+	case len(s.calls)+s.pending >= s.cfg.MaxCalls:
+		return nil, 503, "Too Many Calls On This Node"
+	case s.perSource[src] >= s.cfg.MaxCallsPerSource:
+		return nil, 486, "Too Many Calls From Your Address"
+	}
+	s.pending++
+	s.perSource[src]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.perSource[src]--; s.perSource[src] <= 0 {
+				delete(s.perSource, src)
+			}
+		})
+	}, 0, ""
+}
+
+func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	room := req.Recipient.User
+	log := s.log.With("call", req.CallID().Value(), "from", req.Source(), "room", room)
+	if !ValidRoom(room) {
+		log.Info("call refused: bad room name")
+		reply(req, tx, 404, "Not Found: Not A Room Name")
+		return
+	}
+	if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
+		log.Info("call refused: no SDP offer")
+		reply(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/sdp"))
+		return
+	}
+	offer, err := textsdp.Parse(req.Body())
+	switch {
+	case errors.Is(err, textsdp.ErrNoText):
+		log.Info("call refused", "err", err)
+		reply(req, tx, 488, "Not Acceptable Here: No Real-Time Text Stream", sip.NewHeader("Warning", `304 switchboard "m=text RTP/AVP with t140/1000 required"`))
+		return
+	case err != nil:
+		log.Info("call refused", "err", err)
+		reply(req, tx, 400, "Bad Request: Malformed SDP")
+		return
+	}
+	to, err := s.route(req)
+	if err != nil {
+		log.Info("call refused: no node to take it", "err", err)
+		reply(req, tx, 503, "Service Unavailable: No Node Up", sip.NewHeader("Retry-After", "5"))
+		return
+	}
+	if to != nil {
+		log.Info("call redirected", "to", to.String())
+		reply(req, tx, 302, "Moved Temporarily", &sip.ContactHeader{Address: *to})
+		return
+	}
+	src := sourceIP(req)
+	release, code, reason := s.admit(src)
+	if release == nil {
+		log.Info("call refused", "reason", reason)
+		reply(req, tx, code, reason, sip.NewHeader("Retry-After", "5"))
+		return
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	c, answer, err := s.setup(req, tx, room, offer, log)
+	s.mu.Lock()
+	s.pending--
+	if err == nil {
+		if s.closed {
+			err = errors.New("the node is shutting down")
+		} else {
+			c.release = release
+			s.calls[c.id] = c
+		}
+	}
+	s.mu.Unlock()
+	if err == nil {
+		if err = c.dlg.RespondSDP(answer); err != nil {
+			c.end(context.Background(), "answering: "+err.Error(), false)
+			return
+		}
+	}
+	if err != nil {
+		release()
+		if c != nil {
+			_ = c.dlg.Respond(503, "Service Unavailable: Node Shutting Down", nil)
+			c.end(context.Background(), err.Error(), false)
+		}
+		return
+	}
+	log.Info("call answered", "user", c.user, "rtp", c.peer.String(), "local", c.pc.LocalAddr().String(), "red", c.format.RED != 0)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		c.run()
+	}()
+}
+
+func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
+	_ = s.dialogs.ReadAck(req, tx)
+}
+
+func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
+	if err := s.dialogs.ReadBye(req, tx); err != nil {
+		reply(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	c := s.calls[id]
+	s.mu.Unlock()
+	if c != nil {
+		c.end(context.Background(), "the caller hung up", false)
+	}
+}
+
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	reply(req, tx, 200, "OK",
+		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS"),
+		sip.NewHeader("Accept", "application/sdp"))
+}
+
+func randUint32() uint32 {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return binary.BigEndian.Uint32(b[:])
+}
+
+// preferSelf picks the front's own node while it is up, else what
+// fallback picks: the bridged member stays with the RTP while it can.
+func preferSelf(self string, fallback pick.Policy) pick.Policy {
+	return pick.PolicyFunc(func(nodes []directory.Node, req pick.Request) (pick.Result, error) {
+		for _, n := range nodes {
+			if n.ID == self && n.Status == directory.Up && (req.Exclude == nil || !req.Exclude(n.ID)) {
+				return pick.Result{Node: n, Reason: "the SIP front's own node"}, nil
+			}
+		}
+		return fallback.Pick(nodes, req)
+	})
+}
+
+// setup dials the bridge, joins the room, opens the RTP socket and
+// writes the answer. On error the INVITE has been answered with an error.
+func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, room string, offer textsdp.Media, log *slog.Logger) (*call, []byte, error) {
+	dlg, err := s.dialogs.ReadInvite(req, tx)
+	if err != nil {
+		reply(req, tx, 400, "Bad Request: "+strings.ReplaceAll(err.Error(), "\r\n", " "))
+		return nil, nil, err
+	}
+	fail := func(code int, reason string, err error) (*call, []byte, error) {
+		log.Info("call refused", "reason", reason, "err", err)
+		_ = dlg.Respond(code, reason, nil)
+		dlg.Close()
+		return nil, nil, err
+	}
+	_ = dlg.Respond(100, "Trying", nil)
+	user := callerName(req)
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.SetupTimeout)
+	defer cancel()
+	opts := append([]client.Option{
+		client.WithUser(user),
+		client.WithPolicy(preferSelf(s.cfg.NodeID, s.cfg.Policy)),
+		client.WithClientName("switchboard-sip/1"),
+		client.WithReconnectTimeout(30 * time.Second),
+	}, s.cfg.ClientOptions...)
+	if s.cfg.TokenKey != nil {
+		key, svc, ttl := s.cfg.TokenKey, s.cfg.Service, s.cfg.TokenTTL
+		opts = append(opts, client.WithTokenFunc(func(context.Context) (string, error) {
+			now := time.Now()
+			return token.Mint(key, token.Claims{User: user, Service: svc, Expires: now.Add(ttl), Rooms: []string{room}}, now)
+		}))
+	}
+	sess, err := client.Dial(ctx, s.cfg.NodeAddr, opts...)
+	if err != nil {
+		return fail(503, "Service Unavailable: Cannot Attach", err)
+	}
+	if _, err := sess.JoinWait(ctx, room); err != nil {
+		sess.Close()
+		var se *client.ServerError
+		if errors.As(err, &se) {
+			switch se.Code {
+			case "unauthorized":
+				return fail(403, "Forbidden: "+se.Message, err)
+			case "limit":
+				return fail(486, "Busy Here: "+se.Message, err)
+			}
+		}
+		return fail(503, "Service Unavailable: Cannot Join The Room", err)
+	}
+	ip := s.addr.Addr()
+	if ip.IsUnspecified() {
+		ip = netip.IPv4Unspecified()
+	}
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	if err != nil {
+		sess.Close()
+		return fail(500, "Server Internal Error: No RTP Port", err)
+	}
+	local := netip.AddrPortFrom(s.answerAddr(req), pc.LocalAddr().(*net.UDPAddr).AddrPort().Port())
+	answer, err := textsdp.Answer(offer, local, s.cfg.Generations, uint64(randUint32()))
+	if err != nil {
+		pc.Close()
+		sess.Close()
+		return fail(500, "Server Internal Error", err)
+	}
+	c := &call{
+		srv: s, id: dlg.ID, dlg: dlg, room: room, user: user, log: log.With("user", user),
+		peer: offer.Addr, format: offer.Format, pc: pc, sess: sess,
+		done: make(chan struct{}),
+	}
+	return c, answer, nil
+}
+
+// answerAddr is the address put in the SDP answer: the front's own, or
+// when it listens on all addresses, the one the INVITE came in on.
+func (s *Server) answerAddr(req *sip.Request) netip.Addr {
+	if !s.addr.Addr().IsUnspecified() {
+		return s.addr.Addr()
+	}
+	if a, err := netip.ParseAddr(req.Recipient.Host); err == nil && !a.IsUnspecified() {
+		return a.Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(req.Destination()); err == nil && !ap.Addr().IsUnspecified() {
+		return ap.Addr().Unmap()
+	}
+	return netip.IPv4Unspecified()
+}

@@ -1,0 +1,408 @@
+package sipfront_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/sipcall"
+	"github.com/switchboard/switchboard/internal/sipfront"
+	"github.com/switchboard/switchboard/internal/t140"
+	"github.com/switchboard/switchboard/pick"
+	"github.com/switchboard/switchboard/rtt"
+)
+
+// settle bounds waits for what must happen: generous for loaded CI.
+const settle = 30 * time.Second
+
+// startFront runs a SIP front for n, stopped at cleanup.
+func startFront(t *testing.T, n *node.Node, edit func(*sipfront.Config)) *sipfront.Server {
+	t.Helper()
+	cfg := sipfront.Config{
+		Service:  n.Service(),
+		NodeID:   n.ID(),
+		NodeAddr: n.Addr(),
+		Nodes:    n.Nodes,
+		Interval: 50 * time.Millisecond,
+		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := sipfront.Listen("127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := s.Shutdown(ctx); err != nil {
+			t.Errorf("shutting the front down: %v", err)
+		}
+		if err := <-served; !errors.Is(err, sipfront.ErrClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	return s
+}
+
+// pinned picks the node with the given ID.
+func pinned(id string) pick.Policy {
+	return pick.PolicyFunc(func(nodes []directory.Node, _ pick.Request) (pick.Result, error) {
+		for _, n := range nodes {
+			if n.ID == id {
+				return pick.Result{Node: n, Reason: "pinned"}, nil
+			}
+		}
+		return pick.Result{}, pick.ErrNoNode
+	})
+}
+
+// member is a TCP member of a room on a given node, whose view of the
+// room is kept with the rtt model.
+type member struct {
+	sess *client.Session
+	mu   sync.Mutex
+	room *rtt.Room
+	left []string
+}
+
+func join(t *testing.T, n *node.Node, user, room string) *member {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	s, err := client.Dial(ctx, n.Addr(), client.WithUser(user), client.WithPolicy(pinned(n.ID())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	m := &member{sess: s, room: rtt.NewRoom(0)}
+	go func() {
+		for e := range s.Events() {
+			re, ok := e.Room()
+			if !ok {
+				continue
+			}
+			m.mu.Lock()
+			switch re.Kind {
+			case client.TextEvent:
+				m.room.Apply(re.From, re.Seq, re.Text)
+			case client.PresenceEvent:
+				if !re.Joined {
+					m.left = append(m.left, re.User)
+				}
+			}
+			m.mu.Unlock()
+		}
+	}()
+	if _, err := s.JoinWait(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// text is what the member's view shows of from: completed lines joined
+// with "\n", then the live line.
+func (m *member) text(from string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.room.State()
+	var parts []string
+	for _, l := range st.Lines {
+		if l.From == from {
+			parts = append(parts, l.Text+"\n")
+		}
+	}
+	return strings.Join(parts, "") + st.Live[from]
+}
+
+func (m *member) hasLeft(user string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, u := range m.left {
+		if u == user {
+			return true
+		}
+	}
+	return false
+}
+
+func sipTarget(s *sipfront.Server, room string) string {
+	return fmt.Sprintf("sip:%s@%s", room, s.Addr())
+}
+
+func dial(t *testing.T, target string, cfg sipcall.Config) *sipcall.Call {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	c, err := sipcall.Dial(ctx, target, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// collect gathers what a call receives until want is in it.
+func collect(t *testing.T, c *sipcall.Call, want string) string {
+	t.Helper()
+	var got strings.Builder
+	deadline := time.After(settle)
+	for !strings.Contains(got.String(), want) {
+		select {
+		case s := <-c.Text():
+			got.WriteString(s)
+		case <-deadline:
+			t.Fatalf("the caller received %q, not %q", got.String(), want)
+		}
+	}
+	return got.String()
+}
+
+// TestCallerTalksWithMemberOnAnotherNode: a SIP caller on n1's front and a
+// TCP member on n2 share a room both ways, through loss of the caller's
+// packets that redundancy mends, and the caller's hangup leaves the room.
+func TestCallerTalksWithMemberOnAnotherNode(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[1], "bob", "lobby")
+
+	// Lose packets 1 and 2 (two in a row, within the two generations of
+	// redundancy) and 6.
+	lost := map[int]bool{1: true, 2: true, 6: true}
+	call := dial(t, sipTarget(front, "lobby"), sipcall.Config{
+		User: "alice", Interval: 20 * time.Millisecond,
+		Drop: func(i int) bool { return lost[i] },
+	})
+	if call.Answer.Format.RED == 0 {
+		t.Fatalf("the answer has no redundancy: %+v", call.Answer)
+	}
+	caller := "sip:alice@127.0.0.1"
+	for _, ch := range []string{"h", "e", "l", "l", "o", "\r\n", "w", "o", "r", "l", "d"} {
+		call.Send(ch)
+		time.Sleep(30 * time.Millisecond) // one chunk per packet, as typed
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text(caller); got != "hello\nworld" {
+			return fmt.Errorf("bob sees %q from the caller", got)
+		}
+		return nil
+	})
+
+	if _, err := bob.sess.SendText("lobby", "hi alice\n"); err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, call, "hi alice")
+	if want := "[bob]: hi alice"; !strings.Contains(got, want) {
+		t.Errorf("the caller received %q, want it to hold %q", got, want)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if n := front.Calls(); n != 0 {
+			return fmt.Errorf("%d calls still held", n)
+		}
+		if !bob.hasLeft(caller) {
+			return errors.New("bob has not seen the caller leave")
+		}
+		return nil
+	})
+}
+
+// TestRTPFromStrangersIgnored: a packet from another address than the one
+// the caller's SDP named never reaches the room.
+func TestRTPFromStrangersIgnored(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	call := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "alice"})
+
+	stranger, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stranger.Close()
+	enc := t140.NewEncoder(call.Answer.Format, 1, 1, 0)
+	for i := range 3 {
+		p, err := enc.Packet([]byte("evil"), uint32(i*300))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := p.Marshal()
+		if _, err := stranger.WriteToUDPAddrPort(raw, call.Answer.Addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The stranger's packets reached the socket before the caller's text:
+	// once that arrives, they were read and dropped.
+	call.Send("ok")
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("sip:alice@127.0.0.1"); got != "ok" {
+			return fmt.Errorf("bob sees %q", got)
+		}
+		return nil
+	})
+}
+
+// rawInvite sends an INVITE with the given body and content type and
+// returns the final response.
+func rawInvite(t *testing.T, target string, contentType string, body []byte) *sip.Response {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgentHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uri sip.Uri
+	if err := sip.ParseUri(target, &uri); err != nil {
+		t.Fatal(err)
+	}
+	req := sip.NewRequest(sip.INVITE, uri)
+	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "x", Host: "127.0.0.1", Port: 5999}})
+	if contentType != "" {
+		req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	}
+	req.SetBody(body)
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	res, err := cl.Do(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestBadInvitesGetSIPErrors(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	audioOnly := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+	tests := []struct {
+		name, room, ctype, body string
+		code                    int
+	}{
+		{"not a room name", "a!b", "application/sdp", audioOnly, 404},
+		{"no offer", "lobby", "", "", 415},
+		{"not SDP", "lobby", "application/sdp", "hello there", 400},
+		{"no text stream", "lobby", "application/sdp", audioOnly, 488},
+		{"text refused", "lobby", "application/sdp", strings.Replace(audioOnly, "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000", "m=text 0 RTP/AVP 98\r\na=rtpmap:98 t140/1000", 1), 488},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := rawInvite(t, sipTarget(front, tt.room), tt.ctype, []byte(tt.body))
+			if res.StatusCode != tt.code {
+				t.Errorf("status %d %s, want %d", res.StatusCode, res.Reason, tt.code)
+			}
+		})
+	}
+	if n := front.Calls(); n != 0 {
+		t.Errorf("%d calls held after refusals", n)
+	}
+}
+
+func TestCallLimits(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.MaxCallsPerSource = 1; cfg.MaxCalls = 2 })
+	dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "a"})
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	_, err := sipcall.Dial(ctx, sipTarget(front, "lobby"), sipcall.Config{User: "b"})
+	var se *sipcall.StatusError
+	if !errors.As(err, &se) || se.Code != 486 {
+		t.Fatalf("a second call from one address: %v, want 486", err)
+	}
+	// From another source address (127.0.0.2 is loopback too on Linux).
+	dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "c", Host: "127.0.0.2"})
+	_, err = sipcall.Dial(ctx, sipTarget(front, "lobby"), sipcall.Config{User: "d", Host: "127.0.0.3"})
+	if !errors.As(err, &se) || se.Code != 503 {
+		t.Fatalf("a call above the node's limit: %v, want 503", err)
+	}
+}
+
+// TestRedirectToPickedNode: the policy picks n2, so n1's front answers
+// 302 to n2's front, which takes the call; the member is on n2.
+func TestRedirectToPickedNode(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	var f2 *sipfront.Server
+	f2 = startFront(t, c.Nodes[1], func(cfg *sipfront.Config) { cfg.Redirect = true; cfg.Policy = pinned("n2") })
+	f1 := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) {
+		cfg.Redirect = true
+		cfg.Policy = pinned("n2")
+		cfg.SIPAddrOf = func(n directory.Node) (string, bool) {
+			if n.ID == "n2" {
+				return f2.Addr().String(), true
+			}
+			return "", false
+		}
+	})
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	call := dial(t, sipTarget(f1, "lobby"), sipcall.Config{User: "alice"})
+	if f1.Calls() != 0 || f2.Calls() != 1 {
+		t.Fatalf("calls: n1 %d, n2 %d; want the call on n2", f1.Calls(), f2.Calls())
+	}
+	call.Send("via n2")
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("sip:alice@127.0.0.1"); got != "via n2" {
+			return fmt.Errorf("bob sees %q", got)
+		}
+		return nil
+	})
+}
+
+// TestShutdownEndsCallsWithReason: a front that stops sends BYE with a
+// Reason saying so.
+func TestShutdownEndsCallsWithReason(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	call := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "alice"})
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	if err := front.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-call.Ended():
+	case <-time.After(settle):
+		t.Fatal("no BYE from the front that stopped")
+	}
+	if r := call.Reason(); !strings.Contains(r, "shutting down") {
+		t.Errorf("Reason %q does not say the node is shutting down", r)
+	}
+}
+
+// testWriter sends log lines to t.Log.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
