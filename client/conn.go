@@ -163,27 +163,10 @@ func asError(m wire.Message) error {
 	return &ServerError{Code: m.Code, Message: m.Message, Directory: m.Dir}
 }
 
-// Hello says hello on c and returns the directory it answers with.
+// Hello says hello on c and returns the directory it answers with: all of
+// it, or as much as the node can send in one line (see HelloView).
 func (c *Conn) Hello(ctx context.Context, clientName, group string) (*wire.Directory, error) {
-	if err := c.Send(wire.Message{Op: wire.OpHello, V: wire.Version, Client: clientName, Group: group}); err != nil {
-		return nil, err
-	}
-	for {
-		m, err := c.Recv(ctx)
-		if err != nil {
-			return nil, err
-		}
-		switch m.Op {
-		case wire.OpDirectory:
-			dir := m.Directory()
-			if dir.Self == "" && dir.Nodes == nil {
-				return nil, fmt.Errorf("client: empty directory from %s", c.addr)
-			}
-			return dir, nil
-		case wire.OpError:
-			return nil, asError(m)
-		}
-	}
+	return c.HelloView(ctx, clientName, group, 0)
 }
 
 // FetchDirectory connects to addr, says hello and returns the directory.

@@ -439,7 +439,7 @@ func (s *Session) hello(ctx context.Context, addr string) (*Conn, *wire.Director
 	if err != nil {
 		return nil, nil, err
 	}
-	dir, err := c.Hello(actx, s.opts.clientName, s.opts.group)
+	dir, err := c.HelloView(actx, s.opts.clientName, s.opts.group, ViewSize) // view.go
 	if err != nil {
 		c.Close()
 		return nil, nil, err

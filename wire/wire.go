@@ -76,8 +76,13 @@ type Directory struct {
 	Service string `json:"service"`
 	// Self is the ID of the node that answered.
 	Self string `json:"self"`
-	// Nodes lists every node, sorted by ID.
+	// Nodes lists every node, sorted by ID, or the view of them chosen
+	// for the client (see Total).
 	Nodes []directory.Node `json:"nodes"`
+	// Total is how many nodes the answering node knows when Nodes holds
+	// only some of them (a view: the client asked for at most Max, or
+	// all would not fit in a line); 0 when Nodes holds them all.
+	Total int `json:"total,omitempty"`
 }
 
 // Message is any protocol message; which fields are set depends on Op.
@@ -91,6 +96,9 @@ type Message struct {
 	Client string `json:"client,omitempty"`
 	// Group is the client's preferred "region/zone" (hello).
 	Group string `json:"group,omitempty"`
+	// Max is the most nodes the client wants in a directory (hello); 0
+	// for as many as fit in a line. See Directory.Total.
+	Max int `json:"max,omitempty"`
 
 	// Service, Self and Nodes are the directory a directory message
 	// carries, at the top level of the line (directory); see Directory.
@@ -99,6 +107,7 @@ type Message struct {
 	Service string           `json:"service,omitempty"`
 	Self    string           `json:"self,omitempty"`
 	Nodes   []directory.Node `json:"nodes,omitzero"`
+	Total   int              `json:"total,omitempty"`
 
 	// User is the user name (attach, attached, presence).
 	User string `json:"user,omitempty"`
@@ -137,7 +146,7 @@ func DirectoryMessage(d *Directory) Message {
 	if nodes == nil {
 		nodes = []directory.Node{}
 	}
-	return Message{Op: OpDirectory, V: Version, Service: d.Service, Self: d.Self, Nodes: nodes}
+	return Message{Op: OpDirectory, V: Version, Service: d.Service, Self: d.Self, Nodes: nodes, Total: d.Total}
 }
 
 // Directory returns the directory m carries: a directory message's own,
@@ -146,7 +155,7 @@ func DirectoryMessage(d *Directory) Message {
 func (m *Message) Directory() *Directory {
 	switch {
 	case m.Op == OpDirectory:
-		return &Directory{Service: m.Service, Self: m.Self, Nodes: m.Nodes}
+		return &Directory{Service: m.Service, Self: m.Self, Nodes: m.Nodes, Total: m.Total}
 	case m.Dir != nil:
 		return m.Dir
 	}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -21,30 +23,88 @@ type encodedView struct {
 	err   error
 }
 
-// directoryLine returns the directory message for a hello as one encoded
-// line with ages as of now. The JSON of the nodes is encoded once per
-// snapshot, on the first read; every read then only appends the ages.
-func (v *view) directoryLine(service, self string, now time.Time) ([]byte, error) {
+// ageRoom is the most bytes a node's age and the rest of its JSON take
+// after its encoded part: the age's digits (a non-negative int64), the
+// closing brace and the comma before the next node.
+const ageRoom = 19 + 1 + 1
+
+// totalRoom is the most bytes the end of a view's message takes: the
+// closing bracket, `,"total":` with its number, the closing brace.
+const totalRoom = len(`],"total":`) + 19 + 1
+
+// viewWant is what a client's hello asked of the directory: at most max
+// nodes (0: as many as fit), chosen for a client in group.
+type viewWant struct {
+	max   int
+	group string
+}
+
+// newRand is a random source for one view: views are drawn per client.
+func newRand() *rand.Rand { return rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())) }
+
+// encoded returns v's cached encoding, made on the first read.
+func (v *view) encoded(service, self string) (*encodedView, error) {
 	v.enc.once.Do(func() { v.enc.head, v.enc.parts, v.enc.err = encodeView(service, self, v) })
-	if v.enc.err != nil {
-		return nil, v.enc.err
+	return &v.enc, v.enc.err
+}
+
+// directoryLine returns the whole directory message as one encoded line
+// with ages as of now, however long. Clients are sent viewLine instead.
+func (v *view) directoryLine(service, self string, now time.Time) ([]byte, error) {
+	enc, err := v.encoded(service, self)
+	if err != nil {
+		return nil, err
 	}
+	all := make([]int, len(v.nodes))
+	for i := range all {
+		all[i] = i
+	}
+	return v.assemble(enc, all, now), nil
+}
+
+// viewLine returns the directory message for a client that wants w, as
+// one encoded line with ages as of now: the view directory.Sample draws
+// with r, never longer than wire.MaxLine; whole says it holds every node. The JSON of the nodes is
+// encoded once per snapshot, on the first read; every read then only
+// draws the view and appends the ages.
+func (v *view) viewLine(service, self string, now time.Time, w viewWant, r *rand.Rand) (line []byte, whole bool, err error) {
+	enc, err := v.encoded(service, self)
+	if err != nil {
+		return nil, false, err
+	}
+	idx := directory.Sample(v.nodes, directory.ViewRequest{
+		Max:    w.max,
+		Group:  w.group,
+		Budget: wire.MaxLine - len(enc.head) - totalRoom,
+		Size:   func(i int) int { return len(enc.parts[i]) + ageRoom },
+	}, r)
+	return v.assemble(enc, idx, now), len(idx) == len(v.nodes), nil
+}
+
+// assemble writes the message holding the nodes at idx, with "total"
+// when they are not all.
+func (v *view) assemble(enc *encodedView, idx []int, now time.Time) []byte {
 	elapsed := now.Sub(v.taken).Milliseconds()
-	size := len(v.enc.head) + 4
-	for _, p := range v.enc.parts {
-		size += len(p) + 24
+	size := len(enc.head) + totalRoom + 1
+	for _, i := range idx {
+		size += len(enc.parts[i]) + ageRoom
 	}
 	line := make([]byte, 0, size)
-	line = append(line, v.enc.head...)
-	for i, p := range v.enc.parts {
-		if i > 0 {
+	line = append(line, enc.head...)
+	for j, i := range idx {
+		if j > 0 {
 			line = append(line, ',')
 		}
-		line = append(line, p...)
+		line = append(line, enc.parts[i]...)
 		line = strconv.AppendInt(line, max(v.nodes[i].AgeMS+elapsed, 0), 10)
 		line = append(line, '}')
 	}
-	return append(line, "]}\n"...), nil
+	line = append(line, ']')
+	if len(idx) < len(v.nodes) {
+		line = append(line, `,"total":`...)
+		line = strconv.AppendInt(line, int64(len(v.nodes)), 10)
+	}
+	return append(line, "}\n"...)
 }
 
 func encodeView(service, self string, v *view) (head []byte, parts [][]byte, err error) {
@@ -71,4 +131,104 @@ func encodeView(service, self string, v *view) (head []byte, parts [][]byte, err
 		parts[i] = b[:len(b)-len("0}")]
 	}
 	return head, parts, nil
+}
+
+// sayDirectory answers a hello m: it keeps what m asked of the directory
+// for later pushes and sends the view drawn for it. Only the session's
+// reader calls it.
+func (s *session) sayDirectory(m wire.Message) {
+	n := s.n
+	w := viewWant{max: max(m.Max, 0), group: m.Group}
+	s.want.Store(&w)
+	line, _, err := n.view.Load().viewLine(n.cfg.Service, n.cfg.ID, time.Now(), w, newRand())
+	if err != nil {
+		n.log.Error("encoding the directory", "err", err)
+		s.reply(wire.DirectoryMessage(&wire.Directory{Service: n.cfg.Service, Self: n.cfg.ID}))
+		return
+	}
+	s.write(line)
+}
+
+// viewDirectory is the view drawn for s as a directory to put in a
+// message of reserve bytes without it (a refusal, a move): it fits
+// wire.MaxLine with them.
+func (s *session) viewDirectory(reserve int) *wire.Directory {
+	n := s.n
+	w := viewWant{}
+	if p := s.want.Load(); p != nil {
+		w = *p
+	}
+	nodes := n.Nodes()
+	envelope := len(`"directory":{"service":"","self":"","nodes":[],"total":}`) + 19 +
+		6*(len(n.cfg.Service)+len(n.cfg.ID)) // escaped at worst
+	idx := directory.Sample(nodes, directory.ViewRequest{Max: w.max, Group: w.group, Budget: wire.MaxLine - reserve - envelope}, newRand())
+	d := &wire.Directory{Service: n.cfg.Service, Self: n.cfg.ID, Nodes: make([]directory.Node, len(idx))}
+	for j, i := range idx {
+		d.Nodes[j] = nodes[i]
+	}
+	if len(idx) < len(nodes) {
+		d.Total = len(nodes)
+	}
+	return d
+}
+
+// refusal is an error answering an attach with code and text, and the
+// client's view of the directory, within one line.
+func (s *session) refusal(code, text string) wire.Message {
+	m := wire.Message{Op: wire.OpError, Code: code, Message: text}
+	reserve := 256
+	if b, err := wire.Encode(m); err == nil {
+		reserve = len(b) + 1 // and the comma before "directory"
+	}
+	m.Dir = s.viewDirectory(reserve)
+	return m
+}
+
+// pushVariants is how many views a push draws for the sessions that want
+// the same view of a directory too large to send whole: each session
+// gets one of them, so that a push costs a bounded number of draws however
+// many sessions a node holds, and the sessions still see different nodes.
+const pushVariants = 8
+
+// pushLines hands out the lines of one push: the whole directory to
+// sessions that can take it whole, else one of pushVariants views drawn
+// for what the session wants. Only pushDirectory's goroutine uses it.
+type pushLines struct {
+	v       *view
+	service string
+	self    string
+	now     time.Time
+	r       *rand.Rand
+	drawn   map[viewWant]*pushDraws
+}
+
+type pushDraws struct {
+	whole  bool     // lines[0] is the whole directory, for everyone
+	lines  [][]byte // the views drawn so far
+	handed int      // how many sessions were handed one
+}
+
+func newPushLines(v *view, service, self string, now time.Time) *pushLines {
+	return &pushLines{v: v, service: service, self: self, now: now, r: newRand(), drawn: make(map[viewWant]*pushDraws)}
+}
+
+// line returns the line for a session that wants w.
+func (p *pushLines) line(w viewWant) ([]byte, error) {
+	d := p.drawn[w]
+	if d == nil {
+		d = &pushDraws{}
+		p.drawn[w] = d
+	}
+	k := d.handed
+	d.handed++
+	if d.whole || len(d.lines) == pushVariants {
+		return d.lines[k%len(d.lines)], nil
+	}
+	line, whole, err := p.v.viewLine(p.service, p.self, p.now, w, p.r)
+	if err != nil {
+		return nil, err
+	}
+	d.whole = whole
+	d.lines = append(d.lines, line)
+	return line, nil
 }

@@ -1,6 +1,8 @@
 package node
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -49,5 +51,115 @@ func TestDirectoryLineMatchesEncode(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// bigView is a snapshot of n nodes with long addresses and groups, as a
+// flood or a very large cluster would leave it.
+func bigView(n int, taken time.Time) *view {
+	nodes := make([]directory.Node, n)
+	groups := []string{"eu-west/a", "eu-west/b", "us-east/a"}
+	for i := range nodes {
+		nodes[i] = directory.Node{
+			ID: fmt.Sprintf("node-%05d.example.com", i), Addr: fmt.Sprintf("node-%05d.example.com:7070", i),
+			HTTP: fmt.Sprintf("node-%05d.example.com:7071", i), Group: groups[i%len(groups)],
+			Status: directory.Up, Users: i % 1000, Capacity: 1000, Version: "v1.2.3-0.20250101000000-abcdefabcdef", AgeMS: int64(i),
+		}
+	}
+	return &view{nodes: nodes, taken: taken}
+}
+
+// A view line is what encoding its nodes would give, with "total" when it
+// holds only some; it never passes wire.MaxLine however large the
+// directory; a hello that asks for 64 of 1,000 nodes is answered in at
+// most 16 KiB; a small directory is sent whole, without "total".
+func TestViewLine(t *testing.T) {
+	taken := time.Unix(1000, 0)
+	now := taken.Add(2500 * time.Millisecond)
+	tests := []struct {
+		name      string
+		nodes     int
+		want      viewWant
+		wantNodes int // 0: any that fit
+		maxBytes  int
+	}{
+		{"small, whole", 5, viewWant{}, 5, wire.MaxLine},
+		{"small, asked for more", 5, viewWant{max: 64, group: "eu-west/a"}, 5, wire.MaxLine},
+		{"1,000 asking for 64", 1000, viewWant{max: 64, group: "eu-west/a"}, 64, 16 << 10},
+		{"1,000, a v1 client", 1000, viewWant{}, 0, wire.MaxLine},
+		{"5,000 asking for too many", 5000, viewWant{max: 5000, group: "us-east/a"}, 0, wire.MaxLine},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := bigView(tt.nodes, taken)
+			line, whole, err := v.viewLine("chat.example.com", "node-00000.example.com", now, tt.want, rand.New(rand.NewPCG(1, 2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(line)-1 > tt.maxBytes {
+				t.Fatalf("a line of %d bytes, the most is %d", len(line)-1, tt.maxBytes)
+			}
+			m, err := wire.Decode(line[:len(line)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := m.Directory()
+			if tt.wantNodes > 0 && len(got.Nodes) != tt.wantNodes {
+				t.Fatalf("%d nodes, want %d", len(got.Nodes), tt.wantNodes)
+			}
+			if whole != (len(got.Nodes) == tt.nodes) {
+				t.Fatalf("whole = %v with %d of %d nodes", whole, len(got.Nodes), tt.nodes)
+			}
+			wantTotal := tt.nodes
+			if whole {
+				wantTotal = 0
+			}
+			if got.Total != wantTotal {
+				t.Fatalf("total %d, want %d", got.Total, wantTotal)
+			}
+			// Byte for byte what encoding the chosen nodes gives.
+			for i := range got.Nodes {
+				if got.Nodes[i].AgeMS < 2500 {
+					t.Fatalf("%s is %d ms old, want its age plus 2,500", got.Nodes[i].ID, got.Nodes[i].AgeMS)
+				}
+			}
+			want, err := wire.Encode(wire.DirectoryMessage(got))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(line) != string(want) {
+				t.Fatalf("the line differs from its encoding:\n%s\n%s", line, want)
+			}
+		})
+	}
+}
+
+// A push draws at most pushVariants views per want, hands the sessions
+// different ones, and one line for all when the directory fits whole.
+func TestPushLines(t *testing.T) {
+	taken := time.Unix(1000, 0)
+	big := newPushLines(bigView(1000, taken), "s", "n", taken)
+	distinct := map[string]bool{}
+	for range 100 {
+		line, err := big.line(viewWant{max: 32, group: "eu-west/b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		distinct[string(line)] = true
+	}
+	if len(distinct) != pushVariants {
+		t.Errorf("100 sessions got %d distinct views, want %d", len(distinct), pushVariants)
+	}
+	small := newPushLines(bigView(10, taken), "s", "n", taken)
+	distinct = map[string]bool{}
+	for range 100 {
+		line, err := small.line(viewWant{max: 32})
+		if err != nil {
+			t.Fatal(err)
+		}
+		distinct[string(line)] = true
+	}
+	if len(distinct) != 1 {
+		t.Errorf("a directory that fits went out as %d distinct lines, want 1", len(distinct))
 	}
 }

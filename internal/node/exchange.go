@@ -297,13 +297,10 @@ func (n *Node) publishSelf(now time.Time, status directory.Status) directory.Ent
 	return e
 }
 
-// pushDirectory sends the current directory to every attached session.
+// pushDirectory sends the current directory to every attached session:
+// the view its hello asked for (pushLines bounds the draws).
 func (n *Node) pushDirectory() {
-	line, err := n.view.Load().directoryLine(n.cfg.Service, n.cfg.ID, time.Now())
-	if err != nil {
-		n.log.Error("encoding directory push", "err", err)
-		return
-	}
+	lines := newPushLines(n.view.Load(), n.cfg.Service, n.cfg.ID, time.Now())
 	n.sessionsMu.Lock()
 	targets := make([]*session, 0, len(n.sessions))
 	for s := range n.sessions {
@@ -313,6 +310,15 @@ func (n *Node) pushDirectory() {
 	}
 	n.sessionsMu.Unlock()
 	for _, s := range targets {
+		w := viewWant{}
+		if p := s.want.Load(); p != nil {
+			w = *p
+		}
+		line, err := lines.line(w)
+		if err != nil {
+			n.log.Error("encoding directory push", "err", err)
+			return
+		}
 		s.push(line)
 	}
 	n.metrics.pushes.Add(float64(len(targets)))

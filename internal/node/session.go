@@ -98,6 +98,8 @@ type session struct {
 	attached  atomic.Bool
 	moveAsked atomic.Bool // a drain sent this session "move" (drain.go)
 
+	want atomic.Pointer[viewWant] // what the last hello asked of the directory (dirline.go)
+
 	mu      sync.Mutex // guards the fields below
 	queue   []byte     // encoded lines waiting to be written
 	writing bool       // a goroutine is writing; others append to queue
@@ -213,7 +215,6 @@ func (s *session) readError(err error) *wire.Error {
 // handle answers one message. It returns an error when the session must
 // close.
 func (s *session) handle(m wire.Message) *wire.Error {
-	n := s.n
 	switch m.Op {
 	case wire.OpPing:
 		s.reply(wire.Message{Op: wire.OpPong})
@@ -225,13 +226,7 @@ func (s *session) handle(m wire.Message) *wire.Error {
 		}
 		s.helloDone = true
 		s.helloAt = time.Now()
-		line, err := n.view.Load().directoryLine(n.cfg.Service, n.cfg.ID, time.Now())
-		if err != nil {
-			n.log.Error("encoding the directory", "err", err)
-			s.reply(wire.DirectoryMessage(n.Directory()))
-			return nil
-		}
-		s.write(line)
+		s.sayDirectory(m) // dirline.go
 		return nil
 	}
 	if !s.helloDone {
@@ -303,7 +298,7 @@ func (s *session) attach(m wire.Message) {
 // refuse answers an attach with an error that carries a fresh directory.
 func (s *session) refuse(code, text string) {
 	s.n.metrics.refused.WithLabelValues(code).Inc()
-	s.reply(wire.Message{Op: wire.OpError, Code: code, Message: text, Dir: s.n.Directory()})
+	s.reply(s.refusal(code, text)) // dirline.go
 }
 
 func validUserName(name string) string {
