@@ -97,6 +97,13 @@ type Config struct {
 	// zone; least-users and a fresh default then pick the least loaded of
 	// a sample, which herds less. Default 0: the whole directory.
 	ViewSize int
+	// SampledViews makes the directories of ViewSize nodes the views a
+	// node draws for a hello (directory.Sample: the client's zone and
+	// region first, then the rest, each weighted by spare capacity, a
+	// quarter kept for elsewhere) rather than uniform draws with the
+	// answering node in. It models what clients of a large cluster are
+	// sent. Default false.
+	SampledViews bool
 	// Failover is the clients' retry configuration (package failover);
 	// zero fields take failover.DefaultConfig.
 	Failover failover.Config

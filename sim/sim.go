@@ -467,7 +467,13 @@ func (r *run) pick(s int32, fl *flow, self int32) (int32, error) {
 			m--
 		}
 	}
-	res, err := r.policy.Pick(r.thinned(v, m, self), req)
+	var candidates []directory.Node
+	if r.cfg.SampledViews && r.cfg.ViewSize > 0 {
+		candidates = r.sampled(v, m, r.groups[r.group[s]])
+	} else {
+		candidates = r.thinned(v, m, self)
+	}
+	res, err := r.policy.Pick(candidates, req)
 	r.res.Picks++
 	for i := len(swaps) - 1; i >= 0; i-- {
 		v.swap(int(swaps[i]), m)
@@ -534,6 +540,23 @@ func (r *run) thinned(v *view, m int, self int32) []directory.Node {
 				out = append(out, v.nodes[p])
 			}
 		}
+	}
+	r.listed = out
+	return out
+}
+
+// sampled returns the view a node draws for a client in group from the
+// candidates v.nodes[:m] (directory.Sample, Max ViewSize), as the real
+// node does for a hello; the candidates are the available nodes, so
+// Sample draws them all by group and spare capacity.
+func (r *run) sampled(v *view, m int, group string) []directory.Node {
+	if r.cfg.ViewSize >= m {
+		return v.nodes[:m]
+	}
+	idx := directory.Sample(v.nodes[:m], directory.ViewRequest{Max: r.cfg.ViewSize, Group: group}, r.thin)
+	out := r.listed[:0]
+	for _, i := range idx {
+		out = append(out, v.nodes[i])
 	}
 	r.listed = out
 	return out

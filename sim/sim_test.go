@@ -357,3 +357,39 @@ func TestThinned(t *testing.T) {
 		t.Errorf("ViewSize 9 of 4 candidates: %d nodes, want all 4", len(got))
 	}
 }
+
+// TestSampledViews: clients sent the views a node draws for a hello
+// (their group first, weighted by spare capacity). With fresh
+// directories the default policy herds over the whole directory and does
+// not over views (within a tenth of p2c over the whole); stale, it picks
+// exactly as p2c over the same views. Runs stay deterministic.
+func TestSampledViews(t *testing.T) {
+	base := Config{
+		Nodes: 40, Capacity: 1000, Sessions: 8000, Rate: 2000, Lifetime: 20 * time.Second,
+		Events: []NodeEvent{{At: 2 * time.Second, Kill: 2}}, Duration: 5 * time.Second,
+	}
+	run := func(policy string, staleness time.Duration, views bool) Result {
+		cfg := base
+		cfg.Policy, cfg.Staleness = policy, staleness
+		if views {
+			cfg.ViewSize, cfg.SampledViews = 8, true
+		}
+		return mustRun(t, cfg)
+	}
+	whole, viewed, p2c := run("default", 0, false), run("default", 0, true), run("p2c", 0, false)
+	if diff := cmp.Diff(viewed, run("default", 0, true)); diff != "" {
+		t.Fatalf("same config, different results (-first +second):\n%s", diff)
+	}
+	if viewed.Attached+viewed.Left+viewed.Unattached != viewed.Arrived || viewed.Unattached != 0 {
+		t.Errorf("accounting %+v", viewed)
+	}
+	if viewed.Worst >= whole.Worst || viewed.Worst > 1.1*p2c.Worst {
+		t.Errorf("fresh: default over views worst max/mean %.3f, over the whole directory %.3f, p2c over the whole %.3f", viewed.Worst, whole.Worst, p2c.Worst)
+	}
+	for _, staleness := range []time.Duration{time.Second, 10 * time.Second} {
+		def, p := run("default", staleness, true), run("p2c", staleness, true)
+		if def.Worst != p.Worst || def.End != p.End {
+			t.Errorf("staleness %v: default over views %.3f (end %.3f), p2c over views %.3f (end %.3f)", staleness, def.Worst, def.End.MaxMean, p.Worst, p.End.MaxMean)
+		}
+	}
+}

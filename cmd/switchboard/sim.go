@@ -61,6 +61,7 @@ func (f *simFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.cfg.Duration, "duration", 0, "simulated time (0: until the last arrival, plus 1s)")
 	fs.DurationVar(&f.cfg.Warmup, "warmup", 0, "start of the window for the worst max/mean (0: a fifth of --duration)")
 	fs.IntVar(&f.cfg.ViewSize, "view", 0, "nodes listed per directory, drawn at random (0: all; faster, exact only for random, p2c, group, dns-only and a stale default)")
+	fs.BoolVar(&f.cfg.SampledViews, "view-sample", false, "draw each directory of -view nodes as a node draws a hello's view: the client's group first, weighted by spare capacity")
 	fs.Uint64Var(&f.cfg.Seed, "seed", d.Seed, "random seed")
 	fs.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
 	fs.BoolVar(&f.asJSON, "json", false, "print the results as JSON")
@@ -237,6 +238,9 @@ func describeSim(cfg sim.Config) string {
 		or(cfg.Propagation, d.Propagation), or(cfg.Tick, d.Tick), or(cfg.Detect, d.Detect), or(cfg.RTT, d.RTT))
 	if cfg.ViewSize > 0 {
 		fmt.Fprintf(&b, "; directories of %d nodes", cfg.ViewSize)
+		if cfg.SampledViews {
+			b.WriteString(" (views drawn by group and spare capacity)")
+		}
 	}
 	fmt.Fprintf(&b, "; seed %d.", cfg.Seed)
 	return b.String()
@@ -254,7 +258,7 @@ func simScenario(cfg sim.Config) map[string]any {
 		"lifetime": cfg.Lifetime.String(), "fixed_lifetime": cfg.FixedLifetime,
 		"propagation": cfg.Propagation.String(), "tick": cfg.Tick.String(), "detect": cfg.Detect.String(),
 		"rtt": cfg.RTT.String(), "events": events, "duration": cfg.Duration.String(), "warmup": cfg.Warmup.String(),
-		"view": cfg.ViewSize, "seed": cfg.Seed,
+		"view": cfg.ViewSize, "view_sample": cfg.SampledViews, "seed": cfg.Seed,
 	}
 }
 
