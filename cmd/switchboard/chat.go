@@ -90,6 +90,9 @@ func (v *chatView) handle(e client.Event) []string {
 	case client.Reattached:
 		v.status = fmt.Sprintf("failover: now on %s", e.Node.ID)
 		return []string{"* " + v.status}
+	case client.Moved:
+		v.status = fmt.Sprintf("moved: now on %s", e.Node.ID)
+		return []string{"* " + v.status}
 	case client.Received:
 	default:
 		return nil

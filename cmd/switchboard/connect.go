@@ -191,6 +191,8 @@ func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				fmt.Fprintf(stdout, "%s lost %s: %v\n", stamp(), orNone(e.Node.ID), e.Err)
 			case client.Reattached:
 				fmt.Fprintf(stdout, "%s failover: attached to %s (%s), session %s\n  why: %s\n", stamp(), e.Node.ID, e.Node.Addr, s.ID(), e.Reason)
+			case client.Moved:
+				fmt.Fprintf(stdout, "%s moved: attached to %s (%s), session %s, without a drop\n  why: %s\n", stamp(), e.Node.ID, e.Node.Addr, s.ID(), e.Reason)
 			case client.DirectoryPushed:
 				fmt.Fprintf(stdout, "%s directory: %s\n", stamp(), summarizeNodes(e.Message.Nodes))
 			}

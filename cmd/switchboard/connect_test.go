@@ -75,9 +75,10 @@ func awaitLine(t *testing.T, lines <-chan string, re *regexp.Regexp) []string {
 	}
 }
 
-// switchboard connect whose common address is one node reattaches when
-// that node is stopped (SIGTERM) while two others are up: the common
-// address is gone, so it asks the nodes of the directory it has. A
+// switchboard connect whose common address is one node moves when that
+// node is stopped (SIGTERM) while two others are up: the node drains
+// first, and the client, asked to move, finds the common address
+// draining and asks the nodes of the directory it has. A
 // second connect, given the dead node's DNS responder first and a live
 // one second, attaches through the second.
 func TestConnectReattachesAfterSIGTERM(t *testing.T) {
@@ -89,7 +90,7 @@ func TestConnectReattachesAfterSIGTERM(t *testing.T) {
 	if err := c.Terminate(0); err != nil {
 		t.Fatal(err)
 	}
-	m := awaitLine(t, lines, regexp.MustCompile(`failover: attached to (n\d)`))
+	m := awaitLine(t, lines, regexp.MustCompile(`moved: attached to (n\d)`))
 	if m[1] == "n1" {
 		t.Fatalf("reattached to n1, which was stopped")
 	}

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/config"
@@ -29,7 +31,15 @@ type serveSettings struct {
 	check      bool
 	join       string
 	wsOrigins  string
+	// drainGrace is how long a node stopped by SIGTERM or SIGINT spends
+	// moving its sessions to other nodes before it shuts down.
+	drainGrace time.Duration
 }
+
+// defaultDrainGrace is serve's --drain-grace: shorter than the 30 s most
+// supervisors wait after SIGTERM (Kubernetes' terminationGracePeriodSeconds,
+// docs/deploy.md's unit) before they kill.
+const defaultDrainGrace = 20 * time.Second
 
 // serveCmdline registers every serve flag on a fresh command line.
 func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
@@ -101,6 +111,8 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	intFlag(fs, &cfg.RoomStreams, "room-streams", 0, 256, "streams the rooms are spread over (the first node of a service decides)")
 	intFlag(fs, &cfg.SnapshotEvery, "snapshot-every", 0, -1, "records of a room between two snapshots of its state")
 	durationFlag(fs, &cfg.FeedHeartbeat, "feed-heartbeat", 500*time.Millisecond, 30*time.Second, "idle heartbeat of each room feed's consumer")
+	s.drainGrace = defaultDrainGrace
+	durationFlag(fs, &s.drainGrace, "drain-grace", 0, time.Hour, "on SIGTERM or SIGINT, move the sessions to other nodes for up to this long before stopping (0: stop at once; a second signal stops at once)")
 	s.log.register(c, "info")
 	return c
 }
@@ -175,6 +187,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "switchboard %s: node %s of %s on %s (http %s, cluster %s, dns %s, data %s)\n",
 		s.cfg.Version, n.ID(), n.Service(), n.Addr(), orNone(n.HTTPAddr()), orNone(n.ClusterAddr()), orNone(n.DNSAddr()), s.cfg.DataDir)
 	<-ctx.Done()
+	if s.drainGrace > 0 && n.Users() > 0 {
+		// Sessions move to other nodes first (make-before-break), unless
+		// none is up; a second signal stops at once.
+		again, stopAgain := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		logger.Info("stopping: moving the sessions to other nodes first; signal again to stop at once", "grace", s.drainGrace, "sessions", n.Users())
+		select {
+		case <-n.DrainToStop(s.drainGrace):
+		case <-again.Done():
+			logger.Warn("stopping at once", "sessions", n.Users())
+		}
+		stopAgain()
+	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return n.Shutdown(shutdownCtx)
