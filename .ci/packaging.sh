@@ -243,7 +243,7 @@ if [ -x "$bin" ] && [ -s "$tmp/nodes.tsv" ] && ip netns add "sbk$sfx-sw" 2>/dev/
   kill -TERM "${nodepid[n3]}"
   start=$SECONDS
   if wait "${nodepid[n3]}"; then
-    ok "n3 stopped cleanly on SIGTERM in $((SECONDS - start)) s (stop_grace_period is 15 s)"
+    ok "n3 stopped cleanly on SIGTERM in $((SECONDS - start)) s (stop_grace_period is 35 s)"
   else
     sed 's/^/        /' "$tmp/n3.log"
     bad "n3 exited non-zero on SIGTERM"

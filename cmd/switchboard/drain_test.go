@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -148,5 +149,56 @@ func TestSIGTERMMovesSessionsBeforeExit(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("n1 did not log that its drain ended empty; the nodes' log:\n%s", logs.String())
+	}
+}
+
+// switchboard drain NODE --within names the node by its ID (looked up in
+// the directory of --via), drains it to empty while a session on it
+// moves without a drop, reports the end, and --undo lets the node admit
+// sessions again.
+func TestDrainCommand(t *testing.T) {
+	c := startCluster(t, 2)
+	n1, n2 := c.Nodes[0], c.Nodes[1]
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	s, err := client.Dial(ctx, n1.Addr, client.WithUser("ann"), client.WithPolicy(homeNode(n2.ID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Node().ID != n2.ID {
+		t.Fatalf("ann on %s, want %s", s.Node().ID, n2.ID)
+	}
+	code, stdout, stderr := runArgs(t, "drain", n2.ID, "--via", n1.Addr, "--within", "2s")
+	if code != 0 || !strings.Contains(stdout, "draining n2 within 2s: 1 sessions") || !strings.Contains(stdout, "n2: drain ended (empty)") {
+		t.Fatalf("drain: exit %d\n%s%s", code, stdout, stderr)
+	}
+	for e := range s.Events() {
+		if e.Kind == client.Disconnected {
+			t.Fatalf("ann dropped: %v", e.Err)
+		}
+		if e.Kind == client.Moved {
+			if e.Node.ID != n1.ID {
+				t.Errorf("ann moved to %s, want %s", e.Node.ID, n1.ID)
+			}
+			break
+		}
+	}
+	if st, _ := n1.Status(ctx, n2.ID); st != directory.Draining {
+		t.Errorf("n1 lists n2 %s after the drain, want draining", st)
+	}
+	if code, stdout, stderr := runArgs(t, "drain", n2.HTTP, "--undo"); code != 0 {
+		t.Fatalf("drain --undo: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if err := localcluster.Await(ctx, settle, func(ctx context.Context) error {
+		if st, err := n1.Status(ctx, n2.ID); err != nil || st != directory.Up {
+			return fmt.Errorf("n1 lists n2 %s (%v)", st, err)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
+	}
+	if code, _, stderr := runArgs(t, "drain", "n9", "--via", n1.Addr); code != 1 || !strings.Contains(stderr, `no node "n9"`) {
+		t.Errorf("drain of an unknown node: exit %d, stderr %q; want 1 and the reason", code, stderr)
 	}
 }

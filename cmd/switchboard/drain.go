@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/node"
+)
+
+// runDrain is `switchboard drain NODE`: a drain to empty through the
+// node's HTTP API, followed until the node reports it ended.
+func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := newCmdline("drain", "[flags] NODE",
+		"Drains a node to empty: it admits no new session and asks its sessions to move\n"+
+			"to other nodes, in batches spread over --within; sessions still there at the\n"+
+			"end are closed with \"shutdown\". NODE is the node's HTTP address HOST:PORT, or\n"+
+			"its ID, looked up in the directory of --via. Prints the progress and exits\n"+
+			"once the node reports the drain ended (0), or when it could not be started\n"+
+			"or followed (1). --undo stops draining instead.", stdout, stderr)
+	fs := c.fs
+	within := fs.Duration("within", 30*time.Second, "the drain's window: every session is asked to move within it, and the rest closed at its end")
+	adminToken := fs.String("admin-token", "", "file holding the node's admin token (serve --admin-token); without it only a node on loopback accepts")
+	via := fs.String("via", node.DefaultListen, "a node's client address HOST:PORT whose directory names NODE, when NODE is an ID")
+	wait := fs.Bool("wait", true, "follow the drain until it ends")
+	undo := fs.Bool("undo", false, "stop draining (DELETE /v1/drain): the node admits sessions again")
+	pos, err := c.parse(args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef(c.name, "want one NODE (its HTTP address or ID), got %d arguments", len(pos))
+	}
+	if *within < 0 || *within > 24*time.Hour {
+		return usagef(c.name, "--within %v: want 0s to 24h", *within)
+	}
+	var token string
+	if *adminToken != "" {
+		b, err := os.ReadFile(*adminToken)
+		if err != nil {
+			return fmt.Errorf("drain: reading the admin token: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	httpAddr, err := nodeHTTP(ctx, pos[0], *via)
+	if err != nil {
+		return err
+	}
+	api := &drainAPI{base: "http://" + httpAddr + "/v1/drain", token: token, hc: &http.Client{Timeout: 10 * time.Second}}
+	if *undo {
+		if _, err := api.call(ctx, http.MethodDelete, ""); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s admits sessions again\n", pos[0])
+		return nil
+	}
+	st, err := api.call(ctx, http.MethodPost, "?within="+url.QueryEscape(within.String()))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "draining %s within %v: %d sessions, deadline %s\n", st.Node, *within, st.Total, st.Deadline.Format(time.TimeOnly))
+	if !*wait {
+		return nil
+	}
+	started := time.Now()
+	last := ""
+	for {
+		if st.Done {
+			fmt.Fprintf(stdout, "%s: drain ended (%s) after %.1fs: %d asked to move, %d closed at the deadline, %d sessions left\n",
+				st.Node, st.Reason, time.Since(started).Seconds(), st.Asked, st.Closed, st.Sessions)
+			return nil
+		}
+		if line := fmt.Sprintf("%d of %d asked to move, %d sessions left", st.Asked, st.Total, st.Sessions); line != last {
+			fmt.Fprintf(stdout, "%s %s: %s\n", time.Now().Format(time.TimeOnly), st.Node, line)
+			last = line
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain: stopped following the drain of %s (it goes on): %w", st.Node, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+		if st, err = api.call(ctx, http.MethodGet, ""); err != nil {
+			return err
+		}
+		if !st.Paced || (!st.Draining && !st.Done) {
+			return errors.New("drain: the node is no longer draining (DELETE /v1/drain, or it restarted)")
+		}
+	}
+}
+
+// nodeHTTP turns NODE into the node's HTTP address: NODE itself when it
+// is HOST:PORT, else the HTTP address the directory at via lists for the
+// node of that ID.
+func nodeHTTP(ctx context.Context, name, via string) (string, error) {
+	if _, _, err := net.SplitHostPort(name); err == nil {
+		return name, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var errs []error
+	for _, addr := range splitList(via) {
+		dir, err := client.FetchDirectoryTLS(ctx, nil, addr, nil)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, n := range dir.Nodes {
+			if n.ID == name {
+				if n.HTTP == "" {
+					return "", fmt.Errorf("drain: node %s lists no HTTP address (serve --http)", name)
+				}
+				return n.HTTP, nil
+			}
+		}
+		return "", fmt.Errorf("drain: the directory of %s has no node %q", addr, name)
+	}
+	return "", fmt.Errorf("drain: asking %s for the directory: %w", via, errors.Join(errs...))
+}
+
+// drainAPI calls a node's /v1/drain.
+type drainAPI struct {
+	base, token string
+	hc          *http.Client
+}
+
+func (a *drainAPI) call(ctx context.Context, method, query string) (node.DrainStatus, error) {
+	var st node.DrainStatus
+	req, err := http.NewRequestWithContext(ctx, method, a.base+query, nil)
+	if err != nil {
+		return st, fmt.Errorf("drain: %w", err)
+	}
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	resp, err := a.hc.Do(req)
+	if err != nil {
+		return st, fmt.Errorf("drain: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return st, fmt.Errorf("drain: reading the answer of %s %s: %w", method, a.base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("drain: %s %s: %s: %s", method, a.base, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if method == http.MethodDelete {
+		return st, nil
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		return st, fmt.Errorf("drain: the answer of %s %s: %w", method, a.base, err)
+	}
+	return st, nil
+}

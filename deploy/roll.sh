@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# roll.sh: a rolling upgrade of a Switchboard cluster, one node at a time,
+# without dropping a session: each node is drained to empty (its sessions
+# move to the other nodes, make-before-break), restarted on the new binary,
+# and waited for until it is up again before the next one.
+#
+# Copy it and set, in the environment:
+#
+#   NODES        the nodes in the order to roll, as ID=HTTP pairs:
+#                "n1=10.0.0.1:7071 n2=10.0.0.2:7071 n3=10.0.0.3:7071"
+#   RESTART      the command that restarts one node on the new binary and
+#                returns once the old process has exited; it sees NODE_ID
+#                and NODE_HTTP. For the systemd unit of docs/deploy.md:
+#                'ssh "$NODE_ID" sudo systemctl restart switchboard'
+#   WITHIN       the drain's window (default 30s)
+#   ADMIN_TOKEN  file holding the nodes' admin token (serve --admin-token);
+#                without it the nodes accept drains from loopback only
+#   READY_WAIT   how long a restarted node may take to be up (default 120s)
+#   SWITCHBOARD  the switchboard binary that runs `drain` (default: on PATH)
+#
+# A node that does not come back up stops the roll (exit 1) with the other
+# nodes untouched: fix it, then run the script again for the nodes left.
+# Stopping a drained node is immediate (it holds no session), so RESTART
+# need not wait out --drain-grace.
+set -euo pipefail
+
+: "${NODES:?set NODES to \"ID=HTTP ...\", the nodes in the order to roll}"
+: "${RESTART:?set RESTART to the command that restarts NODE_ID}"
+WITHIN=${WITHIN:-30s}
+READY_WAIT=${READY_WAIT:-120}
+SWITCHBOARD=${SWITCHBOARD:-switchboard}
+token_args=()
+if [[ -n "${ADMIN_TOKEN:-}" ]]; then
+	token_args=(--admin-token "$ADMIN_TOKEN")
+fi
+
+log() { printf '%s roll: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+
+# ready HTTP: the node answers /readyz with 200 (up: it serves rooms).
+ready() { curl -fsS -o /dev/null --max-time 2 "http://$1/readyz"; }
+
+for pair in $NODES; do
+	id=${pair%%=*}
+	http=${pair#*=}
+	if ! ready "$http"; then
+		log "$id ($http) is not up before its turn; stopping the roll"
+		exit 1
+	fi
+	log "$id: draining within $WITHIN"
+	"$SWITCHBOARD" drain "$http" --within "$WITHIN" "${token_args[@]}"
+	log "$id: restarting"
+	NODE_ID=$id NODE_HTTP=$http bash -c "$RESTART"
+	log "$id: waiting until it is up (at most ${READY_WAIT}s)"
+	for ((i = 0; ; i++)); do
+		if ready "$http"; then
+			break
+		fi
+		if ((i >= READY_WAIT)); then
+			log "$id did not come back up within ${READY_WAIT}s; stopping the roll"
+			exit 1
+		fi
+		sleep 1
+	done
+	log "$id: up again"
+done
+log "every node rolled"
