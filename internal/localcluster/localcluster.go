@@ -74,6 +74,9 @@ type Config struct {
 	// Groups are the nodes' groups (serve --group): node i, added later
 	// too, gets Groups[i mod len(Groups)]. None: no group.
 	Groups []string
+	// Bus is an external NATS for every node (serve --bus: nats:// URLs,
+	// comma-separated): the nodes then embed no NATS and have no routes.
+	Bus string
 }
 
 // Node is one child process.
@@ -215,7 +218,7 @@ func (c *Cluster) start() (*Node, error) {
 	if len(c.cfg.Groups) > 0 {
 		n.Group = c.cfg.Groups[i%len(c.cfg.Groups)]
 	}
-	if c.cfg.Standalone {
+	if c.cfg.Standalone || c.cfg.Bus != "" {
 		n.Cluster = ""
 	}
 	if c.cfg.DNS {
@@ -259,8 +262,11 @@ func (c *Cluster) launch(i int, n *Node) error {
 	if n.Cluster != "" {
 		args = append(args, "--cluster", n.Cluster)
 	}
-	if i > 0 {
+	if i > 0 && c.cfg.Bus == "" {
 		args = append(args, "--join", c.Nodes[0].Cluster)
+	}
+	if c.cfg.Bus != "" {
+		args = append(args, "--bus", c.cfg.Bus)
 	}
 	if c.cfg.Heartbeat > 0 {
 		args = append(args, "--heartbeat", c.cfg.Heartbeat.String())

@@ -1,0 +1,575 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/stats"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// ScaleReport is the scale scenario: Nodes node processes on an external
+// NATS cluster of three nats-server processes with JetStream (serve
+// --bus), idle, then a storm of Clients sessions, then Killed nodes
+// killed at once, then Joined nodes started at once.
+type ScaleReport struct {
+	Scenario string `json:"scenario"`
+	Nodes    int    `json:"nodes"`
+	Clients  int    `json:"clients"`
+	NATS     int    `json:"nats_servers"`
+	// Idle is the quiet cluster, measured over IdleSeconds.
+	IdleSeconds float64 `json:"idle_s"`
+	// CPUPercent is each node's CPU time over the idle period as a
+	// percentage of one core: median, p99 (nearest rank) and max.
+	CPUPercent Percentiles `json:"idle_cpu_percent"`
+	// RecvPerSec is each node's directory updates received a second
+	// while idle (switchboard_directory_updates_received_total).
+	RecvPerSec Percentiles `json:"idle_updates_received_per_s"`
+	// RSSMiB is each node's resident memory after the idle period, and
+	// RSSAfterMiB after the storm.
+	RSSMiB      Percentiles `json:"idle_rss_mib"`
+	RSSAfterMiB Percentiles `json:"storm_rss_mib"`
+	// HelloBytes is the directory line a hello gets at a node: asking
+	// for client.ViewSize nodes, and asking for no bound (as a v1 client).
+	HelloBytes   int `json:"hello_bytes_view"`
+	HelloBytesV1 int `json:"hello_bytes_v1"`
+	// Storm: where the sessions went, and how long they took.
+	StormMaxMean   float64     `json:"storm_max_mean"`
+	StormElapsedMS float64     `json:"storm_elapsed_ms"`
+	StormConnectMS Percentiles `json:"storm_connect_ms"`
+	StormFailed    int         `json:"storm_failed"`
+	// Kill: the sessions the killed nodes held, their reattachments, and
+	// how long until each live node's pushed directory showed each killed
+	// node down (over every pair), in ms from the kill.
+	Killed       []string    `json:"killed"`
+	Held         int         `json:"held"`
+	Reattach     Reattach    `json:"reattach"`
+	DownMS       Percentiles `json:"down_everywhere_ms"`
+	DownMissing  int         `json:"down_missing"`
+	AfterMaxMean float64     `json:"after_kill_max_mean"`
+	// Join: how long after the first node showed a joined node up every
+	// other node showed it (over every pair), and from its process start
+	// to shown up everywhere.
+	Joined      int         `json:"joined"`
+	JoinMS      Percentiles `json:"join_spread_ms"`
+	JoinStartMS Percentiles `json:"join_from_start_ms"`
+	JoinMissing int         `json:"join_missing"`
+	Load        [3]float64  `json:"loadavg"`
+	Targets     []Target    `json:"targets"`
+}
+
+// scaleNATS is the external NATS of the scale scenario.
+type scaleNATS struct {
+	procs []*exec.Cmd
+	done  []chan struct{}
+	urls  []string
+	dir   string
+}
+
+// scaleNATSIP is the address of nats-server i: 127.0.1.x, apart from the
+// nodes' 127.0.0.x.
+func scaleNATSIP(i int) string { return "127.0.1." + strconv.Itoa(i+1) }
+
+// startScaleNATS starts n nats-server processes routed to each other, each
+// with JetStream, and waits until JetStream answers.
+func (e *env) startScaleNATS(ctx context.Context, n int) (*scaleNATS, error) {
+	ips := make([]string, n)
+	for i := range ips {
+		ips[i] = scaleNATSIP(i)
+	}
+	port, err := localcluster.FreePort(ips, 3)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "switchboard-scale-nats-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	logs := e.cfg.Logs
+	if logs == nil {
+		logs = io.Discard
+	}
+	s := &scaleNATS{dir: dir}
+	exe := e.natsCommand()
+	route := func(i int) string { return "nats://" + net.JoinHostPort(ips[i], strconv.Itoa(port+1)) }
+	for i := range n {
+		args := append(slices.Clone(exe[1:]),
+			"--server_name", "s"+strconv.Itoa(i+1), "--addr", ips[i], "--port", strconv.Itoa(port),
+			"--cluster_name", "scale", "--cluster", route(i), "--cluster_advertise", net.JoinHostPort(ips[i], strconv.Itoa(port+1)),
+			"--http_port", strconv.Itoa(port+2), "-js", "-sd", filepath.Join(dir, "s"+strconv.Itoa(i+1)))
+		var routes []string
+		for j := range n {
+			if j != i {
+				routes = append(routes, route(j))
+			}
+		}
+		args = append(args, "--routes", strings.Join(routes, ","))
+		cmd := exec.Command(exe[0], args...)
+		cmd.Stdout, cmd.Stderr = logs, logs
+		if err := cmd.Start(); err != nil {
+			s.stop()
+			return nil, fmt.Errorf("bench: starting nats-server %d: %w", i+1, err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		s.procs, s.done = append(s.procs, cmd), append(s.done, done)
+		s.urls = append(s.urls, "nats://"+net.JoinHostPort(ips[i], strconv.Itoa(port)))
+	}
+	err = localcluster.Await(ctx, 60*time.Second, func(context.Context) error {
+		nc, err := nats.Connect(strings.Join(s.urls, ","), nats.Timeout(2*time.Second))
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		js, err := nc.JetStream()
+		if err != nil {
+			return err
+		}
+		_, err = js.AccountInfo(nats.MaxWait(2 * time.Second))
+		return err
+	})
+	if err != nil {
+		s.stop()
+		return nil, fmt.Errorf("bench: waiting for JetStream on the nats-servers: %w", err)
+	}
+	return s, nil
+}
+
+func (s *scaleNATS) stop() {
+	for _, p := range s.procs {
+		_ = p.Process.Kill()
+	}
+	for _, d := range s.done {
+		<-d
+	}
+	_ = os.RemoveAll(s.dir)
+}
+
+// observer is one session attached to one node that records, from the
+// directories the node pushes, when it first showed each node with each
+// status.
+type observer struct {
+	node string
+	conn *client.Conn
+	mu   sync.Mutex
+	seen map[string]map[directory.Status]time.Time
+}
+
+func (e *env) observe(ctx context.Context, n *localcluster.Node) (*observer, error) {
+	conn, err := client.DialConn(ctx, nil, n.Addr)
+	if err != nil {
+		return nil, err
+	}
+	o := &observer{node: n.ID, conn: conn, seen: map[string]map[directory.Status]time.Time{}}
+	dir, err := conn.HelloView(ctx, "switchboard-bench/scale", "", 0)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("bench: hello at %s: %w", n.ID, err)
+	}
+	o.note(dir, time.Now())
+	if err := conn.Send(wire.Message{Op: wire.OpAttach, User: "observer-" + n.ID}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	go func() {
+		for {
+			m, err := conn.Recv(context.Background())
+			if err != nil {
+				return
+			}
+			if d := m.Directory(); d != nil {
+				o.note(d, time.Now())
+			}
+		}
+	}()
+	return o, nil
+}
+
+func (o *observer) note(d *wire.Directory, at time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, n := range d.Nodes {
+		by := o.seen[n.ID]
+		if by == nil {
+			by = map[directory.Status]time.Time{}
+			o.seen[n.ID] = by
+		}
+		if _, ok := by[n.Status]; !ok {
+			by[n.Status] = at
+		}
+	}
+}
+
+// first is when o first saw id with status, after not.
+func (o *observer) first(id string, status directory.Status) (time.Time, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	t, ok := o.seen[id][status]
+	return t, ok
+}
+
+// scrape reads one counter of a node's /metrics.
+func scrape(ctx context.Context, hc *http.Client, n *localcluster.Node, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.HTTP+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("bench: metrics of %s: %w", n.ID, err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("bench: %s has no %s", n.ID, name)
+}
+
+// eachNode runs f for every node, a few at a time.
+func eachNode(nodes []*localcluster.Node, f func(i int, n *localcluster.Node) error) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(nodes))
+	sem := make(chan struct{}, 8)
+	for i, n := range nodes {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = f(i, n)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// awaitAllUp waits until every node's directory lists want nodes up.
+func awaitAllUp(ctx context.Context, nodes []*localcluster.Node, want int, timeout time.Duration) error {
+	return localcluster.Await(ctx, timeout, func(ctx context.Context) error {
+		return eachNode(nodes, func(_ int, n *localcluster.Node) error {
+			d, err := n.Directory(ctx)
+			if err != nil {
+				return err
+			}
+			up := 0
+			for _, e := range d.Nodes {
+				if e.Status == directory.Up {
+					up++
+				}
+			}
+			if up < want {
+				return fmt.Errorf("%s lists %d nodes up, want %d", n.ID, up, want)
+			}
+			return nil
+		})
+	})
+}
+
+func percentilesOf(v []float64) Percentiles {
+	if len(v) == 0 {
+		return Percentiles{}
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return Percentiles{P50: stats.Quantile(s, 0.5), P99: stats.Quantile(s, 0.99), Max: s[len(s)-1]}
+}
+
+func loadavg() [3]float64 {
+	var l [3]float64
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return l
+	}
+	f := strings.Fields(string(data))
+	for i := range min(3, len(f)) {
+		l[i], _ = strconv.ParseFloat(f[i], 64)
+	}
+	return l
+}
+
+func runScale(ctx context.Context, e *env) (Report, error) {
+	const natsServers = 3
+	rep := &ScaleReport{Scenario: "scale", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, NATS: natsServers}
+	e.logf("[scale] starting %d nats-server processes with JetStream", natsServers)
+	ns, err := e.startScaleNATS(ctx, natsServers)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.stop()
+	e.logf("[scale] starting %d nodes on --bus %s", e.cfg.Nodes, strings.Join(ns.urls, ","))
+	joins := max(1, e.cfg.Nodes/5)
+	lc, err := localcluster.Start(ctx, localcluster.Config{
+		Binary: e.cfg.Binary, Nodes: e.cfg.Nodes, Heartbeat: e.cfg.Heartbeat, NoWait: true,
+		Capacity: max(10000, 2*e.cfg.Clients), Output: e.cfg.Logs, Args: e.cfg.NodeArgs,
+		Bus: strings.Join(ns.urls, ","),
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer lc.Stop()
+	if err := awaitAllUp(ctx, lc.Nodes, e.cfg.Nodes, 5*time.Minute); err != nil {
+		return nil, fmt.Errorf("bench: the nodes did not all come up: %w", err)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second}
+	defer hc.CloseIdleConnections()
+
+	// Idle: CPU and updates received per node.
+	e.logf("[scale] all %d up; idle for %v", e.cfg.Nodes, e.cfg.Duration)
+	idle := e.cfg.Duration
+	cpu0, recv0 := make([]time.Duration, len(lc.Nodes)), make([]float64, len(lc.Nodes))
+	read := func(cpu []time.Duration, recv []float64) error {
+		return eachNode(lc.Nodes, func(i int, n *localcluster.Node) error {
+			var err error
+			if cpu[i], err = n.CPU(); err != nil {
+				return err
+			}
+			recv[i], err = scrape(ctx, hc, n, "switchboard_directory_updates_received_total")
+			return err
+		})
+	}
+	if err := read(cpu0, recv0); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	select {
+	case <-time.After(idle):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	cpu1, recv1 := make([]time.Duration, len(lc.Nodes)), make([]float64, len(lc.Nodes))
+	if err := read(cpu1, recv1); err != nil {
+		return nil, err
+	}
+	elapsed := time.Since(start)
+	rep.IdleSeconds = elapsed.Seconds()
+	var cpus, rates, rss []float64
+	for i := range lc.Nodes {
+		cpus = append(cpus, 100*float64(cpu1[i]-cpu0[i])/float64(elapsed))
+		rates = append(rates, (recv1[i]-recv0[i])/elapsed.Seconds())
+	}
+	rssOf := func() ([]float64, error) {
+		var out []float64
+		for _, n := range lc.Nodes {
+			if !n.Alive() {
+				continue
+			}
+			b, err := n.RSS()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, float64(b)/(1<<20))
+		}
+		return out, nil
+	}
+	if rss, err = rssOf(); err != nil {
+		return nil, err
+	}
+	rep.CPUPercent, rep.RecvPerSec, rep.RSSMiB = percentilesOf(cpus), percentilesOf(rates), percentilesOf(rss)
+	e.logf("[scale] idle: CPU per node p50 %.2f%% p99 %.2f%%, %.0f updates/s, RSS p50 %.0f MiB", rep.CPUPercent.P50, rep.CPUPercent.P99, rep.RecvPerSec.P50, rep.RSSMiB.P50)
+
+	// Hello bytes.
+	for _, max := range []int{client.ViewSize, 0} {
+		conn, err := client.DialConn(ctx, nil, lc.Nodes[0].Addr)
+		if err != nil {
+			return nil, err
+		}
+		d, err := conn.HelloView(ctx, "switchboard-bench/scale", "", max)
+		conn.Close()
+		if err != nil {
+			return nil, err
+		}
+		line, err := wire.Encode(wire.DirectoryMessage(d))
+		if err != nil {
+			return nil, err
+		}
+		if max > 0 {
+			rep.HelloBytes = len(line)
+		} else {
+			rep.HelloBytesV1 = len(line)
+		}
+	}
+
+	// Observers: one session on every node, to see its pushes.
+	observers := make([]*observer, len(lc.Nodes))
+	if err := eachNode(lc.Nodes, func(i int, n *localcluster.Node) error {
+		var err error
+		observers[i], err = e.observe(ctx, n)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, o := range observers {
+			if o != nil {
+				o.conn.Close()
+			}
+		}
+	}()
+
+	// Storm.
+	run, err := e.open(ctx, &cluster{target: strings.Join(lc.Addrs(), ","), http: hc}, "default", e.cfg.Clients, "u")
+	if err != nil {
+		return nil, err
+	}
+	defer run.Close()
+	res := run.Snapshot()
+	rep.StormMaxMean, rep.StormElapsedMS, rep.StormConnectMS, rep.StormFailed = res.MaxMean, res.ElapsedMS, res.ConnectMS, res.Failed
+	if rss, err = rssOf(); err != nil {
+		return nil, err
+	}
+	rep.RSSAfterMiB = percentilesOf(rss)
+	e.logf("[scale] storm: %d attached in %.0f ms, max/mean %.3f", res.Attached, res.ElapsedMS, res.MaxMean)
+
+	// Kill: the last Kills nodes, at once (never the first, whose
+	// address the bench's observers and hellos use).
+	kills := min(e.cfg.Kills, e.cfg.Nodes/3)
+	victims := make([]int, 0, kills)
+	for i := e.cfg.Nodes - 1; len(victims) < kills; i-- {
+		victims = append(victims, i)
+	}
+	for _, i := range victims {
+		rep.Killed = append(rep.Killed, lc.Nodes[i].ID)
+		rep.Held += res.PerNode[lc.Nodes[i].ID]
+	}
+	e.logf("[scale] kill -9 %s (%d sessions)", strings.Join(rep.Killed, " "), rep.Held)
+	killed := time.Now()
+	for _, i := range victims {
+		_ = lc.Kill(i)
+	}
+	delays, pending := awaitReattach(ctx, rep.Held, 60*time.Second, func() ([]time.Duration, int) { return run.ReattachDelays(killed) })
+	rep.Reattach = SummarizeReattach(delays, pending)
+	var live []*observer
+	for i, o := range observers {
+		if !slices.Contains(victims, i) {
+			live = append(live, o)
+		}
+	}
+	downAll := func() (ms []float64, missing int) {
+		for _, o := range live {
+			for _, id := range rep.Killed {
+				t, ok := o.first(id, directory.Down)
+				if !ok || t.Before(killed) {
+					missing++
+					continue
+				}
+				ms = append(ms, float64(t.Sub(killed).Microseconds())/1000)
+			}
+		}
+		return ms, missing
+	}
+	_ = localcluster.Await(ctx, 30*time.Second, func(context.Context) error {
+		if _, missing := downAll(); missing > 0 {
+			return fmt.Errorf("%d (node, killed) pairs not down yet", missing)
+		}
+		return nil
+	})
+	down, missing := downAll()
+	rep.DownMS, rep.DownMissing = percentilesOf(down), missing
+	after := run.Snapshot()
+	rep.AfterMaxMean = MaxMeanOf(after.PerNode, func(id string) bool { return !slices.Contains(rep.Killed, id) })
+	e.logf("[scale] down everywhere p99 %.0f ms; reattach p99 %.0f ms", rep.DownMS.P99, rep.Reattach.MS.P99)
+
+	// Join.
+	rep.Joined = joins
+	var joined []*localcluster.Node
+	for range joins {
+		n, err := lc.Launch()
+		if err != nil {
+			return nil, err
+		}
+		joined = append(joined, n)
+	}
+	joinAll := func() (spread, fromStart []float64, missing int) {
+		for _, n := range joined {
+			var times []time.Time
+			for _, o := range live {
+				t, ok := o.first(n.ID, directory.Up)
+				if !ok {
+					missing++
+					continue
+				}
+				times = append(times, t)
+			}
+			if len(times) == 0 {
+				continue
+			}
+			first, last := slices.MinFunc(times, time.Time.Compare), slices.MaxFunc(times, time.Time.Compare)
+			for _, t := range times {
+				spread = append(spread, float64(t.Sub(first).Microseconds())/1000)
+			}
+			fromStart = append(fromStart, float64(last.Sub(n.Started).Microseconds())/1000)
+		}
+		return spread, fromStart, missing
+	}
+	_ = localcluster.Await(ctx, 2*time.Minute, func(context.Context) error {
+		if _, _, missing := joinAll(); missing > 0 {
+			return fmt.Errorf("%d (node, joined) pairs not up yet", missing)
+		}
+		return nil
+	})
+	spread, fromStart, jmissing := joinAll()
+	rep.JoinMS, rep.JoinStartMS, rep.JoinMissing = percentilesOf(spread), percentilesOf(fromStart), jmissing
+	rep.Load = loadavg()
+	e.logf("[scale] join spread p99 %.0f ms", rep.JoinMS.P99)
+
+	rep.Targets = []Target{
+		{What: fmt.Sprintf("storm of %d over %d nodes: max/mean", e.cfg.Clients, e.cfg.Nodes), Want: "<= 1.10", Got: f3(rep.StormMaxMean), Met: rep.StormMaxMean <= 1.10},
+		{What: "a killed node down on every peer: p99", Want: "<= 1000 ms", Got: fmt.Sprintf("%.0f ms", rep.DownMS.P99), Met: rep.DownMissing == 0 && rep.DownMS.P99 <= 1000},
+		{What: "a joined node up on every peer after the first: p99", Want: "<= 100 ms", Got: fmt.Sprintf("%.0f ms", rep.JoinMS.P99), Met: rep.JoinMissing == 0 && rep.JoinMS.P99 <= 100},
+		{What: "an idle node's CPU: p50 of the nodes", Want: "<= 1% of a core", Got: fmt.Sprintf("%.2f%%", rep.CPUPercent.P50), Met: rep.CPUPercent.P50 <= 1},
+		{What: "hello asking for a view", Want: "<= 16 KiB", Got: fmt.Sprintf("%d bytes", rep.HelloBytes), Met: rep.HelloBytes <= 16<<10},
+	}
+	return rep, nil
+}
+
+// WriteTable prints the scale figures and the targets.
+func (r *ScaleReport) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "scale: %d nodes on --bus (%d nats-server processes with JetStream), storm of %d, kill %d, %d join; load average %.2f %.2f %.2f\n\n",
+		r.Nodes, r.NATS, r.Clients, len(r.Killed), r.Joined, r.Load[0], r.Load[1], r.Load[2])
+	p := func(x Percentiles, format string) []string {
+		return []string{fmt.Sprintf(format, x.P50), fmt.Sprintf(format, x.P99), fmt.Sprintf(format, x.Max)}
+	}
+	rows := [][]string{
+		append([]string{fmt.Sprintf("idle CPU per node, %% of a core (%.0f s)", r.IdleSeconds)}, p(r.CPUPercent, "%.2f")...),
+		append([]string{"idle directory updates received per node, /s"}, p(r.RecvPerSec, "%.0f")...),
+		append([]string{"RSS per node idle, MiB"}, p(r.RSSMiB, "%.1f")...),
+		append([]string{"RSS per node after the storm, MiB"}, p(r.RSSAfterMiB, "%.1f")...),
+		append([]string{"storm connect, ms"}, p(r.StormConnectMS, "%.1f")...),
+		append([]string{fmt.Sprintf("reattach after the kill, ms (%d held, %d pending)", r.Held, r.Reattach.Pending)}, p(r.Reattach.MS, "%.0f")...),
+		append([]string{fmt.Sprintf("killed shown down on every node, ms from the kill (%d missing)", r.DownMissing)}, p(r.DownMS, "%.0f")...),
+		append([]string{fmt.Sprintf("joined shown up everywhere, ms after the first node (%d missing)", r.JoinMissing)}, p(r.JoinMS, "%.0f")...),
+		append([]string{"joined shown up everywhere, ms from its process start"}, p(r.JoinStartMS, "%.0f")...),
+	}
+	table(w, []string{"figure", "p50", "p99", "max"}, rows)
+	fmt.Fprintf(w, "\nstorm: max/mean %.3f, all attached in %.0f ms, %d failed; after the kill max/mean %.3f over the live nodes\n",
+		r.StormMaxMean, r.StormElapsedMS, r.StormFailed, r.AfterMaxMean)
+	fmt.Fprintf(w, "hello: %d bytes asking for %d nodes, %d bytes asking for no bound (a v1 client)\n", r.HelloBytes, client.ViewSize, r.HelloBytesV1)
+	writeTargets(w, r.Targets)
+}
+
+// Charts: the scale scenario draws none.
+func (r *ScaleReport) Charts() []Chart { return nil }
