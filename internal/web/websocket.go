@@ -86,7 +86,7 @@ func (h *handler) serveWebSocket(src Source) http.HandlerFunc {
 		// at the bottom of the server's deep one. An idle session costs
 		// half as much this way.
 		conn := NewWSConn(ws, rec.conn)
-		conn.br = rec.br
+		conn.br, conn.cork = rec.br, rec.cork
 		go func() { _ = h.serveConn(conn) }()
 	}
 }
@@ -150,6 +150,7 @@ type hijackRecorder struct {
 	http.ResponseWriter
 	conn net.Conn
 	br   *bufio.Reader // the read buffer the WebSocket got, if this package made it
+	cork *corkWriter   // what the WebSocket's write buffer flushes to, if this package made it
 }
 
 // wsBuffer is the size of a WebSocket's read and write buffers. The HTTP
@@ -185,7 +186,63 @@ func (h *hijackRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return c, brw, nil
 	}
 	h.br = r
-	return c, bufio.NewReadWriter(r, bufio.NewWriterSize(c, wsBuffer)), nil
+	h.cork = &corkWriter{conn: c}
+	return c, bufio.NewReadWriter(r, bufio.NewWriterSize(h.cork, wsBuffer)), nil
+}
+
+// corkWriter is what a WebSocket's write buffer flushes to: the
+// connection, or, while corked, a buffer that uncork then writes in one
+// go. The WebSocket library flushes every message on its own, so a batch
+// of lines (a room's applied record to one member) would otherwise cost
+// a write to the socket per line; WSConn.Write corks around the batch so
+// that it costs one, as over TCP.
+type corkWriter struct {
+	conn net.Conn
+
+	mu     sync.Mutex // guards corked and held
+	corked bool
+	held   []byte
+
+	// wire serializes writes to conn, so that a frame the library
+	// writes from another goroutine (a pong, a close) never lands in
+	// the middle of a held batch, nor ahead of it.
+	wire sync.Mutex
+}
+
+// Write writes p to the connection, or holds it while corked.
+func (w *corkWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	if w.corked {
+		w.held = append(w.held, p...)
+		w.mu.Unlock()
+		return len(p), nil
+	}
+	w.mu.Unlock()
+	w.wire.Lock()
+	defer w.wire.Unlock()
+	return w.conn.Write(p)
+}
+
+// cork holds what is written until uncork.
+func (w *corkWriter) cork() {
+	w.mu.Lock()
+	w.corked = true
+	w.mu.Unlock()
+}
+
+// uncork writes what was held in one write and stops holding.
+func (w *corkWriter) uncork() error {
+	w.wire.Lock()
+	defer w.wire.Unlock()
+	w.mu.Lock()
+	held := w.held
+	w.held, w.corked = nil, false
+	w.mu.Unlock()
+	if len(held) == 0 {
+		return nil
+	}
+	_, err := w.conn.Write(held)
+	return err
 }
 
 // WSConn is a WebSocket seen as a stream of protocol lines, the net.Conn
@@ -217,7 +274,8 @@ type WSConn struct {
 	closing atomic.Bool
 
 	wmu     sync.Mutex
-	partial []byte // a line written without its LF yet
+	partial []byte      // a line written without its LF yet
+	cork    *corkWriter // when known, batches Write's frames into one socket write
 
 	closeOnce sync.Once
 	closeErr  error
@@ -314,10 +372,25 @@ func readError(err error) error {
 }
 
 // Write sends each whole line in p as one text frame, and keeps a last
-// line without its LF until a later Write completes it.
+// line without its LF until a later Write completes it. Several lines go
+// to the socket in one write when the connection was accepted here.
 func (c *WSConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.cork != nil && bytes.Count(p, []byte{'\n'}) > 1 {
+		c.cork.cork()
+		n, err := c.writeLines(p)
+		if ferr := c.cork.uncork(); ferr != nil && err == nil {
+			// The frames never left: none of p is known to be sent.
+			return 0, fmt.Errorf("web: writing a WebSocket: %w", ferr)
+		}
+		return n, err
+	}
+	return c.writeLines(p)
+}
+
+// writeLines is Write's work; the caller holds wmu.
+func (c *WSConn) writeLines(p []byte) (int, error) {
 	total := len(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
