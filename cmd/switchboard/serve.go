@@ -31,6 +31,7 @@ type serveSettings struct {
 	check      bool
 	join       string
 	wsOrigins  string
+	sip        sipSettings
 	// drainGrace is how long a node stopped by SIGTERM or SIGINT spends
 	// moving its sessions to other nodes before it shuts down.
 	drainGrace time.Duration
@@ -113,6 +114,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	durationFlag(fs, &cfg.FeedHeartbeat, "feed-heartbeat", 500*time.Millisecond, 30*time.Second, "idle heartbeat of each room feed's consumer")
 	s.drainGrace = defaultDrainGrace
 	durationFlag(fs, &s.drainGrace, "drain-grace", 0, time.Hour, "on SIGTERM or SIGINT, move the sessions to other nodes for up to this long before stopping (0: stop at once; a second signal stops at once)")
+	s.sip.register(fs)
 	s.log.register(c, "info")
 	return c
 }
@@ -169,6 +171,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	s.cfg.Logger = logger
+	if err := s.sip.validate(&s.cfg); err != nil {
+		return err
+	}
 	n, err := node.New(s.cfg)
 	if err != nil {
 		return fmt.Errorf("serve: invalid settings: %w", err)
@@ -186,6 +191,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintf(stdout, "switchboard %s: node %s of %s on %s (http %s, cluster %s, dns %s, data %s)\n",
 		s.cfg.Version, n.ID(), n.Service(), n.Addr(), orNone(n.HTTPAddr()), orNone(n.ClusterAddr()), orNone(n.DNSAddr()), s.cfg.DataDir)
+	stopSIP, err := s.sip.start(n, s.cfg, logger, stdout)
+	if err != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return errors.Join(err, n.Shutdown(shutdownCtx))
+	}
 	<-ctx.Done()
 	if s.drainGrace > 0 && n.Users() > 0 {
 		// Sessions move to other nodes first (make-before-break), unless
@@ -201,6 +212,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	stopSIP(shutdownCtx)
 	return n.Shutdown(shutdownCtx)
 }
 

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/pki"
+	"github.com/switchboard/switchboard/internal/sipfront"
+)
+
+// sipSettings are serve's flags for the SIP and RTP front (docs/rtp.md).
+type sipSettings struct {
+	listen         string
+	open           bool
+	redirect       bool
+	tokenSigner    string
+	maxCalls       int
+	maxCallsPerSrc int
+}
+
+// register adds the front's flags to serve's command line.
+func (s *sipSettings) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.listen, "sip", "", "SIP front HOST:PORT (UDP and TCP) answering sip:ROOM@SERVICE with real-time text over RTP, docs/rtp.md (empty: off)")
+	fs.BoolVar(&s.open, "sip-open", false, "let --sip listen on an address other than loopback: SIP callers are not authenticated, anyone who reaches it joins any room")
+	fs.BoolVar(&s.redirect, "sip-redirect", true, "answer 302 to the node the pick policy chooses (every node must run its SIP front on the same port)")
+	fs.StringVar(&s.tokenSigner, "sip-token-signer", "", "Ed25519 private key (PEM) that signs the tokens of bridged callers; needed with --token-key")
+	intFlag(fs, &s.maxCalls, "sip-max-calls", 0, -1, "most calls the SIP front holds at once (default 100)")
+	intFlag(fs, &s.maxCallsPerSrc, "sip-max-calls-per-source", 0, -1, "most calls from one source address (default 4)")
+}
+
+// validate rejects a front that would be open to strangers unasked, or
+// unable to attach its callers.
+func (s *sipSettings) validate(cfg *node.Config) error {
+	if s.listen == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(s.listen)
+	if err != nil {
+		return usagef("serve", "serve: --sip %q: %v", s.listen, err)
+	}
+	ip, err := netip.ParseAddr(host)
+	loopback := err == nil && ip.IsLoopback() || host == "localhost"
+	if !loopback && !s.open {
+		return usagef("serve", "serve: --sip %s is reachable from other hosts and SIP callers are not authenticated; add --sip-open to say so, or listen on loopback", s.listen)
+	}
+	if cfg.TokenKey != "" && s.tokenSigner == "" {
+		return usagef("serve", "serve: --sip with --token-key needs --sip-token-signer, the private key whose tokens the node accepts")
+	}
+	return nil
+}
+
+// start runs the front for n; the function returned stops it.
+func (s *sipSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, stdout io.Writer) (func(context.Context), error) {
+	if s.listen == "" {
+		return func(context.Context) {}, nil
+	}
+	fc := sipfront.Config{
+		Service:           n.Service(),
+		NodeID:            n.ID(),
+		NodeAddr:          loopbackOf(n.Addr()),
+		Nodes:             n.Nodes,
+		Redirect:          s.redirect,
+		MaxCalls:          s.maxCalls,
+		MaxCallsPerSource: s.maxCallsPerSrc,
+		Logger:            logger.With("part", "sip"),
+	}
+	if s.tokenSigner != "" {
+		key, err := pki.LoadSigningKey(s.tokenSigner)
+		if err != nil {
+			return nil, fmt.Errorf("serve: --sip-token-signer: %w", err)
+		}
+		fc.TokenKey = key
+	}
+	if cfg.TLSCert != "" {
+		// The bridge dials its own node: trust the node's own chain.
+		pem, err := os.ReadFile(cfg.TLSCert)
+		if err != nil {
+			return nil, fmt.Errorf("serve: --sip: reading --tls-cert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		fc.ClientOptions = append(fc.ClientOptions, client.WithTLS(&tls.Config{RootCAs: pool}), client.WithServiceName(n.Service()))
+	}
+	front, err := sipfront.Listen(s.listen, fc)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	go func() {
+		if err := front.Serve(); err != nil && !errors.Is(err, sipfront.ErrClosed) {
+			logger.Error("the SIP front stopped", "err", err)
+		}
+	}()
+	logger.Warn("SIP front open: callers are not authenticated; anyone who reaches it joins any room as sip:USER@HOST",
+		"sip", front.Addr().String(), "loopback_only", front.Addr().Addr().IsLoopback())
+	fmt.Fprintf(stdout, "switchboard: SIP front on %s (udp and tcp): call sip:ROOM@%s\n", front.Addr(), n.Service())
+	return func(ctx context.Context) {
+		if err := front.Shutdown(ctx); err != nil {
+			logger.Warn("stopping the SIP front", "err", err)
+		}
+	}, nil
+}
+
+// loopbackOf turns a listener's address on every interface into the
+// loopback address of the same port, for dialling this very node.
+func loopbackOf(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		if ip.Is6() {
+			return net.JoinHostPort("::1", port)
+		}
+		return net.JoinHostPort("127.0.0.1", port)
+	}
+	return addr
+}

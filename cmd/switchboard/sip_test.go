@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/sipcall"
+)
+
+// The SIP front is off by default, and on loopback unless --sip-open says
+// strangers may call; with user tokens it needs the key to sign its own.
+func TestSIPFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"loopback", []string{"--sip", "127.0.0.1:5060"}, 0, "settings are valid"},
+		{"all addresses, unasked", []string{"--sip", "0.0.0.0:5060"}, 2, "SIP callers are not authenticated; add --sip-open"},
+		{"all addresses, asked", []string{"--sip", ":5060", "--sip-open"}, 0, "settings are valid"},
+		{"not an address", []string{"--sip", "5060"}, 2, `--sip "5060"`},
+		{"tokens without a signer", []string{"--sip", "127.0.0.1:5060", "--token-key", "/nonexistent/token.pub"}, 2, "needs --sip-token-signer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("HOME", t.TempDir())
+			code, stdout, stderr := runArgs(t, append(append([]string{"serve"}, tt.args...), "--check")...)
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d\n%s%s", code, tt.code, stdout, stderr)
+			}
+			if !strings.Contains(stdout+stderr, tt.want) {
+				t.Errorf("output lacks %q:\n%s%s", tt.want, stdout, stderr)
+			}
+		})
+	}
+}
+
+// serve --sip answers a call: the caller's text reaches a TCP member of
+// the room, and stopping serve ends the call with a BYE that says why.
+func TestServeSIPCall(t *testing.T) {
+	var stdout, stderr lockedBuffer
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runServe(ctx, []string{"--service", "sip.test", "--listen", "127.0.0.1:0", "--http", "", "--data", t.TempDir(),
+			"--sip", "127.0.0.1:0", "--drain-grace", "0", "--log-level", "warn"}, &stdout, &stderr)
+	}()
+	var sipAddr, nodeAddr string
+	addrs := regexp.MustCompile(`on (127\.0\.0\.1:\d+) \(http.*\n(?s:.*)SIP front on (127\.0\.0\.1:\d+)`)
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		m := addrs.FindStringSubmatch(stdout.String())
+		if m == nil {
+			return fmt.Errorf("serve printed %q", stdout.String())
+		}
+		nodeAddr, sipAddr = m[1], m[2]
+		return nil
+	})
+	if !strings.Contains(stderr.String(), "callers are not authenticated") {
+		t.Errorf("the log does not say callers are unauthenticated:\n%s", stderr.String())
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bob, err := client.Dial(dctx, nodeAddr, client.WithUser("bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if _, err := bob.JoinWait(dctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	call, err := sipcall.Dial(dctx, "sip:lobby@"+sipAddr, sipcall.Config{User: "ann"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	call.Send("hi bob")
+	var got strings.Builder
+	for !strings.Contains(got.String(), "hi bob") {
+		select {
+		case e := <-bob.Events():
+			if re, ok := e.Room(); ok && re.Kind == client.TextEvent && re.From == "sip:ann@127.0.0.1" {
+				got.WriteString(re.Text)
+			}
+		case <-dctx.Done():
+			t.Fatalf("bob got %q from the caller", got.String())
+		}
+	}
+	stop()
+	select {
+	case <-call.Ended():
+	case <-dctx.Done():
+		t.Fatal("stopping serve did not end the call")
+	}
+	if !strings.Contains(call.Reason(), "shutting down") {
+		t.Errorf("BYE Reason %q", call.Reason())
+	}
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+}
