@@ -30,6 +30,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if args[0] == "connect" {
 		return runBenchConnect(ctx, args[1:], stdout, stderr)
 	}
+	if args[0] == "rtp" {
+		return runBenchRTP(ctx, args[1:], stdout, stderr)
+	}
 	if args[0] == "nats-server" {
 		// The NATS baselines' server processes: nats-server's own main
 		// and flags (bench.ServeNATS); not a scenario, so not listed.
@@ -49,6 +52,7 @@ func benchUsage(w io.Writer) {
 	for _, sc := range bench.Scenarios() {
 		fmt.Fprintf(w, "  %-9s %s\n", sc[0], sc[1])
 	}
+	fmt.Fprintf(w, "  %-9s %s\n", "rtp", benchRTPDoc)
 	fmt.Fprintln(w, "\nRun 'switchboard bench SCENARIO -h' for its flags. Their environment twins are\nSWITCHBOARD_BENCH_<FLAG> for every scenario.")
 }
 

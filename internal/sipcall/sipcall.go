@@ -281,11 +281,12 @@ func (c *Call) send() {
 	var buf strings.Builder
 	i := 0
 	start := time.Now()
-	var last time.Time
+	var last, lastText time.Time
 	flush := func(now time.Time) {
 		if buf.Len() == 0 && !enc.Pending() {
 			return
 		}
+		hadText := buf.Len() > 0
 		p, err := enc.Packet([]byte(buf.String()), uint32(now.Sub(start).Milliseconds()))
 		buf.Reset()
 		if err != nil {
@@ -296,6 +297,9 @@ func (c *Call) send() {
 			_, _ = c.pc.WriteToUDPAddrPort(raw, c.Answer.Addr)
 		}
 		i++
+		if hadText {
+			lastText = now
+		}
 		last = now
 	}
 	for {
@@ -304,7 +308,7 @@ func (c *Call) send() {
 			return
 		case t := <-c.out:
 			buf.WriteString(t)
-			if now := time.Now(); now.Sub(last) >= c.cfg.Interval {
+			if now := time.Now(); now.Sub(lastText) >= c.cfg.Interval {
 				flush(now)
 			}
 		case now := <-tick.C:

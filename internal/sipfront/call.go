@@ -141,8 +141,9 @@ func (c *call) readEvents(texts chan<- roomText) {
 	c.end(context.Background(), reason, true)
 }
 
-// sendRTP sends the room's text to the caller every interval, at once
-// when the line has been quiet for an interval.
+// sendRTP sends the room's text to the caller: at once when no text left
+// in the last interval, else at the next tick; and a packet every
+// interval while redundancy is pending.
 func (c *call) sendRTP(texts <-chan roomText) {
 	interval := c.srv.cfg.Interval
 	enc := t140.NewEncoder(c.format, randUint32(), uint16(randUint32()), c.srv.cfg.Generations)
@@ -150,7 +151,10 @@ func (c *call) sendRTP(texts <-chan roomText) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	start, tsBase := time.Now(), randUint32()
-	var last time.Time
+	// last is when the last packet left, lastText the last with new text:
+	// new text leaves at once unless text left less than an interval ago
+	// (packets of redundancy alone do not hold it back).
+	var last, lastText time.Time
 	var backlog []byte
 	send := func(now time.Time) {
 		backlog = append(backlog, mix.Take(now)...)
@@ -176,6 +180,9 @@ func (c *call) sendRTP(texts <-chan roomText) {
 			c.log.Debug("sending RTP", "err", err)
 		}
 		last = now
+		if n > 0 {
+			lastText = now
+		}
 	}
 	for {
 		select {
@@ -188,7 +195,7 @@ func (c *call) sendRTP(texts <-chan roomText) {
 				continue
 			}
 			mix.Write(rt.from, rt.text, now)
-			if now.Sub(last) >= interval {
+			if now.Sub(lastText) >= interval {
 				send(now)
 			}
 		case now := <-tick.C:
