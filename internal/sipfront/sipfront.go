@@ -213,6 +213,9 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	s.srv.OnAck(s.onAck)
 	s.srv.OnBye(s.onBye)
 	s.srv.OnOptions(s.onOptions)
+	// The transaction layer answers CANCEL (200, then 487 to the INVITE);
+	// nothing is left to do here.
+	s.srv.OnCancel(func(*sip.Request, sip.ServerTransaction) {})
 	return s, nil
 }
 

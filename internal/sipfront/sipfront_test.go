@@ -406,3 +406,42 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
 }
+
+// TestGarbageDoesNotStopTheFront: datagrams that are not SIP are dropped,
+// and the front answers the next request.
+func TestGarbageDoesNotStopTheFront(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	front := startFront(t, c.Nodes[0], nil)
+	conn, err := net.Dial("udp", front.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, junk := range []string{"\x00\x01\x02", "INVITE\r\n\r\n", "SIP/2.0 200 OK\r\n\r\n", strings.Repeat("A", 1400)} {
+		if _, err := conn.Write([]byte(junk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgentHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	cl, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var uri sip.Uri
+	if err := sip.ParseUri(sipTarget(front, "lobby"), &uri); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	res, err := cl.Do(ctx, sip.NewRequest(sip.OPTIONS, uri))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 200 || !strings.Contains(res.GetHeader("Allow").Value(), "INVITE") {
+		t.Errorf("OPTIONS after garbage: %d %s, Allow %v", res.StatusCode, res.Reason, res.GetHeader("Allow"))
+	}
+}
