@@ -40,7 +40,7 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		retry:       failover.DefaultConfig(),
+		retry:       DefaultRetry(),
 		logger:      slog.New(slog.DiscardHandler),
 		defaultPort: 7070,
 		attempt:     2 * time.Second,
@@ -71,7 +71,27 @@ func WithUser(user string) Option {
 	return func(o *options) error { o.user = user; return nil }
 }
 
-// WithRetry sets the retry, backoff and cool-down settings.
+// DefaultDropBase bounds the client's random wait after its session
+// dropped, before it asks the common address again
+// (failover.Config.DropBase): 20 ms, where the failover package's own
+// default is 250 ms. The wait no longer keeps the survivors of a dead
+// node balanced (pick.Balanced's margin and a shared pick.Tracker do that,
+// however fast the sessions come back); it only spreads a little the
+// arrivals that the kernel's closing of the dead node's connections
+// already spreads over tens of milliseconds. Sessions that keep dropping
+// still wait longer each time (failover.Config.Stable).
+const DefaultDropBase = 20 * time.Millisecond
+
+// DefaultRetry returns the retry settings Dial uses unless WithRetry is
+// given: failover.DefaultConfig with DropBase DefaultDropBase.
+func DefaultRetry() failover.Config {
+	cfg := failover.DefaultConfig()
+	cfg.DropBase = DefaultDropBase
+	return cfg
+}
+
+// WithRetry sets the retry, backoff and cool-down settings (default
+// DefaultRetry).
 func WithRetry(cfg failover.Config) Option {
 	return func(o *options) error {
 		if err := cfg.Validate(); err != nil {

@@ -138,6 +138,10 @@ const (
 	// DefaultSlack is the relative slack within which Balanced counts nodes
 	// as equally loaded (1%).
 	DefaultSlack = 0.01
+	// DefaultMargin is how far, relative to the mean load, the connected
+	// node may be above Balanced's slack before a client always leaves it
+	// (2%).
+	DefaultMargin = 0.02
 )
 
 // Balanced is the chooser of the Default policy. It picks by load
@@ -156,6 +160,19 @@ const (
 // already, so staying saves a connection, and because the common address
 // spreads hellos round robin the preference costs no balance.
 //
+// Above the slack, the connected node is not left at once: up to Margin
+// (relative to the mean load) further, the client leaves it with a
+// probability that grows from 0 to 1 over that margin, and otherwise
+// stays. Clients that arrive together read the same numbers, and the
+// numbers of the other nodes are a little older than those of the node
+// that answered (they travel between the nodes first): with a hard
+// threshold every client of such a moment that sees its node a few users
+// above another leaves it for the same one, and a thousand sessions
+// reattaching after a node died pile up on one survivor. A probability
+// that grows with the excess moves only as many as the excess calls for,
+// however fast they arrive, so the balance does not depend on the clients
+// spreading their arrivals out in time (failover.Config.DropBase).
+//
 // The zero value is ready to use. Balanced is immutable and safe for
 // concurrent use when Rand is. Pair it with a Tracker when one process
 // makes many picks from the same directory.
@@ -170,6 +187,12 @@ type Balanced struct {
 	// counts as least loaded: 0.01 means within 1% (plus one user). Zero
 	// means DefaultSlack; a negative value means exact ties only.
 	Slack float64
+	// Margin is how far above the slack, relative to the mean load of the
+	// candidates (plus one user), the connected node (Request.Self) may be
+	// and still be kept with some probability. Zero means DefaultMargin; a
+	// negative value means none: a connected node above the slack is
+	// always left.
+	Margin float64
 }
 
 // Pick implements Policy.
@@ -200,12 +223,55 @@ func (b Balanced) Pick(nodes []directory.Node, req Request) (Result, error) {
 		slack = 0
 	}
 	i, count, connected := leastLoadedPreferring(nodes, slack, r, req.Self)
-	n := nodes[i]
 	how := ""
 	if connected {
 		// The node that answered the hello is as good as any: staying on
 		// it saves the client a second connection.
 		how = ", already connected"
+	} else if s, keep := b.keepConnected(nodes, req.Self, slack, r); keep != "" {
+		i, how = s, keep
 	}
+	n := nodes[i]
 	return Result{Node: n, Reason: fmt.Sprintf("balanced: %s (load %.2f%s), %d of %d near the least load (age %v)", n.ID, n.Load(), how, count, len(nodes), age)}, nil
+}
+
+// keepConnected decides whether a client stays on the connected node
+// self although it is above the slack: within the margin above it, with
+// the probability 1 - excess/margin. It returns self's index and a note
+// for the Reason when it stays, and "" when it leaves (or self is not
+// among nodes).
+func (b Balanced) keepConnected(nodes []directory.Node, self string, slack float64, r Rand) (int, string) {
+	margin := b.Margin
+	switch {
+	case self == "" || margin < 0:
+		return 0, ""
+	case margin == 0:
+		margin = DefaultMargin
+	}
+	s := -1
+	least, sum := nodes[0].Load(), 0.0
+	for i := range nodes {
+		l := nodes[i].Load()
+		least, sum = min(least, l), sum+l
+		if nodes[i].ID == self {
+			s = i
+		}
+	}
+	if s < 0 {
+		return 0, ""
+	}
+	one := 0.0
+	if c := nodes[s].Capacity; c > 0 {
+		one = 1 / float64(c)
+	}
+	excess := nodes[s].Load() - (least*(1+slack) + one)
+	width := margin*sum/float64(len(nodes)) + one
+	if excess >= width {
+		return 0, ""
+	}
+	const scale = 1 << 20
+	if float64(r.IntN(scale)) < excess/width*scale {
+		return 0, ""
+	}
+	return s, fmt.Sprintf(", already connected, %.0f%% into the margin above the least load", 100*excess/width)
 }

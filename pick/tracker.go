@@ -19,13 +19,23 @@ const DefaultTrackerTTL = 5 * time.Second
 // that its own picks spread out instead of piling onto the node that looked
 // emptiest when the directory was fetched.
 //
-// For each node the Tracker keeps the users count of the last directory it
-// saw and the times of its pending picks. A pick stays pending until
+// For each node the Tracker keeps the highest users count the directories
+// it saw lately showed, and the times of its pending picks. A pick stays
+// pending until
 //
-//   - a directory shows that node with more users than the last one did:
-//     the increase is taken as the pending picks arriving, oldest first; or
+//   - a directory shows that node with more users than that count: the
+//     increase is taken as the pending picks arriving, oldest first; or
 //   - it is TTL old; or
 //   - Release withdraws it (the attach failed).
+//
+// Directories fetched from different nodes are not equally fresh: a node
+// counts its own users as they attach, but hears the others' counts a
+// moment later. So a count lower than the one kept is taken for an older
+// view, and ignored, until TrackerSettle has passed without a higher or
+// equal count; only then is the fall believed (users left). Until then
+// the Tracker shows the node with the count it kept, plus the pending
+// picks: every pick of the process, whichever node's directory it reads,
+// sees the same, freshest numbers, and the arrivals in flight on top.
 //
 // This is a heuristic: arrivals from other processes also raise the count
 // and may clear our pending picks early, and departures may hide our
@@ -44,8 +54,13 @@ type Tracker struct {
 	buf   []directory.Node // reused by Pick for the adjusted copy
 }
 
+// TrackerSettle is how long a Tracker keeps a node's highest recent users
+// count when directories show it lower, before it believes the fall.
+const TrackerSettle = time.Second
+
 type tracked struct {
-	seen    int         // users in the last directory seen; -1 if none yet
+	seen    int         // the users count kept (see Tracker); -1 if none yet
+	seenAt  time.Time   // when a directory last showed seen (or more)
 	gen     uint64      // the last directory that showed the node
 	pending []time.Time // when each pending pick was made, oldest first
 }
@@ -82,8 +97,8 @@ func (t *Tracker) Pick(p Policy, nodes []directory.Node, req Request, now time.T
 }
 
 // Adjust observes nodes (clearing the pending picks they now show, and
-// expired ones) and returns them with each node's pending picks added to its
-// Users. It returns nodes itself when nothing is pending, and a copy
+// expired ones) and returns them with each node's Users raised to the count
+// the Tracker keeps when that is higher, and its pending picks added. It returns nodes itself when nothing is pending, and a copy
 // otherwise; nodes is never modified. Use it with Add when Pick does not fit.
 func (t *Tracker) Adjust(nodes []directory.Node, now time.Time) []directory.Node {
 	t.mu.Lock()
@@ -150,7 +165,7 @@ func (t *Tracker) adjust(dst, nodes []directory.Node, now time.Time) ([]director
 		n := &nodes[i]
 		tr, ok := t.nodes[n.ID]
 		if !ok {
-			t.nodes[n.ID] = &tracked{seen: n.Users, gen: t.gen}
+			t.nodes[n.ID] = &tracked{seen: n.Users, seenAt: now, gen: t.gen}
 			marked++
 			continue
 		}
@@ -158,19 +173,26 @@ func (t *Tracker) adjust(dst, nodes []directory.Node, now time.Time) ([]director
 			tr.gen = t.gen
 			marked++
 		}
-		if tr.seen >= 0 && n.Users > tr.seen {
+		switch {
+		case tr.seen < 0 || n.Users == tr.seen:
+			tr.seen, tr.seenAt = n.Users, now
+		case n.Users > tr.seen:
 			arrived := min(n.Users-tr.seen, len(tr.pending))
 			tr.pending = tr.pending[arrived:]
+			tr.seen, tr.seenAt = n.Users, now
+		case now.Sub(tr.seenAt) >= TrackerSettle:
+			// Lower for a while now: users left.
+			tr.seen, tr.seenAt = n.Users, now
 		}
-		tr.seen = n.Users
 		t.expire(tr, now)
-		if len(tr.pending) == 0 {
+		users := max(n.Users, tr.seen) + len(tr.pending)
+		if users == n.Users {
 			continue
 		}
 		if out == nil {
 			out = append(dst[:0], nodes...)
 		}
-		out[i].Users += len(tr.pending)
+		out[i].Users = users
 		total += len(tr.pending)
 	}
 	// Forget nodes that left the directory and have nothing pending.

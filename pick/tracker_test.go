@@ -63,8 +63,22 @@ func TestTracker(t *testing.T) {
 			steps: []step{
 				{see: dir(10, 0), want: map[string]int{"a": 10, "b": 0}},
 				{add: "a"},
-				{see: dir(8, 0), want: map[string]int{"a": 9, "b": 0}},
-				{see: dir(9, 0), want: map[string]int{"a": 9, "b": 0}},
+				{at: time.Second, see: dir(8, 0), want: map[string]int{"a": 9, "b": 0}},
+				{at: time.Second, see: dir(9, 0), want: map[string]int{"a": 9, "b": 0}},
+			},
+		},
+		{
+			name: "a lower count soon after a higher one is an older view",
+			steps: []step{
+				// a's own directory counts its arrivals at once; b's shows
+				// a's count of a moment ago.
+				{see: dir(10, 0), want: map[string]int{"a": 10, "b": 0}},
+				{add: "a"}, {add: "a"},
+				{at: 10 * time.Millisecond, see: dir(11, 0), want: map[string]int{"a": 12, "b": 0}},
+				{at: 20 * time.Millisecond, see: dir(10, 0), want: map[string]int{"a": 12, "b": 0}},
+				{at: 30 * time.Millisecond, see: dir(12, 0), want: map[string]int{"a": 12, "b": 0}},
+				// Still lower a second after a's last higher count: users left.
+				{at: 1030 * time.Millisecond, see: dir(7, 0), want: map[string]int{"a": 7, "b": 0}},
 			},
 		},
 		{

@@ -41,7 +41,6 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
-	"github.com/switchboard/switchboard/failover"
 	"github.com/switchboard/switchboard/pick"
 	"github.com/switchboard/switchboard/stats"
 )
@@ -73,10 +72,7 @@ type Load struct {
 	DialTimeout time.Duration
 	// DropBase bounds the random wait of a session that dropped before it
 	// asks the common address again (failover.Config.DropBase; default the
-	// client's, 250 ms). A shorter bound does not bring a thousand
-	// sessions back sooner on a machine that attaches a few per
-	// millisecond; it only makes them arrive faster than the nodes'
-	// counts travel, and they herd (see docs/benchmarks.md, failover).
+	// client's, client.DefaultDropBase).
 	DropBase time.Duration
 	// NoTracker makes every session pick on its own, as independent
 	// clients do, instead of sharing one pick.Tracker that counts the
@@ -137,7 +133,7 @@ func Open(ctx context.Context, load Load, progress func(done int)) (*Run, error)
 	if !load.NoTracker {
 		tracker = pick.NewTracker(0)
 	}
-	retry := failover.DefaultConfig()
+	retry := client.DefaultRetry()
 	if load.DropBase > 0 {
 		retry.DropBase = load.DropBase
 	}

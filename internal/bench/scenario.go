@@ -16,7 +16,6 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
-	"github.com/switchboard/switchboard/failover"
 	"github.com/switchboard/switchboard/internal/localcluster"
 	"github.com/switchboard/switchboard/pick"
 	"github.com/switchboard/switchboard/resolve"
@@ -54,7 +53,7 @@ type Config struct {
 	// address, tried in random order). Default "dns".
 	Common string
 	// DropBase bounds the random wait after a drop (default the client's,
-	// failover.DefaultConfig().DropBase).
+	// client.DefaultDropBase).
 	DropBase time.Duration
 	// NoTracker makes each session pick on its own (see Load.NoTracker).
 	NoTracker bool
@@ -285,7 +284,7 @@ func newEnv(sc scenario, cfg Config) (*env, error) {
 		cfg.Busy = 10 * time.Second
 	}
 	if cfg.DropBase <= 0 {
-		cfg.DropBase = failover.DefaultConfig().DropBase
+		cfg.DropBase = client.DefaultDropBase
 	}
 	switch cfg.Common {
 	case "":
