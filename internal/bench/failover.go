@@ -61,8 +61,8 @@ func runFailover(ctx context.Context, e *env) (Report, error) {
 			row, err = e.failover(ctx, p)
 		}
 		if err == nil {
-			e.logf("[%s] %d of %d back within 0.5 s, p99 %.0f ms, max %.0f ms; survivors %s", p,
-				int(row.Reattach.Within500ms*float64(row.Reattach.Dropped)+0.5), row.Reattach.Dropped, row.Reattach.MS.P99, row.Reattach.MS.Max, perNode(row.Survivors))
+			e.logf("[%s] %d of %d back within 0.5 s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, pending %d; survivors %s, max/mean %.3f", p,
+				int(row.Reattach.Within500ms*float64(row.Reattach.Dropped)+0.5), row.Reattach.Dropped, row.Reattach.MS.P50, row.Reattach.MS.P99, row.Reattach.MS.Max, row.Reattach.Pending, perNode(row.Survivors), row.MaxMean)
 		}
 		return row, err
 	})

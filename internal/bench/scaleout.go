@@ -64,7 +64,7 @@ func runScaleout(ctx context.Context, e *env) (Report, error) {
 			r.row, r.tl, err = e.scaleout(ctx, p)
 		}
 		if err == nil {
-			e.logf("[%s] end max/mean %.3f: %s", p, r.row.MaxMean, perNode(r.row.PerNode))
+			e.logf("[%s] end max/mean %.3f: %s; arrival p50 %.1f ms, p99 %.1f ms, failed %d", p, r.row.MaxMean, perNode(r.row.PerNode), r.row.ArrivalMS.P50, r.row.ArrivalMS.P99, r.row.Failed)
 		}
 		return r, err
 	})

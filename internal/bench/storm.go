@@ -62,7 +62,7 @@ func runStorm(ctx context.Context, e *env) (Report, error) {
 			row, err = e.storm(ctx, p, withTLS)
 		}
 		if err == nil {
-			e.logf("[%s] %d attached in %.0f ms, max/mean %.3f: %s", k, sumCounts(row.PerNode), row.ElapsedMS, row.MaxMean, perNode(row.PerNode))
+			e.logf("[%s] %d attached in %.0f ms, max/mean %.3f: %s; connect p50 %.1f ms, p99 %.1f ms, failed %d", k, sumCounts(row.PerNode), row.ElapsedMS, row.MaxMean, perNode(row.PerNode), row.ConnectMS.P50, row.ConnectMS.P99, row.Failed)
 		}
 		return row, err
 	})
