@@ -143,14 +143,26 @@ func (n *Node) run() {
 	defer publishTimer.Stop()
 	pushTimer := newStoppedTimer()
 	defer pushTimer.Stop()
-	var publishPending, pushPending bool
+	var pushPending bool
+	var publishAt time.Time // when the pending publish is due; zero: none
+	var lastPublish time.Time
+	var lastStatus directory.Status // of the last entry published
+	// The view a hello reads is rebuilt at once when the membership
+	// changes, and at most every viewEvery when only users or ages did.
+	var viewStale bool
+	var viewAt time.Time
 
-	schedulePublish := func() {
-		if !publishPending {
-			publishPending = true
-			publishTimer.Reset(cfg.Coalesce)
+	// schedulePublishIn publishes the entry after d, or sooner if a
+	// publish is already due sooner.
+	schedulePublishIn := func(d time.Duration) {
+		at := time.Now().Add(d)
+		if !publishAt.IsZero() && !at.Before(publishAt) {
+			return
 		}
+		publishAt = at
+		publishTimer.Reset(d)
 	}
+	schedulePublish := func() { schedulePublishIn(cfg.Coalesce) }
 	schedulePush := func() {
 		if !pushPending {
 			pushPending = true
@@ -167,9 +179,11 @@ func (n *Node) run() {
 			return
 		}
 		n.metrics.changes.WithLabelValues(c.Kind.String()).Inc()
+		viewStale = true
 		if c.Membership() {
 			n.log.Debug("directory change", "peer", c.ID, "kind", c.Kind.String(), "from", c.From, "to", c.To)
 			schedulePush()
+			viewAt = time.Time{} // rebuild the view at once
 		}
 	}
 	steps := newMinority(cfg.ID, minorityForget, n.minorityGrace())
@@ -186,7 +200,11 @@ func (n *Node) run() {
 		}
 	}
 	publish := func(now time.Time) {
-		apply(n.publishSelf(now, n.Status()), now)
+		e := n.publishSelf(now, n.Status())
+		lastPublish, lastStatus = now, e.Status
+		publishAt = time.Time{}
+		publishTimer.Stop()
+		apply(e, now)
 	}
 
 	now := time.Now()
@@ -219,16 +237,28 @@ func (n *Node) run() {
 			now = time.Now()
 			publish(now)
 		case <-n.changed:
-			schedulePublish()
+			if n.Status() != lastStatus {
+				schedulePublish() // a status change goes out at once
+			} else {
+				// Users alone: at most once per usersEvery, which grows
+				// with the cluster, so that a storm of attaches does not
+				// cost every peer a message per attach.
+				schedulePublishIn(max(cfg.Coalesce, time.Until(lastPublish.Add(usersEvery(cfg, table.Len())))))
+			}
 			continue
 		case <-publishTimer.C:
-			publishPending = false
+			if publishAt.IsZero() {
+				continue // stopped after it fired: published already
+			}
 			now = time.Now()
 			publish(now)
 		case <-heartbeat.C:
 			now = time.Now()
 			movedAt = n.checkMajority(steps, now, movedAt)
-			publish(now)
+			if now.Sub(lastPublish) >= cfg.Heartbeat/2 || n.Status() != lastStatus {
+				// An entry published within half a heartbeat was one.
+				publish(now)
+			}
 		case <-readyTimer.C:
 			heard = true
 			if roomsReady == nil {
@@ -245,11 +275,7 @@ func (n *Node) run() {
 			}
 		case <-check.C:
 			now = time.Now()
-			changes := table.Tick(now)
-			if len(changes) == 0 {
-				continue
-			}
-			for _, c := range changes {
+			for _, c := range table.Tick(now) {
 				n.log.Info("peer changed", "peer", c.ID, "kind", c.Kind.String(), "to", c.To)
 				note(c)
 			}
@@ -258,9 +284,28 @@ func (n *Node) run() {
 			n.pushDirectory()
 			continue
 		}
-		n.view.Store(&view{nodes: table.Nodes(now), taken: now})
+		if viewStale && now.Sub(viewAt) >= viewEvery(cfg) {
+			n.view.Store(&view{nodes: table.Nodes(now), taken: now})
+			viewStale, viewAt = false, now
+		}
 	}
 }
+
+// usersEvery is how often at most a node publishes its entry for a change
+// of users alone, in a cluster whose directory holds size nodes: 2 ms per
+// peer, from Coalesce up to Heartbeat. Each node then sends at most about
+// 500 such updates a second in all, however large the cluster, and
+// every peer receives at most about 500 a second from all of them: a
+// storm of attaches costs the peers no more than heartbeats do. Status
+// changes are not held back.
+func usersEvery(cfg Config, size int) time.Duration {
+	return min(cfg.Heartbeat, max(cfg.Coalesce, time.Duration(size-1)*2*time.Millisecond))
+}
+
+// viewEvery is how often at most the view hellos read is rebuilt when only
+// users or ages changed (a heartbeat, a peer's users): a quarter of the
+// heartbeat. A membership change rebuilds it at once.
+func viewEvery(cfg Config) time.Duration { return cfg.Heartbeat / 4 }
 
 // publishSelf publishes this node's entry with the given status, on its
 // own entry subject over the directory connection, and returns it. It may
