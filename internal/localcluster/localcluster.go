@@ -77,6 +77,10 @@ type Config struct {
 	// Bus is an external NATS for every node (serve --bus: nats:// URLs,
 	// comma-separated): the nodes then embed no NATS and have no routes.
 	Bus string
+	// Net, when set, runs node i in Net's namespace NS(i) at Net.IP(i)
+	// (Port defaults to 7070 there), so that a test can partition it
+	// (Net.Cut). The cluster does not close it.
+	Net *Net
 }
 
 // Node is one child process.
@@ -147,6 +151,15 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 		c.ca = ca
 	}
+	if cfg.Net != nil {
+		if cfg.Nodes > cfg.Net.nodes {
+			c.Stop()
+			return nil, fmt.Errorf("localcluster: %d nodes on a net made for %d", cfg.Nodes, cfg.Net.nodes)
+		}
+		if c.cfg.Port == 0 {
+			c.cfg.Port = 7070 // the namespaces are the cluster's own
+		}
+	}
 	if c.cfg.Port == 0 {
 		ips := make([]string, 0, cfg.Nodes+4)
 		for i := range cfg.Nodes + 4 { // room to add a few nodes later
@@ -213,8 +226,15 @@ func (c *Cluster) Addrs() []string {
 // start launches one more node, joined to the first.
 func (c *Cluster) start() (*Node, error) {
 	i := len(c.Nodes)
-	at := func(p int) string { return net.JoinHostPort(ip(i), strconv.Itoa(p)) }
-	n := &Node{ID: "n" + strconv.Itoa(i+1), IP: ip(i), Addr: at(c.cfg.Port), HTTP: at(c.cfg.Port + 1), Cluster: at(c.cfg.Port + 2), secret: c.secret}
+	nodeIP := ip(i)
+	if c.cfg.Net != nil {
+		if i >= c.cfg.Net.nodes {
+			return nil, fmt.Errorf("localcluster: no room for node %d on the net", i+1)
+		}
+		nodeIP = c.cfg.Net.IP(i)
+	}
+	at := func(p int) string { return net.JoinHostPort(nodeIP, strconv.Itoa(p)) }
+	n := &Node{ID: "n" + strconv.Itoa(i+1), IP: nodeIP, Addr: at(c.cfg.Port), HTTP: at(c.cfg.Port + 1), Cluster: at(c.cfg.Port + 2), secret: c.secret}
 	if len(c.cfg.Groups) > 0 {
 		n.Group = c.cfg.Groups[i%len(c.cfg.Groups)]
 	}
@@ -281,7 +301,11 @@ func (c *Cluster) launch(i int, n *Node) error {
 		args = append(args, c.tlsArgs(n)...)
 	}
 	args = append(args, c.cfg.Args...)
-	cmd := exec.Command(c.cfg.Binary, args...)
+	argv := append([]string{c.cfg.Binary}, args...)
+	if c.cfg.Net != nil {
+		argv = c.cfg.Net.Command(i, argv...) // ip netns exec: the same process, in the namespace
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = c.cfg.Output
 	cmd.Stderr = c.cfg.Output
 	cmd.Env = cleanEnv()

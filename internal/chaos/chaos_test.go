@@ -1,0 +1,217 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/pick"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// binary is the switchboard executable built once for the tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "switchboard-chaos-")
+	if err == nil {
+		binary, err = localcluster.Build(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// settle bounds every wait: generous, for two loaded CI cores.
+const settle = 60 * time.Second
+
+// prefer picks the node id while it is available, and otherwise lets the
+// default policy pick: sessions start where the test wants them and fail
+// over as any session would.
+func prefer(id string) pick.Policy {
+	def := pick.Default(nil)
+	return pick.PolicyFunc(func(nodes []directory.Node, req pick.Request) (pick.Result, error) {
+		for _, n := range nodes {
+			if n.ID == id && n.Available() && (req.Exclude == nil || !req.Exclude(id)) {
+				return pick.Result{Node: n, Reason: "chaos: prefer " + id}, nil
+			}
+		}
+		return def.Pick(nodes, req)
+	})
+}
+
+// dirInNS asks the node at addr for its directory from inside network
+// namespace ns (the cut-off side of a partition), with switchboard dir.
+func dirInNS(ctx context.Context, net *localcluster.Net, i int, addr string) (*wire.Directory, error) {
+	argv := net.Command(i, binary, "dir", "--via", addr, "--json", "--timeout", "3s")
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
+	if err != nil {
+		return nil, fmt.Errorf("switchboard dir in %s: %w", net.NS(i), err)
+	}
+	var m wire.Message
+	if err := json.Unmarshal(out, &m); err != nil || m.Op != wire.OpDirectory {
+		return nil, fmt.Errorf("switchboard dir in %s printed %q (%v)", net.NS(i), out, err)
+	}
+	return m.Directory(), nil
+}
+
+func statusOf(d *wire.Directory, id string) directory.Status {
+	for _, n := range d.Nodes {
+		if n.ID == id {
+			return n.Status
+		}
+	}
+	return ""
+}
+
+// A partition 2|1 and its heal: node n3 is cut off from n1, n2 and the
+// clients. Its sessions notice (heartbeat) and attach to n1 or n2: none
+// is left stranded. Text acknowledged on n3 before the cut is in the room
+// after it, once, with the text typed after the failover. n3, seeing no
+// majority, steps aside (degraded); when the link comes back it is up
+// again in every directory, by itself.
+func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
+	ctx := context.Background()
+	nw, err := localcluster.NewNet(ctx, 3)
+	if errors.Is(err, localcluster.ErrNoNetns) {
+		t.Skipf("this test makes network namespaces, and cannot here: %v (CI runs it as root with iproute2)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := nw.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Net: nw, Output: testLog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	target := strings.Join(c.Addrs(), ",")
+
+	// Two sessions on each node; the typist and its reader on n3.
+	var sessions []*client.Session
+	for i := range 6 {
+		id := fmt.Sprintf("n%d", i%3+1)
+		s, err := client.Dial(ctx, target, client.WithUser(fmt.Sprintf("u%d", i)), client.WithPolicy(prefer(id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if s.Node().ID != id {
+			t.Fatalf("session %d attached to %s, want %s", i, s.Node().ID, id)
+		}
+		sessions = append(sessions, s)
+	}
+	typist := sessions[2] // on n3
+	const room = "chaos"
+	if _, err := typist.JoinWait(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	if _, err := typist.SendTextWait(wctx, room, "acked before the cut; "); err != nil {
+		t.Fatal(err)
+	}
+
+	cut := time.Now()
+	if err := nw.Cut(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	healed := false
+	defer func() {
+		if !healed {
+			_ = nw.Heal(ctx, 2)
+		}
+	}()
+
+	// Nobody stranded: every session is attached to the majority.
+	nodetest.Eventually(t, settle, func() error {
+		for i, s := range sessions {
+			if !s.Connected() || s.Node().ID == "n3" {
+				return fmt.Errorf("session %d: connected %v on %s", i, s.Connected(), s.Node().ID)
+			}
+		}
+		return nil
+	})
+	t.Logf("every session of n3 attached elsewhere %v after the cut", time.Since(cut).Round(time.Millisecond))
+
+	// The minority steps aside; the majority stays up.
+	nodetest.Eventually(t, settle, func() error {
+		d, err := dirInNS(ctx, nw, 2, c.Nodes[2].Addr)
+		if err != nil {
+			return err
+		}
+		if st := statusOf(d, "n3"); st != directory.Degraded {
+			return fmt.Errorf("n3 calls itself %q, want degraded", st)
+		}
+		return nil
+	})
+	for _, n := range c.Nodes[:2] {
+		if st, err := n.Status(ctx, n.ID); err != nil || st != directory.Up {
+			t.Errorf("%s, in the majority, is %q (%v), want up", n.ID, st, err)
+		}
+	}
+
+	// The text acked before the cut is there once, followed by the text
+	// typed after the failover.
+	if _, err := typist.SendTextWait(wctx, room, "typed after"); err != nil {
+		t.Fatal(err)
+	}
+	reader := sessions[0] // on n1
+	state, err := reader.JoinWait(wctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := state.Live[typist.User()], "acked before the cut; typed after"; got != want {
+		t.Errorf("the room shows %q from the typist, want %q (nothing lost, nothing twice)", got, want)
+	}
+
+	// Heal: n3 is up again in every directory, and ready.
+	healAt := time.Now()
+	if err := nw.Heal(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	healed = true
+	if err := c.WaitConverged(ctx, settle); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		resp, err := http.Get("http://" + c.Nodes[2].HTTP + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("n3's /readyz: %s", resp.Status)
+		}
+		return nil
+	})
+	t.Logf("n3 up and ready %v after the heal", time.Since(healAt).Round(time.Millisecond))
+}
+
+// testLog writes the nodes' output to the test log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Helper()
+	l.t.Logf("%s", strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
