@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/chart"
@@ -16,17 +17,22 @@ import (
 // sessions; one node (Victim says which) is killed with SIGKILL and the
 // sessions it held reattach to the others.
 type FailoverReport struct {
-	Scenario    string        `json:"scenario"`
-	Nodes       int           `json:"nodes"`
-	Clients     int           `json:"clients"`
-	Concurrency int           `json:"concurrency"`
-	Common      string        `json:"common_address"`
-	DropBaseMS  float64       `json:"drop_base_ms"`
-	NATSEntry   string        `json:"nats_entry"`
-	Victim      string        `json:"victim"`
-	Repeat      int           `json:"repeat"`
-	Rows        []FailoverRow `json:"policies"`
-	Targets     []Target      `json:"targets"`
+	Scenario    string  `json:"scenario"`
+	Nodes       int     `json:"nodes"`
+	Clients     int     `json:"clients"`
+	Concurrency int     `json:"concurrency"`
+	Common      string  `json:"common_address"`
+	DropBaseMS  float64 `json:"drop_base_ms"`
+	NATSEntry   string  `json:"nats_entry"`
+	Victim      string  `json:"victim"`
+	// Fault is what happens to the victim: kill (kill -9), stop (SIGSTOP
+	// for PauseMS, then SIGCONT) or partition (cut off the network for
+	// PauseMS in a namespace of its own, then healed).
+	Fault   string        `json:"fault"`
+	PauseMS float64       `json:"pause_ms,omitempty"`
+	Repeat  int           `json:"repeat"`
+	Rows    []FailoverRow `json:"policies"`
+	Targets []Target      `json:"targets"`
 }
 
 // FailoverRow is one policy's failover.
@@ -46,12 +52,52 @@ type FailoverRow struct {
 	// MaxMeanRuns lists every run's survivors' max/mean, with Repeat.
 	MaxMeanRuns []float64 `json:"survivors_max_mean_runs,omitempty"`
 	Failed      int       `json:"failed"`
-	delays      []float64
+	// Stranded counts the sessions not attached anywhere once the others
+	// reattached (and, for stop and partition, the victim came back).
+	Stranded int `json:"stranded"`
+	// HealMS is, for stop and partition, how long after SIGCONT or the
+	// heal every node listed every node up again.
+	HealMS float64 `json:"heal_ms,omitempty"`
+	delays []float64
+}
+
+// The faults of the failover scenario (Config.Fault).
+const (
+	FailoverKill      = "kill"
+	FailoverStop      = "stop"
+	FailoverPartition = "partition"
+)
+
+// failoverFault is Config.Fault for failover: kill unless it says stop or
+// partition (rtt-fault's kill-leader, the flag's old default, is kill).
+func (e *env) failoverFault() (string, error) {
+	switch e.cfg.Fault {
+	case "", FailoverKill, FaultKillLeader:
+		return FailoverKill, nil
+	case FailoverStop, FailoverPartition:
+		return e.cfg.Fault, nil
+	}
+	return "", fmt.Errorf("bench: failover fault %q: want kill, stop or partition", e.cfg.Fault)
+}
+
+// failoverPause is how long stop and partition last (Config.Pause, 3 s).
+func (e *env) failoverPause() time.Duration {
+	if e.cfg.Pause > 0 {
+		return e.cfg.Pause
+	}
+	return 3 * time.Second
 }
 
 func runFailover(ctx context.Context, e *env) (Report, error) {
-	rep := &FailoverReport{Scenario: "failover", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, Concurrency: e.cfg.Concurrency,
+	fault, err := e.failoverFault()
+	if err != nil {
+		return nil, err
+	}
+	rep := &FailoverReport{Scenario: "failover", Fault: fault, Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, Concurrency: e.cfg.Concurrency,
 		Common: e.common(), DropBaseMS: ms(e.cfg.DropBase), NATSEntry: e.cfg.NATSEntry, Victim: e.cfg.Victim, Repeat: e.cfg.Repeat}
+	if fault != FailoverKill {
+		rep.PauseMS = ms(e.failoverPause())
+	}
 	runs, err := repeat(e, func(p string) (FailoverRow, error) {
 		var row FailoverRow
 		var err error
@@ -63,6 +109,7 @@ func runFailover(ctx context.Context, e *env) (Report, error) {
 		if err == nil {
 			e.logf("[%s] %d of %d back within 0.5 s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, pending %d; survivors %s, max/mean %.3f", p,
 				int(row.Reattach.Within500ms*float64(row.Reattach.Dropped)+0.5), row.Reattach.Dropped, row.Reattach.MS.P50, row.Reattach.MS.P99, row.Reattach.MS.Max, row.Reattach.Pending, perNode(row.Survivors), row.MaxMean)
+			e.logf("[%s] stranded %d, heal %.0f ms", p, row.Stranded, row.HealMS)
 		}
 		return row, err
 	})
@@ -146,7 +193,18 @@ func awaitReattach(ctx context.Context, held int, timeout time.Duration, delays 
 
 func (e *env) failover(ctx context.Context, policy string) (FailoverRow, error) {
 	row := FailoverRow{Policy: policy}
+	fault, _ := e.failoverFault()
+	var nw *localcluster.Net
+	if fault == FailoverPartition {
+		var err error
+		if nw, err = localcluster.NewNet(ctx, e.cfg.Nodes); err != nil {
+			return row, fmt.Errorf("the partition fault runs the nodes in network namespaces: %w", err)
+		}
+		defer nw.Close()
+	}
+	e.net = nw
 	c, err := e.start(ctx, e.cfg.Nodes)
+	e.net = nil
 	if err != nil {
 		return row, err
 	}
@@ -168,15 +226,44 @@ func (e *env) failover(ctx context.Context, policy string) (FailoverRow, error) 
 	row.Killed = pickVictim(e.cfg.Victim, before.PerNode, ids, rand.IntN)
 	row.Held = before.PerNode[row.Killed]
 	idx := slices.IndexFunc(c.local.Nodes, func(n *localcluster.Node) bool { return n.ID == row.Killed })
-	e.logf("[%s] %s; kill -9 %s", policy, perNode(before.PerNode), row.Killed)
+	e.logf("[%s] %s; %s %s", policy, perNode(before.PerNode), fault, row.Killed)
 	killed := time.Now()
-	if err := c.local.Kill(idx); err != nil {
-		return row, err
+	var hurt error
+	switch fault {
+	case FailoverKill:
+		hurt = c.local.Kill(idx)
+	case FailoverStop:
+		hurt = c.local.Pause(idx)
+	case FailoverPartition:
+		hurt = nw.Cut(ctx, idx)
 	}
-	delays, pending := awaitReattach(ctx, row.Held, 15*time.Second, func() ([]time.Duration, int) { return run.ReattachDelays(killed) })
+	if hurt != nil {
+		return row, hurt
+	}
+	delays, pending := awaitReattach(ctx, row.Held, 30*time.Second, func() ([]time.Duration, int) { return run.ReattachDelays(killed) })
 	row.Reattach = SummarizeReattach(delays, pending)
 	row.delays = millis(delays)
 	after := run.Snapshot()
+	if fault != FailoverKill {
+		// Back after the pause: time until every node lists every node up.
+		if wait := time.Until(killed.Add(e.failoverPause())); wait > 0 {
+			time.Sleep(wait)
+		}
+		if fault == FailoverStop {
+			hurt = c.local.Resume(idx)
+		} else {
+			hurt = nw.Heal(ctx, idx)
+		}
+		if hurt != nil {
+			return row, hurt
+		}
+		back := time.Now()
+		if err := c.local.WaitConverged(ctx, 120*time.Second); err != nil {
+			return row, fmt.Errorf("after the %s of %s: %w", fault, row.Killed, err)
+		}
+		row.HealMS = ms(time.Since(back))
+	}
+	row.Stranded = len(run.Sessions()) - row.Failed - run.Snapshot().Attached
 	row.Survivors = map[string]int{}
 	for id, n := range after.PerNode {
 		if id != row.Killed {
@@ -206,12 +293,22 @@ func (e *env) failoverNATS(ctx context.Context, policy string) (FailoverRow, err
 	}
 	row.Killed = pickVictim(e.cfg.Victim, before, nc.ids(), rand.IntN)
 	row.Held = before[row.Killed]
-	e.logf("[%s] %s; kill -9 %s", policy, perNode(before), row.Killed)
+	fault, _ := e.failoverFault()
+	e.logf("[%s] %s; %s %s", policy, perNode(before), fault, row.Killed)
 	killed := time.Now()
-	if err := nc.kill(row.Killed); err != nil {
+	switch fault {
+	case FailoverKill:
+		err = nc.kill(row.Killed)
+	case FailoverStop:
+		err = nc.signal(row.Killed, syscall.SIGSTOP)
+		defer nc.signal(row.Killed, syscall.SIGCONT)
+	default:
+		err = fmt.Errorf("bench: the NATS baselines have no %s fault", fault)
+	}
+	if err != nil {
 		return row, err
 	}
-	delays, pending := awaitReattach(ctx, row.Held, 15*time.Second, func() ([]time.Duration, int) { return cl.reattach(killed) })
+	delays, pending := awaitReattach(ctx, row.Held, 30*time.Second, func() ([]time.Duration, int) { return cl.reattach(killed) })
 	row.Reattach = SummarizeReattach(delays, pending)
 	row.delays = millis(delays)
 	if row.Survivors, err = nc.awaitCounts(ctx, cl.opened()); err != nil {
@@ -223,16 +320,30 @@ func (e *env) failoverNATS(ctx context.Context, policy string) (FailoverRow, err
 
 // WriteTable implements Report.
 func (r *FailoverReport) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "failover: %d nodes hold %d sessions (through %s); kill -9 a node (victim: %s; nats URLs: %s); drop wait uniform in [0, %.0f ms]; median of %d runs by p99\n\n",
-		r.Nodes, r.Clients, r.Common, r.Victim, r.NATSEntry, r.DropBaseMS, r.Repeat)
+	what := "kill -9"
+	switch r.Fault {
+	case FailoverStop:
+		what = fmt.Sprintf("SIGSTOP for %.0f s", r.PauseMS/1000)
+	case FailoverPartition:
+		what = fmt.Sprintf("cut off the network for %.0f s", r.PauseMS/1000)
+	}
+	fmt.Fprintf(w, "failover: %d nodes hold %d sessions (through %s); %s a node (victim: %s; nats URLs: %s); drop wait uniform in [0, %.0f ms]; median of %d runs by p99\n\n",
+		r.Nodes, r.Clients, r.Common, what, r.Victim, r.NATSEntry, r.DropBaseMS, r.Repeat)
 	var rows [][]string
 	for _, row := range r.Rows {
 		ra := row.Reattach
 		rows = append(rows, []string{row.Policy, fmt.Sprintf("%s (%d)", row.Killed, row.Held), fmt.Sprint(ra.Dropped), pct(ra.Within500ms), pct(ra.Within1s),
-			f1(ra.MS.P50), f1(ra.MS.P99), runsCell(row.P99RunsMS, "%.0f"), f1(ra.MS.Max), fmt.Sprint(ra.Pending), perNode(row.Survivors), f3(row.MaxMean), runsCell(row.MaxMeanRuns, "%.3f")})
+			f1(ra.MS.P50), f1(ra.MS.P99), runsCell(row.P99RunsMS, "%.0f"), f1(ra.MS.Max), fmt.Sprint(ra.Pending), fmt.Sprint(row.Stranded), perNode(row.Survivors), f3(row.MaxMean), runsCell(row.MaxMeanRuns, "%.3f"), healCell(row.HealMS)})
 	}
-	table(w, []string{"policy", "killed (held)", "dropped", "<= 0.5 s", "<= 1 s", "p50 ms", "p99 ms", "every run p99", "max ms", "pending", "survivors", "max/mean", "every run"}, rows)
+	table(w, []string{"policy", "victim (held)", "dropped", "<= 0.5 s", "<= 1 s", "p50 ms", "p99 ms", "every run p99", "max ms", "pending", "stranded", "survivors", "max/mean", "every run", "heal ms"}, rows)
 	writeTargets(w, r.Targets)
+}
+
+func healCell(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 // Charts implements Report.

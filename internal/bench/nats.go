@@ -288,6 +288,19 @@ func (c *natsCluster) awaitCounts(ctx context.Context, want int) (map[string]int
 	return c.counts(ctx)
 }
 
+// signal sends sig to server id.
+func (c *natsCluster) signal(id string, sig syscall.Signal) error {
+	for _, p := range c.procs {
+		if p.id == id {
+			if err := p.cmd.Process.Signal(sig); err != nil {
+				return fmt.Errorf("bench: signalling nats-server %s: %w", id, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("bench: no nats-server %s", id)
+}
+
 // kill sends SIGKILL to server id (kill -9) and waits for it to exit.
 func (c *natsCluster) kill(id string) error {
 	for _, p := range c.procs {

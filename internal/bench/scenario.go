@@ -92,10 +92,13 @@ type Config struct {
 	Rate                     float64
 	Duration                 time.Duration
 	// Fault is what rtt-fault does to a node: FaultKillLeader (default),
-	// FaultKill, FaultStop or FaultStopLeader.
+	// FaultKill, FaultStop or FaultStopLeader; and what failover does to
+	// its victim: FailoverKill (default), FailoverStop or
+	// FailoverPartition.
 	Fault string
-	// Pause is how long rtt-fault's stop faults keep the node stopped
-	// (default 3 s).
+	// Pause is how long rtt-fault's and failover's stop faults keep the
+	// node stopped, and failover's partition keeps it cut off (default
+	// 3 s).
 	Pause time.Duration
 	// Heartbeat is the nodes' heartbeat (default: the binary's).
 	Heartbeat time.Duration
@@ -218,6 +221,9 @@ type env struct {
 	cfg  Config
 	name string
 	pmu  sync.Mutex
+	// net, when set, is the network the next local cluster's nodes run
+	// in, each in a namespace of its own (failover --fault partition).
+	net *localcluster.Net
 }
 
 func newEnv(sc scenario, cfg Config) (*env, error) {
@@ -432,7 +438,7 @@ func (e *env) startTLS(ctx context.Context, nodes int, withTLS bool) (*cluster, 
 	lc, err := localcluster.Start(ctx, localcluster.Config{
 		Binary: e.cfg.Binary, Nodes: nodes, DNS: true, Heartbeat: e.cfg.Heartbeat,
 		Capacity: max(10000, 2*(e.cfg.Clients+e.cfg.Arrivals)), Output: e.cfg.Logs,
-		Args: e.cfg.NodeArgs, TLS: withTLS, Groups: benchGroups,
+		Args: e.cfg.NodeArgs, TLS: withTLS, Groups: benchGroups, Net: e.net,
 	})
 	if err != nil {
 		return nil, err
