@@ -114,7 +114,7 @@ func measureIdle(b *testing.B, binary string, attach func(context.Context, *loca
 	const sessions = 2000
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 1, Capacity: sessions + 100, DataDir: b.TempDir()})
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 1, Standalone: true, Capacity: sessions + 100, DataDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
