@@ -214,11 +214,11 @@ func (e *env) failover(ctx context.Context, policy string) (FailoverRow, error) 
 		return row, err
 	}
 	defer run.Close()
-	before := run.Snapshot()
-	row.Failed = before.Failed
-	if err := c.awaitUsers(ctx, before.Attached); err != nil {
+	row.Failed = run.Snapshot().Failed
+	if err := c.awaitUsers(ctx, e.cfg.Clients-row.Failed); err != nil {
 		return row, err
 	}
+	before := run.Snapshot()
 	var ids []string
 	for _, n := range c.local.Nodes {
 		ids = append(ids, n.ID)

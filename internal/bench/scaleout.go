@@ -102,10 +102,12 @@ func (e *env) scaleout(ctx context.Context, policy string) (ScaleoutRow, Timelin
 		return row, Timeline{}, err
 	}
 	defer run1.Close()
-	first := run1.Snapshot()
-	if err := c.awaitUsers(ctx, first.Attached); err != nil {
+	// Every session that attached is counted once it is back (a
+	// heartbeat on a loaded machine may have moved a few meanwhile).
+	if err := c.awaitUsers(ctx, e.cfg.Clients-run1.Snapshot().Failed); err != nil {
 		return row, Timeline{}, err
 	}
+	first := run1.Snapshot()
 	e.logf("[%s] %s; a node joins", policy, perNode(first.PerNode))
 	stopTL := sampleUsers(ctx, c, c.local.Nodes[0].HTTP, 20*time.Millisecond)
 	n, err := c.local.Add(ctx)
@@ -120,8 +122,8 @@ func (e *env) scaleout(ctx context.Context, policy string) (ScaleoutRow, Timelin
 		return row, Timeline{}, err
 	}
 	defer run2.Close()
+	_ = c.awaitUsers(ctx, e.cfg.Clients-first.Failed+e.cfg.Arrivals-run2.Snapshot().Failed)
 	second := run2.Snapshot()
-	_ = c.awaitUsers(ctx, first.Attached+second.Attached)
 	time.Sleep(100 * time.Millisecond) // a few more samples of the end state
 	tl := stopTL()
 	row.Before = first.PerNode
