@@ -322,8 +322,12 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 	defer ns.stop()
 	e.logf("[scale] starting %d nodes on --bus %s", e.cfg.Nodes, strings.Join(ns.urls, ","))
 	joins := max(1, e.cfg.Nodes/5)
+	// The nodes start scaleBatch at a time, each batch up on the first
+	// node before the next starts: a hundred processes setting up their
+	// JetStream streams at once overwhelm two cores.
+	const scaleBatch = 10
 	lc, err := localcluster.Start(ctx, localcluster.Config{
-		Binary: e.cfg.Binary, Nodes: e.cfg.Nodes, Heartbeat: e.cfg.Heartbeat, NoWait: true,
+		Binary: e.cfg.Binary, Nodes: min(scaleBatch, e.cfg.Nodes), Heartbeat: e.cfg.Heartbeat, NoWait: true,
 		Capacity: max(10000, 2*e.cfg.Clients), Output: e.cfg.Logs, Args: e.cfg.NodeArgs,
 		Bus: strings.Join(ns.urls, ","),
 	})
@@ -331,7 +335,21 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 		return nil, err
 	}
 	defer lc.Stop()
-	if err := awaitAllUp(ctx, lc.Nodes, e.cfg.Nodes, 5*time.Minute); err != nil {
+	for {
+		if err := awaitAllUp(ctx, lc.Nodes[:1], len(lc.Nodes), 3*time.Minute); err != nil {
+			return nil, fmt.Errorf("bench: %d nodes did not come up: %w", len(lc.Nodes), err)
+		}
+		if len(lc.Nodes) == e.cfg.Nodes {
+			break
+		}
+		e.logf("[scale] %d up", len(lc.Nodes))
+		for range min(scaleBatch, e.cfg.Nodes-len(lc.Nodes)) {
+			if _, err := lc.Launch(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := awaitAllUp(ctx, lc.Nodes, e.cfg.Nodes, 3*time.Minute); err != nil {
 		return nil, fmt.Errorf("bench: the nodes did not all come up: %w", err)
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}
