@@ -12,8 +12,9 @@ import (
 // A node that drains sends its sessions "move" (docs/protocol.md, "Drain
 // and move"). The session then moves make-before-break:
 //
-//  1. it stops reading the old connection (text typed meanwhile still
-//     goes out on it, and is resent later if its ack does not come);
+//  1. it stops reading the old connection; text typed meanwhile still
+//     goes out on it until the room is joined on the new connection,
+//     and is resent there (the servers store it once);
 //  2. it picks a node from the directory the move carried, in which the
 //     draining node is draining (and the failover machine excludes it
 //     too), and attaches there, with the same failover order as after a
@@ -68,10 +69,25 @@ func (s *Session) takeMove() *moveAsked {
 // still open, and rejoins the rooms there. It reports whether the
 // session moved; when it did not, old is still the session's connection.
 func (s *Session) moveFrom(old *Conn, oldW *writer, from directory.Node, mv *moveAsked) bool {
+	r := &retiring{c: old, w: oldW}
+	s.mu.Lock()
+	s.retiring = r
+	for _, room := range s.rooms {
+		room.viaOld = room.synced
+	}
+	s.mu.Unlock()
 	now := time.Now()
 	s.machine.Next(failover.Outcome{Kind: failover.Begin, Deadline: now.Add(moveTimeout)}, now)
 	act := s.machine.Next(failover.Outcome{Kind: failover.Refused, Node: from.ID, Status: directory.Draining, Err: errMoveAsked}, now)
 	if err := s.connect(s.ctx, act, mv.dir); err != nil {
+		s.mu.Lock()
+		if s.retiring == r {
+			s.retiring = nil // still the session's connection
+		}
+		for _, room := range s.rooms {
+			room.viaOld = false
+		}
+		s.mu.Unlock()
 		if s.ctx.Err() == nil {
 			s.opts.logger.Warn("asked to move, but no other node took the session; staying until the node closes it", "node", from.ID, "err", err)
 		}
@@ -80,8 +96,6 @@ func (s *Session) moveFrom(old *Conn, oldW *writer, from directory.Node, mv *mov
 	s.mu.Lock()
 	s.moves++
 	ev := Event{Kind: Moved, Node: s.node, Reason: "moved off " + from.ID + " (draining): " + s.reason}
-	r := &retiring{c: old, w: oldW}
-	s.retiring = r
 	s.rejoinLocked()
 	if s.roomsSyncedLocked() {
 		s.retireLocked()
@@ -118,10 +132,26 @@ func (s *Session) retireLocked() {
 		return
 	}
 	s.retiring = nil
+	for _, room := range s.rooms {
+		room.viaOld = false
+	}
 	go func() {
 		r.c.Close()
 		r.w.close()
 	}()
+}
+
+// ownEcho reports whether m, text from the session's own user, is a
+// chunk this session typed: the session a move is leaving is still in
+// the room, and the node delivers what it stores to the user's other
+// sessions, this one included. The protocol never delivers a session its
+// own text, and another session of the user numbers above what it saw
+// stored, so such a delivery is always an echo, dropped.
+func (s *Session) ownEcho(m wire.Message) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[m.Room]
+	return r != nil && r.numbered && m.Seq < r.nextSeq
 }
 
 // Moves counts how many times a draining node asked the session to move

@@ -163,6 +163,10 @@ type room struct {
 	synced bool
 	// numbered: a state was seen once, so seqs follow the server's.
 	numbered bool
+	// viaOld: the room is joined on the connection a move is leaving and
+	// not yet on the new one, so text still goes out on the old one
+	// (move.go).
+	viaOld bool
 	// retry asks for the room again after the node refused a chunk or a
 	// join for a while (unavailable, rate); nil when none is pending.
 	retry *time.Timer
@@ -653,6 +657,10 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 			r.ackLocked(m.Seq)
 		}
 		s.mu.Unlock()
+	case wire.OpText:
+		if m.From == s.opts.user && s.ownEcho(m) {
+			return true
+		}
 	case wire.OpError:
 		if m.Room != "" && (m.Code == wire.CodeUnavailable || m.Code == wire.CodeRate) {
 			s.mu.Lock()
@@ -718,7 +726,7 @@ func (s *Session) syncRoomLocked(w *writer, r *room, stored uint64) {
 			r.nextSeq = max(r.nextSeq, stored+1)
 		}
 	}
-	r.synced = true
+	r.synced, r.viaOld = true, false
 	for _, m := range r.unacked {
 		w.send(m) // a failed write closes the connection: the reader notices
 	}
@@ -925,8 +933,14 @@ func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64
 	r.nextSeq++
 	r.unacked = append(r.unacked, m)
 	r.waits = append(r.waits, wait)
-	if s.w != nil && r.synced {
+	switch {
+	case s.w != nil && r.synced:
 		s.w.send(m) // a failed write shows as a drop; the chunk is resent
+	case r.viaOld && s.retiring != nil:
+		// Moving: the old session is still in the room. The chunk is
+		// resent on the new connection once the room's state is in
+		// there, and stored once either way.
+		s.retiring.w.send(m)
 	}
 	return m.Seq, nil
 }

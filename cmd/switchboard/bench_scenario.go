@@ -46,6 +46,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	duration := fs.Duration("duration", 10*time.Second, "rtt: how long they type")
 	fault := fs.String("fault", "", "rtt-fault: kill-leader (default), kill, stop or stop-leader (kill -9 or SIGSTOP of the first room's stream leader, or of another node); failover: kill (default), stop (SIGSTOP for --pause) or partition (cut off the network for --pause, in network namespaces: needs root)")
 	pause := fs.Duration("pause", 3*time.Second, "rtt-fault, failover: how long stop keeps the node stopped, and partition cut off")
+	within := fs.Duration("within", 0, "roll, drain: the drain window of each node (default 10s)")
 	transport := fs.String("transport", "tcp", "rtt: how the sessions reach the nodes: tcp, or ws (protocol v1 over each node's WebSocket, as browsers do)")
 	withTLS := fs.Bool("tls", false, "latency, storm: measure every path twice side by side, plain TCP and TLS on the client listener (nodes with certificates from a throwaway CA), and print TLS/plain")
 	heartbeat := fs.Duration("heartbeat", 0, "the nodes' heartbeat (default: serve's)")
@@ -69,7 +70,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 		Common: *common, DropBase: *dropBase, NoTracker: !*tracker, NATSEntry: *natsEntry, NATSServer: *natsServer, Victim: *victim,
 		Repeat: *repeat, Samples: *samples, Background: *background, Kills: *kills, Busy: *busy, Heartbeat: *heartbeat,
 		Rooms: *rooms, RoomSize: *roomSize, Senders: *senders, Rate: *rate, Duration: *duration,
-		Fault: *fault, Pause: *pause, NodeArgs: strings.Fields(*nodeArgs), TLS: *withTLS, Transport: *transport,
+		Fault: *fault, Pause: *pause, Within: *within, NodeArgs: strings.Fields(*nodeArgs), TLS: *withTLS, Transport: *transport,
 	}
 	if *service != "" {
 		if cfg.Service, err = (&clientFlags{service: *service, resolver: *resolver}).resolvedTarget(ctx); err != nil {

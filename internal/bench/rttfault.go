@@ -153,6 +153,9 @@ type typist struct {
 	resent       int
 	sendErr      error
 	dropsOverall int
+	// keys, when not nil, times keystrokes (roll.go): when each chunk
+	// of each typist of the run was typed, and its first delivery.
+	keys *keystrokes
 }
 
 func (t *typist) see(from string, seq uint64) {
@@ -460,6 +463,9 @@ func (r *faultRun) received(t *typist, m wire.Message, now time.Time, joined fun
 			t.delivered[m.From] = d
 		}
 		d[m.Seq]++
+		if t.keys != nil && d[m.Seq] == 1 && m.Seq > t.covered[m.From] {
+			t.keys.delivered(t.room, m.From, m.Seq, now)
+		}
 		switch {
 		case d[m.Seq] > 1:
 			t.dupes = append(t.dupes, fmt.Sprintf("%s %s %d delivered %d times to %s", t.room, m.From, m.Seq, d[m.Seq], t.user))
@@ -537,6 +543,9 @@ func (t *typist) typeScript(ctx context.Context, interval time.Duration) {
 			return
 		}
 		t.typed = seq
+		if t.keys != nil {
+			t.keys.typed(t.room, t.user, seq)
+		}
 		if seq != uint64(k+1) && t.numberErr == "" {
 			t.numberErr = fmt.Sprintf("%s in %s: character %d got seq %d", t.user, t.room, k+1, seq)
 		}

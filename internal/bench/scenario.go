@@ -100,6 +100,8 @@ type Config struct {
 	// node stopped, and failover's partition keeps it cut off (default
 	// 3 s).
 	Pause time.Duration
+	// Within is the drain window of roll and drain (default 10 s).
+	Within time.Duration
 	// Heartbeat is the nodes' heartbeat (default: the binary's).
 	Heartbeat time.Duration
 	// Transport is how rtt's sessions reach the nodes: TransportTCP
@@ -169,6 +171,7 @@ func scenarios() []scenario {
 		{"memory", "memory per idle attached session on one node", nil, false, false, runMemory},
 		{"rtt", "typing latency in rooms spread over the nodes", nil, true, false, runRTT},
 		{"rtt-fault", "typing in rooms while a node is killed or stopped: nothing acked lost, nothing shown twice", nil, false, false, runRTTFault},
+		{"roll", "a rolling upgrade under typists: every node drained, stopped, restarted in turn", nil, false, false, runRoll},
 		{"ready", "how soon a fresh cluster, and a full restart with its data, serve rooms", nil, false, false, runReady},
 		{"scale", "--nodes processes on an external NATS cluster (3 nats-server, JetStream): idle cost, storm, kill, join, hello bytes", nil, false, false, runScale},
 	}

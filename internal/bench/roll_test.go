@@ -1,0 +1,57 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+// The small, decisive version of `switchboard bench roll`: 9 typists in
+// 3 rooms of 3 over 3 child processes, every node in turn drained within
+// 2 s, stopped and restarted. Nothing acked may be missing, nothing shown
+// twice, no user may see another leave, no session may drop, and every
+// node must end its drain empty (its sessions moved) rather than at the
+// deadline. Nothing is timed: the keystroke figures are the benchmark's.
+func TestRoll(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	r, err := RunScenario(ctx, "roll", Config{Binary: binary, Nodes: 3, Rooms: 3, RoomSize: 3, Rate: 5, Within: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := r.(*RollReport)
+	var out bytes.Buffer
+	rep.WriteTable(&out)
+	t.Logf("\n%s", out.String())
+	res := rep.Result
+	if res.MissingAcked != 0 || res.Duplicates != 0 || res.TextWrong != 0 || res.Unsettled != 0 || len(res.HistoryErrors) != 0 {
+		t.Errorf("text checks failed (seed %d): %+v", rep.Seed, res)
+	}
+	if res.Leaves != 0 || res.Joins != 0 {
+		t.Errorf("members saw %d leaves and %d joins of users who only moved: %v", res.Leaves, res.Joins, res.Detail)
+	}
+	if len(res.Errors) != 0 || rep.Drops != 0 {
+		t.Errorf("errors %v and %d drops; want none", res.Errors, rep.Drops)
+	}
+	if len(rep.Steps) != 3 {
+		t.Fatalf("%d nodes rolled, want 3", len(rep.Steps))
+	}
+	asked := 0
+	for _, s := range rep.Steps {
+		if s.Reason != "empty" || s.Closed != 0 {
+			t.Errorf("%s's drain ended %q with %d closed; want empty, none closed", s.Node, s.Reason, s.Closed)
+		}
+		asked += s.Asked
+	}
+	if rep.Moves != asked || rep.Moves < 9 {
+		t.Errorf("%d moves, %d asked; want every session asked at least once and every ask a move", rep.Moves, asked)
+	}
+	if res.Typed == 0 || rep.Samples == 0 {
+		t.Errorf("typed %d, %d deliveries timed during the roll; want some", res.Typed, rep.Samples)
+	}
+	if _, err := json.Marshal(rep); err != nil {
+		t.Errorf("marshal: %v", err)
+	}
+}
