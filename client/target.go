@@ -139,21 +139,59 @@ func (t target) resolveAddrs(ctx context.Context, r pick.Rand, defaultPort int, 
 	return out, nil
 }
 
-// lookup resolves name through each resolver in turn until one answers
-// with addresses, or through the system resolver when there are none.
+// resolverStagger is how long lookup waits for a resolver's answer
+// before it asks the next one as well.
+const resolverStagger = 150 * time.Millisecond
+
+// lookup resolves name through the resolvers in turn, or through the
+// system resolver when there are none. The next resolver is asked as soon
+// as the one before fails, or has been silent for resolverStagger (a
+// paused or cut-off node's responder answers nothing, and waiting out the
+// timeout of each would hold a failover up); the first answer with
+// addresses wins.
 func (t target) lookup(ctx context.Context, name string, defaultPort int, timeout time.Duration) ([]string, error) {
 	if len(t.resolvers) == 0 {
 		return resolve.Lookup(ctx, resolve.Config{DefaultPort: defaultPort, Timeout: timeout, NoSRV: t.plainDNS}, name)
 	}
-	var errs []error
-	for _, r := range t.resolvers {
-		addrs, err := resolve.Lookup(ctx, resolve.Config{Resolver: r, DefaultPort: defaultPort, Timeout: timeout, NoSRV: t.plainDNS}, name)
-		if err == nil {
-			return addrs, nil
-		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type answer struct {
+		i     int
+		addrs []string
+		err   error
+	}
+	answers := make(chan answer, len(t.resolvers)) // never blocks a sender
+	next, asking := 0, 0
+	ask := func() {
+		i, r := next, t.resolvers[next]
+		next++
+		asking++
+		go func() {
+			addrs, err := resolve.Lookup(ctx, resolve.Config{Resolver: r, DefaultPort: defaultPort, Timeout: timeout, NoSRV: t.plainDNS}, name)
+			answers <- answer{i, addrs, err}
+		}()
+	}
+	ask()
+	stagger := time.NewTimer(resolverStagger)
+	defer stagger.Stop()
+	errs := make([]error, len(t.resolvers))
+	for asking > 0 {
+		select {
+		case a := <-answers:
+			asking--
+			if a.err == nil {
+				return a.addrs, nil
+			}
+			errs[a.i] = a.err
+			if next < len(t.resolvers) && ctx.Err() == nil {
+				ask()
+				stagger.Reset(resolverStagger)
+			}
+		case <-stagger.C:
+			if next < len(t.resolvers) {
+				ask()
+				stagger.Reset(resolverStagger)
+			}
 		}
 	}
 	return nil, errors.Join(errs...)

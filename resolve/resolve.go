@@ -351,6 +351,22 @@ func (l *lookup) ipsOf(ctx context.Context, host string) ([]netip.Addr, error) {
 	return ips, nil
 }
 
+// exchangeOnce is c.ExchangeContext that also returns as soon as ctx is
+// cancelled: the dns package bounds its reads by ctx's deadline only, so
+// a cancelled lookup of a silent server would otherwise wait its whole
+// timeout.
+func exchangeOnce(ctx context.Context, c *dns.Client, q *dns.Msg, server string) (*dns.Msg, error) {
+	conn, err := c.DialContext(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	defer stop()
+	r, _, err := c.ExchangeWithConnContext(ctx, q, conn)
+	return r, err
+}
+
 // exchange asks server one question over UDP with EDNS0, and again over TCP
 // when the reply is truncated. NOERROR and NXDOMAIN replies are returned
 // (NXDOMAIN as an empty answer); other rcodes are errors.
@@ -359,10 +375,10 @@ func exchange(ctx context.Context, server, name string, qtype uint16) (*dns.Msg,
 	q.SetQuestion(name, qtype)
 	q.SetEdns0(ednsSize, false)
 	c := &dns.Client{Net: "udp", UDPSize: ednsSize}
-	r, _, err := c.ExchangeContext(ctx, q, server)
+	r, err := exchangeOnce(ctx, c, q, server)
 	if err == nil && r.Truncated {
 		c.Net = "tcp"
-		r, _, err = c.ExchangeContext(ctx, q, server)
+		r, err = exchangeOnce(ctx, c, q, server)
 	}
 	if err != nil {
 		// The socket's deadline is ctx's: say so, whichever fired first.
