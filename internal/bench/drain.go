@@ -5,146 +5,269 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/localcluster"
 )
 
-// DrainReport is the drain scenario: Nodes nodes hold Clients sessions;
-// the most loaded node is told to drain (POST /v1/drain), then Arrivals
-// sessions arrive. Draining keeps the sessions a node holds and admits no
-// new one.
+// DrainReport is the drain scenario: Nodes nodes hold Clients idle
+// sessions and Rooms x RoomSize typists; the busiest node (not the one
+// whose DNS responder the clients ask) is drained to empty within Within
+// (POST /v1/drain?within=): its sessions move to the other nodes,
+// make-before-break. Measured: the time until the node reported itself
+// empty, the sessions moved a second, the sessions that dropped (want
+// none), where they went, and the typists' lost and doubled chunks and
+// keystroke latency meanwhile. The nats row does the same to a cluster of
+// nats-server processes holding Clients nats.go connections with
+// nats-server's lame duck mode (SIGUSR2) and lame_duck_duration Within:
+// the server closes its clients over the duration and they reconnect to
+// the other servers at random.
 type DrainReport struct {
-	Scenario    string     `json:"scenario"`
-	Nodes       int        `json:"nodes"`
-	Clients     int        `json:"clients"`
-	Arrivals    int        `json:"arrivals"`
-	Concurrency int        `json:"concurrency"`
-	Common      string     `json:"common_address"`
-	Rows        []DrainRow `json:"policies"`
-	Targets     []Target   `json:"targets"`
+	Scenario string     `json:"scenario"`
+	Nodes    int        `json:"nodes"`
+	Clients  int        `json:"clients"`
+	Typists  int        `json:"typists"`
+	Rate     float64    `json:"chars_per_second"`
+	WithinMS float64    `json:"within_ms"`
+	Rows     []DrainRow `json:"rows"`
+	Targets  []Target   `json:"targets"`
 }
 
-// DrainRow is one policy's drain.
+// DrainRow is one drain: a policy's (the idle sessions pick with it) or
+// the nats baseline's.
 type DrainRow struct {
-	Policy  string `json:"policy"`
-	Drained string `json:"drained"`
-	// SeenMS is how long after the POST every node listed it draining.
-	SeenMS float64 `json:"seen_draining_ms"`
-	// HeldBefore and HeldAfter are its sessions before the drain and at
-	// the end (draining keeps them).
-	HeldBefore int `json:"held_before"`
-	HeldAfter  int `json:"held_after"`
-	// Landed counts arrivals attached to the draining node (want 0).
-	Landed int `json:"landed_on_drained"`
-	// Arrived is where the arrivals went, and ArrivedMaxMean their
-	// max/mean over the other nodes.
-	Arrived        map[string]int `json:"arrived"`
-	ArrivedMaxMean float64        `json:"arrived_max_mean"`
-	// PerNode is the sessions per node at the end, and MaxMean over the
-	// nodes not draining.
-	PerNode   map[string]int `json:"per_node"`
-	MaxMean   float64        `json:"max_mean"`
-	ArrivalMS Percentiles    `json:"arrival_connect_ms"`
-	Failed    int            `json:"failed"`
-	Errors    []string       `json:"errors,omitempty"`
+	Policy  string   `json:"policy"`
+	Drained string   `json:"drained"`
+	Step    RollStep `json:"drain"`
+	// Dropped counts sessions that lost their connection (a NATS client
+	// closed by its server; a Switchboard session that could not move);
+	// Gap is, for each, the time from the drop until it was connected
+	// again, and Pending those not back at the end.
+	Dropped int         `json:"dropped"`
+	Gap     Percentiles `json:"gap_ms"`
+	Pending int         `json:"pending"`
+	// Moved counts the sessions that moved without a drop.
+	Moved int `json:"moved"`
+	// Before and After are the sessions per node before and after, and
+	// MaxMean the max/mean of After over the nodes left.
+	Before  map[string]int `json:"before"`
+	After   map[string]int `json:"after"`
+	MaxMean float64        `json:"max_mean_after"`
+	// Keystroke and Result are the typists' (Switchboard rows only):
+	// keystroke to screen while the node drained, and the text checks.
+	Keystroke Percentiles  `json:"keystroke_ms"`
+	Samples   int          `json:"samples"`
+	Result    *FaultCounts `json:"result,omitempty"`
 }
 
 func runDrain(ctx context.Context, e *env) (Report, error) {
-	rep := &DrainReport{Scenario: "drain", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, Arrivals: e.cfg.Arrivals, Concurrency: e.cfg.Concurrency, Common: e.common()}
-	for _, p := range e.cfg.Policies {
-		if p == NATS {
-			e.logf("[nats] skipped: NATS has no drain to compare")
-			continue
+	cfg := e.cfg
+	within := cmpDuration(cfg.Within, rollWithin)
+	rep := &DrainReport{Scenario: "drain", Nodes: cfg.Nodes, Clients: cfg.Clients, Typists: cfg.Rooms * cfg.RoomSize, Rate: cfg.Rate, WithinMS: ms(within)}
+	for _, p := range cfg.Policies {
+		var row DrainRow
+		var err error
+		if isNATS(p) {
+			row, err = e.drainNATS(ctx, within)
+		} else {
+			row, err = e.drainEmpty(ctx, p, within)
 		}
-		row, err := e.drain(ctx, p)
 		if err != nil {
 			return nil, fmt.Errorf("bench: drain, %s: %w", p, err)
 		}
-		e.logf("[%s] %d arrivals landed on the draining %s; arrivals %s", p, row.Landed, row.Drained, perNode(row.Arrived))
+		e.logf("[%s] %s empty after %.1f s (%s), %.0f sessions/s, %d dropped; after %s", p, row.Drained, row.Step.EmptyMS/1000, row.Step.Reason,
+			row.Step.MovedPerS, row.Dropped, perNode(row.After))
 		rep.Rows = append(rep.Rows, row)
-	}
-	if e.cfg.Service != "" && len(rep.Rows) > 0 {
-		rep.Nodes = len(rep.Rows[0].PerNode) // the running service's
-	}
-	for _, row := range rep.Rows {
-		rep.Targets = append(rep.Targets,
-			Target{What: "drain, " + row.Policy + ": arrivals on the draining node", Want: "0", Got: fmt.Sprint(row.Landed), Met: row.Landed == 0 && row.Failed == 0},
-			Target{What: "drain, " + row.Policy + ": sessions kept on the draining node", Want: fmt.Sprint(row.HeldBefore), Got: fmt.Sprint(row.HeldAfter), Met: row.HeldAfter == row.HeldBefore})
+		if row.Result != nil {
+			rep.Targets = append(rep.Targets, typingTargets("drain, "+p, *row.Result, row.Dropped, row.Keystroke)...)
+			rep.Targets = append(rep.Targets, Target{What: "drain, " + p + ": the node empty by the deadline", Want: "empty", Got: row.Step.Reason, Met: row.Step.Reason == "empty"})
+		}
 	}
 	return rep, nil
 }
 
-func (e *env) drain(ctx context.Context, policy string) (DrainRow, error) {
+// drainEmpty is one Switchboard row.
+func (e *env) drainEmpty(ctx context.Context, policy string, within time.Duration) (DrainRow, error) {
 	row := DrainRow{Policy: policy}
 	c, err := e.start(ctx, e.cfg.Nodes)
 	if err != nil {
 		return row, err
 	}
 	defer c.stop(ctx)
-	run1, err := e.open(ctx, c, policy, e.cfg.Clients, "u")
+	if c.local == nil {
+		return row, fmt.Errorf("drain needs a local cluster")
+	}
+	idle, err := e.open(ctx, c, policy, e.cfg.Clients, "u")
 	if err != nil {
 		return row, err
 	}
-	defer run1.Close()
-	first := run1.Snapshot()
-	if err := c.awaitUsers(ctx, first.Attached); err != nil {
-		return row, err
-	}
-	dir, err := c.directory(ctx)
+	defer idle.Close()
+	tp, err := startTyping(ctx, e, c.local, within+30*time.Second)
 	if err != nil {
 		return row, err
 	}
+	defer tp.close()
+	if err := sleepCtx(ctx, 2*time.Second); err != nil {
+		return row, err
+	}
+	row.Before = Merge(idle.Snapshot().PerNode, tp.perNode())
 	var spare []string
-	if c.local != nil && e.cfg.Common == "dns" {
+	if e.cfg.Common == "dns" {
 		spare = append(spare, c.local.Nodes[0].ID) // it answers the DNS queries
 	}
-	row.Drained = victim(first.PerNode, spare...)
-	row.HeldBefore = first.PerNode[row.Drained]
-	var httpAddr string
-	for _, n := range dir.Nodes {
+	row.Drained = victim(row.Before, spare...)
+	var target = c.local.Nodes[0]
+	for _, n := range c.local.Nodes {
 		if n.ID == row.Drained {
-			httpAddr = n.HTTP
+			target = n
 		}
 	}
-	if httpAddr == "" {
-		return row, fmt.Errorf("the directory gives no HTTP address for %s", row.Drained)
-	}
-	e.logf("[%s] %s; drain %s", policy, perNode(first.PerNode), row.Drained)
+	e.logf("[%s] %s; drain %s within %v", policy, perNode(row.Before), row.Drained, within)
+	tp.mark()
 	t0 := time.Now()
-	if err := post(ctx, c.http, http.MethodPost, "http://"+httpAddr+"/v1/drain"); err != nil {
-		return row, err
-	}
-	if c.local == nil {
-		defer post(context.WithoutCancel(ctx), c.http, http.MethodDelete, "http://"+httpAddr+"/v1/drain")
-	}
-	if err := c.awaitStatus(ctx, row.Drained, directory.Draining); err != nil {
-		return row, err
-	}
-	row.SeenMS = ms(time.Since(t0))
-	run2, err := e.open(ctx, c, policy, e.cfg.Arrivals, "d")
+	row.Step, err = drainNode(ctx, &http.Client{Timeout: 10 * time.Second}, target, within)
 	if err != nil {
 		return row, err
 	}
-	defer run2.Close()
-	second := run2.Snapshot()
-	row.Arrived = second.PerNode
-	row.Landed = second.PerNode[row.Drained]
-	notDrained := func(id string) bool { return id != row.Drained }
-	row.ArrivedMaxMean = MaxMeanOf(row.Arrived, notDrained)
-	row.PerNode = Merge(run1.Snapshot().PerNode, second.PerNode)
-	row.HeldAfter = row.PerNode[row.Drained] - row.Landed
-	row.MaxMean = MaxMeanOf(row.PerNode, notDrained)
-	row.ArrivalMS = second.ConnectMS
-	row.Failed = first.Failed + second.Failed
-	row.Errors = append(first.Errors, second.Errors...)
+	empty := time.Now()
+	if err := sleepCtx(ctx, 2*time.Second); err != nil {
+		return row, err
+	}
+	delays, pending := idle.ReattachDelays(t0)
+	moves, drops := tp.moves()
+	for _, s := range idle.Sessions() {
+		if s != nil {
+			moves += s.Moves()
+		}
+	}
+	row.Moved, row.Dropped, row.Pending = moves, len(delays)+pending+drops, pending
+	row.Gap = Summarize(delays)
+	row.After = Merge(idle.Snapshot().PerNode, tp.perNode())
+	delete(row.After, row.Drained)
+	row.MaxMean = MaxMeanOf(row.After, func(id string) bool { return id != row.Drained })
+	row.Keystroke, row.Samples = tp.keys.between(t0, empty)
+	res := tp.finish(ctx)
+	row.Result = &res
 	return row, nil
+}
+
+// drainNATS is the nats row: lame duck mode on the busiest nats-server.
+func (e *env) drainNATS(ctx context.Context, within time.Duration) (DrainRow, error) {
+	row := DrainRow{Policy: NATS}
+	// lame_duck_duration may not be under 30 s; its grace period (10 s by
+	// default) comes first and counts in it.
+	dur := max(within, 30*time.Second)
+	dir, err := os.MkdirTemp("", "switchboard-bench-ldm-")
+	if err != nil {
+		return row, err
+	}
+	defer os.RemoveAll(dir)
+	conf := filepath.Join(dir, "ldm.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "lame_duck_duration: %q\n", dur.String()), 0o600); err != nil {
+		return row, err
+	}
+	c, err := e.startNATSWith(ctx, e.cfg.Nodes, "-c", conf)
+	if err != nil {
+		return row, err
+	}
+	defer c.stop()
+	nc, err := e.natsConnect(ctx, NATS, e.cfg.Clients, e.natsEntry(NATS, c))
+	if err != nil {
+		return row, err
+	}
+	defer nc.close()
+	if row.Before, err = c.awaitCounts(ctx, nc.opened()); err != nil {
+		return row, err
+	}
+	row.Drained = victim(row.Before)
+	row.Step = RollStep{Node: row.Drained, Sessions: row.Before[row.Drained], Asked: row.Before[row.Drained]}
+	var proc *natsProc
+	for _, p := range c.procs {
+		if p.id == row.Drained {
+			proc = p
+		}
+	}
+	e.logf("[nats] %s; lame duck mode on %s (lame_duck_duration %v, grace 10 s)", perNode(row.Before), row.Drained, dur)
+	t0 := time.Now()
+	if err := proc.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		return row, err
+	}
+	select {
+	case <-proc.exited:
+	case <-time.After(dur + 30*time.Second):
+		return row, fmt.Errorf("nats-server %s still runs %v after lame duck mode began", row.Drained, dur+30*time.Second)
+	case <-ctx.Done():
+		return row, ctx.Err()
+	}
+	took := time.Since(t0)
+	row.Step.EmptyMS = ms(took)
+	row.Step.MovedPerS = float64(row.Step.Asked) / took.Seconds()
+	row.Step.Reason = "exited"
+	if row.After, err = c.awaitCounts(ctx, nc.opened()); err != nil {
+		e.logf("[nats] not every client is back: %v", err)
+		row.After, _ = c.counts(ctx)
+	}
+	row.MaxMean = MaxMeanOf(row.After, func(id string) bool { return id != row.Drained })
+	nc.mu.Lock()
+	var gaps []time.Duration
+	for i, d := range nc.drops {
+		if d.IsZero() || d.Before(t0) {
+			continue
+		}
+		row.Dropped++
+		if r := nc.reconnects[i]; r.After(d) {
+			gaps = append(gaps, r.Sub(d))
+		} else {
+			row.Pending++
+		}
+	}
+	nc.mu.Unlock()
+	row.Gap = Summarize(gaps)
+	return row, nil
+}
+
+// startNATSWith starts the nats baseline's servers, as startNATS does,
+// with more flags for each.
+func (e *env) startNATSWith(ctx context.Context, n int, args ...string) (*natsCluster, error) {
+	e.logf("[nats] starting %d nats-server processes", n)
+	ips := make([]string, n+natsSpare)
+	for i := range ips {
+		ips[i] = natsIP(i)
+	}
+	port, err := localcluster.FreePort(ips, 3)
+	if err != nil {
+		return nil, err
+	}
+	logs := e.cfg.Logs
+	if logs == nil {
+		logs = io.Discard
+	}
+	c := &natsCluster{exe: append(e.natsCommand(), args...), logs: logs, port: port,
+		http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
+	if c.dns, err = startNATSDNS(); err != nil {
+		return nil, err
+	}
+	for range n {
+		if err := c.start(ctx); err != nil {
+			c.stop()
+			return nil, err
+		}
+	}
+	if err := c.waitRoutes(ctx); err != nil {
+		c.stop()
+		return nil, err
+	}
+	return c, nil
 }
 
 // awaitStatus waits until every live node lists id with status st (on a
 // running service: the node that answers).
 func (c *cluster) awaitStatus(ctx context.Context, id string, st directory.Status) error {
-	return awaitFor(ctx, 10*time.Second, func(ctx context.Context) error {
+	return awaitFor(ctx, 30*time.Second, func(ctx context.Context) error {
 		var dirs []func(context.Context) (directory.Status, error)
 		if c.local != nil {
 			for _, n := range c.local.Nodes {
@@ -181,26 +304,28 @@ func (c *cluster) awaitStatus(ctx context.Context, id string, st directory.Statu
 
 // WriteTable implements Report.
 func (r *DrainReport) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "drain: %d nodes hold %d sessions; POST /v1/drain to the most loaded; %d sessions arrive through %s\n\n", r.Nodes, r.Clients, r.Arrivals, r.Common)
+	fmt.Fprintf(w, "drain: %d nodes hold %d idle sessions and %d typists (%.0f chars/s); the busiest is drained to empty within %.0f s (nats: lame duck mode, lame_duck_duration max(30 s, that))\n\n",
+		r.Nodes, r.Clients, r.Typists, r.Rate, r.WithinMS/1000)
 	var rows [][]string
 	for _, row := range r.Rows {
-		rows = append(rows, []string{row.Policy, row.Drained, f1(row.SeenMS), fmt.Sprintf("%d -> %d", row.HeldBefore, row.HeldAfter),
-			fmt.Sprint(row.Landed), perNode(row.Arrived), f3(row.ArrivedMaxMean), perNode(row.PerNode), f3(row.MaxMean), fmt.Sprint(row.Failed)})
+		key := "-"
+		if row.Result != nil {
+			key = fmt.Sprintf("%s / %s", f1(row.Keystroke.P50), f1(row.Keystroke.P99))
+		}
+		rows = append(rows, []string{row.Policy, row.Drained, fmt.Sprint(row.Step.Sessions), f1(row.Step.EmptyMS / 1000), f1(row.Step.MovedPerS),
+			fmt.Sprint(row.Moved), fmt.Sprint(row.Dropped), fmt.Sprintf("%s / %s / %s", f1(row.Gap.P50), f1(row.Gap.P99), f1(row.Gap.Max)),
+			fmt.Sprint(row.Pending), perNode(row.Before), perNode(row.After), f3(row.MaxMean), key})
 	}
-	table(w, []string{"policy", "drained", "all see it ms", "its sessions", "landed on it", "arrivals went to", "arrivals max/mean", "at the end", "others max/mean", "failed"}, rows)
+	table(w, []string{"policy", "drained", "its sessions", "empty after s", "sessions/s", "moved", "dropped", "gap p50/p99/max ms", "not back", "before", "after", "after max/mean", "keystroke p50/p99 ms"}, rows)
+	fmt.Fprintln(w)
+	for _, row := range r.Rows {
+		if row.Result != nil {
+			fmt.Fprintf(w, "%s: typists' text\n", row.Policy)
+			writeCounts(w, *row.Result)
+		}
+	}
 	writeTargets(w, r.Targets)
 }
 
 // Charts implements Report.
-func (r *DrainReport) Charts() []Chart {
-	var policies []string
-	var arrived []map[string]int
-	for _, row := range r.Rows {
-		policies = append(policies, row.Policy)
-		arrived = append(arrived, row.Arrived)
-	}
-	title := fmt.Sprintf("drain: %d arrivals after one of %d nodes drains", r.Arrivals, r.Nodes)
-	return []Chart{
-		{"drain-arrivals", usersBars(title+": where they went", policies, arrived).Render},
-	}
-}
+func (r *DrainReport) Charts() []Chart { return nil }

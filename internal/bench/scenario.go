@@ -165,7 +165,7 @@ func scenarios() []scenario {
 		{"storm", "sessions arrive through the common address of 3 nodes", allPolicies, true, true, runStorm},
 		{"scaleout", "a 4th node joins 3 loaded nodes, then more sessions arrive", allPolicies, false, false, runScaleout},
 		{"failover", "kill -9 a loaded node; time the reattachments", allPolicies, false, false, runFailover},
-		{"drain", "drain a loaded node, then more sessions arrive", allPolicies[:len(allPolicies)-2], true, false, runDrain},
+		{"drain", "drain a loaded node to empty under typists, next to nats-server's lame duck mode", []string{"default", NATS}, false, false, runDrain},
 		{"latency", "connect through the common address against a direct attach", []string{"default", pick.DNSOnly}, true, true, runLatency},
 		{"detect", "time from kill -9 to down on every peer; no false down when busy", nil, false, false, runDetect},
 		{"memory", "memory per idle attached session on one node", nil, false, false, runMemory},
