@@ -139,6 +139,22 @@ func TestScenarios(t *testing.T) {
 				t.Errorf("rtt over ws: transport %s, sent %d, delivered %d of %d, acked %d, errors %v", rep.Transport, rep.Sent, rep.Delivered, rep.Expected, rep.Acked, rep.Errors)
 			}
 		}},
+		{"scale", Config{Clients: 60, Duration: time.Second}, func(t *testing.T, r Report) {
+			// Three nodes on three nats-server processes: the storm placed
+			// every session, the killed node's sessions came back, every
+			// live node showed it down and the joiner up. How fast is the
+			// bench's figure (docs/benchmarks.md), not this test's.
+			rep := r.(*ScaleReport)
+			if rep.StormFailed != 0 || len(rep.Killed) != 1 || rep.Reattach.Pending != 0 || rep.Reattach.Dropped != rep.Held {
+				t.Errorf("scale: %d failed, killed %v holding %d, reattach %+v", rep.StormFailed, rep.Killed, rep.Held, rep.Reattach)
+			}
+			if rep.DownMissing != 0 || rep.JoinMissing != 0 || rep.Joined != 1 {
+				t.Errorf("scale: %d (node, killed) pairs never down, %d (node, joined) never up, %d joined", rep.DownMissing, rep.JoinMissing, rep.Joined)
+			}
+			if rep.HelloBytes == 0 || rep.HelloBytes != rep.HelloBytesV1 || rep.RSSMiB.P50 <= 0 {
+				t.Errorf("scale: hello %d and %d bytes (3 nodes: the same whole directory), RSS %+v", rep.HelloBytes, rep.HelloBytesV1, rep.RSSMiB)
+			}
+		}},
 		{"memory", Config{Clients: 300}, func(t *testing.T, r Report) {
 			rep := r.(*MemoryReport)
 			// A goroutine each, give or take the node's own: one of its
