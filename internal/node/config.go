@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/drain"
 	"github.com/switchboard/switchboard/internal/bus"
 )
 
@@ -194,6 +195,16 @@ type Config struct {
 	// consumer (default 1 s, 500 ms..30 s): a feed whose consumer lived on
 	// a dead server notices after two missed heartbeats and resumes.
 	FeedHeartbeat time.Duration
+	// Rebalance evens out the load (rebalance.go): a node whose sessions
+	// stay above the mean of the up nodes' by more than its Threshold
+	// for its Hold asks its surplus to move, at most Rate a second,
+	// never a session attached less than RebalanceMinAge ago. The zero
+	// value (Threshold 0) is off, the default.
+	Rebalance drain.RebalanceConfig
+	// RebalanceMinAge is how long a session stays before rebalancing may
+	// ask it to move (default 5 min): a session that just moved, or just
+	// arrived, never moves again for it.
+	RebalanceMinAge time.Duration
 	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on
 	// the HTTP listener, without authentication (default off): for
 	// measuring a node, not for a listener strangers reach.
@@ -332,6 +343,11 @@ func (c *Config) validate() error {
 	if c.Replicas < 0 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("replicas %d outside 0..5", c.Replicas))
 	}
+	if c.Rebalance.Threshold < 0 || c.Rebalance.Rate < 0 || c.Rebalance.Hold < 0 || c.RebalanceMinAge < 0 {
+		errs = append(errs, fmt.Errorf("rebalance: threshold %v, rate %v, hold %v and min age %v may not be negative", c.Rebalance.Threshold, c.Rebalance.Rate, c.Rebalance.Hold, c.RebalanceMinAge))
+	}
+	c.Rebalance = c.Rebalance.WithDefaults()
+	fill(&c.RebalanceMinAge, 5*time.Minute)
 	if c.FeedHeartbeat < 500*time.Millisecond || c.FeedHeartbeat > 30*time.Second {
 		errs = append(errs, fmt.Errorf("feed heartbeat %v outside 500ms..30s", c.FeedHeartbeat))
 	}

@@ -189,7 +189,7 @@ func (n *Node) drainLoop(d *drainRun) {
 			want = -1
 		}
 		if want != 0 {
-			asked := n.askToMove(want)
+			asked := n.askToMove(want, nil, "is draining")
 			d.mu.Lock()
 			d.asked += asked
 			d.mu.Unlock()
@@ -218,9 +218,10 @@ func (n *Node) otherNodeUp() bool {
 }
 
 // askToMove sends "move" to up to max attached sessions not asked yet
-// (all of them when max < 0) and returns how many it asked.
-func (n *Node) askToMove(max int) int {
-	line, err := n.moveLine()
+// (all of them when max < 0) that eligible accepts (nil: any), saying
+// why, and returns how many it asked.
+func (n *Node) askToMove(max int, eligible func(*session) bool, why string) int {
+	line, err := n.moveLine(why)
 	if err != nil {
 		n.log.Error("encoding a move", "err", err)
 		return 0
@@ -231,7 +232,7 @@ func (n *Node) askToMove(max int) int {
 		if max >= 0 && len(batch) >= max {
 			break
 		}
-		if s.attached.Load() && !s.moveAsked.Load() {
+		if s.attached.Load() && !s.moveAsked.Load() && (eligible == nil || eligible(s)) {
 			batch = append(batch, s)
 		}
 	}
@@ -245,7 +246,7 @@ func (n *Node) askToMove(max int) int {
 
 // moveLine is the move message: a fresh directory in which this node is
 // draining, whatever the view has caught up with yet.
-func (n *Node) moveLine() ([]byte, error) {
+func (n *Node) moveLine(why string) ([]byte, error) {
 	dir := n.Directory()
 	for i := range dir.Nodes {
 		if dir.Nodes[i].ID == n.cfg.ID {
@@ -253,7 +254,7 @@ func (n *Node) moveLine() ([]byte, error) {
 		}
 	}
 	return wire.Encode(wire.Message{Op: wire.OpMove, Dir: dir,
-		Message: fmt.Sprintf("node %s is draining; attach to another node, join your rooms there, then close this connection", n.cfg.ID)})
+		Message: fmt.Sprintf("node %s %s; attach to another node, join your rooms there, then close this connection", n.cfg.ID, why)})
 }
 
 // closeRest closes every session still on the node with "shutdown".

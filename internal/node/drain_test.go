@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/drain"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/pick"
@@ -309,5 +310,59 @@ func TestDrainHTTP(t *testing.T) {
 	}
 	if code := do(http.MethodDelete, base); code != http.StatusOK || n.DrainStatus().Draining {
 		t.Errorf("DELETE: %d, draining %v; want 200 and not draining", code, n.DrainStatus().Draining)
+	}
+}
+
+// With rebalancing on, a node that holds more than its share (here all
+// 8 sessions of a two-node cluster) asks its surplus to move once the
+// excess has held, down to the mean: 4 sessions move, each once, and the
+// node that received them does not send them back.
+func TestRebalanceMovesTheSurplusOnce(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Rebalance = drain.RebalanceConfig{Threshold: 0.05, Hold: 500 * time.Millisecond, Rate: 100}
+		cfg.RebalanceMinAge = time.Nanosecond
+	}})
+	n1, n2 := c.Nodes[0], c.Nodes[1]
+	// Hold n2 out of the picks while the sessions attach to n1.
+	n2.SetDraining(true)
+	var sessions []*client.Session
+	for i := range 8 {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		s, err := client.Dial(ctx, n1.Addr(), client.WithUser(fmt.Sprintf("u%d", i)), client.WithPolicy(preferNode(n1.ID())))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		go func() {
+			for range s.Events() {
+			}
+		}()
+		sessions = append(sessions, s)
+	}
+	n2.SetDraining(false)
+	moves := func() (total, most int) {
+		for _, s := range sessions {
+			total += s.Moves()
+			most = max(most, s.Moves())
+		}
+		return total, most
+	}
+	nodetest.Eventually(t, wait, func() error {
+		if n1.Users() != 4 || n2.Users() != 4 {
+			return fmt.Errorf("n1 %d, n2 %d users; want 4 and 4", n1.Users(), n2.Users())
+		}
+		if total, _ := moves(); total != 4 {
+			return fmt.Errorf("%d moves so far", total)
+		}
+		return nil
+	})
+	if total, most := moves(); total != 4 || most != 1 {
+		t.Errorf("%d moves, one session moved %d times; want 4, each once", total, most)
+	}
+	for _, s := range sessions {
+		if s.Moves() == 1 && s.Node().ID != n2.ID() {
+			t.Errorf("%s moved to %s, want %s", s.User(), s.Node().ID, n2.ID())
+		}
 	}
 }

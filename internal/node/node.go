@@ -212,6 +212,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		})
 	}
 	n.wg.Go(n.run)
+	if n.cfg.Rebalance.On() {
+		n.wg.Go(n.rebalanceLoop)
+	}
 	if n.sec.tls != nil && n.cfg.ClusterSecret != "" {
 		n.wg.Go(n.rotateTicketKeys)
 	}

@@ -97,6 +97,7 @@ type session struct {
 
 	attached  atomic.Bool
 	moveAsked atomic.Bool // a drain sent this session "move" (drain.go)
+	attachAt  time.Time   // when it attached; set by the reader before attached, read by rebalance.go after
 
 	want atomic.Pointer[viewWant] // what the last hello asked of the directory (dirline.go)
 
@@ -289,6 +290,7 @@ func (s *session) attach(m wire.Message) {
 	s.rooms = make(map[string]*feed)
 	s.seqs = make(map[string]uint64)
 	s.limiter = newTextLimiter(n.cfg)
+	s.attachAt = time.Now()
 	s.attached.Store(true)
 	n.metrics.attaches.Inc()
 	s.reply(wire.Message{Op: wire.OpAttached, Node: n.cfg.ID, Session: s.id, User: s.user})
