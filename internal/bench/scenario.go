@@ -172,6 +172,7 @@ func scenarios() []scenario {
 		{"rtt", "typing latency in rooms spread over the nodes", nil, true, false, runRTT},
 		{"rtt-fault", "typing in rooms while a node is killed or stopped: nothing acked lost, nothing shown twice", nil, false, false, runRTTFault},
 		{"roll", "a rolling upgrade under typists: every node drained, stopped, restarted in turn", nil, false, false, runRoll},
+		{"rebalance", "a node joins 3 loaded nodes and no session arrives: the surplus moves to it (--rebalance-threshold)", []string{"default"}, false, false, runRebalance},
 		{"ready", "how soon a fresh cluster, and a full restart with its data, serve rooms", nil, false, false, runReady},
 		{"scale", "--nodes processes on an external NATS cluster (3 nats-server, JetStream): idle cost, storm, kill, join, hello bytes", nil, false, false, runScale},
 	}
