@@ -287,7 +287,7 @@ func (e *env) failoverNATS(ctx context.Context, policy string) (FailoverRow, err
 	}
 	defer cl.close()
 	row.Failed = cl.failed
-	before, err := nc.awaitCounts(ctx, cl.opened())
+	before, err := nc.awaitClients(ctx, cl)
 	if err != nil {
 		return row, err
 	}
@@ -311,7 +311,7 @@ func (e *env) failoverNATS(ctx context.Context, policy string) (FailoverRow, err
 	delays, pending := awaitReattach(ctx, row.Held, 30*time.Second, func() ([]time.Duration, int) { return cl.reattach(killed) })
 	row.Reattach = SummarizeReattach(delays, pending)
 	row.delays = millis(delays)
-	if row.Survivors, err = nc.awaitCounts(ctx, cl.opened()); err != nil {
+	if row.Survivors, err = nc.awaitClients(ctx, cl); err != nil {
 		return row, err
 	}
 	row.MaxMean = MaxMeanOf(row.Survivors, nil)

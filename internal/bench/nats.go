@@ -288,6 +288,40 @@ func (c *natsCluster) awaitCounts(ctx context.Context, want int) (map[string]int
 	return c.counts(ctx)
 }
 
+// awaitClients waits until the clients of cls are all connected, and
+// returns how many are on each running server, as the clients see it
+// (nats.Conn.ConnectedServerName): a server's own count may for a while
+// hold connections of clients that gave up on them under load.
+func (c *natsCluster) awaitClients(ctx context.Context, cls ...*natsClients) (map[string]int, error) {
+	var counts map[string]int
+	err := awaitFor(ctx, 10*time.Second, func(context.Context) error {
+		counts = map[string]int{}
+		for _, p := range c.procs {
+			if p.alive() {
+				counts[p.id] = 0
+			}
+		}
+		opened, connected := 0, 0
+		for _, cl := range cls {
+			for _, conn := range cl.conns {
+				if conn == nil {
+					continue
+				}
+				opened++
+				if conn.IsConnected() {
+					connected++
+					counts[conn.ConnectedServerName()]++
+				}
+			}
+		}
+		if connected != opened {
+			return fmt.Errorf("%d of %d nats clients connected", connected, opened)
+		}
+		return nil
+	})
+	return counts, err
+}
+
 // signal sends sig to server id.
 func (c *natsCluster) signal(id string, sig syscall.Signal) error {
 	for _, p := range c.procs {

@@ -167,7 +167,7 @@ func (e *env) scaleoutNATS(ctx context.Context, policy string) (ScaleoutRow, err
 		return row, err
 	}
 	defer cl1.close()
-	if row.Before, err = nc.awaitCounts(ctx, cl1.opened()); err != nil {
+	if row.Before, err = nc.awaitClients(ctx, cl1); err != nil {
 		return row, err
 	}
 	e.logf("[%s] %s; a server joins", policy, perNode(row.Before))
@@ -180,7 +180,7 @@ func (e *env) scaleoutNATS(ctx context.Context, policy string) (ScaleoutRow, err
 		return row, err
 	}
 	defer cl2.close()
-	if row.PerNode, err = nc.awaitCounts(ctx, cl1.opened()+cl2.opened()); err != nil {
+	if row.PerNode, err = nc.awaitClients(ctx, cl1, cl2); err != nil {
 		return row, err
 	}
 	row.Arrived = Diff(row.PerNode, row.Before)

@@ -152,7 +152,7 @@ func (e *env) stormNATS(ctx context.Context, policy string) (StormRow, error) {
 		return StormRow{}, err
 	}
 	defer cl.close()
-	counts, err := nc.awaitCounts(ctx, cl.opened())
+	counts, err := nc.awaitClients(ctx, cl)
 	if err != nil {
 		return StormRow{}, err
 	}
