@@ -216,8 +216,13 @@ func (c *Call) Reason() string {
 // LocalRTP is the address the call receives RTP on.
 func (c *Call) LocalRTP() netip.AddrPort { return c.pc.LocalAddr().(*net.UDPAddr).AddrPort() }
 
-// Hangup sends BYE and ends the call.
+// Hangup sends BYE and ends the call (nothing if it has ended).
 func (c *Call) Hangup(ctx context.Context) error {
+	select {
+	case <-c.ended:
+		return nil // ended already: the node's BYE, or an earlier hangup
+	default:
+	}
 	err := c.dlg.Bye(ctx)
 	c.finish("hung up")
 	return err

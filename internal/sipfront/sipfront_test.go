@@ -155,7 +155,13 @@ func dial(t *testing.T, target string, cfg sipcall.Config) *sipcall.Call {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
+	t.Cleanup(func() {
+		// Hang up while the front still runs (cleanups run last first), so
+		// that it need not wait for a BYE nobody answers.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = c.Hangup(ctx)
+	})
 	return c
 }
 
@@ -179,6 +185,7 @@ func collect(t *testing.T, c *sipcall.Call, want string) string {
 // TCP member on n2 share a room both ways, through loss of the caller's
 // packets that redundancy mends, and the caller's hangup leaves the room.
 func TestCallerTalksWithMemberOnAnotherNode(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 2, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	front := startFront(t, c.Nodes[0], nil)
@@ -233,6 +240,7 @@ func TestCallerTalksWithMemberOnAnotherNode(t *testing.T) {
 // TestRTPFromStrangersIgnored: a packet from another address than the one
 // the caller's SDP named never reaches the room.
 func TestRTPFromStrangersIgnored(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	front := startFront(t, c.Nodes[0], nil)
@@ -299,6 +307,7 @@ func rawInvite(t *testing.T, target string, contentType string, body []byte) *si
 }
 
 func TestBadInvitesGetSIPErrors(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	front := startFront(t, c.Nodes[0], nil)
@@ -327,6 +336,7 @@ func TestBadInvitesGetSIPErrors(t *testing.T) {
 }
 
 func TestCallLimits(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.MaxCallsPerSource = 1; cfg.MaxCalls = 2 })
@@ -349,6 +359,7 @@ func TestCallLimits(t *testing.T) {
 // TestRedirectToPickedNode: the policy picks n2, so n1's front answers
 // 302 to n2's front, which takes the call; the member is on n2.
 func TestRedirectToPickedNode(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 2, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	var f2 *sipfront.Server
@@ -380,6 +391,7 @@ func TestRedirectToPickedNode(t *testing.T) {
 // TestShutdownEndsCallsWithReason: a front that stops sends BYE with a
 // Reason saying so.
 func TestShutdownEndsCallsWithReason(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	front := startFront(t, c.Nodes[0], nil)
@@ -410,6 +422,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // TestGarbageDoesNotStopTheFront: datagrams that are not SIP are dropped,
 // and the front answers the next request.
 func TestGarbageDoesNotStopTheFront(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	front := startFront(t, c.Nodes[0], nil)
 	conn, err := net.Dial("udp", front.Addr().String())

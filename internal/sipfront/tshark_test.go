@@ -1,7 +1,7 @@
 package sipfront_test
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ import (
 // Capturing needs root or CAP_NET_RAW on dumpcap (.ci/run grants it when
 // not root).
 func TestTsharkDecodesCall(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("dumpcap"); err != nil {
 		t.Fatal("this test needs tshark and dumpcap (apt-get install tshark; .ci/run installs it)")
 	}
@@ -36,13 +38,13 @@ func TestTsharkDecodesCall(t *testing.T) {
 	front := startFront(t, c.Nodes[0], nil)
 	bob := join(t, c.Nodes[0], "bob", "lobby")
 
-	pcap := filepath.Join(t.TempDir(), "call.pcapng")
+	pcap := filepath.Join(t.TempDir(), "call.pcap")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*settle)
 	defer cancel()
 	// dumpcap (tshark's capture engine) keeps the SIP front's port and
 	// RTP packets of the payload types in play (version 2, PT 98 or
-	// 100), and a probe port of ours: the last probe found in the file
-	// shows that every packet before it was written.
+	// 100), and a probe port of ours: a probe found in the capture shows
+	// that every packet before it was captured.
 	probe, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
 	if err != nil {
 		t.Fatal(err)
@@ -51,51 +53,56 @@ func TestTsharkDecodesCall(t *testing.T) {
 	probePort := strconv.Itoa(probe.LocalAddr().(*net.UDPAddr).Port)
 	filter := fmt.Sprintf("udp and host 127.0.0.1 and (port %d or port %s or (udp[8] & 0xc0 == 0x80 and (udp[9] & 0x7f == 98 or udp[9] & 0x7f == 100)))",
 		front.Addr().Port(), probePort)
-	capture := exec.CommandContext(ctx, "dumpcap", "-i", "lo", "-B", "16", "-f", filter, "-w", pcap, "-q")
-	stderr, err := capture.StderrPipe()
+	// dumpcap writes the capture (pcap) to a pipe, which it flushes as
+	// packets come; this test keeps the bytes, watching for its probes.
+	capture := exec.CommandContext(ctx, "dumpcap", "-i", "lo", "-B", "16", "-f", filter, "-P", "-w", "-", "-q")
+	var errs syncBuffer
+	capture.Stderr = &errs
+	stdout, err := capture.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := capture.Start(); err != nil {
 		t.Fatal(err)
 	}
-	started := make(chan error, 1)
+	var capMu sync.Mutex
+	var captured []byte
+	copied := make(chan struct{})
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		var seen []string
-		for sc.Scan() {
-			seen = append(seen, sc.Text())
-			if strings.Contains(sc.Text(), "Capturing on") {
-				started <- nil
-				for sc.Scan() {
-				}
+		defer close(copied)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := stdout.Read(buf)
+			capMu.Lock()
+			captured = append(captured, buf[:n]...)
+			capMu.Unlock()
+			if err != nil {
 				return
 			}
 		}
-		started <- fmt.Errorf("dumpcap did not start capturing (it needs root or CAP_NET_RAW): %s", strings.Join(seen, " | "))
 	}()
-	select {
-	case err := <-started:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-ctx.Done():
-		t.Fatal("dumpcap did not start capturing in time")
-	}
 
-	// probeThrough sends probes until one is in the file: the capture is
-	// live, and everything sent before the probe was written.
-	n := 0
+	// probeThrough sends probes until one of them is in the capture: the
+	// capture is live, and everything sent before the first was captured.
+	round := 0
 	probeThrough := func() {
 		t.Helper()
+		round++
+		mark := []byte(fmt.Sprintf("switchboard capture probe, round %d;", round))
 		nodetest.Eventually(t, settle, func() error {
-			n++
-			if _, err := probe.WriteToUDPAddrPort([]byte(fmt.Sprintf("probe %d", n)), probe.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+			if _, err := probe.WriteToUDPAddrPort(mark, probe.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
 				return err
 			}
-			out, err := exec.Command("tshark", "-r", pcap, "-Y", fmt.Sprintf("udp.dstport == %s && data.data == %x", probePort, fmt.Sprintf("probe %d", n))).Output()
-			if err != nil || len(out) == 0 {
-				return fmt.Errorf("probe %d is not in the capture yet (%v)", n, err)
+			// The capture holds the packets' bytes as they were.
+			capMu.Lock()
+			defer capMu.Unlock()
+			if !bytes.Contains(captured, mark) {
+				select {
+				case <-copied:
+					return fmt.Errorf("dumpcap stopped (capturing needs root or CAP_NET_RAW): %s", errs.String())
+				default:
+				}
+				return fmt.Errorf("no probe of round %d in the %d bytes captured yet", round, len(captured))
 			}
 			return nil
 		})
@@ -127,33 +134,39 @@ func TestTsharkDecodesCall(t *testing.T) {
 	if err := capture.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
+	<-copied
 	if err := capture.Wait(); err != nil {
 		t.Logf("dumpcap exited: %v", err)
+	}
+	capMu.Lock()
+	err = os.WriteFile(pcap, captured, 0o600)
+	capMu.Unlock()
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	// read prints fields of the packets filter keeps; occurrence says
 	// which of a field's occurrences: l the last, a all (comma-joined).
-	read := func(occurrence, filter string, fields ...string) [][]string {
-		args := []string{"-r", pcap, "-Y", filter, "-T", "fields", "-E", "occurrence=" + occurrence, "-E", "separator=/t"}
-		for _, f := range fields {
-			args = append(args, "-e", f)
-		}
-		out, err := exec.Command("tshark", args...).Output()
-		if err != nil {
-			t.Fatalf("tshark -r: %v", err)
-		}
-		var rows [][]string
-		for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-			if line != "" {
-				rows = append(rows, strings.Split(line, "\t"))
-			}
-		}
-		return rows
+	// One pass of tshark over the capture (it starts slowly): every SIP
+	// message with SDP and every RTP packet, each field's occurrences
+	// joined with commas.
+	args := []string{"-r", pcap, "-Y", "(sip && sdp) || rtp", "-T", "fields", "-E", "occurrence=a", "-E", "separator=/t"}
+	for _, f := range []string{"sip.Method", "sip.Status-Code", "sdp.media.media", "sdp.mime.type", "udp.dstport", "rtp.p_type", "rtp.payload"} {
+		args = append(args, "-e", f)
 	}
-	sdp := read("a", "sdp && sip", "sip.Method", "sip.Status-Code", "sdp.media.media", "sdp.mime.type")
+	out, err := exec.Command("tshark", args...).Output()
+	if err != nil {
+		t.Fatalf("tshark -r: %v", err)
+	}
+	last := func(field string) string { return field[strings.LastIndex(field, ",")+1:] }
 	var offers, answers int
-	for _, r := range sdp {
-		if len(r) == 4 && r[2] == "text" && strings.Contains(r[3], "t140") && strings.Contains(r[3], "red") {
+	texts := map[string]*strings.Builder{}
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		r := strings.Split(line, "\t")
+		if len(r) != 7 {
+			t.Fatalf("tshark printed %q", line)
+		}
+		if r[2] == "text" && strings.Contains(r[3], "t140") && strings.Contains(r[3], "red") {
 			switch {
 			case r[0] == "INVITE":
 				offers++
@@ -161,28 +174,35 @@ func TestTsharkDecodesCall(t *testing.T) {
 				answers++
 			}
 		}
+		if r[5] == "" {
+			continue // not RTP
+		}
+		// The last block header's payload type is the primary's: t140.
+		if last(r[5]) != "98" {
+			t.Errorf("tshark decoded a packet to port %s as payload types %q, not RFC 2198 blocks of t140", r[4], r[5])
+			continue
+		}
+		if texts[r[4]] == nil {
+			texts[r[4]] = &strings.Builder{}
+		}
+		payload := last(r[6])
+		if payload == "<MISSING>" || payload == "" {
+			continue // a packet of redundancy alone
+		}
+		data, err := hex.DecodeString(strings.ReplaceAll(payload, ":", ""))
+		if err != nil {
+			t.Fatalf("payload %q: %v", payload, err)
+		}
+		texts[r[4]].Write(data)
 	}
 	if offers == 0 || answers == 0 {
-		t.Errorf("tshark found %d INVITEs and %d 200s with an m=text of red and t140: %q", offers, answers, sdp)
+		t.Errorf("tshark found %d INVITEs and %d 200s with an m=text of red and t140:\n%s", offers, answers, out)
 	}
-	// The primary block's text of each packet to a port, in capture order.
 	text := func(port uint16) string {
-		var b strings.Builder
-		for _, r := range read("l", "rtp && udp.dstport == "+strconv.Itoa(int(port)), "rtp.p_type", "rtp.payload") {
-			if len(r) < 2 || r[0] != "98" { // the last block header's payload type: t140
-				t.Errorf("tshark decoded a packet to %d as %q, not RFC 2198 blocks of t140", port, r)
-				continue
-			}
-			if r[1] == "<MISSING>" || r[1] == "" {
-				continue // a packet of redundancy alone
-			}
-			data, err := hex.DecodeString(strings.ReplaceAll(r[1], ":", ""))
-			if err != nil {
-				t.Fatalf("payload %q: %v", r[1], err)
-			}
-			b.Write(data)
+		if b := texts[strconv.Itoa(int(port))]; b != nil {
+			return b.String()
 		}
-		return b.String()
+		return ""
 	}
 	if got := text(call.Answer.Addr.Port()); got != "hello" {
 		t.Errorf("tshark read the caller's text as %q, want %q", got, "hello")
@@ -190,4 +210,23 @@ func TestTsharkDecodesCall(t *testing.T) {
 	if got, want := text(call.LocalRTP().Port()), "[bob]: hi there\u2028"; got != want {
 		t.Errorf("tshark read the front's text as %q, want %q", got, want)
 	}
+}
+
+// syncBuffer is a strings.Builder that a process's output and the test
+// may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
