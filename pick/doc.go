@@ -57,6 +57,13 @@
 // while P2C ends near 1.17; stale, Default behaves as P2C where
 // least-users herds.
 //
+// Among the nodes near the least load Balanced prefers the node that
+// answered the hello (Request.Self), saving the client a second
+// connection; above the slack it keeps that node with a probability that
+// falls to zero over Margin (2% of the mean load), so that clients that
+// arrive together, reading the same numbers, move only as many as the
+// excess calls for instead of all leaving for the same node.
+//
 // # Tracker
 //
 // One process that makes many picks from one directory (a bench tool, a
@@ -66,7 +73,10 @@
 // adds the picks still pending for each node to its users, runs the policy
 // and records the new pick. A pending pick ends when a later directory shows
 // that node's users grow, when it is TTL old, or when Release withdraws it
-// after a failed attach.
+// after a failed attach. Directories from different nodes are not equally
+// fresh (a node counts its own users at once and hears the others' later),
+// so the Tracker keeps each node's highest recent count and shows it,
+// rather than a lower one, for TrackerSettle (1 s).
 //
 // # Caller's duties
 //
