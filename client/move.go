@@ -71,6 +71,7 @@ func (s *Session) takeMove() *moveAsked {
 func (s *Session) moveFrom(old *Conn, oldW *writer, from directory.Node, mv *moveAsked) bool {
 	r := &retiring{c: old, w: oldW}
 	s.mu.Lock()
+	s.retireLocked() // a move still overlapping from before: let it go now
 	s.retiring = r
 	for _, room := range s.rooms {
 		room.viaOld = room.synced

@@ -207,11 +207,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// none is up; a second signal stops at once.
 		again, stopAgain := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		logger.Info("stopping: moving the sessions to other nodes first; signal again to stop at once", "grace", s.drainGrace, "sessions", n.Users())
+		// An operator's drain already under way keeps its own window:
+		// the grace bounds the wait all the same.
+		grace := time.NewTimer(s.drainGrace)
 		select {
 		case <-n.DrainToStop(s.drainGrace):
+		case <-grace.C:
+			logger.Warn("stopping: the grace ended before the node was empty", "sessions", n.Users())
 		case <-again.Done():
 			logger.Warn("stopping at once", "sessions", n.Users())
 		}
+		grace.Stop()
 		stopAgain()
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
