@@ -32,7 +32,7 @@ import (
 // closes it (with "shutdown" at the drain's deadline).
 
 // moveTimeout bounds a move's search for a new node.
-const moveTimeout = 5 * time.Second
+const moveTimeout = 10 * time.Second
 
 // retireAfter bounds how long a move keeps the old connection open while
 // its rooms are joined on the new one.

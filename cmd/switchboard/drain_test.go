@@ -169,8 +169,8 @@ func TestDrainCommand(t *testing.T) {
 	if s.Node().ID != n2.ID {
 		t.Fatalf("ann on %s, want %s", s.Node().ID, n2.ID)
 	}
-	code, stdout, stderr := runArgs(t, "drain", n2.ID, "--via", n1.Addr, "--within", "2s")
-	if code != 0 || !strings.Contains(stdout, "draining n2 within 2s: 1 sessions") || !strings.Contains(stdout, "n2: drain ended (empty)") {
+	code, stdout, stderr := runArgs(t, "drain", n2.ID, "--via", n1.Addr, "--within", "20s")
+	if code != 0 || !strings.Contains(stdout, "draining n2 within 20s: 1 sessions") || !strings.Contains(stdout, "n2: drain ended (empty)") {
 		t.Fatalf("drain: exit %d\n%s%s", code, stdout, stderr)
 	}
 	for e := range s.Events() {

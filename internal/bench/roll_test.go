@@ -10,14 +10,15 @@ import (
 
 // The small, decisive version of `switchboard bench roll`: 9 typists in
 // 3 rooms of 3 over 3 child processes, every node in turn drained within
-// 2 s, stopped and restarted. Nothing acked may be missing, nothing shown
+// 15 s (a drain ends as soon as the node is empty; the window is for a
+// loaded CI machine), stopped and restarted. Nothing acked may be missing, nothing shown
 // twice, no user may see another leave, no session may drop, and every
 // node must end its drain empty (its sessions moved) rather than at the
 // deadline. Nothing is timed: the keystroke figures are the benchmark's.
 func TestRoll(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	r, err := RunScenario(ctx, "roll", Config{Binary: binary, Nodes: 3, Rooms: 3, RoomSize: 3, Rate: 5, Within: 2 * time.Second})
+	r, err := RunScenario(ctx, "roll", Config{Binary: binary, Nodes: 3, Rooms: 3, RoomSize: 3, Rate: 5, Within: 15 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -80,7 +80,7 @@ func TestScenarios(t *testing.T) {
 				}
 			}
 		}},
-		{"drain", Config{Clients: 30, Rooms: 2, RoomSize: 3, Rate: 5, Within: 2 * time.Second, Policies: []string{"default"}}, func(t *testing.T, r Report) {
+		{"drain", Config{Clients: 30, Rooms: 2, RoomSize: 3, Rate: 5, Within: 15 * time.Second, Policies: []string{"default"}}, func(t *testing.T, r Report) {
 			// The drained node's 30 idle sessions and 6 typists all moved
 			// (none dropped) and the node ended empty; the typists' text
 			// is whole. The nats row (lame duck mode takes 30 s at the
