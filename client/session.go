@@ -219,6 +219,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
+	t.plainDNS = o.plainDNS
 	m, err := failover.New(o.retry, o.rand)
 	if err != nil {
 		return nil, err
