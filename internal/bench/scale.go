@@ -50,6 +50,10 @@ type ScaleReport struct {
 	// for client.ViewSize nodes, and asking for no bound (as a v1 client).
 	HelloBytes   int `json:"hello_bytes_view"`
 	HelloBytesV1 int `json:"hello_bytes_v1"`
+	// HelloNodes and HelloNodesV1 are how many nodes those two lines
+	// listed.
+	HelloNodes   int `json:"hello_nodes_view"`
+	HelloNodesV1 int `json:"hello_nodes_v1"`
 	// Storm: where the sessions went, and how long they took.
 	StormMaxMean   float64     `json:"storm_max_mean"`
 	StormElapsedMS float64     `json:"storm_elapsed_ms"`
@@ -425,9 +429,9 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 			return nil, err
 		}
 		if max > 0 {
-			rep.HelloBytes = len(line)
+			rep.HelloBytes, rep.HelloNodes = len(line), len(d.Nodes)
 		} else {
-			rep.HelloBytesV1 = len(line)
+			rep.HelloBytesV1, rep.HelloNodesV1 = len(line), len(d.Nodes)
 		}
 	}
 
