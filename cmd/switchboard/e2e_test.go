@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -21,19 +20,7 @@ import (
 // binary is the switchboard executable built once for the process tests.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "switchboard-e2e-")
-	if err == nil {
-		binary, err = localcluster.Build(dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { localcluster.RunTests(m, &binary) }
 
 func startCluster(t *testing.T, nodes int) *localcluster.Cluster {
 	t.Helper()

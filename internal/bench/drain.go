@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/directory"
-	"github.com/switchboard/switchboard/internal/localcluster"
 )
 
 // DrainReport is the drain scenario: Nodes nodes hold Clients idle
@@ -228,40 +227,6 @@ func (e *env) drainNATS(ctx context.Context, within time.Duration) (DrainRow, er
 	nc.mu.Unlock()
 	row.Gap = Summarize(gaps)
 	return row, nil
-}
-
-// startNATSWith starts the nats baseline's servers, as startNATS does,
-// with more flags for each.
-func (e *env) startNATSWith(ctx context.Context, n int, args ...string) (*natsCluster, error) {
-	e.logf("[nats] starting %d nats-server processes", n)
-	ips := make([]string, n+natsSpare)
-	for i := range ips {
-		ips[i] = natsIP(i)
-	}
-	port, err := localcluster.FreePort(ips, 3)
-	if err != nil {
-		return nil, err
-	}
-	logs := e.cfg.Logs
-	if logs == nil {
-		logs = io.Discard
-	}
-	c := &natsCluster{exe: append(e.natsCommand(), args...), logs: logs, port: port,
-		http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
-	if c.dns, err = startNATSDNS(); err != nil {
-		return nil, err
-	}
-	for range n {
-		if err := c.start(ctx); err != nil {
-			c.stop()
-			return nil, err
-		}
-	}
-	if err := c.waitRoutes(ctx); err != nil {
-		c.stop()
-		return nil, err
-	}
-	return c, nil
 }
 
 // awaitStatus waits until every live node lists id with status st (on a

@@ -88,7 +88,13 @@ func (e *env) natsCommand() []string {
 	return []string{e.cfg.Binary, "bench", "nats-server"}
 }
 
+// startNATS starts the nats baseline's n servers and waits for their routes.
 func (e *env) startNATS(ctx context.Context, n int) (*natsCluster, error) {
+	return e.startNATSWith(ctx, n)
+}
+
+// startNATSWith is startNATS with more flags for each server.
+func (e *env) startNATSWith(ctx context.Context, n int, args ...string) (*natsCluster, error) {
 	e.logf("[nats] starting %d nats-server processes", n)
 	ips := make([]string, n+natsSpare)
 	for i := range ips {
@@ -102,7 +108,7 @@ func (e *env) startNATS(ctx context.Context, n int) (*natsCluster, error) {
 	if logs == nil {
 		logs = io.Discard
 	}
-	c := &natsCluster{exe: e.natsCommand(), logs: logs, port: port,
+	c := &natsCluster{exe: append(e.natsCommand(), args...), logs: logs, port: port,
 		http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 2}}}
 	if c.dns, err = startNATSDNS(); err != nil {
 		return nil, err

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"math"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -17,19 +15,7 @@ import (
 // binary is the switchboard executable built once for the scenario tests.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "switchboard-bench-")
-	if err == nil {
-		binary, err = localcluster.Build(dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { localcluster.RunTests(m, &binary) }
 
 // Each scenario kind, small: it runs, every policy gets a row, the
 // report prints, marshals and draws, and the figures that do not depend

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -23,19 +22,7 @@ import (
 // binary is the switchboard executable built once for the tests.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "switchboard-chaos-")
-	if err == nil {
-		binary, err = localcluster.Build(dir)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { localcluster.RunTests(m, &binary) }
 
 // settle bounds every wait: generous, for two loaded CI cores.
 const settle = 60 * time.Second

@@ -554,6 +554,24 @@ func Build(dir string) (string, error) {
 	return binary, nil
 }
 
+// RunTests is the TestMain of a package whose tests start node
+// processes: it builds the switchboard binary into a temporary directory,
+// sets *binary to its path, runs m (a *testing.M), removes the directory
+// and exits with m's code.
+func RunTests(m interface{ Run() int }, binary *string) {
+	dir, err := os.MkdirTemp("", "switchboard-test-")
+	if err == nil {
+		*binary, err = Build(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // Pause sends SIGSTOP to node i: the process keeps its sockets but runs
 // nothing until Resume, as a node stalled by its host would.
 func (c *Cluster) Pause(i int) error {
