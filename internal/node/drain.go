@@ -221,11 +221,6 @@ func (n *Node) otherNodeUp() bool {
 // (all of them when max < 0) that eligible accepts (nil: any), saying
 // why, and returns how many it asked.
 func (n *Node) askToMove(max int, eligible func(*session) bool, why string) int {
-	line, err := n.moveLine(why)
-	if err != nil {
-		n.log.Error("encoding a move", "err", err)
-		return 0
-	}
 	var batch []*session
 	n.sessionsMu.Lock()
 	for s := range n.sessions {
@@ -237,24 +232,39 @@ func (n *Node) askToMove(max int, eligible func(*session) bool, why string) int 
 		}
 	}
 	n.sessionsMu.Unlock()
+	asked := 0
 	for _, s := range batch {
+		line, err := s.moveLine(why)
+		if err != nil {
+			n.log.Error("encoding a move", "session", s.id, "err", err)
+			continue
+		}
 		s.moveAsked.Store(true)
 		s.push(line)
+		asked++
 	}
-	return len(batch)
+	return asked
 }
 
-// moveLine is the move message: a fresh directory in which this node is
-// draining, whatever the view has caught up with yet.
-func (n *Node) moveLine(why string) ([]byte, error) {
-	dir := n.Directory()
+// moveLine is the move message for s: its view of a fresh directory (the
+// whole one while it fits in a line, as for refusals), in which this node
+// is draining, whatever the view has caught up with yet.
+func (s *session) moveLine(why string) ([]byte, error) {
+	n := s.n
+	m := wire.Message{Op: wire.OpMove,
+		Message: fmt.Sprintf("node %s %s; attach to another node, join your rooms there, then close this connection", n.cfg.ID, why)}
+	reserve := 256
+	if b, err := wire.Encode(m); err == nil {
+		reserve = len(b) + 1 // and the comma before "directory"
+	}
+	dir := s.viewDirectory(reserve)
 	for i := range dir.Nodes {
 		if dir.Nodes[i].ID == n.cfg.ID {
 			dir.Nodes[i].Status = directory.Draining
 		}
 	}
-	return wire.Encode(wire.Message{Op: wire.OpMove, Dir: dir,
-		Message: fmt.Sprintf("node %s %s; attach to another node, join your rooms there, then close this connection", n.cfg.ID, why)})
+	m.Dir = dir
+	return wire.Encode(m)
 }
 
 // closeRest closes every session still on the node with "shutdown".
