@@ -158,7 +158,10 @@ func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 	}
 
 	// The text acked before the cut is there once, followed by the text
-	// typed after the failover.
+	// typed after the failover. A wait of its own: the room's stream may
+	// have to elect a leader in the majority first.
+	wctx, cancel = context.WithTimeout(ctx, settle)
+	defer cancel()
 	if _, err := typist.SendTextWait(wctx, room, "typed after"); err != nil {
 		t.Fatal(err)
 	}
