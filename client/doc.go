@@ -42,11 +42,15 @@
 // After Dial the session has one goroutine that reads its connection and
 // one that writes to it: Join, Leave and SendText queue their message and
 // return, and never wait for the network. When the connection drops the
-// session reattaches the same way (after a short random delay, so the
-// sessions of a dead node do not return in lockstep), rejoins its rooms
-// and sends again the text the node had not acknowledged. Nodes push a
-// fresh directory when membership changes, so a failover picks from a
-// current list.
+// session reattaches (after a short random delay, so the sessions of a
+// dead node do not return in lockstep), rejoins its rooms and sends again
+// the text the node had not acknowledged. It reattaches from the
+// directory it holds: nodes push a fresh one when membership or a status
+// changes, so the session picks from it at once, leaving out the node it
+// lost, and attaches to its pick without asking the common address
+// first. Only when that directory's candidates fail (refused, timed out,
+// full or draining, or none left) does it ask the common address, and go
+// on in the order above.
 //
 // A session never strands while a node of its last directory is up: when
 // the common address does not answer (its node is the one that died, or

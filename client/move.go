@@ -80,7 +80,7 @@ func (s *Session) moveFrom(old *Conn, oldW *writer, from directory.Node, mv *mov
 	now := time.Now()
 	s.machine.Next(failover.Outcome{Kind: failover.Begin, Deadline: now.Add(moveTimeout)}, now)
 	act := s.machine.Next(failover.Outcome{Kind: failover.Refused, Node: from.ID, Status: directory.Draining, Err: errMoveAsked}, now)
-	if err := s.connect(s.ctx, act, mv.dir); err != nil {
+	if err := s.connect(s.ctx, act, mv.dir, now); err != nil {
 		s.mu.Lock()
 		if s.retiring == r {
 			s.retiring = nil // still the session's connection

@@ -136,6 +136,7 @@ type Session struct {
 	reason    string
 	sessionID string
 	dir       *wire.Directory
+	dirAt     time.Time // when dir came
 	rooms     map[string]*room
 	attaches  int
 	moves     int
@@ -235,7 +236,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 	}
 	deadline, _ := ctx.Deadline()
 	first := m.Next(failover.Outcome{Kind: failover.Begin, Deadline: deadline}, time.Now())
-	if err := s.connect(ctx, first, nil); err != nil {
+	if err := s.connect(ctx, first, nil, time.Time{}); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrGaveUp, err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -255,11 +256,12 @@ type attempt struct {
 
 // connect drives the failover machine from its first action until the
 // session is attached (nil) or the machine gives up. dir, when not nil,
-// is a directory in hand to pick from (a move's).
-func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Directory) error {
+// is a directory in hand to pick from, received at dirAt (a move's, or
+// the one the session held when it dropped).
+func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Directory, dirAt time.Time) error {
 	var a attempt
 	if dir != nil {
-		a.dir, a.dirAt = dir, time.Now()
+		a.dir, a.dirAt = dir, dirAt
 	}
 	var last error // the latest failure, for the give-up error
 	defer func() {
@@ -284,9 +286,16 @@ func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Di
 				o = failover.Outcome{Kind: failover.Fetched}
 			}
 		case failover.Pick:
+			// After a drop, the pick from the held directory comes
+			// after the drop's short random wait.
+			if err := sleep(ctx, act.After); err != nil {
+				return s.gaveUp(err, last)
+			}
 			now := time.Now()
 			req := pick.Request{Group: s.opts.group, Exclude: s.machine.ExcludeFunc(now), Age: now.Sub(a.dirAt)}
-			if a.dir != nil {
+			if a.dir != nil && a.boot != nil {
+				// Connected to the node that answered: staying saves a
+				// connection (a held directory's Self is the lost node).
 				req.Self = a.dir.Self
 			}
 			var res pick.Result
@@ -502,7 +511,7 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 	s.node = node
 	s.reason = a.reason
 	s.sessionID = m.Session
-	s.dir = a.dir
+	s.dir, s.dirAt = a.dir, a.dirAt
 	s.attaches++
 	for _, r := range s.rooms {
 		r.synced = false // joined on this connection only once its state comes
@@ -598,8 +607,14 @@ func (s *Session) supervise() {
 		if s.opts.reconnect > 0 {
 			deadline = time.Now().Add(s.opts.reconnect)
 		}
-		act := s.machine.Next(failover.Outcome{Kind: failover.Dropped, Node: node.ID, Err: err, Deadline: deadline}, time.Now())
-		if err := s.connect(s.ctx, act, nil); err != nil {
+		// The directory the node sent while it lived lists where to go:
+		// the session picks from it at once, and asks the common address
+		// only when its candidates fail (failover.Outcome.Held).
+		s.mu.Lock()
+		held, heldAt := s.dir, s.dirAt
+		s.mu.Unlock()
+		act := s.machine.Next(failover.Outcome{Kind: failover.Dropped, Node: node.ID, Err: err, Deadline: deadline, Held: held != nil}, time.Now())
+		if err := s.connect(s.ctx, act, held, heldAt); err != nil {
 			if s.ctx.Err() != nil {
 				return
 			}
@@ -633,7 +648,7 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 		return true
 	case wire.OpDirectory:
 		s.mu.Lock()
-		s.dir = m.Directory()
+		s.dir, s.dirAt = m.Directory(), time.Now()
 		s.mu.Unlock()
 		return s.emit(Event{Kind: DirectoryPushed, Message: m})
 	case wire.OpRoom:

@@ -1,6 +1,7 @@
 // Package failover is the pure state machine that orders a client's
 // attempts to attach: retry the picked node, then ask the common address
-// for a fresh directory, then pick again. It reads no clock and opens no
+// for a fresh directory, then pick again; after a drop, pick first from
+// the directory the session already holds. It reads no clock and opens no
 // connection: the caller reports an Outcome with the time it happened, and
 // the Machine answers with the next Action. Its order is therefore tested
 // without sockets or sleeps.
@@ -13,7 +14,8 @@
 //     Timeout) is dialled again, Config.Retries times (default 2), after
 //     short jittered waits (20 ms, then 40 ms, doubling up to 200 ms; each
 //     uniform in [w/2, w]). Then it is excluded for Config.Cooldown
-//     (default 5 s) and the machine asks for Refresh at once, then Pick.
+//     (default 5 s) and the machine asks for Refresh at once, then Pick
+//     (or Pick alone while a held directory is in use: step 6).
 //  3. A node that answers full or draining (Refused) sent a fresh
 //     directory with its refusal: it is excluded for the cool-down and the
 //     machine asks for Pick at once, without retrying that node.
@@ -23,10 +25,20 @@
 //     uniform in [w/2, w]. The count of failed passes starts again when a
 //     session attaches.
 //  5. A session that drops (Dropped) starts a new flow: its node is
-//     excluded for the cool-down and Refresh comes after a wait uniform in
-//     [0, 250 ms], so the thousand sessions of a dead node come back spread
-//     out. Sessions that keep dropping within Config.Stable (10 s) of
-//     attaching double that bound each time, up to 2 s.
+//     excluded for the cool-down and, after a wait uniform in [0,
+//     Config.DropBase] (250 ms by default), the flow goes on with Pick
+//     when the caller still holds a directory (Outcome.Held: the last one
+//     its node sent), else with Refresh. Sessions that keep dropping
+//     within Config.Stable (10 s) of attaching double that bound each
+//     time, up to 2 s.
+//  6. A flow that began with the held directory asks the common address
+//     only once that directory's candidates have failed: a node that
+//     fails its dials (step 2) or refuses (step 3) is excluded and the
+//     machine asks for Pick again, from the same directory; when no node
+//     is left in it (NoCandidate), Refresh comes at once, and from then
+//     on the flow is the usual one. A dropped session thus reattaches
+//     with one connection to the node it picks (hello, attach), without
+//     the common address's DNS query and hello first.
 //
 // The machine gives up (Fail) only at the deadline the caller gives with
 // Begin or Dropped: when the next step could only start at or after it.
@@ -41,13 +53,13 @@
 //		switch act.Step {
 //		case failover.Refresh: // wait act.After, then hello at the common address
 //			o = Outcome{Kind: Fetched} or Outcome{Kind: DirectoryFailed, Err: err}
-//		case failover.Pick:
+//		case failover.Pick: // wait act.After (after a drop), then pick
 //			res, err := policy.Pick(nodes, pick.Request{Group: g, Exclude: m.ExcludeFunc(time.Now())})
 //			o = Outcome{Kind: Picked, Node: res.Node.ID} or Outcome{Kind: NoCandidate, Err: err}
 //		case failover.Dial, failover.Retry: // wait act.After, then attach to act.Node
 //			o = Attached, DialFailed, Timeout, or Refused (use the directory it carries)
 //		case failover.Done: // attached; later, when the session drops:
-//			o = Outcome{Kind: Dropped, Node: id, Err: err, Deadline: newDeadline}
+//			o = Outcome{Kind: Dropped, Node: id, Err: err, Deadline: newDeadline, Held: haveDirectory}
 //		case failover.Fail:
 //			return act.Err
 //		}
@@ -57,10 +69,13 @@
 // # Caller's duties
 //
 //   - Report exactly one Outcome per Action, with the time it happened.
-//   - Wait act.After before a Retry or a Refresh (with a timer that the
-//     session's context can cancel); the machine never waits itself.
+//   - Wait act.After before a Retry, a Refresh or a Pick (with a timer
+//     that the session's context can cancel); the machine never waits
+//     itself.
 //   - Pick with Excluded (ExcludeFunc) as the request's Exclude, and replace
 //     the directory with the one a full/draining refusal carries.
+//   - Say with Dropped whether a directory is held (Held), and pick from
+//     it until a Refresh brings a fresh one.
 //   - Pass the deadline (for instance from ctx.Deadline) with Begin and
 //     with Dropped; a zero deadline retries until the caller stops. A
 //     caller that stops a flow itself (its context ended in the middle of

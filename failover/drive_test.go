@@ -19,6 +19,7 @@ func newRand(seed uint64) Rand { return rand.New(rand.NewPCG(seed, seed)) }
 // the directory the common address hands out.
 type world struct {
 	dir      []directory.Node
+	held     []directory.Node  // the directory a session holds when it drops
 	behavior map[string]string // node -> "refuse", "full", "accept"
 }
 
@@ -28,6 +29,9 @@ func drive(t *testing.T, m *Machine, w *world, first Outcome, now time.Time) ([]
 	t.Helper()
 	policy := pick.Default(pick.NewRand(1))
 	var nodes []directory.Node
+	if first.Held {
+		nodes = w.held
+	}
 	var log []string
 	o := first
 	for range 100 {
@@ -113,6 +117,28 @@ func TestDriveWithPick(t *testing.T) {
 	}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Fatalf("after the drop (-got +want):\n%s", diff)
+	}
+	// n4 dies while the session holds a directory it pushed: the session
+	// picks from it at once; n1 there is dead too, so it is tried and
+	// excluded, n2, being full, refuses, and n3, its cool-down after its
+	// own drop over meanwhile, takes the session: the common address was
+	// never asked.
+	w.held = w.dir
+	w.behavior["n1"], w.behavior["n4"] = "refuse", "refuse"
+	got, _ = drive(t, m, w, Outcome{Kind: Dropped, Node: "n4", Held: true}, now.Add(5500*time.Millisecond))
+	want = []string{
+		"dropped n4, directory held -> pick after 500ms", // n4 lived less than Stable
+		"picked n1 -> dial n1",
+		"dial failed n1 -> retry n1 after 20ms",
+		"dial failed n1 -> retry n1 after 40ms",
+		"dial failed n1 -> pick",
+		"picked n2 -> dial n2",
+		"refused n2 (full) -> pick",
+		"picked n3 -> dial n3",
+		"attached n3 -> done",
+	}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Fatalf("after a drop holding a directory (-got +want):\n%s", diff)
 	}
 }
 

@@ -175,6 +175,11 @@ type Outcome struct {
 	// gives up (Fail) once a step could only start at or after it. Zero
 	// means no deadline: try until the caller stops.
 	Deadline time.Time
+	// Held, with Dropped, says that the caller still holds a directory to
+	// pick from (the last one its node sent before the session dropped):
+	// the flow then picks from it at once, and asks the common address
+	// only once its candidates have failed.
+	Held bool
 }
 
 // String returns a short description: "refused n2 (full)".
@@ -185,6 +190,9 @@ func (o Outcome) String() string {
 	}
 	if o.Status != "" {
 		s += " (" + string(o.Status) + ")"
+	}
+	if o.Held {
+		s += ", directory held"
 	}
 	return s
 }
@@ -197,8 +205,9 @@ const (
 	// Refresh: wait After, ask the common address for a fresh directory and
 	// report Fetched or DirectoryFailed.
 	Refresh Step = iota + 1
-	// Pick: pick from the current directory with Excluded as the request's
-	// Exclude, and report Picked or NoCandidate.
+	// Pick: wait After (only after a drop), pick from the current
+	// directory with Excluded as the request's Exclude, and report Picked
+	// or NoCandidate.
 	Pick
 	// Dial: attach to Node now, and report Attached, DialFailed, Timeout or
 	// Refused.
@@ -227,7 +236,8 @@ type Action struct {
 	Step Step
 	// Node is the node to dial (Dial, Retry).
 	Node string
-	// After is how long to wait before doing it (Retry, Refresh).
+	// After is how long to wait before doing it (Retry, Refresh, and the
+	// Pick that follows a drop).
 	After time.Duration
 	// Err says why the machine gives up (Fail). It wraps ErrDeadline and
 	// the last failure's error, if any.
@@ -264,6 +274,7 @@ type Machine struct {
 	node     string // the node being dialled
 	fails    int    // its failed dials in a row
 	passes   int    // failed passes in a row
+	held     bool   // picking from the directory held at the drop, common address not yet asked
 	tried    []*attempt
 	dirFails int
 	noCand   int
@@ -334,10 +345,16 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 			m.record(o.Node, o.Err).lost++
 		}
 		bound := grow(m.cfg.DropBase, m.cfg.PassMax, m.drops)
+		if o.Held {
+			// Straight to a pick from the directory the node sent while
+			// it lived: no round trip to the common address first.
+			m.held = true
+			return m.at(now, Action{Step: Pick, After: m.full(bound)})
+		}
 		return m.at(now, Action{Step: Refresh, After: m.full(bound)})
 	case Attached:
 		m.attached, m.attachedAt = true, now
-		m.node, m.fails, m.passes, m.failed = "", 0, 0, nil
+		m.node, m.fails, m.passes, m.failed, m.held = "", 0, 0, nil, false
 		return Action{Step: Done}
 	}
 	if m.failed != nil {
@@ -345,6 +362,7 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 	}
 	switch o.Kind {
 	case Fetched:
+		m.held = false
 		return m.at(now, Action{Step: Pick})
 	case Picked:
 		m.node, m.fails = o.Node, 0
@@ -361,6 +379,10 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 		}
 		m.exclude(o.Node, now)
 		m.node, m.fails = "", 0
+		if m.held {
+			// The held directory may list another candidate.
+			return m.at(now, Action{Step: Pick})
+		}
 		return m.at(now, Action{Step: Refresh})
 	case Refused:
 		err := o.Err
@@ -382,6 +404,12 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 		if o.Err != nil {
 			m.lastErr = o.Err
 		}
+		if m.held {
+			// The held directory is used up: the common address now, at
+			// once (this is not a failed pass).
+			m.held = false
+			return m.at(now, Action{Step: Refresh})
+		}
 		return m.endPass(now)
 	}
 	return Action{Step: Fail, Err: fmt.Errorf("failover: unknown outcome %v", o.Kind)}
@@ -390,7 +418,7 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 // start begins a new flow.
 func (m *Machine) start(deadline, now time.Time) {
 	m.deadline, m.started = deadline, now
-	m.node, m.fails, m.passes = "", 0, 0
+	m.node, m.fails, m.passes, m.held = "", 0, 0, false
 	m.tried, m.dirFails, m.noCand, m.lastErr, m.failed = nil, 0, 0, nil, nil
 }
 

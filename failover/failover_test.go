@@ -54,6 +54,12 @@ func timeout(id string) Outcome {
 func full(id string) Outcome     { return Outcome{Kind: Refused, Node: id, Status: directory.Full} }
 func draining(id string) Outcome { return Outcome{Kind: Refused, Node: id, Status: directory.Draining} }
 func dropped(id string) Outcome  { return Outcome{Kind: Dropped, Node: id, Err: errors.New("EOF")} }
+
+// droppedHeld is a drop of a session that holds the directory its node
+// sent.
+func droppedHeld(id string) Outcome {
+	return Outcome{Kind: Dropped, Node: id, Err: errors.New("EOF"), Held: true}
+}
 func dirFailed(msg string) Outcome {
 	return Outcome{Kind: DirectoryFailed, Err: errors.New(msg)}
 }
@@ -182,6 +188,56 @@ func TestTranscripts(t *testing.T) {
 				{66_000, attached("n1"), "done", []string{"n3"}},
 				// A session that lived past Stable counts as a first drop.
 				{80_000, dropped("n1"), "refresh after 250ms", []string{"n1"}},
+			},
+		},
+		{
+			name: "dropped holding a directory: pick from it at once, no common address",
+			steps: []step{
+				{0, attached("n1"), "done", []string{}},
+				{60_000, droppedHeld("n1"), "pick after 250ms", []string{"n1"}},
+				{60_250, picked("n2"), "dial n2", nil},
+				{60_260, attached("n2"), "done", []string{"n1"}},
+			},
+		},
+		{
+			name: "held directory: a failed candidate makes way for the next, then the common address",
+			steps: []step{
+				{0, attached("n1"), "done", nil},
+				{60_000, droppedHeld("n1"), "pick after 250ms", []string{"n1"}},
+				{60_250, picked("n2"), "dial n2", nil},
+				{60_260, dialFailed("n2"), "retry n2 after 20ms", nil},
+				{60_280, dialFailed("n2"), "retry n2 after 40ms", nil},
+				{60_320, timeout("n2"), "pick", []string{"n1", "n2"}},
+				{60_320, picked("n3"), "dial n3", nil},
+				{60_330, full("n3"), "pick", []string{"n1", "n2", "n3"}},
+				{60_330, noCand, "refresh", nil},
+				// From the fresh directory on, the usual order.
+				{60_340, fetched, "pick", nil},
+				{60_340, picked("n2"), "dial n2", nil},
+				{60_350, dialFailed("n2"), "retry n2 after 20ms", nil},
+				{60_370, dialFailed("n2"), "retry n2 after 40ms", nil},
+				{60_410, dialFailed("n2"), "refresh", nil},
+				{60_420, fetched, "pick", nil},
+				{60_420, noCand, "refresh after 100ms", nil},
+			},
+		},
+		{
+			name: "held directory with nothing to pick: the common address at once",
+			steps: []step{
+				{0, attached("n1"), "done", nil},
+				{60_000, droppedHeld("n1"), "pick after 250ms", nil},
+				{60_250, noCand, "refresh", nil},
+				{60_260, dirFailed("no route"), "refresh after 100ms", nil},
+			},
+		},
+		{
+			name: "held directory: a deadline still ends the flow, saying what was tried",
+			steps: []step{
+				{0, attached("n1"), "done", nil},
+				{20_000, Outcome{Kind: Dropped, Node: "n1", Held: true, Deadline: t0.Add(21_000 * time.Millisecond)}, "pick after 250ms", nil},
+				{20_250, noCand, "refresh", nil},
+				{20_990, dirFailed("no route"), "fail: failover: deadline reached after 990ms and 1 failed pass: " +
+					"n1: session dropped; common address: 1 fetch failed; no node to pick 1 time; last error: no route", nil},
 			},
 		},
 		{
@@ -329,6 +385,7 @@ func TestJitter(t *testing.T) {
 		{"first retry", []Outcome{picked("n1"), dialFailed("n1")}, 10 * time.Millisecond, 20 * time.Millisecond},
 		{"second retry", []Outcome{picked("n1"), dialFailed("n1"), dialFailed("n1")}, 20 * time.Millisecond, 40 * time.Millisecond},
 		{"drop", []Outcome{attached("n1"), dropped("n1")}, 0, 250 * time.Millisecond},
+		{"drop holding a directory", []Outcome{attached("n1"), droppedHeld("n1")}, 0, 250 * time.Millisecond},
 		{"second quick drop", []Outcome{attached("n1"), dropped("n1"), attached("n2"), dropped("n2")}, 0, 500 * time.Millisecond},
 	}
 	for k, w := range []time.Duration{100, 200, 400, 800, 1600, 2000, 2000} {
@@ -408,6 +465,9 @@ func TestConfig(t *testing.T) {
 
 func TestStrings(t *testing.T) {
 	if got := (Outcome{Kind: Refused, Node: "n1", Status: directory.Full}).String(); got != "refused n1 (full)" {
+		t.Errorf("Outcome.String() = %q", got)
+	}
+	if got := droppedHeld("n1").String(); got != "dropped n1, directory held" {
 		t.Errorf("Outcome.String() = %q", got)
 	}
 	if got := Kind(42).String(); got != "kind(42)" {

@@ -1,0 +1,72 @@
+package client_test
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+)
+
+// A session that drops reattaches from the directory it holds, straight
+// to its pick, and asks the common address only when that directory's
+// candidates fail. The common address ("gate") and the nodes are fakes,
+// and every dial is recorded by node, so the order shows as a transcript.
+func TestDropPicksFromHeldDirectory(t *testing.T) {
+	tests := []struct {
+		name string
+		// n2Dead: n2, listed up in the held directory, refuses
+		// connections too.
+		n2Dead bool
+		want   []string // dials, in order, until the reattach
+		node   string   // where the session ends
+	}{
+		{
+			name: "held candidate takes the session",
+			want: []string{"gate", "n1", "n2"},
+			node: "n2",
+		},
+		{
+			name:   "held candidates fail: then the common address",
+			n2Dead: true,
+			want:   []string{"gate", "n1", "n2", "n2", "n2", "gate", "n3"},
+			node:   "n3",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			gate, n1, n2, n3 := newFakeNode(t, "gate"), newFakeNode(t, "n1"), newFakeNode(t, "n2"), newFakeNode(t, "n3")
+			// n1 and n2 know each other (what n1 sends is what the
+			// session holds); the common address knows only n1 at first.
+			pair := func() []directory.Node { return []directory.Node{n1.entry(), n2.entry()} }
+			n1.setDirectory(pair)
+			n2.setDirectory(pair)
+			gate.setDirectory(func() []directory.Node { return []directory.Node{n1.entry()} })
+			fd := &faultDialer{ids: map[string]string{gate.Addr(): "gate", n1.Addr(): "n1", n2.Addr(): "n2", n3.Addr(): "n3"}, refuse: map[string]bool{}}
+			s, err := client.Dial(dialCtx(t), gate.Addr(), client.WithUser("alice"), client.WithDialer(fd),
+				client.WithPolicy(preferring("n1", "n2", "n3")), client.WithRetry(fastRetry()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			if s.Node().ID != "n1" {
+				t.Fatalf("attached to %s, want n1", s.Node().ID)
+			}
+			// Only n3 is left, and only the common address knows it.
+			gate.setDirectory(func() []directory.Node { return []directory.Node{n3.entry()} })
+			if tt.n2Dead {
+				fd.mu.Lock()
+				fd.refuse["n2"] = true
+				fd.mu.Unlock()
+			}
+			n1.stop()
+			back := awaitEvent(t, s, "reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
+			if back.Node.ID != tt.node {
+				t.Errorf("reattached to %s (%s), want %s", back.Node.ID, back.Reason, tt.node)
+			}
+			if diff := cmp.Diff(fd.log(), tt.want); diff != "" {
+				t.Errorf("dials (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
