@@ -5,10 +5,13 @@
 // hello and attach; on failure retry that node, then fetch the directory
 // again from the common address, then from any node it knows, and pick
 // again. Attached, it keeps each room's text until acknowledged and sends
-// it again, with the same seqs, after a failover.
+// it again, with the same seqs, after a failover. A node that drains
+// asks it to move (op "move"): it attaches to another node before it lets
+// the old connection go, as the Go client does (client/move.go).
 //
 // Events (a Session is an EventTarget; each event's detail is given):
 //   status    {state, node, reason, note}   connecting / attached / lost / failed
+//   moved     {from, node, reason}           a draining node's sessions moved, make-before-break
 //   room      {room, state}                  a full state: replace the view
 //   text      {room, from, seq, t}           a delivery
 //   presence  {room, user, event}
@@ -23,6 +26,8 @@ const RETRIES = 2; // dials of one node before asking for a new directory
 const COOLDOWN_MS = 5000; // how long a node that failed is not picked
 const ATTACH_TIMEOUT_MS = 10000;
 const PING_MS = 60000;
+const MOVE_TIMEOUT_MS = 10000; // how long a move searches for a new node
+const RETIRE_AFTER_MS = 10000; // how long a move keeps the old connection while rooms rejoin
 
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 const jitter = (ms) => ms / 2 + Math.random() * (ms / 2);
@@ -50,10 +55,18 @@ export class Session extends EventTarget {
     this.ws = null;
     this.node = null;
     this.reason = "";
-    this.rooms = new Map(); // name -> {nextSeq, unacked: [msg], numbered, synced}
+    // name -> {nextSeq, unacked: [msg], numbered, synced, viaOld}.
+    // synced: the room's state came on this.ws, so text goes out on it;
+    // viaOld: a move is under way and the room is still joined on the
+    // connection it leaves (this.retiring), so text goes out there.
+    this.rooms = new Map();
     this.closed = false;
     this.attaches = 0;
     this.pinger = null;
+    this.moving = null; // {ws, node, lost}: the connection a move is leaving, until attached elsewhere
+    this.retiring = null; // that connection once attached elsewhere, until the rooms have rejoined
+    this.retireTimer = null;
+    this.moves = 0;
   }
 
   emit(type, detail) {
@@ -72,6 +85,7 @@ export class Session extends EventTarget {
   close() {
     this.closed = true;
     clearInterval(this.pinger);
+    this.retire();
     if (this.ws) this.ws.close();
   }
 
@@ -263,6 +277,12 @@ export class Session extends EventTarget {
   }
 
   dropped(ws, ev) {
+    if (this.moving && ws === this.moving.ws) {
+      // The draining node closed it while the move searches: the move
+      // carries on, and fails over as after a drop if it finds nothing.
+      this.moving.lost = ev;
+      return;
+    }
     if (ws !== this.ws) return;
     this.ws = null;
     clearInterval(this.pinger);
@@ -277,17 +297,21 @@ export class Session extends EventTarget {
     sleep(Math.random() * 250).then(() => this.connect(why, node));
   }
 
-  send(m) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
-      this.ws.send(JSON.stringify(m));
+  send(m, ws = this.ws) {
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify(m));
       return true;
     }
     return false;
   }
 
   handle(ws, m) {
-    if (ws !== this.ws) return;
+    // After a move, nothing more is read from the connection it leaves.
+    if (ws !== this.ws || (this.moving && ws === this.moving.ws)) return;
     switch (m.op) {
+      case "move":
+        this.move(ws, m);
+        return;
       case "directory":
         this.setDirectory(m);
         this.emit("directory", this.dir);
@@ -295,6 +319,7 @@ export class Session extends EventTarget {
       case "room": {
         const r = this.rooms.get(m.room);
         if (r && m.state) this.sync(r, (m.state.seqs || {})[this.user] || 0);
+        if (this.retiring && this.roomsSynced()) this.retire();
         this.emit("room", { room: m.room, state: m.state });
         return;
       }
@@ -304,9 +329,15 @@ export class Session extends EventTarget {
         this.emit("ack", { room: m.room, seq: m.seq });
         return;
       }
-      case "text":
+      case "text": {
+        // While a move overlaps, the node delivers what the old session
+        // stores to this one too, as to any other session of the user:
+        // text of our own user below our next seq is our own, dropped.
+        const r = this.rooms.get(m.room);
+        if (m.from === this.user && r && r.numbered && m.seq < r.nextSeq) return;
         this.emit("text", m);
         return;
+      }
       case "presence":
         this.emit("presence", m);
         return;
@@ -337,7 +368,102 @@ export class Session extends EventTarget {
       if (r.unacked.length === 0) r.nextSeq = Math.max(r.nextSeq, stored + 1);
     }
     r.synced = true;
+    r.viaOld = false;
     for (const m of r.unacked) this.send(m);
+  }
+
+  roomsSynced() {
+    for (const r of this.rooms.values()) if (!r.synced) return false;
+    return true;
+  }
+
+  // move handles a draining node's request to move, make-before-break:
+  // the old connection (read no more) still carries text until each room
+  // is joined on the new one; the session attaches to a node its policy
+  // picks from the move's directory, where the draining node is
+  // draining (and it is excluded besides), rejoins its rooms and resends
+  // what their states do not hold; once every room's state is in (or
+  // after RETIRE_AFTER_MS) the old connection closes. Other members see
+  // no presence change: the user stays in each room through the old
+  // session until the new one has joined. With no other node to take it
+  // within MOVE_TIMEOUT_MS, the session stays on the old connection until
+  // the node closes it, and then fails over as usual.
+  async move(ws, m) {
+    if (this.moving) return; // asked again while attaching elsewhere: already under way
+    this.retire(); // a move still overlapping from before: let it go now
+    const from = this.node;
+    this.moving = { ws, node: from, lost: null };
+    for (const r of this.rooms.values()) r.viaOld = r.synced;
+    this.log(`${from.id} asks the session to move: ${m.message || "draining"}`);
+    if (m.directory) this.setDirectory(m.directory);
+    this.exclude(from.id);
+    const moved = await this.search(Date.now() + MOVE_TIMEOUT_MS, !!m.directory);
+    const { lost } = this.moving;
+    this.moving = null;
+    if (!moved) {
+      for (const r of this.rooms.values()) r.viaOld = false;
+      if (this.closed) return;
+      this.log(`no other node took the session; staying on ${from.id} until it closes the connection`);
+      if (lost) this.dropped(ws, lost);
+      return;
+    }
+    this.moves++;
+    this.retiring = ws;
+    ws.onclose = null;
+    this.retireTimer = setTimeout(() => this.retire(), RETIRE_AFTER_MS);
+    if (lost || this.roomsSynced()) this.retire();
+    this.log(`moved off ${from.id} (draining) to ${this.node.id}`);
+    this.emit("moved", { from, node: this.node, reason: this.reason });
+  }
+
+  // search picks and attaches as connect does, without a drop: it starts
+  // from the directory it holds (haveDir) and gives up at deadline.
+  async search(deadline, haveDir) {
+    let backoff = 100;
+    while (!this.closed && Date.now() < deadline) {
+      if (!haveDir && !(await this.fetchDirectory())) {
+        await sleep(jitter(backoff));
+        backoff = Math.min(backoff * 2, 2000);
+        continue;
+      }
+      haveDir = false;
+      let res;
+      try {
+        res = this.policy(this.dir.nodes, {
+          group: this.group,
+          exclude: (id) => this.isExcluded(id),
+          ageMs: Date.now() - this.dirAt,
+          self: this.dir.self,
+        });
+      } catch (e) {
+        if (!(e instanceof NoNodeError)) throw e;
+        this.log(e.message);
+        await sleep(jitter(backoff));
+        backoff = Math.min(backoff * 2, 2000);
+        continue;
+      }
+      this.log(`picked ${res.node.id}: ${res.reason}`);
+      const out = await this.retry(res.node, res.reason, "");
+      if (out === true) return true;
+      if (out && out.fatal) return false;
+      if (out && out.refused && out.directory) {
+        this.setDirectory(out.directory);
+        haveDir = true;
+      }
+    }
+    return false;
+  }
+
+  // retire closes the connection a move left, if any; its session then
+  // leaves its rooms, which the user is in through the new one.
+  retire() {
+    clearTimeout(this.retireTimer);
+    const ws = this.retiring;
+    if (!ws) return;
+    this.retiring = null;
+    for (const r of this.rooms.values()) r.viaOld = false;
+    ws.onclose = null;
+    ws.close();
   }
 
   join(name) {
@@ -353,6 +479,12 @@ export class Session extends EventTarget {
     const m = { op: "text", room: name, seq: r.nextSeq++, t };
     r.unacked.push(m);
     if (r.synced) this.send(m);
+    else if (r.viaOld) {
+      // Moving: the old session is still in the room. The chunk goes
+      // again on the new connection once the room's state is in there,
+      // and is stored once either way.
+      this.send(m, this.moving ? this.moving.ws : this.retiring);
+    }
     return m.seq;
   }
 

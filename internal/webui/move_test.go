@@ -1,0 +1,167 @@
+package webui_test
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// tcpMember is a protocol v1 session over TCP in room lobby: what it
+// received, in order, from its reader goroutine.
+type tcpMember struct {
+	conn net.Conn
+	got  chan wire.Message
+}
+
+func joinTCP(t *testing.T, addr, user string) *tcpMember {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &tcpMember{conn: conn, got: make(chan wire.Message, 1024)}
+	t.Cleanup(func() { conn.Close() })
+	for _, msg := range []wire.Message{
+		{Op: wire.OpHello, V: 1, Client: "move-test/1"},
+		{Op: wire.OpAttach, User: user},
+		{Op: wire.OpJoin, Room: "lobby"},
+	} {
+		b, err := wire.Encode(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write(b); err != nil {
+			t.Fatalf("%s: sending %s: %v", user, msg.Op, err)
+		}
+	}
+	go func() {
+		defer close(m.got)
+		sc := bufio.NewScanner(conn)
+		sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+		for sc.Scan() {
+			msg, err := wire.Decode(sc.Bytes())
+			if err != nil {
+				continue
+			}
+			m.got <- msg
+		}
+	}()
+	return m
+}
+
+// TestBrowserMove drains the node a browser page is attached to while
+// its user types: the page moves make-before-break (client.js, "move"),
+// ends on the other node with its text intact and every chunk
+// acknowledged, and a TCP member on the other node receives every chunk
+// exactly once, in order, and sees no leave or join of the user who
+// moved.
+func TestBrowserMove(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	browser := newBrowser(t)
+	ann := page(t, browser, c.Nodes[0].HTTPAddr(), "ann")
+	annNode := nodeOf(t, ann)
+	from, to := c.Nodes[0], c.Nodes[1]
+	if from.ID() != annNode {
+		from, to = to, from
+	}
+	bob := joinTCP(t, to.Addr(), "bob")
+
+	// Ann types one character every 25 ms through the compose box, as a
+	// keyboard would, while her node drains.
+	const text = "make before break: not one character lost or shown twice"
+	eval[bool](t, ann, `(() => {
+  const box = document.querySelector("#compose");
+  const text = `+fmt.Sprintf("%q", text)+`;
+  let i = 0;
+  window.typed = false;
+  const timer = setInterval(() => {
+    box.value += text[i++];
+    box.dispatchEvent(new Event("input"));
+    if (i === text.length) { clearInterval(timer); window.typed = true; }
+  }, 25);
+  return true;
+})()`)
+	poll[bool](t, ann, "the first characters typed", `document.querySelector("#compose").value.length >= 5`)
+	drained := from.Drain(20 * time.Second)
+
+	poll[bool](t, ann, "ann's page on "+to.ID(), `(() => { const c = document.querySelector("#conn"); return c.dataset.state === "attached" && c.dataset.node === "`+to.ID()+`"; })()`)
+	poll[bool](t, ann, "the whole line typed", `window.typed`)
+	poll[bool](t, ann, "every chunk acknowledged", `window.switchboard.session.unacked("lobby").length === 0`)
+	t.Logf("ann's page:\n%s", eval[string](t, ann, `[...document.querySelectorAll("#log li")].map((li) => li.textContent).join("\n")`))
+	if got := eval[string](t, ann, liveOf("ann")); got != text {
+		t.Errorf("ann's own line on her page is %q, want %q", got, text)
+	}
+	if got := eval[int](t, ann, `window.switchboard.session.moves || 0`); got != 1 {
+		t.Errorf("ann's session moved %d times, want 1", got)
+	}
+	select {
+	case <-drained:
+	case <-time.After(wait):
+		t.Fatalf("the drain of %s did not end: %+v", from.ID(), from.DrainStatus())
+	}
+	if st := from.DrainStatus(); !st.Empty || st.Closed != 0 {
+		t.Errorf("the drain of %s ended %+v, want empty with no session closed", from.ID(), st)
+	}
+
+	// Bob's account: every chunk of ann's once, in seq order, making up
+	// the line; no presence change of ann's.
+	var line strings.Builder
+	var last uint64
+	deadline := time.After(wait)
+	for line.Len() < len(text) {
+		select {
+		case m, ok := <-bob.got:
+			if !ok {
+				t.Fatalf("bob's connection ended; he had %q", line.String())
+			}
+			switch {
+			case m.Op == wire.OpPresence && m.User == "ann":
+				t.Errorf("bob saw ann %s (presence): a move must not show", m.Event)
+			case m.Op == wire.OpRoom && m.State != nil:
+				last = m.State.Seqs["ann"]
+				line.Reset()
+				line.WriteString(m.State.Live["ann"])
+			case m.Op == wire.OpText && m.From == "ann":
+				if m.Seq != last+1 {
+					t.Errorf("bob got ann's chunk %d after %d: each chunk once, in order", m.Seq, last)
+				}
+				last = m.Seq
+				line.WriteString(m.T)
+			}
+		case <-deadline:
+			t.Fatalf("bob has %q of ann's line, want %q", line.String(), text)
+		}
+	}
+	if line.String() != text {
+		t.Errorf("bob has ann's line as %q, want %q", line.String(), text)
+	}
+	// One more character after the line is the next chunk bob gets of
+	// ann's: nothing came twice in between, and no presence change.
+	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value += "!"; box.dispatchEvent(new Event("input")); return true; })()`)
+	for {
+		select {
+		case m, ok := <-bob.got:
+			if !ok {
+				t.Fatal("bob's connection ended before ann's last character")
+			}
+			if m.Op == wire.OpPresence && m.User == "ann" {
+				t.Errorf("bob saw ann %s (presence): a move must not show", m.Event)
+			}
+			if m.Op == wire.OpText && m.From == "ann" {
+				if m.Seq != last+1 || m.T != "!" {
+					t.Errorf("bob got ann's chunk %d %q after %d, want %d \"!\"", m.Seq, m.T, last, last+1)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("bob did not get ann's last character")
+		}
+	}
+}
