@@ -462,29 +462,36 @@ func (s *Session) hello(ctx context.Context, addr string) (*Conn, *wire.Director
 }
 
 // attach attaches to a.node: on the bootstrap connection when that is the
-// node that answered it, else on a new connection. It returns the outcome
-// for the machine, and an error only for refusals that no retry mends.
+// node that answered it, else on a new connection, saying hello and
+// attaching in one round trip (helloAttach). It returns the outcome for
+// the machine, and an error only for refusals that no retry mends.
 func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, error) {
 	node := a.node
 	var c *Conn
+	var m wire.Message
+	var err error
 	if a.boot != nil && a.dir != nil && a.dir.Self == node.ID {
 		c, a.boot = a.boot, nil
+		actx, cancel := context.WithTimeout(ctx, s.opts.attempt)
+		m, err = s.attachOn(actx, c)
+		cancel()
 	} else {
 		if a.boot != nil {
 			a.boot.Close()
 			a.boot = nil
 		}
 		var dir *wire.Directory
-		var err error
-		c, dir, err = s.hello(ctx, node.Addr)
-		if err != nil {
+		c, dir, m, err = s.helloAttach(ctx, node.Addr)
+		if c == nil {
 			return s.failure(ctx, node, err), nil
 		}
 		a.dir, a.dirAt = dir, time.Now()
+		if s.opts.tracker != nil {
+			// Fresh counts, for the picks that follow from directories
+			// held too long to teach the tracker anything.
+			s.opts.tracker.Observe(dir.Nodes, a.dirAt)
+		}
 	}
-	actx, cancel := context.WithTimeout(ctx, s.opts.attempt)
-	defer cancel()
-	m, err := s.attachOn(actx, c)
 	if err != nil {
 		c.Close()
 		var se *ServerError
@@ -531,8 +538,43 @@ func (s *Session) failure(ctx context.Context, node directory.Node, err error) f
 	return failover.Outcome{Kind: failover.DialFailed, Node: node.ID, Err: err}
 }
 
-// attachOn sends attach on c and waits for the answer.
-func (s *Session) attachOn(ctx context.Context, c *Conn) (wire.Message, error) {
+// helloAttach connects to addr and sends hello and attach together, not
+// waiting for the directory in between (the node answers them in order),
+// then reads the directory and the attach's answer: one round trip where
+// hello then attach take two. It returns a nil Conn when the connection,
+// the token or the hello failed, and otherwise the open connection, the
+// directory, and the attach's answer or error, as attachOn does.
+func (s *Session) helloAttach(ctx context.Context, addr string) (*Conn, *wire.Directory, wire.Message, error) {
+	hctx, cancel := context.WithTimeout(ctx, s.opts.attempt)
+	defer cancel()
+	c, err := DialConnTLS(hctx, s.opts.dialer, addr, s.tls)
+	if err != nil {
+		return nil, nil, wire.Message{}, err
+	}
+	msg, err := s.attachMessage(hctx)
+	if err == nil {
+		err = c.Send(wire.Message{Op: wire.OpHello, V: wire.Version, Client: s.opts.clientName, Group: s.opts.group, Max: ViewSize})
+	}
+	if err == nil {
+		err = c.Send(msg)
+	}
+	var dir *wire.Directory
+	if err == nil {
+		dir, err = c.recvDirectory(hctx) // view.go
+	}
+	if err != nil {
+		c.Close()
+		return nil, nil, wire.Message{}, err
+	}
+	actx, cancel := context.WithTimeout(ctx, s.opts.attempt)
+	defer cancel()
+	m, err := recvAttached(actx, c)
+	return c, dir, m, err
+}
+
+// attachMessage is the attach message, with a fresh token when the
+// session has a token source.
+func (s *Session) attachMessage(ctx context.Context) (wire.Message, error) {
 	msg := wire.Message{Op: wire.OpAttach, User: s.opts.user}
 	if s.opts.token != nil {
 		tok, err := s.opts.token(ctx)
@@ -541,9 +583,24 @@ func (s *Session) attachOn(ctx context.Context, c *Conn) (wire.Message, error) {
 		}
 		msg.Token = tok
 	}
+	return msg, nil
+}
+
+// attachOn sends attach on c and waits for the answer.
+func (s *Session) attachOn(ctx context.Context, c *Conn) (wire.Message, error) {
+	msg, err := s.attachMessage(ctx)
+	if err != nil {
+		return wire.Message{}, err
+	}
 	if err := c.Send(msg); err != nil {
 		return wire.Message{}, err
 	}
+	return recvAttached(ctx, c)
+}
+
+// recvAttached reads c until the answer to an attach: attached, or an
+// error (a *ServerError).
+func recvAttached(ctx context.Context, c *Conn) (wire.Message, error) {
 	for {
 		m, err := c.Recv(ctx)
 		if err != nil {

@@ -22,6 +22,12 @@ func (c *Conn) HelloView(ctx context.Context, clientName, group string, max int)
 	if err := c.Send(wire.Message{Op: wire.OpHello, V: wire.Version, Client: clientName, Group: group, Max: max}); err != nil {
 		return nil, err
 	}
+	return c.recvDirectory(ctx)
+}
+
+// recvDirectory reads c until the answer to a hello: the directory, or an
+// error (a *ServerError).
+func (c *Conn) recvDirectory(ctx context.Context) (*wire.Directory, error) {
 	for {
 		m, err := c.Recv(ctx)
 		if err != nil {

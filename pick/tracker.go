@@ -37,6 +37,16 @@ const DefaultTrackerTTL = 5 * time.Second
 // picks: every pick of the process, whichever node's directory it reads,
 // sees the same, freshest numbers, and the arrivals in flight on top.
 //
+// A directory that the caller has held for longer than TrackerSettle
+// (Request.Age, for Pick) teaches the Tracker nothing: its counts are
+// older than the ones kept, and a session that reattaches from the
+// directory its node pushed a while ago would otherwise take a count of
+// long ago for news, believe a fall or clear pending picks with it. Such a
+// directory only gets the kept counts and the pending picks added. The
+// fresh directory a node answers the following hello with should then be
+// shown to the Tracker (Observe), so that the counts it keeps stay
+// current.
+//
 // This is a heuristic: arrivals from other processes also raise the count
 // and may clear our pending picks early, and departures may hide our
 // arrivals until the TTL. Either way the error is bounded by the TTL, which
@@ -81,7 +91,7 @@ func NewTracker(ttl time.Duration) *Tracker {
 func (t *Tracker) Pick(p Policy, nodes []directory.Node, req Request, now time.Time) (Result, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	adjusted, added := t.adjust(t.buf, nodes, now)
+	adjusted, added := t.adjust(t.buf, nodes, now, req.Age <= TrackerSettle)
 	if added > 0 {
 		t.buf = adjusted
 	}
@@ -103,8 +113,17 @@ func (t *Tracker) Pick(p Policy, nodes []directory.Node, req Request, now time.T
 func (t *Tracker) Adjust(nodes []directory.Node, now time.Time) []directory.Node {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	adjusted, _ := t.adjust(nil, nodes, now)
+	adjusted, _ := t.adjust(nil, nodes, now, true)
 	return adjusted
+}
+
+// Observe learns from nodes, a directory just received (a hello's
+// answer), as Adjust does, without a pick: the counts it shows and the
+// pending picks they take in.
+func (t *Tracker) Observe(nodes []directory.Node, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.adjust(nil, nodes, now, true)
 }
 
 // Add records a pick of node id made at now.
@@ -156,10 +175,34 @@ func (t *Tracker) expire(tr *tracked, now time.Time) {
 }
 
 // adjust is Adjust with t.mu held, copying into dst's storage when it
-// must copy; it also returns the number of pending picks it added.
-func (t *Tracker) adjust(dst, nodes []directory.Node, now time.Time) ([]directory.Node, int) {
+// must copy; it also returns the number of pending picks it added. When
+// learn is false (a directory held too long to be news), nodes change
+// nothing the Tracker keeps but the expiry of pending picks.
+func (t *Tracker) adjust(dst, nodes []directory.Node, now time.Time, learn bool) ([]directory.Node, int) {
 	var out []directory.Node
 	total, marked := 0, 0
+	if !learn {
+		for i := range nodes {
+			tr, ok := t.nodes[nodes[i].ID]
+			if !ok {
+				continue
+			}
+			t.expire(tr, now)
+			users := max(nodes[i].Users, tr.seen) + len(tr.pending)
+			if users == nodes[i].Users {
+				continue
+			}
+			if out == nil {
+				out = append(dst[:0], nodes...)
+			}
+			out[i].Users = users
+			total += len(tr.pending)
+		}
+		if out == nil {
+			return nodes, 0
+		}
+		return out, total
+	}
 	t.gen++
 	for i := range nodes {
 		n := &nodes[i]

@@ -159,3 +159,44 @@ func TestTrackerPickAndForget(t *testing.T) {
 		t.Error("tracker still holds a node that left the directory with nothing pending")
 	}
 }
+
+// A directory held longer than TrackerSettle (a session that reattaches
+// from what its node pushed a while ago) teaches the Tracker nothing: its
+// old counts lower nothing and clear no pending pick; it only gets the
+// kept counts and the pending picks added. A fresh directory (Observe)
+// then clears the picks it shows.
+func TestTrackerHeldDirectoryTeachesNothing(t *testing.T) {
+	tr := NewTracker(0)
+	var got []map[string]int
+	firstOf := PolicyFunc(func(nodes []directory.Node, req Request) (Result, error) {
+		got = append(got, users(nodes))
+		return Result{Node: nodes[0], Reason: "first"}, nil
+	})
+	two := func(a, b int) []directory.Node {
+		return []directory.Node{node("a", "", a, 1000), node("b", "", b, 1000)}
+	}
+	tr.Observe(two(100, 100), epoch)
+	held := Request{Age: 20 * time.Second}
+	at := epoch.Add(2 * time.Second)
+	for range 2 {
+		if _, err := tr.Pick(firstOf, two(40, 60), held, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Held long, yet showing a higher count for a: still no news.
+	if _, err := tr.Pick(firstOf, two(150, 60), held, at); err != nil {
+		t.Fatal(err)
+	}
+	want := []map[string]int{{"a": 100, "b": 100}, {"a": 101, "b": 100}, {"a": 152, "b": 100}}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("what the policy saw (-got +want):\n%s", diff)
+	}
+	if n := tr.Pending("a", at); n != 3 {
+		t.Errorf("pending on a = %d, want 3", n)
+	}
+	// The node's answer to the next hello shows two of the three.
+	tr.Observe(two(102, 100), at)
+	if diff := cmp.Diff(users(tr.Adjust(two(102, 100), at)), map[string]int{"a": 103, "b": 100}); diff != "" {
+		t.Errorf("after a fresh directory (-got +want):\n%s", diff)
+	}
+}
