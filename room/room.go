@@ -26,6 +26,7 @@ var (
 type local struct {
 	user     string
 	active   bool      // it has the room's state and receives deliveries
+	since    uint64    // Room.epoch when it last got the room's state
 	rejected bool      // its join was refused: the room was full
 	leaving  bool      // it has asked to leave
 	retryAt  time.Time // earliest time to ask for its join again
@@ -50,6 +51,13 @@ type Room struct {
 
 	local map[string]*local
 	order []string // the keys of local, sorted: deliveries go in this order
+
+	// Live text (live.go).
+	live      map[string][]liveChunk // sender -> chunks shown live, waiting for the stream, by seq
+	shown     map[string]uint64      // sender -> the last seq shown here, live or stored
+	epoch     uint64                 // counts the states sent to local sessions
+	stale     bool                   // during Apply: sessions with since <= staleUpTo saw text never stored
+	staleUpTo uint64
 
 	// Presence evidence, see Reconcile.
 	watched  time.Time            // the last Reconcile, zero before the first
@@ -76,6 +84,8 @@ func newRoom(name string, cfg Config, text *rtt.Room) *Room {
 		users:    make(map[string]int),
 		senders:  make(map[string]bool),
 		local:    make(map[string]*local),
+		live:     make(map[string][]liveChunk),
+		shown:    make(map[string]uint64),
 		downFrom: make(map[string]time.Time),
 		suspect:  make(map[string]time.Time),
 	}
@@ -140,6 +150,10 @@ func (r *Room) Apply(seq uint64, rec Record) Result {
 	if len(r.senders) > r.cfg.MaxSenders {
 		r.forgetDeparted()
 	}
+	if r.stale {
+		r.resendStates(r.staleUpTo)
+		r.stale, r.staleUpTo = false, 0
+	}
 	return res
 }
 
@@ -150,10 +164,19 @@ func (r *Room) applyText(rec Record) bool {
 	}
 	res := r.text.Apply(rec.User, rec.Seq, rec.T)
 	r.senders[rec.User] = true
+	w := r.storedLive(rec)
+	if w.phantom {
+		r.stale, r.staleUpTo = true, max(r.staleUpTo, w.phantomAt)
+	}
 	if res.Duplicate {
 		return true
 	}
-	r.deliver(wire.Message{Op: wire.OpText, Room: r.name, From: rec.User, Seq: rec.Seq, T: rec.T}, rec.Key)
+	m := wire.Message{Op: wire.OpText, Room: r.name, From: rec.User, Seq: rec.Seq, T: rec.T}
+	if w.same {
+		r.deliverSince(m, rec.Key, w.shownAt) // the others saw it live
+	} else {
+		r.deliver(m, rec.Key)
+	}
 	return false
 }
 
@@ -218,6 +241,7 @@ func (r *Room) forgetDeparted() {
 			break
 		}
 		r.text.Forget(from)
+		r.forgetLive(from)
 		delete(r.senders, from)
 	}
 }
@@ -225,9 +249,19 @@ func (r *Room) forgetDeparted() {
 // deliver encodes m once and hands it to every active local session but
 // the one under except, in key order.
 func (r *Room) deliver(m wire.Message, except string) {
+	r.deliverAfter(m, except, 0, false)
+}
+
+// deliverSince is deliver to the sessions that got the room's state after
+// epoch: those that did not see a chunk shown live at epoch.
+func (r *Room) deliverSince(m wire.Message, except string, epoch uint64) {
+	r.deliverAfter(m, except, epoch, true)
+}
+
+func (r *Room) deliverAfter(m wire.Message, except string, epoch uint64, filter bool) {
 	var line []byte
 	for _, key := range r.order {
-		if lm := r.local[key]; !lm.active || key == except {
+		if lm := r.local[key]; !lm.active || key == except || (filter && lm.since <= epoch) {
 			continue
 		}
 		if line == nil {
@@ -271,15 +305,20 @@ func (r *Room) Activate(key string) ([]byte, error) {
 		return nil, fmt.Errorf("room %s: %w: %d users", r.name, ErrFull, r.cfg.MaxUsers)
 	}
 	lm.active = true
+	r.epoch++
+	lm.since = r.epoch
 	return r.StateLine()
 }
 
 // Resync returns the state line for the active local session under key
 // again, or nil (and no error) if there is no such active session.
 func (r *Room) Resync(key string) ([]byte, error) {
-	if lm := r.local[key]; lm == nil || !lm.active {
+	lm := r.local[key]
+	if lm == nil || !lm.active {
 		return nil, nil
 	}
+	r.epoch++
+	lm.since = r.epoch
 	return r.StateLine()
 }
 

@@ -41,6 +41,7 @@ var update = flag.Bool("update", false, "rewrite the expected output in testdata
 //	leave seq=S keys=K1,K2                 Apply a leave
 //	text seq=S key=K user=U n=N t="..."    Apply a text chunk (n: its seq)
 //	batch seq=S c1="K U N TEXT" c2=...     Apply a batch of text chunks, c1 first
+//	live key=K user=U n=N t="..."          ApplyLive a text chunk (or c1=... for a batch)
 //	dir ID=STATUS ... [inc.ID=N ...]       this node's view; unlisted nodes are missing
 //	reconcile t=DUR                        the records Reconcile returns
 //	steward                                whether this node is the steward
@@ -258,8 +259,15 @@ func (h *harness) run(cmd string) ([]string, error) {
 	case "detach":
 		h.r.Detach(a["key"])
 		out = []string{"ok"}
-	case "join", "leave", "text", "batch":
-		rec := room.Record{Op: name, User: a["user"], Key: a["key"], Node: a["node"], T: a["t"]}
+	case "join", "leave", "text", "batch", "live":
+		op := name
+		switch {
+		case name == "live" && a["c1"] != "":
+			op = room.OpBatch
+		case name == "live":
+			op = room.OpText
+		}
+		rec := room.Record{Op: op, User: a["user"], Key: a["key"], Node: a["node"], T: a["t"]}
 		for i := 1; a["c"+strconv.Itoa(i)] != ""; i++ {
 			f := strings.SplitN(a["c"+strconv.Itoa(i)], " ", 4)
 			if len(f) != 4 {
@@ -274,8 +282,13 @@ func (h *harness) run(cmd string) ([]string, error) {
 		if name == "join" {
 			rec.Inc = num("inc")
 		}
-		if name == "text" {
+		if op == room.OpText {
 			rec.Seq = num("n")
+		}
+		if name == "live" {
+			shown := h.r.ApplyLive(rec)
+			out = append(h.delivered, "shown="+strconv.Itoa(shown), "waiting="+strconv.Itoa(h.r.Waiting()))
+			break
 		}
 		if a["keys"] != "" {
 			rec.Keys = strings.Split(a["keys"], ",")

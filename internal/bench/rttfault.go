@@ -442,6 +442,16 @@ func (r *faultRun) received(t *typist, m wire.Message, now time.Time, joined fun
 			t.covered[from] = max(t.covered[from], seq)
 			t.see(from, seq)
 		}
+		// The state replaces what the member shows. Chunks it was shown
+		// live that the state does not hold yet are off its screen now:
+		// the one delivery of each that follows shows it once.
+		for from, d := range t.delivered {
+			for seq := range d {
+				if seq > m.State.Seqs[from] {
+					delete(d, seq)
+				}
+			}
+		}
 		if t.resync {
 			// What the client just sent again on this state (those
 			// acked meanwhile aside).

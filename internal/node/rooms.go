@@ -62,10 +62,15 @@ import (
 // duplicate; a room forgets senders only beyond 1000, the departed ones
 // with empty lines first.
 //
+// Live text. Text is also published as it is read on a core NATS subject
+// per room and shown from there before it is stored; the stored copy
+// then goes only to members that did not see it (rooms_live.go and
+// room/live.go).
+//
 // Presence. Members are sessions, identified by node ID and session ID;
 // a user is in the room while at least one of their sessions is. Joins and
-// leaves are records of the stream too, so every node sees presence and
-// text in the same order. A session that closes publishes its leave; a
+// leaves are records of the stream too, so every node applies presence
+// and text in the same order. A session that closes publishes its leave; a
 // node that closes gracefully publishes the leave of all its sessions. A
 // node that dies cannot: each feed checks its members against this
 // node's view of the cluster (peers: the directory and the incarnations
@@ -119,16 +124,17 @@ var (
 // snapshot bucket, keeps their replicas in step with the cluster, stores
 // records, and starts and stops the feeds of the rooms with local members.
 type roomEngine struct {
-	n       *Node
-	log     *slog.Logger
-	conns   []*nats.Conn          // the engine's own connections to the bus
-	jss     []jetstream.JetStream // one per connection
-	js      jetstream.JetStream   // jss[0], for setup
-	stream  string                // SB_<service>_ROOMS; the streams are SB_<service>_ROOMS_<k>
-	bucket  string                // SB_<service>_ROOMSNAP
-	prefix  string                // switchboard.<service>.room.
-	inc     uint64                // this node's incarnation
-	batches atomic.Uint64         // batch records stored, for their message IDs
+	n          *Node
+	log        *slog.Logger
+	conns      []*nats.Conn          // the engine's own connections to the bus
+	jss        []jetstream.JetStream // one per connection
+	js         jetstream.JetStream   // jss[0], for setup
+	stream     string                // SB_<service>_ROOMS; the streams are SB_<service>_ROOMS_<k>
+	bucket     string                // SB_<service>_ROOMSNAP
+	prefix     string                // switchboard.<service>.room.
+	livePrefix string                // switchboard.<service>.live. (rooms_live.go)
+	inc        uint64                // this node's incarnation
+	batches    atomic.Uint64         // batch records stored, for their message IDs
 
 	ready  chan struct{}      // closed once the streams and bucket exist
 	kv     jetstream.KeyValue // set before ready is closed
@@ -155,14 +161,15 @@ type roomEngine struct {
 func newRoomEngine(n *Node) *roomEngine {
 	svc := sanitize(n.cfg.Service)
 	e := &roomEngine{
-		n:      n,
-		log:    n.log.With("component", "rooms"),
-		stream: "SB_" + svc + "_ROOMS",
-		bucket: "SB_" + svc + "_ROOMSNAP",
-		prefix: "switchboard." + strings.ReplaceAll(n.cfg.Service, ".", "_") + ".room.",
-		inc:    n.incarnation,
-		ready:  make(chan struct{}),
-		feeds:  make(map[string]*feed),
+		n:          n,
+		log:        n.log.With("component", "rooms"),
+		stream:     "SB_" + svc + "_ROOMS",
+		bucket:     "SB_" + svc + "_ROOMSNAP",
+		prefix:     "switchboard." + strings.ReplaceAll(n.cfg.Service, ".", "_") + ".room.",
+		livePrefix: livePrefix(n.cfg.Service),
+		inc:        n.incarnation,
+		ready:      make(chan struct{}),
+		feeds:      make(map[string]*feed),
 	}
 	e.incs.Store(&map[string]uint64{})
 	e.ctx, e.cancel = context.WithCancel(context.Background())

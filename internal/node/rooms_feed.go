@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard/switchboard/room"
@@ -60,10 +62,14 @@ type feed struct {
 	cancel context.CancelFunc
 	cmds   chan func() // unbuffered: when do returns, run has taken fn
 	in     chan incoming
+	live   chan liveRec  // live text (rooms_live.go)
 	texts  chan *textReq // chunks for the writer (rooms_writer.go)
-	done   chan struct{} // closed when run returns
-	snaps  chan snapResult
-	checks chan lastStored // stall checks' answers; buffered for the one under way
+
+	submitMu     sync.RWMutex  // submitters hold it shared; the writer's exit takes it to set submitClosed
+	submitClosed bool          // the writer has stopped taking requests
+	done         chan struct{} // closed when run returns
+	snaps        chan snapResult
+	checks       chan lastStored // stall checks' answers; buffered for the one under way
 
 	keys map[string]bool // guarded by e.mu: the local sessions holding the feed
 
@@ -79,6 +85,7 @@ type feed struct {
 	snapRev  uint64
 	snapBusy bool
 	cc       jetstream.ConsumeContext
+	liveSub  *nats.Subscription // nil if subscribing failed
 	cons     jetstream.Consumer
 	st       jetstream.Stream // the room's stream, for stall checks; nil until the first
 	checking bool             // a stall check is under way
@@ -95,6 +102,7 @@ func newFeed(e *roomEngine, name string) *feed {
 		key:      roomToken(name),
 		cmds:     make(chan func()),
 		in:       make(chan incoming, 1024),
+		live:     make(chan liveRec, liveQueue),
 		texts:    make(chan *textReq, 256),
 		done:     make(chan struct{}),
 		snaps:    make(chan snapResult, 1),
@@ -312,6 +320,7 @@ func (f *feed) run() {
 	f.e.metrics.feeds.Inc()
 	defer f.e.metrics.feeds.Dec()
 	defer f.unload()
+	f.subscribeLive()
 	tick := time.NewTicker(max(2*f.e.n.cfg.Heartbeat, 50*time.Millisecond))
 	defer tick.Stop()
 	watch := time.NewTicker(f.stallEvery())
@@ -328,6 +337,11 @@ func (f *feed) run() {
 			// then write it to each member at once.
 			for range len(f.in) {
 				f.apply(<-f.in)
+			}
+		case in := <-f.live:
+			f.applyLive(in)
+			for range len(f.live) {
+				f.applyLive(<-f.live)
 			}
 		case <-tick.C:
 			f.reconcile(f.e.now())
@@ -532,6 +546,9 @@ func (f *feed) handle(msg jetstream.Msg) {
 // unload stops the consumer and, on a graceful stop, writes a last
 // snapshot if this node is the room's steward.
 func (f *feed) unload() {
+	if f.liveSub != nil {
+		_ = f.liveSub.Unsubscribe()
+	}
 	f.cc.Stop()
 	select {
 	case <-f.cc.Closed():

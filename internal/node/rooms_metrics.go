@@ -19,6 +19,10 @@ type roomMetrics struct {
 	storeTime   prometheus.Histogram
 	deliverTime prometheus.Histogram
 	batchChunks prometheus.Histogram
+
+	livePublished prometheus.Counter
+	liveShown     prometheus.Counter
+	liveDropped   prometheus.Counter
 }
 
 func newRoomMetrics() *roomMetrics {
@@ -67,6 +71,18 @@ func newRoomMetrics() *roomMetrics {
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}),
 	}
+	m.livePublished = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchboard_room_live_published_total",
+		Help: "Text chunks of this node's sessions published live, before they are stored.",
+	})
+	m.liveShown = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchboard_room_live_shown_total",
+		Help: "Live text chunks shown to this node's members before the stream brought them.",
+	})
+	m.liveDropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchboard_room_live_dropped_total",
+		Help: "Live text records dropped because a room's feed was behind; their text comes through the stream.",
+	})
 	for _, op := range []string{recJoin, recLeave, recText, recBatch} {
 		m.stored.WithLabelValues(op)
 	}
@@ -74,7 +90,7 @@ func newRoomMetrics() *roomMetrics {
 }
 
 func (m *roomMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.feeds, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.snapshots, m.restarts, m.storeTime, m.deliverTime, m.batchChunks}
+	return []prometheus.Collector{m.feeds, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.snapshots, m.restarts, m.storeTime, m.deliverTime, m.batchChunks, m.livePublished, m.liveShown, m.liveDropped}
 }
 
 // Describe implements prometheus.Collector.

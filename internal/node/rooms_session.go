@@ -10,9 +10,14 @@ import (
 )
 
 // The room operations of a session. They run on the session's reader
-// goroutine, which owns s.rooms and s.limiter, and block it while a record
-// is stored (bounded by Config.StoreTimeout): the client's next line waits
-// in the socket, so a sender's chunks are stored in the order sent.
+// goroutine, which owns s.rooms and s.limiter. A join or leave blocks it
+// while its record is stored (bounded by Config.StoreTimeout), and waits
+// first for the session's text on its way to storage. Text does not block
+// it: the reader publishes a chunk live (rooms_live.go), hands it to the
+// room's writer and reads on; the writer stores the session's chunks in
+// the order handed and answers them in that order (acks, or unavailable),
+// on its own goroutine. s.seqs and s.held, which both sides change, are
+// guarded by s.textMu.
 
 // handleRoom answers join, leave and text.
 func (s *session) handleRoom(m wire.Message) {
@@ -55,14 +60,19 @@ func (s *session) join(room string) {
 	}
 	if f := s.rooms[room]; f != nil {
 		// Joined already: the client resynchronises. From the state it
-		// learns what is stored and resends the rest in order.
+		// learns what is stored and resends the rest in order. Its text
+		// on the way is answered first: none of it may be stored after
+		// the hold is lifted and before the resend of the held chunk.
+		s.stores.Wait()
 		seq, err := f.resync(ctx, key)
 		if err != nil {
 			s.reply(roomError(wire.CodeUnavailable, room, 0, "room %s: %v", room, err))
 			return
 		}
+		s.textMu.Lock()
 		s.seqs[room] = max(s.seqs[room], seq)
 		delete(s.held, room)
+		s.textMu.Unlock()
 		return
 	}
 	if len(s.rooms) >= n.cfg.MaxRooms {
@@ -88,7 +98,9 @@ func (s *session) join(room string) {
 		return
 	}
 	s.rooms[room] = f
+	s.textMu.Lock()
 	s.seqs[room] = seq
+	s.textMu.Unlock()
 }
 
 // enter registers the session with f, stores its join and waits until f
@@ -127,9 +139,12 @@ func (s *session) leave(room string) {
 		return
 	}
 	key := s.key()
+	s.stores.Wait() // its text first, then the leave
 	delete(s.rooms, room)
+	s.textMu.Lock()
 	delete(s.seqs, room)
 	delete(s.held, room)
+	s.textMu.Unlock()
 	defer e.release(f, key)
 	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
 	defer cancel()
@@ -225,14 +240,18 @@ func (s *session) checkText(m wire.Message) (record, bool) {
 		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "text needs a seq from 1 to %d", uint64(MaxSeq)))
 		return record{}, false
 	}
-	if last := s.seqs[room]; m.Seq > last+MaxSeqJump {
+	s.textMu.Lock()
+	last := s.seqs[room]
+	held, isHeld := s.held[room]
+	s.textMu.Unlock()
+	if m.Seq > last+MaxSeqJump {
 		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "seq %d is more than %d above %d, your last stored in %s; count on from there", m.Seq, MaxSeqJump, last, room))
 		return record{}, false
 	}
-	if held, ok := s.held[room]; ok && m.Seq > held {
+	if isHeld && m.Seq > held {
 		// Storing it would put it before the chunk refused earlier, which
 		// the stream would then take for a duplicate: the text is lost.
-		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "seq %d waits for seq %d, which was not stored; join %s again and resend from what its state shows stored", m.Seq, held, room))
+		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "%v", heldError(room, m.Seq, held)))
 		return record{}, false
 	}
 	if len(m.T) > n.cfg.MaxChunk {
@@ -247,43 +266,97 @@ func (s *session) checkText(m wire.Message) (record, bool) {
 	return record{Op: recText, User: s.user, Key: s.key(), Seq: m.Seq, T: m.T}, true
 }
 
-// storeTexts stores recs, checked chunks of room in the order sent,
-// through the room's writer, and acknowledges them (in one write) once
-// stored, or answers each with unavailable.
+// errHeldBack says a chunk waits for an earlier one that was refused.
+var errHeldBack = errors.New("an earlier chunk was not stored")
+
+// heldError says why chunk seq of room waits.
+func heldError(room string, seq, held uint64) error {
+	return fmt.Errorf("seq %d waits for seq %d: %w; join %s again and resend from what its state shows stored", seq, held, errHeldBack, room)
+}
+
+// storeTexts publishes recs, checked chunks of room in the order sent,
+// live to the room's members, and hands them to the room's writer, which
+// acknowledges them (in one write) once stored or answers each with
+// unavailable. It blocks only while the writer's queue is full.
 func (s *session) storeTexts(room string, recs []record) {
-	start := time.Now()
 	n, e := s.n, s.n.rooms
+	f := s.rooms[room]
+	e.publishLive(room, recs)
+	start := time.Now()
+	first := recs[0].Seq
+	req := &textReq{
+		recs: recs,
+		check: func() error {
+			s.textMu.Lock()
+			defer s.textMu.Unlock()
+			if held, ok := s.held[room]; ok && first > held {
+				return heldError(room, first, held)
+			}
+			return nil
+		},
+		done: func(err error) {
+			defer s.stores.Done()
+			s.stored(room, recs, start, err)
+		},
+	}
 	ctx, cancel := context.WithTimeout(e.ctx, e.storeTimeout())
 	defer cancel()
-	if err := s.rooms[room].storeText(ctx, recs); err != nil {
-		n.log.Warn("storing text", "room", room, "session", s.id, "seq", recs[0].Seq, "chunks", len(recs), "err", err)
-		s.hold(room, recs[0].Seq)
-		for _, rec := range recs {
-			s.reply(roomError(wire.CodeUnavailable, room, rec.Seq, "text not stored: %v; resend it", err))
-		}
-		return
+	s.stores.Add(1)
+	if err := f.submitText(ctx, req); err != nil {
+		n.log.Warn("storing text", "room", room, "session", s.id, "seq", first, "chunks", len(recs), "err", err)
+		req.done(err)
 	}
-	var acks []byte
-	for _, rec := range recs {
-		e.metrics.textStored(start)
-		s.seqs[room] = max(s.seqs[room], rec.Seq)
-		if held, ok := s.held[room]; ok && rec.Seq >= held {
-			delete(s.held, room)
+}
+
+// stored answers recs, a session's chunks of room handed to the writer at
+// start, once the writer stored them (err nil) or could not. It runs on
+// the writer's goroutine.
+func (s *session) stored(room string, recs []record, start time.Time, err error) {
+	n, e := s.n, s.n.rooms
+	var out []byte
+	s.textMu.Lock()
+	if err != nil {
+		s.holdLocked(room, recs[0].Seq)
+	} else if _, joined := s.seqs[room]; joined {
+		for _, rec := range recs {
+			s.seqs[room] = max(s.seqs[room], rec.Seq)
+			if held, ok := s.held[room]; ok && rec.Seq >= held {
+				delete(s.held, room)
+			}
 		}
-		line, err := wire.Encode(wire.Message{Op: wire.OpAck, Room: room, Seq: rec.Seq})
+	}
+	s.textMu.Unlock()
+	if err != nil && !errors.Is(err, errHeldBack) {
+		n.log.Warn("storing text", "room", room, "session", s.id, "seq", recs[0].Seq, "chunks", len(recs), "err", err)
+	}
+	for _, rec := range recs {
+		m := wire.Message{Op: wire.OpAck, Room: room, Seq: rec.Seq}
 		if err != nil {
-			n.log.Error("encoding an ack", "err", err)
+			m = roomError(wire.CodeUnavailable, room, rec.Seq, "text not stored: %v; resend it", err)
+			n.metrics.errorSent(wire.CodeUnavailable)
+		} else {
+			e.metrics.textStored(start)
+		}
+		line, eerr := wire.Encode(m)
+		if eerr != nil {
+			n.log.Error("encoding an answer to text", "err", eerr)
 			continue
 		}
-		acks = append(acks, line...)
+		out = append(out, line...)
 	}
-	s.write(acks)
+	s.push(out)
 }
 
 // hold refuses, from now until the client resends seq or resynchronises,
 // every chunk of room above seq: a sender's chunks must be stored in the
 // order of their seqs.
 func (s *session) hold(room string, seq uint64) {
+	s.textMu.Lock()
+	defer s.textMu.Unlock()
+	s.holdLocked(room, seq)
+}
+
+func (s *session) holdLocked(room string, seq uint64) {
 	if s.held == nil {
 		s.held = make(map[string]uint64)
 	}
@@ -301,6 +374,7 @@ func (s *session) leaveRooms() {
 		return
 	}
 	key := s.key()
+	s.stores.Wait() // its text first, then its leaves
 	// Two seconds for all: a session that ends while the storage is down
 	// leaves its memberships to the feeds' cleanup.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

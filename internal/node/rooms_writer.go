@@ -9,26 +9,30 @@ import (
 
 // The text writer of a feed: group commit of a room's text on one node.
 //
-// A session stores its text chunk by handing it to the writer of the
-// room's feed and waiting for the answer (its reader stays blocked, so a
-// session has one chunk in flight and its chunks are stored in the order
-// sent). The writer takes the chunks in the order they came; while one
-// record is being stored, the chunks that arrive meanwhile wait, and the
-// next record carries all of them, up to maxBatchChunks and
-// maxBatchBytes, as one batch record (room.OpBatch). A lone chunk is
-// stored as a plain text record under its message ID, as before.
+// A session's reader hands its chunks to the writer of the room's feed
+// (after publishing them live, see rooms_live.go) and goes on reading; the
+// writer answers each request through its done callback, in the order the
+// requests came, so a session's acks go out in the order of its chunks
+// and its chunks are stored in the order sent. While one record is being
+// stored, the chunks that arrive meanwhile wait, and the next record
+// carries all of them, up to maxBatchChunks and maxBatchBytes, as one
+// batch record (room.OpBatch). A lone chunk is stored as a plain text
+// record under its message ID, as before.
 //
 // On an idle room this adds nothing: a chunk that finds the writer free
 // is stored at once. Under load the batches grow with the time a record
-// takes to store, so one replicated write, one consumer delivery to each
-// node and one socket write to each member carry several keystrokes, and
-// the work per keystroke falls as the load rises instead of piling up.
+// takes to store, so one replicated write and one consumer delivery to
+// each node carry several keystrokes, and the work per keystroke falls as
+// the load rises instead of piling up.
 //
 // What an ack promises does not change: a chunk is acknowledged once the
 // record holding it is stored on a quorum. A batch is stored whole or not
 // at all; when it is not, every session in it gets `unavailable` for its
 // chunk and resends it, and the room drops whatever part of a resend was
-// stored after all by (sender, seq).
+// stored after all by (sender, seq). A request whose session had a chunk
+// refused since (its check fails) is answered with that error unstored:
+// storing it before the refused chunk is resent would make the resend
+// look like a duplicate.
 
 // Bounds of one batch record.
 const (
@@ -39,28 +43,28 @@ const (
 // textReq is one session's chunks waiting for the writer, in the order
 // sent.
 type textReq struct {
-	recs []record
-	done chan error    // buffered: the writer never blocks on it
-	hold chan struct{} // tests: not a chunk; the writer waits until it closes
+	recs  []record
+	check func() error    // may it be stored now? nil: yes
+	done  func(err error) // the answer, called once on the writer's goroutine; must not block
+	hold  chan struct{}   // tests: not a chunk; the writer waits until it closes
 }
 
-// storeText stores recs, text chunks of one session in the order sent,
-// through the feed's writer and returns once the record holding them is
-// stored, or the store failed, or ctx ended.
-func (f *feed) storeText(ctx context.Context, recs []record) error {
-	req := &textReq{recs: recs, done: make(chan error, 1)}
+// submitText hands req to the feed's writer. It blocks while the writer's
+// queue is full, until ctx ends; on an error req.done is not called, and
+// otherwise it is called once, whatever happens to the feed.
+func (f *feed) submitText(ctx context.Context, req *textReq) error {
+	f.submitMu.RLock()
+	defer f.submitMu.RUnlock()
+	if f.submitClosed {
+		return errFeedClosed
+	}
 	select {
 	case f.texts <- req:
+		return nil
 	case <-f.ctx.Done():
 		return errFeedClosed
 	case <-ctx.Done():
 		return fmt.Errorf("node: waiting to store text in room %s: %w", f.room, ctx.Err())
-	}
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("node: storing text in room %s: %w", f.room, ctx.Err())
 	}
 }
 
@@ -68,17 +72,22 @@ func (f *feed) storeText(ctx context.Context, recs []record) error {
 // it, batching those that wait, until the feed is released. Chunks still
 // queued then are answered errFeedClosed.
 func (f *feed) writeTexts() {
-	e := f.e
 	batch := make([]*textReq, 0, maxBatchChunks)
 	for {
 		var first *textReq
 		select {
 		case first = <-f.texts:
 		case <-f.ctx.Done():
+			// No request comes after this: every one queued is answered.
+			f.submitMu.Lock()
+			f.submitClosed = true
+			f.submitMu.Unlock()
 			for {
 				select {
 				case req := <-f.texts:
-					req.done <- errFeedClosed
+					if req.done != nil {
+						req.done(errFeedClosed)
+					}
 				default:
 					return
 				}
@@ -91,12 +100,27 @@ func (f *feed) writeTexts() {
 			}
 			continue
 		}
+		if !first.admit() {
+			continue
+		}
 		batch = append(batch[:0], first)
 		chunks, size := first.size()
 	gather:
 		for chunks < maxBatchChunks && size < maxBatchBytes {
 			select {
 			case req := <-f.texts:
+				if req.hold != nil { // tests: store what came before it, then wait
+					f.storeAnswer(batch, chunks)
+					batch, chunks, size = batch[:0], 0, 0
+					select {
+					case <-req.hold:
+					case <-f.ctx.Done():
+					}
+					continue
+				}
+				if !req.admit() {
+					continue
+				}
 				batch = append(batch, req)
 				c, b := req.size()
 				chunks, size = chunks+c, size+b
@@ -104,12 +128,32 @@ func (f *feed) writeTexts() {
 				break gather
 			}
 		}
-		err := f.storeBatch(batch, chunks)
-		for _, req := range batch {
-			req.done <- err
-		}
-		e.metrics.batchChunks.Observe(float64(chunks))
+		f.storeAnswer(batch, chunks)
 	}
+}
+
+// admit runs req's check and answers it if the check fails.
+func (req *textReq) admit() bool {
+	if req.check == nil {
+		return true
+	}
+	if err := req.check(); err != nil {
+		req.done(err)
+		return false
+	}
+	return true
+}
+
+// storeAnswer stores batch, when it has chunks, and answers its requests.
+func (f *feed) storeAnswer(batch []*textReq, chunks int) {
+	if len(batch) == 0 {
+		return
+	}
+	err := f.storeBatch(batch, chunks)
+	for _, req := range batch {
+		req.done(err)
+	}
+	f.e.metrics.batchChunks.Observe(float64(chunks))
 }
 
 // size is the request's chunks and text bytes.

@@ -84,13 +84,11 @@ type session struct {
 	user      string
 	allowed   []string // the rooms the token allows; empty: any
 	id        string
-	rooms     map[string]*feed  // the rooms joined, by name
-	seqs      map[string]uint64 // per room joined: the last seq of the user's text known stored
-	held      map[string]uint64 // per room: the first seq refused (rate, unavailable) since the last state
-	limiter   textLimiter       // the session's text rate
-	helloAt   time.Time         // when the last hello came (the attach histogram)
-	attachBy  time.Time         // the attach deadline, from the first hello
-	clock     lineClock         // starts a line's deadline at its first byte
+	rooms     map[string]*feed // the rooms joined, by name
+	limiter   textLimiter      // the session's text rate
+	helloAt   time.Time        // when the last hello came (the attach histogram)
+	attachBy  time.Time        // the attach deadline, from the first hello
+	clock     lineClock        // starts a line's deadline at its first byte
 
 	accepted time.Time // when the connection was accepted: the hello deadline counts from it
 	addr     string    // the source address as MaxConnsPerIP counts it (addrKey)
@@ -100,6 +98,13 @@ type session struct {
 	attachAt  time.Time   // when it attached; set by the reader before attached, read by rebalance.go after
 
 	want atomic.Pointer[viewWant] // what the last hello asked of the directory (dirline.go)
+
+	// Text on its way to storage (rooms_session.go): the reader hands
+	// chunks to the rooms' writers and reads on; the writers answer.
+	textMu sync.Mutex        // guards seqs and held, which the reader and the writers' answers change
+	seqs   map[string]uint64 // per room joined: the last seq of the user's text known stored
+	held   map[string]uint64 // per room: the first seq refused (rate, unavailable) since the last state
+	stores sync.WaitGroup    // text requests handed to writers and not answered yet; the reader adds
 
 	mu      sync.Mutex // guards the fields below
 	queue   []byte     // encoded lines waiting to be written

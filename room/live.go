@@ -1,0 +1,159 @@
+package room
+
+import "github.com/switchboard/switchboard/wire"
+
+// Live text: chunks shown before they are stored.
+//
+// A node publishes its sessions' chunks to the other nodes as typed, on
+// a fast path without storage, and stores them in the room's stream at
+// the same time. ApplyLive shows such a chunk to the local sessions at
+// once; when the same chunk later comes through the stream, Apply shows
+// it only to the sessions that did not see it live. The stream stays the
+// room's truth: the text model (Text, Seq, snapshots, the state a
+// joining session gets) changes only through Apply.
+//
+// The rules keep each sender's text in order and shown once per session:
+//
+//   - A live chunk is shown only if it is the sender's next one, its seq
+//     one above the last this node showed of that sender (live or
+//     stored). A live chunk that comes early (one before it was lost on
+//     the fast path) or late (the stream was faster) is dropped: the
+//     stream brings it in order.
+//   - A chunk shown live waits, with its text and the moment it was
+//     shown, until the stream brings it. If the stored chunk has the same
+//     seq and text it goes only to the sessions activated or resynced
+//     since it was shown (they got a state without it); with other text it
+//     goes to everyone, like any chunk not shown live. Waiting chunks of a
+//     sender below a stored seq were never stored (their node died before
+//     it stored them and the sender resent nothing): they are dropped.
+//   - At most MaxLive chunks of one sender wait; beyond that the sender's
+//     next chunks come only through the stream until it catches up.
+//
+// Receivers therefore see each sender's chunks in that sender's order,
+// each once, but two senders' chunks may interleave differently on two
+// nodes (docs/protocol.md says so). Text shown live whose sender's node
+// and client both died before storing it stays on the screens that
+// showed it and is not in the room's history.
+
+// MaxLive is how many chunks of one sender may wait, shown live, for the
+// stream to bring them.
+const MaxLive = 256
+
+// liveChunk is a chunk shown live, waiting for the stream.
+type liveChunk struct {
+	seq   uint64
+	text  string
+	epoch uint64 // r.epoch when it was shown
+}
+
+// ApplyLive shows the text chunks of rec, a text or batch record that is
+// not stored yet, to the active local sessions (all but the one that
+// typed it), following the rules above. It returns how many chunks it
+// showed. It changes nothing but what was shown.
+func (r *Room) ApplyLive(rec Record) int {
+	shown := 0
+	switch rec.Op {
+	case OpText:
+		if r.applyLive(rec) {
+			shown++
+		}
+	case OpBatch:
+		for _, chunk := range rec.Recs {
+			if chunk.Op == OpText && r.applyLive(chunk) {
+				shown++
+			}
+		}
+	}
+	return shown
+}
+
+func (r *Room) applyLive(rec Record) bool {
+	if rec.User == "" || rec.Seq == 0 || rec.Seq != r.lastShown(rec.User)+1 {
+		return false
+	}
+	waiting := r.live[rec.User]
+	if len(waiting) >= MaxLive {
+		return false
+	}
+	r.live[rec.User] = append(waiting, liveChunk{seq: rec.Seq, text: rec.T, epoch: r.epoch})
+	r.shown[rec.User] = rec.Seq
+	r.deliver(wire.Message{Op: wire.OpText, Room: r.name, From: rec.User, Seq: rec.Seq, T: rec.T}, rec.Key)
+	return true
+}
+
+// lastShown is the seq of the last chunk of user shown here, live or
+// stored.
+func (r *Room) lastShown(user string) uint64 {
+	return max(r.shown[user], r.text.Seq(user))
+}
+
+// stored is what storedLive learnt of a stored chunk.
+type stored struct {
+	same      bool   // it was shown live with the same text
+	shownAt   uint64 // the epoch it was shown at, if same
+	phantom   bool   // chunks of its sender shown live were never stored
+	phantomAt uint64 // the latest epoch one of them was shown at
+}
+
+// storedLive is Apply's side of live text: it takes the waiting chunks of
+// rec's sender up to rec's seq and says whether rec itself was shown live
+// with the same text, and whether text shown live was never stored.
+func (r *Room) storedLive(rec Record) stored {
+	var res stored
+	waiting := r.live[rec.User]
+	i := 0
+	for ; i < len(waiting) && waiting[i].seq <= rec.Seq; i++ {
+		switch w := waiting[i]; {
+		case w.seq == rec.Seq && w.text == rec.T:
+			res.same, res.shownAt = true, w.epoch
+		default:
+			// Shown live, but the stream holds other text at its seq
+			// or skipped it: its sender's node died before storing it
+			// and the sender did not resend it as it was.
+			res.phantom, res.phantomAt = true, max(res.phantomAt, w.epoch)
+		}
+	}
+	if i == len(waiting) {
+		delete(r.live, rec.User)
+	} else {
+		r.live[rec.User] = waiting[i:]
+	}
+	if rec.Seq > r.shown[rec.User] {
+		r.shown[rec.User] = rec.Seq
+	}
+	return res
+}
+
+// resendStates sends the room's state to the active local sessions that
+// got their last state at or before epoch: they were shown text that the
+// stream does not hold, and the state puts the stream's text in its
+// place.
+func (r *Room) resendStates(epoch uint64) {
+	line, err := r.StateLine()
+	if err != nil {
+		return
+	}
+	r.epoch++
+	for _, key := range r.order {
+		if lm := r.local[key]; lm.active && lm.since <= epoch {
+			lm.since = r.epoch
+			r.cfg.Sink.Deliver(key, line)
+		}
+	}
+}
+
+// forgetLive forgets what was shown of user (a forgotten sender).
+func (r *Room) forgetLive(user string) {
+	delete(r.live, user)
+	delete(r.shown, user)
+}
+
+// Waiting is how many chunks shown live wait for the stream, over all
+// senders.
+func (r *Room) Waiting() int {
+	n := 0
+	for _, w := range r.live {
+		n += len(w)
+	}
+	return n
+}
