@@ -24,6 +24,8 @@ func (n *Node) httpHandler() http.Handler {
 		web.WithMonitor(mon),
 		web.WithUI(webui.Handler()))
 	h = n.drainHandler(h)
+	n.httpMux.Handle("/", h)
+	h = n.httpMux
 	n.logWebSocket()
 	if !n.cfg.Pprof {
 		return h
@@ -37,6 +39,15 @@ func (n *Node) httpHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/", h)
 	return mux
+}
+
+// HandleHTTP serves handler for pattern (http.ServeMux's patterns) on the
+// node's HTTP listener, ahead of the node's own routes: a front such as
+// serve --rtc's signalling adds its endpoint this way. It may be called
+// before or after Start, from any goroutine; like ServeMux.Handle it
+// panics when pattern is malformed or already taken.
+func (n *Node) HandleHTTP(pattern string, handler http.Handler) {
+	n.httpMux.Handle(pattern, handler)
 }
 
 // startDNS starts the DNS responder for the service name over this node's

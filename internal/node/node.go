@@ -35,6 +35,7 @@ type Node struct {
 	addr     string       // advertised client address
 	httpSrv  *http.Server
 	httpLn   net.Listener
+	httpMux  *http.ServeMux // routes added by HandleHTTP, then the node's own
 	bus      *bus.Bus
 	subs     []*nats.Subscription
 	rooms    *roomEngine
@@ -97,6 +98,7 @@ func New(cfg Config) (*Node, error) {
 		syncReq:     make(chan struct{}, 1),
 		sessions:    make(map[*session]struct{}),
 		perAddr:     make(map[string]int),
+		httpMux:     http.NewServeMux(),
 		listeners:   make(map[net.Listener]struct{}),
 		limitLog:    newDropLog(cfg.Logger, dropLogEvery),
 	}
