@@ -1,0 +1,36 @@
+// Package rtcfront is a node's WebRTC front: real-time text over WebRTC
+// data channels as RFC 8865 sets it out (ITU-T T.140 in a data channel
+// whose subprotocol is "t140", reliable and ordered), bridged into the
+// rooms of the service.
+//
+// Signalling is one HTTP request, in the manner of WHIP: a peer POSTs its
+// SDP offer (Content-Type application/sdp, ICE candidates gathered) to
+// the path the node mounts the Server on, with ?room=ROOM, and gets the
+// SDP answer back (201 Created, application/sdp) once the node's own
+// candidates are gathered. No trickle ICE, no renegotiation.
+//
+// The credential is the one an attach needs: with user tokens on the
+// service, "Authorization: Bearer TOKEN" (the member is the token's
+// user); without, ?user=NAME. The front does not judge the token itself:
+// its bridge attaches with it, and the node's own check refuses or
+// admits it (401 or 403 back to the peer), so the rules are the same as
+// for every client of the node.
+//
+// The bridge is a client of the node like any other (the public client
+// package, as the SIP front's): it attaches as the user, joins the room,
+// sends what the peer types on its t140 channel as the member's chunks,
+// and sends the other members' text back on that channel, one sender at
+// a time under a "[name]: " label (t140.Mixer, RFC 9071's presentation
+// for an endpoint that knows nothing of multiparty). The node's session
+// code knows nothing of WebRTC.
+//
+// ICE runs over one UDP socket (Config.ICEAddr) shared by every peer,
+// with host candidates only: no STUN, no TURN, no mDNS. Limits: peers
+// per node and per source address, the size of an offer, the messages a
+// peer may send a second and their size; a peer whose channel does not
+// open in time is dropped. Bad input gets a clear HTTP error and touches
+// no other peer.
+//
+// The caller's duties: mount the Server on the node's HTTP (it is an
+// http.Handler for POST), and Shutdown it before the node.
+package rtcfront

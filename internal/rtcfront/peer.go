@@ -1,0 +1,248 @@
+package rtcfront
+
+import (
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/t140"
+)
+
+// maxChunk is the most text put in one chunk to the room or one message
+// to the peer; longer text is cut at a character boundary.
+const maxChunk = 1000
+
+// peer is one answered WebRTC peer: its connection, its bridged session,
+// and the goroutines between them.
+type peer struct {
+	srv  *Server
+	pc   *webrtc.PeerConnection
+	sess *client.Session
+	room string
+	user string
+	log  *slog.Logger
+
+	opened  chan *webrtc.DataChannel // the t140 channel, once open
+	claimed atomic.Bool              // a t140 channel was taken
+	limiter *rate.Limiter            // used by pion's read loop only
+	dropped int                      // messages over the rate; read loop only
+
+	release func() // guarded by srv.mu; called when run returns
+	done    chan struct{}
+	endOnce sync.Once
+}
+
+func newPeer(s *Server, pc *webrtc.PeerConnection, sess *client.Session, room, user string) *peer {
+	p := &peer{
+		srv: s, pc: pc, sess: sess, room: room, user: user,
+		log:     s.log.With("room", room, "user", user),
+		opened:  make(chan *webrtc.DataChannel, 1),
+		limiter: rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst),
+		done:    make(chan struct{}),
+	}
+	pc.OnDataChannel(p.onDataChannel)
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		switch st {
+		case webrtc.PeerConnectionStateFailed:
+			p.end("the connection failed (ICE or DTLS)")
+		case webrtc.PeerConnectionStateClosed:
+			p.end("the connection closed")
+		}
+	})
+	return p
+}
+
+// onDataChannel takes the peer's first reliable, ordered t140 channel
+// and closes any other.
+func (p *peer) onDataChannel(dc *webrtc.DataChannel) {
+	refuse := func(why string) {
+		p.log.Info("data channel refused", "label", dc.Label(), "protocol", dc.Protocol(), "reason", why)
+		_ = dc.Close()
+	}
+	switch {
+	case dc.Protocol() != Protocol:
+		refuse("only data channels of protocol " + Protocol + " are served")
+		return
+	case !dc.Ordered() || dc.MaxRetransmits() != nil || dc.MaxPacketLifeTime() != nil:
+		refuse("a t140 channel must be reliable and ordered (RFC 8865)")
+		return
+	case !p.claimed.CompareAndSwap(false, true):
+		refuse("one t140 channel per peer")
+		return
+	}
+	dc.OnOpen(func() {
+		select {
+		case p.opened <- dc:
+		default:
+		}
+	})
+	dc.OnMessage(p.fromPeer)
+	dc.OnClose(func() { p.end("the peer closed its t140 channel") })
+}
+
+// fromPeer takes one message of the peer's text into the room. It runs
+// on the connection's read loop, one message at a time.
+func (p *peer) fromPeer(msg webrtc.DataChannelMessage) {
+	if !p.limiter.Allow() {
+		if p.dropped++; p.dropped == 1 || p.dropped%1000 == 0 {
+			p.log.Warn("messages above the rate dropped", "count", p.dropped)
+		}
+		return
+	}
+	text := strings.ToValidUTF8(string(msg.Data), "\uFFFD")
+	text = strings.ReplaceAll(text, "\uFEFF", "") // T.140's byte order mark carries no text
+	for len(text) > 0 {
+		n := min(len(text), maxChunk)
+		for n < len(text) && !utf8.RuneStart(text[n]) {
+			n--
+		}
+		if _, err := p.sess.SendText(p.room, text[:n]); err != nil {
+			p.end("the room session ended: " + err.Error())
+			return
+		}
+		text = text[n:]
+	}
+}
+
+// roomText is what the event reader hands the sender: a member's text,
+// or (leave) a member gone.
+type roomText struct {
+	from, text string
+	leave      bool
+}
+
+// run serves the peer until it ends, then gives its place back.
+func (p *peer) run() {
+	defer func() {
+		p.srv.mu.Lock()
+		release := p.release
+		p.srv.mu.Unlock()
+		if release != nil {
+			release()
+		}
+	}()
+	open := time.NewTimer(p.srv.cfg.OpenTimeout)
+	var dc *webrtc.DataChannel
+	select {
+	case dc = <-p.opened:
+		open.Stop()
+	case <-open.C:
+		p.end("no t140 data channel opened within " + p.srv.cfg.OpenTimeout.String())
+		return
+	case <-p.done:
+		open.Stop()
+		return
+	}
+	p.log.Info("WebRTC peer in the room", "label", dc.Label())
+	texts := make(chan roomText, 64)
+	var wg sync.WaitGroup
+	wg.Go(func() { p.readEvents(texts) })
+	p.send(dc, texts)
+	wg.Wait()
+}
+
+// readEvents hands the room's text to the sender, and ends the peer
+// when the bridged session ends.
+func (p *peer) readEvents(texts chan<- roomText) {
+	for e := range p.sess.Events() {
+		re, ok := e.Room()
+		if !ok || re.Room != p.room {
+			continue
+		}
+		var rt roomText
+		switch {
+		case re.Kind == client.TextEvent && re.From != p.user:
+			rt = roomText{from: re.From, text: re.Text}
+		case re.Kind == client.PresenceEvent && !re.Joined:
+			rt = roomText{from: re.User, leave: true}
+		default:
+			continue
+		}
+		select {
+		case texts <- rt:
+		case <-p.done:
+			return
+		}
+	}
+	reason := "the room session ended"
+	if err := p.sess.Err(); err != nil {
+		reason += ": " + err.Error()
+	}
+	p.end(reason)
+}
+
+// send writes the room's text to the peer's channel, labelled by sender
+// (t140.Mixer): at once when no text left in the last interval, else at
+// the next tick.
+func (p *peer) send(dc *webrtc.DataChannel, texts <-chan roomText) {
+	interval := p.srv.cfg.Interval
+	mix := t140.NewMixer(0)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var lastText time.Time
+	var backlog []byte
+	flush := func(now time.Time) {
+		backlog = append(backlog, mix.Take(now)...)
+		for len(backlog) > 0 {
+			if dc.BufferedAmount() > uint64(p.srv.cfg.MaxBuffered) {
+				p.end("the peer reads too slowly")
+				return
+			}
+			n := min(len(backlog), maxChunk)
+			for n < len(backlog) && !utf8.RuneStart(backlog[n]) {
+				n--
+			}
+			if err := dc.SendText(string(backlog[:n])); err != nil {
+				p.end("sending to the peer: " + err.Error())
+				return
+			}
+			backlog = backlog[n:]
+			lastText = now
+		}
+	}
+	for {
+		select {
+		case <-p.done:
+			return
+		case rt := <-texts:
+			now := time.Now()
+			if rt.leave {
+				mix.Forget(rt.from)
+				continue
+			}
+			mix.Write(rt.from, rt.text, now)
+			if now.Sub(lastText) >= interval {
+				flush(now)
+			}
+		case now := <-tick.C:
+			flush(now)
+		}
+	}
+}
+
+// end ends the peer once: stops its goroutines, leaves the room, and
+// closes the connection (the peer sees its channel close).
+func (p *peer) end(reason string) {
+	p.endOnce.Do(func() {
+		close(p.done)
+		p.sess.Close()
+		p.srv.mu.Lock()
+		delete(p.srv.peers, p)
+		p.srv.mu.Unlock()
+		// Close waits for the connection's goroutines, which may be the
+		// caller (a callback): close it on a goroutine of its own.
+		p.srv.wg.Add(1)
+		go func() {
+			defer p.srv.wg.Done()
+			_ = p.pc.Close()
+		}()
+		p.log.Info("WebRTC peer ended", "reason", reason)
+	})
+}

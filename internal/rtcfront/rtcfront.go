@@ -1,0 +1,545 @@
+package rtcfront
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/pion/ice/v4"
+	"github.com/pion/logging"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/pick"
+)
+
+// Protocol is the data channel subprotocol of real-time text (RFC 8865).
+const Protocol = "t140"
+
+// Path is where cmd/switchboard mounts the front on the node's HTTP.
+const Path = "/v1/rtc"
+
+// ErrClosed is what a request gets (as 503) once Shutdown has begun.
+var ErrClosed = errors.New("rtcfront: server closed")
+
+// Config configures a Server. Zero values take the defaults said.
+type Config struct {
+	// Service is the service's name (for logs).
+	Service string
+	// NodeID is the ID of the node this front belongs to.
+	NodeID string
+	// NodeAddr is the node's client address the bridge dials (HOST:PORT,
+	// a loopback address when the node listens on all addresses).
+	NodeAddr string
+	// ClientOptions are added to the bridge's client.Dial (TLS, say).
+	ClientOptions []client.Option
+	// Policy is where the bridged member attaches when the front's own
+	// node is not up (default pick.Default(pick.DefaultRand())).
+	Policy pick.Policy
+	// ICEAddr is the UDP address every peer's ICE, DTLS and SCTP run on
+	// (one socket for all; port 0 lets the kernel choose). Its IP is the
+	// host candidate the answers offer; an unspecified IP offers every
+	// address of the host's interfaces. Required.
+	ICEAddr string
+	// MaxPeers is the most peers the front holds at once, those being set
+	// up included (default 100).
+	MaxPeers int
+	// MaxPeersPerSource is the most peers from one source IP address
+	// (default 4).
+	MaxPeersPerSource int
+	// MaxOffer bounds an SDP offer, in bytes (default 16 KiB).
+	MaxOffer int
+	// MaxMessage bounds one data channel message, in bytes: it is the
+	// SCTP max-message-size the answers announce (default 4096).
+	MaxMessage int
+	// MessageRate and MessageBurst bound the messages a peer may send a
+	// second (default 30, bursts of 60); more are dropped.
+	MessageRate  float64
+	MessageBurst int
+	// SetupTimeout bounds attaching, joining the room and gathering the
+	// node's candidates, before the answer is sent (default 10 s).
+	SetupTimeout time.Duration
+	// OpenTimeout bounds the time from the answer until the peer's t140
+	// channel is open (default 30 s); a peer that takes longer is dropped.
+	OpenTimeout time.Duration
+	// Interval is T.140's transmission interval: text to the peer waits
+	// at most this long so that keystrokes travel in few messages
+	// (default 300 ms, as RFC 8865 recommends; text leaves at once when
+	// none left in the last interval).
+	Interval time.Duration
+	// MaxBuffered is how much text may wait in a peer's channel unsent
+	// before the peer is dropped as too slow (default 1 MiB).
+	MaxBuffered int
+	// Logger receives the front's logs (default: discarded).
+	Logger *slog.Logger
+}
+
+func (c *Config) fill() error {
+	if c.NodeAddr == "" || c.NodeID == "" || c.Service == "" || c.ICEAddr == "" {
+		return errors.New("rtcfront: NodeAddr, NodeID, Service and ICEAddr are required")
+	}
+	if c.Policy == nil {
+		c.Policy = pick.Default(pick.DefaultRand())
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxPeers, 100)
+	def(&c.MaxPeersPerSource, 4)
+	def(&c.MaxOffer, 16<<10)
+	def(&c.MaxMessage, 4096)
+	def(&c.MessageBurst, 60)
+	def(&c.MaxBuffered, 1<<20)
+	if c.MessageRate <= 0 {
+		c.MessageRate = 30
+	}
+	if c.SetupTimeout <= 0 {
+		c.SetupTimeout = 10 * time.Second
+	}
+	if c.OpenTimeout <= 0 {
+		c.OpenTimeout = 30 * time.Second
+	}
+	if c.Interval <= 0 {
+		c.Interval = 300 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Server is a WebRTC front: an http.Handler for the signalling POST, and
+// the peers it answered. Shutdown ends them.
+type Server struct {
+	cfg  Config
+	log  *slog.Logger
+	api  *webrtc.API
+	udp  net.PacketConn
+	mux  ice.UDPMux
+	addr netip.AddrPort
+
+	mu        sync.Mutex
+	closed    bool
+	peers     map[*peer]struct{}
+	perSource map[netip.Addr]int
+	pending   int // peers being set up, counted in the limits
+	wg        sync.WaitGroup
+}
+
+// New opens the front's ICE socket and returns a Server ready to serve
+// HTTP.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenPacket("udp", cfg.ICEAddr)
+	if err != nil {
+		return nil, fmt.Errorf("rtcfront: listening on UDP %s: %w", cfg.ICEAddr, err)
+	}
+	ua := udp.LocalAddr().(*net.UDPAddr).AddrPort()
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, udp: udp,
+		addr:  netip.AddrPortFrom(ua.Addr().Unmap(), ua.Port()),
+		peers: map[*peer]struct{}{}, perSource: map[netip.Addr]int{},
+	}
+	quiet := logging.NewDefaultLoggerFactory()
+	quiet.Writer = io.Discard
+	s.mux = webrtc.NewICEUDPMux(quiet.NewLogger("ice"), udp)
+	var se webrtc.SettingEngine
+	se.LoggerFactory = quiet
+	se.SetICEUDPMux(s.mux)
+	ip := s.addr.Addr()
+	switch {
+	case ip.IsUnspecified() && ip.Is6():
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	case ip.Is4():
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	default:
+		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP6})
+	}
+	if !ip.IsUnspecified() {
+		se.SetIPFilter(func(a net.IP) bool {
+			b, ok := netip.AddrFromSlice(a)
+			return ok && b.Unmap() == ip
+		})
+	}
+	se.SetIncludeLoopbackCandidate(ip.IsLoopback())
+	// Browsers' host candidates may be mDNS names; the node neither
+	// resolves nor sends any: the peer's checks reach the node's host
+	// candidate and the node answers the address they came from.
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetSCTPMaxMessageSize(uint32(cfg.MaxMessage))
+	se.SetSCTPMaxReceiveBufferSize(uint32(max(64<<10, 4*cfg.MaxMessage)))
+	s.api = webrtc.NewAPI(webrtc.WithSettingEngine(se))
+	return s, nil
+}
+
+// Addr is the UDP address of the front's ICE socket.
+func (s *Server) Addr() netip.AddrPort { return s.addr }
+
+// Peers counts the peers in the rooms (set up and not ended).
+func (s *Server) Peers() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.peers)
+}
+
+// Shutdown refuses new peers, ends every peer (closing its connection,
+// which the peer sees as its data channel closing), waits for them
+// until ctx ends, and closes the ICE socket.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	peers := make([]*peer, 0, len(s.peers))
+	for p := range s.peers {
+		peers = append(peers, p)
+	}
+	s.mu.Unlock()
+	for _, p := range peers {
+		p.end("the node is shutting down")
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("rtcfront: shutting down: %w", ctx.Err())
+	}
+	_ = s.mux.Close()
+	_ = s.udp.Close()
+	return err
+}
+
+// httpError is a refusal: its status and what the peer is told.
+type httpError struct {
+	code   int
+	msg    string
+	header [2]string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+func refuse(code int, format string, args ...any) *httpError {
+	return &httpError{code: code, msg: "rtcfront: " + fmt.Sprintf(format, args...)}
+}
+
+// ServeHTTP answers a POST of an SDP offer with the SDP answer (201
+// Created), or a refusal with a status and a one-line reason:
+//
+//	400 no or bad room, no user, an offer that does not parse or has no data channel
+//	401 the service needs a token and none came (WWW-Authenticate: Bearer)
+//	403 the token was refused, or the room is not one it allows; a page of another origin
+//	405 not POST
+//	413 an offer larger than MaxOffer
+//	415 not application/sdp
+//	429 MaxPeersPerSource reached, or the room is full (Retry-After)
+//	503 MaxPeers reached, the node shutting down, or the member could not attach or join
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "rtcfront: POST an SDP offer here", http.StatusMethodNotAllowed)
+		return
+	}
+	answer, err := s.offer(r)
+	if err != nil {
+		var he *httpError
+		if !errors.As(err, &he) {
+			he = refuse(http.StatusInternalServerError, "%v", err)
+		}
+		if he.header[0] != "" {
+			w.Header().Set(he.header[0], he.header[1])
+		}
+		s.log.Info("WebRTC peer refused", "from", r.RemoteAddr, "status", he.code, "reason", he.msg)
+		http.Error(w, he.msg, he.code)
+		return
+	}
+	w.Header().Set("Content-Type", "application/sdp")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
+}
+
+// credential is who the peer says it is: a token (the user it names), or
+// a plain user name.
+func credential(r *http.Request) (user, tok string, err *httpError) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, t, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(t) == "" {
+			return "", "", refuse(http.StatusUnauthorized, "Authorization must be \"Bearer TOKEN\"")
+		}
+		tok = strings.TrimSpace(t)
+		// The node verifies the token when the bridge attaches with it;
+		// the user it names is read here only to attach under that name.
+		var claims jwt.RegisteredClaims
+		if _, _, perr := jwt.NewParser().ParseUnverified(tok, &claims); perr != nil || claims.Subject == "" {
+			return "", "", refuse(http.StatusUnauthorized, "the token is malformed")
+		}
+		if q := r.URL.Query().Get("user"); q != "" && q != claims.Subject {
+			return "", "", refuse(http.StatusForbidden, "the token names another user than %q", q)
+		}
+		return claims.Subject, tok, nil
+	}
+	user = r.URL.Query().Get("user")
+	if user == "" {
+		return "", "", refuse(http.StatusBadRequest, "name the user (?user=NAME), or present a token (Authorization: Bearer TOKEN) where the service needs one")
+	}
+	return user, "", nil
+}
+
+// sameOrigin reports whether a request from a browser comes from a page
+// of this very node (Origin's host is the request's Host): a page of
+// another site may not make its visitors join rooms.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// validRoom: 1 to 64 bytes of ASCII letters, digits, '.', '_' and '-'.
+func validRoom(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func sourceIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// hasDataChannel checks that the offer parses and has an SCTP data
+// channel section (m=application ... webrtc-datachannel).
+func hasDataChannel(offer []byte) *httpError {
+	var sd sdp.SessionDescription
+	if err := sd.Unmarshal(offer); err != nil {
+		return refuse(http.StatusBadRequest, "the SDP offer does not parse: %v", err)
+	}
+	for _, m := range sd.MediaDescriptions {
+		if m.MediaName.Media != "application" || m.MediaName.Port.Value == 0 {
+			continue
+		}
+		for _, p := range m.MediaName.Protos {
+			if p == "SCTP" {
+				return nil
+			}
+		}
+	}
+	return refuse(http.StatusBadRequest, "the SDP offer has no data channel (m=application UDP/DTLS/SCTP webrtc-datachannel): open the t140 data channel before creating the offer")
+}
+
+// admit counts a peer being set up against the limits; release gives its
+// place back.
+func (s *Server) admit(src netip.Addr) (release func(), err *httpError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		e := refuse(http.StatusServiceUnavailable, "the node is shutting down")
+		e.header = [2]string{"Retry-After", "5"}
+		return nil, e
+	case len(s.peers)+s.pending >= s.cfg.MaxPeers:
+		e := refuse(http.StatusServiceUnavailable, "this node holds %d WebRTC peers, its most; pick another node", s.cfg.MaxPeers)
+		e.header = [2]string{"Retry-After", "5"}
+		return nil, e
+	case s.perSource[src] >= s.cfg.MaxPeersPerSource:
+		e := refuse(http.StatusTooManyRequests, "%d WebRTC peers from your address already, the most", s.cfg.MaxPeersPerSource)
+		e.header = [2]string{"Retry-After", "5"}
+		return nil, e
+	}
+	s.pending++
+	s.perSource[src]++
+	s.wg.Add(1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.perSource[src]--; s.perSource[src] <= 0 {
+				delete(s.perSource, src)
+			}
+			s.mu.Unlock()
+			s.wg.Done()
+		})
+	}, nil
+}
+
+// offer checks the request, attaches the member, and answers the offer.
+func (s *Server) offer(r *http.Request) (string, error) {
+	if !sameOrigin(r) {
+		return "", refuse(http.StatusForbidden, "this node takes offers only from its own pages")
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/sdp" {
+		e := refuse(http.StatusUnsupportedMediaType, "the offer must be Content-Type application/sdp")
+		e.header = [2]string{"Accept", "application/sdp"}
+		return "", e
+	}
+	room := r.URL.Query().Get("room")
+	if !validRoom(room) {
+		return "", refuse(http.StatusBadRequest, "room %q: want 1 to 64 letters, digits, '.', '_' or '-' (?room=NAME)", room)
+	}
+	user, tok, herr := credential(r)
+	if herr != nil {
+		return "", herr
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.MaxOffer)+1))
+	if err != nil {
+		return "", refuse(http.StatusBadRequest, "reading the offer: %v", err)
+	}
+	if len(body) > s.cfg.MaxOffer {
+		return "", refuse(http.StatusRequestEntityTooLarge, "the offer is larger than %d bytes", s.cfg.MaxOffer)
+	}
+	if herr := hasDataChannel(body); herr != nil {
+		return "", herr
+	}
+	src := sourceIP(r)
+	release, herr := s.admit(src)
+	if herr != nil {
+		return "", herr
+	}
+	p, answer, err := s.setup(r.Context(), room, user, tok, string(body))
+	s.mu.Lock()
+	s.pending--
+	if err == nil && s.closed {
+		err = refuse(http.StatusServiceUnavailable, "the node is shutting down")
+	}
+	if err == nil {
+		p.release = release
+		s.peers[p] = struct{}{}
+	}
+	s.mu.Unlock()
+	if err != nil {
+		if p != nil {
+			p.end(err.Error())
+		}
+		release()
+		return "", err
+	}
+	go p.run()
+	return answer, nil
+}
+
+// preferSelf picks the front's own node while it is up, else what
+// fallback picks: the member stays on the node that holds the peer.
+func preferSelf(self string, fallback pick.Policy) pick.Policy {
+	return pick.PolicyFunc(func(nodes []directory.Node, req pick.Request) (pick.Result, error) {
+		for _, n := range nodes {
+			if n.ID == self && n.Status == directory.Up && (req.Exclude == nil || !req.Exclude(n.ID)) {
+				return pick.Result{Node: n, Reason: "the WebRTC front's own node"}, nil
+			}
+		}
+		return fallback.Pick(nodes, req)
+	})
+}
+
+// attach dials the bridge and joins the room, turning the node's
+// refusals into HTTP ones.
+func (s *Server) attach(ctx context.Context, room, user, tok string) (*client.Session, error) {
+	opts := append([]client.Option{
+		client.WithUser(user),
+		client.WithPolicy(preferSelf(s.cfg.NodeID, s.cfg.Policy)),
+		client.WithClientName("switchboard-webrtc/1"),
+		client.WithReconnectTimeout(30 * time.Second),
+	}, s.cfg.ClientOptions...)
+	if tok != "" {
+		opts = append(opts, client.WithToken(tok))
+	}
+	sess, err := client.Dial(ctx, s.cfg.NodeAddr, opts...)
+	if err == nil {
+		_, err = sess.JoinWait(ctx, room)
+		if err != nil {
+			sess.Close()
+		}
+	}
+	if err == nil {
+		return sess, nil
+	}
+	var se *client.ServerError
+	if errors.As(err, &se) {
+		switch {
+		case se.Code == "unauthorized" && tok == "":
+			e := refuse(http.StatusUnauthorized, "this service needs a token: Authorization: Bearer TOKEN (%s)", se.Message)
+			e.header = [2]string{"WWW-Authenticate", `Bearer realm="` + s.cfg.Service + `"`}
+			return nil, e
+		case se.Code == "unauthorized":
+			return nil, refuse(http.StatusForbidden, "%s", se.Message)
+		case se.Code == "limit":
+			e := refuse(http.StatusTooManyRequests, "%s", se.Message)
+			e.header = [2]string{"Retry-After", "5"}
+			return nil, e
+		case se.Code == "bad_request":
+			return nil, refuse(http.StatusBadRequest, "%s", se.Message)
+		}
+	}
+	e := refuse(http.StatusServiceUnavailable, "the member could not attach or join the room: %v", err)
+	e.header = [2]string{"Retry-After", "5"}
+	return nil, e
+}
+
+// setup attaches the member and answers the offer. A peer returned with
+// an error has been started and must be ended.
+func (s *Server) setup(ctx context.Context, room, user, tok, offer string) (*peer, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.SetupTimeout)
+	defer cancel()
+	sess, err := s.attach(ctx, room, user, tok)
+	if err != nil {
+		return nil, "", err
+	}
+	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		sess.Close()
+		return nil, "", refuse(http.StatusInternalServerError, "creating the peer connection: %v", err)
+	}
+	p := newPeer(s, pc, sess, room, user)
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return p, "", refuse(http.StatusBadRequest, "the SDP offer was refused: %v", err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return p, "", refuse(http.StatusBadRequest, "no answer to this offer: %v", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		return p, "", refuse(http.StatusInternalServerError, "setting the answer: %v", err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return p, "", refuse(http.StatusServiceUnavailable, "gathering the node's ICE candidates: %v", ctx.Err())
+	}
+	p.log.Info("WebRTC peer answered", "ice", s.addr.String())
+	return p, pc.LocalDescription().SDP, nil
+}
+
+// String names the front in logs.
+func (s *Server) String() string {
+	return "WebRTC front on " + s.addr.String() + " (ICE over UDP), " + strconv.Itoa(s.cfg.MaxPeers) + " peers at most"
+}
