@@ -94,6 +94,16 @@ type Entry struct {
 	Incarnation uint64 `json:"inc"`
 	// Seq orders the updates within one incarnation; larger is newer.
 	Seq uint64 `json:"seq"`
+	// HeartbeatMS is how often the node sends its heartbeat, in
+	// milliseconds (HeartbeatFor); zero means the receiver's own interval.
+	// A Table marks the node down after HeartbeatMisses of them without
+	// word (never sooner than its Timeouts.DownAfter).
+	HeartbeatMS int64 `json:"hb,omitempty"`
+	// Conn names the node's connection to the bus as the NATS server
+	// reports it: "SERVER_ID/CLIENT_ID". A peer that hears the server
+	// report that connection closed marks the node down at once
+	// (Table.Disconnected). Empty: not known.
+	Conn string `json:"conn,omitempty"`
 }
 
 // Newer reports whether e is ordered after o.
@@ -115,6 +125,10 @@ func (e Entry) Validate() error {
 		return fmt.Errorf("directory: entry %q has unknown status %q", e.ID, e.Status)
 	case e.Users < 0 || e.Capacity < 0:
 		return fmt.Errorf("directory: entry %q has negative users or capacity", e.ID)
+	case e.HeartbeatMS < 0 || e.HeartbeatMS > MaxHeartbeat.Milliseconds():
+		return fmt.Errorf("directory: entry %q has heartbeat %d ms outside 0..%d", e.ID, e.HeartbeatMS, MaxHeartbeat.Milliseconds())
+	case len(e.Conn) > maxConn:
+		return fmt.Errorf("directory: entry %q has a conn of %d bytes, the most is %d", e.ID, len(e.Conn), maxConn)
 	}
 	return nil
 }
@@ -198,6 +212,9 @@ type record struct {
 	heard time.Time
 	// changed is when the entry's content last changed (for age_ms).
 	changed time.Time
+	// closed is the Conn the bus reported closed (Disconnected): an
+	// update naming it was sent before the close and is ignored.
+	closed string
 }
 
 // Table is one server's view of the directory. See the package doc.
@@ -236,7 +253,7 @@ func NewTable(self string, timeouts Timeouts, opts ...Option) *Table {
 func (t *Table) Apply(e Entry, now time.Time) Change {
 	e.AgeMS = 0
 	r, ok := t.records[e.ID]
-	if ok && !e.Newer(r.entry) {
+	if ok && (!e.Newer(r.entry) || (r.closed != "" && e.Conn == r.closed)) {
 		return Change{ID: e.ID, Kind: Stale, From: r.entry.Status, To: r.entry.Status}
 	}
 	size := EncodedSize(e.Node)
@@ -287,7 +304,7 @@ func (t *Table) Tick(now time.Time) []Change {
 			delete(t.records, id)
 			t.bytes -= r.size
 			changes = append(changes, Change{ID: id, Kind: Removed, From: Down})
-		case r.entry.Status != Down && silent >= t.timeouts.DownAfter:
+		case r.entry.Status != Down && silent >= t.downAfter(r.entry):
 			changes = append(changes, Change{ID: id, Kind: StatusChanged, From: r.entry.Status, To: Down})
 			r.entry.Status = Down
 			r.changed = now
@@ -295,6 +312,41 @@ func (t *Table) Tick(now time.Time) []Change {
 	}
 	slices.SortFunc(changes, func(a, b Change) int { return cmp.Compare(a.ID, b.ID) })
 	return changes
+}
+
+// downAfter is how long e's node may stay silent before it is down:
+// HeartbeatMisses of the heartbeats it announced, never less than
+// Timeouts.DownAfter.
+func (t *Table) downAfter(e Entry) time.Duration {
+	return max(t.timeouts.DownAfter, HeartbeatMisses*time.Duration(e.HeartbeatMS)*time.Millisecond)
+}
+
+// Disconnected applies the bus's word, at now, that the connection conn
+// (an Entry.Conn) closed: the node whose entry names it is down at once,
+// without waiting for its heartbeats to stop, and any update still naming
+// that connection (sent before the close, arriving late) is ignored as
+// stale. A node that is alive reconnects and publishes its entry naming
+// the new connection, which is taken as usual. It returns the change, or
+// false when no node held names conn (or it is this node, or down
+// already).
+func (t *Table) Disconnected(conn string, now time.Time) (Change, bool) {
+	if conn == "" {
+		return Change{}, false
+	}
+	for id, r := range t.records {
+		if r.entry.Conn != conn || id == t.self {
+			continue
+		}
+		r.closed = conn
+		if r.entry.Status == Down {
+			return Change{}, false
+		}
+		c := Change{ID: id, Kind: StatusChanged, From: r.entry.Status, To: Down}
+		r.entry.Status = Down
+		r.changed = now
+		return c, true
+	}
+	return Change{}, false
 }
 
 // Get returns the entry held for id.

@@ -30,8 +30,9 @@ var update = flag.Bool("update", false, "rewrite the expected output in testdata
 // Commands (times are durations since the start of the scenario):
 //
 //	new self=ID down=DUR remove=DUR          a fresh table
-//	apply t=DUR id=ID inc=N seq=N status=S [users=N cap=N group=G]
+//	apply t=DUR id=ID inc=N seq=N status=S [users=N cap=N group=G hb=MS conn=C]
 //	tick t=DUR
+//	disconnected t=DUR conn=C                the bus reports connection C closed
 //	nodes t=DUR                              the Nodes snapshot
 //	entries                                  the Entries snapshot
 //	view t=DUR seed=N [max=N group=G budget=N] the view Sample chooses from
@@ -182,6 +183,8 @@ func runCommand(tab **directory.Table, cmd string) ([]string, error) {
 			},
 			Incarnation: uint64(num("inc", 0)),
 			Seq:         uint64(num("seq", 0)),
+			HeartbeatMS: int64(num("hb", 0)),
+			Conn:        args["conn"],
 		}
 		now := at(dur("t"))
 		if err != nil {
@@ -198,6 +201,17 @@ func runCommand(tab **directory.Table, cmd string) ([]string, error) {
 		}
 		if len(out) == 0 {
 			out = []string{"(no changes)"}
+		}
+	case "disconnected":
+		now := at(dur("t"))
+		if err != nil {
+			return nil, err
+		}
+		c, ok := (*tab).Disconnected(args["conn"], now)
+		if !ok {
+			out = []string{"(no changes)"}
+		} else {
+			out = []string{formatChange(c)}
 		}
 	case "nodes":
 		now := at(dur("t"))

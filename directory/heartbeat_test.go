@@ -1,0 +1,74 @@
+package directory_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/directory"
+)
+
+func TestHeartbeatFor(t *testing.T) {
+	const base, ceiling = 200 * time.Millisecond, 2 * time.Second
+	tests := []struct {
+		name          string
+		base, ceiling time.Duration
+		size          int
+		want          time.Duration
+	}{
+		{"alone", base, ceiling, 1, base},
+		{"three nodes: base", base, ceiling, 3, base},
+		{"eleven nodes: 50 a second at base", base, ceiling, 11, base},
+		{"twelve nodes: just past base", base, ceiling, 12, 400 * time.Millisecond},
+		{"thirty nodes: 29 peers at 50 a second, rounded up", base, ceiling, 30, 600 * time.Millisecond},
+		{"a hundred nodes", base, ceiling, 100, 2 * time.Second},
+		{"three hundred nodes: the ceiling", base, ceiling, 300, ceiling},
+		{"no ceiling: base at every size", base, 0, 300, base},
+		{"ceiling below base: base", base, 100 * time.Millisecond, 300, base},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := directory.HeartbeatFor(tt.base, tt.ceiling, tt.size); got != tt.want {
+				t.Errorf("HeartbeatFor(%v, %v, %d) = %v, want %v", tt.base, tt.ceiling, tt.size, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestHeartbeatBudget checks the rule's promise against a brute count:
+// at every size each node receives at most the budget (or what base
+// allows, which is less) of heartbeats a second.
+func TestHeartbeatBudget(t *testing.T) {
+	const base, ceiling = 200 * time.Millisecond, time.Hour
+	for size := 1; size <= 2000; size++ {
+		hb := directory.HeartbeatFor(base, ceiling, size)
+		perSecond := float64(size-1) * float64(time.Second) / float64(hb)
+		if perSecond > directory.HeartbeatBudget+1e-9 {
+			t.Fatalf("size %d: heartbeat %v gives %.1f a second, more than the budget of %d", size, hb, perSecond, directory.HeartbeatBudget)
+		}
+	}
+}
+
+func TestValidateHeartbeatAndConn(t *testing.T) {
+	ok := directory.Entry{Node: directory.Node{ID: "a", Addr: "a:1", Status: directory.Up}}
+	tests := []struct {
+		name    string
+		hb      int64
+		conn    string
+		wantErr bool
+	}{
+		{"neither", 0, "", false},
+		{"both", 2000, "NABC/12", false},
+		{"negative heartbeat", -1, "", true},
+		{"heartbeat past the most", directory.MaxHeartbeat.Milliseconds() + 1, "", true},
+		{"conn too long", 0, string(make([]byte, 201)), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := ok
+			e.HeartbeatMS, e.Conn = tt.hb, tt.conn
+			if err := e.Validate(); (err != nil) != tt.wantErr {
+				t.Errorf("Validate() = %v, want error %v", err, tt.wantErr)
+			}
+		})
+	}
+}
