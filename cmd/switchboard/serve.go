@@ -32,7 +32,6 @@ type serveSettings struct {
 	join       string
 	wsOrigins  string
 	sip        sipSettings
-	rtc        rtcSettings
 	// drainGrace is how long a node stopped by SIGTERM or SIGINT spends
 	// moving its sessions to other nodes before it shuts down.
 	drainGrace time.Duration
@@ -77,6 +76,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	fs.StringVar(&cfg.BusCert, "bus-cert", "", "client certificate (PEM) for the external NATS")
 	fs.StringVar(&cfg.BusKey, "bus-key", "", "the key of --bus-cert (PEM)")
 	fs.StringVar(&cfg.BusCreds, "bus-creds", "", "NATS credentials file (JWT and nkey seed) for the external NATS")
+	fs.StringVar(&cfg.BusSystem, "bus-system", "", "NATS URL with a user of the external NATS's system account (nats://USER:PASS@HOST:PORT): a peer whose connection closes is down at once, and heartbeats slow as the cluster grows (keep the password out of ps: SWITCHBOARD_SERVE_BUS_SYSTEM)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "certificate chain (PEM) for TLS on the client listener; must name --service (empty: plain TCP)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fs.BoolVar(&cfg.HTTPTLS, "http-tls", false, "serve the HTTP listener with --tls-cert too (HTTPS)")
@@ -89,6 +89,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	fs.StringVar(&cfg.DataDir, "data", "", "directory for the node's stored rooms (default: see docs/operations.md)")
 	intFlag(fs, &cfg.Capacity, "capacity", 0, -1, "most sessions this node admits")
 	durationFlag(fs, &cfg.Heartbeat, "heartbeat", time.Millisecond, time.Minute, "how often the node publishes its entry; peers mark it down after 3 missed")
+	durationFlag(fs, &cfg.HeartbeatMax, "heartbeat-max", time.Millisecond, time.Minute, "the slowest the heartbeat gets as the cluster grows, with --bus-system (about 50 heartbeats a second reach each node)")
 	durationFlag(fs, &cfg.Coalesce, "coalesce", 0, 0, "how long a change of users waits for more before the entry is published")
 	durationFlag(fs, &cfg.PushDelay, "push-delay", 0, 0, "how long membership changes gather before clients get a fresh directory")
 	durationFlag(fs, &cfg.RemoveAfter, "remove-after", 0, 0, "how long a down peer stays listed")
@@ -120,7 +121,6 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	s.drainGrace = defaultDrainGrace
 	durationFlag(fs, &s.drainGrace, "drain-grace", 0, time.Hour, "on SIGTERM or SIGINT, move the sessions to other nodes for up to this long before stopping (0: stop at once; a second signal stops at once)")
 	s.sip.register(fs)
-	s.rtc.register(fs)
 	s.log.register(c, "info")
 	return c
 }
@@ -180,9 +180,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := s.sip.validate(&s.cfg); err != nil {
 		return err
 	}
-	if err := s.rtc.validate(&s.cfg); err != nil {
-		return err
-	}
 	n, err := node.New(s.cfg)
 	if err != nil {
 		return fmt.Errorf("serve: invalid settings: %w", err)
@@ -204,13 +201,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return errors.Join(err, n.Shutdown(shutdownCtx))
-	}
-	stopRTC, err := s.rtc.start(n, s.cfg, logger, stdout)
-	if err != nil {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		stopSIP(shutdownCtx)
 		return errors.Join(err, n.Shutdown(shutdownCtx))
 	}
 	<-ctx.Done()
@@ -235,7 +225,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stopSIP(shutdownCtx)
-	stopRTC(shutdownCtx)
 	return n.Shutdown(shutdownCtx)
 }
 

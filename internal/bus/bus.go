@@ -86,6 +86,15 @@ type Config struct {
 	// certificate; ExternalCert and ExternalKey a client certificate for
 	// it; ExternalCreds a NATS credentials file (JWT and nkey seed).
 	ExternalCA, ExternalCert, ExternalKey, ExternalCreds string
+	// ExternalSystem is a NATS URL with a user of the external NATS's
+	// system account (nats://USER:PASSWORD@HOST:PORT,...), for
+	// WatchDisconnects; ExternalCA and the client certificate apply to it
+	// too, ExternalCreds does not. Empty: no watch.
+	ExternalSystem string
+	// DirReconnected, when set, is called (from nats.go's callback
+	// goroutine) each time the directory connection reconnects, under a
+	// new ConnName.
+	DirReconnected func()
 	// StartTimeout bounds how long Open waits for the embedded server
 	// (default 30 s: a JetStream server on a busy machine can take
 	// several seconds; a port in use is reported at once, before this).
@@ -108,6 +117,11 @@ type Bus struct {
 	// The embedded server's passwords for the node's users.
 	nodePassword, dirPassword string
 	external                  []nats.Option
+	// systemOpts are external's options without the credentials file,
+	// for the watch's connection (WatchDisconnects); watch is that
+	// connection, nil without one.
+	systemOpts []nats.Option
+	watch      *nats.Conn
 }
 
 // Open starts or dials the engine described by cfg.
@@ -126,7 +140,13 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		if err != nil {
 			return nil, err
 		}
-		b := &Bus{cfg: cfg, external: ext}
+		sysCfg := cfg
+		sysCfg.ExternalCreds = ""
+		sys, err := externalOptions(sysCfg)
+		if err != nil {
+			return nil, err
+		}
+		b := &Bus{cfg: cfg, external: ext, systemOpts: sys}
 		if err := b.connectBoth(); err != nil {
 			return nil, err
 		}
@@ -210,15 +230,20 @@ func logPosture(cfg Config, ns *server.Server) {
 // Connect opens one more connection to the engine, named name: in process
 // to the embedded server, or to the external NATS. The caller closes it
 // before Close. Each connection writes under a lock of its own, so a busy
-// user of the bus (the rooms) spreads its traffic over a few.
-func (b *Bus) Connect(name string) (*nats.Conn, error) {
-	return b.connect(name, userNode, b.nodePassword)
+// user of the bus (the rooms) spreads its traffic over a few. opts are
+// more nats.go options, such as nats.NoEcho.
+func (b *Bus) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
+	return b.connect(name, userNode, b.nodePassword, opts...)
 }
 
 // connectDir opens the directory connection: without echo, as the
 // embedded server's directory user.
 func (b *Bus) connectDir(name string) (*nats.Conn, error) {
-	return b.connect(name, userDir, b.dirPassword, nats.NoEcho())
+	opts := []nats.Option{nats.NoEcho()}
+	if f := b.cfg.DirReconnected; f != nil {
+		opts = append(opts, nats.ReconnectHandler(func(*nats.Conn) { f() }))
+	}
+	return b.connect(name, userDir, b.dirPassword, opts...)
 }
 
 func (b *Bus) connect(name, user, password string, extra ...nats.Option) (*nats.Conn, error) {
@@ -477,6 +502,9 @@ func (b *Bus) JetStreamCurrent() bool {
 
 // Close closes the connections and stops the embedded server.
 func (b *Bus) Close() {
+	if b.watch != nil {
+		b.watch.Close()
+	}
 	if b.Dir != nil {
 		b.Dir.Close()
 	}

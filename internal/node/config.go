@@ -82,6 +82,14 @@ type Config struct {
 	// BusCreds a NATS credentials file (user JWT and nkey seed). Default
 	// none.
 	BusCA, BusCert, BusKey, BusCreds string
+	// BusSystem is a NATS URL with a user of the external NATS's system
+	// account (nats://USER:PASSWORD@HOST:PORT,...). With it the node
+	// watches the servers' disconnect events, marks a peer down the moment
+	// its bus connection closes (kill -9 included) and slows its
+	// heartbeats as the cluster grows (HeartbeatMax). BusCA and the client
+	// certificate apply to it too. Default none: peers are found dead by
+	// their heartbeats alone, which then keep the Heartbeat interval.
+	BusSystem string
 	// NATSMonitor is the embedded NATS server's HTTP monitoring listener
 	// (/varz, /connz, /routez, /jsz), HOST:PORT; empty, the default, turns
 	// it off. It is unauthenticated: bind it where only operators reach.
@@ -96,6 +104,14 @@ type Config struct {
 	// changes (default 200 ms). Peers mark it down after three missed
 	// heartbeats.
 	Heartbeat time.Duration
+	// HeartbeatMax is the slowest the heartbeat gets as the cluster grows
+	// (directory.HeartbeatFor: from Heartbeat, so that each node receives
+	// about 50 heartbeats a second in all), when the node learns of a
+	// peer's death from its bus (BusSystem); without that it keeps
+	// Heartbeat. Default 2 s; a silent peer (paused, cut off) is then down
+	// after at most three of them. Below Heartbeat it is taken as
+	// Heartbeat: no slowing.
+	HeartbeatMax time.Duration
 	// Coalesce is how long a change of users waits for more changes before
 	// the entry is published (default 2 ms).
 	Coalesce time.Duration
@@ -254,6 +270,7 @@ func DefaultConfig() Config {
 		HTTP:         DefaultHTTP,
 		Capacity:     10000,
 		Heartbeat:    200 * time.Millisecond,
+		HeartbeatMax: 2 * time.Second,
 		Coalesce:     2 * time.Millisecond,
 		PushDelay:    20 * time.Millisecond,
 		RemoveAfter:  time.Minute,
@@ -289,6 +306,8 @@ func (c *Config) validate() error {
 		fill(&c.Listen, d.Listen)
 	}
 	fill(&c.Heartbeat, d.Heartbeat)
+	fill(&c.HeartbeatMax, d.HeartbeatMax)
+	c.HeartbeatMax = max(c.HeartbeatMax, c.Heartbeat) // below the base: no slowing
 	fill(&c.Coalesce, d.Coalesce)
 	fill(&c.PushDelay, d.PushDelay)
 	fill(&c.RemoveAfter, d.RemoveAfter)
@@ -357,6 +376,9 @@ func (c *Config) validate() error {
 	if c.Heartbeat < time.Millisecond || c.Heartbeat > time.Minute {
 		errs = append(errs, fmt.Errorf("heartbeat %v outside 1ms..1m", c.Heartbeat))
 	}
+	if c.HeartbeatMax > time.Minute {
+		errs = append(errs, fmt.Errorf("heartbeat max %v past 1m", c.HeartbeatMax))
+	}
 	if strings.ContainsAny(c.Service, " \t*>") {
 		errs = append(errs, fmt.Errorf("service name %q has spaces or wildcards", c.Service))
 	}
@@ -397,8 +419,8 @@ func (c *Config) validateSecurity() []error {
 	if c.Bus != "" {
 		return errs // Cluster and its credentials are ignored
 	}
-	if c.BusCA != "" || c.BusCert != "" || c.BusKey != "" || c.BusCreds != "" {
-		errs = append(errs, errors.New("bus CA, certificate, key or credentials without an external bus"))
+	if c.BusCA != "" || c.BusCert != "" || c.BusKey != "" || c.BusCreds != "" || c.BusSystem != "" {
+		errs = append(errs, errors.New("bus CA, certificate, key, credentials or system user without an external bus"))
 	}
 	if c.ClusterSecret != "" && len(c.ClusterSecret) < bus.MinSecret {
 		errs = append(errs, bus.ErrWeakSecret)

@@ -126,9 +126,19 @@ func (n *Node) run() {
 	table := directory.NewTable(cfg.ID, directory.Timeouts{DownAfter: 3 * cfg.Heartbeat, RemoveAfter: cfg.RemoveAfter},
 		directory.WithLimits(directory.DefaultLimits()))
 	refusals := newDropLog(n.log, dropLogEvery)
-	heartbeat := time.NewTicker(cfg.Heartbeat)
+	// The heartbeat slows as the cluster grows when the bus reports a
+	// peer's death (gone), and keeps cfg.Heartbeat otherwise.
+	ceiling := cfg.Heartbeat
+	if n.gone != nil {
+		ceiling = cfg.HeartbeatMax
+	}
+	every := directory.HeartbeatFor(cfg.Heartbeat, ceiling, 1)
+	n.heartbeatMS.Store(every.Milliseconds())
+	heartbeat := time.NewTicker(every)
 	defer heartbeat.Stop()
-	check := time.NewTicker(max(cfg.Heartbeat/8, time.Millisecond))
+	// Silence is checked for every eighth of a heartbeat: a slower
+	// heartbeat means fewer wake-ups of an idle node.
+	check := time.NewTicker(max(every/8, time.Millisecond))
 	defer check.Stop()
 	// The node is up once it has heard its peers for a heartbeat and its
 	// rooms can be loaded and stored (their streams have leaders).
@@ -180,6 +190,17 @@ func (n *Node) run() {
 		}
 		n.metrics.changes.WithLabelValues(c.Kind.String()).Inc()
 		viewStale = true
+		if c.Kind == directory.Added || c.Kind == directory.Removed {
+			if d := directory.HeartbeatFor(cfg.Heartbeat, ceiling, table.Len()); d != every {
+				// Announce the new interval before it takes effect, so
+				// that no peer waits for a heartbeat at the old one.
+				every = d
+				n.heartbeatMS.Store(every.Milliseconds())
+				heartbeat.Reset(every)
+				check.Reset(max(every/8, time.Millisecond))
+				schedulePublish()
+			}
+		}
 		if c.Membership() {
 			n.log.Debug("directory change", "peer", c.ID, "kind", c.Kind.String(), "from", c.From, "to", c.To)
 			schedulePush()
@@ -236,6 +257,13 @@ func (n *Node) run() {
 		case <-n.syncReq:
 			now = time.Now()
 			publish(now)
+		case conn := <-n.gone:
+			now = time.Now()
+			if c, ok := table.Disconnected(conn, now); ok {
+				n.metrics.disconnects.Inc()
+				n.log.Info("peer changed: its bus connection closed", "peer", c.ID, "kind", c.Kind.String(), "to", c.To)
+				note(c)
+			}
 		case <-n.changed:
 			if n.Status() != lastStatus {
 				schedulePublish() // a status change goes out at once
@@ -255,7 +283,7 @@ func (n *Node) run() {
 		case <-heartbeat.C:
 			now = time.Now()
 			movedAt = n.checkMajority(steps, now, movedAt)
-			if now.Sub(lastPublish) >= cfg.Heartbeat/2 || n.Status() != lastStatus {
+			if now.Sub(lastPublish) >= every/2 || n.Status() != lastStatus {
 				// An entry published within half a heartbeat was one.
 				publish(now)
 			}
@@ -289,6 +317,28 @@ func (n *Node) run() {
 			viewStale, viewAt = false, now
 		}
 	}
+}
+
+// watchDisconnects, with Config.BusSystem, has the bus report every
+// closed connection of the external NATS to run (n.gone), which marks
+// the peer whose entry names it down at once. Without BusSystem it does
+// nothing. Start calls it once the directory is subscribed.
+func (n *Node) watchDisconnects() error {
+	if n.cfg.BusSystem == "" {
+		return nil
+	}
+	gone := make(chan string, 256)
+	err := n.bus.WatchDisconnects(func(conn string) {
+		select {
+		case gone <- conn:
+		case <-n.ctx.Done():
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("node: watching the bus for closed connections: %w", err)
+	}
+	n.gone = gone
+	return nil
 }
 
 // usersEvery is how often at most a node publishes its entry for a change
@@ -325,6 +375,8 @@ func (n *Node) publishSelf(now time.Time, status directory.Status) directory.Ent
 		},
 		Incarnation: n.incarnation,
 		Seq:         n.seq.Add(1),
+		HeartbeatMS: n.heartbeatMS.Load(),
+		Conn:        n.bus.DirConn(),
 	}
 	data, err := json.Marshal(e)
 	if err != nil {

@@ -37,6 +37,7 @@ type metrics struct {
 	registry    *prometheus.Registry
 	received    prometheus.Counter
 	changes     *prometheus.CounterVec
+	disconnects prometheus.Counter
 	pushes      prometheus.Counter
 	connections prometheus.Gauge
 	attaches    prometheus.Counter
@@ -64,6 +65,10 @@ func newMetrics(n *Node) *metrics {
 			Name: "switchboard_directory_changes_total",
 			Help: "Changes applied to the directory table, by kind.",
 		}, []string{"kind"}),
+		disconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_directory_disconnects_total",
+			Help: "Peers marked down the moment the bus reported their directory connection closed (serve --bus-system).",
+		}),
 		pushes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_directory_pushes_total",
 			Help: "Directory messages pushed to attached clients.",
@@ -108,7 +113,7 @@ func newMetrics(n *Node) *metrics {
 	for k := directory.Stale; k <= directory.Refused; k++ {
 		m.changes.WithLabelValues(k.String())
 	}
-	m.registry.MustRegister(m.received, m.changes, m.pushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec,
+	m.registry.MustRegister(m.received, m.changes, m.disconnects, m.pushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec,
 		directoryCollector{n},
 		newBuildInfo(),
 		collectors.NewGoCollector(),

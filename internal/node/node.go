@@ -54,7 +54,13 @@ type Node struct {
 
 	inbox   chan directory.Entry
 	syncReq chan struct{}
-	view    atomic.Pointer[view]
+	// gone carries the bus's reports of closed connections (ConnName) to
+	// run; nil without BusSystem.
+	gone chan string
+	// heartbeatMS is the heartbeat interval run uses now, in ms, for the
+	// entries publishSelf sends.
+	heartbeatMS atomic.Int64
+	view        atomic.Pointer[view]
 
 	sessionsMu sync.Mutex // guards sessions, perAddr and listeners
 	sessions   map[*session]struct{}
@@ -184,16 +190,27 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			Own:     n.entrySubject(n.cfg.ID),
 			Sync:    n.subject("sync"),
 		},
-		ExternalCA:    n.cfg.BusCA,
-		ExternalCert:  n.cfg.BusCert,
-		ExternalKey:   n.cfg.BusKey,
-		ExternalCreds: n.cfg.BusCreds,
+		ExternalCA:     n.cfg.BusCA,
+		ExternalCert:   n.cfg.BusCert,
+		ExternalKey:    n.cfg.BusKey,
+		ExternalCreds:  n.cfg.BusCreds,
+		ExternalSystem: n.cfg.BusSystem,
+		DirReconnected: func() {
+			// A new connection: publish the entry naming it at once.
+			select {
+			case n.syncReq <- struct{}{}:
+			default:
+			}
+		},
 	})
 	if err != nil {
 		return err
 	}
 	n.metrics = newMetrics(n)
 	if err := n.subscribe(); err != nil {
+		return err
+	}
+	if err := n.watchDisconnects(); err != nil {
 		return err
 	}
 	n.rooms = newRoomEngine(n)
