@@ -32,6 +32,7 @@ type serveSettings struct {
 	join       string
 	wsOrigins  string
 	sip        sipSettings
+	rtc        rtcSettings
 	// drainGrace is how long a node stopped by SIGTERM or SIGINT spends
 	// moving its sessions to other nodes before it shuts down.
 	drainGrace time.Duration
@@ -121,6 +122,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	s.drainGrace = defaultDrainGrace
 	durationFlag(fs, &s.drainGrace, "drain-grace", 0, time.Hour, "on SIGTERM or SIGINT, move the sessions to other nodes for up to this long before stopping (0: stop at once; a second signal stops at once)")
 	s.sip.register(fs)
+	s.rtc.register(fs)
 	s.log.register(c, "info")
 	return c
 }
@@ -180,6 +182,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := s.sip.validate(&s.cfg); err != nil {
 		return err
 	}
+	if err := s.rtc.validate(&s.cfg); err != nil {
+		return err
+	}
 	n, err := node.New(s.cfg)
 	if err != nil {
 		return fmt.Errorf("serve: invalid settings: %w", err)
@@ -201,6 +206,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		return errors.Join(err, n.Shutdown(shutdownCtx))
+	}
+	stopRTC, err := s.rtc.start(n, s.cfg, logger, stdout)
+	if err != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stopSIP(shutdownCtx)
 		return errors.Join(err, n.Shutdown(shutdownCtx))
 	}
 	<-ctx.Done()
@@ -225,6 +237,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stopSIP(shutdownCtx)
+	stopRTC(shutdownCtx)
 	return n.Shutdown(shutdownCtx)
 }
 
