@@ -26,8 +26,10 @@ type FailoverReport struct {
 	NATSEntry   string  `json:"nats_entry"`
 	Victim      string  `json:"victim"`
 	// Fault is what happens to the victim: kill (kill -9), stop (SIGSTOP
-	// for PauseMS, then SIGCONT) or partition (cut off the network for
-	// PauseMS in a namespace of its own, then healed).
+	// for PauseMS, then SIGCONT), partition (cut off the network for
+	// PauseMS in a namespace of its own, then healed) or bus (the nodes
+	// run on an external NATS, whose servers are all killed with kill -9
+	// for PauseMS, then started again on the same storage).
 	Fault   string        `json:"fault"`
 	PauseMS float64       `json:"pause_ms,omitempty"`
 	Repeat  int           `json:"repeat"`
@@ -56,9 +58,14 @@ type FailoverRow struct {
 	// reattached (and, for stop and partition, the victim came back).
 	Stranded int `json:"stranded"`
 	// HealMS is, for stop and partition, how long after SIGCONT or the
-	// heal every node listed every node up again.
+	// heal every node listed every node up again; for bus, how long after
+	// the servers were started again every node listed every node up and
+	// said ready (/readyz).
 	HealMS float64 `json:"heal_ms,omitempty"`
-	delays []float64
+	// DegradedMS is, for bus, how long after the kill every node had
+	// stepped aside (/readyz 503).
+	DegradedMS float64 `json:"degraded_ms,omitempty"`
+	delays     []float64
 }
 
 // The faults of the failover scenario (Config.Fault).
@@ -74,13 +81,13 @@ func (e *env) failoverFault() (string, error) {
 	switch e.cfg.Fault {
 	case "", FailoverKill, FaultKillLeader:
 		return FailoverKill, nil
-	case FailoverStop, FailoverPartition:
+	case FailoverStop, FailoverPartition, FaultBus:
 		return e.cfg.Fault, nil
 	}
-	return "", fmt.Errorf("bench: failover fault %q: want kill, stop or partition", e.cfg.Fault)
+	return "", fmt.Errorf("bench: failover fault %q: want kill, stop, partition or bus", e.cfg.Fault)
 }
 
-// failoverPause is how long stop and partition last (Config.Pause, 3 s).
+// failoverPause is how long stop, partition and bus last (Config.Pause, 3 s).
 func (e *env) failoverPause() time.Duration {
 	if e.cfg.Pause > 0 {
 		return e.cfg.Pause
@@ -101,15 +108,20 @@ func runFailover(ctx context.Context, e *env) (Report, error) {
 	runs, err := repeat(e, func(p string) (FailoverRow, error) {
 		var row FailoverRow
 		var err error
-		if isNATS(p) {
+		switch {
+		case fault == FaultBus && isNATS(p):
+			err = fmt.Errorf("bench: the NATS baselines have no %s fault", fault)
+		case fault == FaultBus:
+			row, err = e.failoverBus(ctx, p)
+		case isNATS(p):
 			row, err = e.failoverNATS(ctx, p)
-		} else {
+		default:
 			row, err = e.failover(ctx, p)
 		}
 		if err == nil {
 			e.logf("[%s] %d of %d back within 0.5 s, p50 %.1f ms, p99 %.1f ms, max %.1f ms, pending %d; survivors %s, max/mean %.3f", p,
 				int(row.Reattach.Within500ms*float64(row.Reattach.Dropped)+0.5), row.Reattach.Dropped, row.Reattach.MS.P50, row.Reattach.MS.P99, row.Reattach.MS.Max, row.Reattach.Pending, perNode(row.Survivors), row.MaxMean)
-			e.logf("[%s] stranded %d, heal %.0f ms", p, row.Stranded, row.HealMS)
+			e.logf("[%s] stranded %d, heal %.0f ms, every node degraded %.0f ms after the kill", p, row.Stranded, row.HealMS, row.DegradedMS)
 		}
 		return row, err
 	})
@@ -326,6 +338,8 @@ func (r *FailoverReport) WriteTable(w io.Writer) {
 		what = fmt.Sprintf("SIGSTOP for %.0f s", r.PauseMS/1000)
 	case FailoverPartition:
 		what = fmt.Sprintf("cut off the network for %.0f s", r.PauseMS/1000)
+	case FaultBus:
+		what = fmt.Sprintf("kill -9 every nats-server of the nodes' external bus for %.0f s, then start them on the same storage;", r.PauseMS/1000)
 	}
 	fmt.Fprintf(w, "failover: %d nodes hold %d sessions (through %s); %s a node (victim: %s; nats URLs: %s); drop wait uniform in [0, %.0f ms]; median of %d runs by p99\n\n",
 		r.Nodes, r.Clients, r.Common, what, r.Victim, r.NATSEntry, r.DropBaseMS, r.Repeat)
@@ -333,9 +347,9 @@ func (r *FailoverReport) WriteTable(w io.Writer) {
 	for _, row := range r.Rows {
 		ra := row.Reattach
 		rows = append(rows, []string{row.Policy, fmt.Sprintf("%s (%d)", row.Killed, row.Held), fmt.Sprint(ra.Dropped), pct(ra.Within500ms), pct(ra.Within1s),
-			f1(ra.MS.P50), f1(ra.MS.P99), runsCell(row.P99RunsMS, "%.0f"), f1(ra.MS.Max), fmt.Sprint(ra.Pending), fmt.Sprint(row.Stranded), perNode(row.Survivors), f3(row.MaxMean), runsCell(row.MaxMeanRuns, "%.3f"), healCell(row.HealMS)})
+			f1(ra.MS.P50), f1(ra.MS.P99), runsCell(row.P99RunsMS, "%.0f"), f1(ra.MS.Max), fmt.Sprint(ra.Pending), fmt.Sprint(row.Stranded), perNode(row.Survivors), f3(row.MaxMean), runsCell(row.MaxMeanRuns, "%.3f"), healCell(row.DegradedMS), healCell(row.HealMS)})
 	}
-	table(w, []string{"policy", "victim (held)", "dropped", "<= 0.5 s", "<= 1 s", "p50 ms", "p99 ms", "every run p99", "max ms", "pending", "stranded", "survivors", "max/mean", "every run", "heal ms"}, rows)
+	table(w, []string{"policy", "victim (held)", "dropped", "<= 0.5 s", "<= 1 s", "p50 ms", "p99 ms", "every run p99", "max ms", "pending", "stranded", "survivors", "max/mean", "every run", "degraded ms", "heal ms"}, rows)
 	writeTargets(w, r.Targets)
 }
 

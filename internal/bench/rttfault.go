@@ -39,7 +39,9 @@ const (
 )
 
 // Faults lists the faults rtt-fault knows, the default first.
-func Faults() []string { return []string{FaultKillLeader, FaultKill, FaultStop, FaultStopLeader} }
+func Faults() []string {
+	return []string{FaultKillLeader, FaultKill, FaultStop, FaultStopLeader, FaultBus}
+}
 
 // RTTFaultReport is the rtt-fault scenario: Rooms rooms of RoomSize
 // typists (member j of room r attached to node (r+j) mod nodes), each
@@ -198,10 +200,21 @@ func runRTTFault(ctx context.Context, e *env) (Report, error) {
 	seed := rand.Uint64() % 1e9
 	rep := &RTTFaultReport{Scenario: "rtt-fault", Fault: fault, Nodes: cfg.Nodes, Rooms: cfg.Rooms, RoomSize: cfg.RoomSize,
 		Typists: cfg.Rooms * cfg.RoomSize, Rate: cfg.Rate, Seed: seed, Errors: map[string]int{}}
-	if strings.HasPrefix(fault, "stop") {
+	if strings.HasPrefix(fault, "stop") || fault == FaultBus {
 		rep.PauseMS = ms(pause)
 	}
+	var bus *extBus
+	if fault == FaultBus {
+		// The nodes on an external NATS, whose servers the fault kills.
+		var err error
+		if bus, err = e.startBus(ctx, busServers); err != nil {
+			return nil, err
+		}
+		defer bus.stop()
+		e.bus = bus.URL()
+	}
 	c, err := e.start(ctx, cfg.Nodes)
+	e.bus = ""
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +257,13 @@ func runRTTFault(ctx context.Context, e *env) (Report, error) {
 		typing.Go(func() { t.typeScript(ctx, interval) })
 	}
 	faultErr := make(chan error, 1)
-	go func() { faultErr <- r.hurtNode(ctx, fault, faultIn, pause) }()
+	go func() {
+		if bus != nil {
+			faultErr <- r.hurtBus(ctx, bus, faultIn, pause)
+			return
+		}
+		faultErr <- r.hurtNode(ctx, fault, faultIn, pause)
+	}()
 	typing.Wait()
 	if err := <-faultErr; err != nil {
 		return nil, err
@@ -989,8 +1008,11 @@ func (r *RTTFaultReport) Passed() bool {
 // WriteTable implements Report.
 func (r *RTTFaultReport) WriteTable(w io.Writer) {
 	what := "kill -9"
-	if strings.HasPrefix(r.Fault, "stop") {
+	switch {
+	case strings.HasPrefix(r.Fault, "stop"):
 		what = fmt.Sprintf("SIGSTOP for %.1f s of", r.PauseMS/1000)
+	case r.Fault == FaultBus:
+		what = fmt.Sprintf("kill -9 of every nats-server of the external bus for %.1f s, under", r.PauseMS/1000)
 	}
 	fmt.Fprintf(w, "rtt-fault (%s): %d typists in %d rooms of %d across %d nodes, %.0f chars/s each; %s %s after %.1f s (the first room's stream leader was %s); seed %d\n\n",
 		r.Fault, r.Typists, r.Rooms, r.RoomSize, r.Nodes, r.Rate, what, r.Hurt, r.FaultAtS, r.Leader, r.Seed)

@@ -228,6 +228,9 @@ type env struct {
 	// net, when set, is the network the next local cluster's nodes run
 	// in, each in a namespace of its own (failover --fault partition).
 	net *localcluster.Net
+	// bus, when set, is the external NATS (nats:// URLs) the next local
+	// cluster's nodes use (serve --bus; the bus fault).
+	bus string
 }
 
 func newEnv(sc scenario, cfg Config) (*env, error) {
@@ -442,7 +445,7 @@ func (e *env) startTLS(ctx context.Context, nodes int, withTLS bool) (*cluster, 
 	lc, err := localcluster.Start(ctx, localcluster.Config{
 		Binary: e.cfg.Binary, Nodes: nodes, DNS: true, Heartbeat: e.cfg.Heartbeat,
 		Capacity: max(10000, 2*(e.cfg.Clients+e.cfg.Arrivals)), Output: e.cfg.Logs,
-		Args: e.cfg.NodeArgs, TLS: withTLS, Groups: benchGroups, Net: e.net,
+		Args: e.cfg.NodeArgs, TLS: withTLS, Groups: benchGroups, Net: e.net, Bus: e.bus,
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,226 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// natsServer is a real nats-server process (this repository's binary
+// runs nats-server's own main: switchboard bench nats-server) with
+// JetStream on disk, that the test kills with kill -9 and starts again
+// on the same storage and port.
+type natsServer struct {
+	t    *testing.T
+	args []string
+	url  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startNATSServer(t *testing.T) *natsServer {
+	t.Helper()
+	port, err := localcluster.FreePort([]string{"127.0.0.1"}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &natsServer{t: t, url: "nats://127.0.0.1:" + strconv.Itoa(port),
+		args: []string{"bench", "nats-server", "--addr", "127.0.0.1", "--port", strconv.Itoa(port), "-js", "-sd", t.TempDir()}}
+	s.start()
+	t.Cleanup(s.kill)
+	return s
+}
+
+// start launches the server and waits until it accepts connections.
+func (s *natsServer) start() {
+	s.t.Helper()
+	s.cmd = exec.Command(binary, s.args...)
+	s.cmd.Stdout, s.cmd.Stderr = testLog{s.t}, testLog{s.t}
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
+	addr := strings.TrimPrefix(s.url, "nats://")
+	nodetest.Eventually(s.t, settle, func() error {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
+}
+
+// kill sends SIGKILL and waits until the process is gone.
+func (s *natsServer) kill() {
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	<-s.done
+	s.cmd = nil
+}
+
+// readyz is node n's /readyz status code (0 when it does not answer).
+func readyz(n *localcluster.Node) int {
+	resp, err := http.Get("http://" + n.HTTP + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// attachAt says hello and attaches as user at addr, and returns the
+// error code the node refused with ("" if it took the session).
+func attachAt(ctx context.Context, addr, user string) (string, error) {
+	c, err := client.DialConn(ctx, nil, addr)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if _, err := c.Hello(ctx, "chaos", ""); err != nil {
+		return "", err
+	}
+	if err := c.Send(wire.Message{Op: wire.OpAttach, User: user}); err != nil {
+		return "", err
+	}
+	for {
+		m, err := c.Recv(ctx)
+		if err != nil {
+			return "", err
+		}
+		switch m.Op {
+		case wire.OpAttached:
+			return "", nil
+		case wire.OpError:
+			return m.Code, nil
+		}
+	}
+}
+
+// The external bus lost and back: two nodes run with --bus on one real
+// nats-server process (JetStream on disk), which is killed with kill -9.
+// Both nodes step aside: degraded in their directories, /readyz 503, new
+// attaches refused with draining; after the grace their sessions are told
+// to move, and with no node up none can attach. The server is started
+// again on the same storage: both nodes are up and ready again by
+// themselves, every session is attached again, and text acknowledged
+// before the loss is in the room once, followed by text typed after.
+func TestBusLossNodesStepAsideAndHeal(t *testing.T) {
+	ctx := context.Background()
+	bus := startNATSServer(t)
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: bus.url, Output: testLog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	target := strings.Join(c.Addrs(), ",")
+
+	var sessions []*client.Session
+	for i := range 4 {
+		id := fmt.Sprintf("n%d", i%2+1)
+		s, err := client.Dial(ctx, target, client.WithUser(fmt.Sprintf("u%d", i)), client.WithPolicy(prefer(id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		sessions = append(sessions, s)
+	}
+	typist, reader := sessions[0], sessions[1]
+	const room = "bus"
+	wctx, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	if _, err := typist.JoinWait(wctx, room); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := typist.SendTextWait(wctx, room, "acked before the loss; "); err != nil {
+		t.Fatal(err)
+	}
+
+	lost := time.Now()
+	bus.kill()
+	// Both nodes step aside, and say so.
+	nodetest.Eventually(t, settle, func() error {
+		for _, n := range c.Nodes {
+			if code := readyz(n); code != http.StatusServiceUnavailable {
+				return fmt.Errorf("%s's /readyz: %d, want 503", n.ID, code)
+			}
+			if st, err := n.Status(ctx, n.ID); err != nil || st != directory.Degraded {
+				return fmt.Errorf("%s calls itself %q (%v), want degraded", n.ID, st, err)
+			}
+		}
+		return nil
+	})
+	t.Logf("both nodes degraded %v after the bus died", time.Since(lost).Round(time.Millisecond))
+	for _, n := range c.Nodes {
+		actx, cancel := context.WithTimeout(ctx, settle)
+		code, err := attachAt(actx, n.Addr, "late")
+		cancel()
+		if err != nil || code != wire.CodeDraining {
+			t.Errorf("an attach at %s, degraded: code %q (%v), want %q", n.ID, code, err, wire.CodeDraining)
+		}
+	}
+	// After the grace the sessions are told to move; no node is up to
+	// take them.
+	nodetest.Eventually(t, settle, func() error {
+		for i, s := range sessions {
+			if s.Connected() {
+				return fmt.Errorf("session %d still attached to %s", i, s.Node().ID)
+			}
+		}
+		return nil
+	})
+	t.Logf("every session told to move %v after the bus died", time.Since(lost).Round(time.Millisecond))
+
+	back := time.Now()
+	bus.start()
+	if err := c.WaitConverged(ctx, settle); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		for _, n := range c.Nodes {
+			if code := readyz(n); code != http.StatusOK {
+				return fmt.Errorf("%s's /readyz: %d", n.ID, code)
+			}
+		}
+		for i, s := range sessions {
+			if !s.Connected() {
+				return fmt.Errorf("session %d not attached (%v)", i, s.State())
+			}
+		}
+		return nil
+	})
+	t.Logf("both nodes up and ready, every session attached, %v after the bus came back", time.Since(back).Round(time.Millisecond))
+
+	// Nothing acked lost, nothing twice. A wait of its own: the streams
+	// come back from the server's storage first.
+	wctx, cancel = context.WithTimeout(ctx, settle)
+	defer cancel()
+	if _, err := typist.SendTextWait(wctx, room, "typed after"); err != nil {
+		t.Fatal(err)
+	}
+	state, err := reader.JoinWait(wctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := state.Live[typist.User()], "acked before the loss; typed after"; got != want {
+		t.Errorf("the room shows %q from the typist, want %q (nothing lost, nothing twice)", got, want)
+	}
+	if errors.Is(typist.Err(), client.ErrGaveUp) {
+		t.Errorf("the typist's session gave up: %v", typist.Err())
+	}
+}
