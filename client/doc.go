@@ -31,7 +31,8 @@
 // Dial says hello at the common address and gets the directory; the
 // policy (pick.Default unless WithPolicy) picks a node; when the pick is
 // the node that answered, the session attaches on that same connection,
-// else it connects to the pick, says hello and attaches. The order after a
+// else it connects to the pick and sends hello and attach together (one
+// round trip; the node answers them in order). The order after a
 // failure is the failover package's: a pick that refuses or times out is
 // retried a few times with short jittered backoff, then the common address
 // is asked again for a fresh directory, the failed node excluded for a
