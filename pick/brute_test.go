@@ -3,6 +3,7 @@ package pick
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -250,5 +251,99 @@ func TestBruteForceGroupPolicy(t *testing.T) {
 		if diff := cmp.Diff(got, want, approx); diff != "" {
 			t.Fatalf("trial %d, group %q, excluding %s, on %v (-got +want):\n%s", trial, group, excluded, nodes, diff)
 		}
+	}
+}
+
+// bruteSampled: Balanced comparing k of nodes (Margin off): every k-subset
+// that holds self (when self is among nodes) is equally likely; within
+// it, self if it is within the slack of the subset's least load, else
+// uniformly among those within it.
+func bruteSampled(nodes []directory.Node, k int, self string, slack float64) map[string]float64 {
+	dist := map[string]float64{}
+	if len(nodes) <= k {
+		k = len(nodes)
+	}
+	var subsets [][]directory.Node
+	var walk func(i int, cur []directory.Node)
+	walk = func(i int, cur []directory.Node) {
+		if len(cur) == k {
+			subsets = append(subsets, append([]directory.Node(nil), cur...))
+			return
+		}
+		for j := i; j < len(nodes); j++ {
+			walk(j+1, append(cur, nodes[j]))
+		}
+	}
+	walk(0, nil)
+	var kept [][]directory.Node
+	for _, s := range subsets {
+		has := self == ""
+		for _, n := range s {
+			has = has || n.ID == self
+		}
+		if has || !slices.ContainsFunc(nodes, func(n directory.Node) bool { return n.ID == self }) {
+			kept = append(kept, s)
+		}
+	}
+	for _, s := range kept {
+		least := leastLoad(s)
+		near := func(n directory.Node) bool { return n.Load() <= least*(1+slack)+1/float64(n.Capacity) }
+		if slices.ContainsFunc(s, func(n directory.Node) bool { return n.ID == self && near(n) }) {
+			dist[self] += 1 / float64(len(kept))
+			continue
+		}
+		for id, p := range uniform(s, near) {
+			dist[id] += p / float64(len(kept))
+		}
+	}
+	return dist
+}
+
+// TestBruteForceBalancedSample checks a fresh Balanced that compares a
+// sample against every subset it may draw, with and without a connected
+// node.
+func TestBruteForceBalancedSample(t *testing.T) {
+	src := rand.New(rand.NewPCG(3, 4))
+	for trial := range 100 {
+		nodes := randomTable(src, 4+src.IntN(4))
+		for i := range nodes {
+			nodes[i].Status, nodes[i].AgeMS = directory.Up, 0
+		}
+		self := ""
+		if trial%2 == 1 {
+			self = nodes[src.IntN(len(nodes))].ID
+		}
+		got := enumerate(func(r Rand) string {
+			res, err := Balanced{Rand: r, Slack: 0.25, Sample: 3}.Pick(nodes, Request{Self: self})
+			if err != nil {
+				return "error"
+			}
+			return res.Node.ID
+		})
+		if diff := cmp.Diff(got, bruteSampled(nodes, 3, self, 0.25), approx); diff != "" {
+			t.Fatalf("trial %d, self %q, on %v (-got +want):\n%s", trial, self, nodes, diff)
+		}
+	}
+}
+
+// TestBalancedLeavesOutSilentNodes: fresh, a node whose entry is older
+// than half of FreshAge (it may have died, its count frozen) is not
+// picked as the least loaded while others were heard from; when none
+// was, the numbers are all there is.
+func TestBalancedLeavesOutSilentNodes(t *testing.T) {
+	nodes := []directory.Node{
+		{ID: "n1", Status: directory.Up, Users: 50, Capacity: 100, AgeMS: 5},
+		{ID: "n2", Status: directory.Up, Users: 10, Capacity: 100, AgeMS: 700},
+		{ID: "n3", Status: directory.Up, Users: 30, Capacity: 100, AgeMS: 5},
+	}
+	res, err := Balanced{Rand: NewRand(1)}.Pick(nodes, Request{})
+	if err != nil || res.Node.ID != "n3" {
+		t.Errorf("picked %s (%v, %s), want n3: n2 was not heard from for 700 ms", res.Node.ID, err, res.Reason)
+	}
+	for i := range nodes {
+		nodes[i].AgeMS = 700
+	}
+	if res, err := (Balanced{Rand: NewRand(1)}).Pick(nodes, Request{}); err != nil || res.Node.ID != "n2" {
+		t.Errorf("all silent: picked %s (%v), want n2, the least loaded", res.Node.ID, err)
 	}
 }

@@ -2,6 +2,7 @@ package pick
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/switchboard/switchboard/directory"
@@ -142,16 +143,29 @@ const (
 	// node may be above Balanced's slack before a client always leaves it
 	// (2%).
 	DefaultMargin = 0.02
+	// DefaultSample is how many candidates a fresh Balanced compares when
+	// it is given more: the connected node and others drawn at random.
+	DefaultSample = 8
 )
 
 // Balanced is the chooser of the Default policy. It picks by load
 // (users/capacity) and adapts to how old its numbers are:
 //
 //   - Fresh directory (the largest AgeMS among the candidates, plus
-//     Request.Age, is at most FreshAge): it picks at random among the
-//     nodes within Slack of the least load, or within one user of it. Every
-//     client then fills the emptiest nodes first, which is what a node
-//     that just joined needs.
+//     Request.Age, is at most FreshAge): it compares Sample candidates,
+//     the connected node (Request.Self) and others drawn uniformly at
+//     random, or all of them when there are no more, and picks at random
+//     among those within Slack of the least load of the comparison, or
+//     within one user of it. Candidates not heard from for more than
+//     half of FreshAge (by AgeMS: a node that died shows its last count,
+//     which soon looks least loaded) are left out of the comparison
+//     unless all are. A node that just joined is among the
+//     lightest of nearly every comparison that holds it, so clients fill
+//     it first; but no node is in more than about Sample/len(nodes) of the
+//     comparisons, so a crowd of clients reading the same numbers
+//     (arrivals within one propagation delay, or a node that died and
+//     whose count stopped growing) spreads over many nodes instead of
+//     herding onto the one that looks least loaded.
 //   - Stale directory: it falls back to P2C, because with old numbers
 //     "least loaded" sends every client to the same node.
 //
@@ -160,7 +174,8 @@ const (
 // already, so staying saves a connection, and because the common address
 // spreads hellos round robin the preference costs no balance.
 //
-// Above the slack, the connected node is not left at once: up to Margin
+// When every candidate is compared (no more than Sample), above the
+// slack the connected node is not left at once: up to Margin
 // (relative to the mean load) further, the client leaves it with a
 // probability that grows from 0 to 1 over that margin, and otherwise
 // stays. Clients that arrive together read the same numbers, and the
@@ -193,7 +208,17 @@ type Balanced struct {
 	// negative value means none: a connected node above the slack is
 	// always left.
 	Margin float64
+	// Sample is how many candidates a fresh pick compares, the connected
+	// node included, when it is given more (1 is a random pick, 2 power of
+	// two choices). Zero means DefaultSample (8); a negative value means
+	// all of them: the least loaded of the whole directory, which herds
+	// when many clients read the same numbers.
+	Sample int
 }
+
+// maxSample bounds Balanced.Sample, so that a comparison lives on the
+// stack.
+const maxSample = 64
 
 // Pick implements Policy.
 func (b Balanced) Pick(nodes []directory.Node, req Request) (Result, error) {
@@ -222,17 +247,107 @@ func (b Balanced) Pick(nodes []directory.Node, req Request) (Result, error) {
 	case slack < 0:
 		slack = 0
 	}
-	i, count, connected := leastLoadedPreferring(nodes, slack, r, req.Self)
+	var buf [maxSample]directory.Node
+	among := b.sample(nodes, req.Self, r, buf[:0])
+	sampled := len(among) < len(nodes)
+	among = heard(among, fresh, buf[:0])
+	i, count, connected := leastLoadedPreferring(among, slack, r, req.Self)
 	how := ""
 	if connected {
 		// The node that answered the hello is as good as any: staying on
 		// it saves the client a second connection.
 		how = ", already connected"
-	} else if s, keep := b.keepConnected(nodes, req.Self, slack, r); keep != "" {
+	} else if sampled {
+		// A sample spreads a crowd by itself: no margin keeps the
+		// connected node above the least load of the comparison.
+	} else if s, keep := b.keepConnected(among, req.Self, slack, r); keep != "" {
 		i, how = s, keep
 	}
-	n := nodes[i]
-	return Result{Node: n, Reason: fmt.Sprintf("balanced: %s (load %.2f%s), %d of %d near the least load (age %v)", n.ID, n.Load(), how, count, len(nodes), age)}, nil
+	n := among[i]
+	compared := ""
+	if sampled || len(among) < len(nodes) {
+		compared = fmt.Sprintf(" of %d compared", len(among))
+	}
+	return Result{Node: n, Reason: fmt.Sprintf("balanced: %s (load %.2f%s), %d%s of %d near the least load (age %v)", n.ID, n.Load(), how, count, compared, len(nodes), age)}, nil
+}
+
+// heard returns the nodes of among heard from within half of fresh (by
+// AgeMS), or among itself when there are none or all of them are. A node
+// that died shows its last users until it is marked down, its count
+// frozen while the others' grow, so it soon looks least loaded; its
+// entry's age, which grows from its last heartbeat, gives it away. The
+// result is among filtered in place when among is buf's, else a copy in
+// buf (at most maxSample nodes; a longer among is returned whole).
+func heard(among []directory.Node, fresh time.Duration, buf []directory.Node) []directory.Node {
+	limit := int64(fresh/2) / int64(time.Millisecond)
+	old := 0
+	for i := range among {
+		if among[i].AgeMS > limit {
+			old++
+		}
+	}
+	if old == 0 || old == len(among) || len(among) > maxSample {
+		return among
+	}
+	kept := buf[:0]
+	for i := range among {
+		if among[i].AgeMS <= limit {
+			kept = append(kept, among[i])
+		}
+	}
+	return kept
+}
+
+// sample returns the candidates a fresh pick compares: all of nodes when
+// they are no more than Sample, else the node named self (when among
+// them) and others drawn uniformly without replacement, appended to buf
+// in the order of nodes. It draws with r only when it samples.
+func (b Balanced) sample(nodes []directory.Node, self string, r Rand, buf []directory.Node) []directory.Node {
+	k := b.Sample
+	switch {
+	case k == 0:
+		k = DefaultSample
+	case k < 0:
+		return nodes
+	}
+	k = min(k, maxSample)
+	if len(nodes) <= k {
+		return nodes
+	}
+	// The connected node, when among nodes, is in; the others are drawn
+	// from the rest, numbered 0..m-1 with self's index left out.
+	var picked [maxSample]int
+	n, skip := 0, -1
+	if self != "" {
+		for i := range nodes {
+			if nodes[i].ID == self {
+				picked[0], n, skip = i, 1, i
+				break
+			}
+		}
+	}
+	m := len(nodes) - n
+	// Floyd's algorithm: k-n distinct numbers in [0, m) with k-n draws.
+	drawn := picked[n:n]
+	for j := m - (k - n); j < m; j++ {
+		t := r.IntN(j + 1)
+		if slices.Contains(drawn, t) {
+			t = j
+		}
+		drawn = append(drawn, t)
+	}
+	for x, t := range drawn {
+		if skip >= 0 && t >= skip {
+			drawn[x] = t + 1
+		}
+	}
+	n += len(drawn)
+	idx := picked[:n]
+	slices.Sort(idx)
+	for _, i := range idx {
+		buf = append(buf, nodes[i])
+	}
+	return buf
 }
 
 // keepConnected decides whether a client stays on the connected node

@@ -43,11 +43,21 @@
 // client sees the same "emptiest" node and they all land there.
 //
 // Balanced therefore looks at how old its numbers are: the largest AgeMS
-// among the candidates plus Request.Age. Up to FreshAge (1 s) it picks at
-// random among the nodes whose load is within Slack (1%) of the least load,
-// or within one user of it; the slack spreads concurrent clients over
-// nodes that are practically equal instead of piling onto the one that is
-// a user or two lighter. Past FreshAge it uses P2C, which never sends more
+// among the candidates plus Request.Age. Up to FreshAge (1 s) it compares
+// Sample (8) candidates, the connected node and others drawn at random
+// (all of them in a smaller directory), and picks at random among those
+// whose load is within Slack (1%) of the least load of the comparison, or
+// within one user of it; the slack spreads concurrent clients over nodes
+// that are practically equal instead of piling onto the one that is a
+// user or two lighter, and the sample bounds any node's share of the
+// picks to about Sample/len(nodes), so that the clients of one moment, all
+// reading the same numbers, cannot herd onto the node that looks emptiest
+// (package sim: with the least loaded of 1,000 nodes, 350 clients of one
+// 35 ms loop doubled a node). A node just joined is still the lightest of
+// nearly every comparison it is in, so it fills several times faster than
+// under P2C. A candidate not heard from for half of FreshAge is left out
+// of the comparison while others were: a node that died shows its last
+// count until it is marked down, and that count soon looks least loaded. Past FreshAge it uses P2C, which never sends more
 // than twice the fair share to the node that looks emptiest. AgeMS of a
 // healthy node stays below its heartbeat interval, and a node receiving
 // sessions publishes its new count within milliseconds, so a directory
@@ -59,10 +69,12 @@
 //
 // Among the nodes near the least load Balanced prefers the node that
 // answered the hello (Request.Self), saving the client a second
-// connection; above the slack it keeps that node with a probability that
-// falls to zero over Margin (2% of the mean load), so that clients that
-// arrive together, reading the same numbers, move only as many as the
-// excess calls for instead of all leaving for the same node.
+// connection. When it compares every candidate (no more than Sample),
+// above the slack it keeps that node with a probability that falls to
+// zero over Margin (2% of the mean load), so that clients that arrive
+// together, reading the same numbers, move only as many as the excess
+// calls for instead of all leaving for the same node; a sample spreads
+// them by itself.
 //
 // # Tracker
 //

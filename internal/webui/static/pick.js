@@ -17,6 +17,7 @@ export const mathRand = { intN: (n) => Math.floor(Math.random() * n) };
 
 const FRESH_AGE_MS = 1000;
 const SLACK = 0.01;
+const SAMPLE = 8; // pick.DefaultSample: how many nodes a fresh pick compares
 
 export function load(n) {
   return n.capacity > 0 ? n.users / n.capacity : 1;
@@ -152,9 +153,11 @@ export function p2c(r) {
   };
 }
 
-// balanced is the default chooser: least loaded (within 1% or one user,
-// preferring the node that answered) while the numbers are fresh, p2c
-// when they are older than a second.
+// balanced is the default chooser: while the numbers are fresh, the least
+// loaded (within 1% or one user, preferring the node that answered) of
+// SAMPLE nodes compared, the node that answered and others at random (all
+// of them when there are no more); p2c when the numbers are older than a
+// second.
 export function balanced(r) {
   return (nodes, req) => {
     if (nodes.length === 0) throw new NoNodeError();
@@ -166,11 +169,42 @@ export function balanced(r) {
       res.reason = `balanced: stale (age ${age}ms > ${FRESH_AGE_MS}ms), ${res.reason}`;
       return res;
     }
-    const { index, count, preferred } = leastLoadedPreferring(nodes, SLACK, r, req.self || "");
-    const n = nodes[index];
+    const sampled = sample(nodes, req.self || "", r);
+    // Nodes not heard from for half of FRESH_AGE_MS may be dead, their
+    // count frozen: left out of the comparison unless all are.
+    const heard = sampled.filter((n) => (n.age_ms || 0) <= FRESH_AGE_MS / 2);
+    const among = heard.length > 0 ? heard : sampled;
+    const { index, count, preferred } = leastLoadedPreferring(among, SLACK, r, req.self || "");
+    const n = among[index];
     const how = preferred ? ", already connected" : "";
-    return { node: n, reason: `balanced: ${n.id} (load ${fmt2(load(n))}${how}), ${count} of ${nodes.length} near the least load (age ${age}ms)` };
+    const compared = among.length < nodes.length ? ` of ${among.length} compared` : "";
+    return { node: n, reason: `balanced: ${n.id} (load ${fmt2(load(n))}${how}), ${count}${compared} of ${nodes.length} near the least load (age ${age}ms)` };
   };
+}
+
+// sample is what a fresh pick compares (pick.Balanced's sample, with the
+// same draws): every node when there are at most SAMPLE, else the
+// connected node and others drawn uniformly (Floyd's algorithm), in the
+// order of nodes. No node is in more than about SAMPLE/nodes of the
+// comparisons, so clients reading the same numbers do not herd.
+function sample(nodes, self, r) {
+  if (nodes.length <= SAMPLE) return nodes;
+  const picked = [];
+  let skip = -1;
+  if (self) {
+    skip = nodes.findIndex((n) => n.id === self);
+    if (skip >= 0) picked.push(skip);
+  }
+  const m = nodes.length - picked.length;
+  const drawn = [];
+  for (let j = m - (SAMPLE - picked.length); j < m; j++) {
+    let t = r.intN(j + 1);
+    if (drawn.includes(t)) t = j;
+    drawn.push(t);
+  }
+  for (const t of drawn) picked.push(skip >= 0 && t >= skip ? t + 1 : t);
+  picked.sort((a, b) => a - b);
+  return picked.map((i) => nodes[i]);
 }
 
 export const POLICIES = ["default", "p2c", "least-users", "random", "group"];
