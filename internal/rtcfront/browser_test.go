@@ -93,7 +93,6 @@ const callRoom = `(async (url) => {
 // channel to n1 of a two-node cluster and exchanges text with a TCP
 // member attached to n2.
 func TestChromiumCallsRoom(t *testing.T) {
-	t.Parallel()
 	c := nodetest.Start(t, 2, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	front, _ := startFront(t, c.Nodes[0], nil)

@@ -259,7 +259,6 @@ func (p *rtcPeer) received() string {
 // TCP member on n2 share a room both ways, the member's text labelled
 // with their name, and the peer's hangup leaves the room.
 func TestPeerTalksWithMemberOnAnotherNode(t *testing.T) {
-	t.Parallel()
 	c := nodetest.Start(t, 2, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	front, url := startFront(t, c.Nodes[0], nil)
@@ -309,7 +308,6 @@ func TestPeerTalksWithMemberOnAnotherNode(t *testing.T) {
 // TestBadOffers: every malformed or unwelcome request gets its status and
 // a reason, and the front serves a good peer afterwards.
 func TestBadOffers(t *testing.T) {
-	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	_, url := startFront(t, c.Nodes[0], func(cfg *rtcfront.Config) { cfg.MaxOffer = 8 << 10 })
@@ -379,7 +377,6 @@ func TestBadOffers(t *testing.T) {
 // are refused with 429 and 503, a peer that never opens its channel is
 // dropped, and Shutdown ends the peers (their channels close).
 func TestLimitsAndShutdown(t *testing.T) {
-	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	front, url := startFront(t, c.Nodes[0], func(cfg *rtcfront.Config) {
@@ -451,7 +448,6 @@ func TestLimitsAndShutdown(t *testing.T) {
 // 401, one whose token does not allow the room 403, and one with a good
 // token joins as the token's user.
 func TestTokens(t *testing.T) {
-	t.Parallel()
 	privPEM, pubPEM, err := pki.NewSigningKey()
 	if err != nil {
 		t.Fatal(err)
