@@ -69,6 +69,9 @@ type view struct {
 	nodes []directory.Node
 	idx   []int32 // node number of nodes[i]
 	pos   []int32 // position in nodes of each node number, -1 if absent
+	// cum[i] is the spare capacity of nodes[:i+1], for drawing sampled
+	// views fast (see weighted); filled by build when they are used.
+	cum []int64
 }
 
 func (v *view) swap(a, b int) {
@@ -120,6 +123,7 @@ type run struct {
 	stale, fresh view
 	swaps        []int32
 	listed       []directory.Node // scratch for ViewSize
+	drawn        []int32          // scratch for weighted
 	mark         []uint32         // per node number: r.gen if drawn
 	gen          uint32
 
@@ -553,12 +557,55 @@ func (r *run) sampled(v *view, m int, group string) []directory.Node {
 	if r.cfg.ViewSize >= m {
 		return v.nodes[:m]
 	}
+	if m == len(v.nodes) && len(r.groups) == 1 {
+		return r.weighted(v)
+	}
 	idx := directory.Sample(v.nodes[:m], directory.ViewRequest{Max: r.cfg.ViewSize, Group: group}, r.thin)
 	out := r.listed[:0]
 	for _, i := range idx {
 		out = append(out, v.nodes[i])
 	}
 	r.listed = out
+	return out
+}
+
+// weighted returns what directory.Sample draws from all of v.nodes for a
+// client in the one zone there is, in O(ViewSize log nodes) rather than
+// O(nodes log nodes): ViewSize nodes drawn one after another without
+// replacement, each with a probability proportional to its spare capacity
+// among those not drawn yet, and listed in ID order. Sample's keys
+// (-ln(u)/spare, the smallest first; Efraimidis and Spirakis) give
+// exactly that distribution; with one zone every candidate is in the
+// client's zone and no share is kept for elsewhere. A draw is a binary
+// search of the prefix sums build keeps; a node drawn again is drawn
+// anew, which leaves the others' probabilities those of a draw without
+// it (TestWeightedIsSample checks it against Sample).
+func (r *run) weighted(v *view) []directory.Node {
+	k := r.cfg.ViewSize
+	if len(r.mark) < len(v.pos) {
+		r.mark = make([]uint32, len(v.pos))
+	}
+	r.gen++
+	if r.gen == 0 {
+		clear(r.mark)
+		r.gen = 1
+	}
+	total := v.cum[len(v.cum)-1]
+	picked := r.drawn[:0]
+	for len(picked) < k {
+		u := r.thin.Int64N(total)
+		p, _ := slices.BinarySearch(v.cum, u+1) // the first prefix sum past u
+		if n := v.idx[p]; r.mark[n] != r.gen {
+			r.mark[n] = r.gen
+			picked = append(picked, int32(p))
+		}
+	}
+	slices.Sort(picked)
+	out := r.listed[:0]
+	for _, p := range picked {
+		out = append(out, v.nodes[p])
+	}
+	r.drawn, r.listed = picked, out
 	return out
 }
 
@@ -590,6 +637,9 @@ func (r *run) build(v *view, k int) {
 		v.pos[i] = -1
 	}
 	ageMS := r.cfg.Propagation.Milliseconds()
+	keepCum := r.cfg.SampledViews && r.cfg.ViewSize > 0 && len(r.groups) == 1
+	v.cum = v.cum[:0]
+	var spare int64
 	for i := range r.live {
 		if r.joinAt[i] > at {
 			continue
@@ -612,6 +662,10 @@ func (r *run) build(v *view, k int) {
 		v.pos[i] = int32(len(v.nodes))
 		v.nodes = append(v.nodes, n)
 		v.idx = append(v.idx, int32(i))
+		if keepCum {
+			spare += int64(n.Spare())
+			v.cum = append(v.cum, spare)
+		}
 	}
 }
 
