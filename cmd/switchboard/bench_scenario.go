@@ -52,6 +52,8 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	heartbeat := fs.Duration("heartbeat", 0, "the nodes' heartbeat (default: serve's)")
 	nodeLogs := fs.Bool("node-logs", false, "show the nodes' logs on stderr")
 	nodeArgs := fs.String("node-args", "", "more serve flags for every node, space-separated (for instance --pprof)")
+	regions := fs.String("regions", "", "scale: a supercluster, one NATS cluster of two servers per region (comma-separated, say eu,us) joined by gateways; node i in region i mod N, its group")
+	busWatch := fs.Bool("bus-watch", true, "scale: give the nodes a user of the nats-servers' system account (serve --bus-system), so that a peer's closed connection is its death and heartbeats slow as the cluster grows")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	pos, err := c.parse(args)
 	if err != nil {
@@ -71,6 +73,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 		Repeat: *repeat, Samples: *samples, Background: *background, Kills: *kills, Busy: *busy, Heartbeat: *heartbeat,
 		Rooms: *rooms, RoomSize: *roomSize, Senders: *senders, Rate: *rate, Duration: *duration,
 		Fault: *fault, Pause: *pause, Within: *within, NodeArgs: strings.Fields(*nodeArgs), TLS: *withTLS, Transport: *transport,
+		Regions: splitList(*regions), NoBusWatch: !*busWatch,
 	}
 	if *service != "" {
 		if cfg.Service, err = (&clientFlags{service: *service, resolver: *resolver}).resolvedTarget(ctx); err != nil {

@@ -3,6 +3,8 @@ package bench
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -77,28 +79,116 @@ type ScaleReport struct {
 	JoinMissing int         `json:"join_missing"`
 	Load        [3]float64  `json:"loadavg"`
 	Targets     []Target    `json:"targets"`
+	// BusWatch says the nodes watched the nats-servers' disconnect events
+	// (serve --bus-system); Disconnects is how many (live node, killed
+	// node) pairs learned the death that way (of len(Killed) times the
+	// live nodes), from the nodes' switchboard_directory_disconnects_total.
+	BusWatch    bool `json:"bus_watch"`
+	Disconnects int  `json:"disconnects"`
+	// Regions are the regions (the nodes' groups, one NATS cluster each,
+	// joined by gateways); empty for one cluster.
+	Regions []string `json:"regions,omitempty"`
+	// CrossListed is how many (node, node of another region) pairs were
+	// listed up when every node was up (all of them, or the run stops).
+	CrossListed int `json:"cross_listed,omitempty"`
+	// CrossAttach is, for each region, a session of that group dialled
+	// through a node of another region, and where it attached.
+	CrossAttach []CrossAttach `json:"cross_attach,omitempty"`
+	// RoomAcross is a room with a member in each of the first two
+	// regions: the text one typed reached the other.
+	RoomAcross *RoomAcross `json:"room_across,omitempty"`
 }
 
-// scaleNATS is the external NATS of the scale scenario.
+// CrossAttach is a session of group Want dialled at node Via (of another
+// region) that attached to Landed, of group LandedGroup.
+type CrossAttach struct {
+	Want        string `json:"group"`
+	Via         string `json:"via"`
+	Landed      string `json:"landed"`
+	LandedGroup string `json:"landed_group"`
+}
+
+// RoomAcross is one room with a member on a node of each of two regions.
+type RoomAcross struct {
+	From, To  string  // the members' nodes
+	Delivered bool    // To's member received From's text
+	MS        float64 // from the send to the receipt
+	Err       string  `json:",omitempty"`
+}
+
+// scaleNATS is the external NATS of the scale scenario: one cluster, or
+// with regions one cluster per region joined by gateways (a
+// supercluster).
 type scaleNATS struct {
 	procs []*exec.Cmd
 	done  []chan struct{}
 	urls  []string
 	dir   string
+	// regions are the clusters' names ("scale" alone without regions);
+	// regionURLs[r] the client URLs of region r's servers and
+	// systemURLs[r] the same with the system account's user.
+	regions    []string
+	regionURLs [][]string
+	systemURLs [][]string
 }
 
 // scaleNATSIP is the address of nats-server i: 127.0.1.x, apart from the
 // nodes' 127.0.0.x.
 func scaleNATSIP(i int) string { return "127.0.1." + strconv.Itoa(i+1) }
 
-// startScaleNATS starts n nats-server processes routed to each other, each
-// with JetStream, and waits until JetStream answers.
-func (e *env) startScaleNATS(ctx context.Context, n int) (*scaleNATS, error) {
+// scaleSystemUser is the user of the nats-servers' system account that
+// the nodes watch disconnect events with (serve --bus-system).
+const scaleSystemUser = "sys"
+
+// scaleNATSConf is nats-server i's configuration file: two accounts, the
+// system account SYS (a user for the nodes' --bus-system) and APP with
+// JetStream, which takes every connection without credentials
+// (no_auth_user); its cluster's routes; and with more than one region a
+// gateway to every region's cluster.
+func scaleNATSConf(name, ip string, port int, cluster string, routes []string, gateways [][2]string, storeDir, sysPassword, appPassword string) string {
+	var b strings.Builder
+	q := strconv.Quote
+	fmt.Fprintf(&b, "server_name: %s\nlisten: %s\nhttp: %s\n", q(name), q(net.JoinHostPort(ip, strconv.Itoa(port))), q(net.JoinHostPort(ip, strconv.Itoa(port+2))))
+	fmt.Fprintf(&b, "jetstream { store_dir: %s }\n", q(storeDir))
+	fmt.Fprintf(&b, "cluster { name: %s, listen: %s, routes: [", q(cluster), q(net.JoinHostPort(ip, strconv.Itoa(port+1))))
+	for i, r := range routes {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(q(r))
+	}
+	b.WriteString("] }\n")
+	if len(gateways) > 0 {
+		fmt.Fprintf(&b, "gateway { name: %s, listen: %s, gateways: [", q(cluster), q(net.JoinHostPort(ip, strconv.Itoa(port+3))))
+		for i, g := range gateways {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "{ name: %s, urls: [%s] }", q(g[0]), g[1])
+		}
+		b.WriteString("] }\n")
+	}
+	fmt.Fprintf(&b, "accounts {\n  SYS { users: [ { user: %s, password: %s } ] }\n  APP { jetstream: enabled, users: [ { user: app, password: %s } ] }\n}\n",
+		q(scaleSystemUser), q(sysPassword), q(appPassword))
+	b.WriteString("system_account: SYS\nno_auth_user: app\n")
+	return b.String()
+}
+
+// startScaleNATS starts perRegion nats-server processes for each of
+// regions (one cluster "scale" when there are none), routed to each
+// other within a region and joined by gateways between regions, each
+// with JetStream, and waits until JetStream answers in every region.
+func (e *env) startScaleNATS(ctx context.Context, regions []string, perRegion int) (*scaleNATS, error) {
+	clusters := regions
+	if len(clusters) == 0 {
+		clusters = []string{"scale"}
+	}
+	n := len(clusters) * perRegion
 	ips := make([]string, n)
 	for i := range ips {
 		ips[i] = scaleNATSIP(i)
 	}
-	port, err := localcluster.FreePort(ips, 3)
+	port, err := localcluster.FreePort(ips, 4)
 	if err != nil {
 		return nil, err
 	}
@@ -110,50 +200,90 @@ func (e *env) startScaleNATS(ctx context.Context, n int) (*scaleNATS, error) {
 	if logs == nil {
 		logs = io.Discard
 	}
-	s := &scaleNATS{dir: dir}
+	sysPassword, err := randomHex()
+	if err != nil {
+		return nil, err
+	}
+	appPassword, err := randomHex()
+	if err != nil {
+		return nil, err
+	}
+	s := &scaleNATS{dir: dir, regions: clusters}
 	exe := e.natsCommand()
 	route := func(i int) string { return "nats://" + net.JoinHostPort(ips[i], strconv.Itoa(port+1)) }
-	for i := range n {
-		args := append(slices.Clone(exe[1:]),
-			"--server_name", "s"+strconv.Itoa(i+1), "--addr", ips[i], "--port", strconv.Itoa(port),
-			"--cluster_name", "scale", "--cluster", route(i), "--cluster_advertise", net.JoinHostPort(ips[i], strconv.Itoa(port+1)),
-			"--http_port", strconv.Itoa(port+2), "-js", "-sd", filepath.Join(dir, "s"+strconv.Itoa(i+1)))
-		var routes []string
-		for j := range n {
-			if j != i {
-				routes = append(routes, route(j))
+	var gateways [][2]string
+	if len(regions) > 1 {
+		for r, name := range clusters {
+			var urls []string
+			for j := range perRegion {
+				urls = append(urls, strconv.Quote("nats://"+net.JoinHostPort(ips[r*perRegion+j], strconv.Itoa(port+3))))
 			}
+			gateways = append(gateways, [2]string{name, strings.Join(urls, ", ")})
 		}
-		args = append(args, "--routes", strings.Join(routes, ","))
-		cmd := exec.Command(exe[0], args...)
-		cmd.Stdout, cmd.Stderr = logs, logs
-		if err := cmd.Start(); err != nil {
-			s.stop()
-			return nil, fmt.Errorf("bench: starting nats-server %d: %w", i+1, err)
-		}
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		s.procs, s.done = append(s.procs, cmd), append(s.done, done)
-		s.urls = append(s.urls, "nats://"+net.JoinHostPort(ips[i], strconv.Itoa(port)))
 	}
-	err = localcluster.Await(ctx, 60*time.Second, func(context.Context) error {
-		nc, err := nats.Connect(strings.Join(s.urls, ","), nats.Timeout(2*time.Second))
-		if err != nil {
-			return err
+	for r, cluster := range clusters {
+		var urls, sys []string
+		for j := range perRegion {
+			i := r*perRegion + j
+			var routes []string
+			for k := range perRegion {
+				if k != j {
+					routes = append(routes, route(r*perRegion+k))
+				}
+			}
+			name := "s" + strconv.Itoa(i+1)
+			conf := filepath.Join(dir, name+".conf")
+			text := scaleNATSConf(name, ips[i], port, cluster, routes, gateways, filepath.Join(dir, name), sysPassword, appPassword)
+			if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+				s.stop()
+				return nil, fmt.Errorf("bench: %w", err)
+			}
+			cmd := exec.Command(exe[0], append(slices.Clone(exe[1:]), "--config", conf)...)
+			cmd.Stdout, cmd.Stderr = logs, logs
+			if err := cmd.Start(); err != nil {
+				s.stop()
+				return nil, fmt.Errorf("bench: starting nats-server %d: %w", i+1, err)
+			}
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			s.procs, s.done = append(s.procs, cmd), append(s.done, done)
+			addr := net.JoinHostPort(ips[i], strconv.Itoa(port))
+			urls = append(urls, "nats://"+addr)
+			sys = append(sys, "nats://"+scaleSystemUser+":"+sysPassword+"@"+addr)
 		}
-		defer nc.Close()
-		js, err := nc.JetStream()
-		if err != nil {
+		s.urls = append(s.urls, urls...)
+		s.regionURLs = append(s.regionURLs, urls)
+		s.systemURLs = append(s.systemURLs, sys)
+	}
+	for r := range clusters {
+		err = localcluster.Await(ctx, 60*time.Second, func(context.Context) error {
+			nc, err := nats.Connect(strings.Join(s.regionURLs[r], ","), nats.Timeout(2*time.Second))
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			js, err := nc.JetStream()
+			if err != nil {
+				return err
+			}
+			_, err = js.AccountInfo(nats.MaxWait(2 * time.Second))
 			return err
+		})
+		if err != nil {
+			s.stop()
+			return nil, fmt.Errorf("bench: waiting for JetStream on the nats-servers of %s: %w", clusters[r], err)
 		}
-		_, err = js.AccountInfo(nats.MaxWait(2 * time.Second))
-		return err
-	})
-	if err != nil {
-		s.stop()
-		return nil, fmt.Errorf("bench: waiting for JetStream on the nats-servers: %w", err)
 	}
 	return s, nil
+}
+
+// randomHex is 16 random bytes in hex, for a password of a run.
+func randomHex() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("bench: drawing a password: %w", err)
+	}
+	return hex.EncodeToString(b), nil
 }
 
 func (s *scaleNATS) stop() {
@@ -316,10 +446,18 @@ func loadavg() [3]float64 {
 }
 
 func runScale(ctx context.Context, e *env) (Report, error) {
-	const natsServers = 3
-	rep := &ScaleReport{Scenario: "scale", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, NATS: natsServers}
+	perRegion := 3
+	if len(e.cfg.Regions) > 1 {
+		perRegion = 2 // per region: a supercluster of two clusters of two
+	}
+	regions := e.cfg.Regions
+	if len(regions) == 1 {
+		regions = nil
+	}
+	natsServers := perRegion * max(1, len(regions))
+	rep := &ScaleReport{Scenario: "scale", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, NATS: natsServers, BusWatch: !e.cfg.NoBusWatch, Regions: regions}
 	e.logf("[scale] starting %d nats-server processes with JetStream", natsServers)
-	ns, err := e.startScaleNATS(ctx, natsServers)
+	ns, err := e.startScaleNATS(ctx, regions, perRegion)
 	if err != nil {
 		return nil, err
 	}
@@ -328,12 +466,28 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 	joins := max(1, e.cfg.Nodes/5)
 	// The nodes start scaleBatch at a time, each batch up on the first
 	// node before the next starts: a hundred processes setting up their
-	// JetStream streams at once overwhelm two cores.
+	// JetStream streams at once overwhelm two cores. Node i is in region
+	// i mod len(regions), on that region's servers.
 	const scaleBatch = 10
+	region := func(i int) int { return i % len(ns.regions) }
+	var groups []string
+	if len(regions) > 0 {
+		groups = regions
+	}
 	lc, err := localcluster.Start(ctx, localcluster.Config{
 		Binary: e.cfg.Binary, Nodes: min(scaleBatch, e.cfg.Nodes), Heartbeat: e.cfg.Heartbeat, NoWait: true,
 		Capacity: max(10000, 2*e.cfg.Clients), Output: e.cfg.Logs, Args: e.cfg.NodeArgs,
-		Bus: strings.Join(ns.urls, ","),
+		Bus: strings.Join(ns.regionURLs[0], ","), Groups: groups,
+		ArgsFor: func(i int) []string {
+			var args []string
+			if len(regions) > 0 {
+				args = append(args, "--bus", strings.Join(ns.regionURLs[region(i)], ","))
+			}
+			if !e.cfg.NoBusWatch {
+				args = append(args, "--bus-system", strings.Join(ns.systemURLs[region(i)], ","))
+			}
+			return args
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -355,6 +509,11 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 	}
 	if err := awaitAllUp(ctx, lc.Nodes, e.cfg.Nodes, 3*time.Minute); err != nil {
 		return nil, fmt.Errorf("bench: the nodes did not all come up: %w", err)
+	}
+	if len(regions) > 0 {
+		if err := e.checkRegions(ctx, rep, lc); err != nil {
+			return nil, err
+		}
 	}
 	hc := &http.Client{Timeout: 5 * time.Second}
 	defer hc.CloseIdleConnections()
@@ -473,9 +632,12 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 	for i := e.cfg.Nodes - 1; len(victims) < kills; i-- {
 		victims = append(victims, i)
 	}
+	// What the victims hold now, not after the storm: on a loaded machine
+	// a session may have moved since.
+	now := run.Snapshot()
 	for _, i := range victims {
 		rep.Killed = append(rep.Killed, lc.Nodes[i].ID)
-		rep.Held += res.PerNode[lc.Nodes[i].ID]
+		rep.Held += now.PerNode[lc.Nodes[i].ID]
 	}
 	e.logf("[scale] kill -9 %s (%d sessions)", strings.Join(rep.Killed, " "), rep.Held)
 	killed := time.Now()
@@ -511,6 +673,25 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 	})
 	down, missing := downAll()
 	rep.DownMS, rep.DownMissing = percentilesOf(down), missing
+	var liveNodes []*localcluster.Node
+	for i, n := range lc.Nodes {
+		if !slices.Contains(victims, i) {
+			liveNodes = append(liveNodes, n)
+		}
+	}
+	// A node too busy to answer within the client's timeout is left out
+	// of the count (and said so), not the end of the run.
+	disconnects := make([]float64, len(liveNodes))
+	_ = eachNode(liveNodes, func(i int, n *localcluster.Node) error {
+		var err error
+		if disconnects[i], err = scrape(ctx, hc, n, "switchboard_directory_disconnects_total"); err != nil {
+			e.logf("[scale] %v", err)
+		}
+		return nil
+	})
+	for _, d := range disconnects {
+		rep.Disconnects += int(d)
+	}
 	after := run.Snapshot()
 	rep.AfterMaxMean = MaxMeanOf(after.PerNode, func(id string) bool { return !slices.Contains(rep.Killed, id) })
 	e.logf("[scale] down everywhere p99 %.0f ms; reattach p99 %.0f ms", rep.DownMS.P99, rep.Reattach.MS.P99)
@@ -565,6 +746,17 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 		{What: "an idle node's CPU: p50 of the nodes", Want: "<= 1% of a core", Got: fmt.Sprintf("%.2f%%", rep.CPUPercent.P50), Met: rep.CPUPercent.P50 <= 1},
 		{What: "hello asking for a view", Want: "<= 16 KiB", Got: fmt.Sprintf("%d bytes", rep.HelloBytes), Met: rep.HelloBytes <= 16<<10},
 	}
+	if len(regions) > 0 {
+		landed := 0
+		for _, c := range rep.CrossAttach {
+			if c.LandedGroup == c.Want {
+				landed++
+			}
+		}
+		rep.Targets = append(rep.Targets,
+			Target{What: "a session dialled through another region lands in its own", Want: fmt.Sprintf("%d of %d", len(rep.CrossAttach), len(rep.CrossAttach)), Got: fmt.Sprintf("%d of %d", landed, len(rep.CrossAttach)), Met: landed == len(rep.CrossAttach)},
+			Target{What: "a room across regions carries text", Want: "delivered", Got: fmt.Sprint(rep.RoomAcross != nil && rep.RoomAcross.Delivered), Met: rep.RoomAcross != nil && rep.RoomAcross.Delivered})
+	}
 	return rep, nil
 }
 
@@ -572,6 +764,9 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 func (r *ScaleReport) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "scale: %d nodes on --bus (%d nats-server processes with JetStream), storm of %d, kill %d, %d join; load average %.2f %.2f %.2f\n\n",
 		r.Nodes, r.NATS, r.Clients, len(r.Killed), r.Joined, r.Load[0], r.Load[1], r.Load[2])
+	if len(r.Regions) > 0 {
+		fmt.Fprintf(w, "supercluster: regions %s, one NATS cluster each, joined by gateways; node i in region i mod %d\n\n", strings.Join(r.Regions, ","), len(r.Regions))
+	}
 	p := func(x Percentiles, format string) []string {
 		return []string{fmt.Sprintf(format, x.P50), fmt.Sprintf(format, x.P99), fmt.Sprintf(format, x.Max)}
 	}
@@ -590,6 +785,24 @@ func (r *ScaleReport) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "\nstorm: max/mean %.3f, all attached in %.0f ms, %d failed; after the kill max/mean %.3f over the live nodes\n",
 		r.StormMaxMean, r.StormElapsedMS, r.StormFailed, r.AfterMaxMean)
 	fmt.Fprintf(w, "hello: %d bytes asking for %d nodes, %d bytes asking for no bound (a v1 client)\n", r.HelloBytes, client.ViewSize, r.HelloBytesV1)
+	if r.BusWatch {
+		fmt.Fprintf(w, "bus watch (serve --bus-system): %d of %d (live node, killed node) pairs learned the death from a disconnect event\n", r.Disconnects, len(r.Killed)*(r.Nodes-len(r.Killed)))
+	} else {
+		fmt.Fprintf(w, "bus watch: off (peers found dead by their heartbeats alone)\n")
+	}
+	if len(r.Regions) > 0 {
+		fmt.Fprintf(w, "regions %s: %d (node, node of another region) pairs listed up\n", strings.Join(r.Regions, ","), r.CrossListed)
+		for _, c := range r.CrossAttach {
+			fmt.Fprintf(w, "  a session of group %s dialled at %s attached to %s (%s)\n", c.Want, c.Via, c.Landed, c.LandedGroup)
+		}
+		if ra := r.RoomAcross; ra != nil {
+			if ra.Delivered {
+				fmt.Fprintf(w, "  a room across regions: text from %s reached %s in %.1f ms\n", ra.From, ra.To, ra.MS)
+			} else {
+				fmt.Fprintf(w, "  a room across regions: %s to %s failed: %s\n", ra.From, ra.To, ra.Err)
+			}
+		}
+	}
 	writeTargets(w, r.Targets)
 }
 

@@ -114,6 +114,15 @@ type Config struct {
 	// and verify the service name), and reports the TLS rows next to the
 	// plain ones with their ratio.
 	TLS bool
+	// Regions makes scale run a supercluster: one NATS cluster per
+	// region (two nats-server processes each) joined by gateways, node i
+	// in region i mod len(Regions) (its group) on that region's servers.
+	// None or one: a single cluster of three.
+	Regions []string
+	// NoBusWatch runs scale's nodes without serve --bus-system: they
+	// learn of a peer's death from its heartbeats alone, which then keep
+	// their base interval.
+	NoBusWatch bool
 	// NodeArgs are more serve flags for every node of a local cluster
 	// (for instance --pprof, to profile the nodes while a scenario runs).
 	NodeArgs []string

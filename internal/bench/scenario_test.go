@@ -137,6 +137,11 @@ func TestScenarios(t *testing.T) {
 			if rep.DownMissing != 0 || rep.JoinMissing != 0 || rep.Joined != 1 {
 				t.Errorf("scale: %d (node, killed) pairs never down, %d (node, joined) never up, %d joined", rep.DownMissing, rep.JoinMissing, rep.Joined)
 			}
+			// Each live node learned of the kill from the nats-servers'
+			// disconnect event (serve --bus-system), not from silence.
+			if !rep.BusWatch || rep.Disconnects != 2 {
+				t.Errorf("scale: bus watch %v, %d of 2 (live, killed) pairs learned the death from a disconnect event", rep.BusWatch, rep.Disconnects)
+			}
 			// Both hellos list the whole directory of three nodes (their
 			// bytes may differ: counts and ages change between them).
 			if rep.HelloBytes == 0 || rep.HelloNodes != 3 || rep.HelloNodesV1 != 3 || rep.RSSMiB.P50 <= 0 {
@@ -180,6 +185,46 @@ func TestScenarios(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestScaleRegions runs scale on a supercluster: two NATS clusters of
+// two servers joined by gateways, two nodes on each. Every node listed
+// the other region's two nodes, a session of each region's group dialled
+// through the other region landed in its own, a room carried text across
+// the gateway, and the kill was learned from a disconnect event.
+func TestScaleRegions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts clusters of child processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r, err := RunScenario(ctx, "scale", Config{Binary: binary, Nodes: 4, Clients: 20, Kills: 1, Duration: time.Second, Regions: []string{"eu", "us"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := r.(*ScaleReport)
+	if rep.CrossListed != 4*2 {
+		t.Errorf("%d (node, node of another region) pairs listed up, want 8", rep.CrossListed)
+	}
+	if len(rep.CrossAttach) != 2 {
+		t.Errorf("cross attaches %+v, want one per region", rep.CrossAttach)
+	}
+	for _, c := range rep.CrossAttach {
+		if c.LandedGroup != c.Want {
+			t.Errorf("a session of group %s dialled at %s landed on %s of group %s", c.Want, c.Via, c.Landed, c.LandedGroup)
+		}
+	}
+	if rep.RoomAcross == nil || !rep.RoomAcross.Delivered {
+		t.Errorf("room across regions %+v, want the text delivered", rep.RoomAcross)
+	}
+	if rep.StormFailed != 0 || rep.DownMissing != 0 || rep.Disconnects != 3 {
+		t.Errorf("%d failed, %d (node, killed) pairs never down, %d of 3 (live, killed) pairs learned from a disconnect event", rep.StormFailed, rep.DownMissing, rep.Disconnects)
+	}
+	var out bytes.Buffer
+	rep.WriteTable(&out)
+	if !strings.Contains(out.String(), "regions eu,us") {
+		t.Errorf("table does not name the regions:\n%s", out.String())
 	}
 }
 

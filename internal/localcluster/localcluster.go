@@ -54,6 +54,10 @@ type Config struct {
 	DNS bool
 	// Args are more flags for every node.
 	Args []string
+	// ArgsFor, when set, gives more flags for node i, after Args: a flag
+	// given again there wins (serve takes a flag's last value), so that a
+	// node can get a --bus of its own region.
+	ArgsFor func(i int) []string
 	// DataDir holds each node's stored state (default: a temp dir).
 	DataDir string
 	// Output receives the nodes' logs (default: discarded).
@@ -301,6 +305,9 @@ func (c *Cluster) launch(i int, n *Node) error {
 		args = append(args, c.tlsArgs(n)...)
 	}
 	args = append(args, c.cfg.Args...)
+	if c.cfg.ArgsFor != nil {
+		args = append(args, c.cfg.ArgsFor(i)...)
+	}
 	argv := append([]string{c.cfg.Binary}, args...)
 	if c.cfg.Net != nil {
 		argv = c.cfg.Net.Command(i, argv...) // ip netns exec: the same process, in the namespace
