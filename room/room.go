@@ -58,6 +58,7 @@ type Room struct {
 	epoch     uint64                 // counts the states sent to local sessions
 	stale     bool                   // during Apply: sessions with since <= staleUpTo saw text never stored
 	staleUpTo uint64
+	unstored  []string
 
 	// Presence evidence, see Reconcile.
 	watched  time.Time            // the last Reconcile, zero before the first
@@ -118,6 +119,9 @@ type Result struct {
 	// before: resends, dropped on every node alike. It is 0 or 1 for a
 	// text record, up to the number of chunks for a batch.
 	Duplicates int
+	// Unstored names the senders whose text shown live was never stored
+	// (room/live.go): the sessions that saw it got the room's state again.
+	Unstored []string
 }
 
 // Apply applies the record stored at stream sequence seq. Records must
@@ -152,7 +156,8 @@ func (r *Room) Apply(seq uint64, rec Record) Result {
 	}
 	if r.stale {
 		r.resendStates(r.staleUpTo)
-		r.stale, r.staleUpTo = false, 0
+		res.Unstored = r.unstored
+		r.stale, r.staleUpTo, r.unstored = false, 0, nil
 	}
 	return res
 }
@@ -167,6 +172,7 @@ func (r *Room) applyText(rec Record) bool {
 	w := r.storedLive(rec)
 	if w.phantom {
 		r.stale, r.staleUpTo = true, max(r.staleUpTo, w.phantomAt)
+		r.unstored = append(r.unstored, fmt.Sprintf("%s %d", rec.User, rec.Seq))
 	}
 	if res.Duplicate {
 		return true

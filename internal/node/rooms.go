@@ -180,7 +180,9 @@ func newRoomEngine(n *Node) *roomEngine {
 // it is done (Ready).
 func (e *roomEngine) start() error {
 	for i := range roomConns {
-		nc, err := e.n.bus.Connect(sanitize(e.n.cfg.ID) + "-rooms-" + strconv.Itoa(i))
+		// Without echo: the node shows its own sessions' live text to
+		// its members directly (rooms_live.go).
+		nc, err := e.n.bus.Connect(sanitize(e.n.cfg.ID)+"-rooms-"+strconv.Itoa(i), nats.NoEcho())
 		if err != nil {
 			return fmt.Errorf("node: connecting the room engine: %w", err)
 		}

@@ -41,20 +41,23 @@ func (e *roomEngine) connOf(room string) *nats.Conn {
 	return e.conns[e.shardOf(room)%len(e.conns)]
 }
 
-// publishLive publishes recs, a session's checked chunks of room in the
-// order sent, on the room's live subject. It does not wait: the bus
-// client writes it out from its buffer.
-func (e *roomEngine) publishLive(room string, recs []record) {
+// publishLive shows recs, a session's checked chunks of f's room in the
+// order sent, to the node's own members through f, and publishes them on
+// the room's live subject for the other nodes. It does not wait: the bus
+// client writes them out from its buffer. The room's connections have no
+// echo, so the node does not receive its own publish.
+func (e *roomEngine) publishLive(f *feed, recs []record) {
 	rec := recs[0]
 	if len(recs) > 1 {
 		rec = record{Op: recBatch, Recs: recs}
 	}
+	f.takeLive(liveRec{rec: rec, at: time.Now()})
 	data, err := json.Marshal(rec)
 	if err != nil {
 		return // records of strings and numbers always encode
 	}
-	if err := e.connOf(room).Publish(e.liveSubjectOf(room), data); err != nil {
-		e.log.Debug("publishing live text", "room", room, "err", err)
+	if err := e.connOf(f.room).Publish(e.liveSubjectOf(f.room), data); err != nil {
+		e.log.Debug("publishing live text", "room", f.room, "err", err)
 		return
 	}
 	e.metrics.livePublished.Add(float64(len(recs)))
@@ -87,8 +90,13 @@ func (f *feed) handleLive(msg *nats.Msg) {
 	if err := json.Unmarshal(msg.Data, &rec); err != nil || (rec.Op != recText && rec.Op != recBatch) {
 		return
 	}
+	f.takeLive(liveRec{rec: rec, at: time.Now()})
+}
+
+// takeLive hands a live record to run, or drops it if run is behind.
+func (f *feed) takeLive(in liveRec) {
 	select {
-	case f.live <- liveRec{rec: rec, at: time.Now()}:
+	case f.live <- in:
 	default:
 		f.e.metrics.liveDropped.Inc()
 	}

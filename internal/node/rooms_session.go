@@ -263,6 +263,16 @@ func (s *session) checkText(m wire.Message) (record, bool) {
 		s.reply(roomError(wire.CodeRate, room, m.Seq, "text faster than %v chunks or %v bytes a second; slow down and resend", n.cfg.ChunkRate, n.cfg.ByteRate))
 		return record{}, false
 	}
+	if isHeld && m.Seq == held {
+		// The resend of the refused chunk lifts the hold: it goes to the
+		// writer before anything after it, and if it fails again its
+		// answer holds the room again before the writer takes the next.
+		s.textMu.Lock()
+		if s.held[room] == held {
+			delete(s.held, room)
+		}
+		s.textMu.Unlock()
+	}
 	return record{Op: recText, User: s.user, Key: s.key(), Seq: m.Seq, T: m.T}, true
 }
 
@@ -281,7 +291,7 @@ func heldError(room string, seq, held uint64) error {
 func (s *session) storeTexts(room string, recs []record) {
 	n, e := s.n, s.n.rooms
 	f := s.rooms[room]
-	e.publishLive(room, recs)
+	e.publishLive(f, recs)
 	start := time.Now()
 	first := recs[0].Seq
 	req := &textReq{
