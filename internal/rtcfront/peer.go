@@ -12,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/roomfeed"
 	"github.com/switchboard/switchboard/internal/t140"
 )
 
@@ -111,13 +112,6 @@ func (p *peer) fromPeer(msg webrtc.DataChannelMessage) {
 	}
 }
 
-// roomText is what the event reader hands the sender: a member's text,
-// or (leave) a member gone.
-type roomText struct {
-	from, text string
-	leave      bool
-}
-
 // run serves the peer until it ends, then gives its place back.
 func (p *peer) run() {
 	defer func() {
@@ -141,7 +135,7 @@ func (p *peer) run() {
 		return
 	}
 	p.log.Info("WebRTC peer in the room", "label", dc.Label())
-	texts := make(chan roomText, 64)
+	texts := make(chan roomfeed.Text, 64)
 	var wg sync.WaitGroup
 	wg.Go(func() { p.readEvents(texts) })
 	p.send(dc, texts)
@@ -150,38 +144,16 @@ func (p *peer) run() {
 
 // readEvents hands the room's text to the sender, and ends the peer
 // when the bridged session ends.
-func (p *peer) readEvents(texts chan<- roomText) {
-	for e := range p.sess.Events() {
-		re, ok := e.Room()
-		if !ok || re.Room != p.room {
-			continue
-		}
-		var rt roomText
-		switch {
-		case re.Kind == client.TextEvent && re.From != p.user:
-			rt = roomText{from: re.From, text: re.Text}
-		case re.Kind == client.PresenceEvent && !re.Joined:
-			rt = roomText{from: re.User, leave: true}
-		default:
-			continue
-		}
-		select {
-		case texts <- rt:
-		case <-p.done:
-			return
-		}
+func (p *peer) readEvents(texts chan<- roomfeed.Text) {
+	if reason, ended := roomfeed.Relay(p.sess, p.room, p.user, texts, p.done); ended {
+		p.end(reason)
 	}
-	reason := "the room session ended"
-	if err := p.sess.Err(); err != nil {
-		reason += ": " + err.Error()
-	}
-	p.end(reason)
 }
 
 // send writes the room's text to the peer's channel, labelled by sender
 // (t140.Mixer): at once when no text left in the last interval, else at
 // the next tick.
-func (p *peer) send(dc *webrtc.DataChannel, texts <-chan roomText) {
+func (p *peer) send(dc *webrtc.DataChannel, texts <-chan roomfeed.Text) {
 	interval := p.srv.cfg.Interval
 	mix := t140.NewMixer(0)
 	tick := time.NewTicker(interval)
@@ -213,11 +185,11 @@ func (p *peer) send(dc *webrtc.DataChannel, texts <-chan roomText) {
 			return
 		case rt := <-texts:
 			now := time.Now()
-			if rt.leave {
-				mix.Forget(rt.from)
+			if rt.Leave {
+				mix.Forget(rt.From)
 				continue
 			}
-			mix.Write(rt.from, rt.text, now)
+			mix.Write(rt.From, rt.Text, now)
 			if now.Sub(lastText) >= interval {
 				flush(now)
 			}

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/roomfeed"
 	"github.com/switchboard/switchboard/internal/t140"
 )
 
@@ -42,16 +43,9 @@ type call struct {
 	endOnce sync.Once
 }
 
-// roomText is what the event reader hands the sender: a member's text,
-// or (leave) a member gone.
-type roomText struct {
-	from, text string
-	leave      bool
-}
-
 // run serves the call until it ends.
 func (c *call) run() {
-	texts := make(chan roomText, 64)
+	texts := make(chan roomfeed.Text, 64)
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() { defer wg.Done(); c.readRTP() }()
@@ -111,40 +105,18 @@ func (c *call) readRTP() {
 	}
 }
 
-// readEvents hands the room's text to the sender, and ends the call when
-// the bridged session ends.
-func (c *call) readEvents(texts chan<- roomText) {
-	for e := range c.sess.Events() {
-		re, ok := e.Room()
-		if !ok || re.Room != c.room {
-			continue
-		}
-		var rt roomText
-		switch {
-		case re.Kind == client.TextEvent && re.From != c.user:
-			rt = roomText{from: re.From, text: re.Text}
-		case re.Kind == client.PresenceEvent && !re.Joined:
-			rt = roomText{from: re.User, leave: true}
-		default:
-			continue
-		}
-		select {
-		case texts <- rt:
-		case <-c.done:
-			return
-		}
+// readEvents hands the room's text to the sender, and ends the call
+// when the bridged session ends.
+func (c *call) readEvents(texts chan<- roomfeed.Text) {
+	if reason, ended := roomfeed.Relay(c.sess, c.room, c.user, texts, c.done); ended {
+		c.end(context.Background(), reason, true)
 	}
-	reason := "the room session ended"
-	if err := c.sess.Err(); err != nil {
-		reason += ": " + err.Error()
-	}
-	c.end(context.Background(), reason, true)
 }
 
 // sendRTP sends the room's text to the caller: at once when no text left
 // in the last interval, else at the next tick; and a packet every
 // interval while redundancy is pending.
-func (c *call) sendRTP(texts <-chan roomText) {
+func (c *call) sendRTP(texts <-chan roomfeed.Text) {
 	interval := c.srv.cfg.Interval
 	enc := t140.NewEncoder(c.format, randUint32(), uint16(randUint32()), c.srv.cfg.Generations)
 	mix := t140.NewMixer(0)
@@ -190,11 +162,11 @@ func (c *call) sendRTP(texts <-chan roomText) {
 			return
 		case rt := <-texts:
 			now := time.Now()
-			if rt.leave {
-				mix.Forget(rt.from)
+			if rt.Leave {
+				mix.Forget(rt.From)
 				continue
 			}
-			mix.Write(rt.from, rt.text, now)
+			mix.Write(rt.From, rt.Text, now)
 			if now.Sub(lastText) >= interval {
 				send(now)
 			}
