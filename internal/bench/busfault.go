@@ -108,19 +108,7 @@ func (b *extBus) startAll(ctx context.Context) error {
 		go func() { _ = cmd.Wait(); close(done) }()
 		b.procs[i], b.done[i] = cmd, done
 	}
-	err := localcluster.Await(ctx, 60*time.Second, func(context.Context) error {
-		nc, err := nats.Connect(b.URL(), nats.Timeout(2*time.Second), nats.MaxReconnects(0))
-		if err != nil {
-			return err
-		}
-		defer nc.Close()
-		js, err := nc.JetStream()
-		if err != nil {
-			return err
-		}
-		_, err = js.AccountInfo(nats.MaxWait(2 * time.Second))
-		return err
-	})
+	err := localcluster.Await(ctx, 60*time.Second, jetStreamAnswers(b.URL()))
 	if err != nil {
 		return fmt.Errorf("bench: waiting for JetStream on the bus's nats-servers: %w", err)
 	}
@@ -272,4 +260,23 @@ func (r *faultRun) hurtBus(ctx context.Context, b *extBus, after, pause time.Dur
 	}
 	r.e.logf("the bus is back after %v", time.Since(r.faultAt).Round(time.Millisecond))
 	return sleepErr
+}
+
+// jetStreamAnswers is a readiness check for localcluster.Await: the
+// nats-servers at urls (comma-separated) accept a connection and their
+// JetStream answers an account request.
+func jetStreamAnswers(urls string) func(context.Context) error {
+	return func(context.Context) error {
+		nc, err := nats.Connect(urls, nats.Timeout(2*time.Second), nats.MaxReconnects(0))
+		if err != nil {
+			return err
+		}
+		defer nc.Close()
+		js, err := nc.JetStream()
+		if err != nil {
+			return err
+		}
+		_, err = js.AccountInfo(nats.MaxWait(2 * time.Second))
+		return err
+	}
 }

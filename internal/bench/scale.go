@@ -18,8 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/localcluster"
@@ -256,19 +254,7 @@ func (e *env) startScaleNATS(ctx context.Context, regions []string, perRegion in
 		s.systemURLs = append(s.systemURLs, sys)
 	}
 	for r := range clusters {
-		err = localcluster.Await(ctx, 60*time.Second, func(context.Context) error {
-			nc, err := nats.Connect(strings.Join(s.regionURLs[r], ","), nats.Timeout(2*time.Second))
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			js, err := nc.JetStream()
-			if err != nil {
-				return err
-			}
-			_, err = js.AccountInfo(nats.MaxWait(2 * time.Second))
-			return err
-		})
+		err = localcluster.Await(ctx, 60*time.Second, jetStreamAnswers(strings.Join(s.regionURLs[r], ",")))
 		if err != nil {
 			s.stop()
 			return nil, fmt.Errorf("bench: waiting for JetStream on the nats-servers of %s: %w", clusters[r], err)
