@@ -289,7 +289,7 @@ func heldError(room string, seq, held uint64) error {
 // acknowledges them (in one write) once stored or answers each with
 // unavailable. It blocks only while the writer's queue is full.
 func (s *session) storeTexts(room string, recs []record) {
-	n, e := s.n, s.n.rooms
+	e := s.n.rooms
 	f := s.rooms[room]
 	e.publishLive(f, recs)
 	start := time.Now()
@@ -313,8 +313,7 @@ func (s *session) storeTexts(room string, recs []record) {
 	defer cancel()
 	s.stores.Add(1)
 	if err := f.submitText(ctx, req); err != nil {
-		n.log.Warn("storing text", "room", room, "session", s.id, "seq", first, "chunks", len(recs), "err", err)
-		req.done(err)
+		req.done(err) // logs it
 	}
 }
 
