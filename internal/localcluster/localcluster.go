@@ -3,7 +3,8 @@
 // every node, as an operator would run them on separate hosts. Tests and
 // `switchboard bench` use it to start, hurt (kill -9) and grow clusters.
 //
-// Start blocks until every node lists every node as up; Stop ends them.
+// Start blocks until every node lists every node as up (and the rooms are
+// fully replicated); Stop ends them.
 // A Cluster is not safe for concurrent use.
 package localcluster
 
@@ -114,7 +115,9 @@ type Cluster struct {
 	ca *pki.CA
 }
 
-// Start starts cfg.Nodes nodes and waits until each lists all as up.
+// Start starts cfg.Nodes nodes and waits until each lists all as up and,
+// for an embedded cluster, until the rooms' streams have min(3, nodes)
+// copies.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Binary == "" {
 		return nil, errors.New("localcluster: no binary")
@@ -188,6 +191,12 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if err := c.WaitConverged(ctx, 60*time.Second); err != nil {
 		c.Stop()
 		return nil, err
+	}
+	if want := c.fullReplicas(); want > 1 {
+		if err := c.WaitReplicas(ctx, want, 60*time.Second); err != nil {
+			c.Stop()
+			return nil, err
+		}
 	}
 	return c, nil
 }

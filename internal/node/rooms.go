@@ -283,6 +283,7 @@ func (e *roomEngine) run() {
 			return
 		}
 	}
+	e.metrics.replicas.Set(float64(replicas))
 	close(e.ready)
 	e.log.Info("rooms ready", "streams", e.shards, "replicas", replicas)
 
@@ -304,6 +305,7 @@ func (e *roomEngine) run() {
 		}
 		e.log.Info("rooms' replicas raised", "from", replicas, "to", want)
 		replicas = want
+		e.metrics.replicas.Set(float64(replicas))
 	}
 }
 

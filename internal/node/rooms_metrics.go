@@ -10,6 +10,7 @@ import (
 // node's registry as one collector.
 type roomMetrics struct {
 	feeds       prometheus.Gauge
+	replicas    prometheus.Gauge
 	deliveries  prometheus.Counter
 	stored      *prometheus.CounterVec
 	storeErrors prometheus.Counter
@@ -30,6 +31,10 @@ func newRoomMetrics() *roomMetrics {
 		feeds: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchboard_rooms_open",
 			Help: "Rooms this node holds a feed for (rooms with local members).",
+		}),
+		replicas: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_room_replicas",
+			Help: "Copies JetStream keeps of the rooms' streams, as this node created, found or raised them; 0 until the rooms are ready.",
 		}),
 		deliveries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_room_deliveries_total",
@@ -90,7 +95,7 @@ func newRoomMetrics() *roomMetrics {
 }
 
 func (m *roomMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.feeds, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.snapshots, m.restarts, m.storeTime, m.deliverTime, m.batchChunks, m.livePublished, m.liveShown, m.liveDropped}
+	return []prometheus.Collector{m.feeds, m.replicas, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.snapshots, m.restarts, m.storeTime, m.deliverTime, m.batchChunks, m.livePublished, m.liveShown, m.liveDropped}
 }
 
 // Describe implements prometheus.Collector.
