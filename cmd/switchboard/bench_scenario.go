@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -55,6 +56,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	regions := fs.String("regions", "", "scale: a supercluster, one NATS cluster of two servers per region (comma-separated, say eu,us) joined by gateways; node i in region i mod N, its group")
 	busWatch := fs.Bool("bus-watch", true, "scale: give the nodes a user of the nats-servers' system account (serve --bus-system), so that a peer's closed connection is its death and heartbeats slow as the cluster grows")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write the bench process's CPU profile (its clients' side; the nodes' with --node-args --pprof) to this file")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -86,6 +88,13 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	}
 	if *nodeLogs {
 		cfg.Logs = stderr
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench %s: %w", name, err)
+		}
+		defer stop()
 	}
 	rep, err := bench.RunScenario(ctx, name, cfg)
 	if err != nil {
@@ -135,4 +144,21 @@ func benchAbout(name string) string {
 		}
 	}
 	return ""
+}
+
+// startCPUProfile profiles this process's CPU into path until the
+// returned function is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("creating the CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting the CPU profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
