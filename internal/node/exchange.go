@@ -444,6 +444,15 @@ func (n *Node) minorityGrace() time.Duration {
 	return max(3*time.Second, 10*n.cfg.Heartbeat)
 }
 
+// degradedWhy says why a degraded node stepped aside: its external bus
+// is unreachable, or it cannot see a majority of its cluster.
+func (n *Node) degradedWhy() string {
+	if n.cfg.Bus != "" && !n.bus.Conn.IsConnected() {
+		return "cannot reach its bus"
+	}
+	return "cannot see a majority of its cluster"
+}
+
 // checkMajority updates n.degraded from steps and the directory as of
 // now, and tells the sessions to move once the node has been degraded
 // for moveAfter (again every moveAfter while it stays so). It returns
@@ -453,7 +462,7 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 	degraded := steps.observe(n.view.Load().nodes, unreachable, now)
 	if degraded != n.degraded.Swap(degraded) {
 		if degraded {
-			n.log.Warn("cannot see a majority of the cluster: stepping aside (degraded), refusing attaches", "move_sessions_in", moveAfter)
+			n.log.Warn(n.degradedWhy()+": stepping aside (degraded), refusing attaches", "move_sessions_in", moveAfter)
 		} else {
 			n.log.Info("a majority of the cluster is back: up again")
 		}
@@ -468,10 +477,11 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 	}
 	n.sessionsMu.Unlock()
 	if len(moving) > 0 {
-		n.log.Warn("telling sessions to attach elsewhere: no majority", "sessions", len(moving))
+		why := n.degradedWhy()
+		n.log.Warn("telling sessions to attach elsewhere: "+why, "sessions", len(moving))
 		n.wg.Go(func() {
 			for _, s := range moving {
-				s.close(&wire.Error{Code: wire.CodeShutdown, Text: "node " + n.cfg.ID + " cannot see a majority of its cluster; attach elsewhere", Fatal: true})
+				s.close(&wire.Error{Code: wire.CodeShutdown, Text: "node " + n.cfg.ID + " " + why + "; attach elsewhere", Fatal: true})
 			}
 		})
 	}

@@ -276,7 +276,7 @@ func (s *session) attach(m wire.Message) {
 		}
 		if n.degraded.Load() {
 			// The code every client version takes for "pick another".
-			s.refuse(wire.CodeDraining, "node "+n.cfg.ID+" cannot see a majority of its cluster (degraded); pick another")
+			s.refuse(wire.CodeDraining, "node "+n.cfg.ID+" "+n.degradedWhy()+" (degraded); pick another")
 			return
 		}
 		users := n.users.Load()
