@@ -126,7 +126,9 @@ type Churn struct {
 	HealthyLeaves int `json:"healthy_node_users_leaves"`
 	HealthyJoins  int `json:"healthy_node_users_joins"`
 	// First lists the first events: who saw what about whom, when.
-	First []string `json:"first,omitempty"`
+	// HealthyFirst lists the first about typists on the other nodes.
+	First        []string `json:"first,omitempty"`
+	HealthyFirst []string `json:"healthy_first,omitempty"`
 }
 
 // typist is one member of an rtt-fault room: it types its script and
@@ -179,6 +181,9 @@ type faultRun struct {
 	hurt      string
 	errCount  map[string]int
 	firstErrs []string
+	// over is set once the run is summarized: the leaves that come after
+	// are the bench closing its own typists, not churn.
+	over bool
 }
 
 func runRTTFault(ctx context.Context, e *env) (Report, error) {
@@ -526,12 +531,13 @@ func (r *faultRun) rejoinLater(t *typist) {
 	})
 }
 
-// presence counts churn: presence after the fault, seen on a node that
-// was not hurt, about a typist (typists never leave).
+// presence counts churn: presence after the fault and before the run is
+// summarized, seen on a node that was not hurt, about a typist (typists
+// never leave until the bench closes them, after the summary).
 func (r *faultRun) presence(t *typist, m wire.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.faultAt.IsZero() || t.node == r.hurt {
+	if r.faultAt.IsZero() || r.over || t.node == r.hurt {
 		return
 	}
 	who := r.byUser[t.room+"/"+m.User]
@@ -539,9 +545,16 @@ func (r *faultRun) presence(t *typist, m wire.Message) {
 		return
 	}
 	hurt := who.node == r.hurt
-	if len(r.rep.Churn.First) < 10 {
-		r.rep.Churn.First = append(r.rep.Churn.First, fmt.Sprintf("%s on %s saw %s of %s (home %s) %.0f ms after the fault",
-			t.user, t.node, m.Event, m.User, who.node, ms(time.Since(r.faultAt))))
+	c := &r.rep.Churn
+	if len(c.First) < 10 || (!hurt && len(c.HealthyFirst) < 10) {
+		ev := fmt.Sprintf("%s on %s saw %s of %s (home %s) %.0f ms after the fault",
+			t.user, t.node, m.Event, m.User, who.node, ms(time.Since(r.faultAt)))
+		if len(c.First) < 10 {
+			c.First = append(c.First, ev)
+		}
+		if !hurt && len(c.HealthyFirst) < 10 {
+			c.HealthyFirst = append(c.HealthyFirst, ev)
+		}
 	}
 	switch {
 	case m.Event == "leave" && hurt:
@@ -896,6 +909,7 @@ func firstDiff(want, got string) string {
 func (r *faultRun) summarize() {
 	rep := r.rep
 	r.mu.Lock()
+	r.over = true // from now on the typists' sessions close
 	faultAt := r.faultAt
 	counts := r.errCount
 	rep.FirstErrors = slices.Clone(r.firstErrs)
@@ -1030,6 +1044,9 @@ func (r *RTTFaultReport) WriteTable(w io.Writer) {
 		r.Hurt, c.HurtLeaves, c.HurtJoins, c.HealthyLeaves, c.HealthyJoins)
 	for _, s := range c.First {
 		fmt.Fprintf(w, "churn: %s\n", s)
+	}
+	for _, s := range c.HealthyFirst {
+		fmt.Fprintf(w, "churn about a typist of a node not hurt: %s\n", s)
 	}
 	for _, s := range r.UnsettledList {
 		fmt.Fprintf(w, "unsettled: %s\n", s)

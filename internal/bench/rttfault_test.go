@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +71,13 @@ func TestRTTFault(t *testing.T) {
 			if rep.Hurt == "" {
 				t.Error("no node was hurt")
 			}
+			// Typists of the nodes not hurt never drop (the checks below
+			// count exactly the hurt node's sessions dropped): members
+			// must see no presence about them.
+			if c := rep.Churn; c.HealthyLeaves != 0 || c.HealthyJoins != 0 {
+				t.Errorf("members saw %d leaves and %d joins about typists of the nodes not hurt (seed %d): %v",
+					c.HealthyLeaves, c.HealthyJoins, rep.Seed, c.HealthyFirst)
+			}
 			tt.check(t, rep)
 			if _, err := json.Marshal(rep); err != nil {
 				t.Errorf("marshal: %v", err)
@@ -122,4 +130,50 @@ func TestRTTFaultFindsLossAndDuplicates(t *testing.T) {
 	if d := firstDiff("ab\ncd", "ab\n\uFFFDd"); !strings.Contains(d, "byte 3") {
 		t.Errorf("firstDiff = %s, want the difference at byte 3", d)
 	}
+}
+
+// Presence counts as churn from the fault until the run is summarized:
+// a typist of a node not hurt who leaves meanwhile is counted, and the
+// leaves members see once the bench closes its typists after the summary
+// are not.
+func TestRTTFaultChurnEndsWithTheRun(t *testing.T) {
+	newTypist := func(user, node string) *typist {
+		return &typist{room: "r", user: user, node: node, acks: map[uint64]time.Time{}, delivered: map[string]map[uint64]int{},
+			covered: map[string]uint64{}, lastSeen: map[string]uint64{}, joined: make(chan struct{})}
+	}
+	a, b, c := newTypist("a", "n1"), newTypist("b", "n2"), newTypist("c", "n3")
+	r := &faultRun{rep: &RTTFaultReport{Errors: map[string]int{}}, byUser: map[string]*typist{"r/a": a, "r/b": b, "r/c": c},
+		typists: []*typist{a, b, c}, errCount: map[string]int{}}
+	presence := func(to *typist, user, event string) {
+		r.received(to, wire.Message{Op: wire.OpPresence, Room: "r", User: user, Event: event}, time.Now(), func() {})
+	}
+	presence(b, "a", "leave") // before the fault: not counted
+	r.mu.Lock()
+	r.faultAt, r.hurt = time.Now(), "n3"
+	r.mu.Unlock()
+	presence(b, "a", "leave")
+	presence(b, "a", "join")
+	presence(b, "c", "leave") // about the hurt node's typist
+	presence(c, "a", "leave") // seen on the hurt node: not counted
+	r.summarize()
+	want := Churn{HurtLeaves: 1, HealthyLeaves: 1, HealthyJoins: 1}
+	check := func(when string) {
+		t.Helper()
+		r.mu.Lock()
+		got := r.rep.Churn
+		r.mu.Unlock()
+		got.First, got.HealthyFirst = nil, nil
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: churn %+v, want %+v", when, got, want)
+		}
+	}
+	check("at the summary")
+	if len(r.rep.Churn.HealthyFirst) != 2 || !strings.Contains(r.rep.Churn.HealthyFirst[0], "b on n2 saw leave of a (home n1)") {
+		t.Errorf("healthy churn listed %q, want b's leave and join of a", r.rep.Churn.HealthyFirst)
+	}
+	// The bench closes its typists: every other member sees them leave.
+	presence(b, "a", "leave")
+	presence(a, "b", "leave")
+	presence(b, "c", "leave")
+	check("after the typists closed")
 }
