@@ -16,14 +16,17 @@ import (
 // typists in 3 rooms of 10 over 3 child processes, one node hurt a third
 // of the way in. Nothing acked may be missing, nothing may be shown
 // twice, every typist's text must be in its room at the end and every
-// dropped session back. Nothing here is timed: the scenario waits for
-// events with generous deadlines and the test checks counts only.
+// dropped session back, and members must see no presence about the
+// typists of the nodes not hurt. Nothing here is timed: the scenario
+// waits for events with generous deadlines and the test checks counts
+// only.
 func TestRTTFault(t *testing.T) {
 	tests := []struct {
-		fault string
-		check func(t *testing.T, rep *RTTFaultReport)
+		name, fault string
+		pause       time.Duration
+		check       func(t *testing.T, rep *RTTFaultReport)
 	}{
-		{FaultKillLeader, func(t *testing.T, rep *RTTFaultReport) {
+		{FaultKillLeader, FaultKillLeader, 0, func(t *testing.T, rep *RTTFaultReport) {
 			if rep.Hurt != rep.Leader {
 				t.Errorf("killed %s, but the first room's stream leader was %s", rep.Hurt, rep.Leader)
 			}
@@ -31,18 +34,26 @@ func TestRTTFault(t *testing.T) {
 				t.Errorf("%d sessions dropped, want the 10 on %s", rep.Dropped, rep.Hurt)
 			}
 		}},
-		{FaultStop, func(t *testing.T, rep *RTTFaultReport) {
+		{FaultStop, FaultStop, 3 * time.Second, func(t *testing.T, rep *RTTFaultReport) {
 			if rep.Hurt == rep.Leader || rep.PauseMS != 3000 {
 				t.Errorf("stopped %s (leader %s) for %v ms, want a node other than the leader for 3000 ms", rep.Hurt, rep.Leader, rep.PauseMS)
 			}
 		}},
+		// Longer than the presence grace: the other two, a majority,
+		// remove the stopped node's members; when it resumes it sees
+		// them all down, but no majority, and removes nobody.
+		{"stop-10s", FaultStop, 10 * time.Second, func(t *testing.T, rep *RTTFaultReport) {
+			if rep.Hurt == rep.Leader || rep.PauseMS != 10000 {
+				t.Errorf("stopped %s (leader %s) for %v ms, want a node other than the leader for 10000 ms", rep.Hurt, rep.Leader, rep.PauseMS)
+			}
+		}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.fault, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			r, err := RunScenario(ctx, "rtt-fault", Config{Binary: binary, Nodes: 3, Rooms: 3, RoomSize: 10, Rate: 10,
-				Duration: 9 * time.Second, Fault: tt.fault, Pause: 3 * time.Second})
+				Duration: 9 * time.Second, Fault: tt.fault, Pause: tt.pause})
 			if err != nil {
 				t.Fatal(err)
 			}
