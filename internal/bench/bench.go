@@ -81,8 +81,21 @@ type Load struct {
 	// Seed seeds the picks (0 = random).
 	Seed uint64
 	// TLS, when set, makes the sessions speak TLS (client.WithTLS); its
-	// ServerName is the service name the nodes must prove.
+	// ServerName is the service name the nodes must prove. Each session is
+	// a first-time client: client.WithTLS gives it a session cache of its
+	// own, empty, so its first handshake is a full one.
 	TLS *tls.Config
+	// ReturningTLS, with TLS, makes every session a returning client: each
+	// has a TLS session cache of its own (never shared with another
+	// session, as 3,000 clients on 3,000 devices would have), and Open
+	// fills it with one untimed visit of that same client (Dial, then
+	// Close) before the timed dials start, so that each timed handshake can
+	// resume the session of the earlier visit.
+	ReturningTLS bool
+	// Primed, when set with ReturningTLS, is called after the untimed
+	// visits and before the timed dials (to wait until the nodes count
+	// the visitors gone, say); an error ends Open with it.
+	Primed func(ctx context.Context) error
 	// Logger receives the sessions' logs (default: discard).
 	Logger *slog.Logger
 }
@@ -95,6 +108,10 @@ type Run struct {
 	failed   int
 	errs     []error
 	elapsed  time.Duration
+	// handshakes counts the TLS handshakes of the timed dials, and
+	// primeFailed the untimed visits that failed (ReturningTLS).
+	handshakes  Handshakes
+	primeFailed int
 
 	mu      sync.Mutex
 	drops   []time.Time // when each session dropped, by index (zero: never)
@@ -129,10 +146,6 @@ func Open(ctx context.Context, load Load, progress func(done int)) (*Run, error)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	var tracker *pick.Tracker
-	if !load.NoTracker {
-		tracker = pick.NewTracker(0)
-	}
 	retry := client.DefaultRetry()
 	if load.DropBase > 0 {
 		retry.DropBase = load.DropBase
@@ -145,59 +158,136 @@ func Open(ctx context.Context, load Load, progress func(done int)) (*Run, error)
 		drops:    make([]time.Time, load.Clients),
 		reattch:  make([]time.Time, load.Clients),
 	}
+	// options are session i's client options; tlsCfg is its TLS
+	// configuration (nil: plain TCP).
+	options := func(i int, tracker *pick.Tracker, tlsCfg *tls.Config) []client.Option {
+		group := load.Group
+		if len(load.Groups) > 0 {
+			group = load.Groups[i%len(load.Groups)]
+		}
+		opts := []client.Option{
+			client.WithUser(fmt.Sprintf("%s%d", load.UserPrefix, i)),
+			client.WithPolicy(policy),
+			client.WithRand(r),
+			client.WithGroup(group),
+			client.WithResolver(load.Resolver),
+			client.WithRetry(retry),
+			client.WithClientName("switchboard-bench/1"),
+			client.WithLogger(load.Logger),
+		}
+		if tracker != nil {
+			opts = append(opts, client.WithTracker(tracker))
+		}
+		if tlsCfg != nil {
+			opts = append(opts, client.WithTLS(tlsCfg))
+		}
+		if load.PlainDNS {
+			opts = append(opts, client.WithPlainDNS())
+		}
+		return opts
+	}
+	var timed handshakeCounter
+	var timedTLS func(i int) *tls.Config
+	if load.TLS != nil {
+		shared := timed.config(load.TLS) // no cache: client.WithTLS gives each session its own
+		timedTLS = func(int) *tls.Config { return shared }
+	}
+	if load.TLS != nil && load.ReturningTLS {
+		caches := make([]tls.ClientSessionCache, load.Clients)
+		for i := range caches {
+			caches[i] = tls.NewLRUClientSessionCache(16)
+		}
+		withCache := func(cfg *tls.Config, i int) *tls.Config {
+			cfg = cfg.Clone()
+			cfg.ClientSessionCache = caches[i]
+			return cfg
+		}
+		var prime handshakeCounter
+		primeBase := prime.config(load.TLS)
+		var primeTracker *pick.Tracker
+		if !load.NoTracker {
+			primeTracker = pick.NewTracker(0)
+		}
+		var mu sync.Mutex
+		dialAll(ctx, load, func(i int) {
+			dctx, cancel := context.WithTimeout(ctx, load.DialTimeout)
+			defer cancel()
+			s, err := client.Dial(dctx, load.Target, options(i, primeTracker, withCache(primeBase, i))...)
+			if err != nil {
+				mu.Lock()
+				run.primeFailed++
+				if len(run.errs) < 5 {
+					run.errs = append(run.errs, fmt.Errorf("bench: the untimed earlier visit: %w", err))
+				}
+				mu.Unlock()
+				return
+			}
+			s.Close()
+		})
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if load.Primed != nil {
+			if err := load.Primed(ctx); err != nil {
+				return nil, fmt.Errorf("bench: after the earlier visits: %w", err)
+			}
+		}
+		timedBase := timedTLS(0)
+		timedTLS = func(i int) *tls.Config { return withCache(timedBase, i) }
+	}
+	var tracker *pick.Tracker
+	if !load.NoTracker {
+		tracker = pick.NewTracker(0)
+	}
 	var done atomic.Int64
 	var mu sync.Mutex
+	start := time.Now()
+	dialAll(ctx, load, func(i int) {
+		var tlsCfg *tls.Config
+		if timedTLS != nil {
+			tlsCfg = timedTLS(i)
+		}
+		dctx, cancel := context.WithTimeout(ctx, load.DialTimeout)
+		t0 := time.Now()
+		s, err := client.Dial(dctx, load.Target, options(i, tracker, tlsCfg)...)
+		took := time.Since(t0)
+		cancel()
+		mu.Lock()
+		if err != nil {
+			run.failed++
+			if len(run.errs) < 5 {
+				run.errs = append(run.errs, err)
+			}
+		} else {
+			run.sessions[i] = s
+			run.connect[i] = took
+		}
+		mu.Unlock()
+		if s != nil {
+			run.wg.Go(func() { run.watch(i, s) })
+		}
+		if progress != nil {
+			progress(int(done.Add(1)))
+		}
+	})
+	run.elapsed = time.Since(start)
+	run.handshakes = timed.count()
+	if ctx.Err() != nil {
+		run.Close()
+		return nil, ctx.Err()
+	}
+	return run, nil
+}
+
+// dialAll calls each for every session index of load, Concurrency at a
+// time, and returns when all calls have (or ctx ended the feed).
+func dialAll(ctx context.Context, load Load, each func(i int)) {
 	next := make(chan int)
 	var dialers sync.WaitGroup
-	start := time.Now()
 	for range min(load.Concurrency, load.Clients) {
 		dialers.Go(func() {
 			for i := range next {
-				dctx, cancel := context.WithTimeout(ctx, load.DialTimeout)
-				t0 := time.Now()
-				group := load.Group
-				if len(load.Groups) > 0 {
-					group = load.Groups[i%len(load.Groups)]
-				}
-				opts := []client.Option{
-					client.WithUser(fmt.Sprintf("%s%d", load.UserPrefix, i)),
-					client.WithPolicy(policy),
-					client.WithRand(r),
-					client.WithGroup(group),
-					client.WithResolver(load.Resolver),
-					client.WithRetry(retry),
-					client.WithClientName("switchboard-bench/1"),
-					client.WithLogger(load.Logger),
-				}
-				if tracker != nil {
-					opts = append(opts, client.WithTracker(tracker))
-				}
-				if load.TLS != nil {
-					opts = append(opts, client.WithTLS(load.TLS))
-				}
-				if load.PlainDNS {
-					opts = append(opts, client.WithPlainDNS())
-				}
-				s, err := client.Dial(dctx, load.Target, opts...)
-				took := time.Since(t0)
-				cancel()
-				mu.Lock()
-				if err != nil {
-					run.failed++
-					if len(run.errs) < 5 {
-						run.errs = append(run.errs, err)
-					}
-				} else {
-					run.sessions[i] = s
-					run.connect[i] = took
-				}
-				mu.Unlock()
-				if s != nil {
-					run.wg.Go(func() { run.watch(i, s) })
-				}
-				if progress != nil {
-					progress(int(done.Add(1)))
-				}
+				each(i)
 			}
 		})
 	}
@@ -211,12 +301,44 @@ feed:
 	}
 	close(next)
 	dialers.Wait()
-	run.elapsed = time.Since(start)
-	if ctx.Err() != nil {
-		run.Close()
-		return nil, ctx.Err()
+}
+
+// Handshakes counts TLS handshakes that succeeded, by kind: Full ones
+// (certificate sent and verified, a new session) and Resumed ones (a
+// session ticket from an earlier connection accepted: no certificate).
+type Handshakes struct {
+	Full    int `json:"full"`
+	Resumed int `json:"resumed"`
+}
+
+// handshakeCounter counts the handshakes of the TLS configurations it
+// makes.
+type handshakeCounter struct{ full, resumed atomic.Int64 }
+
+// config returns a clone of base that counts its handshakes in h. Go's
+// TLS calls VerifyConnection for every connection, resumed ones included,
+// with ConnectionState.DidResume set.
+func (h *handshakeCounter) config(base *tls.Config) *tls.Config {
+	cfg := base.Clone()
+	prev := base.VerifyConnection
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if prev != nil {
+			if err := prev(cs); err != nil {
+				return err
+			}
+		}
+		if cs.DidResume {
+			h.resumed.Add(1)
+		} else {
+			h.full.Add(1)
+		}
+		return nil
 	}
-	return run, nil
+	return cfg
+}
+
+func (h *handshakeCounter) count() Handshakes {
+	return Handshakes{Full: int(h.full.Load()), Resumed: int(h.resumed.Load())}
 }
 
 // watch records session i's drops and reattachments until it closes.
@@ -383,6 +505,15 @@ func (r *Run) ConnectTimes() []time.Duration {
 	}
 	return out
 }
+
+// Handshakes counts the TLS handshakes of Open's timed dials (zero
+// without TLS): with ReturningTLS, Full above 0 means some sessions did
+// not resume their earlier visit's session.
+func (r *Run) Handshakes() Handshakes { return r.handshakes }
+
+// PrimeFailed counts the untimed earlier visits (ReturningTLS) that
+// failed; those sessions' timed dials had no session to resume.
+func (r *Run) PrimeFailed() int { return r.primeFailed }
 
 // Elapsed is how long Open took to attach (or fail) every session.
 func (r *Run) Elapsed() time.Duration { return r.elapsed }

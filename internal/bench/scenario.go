@@ -389,7 +389,13 @@ func (e *env) open(ctx context.Context, c *cluster, policy string, n int, prefix
 	load := Load{
 		Target: c.target, Resolver: c.resolver, Clients: n, Concurrency: e.cfg.Concurrency,
 		Policy: policy, UserPrefix: prefix, DropBase: e.cfg.DropBase, NoTracker: e.cfg.NoTracker,
-		TLS: c.tls,
+		TLS: c.tls, ReturningTLS: c.returning,
+	}
+	if c.returning {
+		// The nodes count the untimed visitors gone before the timed
+		// dials, so that the picks start from the same empty directory
+		// as a first-time storm's.
+		load.Primed = func(ctx context.Context) error { return c.awaitUsers(ctx, 0) }
 	}
 	if policy == pick.DNSOnly && c.plainTarget != "" {
 		load.Target, load.PlainDNS = c.plainTarget, true
@@ -422,6 +428,10 @@ type cluster struct {
 	// tls is the clients' TLS configuration (the cluster's CA, the service
 	// name) when the nodes serve TLS; nil: plain TCP.
 	tls *tls.Config
+	// returning makes open's sessions returning TLS clients
+	// (Load.ReturningTLS): each resumes the session of an untimed earlier
+	// visit of its own.
+	returning bool
 }
 
 // start gives a policy its cluster: a fresh local one of nodes nodes, or

@@ -251,9 +251,11 @@ func TestRunScenarioRejects(t *testing.T) {
 }
 
 // With TLS, latency and storm measure every path plain and with TLS in
-// one run: the TLS rows exist, next to the plain ones, and every TLS
-// attach succeeded. How much TLS costs is the scenarios' figure
-// (docs/benchmarks.md), not this test's.
+// one run, by first-time and by returning clients: the TLS rows exist,
+// next to the plain ones, every TLS attach succeeded, the first-time
+// clients' rows made full handshakes and the returning clients' none.
+// How much TLS costs is the scenarios' figure (docs/benchmarks.md), not
+// this test's.
 func TestScenariosTLS(t *testing.T) {
 	t.Run("latency", func(t *testing.T) {
 		rep := runTLS(t, "latency", Config{Samples: 10, Policies: []string{"default"}}).(*LatencyReport)
@@ -263,26 +265,29 @@ func TestScenariosTLS(t *testing.T) {
 			if row.Failed != 0 || len(row.samples) != 10 {
 				t.Errorf("%s: %d failed, %d samples; want 10 attaches", row.Name, row.Failed, len(row.samples))
 			}
-			if row.TLS != strings.HasSuffix(row.Name, tlsSuffix) || (row.TLS && row.VsPlain <= 0) {
+			if row.TLS != strings.Contains(row.Name, tlsSuffix) || (row.TLS && row.VsPlain <= 0) {
 				t.Errorf("%s: tls %v, p50 vs plain %v", row.Name, row.TLS, row.VsPlain)
 			}
+			checkHandshakes(t, row.Name, row.kind(), row.Handshakes, 10)
 		}
-		if want := "direct default direct+tls default+tls"; strings.Join(names, " ") != want {
+		if want := "direct default direct+tls default+tls direct+tls-resumed default+tls-resumed"; strings.Join(names, " ") != want {
 			t.Errorf("latency rows %q, want %q", names, want)
 		}
 	})
 	t.Run("storm", func(t *testing.T) {
 		rep := runTLS(t, "storm", Config{Clients: 50, Policies: []string{"default"}}).(*StormReport)
-		if len(rep.Rows) != 2 || rep.Rows[0].TLS || !rep.Rows[1].TLS {
-			t.Fatalf("storm rows %+v, want default plain then default with TLS", rep.Rows)
+		if len(rep.Rows) != 3 || rep.Rows[0].kind() != plainTCP || rep.Rows[1].kind() != tlsFirstTime || rep.Rows[2].kind() != tlsReturning {
+			t.Fatalf("storm rows %+v, want default plain, then with TLS by first-time and by returning clients", rep.Rows)
 		}
 		for _, row := range rep.Rows {
-			if sumCounts(row.PerNode) != 50 || row.Failed != 0 {
-				t.Errorf("%s tls=%v: %v, %d failed (%v); want 50 sessions placed", row.Policy, row.TLS, row.PerNode, row.Failed, row.Errors)
+			name := rowName(row.Policy, row.kind())
+			if sumCounts(row.PerNode) != 50 || row.Failed != 0 || row.PrimeFailed != 0 {
+				t.Errorf("%s: %v, %d failed, %d earlier visits failed (%v); want 50 sessions placed", name, row.PerNode, row.Failed, row.PrimeFailed, row.Errors)
 			}
-		}
-		if rep.Rows[1].VsPlain <= 0 {
-			t.Errorf("TLS row without its ratio to plain: %+v", rep.Rows[1])
+			if row.TLS && row.VsPlain <= 0 {
+				t.Errorf("%s: TLS row without its ratio to plain: %+v", name, row)
+			}
+			checkHandshakes(t, name, row.kind(), row.Handshakes, 50)
 		}
 	})
 	t.Run("other scenarios refuse it", func(t *testing.T) {
@@ -293,8 +298,28 @@ func TestScenariosTLS(t *testing.T) {
 	})
 }
 
+// checkHandshakes checks a row's TLS handshakes for dials attaches of
+// clients of kind: none without TLS, one full handshake per first-time
+// client (its attach at another node resumes the hello's session), and
+// not one full handshake for returning clients.
+func checkHandshakes(t *testing.T, name string, kind tlsKind, h *Handshakes, dials int) {
+	t.Helper()
+	switch {
+	case kind == plainTCP && h != nil:
+		t.Errorf("%s: TLS handshakes %+v on plain TCP", name, *h)
+	case kind == plainTCP:
+	case h == nil:
+		t.Errorf("%s: no TLS handshakes counted", name)
+	case kind == tlsFirstTime && h.Full != dials:
+		t.Errorf("%s: %+v handshakes of first-time clients, want %d full", name, *h, dials)
+	case kind == tlsReturning && (h.Full != 0 || h.Resumed < dials):
+		t.Errorf("%s: %+v handshakes of returning clients, want none full and at least %d resumed", name, *h, dials)
+	}
+}
+
 // runTLS runs a scenario small with Config.TLS on 3 nodes and checks that
-// its table shows the TLS comparison and a TLS target.
+// its table shows the TLS comparison and the TLS targets of both kinds of
+// client.
 func runTLS(t *testing.T, name string, cfg Config) Report {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -306,7 +331,8 @@ func runTLS(t *testing.T, name string, cfg Config) Report {
 	}
 	var out bytes.Buffer
 	rep.WriteTable(&out)
-	if !strings.Contains(out.String(), "TLS on the client listener vs plain TCP") || !strings.Contains(out.String(), "TLS vs plain") {
+	if !strings.Contains(out.String(), "TLS on the client listener vs plain TCP") ||
+		!strings.Contains(out.String(), "TLS ("+tlsFirstTime.clients()+") vs plain") || !strings.Contains(out.String(), "TLS ("+tlsReturning.clients()+") vs plain") {
 		t.Errorf("table without the TLS comparison or target:\n%s", out.String())
 	}
 	if _, err := json.Marshal(rep); err != nil {

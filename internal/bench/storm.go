@@ -21,7 +21,10 @@ type StormReport struct {
 	Tracker     bool   `json:"tracker"`
 	Repeat      int    `json:"repeat"`
 	// TLS says every policy also ran with TLS on the client listener,
-	// interleaved with its plain run; those rows have TLS set.
+	// twice, interleaved with its plain run: first-time clients (a full
+	// handshake each) and returning clients (each resuming the session of
+	// an earlier visit of its own); those rows have TLS set, and the
+	// returning clients' Resumed too.
 	TLS     bool       `json:"tls,omitempty"`
 	Rows    []StormRow `json:"policies"`
 	Targets []Target   `json:"targets"`
@@ -31,9 +34,17 @@ type StormReport struct {
 type StormRow struct {
 	Policy string `json:"policy"`
 	// TLS says the sessions spoke TLS to nodes that serve it.
-	TLS     bool           `json:"tls,omitempty"`
-	PerNode map[string]int `json:"per_node"`
-	MaxMean float64        `json:"max_mean"`
+	TLS bool `json:"tls,omitempty"`
+	// Resumed says the sessions were returning TLS clients: each had
+	// visited once before (untimed) and held that visit's session ticket.
+	Resumed bool `json:"tls_resumed,omitempty"`
+	// Handshakes counts the TLS handshakes of the timed dials, full and
+	// resumed (TLS rows only).
+	Handshakes *Handshakes `json:"tls_handshakes,omitempty"`
+	// PrimeFailed counts the returning clients whose earlier visit failed.
+	PrimeFailed int            `json:"prime_failed,omitempty"`
+	PerNode     map[string]int `json:"per_node"`
+	MaxMean     float64        `json:"max_mean"`
 	// ElapsedMS is the time to attach every session; with Repeat, the
 	// row is the run with the median time, and ElapsedRunsMS lists every
 	// run's.
@@ -41,7 +52,8 @@ type StormRow struct {
 	ElapsedRunsMS []float64 `json:"elapsed_runs_ms,omitempty"`
 	// VsDNSOnly is ElapsedMS over the dns-only row's (0 without one).
 	VsDNSOnly float64 `json:"elapsed_vs_dns_only,omitempty"`
-	// VsPlain is a TLS row's ElapsedMS over its policy's plain row's.
+	// VsPlain is a TLS row's ElapsedMS over its policy's plain row's
+	// (of the same round's median run each).
 	VsPlain   float64     `json:"elapsed_vs_plain,omitempty"`
 	ConnectMS Percentiles `json:"connect_ms"`
 	Failed    int         `json:"failed"`
@@ -53,16 +65,16 @@ func runStorm(ctx context.Context, e *env) (Report, error) {
 	rep := &StormReport{Scenario: "storm", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, Concurrency: e.cfg.Concurrency, Common: e.common(), Tracker: !e.cfg.NoTracker, Repeat: e.cfg.Repeat, TLS: e.cfg.TLS}
 	keys := tlsKeys(e, e.cfg.Policies)
 	runs, err := repeatKeys(e, keys, func(k string) (StormRow, error) {
-		p, withTLS := strings.CutSuffix(k, tlsSuffix)
+		p, kind := splitKey(k)
 		var row StormRow
 		var err error
 		if isNATS(p) {
 			row, err = e.stormNATS(ctx, p)
 		} else {
-			row, err = e.storm(ctx, p, withTLS)
+			row, err = e.storm(ctx, p, kind)
 		}
 		if err == nil {
-			e.logf("[%s] %d attached in %.0f ms, max/mean %.3f: %s; connect p50 %.1f ms, p99 %.1f ms, failed %d", k, sumCounts(row.PerNode), row.ElapsedMS, row.MaxMean, perNode(row.PerNode), row.ConnectMS.P50, row.ConnectMS.P99, row.Failed)
+			e.logf("[%s] %d attached in %.0f ms, max/mean %.3f: %s; connect p50 %.1f ms, p99 %.1f ms, failed %d%s", k, sumCounts(row.PerNode), row.ElapsedMS, row.MaxMean, perNode(row.PerNode), row.ConnectMS.P50, row.ConnectMS.P99, row.Failed, handshakesNote(row.Handshakes))
 		}
 		return row, err
 	})
@@ -94,12 +106,78 @@ func (e *env) common() string {
 	return "the address list (every node, random order)"
 }
 
-// tlsSuffix marks the TLS run of a policy among the keys of repeatKeys,
-// and its row in the tables.
-const tlsSuffix = "+tls"
+// tlsKind is how a row's clients reach the nodes.
+type tlsKind int
 
-// tlsKeys lists each policy, followed with Config.TLS by its TLS variant
-// (policy+tlsSuffix); the nats baseline has none.
+const (
+	// plainTCP: no TLS.
+	plainTCP tlsKind = iota
+	// tlsFirstTime: TLS, every client a first-time one with an empty
+	// session cache: a full handshake (the node's signature, the
+	// client's verification of the chain) on its first connection.
+	tlsFirstTime
+	// tlsReturning: TLS, every client a returning one holding the
+	// session ticket of an earlier visit of its own: its handshakes
+	// resume (no certificate, no signature), as after a node's death, a
+	// drain or a network blip.
+	tlsReturning
+)
+
+// tlsSuffix and resumedSuffix mark the TLS rows (first-time and
+// returning clients) among the keys of repeatKeys and in the tables.
+const (
+	tlsSuffix     = "+tls"
+	resumedSuffix = "+tls-resumed"
+)
+
+// suffix is how rowName marks k's rows.
+func (k tlsKind) suffix() string {
+	switch k {
+	case tlsFirstTime:
+		return tlsSuffix
+	case tlsReturning:
+		return resumedSuffix
+	}
+	return ""
+}
+
+// clients says in words who k's clients are.
+func (k tlsKind) clients() string {
+	switch k {
+	case tlsFirstTime:
+		return "first-time clients, full handshake"
+	case tlsReturning:
+		return "returning clients, resumed session"
+	}
+	return "plain TCP"
+}
+
+// kindOf is the kind of a row with these flags.
+func kindOf(withTLS, resumed bool) tlsKind {
+	switch {
+	case resumed:
+		return tlsReturning
+	case withTLS:
+		return tlsFirstTime
+	}
+	return plainTCP
+}
+
+// splitKey parses a key of tlsKeys into its policy and kind.
+func splitKey(k string) (string, tlsKind) {
+	if p, ok := strings.CutSuffix(k, resumedSuffix); ok {
+		return p, tlsReturning
+	}
+	if p, ok := strings.CutSuffix(k, tlsSuffix); ok {
+		return p, tlsFirstTime
+	}
+	return k, plainTCP
+}
+
+// tlsKeys lists each policy, followed with Config.TLS by its TLS
+// variants, first-time and returning clients (policy+tlsSuffix,
+// policy+resumedSuffix), so that repeatKeys runs the three in turn; the
+// nats baseline has none.
 func tlsKeys(e *env, policies []string) []string {
 	var keys []string
 	for _, p := range policies {
@@ -109,36 +187,61 @@ func tlsKeys(e *env, policies []string) []string {
 				e.logf("[%s] no TLS row: the NATS baselines run plain only", p)
 				continue
 			}
-			keys = append(keys, p+tlsSuffix)
+			keys = append(keys, p+tlsSuffix, p+resumedSuffix)
 		}
 	}
 	return keys
 }
 
-// rowName is how the tables name a row: the policy, and tlsSuffix for TLS.
-func rowName(name string, withTLS bool) string {
-	if withTLS {
-		return name + tlsSuffix
+// rowName is how the tables name a row: the name, and the suffix of its
+// kind.
+func rowName(name string, kind tlsKind) string { return name + kind.suffix() }
+
+// handshakesNote says, for a log line, how many handshakes resumed.
+func handshakesNote(h *Handshakes) string {
+	if h == nil {
+		return ""
 	}
-	return name
+	return fmt.Sprintf("; TLS handshakes %d full, %d resumed", h.Full, h.Resumed)
 }
 
-func (e *env) storm(ctx context.Context, policy string, withTLS bool) (StormRow, error) {
-	c, err := e.startTLS(ctx, e.cfg.Nodes, withTLS)
+// handshakesCell is a table's cell for h: resumed of all.
+func handshakesCell(h *Handshakes) string {
+	if h == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%d/%d", h.Resumed, h.Full+h.Resumed)
+}
+
+// storm runs one storm on a fresh cluster. Returning TLS clients first
+// visit once each, untimed (Load.ReturningTLS), and the nodes count them
+// gone before the timed storm starts.
+func (e *env) storm(ctx context.Context, policy string, kind tlsKind) (StormRow, error) {
+	c, err := e.startTLS(ctx, e.cfg.Nodes, kind != plainTCP)
 	if err != nil {
 		return StormRow{}, err
 	}
 	defer c.stop(ctx)
+	if kind == tlsReturning {
+		c.returning = true
+		e.logf("[%s] %d earlier visits (untimed), then the storm", rowName(policy, kind), e.cfg.Clients)
+	}
 	run, err := e.open(ctx, c, policy, e.cfg.Clients, "u")
 	if err != nil {
 		return StormRow{}, err
 	}
 	defer run.Close()
 	res := run.Snapshot()
-	return StormRow{
-		Policy: policy, TLS: withTLS, PerNode: res.PerNode, MaxMean: res.MaxMean, ElapsedMS: res.ElapsedMS,
+	row := StormRow{
+		Policy: policy, TLS: kind != plainTCP, Resumed: kind == tlsReturning, PrimeFailed: run.PrimeFailed(),
+		PerNode: res.PerNode, MaxMean: res.MaxMean, ElapsedMS: res.ElapsedMS,
 		ConnectMS: res.ConnectMS, Failed: res.Failed, Errors: res.Errors, connect: millis(run.ConnectTimes()),
-	}, nil
+	}
+	if row.TLS {
+		h := run.Handshakes()
+		row.Handshakes = &h
+	}
+	return row, nil
 }
 
 func (e *env) stormNATS(ctx context.Context, policy string) (StormRow, error) {
@@ -163,28 +266,25 @@ func (e *env) stormNATS(ctx context.Context, policy string) (StormRow, error) {
 	}, nil
 }
 
+// kind is how row's clients reached the nodes.
+func (row StormRow) kind() tlsKind { return kindOf(row.TLS, row.Resumed) }
+
 func (r *StormReport) finish() {
-	var base, baseTLS float64
+	base := map[tlsKind]float64{} // the dns-only row's time, by kind
 	plain := map[string]StormRow{}
 	for _, row := range r.Rows {
 		if row.Policy == pick.DNSOnly {
-			if row.TLS {
-				baseTLS = row.ElapsedMS
-			} else {
-				base = row.ElapsedMS
-			}
+			base[row.kind()] = row.ElapsedMS
 		}
 		if !row.TLS {
 			plain[row.Policy] = row
 		}
 	}
 	for i, row := range r.Rows {
-		b := base
 		if row.TLS {
-			b = baseTLS
 			r.Rows[i].VsPlain = Ratio(row.ElapsedMS, plain[row.Policy].ElapsedMS)
 		}
-		if b > 0 {
+		if b := base[row.kind()]; b > 0 {
 			r.Rows[i].VsDNSOnly = Ratio(row.ElapsedMS, b)
 		}
 	}
@@ -195,7 +295,7 @@ func (r *StormReport) finish() {
 		if row.TLS {
 			p := plain[row.Policy]
 			r.Targets = append(r.Targets, Target{
-				What: "storm: default time to attach all, TLS vs plain (issue 10)", Want: "<= 1.5x",
+				What: fmt.Sprintf("storm: default time to attach all, TLS (%s) vs plain (issue 10)", row.kind().clients()), Want: "<= 1.5x",
 				Got: fmt.Sprintf("%.0f ms / %.0f ms = %.2fx", row.ElapsedMS, p.ElapsedMS, row.VsPlain), Met: row.VsPlain <= 1.5 && row.Failed == 0 && p.Failed == 0,
 			})
 			continue
@@ -204,10 +304,10 @@ func (r *StormReport) finish() {
 			What: "storm: default max/mean (issue 3 a)", Want: "<= 1.05",
 			Got: f3(row.MaxMean), Met: row.MaxMean <= 1.05 && row.Failed == 0,
 		})
-		if base > 0 {
+		if b := base[plainTCP]; b > 0 {
 			r.Targets = append(r.Targets, Target{
 				What: "storm: default time to attach all vs dns-only (issue 3 a)", Want: "<= 1.5x",
-				Got: fmt.Sprintf("%.0f ms / %.0f ms = %.2fx", row.ElapsedMS, base, row.VsDNSOnly), Met: row.VsDNSOnly <= 1.5,
+				Got: fmt.Sprintf("%.0f ms / %.0f ms = %.2fx", row.ElapsedMS, b, row.VsDNSOnly), Met: row.VsDNSOnly <= 1.5,
 			})
 		}
 	}
@@ -222,7 +322,7 @@ func (r *StormReport) WriteTable(w io.Writer) {
 		if row.VsDNSOnly > 0 {
 			vs = f2(row.VsDNSOnly) + "x"
 		}
-		rows = append(rows, []string{rowName(row.Policy, row.TLS), perNode(row.PerNode), f3(row.MaxMean), fmt.Sprintf("%.0f", row.ElapsedMS), runsCell(row.ElapsedRunsMS, "%.0f"), vs,
+		rows = append(rows, []string{rowName(row.Policy, row.kind()), perNode(row.PerNode), f3(row.MaxMean), fmt.Sprintf("%.0f", row.ElapsedMS), runsCell(row.ElapsedRunsMS, "%.0f"), vs,
 			f1(row.ConnectMS.P50), f1(row.ConnectMS.P99), fmt.Sprint(row.Failed)})
 	}
 	table(w, []string{"policy", "sessions per node", "max/mean", "all attached ms", "every run ms", "vs dns-only", "connect p50 ms", "p99 ms", "failed"}, rows)
@@ -232,7 +332,7 @@ func (r *StormReport) WriteTable(w io.Writer) {
 	writeTargets(w, r.Targets)
 }
 
-// writeTLS prints each policy's TLS row against its plain row.
+// writeTLS prints each policy's TLS rows against its plain row.
 func (r *StormReport) writeTLS(w io.Writer) {
 	plain := map[string]StormRow{}
 	for _, row := range r.Rows {
@@ -240,17 +340,18 @@ func (r *StormReport) writeTLS(w io.Writer) {
 			plain[row.Policy] = row
 		}
 	}
-	fmt.Fprintf(w, "\nTLS on the client listener vs plain TCP, interleaved runs:\n\n")
+	fmt.Fprintf(w, "\nTLS on the client listener vs plain TCP, interleaved runs (%s: %s; %s: %s, each with a ticket from an untimed earlier visit of its own):\n\n",
+		tlsSuffix, tlsFirstTime.clients(), resumedSuffix, tlsReturning.clients())
 	var rows [][]string
 	for _, row := range r.Rows {
 		if !row.TLS {
 			continue
 		}
 		p := plain[row.Policy]
-		rows = append(rows, []string{row.Policy, fmt.Sprintf("%.0f", p.ElapsedMS), fmt.Sprintf("%.0f", row.ElapsedMS), f2(row.VsPlain) + "x",
-			f1(p.ConnectMS.P50), f1(row.ConnectMS.P50), f1(p.ConnectMS.P99), f1(row.ConnectMS.P99)})
+		rows = append(rows, []string{rowName(row.Policy, row.kind()), fmt.Sprintf("%.0f", p.ElapsedMS), fmt.Sprintf("%.0f", row.ElapsedMS), f2(row.VsPlain) + "x",
+			f1(p.ConnectMS.P50), f1(row.ConnectMS.P50), f1(p.ConnectMS.P99), f1(row.ConnectMS.P99), handshakesCell(row.Handshakes)})
 	}
-	table(w, []string{"policy", "plain all attached ms", "tls ms", "tls/plain", "plain connect p50 ms", "tls p50 ms", "plain p99 ms", "tls p99 ms"}, rows)
+	table(w, []string{"policy", "plain all attached ms", "tls ms", "tls/plain", "plain connect p50 ms", "tls p50 ms", "plain p99 ms", "tls p99 ms", "handshakes resumed"}, rows)
 }
 
 // Charts implements Report.
@@ -260,11 +361,11 @@ func (r *StormReport) Charts() []Chart {
 	var mm, el []float64
 	var cdf []chart.Series
 	for _, row := range r.Rows {
-		policies = append(policies, rowName(row.Policy, row.TLS))
+		policies = append(policies, rowName(row.Policy, row.kind()))
 		counts = append(counts, row.PerNode)
 		mm = append(mm, row.MaxMean)
 		el = append(el, row.ElapsedMS)
-		cdf = append(cdf, chart.CDF(rowName(row.Policy, row.TLS), row.connect))
+		cdf = append(cdf, chart.CDF(rowName(row.Policy, row.kind()), row.connect))
 	}
 	title := fmt.Sprintf("storm: %d sessions, %d nodes", r.Clients, r.Nodes)
 	return []Chart{
