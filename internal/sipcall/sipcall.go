@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -24,6 +25,17 @@ import (
 
 	"github.com/switchboard/switchboard/internal/t140"
 	"github.com/switchboard/switchboard/internal/textsdp"
+)
+
+// Why a call ended, besides a BYE (Call.Err).
+var (
+	// ErrNoAnswer: the node stopped answering the call's keepalive pings
+	// (it died, or the way to it did). No BYE can come from a node that
+	// was killed; this is how the caller learns of it.
+	ErrNoAnswer = errors.New("sipcall: the node stopped answering")
+	// ErrCallGone: the node answered a ping saying it knows no such call
+	// (481, 408): it restarted, or ended the call without a BYE.
+	ErrCallGone = errors.New("sipcall: the node no longer knows the call")
 )
 
 // StatusError is a final SIP response other than 2xx (and 3xx once
@@ -54,6 +66,15 @@ type Config struct {
 	Drop func(i int) bool
 	// Logger receives the SIP stack's logs (default: discarded).
 	Logger *slog.Logger
+	// KeepAlive, when set, sends an OPTIONS request in the dialog this
+	// often, as phones do to learn that the other end is gone (RFC 3261
+	// section 11): a ping the node does not answer within
+	// KeepAliveTimeout ends the call with ErrNoAnswer, an answer of 481
+	// or 408 with ErrCallGone.
+	KeepAlive time.Duration
+	// KeepAliveTimeout is how long a ping may go unanswered (default
+	// 5 s, or KeepAlive if longer). The SIP stack resends it meanwhile.
+	KeepAliveTimeout time.Duration
 }
 
 // Call is a call in progress.
@@ -70,6 +91,8 @@ type Call struct {
 	ended  chan struct{}
 	endMu  sync.Mutex
 	reason string
+	err    error
+	pongs  atomic.Int64
 	once   sync.Once
 	wg     sync.WaitGroup
 }
@@ -108,6 +131,9 @@ func dial(ctx context.Context, uri sip.Uri, cfg Config) (*Call, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.KeepAliveTimeout <= 0 {
+		cfg.KeepAliveTimeout = max(5*time.Second, cfg.KeepAlive)
+	}
 	c := &Call{cfg: cfg, text: make(chan string, 1024), out: make(chan string, 1024), ended: make(chan struct{})}
 	ok := false
 	defer func() {
@@ -123,7 +149,9 @@ func dial(ctx context.Context, uri sip.Uri, cfg Config) (*Call, error) {
 		return nil, fmt.Errorf("sipcall: SIP socket: %w", err)
 	}
 	sipPort := c.sipPC.LocalAddr().(*net.UDPAddr).Port
-	if c.ua, err = sipgo.NewUA(sipgo.WithUserAgent("switchboard-sipcall"), sipgo.WithUserAgentHostname(cfg.Host)); err != nil {
+	if c.ua, err = sipgo.NewUA(sipgo.WithUserAgent("switchboard-sipcall"), sipgo.WithUserAgentHostname(cfg.Host),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(cfg.Logger)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(cfg.Logger))); err != nil {
 		return nil, err
 	}
 	srv, err := sipgo.NewServer(c.ua, sipgo.WithServerLogger(cfg.Logger))
@@ -143,7 +171,7 @@ func dial(ctx context.Context, uri sip.Uri, cfg Config) (*Call, error) {
 			reason = h.Value()
 		}
 		_ = dialogs.ReadBye(req, tx)
-		c.finish(reason)
+		c.finish(reason, nil)
 	})
 	go func() { _ = srv.ServeUDP(c.sipPC) }()
 
@@ -162,7 +190,10 @@ func dial(ctx context.Context, uri sip.Uri, cfg Config) (*Call, error) {
 		return nil, fmt.Errorf("sipcall: INVITE: %w", err)
 	}
 	c.dlg = dlg
-	if err := dlg.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+	if err := c.waitAnswer(ctx); err != nil {
+		if errors.Is(err, errGaveUp) {
+			ok = true // waitAnswer's goroutine closes the call's sockets
+		}
 		var re *sipgo.ErrDialogResponse
 		if errors.As(err, &re) {
 			se := &StatusError{Code: re.Res.StatusCode, Reason: re.Res.Reason}
@@ -183,7 +214,100 @@ func dial(ctx context.Context, uri sip.Uri, cfg Config) (*Call, error) {
 	c.wg.Add(2)
 	go c.receive()
 	go c.send()
+	if cfg.KeepAlive > 0 {
+		c.wg.Add(1)
+		go c.keepAlive()
+	}
 	return c, nil
+}
+
+// errGaveUp marks a dial abandoned when its context ended.
+var errGaveUp = errors.New("sipcall: gave up waiting for the answer")
+
+// waitAnswer waits for the INVITE's final answer until ctx ends. The SIP
+// stack's own wait outlasts ctx (a CANCEL waits for its answer, and
+// without a provisional answer no CANCEL may be sent: RFC 3261 section
+// 9.1), up to 64*T1 when the node is dead; so it runs on, and a goroutine
+// closes the call's sockets when it is done, acknowledging and hanging up
+// a 200 that came too late.
+func (c *Call) waitAnswer(ctx context.Context) error {
+	var provisional atomic.Bool
+	wctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	answered := make(chan error, 1)
+	go func() {
+		answered <- c.dlg.WaitAnswer(wctx, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
+			if r.IsProvisional() {
+				provisional.Store(true)
+			}
+			return nil
+		}})
+	}()
+	select {
+	case err := <-answered:
+		cancel(nil)
+		return err
+	case <-ctx.Done():
+	}
+	if provisional.Load() {
+		cancel(ctx.Err()) // the stack sends CANCEL
+	} else {
+		cancel(sipgo.WaitAnswerForceCancelErr) // no CANCEL may be sent yet
+	}
+	go func() {
+		if err := <-answered; err == nil {
+			// Answered as we gave up: take the call and end it at once.
+			actx, acancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if c.dlg.Ack(actx) == nil {
+				_ = c.dlg.Bye(actx)
+			}
+			acancel()
+		}
+		c.closeAll()
+	}()
+	return fmt.Errorf("%w: %w", errGaveUp, ctx.Err())
+}
+
+// keepAlive pings the node in the dialog and ends the call when a ping
+// goes unanswered or the node no longer knows the call.
+func (c *Call) keepAlive() {
+	defer c.wg.Done()
+	tick := time.NewTicker(c.cfg.KeepAlive)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.ended:
+			return
+		case <-tick.C:
+		}
+		target := c.dlg.InviteRequest.Recipient
+		if h := c.dlg.InviteResponse.Contact(); h != nil {
+			target = h.Address
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.KeepAliveTimeout)
+		res, err := c.dlg.Do(ctx, sip.NewRequest(sip.OPTIONS, target))
+		cancel()
+		var why error
+		switch {
+		case err != nil:
+			select {
+			case <-c.ended:
+				return // the call ended meanwhile, closing the sockets
+			default:
+			}
+			why = fmt.Errorf("%w: no answer to OPTIONS within %v (%v)", ErrNoAnswer, c.cfg.KeepAliveTimeout, err)
+		case res.StatusCode == 481 || res.StatusCode == 408:
+			why = fmt.Errorf("%w: OPTIONS answered %d %s", ErrCallGone, res.StatusCode, res.Reason)
+		default:
+			// Any other answer shows the node is there and keeps the call
+			// (RFC 3261 section 11: a UA need not support OPTIONS in a
+			// dialog).
+			c.pongs.Add(1)
+			continue
+		}
+		// finish waits for this goroutine: end the call from another.
+		go c.finish(why.Error(), why)
+		return
+	}
 }
 
 func randUint32() uint32 {
@@ -203,15 +327,29 @@ func (c *Call) Send(text string) {
 // Text delivers the text received, packet by packet (U+FFFD for loss).
 func (c *Call) Text() <-chan string { return c.text }
 
-// Ended is closed when the call has ended (a BYE either way).
+// Ended is closed when the call has ended: a BYE either way, Close, or
+// the keepalive's verdict.
 func (c *Call) Ended() <-chan struct{} { return c.ended }
 
-// Reason is the Reason header of the node's BYE, once Ended.
+// Reason says why the call ended, once Ended: the Reason header of the
+// node's BYE ("BYE" when it had none), "hung up", "closed", or the
+// keepalive's verdict (Err's text).
 func (c *Call) Reason() string {
 	c.endMu.Lock()
 	defer c.endMu.Unlock()
 	return c.reason
 }
+
+// Err is why the keepalive ended the call (ErrNoAnswer or ErrCallGone,
+// wrapped), once Ended; nil when it ended by a BYE, Hangup or Close.
+func (c *Call) Err() error {
+	c.endMu.Lock()
+	defer c.endMu.Unlock()
+	return c.err
+}
+
+// Pongs counts the keepalive pings the node has answered.
+func (c *Call) Pongs() int { return int(c.pongs.Load()) }
 
 // LocalRTP is the address the call receives RTP on.
 func (c *Call) LocalRTP() netip.AddrPort { return c.pc.LocalAddr().(*net.UDPAddr).AddrPort() }
@@ -224,17 +362,17 @@ func (c *Call) Hangup(ctx context.Context) error {
 	default:
 	}
 	err := c.dlg.Bye(ctx)
-	c.finish("hung up")
+	c.finish("hung up", nil)
 	return err
 }
 
 // Close ends the call without a BYE (as a phone that lost power).
-func (c *Call) Close() { c.finish("closed") }
+func (c *Call) Close() { c.finish("closed", nil) }
 
-func (c *Call) finish(reason string) {
+func (c *Call) finish(reason string, why error) {
 	c.once.Do(func() {
 		c.endMu.Lock()
-		c.reason = reason
+		c.reason, c.err = reason, why
 		c.endMu.Unlock()
 		close(c.ended)
 		c.closeAll()
