@@ -166,6 +166,7 @@ type Server struct {
 	perSource map[netip.Addr]int
 	pending   int // calls being set up, counted in the limits
 	wg        sync.WaitGroup
+	stopOnce  sync.Once
 }
 
 // Listen opens the front's UDP and TCP sockets on addr (the same port for
@@ -278,9 +279,35 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("sipfront: shutting down: %w", ctx.Err())
 	}
-	s.closeSockets()
-	s.ua.Close()
+	s.stop()
 	return err
+}
+
+// stop closes the sockets and the SIP stack, once.
+func (s *Server) stop() {
+	s.stopOnce.Do(func() {
+		s.closeSockets()
+		s.ua.Close()
+	})
+}
+
+// Close stops the front at once, as a node that must stop now: every
+// call ends without a BYE (its member leaves the room), and the sockets
+// close. Callers learn of it only by their own means (keepalive pings,
+// docs/rtp.md). Use Shutdown to stop gracefully.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	calls := make([]*call, 0, len(s.calls))
+	for _, c := range s.calls {
+		calls = append(calls, c)
+	}
+	s.mu.Unlock()
+	s.stop()
+	for _, c := range calls {
+		c.end(context.Background(), "the node's SIP front closed", false)
+	}
+	return nil
 }
 
 // reply answers a request outside any dialog.
@@ -511,7 +538,21 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
+// onOptions answers OPTIONS: outside a dialog with what the front
+// supports; inside one (a To tag: a caller's keepalive) with 200 while
+// the call is held, else 481, so that a caller whose call this node lost
+// (it restarted, say) learns that the call is gone.
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params != nil && to.Params.Has("tag") {
+		id, err := sip.DialogIDFromRequestUAS(req)
+		s.mu.Lock()
+		held := err == nil && s.calls[id] != nil
+		s.mu.Unlock()
+		if !held {
+			reply(req, tx, 481, "Call/Transaction Does Not Exist")
+			return
+		}
+	}
 	reply(req, tx, 200, "OK",
 		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS"),
 		sip.NewHeader("Accept", "application/sdp"))
@@ -544,9 +585,9 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, room string, 
 		reply(req, tx, 400, "Bad Request: "+strings.ReplaceAll(err.Error(), "\r\n", " "))
 		return nil, nil, err
 	}
-	fail := func(code int, reason string, err error) (*call, []byte, error) {
+	fail := func(code int, reason string, err error, hdrs ...sip.Header) (*call, []byte, error) {
 		log.Info("call refused", "reason", reason, "err", err)
-		_ = dlg.Respond(code, reason, nil)
+		_ = dlg.Respond(code, reason, nil, hdrs...)
 		dlg.Close()
 		return nil, nil, err
 	}
@@ -569,7 +610,7 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, room string, 
 	}
 	sess, err := client.Dial(ctx, s.cfg.NodeAddr, opts...)
 	if err != nil {
-		return fail(503, "Service Unavailable: Cannot Attach", err)
+		return fail(503, "Service Unavailable: Cannot Attach", err, sip.NewHeader("Retry-After", "5"))
 	}
 	if _, err := sess.JoinWait(ctx, room); err != nil {
 		sess.Close()
@@ -582,7 +623,7 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, room string, 
 				return fail(486, "Busy Here: "+se.Message, err)
 			}
 		}
-		return fail(503, "Service Unavailable: Cannot Join The Room", err)
+		return fail(503, "Service Unavailable: Cannot Join The Room", err, sip.NewHeader("Retry-After", "5"))
 	}
 	ip := s.addr.Addr()
 	if ip.IsUnspecified() {

@@ -458,3 +458,73 @@ func TestGarbageDoesNotStopTheFront(t *testing.T) {
 		t.Errorf("OPTIONS after garbage: %d %s, Allow %v", res.StatusCode, res.Reason, res.GetHeader("Allow"))
 	}
 }
+
+// TestKeepAliveLearnsTheCallIsGone: a caller pinging in the dialog keeps
+// its call while the front answers; when the front stops without a BYE
+// (as a node killed), the caller ends the call saying the node stopped
+// answering, or, when a front is back on the same address and knows no
+// such call, saying the call is gone (481). The member leaves the room.
+func TestKeepAliveLearnsTheCallIsGone(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	for _, tt := range []struct {
+		name    string
+		restart bool
+		want    error
+	}{
+		{"nothing answers", false, sipcall.ErrNoAnswer},
+		{"a front restarted", true, sipcall.ErrCallGone},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := sipfront.Config{Service: c.Nodes[0].Service(), NodeID: c.Nodes[0].ID(), NodeAddr: c.Nodes[0].Addr(), Nodes: c.Nodes[0].Nodes}
+			front, err := sipfront.Listen("127.0.0.1:0", cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = front.Serve() }()
+			user := "ka-" + strings.ReplaceAll(tt.name, " ", "-")
+			bob := join(t, c.Nodes[0], "bob", "lobby")
+			call := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: user, KeepAlive: 50 * time.Millisecond, KeepAliveTimeout: 2 * time.Second})
+			nodetest.Eventually(t, settle, func() error {
+				if n := call.Pongs(); n < 3 {
+					return fmt.Errorf("%d pings answered", n)
+				}
+				return nil
+			})
+			select {
+			case <-call.Ended():
+				t.Fatalf("the call ended while the front answered: %s", call.Reason())
+			default:
+			}
+
+			if err := front.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if tt.restart {
+				again, err := sipfront.Listen(front.Addr().String(), cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				go func() { _ = again.Serve() }()
+				t.Cleanup(func() { _ = again.Close() })
+			}
+			select {
+			case <-call.Ended():
+			case <-time.After(settle):
+				t.Fatal("the call did not end after its front closed")
+			}
+			t.Logf("the call ended: %s", call.Reason())
+			if !errors.Is(call.Err(), tt.want) {
+				t.Errorf("the call ended with %v (%q), want %v", call.Err(), call.Reason(), tt.want)
+			}
+			caller := "sip:" + user + "@127.0.0.1"
+			nodetest.Eventually(t, settle, func() error {
+				if !bob.hasLeft(caller) {
+					return errors.New("bob has not seen the caller leave")
+				}
+				return nil
+			})
+		})
+	}
+}
