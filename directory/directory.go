@@ -52,6 +52,13 @@ type Node struct {
 	Capacity int `json:"capacity"`
 	// Version is the node's software version.
 	Version string `json:"version,omitempty"`
+	// HeartbeatMS is how often the node sends its heartbeat, in
+	// milliseconds (HeartbeatFor: it slows as the cluster grows); zero
+	// means not known (the receiver's own interval). A Table marks the
+	// node down after HeartbeatMisses of them without word (never sooner
+	// than its Timeouts.DownAfter), and a client may take an AgeMS below
+	// it as no news rather than old news.
+	HeartbeatMS int64 `json:"hb,omitempty"`
 	// AgeMS is how many milliseconds old the last update about this node
 	// was when the directory was taken. It is set by Table.Nodes, not sent
 	// between servers.
@@ -94,11 +101,6 @@ type Entry struct {
 	Incarnation uint64 `json:"inc"`
 	// Seq orders the updates within one incarnation; larger is newer.
 	Seq uint64 `json:"seq"`
-	// HeartbeatMS is how often the node sends its heartbeat, in
-	// milliseconds (HeartbeatFor); zero means the receiver's own interval.
-	// A Table marks the node down after HeartbeatMisses of them without
-	// word (never sooner than its Timeouts.DownAfter).
-	HeartbeatMS int64 `json:"hb,omitempty"`
 	// Conn names the node's connection to the bus as the NATS server
 	// reports it: "SERVER_ID/CLIENT_ID". A peer that hears the server
 	// report that connection closed marks the node down at once

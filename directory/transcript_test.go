@@ -180,10 +180,10 @@ func runCommand(tab **directory.Table, cmd string) ([]string, error) {
 			Node: directory.Node{
 				ID: args["id"], Addr: args["id"] + ":7000", Group: args["group"],
 				Status: directory.Status(args["status"]), Users: num("users", 0), Capacity: num("cap", 10),
+				HeartbeatMS: int64(num("hb", 0)),
 			},
 			Incarnation: uint64(num("inc", 0)),
 			Seq:         uint64(num("seq", 0)),
-			HeartbeatMS: int64(num("hb", 0)),
 			Conn:        args["conn"],
 		}
 		now := at(dur("t"))

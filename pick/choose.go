@@ -151,13 +151,15 @@ const (
 // Balanced is the chooser of the Default policy. It picks by load
 // (users/capacity) and adapts to how old its numbers are:
 //
-//   - Fresh directory (the largest AgeMS among the candidates, plus
-//     Request.Age, is at most FreshAge): it compares Sample candidates,
+//   - Fresh directory (the largest overdue age among the candidates,
+//     plus Request.Age, is at most FreshAge; a node's overdue age is its
+//     AgeMS less its HeartbeatMS, how late its next word is): it compares
+//     Sample candidates,
 //     the connected node (Request.Self) and others drawn uniformly at
 //     random, or all of them when there are no more, and picks at random
 //     among those within Slack of the least load of the comparison, or
-//     within one user of it. Candidates not heard from for more than
-//     half of FreshAge (by AgeMS: a node that died shows its last count,
+//     within one user of it. Candidates overdue by more than half of
+//     FreshAge (a node that died shows its last count,
 //     which soon looks least loaded) are left out of the comparison
 //     unless all are. A node that just joined is among the
 //     lightest of nearly every comparison that holds it, so clients fill
@@ -232,7 +234,7 @@ func (b Balanced) Pick(nodes []directory.Node, req Request) (Result, error) {
 	}
 	var oldest int64
 	for i := range nodes {
-		oldest = max(oldest, nodes[i].AgeMS)
+		oldest = max(oldest, overdueMS(&nodes[i]))
 	}
 	age := time.Duration(oldest)*time.Millisecond + req.Age
 	if fresh < 0 || age > fresh {
@@ -271,8 +273,8 @@ func (b Balanced) Pick(nodes []directory.Node, req Request) (Result, error) {
 	return Result{Node: n, Reason: fmt.Sprintf("balanced: %s (load %.2f%s), %d%s of %d near the least load (age %v)", n.ID, n.Load(), how, count, compared, len(nodes), age)}, nil
 }
 
-// heard returns the nodes of among heard from within half of fresh (by
-// AgeMS), or among itself when there are none or all of them are. A node
+// heard returns the nodes of among overdue by at most half of fresh (by
+// overdueMS), or among itself when there are none or all of them are. A node
 // that died shows its last users until it is marked down, its count
 // frozen while the others' grow, so it soon looks least loaded; its
 // entry's age, which grows from its last heartbeat, gives it away. The
@@ -282,7 +284,7 @@ func heard(among []directory.Node, fresh time.Duration, buf []directory.Node) []
 	limit := int64(fresh/2) / int64(time.Millisecond)
 	old := 0
 	for i := range among {
-		if among[i].AgeMS > limit {
+		if overdueMS(&among[i]) > limit {
 			old++
 		}
 	}
@@ -291,11 +293,21 @@ func heard(among []directory.Node, fresh time.Duration, buf []directory.Node) []
 	}
 	kept := buf[:0]
 	for i := range among {
-		if among[i].AgeMS <= limit {
+		if overdueMS(&among[i]) <= limit {
 			kept = append(kept, among[i])
 		}
 	}
 	return kept
+}
+
+// overdueMS is how long past its next heartbeat word about n is: its
+// AgeMS less its heartbeat interval. A node publishes a change of its
+// numbers at once and otherwise a heartbeat every HeartbeatMS, so within
+// that interval silence is no news, not old news; in a large cluster,
+// whose heartbeats slow to seconds (directory.HeartbeatFor), counting
+// the whole AgeMS would make every directory look stale.
+func overdueMS(n *directory.Node) int64 {
+	return max(n.AgeMS-n.HeartbeatMS, 0)
 }
 
 // sample returns the candidates a fresh pick compares: all of nodes when

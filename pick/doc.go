@@ -42,8 +42,10 @@
 // the new node (max/mean about 1.00), but when the numbers are old every
 // client sees the same "emptiest" node and they all land there.
 //
-// Balanced therefore looks at how old its numbers are: the largest AgeMS
-// among the candidates plus Request.Age. Up to FreshAge (1 s) it compares
+// Balanced therefore looks at how old its numbers are: the largest
+// overdue age among the candidates (AgeMS less the node's heartbeat
+// interval, HeartbeatMS: within it silence means no change) plus
+// Request.Age. Up to FreshAge (1 s) it compares
 // Sample (8) candidates, the connected node and others drawn at random
 // (all of them in a smaller directory), and picks at random among those
 // whose load is within Slack (1%) of the least load of the comparison, or
@@ -55,13 +57,14 @@
 // (package sim: with the least loaded of 1,000 nodes, 350 clients of one
 // 35 ms loop doubled a node). A node just joined is still the lightest of
 // nearly every comparison it is in, so it fills several times faster than
-// under P2C. A candidate not heard from for half of FreshAge is left out
-// of the comparison while others were: a node that died shows its last
+// under P2C. A candidate overdue by half of FreshAge is left out
+// of the comparison while others were not: a node that died shows its last
 // count until it is marked down, and that count soon looks least loaded. Past FreshAge it uses P2C, which never sends more
 // than twice the fair share to the node that looks emptiest. AgeMS of a
-// healthy node stays below its heartbeat interval, and a node receiving
-// sessions publishes its new count within milliseconds, so a directory
-// straight from a server is fresh; a client that reuses a directory should
+// healthy node stays below its heartbeat interval (2 s in a cluster of
+// 100; directory.HeartbeatFor), and a node receiving sessions publishes
+// its new count within milliseconds, so a directory straight from a
+// server is fresh; a client that reuses a directory should
 // pass how long it held it in Request.Age. The scale-out simulation in
 // sim_test.go shows both sides: fresh, Default ends within 1.05 of the mean
 // while P2C ends near 1.17; stale, Default behaves as P2C where

@@ -119,6 +119,47 @@ func TestChoosers(t *testing.T) {
 				Reason: "balanced: stale (age 1.5s > 1s), p2c: a (load 0.10) over b (load 0.20)",
 			},
 		},
+		{
+			// A cluster of 100 sends heartbeats every 2 s: 1.5 s without
+			// word is no news, and the numbers are fresh.
+			name: "balanced: silence within a node's heartbeat is fresh", policy: func(r Rand) Policy { return Balanced{Rand: r} },
+			nodes: []directory.Node{
+				{ID: "a", Status: directory.Up, Users: 10, Capacity: 100, HeartbeatMS: 2000, AgeMS: 200},
+				{ID: "b", Status: directory.Up, Users: 20, Capacity: 100, HeartbeatMS: 2000, AgeMS: 1500},
+				{ID: "c", Status: directory.Up, Users: 0, Capacity: 100, HeartbeatMS: 2000, AgeMS: 1900},
+			},
+			want: Result{
+				Node:   directory.Node{ID: "c", Status: directory.Up, Users: 0, Capacity: 100, HeartbeatMS: 2000, AgeMS: 1900},
+				Reason: "balanced: c (load 0.00), 1 of 3 near the least load (age 0s)",
+			},
+		},
+		{
+			name: "balanced: overdue past its heartbeat by more than FreshAge is stale", policy: func(r Rand) Policy { return Balanced{Rand: r} },
+			nodes: []directory.Node{
+				{ID: "a", Status: directory.Up, Users: 10, Capacity: 100, HeartbeatMS: 2000, AgeMS: 200},
+				{ID: "b", Status: directory.Up, Users: 20, Capacity: 100, HeartbeatMS: 2000, AgeMS: 3500},
+				{ID: "c", Status: directory.Up, Users: 0, Capacity: 100, HeartbeatMS: 2000},
+			},
+			answers: []int{0, 0},
+			want: Result{
+				Node:   directory.Node{ID: "a", Status: directory.Up, Users: 10, Capacity: 100, HeartbeatMS: 2000, AgeMS: 200},
+				Reason: "balanced: stale (age 1.5s > 1s), p2c: a (load 0.10) over b (load 0.20)",
+			},
+		},
+		{
+			// Fresh, but c is 700 ms past its heartbeat: it may have died
+			// with its count frozen, so the others are compared.
+			name: "balanced: a node overdue by half of FreshAge is left out", policy: func(r Rand) Policy { return Balanced{Rand: r} },
+			nodes: []directory.Node{
+				{ID: "a", Status: directory.Up, Users: 10, Capacity: 100, HeartbeatMS: 2000, AgeMS: 1900},
+				{ID: "b", Status: directory.Up, Users: 20, Capacity: 100, HeartbeatMS: 2000, AgeMS: 100},
+				{ID: "c", Status: directory.Up, Users: 0, Capacity: 100, HeartbeatMS: 2000, AgeMS: 2700},
+			},
+			want: Result{
+				Node:   directory.Node{ID: "a", Status: directory.Up, Users: 10, Capacity: 100, HeartbeatMS: 2000, AgeMS: 1900},
+				Reason: "balanced: a (load 0.10), 1 of 2 compared of 3 near the least load (age 700ms)",
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

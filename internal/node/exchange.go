@@ -364,18 +364,18 @@ func viewEvery(cfg Config) time.Duration { return cfg.Heartbeat / 4 }
 func (n *Node) publishSelf(now time.Time, status directory.Status) directory.Entry {
 	e := directory.Entry{
 		Node: directory.Node{
-			ID:       n.cfg.ID,
-			Addr:     n.addr,
-			HTTP:     n.HTTPAddr(),
-			Group:    n.cfg.Group,
-			Status:   status,
-			Users:    int(n.users.Load()),
-			Capacity: n.cfg.Capacity,
-			Version:  n.cfg.Version,
+			ID:          n.cfg.ID,
+			Addr:        n.addr,
+			HTTP:        n.HTTPAddr(),
+			Group:       n.cfg.Group,
+			Status:      status,
+			Users:       int(n.users.Load()),
+			Capacity:    n.cfg.Capacity,
+			Version:     n.cfg.Version,
+			HeartbeatMS: n.heartbeatMS.Load(),
 		},
 		Incarnation: n.incarnation,
 		Seq:         n.seq.Add(1),
-		HeartbeatMS: n.heartbeatMS.Load(),
 		Conn:        n.bus.DirConn(),
 	}
 	data, err := json.Marshal(e)

@@ -162,7 +162,7 @@ export function balanced(r) {
   return (nodes, req) => {
     if (nodes.length === 0) throw new NoNodeError();
     let oldest = 0;
-    for (const n of nodes) oldest = Math.max(oldest, n.age_ms || 0);
+    for (const n of nodes) oldest = Math.max(oldest, overdueMs(n));
     const age = oldest + (req.ageMs || 0);
     if (age > FRESH_AGE_MS) {
       const res = p2cPick(nodes, r, "p2c");
@@ -170,9 +170,9 @@ export function balanced(r) {
       return res;
     }
     const sampled = sample(nodes, req.self || "", r);
-    // Nodes not heard from for half of FRESH_AGE_MS may be dead, their
-    // count frozen: left out of the comparison unless all are.
-    const heard = sampled.filter((n) => (n.age_ms || 0) <= FRESH_AGE_MS / 2);
+    // Nodes overdue by half of FRESH_AGE_MS may be dead, their count
+    // frozen: left out of the comparison unless all are.
+    const heard = sampled.filter((n) => overdueMs(n) <= FRESH_AGE_MS / 2);
     const among = heard.length > 0 ? heard : sampled;
     const { index, count, preferred } = leastLoadedPreferring(among, SLACK, r, req.self || "");
     const n = among[index];
@@ -180,6 +180,13 @@ export function balanced(r) {
     const compared = among.length < nodes.length ? ` of ${among.length} compared` : "";
     return { node: n, reason: `balanced: ${n.id} (load ${fmt2(load(n))}${how}), ${count}${compared} of ${nodes.length} near the least load (age ${age}ms)` };
   };
+}
+
+// overdueMs is how long past its next heartbeat the news of n is
+// (pick.Balanced's overdueMS): a node publishes a change at once and a
+// heartbeat every hb ms, so silence within hb is no news.
+function overdueMs(n) {
+  return Math.max((n.age_ms || 0) - (n.hb || 0), 0);
 }
 
 // sample is what a fresh pick compares (pick.Balanced's sample, with the
