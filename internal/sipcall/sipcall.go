@@ -86,6 +86,9 @@ type Call struct {
 	sipPC  net.PacketConn
 	Answer textsdp.Media
 
+	offer   []byte
+	contact sip.ContactHeader
+
 	text   chan string
 	out    chan string
 	ended  chan struct{}
@@ -185,6 +188,7 @@ func dial(ctx context.Context, uri sip.Uri, cfg Config) (*Call, error) {
 	}
 	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: cfg.User, Host: cfg.Host}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
+	c.offer, c.contact = offer, contact
 	dlg, err := dialogs.Invite(ctx, uri, offer, from, sip.NewHeader("Content-Type", "application/sdp"))
 	if err != nil {
 		return nil, fmt.Errorf("sipcall: INVITE: %w", err)
@@ -267,6 +271,35 @@ func (c *Call) waitAnswer(ctx context.Context) error {
 	return fmt.Errorf("%w: %w", errGaveUp, ctx.Err())
 }
 
+// target is where requests in the dialog go: the node's Contact.
+func (c *Call) target() sip.Uri {
+	if h := c.dlg.InviteResponse.Contact(); h != nil {
+		return h.Address
+	}
+	return c.dlg.InviteRequest.Recipient
+}
+
+// Refresh sends a re-INVITE with the call's offer, as a phone refreshing
+// its session (RFC 4028) does, and acknowledges the answer. A final
+// answer other than 2xx is a *StatusError; the call goes on either way.
+func (c *Call) Refresh(ctx context.Context) error {
+	req := sip.NewRequest(sip.INVITE, c.target())
+	req.AppendHeader(&c.contact)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(c.offer)
+	res, err := c.dlg.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("sipcall: re-INVITE: %w", err)
+	}
+	if !res.IsSuccess() {
+		return &StatusError{Code: res.StatusCode, Reason: res.Reason}
+	}
+	if err := c.dlg.WriteRequest(sip.NewRequest(sip.ACK, c.target())); err != nil {
+		return fmt.Errorf("sipcall: ACK of the re-INVITE: %w", err)
+	}
+	return nil
+}
+
 // keepAlive pings the node in the dialog and ends the call when a ping
 // goes unanswered or the node no longer knows the call.
 func (c *Call) keepAlive() {
@@ -279,12 +312,8 @@ func (c *Call) keepAlive() {
 			return
 		case <-tick.C:
 		}
-		target := c.dlg.InviteRequest.Recipient
-		if h := c.dlg.InviteResponse.Contact(); h != nil {
-			target = h.Address
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.KeepAliveTimeout)
-		res, err := c.dlg.Do(ctx, sip.NewRequest(sip.OPTIONS, target))
+		res, err := c.dlg.Do(ctx, sip.NewRequest(sip.OPTIONS, c.target()))
 		cancel()
 		var why error
 		switch {

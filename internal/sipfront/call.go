@@ -35,6 +35,7 @@ type call struct {
 	log    *slog.Logger
 	peer   netip.AddrPort // where the caller receives RTP, and the only source accepted
 	format t140.Format
+	answer []byte // the SDP answer, given again to a re-INVITE
 	pc     *net.UDPConn
 	sess   *client.Session
 

@@ -154,6 +154,7 @@ type Server struct {
 	ua      *sipgo.UserAgent
 	srv     *sipgo.Server
 	dialogs *sipgo.DialogServerCache
+	contact sip.ContactHeader
 	log     *slog.Logger
 
 	udp  net.PacketConn
@@ -209,7 +210,8 @@ func Listen(addr string, cfg Config) (*Server, error) {
 		s.closeSockets()
 		return nil, fmt.Errorf("sipfront: %w", err)
 	}
-	s.dialogs = sipgo.NewDialogServerCache(cl, sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: host, Port: int(s.addr.Port())}})
+	s.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: host, Port: int(s.addr.Port())}}
+	s.dialogs = sipgo.NewDialogServerCache(cl, s.contact)
 	s.srv.OnInvite(s.onInvite)
 	s.srv.OnAck(s.onAck)
 	s.srv.OnBye(s.onBye)
@@ -440,6 +442,10 @@ func (s *Server) admit(src netip.Addr) (release func(), code int, reason string)
 }
 
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if inDialog(req) {
+		s.onReInvite(req, tx)
+		return
+	}
 	room := req.Recipient.User
 	log := s.log.With("call", req.CallID().Value(), "from", req.Source(), "room", room)
 	if !ValidRoom(room) {
@@ -491,6 +497,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			err = errors.New("the node is shutting down")
 		} else {
 			c.release = release
+			c.answer = answer
 			s.calls[c.id] = c
 		}
 	}
@@ -538,20 +545,60 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// onOptions answers OPTIONS: outside a dialog with what the front
-// supports; inside one (a To tag: a caller's keepalive) with 200 while
-// the call is held, else 481, so that a caller whose call this node lost
-// (it restarted, say) learns that the call is gone.
-func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
-	if to := req.To(); to != nil && to.Params != nil && to.Params.Has("tag") {
-		id, err := sip.DialogIDFromRequestUAS(req)
-		s.mu.Lock()
-		held := err == nil && s.calls[id] != nil
-		s.mu.Unlock()
-		if !held {
-			reply(req, tx, 481, "Call/Transaction Does Not Exist")
+// inDialog reports whether req belongs to a dialog (its To has a tag).
+func inDialog(req *sip.Request) bool {
+	to := req.To()
+	return to != nil && to.Params != nil && to.Params.Has("tag")
+}
+
+// heldCall is the call a request inside a dialog belongs to, or nil.
+func (s *Server) heldCall(req *sip.Request) *call {
+	id, err := sip.DialogIDFromRequestUAS(req)
+	if err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[id]
+}
+
+// onReInvite answers an INVITE inside a dialog: a session refresh (RFC
+// 4028, the caller refreshing) or a new offer. The session stays as it
+// is: an offer of the same text stream, or none, gets 200 with the
+// answer given before; one that changes the stream gets 488 (which
+// leaves the session unchanged); a call the front does not hold gets
+// 481.
+func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
+	c := s.heldCall(req)
+	if c == nil {
+		reply(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
+	}
+	if len(req.Body()) > 0 {
+		offer, err := textsdp.Parse(req.Body())
+		switch {
+		case err != nil && !errors.Is(err, textsdp.ErrNoText):
+			reply(req, tx, 400, "Bad Request: Malformed SDP")
+			return
+		case err != nil || offer.Addr != c.peer || offer.Format != c.format:
+			reply(req, tx, 488, "Not Acceptable Here: Session Changes Not Supported",
+				sip.NewHeader("Warning", `399 switchboard "the text stream cannot change during a call"`))
 			return
 		}
+	}
+	res := sip.NewSDPResponseFromRequest(req, c.answer)
+	res.AppendHeader(&s.contact)
+	_ = tx.Respond(res)
+}
+
+// onOptions answers OPTIONS: outside a dialog with what the front
+// supports; inside one (a caller's keepalive) with 200 while the call is
+// held, else 481, so that a caller whose call this node lost (it
+// restarted, say) learns that the call is gone.
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if inDialog(req) && s.heldCall(req) == nil {
+		reply(req, tx, 481, "Call/Transaction Does Not Exist")
+		return
 	}
 	reply(req, tx, 200, "OK",
 		sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS"),

@@ -528,3 +528,47 @@ func TestKeepAliveLearnsTheCallIsGone(t *testing.T) {
 		})
 	}
 }
+
+// TestReInviteRefreshesTheSession: a re-INVITE with the same offer, as a
+// phone refreshing its session (RFC 4028) sends, gets 200 and the call
+// goes on; once the front that held the call is gone and another listens
+// on its address, the refresh gets 481.
+func TestReInviteRefreshesTheSession(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	cfg := sipfront.Config{Service: c.Nodes[0].Service(), NodeID: c.Nodes[0].ID(), NodeAddr: c.Nodes[0].Addr(), Nodes: c.Nodes[0].Nodes}
+	front, err := sipfront.Listen("127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = front.Serve() }()
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	call := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "alice"})
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	if err := call.Refresh(ctx); err != nil {
+		t.Fatalf("refreshing the session: %v", err)
+	}
+	call.Send("still here")
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("sip:alice@127.0.0.1"); got != "still here" {
+			return fmt.Errorf("bob sees %q", got)
+		}
+		return nil
+	})
+
+	if err := front.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := sipfront.Listen(front.Addr().String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = again.Serve() }()
+	defer again.Close()
+	var se *sipcall.StatusError
+	if err := call.Refresh(ctx); !errors.As(err, &se) || se.Code != 481 {
+		t.Errorf("refreshing a call the front does not hold: %v, want 481", err)
+	}
+}
