@@ -497,7 +497,49 @@ func (b *Bus) JetStreamCurrent() bool {
 	if b.server == nil {
 		return true
 	}
-	return b.server.JetStreamIsCurrent()
+	if !b.server.JetStreamIsCurrent() {
+		return false
+	}
+	if !b.server.JetStreamIsClustered() {
+		return true
+	}
+	// nats-server counts a Raft member that knows no leader as current
+	// once it has applied the log it recovered from disk (raft.go,
+	// isCurrent, in 2.15.2): after a restart, long before any election.
+	// API requests sent then are lost, so the leader must be known too.
+	jsi, err := b.server.Jsz(&server.JSzOptions{Limit: 1})
+	return err == nil && jsi.Meta != nil && jsi.Meta.Leader != ""
+}
+
+// StreamLeaders reports, for each stream of the node's account that the
+// embedded server holds a replica of, the leader that replica knows, or ""
+// while its Raft group has none. It reads the server's own state (what
+// nats-server's /jsz shows), where asking JetStream's API about a stream
+// without a leader goes unanswered until the request times out. It returns
+// nil for an external NATS and for an embedded server without a
+// JetStream cluster, where nothing is elected, and while the account's
+// JetStream is not up yet.
+func (b *Bus) StreamLeaders() map[string]string {
+	if b.server == nil || !b.server.JetStreamIsClustered() {
+		return nil
+	}
+	acc := b.server.GlobalAccount()
+	if acc == nil {
+		return nil
+	}
+	d, err := b.server.JszAccount(&server.JSzOptions{Account: acc.GetName(), Streams: true})
+	if err != nil || d == nil {
+		return nil
+	}
+	leaders := make(map[string]string, len(d.Streams))
+	for _, st := range d.Streams {
+		leader := ""
+		if st.Cluster != nil {
+			leader = st.Cluster.Leader
+		}
+		leaders[st.Name] = leader
+	}
+	return leaders
 }
 
 // Close closes the connections and stops the embedded server.
