@@ -17,7 +17,11 @@
 // that node's SIP address. Limits: calls per node and per source
 // address. Malformed requests and offers get SIP errors (400, 404, 415,
 // 488); RTP from anywhere but the address the caller's SDP named is
-// ignored.
+// ignored. Inside a call, OPTIONS (a caller's keepalive) and a re-INVITE
+// that keeps the session (a refresh) get 200, and 481 once the front no
+// longer holds the call, which is how a caller learns that a node which
+// restarted lost it; a node killed answers nothing, and the caller's
+// keepalive ends the call (docs/rtp.md).
 //
 // The front authenticates no caller: anyone who reaches it can join any
 // room under a name derived from their From header (marked "sip:", so
@@ -148,7 +152,7 @@ func (c *Config) fill() error {
 	return nil
 }
 
-// Server is a SIP front. Serve it, then Shutdown.
+// Server is a SIP front. Serve it, then Shutdown (or Close).
 type Server struct {
 	cfg     Config
 	ua      *sipgo.UserAgent
