@@ -112,6 +112,8 @@ type Run struct {
 	// primeFailed the untimed visits that failed (ReturningTLS).
 	handshakes  Handshakes
 	primeFailed int
+	// cpu is this process's CPU time over the timed dials (-1: unknown).
+	cpu time.Duration
 
 	mu      sync.Mutex
 	drops   []time.Time // when each session dropped, by index (zero: never)
@@ -241,6 +243,7 @@ func Open(ctx context.Context, load Load, progress func(done int)) (*Run, error)
 	}
 	var done atomic.Int64
 	var mu sync.Mutex
+	cpu0 := processCPU()
 	start := time.Now()
 	dialAll(ctx, load, func(i int) {
 		var tlsCfg *tls.Config
@@ -271,6 +274,10 @@ func Open(ctx context.Context, load Load, progress func(done int)) (*Run, error)
 		}
 	})
 	run.elapsed = time.Since(start)
+	run.cpu = -1
+	if cpu0 >= 0 {
+		run.cpu = processCPU() - cpu0
+	}
 	run.handshakes = timed.count()
 	if ctx.Err() != nil {
 		run.Close()
@@ -510,6 +517,10 @@ func (r *Run) ConnectTimes() []time.Duration {
 // without TLS): with ReturningTLS, Full above 0 means some sessions did
 // not resume their earlier visit's session.
 func (r *Run) Handshakes() Handshakes { return r.handshakes }
+
+// ClientCPU is the CPU time this process (the clients) used over Open's
+// timed dials, or -1 when it cannot be read.
+func (r *Run) ClientCPU() time.Duration { return r.cpu }
 
 // PrimeFailed counts the untimed earlier visits (ReturningTLS) that
 // failed; those sessions' timed dials had no session to resume.

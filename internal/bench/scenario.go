@@ -395,7 +395,11 @@ func (e *env) open(ctx context.Context, c *cluster, policy string, n int, prefix
 		// The nodes count the untimed visitors gone before the timed
 		// dials, so that the picks start from the same empty directory
 		// as a first-time storm's.
-		load.Primed = func(ctx context.Context) error { return c.awaitUsers(ctx, 0) }
+		load.Primed = func(ctx context.Context) error {
+			err := c.awaitUsers(ctx, 0)
+			c.primedCPU = c.cpu()
+			return err
+		}
 	}
 	if policy == pick.DNSOnly && c.plainTarget != "" {
 		load.Target, load.PlainDNS = c.plainTarget, true
@@ -430,8 +434,10 @@ type cluster struct {
 	tls *tls.Config
 	// returning makes open's sessions returning TLS clients
 	// (Load.ReturningTLS): each resumes the session of an untimed earlier
-	// visit of its own.
+	// visit of its own; primedCPU is the nodes' CPU time when those
+	// visits were over (c.cpu).
 	returning bool
+	primedCPU time.Duration
 }
 
 // start gives a policy its cluster: a fresh local one of nodes nodes, or

@@ -288,6 +288,9 @@ func TestScenariosTLS(t *testing.T) {
 				t.Errorf("%s: TLS row without its ratio to plain: %+v", name, row)
 			}
 			checkHandshakes(t, name, row.kind(), row.Handshakes, 50)
+			if row.NodesCPUMS <= 0 || row.ClientsCPUMS <= 0 {
+				t.Errorf("%s: CPU nodes %v ms, clients %v ms; want both read", name, row.NodesCPUMS, row.ClientsCPUMS)
+			}
 		}
 	})
 	t.Run("other scenarios refuse it", func(t *testing.T) {

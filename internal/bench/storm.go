@@ -41,6 +41,12 @@ type StormRow struct {
 	// Handshakes counts the TLS handshakes of the timed dials, full and
 	// resumed (TLS rows only).
 	Handshakes *Handshakes `json:"tls_handshakes,omitempty"`
+	// NodesCPUMS and ClientsCPUMS are the CPU time the nodes (all
+	// together) and the bench's clients used over the timed storm, in
+	// milliseconds (0: not read). On a shared machine they say what the
+	// storm cost where its time says how long it waited as well.
+	NodesCPUMS   float64 `json:"nodes_cpu_ms,omitempty"`
+	ClientsCPUMS float64 `json:"clients_cpu_ms,omitempty"`
 	// PrimeFailed counts the returning clients whose earlier visit failed.
 	PrimeFailed int            `json:"prime_failed,omitempty"`
 	PerNode     map[string]int `json:"per_node"`
@@ -74,7 +80,7 @@ func runStorm(ctx context.Context, e *env) (Report, error) {
 			row, err = e.storm(ctx, p, kind)
 		}
 		if err == nil {
-			e.logf("[%s] %d attached in %.0f ms, max/mean %.3f: %s; connect p50 %.1f ms, p99 %.1f ms, failed %d%s", k, sumCounts(row.PerNode), row.ElapsedMS, row.MaxMean, perNode(row.PerNode), row.ConnectMS.P50, row.ConnectMS.P99, row.Failed, handshakesNote(row.Handshakes))
+			e.logf("[%s] %d attached in %.0f ms, max/mean %.3f: %s; connect p50 %.1f ms, p99 %.1f ms, failed %d; CPU nodes %.0f ms, clients %.0f ms%s", k, sumCounts(row.PerNode), row.ElapsedMS, row.MaxMean, perNode(row.PerNode), row.ConnectMS.P50, row.ConnectMS.P99, row.Failed, row.NodesCPUMS, row.ClientsCPUMS, handshakesNote(row.Handshakes))
 		}
 		return row, err
 	})
@@ -205,6 +211,14 @@ func handshakesNote(h *Handshakes) string {
 	return fmt.Sprintf("; TLS handshakes %d full, %d resumed", h.Full, h.Resumed)
 }
 
+// cpuCell is a table's cell for row's CPU: nodes+clients, in seconds.
+func cpuCell(row StormRow) string {
+	if row.NodesCPUMS == 0 && row.ClientsCPUMS == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f+%.1f", row.NodesCPUMS/1000, row.ClientsCPUMS/1000)
+}
+
 // handshakesCell is a table's cell for h: resumed of all.
 func handshakesCell(h *Handshakes) string {
 	if h == nil {
@@ -226,11 +240,16 @@ func (e *env) storm(ctx context.Context, policy string, kind tlsKind) (StormRow,
 		c.returning = true
 		e.logf("[%s] %d earlier visits (untimed), then the storm", rowName(policy, kind), e.cfg.Clients)
 	}
+	cpu0 := c.cpu()
 	run, err := e.open(ctx, c, policy, e.cfg.Clients, "u")
 	if err != nil {
 		return StormRow{}, err
 	}
+	cpu1 := c.cpu()
 	defer run.Close()
+	if c.returning {
+		cpu0 = c.primedCPU // the timed storm only, not the earlier visits
+	}
 	res := run.Snapshot()
 	row := StormRow{
 		Policy: policy, TLS: kind != plainTCP, Resumed: kind == tlsReturning, PrimeFailed: run.PrimeFailed(),
@@ -240,6 +259,12 @@ func (e *env) storm(ctx context.Context, policy string, kind tlsKind) (StormRow,
 	if row.TLS {
 		h := run.Handshakes()
 		row.Handshakes = &h
+	}
+	if cpu0 >= 0 && cpu1 >= cpu0 {
+		row.NodesCPUMS = ms(cpu1 - cpu0)
+	}
+	if d := run.ClientCPU(); d >= 0 {
+		row.ClientsCPUMS = ms(d)
 	}
 	return row, nil
 }
@@ -349,9 +374,11 @@ func (r *StormReport) writeTLS(w io.Writer) {
 		}
 		p := plain[row.Policy]
 		rows = append(rows, []string{rowName(row.Policy, row.kind()), fmt.Sprintf("%.0f", p.ElapsedMS), fmt.Sprintf("%.0f", row.ElapsedMS), f2(row.VsPlain) + "x",
-			f1(p.ConnectMS.P50), f1(row.ConnectMS.P50), f1(p.ConnectMS.P99), f1(row.ConnectMS.P99), handshakesCell(row.Handshakes)})
+			f1(p.ConnectMS.P50), f1(row.ConnectMS.P50), f1(p.ConnectMS.P99), f1(row.ConnectMS.P99), handshakesCell(row.Handshakes),
+			cpuCell(p), cpuCell(row)})
 	}
-	table(w, []string{"policy", "plain all attached ms", "tls ms", "tls/plain", "plain connect p50 ms", "tls p50 ms", "plain p99 ms", "tls p99 ms", "handshakes resumed"}, rows)
+	table(w, []string{"policy", "plain all attached ms", "tls ms", "tls/plain", "plain connect p50 ms", "tls p50 ms", "plain p99 ms", "tls p99 ms", "handshakes resumed",
+		"plain cpu s nodes+clients", "tls cpu s nodes+clients"}, rows)
 }
 
 // Charts implements Report.
