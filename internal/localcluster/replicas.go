@@ -3,6 +3,7 @@ package localcluster
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,64 +12,94 @@ import (
 	"time"
 )
 
-// replicasMetric is the gauge a node sets to the copies its rooms'
-// streams have (docs/metrics.md).
-const replicasMetric = "switchboard_room_replicas"
+// The gauges of a node's rooms' streams (docs/metrics.md).
+const (
+	replicasMetric = "switchboard_room_replicas"
+	streamsMetric  = "switchboard_room_streams"
+	caughtUpMetric = "switchboard_room_streams_caught_up"
+)
 
 // RoomReplicas reads node n's switchboard_room_replicas gauge from its
 // /metrics: the copies its rooms' streams have, 0 until its rooms are
 // ready.
 func (n *Node) RoomReplicas(ctx context.Context) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.HTTP+"/metrics", nil)
+	m, err := n.gauges(ctx, replicasMetric)
 	if err != nil {
 		return 0, err
 	}
+	got, ok := m[replicasMetric]
+	if !ok {
+		return 0, fmt.Errorf("localcluster: %s has no %s", n.ID, replicasMetric)
+	}
+	return got, nil
+}
+
+// gauges reads the named unlabelled gauges from node n's /metrics; a
+// gauge the node does not export is absent from the map.
+func (n *Node) gauges(ctx context.Context, names ...string) (map[string]int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.HTTP+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("localcluster: asking %s for its metrics: %w", n.ID, err)
+		return nil, fmt.Errorf("localcluster: asking %s for its metrics: %w", n.ID, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("localcluster: %s's /metrics: %s", n.ID, resp.Status)
+		return nil, fmt.Errorf("localcluster: %s's /metrics: %s", n.ID, resp.Status)
 	}
+	got := make(map[string]int, len(names))
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		value, ok := strings.CutPrefix(sc.Text(), replicasMetric+" ")
-		if !ok {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok || !slices.Contains(names, name) {
 			continue
 		}
 		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
 		if err != nil {
-			return 0, fmt.Errorf("localcluster: %s's %s: %w", n.ID, replicasMetric, err)
+			return nil, fmt.Errorf("localcluster: %s's %s: %w", n.ID, name, err)
 		}
-		return int(f), nil
+		got[name] = int(f)
 	}
 	if err := sc.Err(); err != nil {
-		return 0, fmt.Errorf("localcluster: reading %s's metrics: %w", n.ID, err)
+		return nil, fmt.Errorf("localcluster: reading %s's metrics: %w", n.ID, err)
 	}
-	return 0, fmt.Errorf("localcluster: %s has no %s", n.ID, replicasMetric)
+	return got, nil
 }
 
 // WaitReplicas waits until every live node's rooms' streams have at least
-// want copies. A fresh embedded cluster creates them with as many copies
-// as nodes were up when the first node's rooms started, and raises them
-// about a second after it sees more: a test that hurts a node before
-// that may leave a stream without a quorum, by design rather than by
-// fault.
+// want copies, and every stream has a leader with all its copies caught
+// up (the nodes' switchboard_room_streams_caught_up add up to
+// switchboard_room_streams). A fresh embedded cluster creates the
+// streams with as many copies as nodes were up when the first node's
+// rooms started, and raises them about a second after it sees more; the
+// new copies then join their streams' Raft groups and catch up. A test
+// that hurts a node before that may leave a stream without a quorum, by
+// design rather than by fault.
 func (c *Cluster) WaitReplicas(ctx context.Context, want int, timeout time.Duration) error {
 	return Await(ctx, timeout, func(ctx context.Context) error {
+		streams, caughtUp := 0, 0
 		for _, n := range c.Nodes {
 			if !n.Alive() {
 				continue
 			}
-			got, err := n.RoomReplicas(ctx)
+			m, err := n.gauges(ctx, replicasMetric, streamsMetric, caughtUpMetric)
 			if err != nil {
 				return err
 			}
-			if got < want {
-				return fmt.Errorf("%s's rooms have %d replicas, want %d", n.ID, got, want)
+			if got := m[replicasMetric]; got < want {
+				return fmt.Errorf("localcluster: %s's rooms have %d replicas, want %d", n.ID, got, want)
 			}
+			streams = max(streams, m[streamsMetric])
+			caughtUp += m[caughtUpMetric]
+		}
+		if streams == 0 {
+			return errors.New("localcluster: no live node says how many streams the rooms have")
+		}
+		if caughtUp < streams {
+			return fmt.Errorf("localcluster: %d of the rooms' %d streams have a leader and every copy caught up", caughtUp, streams)
 		}
 		return nil
 	})

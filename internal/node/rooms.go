@@ -195,6 +195,7 @@ func (e *roomEngine) start() error {
 	}
 	e.js = e.jss[0]
 	e.metrics = newRoomMetrics()
+	e.metrics.streams = streamsCollectors(e)
 	if err := e.n.metrics.registry.Register(e.metrics); err != nil {
 		return fmt.Errorf("node: registering room metrics: %w", err)
 	}

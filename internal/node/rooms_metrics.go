@@ -6,9 +6,38 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
+// streamsCollectors are the gauges that say how many of the rooms'
+// streams there are and how many of them this node's embedded server
+// leads with every copy caught up: added by watchStreams, only where the
+// node embeds a clustered NATS (an external bus's servers are watched
+// with their own monitoring).
+func streamsCollectors(e *roomEngine) []prometheus.Collector {
+	if e.n.cfg.Bus != "" || e.n.cfg.Cluster == "" {
+		return nil
+	}
+	names := map[string]bool{"KV_" + e.bucket: true}
+	for k := range e.shards {
+		names[e.streamName(k)] = true
+	}
+	total := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchboard_room_streams",
+		Help: "The rooms' JetStream streams: one a shard, and the snapshot bucket's.",
+	})
+	total.Set(float64(len(names)))
+	caughtUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchboard_room_streams_caught_up",
+		Help: "The rooms' streams this node's embedded NATS leads with every configured copy caught up; summed over the nodes, the streams that survive the loss of a minority of their copies.",
+	}, func() float64 {
+		n, _ := e.n.bus.StreamsCaughtUp(func(name string) bool { return names[name] })
+		return float64(n)
+	})
+	return []prometheus.Collector{total, caughtUp}
+}
+
 // roomMetrics are the room engine's Prometheus metrics, registered in the
 // node's registry as one collector.
 type roomMetrics struct {
+	streams     []prometheus.Collector // streamsCollectors
 	feeds       prometheus.Gauge
 	replicas    prometheus.Gauge
 	deliveries  prometheus.Counter
@@ -95,7 +124,7 @@ func newRoomMetrics() *roomMetrics {
 }
 
 func (m *roomMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.feeds, m.replicas, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.snapshots, m.restarts, m.storeTime, m.deliverTime, m.batchChunks, m.livePublished, m.liveShown, m.liveDropped}
+	return append([]prometheus.Collector{m.feeds, m.replicas, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.snapshots, m.restarts, m.storeTime, m.deliverTime, m.batchChunks, m.livePublished, m.liveShown, m.liveDropped}, m.streams...)
 }
 
 // Describe implements prometheus.Collector.
