@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -245,15 +246,21 @@ func (e *roomEngine) Ready() bool {
 // While JetStream has no metadata leader its API requests go unanswered
 // rather than fail, so each call is short at first (the next try comes
 // soon after the election) and lengthens after every timeout, so that a
-// loaded machine's slow answers still arrive.
+// loaded machine's slow answers still arrive. Requests about a stream
+// without a leader go unanswered too: where the embedded server holds a
+// replica, its own state says when the stream has one (electing), for
+// at most localElections, after which only the API is believed.
 func (e *roomEngine) run() {
 	call := newCallTimeout()
 	var replicas int
+	local := time.Now().Add(localElections)
 	for {
 		// A request sent before the metadata leader is elected is lost
 		// and costs its whole timeout; the embedded server says when
-		// one is.
-		if !e.n.bus.JetStreamCurrent() {
+		// one is, and when its replicas of the rooms' streams have
+		// their leaders (after a full restart every Raft group waits
+		// out nats-server's election timeout, 4 to 9 s).
+		if !e.n.bus.JetStreamCurrent() || (time.Now().Before(local) && e.electing() != "") {
 			if !e.pause(20 * time.Millisecond) {
 				return
 			}
@@ -274,7 +281,7 @@ func (e *roomEngine) run() {
 	// The streams exist; a room can be loaded and stored once each has a
 	// leader. Until then the node is not up.
 	for {
-		missing, err := e.leaderless(call.next())
+		missing, err := e.leaderless(call.next(), time.Now().Before(local))
 		if err == nil && missing == "" {
 			break
 		}
@@ -446,16 +453,67 @@ func (e *roomEngine) setup(want int, timeout time.Duration) (int, error) {
 	return replicas, nil
 }
 
+// localElections bounds how long the room engine believes the embedded
+// server's own view of its replicas' leaders (electing, leaderless): more
+// than nats-server's longest election timeout (9 s) with room for a
+// second election and a loaded machine. Past it, only answers of
+// JetStream's API count, as for an external NATS.
+const localElections = 20 * time.Second
+
+// electing names a stream of the rooms (a shard's or the snapshot
+// bucket's) that this node's embedded server holds a replica of and whose
+// Raft group has no leader yet, or "" when there is none or the bus
+// cannot tell (an external NATS).
+func (e *roomEngine) electing() string {
+	leaders := e.n.bus.StreamLeaders()
+	for _, name := range slices.Sorted(maps.Keys(leaders)) {
+		if leaders[name] == "" && e.roomsStream(name) {
+			return name
+		}
+	}
+	return ""
+}
+
+// roomsStream reports whether name is one of the rooms' shard streams or
+// the snapshot bucket's stream.
+func (e *roomEngine) roomsStream(name string) bool {
+	if name == "KV_"+e.bucket {
+		return true
+	}
+	k, ok := strings.CutPrefix(name, e.stream+"_")
+	if !ok || k == "" {
+		return false
+	}
+	for _, c := range k {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // leaderless returns the name of a room stream, or of the snapshot
-// bucket's stream, that has no leader yet, or "" when all have one.
-func (e *roomEngine) leaderless(timeout time.Duration) (string, error) {
+// bucket's stream, that has no leader yet, or "" when all have one. With
+// local, a stream the embedded server holds a replica of is judged by
+// that replica (StreamLeaders) without an API request.
+func (e *roomEngine) leaderless(timeout time.Duration, local bool) (string, error) {
 	ctx, cancel := context.WithTimeout(e.ctx, timeout)
 	defer cancel()
 	names := []string{"KV_" + e.bucket}
 	for k := range e.shards {
 		names = append(names, e.streamName(k))
 	}
+	var leaders map[string]string
+	if local {
+		leaders = e.n.bus.StreamLeaders()
+	}
 	for _, name := range names {
+		if leader, ok := leaders[name]; ok {
+			if leader == "" {
+				return name, nil
+			}
+			continue
+		}
 		st, err := e.js.Stream(ctx, name)
 		if err != nil {
 			return name, fmt.Errorf("node: looking up stream %s: %w", name, err)
