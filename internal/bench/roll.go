@@ -210,7 +210,7 @@ func (tp *typing) finish(ctx context.Context) FaultCounts {
 	tp.r.mu.Unlock()
 	out := FaultCounts{Typed: rep.Typed, Acked: rep.Acked, MissingAcked: rep.MissingAcked, Duplicates: rep.Duplicates,
 		TextWrong: rep.TextWrong, Unsettled: rep.Unsettled, Errors: rep.Errors, HistoryErrors: rep.HistoryErrors,
-		Leaves: churn.HealthyLeaves + churn.HurtLeaves, Joins: churn.HealthyJoins + churn.HurtJoins}
+		Leaves: churn.HealthyLeaves + churn.HurtLeaves + churn.DroppedLeaves, Joins: churn.HealthyJoins + churn.HurtJoins + churn.DroppedJoins}
 	for _, list := range [][]string{rep.Missing, rep.DuplicateList, rep.TextDiffs, rep.UnsettledList, churn.First, rep.FirstErrors} {
 		out.Detail = append(out.Detail, list[:min(3, len(list))]...)
 	}

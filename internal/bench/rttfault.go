@@ -125,8 +125,15 @@ type Churn struct {
 	HurtJoins     int `json:"hurt_node_users_joins"`
 	HealthyLeaves int `json:"healthy_node_users_leaves"`
 	HealthyJoins  int `json:"healthy_node_users_joins"`
+	// DroppedLeaves and DroppedJoins are about typists on the other nodes
+	// whose own session dropped after the fault (a client that gave up
+	// on a slow node, or was asked to move): that leave is their own.
+	// They are not in HealthyLeaves and HealthyJoins.
+	DroppedLeaves int `json:"dropped_users_leaves"`
+	DroppedJoins  int `json:"dropped_users_joins"`
 	// First lists the first events: who saw what about whom, when.
-	// HealthyFirst lists the first about typists on the other nodes.
+	// HealthyFirst lists the first about typists on the other nodes
+	// whose sessions never dropped.
 	First        []string `json:"first,omitempty"`
 	HealthyFirst []string `json:"healthy_first,omitempty"`
 }
@@ -533,11 +540,14 @@ func (r *faultRun) rejoinLater(t *typist) {
 
 // presence counts churn: presence after the fault and before the run is
 // summarized, seen on a node that was not hurt, about a typist (typists
-// never leave until the bench closes them, after the summary).
+// never leave until the bench closes them, after the summary). It sorts
+// it by the typist it is about: of the hurt node, of another node but
+// whose session dropped, or of another node and never dropped (healthy:
+// presence about them is never right).
 func (r *faultRun) presence(t *typist, m wire.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.faultAt.IsZero() || r.over || t.node == r.hurt {
+	if r.faultAt.IsZero() || r.over || t.node == r.hurt || (m.Event != "leave" && m.Event != "join") {
 		return
 	}
 	who := r.byUser[t.room+"/"+m.User]
@@ -545,26 +555,37 @@ func (r *faultRun) presence(t *typist, m wire.Message) {
 		return
 	}
 	hurt := who.node == r.hurt
+	dropped := false
+	if !hurt {
+		who.mu.Lock()
+		dropped = !who.droppedAt.IsZero()
+		who.mu.Unlock()
+	}
 	c := &r.rep.Churn
-	if len(c.First) < 10 || (!hurt && len(c.HealthyFirst) < 10) {
+	if len(c.First) < 10 || (!hurt && !dropped && len(c.HealthyFirst) < 10) {
 		ev := fmt.Sprintf("%s on %s saw %s of %s (home %s) %.0f ms after the fault",
 			t.user, t.node, m.Event, m.User, who.node, ms(time.Since(r.faultAt)))
 		if len(c.First) < 10 {
 			c.First = append(c.First, ev)
 		}
-		if !hurt && len(c.HealthyFirst) < 10 {
+		if !hurt && !dropped && len(c.HealthyFirst) < 10 {
 			c.HealthyFirst = append(c.HealthyFirst, ev)
 		}
 	}
+	leave := m.Event == "leave"
 	switch {
-	case m.Event == "leave" && hurt:
-		r.rep.Churn.HurtLeaves++
-	case m.Event == "leave":
-		r.rep.Churn.HealthyLeaves++
-	case m.Event == "join" && hurt:
-		r.rep.Churn.HurtJoins++
-	case m.Event == "join":
-		r.rep.Churn.HealthyJoins++
+	case hurt && leave:
+		c.HurtLeaves++
+	case hurt:
+		c.HurtJoins++
+	case dropped && leave:
+		c.DroppedLeaves++
+	case dropped:
+		c.DroppedJoins++
+	case leave:
+		c.HealthyLeaves++
+	default:
+		c.HealthyJoins++
 	}
 }
 
@@ -1040,8 +1061,12 @@ func (r *RTTFaultReport) WriteTable(w io.Writer) {
 		fmt.Sprint(r.Pending), heal,
 	}})
 	c := r.Churn
-	fmt.Fprintf(w, "\npresence churn on the nodes not hurt: about typists of %s %d leaves, %d joins; about typists of the other nodes %d leaves, %d joins\n",
+	fmt.Fprintf(w, "\npresence churn on the nodes not hurt: about typists of %s %d leaves, %d joins; about typists of the other nodes %d leaves, %d joins",
 		r.Hurt, c.HurtLeaves, c.HurtJoins, c.HealthyLeaves, c.HealthyJoins)
+	if c.DroppedLeaves+c.DroppedJoins > 0 {
+		fmt.Fprintf(w, " (and %d leaves, %d joins about those of them whose session dropped)", c.DroppedLeaves, c.DroppedJoins)
+	}
+	fmt.Fprintln(w)
 	for _, s := range c.First {
 		fmt.Fprintf(w, "churn: %s\n", s)
 	}

@@ -82,9 +82,8 @@ func TestRTTFault(t *testing.T) {
 			if rep.Hurt == "" {
 				t.Error("no node was hurt")
 			}
-			// Typists of the nodes not hurt never drop (the checks below
-			// count exactly the hurt node's sessions dropped): members
-			// must see no presence about them.
+			// Members must see no presence about the typists of the
+			// nodes not hurt whose sessions never dropped.
 			if c := rep.Churn; c.HealthyLeaves != 0 || c.HealthyJoins != 0 {
 				t.Errorf("members saw %d leaves and %d joins about typists of the nodes not hurt (seed %d): %v",
 					c.HealthyLeaves, c.HealthyJoins, rep.Seed, c.HealthyFirst)
@@ -164,10 +163,18 @@ func TestRTTFaultChurnEndsWithTheRun(t *testing.T) {
 	r.mu.Unlock()
 	presence(b, "a", "leave")
 	presence(b, "a", "join")
-	presence(b, "c", "leave") // about the hurt node's typist
-	presence(c, "a", "leave") // seen on the hurt node: not counted
+	presence(b, "c", "leave")  // about the hurt node's typist
+	presence(c, "a", "leave")  // seen on the hurt node: not counted
+	presence(b, "a", "typing") // not presence churn
+	// b's session drops and attaches again: what a sees about b then is
+	// b's own doing.
+	b.mu.Lock()
+	b.droppedAt = time.Now()
+	b.mu.Unlock()
+	presence(a, "b", "leave")
+	presence(a, "b", "join")
 	r.summarize()
-	want := Churn{HurtLeaves: 1, HealthyLeaves: 1, HealthyJoins: 1}
+	want := Churn{HurtLeaves: 1, HealthyLeaves: 1, HealthyJoins: 1, DroppedLeaves: 1, DroppedJoins: 1}
 	check := func(when string) {
 		t.Helper()
 		r.mu.Lock()
