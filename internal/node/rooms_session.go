@@ -61,8 +61,10 @@ func (s *session) join(room string) {
 	if f := s.rooms[room]; f != nil {
 		// Joined already: the client resynchronises. From the state it
 		// learns what is stored and resends the rest in order. Its text
-		// on the way is answered first: none of it may be stored after
-		// the hold is lifted and before the resend of the held chunk.
+		// on the way is answered first. A hold stays until the held
+		// chunk comes again, which the client resends first: a chunk
+		// sent after this join but ahead of that resend would otherwise
+		// be stored before it, and the resend taken for a duplicate.
 		s.stores.Wait()
 		seq, err := f.resync(ctx, key)
 		if err != nil {
@@ -71,7 +73,9 @@ func (s *session) join(room string) {
 		}
 		s.textMu.Lock()
 		s.seqs[room] = max(s.seqs[room], seq)
-		delete(s.held, room)
+		if held, ok := s.held[room]; ok && held <= s.seqs[room] {
+			delete(s.held, room) // stored after all: the state shows it
+		}
 		s.textMu.Unlock()
 		return
 	}

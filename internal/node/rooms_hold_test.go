@@ -1,0 +1,79 @@
+package node_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// A re-join keeps the hold of a refused chunk until the client resends
+// it: a chunk sent after the re-join but ahead of that resend is refused,
+// not stored before it (the resend would then be taken for a duplicate,
+// and the text typed in between lost). The resend in order stores it all.
+func TestRejoinKeepsTheHold(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.ChunkRate = 1000 // refills within a millisecond
+		cfg.ChunkBurst = 3
+	}})
+	c.WaitRoomsReady(wait)
+	addr := c.Nodes[0].Addr()
+	const room = "hold"
+	alice := newPeer(t, addr, "alice")
+	alice.join(room)
+	text := strings.Repeat("abcdefghij", 5)
+	seqs := alice.typeText(room, text)
+	// The burst passes, then chunks are refused: the first with rate,
+	// which holds the room, the rest (unless the bucket refilled) with
+	// rate or unavailable.
+	var refused uint64
+	for _, seq := range seqs {
+		m := alice.await("the answer to a chunk", func(m wire.Message) bool {
+			return m.Room == room && m.Seq == seq && (m.Op == wire.OpAck || m.Op == wire.OpError)
+		})
+		if m.Op == wire.OpError && refused == 0 {
+			if m.Code != wire.CodeRate {
+				t.Fatalf("seq %d refused with %+v, want rate", seq, m)
+			}
+			refused = seq
+		}
+	}
+	if refused == 0 {
+		t.Fatalf("none of %d chunks sent at once was refused with a burst of 3", len(seqs))
+	}
+
+	// The state may lag the acks (the feed applies what the stream
+	// brings), but holds nothing from the refused seq on.
+	st := alice.rejoin(room)
+	if got := st.Seqs["alice"]; got >= refused {
+		t.Fatalf("the state says seq %d stored, after the refused seq %d", got, refused)
+	}
+	// Ahead of the resend: refused, and the room still held.
+	alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: refused + 1, T: string(text[refused])})
+	if m := alice.await("the answer to a chunk ahead of the resend", func(m wire.Message) bool {
+		return m.Room == room && m.Seq == refused+1 && (m.Op == wire.OpAck || m.Op == wire.OpError)
+	}); m.Op != wire.OpError || m.Code != wire.CodeUnavailable {
+		t.Fatalf("seq %d after a re-join, before seq %d was resent: %+v, want unavailable", refused+1, refused, m)
+	}
+	// The resend, in order, one chunk at a time (the bucket refills).
+	for seq := refused; seq <= uint64(len(text)); seq++ {
+		for {
+			alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: seq, T: string(text[seq-1])})
+			m := alice.await("the answer to a resend", func(m wire.Message) bool {
+				return m.Room == room && m.Seq == seq && (m.Op == wire.OpAck || m.Op == wire.OpError)
+			})
+			if m.Op == wire.OpAck {
+				break
+			}
+			if m.Code != wire.CodeRate {
+				t.Fatalf("resending seq %d: %+v", seq, m)
+			}
+		}
+	}
+	bob := newPeer(t, addr, "bob")
+	if got := bob.join(room).Live["alice"]; got != text {
+		t.Errorf("the room holds %q from alice, want %q", got, text)
+	}
+}
