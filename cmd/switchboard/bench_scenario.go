@@ -49,7 +49,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	pause := fs.Duration("pause", 3*time.Second, "rtt-fault, failover: how long stop keeps the node stopped, partition cut off, and bus the nats-servers dead")
 	within := fs.Duration("within", 0, "roll, drain: the drain window of each node (default 10s)")
 	transport := fs.String("transport", "tcp", "rtt: how the sessions reach the nodes: tcp, or ws (protocol v1 over each node's WebSocket, as browsers do)")
-	withTLS := fs.Bool("tls", false, "latency, storm: measure every path twice side by side, plain TCP and TLS on the client listener (nodes with certificates from a throwaway CA), and print TLS/plain")
+	withTLS := fs.Bool("tls", false, "latency, storm: measure every path three times side by side: plain TCP, and TLS on the client listener (nodes with certificates from a throwaway CA) for first-time clients (+tls, a full handshake) and for returning ones (+tls-resumed, each resuming its own earlier session); print TLS/plain")
 	heartbeat := fs.Duration("heartbeat", 0, "the nodes' heartbeat (default: serve's)")
 	nodeLogs := fs.Bool("node-logs", false, "show the nodes' logs on stderr")
 	nodeArgs := fs.String("node-args", "", "more serve flags for every node, space-separated (for instance --pprof)")

@@ -92,8 +92,10 @@ const ticketKeyPeriod = 24 * time.Hour
 // picked (the service name is the same): one full handshake per dial
 // instead of two. The key of the current period comes first and seals new
 // tickets; the previous period's still opens the tickets it sealed. A
-// ticket never outlives two periods, and whoever holds the cluster secret
-// could read resumed sessions: the same who could join the cluster.
+// ticket never outlives two periods. Every resumption runs a fresh key
+// exchange, so the secret does not open recorded sessions; whoever holds
+// it could open a client's ticket and pose as the service to that client
+// when it returns: the same who could join the cluster.
 func ticketKeys(secret, service string, now time.Time) [][32]byte {
 	period := now.Unix() / int64(ticketKeyPeriod/time.Second)
 	keys := make([][32]byte, 2)
