@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -17,7 +18,8 @@ import (
 // (a partition) and heal it: node i runs in namespace NS(i), reaching the
 // others through a veth pair into a bridge in this process's namespace,
 // which also holds the gateway address so that this process reaches every
-// node. The addresses are in 10.211.X.0/24, X drawn at random.
+// node. The addresses are in 10.211.X.0/24, X drawn at random among the
+// /24s no interface of the host has an address in.
 //
 // Making a Net needs root (CAP_NET_ADMIN) and iproute2's ip; NewNet says
 // which is missing with ErrNoNetns. Close removes everything it made.
@@ -32,6 +34,34 @@ type Net struct {
 // ip command, or the kernel refused.
 var ErrNoNetns = errors.New("localcluster: cannot make network namespaces")
 
+// freeSubnet draws a /24 of 10.211.0.0/16 that no interface of this host
+// has an address in: a net left behind by a killed test, or another
+// test's net, must not answer for this one's nodes.
+func freeSubnet() (string, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("localcluster: listing the host's addresses: %w", err)
+	}
+	used := map[int]bool{}
+	for _, a := range addrs {
+		if ipn, ok := a.(*net.IPNet); ok {
+			if ip4 := ipn.IP.To4(); ip4 != nil && ip4[0] == 10 && ip4[1] == 211 {
+				used[int(ip4[2])] = true
+			}
+		}
+	}
+	for range 1000 {
+		b := make([]byte, 1)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		if third := 1 + int(b[0])%250; !used[third] {
+			return "10.211." + strconv.Itoa(third) + ".", nil
+		}
+	}
+	return "", errors.New("localcluster: no free /24 left in 10.211.0.0/16")
+}
+
 // NewNet makes the namespaces, veth pairs and bridge for nodes nodes.
 func NewNet(ctx context.Context, nodes int) (*Net, error) {
 	if nodes < 1 || nodes > 200 {
@@ -43,11 +73,15 @@ func NewNet(ctx context.Context, nodes int) (*Net, error) {
 	if _, err := exec.LookPath("ip"); err != nil {
 		return nil, fmt.Errorf("%w: no ip command (iproute2): %v", ErrNoNetns, err)
 	}
-	b := make([]byte, 3)
+	b := make([]byte, 2)
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	n := &Net{tag: hex.EncodeToString(b[:2]), subnet: "10.211." + strconv.Itoa(1+int(b[2])%250) + ".", nodes: nodes}
+	subnet, err := freeSubnet()
+	if err != nil {
+		return nil, err
+	}
+	n := &Net{tag: hex.EncodeToString(b), subnet: subnet, nodes: nodes}
 	br := n.bridge()
 	steps := [][]string{
 		{"link", "add", br, "type", "bridge"},
