@@ -25,7 +25,14 @@ const testSecret = "0123456789abcdef-test-secret"
 // waitFor polls cond until it returns nil or 10 s pass.
 func waitFor(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	waitWithin(t, 10*time.Second, what, cond)
+}
+
+// waitWithin polls cond every few milliseconds until it returns nil, or
+// fails the test with its last error once d has passed.
+func waitWithin(t *testing.T, d time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
 		err := cond()
 		if err == nil {

@@ -64,17 +64,7 @@ func TestStreamLeaders(t *testing.T) {
 // waitForLong is waitFor with room for an election on a loaded machine.
 func waitForLong(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitWithin(t, 30*time.Second, what, cond)
 }
 
 // After every server of a JetStream cluster restarts on its store, the

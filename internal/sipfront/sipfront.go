@@ -265,13 +265,7 @@ func (s *Server) Calls() int {
 // Shutdown ends every call with a BYE whose Reason says the node is
 // stopping, waits for them (until ctx ends), and closes the sockets.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closed = true
-	calls := make([]*call, 0, len(s.calls))
-	for _, c := range s.calls {
-		calls = append(calls, c)
-	}
-	s.mu.Unlock()
+	calls := s.closeCalls()
 	var ends sync.WaitGroup
 	for _, c := range calls {
 		ends.Go(func() { c.end(ctx, "the node is shutting down", true) })
@@ -289,6 +283,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
+// closeCalls marks the front closed to new calls and returns the calls in
+// progress.
+func (s *Server) closeCalls() []*call {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	calls := make([]*call, 0, len(s.calls))
+	for _, c := range s.calls {
+		calls = append(calls, c)
+	}
+	return calls
+}
+
 // stop closes the sockets and the SIP stack, once.
 func (s *Server) stop() {
 	s.stopOnce.Do(func() {
@@ -302,13 +309,7 @@ func (s *Server) stop() {
 // close. Callers learn of it only by their own means (keepalive pings,
 // docs/rtp.md). Use Shutdown to stop gracefully.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	calls := make([]*call, 0, len(s.calls))
-	for _, c := range s.calls {
-		calls = append(calls, c)
-	}
-	s.mu.Unlock()
+	calls := s.closeCalls()
 	s.stop()
 	for _, c := range calls {
 		c.end(context.Background(), "the node's SIP front closed", false)
