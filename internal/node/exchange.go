@@ -271,7 +271,7 @@ func (n *Node) run() {
 				// Users alone: at most once per usersEvery, which grows
 				// with the cluster, so that a storm of attaches does not
 				// cost every peer a message per attach.
-				schedulePublishIn(max(cfg.Coalesce, time.Until(lastPublish.Add(usersEvery(cfg, table.Len())))))
+				schedulePublishIn(max(cfg.Coalesce, time.Until(lastPublish.Add(usersEvery(cfg, table.Len(), every)))))
 			}
 			continue
 		case <-publishTimer.C:
@@ -342,14 +342,21 @@ func (n *Node) watchDisconnects() error {
 }
 
 // usersEvery is how often at most a node publishes its entry for a change
-// of users alone, in a cluster whose directory holds size nodes: 2 ms per
-// peer, from Coalesce up to Heartbeat. Each node then sends at most about
-// 500 such updates a second in all, however large the cluster, and
-// every peer receives at most about 500 a second from all of them: a
-// storm of attaches costs the peers no more than heartbeats do. Status
-// changes are not held back.
-func usersEvery(cfg Config, size int) time.Duration {
-	return min(cfg.Heartbeat, max(cfg.Coalesce, time.Duration(size-1)*2*time.Millisecond))
+// of users alone, in a cluster whose directory holds size nodes and whose
+// heartbeat is every: 2 ms per peer, from Coalesce up to the base
+// Heartbeat, so that every peer receives at most about 500 such updates
+// a second from all of them; and once the heartbeat has slowed with the
+// cluster's size (directory.HeartbeatFor), no more often than a
+// heartbeat: users then travel in the heartbeat's budget, and a peer
+// receives at most about 50 entries a second in all, in a storm of
+// attaches as when idle (a heartbeat is skipped after a publish).
+// Status changes are not held back.
+func usersEvery(cfg Config, size int, every time.Duration) time.Duration {
+	d := min(cfg.Heartbeat, max(cfg.Coalesce, time.Duration(size-1)*2*time.Millisecond))
+	if every > cfg.Heartbeat {
+		d = max(d, every)
+	}
+	return d
 }
 
 // viewEvery is how often at most the view hellos read is rebuilt when only
