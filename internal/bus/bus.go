@@ -520,19 +520,12 @@ func (b *Bus) JetStreamCurrent() bool {
 // JetStream cluster, where nothing is elected, and while the account's
 // JetStream is not up yet.
 func (b *Bus) StreamLeaders() map[string]string {
-	if b.server == nil || !b.server.JetStreamIsClustered() {
+	streams, ok := b.localStreams(server.JSzOptions{Streams: true})
+	if !ok {
 		return nil
 	}
-	acc := b.server.GlobalAccount()
-	if acc == nil {
-		return nil
-	}
-	d, err := b.server.JszAccount(&server.JSzOptions{Account: acc.GetName(), Streams: true})
-	if err != nil || d == nil {
-		return nil
-	}
-	leaders := make(map[string]string, len(d.Streams))
-	for _, st := range d.Streams {
+	leaders := make(map[string]string, len(streams))
+	for _, st := range streams {
 		leader := ""
 		if st.Cluster != nil {
 			leader = st.Cluster.Leader

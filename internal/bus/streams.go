@@ -10,19 +10,12 @@ import "github.com/nats-io/nats-server/v2/server"
 // loss of any minority of their copies. ok is false where the bus cannot
 // tell (an external NATS, or JetStream not clustered).
 func (b *Bus) StreamsCaughtUp(match func(name string) bool) (n int, ok bool) {
-	if b.server == nil || !b.server.JetStreamIsClustered() {
-		return 0, false
-	}
-	acc := b.server.GlobalAccount()
-	if acc == nil {
-		return 0, false
-	}
-	d, err := b.server.JszAccount(&server.JSzOptions{Account: acc.GetName(), Streams: true, Config: true, StreamLeaderOnly: true})
-	if err != nil || d == nil {
+	streams, ok := b.localStreams(server.JSzOptions{Streams: true, Config: true, StreamLeaderOnly: true})
+	if !ok {
 		return 0, false
 	}
 	self := b.server.Name()
-	for _, st := range d.Streams {
+	for _, st := range streams {
 		if !match(st.Name) || st.Cluster == nil || st.Cluster.Leader != self || st.Config == nil {
 			continue
 		}
@@ -37,4 +30,24 @@ func (b *Bus) StreamsCaughtUp(match func(name string) bool) (n int, ok bool) {
 		}
 	}
 	return n, true
+}
+
+// localStreams reads the embedded server's own state of the global
+// account's streams (what nats-server's /jsz shows) with opts; ok is
+// false for an external NATS, a JetStream that is not clustered, or one
+// not up yet.
+func (b *Bus) localStreams(opts server.JSzOptions) ([]server.StreamDetail, bool) {
+	if b.server == nil || !b.server.JetStreamIsClustered() {
+		return nil, false
+	}
+	acc := b.server.GlobalAccount()
+	if acc == nil {
+		return nil, false
+	}
+	opts.Account = acc.GetName()
+	d, err := b.server.JszAccount(&opts)
+	if err != nil || d == nil {
+		return nil, false
+	}
+	return d.Streams, true
 }

@@ -128,18 +128,8 @@ func TestBusLossNodesStepAsideAndHeal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Stop)
-	target := strings.Join(c.Addrs(), ",")
 
-	var sessions []*client.Session
-	for i := range 4 {
-		id := fmt.Sprintf("n%d", i%2+1)
-		s, err := client.Dial(ctx, target, client.WithUser(fmt.Sprintf("u%d", i)), client.WithPolicy(prefer(id)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		sessions = append(sessions, s)
-	}
+	sessions := dialSpread(ctx, t, c, 4)
 	typist, reader := sessions[0], sessions[1]
 	const room = "bus"
 	wctx, cancel := context.WithTimeout(ctx, settle)

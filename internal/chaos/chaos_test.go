@@ -42,6 +42,24 @@ func prefer(id string) pick.Policy {
 	})
 }
 
+// dialSpread dials n sessions through every node's address, session i
+// (user u<i>) preferring node i mod the cluster's size.
+func dialSpread(ctx context.Context, t *testing.T, c *localcluster.Cluster, n int) []*client.Session {
+	t.Helper()
+	target := strings.Join(c.Addrs(), ",")
+	sessions := make([]*client.Session, 0, n)
+	for i := range n {
+		id := c.Nodes[i%len(c.Nodes)].ID
+		s, err := client.Dial(ctx, target, client.WithUser(fmt.Sprintf("u%d", i)), client.WithPolicy(prefer(id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		sessions = append(sessions, s)
+	}
+	return sessions
+}
+
 // dirInNS asks the node at addr for its directory from inside network
 // namespace ns (the cut-off side of a partition), with switchboard dir.
 func dirInNS(ctx context.Context, net *localcluster.Net, i int, addr string) (*wire.Directory, error) {
@@ -91,21 +109,13 @@ func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Stop)
-	target := strings.Join(c.Addrs(), ",")
 
 	// Two sessions on each node; the typist and its reader on n3.
-	var sessions []*client.Session
-	for i := range 6 {
-		id := fmt.Sprintf("n%d", i%3+1)
-		s, err := client.Dial(ctx, target, client.WithUser(fmt.Sprintf("u%d", i)), client.WithPolicy(prefer(id)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if s.Node().ID != id {
+	sessions := dialSpread(ctx, t, c, 6)
+	for i, s := range sessions {
+		if id := c.Nodes[i%3].ID; s.Node().ID != id {
 			t.Fatalf("session %d attached to %s, want %s", i, s.Node().ID, id)
 		}
-		sessions = append(sessions, s)
 	}
 	typist := sessions[2] // on n3
 	const room = "chaos"
