@@ -46,7 +46,7 @@ func defaultOptions() options {
 		attempt:     2 * time.Second,
 		clientName:  UserAgent,
 		heartbeat:   DefaultHeartbeat(),
-		events:      256,
+		events:      DefaultEventBuffer,
 	}
 }
 
@@ -274,6 +274,26 @@ func WithReconnectTimeout(d time.Duration) Option {
 			return fmt.Errorf("client: negative reconnect timeout %v", d)
 		}
 		o.reconnect = d
+		return nil
+	}
+}
+
+// DefaultEventBuffer is how many events a session holds for its reader
+// unless WithEventBuffer says otherwise.
+const DefaultEventBuffer = 256
+
+// WithEventBuffer sets how many events the session's Events channel holds
+// before the session stops reading from its node (default
+// DefaultEventBuffer). The buffer is allocated whole when the session is
+// made, about half a kilobyte an event, so a process that holds
+// thousands of sessions and reads their events promptly (a gateway, a
+// load generator) saves memory with a small one; n must be at least 1.
+func WithEventBuffer(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("client: event buffer of %d: must be at least 1", n)
+		}
+		o.events = n
 		return nil
 	}
 }

@@ -870,8 +870,8 @@ func (s *Session) emit(e Event) bool {
 
 // Events delivers what happens to the session, in order: drops,
 // reattachments, pushed directories and messages from rooms. The channel
-// closes after Close. Read it: while its buffer is full the session stops
-// reading from its node.
+// closes after Close. Read it: while its buffer (WithEventBuffer) is full
+// the session stops reading from its node.
 func (s *Session) Events() <-chan Event { return s.events }
 
 // Node is the node the session is attached to (or was, while reconnecting).

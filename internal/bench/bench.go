@@ -176,6 +176,7 @@ func Open(ctx context.Context, load Load, progress func(done int)) (*Run, error)
 			client.WithRetry(retry),
 			client.WithClientName("switchboard-bench/1"),
 			client.WithLogger(load.Logger),
+			client.WithEventBuffer(sessionEvents),
 		}
 		if tracker != nil {
 			opts = append(opts, client.WithTracker(tracker))
@@ -309,6 +310,12 @@ feed:
 	close(next)
 	dialers.Wait()
 }
+
+// sessionEvents is the event buffer of each of a run's sessions. Run.watch
+// reads every event as it comes, so a few slots are enough; the client's
+// default of 256 (some 120 KB a session, scanned by the garbage collector)
+// made a run of 10,000 sessions a process of gigabytes.
+const sessionEvents = 8
 
 // Handshakes counts TLS handshakes that succeeded, by kind: Full ones
 // (certificate sent and verified, a new session) and Resumed ones (a
