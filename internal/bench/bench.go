@@ -74,6 +74,10 @@ type Load struct {
 	// asks the common address again (failover.Config.DropBase; default the
 	// client's, client.DefaultDropBase).
 	DropBase time.Duration
+	// Ping, when set, is the sessions' heartbeat interval
+	// (client.Heartbeat: ping after Ping of silence, the node gone after
+	// 3*Ping); default the client's, client.DefaultHeartbeat.
+	Ping time.Duration
 	// NoTracker makes every session pick on its own, as independent
 	// clients do, instead of sharing one pick.Tracker that counts the
 	// picks of this process the directory does not show yet.
@@ -180,6 +184,9 @@ func Open(ctx context.Context, load Load, progress func(done int)) (*Run, error)
 		}
 		if tracker != nil {
 			opts = append(opts, client.WithTracker(tracker))
+		}
+		if load.Ping > 0 {
+			opts = append(opts, client.WithHeartbeat(client.Heartbeat{Interval: load.Ping, Timeout: 3 * load.Ping}))
 		}
 		if tlsCfg != nil {
 			opts = append(opts, client.WithTLS(tlsCfg))

@@ -34,6 +34,9 @@ type ScaleReport struct {
 	Nodes    int    `json:"nodes"`
 	Clients  int    `json:"clients"`
 	NATS     int    `json:"nats_servers"`
+	// ClientPingMS is the sessions' heartbeat interval (--client-ping),
+	// 0 for the client's default.
+	ClientPingMS float64 `json:"client_ping_ms,omitempty"`
 	// Idle is the quiet cluster, measured over IdleSeconds.
 	IdleSeconds float64 `json:"idle_s"`
 	// CPUPercent is each node's CPU time over the idle period as a
@@ -441,7 +444,7 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 		regions = nil
 	}
 	natsServers := perRegion * max(1, len(regions))
-	rep := &ScaleReport{Scenario: "scale", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, NATS: natsServers, BusWatch: !e.cfg.NoBusWatch, Regions: regions}
+	rep := &ScaleReport{Scenario: "scale", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, NATS: natsServers, ClientPingMS: ms(e.cfg.ClientPing), BusWatch: !e.cfg.NoBusWatch, Regions: regions}
 	e.logf("[scale] starting %d nats-server processes with JetStream", natsServers)
 	ns, err := e.startScaleNATS(ctx, regions, perRegion)
 	if err != nil {
@@ -750,6 +753,9 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 func (r *ScaleReport) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "scale: %d nodes on --bus (%d nats-server processes with JetStream), storm of %d, kill %d, %d join; load average %.2f %.2f %.2f\n\n",
 		r.Nodes, r.NATS, r.Clients, len(r.Killed), r.Joined, r.Load[0], r.Load[1], r.Load[2])
+	if r.ClientPingMS > 0 {
+		fmt.Fprintf(w, "the sessions ping after %.0f ms of silence (--client-ping), not the client's default\n\n", r.ClientPingMS)
+	}
 	if len(r.Regions) > 0 {
 		fmt.Fprintf(w, "supercluster: regions %s, one NATS cluster each, joined by gateways; node i in region i mod %d\n\n", strings.Join(r.Regions, ","), len(r.Regions))
 	}

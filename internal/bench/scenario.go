@@ -55,6 +55,9 @@ type Config struct {
 	// DropBase bounds the random wait after a drop (default the client's,
 	// client.DefaultDropBase).
 	DropBase time.Duration
+	// ClientPing is the sessions' heartbeat interval (see Load.Ping;
+	// default the client's).
+	ClientPing time.Duration
 	// NoTracker makes each session pick on its own (see Load.NoTracker).
 	NoTracker bool
 	// NATSEntry says which URLs each client of the nats baseline is
@@ -389,7 +392,7 @@ func (e *env) open(ctx context.Context, c *cluster, policy string, n int, prefix
 	load := Load{
 		Target: c.target, Resolver: c.resolver, Clients: n, Concurrency: e.cfg.Concurrency,
 		Policy: policy, UserPrefix: prefix, DropBase: e.cfg.DropBase, NoTracker: e.cfg.NoTracker,
-		TLS: c.tls, ReturningTLS: c.returning,
+		Ping: e.cfg.ClientPing, TLS: c.tls, ReturningTLS: c.returning,
 	}
 	if c.returning {
 		// The nodes count the untimed visitors gone before the timed
