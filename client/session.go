@@ -453,7 +453,7 @@ func (s *Session) hello(ctx context.Context, addr string) (*Conn, *wire.Director
 	if err != nil {
 		return nil, nil, err
 	}
-	dir, err := c.HelloView(actx, s.opts.clientName, s.opts.group, ViewSize) // view.go
+	dir, err := c.hello(actx, s.helloMessage()) // view.go
 	if err != nil {
 		c.Close()
 		return nil, nil, err
@@ -553,7 +553,7 @@ func (s *Session) helloAttach(ctx context.Context, addr string) (*Conn, *wire.Di
 	}
 	msg, err := s.attachMessage(hctx)
 	if err == nil {
-		err = c.Send(wire.Message{Op: wire.OpHello, V: wire.Version, Client: s.opts.clientName, Group: s.opts.group, Max: ViewSize})
+		err = c.Send(s.helloMessage())
 	}
 	if err == nil {
 		err = c.Send(msg)
@@ -704,8 +704,15 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 	case wire.OpPong:
 		return true
 	case wire.OpDirectory:
+		d := m.Directory()
 		s.mu.Lock()
-		s.dir, s.dirAt = m.Directory(), time.Now()
+		if d.Delta {
+			// Only what changed (delta.go): the event carries the
+			// directory it makes.
+			d = applyDelta(s.dir, time.Since(s.dirAt), d, ViewSize)
+			m = wire.DirectoryMessage(d)
+		}
+		s.dir, s.dirAt = d, time.Now()
 		s.mu.Unlock()
 		return s.emit(Event{Kind: DirectoryPushed, Message: m})
 	case wire.OpRoom:

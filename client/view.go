@@ -19,10 +19,22 @@ const ViewSize = 64
 // the directory it answers with. A node older than views ignores max and
 // sends its whole directory.
 func (c *Conn) HelloView(ctx context.Context, clientName, group string, max int) (*wire.Directory, error) {
-	if err := c.Send(wire.Message{Op: wire.OpHello, V: wire.Version, Client: clientName, Group: group, Max: max}); err != nil {
+	return c.hello(ctx, wire.Message{Op: wire.OpHello, V: wire.Version, Client: clientName, Group: group, Max: max})
+}
+
+// hello sends the hello m on c and returns the directory it answers with.
+func (c *Conn) hello(ctx context.Context, m wire.Message) (*wire.Directory, error) {
+	if err := c.Send(m); err != nil {
 		return nil, err
 	}
 	return c.recvDirectory(ctx)
+}
+
+// helloMessage is the session's hello: a view of ViewSize nodes chosen
+// for its group, and pushes of what changed (delta.go) rather than whole
+// views, which a node older than deltas ignores.
+func (s *Session) helloMessage() wire.Message {
+	return wire.Message{Op: wire.OpHello, V: wire.Version, Client: s.opts.clientName, Group: s.opts.group, Max: ViewSize, Deltas: true}
 }
 
 // recvDirectory reads c until the answer to a hello: the directory, or an

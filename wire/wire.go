@@ -81,8 +81,15 @@ type Directory struct {
 	Nodes []directory.Node `json:"nodes"`
 	// Total is how many nodes the answering node knows when Nodes holds
 	// only some of them (a view: the client asked for at most Max, or
-	// all would not fit in a line); 0 when Nodes holds them all.
+	// all would not fit in a line); 0 when Nodes holds them all. A delta
+	// always says how many nodes there are.
 	Total int `json:"total,omitempty"`
+	// Delta marks a push of changes to a client whose hello asked for
+	// them (Message.Deltas): Nodes are then the entries of the nodes that
+	// changed, as they are now, and Gone the IDs of nodes no longer
+	// listed at all; the client applies them to the directory it holds.
+	Delta bool     `json:"delta,omitempty"`
+	Gone  []string `json:"gone,omitempty"`
 }
 
 // Message is any protocol message; which fields are set depends on Op.
@@ -99,6 +106,10 @@ type Message struct {
 	// Max is the most nodes the client wants in a directory (hello); 0
 	// for as many as fit in a line. See Directory.Total.
 	Max int `json:"max,omitempty"`
+	// Deltas says the client can apply a pushed directory's changes to
+	// the one it holds (hello): the node then pushes only what changed
+	// (Delta, Gone) where it can.
+	Deltas bool `json:"deltas,omitempty"`
 
 	// Service, Self and Nodes are the directory a directory message
 	// carries, at the top level of the line (directory); see Directory.
@@ -108,6 +119,8 @@ type Message struct {
 	Self    string           `json:"self,omitempty"`
 	Nodes   []directory.Node `json:"nodes,omitzero"`
 	Total   int              `json:"total,omitempty"`
+	Delta   bool             `json:"delta,omitempty"`
+	Gone    []string         `json:"gone,omitempty"`
 
 	// User is the user name (attach, attached, presence).
 	User string `json:"user,omitempty"`
@@ -146,7 +159,7 @@ func DirectoryMessage(d *Directory) Message {
 	if nodes == nil {
 		nodes = []directory.Node{}
 	}
-	return Message{Op: OpDirectory, V: Version, Service: d.Service, Self: d.Self, Nodes: nodes, Total: d.Total}
+	return Message{Op: OpDirectory, V: Version, Service: d.Service, Self: d.Self, Nodes: nodes, Total: d.Total, Delta: d.Delta, Gone: d.Gone}
 }
 
 // Directory returns the directory m carries: a directory message's own,
@@ -155,7 +168,7 @@ func DirectoryMessage(d *Directory) Message {
 func (m *Message) Directory() *Directory {
 	switch {
 	case m.Op == OpDirectory:
-		return &Directory{Service: m.Service, Self: m.Self, Nodes: m.Nodes, Total: m.Total}
+		return &Directory{Service: m.Service, Self: m.Self, Nodes: m.Nodes, Total: m.Total, Delta: m.Delta, Gone: m.Gone}
 	case m.Dir != nil:
 		return m.Dir
 	}

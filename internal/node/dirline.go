@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -140,6 +142,10 @@ func (s *session) sayDirectory(m wire.Message) {
 	n := s.n
 	w := viewWant{max: max(m.Max, 0), group: m.Group}
 	s.want.Store(&w)
+	// The generation is read before the view: a push racing this hello
+	// then at worst sends a whole view where changes would have done.
+	s.dirGen.Store(n.pushGen.Load())
+	s.deltas.Store(m.Deltas)
 	line, _, err := n.view.Load().viewLine(n.cfg.Service, n.cfg.ID, time.Now(), w, newRand())
 	if err != nil {
 		n.log.Error("encoding the directory", "err", err)
@@ -231,4 +237,58 @@ func (p *pushLines) line(w viewWant) ([]byte, error) {
 	d.whole = whole
 	d.lines = append(d.lines, line)
 	return line, nil
+}
+
+// deltaMax is the most nodes a push of changes carries: past it (a whole
+// cluster restarting, say), the sessions get views instead, which are no
+// bigger.
+const deltaMax = 64
+
+// deltaLine returns the directory message that carries the changes of
+// the nodes in changed: the entries of those v lists, as they are now,
+// and the IDs of those it no longer lists under "gone", with "total" the
+// size of the whole directory. It returns nil when changed is empty or
+// holds more than deltaMax nodes.
+func (v *view) deltaLine(service, self string, now time.Time, changed map[string]struct{}) ([]byte, error) {
+	if len(changed) == 0 || len(changed) > deltaMax {
+		return nil, nil
+	}
+	enc, err := v.encoded(service, self)
+	if err != nil {
+		return nil, err
+	}
+	var idx []int
+	var gone []string
+	for id := range changed {
+		i, ok := slices.BinarySearchFunc(v.nodes, id, func(n directory.Node, id string) int { return strings.Compare(n.ID, id) })
+		if ok {
+			idx = append(idx, i)
+		} else {
+			gone = append(gone, id)
+		}
+	}
+	slices.Sort(idx)
+	slices.Sort(gone)
+	elapsed := now.Sub(v.taken).Milliseconds()
+	line := append([]byte(nil), enc.head...)
+	for j, i := range idx {
+		if j > 0 {
+			line = append(line, ',')
+		}
+		line = append(line, enc.parts[i]...)
+		line = strconv.AppendInt(line, max(v.nodes[i].AgeMS+elapsed, 0), 10)
+		line = append(line, '}')
+	}
+	line = append(line, `],"total":`...)
+	line = strconv.AppendInt(line, int64(len(v.nodes)), 10)
+	line = append(line, `,"delta":true`...)
+	if len(gone) > 0 {
+		ids, err := json.Marshal(gone)
+		if err != nil {
+			return nil, err
+		}
+		line = append(line, `,"gone":`...)
+		line = append(line, ids...)
+	}
+	return append(line, "}\n"...), nil
 }

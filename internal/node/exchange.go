@@ -154,6 +154,9 @@ func (n *Node) run() {
 	pushTimer := newStoppedTimer()
 	defer pushTimer.Stop()
 	var pushPending bool
+	// The nodes whose membership or status changed since the last push:
+	// what a push of changes (a delta) carries.
+	changed := map[string]struct{}{}
 	var publishAt time.Time // when the pending publish is due; zero: none
 	var lastPublish time.Time
 	var lastStatus directory.Status // of the last entry published
@@ -203,6 +206,7 @@ func (n *Node) run() {
 		}
 		if c.Membership() {
 			n.log.Debug("directory change", "peer", c.ID, "kind", c.Kind.String(), "from", c.From, "to", c.To)
+			changed[c.ID] = struct{}{}
 			schedulePush()
 			viewAt = time.Time{} // rebuild the view at once
 		}
@@ -309,7 +313,8 @@ func (n *Node) run() {
 			}
 		case <-pushTimer.C:
 			pushPending = false
-			n.pushDirectory()
+			n.pushDirectory(changed)
+			changed = map[string]struct{}{}
 			continue
 		}
 		if viewStale && now.Sub(viewAt) >= viewEvery(cfg) {
@@ -401,10 +406,23 @@ func (n *Node) publishSelf(now time.Time, status directory.Status) directory.Ent
 	return e
 }
 
-// pushDirectory sends the current directory to every attached session:
-// the view its hello asked for (pushLines bounds the draws).
-func (n *Node) pushDirectory() {
-	lines := newPushLines(n.view.Load(), n.cfg.Service, n.cfg.ID, time.Now())
+// pushDirectory tells every attached session that the nodes in changed
+// changed. A session whose hello asked for deltas and that was sent the
+// push before this one (or said hello since) gets only the changes: one
+// line, the same for all of them. Every other session gets the view its
+// hello asked for, drawn afresh (pushLines bounds the draws); so does
+// everyone when the changes would not make a small line.
+func (n *Node) pushDirectory(changed map[string]struct{}) {
+	now := time.Now()
+	v := n.view.Load()
+	// A session whose generation is gen-1 holds what the last push (or
+	// a hello since) told it, so the changes since then are all it needs.
+	gen := n.pushGen.Add(1)
+	delta, err := v.deltaLine(n.cfg.Service, n.cfg.ID, now, changed)
+	if err != nil {
+		n.log.Error("encoding a directory delta", "err", err)
+	}
+	lines := newPushLines(v, n.cfg.Service, n.cfg.ID, now)
 	n.sessionsMu.Lock()
 	targets := make([]*session, 0, len(n.sessions))
 	for s := range n.sessions {
@@ -413,7 +431,14 @@ func (n *Node) pushDirectory() {
 		}
 	}
 	n.sessionsMu.Unlock()
+	deltas := 0
 	for _, s := range targets {
+		if delta != nil && s.deltas.Load() && s.dirGen.Swap(gen) == gen-1 {
+			s.push(delta)
+			deltas++
+			continue
+		}
+		s.dirGen.Store(gen)
 		w := viewWant{}
 		if p := s.want.Load(); p != nil {
 			w = *p
@@ -426,6 +451,7 @@ func (n *Node) pushDirectory() {
 		s.push(line)
 	}
 	n.metrics.pushes.Add(float64(len(targets)))
+	n.metrics.deltaPushes.Add(float64(deltas))
 }
 
 func newStoppedTimer() *time.Timer {

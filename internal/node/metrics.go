@@ -39,6 +39,7 @@ type metrics struct {
 	changes     *prometheus.CounterVec
 	disconnects prometheus.Counter
 	pushes      prometheus.Counter
+	deltaPushes prometheus.Counter
 	connections prometheus.Gauge
 	attaches    prometheus.Counter
 	refused     *prometheus.CounterVec
@@ -72,6 +73,10 @@ func newMetrics(n *Node) *metrics {
 		pushes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_directory_pushes_total",
 			Help: "Directory messages pushed to attached clients.",
+		}),
+		deltaPushes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_directory_delta_pushes_total",
+			Help: "Directory messages pushed to attached clients that carried only the nodes that changed (a delta); also counted in switchboard_directory_pushes_total.",
 		}),
 		connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchboard_connections",
@@ -113,7 +118,7 @@ func newMetrics(n *Node) *metrics {
 	for k := directory.Stale; k <= directory.Refused; k++ {
 		m.changes.WithLabelValues(k.String())
 	}
-	m.registry.MustRegister(m.received, m.changes, m.disconnects, m.pushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec,
+	m.registry.MustRegister(m.received, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec,
 		directoryCollector{n},
 		newBuildInfo(),
 		collectors.NewGoCollector(),

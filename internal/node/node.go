@@ -61,6 +61,7 @@ type Node struct {
 	// entries publishSelf sends.
 	heartbeatMS atomic.Int64
 	view        atomic.Pointer[view]
+	pushGen     atomic.Uint64 // directory pushes so far (exchange.go)
 
 	sessionsMu sync.Mutex // guards sessions, perAddr and listeners
 	sessions   map[*session]struct{}

@@ -98,6 +98,12 @@ type session struct {
 	attachAt  time.Time   // when it attached; set by the reader before attached, read by rebalance.go after
 
 	want atomic.Pointer[viewWant] // what the last hello asked of the directory (dirline.go)
+	// deltas: the hello asked for pushes of changes; dirGen: the node's
+	// push generation of the last directory the session was sent
+	// (pushDirectory sends changes only to a session that has the one
+	// before).
+	deltas atomic.Bool
+	dirGen atomic.Uint64
 
 	// Text on its way to storage (rooms_session.go): the reader hands
 	// chunks to the rooms' writers and reads on; the writers answer.

@@ -1,0 +1,43 @@
+package client
+
+import (
+	"slices"
+	"time"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// applyDelta returns the directory held (received heldAge ago) with the
+// changes of the push d (d.Delta) applied, for a session that asked for
+// at most max nodes: a node held is replaced by its entry in d, a node
+// not held is added while fewer than max are held, and the nodes of
+// d.Gone are dropped. The ages of the nodes d leaves alone grow by
+// heldAge, so that the result is as of now. held is not changed; with
+// no held directory the changes are all there is.
+func applyDelta(held *wire.Directory, heldAge time.Duration, d *wire.Directory, max int) *wire.Directory {
+	out := &wire.Directory{Service: d.Service, Self: d.Self}
+	if held != nil {
+		out.Nodes = make([]directory.Node, 0, len(held.Nodes)+len(d.Nodes))
+		for _, n := range held.Nodes {
+			if slices.Contains(d.Gone, n.ID) {
+				continue
+			}
+			n.AgeMS += heldAge.Milliseconds()
+			out.Nodes = append(out.Nodes, n)
+		}
+	}
+	for _, n := range d.Nodes {
+		i := slices.IndexFunc(out.Nodes, func(h directory.Node) bool { return h.ID == n.ID })
+		switch {
+		case i >= 0:
+			out.Nodes[i] = n
+		case max <= 0 || len(out.Nodes) < max:
+			out.Nodes = append(out.Nodes, n)
+		}
+	}
+	if d.Total > len(out.Nodes) {
+		out.Total = d.Total
+	}
+	return out
+}

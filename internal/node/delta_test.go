@@ -1,0 +1,122 @@
+package node_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// helloDeltas says hello on c asking for pushes of changes, without
+// attaching, and reads the directory it answers with.
+func helloDeltas(t *testing.T, c *client.Conn) {
+	t.Helper()
+	send(t, c, wire.Message{Op: wire.OpHello, V: wire.Version, Client: "test/1", Deltas: true})
+	if m := recv(t, c); m.Op != wire.OpDirectory || m.Delta {
+		t.Fatalf("hello answered %+v, want a whole directory", m)
+	}
+}
+
+// attachAfterHello attaches on c, which said hello already.
+func attachAfterHello(t *testing.T, c *client.Conn, user string) {
+	t.Helper()
+	send(t, c, wire.Message{Op: wire.OpAttach, User: user})
+	if m := recvReply(t, c); m.Op != wire.OpAttached {
+		t.Fatalf("attach: got %+v", m)
+	}
+}
+
+// pushShowing reads c's pushes until one lists id with status, and
+// returns it.
+func pushShowing(t *testing.T, c *client.Conn, id string, status directory.Status) wire.Message {
+	t.Helper()
+	deadline := time.Now().Add(settle)
+	for time.Now().Before(deadline) {
+		m := recv(t, c)
+		if m.Op != wire.OpDirectory {
+			continue
+		}
+		for _, n := range m.Nodes {
+			if n.ID == id && n.Status == status {
+				return m
+			}
+		}
+	}
+	t.Fatalf("no push showed %s %s within %v", id, status, settle)
+	return wire.Message{}
+}
+
+// A session whose hello asked for deltas is pushed only the node that
+// changed, with the size of the whole directory; one that did not ask
+// gets the whole view as before; and one that missed a push (it said
+// hello, then attached after a change was pushed) gets a whole view
+// next, never changes on top of a directory it does not have.
+func TestDirectoryDeltas(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{})
+	n1 := c.Nodes[0]
+	deltas, whole, late := dial(t, n1.Addr()), dial(t, n1.Addr()), dial(t, n1.Addr())
+	helloDeltas(t, deltas)
+	attachAfterHello(t, deltas, "alice")
+	attach(t, whole, "bob")
+	helloDeltas(t, late)
+
+	c.Nodes[1].SetDraining(true)
+	pushShowing(t, deltas, "n2", directory.Draining)
+	pushShowing(t, whole, "n2", directory.Draining)
+	attachAfterHello(t, late, "carol")
+
+	c.Nodes[2].SetDraining(true)
+	got := pushShowing(t, deltas, "n3", directory.Draining)
+	if !got.Delta || got.Total != 3 || len(got.Nodes) >= 3 {
+		t.Errorf("the session that asked for deltas was pushed %+v, want a delta with n3 alone and total 3", got)
+	}
+	for name, conn := range map[string]*client.Conn{"without deltas": whole, "that missed a push": late} {
+		got := pushShowing(t, conn, "n3", directory.Draining)
+		if got.Delta || len(got.Nodes) != 3 {
+			t.Errorf("the session %s was pushed %+v, want the whole directory of 3", name, got)
+		}
+	}
+}
+
+// A Go client session applies the pushed changes to the directory it
+// holds: after a peer drains, Directory lists every node, that one
+// draining.
+func TestSessionAppliesDeltas(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	s, err := client.Dial(ctx, c.Nodes[0].Addr(), client.WithUser("alice"), client.WithPolicy(preferNode("n1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c.Nodes[1].SetDraining(true)
+	for e := range s.Events() {
+		if e.Kind != client.DirectoryPushed {
+			continue
+		}
+		d := e.Message.Directory()
+		if d.Delta {
+			t.Fatalf("the event carries the delta %+v, want the directory it makes", d)
+		}
+		status := map[string]directory.Status{}
+		for _, n := range d.Nodes {
+			status[n.ID] = n.Status
+		}
+		if status["n2"] != directory.Draining {
+			continue
+		}
+		if len(status) != 3 || status["n1"] != directory.Up || status["n3"] != directory.Up {
+			t.Fatalf("after n2 drained the session holds %v, want n1 and n3 up, n2 draining", status)
+		}
+		if got := s.Directory(); len(got.Nodes) != 3 {
+			t.Fatalf("Directory() holds %d nodes, want 3", len(got.Nodes))
+		}
+		return
+	}
+	t.Fatal("events ended before a push showed n2 draining")
+}
