@@ -18,13 +18,14 @@ import (
 func applyDelta(held *wire.Directory, heldAge time.Duration, d *wire.Directory, max int) *wire.Directory {
 	out := &wire.Directory{Service: d.Service, Self: d.Self}
 	if held != nil {
-		out.Nodes = make([]directory.Node, 0, len(held.Nodes)+len(d.Nodes))
-		for _, n := range held.Nodes {
-			if slices.Contains(d.Gone, n.ID) {
-				continue
-			}
-			n.AgeMS += heldAge.Milliseconds()
-			out.Nodes = append(out.Nodes, n)
+		// One copy of the held nodes, with room for the newcomers.
+		out.Nodes = append(make([]directory.Node, 0, len(held.Nodes)+len(d.Nodes)), held.Nodes...)
+		if len(d.Gone) > 0 {
+			out.Nodes = slices.DeleteFunc(out.Nodes, func(n directory.Node) bool { return slices.Contains(d.Gone, n.ID) })
+		}
+		age := heldAge.Milliseconds()
+		for i := range out.Nodes {
+			out.Nodes[i].AgeMS += age
 		}
 	}
 	for _, n := range d.Nodes {
