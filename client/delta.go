@@ -16,29 +16,37 @@ import (
 // heldAge, so that the result is as of now. held is not changed; with
 // no held directory the changes are all there is.
 func applyDelta(held *wire.Directory, heldAge time.Duration, d *wire.Directory, max int) *wire.Directory {
-	out := &wire.Directory{Service: d.Service, Self: d.Self}
+	out := &wire.Directory{}
 	if held != nil {
 		// One copy of the held nodes, with room for the newcomers.
 		out.Nodes = append(make([]directory.Node, 0, len(held.Nodes)+len(d.Nodes)), held.Nodes...)
-		if len(d.Gone) > 0 {
-			out.Nodes = slices.DeleteFunc(out.Nodes, func(n directory.Node) bool { return slices.Contains(d.Gone, n.ID) })
-		}
-		age := heldAge.Milliseconds()
-		for i := range out.Nodes {
-			out.Nodes[i].AgeMS += age
-		}
+	}
+	applyDeltaInPlace(out, heldAge, d, max)
+	return out
+}
+
+// applyDeltaInPlace is applyDelta changing held itself, which the caller
+// owns: a session applies a push to its own copy without allocating.
+func applyDeltaInPlace(held *wire.Directory, heldAge time.Duration, d *wire.Directory, max int) {
+	held.Service, held.Self = d.Service, d.Self
+	if len(d.Gone) > 0 {
+		held.Nodes = slices.DeleteFunc(held.Nodes, func(n directory.Node) bool { return slices.Contains(d.Gone, n.ID) })
+	}
+	age := heldAge.Milliseconds()
+	for i := range held.Nodes {
+		held.Nodes[i].AgeMS += age
 	}
 	for _, n := range d.Nodes {
-		i := slices.IndexFunc(out.Nodes, func(h directory.Node) bool { return h.ID == n.ID })
+		i := slices.IndexFunc(held.Nodes, func(h directory.Node) bool { return h.ID == n.ID })
 		switch {
 		case i >= 0:
-			out.Nodes[i] = n
-		case max <= 0 || len(out.Nodes) < max:
-			out.Nodes = append(out.Nodes, n)
+			held.Nodes[i] = n
+		case max <= 0 || len(held.Nodes) < max:
+			held.Nodes = append(held.Nodes, n)
 		}
 	}
-	if d.Total > len(out.Nodes) {
-		out.Total = d.Total
+	held.Total = 0
+	if d.Total > len(held.Nodes) {
+		held.Total = d.Total
 	}
-	return out
 }

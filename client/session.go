@@ -26,7 +26,10 @@ const (
 	Disconnected EventKind = iota + 1
 	// Reattached: the session is attached again, to Node, for Reason.
 	Reattached
-	// DirectoryPushed: the node pushed a fresh directory (Message.Directory()).
+	// DirectoryPushed: the node pushed a fresh directory
+	// (Message.Directory()), or only the nodes that changed
+	// (Message.Delta: Message.Nodes and Message.Gone); Session.Directory
+	// gives the directory either makes.
 	DirectoryPushed
 	// Received: a message from the node: text, presence, room state, ack
 	// or error (Message; Event.Room gives a room's messages typed).
@@ -137,11 +140,14 @@ type Session struct {
 	sessionID string
 	dir       *wire.Directory
 	dirAt     time.Time // when dir came
-	rooms     map[string]*room
-	attaches  int
-	moves     int
-	move      *moveAsked // a move the node asked for, until supervise takes it
-	retiring  *retiring  // the connection a move left, until the rooms are joined anew
+	// dirOwned: dir is the session's own copy, never handed out, so a
+	// push of changes may be applied to it in place (handle).
+	dirOwned bool
+	rooms    map[string]*room
+	attaches int
+	moves    int
+	move     *moveAsked // a move the node asked for, until supervise takes it
+	retiring *retiring  // the connection a move left, until the rooms are joined anew
 
 	events chan Event
 	ctx    context.Context
@@ -364,6 +370,7 @@ func (s *Session) bootstrap(ctx context.Context, a *attempt) error {
 	if known == nil {
 		s.mu.Lock()
 		known = s.dir
+		s.dirOwned = false
 		s.mu.Unlock()
 	}
 	var errs []error
@@ -518,7 +525,7 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 	s.node = node
 	s.reason = a.reason
 	s.sessionID = m.Session
-	s.dir, s.dirAt = a.dir, a.dirAt
+	s.dir, s.dirAt, s.dirOwned = a.dir, a.dirAt, false
 	s.attaches++
 	for _, r := range s.rooms {
 		r.synced = false // joined on this connection only once its state comes
@@ -669,6 +676,7 @@ func (s *Session) supervise() {
 		// only when its candidates fail (failover.Outcome.Held).
 		s.mu.Lock()
 		held, heldAt := s.dir, s.dirAt
+		s.dirOwned = false
 		s.mu.Unlock()
 		act := s.machine.Next(failover.Outcome{Kind: failover.Dropped, Node: node.ID, Err: err, Deadline: deadline, Held: held != nil}, time.Now())
 		if err := s.connect(s.ctx, act, held, heldAt); err != nil {
@@ -705,14 +713,18 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 		return true
 	case wire.OpDirectory:
 		d := m.Directory()
+		now := time.Now()
 		s.mu.Lock()
-		if d.Delta {
-			// Only what changed (delta.go): the event carries the
-			// directory it makes.
-			d = applyDelta(s.dir, time.Since(s.dirAt), d, ViewSize)
-			m = wire.DirectoryMessage(d)
+		switch {
+		case !d.Delta:
+			s.dir, s.dirOwned = d, false
+		case s.dirOwned:
+			// Only what changed (delta.go), to the session's own copy.
+			applyDeltaInPlace(s.dir, now.Sub(s.dirAt), d, ViewSize)
+		default:
+			s.dir, s.dirOwned = applyDelta(s.dir, now.Sub(s.dirAt), d, ViewSize), true
 		}
-		s.dir, s.dirAt = d, time.Now()
+		s.dirAt = now
 		s.mu.Unlock()
 		return s.emit(Event{Kind: DirectoryPushed, Message: m})
 	case wire.OpRoom:
@@ -917,10 +929,14 @@ func (s *Session) Connected() bool {
 	return s.conn != nil
 }
 
-// Directory is the latest directory the session received.
+// Directory is the latest directory the session received, with the
+// changes pushed since applied (a push of changes, Message.Delta, only
+// says what changed). The caller may keep it: the session changes a
+// copy of its own afterwards.
 func (s *Session) Directory() *wire.Directory {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.dirOwned = false
 	return s.dir
 }
 

@@ -194,10 +194,23 @@ func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			case client.Moved:
 				fmt.Fprintf(stdout, "%s moved: attached to %s (%s), session %s, without a drop\n  why: %s\n", stamp(), e.Node.ID, e.Node.Addr, s.ID(), e.Reason)
 			case client.DirectoryPushed:
-				fmt.Fprintf(stdout, "%s directory: %s\n", stamp(), summarizeNodes(e.Message.Nodes))
+				if e.Message.Delta {
+					fmt.Fprintf(stdout, "%s directory changed: %s%s\n", stamp(), summarizeNodes(e.Message.Nodes), goneList(e.Message.Gone))
+				} else {
+					fmt.Fprintf(stdout, "%s directory: %s\n", stamp(), summarizeNodes(e.Message.Nodes))
+				}
 			}
 		}
 	}
 }
 
 func stamp() string { return time.Now().Format("15:04:05.000") }
+
+// goneList is " gone: ID ID" for nodes a push of changes no longer
+// lists, or nothing.
+func goneList(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return " gone: " + strings.Join(ids, " ")
+}

@@ -488,6 +488,25 @@ func (r *Run) ReattachDelays(killed time.Time) (delays []time.Duration, pending 
 	return reattachDelays(killed, r.drops, r.reattch)
 }
 
+// DropSpan is how long after killed the first and the last session that
+// dropped since then saw its drop; ok is false when none did.
+func (r *Run) DropSpan(killed time.Time) (first, last time.Duration, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, d := range r.drops {
+		if d.IsZero() || d.Before(killed) {
+			continue
+		}
+		since := d.Sub(killed)
+		if !ok || since < first {
+			first = since
+		}
+		last = max(last, since)
+		ok = true
+	}
+	return first, last, ok
+}
+
 // reattachDelays pairs drops[i] with reattached[i]: a session counts when
 // it dropped at or after killed; it is pending when it has no reattachment
 // after its drop.

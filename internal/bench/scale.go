@@ -633,7 +633,11 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 	for _, i := range victims {
 		_ = lc.Kill(i)
 	}
+	e.logf("[scale] the kills took %v", time.Since(killed).Round(time.Millisecond))
 	delays, pending := awaitReattach(ctx, rep.Held, 60*time.Second, func() ([]time.Duration, int) { return run.ReattachDelays(killed) })
+	if first, last, ok := run.DropSpan(killed); ok {
+		e.logf("[scale] the sessions saw their drops %v to %v after the kill", first.Round(time.Millisecond), last.Round(time.Millisecond))
+	}
 	rep.Reattach = SummarizeReattach(delays, pending)
 	var live []*observer
 	for i, o := range observers {
