@@ -630,9 +630,7 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 	}
 	e.logf("[scale] kill -9 %s (%d sessions)", strings.Join(rep.Killed, " "), rep.Held)
 	killed := time.Now()
-	for _, i := range victims {
-		_ = lc.Kill(i)
-	}
+	_ = lc.KillAll(victims)
 	e.logf("[scale] the kills took %v", time.Since(killed).Round(time.Millisecond))
 	delays, pending := awaitReattach(ctx, rep.Held, 60*time.Second, func() ([]time.Duration, int) { return run.ReattachDelays(killed) })
 	if first, last, ok := run.DropSpan(killed); ok {
