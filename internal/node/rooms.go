@@ -33,8 +33,10 @@ import (
 // Several streams give several leaders, spread over the nodes, and keep a
 // room's consumer from stepping over the records of many other rooms.
 // Each stream is replicated on min(3, nodes up) servers, raised as the
-// cluster grows. A client's text is acknowledged only after JetStream
-// acknowledged the record, that is once a quorum of replicas stored it.
+// cluster grows; a new cluster expected to have three nodes or more
+// creates them with 3 from the start (replicas.go). A client's text is
+// acknowledged only after JetStream acknowledged the record, that is
+// once a quorum of replicas stored it.
 // Text records carry the message ID room/user/seq, so JetStream's
 // duplicate window drops a resend before it is stored again; a resend
 // after the window is stored but dropped when applied (rtt.Room drops by
@@ -250,9 +252,14 @@ func (e *roomEngine) Ready() bool {
 // without a leader go unanswered too: where the embedded server holds a
 // replica, its own state says when the stream has one (electing), for
 // at most localElections, after which only the API is believed.
+//
+// The replicas it creates them with are startReplicas': a node that
+// expects three nodes or more waits, for at most fullReplicasWait after
+// JetStream first answered, until JetStream can place three (replicas.go).
 func (e *roomEngine) run() {
 	call := newCallTimeout()
 	var replicas int
+	var answered time.Time // when JetStream first answered
 	local := time.Now().Add(localElections)
 	for {
 		// A request sent before the metadata leader is elected is lost
@@ -266,14 +273,21 @@ func (e *roomEngine) run() {
 			}
 			continue
 		}
-		want := e.desiredReplicas()
+		if answered.IsZero() {
+			answered = time.Now()
+		}
+		want, full := e.startReplicas(time.Since(answered))
 		r, err := e.setup(want, call.next())
 		if err == nil {
 			replicas = r
 			break
 		}
 		call.failed(err)
-		e.log.Debug("setting up JetStream for rooms; retrying", "err", err, "call_timeout", call.timeout)
+		if full && noPlacement(err) {
+			e.log.Debug("waiting for JetStream to place the rooms' third replica", "err", err, "waited", time.Since(answered))
+		} else {
+			e.log.Debug("setting up JetStream for rooms; retrying", "err", err, "call_timeout", call.timeout)
+		}
 		if !e.pause(50 * time.Millisecond) {
 			return
 		}
@@ -407,12 +421,24 @@ const shardsKey = "meta.shards"
 // lowers the replicas of what exists: another node may have raised them.
 // The number of streams is the one the first node stored in the bucket,
 // so that every node maps a room to the same stream.
+//
+// What it creates it logs ("created the rooms' storage"), so that a
+// cluster can tell with how many replicas its storage began.
 func (e *roomEngine) setup(want int, timeout time.Duration) (int, error) {
+	var created []string
+	defer func() {
+		if len(created) > 0 {
+			e.log.Info("created the rooms' storage", "replicas", want, "created", strings.Join(created, ","))
+		}
+	}()
 	ctx, cancel := context.WithTimeout(e.ctx, timeout)
 	defer cancel()
 	kv, err := e.js.KeyValue(ctx, e.bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = e.js.CreateKeyValue(ctx, e.bucketConfig(want))
+		if err == nil {
+			created = append(created, "KV_"+e.bucket)
+		}
 	}
 	if err != nil {
 		return 0, fmt.Errorf("node: opening snapshot bucket %s: %w", e.bucket, err)
@@ -442,8 +468,9 @@ func (e *roomEngine) setup(want int, timeout time.Duration) (int, error) {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 			st, err = e.js.CreateStream(ctx, e.streamConfig(k, want))
 			if err != nil {
-				return 0, fmt.Errorf("node: creating stream %s: %w", e.streamName(k), err)
+				return 0, fmt.Errorf("node: creating stream %s with %d replicas: %w", e.streamName(k), want, err)
 			}
+			created = append(created, e.streamName(k))
 		default:
 			return 0, fmt.Errorf("node: looking up stream %s: %w", e.streamName(k), err)
 		}
