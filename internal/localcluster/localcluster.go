@@ -82,6 +82,14 @@ type Config struct {
 	// Bus is an external NATS for every node (serve --bus: nats:// URLs,
 	// comma-separated): the nodes then embed no NATS and have no routes.
 	Bus string
+	// Seeds, when above 0, gives every node a --join naming the cluster
+	// addresses of the first Seeds nodes other than itself, as
+	// docs/operations.md advises operators to start a cluster: a node
+	// then knows from its configuration that the cluster has at least
+	// Seeds nodes. Seeds may pass Nodes, for nodes that Add starts later
+	// (at most Nodes+4). Zero: every node after the first joins the
+	// first alone.
+	Seeds int
 	// Net, when set, runs node i in Net's namespace NS(i) at Net.IP(i)
 	// (Port defaults to 7070 there), so that a test can partition it
 	// (Net.Cut). The cluster does not close it.
@@ -124,6 +132,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if cfg.Nodes < 1 || cfg.Nodes > 250 {
 		return nil, fmt.Errorf("localcluster: %d nodes, want 1..250", cfg.Nodes)
+	}
+	if cfg.Seeds < 0 || cfg.Seeds > cfg.Nodes+4 {
+		return nil, fmt.Errorf("localcluster: %d seeds for %d nodes, want 0..nodes+4", cfg.Seeds, cfg.Nodes)
 	}
 	if cfg.Standalone && cfg.Nodes != 1 {
 		return nil, fmt.Errorf("localcluster: a standalone cluster has one node, not %d", cfg.Nodes)
@@ -236,7 +247,8 @@ func (c *Cluster) Addrs() []string {
 	return out
 }
 
-// start launches one more node, joined to the first.
+// start launches one more node, joined to the first or to the seeds
+// (Config.Seeds).
 func (c *Cluster) start() (*Node, error) {
 	i := len(c.Nodes)
 	nodeIP := ip(i)
@@ -295,7 +307,11 @@ func (c *Cluster) launch(i int, n *Node) error {
 	if n.Cluster != "" {
 		args = append(args, "--cluster", n.Cluster)
 	}
-	if i > 0 && c.cfg.Bus == "" {
+	switch {
+	case n.Cluster == "":
+	case c.cfg.Seeds > 0:
+		args = append(args, "--join", strings.Join(c.seeds(i), ","))
+	case i > 0:
 		args = append(args, "--join", c.Nodes[0].Cluster)
 	}
 	if c.cfg.Bus != "" {
@@ -332,6 +348,23 @@ func (c *Cluster) launch(i int, n *Node) error {
 	n.cmd, n.exited, n.Started = cmd, exited, time.Now()
 	go func() { _ = cmd.Wait(); close(exited) }()
 	return nil
+}
+
+// seeds lists the cluster addresses of the first Seeds nodes but node
+// self, with the addresses start gives them (Config.Seeds).
+func (c *Cluster) seeds(self int) []string {
+	var out []string
+	for i := range c.cfg.Seeds {
+		if i == self {
+			continue
+		}
+		host := ip(i)
+		if c.cfg.Net != nil {
+			host = c.cfg.Net.IP(i)
+		}
+		out = append(out, net.JoinHostPort(host, strconv.Itoa(c.cfg.Port+2)))
+	}
+	return out
 }
 
 // issue writes node n's certificate and key, signed by the cluster's CA,
