@@ -20,7 +20,10 @@ import (
 // same cluster with its data (every node stopped gracefully, then all
 // started again). From the moment the last node's process starts, each
 // node's /readyz is polled and a client on each node attaches and joins a
-// room, joining again after every `unavailable`.
+// room, joining again after every `unavailable`. A fresh cluster is
+// started twice each round: joined to the first node (the first node
+// alone, the others with --join of its address) and joined as
+// docs/operations.md advises (every node's --join names the others).
 type ReadyReport struct {
 	Scenario string `json:"scenario"`
 	Nodes    int    `json:"nodes"`
@@ -28,17 +31,24 @@ type ReadyReport struct {
 	// RestartFloorMS is about the least a full restart can take
 	// (restartFloor).
 	RestartFloorMS float64 `json:"restart_floor_ms"`
-	// Fresh and Restart hold one run each per repetition.
-	Fresh   []ReadyRun `json:"fresh"`
-	Restart []ReadyRun `json:"restart"`
+	// Fresh, FreshJoined and Restart hold one run each per repetition:
+	// Fresh and Restart joined to the first node, FreshJoined with every
+	// node's --join naming the others.
+	Fresh       []ReadyRun `json:"fresh"`
+	FreshJoined []ReadyRun `json:"fresh_joined"`
+	Restart     []ReadyRun `json:"restart"`
 }
 
 // ReadyRun is one start of the cluster: for the slowest node, the time
 // from the last node's start until /readyz answered 200 (UpMS) and until
-// a join on it was answered with the room's state (JoinMS).
+// a join on it was answered with the room's state (JoinMS); and the
+// fewest replicas of the rooms' streams a node reported
+// (switchboard_room_replicas) right after its first /readyz 200
+// (Replicas).
 type ReadyRun struct {
-	UpMS   float64 `json:"up_ms"`
-	JoinMS float64 `json:"join_ms"`
+	UpMS     float64 `json:"up_ms"`
+	JoinMS   float64 `json:"join_ms"`
+	Replicas int     `json:"replicas"`
 }
 
 // readyTarget is issue 9's bound on the first join after the last node
@@ -70,7 +80,7 @@ func runReady(ctx context.Context, e *env) (Report, error) {
 			c.Stop()
 			return nil, fmt.Errorf("bench: ready: fresh cluster: %w", err)
 		}
-		e.logf("fresh cluster: up after %.0f ms, first join after %.0f ms", fresh.UpMS, fresh.JoinMS)
+		e.logf("fresh cluster: up after %.0f ms, first join after %.0f ms, replicas at ready %d", fresh.UpMS, fresh.JoinMS, fresh.Replicas)
 		rep.Fresh = append(rep.Fresh, fresh)
 
 		var wg sync.WaitGroup
@@ -89,10 +99,34 @@ func runReady(ctx context.Context, e *env) (Report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bench: ready: restarted cluster: %w", err)
 		}
-		e.logf("restarted cluster: up after %.0f ms, first join after %.0f ms", restart.UpMS, restart.JoinMS)
+		e.logf("restarted cluster: up after %.0f ms, first join after %.0f ms, replicas at ready %d", restart.UpMS, restart.JoinMS, restart.Replicas)
 		rep.Restart = append(rep.Restart, restart)
+
+		joined, err := freshJoined(ctx, e, round)
+		if err != nil {
+			return nil, err
+		}
+		e.logf("fresh cluster, --join the others: up after %.0f ms, first join after %.0f ms, replicas at ready %d", joined.UpMS, joined.JoinMS, joined.Replicas)
+		rep.FreshJoined = append(rep.FreshJoined, joined)
 	}
 	return rep, nil
+}
+
+// freshJoined starts a fresh cluster whose every node's --join names the
+// others, measures it, and stops it.
+func freshJoined(ctx context.Context, e *env, round int) (ReadyRun, error) {
+	cfg := e.cfg
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: cfg.Binary, Nodes: cfg.Nodes, Heartbeat: cfg.Heartbeat,
+		Args: cfg.NodeArgs, Output: cfg.Logs, NoWait: true, Seeds: min(3, cfg.Nodes)})
+	if err != nil {
+		return ReadyRun{}, err
+	}
+	defer c.Stop()
+	run, err := measureReady(ctx, c, fmt.Sprintf("ready-%d-joined", round))
+	if err != nil {
+		return ReadyRun{}, fmt.Errorf("bench: ready: fresh cluster, --join the others: %w", err)
+	}
+	return run, nil
 }
 
 // measureReady polls every node of c, just started, for readiness and for
@@ -108,7 +142,7 @@ func measureReady(ctx context.Context, c *localcluster.Cluster, room string) (Re
 	}
 	var (
 		mu   sync.Mutex
-		run  ReadyRun
+		run  = ReadyRun{Replicas: 99}
 		errs []error
 		wg   sync.WaitGroup
 	)
@@ -120,6 +154,13 @@ func measureReady(ctx context.Context, c *localcluster.Cluster, room string) (Re
 	for _, n := range c.Nodes {
 		wg.Go(func() {
 			at, err := awaitReadyz(ctx, n.HTTP)
+			if err == nil {
+				var replicas int
+				replicas, err = n.RoomReplicas(ctx)
+				mu.Lock()
+				run.Replicas = min(run.Replicas, replicas)
+				mu.Unlock()
+			}
 			if err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("%s: %w", n.ID, err))
@@ -238,11 +279,18 @@ func (r *ReadyReport) WriteTable(w io.Writer) {
 	}
 	up := func(r ReadyRun) float64 { return r.UpMS }
 	join := func(r ReadyRun) float64 { return r.JoinMS }
+	replicas := func(r ReadyRun) float64 { return float64(r.Replicas) }
+	noVerdict := func(cells []string) []string { cells[4] = "-"; return cells }
 	table(w, []string{"start", "median ms", "min ms", "max ms", "<= 3 s (median)"}, [][]string{
 		row("fresh cluster: up", r.Fresh, up),
 		row("fresh cluster: first join", r.Fresh, join),
+		noVerdict(row("fresh cluster: replicas at ready (fewest)", r.Fresh, replicas)),
+		row("fresh, --join the others: up", r.FreshJoined, up),
+		row("fresh, --join the others: first join", r.FreshJoined, join),
+		noVerdict(row("fresh, --join the others: replicas at ready", r.FreshJoined, replicas)),
 		row("full restart: up", r.Restart, up),
 		row("full restart: first join", r.Restart, join),
+		noVerdict(row("full restart: replicas at ready", r.Restart, replicas)),
 	})
 	if len(r.Restart) > 0 {
 		fmt.Fprintf(w, "\nfull restart: bounded below by nats-server, about %.0f ms after the nodes start: each Raft group restarted\n"+
