@@ -327,6 +327,13 @@ func TestBrowserFailover(t *testing.T) {
 	}
 	drained := c.Nodes[third].ID
 	poll[bool](t, dash, drained+" draining on the dashboard", `!!document.querySelector('#nodes tbody tr[data-node="`+drained+`"][data-status="draining"]') && !!document.querySelector('#events li[data-node="`+drained+`"][data-what="draining"]')`)
+	// Bob's page was pushed these changes alone (the second at least: it
+	// had the push before it) and holds every node, ann's down and the
+	// drained one draining.
+	poll[bool](t, bob, "both changes in bob's directory", `(() => {
+  const s = window.switchboard.session, status = (id) => (s.dir.nodes.find((n) => n.id === id) || {}).status;
+  return s.deltas > 0 && s.dir.nodes.length === 3 && status("`+annNode+`") === "down" && status("`+drained+`") === "draining";
+})()`)
 	screenshot(t, bob, "web-room")
 	screenshot(t, dash, "web-dashboard")
 }

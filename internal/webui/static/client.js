@@ -51,6 +51,7 @@ export class Session extends EventTarget {
     this.common = this.page.origin;
     this.dir = null;
     this.dirAt = 0;
+    this.deltas = 0; // pushes of changes applied (applyDelta)
     this.excluded = new Map(); // node id -> until (ms)
     this.ws = null;
     this.node = null;
@@ -116,6 +117,28 @@ export class Session extends EventTarget {
   setDirectory(d) {
     this.dir = { service: d.service, self: d.self, nodes: d.nodes || [] };
     this.dirAt = Date.now();
+  }
+
+  // applyDelta applies a push of changes to the directory held, as the Go
+  // client does (client/delta.go): the nodes it lists replace those held
+  // or join them, the gone ones leave, and the others age by the time
+  // since the directory came. The page asks for no bound, so every
+  // newcomer joins.
+  applyDelta(m) {
+    const now = Date.now();
+    const age = this.dir ? now - this.dirAt : 0;
+    const gone = new Set(m.gone || []);
+    const nodes = (this.dir ? this.dir.nodes : [])
+      .filter((n) => !gone.has(n.id))
+      .map((n) => ({ ...n, age_ms: (n.age_ms || 0) + age }));
+    for (const n of m.nodes || []) {
+      const i = nodes.findIndex((h) => h.id === n.id);
+      if (i >= 0) nodes[i] = n;
+      else nodes.push(n);
+    }
+    this.dir = { service: m.service, self: m.self, nodes };
+    this.dirAt = now;
+    this.deltas++;
   }
 
   exclude(id) {
@@ -226,7 +249,9 @@ export class Session extends EventTarget {
       };
       const timer = setTimeout(() => settle({ error: "no answer in time" }), ATTACH_TIMEOUT_MS);
       ws.onopen = () => {
-        ws.send(JSON.stringify({ op: "hello", v: 1, client: "switchboard-web/1", group: this.group }));
+        // deltas: pushes then carry only the nodes that changed
+        // (docs/protocol.md, "Pushes of changes"; applyDelta).
+        ws.send(JSON.stringify({ op: "hello", v: 1, client: "switchboard-web/1", group: this.group, deltas: true }));
       };
       ws.onerror = () => {};
       ws.onclose = (ev) => settle({ error: `connection closed (${ev.code})` });
@@ -313,7 +338,8 @@ export class Session extends EventTarget {
         this.move(ws, m);
         return;
       case "directory":
-        this.setDirectory(m);
+        if (m.delta) this.applyDelta(m);
+        else this.setDirectory(m);
         this.emit("directory", this.dir);
         return;
       case "room": {
