@@ -3,7 +3,6 @@ package node_test
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -33,12 +32,16 @@ func attachAfterHello(t *testing.T, c *client.Conn, user string) {
 }
 
 // pushShowing reads c's pushes until one lists id with status, and
-// returns it.
+// returns it; it fails after settle.
 func pushShowing(t *testing.T, c *client.Conn, id string, status directory.Status) wire.Message {
 	t.Helper()
-	deadline := time.Now().Add(settle)
-	for time.Now().Before(deadline) {
-		m := recv(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	for {
+		m, err := c.Recv(ctx)
+		if err != nil {
+			t.Fatalf("waiting for a push showing %s %s: %v", id, status, err)
+		}
 		if m.Op != wire.OpDirectory {
 			continue
 		}
@@ -48,8 +51,6 @@ func pushShowing(t *testing.T, c *client.Conn, id string, status directory.Statu
 			}
 		}
 	}
-	t.Fatalf("no push showed %s %s within %v", id, status, settle)
-	return wire.Message{}
 }
 
 // A session whose hello asked for deltas is pushed only the node that
@@ -110,7 +111,13 @@ func TestSessionAppliesDeltas(t *testing.T) {
 	beforeStatus := statuses(before)
 	for i, id := range []string{"n2", "n3"} {
 		c.Nodes[i+1].SetDraining(true)
-		for e := range s.Events() {
+		for {
+			var e client.Event
+			select {
+			case e = <-s.Events():
+			case <-ctx.Done():
+				t.Fatalf("no push showed %s draining: %v", id, ctx.Err())
+			}
 			if e.Kind != client.DirectoryPushed || statuses(e.Message.Directory())[id] != directory.Draining {
 				continue
 			}

@@ -91,7 +91,17 @@ func (v *view) assemble(enc *encodedView, idx []int, now time.Time) []byte {
 	for _, i := range idx {
 		size += len(enc.parts[i]) + ageRoom
 	}
-	line := make([]byte, 0, size)
+	line := v.appendNodes(make([]byte, 0, size), enc, idx, elapsed)
+	if len(idx) < len(v.nodes) {
+		line = append(line, `,"total":`...)
+		line = strconv.AppendInt(line, int64(len(v.nodes)), 10)
+	}
+	return append(line, "}\n"...)
+}
+
+// appendNodes appends the message's head and the nodes at idx, each aged
+// by elapsed, up to the closing bracket of the node list.
+func (v *view) appendNodes(line []byte, enc *encodedView, idx []int, elapsed int64) []byte {
 	line = append(line, enc.head...)
 	for j, i := range idx {
 		if j > 0 {
@@ -101,12 +111,7 @@ func (v *view) assemble(enc *encodedView, idx []int, now time.Time) []byte {
 		line = strconv.AppendInt(line, max(v.nodes[i].AgeMS+elapsed, 0), 10)
 		line = append(line, '}')
 	}
-	line = append(line, ']')
-	if len(idx) < len(v.nodes) {
-		line = append(line, `,"total":`...)
-		line = strconv.AppendInt(line, int64(len(v.nodes)), 10)
-	}
-	return append(line, "}\n"...)
+	return append(line, ']')
 }
 
 func encodeView(service, self string, v *view) (head []byte, parts [][]byte, err error) {
@@ -269,17 +274,8 @@ func (v *view) deltaLine(service, self string, now time.Time, changed map[string
 	}
 	slices.Sort(idx)
 	slices.Sort(gone)
-	elapsed := now.Sub(v.taken).Milliseconds()
-	line := append([]byte(nil), enc.head...)
-	for j, i := range idx {
-		if j > 0 {
-			line = append(line, ',')
-		}
-		line = append(line, enc.parts[i]...)
-		line = strconv.AppendInt(line, max(v.nodes[i].AgeMS+elapsed, 0), 10)
-		line = append(line, '}')
-	}
-	line = append(line, `],"total":`...)
+	line := v.appendNodes(nil, enc, idx, now.Sub(v.taken).Milliseconds())
+	line = append(line, `,"total":`...)
 	line = strconv.AppendInt(line, int64(len(v.nodes)), 10)
 	line = append(line, `,"delta":true`...)
 	if len(gone) > 0 {
