@@ -291,6 +291,18 @@ func TestScenariosTLS(t *testing.T) {
 			if row.NodesCPUMS <= 0 || row.ClientsCPUMS <= 0 {
 				t.Errorf("%s: CPU nodes %v ms, clients %v ms; want both read", name, row.NodesCPUMS, row.ClientsCPUMS)
 			}
+			if row.NodesCPUPerSessionMS <= 0 || (row.TLS && row.NodesCPUVsPlain <= 0) {
+				t.Errorf("%s: nodes' CPU per session %v ms, vs plain %v; want both", name, row.NodesCPUPerSessionMS, row.NodesCPUVsPlain)
+			}
+		}
+		var fair int
+		for _, tg := range rep.Targets {
+			if strings.Contains(tg.What, "nodes' CPU per session") {
+				fair++
+			}
+		}
+		if fair != 2 {
+			t.Errorf("%d targets of the nodes' CPU per session, want one per kind of TLS client: %+v", fair, rep.Targets)
 		}
 	})
 	t.Run("other scenarios refuse it", func(t *testing.T) {

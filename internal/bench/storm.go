@@ -47,6 +47,17 @@ type StormRow struct {
 	// storm cost where its time says how long it waited as well.
 	NodesCPUMS   float64 `json:"nodes_cpu_ms,omitempty"`
 	ClientsCPUMS float64 `json:"clients_cpu_ms,omitempty"`
+	// NodesCPURunsMS and ClientsCPURunsMS list every run's CPU, in the
+	// order of ElapsedRunsMS (with Repeat).
+	NodesCPURunsMS   []float64 `json:"nodes_cpu_runs_ms,omitempty"`
+	ClientsCPURunsMS []float64 `json:"clients_cpu_runs_ms,omitempty"`
+	// NodesCPUPerSessionMS is NodesCPUMS over the sessions attached: what
+	// one arrival cost the nodes, the clients' own work left out (in the
+	// world it is spent on the users' devices, not on the nodes' cores).
+	NodesCPUPerSessionMS float64 `json:"nodes_cpu_ms_per_session,omitempty"`
+	// NodesCPUVsPlain is a TLS row's NodesCPUPerSessionMS over its
+	// policy's plain row's.
+	NodesCPUVsPlain float64 `json:"nodes_cpu_vs_plain,omitempty"`
 	// PrimeFailed counts the returning clients whose earlier visit failed.
 	PrimeFailed int            `json:"prime_failed,omitempty"`
 	PerNode     map[string]int `json:"per_node"`
@@ -91,6 +102,10 @@ func runStorm(ctx context.Context, e *env) (Report, error) {
 		row, keys := MedianBy(runs[p], func(r StormRow) float64 { return r.ElapsedMS })
 		if len(keys) > 1 {
 			row.ElapsedRunsMS = keys
+			for _, r := range runs[p] {
+				row.NodesCPURunsMS = append(row.NodesCPURunsMS, r.NodesCPUMS)
+				row.ClientsCPURunsMS = append(row.ClientsCPURunsMS, r.ClientsCPUMS)
+			}
 		}
 		rep.Rows = append(rep.Rows, row)
 	}
@@ -219,6 +234,15 @@ func cpuCell(row StormRow) string {
 	return fmt.Sprintf("%.1f+%.1f", row.NodesCPUMS/1000, row.ClientsCPUMS/1000)
 }
 
+// perSessionCell is a table's cell for the nodes' CPU per session of a
+// plain row and a TLS row, and their ratio.
+func perSessionCell(plain, tls StormRow) string {
+	if plain.NodesCPUPerSessionMS == 0 || tls.NodesCPUPerSessionMS == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f, %.2f (%.2fx)", plain.NodesCPUPerSessionMS, tls.NodesCPUPerSessionMS, tls.NodesCPUVsPlain)
+}
+
 // handshakesCell is a table's cell for h: resumed of all.
 func handshakesCell(h *Handshakes) string {
 	if h == nil {
@@ -295,6 +319,11 @@ func (e *env) stormNATS(ctx context.Context, policy string) (StormRow, error) {
 func (row StormRow) kind() tlsKind { return kindOf(row.TLS, row.Resumed) }
 
 func (r *StormReport) finish() {
+	for i, row := range r.Rows {
+		if n := sumCounts(row.PerNode); n > 0 && row.NodesCPUMS > 0 {
+			r.Rows[i].NodesCPUPerSessionMS = row.NodesCPUMS / float64(n)
+		}
+	}
 	base := map[tlsKind]float64{} // the dns-only row's time, by kind
 	plain := map[string]StormRow{}
 	for _, row := range r.Rows {
@@ -308,6 +337,7 @@ func (r *StormReport) finish() {
 	for i, row := range r.Rows {
 		if row.TLS {
 			r.Rows[i].VsPlain = Ratio(row.ElapsedMS, plain[row.Policy].ElapsedMS)
+			r.Rows[i].NodesCPUVsPlain = Ratio(r.Rows[i].NodesCPUPerSessionMS, plain[row.Policy].NodesCPUPerSessionMS)
 		}
 		if b := base[row.kind()]; b > 0 {
 			r.Rows[i].VsDNSOnly = Ratio(row.ElapsedMS, b)
@@ -323,6 +353,15 @@ func (r *StormReport) finish() {
 				What: fmt.Sprintf("storm: default time to attach all, TLS (%s) vs plain (issue 10)", row.kind().clients()), Want: "<= 1.5x",
 				Got: fmt.Sprintf("%.0f ms / %.0f ms = %.2fx", row.ElapsedMS, p.ElapsedMS, row.VsPlain), Met: row.VsPlain <= 1.5 && row.Failed == 0 && p.Failed == 0,
 			})
+			if row.NodesCPUVsPlain > 0 {
+				// Not the issue's measure (the time) but its fair
+				// proxy: here the clients' half of every handshake
+				// shares the nodes' two cores.
+				r.Targets = append(r.Targets, Target{
+					What: fmt.Sprintf("storm: default nodes' CPU per session, TLS (%s) vs plain (issue 10's storm target, fair proxy: clients' CPU left out)", row.kind().clients()), Want: "<= 1.5x",
+					Got: fmt.Sprintf("%.2f ms / %.2f ms = %.2fx", row.NodesCPUPerSessionMS, p.NodesCPUPerSessionMS, row.NodesCPUVsPlain), Met: row.NodesCPUVsPlain <= 1.5 && row.Failed == 0 && p.Failed == 0,
+				})
+			}
 			continue
 		}
 		r.Targets = append(r.Targets, Target{
@@ -375,10 +414,10 @@ func (r *StormReport) writeTLS(w io.Writer) {
 		p := plain[row.Policy]
 		rows = append(rows, []string{rowName(row.Policy, row.kind()), fmt.Sprintf("%.0f", p.ElapsedMS), fmt.Sprintf("%.0f", row.ElapsedMS), f2(row.VsPlain) + "x",
 			f1(p.ConnectMS.P50), f1(row.ConnectMS.P50), f1(p.ConnectMS.P99), f1(row.ConnectMS.P99), handshakesCell(row.Handshakes),
-			cpuCell(p), cpuCell(row)})
+			cpuCell(p), cpuCell(row), perSessionCell(p, row)})
 	}
 	table(w, []string{"policy", "plain all attached ms", "tls ms", "tls/plain", "plain connect p50 ms", "tls p50 ms", "plain p99 ms", "tls p99 ms", "handshakes resumed",
-		"plain cpu s nodes+clients", "tls cpu s nodes+clients"}, rows)
+		"plain cpu s nodes+clients", "tls cpu s nodes+clients", "nodes cpu ms/session plain, tls (tls/plain)"}, rows)
 }
 
 // Charts implements Report.
