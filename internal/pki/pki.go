@@ -174,7 +174,8 @@ type Request struct {
 
 // Issue makes a node certificate for req, signed by ca, with a fresh
 // ECDSA P-256 key. It returns both in PEM: the certificate followed by
-// the CA's (the chain a node presents), and the key.
+// the CA's (the chain file a node reads; it sends the certificate alone,
+// since clients trust the CA already), and the key.
 func (ca *CA) Issue(req Request, now time.Time) (chainPEM, keyPEM []byte, err error) {
 	if req.Service == "" || strings.ContainsAny(req.Service, " /*") {
 		return nil, nil, fmt.Errorf("pki: service name %q: %w", req.Service, ErrBadRequest)
