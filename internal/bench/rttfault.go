@@ -191,6 +191,18 @@ type faultRun struct {
 	// over is set once the run is summarized: the leaves that come after
 	// are the bench closing its own typists, not churn.
 	over bool
+	// seen is the presence members saw after the fault, sorted into Churn
+	// when the run is summarized (presence).
+	seen []presenceSeen
+}
+
+// presenceSeen is one presence event a member saw: who saw what about
+// whom, and when.
+type presenceSeen struct {
+	by    *typist
+	about *typist
+	event string
+	at    time.Duration // after the fault
 }
 
 func runRTTFault(ctx context.Context, e *env) (Report, error) {
@@ -538,23 +550,35 @@ func (r *faultRun) rejoinLater(t *typist) {
 	})
 }
 
-// presence counts churn: presence after the fault and before the run is
+// presence notes churn: presence after the fault and before the run is
 // summarized, seen on a node that was not hurt, about a typist (typists
-// never leave until the bench closes them, after the summary). It sorts
-// it by the typist it is about: of the hurt node, of another node but
-// whose session dropped, or of another node and never dropped (healthy:
-// presence about them is never right).
+// never leave until the bench closes them, after the summary).
 func (r *faultRun) presence(t *typist, m wire.Message) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.faultAt.IsZero() || r.over || t.node == r.hurt || (m.Event != "leave" && m.Event != "join") {
 		return
 	}
-	who := r.byUser[t.room+"/"+m.User]
-	if who == nil {
-		return
+	if who := r.byUser[t.room+"/"+m.User]; who != nil {
+		r.seen = append(r.seen, presenceSeen{by: t, about: who, event: m.Event, at: time.Since(r.faultAt)})
 	}
-	hurt := who.node == r.hurt
+}
+
+// countChurn sorts the presence seen by the typist it is about: of the
+// hurt node, of another node but whose session dropped at any time
+// during the run, or of another node and never dropped (healthy:
+// presence about them is never right). It sorts once the run is over,
+// not as each event comes: on a loaded machine a member may see a
+// typist's leave before the bench has handled that typist's own drop.
+func (r *faultRun) countChurn(seen []presenceSeen, hurtNode string) {
+	for _, s := range seen {
+		r.countPresence(s, hurtNode)
+	}
+}
+
+func (r *faultRun) countPresence(s presenceSeen, hurtNode string) {
+	t, who := s.by, s.about
+	hurt := who.node == hurtNode
 	dropped := false
 	if !hurt {
 		who.mu.Lock()
@@ -564,7 +588,7 @@ func (r *faultRun) presence(t *typist, m wire.Message) {
 	c := &r.rep.Churn
 	if len(c.First) < 10 || (!hurt && !dropped && len(c.HealthyFirst) < 10) {
 		ev := fmt.Sprintf("%s on %s saw %s of %s (home %s) %.0f ms after the fault",
-			t.user, t.node, m.Event, m.User, who.node, ms(time.Since(r.faultAt)))
+			t.user, t.node, s.event, who.user, who.node, ms(s.at))
 		if len(c.First) < 10 {
 			c.First = append(c.First, ev)
 		}
@@ -572,7 +596,7 @@ func (r *faultRun) presence(t *typist, m wire.Message) {
 			c.HealthyFirst = append(c.HealthyFirst, ev)
 		}
 	}
-	leave := m.Event == "leave"
+	leave := s.event == "leave"
 	switch {
 	case hurt && leave:
 		c.HurtLeaves++
@@ -932,9 +956,11 @@ func (r *faultRun) summarize() {
 	r.mu.Lock()
 	r.over = true // from now on the typists' sessions close
 	faultAt := r.faultAt
+	seen, hurtNode := r.seen, r.hurt
 	counts := r.errCount
 	rep.FirstErrors = slices.Clone(r.firstErrs)
 	r.mu.Unlock()
+	r.countChurn(seen, hurtNode)
 	for k, v := range counts {
 		rep.Errors[k] = v
 	}
