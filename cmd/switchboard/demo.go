@@ -98,8 +98,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 		cfg.Logger = logger
-		if i > 0 {
-			cfg.Join = []string{addr(0, *port+2)}
+		// Every node names the others, as docs/operations.md tells
+		// operators to: a node then knows the cluster will have them all,
+		// and creates the rooms' storage with 3 replicas from the start.
+		for j := range *nodes {
+			if j != i {
+				cfg.Join = append(cfg.Join, addr(j, *port+2))
+			}
 		}
 		n, err := node.New(cfg)
 		if err != nil {
