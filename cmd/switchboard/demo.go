@@ -77,8 +77,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		cfg.ID = "n" + strconv.Itoa(i+1)
 		cfg.Listen = addr(i, *port)
 		cfg.HTTP = addr(i, *port+1)
-		cfg.Cluster = addr(i, *port+2)
-		cfg.ClusterSecret = hex.EncodeToString(secret)
+		if *nodes > 1 {
+			// A node alone runs no cluster: a clustered JetStream
+			// with no peer would wait for routes forever.
+			cfg.Cluster = addr(i, *port+2)
+			cfg.ClusterSecret = hex.EncodeToString(secret)
+		}
 		cfg.DNS = addr(i, *dnsPort)
 		cfg.Capacity = *capacity
 		cfg.Group = "demo/z" + strconv.Itoa(i+1)
@@ -114,7 +118,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("demo: starting %s: %w", cfg.ID, err)
 		}
 		started = append(started, n)
-		fmt.Fprintf(stdout, "node %s: clients %s, http %s, cluster %s, dns %s\n", n.ID(), n.Addr(), n.HTTPAddr(), n.ClusterAddr(), n.DNSAddr())
+		fmt.Fprintf(stdout, "node %s: clients %s, http %s, cluster %s, dns %s\n", n.ID(), n.Addr(), n.HTTPAddr(), orNone(n.ClusterAddr()), n.DNSAddr())
 	}
 	dns := addr(0, *dnsPort)
 	host, p, _ := net.SplitHostPort(dns)
