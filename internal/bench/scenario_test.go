@@ -137,6 +137,10 @@ func TestScenarios(t *testing.T) {
 			if rep.DownMissing != 0 || rep.JoinMissing != 0 || rep.Joined != 1 {
 				t.Errorf("scale: %d (node, killed) pairs never down, %d (node, joined) never up, %d joined", rep.DownMissing, rep.JoinMissing, rep.Joined)
 			}
+			// The nodes' own logs say the same (peerLog).
+			if rep.NodeDownMissing != 0 || rep.NodeJoinMissing != 0 || rep.NodeDownMS.Max <= 0 {
+				t.Errorf("scale: by the nodes' logs %d (node, killed) pairs never down, %d (node, joined) never up, down %+v", rep.NodeDownMissing, rep.NodeJoinMissing, rep.NodeDownMS)
+			}
 			// Each live node learned of the kill from the nats-servers'
 			// disconnect event (serve --bus-system), not from silence.
 			if !rep.BusWatch || rep.Disconnects != 2 {

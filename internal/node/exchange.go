@@ -205,7 +205,6 @@ func (n *Node) run() {
 			}
 		}
 		if c.Membership() {
-			n.log.Debug("directory change", "peer", c.ID, "kind", c.Kind.String(), "from", c.From, "to", c.To)
 			changed[c.ID] = struct{}{}
 			schedulePush()
 			viewAt = time.Time{} // rebuild the view at once
@@ -218,6 +217,12 @@ func (n *Node) run() {
 			steps.left(e.ID) // a peer's own goodbye
 		}
 		c := table.Apply(e, now)
+		if c.Membership() && e.ID != cfg.ID {
+			// A peer's own word: it came, or says its status changed
+			// (a death seen by silence or by the bus is logged where it
+			// is noticed).
+			n.log.Info("peer changed: its entry says so", "peer", c.ID, "kind", c.Kind.String(), "from", c.From, "to", c.To)
+		}
 		note(c)
 		if c.Kind == directory.Added && e.ID != cfg.ID {
 			// A newcomer: tell it about us without waiting for a heartbeat.
