@@ -37,8 +37,29 @@ func newPeerLog(next io.Writer) *peerLog {
 // peerChanged matches a node's text log line about a peer's change.
 var peerChanged = regexp.MustCompile(`^time=(\S+) level=\S+ msg="peer changed[^"]*" node=(\S+) peer=(\S+) .*\bto=(\S+)`)
 
-// Write takes whole lines: a node writes each log line at once, and a
-// pipe hands a reader a write of up to 4 KiB whole.
+// node returns the writer for one node's logs: it cuts them into lines,
+// keeping a line's start until its end comes (a pipe's reader may get
+// part of a line), notes them and passes each whole line on.
+func (p *peerLog) node() io.Writer { return &peerLogLines{p: p} }
+
+type peerLogLines struct {
+	p    *peerLog
+	tail []byte
+}
+
+func (w *peerLogLines) Write(b []byte) (int, error) {
+	buf := append(w.tail, b...)
+	end := bytes.LastIndexByte(buf, '\n') + 1
+	w.tail = append([]byte(nil), buf[end:]...)
+	if end > 0 {
+		if _, err := w.p.Write(buf[:end]); err != nil {
+			return 0, err
+		}
+	}
+	return len(b), nil
+}
+
+// Write notes the whole lines in b and passes b on.
 func (p *peerLog) Write(b []byte) (int, error) {
 	for line := range bytes.Lines(b) {
 		m := peerChanged.FindSubmatch(bytes.TrimRight(line, "\r\n"))

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"io"
 	"testing"
 	"time"
 
@@ -55,5 +56,33 @@ time=2026-12-01T17:40:09.250Z level=INFO msg="peer changed: its entry says so" n
 		if ok != tt.ok || !got.Equal(tt.want) {
 			t.Errorf("first(%s, %s, %s, %v) = %v, %v; want %v, %v", tt.node, tt.peer, tt.status, tt.since, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+// Each node's writer keeps a line cut by a pipe's read until its end
+// comes, while another node's lines arrive in between.
+func TestPeerLogCutLines(t *testing.T) {
+	var out bytes.Buffer
+	p := newPeerLog(&out)
+	a, b := p.node(), p.node()
+	lineA := `time=2026-12-01T18:00:00.100Z level=INFO msg="peer changed: its entry says so" node=n1 peer=n9 kind=added from="" to=up` + "\n"
+	lineB := `time=2026-12-01T18:00:00.200Z level=INFO msg="peer changed" node=n2 peer=n8 kind=status to=down` + "\n"
+	cut := 40
+	for _, w := range []struct {
+		to   io.Writer
+		data string
+	}{{a, lineA[:cut]}, {b, lineB}, {a, lineA[cut:]}} {
+		if _, err := w.to.Write([]byte(w.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := p.first("n1", "n9", directory.Up, time.Time{}); !ok {
+		t.Error("the line cut in two was not read")
+	}
+	if _, ok := p.first("n2", "n8", directory.Down, time.Time{}); !ok {
+		t.Error("the other node's line was not read")
+	}
+	if want := lineB + lineA; out.String() != want {
+		t.Errorf("passed on %q, want %q", out.String(), want)
 	}
 }

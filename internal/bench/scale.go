@@ -476,7 +476,7 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 	plog := newPeerLog(e.cfg.Logs)
 	lc, err := localcluster.Start(ctx, localcluster.Config{
 		Binary: e.cfg.Binary, Nodes: min(scaleBatch, e.cfg.Nodes), Heartbeat: e.cfg.Heartbeat, NoWait: true,
-		Capacity: max(10000, 2*e.cfg.Clients), Output: plog, Args: e.cfg.NodeArgs,
+		Capacity: max(10000, 2*e.cfg.Clients), OutputFor: func(int) io.Writer { return plog.node() }, Args: e.cfg.NodeArgs,
 		Bus: strings.Join(ns.regionURLs[0], ","), Groups: groups,
 		ArgsFor: func(i int) []string {
 			var args []string

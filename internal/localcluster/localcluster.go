@@ -63,6 +63,11 @@ type Config struct {
 	DataDir string
 	// Output receives the nodes' logs (default: discarded).
 	Output io.Writer
+	// OutputFor, when set, gives node i's logs a writer of its own
+	// instead of Output, so that the reader can cut them into lines: a
+	// pipe's reader may get part of a line when the pipe holds more
+	// than it reads at once.
+	OutputFor func(i int) io.Writer
 	// TLS serves every node's client listener with TLS: Start makes a
 	// throwaway CA (internal/pki) in the data directory and gives each
 	// node a certificate naming the service and the node's IP. Clients
@@ -339,7 +344,10 @@ func (c *Cluster) launch(i int, n *Node) error {
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = c.cfg.Output
-	cmd.Stderr = c.cfg.Output
+	if c.cfg.OutputFor != nil {
+		cmd.Stdout = c.cfg.OutputFor(i)
+	}
+	cmd.Stderr = cmd.Stdout
 	cmd.Env = cleanEnv()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("localcluster: starting %s: %w", n.ID, err)
