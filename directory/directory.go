@@ -316,6 +316,14 @@ func (t *Table) Tick(now time.Time) []Change {
 	return changes
 }
 
+// SetDownAfter changes Timeouts.DownAfter, the least silence that makes
+// a peer down. A node whose own heartbeat slowed with the cluster's size
+// raises it to that many of its own heartbeats: a newcomer announces the
+// quick heartbeat of a node that knows no peer yet, and on a busy
+// machine it would flap down and back many times before it announced
+// the cluster's pace (each flap a push to every attached client).
+func (t *Table) SetDownAfter(d time.Duration) { t.timeouts.DownAfter = d }
+
 // downAfter is how long e's node may stay silent before it is down:
 // HeartbeatMisses of the heartbeats it announced, never less than
 // Timeouts.DownAfter.

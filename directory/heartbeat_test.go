@@ -72,3 +72,25 @@ func TestValidateHeartbeatAndConn(t *testing.T) {
 		})
 	}
 }
+
+// A node whose heartbeat slowed raises the silence that makes a peer
+// down: a newcomer announcing a quick heartbeat is then held to the
+// slower one, and lowered again, to its own.
+func TestSetDownAfter(t *testing.T) {
+	tbl := directory.NewTable("a", timeouts)
+	newcomer := entry("b", 1, 1, directory.Starting)
+	newcomer.HeartbeatMS = 200
+	tbl.Apply(newcomer, at(0))
+	tbl.SetDownAfter(6 * time.Second)
+	if changes := tbl.Tick(at(5 * time.Second)); len(changes) != 0 {
+		t.Fatalf("5 s of silence with down after 6 s: %+v", changes)
+	}
+	if changes := tbl.Tick(at(6 * time.Second)); len(changes) != 1 || changes[0].To != directory.Down {
+		t.Fatalf("6 s of silence with down after 6 s: %+v, want b down", changes)
+	}
+	tbl.Apply(entry("b", 1, 2, directory.Starting), at(7*time.Second))
+	tbl.SetDownAfter(timeouts.DownAfter)
+	if changes := tbl.Tick(at(7*time.Second + 600*time.Millisecond)); len(changes) != 1 || changes[0].To != directory.Down {
+		t.Fatalf("600 ms of silence with the down after lowered to 600 ms: %+v, want b down", changes)
+	}
+}

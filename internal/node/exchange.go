@@ -199,6 +199,7 @@ func (n *Node) run() {
 				// that no peer waits for a heartbeat at the old one.
 				every = d
 				n.heartbeatMS.Store(every.Milliseconds())
+				table.SetDownAfter(directory.HeartbeatMisses * max(cfg.Heartbeat, every))
 				heartbeat.Reset(every)
 				check.Reset(max(every/8, time.Millisecond))
 				schedulePublish()
