@@ -358,6 +358,19 @@ func (o *observer) first(id string, status directory.Status) (time.Time, bool) {
 	return t, ok
 }
 
+// appendSpread appends how long after the first of times each came, in
+// ms.
+func appendSpread(spread []float64, times []time.Time) []float64 {
+	if len(times) == 0 {
+		return spread
+	}
+	first := slices.MinFunc(times, time.Time.Compare)
+	for _, t := range times {
+		spread = append(spread, float64(t.Sub(first).Microseconds())/1000)
+	}
+	return spread
+}
+
 // scrape reads one counter of a node's /metrics.
 func scrape(ctx context.Context, hc *http.Client, n *localcluster.Node, name string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.HTTP+"/metrics", nil)
@@ -739,10 +752,8 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 			if len(times) == 0 {
 				continue
 			}
-			first, last := slices.MinFunc(times, time.Time.Compare), slices.MaxFunc(times, time.Time.Compare)
-			for _, t := range times {
-				spread = append(spread, float64(t.Sub(first).Microseconds())/1000)
-			}
+			spread = appendSpread(spread, times)
+			last := slices.MaxFunc(times, time.Time.Compare)
 			fromStart = append(fromStart, float64(last.Sub(n.Started).Microseconds())/1000)
 		}
 		return spread, fromStart, missing
@@ -760,13 +771,7 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 				}
 				times = append(times, t)
 			}
-			if len(times) == 0 {
-				continue
-			}
-			first := slices.MinFunc(times, time.Time.Compare)
-			for _, t := range times {
-				spread = append(spread, float64(t.Sub(first).Microseconds())/1000)
-			}
+			spread = appendSpread(spread, times)
 		}
 		return spread, missing
 	}
