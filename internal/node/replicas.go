@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/switchboard/switchboard/directory"
 )
 
 // The replicas the rooms' storage is created with.
@@ -121,13 +119,9 @@ func (e *roomEngine) startReplicas(waited time.Duration) (int, bool) {
 		return s.want(up, up, waited)
 	}
 	s.configured = configuredNodes(cfg, e.n.ClusterAddr())
-	seen := 0
-	for _, node := range e.n.availableNodes() {
-		if node.Status != directory.Down {
-			seen++
-		}
-	}
-	seen = max(seen, 1+len(e.n.bus.RoutePeers()))
+	// up counts the directory's nodes not down, capped at 3, which is all
+	// want looks at; the routes may know more.
+	seen := max(up, 1+len(e.n.bus.RoutePeers()))
 	return s.want(up, seen, waited)
 }
 
