@@ -104,6 +104,15 @@ type Config struct {
 	// answering node in. It models what clients of a large cluster are
 	// sent. Default false.
 	SampledViews bool
+	// NoPushes models clients that hold no directory when their node
+	// dies: a dropped session waits, then asks the common address for a
+	// directory, as the model did before pushes. By default (false) a
+	// session holds the directory its node sent when it attached, kept
+	// current by the pushes of changes (joins, nodes marked down), and
+	// picks from it first after a drop, as the Go client does (package
+	// client; failover.Outcome.Held). Either way Result.Pushes counts the
+	// bytes the nodes push.
+	NoPushes bool
 	// Failover is the clients' retry configuration (package failover);
 	// zero fields take failover.DefaultConfig.
 	Failover failover.Config

@@ -37,8 +37,22 @@
 // a failover.Machine and does what the real client does: dial a dead node
 // twice more, then fetch a new directory and pick again; after a refusal,
 // pick again at once from the fresher directory the refusal carries,
-// without that node; after a drop, wait up to 250 ms, fetch, pick. Every
-// fetch and dial costs one RTT. The common address always answers.
+// without that node; after a drop, wait up to 250 ms and pick from the
+// directory the session holds, without the dead node, and only when its
+// candidates fail fetch and pick. Every fetch and dial costs one RTT. The
+// common address always answers.
+//
+// An attached session holds the directory its node sent when it attached
+// (a view of ViewSize nodes when that is set), kept current by the pushes
+// of changes the nodes send when nodes join or are marked down, Propagation
+// after the change: a join is added while the session holds fewer than
+// its view's size, a node marked down is left out, more than DeltaMax
+// changes at once are a whole view. Changes of users alone are not pushed,
+// so a held directory's numbers are those of its last whole view: its
+// Request.Age is the time since the last push. Config.NoPushes drops the
+// held directory (a dropped session fetches at once). Result.Pushes counts
+// the bytes pushed, as changes and as whole views, measured with the real
+// encoder (PushBytes).
 //
 // Directories are stale in two ways. Every Tick (10 ms) the simulator
 // snapshots the users per node; a client picks from the latest snapshot at

@@ -5,6 +5,7 @@ const (
 	evDepart  uint8 = iota // a session's lifetime ends
 	evAttach               // a dial reaches a node: attach, refusal or failure
 	evFetched              // a client has fetched a directory and picks
+	evPick                 // a dropped client picks from the directory it held
 )
 
 // event is something that happens to session s at time at (nanoseconds);

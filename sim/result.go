@@ -27,8 +27,14 @@ type Result struct {
 	// Peak is the most users seen on one node at any snapshot.
 	Peak int `json:"peak"`
 
-	// Picks counts the calls to the policy.
-	Picks int `json:"picks"`
+	// HeldDirectory says the sessions held the directory pushed to them
+	// and picked from it first after a drop (Config.NoPushes false).
+	HeldDirectory bool `json:"held_directory"`
+
+	// Picks counts the calls to the policy; HeldPicks those of them from
+	// a directory a session held when its node died.
+	Picks     int `json:"picks"`
+	HeldPicks int `json:"held_picks"`
 	// Refused counts attaches refused by a full node; DialFailed dials of
 	// a dead node; NoCandidate picks that found no node (pick.ErrNoNode).
 	// Failed is Refused+DialFailed: the failed attaches.
@@ -36,6 +42,10 @@ type Result struct {
 	DialFailed  int `json:"dial_failed"`
 	NoCandidate int `json:"no_candidate"`
 	Failed      int `json:"failed_attaches"`
+
+	// Pushes counts the directories the nodes pushed to attached
+	// sessions, and their bytes.
+	Pushes Pushes `json:"pushes"`
 
 	// Storms describes each re-attach storm (one per NodeEvent that
 	// killed nodes), in order.
@@ -60,6 +70,11 @@ type Storm struct {
 	// Failed counts the failed attaches (refused or dial failed) of the
 	// storm's sessions.
 	Failed int `json:"failed_attaches"`
+	// Fetched counts the storm's sessions that asked the common address
+	// for a directory (at least once) before attaching again: all of
+	// them without a held directory, only those whose held directory's
+	// candidates failed with one.
+	Fetched int `json:"fetched"`
 	// P50, P99 and Max are percentiles (stats.Quantile at 0.50, 0.99 and
 	// 1: nearest rank, so each is one of Times) of the time from the death
 	// to the session being attached again; Max is when the storm was over.

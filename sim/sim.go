@@ -52,6 +52,13 @@ type flow struct {
 	self    int32   // the node whose hello answer that directory is, or -1
 	storm   int32   // index in Result.Storms, or -1
 	since   int64   // when the flow started
+	// held: the next pick uses the directory the session held when its
+	// node (home) died at dropAt, which it had since it attached at from
+	// (held.go); until it asks the common address.
+	held         bool
+	home         int32
+	from, dropAt int64
+	asked        bool // it has asked the common address
 }
 
 func (f *flow) touch(n int32) {
@@ -127,6 +134,19 @@ type run struct {
 	mark         []uint32         // per node number: r.gen if drawn
 	gen          uint32
 
+	// The directories sessions hold (held.go), unless Config.NoPushes.
+	attachAt  []int64   // per session: when it last attached
+	hist      [][]int32 // every histEvery-th snapshot
+	histEvery int
+	heldV     view
+	heldOut   []directory.Node
+	heldPCG   *rand.PCG
+	heldRand  *rand.Rand
+
+	// The pushes of changes (push.go), with or without held directories.
+	pushes   []push // in order of time
+	nextPush int    // the first not delivered
+
 	nextSample int64
 	res        Result
 }
@@ -178,7 +198,12 @@ func newRun(ctx context.Context, cfg Config) (*run, error) {
 
 	tick := int64(cfg.Tick)
 	staleLag := int64(cfg.Staleness + cfg.Propagation)
-	r.ring = make([][]int32, staleLag/tick+3)
+	ringSpan := staleLag
+	if !cfg.NoPushes {
+		ringSpan = max(ringSpan, int64(heldRing))
+		r.newHeld(total, sessions)
+	}
+	r.ring = make([][]int32, ringSpan/tick+3)
 	for i := range r.ring {
 		r.ring[i] = make([]int32, total)
 	}
@@ -187,7 +212,7 @@ func newRun(ctx context.Context, cfg Config) (*run, error) {
 
 	r.res = Result{
 		Policy: cfg.Policy, Staleness: cfg.Staleness.Seconds(),
-		Duration: cfg.Duration.Seconds(), Warmup: cfg.Warmup.Seconds(),
+		Duration: cfg.Duration.Seconds(), Warmup: cfg.Warmup.Seconds(), HeldDirectory: !cfg.NoPushes,
 	}
 	r.nextArrival = never
 	if cfg.Sessions > 0 {
@@ -242,6 +267,11 @@ func (r *run) run() (Result, error) {
 		if r.nextArrival < t {
 			t, what = r.nextArrival, arrival
 		}
+		// Pushes reach the sessions attached when they go out.
+		for r.nextPush < len(r.pushes) && r.pushes[r.nextPush].at <= min(t, end) {
+			r.deliver(&r.pushes[r.nextPush])
+			r.nextPush++
+		}
 		// Snapshot k holds every change at or before k*Tick.
 		for nextTick < t && nextTick <= end {
 			r.now = nextTick
@@ -263,6 +293,9 @@ func (r *run) run() (Result, error) {
 				r.joinAt[r.live] = r.now
 				r.live++
 			}
+			if e.Join > 0 {
+				r.addPush(r.now+int64(cfg.Propagation), 0, e.Join)
+			}
 		case stormArrives:
 			storm = false
 			for s := cfg.Sessions; s < cfg.Sessions+cfg.Storm; s++ {
@@ -277,6 +310,10 @@ func (r *run) run() (Result, error) {
 				r.dialled(e.s, e.node)
 			case evFetched:
 				r.fetched(e.s)
+			case evPick:
+				if fl := r.flows[e.s]; fl != nil && r.state[e.s] == stTrying {
+					r.pickStep(e.s, fl)
+				}
 			}
 		case arrival:
 			s := int32(r.arrivals)
@@ -369,7 +406,11 @@ func (r *run) fetched(s int32) {
 	if r.state[s] != stTrying || fl == nil {
 		return
 	}
-	fl.fresh, fl.self = false, r.answerer()
+	fl.fresh, fl.self, fl.held = false, r.answerer(), false
+	if fl.storm >= 0 && !fl.asked {
+		r.res.Storms[fl.storm].Fetched++
+	}
+	fl.asked = true
 	r.do(s, fl, fl.m.Next(failover.Outcome{Kind: failover.Fetched}, r.clock()))
 }
 
@@ -379,14 +420,12 @@ func (r *run) do(s int32, fl *flow, act failover.Action) {
 	case failover.Refresh:
 		r.q.push(event{at: r.now + int64(act.After) + int64(r.cfg.RTT), s: s, kind: evFetched})
 	case failover.Pick:
-		now := r.clock()
-		n, err := r.pick(s, fl, fl.self)
-		if err != nil {
-			r.res.NoCandidate++
-			r.do(s, fl, fl.m.Next(failover.Outcome{Kind: failover.NoCandidate, Err: err}, now))
+		if act.After > 0 {
+			// After a drop, the pick from the held directory waits.
+			r.q.push(event{at: r.now + int64(act.After), s: s, kind: evPick})
 			return
 		}
-		r.do(s, fl, fl.m.Next(failover.Outcome{Kind: failover.Picked, Node: r.ids[n]}, now))
+		r.pickStep(s, fl)
 	case failover.Dial:
 		r.dial(s, r.index[act.Node], 0)
 	case failover.Retry:
@@ -396,6 +435,18 @@ func (r *run) do(s int32, fl *flow, act failover.Action) {
 		// comes, as flows have no deadline. Either way: stop trying.
 		delete(r.flows, s)
 	}
+}
+
+// pickStep picks for session s in flow fl and carries on.
+func (r *run) pickStep(s int32, fl *flow) {
+	now := r.clock()
+	n, err := r.pick(s, fl, fl.self)
+	if err != nil {
+		r.res.NoCandidate++
+		r.do(s, fl, fl.m.Next(failover.Outcome{Kind: failover.NoCandidate, Err: err}, now))
+		return
+	}
+	r.do(s, fl, fl.m.Next(failover.Outcome{Kind: failover.Picked, Node: r.ids[n]}, now))
 }
 
 func (r *run) newFlow(s int32, storm int32) *flow {
@@ -430,6 +481,9 @@ func (r *run) answerer() int32 {
 // from the common address (whose hello answer is self), or the one a
 // refusal carried.
 func (r *run) pick(s int32, fl *flow, self int32) (int32, error) {
+	if fl != nil && fl.held && !fl.fresh {
+		return r.pickHeld(s, fl)
+	}
 	v := &r.stale
 	if fl != nil && fl.fresh {
 		v = &r.fresh
@@ -676,6 +730,9 @@ func (r *run) attach(s, n int32) {
 	r.members[n] = append(r.members[n], s)
 	r.users[n]++
 	r.attached++
+	if r.attachAt != nil {
+		r.attachAt[s] = r.now
+	}
 	if fl := r.flows[s]; fl != nil {
 		if fl.storm >= 0 {
 			st := &r.res.Storms[fl.storm]
@@ -724,14 +781,23 @@ func (r *run) kill(count int) {
 		st.Killed++
 		r.deathAt[n], r.frozen[n] = r.now, r.users[n]
 		st.Sessions += len(r.members[n])
+		held := r.attachAt != nil
 		for _, s := range r.members[n] {
 			r.state[s] = stTrying
 			r.attached--
 			fl := r.newFlow(s, storm)
 			fl.touch(n)
-			r.do(s, fl, fl.m.Next(failover.Outcome{Kind: failover.Dropped, Node: r.ids[n]}, now))
+			if held {
+				fl.held, fl.home, fl.from, fl.dropAt = true, n, r.attachAt[s], r.now
+			}
+			r.do(s, fl, fl.m.Next(failover.Outcome{Kind: failover.Dropped, Node: r.ids[n], Held: held}, now))
 		}
 		r.users[n], r.members[n] = 0, nil
+	}
+	if st.Killed > 0 {
+		// Marked down Detect later; that reaches the sessions of the
+		// other nodes Propagation after.
+		r.addPush(r.now+int64(r.cfg.Detect+r.cfg.Propagation), st.Killed, 0)
 	}
 }
 
@@ -739,6 +805,7 @@ func (r *run) kill(count int) {
 // and samples the loads.
 func (r *run) snapshot(at int64) {
 	copy(r.ring[r.taken%len(r.ring)], r.users[:r.live])
+	r.keepHistory(r.taken)
 	r.taken++
 	lo, hi, sum, count := int32(math.MaxInt32), int32(0), 0, 0
 	for i := range r.live {

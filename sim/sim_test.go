@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/switchboard/switchboard/failover"
 	"github.com/switchboard/switchboard/pick"
+	"github.com/switchboard/switchboard/wire"
 )
 
 func failoverBad() failover.Config {
@@ -231,7 +233,10 @@ func TestViewSize(t *testing.T) {
 		t.Errorf("thin p2c: %+v", thin.End)
 	}
 	cfg.Policy = pick.DNSOnly
-	if res := mustRun(t, cfg); res.Attached == 0 || res.NoCandidate != 0 {
+	// Only the picks from a held directory find no node: it came on the
+	// connection lost, so no node answered it (and the client asks the
+	// common address).
+	if res := mustRun(t, cfg); res.Attached == 0 || res.NoCandidate != res.HeldPicks {
 		t.Errorf("dns-only with a thin directory must still find the answering node: %+v", res)
 	}
 }
@@ -362,7 +367,9 @@ func TestThinned(t *testing.T) {
 // (their group first, weighted by spare capacity). With fresh
 // directories the default policy herds over the whole directory and does
 // not over views (within a tenth of p2c over the whole); stale, it picks
-// exactly as p2c over the same views. Runs stay deterministic.
+// exactly as p2c over the same views (without held directories: a held
+// one is the node's own, as fresh as when the session attached, whatever
+// the common address's staleness). Runs stay deterministic.
 func TestSampledViews(t *testing.T) {
 	base := Config{
 		Nodes: 20, Capacity: 1000, Sessions: 3000, Rate: 1000, Lifetime: 20 * time.Second,
@@ -386,10 +393,153 @@ func TestSampledViews(t *testing.T) {
 	if viewed.Worst >= whole.Worst || viewed.Worst > 1.1*p2c.Worst {
 		t.Errorf("fresh: default over views worst max/mean %.3f, over the whole directory %.3f, p2c over the whole %.3f", viewed.Worst, whole.Worst, p2c.Worst)
 	}
+	base.NoPushes = true
 	for _, staleness := range []time.Duration{time.Second} {
 		def, p := run("default", staleness, true), run("p2c", staleness, true)
 		if def.Worst != p.Worst || def.End != p.End {
 			t.Errorf("staleness %v: default over views %.3f (end %.3f), p2c over views %.3f (end %.3f)", staleness, def.Worst, def.End.MaxMean, p.Worst, p.End.MaxMean)
 		}
+	}
+}
+
+// TestHeldDirectory: the sessions of a dead node pick from the directory
+// its node pushed them, kept current by the pushes of changes, and ask
+// the common address only when it has nothing left; without pushes
+// (NoPushes) every one of them asks.
+func TestHeldDirectory(t *testing.T) {
+	// Two nodes fill, a third joins at 2 s, the first two die at 3 s:
+	// only the push of the join tells their sessions where to go.
+	joined := Config{
+		Policy: "random", Nodes: 2, Capacity: 5000, Sessions: 1000, Rate: 1000,
+		Lifetime: time.Hour, FixedLifetime: true,
+		Events:   []NodeEvent{{At: 2 * time.Second, Join: 1}, {At: 3 * time.Second, Kill: 2}},
+		Duration: 5 * time.Second,
+	}
+	// Three nodes; the first dies at 1 s and is marked down (pushed at
+	// 2.005 s); the second dies at 3 s: its sessions know the first is
+	// down and never dial it.
+	down := Config{
+		Policy: "random", Nodes: 3, Capacity: 5000, Sessions: 1500, Rate: 1000,
+		Lifetime: time.Hour, FixedLifetime: true,
+		Events:   []NodeEvent{{At: time.Second, Kill: 1}, {At: 3 * time.Second, Kill: 1}},
+		Duration: 5 * time.Second,
+	}
+	tests := []struct {
+		name    string
+		cfg     Config
+		storm   int  // the storm looked at
+		fetched bool // its sessions ask the common address
+		failed  int  // some of its dials fail: 1, none: 0, either: -1
+	}{
+		// Dying together, the two nodes are not marked down yet: the
+		// held directory lists the other dead one, and some dial it.
+		{"join pushed", joined, 0, false, 1},
+		{"join not held without pushes", with(joined, func(c *Config) { c.NoPushes = true }), 0, true, 1},
+		// A view of one node holds only its own node: full, so the push
+		// of the join adds nothing (as the Go client applies it).
+		{"join not added to a full view", with(joined, func(c *Config) { c.ViewSize = 1 }), 0, true, -1},
+		{"down pushed", down, 1, false, 0},
+		// Fetched, the directory shows the first node down too.
+		{"down without pushes", with(down, func(c *Config) { c.NoPushes = true }), 1, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := mustRun(t, tt.cfg)
+			st := res.Storms[tt.storm]
+			t.Logf("storm %+v; held picks %d, picks %d", st, res.HeldPicks, res.Picks)
+			if st.Sessions < 300 || st.Reattached != st.Sessions || res.Unattached != 0 {
+				t.Fatalf("storm of %d, %d re-attached, %d unattached", st.Sessions, st.Reattached, res.Unattached)
+			}
+			if fetched := st.Fetched == st.Sessions; fetched != tt.fetched || (!fetched && st.Fetched != 0) {
+				t.Errorf("%d of the %d sessions fetched a directory; want all: %v", st.Fetched, st.Sessions, tt.fetched)
+			}
+			if some := st.Failed > 0; tt.failed >= 0 && some != (tt.failed == 1) {
+				t.Errorf("%d failed attaches; want some: %v", st.Failed, tt.failed == 1)
+			}
+			if held := !tt.cfg.NoPushes; res.HeldDirectory != held || (res.HeldPicks >= st.Sessions) != held {
+				t.Errorf("held directory %v, %d held picks for a storm of %d", res.HeldDirectory, res.HeldPicks, st.Sessions)
+			}
+		})
+	}
+}
+
+func with(c Config, change func(*Config)) Config {
+	c.Events = slices.Clone(c.Events)
+	change(&c)
+	return c
+}
+
+// TestHeldFaster: picking from the held directory saves the fetch, so
+// the storm re-attaches sooner; the picks still spread.
+func TestHeldFaster(t *testing.T) {
+	cfg := Config{
+		Policy: "default", Nodes: 10, Capacity: 1000, Sessions: 2000, Rate: 1000,
+		Lifetime: time.Hour, FixedLifetime: true,
+		Events:   []NodeEvent{{At: 3 * time.Second, Kill: 1}},
+		Duration: 5 * time.Second,
+	}
+	held := mustRun(t, cfg)
+	cfg.NoPushes = true
+	fetch := mustRun(t, cfg)
+	h, f := held.Storms[0], fetch.Storms[0]
+	// The same sessions drop, after the same waits; one RTT (20 ms) less.
+	if h.Sessions != f.Sessions || h.P50 >= f.P50 || h.Max >= f.Max {
+		t.Errorf("held: %d sessions, p50 %v, max %v; fetching: %d, p50 %v, max %v", h.Sessions, h.P50, h.Max, f.Sessions, f.P50, f.Max)
+	}
+	if held.End.MaxMean > 1.1 {
+		t.Errorf("held: end %+v", held.End)
+	}
+}
+
+// TestPushBytes: a push of one change is a small fraction of a view, at
+// any size; a whole directory is cut to one line.
+func TestPushBytes(t *testing.T) {
+	for _, nodes := range []int{100, 1000, 10_000} {
+		delta, view, err := PushBytes(nodes, 1, 0, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		join, whole, err := PushBytes(nodes, 0, 1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d nodes: a death %d, a join %d, a view of 64 %d, whole %d bytes", nodes, delta, join, view, whole)
+		if delta > 400 || join > 400 || delta*20 > view || view > 16<<10 || whole-1 > wire.MaxLine || whole < view {
+			t.Errorf("%d nodes: a death %d, a join %d bytes; a view %d, whole %d", nodes, delta, join, view, whole)
+		}
+		if nodes >= 1000 && whole < wire.MaxLine-1000 {
+			t.Errorf("%d nodes: a whole directory of %d bytes is not cut at the line", nodes, whole)
+		}
+	}
+	ten, _, err := PushBytes(1000, 10, 0, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, _, _ := PushBytes(1000, 1, 0, 64)
+	if ten < 9*one/2 || ten > 10*one {
+		t.Errorf("ten changes %d bytes, one %d", ten, one)
+	}
+}
+
+// TestPushesCounted: small's death (marked down at 3 s) and joins (at
+// 3 s) make one push of three changes to every attached session, far
+// smaller than whole views; past DeltaMax changes a push is whole views.
+func TestPushesCounted(t *testing.T) {
+	res := mustRun(t, small())
+	p := res.Pushes
+	if p.Count != 1 || p.Whole != 0 || p.Sessions < 1000 || p.Sessions > 4000 || p.Bytes*3 > p.ViewBytes {
+		t.Errorf("pushes %+v", p)
+	}
+	delta, view, err := PushBytes(22, 1, 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Bytes != int64(p.Sessions*delta) || p.ViewBytes != int64(p.Sessions*view) {
+		t.Errorf("pushes %+v: want %d sessions of %d bytes (views %d)", p, p.Sessions, delta, view)
+	}
+	cfg := small()
+	cfg.Events = []NodeEvent{{At: 3 * time.Second, Join: DeltaMax + 1}}
+	if p := mustRun(t, cfg).Pushes; p.Count != 1 || p.Whole != 1 || p.Bytes != p.ViewBytes {
+		t.Errorf("%d joins at once: pushes %+v", DeltaMax+1, p)
 	}
 }

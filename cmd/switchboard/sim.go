@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 // simFlags are the flags of `switchboard sim`.
 type simFlags struct {
 	policies, staleness string
+	pushes              string
 	cfg                 sim.Config
 	kill, join          int
 	killAt, joinAt      time.Duration
@@ -35,12 +37,14 @@ type simFlags struct {
 	balls               bool
 	ballsMax, trials    int
 	quiet               bool
+	pushBytes           bool
 }
 
 func (f *simFlags) register(fs *flag.FlagSet) {
 	d := sim.DefaultConfig()
 	fs.StringVar(&f.policies, "policies", strings.Join(sim.Policies(), ","), "policies to run, comma-separated")
 	fs.StringVar(&f.staleness, "staleness", "1s,10s", "directory staleness values to run, comma-separated durations")
+	fs.StringVar(&f.pushes, "pushes", "on", "on: sessions hold the directory pushed to them and fail over from it first, as the Go client does; off: a dropped session asks the common address; \"on,off\" runs both")
 	fs.IntVar(&f.cfg.Nodes, "nodes", d.Nodes, "nodes up at the start")
 	fs.IntVar(&f.cfg.Capacity, "capacity", d.Capacity, "sessions one node admits")
 	fs.IntVar(&f.cfg.Zones, "zones", d.Zones, "zones the nodes and clients are spread over")
@@ -71,6 +75,7 @@ func (f *simFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.ballsMax, "balls-max", 1_000_000, "largest n of the balls-into-bins table (n = 1000, 10000, ...)")
 	fs.IntVar(&f.trials, "trials", 0, "balls-into-bins trials per n (0: about a million balls per row, at most 200)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no progress on stderr")
+	fs.BoolVar(&f.pushBytes, "push-bytes", false, "print the bytes of a push (changes against a whole view) at 100, 1000 and 10000 nodes instead")
 }
 
 // simReport is the --json output.
@@ -97,6 +102,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if f.balls {
 		return runBalls(ctx, f, stdout, stderr)
 	}
+	if f.pushBytes {
+		return printPushBytes(stdout, f.cfg.ViewSize)
+	}
 	policies := splitList(f.policies)
 	for _, p := range policies {
 		if !slices.Contains(sim.Policies(), p) {
@@ -111,8 +119,19 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		stales = append(stales, d)
 	}
-	if len(policies) == 0 || len(stales) == 0 {
-		return usagef(c.name, "sim: no policy or no staleness to run")
+	var pushModes []bool // NoPushes of each
+	for _, p := range splitList(f.pushes) {
+		switch p {
+		case "on":
+			pushModes = append(pushModes, false)
+		case "off":
+			pushModes = append(pushModes, true)
+		default:
+			return usagef(c.name, "sim: bad -pushes %q: want on, off or on,off", p)
+		}
+	}
+	if len(policies) == 0 || len(stales) == 0 || len(pushModes) == 0 {
+		return usagef(c.name, "sim: no policy, staleness or pushes mode to run")
 	}
 	f.cfg.Events = []sim.NodeEvent{}
 	if f.kill > 0 {
@@ -131,10 +150,12 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	var jobs []*job
 	for _, st := range stales {
-		for _, p := range policies {
-			cfg := f.cfg
-			cfg.Policy, cfg.Staleness = p, st
-			jobs = append(jobs, &job{index: len(jobs), cfg: cfg})
+		for _, np := range pushModes {
+			for _, p := range policies {
+				cfg := f.cfg
+				cfg.Policy, cfg.Staleness, cfg.NoPushes = p, st, np
+				jobs = append(jobs, &job{index: len(jobs), cfg: cfg})
+			}
 		}
 	}
 	// Check the configuration once before starting anything.
@@ -174,7 +195,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			defer mu.Unlock()
 			if j.err == nil {
 				meter.finish(j.index)
-				fmt.Fprintf(progress, "sim: %-11s staleness %-5s %6.1fs (%d picks); %s\n", j.cfg.Policy, j.cfg.Staleness, j.wall.Seconds(), j.res.Picks, meter.line(time.Now()))
+				fmt.Fprintf(progress, "sim: %-11s staleness %-5s pushes %-3s %6.1fs (%d picks); %s\n", j.cfg.Policy, j.cfg.Staleness, onOff(!j.cfg.NoPushes), j.wall.Seconds(), j.res.Picks, meter.line(time.Now()))
 			}
 		})
 	}
@@ -190,7 +211,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fmt.Fprintf(progress, "sim: done in %.1fs\n", time.Since(start).Seconds())
 
 	if f.svgDir != "" {
-		if err := writeSimCharts(f.svgDir, f.chartPolicy, policies, stales, results); err != nil {
+		// The charts are of the first pushes mode.
+		if err := writeSimCharts(f.svgDir, f.chartPolicy, policies, stales, len(pushModes), results); err != nil {
 			return err
 		}
 	}
@@ -200,11 +222,50 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return enc.Encode(simReport{Scenario: simScenario(f.cfg), Runs: results})
 	}
 	fmt.Fprintln(stdout, describeSim(f.cfg))
-	for i, st := range stales {
-		fmt.Fprintf(stdout, "\nstaleness %s\n", st)
-		printSimTable(stdout, results[i*len(policies):(i+1)*len(policies)])
+	i := 0
+	for _, st := range stales {
+		for _, np := range pushModes {
+			fmt.Fprintf(stdout, "\nstaleness %s, pushes %s\n", st, onOff(!np))
+			printSimTable(stdout, results[i*len(policies):(i+1)*len(policies)])
+			i++
+		}
 	}
 	return nil
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
+}
+
+// printPushBytes prints what a node pushes each attached session for one
+// death or join, as changes and as a whole view, at three cluster sizes.
+func printPushBytes(w io.Writer, view int) error {
+	fmt.Fprintf(w, "Bytes a node pushes each attached session (wire.Encode over typical entries; views of %d nodes, whole directories cut to one line):\n\n", cmp.Or(view, 64))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "nodes\tone death\tone join\t10 deaths\t64 changes\ta view\ta whole directory\tview / one change\t")
+	for _, n := range []int{100, 1000, 10_000} {
+		death, v, err := sim.PushBytes(n, 1, 0, cmp.Or(view, 64))
+		if err != nil {
+			return err
+		}
+		join, whole, err := sim.PushBytes(n, 0, 1, 0)
+		if err != nil {
+			return err
+		}
+		ten, _, err := sim.PushBytes(n, 10, 0, 0)
+		if err != nil {
+			return err
+		}
+		most, _, err := sim.PushBytes(n, sim.DeltaMax, 0, 0)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.0f\t\n", n, death, join, ten, most, v, whole, float64(v)/float64(death))
+	}
+	return tw.Flush()
 }
 
 // describeSim is the one-paragraph summary of the scenario above the tables.
@@ -276,16 +337,32 @@ func stormTotals(res sim.Result) (size, failed int, times []float64) {
 
 func printSimTable(w io.Writer, results []sim.Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\tend max\tend mean\tmax/mean\tworst max/mean\tpeak\tfailed attaches\trefused\tdial failed\tstorm\treattach p50\tp99\tmax\tunattached\t")
+	fmt.Fprintln(tw, "policy\tend max\tend mean\tmax/mean\tworst max/mean\tpeak\tfailed attaches\trefused\tdial failed\tstorm\tfetched\treattach p50\tp99\tmax\tunattached\tpushed MB\tas views MB\t")
 	for _, r := range results {
 		size, _, times := stormTotals(r)
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.3f\t%.3f @%gs\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t\n",
+		fetched := 0
+		for _, st := range r.Storms {
+			fetched += st.Fetched
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.3f\t%.3f @%gs\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%.1f\t%.1f\t\n",
 			r.Policy, r.End.Max, r.End.Mean, r.End.MaxMean, r.Worst, r.WorstAt, r.Peak,
-			r.Failed, r.Refused, r.DialFailed, size,
+			r.Failed, r.Refused, r.DialFailed, size, fetched,
 			simSeconds(stats.Quantile(times, 0.50), len(times)), simSeconds(stats.Quantile(times, 0.99), len(times)),
-			simSeconds(stats.Quantile(times, 1), len(times)), r.Unattached)
+			simSeconds(stats.Quantile(times, 1), len(times)), r.Unattached,
+			float64(r.Pushes.Bytes)/1e6, float64(r.Pushes.ViewBytes)/1e6)
 	}
 	tw.Flush()
+	if len(results) > 0 && len(results[0].Pushes.Each) > 0 {
+		r := results[0]
+		fmt.Fprintf(w, "pushes (%s):\n", r.Policy)
+		for _, p := range r.Pushes.Each {
+			what := "changes"
+			if p.Whole {
+				what = "whole views"
+			}
+			fmt.Fprintf(w, "  at %gs, %d down and %d joined: %s to %d sessions, %d bytes each (a whole view: %d)\n", p.At, p.Deaths, p.Joins, what, p.Sessions, p.Line, p.ViewLine)
+		}
+	}
 }
 
 func simSeconds(s float64, n int) string {
@@ -357,10 +434,10 @@ func runBalls(ctx context.Context, f simFlags, stdout, stderr io.Writer) error {
 // writeSimCharts writes, for each staleness: max/mean per policy as
 // grouped bars, max/mean over time per policy, min/mean/max users over
 // time for chartPolicy, and the CDF of re-attach times per policy.
-func writeSimCharts(dir, chartPolicy string, policies []string, stales []time.Duration, results []sim.Result) error {
+func writeSimCharts(dir, chartPolicy string, policies []string, stales []time.Duration, modes int, results []sim.Result) error {
 	var files []simChart
 	for i, st := range stales {
-		runs := results[i*len(policies) : (i+1)*len(policies)]
+		runs := results[i*modes*len(policies) : (i*modes+1)*len(policies)]
 		tag := st.String()
 		end, worst := make([]float64, len(runs)), make([]float64, len(runs))
 		var spread, cdf []chart.Series

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -53,6 +54,36 @@ func TestSimTable(t *testing.T) {
 	}
 	if _, quiet := simOut(t, append(slices.Clone(smallSim), "--quiet", "--policies", "random")...); quiet != "" {
 		t.Errorf("--quiet printed %q", quiet)
+	}
+}
+
+// TestSimPushes: -pushes on,off runs both side by side, one table each;
+// only without pushes do the storm's sessions fetch a directory. Every
+// table says what the nodes pushed.
+func TestSimPushes(t *testing.T) {
+	out, _ := simOut(t, append(slices.Clone(smallSim), "-staleness", "0s", "-pushes", "on,off", "-policies", "p2c", "-quiet")...)
+	for _, want := range []string{"staleness 0s, pushes on", "staleness 0s, pushes off", "pushed MB", "as views MB", "pushes (p2c):", "2 down and 3 joined: changes to"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	rows := linesStarting(out, "p2c")
+	if len(rows) != 2 {
+		t.Fatalf("p2c rows %q\n%s", rows, out)
+	}
+	// storm and fetched (fields 10 and 11: "worst max/mean" is two):
+	// none fetched with pushes, nearly all without (some leave first).
+	on, off := rows[0], rows[1]
+	size, _ := strconv.Atoi(off[10])
+	fetched, _ := strconv.Atoi(off[11])
+	if on[11] != "0" || size < 50 || fetched < size*9/10 {
+		t.Errorf("storm and fetched, pushes on: %s %s; off: %s %s\n%s", on[10], on[11], off[10], off[11], out)
+	}
+	bytesOut, _ := simOut(t, "-push-bytes")
+	for _, n := range []string{"100", "1000", "10000"} {
+		if r := linesStarting(bytesOut, n); len(r) != 1 || len(r[0]) != 8 {
+			t.Errorf("push bytes at %s nodes: %q\n%s", n, r, bytesOut)
+		}
 	}
 }
 
@@ -137,7 +168,8 @@ func TestSimErrors(t *testing.T) {
 	}{
 		{"unknown policy", []string{"-policies", "fastest"}, `unknown policy "fastest"`},
 		{"bad staleness", []string{"-staleness", "soon"}, `bad staleness "soon"`},
-		{"no staleness", []string{"-staleness", ","}, "no policy or no staleness"},
+		{"no staleness", []string{"-staleness", ","}, "no policy, staleness or pushes mode"},
+		{"bad pushes", []string{"-pushes", "sometimes"}, `bad -pushes "sometimes"`},
 		{"bad config", []string{"-nodes", "-3"}, "at least one node"},
 		{"stray argument", []string{"now"}, `unexpected argument "now"`},
 		{"balls too small", []string{"-balls", "-balls-max", "10"}, "below 1000"},
