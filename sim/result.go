@@ -75,6 +75,10 @@ type Storm struct {
 	// them without a held directory, only those whose held directory's
 	// candidates failed with one.
 	Fetched int `json:"fetched"`
+	// Worst is the largest max/mean users per live node at any snapshot
+	// in the 2 s from the death: whether the storm herded onto a few
+	// nodes.
+	Worst float64 `json:"worst_max_mean"`
 	// P50, P99 and Max are percentiles (stats.Quantile at 0.50, 0.99 and
 	// 1: nearest rank, so each is one of Times) of the time from the death
 	// to the session being attached again; Max is when the storm was over.

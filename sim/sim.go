@@ -801,6 +801,10 @@ func (r *run) kill(count int) {
 	}
 }
 
+// stormWindow is how long after a death Storm.Worst looks, in seconds:
+// the storm is over well within it.
+const stormWindow = 2.0
+
 // snapshot records the users per node at time at (snapshot number taken)
 // and samples the loads.
 func (r *run) snapshot(at int64) {
@@ -824,6 +828,13 @@ func (r *run) snapshot(at int64) {
 	if at >= int64(r.cfg.Warmup) && sum > 0 {
 		if mm := float64(hi) * float64(count) / float64(sum); mm > r.res.Worst {
 			r.res.Worst, r.res.WorstAt = mm, float64(at)/1e9
+		}
+	}
+	for i := range r.res.Storms {
+		// The storm's own spread: where its sessions went.
+		st := &r.res.Storms[i]
+		if d := float64(at)/1e9 - st.At; d >= 0 && d <= stormWindow && sum > 0 {
+			st.Worst = max(st.Worst, float64(hi)*float64(count)/float64(sum))
 		}
 	}
 	if at >= r.nextSample {

@@ -337,16 +337,17 @@ func stormTotals(res sim.Result) (size, failed int, times []float64) {
 
 func printSimTable(w io.Writer, results []sim.Result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\tend max\tend mean\tmax/mean\tworst max/mean\tpeak\tfailed attaches\trefused\tdial failed\tstorm\tfetched\treattach p50\tp99\tmax\tunattached\tpushed MB\tas views MB\t")
+	fmt.Fprintln(tw, "policy\tend max\tend mean\tmax/mean\tworst max/mean\tpeak\tfailed attaches\trefused\tdial failed\tstorm\tfetched\tstorm worst\treattach p50\tp99\tmax\tunattached\tpushed MB\tas views MB\t")
 	for _, r := range results {
 		size, _, times := stormTotals(r)
-		fetched := 0
+		fetched, stormWorst := 0, 0.0
 		for _, st := range r.Storms {
 			fetched += st.Fetched
+			stormWorst = max(stormWorst, st.Worst)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.3f\t%.3f @%gs\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%.1f\t%.1f\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.3f\t%.3f @%gs\t%d\t%d\t%d\t%d\t%d\t%d\t%.3f\t%s\t%s\t%s\t%d\t%.1f\t%.1f\t\n",
 			r.Policy, r.End.Max, r.End.Mean, r.End.MaxMean, r.Worst, r.WorstAt, r.Peak,
-			r.Failed, r.Refused, r.DialFailed, size, fetched,
+			r.Failed, r.Refused, r.DialFailed, size, fetched, stormWorst,
 			simSeconds(stats.Quantile(times, 0.50), len(times)), simSeconds(stats.Quantile(times, 0.99), len(times)),
 			simSeconds(stats.Quantile(times, 1), len(times)), r.Unattached,
 			float64(r.Pushes.Bytes)/1e6, float64(r.Pushes.ViewBytes)/1e6)
