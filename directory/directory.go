@@ -198,6 +198,9 @@ type Change struct {
 	// Err says why an update was Refused (ErrTooMany, ErrTooLarge,
 	// ErrFieldTooLong); nil for every other kind.
 	Err error
+	// Content reports, for Refreshed, that the node's fields (users,
+	// capacity, address...) changed, not only when it was last heard.
+	Content bool
 }
 
 // Membership reports whether the change alters which nodes clients may pick
@@ -278,7 +281,8 @@ func (t *Table) Apply(e Entry, now time.Time) Change {
 		return Change{ID: e.ID, Kind: Added, To: e.Status}
 	}
 	from := r.entry.Status
-	if e.Node != r.entry.Node {
+	content := e.Node != r.entry.Node
+	if content {
 		r.changed = now
 	}
 	t.bytes += size - r.size
@@ -288,7 +292,7 @@ func (t *Table) Apply(e Entry, now time.Time) Change {
 	if from != e.Status {
 		return Change{ID: e.ID, Kind: StatusChanged, From: from, To: e.Status}
 	}
-	return Change{ID: e.ID, Kind: Refreshed, From: from, To: e.Status}
+	return Change{ID: e.ID, Kind: Refreshed, From: from, To: e.Status, Content: content}
 }
 
 // Tick applies the passage of time up to now: peers silent for DownAfter
@@ -314,6 +318,37 @@ func (t *Table) Tick(now time.Time) []Change {
 	}
 	slices.SortFunc(changes, func(a, b Change) int { return cmp.Compare(a.ID, b.ID) })
 	return changes
+}
+
+// NextTick returns the earliest time at which Tick would change
+// something if nothing else happened first: a peer's silence reaching
+// its down-after, or a down peer's removal. ok is false when the table
+// holds no peer. A node's loop can sleep until then instead of ticking
+// often; an Apply, Disconnected or SetDownAfter may move it, earlier or
+// later, so it is asked again after each.
+func (t *Table) NextTick() (at time.Time, ok bool) {
+	for id, r := range t.records {
+		if id == t.self {
+			continue
+		}
+		var due time.Time
+		if r.entry.Status == Down {
+			due = later(r.changed, r.heard).Add(t.timeouts.RemoveAfter)
+		} else {
+			due = r.heard.Add(t.downAfter(r.entry))
+		}
+		if !ok || due.Before(at) {
+			at, ok = due, true
+		}
+	}
+	return at, ok
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // SetDownAfter changes Timeouts.DownAfter, the least silence that makes

@@ -61,7 +61,7 @@ func TestApply(t *testing.T) {
 			name:     "newer seq with the same status refreshes",
 			before:   []directory.Entry{entry("b", 1, 1, directory.Up)},
 			in:       withUsers(entry("b", 1, 2, directory.Up), 50),
-			want:     directory.Change{ID: "b", Kind: directory.Refreshed, From: directory.Up, To: directory.Up},
+			want:     directory.Change{ID: "b", Kind: directory.Refreshed, From: directory.Up, To: directory.Up, Content: true},
 			wantHeld: withUsers(entry("b", 1, 2, directory.Up), 50),
 		},
 		{
@@ -117,7 +117,7 @@ func TestApply(t *testing.T) {
 			name:     "higher incarnation with the same status refreshes",
 			before:   []directory.Entry{entry("b", 1, 9, directory.Up)},
 			in:       withUsers(entry("b", 2, 0, directory.Up), 0),
-			want:     directory.Change{ID: "b", Kind: directory.Refreshed, From: directory.Up, To: directory.Up},
+			want:     directory.Change{ID: "b", Kind: directory.Refreshed, From: directory.Up, To: directory.Up, Content: true},
 			wantHeld: withUsers(entry("b", 2, 0, directory.Up), 0),
 		},
 		{

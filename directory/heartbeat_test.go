@@ -94,3 +94,66 @@ func TestSetDownAfter(t *testing.T) {
 		t.Fatalf("600 ms of silence with the down after lowered to 600 ms: %+v, want b down", changes)
 	}
 }
+
+// TestNextTick: Tick changes nothing just before NextTick and something
+// at it, for each way a deadline is set.
+func TestNextTick(t *testing.T) {
+	down, remove := timeouts.DownAfter, timeouts.RemoveAfter
+	slow := entry("c", 1, 1, directory.Up)
+	slow.HeartbeatMS = 2000
+	tests := []struct {
+		name string
+		in   []timed
+		// downAfter, when set, is given to SetDownAfter after in.
+		downAfter time.Duration
+		// disconnect, when set, is the Conn Disconnected closes at its time.
+		disconnect *timed
+		want       time.Duration
+	}{
+		{name: "a silent peer goes down", in: []timed{{0, entry("b", 1, 1, directory.Up)}}, want: down},
+		{name: "the peer heard longest ago first", in: []timed{{0, entry("b", 1, 1, directory.Up)}, {100 * time.Millisecond, entry("d", 1, 1, directory.Up)}}, want: down},
+		{name: "a newer update moves it", in: []timed{{0, entry("b", 1, 1, directory.Up)}, {300 * time.Millisecond, entry("b", 1, 2, directory.Up)}}, want: 300*time.Millisecond + down},
+		{name: "a slow heartbeat: three of it", in: []timed{{0, slow}}, want: 3 * 2 * time.Second},
+		{name: "a raised down-after", in: []timed{{0, entry("b", 1, 1, directory.Up)}}, downAfter: 6 * time.Second, want: 6 * time.Second},
+		{name: "a peer that said goodbye is removed", in: []timed{{0, entry("b", 1, 1, directory.Up)}, {time.Second, entry("b", 1, 2, directory.Down)}}, want: time.Second + remove},
+		{name: "a closed connection: removed after its time", in: []timed{{0, withConn(entry("b", 1, 1, directory.Up), "c1")}}, disconnect: &timed{2 * time.Second, withConn(entry("b", 1, 1, directory.Up), "c1")}, want: 2*time.Second + remove},
+		{name: "self has no deadline", in: []timed{{0, entry("a", 1, 1, directory.Up)}, {0, entry("b", 1, 1, directory.Up)}}, want: down},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			build := func() *directory.Table {
+				tbl := directory.NewTable("a", timeouts)
+				for _, u := range tt.in {
+					tbl.Apply(u.e, at(u.at))
+				}
+				if tt.downAfter > 0 {
+					tbl.SetDownAfter(tt.downAfter)
+				}
+				if tt.disconnect != nil {
+					if _, ok := tbl.Disconnected(tt.disconnect.e.Conn, at(tt.disconnect.at)); !ok {
+						t.Fatal("Disconnected changed nothing")
+					}
+				}
+				return tbl
+			}
+			next, ok := build().NextTick()
+			if !ok || !next.Equal(at(tt.want)) {
+				t.Fatalf("NextTick = %v, %v; want %v", next.Sub(t0), ok, tt.want)
+			}
+			if c := build().Tick(next.Add(-time.Nanosecond)); len(c) != 0 {
+				t.Errorf("Tick just before NextTick: %+v, want nothing", c)
+			}
+			if c := build().Tick(next); len(c) == 0 {
+				t.Errorf("Tick at NextTick changed nothing")
+			}
+		})
+	}
+	if _, ok := directory.NewTable("a", timeouts).NextTick(); ok {
+		t.Error("NextTick of an empty table: ok")
+	}
+}
+
+func withConn(e directory.Entry, conn string) directory.Entry {
+	e.Conn = conn
+	return e
+}

@@ -20,9 +20,10 @@ const (
 	DefaultSampleEvery = 5 * time.Second
 	// MaxEvents is how many recent events the monitor keeps.
 	MaxEvents = 100
-	// pollEvery is how often the monitor reads the directory: a node's
-	// change reaches the dashboards within this (plus the directory's own
-	// detection, three missed heartbeats for a dead node).
+	// pollEvery is how often the monitor reads the directory while a
+	// dashboard watches, or always when its Source is no Notifier: a
+	// node's change reaches the dashboards within this (plus the
+	// directory's own detection).
 	pollEvery = 200 * time.Millisecond
 	// refreshEvery is how often an update goes out when nothing changed,
 	// so that ages move.
@@ -132,6 +133,15 @@ func (h *History) Observe(nodes []directory.Node, now time.Time) ([]Event, *Samp
 	return evs, &s
 }
 
+// NextSample is when the next sample of the chart is due: the zero time
+// before the first directory is observed.
+func (h *History) NextSample() time.Time {
+	if h.lastSample.IsZero() {
+		return time.Time{}
+	}
+	return h.lastSample.Add(h.every)
+}
+
 // Samples returns a copy of the samples kept, oldest first.
 func (h *History) Samples() []Sample { return append([]Sample(nil), h.samples...) }
 
@@ -154,13 +164,26 @@ type Update struct {
 	Window int64 `json:"window_ms"`
 }
 
+// Notifier is a Source that says when its directory's membership or a
+// node's status changed. A Monitor over a Notifier reads the directory
+// on each such change and when a sample of the chart is due, and polls
+// it only while a dashboard watches; an idle node then wakes for it a few
+// times a minute instead of five times a second.
+type Notifier interface {
+	// DirectoryChanges returns a channel that receives after each
+	// change of membership or status, once the directory shows it.
+	// Sends do not block: changes close together may arrive as one.
+	DirectoryChanges() <-chan struct{}
+}
+
 // Monitor watches the node's directory for the dashboard and pushes
 // updates to its subscribers (GET /v1/events, Server-Sent Events). Run
 // drives it; the handlers only subscribe.
 type Monitor struct {
 	src    Source
 	poll   time.Duration
-	mu     sync.Mutex // guards the fields below
+	wake   chan struct{} // a dashboard subscribed: poll from now on
+	mu     sync.Mutex    // guards the fields below
 	hist   *History
 	subs   map[chan Update]struct{}
 	done   bool
@@ -170,14 +193,21 @@ type Monitor struct {
 // NewMonitor returns a Monitor over src with the default window and
 // sampling interval.
 func NewMonitor(src Source) *Monitor {
-	return &Monitor{src: src, poll: pollEvery, hist: NewHistory(0, 0), subs: map[chan Update]struct{}{}, window: DefaultWindow}
+	return &Monitor{src: src, poll: pollEvery, wake: make(chan struct{}, 1), hist: NewHistory(0, 0), subs: map[chan Update]struct{}{}, window: DefaultWindow}
 }
 
-// Run reads the directory every 200 ms until ctx ends, and pushes an
-// update to the subscribers when a node changed or a second passed. It
-// blocks; when it returns, every subscription has ended.
+// Run reads the directory until ctx ends and pushes an update to the
+// subscribers when a node changed or a second passed. It reads it every
+// 200 ms while a dashboard watches (always, for a Source that is no
+// Notifier); otherwise on each change the Source notifies and when the
+// chart's next sample is due. It blocks; when it returns, every
+// subscription has ended.
 func (m *Monitor) Run(ctx context.Context) {
-	t := time.NewTicker(m.poll)
+	var changes <-chan struct{}
+	if nt, ok := m.src.(Notifier); ok {
+		changes = nt.DirectoryChanges()
+	}
+	t := time.NewTimer(0) // the first reading at once
 	defer t.Stop()
 	defer func() {
 		m.mu.Lock()
@@ -190,36 +220,59 @@ func (m *Monitor) Run(ctx context.Context) {
 	}()
 	var lastKey string
 	var lastPush time.Time
+	observe := func(now time.Time) {
+		dir := m.src.Directory()
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		evs, sample := m.hist.Observe(dir.Nodes, now)
+		if len(m.subs) == 0 {
+			lastKey = "" // nobody to tell; the next subscriber gets the history
+			return
+		}
+		key := viewKey(dir.Nodes)
+		if key == lastKey && len(evs) == 0 && sample == nil && now.Sub(lastPush) < refreshEvery {
+			return
+		}
+		lastKey, lastPush = key, now
+		u := Update{Directory: wire.DirectoryMessage(dir), Events: evs, Window: m.window.Milliseconds()}
+		if sample != nil {
+			u.Samples = []Sample{*sample}
+		}
+		for ch := range m.subs {
+			select {
+			case ch <- u:
+			default: // a slow dashboard skips an update; the next one catches up
+			}
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-m.wake:
+		case <-changes:
+			observe(time.Now())
 		case now := <-t.C:
-			dir := m.src.Directory()
-			m.mu.Lock()
-			evs, sample := m.hist.Observe(dir.Nodes, now)
-			key := viewKey(dir.Nodes)
-			if key == lastKey && len(evs) == 0 && sample == nil && now.Sub(lastPush) < refreshEvery {
-				m.mu.Unlock()
-				continue
-			}
-			lastKey, lastPush = key, now
-			u := Update{Directory: wire.DirectoryMessage(dir), Events: evs, Window: m.window.Milliseconds()}
-			if sample != nil {
-				u.Samples = []Sample{*sample}
-			}
-			for ch := range m.subs {
-				select {
-				case ch <- u:
-				default: // a slow dashboard skips an update; the next one catches up
-				}
-			}
-			m.mu.Unlock()
+			observe(now)
 		}
+		t.Reset(m.untilNext(changes != nil, time.Now()))
 	}
 }
 
-// viewKey is what the dashboard shows of the nodes, ages aside.
+// untilNext is how long Run waits before it reads the directory again
+// unless a change comes first: the poll interval while a dashboard
+// watches or when changes are not notified, else until the chart's next
+// sample.
+func (m *Monitor) untilNext(notified bool, now time.Time) time.Duration {
+	m.mu.Lock()
+	watched, due := len(m.subs) > 0, m.hist.NextSample()
+	m.mu.Unlock()
+	if watched || !notified || due.IsZero() {
+		return m.poll
+	}
+	return max(due.Sub(now), 0)
+}
+
 func viewKey(nodes []directory.Node) string {
 	b := make([]byte, 0, 32*len(nodes))
 	for _, n := range nodes {
@@ -238,6 +291,10 @@ func (m *Monitor) subscribe() (first Update, ch chan Update, ok bool) {
 	}
 	ch = make(chan Update, 8)
 	m.subs[ch] = struct{}{}
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
 	first = Update{Directory: wire.DirectoryMessage(m.src.Directory()), Events: m.hist.Events(), Samples: m.hist.Samples(), Window: m.window.Milliseconds()}
 	return first, ch, true
 }

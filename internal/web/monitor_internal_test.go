@@ -1,0 +1,116 @@
+package web
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// notifyingSource is a Source and Notifier whose directory the test sets;
+// every read of it is reported on reads.
+type notifyingSource struct {
+	mu      sync.Mutex
+	nodes   []directory.Node
+	reads   chan struct{}
+	changes chan struct{}
+}
+
+func (s *notifyingSource) Directory() *wire.Directory {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case s.reads <- struct{}{}:
+	default:
+	}
+	return &wire.Directory{Service: "s", Self: "n1", Nodes: append([]directory.Node(nil), s.nodes...)}
+}
+func (s *notifyingSource) Status() directory.Status          { return directory.Up }
+func (s *notifyingSource) SetDraining(bool)                  {}
+func (s *notifyingSource) DirectoryChanges() <-chan struct{} { return s.changes }
+
+func (s *notifyingSource) set(nodes ...directory.Node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nodes = nodes
+}
+
+func awaitRead(t *testing.T, src *notifyingSource, what string) {
+	t.Helper()
+	select {
+	case <-src.reads:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the monitor never read the directory: %s", what)
+	}
+}
+
+// TestMonitorReadsOnChange: with a Notifier and nobody watching, the
+// monitor reads the directory when told of a change (its chart's next
+// sample is an hour away), and polls once a dashboard subscribes.
+func TestMonitorReadsOnChange(t *testing.T) {
+	src := &notifyingSource{reads: make(chan struct{}, 1000), changes: make(chan struct{}, 1)}
+	src.set(directory.Node{ID: "n1", Status: directory.Up}, directory.Node{ID: "n2", Status: directory.Up})
+	mon := NewMonitor(src)
+	mon.hist = NewHistory(0, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { mon.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	awaitRead(t, src, "the first reading")
+	src.set(directory.Node{ID: "n1", Status: directory.Up}, directory.Node{ID: "n2", Status: directory.Down})
+	src.changes <- struct{}{}
+	awaitRead(t, src, "after a change was notified")
+	var evs []Event
+	for deadline := time.Now().Add(30 * time.Second); len(evs) == 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		mon.mu.Lock() // the reading's Observe may not have run yet
+		evs = mon.hist.Events()
+		mon.mu.Unlock()
+	}
+	if len(evs) != 1 || evs[0].Node != "n2" || evs[0].What != "down" {
+		t.Fatalf("events %+v, want n2 down", evs)
+	}
+
+	// A dashboard: the monitor polls without being told.
+	_, ch, ok := mon.subscribe()
+	if !ok {
+		t.Fatal("monitor stopped")
+	}
+	defer mon.unsubscribe(ch)
+	for i := range 3 {
+		awaitRead(t, src, "polling for a dashboard, read "+string(rune('1'+i)))
+	}
+}
+
+func TestMonitorUntilNext(t *testing.T) {
+	now := time.UnixMilli(1_000_000)
+	tests := []struct {
+		name     string
+		notified bool
+		watched  bool
+		observed bool // a directory was observed at now
+		want     time.Duration
+	}{
+		{"no notifier: poll", false, false, true, pollEvery},
+		{"notifier, nothing observed yet: poll", true, false, false, pollEvery},
+		{"notifier, nobody watching: until the next sample", true, false, true, DefaultSampleEvery},
+		{"notifier, a dashboard watching: poll", true, true, true, pollEvery},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewMonitor(&notifyingSource{})
+			if tt.observed {
+				m.hist.Observe(nil, now)
+			}
+			if tt.watched {
+				m.subs[make(chan Update, 1)] = struct{}{}
+			}
+			if got := m.untilNext(tt.notified, now); got != tt.want {
+				t.Errorf("untilNext = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
