@@ -59,8 +59,13 @@ type DirSubjects struct {
 	// trailing dot or wildcard: node X publishes on Entries + "." +
 	// Token(X).
 	Entries string
-	// Own is this node's entry subject.
+	// Own is this node's entry subject. Bus.Dir may also publish on
+	// Own + ".to.*": its entry for one peer alone (an answer to that
+	// peer's sync request), which only that peer subscribes to.
 	Own string
+	// Direct is where the peers' answers to this node alone arrive:
+	// Entries + ".*.to." + Token(this node's ID).
+	Direct string
 	// Sync is the subject on which a node asks its peers for their entries.
 	Sync string
 }
@@ -111,8 +116,8 @@ func users(cfg Config, nodePassword, dirPassword string) []*server.User {
 		fence = []string{cfg.Dir.Entries + ".>"}
 	}
 	dirPerms := &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: nonEmpty(cfg.Dir.Own, cfg.Dir.Sync)},
-		Subscribe: &server.SubjectPermission{Allow: nonEmpty(wildcard(cfg.Dir.Entries), cfg.Dir.Sync)},
+		Publish:   &server.SubjectPermission{Allow: nonEmpty(cfg.Dir.Own, answers(cfg.Dir.Own), cfg.Dir.Sync)},
+		Subscribe: &server.SubjectPermission{Allow: nonEmpty(wildcard(cfg.Dir.Entries), cfg.Dir.Direct, cfg.Dir.Sync)},
 	}
 	if len(dirPerms.Publish.Allow) == 0 {
 		// Nothing to publish: deny everything rather than allow it.
@@ -129,6 +134,14 @@ func users(cfg Config, nodePassword, dirPassword string) []*server.User {
 		us = append(us, &server.User{Username: OperatorUser, Password: cfg.Secret, Permissions: &server.Permissions{Publish: &server.SubjectPermission{Deny: fence}}})
 	}
 	return us
+}
+
+// answers is the subject pattern of a node's entries for one peer alone.
+func answers(own string) string {
+	if own == "" {
+		return ""
+	}
+	return own + ".to.*"
 }
 
 func wildcard(prefix string) string {

@@ -206,7 +206,7 @@ func TestClientPortNeedsCredentials(t *testing.T) {
 // The node's connections may not publish another node's entry: the
 // general one none at all, the directory one only its own.
 func TestDirectoryFence(t *testing.T) {
-	dir := DirSubjects{Entries: "switchboard.svc.dir.entry", Own: "switchboard.svc.dir.entry." + Token("n1"), Sync: "switchboard.svc.dir.sync"}
+	dir := DirSubjects{Entries: "switchboard.svc.dir.entry", Own: "switchboard.svc.dir.entry." + Token("n1"), Direct: "switchboard.svc.dir.entry.*.to." + Token("n1"), Sync: "switchboard.svc.dir.sync"}
 	b := openBus(t, Config{Name: "n1", Dir: dir})
 	listener, err := b.connect("listener", OperatorUser, "") // no operator without a secret
 	if err == nil {
@@ -244,7 +244,7 @@ func TestDirectoryFence(t *testing.T) {
 	for _, p := range []struct {
 		nc      *nats.Conn
 		subject string
-	}{{general, forged}, {general, dir.Own}, {dirConn, forged}} {
+	}{{general, forged}, {general, dir.Own}, {dirConn, forged}, {dirConn, forged + ".to." + Token("n1")}, {general, dir.Own + ".to." + Token("n2")}} {
 		if err := p.nc.Publish(p.subject, []byte("forged")); err != nil {
 			t.Fatal(err)
 		}
@@ -267,6 +267,30 @@ func TestDirectoryFence(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("n1's own entry never arrived")
+	}
+	// An answer to one peer alone goes on the node's own subject's
+	// ".to." branch, which only the peer's Direct subscription matches.
+	direct, err := watch.Subscribe(dir.Direct, func(m *nats.Msg) { got <- m.Subject + " " + string(m.Data) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Unsubscribe()
+	if err := watch.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	answer := dir.Own + ".to." + Token("n1")
+	if err := dirConn.Publish(answer, []byte("answer")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-got:
+		if m != answer+" answer" {
+			t.Fatalf("delivered %q, want the answer on %s", m, answer)
+		}
+	case err := <-denied:
+		t.Fatalf("publishing an answer on %s: %v", answer, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the answer never arrived")
 	}
 }
 

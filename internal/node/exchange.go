@@ -28,18 +28,25 @@ func (n *Node) entrySubject(id string) string {
 	return n.subject("entry") + "." + bus.Token(id)
 }
 
+// answerSubject is the subject node from sends its entry on to node to
+// alone: to's answer to a sync request, or news for a newcomer.
+func (n *Node) answerSubject(from, to string) string {
+	return n.entrySubject(from) + ".to." + bus.Token(to)
+}
+
 // subscribeEntries subscribes, on the directory connection, to every
-// node's entry subject and hands the entries it accepts to run. An entry
-// is taken only from its own node's subject (node X publishes on
-// entry.<X>, and the embedded server lets each node's directory connection
-// publish there alone); an entry for this node's ID never comes from this
+// node's entry subject and to the answers addressed to this node alone,
+// and hands the entries it accepts to run. An entry is taken only from
+// its own node's subjects (node X publishes on entry.<X>, and answers
+// node Y on entry.<X>.to.<Y>; the embedded server lets each node's
+// directory connection publish there alone); an entry for this node's ID never comes from this
 // node (its connection does not echo), so it is dropped; oversized,
 // malformed and misfiled entries are dropped too, each kind logged at
 // most once every dropLogEvery with a count. The caller flushes.
-func (n *Node) subscribeEntries() (*nats.Subscription, error) {
+func (n *Node) subscribeEntries() ([]*nats.Subscription, error) {
 	prefix := n.subject("entry") + "."
 	drops := newDropLog(n.log, dropLogEvery)
-	sub, err := n.bus.Dir.Subscribe(prefix+"*", func(m *nats.Msg) {
+	handle := func(m *nats.Msg) {
 		if len(m.Data) > maxEntrySize {
 			drops.note("dropping an oversized directory entry", m.Subject, fmt.Errorf("%d bytes, the most is %d", len(m.Data), maxEntrySize))
 			return
@@ -53,7 +60,7 @@ func (n *Node) subscribeEntries() (*nats.Subscription, error) {
 			drops.note("dropping an invalid directory entry", m.Subject, err)
 			return
 		}
-		if m.Subject != prefix+bus.Token(e.ID) {
+		if m.Subject != prefix+bus.Token(e.ID) && m.Subject != n.answerSubject(e.ID, n.cfg.ID) {
 			drops.note("dropping a directory entry published on another node's subject", m.Subject, fmt.Errorf("entry for %q", e.ID))
 			return
 		}
@@ -65,11 +72,16 @@ func (n *Node) subscribeEntries() (*nats.Subscription, error) {
 		case n.inbox <- e:
 		case <-n.ctx.Done():
 		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("node: subscribing to directory entries: %w", err)
 	}
-	return sub, nil
+	var subs []*nats.Subscription
+	for _, subject := range []string{prefix + "*", prefix + "*.to." + bus.Token(n.cfg.ID)} {
+		sub, err := n.bus.Dir.Subscribe(subject, handle)
+		if err != nil {
+			return subs, fmt.Errorf("node: subscribing to directory entries on %s: %w", subject, err)
+		}
+		subs = append(subs, sub)
+	}
+	return subs, nil
 }
 
 // dropLog logs dropped directory entries, each kind (message) at most
@@ -136,9 +148,11 @@ func (n *Node) run() {
 	n.heartbeatMS.Store(every.Milliseconds())
 	heartbeat := time.NewTicker(every)
 	defer heartbeat.Stop()
-	// Silence is checked for every eighth of a heartbeat: a slower
-	// heartbeat means fewer wake-ups of an idle node.
-	check := time.NewTicker(max(every/8, time.Millisecond))
+	// Silence is checked when the table says a peer's time may be up
+	// (NextTick), and at least every heartbeat: an idle node wakes for
+	// it about once a heartbeat instead of on a fast tick. rearmCheck is
+	// defined below, with the view it also minds.
+	check := time.NewTimer(every)
 	defer check.Stop()
 	// The node is up once it has heard its peers for a heartbeat and its
 	// rooms can be loaded and stored (their streams have leaders).
@@ -161,9 +175,26 @@ func (n *Node) run() {
 	var lastPublish time.Time
 	var lastStatus directory.Status // of the last entry published
 	// The view a hello reads is rebuilt at once when the membership
-	// changes, and at most every viewEvery when only users or ages did.
-	var viewStale bool
+	// changes, and at most every viewEvery when only users or ages did:
+	// a change of users is due then (viewDue, a wake-up of its own), a
+	// heartbeat's fresher age waits for the next wake-up.
+	var viewStale, viewDue bool
 	var viewAt time.Time
+	// A change of membership or status not yet in a stored view, for
+	// n.dirChanged.
+	var shownChange bool
+	// rearmCheck sets the check for the next peer whose time may be up,
+	// or for a stale view's rebuild, whichever comes first.
+	rearmCheck := func(now time.Time) {
+		d := every
+		if at, ok := table.NextTick(); ok {
+			d = min(d, at.Sub(now))
+		}
+		if viewDue {
+			d = min(d, viewAt.Add(viewEvery(cfg)).Sub(now))
+		}
+		check.Reset(max(d, time.Millisecond))
+	}
 
 	// schedulePublishIn publishes the entry after d, or sooner if a
 	// publish is already due sooner.
@@ -193,6 +224,9 @@ func (n *Node) run() {
 		}
 		n.metrics.changes.WithLabelValues(c.Kind.String()).Inc()
 		viewStale = true
+		if c.Kind != directory.Refreshed || c.Content {
+			viewDue = true
+		}
 		if c.Kind == directory.Added || c.Kind == directory.Removed {
 			if d := directory.HeartbeatFor(cfg.Heartbeat, ceiling, table.Len()); d != every {
 				// Announce the new interval before it takes effect, so
@@ -201,7 +235,6 @@ func (n *Node) run() {
 				n.heartbeatMS.Store(every.Milliseconds())
 				table.SetDownAfter(directory.HeartbeatMisses * max(cfg.Heartbeat, every))
 				heartbeat.Reset(every)
-				check.Reset(max(every/8, time.Millisecond))
 				schedulePublish()
 			}
 		}
@@ -209,7 +242,21 @@ func (n *Node) run() {
 			changed[c.ID] = struct{}{}
 			schedulePush()
 			viewAt = time.Time{} // rebuild the view at once
+			shownChange = true
 		}
+	}
+	// The peers answered alone since the last heartbeat: a newcomer's
+	// entry and its sync request, arriving together, get one answer.
+	answered := map[string]struct{}{}
+	answer := func(peer string) {
+		if peer == cfg.ID {
+			return
+		}
+		if _, ok := answered[peer]; ok {
+			return
+		}
+		answered[peer] = struct{}{}
+		n.answerPeer(n.Status(), peer)
 	}
 	steps := newMinority(cfg.ID, minorityForget, n.minorityGrace())
 	var movedAt time.Time // when the sessions were last told to move
@@ -226,8 +273,9 @@ func (n *Node) run() {
 		}
 		note(c)
 		if c.Kind == directory.Added && e.ID != cfg.ID {
-			// A newcomer: tell it about us without waiting for a heartbeat.
-			schedulePublish()
+			// A newcomer: tell it about us without waiting for a
+			// heartbeat; the others know us already.
+			answer(e.ID)
 		}
 	}
 	publish := func(now time.Time) {
@@ -240,7 +288,7 @@ func (n *Node) run() {
 
 	now := time.Now()
 	publish(now)
-	if err := n.bus.Dir.Publish(n.subject("sync"), nil); err != nil {
+	if err := n.bus.Dir.Publish(n.subject("sync"), []byte(cfg.ID)); err != nil {
 		n.log.Warn("asking peers for their entries", "err", err)
 	}
 	n.view.Store(&view{nodes: table.Nodes(now), taken: now})
@@ -267,6 +315,9 @@ func (n *Node) run() {
 		case <-n.syncReq:
 			now = time.Now()
 			publish(now)
+		case peer := <-n.answerReq:
+			now = time.Now()
+			answer(peer)
 		case conn := <-n.gone:
 			now = time.Now()
 			if c, ok := table.Disconnected(conn, now); ok {
@@ -292,6 +343,7 @@ func (n *Node) run() {
 			publish(now)
 		case <-heartbeat.C:
 			now = time.Now()
+			clear(answered)
 			movedAt = n.checkMajority(steps, now, movedAt)
 			if now.Sub(lastPublish) >= every/2 || n.Status() != lastStatus {
 				// An entry published within half a heartbeat was one.
@@ -325,8 +377,16 @@ func (n *Node) run() {
 		}
 		if viewStale && now.Sub(viewAt) >= viewEvery(cfg) {
 			n.view.Store(&view{nodes: table.Nodes(now), taken: now})
-			viewStale, viewAt = false, now
+			viewStale, viewDue, viewAt = false, false, now
+			if shownChange {
+				shownChange = false
+				select {
+				case n.dirChanged <- struct{}{}:
+				default:
+				}
+			}
 		}
+		rearmCheck(now)
 	}
 }
 
@@ -380,6 +440,26 @@ func viewEvery(cfg Config) time.Duration { return cfg.Heartbeat / 4 }
 // be called from run and, once, from Shutdown, which publishes Down: that
 // goodbye is flushed before it returns.
 func (n *Node) publishSelf(now time.Time, status directory.Status) directory.Entry {
+	e := n.sendSelf(status, n.entrySubject(n.cfg.ID))
+	if status == directory.Down {
+		if err := n.bus.Dir.FlushTimeout(time.Second); err != nil {
+			n.log.Warn("flushing the goodbye entry", "err", err)
+		}
+	}
+	return e
+}
+
+// answerPeer sends this node's entry with the given status to peer
+// alone: its answer to peer's sync request, or news for a newcomer that
+// the other peers need not hear again. run calls it.
+func (n *Node) answerPeer(status directory.Status, peer string) {
+	n.sendSelf(status, n.answerSubject(n.cfg.ID, peer))
+	n.metrics.answers.Inc()
+}
+
+// sendSelf publishes this node's entry with the given status on subject
+// over the directory connection, and returns it.
+func (n *Node) sendSelf(status directory.Status, subject string) directory.Entry {
 	e := directory.Entry{
 		Node: directory.Node{
 			ID:          n.cfg.ID,
@@ -401,13 +481,8 @@ func (n *Node) publishSelf(now time.Time, status directory.Status) directory.Ent
 		n.log.Error("encoding own entry", "err", err)
 		return e
 	}
-	if err := n.bus.Dir.Publish(n.entrySubject(n.cfg.ID), data); err != nil {
-		n.log.Warn("publishing own entry", "err", err)
-	}
-	if status == directory.Down {
-		if err := n.bus.Dir.FlushTimeout(time.Second); err != nil {
-			n.log.Warn("flushing the goodbye entry", "err", err)
-		}
+	if err := n.bus.Dir.Publish(subject, data); err != nil {
+		n.log.Warn("publishing own entry", "subject", subject, "err", err)
 	}
 	return e
 }

@@ -36,6 +36,7 @@ var statuses = []directory.Status{directory.Starting, directory.Up, directory.De
 type metrics struct {
 	registry    *prometheus.Registry
 	received    prometheus.Counter
+	answers     prometheus.Counter
 	changes     *prometheus.CounterVec
 	disconnects prometheus.Counter
 	pushes      prometheus.Counter
@@ -61,6 +62,10 @@ func newMetrics(n *Node) *metrics {
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_directory_updates_received_total",
 			Help: "Directory entries received from the bus (own echoes included).",
+		}),
+		answers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_directory_answers_total",
+			Help: "This node's entry sent to one peer alone: answers to sync requests and news for newcomers.",
 		}),
 		changes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_directory_changes_total",
@@ -118,7 +123,7 @@ func newMetrics(n *Node) *metrics {
 	for k := directory.Stale; k <= directory.Refused; k++ {
 		m.changes.WithLabelValues(k.String())
 	}
-	m.registry.MustRegister(m.received, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec,
+	m.registry.MustRegister(m.received, m.answers, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec,
 		directoryCollector{n},
 		newBuildInfo(),
 		collectors.NewGoCollector(),

@@ -48,12 +48,19 @@ type Node struct {
 	ready    atomic.Bool
 	degraded atomic.Bool   // no majority of the cluster seen (minority.go)
 	changed  chan struct{} // users or draining changed: publish soon
+	// dirChanged receives (without blocking) after run has stored a view
+	// showing a change of membership or status: the dashboard's monitor
+	// reads the directory then rather than polling it.
+	dirChanged chan struct{}
 
 	drainMu  sync.Mutex // guards drainRun
 	drainRun *drainRun  // the drain to empty under way or the last one (drain.go)
 
 	inbox   chan directory.Entry
 	syncReq chan struct{}
+	// answerReq carries the IDs of peers that asked for every entry
+	// (a sync request naming them): run answers each alone.
+	answerReq chan string
 	// gone carries the bus's reports of closed connections (ConnName) to
 	// run; nil without BusSystem.
 	gone chan string
@@ -101,8 +108,10 @@ func New(cfg Config) (*Node, error) {
 		log:         cfg.Logger,
 		incarnation: uint64(time.Now().UnixNano()),
 		changed:     make(chan struct{}, 1),
+		dirChanged:  make(chan struct{}, 1),
 		inbox:       make(chan directory.Entry, 1024),
 		syncReq:     make(chan struct{}, 1),
+		answerReq:   make(chan string, 256),
 		sessions:    make(map[*session]struct{}),
 		perAddr:     make(map[string]int),
 		httpMux:     http.NewServeMux(),
@@ -189,6 +198,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Dir: bus.DirSubjects{
 			Entries: n.subject("entry"),
 			Own:     n.entrySubject(n.cfg.ID),
+			Direct:  n.subject("entry") + ".*.to." + bus.Token(n.cfg.ID),
 			Sync:    n.subject("sync"),
 		},
 		ExternalCA:     n.cfg.BusCA,
@@ -251,14 +261,28 @@ func (n *Node) Start(ctx context.Context) (err error) {
 // (subscribeEntries) and sync requests.
 func (n *Node) subscribe() error {
 	nc := n.bus.Dir
-	sub, err := n.subscribeEntries()
+	subs, err := n.subscribeEntries()
+	n.subs = append(n.subs, subs...)
 	if err != nil {
 		return err
 	}
-	n.subs = append(n.subs, sub)
-	sub, err = nc.Subscribe(n.subject("sync"), func(*nats.Msg) {
+	sub, err := nc.Subscribe(n.subject("sync"), func(m *nats.Msg) {
+		// A sync request names the node asking (an older node's is
+		// empty, and gets the entry broadcast). A name no directory
+		// would hold, or a full queue, drops the request: the asker
+		// hears this node at its next heartbeat.
+		if len(m.Data) == 0 {
+			select {
+			case n.syncReq <- struct{}{}:
+			default:
+			}
+			return
+		}
+		if len(m.Data) > directory.DefaultLimits().MaxField {
+			return
+		}
 		select {
-		case n.syncReq <- struct{}{}:
+		case n.answerReq <- string(m.Data):
 		default:
 		}
 	})
@@ -356,6 +380,11 @@ func (n *Node) availableNodes() []directory.Node { return n.view.Load().nodes }
 func (n *Node) Directory() *wire.Directory {
 	return &wire.Directory{Service: n.cfg.Service, Self: n.cfg.ID, Nodes: n.Nodes()}
 }
+
+// DirectoryChanges returns a channel that receives after each change of
+// the directory's membership or of a node's status, once Nodes shows
+// it; changes close together may arrive as one (web.Notifier).
+func (n *Node) DirectoryChanges() <-chan struct{} { return n.dirChanged }
 
 func (n *Node) notifyChange() {
 	select {

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/switchboard/switchboard/room"
@@ -40,18 +41,18 @@ func (n *Node) ReconcileRoom(ctx context.Context, name string) ([]room.Record, e
 // stores records. The function it returns makes n hear them again. For
 // tests; not concurrent with Close.
 func (n *Node) DeafenDirectory() (restore func() error) {
-	entries := n.subject("entry") + ".*"
+	prefix := n.subject("entry") + "."
 	for _, sub := range n.subs {
-		if sub.Subject == entries {
+		if strings.HasPrefix(sub.Subject, prefix) {
 			_ = sub.Unsubscribe()
 		}
 	}
 	return func() error {
-		sub, err := n.subscribeEntries()
+		subs, err := n.subscribeEntries()
+		n.subs = append(n.subs, subs...)
 		if err != nil {
 			return fmt.Errorf("node %s: hearing directory entries again: %w", n.cfg.ID, err)
 		}
-		n.subs = append(n.subs, sub)
 		return n.bus.Dir.Flush()
 	}
 }
