@@ -311,12 +311,30 @@ func (e *env) observe(ctx context.Context, n *localcluster.Node) (*observer, err
 		return nil, err
 	}
 	o := &observer{node: n.ID, conn: conn, seen: map[string]map[directory.Status]time.Time{}}
-	dir, err := conn.HelloView(ctx, "switchboard-bench/scale", "", 0)
-	if err != nil {
+	// The whole directory, then pushes of what changed only: an observer
+	// notes statuses as they come and holds no directory, and decoding a
+	// whole directory of every node at every push would take the bench's
+	// CPU from the nodes it measures.
+	hello := wire.Message{Op: wire.OpHello, V: wire.Version, Client: "switchboard-bench/scale", Deltas: true}
+	if err := conn.Send(hello); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("bench: hello at %s: %w", n.ID, err)
 	}
-	o.note(dir, time.Now())
+	for {
+		m, err := conn.Recv(ctx)
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("bench: hello at %s: %w", n.ID, err)
+		}
+		if m.Op == wire.OpError {
+			conn.Close()
+			return nil, fmt.Errorf("bench: hello at %s: %s %s", n.ID, m.Code, m.Message)
+		}
+		if d := m.Directory(); d != nil {
+			o.note(d, time.Now())
+			break
+		}
+	}
 	if err := conn.Send(wire.Message{Op: wire.OpAttach, User: "observer-" + n.ID}); err != nil {
 		conn.Close()
 		return nil, err
