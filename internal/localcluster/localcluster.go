@@ -110,7 +110,8 @@ type Node struct {
 	HTTP    string
 	Cluster string
 	DNS     string
-	// Started is when the node's process was last launched.
+	// Started is when the node's process was last launched: taken just
+	// before it was started, so anything it did comes after.
 	Started time.Time
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -349,11 +350,14 @@ func (c *Cluster) launch(i int, n *Node) error {
 	}
 	cmd.Stderr = cmd.Stdout
 	cmd.Env = cleanEnv()
+	// Taken before the fork: on a loaded machine Start may return after
+	// the new process has already logged, even come up.
+	launched := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("localcluster: starting %s: %w", n.ID, err)
 	}
 	exited := make(chan struct{})
-	n.cmd, n.exited, n.Started = cmd, exited, time.Now()
+	n.cmd, n.exited, n.Started = cmd, exited, launched
 	go func() { _ = cmd.Wait(); close(exited) }()
 	return nil
 }
