@@ -39,10 +39,11 @@ func (n *Node) answerSubject(from, to string) string {
 // and hands the entries it accepts to run. An entry is taken only from
 // its own node's subjects (node X publishes on entry.<X>, and answers
 // node Y on entry.<X>.to.<Y>; the embedded server lets each node's
-// directory connection publish there alone); an entry for this node's ID never comes from this
-// node (its connection does not echo), so it is dropped; oversized,
-// malformed and misfiled entries are dropped too, each kind logged at
-// most once every dropLogEvery with a count. The caller flushes.
+// directory connection publish there alone); an entry for this node's
+// ID never comes from this node (its connection does not echo), so it is
+// dropped; oversized, malformed and misfiled entries are dropped too, each
+// kind logged at most once every dropLogEvery with a count. The caller
+// flushes.
 func (n *Node) subscribeEntries() ([]*nats.Subscription, error) {
 	prefix := n.subject("entry") + "."
 	drops := newDropLog(n.log, dropLogEvery)
@@ -246,10 +247,12 @@ func (n *Node) run() {
 		}
 	}
 	// The peers answered alone since the last heartbeat: a newcomer's
-	// entry and its sync request, arriving together, get one answer.
+	// entry and its sync request, arriving together, get one answer. No
+	// more are answered in a heartbeat than a directory holds nodes, so
+	// a flood of requests under made-up names costs a bounded map.
 	answered := map[string]struct{}{}
 	answer := func(peer string) {
-		if peer == cfg.ID {
+		if peer == cfg.ID || len(answered) >= directory.DefaultLimits().MaxEntries {
 			return
 		}
 		if _, ok := answered[peer]; ok {
