@@ -230,13 +230,17 @@ func (n *Node) run() {
 		}
 		if c.Kind == directory.Added || c.Kind == directory.Removed {
 			if d := directory.HeartbeatFor(cfg.Heartbeat, ceiling, table.Len()); d != every {
-				// Announce the new interval before it takes effect, so
-				// that no peer waits for a heartbeat at the old one.
+				// Announce the new interval within half the shorter of
+				// the two, long before a peer would miss a heartbeat at
+				// the old one; the wait gathers the steps of a
+				// newcomer's table filling up (one per 10 nodes at the
+				// slowed pace) into one or two entries, not one each.
+				announceIn := min(every, d) / 2
 				every = d
 				n.heartbeatMS.Store(every.Milliseconds())
 				table.SetDownAfter(directory.HeartbeatMisses * max(cfg.Heartbeat, every))
 				heartbeat.Reset(every)
-				schedulePublish()
+				schedulePublishIn(announceIn)
 			}
 		}
 		if c.Membership() {
