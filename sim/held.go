@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -100,27 +99,7 @@ func (r *run) heldNodes(s int32, fl *flow) ([]directory.Node, time.Duration) {
 		if r.joinAt[i] > at {
 			continue // pushed to it, if at all: below
 		}
-		n := directory.Node{
-			ID: r.ids[i], Group: r.groups[r.zone[i]], Status: directory.Up,
-			Users: int(users[i]), Capacity: cfg.Capacity, AgeMS: age,
-		}
-		if d := r.deathAt[i]; d <= at {
-			if at-d >= int64(cfg.Detect) {
-				continue
-			}
-			n.Users = int(r.frozen[i])
-			n.AgeMS += (at - d) / ms
-		}
-		if !n.Available() {
-			continue
-		}
-		v.pos[i] = int32(len(v.nodes))
-		v.nodes = append(v.nodes, n)
-		v.idx = append(v.idx, int32(i))
-		if keepCum {
-			spare += int64(n.Spare())
-			v.cum = append(v.cum, spare)
-		}
+		r.appendListed(v, i, int(users[i]), at, age, keepCum, &spare)
 	}
 
 	// The view the node drew for the session from it, the same at every
@@ -200,11 +179,7 @@ func (r *run) pickHeld(s int32, fl *flow) (int32, error) {
 	if err != nil {
 		return -1, err
 	}
-	n, ok := r.index[res.Node.ID]
-	if !ok {
-		return -1, fmt.Errorf("sim: policy %s picked unknown node %q", r.cfg.Policy, res.Node.ID)
-	}
-	return n, nil
+	return r.indexOf(res.Node.ID)
 }
 
 // newHeld prepares what the held directories need, for total nodes and

@@ -541,9 +541,14 @@ func (r *run) pick(s int32, fl *flow, self int32) (int32, error) {
 	if err != nil {
 		return -1, err
 	}
-	n, ok := r.index[res.Node.ID]
+	return r.indexOf(res.Node.ID)
+}
+
+// indexOf is the index of the node the policy picked.
+func (r *run) indexOf(id string) (int32, error) {
+	n, ok := r.index[id]
 	if !ok {
-		return -1, fmt.Errorf("sim: policy %s picked unknown node %q", r.cfg.Policy, res.Node.ID)
+		return -1, fmt.Errorf("sim: policy %s picked unknown node %q", r.cfg.Policy, id)
 	}
 	return n, nil
 }
@@ -698,28 +703,37 @@ func (r *run) build(v *view, k int) {
 		if r.joinAt[i] > at {
 			continue
 		}
-		n := directory.Node{
-			ID: r.ids[i], Group: r.groups[r.zone[i]], Status: directory.Up,
-			Users: int(users[i]), Capacity: r.cfg.Capacity, AgeMS: ageMS,
+		r.appendListed(v, i, int(users[i]), at, ageMS, keepCum, &spare)
+	}
+}
+
+// appendListed adds node i to v as a directory taken at at shows it,
+// with users and an entry ageMS old, unless it shows down by then or
+// directory.Node.Available would not keep it (see build). With keepCum
+// it adds the node's spare capacity to *spare and keeps the running sum
+// in v.cum.
+func (r *run) appendListed(v *view, i, users int, at, ageMS int64, keepCum bool, spare *int64) {
+	n := directory.Node{
+		ID: r.ids[i], Group: r.groups[r.zone[i]], Status: directory.Up,
+		Users: users, Capacity: r.cfg.Capacity, AgeMS: ageMS,
+	}
+	if d := r.deathAt[i]; d <= at {
+		if at-d >= int64(r.cfg.Detect) {
+			return // down
 		}
-		if d := r.deathAt[i]; d <= at {
-			if at-d >= int64(r.cfg.Detect) {
-				continue // down
-			}
-			// Silent since it died: its last update ages.
-			n.Users = int(r.frozen[i])
-			n.AgeMS += (at - d) / int64(time.Millisecond)
-		}
-		if !n.Available() {
-			continue
-		}
-		v.pos[i] = int32(len(v.nodes))
-		v.nodes = append(v.nodes, n)
-		v.idx = append(v.idx, int32(i))
-		if keepCum {
-			spare += int64(n.Spare())
-			v.cum = append(v.cum, spare)
-		}
+		// Silent since it died: its last update ages.
+		n.Users = int(r.frozen[i])
+		n.AgeMS += (at - d) / int64(time.Millisecond)
+	}
+	if !n.Available() {
+		return
+	}
+	v.pos[i] = int32(len(v.nodes))
+	v.nodes = append(v.nodes, n)
+	v.idx = append(v.idx, int32(i))
+	if keepCum {
+		*spare += int64(n.Spare())
+		v.cum = append(v.cum, *spare)
 	}
 }
 
