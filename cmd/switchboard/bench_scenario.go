@@ -31,6 +31,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	concurrency := fs.Int("concurrency", 50, "dials in flight at once")
 	common := fs.String("common", "dns", "how clients reach a local cluster: dns (the service name through the first node's DNS responder) or list (every node's address)")
 	dropBase := fs.Duration("drop-base", 0, "bound of the random wait after a drop before a session picks again from the directory it holds (default: the client's, 20ms)")
+	settle := fs.Duration("settle", 0, "scale: how long to wait after the storm before the kill (default 0: at once, while the machine is still busy with the storm)")
 	clientPing := fs.Duration("client-ping", 0, "the sessions' heartbeat: ping after this much silence, take the node for gone after three times it (default: the client's, 500ms; a lab holding thousands of sessions on few cores pays for all their pings, which in the world run on the clients' own machines)")
 	tracker := fs.Bool("tracker", true, "sessions of the bench share one pick tracker that counts their picks the directory does not show yet")
 	natsEntry := fs.String("nats-entry", "all", "the URLs each client of the nats baseline gets: all (every server's), first (the first server's alone) or each (client i: server i mod nodes alone)")
@@ -72,7 +73,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	cfg := bench.Config{
 		Binary: binary, Resolver: *resolver, Policies: splitList(*policies),
 		Nodes: *nodes, Clients: *clients, Arrivals: *arrivals, Concurrency: *concurrency,
-		Common: *common, DropBase: *dropBase, ClientPing: *clientPing, NoTracker: !*tracker, NATSEntry: *natsEntry, NATSServer: *natsServer, Victim: *victim,
+		Common: *common, DropBase: *dropBase, ClientPing: *clientPing, Settle: *settle, NoTracker: !*tracker, NATSEntry: *natsEntry, NATSServer: *natsServer, Victim: *victim,
 		Repeat: *repeat, Samples: *samples, Background: *background, Kills: *kills, Busy: *busy, Heartbeat: *heartbeat,
 		Rooms: *rooms, RoomSize: *roomSize, Senders: *senders, Rate: *rate, Duration: *duration,
 		Fault: *fault, Pause: *pause, Within: *within, NodeArgs: strings.Fields(*nodeArgs), TLS: *withTLS, Transport: *transport,

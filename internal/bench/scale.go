@@ -37,6 +37,9 @@ type ScaleReport struct {
 	// ClientPingMS is the sessions' heartbeat interval (--client-ping),
 	// 0 for the client's default.
 	ClientPingMS float64 `json:"client_ping_ms,omitempty"`
+	// SettleMS is how long the bench waited after the storm before the
+	// kill (--settle); 0: at once.
+	SettleMS float64 `json:"settle_ms,omitempty"`
 	// Idle is the quiet cluster, measured over IdleSeconds.
 	IdleSeconds float64 `json:"idle_s"`
 	// CPUPercent is each node's CPU time over the idle period as a
@@ -81,12 +84,15 @@ type ScaleReport struct {
 	NodeDownMissing int         `json:"node_down_missing"`
 	// NodeDownSpreadMS is, by the same logs, how long after the first
 	// node showed a killed node down each other node did: the spread
-	// once the cluster knew, without the victim's own time to die (on a
-	// loaded machine a killed process waits its turn to exit, and until
-	// then its connections stay open).
+	// once the cluster knew.
 	NodeDownSpreadMS Percentiles `json:"node_down_spread_ms"`
-	NodeJoinMS       Percentiles `json:"node_join_spread_ms"`
-	NodeJoinMissing  int         `json:"node_join_missing"`
+	// NodeDownFirstMS is, for each killed node, when the first live node
+	// showed it down, in ms from the kill: how long the death took to be
+	// known at all (the process to die and its connection to close, the
+	// event to come).
+	NodeDownFirstMS Percentiles `json:"node_down_first_ms"`
+	NodeJoinMS      Percentiles `json:"node_join_spread_ms"`
+	NodeJoinMissing int         `json:"node_join_missing"`
 	// Join: how long after the first node showed a joined node up every
 	// other node showed it (over every pair), and from its process start
 	// to shown up everywhere.
@@ -491,7 +497,7 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 		regions = nil
 	}
 	natsServers := perRegion * max(1, len(regions))
-	rep := &ScaleReport{Scenario: "scale", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, NATS: natsServers, ClientPingMS: ms(e.cfg.ClientPing), BusWatch: !e.cfg.NoBusWatch, Regions: regions}
+	rep := &ScaleReport{Scenario: "scale", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, NATS: natsServers, ClientPingMS: ms(e.cfg.ClientPing), SettleMS: ms(e.cfg.Settle), BusWatch: !e.cfg.NoBusWatch, Regions: regions}
 	e.logf("[scale] starting %d nats-server processes with JetStream", natsServers)
 	ns, err := e.startScaleNATS(ctx, regions, perRegion)
 	if err != nil {
@@ -662,6 +668,14 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 	rep.RSSAfterMiB = percentilesOf(rss)
 	e.logf("[scale] storm: %d attached in %.0f ms, max/mean %.3f", res.Attached, res.ElapsedMS, res.MaxMean)
 
+	if e.cfg.Settle > 0 {
+		e.logf("[scale] settling for %v before the kill", e.cfg.Settle)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(e.cfg.Settle):
+		}
+	}
 	// Kill: the last Kills nodes, at once (never the first, whose
 	// address the bench's observers and hellos use).
 	kills := min(e.cfg.Kills, e.cfg.Nodes/3)
@@ -710,7 +724,7 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 			liveNodes = append(liveNodes, n)
 		}
 	}
-	nodeDownAll := func() (ms, spread []float64, missing int) {
+	nodeDownAll := func() (ms, spread, first []float64, missing int) {
 		for _, id := range rep.Killed {
 			var times []time.Time
 			for _, n := range liveNodes {
@@ -723,12 +737,15 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 				times = append(times, t)
 			}
 			spread = appendSpread(spread, times)
+			if len(times) > 0 {
+				first = append(first, float64(slices.MinFunc(times, time.Time.Compare).Sub(killed).Microseconds())/1000)
+			}
 		}
-		return ms, spread, missing
+		return ms, spread, first, missing
 	}
 	_ = localcluster.Await(ctx, 30*time.Second, func(context.Context) error {
 		_, missing := downAll()
-		_, _, nodeMissing := nodeDownAll()
+		_, _, _, nodeMissing := nodeDownAll()
 		if missing+nodeMissing > 0 {
 			return fmt.Errorf("%d (observer, killed) and %d (node, killed) pairs not down yet", missing, nodeMissing)
 		}
@@ -736,8 +753,9 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 	})
 	down, missing := downAll()
 	rep.DownMS, rep.DownMissing = percentilesOf(down), missing
-	nodeDown, nodeDownSpread, nodeMissing := nodeDownAll()
+	nodeDown, nodeDownSpread, nodeDownFirst, nodeMissing := nodeDownAll()
 	rep.NodeDownMS, rep.NodeDownSpreadMS, rep.NodeDownMissing = percentilesOf(nodeDown), percentilesOf(nodeDownSpread), nodeMissing
+	rep.NodeDownFirstMS = percentilesOf(nodeDownFirst)
 	// A node too busy to answer within the client's timeout is left out
 	// of the count (and said so), not the end of the run.
 	disconnects := make([]float64, len(liveNodes))
@@ -842,6 +860,9 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 func (r *ScaleReport) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "scale: %d nodes on --bus (%d nats-server processes with JetStream), storm of %d, kill %d, %d join; load average %.2f %.2f %.2f\n\n",
 		r.Nodes, r.NATS, r.Clients, len(r.Killed), r.Joined, r.Load[0], r.Load[1], r.Load[2])
+	if r.SettleMS > 0 {
+		fmt.Fprintf(w, "the kill came %.0f ms after the storm (--settle), not at once\n\n", r.SettleMS)
+	}
 	if r.ClientPingMS > 0 {
 		fmt.Fprintf(w, "the sessions ping after %.0f ms of silence (--client-ping), not the client's default\n\n", r.ClientPingMS)
 	}
@@ -859,6 +880,7 @@ func (r *ScaleReport) WriteTable(w io.Writer) {
 		append([]string{"storm connect, ms"}, p(r.StormConnectMS, "%.1f")...),
 		append([]string{fmt.Sprintf("reattach after the kill, ms (%d held, %d pending)", r.Held, r.Reattach.Pending)}, p(r.Reattach.MS, "%.0f")...),
 		append([]string{fmt.Sprintf("killed down on every node, by its log, ms from the kill (%d missing)", r.NodeDownMissing)}, p(r.NodeDownMS, "%.0f")...),
+		append([]string{"killed down on the first node, by its log, ms from the kill"}, p(r.NodeDownFirstMS, "%.0f")...),
 		append([]string{"killed down on every node, by its log, ms after the first node"}, p(r.NodeDownSpreadMS, "%.0f")...),
 		append([]string{fmt.Sprintf("killed shown down to an observer on every node, ms from the kill (%d missing)", r.DownMissing)}, p(r.DownMS, "%.0f")...),
 		append([]string{fmt.Sprintf("joined up on every node, by its log, ms after the first (%d missing)", r.NodeJoinMissing)}, p(r.NodeJoinMS, "%.0f")...),

@@ -58,6 +58,9 @@ type Config struct {
 	// ClientPing is the sessions' heartbeat interval (see Load.Ping;
 	// default the client's).
 	ClientPing time.Duration
+	// Settle is how long scale waits after its storm before it kills
+	// (default 0: at once, with the machine still busy from the storm).
+	Settle time.Duration
 	// NoTracker makes each session pick on its own (see Load.NoTracker).
 	NoTracker bool
 	// NATSEntry says which URLs each client of the nats baseline is
