@@ -460,7 +460,7 @@ func (s *Session) hello(ctx context.Context, addr string) (*Conn, *wire.Director
 	if err != nil {
 		return nil, nil, err
 	}
-	dir, err := c.hello(actx, s.helloMessage()) // view.go
+	dir, err := c.HelloWith(actx, s.helloMessage()) // view.go
 	if err != nil {
 		c.Close()
 		return nil, nil, err

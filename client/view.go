@@ -19,11 +19,13 @@ const ViewSize = 64
 // the directory it answers with. A node older than views ignores max and
 // sends its whole directory.
 func (c *Conn) HelloView(ctx context.Context, clientName, group string, max int) (*wire.Directory, error) {
-	return c.hello(ctx, wire.Message{Op: wire.OpHello, V: wire.Version, Client: clientName, Group: group, Max: max})
+	return c.HelloWith(ctx, wire.Message{Op: wire.OpHello, V: wire.Version, Client: clientName, Group: group, Max: max})
 }
 
-// hello sends the hello m on c and returns the directory it answers with.
-func (c *Conn) hello(ctx context.Context, m wire.Message) (*wire.Directory, error) {
+// HelloWith sends the hello m on c (wire.OpHello, with whatever it asks
+// for: a view, pushes of changes) and returns the directory the node
+// answers with, or its error (a *ServerError).
+func (c *Conn) HelloWith(ctx context.Context, m wire.Message) (*wire.Directory, error) {
 	if err := c.Send(m); err != nil {
 		return nil, err
 	}

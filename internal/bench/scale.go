@@ -327,26 +327,12 @@ func (e *env) observe(ctx context.Context, n *localcluster.Node) (*observer, err
 	// notes statuses as they come and holds no directory, and decoding a
 	// whole directory of every node at every push would take the bench's
 	// CPU from the nodes it measures.
-	hello := wire.Message{Op: wire.OpHello, V: wire.Version, Client: "switchboard-bench/scale", Deltas: true}
-	if err := conn.Send(hello); err != nil {
+	dir, err := conn.HelloWith(ctx, wire.Message{Op: wire.OpHello, V: wire.Version, Client: "switchboard-bench/scale", Deltas: true})
+	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("bench: hello at %s: %w", n.ID, err)
 	}
-	for {
-		m, err := conn.Recv(ctx)
-		if err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("bench: hello at %s: %w", n.ID, err)
-		}
-		if m.Op == wire.OpError {
-			conn.Close()
-			return nil, fmt.Errorf("bench: hello at %s: %s %s", n.ID, m.Code, m.Message)
-		}
-		if d := m.Directory(); d != nil {
-			o.note(d, time.Now())
-			break
-		}
-	}
+	o.note(dir, time.Now())
 	if err := conn.Send(wire.Message{Op: wire.OpAttach, User: "observer-" + n.ID}); err != nil {
 		conn.Close()
 		return nil, err
