@@ -185,7 +185,11 @@ func (n *Node) run() {
 	// n.dirChanged.
 	var shownChange bool
 	// rearmCheck sets the check for the next peer whose time may be up,
-	// or for a stale view's rebuild, whichever comes first.
+	// or for a stale view's rebuild, whichever comes first. It runs only
+	// after a change that can bring either sooner (rearm): a heartbeat
+	// that changes nothing only moves its peer's time later, and the
+	// check then fires early, finds nothing and is set again.
+	rearm := false
 	rearmCheck := func(now time.Time) {
 		d := every
 		if at, ok := table.NextTick(); ok {
@@ -226,7 +230,7 @@ func (n *Node) run() {
 		n.metrics.changes.WithLabelValues(c.Kind.String()).Inc()
 		viewStale = true
 		if c.Kind != directory.Refreshed || c.Content {
-			viewDue = true
+			viewDue, rearm = true, true
 		}
 		if c.Kind == directory.Added || c.Kind == directory.Removed {
 			if d := directory.HeartbeatFor(cfg.Heartbeat, ceiling, table.Len()); d != every {
@@ -372,6 +376,7 @@ func (n *Node) run() {
 			}
 		case <-check.C:
 			now = time.Now()
+			rearm = true
 			for _, c := range table.Tick(now) {
 				n.log.Info("peer changed", "peer", c.ID, "kind", c.Kind.String(), "to", c.To)
 				note(c)
@@ -393,7 +398,10 @@ func (n *Node) run() {
 				}
 			}
 		}
-		rearmCheck(now)
+		if rearm {
+			rearmCheck(now)
+			rearm = false
+		}
 	}
 }
 
