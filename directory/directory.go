@@ -229,6 +229,9 @@ type Table struct {
 	limits   Limits
 	records  map[string]*record
 	bytes    int // sum of the records' sizes
+	// byID is the records in ID order, for Nodes and Entries; nil when a
+	// record came or went since it was last sorted.
+	byID []*record
 }
 
 // Option changes how NewTable builds a table.
@@ -278,6 +281,7 @@ func (t *Table) Apply(e Entry, now time.Time) Change {
 	if !ok {
 		t.records[e.ID] = &record{entry: e, size: size, heard: now, changed: now}
 		t.bytes += size
+		t.byID = nil
 		return Change{ID: e.ID, Kind: Added, To: e.Status}
 	}
 	from := r.entry.Status
@@ -309,6 +313,7 @@ func (t *Table) Tick(now time.Time) []Change {
 		case r.entry.Status == Down && now.Sub(r.changed) >= t.timeouts.RemoveAfter && silent >= t.timeouts.RemoveAfter:
 			delete(t.records, id)
 			t.bytes -= r.size
+			t.byID = nil
 			changes = append(changes, Change{ID: id, Kind: Removed, From: Down})
 		case r.entry.Status != Down && silent >= t.downAfter(r.entry):
 			changes = append(changes, Change{ID: id, Kind: StatusChanged, From: r.entry.Status, To: Down})
@@ -414,23 +419,35 @@ func (t *Table) Bytes() int { return t.bytes }
 // set to the time since each entry last changed or was heard from.
 func (t *Table) Nodes(now time.Time) []Node {
 	nodes := make([]Node, 0, len(t.records))
-	for _, r := range t.records {
+	for _, r := range t.sorted() {
 		n := r.entry.Node
 		n.AgeMS = max(now.Sub(r.heard).Milliseconds(), 0)
 		nodes = append(nodes, n)
 	}
-	slices.SortFunc(nodes, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
 	return nodes
 }
 
 // Entries returns a copy of every entry held, sorted by ID.
 func (t *Table) Entries() []Entry {
 	entries := make([]Entry, 0, len(t.records))
-	for _, r := range t.records {
+	for _, r := range t.sorted() {
 		entries = append(entries, r.entry)
 	}
-	slices.SortFunc(entries, func(a, b Entry) int { return cmp.Compare(a.ID, b.ID) })
 	return entries
+}
+
+// sorted returns the records in ID order, sorting them only after one
+// came or went: a view is taken many times between changes of
+// membership, and at a few hundred nodes sorting was most of its cost.
+func (t *Table) sorted() []*record {
+	if t.byID == nil {
+		t.byID = make([]*record, 0, len(t.records))
+		for _, r := range t.records {
+			t.byID = append(t.byID, r)
+		}
+		slices.SortFunc(t.byID, func(a, b *record) int { return cmp.Compare(a.entry.ID, b.entry.ID) })
+	}
+	return t.byID
 }
 
 // StatusFor is the status a node reports about itself, given whether it has

@@ -575,6 +575,47 @@ func TestNodes(t *testing.T) {
 			t.Errorf("Entries (-got +want):\n%s", diff)
 		}
 	})
+	t.Run("order follows arrivals and removals", func(t *testing.T) {
+		tab := directory.NewTable("a", timeouts)
+		ids := func(nodes []directory.Node) []string {
+			var out []string
+			for _, n := range nodes {
+				out = append(out, n.ID)
+			}
+			return out
+		}
+		steps := []struct {
+			name string
+			do   func()
+			want []string
+		}{
+			{"two arrive", func() {
+				tab.Apply(entry("d", 1, 1, directory.Up), at(0))
+				tab.Apply(entry("b", 1, 1, directory.Up), at(0))
+			}, []string{"b", "d"}},
+			{"one arrives between them", func() { tab.Apply(entry("c", 1, 1, directory.Up), at(0)) }, []string{"b", "c", "d"}},
+			{"a status changes", func() { tab.Tick(at(time.Second)) }, []string{"b", "c", "d"}},
+			{"d is forgotten", func() {
+				tab.Apply(entry("b", 1, 2, directory.Up), at(11900*time.Millisecond))
+				tab.Apply(entry("c", 1, 2, directory.Up), at(11900*time.Millisecond))
+				tab.Tick(at(12 * time.Second))
+			}, []string{"b", "c"}},
+			{"one arrives first", func() { tab.Apply(entry("a0", 1, 1, directory.Up), at(12*time.Second)) }, []string{"a0", "b", "c"}},
+		}
+		for _, st := range steps {
+			st.do()
+			if diff := cmp.Diff(ids(tab.Nodes(at(12*time.Second))), st.want); diff != "" {
+				t.Errorf("%s: Nodes (-got +want):\n%s", st.name, diff)
+			}
+			var entries []string
+			for _, e := range tab.Entries() {
+				entries = append(entries, e.ID)
+			}
+			if diff := cmp.Diff(entries, st.want); diff != "" {
+				t.Errorf("%s: Entries (-got +want):\n%s", st.name, diff)
+			}
+		}
+	})
 	t.Run("get unknown", func(t *testing.T) {
 		if e, ok := tab.Get("nope"); ok || e != (directory.Entry{}) {
 			t.Errorf("Get(nope) = %+v, %v; want zero, false", e, ok)
