@@ -124,20 +124,90 @@ func encodeView(service, self string, v *view) (head []byte, parts [][]byte, err
 		return nil, nil, fmt.Errorf("node: unexpected directory encoding %q", empty)
 	}
 	head = append(empty[:len(empty)-len(emptyTail)], `"nodes":[`...)
-	parts = make([][]byte, len(v.nodes))
-	for i, n := range v.nodes {
+	if v.parts != nil {
+		parts, err = v.parts.encode(v.nodes)
+	} else {
+		parts, err = encodeParts(v.nodes, nil)
+	}
+	return head, parts, err
+}
+
+// encodeParts encodes each of nodes up to its age_ms value, taking the
+// part from reuse where it holds one for the same entry.
+func encodeParts(nodes []directory.Node, reuse map[string]cachedPart) ([][]byte, error) {
+	parts := make([][]byte, len(nodes))
+	for i, n := range nodes {
 		n.AgeMS = 0
+		if c, ok := reuse[n.ID]; ok && c.node == n {
+			parts[i] = c.part
+			continue
+		}
 		b, err := json.Marshal(n)
 		if err != nil {
-			return nil, nil, fmt.Errorf("node: encoding directory entry %s: %w", n.ID, err)
+			return nil, fmt.Errorf("node: encoding directory entry %s: %w", n.ID, err)
 		}
 		const ageTail = `"age_ms":0}`
 		if !bytes.HasSuffix(b, []byte(ageTail)) {
-			return nil, nil, fmt.Errorf("node: directory entry %s does not end with age_ms: %q", n.ID, b)
+			return nil, fmt.Errorf("node: directory entry %s does not end with age_ms: %q", n.ID, b)
 		}
 		parts[i] = b[:len(b)-len("0}")]
 	}
-	return head, parts, nil
+	return parts, nil
+}
+
+// partCache holds the encoded part of each node of the last view
+// encoded, so that the next view encodes only the entries that changed:
+// a view is rebuilt whenever one peer comes, goes or changes status, and
+// at 100 nodes encoding all of them again was most of a push of changes.
+// Parts are never written after they are made, so views share them. It
+// is safe for concurrent use.
+type partCache struct {
+	mu    sync.Mutex
+	parts map[string]cachedPart
+	calls uint64
+}
+
+// cachedPart is one node's entry, its age zeroed, and its encoded part;
+// seen is the call of encode that last listed the node.
+type cachedPart struct {
+	node directory.Node
+	part []byte
+	seen uint64
+}
+
+// encode returns the parts of nodes, reusing those of entries unchanged
+// since the last call, and keeps these for the next one; entries of nodes
+// no longer listed are dropped.
+func (c *partCache) encode(nodes []directory.Node) ([][]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.parts == nil {
+		c.parts = make(map[string]cachedPart, len(nodes))
+	}
+	c.calls++
+	parts := make([][]byte, len(nodes))
+	for i, n := range nodes {
+		n.AgeMS = 0
+		cp, ok := c.parts[n.ID]
+		if !ok || cp.node != n {
+			p, err := encodeParts([]directory.Node{n}, nil)
+			if err != nil {
+				return nil, err
+			}
+			cp = cachedPart{node: n, part: p[0]}
+		}
+		cp.seen = c.calls
+		c.parts[n.ID] = cp
+		parts[i] = cp.part
+	}
+	if len(c.parts) > len(nodes) {
+		for id, cp := range c.parts {
+			if cp.seen != c.calls {
+				delete(c.parts, id)
+			}
+		}
+	}
+	return parts, nil
 }
 
 // sayDirectory answers a hello m: it keeps what m asked of the directory

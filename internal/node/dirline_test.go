@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -51,6 +52,61 @@ func TestDirectoryLineMatchesEncode(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Views that share a part cache encode byte for byte what a fresh
+// encoding gives, through a peer's change of status, a newcomer and a
+// departure; an entry that did not change keeps its part (the same
+// bytes, not encoded again), one that did gets a new one.
+func TestPartCacheFollowsChanges(t *testing.T) {
+	taken := time.Unix(1000, 0)
+	n1 := directory.Node{ID: "n1", Addr: "127.0.0.1:7070", Status: directory.Up, Capacity: 10, AgeMS: 5}
+	n2 := directory.Node{ID: "n2", Addr: "127.0.0.2:7070", Status: directory.Starting, Capacity: 10}
+	n2up := n2
+	n2up.Status, n2up.AgeMS = directory.Up, 40
+	n3 := directory.Node{ID: "n3", Addr: "127.0.0.3:7070", Group: "eu", Status: directory.Up, Capacity: 10}
+	n1older := n1
+	n1older.AgeMS = 900 // only its age moved: the same part
+	steps := []struct {
+		name   string
+		nodes  []directory.Node
+		reused []string // nodes whose part the previous step made
+	}{
+		{"first view", []directory.Node{n1, n2}, nil},
+		{"a peer comes up, another only ages", []directory.Node{n1older, n2up}, []string{"n1"}},
+		{"a newcomer", []directory.Node{n1, n2up, n3}, []string{"n1", "n2"}},
+		{"a peer leaves", []directory.Node{n1, n3}, []string{"n1", "n3"}},
+		{"it comes back", []directory.Node{n1, n2, n3}, []string{"n1", "n3"}},
+	}
+	var cache partCache
+	prev := map[string][]byte{}
+	for _, step := range steps {
+		v := &view{nodes: step.nodes, taken: taken, parts: &cache}
+		got, err := v.directoryLine("chat.local", "n1", taken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := (&view{nodes: step.nodes, taken: taken}).directoryLine("chat.local", "n1", taken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(string(got), string(fresh)); diff != "" {
+			t.Errorf("%s: line (-cached +fresh):\n%s", step.name, diff)
+		}
+		enc, _ := v.encoded("chat.local", "n1")
+		parts := map[string][]byte{}
+		var reused []string
+		for i, n := range step.nodes {
+			parts[n.ID] = enc.parts[i]
+			if p, ok := prev[n.ID]; ok && &p[0] == &enc.parts[i][0] {
+				reused = append(reused, n.ID)
+			}
+		}
+		if diff := cmp.Diff(reused, step.reused); diff != "" {
+			t.Errorf("%s: parts reused (-got +want):\n%s", step.name, diff)
+		}
+		prev = parts
 	}
 }
 
@@ -161,5 +217,38 @@ func TestPushLines(t *testing.T) {
 	}
 	if len(distinct) != 1 {
 		t.Errorf("a directory that fits went out as %d distinct lines, want 1", len(distinct))
+	}
+}
+
+// BenchmarkDeltaAfterOneChange is the encoding a push of changes costs
+// when one peer of size changed since the last view: with the node's part
+// cache (one entry encoded) and without it (every entry encoded).
+func BenchmarkDeltaAfterOneChange(b *testing.B) {
+	for _, size := range []int{100, 1000} {
+		for _, cached := range []bool{false, true} {
+			b.Run(fmt.Sprintf("nodes=%d/cache=%v", size, cached), func(b *testing.B) {
+				taken := time.Unix(1000, 0)
+				// Views alternate between two directories one peer apart.
+				a := bigView(size, taken).nodes
+				b2 := slices.Clone(a)
+				b2[size/2].Users++
+				var cache *partCache
+				if cached {
+					cache = &partCache{}
+				}
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					nodes := a
+					if i%2 == 1 {
+						nodes = b2
+					}
+					v := &view{nodes: nodes, taken: taken, parts: cache}
+					changed := map[string]struct{}{nodes[size/2].ID: {}}
+					if _, err := v.deltaLine("chat.local", "n1", taken, changed); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

@@ -19,6 +19,13 @@ import (
 // worst, and the rest.
 const maxEntrySize = 8 << 10
 
+// entryQueue is how many entries' messages may wait for run: twice the
+// entries a directory holds (directory.DefaultLimits), so that a whole
+// directory's answers to a sync request fit while a heartbeat's worth
+// arrives too. The bus drops messages past it (nats.go's slow consumer)
+// and a peer's next heartbeat repairs what was lost.
+var entryQueue = 2 * directory.DefaultLimits().MaxEntries
+
 // dropLogEvery is how often each kind of dropped or refused entry is
 // logged at most; the line counts what was dropped in between.
 const dropLogEvery = 5 * time.Second
@@ -35,54 +42,55 @@ func (n *Node) answerSubject(from, to string) string {
 }
 
 // subscribeEntries subscribes, on the directory connection, to every
-// node's entry subject and to the answers addressed to this node alone,
-// and hands the entries it accepts to run. An entry is taken only from
-// its own node's subjects (node X publishes on entry.<X>, and answers
-// node Y on entry.<X>.to.<Y>; the embedded server lets each node's
-// directory connection publish there alone); an entry for this node's
-// ID never comes from this node (its connection does not echo), so it is
-// dropped; oversized, malformed and misfiled entries are dropped too, each
-// kind logged at most once every dropLogEvery with a count. The caller
-// flushes.
+// node's entry subject and to the answers addressed to this node alone.
+// The messages go straight to run (n.entryMsgs), which checks them with
+// acceptEntry: one hand-off from the connection's reader instead of two,
+// since at a hundred nodes and more an idle node's cost is mostly how
+// often its goroutines wake. The caller flushes.
 func (n *Node) subscribeEntries() ([]*nats.Subscription, error) {
 	prefix := n.subject("entry") + "."
-	drops := newDropLog(n.log, dropLogEvery)
-	handle := func(m *nats.Msg) {
-		if len(m.Data) > maxEntrySize {
-			drops.note("dropping an oversized directory entry", m.Subject, fmt.Errorf("%d bytes, the most is %d", len(m.Data), maxEntrySize))
-			return
-		}
-		var e directory.Entry
-		if err := json.Unmarshal(m.Data, &e); err != nil {
-			drops.note("dropping a malformed directory entry", m.Subject, err)
-			return
-		}
-		if err := e.Validate(); err != nil {
-			drops.note("dropping an invalid directory entry", m.Subject, err)
-			return
-		}
-		if m.Subject != prefix+bus.Token(e.ID) && m.Subject != n.answerSubject(e.ID, n.cfg.ID) {
-			drops.note("dropping a directory entry published on another node's subject", m.Subject, fmt.Errorf("entry for %q", e.ID))
-			return
-		}
-		if e.ID == n.cfg.ID {
-			drops.note("ignoring an entry for this node's own ID from elsewhere (another node with the same ID?)", m.Subject, fmt.Errorf("incarnation %d, addr %s", e.Incarnation, e.Addr))
-			return
-		}
-		select {
-		case n.inbox <- e:
-		case <-n.ctx.Done():
-		}
-	}
 	var subs []*nats.Subscription
 	for _, subject := range []string{prefix + "*", prefix + "*.to." + bus.Token(n.cfg.ID)} {
-		sub, err := n.bus.Dir.Subscribe(subject, handle)
+		sub, err := n.bus.Dir.ChanSubscribe(subject, n.entryMsgs)
 		if err != nil {
 			return subs, fmt.Errorf("node: subscribing to directory entries on %s: %w", subject, err)
 		}
 		subs = append(subs, sub)
 	}
 	return subs, nil
+}
+
+// acceptEntry decodes the entry in m and says whether run may apply it.
+// An entry is taken only from its own node's subjects (node X publishes
+// on entry.<X>, and answers node Y on entry.<X>.to.<Y>; the embedded
+// server lets each node's directory connection publish there alone); an
+// entry for this node's ID never comes from this node (its connection
+// does not echo), so it is dropped; oversized, malformed and misfiled
+// entries are dropped too, each kind logged by drops at most once every
+// dropLogEvery with a count.
+func (n *Node) acceptEntry(m *nats.Msg, drops *dropLog) (directory.Entry, bool) {
+	if len(m.Data) > maxEntrySize {
+		drops.note("dropping an oversized directory entry", m.Subject, fmt.Errorf("%d bytes, the most is %d", len(m.Data), maxEntrySize))
+		return directory.Entry{}, false
+	}
+	var e directory.Entry
+	if err := json.Unmarshal(m.Data, &e); err != nil {
+		drops.note("dropping a malformed directory entry", m.Subject, err)
+		return directory.Entry{}, false
+	}
+	if err := e.Validate(); err != nil {
+		drops.note("dropping an invalid directory entry", m.Subject, err)
+		return directory.Entry{}, false
+	}
+	if m.Subject != n.entrySubject(e.ID) && m.Subject != n.answerSubject(e.ID, n.cfg.ID) {
+		drops.note("dropping a directory entry published on another node's subject", m.Subject, fmt.Errorf("entry for %q", e.ID))
+		return directory.Entry{}, false
+	}
+	if e.ID == n.cfg.ID {
+		drops.note("ignoring an entry for this node's own ID from elsewhere (another node with the same ID?)", m.Subject, fmt.Errorf("incarnation %d, addr %s", e.Incarnation, e.Addr))
+		return directory.Entry{}, false
+	}
+	return e, true
 }
 
 // dropLog logs dropped directory entries, each kind (message) at most
@@ -289,6 +297,13 @@ func (n *Node) run() {
 			answer(e.ID)
 		}
 	}
+	entryDrops := newDropLog(n.log, dropLogEvery)
+	receive := func(m *nats.Msg, now time.Time) {
+		if e, ok := n.acceptEntry(m, entryDrops); ok {
+			n.metrics.received.Inc()
+			apply(e, now)
+		}
+	}
 	publish := func(now time.Time) {
 		e := n.publishSelf(now, n.Status())
 		lastPublish, lastStatus = now, e.Status
@@ -302,23 +317,21 @@ func (n *Node) run() {
 	if err := n.bus.Dir.Publish(n.subject("sync"), []byte(cfg.ID)); err != nil {
 		n.log.Warn("asking peers for their entries", "err", err)
 	}
-	n.view.Store(&view{nodes: table.Nodes(now), taken: now})
+	n.view.Store(&view{nodes: table.Nodes(now), taken: now, parts: &n.parts})
 
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
-		case e := <-n.inbox:
+		case m := <-n.entryMsgs:
 			now = time.Now()
-			n.metrics.received.Inc()
-			apply(e, now)
+			receive(m, now)
 			// Apply whatever else is waiting before taking a snapshot.
 		drain:
-			for range cap(n.inbox) {
+			for range cap(n.entryMsgs) {
 				select {
-				case e := <-n.inbox:
-					n.metrics.received.Inc()
-					apply(e, now)
+				case m := <-n.entryMsgs:
+					receive(m, now)
 				default:
 					break drain
 				}
@@ -388,7 +401,7 @@ func (n *Node) run() {
 			continue
 		}
 		if viewStale && now.Sub(viewAt) >= viewEvery(cfg) {
-			n.view.Store(&view{nodes: table.Nodes(now), taken: now})
+			n.view.Store(&view{nodes: table.Nodes(now), taken: now, parts: &n.parts})
 			viewStale, viewDue, viewAt = false, false, now
 			if shownChange {
 				shownChange = false

@@ -56,8 +56,10 @@ type Node struct {
 	drainMu  sync.Mutex // guards drainRun
 	drainRun *drainRun  // the drain to empty under way or the last one (drain.go)
 
-	inbox   chan directory.Entry
-	syncReq chan struct{}
+	// entryMsgs carries the directory entries' messages from the bus to
+	// run (subscribeEntries); the bus drops what does not fit.
+	entryMsgs chan *nats.Msg
+	syncReq   chan struct{}
 	// answerReq carries the IDs of peers that asked for every entry
 	// (a sync request naming them): run answers each alone.
 	answerReq chan string
@@ -68,6 +70,7 @@ type Node struct {
 	// entries publishSelf sends.
 	heartbeatMS atomic.Int64
 	view        atomic.Pointer[view]
+	parts       partCache     // each peer's encoded entry, for the next view
 	pushGen     atomic.Uint64 // directory pushes so far (exchange.go)
 
 	sessionsMu sync.Mutex // guards sessions, perAddr and listeners
@@ -91,6 +94,7 @@ type view struct {
 	nodes []directory.Node // AgeMS as of taken
 	taken time.Time
 	enc   encodedView // the directory message, encoded on first use
+	parts *partCache  // the node's, shared by its views; nil: encode all
 }
 
 // New checks cfg and prepares a node; Start runs it.
@@ -109,7 +113,7 @@ func New(cfg Config) (*Node, error) {
 		incarnation: uint64(time.Now().UnixNano()),
 		changed:     make(chan struct{}, 1),
 		dirChanged:  make(chan struct{}, 1),
-		inbox:       make(chan directory.Entry, 1024),
+		entryMsgs:   make(chan *nats.Msg, entryQueue),
 		syncReq:     make(chan struct{}, 1),
 		answerReq:   make(chan string, 256),
 		sessions:    make(map[*session]struct{}),
