@@ -31,6 +31,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	concurrency := fs.Int("concurrency", 50, "dials in flight at once")
 	common := fs.String("common", "dns", "how clients reach a local cluster: dns (the service name through the first node's DNS responder) or list (every node's address)")
 	dropBase := fs.Duration("drop-base", 0, "bound of the random wait after a drop before a session picks again from the directory it holds (default: the client's, 20ms)")
+	serialJoins := fs.Bool("serial-joins", false, "scale: start each joiner once the one before is up on every node (default: all at once, as their startups then share the nodes' cores)")
 	settle := fs.Duration("settle", 0, "scale: how long to wait after the storm before the kill (default 0: at once, while the machine is still busy with the storm)")
 	clientPing := fs.Duration("client-ping", 0, "the sessions' heartbeat: ping after this much silence, take the node for gone after three times it (default: the client's, 500ms; a lab holding thousands of sessions on few cores pays for all their pings, which in the world run on the clients' own machines)")
 	tracker := fs.Bool("tracker", true, "sessions of the bench share one pick tracker that counts their picks the directory does not show yet")
@@ -55,6 +56,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	heartbeat := fs.Duration("heartbeat", 0, "the nodes' heartbeat (default: serve's)")
 	nodeLogs := fs.Bool("node-logs", false, "show the nodes' logs on stderr")
 	nodeArgs := fs.String("node-args", "", "more serve flags for every node, space-separated (for instance --pprof)")
+	nodeEnv := fs.String("node-env", "", "more environment variables for every node, space-separated KEY=VALUE (for instance GOMAXPROCS=1: each node as a machine of one core)")
 	regions := fs.String("regions", "", "scale: a supercluster, one NATS cluster of two servers per region (comma-separated, say eu,us) joined by gateways; node i in region i mod N, its group")
 	busWatch := fs.Bool("bus-watch", true, "scale: give the nodes a user of the nats-servers' system account (serve --bus-system), so that a peer's closed connection is its death and heartbeats slow as the cluster grows")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
@@ -66,6 +68,11 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	if err := c.noArgs(pos); err != nil {
 		return err
 	}
+	for _, kv := range strings.Fields(*nodeEnv) {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return usagef("bench "+name, "bench: --node-env takes KEY=VALUE pairs, not %q", kv)
+		}
+	}
 	binary, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("bench: finding the switchboard binary: %w", err)
@@ -73,10 +80,10 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	cfg := bench.Config{
 		Binary: binary, Resolver: *resolver, Policies: splitList(*policies),
 		Nodes: *nodes, Clients: *clients, Arrivals: *arrivals, Concurrency: *concurrency,
-		Common: *common, DropBase: *dropBase, ClientPing: *clientPing, Settle: *settle, NoTracker: !*tracker, NATSEntry: *natsEntry, NATSServer: *natsServer, Victim: *victim,
+		Common: *common, DropBase: *dropBase, ClientPing: *clientPing, Settle: *settle, SerialJoins: *serialJoins, NoTracker: !*tracker, NATSEntry: *natsEntry, NATSServer: *natsServer, Victim: *victim,
 		Repeat: *repeat, Samples: *samples, Background: *background, Kills: *kills, Busy: *busy, Heartbeat: *heartbeat,
 		Rooms: *rooms, RoomSize: *roomSize, Senders: *senders, Rate: *rate, Duration: *duration,
-		Fault: *fault, Pause: *pause, Within: *within, NodeArgs: strings.Fields(*nodeArgs), TLS: *withTLS, Transport: *transport,
+		Fault: *fault, Pause: *pause, Within: *within, NodeArgs: strings.Fields(*nodeArgs), NodeEnv: strings.Fields(*nodeEnv), TLS: *withTLS, Transport: *transport,
 		Regions: splitList(*regions), NoBusWatch: !*busWatch,
 	}
 	if *service != "" {

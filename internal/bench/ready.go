@@ -71,7 +71,7 @@ func runReady(ctx context.Context, e *env) (Report, error) {
 	rep := &ReadyReport{Scenario: "ready", Nodes: cfg.Nodes, Repeat: cfg.Repeat, RestartFloorMS: restartFloor}
 	for round := range cfg.Repeat {
 		c, err := localcluster.Start(ctx, localcluster.Config{Binary: cfg.Binary, Nodes: cfg.Nodes, Heartbeat: cfg.Heartbeat,
-			Args: cfg.NodeArgs, Output: cfg.Logs, NoWait: true})
+			Args: cfg.NodeArgs, Env: cfg.NodeEnv, Output: cfg.Logs, NoWait: true})
 		if err != nil {
 			return nil, err
 		}
@@ -117,7 +117,7 @@ func runReady(ctx context.Context, e *env) (Report, error) {
 func freshJoined(ctx context.Context, e *env, round int) (ReadyRun, error) {
 	cfg := e.cfg
 	c, err := localcluster.Start(ctx, localcluster.Config{Binary: cfg.Binary, Nodes: cfg.Nodes, Heartbeat: cfg.Heartbeat,
-		Args: cfg.NodeArgs, Output: cfg.Logs, NoWait: true, Seeds: min(3, cfg.Nodes)})
+		Args: cfg.NodeArgs, Env: cfg.NodeEnv, Output: cfg.Logs, NoWait: true, Seeds: min(3, cfg.Nodes)})
 	if err != nil {
 		return ReadyRun{}, err
 	}

@@ -40,6 +40,8 @@ type ScaleReport struct {
 	// SettleMS is how long the bench waited after the storm before the
 	// kill (--settle); 0: at once.
 	SettleMS float64 `json:"settle_ms,omitempty"`
+	// SerialJoins says the joiners started one at a time (--serial-joins).
+	SerialJoins bool `json:"serial_joins,omitempty"`
 	// Idle is the quiet cluster, measured over IdleSeconds.
 	IdleSeconds float64 `json:"idle_s"`
 	// CPUPercent is each node's CPU time over the idle period as a
@@ -483,7 +485,7 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 		regions = nil
 	}
 	natsServers := perRegion * max(1, len(regions))
-	rep := &ScaleReport{Scenario: "scale", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, NATS: natsServers, ClientPingMS: ms(e.cfg.ClientPing), SettleMS: ms(e.cfg.Settle), BusWatch: !e.cfg.NoBusWatch, Regions: regions}
+	rep := &ScaleReport{Scenario: "scale", Nodes: e.cfg.Nodes, Clients: e.cfg.Clients, NATS: natsServers, ClientPingMS: ms(e.cfg.ClientPing), SettleMS: ms(e.cfg.Settle), SerialJoins: e.cfg.SerialJoins, BusWatch: !e.cfg.NoBusWatch, Regions: regions}
 	e.logf("[scale] starting %d nats-server processes with JetStream", natsServers)
 	ns, err := e.startScaleNATS(ctx, regions, perRegion)
 	if err != nil {
@@ -505,7 +507,7 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 	plog := newPeerLog(e.cfg.Logs)
 	lc, err := localcluster.Start(ctx, localcluster.Config{
 		Binary: e.cfg.Binary, Nodes: min(scaleBatch, e.cfg.Nodes), Heartbeat: e.cfg.Heartbeat, NoWait: true,
-		Capacity: max(10000, 2*e.cfg.Clients), OutputFor: func(int) io.Writer { return plog.node() }, Args: e.cfg.NodeArgs,
+		Capacity: max(10000, 2*e.cfg.Clients), OutputFor: func(int) io.Writer { return plog.node() }, Args: e.cfg.NodeArgs, Env: e.cfg.NodeEnv,
 		Bus: strings.Join(ns.regionURLs[0], ","), Groups: groups,
 		ArgsFor: func(i int) []string {
 			var args []string
@@ -768,6 +770,24 @@ func runScale(ctx context.Context, e *env) (Report, error) {
 			return nil, err
 		}
 		joined = append(joined, n)
+		if !e.cfg.SerialJoins {
+			continue
+		}
+		err = localcluster.Await(ctx, time.Minute, func(context.Context) error {
+			missing := 0
+			for _, o := range liveNodes {
+				if _, ok := plog.first(o.ID, n.ID, directory.Up, n.Started); !ok {
+					missing++
+				}
+			}
+			if missing > 0 {
+				return fmt.Errorf("%s not up on %d nodes yet", n.ID, missing)
+			}
+			return nil
+		})
+		if err != nil {
+			e.logf("[scale] %v; starting the next joiner", err)
+		}
 	}
 	joinAll := func() (spread, fromStart []float64, missing int) {
 		for _, n := range joined {
@@ -848,6 +868,9 @@ func (r *ScaleReport) WriteTable(w io.Writer) {
 		r.Nodes, r.NATS, r.Clients, len(r.Killed), r.Joined, r.Load[0], r.Load[1], r.Load[2])
 	if r.SettleMS > 0 {
 		fmt.Fprintf(w, "the kill came %.0f ms after the storm (--settle), not at once\n\n", r.SettleMS)
+	}
+	if r.SerialJoins {
+		fmt.Fprintf(w, "the joiners started one at a time, each once the one before was up on every node (--serial-joins)\n\n")
 	}
 	if r.ClientPingMS > 0 {
 		fmt.Fprintf(w, "the sessions ping after %.0f ms of silence (--client-ping), not the client's default\n\n", r.ClientPingMS)

@@ -61,6 +61,11 @@ type Config struct {
 	// Settle is how long scale waits after its storm before it kills
 	// (default 0: at once, with the machine still busy from the storm).
 	Settle time.Duration
+	// SerialJoins has scale start each joiner once the one before is up
+	// on every live node (default: all at once): each join is then timed
+	// on a cluster that is not also starting the other joiners on the
+	// same cores.
+	SerialJoins bool
 	// NoTracker makes each session pick on its own (see Load.NoTracker).
 	NoTracker bool
 	// NATSEntry says which URLs each client of the nats baseline is
@@ -132,6 +137,10 @@ type Config struct {
 	// NodeArgs are more serve flags for every node of a local cluster
 	// (for instance --pprof, to profile the nodes while a scenario runs).
 	NodeArgs []string
+	// NodeEnv are more environment variables (KEY=VALUE) for every node
+	// of a local cluster: GOMAXPROCS=1 stands each node for a machine of
+	// one core, where a lab of a hundred nodes shares two.
+	NodeEnv []string
 	// Progress receives progress lines while a scenario runs (nil: none).
 	Progress io.Writer
 	// ProgressTerminal says Progress is a terminal: counters then rewrite
@@ -476,7 +485,7 @@ func (e *env) startTLS(ctx context.Context, nodes int, withTLS bool) (*cluster, 
 	lc, err := localcluster.Start(ctx, localcluster.Config{
 		Binary: e.cfg.Binary, Nodes: nodes, DNS: true, Heartbeat: e.cfg.Heartbeat,
 		Capacity: max(10000, 2*(e.cfg.Clients+e.cfg.Arrivals)), Output: e.cfg.Logs,
-		Args: e.cfg.NodeArgs, TLS: withTLS, Groups: benchGroups, Net: e.net, Bus: e.bus,
+		Args: e.cfg.NodeArgs, Env: e.cfg.NodeEnv, TLS: withTLS, Groups: benchGroups, Net: e.net, Bus: e.bus,
 	})
 	if err != nil {
 		return nil, err

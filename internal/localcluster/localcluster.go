@@ -55,6 +55,10 @@ type Config struct {
 	DNS bool
 	// Args are more flags for every node.
 	Args []string
+	// Env are more environment variables (KEY=VALUE) for every node,
+	// after the parent's: GOMAXPROCS=1, say, for nodes that stand for
+	// machines of one core each.
+	Env []string
 	// ArgsFor, when set, gives more flags for node i, after Args: a flag
 	// given again there wins (serve takes a flag's last value), so that a
 	// node can get a --bus of its own region.
@@ -349,7 +353,7 @@ func (c *Cluster) launch(i int, n *Node) error {
 		cmd.Stdout = c.cfg.OutputFor(i)
 	}
 	cmd.Stderr = cmd.Stdout
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), c.cfg.Env...)
 	// Taken before the fork: on a loaded machine Start may return after
 	// the new process has already logged, even come up.
 	launched := time.Now()
