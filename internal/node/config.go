@@ -116,7 +116,10 @@ type Config struct {
 	// the entry is published (default 2 ms).
 	Coalesce time.Duration
 	// PushDelay is how long membership changes are gathered before a fresh
-	// directory is pushed to attached clients (default 20 ms).
+	// directory is pushed to attached clients (default 100 ms): long
+	// enough for a burst of changes (ten deaths, a scale-out) to go out
+	// together, and for the other nodes to have read a change before this
+	// one spends its CPU writing it to every session.
 	PushDelay time.Duration
 	// RemoveAfter is how long a down peer stays listed (default 1 min).
 	RemoveAfter time.Duration
@@ -272,7 +275,7 @@ func DefaultConfig() Config {
 		Heartbeat:    200 * time.Millisecond,
 		HeartbeatMax: 2 * time.Second,
 		Coalesce:     2 * time.Millisecond,
-		PushDelay:    20 * time.Millisecond,
+		PushDelay:    100 * time.Millisecond,
 		RemoveAfter:  time.Minute,
 		HelloTimeout: 10 * time.Second,
 		IdleTimeout:  5 * time.Minute,
