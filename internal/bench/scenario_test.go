@@ -196,14 +196,17 @@ func TestScenarios(t *testing.T) {
 // two servers joined by gateways, two nodes on each. Every node listed
 // the other region's two nodes, a session of each region's group dialled
 // through the other region landed in its own, a room carried text across
-// the gateway, and the kill was learned from a disconnect event.
+// the gateway, and the kill was learned from a disconnect event. The
+// nodes run with GOMAXPROCS=1 (--node-env) and the joiner is started on
+// its own (--serial-joins): it came up on every node.
 func TestScaleRegions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts clusters of child processes")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	r, err := RunScenario(ctx, "scale", Config{Binary: binary, Nodes: 4, Clients: 20, Kills: 1, Duration: time.Second, Regions: []string{"eu", "us"}})
+	r, err := RunScenario(ctx, "scale", Config{Binary: binary, Nodes: 4, Clients: 20, Kills: 1, Duration: time.Second, Regions: []string{"eu", "us"},
+		NodeEnv: []string{"GOMAXPROCS=1"}, SerialJoins: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,6 +224,9 @@ func TestScaleRegions(t *testing.T) {
 	}
 	if rep.RoomAcross == nil || !rep.RoomAcross.Delivered {
 		t.Errorf("room across regions %+v, want the text delivered", rep.RoomAcross)
+	}
+	if !rep.SerialJoins || rep.Joined != 1 || rep.NodeJoinMissing != 0 {
+		t.Errorf("serial joins %v: %d joined, %d (node, joined) pairs never up by the nodes' logs", rep.SerialJoins, rep.Joined, rep.NodeJoinMissing)
 	}
 	if rep.StormFailed != 0 || rep.DownMissing != 0 || rep.Disconnects != 3 {
 		t.Errorf("%d failed, %d (node, killed) pairs never down, %d of 3 (live, killed) pairs learned from a disconnect event", rep.StormFailed, rep.DownMissing, rep.Disconnects)
