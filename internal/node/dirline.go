@@ -125,34 +125,32 @@ func encodeView(service, self string, v *view) (head []byte, parts [][]byte, err
 	}
 	head = append(empty[:len(empty)-len(emptyTail)], `"nodes":[`...)
 	if v.parts != nil {
-		parts, err = v.parts.encode(v.nodes)
-	} else {
-		parts, err = encodeParts(v.nodes, nil)
+		if parts, err = v.parts.encode(v.nodes); err != nil {
+			return nil, nil, err
+		}
+		return head, parts, nil
 	}
-	return head, parts, err
+	parts = make([][]byte, len(v.nodes))
+	for i, n := range v.nodes {
+		if parts[i], err = encodePart(n); err != nil {
+			return nil, nil, err
+		}
+	}
+	return head, parts, nil
 }
 
-// encodeParts encodes each of nodes up to its age_ms value, taking the
-// part from reuse where it holds one for the same entry.
-func encodeParts(nodes []directory.Node, reuse map[string]cachedPart) ([][]byte, error) {
-	parts := make([][]byte, len(nodes))
-	for i, n := range nodes {
-		n.AgeMS = 0
-		if c, ok := reuse[n.ID]; ok && c.node == n {
-			parts[i] = c.part
-			continue
-		}
-		b, err := json.Marshal(n)
-		if err != nil {
-			return nil, fmt.Errorf("node: encoding directory entry %s: %w", n.ID, err)
-		}
-		const ageTail = `"age_ms":0}`
-		if !bytes.HasSuffix(b, []byte(ageTail)) {
-			return nil, fmt.Errorf("node: directory entry %s does not end with age_ms: %q", n.ID, b)
-		}
-		parts[i] = b[:len(b)-len("0}")]
+// encodePart encodes n up to its age_ms value, whatever its age.
+func encodePart(n directory.Node) ([]byte, error) {
+	n.AgeMS = 0
+	b, err := json.Marshal(n)
+	if err != nil {
+		return nil, fmt.Errorf("node: encoding directory entry %s: %w", n.ID, err)
 	}
-	return parts, nil
+	const ageTail = `"age_ms":0}`
+	if !bytes.HasSuffix(b, []byte(ageTail)) {
+		return nil, fmt.Errorf("node: directory entry %s does not end with age_ms: %q", n.ID, b)
+	}
+	return b[:len(b)-len("0}")], nil
 }
 
 // partCache holds the encoded part of each node of the last view
@@ -190,11 +188,11 @@ func (c *partCache) encode(nodes []directory.Node) ([][]byte, error) {
 		n.AgeMS = 0
 		cp, ok := c.parts[n.ID]
 		if !ok || cp.node != n {
-			p, err := encodeParts([]directory.Node{n}, nil)
+			part, err := encodePart(n)
 			if err != nil {
 				return nil, err
 			}
-			cp = cachedPart{node: n, part: p[0]}
+			cp = cachedPart{node: n, part: part}
 		}
 		cp.seen = c.calls
 		c.parts[n.ID] = cp
