@@ -273,6 +273,7 @@ func (m *Monitor) untilNext(notified bool, now time.Time) time.Duration {
 	return max(due.Sub(now), 0)
 }
 
+// viewKey is what the dashboard shows of the nodes, ages aside.
 func viewKey(nodes []directory.Node) string {
 	b := make([]byte, 0, 32*len(nodes))
 	for _, n := range nodes {

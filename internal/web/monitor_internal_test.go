@@ -64,12 +64,13 @@ func TestMonitorReadsOnChange(t *testing.T) {
 	src.set(directory.Node{ID: "n1", Status: directory.Up}, directory.Node{ID: "n2", Status: directory.Down})
 	src.changes <- struct{}{}
 	awaitRead(t, src, "after a change was notified")
-	var evs []Event
-	for deadline := time.Now().Add(30 * time.Second); len(evs) == 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		mon.mu.Lock() // the reading's Observe may not have run yet
-		evs = mon.hist.Events()
-		mon.mu.Unlock()
-	}
+	// Run reads again only once it has observed the last reading, so a
+	// second notice, read, says the first change was observed.
+	src.changes <- struct{}{}
+	awaitRead(t, src, "after a second notice")
+	mon.mu.Lock()
+	evs := mon.hist.Events()
+	mon.mu.Unlock()
 	if len(evs) != 1 || evs[0].Node != "n2" || evs[0].What != "down" {
 		t.Fatalf("events %+v, want n2 down", evs)
 	}
