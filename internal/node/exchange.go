@@ -41,6 +41,12 @@ func (n *Node) answerSubject(from, to string) string {
 	return n.entrySubject(from) + ".to." + bus.Token(to)
 }
 
+// directSubject is where the peers' answers to this node alone arrive:
+// every answerSubject(peer, this node).
+func (n *Node) directSubject() string {
+	return n.subject("entry") + ".*.to." + bus.Token(n.cfg.ID)
+}
+
 // subscribeEntries subscribes, on the directory connection, to every
 // node's entry subject and to the answers addressed to this node alone.
 // The messages go straight to run (n.entryMsgs), which checks them with
@@ -48,9 +54,8 @@ func (n *Node) answerSubject(from, to string) string {
 // since at a hundred nodes and more an idle node's cost is mostly how
 // often its goroutines wake. The caller flushes.
 func (n *Node) subscribeEntries() ([]*nats.Subscription, error) {
-	prefix := n.subject("entry") + "."
 	var subs []*nats.Subscription
-	for _, subject := range []string{prefix + "*", prefix + "*.to." + bus.Token(n.cfg.ID)} {
+	for _, subject := range []string{n.subject("entry") + ".*", n.directSubject()} {
 		sub, err := n.bus.Dir.ChanSubscribe(subject, n.entryMsgs)
 		if err != nil {
 			return subs, fmt.Errorf("node: subscribing to directory entries on %s: %w", subject, err)

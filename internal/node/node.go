@@ -202,7 +202,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		Dir: bus.DirSubjects{
 			Entries: n.subject("entry"),
 			Own:     n.entrySubject(n.cfg.ID),
-			Direct:  n.subject("entry") + ".*.to." + bus.Token(n.cfg.ID),
+			Direct:  n.directSubject(),
 			Sync:    n.subject("sync"),
 		},
 		ExternalCA:     n.cfg.BusCA,
