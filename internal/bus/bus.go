@@ -114,6 +114,9 @@ type Bus struct {
 	Dir    *nats.Conn
 	server *server.Server
 	cfg    Config
+	// opts is a copy of the options the embedded server started with,
+	// for RestartJetStream.
+	opts *server.Options
 	// The embedded server's passwords for the node's users.
 	nodePassword, dirPassword string
 	external                  []nats.Option
@@ -170,6 +173,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if err := bindable(opts.Cluster.Host, opts.Cluster.Port); err != nil {
 		return nil, err
 	}
+	b.opts = opts.Clone()
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("bus: configuring embedded NATS: %w", err)
@@ -510,6 +514,44 @@ func (b *Bus) JetStreamCurrent() bool {
 	jsi, err := b.server.Jsz(&server.JSzOptions{Limit: 1})
 	return err == nil && jsi.Meta != nil && jsi.Meta.Leader != ""
 }
+
+// JetStreamStopped reports whether the embedded server's JetStream is
+// configured but not running. nats-server stops it by itself when a write
+// finds the store directory full ("JetStream out of resources, will be
+// DISABLED"), and leaves it stopped. False for an external NATS and
+// without JetStream.
+func (b *Bus) JetStreamStopped() bool {
+	return b.server != nil && b.cfg.JetStream && !b.server.JetStreamEnabled()
+}
+
+// RestartJetStream starts the embedded server's stopped JetStream again
+// on the same store directory, keeping its Raft state, as nats-server
+// does when its configuration is reloaded (`nats-server --signal
+// reload`): the server reloads the options it started with, and
+// JetStream configured but not running is started. Its streams then catch
+// up from their leaders. It does nothing while JetStream runs, and fails
+// with ErrNoJetStream for an external NATS or without JetStream.
+func (b *Bus) RestartJetStream() error {
+	if b.server == nil || !b.cfg.JetStream {
+		return ErrNoJetStream
+	}
+	if b.server.JetStreamEnabled() {
+		return nil
+	}
+	if err := b.server.ReloadOptions(b.opts.Clone()); err != nil {
+		return fmt.Errorf("bus: restarting JetStream: %w", err)
+	}
+	if !b.server.JetStreamEnabled() {
+		// nats-server logs why (and stops it again) rather than failing
+		// the reload.
+		return errors.New("bus: restarting JetStream: it did not start (see the nats component's log)")
+	}
+	return nil
+}
+
+// ErrNoJetStream is RestartJetStream's error for a bus whose JetStream is
+// not embedded.
+var ErrNoJetStream = errors.New("bus: no embedded JetStream")
 
 // StreamLeaders reports, for each stream of the node's account that the
 // embedded server holds a replica of, the leader that replica knows, or ""
