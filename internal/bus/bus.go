@@ -524,19 +524,51 @@ func (b *Bus) JetStreamStopped() bool {
 	return b.server != nil && b.cfg.JetStream && !b.server.JetStreamEnabled()
 }
 
+// JetStreamStopping reports whether nats-server is still taking down a
+// stopped JetStream (JetStreamStopped): handing its metadata leadership
+// over, stopping its streams and their Raft groups, which takes a few
+// seconds. A restart must wait for it, or the end of the stop would take
+// down what the restart starts.
+func (b *Bus) JetStreamStopping() bool {
+	if !b.JetStreamStopped() {
+		return false
+	}
+	if b.server.JetStreamConfig() != nil {
+		return true
+	}
+	rz := b.server.Raftz(&server.RaftzOptions{})
+	if rz == nil {
+		return false
+	}
+	for _, groups := range *rz {
+		if len(groups) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrJetStreamStopping is RestartJetStream's error while nats-server is
+// still taking JetStream down (JetStreamStopping).
+var ErrJetStreamStopping = errors.New("bus: JetStream is still stopping")
+
 // RestartJetStream starts the embedded server's stopped JetStream again
 // on the same store directory, keeping its Raft state, as nats-server
 // does when its configuration is reloaded (`nats-server --signal
 // reload`): the server reloads the options it started with, and
 // JetStream configured but not running is started. Its streams then catch
-// up from their leaders. It does nothing while JetStream runs, and fails
-// with ErrNoJetStream for an external NATS or without JetStream.
+// up from their leaders. It does nothing while JetStream runs, fails with
+// ErrJetStreamStopping while the stop is still under way, and with
+// ErrNoJetStream for an external NATS or without JetStream.
 func (b *Bus) RestartJetStream() error {
 	if b.server == nil || !b.cfg.JetStream {
 		return ErrNoJetStream
 	}
 	if b.server.JetStreamEnabled() {
 		return nil
+	}
+	if b.JetStreamStopping() {
+		return ErrJetStreamStopping
 	}
 	if err := b.server.ReloadOptions(b.opts.Clone()); err != nil {
 		return fmt.Errorf("bus: restarting JetStream: %w", err)

@@ -38,6 +38,9 @@ func TestRestartJetStream(t *testing.T) {
 	if !b.JetStreamStopped() {
 		t.Fatal("JetStreamStopped = false after nats-server stopped its JetStream")
 	}
+	if b.JetStreamStopping() {
+		t.Fatal("JetStreamStopping = true once ShutdownJetStream has returned")
+	}
 	if err := b.RestartJetStream(); err != nil {
 		t.Fatal(err)
 	}
