@@ -591,30 +591,43 @@ func (n *Node) minorityGrace() time.Duration {
 	return max(3*time.Second, 10*n.cfg.Heartbeat)
 }
 
-// degradedWhy says why a degraded node stepped aside: its external bus
-// is unreachable, or it cannot see a majority of its cluster.
+// degradedWhy says why a degraded node stepped aside: its embedded
+// JetStream stopped (storage.go), its external bus is unreachable, or it
+// cannot see a majority of its cluster.
 func (n *Node) degradedWhy() string {
+	if n.storageLost() {
+		return "cannot store text (its JetStream stopped: is its data directory full?)"
+	}
 	if n.cfg.Bus != "" && !n.bus.Conn.IsConnected() {
 		return "cannot reach its bus"
 	}
 	return "cannot see a majority of its cluster"
 }
 
-// checkMajority updates n.degraded from steps and the directory as of
-// now, and tells the sessions to move once the node has been degraded
-// for moveAfter (again every moveAfter while it stays so). It returns
+// checkMajority updates n.degraded from steps, the directory as of now
+// and whether the node can store (storage.go), and tells the sessions to
+// move once the node has been degraded for moveAfter, or at once when it
+// cannot store (again every moveAfter while it stays so). It returns
 // when the sessions were last told. Only run calls it.
 func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time {
 	unreachable := n.cfg.Bus != "" && !n.bus.Conn.IsConnected()
-	degraded := steps.observe(n.view.Load().nodes, unreachable, now)
+	// A node that cannot store steps aside and moves its sessions at
+	// once: no grace, since its storage comes back only once its disk
+	// has room, not in a moment as a peer or a link may.
+	lost := n.storageLost()
+	degraded := steps.observe(n.view.Load().nodes, unreachable, now) || lost
 	if degraded != n.degraded.Swap(degraded) {
 		if degraded {
-			n.log.Warn(n.degradedWhy()+": stepping aside (degraded), refusing attaches", "move_sessions_in", moveAfter)
+			wait := moveAfter
+			if lost {
+				wait = 0
+			}
+			n.log.Warn(n.degradedWhy()+": stepping aside (degraded), refusing attaches", "move_sessions_in", wait)
 		} else {
-			n.log.Info("a majority of the cluster is back: up again")
+			n.log.Info("a majority of the cluster is back, and the node can store: up again")
 		}
 	}
-	if !degraded || steps.degradedFor(now) < moveAfter || now.Sub(movedAt) < moveAfter {
+	if !degraded || (!lost && steps.degradedFor(now) < moveAfter) || now.Sub(movedAt) < moveAfter {
 		return movedAt
 	}
 	n.sessionsMu.Lock()

@@ -54,6 +54,10 @@ type metrics struct {
 	// read-only after newMetrics.
 	badInput    map[string]prometheus.Counter
 	badInputVec *prometheus.CounterVec
+	// storageStopped and storageRestarts: the embedded JetStream's
+	// stops and the watch's restarts (storage.go).
+	storageStopped  prometheus.Gauge
+	storageRestarts prometheus.Counter
 }
 
 func newMetrics(n *Node) *metrics {
@@ -110,6 +114,14 @@ func newMetrics(n *Node) *metrics {
 			Help: "Error messages sent to clients, by wire error code: answers to bad lines, refused attaches and room requests, and the fatal errors a session is closed with.",
 		}, []string{"code"}),
 		badInput: make(map[string]prometheus.Counter, len(errorCodes)),
+		storageStopped: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_storage_stopped",
+			Help: "1 while this node's embedded JetStream is stopped (nats-server stops it when a write finds the data directory full) or not yet current after a restart: the node cannot store text and steps aside; 0 otherwise.",
+		}),
+		storageRestarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_storage_restarts_total",
+			Help: "Attempts to restart this node's stopped embedded JetStream on its data directory, each once the file system had room again.",
+		}),
 	}
 	for _, code := range errorCodes {
 		m.badInput[code] = m.badInputVec.WithLabelValues(code)
@@ -123,7 +135,7 @@ func newMetrics(n *Node) *metrics {
 	for k := directory.Stale; k <= directory.Refused; k++ {
 		m.changes.WithLabelValues(k.String())
 	}
-	m.registry.MustRegister(m.received, m.answers, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec,
+	m.registry.MustRegister(m.received, m.answers, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec, m.storageStopped, m.storageRestarts,
 		directoryCollector{n},
 		newBuildInfo(),
 		collectors.NewGoCollector(),

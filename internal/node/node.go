@@ -46,8 +46,11 @@ type Node struct {
 	users    atomic.Int64
 	draining atomic.Bool
 	ready    atomic.Bool
-	degraded atomic.Bool   // no majority of the cluster seen (minority.go)
-	changed  chan struct{} // users or draining changed: publish soon
+	degraded atomic.Bool // no majority of the cluster seen (minority.go)
+	// storageDown: the embedded JetStream stopped and is not current
+	// again (storage.go); it counts as seeing no majority.
+	storageDown atomic.Bool
+	changed     chan struct{} // users or draining changed: publish soon
 	// dirChanged receives (without blocking) after run has stored a view
 	// showing a change of membership or status: the dashboard's monitor
 	// reads the directory then rather than polling it.
@@ -246,6 +249,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		})
 	}
 	n.wg.Go(n.run)
+	if n.cfg.Bus == "" {
+		n.wg.Go(func() { n.watchStorage(dataDir) })
+	}
 	if n.cfg.Rebalance.On() {
 		n.wg.Go(n.rebalanceLoop)
 	}

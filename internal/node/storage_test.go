@@ -1,0 +1,55 @@
+package node
+
+import (
+	"testing"
+	"time"
+)
+
+// The storage watch, step by step: what it reads each second and what it
+// tells the node to do. The times are seconds from an arbitrary start.
+func TestStorageWatch(t *testing.T) {
+	const mib = 1 << 20
+	running := storageRead{}
+	stopping := storageRead{stopped: true, stopping: true, free: 0, size: 1 << 40, known: true}
+	full := storageRead{stopped: true, free: 0, size: 1 << 40, known: true}
+	freed := storageRead{stopped: true, free: 100 * mib, size: 1 << 40, known: true}
+	smallFreed := storageRead{stopped: true, free: 7 * mib, size: 64 * mib, known: true} // 10% of 64 MiB is less than 64 MiB
+	unknown := storageRead{stopped: true}
+	unknownStopping := storageRead{stopped: true, stopping: true}
+	restarted := storageRead{current: false}
+	current := storageRead{current: true}
+	steps := []struct {
+		at   int // seconds
+		read storageRead
+		want storageAction
+	}{
+		{0, running, storageKeep},
+		{1, stopping, storageLose},
+		{2, stopping, storageKeep}, // nats-server is still taking it down
+		{3, full, storageKeep},     // the stop has finished: once is not twice
+		{4, full, storageWait},
+		{5, freed, storageRestart},
+		{6, full, storageKeep}, // stopped again at once: retried 5 s after the last try
+		{9, full, storageKeep},
+		{10, full, storageWait},
+		{11, smallFreed, storageRestart},
+		{12, restarted, storageKeep}, // running, not following its leader yet
+		{13, restarted, storageKeep},
+		{14, current, storageBack},
+		{15, current, storageKeep},
+		{16, unknown, storageLose},
+		{17, unknown, storageRestart}, // space unknown: try anyway
+		{18, unknown, storageKeep},
+		{22, unknownStopping, storageKeep},
+		{23, unknown, storageKeep},
+		{24, unknown, storageRestart},
+	}
+	names := map[storageAction]string{storageKeep: "keep", storageLose: "lose", storageWait: "wait", storageRestart: "restart", storageBack: "back"}
+	var w storageWatch
+	start := time.Unix(1_000_000, 0)
+	for _, s := range steps {
+		if got := w.next(start.Add(time.Duration(s.at)*time.Second), s.read); got != s.want {
+			t.Fatalf("at %d s, reading %+v: %s, want %s", s.at, s.read, names[got], names[s.want])
+		}
+	}
+}
