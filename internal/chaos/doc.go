@@ -3,14 +3,16 @@
 // network (network namespaces made by the test, a veth pair each, a
 // bridge; localcluster.Net), and healed; the external bus of nodes run
 // with --bus (a real nats-server process) killed with kill -9 and started
-// again on its storage. They check what users see: no session left
+// again on its storage; a node's data directory on a small file system
+// of its own (tmpfs) filled up, and freed. They check what users see: no session left
 // stranded while a node is up, text acknowledged before the fault neither
 // lost nor shown twice after it, and the hurt nodes stepping aside
 // (degraded) and coming back by themselves.
 //
-// The partition test needs root (CAP_NET_ADMIN) and iproute2's ip, as
-// .ci/run has; elsewhere it skips and says which is missing. The bus test
-// needs neither. The timed versions of the
+// The partition test needs root (CAP_NET_ADMIN) and iproute2's ip, and
+// the full disk test root to mount its file system, as .ci/run has;
+// elsewhere they skip and say what is missing. The bus test needs
+// neither. The timed versions of the
 // same faults are `switchboard bench failover --fault ...`
 // (docs/benchmarks.md).
 package chaos

@@ -1,0 +1,224 @@
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// smallDisk mounts a file system of size bytes (tmpfs) at dir for the
+// rest of the test, or skips the test where it cannot mount one.
+func smallDisk(t *testing.T, dir string, size int) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0750", size))
+	if errors.Is(err, syscall.EPERM) {
+		t.Skipf("this test mounts a small file system, and cannot here: %v (CI runs it as root)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// fill appends to path until its file system is full.
+func fill(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	block := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(block); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+}
+
+// gauge reads the value of an unlabelled metric from node n's /metrics.
+func gauge(n *localcluster.Node, name string) (string, error) {
+	resp, err := http.Get("http://" + n.HTTP + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			return v, nil
+		}
+	}
+	return "", fmt.Errorf("%s: no %s", n.ID, name)
+}
+
+// A full disk: node n3 keeps its data on a small file system of its own,
+// which fills up (another process's file takes the rest). nats-server
+// stops n3's JetStream at its next write. n3 says so and steps aside
+// (degraded, /readyz 503, attaches refused with draining), then tells its
+// sessions to attach elsewhere; its typist's text, unacknowledged while
+// n3 could not store it, is stored once through another node. When the
+// space is freed n3 restarts its JetStream by itself and is up again,
+// and a session on it reads and stores the room's text: nothing
+// acknowledged lost, nothing twice.
+func TestFullDiskNodeStepsAsideAndHeals(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	disk := filepath.Join(data, "n3")
+	smallDisk(t, disk, 64<<20)
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, DataDir: data, Output: testLog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	n3 := c.Nodes[2]
+
+	sessions := dialSpread(ctx, t, c, 3)
+	reader, typist := sessions[0], sessions[2]
+	if typist.Node().ID != n3.ID {
+		t.Fatalf("the typist attached to %s, want %s", typist.Node().ID, n3.ID)
+	}
+	const room = "disk"
+	wctx, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	if _, err := typist.JoinWait(wctx, room); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := typist.SendTextWait(wctx, room, "acked before; "); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reader.JoinWait(wctx, "bulk"); err != nil {
+		t.Fatal(err)
+	}
+
+	filler := filepath.Join(disk, "filler")
+	fill(t, filler)
+	if _, err := typist.SendText(room, "typed while full; "); err != nil {
+		t.Fatal(err)
+	}
+	// Writes to the rooms' streams reach n3's replicas too, and fail
+	// there once nothing is left: the filler takes what JetStream frees
+	// (it compacts its logs) and the reader's chunks, in a room of their
+	// own, are each longer than a page, so that none fits in what is left
+	// of a file's last page.
+	chunk := strings.Repeat("x", 4000)
+	filled := time.Now()
+	nodetest.Eventually(t, settle, func() error {
+		if v, err := gauge(n3, "switchboard_storage_stopped"); err != nil || v != "1" {
+			fill(t, filler)
+			_, _ = reader.SendText("bulk", chunk) // refused or not: a write
+			return fmt.Errorf("switchboard_storage_stopped %q (%v), want 1", v, err)
+		}
+		return nil
+	})
+	stopped := time.Now()
+	t.Logf("n3's JetStream stopped, by its gauge, %v after the disk was full", stopped.Sub(filled).Round(time.Millisecond))
+	nodetest.Eventually(t, settle, func() error {
+		if code := readyz(n3); code != http.StatusServiceUnavailable {
+			return fmt.Errorf("n3's /readyz: %d, want 503", code)
+		}
+		if st, err := n3.Status(ctx, n3.ID); err != nil || st != directory.Degraded {
+			return fmt.Errorf("n3 calls itself %q (%v), want degraded", st, err)
+		}
+		return nil
+	})
+	t.Logf("n3 degraded %v after its JetStream stopped", time.Since(stopped).Round(time.Millisecond))
+	actx, acancel := context.WithTimeout(ctx, settle)
+	code, err := attachAt(actx, n3.Addr, "late")
+	acancel()
+	if err != nil || code != wire.CodeDraining {
+		t.Errorf("an attach at n3 with its disk full: code %q (%v), want %q", code, err, wire.CodeDraining)
+	}
+	// The typist is told to go, and its text is stored elsewhere.
+	nodetest.Eventually(t, settle, func() error {
+		if !typist.Connected() || typist.Node().ID == n3.ID {
+			return fmt.Errorf("the typist is on %s (%v)", typist.Node().ID, typist.State())
+		}
+		if n := typist.Unacked(room); n > 0 {
+			return fmt.Errorf("%d chunks of the typist unacknowledged", n)
+		}
+		return nil
+	})
+
+	t.Logf("the typist on %s with nothing unacknowledged %v after n3's JetStream stopped", typist.Node().ID, time.Since(stopped).Round(time.Millisecond))
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	freed := time.Now()
+	nodetest.Eventually(t, settle, func() error {
+		if code := readyz(n3); code != http.StatusOK {
+			return fmt.Errorf("n3's /readyz: %d", code)
+		}
+		if st, err := n3.Status(ctx, n3.ID); err != nil || st != directory.Up {
+			return fmt.Errorf("n3 calls itself %q (%v), want up", st, err)
+		}
+		if v, err := gauge(n3, "switchboard_storage_stopped"); err != nil || v != "0" {
+			return fmt.Errorf("switchboard_storage_stopped %q (%v), want 0", v, err)
+		}
+		return nil
+	})
+
+	t.Logf("n3 up and ready again %v after the space was freed", time.Since(freed).Round(time.Millisecond))
+
+	// n3 serves the room again: a session on it reads what was stored,
+	// and stores more.
+	back, err := client.Dial(ctx, n3.Addr, client.WithUser("back"), client.WithPolicy(prefer(n3.ID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { back.Close() })
+	if back.Node().ID != n3.ID {
+		t.Fatalf("the new session attached to %s, want %s", back.Node().ID, n3.ID)
+	}
+	wctx, cancel = context.WithTimeout(ctx, settle)
+	defer cancel()
+	state, err := back.JoinWait(wctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "acked before; typed while full; "
+	if got := state.Live[typist.User()]; got != want {
+		t.Errorf("on n3 after the heal the room shows %q from the typist, want %q", got, want)
+	}
+	if _, err := back.SendTextWait(wctx, room, "stored on n3 again"); err != nil {
+		t.Fatal(err)
+	}
+	state, err = reader.JoinWait(wctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := state.Live[typist.User()]; got != want {
+		t.Errorf("on n1 the room shows %q from the typist, want %q (nothing lost, nothing twice)", got, want)
+	}
+	if got, want := state.Live[back.User()], "stored on n3 again"; got != want {
+		t.Errorf("on n1 the room shows %q from the session on n3, want %q", got, want)
+	}
+}
