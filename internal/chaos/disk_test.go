@@ -60,6 +60,28 @@ func fill(t *testing.T, path string) {
 	}
 }
 
+// fillUntilStopped fills each file system named in disks (a filler file
+// in it) and writes a chunk longer than a page through writer into room
+// bulk, again and again, until every node of nodes reports its JetStream
+// stopped: the fillers take what JetStream frees when it compacts its
+// logs, and no chunk fits in what is left of a file's last page.
+func fillUntilStopped(t *testing.T, writer *client.Session, disks []string, nodes []*localcluster.Node) {
+	t.Helper()
+	chunk := strings.Repeat("x", 4000)
+	nodetest.Eventually(t, settle, func() error {
+		for _, n := range nodes {
+			if v, err := gauge(n, "switchboard_storage_stopped"); err != nil || v != "1" {
+				for _, disk := range disks {
+					fill(t, filepath.Join(disk, "filler"))
+				}
+				_, _ = writer.SendText("bulk", chunk) // refused or not: a write
+				return fmt.Errorf("%s: switchboard_storage_stopped %q (%v), want 1", n.ID, v, err)
+			}
+		}
+		return nil
+	})
+}
+
 // gauge reads the value of an unlabelled metric from node n's /metrics.
 func gauge(n *localcluster.Node, name string) (string, error) {
 	resp, err := http.Get("http://" + n.HTTP + "/metrics")
@@ -123,21 +145,8 @@ func TestFullDiskNodeStepsAsideAndHeals(t *testing.T) {
 	if _, err := typist.SendText(room, "typed while full; "); err != nil {
 		t.Fatal(err)
 	}
-	// Writes to the rooms' streams reach n3's replicas too, and fail
-	// there once nothing is left: the filler takes what JetStream frees
-	// (it compacts its logs) and the reader's chunks, in a room of their
-	// own, are each longer than a page, so that none fits in what is left
-	// of a file's last page.
-	chunk := strings.Repeat("x", 4000)
 	filled := time.Now()
-	nodetest.Eventually(t, settle, func() error {
-		if v, err := gauge(n3, "switchboard_storage_stopped"); err != nil || v != "1" {
-			fill(t, filler)
-			_, _ = reader.SendText("bulk", chunk) // refused or not: a write
-			return fmt.Errorf("switchboard_storage_stopped %q (%v), want 1", v, err)
-		}
-		return nil
-	})
+	fillUntilStopped(t, reader, []string{disk}, []*localcluster.Node{n3})
 	stopped := time.Now()
 	t.Logf("n3's JetStream stopped, by its gauge, %v after the disk was full", stopped.Sub(filled).Round(time.Millisecond))
 	nodetest.Eventually(t, settle, func() error {
@@ -220,5 +229,86 @@ func TestFullDiskNodeStepsAsideAndHeals(t *testing.T) {
 	}
 	if got, want := state.Live[back.User()], "stored on n3 again"; got != want {
 		t.Errorf("on n1 the room shows %q from the session on n3, want %q", got, want)
+	}
+}
+
+// Full disks on every node: no stream has a quorum, so every node steps
+// aside and the typist waits, holding its text. When the space is freed
+// every node restarts its JetStream, they elect, and the typist attaches
+// again; its text is stored once.
+func TestFullDisksOnEveryNodeHeal(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	var disks []string
+	for _, id := range []string{"n1", "n2", "n3"} {
+		disk := filepath.Join(data, id)
+		smallDisk(t, disk, 64<<20)
+		disks = append(disks, disk)
+	}
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, DataDir: data, Output: testLog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	sessions := dialSpread(ctx, t, c, 3)
+	typist, writer, reader := sessions[0], sessions[1], sessions[2]
+	const room = "disks"
+	wctx, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	if _, err := typist.JoinWait(wctx, room); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := typist.SendTextWait(wctx, room, "acked before; "); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.JoinWait(wctx, "bulk"); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, disk := range disks {
+		fill(t, filepath.Join(disk, "filler"))
+	}
+	if _, err := typist.SendText(room, "typed while full; "); err != nil {
+		t.Fatal(err)
+	}
+	fillUntilStopped(t, writer, disks, c.Nodes)
+	stopped := time.Now()
+	nodetest.Eventually(t, settle, func() error {
+		for _, n := range c.Nodes {
+			if st, err := n.Status(ctx, n.ID); err != nil || st != directory.Degraded {
+				return fmt.Errorf("%s calls itself %q (%v), want degraded", n.ID, st, err)
+			}
+		}
+		return nil
+	})
+	t.Logf("every node degraded %v after the last JetStream stopped", time.Since(stopped).Round(time.Millisecond))
+
+	for _, disk := range disks {
+		if err := os.Remove(filepath.Join(disk, "filler")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	freed := time.Now()
+	nodetest.Eventually(t, settle, func() error {
+		for _, n := range c.Nodes {
+			if code := readyz(n); code != http.StatusOK {
+				return fmt.Errorf("%s's /readyz: %d", n.ID, code)
+			}
+		}
+		if !typist.Connected() {
+			return fmt.Errorf("the typist is not attached (%v)", typist.State())
+		}
+		if n := typist.Unacked(room); n > 0 {
+			return fmt.Errorf("%d chunks of the typist unacknowledged", n)
+		}
+		return nil
+	})
+	t.Logf("every node ready and the typist's text acknowledged %v after the space was freed", time.Since(freed).Round(time.Millisecond))
+	state, err := reader.JoinWait(wctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := state.Live[typist.User()], "acked before; typed while full; "; got != want {
+		t.Errorf("the room shows %q from the typist, want %q (nothing lost, nothing twice)", got, want)
 	}
 }

@@ -3,8 +3,8 @@
 // network (network namespaces made by the test, a veth pair each, a
 // bridge; localcluster.Net), and healed; the external bus of nodes run
 // with --bus (a real nats-server process) killed with kill -9 and started
-// again on its storage; a node's data directory on a small file system
-// of its own (tmpfs) filled up, and freed. They check what users see: no session left
+// again on its storage; the data directories of one node, then of every
+// node, on small file systems of their own (tmpfs) filled up, and freed. They check what users see: no session left
 // stranded while a node is up, text acknowledged before the fault neither
 // lost nor shown twice after it, and the hurt nodes stepping aside
 // (degraded) and coming back by themselves.
