@@ -46,9 +46,9 @@ type Node struct {
 	users    atomic.Int64
 	draining atomic.Bool
 	ready    atomic.Bool
-	degraded atomic.Bool // no majority of the cluster seen (minority.go)
+	degraded atomic.Bool // no majority of the cluster seen (minority.go), or cannot store
 	// storageDown: the embedded JetStream stopped and is not current
-	// again (storage.go); it counts as seeing no majority.
+	// again (storage.go); the node is degraded while it holds.
 	storageDown atomic.Bool
 	changed     chan struct{} // users or draining changed: publish soon
 	// dirChanged receives (without blocking) after run has stored a view
