@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -162,6 +163,11 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.JetStream {
+		if err := writable(cfg.StoreDir); err != nil {
+			return nil, err
+		}
+	}
 	b := &Bus{cfg: cfg}
 	if b.nodePassword, err = randomPassword(); err != nil {
 		return nil, err
@@ -182,7 +188,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	ns.Start()
 	if !ns.ReadyForConnections(cfg.StartTimeout) {
 		ns.Shutdown()
-		return nil, fmt.Errorf("bus: embedded NATS not ready after %v (is %s free?)", cfg.StartTimeout, cfg.Cluster)
+		return nil, fmt.Errorf("bus: embedded NATS not ready after %v (is %s free? did its JetStream start? the nats component's log says)", cfg.StartTimeout, cfg.Cluster)
 	}
 	if a := ns.MonitorAddr(); a != nil {
 		cfg.Logger.Warn("NATS monitoring is on and unauthenticated: anyone who reaches it reads the server's varz, connz, routez and jsz", "addr", a.String())
@@ -410,6 +416,33 @@ func monitorAddr(addr string) (string, int, error) {
 		port = server.RANDOM_PORT
 	}
 	return host, port, nil
+}
+
+// storeProbe is how much writable wants to write in the store
+// directory: more than the files JetStream writes when it starts.
+const storeProbe = 64 << 10
+
+// writable fails at once when the store directory cannot be made or
+// written, a full disk above all: nats-server would only log that it
+// cannot start JetStream and then never become ready, so Open would wait
+// StartTimeout and blame the cluster port.
+func writable(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("bus: making the store directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("bus: writing in the store directory: %w", err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(make([]byte, storeProbe))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("bus: writing %d bytes in the store directory %s: %w", storeProbe, dir, err)
+	}
+	return nil
 }
 
 // bindable fails at once when the cluster port cannot be bound (in use,

@@ -3,6 +3,10 @@ package bus
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,5 +78,21 @@ func TestRestartJetStream(t *testing.T) {
 	}
 	if err := ext.RestartJetStream(); !errors.Is(err, ErrNoJetStream) {
 		t.Errorf("an external NATS: RestartJetStream = %v, want ErrNoJetStream", err)
+	}
+}
+
+// A store directory that cannot be written fails Open at once, saying
+// why, rather than after StartTimeout with a guess about the port
+// (nats-server only logs that its JetStream could not start). Here the
+// directory would have to be made inside a file; internal/chaos starts a
+// node on a full disk.
+func TestOpenUnwritableStore(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), Config{Name: "unwritable", JetStream: true, StoreDir: filepath.Join(file, "store"), StartTimeout: 30 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "store directory") || !errors.Is(err, syscall.ENOTDIR) {
+		t.Fatalf("Open with a store directory inside a file: %v, want an error about the store directory (ENOTDIR)", err)
 	}
 }

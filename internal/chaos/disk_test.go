@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -310,5 +312,75 @@ func TestFullDisksOnEveryNodeHeal(t *testing.T) {
 	}
 	if got, want := state.Live[typist.User()], "acked before; typed while full; "; got != want {
 		t.Errorf("the room shows %q from the typist, want %q (nothing lost, nothing twice)", got, want)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the node's output goroutine and
+// the test together.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// A node started on a full disk stops at once and says why, rather than
+// waiting half a minute and blaming its port; started again once the
+// disk has room (as its supervisor does), it joins the cluster.
+func TestStartOnFullDisk(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	disk := filepath.Join(data, "n3")
+	smallDisk(t, disk, 64<<20)
+	filler := filepath.Join(disk, "filler")
+	fill(t, filler)
+	var n3Log syncBuffer
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, DataDir: data, NoWait: true,
+		OutputFor: func(i int) io.Writer {
+			if i == 2 {
+				return io.MultiWriter(&n3Log, testLog{t})
+			}
+			return testLog{t}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	n3 := c.Nodes[2]
+	nodetest.Eventually(t, settle, func() error {
+		if n3.Alive() {
+			return errors.New("n3 still runs")
+		}
+		return nil
+	})
+	out := n3Log.String()
+	if !strings.Contains(out, "store directory") || !strings.Contains(out, "no space left on device") {
+		t.Errorf("n3 stopped saying:\n%s\nwant the store directory and \"no space left on device\"", out)
+	}
+	if strings.Contains(out, "not ready after") {
+		t.Errorf("n3 waited for its embedded NATS before it stopped:\n%s", out)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitConverged(ctx, settle); err != nil {
+		t.Fatal(err)
+	}
+	if code := readyz(n3); code != http.StatusOK {
+		t.Errorf("n3's /readyz: %d after it started with room", code)
 	}
 }
