@@ -116,8 +116,10 @@ type Bus struct {
 	server *server.Server
 	cfg    Config
 	// opts is a copy of the options the embedded server started with,
-	// for RestartJetStream.
-	opts *server.Options
+	// and maxStore the storage limit its JetStream set itself then, for
+	// RestartJetStream.
+	opts     *server.Options
+	maxStore int64
 	// The embedded server's passwords for the node's users.
 	nodePassword, dirPassword string
 	external                  []nats.Option
@@ -195,6 +197,9 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	}
 	logPosture(cfg, ns)
 	b.server = ns
+	if jc := ns.JetStreamConfig(); jc != nil {
+		b.maxStore = jc.MaxStore
+	}
 	if err := b.connectBoth(); err != nil {
 		ns.Shutdown()
 		return nil, err
@@ -569,13 +574,18 @@ func (b *Bus) JetStreamStopping() bool {
 	if b.server.JetStreamConfig() != nil {
 		return true
 	}
-	rz := b.server.Raftz(&server.RaftzOptions{})
-	if rz == nil {
-		return false
-	}
-	for _, groups := range *rz {
-		if len(groups) > 0 {
-			return true
+	// The metadata group lives in the system account, the streams' groups
+	// in the account of their streams: the node's users are in the global
+	// one.
+	for _, acc := range []string{"", b.server.GlobalAccount().GetName()} {
+		rz := b.server.Raftz(&server.RaftzOptions{AccountFilter: acc})
+		if rz == nil {
+			continue
+		}
+		for _, groups := range *rz {
+			if len(groups) > 0 {
+				return true
+			}
 		}
 	}
 	return false
@@ -603,16 +613,32 @@ func (b *Bus) RestartJetStream() error {
 	if b.JetStreamStopping() {
 		return ErrJetStreamStopping
 	}
-	if err := b.server.ReloadOptions(b.opts.Clone()); err != nil {
+	opts := b.opts.Clone()
+	if opts.JetStreamMaxStore <= 0 && b.maxStore > 0 {
+		// Keep the storage limit nats-server set at the first start (75%
+		// of the space then free). Computed again now, from a disk that
+		// was just full, it could fall below what JetStream already
+		// stores, and this server's streams would refuse every write.
+		opts.JetStreamMaxStore = b.maxStore
+	}
+	// The options are those the server started with, so nothing else
+	// changes: the node's connections stay, and so do the routes (with
+	// cluster TLS nats-server logs "Reloaded: cluster", as a cloned TLS
+	// configuration never compares equal, and swaps it for its equal).
+	if err := b.server.ReloadOptions(opts); err != nil {
 		return fmt.Errorf("bus: restarting JetStream: %w", err)
 	}
 	if !b.server.JetStreamEnabled() {
 		// nats-server logs why (and stops it again) rather than failing
 		// the reload.
-		return errors.New("bus: restarting JetStream: it did not start (see the nats component's log)")
+		return ErrJetStreamNotStarted
 	}
 	return nil
 }
+
+// ErrJetStreamNotStarted is RestartJetStream's error when nats-server
+// could not start JetStream again; its log says why.
+var ErrJetStreamNotStarted = errors.New("bus: restarting JetStream: it did not start (the nats component's log says why)")
 
 // ErrNoJetStream is RestartJetStream's error for a bus whose JetStream is
 // not embedded.

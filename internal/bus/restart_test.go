@@ -96,3 +96,87 @@ func TestOpenUnwritableStore(t *testing.T) {
 		t.Fatalf("Open with a store directory inside a file: %v, want an error about the store directory (ENOTDIR)", err)
 	}
 }
+
+// In a JetStream cluster of three, one server's JetStream stops as
+// nats-server stops it on a full disk (in the background, handing over
+// what it leads). Once the stop has finished it restarts on the same
+// store, follows the metadata leader again, and serves the R3 stream:
+// a message stored before is there, and one published through it after
+// is stored. Its node's connection never reconnected.
+func TestRestartJetStreamInACluster(t *testing.T) {
+	seed := openBus(t, Config{Name: "r1", Cluster: "127.0.0.1:0", Secret: testSecret, JetStream: true, StoreDir: t.TempDir()})
+	buses := []*Bus{seed}
+	for _, name := range []string{"r2", "r3"} {
+		buses = append(buses, openBus(t, Config{Name: name, Cluster: "127.0.0.1:0", Secret: testSecret, JetStream: true,
+			StoreDir: t.TempDir(), Join: []string{seed.ClusterAddr().String()}}))
+	}
+	b := buses[2]
+	js, err := jetstream.New(b.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	waitForLong(t, "creating an R3 stream", func() error {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := js.CreateStream(rctx, jetstream.StreamConfig{Name: "KEPT", Subjects: []string{"kept.>"}, Replicas: 3})
+		return err
+	})
+	publish := func(subject, data string) func() error {
+		return func() error {
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			_, err := js.Publish(rctx, subject, []byte(data))
+			return err
+		}
+	}
+	waitForLong(t, "storing a message", publish("kept.before", "stored before"))
+
+	go func() { _ = b.server.ShutdownJetStream() }()
+	waitForLong(t, "JetStream stopped", func() error {
+		if !b.JetStreamStopped() {
+			return errors.New("JetStreamStopped = false")
+		}
+		return nil
+	})
+	waitForLong(t, "the stop finished", func() error {
+		if b.JetStreamStopping() {
+			return errors.New("JetStreamStopping = true")
+		}
+		return nil
+	})
+	if err := b.RestartJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	waitForLong(t, "JetStream following its metadata leader again", func() error {
+		if !b.JetStreamCurrent() {
+			return errors.New("JetStreamCurrent = false")
+		}
+		return nil
+	})
+	waitForLong(t, "storing a message through the restarted server", publish("kept.after", "stored after"))
+	for subject, want := range map[string]string{"kept.before": "stored before", "kept.after": "stored after"} {
+		waitForLong(t, "reading "+subject, func() error {
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			s, err := js.Stream(rctx, "KEPT")
+			if err != nil {
+				return err
+			}
+			msg, err := s.GetLastMsgForSubject(rctx, subject)
+			if err != nil {
+				return err
+			}
+			if string(msg.Data) != want {
+				t.Fatalf("%s reads %q, want %q", subject, msg.Data, want)
+			}
+			return nil
+		})
+	}
+	if b.JetStreamStopped() {
+		t.Error("JetStream stopped again after the restart")
+	}
+	if n := b.Conn.Stats().Reconnects; n != 0 {
+		t.Errorf("the node's connection reconnected %d times across the restart", n)
+	}
+}

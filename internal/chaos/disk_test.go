@@ -1,3 +1,5 @@
+//go:build linux
+
 package chaos
 
 import (
@@ -84,9 +86,13 @@ func fillUntilStopped(t *testing.T, writer *client.Session, disks []string, node
 	})
 }
 
+// metricsClient bounds each scrape, so that a node that does not answer
+// fails the check that scrapes it instead of holding it.
+var metricsClient = &http.Client{Timeout: 5 * time.Second}
+
 // gauge reads the value of an unlabelled metric from node n's /metrics.
 func gauge(n *localcluster.Node, name string) (string, error) {
-	resp, err := http.Get("http://" + n.HTTP + "/metrics")
+	resp, err := metricsClient.Get("http://" + n.HTTP + "/metrics")
 	if err != nil {
 		return "", err
 	}
@@ -196,6 +202,9 @@ func TestFullDiskNodeStepsAsideAndHeals(t *testing.T) {
 		}
 		return nil
 	})
+	if v, err := gauge(n3, "switchboard_storage_restarts_total"); err != nil || v == "0" {
+		t.Errorf("switchboard_storage_restarts_total %q (%v): n3 is up without having restarted its JetStream", v, err)
+	}
 
 	t.Logf("n3 up and ready again %v after the space was freed", time.Since(freed).Round(time.Millisecond))
 
@@ -306,7 +315,9 @@ func TestFullDisksOnEveryNodeHeal(t *testing.T) {
 		return nil
 	})
 	t.Logf("every node ready and the typist's text acknowledged %v after the space was freed", time.Since(freed).Round(time.Millisecond))
-	state, err := reader.JoinWait(wctx, room)
+	jctx, jcancel := context.WithTimeout(ctx, settle)
+	defer jcancel()
+	state, err := reader.JoinWait(jctx, room)
 	if err != nil {
 		t.Fatal(err)
 	}

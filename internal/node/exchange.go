@@ -595,7 +595,7 @@ func (n *Node) minorityGrace() time.Duration {
 // JetStream stopped (storage.go), its external bus is unreachable, or it
 // cannot see a majority of its cluster.
 func (n *Node) degradedWhy() string {
-	if n.storageLost() {
+	if n.storageStopped.Load() {
 		return "cannot store text (its JetStream stopped: is its data directory full?)"
 	}
 	if n.cfg.Bus != "" && !n.bus.Conn.IsConnected() {
@@ -614,7 +614,7 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 	// A node that cannot store steps aside and moves its sessions at
 	// once: no grace, since its storage comes back only once its disk
 	// has room, not in a moment as a peer or a link may.
-	lost := n.storageLost()
+	lost := n.storageStopped.Load()
 	degraded := steps.observe(n.view.Load().nodes, unreachable, now) || lost
 	if degraded != n.degraded.Swap(degraded) {
 		if degraded {

@@ -47,10 +47,11 @@ type Node struct {
 	draining atomic.Bool
 	ready    atomic.Bool
 	degraded atomic.Bool // no majority of the cluster seen (minority.go), or cannot store
-	// storageDown: the embedded JetStream stopped and is not current
-	// again (storage.go); the node is degraded while it holds.
-	storageDown atomic.Bool
-	changed     chan struct{} // users or draining changed: publish soon
+	// storageStopped: the embedded JetStream stopped and does not follow
+	// its metadata leader again yet (storage.go); the node is degraded
+	// while it holds.
+	storageStopped atomic.Bool
+	changed        chan struct{} // users or draining changed: publish soon
 	// dirChanged receives (without blocking) after run has stored a view
 	// showing a change of membership or status: the dashboard's monitor
 	// reads the directory then rather than polling it.

@@ -8,29 +8,27 @@ import (
 // rooms' replicas in the data directory, and nats-server stops its
 // JetStream by itself when a write finds that directory's file system
 // full, and leaves it stopped. Without a watch the node would go on
-// saying up while no text typed on it is stored or acknowledged.
+// saying up while text typed on it may never be stored or acknowledged
+// (whenever a stream's leader was this node).
 //
 // watchStorage reads JetStream's state every storageCheckEvery, and
 // storageWatch decides. When JetStream has stopped, the node steps aside
 // at its next heartbeat (checkMajority: degraded, /readyz 503, attaches
 // refused with draining) and tells its sessions to attach elsewhere,
 // where the other replicas keep the rooms; the clients send their
-// unacknowledged text again there. Every storageRetryEvery, once the file system has
-// restartFree bytes free again (or freeFraction of its size, if that is
-// less), it restarts JetStream on the same directory
-// (bus.RestartJetStream, as nats-server's configuration reload does);
-// once JetStream follows its metadata leader again the node comes back
-// up by itself.
+// unacknowledged text again there. Once nats-server has finished the
+// stop, and the file system has restartFree bytes free (or freePercent
+// of its size, if that is less; where the free space cannot be read it
+// does not wait for it), it restarts JetStream on the same directory
+// (bus.RestartJetStream, as nats-server's configuration reload does),
+// every storageRetryEvery until it runs; once JetStream follows its
+// metadata leader again the node comes back up by itself.
 const (
 	storageCheckEvery = time.Second
 	storageRetryEvery = 5 * time.Second
 	restartFree       = 64 << 20
-	freeFraction      = 10 // percent
+	freePercent       = 10
 )
-
-// storageLost reports whether the node's embedded JetStream has stopped
-// and is not yet current again (watchStorage).
-func (n *Node) storageLost() bool { return n.storageDown.Load() }
 
 // storageWatch decides, from what watchStorage reads each second, what
 // the node does about its embedded JetStream. It reads no clock and does
@@ -38,7 +36,7 @@ func (n *Node) storageLost() bool { return n.storageDown.Load() }
 type storageWatch struct {
 	lost    bool      // JetStream stopped, and not current again since
 	tried   time.Time // the last restart attempt
-	stopped bool      // the last read found the stop finished (not stopping)
+	settled bool      // the last read found JetStream stopped, and the stop finished
 }
 
 // storageAction is what storageWatch.next tells the node to do.
@@ -66,8 +64,8 @@ type storageRead struct {
 // for two reads in a row that find the stop finished, so that no part of
 // nats-server's stop is left to take down what the restart starts.
 func (w *storageWatch) next(now time.Time, r storageRead) storageAction {
-	settled := w.stopped
-	w.stopped = r.stopped && !r.stopping
+	settledBefore := w.settled
+	w.settled = r.stopped && !r.stopping
 	switch {
 	case !w.lost && r.stopped:
 		w.lost = true
@@ -79,7 +77,7 @@ func (w *storageWatch) next(now time.Time, r storageRead) storageAction {
 		return storageBack
 	case !r.stopped:
 		return storageKeep // restarted; not current yet
-	case !settled || r.stopping || now.Sub(w.tried) < storageRetryEvery:
+	case !settledBefore || r.stopping || now.Sub(w.tried) < storageRetryEvery:
 		return storageKeep
 	case r.known && r.free < restartNeeds(r.size):
 		return storageWait
@@ -90,7 +88,7 @@ func (w *storageWatch) next(now time.Time, r storageRead) storageAction {
 
 // restartNeeds is the free space a file system of size bytes needs
 // before the watch restarts JetStream on it.
-func restartNeeds(size int64) int64 { return min(restartFree, size*freeFraction/100) }
+func restartNeeds(size int64) int64 { return min(restartFree, size*freePercent/100) }
 
 // watchStorage runs storageWatch every storageCheckEvery until the node
 // stops; it runs only with an embedded JetStream.
@@ -115,7 +113,7 @@ func (n *Node) watchStorage(dataDir string) {
 		}
 		switch w.next(now, r) {
 		case storageLose:
-			n.storageDown.Store(true)
+			n.storageStopped.Store(true)
 			n.metrics.storageStopped.Set(1)
 			n.log.Error("the embedded JetStream stopped (nats-server stops it when a write finds the data directory full): this node cannot store text and steps aside until it can",
 				"data", dataDir, "free_bytes", r.free, "size_bytes", r.size, "known", r.known)
@@ -126,6 +124,9 @@ func (n *Node) watchStorage(dataDir string) {
 					"data", dataDir, "free_bytes", r.free, "want_bytes", restartNeeds(r.size))
 			}
 		case storageRestart:
+			if n.ctx.Err() != nil {
+				return // stopping: a restart would only delay it
+			}
 			n.metrics.storageRestarts.Inc()
 			if err := n.bus.RestartJetStream(); err != nil {
 				n.log.Warn("restarting the embedded JetStream", "data", dataDir, "free_bytes", r.free, "err", err)
@@ -133,7 +134,7 @@ func (n *Node) watchStorage(dataDir string) {
 			}
 			n.log.Info("restarted the embedded JetStream on the data directory", "data", dataDir, "free_bytes", r.free)
 		case storageBack:
-			n.storageDown.Store(false)
+			n.storageStopped.Store(false)
 			n.metrics.storageStopped.Set(0)
 			n.log.Info("the embedded JetStream runs again and follows its metadata leader: this node stores text again")
 		}

@@ -53,3 +53,29 @@ func TestStorageWatch(t *testing.T) {
 		}
 	}
 }
+
+// The free space a restart waits for: 64 MiB, or a tenth of a smaller
+// file system; exactly that much is enough, a byte less is not.
+func TestStorageWatchFreeSpace(t *testing.T) {
+	const mib = 1 << 20
+	for _, tt := range []struct {
+		size, free int64
+		want       storageAction
+	}{
+		{1 << 40, 64 * mib, storageRestart},
+		{1 << 40, 64*mib - 1, storageWait},
+		{100 * mib, 10 * mib, storageRestart},
+		{100 * mib, 10*mib - 1, storageWait},
+		{640 * mib, 64 * mib, storageRestart},
+		{640 * mib, 64*mib - 1, storageWait},
+	} {
+		var w storageWatch
+		start := time.Unix(1_000_000, 0)
+		read := storageRead{stopped: true, size: tt.size, free: tt.free, known: true}
+		w.next(start, read)                         // lose
+		got := w.next(start.Add(time.Second), read) // the stop finished twice in a row
+		if got != tt.want {
+			t.Errorf("%d bytes free of %d: action %d, want %d", tt.free, tt.size, got, tt.want)
+		}
+	}
+}
