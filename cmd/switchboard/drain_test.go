@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -12,27 +11,10 @@ import (
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/pick"
 	"github.com/switchboard/switchboard/wire"
 )
-
-// lockedBuffer collects the nodes' logs.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // homeNode picks node id while it is available, else the default policy.
 func homeNode(id string) pick.Policy {
@@ -52,7 +34,7 @@ func homeNode(id string) pick.Policy {
 // without a drop, the member on another node sees no presence change,
 // and the text typed before and after the stop is all acknowledged.
 func TestSIGTERMMovesSessionsBeforeExit(t *testing.T) {
-	var logs lockedBuffer
+	var logs nodetest.LockedBuffer
 	// A bound for the whole test, not a wait: on a loaded machine the
 	// start, the stop with its drain and the room's loads on the other
 	// nodes each take seconds.

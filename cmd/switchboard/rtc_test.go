@@ -50,7 +50,7 @@ func TestRTCFlags(t *testing.T) {
 // peer's text on its t140 channel reaches a TCP member of the room, the
 // member's reaches the peer, and stopping serve closes the channel.
 func TestServeRTC(t *testing.T) {
-	var stdout, stderr lockedBuffer
+	var stdout, stderr nodetest.LockedBuffer
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -45,7 +45,7 @@ func TestSIPFlags(t *testing.T) {
 // serve --sip answers a call: the caller's text reaches a TCP member of
 // the room, and stopping serve ends the call with a BYE that says why.
 func TestServeSIPCall(t *testing.T) {
-	var stdout, stderr lockedBuffer
+	var stdout, stderr nodetest.LockedBuffer
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {

@@ -3,7 +3,6 @@
 package chaos
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -61,6 +59,23 @@ func fill(t *testing.T, path string) {
 			}
 			return
 		}
+	}
+}
+
+// typeBefore joins typist to room with "acked before; " acknowledged in
+// it, and writer to the room bulk, where fillUntilStopped writes.
+func typeBefore(ctx context.Context, t *testing.T, typist, writer *client.Session, room string) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	if _, err := typist.JoinWait(wctx, room); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := typist.SendTextWait(wctx, room, "acked before; "); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.JoinWait(wctx, "bulk"); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -136,17 +151,7 @@ func TestFullDiskNodeStepsAsideAndHeals(t *testing.T) {
 		t.Fatalf("the typist attached to %s, want %s", typist.Node().ID, n3.ID)
 	}
 	const room = "disk"
-	wctx, cancel := context.WithTimeout(ctx, settle)
-	defer cancel()
-	if _, err := typist.JoinWait(wctx, room); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := typist.SendTextWait(wctx, room, "acked before; "); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reader.JoinWait(wctx, "bulk"); err != nil {
-		t.Fatal(err)
-	}
+	typeBefore(ctx, t, typist, reader, room)
 
 	filler := filepath.Join(disk, "filler")
 	fill(t, filler)
@@ -218,7 +223,7 @@ func TestFullDiskNodeStepsAsideAndHeals(t *testing.T) {
 	if back.Node().ID != n3.ID {
 		t.Fatalf("the new session attached to %s, want %s", back.Node().ID, n3.ID)
 	}
-	wctx, cancel = context.WithTimeout(ctx, settle)
+	wctx, cancel := context.WithTimeout(ctx, settle)
 	defer cancel()
 	state, err := back.JoinWait(wctx, room)
 	if err != nil {
@@ -264,17 +269,7 @@ func TestFullDisksOnEveryNodeHeal(t *testing.T) {
 	sessions := dialSpread(ctx, t, c, 3)
 	typist, writer, reader := sessions[0], sessions[1], sessions[2]
 	const room = "disks"
-	wctx, cancel := context.WithTimeout(ctx, settle)
-	defer cancel()
-	if _, err := typist.JoinWait(wctx, room); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := typist.SendTextWait(wctx, room, "acked before; "); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := writer.JoinWait(wctx, "bulk"); err != nil {
-		t.Fatal(err)
-	}
+	typeBefore(ctx, t, typist, writer, room)
 
 	for _, disk := range disks {
 		fill(t, filepath.Join(disk, "filler"))
@@ -326,25 +321,6 @@ func TestFullDisksOnEveryNodeHeal(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the node's output goroutine and
-// the test together.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // A node started on a full disk stops at once and says why, rather than
 // waiting half a minute and blaming its port; started again once the
 // disk has room (as its supervisor does), it joins the cluster.
@@ -355,7 +331,7 @@ func TestStartOnFullDisk(t *testing.T) {
 	smallDisk(t, disk, 64<<20)
 	filler := filepath.Join(disk, "filler")
 	fill(t, filler)
-	var n3Log syncBuffer
+	var n3Log nodetest.LockedBuffer
 	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, DataDir: data, NoWait: true,
 		OutputFor: func(i int) io.Writer {
 			if i == 2 {

@@ -56,7 +56,7 @@ func TestTsharkDecodesCall(t *testing.T) {
 	// dumpcap writes the capture (pcap) to a pipe, which it flushes as
 	// packets come; this test keeps the bytes, watching for its probes.
 	capture := exec.CommandContext(ctx, "dumpcap", "-i", "lo", "-B", "16", "-f", filter, "-P", "-w", "-", "-q")
-	var errs syncBuffer
+	var errs nodetest.LockedBuffer
 	capture.Stderr = &errs
 	stdout, err := capture.StdoutPipe()
 	if err != nil {
@@ -210,23 +210,4 @@ func TestTsharkDecodesCall(t *testing.T) {
 	if got, want := text(call.LocalRTP().Port()), "[bob]: hi there\u2028"; got != want {
 		t.Errorf("tshark read the front's text as %q, want %q", got, want)
 	}
-}
-
-// syncBuffer is a strings.Builder that a process's output and the test
-// may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
