@@ -4,6 +4,7 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -105,6 +106,20 @@ func fillUntilStopped(t *testing.T, writer *client.Session, disks []string, node
 // fails the check that scrapes it instead of holding it.
 var metricsClient = &http.Client{Timeout: 5 * time.Second}
 
+// readyzReason is the reason node n's /readyz gives for not being up.
+func readyzReason(n *localcluster.Node) (string, error) {
+	resp, err := metricsClient.Get("http://" + n.HTTP + "/readyz")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var body struct{ Reason string }
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return "", fmt.Errorf("%s's /readyz: %w", n.ID, err)
+	}
+	return body.Reason, nil
+}
+
 // gauge reads the value of an unlabelled metric from node n's /metrics.
 func gauge(n *localcluster.Node, name string) (string, error) {
 	resp, err := metricsClient.Get("http://" + n.HTTP + "/metrics")
@@ -172,6 +187,9 @@ func TestFullDiskNodeStepsAsideAndHeals(t *testing.T) {
 		return nil
 	})
 	t.Logf("n3 degraded %v after its JetStream stopped", time.Since(stopped).Round(time.Millisecond))
+	if why, err := readyzReason(n3); err != nil || !strings.Contains(why, "cannot store text") {
+		t.Errorf("n3's /readyz gives the reason %q (%v), want one that says it cannot store text", why, err)
+	}
 	actx, acancel := context.WithTimeout(ctx, settle)
 	code, err := attachAt(actx, n3.Addr, "late")
 	acancel()

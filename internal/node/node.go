@@ -357,6 +357,16 @@ func (n *Node) Status() directory.Status {
 	return directory.StatusFor(n.ready.Load(), n.degraded.Load(), n.draining.Load(), int(n.users.Load()), n.cfg.Capacity)
 }
 
+// StatusReason says why a degraded node stepped aside (it cannot store,
+// cannot reach its bus, or cannot see a majority of its cluster), for
+// /readyz; "" for every other status.
+func (n *Node) StatusReason() string {
+	if n.Status() != directory.Degraded {
+		return ""
+	}
+	return n.degradedWhy()
+}
+
 // SetDraining turns draining on or off: a draining node admits no new
 // sessions and leaves the directory's available nodes, while its attached
 // sessions stay (Drain moves them). Turning it off stops a drain under

@@ -46,6 +46,14 @@ type Source interface {
 	SetDraining(on bool)
 }
 
+// Reasoner is an optional part of a Source: why a node that is not up
+// stepped aside, for /readyz's reason.
+type Reasoner interface {
+	// StatusReason says why the node has its status, or "" when there is
+	// nothing to add to it.
+	StatusReason() string
+}
+
 // Option configures NewHandler.
 type Option func(*handler)
 
@@ -78,7 +86,8 @@ func WithUI(ui http.Handler) Option {
 //
 //	GET  /v1/directory  the directory message as JSON
 //	GET  /healthz       200 while the process serves
-//	GET  /readyz        200 when the node is up (not starting, draining, full or down), else 503
+//	GET  /readyz        200 when the node is up (not starting, degraded, draining, full or down), else 503;
+//	                    {"status": ..., "reason": ...}, the reason when the Source is a Reasoner with one
 //	GET  /metrics       Prometheus metrics from gatherer
 //	POST /v1/drain      start draining; DELETE /v1/drain stops it (admin)
 //	GET  /v1/stats      this node's rooms, deliveries and records, as JSON counters
@@ -116,7 +125,13 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 		if status != directory.Up {
 			code = http.StatusServiceUnavailable
 		}
-		writeJSON(w, code, map[string]string{"status": string(status)})
+		body := map[string]string{"status": string(status)}
+		if r, ok := src.(Reasoner); ok && status != directory.Up {
+			if why := r.StatusReason(); why != "" {
+				body["reason"] = why
+			}
+		}
+		writeJSON(w, code, body)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("POST /v1/drain", h.requireAdmin(func(w http.ResponseWriter, r *http.Request) {

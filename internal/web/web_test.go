@@ -1,6 +1,8 @@
 package web_test
 
 import (
+	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -69,6 +71,41 @@ func TestAdminEndpoints(t *testing.T) {
 			}
 			if w.Code == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 				t.Error("a 401 without WWW-Authenticate")
+			}
+		})
+	}
+}
+
+// degradedSource is a Source that stepped aside and says why.
+type degradedSource struct{ fakeSource }
+
+func (degradedSource) Status() directory.Status { return directory.Degraded }
+func (degradedSource) StatusReason() string     { return "cannot store text" }
+
+// /readyz gives the reason of a node that is not up when its Source has
+// one (a Reasoner), and only the status otherwise.
+func TestReadyzReason(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		src      web.Source
+		wantCode int
+		want     map[string]string
+	}{
+		{"up", &fakeSource{}, http.StatusOK, map[string]string{"status": "up"}},
+		{"degraded, with its reason", &degradedSource{}, http.StatusServiceUnavailable, map[string]string{"status": "degraded", "reason": "cannot store text"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			web.NewHandler(tt.src, prometheus.NewRegistry()).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+			if rec.Code != tt.wantCode {
+				t.Errorf("code %d, want %d", rec.Code, tt.wantCode)
+			}
+			var got map[string]string
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatalf("body %q: %v", rec.Body, err)
+			}
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("body %v, want %v", got, tt.want)
 			}
 		})
 	}
