@@ -79,8 +79,8 @@ func TestAdminEndpoints(t *testing.T) {
 // degradedSource is a Source that stepped aside and says why.
 type degradedSource struct{ fakeSource }
 
-func (degradedSource) Status() directory.Status { return directory.Degraded }
-func (degradedSource) StatusReason() string     { return "cannot store text" }
+func (*degradedSource) Status() directory.Status { return directory.Degraded }
+func (*degradedSource) StatusReason() string     { return "cannot store text" }
 
 // /readyz gives the reason of a node that is not up when its Source has
 // one (a Reasoner), and only the status otherwise.
