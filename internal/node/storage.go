@@ -103,6 +103,9 @@ func (n *Node) watchStorage(dataDir string) {
 			return
 		case <-tick.C:
 		}
+		if n.ctx.Err() != nil {
+			return // the tick and the stop came together; the bus may be closing
+		}
 		now := time.Now()
 		r := storageRead{stopped: n.bus.JetStreamStopped()}
 		if r.stopped {
@@ -124,9 +127,6 @@ func (n *Node) watchStorage(dataDir string) {
 					"data", dataDir, "free_bytes", r.free, "want_bytes", restartNeeds(r.size))
 			}
 		case storageRestart:
-			if n.ctx.Err() != nil {
-				return // stopping: a restart would only delay it
-			}
 			n.metrics.storageRestarts.Inc()
 			if err := n.bus.RestartJetStream(); err != nil {
 				n.log.Warn("restarting the embedded JetStream", "data", dataDir, "free_bytes", r.free, "err", err)
