@@ -10,8 +10,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -282,6 +285,13 @@ func TestMetricsPassPromtool(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
+	// Every metric the alerting rules name is on the page, so that a
+	// renamed metric cannot leave a rule that never fires.
+	for _, name := range alertMetrics(t) {
+		if !regexp.MustCompile(`(?m)^` + name + `[ {]`).Match(body) {
+			t.Errorf("deploy/alerts.yml names %s, which /metrics lacks", name)
+		}
+	}
 
 	addr := n.MonitorAddr()
 	if addr == "" {
@@ -292,5 +302,40 @@ func TestMetricsPassPromtool(t *testing.T) {
 	}
 	if err := json.Unmarshal(get("http://"+addr+"/varz"), &varz); err != nil || varz.ServerName != n.ID() {
 		t.Errorf("GET /varz: server_name %q (%v), want %q", varz.ServerName, err, n.ID())
+	}
+}
+
+// alertsFile holds the alerting rules shipped for operators.
+const alertsFile = "../../deploy/alerts.yml"
+
+// alertMetrics lists the switchboard_ metrics deploy/alerts.yml names.
+func alertMetrics(t *testing.T) []string {
+	t.Helper()
+	rules, err := os.ReadFile(alertsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`switchboard_[a-z_]+`).FindAllString(string(rules), -1)
+	slices.Sort(names)
+	names = slices.Compact(names)
+	if len(names) == 0 {
+		t.Fatalf("%s names no switchboard_ metric", alertsFile)
+	}
+	return names
+}
+
+// The alerting rules load in Prometheus (promtool check rules) and fire
+// as their cases in deploy/alerts_test.yml say (promtool test rules).
+func TestAlertRules(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Fatalf("promtool not found (%v): install Debian's %q package (apt-get install -y %s); this test checks deploy/alerts.yml with it", err, promtoolPackage, promtoolPackage)
+	}
+	for _, args := range [][]string{{"check", "rules", "alerts.yml"}, {"test", "rules", "alerts_test.yml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = filepath.Dir(alertsFile)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
 	}
 }
