@@ -116,10 +116,9 @@ type Bus struct {
 	server *server.Server
 	cfg    Config
 	// opts is a copy of the options the embedded server started with,
-	// and maxStore the storage limit its JetStream set itself then, for
-	// RestartJetStream.
-	opts     *server.Options
-	maxStore int64
+	// its JetStream's storage limit set to the one JetStream chose at the
+	// start, for RestartJetStream.
+	opts *server.Options
 	// The embedded server's passwords for the node's users.
 	nodePassword, dirPassword string
 	external                  []nats.Option
@@ -197,8 +196,12 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	}
 	logPosture(cfg, ns)
 	b.server = ns
-	if jc := ns.JetStreamConfig(); jc != nil {
-		b.maxStore = jc.MaxStore
+	if jc := ns.JetStreamConfig(); jc != nil && b.opts.JetStreamMaxStore <= 0 {
+		// Restart with the limit nats-server set itself now (75% of the
+		// space free). Computed again from a disk that was just full, it
+		// could fall below what JetStream already stores, and this
+		// server's streams would refuse every write.
+		b.opts.JetStreamMaxStore = jc.MaxStore
 	}
 	if err := b.connectBoth(); err != nil {
 		ns.Shutdown()
@@ -613,19 +616,11 @@ func (b *Bus) RestartJetStream() error {
 	if b.JetStreamStopping() {
 		return ErrJetStreamStopping
 	}
-	opts := b.opts.Clone()
-	if opts.JetStreamMaxStore <= 0 && b.maxStore > 0 {
-		// Keep the storage limit nats-server set at the first start (75%
-		// of the space then free). Computed again now, from a disk that
-		// was just full, it could fall below what JetStream already
-		// stores, and this server's streams would refuse every write.
-		opts.JetStreamMaxStore = b.maxStore
-	}
 	// The options are those the server started with, so nothing else
 	// changes: the node's connections stay, and so do the routes (with
 	// cluster TLS nats-server logs "Reloaded: cluster", as a cloned TLS
 	// configuration never compares equal, and swaps it for its equal).
-	if err := b.server.ReloadOptions(opts); err != nil {
+	if err := b.server.ReloadOptions(b.opts.Clone()); err != nil {
 		return fmt.Errorf("bus: restarting JetStream: %w", err)
 	}
 	if !b.server.JetStreamEnabled() {
