@@ -592,14 +592,17 @@ func (n *Node) minorityGrace() time.Duration {
 }
 
 // degradedWhy says why a degraded node stepped aside: its embedded
-// JetStream stopped (storage.go), its external bus is unreachable, or it
-// cannot see a majority of its cluster.
+// JetStream stopped or its bus runs none (storage.go), its external bus
+// is unreachable, or it cannot see a majority of its cluster.
 func (n *Node) degradedWhy() string {
-	if n.storageStopped.Load() {
-		return "cannot store text (its JetStream stopped: is its data directory full?)"
-	}
 	if n.cfg.Bus != "" && !n.bus.Conn.IsConnected() {
 		return "cannot reach its bus"
+	}
+	if n.storageStopped.Load() && n.cfg.Bus != "" {
+		return "cannot store text (its bus's JetStream does not answer: are the bus servers' stores full?)"
+	}
+	if n.storageStopped.Load() {
+		return "cannot store text (its JetStream stopped: is its data directory full?)"
 	}
 	return "cannot see a majority of its cluster"
 }

@@ -116,7 +116,7 @@ func newMetrics(n *Node) *metrics {
 		badInput: make(map[string]prometheus.Counter, len(errorCodes)),
 		storageStopped: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchboard_storage_stopped",
-			Help: "1 while this node's embedded JetStream is stopped (nats-server stops it when a write finds the data directory full) or not yet current after a restart: the node cannot store text and steps aside; 0 otherwise.",
+			Help: "1 while this node cannot store text and steps aside: its embedded JetStream is stopped (nats-server stops it when a write finds the data directory full) or not yet current after a restart, or (with --bus) the bus's JetStream does not serve it; 0 otherwise.",
 		}),
 		storageRestarts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_storage_restarts_total",

@@ -48,8 +48,9 @@ type Node struct {
 	ready    atomic.Bool
 	degraded atomic.Bool // no majority of the cluster seen (minority.go), or cannot store
 	// storageStopped: the embedded JetStream stopped and does not follow
-	// its metadata leader again yet (storage.go); the node is degraded
-	// while it holds.
+	// its metadata leader again yet, or the external bus runs no
+	// JetStream for the node (storage.go); the node is degraded while it
+	// holds.
 	storageStopped atomic.Bool
 	changed        chan struct{} // users or draining changed: publish soon
 	// dirChanged receives (without blocking) after run has stored a view
@@ -252,6 +253,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.wg.Go(n.run)
 	if n.cfg.Bus == "" {
 		n.wg.Go(func() { n.watchStorage(dataDir) })
+	} else {
+		n.wg.Go(func() { n.watchBusStorage(n.rooms.conns[0], n.rooms.js) })
 	}
 	if n.cfg.Rebalance.On() {
 		n.wg.Go(n.rebalanceLoop)

@@ -1,7 +1,12 @@
 package node
 
 import (
+	"context"
+	"errors"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A node whose storage fails under it: the embedded JetStream keeps the
@@ -137,6 +142,132 @@ func (n *Node) watchStorage(dataDir string) {
 			n.storageStopped.Store(false)
 			n.metrics.storageStopped.Set(0)
 			n.log.Info("the embedded JetStream runs again and follows its metadata leader: this node stores text again")
+		}
+	}
+}
+
+// A node on an external bus (--bus) stores nothing itself: the bus's
+// nats-servers keep the rooms, and each stops its own JetStream when its
+// store directory fills, until its operator reloads or restarts it. One
+// such server changes nothing while the others keep a quorum of each
+// stream; when every server of the bus has stopped, nothing can be
+// stored or loaded, and the node would go on saying up.
+//
+// watchBusStorage asks the bus for the account's JetStream information
+// ($JS.API.INFO, which JetStream's metadata leader answers) every
+// busCheckEvery, waiting as long for the answer, and busStorageWatch
+// decides. A server whose JetStream stopped answers nothing, nor does a
+// bus electing its metadata leader (nats-server's election timeout is 4
+// to 9 s), and without that leader no room can be loaded either (its
+// consumers are created through it). So the node steps aside when the bus has said JetStream is not enabled
+// busMissesToLose times in a row, or has answered nothing for
+// busSilentFor, longer than an election; as when its embedded JetStream
+// stops: degraded, /readyz 503, sessions told to attach elsewhere, where
+// a node of another bus may take them. At the first answer after that
+// it stores again. While the bus is unreachable the watch counts
+// nothing: the node steps aside for that already (checkMajority).
+const (
+	busCheckEvery   = 2 * time.Second
+	busMissesToLose = 2
+	busSilentFor    = 15 * time.Second
+)
+
+// busRead is what one question to the bus found.
+type busRead int
+
+const (
+	busAnswered    busRead = iota // JetStream answered
+	busNoJetStream                // no responders, or JetStream not enabled
+	busSilent                     // no answer in time, or no metadata leader
+	busUnreachable                // the node is not connected to the bus
+)
+
+// busStorageWatch decides, from what watchBusStorage reads, whether the
+// node can store on its bus. It reads no clock and does no I/O: the
+// caller passes the time of each read.
+type busStorageWatch struct {
+	misses int       // reads in a row that said JetStream is not enabled
+	since  time.Time // the first of the reads in a row without an answer; zero after an answer
+	lost   bool      // stepped aside, and no answer since
+}
+
+// next takes one read made at now and says what to do: storageLose,
+// storageBack or storageKeep.
+func (w *busStorageWatch) next(now time.Time, r busRead) storageAction {
+	switch r {
+	case busAnswered:
+		w.misses, w.since = 0, time.Time{}
+		if w.lost {
+			w.lost = false
+			return storageBack
+		}
+		return storageKeep
+	case busUnreachable:
+		w.misses, w.since = 0, time.Time{}
+		return storageKeep
+	case busNoJetStream:
+		w.misses++
+	default:
+		w.misses = 0
+	}
+	if w.since.IsZero() {
+		w.since = now
+	}
+	if !w.lost && (w.misses >= busMissesToLose || now.Sub(w.since) >= busSilentFor) {
+		w.lost = true
+		return storageLose
+	}
+	return storageKeep
+}
+
+// readBus asks js for the account's JetStream information, for at most
+// busCheckEvery.
+func readBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (busRead, error) {
+	if !nc.IsConnected() {
+		return busUnreachable, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, busCheckEvery)
+	defer cancel()
+	_, err := js.AccountInfo(ctx)
+	switch {
+	case err == nil:
+		return busAnswered, nil
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		// jetstream reports no responders as not enabled.
+		return busNoJetStream, err
+	case !nc.IsConnected():
+		return busUnreachable, err
+	default:
+		return busSilent, err
+	}
+}
+
+// watchBusStorage runs busStorageWatch every busCheckEvery, asking js
+// over nc, until the node stops; it runs only on an external bus.
+func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
+	tick := time.NewTicker(busCheckEvery)
+	defer tick.Stop()
+	var w busStorageWatch
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		r, err := readBus(n.ctx, nc, js)
+		if n.ctx.Err() != nil {
+			return
+		}
+		switch w.next(time.Now(), r) {
+		case storageLose:
+			n.storageStopped.Store(true)
+			n.metrics.storageStopped.Set(1)
+			n.log.Error("the bus's JetStream does not serve this node (nats-server stops its JetStream when its store directory is full, until it is reloaded): this node cannot store text and steps aside until it can",
+				"connected_to", n.bus.Conn.ConnectedUrlRedacted(), "err", err)
+		case storageBack:
+			n.storageStopped.Store(false)
+			n.metrics.storageStopped.Set(0)
+			n.log.Info("the bus's JetStream answers again: this node stores text again")
 		}
 	}
 }

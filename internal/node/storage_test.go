@@ -79,3 +79,49 @@ func TestStorageWatchFreeSpace(t *testing.T) {
 		}
 	}
 }
+
+// The bus watch, read by read (seconds from an arbitrary start): two
+// reads in a row saying JetStream is not enabled step aside, and so does
+// no answer for busSilentFor (longer than an election); an answer ends
+// either run and, after a step aside, stores again; while the bus is
+// unreachable nothing is counted.
+func TestBusStorageWatch(t *testing.T) {
+	steps := []struct {
+		at   int
+		read busRead
+		want storageAction
+	}{
+		{0, busAnswered, storageKeep},
+		{1, busNoJetStream, storageKeep}, // once is not twice
+		{2, busAnswered, storageKeep},
+		{3, busNoJetStream, storageKeep},
+		{4, busSilent, storageKeep}, // a silence between them breaks the run
+		{5, busNoJetStream, storageKeep},
+		{6, busNoJetStream, storageLose},
+		{7, busNoJetStream, storageKeep},
+		{8, busSilent, storageKeep}, // electing: not back yet
+		{9, busAnswered, storageBack},
+		{10, busAnswered, storageKeep},
+		{11, busSilent, storageKeep}, // an election: silent from 11 s
+		{20, busSilent, storageKeep},
+		{25, busSilent, storageKeep}, // 14 s
+		{26, busAnswered, storageKeep},
+		{27, busSilent, storageKeep},      // silent again from 27 s
+		{30, busUnreachable, storageKeep}, // the bus-loss watch's; the silence starts again
+		{31, busSilent, storageKeep},
+		{45, busSilent, storageKeep},      // 14 s
+		{46, busNoJetStream, storageLose}, // 15 s without an answer
+		{47, busUnreachable, storageKeep},
+		{48, busSilent, storageKeep},
+		{49, busAnswered, storageBack},
+	}
+	names := map[storageAction]string{storageKeep: "keep", storageLose: "lose", storageBack: "back"}
+	reads := map[busRead]string{busAnswered: "answered", busNoJetStream: "no JetStream", busSilent: "silent", busUnreachable: "unreachable"}
+	var w busStorageWatch
+	start := time.Unix(1_000_000, 0)
+	for _, s := range steps {
+		if got := w.next(start.Add(time.Duration(s.at)*time.Second), s.read); got != s.want {
+			t.Fatalf("at %d s, %s: %s, want %s", s.at, reads[s.read], names[got], names[s.want])
+		}
+	}
+}
