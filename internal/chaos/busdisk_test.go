@@ -1,0 +1,279 @@
+//go:build linux
+
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// busServer is one nats-server of an external bus, run from a
+// configuration file (so that SIGHUP reloads it, as its operator would
+// after freeing its disk), with JetStream stored in store.
+type busServer struct {
+	*natsServer
+	store   string
+	monitor string // its monitoring address, host:port
+}
+
+// startBusServers starts n nats-server processes routed to each other as
+// a cluster named bus, each with JetStream in dirs[i] (which the caller
+// may have mounted small), and waits until each accepts connections.
+func startBusServers(t *testing.T, dirs []string) []*busServer {
+	t.Helper()
+	n := len(dirs)
+	port, err := localcluster.FreePort([]string{"127.0.0.1"}, 3*n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := func(i, off int) string { return "127.0.0.1:" + strconv.Itoa(port+3*i+off) }
+	conf := t.TempDir()
+	var servers []*busServer
+	for i := range n {
+		var routes []string
+		for j := range n {
+			if j != i {
+				routes = append(routes, strconv.Quote("nats://"+addr(j, 1)))
+			}
+		}
+		cluster := ""
+		if n > 1 {
+			cluster = fmt.Sprintf("cluster { name: bus, listen: %q, routes: [%s] }\n", addr(i, 1), strings.Join(routes, ", "))
+		}
+		file := filepath.Join(conf, "b"+strconv.Itoa(i+1)+".conf")
+		text := fmt.Sprintf("server_name: b%d\nlisten: %q\nhttp: %q\njetstream { store_dir: %q }\n%s",
+			i+1, addr(i, 0), addr(i, 2), dirs[i], cluster)
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := &busServer{
+			natsServer: &natsServer{t: t, url: "nats://" + addr(i, 0), args: []string{"bench", "nats-server", "-c", file}},
+			store:      dirs[i],
+			monitor:    addr(i, 2),
+		}
+		s.start()
+		t.Cleanup(s.kill)
+		servers = append(servers, s)
+	}
+	return servers
+}
+
+// jetStreamRuns reports whether the server's JetStream runs, by its
+// monitoring endpoint.
+func (s *busServer) jetStreamRuns() (bool, error) {
+	resp, err := metricsClient.Get("http://" + s.monitor + "/healthz?js-enabled-only=true")
+	if err != nil {
+		return false, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, nil
+}
+
+// fillUntilJetStreamStops fills the store of each server (a filler file
+// in it) and writes a chunk longer than a page through writer into room
+// bulk, again and again, until each server's JetStream has stopped.
+func fillUntilJetStreamStops(t *testing.T, writer *client.Session, servers []*busServer) {
+	t.Helper()
+	chunk := strings.Repeat("x", 4000)
+	nodetest.Eventually(t, settle, func() error {
+		for _, s := range servers {
+			if runs, err := s.jetStreamRuns(); err != nil || runs {
+				for _, s := range servers {
+					fill(t, filepath.Join(s.store, "filler"))
+				}
+				_, _ = writer.SendText("bulk", chunk) // refused or not: a write
+				return fmt.Errorf("%s: JetStream runs (%v)", s.url, err)
+			}
+		}
+		return nil
+	})
+}
+
+// One server of a three-server bus fills its disk, the one the typist's
+// node is connected to: nats-server stops that server's JetStream, the
+// two others keep a quorum of every stream, and nothing changes for the
+// users: both nodes stay up, and text typed then is acknowledged and
+// shown once.
+func TestBusServerFullDiskChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	var dirs []string
+	for i := range 3 {
+		dirs = append(dirs, filepath.Join(data, "b"+strconv.Itoa(i+1)))
+	}
+	smallDisk(t, dirs[2], 64<<20)
+	bus := startBusServers(t, dirs)
+	var urls []string
+	for _, s := range bus {
+		urls = append(urls, s.url)
+	}
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: strings.Join(urls, ","), Output: testLog{t},
+		ArgsFor: func(i int) []string {
+			if i == 0 {
+				return []string{"--bus", bus[2].url} // n1 on the server whose disk fills
+			}
+			return []string{"--bus", bus[0].url}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	sessions := dialSpread(ctx, t, c, 2)
+	typist, reader := sessions[0], sessions[1]
+	if typist.Node().ID != c.Nodes[0].ID {
+		t.Fatalf("the typist attached to %s, want %s", typist.Node().ID, c.Nodes[0].ID)
+	}
+	const room = "busdisk"
+	typeBefore(ctx, t, typist, reader, room)
+
+	fillUntilJetStreamStops(t, reader, bus[2:])
+	wctx, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	if _, err := typist.SendTextWait(wctx, room, "typed while b3 was full; "); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		if code := readyz(n); code != http.StatusOK {
+			t.Errorf("%s's /readyz: %d, want 200", n.ID, code)
+		}
+		if v, err := gauge(n, "switchboard_storage_stopped"); err != nil || v != "0" {
+			t.Errorf("%s: switchboard_storage_stopped %q (%v), want 0", n.ID, v, err)
+		}
+	}
+	if typist.Node().ID != c.Nodes[0].ID {
+		t.Errorf("the typist moved to %s", typist.Node().ID)
+	}
+	state, err := reader.JoinWait(wctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := state.Live[typist.User()], "acked before; typed while b3 was full; "; got != want {
+		t.Errorf("the room shows %q from the typist, want %q (nothing lost, nothing twice)", got, want)
+	}
+}
+
+// Every server of a three-server bus fills its disk: nats-server stops
+// JetStream on each, and nothing can be stored. Both nodes notice, step
+// aside (degraded, /readyz 503 with the reason, attaches refused with
+// draining) and tell their sessions to attach elsewhere; the typist holds
+// its text. The operator frees the disks and reloads the servers
+// (SIGHUP), which starts JetStream again: both nodes are up by
+// themselves, every session is attached again, and the typist's text is
+// stored once.
+func TestBusFullDisksNodesStepAsideAndHeal(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	var dirs []string
+	for i := range 3 {
+		dir := filepath.Join(data, "b"+strconv.Itoa(i+1))
+		smallDisk(t, dir, 64<<20)
+		dirs = append(dirs, dir)
+	}
+	bus := startBusServers(t, dirs)
+	var urls []string
+	for _, s := range bus {
+		urls = append(urls, s.url)
+	}
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: strings.Join(urls, ","), Output: testLog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	sessions := dialSpread(ctx, t, c, 3)
+	typist, writer, reader := sessions[0], sessions[1], sessions[2]
+	const room = "busdisk"
+	typeBefore(ctx, t, typist, writer, room)
+
+	fillUntilJetStreamStops(t, writer, bus)
+	stopped := time.Now()
+	if _, err := typist.SendText(room, "typed while full; "); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		for _, n := range c.Nodes {
+			if code := readyz(n); code != http.StatusServiceUnavailable {
+				return fmt.Errorf("%s's /readyz: %d, want 503", n.ID, code)
+			}
+			if st, err := n.Status(ctx, n.ID); err != nil || st != directory.Degraded {
+				return fmt.Errorf("%s calls itself %q (%v), want degraded", n.ID, st, err)
+			}
+		}
+		return nil
+	})
+	t.Logf("both nodes degraded %v after the bus's last JetStream stopped", time.Since(stopped).Round(time.Millisecond))
+	for _, n := range c.Nodes {
+		if why, err := readyzReason(n); err != nil || !strings.Contains(why, "bus's JetStream does not answer") {
+			t.Errorf("%s's /readyz gives the reason %q (%v), want one that says its bus's JetStream does not answer", n.ID, why, err)
+		}
+		if v, err := gauge(n, "switchboard_storage_stopped"); err != nil || v != "1" {
+			t.Errorf("%s: switchboard_storage_stopped %q (%v), want 1", n.ID, v, err)
+		}
+		actx, acancel := context.WithTimeout(ctx, settle)
+		code, err := attachAt(actx, n.Addr, "late")
+		acancel()
+		if err != nil || code != wire.CodeDraining {
+			t.Errorf("an attach at %s: code %q (%v), want %q", n.ID, code, err, wire.CodeDraining)
+		}
+	}
+	nodetest.Eventually(t, settle, func() error {
+		for i, s := range sessions {
+			if s.Connected() {
+				return fmt.Errorf("session %d still attached to %s", i, s.Node().ID)
+			}
+		}
+		return nil
+	})
+	if n := typist.Unacked(room); n == 0 {
+		t.Errorf("the typist holds nothing unacknowledged: text was acknowledged while the bus could not store it")
+	}
+
+	for _, s := range bus {
+		if err := os.Remove(filepath.Join(s.store, "filler")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reloaded := time.Now()
+	nodetest.Eventually(t, settle, func() error {
+		for _, n := range c.Nodes {
+			if code := readyz(n); code != http.StatusOK {
+				return fmt.Errorf("%s's /readyz: %d", n.ID, code)
+			}
+		}
+		for i, s := range sessions {
+			if !s.Connected() {
+				return fmt.Errorf("session %d not attached (%v)", i, s.State())
+			}
+		}
+		if n := typist.Unacked(room); n > 0 {
+			return fmt.Errorf("%d chunks of the typist unacknowledged", n)
+		}
+		return nil
+	})
+	t.Logf("both nodes ready, every session attached and the typist's text acknowledged %v after the reloads", time.Since(reloaded).Round(time.Millisecond))
+	jctx, jcancel := context.WithTimeout(ctx, settle)
+	defer jcancel()
+	state, err := reader.JoinWait(jctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := state.Live[typist.User()], "acked before; typed while full; "; got != want {
+		t.Errorf("the room shows %q from the typist, want %q (nothing lost, nothing twice)", got, want)
+	}
+}
