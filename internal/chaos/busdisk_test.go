@@ -5,6 +5,7 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -103,11 +104,38 @@ func fillUntilJetStreamStops(t *testing.T, writer *client.Session, servers []*bu
 	})
 }
 
+// busChecks is how many times node n has asked its bus's JetStream
+// whether it runs (switchboard_bus_checks_total, every result).
+func busChecks(n *localcluster.Node) (int, error) {
+	resp, err := metricsClient.Get("http://" + n.HTTP + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for line := range strings.Lines(string(body)) {
+		if !strings.HasPrefix(line, "switchboard_bus_checks_total{") {
+			continue
+		}
+		_, v, _ := strings.Cut(strings.TrimSpace(line), "} ")
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q: %w", n.ID, line, err)
+		}
+		total += int(f)
+	}
+	return total, nil
+}
+
 // One server of a three-server bus fills its disk, the one the typist's
 // node is connected to: nats-server stops that server's JetStream, the
 // two others keep a quorum of every stream, and nothing changes for the
-// users: both nodes stay up, and text typed then is acknowledged and
-// shown once.
+// users: both nodes stay up, also after asking the bus long enough to
+// have stepped aside, and text typed then is acknowledged and shown once.
 func TestBusServerFullDiskChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	data := t.TempDir()
@@ -121,7 +149,9 @@ func TestBusServerFullDiskChangesNothing(t *testing.T) {
 	for _, s := range bus {
 		urls = append(urls, s.url)
 	}
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: strings.Join(urls, ","), Output: testLog{t},
+	logs := make([]nodetest.LockedBuffer, 2)
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: strings.Join(urls, ","),
+		OutputFor: func(i int) io.Writer { return io.MultiWriter(&logs[i], testLog{t}) },
 		ArgsFor: func(i int) []string {
 			if i == 0 {
 				return []string{"--bus", bus[2].url} // n1 on the server whose disk fills
@@ -141,14 +171,35 @@ func TestBusServerFullDiskChangesNothing(t *testing.T) {
 	typeBefore(ctx, t, typist, reader, room)
 
 	fillUntilJetStreamStops(t, reader, bus[2:])
+	checked := make([]int, len(c.Nodes))
+	for i, n := range c.Nodes {
+		if checked[i], err = busChecks(n); err != nil {
+			t.Fatal(err)
+		}
+	}
 	wctx, cancel := context.WithTimeout(ctx, settle)
 	defer cancel()
 	if _, err := typist.SendTextWait(wctx, room, "typed while b3 was full; "); err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range c.Nodes {
+	// Long enough for the nodes' bus watch to step aside if it were
+	// going to: 15 s without an answer, of questions every 2 s, after
+	// the last record stored (which counts as an answer), and a
+	// heartbeat: twelve more questions each.
+	nodetest.Eventually(t, settle, func() error {
+		for i, n := range c.Nodes {
+			if got, err := busChecks(n); err != nil || got < checked[i]+12 {
+				return fmt.Errorf("%s asked its bus %d times since b3 stopped (%v), want 12", n.ID, got-checked[i], err)
+			}
+		}
+		return nil
+	})
+	for i, n := range c.Nodes {
 		if code := readyz(n); code != http.StatusOK {
 			t.Errorf("%s's /readyz: %d, want 200", n.ID, code)
+		}
+		if strings.Contains(logs[i].String(), "cannot store text and steps aside") {
+			t.Errorf("%s stepped aside for its bus's JetStream at some point", n.ID)
 		}
 		if v, err := gauge(n, "switchboard_storage_stopped"); err != nil || v != "0" {
 			t.Errorf("%s: switchboard_storage_stopped %q (%v), want 0", n.ID, v, err)

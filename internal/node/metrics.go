@@ -58,6 +58,10 @@ type metrics struct {
 	// stops and the watch's restarts (storage.go).
 	storageStopped  prometheus.Gauge
 	storageRestarts prometheus.Counter
+	// busChecks counts the external bus watch's reads, by what each
+	// found (storage.go); resolved once, like badInput.
+	busChecks    map[busRead]prometheus.Counter
+	busChecksVec *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -122,6 +126,14 @@ func newMetrics(n *Node) *metrics {
 			Name: "switchboard_storage_restarts_total",
 			Help: "Attempts to restart this node's stopped embedded JetStream on its data directory, each once the file system had room again.",
 		}),
+		busChecksVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_bus_checks_total",
+			Help: "With --bus: the node's questions to the bus's JetStream, every 2 s, by what each found: answered (or a record was stored since the last), no_jetstream (not enabled, or no responders), silent (no answer in time, or no metadata leader), unreachable (not connected).",
+		}, []string{"result"}),
+		busChecks: make(map[busRead]prometheus.Counter, len(busReadNames)),
+	}
+	for r, name := range busReadNames {
+		m.busChecks[r] = m.busChecksVec.WithLabelValues(name)
 	}
 	for _, code := range errorCodes {
 		m.badInput[code] = m.badInputVec.WithLabelValues(code)
@@ -135,7 +147,7 @@ func newMetrics(n *Node) *metrics {
 	for k := directory.Stale; k <= directory.Refused; k++ {
 		m.changes.WithLabelValues(k.String())
 	}
-	m.registry.MustRegister(m.received, m.answers, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec, m.storageStopped, m.storageRestarts,
+	m.registry.MustRegister(m.received, m.answers, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec, m.storageStopped, m.storageRestarts, m.busChecksVec,
 		directoryCollector{n},
 		newBuildInfo(),
 		collectors.NewGoCollector(),

@@ -138,6 +138,7 @@ type roomEngine struct {
 	livePrefix string                // switchboard.<service>.live. (rooms_live.go)
 	inc        uint64                // this node's incarnation
 	batches    atomic.Uint64         // batch records stored, for their message IDs
+	stored     atomic.Uint64         // records JetStream acknowledged: the bus stores (storage.go)
 
 	ready  chan struct{}      // closed once the streams and bucket exist
 	kv     jetstream.KeyValue // set before ready is closed
@@ -638,6 +639,7 @@ func (e *roomEngine) publish(ctx context.Context, room string, rec record, msgID
 		cancel()
 		if err == nil {
 			e.metrics.stored.WithLabelValues(rec.Op).Inc()
+			e.stored.Add(1)
 			return ack.Sequence, nil
 		}
 		if !retryable(err) || ctx.Err() != nil {

@@ -154,18 +154,23 @@ func (n *Node) watchStorage(dataDir string) {
 // stored or loaded, and the node would go on saying up.
 //
 // watchBusStorage asks the bus for the account's JetStream information
-// ($JS.API.INFO, which JetStream's metadata leader answers) every
-// busCheckEvery, waiting as long for the answer, and busStorageWatch
-// decides. A server whose JetStream stopped answers nothing, nor does a
-// bus electing its metadata leader (nats-server's election timeout is 4
-// to 9 s), and without that leader no room can be loaded either (its
-// consumers are created through it). So the node steps aside when the bus has said JetStream is not enabled
-// busMissesToLose times in a row, or has answered nothing for
-// busSilentFor, longer than an election; as when its embedded JetStream
-// stops: degraded, /readyz 503, sessions told to attach elsewhere, where
-// a node of another bus may take them. At the first answer after that
-// it stores again. While the bus is unreachable the watch counts
-// nothing: the node steps aside for that already (checkMajority).
+// ($JS.API.INFO) every busCheckEvery, waiting as long for the answer, and
+// busStorageWatch decides. JetStream's metadata leader answers; a server
+// whose JetStream stopped answers nothing, and a bus electing its
+// metadata leader (nats-server's election timeout is 4 to 9 s) answers
+// nothing or "cluster not available"; without that leader no room can be
+// loaded either (its consumers are created through it). A record the
+// node stored since the last question counts as an answer, so that a
+// metadata leader slow to answer (it serves these questions after every
+// other API request) while the streams store does not look silent. So
+// the node steps aside when the bus has said JetStream is not enabled
+// (an account or bus without it; no responders) busMissesToLose times in
+// a row, or when no question asked in busSilentFor has been answered,
+// longer than an election; as when its embedded JetStream stops:
+// degraded, /readyz 503, sessions told to attach elsewhere, where a node
+// of another bus may take them. At the first answer after that it
+// stores again. While the bus is unreachable the watch counts nothing:
+// the node steps aside for that already (checkMajority).
 const (
 	busCheckEvery   = 2 * time.Second
 	busMissesToLose = 2
@@ -176,22 +181,30 @@ const (
 type busRead int
 
 const (
-	busAnswered    busRead = iota // JetStream answered
+	busAnswered    busRead = iota // JetStream answered, or stored a record since the last question
 	busNoJetStream                // no responders, or JetStream not enabled
 	busSilent                     // no answer in time, or no metadata leader
 	busUnreachable                // the node is not connected to the bus
 )
+
+// busReadNames are the result labels of switchboard_bus_checks_total.
+var busReadNames = map[busRead]string{
+	busAnswered:    "answered",
+	busNoJetStream: "no_jetstream",
+	busSilent:      "silent",
+	busUnreachable: "unreachable",
+}
 
 // busStorageWatch decides, from what watchBusStorage reads, whether the
 // node can store on its bus. It reads no clock and does no I/O: the
 // caller passes the time of each read.
 type busStorageWatch struct {
 	misses int       // reads in a row that said JetStream is not enabled
-	since  time.Time // the first of the reads in a row without an answer; zero after an answer
+	since  time.Time // when the first of the reads in a row without an answer was asked; zero after an answer
 	lost   bool      // stepped aside, and no answer since
 }
 
-// next takes one read made at now and says what to do: storageLose,
+// next takes one read, asked at now, and says what to do: storageLose,
 // storageBack or storageKeep.
 func (w *busStorageWatch) next(now time.Time, r busRead) storageAction {
 	switch r {
@@ -220,8 +233,9 @@ func (w *busStorageWatch) next(now time.Time, r busRead) storageAction {
 	return storageKeep
 }
 
-// readBus asks js for the account's JetStream information, for at most
-// busCheckEvery.
+// readBus asks js for the account's JetStream information over nc, for
+// at most busCheckEvery. The error is what the question met when it was
+// not answered (nil when nc was not connected).
 func readBus(ctx context.Context, nc *nats.Conn, js jetstream.JetStream) (busRead, error) {
 	if !nc.IsConnected() {
 		return busUnreachable, nil
@@ -248,22 +262,32 @@ func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
 	tick := time.NewTicker(busCheckEvery)
 	defer tick.Stop()
 	var w busStorageWatch
+	storedBefore := n.rooms.stored.Load()
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-tick.C:
 		}
+		asked, stored := time.Now(), n.rooms.stored.Load()
 		r, err := readBus(n.ctx, nc, js)
 		if n.ctx.Err() != nil {
 			return
 		}
-		switch w.next(time.Now(), r) {
+		if r == busSilent && stored != storedBefore {
+			r = busAnswered // the streams store; their metadata leader is slow
+		}
+		storedBefore = stored
+		n.metrics.busChecks[r].Inc()
+		if r != busAnswered {
+			n.log.Debug("the bus's JetStream did not answer", "found", busReadNames[r], "connected_to", nc.ConnectedUrlRedacted(), "err", err)
+		}
+		switch w.next(asked, r) {
 		case storageLose:
 			n.storageStopped.Store(true)
 			n.metrics.storageStopped.Set(1)
 			n.log.Error("the bus's JetStream does not serve this node (nats-server stops its JetStream when its store directory is full, until it is reloaded): this node cannot store text and steps aside until it can",
-				"connected_to", n.bus.Conn.ConnectedUrlRedacted(), "err", err)
+				"connected_to", nc.ConnectedUrlRedacted(), "found", busReadNames[r], "err", err)
 		case storageBack:
 			n.storageStopped.Store(false)
 			n.metrics.storageStopped.Set(0)
