@@ -77,3 +77,66 @@ func TestRejoinKeepsTheHold(t *testing.T) {
 		t.Errorf("the room holds %q from alice, want %q", got, text)
 	}
 }
+
+// The resend of the held chunk passes the hold on to the next chunk
+// refused, not past it: a chunk sent after that resend but ahead of the
+// other refused ones is refused too, not stored before them (it was, and
+// the room then took them for duplicates: text lost). The rest resent in
+// order stores it all.
+func TestHoldPassesInOrder(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.ChunkRate = 1000 // refills within a millisecond
+		cfg.ChunkBurst = 3
+	}})
+	c.WaitRoomsReady(wait)
+	addr := c.Nodes[0].Addr()
+	const room = "order"
+	alice := newPeer(t, addr, "alice")
+	alice.join(room)
+	text := strings.Repeat("abcdefghij", 5)
+	seqs := alice.typeText(room, text)
+	// The first refusal holds the room; which of the later chunks were
+	// refused (rate, or waiting for it) depends on the bucket's refill.
+	var refused []uint64
+	for _, seq := range seqs {
+		m := alice.await("the answer to a chunk", func(m wire.Message) bool {
+			return m.Room == room && m.Seq == seq && (m.Op == wire.OpAck || m.Op == wire.OpError)
+		})
+		if m.Op == wire.OpError {
+			refused = append(refused, seq)
+		}
+	}
+	if len(refused) < 2 {
+		t.Fatalf("%d of %d chunks sent at once refused with a burst of 3, want 2 or more: %v", len(refused), len(seqs), refused)
+	}
+	first, second := refused[0], refused[1]
+	resend := func(seq uint64) wire.Message {
+		for {
+			alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: seq, T: string(text[seq-1])})
+			m := alice.await("the answer to a resend", func(m wire.Message) bool {
+				return m.Room == room && m.Seq == seq && (m.Op == wire.OpAck || m.Op == wire.OpError)
+			})
+			if m.Op == wire.OpError && m.Code == wire.CodeRate {
+				continue // the bucket refills within a millisecond
+			}
+			return m
+		}
+	}
+	if m := resend(first); m.Op != wire.OpAck {
+		t.Fatalf("resending the held seq %d: %+v", first, m)
+	}
+	// The held one is stored; the next refused one is not resent yet.
+	last := uint64(len(text))
+	if m := resend(last); m.Op != wire.OpError || m.Code != wire.CodeUnavailable {
+		t.Fatalf("seq %d, sent before the refused seq %d: %+v, want unavailable", last, second, m)
+	}
+	for seq := first + 1; seq <= last; seq++ {
+		if m := resend(seq); m.Op != wire.OpAck {
+			t.Fatalf("resending seq %d in order: %+v", seq, m)
+		}
+	}
+	bob := newPeer(t, addr, "bob")
+	if got := bob.join(room).Live["alice"]; got != text {
+		t.Errorf("the room holds %q from alice, want %q", got, text)
+	}
+}

@@ -73,9 +73,7 @@ func (s *session) join(room string) {
 		}
 		s.textMu.Lock()
 		s.seqs[room] = max(s.seqs[room], seq)
-		if held, ok := s.held[room]; ok && held <= s.seqs[room] {
-			delete(s.held, room) // stored after all: the state shows it
-		}
+		s.updateHoldLocked(room, func(h *textHold) { h.storedThrough(seq) }) // the state shows them stored
 		s.textMu.Unlock()
 		return
 	}
@@ -246,16 +244,19 @@ func (s *session) checkText(m wire.Message) (record, bool) {
 	}
 	s.textMu.Lock()
 	last := s.seqs[room]
-	held, isHeld := s.held[room]
+	hold := s.held[room]
 	s.textMu.Unlock()
 	if m.Seq > last+MaxSeqJump {
 		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "seq %d is more than %d above %d, your last stored in %s; count on from there", m.Seq, MaxSeqJump, last, room))
 		return record{}, false
 	}
-	if isHeld && m.Seq > held {
-		// Storing it would put it before the chunk refused earlier, which
+	if hold.held() && m.Seq > hold.next {
+		// Storing it would put it before a chunk refused earlier, which
 		// the stream would then take for a duplicate: the text is lost.
-		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "%v", heldError(room, m.Seq, held)))
+		s.textMu.Lock()
+		s.updateHoldLocked(room, func(h *textHold) { h.admit(m.Seq) }) // refused: counted
+		s.textMu.Unlock()
+		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "%v", heldError(room, m.Seq, hold.next)))
 		return record{}, false
 	}
 	if len(m.T) > n.cfg.MaxChunk {
@@ -263,20 +264,17 @@ func (s *session) checkText(m wire.Message) (record, bool) {
 		return record{}, false
 	}
 	if !s.limiter.allow(time.Now(), len(m.T)) {
-		s.hold(room, m.Seq)
+		s.hold(room, m.Seq, m.Seq)
 		s.reply(roomError(wire.CodeRate, room, m.Seq, "text faster than %v chunks or %v bytes a second; slow down and resend", n.cfg.ChunkRate, n.cfg.ByteRate))
 		return record{}, false
 	}
-	if isHeld && m.Seq == held {
-		// The resend of the refused chunk lifts the hold: it goes to the
-		// writer before anything after it, and if it fails again its
-		// answer holds the room again before the writer takes the next.
-		s.textMu.Lock()
-		if s.held[room] == held {
-			delete(s.held, room)
-		}
-		s.textMu.Unlock()
-	}
+	// At or below the seq held: it goes to the writer before anything
+	// after it, and the held seq passes the hold on to the next one
+	// refused; if it fails again, its answer holds the room again before
+	// the writer takes the next.
+	s.textMu.Lock()
+	s.updateHoldLocked(room, func(h *textHold) { h.admit(m.Seq) })
+	s.textMu.Unlock()
 	return record{Op: recText, User: s.user, Key: s.key(), Seq: m.Seq, T: m.T}, true
 }
 
@@ -303,8 +301,8 @@ func (s *session) storeTexts(room string, recs []record) {
 		check: func() error {
 			s.textMu.Lock()
 			defer s.textMu.Unlock()
-			if held, ok := s.held[room]; ok && first > held {
-				return heldError(room, first, held)
+			if h := s.held[room]; h.held() && first > h.next {
+				return heldError(room, first, h.next)
 			}
 			return nil
 		},
@@ -329,13 +327,11 @@ func (s *session) stored(room string, recs []record, start time.Time, err error)
 	var out []byte
 	s.textMu.Lock()
 	if err != nil {
-		s.holdLocked(room, recs[0].Seq)
+		s.holdLocked(room, recs[0].Seq, recs[len(recs)-1].Seq)
 	} else if _, joined := s.seqs[room]; joined {
 		for _, rec := range recs {
 			s.seqs[room] = max(s.seqs[room], rec.Seq)
-			if held, ok := s.held[room]; ok && rec.Seq >= held {
-				delete(s.held, room)
-			}
+			s.updateHoldLocked(room, func(h *textHold) { h.stored(rec.Seq) })
 		}
 	}
 	s.textMu.Unlock()
@@ -360,22 +356,33 @@ func (s *session) stored(room string, recs []record, start time.Time, err error)
 	s.push(out)
 }
 
-// hold refuses, from now until the client resends seq or resynchronises,
-// every chunk of room above seq: a sender's chunks must be stored in the
-// order of their seqs.
-func (s *session) hold(room string, seq uint64) {
+// hold notes the chunks first..last of room refused: until the client
+// has sent them again in order (or a state shows them stored), every
+// chunk of room above the first not sent again is refused, since a
+// sender's chunks must be stored in the order of their seqs (textHold).
+func (s *session) hold(room string, first, last uint64) {
 	s.textMu.Lock()
 	defer s.textMu.Unlock()
-	s.holdLocked(room, seq)
+	s.holdLocked(room, first, last)
 }
 
-func (s *session) holdLocked(room string, seq uint64) {
+func (s *session) holdLocked(room string, first, last uint64) {
+	s.updateHoldLocked(room, func(h *textHold) { h.refused(first, last) })
+}
+
+// updateHoldLocked applies change to room's hold, and forgets the hold
+// once it is lifted.
+func (s *session) updateHoldLocked(room string, change func(*textHold)) {
+	h := s.held[room]
+	change(&h)
+	if !h.held() {
+		delete(s.held, room)
+		return
+	}
 	if s.held == nil {
-		s.held = make(map[string]uint64)
+		s.held = make(map[string]textHold)
 	}
-	if held, ok := s.held[room]; !ok || seq < held {
-		s.held[room] = seq
-	}
+	s.held[room] = h
 }
 
 // leaveRooms releases the session's rooms as it ends. Its leave is

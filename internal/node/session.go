@@ -107,10 +107,10 @@ type session struct {
 
 	// Text on its way to storage (rooms_session.go): the reader hands
 	// chunks to the rooms' writers and reads on; the writers answer.
-	textMu sync.Mutex        // guards seqs and held, which the reader and the writers' answers change
-	seqs   map[string]uint64 // per room joined: the last seq of the user's text known stored
-	held   map[string]uint64 // per room: the first seq refused (rate, unavailable) since the last state
-	stores sync.WaitGroup    // text requests handed to writers and not answered yet; the reader adds
+	textMu sync.Mutex          // guards seqs and held, which the reader and the writers' answers change
+	seqs   map[string]uint64   // per room joined: the last seq of the user's text known stored
+	held   map[string]textHold // per room: the chunks refused (rate, unavailable) and not sent again since
+	stores sync.WaitGroup      // text requests handed to writers and not answered yet; the reader adds
 
 	mu      sync.Mutex // guards the fields below
 	queue   []byte     // encoded lines waiting to be written
