@@ -84,6 +84,46 @@ func readyz(n *localcluster.Node) int {
 	return resp.StatusCode
 }
 
+// steppedAside reports nil once every node of nodes answers /readyz with
+// 503 and calls itself degraded.
+func steppedAside(ctx context.Context, nodes []*localcluster.Node) error {
+	for _, n := range nodes {
+		if code := readyz(n); code != http.StatusServiceUnavailable {
+			return fmt.Errorf("%s's /readyz: %d, want 503", n.ID, code)
+		}
+		if st, err := n.Status(ctx, n.ID); err != nil || st != directory.Degraded {
+			return fmt.Errorf("%s calls itself %q (%v), want degraded", n.ID, st, err)
+		}
+	}
+	return nil
+}
+
+// noneAttached reports nil once no session of sessions is attached.
+func noneAttached(sessions []*client.Session) error {
+	for i, s := range sessions {
+		if s.Connected() {
+			return fmt.Errorf("session %d still attached to %s", i, s.Node().ID)
+		}
+	}
+	return nil
+}
+
+// backAndAttached reports nil once every node of nodes answers /readyz
+// with 200 and every session of sessions is attached.
+func backAndAttached(nodes []*localcluster.Node, sessions []*client.Session) error {
+	for _, n := range nodes {
+		if code := readyz(n); code != http.StatusOK {
+			return fmt.Errorf("%s's /readyz: %d", n.ID, code)
+		}
+	}
+	for i, s := range sessions {
+		if !s.Connected() {
+			return fmt.Errorf("session %d not attached (%v)", i, s.State())
+		}
+	}
+	return nil
+}
+
 // attachAt says hello and attaches as user at addr, and returns the
 // error code the node refused with ("" if it took the session).
 func attachAt(ctx context.Context, addr, user string) (string, error) {
@@ -144,17 +184,7 @@ func TestBusLossNodesStepAsideAndHeal(t *testing.T) {
 	lost := time.Now()
 	bus.kill()
 	// Both nodes step aside, and say so.
-	nodetest.Eventually(t, settle, func() error {
-		for _, n := range c.Nodes {
-			if code := readyz(n); code != http.StatusServiceUnavailable {
-				return fmt.Errorf("%s's /readyz: %d, want 503", n.ID, code)
-			}
-			if st, err := n.Status(ctx, n.ID); err != nil || st != directory.Degraded {
-				return fmt.Errorf("%s calls itself %q (%v), want degraded", n.ID, st, err)
-			}
-		}
-		return nil
-	})
+	nodetest.Eventually(t, settle, func() error { return steppedAside(ctx, c.Nodes) })
 	t.Logf("both nodes degraded %v after the bus died", time.Since(lost).Round(time.Millisecond))
 	for _, n := range c.Nodes {
 		actx, cancel := context.WithTimeout(ctx, settle)
@@ -166,14 +196,7 @@ func TestBusLossNodesStepAsideAndHeal(t *testing.T) {
 	}
 	// After the grace the sessions are told to move; no node is up to
 	// take them.
-	nodetest.Eventually(t, settle, func() error {
-		for i, s := range sessions {
-			if s.Connected() {
-				return fmt.Errorf("session %d still attached to %s", i, s.Node().ID)
-			}
-		}
-		return nil
-	})
+	nodetest.Eventually(t, settle, func() error { return noneAttached(sessions) })
 	t.Logf("every session told to move %v after the bus died", time.Since(lost).Round(time.Millisecond))
 
 	back := time.Now()
@@ -181,19 +204,7 @@ func TestBusLossNodesStepAsideAndHeal(t *testing.T) {
 	if err := c.WaitConverged(ctx, settle); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.Eventually(t, settle, func() error {
-		for _, n := range c.Nodes {
-			if code := readyz(n); code != http.StatusOK {
-				return fmt.Errorf("%s's /readyz: %d", n.ID, code)
-			}
-		}
-		for i, s := range sessions {
-			if !s.Connected() {
-				return fmt.Errorf("session %d not attached (%v)", i, s.State())
-			}
-		}
-		return nil
-	})
+	nodetest.Eventually(t, settle, func() error { return backAndAttached(c.Nodes, sessions) })
 	t.Logf("both nodes up and ready, every session attached, %v after the bus came back", time.Since(back).Round(time.Millisecond))
 
 	// Nothing acked lost, nothing twice. A wait of its own: the streams
@@ -203,13 +214,7 @@ func TestBusLossNodesStepAsideAndHeal(t *testing.T) {
 	if _, err := typist.SendTextWait(wctx, room, "typed after"); err != nil {
 		t.Fatal(err)
 	}
-	state, err := reader.JoinWait(wctx, room)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := state.Live[typist.User()], "acked before the loss; typed after"; got != want {
-		t.Errorf("the room shows %q from the typist, want %q (nothing lost, nothing twice)", got, want)
-	}
+	roomShows(ctx, t, reader, typist, room, "acked before the loss; typed after")
 	if errors.Is(typist.Err(), client.ErrGaveUp) {
 		t.Errorf("the typist's session gave up: %v", typist.Err())
 	}

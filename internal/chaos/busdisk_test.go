@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/client"
-	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/localcluster"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
@@ -208,13 +207,7 @@ func TestBusServerFullDiskChangesNothing(t *testing.T) {
 	if typist.Node().ID != c.Nodes[0].ID {
 		t.Errorf("the typist moved to %s", typist.Node().ID)
 	}
-	state, err := reader.JoinWait(wctx, room)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := state.Live[typist.User()], "acked before; typed while b3 was full; "; got != want {
-		t.Errorf("the room shows %q from the typist, want %q (nothing lost, nothing twice)", got, want)
-	}
+	roomShows(ctx, t, reader, typist, room, "acked before; typed while b3 was full; ")
 }
 
 // Every server of a three-server bus fills its disk: nats-server stops
@@ -254,17 +247,7 @@ func TestBusFullDisksNodesStepAsideAndHeal(t *testing.T) {
 	if _, err := typist.SendText(room, "typed while full; "); err != nil {
 		t.Fatal(err)
 	}
-	nodetest.Eventually(t, settle, func() error {
-		for _, n := range c.Nodes {
-			if code := readyz(n); code != http.StatusServiceUnavailable {
-				return fmt.Errorf("%s's /readyz: %d, want 503", n.ID, code)
-			}
-			if st, err := n.Status(ctx, n.ID); err != nil || st != directory.Degraded {
-				return fmt.Errorf("%s calls itself %q (%v), want degraded", n.ID, st, err)
-			}
-		}
-		return nil
-	})
+	nodetest.Eventually(t, settle, func() error { return steppedAside(ctx, c.Nodes) })
 	t.Logf("both nodes degraded %v after the bus's last JetStream stopped", time.Since(stopped).Round(time.Millisecond))
 	for _, n := range c.Nodes {
 		if why, err := readyzReason(n); err != nil || !strings.Contains(why, "bus's JetStream does not answer") {
@@ -280,14 +263,7 @@ func TestBusFullDisksNodesStepAsideAndHeal(t *testing.T) {
 			t.Errorf("an attach at %s: code %q (%v), want %q", n.ID, code, err, wire.CodeDraining)
 		}
 	}
-	nodetest.Eventually(t, settle, func() error {
-		for i, s := range sessions {
-			if s.Connected() {
-				return fmt.Errorf("session %d still attached to %s", i, s.Node().ID)
-			}
-		}
-		return nil
-	})
+	nodetest.Eventually(t, settle, func() error { return noneAttached(sessions) })
 	if n := typist.Unacked(room); n == 0 {
 		t.Errorf("the typist holds nothing unacknowledged: text was acknowledged while the bus could not store it")
 	}
@@ -302,15 +278,8 @@ func TestBusFullDisksNodesStepAsideAndHeal(t *testing.T) {
 	}
 	reloaded := time.Now()
 	nodetest.Eventually(t, settle, func() error {
-		for _, n := range c.Nodes {
-			if code := readyz(n); code != http.StatusOK {
-				return fmt.Errorf("%s's /readyz: %d", n.ID, code)
-			}
-		}
-		for i, s := range sessions {
-			if !s.Connected() {
-				return fmt.Errorf("session %d not attached (%v)", i, s.State())
-			}
+		if err := backAndAttached(c.Nodes, sessions); err != nil {
+			return err
 		}
 		if n := typist.Unacked(room); n > 0 {
 			return fmt.Errorf("%d chunks of the typist unacknowledged", n)
@@ -318,13 +287,5 @@ func TestBusFullDisksNodesStepAsideAndHeal(t *testing.T) {
 		return nil
 	})
 	t.Logf("both nodes ready, every session attached and the typist's text acknowledged %v after the reloads", time.Since(reloaded).Round(time.Millisecond))
-	jctx, jcancel := context.WithTimeout(ctx, settle)
-	defer jcancel()
-	state, err := reader.JoinWait(jctx, room)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := state.Live[typist.User()], "acked before; typed while full; "; got != want {
-		t.Errorf("the room shows %q from the typist, want %q (nothing lost, nothing twice)", got, want)
-	}
+	roomShows(ctx, t, reader, typist, room, "acked before; typed while full; ")
 }

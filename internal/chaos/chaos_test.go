@@ -42,6 +42,21 @@ func prefer(id string) pick.Policy {
 	})
 }
 
+// roomShows joins room through reader (again, if it is in it) and checks
+// that the room shows want from typist: nothing lost, nothing twice.
+func roomShows(ctx context.Context, t *testing.T, reader, typist *client.Session, room, want string) {
+	t.Helper()
+	jctx, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	state, err := reader.JoinWait(jctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := state.Live[typist.User()]; got != want {
+		t.Errorf("the room shows %q from %s, want %q (nothing lost, nothing twice)", got, typist.User(), want)
+	}
+}
+
 // dialSpread dials n sessions through every node's address, session i
 // (user u<i>) preferring node i mod the cluster's size.
 func dialSpread(ctx context.Context, t *testing.T, c *localcluster.Cluster, n int) []*client.Session {
@@ -175,14 +190,7 @@ func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 	if _, err := typist.SendTextWait(wctx, room, "typed after"); err != nil {
 		t.Fatal(err)
 	}
-	reader := sessions[0] // on n1
-	state, err := reader.JoinWait(wctx, room)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := state.Live[typist.User()], "acked before the cut; typed after"; got != want {
-		t.Errorf("the room shows %q from the typist, want %q (nothing lost, nothing twice)", got, want)
-	}
+	roomShows(ctx, t, sessions[0], typist, room, "acked before the cut; typed after") // read on n1
 
 	// Heal: n3 is up again in every directory, and ready.
 	healAt := time.Now()

@@ -297,14 +297,7 @@ func TestFullDisksOnEveryNodeHeal(t *testing.T) {
 	}
 	fillUntilStopped(t, writer, disks, c.Nodes)
 	stopped := time.Now()
-	nodetest.Eventually(t, settle, func() error {
-		for _, n := range c.Nodes {
-			if st, err := n.Status(ctx, n.ID); err != nil || st != directory.Degraded {
-				return fmt.Errorf("%s calls itself %q (%v), want degraded", n.ID, st, err)
-			}
-		}
-		return nil
-	})
+	nodetest.Eventually(t, settle, func() error { return steppedAside(ctx, c.Nodes) })
 	t.Logf("every node degraded %v after the last JetStream stopped", time.Since(stopped).Round(time.Millisecond))
 
 	for _, disk := range disks {
@@ -314,13 +307,8 @@ func TestFullDisksOnEveryNodeHeal(t *testing.T) {
 	}
 	freed := time.Now()
 	nodetest.Eventually(t, settle, func() error {
-		for _, n := range c.Nodes {
-			if code := readyz(n); code != http.StatusOK {
-				return fmt.Errorf("%s's /readyz: %d", n.ID, code)
-			}
-		}
-		if !typist.Connected() {
-			return fmt.Errorf("the typist is not attached (%v)", typist.State())
+		if err := backAndAttached(c.Nodes, []*client.Session{typist}); err != nil {
+			return err
 		}
 		if n := typist.Unacked(room); n > 0 {
 			return fmt.Errorf("%d chunks of the typist unacknowledged", n)
@@ -328,15 +316,7 @@ func TestFullDisksOnEveryNodeHeal(t *testing.T) {
 		return nil
 	})
 	t.Logf("every node ready and the typist's text acknowledged %v after the space was freed", time.Since(freed).Round(time.Millisecond))
-	jctx, jcancel := context.WithTimeout(ctx, settle)
-	defer jcancel()
-	state, err := reader.JoinWait(jctx, room)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := state.Live[typist.User()], "acked before; typed while full; "; got != want {
-		t.Errorf("the room shows %q from the typist, want %q (nothing lost, nothing twice)", got, want)
-	}
+	roomShows(ctx, t, reader, typist, room, "acked before; typed while full; ")
 }
 
 // A node started on a full disk stops at once and says why, rather than

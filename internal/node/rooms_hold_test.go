@@ -9,40 +9,49 @@ import (
 	"github.com/switchboard/switchboard/wire"
 )
 
+// heldRoom starts a node that lets a session send 3 chunks at once (the
+// bucket refills within a millisecond), joins room as alice there and
+// sends 50 chunks at once. The burst passes, then chunks are refused:
+// the first with rate, which holds the room, the rest (unless the bucket
+// refilled) with rate or unavailable. It returns the node's address, the
+// peer, the text sent and the seqs refused, the first first.
+func heldRoom(t *testing.T, room string) (addr string, alice *peer, text string, refused []uint64) {
+	t.Helper()
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.ChunkRate = 1000
+		cfg.ChunkBurst = 3
+	}})
+	c.WaitRoomsReady(wait)
+	addr = c.Nodes[0].Addr()
+	alice = newPeer(t, addr, "alice")
+	alice.join(room)
+	text = strings.Repeat("abcdefghij", 5)
+	for _, seq := range alice.typeText(room, text) {
+		m := alice.await("the answer to a chunk", func(m wire.Message) bool {
+			return m.Room == room && m.Seq == seq && (m.Op == wire.OpAck || m.Op == wire.OpError)
+		})
+		if m.Op != wire.OpError {
+			continue
+		}
+		if len(refused) == 0 && m.Code != wire.CodeRate {
+			t.Fatalf("seq %d refused with %+v, want rate", seq, m)
+		}
+		refused = append(refused, seq)
+	}
+	if len(refused) == 0 {
+		t.Fatalf("none of %d chunks sent at once was refused with a burst of 3", len(text))
+	}
+	return addr, alice, text, refused
+}
+
 // A re-join keeps the hold of a refused chunk until the client resends
 // it: a chunk sent after the re-join but ahead of that resend is refused,
 // not stored before it (the resend would then be taken for a duplicate,
 // and the text typed in between lost). The resend in order stores it all.
 func TestRejoinKeepsTheHold(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
-		cfg.ChunkRate = 1000 // refills within a millisecond
-		cfg.ChunkBurst = 3
-	}})
-	c.WaitRoomsReady(wait)
-	addr := c.Nodes[0].Addr()
 	const room = "hold"
-	alice := newPeer(t, addr, "alice")
-	alice.join(room)
-	text := strings.Repeat("abcdefghij", 5)
-	seqs := alice.typeText(room, text)
-	// The burst passes, then chunks are refused: the first with rate,
-	// which holds the room, the rest (unless the bucket refilled) with
-	// rate or unavailable.
-	var refused uint64
-	for _, seq := range seqs {
-		m := alice.await("the answer to a chunk", func(m wire.Message) bool {
-			return m.Room == room && m.Seq == seq && (m.Op == wire.OpAck || m.Op == wire.OpError)
-		})
-		if m.Op == wire.OpError && refused == 0 {
-			if m.Code != wire.CodeRate {
-				t.Fatalf("seq %d refused with %+v, want rate", seq, m)
-			}
-			refused = seq
-		}
-	}
-	if refused == 0 {
-		t.Fatalf("none of %d chunks sent at once was refused with a burst of 3", len(seqs))
-	}
+	addr, alice, text, refusals := heldRoom(t, room)
+	refused := refusals[0]
 
 	// The state may lag the acks (the feed applies what the stream
 	// brings), but holds nothing from the refused seq on.
@@ -84,30 +93,10 @@ func TestRejoinKeepsTheHold(t *testing.T) {
 // the room then took them for duplicates: text lost). The rest resent in
 // order stores it all.
 func TestHoldPassesInOrder(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
-		cfg.ChunkRate = 1000 // refills within a millisecond
-		cfg.ChunkBurst = 3
-	}})
-	c.WaitRoomsReady(wait)
-	addr := c.Nodes[0].Addr()
 	const room = "order"
-	alice := newPeer(t, addr, "alice")
-	alice.join(room)
-	text := strings.Repeat("abcdefghij", 5)
-	seqs := alice.typeText(room, text)
-	// The first refusal holds the room; which of the later chunks were
-	// refused (rate, or waiting for it) depends on the bucket's refill.
-	var refused []uint64
-	for _, seq := range seqs {
-		m := alice.await("the answer to a chunk", func(m wire.Message) bool {
-			return m.Room == room && m.Seq == seq && (m.Op == wire.OpAck || m.Op == wire.OpError)
-		})
-		if m.Op == wire.OpError {
-			refused = append(refused, seq)
-		}
-	}
+	addr, alice, text, refused := heldRoom(t, room)
 	if len(refused) < 2 {
-		t.Fatalf("%d of %d chunks sent at once refused with a burst of 3, want 2 or more: %v", len(refused), len(seqs), refused)
+		t.Fatalf("%d of %d chunks sent at once refused with a burst of 3, want 2 or more: %v", len(refused), len(text), refused)
 	}
 	first, second := refused[0], refused[1]
 	resend := func(seq uint64) wire.Message {
