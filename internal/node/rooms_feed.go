@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -209,8 +210,16 @@ func (f *feed) activate(ctx context.Context, key string, seq uint64) (uint64, er
 		err error
 	}
 	res := make(chan result, 1)
+	// claimed settles, once, whether the feed activates the session or
+	// the join gives up (ctx): a session whose join failed must not get
+	// the room's state, or its client would take the room for joined and
+	// send text that the node refuses as not in the room.
+	var claimed atomic.Bool
 	err := f.do(ctx, func() {
 		f.after(seq, func() {
+			if !claimed.CompareAndSwap(false, true) {
+				return // the join gave up
+			}
 			line, err := f.r.Activate(key)
 			switch {
 			case errors.Is(err, room.ErrNotLocal):
@@ -234,9 +243,18 @@ func (f *feed) activate(ctx context.Context, key string, seq uint64) (uint64, er
 	case r := <-res:
 		return r.seq, r.err
 	case <-f.done:
-		return 0, errFeedClosed
+		select {
+		case r := <-res: // answered before the feed ended
+			return r.seq, r.err
+		default:
+			return 0, errFeedClosed
+		}
 	case <-ctx.Done():
-		return 0, fmt.Errorf("node: waiting for room %s to load: %w", f.room, ctx.Err())
+		if claimed.CompareAndSwap(false, true) {
+			return 0, fmt.Errorf("node: waiting for room %s to load: %w", f.room, ctx.Err())
+		}
+		r := <-res // the feed is activating the session: its answer is on the way
+		return r.seq, r.err
 	}
 }
 
