@@ -65,3 +65,31 @@ func (h *textHold) pass(seq uint64) {
 		*h = textHold{}
 	}
 }
+
+// textFailure remembers, for one session's room, the stores that failed
+// since its last room state: seq is the lowest chunk not stored, at the
+// number of chunks the session had admitted by then. The chunks admitted
+// before a failure still wait in the writer's queue when the resends of
+// the failed ones pass the hold (they come after them in the queue);
+// storing one above seq then would put it before those resends, so the
+// writer refuses them too. A re-join forgets it, once every chunk
+// admitted before has been answered.
+type textFailure struct {
+	seq, at uint64 // at 0: no failure
+}
+
+// failed notes a store that failed at seq, after at chunks were admitted.
+func (f *textFailure) failed(seq, at uint64) {
+	if f.at == 0 {
+		f.seq, f.at = seq, at
+		return
+	}
+	f.seq = min(f.seq, seq)
+	f.at = max(f.at, at)
+}
+
+// blocks reports whether chunks from first on, admitted as number
+// admitted, must not be stored.
+func (f textFailure) blocks(first, admitted uint64) bool {
+	return f.at != 0 && admitted <= f.at && first > f.seq
+}

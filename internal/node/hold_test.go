@@ -64,3 +64,31 @@ func TestTextHold(t *testing.T) {
 		}
 	}
 }
+
+// A failed store blocks the chunks above it that were admitted before it
+// (they wait in the writer's queue ahead of the resends), and nothing
+// admitted after it.
+func TestTextFailure(t *testing.T) {
+	var f textFailure
+	if f.blocks(9, 1) {
+		t.Fatal("no failure blocks")
+	}
+	f.failed(5, 10) // seq 5 failed after 10 chunks were admitted
+	for _, tt := range []struct {
+		first, admitted uint64
+		want            bool
+	}{
+		{7, 8, true},   // admitted before, above: waits behind the resend of 5
+		{5, 9, false},  // the failed seq itself, or below: a duplicate at worst
+		{3, 10, false}, //
+		{7, 11, false}, // admitted after: the hold decides
+	} {
+		if got := f.blocks(tt.first, tt.admitted); got != tt.want {
+			t.Errorf("first %d admitted %d: blocks %v, want %v", tt.first, tt.admitted, got, tt.want)
+		}
+	}
+	f.failed(8, 20) // a later failure: the lowest seq, the latest count
+	if !f.blocks(6, 15) || f.blocks(6, 21) {
+		t.Errorf("after a second failure: %+v", f)
+	}
+}

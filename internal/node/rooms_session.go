@@ -66,6 +66,9 @@ func (s *session) join(room string) {
 		// sent after this join but ahead of that resend would otherwise
 		// be stored before it, and the resend taken for a duplicate.
 		s.stores.Wait()
+		s.textMu.Lock()
+		delete(s.failed, room) // every chunk admitted before is answered
+		s.textMu.Unlock()
 		seq, err := f.resync(ctx, key)
 		if err != nil {
 			s.reply(roomError(wire.CodeUnavailable, room, 0, "room %s: %v", room, err))
@@ -73,7 +76,8 @@ func (s *session) join(room string) {
 		}
 		s.textMu.Lock()
 		s.seqs[room] = max(s.seqs[room], seq)
-		s.updateHoldLocked(room, func(h *textHold) { h.storedThrough(seq) }) // the state shows them stored
+		// The state, and the session's own acks, show these stored.
+		s.updateHoldLocked(room, func(h *textHold) { h.storedThrough(s.seqs[room]) })
 		s.textMu.Unlock()
 		return
 	}
@@ -146,6 +150,7 @@ func (s *session) leave(room string) {
 	s.textMu.Lock()
 	delete(s.seqs, room)
 	delete(s.held, room)
+	delete(s.failed, room)
 	s.textMu.Unlock()
 	defer e.release(f, key)
 	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
@@ -168,8 +173,8 @@ func (s *session) leave(room string) {
 }
 
 func (s *session) text(m wire.Message) {
-	if rec, ok := s.checkText(m); ok {
-		s.storeTexts(m.Room, []record{rec})
+	if rec, admitted, ok := s.checkText(m); ok {
+		s.storeTexts(m.Room, []record{rec}, admitted)
 	}
 }
 
@@ -205,17 +210,21 @@ func (s *session) textRun(first wire.Message, lr *wire.LineReader) *wire.Error {
 			n++
 		}
 		var recs []record
+		var admitted uint64 // the first's
 		for _, m := range msgs[:n] {
 			if s.rooms[room] == nil {
 				s.handle(m) // not in the room: its error
 				continue
 			}
-			if rec, ok := s.checkText(m); ok {
+			if rec, a, ok := s.checkText(m); ok {
+				if len(recs) == 0 {
+					admitted = a
+				}
 				recs = append(recs, rec)
 			}
 		}
 		if len(recs) > 0 {
-			s.storeTexts(room, recs)
+			s.storeTexts(room, recs, admitted)
 		}
 		msgs = msgs[n:]
 	}
@@ -230,52 +239,55 @@ func (s *session) textRun(first wire.Message, lr *wire.LineReader) *wire.Error {
 
 // checkText checks a text chunk against the session's rooms, seqs, holds
 // and rates. It answers a chunk that cannot be stored with its error and
-// returns false; otherwise it returns the chunk's record.
-func (s *session) checkText(m wire.Message) (record, bool) {
+// returns false; otherwise it returns the chunk's record and the number
+// the session admitted it under (textFailure).
+func (s *session) checkText(m wire.Message) (record, uint64, bool) {
 	n := s.n
 	room := m.Room
 	if s.rooms[room] == nil {
 		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "not in room %q; join it first", room))
-		return record{}, false
+		return record{}, 0, false
 	}
 	if m.Seq == 0 || m.Seq > MaxSeq {
 		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "text needs a seq from 1 to %d", uint64(MaxSeq)))
-		return record{}, false
-	}
-	s.textMu.Lock()
-	last := s.seqs[room]
-	hold := s.held[room]
-	s.textMu.Unlock()
-	if m.Seq > last+MaxSeqJump {
-		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "seq %d is more than %d above %d, your last stored in %s; count on from there", m.Seq, MaxSeqJump, last, room))
-		return record{}, false
-	}
-	if hold.held() && m.Seq > hold.next {
-		// Storing it would put it before a chunk refused earlier, which
-		// the stream would then take for a duplicate: the text is lost.
-		s.textMu.Lock()
-		s.updateHoldLocked(room, func(h *textHold) { h.admit(m.Seq) }) // refused: counted
-		s.textMu.Unlock()
-		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "%v", heldError(room, m.Seq, hold.next)))
-		return record{}, false
+		return record{}, 0, false
 	}
 	if len(m.T) > n.cfg.MaxChunk {
 		s.reply(roomError(wire.CodeLimit, room, m.Seq, "chunk of %d bytes; at most %d", len(m.T), n.cfg.MaxChunk))
-		return record{}, false
+		return record{}, 0, false
+	}
+	// The hold is read and changed in one step: the writer's answers
+	// change it too.
+	s.textMu.Lock()
+	last := s.seqs[room]
+	if m.Seq > last+MaxSeqJump {
+		s.textMu.Unlock()
+		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "seq %d is more than %d above %d, your last stored in %s; count on from there", m.Seq, MaxSeqJump, last, room))
+		return record{}, 0, false
+	}
+	if h := s.held[room]; h.held() && m.Seq > h.next {
+		// Storing it would put it before a chunk refused earlier, which
+		// the stream would then take for a duplicate: the text is lost.
+		s.holdLocked(room, m.Seq, m.Seq)
+		s.textMu.Unlock()
+		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "%v", heldError(room, m.Seq, h.next)))
+		return record{}, 0, false
 	}
 	if !s.limiter.allow(time.Now(), len(m.T)) {
-		s.hold(room, m.Seq, m.Seq)
+		s.holdLocked(room, m.Seq, m.Seq)
+		s.textMu.Unlock()
 		s.reply(roomError(wire.CodeRate, room, m.Seq, "text faster than %v chunks or %v bytes a second; slow down and resend", n.cfg.ChunkRate, n.cfg.ByteRate))
-		return record{}, false
+		return record{}, 0, false
 	}
 	// At or below the seq held: it goes to the writer before anything
-	// after it, and the held seq passes the hold on to the next one
-	// refused; if it fails again, its answer holds the room again before
-	// the writer takes the next.
-	s.textMu.Lock()
+	// after it, and the held seq passes the hold on to the next seq; if
+	// it fails again, its answer holds the room again before the writer
+	// takes the next.
 	s.updateHoldLocked(room, func(h *textHold) { h.admit(m.Seq) })
+	s.admitted++
+	admitted := s.admitted
 	s.textMu.Unlock()
-	return record{Op: recText, User: s.user, Key: s.key(), Seq: m.Seq, T: m.T}, true
+	return record{Op: recText, User: s.user, Key: s.key(), Seq: m.Seq, T: m.T}, admitted, true
 }
 
 // errHeldBack says a chunk waits for an earlier one that was refused.
@@ -286,11 +298,12 @@ func heldError(room string, seq, held uint64) error {
 	return fmt.Errorf("seq %d waits for seq %d: %w; join %s again and resend from what its state shows stored", seq, held, errHeldBack, room)
 }
 
-// storeTexts publishes recs, checked chunks of room in the order sent,
-// live to the room's members, and hands them to the room's writer, which
-// acknowledges them (in one write) once stored or answers each with
-// unavailable. It blocks only while the writer's queue is full.
-func (s *session) storeTexts(room string, recs []record) {
+// storeTexts publishes recs, checked chunks of room in the order sent
+// (the first admitted under the number admitted), live to the room's
+// members, and hands them to the room's writer, which acknowledges them
+// (in one write) once stored or answers each with unavailable. It blocks
+// only while the writer's queue is full.
+func (s *session) storeTexts(room string, recs []record, admitted uint64) {
 	e := s.n.rooms
 	f := s.rooms[room]
 	e.publishLive(f, recs)
@@ -303,6 +316,9 @@ func (s *session) storeTexts(room string, recs []record) {
 			defer s.textMu.Unlock()
 			if h := s.held[room]; h.held() && first > h.next {
 				return heldError(room, first, h.next)
+			}
+			if f := s.failed[room]; f.blocks(first, admitted) {
+				return heldError(room, first, f.seq)
 			}
 			return nil
 		},
@@ -328,6 +344,12 @@ func (s *session) stored(room string, recs []record, start time.Time, err error)
 	s.textMu.Lock()
 	if err != nil {
 		s.holdLocked(room, recs[0].Seq, recs[len(recs)-1].Seq)
+		if s.failed == nil {
+			s.failed = make(map[string]textFailure)
+		}
+		f := s.failed[room]
+		f.failed(recs[0].Seq, s.admitted)
+		s.failed[room] = f
 	} else if _, joined := s.seqs[room]; joined {
 		for _, rec := range recs {
 			s.seqs[room] = max(s.seqs[room], rec.Seq)

@@ -110,7 +110,12 @@ type session struct {
 	textMu sync.Mutex          // guards seqs and held, which the reader and the writers' answers change
 	seqs   map[string]uint64   // per room joined: the last seq of the user's text known stored
 	held   map[string]textHold // per room: the chunks refused (rate, unavailable) and not sent again since
-	stores sync.WaitGroup      // text requests handed to writers and not answered yet; the reader adds
+	// failed, per room: the latest store that failed, and the chunks
+	// admitted before it, which the writer refuses; admitted counts the
+	// chunks admitted (checkText).
+	failed   map[string]textFailure
+	admitted uint64
+	stores   sync.WaitGroup // text requests handed to writers and not answered yet; the reader adds
 
 	mu      sync.Mutex // guards the fields below
 	queue   []byte     // encoded lines waiting to be written
