@@ -378,16 +378,10 @@ func (s *session) stored(room string, recs []record, start time.Time, err error)
 	s.push(out)
 }
 
-// hold notes the chunks first..last of room refused: until the client
-// has sent them again in order (or a state shows them stored), every
-// chunk of room above the first not sent again is refused, since a
+// holdLocked notes the chunks first..last of room refused: until the
+// client has sent them again in order (or a state shows them stored),
+// every chunk of room above the first not sent again is refused, since a
 // sender's chunks must be stored in the order of their seqs (textHold).
-func (s *session) hold(room string, first, last uint64) {
-	s.textMu.Lock()
-	defer s.textMu.Unlock()
-	s.holdLocked(room, first, last)
-}
-
 func (s *session) holdLocked(room string, first, last uint64) {
 	s.updateHoldLocked(room, func(h *textHold) { h.refused(first, last) })
 }
