@@ -1,8 +1,13 @@
 package node_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
@@ -127,5 +132,100 @@ func TestHoldPassesInOrder(t *testing.T) {
 	bob := newPeer(t, addr, "bob")
 	if got := bob.join(room).Live["alice"]; got != text {
 		t.Errorf("the room holds %q from alice, want %q", got, text)
+	}
+}
+
+// Chunks queued behind a store that fails are not stored ahead of the
+// failed ones, even once their resends have passed the hold: the writer
+// takes them first (they came before the resends), and storing one would
+// make the resends duplicates. Seq 6 waits behind a held writer while
+// 4 and 5 fail (the bus's JetStream disabled), 4 and 5 are resent, and
+// only then does the writer take 6: it must refuse it.
+func TestQueuedChunksWaitForFailedOnes(t *testing.T) {
+	store := t.TempDir()
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
+		JetStream: true, StoreDir: store,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("external NATS not ready")
+	}
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Bus = ns.ClientURL()
+		cfg.Cluster, cfg.Join = "", nil
+		cfg.StoreTimeout = time.Second
+	}})
+	c.WaitRoomsReady(wait)
+	n := c.Nodes[0]
+	const room = "queued"
+	alice := newPeer(t, n.Addr(), "alice")
+	alice.join(room)
+	alice.acked(room, alice.typeText(room, "abc"))
+	answer := func(seq uint64) wire.Message {
+		return alice.await(fmt.Sprintf("the answer to seq %d", seq), func(m wire.Message) bool {
+			return m.Room == room && m.Seq == seq && (m.Op == wire.OpAck || m.Op == wire.OpError)
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	hold := func() func() {
+		release, err := n.HoldRoomWriter(ctx, room)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return release
+	}
+	queued := func(want int) {
+		t.Helper()
+		nodetest.Eventually(t, wait, func() error {
+			if got := n.RoomTextsWaiting(room); got < want {
+				return fmt.Errorf("%d requests waiting for the writer, want %d", got, want)
+			}
+			return nil
+		})
+	}
+
+	if err := ns.DisableJetStream(); err != nil {
+		t.Fatal(err)
+	}
+	first := hold()
+	alice.typeText(room, "de") // 4 and 5
+	queued(1)
+	second := hold()
+	alice.typeText(room, "f") // 6, admitted before 4 and 5 fail
+	queued(3)
+	first() // 4 and 5 go to the writer, and fail
+	for _, seq := range []uint64{4, 5} {
+		if m := answer(seq); m.Op != wire.OpError || m.Code != wire.CodeUnavailable {
+			t.Fatalf("seq %d with JetStream disabled: %+v, want unavailable", seq, m)
+		}
+	}
+	if err := ns.EnableJetStream(&server.JetStreamConfig{StoreDir: store}); err != nil {
+		t.Fatal(err)
+	}
+	// The resends pass the hold: 4 on to 5, 5 past the last refused.
+	alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: 4, T: "d"})
+	alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: 5, T: "e"})
+	// The node answers a ping after the lines before it: the resends
+	// have been checked and handed to the writer, behind 6.
+	alice.send(wire.Message{Op: wire.OpPing})
+	alice.await("pong", func(m wire.Message) bool { return m.Op == wire.OpPong })
+	second()
+	if m := answer(6); m.Op != wire.OpError || m.Code != wire.CodeUnavailable {
+		t.Fatalf("seq 6, queued behind the failed 4 and 5 and taken after their resends passed the hold: %+v, want unavailable", m)
+	}
+	for _, seq := range []uint64{4, 5} {
+		if m := answer(seq); m.Op != wire.OpAck {
+			t.Fatalf("resent seq %d: %+v, want ack", seq, m)
+		}
+	}
+	alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: 6, T: "f"})
+	if m := answer(6); m.Op != wire.OpAck {
+		t.Fatalf("seq 6 resent after 4 and 5: %+v, want ack", m)
 	}
 }
