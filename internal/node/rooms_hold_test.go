@@ -143,18 +143,7 @@ func TestHoldPassesInOrder(t *testing.T) {
 // only then does the writer take 6: it must refuse it.
 func TestQueuedChunksWaitForFailedOnes(t *testing.T) {
 	store := t.TempDir()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
-		JetStream: true, StoreDir: store,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("external NATS not ready")
-	}
+	ns := externalNATS(t, store)
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
 		cfg.Bus = ns.ClientURL()
 		cfg.Cluster, cfg.Join = "", nil

@@ -748,10 +748,13 @@ func TestRoomFailover(t *testing.T) {
 
 // Nodes on an external NATS (--bus) keep their rooms in that NATS's
 // JetStream.
-func TestRoomsOverExternalBus(t *testing.T) {
+// externalNATS runs a NATS server with JetStream stored in store, for
+// nodes to use as their external bus (Config.Bus).
+func externalNATS(t *testing.T, store string) *server.Server {
+	t.Helper()
 	ns, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
-		JetStream: true, StoreDir: t.TempDir(),
+		JetStream: true, StoreDir: store,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -761,6 +764,11 @@ func TestRoomsOverExternalBus(t *testing.T) {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("external NATS not ready")
 	}
+	return ns
+}
+
+func TestRoomsOverExternalBus(t *testing.T) {
+	ns := externalNATS(t, t.TempDir())
 	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(i int, cfg *node.Config) {
 		cfg.Bus = ns.ClientURL()
 		cfg.Cluster, cfg.Join = "", nil
