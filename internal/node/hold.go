@@ -66,30 +66,39 @@ func (h *textHold) pass(seq uint64) {
 	}
 }
 
-// textFailure remembers, for one session's room, the stores that failed
-// since its last room state: seq is the lowest chunk not stored, at the
-// number of chunks the session had admitted by then. The chunks admitted
-// before a failure still wait in the writer's queue when the resends of
-// the failed ones pass the hold (they come after them in the queue);
-// storing one above seq then would put it before those resends, so the
-// writer refuses them too. A re-join forgets it, once every chunk
-// admitted before has been answered.
-type textFailure struct {
-	seq, at uint64 // at 0: no failure
-}
+// textFailures remembers, for one session's room, the stores that
+// failed since its last room state, each as the lowest chunk not stored
+// (seq) and the number of chunks the session had admitted by then (at).
+// The chunks admitted before a failure still wait in the writer's queue
+// when the resends of the failed ones pass the hold (they come after
+// them in the queue); storing one above the failed seq then would put it
+// before those resends, so the writer refuses them too. A re-join
+// forgets them, once every chunk admitted before has been answered.
+type textFailures []textFailure
+
+// textFailure is one store that failed: see textFailures.
+type textFailure struct{ seq, at uint64 }
 
 // failed notes a store that failed at seq, after at chunks were admitted.
-func (f *textFailure) failed(seq, at uint64) {
-	if f.at == 0 {
-		f.seq, f.at = seq, at
-		return
-	}
-	f.seq = min(f.seq, seq)
-	f.at = max(f.at, at)
+func (fs *textFailures) failed(seq, at uint64) {
+	*fs = append(*fs, textFailure{seq: seq, at: at})
 }
 
-// blocks reports whether chunks from first on, admitted as number
-// admitted, must not be stored.
-func (f textFailure) blocks(first, admitted uint64) bool {
-	return f.at != 0 && admitted <= f.at && first > f.seq
+// blocks reports whether a request of chunks from first on, the first
+// admitted as number admitted, must not be stored: a failure after its
+// admission is below it. The writer takes requests in the order
+// admitted, so failures before this one's admission can block no later
+// request either: they are forgotten.
+func (fs *textFailures) blocks(first, admitted uint64) bool {
+	kept := (*fs)[:0]
+	blocked := false
+	for _, f := range *fs {
+		if f.at < admitted {
+			continue
+		}
+		kept = append(kept, f)
+		blocked = blocked || first > f.seq
+	}
+	*fs = kept
+	return blocked
 }

@@ -67,28 +67,29 @@ func TestTextHold(t *testing.T) {
 
 // A failed store blocks the chunks above it that were admitted before it
 // (they wait in the writer's queue ahead of the resends), and nothing
-// admitted after it.
-func TestTextFailure(t *testing.T) {
-	var f textFailure
-	if f.blocks(9, 1) {
+// admitted after it; each failure only for what was admitted before it.
+func TestTextFailures(t *testing.T) {
+	var fs textFailures
+	if fs.blocks(9, 1) {
 		t.Fatal("no failure blocks")
 	}
-	f.failed(5, 10) // seq 5 failed after 10 chunks were admitted
+	fs.failed(4, 10) // seq 4 failed after 10 chunks were admitted
+	fs.failed(6, 12) // then 6, refused, after 12 (the resends of 4 and 5 among them)
 	for _, tt := range []struct {
 		first, admitted uint64
 		want            bool
 	}{
-		{7, 8, true},   // admitted before, above: waits behind the resend of 5
-		{5, 9, false},  // the failed seq itself, or below: a duplicate at worst
-		{3, 10, false}, //
-		{7, 11, false}, // admitted after: the hold decides
+		{7, 9, true},   // admitted before both, above 4: waits behind its resend
+		{4, 10, false}, // the failed seq itself: a duplicate at worst
+		{5, 11, false}, // admitted after the first failure, below the second
+		{7, 12, true},  // admitted before the second, above it
+		{7, 13, false}, // admitted after both: the hold decides
 	} {
-		if got := f.blocks(tt.first, tt.admitted); got != tt.want {
+		if got := fs.blocks(tt.first, tt.admitted); got != tt.want {
 			t.Errorf("first %d admitted %d: blocks %v, want %v", tt.first, tt.admitted, got, tt.want)
 		}
 	}
-	f.failed(8, 20) // a later failure: the lowest seq, the latest count
-	if !f.blocks(6, 15) || f.blocks(6, 21) {
-		t.Errorf("after a second failure: %+v", f)
+	if len(fs) != 0 {
+		t.Errorf("after the writer took a request admitted after every failure, %d are kept", len(fs))
 	}
 }

@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
@@ -139,11 +140,12 @@ func TestHoldPassesInOrder(t *testing.T) {
 // failed ones, even once their resends have passed the hold: the writer
 // takes them first (they came before the resends), and storing one would
 // make the resends duplicates. Seq 6 waits behind a held writer while
-// 4 and 5 fail (the bus's JetStream disabled), 4 and 5 are resent, and
+// 4 and 5 fail (the rooms' streams take no record that big for a
+// moment: refused at once, and JetStream itself stays up, so the node
+// does not step aside), 4 and 5 are resent, and
 // only then does the writer take 6: it must refuse it.
 func TestQueuedChunksWaitForFailedOnes(t *testing.T) {
-	store := t.TempDir()
-	ns := externalNATS(t, store)
+	ns := externalNATS(t, t.TempDir())
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
 		cfg.Bus = ns.ClientURL()
 		cfg.Cluster, cfg.Join = "", nil
@@ -169,41 +171,32 @@ func TestQueuedChunksWaitForFailedOnes(t *testing.T) {
 		}
 		return release
 	}
-	queued := func(want int) {
+	// The node answers a ping after the lines before it: the chunks
+	// sent before it have been checked and handed to the writer.
+	handed := func() {
 		t.Helper()
-		nodetest.Eventually(t, wait, func() error {
-			if got := n.RoomTextsWaiting(room); got < want {
-				return fmt.Errorf("%d requests waiting for the writer, want %d", got, want)
-			}
-			return nil
-		})
+		alice.send(wire.Message{Op: wire.OpPing})
+		alice.await("pong", func(m wire.Message) bool { return m.Op == wire.OpPong })
 	}
 
-	if err := ns.DisableJetStream(); err != nil {
-		t.Fatal(err)
-	}
+	limitRecords(ctx, t, ns.ClientURL(), 16) // smaller than any record
 	first := hold()
 	alice.typeText(room, "de") // 4 and 5
-	queued(1)
+	handed()
 	second := hold()
 	alice.typeText(room, "f") // 6, admitted before 4 and 5 fail
-	queued(3)
+	handed()
 	first() // 4 and 5 go to the writer, and fail
 	for _, seq := range []uint64{4, 5} {
 		if m := answer(seq); m.Op != wire.OpError || m.Code != wire.CodeUnavailable {
-			t.Fatalf("seq %d with JetStream disabled: %+v, want unavailable", seq, m)
+			t.Fatalf("seq %d with records limited to 16 bytes: %+v, want unavailable", seq, m)
 		}
 	}
-	if err := ns.EnableJetStream(&server.JetStreamConfig{StoreDir: store}); err != nil {
-		t.Fatal(err)
-	}
+	limitRecords(ctx, t, ns.ClientURL(), -1)
 	// The resends pass the hold: 4 on to 5, 5 past the last refused.
 	alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: 4, T: "d"})
 	alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: 5, T: "e"})
-	// The node answers a ping after the lines before it: the resends
-	// have been checked and handed to the writer, behind 6.
-	alice.send(wire.Message{Op: wire.OpPing})
-	alice.await("pong", func(m wire.Message) bool { return m.Op == wire.OpPong })
+	handed() // behind 6
 	second()
 	if m := answer(6); m.Op != wire.OpError || m.Code != wire.CodeUnavailable {
 		t.Fatalf("seq 6, queued behind the failed 4 and 5 and taken after their resends passed the hold: %+v, want unavailable", m)
@@ -216,5 +209,38 @@ func TestQueuedChunksWaitForFailedOnes(t *testing.T) {
 	alice.send(wire.Message{Op: wire.OpText, Room: room, Seq: 6, T: "f"})
 	if m := answer(6); m.Op != wire.OpAck {
 		t.Fatalf("seq 6 resent after 4 and 5: %+v, want ack", m)
+	}
+}
+
+// limitRecords sets the largest record the rooms' streams on the NATS
+// server at url take (-1: no limit of their own).
+func limitRecords(ctx context.Context, t *testing.T, url string, size int32) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := js.StreamNames(ctx)
+	for name := range names.Name() {
+		if !strings.Contains(name, "_ROOMS_") {
+			continue
+		}
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := st.CachedInfo().Config
+		cfg.MaxMsgSize = size
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			t.Fatalf("limiting the records of %s: %v", name, err)
+		}
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
 	}
 }

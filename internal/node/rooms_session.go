@@ -317,8 +317,12 @@ func (s *session) storeTexts(room string, recs []record, admitted uint64) {
 			if h := s.held[room]; h.held() && first > h.next {
 				return heldError(room, first, h.next)
 			}
-			if f := s.failed[room]; f.blocks(first, admitted) {
-				return heldError(room, first, f.seq)
+			if fs := s.failed[room]; len(fs) > 0 {
+				blocked := fs.blocks(first, admitted)
+				s.failed[room] = fs
+				if blocked {
+					return fmt.Errorf("seq %d was sent before a store that failed: %w; join %s again and resend from what its state shows stored", first, errHeldBack, room)
+				}
 			}
 			return nil
 		},
@@ -345,11 +349,11 @@ func (s *session) stored(room string, recs []record, start time.Time, err error)
 	if err != nil {
 		s.holdLocked(room, recs[0].Seq, recs[len(recs)-1].Seq)
 		if s.failed == nil {
-			s.failed = make(map[string]textFailure)
+			s.failed = make(map[string]textFailures)
 		}
-		f := s.failed[room]
-		f.failed(recs[0].Seq, s.admitted)
-		s.failed[room] = f
+		fs := s.failed[room]
+		fs.failed(recs[0].Seq, s.admitted)
+		s.failed[room] = fs
 	} else if _, joined := s.seqs[room]; joined {
 		for _, rec := range recs {
 			s.seqs[room] = max(s.seqs[room], rec.Seq)

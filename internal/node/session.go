@@ -113,7 +113,7 @@ type session struct {
 	// failed, per room: the latest store that failed, and the chunks
 	// admitted before it, which the writer refuses; admitted counts the
 	// chunks admitted (checkText).
-	failed   map[string]textFailure
+	failed   map[string]textFailures
 	admitted uint64
 	stores   sync.WaitGroup // text requests handed to writers and not answered yet; the reader adds
 
