@@ -240,7 +240,7 @@ func (s *session) textRun(first wire.Message, lr *wire.LineReader) *wire.Error {
 // checkText checks a text chunk against the session's rooms, seqs, holds
 // and rates. It answers a chunk that cannot be stored with its error and
 // returns false; otherwise it returns the chunk's record and the number
-// the session admitted it under (textFailure).
+// the session admitted it under (textFailures).
 func (s *session) checkText(m wire.Message) (record, uint64, bool) {
 	n := s.n
 	room := m.Room
