@@ -1,11 +1,6 @@
 package room
 
-import (
-	"maps"
-	"slices"
-
-	"github.com/switchboard/switchboard/wire"
-)
+import "github.com/switchboard/switchboard/wire"
 
 // Live text: chunks shown before they are stored.
 //
@@ -25,14 +20,10 @@ import (
 //     the fast path) or late (the stream was faster) is dropped: the
 //     stream brings it in order.
 //   - A chunk shown live waits, with its text and the moment it was
-//     shown, until the stream brings it. A session that gets the room's
-//     state meanwhile (Activate, Resync, a resent state) gets the waiting
-//     chunks right after it (appendWaiting), since the state holds only
-//     stored text and the sender's next live chunk must not come first.
-//     If the stored chunk has the same seq and text it goes only to the
-//     sessions that got a state since it was last shown or replayed (so
-//     to none); with other text it goes to everyone, like any chunk not
-//     shown live. Waiting chunks of a
+//     shown, until the stream brings it. If the stored chunk has the same
+//     seq and text it goes only to the sessions activated or resynced
+//     since it was shown (they got a state without it); with other text it
+//     goes to everyone, like any chunk not shown live. Waiting chunks of a
 //     sender below a stored seq were never stored (their node died before
 //     it stored them and the sender resent nothing): they are dropped.
 //   - At most MaxLive chunks of one sender wait; beyond that the sender's
@@ -52,8 +43,7 @@ const MaxLive = 256
 type liveChunk struct {
 	seq   uint64
 	text  string
-	key   string // the session that typed it, which is not shown it
-	epoch uint64 // r.epoch when it was shown, or last replayed after a state
+	epoch uint64 // r.epoch when it was shown
 }
 
 // ApplyLive shows the text chunks of rec, a text or batch record that is
@@ -85,7 +75,7 @@ func (r *Room) applyLive(rec Record) bool {
 	if len(waiting) >= MaxLive {
 		return false
 	}
-	r.live[rec.User] = append(waiting, liveChunk{seq: rec.Seq, text: rec.T, key: rec.Key, epoch: r.epoch})
+	r.live[rec.User] = append(waiting, liveChunk{seq: rec.Seq, text: rec.T, epoch: r.epoch})
 	r.shown[rec.User] = rec.Seq
 	r.deliver(wire.Message{Op: wire.OpText, Room: r.name, From: rec.User, Seq: rec.Seq, T: rec.T}, rec.Key)
 	return true
@@ -147,33 +137,9 @@ func (r *Room) resendStates(epoch uint64) {
 	for _, key := range r.order {
 		if lm := r.local[key]; lm.active && lm.since <= epoch {
 			lm.since = r.epoch
-			r.cfg.Sink.Deliver(key, r.appendWaiting(slices.Clone(line), key))
+			r.cfg.Sink.Deliver(key, line)
 		}
 	}
-}
-
-// appendWaiting appends to line, a state line just made for the local
-// session under key, the chunks shown live that the stream has not
-// brought yet (the state holds only stored text), each sender's in
-// order, but those the session typed; and dates them to this state's
-// epoch, so that their stored copies are not sent to it again. Without
-// them the session would get the next live chunk of a sender before the
-// stored copy of a waiting one: out of order.
-func (r *Room) appendWaiting(line []byte, key string) []byte {
-	for _, user := range slices.Sorted(maps.Keys(r.live)) {
-		waiting := r.live[user]
-		for i := range waiting {
-			w := &waiting[i]
-			w.epoch = r.epoch
-			if w.key == key {
-				continue
-			}
-			if b, err := wire.Encode(wire.Message{Op: wire.OpText, Room: r.name, From: user, Seq: w.seq, T: w.text}); err == nil {
-				line = append(line, b...)
-			}
-		}
-	}
-	return line
 }
 
 // forgetLive forgets what was shown of user (a forgotten sender).

@@ -311,7 +311,9 @@ func (r *Room) Activate(key string) ([]byte, error) {
 		return nil, fmt.Errorf("room %s: %w: %d users", r.name, ErrFull, r.cfg.MaxUsers)
 	}
 	lm.active = true
-	return r.stateFor(key, lm)
+	r.epoch++
+	lm.since = r.epoch
+	return r.StateLine()
 }
 
 // Resync returns the state line for the active local session under key
@@ -321,20 +323,9 @@ func (r *Room) Resync(key string) ([]byte, error) {
 	if lm == nil || !lm.active {
 		return nil, nil
 	}
-	return r.stateFor(key, lm)
-}
-
-// stateFor starts a new epoch for the local session lm under key and
-// returns its state line, followed by the chunks shown live that wait
-// for the stream (appendWaiting).
-func (r *Room) stateFor(key string, lm *local) ([]byte, error) {
 	r.epoch++
 	lm.since = r.epoch
-	line, err := r.StateLine()
-	if err != nil {
-		return nil, err
-	}
-	return r.appendWaiting(line, key), nil
+	return r.StateLine()
 }
 
 // MarkLeaving notes that the local session under key is about to store

@@ -49,7 +49,7 @@ var update = flag.Bool("update", false, "rewrite the expected output in testdata
 //	snapshot                               Snapshot's JSON
 //	restore                                Restore from Snapshot, losing the locals
 //
-// Deliveries print as "KEY <- LINE", one per line delivered. Run with -update to rewrite the
+// Deliveries print as "KEY <- LINE". Run with -update to rewrite the
 // expected output from the actual one.
 func TestTranscripts(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("testdata", "transcripts", "*.txt"))
@@ -216,9 +216,7 @@ func (h *harness) run(cmd string) ([]string, error) {
 			Self: a["self"], Incarnation: num("inc"),
 			Grace: dur("grace"), MaxGap: dur("gap"), OwnGrace: dur("own"), Retry: dur("retry"),
 			Sink: room.SinkFunc(func(key string, line []byte) {
-				for l := range strings.Lines(string(line)) {
-					h.delivered = append(h.delivered, key+" <- "+strings.TrimSuffix(l, "\n"))
-				}
+				h.delivered = append(h.delivered, key+" <- "+strings.TrimSuffix(string(line), "\n"))
 			}),
 		}
 		if a["users"] != "" {
@@ -253,10 +251,7 @@ func (h *harness) run(cmd string) ([]string, error) {
 		case line == nil:
 			out = []string{"(nothing)"}
 		default:
-			// The state, then the chunks shown live that wait.
-			for l := range strings.Lines(string(line)) {
-				out = append(out, a["key"]+" <- "+strings.TrimSuffix(l, "\n"))
-			}
+			out = []string{a["key"] + " <- " + strings.TrimSuffix(string(line), "\n")}
 		}
 	case "leaving":
 		h.r.MarkLeaving(a["key"])
