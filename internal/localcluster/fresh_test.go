@@ -10,11 +10,13 @@ import (
 	"hash/fnv"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -26,30 +28,17 @@ func TestMain(m *testing.M) { RunTests(m, &binary) }
 const settle = 60 * time.Second
 
 // nodeLogs collects the nodes' JSON log lines (serve --log-format json).
-type nodeLogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *nodeLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type nodeLogs struct{ nodetest.LockedBuffer }
 
 // contains reports whether the nodes logged a line containing text.
 func (l *nodeLogs) contains(text string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Contains(l.buf.Bytes(), []byte(text))
+	return strings.Contains(l.String(), text)
 }
 
 // created returns the replicas of every "created the rooms' storage" line
 // the nodes logged, and the logs as text.
 func (l *nodeLogs) created() ([]int, string) {
-	l.mu.Lock()
-	text := l.buf.String()
-	l.mu.Unlock()
+	text := l.String()
 	var out []int
 	sc := bufio.NewScanner(bytes.NewBufferString(text))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
