@@ -26,6 +26,11 @@ import "github.com/switchboard/switchboard/wire"
 //     goes to everyone, like any chunk not shown live. Waiting chunks of a
 //     sender below a stored seq were never stored (their node died before
 //     it stored them and the sender resent nothing): they are dropped.
+//   - A session that got its state after one of a sender's waiting
+//     chunks was shown lacks that chunk until the stream brings it, so
+//     the sender's later live chunks skip it too: it gets them from the
+//     stream, after the one it lacks. Otherwise it would see the
+//     sender's next chunk before the stored copy of the one it lacks.
 //   - At most MaxLive chunks of one sender wait; beyond that the sender's
 //     next chunks come only through the stream until it catches up.
 //
@@ -41,9 +46,13 @@ const MaxLive = 256
 
 // liveChunk is a chunk shown live, waiting for the stream.
 type liveChunk struct {
-	seq   uint64
-	text  string
-	epoch uint64 // r.epoch when it was shown
+	seq  uint64
+	text string
+	// epoch splits the local sessions: those that got their last state
+	// at or before it were shown the chunk live, the others were not.
+	// It is r.epoch when the chunk was shown, or the epoch of the
+	// sender's oldest chunk still waiting then.
+	epoch uint64
 }
 
 // ApplyLive shows the text chunks of rec, a text or batch record that is
@@ -75,9 +84,16 @@ func (r *Room) applyLive(rec Record) bool {
 	if len(waiting) >= MaxLive {
 		return false
 	}
-	r.live[rec.User] = append(waiting, liveChunk{seq: rec.Seq, text: rec.T, epoch: r.epoch})
+	// A session that got its state after the sender's oldest waiting
+	// chunk was shown lacks that chunk until the stream brings it: it
+	// gets this one from the stream too, after it.
+	at := r.epoch
+	if len(waiting) > 0 {
+		at = waiting[0].epoch
+	}
+	r.live[rec.User] = append(waiting, liveChunk{seq: rec.Seq, text: rec.T, epoch: at})
 	r.shown[rec.User] = rec.Seq
-	r.deliver(wire.Message{Op: wire.OpText, Room: r.name, From: rec.User, Seq: rec.Seq, T: rec.T}, rec.Key)
+	r.deliverUpTo(wire.Message{Op: wire.OpText, Room: r.name, From: rec.User, Seq: rec.Seq, T: rec.T}, rec.Key, at)
 	return true
 }
 

@@ -255,19 +255,26 @@ func (r *Room) forgetDeparted() {
 // deliver encodes m once and hands it to every active local session but
 // the one under except, in key order.
 func (r *Room) deliver(m wire.Message, except string) {
-	r.deliverAfter(m, except, 0, false)
+	r.deliverTo(m, except, func(*local) bool { return true })
 }
 
 // deliverSince is deliver to the sessions that got the room's state after
-// epoch: those that did not see a chunk shown live at epoch.
+// epoch: those that were not shown a chunk shown live at epoch.
 func (r *Room) deliverSince(m wire.Message, except string, epoch uint64) {
-	r.deliverAfter(m, except, epoch, true)
+	r.deliverTo(m, except, func(lm *local) bool { return lm.since > epoch })
 }
 
-func (r *Room) deliverAfter(m wire.Message, except string, epoch uint64, filter bool) {
+// deliverUpTo is deliver to the sessions that got the room's state at or
+// before epoch.
+func (r *Room) deliverUpTo(m wire.Message, except string, epoch uint64) {
+	r.deliverTo(m, except, func(lm *local) bool { return lm.since <= epoch })
+}
+
+// deliverTo is deliver to the sessions for which to says true.
+func (r *Room) deliverTo(m wire.Message, except string, to func(*local) bool) {
 	var line []byte
 	for _, key := range r.order {
-		if lm := r.local[key]; !lm.active || key == except || (filter && lm.since <= epoch) {
+		if lm := r.local[key]; !lm.active || key == except || !to(lm) {
 			continue
 		}
 		if line == nil {
