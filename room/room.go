@@ -246,6 +246,12 @@ func (r *Room) forgetDeparted() {
 		if len(r.senders) <= r.cfg.MaxSenders*3/4 {
 			break
 		}
+		if w := r.live[from]; len(w) > 0 {
+			// Its waiting chunks are forgotten with it, so their stored
+			// copies would go to everyone, and ones never stored would
+			// stay on screens: the sessions shown them get the state.
+			r.stale, r.staleUpTo = true, max(r.staleUpTo, w[0].epoch)
+		}
 		r.text.Forget(from)
 		r.forgetLive(from)
 		delete(r.senders, from)

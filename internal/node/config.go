@@ -180,7 +180,7 @@ type Config struct {
 	// ChunkRate and ChunkBurst bound how many text chunks one session
 	// sends: a token bucket holding ChunkBurst chunks, refilled at
 	// ChunkRate chunks a second (defaults 50/s and 200). Joins and leaves
-	// draw from the same bucket.
+	// have a bucket of their own (RoomOpRate, RoomOpBurst).
 	ChunkRate  float64
 	ChunkBurst int
 	// ByteRate and ByteBurst bound the bytes of text one session sends: a
