@@ -28,8 +28,9 @@ import "github.com/switchboard/switchboard/wire"
 //     it stored them and the sender resent nothing): they are dropped.
 //   - A session that got its state after one of a sender's waiting
 //     chunks was shown lacks that chunk until the stream brings it, so
-//     the sender's later live chunks skip it too: it gets them from the
-//     stream, after the one it lacks. Otherwise it would see the
+//     the sender's later live chunks skip it too, until none of the
+//     sender's chunks waits: it gets them from the stream, after the
+//     one it lacks. Otherwise it would see the
 //     sender's next chunk before the stored copy of the one it lacks.
 //   - At most MaxLive chunks of one sender wait; beyond that the sender's
 //     next chunks come only through the stream until it catches up.
