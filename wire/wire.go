@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/switchboard/switchboard/directory"
@@ -244,14 +245,50 @@ func Decode(line []byte) (Message, error) {
 }
 
 // Append encodes m as one JSON line, newline included, appended to buf.
+// It leaves <, > and & as they are (encoding/json's Marshal would write
+// each as six bytes, for JSON embedded in HTML, which lines never are),
+// so a line is never more than twice its strings' bytes plus its frame.
 func Append(buf []byte, m Message) ([]byte, error) {
-	b, err := json.Marshal(m)
+	out, err := AppendJSON(buf, m)
 	if err != nil {
 		return buf, fmt.Errorf("wire: encoding %s message: %w", m.Op, err)
 	}
-	buf = append(buf, b...)
-	return append(buf, '\n'), nil
+	return append(out, '\n'), nil
 }
+
+// AppendJSON appends v encoded as JSON the way Append encodes a line's
+// fields (no HTML escaping), without a newline: for callers that build a
+// line from parts encoded ahead.
+func AppendJSON(buf []byte, v any) ([]byte, error) {
+	e := lineEncoders.Get().(*lineEncoder)
+	e.buf = buf
+	err := e.enc.Encode(v) // one Write of the whole value and a newline
+	out := e.buf
+	e.buf = nil
+	lineEncoders.Put(e)
+	if err != nil {
+		return buf, err
+	}
+	return out[:len(out)-1], nil
+}
+
+// lineEncoder is a JSON encoder that appends to buf.
+type lineEncoder struct {
+	buf []byte
+	enc *json.Encoder
+}
+
+func (e *lineEncoder) Write(p []byte) (int, error) {
+	e.buf = append(e.buf, p...)
+	return len(p), nil
+}
+
+var lineEncoders = sync.Pool{New: func() any {
+	e := &lineEncoder{}
+	e.enc = json.NewEncoder(e)
+	e.enc.SetEscapeHTML(false)
+	return e
+}}
 
 // Encode returns m as one JSON line, newline included.
 func Encode(m Message) ([]byte, error) { return Append(nil, m) }
@@ -264,4 +301,38 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// StringLen is an upper bound of the bytes s takes as a JSON string in a
+// line, its quotes included: what Append writes for it, except that it
+// counts six bytes for every control character (Append writes two for
+// some). It lets a caller size a message before encoding it.
+func StringLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c < 0x20:
+				n += 6
+			case c == '"' || c == '\\':
+				n += 2
+			default:
+				n++
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			n += 6 // written as \ufffd
+		case r == '\u2028' || r == '\u2029':
+			n += 6
+		default:
+			n += size
+		}
+		i += size
+	}
+	return n
 }

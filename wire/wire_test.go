@@ -111,7 +111,7 @@ var protocol = []struct {
 	{
 		name: "text escapes",
 		in:   wire.Message{Op: wire.OpText, Room: "r", Seq: 1, T: "a\u2028<b>&\"\\\t\x00é"},
-		want: `{"op":"text","room":"r","seq":1,"t":"a\u2028\u003cb\u003e\u0026\"\\\t\u0000é"}`,
+		want: `{"op":"text","room":"r","seq":1,"t":"a\u2028<b>&\"\\\t\u0000é"}`,
 	},
 	{
 		name: "ack",
@@ -501,4 +501,33 @@ func mustEncode(t *testing.T, m wire.Message) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// StringLen is never below what Append writes for a string, and equal to
+// it for strings without control characters.
+func TestStringLen(t *testing.T) {
+	for _, s := range []string{
+		"", "hello", `"quoted" \ back`, "<b>&amp;</b>", "é漢字🙂", "a\u2028b\u2029c",
+		"\xff\xfe bad utf-8 \xc3", strings.Repeat(`"`, 64), "tab\there\nline\x01\x1f",
+	} {
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		line, err := wire.Encode(wire.Message{Op: wire.OpText, T: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := len(line) - len(`{"op":"text","t":}`+"\n")
+		if s == "" {
+			got = 2 // an empty t is left out
+		}
+		want := wire.StringLen(s)
+		if want < got {
+			t.Errorf("StringLen(%q) = %d, below the %d bytes written", s, want, got)
+		}
+		if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 }) && want != got {
+			t.Errorf("StringLen(%q) = %d, want %d (json.Marshal: %d)", s, want, got, len(b))
+		}
+	}
 }

@@ -2,7 +2,6 @@ package node
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -142,7 +141,7 @@ func encodeView(service, self string, v *view) (head []byte, parts [][]byte, err
 // encodePart encodes n up to its age_ms value, whatever its age.
 func encodePart(n directory.Node) ([]byte, error) {
 	n.AgeMS = 0
-	b, err := json.Marshal(n)
+	b, err := wire.AppendJSON(nil, n)
 	if err != nil {
 		return nil, fmt.Errorf("node: encoding directory entry %s: %w", n.ID, err)
 	}
@@ -347,7 +346,7 @@ func (v *view) deltaLine(service, self string, now time.Time, changed map[string
 	line = strconv.AppendInt(line, int64(len(v.nodes)), 10)
 	line = append(line, `,"delta":true`...)
 	if len(gone) > 0 {
-		ids, err := json.Marshal(gone)
+		ids, err := wire.AppendJSON(nil, gone)
 		if err != nil {
 			return nil, err
 		}
