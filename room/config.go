@@ -41,7 +41,8 @@ type Config struct {
 	// A join of a new user beyond it is refused on every node alike.
 	MaxUsers int
 	// MaxSenders is how many senders the room remembers before it forgets
-	// the departed ones whose current line is empty (default 1000). A
+	// departed ones (default 1000): those whose current line is empty
+	// first, then those who left mid-line, whose line is completed. A
 	// forgotten sender counts from seq 1 again.
 	MaxSenders int
 	// MaxLines is how many completed lines the room keeps (default

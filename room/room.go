@@ -232,17 +232,25 @@ func (r *Room) applyLeave(rec Record) {
 	}
 }
 
-// forgetDeparted forgets senders who are not in the room and have no
-// current line, in name order, until a quarter of MaxSenders is free.
+// forgetDeparted forgets senders who are not in the room, in name order,
+// until a quarter of MaxSenders is free: first those with no current
+// line, then, if that is not enough, those who left in the middle of one
+// (rtt.Room.Forget moves their unfinished line to the history; kept, a
+// flood of passing senders would grow the room's state without bound).
 func (r *Room) forgetDeparted() {
-	var idle []string
+	var idle, unfinished []string
 	for from := range r.senders {
-		if r.users[from] == 0 && r.text.Live(from) == "" {
+		switch {
+		case r.users[from] > 0:
+		case r.text.Live(from) == "":
 			idle = append(idle, from)
+		default:
+			unfinished = append(unfinished, from)
 		}
 	}
 	slices.Sort(idle)
-	for _, from := range idle {
+	slices.Sort(unfinished)
+	for _, from := range append(idle, unfinished...) {
 		if len(r.senders) <= r.cfg.MaxSenders*3/4 {
 			break
 		}
@@ -313,8 +321,9 @@ func (r *Room) Register(key, user string) {
 
 // Activate starts the deliveries to the local session under key, once
 // its join has been applied, and returns the room's state line for it
-// (see StateLine). It returns ErrFull if the join was refused and
-// ErrNotLocal if key is not registered.
+// (see StateLine). It returns ErrFull if the join was refused,
+// ErrNotLocal if key is not registered, and StateLine's error (the
+// session stays inactive) if the state does not fit a line.
 func (r *Room) Activate(key string) ([]byte, error) {
 	lm := r.local[key]
 	switch {
@@ -323,22 +332,31 @@ func (r *Room) Activate(key string) ([]byte, error) {
 	case lm.rejected:
 		return nil, fmt.Errorf("room %s: %w: %d users", r.name, ErrFull, r.cfg.MaxUsers)
 	}
+	line, err := r.StateLine()
+	if err != nil {
+		return nil, err // not activated: it gets nothing without its state
+	}
 	lm.active = true
 	r.epoch++
 	lm.since = r.epoch
-	return r.StateLine()
+	return line, nil
 }
 
 // Resync returns the state line for the active local session under key
-// again, or nil (and no error) if there is no such active session.
+// again, or nil (and no error) if there is no such active session. On
+// StateLine's error the session goes on as it was.
 func (r *Room) Resync(key string) ([]byte, error) {
 	lm := r.local[key]
 	if lm == nil || !lm.active {
 		return nil, nil
 	}
+	line, err := r.StateLine()
+	if err != nil {
+		return nil, err // it keeps the state it had
+	}
 	r.epoch++
 	lm.since = r.epoch
-	return r.StateLine()
+	return line, nil
 }
 
 // MarkLeaving notes that the local session under key is about to store
@@ -368,13 +386,23 @@ func (r *Room) Seq(user string) uint64 { return r.text.Seq(user) }
 // Locals is how many local sessions the room has.
 func (r *Room) Locals() int { return len(r.local) }
 
+// ErrStateTooLarge says a room's state does not fit one protocol line
+// even with nothing left to cut: more users, with longer names, than
+// MaxUsers at its bound allows.
+var ErrStateTooLarge = errors.New("room: state too large for one line")
+
 // StateLine encodes the room's full state as one room message for a
 // joining session, newline included. A state that would not fit one
-// protocol line (wire.MaxLine) loses its oldest completed lines first, a
-// quarter at a time, then the first half of its longest live line,
-// replaced by U+FFFD, until it fits or no live line is longer than 16
-// bytes. Live lists every user in the room (with "" when they type
-// nothing) and every sender with a non-empty current line.
+// protocol line (wire.MaxLine) loses, until it fits: its oldest completed
+// lines, one by one; then the senders who are not in the room (their
+// unfinished lines and seqs), in name order; then the start of its
+// longest live lines (each longer than half the longest keeps that many
+// bytes at its end, after a U+FFFD), until no live line is longer than
+// 16 bytes; then it returns an error wrapping ErrStateTooLarge. The state
+// is sized from its parts, not encoded at each step, so a join costs one
+// encoding however large the room. Live lists every user in the room
+// (with "" when they type nothing) and every sender with a non-empty
+// current line.
 func (r *Room) StateLine() ([]byte, error) {
 	st := r.text.State()
 	rs := &wire.RoomState{
@@ -395,32 +423,95 @@ func (r *Room) StateLine() ([]byte, error) {
 		}
 	}
 	m := wire.Message{Op: wire.OpRoom, Room: r.name, State: rs}
+
+	// size is an upper bound of the encoded line, kept as parts go.
+	const (
+		frame     = len(`{"op":"room","room":,"state":{"lines":[],"live":{},"seqs":{},"users":[]}}`)
+		lineFrame = len(`{"from":,"t":},`)
+		liveFrame = len(`:,`)
+		seqFrame  = len(`:18446744073709551615,`)
+		userFrame = len(`,`)
+	)
+	liveSize := func(from, text string) int { return wire.StringLen(from) + wire.StringLen(text) + liveFrame }
+	seqSize := func(from string) int { return wire.StringLen(from) + seqFrame }
+	size := frame + wire.StringLen(r.name)
+	for _, l := range rs.Lines {
+		size += wire.StringLen(l.From) + wire.StringLen(l.Text) + lineFrame
+	}
+	for from, text := range rs.Live {
+		size += liveSize(from, text)
+	}
+	for from := range rs.Seqs {
+		size += seqSize(from)
+	}
+	for _, u := range rs.Users {
+		size += wire.StringLen(u) + userFrame
+	}
+
+	var departed []string // senders not in the room, still in rs
+	for from := range rs.Live {
+		if r.users[from] == 0 {
+			departed = append(departed, from)
+		}
+	}
+	for from := range rs.Seqs {
+		if _, ok := rs.Live[from]; !ok && r.users[from] == 0 {
+			departed = append(departed, from)
+		}
+	}
+	slices.Sort(departed)
+
 	for {
-		line, err := wire.Encode(m)
-		if err != nil {
-			return nil, fmt.Errorf("room %s: encoding its state: %w", r.name, err)
+		if size <= wire.MaxLine {
+			line, err := wire.Encode(m)
+			if err != nil {
+				return nil, fmt.Errorf("room %s: encoding its state: %w", r.name, err)
+			}
+			if len(line)-1 <= wire.MaxLine {
+				return line, nil
+			}
+			size = len(line) - 1 // not an upper bound after all: cut on
 		}
-		if len(line)-1 <= wire.MaxLine {
-			return line, nil
-		}
-		if len(rs.Lines) > 0 {
-			rs.Lines = rs.Lines[(len(rs.Lines)+3)/4:]
-			continue
-		}
-		longest := ""
-		for _, from := range slices.Sorted(maps.Keys(rs.Live)) {
-			if len(rs.Live[from]) > len(rs.Live[longest]) {
-				longest = from
+		switch {
+		case len(rs.Lines) > 0:
+			l := rs.Lines[0]
+			size -= wire.StringLen(l.From) + wire.StringLen(l.Text) + lineFrame
+			rs.Lines = rs.Lines[1:]
+		case len(departed) > 0:
+			from := departed[0]
+			departed = departed[1:]
+			if text, ok := rs.Live[from]; ok {
+				size -= liveSize(from, text)
+				delete(rs.Live, from)
+			}
+			if _, ok := rs.Seqs[from]; ok {
+				size -= seqSize(from)
+				delete(rs.Seqs, from)
+			}
+		default:
+			longest := 0
+			for _, text := range rs.Live {
+				longest = max(longest, len(text))
+			}
+			if longest <= 16 {
+				return nil, fmt.Errorf("room %s: %w: about %d bytes with %d users", r.name, ErrStateTooLarge, size, len(rs.Users))
+			}
+			// Every live line longer than half the longest keeps only
+			// its last half-the-longest bytes: at most log2(4096/16)
+			// rounds, however many lines are long.
+			keep := longest / 2
+			for from, text := range rs.Live {
+				if len(text) <= keep {
+					continue
+				}
+				cut := len(text) - keep
+				for cut < len(text) && !utf8.RuneStart(text[cut]) {
+					cut++
+				}
+				size -= liveSize(from, text)
+				rs.Live[from] = "\ufffd" + text[cut:]
+				size += liveSize(from, rs.Live[from])
 			}
 		}
-		text := rs.Live[longest]
-		if len(text) <= 16 {
-			return line, nil // nothing left to shorten: send it anyway
-		}
-		cut := len(text) / 2
-		for cut < len(text) && !utf8.RuneStart(text[cut]) {
-			cut++
-		}
-		rs.Live[longest] = "\ufffd" + text[cut:]
 	}
 }

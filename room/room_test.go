@@ -3,8 +3,10 @@ package room_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -258,5 +260,94 @@ func TestView(t *testing.T) {
 	var none *room.View
 	if got := none.Peer("a"); got != (room.Peer{}) {
 		t.Errorf("nil view: %+v", got)
+	}
+}
+
+// worstName is a user name of the longest kind whose encoding is the
+// longest: MaxUserName bytes, each a quote that JSON escapes to two.
+func worstName(i int) string {
+	id := fmt.Sprintf("%04d", i)
+	return strings.Repeat(`"`, 64-len(id)) + id
+}
+
+// A room at its limits, filled with the text that encodes longest, still
+// gives a joining session a state that fits one protocol line and that
+// a client can decode: MaxUsers users with the longest names, each in
+// the middle of the longest line, a full history, and MaxSenders senders
+// who left in the middle of a line of their own.
+func TestStateFitsOneLine(t *testing.T) {
+	cfg := room.DefaultConfig("n1", 1)
+	r, err := room.New("r", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := uint64(0)
+	apply := func(rec room.Record) {
+		seq++
+		r.Apply(seq, rec)
+	}
+	longLine := strings.Repeat(`\`, rtt.MaxLineBytes-1)
+	for i := range cfg.MaxSenders {
+		user, key := worstName(cfg.MaxUsers+i), fmt.Sprintf("n2/%d", cfg.MaxUsers+i)
+		apply(room.Record{Op: room.OpJoin, Key: key, User: user, Node: "n2", Inc: 1})
+		apply(room.Record{Op: room.OpText, Key: key, User: user, Seq: 1, T: longLine + "\n" + longLine})
+		apply(room.Record{Op: room.OpLeave, Keys: []string{key}})
+	}
+	for i := range cfg.MaxUsers {
+		user, key := worstName(i), fmt.Sprintf("n2/%d", i)
+		apply(room.Record{Op: room.OpJoin, Key: key, User: user, Node: "n2", Inc: 1})
+		apply(room.Record{Op: room.OpText, Key: key, User: user, Seq: 1<<53 - 1, T: longLine})
+	}
+	r.Register("n1/1", worstName(0))
+	apply(room.Record{Op: room.OpJoin, Key: "n1/1", User: worstName(0), Node: "n1", Inc: 1})
+	start := time.Now()
+	line, err := r.Activate("n1/1")
+	if err != nil {
+		t.Fatalf("Activate: %v", err)
+	}
+	t.Logf("Activate took %v", time.Since(start))
+	if len(line)-1 > wire.MaxLine {
+		t.Fatalf("state line of %d bytes, want at most %d", len(line)-1, wire.MaxLine)
+	}
+	m, err := wire.Decode(line[:len(line)-1])
+	if err != nil {
+		t.Fatalf("decoding the state: %v", err)
+	}
+	if got := len(m.State.Users); got != cfg.MaxUsers {
+		t.Errorf("state lists %d users, want %d", got, cfg.MaxUsers)
+	}
+	if got := m.State.Seqs[worstName(0)]; got != 1<<53-1 {
+		t.Errorf("the joining user's seq is %d in the state, want %d", got, uint64(1<<53-1))
+	}
+	t.Logf("state line: %d bytes", len(line)-1)
+}
+
+// A room configured for more users than one line can list refuses to
+// activate a session rather than send a state no client can read; the
+// session gets nothing until a state fits.
+func TestStateTooLarge(t *testing.T) {
+	var got []string
+	cfg := room.DefaultConfig("n1", 1)
+	cfg.MaxUsers = 400
+	cfg.Sink = room.SinkFunc(func(key string, line []byte) { got = append(got, key) })
+	r, err := room.New("r", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := uint64(0)
+	for i := range cfg.MaxUsers {
+		seq++
+		r.Apply(seq, room.Record{Op: room.OpJoin, Key: fmt.Sprintf("n2/%d", i), User: worstName(i), Node: "n2", Inc: 1})
+	}
+	r.Register("n1/1", worstName(0))
+	seq++
+	r.Apply(seq, room.Record{Op: room.OpJoin, Key: "n1/1", User: worstName(0), Node: "n1", Inc: 1})
+	if _, err := r.Activate("n1/1"); !errors.Is(err, room.ErrStateTooLarge) {
+		t.Fatalf("Activate: %v, want ErrStateTooLarge", err)
+	}
+	seq++
+	r.Apply(seq, room.Record{Op: room.OpText, Key: "n2/1", User: worstName(1), Seq: 1, T: "x"})
+	if len(got) != 0 {
+		t.Errorf("a session without its state got %d deliveries", len(got))
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchboard/switchboard/room"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // The feed is the I/O shell around a room.Room: it owns one, feeds it the
@@ -261,27 +262,31 @@ func (f *feed) activate(ctx context.Context, key string, seq uint64) (uint64, er
 // resync sends the room's full state again to an active session and
 // returns the last seq of its user's text in that state.
 func (f *feed) resync(ctx context.Context, key string) (uint64, error) {
-	res := make(chan uint64, 1)
+	type result struct {
+		seq uint64
+		err error
+	}
+	res := make(chan result, 1)
 	err := f.do(ctx, func() {
 		s := f.sessions[key]
 		line, err := f.r.Resync(key)
 		switch {
 		case err != nil:
-			f.e.log.Error("encoding a room state", "room", f.room, "err", err)
+			res <- result{err: err}
 		case line != nil && s != nil:
 			f.send(s, line)
 			f.flush()
-			res <- f.r.Seq(s.user)
-			return
+			res <- result{seq: f.r.Seq(s.user)}
+		default:
+			res <- result{}
 		}
-		res <- 0
 	})
 	if err != nil {
 		return 0, err
 	}
 	select {
-	case seq := <-res:
-		return seq, nil
+	case r := <-res:
+		return r.seq, r.err
 	case <-f.done:
 		return 0, errFeedClosed
 	case <-ctx.Done():
@@ -745,4 +750,14 @@ func (e *roomEngine) writeSnapshot(ctx context.Context, key string, data []byte,
 		rev = entry.Revision()
 	}
 	return snapResult{}, fmt.Errorf("node: writing the snapshot of room %s: lost three races", key)
+}
+
+// roomErrorFor is the error a join or re-join of name gets for err: limit
+// for a state too large to send (joining again gives the same), else
+// unavailable, to retry.
+func roomErrorFor(name string, err error) wire.Message {
+	if errors.Is(err, room.ErrStateTooLarge) {
+		return roomError(wire.CodeLimit, name, 0, "joining room %s: %v: it has too many users with long names to send its state in one line", name, err)
+	}
+	return roomError(wire.CodeUnavailable, name, 0, "joining room %s: %v; try again", name, err)
 }

@@ -71,7 +71,7 @@ func (s *session) join(room string) {
 		s.textMu.Unlock()
 		seq, err := f.resync(ctx, key)
 		if err != nil {
-			s.reply(roomError(wire.CodeUnavailable, room, 0, "room %s: %v", room, err))
+			s.reply(roomErrorFor(room, err))
 			return
 		}
 		s.textMu.Lock()
@@ -100,7 +100,7 @@ func (s *session) join(room string) {
 			return
 		}
 		n.log.Warn("joining a room", "room", room, "session", s.id, "err", err)
-		s.reply(roomError(wire.CodeUnavailable, room, 0, "joining room %s: %v; try again", room, err))
+		s.reply(roomErrorFor(room, err))
 		return
 	}
 	s.rooms[room] = f
