@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/switchboard/switchboard/rtt"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // SnapshotVersion is the version of the snapshots Snapshot writes.
@@ -80,7 +81,7 @@ func (r *Room) Snapshot() ([]byte, error) {
 	for from, live := range st.Live {
 		snap.Senders[from] = senderV2{Live: live, Seq: st.Seqs[from], CR: st.PendingCR[from]}
 	}
-	data, err := json.Marshal(snap)
+	data, err := wire.AppendJSON(nil, snap) // as lines are: < > & left as they are
 	if err != nil {
 		return nil, fmt.Errorf("room %s: encoding its snapshot: %w", r.name, err)
 	}

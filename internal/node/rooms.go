@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/room"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // Room engine: the server side of real-time text rooms across the cluster.
@@ -623,7 +624,7 @@ func (e *roomEngine) publish(ctx context.Context, room string, rec record, msgID
 	case <-ctx.Done():
 		return 0, fmt.Errorf("node: storing %s for room %s: %w", rec.Op, room, errRoomsNotReady)
 	}
-	data, err := json.Marshal(rec)
+	data, err := wire.AppendJSON(nil, rec)
 	if err != nil {
 		return 0, fmt.Errorf("node: encoding %s for room %s: %w", rec.Op, room, err)
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard/switchboard/wire"
 )
 
 // Live text: the fast path of a room's text.
@@ -52,7 +54,7 @@ func (e *roomEngine) publishLive(f *feed, recs []record) {
 		rec = record{Op: recBatch, Recs: recs}
 	}
 	f.takeLive(liveRec{rec: rec, at: time.Now()})
-	data, err := json.Marshal(rec)
+	data, err := wire.AppendJSON(nil, rec)
 	if err != nil {
 		return // records of strings and numbers always encode
 	}
