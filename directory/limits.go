@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"unicode/utf8"
+
+	"github.com/switchboard/switchboard/jsonlen"
 )
 
 // Errors a Change of kind Refused carries, wrapped with the details.
@@ -81,32 +82,6 @@ func EncodedSize(n Node) int {
 	return size
 }
 
-// escapedLen is the most bytes s takes as a JSON string's contents:
-// encoding/json writes control characters, quotes, backslashes and
-// HTML-sensitive characters as escapes of up to six bytes, invalid UTF-8
-// as \ufffd, and U+2028 and U+2029 escaped.
-func escapedLen(s string) int {
-	n := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
-				n += 6
-			default:
-				n++
-			}
-			i++
-			continue
-		}
-		r, w := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && w == 1, r == '\u2028', r == '\u2029':
-			n += 6
-		default:
-			n += w
-		}
-		i += w
-	}
-	return n
-}
+// escapedLen is the most bytes s takes as a JSON string's contents as
+// json.Marshal writes it (HTML-sensitive characters escaped too).
+func escapedLen(s string) int { return jsonlen.Escaped(s, true) }

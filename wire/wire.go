@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/jsonlen"
 )
 
 // Version is the protocol version this package speaks.
@@ -307,32 +308,4 @@ func truncate(s string, n int) string {
 // line, its quotes included: what Append writes for it, except that it
 // counts six bytes for every control character (Append writes two for
 // some). It lets a caller size a message before encoding it.
-func StringLen(s string) int {
-	n := 2
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c < 0x20:
-				n += 6
-			case c == '"' || c == '\\':
-				n += 2
-			default:
-				n++
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			n += 6 // written as \ufffd
-		case r == '\u2028' || r == '\u2029':
-			n += 6
-		default:
-			n += size
-		}
-		i += size
-	}
-	return n
-}
+func StringLen(s string) int { return 2 + jsonlen.Escaped(s, false) }

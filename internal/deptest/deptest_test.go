@@ -14,7 +14,7 @@ import (
 )
 
 // core lists the pure packages, relative to this one.
-var core = []string{"directory", "wire", "pick", "failover", "rtt", "room", "sim", "stats", "drain"}
+var core = []string{"directory", "wire", "jsonlen", "pick", "failover", "rtt", "room", "sim", "stats", "drain"}
 
 // forbidden imports: exactly these, or anything below a path ending in /.
 var forbidden = []string{
