@@ -101,3 +101,31 @@ func TestRefusedTextIsResentInOrder(t *testing.T) {
 		t.Errorf("bob got %q, want %q", got.String(), typed)
 	}
 }
+
+// A room refused on one connection plans a join again on that
+// connection. When the session reattaches before that moment and the new
+// node refuses the room too, the session must ask for it again on the
+// new connection: the plan of the old one must not block it, or the room
+// would stay unjoined, its text unsent, until the next drop.
+func TestRefusedRoomAskedAgainAfterReattach(t *testing.T) {
+	a := newFakeNode(t, "a")
+	retry := fastRetry()
+	retry.Cooldown = time.Millisecond
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(retry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Join("r"); err != nil {
+		t.Fatal(err)
+	}
+	refuse := func(m fakeMsg) {
+		m.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeRate, Room: "r", Message: "slow down"})
+	}
+	refuse(awaitGot(t, a, wire.OpJoin))
+	awaitEvent(t, s, "the refusal", func(e client.Event) bool { return e.Message.Op == wire.OpError }, nil)
+	a.dropAll()
+	awaitEvent(t, s, "the reattachment", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
+	refuse(awaitGot(t, a, wire.OpJoin))
+	awaitGot(t, a, wire.OpJoin) // asked again, on the new connection
+}

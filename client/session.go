@@ -789,14 +789,19 @@ func (s *Session) retryRoomLocked(w *writer, name string, r *room, code string) 
 	if code == wire.CodeRate {
 		delay = rateRetry
 	}
-	r.retry = time.AfterFunc(delay, func() {
+	var retry *time.Timer
+	retry = time.AfterFunc(delay, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if r.retry != retry {
+			return // stopped by a rejoin, which planned its own
+		}
 		r.retry = nil
 		if s.ctx.Err() == nil && s.w == w && s.rooms[name] == r {
 			w.send(wire.Message{Op: wire.OpJoin, Room: name})
 		}
 	})
+	r.retry = retry
 }
 
 // syncRoomLocked applies a room state: what the state holds of our text is
@@ -871,7 +876,13 @@ func (r *room) endWaitsLocked(err error) {
 // rejoinLocked joins the rooms again after a reattach; their states
 // trigger the resends.
 func (s *Session) rejoinLocked() {
-	for name := range s.rooms {
+	for name, r := range s.rooms {
+		// A retry planned on the connection before is moot: this join
+		// replaces it, and its refusal plans one on this connection.
+		if r.retry != nil {
+			r.retry.Stop()
+			r.retry = nil
+		}
 		s.w.send(wire.Message{Op: wire.OpJoin, Room: name})
 	}
 }
