@@ -41,6 +41,22 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, line []byte) {
 		m, err := wire.Decode(line)
+		// DecodeFromClient reads a subset of the fields: it refuses
+		// only what Decode refuses, for the same reason (or Decode found
+		// a bad value in a field it skips), and takes the same client
+		// fields from what Decode takes.
+		cm, cerr := wire.DecodeFromClient(line)
+		var cwe, we0 *wire.Error
+		switch {
+		case cerr != nil && (!errors.As(cerr, &cwe) || !errors.As(err, &we0) || (cwe.Code != we0.Code && we0.Code != wire.CodeBadJSON)):
+			t.Fatalf("DecodeFromClient error %v, Decode error %v", cerr, err)
+		case err == nil:
+			want := wire.Message{Op: m.Op, V: m.V, Client: m.Client, Group: m.Group, Max: m.Max, Deltas: m.Deltas,
+				User: m.User, Token: m.Token, Room: m.Room, Seq: m.Seq, T: m.T}
+			if diff := cmp.Diff(cm, want); diff != "" {
+				t.Fatalf("DecodeFromClient (-got +want):\n%s", diff)
+			}
+		}
 		if err != nil {
 			var we *wire.Error
 			if !errors.As(err, &we) {

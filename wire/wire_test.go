@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -528,6 +529,47 @@ func TestStringLen(t *testing.T) {
 		}
 		if !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 }) && want != got {
 			t.Errorf("StringLen(%q) = %d, want %d (json.Marshal: %d)", s, want, got, len(b))
+		}
+	}
+}
+
+// A client line stuffed with fields only servers send (a directory's
+// nodes, a room's state) costs the node the bytes it reads, not the
+// structures those fields would decode into.
+func TestDecodeFromClientSkipsServerFields(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"op":"ping","nodes":[{}`)
+	for b.Len() < wire.MaxLine-100 {
+		b.WriteString(`,{}`)
+	}
+	b.WriteString(`],"state":{"lines":[],"live":{}},"room":"r"}`)
+	line := []byte(b.String())
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	m, err := wire.DecodeFromClient(line)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Op != wire.OpPing || m.Room != "r" || m.Nodes != nil || m.State != nil {
+		t.Errorf("decoded op %q room %q with %d nodes and state %v, want a ping in room r and no server fields", m.Op, m.Room, len(m.Nodes), m.State != nil)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<10 {
+		t.Errorf("decoding a %d-byte line allocated %d bytes, want at most 64 KiB", len(line), alloc)
+	}
+	// The same errors as Decode for what a client may send.
+	for _, tt := range []struct{ line, code string }{
+		{`{"op":"text","seq":-1}`, wire.CodeBadJSON},
+		{`{"op":"text","t":5}`, wire.CodeBadJSON},
+		{`[1]`, wire.CodeBadJSON},
+		{`{"room":"r"}`, wire.CodeBadRequest},
+		{`{"op":"nope"}`, wire.CodeUnknownOp},
+		{"{\"op\":\"ping\",\"t\":\"\xff\"}", wire.CodeBadUTF8},
+	} {
+		_, err := wire.DecodeFromClient([]byte(tt.line))
+		var we *wire.Error
+		if !errors.As(err, &we) || we.Code != tt.code {
+			t.Errorf("DecodeFromClient(%s) = %v, want %s", tt.line, err, tt.code)
 		}
 	}
 }

@@ -37,3 +37,6 @@ func (n *Node) PublishEntry(dir bool, subject string, e directory.Entry) error {
 	}
 	return nil
 }
+
+// MaxHTTPConns is maxHTTPConns. For tests.
+const MaxHTTPConns = maxHTTPConns

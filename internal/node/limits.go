@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,10 +23,60 @@ var ErrTooManyConnections = errors.New("node: too many connections")
 const (
 	refusedTotal = "total"  // MaxConns reached
 	refusedPerIP = "per_ip" // MaxConnsPerIP reached for the source address
+	refusedHTTP  = "http"   // maxHTTPConns reached on the HTTP listener
 )
 
 // refusedReasons are every reason, each counted from zero.
-var refusedReasons = []string{refusedTotal, refusedPerIP}
+var refusedReasons = []string{refusedTotal, refusedPerIP, refusedHTTP}
+
+// maxHTTPConns bounds the connections the HTTP listener (metrics, health,
+// the directory, drain) holds at once: past it a new one is closed at
+// accept. Its idle keep-alive connections close after httpIdleTimeout.
+// Without a bound, a stranger holding HTTP connections open would spend
+// the descriptors held back from MaxConns for storage and peers.
+const (
+	maxHTTPConns    = 256
+	httpIdleTimeout = time.Minute
+)
+
+// httpLimitListener is a listener that holds at most cap(slots)
+// connections open at once and closes the ones past it as it accepts
+// them.
+type httpLimitListener struct {
+	net.Listener
+	slots   chan struct{}
+	refused func(remote string)
+}
+
+// Accept returns the next connection that fits.
+func (l *httpLimitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.slots <- struct{}{}:
+			return &httpLimitConn{Conn: c, slots: l.slots}, nil
+		default:
+			l.refused(c.RemoteAddr().String())
+			_ = c.Close()
+		}
+	}
+}
+
+// httpLimitConn frees its slot when closed, once.
+type httpLimitConn struct {
+	net.Conn
+	slots chan struct{}
+	once  sync.Once
+}
+
+func (c *httpLimitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { <-c.slots })
+	return err
+}
 
 // maxRefusing bounds the refused connections still being answered. Each
 // holds its descriptor for up to about a second and a half (the error

@@ -1,7 +1,10 @@
 package node_test
 
 import (
+	"errors"
 	"net"
+	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -252,4 +255,42 @@ func TestSessionDeadlines(t *testing.T) {
 			t.Errorf("bad_input{%s} = %v, want 1", code, got)
 		}
 	}
+}
+
+// The HTTP listener holds at most node.MaxHTTPConns connections: one past
+// them is closed at once and counted, and a slot freed serves again.
+func TestHTTPConnectionLimit(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	n := c.Nodes[0]
+	addr := n.HTTPAddr()
+	held := make([]net.Conn, 0, node.MaxHTTPConns)
+	for range node.MaxHTTPConns {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		held = append(held, conn)
+	}
+	over, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	_ = over.SetReadDeadline(time.Now().Add(settle))
+	if _, err := over.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a connection past the limit: read gave %v, want it closed", err)
+	}
+	if got := labelled(t, n, "switchboard_connections_refused_total", "reason", "http"); got < 1 {
+		t.Errorf("refused http = %v, want at least 1", got)
+	}
+	held[0].Close()
+	waitFor(t, "an HTTP answer once a slot is free", func() bool {
+		resp, err := (&http.Client{Timeout: time.Second}).Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
 }

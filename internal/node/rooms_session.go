@@ -195,7 +195,7 @@ func (s *session) textRun(first wire.Message, lr *wire.LineReader) *wire.Error {
 			fatal = s.readError(err)
 			break
 		}
-		m, derr := wire.Decode(line)
+		m, derr := wire.DecodeFromClient(line)
 		if derr != nil || m.Op != wire.OpText {
 			next = line
 			break

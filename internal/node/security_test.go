@@ -6,6 +6,8 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -97,9 +99,13 @@ func dialTLS(t *testing.T, addr string, cfg *tls.Config) *client.Conn {
 	return c
 }
 
+// maxRefused is the node's maxRefusedAttaches: the refusals that close a
+// connection.
+const maxRefused = 3
+
 // Tokens: each bad one gets unauthorized and nothing else; the session
-// stays and can attach with a good one; rooms the token does not name are
-// refused at join.
+// stays and can attach with a good one, unless it was refused three
+// times; rooms the token does not name are refused at join.
 func TestTokens(t *testing.T) {
 	sec := newSecrets(t, "tokens.test")
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
@@ -128,8 +134,8 @@ func TestTokens(t *testing.T) {
 		{"another service", "alice", sec.mint(t, token.Claims{User: "alice", Service: "other.test"}), "another service"},
 		{"wrong user", "bob", sec.mint(t, token.Claims{User: "alice"}), `another user than "bob"`},
 	}
-	conn := dialTLS(t, n.Addr(), tlsCfg)
 	for _, tt := range bad {
+		conn := dialTLS(t, n.Addr(), tlsCfg)
 		send(t, conn, wire.Message{Op: wire.OpAttach, User: tt.user, Token: tt.token})
 		m := recvReply(t, conn)
 		if m.Op != wire.OpError || m.Code != wire.CodeUnauthorized || !strings.Contains(m.Message, tt.want) || m.Dir != nil || m.Session != "" {
@@ -139,8 +145,30 @@ func TestTokens(t *testing.T) {
 	if n.Users() != 0 {
 		t.Fatalf("%d users after refused attaches", n.Users())
 	}
-	// The session is unaffected: it still answers, and a good token
-	// attaches it, as the token's user even when attach names none.
+	// A connection may have two attaches refused; the third refusal
+	// closes it.
+	closing := dialTLS(t, n.Addr(), tlsCfg)
+	for i := range maxRefused {
+		send(t, closing, wire.Message{Op: wire.OpAttach, User: "alice", Token: forged})
+		if m := recvReply(t, closing); m.Op != wire.OpError || m.Code != wire.CodeUnauthorized {
+			t.Fatalf("refusal %d: %+v, want unauthorized", i+1, m)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if m, err := closing.Recv(ctx); !errors.Is(err, io.EOF) {
+		t.Errorf("after %d refused attaches the connection gave %+v, %v, want it closed", maxRefused, m, err)
+	}
+	// A session with fewer refusals is unaffected: it still answers, and
+	// a good token attaches it, as the token's user even when attach
+	// names none.
+	conn := dialTLS(t, n.Addr(), tlsCfg)
+	for range maxRefused - 1 {
+		send(t, conn, wire.Message{Op: wire.OpAttach, User: "alice", Token: forged})
+		if m := recvReply(t, conn); m.Code != wire.CodeUnauthorized {
+			t.Fatalf("a forged token: %+v, want unauthorized", m)
+		}
+	}
 	send(t, conn, wire.Message{Op: wire.OpPing})
 	if m := recvReply(t, conn); m.Op != wire.OpPong {
 		t.Fatalf("ping after refusals: %+v", m)

@@ -81,6 +81,7 @@ type session struct {
 
 	// Owned by the reader goroutine (serve).
 	helloDone bool
+	refused   int // attaches refused as unauthorized (maxRefusedAttaches)
 	user      string
 	allowed   []string // the rooms the token allows; empty: any
 	id        string
@@ -202,7 +203,7 @@ func (s *session) serve() {
 //
 //go:noinline
 func (s *session) line(line []byte, lr *wire.LineReader) *wire.Error {
-	msg, err := wire.Decode(line)
+	msg, err := wire.DecodeFromClient(line)
 	if err != nil {
 		s.reply(wire.ErrorMessage(err))
 		return nil
@@ -252,7 +253,7 @@ func (s *session) handle(m wire.Message) *wire.Error {
 	}
 	switch m.Op {
 	case wire.OpAttach:
-		s.attach(m)
+		return s.attach(m)
 	case wire.OpJoin, wire.OpLeave, wire.OpText:
 		if m.Op == wire.OpJoin && !s.mayJoin(m.Room) {
 			s.reply(wire.Message{Op: wire.OpError, Code: wire.CodeUnauthorized, Room: m.Room, Message: "the token does not allow room " + strconv.Quote(m.Room)})
@@ -265,35 +266,48 @@ func (s *session) handle(m wire.Message) *wire.Error {
 	return nil
 }
 
-func (s *session) attach(m wire.Message) {
+// maxRefusedAttaches is how many attaches one connection may have refused
+// as unauthorized: the last refusal closes it. A token's signature costs
+// the node about 50 times what reading its bytes does, so a stranger
+// must not be able to try one token after another on one connection.
+const maxRefusedAttaches = 3
+
+// attach answers an attach; it returns a fatal error once the connection
+// has had maxRefusedAttaches tokens refused.
+func (s *session) attach(m wire.Message) *wire.Error {
 	n := s.n
 	if s.attached.Load() {
 		s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeBadRequest, "already attached as %q", s.user)))
-		return
+		return nil
 	}
 	user, allowed, werr := s.checkToken(m)
 	if werr != nil {
+		if s.refused++; s.refused >= maxRefusedAttaches {
+			werr.Fatal = true
+			werr.Text += fmt.Sprintf("; closing after %d refused attaches", s.refused)
+			return werr // counted in bad_input by code when sent
+		}
 		s.reply(wire.ErrorMessage(werr)) // counted in bad_input by code
-		return
+		return nil
 	}
 	if msg := validUserName(user); msg != "" {
 		s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeBadRequest, "%s", msg)))
-		return
+		return nil
 	}
 	for {
 		if n.draining.Load() || n.closed.Load() {
 			s.refuse(wire.CodeDraining, "node "+n.cfg.ID+" is draining; pick another")
-			return
+			return nil
 		}
 		if n.degraded.Load() {
 			// The code every client version takes for "pick another".
 			s.refuse(wire.CodeDraining, "node "+n.cfg.ID+" "+n.degradedWhy()+" (degraded); pick another")
-			return
+			return nil
 		}
 		users := n.users.Load()
 		if users >= int64(n.cfg.Capacity) {
 			s.refuse(wire.CodeFull, "node "+n.cfg.ID+" is full; pick another")
-			return
+			return nil
 		}
 		if n.users.CompareAndSwap(users, users+1) {
 			break
@@ -311,6 +325,7 @@ func (s *session) attach(m wire.Message) {
 	n.metrics.attaches.Inc()
 	s.reply(wire.Message{Op: wire.OpAttached, Node: n.cfg.ID, Session: s.id, User: s.user})
 	n.metrics.attached(s.helloAt)
+	return nil
 }
 
 // refuse answers an attach with an error that carries a fresh directory.
