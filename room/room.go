@@ -60,6 +60,13 @@ type Room struct {
 	staleUpTo uint64
 	unstored  []string
 
+	// The last state line and its error, for the record applied then:
+	// joins and re-joins between two records share one encoding.
+	stateLine    []byte
+	stateErr     error
+	stateApplied uint64
+	stateCached  bool
+
 	// Presence evidence, see Reconcile.
 	watched  time.Time            // the last Reconcile, zero before the first
 	downFrom map[string]time.Time // node -> since when it was seen down or missing with a majority up
@@ -400,10 +407,21 @@ var ErrStateTooLarge = errors.New("room: state too large for one line")
 // bytes at its end, after a U+FFFD), until no live line is longer than
 // 16 bytes; then it returns an error wrapping ErrStateTooLarge. The state
 // is sized from its parts, not encoded at each step, so a join costs one
-// encoding however large the room. Live lists every user in the room
+// encoding however large the room, and the joins and re-joins until the
+// next record is applied share it. The line is shared: callers must not
+// change it. Live lists every user in the room
 // (with "" when they type nothing) and every sender with a non-empty
 // current line.
 func (r *Room) StateLine() ([]byte, error) {
+	if !r.stateCached || r.stateApplied != r.applied {
+		r.stateLine, r.stateErr = r.encodeState()
+		r.stateApplied, r.stateCached = r.applied, true
+	}
+	return r.stateLine, r.stateErr
+}
+
+// encodeState is StateLine without the cache.
+func (r *Room) encodeState() ([]byte, error) {
 	st := r.text.State()
 	rs := &wire.RoomState{
 		Lines: make([]wire.Line, len(st.Lines)),

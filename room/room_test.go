@@ -351,3 +351,23 @@ func TestStateTooLarge(t *testing.T) {
 		t.Errorf("a session without its state got %d deliveries", len(got))
 	}
 }
+
+// Joins and re-joins between two records share one encoding of the
+// state; the next record makes a new one.
+func TestStateLineShared(t *testing.T) {
+	r := newRoom(t, "r", nil)
+	r.Apply(1, room.Record{Op: room.OpJoin, Key: "n2/1", User: "ann", Node: "n2", Inc: 1})
+	a, err := r.StateLine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := r.StateLine()
+	if &a[0] != &b[0] {
+		t.Error("two state lines with no record between were encoded twice")
+	}
+	r.Apply(2, room.Record{Op: room.OpText, Key: "n2/1", User: "ann", Seq: 1, T: "hi"})
+	c, _ := r.StateLine()
+	if !strings.Contains(string(c), `"ann":"hi"`) || strings.Contains(string(a), `"ann":"hi"`) {
+		t.Errorf("state before the text %s, after %s", a, c)
+	}
+}
