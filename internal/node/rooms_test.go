@@ -555,6 +555,15 @@ func TestRoomLimits(t *testing.T) {
 			t.Errorf("room name %s: %+v, want bad_request", tt.name, m)
 		}
 	}
+	// A name as long as a line fits in it is echoed cut short, whatever
+	// the op: the refusal must stay readable.
+	huge := strings.Repeat(`"`, 30000) // 60 KB in the line
+	for _, op := range []string{wire.OpJoin, wire.OpLeave, wire.OpText} {
+		m := errorFor(wire.Message{Op: op, Room: huge, Seq: 1})
+		if m.Code != wire.CodeBadRequest || len(m.Room) > 64+len("…") || len(m.Message) > 200 {
+			t.Errorf("%s of a %d-byte room name: code %s, room of %d bytes, message of %d, want bad_request, both short", op, len(huge), m.Code, len(m.Room), len(m.Message))
+		}
+	}
 	p.join("a.b")
 	p.join("a_b") // a different room from "a.b"
 	if m := errorFor(wire.Message{Op: wire.OpJoin, Room: "c"}); m.Code != wire.CodeLimit || m.Room != "c" {

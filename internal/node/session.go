@@ -255,6 +255,12 @@ func (s *session) handle(m wire.Message) *wire.Error {
 	case wire.OpAttach:
 		return s.attach(m)
 	case wire.OpJoin, wire.OpLeave, wire.OpText:
+		if why := validRoomName(m.Room); why != "" {
+			// Checked before anything echoes the name: a 64 KiB name,
+			// quoted and escaped, would make a reply too long to read.
+			s.reply(roomError(wire.CodeBadRequest, clipRoom(m.Room), m.Seq, "%s", why))
+			return nil
+		}
 		if m.Op == wire.OpJoin && !s.mayJoin(m.Room) {
 			s.reply(wire.Message{Op: wire.OpError, Code: wire.CodeUnauthorized, Room: m.Room, Message: "the token does not allow room " + strconv.Quote(m.Room)})
 			return nil
