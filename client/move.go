@@ -142,17 +142,16 @@ func (s *Session) retireLocked() {
 	}()
 }
 
-// ownEcho reports whether m, text from the session's own user, is a
-// chunk this session typed: the session a move is leaving is still in
-// the room, and the node delivers what it stores to the user's other
-// sessions, this one included. The protocol never delivers a session its
-// own text, and another session of the user numbers above what it saw
-// stored, so such a delivery is always an echo, dropped.
-func (s *Session) ownEcho(m wire.Message) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := s.rooms[m.Room]
-	return r != nil && r.numbered && m.Seq < r.nextSeq
+// ownEchoLocked reports whether m, text from the session's own user in
+// the numbered room r, is a chunk this session typed: the session a move
+// is leaving is still in the room, and the node delivers what it stores
+// to the user's other sessions, this one included. The protocol never
+// delivers a session its own text otherwise, and this session numbered
+// every seq below its next one, so such a delivery is taken for an echo,
+// dropped. A delivery at or above the next seq is another session's:
+// the numbering continues above it (ownText, session.go).
+func ownEchoLocked(r *room, m wire.Message) bool {
+	return m.Seq < r.nextSeq
 }
 
 // Moves counts how many times a draining node asked the session to move

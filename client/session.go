@@ -160,6 +160,12 @@ type Session struct {
 type room struct {
 	nextSeq uint64
 	unacked []wire.Message
+	// out counts the leading unacked chunks that went out to a node and
+	// were not refused since: the room may have shown them to its
+	// members, and may store them. The rest wait for the room's next
+	// state (syncRoomLocked sends them): typed while the room was not
+	// synced, or refused by the node (rate, unavailable).
+	out int
 	// waits has one entry per unacked chunk: the SendTextWait waiting for
 	// its ack, or nil.
 	waits []chan ackResult
@@ -750,13 +756,14 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 		}
 		s.mu.Unlock()
 	case wire.OpText:
-		if m.From == s.opts.user && s.ownEcho(m) {
+		if m.From == s.opts.user && s.ownText(m) {
 			return true
 		}
 	case wire.OpError:
 		if m.Room != "" && (m.Code == wire.CodeUnavailable || m.Code == wire.CodeRate) {
 			s.mu.Lock()
 			if r := s.rooms[m.Room]; r != nil {
+				r.refusedLocked(m.Seq)
 				s.retryRoomLocked(w, m.Room, r, m.Code)
 			}
 			s.mu.Unlock()
@@ -827,6 +834,73 @@ func (s *Session) syncRoomLocked(w *writer, r *room, stored uint64) {
 	for _, m := range r.unacked {
 		w.send(m) // a failed write closes the connection: the reader notices
 	}
+	r.out = len(r.unacked)
+}
+
+// ownText handles text delivered from the session's own user, and
+// reports whether it is an echo of this session's own (ownEcho, move.go),
+// to be dropped. Any other is a chunk another session of the user typed
+// (another device), which the room delivers as anyone's: when its seq is
+// at or above this session's next, the numbering continues above it
+// (continueAboveLocked), or the next chunk would reuse its seq, and the
+// room would take that chunk for a duplicate, acknowledge it and drop
+// its text.
+func (s *Session) ownText(m wire.Message) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[m.Room]
+	if r == nil || !r.numbered {
+		// Before the room's first state no delivery comes (the node
+		// sends the state first), and the state numbers the session.
+		return false
+	}
+	if ownEchoLocked(r, m) {
+		return true
+	}
+	r.continueAboveLocked(m.Seq)
+	return false
+}
+
+// continueAboveLocked makes the room's numbering continue above seq, a
+// chunk another session of the same user typed, when seq is at or above
+// the next one.
+//
+// The chunks that went out (r.out) keep their seqs, acknowledged or not:
+// the room showed them to its members as they came, the other session
+// among them, and that session numbered above them; sending them again
+// under new seqs would store their text twice. The rest, which wait for
+// the room's next state (typed while the room was not synced, or refused
+// by the node and so neither shown nor stored), the other session cannot
+// have seen: it numbered over their seqs, and the room would take them
+// for duplicates of its chunks. They are renumbered above seq, in order,
+// and go out when the state comes, as every waiting chunk does; their
+// SendTextWait returns the new seq. (Two sessions of a user typing at
+// the same moment can still pick one seq before either sees the other's
+// chunk: the protocol cannot tell those apart.)
+func (r *room) continueAboveLocked(seq uint64) {
+	if seq < r.nextSeq {
+		return
+	}
+	next := seq + 1
+	for i := r.out; i < len(r.unacked); i++ {
+		r.unacked[i].Seq = next
+		next++
+	}
+	r.nextSeq = next
+}
+
+// refusedLocked notes that the node refused the chunk seq for a while
+// (rate, unavailable): it, and every later chunk (the node holds the
+// room: see docs/protocol.md, "Text"), wait for the room's next state.
+// A refused join (seq 0) changes nothing of the text.
+func (r *room) refusedLocked(seq uint64) {
+	if seq == 0 {
+		return
+	}
+	i := slices.IndexFunc(r.unacked, func(m wire.Message) bool { return m.Seq >= seq })
+	if i >= 0 {
+		r.out = min(r.out, i)
+	}
 }
 
 // ackLocked forgets the text up to seq, which the node has stored, and
@@ -840,6 +914,7 @@ func (r *room) ackLocked(seq uint64) {
 		i++
 	}
 	r.unacked, r.waits = r.unacked[i:], r.waits[i:]
+	r.out = max(r.out-i, 0)
 }
 
 // refuseLocked ends the wait for the chunk seq with err, a refusal that
@@ -1020,7 +1095,10 @@ func (s *Session) Leave(name string) error {
 // Before the room's first state arrives the seq is provisional: the
 // state says where the user's numbering continues, and the chunks typed
 // before it are renumbered from there (SendTextWait returns the final
-// seq).
+// seq). So are the seqs of chunks waiting to go out (while the room is
+// joined again after a refusal, say) when another session of the same
+// user is seen typing at or above them: they are renumbered above its
+// chunk.
 func (s *Session) SendText(name, text string) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1043,11 +1121,13 @@ func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64
 	switch {
 	case s.w != nil && r.synced:
 		s.w.send(m) // a failed write shows as a drop; the chunk is resent
+		r.out = len(r.unacked)
 	case r.viaOld && s.retiring != nil:
 		// Moving: the old session is still in the room. The chunk is
 		// resent on the new connection once the room's state is in
 		// there, and stored once either way.
 		s.retiring.w.send(m)
+		r.out = len(r.unacked)
 	}
 	return m.Seq, nil
 }

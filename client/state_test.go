@@ -113,6 +113,89 @@ func TestResendAndRenumbering(t *testing.T) {
 	}
 }
 
+// Text the same user's other session (another device) types is delivered
+// to this session like anyone's. When its seq is at or above this
+// session's next one, this session numbers on above it: reusing the seq
+// would make the room take the chunk for a duplicate, acknowledge it and
+// drop its text. Chunks that went out keep their seqs (the other session
+// saw them and numbered above them); chunks waiting for the room's state
+// (here after a refusal) are renumbered above the other session's.
+func TestOtherSessionsTextIsNumberedAbove(t *testing.T) {
+	a := newFakeNode(t, "a")
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Join("r"); err != nil {
+		t.Fatal(err)
+	}
+	join := awaitGot(t, a, wire.OpJoin)
+	join.conn.send(roomState("r", 5))
+	awaitEvent(t, s, "the state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+	// fromPhone delivers the phone's chunks; the last one's event shows
+	// the session handled them all (it drops those it takes for echoes).
+	fromPhone := func(seqs ...uint64) {
+		t.Helper()
+		for _, seq := range seqs {
+			join.conn.send(wire.Message{Op: wire.OpText, Room: "r", From: "alice", Seq: seq, T: "phone"})
+		}
+		last := seqs[len(seqs)-1]
+		awaitEvent(t, s, "the phone's text", func(e client.Event) bool {
+			return e.Message.Op == wire.OpText && e.Message.Seq == last
+		}, nil)
+	}
+
+	// The phone types 6; the laptop (this session) goes on at 7.
+	fromPhone(6)
+	if seq, err := s.SendText("r", "x"); err != nil || seq != 7 {
+		t.Fatalf("SendText after the phone's 6 = %d, %v; want 7", seq, err)
+	}
+	if m := awaitGot(t, a, wire.OpText); m.m.Seq != 7 || m.m.T != "x" {
+		t.Fatalf("node got %d %q, want 7 \"x\"", m.m.Seq, m.m.T)
+	}
+
+	// 7 went out unacknowledged; 8 is refused (the session then holds
+	// the room) and 9 waits for the room's state. The phone, which saw
+	// 7 but neither 8 nor 9, types 8, 9 and 10: 8 and 9 are the
+	// laptop's numbers (taken for echoes, as during a move), 10 is not.
+	waitA := async(func() (uint64, error) { return s.SendTextWait(dialCtx(t), "r", "a") })
+	refused := awaitGot(t, a, wire.OpText)
+	if refused.m.Seq != 8 || refused.m.T != "a" {
+		t.Fatalf("node got %d %q, want 8 \"a\"", refused.m.Seq, refused.m.T)
+	}
+	join.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeRate, Room: "r", Seq: 8, Message: "slow down"})
+	awaitEvent(t, s, "the refusal", func(e client.Event) bool { return e.Message.Op == wire.OpError }, nil)
+	if seq, err := s.SendText("r", "b"); err != nil || seq != 9 {
+		t.Fatalf("SendText while held = %d, %v; want 9", seq, err)
+	}
+	fromPhone(8, 9, 10)
+	var got []uint64
+	for _, m := range s.UnackedText("r") {
+		got = append(got, m.Seq)
+	}
+	if want := []uint64{7, 11, 12}; !equalSeqs(got, want) {
+		t.Fatalf("unacknowledged seqs %v after the phone's 10, want %v", got, want)
+	}
+
+	// The session asks for the room again; its state shows the phone's
+	// 10 stored (and the laptop's 7): "a" and "b" go out as 11 and 12.
+	rejoin := awaitGot(t, a, wire.OpJoin)
+	rejoin.conn.send(roomState("r", 10))
+	for _, want := range []wire.Message{{Seq: 11, T: "a"}, {Seq: 12, T: "b"}} {
+		if m := awaitGot(t, a, wire.OpText); m.m.Seq != want.Seq || m.m.T != want.T {
+			t.Fatalf("node got %d %q, want %d %q", m.m.Seq, m.m.T, want.Seq, want.T)
+		}
+	}
+	rejoin.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: 12})
+	if res := awaitResult(t, "SendTextWait of \"a\"", waitA); res.err != nil || res.v != 11 {
+		t.Errorf("SendTextWait of \"a\" = %d, %v; want 11", res.v, res.err)
+	}
+	if seq, err := s.SendText("r", "c"); err != nil || seq != 13 {
+		t.Fatalf("SendText after = %d, %v; want 13", seq, err)
+	}
+}
+
 func equalSeqs(a, b []uint64) bool {
 	if len(a) != len(b) {
 		return false
