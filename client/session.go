@@ -525,6 +525,17 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 		return s.failure(ctx, node, err), nil
 	}
 	s.mu.Lock()
+	if err := ctx.Err(); err != nil {
+		// Close came as the node answered: it closed the connection it
+		// found (the old one, during a move) and nothing would close
+		// this one, whose reader would then keep Close waiting.
+		s.mu.Unlock()
+		c.Close()
+		if s.opts.tracker != nil {
+			s.opts.tracker.Release(node.ID)
+		}
+		return failover.Outcome{}, fmt.Errorf("client: attaching to %s: %w", node.ID, err)
+	}
 	s.conn = c
 	s.w = newWriter(c)
 	s.state = StateAttached
@@ -655,6 +666,9 @@ func (s *Session) supervise() {
 			// Attached elsewhere; or nowhere to go, and then this
 			// connection is read again until the node closes it.
 			s.moveFrom(c, w, node, mv)
+			if s.ctx.Err() != nil {
+				return // closed meanwhile: the deferred cleanup closes what is left
+			}
 			continue
 		}
 		c.Close()
