@@ -36,7 +36,11 @@ type fakeNode struct {
 	// hello as a node at its connection limit: too_many_connections, then
 	// close.
 	refuseNew bool
-	wg        sync.WaitGroup
+	// beforeAttached is sent ahead of every attached answer, as a node
+	// that pushes in the moment between counting the session attached
+	// and saying so.
+	beforeAttached []wire.Message
+	wg             sync.WaitGroup
 }
 
 // fakeConn is one connection to a fakeNode.
@@ -88,6 +92,14 @@ func (n *fakeNode) setDirectory(f func() []directory.Node) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.dir = f
+}
+
+// sendBeforeAttached makes the fake send ms ahead of every attached
+// answer.
+func (n *fakeNode) sendBeforeAttached(ms ...wire.Message) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.beforeAttached = ms
 }
 
 // pause makes the fake read and answer nothing, as a stopped process.
@@ -211,6 +223,12 @@ func (fc *fakeConn) serve() {
 			n.mu.Unlock()
 			fc.send(wire.DirectoryMessage(&wire.Directory{Service: "fake.test", Self: n.id, Nodes: nodes}))
 		case wire.OpAttach:
+			n.mu.Lock()
+			before := n.beforeAttached
+			n.mu.Unlock()
+			for _, b := range before {
+				fc.send(b)
+			}
 			fc.send(wire.Message{Op: wire.OpAttached, User: m.User, Node: n.id, Session: "s1"})
 		default:
 			if m.Op == wire.OpJoin {

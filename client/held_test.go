@@ -1,11 +1,13 @@
 package client_test
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // A session that drops reattaches from the directory it holds, straight
@@ -66,6 +68,51 @@ func TestDropPicksFromHeldDirectory(t *testing.T) {
 			}
 			if diff := cmp.Diff(fd.log(), tt.want); diff != "" {
 				t.Errorf("dials (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A node counts a session attached a moment before it says so, and a
+// directory it pushes in that moment comes before its attached answer.
+// The session keeps it, whole or as changes to the hello's directory,
+// whether it attached on the connection that said hello to the common
+// address or on one of its own.
+func TestDirectoryPushedBeforeAttachedIsKept(t *testing.T) {
+	tests := []struct {
+		name  string
+		delta bool // the push carries only what changed
+		gate  bool // the common address is another node, so the session dials n1
+	}{
+		{name: "changes, on the hello's connection", delta: true},
+		{name: "whole, on a connection of its own", gate: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n1, n2 := newFakeNode(t, "n1"), newFakeNode(t, "n2")
+			common := n1
+			if tt.gate {
+				common = newFakeNode(t, "gate")
+				common.setDirectory(func() []directory.Node { return []directory.Node{n1.entry()} })
+			}
+			push := &wire.Directory{Service: "fake.test", Self: "n1", Nodes: []directory.Node{n2.entry()}, Delta: true}
+			if !tt.delta {
+				push = &wire.Directory{Service: "fake.test", Self: "n1", Nodes: []directory.Node{n1.entry(), n2.entry()}}
+			}
+			n1.sendBeforeAttached(wire.DirectoryMessage(push))
+			s, err := client.Dial(dialCtx(t), common.Addr(), client.WithUser("alice"),
+				client.WithPolicy(preferring("n1")), client.WithRetry(fastRetry()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			var ids []string
+			for _, n := range s.Directory().Nodes {
+				ids = append(ids, n.ID)
+			}
+			slices.Sort(ids)
+			if diff := cmp.Diff(ids, []string{"n1", "n2"}); diff != "" {
+				t.Errorf("directory nodes after the attach (-got +want):\n%s", diff)
 			}
 		})
 	}

@@ -486,23 +486,21 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 	if a.boot != nil && a.dir != nil && a.dir.Self == node.ID {
 		c, a.boot = a.boot, nil
 		actx, cancel := context.WithTimeout(ctx, s.opts.attempt)
-		m, err = s.attachOn(actx, c)
+		m, err = s.attachOn(actx, c, a)
 		cancel()
 	} else {
 		if a.boot != nil {
 			a.boot.Close()
 			a.boot = nil
 		}
-		var dir *wire.Directory
-		c, dir, m, err = s.helloAttach(ctx, node.Addr)
+		c, m, err = s.helloAttach(ctx, a, node.Addr)
 		if c == nil {
 			return s.failure(ctx, node, err), nil
 		}
-		a.dir, a.dirAt = dir, time.Now()
 		if s.opts.tracker != nil {
 			// Fresh counts, for the picks that follow from directories
 			// held too long to teach the tracker anything.
-			s.opts.tracker.Observe(dir.Nodes, a.dirAt)
+			s.opts.tracker.Observe(a.dir.Nodes, a.dirAt)
 		}
 	}
 	if err != nil {
@@ -566,14 +564,15 @@ func (s *Session) failure(ctx context.Context, node directory.Node, err error) f
 // waiting for the directory in between (the node answers them in order),
 // then reads the directory and the attach's answer: one round trip where
 // hello then attach take two. It returns a nil Conn when the connection,
-// the token or the hello failed, and otherwise the open connection, the
-// directory, and the attach's answer or error, as attachOn does.
-func (s *Session) helloAttach(ctx context.Context, addr string) (*Conn, *wire.Directory, wire.Message, error) {
+// the token or the hello failed, and otherwise the open connection and
+// the attach's answer or error, as attachOn does, with the directory in
+// a (the hello's, and what the node pushed before its answer).
+func (s *Session) helloAttach(ctx context.Context, a *attempt, addr string) (*Conn, wire.Message, error) {
 	hctx, cancel := context.WithTimeout(ctx, s.opts.attempt)
 	defer cancel()
 	c, err := DialConnTLS(hctx, s.opts.dialer, addr, s.tls)
 	if err != nil {
-		return nil, nil, wire.Message{}, err
+		return nil, wire.Message{}, err
 	}
 	msg, err := s.attachMessage(hctx)
 	if err == nil {
@@ -588,12 +587,13 @@ func (s *Session) helloAttach(ctx context.Context, addr string) (*Conn, *wire.Di
 	}
 	if err != nil {
 		c.Close()
-		return nil, nil, wire.Message{}, err
+		return nil, wire.Message{}, err
 	}
+	a.dir, a.dirAt = dir, time.Now()
 	actx, cancel := context.WithTimeout(ctx, s.opts.attempt)
 	defer cancel()
-	m, err := recvAttached(actx, c)
-	return c, dir, m, err
+	m, err := recvAttached(actx, c, a)
+	return c, m, err
 }
 
 // attachMessage is the attach message, with a fresh token when the
@@ -610,8 +610,9 @@ func (s *Session) attachMessage(ctx context.Context) (wire.Message, error) {
 	return msg, nil
 }
 
-// attachOn sends attach on c and waits for the answer.
-func (s *Session) attachOn(ctx context.Context, c *Conn) (wire.Message, error) {
+// attachOn sends attach on c, whose hello answered with a's directory,
+// and waits for the answer.
+func (s *Session) attachOn(ctx context.Context, c *Conn, a *attempt) (wire.Message, error) {
 	msg, err := s.attachMessage(ctx)
 	if err != nil {
 		return wire.Message{}, err
@@ -619,12 +620,17 @@ func (s *Session) attachOn(ctx context.Context, c *Conn) (wire.Message, error) {
 	if err := c.Send(msg); err != nil {
 		return wire.Message{}, err
 	}
-	return recvAttached(ctx, c)
+	return recvAttached(ctx, c, a)
 }
 
 // recvAttached reads c until the answer to an attach: attached, or an
-// error (a *ServerError).
-func recvAttached(ctx context.Context, c *Conn) (wire.Message, error) {
+// error (a *ServerError). The node counts the session attached a moment
+// before it says so, and a directory it pushes in between comes first:
+// each such push is applied to a's directory (the hello's on c), in
+// order, as handle applies the pushes after (no event reports them, as
+// none reports the hello's), so that the session does not hold a stale
+// directory until the next push.
+func recvAttached(ctx context.Context, c *Conn, a *attempt) (wire.Message, error) {
 	for {
 		m, err := c.Recv(ctx)
 		if err != nil {
@@ -635,6 +641,12 @@ func recvAttached(ctx context.Context, c *Conn) (wire.Message, error) {
 			return m, nil
 		case wire.OpError:
 			return wire.Message{}, asError(m)
+		case wire.OpDirectory:
+			d, now := m.Directory(), time.Now()
+			if d.Delta {
+				d = applyDelta(a.dir, now.Sub(a.dirAt), d, ViewSize)
+			}
+			a.dir, a.dirAt = d, now
 		}
 	}
 }
