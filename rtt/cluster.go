@@ -14,7 +14,9 @@ import (
 // invalid byte in line counts as U+FFFD.
 //
 // Room applies BACKSPACE itself; Backspace is for a client that edits its
-// own input line locally by the same rule.
+// own input line locally by the same rule. Backspace keeps nothing between
+// calls, so on a line crafted against its walk back (lastCluster) it may
+// segment the whole line; a Room remembers its lines' clusters instead.
 func Backspace(line string) string {
 	return line[:lastCluster(line)]
 }

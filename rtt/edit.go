@@ -35,6 +35,15 @@ type editor struct {
 	// cr is set after a CR, so that an LF right after it, even in the
 	// next chunk, does not end a second line.
 	cr bool
+	// seg remembers buf's clusters for BACKSPACE. Whatever replaces or
+	// empties buf resets it.
+	seg segmentation
+}
+
+// setLine makes text the line, as a snapshot restores it.
+func (e *editor) setLine(text []byte) {
+	e.buf = text
+	e.seg.reset()
 }
 
 // write applies text to the line. It appends every line it completes to
@@ -59,7 +68,7 @@ func (e *editor) write(text string, done []string) ([]string, int) {
 			i++
 			pending = false
 			if len(buf) >= MaxLineBytes {
-				done, buf = endLine(done, buf)
+				done, buf = e.endLine(done, buf)
 			}
 			buf = append(buf, byte(r))
 			continue
@@ -75,7 +84,7 @@ func (e *editor) write(text string, done []string) ([]string, int) {
 					i++
 				}
 				pending = false
-				done, buf = appendRune(done, buf, lost)
+				done, buf = e.appendRune(done, buf, lost)
 				continue
 			}
 		}
@@ -84,18 +93,18 @@ func (e *editor) write(text string, done []string) ([]string, int) {
 		case r == lf && pending:
 			pending = false
 		case r == lf, r == lineSep, r == paraSep:
-			done, buf = endLine(done, buf)
+			done, buf = e.endLine(done, buf)
 		case r == cr:
-			done, buf = endLine(done, buf)
+			done, buf = e.endLine(done, buf)
 			pending = true
 		case r == bs:
 			pending = false
-			buf = buf[:lastCluster(buf)]
+			buf = e.seg.erase(buf)
 		case r == bel:
 			alerts++
 		case r == ht:
 			pending = false
-			done, buf = appendRune(done, buf, ' ')
+			done, buf = e.appendRune(done, buf, ' ')
 		case r == esc:
 			i += escapeLen(text[i:])
 		case r == csi:
@@ -104,7 +113,7 @@ func (e *editor) write(text string, done []string) ([]string, int) {
 			// Dropped.
 		default:
 			pending = false
-			done, buf = appendRune(done, buf, r)
+			done, buf = e.appendRune(done, buf, r)
 		}
 	}
 	e.buf, e.cr = buf, pending
@@ -115,21 +124,22 @@ func (e *editor) write(text string, done []string) ([]string, int) {
 // longer than MaxLineBytes.
 func (e *editor) put(r rune, done []string) []string {
 	e.cr = false
-	done, e.buf = appendRune(done, e.buf, r)
+	done, e.buf = e.appendRune(done, e.buf, r)
 	return done
 }
 
 // appendRune appends r to the line in buf, completing the line first if r
 // would make it longer than MaxLineBytes.
-func appendRune(done []string, buf []byte, r rune) ([]string, []byte) {
+func (e *editor) appendRune(done []string, buf []byte, r rune) ([]string, []byte) {
 	if len(buf)+utf8.RuneLen(r) > MaxLineBytes {
-		done, buf = endLine(done, buf)
+		done, buf = e.endLine(done, buf)
 	}
 	return done, utf8.AppendRune(buf, r)
 }
 
 // endLine appends the line in buf to done and empties buf.
-func endLine(done []string, buf []byte) ([]string, []byte) {
+func (e *editor) endLine(done []string, buf []byte) ([]string, []byte) {
+	e.seg.reset()
 	return append(done, string(buf)), buf[:0]
 }
 

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rivo/uniseg"
@@ -186,4 +187,122 @@ func TestEraseAdversarial(t *testing.T) {
 		checkErasure(t, start, chunks)
 		checkErasure(t, start, []string{strings.Repeat("\b", 300)})
 	}
+}
+
+// segmentAtoms are the characters whose clusters carry state from one
+// character to the next, a few ordinary ones, and pairs of them, so that
+// text added at once can hold a head.
+var segmentAtoms = []string{
+	"x", "\u00e9", "\u00a9", "\U0001F468", "\u200d", "\u0301", "\U0001F3FD", "\ufe0f",
+	"\U0001F1F8", "\u1100", "\u1161", "\u11a8", "\uac00", "\u0600", "\u0903",
+	"\u0915", "\u094d", "\r", "\n",
+	"\u00a9\u0301", "\u200d\u00a9", "\u0301\u0301", "\u0301\u200d", "\U0001F1F8\U0001F1F8",
+}
+
+// checkSegmentation builds a line of atoms, segmenting it after the atoms
+// whose bit is set in every, then erases it cluster by cluster and checks
+// each step against refLastCluster.
+func checkSegmentation(t *testing.T, atoms []string, every uint) {
+	t.Helper()
+	var s segmentation
+	var line []byte
+	for i, a := range atoms {
+		line = append(line, a...)
+		if every&(1<<i) != 0 {
+			s.segment(line)
+		}
+	}
+	for len(line) > 0 {
+		want := refLastCluster(string(line))
+		before := string(line)
+		line = s.erase(line)
+		if len(line) != want {
+			t.Fatalf("atoms %+q, segmented after %b: erasing %+q left %+q; uniseg says %+q", atoms, every, before, line, before[:want])
+		}
+	}
+}
+
+// TestSegmentationSmall builds every line of up to three segmentAtoms,
+// segmented after every choice of atoms, and erases it: every way a
+// remembered cluster can grow from one or two characters.
+func TestSegmentationSmall(t *testing.T) {
+	var walk func(atoms []string)
+	walk = func(atoms []string) {
+		for every := range uint(1) << len(atoms) {
+			checkSegmentation(t, atoms, every)
+		}
+		if len(atoms) == 3 {
+			return
+		}
+		for _, a := range segmentAtoms {
+			walk(append(atoms, a))
+		}
+	}
+	walk(nil)
+}
+
+// TestSegmentationRandom adds, segments and erases at random over
+// segmentAtoms, checking every erasure against refLastCluster.
+func TestSegmentationRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 29))
+	rounds := 20000
+	if testing.Short() {
+		rounds = 2000
+	}
+	for range rounds {
+		var s segmentation
+		var line []byte
+		var log []string
+		for range 40 {
+			switch k := rng.IntN(10); {
+			case k < 5:
+				a := segmentAtoms[rng.IntN(len(segmentAtoms))]
+				line = append(line, a...)
+				log = append(log, a)
+			case k < 7:
+				s.segment(line)
+				log = append(log, "|")
+			default:
+				want := refLastCluster(string(line))
+				before := string(line)
+				line = s.erase(line)
+				log = append(log, "\b")
+				if len(line) != want {
+					t.Fatalf("after %+q: erasing %+q left %+q; uniseg says %+q", log, before, line, before[:want])
+				}
+			}
+		}
+	}
+}
+
+// TestSegmentationWholeClusters checks the fallback for a uniseg that
+// joins Indic conjuncts: with whole clusters for stand-ins, erasing must
+// still agree with the reference.
+func TestSegmentationWholeClusters(t *testing.T) {
+	old := headsSuffice
+	headsSuffice = false
+	t.Cleanup(func() { headsSuffice = old })
+	TestSegmentationRandom(t)
+	TestEraseAdversarial(t)
+}
+
+// FuzzErase checks erasures after any line a Room can hold, with any
+// chunk, against refLastCluster (see checkErasure).
+func FuzzErase(f *testing.F) {
+	f.Add("", "a\u0301\b\u00a9\u200d\u00a9\b\b")
+	f.Add(hostileLines[0].line, "\u00a9\b\u00a9\b")
+	f.Add("\u00a9"+strings.Repeat("\u0301", 40), "\u200d\u00a9\b\u0301\b\b")
+	f.Add(strings.Repeat("\U0001F1F8", 50), "\U0001F1EA\b\b\U0001F1F8\b")
+	f.Fuzz(func(t *testing.T, start, chunk string) {
+		// Applied a character at a time, invalid UTF-8 and escape
+		// sequences would mean something else than applied whole.
+		if checkText(start) != "" || !utf8.ValidString(chunk) || strings.ContainsAny(chunk, "\x1b\u009b") {
+			return
+		}
+		half := len(chunk) / 2
+		for half < len(chunk) && !utf8.RuneStart(chunk[half]) {
+			half++
+		}
+		checkErasure(t, start, []string{chunk[:half], chunk[half:]})
+	})
 }

@@ -227,7 +227,7 @@ func (r *Room) Load(s State) error {
 		return x
 	}
 	for from, text := range s.Live {
-		get(from).buf = []byte(text)
+		get(from).setLine([]byte(text))
 	}
 	for from, seq := range s.Seqs {
 		get(from).seq = seq
