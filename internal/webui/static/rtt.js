@@ -29,7 +29,8 @@ function isControl(c) {
 }
 
 // backspace returns line without its last user-perceived character (its
-// last extended grapheme cluster).
+// last extended grapheme cluster). It segments the whole line; an Editor
+// remembers its line's clusters instead.
 export function backspace(line) {
   if (line === "") return "";
   let last = 0;
@@ -63,23 +64,68 @@ function csiLen(cps, i) {
 }
 
 // Editor is one sender's current line.
+//
+// It remembers where the line's clusters start, as the Go package does
+// (rtt/segment.go), so that a BACKSPACE does not segment the whole line:
+// the line only grows at its end or loses its last cluster, and a
+// boundary depends only on the text before it and the character at it,
+// so the starts up to the end of the last segmented cluster stay valid.
+// Text typed since is segmented when a BACKSPACE needs it, from the start
+// of the last remembered cluster (a boundary, where the segmenter is as at
+// the start of a text); the BACKSPACE then drops the last start. Unlike
+// the Go package, it does not shorten that last cluster to a stand-in:
+// browsers' Unicode versions join Indic conjuncts (GB9c), whose state a
+// stand-in does not keep, so typing after a very long cluster costs its
+// length, besides the segmenter's own cost per call.
 class Editor {
   constructor() {
     this.buf = "";
     this.bytes = 0;
     this.cr = false;
     this.seq = 0;
+    this.starts = []; // where the clusters of buf.slice(0, this.done) start
+    this.done = 0; // how much of buf starts covers
   }
 
   set(text) {
     this.buf = text;
     this.bytes = utf8Len(text);
+    this.starts = [];
+    this.done = 0;
   }
 
   endLine(done) {
     done.push(this.buf);
     this.buf = "";
     this.bytes = 0;
+    this.starts = [];
+    this.done = 0;
+  }
+
+  // erase removes the last extended grapheme cluster of the line.
+  erase() {
+    const buf = this.buf, n = buf.length;
+    if (n > this.done) {
+      // Between two ASCII characters there is always a boundary except
+      // within CR LF: text typed since can lose its last one unsegmented.
+      const b = buf.charCodeAt(n - 1);
+      if (b < 0x80) {
+        const a = n > 1 ? buf.charCodeAt(n - 2) : -1;
+        if (a < 0x80 && !(a === CR && b === LF)) {
+          this.buf = buf.slice(0, n - 1);
+          this.bytes--;
+          return;
+        }
+      }
+      const from = this.starts.length > 0 ? this.starts.pop() : 0;
+      for (const seg of segmenter.segment(buf.slice(from))) this.starts.push(from + seg.index);
+      this.done = n;
+    }
+    if (this.starts.length === 0) return; // empty
+    const cut = this.starts.pop();
+    this.bytes -= utf8Len(buf.slice(cut));
+    this.buf = buf.slice(0, cut);
+    this.done = cut;
   }
 
   appendRune(done, c) {
@@ -115,7 +161,7 @@ class Editor {
         this.cr = true;
       } else if (c === BS) {
         this.cr = false;
-        this.set(backspace(this.buf));
+        this.erase();
       } else if (c === BEL) {
         alerts++;
       } else if (c === HT) {
