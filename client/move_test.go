@@ -84,16 +84,7 @@ func (c *holdConn) Close() error {
 func TestCloseDuringAMovesAttach(t *testing.T) {
 	a, b := newFakeNode(t, "a"), newFakeNode(t, "b")
 	d := newHoldDialer(b.Addr())
-	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithDialer(d),
-		client.WithPolicy(preferring("a", "b")), client.WithRetry(fastRetry()), client.WithHeartbeat(client.Heartbeat{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Join("r"); err != nil {
-		t.Fatal(err)
-	}
-	join := awaitGot(t, a, wire.OpJoin)
+	s, join := aliceInRoom(t, a, client.WithDialer(d), client.WithPolicy(preferring("a", "b")), client.WithRetry(fastRetry()), client.WithHeartbeat(client.Heartbeat{}))
 	draining := a.entry()
 	draining.Status = directory.Draining
 	join.conn.send(wire.Message{Op: wire.OpMove, Message: "a is draining",

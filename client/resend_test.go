@@ -111,18 +111,11 @@ func TestRefusedRoomAskedAgainAfterReattach(t *testing.T) {
 	a := newFakeNode(t, "a")
 	retry := fastRetry()
 	retry.Cooldown = time.Millisecond
-	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(retry))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Join("r"); err != nil {
-		t.Fatal(err)
-	}
+	s, join := aliceInRoom(t, a, client.WithRetry(retry))
 	refuse := func(m fakeMsg) {
 		m.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeRate, Room: "r", Message: "slow down"})
 	}
-	refuse(awaitGot(t, a, wire.OpJoin))
+	refuse(join)
 	awaitEvent(t, s, "the refusal", func(e client.Event) bool { return e.Message.Op == wire.OpError }, nil)
 	a.dropAll()
 	awaitEvent(t, s, "the reattachment", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)

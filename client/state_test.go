@@ -26,6 +26,22 @@ func nextGot(t *testing.T, n *fakeNode) fakeMsg {
 	return fakeMsg{}
 }
 
+// aliceInRoom dials the fake node a as alice, with opts, and joins room
+// "r"; it returns the session (closed when the test ends) and the join
+// the node got, to answer.
+func aliceInRoom(t *testing.T, a *fakeNode, opts ...client.Option) (*client.Session, fakeMsg) {
+	t.Helper()
+	s, err := client.Dial(dialCtx(t), a.Addr(), append([]client.Option{client.WithUser("alice")}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Join("r"); err != nil {
+		t.Fatal(err)
+	}
+	return s, awaitGot(t, a, wire.OpJoin)
+}
+
 // awaitGot returns the next message of op the fake got, skipping others.
 func awaitGot(t *testing.T, n *fakeNode, op string) fakeMsg {
 	t.Helper()
@@ -51,15 +67,7 @@ func TestResendAndRenumbering(t *testing.T) {
 	a := newFakeNode(t, "a")
 	retry := fastRetry()
 	retry.Cooldown = time.Millisecond // the one node comes back at once
-	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(retry))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Join("r"); err != nil {
-		t.Fatal(err)
-	}
-	join := awaitGot(t, a, wire.OpJoin)
+	s, join := aliceInRoom(t, a, client.WithRetry(retry))
 	for _, ch := range []string{"a", "b", "c"} {
 		if _, err := s.SendText("r", ch); err != nil {
 			t.Fatal(err)
@@ -122,15 +130,7 @@ func TestResendAndRenumbering(t *testing.T) {
 // (here after a refusal) are renumbered above the other session's.
 func TestOtherSessionsTextIsNumberedAbove(t *testing.T) {
 	a := newFakeNode(t, "a")
-	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(fastRetry()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Join("r"); err != nil {
-		t.Fatal(err)
-	}
-	join := awaitGot(t, a, wire.OpJoin)
+	s, join := aliceInRoom(t, a, client.WithRetry(fastRetry()))
 	join.conn.send(roomState("r", 5))
 	awaitEvent(t, s, "the state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
 	// fromPhone delivers the phone's chunks; the last one's event shows
@@ -318,15 +318,7 @@ func (c *stuckConn) Close() error {
 func TestNoMethodWaitsForAWrite(t *testing.T) {
 	a := newFakeNode(t, "a")
 	d := &stuckDialer{stuck: make(chan struct{})}
-	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithDialer(d), client.WithHeartbeat(client.Heartbeat{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if err := s.Join("r"); err != nil {
-		t.Fatal(err)
-	}
-	join := awaitGot(t, a, wire.OpJoin)
+	s, join := aliceInRoom(t, a, client.WithDialer(d), client.WithHeartbeat(client.Heartbeat{}))
 	join.conn.send(roomState("r", 0))
 	awaitEvent(t, s, "room state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
 	close(d.stuck)
