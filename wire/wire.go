@@ -230,19 +230,10 @@ var knownOps = map[string]bool{
 // valid UTF-8, one JSON object, and names a known op.
 func Decode(line []byte) (Message, error) {
 	var m Message
-	if !utf8.Valid(line) {
-		return m, Errorf(CodeBadUTF8, "line is not valid UTF-8")
+	if err := unmarshalLine(line, &m); err != nil {
+		return Message{}, err
 	}
-	if err := json.Unmarshal(line, &m); err != nil {
-		return Message{}, Errorf(CodeBadJSON, "line is not a JSON object: %v", err)
-	}
-	if m.Op == "" {
-		return m, Errorf(CodeBadRequest, `message has no "op"`)
-	}
-	if !knownOps[m.Op] {
-		return m, Errorf(CodeUnknownOp, "unknown op %q", truncate(m.Op, 64))
-	}
-	return m, nil
+	return m, checkOp(m.Op)
 }
 
 // DecodeFromClient is Decode for a line a client sent to a node: it reads
@@ -252,9 +243,6 @@ func Decode(line []byte) (Message, error) {
 // into a Message, a line of 64 KiB of empty node objects took 15 MB; the
 // node must not build what a client has no business sending.
 func DecodeFromClient(line []byte) (Message, error) {
-	if !utf8.Valid(line) {
-		return Message{}, Errorf(CodeBadUTF8, "line is not valid UTF-8")
-	}
 	var c struct {
 		Op     string `json:"op"`
 		V      int    `json:"v"`
@@ -268,18 +256,35 @@ func DecodeFromClient(line []byte) (Message, error) {
 		Seq    uint64 `json:"seq"`
 		T      string `json:"t"`
 	}
-	if err := json.Unmarshal(line, &c); err != nil {
-		return Message{}, Errorf(CodeBadJSON, "line is not a JSON object: %v", err)
+	if err := unmarshalLine(line, &c); err != nil {
+		return Message{}, err
 	}
 	m := Message{Op: c.Op, V: c.V, Client: c.Client, Group: c.Group, Max: c.Max, Deltas: c.Deltas,
 		User: c.User, Token: c.Token, Room: c.Room, Seq: c.Seq, T: c.T}
-	if m.Op == "" {
-		return m, Errorf(CodeBadRequest, `message has no "op"`)
+	return m, checkOp(m.Op)
+}
+
+// unmarshalLine decodes line into v, with the errors of a line that is not
+// UTF-8 or not a JSON object of v's shape.
+func unmarshalLine(line []byte, v any) error {
+	if !utf8.Valid(line) {
+		return Errorf(CodeBadUTF8, "line is not valid UTF-8")
 	}
-	if !knownOps[m.Op] {
-		return m, Errorf(CodeUnknownOp, "unknown op %q", truncate(m.Op, 64))
+	if err := json.Unmarshal(line, v); err != nil {
+		return Errorf(CodeBadJSON, "line is not a JSON object: %v", err)
 	}
-	return m, nil
+	return nil
+}
+
+// checkOp is the error of a message without op or with an unknown one.
+func checkOp(op string) error {
+	if op == "" {
+		return Errorf(CodeBadRequest, `message has no "op"`)
+	}
+	if !knownOps[op] {
+		return Errorf(CodeUnknownOp, "unknown op %q", Clip(op, 64))
+	}
+	return nil
 }
 
 // Append encodes m as one JSON line, newline included, appended to buf.
@@ -331,7 +336,9 @@ var lineEncoders = sync.Pool{New: func() any {
 // Encode returns m as one JSON line, newline included.
 func Encode(m Message) ([]byte, error) { return Append(nil, m) }
 
-func truncate(s string, n int) string {
+// Clip is s cut to at most n bytes, at a character's start, followed by
+// "…" when it was cut: for echoing a peer's string in a message.
+func Clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}

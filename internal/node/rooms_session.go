@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/switchboard/switchboard/wire"
 )
@@ -433,19 +432,6 @@ func (s *session) leaveRooms() {
 }
 
 // validRoomName says what is wrong with a room name, or returns "".
-// clipRoom is room cut to MaxRoomName bytes (and "…"), for echoing a name
-// that validRoomName refused.
-func clipRoom(room string) string {
-	if len(room) <= MaxRoomName {
-		return room
-	}
-	cut := MaxRoomName
-	for cut > 0 && !utf8.RuneStart(room[cut]) {
-		cut--
-	}
-	return room[:cut] + "…"
-}
-
 func validRoomName(room string) string {
 	if room == "" {
 		return `room name missing ("room")`

@@ -258,7 +258,7 @@ func (s *session) handle(m wire.Message) *wire.Error {
 		if why := validRoomName(m.Room); why != "" {
 			// Checked before anything echoes the name: a 64 KiB name,
 			// quoted and escaped, would make a reply too long to read.
-			s.reply(roomError(wire.CodeBadRequest, clipRoom(m.Room), m.Seq, "%s", why))
+			s.reply(roomError(wire.CodeBadRequest, wire.Clip(m.Room, MaxRoomName), m.Seq, "%s", why))
 			return nil
 		}
 		if m.Op == wire.OpJoin && !s.mayJoin(m.Room) {
