@@ -239,6 +239,23 @@ func (r *Room) applyLeave(rec Record) {
 	}
 }
 
+// departedIn lists the senders in rs who are not in the room, by name.
+func (r *Room) departedIn(rs *wire.RoomState) []string {
+	var departed []string
+	for from := range rs.Live {
+		if r.users[from] == 0 {
+			departed = append(departed, from)
+		}
+	}
+	for from := range rs.Seqs {
+		if _, ok := rs.Live[from]; !ok && r.users[from] == 0 {
+			departed = append(departed, from)
+		}
+	}
+	slices.Sort(departed)
+	return departed
+}
+
 // forgetDeparted forgets senders who are not in the room, in name order,
 // until a quarter of MaxSenders is free: first those with no current
 // line, then, if that is not enough, those who left in the middle of one
@@ -466,19 +483,8 @@ func (r *Room) encodeState() ([]byte, error) {
 		size += wire.StringLen(u) + userFrame
 	}
 
-	var departed []string // senders not in the room, still in rs
-	for from := range rs.Live {
-		if r.users[from] == 0 {
-			departed = append(departed, from)
-		}
-	}
-	for from := range rs.Seqs {
-		if _, ok := rs.Live[from]; !ok && r.users[from] == 0 {
-			departed = append(departed, from)
-		}
-	}
-	slices.Sort(departed)
-
+	var departed []string // senders not in the room, still in rs, once listed
+	listed := false
 	for {
 		if size <= wire.MaxLine {
 			line, err := wire.Encode(m)
@@ -495,6 +501,8 @@ func (r *Room) encodeState() ([]byte, error) {
 			l := rs.Lines[0]
 			size -= wire.StringLen(l.From) + wire.StringLen(l.Text) + lineFrame
 			rs.Lines = rs.Lines[1:]
+		case !listed:
+			departed, listed = r.departedIn(rs), true
 		case len(departed) > 0:
 			from := departed[0]
 			departed = departed[1:]
