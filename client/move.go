@@ -142,18 +142,6 @@ func (s *Session) retireLocked() {
 	}()
 }
 
-// ownEchoLocked reports whether m, text from the session's own user in
-// the numbered room r, is a chunk this session typed: the session a move
-// is leaving is still in the room, and the node delivers what it stores
-// to the user's other sessions, this one included. The protocol never
-// delivers a session its own text otherwise, and this session numbered
-// every seq below its next one, so such a delivery is taken for an echo,
-// dropped. A delivery at or above the next seq is another session's:
-// the numbering continues above it (ownText, session.go).
-func ownEchoLocked(r *room, m wire.Message) bool {
-	return m.Seq < r.nextSeq
-}
-
 // Moves counts how many times a draining node asked the session to move
 // and it moved.
 func (s *Session) Moves() int {

@@ -864,13 +864,16 @@ func (s *Session) syncRoomLocked(w *writer, r *room, stored uint64) {
 }
 
 // ownText handles text delivered from the session's own user, and
-// reports whether it is an echo of this session's own (ownEcho, move.go),
-// to be dropped. Any other is a chunk another session of the user typed
-// (another device), which the room delivers as anyone's: when its seq is
-// at or above this session's next, the numbering continues above it
-// (continueAboveLocked), or the next chunk would reuse its seq, and the
-// room would take that chunk for a duplicate, acknowledge it and drop
-// its text.
+// reports whether it is an echo of this session's own, to be dropped: the
+// session a move is leaving is still in the room, and the node delivers
+// what it stores to the user's other sessions, this one included. The
+// protocol never delivers a session its own text otherwise, and this
+// session numbered every seq below its next one, so a delivery below it
+// is taken for an echo. Any other is a chunk another session of the user
+// typed (another device), which the room delivers as anyone's: the
+// numbering continues above it (continueAboveLocked), or the next chunk
+// would reuse its seq, and the room would take that chunk for a
+// duplicate, acknowledge it and drop its text.
 func (s *Session) ownText(m wire.Message) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -880,7 +883,7 @@ func (s *Session) ownText(m wire.Message) bool {
 		// sends the state first), and the state numbers the session.
 		return false
 	}
-	if ownEchoLocked(r, m) {
+	if m.Seq < r.nextSeq {
 		return true
 	}
 	r.continueAboveLocked(m.Seq)
