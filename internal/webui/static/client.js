@@ -56,7 +56,10 @@ export class Session extends EventTarget {
     this.ws = null;
     this.node = null;
     this.reason = "";
-    // name -> {nextSeq, unacked: [msg], numbered, synced, viaOld}.
+    // name -> {nextSeq, unacked: [msg], out, numbered, synced, viaOld}.
+    // out: how many of the leading unacked chunks went out to a node and
+    // were not refused since (the room may have shown them: they keep
+    // their seqs); the rest wait for the room's next state.
     // synced: the room's state came on this.ws, so text goes out on it;
     // viaOld: a move is under way and the room is still joined on the
     // connection it leaves (this.retiring), so text goes out there.
@@ -359,8 +362,15 @@ export class Session extends EventTarget {
         // While a move overlaps, the node delivers what the old session
         // stores to this one too, as to any other session of the user:
         // text of our own user below our next seq is our own, dropped.
+        // Text of our own user at or above it is another session's of
+        // the same user (another device): numbering goes on above it, or
+        // our next chunk would reuse its seq and the room would take it
+        // for a duplicate and drop its text (client/session.go, ownText).
         const r = this.rooms.get(m.room);
-        if (m.from === this.user && r && r.numbered && m.seq < r.nextSeq) return;
+        if (m.from === this.user && r && r.numbered) {
+          if (m.seq < r.nextSeq) return;
+          continueAbove(r, m.seq);
+        }
         this.emit("text", m);
         return;
       }
@@ -372,6 +382,7 @@ export class Session extends EventTarget {
         if (r && (m.code === "unavailable" || m.code === "rate")) {
           // The node holds the room until the refused chunk comes again:
           // join again after a pause; the state says what to resend.
+          refused(r, m.seq);
           r.synced = false;
           setTimeout(() => this.send({ op: "join", room: m.room }), m.code === "rate" ? 1000 : 250);
         }
@@ -396,6 +407,7 @@ export class Session extends EventTarget {
     r.synced = true;
     r.viaOld = false;
     for (const m of r.unacked) this.send(m);
+    r.out = r.unacked.length;
   }
 
   roomsSynced() {
@@ -493,7 +505,7 @@ export class Session extends EventTarget {
   }
 
   join(name) {
-    if (!this.rooms.has(name)) this.rooms.set(name, { nextSeq: 1, unacked: [], numbered: false, synced: false });
+    if (!this.rooms.has(name)) this.rooms.set(name, { nextSeq: 1, unacked: [], out: 0, numbered: false, synced: false });
     this.send({ op: "join", room: name });
   }
 
@@ -504,12 +516,15 @@ export class Session extends EventTarget {
     if (!r) throw new Error(`not in room ${name}`);
     const m = { op: "text", room: name, seq: r.nextSeq++, t };
     r.unacked.push(m);
-    if (r.synced) this.send(m);
-    else if (r.viaOld) {
+    if (r.synced) {
+      this.send(m);
+      r.out = r.unacked.length;
+    } else if (r.viaOld) {
       // Moving: the old session is still in the room. The chunk goes
       // again on the new connection once the room's state is in there,
       // and is stored once either way.
       this.send(m, this.moving ? this.moving.ws : this.retiring);
+      r.out = r.unacked.length;
     }
     return m.seq;
   }
@@ -524,4 +539,28 @@ function ack(r, seq) {
   let i = 0;
   while (i < r.unacked.length && r.unacked[i].seq <= seq) i++;
   r.unacked.splice(0, i);
+  r.out = Math.max(r.out - i, 0);
+}
+
+// continueAbove makes a room's numbering go on above seq, a chunk the
+// same user typed from another session, when seq is at or above the
+// next one. The chunks that went out keep their seqs (the room showed
+// them, that session among the members); those waiting for the room's
+// next state, which nobody saw, are renumbered above seq, in order
+// (client/session.go, continueAboveLocked).
+function continueAbove(r, seq) {
+  if (seq < r.nextSeq) return;
+  let next = seq + 1;
+  for (let i = r.out; i < r.unacked.length; i++) r.unacked[i].seq = next++;
+  r.nextSeq = next;
+}
+
+// refused notes that the node refused the chunk seq for a while (rate,
+// unavailable): it and every later chunk wait for the room's next state
+// (client/session.go, refusedLocked). A refused join (seq 0) changes
+// nothing of the text.
+function refused(r, seq) {
+  if (!seq) return;
+  const i = r.unacked.findIndex((m) => m.seq >= seq);
+  if (i >= 0) r.out = Math.min(r.out, i);
 }

@@ -1,0 +1,74 @@
+package webui_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// send writes one message on a TCP member's connection.
+func (m *tcpMember) send(t *testing.T, msg wire.Message) {
+	t.Helper()
+	b, err := wire.Encode(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.conn.Write(b); err != nil {
+		t.Fatalf("sending %s: %v", msg.Op, err)
+	}
+}
+
+// next is the first message m receives that match accepts.
+func (m *tcpMember) next(t *testing.T, what string, match func(wire.Message) bool) wire.Message {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		select {
+		case msg, ok := <-m.got:
+			if !ok {
+				t.Fatalf("the connection ended before %s", what)
+			}
+			if match(msg) {
+				return msg
+			}
+		case <-deadline:
+			t.Fatalf("no %s", what)
+		}
+	}
+}
+
+// TestBrowserSameUserElsewhere: the page's user types in the room from
+// another session too (another device), above the page's next seq. The
+// page must go on numbering above that chunk (docs/protocol.md, "The
+// client's duties"); reusing its seq makes the room take the page's next
+// chunk for a duplicate, acknowledge it and drop its text.
+func TestBrowserSameUserElsewhere(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	n := c.Nodes[0]
+	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
+
+	// Ann's other device: a TCP session of the same user in the room.
+	other := joinTCP(t, n.Addr(), "ann")
+	st := other.next(t, "the other session's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	seq := st.State.Seqs["ann"] + 1
+	other.send(t, wire.Message{Op: wire.OpText, Room: "lobby", Seq: seq, T: "x"})
+	other.next(t, "the ack of the other session's chunk", func(m wire.Message) bool { return m.Op == wire.OpAck && m.Seq == seq })
+	poll[bool](t, ann, "the other session's chunk on the page", liveOf("ann")+` === "x"`)
+
+	// The page types a character; the room must store it.
+	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value += "y"; box.dispatchEvent(new Event("input")); return true; })()`)
+	poll[bool](t, ann, "the page's chunk acknowledged", `window.switchboard.session.unacked("lobby").length === 0`)
+
+	// What the room stored: a fresh state.
+	bob := joinTCP(t, n.Addr(), "bob")
+	st = bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	if got := st.State.Live["ann"]; got != "xy" {
+		t.Errorf("the room stored ann's line as %q, want %q (the page's chunk reused the other session's seq?)", got, "xy")
+	}
+	if got := eval[string](t, ann, liveOf("ann")); got != "xy" {
+		t.Errorf("ann's page shows her line as %q, want %q", got, "xy")
+	}
+}
