@@ -313,14 +313,18 @@ func (p *pushLines) line(w viewWant) ([]byte, error) {
 
 // deltaMax is the most nodes a push of changes carries: past it (a whole
 // cluster restarting, say), the sessions get views instead, which are no
-// bigger.
+// bigger. Fewer can still pass a line when their entries are long (64
+// with fields of directory.DefaultLimits' 300 bytes take about 100 KiB):
+// deltaLine then gives none either.
 const deltaMax = 64
 
 // deltaLine returns the directory message that carries the changes of
 // the nodes in changed: the entries of those v lists, as they are now,
 // and the IDs of those it no longer lists under "gone", with "total" the
-// size of the whole directory. It returns nil when changed is empty or
-// holds more than deltaMax nodes.
+// size of the whole directory. It returns nil when changed is empty,
+// holds more than deltaMax nodes, or would make a line past wire.MaxLine,
+// which a client refuses and closes its session for: the sessions are
+// sent views then, which Sample keeps within a line.
 func (v *view) deltaLine(service, self string, now time.Time, changed map[string]struct{}) ([]byte, error) {
 	if len(changed) == 0 || len(changed) > deltaMax {
 		return nil, nil
@@ -352,6 +356,9 @@ func (v *view) deltaLine(service, self string, now time.Time, changed map[string
 		}
 		line = append(line, `,"gone":`...)
 		line = append(line, ids...)
+	}
+	if len(line)+len("}") > wire.MaxLine {
+		return nil, nil
 	}
 	return append(line, "}\n"...), nil
 }
