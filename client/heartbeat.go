@@ -36,6 +36,16 @@ func (s *Session) readLoop(c *Conn, w *writer) error {
 		}
 	}
 	defer endProbe()
+	s.mu.Lock()
+	early := s.earlyMove
+	s.earlyMove = nil
+	s.mu.Unlock()
+	if early != nil && !s.handle(w, *early) {
+		if mv := s.takeMove(); mv != nil {
+			return mv
+		}
+		return s.ctx.Err()
+	}
 	for {
 		var wake time.Time
 		if hb.Interval > 0 {

@@ -113,3 +113,29 @@ func TestCloseDuringAMovesAttach(t *testing.T) {
 	}
 	d.awaitClosed(t, b.Addr()) // the client closed it; the node did not
 }
+
+// A node that counts a session attached a moment before it says so can
+// ask it to move in between, when a drain starts at that moment: the move
+// comes before attached on the connection. The session keeps it and moves
+// once attached, rather than staying on the draining node until the
+// drain's deadline closes it.
+func TestMoveBeforeAttachedIsKept(t *testing.T) {
+	a, b := newFakeNode(t, "a"), newFakeNode(t, "b")
+	draining := a.entry()
+	draining.Status = directory.Draining
+	a.sendBeforeAttached(wire.Message{Op: wire.OpMove, Message: "a is draining",
+		Dir: &wire.Directory{Service: "fake.test", Self: "a", Nodes: []directory.Node{draining, b.entry()}}})
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"),
+		client.WithPolicy(preferring("a", "b")), client.WithRetry(fastRetry()), client.WithHeartbeat(client.Heartbeat{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.Node().ID != "a" {
+		t.Fatalf("attached to %s first, want a", s.Node().ID)
+	}
+	moved := awaitEvent(t, s, "move", func(e client.Event) bool { return e.Kind == client.Moved }, nil)
+	if moved.Node.ID != "b" {
+		t.Errorf("moved to %s, want b", moved.Node.ID)
+	}
+}

@@ -147,7 +147,10 @@ type Session struct {
 	attaches int
 	moves    int
 	move     *moveAsked // a move the node asked for, until supervise takes it
-	retiring *retiring  // the connection a move left, until the rooms are joined anew
+	// earlyMove is a move the node sent on conn before its attached,
+	// until conn's reader hands it to handle (readLoop).
+	earlyMove *wire.Message
+	retiring  *retiring // the connection a move left, until the rooms are joined anew
 
 	events chan Event
 	ctx    context.Context
@@ -264,6 +267,10 @@ type attempt struct {
 	node    directory.Node // the node picked
 	reason  string
 	lastErr error
+	// move is a move the node sent before its attached (it counts the
+	// session attached a moment before it says so): the session acts on
+	// it once attached.
+	move *wire.Message
 }
 
 // connect drives the failover machine from its first action until the
@@ -480,6 +487,7 @@ func (s *Session) hello(ctx context.Context, addr string) (*Conn, *wire.Director
 // the machine, and an error only for refusals that no retry mends.
 func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, error) {
 	node := a.node
+	a.move = nil // one from a connection before this one is not this node's
 	var c *Conn
 	var m wire.Message
 	var err error
@@ -541,6 +549,7 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 	s.reason = a.reason
 	s.sessionID = m.Session
 	s.dir, s.dirAt, s.dirOwned = a.dir, a.dirAt, false
+	s.earlyMove = a.move
 	s.attaches++
 	for _, r := range s.rooms {
 		r.synced = false // joined on this connection only once its state comes
@@ -629,7 +638,8 @@ func (s *Session) attachOn(ctx context.Context, c *Conn, a *attempt) (wire.Messa
 // each such push is applied to a's directory (the hello's on c), in
 // order, as handle applies the pushes after (no event reports them, as
 // none reports the hello's), so that the session does not hold a stale
-// directory until the next push.
+// directory until the next push. A move in between is kept in a, and the
+// session's reader acts on it first (readLoop).
 func recvAttached(ctx context.Context, c *Conn, a *attempt) (wire.Message, error) {
 	for {
 		m, err := c.Recv(ctx)
@@ -647,6 +657,8 @@ func recvAttached(ctx context.Context, c *Conn, a *attempt) (wire.Message, error
 				d = applyDelta(a.dir, now.Sub(a.dirAt), d, ViewSize)
 			}
 			a.dir, a.dirAt = d, now
+		case wire.OpMove:
+			a.move = &m
 		}
 	}
 }

@@ -219,7 +219,9 @@ func (n *Node) otherNodeUp() bool {
 
 // askToMove sends "move" to up to max attached sessions not asked yet
 // (all of them when max < 0) that eligible accepts (nil: any), saying
-// why, and returns how many it asked.
+// why, and returns how many it asked. A session is asked only once its
+// attached answer is queued, so that the move comes after it; one that
+// attaches as a drain begins is asked at one of its later ticks.
 func (n *Node) askToMove(max int, eligible func(*session) bool, why string) int {
 	var batch []*session
 	n.sessionsMu.Lock()
@@ -227,7 +229,7 @@ func (n *Node) askToMove(max int, eligible func(*session) bool, why string) int 
 		if max >= 0 && len(batch) >= max {
 			break
 		}
-		if s.attached.Load() && !s.moveAsked.Load() && (eligible == nil || eligible(s)) {
+		if s.answered.Load() && !s.moveAsked.Load() && (eligible == nil || eligible(s)) {
 			batch = append(batch, s)
 		}
 	}

@@ -94,7 +94,11 @@ type session struct {
 	accepted time.Time // when the connection was accepted: the hello deadline counts from it
 	addr     string    // the source address as MaxConnsPerIP counts it (addrKey)
 
-	attached  atomic.Bool
+	attached atomic.Bool
+	// answered: the attached answer is queued, so a move pushed now comes
+	// after it (attached is set a moment before, for the directory's
+	// pushes; a client reading a move before attached may drop it).
+	answered  atomic.Bool
 	moveAsked atomic.Bool // a drain sent this session "move" (drain.go)
 	attachAt  time.Time   // when it attached; set by the reader before attached, read by rebalance.go after
 
@@ -330,6 +334,7 @@ func (s *session) attach(m wire.Message) *wire.Error {
 	s.attached.Store(true)
 	n.metrics.attaches.Inc()
 	s.reply(wire.Message{Op: wire.OpAttached, Node: n.cfg.ID, Session: s.id, User: s.user})
+	s.answered.Store(true)
 	n.metrics.attached(s.helloAt)
 	return nil
 }
