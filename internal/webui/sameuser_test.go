@@ -72,3 +72,47 @@ func TestBrowserSameUserElsewhere(t *testing.T) {
 		t.Errorf("ann's page shows her line as %q, want %q", got, "xy")
 	}
 }
+
+// TestBrowserSameUserWhileOffline: the page's user types while the page
+// is disconnected, and from another session meanwhile, over the same
+// seqs. The page's chunks never went out, so the room cannot hold them
+// whatever its state's seqs say: after the reconnect they must go out
+// above the other session's text, not be taken for acknowledged and
+// dropped (docs/protocol.md, "The client's duties": renumber above it
+// the chunks not sent yet).
+func TestBrowserSameUserWhileOffline(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	n := c.Nodes[0]
+	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
+	other := joinTCP(t, n.Addr(), "ann")
+	st := other.next(t, "the other session's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	seq := st.State.Seqs["ann"] + 1
+
+	// The page loses its connection and cannot dial until told.
+	eval[bool](t, ann, `(() => {
+  window.realWebSocket = WebSocket;
+  window.WebSocket = class { static OPEN = 1; constructor() { throw new Error("offline (test)"); } };
+  window.switchboard.session.ws.close();
+  return true;
+})()`)
+	poll[bool](t, ann, "the page disconnected", `document.querySelector("#conn").dataset.state !== "attached"`)
+	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value += "y"; box.dispatchEvent(new Event("input")); return true; })()`)
+
+	// Meanwhile ann types from her other device.
+	other.send(t, wire.Message{Op: wire.OpText, Room: "lobby", Seq: seq, T: "x"})
+	other.next(t, "the ack of the other session's chunk", func(m wire.Message) bool { return m.Op == wire.OpAck && m.Seq == seq })
+
+	eval[bool](t, ann, `(() => { window.WebSocket = window.realWebSocket; return true; })()`)
+	poll[bool](t, ann, "the page attached again", `document.querySelector("#conn").dataset.state === "attached"`)
+	poll[bool](t, ann, "the page's chunk acknowledged", `window.switchboard.session.unacked("lobby").length === 0`)
+
+	bob := joinTCP(t, n.Addr(), "bob")
+	st = bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	if got := st.State.Live["ann"]; got != "xy" {
+		t.Errorf("the room stored ann's line as %q, want %q (the chunk typed offline was dropped?)", got, "xy")
+	}
+	if got := eval[string](t, ann, liveOf("ann")); got != "xy" {
+		t.Errorf("ann's page shows her line as %q, want %q", got, "xy")
+	}
+}

@@ -29,6 +29,10 @@ const PING_MS = 60000;
 const MOVE_TIMEOUT_MS = 10000; // how long a move searches for a new node
 const RETIRE_AFTER_MS = 10000; // how long a move keeps the old connection while rooms rejoin
 
+// SENT marks a chunk that went out on some connection (a symbol, so
+// that JSON.stringify leaves it out of the message).
+const SENT = Symbol("sent");
+
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 const jitter = (ms) => ms / 2 + Math.random() * (ms / 2);
 
@@ -328,6 +332,7 @@ export class Session extends EventTarget {
   send(m, ws = this.ws) {
     if (ws && ws.readyState === WebSocket.OPEN) {
       ws.send(JSON.stringify(m));
+      if (m.op === "text") m[SENT] = true;
       return true;
     }
     return false;
@@ -401,6 +406,16 @@ export class Session extends EventTarget {
       for (const m of r.unacked) m.seq = next++;
       r.nextSeq = next;
     } else {
+      // Chunks that never went out (typed while disconnected) cannot be
+      // stored, whatever the state says: if it holds their seqs, the
+      // user typed them from another session meanwhile, and ours go on
+      // above it rather than being taken for acknowledged and lost.
+      const i = r.unacked.findIndex((m) => !m[SENT]);
+      if (i >= 0 && r.unacked[i].seq <= stored) {
+        let next = stored + 1;
+        for (let j = i; j < r.unacked.length; j++) r.unacked[j].seq = next++;
+        r.nextSeq = next;
+      }
       ack(r, stored);
       if (r.unacked.length === 0) r.nextSeq = Math.max(r.nextSeq, stored + 1);
     }
