@@ -122,25 +122,42 @@ func Sample(nodes []Node, req ViewRequest, r *rand.Rand) []int {
 		ownShare = limit - 1 // at least one node elsewhere
 	}
 	ownShare = min(ownShare, len(own))
-	order := make([]keyed, 0, len(nodes))
-	order = append(order, own[:ownShare]...)
-	order = append(order, outside...)
-	order = append(order, own[ownShare:]...)
-	order = append(order, rest...)
+	// The outside share holds when the budget, not the count, bounds the
+	// view (a client that sends no max, in a cluster whose region alone
+	// passes a line; or long entries): the client's group may take only
+	// three quarters of the budget at first, so that what is left goes
+	// elsewhere, and what it could not take is offered again after.
+	reserve := 0
+	if req.Budget > 0 && len(outside) > 0 {
+		reserve = req.Budget / OutsideShare
+	}
 
 	chosen := make([]int, 0, limit)
 	used := 0
-	for _, k := range order {
-		if len(chosen) == limit {
-			break
+	// take chooses from ks, in order, up to most of them and while they
+	// fit within budget (0: no bound), and returns those it passed over.
+	take := func(ks []keyed, budget, most int) (left []keyed) {
+		took := 0
+		for j, k := range ks {
+			if len(chosen) == limit || took == most {
+				return append(left, ks[j:]...)
+			}
+			s := size(k.i)
+			if budget > 0 && used+s > budget {
+				left = append(left, k)
+				continue
+			}
+			used += s
+			chosen = append(chosen, k.i)
+			took++
 		}
-		s := size(k.i)
-		if req.Budget > 0 && used+s > req.Budget {
-			continue
-		}
-		used += s
-		chosen = append(chosen, k.i)
+		return left
 	}
+	deferred := take(own[:ownShare], req.Budget-reserve, ownShare)
+	outside = take(outside, req.Budget, limit-ownShare)
+	take(append(deferred, own[ownShare:]...), req.Budget, limit)
+	take(outside, req.Budget, limit)
+	take(rest, req.Budget, limit)
 	slices.Sort(chosen)
 	return chosen
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/directory"
@@ -181,5 +182,60 @@ func TestViewOfAThousandFitsSixteenKiB(t *testing.T) {
 	}
 	if len(view) != 64 || len(data) > 16<<10 {
 		t.Fatalf("%d nodes in %d bytes, want 64 within 16 KiB", len(view), len(data))
+	}
+}
+
+// The share kept for elsewhere holds when the line's budget, not the
+// client's max, bounds the view: a client whose region holds more nodes
+// than fit in a line (a v1 client, which sends no max, in a large
+// cluster; or entries long enough that 64 do not fit) still gets about
+// a quarter of its view outside its region, and about three quarters
+// in it. Before, the region's nodes took the whole budget and the view
+// held none elsewhere: a client whose region failed knew nowhere to go.
+func TestSampleKeepsElsewhereWithinBudget(t *testing.T) {
+	cluster := func(n, own int, pad int) []directory.Node {
+		nodes := make([]directory.Node, n)
+		for i := range nodes {
+			group := "us/a"
+			if i < own {
+				group = []string{"eu/a", "eu/b"}[i%2]
+			}
+			nodes[i] = directory.Node{
+				ID: fmt.Sprintf("node-%04d", i), Addr: fmt.Sprintf("10.1.%d.%d:7070", i/250, i%250) + strings.Repeat("x", pad),
+				Group: group, Status: directory.Up, Users: i % 100, Capacity: 1000, Version: "1.4.2",
+			}
+		}
+		return nodes
+	}
+	tests := []struct {
+		name  string
+		nodes []directory.Node
+		req   directory.ViewRequest
+	}{
+		{"a v1 client, 900 of 1,000 nodes in its region", cluster(1000, 900, 0), directory.ViewRequest{Group: "eu/a", Budget: 60 << 10}},
+		{"a v1 client, its zone alone fills the line", cluster(2000, 1800, 0), directory.ViewRequest{Group: "eu/b", Budget: 60 << 10}},
+		{"64 asked, long entries", cluster(500, 400, 1500), directory.ViewRequest{Max: 64, Group: "eu", Budget: 60 << 10}},
+	}
+	r := rand.New(rand.NewPCG(5, 5))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			used, own, elsewhere := 0, 0, 0
+			idx := directory.Sample(tt.nodes, tt.req, r)
+			for _, i := range idx {
+				used += directory.EncodedSize(tt.nodes[i])
+				if tt.nodes[i].Region() == regionOf(tt.req.Group) {
+					own++
+				} else {
+					elsewhere++
+				}
+			}
+			if used > tt.req.Budget || (tt.req.Max > 0 && len(idx) > tt.req.Max) {
+				t.Fatalf("%d nodes of %d bytes, past the max %d or the budget %d", len(idx), used, tt.req.Max, tt.req.Budget)
+			}
+			quarter := len(idx) / directory.OutsideShare
+			if elsewhere < max(1, quarter-1) || own < len(idx)-quarter-1 {
+				t.Fatalf("%d nodes in the client's region and %d elsewhere, want about %d elsewhere", own, elsewhere, quarter)
+			}
+		})
 	}
 }
