@@ -109,10 +109,15 @@ function renderPending() {
   $("#pending").textContent = n ? `${n} keystroke chunk(s) waiting for the server's acknowledgement.` : "";
 }
 
-// sendChunk sends text as typed and shows it in the user's own line.
+// sendChunk sends text as typed and shows it in the user's own line. A
+// long text (a paste) goes in pieces, never cut inside a character: the
+// two halves of a surrogate pair would each go out as U+FFFD.
 function sendChunk(text) {
-  for (let i = 0; i < text.length; i += MAX_CHUNK_CHARS) {
-    const chunk = text.slice(i, i + MAX_CHUNK_CHARS);
+  for (let i = 0, end; i < text.length; i = end) {
+    end = Math.min(i + MAX_CHUNK_CHARS, text.length);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--;
+    const chunk = text.slice(i, end);
     const seq = session.sendText(roomName, chunk);
     appendLines(room.apply(user, seq, chunk).lines);
   }

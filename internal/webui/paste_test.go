@@ -1,0 +1,54 @@
+package webui_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/wire"
+)
+
+
+// receivedLine reads a member's deliveries of from's chunks until they
+// make up n bytes; each chunk must come once, in order, after last.
+func receivedLine(t *testing.T, m *tcpMember, from string, last uint64, n int) string {
+	t.Helper()
+	var b strings.Builder
+	for b.Len() < n {
+		msg := m.next(t, fmt.Sprintf("%s's text (%d of %d bytes so far)", from, b.Len(), n), func(msg wire.Message) bool {
+			return msg.Op == wire.OpText && msg.From == from
+		})
+		if msg.Seq != last+1 {
+			t.Errorf("%s's chunk %d after %d: each chunk once, in order", from, msg.Seq, last)
+		}
+		last = msg.Seq
+		b.WriteString(msg.T)
+	}
+	return b.String()
+}
+
+// TestBrowserPasteKeepsCharacters: a paste longer than one chunk is
+// cut into chunks; a character outside the BMP (an emoji: two UTF-16
+// code units) at a cut must reach the others whole, not as two halves
+// that each become U+FFFD on the wire.
+func TestBrowserPasteKeepsCharacters(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	n := c.Nodes[0]
+	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
+	bob := joinTCP(t, n.Addr(), "bob")
+	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+
+	// 999 ASCII characters, then emoji across the page's 1000-unit cut.
+	text := strings.Repeat("a", 999) + strings.Repeat("😀", 600)
+	eval[bool](t, ann, fmt.Sprintf(`(() => { const box = document.querySelector("#compose"); box.value = %q; box.dispatchEvent(new Event("input")); return true; })()`, text))
+	if got := receivedLine(t, bob, "ann", st.State.Seqs["ann"], len(text)); got != text {
+		i := 0
+		for i < len(got) && i < len(text) && got[i] == text[i] {
+			i++
+		}
+		t.Errorf("bob got ann's paste as %d bytes, want %d; first difference at byte %d: %q", len(got), len(text), i, got[max(i-4, 0):min(i+8, len(got))])
+	}
+}
