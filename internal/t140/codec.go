@@ -138,7 +138,24 @@ type Decoder struct {
 	started bool
 	ssrc    uint32
 	next    uint16 // the sequence number expected next
+	// A packet far from the sequence (maxDropout ahead, or more than
+	// maxMisorder behind) is held until the packet after it confirms a
+	// new sequence (RFC 3550 appendix A.1): a sender that restarted its
+	// numbering with the same SSRC, not one stray packet.
+	probing   bool
+	probeNext uint16 // the sequence number that confirms it
+	probeText []byte // the held packet's own text
 }
+
+// RFC 3550 appendix A.1's bounds on the sequence: a packet up to
+// maxDropout ahead of the expected one continues the stream (the packets
+// between are lost), up to maxMisorder behind it is late or a duplicate,
+// and anything else starts a new sequence once the next packet confirms
+// it.
+const (
+	maxDropout  = 3000
+	maxMisorder = 100
+)
 
 // NewDecoder returns the decoder of a stream with format f.
 func NewDecoder(f Format) *Decoder { return &Decoder{format: f} }
@@ -152,13 +169,19 @@ type Decoded struct {
 	Lost int
 	// Recovered counts the lost packets whose text redundancy restored.
 	Recovered int
-	// Old is set for a duplicate or late packet, which adds nothing.
+	// Old is set for a packet that adds nothing: a duplicate, a late
+	// packet, or one far outside the sequence, held until the next one
+	// confirms that the sender renumbered (its text then comes with it).
 	Old bool
 }
 
 // Decode reads the next packet received. A packet of another SSRC starts
 // the stream anew (the sender restarted). Only the packet's own text is
-// taken from the first packet of a stream.
+// taken from the first packet of a stream. Sequence numbers follow RFC
+// 3550 appendix A.1: a jump of up to 3000 packets is loss (marked once),
+// a packet up to 100 behind is late, and any other jump is taken as the
+// sender renumbering only when the next packet follows it, so that one
+// stray packet cannot make the stream's own packets look late.
 func (d *Decoder) Decode(p *rtp.Packet) (Decoded, error) {
 	var redundant []Block
 	var primary []byte
@@ -178,13 +201,28 @@ func (d *Decoder) Decode(p *rtp.Packet) (Decoded, error) {
 		return Decoded{}, fmt.Errorf("%w: %d", ErrPayloadType, p.PayloadType)
 	}
 	if !d.started || p.SSRC != d.ssrc {
-		d.started, d.ssrc, d.next = true, p.SSRC, p.SequenceNumber+1
+		d.started, d.ssrc, d.next, d.probing = true, p.SSRC, p.SequenceNumber+1, false
 		return Decoded{Text: append([]byte(nil), primary...)}, nil
 	}
-	gap := int(int16(p.SequenceNumber - d.next))
-	if gap < 0 {
+	delta := p.SequenceNumber - d.next
+	switch {
+	case delta < maxDropout:
+		d.probing = false
+	case delta >= 1<<16-maxMisorder:
+		return Decoded{Old: true}, nil
+	case d.probing && p.SequenceNumber == d.probeNext:
+		// Two packets in a row far from the old sequence: the sender
+		// renumbered. What it sent between is unknown: marked lost.
+		d.probing, d.next = false, p.SequenceNumber+1
+		text := append(append([]byte(Missing), d.probeText...), primary...)
+		d.probeText = d.probeText[:0]
+		return Decoded{Text: text, Lost: 1}, nil
+	default:
+		d.probing, d.probeNext = true, p.SequenceNumber+1
+		d.probeText = append(d.probeText[:0], primary...)
 		return Decoded{Old: true}, nil
 	}
+	gap := int(delta)
 	d.next = p.SequenceNumber + 1
 	var out Decoded
 	if gap > len(redundant) {

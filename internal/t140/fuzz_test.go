@@ -3,6 +3,7 @@ package t140
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -20,13 +21,24 @@ func FuzzDecode(f *testing.F) {
 		f.Add(raw)
 	}
 	f.Add([]byte{0x80, 100, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xe2, 0, 4, 1})
+	// Hostile RED payloads: headers claiming more than the packet holds,
+	// more blocks than any sender carries, an offset at its largest.
+	hdr := []byte{0x80, 100, 0, 2, 0, 0, 0, 1, 0, 0, 0, 1}
+	f.Add(append(append(hdr[:12:12], bytes.Repeat([]byte{0x80 | 98, 0, 0x03, 0xff}, 100)...), 98))
+	f.Add(append(append(hdr[:12:12], bytes.Repeat([]byte{0x80 | 98, 0xff, 0xfc, 0}, 17)...), 98, 'x'))
+	f.Add(append(hdr[:12:12], 0x80|98, 0xff, 0xfc, 1, 98, 'a', 'b'))
+	// Plain T.140 of invalid UTF-8, and a CSRC count and extension
+	// running past the packet.
+	f.Add([]byte{0x80, 98, 0, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xfe, 0xc3})
+	f.Add([]byte{0x8f, 98, 0, 4, 0, 0, 0, 1, 0, 0, 0, 1})
+	f.Add([]byte{0x90, 98, 0, 5, 0, 0, 0, 1, 0, 0, 0, 1, 0xbe, 0xde, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var p rtp.Packet
 		if err := p.Unmarshal(raw); err != nil {
 			return
 		}
 		d := NewDecoder(testFormat)
-		for range 2 {
+		for i := range 2 {
 			got, err := d.Decode(&p)
 			if err != nil {
 				if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrPayloadType) {
@@ -37,7 +49,9 @@ func FuzzDecode(f *testing.F) {
 			if got.Lost > 0 && !bytes.HasPrefix(got.Text, []byte(Missing)) {
 				t.Fatalf("loss not marked: %q", got.Text)
 			}
-			p.SequenceNumber += 3
+			// Loss within the redundancy, then a jump far from the
+			// sequence, which only the packet after it may confirm.
+			p.SequenceNumber += []uint16{3, 20000}[i]
 		}
 	})
 }
@@ -46,6 +60,9 @@ func FuzzDecode(f *testing.F) {
 // panic and always return valid UTF-8 when the input was.
 func FuzzMixer(f *testing.F) {
 	f.Add("ab\b\r\ncd", "x\ny")
+	f.Add(strings.Repeat("\ufeff", 1000)+"a", strings.Repeat("\b", 1000))
+	f.Add("e\u0301\u0301\u0301\b\b", "\r\r\n\n\u2028\u2029")
+	f.Add("\x00\x1b[2J\u0085", "\uFFFD\uFFFD")
 	f.Fuzz(func(t *testing.T, a, b string) {
 		if !utf8.ValidString(a) || !utf8.ValidString(b) {
 			return

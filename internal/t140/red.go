@@ -60,38 +60,58 @@ func MarshalRED(redundant []Block, primary Block) ([]byte, error) {
 	return append(out, primary.Data...), nil
 }
 
+// maxRedundant is the most redundant blocks ParseRED takes in one payload.
+// RFC 4103 senders carry two generations, a few at most; a payload of
+// hundreds of block headers is an attack on the receiver, not text.
+const maxRedundant = 16
+
 // ParseRED reads an RFC 2198 payload into its redundant blocks, oldest
-// first, and its primary block. The blocks' Data alias payload.
+// first, and its primary block. The blocks' Data alias payload. A payload
+// of more than 16 redundant blocks is malformed. Reading costs one
+// allocation, of the blocks, whatever the headers claim: a block's
+// length is checked against the payload before anything is made of it.
 func ParseRED(payload []byte) (redundant []Block, primary Block, err error) {
-	i := 0
+	// First the headers, to count the blocks and check that their data
+	// fits the payload; then the blocks.
+	i, n, size := 0, 0, 0
 	for {
 		if i >= len(payload) {
 			return nil, Block{}, fmt.Errorf("%w: the block headers end before the primary header", ErrMalformed)
 		}
 		if payload[i]&0x80 == 0 {
-			primary.PT = payload[i]
-			i++
 			break
+		}
+		if n == maxRedundant {
+			return nil, Block{}, fmt.Errorf("%w: more than %d redundant blocks", ErrMalformed, maxRedundant)
 		}
 		if i+4 > len(payload) {
 			return nil, Block{}, fmt.Errorf("%w: a redundant block header cut short", ErrMalformed)
 		}
-		h := payload[i : i+4]
-		redundant = append(redundant, Block{
-			PT:       h[0] & 0x7f,
-			TSOffset: uint16(h[1])<<6 | uint16(h[2])>>2,
-			Data:     make([]byte, int(h[2]&0x03)<<8|int(h[3])), // length for now
-		})
+		size += blockLen(payload[i : i+4])
 		i += 4
+		n++
+	}
+	primary.PT = payload[i]
+	data := i + 1
+	if data+size > len(payload) {
+		return nil, Block{}, fmt.Errorf("%w: %d bytes of redundant blocks run past the payload", ErrMalformed, size)
+	}
+	if n > 0 {
+		redundant = make([]Block, n)
 	}
 	for k := range redundant {
-		n := len(redundant[k].Data)
-		if i+n > len(payload) {
-			return nil, Block{}, fmt.Errorf("%w: redundant block %d of %d bytes runs past the payload", ErrMalformed, k, n)
+		h := payload[4*k : 4*k+4]
+		l := blockLen(h)
+		redundant[k] = Block{
+			PT:       h[0] & 0x7f,
+			TSOffset: uint16(h[1])<<6 | uint16(h[2])>>2,
+			Data:     payload[data : data+l : data+l],
 		}
-		redundant[k].Data = payload[i : i+n : i+n]
-		i += n
+		data += l
 	}
-	primary.Data = payload[i:]
+	primary.Data = payload[data:]
 	return redundant, primary, nil
 }
+
+// blockLen is the length a redundant block's 4-byte header gives.
+func blockLen(h []byte) int { return int(h[2]&0x03)<<8 | int(h[3]) }

@@ -3,6 +3,7 @@ package t140
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -266,5 +267,97 @@ func TestMixerResumesInterruptedSender(t *testing.T) {
 	m.Forget("ann")
 	if got := string(m.Take(t0.Add(3 * time.Second))); got != "" {
 		t.Errorf("after Forget: %q", got)
+	}
+}
+
+// TestSequenceJumps: a sender that renumbers its packets (a phone whose
+// RTP stack restarted with the same SSRC) is followed after two packets
+// in a row, its first kept and the gap marked once; one stray packet far
+// from the sequence (a forged or misrouted one) changes nothing. Before,
+// a renumbering backwards made every packet look late until the new
+// numbers caught up (up to 32,767 packets, hours of text dropped without
+// a mark), and one stray packet ahead did the same to the real stream.
+func TestSequenceJumps(t *testing.T) {
+	for _, f := range []Format{testFormat, {T140: 98}} {
+		name := "red"
+		if f.RED == 0 {
+			name = "plain"
+		}
+		t.Run(name+"/renumbered backwards", func(t *testing.T) {
+			first := send(t, NewEncoder(f, 7, 1000, 0), []string{"a", "b"})
+			again := send(t, NewEncoder(f, 7, 10, 0), []string{"c", "d"})
+			if got, want := receive(t, NewDecoder(f), append(first, again...)), "ab"+Missing+"cd"; got != want {
+				t.Errorf("text = %q, want %q", got, want)
+			}
+		})
+		t.Run(name+"/renumbered ahead", func(t *testing.T) {
+			first := send(t, NewEncoder(f, 7, 1000, 0), []string{"a", "b"})
+			again := send(t, NewEncoder(f, 7, 40000, 0), []string{"c", "d"})
+			if got, want := receive(t, NewDecoder(f), append(first, again...)), "ab"+Missing+"cd"; got != want {
+				t.Errorf("text = %q, want %q", got, want)
+			}
+		})
+		t.Run(name+"/one stray packet", func(t *testing.T) {
+			e := NewEncoder(f, 7, 1000, 0)
+			packets := send(t, e, []string{"a", "b"})
+			stray, err := NewEncoder(f, 7, 1000+20000, 0).Packet([]byte("evil"), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			packets = append(packets, stray)
+			packets = append(packets, send(t, e, []string{"c", "d"})...)
+			if got, want := receive(t, NewDecoder(f), packets), "abcd"; got != want {
+				t.Errorf("text = %q, want %q", got, want)
+			}
+		})
+		t.Run(name+"/wrapping around", func(t *testing.T) {
+			packets := send(t, NewEncoder(f, 7, 65534, 0), []string{"a", "b", "c", "d"})
+			if got, want := receive(t, NewDecoder(f), packets), "abcd"; got != want {
+				t.Errorf("text = %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestParseREDAllocatesLessThanThePacket: block headers claiming 1,023
+// bytes each cost nothing before they are checked against the payload.
+// Before, each header made a buffer of the length it claimed: 511
+// headers in a 2,048-byte packet made 523 KB (256 times the packet)
+// before the payload was found short.
+func TestParseREDAllocatesLessThanThePacket(t *testing.T) {
+	claims := bytes.Repeat([]byte{0x80 | 98, 0, 0x03, 0xff}, 511)
+	few := append(bytes.Repeat([]byte{0x80 | 98, 0, 0x03, 0xff}, 3), 98)
+	few = append(few, make([]byte, 3*1023+10)...)
+	for name, tt := range map[string]struct {
+		payload []byte
+		ok      bool
+	}{
+		"511 headers claiming 1023 bytes": {claims, false},
+		"3 blocks of 1023 bytes":          {few, true},
+	} {
+		const runs = 50
+		var err error
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range runs {
+			_, _, err = ParseRED(tt.payload)
+		}
+		runtime.ReadMemStats(&after)
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: err = %v", name, err)
+		}
+		if per := (after.TotalAlloc - before.TotalAlloc) / runs; per > 1024 {
+			t.Errorf("%s: %d bytes allocated a parse of a %d-byte payload, want at most 1024", name, per, len(tt.payload))
+		}
+	}
+	// More redundant blocks than any sender carries is malformed, even
+	// when they are empty and fit.
+	many := append(bytes.Repeat([]byte{0x80 | 98, 0, 0, 0}, maxRedundant+1), 98, 'x')
+	if _, _, err := ParseRED(many); !errors.Is(err, ErrMalformed) {
+		t.Errorf("%d empty blocks: err = %v, want ErrMalformed", maxRedundant+1, err)
+	}
+	ok := append(bytes.Repeat([]byte{0x80 | 98, 0, 0, 0}, maxRedundant), 98, 'x')
+	if red, prim, err := ParseRED(ok); err != nil || len(red) != maxRedundant || string(prim.Data) != "x" {
+		t.Errorf("%d empty blocks: %d blocks, primary %q, err %v", maxRedundant, len(red), prim.Data, err)
 	}
 }
