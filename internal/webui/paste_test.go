@@ -10,7 +10,6 @@ import (
 	"github.com/switchboard/switchboard/wire"
 )
 
-
 // receivedLine reads a member's deliveries of from's chunks until they
 // make up n bytes; each chunk must come once, in order, after last.
 func receivedLine(t *testing.T, m *tcpMember, from string, last uint64, n int) string {
@@ -50,5 +49,45 @@ func TestBrowserPasteKeepsCharacters(t *testing.T) {
 			i++
 		}
 		t.Errorf("bob got ann's paste as %d bytes, want %d; first difference at byte %d: %q", len(got), len(text), i, got[max(i-4, 0):min(i+8, len(got))])
+	}
+}
+
+// TestBrowserPastePastTheRate: a paste larger than the node's byte
+// burst (ByteBurst, 64 KiB) is refused in part (rate, then unavailable
+// for every chunk behind it while the room is held). The page must join
+// the room again once per refusal, after a pause, as the Go client does,
+// not once per refused chunk: its re-joins would pass the node's join
+// rate themselves, be refused for it, and be retried in turn, hundreds
+// of them for one paste. Every character still reaches the others once,
+// in order.
+func TestBrowserPastePastTheRate(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	n := c.Nodes[0]
+	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
+	bob := joinTCP(t, n.Addr(), "bob")
+	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	eval[bool](t, ann, `(() => {
+  window.refusals = { text: 0, join: 0 };
+  window.switchboard.session.addEventListener("error", (e) => {
+    const m = e.detail;
+    if (m.code === "rate" || m.code === "unavailable") window.refusals[m.seq ? "text" : "join"]++;
+  });
+  return true;
+})()`)
+
+	text := strings.Repeat("0123456789abcdef", 80<<10/16)
+	eval[bool](t, ann, fmt.Sprintf(`(() => { const box = document.querySelector("#compose"); box.value = %q; box.dispatchEvent(new Event("input")); return true; })()`, text))
+	if got := receivedLine(t, bob, "ann", st.State.Seqs["ann"], len(text)); got != text {
+		t.Errorf("bob got ann's paste as %d bytes, want %d", len(got), len(text))
+	}
+	poll[bool](t, ann, "every chunk acknowledged", `window.switchboard.session.unacked("lobby").length === 0`)
+	refusals := eval[map[string]int](t, ann, `window.refusals`)
+	t.Logf("refusals: %v", refusals)
+	if refusals["text"] == 0 {
+		t.Errorf("no chunk of the paste was refused: the test does not pass the node's byte burst")
+	}
+	if refusals["join"] != 0 {
+		t.Errorf("the node refused %d of the page's re-joins for their rate: the page re-joined once per refused chunk", refusals["join"])
 	}
 }

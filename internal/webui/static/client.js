@@ -304,6 +304,10 @@ export class Session extends EventTarget {
     this.pinger = setInterval(() => this.send({ op: "ping" }), PING_MS);
     for (const [name, r] of this.rooms) {
       r.synced = false;
+      // A retry planned on the connection before is moot: this join
+      // replaces it.
+      clearTimeout(r.retry);
+      r.retry = null;
       this.send({ op: "join", room: name });
     }
   }
@@ -389,12 +393,27 @@ export class Session extends EventTarget {
           // join again after a pause; the state says what to resend.
           refused(r, m.seq);
           r.synced = false;
-          setTimeout(() => this.send({ op: "join", room: m.room }), m.code === "rate" ? 1000 : 250);
+          this.retryRoom(ws, m.room, r, m.code);
         }
         this.emit("error", m);
         return;
       }
     }
+  }
+
+  // retryRoom joins a room again after a pause, once however many
+  // chunks the node refused meanwhile (every chunk behind a refused one
+  // is refused too): a join per refusal would pass the node's rate of
+  // joins, and each join refused for it would plan another
+  // (client/session.go, retryRoomLocked).
+  retryRoom(ws, name, r, code) {
+    if (r.retry) return;
+    const retry = setTimeout(() => {
+      if (r.retry !== retry) return; // replaced by a join on a new connection
+      r.retry = null;
+      if (!this.closed && ws === this.ws && this.rooms.get(name) === r) this.send({ op: "join", room: name }, ws);
+    }, code === "rate" ? 1000 : 250);
+    r.retry = retry;
   }
 
   // sync applies a room's state: what it holds of our text is stored,
@@ -520,7 +539,7 @@ export class Session extends EventTarget {
   }
 
   join(name) {
-    if (!this.rooms.has(name)) this.rooms.set(name, { nextSeq: 1, unacked: [], out: 0, numbered: false, synced: false });
+    if (!this.rooms.has(name)) this.rooms.set(name, { nextSeq: 1, unacked: [], out: 0, numbered: false, synced: false, retry: null });
     this.send({ op: "join", room: name });
   }
 
