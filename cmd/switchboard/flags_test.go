@@ -180,6 +180,64 @@ func TestEnvironmentTwins(t *testing.T) {
 	}
 }
 
+// A SWITCHBOARD_SERVE_ variable that names no flag is an error (exit 2)
+// naming it and the twin it likely meant, as an unknown key of the file
+// is. It used to be ignored without a word: a misspelt token key left
+// the node's users unauthenticated.
+func TestUnknownEnvironmentTwin(t *testing.T) {
+	tests := []struct {
+		name, key, want string
+	}{
+		{"a typo of a security setting", "SWITCHBOARD_SERVE_TOKENKEY", "SWITCHBOARD_SERVE_TOKENKEY is not a setting of serve (did you mean SWITCHBOARD_SERVE_TOKEN_KEY?)"},
+		{"a suffix the twin does not have", "SWITCHBOARD_SERVE_ADMIN_TOKEN_FILE", "SWITCHBOARD_SERVE_ADMIN_TOKEN_FILE is not a setting of serve (did you mean SWITCHBOARD_SERVE_ADMIN_TOKEN?)"},
+		{"lower case", "SWITCHBOARD_SERVE_capacity", "SWITCHBOARD_SERVE_capacity is not a setting of serve (did you mean SWITCHBOARD_SERVE_CAPACITY?)"},
+		{"far from any", "SWITCHBOARD_SERVE_FROBNICATE", "SWITCHBOARD_SERVE_FROBNICATE is not a setting of serve\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("HOME", t.TempDir())
+			t.Setenv(tt.key, "/etc/switchboard/token.pub")
+			code, _, stderr := runArgs(t, "serve", "--check")
+			if code != exitUsage || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit %d and %q", code, stderr, exitUsage, tt.want)
+			}
+		})
+	}
+	// Other commands' twins and other programs' variables are not serve's
+	// business.
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("SWITCHBOARD_CONNECT_SERVICE", "127.0.0.1:1")
+	t.Setenv("SWITCHBOARD_SERVEX", "1")
+	if code, _, stderr := runArgs(t, "serve", "--check"); code != exitOK {
+		t.Errorf("serve --check beside other variables: exit %d\n%s", code, stderr)
+	}
+}
+
+// serve --check prints its settings for pasting into tickets and CI logs:
+// never the credentials in a URL (bus-system's user of the system
+// account, kept out of ps in the environment for that reason).
+func TestCheckHidesCredentials(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("SWITCHBOARD_SERVE_BUS_SYSTEM", "nats://sys:s3cret-sys@127.0.0.1:4222,nats://sys:s3cret-sys@127.0.0.2:4222")
+	code, stdout, stderr := runArgs(t, "serve", "--bus", "nats://t0ken-secret@127.0.0.1:4222", "--check")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	for _, secret := range []string{"s3cret-sys", "t0ken-secret"} {
+		if strings.Contains(stdout, secret) {
+			t.Errorf("--check shows %q:\n%s", secret, stdout)
+		}
+	}
+	for _, want := range []string{
+		`"nats://sys:xxxxx@127.0.0.1:4222,nats://sys:xxxxx@127.0.0.2:4222" from SWITCHBOARD_SERVE_BUS_SYSTEM`,
+		`"nats://xxxxx@127.0.0.1:4222" from --bus`,
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("--check lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
 // The config file is below the environment, which is below the command
 // line; each setting says where it came from.
 func TestServePrecedence(t *testing.T) {

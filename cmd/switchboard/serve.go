@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -145,6 +146,9 @@ func loadServe(s *serveSettings, args []string, stdout, stderr io.Writer) (*cmdl
 	if err := c.noArgs(pos); err != nil {
 		return c, err
 	}
+	if err := unknownTwins(c, os.Environ()); err != nil {
+		return c, err
+	}
 	if s.configPath != "" {
 		f, err := config.Load(s.configPath, fileKeys(c))
 		if err != nil {
@@ -241,16 +245,76 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return n.Shutdown(shutdownCtx)
 }
 
+// unknownTwins rejects the variables of environ that carry the command's
+// prefix (SWITCHBOARD_SERVE_) but name none of its flags, as the config
+// file rejects unknown keys: a misspelt twin was otherwise dropped
+// without a word, and SWITCHBOARD_SERVE_TOKENKEY left users
+// unauthenticated, SWITCHBOARD_SERVE_ADMIN_TOKEN_FILE the drain open to
+// every local user.
+func unknownTwins(c *cmdline, environ []string) error {
+	prefix := envPrefix(c.name)
+	names := c.names()
+	var errs []error
+	for _, kv := range environ {
+		key, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(key, prefix) || slices.ContainsFunc(names, func(n string) bool { return envName(c.name, n) == key }) {
+			continue
+		}
+		msg := fmt.Sprintf("%s is not a setting of %s", key, c.name)
+		asFlag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(key, prefix), "_", "-"))
+		if near := config.Nearest(asFlag, names); near != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", envName(c.name, near))
+		}
+		errs = append(errs, errors.New(msg))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return &usageError{cmd: c.name, err: fmt.Errorf("%s: %w", c.name, errors.Join(errs...))}
+}
+
 // printSources writes every setting that is not at its default, with
-// where its value came from.
+// where its value came from. Credentials in URLs (bus-system's password)
+// are hidden: the output is made to be pasted into tickets and CI logs.
 func printSources(w io.Writer, c *cmdline) {
 	c.fs.VisitAll(func(f *flag.Flag) {
 		from, ok := c.from[f.Name]
 		if !ok || slices.Contains(serveOnly, f.Name) {
 			return
 		}
-		fmt.Fprintf(w, "  %-18s %-24s from %s\n", f.Name, strconv.Quote(f.Value.String()), from)
+		fmt.Fprintf(w, "  %-18s %-24s from %s\n", f.Name, strconv.Quote(redactURLs(f.Value.String())), from)
 	})
+}
+
+// redactURLs hides the user information of each URL in a comma-separated
+// value: nats://USER:PASSWORD@HOST becomes nats://USER:xxxxx@HOST, and
+// nats://TOKEN@HOST (a NATS token in the user's place) nats://xxxxx@HOST.
+// An item that does not parse but holds "@" after "://" is hidden whole.
+func redactURLs(value string) string {
+	items := strings.Split(value, ",")
+	for i, item := range items {
+		scheme, rest, ok := strings.Cut(item, "://")
+		if !ok || !strings.Contains(rest, "@") {
+			continue
+		}
+		u, err := url.Parse(item)
+		switch {
+		case err != nil || u.User == nil:
+			items[i] = scheme + "://(hidden: it holds credentials)"
+		case hasPassword(u.User):
+			items[i] = u.Redacted()
+		default:
+			u.User = url.User("xxxxx")
+			items[i] = u.String()
+		}
+	}
+	return strings.Join(items, ",")
+}
+
+func hasPassword(u *url.Userinfo) bool {
+	_, ok := u.Password()
+	return ok
 }
 
 // defaultDataDir is where a node keeps its rooms when no --data is given:

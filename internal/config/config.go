@@ -189,6 +189,14 @@ func keyLines(data []byte) map[string]int {
 	return out
 }
 
+// Nearest returns the known key closest to key by edit distance, when it
+// is close enough to be a likely typo, and "" otherwise. The file's
+// errors use it, and so may the callers' for the same names given
+// elsewhere (environment variables).
+func Nearest(key string, known []string) string {
+	return nearest(key, known)
+}
+
 // nearest returns the known key closest to key by edit distance, when it
 // is close enough to be a likely typo.
 func nearest(key string, known []string) string {
