@@ -3,9 +3,9 @@ package web_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/switchboard/switchboard/internal/nodetest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	nodetest.VerifyTestMain(m)
 }

@@ -65,6 +65,7 @@ func (h *handler) serveWebSocket(src Source) http.HandlerFunc {
 			return
 		}
 		rec := &hijackRecorder{ResponseWriter: w}
+		var conn *WSConn // set before anything reads the WebSocket, so before any ping
 		ws, err := websocket.Accept(rec, r, &websocket.AcceptOptions{
 			Subprotocols: []string{Subprotocol},
 			// The origin was checked above, by this package's own rule.
@@ -72,6 +73,12 @@ func (h *handler) serveWebSocket(src Source) http.HandlerFunc {
 			// Per-message deflate keeps compressor state per connection:
 			// far more memory than an idle session may cost.
 			CompressionMode: websocket.CompressionDisabled,
+			// The library answers a ping with a pong of its own, written
+			// under the connection's write deadline: give it one.
+			OnPingReceived: func(context.Context, []byte) bool {
+				conn.pinged()
+				return true
+			},
 		})
 		if err != nil {
 			return // Accept has answered
@@ -85,7 +92,7 @@ func (h *handler) serveWebSocket(src Source) http.HandlerFunc {
 		// then go, and the session starts on a small stack rather than
 		// at the bottom of the server's deep one. An idle session costs
 		// half as much this way.
-		conn := NewWSConn(ws, rec.conn)
+		conn = NewWSConn(ws, rec.conn)
 		conn.br, conn.cork = rec.br, rec.cork
 		go func() { _ = h.serveConn(conn) }()
 	}
@@ -277,8 +284,34 @@ type WSConn struct {
 	partial []byte      // a line written without its LF yet
 	cork    *corkWriter // when known, batches Write's frames into one socket write
 
+	// dmu guards writeDeadline, the write deadline the connection's
+	// user last set, and the underlying connection's write deadline.
+	dmu           sync.Mutex
+	writeDeadline time.Time
+
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// pongWait bounds the write of a pong the library sends by itself.
+const pongWait = 5 * time.Second
+
+// pinged runs when a ping frame has come, before the library writes its
+// pong. The node bounds each of its writes with a deadline on the
+// connection, which stays set after the write: on a session the node has
+// not written to for longer than that, the pong would fail at once, and
+// the session with it. The pong gets pongWait, or the deadline of a node
+// write under way if that is later; the node's next write sets its own.
+// A client that sends pings and reads nothing gets no further: the
+// reader waits on the pong, and reads nothing more until it is written.
+func (c *WSConn) pinged() {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	d := time.Now().Add(pongWait)
+	if c.writeDeadline.After(d) {
+		d = c.writeDeadline
+	}
+	_ = c.raw.SetWriteDeadline(d)
 }
 
 // NewWSConn adapts ws, accepted over raw, to a net.Conn of protocol
@@ -439,10 +472,20 @@ func (c *WSConn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
 func (c *WSConn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
 
 // SetDeadline sets both deadlines of the underlying connection.
-func (c *WSConn) SetDeadline(t time.Time) error { return c.raw.SetDeadline(t) }
+func (c *WSConn) SetDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.writeDeadline = t
+	return c.raw.SetDeadline(t)
+}
 
 // SetReadDeadline sets the read deadline of the underlying connection.
 func (c *WSConn) SetReadDeadline(t time.Time) error { return c.raw.SetReadDeadline(t) }
 
 // SetWriteDeadline sets the write deadline of the underlying connection.
-func (c *WSConn) SetWriteDeadline(t time.Time) error { return c.raw.SetWriteDeadline(t) }
+func (c *WSConn) SetWriteDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.writeDeadline = t
+	return c.raw.SetWriteDeadline(t)
+}
