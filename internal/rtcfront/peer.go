@@ -20,6 +20,17 @@ import (
 // to the peer; longer text is cut at a character boundary.
 const maxChunk = 1000
 
+// maxBacklog is the most chunks of the peer's text the bridge holds that
+// the node has not acknowledged. The node takes a session's text at its
+// own rate (50 chunks and 8 KiB a second by default) and the client
+// package keeps what it refused, to resend: a peer sending faster (30
+// messages a second of up to 4 KiB pass the front's message rate) would
+// grow that queue without end, about 110 KB a second per peer. Past this
+// many the peer's text is dropped and marked U+FFFD once, T.140's mark
+// of lost text. 256 chunks outlast the 30 s a failover may take for a
+// typist.
+const maxBacklog = 256
+
 // peer is one answered WebRTC peer: its connection, its bridged session,
 // and the goroutines between them.
 type peer struct {
@@ -34,6 +45,9 @@ type peer struct {
 	claimed atomic.Bool              // a t140 channel was taken
 	limiter *rate.Limiter            // used by pion's read loop only
 	dropped int                      // messages over the rate; read loop only
+	shed    int                      // messages over the backlog; read loop only
+	over    bool                     // text was shed: mark it before the next; read loop only
+	msgs    atomic.Int64             // messages read from the peer
 
 	release func() // guarded by srv.mu; called when run returns
 	done    chan struct{}
@@ -91,6 +105,7 @@ func (p *peer) onDataChannel(dc *webrtc.DataChannel) {
 // fromPeer takes one message of the peer's text into the room. It runs
 // on the connection's read loop, one message at a time.
 func (p *peer) fromPeer(msg webrtc.DataChannelMessage) {
+	p.msgs.Add(1)
 	if !p.limiter.Allow() {
 		if p.dropped++; p.dropped == 1 || p.dropped%1000 == 0 {
 			p.log.Warn("messages above the rate dropped", "count", p.dropped)
@@ -99,6 +114,20 @@ func (p *peer) fromPeer(msg webrtc.DataChannelMessage) {
 	}
 	text := strings.ToValidUTF8(string(msg.Data), "\uFFFD")
 	text = strings.ReplaceAll(text, "\uFEFF", "") // T.140's byte order mark carries no text
+	if text == "" {
+		return
+	}
+	if p.sess.Unacked(p.room) >= maxBacklog {
+		if p.shed++; p.shed == 1 || p.shed%1000 == 0 {
+			p.log.Warn("the peer's text is faster than the room takes it: dropped", "count", p.shed, "unacknowledged", maxBacklog)
+		}
+		p.over = true
+		return
+	}
+	if p.over && !strings.HasPrefix(text, t140.Missing) {
+		text = t140.Missing + text
+	}
+	p.over = false
 	for len(text) > 0 {
 		n := min(len(text), maxChunk)
 		for n < len(text) && !utf8.RuneStart(text[n]) {

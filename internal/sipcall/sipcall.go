@@ -353,6 +353,14 @@ func (c *Call) Send(text string) {
 	}
 }
 
+// SendRTP sends raw as one datagram from the call's RTP address to the
+// node's, past the call's own encoder: for tests that play a broken or
+// hostile phone (a flood, packets numbered anew, malformed payloads).
+func (c *Call) SendRTP(raw []byte) error {
+	_, err := c.pc.WriteToUDPAddrPort(raw, c.Answer.Addr)
+	return err
+}
+
 // Text delivers the text received, packet by packet (U+FFFD for loss).
 func (c *Call) Text() <-chan string { return c.text }
 

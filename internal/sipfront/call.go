@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -23,6 +24,17 @@ import (
 // maxPacketText is the most text put in one packet; the rest waits for
 // the next interval (a redundant block holds at most 1023 bytes).
 const maxPacketText = 1000
+
+// maxBacklog is the most chunks of the caller's text the bridge holds
+// that the node has not acknowledged. The node takes a session's text at
+// its own rate (50 chunks and 8 KiB a second by default) and the client
+// package keeps what it refused, to resend: a caller sending faster
+// (30 packets a second of up to 2 KB pass the front's packet rate) would
+// grow that queue without end, about 50 KB a second per call. Past this
+// many the caller's text is dropped and marked U+FFFD once, as lost
+// text is. A typist sends about three packets a second: 256 chunks
+// outlast the 30 s a failover may take.
+const maxBacklog = 256
 
 // call is one answered call: its RTP socket, its bridged session, and
 // the goroutines between them.
@@ -42,6 +54,8 @@ type call struct {
 	release func() // guarded by srv.mu
 	done    chan struct{}
 	endOnce sync.Once
+
+	packets atomic.Int64 // RTP datagrams read from the caller's address
 }
 
 // run serves the call until it ends.
@@ -60,7 +74,8 @@ func (c *call) readRTP() {
 	buf := make([]byte, 2048)
 	dec := t140.NewDecoder(c.format)
 	lim := rate.NewLimiter(rate.Limit(c.srv.cfg.PacketRate), c.srv.cfg.PacketBurst)
-	strangers, dropped := 0, 0
+	strangers, dropped, shed := 0, 0, 0
+	overflow := false // text was shed: mark it before the next text
 	for {
 		n, from, err := c.pc.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -77,6 +92,7 @@ func (c *call) readRTP() {
 			}
 			continue
 		}
+		c.packets.Add(1)
 		if !lim.Allow() {
 			if dropped++; dropped == 1 || dropped%1000 == 0 {
 				c.log.Warn("RTP above the packet rate dropped", "count", dropped)
@@ -99,7 +115,19 @@ func (c *call) readRTP() {
 		if len(d.Text) == 0 {
 			continue
 		}
-		if _, err := c.sess.SendText(c.room, string(d.Text)); err != nil {
+		if c.sess.Unacked(c.room) >= maxBacklog {
+			if shed++; shed == 1 || shed%1000 == 0 {
+				c.log.Warn("the caller's text is faster than the room takes it: dropped", "count", shed, "unacknowledged", maxBacklog)
+			}
+			overflow = true
+			continue
+		}
+		text := string(d.Text)
+		if overflow && !strings.HasPrefix(text, t140.Missing) {
+			text = t140.Missing + text
+		}
+		overflow = false
+		if _, err := c.sess.SendText(c.room, text); err != nil {
 			c.end(context.Background(), "the room session ended: "+err.Error(), true)
 			return
 		}

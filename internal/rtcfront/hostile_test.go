@@ -1,0 +1,74 @@
+package rtcfront_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/rtcfront"
+	"github.com/switchboard/switchboard/internal/t140"
+)
+
+// TestPeerFasterThanTheRoomIsBounded: a peer whose text comes faster than
+// the node takes a session's chunks costs the bridge at most MaxBacklog
+// chunks held for resending; each run of text shed past it is marked
+// U+FFFD once in the room, and the peer goes on. Before, the client
+// package's queue of unacknowledged text grew with every message (about
+// 600 here; a peer at the front's message rate with 4 KiB messages grew
+// it by about 110 KB a second, without end).
+func TestPeerFasterThanTheRoomIsBounded(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.ChunkRate, cfg.ChunkBurst = 100, 100
+	}})
+	c.WaitRoomsReady(settle)
+	front, url := startFront(t, c.Nodes[0], func(cfg *rtcfront.Config) { cfg.MessageRate, cfg.MessageBurst = 1e6, 1e6 })
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	p, offer := newPeer(t, rtcfront.Protocol, nil)
+	p.connect(t, url+"?room=lobby&user=flood", offer)
+	p.waitOpen(t)
+
+	const messages, batch = 700, 50
+	highest := 0
+	for sent := 0; sent < messages; {
+		for range batch {
+			if err := p.dc.SendText("x"); err != nil {
+				t.Fatal(err)
+			}
+			sent++
+		}
+		nodetest.Eventually(t, settle, func() error {
+			if n := front.Messages(); n < int64(sent) {
+				return fmt.Errorf("the front read %d messages of %d", n, sent)
+			}
+			return nil
+		})
+		for _, b := range front.Backlogs() {
+			highest = max(highest, b)
+		}
+	}
+	t.Logf("the bridge held at most %d chunks unacknowledged", highest)
+	if highest > rtcfront.MaxBacklog {
+		t.Fatalf("the bridge held %d chunks of the peer's text unacknowledged, above %d", highest, rtcfront.MaxBacklog)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if b := front.Backlogs(); len(b) != 1 || b[0] >= rtcfront.MaxBacklog {
+			return fmt.Errorf("backlogs %v", b)
+		}
+		return nil
+	})
+	if err := p.dc.SendText("after"); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		got := bob.text("flood")
+		// Each run of text shed is marked once, and text is taken again
+		// once the queue has room.
+		if !strings.HasSuffix(got, "after") || !strings.Contains(got, t140.Missing) ||
+			strings.Contains(got, t140.Missing+t140.Missing) || strings.Count(got, "x") >= messages {
+			return fmt.Errorf("bob sees %d x, %d U+FFFD, and ends %q", strings.Count(got, "x"), strings.Count(got, t140.Missing), got[max(0, len(got)-12):])
+		}
+		return nil
+	})
+}

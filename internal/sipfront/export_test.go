@@ -1,0 +1,31 @@
+package sipfront
+
+// MaxBacklog is maxBacklog, for the tests.
+const MaxBacklog = maxBacklog
+
+// Backlogs returns, for each call held, the chunks of the caller's text
+// the node has not acknowledged.
+func (s *Server) Backlogs() []int {
+	s.mu.Lock()
+	calls := make([]*call, 0, len(s.calls))
+	for _, c := range s.calls {
+		calls = append(calls, c)
+	}
+	s.mu.Unlock()
+	out := make([]int, 0, len(calls))
+	for _, c := range calls {
+		out = append(out, c.sess.Unacked(c.room))
+	}
+	return out
+}
+
+// Packets counts the RTP datagrams the calls held read from their callers.
+func (s *Server) Packets() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, c := range s.calls {
+		n += c.packets.Load()
+	}
+	return n
+}
