@@ -54,36 +54,72 @@ const OutsideShare = 4 // one node in four
 // Drawing weighted by spare capacity sends clients to where there is
 // room, and drawing at random gives each client a different sample, so
 // that clients sharing a stale directory do not all see the same few
-// nodes. Sample reads nothing but its arguments and r.
+// nodes. Sample reads nothing but its arguments and r. It is NewDraw
+// and Choose in one.
 func Sample(nodes []Node, req ViewRequest, r *rand.Rand) []int {
-	size := req.Size
-	if size == nil {
-		size = func(i int) int { return EncodedSize(nodes[i]) }
+	size := req.sizer(nodes)
+	if all, ok := whole(len(nodes), req, size); ok {
+		return all
 	}
-	limit := len(nodes)
-	if req.Max > 0 {
-		limit = min(limit, req.Max)
+	return NewDraw(nodes, req.Group, r).choose(req, size)
+}
+
+// Fits reports whether every node fits req (no more than Max, within
+// Budget): Sample and Choose then return them all, drawing nothing.
+func Fits(nodes []Node, req ViewRequest) bool {
+	_, ok := whole(len(nodes), req, req.sizer(nodes))
+	return ok
+}
+
+func (req ViewRequest) sizer(nodes []Node) func(int) int {
+	if req.Size != nil {
+		return req.Size
 	}
-	if limit == len(nodes) {
-		if req.Budget <= 0 {
-			return allIndices(len(nodes))
-		}
+	return func(i int) int { return EncodedSize(nodes[i]) }
+}
+
+// whole returns every index when n nodes fit req whole.
+func whole(n int, req ViewRequest, size func(int) int) ([]int, bool) {
+	if req.Max > 0 && req.Max < n {
+		return nil, false
+	}
+	if req.Budget > 0 {
 		total := 0
-		for i := range nodes {
+		for i := range n {
 			total += size(i)
 		}
-		if total <= req.Budget {
-			return allIndices(len(nodes))
+		if total > req.Budget {
+			return nil, false
 		}
 	}
+	return allIndices(n), true
+}
 
-	zone, region := req.Group, ""
+// A Draw is one random order of a directory's nodes for the clients of
+// one group: what Sample draws before it chooses how many to take.
+// Drawing costs a random number per node and a sort, choosing only a
+// pass over the order; so a caller choosing many views of one directory
+// at once (a push to every session) draws a few per group and chooses
+// each client's view from one, whatever Max and Budget each asks.
+type Draw struct {
+	n int
+	// own is the client's zone then the rest of its region, outside the
+	// other groups' available nodes, rest the unavailable ones: each in
+	// the order drawn.
+	own, outside, rest []keyed
+	size               func(int) int // EncodedSize of the nodes drawn
+}
+
+type keyed struct {
+	i   int
+	key float64 // smaller is drawn first
+}
+
+// NewDraw draws an order of nodes for a client in group (see Sample).
+func NewDraw(nodes []Node, group string, r *rand.Rand) *Draw {
+	zone, region := group, ""
 	if zone != "" {
 		region, _, _ = strings.Cut(zone, "/")
-	}
-	type keyed struct {
-		i   int
-		key float64 // smaller is drawn first
 	}
 	var own, outside, rest []keyed
 	var ownZone []keyed
@@ -115,8 +151,30 @@ func Sample(nodes []Node, req ViewRequest, r *rand.Rand) []int {
 	slices.SortFunc(own, byKey)
 	slices.SortFunc(outside, byKey)
 	slices.SortFunc(rest, byKey)
-	own = append(ownZone, own...)
+	return &Draw{n: len(nodes), own: append(ownZone, own...), outside: outside, rest: rest,
+		size: func(i int) int { return EncodedSize(nodes[i]) }}
+}
 
+// Choose returns the view Sample would choose for req from this draw
+// (req.Group is the draw's, whatever req says): every node when they
+// all fit, else the order above within req.Max and req.Budget.
+func (d *Draw) Choose(req ViewRequest) []int {
+	size := req.Size
+	if size == nil {
+		size = d.size
+	}
+	if all, ok := whole(d.n, req, size); ok {
+		return all
+	}
+	return d.choose(req, size)
+}
+
+func (d *Draw) choose(req ViewRequest, size func(int) int) []int {
+	limit := d.n
+	if req.Max > 0 {
+		limit = min(limit, req.Max)
+	}
+	own, outside := d.own, d.outside
 	ownShare := limit - min(limit/OutsideShare, len(outside))
 	if len(outside) > 0 && limit > 1 && ownShare == limit && len(own) >= limit {
 		ownShare = limit - 1 // at least one node elsewhere
@@ -157,9 +215,48 @@ func Sample(nodes []Node, req ViewRequest, r *rand.Rand) []int {
 	outside = take(outside, req.Budget, limit-ownShare)
 	take(append(deferred, own[ownShare:]...), req.Budget, limit)
 	take(outside, req.Budget, limit)
-	take(rest, req.Budget, limit)
+	take(d.rest, req.Budget, limit)
 	slices.Sort(chosen)
 	return chosen
+}
+
+// Groups indexes the groups and regions of a directory's nodes, to tell
+// which clients' groups pick out the same nodes as their own (Key).
+type Groups struct {
+	zones, regions map[string]struct{}
+}
+
+// GroupKey is what of a client's group a directory's nodes match: its
+// zone if a node is in it, its region if a node is in that. Clients
+// whose groups have the same key are sent views drawn alike, so they
+// may share a Draw; a group that matches no node keys as "" (and gets
+// the views of a client without a group).
+type GroupKey struct{ Zone, Region string }
+
+// NewGroups indexes the groups of nodes.
+func NewGroups(nodes []Node) Groups {
+	g := Groups{zones: map[string]struct{}{}, regions: map[string]struct{}{}}
+	for i := range nodes {
+		g.zones[nodes[i].Group] = struct{}{}
+		g.regions[nodes[i].Region()] = struct{}{}
+	}
+	return g
+}
+
+// Key is the key of a client in group.
+func (g Groups) Key(group string) GroupKey {
+	if group == "" {
+		return GroupKey{}
+	}
+	region, _, _ := strings.Cut(group, "/")
+	var k GroupKey
+	if _, ok := g.zones[group]; ok {
+		k.Zone = group
+	}
+	if _, ok := g.regions[region]; ok && region != "" {
+		k.Region = region
+	}
+	return k
 }
 
 // View returns the nodes Sample chooses, sorted by ID.

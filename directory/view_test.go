@@ -239,3 +239,48 @@ func TestSampleKeepsElsewhereWithinBudget(t *testing.T) {
 		})
 	}
 }
+
+// A view chosen from a Draw is the view Sample gives with the same
+// random numbers, for any max and budget; and clients whose groups have
+// the same GroupKey (a zone no node is in counts as its region, a group
+// matching nothing as none) get the same view from the same numbers, so
+// that a push may draw once for all of them.
+func TestDrawChoosesAsSample(t *testing.T) {
+	nodes := viewCluster(600)
+	nodes = append(nodes, directory.Node{ID: "z-eu", Addr: "z:1", Group: "eu", Status: directory.Up, Capacity: 10})
+	groups := directory.NewGroups(nodes)
+	for _, tt := range []struct {
+		group string
+		alike []string // groups with its key
+		key   directory.GroupKey
+	}{
+		{"eu/a", nil, directory.GroupKey{Zone: "eu/a", Region: "eu"}},
+		{"eu", nil, directory.GroupKey{Zone: "eu", Region: "eu"}},
+		{"us/zz", []string{"us", "us/", "us/yy/xx"}, directory.GroupKey{Region: "us"}},
+		{"", []string{"made-up", "/", "mars/a", "xx/eu"}, directory.GroupKey{}},
+	} {
+		if got := groups.Key(tt.group); got != tt.key {
+			t.Errorf("Key(%q) = %+v, want %+v", tt.group, got, tt.key)
+		}
+		for _, req := range []directory.ViewRequest{{Max: 1}, {Max: 64}, {Max: 599}, {Budget: 16 << 10}, {Max: 64, Budget: 2000}} {
+			req.Group = tt.group
+			want := directory.Sample(nodes, req, rand.New(rand.NewPCG(9, 9)))
+			got := directory.NewDraw(nodes, tt.group, rand.New(rand.NewPCG(9, 9))).Choose(req)
+			if !slices.Equal(got, want) {
+				t.Errorf("group %q, max %d, budget %d: Choose %v, Sample %v", tt.group, req.Max, req.Budget, got, want)
+			}
+			for _, g := range tt.alike {
+				if k := groups.Key(g); k != tt.key {
+					t.Errorf("Key(%q) = %+v, want %+v as %q's", g, k, tt.key, tt.group)
+				}
+				req.Group = g
+				if alike := directory.Sample(nodes, req, rand.New(rand.NewPCG(9, 9))); !slices.Equal(alike, want) {
+					t.Errorf("group %q, max %d, budget %d: %v, but %q with the same key got %v", g, req.Max, req.Budget, alike, tt.group, want)
+				}
+			}
+		}
+	}
+	if !directory.Fits(nodes[:10], directory.ViewRequest{Max: 10}) || directory.Fits(nodes[:10], directory.ViewRequest{Max: 9}) {
+		t.Error("Fits: 10 nodes fit a max of 10, not of 9")
+	}
+}
