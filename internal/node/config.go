@@ -210,6 +210,14 @@ type Config struct {
 	// snapshots of its state (default 256); a node loading the room
 	// replays at most about this many records after the snapshot.
 	SnapshotEvery int
+	// RoomRetention is how long the rooms nobody is in are kept (default
+	// 30 days; negative: for ever). A room's records leave its stream
+	// this long after they were stored, and its snapshot this long and a
+	// quarter after it was written; the steward of a room with members
+	// writes its snapshot again every quarter of it, so a room is
+	// forgotten only between RoomRetention and 1.25 times it after its
+	// last member left (docs/rooms.md, "Retention"). At least 1 s.
+	RoomRetention time.Duration
 	// FeedHeartbeat is the idle heartbeat of each room feed's JetStream
 	// consumer (default 1 s, 500 ms..30 s): a feed whose consumer lived on
 	// a dead server notices after two missed heartbeats and resumes.
@@ -297,6 +305,7 @@ func DefaultConfig() Config {
 		StoreTimeout:    15 * time.Second,
 		RoomStreams:     8,
 		SnapshotEvery:   256,
+		RoomRetention:   30 * 24 * time.Hour,
 		FeedHeartbeat:   time.Second,
 	}
 }
@@ -331,6 +340,7 @@ func (c *Config) validate() error {
 	fill(&c.ChunkBurst, d.ChunkBurst)
 	fill(&c.ByteBurst, d.ByteBurst)
 	fill(&c.SnapshotEvery, d.SnapshotEvery)
+	fill(&c.RoomRetention, d.RoomRetention)
 	fill(&c.RoomStreams, d.RoomStreams)
 	fill(&c.ChunkRate, d.ChunkRate)
 	fill(&c.ByteRate, d.ByteRate)
@@ -372,6 +382,9 @@ func (c *Config) validate() error {
 	fill(&c.RebalanceMinAge, 5*time.Minute)
 	if c.FeedHeartbeat < 500*time.Millisecond || c.FeedHeartbeat > 30*time.Second {
 		errs = append(errs, fmt.Errorf("feed heartbeat %v outside 500ms..30s", c.FeedHeartbeat))
+	}
+	if c.RoomRetention > 0 && c.RoomRetention < time.Second {
+		errs = append(errs, fmt.Errorf("room retention %v under 1s (negative keeps rooms for ever)", c.RoomRetention))
 	}
 	if c.StoreTimeout < 0 {
 		errs = append(errs, fmt.Errorf("store timeout %v is negative", c.StoreTimeout))

@@ -400,8 +400,54 @@ func (e *roomEngine) streamConfig(k, replicas int) jetstream.StreamConfig {
 		Replicas:          replicas,
 		MaxMsgsPerSubject: e.recordsPerRoom(),
 		Discard:           jetstream.DiscardOld,
-		Duplicates:        2 * time.Minute,
+		MaxAge:            e.recordsAge(),
+		Duplicates:        e.duplicateWindow(),
 	}
+}
+
+// retention is how long rooms nobody is in are kept, 0 for ever.
+func (e *roomEngine) retention() time.Duration { return max(e.n.cfg.RoomRetention, 0) }
+
+// recordsAge is the MaxAge of the rooms' streams: the retention (0, for
+// ever, without one).
+func (e *roomEngine) recordsAge() time.Duration { return e.retention() }
+
+// duplicateWindow is the streams' duplicate window: 2 min, or the
+// retention when shorter (JetStream wants it within MaxAge).
+func (e *roomEngine) duplicateWindow() time.Duration {
+	if r := e.retention(); r > 0 && r < 2*time.Minute {
+		return r
+	}
+	return 2 * time.Minute
+}
+
+// snapshotEvery is how often the steward of a room writes its snapshot
+// again however little happened, under a retention (0 without one): a
+// quarter of it, so that neither the snapshot nor the records after it
+// expire while the room has members.
+func (e *roomEngine) snapshotEvery() time.Duration { return e.retention() / 4 }
+
+// snapshotTTL is how long a snapshot is kept after it was written under
+// a retention (0: for ever): the retention and a quarter, so that it
+// outlives every record stored before its steward could write the next
+// one, and a room is forgotten from its oldest end.
+func (e *roomEngine) snapshotTTL() time.Duration {
+	if r := e.retention(); r > 0 {
+		return r + r/4
+	}
+	return 0
+}
+
+// keepStreamConfig reports whether cfg, an existing stream of the rooms,
+// already has the retention of this node's configuration, and if not
+// sets it in cfg.
+func (e *roomEngine) keepStreamConfig(cfg *jetstream.StreamConfig) bool {
+	age, dups := e.recordsAge(), e.duplicateWindow()
+	if cfg.MaxAge == age && cfg.Duplicates == dups {
+		return true
+	}
+	cfg.MaxAge, cfg.Duplicates = age, dups
+	return false
 }
 
 func (e *roomEngine) bucketConfig(replicas int) jetstream.KeyValueConfig {
@@ -445,6 +491,13 @@ func (e *roomEngine) setup(want int, timeout time.Duration) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("node: opening snapshot bucket %s: %w", e.bucket, err)
 	}
+	if e.retention() > 0 {
+		// Snapshots carry a TTL (writeSnapshot), which the bucket's
+		// stream must allow; JetStream never turns it off again.
+		if err := e.allowTTL(ctx, "KV_"+e.bucket); err != nil {
+			return 0, err
+		}
+	}
 	shards := e.n.cfg.RoomStreams
 	if _, err := kv.Create(ctx, shardsKey, []byte(strconv.Itoa(shards))); err != nil {
 		entry, gerr := kv.Get(ctx, shardsKey)
@@ -476,10 +529,34 @@ func (e *roomEngine) setup(want int, timeout time.Duration) (int, error) {
 		default:
 			return 0, fmt.Errorf("node: looking up stream %s: %w", e.streamName(k), err)
 		}
+		if cfg := st.CachedInfo().Config; !e.keepStreamConfig(&cfg) {
+			// The retention changed, or the stream is older than it.
+			if _, err := e.js.UpdateStream(ctx, cfg); err != nil {
+				return 0, fmt.Errorf("node: setting the retention of stream %s to %v: %w", e.streamName(k), cfg.MaxAge, err)
+			}
+			e.log.Info("set the rooms' retention", "stream", e.streamName(k), "max_age", cfg.MaxAge)
+		}
 		replicas = min(replicas, st.CachedInfo().Config.Replicas)
 	}
 	e.kv, e.shards = kv, shards
 	return replicas, nil
+}
+
+// allowTTL lets the stream name take messages with a TTL of their own.
+func (e *roomEngine) allowTTL(ctx context.Context, name string) error {
+	st, err := e.js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("node: looking up stream %s: %w", name, err)
+	}
+	cfg := st.CachedInfo().Config
+	if cfg.AllowMsgTTL {
+		return nil
+	}
+	cfg.AllowMsgTTL = true
+	if _, err := e.js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("node: letting the snapshots of %s expire (the retention needs nats-server 2.11 or later; --room-retention 0 keeps rooms for ever): %w", name, err)
+	}
+	return nil
 }
 
 // localElections bounds how long the room engine believes the embedded

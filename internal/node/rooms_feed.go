@@ -25,9 +25,10 @@ import (
 
 // incoming is a record delivered by the room's consumer.
 type incoming struct {
-	seq uint64
-	rec record
-	at  time.Time // when this node's consumer received it
+	seq    uint64
+	rec    record
+	at     time.Time // when this node's consumer received it
+	stored time.Time // when the stream stored it
 }
 
 // barrier runs fn once the feed has applied the record at seq.
@@ -47,7 +48,8 @@ type lastStored struct {
 // snapResult reports a snapshot write.
 type snapResult struct {
 	rev, seq uint64
-	since    int // records the snapshot covered past the previous one
+	since    int       // records the snapshot covered past the previous one
+	at       time.Time // when its write began
 	err      error
 }
 
@@ -86,6 +88,11 @@ type feed struct {
 	nextSnap int // since-count at which to consider a snapshot again
 	snapRev  uint64
 	snapBusy bool
+	// keepFrom is when the oldest of what the room needs from storage
+	// was stored: its snapshot, or the first record after it; zero when
+	// it needs nothing. Under a retention the steward writes the
+	// snapshot again once keepFrom is a quarter of it old (keepSnapshot).
+	keepFrom time.Time
 	cc       jetstream.ConsumeContext
 	liveSub  *nats.Subscription // nil if subscribing failed
 	cons     jetstream.Consumer
@@ -368,6 +375,7 @@ func (f *feed) run() {
 			}
 		case <-tick.C:
 			f.reconcile(f.e.now())
+			f.keepSnapshot(time.Now())
 		case res := <-f.snaps:
 			f.snapWritten(res)
 		case <-watch.C:
@@ -492,6 +500,7 @@ func (f *feed) tryLoad() error {
 	switch {
 	case err == nil:
 		rev = entry.Revision()
+		f.keepFrom = entry.Created()
 		if r, err = room.Restore(f.room, entry.Value(), cfg); err != nil {
 			// A damaged snapshot, or one of a newer format: the stream
 			// holds the history; the next snapshot replaces this one.
@@ -561,7 +570,7 @@ func (f *feed) handle(msg jetstream.Msg) {
 		rec = record{} // still counts as applied
 	}
 	select {
-	case f.in <- incoming{seq: md.Sequence.Stream, rec: rec, at: time.Now()}:
+	case f.in <- incoming{seq: md.Sequence.Stream, rec: rec, at: time.Now(), stored: md.Timestamp}:
 	case <-f.ctx.Done():
 	}
 }
@@ -616,6 +625,9 @@ func (f *feed) apply(in incoming) {
 		return // already in the snapshot the feed started from
 	}
 	f.since++
+	if f.keepFrom.IsZero() {
+		f.keepFrom = in.stored
+	}
 	if res.Duplicates > 0 {
 		f.e.metrics.duplicates.Add(float64(res.Duplicates))
 	}
@@ -683,14 +695,26 @@ func (f *feed) maybeSnapshot() {
 		return
 	}
 	f.snapBusy = true
-	e, key, rev, seq, since := f.e, f.key, f.snapRev, f.r.Applied(), f.since
+	e, key, rev, seq, since, at := f.e, f.key, f.snapRev, f.r.Applied(), f.since, time.Now()
 	e.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 		defer cancel()
 		res, err := e.writeSnapshot(ctx, key, data, rev, seq)
-		res.since, res.err = since, err
+		res.since, res.at, res.err = since, at, err
 		f.snaps <- res // buffered for the one write under way
 	})
+}
+
+// keepSnapshot writes the room's snapshot again, if this node is its
+// steward, when what the room needs from storage is a quarter of the
+// retention old: the snapshot and the records after it then never
+// expire while the room has members, however long it stays quiet.
+func (f *feed) keepSnapshot(now time.Time) {
+	every := f.e.snapshotEvery()
+	if every <= 0 || f.snapBusy || f.keepFrom.IsZero() || now.Sub(f.keepFrom) < every {
+		return
+	}
+	f.maybeSnapshot()
 }
 
 // snapshotData encodes the room's snapshot, or reports false if it is
@@ -715,6 +739,7 @@ func (f *feed) snapWritten(res snapResult) {
 		return
 	}
 	f.snapRev = res.rev
+	f.keepFrom = res.at
 	f.since = max(f.since-res.since, 0)
 	f.nextSnap = f.since + f.e.n.cfg.SnapshotEvery
 	f.e.metrics.snapshots.Inc()
@@ -725,13 +750,7 @@ func (f *feed) snapWritten(res snapResult) {
 // none). It returns the revision now stored and the sequence it covers.
 func (e *roomEngine) writeSnapshot(ctx context.Context, key string, data []byte, rev, seq uint64) (snapResult, error) {
 	for range 3 {
-		var err error
-		var next uint64
-		if rev == 0 {
-			next, err = e.kv.Create(ctx, key, data)
-		} else {
-			next, err = e.kv.Update(ctx, key, data, rev)
-		}
+		next, err := e.putSnapshot(ctx, key, data, rev)
 		if err == nil {
 			return snapResult{rev: next, seq: seq}, nil
 		}
@@ -741,6 +760,10 @@ func (e *roomEngine) writeSnapshot(ctx context.Context, key string, data []byte,
 		// Someone else wrote one: keep theirs if it is as new as ours,
 		// whatever its format.
 		entry, gerr := e.kv.Get(ctx, key)
+		if errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			rev = 0 // the one this writer saw expired meanwhile
+			continue
+		}
 		if gerr != nil {
 			return snapResult{}, fmt.Errorf("node: reading the snapshot of room %s after a conflict: %w", key, gerr)
 		}
@@ -750,6 +773,31 @@ func (e *roomEngine) writeSnapshot(ctx context.Context, key string, data []byte,
 		rev = entry.Revision()
 	}
 	return snapResult{}, fmt.Errorf("node: writing the snapshot of room %s: lost three races", key)
+}
+
+// putSnapshot stores data under key if the key's revision is still rev
+// (0: the key holds nothing), as the bucket's Create and Update do, and
+// under a retention with a TTL of its own (snapshotTTL). A revision that
+// moved on is jetstream.ErrKeyExists.
+func (e *roomEngine) putSnapshot(ctx context.Context, key string, data []byte, rev uint64) (uint64, error) {
+	ttl := e.snapshotTTL()
+	if ttl <= 0 {
+		if rev == 0 {
+			return e.kv.Create(ctx, key, data)
+		}
+		return e.kv.Update(ctx, key, data, rev)
+	}
+	msg := &nats.Msg{Subject: "$KV." + e.bucket + "." + key, Data: data}
+	ack, err := e.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttl))
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		return 0, fmt.Errorf("%w: %w", jetstream.ErrKeyExists, err)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }
 
 // roomErrorFor is the error a join or re-join of name gets for err: limit

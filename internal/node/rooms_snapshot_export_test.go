@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // RoomSnapshot returns the stored snapshot of room. For tests.
@@ -29,4 +31,22 @@ func (n *Node) PutRoomSnapshot(ctx context.Context, name string, data []byte) er
 		return fmt.Errorf("node %s: writing the snapshot of %s: %w", n.cfg.ID, name, err)
 	}
 	return nil
+}
+
+// RoomRecords counts the records of room its stream holds. For tests.
+func (n *Node) RoomRecords(ctx context.Context, name string) (uint64, error) {
+	e := n.rooms
+	if e == nil || !e.Ready() {
+		return 0, fmt.Errorf("node %s: rooms not ready", n.cfg.ID)
+	}
+	st, err := e.js.Stream(ctx, e.streamOf(name))
+	if err != nil {
+		return 0, fmt.Errorf("node %s: looking up the stream of %s: %w", n.cfg.ID, name, err)
+	}
+	subj := e.subjectOf(name)
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(subj))
+	if err != nil {
+		return 0, fmt.Errorf("node %s: reading the stream of %s: %w", n.cfg.ID, name, err)
+	}
+	return info.State.Subjects[subj], nil
 }
