@@ -29,3 +29,6 @@ func (s *Server) Packets() int64 {
 	}
 	return n
 }
+
+// TCPConns counts the TCP connections the SIP listener holds.
+func (s *Server) TCPConns() int { return s.lim.Open() }

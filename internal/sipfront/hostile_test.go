@@ -1,9 +1,20 @@
 package sipfront_test
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/directory"
 
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
@@ -79,4 +90,188 @@ func TestCallerFasterThanTheRoomIsBounded(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestTCPConnectionsBounded: the SIP port's TCP connections are bounded
+// per source address and in all, a connection that says nothing is
+// closed after the idle timeout, and the front answers over TCP once
+// connections are given back. Before, sipgo held every connection
+// accepted for as long as the peer liked: a stranger could use up the
+// node's descriptors through the SIP port (the client listener's limits
+// did not cover it).
+func TestTCPConnectionsBounded(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.MaxConns = 20 })
+
+	var closed atomic.Int32
+	var conns []net.Conn
+	open := func(from string, n int) {
+		for range n {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+			conn, err := d.Dial("tcp", front.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			conns = append(conns, conn)
+			go func() {
+				if _, err := conn.Read(make([]byte, 1)); err != nil {
+					closed.Add(1)
+				}
+			}()
+		}
+	}
+	wait := func(wantClosed int32, wantHeld int) {
+		t.Helper()
+		nodetest.Eventually(t, settle, func() error {
+			if n, held := closed.Load(), front.TCPConns(); n != wantClosed || held != wantHeld {
+				return fmt.Errorf("%d connections closed by the front, %d held; want %d and %d", n, held, wantClosed, wantHeld)
+			}
+			return nil
+		})
+	}
+	// 40 from one address: 16 held (MaxConnsPerSource), 24 closed.
+	open("127.0.0.1", 40)
+	wait(24, 16)
+	// 10 from another: 4 fit under MaxConns, 6 closed.
+	open("127.0.0.2", 10)
+	wait(30, 20)
+	// Given back, the places serve a SIP request over TCP again.
+	for _, conn := range conns {
+		conn.Close()
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if held := front.TCPConns(); held != 0 {
+			return fmt.Errorf("%d connections held after the clients closed them", held)
+		}
+		return nil
+	})
+	if line := optionsOverTCP(t, front); !strings.HasPrefix(line, "SIP/2.0 200") {
+		t.Errorf("OPTIONS over TCP answered %q", line)
+	}
+
+	// A connection that sends nothing is closed after the idle timeout.
+	idle := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.ConnIdleTimeout = 100 * time.Millisecond })
+	conn, err := net.Dial("tcp", idle.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetReadDeadline(time.Now().Add(settle)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("a silent connection: read %v, want EOF (closed by the front)", err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if held := idle.TCPConns(); held != 0 {
+			return fmt.Errorf("%d connections held after the idle timeout", held)
+		}
+		return nil
+	})
+}
+
+// optionsOverTCP sends OPTIONS over a new TCP connection and returns the
+// status line of the answer.
+func optionsOverTCP(t *testing.T, front *sipfront.Server) string {
+	t.Helper()
+	conn, err := net.Dial("tcp", front.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	req := fmt.Sprintf("OPTIONS sip:lobby@%s;transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-opt1\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:lobby@%s>\r\nCall-ID: opt-tcp-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+		front.Addr(), local, front.Addr())
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(settle)); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the answer to OPTIONS over TCP: %v", err)
+	}
+	return strings.TrimSpace(line)
+}
+
+// TestTCPSurvivesRunningOutOfDescriptors: when the process has no
+// descriptor left for a connection (accept fails with EMFILE), the SIP
+// front goes on accepting once some are free. Before, sipgo stopped
+// serving TCP at the first error of Accept, for good: one moment out of
+// descriptors ended SIP over TCP until a restart. The descriptor limit
+// is the process's, so the test runs in a child process of its own.
+func TestTCPSurvivesRunningOutOfDescriptors(t *testing.T) {
+	if os.Getenv("SIPFRONT_TEST_EMFILE") != "1" {
+		t.Parallel()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestTCPSurvivesRunningOutOfDescriptors$", "-test.v")
+		cmd.Env = append(os.Environ(), "SIPFRONT_TEST_EMFILE=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("the child process: %v\n%s", err, out)
+		}
+		return
+	}
+	nodes := func() []directory.Node { return nil }
+	front, err := sipfront.Listen("127.0.0.1:0", sipfront.Config{Service: "s", NodeID: "n1", NodeAddr: "127.0.0.1:1", Nodes: nodes,
+		MaxConns: 1 << 16, MaxConnsPerSource: 1 << 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- front.Serve() }()
+	defer front.Close()
+	if line := optionsOverTCP(t, front); !strings.HasPrefix(line, "SIP/2.0 200") {
+		t.Fatalf("OPTIONS over TCP answered %q", line)
+	}
+
+	// Leave the process a few descriptors, and take them with connections
+	// to the front until its accept fails.
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("counting descriptors: %v", err)
+	}
+	low := lim
+	low.Cur = uint64(len(fds) + 20)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	for range 100 {
+		conn, err := net.Dial("tcp", front.Addr().String())
+		if err != nil {
+			break // no descriptor left here
+		}
+		conns = append(conns, conn)
+	}
+	// Each connection takes a descriptor on both ends in this process:
+	// the last ones were accepted by the kernel, but the front's accept
+	// found no descriptor for them.
+	nodetest.Eventually(t, settle, func() error {
+		if n := front.TCPConns(); n >= len(conns) {
+			return fmt.Errorf("the front holds %d connections of %d: none refused for descriptors yet", n, len(conns))
+		}
+		return nil
+	})
+	for _, conn := range conns {
+		conn.Close()
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("the front stopped serving: %v", err)
+	default:
+	}
+	if line := optionsOverTCP(t, front); !strings.HasPrefix(line, "SIP/2.0 200") {
+		t.Errorf("OPTIONS over TCP after running out of descriptors answered %q", line)
+	}
 }

@@ -91,6 +91,16 @@ type Config struct {
 	// MaxCallsPerSource is the most calls from one source IP address
 	// (default 4).
 	MaxCallsPerSource int
+	// MaxConns is the most TCP connections the SIP listener holds at
+	// once (default 256); more are closed as they are accepted.
+	MaxConns int
+	// MaxConnsPerSource is the most TCP connections from one source IP
+	// address (default 16).
+	MaxConnsPerSource int
+	// ConnIdleTimeout closes a TCP connection that sent nothing for this
+	// long (default 2 min). A caller's next request opens another; a
+	// phone's keepalives (CRLF or OPTIONS) keep its connection.
+	ConnIdleTimeout time.Duration
 	// TokenKey, when set, signs the token each bridged member attaches
 	// with (needed when the service has a token key).
 	TokenKey ed25519.PrivateKey
@@ -128,6 +138,15 @@ func (c *Config) fill() error {
 	if c.MaxCallsPerSource <= 0 {
 		c.MaxCallsPerSource = 4
 	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = 256
+	}
+	if c.MaxConnsPerSource <= 0 {
+		c.MaxConnsPerSource = 16
+	}
+	if c.ConnIdleTimeout <= 0 {
+		c.ConnIdleTimeout = 2 * time.Minute
+	}
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = time.Hour
 	}
@@ -163,6 +182,7 @@ type Server struct {
 
 	udp  net.PacketConn
 	tcp  net.Listener
+	lim  *connLimiter // tcp, as sipgo serves it
 	addr netip.AddrPort
 
 	mu        sync.Mutex
@@ -198,6 +218,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sipfront: listening on TCP: %w", err)
 	}
+	s.lim = newConnLimiter(s.tcp, cfg.MaxConns, cfg.MaxConnsPerSource, cfg.ConnIdleTimeout, s.log)
 	s.addr = s.udp.LocalAddr().(*net.UDPAddr).AddrPort()
 	s.addr = netip.AddrPortFrom(s.addr.Addr().Unmap(), s.addr.Port())
 	host := s.addr.Addr().String()
@@ -243,7 +264,7 @@ func (s *Server) Addr() netip.AddrPort { return s.addr }
 func (s *Server) Serve() error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.srv.ServeUDP(s.udp) }()
-	go func() { errc <- s.srv.ServeTCP(s.tcp) }()
+	go func() { errc <- s.srv.ServeTCP(s.lim) }()
 	err := <-errc
 	s.mu.Lock()
 	closed := s.closed

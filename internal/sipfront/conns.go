@@ -1,0 +1,145 @@
+package sipfront
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+)
+
+// connLimiter is the SIP front's TCP listener as sipgo sees it: it holds
+// at most max connections, at most perSource from one IP address, closes
+// a connection that sends nothing for idle, and keeps accepting through
+// errors other than its closing (a process out of descriptors).
+//
+// sipgo's own TCP transport accepts every connection, never closes one
+// that stays silent, and stops serving TCP at the first error Accept
+// returns: a stranger opening connections used up the node's
+// descriptors, which its stored rooms and peers need too (the client
+// listener's limits, docs/security.md, did not cover the SIP port), and
+// one "too many open files" ended SIP over TCP until a restart.
+type connLimiter struct {
+	net.Listener
+	max, perSource int
+	idle           time.Duration
+	log            *slog.Logger
+
+	mu       sync.Mutex
+	open     int
+	bySource map[netip.Addr]int
+	refused  int
+	lastLog  time.Time
+}
+
+func newConnLimiter(l net.Listener, max, perSource int, idle time.Duration, log *slog.Logger) *connLimiter {
+	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, log: log, bySource: map[netip.Addr]int{}}
+}
+
+// Accept returns the next connection within the limits, closing those
+// over them.
+func (l *connLimiter) Accept() (net.Conn, error) {
+	backoff := 5 * time.Millisecond
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil, err
+			}
+			// Out of descriptors, say: wait for some to free, as
+			// net/http does, rather than stop serving for good.
+			l.log.Warn("SIP over TCP: accepting a connection", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		src := remoteIP(c)
+		if why := l.take(src); why != "" {
+			c.Close()
+			continue
+		}
+		return &limitedConn{Conn: c, l: l, src: src}, nil
+	}
+}
+
+// take counts a connection from src, or says why it is over the limits.
+func (l *connLimiter) take(src netip.Addr) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	why := ""
+	switch {
+	case l.open >= l.max:
+		why = "total"
+	case l.bySource[src] >= l.perSource:
+		why = "per_source"
+	default:
+		l.open++
+		l.bySource[src]++
+		return ""
+	}
+	// Logged at most once every 5 s, with the count since.
+	l.refused++
+	if now := time.Now(); now.Sub(l.lastLog) >= 5*time.Second {
+		l.log.Warn("SIP over TCP: connection refused, over the limit", "limit", why, "source", src.String(), "refused_since_last_line", l.refused)
+		l.lastLog, l.refused = now, 0
+	}
+	return why
+}
+
+func (l *connLimiter) release(src netip.Addr) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if l.bySource[src]--; l.bySource[src] <= 0 {
+		delete(l.bySource, src)
+	}
+}
+
+// Open counts the connections held.
+func (l *connLimiter) Open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.open
+}
+
+func remoteIP(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap.Addr().Unmap()
+}
+
+// limitedConn is a connection counted in its limiter until closed.
+type limitedConn struct {
+	net.Conn
+	l    *connLimiter
+	src  netip.Addr
+	once sync.Once
+}
+
+// Read ends the connection, as closed by the peer, when nothing came
+// for the idle timeout.
+func (c *limitedConn) Read(b []byte) (int, error) {
+	if c.l.idle > 0 {
+		if err := c.Conn.SetReadDeadline(time.Now().Add(c.l.idle)); err != nil {
+			return 0, err
+		}
+	}
+	n, err := c.Conn.Read(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		// sipgo logs EOF quietly and closes the connection.
+		c.Close()
+		return n, io.EOF
+	}
+	return n, err
+}
+
+func (c *limitedConn) Close() error {
+	c.once.Do(func() { c.l.release(c.src) })
+	return c.Conn.Close()
+}
