@@ -221,24 +221,62 @@ func (c *partCache) encode(nodes []directory.Node) ([][]byte, error) {
 	return parts, nil
 }
 
+// helloViewRead, when tests set it, runs in sayDirectory between reading
+// the view and queueing the answer: where a push may come in between.
+var helloViewRead func()
+
+// helloTries is how many times at most a hello is answered again
+// because a push went out while it was answered (sayDirectory).
+const helloTries = 3
+
 // sayDirectory answers a hello m: it keeps what m asked of the directory
 // for later pushes and sends the view drawn for it. Only the session's
 // reader calls it.
+//
+// A push may go out between the read of the view and the queueing of
+// the answer (pushDirectory runs on run's goroutine): it then reaches
+// the client first, from a newer view, and the answer after it would
+// take the client back to the older one, while the node counts the
+// session as holding the push's (a client asking for deltas would then
+// be sent only later changes, on top of the wrong directory). So when
+// the push generation moved while it answered, the hello answers again
+// from the view of now; a push that begins after the check is queued
+// after the answer. A push already under way when the generation was
+// read sends a view no newer than the answer's, which the next push's
+// changes bring up to date.
 func (s *session) sayDirectory(m wire.Message) {
 	n := s.n
 	w := viewWant{max: max(m.Max, 0), group: m.Group}
 	s.want.Store(&w)
-	// The generation is read before the view: a push racing this hello
-	// then at worst sends a whole view where changes would have done.
-	s.dirGen.Store(n.pushGen.Load())
 	s.deltas.Store(m.Deltas)
-	line, _, err := n.view.Load().viewLine(n.cfg.Service, n.cfg.ID, time.Now(), w, newRand())
-	if err != nil {
-		n.log.Error("encoding the directory", "err", err)
-		s.reply(wire.DirectoryMessage(&wire.Directory{Service: n.cfg.Service, Self: n.cfg.ID}))
-		return
+	for try := 1; ; try++ {
+		// The generation is read before the view: a push racing this
+		// hello then at worst sends a whole view where changes would
+		// have done.
+		gen := n.pushGen.Load()
+		s.dirGen.Store(gen)
+		v := n.view.Load()
+		if helloViewRead != nil {
+			helloViewRead()
+		}
+		line, _, err := v.viewLine(n.cfg.Service, n.cfg.ID, time.Now(), w, newRand())
+		if err != nil {
+			n.log.Error("encoding the directory", "err", err)
+			s.reply(wire.DirectoryMessage(&wire.Directory{Service: n.cfg.Service, Self: n.cfg.ID}))
+			return
+		}
+		s.write(line)
+		if n.pushGen.Load() == gen {
+			return
+		}
+		if try == helloTries {
+			// Pushes kept coming (a writer blocked longer than the push
+			// delay each time): whichever came last, the next push sends
+			// this session a whole view.
+			s.dirGen.Store(^uint64(0))
+			return
+		}
 	}
-	s.write(line)
 }
 
 // viewDirectory is the view drawn for s as a directory to put in a
