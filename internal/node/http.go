@@ -1,10 +1,13 @@
 package node
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -28,7 +31,7 @@ func (n *Node) httpHandler() http.Handler {
 	h = n.httpMux
 	n.logWebSocket()
 	if !n.cfg.Pprof {
-		return h
+		return httpGuard(h)
 	}
 	n.log.Warn("serving Go profiles on the HTTP listener without authentication", "path", "/debug/pprof/")
 	mux := http.NewServeMux()
@@ -38,7 +41,76 @@ func (n *Node) httpHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.Handle("/", h)
-	return mux
+	return httpGuard(mux)
+}
+
+// httpBodyTimeout bounds how long the HTTP listener waits for the body of
+// a request that has one, from the moment its handler starts: the
+// server's ReadHeaderTimeout covers the header only. Without it a request
+// that announced a body and sent it a byte a minute, or never, held its
+// connection for good (net/http reads up to 256 KiB of an unread body
+// before it answers), and maxHTTPConns of them shut everyone out of the
+// listener: health checks, metrics and the drain. Bodies here are small
+// (a WebRTC offer); a variable for tests.
+var httpBodyTimeout = 10 * time.Second
+
+// httpGuard sets the read deadline of each request that has a body
+// (declared with a length or chunked). Requests without one, the
+// WebSocket upgrade and the event stream among them, keep no deadline: a
+// read deadline on those would end them. The server sets its own
+// deadlines again at the next request on the connection.
+//
+// It also hands the HTTP listener's slot back when a request takes its
+// connection over (a WebSocket upgrade): see releaseOnHijack.
+func httpGuard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(httpBodyTimeout))
+		}
+		if r.Header.Get("Upgrade") != "" {
+			if hj, ok := w.(http.Hijacker); ok {
+				w = releaseOnHijack{ResponseWriter: w, hj: hj}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// releaseOnHijack frees the connection's slot of the HTTP listener
+// (maxHTTPConns) when its handler takes the connection over. The slots
+// bound what the HTTP server holds: requests, and idle keep-alive
+// connections. A WebSocket lives on as a client connection, counted by
+// the node's own limits (MaxConns, MaxConnsPerIP) through ServeConn; had
+// it kept its slot, maxHTTPConns browser users would have shut health
+// checks, metrics and the drain out of the listener.
+type releaseOnHijack struct {
+	http.ResponseWriter
+	hj http.Hijacker
+}
+
+func (w releaseOnHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, brw, err := w.hj.Hijack()
+	if err != nil {
+		return c, brw, err
+	}
+	var under net.Conn = c
+	if tc, ok := c.(*tls.Conn); ok { // --http-tls: TLS over the limited listener
+		under = tc.NetConn()
+	}
+	if lc, ok := under.(*httpLimitConn); ok {
+		lc.once.Do(func() { <-lc.slots }) // its Close then frees nothing more
+	}
+	return c, brw, nil
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w releaseOnHijack) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes on to the server's writer.
+func (w releaseOnHijack) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
 }
 
 // HandleHTTP serves handler for pattern (http.ServeMux's patterns) on the

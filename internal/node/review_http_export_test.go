@@ -1,0 +1,11 @@
+package node
+
+import "time"
+
+// SetHTTPBodyTimeout sets httpBodyTimeout until the returned function
+// restores it. For tests.
+func SetHTTPBodyTimeout(d time.Duration) (restore func()) {
+	old := httpBodyTimeout
+	httpBodyTimeout = d
+	return func() { httpBodyTimeout = old }
+}
