@@ -52,10 +52,8 @@ func runCerts(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("certs: %w", err)
 	}
 	certFile, keyFile := filepath.Join(*dir, *id+".pem"), filepath.Join(*dir, *id+".key")
-	if err := pki.WriteNew(keyFile, key, 0o600); err != nil {
-		return fmt.Errorf("certs: %w", err)
-	}
-	if err := pki.WriteNew(certFile, chain, 0o644); err != nil {
+	// Both or neither: a new key beside an old certificate would not match it.
+	if err := pki.WriteNewFiles(pki.NewFile{Name: keyFile, Data: key, Perm: 0o600}, pki.NewFile{Name: certFile, Data: chain, Perm: 0o644}); err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
 	if created {
@@ -91,19 +89,14 @@ func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if _, err := rand.Read(secret); err != nil {
 		return fmt.Errorf("keygen: drawing the admin secret: %w", err)
 	}
-	files := []struct {
-		name string
-		data []byte
-		perm os.FileMode
-	}{
-		{"token.key", priv, 0o600},
-		{"token.pub", pub, 0o644},
-		{"admin.token", []byte(base64.RawURLEncoding.EncodeToString(secret) + "\n"), 0o600},
-	}
-	for _, f := range files {
-		if err := pki.WriteNew(filepath.Join(*dir, f.name), f.data, f.perm); err != nil {
-			return fmt.Errorf("keygen: %w", err)
-		}
+	// All or none: a new token.key beside an old token.pub would mint
+	// tokens that the nodes refuse.
+	if err := pki.WriteNewFiles(
+		pki.NewFile{Name: filepath.Join(*dir, "token.key"), Data: priv, Perm: 0o600},
+		pki.NewFile{Name: filepath.Join(*dir, "token.pub"), Data: pub, Perm: 0o644},
+		pki.NewFile{Name: filepath.Join(*dir, "admin.token"), Data: []byte(base64.RawURLEncoding.EncodeToString(secret) + "\n"), Perm: 0o600},
+	); err != nil {
+		return fmt.Errorf("keygen: %w", err)
 	}
 	fmt.Fprintf(stdout, "made %[1]s/token.key (mint tokens: switchboard token --key %[1]s/token.key), %[1]s/token.pub (serve --token-key) and %[1]s/admin.token (serve --admin-token)\n", *dir)
 	return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"os"
@@ -234,6 +235,55 @@ func TestCheckHidesCredentials(t *testing.T) {
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("--check lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+// certs writes a node's certificate and key together or not at all, and
+// keygen its three files: a certificate left without its key (deleted, or
+// a run interrupted) used to get a fresh key written beside it that did
+// not match it, before certs refused the certificate; the node then
+// refused to start with that pair, and every later run refused the key.
+func TestCertsAndKeygenWriteAllOrNone(t *testing.T) {
+	dir := t.TempDir()
+	certs := []string{"certs", "--dir", dir, "--service", "chat.test", "--node", "n1", "--host", "127.0.0.1"}
+	if code, _, stderr := runArgs(t, certs...); code != exitOK {
+		t.Fatalf("certs: exit %d\n%s", code, stderr)
+	}
+	cert, key := filepath.Join(dir, "n1.pem"), filepath.Join(dir, "n1.key")
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pair.Leaf.VerifyHostname("chat.test"); err != nil {
+		t.Errorf("the certificate does not name the service: %v", err)
+	}
+	for _, f := range []string{key, filepath.Join(dir, "ca.key")} {
+		if fi, err := os.Stat(f); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v; want 0600", f, err, fi.Mode().Perm())
+		}
+	}
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runArgs(t, certs...)
+	if code != exitFailure || !strings.Contains(stderr, cert+" exists") {
+		t.Errorf("certs beside a certificate without its key: exit %d, stderr %q; want 1 naming %s", code, stderr, cert)
+	}
+	if _, err := os.Stat(key); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("certs wrote a key that does not match the certificate beside it (%v)", err)
+	}
+
+	keys := t.TempDir()
+	if err := os.WriteFile(filepath.Join(keys, "token.pub"), []byte("the nodes' key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := runArgs(t, "keygen", "--dir", keys); code != exitFailure {
+		t.Errorf("keygen beside a token.pub: exit %d, want 1", code)
+	}
+	for _, f := range []string{"token.key", "admin.token"} {
+		if _, err := os.Stat(filepath.Join(keys, f)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("keygen beside a token.pub wrote %s (%v)", f, err)
 		}
 	}
 }

@@ -152,10 +152,7 @@ func LoadOrCreateCA(dir, service string, now time.Time) (ca *CA, created bool, e
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, false, fmt.Errorf("pki: making %s: %w", dir, err)
 	}
-	if err := WriteNew(keyFile, keyPEM, 0o600); err != nil {
-		return nil, false, err
-	}
-	if err := WriteNew(certFile, ca.CertPEM, 0o644); err != nil {
+	if err := WriteNewFiles(NewFile{keyFile, keyPEM, 0o600}, NewFile{certFile, ca.CertPEM, 0o644}); err != nil {
 		return nil, false, err
 	}
 	return ca, true, nil
@@ -355,6 +352,52 @@ func WriteNew(name string, data []byte, perm os.FileMode) error {
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("pki: writing %s: %w", name, err)
+	}
+	return nil
+}
+
+// NewFile is one file for WriteNewFiles.
+type NewFile struct {
+	Name string
+	Data []byte
+	Perm os.FileMode
+}
+
+// WriteNewFiles writes files that belong together (a certificate and its
+// key, a key pair) all or none: it creates every one of them first,
+// refusing (ErrExists) when any exists, and removes the ones it created
+// when it cannot finish. WriteNew one after the other would have left a
+// fresh key beside an old certificate that it does not match, when only
+// the certificate was there (a key deleted, a run interrupted), and a
+// second run would then refuse the key.
+func WriteNewFiles(files ...NewFile) (err error) {
+	created := make([]*os.File, 0, len(files))
+	defer func() {
+		for _, f := range created {
+			if cerr := f.Close(); err == nil && cerr != nil {
+				err = fmt.Errorf("pki: writing %s: %w", f.Name(), cerr)
+			}
+		}
+		if err != nil {
+			for _, f := range created {
+				_ = os.Remove(f.Name())
+			}
+		}
+	}()
+	for _, nf := range files {
+		f, err := os.OpenFile(nf.Name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, nf.Perm)
+		if err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return fmt.Errorf("pki: %s exists, so nothing was written (remove it to make new ones): %w", nf.Name, ErrExists)
+			}
+			return fmt.Errorf("pki: %w", err)
+		}
+		created = append(created, f)
+	}
+	for i, nf := range files {
+		if _, err := created[i].Write(nf.Data); err != nil {
+			return fmt.Errorf("pki: writing %s: %w", nf.Name, err)
+		}
 	}
 	return nil
 }

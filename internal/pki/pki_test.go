@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -164,5 +165,39 @@ func TestSigningKeyRoundTrip(t *testing.T) {
 	}
 	if _, err := pki.LoadSigningKey(ecdsaFile); !errors.Is(err, pki.ErrKeyType) {
 		t.Errorf("an ECDSA key as a signing key: %v, want ErrKeyType", err)
+	}
+}
+
+// Files that belong together are written all or none: when one exists,
+// the others are not left behind (a fresh key beside an old certificate
+// that it does not match), and the one there is untouched.
+func TestWriteNewFilesAllOrNone(t *testing.T) {
+	dir := t.TempDir()
+	key, cert := filepath.Join(dir, "n1.key"), filepath.Join(dir, "n1.pem")
+	if err := os.WriteFile(cert, []byte("old certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := pki.WriteNewFiles(pki.NewFile{Name: key, Data: []byte("new key"), Perm: 0o600}, pki.NewFile{Name: cert, Data: []byte("new certificate"), Perm: 0o644})
+	if !errors.Is(err, pki.ErrExists) || !strings.Contains(err.Error(), cert) {
+		t.Errorf("WriteNewFiles beside an existing %s: %v, want ErrExists naming it", cert, err)
+	}
+	if _, err := os.Stat(key); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the key was left behind: %v", err)
+	}
+	if data, _ := os.ReadFile(cert); string(data) != "old certificate" {
+		t.Errorf("the existing certificate now holds %q", data)
+	}
+	if err := os.Remove(cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteNewFiles(pki.NewFile{Name: key, Data: []byte("new key"), Perm: 0o600}, pki.NewFile{Name: cert, Data: []byte("new certificate"), Perm: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(key)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the key: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	if data, _ := os.ReadFile(cert); string(data) != "new certificate" {
+		t.Errorf("the certificate holds %q", data)
 	}
 }
