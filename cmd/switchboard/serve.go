@@ -115,6 +115,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	intFlag(fs, &cfg.Replicas, "replicas", 0, 5, "copies of the rooms' streams, 1..5 (0: min(3, nodes up), never lowered)")
 	intFlag(fs, &cfg.RoomStreams, "room-streams", 0, 256, "streams the rooms are spread over (the first node of a service decides)")
 	intFlag(fs, &cfg.SnapshotEvery, "snapshot-every", 0, -1, "records of a room between two snapshots of its state")
+	fs.Var(retentionValue{&cfg.RoomRetention}, "room-retention", "forget a room nobody is in this long after it was last written (0: keep rooms for ever; give every node the same)")
 	durationFlag(fs, &cfg.FeedHeartbeat, "feed-heartbeat", 500*time.Millisecond, 30*time.Second, "idle heartbeat of each room feed's consumer")
 	floatFlag(fs, &cfg.Rebalance.Threshold, "rebalance-threshold", "move sessions away while this node holds more than the mean of the up nodes by this share, e.g. 0.05 (0: never rebalance)")
 	durationFlag(fs, &cfg.Rebalance.Hold, "rebalance-hold", 0, 0, "how long the excess must last before sessions move (default 5s)")
@@ -417,6 +418,37 @@ func (v *rangeInt) Set(s string) error {
 type rangeDuration struct {
 	p        *time.Duration
 	min, max time.Duration
+}
+
+// retentionValue is --room-retention: a duration of at least 1 s, or 0
+// to keep rooms for ever (which node.Config says with a negative value).
+type retentionValue struct{ p *time.Duration }
+
+// Type names the value in the help.
+func (v retentionValue) Type() string { return "duration" }
+
+func (v retentionValue) String() string {
+	if v.p == nil || *v.p < 0 {
+		return "0s"
+	}
+	return v.p.String()
+}
+
+func (v retentionValue) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a duration such as 720h or 24h", s)
+	case d < 0:
+		return fmt.Errorf("%v is negative (0 keeps rooms for ever)", d)
+	case d == 0:
+		*v.p = -1
+	case d < time.Second:
+		return fmt.Errorf("%v is below 1s", d)
+	default:
+		*v.p = d
+	}
+	return nil
 }
 
 func durationFlag(fs *flag.FlagSet, p *time.Duration, name string, min, max time.Duration, usage string) {
