@@ -2,13 +2,17 @@ package sipfront_test
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -274,4 +278,91 @@ func TestTCPSurvivesRunningOutOfDescriptors(t *testing.T) {
 	if line := optionsOverTCP(t, front); !strings.HasPrefix(line, "SIP/2.0 200") {
 		t.Errorf("OPTIONS over TCP after running out of descriptors answered %q", line)
 	}
+}
+
+// countingHandler counts the records and bytes logged through it.
+type countingHandler struct {
+	mu      sync.Mutex
+	records int
+	bytes   int
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.records++
+	h.bytes += len(r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		h.bytes += len(a.Key) + len(a.Value.String())
+		return true
+	})
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+func (h *countingHandler) counts() (int, int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.records, h.bytes
+}
+
+// TestJunkDoesNotFloodTheLog: datagrams that are not SIP cost the log a
+// line at most every few seconds, cut short, however many come. Before,
+// sipgo logged each one at error level with its whole text, to
+// slog.Default (past the node's log settings): 200 datagrams of 8 KB wrote
+// 200 lines and 1.6 MB. Not parallel: it looks at slog.Default, which
+// the tests that run in parallel leave alone until it is done.
+func TestJunkDoesNotFloodTheLog(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	logs := &countingHandler{}
+	old := slog.Default()
+	slog.SetDefault(slog.New(logs))
+	defer slog.SetDefault(old)
+	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.Logger = slog.New(logs) })
+	conn, err := net.Dial("udp", front.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	before, _ := logs.counts()
+	const junk, size = 200, 8 << 10
+	for i := range junk {
+		if _, err := conn.Write(bytes.Repeat([]byte{byte('A' + i%26)}, size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The front reads its socket in order: once OPTIONS is answered on
+	// the same socket, the junk before it was read.
+	if line := optionsOverUDP(t, conn, front); !strings.HasPrefix(line, "SIP/2.0 200") {
+		t.Fatalf("OPTIONS after junk answered %q", line)
+	}
+	after, logged := logs.counts()
+	t.Logf("%d records, %d bytes logged for %d datagrams of junk and one OPTIONS", after-before, logged, junk)
+	if after-before > 20 || logged > 16<<10 {
+		t.Errorf("%d datagrams of junk logged %d records, %d bytes: want a few lines, cut short", junk, after-before, logged)
+	}
+}
+
+// optionsOverUDP sends OPTIONS on conn and returns the answer's status line.
+func optionsOverUDP(t *testing.T, conn net.Conn, front *sipfront.Server) string {
+	t.Helper()
+	local := conn.LocalAddr().String()
+	req := fmt.Sprintf("OPTIONS sip:lobby@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-optu1\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:lobby@%s>\r\nCall-ID: opt-udp-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+		front.Addr(), local, front.Addr())
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(settle)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("reading the answer to OPTIONS: %v", err)
+	}
+	line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+	return line
 }

@@ -222,15 +222,20 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	s.addr = s.udp.LocalAddr().(*net.UDPAddr).AddrPort()
 	s.addr = netip.AddrPortFrom(s.addr.Addr().Unmap(), s.addr.Port())
 	host := s.addr.Addr().String()
-	if s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("switchboard"), sipgo.WithUserAgentHostname(host)); err != nil {
+	// sipgo's logs, which say what strangers sent, go to the front's
+	// logger, thinned and cut (log.go).
+	sl := slog.New(newSIPGoHandler(s.log.Handler()))
+	if s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("switchboard"), sipgo.WithUserAgentHostname(host),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sl)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sl))); err != nil {
 		s.closeSockets()
 		return nil, fmt.Errorf("sipfront: %w", err)
 	}
-	if s.srv, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(s.log)); err != nil {
+	if s.srv, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(sl)); err != nil {
 		s.closeSockets()
 		return nil, fmt.Errorf("sipfront: %w", err)
 	}
-	cl, err := sipgo.NewClient(s.ua, sipgo.WithClientHostname(host), sipgo.WithClientPort(int(s.addr.Port())))
+	cl, err := sipgo.NewClient(s.ua, sipgo.WithClientHostname(host), sipgo.WithClientPort(int(s.addr.Port())), sipgo.WithClientLogger(sl))
 	if err != nil {
 		s.closeSockets()
 		return nil, fmt.Errorf("sipfront: %w", err)
