@@ -8,10 +8,12 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/switchboard/switchboard/directory"
@@ -569,5 +571,110 @@ func TestOperationsDocListsEveryFlag(t *testing.T) {
 	}
 	if !strings.Contains(doc, "SWITCHBOARD_SERVE_MAX_ROOMS") {
 		t.Error("docs/operations.md lacks serve's environment twins")
+	}
+}
+
+// docs/operations.md gives every flag of every command in that command's
+// section, with the default its -h prints (TestOperationsDocListsEveryFlag
+// checks only that a flag is named somewhere): a default changed in the
+// code and not in the docs, or said wrongly there, fails here. Defaults
+// that depend on the machine (the descriptor limit, the cores) or the
+// bench scenario are described in words and not compared.
+func TestOperationsDocGivesEveryDefault(t *testing.T) {
+	data, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]string{} // "### serve..." heading's first words -> its text
+	for _, part := range strings.Split(string(data), "\n### ")[1:] {
+		heading, _, _ := strings.Cut(part, "\n")
+		sections[heading] = part
+	}
+	section := func(prefix string) string {
+		for heading, text := range sections {
+			if strings.HasPrefix(heading, prefix) {
+				return text
+			}
+		}
+		t.Fatalf("docs/operations.md has no section %q", prefix)
+		return ""
+	}
+	// Described in words: the machine's (descriptor limit, cores) or the
+	// scenario's.
+	inWords := map[string]bool{"serve --max-conns": true, "sim --parallel": true, "bench storm --policies": true}
+	for _, tt := range []struct {
+		cmd     []string
+		section string
+	}{
+		{[]string{"serve"}, "serve:"},
+		{[]string{"dir"}, "dir:"},
+		{[]string{"drain"}, "drain:"},
+		{[]string{"connect"}, "connect, chat, bench connect:"},
+		{[]string{"chat"}, "connect, chat, bench connect:"},
+		{[]string{"bench", "connect"}, "connect, chat, bench connect:"},
+		{[]string{"demo"}, "demo:"},
+		{[]string{"bench", "storm"}, "bench SCENARIO:"},
+		{[]string{"bench", "rtp"}, "bench SCENARIO:"},
+		{[]string{"sim"}, "sim:"},
+		{[]string{"certs"}, "certs, keygen, token:"},
+		{[]string{"keygen"}, "certs, keygen, token:"},
+		{[]string{"token"}, "certs, keygen, token:"},
+	} {
+		name := strings.Join(tt.cmd, " ")
+		doc := section(tt.section)
+		_, help, _ := runArgs(t, append(tt.cmd, "-h")...)
+		lines := strings.Split(help, "\n")
+		for i, line := range lines {
+			if !strings.HasPrefix(line, "  --") || i+1 == len(lines) {
+				continue
+			}
+			flagName, _, _ := strings.Cut(strings.TrimPrefix(line, "  "), " ")
+			at := strings.Index(doc, "`"+flagName+"`")
+			if at < 0 {
+				t.Errorf("docs/operations.md, section %q: no %s for %s", tt.section, flagName, name)
+				continue
+			}
+			m := helpDefault.FindStringSubmatch(lines[i+1])
+			if m == nil || inWords[name+" "+flagName] {
+				continue
+			}
+			def := m[1]
+			if !docGivesDefault(doc, flagName, def) {
+				t.Errorf("docs/operations.md, section %q: %s's %s does not say its default, %s", tt.section, name, flagName, def)
+			}
+		}
+	}
+}
+
+// helpDefault finds the default in a flag's line of -h.
+var helpDefault = regexp.MustCompile(`\(default ([^;]*); env SWITCHBOARD_[A-Z_]+\)$`)
+
+// docGivesDefault reports whether, at some mention of flag in doc, the
+// words that follow (its table cell, or its parenthesis in prose) give
+// def: the same text, or the same duration however written (5m, 5m0s).
+func docGivesDefault(doc, flag, def string) bool {
+	want, isDuration := time.ParseDuration(def)
+	for rest := doc; ; {
+		at := strings.Index(rest, "`"+flag+"`")
+		if at < 0 {
+			return false
+		}
+		rest = rest[at+len(flag)+2:]
+		window := rest[:min(len(rest), 48)]
+		if strings.HasPrefix(strings.TrimSpace(window), "|") {
+			// A table row: the cell after the flag's.
+			window, _, _ = strings.Cut(rest[strings.Index(rest, "|")+1:], "|")
+		}
+		if strings.Contains(window, def) {
+			return true
+		}
+		for _, word := range strings.FieldsFunc(window, func(r rune) bool { return strings.ContainsRune(" \n,;()|`", r) }) {
+			if word == def {
+				return true
+			}
+			if d, err := time.ParseDuration(word); isDuration == nil && err == nil && d == want {
+				return true
+			}
+		}
 	}
 }
