@@ -211,7 +211,7 @@ func (c Change) Membership() bool {
 
 type record struct {
 	entry Entry
-	// size is EncodedSize(entry.Node), counted against Limits.MaxBytes.
+	// size is heldSize(entry.Node), counted against Limits.MaxBytes.
 	size int
 	// heard is when the last update from the node arrived, by the caller's clock.
 	heard time.Time
@@ -264,7 +264,7 @@ func (t *Table) Apply(e Entry, now time.Time) Change {
 	if ok && (!e.Newer(r.entry) || (r.closed != "" && e.Conn == r.closed)) {
 		return Change{ID: e.ID, Kind: Stale, From: r.entry.Status, To: r.entry.Status}
 	}
-	size := EncodedSize(e.Node)
+	size := heldSize(e.Node)
 	if e.ID != t.self {
 		held := 0
 		if ok {
@@ -411,8 +411,12 @@ func (t *Table) Get(id string) (Entry, bool) {
 // Len is the number of nodes held, down ones included.
 func (t *Table) Len() int { return len(t.records) }
 
-// Bytes is the sum of EncodedSize over the nodes held: at least as many
-// bytes as they take in a directory message.
+// Bytes is what the nodes held are counted for against Limits.MaxBytes:
+// the sum of their EncodedSize with each one's numbers (users, capacity,
+// heartbeat) at their widest and its status at the longest. That is at
+// least as many bytes as they take in a directory message, and it
+// changes only when a node's strings do: at the bound, the heartbeats
+// of the nodes held still fit, whatever they say.
 func (t *Table) Bytes() int { return t.bytes }
 
 // Nodes returns a copy of the directory as of now, sorted by ID, with AgeMS

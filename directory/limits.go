@@ -3,6 +3,7 @@ package directory
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/switchboard/switchboard/jsonlen"
@@ -27,7 +28,8 @@ type Limits struct {
 	// MaxEntries is the most nodes held, down ones and self included.
 	MaxEntries int
 	// MaxBytes is the most bytes the nodes held may take in a directory
-	// message, as EncodedSize counts them.
+	// message, as EncodedSize counts them with their numbers and status
+	// at their widest (see Table.Bytes).
 	MaxBytes int
 	// MaxField is the longest ID, Addr, HTTP, Group or Version, in bytes.
 	MaxField int
@@ -63,7 +65,7 @@ func (l Limits) admit(n Node, known bool, held, total int) error {
 
 // nodeFrame is a Node's JSON with every string empty and every number
 // left out: what EncodedSize adds the strings and numbers to.
-const nodeFrame = `{"id":"","addr":"","http":"","group":"","status":"","users":,"capacity":,"version":"","age_ms":},`
+const nodeFrame = `{"id":"","addr":"","http":"","group":"","status":"","users":,"capacity":,"version":"","hb":,"age_ms":},`
 
 // maxIntLen is the longest decimal int64, sign included.
 const maxIntLen = 20
@@ -75,11 +77,27 @@ const maxIntLen = 20
 // Apply.
 func EncodedSize(n Node) int {
 	size := len(nodeFrame) + maxIntLen
-	size += len(strconv.Itoa(n.Users)) + len(strconv.Itoa(n.Capacity))
+	size += len(strconv.Itoa(n.Users)) + len(strconv.Itoa(n.Capacity)) + len(strconv.FormatInt(n.HeartbeatMS, 10))
 	for _, s := range []string{n.ID, n.Addr, n.HTTP, n.Group, string(n.Status), n.Version} {
 		size += escapedLen(s)
 	}
 	return size
+}
+
+// heldSize is what a Table counts n for against Limits.MaxBytes:
+// EncodedSize with its numbers at their widest and its status at the
+// longest of the statuses, so that a peer's updates take no more room
+// than it holds whatever users, status and heartbeat they carry; only
+// longer strings need more. At the byte bound (a flood of long entries)
+// a peer whose users gain a digit, or that starts draining, is then
+// never refused, which would have left it to be marked down while it
+// spoke.
+func heldSize(n Node) int {
+	n.Users, n.Capacity, n.HeartbeatMS = math.MinInt, math.MinInt, math.MinInt64
+	if escapedLen(string(n.Status)) <= len(Starting) {
+		n.Status = Starting // as long as Degraded and Draining: the longest
+	}
+	return EncodedSize(n)
 }
 
 // escapedLen is the most bytes s takes as a JSON string's contents as

@@ -64,7 +64,13 @@ func TestLimitsRefuse(t *testing.T) {
 	})
 
 	t.Run("bytes", func(t *testing.T) {
-		one := directory.EncodedSize(limitEntry("a", 1).Node)
+		// What one entry is counted for (Table.Bytes), measured.
+		probe := directory.NewTable("self", timeouts)
+		probe.Apply(limitEntry("a", 1), now)
+		one := probe.Bytes()
+		if one < directory.EncodedSize(limitEntry("a", 1).Node) {
+			t.Fatalf("an entry counted for %d bytes, below its EncodedSize", one)
+		}
 		tb := directory.NewTable("self", timeouts, directory.WithLimits(directory.Limits{MaxBytes: 2 * one}))
 		tb.Apply(limitEntry("a", 1), now)
 		tb.Apply(limitEntry("b", 1), now)
@@ -92,7 +98,7 @@ func TestEncodedSizeBoundsJSON(t *testing.T) {
 	nasty := []string{"", "n1", "127.0.0.1:7070", `"\<>&`, "\x00\x1f", "é€😀", "\xff\xfe", "\u2028\u2029", strings.Repeat("<", 300)}
 	for _, s := range nasty {
 		for _, num := range []int{0, 7, -1, math.MaxInt64, math.MinInt64} {
-			n := directory.Node{ID: s, Addr: s, HTTP: s, Group: s, Version: s, Status: directory.Status(s), Users: num, Capacity: num, AgeMS: math.MinInt64}
+			n := directory.Node{ID: s, Addr: s, HTTP: s, Group: s, Version: s, Status: directory.Status(s), Users: num, Capacity: num, HeartbeatMS: int64(num), AgeMS: math.MinInt64}
 			data, err := json.Marshal(n)
 			if err != nil {
 				t.Fatal(err)
@@ -138,5 +144,73 @@ func TestDefaultLimitsHoldAThousandAndViewsFitALine(t *testing.T) {
 	}
 	if len(view) < 200 || len(view) == len(nodes) {
 		t.Fatalf("the view holds %d of %d entries: want as many as fit, and not all", len(view), len(nodes))
+	}
+}
+
+// A table at its byte bound (a flood of entries with long fields, from a
+// member of an open cluster) still takes the heartbeats of the peers it
+// holds, whatever users and status they carry: a peer whose users gain a
+// digit, or that starts draining, stays as it says. Before, each such
+// update needed a few bytes more than the peer held and was refused;
+// the peer's later heartbeats too, so its peers marked it down while it
+// was alive and forgot it. A peer's longer strings still need room.
+func TestByteBoundKeepsKnownPeers(t *testing.T) {
+	now := time.Unix(1000, 0)
+	timeouts := directory.Timeouts{DownAfter: time.Second, RemoveAfter: time.Minute}
+	peer := func(seq uint64, users int, status directory.Status) directory.Entry {
+		e := limitEntry("b", 1)
+		e.Seq, e.Users, e.Capacity, e.Status = seq, users, 100000, status
+		return e
+	}
+	tests := []struct {
+		name   string
+		update directory.Entry
+		want   directory.Kind
+		status directory.Status // held after it, and after a tick past DownAfter from the flood
+	}{
+		{"the same numbers", peer(2, 9, directory.Up), directory.Refreshed, directory.Up},
+		{"users gain a digit", peer(2, 10, directory.Up), directory.Refreshed, directory.Up},
+		{"users gain five", peer(2, 99999, directory.Up), directory.Refreshed, directory.Up},
+		{"draining", peer(2, 9, directory.Draining), directory.StatusChanged, directory.Draining},
+		{"a longer group", func() directory.Entry { e := peer(2, 9, directory.Up); e.Group = "eu/a"; return e }(), directory.Refused, directory.Down},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The bound is what self, b and five entries of the flood
+			// take: the table is full to the byte, and a sixth is refused.
+			long := strings.Repeat("<", 300)
+			fill := func(tb *directory.Table, flood int) directory.Change {
+				tb.Apply(limitEntry("self", 1), now)
+				if c := tb.Apply(peer(1, 9, directory.Up), now); c.Kind != directory.Added {
+					t.Fatalf("b: %v %v", c.Kind, c.Err)
+				}
+				var c directory.Change
+				for i := range flood {
+					e := limitEntry(fmt.Sprintf("flood-%03d", i), 1)
+					e.Addr, e.Version = long, long
+					c = tb.Apply(e, now)
+				}
+				return c
+			}
+			probe := directory.NewTable("self", timeouts)
+			fill(probe, 5)
+			bound := directory.Limits{MaxField: 300, MaxBytes: probe.Bytes()}
+			tb := directory.NewTable("self", timeouts, directory.WithLimits(bound))
+			if c := fill(tb, 6); c.Kind != directory.Refused {
+				t.Fatalf("the sixth entry of the flood: %v, want refused", c.Kind)
+			}
+			at := now.Add(900 * time.Millisecond)
+			c := tb.Apply(tt.update, at)
+			if c.Kind != tt.want {
+				t.Fatalf("update at the bound: %v %v, want %v", c.Kind, c.Err, tt.want)
+			}
+			if tb.Bytes() > bound.MaxBytes {
+				t.Fatalf("%d bytes held, past the bound of %d", tb.Bytes(), bound.MaxBytes)
+			}
+			tb.Tick(now.Add(1500 * time.Millisecond)) // the flood's entries are down; b spoke at 900 ms
+			if got, _ := tb.Get("b"); got.Status != tt.status {
+				t.Fatalf("b is %s, want %s", got.Status, tt.status)
+			}
+		})
 	}
 }
