@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard/switchboard/directory"
@@ -223,7 +224,7 @@ func (c *partCache) encode(nodes []directory.Node) ([][]byte, error) {
 
 // helloViewRead, when tests set it, runs in sayDirectory between reading
 // the view and queueing the answer: where a push may come in between.
-var helloViewRead func()
+var helloViewRead atomic.Pointer[func()]
 
 // helloTries is how many times at most a hello is answered again
 // because a push went out while it was answered (sayDirectory).
@@ -256,8 +257,8 @@ func (s *session) sayDirectory(m wire.Message) {
 		gen := n.pushGen.Load()
 		s.dirGen.Store(gen)
 		v := n.view.Load()
-		if helloViewRead != nil {
-			helloViewRead()
+		if f := helloViewRead.Load(); f != nil {
+			(*f)()
 		}
 		line, _, err := v.viewLine(n.cfg.Service, n.cfg.ID, time.Now(), w, newRand())
 		if err != nil {

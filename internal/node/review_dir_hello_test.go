@@ -75,7 +75,7 @@ func TestReviewDirHelloRacingAPush(t *testing.T) {
 		n.pushDirectory(map[string]struct{}{}) // a push before: the session's generation is old
 
 		pushed := false
-		helloViewRead = func() {
+		read := func() {
 			if pushed {
 				return
 			}
@@ -85,8 +85,9 @@ func TestReviewDirHelloRacingAPush(t *testing.T) {
 			n.view.Store(&view{nodes: after, taken: taken, parts: &n.parts})
 			n.pushDirectory(map[string]struct{}{"n2": {}})
 		}
+		helloViewRead.Store(&read)
 		s.sayDirectory(wire.Message{Op: wire.OpHello, V: wire.Version, Deltas: deltas})
-		helloViewRead = nil
+		helloViewRead.Store(nil)
 		if !pushed {
 			t.Fatal("the hello never read the view")
 		}
