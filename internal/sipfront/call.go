@@ -2,6 +2,7 @@ package sipfront
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -56,17 +57,71 @@ type call struct {
 	endOnce sync.Once
 
 	packets atomic.Int64 // RTP datagrams read from the caller's address
+	pongs   atomic.Int64 // keepalive pings the caller answered
 }
 
 // run serves the call until it ends.
 func (c *call) run() {
 	texts := make(chan roomfeed.Text, 64)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); c.readRTP() }()
 	go func() { defer wg.Done(); c.readEvents(texts) }()
+	go func() { defer wg.Done(); c.keepAlive() }()
 	c.sendRTP(texts)
 	wg.Wait()
+}
+
+// keepAlive pings the caller with OPTIONS in the dialog and ends the call
+// when a ping goes unanswered or the caller no longer knows the call. A
+// caller that vanished without a BYE (a phone that lost power or its
+// network) would otherwise hold its call, its member in the room, its
+// RTP port and its places in the limits until the node stopped: T.140
+// sends nothing while nobody types, so silence tells nothing.
+func (c *call) keepAlive() {
+	tick := time.NewTicker(c.srv.cfg.KeepAlive)
+	defer tick.Stop()
+	inv := c.dlg.InviteRequest
+	contact := inv.Contact()
+	if contact == nil {
+		return
+	}
+	// A ping in flight ends with the call, so that ending waits for none.
+	stop, cancelStop := context.WithCancel(context.Background())
+	defer cancelStop()
+	go func() {
+		select {
+		case <-c.done:
+			cancelStop()
+		case <-stop.Done():
+		}
+	}()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		req := sip.NewRequest(sip.OPTIONS, contact.Address)
+		req.SetTransport(inv.Transport())
+		ctx, cancel := context.WithTimeout(stop, c.srv.cfg.KeepAliveTimeout)
+		res, err := c.dlg.Do(ctx, req)
+		cancel()
+		select {
+		case <-c.done:
+			return // ended meanwhile: the ping's failure says nothing
+		default:
+		}
+		switch {
+		case err != nil:
+			c.end(context.Background(), "the caller stopped answering: no answer to OPTIONS within "+c.srv.cfg.KeepAliveTimeout.String(), false)
+			return
+		case res.StatusCode == 481 || res.StatusCode == 408:
+			c.end(context.Background(), fmt.Sprintf("the caller no longer knows the call: OPTIONS answered %d", res.StatusCode), false)
+			return
+		}
+		c.pongs.Add(1)
+	}
 }
 
 // readRTP takes the caller's packets into the room.

@@ -32,3 +32,14 @@ func (s *Server) Packets() int64 {
 
 // TCPConns counts the TCP connections the SIP listener holds.
 func (s *Server) TCPConns() int { return s.lim.Open() }
+
+// Pongs counts the keepalive pings the callers of the calls held answered.
+func (s *Server) Pongs() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, c := range s.calls {
+		n += c.pongs.Load()
+	}
+	return n
+}

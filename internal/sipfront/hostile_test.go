@@ -366,3 +366,50 @@ func optionsOverUDP(t *testing.T, conn net.Conn, front *sipfront.Server) string 
 	line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
 	return line
 }
+
+// TestVanishedCallerIsDropped: the front pings each caller in the dialog;
+// a caller that answers keeps its call, and one that vanished without a
+// BYE (a phone that lost power) is dropped once a ping goes unanswered:
+// its member leaves the room and its place under the limits is free for
+// the next call. Before, such a call was held until the node stopped,
+// so callers that went away one after another (or an attacker from a few
+// addresses) took every place of --sip-max-calls for good.
+func TestVanishedCallerIsDropped(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) {
+		cfg.KeepAlive, cfg.KeepAliveTimeout = 100*time.Millisecond, time.Second
+		cfg.MaxCallsPerSource = 1
+	})
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	call := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "gone"})
+	nodetest.Eventually(t, settle, func() error {
+		if n := front.Pongs(); n < 3 {
+			return fmt.Errorf("the caller answered %d pings", n)
+		}
+		return nil
+	})
+	if n := front.Calls(); n != 1 {
+		t.Fatalf("%d calls held while the caller answers, want 1", n)
+	}
+
+	call.Close() // no BYE: the phone is gone
+	nodetest.Eventually(t, settle, func() error {
+		if n := front.Calls(); n != 0 {
+			return fmt.Errorf("%d calls held after the caller vanished", n)
+		}
+		if !bob.hasLeft("sip:gone@127.0.0.1") {
+			return errors.New("bob has not seen the vanished caller leave")
+		}
+		return nil
+	})
+	again := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "back"})
+	again.Send("back")
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("sip:back@127.0.0.1"); got != "back" {
+			return fmt.Errorf("bob sees %q", got)
+		}
+		return nil
+	})
+}

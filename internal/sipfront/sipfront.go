@@ -114,6 +114,14 @@ type Config struct {
 	Generations int
 	// SetupTimeout bounds attaching and joining the room (default 10 s).
 	SetupTimeout time.Duration
+	// KeepAlive is how often the front pings each caller with OPTIONS in
+	// the dialog (default 30 s), and KeepAliveTimeout how long a ping may
+	// go unanswered (default 15 s; the SIP stack resends it meanwhile). A
+	// caller that does not answer, or answers 481 or 408, has vanished:
+	// the call ends and its places are given back. Any other answer (200,
+	// 405, ...) keeps the call.
+	KeepAlive        time.Duration
+	KeepAliveTimeout time.Duration
 	// PacketRate and PacketBurst bound the RTP packets a caller may send
 	// a second (default 30, bursts of 60); more are dropped.
 	PacketRate  float64
@@ -155,6 +163,12 @@ func (c *Config) fill() error {
 	}
 	if c.Generations <= 0 {
 		c.Generations = t140.DefaultGenerations
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = 30 * time.Second
+	}
+	if c.KeepAliveTimeout <= 0 {
+		c.KeepAliveTimeout = 15 * time.Second
 	}
 	if c.SetupTimeout <= 0 {
 		c.SetupTimeout = 10 * time.Second
