@@ -653,7 +653,12 @@ func (e *roomEngine) raiseReplicas(want int) error {
 		return fmt.Errorf("node: reading bucket %s: %w", e.bucket, err)
 	}
 	if kvs, ok := status.(*jetstream.KeyValueBucketStatus); ok && kvs.StreamInfo().Config.Replicas < want {
-		if _, err := e.js.UpdateKeyValue(ctx, e.bucketConfig(want)); err != nil {
+		// Its stream's config as it is, replicas raised: the bucket's own
+		// config would not say that it allows TTLs (setup), and JetStream
+		// refuses to take that back.
+		cfg := kvs.StreamInfo().Config
+		cfg.Replicas = want
+		if _, err := e.js.UpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("node: updating bucket %s to %d replicas: %w", e.bucket, want, err)
 		}
 	}

@@ -86,3 +86,42 @@ func TestRoomRetention(t *testing.T) {
 		t.Errorf("dave joins the forgotten room and sees lines %q, seqs %v; want none", lines(st), st.Seqs)
 	}
 }
+
+// gauge reads n's unlabelled gauge name.
+func gauge(t *testing.T, n *node.Node, name string) float64 {
+	t.Helper()
+	families, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no %s metric", name)
+	return 0
+}
+
+// A cluster that grows raises its rooms' replicas, the snapshot bucket's
+// among them, whose stream allows the snapshots' TTLs: raising must keep
+// that (JetStream refuses to turn it off), as it keeps everything but the
+// replicas. The streams began with two copies here, so three come only
+// from raising them.
+func TestReplicasRaisedKeepTheRetention(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	c.WaitRoomsReady(wait)
+	if got := gauge(t, c.Nodes[0], "switchboard_room_replicas"); got > 2 {
+		t.Fatalf("two nodes made rooms' streams of %v replicas", got)
+	}
+	c.Add(nil)
+	c.WaitRoomsReady(wait)
+	nodetest.Eventually(t, wait, func() error {
+		for _, n := range c.Nodes {
+			if got := gauge(t, n, "switchboard_room_replicas"); got != 3 {
+				return fmt.Errorf("%s's rooms have %v replicas, want 3", n.ID(), got)
+			}
+		}
+		return nil
+	})
+}
