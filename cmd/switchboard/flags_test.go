@@ -19,6 +19,7 @@ import (
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/dnsserver"
 	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/pki"
 )
 
 // runArgs runs the command line args and returns its exit code and what
@@ -333,25 +334,82 @@ func TestServePrecedence(t *testing.T) {
 }
 
 // The example file documents every setting, and serve --check accepts it.
+// --check reads the files the settings name, as the node does at start,
+// so the example's /etc/switchboard/ is a directory of real ones here.
 func TestExampleConfig(t *testing.T) {
 	const example = "../../docs/switchboard.example.toml"
 	t.Setenv("HOME", t.TempDir())
-	code, stdout, stderr := runArgs(t, "serve", "--config", example, "--check")
+	data, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etc := t.TempDir()
+	now := time.Now()
+	ca, _, err := pki.LoadOrCreateCA(etc, "chat.example", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, key, err := ca.Issue(pki.Request{Service: "chat.example", Hosts: []string{"127.0.0.1"}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteNewFiles(pki.NewFile{Name: filepath.Join(etc, "n1.key"), Data: key, Perm: 0o600}, pki.NewFile{Name: filepath.Join(etc, "n1.pem"), Data: chain, Perm: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	local := writeFile(t, "switchboard.toml", strings.ReplaceAll(string(data), "/etc/switchboard/", etc+"/"))
+	code, stdout, stderr := runArgs(t, "serve", "--config", local, "--check")
 	if code != 0 {
 		t.Fatalf("serve --check of the example: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if !strings.Contains(stdout, "settings are valid") {
 		t.Errorf("--check printed:\n%s", stdout)
 	}
-	data, err := os.ReadFile(example)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var s serveSettings
 	for _, key := range fileKeys(serveCmdline(&s, nil, nil)) {
 		if !strings.Contains(string(data), "\n"+key+" =") && !strings.Contains(string(data), "\n# "+key+" =") {
 			t.Errorf("the example file does not show %q", key)
 		}
+	}
+}
+
+// --check reads the certificate files of the routes and of an external
+// bus, as the node does at start. It used to call a node valid whose
+// cluster certificate was missing, or whose key was another
+// certificate's, and the node then failed at start.
+func TestCheckReadsCertificateFiles(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	dir := t.TempDir()
+	for _, node := range []string{"n1", "n2"} {
+		if code, _, stderr := runArgs(t, "certs", "--dir", dir, "--service", "chat.test", "--node", node, "--host", "127.0.0.1"); code != exitOK {
+			t.Fatalf("certs: %s", stderr)
+		}
+	}
+	f := func(name string) string { return filepath.Join(dir, name) }
+	missing := filepath.Join(dir, "none.pem")
+	cluster := []string{"--cluster", "127.0.0.1:0", "--cluster-ca", f("ca.pem")}
+	tests := []struct {
+		name string
+		args []string
+		want string // "" for valid
+	}{
+		{"cluster: a matching pair", append([]string{"--cluster-cert", f("n1.pem"), "--cluster-key", f("n1.key")}, cluster...), ""},
+		{"cluster: the key of another certificate", append([]string{"--cluster-cert", f("n1.pem"), "--cluster-key", f("n2.key")}, cluster...), "cluster TLS certificate (cluster-cert, cluster-key): tls: private key does not match public key"},
+		{"cluster: no certificate file", append([]string{"--cluster-cert", missing, "--cluster-key", f("n1.key")}, cluster...), "cluster TLS certificate (cluster-cert, cluster-key): open " + missing},
+		{"cluster: a CA file without a certificate", []string{"--cluster", "127.0.0.1:0", "--cluster-cert", f("n1.pem"), "--cluster-key", f("n1.key"), "--cluster-ca", f("n1.key")}, "cluster CA (cluster-ca): pki:"},
+		{"bus: no CA file", []string{"--bus", "tls://127.0.0.1:4222", "--bus-ca", missing}, "bus CA (bus-ca): pki: reading CA certificates: open " + missing},
+		{"bus: the key of another certificate", []string{"--bus", "tls://127.0.0.1:4222", "--bus-cert", f("n1.pem"), "--bus-key", f("n2.key")}, "bus certificate (bus-cert, bus-key): tls: private key does not match public key"},
+		{"bus: no credentials file", []string{"--bus", "nats://127.0.0.1:4222", "--bus-creds", missing}, "bus credentials (bus-creds): open " + missing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runArgs(t, append([]string{"serve", "--check"}, tt.args...)...)
+			switch {
+			case tt.want == "" && code != exitOK:
+				t.Errorf("exit %d, want 0\n%s%s", code, stdout, stderr)
+			case tt.want != "" && (code != exitFailure || !strings.Contains(stderr, tt.want)):
+				t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and %q", code, stderr, tt.want)
+			}
+		})
 	}
 }
 

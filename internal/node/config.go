@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/switchboard/switchboard/drain"
 	"github.com/switchboard/switchboard/internal/bus"
+	"github.com/switchboard/switchboard/internal/pki"
 )
 
 // Default addresses of `switchboard serve` with no flags.
@@ -433,7 +435,20 @@ func (c *Config) validateSecurity() []error {
 		c.ClusterSecret = secret
 	}
 	if c.Bus != "" {
-		return errs // Cluster and its credentials are ignored
+		// Cluster and its credentials are ignored; the bus's files are
+		// read now, so that serve --check finds what start would.
+		if c.BusCert != "" && c.BusKey != "" {
+			errs = append(errs, loadPair("bus certificate (bus-cert, bus-key)", c.BusCert, c.BusKey))
+		}
+		if c.BusCA != "" {
+			errs = append(errs, loadCA("bus CA (bus-ca)", c.BusCA))
+		}
+		if c.BusCreds != "" {
+			if _, err := os.ReadFile(c.BusCreds); err != nil {
+				errs = append(errs, fmt.Errorf("bus credentials (bus-creds): %w", err))
+			}
+		}
+		return errs
 	}
 	if c.BusCA != "" || c.BusCert != "" || c.BusKey != "" || c.BusCreds != "" || c.BusSystem != "" {
 		errs = append(errs, errors.New("bus CA, certificate, key, credentials or system user without an external bus"))
@@ -441,7 +456,15 @@ func (c *Config) validateSecurity() []error {
 	if c.ClusterSecret != "" && len(c.ClusterSecret) < bus.MinSecret {
 		errs = append(errs, bus.ErrWeakSecret)
 	}
-	if n := countSet(c.ClusterCert, c.ClusterKey, c.ClusterCA); n != 0 && n != 3 {
+	switch countSet(c.ClusterCert, c.ClusterKey, c.ClusterCA) {
+	case 0:
+	case 3:
+		// Read now, as the client listener's certificate is: serve
+		// --check called a node valid whose certificate files were
+		// missing or did not match, and the node then failed at start.
+		errs = append(errs, loadPair("cluster TLS certificate (cluster-cert, cluster-key)", c.ClusterCert, c.ClusterKey),
+			loadCA("cluster CA (cluster-ca)", c.ClusterCA))
+	default:
 		errs = append(errs, bus.ErrTLSIncomplete)
 	}
 	if c.Cluster != "" && c.ClusterSecret == "" && c.ClusterCert == "" && !c.InsecureCluster {
@@ -464,6 +487,24 @@ func readSecret(file string, log *slog.Logger) (string, error) {
 		return "", fmt.Errorf("cluster secret file %s is empty", file)
 	}
 	return secret, nil
+}
+
+// loadPair reads a certificate and its key as a TLS listener would; nil
+// when they load and match.
+func loadPair(what, cert, key string) error {
+	if _, err := tls.LoadX509KeyPair(cert, key); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// loadCA reads a CA file as the routes or the bus client would; nil when
+// it holds a certificate.
+func loadCA(what, file string) error {
+	if _, err := pki.LoadPool(file); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 func countSet(ss ...string) int {
