@@ -13,7 +13,8 @@ import (
 // WebSocket stand-ins, in the browser, and checks the order the design
 // asks for: the picked node is dialled again (three dials in all), then
 // the directory is asked of the common address, then of every node the
-// client knows, and the failed node is left out of the next pick.
+// client knows, the failed one last, and the failed node is left out of
+// the next pick.
 func TestBrowserFailoverOrder(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	tab := newTab(t, newBrowser(t), "order")
@@ -70,7 +71,7 @@ func TestBrowserFailoverOrder(t *testing.T) {
 		"dial ws://n1.test:7071/v1/ws switchboard.v1",
 		"dial ws://n1.test:7071/v1/ws switchboard.v1",
 		"fetch http://common.test/v1/directory",
-		"fetch http://n1.test:7071/v1/directory",
+		// n1, left out, would be asked last: n2 answers first.
 		"fetch http://n2.test:7071/v1/directory",
 		"dial ws://n2.test:7071/v1/ws switchboard.v1",
 		"attached to n2",

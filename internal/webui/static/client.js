@@ -25,7 +25,15 @@ export const SUBPROTOCOL = "switchboard.v1";
 const RETRIES = 2; // dials of one node before asking for a new directory
 const COOLDOWN_MS = 5000; // how long a node that failed is not picked
 const ATTACH_TIMEOUT_MS = 10000;
-const PING_MS = 60000;
+// The heartbeat, as the Go client's (client/heartbeat.go): after
+// HEARTBEAT_MS without a message the session pings; a ping unanswered for
+// SILENT_MS - HEARTBEAT_MS makes it ask the node on a second connection
+// whether it runs at all, and one unanswered for SILENT_MS takes the node
+// for gone, unless the second connection got its pong (busy, not gone:
+// the wait grows to SILENT_MS, 3, 7... times that, up to BUSY_MAX_MS).
+const HEARTBEAT_MS = 500;
+const SILENT_MS = 1500;
+const BUSY_MAX_MS = 15000;
 const MOVE_TIMEOUT_MS = 10000; // how long a move searches for a new node
 const RETIRE_AFTER_MS = 10000; // how long a move keeps the old connection while rooms rejoin
 
@@ -71,6 +79,8 @@ export class Session extends EventTarget {
     this.closed = false;
     this.attaches = 0;
     this.pinger = null;
+    this.lastRx = 0; // when the last message came on this.ws
+    this.hb = null; // the heartbeat's round: {pingAt, wait, busy, probe, probeAt, probeOK}
     this.moving = null; // {ws, node, lost}: the connection a move is leaving, until attached elsewhere
     this.retiring = null; // that connection once attached elsewhere, until the rooms have rejoined
     this.retireTimer = null;
@@ -93,6 +103,7 @@ export class Session extends EventTarget {
   close() {
     this.closed = true;
     clearInterval(this.pinger);
+    this.endProbe();
     this.retire();
     if (this.ws) this.ws.close();
   }
@@ -100,10 +111,15 @@ export class Session extends EventTarget {
   // fetchDirectory asks the common address, then every node it knows.
   async fetchDirectory() {
     const bases = [this.common];
+    const late = new Set(); // the addresses of nodes left out: a silent one costs a whole timeout
     for (const n of this.dir?.nodes || []) {
-      if (n.http) bases.push(httpBase(n.http, this.page));
+      if (!n.http) continue;
+      const base = httpBase(n.http, this.page);
+      bases.push(base);
+      if (this.isExcluded(n.id)) late.add(base);
     }
-    for (const base of [...new Set(bases)]) {
+    const order = [...new Set(bases)];
+    for (const base of [...order.filter((b) => !late.has(b)), ...order.filter((b) => late.has(b))]) {
       try {
         const ctl = new AbortController();
         const t = setTimeout(() => ctl.abort(), 3000);
@@ -301,7 +317,10 @@ export class Session extends EventTarget {
     ws.onclose = (ev) => this.dropped(ws, ev);
     this.emit("status", { state: "attached", node, reason, note: `session ${m.session}` });
     clearInterval(this.pinger);
-    this.pinger = setInterval(() => this.send({ op: "ping" }), PING_MS);
+    this.endProbe();
+    this.lastRx = Date.now();
+    this.hb = { pingAt: 0, wait: SILENT_MS, busy: 0, probe: null, probeAt: 0, probeOK: false };
+    this.pinger = setInterval(() => this.beat(), HEARTBEAT_MS / 2);
     for (const [name, r] of this.rooms) {
       r.synced = false;
       // A retry planned on the connection before is moot: this join
@@ -320,17 +339,107 @@ export class Session extends EventTarget {
       return;
     }
     if (ws !== this.ws) return;
+    this.lose(`lost ${this.node.id} (connection closed, ${ev.code}${ev.reason ? ": " + ev.reason : ""})`, true);
+  }
+
+  // lose leaves the node of this.ws and fails over; retrySame: dial that
+  // node again first (its connection closed: it may be back at once).
+  lose(why, retrySame) {
     this.ws = null;
     clearInterval(this.pinger);
+    this.endProbe();
     const node = this.node;
     this.node = null;
     if (this.closed) return;
     for (const r of this.rooms.values()) r.synced = false;
-    const why = `lost ${node.id} (connection closed, ${ev.code}${ev.reason ? ": " + ev.reason : ""})`;
     this.log(why);
     this.emit("status", { state: "lost", node, reason: "", note: why });
+    if (!retrySame) this.exclude(node.id);
     // Spread the sessions of a dead node out before they come back.
-    sleep(Math.random() * 250).then(() => this.connect(why, node));
+    sleep(Math.random() * 250).then(() => this.connect(why, retrySame ? node : null));
+  }
+
+  // beat runs the heartbeat on this.ws. Each step is taken on what did
+  // or did not come since the ping went out, never on how long a timer
+  // took to fire: a hidden tab's timers are slowed to one a second or
+  // less, and a late timer alone must not take a node for gone.
+  beat() {
+    const ws = this.ws, hb = this.hb;
+    // A move reads nothing more from its old connection; it has its
+    // own bound (MOVE_TIMEOUT_MS), and the connection's close.
+    if (!ws || !hb || this.closed || this.moving) return;
+    const now = Date.now();
+    if (hb.pingAt && this.lastRx >= hb.pingAt) {
+      // Answered.
+      hb.pingAt = 0;
+      hb.wait = SILENT_MS;
+      hb.busy = 0;
+      this.endProbe();
+    }
+    if (!hb.pingAt) {
+      if (now - this.lastRx >= HEARTBEAT_MS) {
+        this.send({ op: "ping" });
+        hb.pingAt = now;
+      }
+      return;
+    }
+    const silent = now - hb.pingAt;
+    if (!hb.probe && silent >= hb.wait - HEARTBEAT_MS) {
+      this.probe(this.node);
+      return;
+    }
+    if (silent < hb.wait || !hb.probe || now - hb.probeAt < HEARTBEAT_MS) return;
+    if (hb.probeOK) {
+      // Busy, not gone: wait longer, with a new second connection then.
+      hb.busy++;
+      hb.wait = Math.min(SILENT_MS * (2 ** hb.busy - 1), BUSY_MAX_MS);
+      hb.pingAt = now;
+      this.endProbe();
+      this.log(`${this.node.id} is slow to answer but runs; waiting ${hb.wait} ms more`);
+      return;
+    }
+    ws.onclose = null;
+    ws.close();
+    this.lose(`lost ${this.node.id} (silent: no answer for ${silent} ms, nor on a second connection)`, false);
+  }
+
+  // probe asks node, on a connection of its own, for a pong before any
+  // hello: a node that runs at all answers at once.
+  probe(node) {
+    const hb = this.hb;
+    const scheme = this.page.protocol === "https:" ? "wss:" : "ws:";
+    hb.probeAt = Date.now();
+    hb.probeOK = false;
+    let p;
+    try {
+      p = new WebSocket(`${scheme}//${node.http}/v1/ws`, SUBPROTOCOL);
+    } catch {
+      hb.probe = { close() {} };
+      return;
+    }
+    hb.probe = p;
+    p.onopen = () => p.send(JSON.stringify({ op: "ping" }));
+    p.onerror = () => {};
+    p.onmessage = (ev) => {
+      let m;
+      try {
+        m = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (m.op !== "pong") return;
+      if (this.hb && this.hb.probe === p) this.hb.probeOK = true;
+      p.close();
+    };
+  }
+
+  endProbe() {
+    const p = this.hb && this.hb.probe;
+    if (!p) return;
+    this.hb.probe = null;
+    this.hb.probeOK = false;
+    p.onmessage = null;
+    p.close();
   }
 
   send(m, ws = this.ws) {
@@ -343,6 +452,7 @@ export class Session extends EventTarget {
   }
 
   handle(ws, m) {
+    if (ws === this.ws) this.lastRx = Date.now();
     // After a move, nothing more is read from the connection it leaves.
     if (ws !== this.ws || (this.moving && ws === this.moving.ws)) return;
     switch (m.op) {
