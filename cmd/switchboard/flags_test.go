@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/dnsserver"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/pki"
@@ -365,9 +366,31 @@ func TestExampleConfig(t *testing.T) {
 		t.Errorf("--check printed:\n%s", stdout)
 	}
 	var s serveSettings
-	for _, key := range fileKeys(serveCmdline(&s, nil, nil)) {
+	c := serveCmdline(&s, nil, nil)
+	for _, key := range fileKeys(c) {
 		if !strings.Contains(string(data), "\n"+key+" =") && !strings.Contains(string(data), "\n# "+key+" =") {
 			t.Errorf("the example file does not show %q", key)
+		}
+	}
+	// Its header says its values are the defaults but for the node's own.
+	own := []string{"service", "id", "group", "data", "cluster", "cluster-cert", "cluster-key", "cluster-ca"}
+	f, err := config.Parse(example, data, fileKeys(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	same := func(a, b string) bool {
+		d1, err1 := time.ParseDuration(a)
+		d2, err2 := time.ParseDuration(b)
+		return a == b || (err1 == nil && err2 == nil && d1 == d2)
+	}
+	for _, set := range f.Settings {
+		fl := c.fs.Lookup(set.Key)
+		def := fl.DefValue
+		if m := regexp.MustCompile(`\(default ([^)]+)\)`).FindStringSubmatch(fl.Usage); m != nil {
+			def = m[1] // 0 standing for the node's default, which the usage gives
+		}
+		if !slices.Contains(own, set.Key) && !same(set.Text, fl.DefValue) && !same(set.Text, def) {
+			t.Errorf("%s: %q is not the default, %q", f.Where(set), set.Text, def)
 		}
 	}
 }
