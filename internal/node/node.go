@@ -193,6 +193,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if dataDir == "" {
 		dataDir = filepath.Join(os.TempDir(), "switchboard-"+sanitize(n.cfg.Service)+"-"+sanitize(n.cfg.ID))
 	}
+	n.incarnation = n.nextIncarnation(dataDir) // incarnation.go
 	n.bus, err = bus.Open(ctx, bus.Config{
 		Name:        sanitize(n.cfg.ID),
 		ClusterName: n.cfg.Service,

@@ -1,0 +1,11 @@
+package node
+
+import "time"
+
+// SetIncarnationClock makes the nodes that start from now on draw their
+// incarnations from clock, and returns a func that puts time.Now back.
+// For tests, which must not run in parallel with it.
+func SetIncarnationClock(clock func() time.Time) (restore func()) {
+	incarnationClock = clock
+	return func() { incarnationClock = time.Now }
+}
