@@ -432,7 +432,9 @@ func (c *Call) closeAll() {
 func (c *Call) receive() {
 	defer c.wg.Done()
 	dec := t140.NewDecoder(c.Answer.Format)
-	buf := make([]byte, 2048)
+	// A node's packet may carry 1,000 bytes of text in each of three
+	// generations: a smaller buffer cut them, and lost the text.
+	buf := make([]byte, 1<<16)
 	for {
 		n, _, err := c.pc.ReadFromUDPAddrPort(buf)
 		if err != nil {

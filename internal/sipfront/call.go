@@ -26,6 +26,15 @@ import (
 // the next interval (a redundant block holds at most 1023 bytes).
 const maxPacketText = 1000
 
+// maxSendBacklog is the most text the front holds for a caller, mixed
+// and not yet sent. It sends at most maxPacketText bytes an interval
+// (about 3 KB a second), and a room's members may type far faster (8
+// KiB a second each, by the node's limits): without a bound, one member
+// typing at that rate grew the memory of every call in the room without
+// end. Past it, the text is dropped and marked U+FFFD once
+// (t140.Mixer.Cut): 32 KiB is ten seconds of sending.
+const maxSendBacklog = 32 << 10
+
 // maxBacklog is the most chunks of the caller's text the bridge holds
 // that the node has not acknowledged. The node takes a session's text at
 // its own rate (50 chunks and 8 KiB a second by default) and the client
@@ -58,6 +67,9 @@ type call struct {
 
 	packets atomic.Int64 // RTP datagrams read from the caller's address
 	pongs   atomic.Int64 // keepalive pings the caller answered
+	held    atomic.Int64 // the most text held for the caller unsent
+	unsent  atomic.Int64 // the text held for the caller unsent, now
+	relayed atomic.Int64 // bytes of the room's text given to the mixer
 }
 
 // run serves the call until it ends.
@@ -212,8 +224,24 @@ func (c *call) sendRTP(texts <-chan roomfeed.Text) {
 	// (packets of redundancy alone do not hold it back).
 	var last, lastText time.Time
 	var backlog []byte
+	shedding, shed := false, 0
 	send := func(now time.Time) {
-		backlog = append(backlog, mix.Take(now)...)
+		switch taken := mix.Take(now); {
+		case len(backlog)+len(taken) <= maxSendBacklog:
+			backlog = append(backlog, taken...)
+			shedding = false
+		case !shedding:
+			backlog = append(backlog, mix.Cut()...)
+			shedding = true
+			if shed++; shed == 1 || shed%100 == 0 {
+				c.log.Warn("the room's text is faster than the caller's stream: dropped", "count", shed, "held", len(backlog))
+			}
+		default:
+			mix.Cut() // marked already
+		}
+		if n := int64(len(backlog)); n > c.held.Load() {
+			c.held.Store(n)
+		}
 		if len(backlog) == 0 && !enc.Pending() {
 			return
 		}
@@ -227,6 +255,7 @@ func (c *call) sendRTP(texts <-chan roomfeed.Text) {
 			return
 		}
 		backlog = backlog[n:]
+		c.unsent.Store(int64(len(backlog)))
 		raw, err := p.Marshal()
 		if err != nil {
 			c.log.Error("marshalling an RTP packet", "err", err)
@@ -251,6 +280,7 @@ func (c *call) sendRTP(texts <-chan roomfeed.Text) {
 				continue
 			}
 			mix.Write(rt.From, rt.Text, now)
+			c.relayed.Add(int64(len(rt.Text)))
 			if now.Sub(lastText) >= interval {
 				send(now)
 			}

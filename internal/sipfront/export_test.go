@@ -43,3 +43,29 @@ func (s *Server) Pongs() int64 {
 	}
 	return n
 }
+
+// MaxSendBacklog is maxSendBacklog, for the tests.
+const MaxSendBacklog = maxSendBacklog
+
+// Held is the most text any call held has held for its caller unsent.
+func (s *Server) Held() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, c := range s.calls {
+		n = max(n, c.held.Load())
+	}
+	return n
+}
+
+// Unsent is the text the calls held hold for their callers unsent, and
+// the bytes of the room's text they took.
+func (s *Server) Unsent() (unsent, relayed int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.calls {
+		unsent += c.unsent.Load()
+		relayed += c.relayed.Load()
+	}
+	return unsent, relayed
+}

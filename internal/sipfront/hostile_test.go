@@ -413,3 +413,55 @@ func TestVanishedCallerIsDropped(t *testing.T) {
 		return nil
 	})
 }
+
+// TestChattyRoomCostsTheCallerBoundedMemory: a member typing far faster
+// than a call's stream carries (the front sends at most 1,000 bytes an
+// interval) costs each call at most MaxSendBacklog of text held; the
+// rest is dropped and marked U+FFFD, and later text reaches the caller.
+// Before, the text held for the caller grew for as long as the member
+// typed (400 KB here, and 5 KB a second per call at the node's default
+// rate, without end).
+func TestChattyRoomCostsTheCallerBoundedMemory(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.ByteRate, cfg.ByteBurst = 1<<20, 1<<20
+		cfg.ChunkRate, cfg.ChunkBurst = 1000, 1000
+	}})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	call := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "slow"})
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	// Each chunk stored before the next is sent: the text reaches the
+	// front over many of its intervals, as a member typing steadily
+	// faster than the stream would send it.
+	chunk := strings.Repeat("b", 4000)
+	for range 100 {
+		if _, err := bob.sess.SendTextWait(ctx, "lobby", chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Once the front has taken all of it and sent what it held, later
+	// text reaches the caller.
+	if _, err := bob.sess.SendTextWait(ctx, "lobby", "\n"); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if unsent, relayed := front.Unsent(); unsent != 0 || relayed < 100*4000+1 {
+			return fmt.Errorf("the front took %d bytes of the room's text, %d not yet sent to the caller", relayed, unsent)
+		}
+		return nil
+	})
+	if _, err := bob.sess.SendText("lobby", "end\n"); err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, call, "end")
+	t.Logf("the caller received %d bytes of 400,000; at most %d held for it", len(got), front.Held())
+	if held := front.Held(); held > sipfront.MaxSendBacklog+16 {
+		t.Errorf("the front held %d bytes of text for the caller, above %d", held, sipfront.MaxSendBacklog)
+	}
+	if !strings.Contains(got, t140.Missing) {
+		t.Errorf("text dropped for the caller was not marked")
+	}
+}

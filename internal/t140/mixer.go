@@ -14,6 +14,13 @@ const LineSeparator = "\u2028"
 // mid-line before another sender's waiting text is shown.
 const DefaultSwitchAfter = 2 * time.Second
 
+// MaxQueued is the most text queued for one sender while another is
+// shown. A sender who keeps the caller's screen (typing mid-line, never
+// idle for SwitchAfter) would otherwise let the others' text pile up for
+// as long as they like; past it, a waiting sender's text is dropped and
+// marked with Missing once, where it was lost.
+const MaxQueued = 16 << 10
+
 // Mixer merges several senders' text into one T.140 stream for a caller
 // that shows one stream (a multiparty-unaware endpoint in RFC 9071's
 // words). One sender is shown at a time; every line shown starts with the
@@ -38,6 +45,7 @@ type mixSender struct {
 	queued []byte
 	last   time.Time // when their last text arrived
 	cr     bool      // their last chunk ended with CR
+	full   bool      // text was dropped, Missing queued in its place
 }
 
 // NewMixer returns a Mixer; switchAfter 0 means DefaultSwitchAfter.
@@ -58,8 +66,24 @@ func (m *Mixer) Write(from, text string, now time.Time) {
 	if len(s.queued) == 0 && from != m.current {
 		m.waiting = append(m.waiting, from)
 	}
-	s.queued = append(s.queued, text...)
 	s.last = now
+	switch {
+	case len(s.queued)+len(text) <= MaxQueued:
+		s.queued = append(s.queued, text...)
+		s.full = false
+	case !s.full:
+		s.queued = append(s.queued, Missing...)
+		s.full = true
+	}
+}
+
+// Cut says that the text taken last will not reach the caller (it could
+// not be sent): it returns the mark to send in its place, Missing and a
+// line end, and the next text shown starts a new labelled line, so that
+// an erasure never reaches past the mark.
+func (m *Mixer) Cut() []byte {
+	m.midLine, m.segment = false, 0
+	return []byte(Missing + LineSeparator)
 }
 
 // Forget drops a sender who left, with any text of theirs still queued.
@@ -104,7 +128,7 @@ func (m *Mixer) Take(now time.Time) []byte {
 // show writes the current sender's queued text to out.
 func (m *Mixer) show(out *strings.Builder, s *mixSender) {
 	text := string(s.queued)
-	s.queued = s.queued[:0]
+	s.queued, s.full = s.queued[:0], false
 	state := -1
 	for len(text) > 0 {
 		var c string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -359,5 +360,54 @@ func TestParseREDAllocatesLessThanThePacket(t *testing.T) {
 	ok := append(bytes.Repeat([]byte{0x80 | 98, 0, 0, 0}, maxRedundant), 98, 'x')
 	if red, prim, err := ParseRED(ok); err != nil || len(red) != maxRedundant || string(prim.Data) != "x" {
 		t.Errorf("%d empty blocks: %d blocks, primary %q, err %v", maxRedundant, len(red), prim.Data, err)
+	}
+}
+
+// TestMixerBoundsWaitingText: a sender who keeps the caller's screen
+// (typing mid-line, never idle long enough to be interrupted) lets the
+// others' text wait, but at most MaxQueued of it each; the rest is
+// dropped and marked once. Before, it piled up for as long as the first
+// sender typed.
+func TestMixerBoundsWaitingText(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	m := NewMixer(time.Second)
+	m.Write("ann", "hi", t0)
+	m.Take(t0)
+	chunk := strings.Repeat("b", 1000)
+	for i := range 3 * MaxQueued / len(chunk) {
+		at := t0.Add(time.Duration(i) * time.Millisecond)
+		m.Write("bob", chunk, at)
+		m.Write("ann", "i", at) // ann keeps the screen
+		m.Take(at)
+	}
+	m.Write("ann", "\n", t0.Add(time.Second))
+	got := string(m.Take(t0.Add(time.Second)))
+	_, bob, ok := strings.Cut(got, "[bob]: ")
+	if !ok {
+		t.Fatalf("bob's text was not shown: %q", got[:min(len(got), 80)])
+	}
+	if len(bob) > MaxQueued+len(Missing) || !strings.HasSuffix(bob, Missing) || strings.Count(bob, Missing) != 1 {
+		t.Errorf("bob's waiting text shown: %d bytes, ending %q; want at most %d, marked once at the end", len(bob), bob[max(0, len(bob)-8):], MaxQueued+len(Missing))
+	}
+	// Once shown, bob's text is taken again.
+	m.Write("bob", "ok", t0.Add(2*time.Second))
+	if got := string(m.Take(t0.Add(2 * time.Second))); got != "ok" {
+		t.Errorf("bob's next text: %q, want %q", got, "ok")
+	}
+}
+
+// TestMixerCut: text that could not be sent is marked, and the next text
+// starts a new labelled line that an erasure cannot reach past.
+func TestMixerCut(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	m := NewMixer(0)
+	m.Write("ann", "abc", t0)
+	m.Take(t0) // lost on the way
+	if got := string(m.Cut()); got != Missing+LineSeparator {
+		t.Errorf("Cut = %q", got)
+	}
+	m.Write("ann", "\b\bd", t0)
+	if got, want := string(m.Take(t0)), "[ann]: d"; got != want {
+		t.Errorf("after Cut: %q, want %q", got, want)
 	}
 }
