@@ -436,6 +436,42 @@ func TestCheckReadsCertificateFiles(t *testing.T) {
 	}
 }
 
+// A file holding a secret that other users may read is named in a
+// warning, as the cluster secret always was: an admin token others can
+// read lets any local user drain the node, a private key lets them pose
+// as it. Files only the owner reads get no warning.
+func TestSecretFilesReadableByOthersWarn(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	dir := t.TempDir()
+	if code, _, stderr := runArgs(t, "certs", "--dir", dir, "--service", "chat.test", "--node", "n1"); code != exitOK {
+		t.Fatalf("certs: %s", stderr)
+	}
+	admin := filepath.Join(dir, "admin.token")
+	if err := os.WriteFile(admin, []byte("an-admin-secret-of-enough-bytes\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"serve", "--check", "--service", "chat.test", "--admin-token", admin, "--tls-cert", filepath.Join(dir, "n1.pem"), "--tls-key", filepath.Join(dir, "n1.key")}
+	if code, _, stderr := runArgs(t, args...); code != exitOK || strings.Contains(stderr, "readable by other users") {
+		t.Errorf("files of mode 0600: exit %d, stderr:\n%s", code, stderr)
+	}
+	for _, f := range []string{admin, filepath.Join(dir, "n1.key")} {
+		if err := os.Chmod(f, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, _, stderr := runArgs(t, args...)
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, setting := range []string{"admin-token", "tls-key"} {
+		if !slices.ContainsFunc(strings.Split(stderr, "\n"), func(line string) bool {
+			return strings.Contains(line, "readable by other users") && strings.Contains(line, " setting="+setting+" ")
+		}) {
+			t.Errorf("no warning for %s of mode 0644:\n%s", setting, stderr)
+		}
+	}
+}
+
 // Bad files are failures (exit 1) whose errors name the file, the line,
 // the key and what is wrong.
 func TestConfigErrors(t *testing.T) {

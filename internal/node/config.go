@@ -434,6 +434,15 @@ func (c *Config) validateSecurity() []error {
 		}
 		c.ClusterSecret = secret
 	}
+	// The other files that hold secrets get the cluster secret's warning:
+	// an admin token other users may read lets them drain the node, a
+	// private key lets them pose as it.
+	for _, f := range []struct{ setting, file string }{
+		{"admin-token", c.AdminToken}, {"tls-key", c.TLSKey}, {"cluster-key", c.ClusterKey},
+		{"bus-key", c.BusKey}, {"bus-creds", c.BusCreds},
+	} {
+		warnIfReadable(c.Logger, f.setting, f.file)
+	}
 	if c.Bus != "" {
 		// Cluster and its credentials are ignored; the bus's files are
 		// read now, so that serve --check finds what start would.
@@ -471,6 +480,17 @@ func (c *Config) validateSecurity() []error {
 		errs = append(errs, fmt.Errorf("cluster listener %s without a cluster secret or certificate (give one, or InsecureCluster to run it open): %w", c.Cluster, bus.ErrInsecureCluster))
 	}
 	return errs
+}
+
+// warnIfReadable warns when users other than the file's owner may read
+// or write the secret file that setting names.
+func warnIfReadable(log *slog.Logger, setting, file string) {
+	if file == "" {
+		return
+	}
+	if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		log.Warn("a secret file is readable by other users: chmod 600 it", "setting", setting, "file", file, "mode", fi.Mode().Perm().String())
+	}
 }
 
 // readSecret reads a cluster secret file, warning when others may read it.
