@@ -103,20 +103,3 @@ func TestOfferRoundTrip(t *testing.T) {
 		t.Errorf("answering no stream: err = %v", err)
 	}
 }
-
-func FuzzParse(f *testing.F) {
-	f.Add([]byte(phoneOffer))
-	f.Add([]byte("v=0\r\nm=text 1 RTP/AVP 98\r\n"))
-	f.Fuzz(func(t *testing.T, body []byte) {
-		m, err := Parse(body)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrNoText) {
-				t.Fatalf("unexpected error %v", err)
-			}
-			return
-		}
-		if _, err := Answer(m, netip.MustParseAddrPort("127.0.0.1:9"), 2, 1); err != nil {
-			t.Fatalf("cannot answer a parsed offer: %v", err)
-		}
-	})
-}
