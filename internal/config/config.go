@@ -93,6 +93,19 @@ func Parse(path string, data []byte, known []string) (*File, error) {
 	for key, v := range raw {
 		s := Setting{Key: key, Line: lines[key]}
 		if !slices.Contains(known, key) {
+			if table, ok := v.(map[string]any); ok {
+				// A table or a dotted key (max.rooms = 3): name each
+				// setting as written, so that the error shows the key
+				// the file has, and its likely flat name.
+				for _, path := range leaves(key, table) {
+					msg := fmt.Sprintf("unknown key %q (the file is flat: no tables or dotted keys)", path)
+					if near := nearest(path, known); near != "" {
+						msg = fmt.Sprintf("unknown key %q (the file is flat: no tables or dotted keys; did you mean %q?)", path, near)
+					}
+					errs = append(errs, fmt.Errorf("%s: %s", f.where(s), msg))
+				}
+				continue
+			}
 			msg := fmt.Sprintf("unknown key %q", key)
 			if near := nearest(key, known); near != "" {
 				msg += fmt.Sprintf(" (did you mean %q?)", near)
@@ -119,6 +132,24 @@ func Parse(path string, data []byte, known []string) (*File, error) {
 		return strings.Compare(a.Key, b.Key)
 	})
 	return f, nil
+}
+
+// leaves lists the dotted paths of a table's values ("max.rooms"), in
+// order; an empty table is its own path.
+func leaves(prefix string, table map[string]any) []string {
+	if len(table) == 0 {
+		return []string{prefix}
+	}
+	var out []string
+	for k, v := range table {
+		if sub, ok := v.(map[string]any); ok {
+			out = append(out, leaves(prefix+"."+k, sub)...)
+		} else {
+			out = append(out, prefix+"."+k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // where is the place of a key for an error: "FILE:LINE".
@@ -166,8 +197,9 @@ func asText(v any) (string, error) {
 }
 
 // keyPattern matches a top-level key at the start of a line: bare, or in
-// quotes, followed by "=" (or a "[table]" header, named the same way).
-var keyPattern = regexp.MustCompile(`^\s*(?:\[\s*)?(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*(?:=|\])`)
+// quotes, followed by "=", or by "." in a dotted key (or a "[table]"
+// header, named the same way).
+var keyPattern = regexp.MustCompile(`^\s*(?:\[\s*)?(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*(?:=|\]|\.)`)
 
 // keyLines maps each key to the first line it appears on. TOML has no
 // public positions for keys, and the file is flat, so a key is found where
@@ -177,7 +209,11 @@ func keyLines(data []byte) map[string]int {
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for n := 1; sc.Scan(); n++ {
-		m := keyPattern.FindStringSubmatch(sc.Text())
+		line := sc.Text()
+		if n == 1 {
+			line = strings.TrimPrefix(line, "\ufeff") // a byte order mark, as some editors write
+		}
+		m := keyPattern.FindStringSubmatch(line)
 		if m == nil {
 			continue
 		}

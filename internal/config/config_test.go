@@ -54,7 +54,9 @@ func TestParseErrors(t *testing.T) {
 		{"unknown key with a suggestion", "service = \"x\"\nmax_rooms = 3\n", []string{`f.toml:2: unknown key "max_rooms" (did you mean "max-rooms"?)`}},
 		{"unknown key far from any", "frobnicate = 1\n", []string{`f.toml:1: unknown key "frobnicate"`}},
 		{"every unknown key at once", "a = 1\nb = 2\n", []string{`f.toml:1: unknown key "a"`, `f.toml:2: unknown key "b"`}},
-		{"table", "[limits]\nmax-rooms = 3\n", []string{`f.toml:1: unknown key "limits"`}},
+		{"table", "[limits]\nmax-rooms = 3\n", []string{`f.toml:1: unknown key "limits.max-rooms" (the file is flat: no tables or dotted keys; did you mean "max-rooms"?)`}},
+		{"dotted key", "service = \"x\"\nmax.rooms = 3\n", []string{`f.toml:2: unknown key "max.rooms" (the file is flat: no tables or dotted keys; did you mean "max-rooms"?)`}},
+		{"empty table", "[limits]\n", []string{`f.toml:1: unknown key "limits" (the file is flat: no tables or dotted keys)`}},
 		{"known key as table", "[service]\nname = 1\n", []string{"f.toml:1: service: is a table"}},
 		{"syntax", "service = \"x\"\nmax-rooms = = 3\n", []string{"f.toml:2:"}},
 		{"duplicate key", "service = \"x\"\nservice = \"y\"\n", []string{"f.toml:2:"}},
@@ -73,6 +75,19 @@ func TestParseErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A file that begins with a byte order mark, as some editors write, still
+// gives its first key's line.
+func TestParseByteOrderMark(t *testing.T) {
+	f, err := Parse("f.toml", []byte("\ufeffmax-rooms = 3\r\nservice = \"x\"\r\n"), known)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Setting{{Key: "max-rooms", Text: "3", Line: 1}, {Key: "service", Text: "x", Line: 2}}
+	if diff := cmp.Diff(f.Settings, want); diff != "" {
+		t.Errorf("settings (-got +want):\n%s", diff)
 	}
 }
 
