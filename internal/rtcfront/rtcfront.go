@@ -329,12 +329,23 @@ func validRoom(name string) bool {
 	return true
 }
 
+// sourceIP is what the per-source limit counts a request against: an
+// IPv4 address, or the /64 of an IPv6 address (what one subscriber
+// usually holds, as the node's client listener counts). Counting each
+// IPv6 address alone let one host take every place, from addresses of
+// its own prefix.
 func sourceIP(r *http.Request) netip.Addr {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}
 	}
-	return ap.Addr().Unmap()
+	a := ap.Addr().Unmap()
+	if a.Is6() {
+		if p, err := a.WithZone("").Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return a
 }
 
 // hasDataChannel checks that the offer parses and has an SCTP data

@@ -108,10 +108,10 @@ func (l *connLimiter) Open() int {
 
 func remoteIP(c net.Conn) netip.Addr {
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		return a.AddrPort().Addr().Unmap()
+		return sourceOf(a.AddrPort().Addr())
 	}
 	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
-	return ap.Addr().Unmap()
+	return sourceOf(ap.Addr())
 }
 
 // limitedConn is a connection counted in its limiter until closed.

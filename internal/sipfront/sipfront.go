@@ -408,14 +408,31 @@ func callerName(req *sip.Request) string {
 	return b.String()
 }
 
+// sourceIP is the source a request counts against in the per-source
+// limits (sourceOf).
 func sourceIP(req *sip.Request) netip.Addr {
 	ap, err := netip.ParseAddrPort(req.Source())
 	if err != nil {
 		host, _, _ := net.SplitHostPort(req.Source())
 		a, _ := netip.ParseAddr(host)
-		return a.Unmap()
+		return sourceOf(a)
 	}
-	return ap.Addr().Unmap()
+	return sourceOf(ap.Addr())
+}
+
+// sourceOf is what the per-source limits count: an IPv4 address, or the
+// /64 of an IPv6 address (what one subscriber usually holds, as the
+// node's client listener counts). Counting each IPv6 address alone let
+// one host take every place, from addresses of its own prefix.
+func sourceOf(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if a.Is6() {
+		p, err := a.WithZone("").Prefix(64)
+		if err == nil {
+			return p.Addr()
+		}
+	}
+	return a
 }
 
 // route decides where a call goes: here (ok false) or to another node's
