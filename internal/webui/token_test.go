@@ -57,3 +57,61 @@ func TestBrowserToken(t *testing.T) {
 	// The keyboard is where the user types next.
 	poll[bool](t, with, "the compose box focused", `document.activeElement === document.querySelector("#compose")`)
 }
+
+// TestBrowserTokenExpires: a session outlives its token, but a reattach
+// needs a valid one (docs/protocol.md, "Attach"). When the page's
+// connection drops after its token has expired, the node refuses it;
+// the page must then ask its user for a fresh token and go on with it,
+// keeping what was typed meanwhile, rather than stop for good and lose
+// it.
+func TestBrowserTokenExpires(t *testing.T) {
+	privPEM, pubPEM, err := pki.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubFile := filepath.Join(t.TempDir(), "token.pub")
+	if err := os.WriteFile(pubFile, pubPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	priv, err := pki.ParsePrivateKey(privPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.TokenKey = pubFile }})
+	c.WaitRoomsReady(60 * time.Second)
+	mint := func(expires time.Time) string {
+		tok, err := token.Mint(priv.(ed25519.PrivateKey), token.Claims{User: "ann", Service: c.Config.Service, Expires: expires}, time.Now().Add(-time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	ann := newTab(t, newBrowser(t), "ann")
+	// Valid for a few more seconds, time for the page to attach: nodes
+	// take a token up to token.Leeway past its expiry.
+	expires := time.Now().Add(4*time.Second - token.Leeway)
+	short := mint(expires)
+	do(t, ann, "joining with a short token",
+		chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"),
+		chromedp.SendKeys(chromedp.CSS("#user"), "ann"),
+		chromedp.SendKeys(chromedp.CSS("#token"), short),
+		chromedp.Click(chromedp.CSS(`#join-form button[type="submit"]`)))
+	poll[bool](t, ann, "ann attached and in the room", `document.querySelector("#conn").dataset.state === "attached" && window.switchboard.room !== null`)
+
+	// The scenario is time passing: the token expires (its expiry counts
+	// in whole seconds) while the session lives on.
+	time.Sleep(time.Until(expires.Add(token.Leeway)) + time.Second)
+	eval[bool](t, ann, `(() => { window.switchboard.session.ws.close(); return true; })()`)
+	poll[bool](t, ann, "the page asking for a fresh token", `document.querySelector("#conn").dataset.state === "failed" && !document.querySelector("#reauth-form").hidden`)
+
+	const text = "typed with an expired token"
+	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value = "`+text+`"; box.dispatchEvent(new Event("input")); return true; })()`)
+	do(t, ann, "giving a fresh token",
+		chromedp.SendKeys(chromedp.CSS("#reauth-token"), mint(time.Now().Add(time.Hour))),
+		chromedp.Click(chromedp.CSS(`#reauth-form button[type="submit"]`)))
+	poll[bool](t, ann, "ann attached again", `document.querySelector("#conn").dataset.state === "attached"`)
+	poll[bool](t, ann, "every chunk acknowledged", `window.switchboard.session.unacked("lobby").length === 0`)
+	if got := eval[string](t, ann, liveOf("ann")); got != text {
+		t.Errorf("ann's line on her page is %q, want %q", got, text)
+	}
+}

@@ -36,6 +36,8 @@ function setStatus({ state, node, reason, note }) {
     $("#why").textContent = note || "";
   }
   $("#compose").disabled = state !== "attached" && !room;
+  // A refused token: the user may give a fresh one and go on.
+  $("#reauth-form").hidden = !(session && session.tokenRefused);
 }
 
 function log(message) {
@@ -213,6 +215,13 @@ function init() {
   for (const k of ["user", "room", "group", "policy"]) if (q.get(k)) $("#" + k).value = q.get(k);
   $("#compose").addEventListener("input", onInput);
   $("#compose").addEventListener("keydown", onKeyDown);
+  $("#reauth-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = $("#reauth-token").value.trim();
+    $("#reauth-token").value = "";
+    $("#reauth-form").hidden = true;
+    session.reauth(token);
+  });
   $("#join-form").addEventListener("submit", (e) => {
     e.preventDefault();
     join({ user: $("#user").value, room: $("#room").value, group: $("#group").value, policy: $("#policy").value, token: $("#token").value.trim() });

@@ -77,6 +77,10 @@ export class Session extends EventTarget {
     // connection it leaves (this.retiring), so text goes out there.
     this.rooms = new Map();
     this.closed = false;
+    // tokenRefused: a node refused the token (unauthorized). Every node
+    // would, so the session stops trying until reauth gives another; the
+    // rooms and their unacknowledged text are kept.
+    this.tokenRefused = false;
     this.attaches = 0;
     this.pinger = null;
     this.lastRx = 0; // when the last message came on this.ws
@@ -98,6 +102,19 @@ export class Session extends EventTarget {
   // start attaches, failing over until it succeeds or close() is called.
   async start() {
     await this.connect("starting");
+  }
+
+  // reauth attaches again with a fresh token after a node refused the
+  // one before (docs/protocol.md: on unauthorized, get a new token). The
+  // text typed meanwhile was kept, and goes out once the rooms are joined.
+  reauth(token) {
+    if (this.closed || !this.tokenRefused) return;
+    this.token = token;
+    this.tokenRefused = false;
+    // Still attached (a move found no node that would take the token):
+    // the next attach uses it.
+    if (this.ws) return;
+    this.connect("attaching with a fresh token");
   }
 
   close() {
@@ -176,11 +193,15 @@ export class Session extends EventTarget {
   // connect runs the failover order until attached.
   // A session that dropped retries its node first (lost is that node).
   async connect(why, lost = null) {
+    if (this.tokenRefused) {
+      this.emit("status", { state: "failed", node: null, reason: "", note: `${why}; the token was refused: give a fresh one` });
+      return;
+    }
     this.emit("status", { state: "connecting", node: null, reason: "", note: why });
     if (lost && (await this.retry(lost, this.reason, "retrying the same node")) === true) return;
     let backoff = 100;
     let haveDir = false;
-    while (!this.closed) {
+    while (!this.closed && !this.tokenRefused) {
       if (!haveDir) {
         if (!(await this.fetchDirectory())) {
           await sleep(jitter(backoff));
@@ -227,8 +248,8 @@ export class Session extends EventTarget {
       out = await this.attachTo(node, reason);
       if (out.ok) return true;
       if (out.fatal) {
-        this.closed = true;
-        this.log(`${node.id}: ${out.fatal}; giving up`);
+        this.tokenRefused = true;
+        this.log(`${node.id}: ${out.fatal}; waiting for a fresh token`);
         this.emit("status", { state: "failed", node: null, reason: "", note: out.fatal });
         return out;
       }
@@ -602,7 +623,7 @@ export class Session extends EventTarget {
   // from the directory it holds (haveDir) and gives up at deadline.
   async search(deadline, haveDir) {
     let backoff = 100;
-    while (!this.closed && Date.now() < deadline) {
+    while (!this.closed && !this.tokenRefused && Date.now() < deadline) {
       if (!haveDir && !(await this.fetchDirectory())) {
         await sleep(jitter(backoff));
         backoff = Math.min(backoff * 2, 2000);
