@@ -374,7 +374,8 @@ func (s *session) reply(m wire.Message) {
 }
 
 // write writes an encoded line from the reader goroutine, after whatever
-// is queued.
+// is queued. An answer that does not fit in the queue closes the session
+// as push does: the client would wait for it for ever.
 func (s *session) write(line []byte) {
 	s.mu.Lock()
 	if s.closed {
@@ -382,7 +383,10 @@ func (s *session) write(line []byte) {
 		return
 	}
 	if s.writing {
-		s.enqueueLocked(line)
+		if !s.enqueueLocked(line) {
+			s.closeSlowLocked()
+			return
+		}
 		s.mu.Unlock()
 		return
 	}
@@ -402,15 +406,7 @@ func (s *session) push(line []byte) {
 	// Goroutines started here join the node's wait group while s is not
 	// closed, that is while s's reader still holds its own count in it.
 	if !s.enqueueLocked(line) {
-		s.n.wg.Add(1)
-		s.mu.Unlock()
-		s.n.log.Warn("closing a slow client", "session", s.id, "queued", s.n.cfg.MaxQueue)
-		// Closing writes what is queued (up to a second): not on the
-		// pusher's goroutine, which may be a room feed.
-		go func() {
-			defer s.n.wg.Done()
-			s.close(&wire.Error{Code: wire.CodeLimit, Text: "client reads too slowly", Fatal: true})
-		}()
+		s.closeSlowLocked()
 		return
 	}
 	if s.writing {
@@ -424,6 +420,22 @@ func (s *session) push(line []byte) {
 	go func() {
 		defer s.n.wg.Done()
 		s.writeLoop(line)
+	}()
+}
+
+// closeSlowLocked closes the session of a client that reads too slowly
+// for its queue, and unlocks s.mu. Goroutines started here join the
+// node's wait group while s is not closed, that is while s's reader
+// still holds its own count in it.
+func (s *session) closeSlowLocked() {
+	s.n.wg.Add(1)
+	s.mu.Unlock()
+	s.n.log.Warn("closing a slow client", "session", s.id, "queued", s.n.cfg.MaxQueue)
+	// Closing writes what is queued (up to a second): not on the
+	// pusher's goroutine, which may be a room feed, nor on the reader's.
+	go func() {
+		defer s.n.wg.Done()
+		s.close(&wire.Error{Code: wire.CodeLimit, Text: "client reads too slowly", Fatal: true})
 	}()
 }
 

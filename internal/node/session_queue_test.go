@@ -1,0 +1,56 @@
+package node
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchboard/switchboard/wire"
+)
+
+// An answer of the session's reader (a pong, an ack, a hello's
+// directory) that finds the queue full, while another goroutine's write
+// to the client is stuck, closes the session as a slow client, as a push
+// does. Before, it was dropped, and the session served on without it: a
+// client then waited for an ack or a pong that would never come.
+func TestAnswerPastTheQueueClosesTheSession(t *testing.T) {
+	n := &Node{
+		cfg: Config{MaxQueue: 1 << 10},
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		metrics: &metrics{
+			badInputVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bad_input"}, []string{"code"}),
+		},
+	}
+	server, client := net.Pipe()
+	defer client.Close()
+	// writing: a push's writer is stuck on the client, who reads nothing
+	// until the answers have been given.
+	s := &session{n: n, conn: server, writing: true}
+	pong, err := wire.Encode(wire.Message{Op: wire.OpPong})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := 2 * n.cfg.MaxQueue / len(pong)
+	for range answers {
+		s.write(pong)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(client) // until the session closes the pipe
+	if err != nil {
+		t.Fatalf("the session is still open after %d answers past a full queue: %v", answers, err)
+	}
+	pongs := bytes.Count(got, pong)
+	last, err := wire.Decode(bytes.TrimSuffix(got[bytes.LastIndexByte(got[:len(got)-1], '\n')+1:], []byte("\n")))
+	if err != nil || last.Op != wire.OpError || last.Code != wire.CodeLimit {
+		t.Fatalf("after %d of %d pongs the client read %+v (%v), want the closing error %q", pongs, answers, last, err, wire.CodeLimit)
+	}
+	if pongs >= answers {
+		t.Fatalf("all %d pongs queued past a queue of %d bytes", pongs, n.cfg.MaxQueue)
+	}
+	n.wg.Wait()
+}
