@@ -96,8 +96,10 @@ type Call struct {
 	reason string
 	err    error
 	pongs  atomic.Int64
-	once   sync.Once
-	wg     sync.WaitGroup
+	// largest is the largest RTP datagram received.
+	largest atomic.Int64
+	once    sync.Once
+	wg      sync.WaitGroup
 }
 
 // Dial calls target (sip:ROOM@HOST:PORT), following one 302 redirect.
@@ -388,6 +390,9 @@ func (c *Call) Err() error {
 // Pongs counts the keepalive pings the node has answered.
 func (c *Call) Pongs() int { return int(c.pongs.Load()) }
 
+// LargestRTP is the size of the largest RTP datagram the call received.
+func (c *Call) LargestRTP() int { return int(c.largest.Load()) }
+
 // LocalRTP is the address the call receives RTP on.
 func (c *Call) LocalRTP() netip.AddrPort { return c.pc.LocalAddr().(*net.UDPAddr).AddrPort() }
 
@@ -439,6 +444,9 @@ func (c *Call) receive() {
 		n, _, err := c.pc.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
+		}
+		if int64(n) > c.largest.Load() {
+			c.largest.Store(int64(n))
 		}
 		var p rtp.Packet
 		if p.Unmarshal(buf[:n]) != nil {

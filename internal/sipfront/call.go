@@ -23,16 +23,25 @@ import (
 )
 
 // maxPacketText is the most text put in one packet; the rest waits for
-// the next interval (a redundant block holds at most 1023 bytes).
-const maxPacketText = 1000
+// the next interval. A packet carries its text and again the text of
+// the two before (redundancy): at 360 bytes each a packet stays under
+// 1,100 bytes, inside any path's MTU and the 1,500- to 2,048-byte RTP
+// buffers of phones' stacks. At 1,000 bytes a packet grew to 3 KB: sent
+// in IP fragments, and cut short by such a buffer, which lost its text
+// and, the redundancy being in the same packets, the next packets' too.
+const maxPacketText = 360
+
+// maxRTP is the largest datagram read from a caller; a longer one is cut
+// and then refused as malformed.
+const maxRTP = 8 << 10
 
 // maxSendBacklog is the most text the front holds for a caller, mixed
 // and not yet sent. It sends at most maxPacketText bytes an interval
-// (about 3 KB a second), and a room's members may type far faster (8
+// (about 1.2 KB a second), and a room's members may type far faster (8
 // KiB a second each, by the node's limits): without a bound, one member
 // typing at that rate grew the memory of every call in the room without
 // end. Past it, the text is dropped and marked U+FFFD once
-// (t140.Mixer.Cut): 32 KiB is ten seconds of sending.
+// (t140.Mixer.Cut): 32 KiB is about 27 seconds of sending.
 const maxSendBacklog = 32 << 10
 
 // maxBacklog is the most chunks of the caller's text the bridge holds
@@ -138,7 +147,7 @@ func (c *call) keepAlive() {
 
 // readRTP takes the caller's packets into the room.
 func (c *call) readRTP() {
-	buf := make([]byte, 2048)
+	buf := make([]byte, maxRTP)
 	dec := t140.NewDecoder(c.format)
 	lim := rate.NewLimiter(rate.Limit(c.srv.cfg.PacketRate), c.srv.cfg.PacketBurst)
 	strangers, dropped, shed := 0, 0, 0
