@@ -165,7 +165,8 @@ type Request struct {
 	// Hosts are the node's own host names and IP addresses, for operators
 	// and tools that reach the node directly.
 	Hosts []string
-	// Validity is how long the certificate is valid (default CertValidity).
+	// Validity is how long the certificate is valid (default CertValidity);
+	// it may not run past the CA's own end.
 	Validity time.Duration
 }
 
@@ -178,8 +179,21 @@ func (ca *CA) Issue(req Request, now time.Time) (chainPEM, keyPEM []byte, err er
 		return nil, nil, fmt.Errorf("pki: service name %q: %w", req.Service, ErrBadRequest)
 	}
 	validity := req.Validity
-	if validity <= 0 {
+	switch {
+	case validity < 0:
+		return nil, nil, fmt.Errorf("pki: validity %v is negative: %w", validity, ErrBadRequest)
+	case validity == 0:
 		validity = CertValidity
+	}
+	// A certificate past its CA's validity would be refused by every
+	// client from the CA's end on, whatever its own dates say.
+	if now.Before(ca.Cert.NotBefore) || !now.Before(ca.Cert.NotAfter) {
+		return nil, nil, fmt.Errorf("pki: the CA is valid from %s to %s, not now (%s): make a new CA: %w",
+			ca.Cert.NotBefore.UTC().Format(time.DateOnly), ca.Cert.NotAfter.UTC().Format(time.DateOnly), now.UTC().Format(time.DateOnly), ErrBadRequest)
+	}
+	if end := now.Add(validity); end.After(ca.Cert.NotAfter) {
+		return nil, nil, fmt.Errorf("pki: a certificate valid until %s would outlive its CA (valid until %s): ask for less, or make a new CA: %w",
+			end.UTC().Format(time.DateOnly), ca.Cert.NotAfter.UTC().Format(time.DateOnly), ErrBadRequest)
 	}
 	serial, err := serialNumber()
 	if err != nil {

@@ -117,10 +117,23 @@ func TestBadRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, req := range []pki.Request{{Service: ""}, {Service: "a b"}, {Service: "ok.test", Hosts: []string{"host:7070"}}} {
+	for _, req := range []pki.Request{
+		{Service: ""}, {Service: "a b"}, {Service: "ok.test", Hosts: []string{"host:7070"}},
+		{Service: "ok.test", Validity: -time.Hour},
+		// Past the CA's end: clients would refuse it from then on.
+		{Service: "ok.test", Validity: pki.CAValidity + 24*time.Hour},
+	} {
 		if _, _, err := ca.Issue(req, now); !errors.Is(err, pki.ErrBadRequest) {
 			t.Errorf("Issue(%+v): %v, want ErrBadRequest", req, err)
 		}
+	}
+	// A CA past its end issues nothing.
+	if _, _, err := ca.Issue(pki.Request{Service: "ok.test", Validity: time.Hour}, ca.Cert.NotAfter.Add(time.Hour)); !errors.Is(err, pki.ErrBadRequest) || !strings.Contains(err.Error(), "make a new CA") {
+		t.Errorf("Issue by an expired CA: %v, want ErrBadRequest saying to make a new CA", err)
+	}
+	// Up to the CA's end is fine.
+	if _, _, err := ca.Issue(pki.Request{Service: "ok.test", Validity: ca.Cert.NotAfter.Sub(now)}, now); err != nil {
+		t.Errorf("Issue up to the CA's end: %v", err)
 	}
 }
 
