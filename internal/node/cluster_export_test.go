@@ -40,3 +40,6 @@ func (n *Node) PublishEntry(dir bool, subject string, e directory.Entry) error {
 
 // MaxHTTPConns is maxHTTPConns. For tests.
 const MaxHTTPConns = maxHTTPConns
+
+// MaxHTTPConnsPerIP is maxHTTPConnsPerIP. For tests.
+const MaxHTTPConnsPerIP = maxHTTPConnsPerIP

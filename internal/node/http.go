@@ -98,7 +98,7 @@ func (w releaseOnHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		under = tc.NetConn()
 	}
 	if lc, ok := under.(*httpLimitConn); ok {
-		lc.once.Do(func() { <-lc.slots }) // its Close then frees nothing more
+		lc.release() // its Close then frees nothing more
 	}
 	return c, brw, nil
 }

@@ -24,28 +24,41 @@ const (
 	refusedTotal = "total"  // MaxConns reached
 	refusedPerIP = "per_ip" // MaxConnsPerIP reached for the source address
 	refusedHTTP  = "http"   // maxHTTPConns reached on the HTTP listener
+	// refusedHTTPPerIP: maxHTTPConnsPerIP reached on the HTTP listener
+	// for the source address.
+	refusedHTTPPerIP = "http_per_ip"
 )
 
 // refusedReasons are every reason, each counted from zero.
-var refusedReasons = []string{refusedTotal, refusedPerIP, refusedHTTP}
+var refusedReasons = []string{refusedTotal, refusedPerIP, refusedHTTP, refusedHTTPPerIP}
 
 // maxHTTPConns bounds the connections the HTTP listener (metrics, health,
 // the directory, drain) holds at once: past it a new one is closed at
 // accept. Its idle keep-alive connections close after httpIdleTimeout.
 // Without a bound, a stranger holding HTTP connections open would spend
-// the descriptors held back from MaxConns for storage and peers.
+// the descriptors held back from MaxConns for storage and peers. One
+// source address (counted as addrKey counts it) holds at most
+// maxHTTPConnsPerIP of them, so that no one address can shut health
+// checks, metrics and the drain out of the listener. A request's header
+// is at most maxHTTPHeader bytes.
 const (
-	maxHTTPConns    = 256
-	httpIdleTimeout = time.Minute
+	maxHTTPConns      = 256
+	maxHTTPConnsPerIP = 64
+	maxHTTPHeader     = 64 << 10
+	httpIdleTimeout   = time.Minute
 )
 
 // httpLimitListener is a listener that holds at most cap(slots)
-// connections open at once and closes the ones past it as it accepts
-// them.
+// connections open at once, at most perIP of them from one source
+// address, and closes the ones past either as it accepts them.
 type httpLimitListener struct {
 	net.Listener
 	slots   chan struct{}
-	refused func(remote string)
+	perIP   int
+	refused func(remote, reason string)
+
+	mu      sync.Mutex
+	perAddr map[string]int // guarded by mu: open connections by addrKey
 }
 
 // Accept returns the next connection that fits.
@@ -55,27 +68,74 @@ func (l *httpLimitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		key := addrKey(c.RemoteAddr())
+		if !l.takeAddr(key) {
+			l.refused(c.RemoteAddr().String(), refusedHTTPPerIP)
+			_ = c.Close()
+			continue
+		}
 		select {
 		case l.slots <- struct{}{}:
-			return &httpLimitConn{Conn: c, slots: l.slots}, nil
+			return &httpLimitConn{Conn: c, l: l, key: key}, nil
 		default:
-			l.refused(c.RemoteAddr().String())
+			l.giveAddr(key)
+			l.refused(c.RemoteAddr().String(), refusedHTTP)
 			_ = c.Close()
 		}
 	}
 }
 
-// httpLimitConn frees its slot when closed, once.
+// takeAddr counts one more connection from key, unless key holds perIP
+// already; "" (an address not counted) always fits.
+func (l *httpLimitListener) takeAddr(key string) bool {
+	if key == "" {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perAddr[key] >= l.perIP {
+		return false
+	}
+	if l.perAddr == nil {
+		l.perAddr = make(map[string]int)
+	}
+	l.perAddr[key]++
+	return true
+}
+
+// giveAddr counts one connection from key fewer.
+func (l *httpLimitListener) giveAddr(key string) {
+	if key == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.perAddr[key]--; l.perAddr[key] <= 0 {
+		delete(l.perAddr, key)
+	}
+}
+
+// httpLimitConn frees its slot and its address's count when closed or
+// taken over (release), once.
 type httpLimitConn struct {
 	net.Conn
-	slots chan struct{}
-	once  sync.Once
+	l    *httpLimitListener
+	key  string
+	once sync.Once
 }
 
 func (c *httpLimitConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { <-c.slots })
+	c.release()
 	return err
+}
+
+// release frees the connection's slot and its address's count, once.
+func (c *httpLimitConn) release() {
+	c.once.Do(func() {
+		<-c.l.slots
+		c.l.giveAddr(c.key)
+	})
 }
 
 // maxRefusing bounds the refused connections still being answered. Each

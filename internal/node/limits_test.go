@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -257,40 +258,60 @@ func TestSessionDeadlines(t *testing.T) {
 	}
 }
 
-// The HTTP listener holds at most node.MaxHTTPConns connections: one past
-// them is closed at once and counted, and a slot freed serves again.
+// The HTTP listener holds at most node.MaxHTTPConnsPerIP connections from
+// one address and node.MaxHTTPConns in all: one past either is closed at
+// once and counted by its reason, the first leaving other addresses
+// served; and a slot freed serves again.
 func TestHTTPConnectionLimit(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	n := c.Nodes[0]
 	addr := n.HTTPAddr()
-	held := make([]net.Conn, 0, node.MaxHTTPConns)
-	for range node.MaxHTTPConns {
-		conn, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
+	hold := func(from string, count int) []net.Conn {
+		t.Helper()
+		held := make([]net.Conn, 0, count)
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		for range count {
+			conn, err := d.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			held = append(held, conn)
 		}
-		t.Cleanup(func() { conn.Close() })
-		held = append(held, conn)
+		return held
 	}
-	over, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	closedAtAccept := func(from, reason string, want float64) {
+		t.Helper()
+		over := hold(from, 1)[0]
+		_ = over.SetReadDeadline(time.Now().Add(settle))
+		if _, err := over.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("a connection from %s past the limit: read gave %v, want it closed", from, err)
+		}
+		if got := labelled(t, n, "switchboard_connections_refused_total", "reason", reason); got != want {
+			t.Errorf("refused %s = %v, want %v", reason, got, want)
+		}
 	}
-	defer over.Close()
-	_ = over.SetReadDeadline(time.Now().Add(settle))
-	if _, err := over.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("a connection past the limit: read gave %v, want it closed", err)
-	}
-	if got := labelled(t, n, "switchboard_connections_refused_total", "reason", "http"); got < 1 {
-		t.Errorf("refused http = %v, want at least 1", got)
-	}
-	held[0].Close()
-	waitFor(t, "an HTTP answer once a slot is free", func() bool {
-		resp, err := (&http.Client{Timeout: time.Second}).Get("http://" + addr + "/readyz")
+	served := func(from string) bool {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		cl := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+		resp, err := cl.Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return true
-	})
+	}
+
+	first := hold("127.0.0.1", node.MaxHTTPConnsPerIP)
+	closedAtAccept("127.0.0.1", "http_per_ip", 1)
+	if !served("127.0.0.2") {
+		t.Fatal("another address is not served while one holds its share of the HTTP listener")
+	}
+	others := node.MaxHTTPConns/node.MaxHTTPConnsPerIP - 1
+	for i := range others {
+		hold(fmt.Sprintf("127.0.0.%d", 2+i), node.MaxHTTPConnsPerIP)
+	}
+	closedAtAccept(fmt.Sprintf("127.0.0.%d", 2+others), "http", 1)
+	first[0].Close()
+	waitFor(t, "an HTTP answer once a slot is free", func() bool { return served(fmt.Sprintf("127.0.0.%d", 2+others)) })
 }

@@ -181,9 +181,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if n.httpLn, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
 			return fmt.Errorf("node: listening for HTTP: %w", err)
 		}
-		n.httpLn = &httpLimitListener{Listener: n.httpLn, slots: make(chan struct{}, maxHTTPConns), refused: func(remote string) {
-			n.metrics.connsRefused[refusedHTTP].Inc()
-			n.limitLog.sample("refusing an HTTP connection: too many open", "reason", refusedHTTP, "remote", remote, "limit", maxHTTPConns)
+		n.httpLn = &httpLimitListener{Listener: n.httpLn, slots: make(chan struct{}, maxHTTPConns), perIP: maxHTTPConnsPerIP, refused: func(remote, reason string) {
+			n.metrics.connsRefused[reason].Inc()
+			n.limitLog.sample("refusing an HTTP connection: too many open", "reason", reason, "remote", remote, "limit", maxHTTPConns, "limit_per_ip", maxHTTPConnsPerIP)
 		}}
 		if n.cfg.HTTPTLS {
 			n.httpLn = tls.NewListener(n.httpLn, n.sec.tls)
@@ -248,7 +248,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}
 	if n.httpLn != nil {
-		n.httpSrv = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: httpIdleTimeout}
+		n.httpSrv = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: maxHTTPHeader}
 		n.wg.Go(func() {
 			if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				n.log.Error("HTTP server stopped", "err", err)
