@@ -35,7 +35,10 @@ function setStatus({ state, node, reason, note }) {
     conn.textContent = "Connecting…";
     $("#why").textContent = note || "";
   }
-  $("#compose").disabled = state !== "attached" && !room;
+  // The box opens with the room's state (there is no room to type into
+  // before it) and stays open through a failover: what is typed then is
+  // kept and sent once the page has joined again.
+  $("#compose").disabled = !room;
   // A refused token: the user may give a fresh one and go on.
   $("#reauth-form").hidden = !(session && session.tokenRefused);
 }
@@ -205,7 +208,18 @@ function join(opts) {
     renderLive(m.user);
   });
   session.addEventListener("ack", () => renderPending());
-  session.addEventListener("error", (e) => log(`error ${e.detail.code}: ${e.detail.message}`));
+  session.addEventListener("error", (e) => {
+    const m = e.detail;
+    log(`error ${m.code}: ${m.message}`);
+    // A join refused for good (the room is full, or the token does not
+    // list it; rate and unavailable are retried): no keystroke typed
+    // now could ever be sent.
+    if (m.room === roomName && !m.seq && m.code !== "rate" && m.code !== "unavailable") {
+      room = null;
+      $("#compose").disabled = true;
+      $("#why").textContent = `Could not join room ${roomName}: ${m.message}`;
+    }
+  });
   session.join(roomName);
   session.start();
 }
