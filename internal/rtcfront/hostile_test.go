@@ -1,6 +1,7 @@
 package rtcfront_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -68,6 +69,46 @@ func TestPeerFasterThanTheRoomIsBounded(t *testing.T) {
 		if !strings.HasSuffix(got, "after") || !strings.Contains(got, t140.Missing) ||
 			strings.Contains(got, t140.Missing+t140.Missing) || strings.Count(got, "x") >= messages {
 			return fmt.Errorf("bob sees %d x, %d U+FFFD, and ends %q", strings.Count(got, "x"), strings.Count(got, t140.Missing), got[max(0, len(got)-12):])
+		}
+		return nil
+	})
+}
+
+// TestShutdownStoresThePeersText: a front that stops gracefully ends its
+// peers only once the node has stored the text they sent. Before,
+// Shutdown closed the bridged session at once, and the text it still
+// held to resend (here held back by the node's rate) was lost, although
+// the peer's reliable channel had delivered it.
+func TestShutdownStoresThePeersText(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.ChunkRate, cfg.ChunkBurst = 4, 4
+	}})
+	c.WaitRoomsReady(settle)
+	front, url := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	p, offer := newPeer(t, rtcfront.Protocol, nil)
+	p.connect(t, url+"?room=lobby&user=typist", offer)
+	p.waitOpen(t)
+	const typed = "abcdefghij"
+	for _, r := range typed {
+		if err := p.dc.SendText(string(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if n, b := front.Messages(), front.Backlogs(); n < int64(len(typed)) || len(b) != 1 || b[0] == 0 {
+			return fmt.Errorf("the front read %d messages, holds %v chunks unacknowledged", n, b)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	if err := front.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("typist"); got != typed {
+			return fmt.Errorf("bob sees %q of %q", got, typed)
 		}
 		return nil
 	})

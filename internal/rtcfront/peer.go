@@ -1,6 +1,7 @@
 package rtcfront
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"sync"
@@ -224,6 +225,32 @@ func (p *peer) send(dc *webrtc.DataChannel, texts <-chan roomfeed.Text) {
 			}
 		case now := <-tick.C:
 			flush(now)
+		}
+	}
+}
+
+// flushWait bounds how long a stopping front waits for a peer's text to
+// be stored.
+const flushWait = 5 * time.Second
+
+// flush waits, until ctx ends or flushWait passes, for the node to
+// acknowledge the peer's text the bridge still holds. A front that
+// stopped closed the bridged session at once, and with it the text the
+// peer had sent and the room had not stored yet: the peer's reliable
+// channel had delivered it, so nothing would send it again.
+func (p *peer) flush(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, flushWait)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for p.sess.Unacked(p.room) > 0 && p.sess.Err() == nil {
+		select {
+		case <-ctx.Done():
+			p.log.Warn("the peer ends with text not stored", "chunks", p.sess.Unacked(p.room))
+			return
+		case <-p.done:
+			return
+		case <-tick.C:
 		}
 	}
 }

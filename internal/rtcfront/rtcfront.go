@@ -201,8 +201,9 @@ func (s *Server) Peers() int {
 }
 
 // Shutdown refuses new peers, ends every peer (closing its connection,
-// which the peer sees as its data channel closing), waits for them
-// until ctx ends, and closes the ICE socket.
+// which the peer sees as its data channel closing) once the node has
+// stored the peer's text the bridge holds (for up to 5 s), waits for
+// them until ctx ends, and closes the ICE socket.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
@@ -211,9 +212,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		peers = append(peers, p)
 	}
 	s.mu.Unlock()
+	var ends sync.WaitGroup
 	for _, p := range peers {
-		p.end("the node is shutting down")
+		ends.Go(func() {
+			p.flush(ctx)
+			p.end("the node is shutting down")
+		})
 	}
+	ends.Wait()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	var err error

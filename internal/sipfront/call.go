@@ -301,6 +301,33 @@ func (c *call) sendRTP(texts <-chan roomfeed.Text) {
 	}
 }
 
+// flushWait bounds how long a stopping front waits for a call's text to
+// be stored.
+const flushWait = 5 * time.Second
+
+// flush waits, until ctx ends or flushWait passes, for the node to
+// acknowledge the caller's text the bridge still holds. A front that
+// stops (SIGTERM, the end of a drain) closed the bridged session at once,
+// and with it the text the caller had typed and the room had not stored
+// yet (the client package keeps it only to resend); RTP carries no
+// acknowledgement, so nothing could send it again.
+func (c *call) flush(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, flushWait)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for c.sess.Unacked(c.room) > 0 && c.sess.Err() == nil {
+		select {
+		case <-ctx.Done():
+			c.log.Warn("the call ends with text of the caller not stored", "chunks", c.sess.Unacked(c.room))
+			return
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
 // end ends the call once: stops its goroutines, leaves the room, and
 // with bye sends the caller a BYE whose Reason header says why.
 func (c *call) end(ctx context.Context, reason string, bye bool) {

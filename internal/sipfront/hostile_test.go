@@ -232,8 +232,9 @@ func TestTCPSurvivesRunningOutOfDescriptors(t *testing.T) {
 		t.Fatalf("OPTIONS over TCP answered %q", line)
 	}
 
-	// Leave the process a few descriptors, and take them with connections
-	// to the front until its accept fails.
+	// Take every descriptor the process may have, give one back, and
+	// connect with it: the kernel completes the connection, and the
+	// front's accept finds no descriptor for it.
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
@@ -243,29 +244,36 @@ func TestTCPSurvivesRunningOutOfDescriptors(t *testing.T) {
 		t.Skipf("counting descriptors: %v", err)
 	}
 	low := lim
-	low.Cur = uint64(len(fds) + 20)
+	low.Cur = uint64(len(fds) + 50)
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
 		t.Fatal(err)
 	}
-	var conns []net.Conn
-	for range 100 {
-		conn, err := net.Dial("tcp", front.Addr().String())
+	var held []*os.File
+	for {
+		f, err := os.Open(os.DevNull)
 		if err != nil {
-			break // no descriptor left here
+			break
 		}
-		conns = append(conns, conn)
+		held = append(held, f)
 	}
-	// Each connection takes a descriptor on both ends in this process:
-	// the last ones were accepted by the kernel, but the front's accept
-	// found no descriptor for them.
+	if len(held) == 0 {
+		t.Fatal("no descriptor to take")
+	}
+	held[len(held)-1].Close()
+	held = held[:len(held)-1]
+	conn, err := net.Dial("tcp", front.Addr().String())
+	if err != nil {
+		t.Fatalf("connecting with the last descriptor: %v", err)
+	}
+	defer conn.Close()
 	nodetest.Eventually(t, settle, func() error {
-		if n := front.TCPConns(); n >= len(conns) {
-			return fmt.Errorf("the front holds %d connections of %d: none refused for descriptors yet", n, len(conns))
+		if n := front.FailedAccepts(); n == 0 {
+			return errors.New("no accept of the front failed yet")
 		}
 		return nil
 	})
-	for _, conn := range conns {
-		conn.Close()
+	for _, f := range held {
+		f.Close()
 	}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
@@ -490,4 +498,49 @@ func TestPacketsToTheCallerFitTheMTU(t *testing.T) {
 	if n := call.LargestRTP(); n > 1200 {
 		t.Errorf("the largest RTP packet to the caller was %d bytes, above 1200", n)
 	}
+}
+
+// TestShutdownStoresTheCallersText: a front that stops gracefully ends
+// its calls only once the node has stored the text their callers typed.
+// Before, Shutdown closed the bridged session at once, and the text it
+// still held to resend (here held back by the node's rate) was lost:
+// RTP has no acknowledgements, so the caller could not send it again.
+func TestShutdownStoresTheCallersText(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.ChunkRate, cfg.ChunkBurst = 4, 4
+	}})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	call := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "typist"})
+	enc := t140.NewEncoder(call.Answer.Format, 5, 1, 0)
+	const typed = "abcdefghij"
+	for i, r := range typed {
+		p, err := enc.Packet([]byte(string(r)), uint32(i*10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := p.Marshal()
+		if err := call.SendRTP(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if n, b := front.Packets(), front.Backlogs(); n < int64(len(typed)) || len(b) != 1 || b[0] == 0 {
+			return fmt.Errorf("the front read %d packets, holds %v chunks unacknowledged", n, b)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	if err := front.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("sip:typist@127.0.0.1"); got != typed {
+			return fmt.Errorf("bob sees %q of %q", got, typed)
+		}
+		return nil
+	})
 }

@@ -303,12 +303,17 @@ func (s *Server) Calls() int {
 }
 
 // Shutdown ends every call with a BYE whose Reason says the node is
-// stopping, waits for them (until ctx ends), and closes the sockets.
+// stopping, once the node has stored the caller's text the bridge holds
+// (for up to 5 s), waits for them (until ctx ends), and closes the
+// sockets.
 func (s *Server) Shutdown(ctx context.Context) error {
 	calls := s.closeCalls()
 	var ends sync.WaitGroup
 	for _, c := range calls {
-		ends.Go(func() { c.end(ctx, "the node is shutting down", true) })
+		ends.Go(func() {
+			c.flush(ctx)
+			c.end(ctx, "the node is shutting down", true)
+		})
 	}
 	ends.Wait()
 	done := make(chan struct{})
