@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -33,6 +34,8 @@ type connLimiter struct {
 	bySource map[netip.Addr]int
 	refused  int
 	lastLog  time.Time
+
+	failed atomic.Int64 // accepts that failed, not for closing
 }
 
 func newConnLimiter(l net.Listener, max, perSource int, idle time.Duration, log *slog.Logger) *connLimiter {
@@ -51,6 +54,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			}
 			// Out of descriptors, say: wait for some to free, as
 			// net/http does, rather than stop serving for good.
+			l.failed.Add(1)
 			l.log.Warn("SIP over TCP: accepting a connection", "err", err, "retry_in", backoff)
 			time.Sleep(backoff)
 			backoff = min(2*backoff, time.Second)

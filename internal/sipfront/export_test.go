@@ -69,3 +69,6 @@ func (s *Server) Unsent() (unsent, relayed int64) {
 	}
 	return unsent, relayed
 }
+
+// FailedAccepts counts the accepts on the SIP port that failed.
+func (s *Server) FailedAccepts() int64 { return s.lim.failed.Load() }
