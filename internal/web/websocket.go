@@ -303,7 +303,9 @@ const pongWait = 5 * time.Second
 // the session with it. The pong gets pongWait, or the deadline of a node
 // write under way if that is later; the node's next write sets its own.
 // A client that sends pings and reads nothing gets no further: the
-// reader waits on the pong, and reads nothing more until it is written.
+// reader waits on the pong, and reads nothing more until it is written
+// (or the library gives the pong up, after 5 s, and the session ends),
+// so a ping can stretch a write under way by pongWait at most, once.
 func (c *WSConn) pinged() {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
