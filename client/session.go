@@ -174,6 +174,10 @@ type room struct {
 	waits []chan ackResult
 	// joins are the JoinWaits waiting for the room's state.
 	joins []chan joinResult
+	// sent counts the leading unacked chunks that went out at least once,
+	// on any connection (refused or not): the rest were never sent, so no
+	// node can have stored them (syncRoomLocked).
+	sent int
 	// synced: the node sent the room's state on this connection, so text
 	// can go straight out.
 	synced bool
@@ -863,6 +867,18 @@ func (s *Session) syncRoomLocked(w *writer, r *room, stored uint64) {
 		}
 		r.nextSeq = next
 	} else {
+		// Chunks never sent (typed while the session was away) cannot be
+		// stored, whatever the state says: if it holds their seqs, the
+		// user typed them from another session meanwhile, and ours go on
+		// above it rather than being taken for acknowledged and lost.
+		if r.sent < len(r.unacked) && r.unacked[r.sent].Seq <= stored {
+			next := stored + 1
+			for i := r.sent; i < len(r.unacked); i++ {
+				r.unacked[i].Seq = next
+				next++
+			}
+			r.nextSeq = next
+		}
 		r.ackLocked(stored)
 		if len(r.unacked) == 0 {
 			r.nextSeq = max(r.nextSeq, stored+1)
@@ -872,7 +888,7 @@ func (s *Session) syncRoomLocked(w *writer, r *room, stored uint64) {
 	for _, m := range r.unacked {
 		w.send(m) // a failed write closes the connection: the reader notices
 	}
-	r.out = len(r.unacked)
+	r.out, r.sent = len(r.unacked), len(r.unacked)
 }
 
 // ownText handles text delivered from the session's own user, and
@@ -956,6 +972,7 @@ func (r *room) ackLocked(seq uint64) {
 	}
 	r.unacked, r.waits = r.unacked[i:], r.waits[i:]
 	r.out = max(r.out-i, 0)
+	r.sent = max(r.sent-i, 0)
 }
 
 // refuseLocked ends the wait for the chunk seq with err, a refusal that
@@ -1162,13 +1179,13 @@ func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64
 	switch {
 	case s.w != nil && r.synced:
 		s.w.send(m) // a failed write shows as a drop; the chunk is resent
-		r.out = len(r.unacked)
+		r.out, r.sent = len(r.unacked), len(r.unacked)
 	case r.viaOld && s.retiring != nil:
 		// Moving: the old session is still in the room. The chunk is
 		// resent on the new connection once the room's state is in
 		// there, and stored once either way.
 		s.retiring.w.send(m)
-		r.out = len(r.unacked)
+		r.out, r.sent = len(r.unacked), len(r.unacked)
 	}
 	return m.Seq, nil
 }

@@ -349,3 +349,37 @@ func TestNoMethodWaitsForAWrite(t *testing.T) {
 		t.Errorf("%d chunks unacknowledged, want 49", n)
 	}
 }
+
+// Text typed while the session was away never went out, so no node can
+// have stored it: a state that shows the user's text at or above its
+// seqs (the user typed from another device meanwhile) does not
+// acknowledge it. It goes on above the state's seq instead, where before
+// it was taken for stored, acknowledged and lost.
+func TestStateDoesNotAcknowledgeTextNeverSent(t *testing.T) {
+	a := newFakeNode(t, "a")
+	retry := fastRetry()
+	retry.Cooldown = time.Millisecond // the one node comes back at once
+	s, join := aliceInRoom(t, a, client.WithRetry(retry), client.WithHeartbeat(client.Heartbeat{}))
+	join.conn.send(roomState("r", 5))
+	awaitEvent(t, s, "the state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+	if seq, err := s.SendText("r", "x"); err != nil || seq != 6 {
+		t.Fatalf("SendText = %d, %v; want 6", seq, err)
+	}
+	awaitGot(t, a, wire.OpText) // 6 went out, never acknowledged
+
+	// Away: from the drop until the room's state comes on the new
+	// connection, what is typed waits in the session.
+	a.dropAll()
+	awaitEvent(t, s, "the drop", func(e client.Event) bool { return e.Kind == client.Disconnected }, nil)
+	if seq, err := s.SendText("r", "y"); err != nil || seq != 7 {
+		t.Fatalf("SendText while away = %d, %v; want 7", seq, err)
+	}
+	// The phone stored 7 and 8 meanwhile; 6 is this session's, stored.
+	awaitGot(t, a, wire.OpJoin).conn.send(roomState("r", 8))
+	if m := awaitGot(t, a, wire.OpText); m.m.Seq != 9 || m.m.T != "y" {
+		t.Fatalf("after a state at 8 the node got %d %q, want 9 \"y\"", m.m.Seq, m.m.T)
+	}
+	if un := s.UnackedText("r"); len(un) != 1 || un[0].Seq != 9 {
+		t.Fatalf("unacknowledged %v, want \"y\" at 9", un)
+	}
+}
