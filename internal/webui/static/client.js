@@ -281,6 +281,9 @@ export class Session extends EventTarget {
         return;
       }
       let settled = false;
+      // A move that came before attached (nodes before 2026-12-02 could
+      // send one there), acted on once attached.
+      let early = null;
       const settle = (v) => {
         if (settled) return;
         settled = true;
@@ -315,9 +318,12 @@ export class Session extends EventTarget {
           const attach = { op: "attach", user: this.user };
           if (this.token) attach.token = this.token;
           ws.send(JSON.stringify(attach));
+        } else if (m.op === "move") {
+          early = m;
         } else if (m.op === "attached") {
           this.attached(ws, node, reason, m);
           settle({ ok: true });
+          if (early) this.handle(ws, early);
         } else if (m.op === "error" && (m.code === "full" || m.code === "draining")) {
           settle({ refused: true, directory: m.directory });
         } else if (m.op === "error" && m.code === "unauthorized") {
