@@ -174,6 +174,9 @@ type room struct {
 	waits []chan ackResult
 	// joins are the JoinWaits waiting for the room's state.
 	joins []chan joinResult
+	// flushes are the Flush calls waiting for unacked to empty: nil
+	// then, or why they end first (ErrLeft).
+	flushes []chan error
 	// sent counts the leading unacked chunks that went out at least once,
 	// on any connection (refused or not): the rest were never sent, so no
 	// node can have stored them (syncRoomLocked).
@@ -973,6 +976,9 @@ func (r *room) ackLocked(seq uint64) {
 	r.unacked, r.waits = r.unacked[i:], r.waits[i:]
 	r.out = max(r.out-i, 0)
 	r.sent = max(r.sent-i, 0)
+	if len(r.unacked) == 0 {
+		r.endFlushesLocked(nil)
+	}
 }
 
 // refuseLocked ends the wait for the chunk seq with err, a refusal that
@@ -998,12 +1004,21 @@ func (r *room) endJoinsLocked(res joinResult) {
 // endWaitsLocked ends every wait of the room with err (the room was left).
 func (r *room) endWaitsLocked(err error) {
 	r.endJoinsLocked(joinResult{err: err})
+	r.endFlushesLocked(err)
 	for i, w := range r.waits {
 		if w != nil {
 			w <- ackResult{seq: r.unacked[i].Seq, err: err}
 			r.waits[i] = nil
 		}
 	}
+}
+
+// endFlushesLocked ends every Flush of the room with err.
+func (r *room) endFlushesLocked(err error) {
+	for _, f := range r.flushes {
+		f <- err
+	}
+	r.flushes = nil
 }
 
 // rejoinLocked joins the rooms again after a reattach; their states
@@ -1220,6 +1235,49 @@ func (s *Session) SendTextWait(ctx context.Context, name, text string) (uint64, 
 		return seq, fmt.Errorf("client: waiting for the ack of %s seq %d: %w", name, seq, ctx.Err())
 	case <-s.done:
 		return seq, s.endErr()
+	}
+}
+
+// Flush waits until the node has acknowledged every chunk sent to the
+// room so far, across failovers as SendTextWait does: for a bridge to
+// another protocol, say, that must not close before what it relayed is
+// stored. It returns at once when nothing waits for an ack. It fails with
+// ctx's error when ctx ends first, with an error matching ErrLeft when
+// the room is left or was never joined, and with the session's error
+// when it ends. A chunk
+// the node refuses for good (a *ServerError) stays unacknowledged, so
+// Flush then waits for ctx. Like SendTextWait, do not call it from the
+// goroutine that reads Events.
+func (s *Session) Flush(ctx context.Context, name string) error {
+	wait := make(chan error, 1)
+	s.mu.Lock()
+	if err := s.endedLocked(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	r, ok := s.rooms[name]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("client: room %q not joined (or left, its text forgotten): %w", name, ErrLeft)
+	}
+	if len(r.unacked) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	r.flushes = append(r.flushes, wait)
+	s.mu.Unlock()
+	select {
+	case err := <-wait:
+		return err
+	case <-ctx.Done():
+		s.mu.Lock()
+		if r := s.rooms[name]; r != nil {
+			r.flushes = slices.DeleteFunc(r.flushes, func(f chan error) bool { return f == wait })
+		}
+		s.mu.Unlock()
+		return fmt.Errorf("client: waiting for the acks of room %s: %w", name, ctx.Err())
+	case <-s.done:
+		return s.endErr()
 	}
 }
 

@@ -129,3 +129,49 @@ func TestDialGiveUpMatchesErrGaveUp(t *testing.T) {
 		t.Errorf("Dial to nothing: %v; want an error matching ErrGaveUp, not ErrClosed", err)
 	}
 }
+
+// Flush returns at once when nothing waits for an ack, waits while any
+// chunk does (the first ack of two is not enough), returns nil once the
+// last is acknowledged, and fails with ErrLeft when the room is left.
+func TestFlush(t *testing.T) {
+	a := newFakeNode(t, "a")
+	s, join := aliceInRoom(t, a, client.WithRetry(fastRetry()))
+	join.conn.send(roomState("r", 0))
+	awaitEvent(t, s, "the state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+	ctx := dialCtx(t)
+	if err := s.Flush(ctx, "r"); err != nil {
+		t.Fatalf("Flush with nothing unacknowledged = %v", err)
+	}
+	for _, ch := range []string{"a", "b"} {
+		if _, err := s.SendText("r", ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flushed := async(func() (struct{}, error) { return struct{}{}, s.Flush(ctx, "r") })
+	awaitGot(t, a, wire.OpText)
+	awaitGot(t, a, wire.OpText)
+	join.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: 1})
+	awaitEvent(t, s, "ack 1", func(e client.Event) bool { return e.Message.Op == wire.OpAck }, nil)
+	select {
+	case r := <-flushed:
+		t.Fatalf("Flush returned %v with chunk 2 unacknowledged", r.err)
+	default:
+	}
+	join.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: 2})
+	if r := awaitResult(t, "Flush", flushed); r.err != nil {
+		t.Fatalf("Flush after the last ack = %v", r.err)
+	}
+
+	if _, err := s.SendText("r", "c"); err != nil {
+		t.Fatal(err)
+	}
+	flushed = async(func() (struct{}, error) { return struct{}{}, s.Flush(ctx, "r") })
+	awaitGot(t, a, wire.OpText)
+	// Leave ends a Flush waiting, or comes first: either way ErrLeft.
+	if err := s.Leave("r"); err != nil {
+		t.Fatal(err)
+	}
+	if r := awaitResult(t, "Flush", flushed); !errors.Is(r.err, client.ErrLeft) {
+		t.Fatalf("Flush of a room left = %v, want ErrLeft", r.err)
+	}
+}

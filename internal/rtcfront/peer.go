@@ -241,17 +241,9 @@ const flushWait = 5 * time.Second
 func (p *peer) flush(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, flushWait)
 	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for p.sess.Unacked(p.room) > 0 && p.sess.Err() == nil {
-		select {
-		case <-ctx.Done():
-			p.log.Warn("the peer ends with text not stored", "chunks", p.sess.Unacked(p.room))
-			return
-		case <-p.done:
-			return
-		case <-tick.C:
-		}
+	// A peer ended meanwhile has closed its session: Flush returns.
+	if err := p.sess.Flush(ctx, p.room); err != nil && ctx.Err() != nil {
+		p.log.Warn("the peer ends with text not stored", "chunks", p.sess.Unacked(p.room))
 	}
 }
 

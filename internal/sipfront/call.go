@@ -314,17 +314,9 @@ const flushWait = 5 * time.Second
 func (c *call) flush(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, flushWait)
 	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for c.sess.Unacked(c.room) > 0 && c.sess.Err() == nil {
-		select {
-		case <-ctx.Done():
-			c.log.Warn("the call ends with text of the caller not stored", "chunks", c.sess.Unacked(c.room))
-			return
-		case <-c.done:
-			return
-		case <-tick.C:
-		}
+	// A call ended meanwhile has closed its session: Flush returns.
+	if err := c.sess.Flush(ctx, c.room); err != nil && ctx.Err() != nil {
+		c.log.Warn("the call ends with text of the caller not stored", "chunks", c.sess.Unacked(c.room))
 	}
 }
 
