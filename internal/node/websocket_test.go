@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -29,6 +30,13 @@ type wsClient struct {
 // sent as the Origin header.
 func dialWS(t *testing.T, httpAddr, origin string) (*wsClient, *http.Response, error) {
 	t.Helper()
+	return dialWSAs(t, httpAddr, "", origin)
+}
+
+// dialWSAs is dialWS with the Host header host (empty: httpAddr), as a
+// browser sends the name it reached the node by.
+func dialWSAs(t *testing.T, httpAddr, host, origin string) (*wsClient, *http.Response, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), settle)
 	defer cancel()
 	h := http.Header{}
@@ -38,6 +46,7 @@ func dialWS(t *testing.T, httpAddr, origin string) (*wsClient, *http.Response, e
 	ws, resp, err := websocket.Dial(ctx, "ws://"+httpAddr+web.WebSocketPath, &websocket.DialOptions{
 		Subprotocols: []string{web.Subprotocol},
 		HTTPHeader:   h,
+		Host:         host,
 	})
 	if err != nil {
 		return nil, resp, err
@@ -252,22 +261,29 @@ func TestWebSocketHandshake(t *testing.T) {
 		}
 	}})
 	n1, n2 := c.Nodes[0].HTTPAddr(), c.Nodes[1].HTTPAddr()
+	_, port, err := net.SplitHostPort(n1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rebound := "rebind.example.net:" + port // a name of the attacker's, resolving to n1
 	tests := []struct {
-		name, addr, origin string
-		want               int // 101 or the refusal
+		name, addr, host, origin string
+		want                     int // 101 or the refusal
 	}{
-		{"no origin: not a browser", n1, "", http.StatusSwitchingProtocols},
-		{"the node's own page", n1, "http://" + n1, http.StatusSwitchingProtocols},
-		{"a page of another node of the service", n1, "http://" + n2, http.StatusSwitchingProtocols},
-		{"a page under the service's name", n1, "https://" + c.Config.Service + ":8443", http.StatusSwitchingProtocols},
-		{"a foreign page", n1, "https://evil.example.org", http.StatusForbidden},
-		{"a foreign page allowed by pattern", n2, "https://chat.example.org", http.StatusSwitchingProtocols},
-		{"a foreign page the pattern does not match", n2, "https://example.com", http.StatusForbidden},
-		{"a malformed origin", n1, "::", http.StatusForbidden},
+		{"no origin: not a browser", n1, "", "", http.StatusSwitchingProtocols},
+		{"the node's own page", n1, "", "http://" + n1, http.StatusSwitchingProtocols},
+		{"a page of another node of the service", n1, "", "http://" + n2, http.StatusSwitchingProtocols},
+		{"a page under the service's name", n1, "", "https://" + c.Config.Service + ":8443", http.StatusSwitchingProtocols},
+		{"a page of this machine", n1, "", "http://localhost:3000", http.StatusSwitchingProtocols},
+		{"a foreign page", n1, "", "https://evil.example.org", http.StatusForbidden},
+		{"a DNS-rebinding page: Origin and Host agree on a name the service does not publish", n1, rebound, "http://" + rebound, http.StatusForbidden},
+		{"a foreign page allowed by pattern", n2, "", "https://chat.example.org", http.StatusSwitchingProtocols},
+		{"a foreign page the pattern does not match", n2, "", "https://example.com", http.StatusForbidden},
+		{"a malformed origin", n1, "", "::", http.StatusForbidden},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, resp, err := dialWS(t, tt.addr, tt.origin)
+			_, resp, err := dialWSAs(t, tt.addr, tt.host, tt.origin)
 			got := 0
 			if resp != nil {
 				got = resp.StatusCode

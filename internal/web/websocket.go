@@ -114,10 +114,19 @@ func offersSubprotocol(r *http.Request, proto string) bool {
 // originAllowed says whether a WebSocket may be opened from the page the
 // request names in Origin. Allowed are: requests without Origin (not from
 // a browser; the check protects browsers' users, not the node), pages of
-// the node's own origin, pages of any node of the service (the HTTP
-// address a directory entry lists, since the browser client is served
-// by one node and talks to another), pages served under the service's
-// common name (any port), and pages matching a pattern of WithOrigins.
+// any node of the service (the HTTP address a directory entry lists,
+// since the browser client is served by one node and talks to another),
+// pages served under the service's common name (any port), pages of this
+// machine (localhost, loopback addresses), pages matching a pattern of
+// WithOrigins, and pages of the node's own origin when the browser
+// reached it by address.
+//
+// A page of the node's own origin reached by another name is not enough:
+// that is what a DNS-rebinding page looks like (a name of the attacker's
+// that resolves to the node, so that Origin and Host agree), which would
+// let any web page reach a node that only the visitor's network can.
+// Rebinding needs a name, so an address in Host is the node itself; a
+// name must be one the service publishes, or allowed by WithOrigins.
 func (h *handler) originAllowed(r *http.Request, dir *wire.Directory) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -128,7 +137,10 @@ func (h *handler) originAllowed(r *http.Request, dir *wire.Directory) bool {
 		return false
 	}
 	host := strings.ToLower(u.Host)
-	if host == strings.ToLower(r.Host) {
+	if loopbackName(u.Hostname()) {
+		return true
+	}
+	if host == strings.ToLower(r.Host) && net.ParseIP(u.Hostname()) != nil {
 		return true
 	}
 	if dir != nil {
@@ -147,6 +159,17 @@ func (h *handler) originAllowed(r *http.Request, dir *wire.Directory) bool {
 		}
 	}
 	return false
+}
+
+// loopbackName reports whether host names this machine: localhost or a
+// loopback address. A page of such an origin was served from the
+// visitor's own machine.
+func loopbackName(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // hijackRecorder keeps the connection the WebSocket library hijacks, so
