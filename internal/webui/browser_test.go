@@ -225,27 +225,7 @@ func index(t *testing.T, id string) int {
 // she types, her page fails over and nothing she typed is lost; the
 // dashboard shows the node down, and then a drain of another node.
 func TestBrowserFailover(t *testing.T) {
-	binary, err := localcluster.Build(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Service: "chat.test", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	if err := localcluster.Await(ctx, 60*time.Second, func(ctx context.Context) error {
-		for _, n := range c.Nodes {
-			if _, err := n.Directory(ctx); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	c, ctx := processCluster(t, 90*time.Second)
 	browser := newBrowser(t)
 
 	ann := page(t, browser, c.Nodes[0].HTTP, "ann")

@@ -1,11 +1,8 @@
 package webui_test
 
 import (
-	"context"
 	"testing"
 	"time"
-
-	"github.com/switchboard/switchboard/internal/localcluster"
 )
 
 // TestBrowserSilentNode pauses (SIGSTOP) the node a page is attached to:
@@ -16,27 +13,7 @@ import (
 // (docs/protocol.md, "The client's duties": notice a node that stopped
 // answering without closing the connection).
 func TestBrowserSilentNode(t *testing.T) {
-	binary, err := localcluster.Build(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Service: "chat.test", DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	if err := localcluster.Await(ctx, 60*time.Second, func(ctx context.Context) error {
-		for _, n := range c.Nodes {
-			if _, err := n.Directory(ctx); err != nil {
-				return err
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	c, _ := processCluster(t, 90*time.Second)
 	ann := page(t, newBrowser(t), c.Nodes[0].HTTP, "ann")
 	silent := nodeOf(t, ann)
 	i := index(t, silent)
