@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -206,23 +205,12 @@ func TestTLSThroughTheCommonAddress(t *testing.T) {
 // by ErrUnauthorized.
 func TestToken(t *testing.T) {
 	const service = "token.test"
-	privPEM, pubPEM, err := pki.NewSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubFile := filepath.Join(t.TempDir(), "token.pub")
-	if err := os.WriteFile(pubFile, pubPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	signer, err := pki.ParsePrivateKey(privPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer, pubFile := nodetest.TokenKey(t)
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
 		cfg.Service = service
 		cfg.TokenKey = pubFile
 	}})
-	tok, err := token.Mint(signer.(ed25519.PrivateKey), token.Claims{User: "ann", Service: service, Expires: time.Now().Add(time.Hour)}, time.Now())
+	tok, err := token.Mint(signer, token.Claims{User: "ann", Service: service, Expires: time.Now().Add(time.Hour)}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,15 +2,12 @@ package rtcfront_test
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,7 +20,6 @@ import (
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
-	"github.com/switchboard/switchboard/internal/pki"
 	"github.com/switchboard/switchboard/internal/rtcfront"
 	"github.com/switchboard/switchboard/internal/token"
 	"github.com/switchboard/switchboard/pick"
@@ -448,22 +444,11 @@ func TestLimitsAndShutdown(t *testing.T) {
 // 401, one whose token does not allow the room 403, and one with a good
 // token joins as the token's user.
 func TestTokens(t *testing.T) {
-	privPEM, pubPEM, err := pki.NewSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubFile := filepath.Join(t.TempDir(), "token.pub")
-	if err := os.WriteFile(pubFile, pubPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	priv, err := pki.ParsePrivateKey(privPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv, pubFile := nodetest.TokenKey(t)
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.TokenKey = pubFile }})
 	c.WaitRoomsReady(settle)
 	mint := func(user string, rooms ...string) string {
-		tok, err := token.Mint(priv.(ed25519.PrivateKey), token.Claims{User: user, Service: c.Config.Service, Expires: time.Now().Add(time.Hour), Rooms: rooms}, time.Now().Add(-time.Minute))
+		tok, err := token.Mint(priv, token.Claims{User: user, Service: c.Config.Service, Expires: time.Now().Add(time.Hour), Rooms: rooms}, time.Now().Add(-time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}

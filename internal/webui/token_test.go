@@ -1,9 +1,6 @@
 package webui_test
 
 import (
-	"crypto/ed25519"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,7 +8,6 @@ import (
 
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
-	"github.com/switchboard/switchboard/internal/pki"
 	"github.com/switchboard/switchboard/internal/token"
 )
 
@@ -19,20 +15,9 @@ import (
 // attaches with the token typed into its form, and without one it stops
 // and says why instead of retrying every node.
 func TestBrowserToken(t *testing.T) {
-	privPEM, pubPEM, err := pki.NewSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubFile := filepath.Join(t.TempDir(), "token.pub")
-	if err := os.WriteFile(pubFile, pubPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	priv, err := pki.ParsePrivateKey(privPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv, pubFile := nodetest.TokenKey(t)
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.TokenKey = pubFile }})
-	tok, err := token.Mint(priv.(ed25519.PrivateKey), token.Claims{User: "ann", Service: c.Config.Service, Expires: time.Now().Add(time.Hour)}, time.Now().Add(-time.Minute))
+	tok, err := token.Mint(priv, token.Claims{User: "ann", Service: c.Config.Service, Expires: time.Now().Add(time.Hour)}, time.Now().Add(-time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,22 +50,11 @@ func TestBrowserToken(t *testing.T) {
 // keeping what was typed meanwhile, rather than stop for good and lose
 // it.
 func TestBrowserTokenExpires(t *testing.T) {
-	privPEM, pubPEM, err := pki.NewSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubFile := filepath.Join(t.TempDir(), "token.pub")
-	if err := os.WriteFile(pubFile, pubPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	priv, err := pki.ParsePrivateKey(privPEM)
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv, pubFile := nodetest.TokenKey(t)
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.TokenKey = pubFile }})
 	c.WaitRoomsReady(60 * time.Second)
 	mint := func(expires time.Time) string {
-		tok, err := token.Mint(priv.(ed25519.PrivateKey), token.Claims{User: "ann", Service: c.Config.Service, Expires: expires}, expires.Add(-time.Hour))
+		tok, err := token.Mint(priv, token.Claims{User: "ann", Service: c.Config.Service, Expires: expires}, expires.Add(-time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
