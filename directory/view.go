@@ -64,11 +64,11 @@ func Sample(nodes []Node, req ViewRequest, r *rand.Rand) []int {
 	return NewDraw(nodes, req.Group, r).choose(req, size)
 }
 
-// Fits reports whether every node fits req (no more than Max, within
-// Budget): Sample and Choose then return them all, drawing nothing.
-func Fits(nodes []Node, req ViewRequest) bool {
-	_, ok := whole(len(nodes), req, req.sizer(nodes))
-	return ok
+// Whole returns the index of every node, and true, when they all fit req
+// (no more than Max, within Budget): what Sample and Choose then return,
+// drawing nothing.
+func Whole(nodes []Node, req ViewRequest) ([]int, bool) {
+	return whole(len(nodes), req, req.sizer(nodes))
 }
 
 func (req ViewRequest) sizer(nodes []Node) func(int) int {

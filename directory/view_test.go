@@ -280,7 +280,10 @@ func TestDrawChoosesAsSample(t *testing.T) {
 			}
 		}
 	}
-	if !directory.Fits(nodes[:10], directory.ViewRequest{Max: 10}) || directory.Fits(nodes[:10], directory.ViewRequest{Max: 9}) {
-		t.Error("Fits: 10 nodes fit a max of 10, not of 9")
+	if _, ok := directory.Whole(nodes[:10], directory.ViewRequest{Max: 10}); !ok {
+		t.Errorf("10 nodes do not fit a view of 10")
+	}
+	if _, ok := directory.Whole(nodes[:10], directory.ViewRequest{Max: 9}); ok {
+		t.Error("10 nodes fit a view of 9")
 	}
 }

@@ -89,14 +89,6 @@ func (v *view) request(enc *encodedView, w viewWant) directory.ViewRequest {
 	}
 }
 
-func allIndices(n int) []int {
-	idx := make([]int, n)
-	for i := range idx {
-		idx[i] = i
-	}
-	return idx
-}
-
 // assemble writes the message holding the nodes at idx, with "total"
 // when they are not all.
 func (v *view) assemble(enc *encodedView, idx []int, now time.Time) []byte {
@@ -384,10 +376,8 @@ func (p *pushLines) line(w viewWant) ([]byte, error) {
 		return nil, err
 	}
 	req := p.v.request(enc, w)
-	var idx []int
-	if directory.Fits(p.v.nodes, req) {
-		idx = allIndices(len(p.v.nodes))
-	} else {
+	idx, all := directory.Whole(p.v.nodes, req)
+	if !all {
 		// The len(d.lines)-th draw of the group's key: a want's views
 		// come from distinct draws, as many as it has sessions up to
 		// pushVariants.
