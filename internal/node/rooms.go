@@ -400,17 +400,14 @@ func (e *roomEngine) streamConfig(k, replicas int) jetstream.StreamConfig {
 		Replicas:          replicas,
 		MaxMsgsPerSubject: e.recordsPerRoom(),
 		Discard:           jetstream.DiscardOld,
-		MaxAge:            e.recordsAge(),
+		MaxAge:            e.retention(),
 		Duplicates:        e.duplicateWindow(),
 	}
 }
 
-// retention is how long rooms nobody is in are kept, 0 for ever.
+// retention is how long rooms nobody is in are kept, 0 for ever: the
+// MaxAge of the rooms' streams.
 func (e *roomEngine) retention() time.Duration { return max(e.n.cfg.RoomRetention, 0) }
-
-// recordsAge is the MaxAge of the rooms' streams: the retention (0, for
-// ever, without one).
-func (e *roomEngine) recordsAge() time.Duration { return e.retention() }
 
 // duplicateWindow is the streams' duplicate window: 2 min, or the
 // retention when shorter (JetStream wants it within MaxAge).
@@ -442,7 +439,7 @@ func (e *roomEngine) snapshotTTL() time.Duration {
 // already has the retention of this node's configuration, and if not
 // sets it in cfg.
 func (e *roomEngine) keepStreamConfig(cfg *jetstream.StreamConfig) bool {
-	age, dups := e.recordsAge(), e.duplicateWindow()
+	age, dups := e.retention(), e.duplicateWindow()
 	if cfg.MaxAge == age && cfg.Duplicates == dups {
 		return true
 	}
