@@ -149,21 +149,32 @@ const maxDrainWindow = 24 * time.Hour
 //	POST /v1/drain?within=30s  drain to empty within the window (admin)
 //	GET  /v1/drain             where the drain stands (DrainStatus), open like the directory
 //
-// POST without within and DELETE stay h's: draining on and off. The
-// admin check is h's too: a POST with within goes through h first, and
-// the drain starts only when h accepted it.
+// POST without within and DELETE stay h's: draining on and off. A POST
+// with within passes the admin check before its window is read (a
+// stranger learns nothing from a 400), then goes through h, and the
+// drain starts only when h accepted it.
 func (n *Node) drainHandler(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
+	drainWithin := n.drainWithinHandler(h)
 	mux.HandleFunc("GET /v1/drain", func(w http.ResponseWriter, r *http.Request) {
 		writeDrainJSON(w, http.StatusOK, n.DrainStatus())
 	})
 	mux.HandleFunc("POST /v1/drain", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query().Get("within")
-		if q == "" {
+		if r.URL.Query().Get("within") == "" {
 			h.ServeHTTP(w, r)
 			return
 		}
+		drainWithin(w, r)
+	})
+	return mux
+}
+
+// drainWithinHandler serves POST /v1/drain?within= after the admin check;
+// h is web's handler, which turns draining on.
+func (n *Node) drainWithinHandler(h http.Handler) http.HandlerFunc {
+	return web.RequireAdmin(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query().Get("within")
 		within, err := time.ParseDuration(q)
 		if err != nil || within < 0 || within > maxDrainWindow {
 			writeDrainJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("within=%q: want a duration from 0s to %v, such as 30s", q, maxDrainWindow)})
@@ -177,8 +188,7 @@ func (n *Node) drainHandler(h http.Handler) http.Handler {
 		}
 		n.Drain(within)
 		writeDrainJSON(w, http.StatusOK, n.DrainStatus())
-	})
-	return mux
+	}, web.WithAdminToken(n.sec.admin))
 }
 
 func writeDrainJSON(w http.ResponseWriter, code int, v any) {

@@ -281,6 +281,14 @@ func TestAdminToken(t *testing.T) {
 	if code := do("POST", "/v1/drain", ""); code != http.StatusUnauthorized || n.Status() == "draining" {
 		t.Errorf("POST /v1/drain without the token = %d, status %s", code, n.Status())
 	}
+	// The window is read only after the credential: a stranger's bad
+	// window gets 401 like any other, not a 400 that answers it.
+	if code := do("POST", "/v1/drain?within=soon", ""); code != http.StatusUnauthorized {
+		t.Errorf("POST /v1/drain?within=soon without the token = %d, want 401", code)
+	}
+	if code := do("POST", "/v1/drain?within=soon", sec.admin); code != http.StatusBadRequest {
+		t.Errorf("POST /v1/drain?within=soon with the token = %d, want 400", code)
+	}
 	if code := do("POST", "/v1/drain", "wrong-wrong-wrong"); code != http.StatusUnauthorized || n.Status() == "draining" {
 		t.Errorf("POST /v1/drain with a wrong token = %d, status %s", code, n.Status())
 	}

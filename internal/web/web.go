@@ -148,6 +148,18 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 	return mux
 }
 
+// RequireAdmin wraps next, a handler that changes state, with the admin
+// check NewHandler applies under the same options (WithAdminToken): for
+// routes a caller adds beside NewHandler's, so that a stranger gets 401
+// or 403 before anything else is said about the request.
+func RequireAdmin(next http.HandlerFunc, opts ...Option) http.HandlerFunc {
+	var h handler
+	for _, o := range opts {
+		o(&h)
+	}
+	return h.requireAdmin(next)
+}
+
 // requireAdmin wraps a handler that changes state with the admin check.
 func (h *handler) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
