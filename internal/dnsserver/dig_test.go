@@ -6,6 +6,7 @@ import (
 	"net"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -212,5 +213,45 @@ func TestDigEDNSSize(t *testing.T) {
 	}
 	if !strings.Contains(big.Raw, "EDNS: version: 0") {
 		t.Errorf("reply has no OPT record:\n%s", big.Raw)
+	}
+}
+
+var digSize = regexp.MustCompile(`;; MSG SIZE\s+rcvd: (\d+)`)
+
+// size is the byte size of the last reply dig received.
+func (r digReply) size(t *testing.T) int {
+	t.Helper()
+	m := digSize.FindAllStringSubmatch(r.Raw, -1)
+	if len(m) == 0 {
+		t.Fatalf("no MSG SIZE in dig's output:\n%s", r.Raw)
+	}
+	n, err := strconv.Atoi(m[len(m)-1][1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// ANY is answered as RFC 8482 says, with one small record whatever the
+// directory holds, so that a spoofed ANY query cannot be amplified into
+// kilobytes at a victim.
+func TestDigANYIsMinimal(t *testing.T) {
+	d := newDir(manyNodes(200)...)
+	s := startServer(t, d)
+	for _, name := range []string{"chat.test", "_switchboard._tcp.chat.test", "n001.node.chat.test"} {
+		r := dig(t, s.Addr(), "+ignore", "+bufsize=4096", name, "ANY")
+		if r.Status != "NOERROR" || r.hasFlag("tc") || !r.hasFlag("aa") {
+			t.Errorf("%s ANY: status %s flags %v, want NOERROR, aa, no tc\n%s", name, r.Status, r.Flags, r.Raw)
+		}
+		if diff := cmp.Diff(r.Answer, []string{`HINFO "RFC8482" ""`}); diff != "" {
+			t.Errorf("%s ANY answer (-got +want):\n%s\n%s", name, diff, r.Raw)
+		}
+		if n := r.size(t); n > 150 {
+			t.Errorf("%s ANY: reply of %d bytes, want at most 150", name, n)
+		}
+	}
+	r := dig(t, s.Addr(), "missing.chat.test", "ANY")
+	if r.Status != "NXDOMAIN" {
+		t.Errorf("missing name ANY: status %s, want NXDOMAIN\n%s", r.Status, r.Raw)
 	}
 }

@@ -45,6 +45,9 @@
 //     a name that exists but not with the type asked (AAAA with IPv4 nodes
 //     only, MX, TXT...): NOERROR with no answer and the SOA (NODATA). Names
 //     are matched without regard to case. The AA bit is set on both.
+//   - ANY at a name that exists: one HINFO record "RFC8482" "" (RFC 8482),
+//     over UDP and TCP alike, never every record at the name: a short
+//     spoofed query must not turn into a large reply at its victim.
 //   - Names outside Z, classes other than IN, and zone transfers: REFUSED.
 //     Opcodes other than QUERY: NOTIMP. Not exactly one question, or more
 //     than one OPT record: FORMERR. EDNS versions above 0: BADVERS.

@@ -135,14 +135,10 @@ func (s *Server) resolve(m *dns.Msg, q dns.Question) {
 			m.Extra = copyRRs(o.nsGlue)
 		}
 	case dns.TypeANY:
-		// Every record at the name; truncation bounds the size over UDP.
-		var ans []dns.RR
-		ans = append(ans, o.soa...)
-		ans = append(ans, o.ns...)
-		ans = append(ans, s.addrs(o, o.a)...)
-		ans = append(ans, s.addrs(o, o.aaaa)...)
-		srv, _ := s.srv(o)
-		m.Answer = append(ans, srv...)
+		// RFC 8482: one small synthesised record instead of every RRset at
+		// the name, so that ANY cannot turn a short query into a large
+		// reflected reply. Clients ask for the types they need.
+		m.Answer = []dns.RR{&dns.HINFO{Hdr: z.params.hdr(name, dns.TypeHINFO), Cpu: "RFC8482"}}
 	}
 	if len(m.Answer) == 0 {
 		// NODATA (RFC 2308): the name exists, the type has no records.
