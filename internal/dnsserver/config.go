@@ -22,8 +22,11 @@ const (
 	// DefaultTTL is the TTL of every record served when Config.TTL is zero.
 	DefaultTTL = 5 * time.Second
 	// DefaultMaxUDPSize is the largest UDP reply sent when Config.MaxUDPSize
-	// is zero, whatever larger size a client offers in EDNS0.
-	DefaultMaxUDPSize = 4096
+	// is zero, whatever larger size a client offers in EDNS0: the DNS flag
+	// day 2020 size, which fits an Ethernet frame without IP fragments
+	// (fragments get lost and can be forged) and bounds what a spoofed
+	// query can be amplified into. Larger answers go over TCP.
+	DefaultMaxUDPSize = 1232
 )
 
 // SRVLabel is the service and protocol labels put in front of the zone to
@@ -51,7 +54,7 @@ type Config struct {
 	// MaxUDPSize caps, in bytes, the UDP reply size a client may ask for with
 	// EDNS0; a client without EDNS0 gets at most 512 bytes. Replies that do
 	// not fit are truncated (TC bit) and the client retries over TCP.
-	// Between 512 and 65535. Default 4096.
+	// Between 512 and 65535. Default 1232 (DefaultMaxUDPSize).
 	MaxUDPSize int
 	// Nodes returns the directory as it is now. It is called on every query,
 	// from the server's goroutines, concurrently, so it must be safe for

@@ -255,3 +255,21 @@ func TestDigANYIsMinimal(t *testing.T) {
 		t.Errorf("missing name ANY: status %s, want NXDOMAIN\n%s", r.Status, r.Raw)
 	}
 }
+
+// By default a UDP reply never exceeds 1232 bytes, however much a client
+// offers: the rest of a large directory comes over TCP.
+func TestDigDefaultUDPSize(t *testing.T) {
+	d := newDir(manyNodes(100)...) // about 1.6 KB of A records
+	s := startServer(t, d)
+	r := dig(t, s.Addr(), "+ignore", "+bufsize=4096", "chat.test", "A")
+	if n := r.size(t); n > 1232 {
+		t.Errorf("reply of %d bytes, want at most 1232\n%s", n, r.Raw)
+	}
+	if !r.hasFlag("tc") || !strings.Contains(r.Raw, "udp: 1232") {
+		t.Errorf("flags %v, want tc and an OPT advertising 1232\n%s", r.Flags, r.Raw)
+	}
+	full := dig(t, s.Addr(), "+bufsize=4096", "chat.test", "A")
+	if !full.Retried || len(full.Answer) != 100 {
+		t.Errorf("dig retried over TCP %v with %d answers, want a retry and all 100\n%s", full.Retried, len(full.Answer), full.Raw)
+	}
+}

@@ -82,7 +82,7 @@ func TestConfigValidate(t *testing.T) {
 		check   func(t *testing.T, c Config)
 	}{
 		{name: "defaults", edit: func(c *Config) { c.Zone = "Chat.Local" }, check: func(t *testing.T, c Config) {
-			want := []any{"chat.local.", ":53", 5 * time.Second, 4096, "ns.chat.local."}
+			want := []any{"chat.local.", ":53", 5 * time.Second, 1232, "ns.chat.local."}
 			got := []any{c.Zone, c.Addr, c.TTL, c.MaxUDPSize, c.NS}
 			if diff := cmp.Diff(got, want); diff != "" {
 				t.Errorf("filled config (-got +want):\n%s", diff)
