@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/internal/node"
@@ -27,6 +28,9 @@ type sipSettings struct {
 	tokenSigner    string
 	maxCalls       int
 	maxCallsPerSrc int
+	maxConns       int
+	maxConnsPerSrc int
+	connIdle       time.Duration
 }
 
 // register adds the front's flags to serve's command line.
@@ -37,6 +41,9 @@ func (s *sipSettings) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.tokenSigner, "sip-token-signer", "", "Ed25519 private key (PEM) that signs the tokens of bridged callers; needed with --token-key")
 	intFlag(fs, &s.maxCalls, "sip-max-calls", 0, -1, "most calls the SIP front holds at once (default 100)")
 	intFlag(fs, &s.maxCallsPerSrc, "sip-max-calls-per-source", 0, -1, "most calls from one source address (default 4)")
+	intFlag(fs, &s.maxConns, "sip-max-conns", 0, -1, "most TCP connections the SIP front holds at once (default 256)")
+	intFlag(fs, &s.maxConnsPerSrc, "sip-max-conns-per-source", 0, -1, "most SIP TCP connections from one source address, an IPv6 /64 counting as one (default 16)")
+	durationFlag(fs, &s.connIdle, "sip-conn-idle", time.Second, 0, "close a SIP TCP connection that sends nothing for this long (default 2m)")
 }
 
 // validate rejects a front that would be open to strangers unasked, or
@@ -73,6 +80,10 @@ func (s *sipSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, 
 		Redirect:          s.redirect,
 		MaxCalls:          s.maxCalls,
 		MaxCallsPerSource: s.maxCallsPerSrc,
+		MaxConns:          s.maxConns,
+		MaxConnsPerSource: s.maxConnsPerSrc,
+		ConnIdleTimeout:   s.connIdle,
+		Metrics:           n.Registry(),
 		Logger:            logger.With("part", "sip"),
 	}
 	if s.tokenSigner != "" {

@@ -28,6 +28,7 @@ type connLimiter struct {
 	max, perSource int
 	idle           time.Duration
 	log            *slog.Logger
+	m              *metrics
 
 	mu       sync.Mutex
 	open     int
@@ -38,8 +39,8 @@ type connLimiter struct {
 	failed atomic.Int64 // accepts that failed, not for closing
 }
 
-func newConnLimiter(l net.Listener, max, perSource int, idle time.Duration, log *slog.Logger) *connLimiter {
-	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, log: log, bySource: map[netip.Addr]int{}}
+func newConnLimiter(l net.Listener, max, perSource int, idle time.Duration, log *slog.Logger, m *metrics) *connLimiter {
+	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, log: log, m: m, bySource: map[netip.Addr]int{}}
 }
 
 // Accept returns the next connection within the limits, closing those
@@ -55,6 +56,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			// Out of descriptors, say: wait for some to free, as
 			// net/http does, rather than stop serving for good.
 			l.failed.Add(1)
+			l.m.acceptErrors.Inc()
 			l.log.Warn("SIP over TCP: accepting a connection", "err", err, "retry_in", backoff)
 			time.Sleep(backoff)
 			backoff = min(2*backoff, time.Second)
@@ -77,15 +79,16 @@ func (l *connLimiter) take(src netip.Addr) string {
 	why := ""
 	switch {
 	case l.open >= l.max:
-		why = "total"
+		why = refusedTotal
 	case l.bySource[src] >= l.perSource:
-		why = "per_source"
+		why = refusedPerSource
 	default:
 		l.open++
 		l.bySource[src]++
 		return ""
 	}
 	// Logged at most once every 5 s, with the count since.
+	l.m.connsRefused.WithLabelValues(why).Inc()
 	l.refused++
 	if now := time.Now(); now.Sub(l.lastLog) >= 5*time.Second {
 		l.log.Warn("SIP over TCP: connection refused, over the limit", "limit", why, "source", src.String(), "refused_since_last_line", l.refused)

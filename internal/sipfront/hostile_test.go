@@ -18,8 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/directory"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/internal/sipcall"
@@ -106,7 +107,8 @@ func TestCallerFasterThanTheRoomIsBounded(t *testing.T) {
 func TestTCPConnectionsBounded(t *testing.T) {
 	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
-	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.MaxConns = 20 })
+	reg := prometheus.NewRegistry()
+	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.MaxConns = 20; cfg.Metrics = reg })
 
 	var closed atomic.Int32
 	var conns []net.Conn
@@ -141,6 +143,15 @@ func TestTCPConnectionsBounded(t *testing.T) {
 	// 10 from another: 4 fit under MaxConns, 6 closed.
 	open("127.0.0.2", 10)
 	wait(30, 20)
+	// Each refusal is counted by its limit.
+	for reason, want := range map[string]float64{"per_source": 24, "total": 6} {
+		if got := metricValue(t, reg, "switchboard_sip_tcp_refused_total", reason); got != want {
+			t.Errorf("switchboard_sip_tcp_refused_total{reason=%q} = %v, want %v", reason, got, want)
+		}
+	}
+	if got := metricValue(t, reg, "switchboard_sip_tcp_conns", ""); got != 20 {
+		t.Errorf("switchboard_sip_tcp_conns = %v, want 20", got)
+	}
 	// Given back, the places serve a SIP request over TCP again.
 	for _, conn := range conns {
 		conn.Close()
@@ -543,4 +554,36 @@ func TestShutdownStoresTheCallersText(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// metricValue reads a counter or gauge from reg: the series whose reason
+// label is reason, or the unlabelled one when reason is "".
+func metricValue(t *testing.T, reg *prometheus.Registry, name, reason string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			label := ""
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" {
+					label = l.GetValue()
+				}
+			}
+			if label != reason {
+				continue
+			}
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s{reason=%q}", name, reason)
+	return 0
 }

@@ -47,6 +47,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
@@ -126,6 +127,10 @@ type Config struct {
 	// a second (default 30, bursts of 60); more are dropped.
 	PacketRate  float64
 	PacketBurst int
+	// Metrics, when set, receives the front's metrics
+	// (switchboard_sip_*, docs/metrics.md); Listen fails if they are
+	// registered there already.
+	Metrics prometheus.Registerer
 	// Logger receives the front's logs (default: discarded).
 	Logger *slog.Logger
 }
@@ -198,6 +203,9 @@ type Server struct {
 	tcp  net.Listener
 	lim  *connLimiter // tcp, as sipgo serves it
 	addr netip.AddrPort
+	m    *metrics
+	// refusedLog samples the lines about calls refused for a limit.
+	refusedLog logSampler
 
 	mu        sync.Mutex
 	closed    bool
@@ -215,7 +223,8 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, calls: map[string]*call{}, perSource: map[netip.Addr]int{}}
+	s := &Server{cfg: cfg, log: cfg.Logger, calls: map[string]*call{}, perSource: map[netip.Addr]int{},
+		m: newMetrics(), refusedLog: logSampler{period: 5 * time.Second}}
 	var err error
 	for range 10 {
 		if s.udp, err = net.ListenPacket("udp", addr); err != nil {
@@ -232,7 +241,13 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sipfront: listening on TCP: %w", err)
 	}
-	s.lim = newConnLimiter(s.tcp, cfg.MaxConns, cfg.MaxConnsPerSource, cfg.ConnIdleTimeout, s.log)
+	s.lim = newConnLimiter(s.tcp, cfg.MaxConns, cfg.MaxConnsPerSource, cfg.ConnIdleTimeout, s.log, s.m)
+	if cfg.Metrics != nil {
+		if err := s.m.register(cfg.Metrics, s); err != nil {
+			s.closeSockets()
+			return nil, err
+		}
+	}
 	s.addr = s.udp.LocalAddr().(*net.UDPAddr).AddrPort()
 	s.addr = netip.AddrPortFrom(s.addr.Addr().Unmap(), s.addr.Port())
 	host := s.addr.Addr().String()
@@ -490,8 +505,10 @@ func (s *Server) admit(src netip.Addr) (release func(), code int, reason string)
 	case s.closed:
 		return nil, 503, "Node Shutting Down"
 	case len(s.calls)+s.pending >= s.cfg.MaxCalls:
+		s.m.callsRefused.WithLabelValues(refusedTotal).Inc()
 		return nil, 503, "Too Many Calls On This Node"
 	case s.perSource[src] >= s.cfg.MaxCallsPerSource:
+		s.m.callsRefused.WithLabelValues(refusedPerSource).Inc()
 		return nil, 486, "Too Many Calls From Your Address"
 	}
 	s.pending++
@@ -550,7 +567,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	src := sourceIP(req)
 	release, code, reason := s.admit(src)
 	if release == nil {
-		log.Info("call refused", "reason", reason)
+		// A flood of calls over the limits costs the log one line
+		// every 5 s; the metrics count every one.
+		s.refusedLog.log(log, slog.LevelInfo, "call refused", "reason", reason)
 		reply(req, tx, code, reason, sip.NewHeader("Retry-After", "5"))
 		return
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
@@ -339,7 +340,8 @@ func TestCallLimits(t *testing.T) {
 	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
-	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.MaxCallsPerSource = 1; cfg.MaxCalls = 2 })
+	reg := prometheus.NewRegistry()
+	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.MaxCallsPerSource = 1; cfg.MaxCalls = 2; cfg.Metrics = reg })
 	dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "a"})
 	ctx, cancel := context.WithTimeout(context.Background(), settle)
 	defer cancel()
@@ -353,6 +355,19 @@ func TestCallLimits(t *testing.T) {
 	_, err = sipcall.Dial(ctx, sipTarget(front, "lobby"), sipcall.Config{User: "d", Host: "127.0.0.3"})
 	if !errors.As(err, &se) || se.Code != 503 {
 		t.Fatalf("a call above the node's limit: %v, want 503", err)
+	}
+	for reason, want := range map[string]float64{"per_source": 1, "total": 1} {
+		if got := metricValue(t, reg, "switchboard_sip_calls_refused_total", reason); got != want {
+			t.Errorf("switchboard_sip_calls_refused_total{reason=%q} = %v, want %v", reason, got, want)
+		}
+	}
+	if got := metricValue(t, reg, "switchboard_sip_calls", ""); got != 2 {
+		t.Errorf("switchboard_sip_calls = %v, want 2", got)
+	}
+	// A second front cannot register its metrics in the same registry.
+	if _, err := sipfront.Listen("127.0.0.1:0", sipfront.Config{Service: "s", NodeID: "n1", NodeAddr: "127.0.0.1:1",
+		Nodes: c.Nodes[0].Nodes, Metrics: reg}); err == nil {
+		t.Error("a second front registered its metrics in the first one's registry")
 	}
 }
 

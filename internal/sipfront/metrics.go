@@ -1,0 +1,100 @@
+package sipfront
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons a call or a TCP connection is refused for a limit, as the
+// metrics label them.
+const (
+	refusedTotal     = "total"      // MaxCalls or MaxConns reached
+	refusedPerSource = "per_source" // MaxCallsPerSource or MaxConnsPerSource reached
+)
+
+// metrics are the front's counters, in Config.Metrics when it is set.
+// Every field is safe to use before registration and without a registry.
+type metrics struct {
+	callsRefused *prometheus.CounterVec // calls refused for a limit, by reason
+	connsRefused *prometheus.CounterVec // TCP connections refused, by reason
+	acceptErrors prometheus.Counter     // TCP accepts that failed (out of descriptors, say)
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		callsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_sip_calls_refused_total",
+			Help: "Calls the SIP front refused for a limit: total (--sip-max-calls, 503) or per_source (--sip-max-calls-per-source, 486).",
+		}, []string{"reason"}),
+		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_sip_tcp_refused_total",
+			Help: "TCP connections the SIP front closed as it accepted them, over a limit: total (--sip-max-conns) or per_source (--sip-max-conns-per-source).",
+		}, []string{"reason"}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_sip_tcp_accept_errors_total",
+			Help: "Accepts on the SIP front's TCP listener that failed (out of descriptors, say); the listener retries with a backoff.",
+		}),
+	}
+	for _, r := range []string{refusedTotal, refusedPerSource} {
+		m.callsRefused.WithLabelValues(r)
+		m.connsRefused.WithLabelValues(r)
+	}
+	return m
+}
+
+// register adds the metrics, and gauges over s, to reg.
+func (m *metrics) register(reg prometheus.Registerer, s *Server) error {
+	calls := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchboard_sip_calls",
+		Help: "Calls the SIP front holds, including those being set up.",
+	}, func() float64 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return float64(len(s.calls) + s.pending)
+	})
+	conns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "switchboard_sip_tcp_conns",
+		Help: "TCP connections the SIP front holds.",
+	}, func() float64 { return float64(s.lim.Open()) })
+	for _, c := range []prometheus.Collector{m.callsRefused, m.connsRefused, m.acceptErrors, calls, conns} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("sipfront: registering its metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// logSampler lets through at most one log line per period and counts
+// the lines it held back, so that a flood of refusals costs the log one
+// line per period, not one per request.
+type logSampler struct {
+	period time.Duration
+
+	mu      sync.Mutex
+	last    time.Time
+	dropped int
+}
+
+// log writes msg with args at level unless a line went out less than a
+// period ago; the line says how many were held back since the last.
+func (l *logSampler) log(log *slog.Logger, level slog.Level, msg string, args ...any) {
+	l.mu.Lock()
+	now := time.Now()
+	if !l.last.IsZero() && now.Sub(l.last) < l.period {
+		l.dropped++
+		l.mu.Unlock()
+		return
+	}
+	dropped := l.dropped
+	l.last, l.dropped = now, 0
+	l.mu.Unlock()
+	if dropped > 0 {
+		args = append(args, "like_lines_held_back", dropped)
+	}
+	log.Log(context.Background(), level, msg, args...)
+}
