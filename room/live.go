@@ -25,7 +25,10 @@ import "github.com/switchboard/switchboard/wire"
 //     since it was shown (they got a state without it); with other text it
 //     goes to everyone, like any chunk not shown live. Waiting chunks of a
 //     sender below a stored seq were never stored (their node died before
-//     it stored them and the sender resent nothing): they are dropped.
+//     it stored them and the sender resent nothing): they are dropped, and
+//     the sessions shown them get the room's state once the record is
+//     applied, in place of its chunks (one of those could come after a
+//     later chunk of its sender shown live).
 //   - A session that got its state after one of a sender's waiting
 //     chunks was shown lacks that chunk until the stream brings it, so
 //     the sender's later live chunks skip it too, until none of the

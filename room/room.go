@@ -185,11 +185,15 @@ func (r *Room) applyText(rec Record) bool {
 		return true
 	}
 	m := wire.Message{Op: wire.OpText, Room: r.name, From: rec.User, Seq: rec.Seq, T: rec.T}
-	if w.same {
-		r.deliverSince(m, rec.Key, w.shownAt) // the others saw it live
-	} else {
-		r.deliver(m, rec.Key)
-	}
+	r.deliverTo(m, rec.Key, func(lm *local) bool {
+		if r.stale && lm.since <= r.staleUpTo {
+			// It gets the room's state once the record is applied, and
+			// that holds this chunk. Sent now, the chunk could follow a
+			// later one of its sender that it was shown live.
+			return false
+		}
+		return !w.same || lm.since > w.shownAt // the others saw it live
+	})
 	return false
 }
 
@@ -294,12 +298,6 @@ func (r *Room) forgetDeparted() {
 // the one under except, in key order.
 func (r *Room) deliver(m wire.Message, except string) {
 	r.deliverTo(m, except, func(*local) bool { return true })
-}
-
-// deliverSince is deliver to the sessions that got the room's state after
-// epoch: those that were not shown a chunk shown live at epoch.
-func (r *Room) deliverSince(m wire.Message, except string, epoch uint64) {
-	r.deliverTo(m, except, func(lm *local) bool { return lm.since > epoch })
 }
 
 // deliverUpTo is deliver to the sessions that got the room's state at or
