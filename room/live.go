@@ -64,6 +64,7 @@ type liveChunk struct {
 // typed it), following the rules above. It returns how many chunks it
 // showed. It changes nothing but what was shown.
 func (r *Room) ApplyLive(rec Record) int {
+	rec = rec.valid()
 	shown := 0
 	switch rec.Op {
 	case OpText:

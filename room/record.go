@@ -1,5 +1,10 @@
 package room
 
+import (
+	"strings"
+	"unicode/utf8"
+)
+
 // Operations of the records in a room's stream.
 const (
 	// OpJoin adds one session to the room.
@@ -17,7 +22,9 @@ const (
 
 // Record is one entry of a room's stream, stored as this JSON object. Its
 // field names are the stream's format: every node of every version reads
-// them, so they never change.
+// them, so they never change. Apply and ApplyLive take a string that is
+// not valid UTF-8 (which no record read from JSON holds) with each run of
+// bytes that are not UTF-8 as one U+FFFD.
 type Record struct {
 	// Op is OpJoin, OpLeave, OpText or OpBatch. A record with another op
 	// is counted as applied and otherwise ignored.
@@ -49,4 +56,48 @@ type Member struct {
 	Node string `json:"node"`
 	// Inc is that node's incarnation when the session joined.
 	Inc uint64 `json:"inc"`
+}
+
+// valid returns rec with every string made valid UTF-8: each run of bytes
+// that is not becomes one U+FFFD, the rule of package rtt. Records read
+// from JSON always are valid, and valid returns them as they are; a Record
+// built otherwise might not be, and then the text applied, the text
+// delivered (which JSON encodes with one U+FFFD per byte) and the names a
+// snapshot keeps would disagree.
+func (rec Record) valid() Record {
+	if rec.isValid() {
+		return rec
+	}
+	fix := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+	rec.Op, rec.User, rec.Key, rec.Node, rec.T = fix(rec.Op), fix(rec.User), fix(rec.Key), fix(rec.Node), fix(rec.T)
+	keys := make([]string, len(rec.Keys))
+	for i, k := range rec.Keys {
+		keys[i] = fix(k)
+	}
+	recs := make([]Record, len(rec.Recs))
+	for i, c := range rec.Recs {
+		recs[i] = c.valid()
+	}
+	rec.Keys, rec.Recs = keys, recs
+	return rec
+}
+
+// isValid reports whether every string of rec is valid UTF-8.
+func (rec Record) isValid() bool {
+	for _, s := range [...]string{rec.Op, rec.User, rec.Key, rec.Node, rec.T} {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	for _, k := range rec.Keys {
+		if !utf8.ValidString(k) {
+			return false
+		}
+	}
+	for _, c := range rec.Recs {
+		if !c.isValid() {
+			return false
+		}
+	}
+	return true
 }

@@ -141,6 +141,7 @@ func (r *Room) Apply(seq uint64, rec Record) Result {
 		return Result{Skipped: true}
 	}
 	r.applied = seq
+	rec = rec.valid()
 	var res Result
 	switch rec.Op {
 	case OpText:
