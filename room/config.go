@@ -43,7 +43,8 @@ type Config struct {
 	// MaxSenders is how many senders the room remembers before it forgets
 	// departed ones (default 1000): those whose current line is empty
 	// first, then those who left mid-line, whose line is completed. A
-	// forgotten sender counts from seq 1 again.
+	// forgotten sender counts from seq 1 again; every active local
+	// session gets the room's state when senders are forgotten.
 	MaxSenders int
 	// MaxLines is how many completed lines the room keeps (default
 	// rtt.DefaultMaxLines, 100).

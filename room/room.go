@@ -135,7 +135,10 @@ type Result struct {
 // come in stream order; one at or below Applied is skipped. Deliveries to
 // local sessions go to the Sink before Apply returns: text to every
 // active local session but the one that typed it, a user's presence join
-// when their first session joins and leave when their last one leaves.
+// when their first session joins and leave when their last one leaves,
+// and the room's state to the sessions whose view no longer matches the
+// room: those shown text live that was never stored (live.go), and all of
+// them when the room forgets senders (Config.MaxSenders).
 func (r *Room) Apply(seq uint64, rec Record) Result {
 	if seq <= r.applied {
 		return Result{Skipped: true}
@@ -266,6 +269,13 @@ func (r *Room) departedIn(rs *wire.RoomState) []string {
 // line, then, if that is not enough, those who left in the middle of one
 // (rtt.Room.Forget moves their unfinished line to the history; kept, a
 // flood of passing senders would grow the room's state without bound).
+//
+// Every active local session then gets the room's state: its view still
+// holds the forgotten senders and their seqs, and would take the text of
+// one who comes back, counting from seq 1 again, for resends and drop it.
+// The state also takes along any chunks of theirs shown live and waiting
+// (their stored copies would be new to the room, and ones never stored
+// would stay on screens).
 func (r *Room) forgetDeparted() {
 	var idle, unfinished []string
 	for from := range r.senders {
@@ -283,12 +293,7 @@ func (r *Room) forgetDeparted() {
 		if len(r.senders) <= r.cfg.MaxSenders*3/4 {
 			break
 		}
-		if w := r.live[from]; len(w) > 0 {
-			// Its waiting chunks are forgotten with it, so their stored
-			// copies would go to everyone, and ones never stored would
-			// stay on screens: the sessions shown them get the state.
-			r.stale, r.staleUpTo = true, max(r.staleUpTo, w[0].epoch)
-		}
+		r.stale, r.staleUpTo = true, r.epoch // every session
 		r.text.Forget(from)
 		r.forgetLive(from)
 		delete(r.senders, from)
