@@ -14,6 +14,13 @@ const LineSeparator = "\u2028"
 // mid-line before another sender's waiting text is shown.
 const DefaultSwitchAfter = 2 * time.Second
 
+// MaxWait is the longest a sender's text waits while another sender,
+// busy mid-line, is shown: then the one shown yields even though still
+// typing, and waits in turn. Without it a sender who never paused for
+// SwitchAfter and never ended a line would hold the caller's screen for
+// as long as they typed.
+const MaxWait = 10 * time.Second
+
 // MaxQueued is the most text queued for one sender while another is
 // shown. A sender who keeps the caller's screen (typing mid-line, never
 // idle for SwitchAfter) would otherwise let the others' text pile up for
@@ -46,6 +53,7 @@ type mixSender struct {
 	last   time.Time // when their last text arrived
 	cr     bool      // their last chunk ended with CR
 	full   bool      // text was dropped, Missing queued in its place
+	since  time.Time // when they joined the waiting line
 }
 
 // NewMixer returns a Mixer; switchAfter 0 means DefaultSwitchAfter.
@@ -65,6 +73,7 @@ func (m *Mixer) Write(from, text string, now time.Time) {
 	}
 	if len(s.queued) == 0 && from != m.current {
 		m.waiting = append(m.waiting, from)
+		s.since = now
 	}
 	s.last = now
 	switch {
@@ -111,10 +120,10 @@ func (m *Mixer) Take(now time.Time) []byte {
 			break
 		}
 		cur := m.senders[m.current]
-		if cur != nil && m.midLine && now.Sub(cur.last) < m.switchAfter {
+		next := m.waiting[0]
+		if cur != nil && m.midLine && now.Sub(cur.last) < m.switchAfter && now.Sub(m.senders[next].since) < MaxWait {
 			break
 		}
-		next := m.waiting[0]
 		m.waiting = m.waiting[1:]
 		if m.midLine {
 			out.WriteString(LineSeparator)

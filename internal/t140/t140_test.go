@@ -363,6 +363,49 @@ func TestParseREDAllocatesLessThanThePacket(t *testing.T) {
 	}
 }
 
+// TestMixerTurnsAreBounded: a sender who types on mid-line without ever
+// pausing for SwitchAfter keeps the caller's screen for MaxWait at most
+// while another sender's text waits; then each waits for the other in
+// turn. Before, the first sender held the screen for as long as they
+// typed and the other's text never showed (past MaxQueued, it was
+// dropped).
+func TestMixerTurnsAreBounded(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	m := NewMixer(time.Second)
+	var got strings.Builder
+	bobShown := time.Duration(-1)
+	const step = 100 * time.Millisecond
+	for at := time.Duration(0); at < 3*MaxWait; at += step {
+		now := t0.Add(at)
+		m.Write("ann", "a", now) // never idle, never a line end
+		if at == step {
+			m.Write("bob", "yo", now)
+		} else if at > step {
+			m.Write("bob", "b", now) // bob types on too
+		}
+		out := string(m.Take(now))
+		if bobShown < 0 && strings.Contains(out, "[bob]: ") {
+			bobShown = at
+		}
+		got.WriteString(out)
+	}
+	if want := step + MaxWait; bobShown != want {
+		t.Fatalf("bob's text first shown at %v, want %v (after waiting MaxWait)", bobShown, want)
+	}
+	// Then they alternate, each turn MaxWait long: ann, bob, ann.
+	labels := strings.Count(got.String(), "[ann]: ")
+	if labels != 2 || strings.Count(got.String(), "[bob]: ") != 1 {
+		t.Errorf("labels in %q...: ann %d, bob %d; want ann 2, bob 1", got.String()[:60], labels, strings.Count(got.String(), "[bob]: "))
+	}
+	// Nothing typed was dropped: every a and every b is on the screen
+	// or still queued.
+	rest := string(m.Take(t0.Add(time.Hour)))
+	all := strings.NewReplacer("[ann]: ", "", "[bob]: ", "").Replace(got.String() + rest)
+	if a, b := strings.Count(all, "a"), strings.Count(all, "b"); a != 300 || b != 298 {
+		t.Errorf("%d a and %d b shown, want 300 and 298", a, b)
+	}
+}
+
 // TestMixerBoundsWaitingText: a sender who keeps the caller's screen
 // (typing mid-line, never idle long enough to be interrupted) lets the
 // others' text wait, but at most MaxQueued of it each; the rest is
