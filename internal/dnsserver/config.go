@@ -27,6 +27,9 @@ const (
 	// (fragments get lost and can be forged) and bounds what a spoofed
 	// query can be amplified into. Larger answers go over TCP.
 	DefaultMaxUDPSize = 1232
+	// DefaultMaxTCPConns is how many TCP connections the responder keeps
+	// open at once when Config.MaxTCPConns is zero.
+	DefaultMaxTCPConns = 256
 )
 
 // SRVLabel is the service and protocol labels put in front of the zone to
@@ -56,6 +59,11 @@ type Config struct {
 	// not fit are truncated (TC bit) and the client retries over TCP.
 	// Between 512 and 65535. Default 1232 (DefaultMaxUDPSize).
 	MaxUDPSize int
+	// MaxTCPConns caps the TCP connections open at once. A connection
+	// accepted beyond it is closed at once, so clients that open
+	// connections and keep them cannot take the file descriptors the rest
+	// of the node needs. Default 256 (DefaultMaxTCPConns).
+	MaxTCPConns int
 	// Nodes returns the directory as it is now. It is called on every query,
 	// from the server's goroutines, concurrently, so it must be safe for
 	// concurrent use and must not block: load an immutable snapshot from an
@@ -79,13 +87,14 @@ type Config struct {
 // service name zone, answering from nodes.
 func DefaultConfig(zone string, nodes func() []directory.Node) Config {
 	return Config{
-		Zone:       zone,
-		Addr:       DefaultAddr,
-		TTL:        DefaultTTL,
-		MaxUDPSize: DefaultMaxUDPSize,
-		Nodes:      nodes,
-		NS:         "ns." + dns.Fqdn(zone),
-		Logger:     slog.New(slog.DiscardHandler),
+		Zone:        zone,
+		Addr:        DefaultAddr,
+		TTL:         DefaultTTL,
+		MaxUDPSize:  DefaultMaxUDPSize,
+		MaxTCPConns: DefaultMaxTCPConns,
+		Nodes:       nodes,
+		NS:          "ns." + dns.Fqdn(zone),
+		Logger:      slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -126,6 +135,12 @@ func (c *Config) validate() error {
 		c.MaxUDPSize = DefaultMaxUDPSize
 	case c.MaxUDPSize < dns.MinMsgSize || c.MaxUDPSize > dns.MaxMsgSize:
 		return fmt.Errorf("dnsserver: config: MaxUDPSize %d is outside %d..%d", c.MaxUDPSize, dns.MinMsgSize, dns.MaxMsgSize)
+	}
+	switch {
+	case c.MaxTCPConns == 0:
+		c.MaxTCPConns = DefaultMaxTCPConns
+	case c.MaxTCPConns < 0:
+		return fmt.Errorf("dnsserver: config: MaxTCPConns %d is negative", c.MaxTCPConns)
 	}
 	if c.NS == "" {
 		c.NS = "ns." + c.Zone

@@ -57,6 +57,15 @@
 // Config.MaxUDPSize); a reply that does not fit is cut and has the TC bit, so
 // the client asks again over TCP, where the whole answer is served.
 //
+// Over TCP at most Config.MaxTCPConns (default 256) connections are open at
+// once; one beyond that is closed as soon as it is accepted. A connection
+// must send its first query within 2 s and each further one within 8 s of
+// the last reply, and is closed after 128 queries (miekg/dns's defaults),
+// or when a reply cannot be written within 2 s (a client that does not
+// read its replies).
+// When the process runs out of file descriptors, accepting waits (5 ms
+// doubling to 1 s) rather than spinning.
+//
 // # Speed
 //
 // The answers are built once per directory snapshot and shared: a query

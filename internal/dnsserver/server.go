@@ -107,10 +107,11 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.state != stateNew {
 		return errors.New("dnsserver: server already started")
 	}
-	pc, ln, err := listen(ctx, s.cfg.Addr)
+	pc, tln, err := listen(ctx, s.cfg.Addr)
 	if err != nil {
 		return err
 	}
+	ln := newTCPListener(tln, s.cfg.MaxTCPConns)
 	bound := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	if ip := bound.Addr().Unmap(); len(s.cfg.NSAddrs) == 0 && !ip.IsUnspecified() {
 		s.setParams([]netip.Addr{ip.WithZone("")})

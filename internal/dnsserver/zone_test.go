@@ -102,6 +102,7 @@ func TestConfigValidate(t *testing.T) {
 		{name: "sub-second TTL", edit: func(c *Config) { c.TTL = time.Millisecond }, wantErr: "TTL"},
 		{name: "negative TTL", edit: func(c *Config) { c.TTL = -time.Second }, wantErr: "TTL"},
 		{name: "small UDP size", edit: func(c *Config) { c.MaxUDPSize = 100 }, wantErr: "MaxUDPSize"},
+		{name: "negative TCP connections", edit: func(c *Config) { c.MaxTCPConns = -1 }, wantErr: "MaxTCPConns"},
 		{name: "bad NS", edit: func(c *Config) { c.NS = "a..b" }, wantErr: "NS"},
 	}
 	for _, tt := range tests {

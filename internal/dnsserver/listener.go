@@ -1,0 +1,158 @@
+package dnsserver
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// tcpWriteTimeout bounds the writing of one TCP reply. A client that does
+// not read its replies within it loses the connection.
+const tcpWriteTimeout = 2 * time.Second
+
+// Backoff after an Accept error that passes (out of file descriptors, say):
+// the first wait, and the longest.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// tcpListener bounds the TCP side of the responder. At most max connections
+// are open at once: one accepted beyond that is closed at once, so that a
+// client that opens connections and keeps them cannot take the file
+// descriptors the node's other listeners need. Each reply must be written
+// within tcpWriteTimeout, or the connection is closed: miekg/dns sets read
+// deadlines only, so a client that sends queries and never reads would
+// otherwise hold its connection and goroutine for ever. Closing the
+// listener (which Shutdown does) ends every write in progress. An Accept
+// error that
+// passes (EMFILE, ENFILE, ENOBUFS, ENOMEM) is retried after a wait that
+// doubles from 5 ms to 1 s instead of at once, which would spin a core
+// until descriptors are free again.
+type tcpListener struct {
+	net.Listener
+	slots chan struct{} // one element per open connection
+
+	closeOnce sync.Once
+	closed    chan struct{}
+
+	mu    sync.Mutex // guards conns
+	conns map[*limitedConn]struct{}
+}
+
+func newTCPListener(ln net.Listener, max int) *tcpListener {
+	return &tcpListener{
+		Listener: ln,
+		slots:    make(chan struct{}, max),
+		closed:   make(chan struct{}),
+		conns:    make(map[*limitedConn]struct{}),
+	}
+}
+
+// Accept returns the next connection within the limit.
+func (l *tcpListener) Accept() (net.Conn, error) {
+	var wait time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			if !acceptErrorPasses(err) {
+				return nil, err
+			}
+			wait = min(max(2*wait, acceptBackoffMin), acceptBackoffMax)
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-l.closed:
+				t.Stop()
+			}
+			continue
+		}
+		wait = 0
+		select {
+		case l.slots <- struct{}{}:
+			lc := &limitedConn{Conn: c}
+			lc.release = func() {
+				l.mu.Lock()
+				delete(l.conns, lc)
+				l.mu.Unlock()
+				<-l.slots
+			}
+			l.mu.Lock()
+			l.conns[lc] = struct{}{}
+			l.mu.Unlock()
+			select {
+			case <-l.closed:
+				// Closed while accepting: Close may have missed lc.
+				lc.stop()
+			default:
+			}
+			return lc, nil
+		default:
+			c.Close() // over the limit: the client sees the connection closed
+		}
+	}
+}
+
+// Close closes the listener, ends any backoff wait and any reply being
+// written: the connections' reads are miekg/dns's to end.
+func (l *tcpListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	err := l.Listener.Close()
+	l.mu.Lock()
+	for c := range l.conns {
+		c.stop()
+	}
+	l.mu.Unlock()
+	return err
+}
+
+// acceptErrorPasses reports whether err from Accept is a shortage that goes
+// away by itself, so that accepting should go on after a wait.
+func acceptErrorPasses(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// limitedConn bounds each write by tcpWriteTimeout, closes itself when a
+// write fails, and gives its slot back when closed.
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+	stopped atomic.Bool // the listener closed: writes fail at once
+}
+
+// Write writes b within tcpWriteTimeout. A reply that cannot be written
+// means a client that does not read or a dead peer: the connection is
+// closed, which ends miekg/dns's read loop for it.
+func (c *limitedConn) Write(b []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(tcpWriteTimeout))
+	if c.stopped.Load() {
+		// stop ran, perhaps before the deadline above: keep its deadline.
+		c.Conn.SetWriteDeadline(time.Unix(1, 0))
+	}
+	n, err := c.Conn.Write(b)
+	if err != nil {
+		c.Conn.Close()
+	}
+	return n, err
+}
+
+// stop makes the write in progress, and every later one, fail at once.
+func (c *limitedConn) stop() {
+	c.stopped.Store(true)
+	c.Conn.SetWriteDeadline(time.Unix(1, 0))
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}

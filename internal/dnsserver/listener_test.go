@@ -1,0 +1,168 @@
+package dnsserver
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// tcpQuery asks one question on an open TCP connection.
+func tcpQuery(c net.Conn, m *dns.Msg) (*dns.Msg, error) {
+	co := &dns.Conn{Conn: c}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := co.WriteMsg(m); err != nil {
+		return nil, err
+	}
+	return co.ReadMsg()
+}
+
+// A client holding MaxTCPConns connections open does not get another: the
+// next one is closed at once. Once one closes, a new one is served again.
+func TestServerTCPConnLimit(t *testing.T) {
+	s := startServer(t, newDir(manyNodes(1)...), func(c *Config) { c.MaxTCPConns = 2 })
+	var held []net.Conn
+	for i := range 2 {
+		c, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := tcpQuery(c, query("chat.test.", dns.TypeA, 0)); err != nil {
+			t.Fatalf("connection %d within the limit: %v", i, err)
+		}
+		held = append(held, c)
+	}
+	over, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer over.Close()
+	if r, err := tcpQuery(over, query("chat.test.", dns.TypeA, 0)); err == nil {
+		t.Fatalf("connection over the limit answered %v, want it closed", r)
+	} else if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("connection over the limit: %v, want it closed", err)
+	}
+
+	held[0].Close()
+	// The server notices the close when its read returns: wait for that.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tcpQuery(c, query("chat.test.", dns.TypeA, 0))
+		c.Close()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no TCP answer after a held connection closed: %v", err)
+		}
+	}
+}
+
+// failingListener fails every Accept with err, counting the calls.
+type failingListener struct {
+	t      *testing.T
+	err    error
+	calls  int
+	closed chan struct{}
+}
+
+func (l *failingListener) Accept() (net.Conn, error) {
+	l.calls++
+	if l.calls > 100 {
+		l.t.Errorf("Accept called %d times without a pause", l.calls)
+		return nil, net.ErrClosed
+	}
+	select {
+	case <-l.closed:
+		return nil, net.ErrClosed
+	default:
+		return nil, l.err
+	}
+}
+
+func (l *failingListener) Close() error   { close(l.closed); return nil }
+func (l *failingListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// Out of file descriptors, Accept waits before trying again, longer each
+// time up to a second, instead of spinning; Close ends the wait.
+func TestTCPListenerBacksOff(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				fl := &failingListener{t: t, err: fmt.Errorf("accept tcp: %w", &net.OpError{Op: "accept", Err: errno}), closed: make(chan struct{})}
+				l := newTCPListener(fl, 1)
+				done := make(chan error)
+				start := time.Now()
+				go func() {
+					_, err := l.Accept()
+					done <- err
+				}()
+				time.Sleep(10 * time.Second)
+				l.Close()
+				err := <-done
+				if !errors.Is(err, net.ErrClosed) {
+					t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
+				}
+				// 5 ms doubling to 1 s, then 1 s each: about 17 calls in 10 s.
+				if fl.calls < 5 || fl.calls > 25 {
+					t.Errorf("%d Accept calls in %v, want about 17", fl.calls, time.Since(start))
+				}
+			})
+		})
+	}
+}
+
+// A TCP client that pipelines queries for large answers and never reads the
+// replies does not hold its connection, and the server's goroutine, for
+// ever: a reply that cannot be written within the write timeout closes the
+// connection, and the slot serves someone else.
+func TestServerTCPClientThatNeverReads(t *testing.T) {
+	s := startServer(t, newDir(manyNodes(2000)...), func(c *Config) { c.MaxTCPConns = 1 })
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
+	}}
+	stuck, err := d.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	// 128 SRV queries whose replies are 64 KiB each: 8 MiB, more than the
+	// socket buffers hold.
+	co := &dns.Conn{Conn: stuck}
+	for range 128 {
+		if err := co.WriteMsg(query("_switchboard._tcp.chat.test.", dns.TypeSRV, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The slot comes free once the server gives up on the stuck client.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tcpQuery(c, query("chat.test.", dns.TypeSOA, 0))
+		c.Close()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the connection of a client that never reads still holds the only slot: %v", err)
+		}
+	}
+}
