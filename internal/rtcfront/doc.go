@@ -22,7 +22,10 @@
 // and sends the other members' text back on that channel, one sender at
 // a time under a "[name]: " label (t140.Mixer, RFC 9071's presentation
 // for an endpoint that knows nothing of multiparty). The node's session
-// code knows nothing of WebRTC.
+// code knows nothing of WebRTC. A peer that ends, however it ends, has
+// its connection closed at once and its member leaves the room once the
+// node has stored the text the peer sent (for up to 5 s): the peer's
+// reliable channel delivered it.
 //
 // ICE runs over one UDP socket (Config.ICEAddr) shared by every peer,
 // with host candidates only: no STUN, no TURN, no mDNS. Limits: peers

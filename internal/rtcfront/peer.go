@@ -229,40 +229,57 @@ func (p *peer) send(dc *webrtc.DataChannel, texts <-chan roomfeed.Text) {
 	}
 }
 
-// flushWait bounds how long a stopping front waits for a peer's text to
-// be stored.
+// flushWait bounds how long an ended peer's bridge waits for the node to
+// store the peer's text.
 const flushWait = 5 * time.Second
 
-// flush waits, until ctx ends or flushWait passes, for the node to
-// acknowledge the peer's text the bridge still holds. A front that
-// stopped closed the bridged session at once, and with it the text the
-// peer had sent and the room had not stored yet: the peer's reliable
-// channel had delivered it, so nothing would send it again.
-func (p *peer) flush(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, flushWait)
-	defer cancel()
-	// A peer ended meanwhile has closed its session: Flush returns.
-	if err := p.sess.Flush(ctx, p.room); err != nil && ctx.Err() != nil {
-		p.log.Warn("the peer ends with text not stored", "chunks", p.sess.Unacked(p.room))
-	}
-}
-
-// end ends the peer once: stops its goroutines, leaves the room, and
-// closes the connection (the peer sees its channel close).
+// end ends the peer once: stops its goroutines and closes the connection
+// (the peer sees its channel close), then, once the node has stored the
+// text the peer sent (up to flushWait, or until Shutdown gives up), the
+// bridged session leaves the room. The peer's reliable channel delivered
+// that text: a bridge that closed its session at once lost what the node
+// had not acknowledged yet, when the peer hung up right after typing,
+// say.
 func (p *peer) end(reason string) {
 	p.endOnce.Do(func() {
+		// Counted before done closes: run may then give the peer's
+		// place back, and Shutdown must still wait for this.
+		p.srv.wg.Add(1)
 		close(p.done)
-		p.sess.Close()
 		p.srv.mu.Lock()
 		delete(p.srv.peers, p)
 		p.srv.mu.Unlock()
+		p.log.Info("WebRTC peer ended", "reason", reason)
 		// Close waits for the connection's goroutines, which may be the
-		// caller (a callback): close it on a goroutine of its own.
-		p.srv.wg.Add(1)
+		// caller (a callback): the rest runs on a goroutine of its own.
 		go func() {
 			defer p.srv.wg.Done()
 			_ = p.pc.Close()
+			p.flush()
+			p.sess.Close()
 		}()
-		p.log.Info("WebRTC peer ended", "reason", reason)
 	})
+}
+
+// flush waits, until flushWait passes or Shutdown gives up, for the node
+// to acknowledge the peer's text the bridge still holds. It reads the
+// session's events meanwhile (the acks come in order with them), until
+// the session is closed.
+func (p *peer) flush() {
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for range p.sess.Events() {
+		}
+	}()
+	defer func() {
+		p.sess.Close()
+		<-drained
+	}()
+	ctx, cancel := context.WithTimeout(p.srv.flushCtx, flushWait)
+	defer cancel()
+	// A session that ended has nothing more to store: Flush returns.
+	if err := p.sess.Flush(ctx, p.room); err != nil && ctx.Err() != nil {
+		p.log.Warn("the peer ends with text not stored", "chunks", p.sess.Unacked(p.room))
+	}
 }

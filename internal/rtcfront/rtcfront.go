@@ -140,6 +140,11 @@ type Server struct {
 	perSource map[netip.Addr]int
 	pending   int // peers being set up, counted in the limits
 	wg        sync.WaitGroup
+
+	// flushCtx bounds the ended peers' waits for their text to be
+	// stored; Shutdown cancels it when its own ctx ends.
+	flushCtx    context.Context
+	flushCancel context.CancelFunc
 }
 
 // New opens the front's ICE socket and returns a Server ready to serve
@@ -158,6 +163,7 @@ func New(cfg Config) (*Server, error) {
 		addr:  netip.AddrPortFrom(ua.Addr().Unmap(), ua.Port()),
 		peers: map[*peer]struct{}{}, perSource: map[netip.Addr]int{},
 	}
+	s.flushCtx, s.flushCancel = context.WithCancel(context.Background())
 	quiet := logging.NewDefaultLoggerFactory()
 	quiet.Writer = io.Discard
 	s.mux = webrtc.NewICEUDPMux(quiet.NewLogger("ice"), udp)
@@ -201,9 +207,10 @@ func (s *Server) Peers() int {
 }
 
 // Shutdown refuses new peers, ends every peer (closing its connection,
-// which the peer sees as its data channel closing) once the node has
-// stored the peer's text the bridge holds (for up to 5 s), waits for
-// them until ctx ends, and closes the ICE socket.
+// which the peer sees as its data channel closing, and its bridged
+// session once the node has stored the peer's text, for up to 5 s),
+// waits for them until ctx ends, and closes the ICE socket. When ctx
+// ends first, the text not stored yet is given up.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
@@ -212,14 +219,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		peers = append(peers, p)
 	}
 	s.mu.Unlock()
-	var ends sync.WaitGroup
 	for _, p := range peers {
-		ends.Go(func() {
-			p.flush(ctx)
-			p.end("the node is shutting down")
-		})
+		p.end("the node is shutting down")
 	}
-	ends.Wait()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	var err error
@@ -228,6 +230,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = fmt.Errorf("rtcfront: shutting down: %w", ctx.Err())
 	}
+	s.flushCancel()
 	_ = s.mux.Close()
 	_ = s.udp.Close()
 	return err

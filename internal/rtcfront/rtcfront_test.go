@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -81,10 +82,11 @@ func pinned(id string) pick.Policy {
 // member is a TCP member of a room on a given node, whose view of the
 // room is kept with the rtt model.
 type member struct {
-	sess *client.Session
-	mu   sync.Mutex
-	room *rtt.Room
-	left []string
+	sess   *client.Session
+	mu     sync.Mutex
+	room   *rtt.Room
+	joined []string
+	left   []string
 }
 
 func join(t *testing.T, n *node.Node, user, room string, opts ...client.Option) *member {
@@ -108,7 +110,9 @@ func join(t *testing.T, n *node.Node, user, room string, opts ...client.Option) 
 			case client.TextEvent:
 				m.room.Apply(re.From, re.Seq, re.Text)
 			case client.PresenceEvent:
-				if !re.Joined {
+				if re.Joined {
+					m.joined = append(m.joined, re.User)
+				} else {
 					m.left = append(m.left, re.User)
 				}
 			}
@@ -139,12 +143,13 @@ func (m *member) text(from string) string {
 func (m *member) hasLeft(user string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, u := range m.left {
-		if u == user {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(m.left, user)
+}
+
+func (m *member) hasJoined(user string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Contains(m.joined, user)
 }
 
 // rtcPeer is a pion peer on loopback: the other end a browser would be.
