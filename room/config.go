@@ -41,7 +41,9 @@ type Config struct {
 	// A join of a new user beyond it is refused on every node alike.
 	MaxUsers int
 	// MaxSenders is how many senders the room remembers before it forgets
-	// departed ones (default 1000): those whose current line is empty
+	// departed ones (default 1000, and never less than twice MaxUsers, so
+	// that departed senders make at least half of them and one round of
+	// forgetting frees a quarter): those whose current line is empty
 	// first, then those who left mid-line, whose line is completed. A
 	// forgotten sender counts from seq 1 again; every active local
 	// session gets the room's state when senders are forgotten.
@@ -109,6 +111,9 @@ func (c *Config) validate() error {
 	fill(&c.MaxUsers, d.MaxUsers)
 	fill(&c.MaxSenders, d.MaxSenders)
 	fill(&c.MaxLines, d.MaxLines)
+	// Fewer would leave too few departed senders to forget: the room
+	// would look for them at every record, and send its state each time.
+	c.MaxSenders = max(c.MaxSenders, 2*c.MaxUsers)
 	fill(&c.OwnGrace, d.OwnGrace)
 	fill(&c.Retry, d.Retry)
 	if c.Sink == nil {

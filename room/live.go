@@ -37,6 +37,11 @@ import "github.com/switchboard/switchboard/wire"
 //     sender's next chunk before the stored copy of the one it lacks.
 //   - At most MaxLive chunks of one sender wait; beyond that the sender's
 //     next chunks come only through the stream until it catches up.
+//   - A sender the room forgot (Config.MaxSenders) counts from seq 1
+//     again, so a late live copy of one of their chunks the stream
+//     brought before they were forgotten would look new. Until the next
+//     round of forgetting, their live chunks up to the last seq shown of
+//     them before come only through the stream.
 //
 // Receivers therefore see each sender's chunks in that sender's order,
 // each once, but two senders' chunks may interleave differently on two
@@ -83,6 +88,12 @@ func (r *Room) ApplyLive(rec Record) int {
 
 func (r *Room) applyLive(rec Record) bool {
 	if rec.User == "" || rec.Seq == 0 || rec.Seq != r.lastShown(rec.User)+1 {
+		return false
+	}
+	if seq, ok := r.gone[rec.User]; ok && rec.Seq <= seq {
+		// The sender was forgotten lately (Config.MaxSenders): this may
+		// be a late copy of a chunk the stream brought before, which the
+		// room no longer knows. The stream brings it if it is new.
 		return false
 	}
 	waiting := r.live[rec.User]

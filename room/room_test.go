@@ -371,3 +371,46 @@ func TestStateLineShared(t *testing.T) {
 		t.Errorf("state before the text %s, after %s", a, c)
 	}
 }
+
+// A room with more users who typed than MaxSenders allows still forgets
+// departed senders in rounds of a quarter: MaxSenders is at least twice
+// MaxUsers. Below that, each passing sender was forgotten alone, with a
+// scan of every sender and the room's state to every session each time.
+func TestForgetInRounds(t *testing.T) {
+	states := 0
+	cfg := room.DefaultConfig("n1", 1)
+	cfg.MaxUsers, cfg.MaxSenders = 40, 8
+	cfg.Sink = room.SinkFunc(func(_ string, line []byte) {
+		if strings.HasPrefix(string(line), `{"op":"room"`) {
+			states++
+		}
+	})
+	r, err := room.New("r", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := uint64(0)
+	apply := func(rec room.Record) {
+		seq++
+		r.Apply(seq, rec)
+	}
+	r.Register("n1/1", "zed")
+	apply(room.Record{Op: room.OpJoin, User: "zed", Key: "n1/1", Node: "n1", Inc: 1})
+	if _, err := r.Activate("n1/1"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		u := fmt.Sprintf("in%d", i)
+		apply(room.Record{Op: room.OpJoin, User: u, Key: "n2/" + u, Node: "n2", Inc: 1})
+		apply(room.Record{Op: room.OpText, User: u, Key: "n2/" + u, Seq: 1, T: "x"})
+	}
+	const passing = 200
+	for i := range passing {
+		u := fmt.Sprintf("out%d", i)
+		apply(room.Record{Op: room.OpText, User: u, Key: "n3/" + u, Seq: 1, T: "y"})
+	}
+	// MaxSenders 80: a round every 20 passing senders once 80 are known.
+	if states > passing/20 {
+		t.Errorf("%d states for %d passing senders, want at most %d", states, passing, passing/20)
+	}
+}

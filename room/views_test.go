@@ -2,6 +2,7 @@ package room_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -69,7 +70,10 @@ type viewSim struct {
 	log        []string
 }
 
-func newViewSim(t testing.TB, seed uint64, senders int) *viewSim {
+// newViewSim starts a simulation. With few set the room has six senders
+// at most; without, 24 with room for 9 users and 18 senders, so it
+// refuses joins and forgets senders.
+func newViewSim(t testing.TB, seed uint64, few bool) *viewSim {
 	s := &viewSim{
 		t:       t,
 		prng:    rand.New(rand.NewPCG(seed, seed^0x5eed)),
@@ -80,14 +84,17 @@ func newViewSim(t testing.TB, seed uint64, senders int) *viewSim {
 	}
 	s.cfg = room.DefaultConfig("n1", 1)
 	s.cfg.MaxLines = viewLines
-	s.cfg.MaxSenders = senders
+	senders := 6
+	if !few {
+		s.cfg.MaxUsers, s.cfg.MaxSenders, senders = 9, 1, 24
+	}
 	s.cfg.Sink = room.SinkFunc(s.deliver)
 	r, err := room.New("r", s.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.r = r
-	for i := range 6 {
+	for i := range senders {
 		s.users = append(s.users, string(rune('a'+i)))
 	}
 	return s
@@ -99,7 +106,7 @@ func (s *viewSim) logf(format string, args ...any) {
 
 func (s *viewSim) fatalf(format string, args ...any) {
 	s.t.Helper()
-	s.t.Fatalf("%s (MaxSenders %d)\nsteps:\n  %s", fmt.Sprintf(format, args...), s.cfg.MaxSenders, strings.Join(s.log, "\n  "))
+	s.t.Fatalf("%s (MaxUsers %d)\nsteps:\n  %s", fmt.Sprintf(format, args...), s.cfg.MaxUsers, strings.Join(s.log, "\n  "))
 }
 
 // deliver is the room's Sink: it applies a line to the member's view.
@@ -307,6 +314,12 @@ func (s *viewSim) applyNext() {
 	case room.OpJoin:
 		if m := s.members[rec.Key]; m != nil && !m.active {
 			line, err := s.r.Activate(m.key)
+			if errors.Is(err, room.ErrFull) {
+				s.logf("  %s: room full", m.key)
+				s.r.Detach(m.key)
+				delete(s.members, m.key)
+				break
+			}
 			if err != nil {
 				s.fatalf("activate %s: %v", m.key, err)
 			}
@@ -460,8 +473,8 @@ func linesOf(st rtt.State, from string) []string {
 // TestViews runs the views simulation from many seeds.
 func TestViews(t *testing.T) {
 	for seed := range uint64(120) {
-		for _, senders := range []int{1000, 3} {
-			s := newViewSim(t, seed, senders)
+		for _, few := range []bool{true, false} {
+			s := newViewSim(t, seed, few)
 			for range 200 {
 				s.step()
 			}
@@ -475,11 +488,7 @@ func FuzzViews(f *testing.F) {
 	f.Add(uint64(1), uint16(100), false)
 	f.Add(uint64(7), uint16(400), true)
 	f.Fuzz(func(t *testing.T, seed uint64, steps uint16, few bool) {
-		senders := 1000
-		if few {
-			senders = 3
-		}
-		s := newViewSim(t, seed, senders)
+		s := newViewSim(t, seed, few)
 		for range int(steps % 1000) {
 			s.step()
 		}

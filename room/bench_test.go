@@ -1,0 +1,38 @@
+package room_test
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/switchboard/switchboard/room"
+)
+
+// BenchmarkApplyManySenders applies one text record to a room of users
+// users who all have typed: more senders in the room than MaxSenders at
+// its default unless the room raises it.
+func BenchmarkApplyManySenders(b *testing.B) {
+	for _, users := range []int{100, 2000} {
+		b.Run(fmt.Sprint(users), func(b *testing.B) {
+			cfg := room.DefaultConfig("n1", 1)
+			cfg.MaxUsers = users
+			r, err := room.New("r", cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			seq := uint64(0)
+			for i := range users {
+				u := fmt.Sprintf("u%d", i)
+				seq++
+				r.Apply(seq, room.Record{Op: room.OpJoin, User: u, Key: "n2/" + u, Node: "n2", Inc: 1})
+				seq++
+				r.Apply(seq, room.Record{Op: room.OpText, User: u, Key: "n2/" + u, Seq: 1, T: "x"})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				seq++
+				r.Apply(seq, room.Record{Op: room.OpText, User: "u0", Key: "n2/u0", Seq: uint64(i + 2), T: "x"})
+			}
+		})
+	}
+}
