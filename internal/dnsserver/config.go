@@ -30,6 +30,9 @@ const (
 	// DefaultMaxTCPConns is how many TCP connections the responder keeps
 	// open at once when Config.MaxTCPConns is zero.
 	DefaultMaxTCPConns = 256
+	// DefaultRateLimit is how many full UDP replies a second one client
+	// network gets when Config.RateLimit is zero.
+	DefaultRateLimit = 100
 )
 
 // SRVLabel is the service and protocol labels put in front of the zone to
@@ -64,6 +67,13 @@ type Config struct {
 	// connections and keep them cannot take the file descriptors the rest
 	// of the node needs. Default 256 (DefaultMaxTCPConns).
 	MaxTCPConns int
+	// RateLimit is how many full UDP replies a second one client network
+	// (an IPv4 /24, an IPv6 /56) gets, with a burst of as many. Over it, a
+	// query gets an empty reply with the TC bit: a real client asks again
+	// over TCP, which is not limited, while the victim of spoofed queries
+	// gets no more bytes than the attacker sent. Loopback clients are not
+	// limited. Negative: no limit. Default 100 (DefaultRateLimit).
+	RateLimit int
 	// Nodes returns the directory as it is now. It is called on every query,
 	// from the server's goroutines, concurrently, so it must be safe for
 	// concurrent use and must not block: load an immutable snapshot from an
@@ -92,6 +102,7 @@ func DefaultConfig(zone string, nodes func() []directory.Node) Config {
 		TTL:         DefaultTTL,
 		MaxUDPSize:  DefaultMaxUDPSize,
 		MaxTCPConns: DefaultMaxTCPConns,
+		RateLimit:   DefaultRateLimit,
 		Nodes:       nodes,
 		NS:          "ns." + dns.Fqdn(zone),
 		Logger:      slog.New(slog.DiscardHandler),
@@ -141,6 +152,9 @@ func (c *Config) validate() error {
 		c.MaxTCPConns = DefaultMaxTCPConns
 	case c.MaxTCPConns < 0:
 		return fmt.Errorf("dnsserver: config: MaxTCPConns %d is negative", c.MaxTCPConns)
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = DefaultRateLimit
 	}
 	if c.NS == "" {
 		c.NS = "ns." + c.Zone

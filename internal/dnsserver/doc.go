@@ -57,6 +57,14 @@
 // Config.MaxUDPSize); a reply that does not fit is cut and has the TC bit, so
 // the client asks again over TCP, where the whole answer is served.
 //
+// Over UDP each client network (an IPv4 /24, an IPv6 /56) gets at most
+// Config.RateLimit full replies a second (default 100, with a burst of as
+// many); beyond that every query gets its header and question back with the
+// TC bit and no records, so a real client asks again over TCP and the victim
+// of spoofed queries receives no more bytes than were sent in its name.
+// Loopback clients are not limited. The limiter remembers at most 65536
+// networks, forgetting idle ones.
+//
 // Over TCP at most Config.MaxTCPConns (default 256) connections are open at
 // once; one beyond that is closed as soon as it is accepted. A connection
 // must send its first query within 2 s and each further one within 8 s of

@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"net"
+	"net/netip"
 	"runtime/debug"
 
 	"github.com/miekg/dns"
@@ -26,10 +27,51 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	if a := w.LocalAddr(); a != nil {
 		_, tcp = a.(*net.TCPAddr)
 	}
+	if !tcp && r != nil && !r.Response && s.limited(w.RemoteAddr()) {
+		_ = w.WriteMsg(truncated(r))
+		return
+	}
 	if m := s.Answer(r, tcp); m != nil {
 		// A failed write means the client is gone; there is no one to tell.
 		_ = w.WriteMsg(m)
 	}
+}
+
+// limited reports whether the UDP client at remote is over Config.RateLimit,
+// and counts this reply against it otherwise.
+func (s *Server) limited(remote net.Addr) bool {
+	if s.limit == nil {
+		return false
+	}
+	ua, ok := remote.(*net.UDPAddr)
+	if !ok {
+		return false
+	}
+	ip, ok := netip.AddrFromSlice(ua.IP)
+	if !ok {
+		return false
+	}
+	ip = ip.Unmap()
+	if s.exempt != nil && s.exempt(ip) {
+		return false
+	}
+	return !s.limit.allow(clientNet(ip), s.now())
+}
+
+// truncated is the reply to a query over the rate limit: its header and
+// question, no records, and the TC bit, which sends a real client to TCP.
+// It is never larger than the query.
+func truncated(r *dns.Msg) *dns.Msg {
+	m := &dns.Msg{}
+	m.Id = r.Id
+	m.Response = true
+	m.Opcode = r.Opcode
+	m.RecursionDesired = r.RecursionDesired
+	m.Truncated = true
+	if len(r.Question) == 1 {
+		m.Question = []dns.Question{r.Question[0]}
+	}
+	return m
 }
 
 // Answer returns the reply to the query r, sized for TCP (64 KiB) when tcp is

@@ -89,7 +89,12 @@ func newServer(t testing.TB, d *dir, edit ...func(*Config)) *Server {
 // it down when the test ends.
 func startServer(t testing.TB, d *dir, edit ...func(*Config)) *Server {
 	t.Helper()
-	s := newServer(t, d, edit...)
+	return start(t, newServer(t, d, edit...))
+}
+
+// start starts s and shuts it down when the test ends.
+func start(t testing.TB, s *Server) *Server {
+	t.Helper()
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatalf("Start: %v", err)
 	}

@@ -31,6 +31,10 @@ type Server struct {
 	serial   atomic.Uint32
 	rotation atomic.Uint64
 
+	limit  *rateLimiter          // nil: UDP replies are not limited
+	exempt func(netip.Addr) bool // clients the limit spares
+	now    func() time.Time      // the limiter's clock
+
 	mu    sync.Mutex // guards the fields below
 	state int
 	addr  string
@@ -54,6 +58,13 @@ func New(cfg Config) (*Server, error) {
 	// restarted node does not go back.
 	s.serial.Store(uint32(time.Now().Unix()))
 	s.setParams(cfg.NSAddrs)
+	if cfg.RateLimit > 0 {
+		s.limit = newRateLimiter(cfg.RateLimit)
+	}
+	// Packets with a loopback source do not arrive from other hosts, so
+	// they cannot be spoofed from outside.
+	s.exempt = netip.Addr.IsLoopback
+	s.now = time.Now
 	return s, nil
 }
 

@@ -1,0 +1,117 @@
+package dnsserver
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/miekg/dns"
+)
+
+func TestRateLimiter(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	l := newRateLimiter(3)
+	a := clientNet(netip.MustParseAddr("192.0.2.7"))
+	var got []bool
+	for range 5 {
+		got = append(got, l.allow(a, t0))
+	}
+	// 400 ms later one more token (1.2) has come back.
+	got = append(got, l.allow(a, t0.Add(400*time.Millisecond)), l.allow(a, t0.Add(400*time.Millisecond)))
+	if diff := cmp.Diff(got, []bool{true, true, true, false, false, true, false}); diff != "" {
+		t.Errorf("allowed (-got +want):\n%s", diff)
+	}
+	// Another address of the same /24 shares the bucket; another /24 does not.
+	if l.allow(clientNet(netip.MustParseAddr("192.0.2.200")), t0.Add(400*time.Millisecond)) {
+		t.Error("192.0.2.200 allowed while 192.0.2.7 is over the limit")
+	}
+	if !l.allow(clientNet(netip.MustParseAddr("192.0.3.7")), t0) {
+		t.Error("192.0.3.7 refused")
+	}
+	// IPv6 networks are /56; an IPv4-mapped address counts as IPv4.
+	if diff := cmp.Diff([]string{
+		clientNet(netip.MustParseAddr("2001:db8:1:2ff:1::1")).String(),
+		clientNet(netip.MustParseAddr("::ffff:192.0.2.9")).String(),
+	}, []string{"2001:db8:1:200::/56", "192.0.2.0/24"}); diff != "" {
+		t.Errorf("client networks (-got +want):\n%s", diff)
+	}
+}
+
+// The table of networks stays bounded: a new network finds room only once
+// an old one has been idle long enough to forget, and the table is swept at
+// most once a second.
+func TestRateLimiterBounded(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	l := newRateLimiter(2)
+	l.max = 2
+	n := func(s string) netip.Prefix { return clientNet(netip.MustParseAddr(s)) }
+	l.allow(n("10.0.1.1"), t0)
+	l.allow(n("10.0.2.1"), t0)
+	if l.allow(n("10.0.3.1"), t0) {
+		t.Error("a third network allowed in a full table")
+	}
+	// 10.0.2.1 keeps busy; 10.0.1.1 has been idle for a second.
+	l.allow(n("10.0.2.1"), t0.Add(900*time.Millisecond))
+	if !l.allow(n("10.0.3.1"), t0.Add(1100*time.Millisecond)) {
+		t.Error("a new network refused after an idle one could be forgotten")
+	}
+	if len(l.buckets) != 2 {
+		t.Errorf("%d networks remembered, want 2", len(l.buckets))
+	}
+	if l.allow(n("10.0.4.1"), t0.Add(1200*time.Millisecond)) {
+		t.Error("a new network allowed in a full table before a second passed since the last sweep")
+	}
+}
+
+// Over the rate limit a UDP client gets an empty truncated reply, no larger
+// than its query, and dig, a real client, gets the whole answer over TCP.
+func TestServerRateLimitsUDP(t *testing.T) {
+	s := newServer(t, newDir(manyNodes(60)...), func(c *Config) { c.RateLimit = 3 })
+	var clock atomic.Int64 // seconds
+	clock.Store(1000)
+	s.now = func() time.Time { return time.Unix(clock.Load(), 0) }
+	s.exempt = nil // the test's client is on loopback
+	start(t, s)
+
+	type reply struct {
+		TC      bool
+		Answers int
+	}
+	var got []reply
+	for range 5 {
+		r := exchange(t, "udp", s.Addr(), query("chat.test.", dns.TypeA, 1232))
+		got = append(got, reply{r.Truncated, len(r.Answer)})
+	}
+	want := []reply{{false, 60}, {false, 60}, {false, 60}, {true, 0}, {true, 0}}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("UDP replies (-got +want):\n%s", diff)
+	}
+	q := query("chat.test.", dns.TypeA, 1232)
+	q.Id = dns.Id()
+	packed, _ := q.Pack()
+	if raw := rawExchange(t, s.Addr(), q); len(raw) > len(packed) {
+		t.Errorf("limited reply of %d bytes to a query of %d", len(raw), len(packed))
+	}
+	r := dig(t, s.Addr(), "chat.test", "A")
+	if !r.Retried || len(r.Answer) != 60 {
+		t.Errorf("dig over the limit: retried over TCP %v with %d answers, want a retry and all 60\n%s", r.Retried, len(r.Answer), r.Raw)
+	}
+	// A second later the client has its burst again.
+	clock.Add(1)
+	if r := exchange(t, "udp", s.Addr(), query("chat.test.", dns.TypeA, 1232)); r.Truncated || len(r.Answer) != 60 {
+		t.Errorf("a second later: TC %v with %d answers, want the full answer", r.Truncated, len(r.Answer))
+	}
+}
+
+// Loopback clients are not limited by default: nothing off the host can
+// send with a loopback source.
+func TestServerRateLimitSparesLoopback(t *testing.T) {
+	s := startServer(t, newDir(manyNodes(3)...), func(c *Config) { c.RateLimit = 1 })
+	for i := range 5 {
+		if r := exchange(t, "udp", s.Addr(), query("chat.test.", dns.TypeA, 0)); r.Truncated {
+			t.Fatalf("query %d from loopback truncated", i)
+		}
+	}
+}
