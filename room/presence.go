@@ -108,7 +108,10 @@ func (r *Room) Steward(v *View) bool {
 // and a join for each active local session the room lost (its membership
 // was removed while the session lives on, as after a partition). Call it
 // every few heartbeats with the time of the call; the grace periods are
-// measured with these times only.
+// measured with these times only. If a time steps back (a wall clock set
+// back), the evidence gathered is dropped and the graces and retries
+// under way start again from it, rather than wait for the clock to
+// catch up.
 //
 // A member of this node is stale when its session is not a local session
 // any more, or it joined in an earlier incarnation, and stays so for
@@ -134,6 +137,7 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 		clear(r.downFrom)
 	}
 	r.watched = now
+	r.clampTimes(now)
 	quorum := r.majority(v)
 	if !quorum {
 		clear(r.downFrom)
@@ -204,4 +208,25 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 		out = append(out, Record{Op: OpJoin, User: lm.user, Key: key, Node: r.cfg.Self, Inc: r.cfg.Incarnation})
 	}
 	return out
+}
+
+// clampTimes brings the times Reconcile measures from back to now if a
+// clock that stepped back left them in the future: no grace or retry then
+// waits for the clock to catch up. Times from time.Now carry a monotonic
+// reading that never steps back; a caller may pass others.
+func (r *Room) clampTimes(now time.Time) {
+	for key, first := range r.suspect {
+		if first.After(now) {
+			r.suspect[key] = now // the grace starts again
+		}
+	}
+	limit := now.Add(r.cfg.Retry)
+	if r.dropAt.After(limit) {
+		r.dropAt = limit
+	}
+	for _, lm := range r.local {
+		if lm.retryAt.After(limit) {
+			lm.retryAt = limit
+		}
+	}
 }
