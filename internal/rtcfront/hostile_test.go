@@ -3,8 +3,13 @@ package rtcfront_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
 
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
@@ -148,6 +153,46 @@ func TestHangupStoresThePeersText(t *testing.T) {
 		}
 		if !bob.hasLeft("typist") {
 			return fmt.Errorf("bob has not seen typist leave")
+		}
+		return nil
+	})
+}
+
+// TestOversizedMessageEndsThePeer: a peer that ignores the
+// max-message-size of the answer and sends a larger message is dropped,
+// and the message does not reach the room. Before, the node's stack took
+// messages up to 64 KiB whatever the answer announced, and the front cut
+// each into chunks for the room.
+func TestOversizedMessageEndsThePeer(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	_, url := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	p, offer := newPeer(t, rtcfront.Protocol, nil)
+	code, answer := post(t, url+"?room=lobby&user=big", "application/sdp", offer)
+	if code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", code, answer)
+	}
+	// The hostile peer forgets the bound the node announced.
+	answer = regexp.MustCompile(`a=max-message-size:\d+\r\n`).ReplaceAllString(answer, "")
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	p.waitOpen(t)
+	if err := p.dc.SendText("ok"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.dc.SendText(strings.Repeat("y", 10000)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.shut:
+	case <-time.After(settle):
+		t.Fatalf("the peer that sent 10000 bytes in one message is still served; bob sees %d bytes of it", strings.Count(bob.text("big"), "y"))
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("big"); got != "ok" || !bob.hasLeft("big") {
+			return fmt.Errorf("bob sees big type %d bytes (%d y), left %v", len(got), strings.Count(got, "y"), bob.hasLeft("big"))
 		}
 		return nil
 	})

@@ -3,6 +3,7 @@ package rtcfront
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -107,6 +108,12 @@ func (p *peer) onDataChannel(dc *webrtc.DataChannel) {
 // on the connection's read loop, one message at a time.
 func (p *peer) fromPeer(msg webrtc.DataChannelMessage) {
 	p.msgs.Add(1)
+	// The node's stack takes messages up to 64 KiB whatever the answer
+	// announced: a peer that ignores max-message-size is not served.
+	if len(msg.Data) > p.srv.cfg.MaxMessage {
+		p.end("a message of " + strconv.Itoa(len(msg.Data)) + " bytes, above the max-message-size of " + strconv.Itoa(p.srv.cfg.MaxMessage) + " the answer announced")
+		return
+	}
 	if !p.limiter.Allow() {
 		if p.dropped++; p.dropped == 1 || p.dropped%1000 == 0 {
 			p.log.Warn("messages above the rate dropped", "count", p.dropped)

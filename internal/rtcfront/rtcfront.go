@@ -64,7 +64,8 @@ type Config struct {
 	// MaxOffer bounds an SDP offer, in bytes (default 16 KiB).
 	MaxOffer int
 	// MaxMessage bounds one data channel message, in bytes: it is the
-	// SCTP max-message-size the answers announce (default 4096).
+	// SCTP max-message-size the answers announce, and a peer that sends
+	// a larger message is dropped (default 4096).
 	MaxMessage int
 	// MessageRate and MessageBurst bound the messages a peer may send a
 	// second (default 30, bursts of 60); more are dropped.
