@@ -39,9 +39,10 @@ import "github.com/switchboard/switchboard/wire"
 //     next chunks come only through the stream until it catches up.
 //   - A sender the room forgot (Config.MaxSenders) counts from seq 1
 //     again, so a late live copy of one of their chunks the stream
-//     brought before they were forgotten would look new. Until the next
-//     round of forgetting, their live chunks up to the last seq shown of
-//     them before come only through the stream.
+//     brought before they were forgotten would look new. Until the room
+//     has forgotten at least MaxSenders other senders, their live chunks
+//     up to the last seq shown of them before come only through the
+//     stream.
 //
 // Receivers therefore see each sender's chunks in that sender's order,
 // each once, but two senders' chunks may interleave differently on two
@@ -90,7 +91,7 @@ func (r *Room) applyLive(rec Record) bool {
 	if rec.User == "" || rec.Seq == 0 || rec.Seq != r.lastShown(rec.User)+1 {
 		return false
 	}
-	if seq, ok := r.gone[rec.User]; ok && rec.Seq <= seq {
+	if rec.Seq <= r.goneAt(rec.User) {
 		// The sender was forgotten lately (Config.MaxSenders): this may
 		// be a late copy of a chunk the stream brought before, which the
 		// room no longer knows. The stream brings it if it is new.
@@ -172,6 +173,26 @@ func (r *Room) resendStates(epoch uint64) {
 			r.cfg.Sink.Deliver(key, line)
 		}
 	}
+}
+
+// forgotten notes the last seq shown of user, a sender the room is about
+// to forget. The room keeps the notes of the last MaxSenders to
+// 2*MaxSenders senders it forgot: in two generations, the older dropped
+// whole when the newer fills.
+func (r *Room) forgotten(user string) {
+	if r.gone[0] == nil || len(r.gone[0]) >= r.cfg.MaxSenders {
+		r.gone[1], r.gone[0] = r.gone[0], make(map[string]uint64)
+	}
+	r.gone[0][user] = r.lastShown(user)
+}
+
+// goneAt is the last seq shown of user before the room forgot them lately
+// (0 if it did not).
+func (r *Room) goneAt(user string) uint64 {
+	if seq, ok := r.gone[0][user]; ok {
+		return seq
+	}
+	return r.gone[1][user]
 }
 
 // forgetLive forgets what was shown of user (a forgotten sender).

@@ -55,7 +55,7 @@ type Room struct {
 	// Live text (live.go).
 	live      map[string][]liveChunk // sender -> chunks shown live, waiting for the stream, by seq
 	shown     map[string]uint64      // sender -> the last seq shown here, live or stored
-	gone      map[string]uint64      // senders forgotten in the last round -> the last seq shown then
+	gone      [2]map[string]uint64   // senders forgotten lately -> the last seq shown then; [1] the older
 	epoch     uint64                 // counts the states sent to local sessions
 	stale     bool                   // during Apply: sessions with since <= staleUpTo saw text never stored
 	staleUpTo uint64
@@ -290,16 +290,12 @@ func (r *Room) forgetDeparted() {
 	}
 	slices.Sort(idle)
 	slices.Sort(unfinished)
-	r.gone = nil // a round ago: their live copies are long here
 	for _, from := range append(idle, unfinished...) {
 		if len(r.senders) <= r.cfg.MaxSenders*3/4 {
 			break
 		}
 		r.stale, r.staleUpTo = true, r.epoch // every session
-		if r.gone == nil {
-			r.gone = make(map[string]uint64)
-		}
-		r.gone[from] = r.lastShown(from)
+		r.forgotten(from)
 		r.text.Forget(from)
 		r.forgetLive(from)
 		delete(r.senders, from)
