@@ -29,3 +29,6 @@ func (s *Server) Messages() int64 {
 	}
 	return n
 }
+
+// MaxRefusedChannels is maxRefusedChannels, for the tests.
+const MaxRefusedChannels = maxRefusedChannels

@@ -197,3 +197,26 @@ func TestOversizedMessageEndsThePeer(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRefusedChannelsEndThePeer: a peer that keeps opening data channels
+// the front refuses is dropped. Before, each was closed and logged, as
+// often as the peer liked.
+func TestRefusedChannelsEndThePeer(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	_, url := startFront(t, c.Nodes[0], nil)
+	p, offer := newPeer(t, rtcfront.Protocol, nil)
+	p.connect(t, url+"?room=lobby&user=opener", offer)
+	p.waitOpen(t)
+	proto := "chat"
+	for i := range 2 * rtcfront.MaxRefusedChannels {
+		if _, err := p.pc.CreateDataChannel(fmt.Sprintf("c%d", i), &webrtc.DataChannelInit{Protocol: &proto}); err != nil {
+			break // the node has closed the connection
+		}
+	}
+	select {
+	case <-p.shut:
+	case <-time.After(settle):
+		t.Fatalf("the peer that opened %d refused channels is still served", 2*rtcfront.MaxRefusedChannels)
+	}
+}

@@ -50,6 +50,7 @@ type peer struct {
 	shed    int                      // messages over the backlog; read loop only
 	over    bool                     // text was shed: mark it before the next; read loop only
 	msgs    atomic.Int64             // messages read from the peer
+	refused atomic.Int32             // data channels refused
 
 	release func() // guarded by srv.mu; called when run returns
 	done    chan struct{}
@@ -76,12 +77,23 @@ func newPeer(s *Server, pc *webrtc.PeerConnection, sess *client.Session, room, u
 	return p
 }
 
+// maxRefusedChannels is how many data channels the front refuses a peer
+// before it drops the peer: a page opens one, perhaps a few for other
+// uses; a peer that opens channels without end costs the node a channel,
+// its teardown and a log line each.
+const maxRefusedChannels = 8
+
 // onDataChannel takes the peer's first reliable, ordered t140 channel
-// and closes any other.
+// and closes any other; the peer is dropped at its maxRefusedChannels-th
+// refused channel.
 func (p *peer) onDataChannel(dc *webrtc.DataChannel) {
 	refuse := func(why string) {
-		p.log.Info("data channel refused", "label", dc.Label(), "protocol", dc.Protocol(), "reason", why)
 		_ = dc.Close()
+		if n := p.refused.Add(1); n >= maxRefusedChannels {
+			p.end("the peer opened " + strconv.Itoa(maxRefusedChannels) + " data channels the node refuses")
+			return
+		}
+		p.log.Info("data channel refused", "label", dc.Label(), "protocol", dc.Protocol(), "reason", why)
 	}
 	switch {
 	case dc.Protocol() != Protocol:
