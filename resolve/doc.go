@@ -24,12 +24,18 @@
 // has no SRV records (any DNS zone with plain A/AAAA round robin), Lookup
 // uses its A and AAAA records, shuffled, with Config.DefaultPort.
 //
-// With Config.Resolver set, Lookup asks that DNS server itself with
-// miekg/dns (UDP with EDNS0, then TCP when the reply is truncated), and SRV
-// targets come back as the IP addresses found in the reply's additional
-// section or, when a caching resolver left them out, as the addresses that
-// same server gives for each target's A and AAAA records: no name goes to
-// the system resolver. With it empty, Lookup uses the system resolver (net.Resolver),
+// With Config.Resolver set, Lookup asks that DNS server itself (UDP with
+// EDNS0, then TCP when the reply is truncated), and SRV targets come back as
+// the IP addresses found in the reply's additional section or, when a
+// caching resolver left them out, as the addresses that same server gives
+// for each target's A and AAAA records: no name goes to the system
+// resolver. Only the first 8 such targets, in the order chosen, are looked
+// up, and a target whose lookup fails is left out; the failure is reported
+// only when no target has an address. A UDP query without a reply is sent
+// again after 1 s, then 2 s, 4 s..., within Config.Timeout, and a reply
+// counts only when it carries the query's ID and question: anything else
+// that arrives (a stale or forged reply, bytes that do not parse) is
+// skipped. A UDP reply larger than the EDNS0 size offered is still read. With it empty, Lookup uses the system resolver (net.Resolver),
 // and SRV targets come back as host names that the dialler resolves.
 //
 // # Caller's duties

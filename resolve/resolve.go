@@ -3,8 +3,10 @@ package resolve
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -123,8 +125,9 @@ type srvRecord struct {
 // selection (RFC 2782). Each SRV target becomes the addresses that came with
 // the reply (the Switchboard responder always adds them) or, when none came,
 // the addresses Config.Resolver gives for the target's A and AAAA records
-// (a target it knows no address for is left out), or without a
-// Config.Resolver the target's host name, for the dialler to resolve. When there are no SRV
+// (asked for the first 8 such targets only; one it knows no address for,
+// or whose lookup fails, is left out), or without a Config.Resolver the
+// target's host name, for the dialler to resolve. When there are no SRV
 // records, Lookup asks for the A and AAAA records of the service name and
 // returns them, in random order, with Config.DefaultPort.
 //
@@ -175,15 +178,18 @@ func (l *lookup) run(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("%w for %s via %s (its SRV record says the service is not available)", ErrNoAddress, l.service, l.via)
 	}
 	if len(srvs) > 0 {
+		srvs = orderSRV(srvs, l.rnd)
+		var glueErr error
 		if l.cfg.Resolver != "" {
 			// A caching resolver may answer without the targets' addresses:
 			// ask the same server for them, never the system resolver.
-			if err := l.fillGlue(ctx, srvs, glue); err != nil {
-				return nil, err
-			}
+			glueErr = l.fillGlue(ctx, srvs, glue)
 		}
 		if out := l.fromSRV(srvs, glue); len(out) > 0 {
 			return out, nil
+		}
+		if glueErr != nil {
+			return nil, glueErr
 		}
 		return nil, fmt.Errorf("%w for %s via %s (its SRV targets have no A or AAAA records)", ErrNoAddress, l.service, l.via)
 	}
@@ -210,10 +216,10 @@ func (l *lookup) run(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// fromSRV orders srvs and turns them into HOST:PORT strings.
+// fromSRV turns srvs, in their order, into HOST:PORT strings.
 func (l *lookup) fromSRV(srvs []srvRecord, glue map[string][]netip.Addr) []string {
 	var out []string
-	for _, s := range orderSRV(srvs, l.rnd) {
+	for _, s := range srvs {
 		if s.target == "." {
 			continue
 		}
@@ -304,26 +310,38 @@ func (l *lookup) srvDNS(ctx context.Context) ([]srvRecord, map[string][]netip.Ad
 	return srvs, glue, nil
 }
 
-// fillGlue asks Config.Resolver for the A and AAAA records of every SRV
-// target that came without addresses in the reply's additional section,
-// and adds them to glue. A target without any address is left out of
-// glue (fromSRV then returns its name); it fails only when the server
-// fails to answer.
+// maxTargetLookups bounds how many SRV targets without addresses in the
+// reply Lookup looks up, best first: a hostile or broken server listing
+// thousands of targets must not make one Lookup send thousands of queries.
+const maxTargetLookups = 8
+
+// fillGlue asks Config.Resolver for the A and AAAA records of the first
+// maxTargetLookups SRV targets, in the order of srvs, that came without
+// addresses in the reply's additional section, and adds them to glue. A
+// target without any address, or whose lookup failed, is left out of glue
+// (fromSRV then leaves it out); fillGlue returns the first failure, for the
+// caller to report when no target has an address.
 func (l *lookup) fillGlue(ctx context.Context, srvs []srvRecord, glue map[string][]netip.Addr) error {
+	var firstErr error
+	asked := 0
 	for _, s := range srvs {
 		if s.target == "." || len(glue[s.target]) > 0 {
 			continue
 		}
-		if _, asked := glue[s.target]; asked {
+		if _, done := glue[s.target]; done {
 			continue
 		}
+		if asked == maxTargetLookups || ctx.Err() != nil {
+			break
+		}
+		asked++
 		ips, err := l.ipsOf(ctx, s.target)
-		if err != nil {
-			return err
+		if err != nil && firstErr == nil {
+			firstErr = err
 		}
 		glue[s.target] = ips // an empty slice marks the target as asked
 	}
-	return nil
+	return firstErr
 }
 
 // ipsDNS asks Config.Resolver for the A and then the AAAA records of the
@@ -351,20 +369,117 @@ func (l *lookup) ipsOf(ctx context.Context, host string) ([]netip.Addr, error) {
 	return ips, nil
 }
 
-// exchangeOnce is c.ExchangeContext that also returns as soon as ctx is
-// cancelled: the dns package bounds its reads by ctx's deadline only, so
-// a cancelled lookup of a silent server would otherwise wait its whole
-// timeout.
-func exchangeOnce(ctx context.Context, c *dns.Client, q *dns.Msg, server string) (*dns.Msg, error) {
-	conn, err := c.DialContext(ctx, server)
+// udpRetry is how long a query waits for its UDP reply before it is sent
+// again, on the same socket so that a late reply to the first copy still
+// counts; the wait doubles with each copy, all within Config.Timeout. One
+// lost datagram then costs a second, not the whole Timeout.
+const udpRetry = time.Second
+
+// exchangeOnce sends q to server over network ("udp" or "tcp") and returns
+// the first reply that answers it: a response with q's ID, opcode and
+// question. Anything else that arrives is skipped, whether a stale or
+// forged reply or bytes that do not parse, so that it costs no more than
+// the wait; the last one skipped is reported if no answer comes. Over UDP
+// the query is sent again after udpRetry, then after twice that, and so on.
+// It returns as soon as ctx ends, which must have a deadline.
+func exchangeOnce(ctx context.Context, network, server string, q *dns.Msg) (*dns.Msg, error) {
+	packed, err := q.Pack()
+	if err != nil {
+		return nil, fmt.Errorf("packing the query: %w", err)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, server)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	// The dns package bounds reads by deadlines only; closing the socket
+	// ends a read at once when ctx is cancelled.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	r, _, err := c.ExchangeWithConnContext(ctx, q, conn)
-	return r, err
+
+	udp := network == "udp"
+	out := packed
+	if !udp {
+		out = make([]byte, 2+len(packed))
+		binary.BigEndian.PutUint16(out, uint16(len(packed)))
+		copy(out[2:], packed)
+	}
+	deadline, _ := ctx.Deadline()
+	buf := make([]byte, dns.MaxMsgSize)
+	var skipped error
+	for wait := udpRetry; ; wait *= 2 {
+		if _, err := conn.Write(out); err != nil {
+			return nil, err
+		}
+		until := deadline
+		if udp && time.Now().Add(wait).Before(deadline) {
+			until = time.Now().Add(wait)
+		}
+		conn.SetReadDeadline(until)
+		for {
+			raw, err := readReply(conn, udp, buf)
+			if err != nil {
+				var netErr net.Error
+				if udp && errors.As(err, &netErr) && netErr.Timeout() && until.Before(deadline) && ctx.Err() == nil {
+					break // send again
+				}
+				if skipped != nil {
+					err = fmt.Errorf("%w (before that, %w)", err, skipped)
+				}
+				return nil, err
+			}
+			r := new(dns.Msg)
+			if err := r.Unpack(raw); err != nil {
+				skipped = fmt.Errorf("skipped a malformed reply: %w", err)
+				continue
+			}
+			if why := mismatch(q, r); why != "" {
+				skipped = fmt.Errorf("skipped a reply %s", why)
+				continue
+			}
+			return r, nil
+		}
+	}
+}
+
+// readReply reads one message: a datagram over UDP, a length-prefixed
+// message over TCP.
+func readReply(conn net.Conn, udp bool, buf []byte) ([]byte, error) {
+	if udp {
+		n, err := conn.Read(buf)
+		return buf[:n], err
+	}
+	if _, err := io.ReadFull(conn, buf[:2]); err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint16(buf[:2]))
+	if _, err := io.ReadFull(conn, buf[:n]); err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+// mismatch says why r is not the reply to q, or "" when it is. An error
+// reply may leave the question out (servers do with FORMERR).
+func mismatch(q, r *dns.Msg) string {
+	switch {
+	case !r.Response:
+		return "that is a query"
+	case r.Id != q.Id:
+		return fmt.Sprintf("with ID %d, not %d", r.Id, q.Id)
+	case r.Opcode != q.Opcode:
+		return fmt.Sprintf("with opcode %s", dns.OpcodeToString[r.Opcode])
+	case len(r.Question) == 0 && r.Rcode != dns.RcodeSuccess:
+		return ""
+	case len(r.Question) != 1:
+		return fmt.Sprintf("with %d questions", len(r.Question))
+	}
+	a, b := q.Question[0], r.Question[0]
+	if !strings.EqualFold(a.Name, b.Name) || a.Qtype != b.Qtype || a.Qclass != b.Qclass {
+		return fmt.Sprintf("to another question (%s %s)", b.Name, dns.TypeToString[b.Qtype])
+	}
+	return ""
 }
 
 // exchange asks server one question over UDP with EDNS0, and again over TCP
@@ -374,11 +489,9 @@ func exchange(ctx context.Context, server, name string, qtype uint16) (*dns.Msg,
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype)
 	q.SetEdns0(ednsSize, false)
-	c := &dns.Client{Net: "udp", UDPSize: ednsSize}
-	r, err := exchangeOnce(ctx, c, q, server)
+	r, err := exchangeOnce(ctx, "udp", server, q)
 	if err == nil && r.Truncated {
-		c.Net = "tcp"
-		r, err = exchangeOnce(ctx, c, q, server)
+		r, err = exchangeOnce(ctx, "tcp", server, q)
 	}
 	if err != nil {
 		// The socket's deadline is ctx's: say so, whichever fired first.

@@ -57,14 +57,21 @@ func responder(t *testing.T, nodes ...directory.Node) (addr string, set func(...
 // ends.
 func staticServer(t *testing.T, h dns.HandlerFunc) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		pc.Close()
-		t.Skipf("TCP port of %s taken: %v", pc.LocalAddr(), err)
+	// Another program may hold the TCP side of the free UDP port: try
+	// another.
+	var pc net.PacketConn
+	var ln net.Listener
+	for attempt := 0; ln == nil; attempt++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err != nil {
+			pc.Close()
+			if attempt == 8 {
+				t.Fatalf("no port free over both UDP and TCP: %v", err)
+			}
+		}
 	}
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: ln, Handler: h}} {
 		up, done := make(chan struct{}), make(chan error, 1)

@@ -1,0 +1,178 @@
+package resolve
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/miekg/dns"
+)
+
+// isUDP reports whether w answers over UDP.
+func isUDP(w dns.ResponseWriter) bool {
+	return w.LocalAddr().Network() == "udp"
+}
+
+// One lost UDP datagram costs a resend, not the whole Timeout: the first
+// query sent over UDP is dropped, and Lookup still succeeds well within
+// its Timeout.
+func TestLookupResendsLostUDP(t *testing.T) {
+	var dropped atomic.Bool
+	addr := staticServer(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		if isUDP(w) && !dropped.Swap(true) {
+			return // lost on the way
+		}
+		plainDNS(w, r)
+	})
+	got, err := Lookup(t.Context(), Config{Resolver: addr, DefaultPort: 7070, Timeout: 4 * time.Second}, "plain.test")
+	if err != nil {
+		t.Fatalf("Lookup after one lost datagram: %v", err)
+	}
+	if diff := cmp.Diff(sorted(got), []string{"127.0.2.1:7070", "127.0.2.2:7070", "[2001:db8::2]:7070"}); diff != "" {
+		t.Errorf("Lookup (-got +want):\n%s", diff)
+	}
+}
+
+// Before the real reply, the server (or someone forging its address) sends
+// something that is not the answer: Lookup skips it and takes the answer.
+func TestLookupSkipsWrongReplies(t *testing.T) {
+	evil, _ := dns.NewRR("evil.test. 5 IN A 6.6.6.6")
+	tests := []struct {
+		name  string
+		first func(w dns.ResponseWriter, r *dns.Msg)
+	}{
+		{"another question", func(w dns.ResponseWriter, r *dns.Msg) {
+			m := new(dns.Msg)
+			m.SetReply(r)
+			m.Question[0].Name = "evil.test."
+			if r.Question[0].Qtype == dns.TypeA {
+				m.Answer = []dns.RR{evil}
+			}
+			w.WriteMsg(m)
+		}},
+		{"a query, not a response", func(w dns.ResponseWriter, r *dns.Msg) {
+			m := r.Copy()
+			m.Response = false
+			w.WriteMsg(m)
+		}},
+		{"bytes that do not parse", func(w dns.ResponseWriter, r *dns.Msg) {
+			// A header that promises one question, then nothing.
+			w.Write([]byte{byte(r.Id >> 8), byte(r.Id), 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0})
+		}},
+		{"another ID", func(w dns.ResponseWriter, r *dns.Msg) {
+			m := new(dns.Msg)
+			m.SetReply(r)
+			m.Id = r.Id + 1
+			m.Rcode = dns.RcodeServerFailure
+			w.WriteMsg(m)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := staticServer(t, func(w dns.ResponseWriter, r *dns.Msg) {
+				tt.first(w, r)
+				plainDNS(w, r)
+			})
+			got, err := Lookup(t.Context(), Config{Resolver: addr, DefaultPort: 7070, Timeout: 4 * time.Second}, "plain.test")
+			if err != nil {
+				t.Fatalf("Lookup: %v", err)
+			}
+			if diff := cmp.Diff(sorted(got), []string{"127.0.2.1:7070", "127.0.2.2:7070", "[2001:db8::2]:7070"}); diff != "" {
+				t.Errorf("Lookup (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+// manyTargetsDNS lists n SRV targets for _switchboard._tcp.many.test without
+// their addresses; t0.many.test has SERVFAIL for its A records, every
+// other target has one A record. It counts the queries for targets.
+type manyTargetsDNS struct {
+	n         int
+	oversized bool // UDP replies are not truncated to the size offered
+
+	mu      sync.Mutex
+	targets int // queries for targets' addresses
+}
+
+func (s *manyTargetsDNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	q := r.Question[0]
+	name := strings.ToLower(q.Name)
+	switch {
+	case name == "_switchboard._tcp.many.test." && q.Qtype == dns.TypeSRV:
+		for i := range s.n {
+			// t0 has the highest priority, so it is always asked first.
+			rr, _ := dns.NewRR(fmt.Sprintf("%s 5 IN SRV %d 1 7070 t%d.many.test.", name, min(i, 1), i))
+			m.Answer = append(m.Answer, rr)
+		}
+	case strings.HasSuffix(name, ".many.test."):
+		s.mu.Lock()
+		s.targets++
+		s.mu.Unlock()
+		if name == "t0.many.test." {
+			m.Rcode = dns.RcodeServerFailure
+			break
+		}
+		var i int
+		fmt.Sscanf(name, "t%d.", &i)
+		if q.Qtype == dns.TypeA {
+			rr, _ := dns.NewRR(fmt.Sprintf("%s 5 IN A 127.0.4.%d", name, i%250+1))
+			m.Answer = append(m.Answer, rr)
+		}
+	default:
+		m.Rcode = dns.RcodeNameError
+	}
+	if isUDP(w) && !s.oversized {
+		m.Truncate(ednsSize)
+	}
+	w.WriteMsg(m)
+}
+
+// A target whose lookup fails is left out, not the whole answer; and a
+// server listing hundreds of targets without their addresses gets a bounded
+// number of queries, not two per target. The SRV reply comes truncated
+// over UDP, then whole over TCP.
+func TestLookupTargetsWithoutGlue(t *testing.T) {
+	srv := &manyTargetsDNS{n: 300}
+	addr := staticServer(t, srv.ServeDNS)
+	got, err := Lookup(t.Context(), Config{Resolver: addr}, "many.test")
+	if err != nil {
+		t.Fatalf("Lookup: %v", err)
+	}
+	if len(got) != maxTargetLookups-1 {
+		t.Errorf("%d addresses %v, want %d (the targets looked up, but t0)", len(got), got, maxTargetLookups-1)
+	}
+	srv.mu.Lock()
+	asked := srv.targets
+	srv.mu.Unlock()
+	if asked > 2*maxTargetLookups {
+		t.Errorf("%d queries for targets, want at most %d", asked, 2*maxTargetLookups)
+	}
+
+	// With t0 alone, its failure is what Lookup reports.
+	one := staticServer(t, (&manyTargetsDNS{n: 1}).ServeDNS)
+	_, err = Lookup(t.Context(), Config{Resolver: one}, "many.test")
+	if err == nil || errors.Is(err, ErrNoAddress) || !strings.Contains(err.Error(), "SERVFAIL") {
+		t.Errorf("Lookup with the only target failing: %v, want its SERVFAIL", err)
+	}
+}
+
+// A server that ignores the EDNS0 size offered and sends a larger UDP reply
+// is read whole, not dropped as unreadable.
+func TestLookupOversizedUDPReply(t *testing.T) {
+	addr := staticServer(t, (&manyTargetsDNS{n: 200, oversized: true}).ServeDNS)
+	got, err := Lookup(t.Context(), Config{Resolver: addr}, "many.test")
+	if err != nil {
+		t.Fatalf("Lookup: %v", err)
+	}
+	if len(got) != maxTargetLookups-1 {
+		t.Errorf("%d addresses, want %d", len(got), maxTargetLookups-1)
+	}
+}
