@@ -4,11 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/room"
@@ -412,5 +416,103 @@ func TestForgetInRounds(t *testing.T) {
 	// MaxSenders 80: a round every 20 passing senders once 80 are known.
 	if states > passing/20 {
 		t.Errorf("%d states for %d passing senders, want at most %d", states, passing, passing/20)
+	}
+}
+
+// TestStateLineCuts checks the cuts of large states against the order
+// docs/protocol.md gives, on random rooms: the oldest completed lines
+// first, then the senders not in the room in name order, then the start
+// of long live lines; users and their live entries are always there.
+func TestStateLineCuts(t *testing.T) {
+	for seed := range uint64(60) {
+		prng := rand.New(rand.NewPCG(seed, 1))
+		r := newRoom(t, "r", nil)
+		seq := uint64(0)
+		apply := func(rec room.Record) {
+			seq++
+			r.Apply(seq, rec)
+		}
+		text := func() string {
+			pieces := []string{"a", "é", "\"", "<", "\u2603", "\U0001F600", "\\"}
+			var b strings.Builder
+			for range prng.IntN(2000) {
+				b.WriteString(pieces[prng.IntN(len(pieces))])
+			}
+			return b.String()
+		}
+		for i := range prng.IntN(120) {
+			apply(room.Record{Op: room.OpText, User: fmt.Sprintf("l%d", i%7), Seq: uint64(i + 1), T: text() + "\n"})
+		}
+		for i := range prng.IntN(40) {
+			apply(room.Record{Op: room.OpText, User: fmt.Sprintf("gone%02d", i), Seq: 1, T: text()})
+		}
+		for i := range prng.IntN(60) {
+			u := fmt.Sprintf("u%02d", i)
+			apply(room.Record{Op: room.OpJoin, User: u, Key: "n2/" + u, Node: "n2", Inc: 1})
+			if prng.IntN(2) == 0 {
+				apply(room.Record{Op: room.OpText, User: u, Seq: 1, T: text()})
+			}
+		}
+		line, err := r.StateLine()
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		if len(line)-1 > wire.MaxLine {
+			t.Fatalf("seed %d: %d bytes, more than %d", seed, len(line)-1, wire.MaxLine)
+		}
+		m, err := wire.Decode(line[:len(line)-1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, full := m.State, r.Text()
+		if diff := cmp.Diff(st.Users, r.Users(), cmpopts.EquateEmpty()); diff != "" {
+			t.Fatalf("seed %d: users (-got +want):\n%s", seed, diff)
+		}
+		kept := len(st.Lines)
+		for i, l := range st.Lines {
+			if w := full.Lines[len(full.Lines)-kept+i]; l.From != w.From || l.Text != w.Text {
+				t.Fatalf("seed %d: line %d is not of the newest %d", seed, i, kept)
+			}
+		}
+		inRoom := map[string]bool{}
+		for _, u := range st.Users {
+			inRoom[u] = true
+			if _, ok := st.Live[u]; !ok {
+				t.Fatalf("seed %d: user %s has no live entry", seed, u)
+			}
+		}
+		var departed []string
+		for from, l := range full.Live {
+			if !inRoom[from] && (l != "" || full.Seqs[from] != 0) {
+				departed = append(departed, from)
+			}
+		}
+		slices.Sort(departed)
+		dropped := 0
+		for i, from := range departed {
+			_, live := st.Live[from]
+			_, hasSeq := st.Seqs[from]
+			if !live && !hasSeq {
+				if dropped != i {
+					t.Fatalf("seed %d: departed %s dropped after one kept before it", seed, from)
+				}
+				dropped++
+			}
+		}
+		if dropped > 0 && kept > 0 {
+			t.Fatalf("seed %d: %d departed senders dropped while %d lines stay", seed, dropped, kept)
+		}
+		for from, l := range st.Live {
+			if l == full.Live[from] {
+				continue
+			}
+			if dropped < len(departed) || kept > 0 {
+				t.Fatalf("seed %d: live line of %s cut before the lines and departed senders", seed, from)
+			}
+			tail, ok := strings.CutPrefix(l, "\ufffd")
+			if !ok || !strings.HasSuffix(full.Live[from], tail) || !utf8.ValidString(tail) {
+				t.Fatalf("seed %d: live line of %s cut to %q, not U+FFFD and a tail", seed, from, l)
+			}
+		}
 	}
 }
