@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/signal"
@@ -220,6 +221,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		stopSIP(shutdownCtx)
 		return errors.Join(err, n.Shutdown(shutdownCtx))
 	}
+	reloadOnHangup(ctx, n, logger)
 	<-ctx.Done()
 	if s.drainGrace > 0 && n.Users() > 0 {
 		// Sessions move to other nodes first (make-before-break), unless
@@ -244,6 +246,27 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	stopSIP(shutdownCtx)
 	stopRTC(shutdownCtx)
 	return n.Shutdown(shutdownCtx)
+}
+
+// reloadOnHangup reloads n's certificates at each SIGHUP until ctx ends
+// (systemd's ExecReload sends one; docs/operations.md, "Renewing
+// certificates"). Without it a SIGHUP would end the process.
+func reloadOnHangup(ctx context.Context, n *node.Node, logger *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				logger.Info("SIGHUP: reloading the certificates")
+				// The node logs what it reloaded and what it refused.
+				_ = n.ReloadCertificates()
+			}
+		}
+	}()
 }
 
 // unknownTwins rejects the variables of environ that carry the command's

@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard/switchboard/internal/pki"
 )
 
 // Errors Open returns for a cluster that would be open to strangers or is
@@ -163,8 +165,9 @@ func nonEmpty(ss ...string) []string {
 
 // routeTLS is the routes' TLS configuration: this node's certificate,
 // offered as server and as client, and the CA that must have signed every
-// peer's, verified both ways.
-func routeTLS(cfg Config) (*tls.Config, error) {
+// peer's, verified both ways. The certificate is read at each handshake
+// from the KeyPair returned, which ReloadCertificates renews.
+func routeTLS(cfg Config) (*tls.Config, *pki.KeyPair, error) {
 	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
 		CertFile: cfg.TLSCert,
 		KeyFile:  cfg.TLSKey,
@@ -172,14 +175,23 @@ func routeTLS(cfg Config) (*tls.Config, error) {
 		Verify:   true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bus: cluster TLS: %w", err)
+		return nil, nil, fmt.Errorf("bus: cluster TLS: %w", err)
 	}
 	if tc == nil || tc.ClientCAs == nil {
-		return nil, fmt.Errorf("bus: cluster TLS: reading the CA %s: %w", cfg.TLSCA, ErrTLSIncomplete)
+		return nil, nil, fmt.Errorf("bus: cluster TLS: reading the CA %s: %w", cfg.TLSCA, ErrTLSIncomplete)
 	}
 	// A soliciting route verifies its peer's certificate with RootCAs.
 	tc.RootCAs = tc.ClientCAs
-	return tc, nil
+	kp, err := pki.LoadKeyPair(cfg.TLSCert, cfg.TLSKey, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bus: cluster TLS: %w", err)
+	}
+	// nats-server clones this configuration for each route, callbacks
+	// included (its own OCSP stapling serves certificates the same way).
+	tc.Certificates = nil
+	tc.GetCertificate = kp.GetCertificate
+	tc.GetClientCertificate = kp.GetClientCertificate
+	return tc, kp, nil
 }
 
 // externalOptions are the TLS and credential options of a connection to an

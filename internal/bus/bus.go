@@ -19,6 +19,7 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/switchboard/switchboard/internal/pki"
 )
 
 // Config says which engine to use and how to reach it.
@@ -127,6 +130,9 @@ type Bus struct {
 	// connection, nil without one.
 	systemOpts []nats.Option
 	watch      *nats.Conn
+	// routeCert is the routes' certificate (Config.TLSCert); nil without
+	// route TLS.
+	routeCert *pki.KeyPair
 }
 
 // Open starts or dials the engine described by cfg.
@@ -160,7 +166,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if err := checkSecurity(cfg); err != nil {
 		return nil, err
 	}
-	opts, err := serverOptions(cfg)
+	opts, routeCert, err := serverOptions(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +175,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 			return nil, err
 		}
 	}
-	b := &Bus{cfg: cfg}
+	b := &Bus{cfg: cfg, routeCert: routeCert}
 	if b.nodePassword, err = randomPassword(); err != nil {
 		return nil, err
 	}
@@ -296,7 +302,9 @@ func (b *Bus) connect(name, user, password string, extra ...nats.Option) (*nats.
 // default of 1 MiB.
 const MaxPayload = 8 << 20
 
-func serverOptions(cfg Config) (*server.Options, error) {
+// serverOptions are the embedded server's options for cfg, and the
+// routes' certificate when they use TLS.
+func serverOptions(cfg Config) (*server.Options, *pki.KeyPair, error) {
 	opts := &server.Options{
 		ServerName: cfg.Name,
 		DontListen: true,
@@ -307,28 +315,28 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		MaxPayload: MaxPayload,
 	}
 	if cfg.JetStream && cfg.StoreDir == "" {
-		return nil, errors.New("bus: JetStream needs a store directory")
+		return nil, nil, errors.New("bus: JetStream needs a store directory")
 	}
 	if cfg.Monitor != "" {
 		host, port, err := monitorAddr(cfg.Monitor)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		opts.HTTPHost, opts.HTTPPort = host, port
 	}
 	if cfg.Cluster == "" {
 		if len(cfg.Join) > 0 {
-			return nil, errors.New("bus: joining peers needs a cluster listener")
+			return nil, nil, errors.New("bus: joining peers needs a cluster listener")
 		}
-		return opts, nil
+		return opts, nil, nil
 	}
 	host, portText, err := net.SplitHostPort(cfg.Cluster)
 	if err != nil {
-		return nil, fmt.Errorf("bus: cluster address %q: %w", cfg.Cluster, err)
+		return nil, nil, fmt.Errorf("bus: cluster address %q: %w", cfg.Cluster, err)
 	}
 	port, err := strconv.Atoi(portText)
 	if err != nil || port < 0 || port > 65535 {
-		return nil, fmt.Errorf("bus: cluster address %q: bad port", cfg.Cluster)
+		return nil, nil, fmt.Errorf("bus: cluster address %q: bad port", cfg.Cluster)
 	}
 	joins := 0
 	for _, seed := range cfg.Join {
@@ -345,7 +353,7 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		if selfRoute {
 			// The self route must name the port before the server binds it.
 			if port, err = freePort(host); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
@@ -372,12 +380,13 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		opts.Cluster.Password = routePassword(cfg.Secret, opts.Cluster.Name)
 		routeAuth = url.UserPassword(opts.Cluster.Username, opts.Cluster.Password)
 	}
+	var routeCert *pki.KeyPair
 	if cfg.TLSCert != "" {
-		tc, err := routeTLS(cfg)
+		tc, kp, err := routeTLS(cfg)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		opts.Cluster.TLSConfig = tc
+		opts.Cluster.TLSConfig, routeCert = tc, kp
 		opts.Cluster.TLSTimeout = 2
 	}
 	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() && port > 0 {
@@ -392,7 +401,7 @@ func serverOptions(cfg Config) (*server.Options, error) {
 			continue
 		}
 		if _, _, err := net.SplitHostPort(seed); err != nil {
-			return nil, fmt.Errorf("bus: join address %q: %w", seed, err)
+			return nil, nil, fmt.Errorf("bus: join address %q: %w", seed, err)
 		}
 		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats", Host: seed, User: routeAuth})
 	}
@@ -403,7 +412,7 @@ func serverOptions(cfg Config) (*server.Options, error) {
 		}
 		opts.Routes = append(opts.Routes, &url.URL{Scheme: "nats", Host: net.JoinHostPort(self, strconv.Itoa(port)), User: routeAuth})
 	}
-	return opts, nil
+	return opts, routeCert, nil
 }
 
 // monitorAddr parses Config.Monitor into nats-server's HTTPHost and
@@ -629,6 +638,32 @@ func (b *Bus) RestartJetStream() error {
 		return ErrJetStreamNotStarted
 	}
 	return nil
+}
+
+// ReloadCertificates reads the routes' certificate and key
+// (Config.TLSCert, TLSKey) again: new routes present the renewed
+// certificate, routes already up keep theirs. The CA is not read again.
+// A pair that does not load or is not valid now is refused and the one
+// in use stays. changed reports a new certificate; without route TLS it
+// does nothing.
+func (b *Bus) ReloadCertificates(now time.Time) (changed bool, err error) {
+	if b.routeCert == nil {
+		return false, nil
+	}
+	changed, err = b.routeCert.Reload(now)
+	if err != nil {
+		return false, fmt.Errorf("bus: reloading the cluster certificate: %w", err)
+	}
+	return changed, nil
+}
+
+// RouteCertificate is the certificate the routes present now; nil
+// without route TLS.
+func (b *Bus) RouteCertificate() *tls.Certificate {
+	if b.routeCert == nil {
+		return nil
+	}
+	return b.routeCert.Current()
 }
 
 // ErrJetStreamNotStarted is RestartJetStream's error when nats-server

@@ -67,7 +67,7 @@ func TestMonitorOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			opts, err := serverOptions(Config{Name: "m1", Monitor: tt.monitor})
+			opts, _, err := serverOptions(Config{Name: "m1", Monitor: tt.monitor})
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("Monitor %q accepted, want an error", tt.monitor)

@@ -671,6 +671,19 @@ func (c *Cluster) Terminate(i int) error {
 	return nil
 }
 
+// RenewCertificate issues node i a new client certificate over its files
+// and sends it SIGHUP, as a renewal hook would, so that it reloads it.
+// Without Config.TLS there is nothing to renew.
+func (c *Cluster) RenewCertificate(i int) error {
+	if c.ca == nil {
+		return errors.New("localcluster: renewing a certificate: the cluster runs without TLS")
+	}
+	if err := c.issue(c.Nodes[i]); err != nil {
+		return err
+	}
+	return c.signal(i, syscall.SIGHUP, "reloading")
+}
+
 // Resume sends SIGCONT to node i after Pause.
 func (c *Cluster) Resume(i int) error {
 	return c.signal(i, syscall.SIGCONT, "resuming")

@@ -25,6 +25,9 @@ const minAdminSecret = 16
 type security struct {
 	// tls serves the client listener (and HTTP with HTTPTLS); nil: plain.
 	tls *tls.Config
+	// cert is the certificate tls serves, reloaded by ReloadCertificates;
+	// nil without TLS.
+	cert *pki.KeyPair
 	// tokens verifies attach tokens; nil: users are unauthenticated.
 	tokens *token.Verifier
 	// admin is the bearer secret of state-changing HTTP; nil: loopback only.
@@ -38,19 +41,22 @@ func loadSecurity(cfg *Config) (*security, error) {
 	var errs []error
 	switch {
 	case cfg.TLSCert != "" && cfg.TLSKey != "":
-		pair, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		kp, err := pki.LoadKeyPair(cfg.TLSCert, cfg.TLSKey, func(pair *tls.Certificate) error {
+			if pair.Leaf != nil {
+				if err := pair.Leaf.VerifyHostname(cfg.Service); err != nil {
+					return fmt.Errorf("TLS certificate %s does not name the service %q, which clients verify: %w", cfg.TLSCert, cfg.Service, err)
+				}
+			}
+			pair.Certificate = servedChain(pair.Certificate)
+			return nil
+		})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("TLS certificate: %w", err))
 			break
 		}
-		if pair.Leaf != nil {
-			if err := pair.Leaf.VerifyHostname(cfg.Service); err != nil {
-				errs = append(errs, fmt.Errorf("TLS certificate %s does not name the service %q, which clients verify: %w", cfg.TLSCert, cfg.Service, err))
-				break
-			}
-		}
-		pair.Certificate = servedChain(pair.Certificate)
-		sec.tls = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		sec.cert = kp
+		// The pair is read at each handshake from kp, which Reload renews.
+		sec.tls = &tls.Config{GetCertificate: kp.GetCertificate, MinVersion: tls.VersionTLS12}
 		if cfg.ClusterSecret != "" {
 			sec.tls.SetSessionTicketKeys(ticketKeys(cfg.ClusterSecret, cfg.Service, time.Now()))
 		}
@@ -142,6 +148,48 @@ func (n *Node) rotateTicketKeys() {
 			n.sec.tls.SetSessionTicketKeys(ticketKeys(n.cfg.ClusterSecret, n.cfg.Service, now))
 		}
 	}
+}
+
+// ErrNotStarted is returned by calls that need a started node.
+var ErrNotStarted = errors.New("node: not started")
+
+// ReloadCertificates reads the node's certificates and keys again: the
+// client listener's (Config.TLSCert, TLSKey, which HTTPS shares) and the
+// routes' (Config.ClusterCert, ClusterKey). Each renewed one is served
+// from the next handshake on; connections already made keep theirs. A
+// pair that does not load, does not name the service, or is not valid now
+// is refused, logged, and the one in use stays; the error names it. CAs,
+// the token key and the admin secret are read at start only. serve calls
+// it on SIGHUP.
+func (n *Node) ReloadCertificates() error {
+	now := time.Now()
+	var errs []error
+	if n.sec.cert != nil {
+		switch changed, err := n.sec.cert.Reload(now); {
+		case err != nil:
+			n.log.Error("reloading the TLS certificate: keeping the one in use", "cert", n.cfg.TLSCert, "err", err)
+			errs = append(errs, fmt.Errorf("node: reloading the TLS certificate: %w", err))
+		case changed:
+			n.log.Info("reloaded the TLS certificate", "cert", n.cfg.TLSCert, "not_after", n.sec.cert.Current().Leaf.NotAfter)
+		default:
+			n.log.Info("the TLS certificate is unchanged", "cert", n.cfg.TLSCert)
+		}
+	}
+	if n.cfg.ClusterCert != "" {
+		if n.bus == nil {
+			return errors.Join(append(errs, ErrNotStarted)...)
+		}
+		switch changed, err := n.bus.ReloadCertificates(now); {
+		case err != nil:
+			n.log.Error("reloading the cluster certificate: keeping the one in use", "cert", n.cfg.ClusterCert, "err", err)
+			errs = append(errs, fmt.Errorf("node: %w", err))
+		case changed:
+			n.log.Info("reloaded the cluster certificate", "cert", n.cfg.ClusterCert, "not_after", n.bus.RouteCertificate().Leaf.NotAfter)
+		default:
+			n.log.Info("the cluster certificate is unchanged", "cert", n.cfg.ClusterCert)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // logPosture says plainly, once at start, what is not protected.

@@ -1,0 +1,146 @@
+package node_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/pki"
+)
+
+// reissue writes a new certificate for service and its key over the
+// files cert and key, signed by ca.
+func reissue(t *testing.T, ca *pki.CA, service, cert, key string) {
+	t.Helper()
+	chain, keyPEM, err := ca.Issue(pki.Request{Service: service, Hosts: []string{"127.0.0.1"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cert, chain, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestReloadClientCertificate: a certificate renewed on disk is served
+// from the next handshake on once the node reloads it; one that does not
+// name the service is refused and the one in use stays. Before, the
+// certificate was read at start only, and renewing it meant a restart.
+func TestReloadClientCertificate(t *testing.T) {
+	sec := newSecrets(t, "reload.test")
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Service = sec.service
+		sec.configure(i, cfg)
+	}})
+	n := c.Nodes[0]
+	ca, _, err := pki.LoadOrCreateCA(filepath.Dir(sec.cert), sec.service, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := func() *big.Int {
+		t.Helper()
+		// No session cache: a full handshake, which shows the certificate.
+		conn, err := tls.Dial("tcp", n.Addr(), &tls.Config{RootCAs: sec.caPool, ServerName: sec.service})
+		if err != nil {
+			t.Fatalf("dialling the node over TLS: %v", err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber
+	}
+	first := served()
+	reissue(t, ca, sec.service, sec.cert, sec.key)
+	if err := n.ReloadCertificates(); err != nil {
+		t.Fatalf("ReloadCertificates: %v", err)
+	}
+	renewed := served()
+	if renewed.Cmp(first) == 0 {
+		t.Fatal("the node serves the old certificate after the reload")
+	}
+	reissue(t, ca, "other.test", sec.cert, sec.key)
+	if err := n.ReloadCertificates(); err == nil {
+		t.Error("a certificate for another service was reloaded")
+	}
+	if got := served(); got.Cmp(renewed) != 0 {
+		t.Error("a refused certificate replaced the one in use")
+	}
+}
+
+// TestReloadClusterCertificate: a node's renewed route certificate is
+// presented on its cluster port once reloaded, the routes up stay, and a
+// new node forms routes with it in both directions.
+func TestReloadClusterCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca, _, err := pki.NewCA("routes.test", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	withTLS := func(i int, cfg *node.Config) {
+		cfg.ClusterSecret = ""
+		cfg.ClusterCert = filepath.Join(dir, fmt.Sprintf("n%d.pem", i))
+		cfg.ClusterKey = filepath.Join(dir, fmt.Sprintf("n%d.key", i))
+		cfg.ClusterCA = caFile
+		reissue(t, ca, "routes.test", cfg.ClusterCert, cfg.ClusterKey)
+	}
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: withTLS})
+	routed := func(peers int) {
+		t.Helper()
+		nodetest.Eventually(t, settle, func() error {
+			for _, n := range c.Nodes {
+				if got := n.RoutePeers(); len(got) != peers {
+					return fmt.Errorf("%s routes to %q, want %d peers", n.ID(), got, peers)
+				}
+			}
+			return nil
+		})
+	}
+	routed(1)
+	// What n0's cluster port presents: nats-server sends its INFO line in
+	// clear, then the route's TLS handshake starts.
+	clientChain, clientKey, err := ca.Issue(pki.Request{Service: "routes.test", Hosts: []string{"127.0.0.1"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientPair, err := tls.X509KeyPair(clientChain, clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	presented := func() *big.Int {
+		t.Helper()
+		// Routes start their TLS handshake at once (nats-server sends its
+		// INFO inside it).
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: settle}, "tcp", c.Nodes[0].ClusterAddr(),
+			&tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: []tls.Certificate{clientPair}})
+		if err != nil {
+			t.Fatalf("the route's TLS handshake: %v", err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber
+	}
+	first := presented()
+	n0 := c.Nodes[0]
+	reissue(t, ca, "routes.test", filepath.Join(dir, "n0.pem"), filepath.Join(dir, "n0.key"))
+	if err := n0.ReloadCertificates(); err != nil {
+		t.Fatalf("ReloadCertificates: %v", err)
+	}
+	if presented().Cmp(first) == 0 {
+		t.Fatal("the cluster port presents the old certificate after the reload")
+	}
+	c.Add(withTLS)
+	routed(2)
+}
