@@ -18,7 +18,10 @@ var chunkSizes = [16]int{1, 1, 1, 2, 2, 3, 4, 5, 8, 13, 21, 34, 64, 512, 1024, 4
 // seq, bits 4-7 the length. It checks that nothing panics, that every line
 // is valid UTF-8 without control characters and within MaxLineBytes, that
 // the history stays within its limit, that a sender's results do not depend
-// on the other senders' chunks, and that a snapshot restores the room.
+// on the other senders' chunks, that a snapshot restores the room, and
+// that a room that joined late (loaded from the State of the first after
+// every third chunk, so without what the first remembers of its lines'
+// clusters) then applies every chunk as the first does.
 func FuzzApply(f *testing.F) {
 	f.Add([]byte("hello\b\r\nworld"), []byte{0x00})
 	f.Add([]byte("ab\r\ncd\re\nf\u2028g\u2029h"), []byte{0x10, 0x21, 0x30, 0x42})
@@ -35,7 +38,14 @@ func FuzzApply(f *testing.F) {
 		alone := map[string]*Room{} // each sender's chunks, without the others
 		seqs := map[string]uint64{} // the last seq applied from each sender
 		var completed []Line
+		var joiner *Room
 		for i, p := 0, 0; i < len(data); p++ {
+			if p%3 == 1 {
+				var err error
+				if joiner, err = FromState(maxLines, room.State()); err != nil {
+					t.Fatalf("FromState(State()): %v", err)
+				}
+			}
 			b := byte(0xf0) // no plan: chunks of 4100 bytes from ann
 			if len(plan) > 0 {
 				b = plan[p%len(plan)]
@@ -87,6 +97,11 @@ func FuzzApply(f *testing.F) {
 				t.Fatalf("%d lines in the history, more than %d", n, maxLines)
 			}
 
+			if joiner != nil {
+				if got := joiner.Apply(from, seq, text); !sameResult(res, got) {
+					t.Fatalf("result depends on the room's past: %+v in the room, %+v in one loaded from its state", res, got)
+				}
+			}
 			if alone[from] == nil {
 				alone[from] = NewRoom(maxLines)
 			}
@@ -115,6 +130,11 @@ func FuzzApply(f *testing.F) {
 		}
 		if diff := cmp.Diff(st.Seqs, seqs, cmpopts.EquateEmpty()); diff != "" {
 			t.Fatalf("seqs (-got +want):\n%s", diff)
+		}
+		if joiner != nil {
+			if diff := cmp.Diff(joiner.State(), st); diff != "" {
+				t.Fatalf("room loaded from the state on the way (-got +want):\n%s", diff)
+			}
 		}
 		restored, err := FromState(maxLines, st)
 		if err != nil {
