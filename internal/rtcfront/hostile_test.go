@@ -220,3 +220,44 @@ func TestRefusedChannelsEndThePeer(t *testing.T) {
 		t.Fatalf("the peer that opened %d refused channels is still served", 2*rtcfront.MaxRefusedChannels)
 	}
 }
+
+// TestTextOverTheRateIsMarked: messages dropped for coming faster than
+// the front's message rate are marked U+FFFD in the room, T.140's mark
+// of lost text, as text shed for the room's rate is. Before, they went
+// without a trace, and the room showed the peer's text as if whole.
+func TestTextOverTheRateIsMarked(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front, url := startFront(t, c.Nodes[0], func(cfg *rtcfront.Config) { cfg.MessageRate, cfg.MessageBurst = 5, 2 })
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	p, offer := newPeer(t, rtcfront.Protocol, nil)
+	p.connect(t, url+"?room=lobby&user=fast", offer)
+	p.waitOpen(t)
+	const flood = 20
+	for range flood {
+		if err := p.dc.SendText("x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if n := front.Messages(); n < flood {
+			return fmt.Errorf("the front read %d messages of %d", n, flood)
+		}
+		return nil
+	})
+	// The next message the rate lets through carries the mark.
+	nodetest.Eventually(t, settle, func() error {
+		got := bob.text("fast")
+		if strings.HasSuffix(got, "!") {
+			return nil
+		}
+		if err := p.dc.SendText("!"); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Errorf("bob sees %q", got)
+	})
+	got := bob.text("fast")
+	if strings.Count(got, "x") >= flood || !strings.Contains(got, t140.Missing+"!") || strings.Count(got, t140.Missing) != 1 {
+		t.Errorf("bob sees %q: want a few x, then U+FFFD once before the !", got)
+	}
+}

@@ -48,7 +48,7 @@ type peer struct {
 	limiter *rate.Limiter            // used by pion's read loop only
 	dropped int                      // messages over the rate; read loop only
 	shed    int                      // messages over the backlog; read loop only
-	over    bool                     // text was shed: mark it before the next; read loop only
+	over    bool                     // text was dropped: mark it before the next; read loop only
 	msgs    atomic.Int64             // messages read from the peer
 	refused atomic.Int32             // data channels refused
 
@@ -126,14 +126,16 @@ func (p *peer) fromPeer(msg webrtc.DataChannelMessage) {
 		p.end("a message of " + strconv.Itoa(len(msg.Data)) + " bytes, above the max-message-size of " + strconv.Itoa(p.srv.cfg.MaxMessage) + " the answer announced")
 		return
 	}
+	text := strings.ToValidUTF8(string(msg.Data), "\uFFFD")
+	text = strings.ReplaceAll(text, "\uFEFF", "") // T.140's byte order mark carries no text
 	if !p.limiter.Allow() {
 		if p.dropped++; p.dropped == 1 || p.dropped%1000 == 0 {
 			p.log.Warn("messages above the rate dropped", "count", p.dropped)
 		}
+		// Text lost: marked before the next text taken.
+		p.over = p.over || text != ""
 		return
 	}
-	text := strings.ToValidUTF8(string(msg.Data), "\uFFFD")
-	text = strings.ReplaceAll(text, "\uFEFF", "") // T.140's byte order mark carries no text
 	if text == "" {
 		return
 	}

@@ -68,7 +68,8 @@ type Config struct {
 	// a larger message is dropped (default 4096).
 	MaxMessage int
 	// MessageRate and MessageBurst bound the messages a peer may send a
-	// second (default 30, bursts of 60); more are dropped.
+	// second (default 30, bursts of 60); more are dropped, and the
+	// room sees U+FFFD, T.140's mark of lost text, before the next.
 	MessageRate  float64
 	MessageBurst int
 	// SetupTimeout bounds attaching, joining the room and gathering the
