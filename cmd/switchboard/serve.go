@@ -84,7 +84,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fs.BoolVar(&cfg.HTTPTLS, "http-tls", false, "serve the HTTP listener with --tls-cert too (HTTPS)")
 	fs.StringVar(&s.wsOrigins, "ws-origins", "", "pages of other origins that may open WebSockets here: host[:port] patterns, comma-separated, \"*\" for any (empty: the service's own pages only)")
-	fs.StringVar(&cfg.TokenKey, "token-key", "", "Ed25519 public key (PEM) that signs user tokens; set, attach needs a token (empty: users unauthenticated)")
+	fs.StringVar(&cfg.TokenKey, "token-key", "", "Ed25519 public key (PEM) that signs user tokens, or several one after the other (read again on SIGHUP); set, attach needs a token (empty: users unauthenticated)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "file holding the secret that POST/DELETE /v1/drain need as a Bearer token (empty: loopback clients only)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP listener, unauthenticated")
 	fs.StringVar(&cfg.NATSMonitor, "nats-monitor", "", "embedded NATS monitoring HTTP listener HOST:PORT, unauthenticated (empty: off)")
@@ -248,9 +248,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return n.Shutdown(shutdownCtx)
 }
 
-// reloadOnHangup reloads n's certificates at each SIGHUP until ctx ends
-// (systemd's ExecReload sends one; docs/operations.md, "Renewing
-// certificates"). Without it a SIGHUP would end the process.
+// reloadOnHangup reloads n's credentials (Node.Reload) at each SIGHUP
+// until ctx ends (systemd's ExecReload sends one; docs/operations.md,
+// "Renewing certificates and keys"). Without it a SIGHUP would end the
+// process.
 func reloadOnHangup(ctx context.Context, n *node.Node, logger *slog.Logger) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -261,9 +262,9 @@ func reloadOnHangup(ctx context.Context, n *node.Node, logger *slog.Logger) {
 			case <-ctx.Done():
 				return
 			case <-hup:
-				logger.Info("SIGHUP: reloading the certificates")
+				logger.Info("SIGHUP: reloading the certificates, token keys and admin token")
 				// The node logs what it reloaded and what it refused.
-				_ = n.ReloadCertificates()
+				_ = n.Reload()
 			}
 		}
 	}()

@@ -260,7 +260,8 @@ type Config struct {
 	// checked.
 	WSOrigins []string
 	// TokenKey is a PEM file holding the Ed25519 public key that signs
-	// user tokens. Set, attach needs a valid token naming the user; empty,
+	// user tokens, or several (any of them may sign; Reload reads the
+	// file again). Set, attach needs a valid token naming the user; empty,
 	// the default, leaves users unauthenticated (and the node logs so).
 	TokenKey string
 	// AdminToken is a file holding the secret (at least 16 bytes; spaces

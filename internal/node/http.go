@@ -21,7 +21,7 @@ func (n *Node) httpHandler() http.Handler {
 	mon := web.NewMonitor(n)
 	n.wg.Go(func() { mon.Run(n.ctx) })
 	h := web.NewHandler(n, n.metrics.registry,
-		web.WithAdminToken(n.sec.admin),
+		n.adminOption(),
 		web.WithConnServer(n.ServeConn),
 		web.WithOrigins(n.cfg.WSOrigins),
 		web.WithMonitor(mon),
@@ -188,7 +188,7 @@ func (n *Node) drainWithinHandler(h http.Handler) http.HandlerFunc {
 		}
 		n.Drain(within)
 		writeDrainJSON(w, http.StatusOK, n.DrainStatus())
-	}, web.WithAdminToken(n.sec.admin))
+	}, n.adminOption())
 }
 
 func writeDrainJSON(w http.ResponseWriter, code int, v any) {

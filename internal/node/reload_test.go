@@ -1,11 +1,13 @@
 package node_test
 
 import (
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,6 +16,8 @@ import (
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/internal/pki"
+	"github.com/switchboard/switchboard/internal/token"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // reissue writes a new certificate for service and its key over the
@@ -59,15 +63,15 @@ func TestReloadClientCertificate(t *testing.T) {
 	}
 	first := served()
 	reissue(t, ca, sec.service, sec.cert, sec.key)
-	if err := n.ReloadCertificates(); err != nil {
-		t.Fatalf("ReloadCertificates: %v", err)
+	if err := n.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
 	}
 	renewed := served()
 	if renewed.Cmp(first) == 0 {
 		t.Fatal("the node serves the old certificate after the reload")
 	}
 	reissue(t, ca, "other.test", sec.cert, sec.key)
-	if err := n.ReloadCertificates(); err == nil {
+	if err := n.Reload(); err == nil {
 		t.Error("a certificate for another service was reloaded")
 	}
 	if got := served(); got.Cmp(renewed) != 0 {
@@ -135,12 +139,108 @@ func TestReloadClusterCertificate(t *testing.T) {
 	first := presented()
 	n0 := c.Nodes[0]
 	reissue(t, ca, "routes.test", filepath.Join(dir, "n0.pem"), filepath.Join(dir, "n0.key"))
-	if err := n0.ReloadCertificates(); err != nil {
-		t.Fatalf("ReloadCertificates: %v", err)
+	if err := n0.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
 	}
 	if presented().Cmp(first) == 0 {
 		t.Fatal("the cluster port presents the old certificate after the reload")
 	}
 	c.Add(withTLS)
 	routed(2)
+}
+
+// TestReloadTokenKeysAndAdminToken: an issuer moving to a new key puts
+// it beside the old in the token key file; once the node reloads, tokens
+// signed by either attach. A new admin secret replaces the old at the
+// next request. A token key file that does not load leaves the keys in
+// use. Before, both were read at start only.
+func TestReloadTokenKeysAndAdminToken(t *testing.T) {
+	sec := newSecrets(t, "rotate.test")
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Service = sec.service
+		sec.configure(i, cfg)
+	}})
+	n := c.Nodes[0]
+	tlsCfg := &tls.Config{RootCAs: sec.caPool, ServerName: sec.service}
+	nextPriv, nextPub, err := pki.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := pki.ParsePrivateKey(nextPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byNext, err := token.Mint(next.(ed25519.PrivateKey), token.Claims{User: "ann", Service: sec.service, Expires: time.Now().Add(time.Hour)}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	byCurrent := sec.mint(t, token.Claims{User: "bob"})
+	attach := func(user, tok string) wire.Message {
+		t.Helper()
+		conn := dialTLS(t, n.Addr(), tlsCfg)
+		send(t, conn, wire.Message{Op: wire.OpAttach, User: user, Token: tok})
+		return recvReply(t, conn)
+	}
+	if m := attach("ann", byNext); m.Code != wire.CodeUnauthorized {
+		t.Fatalf("a token of the next key before the reload: %+v, want unauthorized", m)
+	}
+	current, err := os.ReadFile(sec.tokenPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sec.tokenPub, append(current, nextPub...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	for user, tok := range map[string]string{"ann": byNext, "bob": byCurrent} {
+		if m := attach(user, tok); m.Op != wire.OpAttached {
+			t.Errorf("%s's token after the reload: %+v, want attached", user, m)
+		}
+	}
+	if err := os.WriteFile(sec.tokenPub, []byte("not a key"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(); err == nil {
+		t.Error("a token key file without a key was reloaded")
+	}
+	if m := attach("ann", byNext); m.Op != wire.OpAttached {
+		t.Errorf("after a refused reload: %+v, want the keys in use kept", m)
+	}
+
+	// The admin secret.
+	drain := func(bearer string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodDelete, "http://"+n.HTTPAddr()+"/v1/drain", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+bearer)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	const fresh = "a-fresh-admin-secret-0123456789"
+	if err := os.WriteFile(sec.adminFile, []byte(fresh+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := drain(fresh); code != http.StatusUnauthorized {
+		t.Errorf("the new admin secret before the reload: %d, want 401", code)
+	}
+	if err := os.WriteFile(sec.tokenPub, current, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(); err != nil {
+		t.Fatalf("Reload: %v", err)
+	}
+	if code := drain(sec.admin); code != http.StatusUnauthorized {
+		t.Errorf("the old admin secret after the reload: %d, want 401", code)
+	}
+	if code := drain(fresh); code != http.StatusOK {
+		t.Errorf("the new admin secret after the reload: %d, want 200", code)
+	}
 }

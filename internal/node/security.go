@@ -10,28 +10,32 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/pki"
 	"github.com/switchboard/switchboard/internal/token"
+	"github.com/switchboard/switchboard/internal/web"
 	"github.com/switchboard/switchboard/wire"
 )
 
 // minAdminSecret is the shortest admin secret accepted, in bytes.
 const minAdminSecret = 16
 
-// security is what a node proves and checks, loaded once by New from the
-// files Config names.
+// security is what a node proves and checks, loaded by New from the
+// files Config names. Which of them are on is settled then; Reload
+// reads the files again.
 type security struct {
 	// tls serves the client listener (and HTTP with HTTPTLS); nil: plain.
 	tls *tls.Config
-	// cert is the certificate tls serves, reloaded by ReloadCertificates;
-	// nil without TLS.
+	// cert is the certificate tls serves; nil without TLS.
 	cert *pki.KeyPair
-	// tokens verifies attach tokens; nil: users are unauthenticated.
-	tokens *token.Verifier
-	// admin is the bearer secret of state-changing HTTP; nil: loopback only.
-	admin []byte
+	// tokens verifies attach tokens; it holds nil when users are
+	// unauthenticated (no Config.TokenKey).
+	tokens atomic.Pointer[token.Verifier]
+	// admin holds the bearer secret of state-changing HTTP; nil
+	// (no Config.AdminToken): loopback only.
+	admin atomic.Pointer[[]byte]
 }
 
 // loadSecurity reads the certificate, token key and admin secret cfg
@@ -67,28 +71,66 @@ func loadSecurity(cfg *Config) (*security, error) {
 		errs = append(errs, errors.New("HTTPS (http-tls) needs a TLS certificate (tls-cert, tls-key)"))
 	}
 	if cfg.TokenKey != "" {
-		key, err := pki.LoadVerifyKey(cfg.TokenKey)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("token key: %w", err))
-		} else if sec.tokens, err = token.NewVerifier(key, cfg.Service); err != nil {
-			errs = append(errs, fmt.Errorf("token key: %w", err))
+		if v, err := loadTokenKeys(cfg); err != nil {
+			errs = append(errs, err)
+		} else {
+			sec.tokens.Store(v)
 		}
 	}
 	if cfg.AdminToken != "" {
-		data, err := os.ReadFile(cfg.AdminToken)
-		switch {
-		case err != nil:
-			errs = append(errs, fmt.Errorf("admin token: %w", err))
-		case len(bytes.TrimSpace(data)) < minAdminSecret:
-			errs = append(errs, fmt.Errorf("admin token %s: the secret is shorter than %d bytes", cfg.AdminToken, minAdminSecret))
-		default:
-			sec.admin = bytes.TrimSpace(data)
+		if secret, err := loadAdminSecret(cfg); err != nil {
+			errs = append(errs, err)
+		} else {
+			sec.admin.Store(&secret)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("node: invalid security settings: %w", err)
 	}
 	return &sec, nil
+}
+
+// loadTokenKeys reads the token keys (every public key in
+// Config.TokenKey's file).
+func loadTokenKeys(cfg *Config) (*token.Verifier, error) {
+	keys, err := pki.LoadVerifyKeys(cfg.TokenKey)
+	if err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
+	}
+	v, err := token.NewKeySetVerifier(keys, cfg.Service)
+	if err != nil {
+		return nil, fmt.Errorf("token key: %w", err)
+	}
+	return v, nil
+}
+
+// loadAdminSecret reads the admin secret (Config.AdminToken).
+func loadAdminSecret(cfg *Config) ([]byte, error) {
+	data, err := os.ReadFile(cfg.AdminToken)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("admin token: %w", err)
+	case len(bytes.TrimSpace(data)) < minAdminSecret:
+		return nil, fmt.Errorf("admin token %s: the secret is shorter than %d bytes", cfg.AdminToken, minAdminSecret)
+	}
+	return bytes.TrimSpace(data), nil
+}
+
+// adminSecret is the admin secret now; nil without one.
+func (sec *security) adminSecret() []byte {
+	if p := sec.admin.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// adminOption gives web the admin secret: reloaded from its file by
+// Reload when the node has one, loopback only when it has none.
+func (n *Node) adminOption() web.Option {
+	if n.sec.admin.Load() == nil {
+		return web.WithAdminToken(nil)
+	}
+	return web.WithAdminTokenSource(n.sec.adminSecret)
 }
 
 // servedChain is the chain a node sends in its TLS handshakes: the
@@ -153,26 +195,32 @@ func (n *Node) rotateTicketKeys() {
 // ErrNotStarted is returned by calls that need a started node.
 var ErrNotStarted = errors.New("node: not started")
 
-// ReloadCertificates reads the node's certificates and keys again: the
-// client listener's (Config.TLSCert, TLSKey, which HTTPS shares) and the
-// routes' (Config.ClusterCert, ClusterKey). Each renewed one is served
-// from the next handshake on; connections already made keep theirs. A
-// pair that does not load, does not name the service, or is not valid now
-// is refused, logged, and the one in use stays; the error names it. CAs,
-// the token key and the admin secret are read at start only. serve calls
-// it on SIGHUP.
-func (n *Node) ReloadCertificates() error {
+// Reload reads the node's credentials again from the files Config names:
+// the client listener's certificate (Config.TLSCert, TLSKey, which HTTPS
+// shares), the routes' (ClusterCert, ClusterKey), the token keys
+// (TokenKey: every public key in the file) and the admin secret
+// (AdminToken). A renewed certificate is served from the next handshake
+// on, connections already made keep theirs; new keys and secrets check
+// the next attach or request, sessions already attached stay. What was
+// off at start stays off. A file that does not load, a certificate that
+// does not name the service or is not valid now, is refused and logged,
+// and what was in use stays; the error names each. The CAs are read at
+// start only. serve calls it on SIGHUP.
+func (n *Node) Reload() error {
 	now := time.Now()
 	var errs []error
+	refused := func(what, file string, err error) {
+		n.log.Error("reloading "+what+": keeping the one in use", "file", file, "err", err)
+		errs = append(errs, fmt.Errorf("node: reloading %s: %w", what, err))
+	}
 	if n.sec.cert != nil {
 		switch changed, err := n.sec.cert.Reload(now); {
 		case err != nil:
-			n.log.Error("reloading the TLS certificate: keeping the one in use", "cert", n.cfg.TLSCert, "err", err)
-			errs = append(errs, fmt.Errorf("node: reloading the TLS certificate: %w", err))
+			refused("the TLS certificate", n.cfg.TLSCert, err)
 		case changed:
-			n.log.Info("reloaded the TLS certificate", "cert", n.cfg.TLSCert, "not_after", n.sec.cert.Current().Leaf.NotAfter)
+			n.log.Info("reloaded the TLS certificate", "file", n.cfg.TLSCert, "not_after", n.sec.cert.Current().Leaf.NotAfter)
 		default:
-			n.log.Info("the TLS certificate is unchanged", "cert", n.cfg.TLSCert)
+			n.log.Info("the TLS certificate is unchanged", "file", n.cfg.TLSCert)
 		}
 	}
 	if n.cfg.ClusterCert != "" {
@@ -181,12 +229,27 @@ func (n *Node) ReloadCertificates() error {
 		}
 		switch changed, err := n.bus.ReloadCertificates(now); {
 		case err != nil:
-			n.log.Error("reloading the cluster certificate: keeping the one in use", "cert", n.cfg.ClusterCert, "err", err)
-			errs = append(errs, fmt.Errorf("node: %w", err))
+			refused("the cluster certificate", n.cfg.ClusterCert, err)
 		case changed:
-			n.log.Info("reloaded the cluster certificate", "cert", n.cfg.ClusterCert, "not_after", n.bus.RouteCertificate().Leaf.NotAfter)
+			n.log.Info("reloaded the cluster certificate", "file", n.cfg.ClusterCert, "not_after", n.bus.RouteCertificate().Leaf.NotAfter)
 		default:
-			n.log.Info("the cluster certificate is unchanged", "cert", n.cfg.ClusterCert)
+			n.log.Info("the cluster certificate is unchanged", "file", n.cfg.ClusterCert)
+		}
+	}
+	if n.sec.tokens.Load() != nil {
+		if v, err := loadTokenKeys(&n.cfg); err != nil {
+			refused("the token keys", n.cfg.TokenKey, err)
+		} else {
+			n.sec.tokens.Store(v)
+			n.log.Info("reloaded the token keys", "file", n.cfg.TokenKey, "keys", v.Keys())
+		}
+	}
+	if old := n.sec.adminSecret(); old != nil {
+		if secret, err := loadAdminSecret(&n.cfg); err != nil {
+			refused("the admin token", n.cfg.AdminToken, err)
+		} else {
+			n.sec.admin.Store(&secret)
+			n.log.Info("reloaded the admin token", "file", n.cfg.AdminToken, "changed", !bytes.Equal(old, secret))
 		}
 	}
 	return errors.Join(errs...)
@@ -197,10 +260,10 @@ func (n *Node) logPosture() {
 	if n.sec.tls == nil {
 		n.log.Warn("clients connect over plain TCP: they cannot verify this node, and a forged directory entry could send them elsewhere; set --tls-cert and --tls-key")
 	}
-	if n.sec.tokens == nil {
+	if n.sec.tokens.Load() == nil {
 		n.log.Warn("users are unauthenticated: anyone may attach under any user name; set --token-key to require signed tokens")
 	}
-	if n.sec.admin == nil && n.cfg.HTTP != "" {
+	if n.sec.admin.Load() == nil && n.cfg.HTTP != "" {
 		n.log.Warn("admin HTTP (POST/DELETE /v1/drain) has no credential: only loopback clients may use it; set --admin-token")
 	}
 	if n.cfg.HTTP != "" && !n.cfg.HTTPTLS {
@@ -212,7 +275,7 @@ func (n *Node) logPosture() {
 // rooms that user may join (nil: any). Without a token key the user is
 // the one attach names and every room is allowed.
 func (s *session) checkToken(m wire.Message) (user string, rooms []string, werr *wire.Error) {
-	v := s.n.sec.tokens
+	v := s.n.sec.tokens.Load()
 	if v == nil {
 		return m.User, nil, nil
 	}

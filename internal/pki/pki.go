@@ -332,6 +332,42 @@ func LoadVerifyKey(file string) (ed25519.PublicKey, error) {
 	return pub, nil
 }
 
+// MaxVerifyKeys is the most public keys LoadVerifyKeys takes from a file.
+const MaxVerifyKeys = 16
+
+// LoadVerifyKeys reads every Ed25519 public key (PKIX "PUBLIC KEY" PEM
+// block) in file, in order: a file holding the new key beside the old one
+// lets tokens signed by either be accepted while the issuer changes keys.
+func LoadVerifyKeys(file string) ([]ed25519.PublicKey, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("pki: reading the token key: %w", err)
+	}
+	var keys []ed25519.PublicKey
+	for rest := data; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "PUBLIC KEY" {
+			continue
+		}
+		pub, err := ParseVerifyKey(pem.EncodeToMemory(block))
+		if err != nil {
+			return nil, fmt.Errorf("pki: %s, key %d: %w", file, len(keys)+1, err)
+		}
+		if len(keys) == MaxVerifyKeys {
+			return nil, fmt.Errorf("pki: %s holds more than %d public keys: %w", file, MaxVerifyKeys, ErrKeyType)
+		}
+		keys = append(keys, pub)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("pki: %s: public key: %w", file, ErrNoPEM)
+	}
+	return keys, nil
+}
+
 // ParseVerifyKey reads an Ed25519 public key from PEM data.
 func ParseVerifyKey(data []byte) (ed25519.PublicKey, error) {
 	block := findBlock(data, "PUBLIC KEY")

@@ -167,6 +167,23 @@ func TestSigningKeyRoundTrip(t *testing.T) {
 	if _, err := pki.LoadVerifyKey(priv); !errors.Is(err, pki.ErrNoPEM) {
 		t.Errorf("a private key read as a public one: %v, want ErrNoPEM", err)
 	}
+	if _, err := pki.LoadVerifyKeys(priv); !errors.Is(err, pki.ErrNoPEM) {
+		t.Errorf("a private key read as public keys: %v, want ErrNoPEM", err)
+	}
+	// A file of two public keys (the issuer's next beside its current)
+	// gives both, in order.
+	_, nextPEM, err := pki.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	both := filepath.Join(dir, "both.pub")
+	if err := os.WriteFile(both, append(append([]byte{}, pubPEM...), nextPEM...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := pki.LoadVerifyKeys(both)
+	if err != nil || len(keys) != 2 || !keys[0].Equal(pk) {
+		t.Errorf("LoadVerifyKeys of two keys: %d keys, %v; want 2, the first the current", len(keys), err)
+	}
 	// An ECDSA key is not a token signing key.
 	ca, keyPEM, err := pki.NewCA("x.test", now)
 	if err != nil || ca == nil {

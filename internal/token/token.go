@@ -114,20 +114,37 @@ func Mint(key ed25519.PrivateKey, c Claims, now time.Time) (string, error) {
 
 // Verifier checks tokens for one service.
 type Verifier struct {
-	key     ed25519.PublicKey
+	keys    jwt.VerificationKeySet
 	service string
 }
 
 // NewVerifier returns a verifier of tokens signed by key for service.
 func NewVerifier(key ed25519.PublicKey, service string) (*Verifier, error) {
-	if len(key) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("token: the key is not an Ed25519 public key: %w", ErrClaims)
+	return NewKeySetVerifier([]ed25519.PublicKey{key}, service)
+}
+
+// NewKeySetVerifier returns a verifier of tokens signed by any of keys
+// for service: while an issuer moves to a new key, the nodes accept
+// tokens signed by the old one or the new.
+func NewKeySetVerifier(keys []ed25519.PublicKey, service string) (*Verifier, error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("token: a verifier needs a key: %w", ErrClaims)
+	}
+	v := &Verifier{service: service}
+	for _, key := range keys {
+		if len(key) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("token: the key is not an Ed25519 public key: %w", ErrClaims)
+		}
+		v.keys.Keys = append(v.keys.Keys, key)
 	}
 	if service == "" {
 		return nil, fmt.Errorf("token: a verifier needs the service name: %w", ErrClaims)
 	}
-	return &Verifier{key: key, service: service}, nil
+	return v, nil
 }
+
+// Keys is how many keys v accepts tokens from.
+func (v *Verifier) Keys() int { return len(v.keys.Keys) }
 
 // Verify checks s at time now and returns its claims. Its errors wrap one
 // of the package's sentinels.
@@ -136,7 +153,7 @@ func (v *Verifier) Verify(s string, now time.Time) (Claims, error) {
 		return Claims{}, fmt.Errorf("token: empty or longer than %d bytes: %w", MaxLen, ErrMalformed)
 	}
 	var jc jwtClaims
-	_, err := jwt.ParseWithClaims(s, &jc, func(*jwt.Token) (any, error) { return v.key, nil },
+	_, err := jwt.ParseWithClaims(s, &jc, func(*jwt.Token) (any, error) { return v.keys, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),

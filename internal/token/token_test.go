@@ -161,3 +161,40 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// TestKeySetVerifier: while an issuer changes keys the nodes hold both,
+// and a token signed by either is accepted; one signed by any other key
+// is a forgery.
+func TestKeySetVerifier(t *testing.T) {
+	oldPub, oldPriv := newKey(t)
+	newPub, newPriv := newKey(t)
+	_, otherPriv := newKey(t)
+	v, err := token.NewKeySetVerifier([]ed25519.PublicKey{oldPub, newPub}, "chat.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Keys() != 2 {
+		t.Errorf("Keys() = %d, want 2", v.Keys())
+	}
+	claims := token.Claims{User: "ann", Service: "chat.example", Expires: now.Add(time.Hour)}
+	for _, tt := range []struct {
+		name string
+		key  ed25519.PrivateKey
+		want error
+	}{
+		{"the old key", oldPriv, nil},
+		{"the new key", newPriv, nil},
+		{"another key", otherPriv, token.ErrSignature},
+	} {
+		tok, err := token.Mint(tt.key, claims, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := v.Verify(tok, now); !errors.Is(err, tt.want) {
+			t.Errorf("%s: Verify = %v, want %v", tt.name, err, tt.want)
+		}
+	}
+	if _, err := token.NewKeySetVerifier(nil, "chat.example"); err == nil {
+		t.Error("a verifier without keys was made")
+	}
+}

@@ -63,17 +63,32 @@ func WithAdminToken(secret []byte) Option {
 	return func(h *handler) {
 		if len(secret) > 0 {
 			sum := sha256.Sum256(secret)
-			h.admin = sum[:]
+			h.admin = func() []byte { return sum[:] }
+		}
+	}
+}
+
+// WithAdminTokenSource is WithAdminToken for a secret that may change
+// (reloaded from its file): current returns the secret to check each
+// request against. A nil current leaves state changes to loopback
+// clients, as an empty secret does.
+func WithAdminTokenSource(current func() []byte) Option {
+	return func(h *handler) {
+		if current != nil {
+			h.admin = func() []byte {
+				sum := sha256.Sum256(current())
+				return sum[:]
+			}
 		}
 	}
 }
 
 type handler struct {
-	admin     []byte       // SHA-256 of the admin secret; nil: loopback only
-	serveConn ConnServer   // serves WebSockets; nil: no WebSocket transport
-	origins   []string     // WithOrigins patterns
-	monitor   *Monitor     // the dashboard's stream; nil: none
-	ui        http.Handler // the browser pages; nil: none
+	admin     func() []byte // the SHA-256 of the admin secret now; nil: loopback only
+	serveConn ConnServer    // serves WebSockets; nil: no WebSocket transport
+	origins   []string      // WithOrigins patterns
+	monitor   *Monitor      // the dashboard's stream; nil: none
+	ui        http.Handler  // the browser pages; nil: none
 }
 
 // WithUI serves ui for every GET that no other route takes: the browser
@@ -178,7 +193,7 @@ func (h *handler) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		sum := sha256.Sum256([]byte(strings.TrimSpace(secret)))
-		if subtle.ConstantTimeCompare(sum[:], h.admin) != 1 {
+		if subtle.ConstantTimeCompare(sum[:], h.admin()) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard admin", error="invalid_token"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized: wrong admin token"})
 			return
