@@ -35,7 +35,10 @@
 // again after 1 s, then 2 s, 4 s..., within Config.Timeout, and a reply
 // counts only when it carries the query's ID and question: anything else
 // that arrives (a stale or forged reply, bytes that do not parse) is
-// skipped. A UDP reply larger than the EDNS0 size offered is still read. With it empty, Lookup uses the system resolver (net.Resolver),
+// skipped. A UDP reply larger than the EDNS0 size offered is still read.
+// When a truncated UDP reply cannot be asked again over TCP (the port is
+// refused or the connection fails before Config.Timeout), the records that
+// came over UDP are used. With it empty, Lookup uses the system resolver (net.Resolver),
 // and SRV targets come back as host names that the dialler resolves.
 //
 // # Caller's duties

@@ -3,6 +3,7 @@ package resolve
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -174,5 +175,46 @@ func TestLookupOversizedUDPReply(t *testing.T) {
 	}
 	if len(got) != maxTargetLookups-1 {
 		t.Errorf("%d addresses, want %d", len(got), maxTargetLookups-1)
+	}
+}
+
+// udpOnlyServer serves h over UDP alone, on a loopback port whose TCP side
+// is closed (as behind a firewall that drops DNS over TCP), until the test
+// ends.
+func udpOnlyServer(t *testing.T, h dns.HandlerFunc) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: h}
+	up, done := make(chan struct{}), make(chan error, 1)
+	srv.NotifyStartedFunc = func() { close(up) }
+	go func() { done <- srv.ActivateAndServe() }()
+	select {
+	case <-up:
+	case err := <-done:
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Shutdown()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return pc.LocalAddr().String()
+}
+
+// When the truncated UDP reply cannot be completed over TCP, its records
+// are better than nothing: a client needs one server, not all of them.
+func TestLookupTruncatedWithoutTCP(t *testing.T) {
+	srv := &manyTargetsDNS{n: 300}
+	addr := udpOnlyServer(t, srv.ServeDNS)
+	got, err := Lookup(t.Context(), Config{Resolver: addr}, "many.test")
+	if err != nil {
+		t.Fatalf("Lookup with TCP refused: %v", err)
+	}
+	if len(got) == 0 || len(got) > maxTargetLookups {
+		t.Errorf("%d addresses, want 1 to %d", len(got), maxTargetLookups)
 	}
 }

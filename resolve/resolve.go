@@ -483,7 +483,8 @@ func mismatch(q, r *dns.Msg) string {
 }
 
 // exchange asks server one question over UDP with EDNS0, and again over TCP
-// when the reply is truncated. NOERROR and NXDOMAIN replies are returned
+// when the reply is truncated; when TCP fails while ctx lasts, the records
+// of the truncated reply are used. NOERROR and NXDOMAIN replies are returned
 // (NXDOMAIN as an empty answer); other rcodes are errors.
 func exchange(ctx context.Context, server, name string, qtype uint16) (*dns.Msg, error) {
 	q := new(dns.Msg)
@@ -491,7 +492,16 @@ func exchange(ctx context.Context, server, name string, qtype uint16) (*dns.Msg,
 	q.SetEdns0(ednsSize, false)
 	r, err := exchangeOnce(ctx, "udp", server, q)
 	if err == nil && r.Truncated {
-		r, err = exchangeOnce(ctx, "tcp", server, q)
+		full, tcpErr := exchangeOnce(ctx, "tcp", server, q)
+		switch {
+		case tcpErr == nil:
+			r = full
+		case len(r.Answer) > 0 && ctx.Err() == nil:
+			// TCP refused or cut (a firewall, say): the records that
+			// fit over UDP are better than none.
+		default:
+			err = tcpErr
+		}
 	}
 	if err != nil {
 		// The socket's deadline is ctx's: say so, whichever fired first.
