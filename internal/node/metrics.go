@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"runtime"
 	"runtime/debug"
 	"time"
@@ -149,6 +150,7 @@ func newMetrics(n *Node) *metrics {
 	}
 	m.registry.MustRegister(m.received, m.answers, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec, m.storageStopped, m.storageRestarts, m.busChecksVec,
 		directoryCollector{n},
+		certCollector{n},
 		newBuildInfo(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -205,6 +207,32 @@ var (
 	ageDesc      = prometheus.NewDesc("switchboard_directory_entry_age_seconds", "Time since each directory entry was last heard from.", []string{"node"}, nil)
 	peerUsers    = prometheus.NewDesc("switchboard_directory_users", "Users of each node as this node's directory shows them.", []string{"node"}, nil)
 )
+
+// certExpiryDesc is when each certificate the node serves stops being
+// valid.
+var certExpiryDesc = prometheus.NewDesc("switchboard_certificate_expiry_timestamp_seconds",
+	"When the certificate this node serves now stops being valid (its NotAfter, Unix seconds): use=client for the client listener (and HTTPS), use=cluster for the routes. Read at scrape time, so a certificate reloaded on SIGHUP shows at once.",
+	[]string{"use"}, nil)
+
+// certCollector reports the expiry of the certificates in use at scrape
+// time; nothing for a listener without TLS.
+type certCollector struct{ n *Node }
+
+func (c certCollector) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiryDesc }
+
+func (c certCollector) Collect(ch chan<- prometheus.Metric) {
+	expiry := func(use string, cert *tls.Certificate) {
+		if cert != nil && cert.Leaf != nil {
+			ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(cert.Leaf.NotAfter.Unix()), use)
+		}
+	}
+	if c.n.sec.cert != nil {
+		expiry("client", c.n.sec.cert.Current())
+	}
+	if c.n.bus != nil {
+		expiry("cluster", c.n.bus.RouteCertificate())
+	}
+}
 
 // directoryCollector reads the node's state and its directory snapshot at
 // scrape time.

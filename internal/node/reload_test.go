@@ -70,6 +70,14 @@ func TestReloadClientCertificate(t *testing.T) {
 	if renewed.Cmp(first) == 0 {
 		t.Fatal("the node serves the old certificate after the reload")
 	}
+	// The expiry metric follows the certificate served.
+	pair, err := tls.LoadX509KeyPair(sec.cert, sec.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := certExpiry(t, n, "client"), float64(pair.Leaf.NotAfter.Unix()); got != want {
+		t.Errorf("%s{use=client} = %v, want %v", certExpiryMetric, got, want)
+	}
 	reissue(t, ca, "other.test", sec.cert, sec.key)
 	if err := n.Reload(); err == nil {
 		t.Error("a certificate for another service was reloaded")
@@ -144,6 +152,13 @@ func TestReloadClusterCertificate(t *testing.T) {
 	}
 	if presented().Cmp(first) == 0 {
 		t.Fatal("the cluster port presents the old certificate after the reload")
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, "n0.pem"), filepath.Join(dir, "n0.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := certExpiry(t, n0, "cluster"), float64(pair.Leaf.NotAfter.Unix()); got != want {
+		t.Errorf("%s{use=cluster} = %v, want %v", certExpiryMetric, got, want)
 	}
 	c.Add(withTLS)
 	routed(2)
@@ -243,4 +258,25 @@ func TestReloadTokenKeysAndAdminToken(t *testing.T) {
 	if code := drain(fresh); code != http.StatusOK {
 		t.Errorf("the new admin secret after the reload: %d, want 200", code)
 	}
+}
+
+// certExpiry reads n's certificate expiry metric for use.
+func certExpiry(t *testing.T, n *node.Node, use string) float64 {
+	t.Helper()
+	families, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != certExpiryMetric {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if labelIs(m, "use", use) {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	t.Fatalf("no %s{use=%q}", certExpiryMetric, use)
+	return 0
 }
