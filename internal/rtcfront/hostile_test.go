@@ -261,3 +261,33 @@ func TestTextOverTheRateIsMarked(t *testing.T) {
 		t.Errorf("bob sees %q: want a few x, then U+FFFD once before the !", got)
 	}
 }
+
+// TestRefusedOfferJoinsNoRoom: an offer that the WebRTC stack refuses
+// (here one without ICE credentials) is answered 400 before the member
+// attaches: the room sees no one come and go. Before, the front attached
+// and joined first, so every bad offer showed the room a join and a
+// leave under any name the request gave.
+func TestRefusedOfferJoinsNoRoom(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	_, url := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	_, offer := newPeer(t, rtcfront.Protocol, nil)
+	bad := regexp.MustCompile(`a=ice-(ufrag|pwd):\S+\r\n`).ReplaceAllString(offer, "")
+	if code, body := post(t, url+"?room=lobby&user=ghost", "application/sdp", bad); code != http.StatusBadRequest {
+		t.Fatalf("an offer without ICE credentials: %d %q, want 400", code, body)
+	}
+	// Presence is ordered: once bob sees alice join, he has seen any
+	// join before hers.
+	p, offer := newPeer(t, rtcfront.Protocol, nil)
+	p.connect(t, url+"?room=lobby&user=alice", offer)
+	nodetest.Eventually(t, settle, func() error {
+		if !bob.hasJoined("alice") {
+			return fmt.Errorf("bob has not seen alice join")
+		}
+		return nil
+	})
+	if bob.hasJoined("ghost") {
+		t.Error("the refused offer's member joined the room")
+	}
+}

@@ -526,28 +526,30 @@ func (s *Server) attach(ctx context.Context, room, user, tok string) (*client.Se
 	return nil, e
 }
 
-// setup attaches the member and answers the offer. A peer returned with
-// an error has been started and must be ended.
+// setup answers the offer and attaches the member. The offer is checked
+// by the WebRTC stack before the member attaches: an offer it refuses
+// shows the room no one coming and going. A peer returned with an error
+// has been started and must be ended.
 func (s *Server) setup(ctx context.Context, room, user, tok, offer string) (*peer, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SetupTimeout)
 	defer cancel()
-	sess, err := s.attach(ctx, room, user, tok)
-	if err != nil {
-		return nil, "", err
-	}
 	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
-		sess.Close()
 		return nil, "", refuse(http.StatusInternalServerError, "creating the peer connection: %v", err)
 	}
-	p := newPeer(s, pc, sess, room, user)
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return p, "", refuse(http.StatusBadRequest, "the SDP offer was refused: %v", err)
+	answer, herr := accept(pc, offer)
+	if herr != nil {
+		_ = pc.Close()
+		return nil, "", herr
 	}
-	answer, err := pc.CreateAnswer(nil)
+	sess, err := s.attach(ctx, room, user, tok)
 	if err != nil {
-		return p, "", refuse(http.StatusBadRequest, "no answer to this offer: %v", err)
+		_ = pc.Close()
+		return nil, "", err
 	}
+	// The connection starts with the answer set: its callbacks are in
+	// place before.
+	p := newPeer(s, pc, sess, room, user)
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return p, "", refuse(http.StatusInternalServerError, "setting the answer: %v", err)
@@ -559,6 +561,18 @@ func (s *Server) setup(ctx context.Context, room, user, tok, offer string) (*pee
 	}
 	p.log.Info("WebRTC peer answered", "ice", s.addr.String())
 	return p, pc.LocalDescription().SDP, nil
+}
+
+// accept sets the offer on pc and makes the answer, not set yet.
+func accept(pc *webrtc.PeerConnection, offer string) (webrtc.SessionDescription, *httpError) {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return webrtc.SessionDescription{}, refuse(http.StatusBadRequest, "the SDP offer was refused: %v", err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		return webrtc.SessionDescription{}, refuse(http.StatusBadRequest, "no answer to this offer: %v", err)
+	}
+	return answer, nil
 }
 
 // String names the front in logs.
