@@ -96,5 +96,5 @@
 //     answered SERVFAIL; it does not stop the server.
 //   - Server.ServeDNS (a dns.Handler) and Server.Answer work without
 //     sockets, before Start and after Shutdown, and are safe for concurrent
-//     use.
+//     use. ServeDNS applies the UDP rate limit; Answer does not.
 package dnsserver

@@ -12,7 +12,8 @@ import (
 // server's goroutines, concurrently, and may also be called directly (tests,
 // fuzzing, benchmarks, or another dns.Server). It never blocks beyond the
 // Nodes function and w.WriteMsg. A reply is sized for UDP unless
-// w.LocalAddr is a *net.TCPAddr.
+// w.LocalAddr is a *net.TCPAddr; a UDP query from a client network over
+// Config.RateLimit (by w.RemoteAddr) gets an empty reply with the TC bit.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	defer func() {
 		// A panic (in Config.Nodes, say) costs one query, not the node.
