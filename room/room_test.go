@@ -516,3 +516,48 @@ func TestStateLineCuts(t *testing.T) {
 		}
 	}
 }
+
+// At most MaxLive chunks of one sender wait; the rest come through the
+// stream. A reader gets every chunk once and in order either way.
+func TestLiveCap(t *testing.T) {
+	var got []uint64
+	r := newRoom(t, "r", room.SinkFunc(func(_ string, line []byte) {
+		m, err := wire.Decode(line[:len(line)-1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Op == wire.OpText {
+			got = append(got, m.Seq)
+		}
+	}))
+	r.Register("n1/1", "bob")
+	r.Apply(1, room.Record{Op: room.OpJoin, User: "bob", Key: "n1/1", Node: "n1", Inc: 1})
+	if _, err := r.Activate("n1/1"); err != nil {
+		t.Fatal(err)
+	}
+	const n = room.MaxLive + 44
+	chunk := func(i int) room.Record {
+		return room.Record{Op: room.OpText, User: "ann", Key: "n2/1", Seq: uint64(i), T: "x"}
+	}
+	shown := 0
+	for i := 1; i <= n; i++ {
+		shown += r.ApplyLive(chunk(i))
+	}
+	if shown != room.MaxLive || r.Waiting() != room.MaxLive {
+		t.Fatalf("shown %d, waiting %d; want %d", shown, r.Waiting(), room.MaxLive)
+	}
+	for i := 1; i <= n; i++ {
+		r.Apply(uint64(i+1), chunk(i))
+		r.ApplyLive(chunk(i)) // late copies change nothing
+	}
+	want := make([]uint64, n)
+	for i := range want {
+		want[i] = uint64(i + 1)
+	}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("seqs delivered (-got +want):\n%s", diff)
+	}
+	if r.Waiting() != 0 {
+		t.Errorf("%d chunks still wait", r.Waiting())
+	}
+}
