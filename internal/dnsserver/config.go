@@ -62,10 +62,12 @@ type Config struct {
 	// not fit are truncated (TC bit) and the client retries over TCP.
 	// Between 512 and 65535. Default 1232 (DefaultMaxUDPSize).
 	MaxUDPSize int
-	// MaxTCPConns caps the TCP connections open at once. A connection
-	// accepted beyond it is closed at once, so clients that open
-	// connections and keep them cannot take the file descriptors the rest
-	// of the node needs. Default 256 (DefaultMaxTCPConns).
+	// MaxTCPConns caps the TCP connections open at once; one client host
+	// (an IPv4 address, an IPv6 /64; loopback is exempt) may hold a
+	// sixteenth of them, at least 1. A connection accepted beyond either
+	// is closed at once, so clients that open connections and keep them
+	// cannot take the file descriptors the rest of the node needs, nor
+	// every slot. Default 256 (DefaultMaxTCPConns).
 	MaxTCPConns int
 	// RateLimit is how many full UDP replies a second one client network
 	// (an IPv4 /24, an IPv6 /56) gets, with a burst of as many. Over it, a

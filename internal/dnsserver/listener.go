@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -21,38 +22,93 @@ const (
 )
 
 // tcpListener bounds the TCP side of the responder. At most max connections
-// are open at once: one accepted beyond that is closed at once, so that a
-// client that opens connections and keeps them cannot take the file
-// descriptors the node's other listeners need. Each reply must be written
-// within tcpWriteTimeout, or the connection is closed: miekg/dns sets read
-// deadlines only, so a client that sends queries and never reads would
-// otherwise hold its connection and goroutine for ever. Closing the
-// listener (which Shutdown does) ends every write in progress. An Accept
-// error that
-// passes (EMFILE, ENFILE, ENOBUFS, ENOMEM) is retried after a wait that
-// doubles from 5 ms to 1 s instead of at once, which would spin a core
-// until descriptors are free again.
+// are open at once, and at most max/16 (at least 1) from one client host (an
+// IPv4 address, an IPv6 /64; loopback is exempt): one accepted beyond either
+// is closed at once, so that a client that opens connections and keeps
+// them cannot take the file descriptors the node's other listeners need,
+// nor every slot. Each reply must be written within tcpWriteTimeout, or the
+// connection is closed: miekg/dns sets read deadlines only, so a client
+// that sends queries and never reads would otherwise hold its connection
+// and goroutine for ever. Closing the listener (which Shutdown does) ends
+// every write in progress. An Accept error that passes (EMFILE, ENFILE,
+// ENOBUFS, ENOMEM) is retried after a wait that doubles from 5 ms to 1 s
+// instead of at once, which would spin a core until descriptors are free
+// again.
 type tcpListener struct {
 	net.Listener
-	slots chan struct{} // one element per open connection
+	max, maxPerHost int
+	exempt          func(netip.Addr) bool // hosts without a limit of their own
 
 	closeOnce sync.Once
 	closed    chan struct{}
 
-	mu    sync.Mutex // guards conns
-	conns map[*limitedConn]struct{}
+	mu      sync.Mutex // guards the fields below
+	conns   map[*limitedConn]struct{}
+	perHost map[netip.Prefix]int
 }
 
-func newTCPListener(ln net.Listener, max int) *tcpListener {
+func newTCPListener(ln net.Listener, maxConns int) *tcpListener {
 	return &tcpListener{
-		Listener: ln,
-		slots:    make(chan struct{}, max),
-		closed:   make(chan struct{}),
-		conns:    make(map[*limitedConn]struct{}),
+		Listener:   ln,
+		max:        maxConns,
+		maxPerHost: max(1, maxConns/16),
+		exempt:     netip.Addr.IsLoopback,
+		closed:     make(chan struct{}),
+		conns:      make(map[*limitedConn]struct{}),
+		perHost:    make(map[netip.Prefix]int),
 	}
 }
 
-// Accept returns the next connection within the limit.
+// hostOf is the client host a TCP connection counts against: its IPv4
+// address or IPv6 /64; ok is false when the host is exempt or unknown.
+func (l *tcpListener) hostOf(c net.Conn) (p netip.Prefix, ok bool) {
+	ta, isTCP := c.RemoteAddr().(*net.TCPAddr)
+	if !isTCP {
+		return p, false
+	}
+	ip, valid := netip.AddrFromSlice(ta.IP)
+	if !valid {
+		return p, false
+	}
+	ip = ip.Unmap()
+	if l.exempt != nil && l.exempt(ip) {
+		return p, false
+	}
+	bits := 32
+	if ip.Is6() {
+		bits = 64
+	}
+	p, _ = ip.Prefix(bits)
+	return p, true
+}
+
+// admit counts c in if it is within the limits, and returns it wrapped.
+func (l *tcpListener) admit(c net.Conn) *limitedConn {
+	host, limited := l.hostOf(c)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.conns) >= l.max || (limited && l.perHost[host] >= l.maxPerHost) {
+		return nil
+	}
+	lc := &limitedConn{Conn: c}
+	l.conns[lc] = struct{}{}
+	if limited {
+		l.perHost[host]++
+	}
+	lc.release = func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.conns, lc)
+		if limited {
+			if l.perHost[host]--; l.perHost[host] == 0 {
+				delete(l.perHost, host)
+			}
+		}
+	}
+	return lc
+}
+
+// Accept returns the next connection within the limits.
 func (l *tcpListener) Accept() (net.Conn, error) {
 	var wait time.Duration
 	for {
@@ -71,28 +127,18 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 			continue
 		}
 		wait = 0
-		select {
-		case l.slots <- struct{}{}:
-			lc := &limitedConn{Conn: c}
-			lc.release = func() {
-				l.mu.Lock()
-				delete(l.conns, lc)
-				l.mu.Unlock()
-				<-l.slots
-			}
-			l.mu.Lock()
-			l.conns[lc] = struct{}{}
-			l.mu.Unlock()
-			select {
-			case <-l.closed:
-				// Closed while accepting: Close may have missed lc.
-				lc.stop()
-			default:
-			}
-			return lc, nil
-		default:
-			c.Close() // over the limit: the client sees the connection closed
+		lc := l.admit(c)
+		if lc == nil {
+			c.Close() // over a limit: the client sees the connection closed
+			continue
 		}
+		select {
+		case <-l.closed:
+			// Closed while accepting: Close may have missed lc.
+			lc.stop()
+		default:
+		}
+		return lc, nil
 	}
 }
 

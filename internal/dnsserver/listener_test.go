@@ -69,6 +69,34 @@ func TestServerTCPConnLimit(t *testing.T) {
 	}
 }
 
+// One host may hold MaxTCPConns/16 connections; another host is still
+// served.
+func TestServerTCPConnLimitPerHost(t *testing.T) {
+	s := newServer(t, newDir(manyNodes(1)...), func(c *Config) { c.MaxTCPConns = 32 })
+	s.exempt = nil // the test's clients are on loopback
+	start(t, s)
+	dial := func(from string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	for i := range 2 {
+		if _, err := tcpQuery(dial("127.0.0.1"), query("chat.test.", dns.TypeA, 0)); err != nil {
+			t.Fatalf("connection %d of 127.0.0.1: %v", i, err)
+		}
+	}
+	if r, err := tcpQuery(dial("127.0.0.1"), query("chat.test.", dns.TypeA, 0)); err == nil {
+		t.Fatalf("a third connection of 127.0.0.1 answered %v, want it closed", r)
+	}
+	if _, err := tcpQuery(dial("127.0.0.2"), query("chat.test.", dns.TypeA, 0)); err != nil {
+		t.Errorf("127.0.0.2 refused while 127.0.0.1 holds its share: %v", err)
+	}
+}
+
 // failingListener fails every Accept with err, counting the calls.
 type failingListener struct {
 	t      *testing.T

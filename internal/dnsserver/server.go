@@ -32,7 +32,7 @@ type Server struct {
 	rotation atomic.Uint64
 
 	limit  *rateLimiter          // nil: UDP replies are not limited
-	exempt func(netip.Addr) bool // clients the limit spares
+	exempt func(netip.Addr) bool // clients the UDP rate and TCP per-host limits spare
 	now    func() time.Time      // the limiter's clock
 
 	mu    sync.Mutex // guards the fields below
@@ -123,6 +123,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	ln := newTCPListener(tln, s.cfg.MaxTCPConns)
+	ln.exempt = s.exempt
 	bound := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	if ip := bound.Addr().Unmap(); len(s.cfg.NSAddrs) == 0 && !ip.IsUnspecified() {
 		s.setParams([]netip.Addr{ip.WithZone("")})
