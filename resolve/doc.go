@@ -36,6 +36,9 @@
 // counts only when it carries the query's ID and question: anything else
 // that arrives (a stale or forged reply, bytes that do not parse) is
 // skipped. A UDP reply larger than the EDNS0 size offered is still read.
+// Records no server can be reached at are left out, whichever resolver
+// gave them: SRV records with port 0 (but for the "." target) and the
+// addresses 0.0.0.0, ::, 255.255.255.255 and multicast ones.
 // When a truncated UDP reply cannot be asked again over TCP (the port is
 // refused or the connection fails before Config.Timeout), the records that
 // came over UDP are used. With it empty, Lookup uses the system resolver (net.Resolver),

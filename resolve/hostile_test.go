@@ -218,3 +218,57 @@ func TestLookupTruncatedWithoutTCP(t *testing.T) {
 		t.Errorf("%d addresses, want 1 to %d", len(got), maxTargetLookups)
 	}
 }
+
+// Records no client can use are left out: an SRV record with port 0, and
+// addresses that name no server (0.0.0.0, which dials this very host, ::,
+// multicast).
+func TestLookupSkipsUnusableRecords(t *testing.T) {
+	addr := staticServer(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		add := func(section *[]dns.RR, s string) {
+			rr, err := dns.NewRR(s)
+			if err != nil {
+				t.Error(err)
+			}
+			*section = append(*section, rr)
+		}
+		switch q := r.Question[0]; {
+		case q.Qtype == dns.TypeSRV:
+			add(&m.Answer, q.Name+" 5 IN SRV 0 1 0 a.odd.test.")
+			add(&m.Answer, q.Name+" 5 IN SRV 0 1 7001 b.odd.test.")
+			add(&m.Extra, "a.odd.test. 5 IN A 127.0.5.1")
+			add(&m.Extra, "b.odd.test. 5 IN A 0.0.0.0")
+			add(&m.Extra, "b.odd.test. 5 IN A 127.0.5.2")
+			add(&m.Extra, "b.odd.test. 5 IN AAAA ::")
+			add(&m.Extra, "b.odd.test. 5 IN AAAA ff02::1")
+			add(&m.Extra, "b.odd.test. 5 IN A 224.0.0.1")
+		}
+		w.WriteMsg(m)
+	})
+	got, err := Lookup(t.Context(), Config{Resolver: addr}, "odd.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, []string{"127.0.5.2:7001"}); diff != "" {
+		t.Errorf("Lookup (-got +want):\n%s", diff)
+	}
+}
+
+// A lone SRV record with target "." (RFC 2782: the service is decidedly
+// not available here) is ErrNoAddress, port 0 and all.
+func TestLookupSRVDot(t *testing.T) {
+	addr := staticServer(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if q := r.Question[0]; q.Qtype == dns.TypeSRV {
+			rr, _ := dns.NewRR(q.Name + " 5 IN SRV 0 0 0 .")
+			m.Answer = append(m.Answer, rr)
+		}
+		w.WriteMsg(m)
+	})
+	_, err := Lookup(t.Context(), Config{Resolver: addr, DefaultPort: 7070}, "dot.test")
+	if !errors.Is(err, ErrNoAddress) || !strings.Contains(err.Error(), "not available") {
+		t.Errorf("Lookup: %v, want ErrNoAddress saying the service is not available", err)
+	}
+}

@@ -294,7 +294,7 @@ func (l *lookup) srvDNS(ctx context.Context) ([]srvRecord, map[string][]netip.Ad
 	}
 	var srvs []srvRecord
 	for _, rr := range r.Answer {
-		if s, ok := rr.(*dns.SRV); ok && dns.CanonicalName(s.Hdr.Name) == name {
+		if s, ok := rr.(*dns.SRV); ok && dns.CanonicalName(s.Hdr.Name) == name && (s.Port != 0 || s.Target == ".") {
 			srvs = append(srvs, srvRecord{priority: s.Priority, weight: s.Weight, port: s.Port, target: dns.CanonicalName(s.Target)})
 		}
 	}
@@ -543,7 +543,14 @@ func addrOf(rr dns.RR) (netip.Addr, bool) {
 	if rr.Header().Rrtype == dns.TypeA {
 		a = a.Unmap()
 	}
-	return a, true
+	return a, usable(a)
+}
+
+// usable reports whether a can be a server's address: not unspecified
+// (0.0.0.0 dials this very host) and not multicast or broadcast.
+func usable(a netip.Addr) bool {
+	u := a.Unmap()
+	return !u.IsUnspecified() && !u.IsMulticast() && u != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
 
 // srvSystem asks the system resolver for the SRV records. Not found is no
@@ -560,6 +567,9 @@ func (l *lookup) srvSystem(ctx context.Context) ([]srvRecord, error) {
 	}
 	srvs := make([]srvRecord, 0, len(recs))
 	for _, r := range recs {
+		if r.Port == 0 && r.Target != "." {
+			continue // no server listens on port 0
+		}
 		srvs = append(srvs, srvRecord{priority: r.Priority, weight: r.Weight, port: r.Port, target: dns.CanonicalName(r.Target)})
 	}
 	return srvs, nil
@@ -577,7 +587,7 @@ func (l *lookup) ipsSystem(ctx context.Context) ([]netip.Addr, error) {
 	var ips []netip.Addr
 	for _, a := range addrs {
 		a = a.Unmap()
-		if !slices.Contains(ips, a) {
+		if usable(a) && !slices.Contains(ips, a) {
 			ips = append(ips, a)
 		}
 	}
