@@ -31,18 +31,22 @@
 // for each target's A and AAAA records: no name goes to the system
 // resolver. Only the first 8 such targets, in the order chosen, are looked
 // up, and a target whose lookup fails is left out; the failure is reported
-// only when no target has an address. A UDP query without a reply is sent
-// again after 1 s, then 2 s, 4 s..., within Config.Timeout, and a reply
-// counts only when it carries the query's ID and question: anything else
-// that arrives (a stale or forged reply, bytes that do not parse) is
-// skipped. A UDP reply larger than the EDNS0 size offered is still read.
-// Records no server can be reached at are left out, whichever resolver
-// gave them: SRV records with port 0 (but for the "." target) and the
-// addresses 0.0.0.0, ::, 255.255.255.255 and multicast ones.
-// When a truncated UDP reply cannot be asked again over TCP (the port is
-// refused or the connection fails before Config.Timeout), the records that
-// came over UDP are used. With it empty, Lookup uses the system resolver (net.Resolver),
-// and SRV targets come back as host names that the dialler resolves.
+// only when no target has an address. With Config.Resolver empty, Lookup
+// uses the system resolver (net.Resolver), and SRV targets come back as
+// host names that the dialler resolves.
+//
+// Asking a server itself, Lookup sends a UDP query again when no reply came
+// after 1 s, then 2 s, 4 s..., within Config.Timeout, and takes a reply only
+// when it carries the query's ID and question: anything else that arrives
+// (a stale or forged reply, bytes that do not parse) is skipped. A UDP
+// reply larger than the EDNS0 size offered is still read. When a truncated
+// UDP reply cannot be asked again over TCP (the port is refused or the
+// connection fails before Config.Timeout), the records that came over UDP
+// are used.
+//
+// Records no server can be reached at are left out, whichever resolver gave
+// them: SRV records with port 0 (but for the "." target) and the addresses
+// 0.0.0.0, ::, 255.255.255.255 and multicast ones.
 //
 // # Caller's duties
 //
