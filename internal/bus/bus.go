@@ -15,6 +15,13 @@
 // started alone waits for its first peer before it can store anything. An
 // external NATS (Config.External) brings its own JetStream, if enabled
 // there.
+//
+// The embedded server logs through Config.Logger (component nats), its
+// notices at debug level. Its warnings and errors are sampled: one line
+// of a kind (one format of nats-server's) a minute at its level, the
+// repeats in between at debug level, so that a long fault (a peer cut
+// off, whose route is dialled again every second or two) does not flood
+// the log.
 package bus
 
 import (
@@ -191,7 +198,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: configuring embedded NATS: %w", err)
 	}
-	ns.SetLoggerV2(&logAdapter{log: cfg.Logger.With("component", "nats")}, false, false, false)
+	ns.SetLoggerV2(newLogAdapter(cfg.Logger.With("component", "nats")), false, false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(cfg.StartTimeout) {
 		ns.Shutdown()
@@ -714,23 +721,3 @@ func (b *Bus) Close() {
 		b.server.WaitForShutdown()
 	}
 }
-
-// logAdapter routes nats-server's log lines to slog.
-type logAdapter struct{ log *slog.Logger }
-
-func (l *logAdapter) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l *logAdapter) Warnf(format string, v ...any) {
-	msg := fmt.Sprintf(format, v...)
-	if strings.HasPrefix(msg, "Plaintext passwords detected") {
-		// The passwords are the node's own, drawn at random at each start
-		// and handed to in-process connections, and the operator's derived
-		// from the cluster secret: nothing an operator should act on.
-		l.log.Debug(msg)
-		return
-	}
-	l.log.Warn(msg)
-}
-func (l *logAdapter) Fatalf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l *logAdapter) Errorf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l *logAdapter) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l *logAdapter) Tracef(format string, v ...any) {}

@@ -1,0 +1,93 @@
+package bus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+)
+
+// logSampleEvery is how often one of nats-server's warnings or errors
+// (one format, whatever its arguments) reaches the log at its level.
+// Under a long fault nats-server repeats some without end: a route to a
+// peer cut off is dialled again every second or two, each failure an
+// error ("Error trying to connect to route"), and every stream without
+// a quorum is reported every few seconds ("has NO quorum, stalled"). The
+// first goes out at once; the repeats within logSampleEvery go out at
+// debug level, and the next one past it says how many there were
+// (repeated).
+const logSampleEvery = time.Minute
+
+// logAdapter routes nats-server's log lines to slog, sampling its
+// warnings and errors by format (logSampleEvery).
+type logAdapter struct {
+	log *slog.Logger
+	now func() time.Time
+
+	mu sync.Mutex
+	// last holds, per format, when it last went out at its level and
+	// how many repeats went to debug since. nats-server's formats are
+	// literals in its code: the map stays small.
+	last map[string]*sampledLine
+}
+
+type sampledLine struct {
+	at       time.Time
+	repeated int
+}
+
+func newLogAdapter(log *slog.Logger) *logAdapter {
+	return &logAdapter{log: log, now: time.Now, last: make(map[string]*sampledLine)}
+}
+
+// sample reports whether a line of format goes out at its level now,
+// and how many repeats of it went to debug since the last that did.
+func (l *logAdapter) sample(format string) (bool, int) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.last[format]
+	if s == nil {
+		l.last[format] = &sampledLine{at: now}
+		return true, 0
+	}
+	if now.Sub(s.at) < logSampleEvery {
+		s.repeated++
+		return false, 0
+	}
+	repeated := s.repeated
+	s.at, s.repeated = now, 0
+	return true, repeated
+}
+
+// emit logs a warning or an error, sampled.
+func (l *logAdapter) emit(level slog.Level, format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	ok, repeated := l.sample(format)
+	switch {
+	case !ok:
+		l.log.Debug(msg, "sampled", true)
+	case repeated > 0:
+		l.log.Log(context.Background(), level, msg, "repeated", repeated)
+	default:
+		l.log.Log(context.Background(), level, msg)
+	}
+}
+
+func (l *logAdapter) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *logAdapter) Warnf(format string, v ...any) {
+	if strings.HasPrefix(format, "Plaintext passwords detected") {
+		// The passwords are the node's own, drawn at random at each start
+		// and handed to in-process connections, and the operator's derived
+		// from the cluster secret: nothing an operator should act on.
+		l.log.Debug(fmt.Sprintf(format, v...))
+		return
+	}
+	l.emit(slog.LevelWarn, format, v...)
+}
+func (l *logAdapter) Fatalf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *logAdapter) Errorf(format string, v ...any) { l.emit(slog.LevelError, format, v...) }
+func (l *logAdapter) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l *logAdapter) Tracef(format string, v ...any) {}
