@@ -340,9 +340,14 @@ func WithToken(token string) Option {
 }
 
 // WithTokenFunc sets a function that returns the token to send with each
-// attach (the first and every reattachment), so that a long session can
-// present a fresh token after a failover. It is called from the
-// session's own goroutine and may block until ctx ends.
+// attach (the first and every reattachment, a move's included), so that
+// a long session can present a fresh token after a failover. It is called
+// from the session's own goroutine before each attach opens its
+// connection, and may block until ctx ends (Dial's context, then the
+// session's, which ends at Close): the attempt timeout (WithAttemptTimeout)
+// does not bound it. An error it returns counts as a failed attempt on
+// the node picked, which is retried as a node that refused the
+// connection.
 func WithTokenFunc(f func(ctx context.Context) (string, error)) Option {
 	return func(o *options) error {
 		if f == nil {

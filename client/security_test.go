@@ -228,3 +228,60 @@ func TestToken(t *testing.T) {
 		t.Errorf("Dial without a token: %v, want ErrUnauthorized", err)
 	}
 }
+
+// A token source slower than the attempt timeout (an identity provider
+// that takes its time) delays the attach but does not fail it: the token
+// is fetched before the connection is opened, so its wait neither uses
+// up the attempt nor holds a connection the node would close. It is asked
+// again for every attach: on the hello connection, on a connection of
+// its own, and after a failover.
+func TestSlowTokenFuncAttachesAndRefreshes(t *testing.T) {
+	const service = "token.test"
+	const attempt = 300 * time.Millisecond
+	signer, pubFile := nodetest.TokenKey(t)
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Service = service
+		cfg.TokenKey = pubFile
+	}})
+	c.WaitAllUp(settle)
+	var calls atomic.Int32
+	slow := func(ctx context.Context) (string, error) {
+		calls.Add(1)
+		select {
+		case <-time.After(2 * attempt): // the provider's own pace, not a synchronisation
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+		return token.Mint(signer, token.Claims{User: "ann", Service: service, Expires: time.Now().Add(time.Hour)}, time.Now())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	opts := []client.Option{client.WithUser("ann"), client.WithTokenFunc(slow), client.WithAttemptTimeout(attempt), client.WithRetry(fastRetry())}
+	// n1 answers the hello and is picked: the attach goes on the hello's
+	// connection.
+	s, err := client.Dial(ctx, c.Nodes[0].Addr(), append(opts, client.WithPolicy(preferring("n1")))...)
+	if err != nil {
+		t.Fatalf("Dial with a slow token source, attaching on the hello's connection: %v", err)
+	}
+	s.Close()
+	// n2 is picked: a connection of its own, hello and attach together.
+	s, err = client.Dial(ctx, c.Nodes[0].Addr(), append(opts, client.WithPolicy(preferring("n2", "n1")))...)
+	if err != nil {
+		t.Fatalf("Dial with a slow token source, attaching to another node: %v", err)
+	}
+	defer s.Close()
+	if id := s.Node().ID; id != "n2" {
+		t.Fatalf("attached to %s, want n2", id)
+	}
+	before := calls.Load()
+	if err := c.Nodes[1].Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	back := awaitEvent(t, s, "reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
+	if back.Node.ID != "n1" {
+		t.Errorf("reattached to %s, want n1", back.Node.ID)
+	}
+	if calls.Load() == before {
+		t.Errorf("the reattach sent no fresh token: the token function was not called again")
+	}
+}

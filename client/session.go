@@ -495,20 +495,26 @@ func (s *Session) hello(ctx context.Context, addr string) (*Conn, *wire.Director
 func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, error) {
 	node := a.node
 	a.move = nil // one from a connection before this one is not this node's
+	// The token first, before a connection is opened: a slow token
+	// source delays the attach, but neither uses up the attempt timeout
+	// nor holds a connection open meanwhile.
+	msg, err := s.attachMessage(ctx)
+	if err != nil {
+		return s.failure(ctx, node, err), nil
+	}
 	var c *Conn
 	var m wire.Message
-	var err error
 	if a.boot != nil && a.dir != nil && a.dir.Self == node.ID {
 		c, a.boot = a.boot, nil
 		actx, cancel := context.WithTimeout(ctx, s.opts.attempt)
-		m, err = s.attachOn(actx, c, a)
+		m, err = attachOn(actx, c, a, msg)
 		cancel()
 	} else {
 		if a.boot != nil {
 			a.boot.Close()
 			a.boot = nil
 		}
-		c, m, err = s.helloAttach(ctx, a, node.Addr)
+		c, m, err = s.helloAttach(ctx, a, node.Addr, msg)
 		if c == nil {
 			return s.failure(ctx, node, err), nil
 		}
@@ -576,24 +582,21 @@ func (s *Session) failure(ctx context.Context, node directory.Node, err error) f
 	return failover.Outcome{Kind: failover.DialFailed, Node: node.ID, Err: err}
 }
 
-// helloAttach connects to addr and sends hello and attach together, not
-// waiting for the directory in between (the node answers them in order),
-// then reads the directory and the attach's answer: one round trip where
-// hello then attach take two. It returns a nil Conn when the connection,
-// the token or the hello failed, and otherwise the open connection and
-// the attach's answer or error, as attachOn does, with the directory in
-// a (the hello's, and what the node pushed before its answer).
-func (s *Session) helloAttach(ctx context.Context, a *attempt, addr string) (*Conn, wire.Message, error) {
+// helloAttach connects to addr and sends hello and the attach msg
+// together, not waiting for the directory in between (the node answers
+// them in order), then reads the directory and the attach's answer: one
+// round trip where hello then attach take two. It returns a nil Conn when
+// the connection or the hello failed, and otherwise the open connection
+// and the attach's answer or error, as attachOn does, with the directory
+// in a (the hello's, and what the node pushed before its answer).
+func (s *Session) helloAttach(ctx context.Context, a *attempt, addr string, msg wire.Message) (*Conn, wire.Message, error) {
 	hctx, cancel := context.WithTimeout(ctx, s.opts.attempt)
 	defer cancel()
 	c, err := DialConnTLS(hctx, s.opts.dialer, addr, s.tls)
 	if err != nil {
 		return nil, wire.Message{}, err
 	}
-	msg, err := s.attachMessage(hctx)
-	if err == nil {
-		err = c.Send(s.helloMessage())
-	}
+	err = c.Send(s.helloMessage())
 	if err == nil {
 		err = c.Send(msg)
 	}
@@ -613,7 +616,7 @@ func (s *Session) helloAttach(ctx context.Context, a *attempt, addr string) (*Co
 }
 
 // attachMessage is the attach message, with a fresh token when the
-// session has a token source.
+// session has a token source; the source may take until ctx ends.
 func (s *Session) attachMessage(ctx context.Context) (wire.Message, error) {
 	msg := wire.Message{Op: wire.OpAttach, User: s.opts.user}
 	if s.opts.token != nil {
@@ -626,13 +629,9 @@ func (s *Session) attachMessage(ctx context.Context) (wire.Message, error) {
 	return msg, nil
 }
 
-// attachOn sends attach on c, whose hello answered with a's directory,
-// and waits for the answer.
-func (s *Session) attachOn(ctx context.Context, c *Conn, a *attempt) (wire.Message, error) {
-	msg, err := s.attachMessage(ctx)
-	if err != nil {
-		return wire.Message{}, err
-	}
+// attachOn sends the attach msg on c, whose hello answered with a's
+// directory, and waits for the answer.
+func attachOn(ctx context.Context, c *Conn, a *attempt, msg wire.Message) (wire.Message, error) {
 	if err := c.Send(msg); err != nil {
 		return wire.Message{}, err
 	}
