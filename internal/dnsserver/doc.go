@@ -76,6 +76,11 @@
 // When the process runs out of file descriptors, accepting waits (5 ms
 // doubling to 1 s) rather than spinning.
 //
+// Server.Stats counts the UDP replies truncated by the rate limit, the TCP
+// connections closed over a limit and those closed by a failed write. A
+// line at Warn says when replies are truncated or connections closed over
+// a limit, at most once a minute for each.
+//
 // # Speed
 //
 // The answers are built once per directory snapshot and shared: a query

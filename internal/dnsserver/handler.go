@@ -56,7 +56,16 @@ func (s *Server) limited(remote net.Addr) bool {
 	if s.exempt != nil && s.exempt(ip) {
 		return false
 	}
-	return !s.limit.allow(clientNet(ip), s.now())
+	now := s.now()
+	network := clientNet(ip)
+	if s.limit.allow(network, now) {
+		return false
+	}
+	n := s.counts.rateLimited.Add(1)
+	if due(&s.counts.rateLogged, now) {
+		s.log.Warn("dns replies over the rate limit are truncated", "network", network, "limit_per_s", s.cfg.RateLimit, "truncated_total", n)
+	}
+	return true
 }
 
 // truncated is the reply to a query over the rate limit: its header and

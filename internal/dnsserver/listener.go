@@ -38,6 +38,8 @@ type tcpListener struct {
 	net.Listener
 	max, maxPerHost int
 	exempt          func(netip.Addr) bool // hosts without a limit of their own
+	refused         func(remote net.Addr) // called for each connection over a limit, or nil
+	writeFailed     func()                // called for each connection a write closed, or nil
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -90,7 +92,7 @@ func (l *tcpListener) admit(c net.Conn) *limitedConn {
 	if len(l.conns) >= l.max || (limited && l.perHost[host] >= l.maxPerHost) {
 		return nil
 	}
-	lc := &limitedConn{Conn: c}
+	lc := &limitedConn{Conn: c, writeFailed: l.writeFailed}
 	l.conns[lc] = struct{}{}
 	if limited {
 		l.perHost[host]++
@@ -123,12 +125,16 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 			case <-t.C:
 			case <-l.closed:
 				t.Stop()
+				return nil, net.ErrClosed
 			}
 			continue
 		}
 		wait = 0
 		lc := l.admit(c)
 		if lc == nil {
+			if l.refused != nil {
+				l.refused(c.RemoteAddr())
+			}
 			c.Close() // over a limit: the client sees the connection closed
 			continue
 		}
@@ -145,8 +151,8 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 // Close closes the listener, ends any backoff wait and any reply being
 // written: the connections' reads are miekg/dns's to end.
 func (l *tcpListener) Close() error {
-	l.closeOnce.Do(func() { close(l.closed) })
 	err := l.Listener.Close()
+	l.closeOnce.Do(func() { close(l.closed) })
 	l.mu.Lock()
 	for c := range l.conns {
 		c.stop()
@@ -173,6 +179,9 @@ type limitedConn struct {
 	once    sync.Once
 	release func()
 	stopped atomic.Bool // the listener closed: writes fail at once
+
+	writeFailed func()      // called once when a write fails, or nil
+	failed      atomic.Bool // writeFailed was called
 }
 
 // Write writes b within tcpWriteTimeout. A reply that cannot be written
@@ -187,6 +196,9 @@ func (c *limitedConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	if err != nil {
 		c.Conn.Close()
+		if c.writeFailed != nil && !c.stopped.Load() && !c.failed.Swap(true) {
+			c.writeFailed()
+		}
 	}
 	return n, err
 }

@@ -49,6 +49,9 @@ func TestServerTCPConnLimit(t *testing.T) {
 	} else if !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
 		t.Fatalf("connection over the limit: %v, want it closed", err)
 	}
+	if got := s.Stats().TCPRefused; got != 1 {
+		t.Errorf("Stats().TCPRefused = %d, want 1", got)
+	}
 
 	held[0].Close()
 	// The server notices the close when its read returns: wait for that.
@@ -192,5 +195,8 @@ func TestServerTCPClientThatNeverReads(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the connection of a client that never reads still holds the only slot: %v", err)
 		}
+	}
+	if got := s.Stats().TCPWriteFailed; got != 1 {
+		t.Errorf("Stats().TCPWriteFailed = %d, want 1", got)
 	}
 }

@@ -98,6 +98,9 @@ func TestServerRateLimitsUDP(t *testing.T) {
 	if !r.Retried || len(r.Answer) != 60 {
 		t.Errorf("dig over the limit: retried over TCP %v with %d answers, want a retry and all 60\n%s", r.Retried, len(r.Answer), r.Raw)
 	}
+	if got := s.Stats().RateLimited; got != 4 {
+		t.Errorf("Stats().RateLimited = %d, want 4", got)
+	}
 	// A second later the client has its burst again.
 	clock.Add(1)
 	if r := exchange(t, "udp", s.Addr(), query("chat.test.", dns.TypeA, 1232)); r.Truncated || len(r.Answer) != 60 {

@@ -31,6 +31,7 @@ type Server struct {
 	serial   atomic.Uint32
 	rotation atomic.Uint64
 
+	counts counters
 	limit  *rateLimiter          // nil: UDP replies are not limited
 	exempt func(netip.Addr) bool // clients the UDP rate and TCP per-host limits spare
 	now    func() time.Time      // the limiter's clock
@@ -124,6 +125,13 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	ln := newTCPListener(tln, s.cfg.MaxTCPConns)
 	ln.exempt = s.exempt
+	ln.refused = func(remote net.Addr) {
+		n := s.counts.tcpRefused.Add(1)
+		if due(&s.counts.tcpLogged, time.Now()) {
+			s.log.Warn("dns TCP connection over the limit closed", "remote", remote.String(), "max", s.cfg.MaxTCPConns, "closed_total", n)
+		}
+	}
+	ln.writeFailed = func() { s.counts.tcpWriteFailed.Add(1) }
 	bound := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	if ip := bound.Addr().Unmap(); len(s.cfg.NSAddrs) == 0 && !ip.IsUnspecified() {
 		s.setParams([]netip.Addr{ip.WithZone("")})
