@@ -50,11 +50,14 @@
 //     spoofed query must not turn into a large reply at its victim.
 //   - Names outside Z, classes other than IN, and zone transfers: REFUSED.
 //     Opcodes other than QUERY: NOTIMP. Not exactly one question, or more
-//     than one OPT record: FORMERR. EDNS versions above 0: BADVERS.
+//     than one OPT record, or a message that does not parse (a
+//     compression loop, counts beyond the data): FORMERR. EDNS versions
+//     above 0: BADVERS. Anything shorter than a DNS header, and responses,
+//     get no reply at all.
 //
 // Every record has the TTL Config.TTL (default 5 s). A UDP reply fits in 512
 // bytes, or in the size the client's EDNS0 OPT offers (capped at
-// Config.MaxUDPSize); a reply that does not fit is cut and has the TC bit, so
+// Config.MaxUDPSize, default 1232); a reply that does not fit is cut and has the TC bit, so
 // the client asks again over TCP, where the whole answer is served.
 //
 // Over UDP each client network (an IPv4 /24, an IPv6 /56) gets at most
@@ -68,13 +71,12 @@
 // Over TCP at most Config.MaxTCPConns (default 256) connections are open at
 // once, and at most a sixteenth of them (at least 1) from one client host
 // (an IPv4 address, an IPv6 /64; loopback is exempt); one beyond either is
-// closed as soon as it is accepted. A connection
-// must send its first query within 2 s and each further one within 8 s of
-// the last reply, and is closed after 128 queries (miekg/dns's defaults),
-// or when a reply cannot be written within 2 s (a client that does not
-// read its replies).
-// When the process runs out of file descriptors, accepting waits (5 ms
-// doubling to 1 s) rather than spinning.
+// closed as soon as it is accepted. A connection must send its first query
+// within 2 s and each further one within 8 s of the last reply, and is
+// closed after 128 queries (miekg/dns's defaults), or when a reply cannot
+// be written within 2 s (a client that does not read its replies). When
+// the process runs out of file descriptors, accepting waits (5 ms doubling
+// to 1 s) rather than spinning.
 //
 // Server.Stats counts the UDP replies truncated by the rate limit, the TCP
 // connections closed over a limit and those closed by a failed write. A
