@@ -529,10 +529,15 @@ func plural(n int, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-// grow returns base doubled k-1 times, capped at limit.
+// grow returns base doubled k-1 times, capped at limit. It stops
+// doubling at the cap, so that a cap near the largest Duration cannot
+// make the wait wrap around.
 func grow(base, limit time.Duration, k int) time.Duration {
 	d := base
 	for i := 1; i < k && d < limit; i++ {
+		if d > limit/2 {
+			return limit
+		}
 		d *= 2
 	}
 	return min(d, limit)
