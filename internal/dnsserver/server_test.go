@@ -346,13 +346,45 @@ func TestServerPortTaken(t *testing.T) {
 
 func TestServerMalformed(t *testing.T) {
 	s := startServer(t, newDir(manyNodes(1)...))
-	// A header that promises one question, and no question.
-	q := []byte{0xbe, 0xef, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00}
-	r := new(dns.Msg)
-	if err := r.Unpack(rawBytesExchange(t, s.Addr(), q)); err != nil {
-		t.Fatal(err)
+	hdr := func(flags byte, qd, an, ns, ar byte) []byte {
+		return []byte{0xbe, 0xef, flags, 0x00, 0, qd, 0, an, 0, ns, 0, ar}
 	}
-	if r.Id != 0xbeef || r.Rcode != dns.RcodeFormatError {
-		t.Errorf("reply id %#x rcode %s, want 0xbeef FORMERR", r.Id, dns.RcodeToString[r.Rcode])
+	question := []byte{4, 'c', 'h', 'a', 't', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1}
+	tests := []struct {
+		name  string
+		q     []byte
+		rcode int
+	}{
+		{"one question promised, none sent", hdr(0x01, 1, 0, 0, 0), dns.RcodeFormatError},
+		{"no question", hdr(0x01, 0, 0, 0, 0), dns.RcodeFormatError},
+		{"a name that points at itself", append(hdr(0x01, 1, 0, 0, 0), 0xc0, 12, 0, 1, 0, 1), dns.RcodeFormatError},
+		{"answers promised in a query", append(hdr(0x01, 1, 5, 0, 0), question...), dns.RcodeFormatError},
+		{"a label longer than 63 bytes", append(append(hdr(0x01, 1, 0, 0, 0), 64), make([]byte, 70)...), dns.RcodeFormatError},
+		{"UPDATE", append(hdr(0x28, 1, 0, 0, 0), question...), dns.RcodeNotImplemented},
+		{"IQUERY", append(hdr(0x08, 1, 0, 0, 0), question...), dns.RcodeNotImplemented},
+		{"well formed", append(hdr(0x01, 1, 0, 0, 0), question...), dns.RcodeSuccess},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := new(dns.Msg)
+			if err := r.Unpack(rawBytesExchange(t, s.Addr(), tt.q)); err != nil {
+				t.Fatal(err)
+			}
+			if r.Id != 0xbeef || !r.Response || r.Rcode != tt.rcode || r.RecursionAvailable {
+				t.Errorf("reply id %#x qr %v rcode %s ra %v, want 0xbeef, qr, %s, no ra", r.Id, r.Response, dns.RcodeToString[r.Rcode], r.RecursionAvailable, dns.RcodeToString[tt.rcode])
+			}
+		})
+	}
+}
+
+// The question comes back exactly as asked, case and all: resolvers that
+// randomise the case of names (0x20) drop replies that change it.
+func TestServerEchoesQuestionCase(t *testing.T) {
+	s := startServer(t, newDir(manyNodes(2)...))
+	for _, name := range []string{"ChAt.TeSt.", "cHaT.tEsT.", "MISSING.chat.TEST."} {
+		r := exchange(t, "udp", s.Addr(), query(name, dns.TypeA, 0))
+		if len(r.Question) != 1 || r.Question[0].Name != name {
+			t.Errorf("question %v, want %s as asked", r.Question, name)
+		}
 	}
 }
