@@ -29,7 +29,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		_, tcp = a.(*net.TCPAddr)
 	}
 	if !tcp && r != nil && !r.Response && s.limited(w.RemoteAddr()) {
-		_ = w.WriteMsg(truncated(r))
+		_ = w.WriteMsg(s.truncated(r))
 		return
 	}
 	if m := s.Answer(r, tcp); m != nil {
@@ -69,9 +69,10 @@ func (s *Server) limited(remote net.Addr) bool {
 }
 
 // truncated is the reply to a query over the rate limit: its header and
-// question, no records, and the TC bit, which sends a real client to TCP.
-// It is never larger than the query.
-func truncated(r *dns.Msg) *dns.Msg {
+// question, no records, and the TC bit, which sends a real client to TCP;
+// an OPT record when the query had one (RFC 6891). It is never larger than
+// the query.
+func (s *Server) truncated(r *dns.Msg) *dns.Msg {
 	m := &dns.Msg{}
 	m.Id = r.Id
 	m.Response = true
@@ -80,6 +81,9 @@ func truncated(r *dns.Msg) *dns.Msg {
 	m.Truncated = true
 	if len(r.Question) == 1 {
 		m.Question = []dns.Question{r.Question[0]}
+	}
+	if r.IsEdns0() != nil {
+		m.SetEdns0(uint16(s.cfg.MaxUDPSize), false)
 	}
 	return m
 }

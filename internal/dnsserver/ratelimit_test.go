@@ -91,8 +91,16 @@ func TestServerRateLimitsUDP(t *testing.T) {
 	q := query("chat.test.", dns.TypeA, 1232)
 	q.Id = dns.Id()
 	packed, _ := q.Pack()
-	if raw := rawExchange(t, s.Addr(), q); len(raw) > len(packed) {
+	raw := rawExchange(t, s.Addr(), q)
+	if len(raw) > len(packed) {
 		t.Errorf("limited reply of %d bytes to a query of %d", len(raw), len(packed))
+	}
+	limited := new(dns.Msg)
+	if err := limited.Unpack(raw); err != nil {
+		t.Fatal(err)
+	}
+	if !limited.Truncated || len(limited.Answer) != 0 || limited.IsEdns0() == nil {
+		t.Errorf("limited reply: TC %v, %d answers, OPT %v; want TC, none, and an OPT as the query had", limited.Truncated, len(limited.Answer), limited.IsEdns0())
 	}
 	r := dig(t, s.Addr(), "chat.test", "A")
 	if !r.Retried || len(r.Answer) != 60 {
