@@ -28,7 +28,10 @@ import "github.com/switchboard/switchboard/wire"
 //     it stored them and the sender resent nothing): they are dropped, and
 //     the sessions shown them get the room's state once the record is
 //     applied, in place of its chunks (one of those could come after a
-//     later chunk of its sender shown live).
+//     later chunk of its sender shown live). So do the sessions shown
+//     chunks of a user whose last session leaves while they wait: a
+//     session stores its text before its leave, so they were never
+//     stored, and no session of the user is left to store them.
 //   - A session that got its state after one of a sender's waiting
 //     chunks was shown lacks that chunk until the stream brings it, so
 //     the sender's later live chunks skip it too, until none of the
@@ -48,7 +51,8 @@ import "github.com/switchboard/switchboard/wire"
 // each once, but two senders' chunks may interleave differently on two
 // nodes (docs/protocol.md says so). Text shown live whose sender's node
 // and client both died before storing it stays on the screens that
-// showed it and is not in the room's history.
+// showed it, and is not in the room's history, until its sender stores
+// more text or leaves the room (or is removed from it).
 
 // MaxLive is how many chunks of one sender may wait, shown live, for the
 // stream to bring them.

@@ -236,8 +236,26 @@ func (r *Room) applyLeave(rec Record) {
 		}
 	}
 	slices.Sort(gone)
-	for _, user := range slices.Compact(gone) {
+	gone = slices.Compact(gone)
+	for _, user := range gone {
 		r.deliver(wire.Message{Op: wire.OpPresence, Room: r.name, User: user, Event: "leave"}, "")
+	}
+	for _, user := range gone {
+		// A session stores its text before its leave, so what still
+		// waits of a user who has no session left was never stored,
+		// and nobody is left to store it: the sessions shown it get
+		// the room's state.
+		if w := r.live[user]; len(w) > 0 {
+			r.stale = true
+			for _, c := range w {
+				r.staleUpTo = max(r.staleUpTo, c.epoch)
+			}
+			r.unstored = append(r.unstored, fmt.Sprintf("%s %d", user, w[0].seq))
+			// The user's next session counts on from the stored seq:
+			// its chunks after it are the next to show.
+			delete(r.live, user)
+			delete(r.shown, user)
+		}
 	}
 	// A leaver whose user stays in the room through another session
 	// still hears that it left.
