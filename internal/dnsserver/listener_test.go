@@ -200,3 +200,34 @@ func TestServerTCPClientThatNeverReads(t *testing.T) {
 		t.Errorf("Stats().TCPWriteFailed = %d, want 1", got)
 	}
 }
+
+// Queries pipelined on one TCP connection are each answered, in order.
+func TestServerTCPPipelined(t *testing.T) {
+	s := startServer(t, newDir(manyNodes(3)...))
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	co := &dns.Conn{Conn: c}
+	names := []string{"chat.test.", "missing.chat.test.", "example.org.", "_switchboard._tcp.chat.test.", "n001.node.chat.test."}
+	var ids []uint16
+	for _, name := range names {
+		q := query(name, dns.TypeA, 0)
+		ids = append(ids, q.Id)
+		if err := co.WriteMsg(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []int{dns.RcodeSuccess, dns.RcodeNameError, dns.RcodeRefused, dns.RcodeSuccess, dns.RcodeSuccess}
+	for i := range names {
+		r, err := co.ReadMsg()
+		if err != nil {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+		if r.Id != ids[i] || r.Rcode != want[i] {
+			t.Errorf("reply %d: id %d rcode %s, want id %d rcode %s", i, r.Id, dns.RcodeToString[r.Rcode], ids[i], dns.RcodeToString[want[i]])
+		}
+	}
+}
