@@ -28,7 +28,9 @@
 // reliable channel delivered it.
 //
 // ICE runs over one UDP socket (Config.ICEAddr) shared by every peer,
-// with host candidates only: no STUN, no TURN, no mDNS. Limits: peers
+// with host candidates only: no STUN, no TURN, no mDNS. The node is an
+// ICE lite agent: it sends no checks, to the candidates an offer lists or
+// anywhere, and answers the peer's from where they come. Limits: peers
 // per node and per source address, the size of an offer, the messages a
 // peer may send a second and their size; a peer whose channel does not
 // open in time is dropped. Bad input gets a clear HTTP error and touches

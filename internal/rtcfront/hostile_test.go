@@ -3,6 +3,7 @@ package rtcfront_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -289,5 +290,54 @@ func TestRefusedOfferJoinsNoRoom(t *testing.T) {
 	})
 	if bob.hasJoined("ghost") {
 		t.Error("the refused offer's member joined the room")
+	}
+}
+
+// TestNodeChecksNoAddressTheOfferNames: the node sends nothing to the
+// candidates an offer lists; it answers the checks that reach it (it is
+// an ICE lite agent). Before, it sent ICE checks to every address and
+// port an offer named, for as long as the peer took to connect: anyone
+// who could post an offer aimed the node's UDP at any host.
+func TestNodeChecksNoAddressTheOfferNames(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	_, url := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	victim, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 1500)
+		n, from, err := victim.ReadFrom(buf)
+		if err == nil {
+			got <- fmt.Sprintf("%d bytes from %s", n, from)
+		}
+		close(got)
+	}()
+	p, offer := newPeer(t, rtcfront.Protocol, nil)
+	port := victim.LocalAddr().(*net.UDPAddr).Port
+	aimed := strings.Replace(offer, "a=candidate:", fmt.Sprintf("a=candidate:9 1 udp 2130706431 127.0.0.1 %d typ host\r\na=candidate:", port), 1)
+	answer := p.connect(t, url+"?room=lobby&user=aim", aimed)
+	p.waitOpen(t)
+	if _, err := bob.sess.SendText("lobby", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if !strings.Contains(p.received(), "[bob]: hi") {
+			return fmt.Errorf("the peer received %q", p.received())
+		}
+		return nil
+	})
+	// What the node was to send while connecting has been sent; give a
+	// late check a moment all the same.
+	_ = victim.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if s, ok := <-got; ok {
+		t.Errorf("the node sent %s to the address the offer named", s)
+	}
+	if !strings.Contains(answer, "a=ice-lite") {
+		t.Errorf("the answer does not say the node is ICE lite:\n%s", answer)
 	}
 }

@@ -192,6 +192,14 @@ func New(cfg Config) (*Server, error) {
 	// resolves nor sends any: the peer's checks reach the node's host
 	// candidate and the node answers the address they came from.
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	// ICE lite (RFC 8445, 2.5): the node sends no checks of its own, and
+	// answers those that reach it. A full agent checked every candidate
+	// an offer listed, so that anyone who could post an offer had the
+	// node send UDP to any address and port for as long as the
+	// connection took to come up. The node has host candidates only,
+	// which is what a lite agent may have, and the peer, a full agent,
+	// finds the pair.
+	se.SetLite(true)
 	se.SetSCTPMaxMessageSize(uint32(cfg.MaxMessage))
 	se.SetSCTPMaxReceiveBufferSize(uint32(max(64<<10, 4*cfg.MaxMessage)))
 	s.api = webrtc.NewAPI(webrtc.WithSettingEngine(se))
