@@ -12,55 +12,93 @@ import (
 // passes the time and the directory.
 //
 // The cluster it has known is this node and every peer it has seen
-// reachable (any status but down) in the last forget interval, minus the
-// peers that said they were leaving. A peer partitioned away or paused
-// stays counted, whether or not the directory still lists it, so a node
-// cut off alone does not come to think it is a cluster of one.
+// reachable (any status but down), minus the peers that said they were
+// leaving. A peer partitioned away or paused stays counted, whether or
+// not the directory still lists it, so a node cut off alone does not come
+// to think it is a cluster of one. A peer not seen for the forget
+// interval is forgotten (it died for good and did not say goodbye), but
+// that interval runs only while the node sees a majority: a node cut off
+// from the others stays degraded however long the cut lasts, where
+// forgetting them would make it up, alone, unable to store anything.
+//
+// Both ways need the grace: the node is degraded once it has seen no
+// majority for the grace, and up again once it has seen one at every
+// observation for the grace, so that a link or a peer at the edge of the
+// table's timeout does not make it flap between up and degraded.
 type minority struct {
 	self   string
-	forget time.Duration        // how long a peer not seen stays counted
-	grace  time.Duration        // how long without a majority before degraded
-	seen   map[string]time.Time // peer -> when last seen reachable
-	lostAt time.Time            // when the majority was lost; zero while held
+	forget time.Duration // how long a peer not seen stays counted, in time with a majority
+	grace  time.Duration // how long without a majority before degraded, and with one before up again
+	// seen holds, for each peer counted, the held time when it was last
+	// seen reachable.
+	seen map[string]time.Duration
+	// held is the time the node has seen a majority, summed over the
+	// spans between two observations that both saw one; last is the
+	// previous observation, lastHeld whether it saw a majority.
+	held     time.Duration
+	last     time.Time
+	lastHeld bool
+	lostAt   time.Time // when the majority was lost; zero while held
+	backAt   time.Time // when a degraded node saw the majority again; zero while it does not
+	// degraded: the grace passed without a majority, and the majority has
+	// not been held for the grace since.
+	degraded bool
 }
 
 func newMinority(self string, forget, grace time.Duration) *minority {
-	return &minority{self: self, forget: forget, grace: grace, seen: make(map[string]time.Time)}
+	return &minority{self: self, forget: forget, grace: grace, seen: make(map[string]time.Duration)}
 }
 
 // observe takes the directory as of now and reports whether the node is
-// degraded: it has seen no majority for at least the grace period.
-// Unreachable forces the majority lost (for instance: the external bus is
-// unreachable, so the directory is not current).
+// degraded. Unreachable forces the majority lost (for instance: the
+// external bus is unreachable, so the directory is not current).
 func (m *minority) observe(nodes []directory.Node, unreachable bool, now time.Time) bool {
+	if m.lastHeld {
+		m.held += max(0, now.Sub(m.last))
+	}
 	up := 1 // this node
 	for i := range nodes {
 		n := &nodes[i]
 		if n.ID == m.self || n.Status == directory.Down {
 			continue
 		}
-		m.seen[n.ID] = now
+		m.seen[n.ID] = m.held
 		up++
 	}
-	for id, at := range m.seen {
-		if now.Sub(at) > m.forget {
-			delete(m.seen, id)
+	held := 2*up > 1+len(m.seen) && !unreachable
+	if held {
+		for id, at := range m.seen {
+			if m.held-at > m.forget {
+				delete(m.seen, id)
+			}
 		}
 	}
-	if known := 1 + len(m.seen); 2*up > known && !unreachable {
-		m.lostAt = time.Time{}
-		return false
+	m.last, m.lastHeld = now, held
+	switch {
+	case held && !m.degraded:
+		m.lostAt, m.backAt = time.Time{}, time.Time{}
+	case held:
+		if m.backAt.IsZero() {
+			m.backAt = now
+		}
+		if now.Sub(m.backAt) >= m.grace {
+			m.lostAt, m.backAt, m.degraded = time.Time{}, time.Time{}, false
+		}
+	default:
+		m.backAt = time.Time{}
+		if m.lostAt.IsZero() {
+			m.lostAt = now
+		}
+		m.degraded = m.degraded || now.Sub(m.lostAt) >= m.grace
 	}
-	if m.lostAt.IsZero() {
-		m.lostAt = now
-	}
-	return now.Sub(m.lostAt) >= m.grace
+	return m.degraded
 }
 
 // degradedFor is how long the node has been without a majority past the
-// grace period (0 while it has one or is within the grace).
+// grace period: 0 while it sees one (also while it waits out the grace
+// to be up again) or is within the grace.
 func (m *minority) degradedFor(now time.Time) time.Duration {
-	if m.lostAt.IsZero() {
+	if m.lostAt.IsZero() || !m.backAt.IsZero() {
 		return 0
 	}
 	return max(0, now.Sub(m.lostAt)-m.grace)

@@ -40,8 +40,10 @@ func TestMinority(t *testing.T) {
 			{time.Second, dir("up", "down", "down"), false, "", false},
 			{2*time.Second + time.Millisecond, dir("up", "down", "down"), false, "", false},
 			{3 * time.Second, dir("up", "down", "down"), false, "", true},
-			{5 * time.Minute, dir("up"), false, "", true}, // the directory removed them
-			{6 * time.Minute, dir("up", "up", "starting"), false, "", false},
+			{5 * time.Minute, dir("up"), false, "", true},                   // the directory removed them
+			{6 * time.Minute, dir("up", "up", "starting"), false, "", true}, // back: up once held for the grace
+			{6*time.Minute + time.Second, dir("up", "up", "up"), false, "", true},
+			{6*time.Minute + 2*time.Second, dir("up", "up", "up"), false, "", false},
 		}},
 		{"a blip shorter than the grace changes nothing", []step{
 			{0, dir("up", "up", "up"), false, "", false},
@@ -55,16 +57,40 @@ func TestMinority(t *testing.T) {
 			{2 * time.Second, dir("up", "down", "down"), false, "n3", false},
 			{time.Minute, dir("up"), false, "", false},
 		}},
-		{"a peer unseen past forget no longer counts", []step{
+		{"cut off for longer than forget: still degraded, not a cluster of one", []step{
 			{0, dir("up", "up", "up"), false, "", false},
 			{time.Second, dir("up", "down", "down"), false, "", false},
 			{5 * time.Second, dir("up", "down", "down"), false, "", true},
-			{11*time.Minute + time.Second, dir("up"), false, "", false},
+			{11*time.Minute + time.Second, dir("up"), false, "", true},
+			{time.Hour, dir("up"), false, "", true},
+			{time.Hour + time.Second, dir("up", "up", "up"), false, "", true},
+			{time.Hour + 3*time.Second, dir("up", "up", "up"), false, "", false},
+		}},
+		{"peers unseen past forget while the majority holds no longer count", []step{
+			{0, dir("up", "up", "up", "up", "up"), false, "", false},
+			{time.Second, dir("up", "up", "up", "down", "down"), false, "", false},
+			{5 * time.Minute, dir("up", "up", "up", "down", "down"), false, "", false},
+			{11 * time.Minute, dir("up", "up", "up"), false, "", false},
+			{11*time.Minute + time.Second, dir("up", "up", "down"), false, "", false},
+			{12 * time.Minute, dir("up", "up", "down"), false, "", false}, // 2 of 3
+		}},
+		{"a majority seen now and then while degraded does not make it flap", []step{
+			{0, dir("up", "up", "up"), false, "", false},
+			{time.Second, dir("up", "down", "down"), false, "", false},
+			{3 * time.Second, dir("up", "down", "down"), false, "", true},
+			{4 * time.Second, dir("up", "up", "down"), false, "", true},
+			{5 * time.Second, dir("up", "down", "down"), false, "", true},
+			{6 * time.Second, dir("up", "up", "down"), false, "", true},
+			{7 * time.Second, dir("up", "down", "down"), false, "", true},
+			{8 * time.Second, dir("up", "up", "up"), false, "", true},
+			{9 * time.Second, dir("up", "up", "up"), false, "", true},
+			{10 * time.Second, dir("up", "up", "up"), false, "", false},
 		}},
 		{"an unreachable bus degrades even a node alone", []step{
 			{0, dir("up"), true, "", false},
 			{3 * time.Second, dir("up"), true, "", true},
-			{4 * time.Second, dir("up"), false, "", false},
+			{4 * time.Second, dir("up"), false, "", true},
+			{6 * time.Second, dir("up"), false, "", false},
 		}},
 	}
 	for _, tt := range tests {
@@ -79,5 +105,34 @@ func TestMinority(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The sessions are told to move once the node has been degraded for
+// moveAfter past the grace: not while it sees the majority again and
+// waits out the grace to be up, and a majority seen for a moment does
+// not start that count again.
+func TestMinorityDegradedFor(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	all := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Up}, {ID: "n3", Status: directory.Up}}
+	alone := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Down}, {ID: "n3", Status: directory.Down}}
+	m := newMinority("n1", 10*time.Minute, 2*time.Second)
+	steps := []struct {
+		at    time.Duration
+		nodes []directory.Node
+		want  time.Duration
+	}{
+		{0, all, 0},
+		{time.Second, alone, 0},
+		{5 * time.Second, alone, 2 * time.Second},
+		{6 * time.Second, all, 0}, // waiting out the grace to be up
+		{7 * time.Second, alone, 4 * time.Second},
+		{20 * time.Second, alone, 17 * time.Second},
+	}
+	for i, s := range steps {
+		m.observe(s.nodes, false, t0.Add(s.at))
+		if got := m.degradedFor(t0.Add(s.at)); got != s.want {
+			t.Fatalf("step %d (at %v): degradedFor = %v, want %v", i, s.at, got, s.want)
+		}
 	}
 }
