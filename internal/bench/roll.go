@@ -25,7 +25,11 @@ import (
 // until every node lists it up. Afterwards every typist's text must be
 // in its room exactly once, and no member may have seen a user leave.
 type RollReport struct {
-	Scenario string  `json:"scenario"`
+	Scenario string `json:"scenario"`
+	// From is the executable the nodes ran before the roll, when it
+	// upgraded them (Config.FromBinary); empty when they restarted on
+	// the same one.
+	From     string  `json:"from,omitempty"`
 	Nodes    int     `json:"nodes"`
 	Rooms    int     `json:"rooms"`
 	RoomSize int     `json:"room_size"`
@@ -312,7 +316,14 @@ func runRoll(ctx context.Context, e *env) (Report, error) {
 		return nil, fmt.Errorf("bench: roll: %d nodes; rolling one at a time needs 3 for the rooms' quorum", cfg.Nodes)
 	}
 	within := cmpDuration(cfg.Within, rollWithin)
+	if cfg.FromBinary != "" {
+		// The nodes start on the earlier release; the roll upgrades them
+		// to cfg.Binary, this one.
+		e.logf("upgrading from %s to %s", cfg.FromBinary, cfg.Binary)
+		e.cfg.Binary = cfg.FromBinary
+	}
 	c, err := e.start(ctx, cfg.Nodes)
+	e.cfg.Binary = cfg.Binary
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +337,7 @@ func runRoll(ctx context.Context, e *env) (Report, error) {
 		return nil, err
 	}
 	defer tp.close()
-	rep := &RollReport{Scenario: "roll", Nodes: cfg.Nodes, Rooms: cfg.Rooms, RoomSize: cfg.RoomSize, Typists: len(tp.r.typists),
+	rep := &RollReport{Scenario: "roll", From: cfg.FromBinary, Nodes: cfg.Nodes, Rooms: cfg.Rooms, RoomSize: cfg.RoomSize, Typists: len(tp.r.typists),
 		Rate: cfg.Rate, WithinMS: ms(within), Seed: tp.r.rep.Seed}
 	e.logf("%d typists in %d rooms of %d over %d nodes, %.0f chars/s; rolling every node, each drained within %v", rep.Typists, cfg.Rooms, cfg.RoomSize, cfg.Nodes, cfg.Rate, within)
 	if err := sleepCtx(ctx, 3*time.Second); err != nil {
@@ -346,7 +357,7 @@ func runRoll(ctx context.Context, e *env) (Report, error) {
 		}
 		step.StopMS = ms(time.Since(t0))
 		t0 = time.Now()
-		if err := lc.Restart(i); err != nil {
+		if err := lc.RestartWith(i, cfg.Binary); err != nil {
 			return nil, err
 		}
 		if err := c.awaitStatus(ctx, n.ID, directory.Up); err != nil {
@@ -400,6 +411,9 @@ func cmpDuration(d, def time.Duration) time.Duration {
 func (r *RollReport) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "roll: %d typists in %d rooms of %d over %d nodes, %.0f chars/s each; every node in turn drained within %.0f s, stopped (SIGTERM), restarted and waited for; seed %d\n\n",
 		r.Typists, r.Rooms, r.RoomSize, r.Nodes, r.Rate, r.WithinMS/1000, r.Seed)
+	if r.From != "" {
+		fmt.Fprintf(w, "an upgrade: the nodes started on %s and each restarted on this binary\n\n", r.From)
+	}
 	writeSteps(w, r.Steps)
 	fmt.Fprintf(w, "\nroll %.1f s; moves %d, drops %d; typists at the end %s\n", r.RollS, r.Moves, r.Drops, perNode(r.PerNode))
 	fmt.Fprintf(w, "keystroke to screen during the roll (%d deliveries): p50 %s p90 %s p99 %s max %s ms; whole run p99 %s ms\n\n",

@@ -111,6 +111,11 @@ type Config struct {
 	// node stopped, and failover's partition keeps it cut off (default
 	// 3 s).
 	Pause time.Duration
+	// FromBinary, for roll, is the switchboard executable the nodes run
+	// before the roll (an earlier release): each node restarts on Binary,
+	// so the roll is an upgrade, with the typists (this binary's client)
+	// on both versions meanwhile. Empty: every node restarts on Binary.
+	FromBinary string
 	// Within is the drain window of roll and drain (default 10 s).
 	Within time.Duration
 	// Heartbeat is the nodes' heartbeat (default: the binary's).

@@ -120,6 +120,7 @@ type Node struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	secret  string // the cluster secret, for NATSURL
+	binary  string // the executable it runs, when not Config.Binary
 }
 
 // Cluster is a running set of nodes.
@@ -301,6 +302,17 @@ func (c *Cluster) Restart(i int) error {
 	return c.launch(i, n)
 }
 
+// RestartWith is Restart on another executable: node i runs binary from
+// now on (a rolling upgrade).
+func (c *Cluster) RestartWith(i int, binary string) error {
+	n := c.Nodes[i]
+	if n.Alive() {
+		return fmt.Errorf("localcluster: restarting %s: it is still running", n.ID)
+	}
+	n.binary = binary
+	return c.launch(i, n)
+}
+
 // launch starts node n, the i-th, as a process.
 func (c *Cluster) launch(i int, n *Node) error {
 	args := []string{"serve",
@@ -343,7 +355,11 @@ func (c *Cluster) launch(i int, n *Node) error {
 	if c.cfg.ArgsFor != nil {
 		args = append(args, c.cfg.ArgsFor(i)...)
 	}
-	argv := append([]string{c.cfg.Binary}, args...)
+	binary := c.cfg.Binary
+	if n.binary != "" {
+		binary = n.binary
+	}
+	argv := append([]string{binary}, args...)
 	if c.cfg.Net != nil {
 		argv = c.cfg.Net.Command(i, argv...) // ip netns exec: the same process, in the namespace
 	}
