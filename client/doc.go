@@ -36,7 +36,9 @@
 // failure is the failover package's: a pick that refuses or times out is
 // retried a few times with short jittered backoff, then the common address
 // is asked again for a fresh directory, the failed node excluded for a
-// cool-down, and another node picked. A full or draining node's refusal
+// cool-down (5 s), and another node picked. A node that dropped the
+// session and then answers that hello (it restarted) may be picked again
+// at once. A full or draining node's refusal
 // carries a fresh directory, so the client picks again at once. Dial gives
 // up only at its context's deadline, with an error listing what it tried.
 //

@@ -40,7 +40,9 @@ type fakeNode struct {
 	// that pushes in the moment between counting the session attached
 	// and saying so.
 	beforeAttached []wire.Message
-	wg             sync.WaitGroup
+	// hellos counts the hellos answered.
+	hellos int
+	wg     sync.WaitGroup
 }
 
 // fakeConn is one connection to a fakeNode.
@@ -100,6 +102,13 @@ func (n *fakeNode) sendBeforeAttached(ms ...wire.Message) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.beforeAttached = ms
+}
+
+// helloCount returns how many hellos the fake answered.
+func (n *fakeNode) helloCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.hellos
 }
 
 // pause makes the fake read and answer nothing, as a stopped process.
@@ -216,6 +225,7 @@ func (fc *fakeConn) serve() {
 		case wire.OpHello:
 			hello = true
 			n.mu.Lock()
+			n.hellos++
 			nodes := []directory.Node{n.entry()}
 			if n.dir != nil {
 				nodes = n.dir()

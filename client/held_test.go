@@ -117,3 +117,27 @@ func TestDirectoryPushedBeforeAttachedIsKept(t *testing.T) {
 		})
 	}
 }
+
+// The node of a one-node service restarts: the session drops, and its
+// node is in its cool-down. When the node answers the common address's
+// hello again it is up again, and the session attaches on that very
+// connection at once, instead of saying hello pass after pass until the
+// cool-down ends.
+func TestRestartedNodeIsTakenBackAtItsFirstHello(t *testing.T) {
+	n := newFakeNode(t, "n1")
+	s, err := client.Dial(dialCtx(t), n.Addr(), client.WithUser("alice"), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	before := n.helloCount()
+	n.dropAll()
+	awaitEvent(t, s, "drop", func(e client.Event) bool { return e.Kind == client.Disconnected }, nil)
+	back := awaitEvent(t, s, "reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
+	if back.Node.ID != "n1" {
+		t.Fatalf("reattached to %s, want n1", back.Node.ID)
+	}
+	if got := n.helloCount() - before; got != 1 {
+		t.Errorf("the session said hello %d times before it reattached, want 1", got)
+	}
+}

@@ -309,7 +309,9 @@ func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Di
 			if err := s.bootstrap(ctx, &a); err != nil {
 				o = failover.Outcome{Kind: failover.DirectoryFailed, Err: err}
 			} else {
-				o = failover.Outcome{Kind: failover.Fetched}
+				// The node that answered is up: if it only dropped the
+				// session, its cool-down ends (a restart).
+				o = failover.Outcome{Kind: failover.Fetched, Node: a.dir.Self}
 			}
 		case failover.Pick:
 			// After a drop, the pick from the held directory comes

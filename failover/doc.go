@@ -30,7 +30,11 @@
 //     when the caller still holds a directory (Outcome.Held: the last one
 //     its node sent), else with Refresh. Sessions that keep dropping
 //     within Config.Stable (10 s) of attaching double that bound each
-//     time, up to 2 s.
+//     time, up to 2 s. A node excluded only because it dropped the
+//     session is up again once it answers a hello (Fetched with Node:
+//     it restarted, say): its cool-down ends then, so that the session
+//     of a one-node service comes back as soon as its node does. A node
+//     that failed a dial or refused since keeps its cool-down.
 //  6. A flow that began with the held directory asks the common address
 //     only once that directory's candidates have failed: a node that
 //     fails its dials (step 2) or refuses (step 3) is excluded and the
@@ -52,7 +56,7 @@
 //	for {
 //		switch act.Step {
 //		case failover.Refresh: // wait act.After, then hello at the common address
-//			o = Outcome{Kind: Fetched} or Outcome{Kind: DirectoryFailed, Err: err}
+//			o = Outcome{Kind: Fetched, Node: dir.Self} or Outcome{Kind: DirectoryFailed, Err: err}
 //		case failover.Pick: // wait act.After (after a drop), then pick
 //			res, err := policy.Pick(nodes, pick.Request{Group: g, Exclude: m.ExcludeFunc(time.Now())})
 //			o = Outcome{Kind: Picked, Node: res.Node.ID} or Outcome{Kind: NoCandidate, Err: err}
@@ -75,7 +79,8 @@
 //   - Pick with Excluded (ExcludeFunc) as the request's Exclude, and replace
 //     the directory with the one a full/draining refusal carries.
 //   - Say with Dropped whether a directory is held (Held), and pick from
-//     it until a Refresh brings a fresh one.
+//     it until a Refresh brings a fresh one; say with Fetched which node
+//     answered the hello (Node), when known.
 //   - Pass the deadline (for instance from ctx.Deadline) with Begin and
 //     with Dropped; a zero deadline retries until the caller stops. A
 //     caller that stops a flow itself (its context ended in the middle of

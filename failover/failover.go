@@ -165,7 +165,8 @@ type Outcome struct {
 	// Kind says what happened.
 	Kind Kind
 	// Node is the node concerned (Picked, DialFailed, Timeout, Refused,
-	// Attached, Dropped).
+	// Attached, Dropped), or with Fetched the node that answered the
+	// hello (the directory's Self), when known.
 	Node string
 	// Status is directory.Full or directory.Draining for Refused.
 	Status directory.Status
@@ -267,6 +268,9 @@ type Machine struct {
 	r   Rand
 
 	excluded map[string]time.Time // node -> end of its cool-down
+	// dropOnly holds the excluded nodes whose cool-down comes from a
+	// drop alone: one that answers a hello since is up again (Fetched).
+	dropOnly map[string]bool
 
 	// The current flow.
 	deadline time.Time
@@ -303,7 +307,7 @@ func New(cfg Config, r Rand) (*Machine, error) {
 	if r == nil {
 		return nil, errors.New("failover: nil Rand")
 	}
-	return &Machine{cfg: cfg.withDefaults(), r: r, excluded: make(map[string]time.Time)}, nil
+	return &Machine{cfg: cfg.withDefaults(), r: r, excluded: make(map[string]time.Time), dropOnly: make(map[string]bool)}, nil
 }
 
 // Config returns the configuration in use, defaults filled in.
@@ -334,6 +338,9 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 		return m.at(now, Action{Step: Refresh})
 	case Dropped:
 		m.exclude(o.Node, now)
+		if o.Node != "" {
+			m.dropOnly[o.Node] = true
+		}
 		if !m.attached || now.Sub(m.attachedAt) < m.cfg.Stable {
 			m.drops++
 		} else {
@@ -363,6 +370,13 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 	switch o.Kind {
 	case Fetched:
 		m.held = false
+		if m.dropOnly[o.Node] {
+			// It dropped the session (it restarted, say) and answers
+			// now: up again, so its cool-down ends. One that failed a
+			// dial or refused since keeps its own.
+			delete(m.excluded, o.Node)
+			delete(m.dropOnly, o.Node)
+		}
 		return m.at(now, Action{Step: Pick})
 	case Picked:
 		m.node, m.fails = o.Node, 0
@@ -442,6 +456,7 @@ func (m *Machine) exclude(id string, now time.Time) {
 	if id == "" {
 		return
 	}
+	delete(m.dropOnly, id)
 	until := now.Add(m.cfg.Cooldown)
 	if until.After(m.excluded[id]) {
 		m.excluded[id] = until
@@ -452,6 +467,7 @@ func (m *Machine) prune(now time.Time) {
 	for id, until := range m.excluded {
 		if !now.Before(until) {
 			delete(m.excluded, id)
+			delete(m.dropOnly, id)
 		}
 	}
 }

@@ -330,6 +330,100 @@ func TestTranscripts(t *testing.T) {
 	}
 }
 
+// fetchedFrom is a directory fetched from the hello of node id.
+func fetchedFrom(id string) Outcome { return Outcome{Kind: Fetched, Node: id} }
+
+// A node that dropped the session (it restarted, say) and then answers
+// the common address's hello is up again: its cool-down ends then, so
+// that the session of a one-node service comes back as soon as the node
+// does. A node that failed a dial or refused keeps its cool-down.
+func TestDroppedNodeThatAnswersIsPickedAgain(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{
+			name: "dropped, then answers the hello",
+			steps: []step{
+				{0, attached("n1"), "done", nil},
+				{10, droppedHeld("n1"), "pick after 250ms", []string{"n1"}},
+				{260, noCand, "refresh", []string{"n1"}},
+				{300, dirFailed("connection refused"), "refresh after 100ms", []string{"n1"}},
+				{400, fetchedFrom("n2"), "pick", []string{"n1"}},
+				{400, noCand, "refresh after 200ms", []string{"n1"}},
+				{600, fetchedFrom("n1"), "pick", []string{}},
+				{600, picked("n1"), "dial n1", nil},
+				{610, attached("n1"), "done", []string{}},
+			},
+		},
+		{
+			name: "dropped, answers, then fails its dials",
+			steps: []step{
+				{0, attached("n1"), "done", nil},
+				{10, dropped("n1"), "refresh after 250ms", []string{"n1"}},
+				{260, fetchedFrom("n1"), "pick", []string{}},
+				{260, picked("n1"), "dial n1", nil},
+				{270, dialFailed("n1"), "retry n1 after 20ms", nil},
+				{290, dialFailed("n1"), "retry n1 after 40ms", nil},
+				{330, dialFailed("n1"), "refresh", []string{"n1"}},
+				{340, fetchedFrom("n1"), "pick", []string{"n1"}},
+			},
+		},
+		{
+			name: "failed its dials, then answers the hello",
+			steps: []step{
+				{0, begin(0), "refresh", nil},
+				{0, fetched, "pick", nil},
+				{0, picked("n1"), "dial n1", nil},
+				{10, dialFailed("n1"), "retry n1 after 20ms", nil},
+				{30, dialFailed("n1"), "retry n1 after 40ms", nil},
+				{70, dialFailed("n1"), "refresh", []string{"n1"}},
+				{80, fetchedFrom("n1"), "pick", []string{"n1"}},
+			},
+		},
+		{
+			name: "dropped, refused full, then answers the hello",
+			steps: []step{
+				{0, attached("n1"), "done", nil},
+				{10, dropped("n1"), "refresh after 250ms", []string{"n1"}},
+				{260, fetchedFrom("n2"), "pick", []string{"n1"}},
+				{260, picked("n2"), "dial n2", nil},
+				{270, full("n2"), "pick", []string{"n1", "n2"}},
+				{270, noCand, "refresh after 100ms", nil},
+				{370, fetchedFrom("n2"), "pick", []string{"n1", "n2"}},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := New(Config{}, top{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got, want []string
+			for _, s := range tt.steps {
+				now := t0.Add(time.Duration(s.ms) * time.Millisecond)
+				line := fmt.Sprintf("%6d %-18s -> ", s.ms, s.out)
+				got = append(got, line+m.Next(s.out, now).String())
+				want = append(want, line+s.want)
+				if s.excluded != nil {
+					var ex []string
+					for _, id := range []string{"n1", "n2", "n3"} {
+						if m.Excluded(id, now) {
+							ex = append(ex, id)
+						}
+					}
+					got = append(got, fmt.Sprintf("       excluded %v", ex))
+					want = append(want, fmt.Sprintf("       excluded %v", s.excluded))
+				}
+			}
+			if diff := cmp.Diff(strings.Join(got, "\n"), strings.Join(want, "\n")); diff != "" {
+				t.Errorf("transcript (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestFailWraps(t *testing.T) {
 	m, _ := New(Config{}, top{})
 	m.Next(begin(10), t0)
