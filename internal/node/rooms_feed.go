@@ -81,6 +81,8 @@ type feed struct {
 	r        *room.Room
 	received time.Time              // when the consumer received the record being applied
 	sessions map[string]*session    // the local sessions registered with r, by key
+	regOf    map[string]uint64      // the number of each key's registration in sessions (registerNow)
+	regs     uint64                 // registrations so far
 	out      map[*session]*outgoing // lines for the local sessions, until the next flush
 	outOrder []*session             // the sessions in out, in the order of their first line
 	waits    []barrier
@@ -118,6 +120,7 @@ func newFeed(e *roomEngine, name string) *feed {
 		checks:   make(chan lastStored, 1),
 		keys:     make(map[string]bool),
 		sessions: make(map[string]*session),
+		regOf:    make(map[string]uint64),
 		out:      make(map[*session]*outgoing),
 	}
 	f.ctx, f.cancel = context.WithCancel(e.ctx)
@@ -202,10 +205,17 @@ func (f *feed) do(ctx context.Context, fn func()) error {
 // deliveries yet. It must come before the session's join is published, so
 // that the feed never takes the join for a stale session.
 func (f *feed) register(ctx context.Context, key string, s *session) error {
-	return f.do(ctx, func() {
-		f.sessions[key] = s
-		f.r.Register(key, s.user)
-	})
+	return f.do(ctx, func() { f.registerNow(key, s) })
+}
+
+// registerNow is register on the feed's goroutine. Each registration
+// gets a number of its own, so that a detach still waiting for an
+// earlier leave of the same key cannot remove this one (detachAt).
+func (f *feed) registerNow(key string, s *session) {
+	f.sessions[key] = s
+	f.regs++
+	f.regOf[key] = f.regs
+	f.r.Register(key, s.user)
 }
 
 // activate waits until the feed has applied the join stored at seq, then
@@ -311,13 +321,7 @@ func (f *feed) markLeaving(ctx context.Context, key string) error {
 // record at seq (at once for 0) and waits for that.
 func (f *feed) detach(ctx context.Context, key string, seq uint64) error {
 	res := make(chan struct{})
-	err := f.do(ctx, func() {
-		f.after(seq, func() {
-			f.r.Detach(key)
-			delete(f.sessions, key)
-			close(res)
-		})
-	})
+	err := f.do(ctx, func() { f.detachAt(key, seq, func() { close(res) }) })
 	if err != nil {
 		return err
 	}
@@ -329,6 +333,24 @@ func (f *feed) detach(ctx context.Context, key string, seq uint64) error {
 	case <-ctx.Done():
 		return fmt.Errorf("node: leaving room %s: %w", f.room, ctx.Err())
 	}
+}
+
+// detachAt is detach on the feed's goroutine: once the record at seq is
+// applied, it removes key's registration and calls done, unless key was
+// registered again meanwhile. A leave whose wait gave up (its record
+// stored but not yet applied) leaves its barrier behind; the same session
+// may join again before the record comes, and that registration is not
+// the one this detach was for.
+func (f *feed) detachAt(key string, seq uint64, done func()) {
+	reg := f.regOf[key]
+	f.after(seq, func() {
+		if reg != 0 && f.regOf[key] == reg {
+			f.r.Detach(key)
+			delete(f.sessions, key)
+			delete(f.regOf, key)
+		}
+		done()
+	})
 }
 
 // after runs fn once the record at seq is applied: now if it is.
