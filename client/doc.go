@@ -95,7 +95,11 @@
 // Read Events. Its buffer holds 256 events; while it is full the session
 // stops reading from its node, which is the policy for a slow reader:
 // nothing is dropped, the node queues for the session instead, and the
-// heartbeat does not count that time as silence. A node ends a session
+// heartbeat does not count that time as silence. The session waits the
+// same way for room for its own events: after a drop it reattaches only
+// once the Disconnected event is in the buffer, and reads its new node
+// only once the Reattached event is; text sent meanwhile is kept and
+// sent when attached, as during any failover. A node ends a session
 // whose unread output passes its MaxQueue (1 MiB by default) with the
 // error limit "client reads too slowly"; the session then reattaches,
 // joins its rooms again and receives their full state, as after any

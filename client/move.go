@@ -78,9 +78,10 @@ func (s *Session) moveFrom(old *Conn, oldW *writer, from directory.Node, mv *mov
 	}
 	s.mu.Unlock()
 	now := time.Now()
-	s.machine.Next(failover.Outcome{Kind: failover.Begin, Deadline: now.Add(moveTimeout)}, now)
+	deadline := now.Add(moveTimeout)
+	s.machine.Next(failover.Outcome{Kind: failover.Begin, Deadline: deadline}, now)
 	act := s.machine.Next(failover.Outcome{Kind: failover.Refused, Node: from.ID, Status: directory.Draining, Err: errMoveAsked}, now)
-	if err := s.connect(s.ctx, act, mv.dir, now); err != nil {
+	if err := s.connect(s.ctx, act, mv.dir, now, deadline); err != nil {
 		s.mu.Lock()
 		if s.retiring == r {
 			s.retiring = nil // still the session's connection

@@ -343,9 +343,10 @@ func WithToken(token string) Option {
 // attach (the first and every reattachment, a move's included), so that
 // a long session can present a fresh token after a failover. It is called
 // from the session's own goroutine before each attach opens its
-// connection, and may block until ctx ends (Dial's context, then the
-// session's, which ends at Close): the attempt timeout (WithAttemptTimeout)
-// does not bound it. An error it returns counts as a failed attempt on
+// connection, and may block until ctx ends: Dial's context; then the
+// session's, which ends at Close or at the reconnect deadline
+// (WithReconnectTimeout), and for a move after 10 s. The attempt timeout
+// (WithAttemptTimeout) does not bound it. An error it returns counts as a failed attempt on
 // the node picked, which is retried as a node that refused the
 // connection.
 func WithTokenFunc(f func(ctx context.Context) (string, error)) Option {

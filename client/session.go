@@ -258,7 +258,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 	}
 	deadline, _ := ctx.Deadline()
 	first := m.Next(failover.Outcome{Kind: failover.Begin, Deadline: deadline}, time.Now())
-	if err := s.connect(ctx, first, nil, time.Time{}); err != nil {
+	if err := s.connect(ctx, first, nil, time.Time{}, deadline); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrGaveUp, err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -278,14 +278,18 @@ type attempt struct {
 	// session attached a moment before it says so): the session acts on
 	// it once attached.
 	move *wire.Message
+	// deadline is the flow's (zero: none), which also ends the wait for
+	// a token.
+	deadline time.Time
 }
 
 // connect drives the failover machine from its first action until the
 // session is attached (nil) or the machine gives up. dir, when not nil,
 // is a directory in hand to pick from, received at dirAt (a move's, or
-// the one the session held when it dropped).
-func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Directory, dirAt time.Time) error {
-	var a attempt
+// the one the session held when it dropped). deadline is the one the
+// machine was given for this flow (zero: none).
+func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Directory, dirAt, deadline time.Time) error {
+	a := attempt{deadline: deadline}
 	if dir != nil {
 		a.dir, a.dirAt = dir, dirAt
 	}
@@ -499,8 +503,14 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 	a.move = nil // one from a connection before this one is not this node's
 	// The token first, before a connection is opened: a slow token
 	// source delays the attach, but neither uses up the attempt timeout
-	// nor holds a connection open meanwhile.
-	msg, err := s.attachMessage(ctx)
+	// nor holds a connection open meanwhile. The flow's deadline bounds
+	// it: a token source that never answers does not outlast it.
+	tctx, cancel := ctx, context.CancelFunc(func() {})
+	if !a.deadline.IsZero() {
+		tctx, cancel = context.WithDeadline(ctx, a.deadline)
+	}
+	msg, err := s.attachMessage(tctx)
+	cancel()
 	if err != nil {
 		return s.failure(ctx, node, err), nil
 	}
@@ -731,7 +741,7 @@ func (s *Session) supervise() {
 		s.dirOwned = false
 		s.mu.Unlock()
 		act := s.machine.Next(failover.Outcome{Kind: failover.Dropped, Node: node.ID, Err: err, Deadline: deadline, Held: held != nil}, time.Now())
-		if err := s.connect(s.ctx, act, held, heldAt); err != nil {
+		if err := s.connect(s.ctx, act, held, heldAt, deadline); err != nil {
 			if s.ctx.Err() != nil {
 				return
 			}
@@ -1050,7 +1060,8 @@ func (s *Session) emit(e Event) bool {
 // Events delivers what happens to the session, in order: drops,
 // reattachments, pushed directories and messages from rooms. The channel
 // closes after Close. Read it: while its buffer (WithEventBuffer) is full
-// the session stops reading from its node.
+// the session stops reading from its node, and after a drop waits for
+// room for the Disconnected event before it reattaches.
 func (s *Session) Events() <-chan Event { return s.events }
 
 // Node is the node the session is attached to (or was, while reconnecting).

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -381,5 +382,35 @@ func TestStateDoesNotAcknowledgeTextNeverSent(t *testing.T) {
 	}
 	if un := s.UnackedText("r"); len(un) != 1 || un[0].Seq != 9 {
 		t.Fatalf("unacknowledged %v, want \"y\" at 9", un)
+	}
+}
+
+// A token source that never answers does not keep a session from giving
+// up: its wait ends at the reconnect deadline, and the session ends.
+func TestHungTokenFuncGivesUpAtTheReconnectDeadline(t *testing.T) {
+	n := newFakeNode(t, "n1")
+	var calls atomic.Int32
+	hung := func(ctx context.Context) (string, error) {
+		if calls.Add(1) == 1 {
+			return "t1", nil
+		}
+		<-ctx.Done() // a token service that never answers
+		return "", ctx.Err()
+	}
+	s, err := client.Dial(dialCtx(t), n.Addr(), client.WithUser("alice"), client.WithTokenFunc(hung),
+		client.WithReconnectTimeout(300*time.Millisecond), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	n.dropAll()
+	last := awaitEvent(t, s, "the session giving up", func(e client.Event) bool {
+		return e.Kind == client.Disconnected && errors.Is(e.Err, client.ErrGaveUp)
+	}, nil)
+	if !errors.Is(last.Err, context.DeadlineExceeded) {
+		t.Errorf("gave up with %v, want the token's wait cut by the deadline", last.Err)
+	}
+	if calls.Load() < 2 {
+		t.Errorf("the token function was called %d times, want a call for the reattach", calls.Load())
 	}
 }
