@@ -67,6 +67,8 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, "HTTP listener HOST:PORT for the API, health and metrics (empty: off)")
 	fs.StringVar(&cfg.DNS, "dns", "", "DNS responder HOST:PORT (UDP and TCP) for the service name (empty: off)")
 	durationFlag(fs, &cfg.DNSTTL, "dns-ttl", 0, 0, "TTL of DNS answers")
+	intFlag(fs, &cfg.DNSRateLimit, "dns-rate-limit", -1, -1, "full UDP replies a second the DNS responder gives one client /24 (IPv6 /56; loopback exempt), TC beyond (0: 100; -1: no limit)")
+	intFlag(fs, &cfg.DNSMaxTCP, "dns-max-tcp", 0, -1, "TCP connections the DNS responder holds at once, a sixteenth of them per client host (0: 256)")
 	fs.StringVar(&cfg.Cluster, "cluster", "", "embedded NATS route listener HOST:PORT (empty: a one-node cluster)")
 	fs.StringVar(&s.join, "join", "", "seed nodes' cluster addresses, HOST:PORT,... (in the file: a list)")
 	fs.StringVar(&cfg.Bus, "bus", "", "external NATS URL (nats://...) instead of the embedded server")

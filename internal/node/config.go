@@ -50,6 +50,16 @@ type Config struct {
 	DNS string
 	// DNSTTL is the TTL of DNS answers (default 5 s).
 	DNSTTL time.Duration
+	// DNSRateLimit is how many full UDP replies a second the DNS
+	// responder gives one client network (an IPv4 /24, an IPv6 /56;
+	// loopback exempt); beyond it a query gets an empty reply with TC, so
+	// a spoofed query is never amplified. 0: the default, 100; negative:
+	// no limit.
+	DNSRateLimit int
+	// DNSMaxTCP is how many TCP connections the DNS responder holds at
+	// once, a sixteenth of them from one client host (0: the default,
+	// 256).
+	DNSMaxTCP int
 	// Cluster is the embedded NATS route listener, HOST:PORT; empty means a
 	// one-node cluster.
 	Cluster string

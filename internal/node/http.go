@@ -128,6 +128,8 @@ func (n *Node) startDNS(ctx context.Context) error {
 	cfg := dnsserver.DefaultConfig(n.cfg.Service, n.availableNodes)
 	cfg.Addr = n.cfg.DNS
 	cfg.TTL = n.cfg.DNSTTL
+	cfg.RateLimit = n.cfg.DNSRateLimit
+	cfg.MaxTCPConns = n.cfg.DNSMaxTCP
 	cfg.Logger = n.log // the DNS server names its own component
 	srv, err := dnsserver.New(cfg)
 	if err != nil {

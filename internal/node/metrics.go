@@ -151,6 +151,7 @@ func newMetrics(n *Node) *metrics {
 	m.registry.MustRegister(m.received, m.answers, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec, m.storageStopped, m.storageRestarts, m.busChecksVec,
 		directoryCollector{n},
 		certCollector{n},
+		dnsCollector{n},
 		newBuildInfo(),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -232,6 +233,35 @@ func (c certCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.n.bus != nil {
 		expiry("cluster", c.n.bus.RouteCertificate())
 	}
+}
+
+// The DNS responder's refusals (dnsserver.Stats), read at scrape time.
+var (
+	dnsRateLimitedDesc = prometheus.NewDesc("switchboard_dns_rate_limited_total",
+		"UDP queries the DNS responder answered with an empty truncated reply because their client network was over --dns-rate-limit.", nil, nil)
+	dnsTCPRefusedDesc = prometheus.NewDesc("switchboard_dns_tcp_refused_total",
+		"TCP connections the DNS responder closed as it accepted them, over --dns-max-tcp or a client host's share of it.", nil, nil)
+	dnsTCPWriteFailedDesc = prometheus.NewDesc("switchboard_dns_tcp_write_failed_total",
+		"TCP connections the DNS responder closed because a reply could not be written within 2 s (a client that does not read) or to a client gone.", nil, nil)
+)
+
+// dnsCollector reports the DNS responder's refusals; nothing without one.
+type dnsCollector struct{ n *Node }
+
+func (c dnsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- dnsRateLimitedDesc
+	ch <- dnsTCPRefusedDesc
+	ch <- dnsTCPWriteFailedDesc
+}
+
+func (c dnsCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.n.dns == nil {
+		return
+	}
+	st := c.n.dns.Stats()
+	ch <- prometheus.MustNewConstMetric(dnsRateLimitedDesc, prometheus.CounterValue, float64(st.RateLimited))
+	ch <- prometheus.MustNewConstMetric(dnsTCPRefusedDesc, prometheus.CounterValue, float64(st.TCPRefused))
+	ch <- prometheus.MustNewConstMetric(dnsTCPWriteFailedDesc, prometheus.CounterValue, float64(st.TCPWriteFailed))
 }
 
 // directoryCollector reads the node's state and its directory snapshot at

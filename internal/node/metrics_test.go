@@ -346,3 +346,38 @@ func TestAlertRules(t *testing.T) {
 		}
 	}
 }
+
+// serve's DNS bounds reach the responder, and its refusals are counted in
+// /metrics: with --dns-max-tcp 1 a second TCP connection is closed at
+// once and switchboard_dns_tcp_refused_total counts it.
+func TestDNSLimitsAreCounted(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.DNS = "127.0.0.1:0"
+		cfg.DNSMaxTCP = 1
+	}})
+	n := c.Nodes[0]
+	first, err := net.Dial("tcp", n.DNSAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	nodetest.Eventually(t, wait, func() error {
+		second, err := net.Dial("tcp", n.DNSAddr())
+		if err != nil {
+			return err
+		}
+		defer second.Close()
+		_ = second.SetReadDeadline(time.Now().Add(wait))
+		if _, err := second.Read(make([]byte, 1)); err != io.EOF {
+			return fmt.Errorf("a second TCP connection: read %v, want it closed (EOF)", err)
+		}
+		return nil
+	})
+	for _, s := range gather(t, n, "switchboard_dns_tcp_refused_total") {
+		if s.value < 1 {
+			t.Errorf("switchboard_dns_tcp_refused_total = %v, want at least 1", s.value)
+		}
+		return
+	}
+	t.Error("no switchboard_dns_tcp_refused_total on a node with DNS")
+}

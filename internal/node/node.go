@@ -20,6 +20,7 @@ import (
 
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/bus"
+	"github.com/switchboard/switchboard/internal/dnsserver"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -39,7 +40,7 @@ type Node struct {
 	bus      *bus.Bus
 	subs     []*nats.Subscription
 	rooms    *roomEngine
-	dns      interface{ Shutdown(context.Context) error }
+	dns      *dnsserver.Server
 	dnsAddr  string
 
 	// Self state read by the run loop; written by sessions and operators.
