@@ -22,7 +22,8 @@
 //
 //   - Filters narrow the candidates and add a note to the Reason.
 //     Available keeps the nodes that are up with users below capacity and
-//     not excluded by the request. Affinity keeps the client's zone, or
+//     not excluded by the request (and leaves out an entry with negative
+//     numbers, which no node sends). Affinity keeps the client's zone, or
 //     failing that its region, or failing that every node.
 //   - A chooser (any Policy) picks one of the nodes left: Random,
 //     LeastUsers, P2C or Balanced. Choosers filter nothing.

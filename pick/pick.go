@@ -159,12 +159,16 @@ func (c chain) Pick(nodes []directory.Node, req Request) (Result, error) {
 
 // Available is the status Filter: it keeps the nodes a client may attach to
 // (status up and users below capacity, directory.Node.Available) that
-// req.Exclude does not exclude. Its note counts them ("status: 3 of 4
-// available") and, when none is left, says why by status.
+// req.Exclude does not exclude. An entry with a negative users count or
+// capacity, which no node sends (directory.Node.Validate refuses them),
+// is broken or forged and is not kept: its load would look lower than
+// an empty node's. Its note counts the nodes kept ("status: 3 of 4
+// available") and, when none is left, says why by status ("other" for
+// such entries).
 func Available(nodes []directory.Node, req Request) ([]directory.Node, string) {
 	n := 0
 	for i := range nodes {
-		if nodes[i].Available() && !req.excluded(nodes[i].ID) {
+		if usable(&nodes[i], req) {
 			n++
 		}
 	}
@@ -177,11 +181,16 @@ func Available(nodes []directory.Node, req Request) ([]directory.Node, string) {
 	}
 	kept := make([]directory.Node, 0, n)
 	for i := range nodes {
-		if nodes[i].Available() && !req.excluded(nodes[i].ID) {
+		if usable(&nodes[i], req) {
 			kept = append(kept, nodes[i])
 		}
 	}
 	return kept, note
+}
+
+// usable reports whether Available keeps n.
+func usable(n *directory.Node, req Request) bool {
+	return n.Available() && n.Users >= 0 && n.Capacity >= 0 && !req.excluded(n.ID)
 }
 
 // why explains, status by status, why no node is available: " (down 1, full 2, excluded 1)".
@@ -195,6 +204,8 @@ func why(nodes []directory.Node, req Request) string {
 		switch {
 		case req.excluded(node.ID):
 			counts["excluded"]++
+		case node.Users < 0 || node.Capacity < 0:
+			counts["other"]++
 		case node.Status == directory.Up && node.Users >= node.Capacity:
 			counts[string(directory.Full)]++
 		case node.Status.Valid():

@@ -239,6 +239,17 @@ func TestAvailable(t *testing.T) {
 			name: "all available returns them all", nodes: all[:1],
 			wantIDs: []string{"up"}, wantNote: "status: 1 of 1 available",
 		},
+		{
+			// No node sends such numbers (directory.Node.Validate refuses
+			// them); an entry that has them is broken or forged, and a
+			// negative count would look emptier than any real node.
+			name: "negative users or capacity", nodes: []directory.Node{node("up", "", 1, 10), node("negative-users", "", -5, 10), node("negative-capacity", "", -5, -1)},
+			wantIDs: []string{"up"}, wantNote: "status: 1 of 3 available",
+		},
+		{
+			name: "only negative numbers says why", nodes: []directory.Node{node("negative-users", "", -5, 10), node("negative-capacity", "", -5, -1)},
+			wantIDs: []string{}, wantNote: "status: 0 of 2 available (other 2)",
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
