@@ -341,3 +341,70 @@ func TestNodeChecksNoAddressTheOfferNames(t *testing.T) {
 		t.Errorf("the answer does not say the node is ICE lite:\n%s", answer)
 	}
 }
+
+// TestBridgeMovesWhenItsNodeDrains: when the node the bridge is attached
+// to drains and stops, the bridge moves to another node as any client
+// does; the peer's channel stays open, and what the peer types before,
+// during and after the move reaches the room whole, both ways.
+func TestBridgeMovesWhenItsNodeDrains(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	n1 := c.Nodes[0]
+	front, url := startFront(t, n1, nil)
+	bob := join(t, c.Nodes[1], "bob", "lobby")
+	p, offer := newPeer(t, rtcfront.Protocol, nil)
+	p.connect(t, url+"?room=lobby&user=mover", offer)
+	p.waitOpen(t)
+	if err := p.dc.SendText("before "); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("mover"); got != "before " {
+			return fmt.Errorf("bob sees %q", got)
+		}
+		return nil
+	})
+	drained := n1.Drain(time.Second)
+	if err := p.dc.SendText("during "); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-drained:
+	case <-time.After(settle):
+		t.Fatal("n1 did not drain")
+	}
+	if n := n1.Users(); n != 0 {
+		t.Fatalf("n1 holds %d sessions after its drain", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	if err := n1.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.dc.SendText("after"); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("mover"); got != "before during after" {
+			return fmt.Errorf("bob sees %q", got)
+		}
+		return nil
+	})
+	if _, err := bob.sess.SendText("lobby", "still here"); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if !strings.Contains(p.received(), "[bob]: still here") {
+			return fmt.Errorf("the peer received %q", p.received())
+		}
+		return nil
+	})
+	select {
+	case <-p.shut:
+		t.Fatal("the peer's channel closed")
+	default:
+	}
+	if front.Peers() != 1 {
+		t.Errorf("the front holds %d peers, want 1", front.Peers())
+	}
+}
