@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -137,5 +138,42 @@ func TestMoveBeforeAttachedIsKept(t *testing.T) {
 	moved := awaitEvent(t, s, "move", func(e client.Event) bool { return e.Kind == client.Moved }, nil)
 	if moved.Node.ID != "b" || !strings.Contains(moved.Reason, "moved off a") {
 		t.Errorf("moved to %s (%q), want off a to b", moved.Node.ID, moved.Reason)
+	}
+}
+
+// A move whose first pick is going away too (draining as well, or it
+// refuses): the session picks again from the refusal's directory and
+// moves to a node that stays, without a drop, and its text goes on.
+func TestMoveAwayFromAPickThatDrainsToo(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{})
+	c.WaitAllUp(settle)
+	c.WaitRoomsReady(settle)
+	s, err := client.Dial(dialCtx(t), c.Nodes[0].Addr(), client.WithUser("alice"),
+		client.WithPolicy(preferring("n1", "n2", "n3")), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	if _, err := s.JoinWait(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SendTextWait(ctx, "r", "a"); err != nil {
+		t.Fatal(err)
+	}
+	c.Nodes[1].SetDraining(true)
+	c.Nodes[0].Drain(5 * time.Second)
+	moved := awaitEvent(t, s, "move", func(e client.Event) bool { return e.Kind == client.Moved }, func(e client.Event) {
+		if e.Kind == client.Disconnected {
+			t.Errorf("dropped during the move: %v", e.Err)
+		}
+	})
+	if moved.Node.ID != "n3" {
+		t.Errorf("moved to %s, want n3 (n1 and n2 drain)", moved.Node.ID)
+	}
+	seq, err := s.SendTextWait(ctx, "r", "b")
+	if err != nil || seq != 2 {
+		t.Errorf("SendTextWait after the move = %d, %v; want seq 2", seq, err)
 	}
 }
