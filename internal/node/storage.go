@@ -168,13 +168,16 @@ func (n *Node) watchStorage(dataDir string) {
 // a row, or when no question asked in busSilentFor has been answered,
 // longer than an election; as when its embedded JetStream stops:
 // degraded, /readyz 503, sessions told to attach elsewhere, where a node
-// of another bus may take them. At the first answer after that it
-// stores again. While the bus is unreachable the watch counts nothing:
+// of another bus may take them. After busAnswersToBack answers in a row
+// it stores again: a bus that answers a question now and then, among
+// silences, would otherwise make the node send its sessions away at
+// every silence and take them back at every answer. While the bus is unreachable the watch counts nothing:
 // the node steps aside for that already (checkMajority).
 const (
-	busCheckEvery   = 2 * time.Second
-	busMissesToLose = 2
-	busSilentFor    = 15 * time.Second
+	busCheckEvery    = 2 * time.Second
+	busMissesToLose  = 2
+	busAnswersToBack = 2
+	busSilentFor     = 15 * time.Second
 )
 
 // busRead is what one question to the bus found.
@@ -201,16 +204,22 @@ var busReadNames = map[busRead]string{
 type busStorageWatch struct {
 	misses int       // reads in a row that said JetStream is not enabled
 	since  time.Time // when the first of the reads in a row without an answer was asked; zero after an answer
-	lost   bool      // stepped aside, and no answer since
+	lost   bool      // stepped aside, and not busAnswersToBack answers in a row since
+	// answers counts the reads in a row that were answered.
+	answers int
 }
 
 // next takes one read, asked at now, and says what to do: storageLose,
 // storageBack or storageKeep.
 func (w *busStorageWatch) next(now time.Time, r busRead) storageAction {
+	if r != busAnswered {
+		w.answers = 0
+	}
 	switch r {
 	case busAnswered:
 		w.misses, w.since = 0, time.Time{}
-		if w.lost {
+		w.answers++
+		if w.lost && w.answers >= busAnswersToBack {
 			w.lost = false
 			return storageBack
 		}

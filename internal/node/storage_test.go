@@ -83,8 +83,8 @@ func TestStorageWatchFreeSpace(t *testing.T) {
 // The bus watch, read by read (seconds from an arbitrary start): two
 // reads in a row saying JetStream is not enabled step aside, and so does
 // no answer for busSilentFor (longer than an election); an answer ends
-// either run and, after a step aside, stores again; while the bus is
-// unreachable nothing is counted.
+// either run, and after a step aside two answers in a row store again;
+// while the bus is unreachable nothing is counted.
 func TestBusStorageWatch(t *testing.T) {
 	steps := []struct {
 		at   int
@@ -99,9 +99,9 @@ func TestBusStorageWatch(t *testing.T) {
 		{5, busNoJetStream, storageKeep},
 		{6, busNoJetStream, storageLose},
 		{7, busNoJetStream, storageKeep},
-		{8, busSilent, storageKeep}, // electing: not back yet
-		{9, busAnswered, storageBack},
-		{10, busAnswered, storageKeep},
+		{8, busSilent, storageKeep},   // electing: not back yet
+		{9, busAnswered, storageKeep}, // once is not twice
+		{10, busAnswered, storageBack},
 		{11, busSilent, storageKeep}, // an election: silent from 11 s
 		{20, busSilent, storageKeep},
 		{25, busSilent, storageKeep}, // 14 s
@@ -113,7 +113,16 @@ func TestBusStorageWatch(t *testing.T) {
 		{46, busNoJetStream, storageLose}, // 15 s without an answer
 		{47, busUnreachable, storageKeep},
 		{48, busSilent, storageKeep},
-		{49, busAnswered, storageBack},
+		{49, busAnswered, storageKeep},
+		{50, busAnswered, storageBack},
+		{51, busSilent, storageKeep}, // a bus at the edge: silent from 51 s
+		{66, busSilent, storageLose},
+		{67, busAnswered, storageKeep}, // an answer now and then does not make it flap
+		{68, busSilent, storageKeep},
+		{69, busAnswered, storageKeep},
+		{70, busUnreachable, storageKeep},
+		{71, busAnswered, storageKeep},
+		{72, busAnswered, storageBack},
 	}
 	names := map[storageAction]string{storageKeep: "keep", storageLose: "lose", storageBack: "back"}
 	reads := map[busRead]string{busAnswered: "answered", busNoJetStream: "no JetStream", busSilent: "silent", busUnreachable: "unreachable"}
