@@ -408,3 +408,40 @@ func TestBridgeMovesWhenItsNodeDrains(t *testing.T) {
 		t.Errorf("the front holds %d peers, want 1", front.Peers())
 	}
 }
+
+// TestPeerThatReadsNothingIsDropped: a peer that stops reading its
+// channel costs the node at most MaxBuffered of text waiting for it; then
+// it is dropped, and the room goes on.
+func TestPeerThatReadsNothingIsDropped(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.ChunkRate, cfg.ChunkBurst, cfg.ByteRate, cfg.ByteBurst = 1000, 1000, 1<<20, 1<<20
+	}})
+	c.WaitRoomsReady(settle)
+	front, url := startFront(t, c.Nodes[0], func(cfg *rtcfront.Config) { cfg.MaxBuffered = 16 << 10 })
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	p, offer := newPeerWith(t, rtcfront.Protocol, nil, func(se *webrtc.SettingEngine) { se.SetSCTPMaxReceiveBufferSize(16 << 10) })
+	// The peer's stack hands messages over one at a time: a handler that
+	// never returns stops it reading, and its receive window (16 KiB)
+	// fills; the rest waits at the node.
+	stuck := make(chan struct{})
+	t.Cleanup(func() { close(stuck) })
+	p.dc.OnMessage(func(webrtc.DataChannelMessage) { <-stuck })
+	p.connect(t, url+"?room=lobby&user=deaf", offer)
+	p.waitOpen(t)
+	line := strings.Repeat("z", 1000)
+	nodetest.Eventually(t, 2*settle, func() error {
+		if front.Peers() == 0 {
+			return nil
+		}
+		if _, err := bob.sess.SendText("lobby", line); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Errorf("the peer that reads nothing is still served")
+	})
+	nodetest.Eventually(t, settle, func() error {
+		if !bob.hasLeft("deaf") {
+			return fmt.Errorf("bob has not seen deaf leave")
+		}
+		return nil
+	})
+}

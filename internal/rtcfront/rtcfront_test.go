@@ -166,11 +166,20 @@ type rtcPeer struct {
 // subprotocol (and the options given), its candidates gathered.
 func newPeer(t *testing.T, protocol string, init *webrtc.DataChannelInit) (*rtcPeer, string) {
 	t.Helper()
+	return newPeerWith(t, protocol, init, nil)
+}
+
+// newPeerWith is newPeer with the peer's settings edited.
+func newPeerWith(t *testing.T, protocol string, init *webrtc.DataChannelInit, edit func(*webrtc.SettingEngine)) (*rtcPeer, string) {
+	t.Helper()
 	var se webrtc.SettingEngine
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if edit != nil {
+		edit(&se)
+	}
 	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
