@@ -10,12 +10,15 @@
 //
 //  1. Begin starts a flow: Refresh (ask the common address for a
 //     directory), then Pick, then Dial the picked node.
-//  2. A node that refuses the connection or times out (DialFailed,
-//     Timeout) is dialled again, Config.Retries times (default 2), after
-//     short jittered waits (20 ms, then 40 ms, doubling up to 200 ms; each
-//     uniform in [w/2, w]). Then it is excluded for Config.Cooldown
-//     (default 5 s) and the machine asks for Refresh at once, then Pick
-//     (or Pick alone while a held directory is in use: step 6).
+//  2. A node that refuses the connection (DialFailed) is dialled again,
+//     Config.Retries times (default 2), after short jittered waits (20 ms,
+//     then 40 ms, doubling up to 200 ms; each uniform in [w/2, w]). A node
+//     that times out (Timeout: it took the connection and said nothing in
+//     time, as a paused node does) is not dialled again by default
+//     (Config.TimeoutRetries): each try would cost the whole attempt
+//     timeout. Then it is excluded for Config.Cooldown (default 5 s) and
+//     the machine asks for Refresh at once, then Pick (or Pick alone
+//     while a held directory is in use: step 6).
 //  3. A node that answers full or draining (Refused) sent a fresh
 //     directory with its refusal: it is excluded for the cool-down and the
 //     machine asks for Pick at once, without retrying that node.

@@ -25,10 +25,18 @@ type Rand interface {
 // Config sets the retries, backoffs and cool-down of a Machine. Zero fields
 // take the defaults of DefaultConfig.
 type Config struct {
-	// Retries is how many times a node that refused the connection or timed
-	// out is dialled again before the client asks for a fresh directory.
+	// Retries is how many times a node that refused the connection is
+	// dialled again before the client asks for a fresh directory.
 	// Default 2 (three dials in all); a negative value means no retry.
 	Retries int
+	// TimeoutRetries is how many of those retries a node gets when it
+	// timed out (accepted the connection and said nothing in time: a
+	// paused or cut-off node, whose kernel still completes handshakes).
+	// Each such attempt costs the whole attempt timeout where a refusal
+	// costs a round trip, so by default (0) a node that timed out is
+	// excluded at once and another is picked; a negative value also means
+	// none; at most Retries.
+	TimeoutRetries int
 	// RetryBase is the wait before the first retry of a node; each further
 	// retry doubles it, up to RetryMax. Jitter: each wait is uniform in
 	// [w/2, w]. Default 20 ms.
@@ -387,7 +395,11 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 		}
 		m.fails++
 		m.record(o.Node, o.Err).failed++
-		if m.fails <= m.cfg.Retries {
+		retries := m.cfg.Retries
+		if o.Kind == Timeout {
+			retries = min(retries, max(m.cfg.TimeoutRetries, 0))
+		}
+		if m.fails <= retries {
 			wait := m.equal(grow(m.cfg.RetryBase, m.cfg.RetryMax, m.fails))
 			return m.at(now, Action{Step: Retry, Node: o.Node, After: wait})
 		}

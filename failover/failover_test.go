@@ -98,6 +98,27 @@ func TestTranscripts(t *testing.T) {
 			},
 		},
 		{
+			name: "a node that timed out is not dialled again: another is picked",
+			steps: []step{
+				{0, begin(0), "refresh", []string{}},
+				{5, fetched, "pick", nil},
+				{5, picked("n1"), "dial n1", nil},
+				{2005, timeout("n1"), "refresh", []string{"n1"}},
+				{2010, fetched, "pick", nil},
+				{2010, picked("n2"), "dial n2", nil},
+				{2015, attached("n2"), "done", []string{"n1"}},
+			},
+		},
+		{
+			name: "timeouts retried when configured, never more than Retries",
+			cfg:  Config{Retries: 1, TimeoutRetries: 3},
+			steps: []step{
+				{0, picked("n1"), "dial n1", nil},
+				{2000, timeout("n1"), "retry n1 after 20ms", nil},
+				{4020, timeout("n1"), "refresh", []string{"n1"}},
+			},
+		},
+		{
 			name: "no retries",
 			cfg:  Config{Retries: -1},
 			steps: []step{
