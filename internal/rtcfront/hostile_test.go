@@ -445,3 +445,30 @@ func TestPeerThatReadsNothingIsDropped(t *testing.T) {
 		return nil
 	})
 }
+
+// TestPeerThatVanishesIsDropped: a peer that goes silent without a word
+// (its host gone from the network) is dropped once ICE sees nothing of it
+// (about 30 s), the node being an ICE lite agent that sends no checks of
+// its own.
+func TestPeerThatVanishesIsDropped(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front, url := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	sock, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, offer := newPeerWith(t, rtcfront.Protocol, nil, func(se *webrtc.SettingEngine) {
+		se.SetICEUDPMux(webrtc.NewICEUDPMux(nil, sock))
+	})
+	p.connect(t, url+"?room=lobby&user=gone", offer)
+	p.waitOpen(t)
+	_ = sock.Close() // nothing more leaves the peer, not even a close
+	nodetest.Eventually(t, 2*settle, func() error {
+		if n := front.Peers(); n != 0 || !bob.hasLeft("gone") {
+			return fmt.Errorf("the front holds %d peers; bob saw gone leave: %v", n, bob.hasLeft("gone"))
+		}
+		return nil
+	})
+}
