@@ -578,7 +578,9 @@ func newStoppedTimer() *time.Timer {
 // (minority.go): after minorityGrace without one it reports degraded
 // (the directory, /readyz 503) and refuses attaches; after moveAfter more
 // it closes its sessions with `shutdown`, which clients take as "attach
-// elsewhere". It heals by itself: a majority seen again makes it up.
+// elsewhere". It heals by itself: a majority seen again for minorityGrace
+// makes it up; a peer unseen is forgotten after minorityForget of time
+// with a majority (minority.go).
 const (
 	minorityForget = 10 * time.Minute
 	moveAfter      = 10 * time.Second
@@ -604,6 +606,9 @@ func (n *Node) degradedWhy() string {
 	if n.storageStopped.Load() {
 		return "cannot store text (its JetStream stopped: is its data directory full?)"
 	}
+	if n.majorityBack.Load() {
+		return "sees a majority of its cluster again; up once it has held it for the grace"
+	}
 	return "cannot see a majority of its cluster"
 }
 
@@ -619,6 +624,7 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 	// has room, not in a moment as a peer or a link may.
 	lost := n.storageStopped.Load()
 	degraded := steps.observe(n.view.Load().nodes, unreachable, now) || lost
+	n.majorityBack.Store(steps.recovering())
 	if degraded != n.degraded.Swap(degraded) {
 		if degraded {
 			wait := moveAfter

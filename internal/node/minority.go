@@ -94,6 +94,10 @@ func (m *minority) observe(nodes []directory.Node, unreachable bool, now time.Ti
 	return m.degraded
 }
 
+// recovering reports whether a degraded node sees a majority again and
+// waits out the grace before it is up.
+func (m *minority) recovering() bool { return m.degraded && !m.backAt.IsZero() }
+
 // degradedFor is how long the node has been without a majority past the
 // grace period: 0 while it sees one (also while it waits out the grace
 // to be up again) or is within the grace.

@@ -134,5 +134,10 @@ func TestMinorityDegradedFor(t *testing.T) {
 		if got := m.degradedFor(t0.Add(s.at)); got != s.want {
 			t.Fatalf("step %d (at %v): degradedFor = %v, want %v", i, s.at, got, s.want)
 		}
+		// recovering (the reason /readyz gives) only while a degraded
+		// node waits out the grace with a majority in sight.
+		if got, want := m.recovering(), i == 3; got != want {
+			t.Errorf("step %d (at %v): recovering = %v, want %v", i, s.at, got, want)
+		}
 	}
 }

@@ -48,6 +48,10 @@ type Node struct {
 	draining atomic.Bool
 	ready    atomic.Bool
 	degraded atomic.Bool // no majority of the cluster seen (minority.go), or cannot store
+	// majorityBack: degraded for want of a majority, which it sees again
+	// while it waits out the grace (minority.recovering); for the reason
+	// /readyz gives.
+	majorityBack atomic.Bool
 	// storageStopped: the embedded JetStream stopped and does not follow
 	// its metadata leader again yet, or the external bus runs no
 	// JetStream for the node (storage.go); the node is degraded while it
