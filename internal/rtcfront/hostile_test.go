@@ -80,83 +80,61 @@ func TestPeerFasterThanTheRoomIsBounded(t *testing.T) {
 	})
 }
 
-// TestShutdownStoresThePeersText: a front that stops gracefully ends its
-// peers only once the node has stored the text they sent. Before,
-// Shutdown closed the bridged session at once, and the text it still
-// held to resend (here held back by the node's rate) was lost, although
-// the peer's reliable channel had delivered it.
-func TestShutdownStoresThePeersText(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
-		cfg.ChunkRate, cfg.ChunkBurst = 4, 4
-	}})
-	c.WaitRoomsReady(settle)
-	front, url := startFront(t, c.Nodes[0], nil)
-	bob := join(t, c.Nodes[0], "bob", "lobby")
-	p, offer := newPeer(t, rtcfront.Protocol, nil)
-	p.connect(t, url+"?room=lobby&user=typist", offer)
-	p.waitOpen(t)
-	const typed = "abcdefghij"
-	for _, r := range typed {
-		if err := p.dc.SendText(string(r)); err != nil {
-			t.Fatal(err)
-		}
+// TestTextStoredWhenThePeerEnds: a peer's text is stored however the
+// peer ends: the front stopping gracefully, or the peer typing and
+// hanging up at once. Before, the front closed the bridged session at
+// once in both cases, and the text it still held to resend (here held
+// back by the node's rate) was lost, although the peer's reliable channel
+// had delivered it.
+func TestTextStoredWhenThePeerEnds(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		end  func(t *testing.T, front *rtcfront.Server, p *rtcPeer)
+		left bool // bob sees the typist leave
+	}{
+		{"the front shuts down", func(t *testing.T, front *rtcfront.Server, _ *rtcPeer) {
+			ctx, cancel := context.WithTimeout(context.Background(), settle)
+			defer cancel()
+			if err := front.Shutdown(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"the peer hangs up", func(_ *testing.T, _ *rtcfront.Server, p *rtcPeer) { _ = p.pc.Close() }, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+				cfg.ChunkRate, cfg.ChunkBurst = 4, 4
+			}})
+			c.WaitRoomsReady(settle)
+			front, url := startFront(t, c.Nodes[0], nil)
+			bob := join(t, c.Nodes[0], "bob", "lobby")
+			p, offer := newPeer(t, rtcfront.Protocol, nil)
+			p.connect(t, url+"?room=lobby&user=typist", offer)
+			p.waitOpen(t)
+			const typed = "abcdefghij"
+			for _, r := range typed {
+				if err := p.dc.SendText(string(r)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			nodetest.Eventually(t, settle, func() error {
+				if n, b := front.Messages(), front.Backlogs(); n < int64(len(typed)) || len(b) != 1 || b[0] == 0 {
+					return fmt.Errorf("the front read %d messages, holds %v chunks unacknowledged", n, b)
+				}
+				return nil
+			})
+			tt.end(t, front, p)
+			nodetest.Eventually(t, settle, func() error {
+				if got := bob.text("typist"); got != typed {
+					return fmt.Errorf("bob sees %q of %q", got, typed)
+				}
+				if tt.left && !bob.hasLeft("typist") {
+					return fmt.Errorf("bob has not seen typist leave")
+				}
+				return nil
+			})
+		})
 	}
-	nodetest.Eventually(t, settle, func() error {
-		if n, b := front.Messages(), front.Backlogs(); n < int64(len(typed)) || len(b) != 1 || b[0] == 0 {
-			return fmt.Errorf("the front read %d messages, holds %v chunks unacknowledged", n, b)
-		}
-		return nil
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), settle)
-	defer cancel()
-	if err := front.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	nodetest.Eventually(t, settle, func() error {
-		if got := bob.text("typist"); got != typed {
-			return fmt.Errorf("bob sees %q of %q", got, typed)
-		}
-		return nil
-	})
-}
-
-// TestHangupStoresThePeersText: a peer that types and hangs up at once
-// has its text stored all the same. Before, the front closed the bridged
-// session as soon as the connection closed, and the text it still held
-// to resend (here held back by the node's rate) was lost, although the
-// peer's reliable channel had delivered it.
-func TestHangupStoresThePeersText(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
-		cfg.ChunkRate, cfg.ChunkBurst = 4, 4
-	}})
-	c.WaitRoomsReady(settle)
-	front, url := startFront(t, c.Nodes[0], nil)
-	bob := join(t, c.Nodes[0], "bob", "lobby")
-	p, offer := newPeer(t, rtcfront.Protocol, nil)
-	p.connect(t, url+"?room=lobby&user=typist", offer)
-	p.waitOpen(t)
-	const typed = "abcdefghij"
-	for _, r := range typed {
-		if err := p.dc.SendText(string(r)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	nodetest.Eventually(t, settle, func() error {
-		if n, b := front.Messages(), front.Backlogs(); n < int64(len(typed)) || len(b) != 1 || b[0] == 0 {
-			return fmt.Errorf("the front read %d messages, holds %v chunks unacknowledged", n, b)
-		}
-		return nil
-	})
-	_ = p.pc.Close()
-	nodetest.Eventually(t, settle, func() error {
-		if got := bob.text("typist"); got != typed {
-			return fmt.Errorf("bob sees %q of %q", got, typed)
-		}
-		if !bob.hasLeft("typist") {
-			return fmt.Errorf("bob has not seen typist leave")
-		}
-		return nil
-	})
 }
 
 // TestOversizedMessageEndsThePeer: a peer that ignores the
