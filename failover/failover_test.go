@@ -322,32 +322,7 @@ func TestTranscripts(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m, err := New(tt.cfg, top{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got, want []string
-			for _, s := range tt.steps {
-				now := t0.Add(time.Duration(s.ms) * time.Millisecond)
-				line := fmt.Sprintf("%6d %-18s -> ", s.ms, s.out)
-				got = append(got, line+m.Next(s.out, now).String())
-				want = append(want, line+s.want)
-				if s.excluded != nil {
-					var ex []string
-					for _, id := range []string{"n1", "n2", "n3"} {
-						if m.Excluded(id, now) {
-							ex = append(ex, id)
-						}
-					}
-					got = append(got, fmt.Sprintf("       excluded %v", ex))
-					want = append(want, fmt.Sprintf("       excluded %v", s.excluded))
-				}
-			}
-			if diff := cmp.Diff(strings.Join(got, "\n"), strings.Join(want, "\n")); diff != "" {
-				t.Errorf("transcript (-got +want):\n%s", diff)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { runTranscript(t, tt.cfg, tt.steps) })
 	}
 }
 
@@ -416,32 +391,7 @@ func TestDroppedNodeThatAnswersIsPickedAgain(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			m, err := New(Config{}, top{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got, want []string
-			for _, s := range tt.steps {
-				now := t0.Add(time.Duration(s.ms) * time.Millisecond)
-				line := fmt.Sprintf("%6d %-18s -> ", s.ms, s.out)
-				got = append(got, line+m.Next(s.out, now).String())
-				want = append(want, line+s.want)
-				if s.excluded != nil {
-					var ex []string
-					for _, id := range []string{"n1", "n2", "n3"} {
-						if m.Excluded(id, now) {
-							ex = append(ex, id)
-						}
-					}
-					got = append(got, fmt.Sprintf("       excluded %v", ex))
-					want = append(want, fmt.Sprintf("       excluded %v", s.excluded))
-				}
-			}
-			if diff := cmp.Diff(strings.Join(got, "\n"), strings.Join(want, "\n")); diff != "" {
-				t.Errorf("transcript (-got +want):\n%s", diff)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { runTranscript(t, Config{}, tt.steps) })
 	}
 }
 
@@ -611,5 +561,36 @@ func TestTriedSaysWhatWasTried(t *testing.T) {
 	got := m.Tried(start.Add(time.Second))
 	if want := "after 1s and 0 failed passes: n2: 1 dial failed (last: refused)"; got != want {
 		t.Errorf("Tried = %q, want %q", got, want)
+	}
+}
+
+// runTranscript drives a Machine of cfg through steps and compares each
+// action it answers, and the nodes excluded where a step lists them, with
+// the step's.
+func runTranscript(t *testing.T, cfg Config, steps []step) {
+	t.Helper()
+	m, err := New(cfg, top{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for _, s := range steps {
+		now := t0.Add(time.Duration(s.ms) * time.Millisecond)
+		line := fmt.Sprintf("%6d %-18s -> ", s.ms, s.out)
+		got = append(got, line+m.Next(s.out, now).String())
+		want = append(want, line+s.want)
+		if s.excluded != nil {
+			var ex []string
+			for _, id := range []string{"n1", "n2", "n3"} {
+				if m.Excluded(id, now) {
+					ex = append(ex, id)
+				}
+			}
+			got = append(got, fmt.Sprintf("       excluded %v", ex))
+			want = append(want, fmt.Sprintf("       excluded %v", s.excluded))
+		}
+	}
+	if diff := cmp.Diff(strings.Join(got, "\n"), strings.Join(want, "\n")); diff != "" {
+		t.Errorf("transcript (-got +want):\n%s", diff)
 	}
 }
