@@ -171,8 +171,9 @@ func (n *Node) watchStorage(dataDir string) {
 // of another bus may take them. After busAnswersToBack answers in a row
 // it stores again: a bus that answers a question now and then, among
 // silences, would otherwise make the node send its sessions away at
-// every silence and take them back at every answer. While the bus is unreachable the watch counts nothing:
-// the node steps aside for that already (checkMajority).
+// every silence and take them back at every answer. While the bus is
+// unreachable the watch counts nothing: the node steps aside for that
+// already (checkMajority).
 const (
 	busCheckEvery    = 2 * time.Second
 	busMissesToLose  = 2
