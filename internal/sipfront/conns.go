@@ -33,14 +33,15 @@ type connLimiter struct {
 	mu       sync.Mutex
 	open     int
 	bySource map[netip.Addr]int
-	refused  int
-	lastLog  time.Time
+	// refusedLog samples the lines about refused connections.
+	refusedLog logSampler
 
 	failed atomic.Int64 // accepts that failed, not for closing
 }
 
 func newConnLimiter(l net.Listener, max, perSource int, idle time.Duration, log *slog.Logger, m *metrics) *connLimiter {
-	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, log: log, m: m, bySource: map[netip.Addr]int{}}
+	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, log: log, m: m, bySource: map[netip.Addr]int{},
+		refusedLog: logSampler{period: 5 * time.Second}}
 }
 
 // Accept returns the next connection within the limits, closing those
@@ -74,27 +75,30 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 
 // take counts a connection from src, or says why it is over the limits.
 func (l *connLimiter) take(src netip.Addr) string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	why := ""
-	switch {
-	case l.open >= l.max:
-		why = refusedTotal
-	case l.bySource[src] >= l.perSource:
-		why = refusedPerSource
-	default:
-		l.open++
-		l.bySource[src]++
-		return ""
-	}
-	// Logged at most once every 5 s, with the count since.
-	l.m.connsRefused.WithLabelValues(why).Inc()
-	l.refused++
-	if now := time.Now(); now.Sub(l.lastLog) >= 5*time.Second {
-		l.log.Warn("SIP over TCP: connection refused, over the limit", "limit", why, "source", src.String(), "refused_since_last_line", l.refused)
-		l.lastLog, l.refused = now, 0
+	why := l.admit(src)
+	if why != "" {
+		// Counted each; logged at most once every 5 s, with the count
+		// held back since.
+		l.m.connsRefused.WithLabelValues(why).Inc()
+		l.refusedLog.log(l.log, slog.LevelWarn, "SIP over TCP: connection refused, over the limit", "limit", why, "source", src.String())
 	}
 	return why
+}
+
+// admit counts a connection from src if it fits, else says which limit
+// it is over.
+func (l *connLimiter) admit(src netip.Addr) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.open >= l.max:
+		return refusedTotal
+	case l.bySource[src] >= l.perSource:
+		return refusedPerSource
+	}
+	l.open++
+	l.bySource[src]++
+	return ""
 }
 
 func (l *connLimiter) release(src netip.Addr) {
