@@ -168,12 +168,12 @@ func nonEmpty(ss ...string) []string {
 // peer's, verified both ways. The certificate is read at each handshake
 // from the KeyPair returned, which ReloadCertificates renews.
 func routeTLS(cfg Config) (*tls.Config, *pki.KeyPair, error) {
-	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{
-		CertFile: cfg.TLSCert,
-		KeyFile:  cfg.TLSKey,
-		CaFile:   cfg.TLSCA,
-		Verify:   true,
-	})
+	kp, err := pki.LoadKeyPair(cfg.TLSCert, cfg.TLSKey, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bus: cluster TLS: %w", err)
+	}
+	// The CA and nats-server's TLS defaults; the pair is served from kp.
+	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CaFile: cfg.TLSCA, Verify: true})
 	if err != nil {
 		return nil, nil, fmt.Errorf("bus: cluster TLS: %w", err)
 	}
@@ -182,13 +182,8 @@ func routeTLS(cfg Config) (*tls.Config, *pki.KeyPair, error) {
 	}
 	// A soliciting route verifies its peer's certificate with RootCAs.
 	tc.RootCAs = tc.ClientCAs
-	kp, err := pki.LoadKeyPair(cfg.TLSCert, cfg.TLSKey, nil)
-	if err != nil {
-		return nil, nil, fmt.Errorf("bus: cluster TLS: %w", err)
-	}
 	// nats-server clones this configuration for each route, callbacks
 	// included (its own OCSP stapling serves certificates the same way).
-	tc.Certificates = nil
 	tc.GetCertificate = kp.GetCertificate
 	tc.GetClientCertificate = kp.GetClientCertificate
 	return tc, kp, nil
