@@ -42,10 +42,7 @@ func reissue(t *testing.T, ca *pki.CA, service, cert, key string) {
 // certificate was read at start only, and renewing it meant a restart.
 func TestReloadClientCertificate(t *testing.T) {
 	sec := newSecrets(t, "reload.test")
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
-		cfg.Service = sec.service
-		sec.configure(i, cfg)
-	}})
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: sec.configure})
 	n := c.Nodes[0]
 	ca, _, err := pki.LoadOrCreateCA(filepath.Dir(sec.cert), sec.service, time.Now())
 	if err != nil {
@@ -171,10 +168,7 @@ func TestReloadClusterCertificate(t *testing.T) {
 // use. Before, both were read at start only.
 func TestReloadTokenKeysAndAdminToken(t *testing.T) {
 	sec := newSecrets(t, "rotate.test")
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
-		cfg.Service = sec.service
-		sec.configure(i, cfg)
-	}})
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: sec.configure})
 	n := c.Nodes[0]
 	tlsCfg := &tls.Config{RootCAs: sec.caPool, ServerName: sec.service}
 	nextPriv, nextPub, err := pki.NewSigningKey()

@@ -65,7 +65,10 @@ func newSecrets(t *testing.T, service string) secrets {
 	return s
 }
 
+// configure makes cfg a node of s's service, with its certificate, token
+// key and admin secret.
 func (s secrets) configure(_ int, cfg *node.Config) {
+	cfg.Service = s.service
 	cfg.TLSCert, cfg.TLSKey, cfg.TokenKey, cfg.AdminToken = s.cert, s.key, s.tokenPub, s.adminFile
 }
 
@@ -108,10 +111,7 @@ const maxRefused = 3
 // times; rooms the token does not name are refused at join.
 func TestTokens(t *testing.T) {
 	sec := newSecrets(t, "tokens.test")
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
-		cfg.Service = sec.service
-		sec.configure(i, cfg)
-	}})
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: sec.configure})
 	n := c.Nodes[0]
 	tlsCfg := &tls.Config{RootCAs: sec.caPool, ServerName: sec.service}
 	_, otherKey, _ := ed25519.GenerateKey(nil)

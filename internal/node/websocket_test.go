@@ -312,7 +312,6 @@ func TestWebSocketHandshake(t *testing.T) {
 func TestWebSocketOverTLS(t *testing.T) {
 	sec := newSecrets(t, "wss.test")
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
-		cfg.Service = sec.service
 		sec.configure(i, cfg)
 		cfg.HTTPTLS = true
 	}})
