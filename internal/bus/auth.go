@@ -166,7 +166,7 @@ func nonEmpty(ss ...string) []string {
 // routeTLS is the routes' TLS configuration: this node's certificate,
 // offered as server and as client, and the CA that must have signed every
 // peer's, verified both ways. The certificate is read at each handshake
-// from the KeyPair returned, which ReloadCertificates renews.
+// from the KeyPair returned, whose Reload renews it.
 func routeTLS(cfg Config) (*tls.Config, *pki.KeyPair, error) {
 	kp, err := pki.LoadKeyPair(cfg.TLSCert, cfg.TLSKey, nil)
 	if err != nil {

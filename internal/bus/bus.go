@@ -26,7 +26,6 @@ package bus
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -647,31 +646,11 @@ func (b *Bus) RestartJetStream() error {
 	return nil
 }
 
-// ReloadCertificates reads the routes' certificate and key
-// (Config.TLSCert, TLSKey) again: new routes present the renewed
-// certificate, routes already up keep theirs. The CA is not read again.
-// A pair that does not load or is not valid now is refused and the one
-// in use stays. changed reports a new certificate; without route TLS it
-// does nothing.
-func (b *Bus) ReloadCertificates(now time.Time) (changed bool, err error) {
-	if b.routeCert == nil {
-		return false, nil
-	}
-	changed, err = b.routeCert.Reload(now)
-	if err != nil {
-		return false, fmt.Errorf("bus: reloading the cluster certificate: %w", err)
-	}
-	return changed, nil
-}
-
-// RouteCertificate is the certificate the routes present now; nil
-// without route TLS.
-func (b *Bus) RouteCertificate() *tls.Certificate {
-	if b.routeCert == nil {
-		return nil
-	}
-	return b.routeCert.Current()
-}
+// RouteKeyPair is the routes' certificate and key (Config.TLSCert,
+// TLSKey), read at each route's handshake: its Reload makes new routes
+// present a renewed certificate while routes up keep theirs. Nil without
+// route TLS.
+func (b *Bus) RouteKeyPair() *pki.KeyPair { return b.routeCert }
 
 // ErrJetStreamNotStarted is RestartJetStream's error when nats-server
 // could not start JetStream again; its log says why.

@@ -230,8 +230,8 @@ func (c certCollector) Collect(ch chan<- prometheus.Metric) {
 	if c.n.sec.cert != nil {
 		expiry("client", c.n.sec.cert.Current())
 	}
-	if c.n.bus != nil {
-		expiry("cluster", c.n.bus.RouteCertificate())
+	if c.n.bus != nil && c.n.bus.RouteKeyPair() != nil {
+		expiry("cluster", c.n.bus.RouteKeyPair().Current())
 	}
 }
 

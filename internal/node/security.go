@@ -213,27 +213,28 @@ func (n *Node) Reload() error {
 		n.log.Error("reloading "+what+": keeping the one in use", "file", file, "err", err)
 		errs = append(errs, fmt.Errorf("node: reloading %s: %w", what, err))
 	}
-	if n.sec.cert != nil {
-		switch changed, err := n.sec.cert.Reload(now); {
-		case err != nil:
-			refused("the TLS certificate", n.cfg.TLSCert, err)
-		case changed:
-			n.log.Info("reloaded the TLS certificate", "file", n.cfg.TLSCert, "not_after", n.sec.cert.Current().Leaf.NotAfter)
-		default:
-			n.log.Info("the TLS certificate is unchanged", "file", n.cfg.TLSCert)
-		}
+	type certFile struct {
+		what, file string
+		kp         *pki.KeyPair // nil: no TLS there
 	}
+	certs := []certFile{{"the TLS certificate", n.cfg.TLSCert, n.sec.cert}}
 	if n.cfg.ClusterCert != "" {
 		if n.bus == nil {
-			return errors.Join(append(errs, ErrNotStarted)...)
+			return ErrNotStarted
 		}
-		switch changed, err := n.bus.ReloadCertificates(now); {
+		certs = append(certs, certFile{"the cluster certificate", n.cfg.ClusterCert, n.bus.RouteKeyPair()})
+	}
+	for _, c := range certs {
+		if c.kp == nil {
+			continue
+		}
+		switch changed, err := c.kp.Reload(now); {
 		case err != nil:
-			refused("the cluster certificate", n.cfg.ClusterCert, err)
+			refused(c.what, c.file, err)
 		case changed:
-			n.log.Info("reloaded the cluster certificate", "file", n.cfg.ClusterCert, "not_after", n.bus.RouteCertificate().Leaf.NotAfter)
+			n.log.Info("reloaded "+c.what, "file", c.file, "not_after", c.kp.Current().Leaf.NotAfter)
 		default:
-			n.log.Info("the cluster certificate is unchanged", "file", n.cfg.ClusterCert)
+			n.log.Info(c.what+" is unchanged", "file", c.file)
 		}
 	}
 	if n.sec.tokens.Load() != nil {
