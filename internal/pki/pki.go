@@ -318,20 +318,6 @@ func LoadSigningKey(file string) (ed25519.PrivateKey, error) {
 	return priv, nil
 }
 
-// LoadVerifyKey reads an Ed25519 public key (PKIX "PUBLIC KEY" PEM) from
-// file.
-func LoadVerifyKey(file string) (ed25519.PublicKey, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("pki: reading the token key: %w", err)
-	}
-	pub, err := ParseVerifyKey(data)
-	if err != nil {
-		return nil, fmt.Errorf("pki: %s: %w", file, err)
-	}
-	return pub, nil
-}
-
 // MaxVerifyKeys is the most public keys LoadVerifyKeys takes from a file.
 const MaxVerifyKeys = 16
 
@@ -353,7 +339,7 @@ func LoadVerifyKeys(file string) ([]ed25519.PublicKey, error) {
 		if block.Type != "PUBLIC KEY" {
 			continue
 		}
-		pub, err := ParseVerifyKey(pem.EncodeToMemory(block))
+		pub, err := verifyKey(block)
 		if err != nil {
 			return nil, fmt.Errorf("pki: %s, key %d: %w", file, len(keys)+1, err)
 		}
@@ -368,12 +354,8 @@ func LoadVerifyKeys(file string) ([]ed25519.PublicKey, error) {
 	return keys, nil
 }
 
-// ParseVerifyKey reads an Ed25519 public key from PEM data.
-func ParseVerifyKey(data []byte) (ed25519.PublicKey, error) {
-	block := findBlock(data, "PUBLIC KEY")
-	if block == nil {
-		return nil, fmt.Errorf("pki: public key: %w", ErrNoPEM)
-	}
+// verifyKey reads the Ed25519 public key of a PKIX "PUBLIC KEY" block.
+func verifyKey(block *pem.Block) (ed25519.PublicKey, error) {
 	key, err := x509.ParsePKIXPublicKey(block.Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("pki: parsing a public key: %w", err)

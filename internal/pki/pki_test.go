@@ -157,18 +157,16 @@ func TestSigningKeyRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pk, err := pki.LoadVerifyKey(pub)
-	if err != nil {
-		t.Fatal(err)
+	pks, err := pki.LoadVerifyKeys(pub)
+	if err != nil || len(pks) != 1 {
+		t.Fatalf("LoadVerifyKeys of one key: %d keys, %v", len(pks), err)
 	}
+	pk := pks[0]
 	if !pk.Equal(sk.Public().(ed25519.PublicKey)) {
 		t.Error("the public key does not match the private key")
 	}
-	if _, err := pki.LoadVerifyKey(priv); !errors.Is(err, pki.ErrNoPEM) {
-		t.Errorf("a private key read as a public one: %v, want ErrNoPEM", err)
-	}
 	if _, err := pki.LoadVerifyKeys(priv); !errors.Is(err, pki.ErrNoPEM) {
-		t.Errorf("a private key read as public keys: %v, want ErrNoPEM", err)
+		t.Errorf("a private key read as a public one: %v, want ErrNoPEM", err)
 	}
 	// A file of two public keys (the issuer's next beside its current)
 	// gives both, in order.
