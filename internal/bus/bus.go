@@ -287,7 +287,7 @@ func (b *Bus) connect(name, user, password string, extra ...nats.Option) (*nats.
 		opts := append([]nats.Option{
 			nats.Name(name),
 			nats.MaxReconnects(-1),
-			nats.ReconnectWait(100 * time.Millisecond),
+			reconnectBackoff(),
 		}, b.external...)
 		nc, err := nats.Connect(b.cfg.External, append(opts, extra...)...)
 		if err != nil {

@@ -95,7 +95,7 @@ func (b *Bus) WatchDisconnects(closed func(conn string)) error {
 	opts := append([]nats.Option{
 		nats.Name(b.cfg.Name + "-watch"),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(100 * time.Millisecond),
+		reconnectBackoff(),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.Warn("NATS connection error", "conn", "watch", "err", err)
 		}),
