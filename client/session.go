@@ -1351,14 +1351,19 @@ func (s *Session) Unacked(name string) int {
 func (s *Session) Close() error {
 	s.cancel()
 	s.mu.Lock()
-	if s.conn != nil {
-		s.conn.Close()
-	}
+	c := s.conn
 	if s.state != StateFailed {
 		s.state = StateClosed
 	}
 	s.stopRetriesLocked()
 	s.mu.Unlock()
+	// Closed outside the lock: closing a TLS connection writes its
+	// close_notify, which may wait on a peer that does not read. An
+	// attach that installs a connection after this sees the context
+	// ended and closes that one itself.
+	if c != nil {
+		c.Close()
+	}
 	<-s.done
 	return nil
 }
