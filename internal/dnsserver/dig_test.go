@@ -273,3 +273,28 @@ func TestDigDefaultUDPSize(t *testing.T) {
 		t.Errorf("dig retried over TCP %v with %d answers, want a retry and all 100\n%s", full.Retried, len(full.Answer), full.Raw)
 	}
 }
+
+// An answer spells its owner name as the question did (DNS 0x20), and a
+// later query in another case gets its own spelling, not the last one's.
+func TestDigAnswerKeepsTheQuestionsCase(t *testing.T) {
+	d := newDir(manyNodes(2)...)
+	s := startServer(t, d)
+	for _, name := range []string{"ChAt.TeSt.", "cHaT.tEsT.", "chat.test."} {
+		r := dig(t, s.Addr(), name, "A")
+		var owners []string
+		in := false
+		for line := range strings.Lines(r.Raw) {
+			switch {
+			case strings.HasPrefix(line, ";; ANSWER SECTION"):
+				in = true
+			case strings.TrimSpace(line) == "" || strings.HasPrefix(line, ";"):
+				in = false
+			case in:
+				owners = append(owners, strings.Fields(line)[0])
+			}
+		}
+		if want := []string{name, name}; !cmp.Equal(owners, want) {
+			t.Errorf("dig %s A: owners %v, want %v\n%s", name, owners, want, r.Raw)
+		}
+	}
+}

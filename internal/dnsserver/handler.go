@@ -200,6 +200,25 @@ func (s *Server) resolve(m *dns.Msg, q dns.Question) {
 		// NODATA (RFC 2308): the name exists, the type has no records.
 		m.Ns = []dns.RR{z.soa}
 	}
+	if q.Name != name {
+		askedCase(m.Answer, name, q.Name)
+	}
+}
+
+// askedCase gives the records of rrs owned by name (the zone's lower
+// case) the owner name as the question spelt it, as authoritative servers
+// do: a resolver that randomises the case of its queries (DNS 0x20) finds
+// its spelling back in the answer as well as in the question. The zone's
+// records are shared by every reply, so each is copied first; queries in
+// lower case, nearly all, take no copy.
+func askedCase(rrs []dns.RR, name, asked string) {
+	for i, rr := range rrs {
+		if rr.Header().Name == name {
+			rr = dns.Copy(rr)
+			rr.Header().Name = asked
+			rrs[i] = rr
+		}
+	}
 }
 
 // addrs returns a copy of the A or AAAA records rrs of o, rotated to a new

@@ -82,10 +82,10 @@ func TestAnswer(t *testing.T) {
 				AnswerOwners: []string{"chat.test.", "chat.test."}},
 		},
 		{
-			name: "names are case-insensitive",
+			name: "names are case-insensitive, and answered as asked",
 			in:   query("cHaT.TeSt.", dns.TypeAAAA, 0),
 			want: summary{Rcode: "NOERROR", AA: true, HasQuestion: true,
-				Answer: []string{"AAAA 2001:db8::6"}, AnswerOwners: []string{"chat.test."}},
+				Answer: []string{"AAAA 2001:db8::6"}, AnswerOwners: []string{"cHaT.TeSt."}},
 		},
 		{
 			name: "per-node name answers for a down node too",
