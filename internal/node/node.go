@@ -277,6 +277,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		n.wg.Go(func() { _ = n.Serve(ln) })
 	}
 	n.logPosture()
+	n.logDescriptorHeadroom()
 	n.log.Info("node started", "service", n.cfg.Service, "listen", n.addr, "http", n.HTTPAddr(), "cluster", n.ClusterAddr(), "dns", n.dnsAddr)
 	return nil
 }
