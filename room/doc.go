@@ -16,7 +16,7 @@
 //	line, err := r.Activate("n1/7")      // once seq 41 is applied: ann's state line
 //	r.Apply(42, textRecord)               // text goes to the Sink, not to its typist
 //	recs := r.Reconcile(now, view)        // leaves of stale members, lost joins: store them
-//	data, err := r.Snapshot()             // {"v":2,...} as of r.Applied()
+//	data, err := r.SnapshotWithin(limit)  // {"v":2,...} as of r.Applied(), at most limit bytes
 //
 // # Records and presence
 //
@@ -48,14 +48,24 @@
 //	    {"from": "ann", "text": "hello"}
 //	  ],
 //	  "senders": {                // every sender the text knows
-//	    "ann": {"live": "wor", "seq": 17, "cr": true}
+//	    "ann": {"live": "wor", "seq": 17, "cr": true, "at": 1230}
 //	  },                          // live: current line; seq: last seq applied;
-//	                              // cr: the last chunk ended in CR. Each is
-//	                              // left out when "", 0 or false.
+//	                              // cr: the last chunk ended in CR; at: the
+//	                              // stream sequence of the record that last
+//	                              // brought their text. Each is left out
+//	                              // when "", 0 or false.
 //	  "members": {                // sessions in the room, by key
 //	    "n1/7": {"user": "ann", "node": "n1", "inc": 1718000000000000000}
 //	  }
 //	}
+//
+// Snapshots written before "at" existed lack it: Restore takes their
+// senders as of unknown age (0), and nodes that predate it ignore it.
+// SnapshotWithin bounds a snapshot's size, for a bus that carries
+// messages of a limited size: past the limit it drops the unfinished
+// lines of senders who are not in the room (oldest first), then the
+// oldest completed lines, then cuts the start of the longest unfinished
+// lines; members and seqs are always kept.
 //
 // Restore also reads version 1, which has no "v": {"seq": N, "state":
 // {"Lines": [{"From", "Text"}], "Live": {}, "Seqs": {}, "PendingCR": {}},

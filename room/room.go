@@ -1,10 +1,12 @@
 package room
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -48,6 +50,7 @@ type Room struct {
 	members map[string]Member // by session key
 	users   map[string]int    // user -> sessions in the room
 	senders map[string]bool   // every sender the text knows
+	spoke   map[string]uint64 // sender -> stream sequence of the record that last brought new text of theirs
 
 	local map[string]*local
 	order []string // the keys of local, sorted: deliveries go in this order
@@ -92,6 +95,7 @@ func newRoom(name string, cfg Config, text *rtt.Room) *Room {
 		members:  make(map[string]Member),
 		users:    make(map[string]int),
 		senders:  make(map[string]bool),
+		spoke:    make(map[string]uint64),
 		local:    make(map[string]*local),
 		live:     make(map[string][]liveChunk),
 		shown:    make(map[string]uint64),
@@ -189,6 +193,7 @@ func (r *Room) applyText(rec Record) bool {
 	if res.Duplicate {
 		return true
 	}
+	r.spoke[rec.User] = r.applied
 	m := wire.Message{Op: wire.OpText, Room: r.name, From: rec.User, Seq: rec.Seq, T: rec.T}
 	r.deliverTo(m, rec.Key, func(lm *local) bool {
 		if r.stale && lm.since <= r.staleUpTo {
@@ -266,7 +271,8 @@ func (r *Room) applyLeave(rec Record) {
 	}
 }
 
-// departedIn lists the senders in rs who are not in the room, by name.
+// departedIn lists the senders in rs who are not in the room, oldest
+// first (see oldestFirst).
 func (r *Room) departedIn(rs *wire.RoomState) []string {
 	var departed []string
 	for from := range rs.Live {
@@ -279,8 +285,28 @@ func (r *Room) departedIn(rs *wire.RoomState) []string {
 			departed = append(departed, from)
 		}
 	}
-	slices.Sort(departed)
+	r.oldestFirst(departed)
 	return departed
+}
+
+// oldestFirst sorts senders by the stream sequence of the record that
+// last brought new text of theirs, oldest first, and those of one record
+// (or unknown: 0) by name. Every node that applied the same records, or
+// restored the same snapshot, gets the same order.
+func (r *Room) oldestFirst(senders []string) {
+	slices.SortFunc(senders, func(a, b string) int {
+		return cmp.Or(cmp.Compare(r.spoke[a], r.spoke[b]), strings.Compare(a, b))
+	})
+}
+
+// cutLive returns the last keep bytes or fewer of text, starting at a
+// character, after a U+FFFD that says something was cut before them.
+func cutLive(text string, keep int) string {
+	cut := len(text) - keep
+	for cut < len(text) && !utf8.RuneStart(text[cut]) {
+		cut++
+	}
+	return "\ufffd" + text[cut:]
 }
 
 // forgetDeparted forgets senders who are not in the room, in name order,
@@ -317,6 +343,7 @@ func (r *Room) forgetDeparted() {
 		r.text.Forget(from)
 		r.forgetLive(from)
 		delete(r.senders, from)
+		delete(r.spoke, from)
 	}
 }
 
@@ -443,7 +470,8 @@ var ErrStateTooLarge = errors.New("room: state too large for one line")
 // joining session, newline included. A state that would not fit one
 // protocol line (wire.MaxLine) loses, until it fits: its oldest completed
 // lines, one by one; then the senders who are not in the room (their
-// unfinished lines and seqs), in name order; then the start of its
+// unfinished lines and seqs), the one whose text last came longest
+// ago first (by stream sequence, then name); then the start of its
 // longest live lines (each longer than half the longest keeps that many
 // bytes at its end, after a U+FFFD), until no live line is longer than
 // 16 bytes; then it returns an error wrapping ErrStateTooLarge. The state
@@ -554,12 +582,8 @@ func (r *Room) encodeState() ([]byte, error) {
 				if len(text) <= keep {
 					continue
 				}
-				cut := len(text) - keep
-				for cut < len(text) && !utf8.RuneStart(text[cut]) {
-					cut++
-				}
 				size -= liveSize(from, text)
-				rs.Live[from] = "\ufffd" + text[cut:]
+				rs.Live[from] = cutLive(text, keep)
 				size += liveSize(from, rs.Live[from])
 			}
 		}

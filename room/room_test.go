@@ -421,16 +421,21 @@ func TestForgetInRounds(t *testing.T) {
 
 // TestStateLineCuts checks the cuts of large states against the order
 // docs/protocol.md gives, on random rooms: the oldest completed lines
-// first, then the senders not in the room in name order, then the start
-// of long live lines; users and their live entries are always there.
+// first, then the senders not in the room, the one whose text came
+// longest ago first, then the start of long live lines; users and their
+// live entries are always there.
 func TestStateLineCuts(t *testing.T) {
 	for seed := range uint64(60) {
 		prng := rand.New(rand.NewPCG(seed, 1))
 		r := newRoom(t, "r", nil)
 		seq := uint64(0)
+		last := map[string]uint64{} // sender -> the seq of their last text
 		apply := func(rec room.Record) {
 			seq++
 			r.Apply(seq, rec)
+			if rec.Op == room.OpText {
+				last[rec.User] = seq
+			}
 		}
 		text := func() string {
 			pieces := []string{"a", "é", "\"", "<", "\u2603", "\U0001F600", "\\"}
@@ -487,7 +492,15 @@ func TestStateLineCuts(t *testing.T) {
 				departed = append(departed, from)
 			}
 		}
-		slices.Sort(departed)
+		slices.SortFunc(departed, func(a, b string) int {
+			switch {
+			case last[a] < last[b]:
+				return -1
+			case last[a] > last[b]:
+				return 1
+			}
+			return strings.Compare(a, b)
+		})
 		dropped := 0
 		for i, from := range departed {
 			_, live := st.Live[from]

@@ -38,6 +38,9 @@ type senderV2 struct {
 	Live string `json:"live,omitempty"`
 	Seq  uint64 `json:"seq,omitempty"`
 	CR   bool   `json:"cr,omitempty"`
+	// At is the stream sequence of the record that last brought new text
+	// of the sender (0: not known). Nodes that predate it ignore it.
+	At uint64 `json:"at,omitempty"`
 }
 
 // snapshotV1 is the format nodes wrote before version 2: no "v", and the
@@ -63,10 +66,109 @@ type header struct {
 	Seq uint64 `json:"seq"`
 }
 
+// ErrSnapshotTooLarge is wrapped by the error SnapshotWithin returns when
+// even with everything it may cut gone the snapshot is larger than asked:
+// the room's members and its senders' seqs alone do not fit.
+var ErrSnapshotTooLarge = errors.New("room: snapshot too large")
+
 // Snapshot encodes the room's state as of Applied in the current format
-// (see the package documentation). Local sessions and presence evidence
-// are this node's own and are not part of it.
+// (see the package documentation), whatever its size. Local sessions and
+// presence evidence are this node's own and are not part of it.
 func (r *Room) Snapshot() ([]byte, error) {
+	data, err := wire.AppendJSON(nil, r.snapshot()) // as lines are: < > & left as they are
+	if err != nil {
+		return nil, fmt.Errorf("room %s: encoding its snapshot: %w", r.name, err)
+	}
+	return data, nil
+}
+
+// SnapshotWithin is Snapshot in at most limit bytes (limit <= 0: no
+// bound). A snapshot that would be larger loses, until it fits:
+//
+//  1. the unfinished lines of the senders who are not in the room, the
+//     one whose text last came longest ago first (by stream sequence,
+//     then name). Their seqs stay, so that every node still takes their
+//     resends for resends;
+//  2. its oldest completed lines, one by one;
+//  3. the start of its longest unfinished lines, members' too: each
+//     longer than half the longest keeps its last half-the-longest bytes
+//     after a U+FFFD, until none is longer than 16 bytes.
+//
+// Then it returns an error wrapping ErrSnapshotTooLarge. The same state
+// and limit give the same bytes on every node. A room restored from a cut
+// snapshot holds what it kept; nodes that applied the records themselves
+// keep the rest until they load the room again.
+func (r *Room) SnapshotWithin(limit int) ([]byte, error) {
+	snap := r.snapshot()
+	data, err := wire.AppendJSON(nil, snap)
+	if err != nil {
+		return nil, fmt.Errorf("room %s: encoding its snapshot: %w", r.name, err)
+	}
+	if limit <= 0 || len(data) <= limit {
+		return data, nil
+	}
+	// What each cut below saves is at least what it subtracts, so size
+	// stays an upper bound and the encoding it allows fits.
+	const (
+		liveField = len(`"live":`)
+		lineFrame = len(`{"from":,"text":}`)
+	)
+	size := len(data)
+	var departed []string // senders not in the room with an unfinished line
+	for from, x := range snap.Senders {
+		if x.Live != "" && r.users[from] == 0 {
+			departed = append(departed, from)
+		}
+	}
+	r.oldestFirst(departed)
+	for {
+		switch {
+		case len(departed) > 0:
+			from := departed[0]
+			departed = departed[1:]
+			x := snap.Senders[from]
+			size -= liveField + wire.StringLen(x.Live)
+			x.Live = ""
+			snap.Senders[from] = x
+		case len(snap.Lines) > 0:
+			l := snap.Lines[0]
+			size -= lineFrame + wire.StringLen(l.From) + wire.StringLen(l.Text)
+			snap.Lines = snap.Lines[1:]
+		default:
+			longest := 0
+			for _, x := range snap.Senders {
+				longest = max(longest, len(x.Live))
+			}
+			if longest <= 16 {
+				return nil, fmt.Errorf("room %s: %w: %d bytes with nothing left to cut, %d allowed (%d members, %d senders)",
+					r.name, ErrSnapshotTooLarge, size, limit, len(snap.Members), len(snap.Senders))
+			}
+			keep := longest / 2
+			for from, x := range snap.Senders {
+				if len(x.Live) <= keep {
+					continue
+				}
+				size -= wire.StringLen(x.Live)
+				x.Live = cutLive(x.Live, keep)
+				size += wire.StringLen(x.Live)
+				snap.Senders[from] = x
+			}
+		}
+		if size > limit {
+			continue
+		}
+		if data, err = wire.AppendJSON(data[:0], snap); err != nil {
+			return nil, fmt.Errorf("room %s: encoding its snapshot: %w", r.name, err)
+		}
+		if len(data) <= limit {
+			return data, nil
+		}
+		size = len(data) // not an upper bound after all: cut on
+	}
+}
+
+// snapshot is the room's state as of Applied in the current format.
+func (r *Room) snapshot() snapshotV2 {
 	st := r.text.State()
 	snap := snapshotV2{
 		V:       SnapshotVersion,
@@ -79,13 +181,9 @@ func (r *Room) Snapshot() ([]byte, error) {
 		snap.Lines[i] = lineV2{From: l.From, Text: l.Text}
 	}
 	for from, live := range st.Live {
-		snap.Senders[from] = senderV2{Live: live, Seq: st.Seqs[from], CR: st.PendingCR[from]}
+		snap.Senders[from] = senderV2{Live: live, Seq: st.Seqs[from], CR: st.PendingCR[from], At: r.spoke[from]}
 	}
-	data, err := wire.AppendJSON(nil, snap) // as lines are: < > & left as they are
-	if err != nil {
-		return nil, fmt.Errorf("room %s: encoding its snapshot: %w", r.name, err)
-	}
-	return data, nil
+	return snap
 }
 
 // SnapshotSeq returns the stream sequence a snapshot covers, without
@@ -116,6 +214,7 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 		seq     uint64
 		st      rtt.State
 		members map[string]Member
+		spoke   = make(map[string]uint64)
 	)
 	switch {
 	case h.V == nil:
@@ -151,6 +250,9 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 			if x.CR {
 				st.PendingCR[from] = true
 			}
+			if x.At != 0 {
+				spoke[from] = x.At
+			}
 		}
 	default:
 		return nil, fmt.Errorf("room %s: %w: version %d, this node reads 1 and %d", name, ErrSnapshot, *h.V, SnapshotVersion)
@@ -173,6 +275,11 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 	}
 	for from := range st.Seqs {
 		r.senders[from] = true
+	}
+	for from, at := range spoke {
+		if r.senders[from] {
+			r.spoke[from] = at
+		}
 	}
 	return r, nil
 }

@@ -1,0 +1,278 @@
+package room_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/switchboard/switchboard/room"
+	"github.com/switchboard/switchboard/rtt"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// Limits of the bus a node stores snapshots on, less the 4 KiB the node
+// leaves for the message's headers: the embedded server's 8 MiB and
+// nats-server's default 1 MiB.
+const (
+	embeddedLimit = 8<<20 - 4096
+	externalLimit = 1<<20 - 4096
+)
+
+// quotes is a line of rtt.MaxLineBytes characters that JSON escapes each
+// into two bytes: the largest unfinished line a sender can leave.
+var quotes = strings.Repeat(`"`, rtt.MaxLineBytes)
+
+// crowdedRoom returns a room whose state outgrows any bus: 100 completed
+// lines and, from stream sequence 1 on, departed senders d0000, d0001,
+// ... (each of whom typed once, in that order) each leaving an unfinished
+// line of quotes, then present users u00..u09 with unfinished lines of
+// their own. Departed senders are named against their order, so that an
+// order by name would cut others than an order by age.
+func crowdedRoom(t testing.TB, departed int) *room.Room {
+	t.Helper()
+	cfg := room.DefaultConfig("n1", 1)
+	r, err := room.New("crowd", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := uint64(0)
+	apply := func(rec room.Record) {
+		seq++
+		if res := r.Apply(seq, rec); res.Skipped || res.Duplicates > 0 {
+			t.Fatalf("record %d %+v: %+v", seq, rec, res)
+		}
+	}
+	for i := range departed {
+		from := departedName(departed, i)
+		apply(room.Record{Op: room.OpText, User: from, Key: "n2/" + from, Seq: 1, T: quotes})
+	}
+	for i := range 100 {
+		apply(room.Record{Op: room.OpText, User: "scribe", Key: "n2/scribe", Seq: uint64(i + 1), T: quotes + "\n"})
+	}
+	for i := range 10 {
+		u := fmt.Sprintf("u%02d", i)
+		apply(room.Record{Op: room.OpJoin, User: u, Key: "n3/" + u, Node: "n3", Inc: 1})
+		apply(room.Record{Op: room.OpText, User: u, Key: "n3/" + u, Seq: 1, T: fmt.Sprintf("%s is typing %s", u, strings.Repeat("é", 1000))})
+	}
+	return r
+}
+
+// departedName is the name of the i-th of n departed senders: the later
+// they typed, the earlier their name sorts.
+func departedName(n, i int) string { return fmt.Sprintf("d%04d", n-1-i) }
+
+// A room whose 985 departed senders each left an unfinished line of
+// 4 KiB (with the room's 11 others, about as many as it remembers) has a full snapshot larger than the bus carries. Within a limit
+// it drops the departed senders' unfinished lines, the oldest first, and
+// then the oldest completed lines, keeping every seq, every member and
+// the members' unfinished lines; it restores, and the restored room gives
+// the same snapshot again, byte for byte.
+func TestSnapshotWithinDepartedSenders(t *testing.T) {
+	const departed = 985
+	r := crowdedRoom(t, departed)
+	full, err := r.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full) <= embeddedLimit {
+		t.Fatalf("the full snapshot is %d bytes, within %d: the room does not test what it should", len(full), embeddedLimit)
+	}
+	want := r.Text()
+	const smallLimit = 512 << 10
+	for _, limit := range []int{embeddedLimit, externalLimit, smallLimit} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			data, err := r.SnapshotWithin(limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(data) > limit {
+				t.Fatalf("snapshot of %d bytes, limit %d", len(data), limit)
+			}
+			got, err := room.Restore("crowd", data, room.DefaultConfig("n2", 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := got.Text()
+			if diff := cmp.Diff(st.Seqs, want.Seqs); diff != "" {
+				t.Errorf("seqs (-got +want):\n%s", diff)
+			}
+			if diff := cmp.Diff(got.Members(), r.Members()); diff != "" {
+				t.Errorf("members (-got +want):\n%s", diff)
+			}
+			for _, u := range r.Users() {
+				if st.Live[u] != want.Live[u] {
+					t.Errorf("member %s types %.20q..., want %.20q...", u, st.Live[u], want.Live[u])
+				}
+			}
+			// The departed senders who keep their line are the last to
+			// have typed: a suffix of the order they typed in.
+			kept := 0
+			for i := range departed {
+				from := departedName(departed, i)
+				switch line := st.Live[from]; {
+				case line == quotes:
+					kept++
+				case line != "":
+					t.Fatalf("departed %s keeps %d bytes of their line", from, len(line))
+				case kept > 0:
+					t.Fatalf("departed %s lost their line, and %s who typed before kept theirs", from, departedName(departed, i-kept))
+				}
+			}
+			if kept == departed {
+				t.Errorf("every departed sender keeps their line")
+			}
+			if len(st.Lines) < len(want.Lines) && kept > 0 {
+				t.Errorf("%d completed lines cut while %d departed senders keep their lines", len(want.Lines)-len(st.Lines), kept)
+			}
+			if limit == embeddedLimit && (kept == 0 || len(st.Lines) != len(want.Lines)) {
+				t.Errorf("%d departed senders keep their lines and %d of %d completed lines are kept: within 8 MiB some of the former and all of the latter fit",
+					kept, len(st.Lines), len(want.Lines))
+			}
+			if limit == smallLimit && len(st.Lines) == len(want.Lines) {
+				t.Errorf("all %d completed lines are kept within %d bytes: they take more", len(want.Lines), limit)
+			}
+			if !slices.Equal(st.Lines, want.Lines[len(want.Lines)-len(st.Lines):]) {
+				t.Errorf("the completed lines kept are not the newest")
+			}
+			again, err := got.SnapshotWithin(limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(again) != string(data) {
+				t.Errorf("the restored room's snapshot differs from the one it was restored from")
+			}
+		})
+	}
+}
+
+// The state line a joiner gets from the same room fits one protocol line
+// and drops what the snapshot drops first: departed senders, the longest
+// gone first; the members' lines and the newest departed senders stay.
+func TestStateLineAgreesWithSnapshot(t *testing.T) {
+	const departed = 985
+	r := crowdedRoom(t, departed)
+	line, err := r.StateLine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(line)-1 > wire.MaxLine {
+		t.Fatalf("state line of %d bytes, more than %d", len(line)-1, wire.MaxLine)
+	}
+	m, err := wire.Decode(line[:len(line)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := m.State
+	want := r.Text()
+	for _, u := range r.Users() {
+		if st.Live[u] != want.Live[u] {
+			t.Errorf("member %s types %.20q..., want %.20q...", u, st.Live[u], want.Live[u])
+		}
+	}
+	kept := 0
+	for i := range departed {
+		from := departedName(departed, i)
+		_, live := st.Live[from]
+		_, seq := st.Seqs[from]
+		switch {
+		case live && seq:
+			kept++
+		case live || seq:
+			t.Fatalf("departed %s keeps half of their state: line %v, seq %v", from, live, seq)
+		case kept > 0:
+			t.Fatalf("departed %s was dropped, and %s who typed before was kept", from, departedName(departed, i-kept))
+		}
+	}
+	if kept == 0 || kept == departed {
+		t.Errorf("%d of %d departed senders are in the state line; want some, not all", kept, departed)
+	}
+}
+
+// Members alone larger than the limit: nothing the snapshot may cut is
+// enough, and the error says so.
+func TestSnapshotWithinTooLarge(t *testing.T) {
+	r := newRoom(t, "big", nil)
+	for i := range 100 {
+		u := fmt.Sprintf("user%03d", i)
+		r.Apply(uint64(i+1), room.Record{Op: room.OpJoin, User: u, Key: "n2/" + u, Node: "n2", Inc: 1})
+	}
+	data, err := r.SnapshotWithin(1000)
+	if !errors.Is(err, room.ErrSnapshotTooLarge) {
+		t.Fatalf("SnapshotWithin(1000) = %d bytes, %v; want ErrSnapshotTooLarge", len(data), err)
+	}
+	if data, err := r.SnapshotWithin(0); err != nil || len(data) <= 1000 {
+		t.Errorf("SnapshotWithin(0) = %d bytes, %v; want the whole snapshot", len(data), err)
+	}
+}
+
+// With nothing else left to cut, the members' own unfinished lines lose
+// their start, marked by a U+FFFD, and the snapshot restores.
+func TestSnapshotWithinCutsMembersLines(t *testing.T) {
+	r := newRoom(t, "long", nil)
+	seq := uint64(0)
+	for i := range 20 {
+		u := fmt.Sprintf("u%02d", i)
+		seq++
+		r.Apply(seq, room.Record{Op: room.OpJoin, User: u, Key: "n2/" + u, Node: "n2", Inc: 1})
+		seq++
+		r.Apply(seq, room.Record{Op: room.OpText, User: u, Key: "n2/" + u, Seq: 1, T: strings.Repeat("ü", 2000) + "end"})
+	}
+	const limit = 20 << 10
+	data, err := r.SnapshotWithin(limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) > limit {
+		t.Fatalf("snapshot of %d bytes, limit %d", len(data), limit)
+	}
+	got, err := room.Restore("long", data, room.DefaultConfig("n1", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for u, line := range got.Text().Live {
+		if !strings.HasPrefix(line, "\ufffd") || !strings.HasSuffix(line, "üend") || len(line) > 1024 {
+			t.Errorf("%s's line is %d bytes, %.10q...%q; want its end after a U+FFFD", u, len(line), line, line[max(len(line)-10, 0):])
+		}
+	}
+	if got.Seq("u07") != 1 || len(got.Users()) != 20 {
+		t.Errorf("restored room: u07 at seq %d, users %q", got.Seq("u07"), got.Users())
+	}
+}
+
+// A version 2 snapshot written before senders carried "at" loads; cut, its
+// departed senders go in name order, the same on every node.
+func TestSnapshotWithoutAt(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"v":2,"seq":9,"lines":[],"senders":{`)
+	for i := range 5 {
+		fmt.Fprintf(&b, `"d%d":{"live":"%s","seq":1},`, i, strings.Repeat("x", 1000))
+	}
+	b.WriteString(`"ann":{"live":"hi","seq":3}},"members":{"n1/1":{"user":"ann","node":"n1","inc":1}}}`)
+	r, err := room.Restore("old", []byte(b.String()), room.DefaultConfig("n1", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := r.SnapshotWithin(3000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := room.Restore("old", data, room.DefaultConfig("n1", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := got.Text().Live
+	var kept []string
+	for from, line := range live {
+		if line != "" && from != "ann" {
+			kept = append(kept, from)
+		}
+	}
+	slices.Sort(kept)
+	if want := []string{"d3", "d4"}; !slices.Equal(kept, want) || live["ann"] != "hi" {
+		t.Errorf("kept the lines of %q and ann's %q; want %q and %q", kept, live["ann"], want, "hi")
+	}
+}
