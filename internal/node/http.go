@@ -60,10 +60,13 @@ var httpBodyTimeout = 10 * time.Second
 // read deadline on those would end them. The server sets its own
 // deadlines again at the next request on the connection.
 //
-// It also hands the HTTP listener's slot back when a request takes its
-// connection over (a WebSocket upgrade): see releaseOnHijack.
+// It tells the HTTP listener that the request's connection is serving
+// a request, so that it is not closed to make room for another (see
+// httpLimitListener), and hands the listener's slot back when a request
+// takes its connection over (a WebSocket upgrade): see releaseOnHijack.
 func httpGuard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer servingConn(r)()
 		if r.ContentLength != 0 {
 			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(httpBodyTimeout))
 		}

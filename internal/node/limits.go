@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -27,20 +28,24 @@ const (
 	// refusedHTTPPerIP: maxHTTPConnsPerIP reached on the HTTP listener
 	// for the source address.
 	refusedHTTPPerIP = "http_per_ip"
+	// refusedHTTPIdle: an idle HTTP connection closed to make room for a
+	// new one, maxHTTPConns being reached.
+	refusedHTTPIdle = "http_idle"
 )
 
 // refusedReasons are every reason, each counted from zero.
-var refusedReasons = []string{refusedTotal, refusedPerIP, refusedHTTP, refusedHTTPPerIP}
+var refusedReasons = []string{refusedTotal, refusedPerIP, refusedHTTP, refusedHTTPPerIP, refusedHTTPIdle}
 
 // maxHTTPConns bounds the connections the HTTP listener (metrics, health,
-// the directory, drain) holds at once: past it a new one is closed at
-// accept. Its idle keep-alive connections close after httpIdleTimeout.
+// the directory, drain) holds at once. When it is reached, a new
+// connection takes the place of an idle one (see httpLimitListener), and
+// is closed at accept only when every connection is serving a request.
+// Idle keep-alive connections close after httpIdleTimeout anyway.
 // Without a bound, a stranger holding HTTP connections open would spend
 // the descriptors held back from MaxConns for storage and peers. One
 // source address (counted as addrKey counts it) holds at most
-// maxHTTPConnsPerIP of them, so that no one address can shut health
-// checks, metrics and the drain out of the listener. A request's header
-// is at most maxHTTPHeader bytes.
+// maxHTTPConnsPerIP of them. A request's header is at most maxHTTPHeader
+// bytes.
 const (
 	maxHTTPConns      = 256
 	maxHTTPConnsPerIP = 64
@@ -50,7 +55,21 @@ const (
 
 // httpLimitListener is a listener that holds at most cap(slots)
 // connections open at once, at most perIP of them from one source
-// address, and closes the ones past either as it accepts them.
+// address. A connection past perIP is closed as it is accepted. A
+// connection past cap(slots) closes an idle one to take its slot: idle is
+// a connection that is serving no request (a keep-alive connection
+// waiting for its next request, or one still to send its first request's
+// header in full), and the one closed is the longest idle of the address
+// holding the most connections. Only when every connection is serving a
+// request is the new one closed instead.
+//
+// So a few addresses holding idle connections, however many, cannot shut
+// a health check, a scrape of the metrics or an admin's drain out: each
+// of those takes the place of one of theirs. What an HTTP client loses
+// is a keep-alive connection it was not using, which it opens again. The
+// requests the handler serves report in (httpGuard, through the
+// connection's LocalAddr) so that the listener knows which connections
+// are idle.
 type httpLimitListener struct {
 	net.Listener
 	slots   chan struct{}
@@ -58,7 +77,8 @@ type httpLimitListener struct {
 	refused func(remote, reason string)
 
 	mu      sync.Mutex
-	perAddr map[string]int // guarded by mu: open connections by addrKey
+	perAddr map[string]int              // guarded by mu: open connections by addrKey
+	open    map[*httpLimitConn]struct{} // guarded by mu: the connections holding a slot
 }
 
 // Accept returns the next connection that fits.
@@ -74,15 +94,67 @@ func (l *httpLimitListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		select {
-		case l.slots <- struct{}{}:
-			return &httpLimitConn{Conn: c, l: l, key: key}, nil
-		default:
+		if !l.takeSlot() {
 			l.giveAddr(key)
 			l.refused(c.RemoteAddr().String(), refusedHTTP)
 			_ = c.Close()
+			continue
+		}
+		lc := &httpLimitConn{Conn: c, l: l, key: key}
+		lc.idleSince.Store(time.Now().UnixNano())
+		lc.local = httpLocalAddr{Addr: c.LocalAddr(), conn: lc}
+		l.mu.Lock()
+		if l.open == nil {
+			l.open = make(map[*httpLimitConn]struct{})
+		}
+		l.open[lc] = struct{}{}
+		l.mu.Unlock()
+		return lc, nil
+	}
+}
+
+// takeSlot takes a slot for a new connection, closing an idle connection
+// to free one when there is none; false when every connection is busy.
+// Only Accept takes slots, so a slot freed here stays free for it.
+func (l *httpLimitListener) takeSlot() bool {
+	select {
+	case l.slots <- struct{}{}:
+		return true
+	default:
+	}
+	victim := l.idlest()
+	if victim == nil {
+		return false
+	}
+	l.refused(victim.RemoteAddr().String(), refusedHTTPIdle)
+	_ = victim.Close() // frees its slot before it returns
+	select {
+	case l.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// idlest returns the connection to close for a new one: of the idle
+// connections, the longest idle one of the address holding the most
+// connections; nil when none is idle.
+func (l *httpLimitListener) idlest() *httpLimitConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var best *httpLimitConn
+	bestCount := 0
+	var bestSince int64
+	for c := range l.open {
+		if !c.idle() {
+			continue
+		}
+		count, since := l.perAddr[c.key], c.idleSince.Load()
+		if best == nil || count > bestCount || count == bestCount && since < bestSince {
+			best, bestCount, bestSince = c, count, since
 		}
 	}
+	return best
 }
 
 // takeAddr counts one more connection from key, unless key holds perIP
@@ -110,6 +182,14 @@ func (l *httpLimitListener) giveAddr(key string) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.giveAddrLocked(key)
+}
+
+// giveAddrLocked is giveAddr; the caller holds l.mu.
+func (l *httpLimitListener) giveAddrLocked(key string) {
+	if key == "" {
+		return
+	}
 	if l.perAddr[key]--; l.perAddr[key] <= 0 {
 		delete(l.perAddr, key)
 	}
@@ -119,9 +199,32 @@ func (l *httpLimitListener) giveAddr(key string) {
 // taken over (release), once.
 type httpLimitConn struct {
 	net.Conn
-	l    *httpLimitListener
-	key  string
-	once sync.Once
+	l     *httpLimitListener
+	key   string
+	local httpLocalAddr
+	once  sync.Once
+
+	// What the listener reads to find an idle connection. A request's
+	// end leaves the connection busy until the server reads from it
+	// again: it does so only once the response has gone out.
+	busy      atomic.Int32 // requests being served on it
+	ending    atomic.Bool  // a request ended; idle at the next Read
+	idleSince atomic.Int64 // Unix nanoseconds when it last became idle
+}
+
+// Read reads from the connection, noting first that it became idle when
+// a request just ended.
+func (c *httpLimitConn) Read(p []byte) (int, error) {
+	if c.ending.Load() && c.busy.Load() == 0 && c.ending.CompareAndSwap(true, false) {
+		c.idleSince.Store(time.Now().UnixNano())
+	}
+	return c.Conn.Read(p)
+}
+
+// idle reports whether the connection serves no request and has sent
+// its last response.
+func (c *httpLimitConn) idle() bool {
+	return c.busy.Load() == 0 && !c.ending.Load()
 }
 
 func (c *httpLimitConn) Close() error {
@@ -130,12 +233,48 @@ func (c *httpLimitConn) Close() error {
 	return err
 }
 
+// LocalAddr is the connection's local address, carrying the connection
+// itself so that the HTTP handler can find it (the server puts it in each
+// request's context under http.LocalAddrContextKey): see servingConn.
+func (c *httpLimitConn) LocalAddr() net.Addr { return c.local }
+
 // release frees the connection's slot and its address's count, once.
 func (c *httpLimitConn) release() {
 	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.open, c)
+		c.l.giveAddrLocked(c.key)
+		c.l.mu.Unlock()
 		<-c.l.slots
-		c.l.giveAddr(c.key)
 	})
+}
+
+// serving marks a request as being served on the connection until the
+// returned function is called: a connection serving a request, or
+// sending its response, is never closed to make room.
+func (c *httpLimitConn) serving() (done func()) {
+	c.busy.Add(1)
+	return func() {
+		c.ending.Store(true)
+		c.busy.Add(-1)
+	}
+}
+
+// httpLocalAddr is the local address of an httpLimitConn, pointing back
+// at the connection.
+type httpLocalAddr struct {
+	net.Addr
+	conn *httpLimitConn
+}
+
+// servingConn marks the request r as being served on its connection of
+// the HTTP listener, until the returned function is called; a no-op for a
+// request that came another way.
+func servingConn(r *http.Request) (done func()) {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(httpLocalAddr); ok && a.conn != nil {
+		return a.conn.serving()
+	}
+	return func() {}
 }
 
 // maxRefusing bounds the refused connections still being answered. Each

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -259,16 +260,27 @@ func TestSessionDeadlines(t *testing.T) {
 }
 
 // The HTTP listener holds at most node.MaxHTTPConnsPerIP connections from
-// one address and node.MaxHTTPConns in all: one past either is closed at
-// once and counted by its reason, the first leaving other addresses
-// served; and a slot freed serves again.
+// one address and node.MaxHTTPConns in all. One past the first is closed
+// at once, leaving other addresses served; so is one past the second
+// when every connection is serving a request (none idle to make room,
+// see TestHTTPIdleConnectionsMakeRoom). Each is counted by its reason;
+// the requests under way are all answered, and a slot freed serves again.
 func TestHTTPConnectionLimit(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	n := c.Nodes[0]
 	addr := n.HTTPAddr()
-	hold := func(from string, count int) []net.Conn {
+	started := make(chan struct{}, node.MaxHTTPConns)
+	release := make(chan struct{})
+	n.HandleHTTP("GET /test/hold", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	var held []net.Conn
+	hold := func(from string, count int) {
 		t.Helper()
-		held := make([]net.Conn, 0, count)
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
 		for range count {
 			conn, err := d.Dial("tcp", addr)
@@ -276,13 +288,25 @@ func TestHTTPConnectionLimit(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { conn.Close() })
+			if _, err := fmt.Fprintf(conn, "GET /test/hold HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-started:
+			case <-time.After(settle):
+				t.Fatalf("request %d from %s not served within %v", len(held)+1, from, settle)
+			}
 			held = append(held, conn)
 		}
-		return held
 	}
 	closedAtAccept := func(from, reason string, want float64) {
 		t.Helper()
-		over := hold(from, 1)[0]
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		over, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer over.Close()
 		_ = over.SetReadDeadline(time.Now().Add(settle))
 		if _, err := over.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("a connection from %s past the limit: read gave %v, want it closed", from, err)
@@ -292,9 +316,7 @@ func TestHTTPConnectionLimit(t *testing.T) {
 		}
 	}
 	served := func(from string) bool {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		cl := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
-		resp, err := cl.Get("http://" + addr + "/readyz")
+		resp, err := httpFrom(from).Get("http://" + addr + "/readyz")
 		if err != nil {
 			return false
 		}
@@ -302,7 +324,7 @@ func TestHTTPConnectionLimit(t *testing.T) {
 		return true
 	}
 
-	first := hold("127.0.0.1", node.MaxHTTPConnsPerIP)
+	hold("127.0.0.1", node.MaxHTTPConnsPerIP)
 	closedAtAccept("127.0.0.1", "http_per_ip", 1)
 	if !served("127.0.0.2") {
 		t.Fatal("another address is not served while one holds its share of the HTTP listener")
@@ -312,6 +334,21 @@ func TestHTTPConnectionLimit(t *testing.T) {
 		hold(fmt.Sprintf("127.0.0.%d", 2+i), node.MaxHTTPConnsPerIP)
 	}
 	closedAtAccept(fmt.Sprintf("127.0.0.%d", 2+others), "http", 1)
-	first[0].Close()
+	if got := labelled(t, n, "switchboard_connections_refused_total", "reason", "http_idle"); got != 0 {
+		t.Errorf("connections serving a request closed to make room: %v", got)
+	}
+	close(release)
+	for i, conn := range held {
+		_ = conn.SetReadDeadline(time.Now().Add(settle))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("held request %d: %v", i+1, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("held request %d = %d", i+1, resp.StatusCode)
+		}
+	}
+	held[0].Close()
 	waitFor(t, "an HTTP answer once a slot is free", func() bool { return served(fmt.Sprintf("127.0.0.%d", 2+others)) })
 }
