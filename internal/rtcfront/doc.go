@@ -17,11 +17,15 @@
 // for every client of the node.
 //
 // The bridge is a client of the node like any other (the public client
-// package, as the SIP front's): it attaches as the user, joins the room,
-// sends what the peer types on its t140 channel as the member's chunks,
-// and sends the other members' text back on that channel, one sender at
-// a time under a "[name]: " label (t140.Mixer, RFC 9071's presentation
-// for an endpoint that knows nothing of multiparty). The node's session
+// package, as the SIP front's): it attaches as the user before the answer
+// is sent (so that the node's refusal of the credential is the HTTP
+// answer), joins the room once the peer's t140 channel is open (so that
+// the room shows only members who can type: a peer that never connects
+// is never in it), sends what the peer types on its t140 channel as the
+// member's chunks, and sends the other members' text back on that
+// channel, one sender at a time under a "[name]: " label (t140.Mixer,
+// RFC 9071's presentation for an endpoint that knows nothing of
+// multiparty). The node's session
 // code knows nothing of WebRTC. A peer that ends, however it ends, has
 // its connection closed at once and its member leaves the room once the
 // node has stored the text the peer sent (for up to 5 s): the peer's
@@ -33,8 +37,11 @@
 // anywhere, and answers the peer's from where they come. Limits: peers
 // per node and per source address, the size of an offer, the messages a
 // peer may send a second and their size; a peer whose channel does not
-// open in time is dropped. Bad input gets a clear HTTP error and touches
-// no other peer.
+// open in time is dropped, its place held until then. Bad input gets a
+// clear HTTP error and touches no other peer; a join the node refuses
+// once the channel is open (a full room) is told to the peer as one
+// unlabelled line on its channel, which then closes. What the peer types
+// before its member is in the room waits for the join.
 //
 // The caller's duties: mount the Server on the node's HTTP (it is an
 // http.Handler for POST), and Shutdown it before the node.

@@ -300,6 +300,14 @@ func TestNodeChecksNoAddressTheOfferNames(t *testing.T) {
 	aimed := strings.Replace(offer, "a=candidate:", fmt.Sprintf("a=candidate:9 1 udp 2130706431 127.0.0.1 %d typ host\r\na=candidate:", port), 1)
 	answer := p.connect(t, url+"?room=lobby&user=aim", aimed)
 	p.waitOpen(t)
+	// The member joins once the channel is open; text before is not
+	// relayed to it.
+	nodetest.Eventually(t, settle, func() error {
+		if !bob.hasJoined("aim") {
+			return fmt.Errorf("bob has not seen aim join")
+		}
+		return nil
+	})
 	if _, err := bob.sess.SendText("lobby", "hi"); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package rtcfront
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -44,6 +45,7 @@ type peer struct {
 	log  *slog.Logger
 
 	opened  chan *webrtc.DataChannel // the t140 channel, once open
+	joined  chan struct{}            // closed once the member is in the room
 	claimed atomic.Bool              // a t140 channel was taken
 	limiter *rate.Limiter            // used by pion's read loop only
 	dropped int                      // messages over the rate; read loop only
@@ -62,6 +64,7 @@ func newPeer(s *Server, pc *webrtc.PeerConnection, sess *client.Session, room, u
 		srv: s, pc: pc, sess: sess, room: room, user: user,
 		log:     s.log.With("room", room, "user", user),
 		opened:  make(chan *webrtc.DataChannel, 1),
+		joined:  make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst),
 		done:    make(chan struct{}),
 	}
@@ -117,13 +120,20 @@ func (p *peer) onDataChannel(dc *webrtc.DataChannel) {
 }
 
 // fromPeer takes one message of the peer's text into the room. It runs
-// on the connection's read loop, one message at a time.
+// on the connection's read loop, one message at a time. Text that comes
+// before the member is in the room waits for it there: the peer's
+// stack holds the rest meanwhile.
 func (p *peer) fromPeer(msg webrtc.DataChannelMessage) {
 	p.msgs.Add(1)
 	// The node's stack takes messages up to 64 KiB whatever the answer
 	// announced: a peer that ignores max-message-size is not served.
 	if len(msg.Data) > p.srv.cfg.MaxMessage {
 		p.end("a message of " + strconv.Itoa(len(msg.Data)) + " bytes, above the max-message-size of " + strconv.Itoa(p.srv.cfg.MaxMessage) + " the answer announced")
+		return
+	}
+	select {
+	case <-p.joined:
+	case <-p.done:
 		return
 	}
 	text := strings.ToValidUTF8(string(msg.Data), "\uFFFD")
@@ -163,7 +173,9 @@ func (p *peer) fromPeer(msg webrtc.DataChannelMessage) {
 	}
 }
 
-// run serves the peer until it ends, then gives its place back.
+// run serves the peer until it ends, then gives its place back: it
+// waits for the peer's t140 channel to open, joins the room, and relays
+// both ways.
 func (p *peer) run() {
 	defer func() {
 		p.srv.mu.Lock()
@@ -173,6 +185,12 @@ func (p *peer) run() {
 			release()
 		}
 	}()
+	// The session's events are read from the start, so that a session
+	// that ends while the peer connects ends the peer.
+	texts := make(chan roomfeed.Text, 64)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { p.readEvents(texts) })
 	open := time.NewTimer(p.srv.cfg.OpenTimeout)
 	var dc *webrtc.DataChannel
 	select {
@@ -185,12 +203,72 @@ func (p *peer) run() {
 		open.Stop()
 		return
 	}
+	if !p.join(dc) {
+		return
+	}
 	p.log.Info("WebRTC peer in the room", "label", dc.Label())
-	texts := make(chan roomfeed.Text, 64)
-	var wg sync.WaitGroup
-	wg.Go(func() { p.readEvents(texts) })
 	p.send(dc, texts)
-	wg.Wait()
+}
+
+// noticeWait bounds how long a refused peer's channel stays open for the
+// line that says why to reach the peer.
+const noticeWait = 2 * time.Second
+
+// join makes the member a member of the room, now that the peer has
+// proven it can type: its channel is open. When the node refuses (the
+// room full, say), the peer reads why as one line on its channel, and
+// is ended.
+func (p *peer) join(dc *webrtc.DataChannel) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), p.srv.cfg.SetupTimeout)
+	defer cancel()
+	go func() {
+		select {
+		case <-p.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	_, err := p.sess.JoinWait(ctx, p.room)
+	if err == nil {
+		close(p.joined)
+		return true
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+	}
+	why := err.Error()
+	var se *client.ServerError
+	if errors.As(err, &se) {
+		why = se.Message
+	}
+	p.notice(dc, "the node could not put you in room "+p.room+": "+why)
+	p.end("joining the room: " + why)
+	return false
+}
+
+// notice sends the peer one line, unlabelled (every line of the room's
+// text starts with its sender's label), and waits until the peer's stack
+// has taken it, for up to noticeWait.
+func (p *peer) notice(dc *webrtc.DataChannel, line string) {
+	sent := make(chan struct{})
+	var once sync.Once
+	dc.SetBufferedAmountLowThreshold(0)
+	dc.OnBufferedAmountLow(func() { once.Do(func() { close(sent) }) })
+	if err := dc.SendText(line + t140.LineSeparator); err != nil {
+		return
+	}
+	if dc.BufferedAmount() == 0 {
+		return
+	}
+	wait := time.NewTimer(noticeWait)
+	defer wait.Stop()
+	select {
+	case <-sent:
+	case <-wait.C:
+	case <-p.done:
+	}
 }
 
 // readEvents hands the room's text to the sender, and ends the peer

@@ -24,6 +24,7 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/token"
 	"github.com/switchboard/switchboard/pick"
 )
 
@@ -72,11 +73,14 @@ type Config struct {
 	// room sees U+FFFD, T.140's mark of lost text, before the next.
 	MessageRate  float64
 	MessageBurst int
-	// SetupTimeout bounds attaching, joining the room and gathering the
-	// node's candidates, before the answer is sent (default 10 s).
+	// SetupTimeout bounds attaching and gathering the node's candidates,
+	// before the answer is sent, and then, once the peer's channel is
+	// open, joining the room (default 10 s each).
 	SetupTimeout time.Duration
 	// OpenTimeout bounds the time from the answer until the peer's t140
-	// channel is open (default 30 s); a peer that takes longer is dropped.
+	// channel is open (default 30 s); a peer that takes longer is
+	// dropped, having never been in the room. It holds its place in
+	// MaxPeers and MaxPeersPerSource meanwhile.
 	OpenTimeout time.Duration
 	// Interval is T.140's transmission interval: text to the peer waits
 	// at most this long so that keystrokes travel in few messages
@@ -209,7 +213,8 @@ func New(cfg Config) (*Server, error) {
 // Addr is the UDP address of the front's ICE socket.
 func (s *Server) Addr() netip.AddrPort { return s.addr }
 
-// Peers counts the peers in the rooms (set up and not ended).
+// Peers counts the peers the front holds: answered and not ended, in
+// their room or waiting for their channel to open.
 func (s *Server) Peers() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -268,8 +273,12 @@ func refuse(code int, format string, args ...any) *httpError {
 //	405 not POST
 //	413 an offer larger than MaxOffer
 //	415 not application/sdp
-//	429 MaxPeersPerSource reached, or the room is full (Retry-After)
-//	503 MaxPeers reached, the node shutting down, or the member could not attach or join
+//	429 MaxPeersPerSource reached, or the node's limits (Retry-After)
+//	503 MaxPeers reached, the node shutting down, or the member could not attach
+//
+// The member joins the room only once the peer's channel is open; a
+// join the node refuses then (the room full, say) is told to the peer
+// as one line on its channel, which then closes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
@@ -295,31 +304,52 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, answer)
 }
 
-// credential is who the peer says it is: a token (the user it names), or
-// a plain user name.
-func credential(r *http.Request) (user, tok string, err *httpError) {
+// credentials are who the peer says it is: a token (the user it names),
+// or a plain user name.
+type credentials struct {
+	user  string
+	token string
+	// rooms are the rooms the token allows (none: any); believed only
+	// once the node has verified the token.
+	rooms []string
+}
+
+// roomAllowed applies the token's rooms as the node does at a join.
+func (c credentials) roomAllowed(room string) bool {
+	return token.Claims{Rooms: c.rooms}.RoomAllowed(room)
+}
+
+// tokenClaims are the claims the front reads from a token it does not
+// verify itself.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	Rooms []string `json:"rooms,omitempty"`
+}
+
+// credential reads who the peer says it is.
+func credential(r *http.Request) (credentials, *httpError) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		scheme, t, ok := strings.Cut(h, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(t) == "" {
-			return "", "", refuse(http.StatusUnauthorized, "Authorization must be \"Bearer TOKEN\"")
+			return credentials{}, refuse(http.StatusUnauthorized, "Authorization must be \"Bearer TOKEN\"")
 		}
-		tok = strings.TrimSpace(t)
+		tok := strings.TrimSpace(t)
 		// The node verifies the token when the bridge attaches with it;
 		// the user it names is read here only to attach under that name.
-		var claims jwt.RegisteredClaims
+		var claims tokenClaims
 		if _, _, perr := jwt.NewParser().ParseUnverified(tok, &claims); perr != nil || claims.Subject == "" {
-			return "", "", refuse(http.StatusUnauthorized, "the token is malformed")
+			return credentials{}, refuse(http.StatusUnauthorized, "the token is malformed")
 		}
 		if q := r.URL.Query().Get("user"); q != "" && q != claims.Subject {
-			return "", "", refuse(http.StatusForbidden, "the token names another user than %q", q)
+			return credentials{}, refuse(http.StatusForbidden, "the token names another user than %q", q)
 		}
-		return claims.Subject, tok, nil
+		return credentials{user: claims.Subject, token: tok, rooms: claims.Rooms}, nil
 	}
-	user = r.URL.Query().Get("user")
+	user := r.URL.Query().Get("user")
 	if user == "" {
-		return "", "", refuse(http.StatusBadRequest, "name the user (?user=NAME), or present a token (Authorization: Bearer TOKEN) where the service needs one")
+		return credentials{}, refuse(http.StatusBadRequest, "name the user (?user=NAME), or present a token (Authorization: Bearer TOKEN) where the service needs one")
 	}
-	return user, "", nil
+	return credentials{user: user}, nil
 }
 
 // sameOrigin reports whether a request from a browser comes from a page
@@ -436,7 +466,7 @@ func (s *Server) offer(r *http.Request) (string, error) {
 	if !validRoom(room) {
 		return "", refuse(http.StatusBadRequest, "room %q: want 1 to 64 letters, digits, '.', '_' or '-' (?room=NAME)", room)
 	}
-	user, tok, herr := credential(r)
+	cred, herr := credential(r)
 	if herr != nil {
 		return "", herr
 	}
@@ -455,7 +485,7 @@ func (s *Server) offer(r *http.Request) (string, error) {
 	if herr != nil {
 		return "", herr
 	}
-	p, answer, err := s.setup(r.Context(), room, user, tok, string(body))
+	p, answer, err := s.setup(r.Context(), room, cred, string(body))
 	s.mu.Lock()
 	s.pending--
 	if err == nil && s.closed {
@@ -490,8 +520,9 @@ func preferSelf(self string, fallback pick.Policy) pick.Policy {
 	})
 }
 
-// attach dials the bridge and joins the room, turning the node's
-// refusals into HTTP ones.
+// attach dials the bridge, which the node admits or refuses by the
+// credential, turning the node's refusals into HTTP ones. The member
+// joins no room yet: it does once the peer's channel is open (peer.join).
 func (s *Server) attach(ctx context.Context, room, user, tok string) (*client.Session, error) {
 	opts := append([]client.Option{
 		client.WithUser(user),
@@ -503,12 +534,6 @@ func (s *Server) attach(ctx context.Context, room, user, tok string) (*client.Se
 		opts = append(opts, client.WithToken(tok))
 	}
 	sess, err := client.Dial(ctx, s.cfg.NodeAddr, opts...)
-	if err == nil {
-		_, err = sess.JoinWait(ctx, room)
-		if err != nil {
-			sess.Close()
-		}
-	}
 	if err == nil {
 		return sess, nil
 	}
@@ -529,16 +554,18 @@ func (s *Server) attach(ctx context.Context, room, user, tok string) (*client.Se
 			return nil, refuse(http.StatusBadRequest, "%s", se.Message)
 		}
 	}
-	e := refuse(http.StatusServiceUnavailable, "the member could not attach or join the room: %v", err)
+	e := refuse(http.StatusServiceUnavailable, "the member could not attach: %v", err)
 	e.header = [2]string{"Retry-After", "5"}
 	return nil, e
 }
 
-// setup answers the offer and attaches the member. The offer is checked
-// by the WebRTC stack before the member attaches: an offer it refuses
-// shows the room no one coming and going. A peer returned with an error
-// has been started and must be ended.
-func (s *Server) setup(ctx context.Context, room, user, tok, offer string) (*peer, string, error) {
+// setup answers the offer and attaches the member, who joins the room
+// only once the peer's channel is open: a peer that never connects shows
+// the room no one. The offer is checked by the WebRTC stack before the
+// member attaches, and the node judges the credential at the attach, so
+// that a bad offer or credential is refused here, over HTTP. A peer
+// returned with an error has been started and must be ended.
+func (s *Server) setup(ctx context.Context, room string, cred credentials, offer string) (*peer, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SetupTimeout)
 	defer cancel()
 	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
@@ -550,14 +577,21 @@ func (s *Server) setup(ctx context.Context, room, user, tok, offer string) (*pee
 		_ = pc.Close()
 		return nil, "", herr
 	}
-	sess, err := s.attach(ctx, room, user, tok)
+	sess, err := s.attach(ctx, room, cred.user, cred.token)
 	if err != nil {
 		_ = pc.Close()
 		return nil, "", err
 	}
+	// The node has verified the token: the rooms it names are the ones
+	// the node will let the member join.
+	if !cred.roomAllowed(room) {
+		sess.Close()
+		_ = pc.Close()
+		return nil, "", refuse(http.StatusForbidden, "the token does not allow room %s", room)
+	}
 	// The connection starts with the answer set: its callbacks are in
 	// place before.
-	p := newPeer(s, pc, sess, room, user)
+	p := newPeer(s, pc, sess, room, cred.user)
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return p, "", refuse(http.StatusInternalServerError, "setting the answer: %v", err)
