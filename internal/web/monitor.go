@@ -3,7 +3,9 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -28,7 +30,18 @@ const (
 	// refreshEvery is how often an update goes out when nothing changed,
 	// so that ages move.
 	refreshEvery = time.Second
+	// MaxStreams bounds the dashboards' streams (GET /v1/events) a
+	// Monitor serves at once; one past it is answered 503. A stream
+	// holds its HTTP connection for as long as the page stays open, and
+	// costs the directory in JSON every second: unbounded, streams
+	// opened by anyone could hold every connection the node's HTTP
+	// listener allows, each one busy so none made room, and the health
+	// checks, metrics and drain with them.
+	MaxStreams = 32
 )
+
+// errStreamsFull is subscribe's answer when MaxStreams streams are open.
+var errStreamsFull = errors.New("web: the dashboard's streams are all taken")
 
 // Event is something that happened to a node, as the dashboard lists it.
 type Event struct {
@@ -283,12 +296,16 @@ func viewKey(nodes []directory.Node) string {
 }
 
 // subscribe returns the first update (the whole history) and a channel
-// of the next ones, or ok false when the monitor has stopped.
-func (m *Monitor) subscribe() (first Update, ch chan Update, ok bool) {
+// of the next ones; net.ErrClosed when the monitor has stopped,
+// errStreamsFull when MaxStreams streams are open.
+func (m *Monitor) subscribe() (first Update, ch chan Update, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.done {
-		return Update{}, nil, false
+		return Update{}, nil, net.ErrClosed
+	}
+	if len(m.subs) >= MaxStreams {
+		return Update{}, nil, errStreamsFull
 	}
 	ch = make(chan Update, 8)
 	m.subs[ch] = struct{}{}
@@ -297,7 +314,7 @@ func (m *Monitor) subscribe() (first Update, ch chan Update, ok bool) {
 	default:
 	}
 	first = Update{Directory: wire.DirectoryMessage(m.src.Directory()), Events: m.hist.Events(), Samples: m.hist.Samples(), Window: m.window.Milliseconds()}
-	return first, ch, true
+	return first, ch, nil
 }
 
 func (m *Monitor) unsubscribe(ch chan Update) {
@@ -318,8 +335,13 @@ func WithMonitor(m *Monitor) Option {
 // serveEvents streams updates until the client goes or the monitor
 // stops.
 func (m *Monitor) serveEvents(w http.ResponseWriter, r *http.Request) {
-	first, ch, ok := m.subscribe()
-	if !ok {
+	first, ch, err := m.subscribe()
+	switch {
+	case errors.Is(err, errStreamsFull):
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, fmt.Sprintf("web: this node serves %d dashboard streams at once, all taken; retry later", MaxStreams), http.StatusServiceUnavailable)
+		return
+	case err != nil:
 		http.Error(w, "web: the node is stopping", http.StatusServiceUnavailable)
 		return
 	}

@@ -76,9 +76,9 @@ func TestMonitorReadsOnChange(t *testing.T) {
 	}
 
 	// A dashboard: the monitor polls without being told.
-	_, ch, ok := mon.subscribe()
-	if !ok {
-		t.Fatal("monitor stopped")
+	_, ch, err := mon.subscribe()
+	if err != nil {
+		t.Fatal(err)
 	}
 	defer mon.unsubscribe(ch)
 	for i := range 3 {

@@ -105,3 +105,60 @@ func TestEventsStream(t *testing.T) {
 	for sc.Scan() { // the stream ends once the monitor has stopped
 	}
 }
+
+// The dashboard's streams are bounded: each holds an HTTP connection busy
+// for as long as it stays open, and enough of them from anyone held
+// every connection the node's listener allows. One past web.MaxStreams is
+// answered 503 with Retry-After; a stream closed leaves room for another.
+func TestEventsStreamsAreBounded(t *testing.T) {
+	src := &fakeSource{}
+	mon := web.NewMonitor(src)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { mon.Run(ctx); close(done) }()
+	srv := httptest.NewServer(web.NewHandler(src, prometheus.NewRegistry(), web.WithMonitor(mon)))
+	defer srv.Close()
+	defer func() { cancel(); <-done }()
+
+	open := func() *http.Response {
+		t.Helper()
+		resp, err := http.Get(srv.URL + "/v1/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	var streams []*http.Response
+	defer func() {
+		for _, s := range streams {
+			s.Body.Close()
+		}
+	}()
+	for i := range web.MaxStreams {
+		resp := open()
+		streams = append(streams, resp)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d = %d", i+1, resp.StatusCode)
+		}
+	}
+	over := open()
+	over.Body.Close()
+	if over.StatusCode != http.StatusServiceUnavailable || over.Header.Get("Retry-After") == "" {
+		t.Fatalf("stream %d = %d (Retry-After %q), want 503 with Retry-After", web.MaxStreams+1, over.StatusCode, over.Header.Get("Retry-After"))
+	}
+	streams[0].Body.Close()
+	streams = streams[1:]
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp := open()
+		if resp.StatusCode == http.StatusOK {
+			streams = append(streams, resp)
+			break
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("no stream once one closed: %d", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
