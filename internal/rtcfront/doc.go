@@ -35,13 +35,16 @@
 // with host candidates only: no STUN, no TURN, no mDNS. The node is an
 // ICE lite agent: it sends no checks, to the candidates an offer lists or
 // anywhere, and answers the peer's from where they come. Limits: peers
-// per node and per source address, the size of an offer, the messages a
-// peer may send a second and their size; a peer whose channel does not
-// open in time is dropped, its place held until then. Bad input gets a
-// clear HTTP error and touches no other peer; a join the node refuses
-// once the channel is open (a full room) is told to the peer as one
-// unlabelled line on its channel, which then closes. What the peer types
-// before its member is in the room waits for the join.
+// per node and per source address (an IPv4 address or an IPv6 /64; behind
+// a reverse proxy listed in Config.TrustedProxies, the address it gives
+// in X-Forwarded-For, which is ignored from anyone else), the size of an
+// offer, the messages a peer may send a second and their size; a peer
+// whose channel does not open in time is dropped, its place held until
+// then. Bad input gets a clear HTTP error and touches no other peer; a
+// join the node refuses once the channel is open (a full room) is told
+// to the peer as one unlabelled line on its channel, which then closes.
+// What the peer types before its member is in the room waits for the
+// join.
 //
 // The caller's duties: mount the Server on the node's HTTP (it is an
 // http.Handler for POST), and Shutdown it before the node.

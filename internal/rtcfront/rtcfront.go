@@ -60,8 +60,15 @@ type Config struct {
 	// up included (default 100).
 	MaxPeers int
 	// MaxPeersPerSource is the most peers from one source IP address
-	// (default 4).
+	// (default 4): an IPv4 address, or an IPv6 /64.
 	MaxPeersPerSource int
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For the
+	// front believes, to count the peers behind them by their own
+	// addresses (default none: the header is ignored, and a request
+	// counts against the address it came from). From a trusted proxy,
+	// the source is the rightmost address of the header that is not a
+	// trusted proxy's.
+	TrustedProxies []netip.Prefix
 	// MaxOffer bounds an SDP offer, in bytes (default 16 KiB).
 	MaxOffer int
 	// MaxMessage bounds one data channel message, in bytes: it is the
@@ -382,19 +389,71 @@ func validRoom(name string) bool {
 // IPv4 address, or the /64 of an IPv6 address (what one subscriber
 // usually holds, as the node's client listener counts). Counting each
 // IPv6 address alone let one host take every place, from addresses of
-// its own prefix.
-func sourceIP(r *http.Request) netip.Addr {
+// its own prefix. The address is the request's peer's, or, from a
+// trusted proxy, the one forwardedFor finds.
+func sourceIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}
 	}
-	a := ap.Addr().Unmap()
+	a := ap.Addr().Unmap().WithZone("")
+	if isTrusted(a, trusted) {
+		a = forwardedFor(a, r.Header.Values("X-Forwarded-For"), trusted)
+	}
 	if a.Is6() {
-		if p, err := a.WithZone("").Prefix(64); err == nil {
+		if p, err := a.Prefix(64); err == nil {
 			return p.Addr()
 		}
 	}
 	return a
+}
+
+// isTrusted reports whether a is one of the trusted proxies.
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// forwardedFor walks the X-Forwarded-For chain that reached the trusted
+// proxy proxy from the right, each hop written by the trusted proxy to
+// its right, and returns the first address that is not a trusted
+// proxy's: the client as far as trusted parties saw it. Addresses left
+// of it were written by that client and are not believed. A chain of
+// trusted proxies only gives the leftmost; a hop that does not parse
+// (a proxy misconfigured) stops the walk at the last trusted address.
+func forwardedFor(proxy netip.Addr, values []string, trusted []netip.Prefix) netip.Addr {
+	var hops []string
+	for _, v := range values {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	a := proxy
+	for i := len(hops) - 1; i >= 0; i-- {
+		h, ok := parseHop(strings.TrimSpace(hops[i]))
+		if !ok {
+			return a
+		}
+		a = h
+		if !isTrusted(h, trusted) {
+			return h
+		}
+	}
+	return a
+}
+
+// parseHop reads one address of X-Forwarded-For: an IP address, perhaps
+// with a port (IPv6 then in brackets), as proxies write them.
+func parseHop(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone(""), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone(""), true
+	}
+	return netip.Addr{}, false
 }
 
 // hasDataChannel checks that the offer parses and has an SCTP data
@@ -480,7 +539,7 @@ func (s *Server) offer(r *http.Request) (string, error) {
 	if herr := hasDataChannel(body); herr != nil {
 		return "", herr
 	}
-	src := sourceIP(r)
+	src := sourceIP(r, s.cfg.TrustedProxies)
 	release, herr := s.admit(src)
 	if herr != nil {
 		return "", herr

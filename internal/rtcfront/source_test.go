@@ -2,6 +2,7 @@ package rtcfront
 
 import (
 	"net/http/httptest"
+	"net/netip"
 	"testing"
 )
 
@@ -13,7 +14,7 @@ func TestSourceCountsAnIPv6Prefix(t *testing.T) {
 	at := func(addr string) string {
 		r := httptest.NewRequest("POST", Path, nil)
 		r.RemoteAddr = addr
-		return sourceIP(r).String()
+		return sourceIP(r, nil).String()
 	}
 	for _, tt := range []struct {
 		a, b string
@@ -28,5 +29,41 @@ func TestSourceCountsAnIPv6Prefix(t *testing.T) {
 		if got := at(tt.a) == at(tt.b); got != tt.same {
 			t.Errorf("%s and %s: one source %v (%s, %s), want %v", tt.a, tt.b, got, at(tt.a), at(tt.b), tt.same)
 		}
+	}
+}
+
+// TestSourceBehindTrustedProxies: X-Forwarded-For is believed only from
+// a trusted proxy, and then only as far as trusted proxies wrote it: the
+// source is its rightmost address that is not a trusted proxy's.
+func TestSourceBehindTrustedProxies(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("2001:db8:ff::1/128")}
+	for _, tt := range []struct {
+		name, from string
+		xff        []string
+		want       string
+	}{
+		{"no proxy, no header", "192.0.2.7:1", nil, "192.0.2.7"},
+		{"an untrusted source's header is ignored", "192.0.2.7:1", []string{"198.51.100.1"}, "192.0.2.7"},
+		{"a trusted proxy's client", "10.0.0.5:1", []string{"198.51.100.1"}, "198.51.100.1"},
+		{"the client's own entries are not believed", "10.0.0.5:1", []string{"203.0.113.9, 198.51.100.1"}, "198.51.100.1"},
+		{"a chain of trusted proxies", "10.0.0.5:1", []string{"203.0.113.9, 198.51.100.1, 10.0.0.7"}, "198.51.100.1"},
+		{"headers given twice are one list", "10.0.0.5:1", []string{"203.0.113.9", "198.51.100.1, 10.0.0.7"}, "198.51.100.1"},
+		{"hops with ports", "10.0.0.5:1", []string{"198.51.100.1:4711, [2001:db8:1:2::9]:443"}, "2001:db8:1:2::"},
+		{"an IPv6 client counts its /64", "[2001:db8:ff::1]:1", []string{"2001:db8:1:2::9"}, "2001:db8:1:2::"},
+		{"a trusted proxy without the header", "10.0.0.5:1", nil, "10.0.0.5"},
+		{"trusted proxies only: the leftmost", "10.0.0.5:1", []string{"10.0.0.8, 10.0.0.7"}, "10.0.0.8"},
+		{"a hop that does not parse stops at the last trusted", "10.0.0.5:1", []string{"198.51.100.1, garbage, 10.0.0.7"}, "10.0.0.7"},
+		{"an empty header", "10.0.0.5:1", []string{""}, "10.0.0.5"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", Path, nil)
+			r.RemoteAddr = tt.from
+			for _, v := range tt.xff {
+				r.Header.Add("X-Forwarded-For", v)
+			}
+			if got := sourceIP(r, trusted).String(); got != tt.want {
+				t.Errorf("source %s, want %s", got, tt.want)
+			}
+		})
 	}
 }
