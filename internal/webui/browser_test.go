@@ -117,8 +117,9 @@ func do(t testing.TB, tab context.Context, what string, steps ...chromedp.Action
 	}
 }
 
-// TestBrowserVectors runs static/rtt.js and static/pick.js, as a node
-// serves them, over the vectors the Go packages pass (TestVectors).
+// TestBrowserVectors runs static/rtt.js, static/pick.js and
+// static/failover.js, as a node serves them, over the vectors the Go
+// packages pass (TestVectors).
 func TestBrowserVectors(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	tab := newTab(t, newBrowser(t), "vectors")
@@ -130,11 +131,16 @@ func TestBrowserVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	failoverJSON, err := os.ReadFile(filepath.Join("testdata", "failover.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
 	bad := eval[[]string](t, tab, `(async () => {
   const rtt = await import("/static/rtt.js");
   const pick = await import("/static/pick.js");
-  const R = `+string(rttJSON)+`, P = `+string(pickJSON)+`;
+  const failover = await import("/static/failover.js");
+  const R = `+string(rttJSON)+`, P = `+string(pickJSON)+`, F = `+string(failoverJSON)+`;
   const canon = (v) => JSON.stringify(v, (k, x) =>
     x && typeof x === "object" && !Array.isArray(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : x);
   const bad = [];
@@ -165,6 +171,22 @@ func TestBrowserVectors(t *testing.T) {
       if (!(e instanceof pick.NoNodeError)) throw e;
     }
     if (got !== c.want) bad.push("pick " + c.name + ": got " + JSON.stringify(got) + ", want " + JSON.stringify(c.want));
+  }
+  for (const c of F.cases) {
+    let i = 0;
+    const m = new failover.Machine({ intN: (n) => (i < (c.rand || []).length ? c.rand[i++] % n : 0) });
+    const got = [];
+    for (const s of c.steps) {
+      const now = s.at_ms || 0;
+      const a = m.next({ kind: s.kind, node: s.node || "", held: !!s.held, deadline: s.deadline_ms || 0 }, now);
+      let line = a.step;
+      if (a.node) line += " " + a.node;
+      if (a.after > 0) line += " after " + Math.round(a.after * 1000) + "us";
+      const cooling = c.nodes.filter((id) => m.excluded(id, now));
+      if (cooling.length > 0) line += " | excluded " + cooling.join(" ");
+      got.push(line);
+    }
+    if (canon(got) !== canon(c.want)) bad.push("failover " + c.name + ": got " + canon(got) + ", want " + canon(c.want));
   }
   return bad;
 })()`)

@@ -4,13 +4,17 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/failover"
 	"github.com/switchboard/switchboard/pick"
 	"github.com/switchboard/switchboard/rtt"
 )
@@ -161,6 +165,76 @@ func runPick(t *testing.T, c pickCase) string {
 	return res.Node.ID
 }
 
+type failoverFile struct {
+	Comment string         `json:"comment"`
+	Cases   []failoverCase `json:"cases"`
+}
+
+// failoverCase is a run of the failover machine with its default
+// configuration: outcomes at times in ms after the start, and the
+// random draws its jitter takes, in order.
+type failoverCase struct {
+	Name  string         `json:"name"`
+	Nodes []string       `json:"nodes"` // the nodes whose cool-down the wants list
+	Rand  []int          `json:"rand,omitempty"`
+	Steps []failoverStep `json:"steps"`
+	// Want has one line per step: the action and the nodes in their
+	// cool-down just after ("retry n1 after 12000us | excluded n1").
+	Want []string `json:"want,omitempty"`
+}
+
+type failoverStep struct {
+	AtMS       int64  `json:"at_ms,omitempty"`
+	Kind       string `json:"kind"`
+	Node       string `json:"node,omitempty"`
+	Held       bool   `json:"held,omitempty"`
+	DeadlineMS int64  `json:"deadline_ms,omitempty"`
+}
+
+// runFailover replays a case's steps on a failover.Machine.
+func runFailover(t *testing.T, c failoverCase) []string {
+	kinds := map[string]failover.Kind{}
+	for k := failover.Begin; k <= failover.Dropped; k++ {
+		kinds[k.String()] = k
+	}
+	m, err := failover.New(failover.DefaultConfig(), &scripted{vals: c.Rand})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var out []string
+	for _, s := range c.Steps {
+		k, ok := kinds[s.Kind]
+		if !ok {
+			t.Fatalf("%s: unknown outcome %q", c.Name, s.Kind)
+		}
+		o := failover.Outcome{Kind: k, Node: s.Node, Held: s.Held}
+		if s.DeadlineMS > 0 {
+			o.Deadline = t0.Add(msDuration(s.DeadlineMS))
+		}
+		now := t0.Add(msDuration(s.AtMS))
+		a := m.Next(o, now)
+		line := a.Step.String()
+		if a.Node != "" {
+			line += " " + a.Node
+		}
+		if a.After > 0 {
+			line += fmt.Sprintf(" after %dus", a.After.Microseconds())
+		}
+		var cooling []string
+		for _, id := range c.Nodes {
+			if m.Excluded(id, now) {
+				cooling = append(cooling, id)
+			}
+		}
+		if len(cooling) > 0 {
+			line += " | excluded " + strings.Join(cooling, " ")
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
 func readJSON(t *testing.T, name string, v any) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", name))
@@ -184,7 +258,7 @@ func writeJSON(t *testing.T, name string, v any) {
 }
 
 // TestVectors checks the vector files against the Go packages: their
-// wants are what package rtt and package pick do.
+// wants are what packages rtt, pick and failover do.
 func TestVectors(t *testing.T) {
 	var rf rttFile
 	readJSON(t, "rtt.json", &rf)
@@ -214,8 +288,23 @@ func TestVectors(t *testing.T) {
 			t.Errorf("pick %q: got %q, want %q", c.Name, got, *c.Want)
 		}
 	}
+	var ff failoverFile
+	readJSON(t, "failover.json", &ff)
+	for i, c := range ff.Cases {
+		got := runFailover(t, c)
+		if *update {
+			ff.Cases[i].Want = got
+			continue
+		}
+		if c.Want == nil {
+			t.Errorf("failover %q has no want; run with -update", c.Name)
+		} else if diff := cmp.Diff(got, c.Want); diff != "" {
+			t.Errorf("failover %q (-got +want):\n%s", c.Name, diff)
+		}
+	}
 	if *update {
 		writeJSON(t, "rtt.json", rf)
 		writeJSON(t, "pick.json", pf)
+		writeJSON(t, "failover.json", ff)
 	}
 }

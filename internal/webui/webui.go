@@ -4,12 +4,13 @@
 // /dashboard. They are plain ES modules and HTML, embedded in the binary:
 // there is no build step.
 //
-// The JavaScript mirrors three Go packages: static/rtt.js the text model
-// of package rtt, static/pick.js the policies of package pick, and
-// static/client.js the joins, seqs, acks and resends of package client.
-// testdata/rtt.json and testdata/pick.json are checked against the Go
-// packages by this package's tests and against the JavaScript in a
-// headless browser, so the two stay one behaviour.
+// The JavaScript mirrors four Go packages: static/rtt.js the text model
+// of package rtt, static/pick.js the policies of package pick,
+// static/failover.js the failover order of package failover, and
+// static/client.js the attach, joins, seqs, acks and resends of package
+// client. testdata/rtt.json, testdata/pick.json and testdata/failover.json
+// are checked against the Go packages by this package's tests and against
+// the JavaScript in a headless browser, so the two stay one behaviour.
 //
 // Handler serves the files; package web mounts it on the node's HTTP
 // listener.
