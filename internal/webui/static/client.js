@@ -2,9 +2,11 @@
 // client does (client/session.go): fetch the directory from the common
 // address (the node that served the page), pick a node with the policies
 // of pick.js, open a WebSocket to it (subprotocol switchboard.v1), say
-// hello and attach; on failure retry that node, then fetch the directory
-// again from the common address, then from any node it knows, and pick
-// again. Attached, it keeps each room's text until acknowledged and sends
+// hello and attach. When that fails, or the session drops, what it tries
+// next is what the Go client would: failover.js, a port of package
+// failover, says when to dial a node again, when to pick again and when
+// to fetch the directory again (from the common address, then from any
+// node it knows). Attached, it keeps each room's text until acknowledged and sends
 // it again, with the same seqs, after a failover. A node that drains
 // asks it to move (op "move"): it attaches to another node before it lets
 // the old connection go, as the Go client does (client/move.go).
@@ -20,11 +22,21 @@
 //   log       {message}                      a line for the connection log
 
 import { byName, NoNodeError, mathRand } from "./pick.js";
+import { Machine } from "./failover.js";
 
 export const SUBPROTOCOL = "switchboard.v1";
-const RETRIES = 2; // dials of one node before asking for a new directory
-const COOLDOWN_MS = 5000; // how long a node that failed is not picked
-const ATTACH_TIMEOUT_MS = 10000;
+// ATTEMPT_MS bounds each step of an attach, as the Go client's attempt
+// timeout (client.WithAttemptTimeout, 2 s) does: the connection and the
+// hello's directory, then the attach's answer; and each directory
+// fetch. A node that misses it timed out and is not dialled again in
+// that flow (failover.js).
+const ATTEMPT_MS = 2000;
+// The codes of an attach refused for now by this node alone: the page
+// fails over as if the dial had failed (client/session.go, attach).
+// full and draining are refusals that carry a directory; unauthorized
+// asks for a fresh token; any other code is a refusal no retry mends,
+// and the page stops.
+const DIAL_FAILED_CODES = new Set(["shutdown", "too_many_connections", "attach_timeout"]);
 // The heartbeat, as the Go client's (client/heartbeat.go): after
 // HEARTBEAT_MS without a message the session pings; a ping unanswered for
 // SILENT_MS - HEARTBEAT_MS makes it ask the node on a second connection
@@ -42,7 +54,6 @@ const RETIRE_AFTER_MS = 10000; // how long a move keeps the old connection while
 const SENT = Symbol("sent");
 
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
-const jitter = (ms) => ms / 2 + Math.random() * (ms / 2);
 
 // httpBase turns a node's HTTP address into a base URL with the page's
 // scheme (https pages reach nodes over https and wss).
@@ -59,12 +70,13 @@ export class Session extends EventTarget {
     this.token = opts.token || ""; // a signed token, where the service authenticates users
     this.group = opts.group || "";
     this.policy = byName(opts.policy || "default", opts.rand || mathRand);
+    // The failover order, its cool-downs and its backoffs.
+    this.machine = new Machine(opts.rand || mathRand);
     this.page = new URL(opts.common || location.origin);
     this.common = this.page.origin;
     this.dir = null;
     this.dirAt = 0;
     this.deltas = 0; // pushes of changes applied (applyDelta)
-    this.excluded = new Map(); // node id -> until (ms)
     this.ws = null;
     this.node = null;
     this.reason = "";
@@ -81,6 +93,10 @@ export class Session extends EventTarget {
     // would, so the session stops trying until reauth gives another; the
     // rooms and their unacknowledged text are kept.
     this.tokenRefused = false;
+    // halted: a node refused the attach in a way that neither a retry
+    // nor a fresh token mends (bad_request: a user name the service does
+    // not take, say); the session stops and says why.
+    this.halted = "";
     this.attaches = 0;
     this.pinger = null;
     this.lastRx = 0; // when the last message came on this.ws
@@ -125,15 +141,20 @@ export class Session extends EventTarget {
     if (this.ws) this.ws.close();
   }
 
-  // fetchDirectory asks the common address, then every node it knows.
+  // fetchDirectory asks the common address, then every node it knows,
+  // for the directory. The addresses of nodes in their cool-down come
+  // last, wherever they are listed: a silent one costs a whole timeout.
+  // It returns the id of the node that answered ("" if it did not say),
+  // or null when none did.
   async fetchDirectory() {
     const bases = [this.common];
-    const late = new Set(); // the addresses of nodes left out: a silent one costs a whole timeout
+    const late = new Set();
+    const now = Date.now();
     for (const n of this.dir?.nodes || []) {
       if (!n.http) continue;
       const base = httpBase(n.http, this.page);
       bases.push(base);
-      if (this.isExcluded(n.id)) late.add(base);
+      if (this.isExcluded(n.id, now)) late.add(base);
     }
     const order = [...new Set(bases)];
     for (const base of [...order.filter((b) => !late.has(b)), ...order.filter((b) => late.has(b))]) {
@@ -146,12 +167,12 @@ export class Session extends EventTarget {
         const d = await resp.json();
         this.setDirectory(d);
         this.log(`directory from ${base === this.common ? "the common address" : base}: ${d.nodes.length} nodes`);
-        return true;
+        return d.self || "";
       } catch (e) {
         this.log(`no directory from ${base}: ${e.message}`);
       }
     }
-    return false;
+    return null;
   }
 
   setDirectory(d) {
@@ -181,91 +202,101 @@ export class Session extends EventTarget {
     this.deltas++;
   }
 
-  exclude(id) {
-    this.excluded.set(id, Date.now() + COOLDOWN_MS);
+  // isExcluded reports whether node id is in its cool-down.
+  isExcluded(id, now = Date.now()) {
+    return this.machine.excluded(id, now);
   }
 
-  isExcluded(id) {
-    const until = this.excluded.get(id);
-    return until !== undefined && until > Date.now();
-  }
-
-  // connect runs the failover order until attached.
-  // A session that dropped retries its node first (lost is that node).
+  // connect runs the failover order until attached: from the start, or,
+  // after a drop (lost is the node that dropped the session), from the
+  // directory the session holds.
   async connect(why, lost = null) {
     if (this.tokenRefused) {
       this.emit("status", { state: "failed", node: null, reason: "", note: `${why}; the token was refused: give a fresh one` });
       return;
     }
+    if (this.halted) return;
     this.emit("status", { state: "connecting", node: null, reason: "", note: why });
-    if (lost && (await this.retry(lost, this.reason, "retrying the same node")) === true) return;
-    let backoff = 100;
-    let haveDir = false;
-    while (!this.closed && !this.tokenRefused) {
-      if (!haveDir) {
-        if (!(await this.fetchDirectory())) {
-          await sleep(jitter(backoff));
-          backoff = Math.min(backoff * 2, 2000);
-          continue;
-        }
-      }
-      haveDir = false; // after this pass, refresh
-      let res;
-      try {
-        res = this.policy(this.dir.nodes, {
-          group: this.group,
-          exclude: (id) => this.isExcluded(id),
-          ageMs: Date.now() - this.dirAt,
-          self: this.dir.self,
-        });
-      } catch (e) {
-        if (!(e instanceof NoNodeError)) throw e;
-        this.log(e.message);
-        this.emit("status", { state: "connecting", node: null, reason: "", note: e.message });
-        await sleep(jitter(backoff));
-        backoff = Math.min(backoff * 2, 2000);
-        continue;
-      }
-      this.log(`picked ${res.node.id}: ${res.reason}`);
-      const out = await this.retry(res.node, res.reason, "");
-      if (out === true) return;
-      if (out && out.refused && out.directory) {
-        // Full or draining: its fresh directory came with the refusal.
-        this.setDirectory(out.directory);
-        haveDir = true;
-      }
-    }
+    const now = Date.now();
+    const first = lost
+      ? this.machine.next({ kind: "dropped", node: lost.id, held: !!this.dir }, now)
+      : this.machine.next({ kind: "begin" }, now);
+    await this.flow(first);
   }
 
-  // retry dials node up to 1+RETRIES times; it returns true once
-  // attached, else the last outcome, having excluded the node for the
-  // cool-down.
-  async retry(node, reason, note) {
-    let wait = 20;
-    let out = null;
-    for (let attempt = 0; attempt <= RETRIES && !this.closed; attempt++) {
-      if (note) this.emit("status", { state: "connecting", node: null, reason: "", note: `${note}: ${node.id}` });
-      out = await this.attachTo(node, reason);
-      if (out.ok) return true;
-      if (out.fatal) {
-        this.tokenRefused = true;
-        this.log(`${node.id}: ${out.fatal}; waiting for a fresh token`);
-        this.emit("status", { state: "failed", node: null, reason: "", note: out.fatal });
-        return out;
+  // flow takes the steps the failover machine asks for, from act, until
+  // attached (true) or until it stops (false): the session closed, a
+  // refusal no retry mends, or the flow's deadline (a move's).
+  async flow(act) {
+    let picked = null;
+    while (!this.closed && !this.tokenRefused && !this.halted) {
+      if (act.after > 0) await sleep(act.after);
+      if (this.closed) break;
+      let o;
+      switch (act.step) {
+        case "refresh": {
+          const self = await this.fetchDirectory();
+          o = self === null ? { kind: "directory failed" } : { kind: "fetched", node: self };
+          break;
+        }
+        case "pick":
+          try {
+            picked = this.policy(this.dir ? this.dir.nodes : [], {
+              group: this.group,
+              exclude: (id) => this.isExcluded(id),
+              ageMs: Date.now() - this.dirAt,
+              self: this.dir?.self,
+            });
+            this.log(`picked ${picked.node.id}: ${picked.reason}`);
+            o = { kind: "picked", node: picked.node.id };
+          } catch (e) {
+            if (!(e instanceof NoNodeError)) throw e;
+            this.log(e.message || "no node to pick");
+            // Moving, the session is still attached where it was.
+            if (!this.moving) this.emit("status", { state: "connecting", node: null, reason: "", note: e.message });
+            o = { kind: "no candidate" };
+          }
+          break;
+        case "dial":
+        case "retry": {
+          const node = picked.node;
+          const out = await this.attachTo(node, picked.reason);
+          if (out.ok) {
+            this.machine.next({ kind: "attached", node: node.id }, Date.now());
+            return true;
+          }
+          if (out.fatal) {
+            if (out.token) this.tokenRefused = true;
+            else this.halted = out.fatal;
+            this.log(`${node.id}: ${out.fatal}; ${out.token ? "waiting for a fresh token" : "not trying again"}`);
+            this.emit("status", { state: "failed", node: null, reason: "", note: out.fatal });
+            return false;
+          }
+          if (out.refused) {
+            // Full or draining: its fresh directory came with the refusal.
+            if (out.directory) this.setDirectory(out.directory);
+            o = { kind: "refused", node: node.id };
+          } else {
+            o = { kind: out.timeout ? "timeout" : "dial failed", node: node.id };
+          }
+          act = this.machine.next(o, Date.now());
+          const then = { retry: "trying it again", pick: "picking another node", refresh: "asking for a fresh directory" }[act.step];
+          this.log(`${node.id}: ${out.error}${then ? "; " + then : ""}`);
+          continue;
+        }
+        case "fail":
+          return false;
+        default:
+          throw new Error(`failover: unexpected step ${act.step}`);
       }
-      if (out.refused) break;
-      this.log(`${node.id}: ${out.error}${attempt < RETRIES ? "; trying it again" : "; asking for a fresh directory"}`);
-      if (attempt < RETRIES) {
-        await sleep(jitter(wait));
-        wait = Math.min(wait * 2, 200);
-      }
+      act = this.machine.next(o, Date.now());
     }
-    this.exclude(node.id);
-    return out;
+    return false;
   }
 
   // attachTo opens a WebSocket to node and attaches; it resolves to
-  // {ok}, {refused, directory} or {error}.
+  // {ok}, {refused, directory, error}, {fatal, token} (a refusal no
+  // retry mends; token: a fresh token would) or {error, timeout}.
   attachTo(node, reason) {
     return new Promise((resolve) => {
       if (!node.http) {
@@ -294,7 +325,12 @@ export class Session extends EventTarget {
         }
         resolve(v);
       };
-      const timer = setTimeout(() => settle({ error: "no answer in time" }), ATTACH_TIMEOUT_MS);
+      // Each step has ATTEMPT_MS: the connection and the hello's
+      // directory, then the attach's answer. A node that misses it timed
+      // out (it may have taken the connection and be paused).
+      const late = () => settle({ error: "no answer in time", timeout: true });
+      let timer = setTimeout(late, ATTEMPT_MS);
+      let hello = false; // the hello's directory came, and the attach went out
       ws.onopen = () => {
         // deltas: pushes then carry only the nodes that changed
         // (docs/protocol.md, "Pushes of changes"; applyDelta).
@@ -313,24 +349,37 @@ export class Session extends EventTarget {
           this.handle(ws, m);
           return;
         }
-        if (m.op === "directory") {
+        if (m.op === "directory" && hello) {
+          // A push between the attach and its answer (the node counts
+          // the session attached a moment before it says so).
+          if (m.delta) this.applyDelta(m);
+          else this.setDirectory(m);
+        } else if (m.op === "directory") {
+          hello = true;
           this.setDirectory(m);
           const attach = { op: "attach", user: this.user };
           if (this.token) attach.token = this.token;
           ws.send(JSON.stringify(attach));
+          clearTimeout(timer);
+          timer = setTimeout(late, ATTEMPT_MS);
         } else if (m.op === "move") {
           early = m;
         } else if (m.op === "attached") {
           this.attached(ws, node, reason, m);
           settle({ ok: true });
           if (early) this.handle(ws, early);
-        } else if (m.op === "error" && (m.code === "full" || m.code === "draining")) {
-          settle({ refused: true, directory: m.directory });
-        } else if (m.op === "error" && m.code === "unauthorized") {
-          // Every node would say the same: retrying cannot mend it.
-          settle({ fatal: `${m.code}: ${m.message}` });
-        } else if (m.op === "error") {
+        } else if (m.op !== "error") {
+          return;
+        } else if (!hello || DIAL_FAILED_CODES.has(m.code)) {
+          // Refused before the hello was answered, or for now by this
+          // node alone: as if the dial had failed.
           settle({ error: `${m.code}: ${m.message}` });
+        } else if (m.code === "full" || m.code === "draining") {
+          settle({ refused: true, directory: m.directory, error: `${m.code}: ${m.message}` });
+        } else {
+          // Every node would say the same: retrying cannot mend it, a
+          // fresh token may (unauthorized).
+          settle({ fatal: `${m.code}: ${m.message}`, token: m.code === "unauthorized" });
         }
       };
     });
@@ -366,12 +415,15 @@ export class Session extends EventTarget {
       return;
     }
     if (ws !== this.ws) return;
-    this.lose(`lost ${this.node.id} (connection closed, ${ev.code}${ev.reason ? ": " + ev.reason : ""})`, true);
+    this.lose(`lost ${this.node.id} (connection closed, ${ev.code}${ev.reason ? ": " + ev.reason : ""})`);
   }
 
-  // lose leaves the node of this.ws and fails over; retrySame: dial that
-  // node again first (its connection closed: it may be back at once).
-  lose(why, retrySame) {
+  // lose leaves the node of this.ws and fails over: the failover machine
+  // leaves that node out for its cool-down (until it answers a directory
+  // fetch itself, as a restarted node does) and, after a short random
+  // wait that spreads the sessions of a dead node out, picks from the
+  // directory the session holds.
+  lose(why) {
     this.ws = null;
     clearInterval(this.pinger);
     this.endProbe();
@@ -381,9 +433,7 @@ export class Session extends EventTarget {
     for (const r of this.rooms.values()) r.synced = false;
     this.log(why);
     this.emit("status", { state: "lost", node, reason: "", note: why });
-    if (!retrySame) this.exclude(node.id);
-    // Spread the sessions of a dead node out before they come back.
-    sleep(Math.random() * 250).then(() => this.connect(why, retrySame ? node : null));
+    this.connect(why, node);
   }
 
   // beat runs the heartbeat on this.ws. Each step is taken on what did
@@ -427,7 +477,7 @@ export class Session extends EventTarget {
     }
     ws.onclose = null;
     ws.close();
-    this.lose(`lost ${this.node.id} (silent: no answer for ${silent} ms, nor on a second connection)`, false);
+    this.lose(`lost ${this.node.id} (silent: no answer for ${silent} ms, nor on a second connection)`);
   }
 
   // probe asks node, on a connection of its own, for a pong before any
@@ -605,8 +655,12 @@ export class Session extends EventTarget {
     for (const r of this.rooms.values()) r.viaOld = r.synced;
     this.log(`${from.id} asks the session to move: ${m.message || "draining"}`);
     if (m.directory) this.setDirectory(m.directory);
-    this.exclude(from.id);
-    const moved = await this.search(Date.now() + MOVE_TIMEOUT_MS, !!m.directory);
+    // A flow of its own, bounded by MOVE_TIMEOUT_MS, that starts as after
+    // a draining node's refusal: that node left out, a pick from the
+    // directory in hand (client/move.go).
+    const now = Date.now();
+    this.machine.next({ kind: "begin", deadline: now + MOVE_TIMEOUT_MS }, now);
+    const moved = await this.flow(this.machine.next({ kind: "refused", node: from.id }, now));
     const { lost } = this.moving;
     this.moving = null;
     if (!moved) {
@@ -623,44 +677,6 @@ export class Session extends EventTarget {
     if (lost || this.roomsSynced()) this.retire();
     this.log(`moved off ${from.id} (draining) to ${this.node.id}`);
     this.emit("moved", { from, node: this.node, reason: this.reason });
-  }
-
-  // search picks and attaches as connect does, without a drop: it starts
-  // from the directory it holds (haveDir) and gives up at deadline.
-  async search(deadline, haveDir) {
-    let backoff = 100;
-    while (!this.closed && !this.tokenRefused && Date.now() < deadline) {
-      if (!haveDir && !(await this.fetchDirectory())) {
-        await sleep(jitter(backoff));
-        backoff = Math.min(backoff * 2, 2000);
-        continue;
-      }
-      haveDir = false;
-      let res;
-      try {
-        res = this.policy(this.dir.nodes, {
-          group: this.group,
-          exclude: (id) => this.isExcluded(id),
-          ageMs: Date.now() - this.dirAt,
-          self: this.dir.self,
-        });
-      } catch (e) {
-        if (!(e instanceof NoNodeError)) throw e;
-        this.log(e.message);
-        await sleep(jitter(backoff));
-        backoff = Math.min(backoff * 2, 2000);
-        continue;
-      }
-      this.log(`picked ${res.node.id}: ${res.reason}`);
-      const out = await this.retry(res.node, res.reason, "");
-      if (out === true) return true;
-      if (out && out.fatal) return false;
-      if (out && out.refused && out.directory) {
-        this.setDirectory(out.directory);
-        haveDir = true;
-      }
-    }
-    return false;
   }
 
   // retire closes the connection a move left, if any; its session then
