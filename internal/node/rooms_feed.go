@@ -739,16 +739,17 @@ func (f *feed) keepSnapshot(now time.Time) {
 	f.maybeSnapshot()
 }
 
-// snapshotData encodes the room's snapshot, or reports false if it is
-// too large for the bus.
+// snapshotData encodes the room's snapshot within what the bus carries
+// (cut as room.Room.SnapshotWithin says), or reports false if even its
+// members and seqs are too large for the bus.
 func (f *feed) snapshotData() ([]byte, bool) {
-	data, err := f.r.Snapshot()
-	if err != nil {
-		f.e.log.Error("encoding a room snapshot", "room", f.room, "err", err)
+	data, err := f.r.SnapshotWithin(f.e.snapshotLimit())
+	switch {
+	case errors.Is(err, room.ErrSnapshotTooLarge):
+		f.e.log.Warn("room snapshot too large for the bus; replay grows", "room", f.room, "err", err)
 		return nil, false
-	}
-	if limit := f.e.n.bus.Conn.MaxPayload() - 4096; int64(len(data)) > limit {
-		f.e.log.Warn("room snapshot too large for the bus; replay grows", "room", f.room, "bytes", len(data), "limit", limit)
+	case err != nil:
+		f.e.log.Error("encoding a room snapshot", "room", f.room, "err", err)
 		return nil, false
 	}
 	return data, true

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchboard/switchboard/room"
 )
 
 // RoomSnapshot returns the stored snapshot of room. For tests.
@@ -49,4 +51,14 @@ func (n *Node) RoomRecords(ctx context.Context, name string) (uint64, error) {
 		return 0, fmt.Errorf("node %s: reading the stream of %s: %w", n.cfg.ID, name, err)
 	}
 	return info.State.Subjects[subj], nil
+}
+
+// StoreRoomRecord stores rec in room's stream as a session's node would,
+// and returns its stream sequence. For tests.
+func (n *Node) StoreRoomRecord(ctx context.Context, name string, rec room.Record) (uint64, error) {
+	e := n.rooms
+	if e == nil || !e.Ready() {
+		return 0, fmt.Errorf("node %s: rooms not ready", n.cfg.ID)
+	}
+	return e.publish(ctx, name, rec, "")
 }

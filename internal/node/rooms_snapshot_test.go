@@ -7,9 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/switchboard/switchboard/internal/bus"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/room"
+	"github.com/switchboard/switchboard/rtt"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -110,5 +115,91 @@ func TestRoomSnapshotFormats(t *testing.T) {
 	st = visit("carol", "")
 	if got, want := texts(st), []string{"alice: hello"}; !slices.Equal(got, want) {
 		t.Errorf("after an unusable snapshot carol sees lines %q, want %q", got, want)
+	}
+}
+
+// A room whose departed senders left 985 unfinished lines of 4 KiB of
+// quotes (8 KiB each in JSON) and 100 completed ones has a state larger
+// than the bus carries. Its snapshot is still written, within the bus's
+// limit, covering every record; and a joiner once the room is loaded from
+// it again sees what a joiner saw before.
+func TestRoomSnapshotOfACrowdFits(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(wait)
+	n := c.Nodes[0]
+	const name = "crowd"
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+
+	quotes := strings.Repeat(`"`, rtt.MaxLineBytes)
+	var last uint64
+	store := func(recs []room.Record) {
+		t.Helper()
+		seq, err := n.StoreRoomRecord(ctx, name, room.Record{Op: room.OpBatch, Recs: recs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = seq
+	}
+	var batch []room.Record
+	for i := range 985 + 100 {
+		rec := room.Record{Op: room.OpText, User: fmt.Sprintf("d%04d", i), Key: "n9/1", Seq: 1, T: quotes}
+		if i >= 985 {
+			rec = room.Record{Op: room.OpText, User: "scribe", Key: "n9/2", Seq: uint64(i - 984), T: quotes + "\n"}
+		}
+		if batch = append(batch, rec); len(batch) == 64 {
+			store(batch)
+			batch = nil
+		}
+	}
+	store(batch)
+
+	// visit joins the room as user, returns its state and leaves, waiting
+	// until the room's feed has unloaded and written its last snapshot.
+	visit := func(user string) *wire.RoomState {
+		t.Helper()
+		p := newPeer(t, n.Addr(), user)
+		st := p.join(name)
+		p.send(wire.Message{Op: wire.OpLeave, Room: name})
+		p.await("own leave", func(m wire.Message) bool {
+			return m.Op == wire.OpPresence && m.User == user && m.Event == "leave"
+		})
+		nodetest.Eventually(t, wait, func() error {
+			if got := roomsOpen(t, n); got != 0 {
+				return fmt.Errorf("%v rooms open", got)
+			}
+			return nil
+		})
+		return st
+	}
+	before := visit("alice")
+	data, err := n.RoomSnapshot(ctx, name)
+	if err != nil {
+		t.Fatalf("no snapshot of the crowded room: %v", err)
+	}
+	if limit := bus.MaxPayload - 4096; len(data) > limit {
+		t.Fatalf("snapshot of %d bytes, more than the %d the bus carries", len(data), limit)
+	}
+	seq, err := room.SnapshotSeq(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq <= last {
+		t.Errorf("the snapshot covers the stream up to %d, want past the last text, %d (and alice's join and leave)", seq, last)
+	}
+
+	after := visit("bob")
+	for _, st := range []*wire.RoomState{before, after} {
+		delete(st.Live, "alice")
+		delete(st.Live, "bob")
+		delete(st.Seqs, "alice")
+		delete(st.Seqs, "bob")
+		st.Users = nil
+	}
+	if diff := cmp.Diff(after, before, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("bob's state after the reload differs from alice's before it (-got +want):\n%s", diff)
+	}
+	if len(before.Live) == 0 {
+		t.Errorf("alice's state holds no departed sender's line")
 	}
 }
