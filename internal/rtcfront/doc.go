@@ -40,11 +40,12 @@
 // in X-Forwarded-For, which is ignored from anyone else), the size of an
 // offer, the messages a peer may send a second and their size; a peer
 // whose channel does not open in time is dropped, its place held until
-// then. Bad input gets a clear HTTP error and touches no other peer; a
-// join the node refuses once the channel is open (a full room) is told
-// to the peer as one unlabelled line on its channel, which then closes.
-// What the peer types before its member is in the room waits for the
-// join.
+// then. Bad input gets a clear HTTP error and touches no other peer (the
+// log has at most one line of refusals every 5 s, which counts those
+// held back); a join the node refuses once the channel is open (a full
+// room) is told to the peer as one unlabelled line on its channel, which
+// then closes. What the peer types before its member is in the room
+// waits for the join.
 //
 // The caller's duties: mount the Server on the node's HTTP (it is an
 // http.Handler for POST), and Shutdown it before the node.

@@ -32,3 +32,6 @@ func (s *Server) Messages() int64 {
 
 // MaxRefusedChannels is maxRefusedChannels, for the tests.
 const MaxRefusedChannels = maxRefusedChannels
+
+// RefusalLogPeriod is refusalLogPeriod, for the tests.
+const RefusalLogPeriod = refusalLogPeriod

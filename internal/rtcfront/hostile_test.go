@@ -3,6 +3,7 @@ package rtcfront_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"regexp"
@@ -457,4 +458,28 @@ func TestPeerThatVanishesIsDropped(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestRefusalsDoNotFloodTheLog: a client that posts bad offers as fast
+// as it can costs the log about one line per period, not one a request.
+// Before, each refusal was logged, and one client wrote as many lines as
+// it sent requests.
+func TestRefusalsDoNotFloodTheLog(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	var logs nodetest.LockedBuffer
+	_, url := startFront(t, c.Nodes[0], func(cfg *rtcfront.Config) {
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	const requests = 200
+	for i := range requests {
+		if code, _ := post(t, url+fmt.Sprintf("?room=a/b&user=u%d", i), "application/sdp", "v=0\r\n"); code != http.StatusBadRequest {
+			t.Fatalf("a bad room: %d, want 400", code)
+		}
+	}
+	lines := strings.Count(logs.String(), "WebRTC peer refused")
+	t.Logf("%d lines for %d refusals", lines, requests)
+	if lines == 0 || lines > requests/10 {
+		t.Errorf("%d log lines for %d refusals: want at least one, and about one per %v", lines, requests, rtcfront.RefusalLogPeriod)
+	}
 }

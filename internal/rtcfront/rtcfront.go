@@ -152,6 +152,7 @@ type Server struct {
 	peers     map[*peer]struct{}
 	perSource map[netip.Addr]int
 	pending   int // peers being set up, counted in the limits
+	refusals  sampledLog
 	wg        sync.WaitGroup
 
 	// flushCtx bounds the ended peers' waits for their text to be
@@ -175,6 +176,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, udp: udp,
 		addr:  netip.AddrPortFrom(ua.Addr().Unmap(), ua.Port()),
 		peers: map[*peer]struct{}{}, perSource: map[netip.Addr]int{},
+		refusals: sampledLog{period: refusalLogPeriod},
 	}
 	s.flushCtx, s.flushCancel = context.WithCancel(context.Background())
 	quiet := logging.NewDefaultLoggerFactory()
@@ -301,7 +303,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if he.header[0] != "" {
 			w.Header().Set(he.header[0], he.header[1])
 		}
-		s.log.Info("WebRTC peer refused", "from", r.RemoteAddr, "status", he.code, "reason", he.msg)
+		s.refusals.log(s.log, slog.LevelInfo, "WebRTC peer refused", "from", r.RemoteAddr, "status", he.code, "reason", he.msg)
 		http.Error(w, he.msg, he.code)
 		return
 	}
