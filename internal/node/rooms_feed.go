@@ -95,6 +95,8 @@ type feed struct {
 	// it needs nothing. Under a retention the steward writes the
 	// snapshot again once keepFrom is a quarter of it old (keepSnapshot).
 	keepFrom time.Time
+	// keepNext is the earliest time for keepSnapshot's next attempt.
+	keepNext time.Time
 	cc       jetstream.ConsumeContext
 	liveSub  *nats.Subscription // nil if subscribing failed
 	cons     jetstream.Consumer
@@ -730,12 +732,14 @@ func (f *feed) maybeSnapshot() {
 // keepSnapshot writes the room's snapshot again, if this node is its
 // steward, when what the room needs from storage is a quarter of the
 // retention old: the snapshot and the records after it then never
-// expire while the room has members, however long it stays quiet.
+// expire while the room has members, however long it stays quiet. After
+// an attempt it waits keepBackoff before the next, should that one fail.
 func (f *feed) keepSnapshot(now time.Time) {
 	every := f.e.snapshotEvery()
-	if every <= 0 || f.snapBusy || f.keepFrom.IsZero() || now.Sub(f.keepFrom) < every {
+	if f.snapBusy || !keepDue(now, f.keepFrom, f.keepNext, every) {
 		return
 	}
+	f.keepNext = now.Add(keepBackoff(every))
 	f.maybeSnapshot()
 }
 
