@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/dnsserver"
@@ -54,11 +55,26 @@ func (n *Node) httpHandler() http.Handler {
 // (a WebRTC offer); a variable for tests.
 var httpBodyTimeout = 10 * time.Second
 
+// httpWriteTimeout bounds how long the HTTP listener takes to send a
+// response, from the moment its handler starts. Without it a client that
+// asked for a response larger than the sockets' buffers (the metrics)
+// and read none of it held its connection for good, busy, so that the
+// listener could not close it to make room; maxHTTPConns of them, from a
+// few addresses, shut everyone out. The dashboard's stream sets a
+// deadline of its own for each update; a variable for tests.
+var httpWriteTimeout = 30 * time.Second
+
 // httpGuard sets the read deadline of each request that has a body
 // (declared with a length or chunked). Requests without one, the
-// WebSocket upgrade and the event stream among them, keep no deadline: a
-// read deadline on those would end them. The server sets its own
+// WebSocket upgrade and the event stream among them, keep no read
+// deadline: one on those would end them. The server sets its own read
 // deadlines again at the next request on the connection.
+//
+// It sets the write deadline of each request to httpWriteTimeout from
+// now, except for the Go profiles (--pprof), which write only after
+// profiling for as long as they were asked to. A WebSocket upgrade keeps
+// none: the server clears a connection's deadlines when it hands it
+// over, and the session sets its own.
 //
 // It tells the HTTP listener that the request's connection is serving
 // a request, so that it is not closed to make room for another (see
@@ -67,8 +83,14 @@ var httpBodyTimeout = 10 * time.Second
 func httpGuard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer servingConn(r)()
+		rc := http.NewResponseController(w)
 		if r.ContentLength != 0 {
-			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(httpBodyTimeout))
+			_ = rc.SetReadDeadline(time.Now().Add(httpBodyTimeout))
+		}
+		if strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
+			_ = rc.SetWriteDeadline(time.Time{})
+		} else {
+			_ = rc.SetWriteDeadline(time.Now().Add(httpWriteTimeout))
 		}
 		if r.Header.Get("Upgrade") != "" {
 			if hj, ok := w.(http.Hijacker); ok {

@@ -9,3 +9,11 @@ func SetHTTPBodyTimeout(d time.Duration) (restore func()) {
 	httpBodyTimeout = d
 	return func() { httpBodyTimeout = old }
 }
+
+// SetHTTPWriteTimeout sets httpWriteTimeout until the returned function
+// restores it. For tests.
+func SetHTTPWriteTimeout(d time.Duration) (restore func()) {
+	old := httpWriteTimeout
+	httpWriteTimeout = d
+	return func() { httpWriteTimeout = old }
+}
