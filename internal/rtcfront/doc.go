@@ -38,9 +38,9 @@
 // per node and per source address (an IPv4 address or an IPv6 /64; behind
 // a reverse proxy listed in Config.TrustedProxies, the address it gives
 // in X-Forwarded-For, which is ignored from anyone else), the size of an
-// offer, the messages a peer may send a second and their size; a peer
-// whose channel does not open in time is dropped, its place held until
-// then. Bad input gets a clear HTTP error and touches no other peer (the
+// offer, the addresses a peer's ICE checks may come from (32), the
+// messages a peer may send a second and their size; a peer whose channel
+// does not open in time is dropped, its place held until then. Bad input gets a clear HTTP error and touches no other peer (the
 // log has at most one line of refusals every 5 s, which counts those
 // held back); a join the node refuses once the channel is open (a full
 // room) is told to the peer as one unlabelled line on its channel, which

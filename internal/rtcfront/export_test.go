@@ -35,3 +35,6 @@ const MaxRefusedChannels = maxRefusedChannels
 
 // RefusalLogPeriod is refusalLogPeriod, for the tests.
 const RefusalLogPeriod = refusalLogPeriod
+
+// MaxRemoteAddrs is maxRemoteAddrs, for the tests.
+const MaxRemoteAddrs = maxRemoteAddrs

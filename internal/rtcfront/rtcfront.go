@@ -142,7 +142,7 @@ func (c *Config) fill() error {
 type Server struct {
 	cfg  Config
 	log  *slog.Logger
-	api  *webrtc.API
+	se   webrtc.SettingEngine // each peer's API is made from it
 	udp  net.PacketConn
 	mux  ice.UDPMux
 	addr netip.AddrPort
@@ -215,7 +215,7 @@ func New(cfg Config) (*Server, error) {
 	se.SetLite(true)
 	se.SetSCTPMaxMessageSize(uint32(cfg.MaxMessage))
 	se.SetSCTPMaxReceiveBufferSize(uint32(max(64<<10, 4*cfg.MaxMessage)))
-	s.api = webrtc.NewAPI(webrtc.WithSettingEngine(se))
+	s.se = se
 	return s, nil
 }
 
@@ -629,7 +629,11 @@ func (s *Server) attach(ctx context.Context, room, user, tok string) (*client.Se
 func (s *Server) setup(ctx context.Context, room string, cred credentials, offer string) (*peer, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SetupTimeout)
 	defer cancel()
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{})
+	// Each peer has an API of its own, for its ICE checks' handler.
+	var guard remoteGuard
+	se := s.se
+	guardChecks(se.SetICEBindingRequestHandler, &guard)
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, "", refuse(http.StatusInternalServerError, "creating the peer connection: %v", err)
 	}
@@ -653,6 +657,7 @@ func (s *Server) setup(ctx context.Context, room string, cred credentials, offer
 	// The connection starts with the answer set: its callbacks are in
 	// place before.
 	p := newPeer(s, pc, sess, room, cred.user)
+	guard.peer.Store(p)
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return p, "", refuse(http.StatusInternalServerError, "setting the answer: %v", err)

@@ -1,0 +1,108 @@
+package rtcfront_test
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/binary"
+	"hash/crc32"
+	"net"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/rtcfront"
+)
+
+// sdpAttr returns the value of the first a=NAME: line of an SDP.
+func sdpAttr(t *testing.T, sdp, name string) string {
+	t.Helper()
+	m := regexp.MustCompile(`a=` + name + `:(\S+)`).FindStringSubmatch(sdp)
+	if m == nil {
+		t.Fatalf("no a=%s in\n%s", name, sdp)
+	}
+	return m[1]
+}
+
+// bindingRequest is an ICE connectivity check (RFC 8445, 7.1.2) of a
+// controlling agent: a STUN Binding request (RFC 8489) with USERNAME,
+// PRIORITY, ICE-CONTROLLING, MESSAGE-INTEGRITY keyed by the answerer's
+// password, and FINGERPRINT.
+func bindingRequest(user, pwd string, tiebreaker uint64) []byte {
+	m := make([]byte, 20, 128)
+	binary.BigEndian.PutUint16(m[0:], 0x0001)
+	binary.BigEndian.PutUint32(m[4:], 0x2112A442)
+	_, _ = rand.Read(m[8:20])
+	attr := func(typ uint16, v []byte) {
+		var h [4]byte
+		binary.BigEndian.PutUint16(h[0:], typ)
+		binary.BigEndian.PutUint16(h[2:], uint16(len(v)))
+		m = append(m, h[:]...)
+		m = append(m, v...)
+		for len(m)%4 != 0 {
+			m = append(m, 0)
+		}
+	}
+	setLen := func(extra int) { binary.BigEndian.PutUint16(m[2:], uint16(len(m)-20+extra)) }
+	attr(0x0006, []byte(user))
+	attr(0x0024, binary.BigEndian.AppendUint32(nil, 1))
+	attr(0x802A, binary.BigEndian.AppendUint64(nil, tiebreaker))
+	setLen(24) // the length counts MESSAGE-INTEGRITY, not yet there
+	mac := hmac.New(sha1.New, []byte(pwd))
+	mac.Write(m)
+	attr(0x0008, mac.Sum(nil))
+	setLen(8)
+	attr(0x8028, binary.BigEndian.AppendUint32(nil, crc32.ChecksumIEEE(m)^0x5354554e))
+	return m
+}
+
+// TestChecksFromManyAddressesEndThePeer: a peer whose ICE checks come
+// from more addresses than any real peer has is dropped. Each address a
+// valid check comes from is a candidate and a pair of the peer's ICE
+// agent and an entry of the shared socket's table, and is answered, for
+// as long as the peer lasts: before, a peer that sent checks from every
+// port of its host, or from spoofed addresses, grew them without bound
+// and had the node answer every one.
+func TestChecksFromManyAddressesEndThePeer(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front, url := startFront(t, c.Nodes[0], nil)
+	p, offer := newPeer(t, rtcfront.Protocol, nil)
+	answer := p.connect(t, url+"?room=lobby&user=spray", offer)
+	p.waitOpen(t)
+	user := sdpAttr(t, answer, "ice-ufrag") + ":" + sdpAttr(t, offer, "ice-ufrag")
+	pwd := sdpAttr(t, answer, "ice-pwd")
+	to := net.UDPAddrFromAddrPort(front.Addr())
+
+	answered := 0
+	for i := range 4 * rtcfront.MaxRemoteAddrs {
+		select {
+		case <-p.shut:
+			t.Logf("dropped after checks from %d addresses, %d answered", i, answered)
+			if answered < rtcfront.MaxRemoteAddrs/2 {
+				t.Errorf("only %d of the first checks were answered: the test's checks are not valid ones", answered)
+			}
+			return
+		default:
+		}
+		sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sock.WriteTo(bindingRequest(user, pwd, uint64(i)+1), to); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1500)
+		_ = sock.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if n, _, err := sock.ReadFrom(buf); err == nil && n >= 20 && binary.BigEndian.Uint16(buf) == 0x0101 {
+			answered++
+		}
+		sock.Close()
+	}
+	select {
+	case <-p.shut:
+	case <-time.After(settle):
+		t.Fatalf("the peer is still served after checks from %d addresses (%d answered)", 4*rtcfront.MaxRemoteAddrs, answered)
+	}
+}
