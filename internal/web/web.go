@@ -70,13 +70,17 @@ func WithAdminToken(secret []byte) Option {
 
 // WithAdminTokenSource is WithAdminToken for a secret that may change
 // (reloaded from its file): current returns the secret to check each
-// request against. A nil current leaves state changes to loopback
-// clients, as an empty secret does.
+// request against. A nil current, or one that returns an empty secret,
+// leaves state changes to loopback clients, as an empty secret does.
 func WithAdminTokenSource(current func() []byte) Option {
 	return func(h *handler) {
 		if current != nil {
 			h.admin = func() []byte {
-				sum := sha256.Sum256(current())
+				secret := current()
+				if len(secret) == 0 {
+					return nil
+				}
+				sum := sha256.Sum256(secret)
 				return sum[:]
 			}
 		}
@@ -84,7 +88,7 @@ func WithAdminTokenSource(current func() []byte) Option {
 }
 
 type handler struct {
-	admin     func() []byte // the SHA-256 of the admin secret now; nil: loopback only
+	admin     func() []byte // the SHA-256 of the admin secret now, nil for none; nil: loopback only
 	serveConn ConnServer    // serves WebSockets; nil: no WebSocket transport
 	origins   []string      // WithOrigins patterns
 	monitor   *Monitor      // the dashboard's stream; nil: none
@@ -178,7 +182,11 @@ func RequireAdmin(next http.HandlerFunc, opts ...Option) http.HandlerFunc {
 // requireAdmin wraps a handler that changes state with the admin check.
 func (h *handler) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if h.admin == nil {
+		var want []byte
+		if h.admin != nil {
+			want = h.admin()
+		}
+		if want == nil {
 			if !fromLoopback(r) {
 				writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden: this node has no admin token (--admin-token), so only loopback clients may change its state"})
 				return
@@ -193,7 +201,7 @@ func (h *handler) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		sum := sha256.Sum256([]byte(strings.TrimSpace(secret)))
-		if subtle.ConstantTimeCompare(sum[:], h.admin()) != 1 {
+		if subtle.ConstantTimeCompare(sum[:], want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard admin", error="invalid_token"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized: wrong admin token"})
 			return

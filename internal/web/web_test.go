@@ -49,6 +49,8 @@ func TestAdminEndpoints(t *testing.T) {
 		{name: "token: not bearer", opts: []web.Option{web.WithAdminToken([]byte(secret))}, method: "POST", path: "/v1/drain", remote: "10.0.0.9:5000", auth: "Basic " + secret, want: 401},
 		{name: "token: right", opts: []web.Option{web.WithAdminToken([]byte(secret))}, method: "POST", path: "/v1/drain", remote: "10.0.0.9:5000", auth: "Bearer " + secret, want: 200, draining: true},
 		{name: "token: right, undrain", opts: []web.Option{web.WithAdminToken([]byte(secret))}, method: "DELETE", path: "/v1/drain", remote: "10.0.0.9:5000", auth: "bearer " + secret, want: 200},
+		{name: "token source with no secret: an empty bearer token does not pass", opts: []web.Option{web.WithAdminTokenSource(func() []byte { return nil })}, method: "POST", path: "/v1/drain", remote: "10.0.0.9:5000", auth: "Bearer ", want: 403},
+		{name: "token source with no secret: loopback may drain", opts: []web.Option{web.WithAdminTokenSource(func() []byte { return []byte{} })}, method: "POST", path: "/v1/drain", remote: "127.0.0.1:5000", want: 200, draining: true},
 		{name: "token: reads stay open", opts: []web.Option{web.WithAdminToken([]byte(secret))}, method: "GET", path: "/healthz", remote: "10.0.0.9:5000", want: 200},
 	}
 	for _, tt := range tests {
