@@ -5,9 +5,10 @@
 // hello and attach. When that fails, or the session drops, what it tries
 // next is what the Go client would: failover.js, a port of package
 // failover, says when to dial a node again, when to pick again and when
-// to fetch the directory again (from the common address, then from any
-// node it knows). Attached, it keeps each room's text until acknowledged and sends
-// it again, with the same seqs, after a failover. A node that drains
+// to fetch the directory again (from the common address, then from the
+// nodes it knows that are not down). Attached, it keeps each room's text
+// until acknowledged and sends it again, with the same seqs, after a
+// failover. A node that drains
 // asks it to move (op "move"): it attaches to another node before it lets
 // the old connection go, as the Go client does (client/move.go).
 //
@@ -61,6 +62,14 @@ function httpBase(addr, page) {
   return `${page.protocol}//${addr}`;
 }
 
+// shuffle puts a in a random order, in place, with r ({intN}).
+function shuffle(r, a) {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = r.intN(i + 1);
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+}
+
 export class Session extends EventTarget {
   // opts: {user, token, group, policy, common (a base URL, default the
   // page's origin), rand}
@@ -69,9 +78,10 @@ export class Session extends EventTarget {
     this.user = opts.user;
     this.token = opts.token || ""; // a signed token, where the service authenticates users
     this.group = opts.group || "";
-    this.policy = byName(opts.policy || "default", opts.rand || mathRand);
+    this.rand = opts.rand || mathRand;
+    this.policy = byName(opts.policy || "default", this.rand);
     // The failover order, its cool-downs and its backoffs.
-    this.machine = new Machine(opts.rand || mathRand);
+    this.machine = new Machine(this.rand);
     this.page = new URL(opts.common || location.origin);
     this.common = this.page.origin;
     this.dir = null;
@@ -141,26 +151,38 @@ export class Session extends EventTarget {
     if (this.ws) this.ws.close();
   }
 
-  // fetchDirectory asks the common address, then every node it knows,
-  // for the directory. The addresses of nodes in their cool-down come
-  // last, wherever they are listed: a silent one costs a whole timeout.
-  // It returns the id of the node that answered ("" if it did not say),
-  // or null when none did.
+  // fetchDirectory asks for the directory, as the Go client says hello
+  // (client/session.go, helloOrder): at the common address, then at the
+  // nodes of the directory it holds that are not down, those up first,
+  // each group in random order; the addresses of nodes in their
+  // cool-down come last, wherever they are listed. A down or silent node
+  // may be a paused one, which costs a whole timeout. It returns the id
+  // of the node that answered ("" if it did not say), or null when none
+  // did.
   async fetchDirectory() {
-    const bases = [this.common];
-    const late = new Set();
     const now = Date.now();
+    const late = [];
+    const up = [];
+    const other = [];
+    const cooling = new Set();
     for (const n of this.dir?.nodes || []) {
-      if (!n.http) continue;
-      const base = httpBase(n.http, this.page);
-      bases.push(base);
-      if (this.isExcluded(n.id, now)) late.add(base);
+      if (n.http && this.isExcluded(n.id, now)) cooling.add(httpBase(n.http, this.page));
     }
-    const order = [...new Set(bases)];
-    for (const base of [...order.filter((b) => !late.has(b)), ...order.filter((b) => late.has(b))]) {
+    for (const n of this.dir?.nodes || []) {
+      if (!n.http || n.status === "down") continue;
+      const base = httpBase(n.http, this.page);
+      if (cooling.has(base)) late.push(base);
+      else if (n.status === "up") up.push(base);
+      else other.push(base);
+    }
+    const first = cooling.has(this.common) ? [] : [this.common];
+    if (!first.length) late.unshift(this.common);
+    shuffle(this.rand, up);
+    shuffle(this.rand, other);
+    for (const base of new Set([...first, ...up, ...other, ...late])) {
       try {
         const ctl = new AbortController();
-        const t = setTimeout(() => ctl.abort(), 3000);
+        const t = setTimeout(() => ctl.abort(), ATTEMPT_MS);
         const resp = await fetch(base + "/v1/directory", { signal: ctl.signal, cache: "no-store" });
         clearTimeout(t);
         if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
