@@ -348,7 +348,6 @@ func (m *Monitor) serveEvents(w http.ResponseWriter, r *http.Request) {
 	defer m.unsubscribe(ch)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	send := func(u Update) bool {

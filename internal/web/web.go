@@ -6,7 +6,9 @@
 // implements; the handler keeps no state of its own and is safe for
 // concurrent use.
 //
-// Reads are open. Requests that change state (POST and DELETE
+// Reads are open to any client; browsers let only the service's own
+// pages, and the origins WithOrigins allows, read the directory, the
+// stats and the event stream across origins. Requests that change state (POST and DELETE
 // /v1/drain) need the admin credential: with an admin token configured
 // (WithAdminToken), "Authorization: Bearer TOKEN" from anyone, loopback
 // included; without one, they are admitted from loopback addresses only
@@ -120,17 +122,19 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/directory", func(w http.ResponseWriter, r *http.Request) {
-		// Public, read-only and sent without credentials: any page may
-		// read it, as the browser client does from every node it knows.
-		w.Header().Set("Access-Control-Allow-Origin", "*")
+		// The browser client reads it from every node it knows.
+		h.allowOrigin(w, r, src)
 		writeJSON(w, http.StatusOK, wire.DirectoryMessage(src.Directory()))
 	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Access-Control-Allow-Origin", "*")
+		h.allowOrigin(w, r, src) // the dashboard reads it from every node
 		writeJSON(w, http.StatusOK, stats(gatherer))
 	})
 	if h.monitor != nil {
-		mux.HandleFunc("GET /v1/events", h.monitor.serveEvents)
+		mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
+			h.allowOrigin(w, r, src) // the dashboard follows another node when its own goes
+			h.monitor.serveEvents(w, r)
+		})
 	}
 	if h.ui != nil {
 		mux.Handle("GET /", h.ui)
@@ -165,6 +169,22 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 		writeJSON(w, http.StatusOK, map[string]string{"status": string(src.Status())})
 	}))
 	return mux
+}
+
+// allowOrigin lets the page named in the request's Origin read the
+// answer (CORS) when it is a page that may open a WebSocket here
+// (originAllowed): the service's own pages, which read the directory,
+// the stats and the event stream of every node, and those WithOrigins
+// allows. Any other page gets no Access-Control-Allow-Origin, and the
+// browser keeps the answer from it: a page on the web that a user of the
+// node's network opens learns nothing through that user's browser about
+// nodes only that network reaches.
+func (h *handler) allowOrigin(w http.ResponseWriter, r *http.Request, src Source) {
+	w.Header().Add("Vary", "Origin")
+	origin := r.Header.Get("Origin")
+	if origin != "" && h.originAllowed(r, src.Directory()) {
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+	}
 }
 
 // RequireAdmin wraps next, a handler that changes state, with the admin

@@ -74,22 +74,49 @@ func TestWSConnFraming(t *testing.T) {
 	}
 }
 
+// The directory, the stats and the event stream are readable across
+// origins by the pages that may open a WebSocket (the service's own, and
+// those web.WithOrigins allows), and by no other page: with "*", any page
+// on the web that a user of an intranet node opened read that node's
+// directory (every node's addresses, users and groups) through the
+// user's browser.
 func TestPagesAndStats(t *testing.T) {
-	h := web.NewHandler(&fakeSource{}, prometheus.NewRegistry(), web.WithUI(http.NotFoundHandler()))
+	src := &fakeSource{}
+	mon := web.NewMonitor(src)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { mon.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	h := web.NewHandler(src, prometheus.NewRegistry(), web.WithUI(http.NotFoundHandler()), web.WithMonitor(mon), web.WithOrigins([]string{"*.example.org"}))
 	for _, tt := range []struct {
-		path string
-		want int
-		cors bool
+		path, origin string
+		want         int
+		cors         string // the Access-Control-Allow-Origin wanted
 	}{
-		{"/v1/directory", 200, true},
-		{"/v1/stats", 200, true},
-		{"/anything", 404, false},
+		{"/v1/directory", "", 200, ""},
+		{"/v1/directory", "http://s:8080", 200, "http://s:8080"},
+		{"/v1/directory", "https://app.example.org", 200, "https://app.example.org"},
+		{"/v1/directory", "http://localhost:3000", 200, "http://localhost:3000"},
+		{"/v1/directory", "https://evil.example", 200, ""},
+		{"/v1/directory", "null", 200, ""},
+		{"/v1/stats", "http://s", 200, "http://s"},
+		{"/v1/stats", "https://evil.example", 200, ""},
+		{"/v1/events", "https://evil.example", 200, ""},
+		{"/anything", "http://s", 404, ""},
 	} {
-		r := httptest.NewRequest("GET", tt.path, nil)
+		rctx, rcancel := context.WithCancel(context.Background())
+		r := httptest.NewRequest("GET", tt.path, nil).WithContext(rctx)
+		if tt.origin != "" {
+			r.Header.Set("Origin", tt.origin)
+		}
 		w := httptest.NewRecorder()
+		if tt.path == "/v1/events" {
+			rcancel() // the stream answers, then ends with the request
+		}
 		h.ServeHTTP(w, r)
-		if w.Code != tt.want || (w.Header().Get("Access-Control-Allow-Origin") == "*") != tt.cors {
-			t.Errorf("GET %s: %d, CORS %q; want %d, CORS %v", tt.path, w.Code, w.Header().Get("Access-Control-Allow-Origin"), tt.want, tt.cors)
+		rcancel()
+		if got := w.Header().Get("Access-Control-Allow-Origin"); w.Code != tt.want || got != tt.cors {
+			t.Errorf("GET %s from %q: %d, CORS %q; want %d, CORS %q", tt.path, tt.origin, w.Code, got, tt.want, tt.cors)
 		}
 	}
 }
