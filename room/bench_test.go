@@ -36,3 +36,20 @@ func BenchmarkApplyManySenders(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSnapshotCrowded encodes the snapshot of a room whose 985
+// departed senders left 4 KiB unfinished lines of quotes: whole, and cut
+// to the embedded bus's and an external bus's default limits.
+func BenchmarkSnapshotCrowded(b *testing.B) {
+	r := crowdedRoom(b, 985)
+	for _, limit := range []int{0, embeddedLimit, externalLimit} {
+		b.Run(fmt.Sprint(limit), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.SnapshotWithin(limit); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

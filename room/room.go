@@ -49,8 +49,10 @@ type Room struct {
 
 	members map[string]Member // by session key
 	users   map[string]int    // user -> sessions in the room
-	senders map[string]bool   // every sender the text knows
-	spoke   map[string]uint64 // sender -> stream sequence of the record that last brought new text of theirs
+	// senders holds every sender the text knows, with the stream
+	// sequence of the record that last brought new text of theirs (0:
+	// not known, for a sender restored from a snapshot without it).
+	senders map[string]uint64
 
 	local map[string]*local
 	order []string // the keys of local, sorted: deliveries go in this order
@@ -94,8 +96,7 @@ func newRoom(name string, cfg Config, text *rtt.Room) *Room {
 		text:     text,
 		members:  make(map[string]Member),
 		users:    make(map[string]int),
-		senders:  make(map[string]bool),
-		spoke:    make(map[string]uint64),
+		senders:  make(map[string]uint64),
 		local:    make(map[string]*local),
 		live:     make(map[string][]liveChunk),
 		shown:    make(map[string]uint64),
@@ -184,16 +185,18 @@ func (r *Room) applyText(rec Record) bool {
 		return false
 	}
 	res := r.text.Apply(rec.User, rec.Seq, rec.T)
-	r.senders[rec.User] = true
 	w := r.storedLive(rec)
 	if w.phantom {
 		r.stale, r.staleUpTo = true, max(r.staleUpTo, w.phantomAt)
 		r.unstored = append(r.unstored, fmt.Sprintf("%s %d", rec.User, rec.Seq))
 	}
 	if res.Duplicate {
+		if _, ok := r.senders[rec.User]; !ok {
+			r.senders[rec.User] = 0
+		}
 		return true
 	}
-	r.spoke[rec.User] = r.applied
+	r.senders[rec.User] = r.applied
 	m := wire.Message{Op: wire.OpText, Room: r.name, From: rec.User, Seq: rec.Seq, T: rec.T}
 	r.deliverTo(m, rec.Key, func(lm *local) bool {
 		if r.stale && lm.since <= r.staleUpTo {
@@ -295,7 +298,7 @@ func (r *Room) departedIn(rs *wire.RoomState) []string {
 // restored the same snapshot, gets the same order.
 func (r *Room) oldestFirst(senders []string) {
 	slices.SortFunc(senders, func(a, b string) int {
-		return cmp.Or(cmp.Compare(r.spoke[a], r.spoke[b]), strings.Compare(a, b))
+		return cmp.Or(cmp.Compare(r.senders[a], r.senders[b]), strings.Compare(a, b))
 	})
 }
 
@@ -343,7 +346,6 @@ func (r *Room) forgetDeparted() {
 		r.text.Forget(from)
 		r.forgetLive(from)
 		delete(r.senders, from)
-		delete(r.spoke, from)
 	}
 }
 
@@ -468,19 +470,22 @@ var ErrStateTooLarge = errors.New("room: state too large for one line")
 
 // StateLine encodes the room's full state as one room message for a
 // joining session, newline included. A state that would not fit one
-// protocol line (wire.MaxLine) loses, until it fits: its oldest completed
-// lines, one by one; then the senders who are not in the room (their
-// unfinished lines and seqs), the one whose text last came longest
-// ago first (by stream sequence, then name); then the start of its
-// longest live lines (each longer than half the longest keeps that many
-// bytes at its end, after a U+FFFD), until no live line is longer than
-// 16 bytes; then it returns an error wrapping ErrStateTooLarge. The state
-// is sized from its parts, not encoded at each step, so a join costs one
-// encoding however large the room, and the joins and re-joins until the
-// next record is applied share it. The line is shared: callers must not
-// change it. Live lists every user in the room
-// (with "" when they type nothing) and every sender with a non-empty
-// current line.
+// protocol line (wire.MaxLine) loses, until it fits, in the order in
+// which SnapshotWithin cuts a snapshot: the unfinished lines of the
+// senders who are not in the room, the one whose text came longest ago
+// first (by stream sequence, then name); then its oldest completed lines,
+// one by one; then the seqs of those senders, in the same order; then the
+// start of its longest live lines (each longer than half the longest
+// keeps that many bytes at its end, after a U+FFFD), until no live line
+// is longer than 16 bytes; then it returns an error wrapping
+// ErrStateTooLarge. A snapshot, whose limit is far larger, therefore cuts
+// only what the state line cuts too, and a joiner gets the same state
+// from a room restored from it. The state is sized from its parts, not
+// encoded at each step, so a join costs one encoding however large the
+// room, and the joins and re-joins until the next record is applied
+// share it. The line is shared: callers must not change it. Live lists
+// every user in the room (with "" when they type nothing) and every
+// sender with a non-empty current line.
 func (r *Room) StateLine() ([]byte, error) {
 	if !r.stateCached || r.stateApplied != r.applied {
 		r.stateLine, r.stateErr = r.encodeState()
@@ -535,7 +540,9 @@ func (r *Room) encodeState() ([]byte, error) {
 		size += wire.StringLen(u) + userFrame
 	}
 
-	var departed []string // senders not in the room, still in rs, once listed
+	// The senders not in the room, once listed, and those of them whose
+	// live line, and whose seq, may still be cut.
+	var departed, lives, seqs []string
 	listed := false
 	for {
 		if size <= wire.MaxLine {
@@ -549,19 +556,23 @@ func (r *Room) encodeState() ([]byte, error) {
 			size = len(line) - 1 // not an upper bound after all: cut on
 		}
 		switch {
-		case len(rs.Lines) > 0:
-			l := rs.Lines[0]
-			size -= wire.StringLen(l.From) + wire.StringLen(l.Text) + lineFrame
-			rs.Lines = rs.Lines[1:]
 		case !listed:
 			departed, listed = r.departedIn(rs), true
-		case len(departed) > 0:
-			from := departed[0]
-			departed = departed[1:]
+			lives, seqs = departed, departed
+		case len(lives) > 0:
+			from := lives[0]
+			lives = lives[1:]
 			if text, ok := rs.Live[from]; ok {
 				size -= liveSize(from, text)
 				delete(rs.Live, from)
 			}
+		case len(rs.Lines) > 0:
+			l := rs.Lines[0]
+			size -= wire.StringLen(l.From) + wire.StringLen(l.Text) + lineFrame
+			rs.Lines = rs.Lines[1:]
+		case len(seqs) > 0:
+			from := seqs[0]
+			seqs = seqs[1:]
 			if _, ok := rs.Seqs[from]; ok {
 				size -= seqSize(from)
 				delete(rs.Seqs, from)

@@ -420,10 +420,10 @@ func TestForgetInRounds(t *testing.T) {
 }
 
 // TestStateLineCuts checks the cuts of large states against the order
-// docs/protocol.md gives, on random rooms: the oldest completed lines
-// first, then the senders not in the room, the one whose text came
-// longest ago first, then the start of long live lines; users and their
-// live entries are always there.
+// docs/protocol.md gives, on random rooms: the live lines of the senders
+// not in the room first, the one whose text came longest ago first, then
+// the oldest completed lines, then those senders' seqs, then the start
+// of long live lines; users and their live entries are always there.
 func TestStateLineCuts(t *testing.T) {
 	for seed := range uint64(60) {
 		prng := rand.New(rand.NewPCG(seed, 1))
@@ -501,20 +501,37 @@ func TestStateLineCuts(t *testing.T) {
 			}
 			return strings.Compare(a, b)
 		})
-		dropped := 0
-		for i, from := range departed {
-			_, live := st.Live[from]
-			_, hasSeq := st.Seqs[from]
-			if !live && !hasSeq {
-				if dropped != i {
-					t.Fatalf("seed %d: departed %s dropped after one kept before it", seed, from)
+		// Departed senders lose their live lines in that order, then,
+		// once every line is cut, their seqs in that order.
+		linesCut := kept < len(full.Lines)
+		livesDropped, seqsDropped, withLive := 0, 0, 0
+		for _, from := range departed {
+			if full.Live[from] == "" {
+				continue
+			}
+			if _, live := st.Live[from]; !live {
+				if livesDropped != withLive {
+					t.Fatalf("seed %d: departed %s's line dropped after one kept before it", seed, from)
 				}
-				dropped++
+				livesDropped++
+			}
+			withLive++
+		}
+		if linesCut && livesDropped < withLive {
+			t.Fatalf("seed %d: %d lines cut while %d departed senders keep their lines", seed, len(full.Lines)-kept, withLive-livesDropped)
+		}
+		for i, from := range departed {
+			if _, hasSeq := st.Seqs[from]; !hasSeq && full.Seqs[from] != 0 {
+				if seqsDropped != i {
+					t.Fatalf("seed %d: departed %s's seq dropped after one kept before it", seed, from)
+				}
+				seqsDropped++
 			}
 		}
-		if dropped > 0 && kept > 0 {
-			t.Fatalf("seed %d: %d departed senders dropped while %d lines stay", seed, dropped, kept)
+		if seqsDropped > 0 && kept > 0 {
+			t.Fatalf("seed %d: %d departed senders' seqs dropped while %d lines stay", seed, seqsDropped, kept)
 		}
+		dropped := seqsDropped
 		for from, l := range st.Live {
 			if l == full.Live[from] {
 				continue

@@ -181,7 +181,7 @@ func (r *Room) snapshot() snapshotV2 {
 		snap.Lines[i] = lineV2{From: l.From, Text: l.Text}
 	}
 	for from, live := range st.Live {
-		snap.Senders[from] = senderV2{Live: live, Seq: st.Seqs[from], CR: st.PendingCR[from], At: r.spoke[from]}
+		snap.Senders[from] = senderV2{Live: live, Seq: st.Seqs[from], CR: st.PendingCR[from], At: r.senders[from]}
 	}
 	return snap
 }
@@ -214,7 +214,7 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 		seq     uint64
 		st      rtt.State
 		members map[string]Member
-		spoke   = make(map[string]uint64)
+		ats     = make(map[string]uint64) // sender -> "at", where known
 	)
 	switch {
 	case h.V == nil:
@@ -250,9 +250,7 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 			if x.CR {
 				st.PendingCR[from] = true
 			}
-			if x.At != 0 {
-				spoke[from] = x.At
-			}
+			ats[from] = x.At
 		}
 	default:
 		return nil, fmt.Errorf("room %s: %w: version %d, this node reads 1 and %d", name, ErrSnapshot, *h.V, SnapshotVersion)
@@ -271,15 +269,10 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 		r.users[m.User]++
 	}
 	for from := range st.Live {
-		r.senders[from] = true
+		r.senders[from] = ats[from]
 	}
 	for from := range st.Seqs {
-		r.senders[from] = true
-	}
-	for from, at := range spoke {
-		if r.senders[from] {
-			r.spoke[from] = at
-		}
+		r.senders[from] = ats[from]
 	}
 	return r, nil
 }
