@@ -501,7 +501,7 @@ func (n *Node) sendSelf(status directory.Status, subject string) directory.Entry
 			Group:       n.cfg.Group,
 			Status:      status,
 			Users:       int(n.users.Load()),
-			Capacity:    n.cfg.Capacity,
+			Capacity:    int(n.capacity.Load()),
 			Version:     n.cfg.Version,
 			HeartbeatMS: n.heartbeatMS.Load(),
 		},

@@ -317,9 +317,9 @@ func addrKey(a net.Addr) string {
 // holds n.sessionsMu.
 func (n *Node) admitLocked(s *session) string {
 	switch {
-	case len(n.sessions) >= n.cfg.MaxConns:
+	case int64(len(n.sessions)) >= n.maxConns.Load():
 		return refusedTotal
-	case s.addr != "" && n.perAddr[s.addr] >= n.cfg.MaxConnsPerIP:
+	case s.addr != "" && int64(n.perAddr[s.addr]) >= n.maxConnsPerIP.Load():
 		return refusedPerIP
 	}
 	n.sessions[s] = struct{}{}
@@ -355,9 +355,9 @@ var refusing atomic.Int64
 // about a second and a half.
 func (n *Node) refuseConn(conn net.Conn, addr, reason string) {
 	n.metrics.connsRefused[reason].Inc()
-	limit := n.cfg.MaxConns
+	limit := n.maxConns.Load()
 	if reason == refusedPerIP {
-		limit = n.cfg.MaxConnsPerIP
+		limit = n.maxConnsPerIP.Load()
 	}
 	if refusing.Add(1) > maxRefusing {
 		refusing.Add(-1)
@@ -368,7 +368,7 @@ func (n *Node) refuseConn(conn net.Conn, addr, reason string) {
 	defer refusing.Add(-1)
 	n.limitLog.sample("refusing a connection: too many open", "reason", reason, "remote", addr, "limit", limit)
 	n.metrics.errorSent(wire.CodeTooManyConns)
-	text := "node " + n.cfg.ID + " holds " + strconv.Itoa(limit) + " connections"
+	text := "node " + n.cfg.ID + " holds " + strconv.FormatInt(limit, 10) + " connections"
 	if reason == refusedPerIP {
 		text += " from your address"
 	}

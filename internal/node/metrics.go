@@ -276,7 +276,7 @@ func (c directoryCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c directoryCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(usersDesc, prometheus.GaugeValue, float64(c.n.Users()))
-	ch <- prometheus.MustNewConstMetric(capacityDesc, prometheus.GaugeValue, float64(c.n.cfg.Capacity))
+	ch <- prometheus.MustNewConstMetric(capacityDesc, prometheus.GaugeValue, float64(c.n.capacity.Load()))
 	self := c.n.Status()
 	for _, s := range statuses {
 		v := 0.0

@@ -43,6 +43,10 @@ type Node struct {
 	dns      *dnsserver.Server
 	dnsAddr  string
 
+	// The limits an operator may change while the node runs (SetLimits):
+	// Config's Capacity, MaxConns and MaxConnsPerIP, defaults filled.
+	capacity, maxConns, maxConnsPerIP atomic.Int64
+
 	// Self state read by the run loop; written by sessions and operators.
 	users    atomic.Int64
 	draining atomic.Bool
@@ -133,6 +137,7 @@ func New(cfg Config) (*Node, error) {
 		limitLog:    newDropLog(cfg.Logger, dropLogEvery),
 	}
 	n.view.Store(&view{taken: time.Now()})
+	n.storeLimits(Limits{Capacity: cfg.Capacity, MaxConns: cfg.MaxConns, MaxConnsPerIP: cfg.MaxConnsPerIP})
 	return n, nil
 }
 
@@ -368,7 +373,7 @@ func (n *Node) Status() directory.Status {
 	if n.leaving.Load() {
 		return directory.Down
 	}
-	return directory.StatusFor(n.ready.Load(), n.degraded.Load(), n.draining.Load(), int(n.users.Load()), n.cfg.Capacity)
+	return directory.StatusFor(n.ready.Load(), n.degraded.Load(), n.draining.Load(), int(n.users.Load()), int(n.capacity.Load()))
 }
 
 // StatusReason says why a degraded node stepped aside (it cannot store,

@@ -315,7 +315,7 @@ func (s *session) attach(m wire.Message) *wire.Error {
 			return nil
 		}
 		users := n.users.Load()
-		if users >= int64(n.cfg.Capacity) {
+		if users >= n.capacity.Load() {
 			s.refuse(wire.CodeFull, "node "+n.cfg.ID+" is full; pick another")
 			return nil
 		}
