@@ -12,6 +12,9 @@ import (
 type logFlags struct {
 	level  string
 	format string
+	// live is the level of the logger made last, which setLevel changes
+	// while it runs (nil before).
+	live *slog.LevelVar
 }
 
 func (l *logFlags) register(c *cmdline, defaultLevel string) {
@@ -27,7 +30,9 @@ func (l *logFlags) logger(cmd string, w io.Writer) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(l.level)); err != nil {
 		return nil, usagef(cmd, "%s: --log-level %q: want debug, info, warn or error", cmd, l.level)
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	l.live = new(slog.LevelVar)
+	l.live.Set(level)
+	opts := &slog.HandlerOptions{Level: l.live}
 	var h slog.Handler
 	switch l.format {
 	case "text":
@@ -38,6 +43,20 @@ func (l *logFlags) logger(cmd string, w io.Writer) (*slog.Logger, error) {
 		return nil, usagef(cmd, "%s: --log-format %q: want text or json", cmd, l.format)
 	}
 	return slog.New(&uniqueKeys{next: h}), nil
+}
+
+// setLevel changes the level of the logger made last to text's (debug,
+// info, warn or error).
+func (l *logFlags) setLevel(text string) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(text)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", text)
+	}
+	if l.live == nil {
+		return fmt.Errorf("--log-level %q: no logger made yet", text)
+	}
+	l.live.Set(level)
+	return nil
 }
 
 // uniqueKeys is a slog.Handler that keeps one attribute per key at the top

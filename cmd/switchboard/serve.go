@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"os/signal"
@@ -223,8 +222,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		stopSIP(shutdownCtx)
 		return errors.Join(err, n.Shutdown(shutdownCtx))
 	}
-	reloadOnHangup(ctx, n, logger)
-	<-ctx.Done()
+	// SIGHUP reloads (reload.go); this goroutine owns s meanwhile. Without
+	// the handler a SIGHUP would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for current := c; ctx.Err() == nil; {
+		select {
+		case <-ctx.Done():
+		case <-hup:
+			current = s.reload(n, args, c, current, logger)
+		}
+	}
 	if s.drainGrace > 0 && n.Users() > 0 {
 		// Sessions move to other nodes first (make-before-break), unless
 		// none is up; a second signal stops at once.
@@ -248,28 +257,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	stopSIP(shutdownCtx)
 	stopRTC(shutdownCtx)
 	return n.Shutdown(shutdownCtx)
-}
-
-// reloadOnHangup reloads n's credentials (Node.Reload) at each SIGHUP
-// until ctx ends (systemd's ExecReload sends one; docs/operations.md,
-// "Renewing certificates and keys"). Without it a SIGHUP would end the
-// process.
-func reloadOnHangup(ctx context.Context, n *node.Node, logger *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				logger.Info("SIGHUP: reloading the certificates, token keys and admin token")
-				// The node logs what it reloaded and what it refused.
-				_ = n.Reload()
-			}
-		}
-	}()
 }
 
 // unknownTwins rejects the variables of environ that carry the command's

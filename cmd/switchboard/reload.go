@@ -1,0 +1,99 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+
+	"github.com/switchboard/switchboard/internal/node"
+)
+
+// liveSettings are the serve settings that a SIGHUP applies from the
+// config file while the node runs. Every other setting the file changes
+// waits for a restart, and the reload says which.
+var liveSettings = []string{"capacity", "max-conns", "max-conns-per-ip", "log-level", "drain-grace"}
+
+// changedSettings lists, in flag order, the settings a config file may set
+// whose values differ between before and after, two command lines parsed
+// from the same arguments and environment.
+func changedSettings(before, after *cmdline) []string {
+	var changed []string
+	for _, name := range fileKeys(before) {
+		a, b := before.fs.Lookup(name), after.fs.Lookup(name)
+		if a != nil && b != nil && a.Value.String() != b.Value.String() {
+			changed = append(changed, name)
+		}
+	}
+	return changed
+}
+
+// validate checks s as serve does before it starts a node (the log
+// flags, the fronts' settings, the node's configuration), on a copy, with
+// logger for what the checks log.
+func (s *serveSettings) validate(logger *slog.Logger) error {
+	if _, err := s.log.logger("serve", io.Discard); err != nil {
+		return err
+	}
+	cfg := s.cfg
+	cfg.Logger = logger
+	if err := s.sip.validate(&cfg); err != nil {
+		return err
+	}
+	if err := s.rtc.validate(&cfg); err != nil {
+		return err
+	}
+	if _, err := node.New(cfg); err != nil {
+		return fmt.Errorf("serve: invalid settings: %w", err)
+	}
+	return nil
+}
+
+// reload is serve's SIGHUP: it reloads the node's credentials
+// (node.Reload), then, with --config, reads the file again with the same
+// command line and environment. A file that does not load, or whose
+// settings would not start a node, changes nothing. Otherwise the live
+// settings that differ from those in force (current) are applied, and
+// those that differ from what the node started with (started) and are not
+// live are logged as waiting for a restart. It returns the command line
+// whose live settings are now in force.
+func (s *serveSettings) reload(n *node.Node, args []string, started, current *cmdline, logger *slog.Logger) *cmdline {
+	logger.Info("SIGHUP: reloading the certificates, token keys and admin token", "config", s.configPath)
+	// The node logs what it reloaded and what it refused.
+	_ = n.Reload()
+	if s.configPath == "" {
+		return current
+	}
+	var next serveSettings
+	c, err := loadServe(&next, args, io.Discard, io.Discard)
+	if err == nil {
+		err = next.validate(slog.New(slog.DiscardHandler))
+	}
+	if err != nil {
+		logger.Error("reloading the config file: keeping the settings in use", "file", s.configPath, "err", err)
+		return current
+	}
+	var applied, restart []string
+	for _, name := range changedSettings(current, c) {
+		if slices.Contains(liveSettings, name) {
+			applied = append(applied, name)
+		}
+	}
+	for _, name := range changedSettings(started, c) {
+		if !slices.Contains(liveSettings, name) {
+			restart = append(restart, name)
+		}
+	}
+	if err := n.SetLimits(node.Limits{Capacity: next.cfg.Capacity, MaxConns: next.cfg.MaxConns, MaxConnsPerIP: next.cfg.MaxConnsPerIP}); err != nil {
+		logger.Error("reloading the config file: keeping the settings in use", "file", s.configPath, "err", err)
+		return current
+	}
+	_ = s.log.setLevel(next.log.level) // valid: validate made a logger of it
+	s.log.level = next.log.level
+	s.drainGrace = next.drainGrace
+	logger.Info("reloaded the config file", "file", s.configPath, "applied", applied)
+	if len(restart) > 0 {
+		logger.Warn("the config file changes settings that take effect at the next restart", "file", s.configPath, "settings", restart)
+	}
+	return c
+}
