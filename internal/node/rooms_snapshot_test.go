@@ -199,7 +199,8 @@ func TestRoomSnapshotOfACrowdFits(t *testing.T) {
 	if diff := cmp.Diff(after, before, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("bob's state after the reload differs from alice's before it (-got +want):\n%s", diff)
 	}
-	if len(before.Live) == 0 {
-		t.Errorf("alice's state holds no departed sender's line")
+	if len(before.Lines) == 0 || before.Seqs["d0000"] != 1 || before.Seqs["d0984"] != 1 {
+		t.Errorf("alice's state holds %d lines and seqs %d and %d of the first and last departed senders; want some lines, and seqs 1",
+			len(before.Lines), before.Seqs["d0000"], before.Seqs["d0984"])
 	}
 }
