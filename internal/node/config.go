@@ -161,8 +161,10 @@ type Config struct {
 	// holds open at once (an IPv6 address counts by its /64), refused the
 	// same way (default 256: an office or a carrier's NAT behind one
 	// address still fits, while filling the node takes dozens of
-	// addresses). Connections handed to ServeConn without a TCP address
-	// count only towards MaxConns.
+	// addresses). Connections handed to ServeConn without a TCP address,
+	// and those from the node's own host to the address they came from
+	// (its SIP and WebRTC fronts, a reverse proxy beside it), count only
+	// towards MaxConns.
 	MaxConnsPerIP int
 	// WriteTimeout bounds one write to a client (default 10 s).
 	WriteTimeout time.Duration

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -310,6 +311,25 @@ func addrKey(a net.Addr) string {
 		return ip4.String()
 	}
 	return tcp.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
+// sourceKey is what MaxConnsPerIP counts conn under: addrKey of its
+// remote address, or "" (not counted) for a connection from the node's
+// own host to the address it came from: the node's own SIP and WebRTC
+// fronts, and a reverse proxy beside the node, each carrying many users.
+// Those count towards MaxConns only; without this, 256 of them filled the
+// allowance of the one address they all come from.
+func sourceKey(conn net.Conn) string {
+	key := addrKey(conn.RemoteAddr())
+	if key == "" {
+		return ""
+	}
+	local, errL := netip.ParseAddrPort(conn.LocalAddr().String())
+	remote, errR := netip.ParseAddrPort(conn.RemoteAddr().String())
+	if errL == nil && errR == nil && local.Addr().Unmap() == remote.Addr().Unmap() {
+		return ""
+	}
+	return key
 }
 
 // admitLocked checks s against the connection limits and, when it fits,

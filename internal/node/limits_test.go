@@ -129,7 +129,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestConnectionLimits fills one address's allowance, then the node's:
+// TestConnectionLimits fills one address's allowance (one that is not
+// the node's own: the listener is on 127.0.0.1), then the node's:
 // each next connection gets too_many_connections and is closed, while the
 // open sessions go on and a session from elsewhere attaches and stores
 // text; a slot freed is taken again.
@@ -144,11 +145,11 @@ func TestConnectionLimits(t *testing.T) {
 
 	var first []*rawConn
 	for range 3 {
-		rc := dialFrom(t, "127.0.0.1", addr)
+		rc := dialFrom(t, "127.0.0.4", addr)
 		rc.hello()
 		first = append(first, rc)
 	}
-	over := dialFrom(t, "127.0.0.1", addr)
+	over := dialFrom(t, "127.0.0.4", addr)
 	over.send(`{"op":"hello","v":1}`) // sent before reading: the refusal must survive it
 	over.closedWith(wire.CodeTooManyConns)
 	for _, rc := range first {
@@ -178,7 +179,7 @@ func TestConnectionLimits(t *testing.T) {
 	// A closed connection frees its slot, for its address and the node.
 	first[0].conn.Close()
 	waitFor(t, "4 open connections", func() bool { return labelled(t, n, "switchboard_connections", "", "") == 4 })
-	dialFrom(t, "127.0.0.1", addr).hello()
+	dialFrom(t, "127.0.0.4", addr).hello()
 	bob.acked("lobby", bob.typeText("lobby", "!"))
 }
 

@@ -52,12 +52,14 @@ func TestSetLimits(t *testing.T) {
 		t.Fatalf("attach once the capacity was raised to 2: got %+v, want attached", m)
 	}
 
-	// The connections from this address already pass a lowered limit:
-	// they stay, a new one is refused.
+	// Two connections from another address, then the limit lowered
+	// below them: they stay, a new one is refused.
+	dialFrom(t, "127.0.0.7", n1.Addr()).hello()
+	dialFrom(t, "127.0.0.7", n1.Addr()).hello()
 	if err := n1.SetLimits(node.Limits{Capacity: 2, MaxConnsPerIP: 1}); err != nil {
 		t.Fatal(err)
 	}
-	m, err := dialFrom(t, "127.0.0.1", n1.Addr()).next()
+	m, err := dialFrom(t, "127.0.0.7", n1.Addr()).next()
 	if err != nil || m.Op != wire.OpError || m.Code != wire.CodeTooManyConns {
 		t.Fatalf("a connection past max-conns-per-ip lowered to 1: got %+v, %v; want too_many_connections", m, err)
 	}

@@ -137,7 +137,7 @@ type session struct {
 // the wait group under sessionsMu, where Shutdown looks for sessions only
 // after cancelling, keeps every Add before Shutdown's Wait.
 func (n *Node) newSession(conn net.Conn) (s *session, refused string) {
-	s = &session{n: n, conn: conn, accepted: time.Now(), addr: addrKey(conn.RemoteAddr())}
+	s = &session{n: n, conn: conn, accepted: time.Now(), addr: sourceKey(conn)}
 	s.clock = lineClock{conn: conn, timeout: n.cfg.LineTimeout}
 	n.sessionsMu.Lock()
 	defer n.sessionsMu.Unlock()

@@ -340,7 +340,7 @@ func TestWebSocketOverTLS(t *testing.T) {
 // TestWebSocketTooManyConnections: WebSockets count against the same
 // connection limits as TCP, and a refused one gets the same error.
 func TestWebSocketTooManyConnections(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.MaxConnsPerIP = 1 }})
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.MaxConns = 1 }})
 	first := mustDialWS(t, c.Nodes[0].HTTPAddr())
 	first.send(wire.Message{Op: wire.OpPing})
 	if m, err := first.recv(); err != nil || m.Op != wire.OpPong {

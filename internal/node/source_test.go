@@ -1,0 +1,29 @@
+package node_test
+
+import (
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// Connections from the node's own host to the address they came from (its
+// SIP and WebRTC fronts, a reverse proxy beside it) carry many users:
+// they count towards MaxConns only, where another address is held to
+// MaxConnsPerIP.
+func TestSameHostConnectionsCountOnlyTowardsTheTotal(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.MaxConns = 6
+		cfg.MaxConnsPerIP = 2
+	}})
+	addr := c.Nodes[0].Addr() // 127.0.0.1
+	for range 4 {
+		dialFrom(t, "127.0.0.1", addr).hello()
+	}
+	dialFrom(t, "127.0.0.8", addr).hello()
+	dialFrom(t, "127.0.0.8", addr).hello()
+	dialFrom(t, "127.0.0.8", addr).closedWith(wire.CodeTooManyConns)
+	// The total holds for the node's own host too.
+	dialFrom(t, "127.0.0.1", addr).closedWith(wire.CodeTooManyConns)
+}
