@@ -16,13 +16,12 @@ import (
 // A WebSocket session leaves the HTTP listener's connection limit when it
 // is upgraded: from then on it is a client connection, bounded like any
 // other by --max-conns and --max-conns-per-ip. It used to keep its HTTP
-// slot for its whole life, so node.MaxHTTPConns browser users (256, which
-// one address may hold under the default --max-conns-per-ip) left no
-// room on the listener: /healthz, /readyz and /metrics were closed at
+// slot for its whole life, so node.MaxHTTPConns browser users (256) left
+// no room on the listener: /healthz, /readyz and /metrics were closed at
 // accept (a supervisor's probe then restarts a healthy node), and so was
 // the next browser, however much capacity the node had.
 func TestWebSocketsLeaveTheHTTPLimit(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) { cfg.MaxConns = node.MaxHTTPConns }})
 	n := c.Nodes[0]
 	url := "ws://" + n.HTTPAddr() + web.WebSocketPath
 	ctx, cancel := context.WithTimeout(context.Background(), settle)
@@ -49,15 +48,15 @@ func TestWebSocketsLeaveTheHTTPLimit(t *testing.T) {
 			t.Errorf("GET %s beside %d WebSockets = %d", path, node.MaxHTTPConns, resp.StatusCode)
 		}
 	}
-	// The WebSockets still count where client connections do: this
-	// address holds --max-conns-per-ip (256) of them, so the next one is
-	// upgraded, told too_many_connections and closed.
+	// The WebSockets still count where client connections do: the node
+	// holds --max-conns (256 here) of them, so the next one is upgraded,
+	// told too_many_connections and closed.
 	ws, err := dial()
 	if err != nil {
 		t.Fatalf("one more WebSocket: %v", err)
 	}
 	_, msg, err := ws.Read(ctx)
 	if err != nil || !strings.Contains(string(msg), "too_many_connections") {
-		t.Errorf("one more WebSocket than --max-conns-per-ip: read %q, %v; want too_many_connections", msg, err)
+		t.Errorf("one more WebSocket than --max-conns: read %q, %v; want too_many_connections", msg, err)
 	}
 }
