@@ -89,7 +89,7 @@ func (l *httpLimitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		key := addrKey(c.RemoteAddr())
+		key := sourceKey(c)
 		if !l.takeAddr(key) {
 			l.refused(c.RemoteAddr().String(), refusedHTTPPerIP)
 			_ = c.Close()
