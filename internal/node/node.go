@@ -193,7 +193,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 		n.httpLn = &httpLimitListener{Listener: n.httpLn, slots: make(chan struct{}, maxHTTPConns), perIP: maxHTTPConnsPerIP, refused: func(remote, reason string) {
 			n.metrics.connsRefused[reason].Inc()
-			n.limitLog.sample("refusing an HTTP connection: too many open", "reason", reason, "remote", remote, "limit", maxHTTPConns, "limit_per_ip", maxHTTPConnsPerIP)
+			msg := "refusing an HTTP connection: too many open"
+			if reason == refusedHTTPIdle {
+				msg = "closing an idle HTTP connection to make room for a new one"
+			}
+			n.limitLog.sample(msg, "reason", reason, "remote", remote, "limit", maxHTTPConns, "limit_per_ip", maxHTTPConnsPerIP)
 		}}
 		if n.cfg.HTTPTLS {
 			n.httpLn = tls.NewListener(n.httpLn, n.sec.tls)
