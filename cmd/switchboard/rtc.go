@@ -22,8 +22,6 @@ type rtcSettings struct {
 	listen         string
 	maxPeers       int
 	maxPeersPerSrc int
-	trustedProxies string
-	proxies        []netip.Prefix // trustedProxies, parsed by validate
 }
 
 // register adds the front's flags to serve's command line.
@@ -31,7 +29,6 @@ func (s *rtcSettings) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.listen, "rtc", "", "WebRTC front: the UDP HOST:PORT every peer's ICE runs on; peers POST their SDP offer to /v1/rtc on --http and type in a T.140 data channel (RFC 8865), docs/rtp.md (empty: off)")
 	intFlag(fs, &s.maxPeers, "rtc-max-peers", 0, -1, "most WebRTC peers the front holds at once (default 100)")
 	intFlag(fs, &s.maxPeersPerSrc, "rtc-max-peers-per-source", 0, -1, "most WebRTC peers from one source address (default 4)")
-	fs.StringVar(&s.trustedProxies, "rtc-trusted-proxies", "", "reverse proxies in front of --http whose X-Forwarded-For the WebRTC front believes when it counts peers per source: IP addresses or CIDR prefixes, comma-separated (empty: none; the header is ignored)")
 }
 
 // validate rejects a front that could not be reached.
@@ -49,34 +46,7 @@ func (s *rtcSettings) validate(cfg *node.Config) error {
 	if cfg.HTTP == "" {
 		return usagef("serve", "serve: --rtc needs --http: peers send their offers to POST /v1/rtc there")
 	}
-	proxies, err := parsePrefixes(s.trustedProxies)
-	if err != nil {
-		return usagef("serve", "serve: --rtc-trusted-proxies: %v", err)
-	}
-	s.proxies = proxies
 	return nil
-}
-
-// parsePrefixes reads a comma-separated list of IP addresses and CIDR
-// prefixes; an address stands for itself alone.
-func parsePrefixes(list string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, item := range splitList(list) {
-		if p, err := netip.ParsePrefix(item); err == nil {
-			if p.Addr().Is4In6() && p.Bits() >= 96 {
-				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
-			}
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(item)
-		if err != nil || a.Zone() != "" {
-			return nil, fmt.Errorf("%q is neither an IP address nor a CIDR prefix", item)
-		}
-		a = a.Unmap()
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
 }
 
 // start runs the front for n, mounted on its HTTP; the function returned
@@ -92,7 +62,7 @@ func (s *rtcSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, 
 		ICEAddr:           s.listen,
 		MaxPeers:          s.maxPeers,
 		MaxPeersPerSource: s.maxPeersPerSrc,
-		TrustedProxies:    s.proxies,
+		TrustedProxies:    cfg.TrustedProxies,
 		Logger:            logger.With("part", "rtc"),
 	}
 	if cfg.TLSCert != "" {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/internal/node"
 )
 
@@ -84,6 +85,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "certificate chain (PEM) for TLS on the client listener; must name --service (empty: plain TCP)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fs.BoolVar(&cfg.HTTPTLS, "http-tls", false, "serve the HTTP listener with --tls-cert too (HTTPS)")
+	fs.Var(proxiesValue{&cfg.TrustedProxies}, "trusted-proxies", "reverse proxies in front of --http whose X-Forwarded-For is believed, so that WebSockets and WebRTC peers through them count per client: IP addresses or CIDR prefixes, comma-separated (empty: none; the header is ignored)")
 	fs.StringVar(&s.wsOrigins, "ws-origins", "", "pages of other origins that may open WebSockets here: host[:port] patterns, comma-separated, \"*\" for any (empty: the service's own pages only)")
 	fs.StringVar(&cfg.TokenKey, "token-key", "", "Ed25519 public key (PEM) that signs user tokens, or several one after the other (read again on SIGHUP); set, attach needs a token (empty: users unauthenticated)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "file holding the secret that POST/DELETE /v1/drain need as a Bearer token (empty: loopback clients only)")
@@ -435,6 +437,29 @@ type rangeDuration struct {
 
 // retentionValue is --room-retention: a duration of at least 1 s, or 0
 // to keep rooms for ever (which node.Config says with a negative value).
+// proxiesValue is --trusted-proxies: a list of addresses and prefixes.
+type proxiesValue struct{ p *forwarded.Proxies }
+
+func (v proxiesValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	var items []string
+	for _, p := range *v.p {
+		items = append(items, p.String())
+	}
+	return strings.Join(items, ",")
+}
+
+func (v proxiesValue) Set(s string) error {
+	p, err := forwarded.Parse(s)
+	if err != nil {
+		return err
+	}
+	*v.p = p
+	return nil
+}
+
 type retentionValue struct{ p *time.Duration }
 
 // Type names the value in the help.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard/switchboard/drain"
 	"github.com/switchboard/switchboard/internal/bus"
+	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/internal/pki"
 )
 
@@ -271,6 +272,13 @@ type Config struct {
 	// any port. Clients that send no Origin (not browsers) are not
 	// checked.
 	WSOrigins []string
+	// TrustedProxies are the reverse proxies in front of the HTTP
+	// listener whose X-Forwarded-For is believed (default none): a
+	// WebSocket through one counts against MaxConnsPerIP as the client it
+	// forwards, and the proxy's own connections to the HTTP listener are
+	// not counted per address. The WebRTC front counts its peers the
+	// same way.
+	TrustedProxies forwarded.Proxies
 	// TokenKey is a PEM file holding the Ed25519 public key that signs
 	// user tokens, or several (any of them may sign; Reload reads the
 	// file again). Set, attach needs a valid token naming the user; empty,

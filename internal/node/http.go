@@ -25,6 +25,7 @@ func (n *Node) httpHandler() http.Handler {
 		n.adminOption(),
 		web.WithConnServer(n.ServeConn),
 		web.WithOrigins(n.cfg.WSOrigins),
+		web.WithTrustedProxies(n.cfg.TrustedProxies),
 		web.WithMonitor(mon),
 		web.WithUI(webui.Handler()))
 	h = n.drainHandler(h)

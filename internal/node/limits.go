@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -75,6 +76,7 @@ type httpLimitListener struct {
 	net.Listener
 	slots   chan struct{}
 	perIP   int
+	proxies forwarded.Proxies // not counted per address
 	refused func(remote, reason string)
 
 	mu      sync.Mutex
@@ -90,6 +92,9 @@ func (l *httpLimitListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		key := sourceKey(c)
+		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil && l.proxies.Contains(ap.Addr()) {
+			key = "" // a trusted proxy carries many clients, counted in full by their WebSockets
+		}
 		if !l.takeAddr(key) {
 			l.refused(c.RemoteAddr().String(), refusedHTTPPerIP)
 			_ = c.Close()

@@ -191,7 +191,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if n.httpLn, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
 			return fmt.Errorf("node: listening for HTTP: %w", err)
 		}
-		n.httpLn = &httpLimitListener{Listener: n.httpLn, slots: make(chan struct{}, maxHTTPConns), perIP: maxHTTPConnsPerIP, refused: func(remote, reason string) {
+		n.httpLn = &httpLimitListener{Listener: n.httpLn, slots: make(chan struct{}, maxHTTPConns), perIP: maxHTTPConnsPerIP, proxies: n.cfg.TrustedProxies, refused: func(remote, reason string) {
 			n.metrics.connsRefused[reason].Inc()
 			msg := "refusing an HTTP connection: too many open"
 			if reason == refusedHTTPIdle {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/internal/token"
 	"github.com/switchboard/switchboard/pick"
 )
@@ -392,70 +393,19 @@ func validRoom(name string) bool {
 // usually holds, as the node's client listener counts). Counting each
 // IPv6 address alone let one host take every place, from addresses of
 // its own prefix. The address is the request's peer's, or, from a
-// trusted proxy, the one forwardedFor finds.
+// trusted proxy, the client it forwards (forwarded.Proxies.Client).
 func sourceIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return netip.Addr{}
 	}
-	a := ap.Addr().Unmap().WithZone("")
-	if isTrusted(a, trusted) {
-		a = forwardedFor(a, r.Header.Values("X-Forwarded-For"), trusted)
-	}
+	a := forwarded.Proxies(trusted).Client(ap.Addr(), r.Header.Values("X-Forwarded-For"))
 	if a.Is6() {
 		if p, err := a.Prefix(64); err == nil {
 			return p.Addr()
 		}
 	}
 	return a
-}
-
-// isTrusted reports whether a is one of the trusted proxies.
-func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// forwardedFor walks the X-Forwarded-For chain that reached the trusted
-// proxy proxy from the right, each hop written by the trusted proxy to
-// its right, and returns the first address that is not a trusted
-// proxy's: the client as far as trusted parties saw it. Addresses left
-// of it were written by that client and are not believed. A chain of
-// trusted proxies only gives the leftmost; a hop that does not parse
-// (a proxy misconfigured) stops the walk at the last trusted address.
-func forwardedFor(proxy netip.Addr, values []string, trusted []netip.Prefix) netip.Addr {
-	var hops []string
-	for _, v := range values {
-		hops = append(hops, strings.Split(v, ",")...)
-	}
-	a := proxy
-	for i := len(hops) - 1; i >= 0; i-- {
-		h, ok := parseHop(strings.TrimSpace(hops[i]))
-		if !ok {
-			return a
-		}
-		a = h
-		if !isTrusted(h, trusted) {
-			return h
-		}
-	}
-	return a
-}
-
-// parseHop reads one address of X-Forwarded-For: an IP address, perhaps
-// with a port (IPv6 then in brackets), as proxies write them.
-func parseHop(s string) (netip.Addr, bool) {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone(""), true
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone(""), true
-	}
-	return netip.Addr{}, false
 }
 
 // hasDataChannel checks that the offer parses and has an SCTP data

@@ -34,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -90,11 +91,12 @@ func WithAdminTokenSource(current func() []byte) Option {
 }
 
 type handler struct {
-	admin     func() []byte // the SHA-256 of the admin secret now, nil for none; nil: loopback only
-	serveConn ConnServer    // serves WebSockets; nil: no WebSocket transport
-	origins   []string      // WithOrigins patterns
-	monitor   *Monitor      // the dashboard's stream; nil: none
-	ui        http.Handler  // the browser pages; nil: none
+	admin     func() []byte     // the SHA-256 of the admin secret now, nil for none; nil: loopback only
+	serveConn ConnServer        // serves WebSockets; nil: no WebSocket transport
+	origins   []string          // WithOrigins patterns
+	proxies   forwarded.Proxies // WithTrustedProxies
+	monitor   *Monitor          // the dashboard's stream; nil: none
+	ui        http.Handler      // the browser pages; nil: none
 }
 
 // WithUI serves ui for every GET that no other route takes: the browser

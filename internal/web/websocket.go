@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -42,6 +44,15 @@ type ConnServer func(conn net.Conn) error
 // lines, one line per text frame, and handed to serve.
 func WithConnServer(serve ConnServer) Option {
 	return func(h *handler) { h.serveConn = serve }
+}
+
+// WithTrustedProxies names the reverse proxies in front of the listener
+// whose X-Forwarded-For is believed: a WebSocket that comes through one
+// reports the client it forwards as its RemoteAddr (forwarded.Proxies.
+// Client), so that the limits per address count browsers, not the
+// proxy. From anyone else the header is ignored.
+func WithTrustedProxies(proxies forwarded.Proxies) Option {
+	return func(h *handler) { h.proxies = proxies }
 }
 
 // WithOrigins allows WebSockets from pages of other origins than the
@@ -94,6 +105,7 @@ func (h *handler) serveWebSocket(src Source) http.HandlerFunc {
 		// half as much this way.
 		conn = NewWSConn(ws, rec.conn)
 		conn.br, conn.cork = rec.br, rec.cork
+		conn.remote = h.clientAddr(r, rec.conn.RemoteAddr())
 		go func() { _ = h.serveConn(conn) }()
 	}
 }
@@ -287,8 +299,9 @@ func (w *corkWriter) uncork() error {
 // Read is for one goroutine at a time; Write, Close and the deadlines may
 // be called from any.
 type WSConn struct {
-	ws  *websocket.Conn
-	raw net.Conn
+	ws     *websocket.Conn
+	raw    net.Conn
+	remote net.Addr // the client behind a trusted proxy; nil: raw's peer
 
 	// The reader's.
 	msg  io.Reader // the frame being read; nil between frames
@@ -492,9 +505,33 @@ func (c *WSConn) Close() error {
 // LocalAddr is the local address of the underlying connection.
 func (c *WSConn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
 
-// RemoteAddr is the peer's address on the underlying connection (a
-// proxy's, behind one).
-func (c *WSConn) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
+// RemoteAddr is the peer's address on the underlying connection, or,
+// through a proxy of WithTrustedProxies, the client it forwarded (with
+// port 0).
+func (c *WSConn) RemoteAddr() net.Addr {
+	if c.remote != nil {
+		return c.remote
+	}
+	return c.raw.RemoteAddr()
+}
+
+// clientAddr is the address of the client behind peer, the peer of the
+// request r, when peer is a trusted proxy that forwarded another; nil
+// otherwise.
+func (h *handler) clientAddr(r *http.Request, peer net.Addr) net.Addr {
+	if len(h.proxies) == 0 {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(peer.String())
+	if err != nil {
+		return nil
+	}
+	client := h.proxies.Client(ap.Addr(), r.Header.Values("X-Forwarded-For"))
+	if client == ap.Addr().Unmap() {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(client, 0))
+}
 
 // SetDeadline sets both deadlines of the underlying connection.
 func (c *WSConn) SetDeadline(t time.Time) error {

@@ -1,0 +1,96 @@
+// Package forwarded finds the client of an HTTP request that came
+// through reverse proxies: the address in X-Forwarded-For that the
+// operator's own proxies vouch for. Only requests from a trusted proxy
+// have the header read at all; from anyone else it is the client's own
+// word and is ignored.
+package forwarded
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Proxies are the addresses of trusted reverse proxies.
+type Proxies []netip.Prefix
+
+// Parse reads a comma-separated list of IP addresses and CIDR prefixes;
+// an address stands for itself alone, an IPv4-mapped IPv6 one for the
+// IPv4 address it maps. An empty list trusts no one.
+func Parse(list string) (Proxies, error) {
+	var out Proxies
+	for item := range strings.SplitSeq(list, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(item); err == nil {
+			if p.Addr().Is4In6() && p.Bits() >= 96 {
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(item)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("forwarded: %q is neither an IP address nor a CIDR prefix", item)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+// Contains reports whether a is one of the proxies.
+func (p Proxies) Contains(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	for _, pre := range p {
+		if pre.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Client returns the client of a request whose peer is peer, carrying the
+// X-Forwarded-For header lines values: peer itself unless it is a trusted
+// proxy. From a trusted proxy, the chain is walked from the right, each
+// hop written by the trusted proxy to its right, and the first address
+// that is not a trusted proxy's is the client as far as trusted parties
+// saw it; addresses left of it were written by that client and are not
+// believed. A chain of trusted proxies only gives its leftmost; a hop
+// that does not parse (a proxy misconfigured) stops the walk at the last
+// trusted address.
+func (p Proxies) Client(peer netip.Addr, values []string) netip.Addr {
+	a := peer.Unmap().WithZone("")
+	if !p.Contains(a) {
+		return a
+	}
+	var hops []string
+	for _, v := range values {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		h, ok := parseHop(strings.TrimSpace(hops[i]))
+		if !ok {
+			return a
+		}
+		a = h
+		if !p.Contains(h) {
+			return h
+		}
+	}
+	return a
+}
+
+// parseHop reads one address of X-Forwarded-For: an IP address, perhaps
+// with a port (IPv6 then in brackets), as proxies write them.
+func parseHop(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone(""), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone(""), true
+	}
+	return netip.Addr{}, false
+}

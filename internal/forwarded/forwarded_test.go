@@ -1,0 +1,64 @@
+package forwarded
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	got, err := Parse("10.0.0.0/8, 192.0.2.7,2001:db8::1,::ffff:198.51.100.0/120,10.1.2.3/8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var strs []string
+	for _, p := range got {
+		strs = append(strs, p.String())
+	}
+	if want := []string{"10.0.0.0/8", "192.0.2.7/32", "2001:db8::1/128", "198.51.100.0/24", "10.0.0.0/8"}; !slices.Equal(strs, want) {
+		t.Errorf("got %v, want %v", strs, want)
+	}
+	if got, err := Parse(""); err != nil || len(got) != 0 {
+		t.Errorf("an empty list: %v, %v; want none", got, err)
+	}
+	for _, bad := range []string{"10.0.0.0/33", "fe80::1%eth0", "proxy"} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestClient(t *testing.T) {
+	proxies, err := Parse("10.0.0.0/8,2001:db8::/32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		peer   string
+		values []string
+		want   string
+	}{
+		{"not a proxy: its header is ignored", "192.0.2.1", []string{"198.51.100.9"}, "192.0.2.1"},
+		{"a proxy, one hop", "10.0.0.5", []string{"198.51.100.9"}, "198.51.100.9"},
+		{"the client's own claims are left of it", "10.0.0.5", []string{"203.0.113.66, 198.51.100.9"}, "198.51.100.9"},
+		{"proxies in a chain", "10.0.0.5", []string{"198.51.100.9, 10.1.1.1"}, "198.51.100.9"},
+		{"several header lines are one list", "10.0.0.5", []string{"203.0.113.66", "198.51.100.9, 10.1.1.1"}, "198.51.100.9"},
+		{"a hop with a port", "10.0.0.5", []string{"[2001:db9::7]:4431"}, "2001:db9::7"},
+		{"IPv4 with a port", "10.0.0.5", []string{"198.51.100.9:5000"}, "198.51.100.9"},
+		{"no header: the proxy itself", "10.0.0.5", nil, "10.0.0.5"},
+		{"only proxies: the leftmost", "10.0.0.5", []string{"10.2.2.2, 10.1.1.1"}, "10.2.2.2"},
+		{"garbage stops at the last trusted", "10.0.0.5", []string{"198.51.100.9, nonsense"}, "10.0.0.5"},
+		{"an IPv6 proxy", "2001:db8::1", []string{"198.51.100.9"}, "198.51.100.9"},
+		{"an IPv4-mapped peer", "::ffff:10.0.0.5", []string{"198.51.100.9"}, "198.51.100.9"},
+	} {
+		got := proxies.Client(netip.MustParseAddr(tc.peer), tc.values)
+		if got.String() != tc.want {
+			t.Errorf("%s: Client(%s, %q) = %s, want %s", tc.name, tc.peer, tc.values, got, tc.want)
+		}
+	}
+	var none Proxies
+	if got := none.Client(netip.MustParseAddr("10.0.0.5"), []string{"198.51.100.9"}); got.String() != "10.0.0.5" {
+		t.Errorf("no proxies trusted: %s, want the peer", got)
+	}
+}
