@@ -4,13 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/bus"
+	"github.com/switchboard/switchboard/internal/logsample"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -98,23 +98,17 @@ func (n *Node) acceptEntry(m *nats.Msg, drops *dropLog) (directory.Entry, bool) 
 	return e, true
 }
 
-// dropLog logs dropped directory entries, each kind (message) at most
-// once per interval, with how many were dropped since its last line. It is
-// safe for concurrent use.
+// dropLog logs dropped directory entries and refusals, each kind
+// (message) at most once per interval at warn level, with how many were
+// dropped since its last line (package logsample). It is safe for
+// concurrent use.
 type dropLog struct {
-	log      *slog.Logger
-	interval time.Duration
-	mu       sync.Mutex
-	kinds    map[string]*dropKind
-}
-
-type dropKind struct {
-	last       time.Time
-	suppressed int
+	log   *slog.Logger
+	kinds logsample.Kinds
 }
 
 func newDropLog(log *slog.Logger, interval time.Duration) *dropLog {
-	return &dropLog{log: log, interval: interval, kinds: make(map[string]*dropKind)}
+	return &dropLog{log: log, kinds: logsample.Kinds{Period: interval}}
 }
 
 // note records one drop of kind msg, about subject, for err.
@@ -122,25 +116,10 @@ func (d *dropLog) note(msg, subject string, err error) {
 	d.sample(msg, "subject", subject, "err", err)
 }
 
-// sample logs msg with attrs at warn level unless a line of the same msg
-// was logged less than the interval ago; then it only counts it.
+// sample logs msg with attrs unless a line of the same msg was logged
+// less than the interval ago; then it only counts it.
 func (d *dropLog) sample(msg string, attrs ...any) {
-	now := time.Now()
-	d.mu.Lock()
-	k := d.kinds[msg]
-	if k == nil {
-		k = &dropKind{}
-		d.kinds[msg] = k
-	}
-	if !k.last.IsZero() && now.Sub(k.last) < d.interval {
-		k.suppressed++
-		d.mu.Unlock()
-		return
-	}
-	suppressed := k.suppressed
-	k.last, k.suppressed = now, 0
-	d.mu.Unlock()
-	d.log.Warn(msg, append(attrs, "more_since_last_line", suppressed)...)
+	d.kinds.Log(d.log, slog.LevelWarn, msg, attrs...)
 }
 
 // run owns the directory table. It applies the peers' entries, publishes

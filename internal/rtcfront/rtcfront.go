@@ -25,6 +25,7 @@ import (
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/forwarded"
+	"github.com/switchboard/switchboard/internal/logsample"
 	"github.com/switchboard/switchboard/internal/token"
 	"github.com/switchboard/switchboard/pick"
 )
@@ -138,6 +139,11 @@ func (c *Config) fill() error {
 	return nil
 }
 
+// refusalLogPeriod is how often at most the front logs a refused offer:
+// refusals cost the requester nothing, and a client that posts bad offers
+// as fast as it can must not write as many log lines.
+const refusalLogPeriod = 5 * time.Second
+
 // Server is a WebRTC front: an http.Handler for the signalling POST, and
 // the peers it answered. Shutdown ends them.
 type Server struct {
@@ -153,7 +159,7 @@ type Server struct {
 	peers     map[*peer]struct{}
 	perSource map[netip.Addr]int
 	pending   int // peers being set up, counted in the limits
-	refusals  sampledLog
+	refusals  logsample.Sampler
 	wg        sync.WaitGroup
 
 	// flushCtx bounds the ended peers' waits for their text to be
@@ -177,7 +183,7 @@ func New(cfg Config) (*Server, error) {
 		cfg: cfg, log: cfg.Logger, udp: udp,
 		addr:  netip.AddrPortFrom(ua.Addr().Unmap(), ua.Port()),
 		peers: map[*peer]struct{}{}, perSource: map[netip.Addr]int{},
-		refusals: sampledLog{period: refusalLogPeriod},
+		refusals: logsample.Sampler{Period: refusalLogPeriod},
 	}
 	s.flushCtx, s.flushCancel = context.WithCancel(context.Background())
 	quiet := logging.NewDefaultLoggerFactory()
@@ -304,7 +310,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if he.header[0] != "" {
 			w.Header().Set(he.header[0], he.header[1])
 		}
-		s.refusals.log(s.log, slog.LevelInfo, "WebRTC peer refused", "from", r.RemoteAddr, "status", he.code, "reason", he.msg)
+		s.refusals.Log(s.log, slog.LevelInfo, "WebRTC peer refused", "from", r.RemoteAddr, "status", he.code, "reason", he.msg)
 		http.Error(w, he.msg, he.code)
 		return
 	}

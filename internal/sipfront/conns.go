@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/logsample"
 )
 
 // connLimiter is the SIP front's TCP listener as sipgo sees it: it holds
@@ -34,14 +36,14 @@ type connLimiter struct {
 	open     int
 	bySource map[netip.Addr]int
 	// refusedLog samples the lines about refused connections.
-	refusedLog logSampler
+	refusedLog logsample.Sampler
 
 	failed atomic.Int64 // accepts that failed, not for closing
 }
 
 func newConnLimiter(l net.Listener, max, perSource int, idle time.Duration, log *slog.Logger, m *metrics) *connLimiter {
 	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, log: log, m: m, bySource: map[netip.Addr]int{},
-		refusedLog: logSampler{period: 5 * time.Second}}
+		refusedLog: logsample.Sampler{Period: 5 * time.Second}}
 }
 
 // Accept returns the next connection within the limits, closing those
@@ -80,7 +82,7 @@ func (l *connLimiter) take(src netip.Addr) string {
 		// Counted each; logged at most once every 5 s, with the count
 		// held back since.
 		l.m.connsRefused.WithLabelValues(why).Inc()
-		l.refusedLog.log(l.log, slog.LevelWarn, "SIP over TCP: connection refused, over the limit", "limit", why, "source", src.String())
+		l.refusedLog.Log(l.log, slog.LevelWarn, "SIP over TCP: connection refused, over the limit", "limit", why, "source", src.String())
 	}
 	return why
 }

@@ -1,11 +1,7 @@
 package sipfront
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
-	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -67,34 +63,4 @@ func (m *metrics) register(reg prometheus.Registerer, s *Server) error {
 		}
 	}
 	return nil
-}
-
-// logSampler lets through at most one log line per period and counts
-// the lines it held back, so that a flood of refusals costs the log one
-// line per period, not one per request.
-type logSampler struct {
-	period time.Duration
-
-	mu      sync.Mutex
-	last    time.Time
-	dropped int
-}
-
-// log writes msg with args at level unless a line went out less than a
-// period ago; the line says how many were held back since the last.
-func (l *logSampler) log(log *slog.Logger, level slog.Level, msg string, args ...any) {
-	l.mu.Lock()
-	now := time.Now()
-	if !l.last.IsZero() && now.Sub(l.last) < l.period {
-		l.dropped++
-		l.mu.Unlock()
-		return
-	}
-	dropped := l.dropped
-	l.last, l.dropped = now, 0
-	l.mu.Unlock()
-	if dropped > 0 {
-		args = append(args, "like_lines_held_back", dropped)
-	}
-	log.Log(context.Background(), level, msg, args...)
 }

@@ -51,6 +51,7 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/logsample"
 	"github.com/switchboard/switchboard/internal/t140"
 	"github.com/switchboard/switchboard/internal/textsdp"
 	"github.com/switchboard/switchboard/internal/token"
@@ -205,7 +206,7 @@ type Server struct {
 	addr netip.AddrPort
 	m    *metrics
 	// refusedLog samples the lines about calls refused for a limit.
-	refusedLog logSampler
+	refusedLog logsample.Sampler
 
 	mu        sync.Mutex
 	closed    bool
@@ -224,7 +225,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, calls: map[string]*call{}, perSource: map[netip.Addr]int{},
-		m: newMetrics(), refusedLog: logSampler{period: 5 * time.Second}}
+		m: newMetrics(), refusedLog: logsample.Sampler{Period: 5 * time.Second}}
 	var err error
 	for range 10 {
 		if s.udp, err = net.ListenPacket("udp", addr); err != nil {
@@ -569,7 +570,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if release == nil {
 		// A flood of calls over the limits costs the log one line
 		// every 5 s; the metrics count every one.
-		s.refusedLog.log(log, slog.LevelInfo, "call refused", "reason", reason)
+		s.refusedLog.Log(log, slog.LevelInfo, "call refused", "reason", reason)
 		reply(req, tx, code, reason, sip.NewHeader("Retry-After", "5"))
 		return
 	}
