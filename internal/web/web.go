@@ -8,11 +8,11 @@
 //
 // Reads are open to any client; browsers let only the service's own
 // pages, and the origins WithOrigins allows, read the directory, the
-// stats and the event stream across origins. Requests that change state (POST and DELETE
-// /v1/drain) need the admin credential: with an admin token configured
-// (WithAdminToken), "Authorization: Bearer TOKEN" from anyone, loopback
-// included; without one, they are admitted from loopback addresses only
-// and refused with 403 from anywhere else.
+// stats and the event stream across origins. Requests that change state
+// (POST and DELETE /v1/drain) need the admin credential: with an admin
+// token configured (WithAdminToken), "Authorization: Bearer TOKEN" from
+// anyone, loopback included; without one, they are admitted from
+// loopback addresses only and refused with 403 from anywhere else.
 //
 // The WebSocket transport (WithConnServer) serves protocol v1 at
 // /v1/ws under the subprotocol "switchboard.v1": WSConn turns the
