@@ -20,7 +20,7 @@ import (
 // httpFrom is an HTTP client whose connections come from the loopback
 // address from (127.0.0.x), one connection per request.
 func httpFrom(from string) *http.Client {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	d := dialerFrom(from)
 	return &http.Client{Timeout: settle, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
 }
 
@@ -28,8 +28,7 @@ func httpFrom(from string) *http.Client {
 // it and leaves it open, idle, as a keep-alive connection.
 func idleKeepAlive(t *testing.T, from, addr string) net.Conn {
 	t.Helper()
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
-	conn, err := d.Dial("tcp", addr)
+	conn, err := dialerFrom(from).Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,10 +23,15 @@ type rawConn struct {
 	lr   *wire.LineReader
 }
 
+// dialerFrom dials from the loopback address from (127.0.0.x: Linux
+// answers on all of 127/8), so that a test can be many source addresses.
+func dialerFrom(from string) *net.Dialer {
+	return &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+}
+
 func dialFrom(t *testing.T, from, addr string) *rawConn {
 	t.Helper()
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
-	conn, err := d.Dial("tcp", addr)
+	conn, err := dialerFrom(from).Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +162,7 @@ func TestConnectionLimits(t *testing.T) {
 	}
 
 	// Another address attaches and stores text.
-	other := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	other := dialerFrom("127.0.0.2")
 	bob := newPeerVia(t, other, addr, "bob")
 	bob.join("lobby")
 	bob.acked("lobby", bob.typeText("lobby", "hi"))
@@ -282,7 +287,7 @@ func TestHTTPConnectionLimit(t *testing.T) {
 	var held []net.Conn
 	hold := func(from string, count int) {
 		t.Helper()
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		d := dialerFrom(from)
 		for range count {
 			conn, err := d.Dial("tcp", addr)
 			if err != nil {
@@ -302,7 +307,7 @@ func TestHTTPConnectionLimit(t *testing.T) {
 	}
 	closedAtAccept := func(from, reason string, want float64) {
 		t.Helper()
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		d := dialerFrom(from)
 		over, err := d.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)

@@ -17,12 +17,11 @@ import (
 	"github.com/switchboard/switchboard/wire"
 )
 
-// wsFrom opens a WebSocket to httpAddr from the address from, with
-// the extra header h; it returns the first message the node sends.
+// wsFrom opens a WebSocket to httpAddr from the address from, with the
+// extra header h, pings, and returns the first message the node sends.
 func wsFrom(t *testing.T, from, httpAddr string, h http.Header) wire.Message {
 	t.Helper()
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	hc := &http.Client{Transport: &http.Transport{DialContext: dialerFrom(from).DialContext}}
 	ctx, cancel := context.WithTimeout(context.Background(), settle)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, "ws://"+httpAddr+web.WebSocketPath, &websocket.DialOptions{
@@ -62,8 +61,7 @@ func TestWebSocketsThroughATrustedProxyCountPerClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	rp := httputil.NewSingleHostReverseProxy(target)
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(proxyAddr)}}
-	rp.Transport = &http.Transport{DialContext: d.DialContext}
+	rp.Transport = &http.Transport{DialContext: dialerFrom(proxyAddr).DialContext}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,7 @@
 package node_test
 
 import (
-	"bufio"
-	"net"
-	"net/http"
 	"testing"
-	"time"
 
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
@@ -37,22 +33,8 @@ func TestSameHostConnectionsCountOnlyTowardsTheTotal(t *testing.T) {
 func TestSameHostHTTPConnectionsAreNotCountedPerAddress(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	n := c.Nodes[0]
-	for i := range node.MaxHTTPConnsPerIP + 1 {
-		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.1")}, Timeout: 5 * time.Second}
-		conn, err := d.Dial("tcp", n.HTTPAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: node\r\n\r\n")); err != nil {
-			t.Fatal(err)
-		}
-		_ = conn.SetReadDeadline(time.Now().Add(settle))
-		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatalf("connection %d from the node's own address: %v", i+1, err)
-		}
-		resp.Body.Close()
+	for range node.MaxHTTPConnsPerIP + 1 {
+		idleKeepAlive(t, "127.0.0.1", n.HTTPAddr())
 	}
 	if got := labelled(t, n, "switchboard_connections_refused_total", "reason", "http_per_ip"); got != 0 {
 		t.Errorf("HTTP connections from the node's own address refused per address: %v", got)
