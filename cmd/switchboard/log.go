@@ -26,12 +26,11 @@ func (l *logFlags) register(c *cmdline, defaultLevel string) {
 // it writes has each key once: a component that names itself on a logger
 // its caller already named replaces the name instead of adding a second.
 func (l *logFlags) logger(cmd string, w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(l.level)); err != nil {
+	live := new(slog.LevelVar)
+	if err := live.UnmarshalText([]byte(l.level)); err != nil {
 		return nil, usagef(cmd, "%s: --log-level %q: want debug, info, warn or error", cmd, l.level)
 	}
-	l.live = new(slog.LevelVar)
-	l.live.Set(level)
+	l.live = live
 	opts := &slog.HandlerOptions{Level: l.live}
 	var h slog.Handler
 	switch l.format {
@@ -48,14 +47,12 @@ func (l *logFlags) logger(cmd string, w io.Writer) (*slog.Logger, error) {
 // setLevel changes the level of the logger made last to text's (debug,
 // info, warn or error).
 func (l *logFlags) setLevel(text string) error {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(text)); err != nil {
-		return fmt.Errorf("--log-level %q: want debug, info, warn or error", text)
-	}
 	if l.live == nil {
 		return fmt.Errorf("--log-level %q: no logger made yet", text)
 	}
-	l.live.Set(level)
+	if err := l.live.UnmarshalText([]byte(text)); err != nil {
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", text)
+	}
 	return nil
 }
 

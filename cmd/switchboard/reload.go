@@ -28,25 +28,26 @@ func changedSettings(before, after *cmdline) []string {
 	return changed
 }
 
-// validate checks s as serve does before it starts a node (the log
-// flags, the fronts' settings, the node's configuration), on a copy, with
-// logger for what the checks log.
-func (s *serveSettings) validate(logger *slog.Logger) error {
-	if _, err := s.log.logger("serve", io.Discard); err != nil {
-		return err
+// newNode checks s as serve does before it starts a node (the log flags,
+// the fronts' settings, the node's configuration) and prepares the node,
+// logging to w.
+func (s *serveSettings) newNode(w io.Writer) (*node.Node, *slog.Logger, error) {
+	logger, err := s.log.logger("serve", w)
+	if err != nil {
+		return nil, nil, err
 	}
-	cfg := s.cfg
-	cfg.Logger = logger
-	if err := s.sip.validate(&cfg); err != nil {
-		return err
+	s.cfg.Logger = logger
+	if err := s.sip.validate(&s.cfg); err != nil {
+		return nil, nil, err
 	}
-	if err := s.rtc.validate(&cfg); err != nil {
-		return err
+	if err := s.rtc.validate(&s.cfg); err != nil {
+		return nil, nil, err
 	}
-	if _, err := node.New(cfg); err != nil {
-		return fmt.Errorf("serve: invalid settings: %w", err)
+	n, err := node.New(s.cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("serve: invalid settings: %w", err)
 	}
-	return nil
+	return n, logger, nil
 }
 
 // reload is serve's SIGHUP: it reloads the node's credentials
@@ -67,7 +68,7 @@ func (s *serveSettings) reload(n *node.Node, args []string, started, current *cm
 	var next serveSettings
 	c, err := loadServe(&next, args, io.Discard, io.Discard)
 	if err == nil {
-		err = next.validate(slog.New(slog.DiscardHandler))
+		_, _, err = next.newNode(io.Discard) // as at start; the node is not started
 	}
 	if err != nil {
 		logger.Error("reloading the config file: keeping the settings in use", "file", s.configPath, "err", err)
@@ -88,7 +89,7 @@ func (s *serveSettings) reload(n *node.Node, args []string, started, current *cm
 		logger.Error("reloading the config file: keeping the settings in use", "file", s.configPath, "err", err)
 		return current
 	}
-	_ = s.log.setLevel(next.log.level) // valid: validate made a logger of it
+	_ = s.log.setLevel(next.log.level) // valid: newNode made a logger of it
 	s.log.level = next.log.level
 	s.drainGrace = next.drainGrace
 	logger.Info("reloaded the config file", "file", s.configPath, "applied", applied)

@@ -183,20 +183,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	logger, err := s.log.logger("serve", stderr)
+	n, logger, err := s.newNode(stderr)
 	if err != nil {
 		return err
-	}
-	s.cfg.Logger = logger
-	if err := s.sip.validate(&s.cfg); err != nil {
-		return err
-	}
-	if err := s.rtc.validate(&s.cfg); err != nil {
-		return err
-	}
-	n, err := node.New(s.cfg)
-	if err != nil {
-		return fmt.Errorf("serve: invalid settings: %w", err)
 	}
 	if s.check {
 		fmt.Fprintf(stdout, "settings are valid; node %s of %s would keep its rooms in %s\n", orDerived(s.cfg.ID), s.cfg.Service, s.cfg.DataDir)
