@@ -91,10 +91,7 @@ func (l *httpLimitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		key := sourceKey(c)
-		if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil && l.proxies.Contains(ap.Addr()) {
-			key = "" // a trusted proxy carries many clients, counted in full by their WebSockets
-		}
+		key := l.sourceKey(c)
 		if !l.takeAddr(key) {
 			l.refused(c.RemoteAddr().String(), refusedHTTPPerIP)
 			_ = c.Close()
@@ -117,6 +114,16 @@ func (l *httpLimitListener) Accept() (net.Conn, error) {
 		l.mu.Unlock()
 		return lc, nil
 	}
+}
+
+// sourceKey is what perIP counts c under: the node's sourceKey, or ""
+// (not counted) for a trusted proxy, which carries many clients (their
+// WebSockets are counted per client).
+func (l *httpLimitListener) sourceKey(c net.Conn) string {
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil && l.proxies.Contains(ap.Addr()) {
+		return ""
+	}
+	return sourceKey(c)
 }
 
 // takeSlot takes a slot for a new connection, closing an idle connection
