@@ -60,7 +60,7 @@ const readyTarget = 3000.0
 // that restarts with state (the metadata group, each room stream's and
 // the snapshot bucket's) waits out nats-server's election timeout, random
 // between 4 and 9 s (minElectionTimeoutDefault, maxElectionTimeoutDefault
-// in nats-server 2.15.2's raft.go), before one of its members campaigns:
+// in nats-server 2.15.3's raft.go), before one of its members campaigns:
 // only a group without state campaigns at once, and no embedding option
 // or API asks a stream's group to campaign sooner (docs/benchmarks.md,
 // "ready").

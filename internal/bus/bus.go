@@ -565,7 +565,7 @@ func (b *Bus) JetStreamCurrent() bool {
 	}
 	// nats-server counts a Raft member that knows no leader as current
 	// once it has applied the log it recovered from disk (raft.go,
-	// isCurrent, in 2.15.2): after a restart, long before any election.
+	// isCurrent, in 2.15.2 and 2.15.3): after a restart, long before any election.
 	// API requests sent then are lost, so the leader must be known too.
 	jsi, err := b.server.Jsz(&server.JSzOptions{Limit: 1})
 	return err == nil && jsi.Meta != nil && jsi.Meta.Leader != ""

@@ -16,7 +16,7 @@ func VerifyTestMain(m *testing.M) {
 // EngineLeftovers tells goleak which goroutines of nats-server may
 // outlive a server that was shut down and waited for, and nothing else.
 //
-// Why they outlive it (nats-server 2.15.2, jetstream_cluster.go,
+// Why they outlive it (nats-server 2.15.3, jetstream_cluster.go,
 // createRaftGroup): when a server applies a stream or consumer assignment
 // it first creates the raft group's write-ahead log, a file store, and
 // then starts the raft node. If the server is shutting down in between,
