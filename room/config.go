@@ -40,6 +40,12 @@ type Config struct {
 	// MaxUsers is how many distinct users the room admits (default 100).
 	// A join of a new user beyond it is refused on every node alike.
 	MaxUsers int
+	// MaxUserSessions is how many sessions of one user the room admits at
+	// once (default 8): a join beyond it is refused on every node alike.
+	// With MaxUsers it bounds the room's members, and so its snapshot and
+	// the state every joiner gets; without it one user could fill both
+	// by joining from thousands of connections.
+	MaxUserSessions int
 	// MaxSenders is how many senders the room remembers before it forgets
 	// departed ones (default 1000, and never less than twice MaxUsers, so
 	// that departed senders make at least half of them and one round of
@@ -75,16 +81,17 @@ type Config struct {
 // DefaultConfig returns the defaults for the node self, incarnation inc.
 func DefaultConfig(self string, inc uint64) Config {
 	return Config{
-		Self:        self,
-		Incarnation: inc,
-		MaxUsers:    100,
-		MaxSenders:  1000,
-		MaxLines:    rtt.DefaultMaxLines,
-		Grace:       3 * time.Second,
-		MaxGap:      1500 * time.Millisecond,
-		OwnGrace:    time.Second,
-		Retry:       2 * time.Second,
-		Sink:        discard{},
+		Self:            self,
+		Incarnation:     inc,
+		MaxUsers:        100,
+		MaxUserSessions: 8,
+		MaxSenders:      1000,
+		MaxLines:        rtt.DefaultMaxLines,
+		Grace:           3 * time.Second,
+		MaxGap:          1500 * time.Millisecond,
+		OwnGrace:        time.Second,
+		Retry:           2 * time.Second,
+		Sink:            discard{},
 	}
 }
 
@@ -98,7 +105,7 @@ func (c *Config) validate() error {
 	if c.Self == "" {
 		return fmt.Errorf("%w: no node ID (Self)", ErrConfig)
 	}
-	if c.MaxUsers < 0 || c.MaxSenders < 0 || c.MaxLines < 0 || c.Grace < 0 || c.MaxGap < 0 || c.OwnGrace < 0 || c.Retry < 0 {
+	if c.MaxUsers < 0 || c.MaxUserSessions < 0 || c.MaxSenders < 0 || c.MaxLines < 0 || c.Grace < 0 || c.MaxGap < 0 || c.OwnGrace < 0 || c.Retry < 0 {
 		return fmt.Errorf("%w: negative limit or duration", ErrConfig)
 	}
 	d := DefaultConfig(c.Self, c.Incarnation)
@@ -109,6 +116,7 @@ func (c *Config) validate() error {
 		c.MaxGap = c.Grace / 2
 	}
 	fill(&c.MaxUsers, d.MaxUsers)
+	fill(&c.MaxUserSessions, d.MaxUserSessions)
 	fill(&c.MaxSenders, d.MaxSenders)
 	fill(&c.MaxLines, d.MaxLines)
 	// Fewer would leave too few departed senders to forget: the room

@@ -201,7 +201,7 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 	}
 	for _, key := range r.order {
 		lm := r.local[key]
-		if _, ok := r.members[key]; ok || !lm.active || lm.leaving || lm.rejected || now.Before(lm.retryAt) {
+		if _, ok := r.members[key]; ok || !lm.active || lm.leaving || lm.rejected != nil || now.Before(lm.retryAt) {
 			continue
 		}
 		lm.retryAt = now.Add(r.cfg.Retry)

@@ -19,6 +19,9 @@ var (
 	// ErrFull says a session's join was refused: the room had MaxUsers
 	// users and the session's user was not one of them.
 	ErrFull = errors.New("room: room is full")
+	// ErrUserSessions says a session's join was refused: its user was in
+	// the room from MaxUserSessions sessions already.
+	ErrUserSessions = errors.New("room: the user is in the room from too many sessions")
 	// ErrNotLocal says the session is not a local session of the room
 	// (never registered, or detached).
 	ErrNotLocal = errors.New("room: no such local session")
@@ -29,7 +32,7 @@ type local struct {
 	user     string
 	active   bool      // it has the room's state and receives deliveries
 	since    uint64    // Room.epoch when it last got the room's state
-	rejected bool      // its join was refused: the room was full
+	rejected error     // why its join was refused (ErrFull, ErrUserSessions); nil if it was not
 	leaving  bool      // it has asked to leave
 	retryAt  time.Time // earliest time to ask for its join again
 }
@@ -217,9 +220,16 @@ func (r *Room) applyJoin(rec Record) {
 	if _, ok := r.members[rec.Key]; ok {
 		return // a retried join
 	}
-	if r.users[rec.User] == 0 && len(r.users) >= r.cfg.MaxUsers {
+	var refused error
+	switch users := r.users[rec.User]; {
+	case users == 0 && len(r.users) >= r.cfg.MaxUsers:
+		refused = ErrFull
+	case users >= r.cfg.MaxUserSessions:
+		refused = ErrUserSessions
+	}
+	if refused != nil {
 		if lm := r.local[rec.Key]; lm != nil {
-			lm.rejected = true
+			lm.rejected = refused
 		}
 		return
 	}
@@ -406,8 +416,10 @@ func (r *Room) Activate(key string) ([]byte, error) {
 	switch {
 	case lm == nil:
 		return nil, fmt.Errorf("room %s: activating %s: %w", r.name, key, ErrNotLocal)
-	case lm.rejected:
+	case errors.Is(lm.rejected, ErrFull):
 		return nil, fmt.Errorf("room %s: %w: %d users", r.name, ErrFull, r.cfg.MaxUsers)
+	case lm.rejected != nil:
+		return nil, fmt.Errorf("room %s: %w: user %s is in it from %d sessions", r.name, lm.rejected, lm.user, r.cfg.MaxUserSessions)
 	}
 	line, err := r.StateLine()
 	if err != nil {

@@ -591,3 +591,45 @@ func TestLiveCap(t *testing.T) {
 		t.Errorf("%d chunks still wait", r.Waiting())
 	}
 }
+
+// TestUserSessionsBounded: a room admits MaxUserSessions sessions of one
+// user; the next join of that user is refused (ErrUserSessions, on the
+// node of the session and as a non-member everywhere), another user
+// still joins, and a place freed by a leave is taken again.
+func TestUserSessionsBounded(t *testing.T) {
+	r, err := room.New("r", room.Config{Self: "n1", Incarnation: 1, MaxUserSessions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq uint64
+	join := func(key, user string) error {
+		t.Helper()
+		r.Register(key, user)
+		seq++
+		r.Apply(seq, room.Record{Op: room.OpJoin, Key: key, User: user, Node: "n1", Inc: 1})
+		_, err := r.Activate(key)
+		return err
+	}
+	for _, key := range []string{"n1/1", "n1/2"} {
+		if err := join(key, "ann"); err != nil {
+			t.Fatalf("ann's join from %s: %v", key, err)
+		}
+	}
+	if err := join("n1/3", "ann"); !errors.Is(err, room.ErrUserSessions) {
+		t.Fatalf("ann's third join: %v, want ErrUserSessions", err)
+	}
+	r.Detach("n1/3")
+	if _, ok := r.Members()["n1/3"]; ok || len(r.Members()) != 2 {
+		t.Errorf("members after the refused join: %v, want n1/1 and n1/2", r.Members())
+	}
+	if err := join("n1/4", "bob"); err != nil {
+		t.Errorf("bob's join: %v", err)
+	}
+	r.MarkLeaving("n1/1")
+	seq++
+	r.Apply(seq, room.Record{Op: room.OpLeave, Keys: []string{"n1/1"}})
+	r.Detach("n1/1")
+	if err := join("n1/5", "ann"); err != nil {
+		t.Errorf("ann's join after one of hers left: %v", err)
+	}
+}

@@ -314,8 +314,8 @@ func (s *viewSim) applyNext() {
 	case room.OpJoin:
 		if m := s.members[rec.Key]; m != nil && !m.active {
 			line, err := s.r.Activate(m.key)
-			if errors.Is(err, room.ErrFull) {
-				s.logf("  %s: room full", m.key)
+			if errors.Is(err, room.ErrFull) || errors.Is(err, room.ErrUserSessions) {
+				s.logf("  %s: refused: %v", m.key, err)
 				s.r.Detach(m.key)
 				delete(s.members, m.key)
 				break

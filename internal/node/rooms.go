@@ -117,10 +117,17 @@ const (
 // record is one entry of a room's stream, as JSON.
 type record = room.Record
 
+// MaxUserSessionsInRoom is how many sessions of one user a room admits at
+// once; a join from one more is refused with CodeLimit on every node
+// alike. It bounds, with Config.MaxParticipants, the members a room
+// holds, and so its snapshot and the state each joiner gets.
+const MaxUserSessionsInRoom = 8
+
 // Errors of the room engine; sessions turn them into wire codes.
 var (
 	errRoomsNotReady = errors.New("node: rooms are not ready (JetStream has no leader yet)")
 	errRoomFull      = errors.New("node: room is full")
+	errUserSessions  = errors.New("node: the user is in the room from too many sessions")
 	errFeedClosed    = errors.New("node: room feed closed")
 )
 

@@ -133,6 +133,7 @@ func newFeed(e *roomEngine, name string) *feed {
 func (e *roomEngine) roomConfig(sink room.Sink) room.Config {
 	cfg := room.DefaultConfig(e.n.cfg.ID, e.inc)
 	cfg.MaxUsers = e.n.cfg.MaxParticipants
+	cfg.MaxUserSessions = MaxUserSessionsInRoom
 	cfg.Grace = e.presenceGrace()
 	cfg.MaxGap = cfg.Grace / 2
 	cfg.Sink = sink
@@ -246,6 +247,8 @@ func (f *feed) activate(ctx context.Context, key string, seq uint64) (uint64, er
 				res <- result{err: errFeedClosed}
 			case errors.Is(err, room.ErrFull):
 				res <- result{err: errRoomFull}
+			case errors.Is(err, room.ErrUserSessions):
+				res <- result{err: errUserSessions}
 			case err != nil:
 				res <- result{err: err}
 			default:

@@ -99,6 +99,10 @@ func (s *session) join(room string) {
 			s.reply(roomError(wire.CodeLimit, room, 0, "room %s is full: %d users", room, n.cfg.MaxParticipants))
 			return
 		}
+		if errors.Is(err, errUserSessions) {
+			s.reply(roomError(wire.CodeLimit, room, 0, "room %s: %s is in it from %d sessions already; leave it from one of them first", room, s.user, MaxUserSessionsInRoom))
+			return
+		}
 		n.log.Warn("joining a room", "room", room, "session", s.id, "err", err)
 		s.reply(roomErrorFor(room, err))
 		return

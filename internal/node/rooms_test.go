@@ -585,6 +585,19 @@ func TestRoomLimits(t *testing.T) {
 		t.Errorf("users %q, want alice and carol", st.Users)
 	}
 
+	// Sessions of one user: alice is in a_b from one; the room admits
+	// MaxUserSessionsInRoom in all, and refuses the next with limit.
+	for range node.MaxUserSessionsInRoom - 1 {
+		newPeer(t, addr, "alice").join("a_b")
+	}
+	extra := newPeer(t, addr, "alice")
+	extra.send(wire.Message{Op: wire.OpJoin, Room: "a_b"})
+	if m := extra.await("refusal", func(m wire.Message) bool { return m.Op == wire.OpError }); m.Code != wire.CodeLimit || m.Room != "a_b" || !strings.Contains(m.Message, "sessions") {
+		t.Errorf("alice's join from one session more: %+v, want limit naming her sessions", m)
+	}
+	extra.send(wire.Message{Op: wire.OpPing})
+	extra.await("pong after the refusal", func(m wire.Message) bool { return m.Op == wire.OpPong })
+
 	// Chunk size.
 	if m := errorFor(wire.Message{Op: wire.OpText, Room: "a.b", Seq: 1, T: strings.Repeat("x", 4097)}); m.Code != wire.CodeLimit || m.Seq != 1 || m.Room != "a.b" {
 		t.Errorf("a 4097-byte chunk: %+v, want limit for seq 1", m)
