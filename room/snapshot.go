@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
+	"strings"
 
 	"github.com/switchboard/switchboard/rtt"
 	"github.com/switchboard/switchboard/wire"
@@ -275,4 +278,46 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 		r.senders[from] = ats[from]
 	}
 	return r, nil
+}
+
+// SizeAtBounds is about the size in bytes (a few more a sender) of the
+// snapshot of a room at cfg's bounds with nothing SnapshotWithin may cut:
+// MaxUsers users, each in
+// it from MaxUserSessions sessions under keys of keyLen bytes, and
+// MaxSenders senders, each at a seq of 16 digits, every user name nameLen
+// bytes of a character JSON doubles. A snapshot limit below it lets a
+// full room with hostile names outgrow its snapshots (ErrSnapshotTooLarge),
+// so that its replay grows.
+func SizeAtBounds(cfg Config, nameLen, keyLen int) (int, error) {
+	cfg.Sink = discard{}
+	r, err := New("r", cfg)
+	if err != nil {
+		return 0, err
+	}
+	cfg = r.cfg // the defaults filled
+	name := func(i int) string {
+		s := strconv.Itoa(i)
+		return s + strings.Repeat(`"`, max(0, nameLen-len(s)))
+	}
+	var seq uint64
+	for u := range cfg.MaxSenders {
+		user := name(u)
+		if u < cfg.MaxUsers {
+			for k := range cfg.MaxUserSessions {
+				id := strconv.Itoa(u*cfg.MaxUserSessions + k)
+				key := id + strings.Repeat("k", max(0, keyLen-len(id)))
+				seq++
+				r.Apply(seq, Record{Op: OpJoin, Key: key, User: user, Node: cfg.Self, Inc: math.MaxUint64})
+			}
+		}
+		seq++
+		// The gap from seq 0 leaves each a U+FFFD as its line: a few
+		// bytes more than SnapshotWithin would keep of the departed.
+		r.Apply(seq, Record{Op: OpText, User: user, Seq: 1<<53 - 1})
+	}
+	data, err := wire.AppendJSON(nil, r.snapshot())
+	if err != nil {
+		return 0, fmt.Errorf("room: encoding a snapshot at the bounds: %w", err)
+	}
+	return len(data), nil
 }

@@ -264,3 +264,31 @@ func TestSnapshotWithoutAt(t *testing.T) {
 		t.Errorf("kept the lines of %q and ann's %q; want %q and %q", kept, live["ann"], want, "hi")
 	}
 }
+
+// TestSizeAtBounds: the size of a room at its bounds grows with each
+// bound and with the names' length, and holds at least every member's
+// escaped name.
+func TestSizeAtBounds(t *testing.T) {
+	cfg := room.Config{Self: "n1", MaxUsers: 10, MaxUserSessions: 2, MaxSenders: 30}
+	base, err := room.SizeAtBounds(cfg, 64, 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	more := cfg
+	more.MaxUserSessions = 4
+	if s, _ := room.SizeAtBounds(more, 64, 24); s <= base {
+		t.Errorf("4 sessions a user: %d bytes, want more than %d with 2", s, base)
+	}
+	more = cfg
+	more.MaxSenders = 60
+	if s, _ := room.SizeAtBounds(more, 64, 24); s <= base {
+		t.Errorf("60 senders: %d bytes, want more than %d with 30", s, base)
+	}
+	if s, _ := room.SizeAtBounds(cfg, 8, 24); s >= base {
+		t.Errorf("8-byte names: %d bytes, want fewer than %d with 64", s, base)
+	}
+	// Every member's name alone, escaped, is in it.
+	if min := cfg.MaxUsers * cfg.MaxUserSessions * 2 * 62; base < min {
+		t.Errorf("%d bytes, want at least %d for the members' names", base, min)
+	}
+}

@@ -206,6 +206,7 @@ func (e *roomEngine) start() error {
 		e.jss = append(e.jss, js)
 	}
 	e.js = e.jss[0]
+	e.warnIfRoomsOutgrowSnapshots()
 	e.metrics = newRoomMetrics()
 	e.metrics.streams = streamsCollectors(e)
 	if err := e.n.metrics.registry.Register(e.metrics); err != nil {
@@ -226,6 +227,27 @@ func (e *roomEngine) start() error {
 	}
 	e.wg.Go(e.run)
 	return nil
+}
+
+// warnIfRoomsOutgrowSnapshots warns when a room at its bounds
+// (MaxParticipants users of the longest names, each from
+// MaxUserSessionsInRoom sessions, and the senders it remembers) would not
+// fit a snapshot on this bus: such a room's replay would grow past the
+// stream's retention. It happens only with a raised --max-participants
+// on a bus with a small largest message (an external nats-server's 1 MiB
+// default).
+func (e *roomEngine) warnIfRoomsOutgrowSnapshots() {
+	// A session's key: the node's ID, "/", and an ID of at most 4 + 1 + 13
+	// characters (session.go).
+	size, err := room.SizeAtBounds(e.roomConfig(nil), MaxUserName, len(e.n.cfg.ID)+19)
+	if err != nil {
+		e.log.Error("sizing a room at its bounds", "err", err)
+		return
+	}
+	if limit := e.snapshotLimit(); size > limit {
+		e.log.Warn("a full room with the longest user names would not fit a snapshot on this bus; its replay would grow: lower --max-participants or raise the bus's max_payload",
+			"max_participants", e.n.cfg.MaxParticipants, "sessions_per_user", MaxUserSessionsInRoom, "room_bytes", size, "snapshot_limit", limit)
+	}
 }
 
 // noteIncarnation records inc for id if it is the newest seen. Only the

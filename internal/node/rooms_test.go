@@ -768,16 +768,18 @@ func TestRoomFailover(t *testing.T) {
 	})
 }
 
-// Nodes on an external NATS (--bus) keep their rooms in that NATS's
-// JetStream.
 // externalNATS runs a NATS server with JetStream stored in store, for
 // nodes to use as their external bus (Config.Bus).
 func externalNATS(t *testing.T, store string) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true,
-		JetStream: true, StoreDir: store,
-	})
+	return externalNATSWith(t, &server.Options{StoreDir: store})
+}
+
+// externalNATSWith is externalNATS with more of the server's options.
+func externalNATSWith(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	opts.Host, opts.Port, opts.NoSigs, opts.NoLog, opts.JetStream = "127.0.0.1", server.RANDOM_PORT, true, true, true
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -789,6 +791,8 @@ func externalNATS(t *testing.T, store string) *server.Server {
 	return ns
 }
 
+// Nodes on an external NATS (--bus) keep their rooms in that NATS's
+// JetStream.
 func TestRoomsOverExternalBus(t *testing.T) {
 	ns := externalNATS(t, t.TempDir())
 	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(i int, cfg *node.Config) {
