@@ -428,6 +428,15 @@ func TestLimitsAndShutdown(t *testing.T) {
 	q, offer3 := newPeer(t, rtcfront.Protocol, nil)
 	q.connect(t, srv.URL+"?room=lobby&user=erin", offer3)
 	q.waitOpen(t)
+	// The front joins erin once her channel is open, a moment after her
+	// side sees it open: a Shutdown before that would leave nothing to
+	// leave.
+	nodetest.Eventually(t, settle, func() error {
+		if !bob.hasJoined("erin") {
+			return fmt.Errorf("erin is not in the room yet")
+		}
+		return nil
+	})
 	_, offer4 := newPeer(t, rtcfront.Protocol, nil)
 	if code, body := post(t, srv.URL+"?room=lobby&user=fay", "application/sdp", offer4); code != http.StatusServiceUnavailable {
 		t.Errorf("a peer beyond the node's limit: %d %q, want 503", code, body)
