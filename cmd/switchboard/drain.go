@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,13 +27,18 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"end are closed with \"shutdown\". NODE is the node's HTTP address HOST:PORT, or\n"+
 			"its ID, looked up in the directory of --via. Prints the progress and exits\n"+
 			"once the node reports the drain ended (0), or when it could not be started\n"+
-			"or followed (1). --undo stops draining instead.", stdout, stderr)
+			"or followed (1). --undo stops draining instead. --https speaks HTTPS to a\n"+
+			"node serving --http-tls, verifying the service name as --tls-name or --via\n"+
+			"gives it.", stdout, stderr)
 	fs := c.fs
 	within := fs.Duration("within", 30*time.Second, "the drain's window: every session is asked to move within it, and the rest closed at its end")
 	adminToken := fs.String("admin-token", "", "file holding the node's admin token (serve --admin-token); without it only a node on loopback accepts")
 	via := fs.String("via", node.DefaultListen, "a node's client address HOST:PORT whose directory names NODE, when NODE is an ID")
 	wait := fs.Bool("wait", true, "follow the drain until it ends")
 	undo := fs.Bool("undo", false, "stop draining (DELETE /v1/drain): the node admits sessions again")
+	https := fs.Bool("https", false, "speak HTTPS to the node's HTTP API (serve --http-tls), trusting --ca or the system's CAs")
+	var tf tlsFlags
+	tf.register(c)
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -51,11 +57,27 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		token = strings.TrimSpace(string(b))
 	}
-	httpAddr, err := nodeHTTP(ctx, pos[0], *via)
+	if *https {
+		tf.on = true
+	}
+	// One trust for both: a node serving --http-tls serves the client
+	// listener's certificate there too, so the service name it proves is
+	// the same.
+	tlsCfg, err := tf.config(c.name, *via)
 	if err != nil {
 		return err
 	}
-	api := &drainAPI{base: "http://" + httpAddr + "/v1/drain", token: token, hc: &http.Client{Timeout: 10 * time.Second}}
+	httpAddr, err := nodeHTTP(ctx, pos[0], *via, tlsCfg)
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 10 * time.Second}
+	scheme := "http://"
+	if *https {
+		hc.Transport = &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}
+		scheme = "https://"
+	}
+	api := &drainAPI{base: scheme + httpAddr + "/v1/drain", token: token, hc: hc}
 	if *undo {
 		if _, err := api.call(ctx, http.MethodDelete, ""); err != nil {
 			return err
@@ -99,8 +121,8 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 // nodeHTTP turns NODE into the node's HTTP address: NODE itself when it
 // is HOST:PORT, else the HTTP address the directory at via lists for the
-// node of that ID.
-func nodeHTTP(ctx context.Context, name, via string) (string, error) {
+// node of that ID, asked over TLS with tlsCfg when it is not nil.
+func nodeHTTP(ctx context.Context, name, via string, tlsCfg *tls.Config) (string, error) {
 	if _, _, err := net.SplitHostPort(name); err == nil {
 		return name, nil
 	}
@@ -108,7 +130,7 @@ func nodeHTTP(ctx context.Context, name, via string) (string, error) {
 	defer cancel()
 	var errs []error
 	for _, addr := range splitList(via) {
-		dir, err := client.FetchDirectoryTLS(ctx, nil, addr, nil)
+		dir, err := client.FetchDirectoryTLS(ctx, nil, addr, tlsCfg)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -143,6 +165,10 @@ func (a *drainAPI) call(ctx context.Context, method, query string) (node.DrainSt
 	}
 	resp, err := a.hc.Do(req)
 	if err != nil {
+		if strings.HasPrefix(a.base, "http://") && errors.Is(err, io.EOF) {
+			// A TLS listener closes on a plain request's first bytes.
+			return st, fmt.Errorf("drain: %w (does the node serve HTTPS, serve --http-tls? then add --https)", err)
+		}
 		return st, fmt.Errorf("drain: %w", err)
 	}
 	defer resp.Body.Close()

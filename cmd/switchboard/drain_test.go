@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -11,7 +12,9 @@ import (
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/pki"
 	"github.com/switchboard/switchboard/pick"
 	"github.com/switchboard/switchboard/wire"
 )
@@ -190,5 +193,53 @@ func TestDrainCommand(t *testing.T) {
 	}
 	if code, _, stderr := runArgs(t, "drain", "n9", "--via", n1.Addr); code != 1 || !strings.Contains(stderr, `no node "n9"`) {
 		t.Errorf("drain of an unknown node: exit %d, stderr %q; want 1 and the reason", code, stderr)
+	}
+}
+
+// TestDrainCommandOverTLS: a node serving its HTTP API with --http-tls
+// and its client listener with TLS is drained with --https, trusting the
+// CA of --ca and verifying the service name; looked up by ID, its
+// directory is asked over TLS too. Plain HTTP, and a certificate that
+// does not prove the name asked for, get a clear failure.
+func TestDrainCommandOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := runArgs(t, "certs", "--dir", dir, "--service", "chat.test", "--node", "n1", "--host", "127.0.0.1"); code != exitOK {
+		t.Fatalf("certs: exit %d\n%s", code, stderr)
+	}
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.Service = "chat.test"
+		cfg.TLSCert, cfg.TLSKey = filepath.Join(dir, "n1.pem"), filepath.Join(dir, "n1.key")
+		cfg.HTTPTLS = true
+	}})
+	n1 := c.Nodes[0]
+	ca := filepath.Join(dir, pki.CAFile)
+
+	code, stdout, stderr := runArgs(t, "drain", n1.HTTPAddr(), "--https", "--ca", ca, "--tls-name", "chat.test", "--within", "1s")
+	if code != exitOK || !strings.Contains(stdout, "n1: drain ended (empty)") {
+		t.Fatalf("drain --https: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if st := n1.Status(); st != directory.Draining {
+		t.Errorf("n1 is %s after the drain, want draining", st)
+	}
+	// By ID: the directory of --via is asked over TLS with the same trust.
+	if code, stdout, stderr := runArgs(t, "drain", "n1", "--via", n1.Addr(), "--https", "--ca", ca, "--tls-name", "chat.test", "--undo"); code != exitOK {
+		t.Fatalf("drain n1 --https --undo: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if st := n1.Status(); st != directory.Up {
+		t.Errorf("n1 is %s after --undo, want up", st)
+	}
+	for _, tt := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"plain HTTP to HTTPS", []string{"drain", n1.HTTPAddr(), "--undo"}, "add --https"},
+		{"another name", []string{"drain", n1.HTTPAddr(), "--https", "--ca", ca, "--tls-name", "other.test", "--undo"}, "certificate is valid for"},
+		{"no name for an IP", []string{"drain", n1.HTTPAddr(), "--https", "--ca", ca, "--undo"}, "--tls-name"},
+	} {
+		code, _, stderr := runArgs(t, tt.args...)
+		if code == exitOK || !strings.Contains(stderr, tt.want) {
+			t.Errorf("%s: exit %d, stderr %q; want a failure naming %q", tt.name, code, stderr, tt.want)
+		}
 	}
 }
