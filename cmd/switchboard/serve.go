@@ -65,6 +65,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "client TCP listener HOST:PORT")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "client address to publish in the directory (default: the listener's)")
 	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, "HTTP listener HOST:PORT for the API, health and metrics (empty: off)")
+	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "HTTP address to publish in the directory, for browsers and drain (default: the listener's; on all interfaces, --advertise's host with the HTTP port)")
 	fs.StringVar(&cfg.DNS, "dns", "", "DNS responder HOST:PORT (UDP and TCP) for the service name (empty: off)")
 	durationFlag(fs, &cfg.DNSTTL, "dns-ttl", 0, 0, "TTL of DNS answers")
 	intFlag(fs, &cfg.DNSRateLimit, "dns-rate-limit", -1, -1, "full UDP replies a second the DNS responder gives one client /24 (IPv6 /56; loopback exempt), TC beyond (0: 100; -1: no limit)")

@@ -46,6 +46,11 @@ type Config struct {
 	// HTTP is the HTTP listener (API, health, metrics), HOST:PORT; empty
 	// disables it.
 	HTTP string
+	// AdvertiseHTTP is the HTTP address put in the directory, where
+	// browsers and the drain command reach the node; default the bound
+	// HTTP address, or, when it listens on all interfaces, the host of
+	// the advertised client address with the HTTP port.
+	AdvertiseHTTP string
 	// DNS is the DNS responder's listener (UDP and TCP), HOST:PORT; empty
 	// disables it.
 	DNS string
@@ -424,7 +429,7 @@ func (c *Config) validate() error {
 	if c.Group != "" && (strings.Count(c.Group, "/") > 1 || strings.HasPrefix(c.Group, "/") || strings.HasSuffix(c.Group, "/")) {
 		errs = append(errs, fmt.Errorf("group %q is not REGION or REGION/ZONE", c.Group))
 	}
-	for _, a := range []struct{ name, addr string }{{"listen", c.Listen}, {"http", c.HTTP}, {"dns", c.DNS}, {"cluster", c.Cluster}, {"advertise", c.Advertise}} {
+	for _, a := range []struct{ name, addr string }{{"listen", c.Listen}, {"http", c.HTTP}, {"dns", c.DNS}, {"cluster", c.Cluster}, {"advertise", c.Advertise}, {"advertise-http", c.AdvertiseHTTP}} {
 		if a.addr == "" {
 			continue
 		}
@@ -575,6 +580,26 @@ func advertised(explicit string, bound net.Addr) string {
 		return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 	}
 	return tcp.String()
+}
+
+// advertisedHTTP returns the HTTP address to publish for the bound HTTP
+// listener: explicit when set; for a listener on all interfaces, whose
+// address ("[::]:7071") no browser can dial, the host of the advertised
+// client address with the listener's port, as the host users reach the
+// node by; else the bound address.
+func advertisedHTTP(explicit string, bound net.Addr, client string) string {
+	if explicit != "" {
+		return explicit
+	}
+	tcp, ok := bound.(*net.TCPAddr)
+	if !ok || !tcp.IP.IsUnspecified() {
+		return bound.String()
+	}
+	host, _, err := net.SplitHostPort(client)
+	if err != nil || host == "" {
+		return advertised("", bound) // the host's name, as for clients
+	}
+	return net.JoinHostPort(host, strconv.Itoa(tcp.Port))
 }
 
 // fill sets *v to def when it holds the zero value.

@@ -476,7 +476,7 @@ func (n *Node) sendSelf(status directory.Status, subject string) directory.Entry
 		Node: directory.Node{
 			ID:          n.cfg.ID,
 			Addr:        n.addr,
-			HTTP:        n.HTTPAddr(),
+			HTTP:        n.httpAdvertised,
 			Group:       n.cfg.Group,
 			Status:      status,
 			Users:       int(n.users.Load()),

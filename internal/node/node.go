@@ -36,12 +36,14 @@ type Node struct {
 	addr     string       // advertised client address
 	httpSrv  *http.Server
 	httpLn   net.Listener
-	httpMux  *http.ServeMux // routes added by HandleHTTP, then the node's own
-	bus      *bus.Bus
-	subs     []*nats.Subscription
-	rooms    *roomEngine
-	dns      *dnsserver.Server
-	dnsAddr  string
+	// httpAdvertised is the HTTP address in the directory (advertisedHTTP).
+	httpAdvertised string
+	httpMux        *http.ServeMux // routes added by HandleHTTP, then the node's own
+	bus            *bus.Bus
+	subs           []*nats.Subscription
+	rooms          *roomEngine
+	dns            *dnsserver.Server
+	dnsAddr        string
 
 	// The limits an operator may change while the node runs (SetLimits):
 	// Config's Capacity, MaxConns and MaxConnsPerIP, defaults filled.
@@ -202,6 +204,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if n.cfg.HTTPTLS {
 			n.httpLn = tls.NewListener(n.httpLn, n.sec.tls)
 		}
+		n.httpAdvertised = advertisedHTTP(n.cfg.AdvertiseHTTP, n.httpLn.Addr(), n.addr)
 	}
 	dataDir := n.cfg.DataDir
 	if dataDir == "" {
@@ -287,7 +290,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	n.logPosture()
 	n.logDescriptorHeadroom()
-	n.log.Info("node started", "service", n.cfg.Service, "listen", n.addr, "http", n.HTTPAddr(), "cluster", n.ClusterAddr(), "dns", n.dnsAddr)
+	n.log.Info("node started", "service", n.cfg.Service, "listen", n.addr, "http", n.HTTPAddr(), "http_advertised", n.httpAdvertised, "cluster", n.ClusterAddr(), "dns", n.dnsAddr)
 	return nil
 }
 
@@ -339,13 +342,18 @@ func (n *Node) Service() string { return n.cfg.Service }
 // Addr is the advertised client address.
 func (n *Node) Addr() string { return n.addr }
 
-// HTTPAddr is the bound HTTP address, or "" when HTTP is off.
+// HTTPAddr is the bound HTTP address, or "" when HTTP is off. The
+// directory lists AdvertisedHTTP.
 func (n *Node) HTTPAddr() string {
 	if n.httpLn == nil {
 		return ""
 	}
 	return n.httpLn.Addr().String()
 }
+
+// AdvertisedHTTP is the HTTP address the node puts in the directory
+// (Config.AdvertiseHTTP), or "" when HTTP is off.
+func (n *Node) AdvertisedHTTP() string { return n.httpAdvertised }
 
 // ClusterAddr is the bound route listener, or "" without one.
 func (n *Node) ClusterAddr() string {
