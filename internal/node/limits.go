@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -480,4 +481,21 @@ func (s *session) timeoutError() *wire.Error {
 	e.Fatal = true
 	s.n.limitLog.sample("closing a session at a deadline: "+e.Code, "remote", s.conn.RemoteAddr().String(), "err", e.Text)
 	return e
+}
+
+// httpErrorLog takes net/http's own log lines about the HTTP listener's
+// connections (a failed TLS handshake, a broken request) into the node's
+// log, sampled as the refusals are: through the standard logger a stranger
+// sending garbage to the port wrote one unstructured line to stderr per
+// connection. A handler's panic is a bug of ours, logged every time.
+type httpErrorLog struct{ n *Node }
+
+func (w httpErrorLog) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	if strings.Contains(line, "panic") {
+		w.n.log.Error("HTTP handler panicked", "err", line)
+		return len(p), nil
+	}
+	w.n.limitLog.sample("HTTP listener: a connection failed", "err", line)
+	return len(p), nil
 }
