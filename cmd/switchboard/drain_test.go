@@ -228,6 +228,9 @@ func TestDrainCommandOverTLS(t *testing.T) {
 	if st := n1.Status(); st != directory.Up {
 		t.Errorf("n1 is %s after --undo, want up", st)
 	}
+	if code, stdout, stderr := runArgs(t, "probe", "--http", n1.HTTPAddr(), "--https", "--ca", ca, "--tls-name", "chat.test"); code != exitOK {
+		t.Errorf("probe --https: exit %d\n%s%s", code, stdout, stderr)
+	}
 	for _, tt := range []struct {
 		name string
 		args []string

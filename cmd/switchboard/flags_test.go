@@ -726,6 +726,7 @@ func TestOperationsDocGivesEveryDefault(t *testing.T) {
 		{[]string{"serve"}, "serve:"},
 		{[]string{"dir"}, "dir:"},
 		{[]string{"drain"}, "drain:"},
+		{[]string{"probe"}, "probe:"},
 		{[]string{"connect"}, "connect, chat, bench connect:"},
 		{[]string{"chat"}, "connect, chat, bench connect:"},
 		{[]string{"bench", "connect"}, "connect, chat, bench connect:"},
