@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -78,7 +79,13 @@ func TestSIGHUPReloadsTheCertificate(t *testing.T) {
 		}
 		return nil
 	})
-	if !strings.Contains(logs.String(), "reloaded the TLS certificate") {
-		t.Errorf("no line says the certificate was reloaded; the log:\n%s", logs.String())
-	}
+	// The node logs the reload after it swaps the certificate, and the
+	// line crosses a pipe from another process: await it rather than
+	// expect it the moment the new certificate is served.
+	nodetest.Eventually(t, time.Minute, func() error {
+		if !strings.Contains(logs.String(), "reloaded the TLS certificate") {
+			return fmt.Errorf("no line says the certificate was reloaded; the log:\n%s", logs.String())
+		}
+		return nil
+	})
 }
