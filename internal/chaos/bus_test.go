@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -29,6 +30,7 @@ type natsServer struct {
 	url  string
 	cmd  *exec.Cmd
 	done chan struct{}
+	out  nodetest.LockedBuffer // what it printed, every run
 }
 
 func startNATSServer(t *testing.T) *natsServer {
@@ -48,7 +50,8 @@ func startNATSServer(t *testing.T) *natsServer {
 func (s *natsServer) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(binary, s.args...)
-	s.cmd.Stdout, s.cmd.Stderr = testLog{s.t}, testLog{s.t}
+	out := io.MultiWriter(&s.out, testLog(s.t))
+	s.cmd.Stdout, s.cmd.Stderr = out, out
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
@@ -163,7 +166,7 @@ func attachAt(ctx context.Context, addr, user string) (string, error) {
 func TestBusLossNodesStepAsideAndHeal(t *testing.T) {
 	ctx := context.Background()
 	bus := startNATSServer(t)
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: bus.url, Output: testLog{t}})
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: bus.url, Output: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,15 +72,19 @@ func startBusServers(t *testing.T, dirs []string) []*busServer {
 	return servers
 }
 
-// jetStreamRuns reports whether the server's JetStream runs, by its
-// monitoring endpoint.
-func (s *busServer) jetStreamRuns() (bool, error) {
+// jetStreamStopped reports whether the server's JetStream has stopped:
+// its monitoring endpoint says it is not enabled, and the server has
+// logged the end of its shutdown. The first alone is not enough: a
+// server marks JetStream disabled before it stops its streams (the meta
+// leader first hands its leadership over, for 2 s), and a stream it
+// still leads meanwhile stores what it is sent, and acknowledges it.
+func (s *busServer) jetStreamStopped() (bool, error) {
 	resp, err := metricsClient.Get("http://" + s.monitor + "/healthz?js-enabled-only=true")
 	if err != nil {
 		return false, err
 	}
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK, nil
+	return resp.StatusCode != http.StatusOK && strings.Contains(s.out.String(), "[INF] JetStream Shutdown\n"), nil
 }
 
 // fillUntilJetStreamStops fills the store of each server (a filler file
@@ -91,12 +95,12 @@ func fillUntilJetStreamStops(t *testing.T, writer *client.Session, servers []*bu
 	chunk := strings.Repeat("x", 4000)
 	nodetest.Eventually(t, settle, func() error {
 		for _, s := range servers {
-			if runs, err := s.jetStreamRuns(); err != nil || runs {
+			if stopped, err := s.jetStreamStopped(); err != nil || !stopped {
 				for _, s := range servers {
 					fill(t, filepath.Join(s.store, "filler"))
 				}
 				_, _ = writer.SendText("bulk", chunk) // refused or not: a write
-				return fmt.Errorf("%s: JetStream runs (%v)", s.url, err)
+				return fmt.Errorf("%s: JetStream not stopped yet (%v)", s.url, err)
 			}
 		}
 		return nil
@@ -150,7 +154,7 @@ func TestBusServerFullDiskChangesNothing(t *testing.T) {
 	}
 	logs := make([]nodetest.LockedBuffer, 2)
 	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: strings.Join(urls, ","),
-		OutputFor: func(i int) io.Writer { return io.MultiWriter(&logs[i], testLog{t}) },
+		OutputFor: func(i int) io.Writer { return io.MultiWriter(&logs[i], testLog(t)) },
 		ArgsFor: func(i int) []string {
 			if i == 0 {
 				return []string{"--bus", bus[2].url} // n1 on the server whose disk fills
@@ -232,7 +236,7 @@ func TestBusFullDisksNodesStepAsideAndHeal(t *testing.T) {
 	for _, s := range bus {
 		urls = append(urls, s.url)
 	}
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: strings.Join(urls, ","), Output: testLog{t}})
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: strings.Join(urls, ","), Output: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

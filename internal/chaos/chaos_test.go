@@ -124,9 +124,9 @@ func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Net: nw,
 		OutputFor: func(i int) io.Writer {
 			if i == 2 {
-				return io.MultiWriter(&n3Log, testLog{t})
+				return io.MultiWriter(&n3Log, testLog(t))
 			}
-			return testLog{t}
+			return testLog(t)
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -262,11 +262,6 @@ func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 	}
 }
 
-// testLog writes the nodes' output to the test log.
-type testLog struct{ t *testing.T }
-
-func (l testLog) Write(p []byte) (int, error) {
-	l.t.Helper()
-	l.t.Logf("%s", strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
+// testLog keeps the processes' output for the test log, shown if the
+// test fails.
+func testLog(t *testing.T) io.Writer { return nodetest.FailureLog(t) }

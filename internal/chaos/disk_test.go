@@ -153,7 +153,7 @@ func TestFullDiskNodeStepsAsideAndHeals(t *testing.T) {
 	data := t.TempDir()
 	disk := filepath.Join(data, "n3")
 	smallDisk(t, disk, 64<<20)
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, DataDir: data, Output: testLog{t}})
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, DataDir: data, Output: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestFullDisksOnEveryNodeHeal(t *testing.T) {
 		smallDisk(t, disk, 64<<20)
 		disks = append(disks, disk)
 	}
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, DataDir: data, Output: testLog{t}})
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, DataDir: data, Output: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,9 +333,9 @@ func TestStartOnFullDisk(t *testing.T) {
 	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, DataDir: data, NoWait: true,
 		OutputFor: func(i int) io.Writer {
 			if i == 2 {
-				return io.MultiWriter(&n3Log, testLog{t})
+				return io.MultiWriter(&n3Log, testLog(t))
 			}
-			return testLog{t}
+			return testLog(t)
 		}})
 	if err != nil {
 		t.Fatal(err)
