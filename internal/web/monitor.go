@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -38,10 +39,24 @@ const (
 	// listener allows, each one busy so none made room, and the health
 	// checks, metrics and drain with them.
 	MaxStreams = 32
+	// MaxStreamsPerSource bounds the streams one source address holds
+	// at once (an IPv6 address counted by its /64, the client behind a
+	// trusted proxy by its own address); one past it is answered 429.
+	// Without it, one address took all MaxStreams and every other
+	// dashboard was refused. Requests from the node's own host that no
+	// trusted proxy forwarded count towards MaxStreams only: a reverse
+	// proxy beside the node carries many users.
+	MaxStreamsPerSource = 4
 )
 
-// errStreamsFull is subscribe's answer when MaxStreams streams are open.
-var errStreamsFull = errors.New("web: the dashboard's streams are all taken")
+var (
+	// errStreamsFull is subscribe's answer when MaxStreams streams are
+	// open.
+	errStreamsFull = errors.New("web: the dashboard's streams are all taken")
+	// errSourceStreamsFull is subscribe's answer when the source holds
+	// MaxStreamsPerSource streams.
+	errSourceStreamsFull = errors.New("web: this address holds the dashboard streams it may")
+)
 
 // Event is something that happened to a node, as the dashboard lists it.
 type Event struct {
@@ -198,7 +213,8 @@ type Monitor struct {
 	wake   chan struct{} // a dashboard subscribed: poll from now on
 	mu     sync.Mutex    // guards the fields below
 	hist   *History
-	subs   map[chan Update]struct{}
+	subs   map[chan Update]string // each stream's source ("": not counted per source)
+	perSrc map[string]int         // open streams by source
 	done   bool
 	window time.Duration
 }
@@ -206,7 +222,7 @@ type Monitor struct {
 // NewMonitor returns a Monitor over src with the default window and
 // sampling interval.
 func NewMonitor(src Source) *Monitor {
-	return &Monitor{src: src, poll: pollEvery, wake: make(chan struct{}, 1), hist: NewHistory(0, 0), subs: map[chan Update]struct{}{}, window: DefaultWindow}
+	return &Monitor{src: src, poll: pollEvery, wake: make(chan struct{}, 1), hist: NewHistory(0, 0), subs: map[chan Update]string{}, perSrc: map[string]int{}, window: DefaultWindow}
 }
 
 // Run reads the directory until ctx ends and pushes an update to the
@@ -229,6 +245,7 @@ func (m *Monitor) Run(ctx context.Context) {
 			close(ch)
 			delete(m.subs, ch)
 		}
+		clear(m.perSrc)
 		m.mu.Unlock()
 	}()
 	var lastKey string
@@ -296,19 +313,26 @@ func viewKey(nodes []directory.Node) string {
 }
 
 // subscribe returns the first update (the whole history) and a channel
-// of the next ones; net.ErrClosed when the monitor has stopped,
-// errStreamsFull when MaxStreams streams are open.
-func (m *Monitor) subscribe() (first Update, ch chan Update, err error) {
+// of the next ones for a stream to source ("": not counted per source);
+// net.ErrClosed when the monitor has stopped, errStreamsFull when
+// MaxStreams streams are open, errSourceStreamsFull when source holds
+// MaxStreamsPerSource.
+func (m *Monitor) subscribe(source string) (first Update, ch chan Update, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.done {
+	switch {
+	case m.done:
 		return Update{}, nil, net.ErrClosed
-	}
-	if len(m.subs) >= MaxStreams {
+	case len(m.subs) >= MaxStreams:
 		return Update{}, nil, errStreamsFull
+	case source != "" && m.perSrc[source] >= MaxStreamsPerSource:
+		return Update{}, nil, errSourceStreamsFull
 	}
 	ch = make(chan Update, 8)
-	m.subs[ch] = struct{}{}
+	m.subs[ch] = source
+	if source != "" {
+		m.perSrc[source]++
+	}
 	select {
 	case m.wake <- struct{}{}:
 	default:
@@ -320,9 +344,14 @@ func (m *Monitor) subscribe() (first Update, ch chan Update, err error) {
 func (m *Monitor) unsubscribe(ch chan Update) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.subs[ch]; ok {
+	if source, ok := m.subs[ch]; ok {
 		delete(m.subs, ch)
 		close(ch)
+		if source != "" {
+			if m.perSrc[source]--; m.perSrc[source] <= 0 {
+				delete(m.perSrc, source)
+			}
+		}
 	}
 }
 
@@ -332,14 +361,49 @@ func WithMonitor(m *Monitor) Option {
 	return func(h *handler) { h.monitor = m }
 }
 
-// serveEvents streams updates until the client goes or the monitor
-// stops.
-func (m *Monitor) serveEvents(w http.ResponseWriter, r *http.Request) {
-	first, ch, err := m.subscribe()
+// streamSource is what MaxStreamsPerSource counts the request r under:
+// its client's address (behind a trusted proxy, the client it forwards),
+// an IPv6 one by its /64; "" (not counted) for a request from the node's
+// own host that no trusted proxy forwarded, and when the address does
+// not parse.
+func (h *handler) streamSource(r *http.Request) string {
+	peer, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return ""
+	}
+	client := peer.Addr().Unmap()
+	if len(h.proxies) > 0 {
+		client = h.proxies.Client(client, r.Header.Values("X-Forwarded-For")).Unmap()
+	}
+	if client == peer.Addr().Unmap() {
+		if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			if l, err := netip.ParseAddrPort(local.String()); err == nil && l.Addr().Unmap() == client {
+				return ""
+			}
+		}
+	}
+	if client.Is4() {
+		return client.String()
+	}
+	p, err := client.Prefix(64)
+	if err != nil {
+		return ""
+	}
+	return p.String()
+}
+
+// serveEvents streams updates to source (what MaxStreamsPerSource counts
+// the request under) until the client goes or the monitor stops.
+func (m *Monitor) serveEvents(w http.ResponseWriter, r *http.Request, source string) {
+	first, ch, err := m.subscribe(source)
 	switch {
 	case errors.Is(err, errStreamsFull):
 		w.Header().Set("Retry-After", "10")
 		http.Error(w, fmt.Sprintf("web: this node serves %d dashboard streams at once, all taken; retry later", MaxStreams), http.StatusServiceUnavailable)
+		return
+	case errors.Is(err, errSourceStreamsFull):
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, fmt.Sprintf("web: your address holds %d dashboard streams already, the most one address may; close one", MaxStreamsPerSource), http.StatusTooManyRequests)
 		return
 	case err != nil:
 		http.Error(w, "web: the node is stopping", http.StatusServiceUnavailable)

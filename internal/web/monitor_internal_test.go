@@ -76,7 +76,7 @@ func TestMonitorReadsOnChange(t *testing.T) {
 	}
 
 	// A dashboard: the monitor polls without being told.
-	_, ch, err := mon.subscribe()
+	_, ch, err := mon.subscribe("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestMonitorUntilNext(t *testing.T) {
 				m.hist.Observe(nil, now)
 			}
 			if tt.watched {
-				m.subs[make(chan Update, 1)] = struct{}{}
+				m.subs[make(chan Update, 1)] = ""
 			}
 			if got := m.untilNext(tt.notified, now); got != tt.want {
 				t.Errorf("untilNext = %v, want %v", got, tt.want)

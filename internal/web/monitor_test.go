@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/forwarded"
+	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/internal/web"
 )
 
@@ -161,4 +166,91 @@ func TestEventsStreamsAreBounded(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// One address holds at most web.MaxStreamsPerSource of the dashboard's
+// streams, so that it cannot take all web.MaxStreams from everyone else:
+// one past it is answered 429 while another address still gets its
+// stream. A client behind a trusted proxy counts under its own address,
+// and requests from the node's own host (a reverse proxy beside it) under
+// none.
+func TestEventsStreamsAreBoundedPerSource(t *testing.T) {
+	src := &fakeSource{}
+	mon := web.NewMonitor(src)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { mon.Run(ctx); close(done) }()
+	proxies, err := forwarded.Parse("127.0.0.9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(web.NewHandler(src, prometheus.NewRegistry(), web.WithMonitor(mon), web.WithTrustedProxies(proxies)))
+	defer srv.Close()
+	defer func() { cancel(); <-done }()
+
+	var streams []*http.Response
+	defer func() {
+		for _, s := range streams {
+			s.Body.Close()
+		}
+	}()
+	// open asks for a stream from the address from, for the client
+	// forwardedFor when it is not empty, and returns the status.
+	open := func(from, forwardedFor string) int {
+		t.Helper()
+		client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}).DialContext}}
+		req, err := http.NewRequest(http.MethodGet, srv.URL+"/v1/events", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if forwardedFor != "" {
+			req.Header.Set("X-Forwarded-For", forwardedFor)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+				t.Errorf("a 429 from %s without Retry-After", from)
+			}
+			return resp.StatusCode
+		}
+		streams = append(streams, resp)
+		return resp.StatusCode
+	}
+	steps := []struct {
+		name          string
+		from, forFor  string
+		times, status int
+	}{
+		{"one address, up to its bound", "127.0.0.2", "", web.MaxStreamsPerSource, http.StatusOK},
+		{"one address, one past its bound", "127.0.0.2", "", 1, http.StatusTooManyRequests},
+		{"another address", "127.0.0.3", "", 1, http.StatusOK},
+		{"a client behind the trusted proxy, up to its bound", "127.0.0.9", "192.0.2.7", web.MaxStreamsPerSource, http.StatusOK},
+		{"that client, one past", "127.0.0.9", "192.0.2.7", 1, http.StatusTooManyRequests},
+		{"another client behind the proxy", "127.0.0.9", "192.0.2.8", 1, http.StatusOK},
+		{"the node's own host, past the bound", "127.0.0.1", "", web.MaxStreamsPerSource + 2, http.StatusOK},
+	}
+	for _, st := range steps {
+		for i := range st.times {
+			if got := open(st.from, st.forFor); got != st.status {
+				t.Fatalf("%s: stream %d of %d: %d, want %d", st.name, i+1, st.times, got, st.status)
+			}
+		}
+	}
+	// A stream closed gives its address room again: the server notices
+	// the close when its next update fails to go out, within a second.
+	for i, s := range streams[:web.MaxStreamsPerSource] {
+		s.Body.Close()
+		streams[i] = nil
+	}
+	streams = slices.DeleteFunc(streams, func(r *http.Response) bool { return r == nil })
+	nodetest.Eventually(t, 30*time.Second, func() error {
+		if got := open("127.0.0.2", ""); got != http.StatusOK {
+			return fmt.Errorf("127.0.0.2 after closing its streams: %d", got)
+		}
+		return nil
+	})
 }

@@ -135,7 +135,7 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 	if h.monitor != nil {
 		mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 			h.allowOrigin(w, r, src) // the dashboard follows another node when its own goes
-			h.monitor.serveEvents(w, r)
+			h.monitor.serveEvents(w, r, h.streamSource(r))
 		})
 	}
 	if h.ui != nil {
