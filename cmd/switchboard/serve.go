@@ -87,6 +87,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "the key of --tls-cert (PEM)")
 	fs.BoolVar(&cfg.HTTPTLS, "http-tls", false, "serve the HTTP listener with --tls-cert too (HTTPS)")
 	fs.Var(proxiesValue{&cfg.TrustedProxies}, "trusted-proxies", "reverse proxies in front of --http whose X-Forwarded-For is believed, so that WebSockets and WebRTC peers through them count per client: IP addresses or CIDR prefixes, comma-separated (empty: none; the header is ignored)")
+	fs.Var(proxiesValue{&cfg.ProxyProtocolFrom}, "proxy-protocol-from", "TCP load balancers in front of --listen that send a PROXY protocol header (v1 or v2) before each client's bytes, so that clients through them count per client: IP addresses or CIDR prefixes, comma-separated; their connections must send one (empty: none; no header is read)")
 	fs.StringVar(&s.wsOrigins, "ws-origins", "", "pages of other origins that may open WebSockets here: host[:port] patterns, comma-separated, \"*\" for any (empty: the service's own pages only)")
 	fs.StringVar(&cfg.TokenKey, "token-key", "", "Ed25519 public key (PEM) that signs user tokens, or several one after the other (read again on SIGHUP); set, attach needs a token (empty: users unauthenticated)")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "file holding the secret that POST/DELETE /v1/drain need as a Bearer token (empty: loopback clients only)")
@@ -425,20 +426,15 @@ type rangeDuration struct {
 	min, max time.Duration
 }
 
-// retentionValue is --room-retention: a duration of at least 1 s, or 0
-// to keep rooms for ever (which node.Config says with a negative value).
-// proxiesValue is --trusted-proxies: a list of addresses and prefixes.
+// proxiesValue is --trusted-proxies and --proxy-protocol-from: a list of
+// addresses and prefixes.
 type proxiesValue struct{ p *forwarded.Proxies }
 
 func (v proxiesValue) String() string {
 	if v.p == nil {
 		return ""
 	}
-	var items []string
-	for _, p := range *v.p {
-		items = append(items, p.String())
-	}
-	return strings.Join(items, ",")
+	return v.p.String()
 }
 
 func (v proxiesValue) Set(s string) error {
@@ -450,6 +446,8 @@ func (v proxiesValue) Set(s string) error {
 	return nil
 }
 
+// retentionValue is --room-retention: a duration of at least 1 s, or 0
+// to keep rooms for ever (which node.Config says with a negative value).
 type retentionValue struct{ p *time.Duration }
 
 // Type names the value in the help.

@@ -41,6 +41,15 @@ func Parse(list string) (Proxies, error) {
 	return out, nil
 }
 
+// String lists the proxies as Parse reads them, comma-separated.
+func (p Proxies) String() string {
+	items := make([]string, len(p))
+	for i, pre := range p {
+		items[i] = pre.String()
+	}
+	return strings.Join(items, ",")
+}
+
 // Contains reports whether a is one of the proxies.
 func (p Proxies) Contains(a netip.Addr) bool {
 	a = a.Unmap().WithZone("")

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/forwarded"
+	"github.com/switchboard/switchboard/internal/proxyproto"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -34,10 +36,13 @@ const (
 	// refusedHTTPIdle: an idle HTTP connection closed to make room for a
 	// new one, maxHTTPConns being reached.
 	refusedHTTPIdle = "http_idle"
+	// refusedProxyHeader: a connection from a ProxyProtocolFrom proxy
+	// that did not begin with a valid PROXY protocol header in time.
+	refusedProxyHeader = "proxy_header"
 )
 
 // refusedReasons are every reason, each counted from zero.
-var refusedReasons = []string{refusedTotal, refusedPerIP, refusedHTTP, refusedHTTPPerIP, refusedHTTPIdle}
+var refusedReasons = []string{refusedTotal, refusedPerIP, refusedHTTP, refusedHTTPPerIP, refusedHTTPIdle, refusedProxyHeader}
 
 // maxHTTPConns bounds the connections the HTTP listener (metrics, health,
 // the directory, drain) holds at once. When it is reached, a new
@@ -360,6 +365,52 @@ func (n *Node) admitLocked(s *session) string {
 		n.perAddr[s.addr]++
 	}
 	return ""
+}
+
+// proxied returns the connection from a ProxyProtocolFrom proxy under
+// conn (itself, or below its TLS), nil for any other connection.
+func proxied(conn net.Conn) *proxyproto.Conn {
+	if tc, ok := conn.(*tls.Conn); ok {
+		conn = tc.NetConn()
+	}
+	pc, _ := conn.(*proxyproto.Conn)
+	return pc
+}
+
+// admitProxied reads the PROXY protocol header of s, a connection from a
+// ProxyProtocolFrom proxy admitted so far against MaxConns only, and
+// counts it against MaxConnsPerIP as the client the header names (the
+// proxy's own connections, health checks, are not counted per address).
+// It reports whether the session may go on; when not, it has answered
+// and closed the connection.
+func (s *session) admitProxied(pc *proxyproto.Conn) bool {
+	n := s.n
+	if err := pc.ReadHeader(); err != nil {
+		n.metrics.connsRefused[refusedProxyHeader].Inc()
+		n.limitLog.sample("closing a connection from a PROXY protocol proxy: no valid header", "reason", refusedProxyHeader, "remote", pc.Conn.RemoteAddr().String(), "err", err)
+		_ = s.conn.Close()
+		return false
+	}
+	key := ""
+	if pc.Header().Source.IsValid() {
+		key = addrKey(pc.RemoteAddr())
+	}
+	n.sessionsMu.Lock()
+	refused := ""
+	if _, ok := n.sessions[s]; ok && key != "" {
+		if int64(n.perAddr[key]) >= n.maxConnsPerIP.Load() {
+			refused = refusedPerIP
+		} else {
+			s.addr = key
+			n.perAddr[key]++
+		}
+	}
+	n.sessionsMu.Unlock()
+	if refused != "" {
+		n.refuseConn(s.conn, key, refused)
+		return false
+	}
+	return true
 }
 
 // releaseLocked forgets s, admitted by admitLocked. The caller holds

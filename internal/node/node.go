@@ -22,6 +22,7 @@ import (
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/bus"
 	"github.com/switchboard/switchboard/internal/dnsserver"
+	"github.com/switchboard/switchboard/internal/proxyproto"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -180,6 +181,10 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("node: listening for clients: %w", err)
 		}
 		n.addr = advertised(n.cfg.Advertise, n.listener.Addr())
+		if len(n.cfg.ProxyProtocolFrom) > 0 {
+			// Below TLS: the load balancer passes the client's TLS through.
+			n.listener = &proxyproto.Listener{Listener: n.listener, From: n.cfg.ProxyProtocolFrom.Contains}
+		}
 		if n.sec.tls != nil {
 			n.listener = tls.NewListener(n.listener, n.sec.tls)
 		}

@@ -137,7 +137,10 @@ type session struct {
 // the wait group under sessionsMu, where Shutdown looks for sessions only
 // after cancelling, keeps every Add before Shutdown's Wait.
 func (n *Node) newSession(conn net.Conn) (s *session, refused string) {
-	s = &session{n: n, conn: conn, accepted: time.Now(), addr: sourceKey(conn)}
+	s = &session{n: n, conn: conn, accepted: time.Now()}
+	if proxied(conn) == nil {
+		s.addr = sourceKey(conn) // a proxied one's, once its header names the client
+	}
 	s.clock = lineClock{conn: conn, timeout: n.cfg.LineTimeout}
 	n.sessionsMu.Lock()
 	defer n.sessionsMu.Unlock()
@@ -181,6 +184,9 @@ func (s *session) serve() {
 	cfg := &s.n.cfg
 	lr := wire.NewLineReader(&s.clock, cfg.MaxLine)
 	_ = s.conn.SetReadDeadline(s.accepted.Add(cfg.HelloTimeout))
+	if pc := proxied(s.conn); pc != nil && !s.admitProxied(pc) {
+		return
+	}
 	for {
 		line, err := lr.Next()
 		if err != nil {

@@ -1,0 +1,157 @@
+package node_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/forwarded"
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// proxyDialer dials from the proxy's address and sends header before
+// anything else, as a TCP load balancer does.
+type proxyDialer struct {
+	from   string
+	header func(local net.Addr) string // the header for the connection, given its own address
+}
+
+func (d proxyDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := dialerFrom(d.from).DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := io.WriteString(c, d.header(c.LocalAddr())); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// v1For returns the version 1 header of a client at client:port dialling
+// the node at addr.
+func v1For(client, addr string) func(net.Addr) string {
+	return func(local net.Addr) string {
+		host, port, _ := net.SplitHostPort(addr)
+		_, cport, _ := net.SplitHostPort(local.String())
+		return fmt.Sprintf("PROXY TCP4 %s %s %s %s\r\n", client, host, cport, port)
+	}
+}
+
+// viaProxy opens a raw connection from the proxy 127.0.0.2 whose first
+// bytes are header.
+func viaProxy(t *testing.T, addr string, header func(net.Addr) string) *rawConn {
+	t.Helper()
+	rc := dialFrom(t, "127.0.0.2", addr)
+	if _, err := io.WriteString(rc.conn, header(rc.conn.LocalAddr())); err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+// A TCP load balancer listed in ProxyProtocolFrom sends a PROXY protocol
+// header before each client's bytes: the node counts each client against
+// MaxConnsPerIP as the address the header names, not as the balancer
+// (which carries more than the limit), and a health check of the
+// balancer's own (LOCAL) is not counted per address. A connection from
+// the balancer without a header is closed unanswered and counted; a
+// header from anyone else is not believed (it is a bad line like any
+// other), so nobody can claim another's address with one.
+func TestPROXYProtocolClients(t *testing.T) {
+	proxies, err := forwarded.Parse("127.0.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.MaxConnsPerIP = 2
+		cfg.ProxyProtocolFrom = proxies
+	}})
+	n := c.Nodes[0]
+	c.WaitRoomsReady(wait)
+	addr := n.Addr()
+
+	// Two clients at 192.0.2.7, the most one address may hold; a third
+	// is refused, while 192.0.2.8 through the same balancer is served.
+	var ann []*rawConn
+	for range 2 {
+		rc := viaProxy(t, addr, v1For("192.0.2.7", addr))
+		rc.hello()
+		ann = append(ann, rc)
+	}
+	over := viaProxy(t, addr, v1For("192.0.2.7", addr))
+	over.send(`{"op":"hello","v":1}`)
+	over.closedWith(wire.CodeTooManyConns)
+	viaProxy(t, addr, v1For("192.0.2.8", addr)).hello()
+
+	// The balancer's health checks (version 2 LOCAL) are the balancer's
+	// own: not counted per address, however many.
+	local := func(net.Addr) string { return "\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00" }
+	for range 3 {
+		viaProxy(t, addr, local).hello()
+	}
+
+	// From the balancer without a header: closed, unanswered.
+	bare := dialFrom(t, "127.0.0.2", addr)
+	bare.send(`{"op":"hello","v":1}`)
+	if m, err := bare.next(); err == nil {
+		t.Fatalf("a connection from the balancer without a header got %+v", m)
+	}
+	if got := labelled(t, n, "switchboard_connections_refused_total", "reason", "proxy_header"); got != 1 {
+		t.Errorf("refused proxy_header = %v, want 1", got)
+	}
+
+	// From elsewhere, a header claiming the full 192.0.2.7 is a bad line:
+	// the connection is served as its own address.
+	spoof := dialFrom(t, "127.0.0.3", addr)
+	if _, err := io.WriteString(spoof.conn, v1For("192.0.2.7", addr)(spoof.conn.LocalAddr())); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := spoof.next(); err != nil || m.Op != wire.OpError || m.Code != wire.CodeBadJSON {
+		t.Fatalf("a header from a host not listed: got %+v, %v; want error %s", m, err, wire.CodeBadJSON)
+	}
+	spoof.hello()
+
+	// One of 192.0.2.7's connections closed frees its place.
+	ann[0].conn.Close()
+	waitFor(t, "192.0.2.7's place freed", func() bool {
+		rc := viaProxy(t, addr, v1For("192.0.2.7", addr))
+		rc.send(`{"op":"hello","v":1}`)
+		rc.send(`{"op":"ping"}`)
+		m, err := rc.next()
+		rc.conn.Close()
+		return err == nil && m.Op == wire.OpPong
+	})
+}
+
+// The header comes before TLS: the balancer passes the client's TLS
+// through, and the client attaches over it as over a direct connection.
+func TestPROXYProtocolUnderTLS(t *testing.T) {
+	sec := newSecrets(t, "proxy.test")
+	proxies, err := forwarded.Parse("127.0.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.Service = sec.service
+		cfg.TLSCert, cfg.TLSKey = sec.cert, sec.key
+		cfg.ProxyProtocolFrom = proxies
+	}})
+	n := c.Nodes[0]
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := client.DialConnTLS(ctx, proxyDialer{from: "127.0.0.2", header: v1For("192.0.2.7", n.Addr())}, n.Addr(), &tls.Config{RootCAs: sec.caPool, ServerName: sec.service})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if m := attach(t, conn, "ann"); m.User != "ann" {
+		t.Errorf("attached as %q", m.User)
+	}
+}
