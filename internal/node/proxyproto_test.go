@@ -155,3 +155,29 @@ func TestPROXYProtocolUnderTLS(t *testing.T) {
 		t.Errorf("attached as %q", m.User)
 	}
 }
+
+// A balancer's header trickled past the hello deadline is a header that
+// did not come: the connection is closed unanswered and counted, and
+// holds nothing after.
+func TestPROXYProtocolHeaderDeadline(t *testing.T) {
+	proxies, err := forwarded.Parse("127.0.0.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.HelloTimeout = 500 * time.Millisecond
+		cfg.ProxyProtocolFrom = proxies
+	}})
+	n := c.Nodes[0]
+	rc := dialFrom(t, "127.0.0.2", n.Addr())
+	if _, err := io.WriteString(rc.conn, "PROXY TCP4 192.0.2.7 "); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := rc.next(); err == nil {
+		t.Fatalf("a connection whose header stalled got %+v", m)
+	}
+	if got := labelled(t, n, "switchboard_connections_refused_total", "reason", "proxy_header"); got != 1 {
+		t.Errorf("refused proxy_header = %v, want 1", got)
+	}
+	waitFor(t, "no connection open", func() bool { return labelled(t, n, "switchboard_connections", "", "") == 0 })
+}
