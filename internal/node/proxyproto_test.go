@@ -45,11 +45,29 @@ func v1For(client, addr string) func(net.Addr) string {
 	}
 }
 
-// viaProxy opens a raw connection from the proxy 127.0.0.2 whose first
-// bytes are header.
+// balancer is the address the tests' TCP load balancer connects from.
+const balancer = "127.0.0.2"
+
+// startBehindBalancer starts a node that takes PROXY protocol headers
+// from balancer, configured further by more.
+func startBehindBalancer(t *testing.T, more func(*node.Config)) *node.Node {
+	t.Helper()
+	proxies, err := forwarded.Parse(balancer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.ProxyProtocolFrom = proxies
+		more(cfg)
+	}})
+	return c.Nodes[0]
+}
+
+// viaProxy opens a raw connection from the balancer whose first bytes
+// are header.
 func viaProxy(t *testing.T, addr string, header func(net.Addr) string) *rawConn {
 	t.Helper()
-	rc := dialFrom(t, "127.0.0.2", addr)
+	rc := dialFrom(t, balancer, addr)
 	if _, err := io.WriteString(rc.conn, header(rc.conn.LocalAddr())); err != nil {
 		t.Fatal(err)
 	}
@@ -65,16 +83,7 @@ func viaProxy(t *testing.T, addr string, header func(net.Addr) string) *rawConn 
 // header from anyone else is not believed (it is a bad line like any
 // other), so nobody can claim another's address with one.
 func TestPROXYProtocolClients(t *testing.T) {
-	proxies, err := forwarded.Parse("127.0.0.2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
-		cfg.MaxConnsPerIP = 2
-		cfg.ProxyProtocolFrom = proxies
-	}})
-	n := c.Nodes[0]
-	c.WaitRoomsReady(wait)
+	n := startBehindBalancer(t, func(cfg *node.Config) { cfg.MaxConnsPerIP = 2 })
 	addr := n.Addr()
 
 	// Two clients at 192.0.2.7, the most one address may hold; a third
@@ -98,7 +107,7 @@ func TestPROXYProtocolClients(t *testing.T) {
 	}
 
 	// From the balancer without a header: closed, unanswered.
-	bare := dialFrom(t, "127.0.0.2", addr)
+	bare := dialFrom(t, balancer, addr)
 	bare.send(`{"op":"hello","v":1}`)
 	if m, err := bare.next(); err == nil {
 		t.Fatalf("a connection from the balancer without a header got %+v", m)
@@ -134,19 +143,13 @@ func TestPROXYProtocolClients(t *testing.T) {
 // through, and the client attaches over it as over a direct connection.
 func TestPROXYProtocolUnderTLS(t *testing.T) {
 	sec := newSecrets(t, "proxy.test")
-	proxies, err := forwarded.Parse("127.0.0.2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+	n := startBehindBalancer(t, func(cfg *node.Config) {
 		cfg.Service = sec.service
 		cfg.TLSCert, cfg.TLSKey = sec.cert, sec.key
-		cfg.ProxyProtocolFrom = proxies
-	}})
-	n := c.Nodes[0]
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := client.DialConnTLS(ctx, proxyDialer{from: "127.0.0.2", header: v1For("192.0.2.7", n.Addr())}, n.Addr(), &tls.Config{RootCAs: sec.caPool, ServerName: sec.service})
+	conn, err := client.DialConnTLS(ctx, proxyDialer{from: balancer, header: v1For("192.0.2.7", n.Addr())}, n.Addr(), &tls.Config{RootCAs: sec.caPool, ServerName: sec.service})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,16 +163,8 @@ func TestPROXYProtocolUnderTLS(t *testing.T) {
 // did not come: the connection is closed unanswered and counted, and
 // holds nothing after.
 func TestPROXYProtocolHeaderDeadline(t *testing.T) {
-	proxies, err := forwarded.Parse("127.0.0.2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
-		cfg.HelloTimeout = 500 * time.Millisecond
-		cfg.ProxyProtocolFrom = proxies
-	}})
-	n := c.Nodes[0]
-	rc := dialFrom(t, "127.0.0.2", n.Addr())
+	n := startBehindBalancer(t, func(cfg *node.Config) { cfg.HelloTimeout = 500 * time.Millisecond })
+	rc := dialFrom(t, balancer, n.Addr())
 	if _, err := io.WriteString(rc.conn, "PROXY TCP4 192.0.2.7 "); err != nil {
 		t.Fatal(err)
 	}
