@@ -285,13 +285,14 @@ type Config struct {
 	// same way.
 	TrustedProxies forwarded.Proxies
 	// ProxyProtocolFrom are the TCP load balancers in front of the client
-	// listener (Listen) that send a PROXY protocol header, version 1 or
-	// 2, before each client's bytes (default none). A connection from one
-	// of them must begin with a header, read below TLS within
-	// HelloTimeout, and counts against MaxConnsPerIP as the client the
-	// header names; one without a valid header is closed. From anyone
-	// else a header is not read: its bytes are taken for the client's, so
-	// no one else can claim another address.
+	// listener (Listen) and the HTTP listener (HTTP) that send a PROXY
+	// protocol header, version 1 or 2, before each client's bytes
+	// (default none). A connection from one of them must begin with a
+	// header, read below TLS (within HelloTimeout on the client listener,
+	// 5 s on the HTTP one), and counts against the per-address limits as
+	// the client the header names; one without a valid header is closed.
+	// From anyone else a header is not read: its bytes are taken for the
+	// client's, so no one else can claim another address.
 	ProxyProtocolFrom forwarded.Proxies
 	// TokenKey is a PEM file holding the Ed25519 public key that signs
 	// user tokens, or several (any of them may sign; Reload reads the

@@ -53,12 +53,14 @@ var refusedReasons = []string{refusedTotal, refusedPerIP, refusedHTTP, refusedHT
 // the descriptors held back from MaxConns for storage and peers. One
 // source address (counted as addrKey counts it) holds at most
 // maxHTTPConnsPerIP of them. A request's header is at most maxHTTPHeader
-// bytes.
+// bytes, and must arrive within httpHeaderTimeout (a PROXY protocol
+// header from a ProxyProtocolFrom balancer too, before it).
 const (
 	maxHTTPConns      = 256
 	maxHTTPConnsPerIP = 64
 	maxHTTPHeader     = 64 << 10
 	httpIdleTimeout   = time.Minute
+	httpHeaderTimeout = 5 * time.Second
 )
 
 // httpLimitListener is a listener that holds at most cap(slots)
@@ -126,6 +128,14 @@ func (l *httpLimitListener) Accept() (net.Conn, error) {
 // (not counted) for a trusted proxy, which carries many clients (their
 // WebSockets are counted per client).
 func (l *httpLimitListener) sourceKey(c net.Conn) string {
+	if pc, ok := c.(*proxyproto.Conn); ok {
+		// Through a ProxyProtocolFrom balancer, its header read: the
+		// client it names, or nothing for the balancer's own.
+		if !pc.Header().Source.IsValid() {
+			return ""
+		}
+		return addrKey(pc.RemoteAddr())
+	}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil && l.proxies.Contains(ap.Addr()) {
 		return ""
 	}
@@ -386,8 +396,7 @@ func proxied(conn net.Conn) *proxyproto.Conn {
 func (s *session) admitProxied(pc *proxyproto.Conn) bool {
 	n := s.n
 	if err := pc.ReadHeader(); err != nil {
-		n.metrics.connsRefused[refusedProxyHeader].Inc()
-		n.limitLog.sample("closing a connection from a PROXY protocol proxy: no valid header", "reason", refusedProxyHeader, "remote", pc.Conn.RemoteAddr().String(), "err", err)
+		n.refusedProxyHeader(pc.Conn.RemoteAddr().String(), err) // counted before the peer can see the close
 		_ = s.conn.Close()
 		return false
 	}
@@ -411,6 +420,13 @@ func (s *session) admitProxied(pc *proxyproto.Conn) bool {
 		return false
 	}
 	return true
+}
+
+// refusedProxyHeader counts and logs a connection from a ProxyProtocolFrom
+// balancer, remote, closed because its header did not come (err).
+func (n *Node) refusedProxyHeader(remote string, err error) {
+	n.metrics.connsRefused[refusedProxyHeader].Inc()
+	n.limitLog.sample("closing a connection from a PROXY protocol balancer: no valid header", "reason", refusedProxyHeader, "remote", remote, "err", err)
 }
 
 // releaseLocked forgets s, admitted by admitLocked. The caller holds

@@ -199,6 +199,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		if n.httpLn, err = net.Listen("tcp", n.cfg.HTTP); err != nil {
 			return fmt.Errorf("node: listening for HTTP: %w", err)
 		}
+		if len(n.cfg.ProxyProtocolFrom) > 0 {
+			// Read before the limits count the connection, and before
+			// net/http takes its address.
+			n.httpLn = &proxyproto.HeaderListener{Listener: n.httpLn, From: n.cfg.ProxyProtocolFrom.Contains, Timeout: httpHeaderTimeout,
+				Failed: func(remote net.Addr, err error) { n.refusedProxyHeader(remote.String(), err) }}
+		}
 		n.httpLn = &httpLimitListener{Listener: n.httpLn, slots: make(chan struct{}, maxHTTPConns), perIP: maxHTTPConnsPerIP, proxies: n.cfg.TrustedProxies, refused: func(remote, reason string) {
 			n.metrics.connsRefused[reason].Inc()
 			msg := "refusing an HTTP connection: too many open"
@@ -271,7 +277,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		}
 	}
 	if n.httpLn != nil {
-		n.httpSrv = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: maxHTTPHeader,
+		n.httpSrv = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: httpHeaderTimeout, IdleTimeout: httpIdleTimeout, MaxHeaderBytes: maxHTTPHeader,
 			ErrorLog: log.New(httpErrorLog{n}, "", 0)}
 		n.wg.Go(func() {
 			if err := n.httpSrv.Serve(n.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {

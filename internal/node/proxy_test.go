@@ -10,6 +10,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
@@ -21,7 +22,13 @@ import (
 // extra header h, pings, and returns the first message the node sends.
 func wsFrom(t *testing.T, from, httpAddr string, h http.Header) wire.Message {
 	t.Helper()
-	hc := &http.Client{Transport: &http.Transport{DialContext: dialerFrom(from).DialContext}}
+	return wsVia(t, dialerFrom(from), from, httpAddr, h)
+}
+
+// wsVia is wsFrom over connections d makes, from is what d dials as.
+func wsVia(t *testing.T, d client.Dialer, from, httpAddr string, h http.Header) wire.Message {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 	ctx, cancel := context.WithTimeout(context.Background(), settle)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, "ws://"+httpAddr+web.WebSocketPath, &websocket.DialOptions{

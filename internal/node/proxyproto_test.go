@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -175,4 +176,35 @@ func TestPROXYProtocolHeaderDeadline(t *testing.T) {
 		t.Errorf("refused proxy_header = %v, want 1", got)
 	}
 	waitFor(t, "no connection open", func() bool { return labelled(t, n, "switchboard_connections", "", "") == 0 })
+}
+
+// The balancer in front of the HTTP listener too: WebSockets through it
+// count against MaxConnsPerIP as the clients its headers name, and a
+// connection of its without a header is closed and counted.
+func TestPROXYProtocolWebSockets(t *testing.T) {
+	n := startBehindBalancer(t, func(cfg *node.Config) { cfg.MaxConnsPerIP = 1 })
+	httpAddr := n.HTTPAddr()
+	as := func(client string) proxyDialer { return proxyDialer{from: balancer, header: v1For(client, httpAddr)} }
+	for _, client := range []string{"192.0.2.7", "192.0.2.8"} {
+		if m := wsVia(t, as(client), client, httpAddr, nil); m.Op != wire.OpPong {
+			t.Errorf("%s through the balancer: got %+v, want pong", client, m)
+		}
+	}
+	if m := wsVia(t, as("192.0.2.7"), "192.0.2.7", httpAddr, nil); m.Code != wire.CodeTooManyConns {
+		t.Errorf("a second WebSocket of 192.0.2.7 through the balancer: got %+v, want too_many_connections", m)
+	}
+
+	hc := &http.Client{Transport: &http.Transport{DialContext: dialerFrom(balancer).DialContext}}
+	if resp, err := hc.Get("http://" + httpAddr + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a request from the balancer without a header: %s", resp.Status)
+	}
+	waitFor(t, "the headerless connection counted", func() bool {
+		return labelled(t, n, "switchboard_connections_refused_total", "reason", "proxy_header") == 1
+	})
+	if resp, err := (&http.Client{Transport: &http.Transport{DialContext: as("192.0.2.9").DialContext}}).Get("http://" + httpAddr + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("a request through the balancer: %v, %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
 }

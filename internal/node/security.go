@@ -270,8 +270,8 @@ func (n *Node) logPosture() {
 	if n.cfg.HTTP != "" && !n.cfg.HTTPTLS {
 		n.log.Info("HTTP is plain: read-only endpoints are open, and an admin token would travel in clear; bind --http to a private address or set --http-tls")
 	}
-	if len(n.cfg.ProxyProtocolFrom) > 0 && n.cfg.Listen != "" {
-		n.log.Info("the client listener believes the PROXY protocol header of these proxies only, and requires it of them: keep them the only hosts in that range", "proxy_protocol_from", n.cfg.ProxyProtocolFrom.String())
+	if len(n.cfg.ProxyProtocolFrom) > 0 {
+		n.log.Info("the client and HTTP listeners believe the PROXY protocol header of these balancers only, and require it of them: keep them the only hosts in that range", "proxy_protocol_from", n.cfg.ProxyProtocolFrom.String())
 	}
 }
 
