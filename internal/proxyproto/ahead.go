@@ -35,6 +35,9 @@ type HeaderListener struct {
 	ready   chan accepted
 	done    chan struct{} // closed by Close, or when the inner listener is
 	closing sync.Once
+
+	mu      sync.Mutex            // guards reading
+	reading map[net.Conn]struct{} // the connections whose headers are being read; nil once closed
 }
 
 type accepted struct {
@@ -63,7 +66,32 @@ func (l *HeaderListener) Close() error {
 		close(l.done)
 		err = l.Listener.Close()
 	})
+	l.mu.Lock()
+	for c := range l.reading {
+		c.Close() // its goroutine returns at once
+	}
+	l.reading = nil
+	l.mu.Unlock()
 	return err
+}
+
+// track notes that c's header is being read; false (c closed) once the
+// listener is closed.
+func (l *HeaderListener) track(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.reading == nil {
+		c.Close()
+		return false
+	}
+	l.reading[c] = struct{}{}
+	return true
+}
+
+func (l *HeaderListener) untrack(c net.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.reading, c)
 }
 
 // closed marks the listener closed once the inner one is.
@@ -75,6 +103,7 @@ func (l *HeaderListener) closed() {
 func (l *HeaderListener) run() {
 	l.ready = make(chan accepted)
 	l.done = make(chan struct{})
+	l.reading = make(map[net.Conn]struct{})
 	timeout, pending := l.Timeout, l.MaxPending
 	if timeout <= 0 {
 		timeout = 5 * time.Second
@@ -111,15 +140,25 @@ func (l *HeaderListener) run() {
 				c.Close()
 				return
 			}
+			if !l.track(c) {
+				return
+			}
 			go func() {
 				defer func() { <-slots }()
 				pc := NewConn(c)
 				_ = c.SetReadDeadline(time.Now().Add(timeout))
 				err := pc.ReadHeader()
 				_ = c.SetReadDeadline(time.Time{})
+				// Untracked before it is handed out: Close must not
+				// close a connection the server owns.
+				l.untrack(c)
 				if err != nil {
-					if l.Failed != nil {
-						l.Failed(c.RemoteAddr(), err) // before the close the peer may be waiting on
+					select {
+					case <-l.done: // closed by Close
+					default:
+						if l.Failed != nil {
+							l.Failed(c.RemoteAddr(), err) // before the close the peer may be waiting on
+						}
 					}
 					c.Close()
 					return

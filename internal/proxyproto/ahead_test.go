@@ -85,3 +85,38 @@ func TestHeaderListener(t *testing.T) {
 		t.Errorf("Accept after Close: %v, want net.ErrClosed", err)
 	}
 }
+
+// Close closes the connections whose headers are still awaited, rather
+// than leaving each to its timeout, and reports none of them as failed.
+func TestHeaderListenerCloseEndsPendingReads(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 1)
+	ln := &proxyproto.HeaderListener{
+		Listener: inner,
+		From:     func(netip.Addr) bool { return true },
+		Timeout:  time.Hour,
+		Failed:   func(_ net.Addr, err error) { failed <- err },
+	}
+	go func() { _, _ = ln.Accept() }() // starts the reading
+	c, err := net.Dial("tcp", inner.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "PROXY "); err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("the pending connection was left open after Close")
+	}
+	select {
+	case err := <-failed:
+		t.Errorf("a connection closed by Close was reported failed: %v", err)
+	default:
+	}
+}
