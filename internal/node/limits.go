@@ -29,7 +29,10 @@ var ErrTooManyConnections = errors.New("node: too many connections")
 const (
 	refusedTotal = "total"  // MaxConns reached
 	refusedPerIP = "per_ip" // MaxConnsPerIP reached for the source address
-	refusedHTTP  = "http"   // maxHTTPConns reached on the HTTP listener
+	// refusedPerSite: perSite times MaxConnsPerIP reached for the source
+	// address's IPv6 /48.
+	refusedPerSite = "per_site"
+	refusedHTTP    = "http" // maxHTTPConns reached on the HTTP listener
 	// refusedHTTPPerIP: maxHTTPConnsPerIP reached on the HTTP listener
 	// for the source address.
 	refusedHTTPPerIP = "http_per_ip"
@@ -42,7 +45,7 @@ const (
 )
 
 // refusedReasons are every reason, each counted from zero.
-var refusedReasons = []string{refusedTotal, refusedPerIP, refusedHTTP, refusedHTTPPerIP, refusedHTTPIdle, refusedProxyHeader}
+var refusedReasons = []string{refusedTotal, refusedPerIP, refusedPerSite, refusedHTTP, refusedHTTPPerIP, refusedHTTPIdle, refusedProxyHeader}
 
 // maxHTTPConns bounds the connections the HTTP listener (metrics, health,
 // the directory, drain) holds at once. When it is reached, a new
@@ -341,6 +344,56 @@ func addrKey(a net.Addr) string {
 	return tcp.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
+// perSite is how many times MaxConnsPerIP an IPv6 /48 holds at most, its
+// /64s together: a /48 is one site's (a tunnel broker hands them out
+// for free), and its 65,536 /64s each held to MaxConnsPerIP bounded it
+// only by MaxConns.
+const perSite = 4
+
+// siteKey is the /48 that holds key, an IPv6 /64 as addrKey gives it;
+// "" for any other key.
+func siteKey(key string) string {
+	p, err := netip.ParsePrefix(key)
+	if err != nil || !p.Addr().Is6() {
+		return ""
+	}
+	site, err := p.Addr().Prefix(48)
+	if err != nil {
+		return ""
+	}
+	return site.String()
+}
+
+// addrFullLocked returns the reason key (addrKey's, not "") may hold no
+// more connections, "" when it may: MaxConnsPerIP reached (per_ip), or
+// perSite times that for its /48 (per_site). The caller holds
+// n.sessionsMu.
+func (n *Node) addrFullLocked(key string) string {
+	limit := n.maxConnsPerIP.Load()
+	if int64(n.perAddr[key]) >= limit {
+		return refusedPerIP
+	}
+	if site := siteKey(key); site != "" && int64(n.perAddr[site]) >= perSite*limit {
+		return refusedPerSite
+	}
+	return ""
+}
+
+// countAddrLocked adds delta to the connections counted under key and
+// its /48. The caller holds n.sessionsMu.
+func (n *Node) countAddrLocked(key string, delta int) {
+	for _, k := range []string{key, siteKey(key)} {
+		if k == "" {
+			continue
+		}
+		if c := n.perAddr[k] + delta; c > 0 {
+			n.perAddr[k] = c
+		} else {
+			delete(n.perAddr, k)
+		}
+	}
+}
+
 // sourceKey is what MaxConnsPerIP counts conn under: addrKey of its
 // remote address, or "" (not counted) for a connection from the node's
 // own host to the address it came from: the node's own SIP and WebRTC
@@ -367,12 +420,14 @@ func (n *Node) admitLocked(s *session) string {
 	switch {
 	case int64(len(n.sessions)) >= n.maxConns.Load():
 		return refusedTotal
-	case s.addr != "" && int64(n.perAddr[s.addr]) >= n.maxConnsPerIP.Load():
-		return refusedPerIP
+	case s.addr != "":
+		if why := n.addrFullLocked(s.addr); why != "" {
+			return why
+		}
 	}
 	n.sessions[s] = struct{}{}
 	if s.addr != "" {
-		n.perAddr[s.addr]++
+		n.countAddrLocked(s.addr, 1)
 	}
 	return ""
 }
@@ -407,11 +462,9 @@ func (s *session) admitProxied(pc *proxyproto.Conn) bool {
 	n.sessionsMu.Lock()
 	refused := ""
 	if _, ok := n.sessions[s]; ok && key != "" {
-		if int64(n.perAddr[key]) >= n.maxConnsPerIP.Load() {
-			refused = refusedPerIP
-		} else {
+		if refused = n.addrFullLocked(key); refused == "" {
 			s.addr = key
-			n.perAddr[key]++
+			n.countAddrLocked(key, 1)
 		}
 	}
 	n.sessionsMu.Unlock()
@@ -436,13 +489,8 @@ func (n *Node) releaseLocked(s *session) {
 		return
 	}
 	delete(n.sessions, s)
-	if s.addr == "" {
-		return
-	}
-	if c := n.perAddr[s.addr]; c > 1 {
-		n.perAddr[s.addr] = c - 1
-	} else {
-		delete(n.perAddr, s.addr)
+	if s.addr != "" {
+		n.countAddrLocked(s.addr, -1)
 	}
 }
 
@@ -456,8 +504,11 @@ var refusing atomic.Int64
 func (n *Node) refuseConn(conn net.Conn, addr, reason string) {
 	n.metrics.connsRefused[reason].Inc()
 	limit := n.maxConns.Load()
-	if reason == refusedPerIP {
+	switch reason {
+	case refusedPerIP:
 		limit = n.maxConnsPerIP.Load()
+	case refusedPerSite:
+		limit = perSite * n.maxConnsPerIP.Load()
 	}
 	if refusing.Add(1) > maxRefusing {
 		refusing.Add(-1)
@@ -469,8 +520,11 @@ func (n *Node) refuseConn(conn net.Conn, addr, reason string) {
 	n.limitLog.sample("refusing a connection: too many open", "reason", reason, "remote", addr, "limit", limit)
 	n.metrics.errorSent(wire.CodeTooManyConns)
 	text := "node " + n.cfg.ID + " holds " + strconv.FormatInt(limit, 10) + " connections"
-	if reason == refusedPerIP {
+	switch reason {
+	case refusedPerIP:
 		text += " from your address"
+	case refusedPerSite:
+		text += " from your network (its IPv6 /48)"
 	}
 	line, err := wire.Encode(wire.Message{Op: wire.OpError, Code: wire.CodeTooManyConns, Message: text + "; retry later or pick another"})
 	if err == nil {

@@ -106,7 +106,7 @@ func newMetrics(n *Node) *metrics {
 		}, []string{"code"}),
 		connsRefusedVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_connections_refused_total",
-			Help: "Client connections accepted only to be answered too_many_connections and closed, by the limit reached: total (MaxConns) or per_ip (MaxConnsPerIP); on the HTTP listener http, http_per_ip and http_idle; proxy_header for a balancer's connection without a valid PROXY protocol header.",
+			Help: "Client connections accepted only to be answered too_many_connections and closed, by the limit reached: total (MaxConns), per_ip (MaxConnsPerIP) or per_site (4 times that for an IPv6 /48); on the HTTP listener http, http_per_ip and http_idle; proxy_header for a balancer's connection without a valid PROXY protocol header.",
 		}, []string{"reason"}),
 		connsRefused: make(map[string]prometheus.Counter, len(refusedReasons)),
 		attachTime: prometheus.NewHistogram(prometheus.HistogramOpts{
