@@ -190,20 +190,25 @@ func (l *httpLimitListener) idlest() *httpLimitConn {
 }
 
 // takeAddr counts one more connection from key, unless key holds perIP
-// already; "" (an address not counted) always fits.
+// already, or its IPv6 /48 perSite times that; "" (an address not
+// counted) always fits.
 func (l *httpLimitListener) takeAddr(key string) bool {
 	if key == "" {
 		return true
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.perAddr[key] >= l.perIP {
+	site := siteKey(key)
+	if l.perAddr[key] >= l.perIP || site != "" && l.perAddr[site] >= perSite*l.perIP {
 		return false
 	}
 	if l.perAddr == nil {
 		l.perAddr = make(map[string]int)
 	}
 	l.perAddr[key]++
+	if site != "" {
+		l.perAddr[site]++
+	}
 	return true
 }
 
@@ -219,11 +224,13 @@ func (l *httpLimitListener) giveAddr(key string) {
 
 // giveAddrLocked is giveAddr; the caller holds l.mu.
 func (l *httpLimitListener) giveAddrLocked(key string) {
-	if key == "" {
-		return
-	}
-	if l.perAddr[key]--; l.perAddr[key] <= 0 {
-		delete(l.perAddr, key)
+	for _, k := range []string{key, siteKey(key)} {
+		if k == "" {
+			continue
+		}
+		if l.perAddr[k]--; l.perAddr[k] <= 0 {
+			delete(l.perAddr, k)
+		}
 	}
 }
 

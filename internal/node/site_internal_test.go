@@ -50,3 +50,28 @@ func TestConnectionsPerSite(t *testing.T) {
 		t.Errorf("siteKey of an IPv4 address = %q, want none", got)
 	}
 }
+
+// The HTTP listener holds an IPv6 /48 the same way: perSite times its
+// per-address bound over all the site's /64s.
+func TestHTTPConnectionsPerSite(t *testing.T) {
+	l := &httpLimitListener{perIP: 2}
+	key := func(ip string) string { return addrKey(&net.TCPAddr{IP: net.ParseIP(ip)}) }
+	for _, ip := range []string{"2001:db8:1:1::1", "2001:db8:1:1::2", "2001:db8:1:2::1", "2001:db8:1:2::1", "2001:db8:1:3::1", "2001:db8:1:3::1", "2001:db8:1:4::1", "2001:db8:1:4::1"} {
+		if !l.takeAddr(key(ip)) {
+			t.Fatalf("%s refused", ip)
+		}
+	}
+	if l.takeAddr(key("2001:db8:1:1::3")) {
+		t.Error("a third connection of a /64 admitted")
+	}
+	if l.takeAddr(key("2001:db8:1:5::1")) {
+		t.Error("a fresh /64 of a full /48 admitted")
+	}
+	if !l.takeAddr(key("2001:db8:2:5::1")) {
+		t.Error("another /48 refused")
+	}
+	l.giveAddr(key("2001:db8:1:1::1"))
+	if !l.takeAddr(key("2001:db8:1:5::1")) {
+		t.Error("a fresh /64 refused once the site had room again")
+	}
+}
