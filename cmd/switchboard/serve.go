@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/config"
@@ -285,13 +286,17 @@ func unknownTwins(c *cmdline, environ []string) error {
 // where its value came from. Credentials in URLs (bus-system's password)
 // are hidden: the output is made to be pasted into tickets and CI logs.
 func printSources(w io.Writer, c *cmdline) {
+	// The names' column is as wide as the longest name shown, 18 at least
+	// (21 with the indent and the space after).
+	tw := tabwriter.NewWriter(w, 21, 0, 1, ' ', 0)
 	c.fs.VisitAll(func(f *flag.Flag) {
 		from, ok := c.from[f.Name]
 		if !ok || slices.Contains(serveOnly, f.Name) {
 			return
 		}
-		fmt.Fprintf(w, "  %-18s %-24s from %s\n", f.Name, strconv.Quote(redactURLs(f.Value.String())), from)
+		fmt.Fprintf(tw, "  %s\t%-24s from %s\n", f.Name, strconv.Quote(redactURLs(f.Value.String())), from)
 	})
+	_ = tw.Flush()
 }
 
 // redactURLs hides the user information of each URL in a comma-separated
