@@ -133,8 +133,9 @@ func (l *httpLimitListener) Accept() (net.Conn, error) {
 func (l *httpLimitListener) sourceKey(c net.Conn) string {
 	if pc, ok := c.(*proxyproto.Conn); ok {
 		// Through a ProxyProtocolFrom balancer, its header read: the
-		// client it names, or nothing for the balancer's own.
-		if !pc.Header().Source.IsValid() {
+		// client it names, or nothing for the balancer's own or for a
+		// trusted proxy behind it.
+		if src := pc.Header().Source; !src.IsValid() || l.proxies.Contains(src.Addr()) {
 			return ""
 		}
 		return addrKey(pc.RemoteAddr())
@@ -458,7 +459,9 @@ func proxied(conn net.Conn) *proxyproto.Conn {
 func (s *session) admitProxied(pc *proxyproto.Conn) bool {
 	n := s.n
 	if err := pc.ReadHeader(); err != nil {
-		n.refusedProxyHeader(pc.Conn.RemoteAddr().String(), err) // counted before the peer can see the close
+		if !errors.Is(err, net.ErrClosed) { // not the node's own close (shutdown, drain)
+			n.refusedProxyHeader(pc.Conn.RemoteAddr().String(), err) // counted before the peer can see the close
+		}
 		_ = s.conn.Close()
 		return false
 	}

@@ -208,3 +208,29 @@ func TestPROXYProtocolWebSockets(t *testing.T) {
 		resp.Body.Close()
 	}
 }
+
+// A balancer connection still waiting for its header when the node shuts
+// down is the node's own close, not a header that failed: not counted.
+func TestPROXYProtocolShutdownIsNoHeaderFailure(t *testing.T) {
+	n := startBehindBalancer(t, func(*node.Config) {})
+	rc := dialFrom(t, balancer, n.Addr())
+	waitFor(t, "the connection open", func() bool { return labelled(t, n, "switchboard_connections", "", "") == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	if err := n.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The node may say it is shutting down first, as to any session.
+	for {
+		m, err := rc.next()
+		if err != nil {
+			break
+		}
+		if m.Op != wire.OpError || m.Code != wire.CodeShutdown {
+			t.Fatalf("after the shutdown: %+v", m)
+		}
+	}
+	if got := labelled(t, n, "switchboard_connections_refused_total", "reason", "proxy_header"); got != 0 {
+		t.Errorf("refused proxy_header = %v after a shutdown, want 0", got)
+	}
+}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -66,7 +67,7 @@ func (n *Node) Serve(ln net.Listener) error {
 		go func() {
 			defer n.wg.Done()
 			if refused != "" {
-				n.refuseConn(conn, s.addr, refused)
+				n.refuseConn(conn, cmp.Or(s.addr, conn.RemoteAddr().String()), refused)
 				return
 			}
 			s.serve()
@@ -171,7 +172,7 @@ func (n *Node) ServeConn(conn net.Conn) error {
 	}
 	defer n.wg.Done()
 	if refused != "" {
-		n.refuseConn(conn, s.addr, refused)
+		n.refuseConn(conn, cmp.Or(s.addr, conn.RemoteAddr().String()), refused)
 		return fmt.Errorf("%w (%s)", ErrTooManyConnections, refused)
 	}
 	s.serve()

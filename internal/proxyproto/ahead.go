@@ -13,9 +13,11 @@ import (
 // they accept it (net/http, a per-address limit at accept). Each header
 // is read on a goroutine of its own, within Timeout, so that a proxy slow
 // to send one holds up no other connection; at most MaxPending are read
-// at once, and the connections past that wait in the kernel's backlog.
-// A connection whose header fails is closed and given to Failed. Every
-// other connection is handed out as it came.
+// at once, and a proxy's connection past that is closed at once (with
+// ErrTooManyPending) rather than wait: waiting, it would hold up the
+// connections from everyone else behind it. A connection whose header
+// fails is closed and given to Failed. Every other connection is handed
+// out as it came.
 //
 // Set the fields, then call Accept (from one goroutine or several) and
 // Close, like any net.Listener.
@@ -39,6 +41,10 @@ type HeaderListener struct {
 	mu      sync.Mutex            // guards reading
 	reading map[net.Conn]struct{} // the connections whose headers are being read; nil once closed
 }
+
+// ErrTooManyPending is what Failed is told of a proxy's connection closed
+// because MaxPending headers were being read.
+var ErrTooManyPending = errors.New("proxyproto: too many headers being read at once")
 
 type accepted struct {
 	conn net.Conn
@@ -136,19 +142,22 @@ func (l *HeaderListener) run() {
 			}
 			select {
 			case slots <- struct{}{}:
-			case <-l.done:
+			default:
+				if l.Failed != nil {
+					l.Failed(c.RemoteAddr(), ErrTooManyPending)
+				}
 				c.Close()
-				return
+				continue
 			}
 			if !l.track(c) {
 				return
 			}
 			go func() {
-				defer func() { <-slots }()
 				pc := NewConn(c)
 				_ = c.SetReadDeadline(time.Now().Add(timeout))
 				err := pc.ReadHeader()
 				_ = c.SetReadDeadline(time.Time{})
+				<-slots
 				// Untracked before it is handed out: Close must not
 				// close a connection the server owns.
 				l.untrack(c)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,5 +119,57 @@ func TestHeaderListenerCloseEndsPendingReads(t *testing.T) {
 	case err := <-failed:
 		t.Errorf("a connection closed by Close was reported failed: %v", err)
 	default:
+	}
+}
+
+// With MaxPending headers being read, the next proxy connection is
+// closed at once and reported, and a direct connection still comes
+// through: a full allowance holds up no one else.
+func TestHeaderListenerFull(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 2)
+	ln := &proxyproto.HeaderListener{
+		Listener:   inner,
+		From:       func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.2") },
+		Timeout:    time.Hour,
+		MaxPending: 1,
+		Failed:     func(_ net.Addr, err error) { failed <- err },
+	}
+	defer ln.Close()
+	dial := func(from string) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		c, err := d.Dial("tcp", inner.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	dial("127.0.0.2") // takes the one slot, sends nothing
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+	}()
+	// The second proxy connection: the accept loop reaches it only after
+	// the first took the slot (connections are accepted in order).
+	second := dial("127.0.0.2")
+	if err := <-failed; !errors.Is(err, proxyproto.ErrTooManyPending) {
+		t.Fatalf("the second proxy connection failed with %v, want ErrTooManyPending", err)
+	}
+	if _, err := second.Read(make([]byte, 1)); err == nil {
+		t.Error("the second proxy connection is still open")
+	}
+	dial("127.0.0.3")
+	c := <-accepted
+	defer c.Close()
+	if got := c.RemoteAddr().String(); !strings.HasPrefix(got, "127.0.0.3:") {
+		t.Errorf("accepted %s, want the direct connection from 127.0.0.3", got)
 	}
 }

@@ -2,6 +2,7 @@ package proxyproto
 
 import (
 	"bufio"
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
@@ -79,6 +80,18 @@ func (c *Conn) Read(p []byte) (int, error) {
 		}
 	}
 	return c.Conn.Read(p)
+}
+
+// CloseWrite shuts the writing side of the connection when the one below
+// can (a TCP connection can; errors.ErrUnsupported otherwise): a server
+// that answers with an error, then reads what the client had sent before
+// it closes, needs it, or its close resets the connection before the
+// client reads the answer.
+func (c *Conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // RemoteAddr is the client's address once the header has named it, the

@@ -49,6 +49,8 @@ type Header struct {
 // Read reads one PROXY protocol header from r, leaving the bytes after it
 // in r. An error wraps ErrBadHeader when the bytes are not a header, or
 // is the reader's error (io.ErrUnexpectedEOF for a header cut short).
+// r's buffer must hold at least 64 bytes (bufio's default holds 4,096):
+// Read peeks at a version 2 header's addresses whole.
 func Read(r *bufio.Reader) (Header, error) {
 	first, err := r.Peek(1)
 	if err != nil {
@@ -103,7 +105,9 @@ func readV1(r *bufio.Reader) (Header, error) {
 	case "TCP4":
 		want = netip.Addr.Is4
 	case "TCP6":
-		want = func(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }
+		// IPv4-mapped ones included: a dual-stack balancer writes its
+		// IPv4 clients so (they are unmapped for RemoteAddr).
+		want = netip.Addr.Is6
 	default:
 		return Header{}, fmt.Errorf("%w: protocol %q, want TCP4, TCP6 or UNKNOWN", ErrBadHeader, fields[1])
 	}

@@ -49,6 +49,8 @@ func TestRead(t *testing.T) {
 			want: proxyproto.Header{Version: 1, Source: ap("192.0.2.7:54321"), Dest: ap("198.51.100.1:8080")}},
 		{name: "v1 TCP6", in: "PROXY TCP6 2001:db8::7 2001:db8::1 12345 8080\r\nhello",
 			want: proxyproto.Header{Version: 1, Source: ap("[2001:db8::7]:12345"), Dest: ap("[2001:db8::1]:8080")}},
+		{name: "v1 TCP6, IPv4-mapped (a dual-stack balancer's IPv4 client)", in: "PROXY TCP6 ::ffff:192.0.2.7 ::ffff:198.51.100.1 1 8080\r\nhello",
+			want: proxyproto.Header{Version: 1, Source: ap("[::ffff:192.0.2.7]:1"), Dest: ap("[::ffff:198.51.100.1]:8080")}},
 		{name: "v1 UNKNOWN, the rest ignored", in: "PROXY UNKNOWN ffff::1 ffff::2 1 2\r\nhello", want: proxyproto.Header{Version: 1}},
 		{name: "v1 UNKNOWN alone", in: "PROXY UNKNOWN\r\nhello", want: proxyproto.Header{Version: 1}},
 		{name: "v1 the longest", in: "PROXY TCP6 ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\nhello",
@@ -127,6 +129,7 @@ func TestConn(t *testing.T) {
 		{"v1", "PROXY TCP4 192.0.2.7 198.51.100.1 54321 8080\r\n", "192.0.2.7:54321", "198.51.100.1:8080"},
 		{"v2", v2(0x21, 0x21, ipv6Addrs(), 7), "[2001:db8::7]:12345", "[2001:db8::1]:8080"},
 		{"v2 LOCAL", v2(0x20, 0x00, nil, 0), "pipe", "pipe"},
+		{"v1 TCP6, IPv4-mapped: unmapped", "PROXY TCP6 ::ffff:192.0.2.7 ::ffff:198.51.100.1 1 8080\r\n", "192.0.2.7:1", "198.51.100.1:8080"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,5 +204,48 @@ func TestListener(t *testing.T) {
 		}
 		c.Close()
 		client.Close()
+	}
+}
+
+// CloseWrite half-closes the TCP connection below: the client reads the
+// end of the server's answer while the server still reads the client.
+func TestConnCloseWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := proxyproto.NewConn(raw)
+	defer c.Close()
+	if _, err := io.WriteString(client, "PROXY TCP4 192.0.2.7 198.51.100.1 1 2\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ReadHeader(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, "bye\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CloseWrite(); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	if got, err := io.ReadAll(client); err != nil || string(got) != "bye\n" {
+		t.Fatalf("the client read %q, %v; want the answer, then the end", got, err)
+	}
+	if _, err := io.WriteString(client, "late\n"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "late\n" {
+		t.Fatalf("the server read %q, %v after its CloseWrite", buf, err)
 	}
 }
