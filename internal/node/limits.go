@@ -486,10 +486,11 @@ func (s *session) admitProxied(pc *proxyproto.Conn) bool {
 }
 
 // refusedProxyHeader counts and logs a connection from a ProxyProtocolFrom
-// balancer, remote, closed because its header did not come (err).
+// balancer, remote, closed before its header was read: it was not a
+// header, it did not come in time, or too many were being read (err).
 func (n *Node) refusedProxyHeader(remote string, err error) {
 	n.metrics.connsRefused[refusedProxyHeader].Inc()
-	n.limitLog.sample("closing a connection from a PROXY protocol balancer: no valid header", "reason", refusedProxyHeader, "remote", remote, "err", err)
+	n.limitLog.sample("closing a connection from a PROXY protocol balancer before its header was read (err says why)", "reason", refusedProxyHeader, "remote", remote, "err", err)
 }
 
 // releaseLocked forgets s, admitted by admitLocked. The caller holds
