@@ -490,7 +490,7 @@ func (s *session) admitProxied(pc *proxyproto.Conn) bool {
 // header, it did not come in time, or too many were being read (err).
 func (n *Node) refusedProxyHeader(remote string, err error) {
 	n.metrics.connsRefused[refusedProxyHeader].Inc()
-	n.limitLog.sample("closing a connection from a PROXY protocol balancer before its header was read (err says why)", "reason", refusedProxyHeader, "remote", remote, "err", err)
+	n.limitLog.sample("closing a connection from a PROXY protocol balancer: its header could not be read", "reason", refusedProxyHeader, "remote", remote, "err", err)
 }
 
 // releaseLocked forgets s, admitted by admitLocked. The caller holds
