@@ -10,14 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/internal/localcluster"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
 )
 
-// A real HAProxy in TCP mode in front of the client listener, one
+// A real HAProxy in TCP mode in front of the client listener (connecting
+// to it from the tests' balancer address), one
 // frontend sending version 1 headers (send-proxy), one version 2
 // (send-proxy-v2): the node reads both, and counts each client against
 // MaxConnsPerIP by its own address, not as HAProxy's.
@@ -26,16 +26,7 @@ func TestPROXYProtocolThroughHAProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal("haproxy is not installed (.ci/run installs it)")
 	}
-	// HAProxy connects to the node from 127.0.0.1, its only balancer.
-	proxies, err := forwarded.Parse("127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
-		cfg.MaxConnsPerIP = 1
-		cfg.ProxyProtocolFrom = proxies
-	}})
-	n := c.Nodes[0]
+	n := startBehindBalancer(t, func(cfg *node.Config) { cfg.MaxConnsPerIP = 1 })
 	port, err := localcluster.FreePort([]string{"127.0.0.1"}, 2)
 	if err != nil {
 		t.Fatal(err)
@@ -52,13 +43,13 @@ frontend v1
   bind %s
   default_backend node_v1
 backend node_v1
-  server n1 %s send-proxy
+  server n1 %s send-proxy source %s
 frontend v2
   bind %s
   default_backend node_v2
 backend node_v2
-  server n1 %s send-proxy-v2
-`, v1, n.Addr(), v2, n.Addr())
+  server n1 %s send-proxy-v2 source %s
+`, v1, n.Addr(), balancer, v2, n.Addr(), balancer)
 	file := filepath.Join(t.TempDir(), "haproxy.cfg")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

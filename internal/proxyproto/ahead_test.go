@@ -13,6 +13,22 @@ import (
 	"github.com/switchboard/switchboard/internal/proxyproto"
 )
 
+// dialFrom connects to addr from the loopback address from, and writes
+// first.
+func dialFrom(t *testing.T, from, addr, first string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, first); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // HeaderListener hands out connections as their headers complete: a
 // proxy's connection that stalls holds up neither a direct one nor
 // another proxy's, and is closed at its timeout and reported; a bad
@@ -34,19 +50,7 @@ func TestHeaderListener(t *testing.T) {
 		Failed:   func(remote net.Addr, err error) { failed <- failure{remote.String(), err} },
 	}
 	defer ln.Close()
-	dial := func(from, first string) net.Conn {
-		t.Helper()
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		c, err := d.Dial("tcp", inner.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if _, err := io.WriteString(c, first); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	dial := func(from, first string) net.Conn { return dialFrom(t, from, inner.Addr().String(), first) }
 	stalled := dial("127.0.0.2", "PROXY TCP4 192.0.2.9 ")
 	dial("127.0.0.3", "direct")
 	dial("127.0.0.2", "PROXY TCP4 192.0.2.7 198.51.100.1 54321 8080\r\nproxied")
@@ -139,16 +143,7 @@ func TestHeaderListenerFull(t *testing.T) {
 		Failed:     func(_ net.Addr, err error) { failed <- err },
 	}
 	defer ln.Close()
-	dial := func(from string) net.Conn {
-		t.Helper()
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		c, err := d.Dial("tcp", inner.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
+	dial := func(from string) net.Conn { return dialFrom(t, from, inner.Addr().String(), "") }
 	dial("127.0.0.2") // takes the one slot, sends nothing
 	accepted := make(chan net.Conn, 1)
 	go func() {

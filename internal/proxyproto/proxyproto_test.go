@@ -190,11 +190,7 @@ func TestListener(t *testing.T) {
 		from  string
 		proxy bool
 	}{{"127.0.0.2", true}, {"127.0.0.3", false}} {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tt.from)}}
-		client, err := d.Dial("tcp", inner.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
+		client := dialFrom(t, tt.from, inner.Addr().String(), "")
 		c, err := ln.Accept()
 		if err != nil {
 			t.Fatal(err)
