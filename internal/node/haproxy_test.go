@@ -17,21 +17,22 @@ import (
 )
 
 // A real HAProxy in TCP mode in front of the client listener (connecting
-// to it from the tests' balancer address), one
-// frontend sending version 1 headers (send-proxy), one version 2
-// (send-proxy-v2): the node reads both, and counts each client against
-// MaxConnsPerIP by its own address, not as HAProxy's.
+// to it from the tests' balancer address), one frontend sending version 1
+// headers (send-proxy), one version 2 (send-proxy-v2), and a third in
+// front of the HTTP listener: the node reads them all, and counts each
+// client against MaxConnsPerIP by its own address, not as HAProxy's,
+// WebSockets included.
 func TestPROXYProtocolThroughHAProxy(t *testing.T) {
 	bin, err := exec.LookPath("haproxy")
 	if err != nil {
 		t.Fatal("haproxy is not installed (.ci/run installs it)")
 	}
 	n := startBehindBalancer(t, func(cfg *node.Config) { cfg.MaxConnsPerIP = 1 })
-	port, err := localcluster.FreePort([]string{"127.0.0.1"}, 2)
+	port, err := localcluster.FreePort([]string{"127.0.0.1"}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v1, v2 := "127.0.0.1:"+strconv.Itoa(port), "127.0.0.1:"+strconv.Itoa(port+1)
+	v1, v2, web := "127.0.0.1:"+strconv.Itoa(port), "127.0.0.1:"+strconv.Itoa(port+1), "127.0.0.1:"+strconv.Itoa(port+2)
 	cfg := fmt.Sprintf(`global
   maxconn 100
 defaults
@@ -49,7 +50,12 @@ frontend v2
   default_backend node_v2
 backend node_v2
   server n1 %s send-proxy-v2 source %s
-`, v1, n.Addr(), balancer, v2, n.Addr(), balancer)
+frontend web
+  bind %s
+  default_backend node_http
+backend node_http
+  server n1 %s send-proxy-v2 source %s
+`, v1, n.Addr(), balancer, v2, n.Addr(), balancer, web, n.HTTPAddr(), balancer)
 	file := filepath.Join(t.TempDir(), "haproxy.cfg")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -60,7 +66,7 @@ backend node_v2
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for _, fe := range []string{v1, v2} {
+	for _, fe := range []string{v1, v2, web} {
 		nodetest.Eventually(t, settle, func() error {
 			conn, err := net.DialTimeout("tcp", fe, time.Second)
 			if err != nil {
@@ -82,6 +88,17 @@ backend node_v2
 			dialFrom(t, tt.other, tt.frontend).hello()
 		})
 	}
+	t.Run("WebSockets", func(t *testing.T) {
+		if m := wsFrom(t, "127.0.0.9", web, nil); m.Op != wire.OpPong {
+			t.Fatalf("a WebSocket through HAProxy: got %+v, want pong", m)
+		}
+		if m := wsFrom(t, "127.0.0.9", web, nil); m.Code != wire.CodeTooManyConns {
+			t.Errorf("a second WebSocket of 127.0.0.9 through HAProxy: got %+v, want too_many_connections", m)
+		}
+		if m := wsFrom(t, "127.0.0.10", web, nil); m.Op != wire.OpPong {
+			t.Errorf("a WebSocket of another client through HAProxy: got %+v, want pong", m)
+		}
+	})
 	if got := labelled(t, n, "switchboard_connections_refused_total", "reason", "proxy_header"); got != 0 {
 		t.Errorf("refused proxy_header = %v, want 0: HAProxy's headers were not all read", got)
 	}
