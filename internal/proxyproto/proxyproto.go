@@ -4,7 +4,10 @@
 // connections from proxies the operator lists may carry one: anyone else
 // could claim any address with it.
 //
-// Read is the pure parser; Conn and Listener put it under a net.Conn.
+// Read is the pure parser. Conn puts it under a net.Conn, read when the
+// server first reads; Listener hands out the listed proxies' connections
+// as Conns, and HeaderListener hands them out only once their headers are
+// read, for servers that take a connection's address at accept.
 package proxyproto
 
 import (
