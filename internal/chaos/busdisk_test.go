@@ -72,35 +72,48 @@ func startBusServers(t *testing.T, dirs []string) []*busServer {
 	return servers
 }
 
-// jetStreamStopped reports whether the server's JetStream has stopped:
-// its monitoring endpoint says it is not enabled, and the server has
-// logged the end of its shutdown. The first alone is not enough: a
-// server marks JetStream disabled before it stops its streams (the meta
-// leader first hands its leadership over, for 2 s), and a stream it
-// still leads meanwhile stores what it is sent, and acknowledges it.
-func (s *busServer) jetStreamStopped() (bool, error) {
+// jetStream reports whether the server has marked its JetStream disabled
+// (its monitoring endpoint says it is not enabled), and whether it has
+// also stopped it (it logged the end of its shutdown). The first comes
+// before the second: the meta leader first hands its leadership over, for
+// up to 2 s, and a stream the server still leads meanwhile stores what it
+// is sent, and acknowledges it.
+func (s *busServer) jetStream() (disabled, stopped bool, err error) {
 	resp, err := metricsClient.Get("http://" + s.monitor + "/healthz?js-enabled-only=true")
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	resp.Body.Close()
-	return resp.StatusCode != http.StatusOK && strings.Contains(s.out.String(), "[INF] JetStream Shutdown\n"), nil
+	disabled = resp.StatusCode != http.StatusOK
+	return disabled, disabled && strings.Contains(s.out.String(), "[INF] JetStream Shutdown\n"), nil
 }
 
 // fillUntilJetStreamStops fills the store of each server (a filler file
 // in it) and writes a chunk longer than a page through writer into room
-// bulk, again and again, until each server's JetStream has stopped.
+// bulk, again and again, until each server has disabled its JetStream;
+// then it waits for each to have stopped it. It writes nothing once
+// every server has disabled it: more would only be refused by the
+// session's text rate, and the writer's client would resend it all,
+// every second, long after.
 func fillUntilJetStreamStops(t *testing.T, writer *client.Session, servers []*busServer) {
 	t.Helper()
 	chunk := strings.Repeat("x", 4000)
 	nodetest.Eventually(t, settle, func() error {
 		for _, s := range servers {
-			if stopped, err := s.jetStreamStopped(); err != nil || !stopped {
+			if disabled, _, err := s.jetStream(); err != nil || !disabled {
 				for _, s := range servers {
 					fill(t, filepath.Join(s.store, "filler"))
 				}
 				_, _ = writer.SendText("bulk", chunk) // refused or not: a write
-				return fmt.Errorf("%s: JetStream not stopped yet (%v)", s.url, err)
+				return fmt.Errorf("%s: JetStream runs (%v)", s.url, err)
+			}
+		}
+		return nil
+	})
+	nodetest.Eventually(t, settle, func() error {
+		for _, s := range servers {
+			if _, stopped, err := s.jetStream(); err != nil || !stopped {
+				return fmt.Errorf("%s: JetStream disabled, not stopped yet (%v)", s.url, err)
 			}
 		}
 		return nil
