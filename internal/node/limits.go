@@ -91,7 +91,7 @@ type httpLimitListener struct {
 	refused func(remote, reason string)
 
 	mu      sync.Mutex
-	perAddr map[string]int              // guarded by mu: open connections by addrKey
+	perAddr addrCounts                  // guarded by mu: open connections by addrKey and /48
 	open    map[*httpLimitConn]struct{} // guarded by mu: the connections holding a slot
 }
 
@@ -199,17 +199,13 @@ func (l *httpLimitListener) takeAddr(key string) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	site := siteKey(key)
-	if l.perAddr[key] >= l.perIP || site != "" && l.perAddr[site] >= perSite*l.perIP {
+	if l.perAddr.full(key, int64(l.perIP)) != "" {
 		return false
 	}
 	if l.perAddr == nil {
-		l.perAddr = make(map[string]int)
+		l.perAddr = make(addrCounts)
 	}
-	l.perAddr[key]++
-	if site != "" {
-		l.perAddr[site]++
-	}
+	l.perAddr.add(key, 1)
 	return true
 }
 
@@ -225,13 +221,8 @@ func (l *httpLimitListener) giveAddr(key string) {
 
 // giveAddrLocked is giveAddr; the caller holds l.mu.
 func (l *httpLimitListener) giveAddrLocked(key string) {
-	for _, k := range []string{key, siteKey(key)} {
-		if k == "" {
-			continue
-		}
-		if l.perAddr[k]--; l.perAddr[k] <= 0 {
-			delete(l.perAddr, k)
-		}
+	if key != "" {
+		l.perAddr.add(key, -1)
 	}
 }
 
@@ -372,32 +363,34 @@ func siteKey(key string) string {
 	return site.String()
 }
 
-// addrFullLocked returns the reason key (addrKey's, not "") may hold no
-// more connections, "" when it may: MaxConnsPerIP reached (per_ip), or
-// perSite times that for its /48 (per_site). The caller holds
-// n.sessionsMu.
-func (n *Node) addrFullLocked(key string) string {
-	limit := n.maxConnsPerIP.Load()
-	if int64(n.perAddr[key]) >= limit {
+// addrCounts counts open connections by source (addrKey's keys), and
+// the IPv6 ones by their /48 too (siteKey's), for the client listener
+// and the HTTP listener alike. Its owner guards it.
+type addrCounts map[string]int
+
+// full returns why key (not "") may hold no more connections, "" when it
+// may: limit reached for key (per_ip), or perSite times it for key's /48
+// (per_site).
+func (c addrCounts) full(key string, limit int64) string {
+	if int64(c[key]) >= limit {
 		return refusedPerIP
 	}
-	if site := siteKey(key); site != "" && int64(n.perAddr[site]) >= perSite*limit {
+	if site := siteKey(key); site != "" && int64(c[site]) >= perSite*limit {
 		return refusedPerSite
 	}
 	return ""
 }
 
-// countAddrLocked adds delta to the connections counted under key and
-// its /48. The caller holds n.sessionsMu.
-func (n *Node) countAddrLocked(key string, delta int) {
+// add adds delta to the connections counted under key and its /48.
+func (c addrCounts) add(key string, delta int) {
 	for _, k := range []string{key, siteKey(key)} {
 		if k == "" {
 			continue
 		}
-		if c := n.perAddr[k] + delta; c > 0 {
-			n.perAddr[k] = c
+		if v := c[k] + delta; v > 0 {
+			c[k] = v
 		} else {
-			delete(n.perAddr, k)
+			delete(c, k)
 		}
 	}
 }
@@ -429,13 +422,13 @@ func (n *Node) admitLocked(s *session) string {
 	case int64(len(n.sessions)) >= n.maxConns.Load():
 		return refusedTotal
 	case s.addr != "":
-		if why := n.addrFullLocked(s.addr); why != "" {
+		if why := n.perAddr.full(s.addr, n.maxConnsPerIP.Load()); why != "" {
 			return why
 		}
 	}
 	n.sessions[s] = struct{}{}
 	if s.addr != "" {
-		n.countAddrLocked(s.addr, 1)
+		n.perAddr.add(s.addr, 1)
 	}
 	return ""
 }
@@ -472,9 +465,9 @@ func (s *session) admitProxied(pc *proxyproto.Conn) bool {
 	n.sessionsMu.Lock()
 	refused := ""
 	if _, ok := n.sessions[s]; ok && key != "" {
-		if refused = n.addrFullLocked(key); refused == "" {
+		if refused = n.perAddr.full(key, n.maxConnsPerIP.Load()); refused == "" {
 			s.addr = key
-			n.countAddrLocked(key, 1)
+			n.perAddr.add(key, 1)
 		}
 	}
 	n.sessionsMu.Unlock()
@@ -501,7 +494,7 @@ func (n *Node) releaseLocked(s *session) {
 	}
 	delete(n.sessions, s)
 	if s.addr != "" {
-		n.countAddrLocked(s.addr, -1)
+		n.perAddr.add(s.addr, -1)
 	}
 }
 

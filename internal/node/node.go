@@ -93,7 +93,7 @@ type Node struct {
 
 	sessionsMu sync.Mutex // guards sessions, perAddr and listeners
 	sessions   map[*session]struct{}
-	perAddr    map[string]int            // open sessions by source address (addrKey)
+	perAddr    addrCounts                // open sessions by source address (addrKey) and /48
 	listeners  map[net.Listener]struct{} // every listener Serve is accepting on
 	limitLog   *dropLog                  // refused connections and sessions closed by a deadline
 	nextID     atomic.Uint64
@@ -135,7 +135,7 @@ func New(cfg Config) (*Node, error) {
 		syncReq:     make(chan struct{}, 1),
 		answerReq:   make(chan string, 256),
 		sessions:    make(map[*session]struct{}),
-		perAddr:     make(map[string]int),
+		perAddr:     make(addrCounts),
 		httpMux:     http.NewServeMux(),
 		listeners:   make(map[net.Listener]struct{}),
 		limitLog:    newDropLog(cfg.Logger, dropLogEvery),

@@ -10,7 +10,7 @@ import (
 // addresses have no site. Freed connections give their places back to
 // both counts.
 func TestConnectionsPerSite(t *testing.T) {
-	n := &Node{sessions: map[*session]struct{}{}, perAddr: map[string]int{}}
+	n := &Node{sessions: map[*session]struct{}{}, perAddr: addrCounts{}}
 	n.maxConns.Store(1000)
 	n.maxConnsPerIP.Store(2)
 	key := func(ip string) string { return addrKey(&net.TCPAddr{IP: net.ParseIP(ip)}) }
