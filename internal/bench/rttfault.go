@@ -90,8 +90,9 @@ type RTTFaultReport struct {
 	// room's state (a room read on another node after all is not counted
 	// in TextWrong).
 	HistoryErrors []string `json:"history_errors,omitempty"`
-	// Unsettled counts members who, at the deadline, had not seen every
-	// other typist's last chunk, and typists with text still unacked;
+	// Unsettled counts members who, at the deadline, lacked a chunk of
+	// another typist (neither delivered since their last room state nor
+	// in it), and typists with text still unacked;
 	// UnsettledList shows the first ones.
 	Unsettled     int      `json:"unsettled"`
 	UnsettledList []string `json:"unsettled_list,omitempty"`
@@ -154,7 +155,6 @@ type typist struct {
 	acks         map[uint64]time.Time // first ack of each seq
 	delivered    map[string]map[uint64]int
 	covered      map[string]uint64 // sender -> highest seq a room state held
-	lastSeen     map[string]uint64 // sender -> highest seq delivered or in a state
 	dupes        []string
 	numberErr    string
 	droppedAt    time.Time // after the fault
@@ -169,10 +169,19 @@ type typist struct {
 	keys *keystrokes
 }
 
-func (t *typist) see(from string, seq uint64) {
-	if seq > t.lastSeen[from] {
-		t.lastSeen[from] = seq
+// lacks returns the first of seqs 1..last of sender from that t's member
+// neither was delivered since its last room state nor got in one (0 if
+// it has them all). A chunk shown live before a state that does not hold
+// it is off the member's screen until its stored copy comes: it is
+// lacking meanwhile, though it was delivered once. The caller holds t.mu.
+func (t *typist) lacks(from string, last uint64) uint64 {
+	d := t.delivered[from]
+	for seq := t.covered[from] + 1; seq <= last; seq++ {
+		if d[seq] == 0 {
+			return seq
+		}
 	}
+	return 0
 }
 
 // faultRun is one rtt-fault run in progress.
@@ -366,7 +375,7 @@ func (r *faultRun) open(ctx context.Context, target string, wg *sync.WaitGroup, 
 				ro, j := i/cfg.RoomSize, i%cfg.RoomSize
 				t := &typist{room: fmt.Sprintf("fault-%d-%d", seed, ro), user: fmt.Sprintf("r%dm%d", ro, j),
 					node: ids[(ro+j)%len(ids)], joined: make(chan struct{}), acks: map[uint64]time.Time{},
-					delivered: map[string]map[uint64]int{}, covered: map[string]uint64{}, lastSeen: map[string]uint64{}}
+					delivered: map[string]map[uint64]int{}, covered: map[string]uint64{}}
 				t.script = faultScript(rand.New(rand.NewPCG(seed, uint64(i))), chars, lineLen)
 				dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 				s, err := client.Dial(dctx, target, client.WithUser(t.user), client.WithPolicy(homeFirst(t.node, fallback)),
@@ -483,7 +492,6 @@ func (r *faultRun) received(t *typist, m wire.Message, now time.Time, joined fun
 		t.mu.Lock()
 		for from, seq := range m.State.Seqs {
 			t.covered[from] = max(t.covered[from], seq)
-			t.see(from, seq)
 		}
 		// The state replaces what the member shows. Chunks it was shown
 		// live that the state does not hold yet are off its screen now:
@@ -525,7 +533,6 @@ func (r *faultRun) received(t *typist, m wire.Message, now time.Time, joined fun
 		case m.Seq <= t.covered[m.From]:
 			t.dupes = append(t.dupes, fmt.Sprintf("%s %s %d delivered to %s after a room state that held it (seq %d)", t.room, m.From, m.Seq, t.user, t.covered[m.From]))
 		}
-		t.see(m.From, m.Seq)
 		t.mu.Unlock()
 	case wire.OpPresence:
 		r.presence(t, m)
@@ -774,7 +781,10 @@ func (r *faultRun) awaitSettled(ctx context.Context, timeout time.Duration) {
 }
 
 // unsettled describes the typists with text unacked and the members who
-// have not seen another typist's last chunk.
+// lack a chunk of another typist (typist.lacks). It waits for what the
+// summary checks: a member shown every chunk live has not settled while
+// a room state took some off its screen and their stored copies are on
+// the way.
 func (r *faultRun) unsettled() []string {
 	last := map[string]uint64{}
 	var out []string
@@ -789,8 +799,11 @@ func (r *faultRun) unsettled() []string {
 	for _, t := range r.typists {
 		t.mu.Lock()
 		for _, u := range r.typists {
-			if u.room == t.room && u != t && t.lastSeen[u.user] < last[u.room+"/"+u.user] {
-				out = append(out, fmt.Sprintf("%s %s (on %s) saw %s up to seq %d of %d", t.room, t.user, t.s.Node().ID, u.user, t.lastSeen[u.user], last[u.room+"/"+u.user]))
+			if u.room != t.room || u == t {
+				continue
+			}
+			if seq := t.lacks(u.user, last[u.room+"/"+u.user]); seq != 0 {
+				out = append(out, fmt.Sprintf("%s %s (on %s) lacks seq %d of %s's %d", t.room, t.user, t.s.Node().ID, seq, u.user, last[u.room+"/"+u.user]))
 				break
 			}
 		}

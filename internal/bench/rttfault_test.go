@@ -106,7 +106,7 @@ func TestRTTFault(t *testing.T) {
 func TestRTTFaultFindsLossAndDuplicates(t *testing.T) {
 	newTypist := func(user string) *typist {
 		return &typist{room: "r", user: user, acks: map[uint64]time.Time{}, delivered: map[string]map[uint64]int{},
-			covered: map[string]uint64{}, lastSeen: map[string]uint64{}, joined: make(chan struct{})}
+			covered: map[string]uint64{}, joined: make(chan struct{})}
 	}
 	a, b := newTypist("a"), newTypist("b")
 	r := &faultRun{rep: &RTTFaultReport{Errors: map[string]int{}}, byUser: map[string]*typist{"r/a": a, "r/b": b},
@@ -142,6 +142,45 @@ func TestRTTFaultFindsLossAndDuplicates(t *testing.T) {
 	}
 }
 
+// A member has settled with a sender only when it holds every chunk:
+// one shown live and then taken off its screen by a room state that does
+// not hold it (the sender's node had not stored it yet) is lacking until
+// its stored copy is delivered. A run that waited only for the last
+// chunk to be shown would be summarized while those copies were still
+// on their way, and count them missing.
+func TestRTTFaultSettlesOnStoredCopies(t *testing.T) {
+	b := &typist{room: "r", user: "b", acks: map[uint64]time.Time{}, delivered: map[string]map[uint64]int{},
+		covered: map[string]uint64{}, joined: make(chan struct{})}
+	r := &faultRun{rep: &RTTFaultReport{Errors: map[string]int{}}, byUser: map[string]*typist{"r/b": b},
+		typists: []*typist{b}, errCount: map[string]int{}}
+	now := time.Now()
+	nop := func() {}
+	text := func(seq uint64) wire.Message {
+		return wire.Message{Op: wire.OpText, Room: "r", From: "a", Seq: seq, T: "x"}
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		r.received(b, text(seq), now, nop) // live
+	}
+	if seq := b.lacks("a", 3); seq != 0 {
+		t.Fatalf("after 1-3 lacks %d, want none", seq)
+	}
+	if seq := b.lacks("a", 4); seq != 4 {
+		t.Errorf("lacks %d of 4, want 4", seq)
+	}
+	r.received(b, wire.Message{Op: wire.OpRoom, Room: "r", State: &wire.RoomState{Seqs: map[string]uint64{"a": 1}}}, now, nop)
+	if seq := b.lacks("a", 3); seq != 2 {
+		t.Errorf("after a state holding 1: lacks %d, want 2", seq)
+	}
+	r.received(b, text(2), now, nop)
+	r.received(b, text(3), now, nop)
+	if seq := b.lacks("a", 3); seq != 0 {
+		t.Errorf("after the stored copies: lacks %d, want none", seq)
+	}
+	if len(b.dupes) != 0 {
+		t.Errorf("stored copies of chunks a state took off the screen counted as duplicates: %v", b.dupes)
+	}
+}
+
 // Presence counts as churn from the fault until the run is summarized:
 // a typist of a node not hurt who leaves meanwhile is counted, and the
 // leaves members see once the bench closes its typists after the summary
@@ -150,7 +189,7 @@ func TestRTTFaultFindsLossAndDuplicates(t *testing.T) {
 func TestRTTFaultChurnEndsWithTheRun(t *testing.T) {
 	newTypist := func(user, node string) *typist {
 		return &typist{room: "r", user: user, node: node, acks: map[uint64]time.Time{}, delivered: map[string]map[uint64]int{},
-			covered: map[string]uint64{}, lastSeen: map[string]uint64{}, joined: make(chan struct{})}
+			covered: map[string]uint64{}, joined: make(chan struct{})}
 	}
 	a, b, c, e := newTypist("a", "n1"), newTypist("b", "n2"), newTypist("c", "n3"), newTypist("e", "n1")
 	r := &faultRun{rep: &RTTFaultReport{Errors: map[string]int{}}, byUser: map[string]*typist{"r/a": a, "r/b": b, "r/c": c, "r/e": e},
