@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	dto "github.com/prometheus/client_model/go"
 )
@@ -73,6 +74,28 @@ func (n *Node) StopRoomConsumer(ctx context.Context, room string) error {
 		return fmt.Errorf("node %s holds no feed of room %s", n.cfg.ID, room)
 	}
 	return f.do(ctx, func() { f.cc.Stop() })
+}
+
+// HoldRoomConsumerRestart makes the next restarts of the consumer of
+// room's feed on this node wait, once begun, until release is called;
+// started is closed when the first begins. For tests.
+func (n *Node) HoldRoomConsumerRestart(ctx context.Context, room string) (started <-chan struct{}, release func(), err error) {
+	e := n.rooms
+	e.mu.Lock()
+	f := e.feeds[room]
+	e.mu.Unlock()
+	if f == nil {
+		return nil, nil, fmt.Errorf("node %s holds no feed of room %s", n.cfg.ID, room)
+	}
+	begun, hold := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	err = f.do(ctx, func() {
+		f.restartHook = func() {
+			once.Do(func() { close(begun) })
+			<-hold
+		}
+	})
+	return begun, sync.OnceFunc(func() { close(hold) }), err
 }
 
 // HoldRoomWriter stops the writer of room's feed on this node (a local

@@ -29,6 +29,16 @@ type incoming struct {
 	rec    record
 	at     time.Time // when this node's consumer received it
 	stored time.Time // when the stream stored it
+	gen    uint64    // the generation of the consumer that delivered it (feed.gen)
+}
+
+// consuming is a consumer started for a feed off its goroutine: the
+// consumer and its context, or why it could not be started.
+type consuming struct {
+	cons jetstream.Consumer
+	cc   jetstream.ConsumeContext
+	err  error
+	took time.Duration // from the restart's start
 }
 
 // barrier runs fn once the feed has applied the record at seq.
@@ -74,6 +84,8 @@ type feed struct {
 	done         chan struct{} // closed when run returns
 	snaps        chan snapResult
 	checks       chan lastStored // stall checks' answers; buffered for the one under way
+	restarted    chan consuming  // a consumer restarted off run; unbuffered (restartConsumer)
+	missed       chan uint64     // the generation of a consumer that missed its heartbeats; buffered for one
 
 	keys map[string]bool // guarded by e.mu: the local sessions holding the feed
 
@@ -102,28 +114,41 @@ type feed struct {
 	cons     jetstream.Consumer
 	st       jetstream.Stream // the room's stream, for stall checks; nil until the first
 	checking bool             // a stall check is under way
-	behind   bool             // the last check saw records past behindAt unapplied
-	behindAt uint64           // Applied when the last check saw the stream ahead
+	// gen counts the consumers the feed started; records of any but the
+	// newest are dropped. restarting is set while a new one is being
+	// started off run (restartConsumer).
+	gen        uint64
+	restarting bool
+	// silent is set when the consumer reported missed heartbeats and has
+	// applied nothing since.
+	silent bool
+	// restartHook, when set (by tests), runs off run before each new
+	// consumer is started.
+	restartHook func()
+	behind      bool   // the last check saw records past behindAt unapplied
+	behindAt    uint64 // Applied when the last check saw the stream ahead
 }
 
 func newFeed(e *roomEngine, name string) *feed {
 	f := &feed{
-		e:        e,
-		room:     name,
-		stream:   e.streamOf(name),
-		subj:     e.subjectOf(name),
-		key:      roomToken(name),
-		cmds:     make(chan func()),
-		in:       make(chan incoming, 1024),
-		live:     make(chan liveRec, liveQueue),
-		texts:    make(chan *textReq, 256),
-		done:     make(chan struct{}),
-		snaps:    make(chan snapResult, 1),
-		checks:   make(chan lastStored, 1),
-		keys:     make(map[string]bool),
-		sessions: make(map[string]*session),
-		regOf:    make(map[string]uint64),
-		out:      make(map[*session]*outgoing),
+		e:         e,
+		room:      name,
+		stream:    e.streamOf(name),
+		subj:      e.subjectOf(name),
+		key:       roomToken(name),
+		cmds:      make(chan func()),
+		in:        make(chan incoming, 1024),
+		live:      make(chan liveRec, liveQueue),
+		texts:     make(chan *textReq, 256),
+		done:      make(chan struct{}),
+		snaps:     make(chan snapResult, 1),
+		checks:    make(chan lastStored, 1),
+		restarted: make(chan consuming),
+		missed:    make(chan uint64, 1),
+		keys:      make(map[string]bool),
+		sessions:  make(map[string]*session),
+		regOf:     make(map[string]uint64),
+		out:       make(map[*session]*outgoing),
 	}
 	f.ctx, f.cancel = context.WithCancel(e.ctx)
 	return f
@@ -409,6 +434,13 @@ func (f *feed) run() {
 			f.checkStall()
 		case last := <-f.checks:
 			f.stallChecked(last)
+		case c := <-f.restarted:
+			f.consumerRestarted(c)
+		case gen := <-f.missed:
+			if gen == f.gen {
+				f.silent = true
+				f.checkStall()
+			}
 		}
 		f.flush()
 	}
@@ -424,10 +456,12 @@ func (f *feed) stallEvery() time.Duration {
 // of the room's newest record. The client library's ordered consumer
 // resets itself when its heartbeats stop, but after a stream leader's
 // death it can end up subscribed to nothing and never say so: the room's
-// members then miss text the stream acknowledged. Comparing what is
-// stored with what was applied finds that from outside.
+// members then miss text the stream acknowledged; or it retries its
+// reset with pauses that grow to 10 s. Comparing what is stored with
+// what was applied finds that from outside. Run checks every stallEvery,
+// and at once when the consumer reports missed heartbeats.
 func (f *feed) checkStall() {
-	if f.checking || f.r.Locals() == 0 {
+	if f.checking || f.restarting || f.r.Locals() == 0 {
 		return
 	}
 	f.checking = true
@@ -453,10 +487,11 @@ func (f *feed) checkStall() {
 	})
 }
 
-// stallChecked acts on a stall check: a record that the stream held at
-// two checks in a row while nothing was applied in between means the
-// consumer delivers no more, and it is replaced by a new one that starts
-// after the last record applied.
+// stallChecked acts on a stall check: a record that the stream holds
+// unapplied after the consumer missed its heartbeats (and applied nothing
+// since), or at two checks in a row while nothing was applied in
+// between, means the consumer delivers no more, and it is replaced by a
+// new one that starts after the last record applied.
 func (f *feed) stallChecked(last lastStored) {
 	f.checking = false
 	if last.st != nil {
@@ -472,22 +507,71 @@ func (f *feed) stallChecked(last lastStored) {
 		f.behind = false
 		return
 	}
-	if !f.behind || applied != f.behindAt {
+	// Behind after missed heartbeats is evidence enough: the stream
+	// holds what the consumer, silent, did not bring.
+	if !f.silent && (!f.behind || applied != f.behindAt) {
 		f.behind, f.behindAt = true, applied
 		return
 	}
-	f.behind = false
+	f.behind, f.silent = false, false
 	f.e.log.Warn("room consumer delivers nothing the stream holds; starting a new one", "room", f.room, "applied", applied, "stored", last.seq)
 	f.e.metrics.restarts.Inc()
-	f.cc.Stop()
-	old := f.cons
-	f.e.wg.Go(func() { f.deleteConsumer(old) })
-	ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
-	defer cancel()
-	if err := f.startConsumer(ctx, applied); err != nil {
-		// The next checks find the room still behind and try again.
-		f.e.log.Warn("restarting a room's consumer", "room", f.room, "err", err)
+	f.restartConsumer(applied)
+}
+
+// restartConsumer replaces the feed's consumer by one that starts after
+// stream sequence after. The old one is stopped, and the new one
+// started, off run: the client library holds a consumer's lock while it
+// retries the consumer's creation (each request may wait 10 s for a
+// stream without a leader), and stopping the consumer waits for that
+// lock. Meanwhile the feed goes on showing live text and serving its
+// sessions. Records the old consumer still hands over are dropped.
+func (f *feed) restartConsumer(after uint64) {
+	oldCC, old := f.cc, f.cons
+	f.e.wg.Go(func() {
+		oldCC.Stop()
+		f.deleteConsumer(old)
+	})
+	f.gen++
+	f.restarting = true
+	gen, hook := f.gen, f.restartHook
+	f.e.wg.Go(func() {
+		if hook != nil {
+			hook()
+		}
+		// Short: a request the stream cannot answer yet (no leader) is
+		// better asked again at the next check than waited for.
+		ctx, cancel := context.WithTimeout(f.ctx, 2*time.Second)
+		defer cancel()
+		var c consuming
+		begun := time.Now()
+		c.cons, c.cc, c.err = f.startConsumer(ctx, after, gen)
+		c.took = time.Since(begun)
+		select {
+		case f.restarted <- c:
+		case <-f.ctx.Done(): // the feed is gone: nobody else stops it
+			if c.err == nil {
+				c.cc.Stop()
+				if !f.e.halting.Load() {
+					f.deleteConsumer(c.cons)
+				}
+			}
+		}
+	})
+}
+
+// consumerRestarted takes the consumer restartConsumer started.
+func (f *feed) consumerRestarted(c consuming) {
+	f.restarting = false
+	if c.err != nil {
+		// The next check that finds the room behind tries again at once:
+		// the evidence against the old consumer holds.
+		f.silent = true
+		f.e.log.Warn("restarting a room's consumer", "room", f.room, "err", c.err, "took", c.took)
+		return
 	}
+	f.e.log.Info("room consumer restarted", "room", f.room, "after", f.r.Applied(), "took", c.took)
+	f.cons, f.cc = c.cons, c.cc
 }
 
 // load reads the room's snapshot and starts its consumer after it,
@@ -543,9 +627,11 @@ func (f *feed) tryLoad() error {
 			return fmt.Errorf("node: opening room %s: %w", f.room, err)
 		}
 	}
-	if err := f.startConsumer(ctx, r.Applied()); err != nil {
+	cons, cc, err := f.startConsumer(ctx, r.Applied(), f.gen)
+	if err != nil {
 		return err
 	}
+	f.cons, f.cc = cons, cc
 	f.r = r
 	f.snapRev = rev
 	f.nextSnap = f.e.n.cfg.SnapshotEvery
@@ -553,8 +639,9 @@ func (f *feed) tryLoad() error {
 }
 
 // startConsumer starts an ordered consumer of the room's records after
-// stream sequence after and sets f.cons and f.cc.
-func (f *feed) startConsumer(ctx context.Context, after uint64) error {
+// stream sequence after, whose records carry generation gen. It touches
+// nothing of the feed's but its channel in, so it may run off run.
+func (f *feed) startConsumer(ctx context.Context, after, gen uint64) (jetstream.Consumer, jetstream.ConsumeContext, error) {
 	ocfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{f.subj},
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
@@ -566,26 +653,31 @@ func (f *feed) startConsumer(ctx context.Context, after uint64) error {
 	}
 	cons, err := f.e.jsOf(f.room).OrderedConsumer(ctx, f.stream, ocfg)
 	if err != nil {
-		return fmt.Errorf("node: creating the consumer of room %s: %w", f.room, err)
+		return nil, nil, fmt.Errorf("node: creating the consumer of room %s: %w", f.room, err)
 	}
 	hb := f.e.n.cfg.FeedHeartbeat
-	cc, err := cons.Consume(f.handle,
+	cc, err := cons.Consume(func(msg jetstream.Msg) { f.handle(msg, gen) },
 		jetstream.PullHeartbeat(hb),
 		jetstream.PullExpiry(max(5*time.Second, 4*hb)),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			f.e.log.Debug("room consumer", "room", f.room, "err", err)
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				select {
+				case f.missed <- gen:
+				default: // one is waiting already
+				}
+			}
 		}))
 	if err != nil {
 		f.deleteConsumer(cons)
-		return fmt.Errorf("node: consuming room %s: %w", f.room, err)
+		return nil, nil, fmt.Errorf("node: consuming room %s: %w", f.room, err)
 	}
-	f.cons, f.cc = cons, cc
-	return nil
+	return cons, cc, nil
 }
 
 // handle runs on the consumer's goroutine: it decodes a record and hands
 // it to run.
-func (f *feed) handle(msg jetstream.Msg) {
+func (f *feed) handle(msg jetstream.Msg, gen uint64) {
 	md, err := msg.Metadata()
 	if err != nil {
 		f.e.log.Warn("dropping a room record without metadata", "room", f.room, "err", err)
@@ -597,7 +689,7 @@ func (f *feed) handle(msg jetstream.Msg) {
 		rec = record{} // still counts as applied
 	}
 	select {
-	case f.in <- incoming{seq: md.Sequence.Stream, rec: rec, at: time.Now(), stored: md.Timestamp}:
+	case f.in <- incoming{seq: md.Sequence.Stream, rec: rec, at: time.Now(), stored: md.Timestamp, gen: gen}:
 	case <-f.ctx.Done():
 	}
 }
@@ -646,6 +738,10 @@ func (f *feed) deleteConsumer(cons jetstream.Consumer) {
 // apply applies one record of the room's stream, then runs the barriers
 // it passed and considers a snapshot.
 func (f *feed) apply(in incoming) {
+	if in.gen != f.gen {
+		return // from a consumer the feed replaced: the new one brings it
+	}
+	f.silent = false
 	f.received = in.at
 	res := f.r.Apply(in.seq, in.rec)
 	if res.Skipped {

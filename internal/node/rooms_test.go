@@ -852,6 +852,50 @@ func TestRoomConsumerStallIsRepaired(t *testing.T) {
 	}
 }
 
+// While a feed starts a new consumer in place of one that stalled (which
+// the client library may retry for seconds while the stream elects a
+// leader), the feed goes on: text typed meanwhile reaches the members
+// live, and once the new consumer runs the stored copies show nothing
+// twice.
+func TestRoomConsumerRestartHoldsNothingUp(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	c.WaitRoomsReady(wait)
+	const room = "restart"
+	alice := newPeer(t, c.Nodes[0].Addr(), "alice")
+	bob := newPeer(t, c.Nodes[1].Addr(), "bob")
+	alice.join(room)
+	bobView := newView(t, bob.join(room))
+	alice.acked(room, alice.typeText(room, "ab"))
+	bobView.follow(bob, room, func(r *rtt.Room) bool { return r.Live("alice") == "ab" })
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	started, release, err := c.Nodes[1].HoldRoomConsumerRestart(ctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	if err := c.Nodes[1].StopRoomConsumer(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	alice.acked(room, alice.typeText(room, "cd"))
+	select {
+	case <-started:
+	case <-ctx.Done():
+		t.Fatal("the stalled consumer was never restarted")
+	}
+	// The restart is held: bob's node has no consumer, yet its feed
+	// shows him what alice types.
+	alice.acked(room, alice.typeText(room, "\nef"))
+	bobView.follow(bob, room, func(r *rtt.Room) bool { return r.Live("alice") == "ef" })
+	release()
+	alice.acked(room, alice.typeText(room, "\ngh"))
+	bobView.follow(bob, room, func(r *rtt.Room) bool { return r.Live("alice") == "gh" })
+	if got := lines(bobView.room.State(), "alice"); !slices.Equal(got, []string{"abcd", "ef"}) {
+		t.Errorf("bob's lines from alice: %q, want [abcd ef]", got)
+	}
+}
+
 // counter reads the value of an unlabelled counter from n's registry.
 func counter(t *testing.T, n *node.Node, name string) float64 {
 	t.Helper()
