@@ -103,3 +103,24 @@ func parseHop(s string) (netip.Addr, bool) {
 	}
 	return netip.Addr{}, false
 }
+
+// SourceKey is the key under which per-source limits count the client
+// address a: an IPv4 address (an IPv4-mapped one unmapped) as itself,
+// "192.0.2.7", and an IPv6 address by its /64, "2001:db8:1:2::/64",
+// since one subscriber commonly holds a whole /64 and could otherwise
+// take every place with addresses of its own. It is "" for the zero
+// Addr.
+func SourceKey(a netip.Addr) string {
+	a = a.Unmap()
+	switch {
+	case a.Is4():
+		return a.String()
+	case a.Is6():
+		p, err := a.WithZone("").Prefix(64)
+		if err != nil {
+			return ""
+		}
+		return p.String()
+	}
+	return ""
+}

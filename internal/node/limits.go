@@ -329,18 +329,19 @@ func DefaultMaxConns() int {
 	return max(limit-max(1024, limit/4), limit/4, 1)
 }
 
-// addrKey is what MaxConnsPerIP counts a remote address under: an IPv4
-// address, or an IPv6 address's /64 (what one subscriber usually holds);
+// addrKey is what MaxConnsPerIP counts a remote address under:
+// forwarded.SourceKey's key (an IPv4 address, or an IPv6 address's /64);
 // "" (not counted) for an address that is not TCP.
 func addrKey(a net.Addr) string {
 	tcp, ok := a.(*net.TCPAddr)
-	if !ok || tcp.IP == nil {
+	if !ok {
 		return ""
 	}
-	if ip4 := tcp.IP.To4(); ip4 != nil {
-		return ip4.String()
+	ip, ok := netip.AddrFromSlice(tcp.IP)
+	if !ok {
+		return ""
 	}
-	return tcp.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	return forwarded.SourceKey(ip)
 }
 
 // perSite is how many times MaxConnsPerIP an IPv6 /48 holds at most, its

@@ -157,7 +157,7 @@ type Server struct {
 	mu        sync.Mutex
 	closed    bool
 	peers     map[*peer]struct{}
-	perSource map[netip.Addr]int
+	perSource map[string]int
 	pending   int // peers being set up, counted in the limits
 	refusals  logsample.Sampler
 	wg        sync.WaitGroup
@@ -182,7 +182,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, udp: udp,
 		addr:  netip.AddrPortFrom(ua.Addr().Unmap(), ua.Port()),
-		peers: map[*peer]struct{}{}, perSource: map[netip.Addr]int{},
+		peers: map[*peer]struct{}{}, perSource: map[string]int{},
 		refusals: logsample.Sampler{Period: refusalLogPeriod},
 	}
 	s.flushCtx, s.flushCancel = context.WithCancel(context.Background())
@@ -394,24 +394,19 @@ func validRoom(name string) bool {
 	return true
 }
 
-// sourceIP is what the per-source limit counts a request against: an
-// IPv4 address, or the /64 of an IPv6 address (what one subscriber
-// usually holds, as the node's client listener counts). Counting each
+// sourceIP is what the per-source limit counts a request against:
+// forwarded.SourceKey's key, an IPv4 address or the /64 of an IPv6
+// address (what one subscriber usually holds, as the node's client
+// listener counts). Counting each
 // IPv6 address alone let one host take every place, from addresses of
 // its own prefix. The address is the request's peer's, or, from a
 // trusted proxy, the client it forwards (forwarded.Proxies.Client).
-func sourceIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+func sourceIP(r *http.Request, trusted []netip.Prefix) string {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return netip.Addr{}
+		return ""
 	}
-	a := forwarded.Proxies(trusted).Client(ap.Addr(), r.Header.Values("X-Forwarded-For"))
-	if a.Is6() {
-		if p, err := a.Prefix(64); err == nil {
-			return p.Addr()
-		}
-	}
-	return a
+	return forwarded.SourceKey(forwarded.Proxies(trusted).Client(ap.Addr(), r.Header.Values("X-Forwarded-For")))
 }
 
 // hasDataChannel checks that the offer parses and has an SCTP data
@@ -436,7 +431,7 @@ func hasDataChannel(offer []byte) *httpError {
 
 // admit counts a peer being set up against the limits; release gives its
 // place back.
-func (s *Server) admit(src netip.Addr) (release func(), err *httpError) {
+func (s *Server) admit(src string) (release func(), err *httpError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {

@@ -14,7 +14,7 @@ func TestSourceCountsAnIPv6Prefix(t *testing.T) {
 	at := func(addr string) string {
 		r := httptest.NewRequest("POST", Path, nil)
 		r.RemoteAddr = addr
-		return sourceIP(r, nil).String()
+		return sourceIP(r, nil)
 	}
 	for _, tt := range []struct {
 		a, b string
@@ -48,8 +48,8 @@ func TestSourceBehindTrustedProxies(t *testing.T) {
 		{"the client's own entries are not believed", "10.0.0.5:1", []string{"203.0.113.9, 198.51.100.1"}, "198.51.100.1"},
 		{"a chain of trusted proxies", "10.0.0.5:1", []string{"203.0.113.9, 198.51.100.1, 10.0.0.7"}, "198.51.100.1"},
 		{"headers given twice are one list", "10.0.0.5:1", []string{"203.0.113.9", "198.51.100.1, 10.0.0.7"}, "198.51.100.1"},
-		{"hops with ports", "10.0.0.5:1", []string{"198.51.100.1:4711, [2001:db8:1:2::9]:443"}, "2001:db8:1:2::"},
-		{"an IPv6 client counts its /64", "[2001:db8:ff::1]:1", []string{"2001:db8:1:2::9"}, "2001:db8:1:2::"},
+		{"hops with ports", "10.0.0.5:1", []string{"198.51.100.1:4711, [2001:db8:1:2::9]:443"}, "2001:db8:1:2::/64"},
+		{"an IPv6 client counts its /64", "[2001:db8:ff::1]:1", []string{"2001:db8:1:2::9"}, "2001:db8:1:2::/64"},
 		{"a trusted proxy without the header", "10.0.0.5:1", nil, "10.0.0.5"},
 		{"trusted proxies only: the leftmost", "10.0.0.5:1", []string{"10.0.0.8, 10.0.0.7"}, "10.0.0.8"},
 		{"a hop that does not parse stops at the last trusted", "10.0.0.5:1", []string{"198.51.100.1, garbage, 10.0.0.7"}, "10.0.0.7"},
@@ -61,7 +61,7 @@ func TestSourceBehindTrustedProxies(t *testing.T) {
 			for _, v := range tt.xff {
 				r.Header.Add("X-Forwarded-For", v)
 			}
-			if got := sourceIP(r, trusted).String(); got != tt.want {
+			if got := sourceIP(r, trusted); got != tt.want {
 				t.Errorf("source %s, want %s", got, tt.want)
 			}
 		})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -382,14 +383,7 @@ func (h *handler) streamSource(r *http.Request) string {
 			}
 		}
 	}
-	if client.Is4() {
-		return client.String()
-	}
-	p, err := client.Prefix(64)
-	if err != nil {
-		return ""
-	}
-	return p.String()
+	return forwarded.SourceKey(client)
 }
 
 // serveEvents streams updates to source (what MaxStreamsPerSource counts
