@@ -519,6 +519,10 @@ func (f *feed) stallChecked(last lastStored) {
 	f.restartConsumer(applied)
 }
 
+// restartRetry is how long after a failed restart of a consumer the feed
+// checks its room again (each attempt waits up to 2 s for an answer).
+const restartRetry = 250 * time.Millisecond
+
 // restartConsumer replaces the feed's consumer by one that starts after
 // stream sequence after. The old one is stopped, and the new one
 // started, off run: the client library holds a consumer's lock while it
@@ -564,10 +568,17 @@ func (f *feed) restartConsumer(after uint64) {
 func (f *feed) consumerRestarted(c consuming) {
 	f.restarting = false
 	if c.err != nil {
-		// The next check that finds the room behind tries again at once:
-		// the evidence against the old consumer holds.
+		// The evidence against the old consumer holds: check again
+		// shortly, and a room still behind tries again at once.
 		f.silent = true
 		f.e.log.Warn("restarting a room's consumer", "room", f.room, "err", c.err, "took", c.took)
+		gen := f.gen
+		time.AfterFunc(restartRetry, func() {
+			select {
+			case f.missed <- gen:
+			default: // a check is asked for already
+			}
+		})
 		return
 	}
 	f.e.log.Info("room consumer restarted", "room", f.room, "after", f.r.Applied(), "took", c.took)
