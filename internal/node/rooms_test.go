@@ -817,15 +817,8 @@ func TestRoomsOverExternalBus(t *testing.T) {
 // stream holds records it has not applied, starts a new consumer after
 // the last record applied, and its members get every chunk once.
 func TestRoomConsumerStallIsRepaired(t *testing.T) {
-	c := nodetest.Start(t, 2, nodetest.Options{})
-	c.WaitRoomsReady(wait)
 	const room = "stall"
-	alice := newPeer(t, c.Nodes[0].Addr(), "alice")
-	bob := newPeer(t, c.Nodes[1].Addr(), "bob")
-	alice.join(room)
-	bobView := newView(t, bob.join(room))
-	alice.acked(room, alice.typeText(room, "ab"))
-	bobView.follow(bob, room, func(r *rtt.Room) bool { return r.Live("alice") == "ab" })
+	c, alice, bob, bobView := aliceTypesToBob(t, room)
 
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -858,15 +851,8 @@ func TestRoomConsumerStallIsRepaired(t *testing.T) {
 // live, and once the new consumer runs the stored copies show nothing
 // twice.
 func TestRoomConsumerRestartHoldsNothingUp(t *testing.T) {
-	c := nodetest.Start(t, 2, nodetest.Options{})
-	c.WaitRoomsReady(wait)
 	const room = "restart"
-	alice := newPeer(t, c.Nodes[0].Addr(), "alice")
-	bob := newPeer(t, c.Nodes[1].Addr(), "bob")
-	alice.join(room)
-	bobView := newView(t, bob.join(room))
-	alice.acked(room, alice.typeText(room, "ab"))
-	bobView.follow(bob, room, func(r *rtt.Room) bool { return r.Live("alice") == "ab" })
+	c, alice, bob, bobView := aliceTypesToBob(t, room)
 
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -894,6 +880,21 @@ func TestRoomConsumerRestartHoldsNothingUp(t *testing.T) {
 	if got := lines(bobView.room.State(), "alice"); !slices.Equal(got, []string{"abcd", "ef"}) {
 		t.Errorf("bob's lines from alice: %q, want [abcd ef]", got)
 	}
+}
+
+// aliceTypesToBob starts two nodes with alice on the first and bob on the
+// second in room, and returns once bob has seen alice type "ab".
+func aliceTypesToBob(t *testing.T, room string) (*nodetest.Cluster, *peer, *peer, *view) {
+	t.Helper()
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	c.WaitRoomsReady(wait)
+	alice := newPeer(t, c.Nodes[0].Addr(), "alice")
+	bob := newPeer(t, c.Nodes[1].Addr(), "bob")
+	alice.join(room)
+	bobView := newView(t, bob.join(room))
+	alice.acked(room, alice.typeText(room, "ab"))
+	bobView.follow(bob, room, func(r *rtt.Room) bool { return r.Live("alice") == "ab" })
+	return c, alice, bob, bobView
 }
 
 // counter reads the value of an unlabelled counter from n's registry.
