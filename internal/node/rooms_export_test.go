@@ -73,7 +73,11 @@ func (n *Node) StopRoomConsumer(ctx context.Context, room string) error {
 	if f == nil {
 		return fmt.Errorf("node %s holds no feed of room %s", n.cfg.ID, room)
 	}
-	return f.do(ctx, func() { f.cc.Stop() })
+	return f.do(ctx, func() {
+		if f.cc != nil {
+			f.cc.Stop()
+		}
+	})
 }
 
 // HoldRoomConsumerRestart makes the next restarts of the consumer of

@@ -35,10 +35,11 @@ type incoming struct {
 // consuming is a consumer started for a feed off its goroutine: the
 // consumer and its context, or why it could not be started.
 type consuming struct {
-	cons jetstream.Consumer
-	cc   jetstream.ConsumeContext
-	err  error
-	took time.Duration // from the restart's start
+	cons  jetstream.Consumer
+	cc    jetstream.ConsumeContext
+	err   error
+	after uint64        // the stream sequence it starts after
+	took  time.Duration // from the restart's start
 }
 
 // barrier runs fn once the feed has applied the record at seq.
@@ -86,6 +87,7 @@ type feed struct {
 	checks       chan lastStored // stall checks' answers; buffered for the one under way
 	restarted    chan consuming  // a consumer restarted off run; unbuffered (restartConsumer)
 	missed       chan uint64     // the generation of a consumer that missed its heartbeats; buffered for one
+	recheck      chan struct{}   // a check asked for after a failed restart; buffered for one
 
 	keys map[string]bool // guarded by e.mu: the local sessions holding the feed
 
@@ -122,6 +124,9 @@ type feed struct {
 	// silent is set when the consumer reported missed heartbeats and has
 	// applied nothing since.
 	silent bool
+	// retryIn is the wait before the check after a failed restart, 0
+	// when the last restart succeeded.
+	retryIn time.Duration
 	// restartHook, when set (by tests), runs off run before each new
 	// consumer is started.
 	restartHook func()
@@ -145,6 +150,7 @@ func newFeed(e *roomEngine, name string) *feed {
 		checks:    make(chan lastStored, 1),
 		restarted: make(chan consuming),
 		missed:    make(chan uint64, 1),
+		recheck:   make(chan struct{}, 1),
 		keys:      make(map[string]bool),
 		sessions:  make(map[string]*session),
 		regOf:     make(map[string]uint64),
@@ -436,6 +442,8 @@ func (f *feed) run() {
 			f.stallChecked(last)
 		case c := <-f.restarted:
 			f.consumerRestarted(c)
+		case <-f.recheck:
+			f.checkStall()
 		case gen := <-f.missed:
 			if gen == f.gen {
 				f.silent = true
@@ -504,6 +512,11 @@ func (f *feed) stallChecked(last lastStored) {
 	}
 	applied := f.r.Applied()
 	if last.seq <= applied {
+		// silent stays: a stream without a leader stores nothing new
+		// until it has one, and the consumer is still the one that
+		// missed its heartbeats. (If the library's own reset mended it
+		// and the room went quiet, a later check may replace a healthy
+		// consumer: a few milliseconds, nothing lost or shown twice.)
 		f.behind = false
 		return
 	}
@@ -520,8 +533,12 @@ func (f *feed) stallChecked(last lastStored) {
 }
 
 // restartRetry is how long after a failed restart of a consumer the feed
-// checks its room again (each attempt waits up to 2 s for an answer).
-const restartRetry = 250 * time.Millisecond
+// checks its room again (each attempt waits up to 2 s for an answer),
+// doubled after each failure in a row up to maxRestartRetry.
+const (
+	restartRetry    = 250 * time.Millisecond
+	maxRestartRetry = 4 * time.Second
+)
 
 // restartConsumer replaces the feed's consumer by one that starts after
 // stream sequence after. The old one is stopped, and the new one
@@ -531,11 +548,16 @@ const restartRetry = 250 * time.Millisecond
 // lock. Meanwhile the feed goes on showing live text and serving its
 // sessions. Records the old consumer still hands over are dropped.
 func (f *feed) restartConsumer(after uint64) {
-	oldCC, old := f.cc, f.cons
-	f.e.wg.Go(func() {
-		oldCC.Stop()
-		f.deleteConsumer(old)
-	})
+	if oldCC, old := f.cc, f.cons; oldCC != nil {
+		// Once: after a failed restart the feed has no consumer.
+		f.cc, f.cons = nil, nil
+		f.e.wg.Go(func() {
+			oldCC.Stop()
+			if !f.e.halting.Load() {
+				f.deleteConsumer(old)
+			}
+		})
+	}
 	f.gen++
 	f.restarting = true
 	gen, hook := f.gen, f.restartHook
@@ -547,7 +569,7 @@ func (f *feed) restartConsumer(after uint64) {
 		// better asked again at the next check than waited for.
 		ctx, cancel := context.WithTimeout(f.ctx, 2*time.Second)
 		defer cancel()
-		var c consuming
+		c := consuming{after: after}
 		begun := time.Now()
 		c.cons, c.cc, c.err = f.startConsumer(ctx, after, gen)
 		c.took = time.Since(begun)
@@ -571,17 +593,18 @@ func (f *feed) consumerRestarted(c consuming) {
 		// The evidence against the old consumer holds: check again
 		// shortly, and a room still behind tries again at once.
 		f.silent = true
-		f.e.log.Warn("restarting a room's consumer", "room", f.room, "err", c.err, "took", c.took)
-		gen := f.gen
-		time.AfterFunc(restartRetry, func() {
+		f.retryIn = min(max(2*f.retryIn, restartRetry), maxRestartRetry)
+		f.e.log.Warn("restarting a room's consumer", "room", f.room, "err", c.err, "took", c.took, "retry_in", f.retryIn)
+		time.AfterFunc(f.retryIn, func() {
 			select {
-			case f.missed <- gen:
+			case f.recheck <- struct{}{}:
 			default: // a check is asked for already
 			}
 		})
 		return
 	}
-	f.e.log.Info("room consumer restarted", "room", f.room, "after", f.r.Applied(), "took", c.took)
+	f.retryIn = 0
+	f.e.log.Info("room consumer restarted", "room", f.room, "after", c.after, "took", c.took)
 	f.cons, f.cc = c.cons, c.cc
 }
 
@@ -711,15 +734,19 @@ func (f *feed) unload() {
 	if f.liveSub != nil {
 		_ = f.liveSub.Unsubscribe()
 	}
-	f.cc.Stop()
-	select {
-	case <-f.cc.Closed():
-	case <-time.After(2 * time.Second):
-	}
-	if f.e.halting.Load() {
+	if f.cc != nil { // nil after a failed restart
+		f.cc.Stop()
+		select {
+		case <-f.cc.Closed():
+		case <-time.After(2 * time.Second):
+		}
+		if f.e.halting.Load() {
+			return
+		}
+		f.deleteConsumer(f.cons)
+	} else if f.e.halting.Load() {
 		return
 	}
-	f.deleteConsumer(f.cons)
 	if f.snapBusy {
 		select {
 		case res := <-f.snaps:
