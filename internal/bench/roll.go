@@ -202,7 +202,7 @@ func (tp *typing) mark() {
 func (tp *typing) finish(ctx context.Context) FaultCounts {
 	tp.cancel()
 	tp.typing.Wait()
-	tp.r.awaitSettled(ctx, 60*time.Second)
+	tp.r.settle(ctx, tp.target)
 	if err := tp.r.readHistory(ctx, tp.target); err != nil {
 		tp.r.rep.HistoryErrors = append(tp.r.rep.HistoryErrors, err.Error())
 	}

@@ -302,7 +302,7 @@ func runRTTFault(ctx context.Context, e *env) (Report, error) {
 		return nil, err
 	}
 	e.logf("typing done; waiting for every chunk to be acked and seen")
-	r.awaitSettled(ctx, 60*time.Second)
+	r.settle(ctx, target)
 	if err := r.readHistory(ctx, target); err != nil {
 		return nil, err
 	}
@@ -810,6 +810,77 @@ func (r *faultRun) unsettled() []string {
 		t.mu.Unlock()
 	}
 	return out
+}
+
+// settle waits until the run has settled (awaitSettled) and every node
+// holding members of a room has applied its typists' acked text
+// (awaitApplied), then until the members have what those nodes sent them
+// meanwhile.
+func (r *faultRun) settle(ctx context.Context, target string) {
+	r.awaitSettled(ctx, 60*time.Second)
+	r.awaitApplied(ctx, target, 60*time.Second)
+	r.awaitSettled(ctx, 60*time.Second)
+}
+
+// awaitApplied waits, up to timeout, until every node that holds members
+// of a room gives a joiner a state holding every typist's acked text of
+// it: the node's feed has applied that text, and so has delivered it to
+// its members or sent them a state holding it. Members shown text live
+// have it on screen before their node applies it; a node whose room
+// consumer stalled after the fault applies it seconds later, may send
+// them a state without the chunks it never stored (room/live.go), and
+// delivers the stored copies after that. A summary before then would
+// count the copies on their way as missing.
+func (r *faultRun) awaitApplied(ctx context.Context, target string, timeout time.Duration) {
+	acked := map[string]map[string]uint64{} // room -> typist -> highest seq acked
+	holders := map[string]map[string]bool{} // room -> nodes of its members
+	for _, t := range r.typists {
+		t.mu.Lock()
+		top := uint64(0)
+		for seq := range t.acks {
+			top = max(top, seq)
+		}
+		t.mu.Unlock()
+		if acked[t.room] == nil {
+			acked[t.room], holders[t.room] = map[string]uint64{}, map[string]bool{}
+		}
+		acked[t.room][t.user] = top
+		if id := t.s.Node().ID; id != "" {
+			holders[t.room][id] = true
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	n := 0
+	for room, nodes := range holders {
+		for node := range nodes {
+			n++
+			user := fmt.Sprintf("check%d", n)
+			wg.Go(func() {
+				for {
+					st, err := lateState(ctx, target, user, node, room)
+					behind := ""
+					if err == nil {
+						for u, seq := range acked[room] {
+							if st.Seqs[u] < seq {
+								behind = fmt.Sprintf("%s's seq %d of %d", u, st.Seqs[u], seq)
+								break
+							}
+						}
+					}
+					if err == nil && behind == "" {
+						return
+					}
+					if sleepCtx(ctx, 250*time.Millisecond) != nil {
+						r.e.logf("%s on %s never held every acked chunk (%s, %v)", room, node, behind, err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
 }
 
 // readHistory joins every room as a fresh member on a node that was not
