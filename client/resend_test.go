@@ -70,15 +70,30 @@ func TestRefusedTextIsResentInOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Drain alice's events while the client sorts things out with the node.
-	refused := 0
+	// Drain alice's events while the client sorts things out with the
+	// node, counting the chunks refused after the first re-join (the
+	// first burst's refusals no client can avoid).
+	refused, resentRefused, rejoined := 0, 0, false
 	for alice.Unacked("r") > 0 {
-		if m := next(alice); m.Op == wire.OpError && m.Code == wire.CodeRate {
+		switch m := next(alice); {
+		case m.Op == wire.OpRoom && refused > 0:
+			rejoined = true
+		case m.Op == wire.OpError && (m.Code == wire.CodeRate || m.Code == wire.CodeUnavailable):
 			refused++
+			if rejoined {
+				resentRefused++
+			}
 		}
 	}
 	if refused == 0 {
 		t.Fatal("the node refused nothing; the test needs a rate limit below the typing")
+	}
+	// Paced, each round sends about what the bucket holds (pace.go);
+	// resending everything after each re-join would have about
+	// len(typed)²/10 refused here.
+	t.Logf("%d chunks typed, %d refused in all, %d after the first re-join", len(typed), refused, resentRefused)
+	if resentRefused > len(typed)/2 {
+		t.Errorf("%d chunks refused after the first re-join; want at most %d: the resends are not paced", resentRefused, len(typed)/2)
 	}
 	var got strings.Builder
 	var last uint64

@@ -193,6 +193,20 @@ type room struct {
 	// retry asks for the room again after the node refused a chunk or a
 	// join for a while (unavailable, rate); nil when none is pending.
 	retry *time.Timer
+	// pushed counts the leading unacked chunks sent since the room's
+	// last state (on the connection it came on): text goes out in order
+	// from there. It is at most out.
+	pushed int
+	// window, above 0 after a rate refusal, paces the room's text: at
+	// most window chunks a round (pace.go).
+	window int
+	// roundSeq and roundAt are the first seq sent in the current round
+	// and when the round began.
+	roundSeq uint64
+	roundAt  time.Time
+	// round starts the next round of a paced room; nil when none is
+	// planned.
+	round *time.Timer
 }
 
 // ackResult ends a SendTextWait: the chunk's seq once stored, or why not.
@@ -792,7 +806,7 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 	case wire.OpRoom:
 		s.mu.Lock()
 		if r := s.rooms[m.Room]; r != nil && m.State != nil {
-			s.syncRoomLocked(w, r, m.State.Seqs[s.opts.user])
+			s.syncRoomLocked(w, m.Room, r, m.State.Seqs[s.opts.user])
 			r.endJoinsLocked(joinResult{state: m.State})
 		}
 		if s.retiring != nil && w == s.w && s.roomsSyncedLocked() {
@@ -809,6 +823,7 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 		s.mu.Lock()
 		if r := s.rooms[m.Room]; r != nil {
 			r.ackLocked(m.Seq)
+			r.pacedAckLocked()
 		}
 		s.mu.Unlock()
 	case wire.OpText:
@@ -819,6 +834,9 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 		if m.Room != "" && (m.Code == wire.CodeUnavailable || m.Code == wire.CodeRate) {
 			s.mu.Lock()
 			if r := s.rooms[m.Room]; r != nil {
+				if m.Code == wire.CodeRate && m.Seq != 0 && r.synced {
+					r.learnWindowLocked(m.Seq) // the round's first refusal
+				}
 				r.refusedLocked(m.Seq)
 				s.retryRoomLocked(w, m.Room, r, m.Code)
 			}
@@ -845,6 +863,7 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 // syncRoomLocked resends the rest in order.
 func (s *Session) retryRoomLocked(w *writer, name string, r *room, code string) {
 	r.synced = false
+	r.stopRoundLocked() // the room's next state starts the next round
 	if r.retry != nil {
 		return
 	}
@@ -868,8 +887,9 @@ func (s *Session) retryRoomLocked(w *writer, name string, r *room, code string) 
 }
 
 // syncRoomLocked applies a room state: what the state holds of our text is
-// stored; the rest is sent again, in order.
-func (s *Session) syncRoomLocked(w *writer, r *room, stored uint64) {
+// stored; the rest is sent again, in order (a window's worth of it, when
+// the room is paced: pace.go).
+func (s *Session) syncRoomLocked(w *writer, name string, r *room, stored uint64) {
 	if !r.numbered {
 		// The first state tells where our numbering continues: renumber
 		// what was typed before it arrived.
@@ -894,15 +914,14 @@ func (s *Session) syncRoomLocked(w *writer, r *room, stored uint64) {
 			r.nextSeq = next
 		}
 		r.ackLocked(stored)
+		r.pacedAckLocked()
 		if len(r.unacked) == 0 {
 			r.nextSeq = max(r.nextSeq, stored+1)
 		}
 	}
 	r.synced, r.viaOld = true, false
-	for _, m := range r.unacked {
-		w.send(m) // a failed write closes the connection: the reader notices
-	}
-	r.out, r.sent = len(r.unacked), len(r.unacked)
+	r.pushed = 0 // all of it goes again
+	s.sendRoundLocked(w, name, r, time.Now())
 }
 
 // ownText handles text delivered from the session's own user, and
@@ -971,6 +990,7 @@ func (r *room) refusedLocked(seq uint64) {
 	i := slices.IndexFunc(r.unacked, func(m wire.Message) bool { return m.Seq >= seq })
 	if i >= 0 {
 		r.out = min(r.out, i)
+		r.pushed = min(r.pushed, i)
 	}
 }
 
@@ -986,6 +1006,7 @@ func (r *room) ackLocked(seq uint64) {
 	}
 	r.unacked, r.waits = r.unacked[i:], r.waits[i:]
 	r.out = max(r.out-i, 0)
+	r.pushed = max(r.pushed-i, 0)
 	r.sent = max(r.sent-i, 0)
 	if len(r.unacked) == 0 {
 		r.endFlushesLocked(nil)
@@ -1042,6 +1063,7 @@ func (s *Session) rejoinLocked() {
 			r.retry.Stop()
 			r.retry = nil
 		}
+		r.stopRoundLocked() // its state starts the next round
 		s.w.send(wire.Message{Op: wire.OpJoin, Room: name})
 	}
 }
@@ -1161,6 +1183,7 @@ func (s *Session) Leave(name string) error {
 		if r.retry != nil {
 			r.retry.Stop()
 		}
+		r.stopRoundLocked()
 		r.endWaitsLocked(fmt.Errorf("client: left room %q: %w", name, ErrLeft))
 	}
 	delete(s.rooms, name)
@@ -1204,15 +1227,13 @@ func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64
 	r.unacked = append(r.unacked, m)
 	r.waits = append(r.waits, wait)
 	switch {
-	case s.w != nil && r.synced:
-		s.w.send(m) // a failed write shows as a drop; the chunk is resent
-		r.out, r.sent = len(r.unacked), len(r.unacked)
+	case r.synced:
+		r.sendNowLocked(s.w, m)
 	case r.viaOld && s.retiring != nil:
 		// Moving: the old session is still in the room. The chunk is
 		// resent on the new connection once the room's state is in
 		// there, and stored once either way.
-		s.retiring.w.send(m)
-		r.out, r.sent = len(r.unacked), len(r.unacked)
+		r.sendNowLocked(s.retiring.w, m)
 	}
 	return m.Seq, nil
 }
@@ -1375,6 +1396,7 @@ func (s *Session) stopRetriesLocked() {
 			r.retry.Stop()
 			r.retry = nil
 		}
+		r.stopRoundLocked()
 	}
 }
 
