@@ -86,8 +86,12 @@ type feed struct {
 	snaps        chan snapResult
 	checks       chan lastStored // stall checks' answers; buffered for the one under way
 	restarted    chan consuming  // a consumer restarted off run; unbuffered (restartConsumer)
-	missed       chan uint64     // the generation of a consumer that missed its heartbeats; buffered for one
-	recheck      chan struct{}   // a check asked for after a failed restart; buffered for one
+	missed       chan struct{}   // a consumer missed its heartbeats (missedGen says which); buffered for one
+	// missedGen is the newest generation of a consumer that reported
+	// missed heartbeats: newer consumers have higher generations, so a
+	// report from a replaced one never hides one from its successor.
+	missedGen atomic.Uint64
+	recheck   chan struct{} // a check asked for after a failed restart; buffered for one
 
 	keys map[string]bool // guarded by e.mu: the local sessions holding the feed
 
@@ -149,7 +153,7 @@ func newFeed(e *roomEngine, name string) *feed {
 		snaps:     make(chan snapResult, 1),
 		checks:    make(chan lastStored, 1),
 		restarted: make(chan consuming),
-		missed:    make(chan uint64, 1),
+		missed:    make(chan struct{}, 1),
 		recheck:   make(chan struct{}, 1),
 		keys:      make(map[string]bool),
 		sessions:  make(map[string]*session),
@@ -444,8 +448,8 @@ func (f *feed) run() {
 			f.consumerRestarted(c)
 		case <-f.recheck:
 			f.checkStall()
-		case gen := <-f.missed:
-			if gen == f.gen {
+		case <-f.missed:
+			if f.missedGen.Load() == f.gen {
 				f.silent = true
 				f.checkStall()
 			}
@@ -696,9 +700,10 @@ func (f *feed) startConsumer(ctx context.Context, after, gen uint64) (jetstream.
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			f.e.log.Debug("room consumer", "room", f.room, "err", err)
 			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				raiseTo(&f.missedGen, gen)
 				select {
-				case f.missed <- gen:
-				default: // one is waiting already
+				case f.missed <- struct{}{}:
+				default: // one is waiting already, and reads missedGen
 				}
 			}
 		}))
@@ -707,6 +712,15 @@ func (f *feed) startConsumer(ctx context.Context, after, gen uint64) (jetstream.
 		return nil, nil, fmt.Errorf("node: consuming room %s: %w", f.room, err)
 	}
 	return cons, cc, nil
+}
+
+// raiseTo sets a to v unless it holds more already.
+func raiseTo(a *atomic.Uint64, v uint64) {
+	for old := a.Load(); old < v; old = a.Load() {
+		if a.CompareAndSwap(old, v) {
+			return
+		}
+	}
 }
 
 // handle runs on the consumer's goroutine: it decodes a record and hands
