@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
 )
@@ -89,5 +90,60 @@ func TestBrowserPastePastTheRate(t *testing.T) {
 	}
 	if refusals["join"] != 0 {
 		t.Errorf("the node refused %d of the page's re-joins for their rate: the page re-joined once per refused chunk", refusals["join"])
+	}
+}
+
+// TestBrowserRateRefusedTextIsPaced: text typed faster than the node's
+// chunk rate is refused in part; the page holds it, joins the room again
+// and paces what it resends as the Go client does (client/pace.go,
+// client/resend_test.go TestRefusedTextIsResentInOrder): rounds of what
+// passed, a second apart, not everything held after each re-join, which
+// would have most of it refused again at every one. The others still
+// receive every chunk once, in order.
+func TestBrowserRateRefusedTextIsPaced(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.ChunkRate = 20
+		cfg.ChunkBurst = 5
+	}})
+	c.WaitRoomsReady(60 * time.Second)
+	n := c.Nodes[0]
+	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
+	bob := joinTCP(t, n.Addr(), "bob")
+	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	// Count the chunks refused, and those refused after the first room
+	// state that followed a refusal (the first burst's refusals no client
+	// can avoid).
+	eval[bool](t, ann, `(() => {
+  const s = window.switchboard.session;
+  window.paced = { refused: 0, resent: 0, rejoined: false };
+  s.addEventListener("room", (e) => {
+    if (e.detail.room === "lobby" && window.paced.refused > 0) window.paced.rejoined = true;
+  });
+  s.addEventListener("error", (e) => {
+    const m = e.detail;
+    if (m.room !== "lobby" || !m.seq || (m.code !== "rate" && m.code !== "unavailable")) return;
+    window.paced.refused++;
+    if (window.paced.rejoined) window.paced.resent++;
+  });
+  return true;
+})()`)
+
+	const typed = "the quick brown fox jumps over the lazy dog"
+	eval[bool](t, ann, fmt.Sprintf(`(() => { for (const ch of %q) window.switchboard.session.sendText("lobby", ch); return true; })()`, typed))
+	if got := receivedLine(t, bob, "ann", st.State.Seqs["ann"], len(typed)); got != typed {
+		t.Errorf("bob got %q, want %q", got, typed)
+	}
+	poll[bool](t, ann, "every chunk acknowledged", `window.switchboard.session.unacked("lobby").length === 0`)
+	counts := eval[map[string]any](t, ann, `window.paced`)
+	refused, resent := int(counts["refused"].(float64)), int(counts["resent"].(float64))
+	if refused == 0 {
+		t.Fatal("the node refused nothing; the test needs a rate limit below the typing")
+	}
+	// Paced, each round sends about what the bucket holds; resending
+	// everything after each re-join would have about len(typed)²/10
+	// refused here.
+	t.Logf("%d chunks typed, %d refused in all, %d after the first re-join", len(typed), refused, resent)
+	if resent > len(typed)/2 {
+		t.Errorf("%d chunks refused after the first re-join; want at most %d: the resends are not paced", resent, len(typed)/2)
 	}
 }

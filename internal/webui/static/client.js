@@ -49,6 +49,16 @@ const SILENT_MS = 1500;
 const BUSY_MAX_MS = 15000;
 const MOVE_TIMEOUT_MS = 10000; // how long a move searches for a new node
 const RETIRE_AFTER_MS = 10000; // how long a move keeps the old connection while rooms rejoin
+// Pauses before a room is asked for again after a refusal, as the Go
+// client's (unavailableRetry, rateRetry): storage electing a leader comes
+// back within seconds; a rate limit refills. RATE_RETRY_MS is also how
+// often a paced room sends a round (client/pace.go).
+const UNAVAILABLE_RETRY_MS = 250;
+const RATE_RETRY_MS = 1000;
+// MAX_FIRST_WINDOW bounds the first window after a rate refusal: a
+// typist who passed the rate after a long time passed many chunks in the
+// round (client/pace.go, maxFirstWindow).
+const MAX_FIRST_WINDOW = 64;
 
 // SENT marks a chunk that went out on some connection (a symbol, so
 // that JSON.stringify leaves it out of the message).
@@ -90,10 +100,18 @@ export class Session extends EventTarget {
     this.ws = null;
     this.node = null;
     this.reason = "";
-    // name -> {nextSeq, unacked: [msg], out, numbered, synced, viaOld}.
+    // name -> {nextSeq, unacked: [msg], out, pushed, numbered, synced,
+    // viaOld, retry, window, roundSeq, roundAt, round}.
     // out: how many of the leading unacked chunks went out to a node and
     // were not refused since (the room may have shown them: they keep
     // their seqs); the rest wait for the room's next state.
+    // pushed: how many of them went out since the room's last state (on
+    // the connection it came on): text goes out in order from there. It
+    // is at most out.
+    // window, above 0 after a rate refusal, paces the room's text: at
+    // most window chunks a round, roundSeq the first seq of the current
+    // round, begun at roundAt; round, the timer of the next
+    // (client/pace.go).
     // synced: the room's state came on this.ws, so text goes out on it;
     // viaOld: a move is under way and the room is still joined on the
     // connection it leaves (this.retiring), so text goes out there.
@@ -145,6 +163,7 @@ export class Session extends EventTarget {
 
   close() {
     this.closed = true;
+    for (const r of this.rooms.values()) stopRound(r);
     clearInterval(this.pinger);
     this.endProbe();
     this.retire();
@@ -425,6 +444,7 @@ export class Session extends EventTarget {
       // replaces it.
       clearTimeout(r.retry);
       r.retry = null;
+      stopRound(r); // its state starts the next round
       this.send({ op: "join", room: name });
     }
   }
@@ -565,14 +585,17 @@ export class Session extends EventTarget {
         return;
       case "room": {
         const r = this.rooms.get(m.room);
-        if (r && m.state) this.sync(r, (m.state.seqs || {})[this.user] || 0);
+        if (r && m.state) this.sync(ws, m.room, r, (m.state.seqs || {})[this.user] || 0);
         if (this.retiring && this.roomsSynced()) this.retire();
         this.emit("room", { room: m.room, state: m.state });
         return;
       }
       case "ack": {
         const r = this.rooms.get(m.room);
-        if (r) ack(r, m.seq);
+        if (r) {
+          ack(r, m.seq);
+          pacedAck(r);
+        }
         this.emit("ack", { room: m.room, seq: m.seq });
         return;
       }
@@ -600,8 +623,8 @@ export class Session extends EventTarget {
         if (r && (m.code === "unavailable" || m.code === "rate")) {
           // The node holds the room until the refused chunk comes again:
           // join again after a pause; the state says what to resend.
+          if (m.code === "rate" && m.seq && r.synced) learnWindow(r, m.seq); // the round's first refusal
           refused(r, m.seq);
-          r.synced = false;
           this.retryRoom(ws, m.room, r, m.code);
         }
         this.emit("error", m);
@@ -616,18 +639,21 @@ export class Session extends EventTarget {
   // joins, and each join refused for it would plan another
   // (client/session.go, retryRoomLocked).
   retryRoom(ws, name, r, code) {
+    r.synced = false;
+    stopRound(r); // the room's next state starts the next round
     if (r.retry) return;
     const retry = setTimeout(() => {
       if (r.retry !== retry) return; // replaced by a join on a new connection
       r.retry = null;
       if (!this.closed && ws === this.ws && this.rooms.get(name) === r) this.send({ op: "join", room: name }, ws);
-    }, code === "rate" ? 1000 : 250);
+    }, code === "rate" ? RATE_RETRY_MS : UNAVAILABLE_RETRY_MS);
     r.retry = retry;
   }
 
-  // sync applies a room's state: what it holds of our text is stored,
-  // the rest goes again, in order, with its seqs.
-  sync(r, stored) {
+  // sync applies a room's state, which came on ws: what it holds of our
+  // text is stored, the rest goes again, in order, with its seqs (a
+  // window's worth of it when the room is paced: client/pace.go).
+  sync(ws, name, r, stored) {
     if (!r.numbered) {
       r.numbered = true;
       let next = stored + 1;
@@ -645,12 +671,45 @@ export class Session extends EventTarget {
         r.nextSeq = next;
       }
       ack(r, stored);
+      pacedAck(r);
       if (r.unacked.length === 0) r.nextSeq = Math.max(r.nextSeq, stored + 1);
     }
     r.synced = true;
     r.viaOld = false;
-    for (const m of r.unacked) this.send(m);
-    r.out = r.unacked.length;
+    r.pushed = 0; // all of it goes again
+    this.sendRound(ws, name, r);
+  }
+
+  // sendRound starts a round on ws: the waiting chunks, from r.pushed
+  // on, go out, a window's worth when the room is paced, and the next
+  // round is planned (client/pace.go, sendRoundLocked). Chunks past the
+  // window that went out before keep out: the room may have shown them.
+  sendRound(ws, name, r) {
+    let end = r.unacked.length;
+    if (r.window > 0) end = Math.min(end, r.pushed + r.window);
+    r.roundAt = Date.now();
+    r.roundSeq = r.pushed < r.unacked.length ? r.unacked[r.pushed].seq : r.nextSeq;
+    for (let i = r.pushed; i < end; i++) this.send(r.unacked[i], ws);
+    r.pushed = end;
+    r.out = Math.max(r.out, end);
+    if (r.window > 0) this.planRound(ws, name, r);
+  }
+
+  // planRound plans the next round of a paced room, RATE_RETRY_MS after
+  // the current one began (client/pace.go, planRoundLocked).
+  planRound(ws, name, r) {
+    clearTimeout(r.round);
+    const round = setTimeout(() => {
+      if (r.round !== round) return; // replaced by a later round, or stopped
+      r.round = null;
+      // No longer paced, or refused again: the room's next state starts
+      // the next round.
+      if (r.window === 0 || !r.synced || this.closed || ws !== this.ws || this.rooms.get(name) !== r) return;
+      // Text waits only behind a full window: that round passed whole.
+      if (r.pushed < r.unacked.length) r.window = growWindow(r.window);
+      this.sendRound(ws, name, r);
+    }, Math.max(r.roundAt + RATE_RETRY_MS - Date.now(), 0));
+    r.round = round;
   }
 
   roomsSynced() {
@@ -714,7 +773,12 @@ export class Session extends EventTarget {
   }
 
   join(name) {
-    if (!this.rooms.has(name)) this.rooms.set(name, { nextSeq: 1, unacked: [], out: 0, numbered: false, synced: false, retry: null });
+    if (!this.rooms.has(name)) {
+      this.rooms.set(name, {
+        nextSeq: 1, unacked: [], out: 0, pushed: 0, numbered: false, synced: false, retry: null,
+        window: 0, roundSeq: 0, roundAt: 0, round: null,
+      });
+    }
     this.send({ op: "join", room: name });
   }
 
@@ -726,16 +790,25 @@ export class Session extends EventTarget {
     const m = { op: "text", room: name, seq: r.nextSeq++, t };
     r.unacked.push(m);
     if (r.synced) {
-      this.send(m);
-      r.out = r.unacked.length;
+      this.sendNow(this.ws, r, m);
     } else if (r.viaOld) {
       // Moving: the old session is still in the room. The chunk goes
       // again on the new connection once the room's state is in there,
       // and is stored once either way.
-      this.send(m, this.moving ? this.moving.ws : this.retiring);
-      r.out = r.unacked.length;
+      this.sendNow(this.moving ? this.moving.ws : this.retiring, r, m);
     }
     return m.seq;
+  }
+
+  // sendNow sends m, the last chunk queued, on ws at once when nothing
+  // queued ahead of it waits and the round has room for it; it reports
+  // whether it did (client/pace.go, sendNowLocked). Otherwise it waits
+  // its turn, in order.
+  sendNow(ws, r, m) {
+    if (!ws || r.pushed !== r.unacked.length - 1 || !mayGo(r, m.seq)) return false;
+    this.send(m, ws);
+    r.pushed = r.out = r.unacked.length;
+    return true;
   }
 
   // unacked lists a room's chunks not acknowledged yet.
@@ -749,6 +822,7 @@ function ack(r, seq) {
   while (i < r.unacked.length && r.unacked[i].seq <= seq) i++;
   r.unacked.splice(0, i);
   r.out = Math.max(r.out - i, 0);
+  r.pushed = Math.max(r.pushed - i, 0);
 }
 
 // continueAbove makes a room's numbering go on above seq, a chunk the
@@ -771,5 +845,55 @@ function continueAbove(r, seq) {
 function refused(r, seq) {
   if (!seq) return;
   const i = r.unacked.findIndex((m) => m.seq >= seq);
-  if (i >= 0) r.out = Math.min(r.out, i);
+  if (i >= 0) {
+    r.out = Math.min(r.out, i);
+    r.pushed = Math.min(r.pushed, i);
+  }
+}
+
+// Pacing after a rate refusal (client/pace.go). Resending everything
+// held after each re-join would have most of it refused again, round
+// after round: after a `rate` refusal the room's text goes out in rounds
+// of at most window chunks, a round at most every RATE_RETRY_MS. The
+// first window is what passed in the round refused, at most
+// MAX_FIRST_WINDOW; each round that passes whole makes the next a
+// quarter larger; a refusal sets it back to what passed. Text typed
+// meanwhile waits its turn, in order. The room is no longer paced once
+// the node has acknowledged all of its text.
+
+// learnWindow sets the window after the node refused the chunk seq for
+// its rate: the chunks of the round ahead of it passed.
+function learnWindow(r, seq) {
+  if (seq >= r.roundSeq) {
+    r.window = Math.min(Math.max(seq - r.roundSeq, 1), MAX_FIRST_WINDOW);
+  } else if (r.window === 0) {
+    // A refusal of a chunk from before the round (from an earlier
+    // connection, say) tells nothing of the rate: start moderately.
+    r.window = MAX_FIRST_WINDOW;
+  }
+}
+
+// growWindow is the window after a round that passed whole.
+function growWindow(w) {
+  return w + Math.max(1, Math.floor(w / 4));
+}
+
+// mayGo reports whether a chunk with seq, typed now, may go out at once
+// in the current round.
+function mayGo(r, seq) {
+  return r.window === 0 || seq < r.roundSeq + r.window;
+}
+
+// pacedAck ends the room's pacing once all its text is acknowledged.
+function pacedAck(r) {
+  if (r.window > 0 && r.unacked.length === 0) {
+    r.window = 0;
+    stopRound(r);
+  }
+}
+
+// stopRound stops the room's planned round, if any.
+function stopRound(r) {
+  clearTimeout(r.round);
+  r.round = null;
 }
