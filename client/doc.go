@@ -77,11 +77,12 @@
 // the session mends itself (unavailable, rate), and fail with a refusal
 // that it cannot mend (a *ServerError), ErrLeft, the context's error or
 // the session's. Their answers are handled in order with the events, so
-// call them from a goroutine other than the one reading Events. After a
-// rate refusal the room's text goes out paced, a round a second of about
-// what the node took, until all of it is acknowledged (pace.go): text
-// typed faster than the node's rate waits in the session rather than
-// being refused again.
+// call them from a goroutine other than the one reading Events. Text
+// typed faster than the limits the node says with attached waits in the
+// session and goes out as they allow, rather than being refused; after a
+// rate refusal all the same (a node older than those limits), the room's
+// text goes out paced, a round a second of about what the node took,
+// until all of it is acknowledged (pace.go).
 //
 // # State and the end of a session
 //

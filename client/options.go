@@ -36,6 +36,9 @@ type options struct {
 	tls         *tls.Config
 	serviceName string
 	token       func(context.Context) (string, error)
+	// ignoreLimits sends as if the nodes said no limits (nodes older
+	// than them); set only by tests (export_test.go).
+	ignoreLimits bool
 }
 
 func defaultOptions() options {

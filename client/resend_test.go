@@ -19,14 +19,50 @@ import (
 // lost: the client holds its text, asks for the room again, and resends
 // from what the room's state shows stored, in order. The other member
 // receives every chunk once, in seq order, and the typist's text whole.
+// The resends are paced (pace.go): after the first re-join few are
+// refused again. The typist's client here ignores the limits the node
+// says (as with nodes older than them), or the node would refuse nothing.
 func TestRefusedTextIsResentInOrder(t *testing.T) {
+	typed, refused, resentRefused := typeFasterThanTheRate(t, client.WithoutNodeLimits())
+	if refused == 0 {
+		t.Fatal("the node refused nothing; the test needs a rate limit below the typing")
+	}
+	// Resending everything after each re-join would have about
+	// len(typed)²/10 refused here.
+	if resentRefused > len(typed)/2 {
+		t.Errorf("%d chunks refused after the first re-join; want at most %d: the resends are not paced", resentRefused, len(typed)/2)
+	}
+}
+
+// A client whose node says its limits with attached keeps its text within
+// them: typed faster than the node's rate, the text waits in the session
+// instead of being refused (ignoring the limits, the node refused 41 of
+// these 43 chunks, 38 in the first burst). The other member receives
+// every chunk once, in order.
+func TestTextKeepsWithinTheNodesLimits(t *testing.T) {
+	typed, refused, _ := typeFasterThanTheRate(t)
+	// Jitter between the client's sends and the node's reads may still
+	// cost a refusal now and then (the budget keeps a margin for it).
+	if refused > len(typed)/4 {
+		t.Errorf("%d of %d chunks refused; want at most %d: the client does not keep to the node's limits", refused, len(typed), len(typed)/4)
+	}
+}
+
+// typeFasterThanTheRate has alice type a line, a chunk a character, all at
+// once, to a node that takes 20 chunks a second in bursts of 5, and
+// checks that bob receives it whole, each chunk once, in order. It returns
+// the line and the chunks refused: in all, and after the room's first
+// state that followed a refusal (the first burst's refusals no client
+// that does not know the limits can avoid). opts are alice's.
+func typeFasterThanTheRate(t *testing.T, opts ...client.Option) (typed string, refused, resentRefused int) {
+	t.Helper()
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
 		cfg.ChunkRate = 20
 		cfg.ChunkBurst = 5
 	}})
 	c.WaitRoomsReady(settle)
-	dial := func(user string) *client.Session {
-		s, err := client.Dial(dialCtx(t), c.Nodes[0].Addr(), client.WithUser(user), client.WithRetry(fastRetry()))
+	dial := func(user string, opts ...client.Option) *client.Session {
+		s, err := client.Dial(dialCtx(t), c.Nodes[0].Addr(), append([]client.Option{client.WithUser(user), client.WithRetry(fastRetry())}, opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,19 +97,19 @@ func TestRefusedTextIsResentInOrder(t *testing.T) {
 	}
 	bob := dial("bob")
 	awaitState(bob)
-	alice := dial("alice")
+	alice := dial("alice", opts...)
 	awaitState(alice)
 
-	const typed = "the quick brown fox jumps over the lazy dog"
+	typed = "the quick brown fox jumps over the lazy dog"
 	for _, ch := range typed {
 		if _, err := alice.SendText("r", string(ch)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Drain alice's events while the client sorts things out with the
-	// node, counting the chunks refused after the first re-join (the
-	// first burst's refusals no client can avoid).
-	refused, resentRefused, rejoined := 0, 0, false
+	// node, counting the chunks refused, and those after the first
+	// re-join.
+	rejoined := false
 	for alice.Unacked("r") > 0 {
 		switch m := next(alice); {
 		case m.Op == wire.OpRoom && refused > 0:
@@ -85,16 +121,7 @@ func TestRefusedTextIsResentInOrder(t *testing.T) {
 			}
 		}
 	}
-	if refused == 0 {
-		t.Fatal("the node refused nothing; the test needs a rate limit below the typing")
-	}
-	// Paced, each round sends about what the bucket holds (pace.go);
-	// resending everything after each re-join would have about
-	// len(typed)²/10 refused here.
 	t.Logf("%d chunks typed, %d refused in all, %d after the first re-join", len(typed), refused, resentRefused)
-	if resentRefused > len(typed)/2 {
-		t.Errorf("%d chunks refused after the first re-join; want at most %d: the resends are not paced", resentRefused, len(typed)/2)
-	}
 	var got strings.Builder
 	var last uint64
 	for got.Len() < len(typed) {
@@ -119,6 +146,7 @@ func TestRefusedTextIsResentInOrder(t *testing.T) {
 	if got.String() != typed {
 		t.Errorf("bob got %q, want %q", got.String(), typed)
 	}
+	return typed, refused, resentRefused
 }
 
 // A room refused on one connection plans a join again on that

@@ -204,9 +204,9 @@ type room struct {
 	// and when the round began.
 	roundSeq uint64
 	roundAt  time.Time
-	// round starts the next round of a paced room; nil when none is
-	// planned.
-	round *time.Timer
+	// pump sends what waits once the round or the connection's budget
+	// allows it (pace.go); nil when none is planned.
+	pump *time.Timer
 }
 
 // ackResult ends a SendTextWait: the chunk's seq once stored, or why not.
@@ -583,6 +583,9 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 	}
 	s.conn = c
 	s.w = newWriter(c)
+	if !s.opts.ignoreLimits {
+		s.w.budget = newBudget(m.Limits, time.Now())
+	}
 	s.state = StateAttached
 	s.node = node
 	s.reason = a.reason
@@ -863,7 +866,7 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 // syncRoomLocked resends the rest in order.
 func (s *Session) retryRoomLocked(w *writer, name string, r *room, code string) {
 	r.synced = false
-	r.stopRoundLocked() // the room's next state starts the next round
+	r.stopPumpLocked() // the room's next state starts the next round
 	if r.retry != nil {
 		return
 	}
@@ -921,7 +924,9 @@ func (s *Session) syncRoomLocked(w *writer, name string, r *room, stored uint64)
 	}
 	r.synced, r.viaOld = true, false
 	r.pushed = 0 // all of it goes again
-	s.sendRoundLocked(w, name, r, time.Now())
+	now := time.Now()
+	r.startRoundLocked(now)
+	s.pumpLocked(w, name, r, now)
 }
 
 // ownText handles text delivered from the session's own user, and
@@ -1063,7 +1068,7 @@ func (s *Session) rejoinLocked() {
 			r.retry.Stop()
 			r.retry = nil
 		}
-		r.stopRoundLocked() // its state starts the next round
+		r.stopPumpLocked() // its state starts the next round
 		s.w.send(wire.Message{Op: wire.OpJoin, Room: name})
 	}
 }
@@ -1183,7 +1188,7 @@ func (s *Session) Leave(name string) error {
 		if r.retry != nil {
 			r.retry.Stop()
 		}
-		r.stopRoundLocked()
+		r.stopPumpLocked()
 		r.endWaitsLocked(fmt.Errorf("client: left room %q: %w", name, ErrLeft))
 	}
 	delete(s.rooms, name)
@@ -1226,14 +1231,12 @@ func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64
 	r.nextSeq++
 	r.unacked = append(r.unacked, m)
 	r.waits = append(r.waits, wait)
-	switch {
-	case r.synced:
-		r.sendNowLocked(s.w, m)
-	case r.viaOld && s.retiring != nil:
-		// Moving: the old session is still in the room. The chunk is
-		// resent on the new connection once the room's state is in
-		// there, and stored once either way.
-		r.sendNowLocked(s.retiring.w, m)
+	// Out at once on the connection the room is joined on (while moving,
+	// the old one: the chunk is resent on the new connection once the
+	// room's state is in there, and stored once either way), unless
+	// text waits ahead of it (pace.go).
+	if w := s.carrierLocked(r); w != nil && r.pushed == len(r.unacked)-1 {
+		s.pumpLocked(w, name, r, time.Now())
 	}
 	return m.Seq, nil
 }
@@ -1396,7 +1399,7 @@ func (s *Session) stopRetriesLocked() {
 			r.retry.Stop()
 			r.retry = nil
 		}
-		r.stopRoundLocked()
+		r.stopPumpLocked()
 	}
 }
 

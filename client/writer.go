@@ -13,6 +13,9 @@ import (
 // closes the connection, so that the reader notices the drop.
 type writer struct {
 	c *Conn
+	// budget is the node's limits on the session's text on this
+	// connection (pace.go); guarded by the session's mutex.
+	budget *budget
 
 	mu     sync.Mutex // guards queue and closed
 	queue  []wire.Message

@@ -133,6 +133,9 @@ type Message struct {
 	Node string `json:"node,omitempty"`
 	// Session identifies an attached session (attached).
 	Session string `json:"session,omitempty"`
+	// Limits are the node's limits on the session's text (attached);
+	// nil from nodes older than them.
+	Limits *Limits `json:"limits,omitempty"`
 
 	// Code and Message describe an error (error); Dir is a fresh directory
 	// sent with full and draining errors, and with move.
@@ -224,6 +227,21 @@ var knownOps = map[string]bool{
 	OpHello: true, OpDirectory: true, OpAttach: true, OpAttached: true,
 	OpPing: true, OpPong: true, OpError: true, OpJoin: true, OpLeave: true,
 	OpText: true, OpAck: true, OpPresence: true, OpRoom: true, OpMove: true,
+}
+
+// Limits are a node's limits on one session's text, sent with attached
+// (docs/protocol.md, "Limits"): a client that keeps within them is not
+// refused for its rate or for a chunk's length.
+type Limits struct {
+	// MaxChunk is the longest text chunk, in bytes.
+	MaxChunk int `json:"max_chunk"`
+	// ChunkRate and ChunkBurst are the session's bucket of chunks: it
+	// holds ChunkBurst and refills at ChunkRate a second.
+	ChunkRate  float64 `json:"chunk_rate"`
+	ChunkBurst int     `json:"chunk_burst"`
+	// ByteRate and ByteBurst are its bucket of text bytes.
+	ByteRate  float64 `json:"byte_rate"`
+	ByteBurst int     `json:"byte_burst"`
 }
 
 // Decode parses one line (without its newline). It checks that the line is

@@ -70,6 +70,13 @@ var protocol = []struct {
 		want: `{"op":"attached","user":"ann","node":"n1","session":"s-42"}`,
 	},
 	{
+		name: "attached with limits",
+		in: wire.Message{Op: wire.OpAttached, User: "ann", Node: "n1", Session: "s-42", Limits: &wire.Limits{
+			MaxChunk: 4096, ChunkRate: 50, ChunkBurst: 200, ByteRate: 8192, ByteBurst: 65536,
+		}},
+		want: `{"op":"attached","user":"ann","node":"n1","session":"s-42","limits":{"max_chunk":4096,"chunk_rate":50,"chunk_burst":200,"byte_rate":8192,"byte_burst":65536}}`,
+	},
+	{
 		name: "ping",
 		in:   wire.Message{Op: wire.OpPing},
 		want: `{"op":"ping"}`,
@@ -196,6 +203,8 @@ func TestFieldNames(t *testing.T) {
 		"id", "addr", "http", "status", "users", "capacity", "version", "age_ms",
 		// room state
 		"lines", "live", "seqs",
+		// limits
+		"limits", "max_chunk", "chunk_rate", "chunk_burst", "byte_rate", "byte_burst",
 	}
 	seen := map[string]bool{}
 	var walk func(v any, keysAreNames bool)

@@ -31,10 +31,12 @@ type peer struct {
 	t    testing.TB
 	user string
 	node string // the node attached to
-	conn *client.Conn
-	in   chan wire.Message
-	kept []wire.Message // received, not taken yet
-	seq  uint64         // the last seq sent
+	// limits are those the node said with attached.
+	limits *wire.Limits
+	conn   *client.Conn
+	in     chan wire.Message
+	kept   []wire.Message // received, not taken yet
+	seq    uint64         // the last seq sent
 }
 
 // newPeer connects to addr and attaches as user.
@@ -74,7 +76,7 @@ func newPeerVia(t testing.TB, d client.Dialer, addr, user string) *peer {
 	if m.Op != wire.OpAttached {
 		t.Fatalf("attach as %s: %+v", user, m)
 	}
-	p.node = m.Node
+	p.node, p.limits = m.Node, m.Limits
 	return p
 }
 
@@ -530,6 +532,12 @@ func TestRoomLimits(t *testing.T) {
 	c.WaitRoomsReady(wait)
 	addr := c.Nodes[0].Addr()
 	p := newPeer(t, addr, "alice")
+	// attached says the limits on the session's text, for the client to
+	// keep within them.
+	want := &wire.Limits{MaxChunk: node.DefaultConfig().MaxChunk, ChunkRate: 1, ChunkBurst: 30, ByteRate: 1, ByteBurst: 6000}
+	if diff := cmp.Diff(p.limits, want); diff != "" {
+		t.Errorf("the limits with attached (-got +want):\n%s", diff)
+	}
 	errorFor := func(m wire.Message) wire.Message {
 		t.Helper()
 		p.send(m)

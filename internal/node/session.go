@@ -340,7 +340,11 @@ func (s *session) attach(m wire.Message) *wire.Error {
 	s.attachAt = time.Now()
 	s.attached.Store(true)
 	n.metrics.attaches.Inc()
-	s.reply(wire.Message{Op: wire.OpAttached, Node: n.cfg.ID, Session: s.id, User: s.user})
+	s.reply(wire.Message{Op: wire.OpAttached, Node: n.cfg.ID, Session: s.id, User: s.user, Limits: &wire.Limits{
+		MaxChunk:  n.cfg.MaxChunk,
+		ChunkRate: n.cfg.ChunkRate, ChunkBurst: n.cfg.ChunkBurst,
+		ByteRate: n.cfg.ByteRate, ByteBurst: n.cfg.ByteBurst,
+	}})
 	s.answered.Store(true)
 	n.metrics.attached(s.helloAt)
 	return nil

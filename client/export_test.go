@@ -1,0 +1,11 @@
+package client
+
+// WithoutNodeLimits makes the session send as if its nodes said no limits
+// on its text, as nodes older than wire.Limits do: for tests of the
+// pacing after a refusal against a real node.
+func WithoutNodeLimits() Option {
+	return func(o *options) error {
+		o.ignoreLimits = true
+		return nil
+	}
+}
