@@ -60,7 +60,9 @@ func TestBrowserPasteKeepsCharacters(t *testing.T) {
 // not once per refused chunk: its re-joins would pass the node's join
 // rate themselves, be refused for it, and be retried in turn, hundreds
 // of them for one paste. Every character still reaches the others once,
-// in order.
+// in order. The page here ignores the limits the node says (as with
+// nodes older than them), or it would keep the paste within the burst
+// and nothing would be refused.
 func TestBrowserPastePastTheRate(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(60 * time.Second)
@@ -69,6 +71,7 @@ func TestBrowserPastePastTheRate(t *testing.T) {
 	bob := joinTCP(t, n.Addr(), "bob")
 	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
 	eval[bool](t, ann, `(() => {
+  window.switchboard.session.ignoreLimits = true; // or the page keeps within the burst
   window.refusals = { text: 0, join: 0 };
   window.switchboard.session.addEventListener("error", (e) => {
     const m = e.detail;
@@ -94,13 +97,47 @@ func TestBrowserPastePastTheRate(t *testing.T) {
 }
 
 // TestBrowserRateRefusedTextIsPaced: text typed faster than the node's
-// chunk rate is refused in part; the page holds it, joins the room again
-// and paces what it resends as the Go client does (client/pace.go,
-// client/resend_test.go TestRefusedTextIsResentInOrder): rounds of what
-// passed, a second apart, not everything held after each re-join, which
-// would have most of it refused again at every one. The others still
-// receive every chunk once, in order.
+// chunk rate, to a node whose limits the page does not know (as with
+// nodes older than them), is refused in part; the page holds it, joins
+// the room again and paces what it resends as the Go client does
+// (client/pace.go, client/resend_test.go TestRefusedTextIsResentInOrder):
+// rounds of what passed, a second apart, not everything held after each
+// re-join, which would have most of it refused again at every one. The
+// others still receive every chunk once, in order.
 func TestBrowserRateRefusedTextIsPaced(t *testing.T) {
+	typed, refused, resent := typeFasterThanTheRate(t, true)
+	if refused == 0 {
+		t.Fatal("the node refused nothing; the test needs a rate limit below the typing")
+	}
+	// Resending everything after each re-join would have about
+	// len(typed)²/10 refused here.
+	if resent > len(typed)/2 {
+		t.Errorf("%d chunks refused after the first re-join; want at most %d: the resends are not paced", resent, len(typed)/2)
+	}
+}
+
+// TestBrowserTextKeepsWithinTheNodesLimits: the page keeps its text
+// within the limits the node says with attached, holding what is typed
+// faster until they allow it, rather than having it refused (ignoring
+// them, the node refuses 41 of these 43 chunks). The others receive every
+// chunk once, in order.
+func TestBrowserTextKeepsWithinTheNodesLimits(t *testing.T) {
+	typed, refused, _ := typeFasterThanTheRate(t, false)
+	// Jitter between the page's sends and the node's reads may still
+	// cost a refusal now and then (the budget keeps a margin for it).
+	if refused > len(typed)/4 {
+		t.Errorf("%d of %d chunks refused; want at most %d: the page does not keep to the node's limits", refused, len(typed), len(typed)/4)
+	}
+}
+
+// typeFasterThanTheRate has ann's page send a line, a chunk a character,
+// all at once, to a node that takes 20 chunks a second in bursts of 5,
+// its limits ignored when ignoreLimits, and checks that bob receives it
+// whole, each chunk once, in order. It returns the line and the chunks
+// refused: in all, and after the room's first state that followed a
+// refusal.
+func typeFasterThanTheRate(t *testing.T, ignoreLimits bool) (typed string, refused, resent int) {
+	t.Helper()
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
 		cfg.ChunkRate = 20
 		cfg.ChunkBurst = 5
@@ -110,11 +147,9 @@ func TestBrowserRateRefusedTextIsPaced(t *testing.T) {
 	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
 	bob := joinTCP(t, n.Addr(), "bob")
 	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
-	// Count the chunks refused, and those refused after the first room
-	// state that followed a refusal (the first burst's refusals no client
-	// can avoid).
-	eval[bool](t, ann, `(() => {
+	eval[bool](t, ann, fmt.Sprintf(`(() => {
   const s = window.switchboard.session;
+  s.ignoreLimits = %t;
   window.paced = { refused: 0, resent: 0, rejoined: false };
   s.addEventListener("room", (e) => {
     if (e.detail.room === "lobby" && window.paced.refused > 0) window.paced.rejoined = true;
@@ -126,24 +161,16 @@ func TestBrowserRateRefusedTextIsPaced(t *testing.T) {
     if (window.paced.rejoined) window.paced.resent++;
   });
   return true;
-})()`)
+})()`, ignoreLimits))
 
-	const typed = "the quick brown fox jumps over the lazy dog"
+	typed = "the quick brown fox jumps over the lazy dog"
 	eval[bool](t, ann, fmt.Sprintf(`(() => { for (const ch of %q) window.switchboard.session.sendText("lobby", ch); return true; })()`, typed))
 	if got := receivedLine(t, bob, "ann", st.State.Seqs["ann"], len(typed)); got != typed {
 		t.Errorf("bob got %q, want %q", got, typed)
 	}
 	poll[bool](t, ann, "every chunk acknowledged", `window.switchboard.session.unacked("lobby").length === 0`)
 	counts := eval[map[string]any](t, ann, `window.paced`)
-	refused, resent := int(counts["refused"].(float64)), int(counts["resent"].(float64))
-	if refused == 0 {
-		t.Fatal("the node refused nothing; the test needs a rate limit below the typing")
-	}
-	// Paced, each round sends about what the bucket holds; resending
-	// everything after each re-join would have about len(typed)²/10
-	// refused here.
+	refused, resent = int(counts["refused"].(float64)), int(counts["resent"].(float64))
 	t.Logf("%d chunks typed, %d refused in all, %d after the first re-join", len(typed), refused, resent)
-	if resent > len(typed)/2 {
-		t.Errorf("%d chunks refused after the first re-join; want at most %d: the resends are not paced", resent, len(typed)/2)
-	}
+	return typed, refused, resent
 }

@@ -101,7 +101,7 @@ export class Session extends EventTarget {
     this.node = null;
     this.reason = "";
     // name -> {nextSeq, unacked: [msg], out, pushed, numbered, synced,
-    // viaOld, retry, window, roundSeq, roundAt, round}.
+    // viaOld, retry, window, roundSeq, roundAt, pump}.
     // out: how many of the leading unacked chunks went out to a node and
     // were not refused since (the room may have shown them: they keep
     // their seqs); the rest wait for the room's next state.
@@ -110,13 +110,16 @@ export class Session extends EventTarget {
     // is at most out.
     // window, above 0 after a rate refusal, paces the room's text: at
     // most window chunks a round, roundSeq the first seq of the current
-    // round, begun at roundAt; round, the timer of the next
-    // (client/pace.go).
+    // round, begun at roundAt; pump, the timer that sends what waits
+    // once the round or the connection's budget allows (client/pace.go).
     // synced: the room's state came on this.ws, so text goes out on it;
     // viaOld: a move is under way and the room is still joined on the
     // connection it leaves (this.retiring), so text goes out there.
     this.rooms = new Map();
     this.closed = false;
+    // ignoreLimits, set only by tests, sends as to nodes that do not say
+    // their limits (older than them): no budget, pacing after refusals.
+    this.ignoreLimits = false;
     // tokenRefused: a node refused the token (unauthorized). Every node
     // would, so the session stops trying until reauth gives another; the
     // rooms and their unacknowledged text are kept.
@@ -163,7 +166,7 @@ export class Session extends EventTarget {
 
   close() {
     this.closed = true;
-    for (const r of this.rooms.values()) stopRound(r);
+    for (const r of this.rooms.values()) stopPump(r);
     clearInterval(this.pinger);
     this.endProbe();
     this.retire();
@@ -428,6 +431,7 @@ export class Session extends EventTarget {
 
   attached(ws, node, reason, m) {
     this.ws = ws;
+    budgets.set(ws, newBudget(m.limits, Date.now())); // kept to: pump
     this.node = node;
     this.reason = reason;
     this.attaches++;
@@ -444,7 +448,7 @@ export class Session extends EventTarget {
       // replaces it.
       clearTimeout(r.retry);
       r.retry = null;
-      stopRound(r); // its state starts the next round
+      stopPump(r); // its state starts the next round
       this.send({ op: "join", room: name });
     }
   }
@@ -640,7 +644,7 @@ export class Session extends EventTarget {
   // (client/session.go, retryRoomLocked).
   retryRoom(ws, name, r, code) {
     r.synced = false;
-    stopRound(r); // the room's next state starts the next round
+    stopPump(r); // the room's next state starts the next round
     if (r.retry) return;
     const retry = setTimeout(() => {
       if (r.retry !== retry) return; // replaced by a join on a new connection
@@ -677,39 +681,64 @@ export class Session extends EventTarget {
     r.synced = true;
     r.viaOld = false;
     r.pushed = 0; // all of it goes again
-    this.sendRound(ws, name, r);
+    const now = Date.now();
+    startRound(r, now);
+    this.pump(ws, name, r, now);
   }
 
-  // sendRound starts a round on ws: the waiting chunks, from r.pushed
-  // on, go out, a window's worth when the room is paced, and the next
-  // round is planned (client/pace.go, sendRoundLocked). Chunks past the
-  // window that went out before keep out: the room may have shown them.
-  sendRound(ws, name, r) {
-    let end = r.unacked.length;
-    if (r.window > 0) end = Math.min(end, r.pushed + r.window);
-    r.roundAt = Date.now();
-    r.roundSeq = r.pushed < r.unacked.length ? r.unacked[r.pushed].seq : r.nextSeq;
-    for (let i = r.pushed; i < end; i++) this.send(r.unacked[i], ws);
-    r.pushed = end;
-    r.out = Math.max(r.out, end);
-    if (r.window > 0) this.planRound(ws, name, r);
+  // pump sends the room's waiting chunks on ws, in order from r.pushed,
+  // as far as the round's window and the connection's budget allow, and
+  // plans the next try for what still waits (client/pace.go, pumpLocked).
+  pump(ws, name, r, now) {
+    const b = this.ignoreLimits ? null : budgets.get(ws);
+    while (r.pushed < r.unacked.length) {
+      const m = r.unacked[r.pushed];
+      if (r.window > 0 && m.seq >= r.roundSeq + r.window) {
+        const next = r.roundAt + RATE_RETRY_MS;
+        if (now < next) {
+          this.planPump(ws, name, r, next);
+          return;
+        }
+        // The round filled its window and nothing was refused.
+        r.window = growWindow(r.window);
+        startRound(r, now);
+      }
+      const size = utf8Length(m.t);
+      const wait = budgetWait(b, now, size);
+      if (wait > 0) {
+        this.planPump(ws, name, r, now + wait);
+        return;
+      }
+      budgetTake(b, size);
+      this.send(m, ws);
+      r.pushed++;
+      r.out = Math.max(r.out, r.pushed);
+    }
   }
 
-  // planRound plans the next round of a paced room, RATE_RETRY_MS after
-  // the current one began (client/pace.go, planRoundLocked).
-  planRound(ws, name, r) {
-    clearTimeout(r.round);
-    const round = setTimeout(() => {
-      if (r.round !== round) return; // replaced by a later round, or stopped
-      r.round = null;
-      // No longer paced, or refused again: the room's next state starts
-      // the next round.
-      if (r.window === 0 || !r.synced || this.closed || ws !== this.ws || this.rooms.get(name) !== r) return;
-      // Text waits only behind a full window: that round passed whole.
-      if (r.pushed < r.unacked.length) r.window = growWindow(r.window);
-      this.sendRound(ws, name, r);
-    }, Math.max(r.roundAt + RATE_RETRY_MS - Date.now(), 0));
-    r.round = round;
+  // planPump plans the room's next pump on ws at the time at
+  // (client/pace.go, planPumpLocked).
+  planPump(ws, name, r, at) {
+    stopPump(r);
+    const pump = setTimeout(() => {
+      if (r.pump !== pump) return; // replaced by a later plan, or stopped
+      r.pump = null;
+      // Refused or moved meanwhile: the room's next state sends what
+      // waits.
+      if (this.closed || this.rooms.get(name) !== r || this.carrier(r) !== ws) return;
+      this.pump(ws, name, r, Date.now());
+    }, Math.max(at - Date.now(), 0));
+    r.pump = pump;
+  }
+
+  // carrier is the connection the room's text goes out on now: the
+  // session's when the room is synced there, the one a move is leaving
+  // while the room is still joined only there, or null (text waits for
+  // the room's next state).
+  carrier(r) {
+    if (r.synced) return this.ws;
+    if (r.viaOld) return this.moving ? this.moving.ws : this.retiring;
+    return null;
   }
 
   roomsSynced() {
@@ -776,7 +805,7 @@ export class Session extends EventTarget {
     if (!this.rooms.has(name)) {
       this.rooms.set(name, {
         nextSeq: 1, unacked: [], out: 0, pushed: 0, numbered: false, synced: false, retry: null,
-        window: 0, roundSeq: 0, roundAt: 0, round: null,
+        window: 0, roundSeq: 0, roundAt: 0, pump: null,
       });
     }
     this.send({ op: "join", room: name });
@@ -789,26 +818,13 @@ export class Session extends EventTarget {
     if (!r) throw new Error(`not in room ${name}`);
     const m = { op: "text", room: name, seq: r.nextSeq++, t };
     r.unacked.push(m);
-    if (r.synced) {
-      this.sendNow(this.ws, r, m);
-    } else if (r.viaOld) {
-      // Moving: the old session is still in the room. The chunk goes
-      // again on the new connection once the room's state is in there,
-      // and is stored once either way.
-      this.sendNow(this.moving ? this.moving.ws : this.retiring, r, m);
-    }
+    // Out at once on the connection the room is joined on (while moving,
+    // the old one: the chunk goes again on the new connection once the
+    // room's state is in there, and is stored once either way), unless
+    // text waits ahead of it (client/pace.go).
+    const ws = this.carrier(r);
+    if (ws && r.pushed === r.unacked.length - 1) this.pump(ws, name, r, Date.now());
     return m.seq;
-  }
-
-  // sendNow sends m, the last chunk queued, on ws at once when nothing
-  // queued ahead of it waits and the round has room for it; it reports
-  // whether it did (client/pace.go, sendNowLocked). Otherwise it waits
-  // its turn, in order.
-  sendNow(ws, r, m) {
-    if (!ws || r.pushed !== r.unacked.length - 1 || !mayGo(r, m.seq)) return false;
-    this.send(m, ws);
-    r.pushed = r.out = r.unacked.length;
-    return true;
   }
 
   // unacked lists a room's chunks not acknowledged yet.
@@ -851,15 +867,72 @@ function refused(r, seq) {
   }
 }
 
-// Pacing after a rate refusal (client/pace.go). Resending everything
-// held after each re-join would have most of it refused again, round
-// after round: after a `rate` refusal the room's text goes out in rounds
-// of at most window chunks, a round at most every RATE_RETRY_MS. The
-// first window is what passed in the round refused, at most
-// MAX_FIRST_WINDOW; each round that passes whole makes the next a
-// quarter larger; a refusal sets it back to what passed. Text typed
-// meanwhile waits its turn, in order. The room is no longer paced once
-// the node has acknowledged all of its text.
+// Pacing: text goes out no faster than the node takes it
+// (client/pace.go). A node that says its limits with attached gets no
+// more than they allow: the connection's budget mirrors its buckets, a
+// little short of them for the jitter between the page's sends and the
+// node's reads, and text waits in the page until the budget holds it.
+// After a `rate` refusal all the same (a node older than limits), the
+// room's text goes out in rounds of at most window chunks, a round at
+// most every RATE_RETRY_MS: the first window is what passed in the round
+// refused, at most MAX_FIRST_WINDOW; a round that filled its window
+// makes the next a quarter larger; a refusal sets it back to what
+// passed. Either way text typed meanwhile waits its turn, in order. The
+// room is no longer paced once the node has acknowledged all of its
+// text.
+
+// budgets holds each connection's budget (newBudget), by its WebSocket.
+const budgets = new WeakMap();
+
+// newBudget is the budget of a connection whose node said limits at now,
+// or null when it said nothing usable: each bucket holds an eighth less
+// than the node's burst (at least one token less when the burst allows
+// it) and refills at 98% of its rate (client/pace.go, newBudget).
+function newBudget(limits, now) {
+  const l = limits || {};
+  if (!(l.chunk_rate > 0 && l.chunk_burst > 0 && l.byte_rate > 0 && l.byte_burst > 0)) return null;
+  const bucket = (rate, burst) => {
+    const usable = burst - Math.max(Math.floor(burst / 8), 1);
+    const b = usable >= 1 ? usable : burst;
+    return { rate: rate * 0.98, burst: b, have: b, last: now };
+  };
+  return { chunks: bucket(l.chunk_rate, l.chunk_burst), bytes: bucket(l.byte_rate, l.byte_burst) };
+}
+
+// bucketWait refills t to now and says how many ms until it holds n (or
+// all it can hold: a chunk larger than the burst goes when it is full).
+function bucketWait(t, now, n) {
+  if (now > t.last) {
+    t.have = Math.min(t.burst, t.have + ((now - t.last) / 1000) * t.rate);
+    t.last = now;
+  }
+  n = Math.min(n, t.burst);
+  return t.have >= n ? 0 : ((n - t.have) / t.rate) * 1000;
+}
+
+// budgetWait is how many ms until b allows a chunk of size bytes; 0 is
+// now, and no budget allows everything.
+function budgetWait(b, now, size) {
+  if (!b) return 0;
+  return Math.max(bucketWait(b.chunks, now, 1), bucketWait(b.bytes, now, size));
+}
+
+// budgetTake spends a chunk of size bytes; budgetWait has said 0.
+function budgetTake(b, size) {
+  if (!b) return;
+  b.chunks.have = Math.max(b.chunks.have - 1, 0);
+  b.bytes.have = Math.max(b.bytes.have - size, 0);
+}
+
+// utf8Length is the length of s in UTF-8 bytes, as the node counts text.
+function utf8Length(s) {
+  let n = 0;
+  for (const ch of s) {
+    const c = ch.codePointAt(0);
+    n += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  }
+  return n;
+}
 
 // learnWindow sets the window after the node refused the chunk seq for
 // its rate: the chunks of the round ahead of it passed.
@@ -873,27 +946,24 @@ function learnWindow(r, seq) {
   }
 }
 
-// growWindow is the window after a round that passed whole.
+// growWindow is the window after a round that filled it.
 function growWindow(w) {
   return w + Math.max(1, Math.floor(w / 4));
 }
 
-// mayGo reports whether a chunk with seq, typed now, may go out at once
-// in the current round.
-function mayGo(r, seq) {
-  return r.window === 0 || seq < r.roundSeq + r.window;
+// startRound starts a round at now with the next chunk to go.
+function startRound(r, now) {
+  r.roundAt = now;
+  r.roundSeq = r.pushed < r.unacked.length ? r.unacked[r.pushed].seq : r.nextSeq;
 }
 
 // pacedAck ends the room's pacing once all its text is acknowledged.
 function pacedAck(r) {
-  if (r.window > 0 && r.unacked.length === 0) {
-    r.window = 0;
-    stopRound(r);
-  }
+  if (r.window > 0 && r.unacked.length === 0) r.window = 0;
 }
 
-// stopRound stops the room's planned round, if any.
-function stopRound(r) {
-  clearTimeout(r.round);
-  r.round = null;
+// stopPump stops the room's planned pump, if any.
+function stopPump(r) {
+  clearTimeout(r.pump);
+  r.pump = null;
 }
