@@ -30,18 +30,20 @@ func receivedLine(t *testing.T, m *tcpMember, from string, last uint64, n int) s
 }
 
 // TestBrowserPasteKeepsCharacters: a paste longer than one chunk is
-// cut into chunks; a character outside the BMP (an emoji: two UTF-16
-// code units) at a cut must reach the others whole, not as two halves
-// that each become U+FFFD on the wire.
+// cut into chunks of at most the chunk limit the node says with
+// attached (here 1,000 bytes, below the default); a character outside
+// the BMP (an emoji: two UTF-16 code units, four bytes) at a cut must
+// reach the others whole, not as two halves that each become U+FFFD on
+// the wire.
 func TestBrowserPasteKeepsCharacters(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.MaxChunk = 1000 }})
 	c.WaitRoomsReady(60 * time.Second)
 	n := c.Nodes[0]
 	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
 	bob := joinTCP(t, n.Addr(), "bob")
 	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
 
-	// 999 ASCII characters, then emoji across the page's 1000-unit cut.
+	// 999 ASCII characters, then emoji across the 1,000-byte cut.
 	text := strings.Repeat("a", 999) + strings.Repeat("😀", 600)
 	eval[bool](t, ann, fmt.Sprintf(`(() => { const box = document.querySelector("#compose"); box.value = %q; box.dispatchEvent(new Event("input")); return true; })()`, text))
 	if got := receivedLine(t, bob, "ann", st.State.Seqs["ann"], len(text)); got != text {

@@ -8,7 +8,6 @@ import { Session } from "./client.js";
 import { Room, graphemes } from "./rtt.js";
 
 const $ = (sel) => document.querySelector(sel);
-const MAX_CHUNK_CHARS = 1000; // well under the server's 4096-byte chunk limit
 
 let session = null;
 let room = null;
@@ -115,17 +114,30 @@ function renderPending() {
 }
 
 // sendChunk sends text as typed and shows it in the user's own line. A
-// long text (a paste) goes in pieces, never cut inside a character: the
-// two halves of a surrogate pair would each go out as U+FFFD.
+// long text (a paste) goes in pieces of at most the node's chunk limit
+// in UTF-8 bytes, never cut inside a character: the two halves of a
+// surrogate pair would each go out as U+FFFD.
 function sendChunk(text) {
-  for (let i = 0, end; i < text.length; i = end) {
-    end = Math.min(i + MAX_CHUNK_CHARS, text.length);
-    const last = text.charCodeAt(end - 1);
-    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--;
-    const chunk = text.slice(i, end);
+  const max = session.maxChunk();
+  const send = (chunk) => {
     const seq = session.sendText(roomName, chunk);
     appendLines(room.apply(user, seq, chunk).lines);
+  };
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < text.length; ) {
+    const c = text.codePointAt(i);
+    // A lone surrogate goes out as U+FFFD: three bytes.
+    const n = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    if (bytes + n > max && i > start) {
+      send(text.slice(start, i));
+      start = i;
+      bytes = 0;
+    }
+    bytes += n;
+    i += c > 0xffff ? 2 : 1;
   }
+  if (start < text.length) send(text.slice(start));
   renderLive(user);
   renderPending();
 }

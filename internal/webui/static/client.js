@@ -59,6 +59,9 @@ const RATE_RETRY_MS = 1000;
 // typist who passed the rate after a long time passed many chunks in the
 // round (client/pace.go, maxFirstWindow).
 const MAX_FIRST_WINDOW = 64;
+// DEFAULT_MAX_CHUNK is the longest chunk, in UTF-8 bytes, for a node that
+// does not say its limits: the nodes' default MaxChunk.
+const DEFAULT_MAX_CHUNK = 4096;
 
 // SENT marks a chunk that went out on some connection (a symbol, so
 // that JSON.stringify leaves it out of the message).
@@ -120,6 +123,7 @@ export class Session extends EventTarget {
     // ignoreLimits, set only by tests, sends as to nodes that do not say
     // their limits (older than them): no budget, pacing after refusals.
     this.ignoreLimits = false;
+    this.limits = null; // what the node said with attached
     // tokenRefused: a node refused the token (unauthorized). Every node
     // would, so the session stops trying until reauth gives another; the
     // rooms and their unacknowledged text are kept.
@@ -432,6 +436,7 @@ export class Session extends EventTarget {
   attached(ws, node, reason, m) {
     this.ws = ws;
     budgets.set(ws, newBudget(m.limits, Date.now())); // kept to: pump
+    this.limits = m.limits || null;
     this.node = node;
     this.reason = reason;
     this.attaches++;
@@ -825,6 +830,12 @@ export class Session extends EventTarget {
     const ws = this.carrier(r);
     if (ws && r.pushed === r.unacked.length - 1) this.pump(ws, name, r, Date.now());
     return m.seq;
+  }
+
+  // maxChunk is the longest text chunk, in UTF-8 bytes, the node says it
+  // takes (DEFAULT_MAX_CHUNK from nodes that do not say).
+  maxChunk() {
+    return (this.limits && this.limits.max_chunk > 0 && this.limits.max_chunk) || DEFAULT_MAX_CHUNK;
   }
 
   // unacked lists a room's chunks not acknowledged yet.
