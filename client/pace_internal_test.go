@@ -1,6 +1,7 @@
 package client
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -60,4 +61,27 @@ func TestBudget(t *testing.T) {
 		t.Errorf("no budget: wait %v; want 0", d)
 	}
 	none.take(1) // no budget, nothing to take
+}
+
+// Text longer than the node's chunk limit is cut between characters,
+// each piece at most the limit unless one character is longer.
+func TestCutText(t *testing.T) {
+	for _, tt := range []struct {
+		text string
+		max  int
+		want []string
+	}{
+		{"", 4, []string{""}},
+		{"abcd", 4, []string{"abcd"}},
+		{"abcdef", 4, []string{"abcd", "ef"}},
+		{"abcdefgh", 4, []string{"abcd", "efgh"}},
+		{"aé€😀", 4, []string{"aé", "€", "😀"}}, // 1+2, 3, 4 bytes
+		{"😀😀", 3, []string{"😀", "😀"}},         // a character longer than the limit goes whole
+		{"ab😀", 4, []string{"ab", "😀"}},
+	} {
+		got := cutText(tt.text, tt.max)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("cutText(%q, %d) = %q, want %q", tt.text, tt.max, got, tt.want)
+		}
+	}
 }

@@ -235,3 +235,55 @@ func TestResendAcrossTwoFailoversInARow(t *testing.T) {
 		t.Fatalf("after the acks the node got (-got +want):\n%s", diff)
 	}
 }
+
+// Text longer than the chunk limit the node says with attached (here
+// 1,000 bytes) goes as several chunks cut between characters: the node
+// refuses none of them with limit, SendTextWait returns once all are
+// stored, and the other member receives the text whole, in order.
+func TestLongTextIsCutAtTheNodesChunkLimit(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.MaxChunk = 1000 }})
+	c.WaitRoomsReady(settle)
+	dial := func(user string) *client.Session {
+		s, err := client.Dial(dialCtx(t), c.Nodes[0].Addr(), client.WithUser(user), client.WithRetry(fastRetry()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if _, err := s.JoinWait(dialCtx(t), "r"); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	bob := dial("bob")
+	alice := dial("alice")
+	text := strings.Repeat("a", 999) + strings.Repeat("é€😀", 400) // 4,599 bytes, characters across every cut
+	seq, err := alice.SendTextWait(dialCtx(t), "r", text)
+	if err != nil {
+		t.Fatalf("SendTextWait of %d bytes: %v", len(text), err)
+	}
+	if seq < 5 {
+		t.Errorf("the text went as %d chunk(s); want at least 5 of at most 1,000 bytes", seq)
+	}
+	var got strings.Builder
+	deadline := time.After(settle)
+	for got.Len() < len(text) {
+		select {
+		case e := <-bob.Events():
+			m := e.Message
+			if m.Op == wire.OpError {
+				t.Fatalf("bob got %+v", m)
+			}
+			if m.Op == wire.OpText && m.From == "alice" {
+				if len(m.T) > 1000 {
+					t.Errorf("a chunk of %d bytes; want at most 1,000", len(m.T))
+				}
+				got.WriteString(m.T)
+			}
+		case <-deadline:
+			t.Fatalf("bob got %d of %d bytes within %v", got.Len(), len(text), settle)
+		}
+	}
+	if got.String() != text {
+		t.Errorf("bob got %d bytes, not the text typed", got.Len())
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/failover"
@@ -585,6 +586,9 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 	s.w = newWriter(c)
 	if !s.opts.ignoreLimits {
 		s.w.budget = newBudget(m.Limits, time.Now())
+	}
+	if m.Limits != nil {
+		s.w.maxChunk = m.Limits.MaxChunk
 	}
 	s.state = StateAttached
 	s.node = node
@@ -1202,7 +1206,11 @@ func (s *Session) Leave(name string) error {
 // SendText sends a chunk of text (as typed: characters, backspaces U+0008,
 // line ends) to a joined room and returns its seq. The chunk is kept until
 // the node acknowledges it and sent again after a failover, so nothing
-// acknowledged or typed is lost; the node drops resent duplicates.
+// acknowledged or typed is lost; the node drops resent duplicates. Text
+// longer than the node's chunk limit (its max_chunk, 4096 bytes from
+// nodes that do not say) goes as several chunks, cut between characters;
+// SendText returns the last one's seq, and SendTextWait waits for it (the
+// node acknowledges a user's chunks in order).
 //
 // SendText does not wait for the node: it queues the chunk and returns.
 // Before the room's first state arrives the seq is provisional: the
@@ -1227,18 +1235,61 @@ func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64
 	if !ok {
 		return 0, fmt.Errorf("client: room %q not joined", name)
 	}
-	m := wire.Message{Op: wire.OpText, Room: name, Seq: r.nextSeq, T: text}
-	r.nextSeq++
-	r.unacked = append(r.unacked, m)
-	r.waits = append(r.waits, wait)
+	pieces := cutText(text, s.maxChunkLocked())
+	for i, t := range pieces {
+		r.unacked = append(r.unacked, wire.Message{Op: wire.OpText, Room: name, Seq: r.nextSeq, T: t})
+		r.nextSeq++
+		if i == len(pieces)-1 {
+			r.waits = append(r.waits, wait) // the last ack says all are stored
+		} else {
+			r.waits = append(r.waits, nil)
+		}
+	}
 	// Out at once on the connection the room is joined on (while moving,
 	// the old one: the chunk is resent on the new connection once the
 	// room's state is in there, and stored once either way), unless
 	// text waits ahead of it (pace.go).
-	if w := s.carrierLocked(r); w != nil && r.pushed == len(r.unacked)-1 {
+	if w := s.carrierLocked(r); w != nil && r.pushed == len(r.unacked)-len(pieces) {
 		s.pumpLocked(w, name, r, time.Now())
 	}
-	return m.Seq, nil
+	return r.nextSeq - 1, nil
+}
+
+// defaultMaxChunk is the longest chunk, in bytes, sent to a node that does
+// not say its limits: the nodes' default MaxChunk.
+const defaultMaxChunk = 4096
+
+// maxChunkLocked is the longest chunk the session's node takes, in bytes.
+func (s *Session) maxChunkLocked() int {
+	if s.w != nil && s.w.maxChunk > 0 {
+		return s.w.maxChunk
+	}
+	return defaultMaxChunk
+}
+
+// cutText cuts text into pieces of at most max bytes, each ending at a
+// character's end (a piece is longer only when one character is): one
+// piece for text that fits, the empty text included.
+func cutText(text string, max int) []string {
+	if len(text) <= max {
+		return []string{text}
+	}
+	var pieces []string
+	for len(text) > max {
+		n := max
+		for n > 0 && !utf8.RuneStart(text[n]) {
+			n--
+		}
+		if n == 0 {
+			_, n = utf8.DecodeRuneInString(text)
+		}
+		pieces = append(pieces, text[:n])
+		text = text[n:]
+	}
+	if text != "" {
+		pieces = append(pieces, text)
+	}
+	return pieces
 }
 
 // ErrLeft ends the waits of JoinWait and SendTextWait for a room that

@@ -16,6 +16,9 @@ type writer struct {
 	// budget is the node's limits on the session's text on this
 	// connection (pace.go); guarded by the session's mutex.
 	budget *budget
+	// maxChunk is the longest chunk the node takes, in bytes, or 0 when
+	// it did not say; guarded by the session's mutex.
+	maxChunk int
 
 	mu     sync.Mutex // guards queue and closed
 	queue  []wire.Message
