@@ -77,6 +77,13 @@ func (n *Node) StopRoomConsumer(ctx context.Context, room string) error {
 		if f.cc != nil {
 			f.cc.Stop()
 		}
+		// Stop does not always silence the client library's ordered
+		// consumer: one it is resetting as Stop comes (after missed
+		// heartbeats, on a loaded machine) starts consuming again
+		// afterwards, for a while. A stalled consumer brings nothing, so
+		// the feed drops whatever this one still hands over, as it drops a
+		// replaced consumer's records.
+		f.gen++
 	})
 }
 
