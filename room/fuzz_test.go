@@ -18,6 +18,8 @@ func FuzzRestore(f *testing.F) {
 		`{"seq":3,"state":{"Lines":null,"Live":null},"members":null}`,
 		`{"v":2,"seq":8,"lines":[{"from":"bob","text":"line one"}],"senders":{"bob":{"live":"next","seq":3,"cr":true},"zed":{}},"members":{"n2/1":{"user":"bob","node":"n2","inc":20}}}`,
 		`{"v":2}`,
+		`{"v":2,"seq":9,"lines":[],"senders":{"ann":{"live":"pLq","seq":4,"at":9,"recent":[{"seq":1,"sent":1,"dev":7},{"seq":2,"sent":1,"dev":8},{"seq":4,"sent":4,"dev":7}]}},"members":{"n1/1":{"user":"ann","node":"n1","inc":1}}}`,
+		`{"v":2,"seq":9,"senders":{"ann":{"seq":4,"recent":[{"seq":5,"sent":1}]}},"members":{"n1/1":{"user":"ann","node":"n1","inc":1}}}`,
 		`{"v":3,"seq":1}`,
 		`{"v":-1}`,
 		`{"v":"2"}`,

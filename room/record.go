@@ -43,6 +43,11 @@ type Record struct {
 	// text (text).
 	Seq uint64 `json:"seq,omitempty"`
 	T   string `json:"t,omitempty"`
+	// Dev is the device that typed a text chunk: the attach's `device`,
+	// the same for every session of one client (text; "" when the
+	// client named none). It tells a resend from a chunk that another
+	// device of the same user typed under the same seq (devices.go).
+	Dev string `json:"dev,omitempty"`
 	// Recs are the text chunks of a batch, each a text record (batch).
 	// Records of other ops inside a batch are ignored.
 	Recs []Record `json:"recs,omitempty"`
@@ -69,7 +74,7 @@ func (rec Record) valid() Record {
 		return rec
 	}
 	fix := func(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
-	rec.Op, rec.User, rec.Key, rec.Node, rec.T = fix(rec.Op), fix(rec.User), fix(rec.Key), fix(rec.Node), fix(rec.T)
+	rec.Op, rec.User, rec.Key, rec.Node, rec.T, rec.Dev = fix(rec.Op), fix(rec.User), fix(rec.Key), fix(rec.Node), fix(rec.T), fix(rec.Dev)
 	keys := make([]string, len(rec.Keys))
 	for i, k := range rec.Keys {
 		keys[i] = fix(k)
@@ -84,7 +89,7 @@ func (rec Record) valid() Record {
 
 // isValid reports whether every string of rec is valid UTF-8.
 func (rec Record) isValid() bool {
-	for _, s := range [...]string{rec.Op, rec.User, rec.Key, rec.Node, rec.T} {
+	for _, s := range [...]string{rec.Op, rec.User, rec.Key, rec.Node, rec.T, rec.Dev} {
 		if !utf8.ValidString(s) {
 			return false
 		}

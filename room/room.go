@@ -60,6 +60,11 @@ type Room struct {
 	local map[string]*local
 	order []string // the keys of local, sorted: deliveries go in this order
 
+	// recent holds the last chunks stored of each user in the room
+	// (devices.go).
+	recent map[string][]recentChunk
+	moved  []string // during Apply: the sessions whose chunks it moved
+
 	// Live text (live.go).
 	live      map[string][]liveChunk // sender -> chunks shown live, waiting for the stream, by seq
 	shown     map[string]uint64      // sender -> the last seq shown here, live or stored
@@ -100,6 +105,7 @@ func newRoom(name string, cfg Config, text *rtt.Room) *Room {
 		members:  make(map[string]Member),
 		users:    make(map[string]int),
 		senders:  make(map[string]uint64),
+		recent:   make(map[string][]recentChunk),
 		local:    make(map[string]*local),
 		live:     make(map[string][]liveChunk),
 		shown:    make(map[string]uint64),
@@ -135,6 +141,10 @@ type Result struct {
 	// before: resends, dropped on every node alike. It is 0 or 1 for a
 	// text record, up to the number of chunks for a batch.
 	Duplicates int
+	// Moved counts the text chunks stored under another seq than their
+	// session sent: another device of the same user had stored text
+	// under that seq (devices.go).
+	Moved int
 	// Unstored names the senders whose text shown live was never stored
 	// (room/live.go): the sessions that saw it got the room's state again.
 	Unstored []string
@@ -146,8 +156,9 @@ type Result struct {
 // active local session but the one that typed it, a user's presence join
 // when their first session joins and leave when their last one leaves,
 // and the room's state to the sessions whose view no longer matches the
-// room: those shown text live that was never stored (live.go), and all of
-// them when the room forgets senders (Config.MaxSenders).
+// room: those shown text live that was never stored (live.go), all of
+// them when the room forgets senders (Config.MaxSenders), and the one
+// that typed a chunk stored under another seq than it sent (devices.go).
 func (r *Room) Apply(seq uint64, rec Record) Result {
 	if seq <= r.applied {
 		return Result{Skipped: true}
@@ -157,13 +168,11 @@ func (r *Room) Apply(seq uint64, rec Record) Result {
 	var res Result
 	switch rec.Op {
 	case OpText:
-		if r.applyText(rec) {
-			res.Duplicates++
-		}
+		r.applyText(rec, &res)
 	case OpBatch:
 		for _, chunk := range rec.Recs {
-			if chunk.Op == OpText && r.applyText(chunk) {
-				res.Duplicates++
+			if chunk.Op == OpText {
+				r.applyText(chunk, &res)
 			}
 		}
 	case OpJoin:
@@ -174,32 +183,43 @@ func (r *Room) Apply(seq uint64, rec Record) Result {
 	if len(r.senders) > r.cfg.MaxSenders {
 		r.forgetDeparted()
 	}
+	epoch := r.epoch
 	if r.stale {
 		r.resendStates(r.staleUpTo)
 		res.Unstored = r.unstored
 		r.stale, r.staleUpTo, r.unstored = false, 0, nil
 	}
+	if len(r.moved) > 0 {
+		r.resendMoved(epoch)
+	}
 	return res
 }
 
-// applyText applies a chunk and reports whether it was a duplicate.
-func (r *Room) applyText(rec Record) bool {
+// applyText applies a chunk, counting in res what became of it.
+func (r *Room) applyText(rec Record, res *Result) {
 	if rec.User == "" {
-		return false
+		return
 	}
-	res := r.text.Apply(rec.User, rec.Seq, rec.T)
+	sent, dev := rec.Seq, devHash(rec.Dev)
+	if rec.Seq = r.storeSeq(rec.User, sent, dev); rec.Seq != sent {
+		res.Moved++
+		r.moved = append(r.moved, rec.Key)
+	}
+	applied := r.text.Apply(rec.User, rec.Seq, rec.T)
 	w := r.storedLive(rec)
 	if w.phantom {
 		r.stale, r.staleUpTo = true, max(r.staleUpTo, w.phantomAt)
 		r.unstored = append(r.unstored, fmt.Sprintf("%s %d", rec.User, rec.Seq))
 	}
-	if res.Duplicate {
+	if applied.Duplicate {
 		if _, ok := r.senders[rec.User]; !ok {
 			r.senders[rec.User] = 0
 		}
-		return true
+		res.Duplicates++
+		return
 	}
 	r.senders[rec.User] = r.applied
+	r.remember(rec.User, rec.Seq, sent, dev)
 	m := wire.Message{Op: wire.OpText, Room: r.name, From: rec.User, Seq: rec.Seq, T: rec.T}
 	r.deliverTo(m, rec.Key, func(lm *local) bool {
 		if r.stale && lm.since <= r.staleUpTo {
@@ -210,7 +230,6 @@ func (r *Room) applyText(rec Record) bool {
 		}
 		return !w.same || lm.since > w.shownAt // the others saw it live
 	})
-	return false
 }
 
 func (r *Room) applyJoin(rec Record) {
@@ -250,6 +269,7 @@ func (r *Room) applyLeave(rec Record) {
 		delete(r.members, key)
 		if r.users[m.User]--; r.users[m.User] <= 0 {
 			delete(r.users, m.User)
+			delete(r.recent, m.User)
 			gone = append(gone, m.User)
 		}
 	}
@@ -356,6 +376,7 @@ func (r *Room) forgetDeparted() {
 		r.text.Forget(from)
 		r.forgetLive(from)
 		delete(r.senders, from)
+		delete(r.recent, from)
 	}
 }
 

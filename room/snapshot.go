@@ -44,6 +44,15 @@ type senderV2 struct {
 	// At is the stream sequence of the record that last brought new text
 	// of the sender (0: not known). Nodes that predate it ignore it.
 	At uint64 `json:"at,omitempty"`
+	// Recent are the last chunks stored of a sender in the room
+	// (devices.go), oldest first. Nodes that predate them ignore them.
+	Recent []recentV2 `json:"recent,omitempty"`
+}
+
+type recentV2 struct {
+	Seq  uint64 `json:"seq"`
+	Sent uint64 `json:"sent"`
+	Dev  uint64 `json:"dev,omitempty"`
 }
 
 // snapshotV1 is the format nodes wrote before version 2: no "v", and the
@@ -184,7 +193,11 @@ func (r *Room) snapshot() snapshotV2 {
 		snap.Lines[i] = lineV2{From: l.From, Text: l.Text}
 	}
 	for from, live := range st.Live {
-		snap.Senders[from] = senderV2{Live: live, Seq: st.Seqs[from], CR: st.PendingCR[from], At: r.senders[from]}
+		x := senderV2{Live: live, Seq: st.Seqs[from], CR: st.PendingCR[from], At: r.senders[from]}
+		for _, c := range r.recent[from] {
+			x.Recent = append(x.Recent, recentV2{Seq: c.seq, Sent: c.sent, Dev: c.dev})
+		}
+		snap.Senders[from] = x
 	}
 	return snap
 }
@@ -218,6 +231,7 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 		st      rtt.State
 		members map[string]Member
 		ats     = make(map[string]uint64) // sender -> "at", where known
+		recents = make(map[string][]recentV2)
 	)
 	switch {
 	case h.V == nil:
@@ -254,6 +268,9 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 				st.PendingCR[from] = true
 			}
 			ats[from] = x.At
+			if len(x.Recent) > 0 {
+				recents[from] = x.Recent
+			}
 		}
 	default:
 		return nil, fmt.Errorf("room %s: %w: version %d, this node reads 1 and %d", name, ErrSnapshot, *h.V, SnapshotVersion)
@@ -277,13 +294,19 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 	for from := range st.Seqs {
 		r.senders[from] = ats[from]
 	}
+	for from, recent := range recents {
+		if err := r.restoreRecent(from, recent); err != nil {
+			return nil, fmt.Errorf("room %s: %w: sender %q: %w", name, ErrSnapshot, from, err)
+		}
+	}
 	return r, nil
 }
 
 // SizeAtBounds is about the size in bytes (a few more a sender) of the
 // snapshot of a room at cfg's bounds with nothing SnapshotWithin may cut:
 // MaxUsers users, each in
-// it from MaxUserSessions sessions under keys of keyLen bytes, and
+// it from MaxUserSessions sessions under keys of keyLen bytes and with
+// RecentChunks recent chunks from a device, and
 // MaxSenders senders, each at a seq of 16 digits, every user name nameLen
 // bytes of a character JSON doubles. A snapshot limit below it lets a
 // full room with hostile names outgrow its snapshots (ErrSnapshotTooLarge),
@@ -313,7 +336,14 @@ func SizeAtBounds(cfg Config, nameLen, keyLen int) (int, error) {
 		seq++
 		// The gap from seq 0 leaves each a U+FFFD as its line: a few
 		// bytes more than SnapshotWithin would keep of the departed.
-		r.Apply(seq, Record{Op: OpText, User: user, Seq: 1<<53 - 1})
+		r.Apply(seq, Record{Op: OpText, User: user, Seq: maxSeq - RecentChunks})
+		if u < cfg.MaxUsers {
+			// Its recent chunks, each from a device (devices.go).
+			for i := range RecentChunks {
+				seq++
+				r.Apply(seq, Record{Op: OpText, User: user, Seq: maxSeq - RecentChunks + 1 + uint64(i), Dev: "device"})
+			}
+		}
 	}
 	data, err := wire.AppendJSON(nil, r.snapshot())
 	if err != nil {

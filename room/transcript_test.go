@@ -39,8 +39,8 @@ var update = flag.Bool("update", false, "rewrite the expected output in testdata
 //	activate key=K | resync key=K | leaving key=K | detach key=K
 //	join seq=S key=K user=U node=ID inc=N  Apply a join stored at S
 //	leave seq=S keys=K1,K2                 Apply a leave
-//	text seq=S key=K user=U n=N t="..."    Apply a text chunk (n: its seq)
-//	batch seq=S c1="K U N TEXT" c2=...     Apply a batch of text chunks, c1 first
+//	text seq=S key=K user=U n=N t="..." [dev=D]  Apply a text chunk (n: its seq; dev: its device)
+//	batch seq=S c1="K U N TEXT" c2=... [d1=D ...]  Apply a batch of text chunks, c1 first (dI: cI's device)
 //	live key=K user=U n=N t="..."          ApplyLive a text chunk (or c1=... for a batch)
 //	dir ID=STATUS ... [inc.ID=N ...]       this node's view; unlisted nodes are missing
 //	reconcile t=DUR                        the records Reconcile returns
@@ -277,13 +277,14 @@ func (h *harness) run(cmd string) ([]string, error) {
 			if perr != nil {
 				return nil, fmt.Errorf("c%d: %v", i, perr)
 			}
-			rec.Recs = append(rec.Recs, room.Record{Op: room.OpText, Key: f[0], User: f[1], Seq: n, T: f[3]})
+			rec.Recs = append(rec.Recs, room.Record{Op: room.OpText, Key: f[0], User: f[1], Seq: n, T: f[3], Dev: a["d"+strconv.Itoa(i)]})
 		}
 		if name == "join" {
 			rec.Inc = num("inc")
 		}
 		if op == room.OpText {
 			rec.Seq = num("n")
+			rec.Dev = a["dev"]
 		}
 		if name == "live" {
 			shown := h.r.ApplyLive(rec)
@@ -304,6 +305,9 @@ func (h *harness) run(cmd string) ([]string, error) {
 		}
 		if res.Duplicates > 0 {
 			out = append(out, "duplicates="+strconv.Itoa(res.Duplicates))
+		}
+		if res.Moved > 0 {
+			out = append(out, "moved="+strconv.Itoa(res.Moved))
 		}
 		if len(out) == 0 {
 			out = []string{"(no deliveries)"}
