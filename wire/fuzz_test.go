@@ -52,7 +52,7 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("DecodeFromClient error %v, Decode error %v", cerr, err)
 		case err == nil:
 			want := wire.Message{Op: m.Op, V: m.V, Client: m.Client, Group: m.Group, Max: m.Max, Deltas: m.Deltas,
-				User: m.User, Token: m.Token, Room: m.Room, Seq: m.Seq, T: m.T}
+				User: m.User, Token: m.Token, Device: m.Device, Room: m.Room, Seq: m.Seq, T: m.T}
 			if diff := cmp.Diff(cm, want); diff != "" {
 				t.Fatalf("DecodeFromClient (-got +want):\n%s", diff)
 			}

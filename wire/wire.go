@@ -129,6 +129,11 @@ type Message struct {
 	// Token is the signed token naming the user (attach), required by
 	// services that have a token key; see docs/security.md.
 	Token string `json:"token,omitempty"`
+	// Device names the client instance a session belongs to (attach):
+	// the same for every session of one client, different for each
+	// client of one user, so that two of them typing the same seq are
+	// not taken for a resend. Optional; at most 64 bytes.
+	Device string `json:"device,omitempty"`
 	// Node is the ID of the node a session is attached to (attached).
 	Node string `json:"node,omitempty"`
 	// Session identifies an attached session (attached).
@@ -256,7 +261,7 @@ func Decode(line []byte) (Message, error) {
 
 // DecodeFromClient is Decode for a line a client sent to a node: it reads
 // only the fields a client may send (op, v, client, group, max, deltas,
-// user, token, room, seq, t) and skips the others, such as a directory's
+// user, token, device, room, seq, t) and skips the others, such as a directory's
 // nodes or a room's state, at the cost of scanning their bytes. Decoded
 // into a Message, a line of 64 KiB of empty node objects took 15 MB; the
 // node must not build what a client has no business sending.
@@ -270,6 +275,7 @@ func DecodeFromClient(line []byte) (Message, error) {
 		Deltas bool   `json:"deltas"`
 		User   string `json:"user"`
 		Token  string `json:"token"`
+		Device string `json:"device"`
 		Room   string `json:"room"`
 		Seq    uint64 `json:"seq"`
 		T      string `json:"t"`
@@ -278,7 +284,7 @@ func DecodeFromClient(line []byte) (Message, error) {
 		return Message{}, err
 	}
 	m := Message{Op: c.Op, V: c.V, Client: c.Client, Group: c.Group, Max: c.Max, Deltas: c.Deltas,
-		User: c.User, Token: c.Token, Room: c.Room, Seq: c.Seq, T: c.T}
+		User: c.User, Token: c.Token, Device: c.Device, Room: c.Room, Seq: c.Seq, T: c.T}
 	return m, checkOp(m.Op)
 }
 

@@ -716,10 +716,19 @@ func (e *roomEngine) subjectOf(room string) string {
 // dots become "=", which room names cannot hold.
 func roomToken(room string) string { return strings.ReplaceAll(room, ".", "=") }
 
-// textID is the JetStream message ID of a text chunk. Room names hold no
-// "/" and seqs are digits, so the ID is unique however the user is named.
-func textID(room, user string, seq uint64) string {
-	return room + "/" + user + "/" + strconv.FormatUint(seq, 10)
+// textID is the JetStream message ID of a text chunk: a resend of it
+// within the stream's duplicate window is not stored again. Room names
+// hold neither "/" nor "#", and seqs are digits, so the ID is unique
+// however the user is named: "ROOM/USER/SEQ" for a chunk without a
+// device (as nodes wrote before devices), "ROOM#SEQ/LEN/USERDEVICE" for
+// one with, LEN the user name's length. With its device in its ID,
+// another device's chunk under the same seq is stored, not taken for
+// the first one (room/devices.go).
+func textID(room, user, dev string, seq uint64) string {
+	if dev == "" {
+		return room + "/" + user + "/" + strconv.FormatUint(seq, 10)
+	}
+	return room + "#" + strconv.FormatUint(seq, 10) + "/" + strconv.Itoa(len(user)) + "/" + user + dev
 }
 
 // publish stores rec in room's stream and returns its stream sequence. It

@@ -806,6 +806,9 @@ func (f *feed) apply(in incoming) {
 	if res.Duplicates > 0 {
 		f.e.metrics.duplicates.Add(float64(res.Duplicates))
 	}
+	if res.Moved > 0 {
+		f.e.metrics.moved.Add(float64(res.Moved))
+	}
 	if len(res.Unstored) > 0 {
 		f.e.log.Info("text shown live was never stored; sent the room's state again", "room", f.room, "stored", res.Unstored, "seq", in.seq)
 	}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -46,8 +47,20 @@ func TestRoomTokensAreDistinct(t *testing.T) {
 		}
 		seen[tok] = r
 	}
-	if textID("r", "a/b", 1) == textID("r", "a", 1) {
-		t.Error("text IDs collide")
+	ids := map[string]string{}
+	for _, c := range []struct {
+		user, dev string
+		seq       uint64
+	}{
+		{"a/b", "", 1}, {"a", "", 1}, {"a", "5", 1}, {"a/1", "", 5}, {"a", "", 15},
+		{"a", "b", 1}, {"ab", "", 1}, {"a", "/1", 1}, {"a/1", "", 1}, {"ab", "c", 1}, {"a", "bc", 1},
+	} {
+		id := textID("r", c.user, c.dev, c.seq)
+		what := fmt.Sprintf("user %q device %q seq %d", c.user, c.dev, c.seq)
+		if other, ok := ids[id]; ok {
+			t.Errorf("text IDs of %s and %s collide: %q", what, other, id)
+		}
+		ids[id] = what
 	}
 }
 

@@ -44,6 +44,7 @@ type roomMetrics struct {
 	stored      *prometheus.CounterVec
 	storeErrors prometheus.Counter
 	duplicates  prometheus.Counter
+	moved       prometheus.Counter
 	snapshots   prometheus.Counter
 	restarts    prometheus.Counter
 	storeTime   prometheus.Histogram
@@ -80,6 +81,10 @@ func newRoomMetrics() *roomMetrics {
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_room_duplicate_chunks_total",
 			Help: "Text chunks dropped when applied because their (sender, seq) was seen.",
+		}),
+		moved: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_room_moved_chunks_total",
+			Help: "Text chunks applied under their user's next seq: another device of the user had stored text under the seq they came with.",
 		}),
 		snapshots: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_room_snapshots_written_total",
@@ -124,7 +129,7 @@ func newRoomMetrics() *roomMetrics {
 }
 
 func (m *roomMetrics) collectors() []prometheus.Collector {
-	return append([]prometheus.Collector{m.feeds, m.replicas, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.snapshots, m.restarts, m.storeTime, m.deliverTime, m.batchChunks, m.livePublished, m.liveShown, m.liveDropped}, m.streams...)
+	return append([]prometheus.Collector{m.feeds, m.replicas, m.deliveries, m.stored, m.storeErrors, m.duplicates, m.moved, m.snapshots, m.restarts, m.storeTime, m.deliverTime, m.batchChunks, m.livePublished, m.liveShown, m.liveDropped}, m.streams...)
 }
 
 // Describe implements prometheus.Collector.

@@ -291,7 +291,7 @@ func (s *session) checkText(m wire.Message) (record, uint64, bool) {
 	s.admitted++
 	admitted := s.admitted
 	s.textMu.Unlock()
-	return record{Op: recText, User: s.user, Key: s.key(), Seq: m.Seq, T: m.T}, admitted, true
+	return record{Op: recText, User: s.user, Key: s.key(), Seq: m.Seq, T: m.T, Dev: s.device}, admitted, true
 }
 
 // errHeldBack says a chunk waits for an earlier one that was refused.

@@ -48,6 +48,19 @@ func newPeer(t testing.TB, addr, user string) *peer {
 // newPeerVia is newPeer dialling with d (nil: the default dialer).
 func newPeerVia(t testing.TB, d client.Dialer, addr, user string) *peer {
 	t.Helper()
+	return newPeerAttach(t, d, addr, wire.Message{Op: wire.OpAttach, User: user})
+}
+
+// newDevicePeer is newPeer attaching with device.
+func newDevicePeer(t testing.TB, addr, user, device string) *peer {
+	t.Helper()
+	return newPeerAttach(t, nil, addr, wire.Message{Op: wire.OpAttach, User: user, Device: device})
+}
+
+// newPeerAttach connects to addr with d and sends attach.
+func newPeerAttach(t testing.TB, d client.Dialer, addr string, attach wire.Message) *peer {
+	t.Helper()
+	user := attach.User
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	c, err := client.DialConn(ctx, d, addr)
@@ -59,7 +72,7 @@ func newPeerVia(t testing.TB, d client.Dialer, addr, user string) *peer {
 	if _, err := c.Hello(ctx, "test/1", ""); err != nil {
 		t.Fatal(err)
 	}
-	p.send(wire.Message{Op: wire.OpAttach, User: user})
+	p.send(attach)
 	go func() {
 		defer close(p.in)
 		for {

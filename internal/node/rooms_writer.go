@@ -172,7 +172,7 @@ func (f *feed) storeBatch(batch []*textReq, chunks int) error {
 	defer cancel()
 	if chunks == 1 {
 		rec := batch[0].recs[0]
-		_, err := e.publish(ctx, f.room, rec, textID(f.room, rec.User, rec.Seq))
+		_, err := e.publish(ctx, f.room, rec, textID(f.room, rec.User, rec.Dev, rec.Seq))
 		return err
 	}
 	recs := make([]record, 0, chunks)

@@ -18,6 +18,9 @@ import (
 // MaxUserName is the longest user name accepted, in bytes.
 const MaxUserName = 64
 
+// MaxDevice is the longest device name an attach may carry, in bytes.
+const MaxDevice = 64
+
 // Serve accepts client connections on ln and serves each in a goroutine
 // of its own until the node shuts down or halts, or ln fails for good. It
 // blocks, closes ln when the node stops, and returns ErrClosed then; any
@@ -84,6 +87,7 @@ type session struct {
 	helloDone bool
 	refused   int // attaches refused as unauthorized (maxRefusedAttaches)
 	user      string
+	device    string   // the client's device (attach), "" if it named none
 	allowed   []string // the rooms the token allows; empty: any
 	id        string
 	rooms     map[string]*feed // the rooms joined, by name
@@ -311,6 +315,10 @@ func (s *session) attach(m wire.Message) *wire.Error {
 		s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeBadRequest, "%s", msg)))
 		return nil
 	}
+	if msg := validDevice(m.Device); msg != "" {
+		s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeBadRequest, "%s", msg)))
+		return nil
+	}
 	for {
 		if n.draining.Load() || n.closed.Load() {
 			s.refuse(wire.CodeDraining, "node "+n.cfg.ID+" is draining; pick another")
@@ -332,6 +340,7 @@ func (s *session) attach(m wire.Message) *wire.Error {
 	}
 	n.notifyChange()
 	s.user = user
+	s.device = m.Device
 	s.allowed = allowed
 	s.id = strconv.FormatUint(n.incarnation%1e6, 36) + "-" + strconv.FormatUint(n.nextID.Add(1), 36)
 	s.rooms = make(map[string]*feed)
@@ -366,6 +375,20 @@ func validUserName(name string) string {
 	for _, r := range name {
 		if unicode.IsControl(r) || r == unicode.ReplacementChar {
 			return "user name has control characters"
+		}
+	}
+	return ""
+}
+
+// validDevice says what is wrong with an attach's device name, if
+// anything: it may be absent, and otherwise follows a user name's rules.
+func validDevice(name string) string {
+	if len(name) > MaxDevice {
+		return "device name longer than " + strconv.Itoa(MaxDevice) + " bytes"
+	}
+	for _, r := range name {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return "device name has control characters"
 		}
 	}
 	return ""
