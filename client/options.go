@@ -36,6 +36,7 @@ type options struct {
 	tls         *tls.Config
 	serviceName string
 	token       func(context.Context) (string, error)
+	device      *string // nil: a random name, drawn at Dial
 	// ignoreLimits sends as if the nodes said no limits (nodes older
 	// than them); set only by tests (export_test.go).
 	ignoreLimits bool
@@ -72,6 +73,23 @@ func WithGroup(group string) Option {
 // WithUser sets the user name the session attaches as (required).
 func WithUser(user string) Option {
 	return func(o *options) error { o.user = user; return nil }
+}
+
+// WithDevice sets the device name the session attaches with, the same
+// on every node it moves to (docs/protocol.md, "Attach"). By default
+// Dial draws a random one, so that two sessions of one user typing into
+// one room at the same moment never lose a chunk to each other; set it
+// only to keep one name across restarts of a program that keeps its
+// unacknowledged text across them too. "" attaches without a device, as
+// clients did before devices: then such a chunk can be lost.
+func WithDevice(name string) Option {
+	return func(o *options) error {
+		if len(name) > 64 {
+			return fmt.Errorf("client: device name of %d bytes; at most 64", len(name))
+		}
+		o.device = &name
+		return nil
+	}
 }
 
 // DefaultDropBase bounds the client's random wait after its session

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -246,6 +247,10 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 	}
 	if o.rand == nil {
 		o.rand = pick.DefaultRand()
+	}
+	if o.device == nil {
+		dev := newDevice()
+		o.device = &dev
 	}
 	if o.policy == nil {
 		o.policy = pick.Default(o.rand)
@@ -648,10 +653,14 @@ func (s *Session) helloAttach(ctx context.Context, a *attempt, addr string, msg 
 	return c, m, err
 }
 
+// newDevice draws a device name: 128 random bits (26 characters), so
+// that no two clients share one.
+func newDevice() string { return rand.Text() }
+
 // attachMessage is the attach message, with a fresh token when the
 // session has a token source; the source may take until ctx ends.
 func (s *Session) attachMessage(ctx context.Context) (wire.Message, error) {
-	msg := wire.Message{Op: wire.OpAttach, User: s.opts.user}
+	msg := wire.Message{Op: wire.OpAttach, User: s.opts.user, Device: *s.opts.device}
 	if s.opts.token != nil {
 		tok, err := s.opts.token(ctx)
 		if err != nil {
@@ -975,7 +984,8 @@ func (s *Session) ownText(m wire.Message) bool {
 // and go out when the state comes, as every waiting chunk does; their
 // SendTextWait returns the new seq. (Two sessions of a user typing at
 // the same moment can still pick one seq before either sees the other's
-// chunk: the protocol cannot tell those apart.)
+// chunk: the room tells them apart by their devices, WithDevice, stores
+// the second under the next seq and sends its session the room's state.)
 func (r *room) continueAboveLocked(seq uint64) {
 	if seq < r.nextSeq {
 		return

@@ -21,6 +21,13 @@ type tcpMember struct {
 
 func joinTCP(t *testing.T, addr, user string) *tcpMember {
 	t.Helper()
+	return joinTCPAs(t, addr, wire.Message{Op: wire.OpAttach, User: user})
+}
+
+// joinTCPAs is joinTCP attaching with attach (a device, say).
+func joinTCPAs(t *testing.T, addr string, attach wire.Message) *tcpMember {
+	t.Helper()
+	user := attach.User
 	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -29,7 +36,7 @@ func joinTCP(t *testing.T, addr, user string) *tcpMember {
 	t.Cleanup(func() { conn.Close() })
 	for _, msg := range []wire.Message{
 		{Op: wire.OpHello, V: 1, Client: "move-test/1"},
-		{Op: wire.OpAttach, User: user},
+		attach,
 		{Op: wire.OpJoin, Room: "lobby"},
 	} {
 		b, err := wire.Encode(msg)

@@ -116,3 +116,32 @@ func TestBrowserSameUserWhileOffline(t *testing.T) {
 		t.Errorf("ann's page shows her line as %q, want %q", got, "xy")
 	}
 }
+
+// TestBrowserSameSeqFromAnotherDevice: the page types a chunk, and the
+// user's other device, which has not seen it, types under the same seq.
+// The page names its device at attach, so the room tells the two apart:
+// it stores the other device's chunk under the user's next seq, and the
+// page shows both. Had the page named none, the room could not tell the
+// second chunk from a resend of the page's, and would drop it.
+func TestBrowserSameSeqFromAnotherDevice(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	n := c.Nodes[0]
+	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
+	other := joinTCPAs(t, n.Addr(), wire.Message{Op: wire.OpAttach, User: "ann", Device: "other"})
+	st := other.next(t, "the other session's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	seq := st.State.Seqs["ann"] + 1
+
+	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value += "y"; box.dispatchEvent(new Event("input")); return true; })()`)
+	poll[bool](t, ann, "the page's chunk acknowledged", `window.switchboard.session.unacked("lobby").length === 0`)
+
+	other.send(t, wire.Message{Op: wire.OpText, Room: "lobby", Seq: seq, T: "x"})
+	other.next(t, "the ack of the other session's chunk", func(m wire.Message) bool { return m.Op == wire.OpAck && m.Seq == seq })
+	poll[bool](t, ann, "both chunks on the page", liveOf("ann")+` === "yx"`)
+
+	bob := joinTCP(t, n.Addr(), "bob")
+	st = bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	if got := st.State.Live["ann"]; got != "yx" {
+		t.Errorf("the room stored ann's line as %q, want %q (the other device's chunk taken for a resend?)", got, "yx")
+	}
+}

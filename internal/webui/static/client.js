@@ -76,6 +76,14 @@ function httpBase(addr, page) {
 }
 
 // shuffle puts a in a random order, in place, with r ({intN}).
+// newDevice draws a device name: 128 random bits as 32 hex digits.
+// crypto.getRandomValues works on a page served over plain HTTP too,
+// where crypto.randomUUID does not.
+function newDevice() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
 function shuffle(r, a) {
   for (let i = a.length - 1; i > 0; i--) {
     const j = r.intN(i + 1);
@@ -90,6 +98,11 @@ export class Session extends EventTarget {
     super();
     this.user = opts.user;
     this.token = opts.token || ""; // a signed token, where the service authenticates users
+    // The device this page attaches as, the same on every node it moves
+    // to, so that the user's chunks typed at the same moment on another
+    // device are never taken for resends of its own (docs/protocol.md,
+    // "Attach"). Random per page load, as the Go client's per session.
+    this.device = opts.device !== undefined ? opts.device : newDevice();
     this.group = opts.group || "";
     this.rand = opts.rand || mathRand;
     this.policy = byName(opts.policy || "default", this.rand);
@@ -407,6 +420,7 @@ export class Session extends EventTarget {
           this.setDirectory(m);
           const attach = { op: "attach", user: this.user };
           if (this.token) attach.token = this.token;
+          if (this.device) attach.device = this.device;
           ws.send(JSON.stringify(attach));
           clearTimeout(timer);
           timer = setTimeout(late, ATTEMPT_MS);
