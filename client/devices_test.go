@@ -44,7 +44,13 @@ func TestTwoDevicesLoseNothing(t *testing.T) {
 		view *rtt.Room
 	)
 	changed := make(chan struct{}, 1) // bob's view changed
+	bobDone := make(chan struct{})
+	defer func() {
+		bob.Close()
+		<-bobDone // nothing of bob's reaches t after the test
+	}()
 	go func() {
+		defer close(bobDone)
 		for e := range bob.Events() {
 			m := e.Message
 			if e.Kind != client.Received || m.Room != room {
