@@ -53,3 +53,33 @@ func BenchmarkSnapshotCrowded(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkApplyText applies one text chunk after another of one user in
+// a room of ten, from a client that names its device and from one that
+// does not: the cost of keeping the user's recent chunks (devices.go).
+func BenchmarkApplyText(b *testing.B) {
+	for _, dev := range []string{"", "K7QJ2M4XBV6ZPN3RWHTD5CYE8A"} {
+		name := "device"
+		if dev == "" {
+			name = "none"
+		}
+		b.Run(name, func(b *testing.B) {
+			r, err := room.New("r", room.DefaultConfig("n1", 1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			seq := uint64(0)
+			for i := range 10 {
+				u := fmt.Sprintf("u%d", i)
+				seq++
+				r.Apply(seq, room.Record{Op: room.OpJoin, User: u, Key: "n2/" + u, Node: "n2", Inc: 1})
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				seq++
+				r.Apply(seq, room.Record{Op: room.OpText, User: "u0", Key: "n2/u0", Seq: uint64(i + 1), T: "x", Dev: dev})
+			}
+		})
+	}
+}
