@@ -904,8 +904,21 @@ func (s *Session) retryRoomLocked(w *writer, name string, r *room, code string) 
 
 // syncRoomLocked applies a room state: what the state holds of our text is
 // stored; the rest is sent again, in order (a window's worth of it, when
-// the room is paced: pace.go).
+// the room is paced: pace.go). A state that comes on the connection the
+// room is synced on only moves the numbering on.
 func (s *Session) syncRoomLocked(w *writer, name string, r *room, stored uint64) {
+	if r.numbered && r.synced && w == s.w {
+		// A state on the connection the room is synced on, unasked (the
+		// room moved a chunk of ours that another device's took the seq
+		// of, or resynchronised us) or asked again: the node answers
+		// every chunk sent on this connection with its ack or refusal,
+		// so none is taken for stored by the state's seqs (one another
+		// device stored may stand for a chunk of ours still on its way,
+		// which its store could still fail), and none goes out again.
+		// The numbering goes on above the state's.
+		r.continueAboveLocked(stored)
+		return
+	}
 	if !r.numbered {
 		// The first state tells where our numbering continues: renumber
 		// what was typed before it arrived.

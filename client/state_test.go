@@ -414,3 +414,49 @@ func TestHungTokenFuncGivesUpAtTheReconnectDeadline(t *testing.T) {
 		t.Errorf("the token function was called %d times, want a call for the reattach", calls.Load())
 	}
 }
+
+// A room state that comes unasked on the connection the room is synced
+// on (the room moved one of this session's chunks because another device
+// of the user had taken its seq) answers none of the chunks on their way:
+// one the other device stored may stand at their seqs, and their own
+// stores could still fail. They stay unacknowledged until their acks
+// come, none is sent again, and new text is numbered above the state.
+func TestUnaskedStateAcknowledgesNothing(t *testing.T) {
+	a := newFakeNode(t, "a")
+	s, join := aliceInRoom(t, a, client.WithRetry(fastRetry()))
+	join.conn.send(roomState("r", 5))
+	awaitEvent(t, s, "the state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+
+	waitX := async(func() (uint64, error) { return s.SendTextWait(dialCtx(t), "r", "x") })
+	if m := awaitGot(t, a, wire.OpText); m.m.Seq != 6 {
+		t.Fatalf("node got seq %d, want 6", m.m.Seq)
+	}
+	if _, err := s.SendText("r", "y"); err != nil {
+		t.Fatal(err)
+	}
+	if m := awaitGot(t, a, wire.OpText); m.m.Seq != 7 {
+		t.Fatalf("node got seq %d, want 7", m.m.Seq)
+	}
+
+	// The other device stored 6 to 8 meanwhile; the state says so.
+	join.conn.send(roomState("r", 8))
+	awaitEvent(t, s, "the unasked state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+	if seq, err := s.SendText("r", "z"); err != nil || seq != 9 {
+		t.Fatalf("SendText after the state = %d, %v; want 9", seq, err)
+	}
+	// The next text the node gets is the new chunk, not a resend.
+	if m := awaitGot(t, a, wire.OpText); m.m.Seq != 9 || m.m.T != "z" {
+		t.Fatalf("node got %d %q, want 9 \"z\"", m.m.Seq, m.m.T)
+	}
+	var got []uint64
+	for _, m := range s.UnackedText("r") {
+		got = append(got, m.Seq)
+	}
+	if want := []uint64{6, 7, 9}; !equalSeqs(got, want) {
+		t.Fatalf("unacknowledged seqs %v after the state, want %v: the state is no ack", got, want)
+	}
+	join.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: 6})
+	if res := awaitResult(t, "SendTextWait of \"x\"", waitX); res.err != nil || res.v != 6 {
+		t.Errorf("SendTextWait of \"x\" = %d, %v; want 6", res.v, res.err)
+	}
+}

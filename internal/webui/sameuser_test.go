@@ -1,6 +1,7 @@
 package webui_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -143,5 +144,43 @@ func TestBrowserSameSeqFromAnotherDevice(t *testing.T) {
 	st = bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
 	if got := st.State.Live["ann"]; got != "yx" {
 		t.Errorf("the room stored ann's line as %q, want %q (the other device's chunk taken for a resend?)", got, "yx")
+	}
+}
+
+// TestBrowserUnaskedStateAcknowledgesNothing: a room state that comes on
+// the connection the page's room is synced on (as when the room moved a
+// chunk of the page's that another device had taken the seq of) is no
+// ack: the page's chunk still on its way stays unacknowledged, and new
+// text is numbered above the state (client/session.go, syncRoomLocked).
+// The page's text is held back on its way out, so that it is in flight
+// when the state comes.
+func TestBrowserUnaskedStateAcknowledgesNothing(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	ann := page(t, newBrowser(t), c.Nodes[0].HTTPAddr(), "ann")
+	// Text leaves the page but never reaches the node.
+	eval[bool](t, ann, `(() => {
+  const ws = window.switchboard.session.ws;
+  const send = ws.send.bind(ws);
+  ws.send = (data) => { if (JSON.parse(data).op !== "text") send(data); };
+  return true;
+})()`)
+	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value += "y"; box.dispatchEvent(new Event("input")); return true; })()`)
+	seq := poll[float64](t, ann, "the page's chunk sent", `(() => { const u = window.switchboard.session.unacked("lobby"); return u.length === 1 && u[0].seq; })()`)
+
+	// The state comes on the page's connection: the user's text is
+	// stored up to two past the page's chunk.
+	eval[bool](t, ann, fmt.Sprintf(`(() => {
+  const s = window.switchboard.session;
+  s.handle(s.ws, {op: "room", room: "lobby", state: {lines: [], live: {ann: "ab"}, seqs: {ann: %d}, users: ["ann"]}});
+  return true;
+})()`, int(seq)+2))
+	if got := eval[float64](t, ann, `window.switchboard.session.unacked("lobby").length`); got != 1 {
+		t.Fatalf("%v chunks unacknowledged after the state, want 1: the state was taken for an ack", got)
+	}
+	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value += "z"; box.dispatchEvent(new Event("input")); return true; })()`)
+	next := poll[float64](t, ann, "the page's next chunk", `(() => { const u = window.switchboard.session.unacked("lobby"); return u.length === 2 && u[1].seq; })()`)
+	if int(next) != int(seq)+3 {
+		t.Errorf("the page's next chunk has seq %v, want %v (above the state's)", next, int(seq)+3)
 	}
 }

@@ -677,6 +677,16 @@ export class Session extends EventTarget {
   // text is stored, the rest goes again, in order, with its seqs (a
   // window's worth of it when the room is paced: client/pace.go).
   sync(ws, name, r, stored) {
+    if (r.numbered && r.synced && ws === this.ws) {
+      // A state on the connection the room is synced on (the room moved
+      // a chunk of ours another device's took the seq of, or
+      // resynchronised us): the node still answers every chunk sent on
+      // it, so none is taken for stored by the state's seqs, and none
+      // goes again; the numbering goes on above the state's
+      // (client/session.go, syncRoomLocked).
+      continueAbove(r, stored);
+      return;
+    }
     if (!r.numbered) {
       r.numbered = true;
       let next = stored + 1;
