@@ -33,7 +33,12 @@ import (
 // record is applied: its own view holds the chunk under the seq it sent,
 // where the room holds the other device's, and its client drops that one
 // as its own text. The state puts the room's view in place of its own
-// and shows it the seq to count on from.
+// and shows it the seq to count on from. It gets at most one such state
+// every MovedStateEvery records, so that a session sending seqs it knows
+// taken, to be moved, cannot have a state (up to a line of 64 KiB)
+// encoded and sent for each of its chunks; meanwhile its chunks are
+// moved all the same, and its view lacks the other device's text until
+// its next state.
 //
 // A chunk without a device is always judged by its seq alone. The
 // decision depends only on the records applied and on what a snapshot
@@ -41,6 +46,10 @@ import (
 // same one. The room forgets a user's recent chunks when the user's last
 // session leaves, or when it forgets the sender: a later resend of the
 // user's is then judged by its seq alone.
+
+// MovedStateEvery is how many records the room applies at least between
+// two states it sends a session for its moved chunks.
+const MovedStateEvery = 16
 
 // RecentChunks is how many of a user's last stored chunks the room keeps
 // while the user is in it.
@@ -131,7 +140,8 @@ func (r *Room) restoreRecent(user string, recent []recentV2) error {
 }
 
 // resendMoved sends the room's state to the active local sessions whose
-// chunks Apply moved, unless they got one since epoch (resendStates).
+// chunks Apply moved, unless they got one since epoch (resendStates) or
+// one for a moved chunk within the last MovedStateEvery records.
 func (r *Room) resendMoved(epoch uint64) {
 	keys := r.moved
 	r.moved = nil
@@ -142,9 +152,10 @@ func (r *Room) resendMoved(epoch uint64) {
 	var next uint64
 	for _, key := range keys {
 		lm := r.local[key]
-		if lm == nil || !lm.active || lm.since > epoch {
+		if lm == nil || !lm.active || lm.since > epoch || (lm.movedAt != 0 && r.applied-lm.movedAt < MovedStateEvery) {
 			continue
 		}
+		lm.movedAt = r.applied
 		if next == 0 {
 			r.epoch++
 			next = r.epoch

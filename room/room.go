@@ -35,6 +35,7 @@ type local struct {
 	rejected error     // why its join was refused (ErrFull, ErrUserSessions); nil if it was not
 	leaving  bool      // it has asked to leave
 	retryAt  time.Time // earliest time to ask for its join again
+	movedAt  uint64    // Room.applied when it last got a state for a moved chunk (devices.go)
 }
 
 // Room is one room's state on one node: the text (an rtt.Room), the
