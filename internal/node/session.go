@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -371,25 +372,26 @@ func validUserName(name string) string {
 		return "attach needs a user name"
 	case len(name) > MaxUserName:
 		return "user name longer than " + strconv.Itoa(MaxUserName) + " bytes"
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return "user name has control characters"
-		}
+	case hasControl(name):
+		return "user name has control characters"
 	}
 	return ""
+}
+
+// hasControl reports whether name holds a control character or U+FFFD
+// (which is also what a byte that is not UTF-8 decodes to).
+func hasControl(name string) bool {
+	return strings.ContainsFunc(name, func(r rune) bool { return unicode.IsControl(r) || r == unicode.ReplacementChar })
 }
 
 // validDevice says what is wrong with an attach's device name, if
 // anything: it may be absent, and otherwise follows a user name's rules.
 func validDevice(name string) string {
-	if len(name) > MaxDevice {
+	switch {
+	case len(name) > MaxDevice:
 		return "device name longer than " + strconv.Itoa(MaxDevice) + " bytes"
-	}
-	for _, r := range name {
-		if unicode.IsControl(r) || r == unicode.ReplacementChar {
-			return "device name has control characters"
-		}
+	case hasControl(name):
+		return "device name has control characters"
 	}
 	return ""
 }
