@@ -38,6 +38,13 @@ import "github.com/switchboard/switchboard/wire"
 //     sender's chunks waits: it gets them from the stream, after the
 //     one it lacks. Otherwise it would see the
 //     sender's next chunk before the stored copy of the one it lacks.
+//   - A live chunk is not shown to its sender's other sessions (another
+//     device of the same user): they get it from the stream, under the
+//     seq it is stored as. Seqs are the user's, and a client counts on
+//     above the chunks of its user it is shown; counting above a live
+//     chunk that the room then moves (devices.go), because another
+//     device's chunk took its seq first, would leave a seq that nothing
+//     is stored under, which every reader shows as text lost (U+FFFD).
 //   - At most MaxLive chunks of one sender wait; beyond that the sender's
 //     next chunks come only through the stream until it catches up.
 //   - A sender the room forgot (Config.MaxSenders) counts from seq 1
@@ -70,8 +77,8 @@ type liveChunk struct {
 }
 
 // ApplyLive shows the text chunks of rec, a text or batch record that is
-// not stored yet, to the active local sessions (all but the one that
-// typed it), following the rules above. It returns how many chunks it
+// not stored yet, to the active local sessions of other users, following
+// the rules above. It returns how many chunks it
 // showed. It changes nothing but what was shown.
 func (r *Room) ApplyLive(rec Record) int {
 	rec = rec.valid()
@@ -114,7 +121,8 @@ func (r *Room) applyLive(rec Record) bool {
 	}
 	r.live[rec.User] = append(waiting, liveChunk{seq: rec.Seq, text: rec.T, epoch: at})
 	r.shown[rec.User] = rec.Seq
-	r.deliverUpTo(wire.Message{Op: wire.OpText, Room: r.name, From: rec.User, Seq: rec.Seq, T: rec.T}, rec.Key, at)
+	m := wire.Message{Op: wire.OpText, Room: r.name, From: rec.User, Seq: rec.Seq, T: rec.T}
+	r.deliverTo(m, rec.Key, func(lm *local) bool { return lm.since <= at && lm.user != rec.User })
 	return true
 }
 

@@ -229,7 +229,9 @@ func (r *Room) applyText(rec Record, res *Result) {
 			// later one of its sender that it was shown live.
 			return false
 		}
-		return !w.same || lm.since > w.shownAt // the others saw it live
+		// The others saw it live, but for its user's other sessions
+		// (live.go).
+		return !w.same || lm.since > w.shownAt || lm.user == rec.User
 	})
 }
 
@@ -385,12 +387,6 @@ func (r *Room) forgetDeparted() {
 // the one under except, in key order.
 func (r *Room) deliver(m wire.Message, except string) {
 	r.deliverTo(m, except, func(*local) bool { return true })
-}
-
-// deliverUpTo is deliver to the sessions that got the room's state at or
-// before epoch.
-func (r *Room) deliverUpTo(m wire.Message, except string, epoch uint64) {
-	r.deliverTo(m, except, func(lm *local) bool { return lm.since <= epoch })
 }
 
 // deliverTo is deliver to the sessions for which to says true.
