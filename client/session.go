@@ -188,6 +188,11 @@ type room struct {
 	synced bool
 	// numbered: a state was seen once, so seqs follow the server's.
 	numbered bool
+	// byDevice: the session names its device, so the room tells this
+	// client's resends from another device's chunks under the same seqs
+	// (docs/protocol.md, "Text"): a chunk that went out keeps its seq
+	// until acknowledged, and no state stands for its ack.
+	byDevice bool
 	// viaOld: the room is joined on the connection a move is leaving and
 	// not yet on the new one, so text still goes out on the old one
 	// (move.go).
@@ -942,11 +947,22 @@ func (s *Session) syncRoomLocked(w *writer, name string, r *room, stored uint64)
 			}
 			r.nextSeq = next
 		}
-		r.ackLocked(stored)
-		r.pacedAckLocked()
-		if len(r.unacked) == 0 {
-			r.nextSeq = max(r.nextSeq, stored+1)
+		if !r.byDevice {
+			// Without a device the room judges a chunk by its seq alone:
+			// one at or below the state's is a duplicate, acknowledged
+			// and dropped, so the state stands for its ack. (It may be
+			// another device's chunk under the same seq, and ours lost
+			// with the node that had it.)
+			r.ackLocked(stored)
+			r.pacedAckLocked()
 		}
+		// With a device every chunk that went out goes again under its
+		// seq, whatever the state's: the room takes it for a resend if
+		// this device's chunk with that seq is stored, and otherwise
+		// (the node that had it died before storing it, or refused it,
+		// and another device typed past its seq meanwhile) stores it
+		// under the user's next seq. The acks say which.
+		r.nextSeq = max(r.nextSeq, stored+1)
 	}
 	r.synced, r.viaOld = true, false
 	r.pushed = 0 // all of it goes again
@@ -986,25 +1002,35 @@ func (s *Session) ownText(m wire.Message) bool {
 // chunk another session of the same user typed, when seq is at or above
 // the next one.
 //
-// The chunks that went out (r.out) keep their seqs, acknowledged or not:
-// the room showed them to its members as they came, the other session
-// among them, and that session numbered above them; sending them again
-// under new seqs would store their text twice. The rest, which wait for
-// the room's next state (typed while the room was not synced, or refused
-// by the node and so neither shown nor stored), the other session cannot
-// have seen: it numbered over their seqs, and the room would take them
-// for duplicates of its chunks. They are renumbered above seq, in order,
-// and go out when the state comes, as every waiting chunk does; their
-// SendTextWait returns the new seq. (Two sessions of a user typing at
-// the same moment can still pick one seq before either sees the other's
-// chunk: the room tells them apart by their devices, WithDevice, stores
-// the second under the next seq and sends its session the room's state.)
+// The chunks that went out keep their seqs, acknowledged or not: the
+// room may have stored them (or may yet), and sending them again under
+// new seqs would store their text twice. The rest, which wait for the
+// room's next state (typed while the room was not synced), the other
+// session cannot have seen: it numbered over their seqs. They are
+// renumbered above seq, in order, and go out when the state comes, as
+// every waiting chunk does; their SendTextWait returns the new seq.
+//
+// A chunk the node refused (rate, unavailable) went out too. With a
+// device it keeps its seq: the room knows this device never stored a
+// chunk under it and stores it under the user's next seq, and a refusal
+// after a failed store may come for a chunk stored all the same, which
+// the room then takes for a resend. Without a device the room judges by
+// seq alone and would take it for a duplicate of the other session's
+// chunk: it is renumbered with the rest. (Two sessions of a user typing
+// at the same moment can still pick one seq before either sees the
+// other's chunk: the room tells them apart by their devices, WithDevice,
+// stores the second under the next seq and sends its session the room's
+// state.)
 func (r *room) continueAboveLocked(seq uint64) {
 	if seq < r.nextSeq {
 		return
 	}
+	from := r.out
+	if r.byDevice {
+		from = max(r.out, r.sent)
+	}
 	next := seq + 1
-	for i := r.out; i < len(r.unacked); i++ {
+	for i := from; i < len(r.unacked); i++ {
 		r.unacked[i].Seq = next
 		next++
 	}
@@ -1184,7 +1210,7 @@ func (s *Session) joinLocked(name string) error {
 		return err
 	}
 	if _, ok := s.rooms[name]; !ok {
-		s.rooms[name] = &room{nextSeq: 1}
+		s.rooms[name] = &room{nextSeq: 1, byDevice: *s.opts.device != ""}
 	}
 	if s.w == nil {
 		return nil // joined when reattached

@@ -59,16 +59,38 @@ func roomState(room string, seq uint64) wire.Message {
 	return wire.Message{Op: wire.OpRoom, Room: room, State: &wire.RoomState{Users: []string{"alice"}, Seqs: map[string]uint64{"alice": seq}}}
 }
 
+// devices are the two ways a session can attach: naming its device (the
+// default), or not, as clients did before devices. The room judges the
+// resends of the first by device, of the second by seq alone, and the
+// client resends accordingly.
+var devices = []struct {
+	name string
+	opt  client.Option
+	// byDevice: chunks that went out are resent under their seqs after a
+	// state on a new connection, whatever its seqs say.
+	byDevice bool
+}{
+	{"device", client.WithDevice("laptop"), true},
+	{"no device", client.WithDevice(""), false},
+}
+
 // Text typed before the room's state arrives is numbered after what the
 // state shows stored; after a drop the session joins again and resends,
-// with their original seqs, only the chunks the new state does not hold;
-// and when a state shows more of the user's text than the session sent
-// (another session of the same user), numbering continues above it.
+// with their original seqs, the chunks not acknowledged (without a
+// device, only those the new state does not hold); and when a state shows
+// more of the user's text than the session sent (another session of the
+// same user), numbering continues above it.
 func TestResendAndRenumbering(t *testing.T) {
+	for _, d := range devices {
+		t.Run(d.name, func(t *testing.T) { testResendAndRenumbering(t, d.opt, d.byDevice) })
+	}
+}
+
+func testResendAndRenumbering(t *testing.T, device client.Option, byDevice bool) {
 	a := newFakeNode(t, "a")
 	retry := fastRetry()
 	retry.Cooldown = time.Millisecond // the one node comes back at once
-	s, join := aliceInRoom(t, a, client.WithRetry(retry))
+	s, join := aliceInRoom(t, a, client.WithRetry(retry), device)
 	for _, ch := range []string{"a", "b", "c"} {
 		if _, err := s.SendText("r", ch); err != nil {
 			t.Fatal(err)
@@ -95,6 +117,13 @@ func TestResendAndRenumbering(t *testing.T) {
 	awaitEvent(t, s, "reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
 	rejoin := awaitGot(t, a, wire.OpJoin)
 	rejoin.conn.send(roomState("r", 7))
+	if byDevice {
+		// The state is no ack: the room takes 7 for a resend of this
+		// device's and acknowledges it again.
+		if resent := awaitGot(t, a, wire.OpText); resent.m.Seq != 7 || resent.m.T != "b" {
+			t.Fatalf("resent %d %q, want 7 \"b\"", resent.m.Seq, resent.m.T)
+		}
+	}
 	resent := awaitGot(t, a, wire.OpText)
 	if resent.m.Seq != 8 || resent.m.T != "c" {
 		t.Fatalf("resent %d %q, want 8 \"c\"", resent.m.Seq, resent.m.T)
@@ -125,13 +154,23 @@ func TestResendAndRenumbering(t *testing.T) {
 // Text the same user's other session (another device) types is delivered
 // to this session like anyone's. When its seq is at or above this
 // session's next one, this session numbers on above it: reusing the seq
-// would make the room take the chunk for a duplicate, acknowledge it and
-// drop its text. Chunks that went out keep their seqs (the other session
-// saw them and numbered above them); chunks waiting for the room's state
-// (here after a refusal) are renumbered above the other session's.
+// would make the room take the chunk for a duplicate (without a device)
+// or move it (with one). Chunks that went out keep their seqs (the room
+// may store them under those); chunks typed while the room waits for its
+// state are renumbered above the other session's. A chunk the node
+// refused went out: with a device it keeps its seq (the room stores it
+// under the user's next, or takes it for a resend if a failed store
+// stored it all the same); without one it is renumbered too, or the room
+// would take it for a duplicate of the other session's.
 func TestOtherSessionsTextIsNumberedAbove(t *testing.T) {
+	for _, d := range devices {
+		t.Run(d.name, func(t *testing.T) { testOtherSessionsTextIsNumberedAbove(t, d.opt, d.byDevice) })
+	}
+}
+
+func testOtherSessionsTextIsNumberedAbove(t *testing.T, device client.Option, byDevice bool) {
 	a := newFakeNode(t, "a")
-	s, join := aliceInRoom(t, a, client.WithRetry(fastRetry()))
+	s, join := aliceInRoom(t, a, client.WithRetry(fastRetry()), device)
 	join.conn.send(roomState("r", 5))
 	awaitEvent(t, s, "the state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
 	// fromPhone delivers the phone's chunks; the last one's event shows
@@ -175,25 +214,34 @@ func TestOtherSessionsTextIsNumberedAbove(t *testing.T) {
 	for _, m := range s.UnackedText("r") {
 		got = append(got, m.Seq)
 	}
-	if want := []uint64{7, 11, 12}; !equalSeqs(got, want) {
+	// "a", refused, keeps 8 with a device; "b" never went out.
+	want, resent, seqA, seqC := []uint64{7, 11, 12}, []wire.Message{{Seq: 11, T: "a"}, {Seq: 12, T: "b"}}, uint64(11), uint64(13)
+	if byDevice {
+		want, resent, seqA, seqC = []uint64{7, 8, 11}, []wire.Message{{Seq: 7, T: "x"}, {Seq: 8, T: "a"}, {Seq: 11, T: "b"}}, 8, 12
+	}
+	if !equalSeqs(got, want) {
 		t.Fatalf("unacknowledged seqs %v after the phone's 10, want %v", got, want)
 	}
 
 	// The session asks for the room again; its state shows the phone's
-	// 10 stored (and the laptop's 7): "a" and "b" go out as 11 and 12.
+	// 10 stored (and the laptop's 7). Without a device the state stands
+	// for 7's ack, and "a" and "b" go out as 11 and 12; with one, all
+	// three go again and their acks say what the room made of them.
 	rejoin := awaitGot(t, a, wire.OpJoin)
 	rejoin.conn.send(roomState("r", 10))
-	for _, want := range []wire.Message{{Seq: 11, T: "a"}, {Seq: 12, T: "b"}} {
+	for _, want := range resent {
 		if m := awaitGot(t, a, wire.OpText); m.m.Seq != want.Seq || m.m.T != want.T {
 			t.Fatalf("node got %d %q, want %d %q", m.m.Seq, m.m.T, want.Seq, want.T)
 		}
 	}
-	rejoin.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: 12})
-	if res := awaitResult(t, "SendTextWait of \"a\"", waitA); res.err != nil || res.v != 11 {
-		t.Errorf("SendTextWait of \"a\" = %d, %v; want 11", res.v, res.err)
+	for _, m := range resent {
+		rejoin.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: m.Seq})
 	}
-	if seq, err := s.SendText("r", "c"); err != nil || seq != 13 {
-		t.Fatalf("SendText after = %d, %v; want 13", seq, err)
+	if res := awaitResult(t, "SendTextWait of \"a\"", waitA); res.err != nil || res.v != seqA {
+		t.Errorf("SendTextWait of \"a\" = %d, %v; want %d", res.v, res.err, seqA)
+	}
+	if seq, err := s.SendText("r", "c"); err != nil || seq != seqC {
+		t.Fatalf("SendText after = %d, %v; want %d", seq, err, seqC)
 	}
 }
 
@@ -355,12 +403,20 @@ func TestNoMethodWaitsForAWrite(t *testing.T) {
 // have stored it: a state that shows the user's text at or above its
 // seqs (the user typed from another device meanwhile) does not
 // acknowledge it. It goes on above the state's seq instead, where before
-// it was taken for stored, acknowledged and lost.
+// it was taken for stored, acknowledged and lost. Nor, with a device, is
+// the state an ack for text that went out: the node that had it may have
+// died before storing it, and the room judges its resend.
 func TestStateDoesNotAcknowledgeTextNeverSent(t *testing.T) {
+	for _, d := range devices {
+		t.Run(d.name, func(t *testing.T) { testStateDoesNotAcknowledgeTextNeverSent(t, d.opt, d.byDevice) })
+	}
+}
+
+func testStateDoesNotAcknowledgeTextNeverSent(t *testing.T, device client.Option, byDevice bool) {
 	a := newFakeNode(t, "a")
 	retry := fastRetry()
 	retry.Cooldown = time.Millisecond // the one node comes back at once
-	s, join := aliceInRoom(t, a, client.WithRetry(retry), client.WithHeartbeat(client.Heartbeat{}))
+	s, join := aliceInRoom(t, a, client.WithRetry(retry), client.WithHeartbeat(client.Heartbeat{}), device)
 	join.conn.send(roomState("r", 5))
 	awaitEvent(t, s, "the state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
 	if seq, err := s.SendText("r", "x"); err != nil || seq != 6 {
@@ -375,13 +431,21 @@ func TestStateDoesNotAcknowledgeTextNeverSent(t *testing.T) {
 	if seq, err := s.SendText("r", "y"); err != nil || seq != 7 {
 		t.Fatalf("SendText while away = %d, %v; want 7", seq, err)
 	}
-	// The phone stored 7 and 8 meanwhile; 6 is this session's, stored.
+	// The phone stored 7 and 8 meanwhile, and 6 is stored: this
+	// session's, or the phone's (and this one's lost with its node).
 	awaitGot(t, a, wire.OpJoin).conn.send(roomState("r", 8))
+	unacked := 1
+	if byDevice {
+		unacked = 2
+		if m := awaitGot(t, a, wire.OpText); m.m.Seq != 6 || m.m.T != "x" {
+			t.Fatalf("after a state at 8 the node got %d %q, want 6 \"x\" again", m.m.Seq, m.m.T)
+		}
+	}
 	if m := awaitGot(t, a, wire.OpText); m.m.Seq != 9 || m.m.T != "y" {
 		t.Fatalf("after a state at 8 the node got %d %q, want 9 \"y\"", m.m.Seq, m.m.T)
 	}
-	if un := s.UnackedText("r"); len(un) != 1 || un[0].Seq != 9 {
-		t.Fatalf("unacknowledged %v, want \"y\" at 9", un)
+	if un := s.UnackedText("r"); len(un) != unacked || un[len(un)-1].Seq != 9 {
+		t.Fatalf("unacknowledged %v, want %d chunks, \"y\" at 9 last", un, unacked)
 	}
 }
 

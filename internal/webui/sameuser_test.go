@@ -184,3 +184,52 @@ func TestBrowserUnaskedStateAcknowledgesNothing(t *testing.T) {
 		t.Errorf("the page's next chunk has seq %v, want %v (above the state's)", next, int(seq)+3)
 	}
 }
+
+// TestBrowserChunkLostWithItsNodeIsResent: a chunk of the page's went out
+// and was never stored (here its connection swallows it, as a node that
+// read it and died would), while the user's other device typed over its
+// seq. After the reconnect the room's state shows that seq stored, by
+// the other device; the page names its device, so it takes the state for
+// no ack and resends the chunk under its seq, and the room, which knows
+// the page never stored a chunk under it, stores it under the user's
+// next seq (client/session.go, syncRoomLocked). Taken for acknowledged,
+// as before, it was lost.
+func TestBrowserChunkLostWithItsNodeIsResent(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	n := c.Nodes[0]
+	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
+	other := joinTCPAs(t, n.Addr(), wire.Message{Op: wire.OpAttach, User: "ann", Device: "phone"})
+	st := other.next(t, "the other device's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	seq := st.State.Seqs["ann"] + 1
+
+	// The page's text leaves it but never reaches the node.
+	eval[bool](t, ann, `(() => {
+  const ws = window.switchboard.session.ws;
+  const send = ws.send.bind(ws);
+  ws.send = (data) => { if (JSON.parse(data).op !== "text") send(data); };
+  return true;
+})()`)
+	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value += "y"; box.dispatchEvent(new Event("input")); return true; })()`)
+	if got := poll[float64](t, ann, "the page's chunk sent", `(() => { const u = window.switchboard.session.unacked("lobby"); return u.length === 1 && u[0].seq; })()`); uint64(got) != seq {
+		t.Fatalf("the page sent seq %v, want %d", got, seq)
+	}
+
+	// Meanwhile the other device types over that seq.
+	for i, ch := range []string{"x", "z"} {
+		s := seq + uint64(i)
+		other.send(t, wire.Message{Op: wire.OpText, Room: "lobby", Seq: s, T: ch})
+		other.next(t, "the other device's ack", func(m wire.Message) bool { return m.Op == wire.OpAck && m.Seq == s })
+	}
+
+	// The page's connection ends; it attaches again and resends.
+	eval[bool](t, ann, `(() => { window.switchboard.session.ws.close(); return true; })()`)
+	poll[bool](t, ann, "the page's chunk acknowledged", `window.switchboard.session.unacked("lobby").length === 0`)
+
+	bob := joinTCP(t, n.Addr(), "bob")
+	st = bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	if got := st.State.Live["ann"]; got != "xzy" {
+		t.Errorf("the room stored ann's line as %q, want %q (the page's chunk taken for acknowledged?)", got, "xzy")
+	}
+	poll[bool](t, ann, "ann's line on the page as the room holds it", liveOf("ann")+` === "xzy"`)
+}

@@ -703,9 +703,16 @@ export class Session extends EventTarget {
         for (let j = i; j < r.unacked.length; j++) r.unacked[j].seq = next++;
         r.nextSeq = next;
       }
-      ack(r, stored);
-      pacedAck(r);
-      if (r.unacked.length === 0) r.nextSeq = Math.max(r.nextSeq, stored + 1);
+      if (!r.byDevice) {
+        // Without a device the room judges a chunk by its seq alone:
+        // the state stands for the ack of those at or below its seq.
+        ack(r, stored);
+        pacedAck(r);
+      }
+      // With one, every chunk that went out goes again under its seq,
+      // whatever the state's, and the room judges it: a resend of this
+      // device's chunk, or another stored under the user's next seq.
+      r.nextSeq = Math.max(r.nextSeq, stored + 1);
     }
     r.synced = true;
     r.viaOld = false;
@@ -835,6 +842,10 @@ export class Session extends EventTarget {
       this.rooms.set(name, {
         nextSeq: 1, unacked: [], out: 0, pushed: 0, numbered: false, synced: false, retry: null,
         window: 0, roundSeq: 0, roundAt: 0, pump: null,
+        // byDevice: the page names its device, so a chunk that went out
+        // keeps its seq until acknowledged and no state stands for its
+        // ack (client/session.go, room.byDevice).
+        byDevice: !!this.device,
       });
     }
     this.send({ op: "join", room: name });
@@ -878,14 +889,19 @@ function ack(r, seq) {
 
 // continueAbove makes a room's numbering go on above seq, a chunk the
 // same user typed from another session, when seq is at or above the
-// next one. The chunks that went out keep their seqs (the room showed
-// them, that session among the members); those waiting for the room's
-// next state, which nobody saw, are renumbered above seq, in order
+// next one. The chunks that went out keep their seqs (the room may store
+// them under those); those that never did are renumbered above seq, in
+// order, and so, without a device, are those the node refused
 // (client/session.go, continueAboveLocked).
 function continueAbove(r, seq) {
   if (seq < r.nextSeq) return;
+  let from = r.out;
+  if (r.byDevice) {
+    const unsent = r.unacked.findIndex((m) => !m[SENT]);
+    from = Math.max(r.out, unsent < 0 ? r.unacked.length : unsent);
+  }
   let next = seq + 1;
-  for (let i = r.out; i < r.unacked.length; i++) r.unacked[i].seq = next++;
+  for (let i = from; i < r.unacked.length; i++) r.unacked[i].seq = next++;
   r.nextSeq = next;
 }
 
