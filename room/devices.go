@@ -15,19 +15,32 @@ import (
 // record was stored) and dropped: text its typist saw acknowledged, lost.
 //
 // A client that names its device at attach (Record.Dev) lets the room
-// tell the two apart. The room keeps, for each user in it, the last
-// RecentChunks chunks with a device it stored of that user: the seq each
-// was stored under, the seq its session sent, and its device. A chunk
-// with a device at or below the user's last stored seq is then
+// tell the two apart. A device sends its chunks under rising seqs (it
+// numbers a chunk once, and keeps the seq until the chunk is
+// acknowledged), and the room stores a session's chunks in the order
+// sent, holding back every later one after a refusal until the refused
+// one comes again: so the seqs a device sent of the chunks the room
+// stored are all those up to the highest. The room keeps that highest
+// seq for each of a user's last RecentDevices devices (those that stored
+// a chunk last), while the user is in it. A chunk with a device at or
+// below its user's last stored seq is then
 //
-//   - a resend, dropped as before, when the same device's chunk with that
-//     seq is among them, or when the seq is older than all of them (the
-//     room no longer knows, and takes it for a resend, as it always did);
+//   - a resend, dropped as before, when its device is known and sent it
+//     at or below that device's highest, or when its device is not known
+//     and its seq is at or below the user's floor: the user's last seq
+//     when the room began to keep the user's devices, raised to the
+//     highest seq of each device it stopped keeping (the room does not
+//     know, and takes it for a resend, as it always did);
 //   - otherwise another device's chunk under a seq already taken: the
 //     room stores it under the user's next seq (the last stored plus
 //     one), so it is delivered, kept in the history and counted in the
 //     state's seqs like any other; the ack its session gets still names
 //     the seq it sent.
+//
+// The first version kept the user's last 16 chunks instead, and took a
+// chunk older than all of them for a resend: a device that failed over
+// for a few seconds while another typed more than 16 chunks had its
+// resends of chunks that died with its node dropped.
 //
 // The session that typed a moved chunk gets the room's state once the
 // record is applied: its own view holds the chunk under the seq it sent,
@@ -42,29 +55,37 @@ import (
 //
 // A chunk without a device is always judged by its seq alone. The
 // decision depends only on the records applied and on what a snapshot
-// holds (the recent chunks are part of it), so every node takes the
-// same one. The room forgets a user's recent chunks when the user's last
-// session leaves, or when it forgets the sender: a later resend of the
-// user's is then judged by its seq alone.
+// holds (the devices are part of it), so every node takes the same one.
+// The room forgets a user's devices when the user's last session leaves,
+// or when it forgets the sender: a later resend of the user's is then
+// judged by its seq alone.
 
 // MovedStateEvery is how many records the room applies at least between
 // two states it sends a session for its moved chunks.
 const MovedStateEvery = 16
 
-// RecentChunks is how many of a user's last stored chunks the room keeps
-// while the user is in it.
-const RecentChunks = 16
+// RecentDevices is how many of a user's devices the room keeps, those
+// that stored a chunk last, while the user is in it.
+const RecentDevices = 16
 
 // maxSeq is the largest seq a chunk is stored under: 2^53-1, the largest
 // integer every JSON reader holds exactly. A chunk that would have to be
 // stored above it is taken for a resend.
 const maxSeq = 1<<53 - 1
 
-// recentChunk is one chunk the room stored of a user.
-type recentChunk struct {
-	seq  uint64 // the seq it was stored under
-	sent uint64 // the seq its session sent: seq, or lower where the room moved it
-	dev  uint64 // devHash of its device, 0 for none
+// devices is what the room keeps of a user's devices.
+type devices struct {
+	// floor: a chunk from a device not listed, at or below it, is taken
+	// for a resend.
+	floor uint64
+	// list: the devices that stored a chunk last, the latest last.
+	list []device
+}
+
+// device is one device of a user.
+type device struct {
+	dev  uint64 // devHash of its name
+	sent uint64 // the highest seq it sent of the chunks the room stored
 }
 
 // devHash is the 64-bit FNV-1a hash of a device name, 0 for none (and 1
@@ -90,14 +111,20 @@ func (r *Room) storeSeq(user string, sent, dev uint64) uint64 {
 	if sent == 0 || sent > last || dev == 0 || last >= maxSeq {
 		return sent
 	}
-	recent := r.recent[user]
-	if len(recent) == 0 || sent < recent[0].seq {
-		return sent // older than what the room knows: a resend
+	ds := r.devices[user]
+	if ds == nil {
+		return sent // no device of the user known: a resend
 	}
-	for _, c := range recent {
-		if c.dev == dev && c.sent == sent {
-			return sent // this device's own: a resend
+	for _, d := range ds.list {
+		if d.dev == dev {
+			if sent <= d.sent {
+				return sent // this device's own: a resend
+			}
+			return last + 1
 		}
+	}
+	if sent <= ds.floor {
+		return sent // older than what the room knows: a resend
 	}
 	return last + 1
 }
@@ -111,31 +138,85 @@ func (r *Room) remember(user string, seq, sent, dev uint64) {
 	if r.users[user] == 0 || seq == 0 || dev == 0 {
 		return
 	}
-	recent := r.recent[user]
-	if len(recent) == RecentChunks {
-		recent = append(recent[:0], recent[1:]...)
+	ds := r.devices[user]
+	if ds == nil {
+		// What came before is judged by seq alone.
+		ds = &devices{floor: seq - 1}
+		r.devices[user] = ds
 	}
-	r.recent[user] = append(recent, recentChunk{seq: seq, sent: sent, dev: dev})
+	i := 0
+	for i < len(ds.list) && ds.list[i].dev != dev {
+		i++
+	}
+	d := device{dev: dev, sent: sent}
+	if i < len(ds.list) {
+		d.sent = max(d.sent, ds.list[i].sent)
+		ds.list = append(ds.list[:i], ds.list[i+1:]...)
+	} else if len(ds.list) == RecentDevices {
+		ds.floor = max(ds.floor, ds.list[0].sent)
+		ds.list = append(ds.list[:0], ds.list[1:]...)
+	}
+	ds.list = append(ds.list, d)
 }
 
-// restoreRecent takes a snapshot's recent chunks of user, checking that a
-// room could have kept them: the user in the room, at most RecentChunks,
-// stored seqs rising up to the user's last, none sent above its own.
+// restoreDevices takes a snapshot's devices of user, checking that a room
+// could have kept them: the user in the room, at most RecentDevices, each
+// named once, none that sent or a floor above the user's last seq.
+func (r *Room) restoreDevices(user string, floor uint64, list []deviceV2) error {
+	if r.users[user] == 0 {
+		return errors.New("devices of a user not in the room")
+	}
+	if len(list) > RecentDevices {
+		return errors.New("too many devices")
+	}
+	last := r.text.Seq(user)
+	if floor > last {
+		return errors.New("devices' floor above the user's seq")
+	}
+	ds := &devices{floor: floor, list: make([]device, len(list))}
+	for i, d := range list {
+		if d.Dev == 0 || d.Sent == 0 || d.Sent > last {
+			return errors.New("a device without a name, or that sent above the user's seq")
+		}
+		for _, e := range list[:i] {
+			if e.Dev == d.Dev {
+				return errors.New("a device listed twice")
+			}
+		}
+		ds.list[i] = device{dev: d.Dev, sent: d.Sent}
+	}
+	r.devices[user] = ds
+	return nil
+}
+
+// restoreRecent takes a snapshot's recent chunks of user, the form of the
+// first version (up to 16 of them), checking that a room could have
+// kept them: the user in the room, at most 16, stored seqs rising up to
+// the user's last, none sent above its own. It keeps each device's
+// highest sent seq, and the seq before the oldest chunk for the floor.
 func (r *Room) restoreRecent(user string, recent []recentV2) error {
 	if r.users[user] == 0 {
 		return errors.New("recent chunks of a user not in the room")
 	}
-	if len(recent) > RecentChunks {
+	if len(recent) > 16 {
 		return errors.New("too many recent chunks")
 	}
-	kept := make([]recentChunk, len(recent))
 	for i, c := range recent {
 		if c.Seq == 0 || c.Sent == 0 || c.Sent > c.Seq || (i > 0 && c.Seq <= recent[i-1].Seq) || c.Seq > r.text.Seq(user) {
 			return errors.New("recent chunks out of order")
 		}
-		kept[i] = recentChunk{seq: c.Seq, sent: c.Sent, dev: c.Dev}
 	}
-	r.recent[user] = kept
+	if len(recent) == 0 {
+		return nil
+	}
+	for _, c := range recent {
+		if c.Dev != 0 {
+			r.remember(user, c.Seq, c.Sent, c.Dev)
+		}
+	}
+	if ds := r.devices[user]; ds != nil {
+		ds.floor = recent[0].Seq - 1
+	}
 	return nil
 }
 

@@ -61,10 +61,10 @@ type Room struct {
 	local map[string]*local
 	order []string // the keys of local, sorted: deliveries go in this order
 
-	// recent holds the last chunks stored of each user in the room
+	// devices holds what the room keeps of each user's devices
 	// (devices.go).
-	recent map[string][]recentChunk
-	moved  []string // during Apply: the sessions whose chunks it moved
+	devices map[string]*devices
+	moved   []string // during Apply: the sessions whose chunks it moved
 
 	// Live text (live.go).
 	live      map[string][]liveChunk // sender -> chunks shown live, waiting for the stream, by seq
@@ -106,7 +106,7 @@ func newRoom(name string, cfg Config, text *rtt.Room) *Room {
 		members:  make(map[string]Member),
 		users:    make(map[string]int),
 		senders:  make(map[string]uint64),
-		recent:   make(map[string][]recentChunk),
+		devices:  make(map[string]*devices),
 		local:    make(map[string]*local),
 		live:     make(map[string][]liveChunk),
 		shown:    make(map[string]uint64),
@@ -272,7 +272,7 @@ func (r *Room) applyLeave(rec Record) {
 		delete(r.members, key)
 		if r.users[m.User]--; r.users[m.User] <= 0 {
 			delete(r.users, m.User)
-			delete(r.recent, m.User)
+			delete(r.devices, m.User)
 			gone = append(gone, m.User)
 		}
 	}
@@ -379,7 +379,7 @@ func (r *Room) forgetDeparted() {
 		r.text.Forget(from)
 		r.forgetLive(from)
 		delete(r.senders, from)
-		delete(r.recent, from)
+		delete(r.devices, from)
 	}
 }
 

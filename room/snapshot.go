@@ -44,9 +44,20 @@ type senderV2 struct {
 	// At is the stream sequence of the record that last brought new text
 	// of the sender (0: not known). Nodes that predate it ignore it.
 	At uint64 `json:"at,omitempty"`
-	// Recent are the last chunks stored of a sender in the room
-	// (devices.go), oldest first. Nodes that predate them ignore them.
+	// Devices are the sender's devices the room keeps (devices.go), the
+	// one that stored a chunk last last, and Floor the seq at or below
+	// which a chunk of a device not among them is a resend. Nodes that
+	// predate them ignore them.
+	Devices []deviceV2 `json:"devices,omitempty"`
+	Floor   uint64     `json:"floor,omitempty"`
+	// Recent are the last chunks stored of a sender, the form of the
+	// first version of devices: read, never written.
 	Recent []recentV2 `json:"recent,omitempty"`
+}
+
+type deviceV2 struct {
+	Dev  uint64 `json:"dev"`
+	Sent uint64 `json:"sent"`
 }
 
 type recentV2 struct {
@@ -194,8 +205,11 @@ func (r *Room) snapshot() snapshotV2 {
 	}
 	for from, live := range st.Live {
 		x := senderV2{Live: live, Seq: st.Seqs[from], CR: st.PendingCR[from], At: r.senders[from]}
-		for _, c := range r.recent[from] {
-			x.Recent = append(x.Recent, recentV2{Seq: c.seq, Sent: c.sent, Dev: c.dev})
+		if ds := r.devices[from]; ds != nil {
+			x.Floor = ds.floor
+			for _, d := range ds.list {
+				x.Devices = append(x.Devices, deviceV2{Dev: d.dev, Sent: d.sent})
+			}
 		}
 		snap.Senders[from] = x
 	}
@@ -231,7 +245,7 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 		st      rtt.State
 		members map[string]Member
 		ats     = make(map[string]uint64) // sender -> "at", where known
-		recents = make(map[string][]recentV2)
+		devs    = make(map[string]senderV2) // sender -> its devices, where kept
 	)
 	switch {
 	case h.V == nil:
@@ -268,8 +282,8 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 				st.PendingCR[from] = true
 			}
 			ats[from] = x.At
-			if len(x.Recent) > 0 {
-				recents[from] = x.Recent
+			if len(x.Devices) > 0 || len(x.Recent) > 0 {
+				devs[from] = x
 			}
 		}
 	default:
@@ -294,8 +308,14 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 	for from := range st.Seqs {
 		r.senders[from] = ats[from]
 	}
-	for from, recent := range recents {
-		if err := r.restoreRecent(from, recent); err != nil {
+	for from, x := range devs {
+		var err error
+		if len(x.Devices) > 0 {
+			err = r.restoreDevices(from, x.Floor, x.Devices)
+		} else {
+			err = r.restoreRecent(from, x.Recent)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("room %s: %w: sender %q: %w", name, ErrSnapshot, from, err)
 		}
 	}
@@ -306,7 +326,7 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 // snapshot of a room at cfg's bounds with nothing SnapshotWithin may cut:
 // MaxUsers users, each in
 // it from MaxUserSessions sessions under keys of keyLen bytes and with
-// RecentChunks recent chunks from a device, and
+// RecentDevices devices, and
 // MaxSenders senders, each at a seq of 16 digits, every user name nameLen
 // bytes of a character JSON doubles. A snapshot limit below it lets a
 // full room with hostile names outgrow its snapshots (ErrSnapshotTooLarge),
@@ -336,12 +356,12 @@ func SizeAtBounds(cfg Config, nameLen, keyLen int) (int, error) {
 		seq++
 		// The gap from seq 0 leaves each a U+FFFD as its line: a few
 		// bytes more than SnapshotWithin would keep of the departed.
-		r.Apply(seq, Record{Op: OpText, User: user, Seq: maxSeq - RecentChunks})
+		r.Apply(seq, Record{Op: OpText, User: user, Seq: maxSeq - RecentDevices})
 		if u < cfg.MaxUsers {
-			// Its recent chunks, each from a device (devices.go).
-			for i := range RecentChunks {
+			// Its devices, each with a chunk (devices.go).
+			for i := range RecentDevices {
 				seq++
-				r.Apply(seq, Record{Op: OpText, User: user, Seq: maxSeq - RecentChunks + 1 + uint64(i), Dev: "device"})
+				r.Apply(seq, Record{Op: OpText, User: user, Seq: maxSeq - RecentDevices + 1 + uint64(i), Dev: "device" + strconv.Itoa(i)})
 			}
 		}
 	}

@@ -294,8 +294,9 @@ func TestSizeAtBounds(t *testing.T) {
 }
 
 // TestRestoreChecksRecentChunks: a snapshot's recent chunks of a user
-// (devices.go) load only if a room could have kept them; otherwise the
-// snapshot is unusable and the room is rebuilt from its stream.
+// (the first version of devices.go, before the devices themselves) load
+// only if a room could have kept them; otherwise the snapshot is unusable
+// and the room is rebuilt from its stream.
 func TestRestoreChecksRecentChunks(t *testing.T) {
 	snap := func(recent string) string {
 		return `{"v":2,"seq":9,"lines":[],"senders":{"ann":{"live":"x","seq":4,"recent":` + recent +
@@ -311,8 +312,43 @@ func TestRestoreChecksRecentChunks(t *testing.T) {
 		{"sent above stored", snap(`[{"seq":2,"sent":3,"dev":7}]`), false},
 		{"above the user's seq", snap(`[{"seq":5,"sent":5,"dev":7}]`), false},
 		{"seq 0", snap(`[{"seq":0,"sent":0,"dev":7}]`), false},
-		{"too many", snap(`[` + strings.Repeat(`{"seq":1,"sent":1,"dev":7},`, room.RecentChunks) + `{"seq":2,"sent":2,"dev":7}]`), false},
+		{"too many", snap(`[` + strings.Repeat(`{"seq":1,"sent":1,"dev":7},`, 16) + `{"seq":2,"sent":2,"dev":7}]`), false},
 		{"user not in the room", strings.Replace(snap(`[{"seq":1,"sent":1,"dev":7}]`), `"user":"ann"`, `"user":"bob"`, 1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := room.Restore("r", []byte(tc.data), cfg)
+			if tc.ok && err != nil {
+				t.Fatalf("Restore: %v", err)
+			}
+			if !tc.ok && !errors.Is(err, room.ErrSnapshot) {
+				t.Fatalf("Restore: %v, want ErrSnapshot", err)
+			}
+		})
+	}
+}
+
+// TestRestoreChecksDevices: a snapshot's devices of a user (devices.go)
+// load only if a room could have kept them; otherwise the snapshot is
+// unusable and the room is rebuilt from its stream.
+func TestRestoreChecksDevices(t *testing.T) {
+	snap := func(devices string) string {
+		return `{"v":2,"seq":9,"lines":[],"senders":{"ann":{"live":"x","seq":4,` + devices +
+			`}},"members":{"n1/1":{"user":"ann","node":"n1","inc":1}}}`
+	}
+	cfg := room.DefaultConfig("n1", 1)
+	for _, tc := range []struct {
+		name, data string
+		ok         bool
+	}{
+		{"kept", snap(`"devices":[{"dev":7,"sent":2},{"dev":8,"sent":4}],"floor":1`), true},
+		{"no floor", snap(`"devices":[{"dev":7,"sent":4}]`), true},
+		{"floor above the user's seq", snap(`"devices":[{"dev":7,"sent":4}],"floor":5`), false},
+		{"sent above the user's seq", snap(`"devices":[{"dev":7,"sent":5}]`), false},
+		{"sent 0", snap(`"devices":[{"dev":7,"sent":0}]`), false},
+		{"no name", snap(`"devices":[{"dev":0,"sent":1}]`), false},
+		{"twice", snap(`"devices":[{"dev":7,"sent":1},{"dev":7,"sent":2}]`), false},
+		{"too many", snap(`"devices":[` + strings.TrimSuffix(strings.Repeat(`{"dev":7,"sent":1},`, room.RecentDevices+1), ",") + `]`), false},
+		{"user not in the room", strings.Replace(snap(`"devices":[{"dev":7,"sent":1}]`), `"user":"ann"`, `"user":"bob"`, 1), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := room.Restore("r", []byte(tc.data), cfg)
