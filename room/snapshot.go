@@ -244,7 +244,7 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 		seq     uint64
 		st      rtt.State
 		members map[string]Member
-		ats     = make(map[string]uint64) // sender -> "at", where known
+		ats     = make(map[string]uint64)   // sender -> "at", where known
 		devs    = make(map[string]senderV2) // sender -> its devices, where kept
 	)
 	switch {
