@@ -302,11 +302,7 @@ func TestRestoreChecksRecentChunks(t *testing.T) {
 		return `{"v":2,"seq":9,"lines":[],"senders":{"ann":{"live":"x","seq":4,"recent":` + recent +
 			`}},"members":{"n1/1":{"user":"ann","node":"n1","inc":1}}}`
 	}
-	cfg := room.DefaultConfig("n1", 1)
-	for _, tc := range []struct {
-		name, data string
-		ok         bool
-	}{
+	checkRestores(t, []restoreCase{
 		{"kept", snap(`[{"seq":1,"sent":1,"dev":7},{"seq":3,"sent":2,"dev":8},{"seq":4,"sent":4,"dev":7}]`), true},
 		{"not rising", snap(`[{"seq":3,"sent":3,"dev":7},{"seq":3,"sent":2,"dev":8}]`), false},
 		{"sent above stored", snap(`[{"seq":2,"sent":3,"dev":7}]`), false},
@@ -314,17 +310,7 @@ func TestRestoreChecksRecentChunks(t *testing.T) {
 		{"seq 0", snap(`[{"seq":0,"sent":0,"dev":7}]`), false},
 		{"too many", snap(`[` + strings.Repeat(`{"seq":1,"sent":1,"dev":7},`, 16) + `{"seq":2,"sent":2,"dev":7}]`), false},
 		{"user not in the room", strings.Replace(snap(`[{"seq":1,"sent":1,"dev":7}]`), `"user":"ann"`, `"user":"bob"`, 1), false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := room.Restore("r", []byte(tc.data), cfg)
-			if tc.ok && err != nil {
-				t.Fatalf("Restore: %v", err)
-			}
-			if !tc.ok && !errors.Is(err, room.ErrSnapshot) {
-				t.Fatalf("Restore: %v, want ErrSnapshot", err)
-			}
-		})
-	}
+	})
 }
 
 // TestRestoreChecksDevices: a snapshot's devices of a user (devices.go)
@@ -335,11 +321,7 @@ func TestRestoreChecksDevices(t *testing.T) {
 		return `{"v":2,"seq":9,"lines":[],"senders":{"ann":{"live":"x","seq":4,` + devices +
 			`}},"members":{"n1/1":{"user":"ann","node":"n1","inc":1}}}`
 	}
-	cfg := room.DefaultConfig("n1", 1)
-	for _, tc := range []struct {
-		name, data string
-		ok         bool
-	}{
+	checkRestores(t, []restoreCase{
 		{"kept", snap(`"devices":[{"dev":7,"sent":2},{"dev":8,"sent":4}],"floor":1`), true},
 		{"no floor", snap(`"devices":[{"dev":7,"sent":4}]`), true},
 		{"floor above the user's seq", snap(`"devices":[{"dev":7,"sent":4}],"floor":5`), false},
@@ -349,7 +331,21 @@ func TestRestoreChecksDevices(t *testing.T) {
 		{"twice", snap(`"devices":[{"dev":7,"sent":1},{"dev":7,"sent":2}]`), false},
 		{"too many", snap(`"devices":[` + strings.TrimSuffix(strings.Repeat(`{"dev":7,"sent":1},`, room.RecentDevices+1), ",") + `]`), false},
 		{"user not in the room", strings.Replace(snap(`"devices":[{"dev":7,"sent":1}]`), `"user":"ann"`, `"user":"bob"`, 1), false},
-	} {
+	})
+}
+
+// restoreCase is a snapshot, and whether a room restores from it.
+type restoreCase struct {
+	name, data string
+	ok         bool
+}
+
+// checkRestores restores each case's snapshot: the ok ones must load,
+// the others must fail with ErrSnapshot.
+func checkRestores(t *testing.T, cases []restoreCase) {
+	t.Helper()
+	cfg := room.DefaultConfig("n1", 1)
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := room.Restore("r", []byte(tc.data), cfg)
 			if tc.ok && err != nil {

@@ -1,6 +1,7 @@
 package webui_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -125,13 +126,7 @@ func TestBrowserSameUserWhileOffline(t *testing.T) {
 // page shows both. Had the page named none, the room could not tell the
 // second chunk from a resend of the page's, and would drop it.
 func TestBrowserSameSeqFromAnotherDevice(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	c.WaitRoomsReady(60 * time.Second)
-	n := c.Nodes[0]
-	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
-	other := joinTCPAs(t, n.Addr(), wire.Message{Op: wire.OpAttach, User: "ann", Device: "other"})
-	st := other.next(t, "the other session's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
-	seq := st.State.Seqs["ann"] + 1
+	addr, ann, other, seq := annWithOtherDevice(t, "other")
 
 	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value += "y"; box.dispatchEvent(new Event("input")); return true; })()`)
 	poll[bool](t, ann, "the page's chunk acknowledged", `window.switchboard.session.unacked("lobby").length === 0`)
@@ -140,8 +135,8 @@ func TestBrowserSameSeqFromAnotherDevice(t *testing.T) {
 	other.next(t, "the ack of the other session's chunk", func(m wire.Message) bool { return m.Op == wire.OpAck && m.Seq == seq })
 	poll[bool](t, ann, "both chunks on the page", liveOf("ann")+` === "yx"`)
 
-	bob := joinTCP(t, n.Addr(), "bob")
-	st = bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	bob := joinTCP(t, addr, "bob")
+	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
 	if got := st.State.Live["ann"]; got != "yx" {
 		t.Errorf("the room stored ann's line as %q, want %q (the other device's chunk taken for a resend?)", got, "yx")
 	}
@@ -159,12 +154,7 @@ func TestBrowserUnaskedStateAcknowledgesNothing(t *testing.T) {
 	c.WaitRoomsReady(60 * time.Second)
 	ann := page(t, newBrowser(t), c.Nodes[0].HTTPAddr(), "ann")
 	// Text leaves the page but never reaches the node.
-	eval[bool](t, ann, `(() => {
-  const ws = window.switchboard.session.ws;
-  const send = ws.send.bind(ws);
-  ws.send = (data) => { if (JSON.parse(data).op !== "text") send(data); };
-  return true;
-})()`)
+	eval[bool](t, ann, swallowText)
 	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value += "y"; box.dispatchEvent(new Event("input")); return true; })()`)
 	seq := poll[float64](t, ann, "the page's chunk sent", `(() => { const u = window.switchboard.session.unacked("lobby"); return u.length === 1 && u[0].seq; })()`)
 
@@ -195,21 +185,10 @@ func TestBrowserUnaskedStateAcknowledgesNothing(t *testing.T) {
 // next seq (client/session.go, syncRoomLocked). Taken for acknowledged,
 // as before, it was lost.
 func TestBrowserChunkLostWithItsNodeIsResent(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	c.WaitRoomsReady(60 * time.Second)
-	n := c.Nodes[0]
-	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
-	other := joinTCPAs(t, n.Addr(), wire.Message{Op: wire.OpAttach, User: "ann", Device: "phone"})
-	st := other.next(t, "the other device's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
-	seq := st.State.Seqs["ann"] + 1
+	addr, ann, other, seq := annWithOtherDevice(t, "phone")
 
 	// The page's text leaves it but never reaches the node.
-	eval[bool](t, ann, `(() => {
-  const ws = window.switchboard.session.ws;
-  const send = ws.send.bind(ws);
-  ws.send = (data) => { if (JSON.parse(data).op !== "text") send(data); };
-  return true;
-})()`)
+	eval[bool](t, ann, swallowText)
 	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value += "y"; box.dispatchEvent(new Event("input")); return true; })()`)
 	if got := poll[float64](t, ann, "the page's chunk sent", `(() => { const u = window.switchboard.session.unacked("lobby"); return u.length === 1 && u[0].seq; })()`); uint64(got) != seq {
 		t.Fatalf("the page sent seq %v, want %d", got, seq)
@@ -226,10 +205,35 @@ func TestBrowserChunkLostWithItsNodeIsResent(t *testing.T) {
 	eval[bool](t, ann, `(() => { window.switchboard.session.ws.close(); return true; })()`)
 	poll[bool](t, ann, "the page's chunk acknowledged", `window.switchboard.session.unacked("lobby").length === 0`)
 
-	bob := joinTCP(t, n.Addr(), "bob")
-	st = bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	bob := joinTCP(t, addr, "bob")
+	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
 	if got := st.State.Live["ann"]; got != "xzy" {
 		t.Errorf("the room stored ann's line as %q, want %q (the page's chunk taken for acknowledged?)", got, "xzy")
 	}
 	poll[bool](t, ann, "ann's line on the page as the room holds it", liveOf("ann")+` === "xzy"`)
+}
+
+// swallowText makes the page's connection drop the text it sends, as a
+// node that read it and died before storing it would: it leaves the page
+// but never reaches the node.
+const swallowText = `(() => {
+  const ws = window.switchboard.session.ws;
+  const send = ws.send.bind(ws);
+  ws.send = (data) => { if (JSON.parse(data).op !== "text") send(data); };
+  return true;
+})()`
+
+// annWithOtherDevice starts a one-node cluster, opens ann's page there and
+// attaches ann's other device, a TCP session naming device, in the lobby.
+// It returns the node's client address, the page, the other device and
+// the seq that device types next.
+func annWithOtherDevice(t *testing.T, device string) (string, context.Context, *tcpMember, uint64) {
+	t.Helper()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	n := c.Nodes[0]
+	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
+	other := joinTCPAs(t, n.Addr(), wire.Message{Op: wire.OpAttach, User: "ann", Device: device})
+	st := other.next(t, "the other device's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	return n.Addr(), ann, other, st.State.Seqs["ann"] + 1
 }
