@@ -961,7 +961,11 @@ func (s *Session) syncRoomLocked(w *writer, name string, r *room, stored uint64)
 		// this device's chunk with that seq is stored, and otherwise
 		// (the node that had it died before storing it, or refused it,
 		// and another device typed past its seq meanwhile) stores it
-		// under the user's next seq. The acks say which.
+		// under the user's next seq. The acks say which. (The room
+		// forgets the user's devices when the user's last session
+		// leaves it; a chunk that died with its node is then lost as
+		// without a device, should another device have typed past it
+		// and left too.)
 		r.nextSeq = max(r.nextSeq, stored+1)
 	}
 	r.synced, r.viaOld = true, false

@@ -17,10 +17,11 @@ import (
 // A client that names its device at attach (Record.Dev) lets the room
 // tell the two apart. A device sends its chunks under rising seqs (it
 // numbers a chunk once, and keeps the seq until the chunk is
-// acknowledged), and the room stores a session's chunks in the order
-// sent, holding back every later one after a refusal until the refused
-// one comes again: so the seqs a device sent of the chunks the room
-// stored are all those up to the highest. The room keeps that highest
+// acknowledged, and after a reconnect or a refusal sends them all again
+// in order), and the node stores a session's chunks in the order sent,
+// holding back every later one after a refusal until the refused one
+// comes again or a state shows its seq stored: so the seqs a device sent
+// of the chunks the room stored are all those up to the highest. The room keeps that highest
 // seq for each of a user's last RecentDevices devices (those that stored
 // a chunk last), while the user is in it. A chunk with a device at or
 // below its user's last stored seq is then

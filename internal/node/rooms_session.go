@@ -299,7 +299,7 @@ var errHeldBack = errors.New("an earlier chunk was not stored")
 
 // heldError says why chunk seq of room waits.
 func heldError(room string, seq, held uint64) error {
-	return fmt.Errorf("seq %d waits for seq %d: %w; join %s again and resend from what its state shows stored", seq, held, errHeldBack, room)
+	return fmt.Errorf("seq %d waits for seq %d: %w; join %s again and resend, in order, the chunks not acknowledged", seq, held, errHeldBack, room)
 }
 
 // storeTexts publishes recs, checked chunks of room in the order sent
@@ -325,7 +325,7 @@ func (s *session) storeTexts(room string, recs []record, admitted uint64) {
 				blocked := fs.blocks(first, admitted)
 				s.failed[room] = fs
 				if blocked {
-					return fmt.Errorf("seq %d was sent before a store that failed: %w; join %s again and resend from what its state shows stored", first, errHeldBack, room)
+					return fmt.Errorf("seq %d was sent before a store that failed: %w; join %s again and resend, in order, the chunks not acknowledged", first, errHeldBack, room)
 				}
 			}
 			return nil
