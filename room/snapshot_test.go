@@ -3,6 +3,7 @@ package room_test
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 	"testing"
@@ -355,5 +356,51 @@ func checkRestores(t *testing.T, cases []restoreCase) {
 				t.Fatalf("Restore: %v, want ErrSnapshot", err)
 			}
 		})
+	}
+}
+
+// TestRestoreFirstVersionDevices: a snapshot of the first version of
+// devices (the last chunks from devices, "recent") restores as the
+// devices it implies: each device's highest sent seq, and the seq before
+// the oldest chunk for the floor. Chunks after it are judged by them.
+func TestRestoreFirstVersionDevices(t *testing.T) {
+	hash := func(dev string) uint64 {
+		h := fnv.New64a()
+		h.Write([]byte(dev))
+		return h.Sum64()
+	}
+	data := fmt.Sprintf(`{"v":2,"seq":9,"lines":[],"senders":{"ann":{"live":"abcd","seq":4,"recent":[`+
+		`{"seq":3,"sent":3,"dev":%d},{"seq":4,"sent":3,"dev":%d}]}},"members":{"n1/1":{"user":"ann","node":"n1","inc":1}}}`,
+		hash("phone"), hash("laptop"))
+	r, err := room.Restore("r", []byte(data), room.DefaultConfig("n1", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := r.Applied()
+	for _, tc := range []struct {
+		dev       string
+		sent      uint64
+		want      string // "resend", "moved" or "new"
+		wantStore uint64 // ann's seq after it
+	}{
+		{"phone", 3, "resend", 4},  // the phone stored up to 3
+		{"laptop", 3, "resend", 4}, // so did the laptop (moved to 4)
+		{"tablet", 2, "resend", 4}, // not known, at or below the floor (2)
+		{"tablet", 3, "moved", 5},  // not known, above the floor
+		{"laptop", 4, "moved", 6},  // above the laptop's highest
+		{"phone", 7, "new", 7},     // above ann's last
+	} {
+		seq++
+		res := r.Apply(seq, room.Record{Op: room.OpText, User: "ann", Key: "n1/1", Seq: tc.sent, T: "x", Dev: tc.dev})
+		got := "new"
+		switch {
+		case res.Duplicates == 1:
+			got = "resend"
+		case res.Moved == 1:
+			got = "moved"
+		}
+		if got != tc.want || r.Seq("ann") != tc.wantStore {
+			t.Errorf("%s's seq %d: %s, ann at %d; want %s, ann at %d", tc.dev, tc.sent, got, r.Seq("ann"), tc.want, tc.wantStore)
+		}
 	}
 }
