@@ -1031,7 +1031,7 @@ func (r *room) continueAboveLocked(seq uint64) {
 	}
 	from := r.out
 	if r.byDevice {
-		from = max(r.out, r.sent)
+		from = r.sent // at least r.out: what went out once
 	}
 	next := seq + 1
 	for i := from; i < len(r.unacked); i++ {

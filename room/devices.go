@@ -21,10 +21,10 @@ import (
 // in order), and the node stores a session's chunks in the order sent,
 // holding back every later one after a refusal until the refused one
 // comes again or a state shows its seq stored: so the seqs a device sent
-// of the chunks the room stored are all those up to the highest. The room keeps that highest
-// seq for each of a user's last RecentDevices devices (those that stored
-// a chunk last), while the user is in it. A chunk with a device at or
-// below its user's last stored seq is then
+// of the chunks the room stored are all those up to the highest. The
+// room keeps that highest seq for each of a user's last RecentDevices
+// devices (those that stored a chunk last), while the user is in it. A
+// chunk with a device at or below its user's last stored seq is then
 //
 //   - a resend, dropped as before, when its device is known and sent it
 //     at or below that device's highest, or when its device is not known
@@ -191,10 +191,10 @@ func (r *Room) restoreDevices(user string, floor uint64, list []deviceV2) error 
 }
 
 // restoreRecent takes a snapshot's recent chunks of user, the form of the
-// first version (up to 16 of them), checking that a room could have
-// kept them: the user in the room, at most 16, stored seqs rising up to
-// the user's last, none sent above its own. It keeps each device's
-// highest sent seq, and the seq before the oldest chunk for the floor.
+// first version, checking that a room could have kept them: the user in
+// the room, at most 16, stored seqs rising up to the user's last, none
+// sent above its own. It keeps each device's highest sent seq, and the
+// seq before the oldest chunk for the floor.
 func (r *Room) restoreRecent(user string, recent []recentV2) error {
 	if r.users[user] == 0 {
 		return errors.New("recent chunks of a user not in the room")
@@ -207,13 +207,8 @@ func (r *Room) restoreRecent(user string, recent []recentV2) error {
 			return errors.New("recent chunks out of order")
 		}
 	}
-	if len(recent) == 0 {
-		return nil
-	}
 	for _, c := range recent {
-		if c.Dev != 0 {
-			r.remember(user, c.Seq, c.Sent, c.Dev)
-		}
+		r.remember(user, c.Seq, c.Sent, c.Dev) // notes only chunks with a device
 	}
 	if ds := r.devices[user]; ds != nil {
 		ds.floor = recent[0].Seq - 1
