@@ -57,9 +57,13 @@ import (
 // A chunk without a device is always judged by its seq alone. The
 // decision depends only on the records applied and on what a snapshot
 // holds (the devices are part of it), so every node takes the same one.
-// The room forgets a user's devices when the user's last session leaves,
-// or when it forgets the sender: a later resend of the user's is then
-// judged by its seq alone.
+// When the user's last session leaves, the room keeps the user's last
+// LeftDevices devices (raising the floor to the highest seq of each it
+// drops), for as long as it remembers the sender: a phone that lost its
+// connection with a chunk on the way, and comes back after the user's
+// laptop typed over its seq and closed, still has its resend moved, not
+// dropped. The room forgets them with the sender (Config.MaxSenders): a
+// later resend of the user's is then judged by its seq alone.
 
 // MovedStateEvery is how many records the room applies at least between
 // two states it sends a session for its moved chunks.
@@ -68,6 +72,11 @@ const MovedStateEvery = 16
 // RecentDevices is how many of a user's devices the room keeps, those
 // that stored a chunk last, while the user is in it.
 const RecentDevices = 16
+
+// LeftDevices is how many of a user's devices the room keeps, those that
+// stored a chunk last, once the user has left: few, since the room keeps
+// them for each of up to MaxSenders senders.
+const LeftDevices = 4
 
 // maxSeq is the largest seq a chunk is stored under: 2^53-1, the largest
 // integer every JSON reader holds exactly. A chunk that would have to be
@@ -131,15 +140,15 @@ func (r *Room) storeSeq(user string, sent, dev uint64) uint64 {
 }
 
 // remember notes a chunk of user stored under seq, sent under sent from
-// the device hashed to dev, if the user is in the room and the chunk
-// named its device. Chunks without one need no note: none can be a
-// resend of a chunk with a device, and no chunk without one is judged
-// by the notes.
+// the device hashed to dev, if the chunk named its device and the user is
+// in the room or the room keeps the user's devices. Chunks without one
+// need no note: none can be a resend of a chunk with a device, and no
+// chunk without one is judged by the notes.
 func (r *Room) remember(user string, seq, sent, dev uint64) {
-	if r.users[user] == 0 || seq == 0 || dev == 0 {
+	ds := r.devices[user]
+	if seq == 0 || dev == 0 || (ds == nil && r.users[user] == 0) {
 		return
 	}
-	ds := r.devices[user]
 	if ds == nil {
 		// What came before is judged by seq alone.
 		ds = &devices{floor: seq - 1}
@@ -153,21 +162,45 @@ func (r *Room) remember(user string, seq, sent, dev uint64) {
 	if i < len(ds.list) {
 		d.sent = max(d.sent, ds.list[i].sent)
 		ds.list = append(ds.list[:i], ds.list[i+1:]...)
-	} else if len(ds.list) == RecentDevices {
-		ds.floor = max(ds.floor, ds.list[0].sent)
-		ds.list = append(ds.list[:0], ds.list[1:]...)
 	}
 	ds.list = append(ds.list, d)
+	ds.keep(r.keptDevices(user))
+}
+
+// keptDevices is how many devices of user the room keeps: RecentDevices
+// while the user is in it, LeftDevices after.
+func (r *Room) keptDevices(user string) int {
+	if r.users[user] == 0 {
+		return LeftDevices
+	}
+	return RecentDevices
+}
+
+// keep drops all but the n devices that stored last, raising the floor
+// to the highest seq each dropped one sent.
+func (ds *devices) keep(n int) {
+	if len(ds.list) <= n {
+		return
+	}
+	drop := len(ds.list) - n
+	for _, d := range ds.list[:drop] {
+		ds.floor = max(ds.floor, d.sent)
+	}
+	ds.list = append(ds.list[:0], ds.list[drop:]...)
 }
 
 // restoreDevices takes a snapshot's devices of user, checking that a room
-// could have kept them: the user in the room, at most RecentDevices, each
-// named once, none that sent or a floor above the user's last seq.
-func (r *Room) restoreDevices(user string, floor uint64, list []deviceV2) error {
-	if r.users[user] == 0 {
+// could have kept them: at most RecentDevices while the user is in the
+// room (listed under "devices") and LeftDevices after (under "left"),
+// each named once, none that sent or a floor above the user's last seq.
+func (r *Room) restoreDevices(user string, floor uint64, list []deviceV2, left bool) error {
+	switch {
+	case left && r.users[user] != 0:
+		return errors.New("devices kept for a user who left, of a user in the room")
+	case !left && r.users[user] == 0:
 		return errors.New("devices of a user not in the room")
 	}
-	if len(list) > RecentDevices {
+	if len(list) > r.keptDevices(user) {
 		return errors.New("too many devices")
 	}
 	last := r.text.Seq(user)

@@ -20,6 +20,8 @@ func FuzzRestore(f *testing.F) {
 		`{"v":2}`,
 		`{"v":2,"seq":9,"lines":[],"senders":{"ann":{"live":"pLq","seq":4,"at":9,"recent":[{"seq":1,"sent":1,"dev":7},{"seq":2,"sent":1,"dev":8},{"seq":4,"sent":4,"dev":7}]}},"members":{"n1/1":{"user":"ann","node":"n1","inc":1}}}`,
 		`{"v":2,"seq":9,"senders":{"ann":{"seq":4,"recent":[{"seq":5,"sent":1}]}},"members":{"n1/1":{"user":"ann","node":"n1","inc":1}}}`,
+		`{"v":2,"seq":9,"senders":{"ann":{"live":"ab","seq":4,"floor":1,"devices":[{"dev":7,"sent":2},{"dev":8,"sent":4}]}},"members":{"n1/1":{"user":"ann","node":"n1","inc":1}}}`,
+		`{"v":2,"seq":9,"senders":{"ann":{"live":"ab","seq":4,"floor":1,"left":[{"dev":7,"sent":2},{"dev":8,"sent":4}]}},"members":{}}`,
 		`{"v":3,"seq":1}`,
 		`{"v":-1}`,
 		`{"v":"2"}`,

@@ -272,7 +272,9 @@ func (r *Room) applyLeave(rec Record) {
 		delete(r.members, key)
 		if r.users[m.User]--; r.users[m.User] <= 0 {
 			delete(r.users, m.User)
-			delete(r.devices, m.User)
+			if ds := r.devices[m.User]; ds != nil {
+				ds.keep(LeftDevices) // devices.go
+			}
 			gone = append(gone, m.User)
 		}
 	}

@@ -50,6 +50,10 @@ type senderV2 struct {
 	// predate them ignore them.
 	Devices []deviceV2 `json:"devices,omitempty"`
 	Floor   uint64     `json:"floor,omitempty"`
+	// Left are the devices the room keeps of a sender who left it, in
+	// the same form. Nodes that predate them ignore them (and keep no
+	// devices of a sender who left).
+	Left []deviceV2 `json:"left,omitempty"`
 	// Recent are the last chunks stored of a sender, the form of the
 	// first version of devices: read, never written.
 	Recent []recentV2 `json:"recent,omitempty"`
@@ -206,9 +210,15 @@ func (r *Room) snapshot() snapshotV2 {
 	for from, live := range st.Live {
 		x := senderV2{Live: live, Seq: st.Seqs[from], CR: st.PendingCR[from], At: r.senders[from]}
 		if ds := r.devices[from]; ds != nil {
+			list := make([]deviceV2, len(ds.list))
+			for i, d := range ds.list {
+				list[i] = deviceV2{Dev: d.dev, Sent: d.sent}
+			}
 			x.Floor = ds.floor
-			for _, d := range ds.list {
-				x.Devices = append(x.Devices, deviceV2{Dev: d.dev, Sent: d.sent})
+			if r.users[from] != 0 {
+				x.Devices = list
+			} else {
+				x.Left = list
 			}
 		}
 		snap.Senders[from] = x
@@ -282,7 +292,7 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 				st.PendingCR[from] = true
 			}
 			ats[from] = x.At
-			if len(x.Devices) > 0 || len(x.Recent) > 0 {
+			if len(x.Devices) > 0 || len(x.Left) > 0 || len(x.Recent) > 0 {
 				devs[from] = x
 			}
 		}
@@ -310,9 +320,14 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 	}
 	for from, x := range devs {
 		var err error
-		if len(x.Devices) > 0 {
-			err = r.restoreDevices(from, x.Floor, x.Devices)
-		} else {
+		switch {
+		case len(x.Devices) > 0 && len(x.Left) > 0:
+			err = errors.New("devices listed both in the room and left")
+		case len(x.Devices) > 0:
+			err = r.restoreDevices(from, x.Floor, x.Devices, false)
+		case len(x.Left) > 0:
+			err = r.restoreDevices(from, x.Floor, x.Left, true)
+		default:
 			err = r.restoreRecent(from, x.Recent)
 		}
 		if err != nil {
@@ -324,13 +339,12 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 
 // SizeAtBounds is about the size in bytes (a few more a sender) of the
 // snapshot of a room at cfg's bounds with nothing SnapshotWithin may cut:
-// MaxUsers users, each in
-// it from MaxUserSessions sessions under keys of keyLen bytes and with
-// RecentDevices devices, and
-// MaxSenders senders, each at a seq of 16 digits, every user name nameLen
-// bytes of a character JSON doubles. A snapshot limit below it lets a
-// full room with hostile names outgrow its snapshots (ErrSnapshotTooLarge),
-// so that its replay grows.
+// MaxUsers users, each in it from MaxUserSessions sessions under keys of
+// keyLen bytes and with RecentDevices devices, and the rest of
+// MaxSenders senders gone, each with LeftDevices devices; every sender at
+// a seq of 16 digits, every user name nameLen bytes of a character JSON
+// doubles. A snapshot limit below it lets a full room with hostile names
+// outgrow its snapshots (ErrSnapshotTooLarge), so that its replay grows.
 func SizeAtBounds(cfg Config, nameLen, keyLen int) (int, error) {
 	cfg.Sink = discard{}
 	r, err := New("r", cfg)
@@ -343,27 +357,34 @@ func SizeAtBounds(cfg Config, nameLen, keyLen int) (int, error) {
 		return s + strings.Repeat(`"`, max(0, nameLen-len(s)))
 	}
 	var seq uint64
-	for u := range cfg.MaxSenders {
-		user := name(u)
-		if u < cfg.MaxUsers {
-			for k := range cfg.MaxUserSessions {
-				id := strconv.Itoa(u*cfg.MaxUserSessions + k)
-				key := id + strings.Repeat("k", max(0, keyLen-len(id)))
-				seq++
-				r.Apply(seq, Record{Op: OpJoin, Key: key, User: user, Node: cfg.Self, Inc: math.MaxUint64})
-			}
-		}
+	apply := func(rec Record) {
 		seq++
-		// The gap from seq 0 leaves each a U+FFFD as its line: a few
-		// bytes more than SnapshotWithin would keep of the departed.
-		r.Apply(seq, Record{Op: OpText, User: user, Seq: maxSeq - RecentDevices})
-		if u < cfg.MaxUsers {
-			// Its devices, each with a chunk (devices.go).
-			for i := range RecentDevices {
-				seq++
-				r.Apply(seq, Record{Op: OpText, User: user, Seq: maxSeq - RecentDevices + 1 + uint64(i), Dev: "device" + strconv.Itoa(i)})
-			}
+		r.Apply(seq, rec)
+	}
+	// sender stores a chunk of user without a device, then one from
+	// each of n devices. The gap from seq 0 leaves each a U+FFFD as its
+	// line: a few bytes more than SnapshotWithin would keep of the
+	// departed.
+	sender := func(user string, n int) {
+		apply(Record{Op: OpText, User: user, Seq: maxSeq - uint64(n)})
+		for i := range n {
+			apply(Record{Op: OpText, User: user, Seq: maxSeq - uint64(n) + 1 + uint64(i), Dev: "device" + strconv.Itoa(i)})
 		}
+	}
+	for u := cfg.MaxUsers; u < cfg.MaxSenders; u++ {
+		user, key := name(u), "gone"
+		apply(Record{Op: OpJoin, Key: key, User: user, Node: cfg.Self, Inc: math.MaxUint64})
+		sender(user, LeftDevices)
+		apply(Record{Op: OpLeave, Keys: []string{key}})
+	}
+	for u := range cfg.MaxUsers {
+		user := name(u)
+		for k := range cfg.MaxUserSessions {
+			id := strconv.Itoa(u*cfg.MaxUserSessions + k)
+			key := id + strings.Repeat("k", max(0, keyLen-len(id)))
+			apply(Record{Op: OpJoin, Key: key, User: user, Node: cfg.Self, Inc: math.MaxUint64})
+		}
+		sender(user, RecentDevices)
 	}
 	data, err := wire.AppendJSON(nil, r.snapshot())
 	if err != nil {

@@ -322,6 +322,10 @@ func TestRestoreChecksDevices(t *testing.T) {
 		return `{"v":2,"seq":9,"lines":[],"senders":{"ann":{"live":"x","seq":4,` + devices +
 			`}},"members":{"n1/1":{"user":"ann","node":"n1","inc":1}}}`
 	}
+	// left makes ann a user who left the room (bob is in it instead).
+	left := func(data string) string {
+		return strings.Replace(data, `"user":"ann"`, `"user":"bob"`, 1)
+	}
 	checkRestores(t, []restoreCase{
 		{"kept", snap(`"devices":[{"dev":7,"sent":2},{"dev":8,"sent":4}],"floor":1`), true},
 		{"no floor", snap(`"devices":[{"dev":7,"sent":4}]`), true},
@@ -331,7 +335,12 @@ func TestRestoreChecksDevices(t *testing.T) {
 		{"no name", snap(`"devices":[{"dev":0,"sent":1}]`), false},
 		{"twice", snap(`"devices":[{"dev":7,"sent":1},{"dev":7,"sent":2}]`), false},
 		{"too many", snap(`"devices":[` + strings.TrimSuffix(strings.Repeat(`{"dev":7,"sent":1},`, room.RecentDevices+1), ",") + `]`), false},
-		{"user not in the room", strings.Replace(snap(`"devices":[{"dev":7,"sent":1}]`), `"user":"ann"`, `"user":"bob"`, 1), false},
+		{"user not in the room", left(snap(`"devices":[{"dev":7,"sent":1}]`)), false},
+		{"left", left(snap(`"left":[{"dev":7,"sent":2},{"dev":8,"sent":4}],"floor":1`)), true},
+		{"left, of a user in the room", snap(`"left":[{"dev":7,"sent":4}]`), false},
+		{"left and in the room", snap(`"devices":[{"dev":7,"sent":4}],"left":[{"dev":8,"sent":4}]`), false},
+		{"left, too many", left(snap(`"left":[` + strings.TrimSuffix(strings.Repeat(`{"dev":7,"sent":1},`, room.LeftDevices+1), ",") + `]`)), false},
+		{"left, floor above the user's seq", left(snap(`"left":[{"dev":7,"sent":4}],"floor":5`)), false},
 	})
 }
 
