@@ -162,9 +162,20 @@ type swallowDialer struct {
 	mu        sync.Mutex
 	swallow   bool
 	conns     []net.Conn
+	gate      chan struct{} // if not nil, dials wait for it to close
 }
 
 func (d *swallowDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	gate := d.gate
+	d.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	c, err := d.d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
@@ -179,6 +190,20 @@ func (d *swallowDialer) setSwallow(on bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.swallow = on
+}
+
+// holdDials makes later dials wait until the returned func is called.
+func (d *swallowDialer) holdDials() (release func()) {
+	gate := make(chan struct{})
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.gate = gate
+	return sync.OnceFunc(func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.gate = nil
+		close(gate)
+	})
 }
 
 // dropAll closes every connection the dialer opened.
@@ -224,7 +249,22 @@ func (c *swallowConn) Write(p []byte) (int, error) {
 // is not this device's chunk under that seq, stores it under the user's
 // next seq. Taking the state for its ack, as a client does that names no
 // device, would lose text whose SendTextWait returned without an error.
+// So would a room that forgot the user's devices when the user left: in
+// the second case the laptop closes and the phone comes back only once
+// the room has seen the user go.
 func TestChunkLostWithItsNodeIsResent(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		userLeaves bool
+	}{
+		{"user stays", false},
+		{"user leaves meanwhile", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { chunkLostWithItsNode(t, tc.userLeaves) })
+	}
+}
+
+func chunkLostWithItsNode(t *testing.T, userLeaves bool) {
 	const room = "r"
 	c := nodetest.Start(t, 2, nodetest.Options{})
 	c.WaitRoomsReady(settle)
@@ -239,6 +279,25 @@ func TestChunkLostWithItsNodeIsResent(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { laptop.Close() })
+	carol, err := client.Dial(dialCtx(t), c.Nodes[1].Addr(), client.WithUser("carol"), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { carol.Close() })
+	annLeft := make(chan struct{})
+	go func() {
+		for ev := range carol.Events() {
+			if re, ok := ev.Room(); ok && re.Kind == client.PresenceEvent && re.User == "ann" && !re.Joined {
+				close(annLeft)
+				for range carol.Events() {
+				}
+				return
+			}
+		}
+	}()
+	if _, err := carol.JoinWait(dialCtx(t), room); err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range []*client.Session{phone, laptop} {
 		go func() {
 			for range s.Events() {
@@ -267,17 +326,32 @@ func TestChunkLostWithItsNodeIsResent(t *testing.T) {
 		}
 	}
 	sd.setSwallow(false)
-	sd.dropAll()
+	if userLeaves {
+		// The laptop closes, and the phone stays away until the room
+		// has seen its old session go too.
+		release := sd.holdDials()
+		t.Cleanup(release)
+		laptop.Close()
+		sd.dropAll()
+		select {
+		case <-annLeft:
+		case <-time.After(settle):
+			t.Fatal("carol never saw ann leave")
+		}
+		release()
+	} else {
+		sd.dropAll()
+	}
 	if res := awaitResult(t, "SendTextWait of \"y\"", waitY); res.err != nil {
 		t.Fatalf("SendTextWait of \"y\": %v", res.err)
 	}
 
-	carol, err := client.Dial(dialCtx(t), c.Nodes[1].Addr(), client.WithUser("carol"), client.WithRetry(fastRetry()))
+	late, err := client.Dial(dialCtx(t), c.Nodes[1].Addr(), client.WithUser("dave"), client.WithRetry(fastRetry()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { carol.Close() })
-	st, err := carol.JoinWait(dialCtx(t), room)
+	t.Cleanup(func() { late.Close() })
+	st, err := late.JoinWait(dialCtx(t), room)
 	if err != nil {
 		t.Fatal(err)
 	}
