@@ -292,6 +292,10 @@ func TestSizeAtBounds(t *testing.T) {
 	if min := cfg.MaxUsers * cfg.MaxUserSessions * 2 * 62; base < min {
 		t.Errorf("%d bytes, want at least %d for the members' names", base, min)
 	}
+	// The figure docs/rooms.md gives, with -v.
+	if s, err := room.SizeAtBounds(room.DefaultConfig("n1", 1), 64, 24); err == nil {
+		t.Logf("at the defaults' bounds: %d bytes", s)
+	}
 }
 
 // TestRestoreChecksRecentChunks: a snapshot's recent chunks of a user
