@@ -49,6 +49,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 	rate := fs.Float64("rate", 10, "rtt: characters a second each sender types, one chunk a character")
 	duration := fs.Duration("duration", 10*time.Second, "rtt: how long they type")
 	fault := fs.String("fault", "", "rtt-fault: kill-leader (default), kill, stop or stop-leader (kill -9 or SIGSTOP of the first room's stream leader, or of another node), or bus; failover: kill (default), stop (SIGSTOP for --pause), partition (cut off the network for --pause, in network namespaces: needs root) or bus (the nodes on an external NATS of 3 nats-server processes, all killed with kill -9 for --pause, then started again on the same storage)")
+	devices := fs.Int("devices", 1, "rtt-fault: sessions each typist types from at once, each its own device on the next node with a script of its own (2: the user's chunks cross, and are moved)")
 	pause := fs.Duration("pause", 3*time.Second, "rtt-fault, failover: how long stop keeps the node stopped, partition cut off, and bus the nats-servers dead")
 	within := fs.Duration("within", 0, "roll, drain: the drain window of each node (default 10s)")
 	fromBinary := fs.String("from-binary", "", "roll: the switchboard executable the nodes run first (an earlier release); each restarts on this binary, so the roll is an upgrade")
@@ -84,7 +85,7 @@ func runBenchScenario(ctx context.Context, name string, args []string, stdout, s
 		Common: *common, DropBase: *dropBase, ClientPing: *clientPing, Settle: *settle, SerialJoins: *serialJoins, NoTracker: !*tracker, NATSEntry: *natsEntry, NATSServer: *natsServer, Victim: *victim,
 		Repeat: *repeat, Samples: *samples, Background: *background, Kills: *kills, Busy: *busy, Heartbeat: *heartbeat,
 		Rooms: *rooms, RoomSize: *roomSize, Senders: *senders, Rate: *rate, Duration: *duration,
-		Fault: *fault, Pause: *pause, Within: *within, FromBinary: *fromBinary, NodeArgs: strings.Fields(*nodeArgs), NodeEnv: strings.Fields(*nodeEnv), TLS: *withTLS, Transport: *transport,
+		Fault: *fault, Pause: *pause, Devices: *devices, Within: *within, FromBinary: *fromBinary, NodeArgs: strings.Fields(*nodeArgs), NodeEnv: strings.Fields(*nodeEnv), TLS: *withTLS, Transport: *transport,
 		Regions: splitList(*regions), NoBusWatch: !*busWatch,
 	}
 	if *service != "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -49,6 +50,17 @@ func Faults() []string {
 // character; a third of the way into the typing one node is hurt (Fault).
 // Afterwards every typist's text must be in its room exactly once, and no
 // member may have been shown a chunk twice.
+//
+// With Devices 2 each typist types from two sessions at once, the second
+// on node (r+j+1) mod nodes, each its own device with a script of its
+// own: the user's chunks cross and the room moves some of them
+// (docs/rooms.md, "Two devices, one seq"). An ack then names the seq a
+// chunk was sent with, not always the one it is stored under, so
+// MissingAcked is not counted; instead every member must end up with
+// each of the user's seqs from 1 to the number of characters both
+// devices typed (Unsettled), and the user's text in the room must be the
+// two scripts interleaved, each in its order, under exactly that many
+// seqs (TextWrong).
 type RTTFaultReport struct {
 	Scenario string  `json:"scenario"`
 	Fault    string  `json:"fault"`
@@ -57,6 +69,8 @@ type RTTFaultReport struct {
 	RoomSize int     `json:"room_size"`
 	Typists  int     `json:"typists"`
 	Rate     float64 `json:"chars_per_second"`
+	// Devices is how many sessions each typist types from at once.
+	Devices int `json:"devices_per_typist,omitempty"`
 	// Seed made the scripts (and names the run's rooms).
 	Seed uint64 `json:"seed"`
 	// Hurt is the node killed or stopped; LedRoom says whether it led the
@@ -66,7 +80,7 @@ type RTTFaultReport struct {
 	Leader   string  `json:"first_room_stream_leader"`
 	PauseMS  float64 `json:"pause_ms,omitempty"`
 	FaultAtS float64 `json:"fault_at_s"`
-	// Typed counts the chunks typed; Acked those the node acknowledged
+	// Typed counts the chunks typed (by every device); Acked those the node acknowledged
 	// explicitly (an ack message; chunks the client learned were stored
 	// from a room state instead are not counted).
 	Typed int `json:"typed"`
@@ -147,10 +161,13 @@ type typist struct {
 	user   string
 	node   string
 	script string
+	dev    int  // which of its user's devices it is (Config.Devices)
+	shared bool // its user types from other devices too
 	joined chan struct{}
 
 	mu           sync.Mutex
-	typed        uint64               // chunks typed; the last seq
+	typed        uint64               // the last seq typed
+	chars        int                  // characters typed
 	seqAtFault   uint64               // typed when the fault came
 	acks         map[uint64]time.Time // first ack of each seq
 	delivered    map[string]map[uint64]int
@@ -190,7 +207,9 @@ type faultRun struct {
 	rep     *RTTFaultReport
 	lc      *localcluster.Cluster
 	typists []*typist
-	byUser  map[string]*typist
+	byUser  map[string]*typist // room/user -> its first device
+	// devices is how many sessions each typist types from (0: one).
+	devices int
 
 	mu        sync.Mutex
 	faultAt   time.Time // zero until the fault
@@ -214,6 +233,27 @@ type presenceSeen struct {
 	at    time.Duration // after the fault
 }
 
+// perTypist is how many sessions each typist types from.
+func (r *faultRun) perTypist() int { return max(r.devices, 1) }
+
+// lastSeqs returns, for each typist (room/user), the seq their room
+// stores their last chunk under once everything is stored: the last seq
+// its one session typed, or with several devices the characters they
+// all typed.
+func (r *faultRun) lastSeqs() map[string]uint64 {
+	last := map[string]uint64{}
+	for _, t := range r.typists {
+		t.mu.Lock()
+		if r.perTypist() > 1 {
+			last[t.room+"/"+t.user] += uint64(t.chars)
+		} else {
+			last[t.room+"/"+t.user] = t.typed
+		}
+		t.mu.Unlock()
+	}
+	return last
+}
+
 func runRTTFault(ctx context.Context, e *env) (Report, error) {
 	cfg := e.cfg
 	fault := cfg.Fault
@@ -231,8 +271,15 @@ func runRTTFault(ctx context.Context, e *env) (Report, error) {
 		return nil, fmt.Errorf("bench: rtt-fault: %d nodes; hurting one needs 3 for a quorum", cfg.Nodes)
 	}
 	seed := rand.Uint64() % 1e9
+	devices := max(cfg.Devices, 1)
+	if devices > 2 {
+		return nil, fmt.Errorf("bench: rtt-fault: %d devices a typist; 1 or 2", devices)
+	}
 	rep := &RTTFaultReport{Scenario: "rtt-fault", Fault: fault, Nodes: cfg.Nodes, Rooms: cfg.Rooms, RoomSize: cfg.RoomSize,
 		Typists: cfg.Rooms * cfg.RoomSize, Rate: cfg.Rate, Seed: seed, Errors: map[string]int{}}
+	if devices > 1 {
+		rep.Devices = devices
+	}
 	if strings.HasPrefix(fault, "stop") || fault == FaultBus {
 		rep.PauseMS = ms(pause)
 	}
@@ -253,7 +300,7 @@ func runRTTFault(ctx context.Context, e *env) (Report, error) {
 	}
 	defer c.stop(ctx)
 	lc := c.local
-	r := &faultRun{e: e, rep: rep, lc: lc, byUser: map[string]*typist{}, errCount: map[string]int{}}
+	r := &faultRun{e: e, rep: rep, lc: lc, byUser: map[string]*typist{}, errCount: map[string]int{}, devices: devices}
 	defer func() {
 		// A stopped node cannot end until it runs again.
 		for i, n := range lc.Nodes {
@@ -283,7 +330,7 @@ func runRTTFault(ctx context.Context, e *env) (Report, error) {
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
 	faultIn := (cfg.Duration / 3).Round(time.Millisecond)
 	rep.FaultAtS = faultIn.Seconds()
-	e.logf("%d typists in %d rooms of %d across %d nodes, %.0f chars/s for %v; %s after %v", rep.Typists, cfg.Rooms, cfg.RoomSize,
+	e.logf("%d typists (%d devices each) in %d rooms of %d across %d nodes, %.0f chars/s for %v; %s after %v", rep.Typists, devices, cfg.Rooms, cfg.RoomSize,
 		cfg.Nodes, cfg.Rate, cfg.Duration, fault, faultIn)
 	var typing sync.WaitGroup
 	for _, t := range r.typists {
@@ -353,10 +400,11 @@ func faultScript(rng *rand.Rand, n, lineLen int) string {
 // open attaches and joins every typist.
 func (r *faultRun) open(ctx context.Context, target string, wg *sync.WaitGroup, seed uint64) error {
 	cfg := r.e.cfg
-	n := cfg.Rooms * cfg.RoomSize
+	devices := r.perTypist()
+	n := cfg.Rooms * cfg.RoomSize * devices
 	chars := max(int(cfg.Rate*cfg.Duration.Seconds()+0.5), 2)
 	// Keep a room's lines within the 100 a state carries.
-	lineLen := max(40, chars*cfg.RoomSize/80+1)
+	lineLen := max(40, chars*cfg.RoomSize*devices/80+1)
 	var ids []string
 	for _, nd := range r.lc.Nodes {
 		ids = append(ids, nd.ID)
@@ -372,9 +420,9 @@ func (r *faultRun) open(ctx context.Context, target string, wg *sync.WaitGroup, 
 	for range min(cfg.Concurrency, n) {
 		dialers.Go(func() {
 			for i := range next {
-				ro, j := i/cfg.RoomSize, i%cfg.RoomSize
-				t := &typist{room: fmt.Sprintf("fault-%d-%d", seed, ro), user: fmt.Sprintf("r%dm%d", ro, j),
-					node: ids[(ro+j)%len(ids)], joined: make(chan struct{}), acks: map[uint64]time.Time{},
+				ro, j, d := i/devices/cfg.RoomSize, i/devices%cfg.RoomSize, i%devices
+				t := &typist{room: fmt.Sprintf("fault-%d-%d", seed, ro), user: fmt.Sprintf("r%dm%d", ro, j), dev: d, shared: devices > 1,
+					node: ids[(ro+j+d)%len(ids)], joined: make(chan struct{}), acks: map[uint64]time.Time{},
 					delivered: map[string]map[uint64]int{}, covered: map[string]uint64{}}
 				t.script = faultScript(rand.New(rand.NewPCG(seed, uint64(i))), chars, lineLen)
 				dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -397,7 +445,9 @@ func (r *faultRun) open(ctx context.Context, target string, wg *sync.WaitGroup, 
 				}
 				t.s = s
 				r.typists = append(r.typists, t)
-				r.byUser[t.room+"/"+t.user] = t
+				if d == 0 {
+					r.byUser[t.room+"/"+t.user] = t
+				}
 				mu.Unlock()
 				wg.Go(func() { r.watch(t) })
 			}
@@ -637,10 +687,12 @@ func (t *typist) typeScript(ctx context.Context, interval time.Duration) {
 			return
 		}
 		t.typed = seq
+		t.chars++
 		if t.keys != nil {
 			t.keys.typed(t.room, t.user, seq)
 		}
-		if seq != uint64(k+1) && t.numberErr == "" {
+		// A device counts on above its user's other devices' chunks.
+		if !t.shared && seq != uint64(k+1) && t.numberErr == "" {
 			t.numberErr = fmt.Sprintf("%s in %s: character %d got seq %d", t.user, t.room, k+1, seq)
 		}
 		t.mu.Unlock()
@@ -786,12 +838,9 @@ func (r *faultRun) awaitSettled(ctx context.Context, timeout time.Duration) {
 // a room state took some off its screen and their stored copies are on
 // the way.
 func (r *faultRun) unsettled() []string {
-	last := map[string]uint64{}
+	last := r.lastSeqs()
 	var out []string
 	for _, t := range r.typists {
-		t.mu.Lock()
-		last[t.room+"/"+t.user] = t.typed
-		t.mu.Unlock()
 		if un := t.s.UnackedText(t.room); len(un) > 0 {
 			out = append(out, fmt.Sprintf("%s %s (on %s, attached %v): %d unacked from seq %d", t.room, t.user, t.s.Node().ID, t.s.Connected(), len(un), un[0].Seq))
 		}
@@ -799,7 +848,7 @@ func (r *faultRun) unsettled() []string {
 	for _, t := range r.typists {
 		t.mu.Lock()
 		for _, u := range r.typists {
-			if u.room != t.room || u == t {
+			if u.room != t.room || u.user == t.user {
 				continue
 			}
 			if seq := t.lacks(u.user, last[u.room+"/"+u.user]); seq != 0 {
@@ -844,7 +893,7 @@ func (r *faultRun) awaitApplied(ctx context.Context, target string, timeout time
 		if acked[t.room] == nil {
 			acked[t.room], holders[t.room] = map[string]uint64{}, map[string]bool{}
 		}
-		acked[t.room][t.user] = top
+		acked[t.room][t.user] = max(acked[t.room][t.user], top)
 		if id := t.s.Node().ID; id != "" {
 			holders[t.room][id] = true
 		}
@@ -933,34 +982,83 @@ func (r *faultRun) readHistory(ctx context.Context, target string) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	last := r.lastSeqs()
 	for i, room := range names {
 		st, err := states[i], errs[i]
 		if err != nil {
 			// The room's history could not be read: none of its text is
 			// shown as typed.
 			r.e.logf("%v", err)
-			r.rep.TextWrong += len(rooms[room])
+			r.rep.TextWrong += len(rooms[room]) / r.perTypist()
 			if len(r.rep.TextDiffs) < 5 {
 				r.rep.TextDiffs = append(r.rep.TextDiffs, err.Error())
 			}
 			continue
 		}
+		typed := map[string][]string{} // user -> what each device typed
 		for _, t := range rooms[room] {
 			t.mu.Lock()
-			want := t.script[:t.typed]
-			typed := t.typed
+			want := t.script[:t.chars]
+			if !t.shared {
+				want = t.script[:t.typed]
+			}
 			t.mu.Unlock()
-			got := textOf(st, t.user)
-			if got != want || st.Seqs[t.user] != typed {
-				r.rep.TextWrong++
-				if len(r.rep.TextDiffs) < 5 {
-					r.rep.TextDiffs = append(r.rep.TextDiffs, fmt.Sprintf("%s %s: state seq %d of %d typed; %s",
-						room, t.user, st.Seqs[t.user], typed, firstDiff(want, got)))
-				}
+			typed[t.user] = append(typed[t.user], want)
+		}
+		for _, user := range slices.Sorted(maps.Keys(typed)) {
+			parts, seq := typed[user], last[room+"/"+user]
+			got := textOf(st, user)
+			var diff string
+			switch {
+			case len(parts) == 1 && got != parts[0]:
+				diff = firstDiff(parts[0], got)
+			case len(parts) == 2 && !interleaves(got, parts[0], parts[1]):
+				diff = fmt.Sprintf("%q is not %q and %q interleaved", clip(got, 48), clip(parts[0], 24), clip(parts[1], 24))
+			case st.Seqs[user] != seq:
+				diff = "the text as typed, under other seqs"
+			default:
+				continue
+			}
+			r.rep.TextWrong++
+			if len(r.rep.TextDiffs) < 5 {
+				r.rep.TextDiffs = append(r.rep.TextDiffs, fmt.Sprintf("%s %s: state seq %d of %d typed; %s",
+					room, user, st.Seqs[user], seq, diff))
 			}
 		}
 	}
 	return nil
+}
+
+// interleaves reports whether s is a and b interleaved, each kept in its
+// order: what a room holds of a user who typed a on one device and b on
+// another.
+func interleaves(s, a, b string) bool {
+	if len(s) != len(a)+len(b) {
+		return false
+	}
+	// ok[j] says whether s[:i+j] is a[:i] and b[:j] interleaved, for the
+	// row i being filled (ok[:j]) and the row before (ok[j:]).
+	ok := make([]bool, len(b)+1)
+	for i := 0; i <= len(a); i++ {
+		for j := 0; j <= len(b); j++ {
+			if i == 0 && j == 0 {
+				ok[0] = true
+				continue
+			}
+			fromA := i > 0 && ok[j] && a[i-1] == s[i+j-1]
+			fromB := j > 0 && ok[j-1] && b[j-1] == s[i+j-1]
+			ok[j] = fromA || fromB
+		}
+	}
+	return ok[len(b)]
+}
+
+// clip shortens s to at most n bytes, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }
 
 // lateState attaches user to node home, joins room and returns its state.
@@ -1058,7 +1156,7 @@ func (r *faultRun) summarize() {
 	healed := true
 	for _, t := range r.typists {
 		t.mu.Lock()
-		rep.Typed += int(t.typed)
+		rep.Typed += t.chars
 		rep.Acked += len(t.acks)
 		rep.Resent += t.resent
 		rep.Duplicates += len(t.dupes)
@@ -1098,8 +1196,13 @@ func (r *faultRun) summarize() {
 		t.mu.Unlock()
 	}
 	// Every acked chunk of every other typist must have reached every
-	// member: delivered, or held by a room state it received.
+	// member: delivered, or held by a room state it received. With
+	// devices an ack may name another seq than the one its chunk is
+	// stored under: the settle and text checks stand for this one.
 	for _, t := range r.typists {
+		if r.perTypist() > 1 {
+			break
+		}
 		t.mu.Lock()
 		acked := slices.Collect(func(yield func(uint64) bool) {
 			for seq := range t.acks {
@@ -1110,7 +1213,7 @@ func (r *faultRun) summarize() {
 		})
 		t.mu.Unlock()
 		for _, u := range r.typists {
-			if u.room != t.room || u == t {
+			if u.room != t.room || u.user == t.user {
 				continue
 			}
 			u.mu.Lock()
@@ -1159,8 +1262,12 @@ func (r *RTTFaultReport) WriteTable(w io.Writer) {
 	case r.Fault == FaultBus:
 		what = fmt.Sprintf("kill -9 of every nats-server of the external bus for %.1f s, under", r.PauseMS/1000)
 	}
-	fmt.Fprintf(w, "rtt-fault (%s): %d typists in %d rooms of %d across %d nodes, %.0f chars/s each; %s %s after %.1f s (the first room's stream leader was %s); seed %d\n\n",
-		r.Fault, r.Typists, r.Rooms, r.RoomSize, r.Nodes, r.Rate, what, r.Hurt, r.FaultAtS, r.Leader, r.Seed)
+	devices := ""
+	if r.Devices > 1 {
+		devices = fmt.Sprintf(", each from %d devices at once on two nodes", r.Devices)
+	}
+	fmt.Fprintf(w, "rtt-fault (%s): %d typists%s in %d rooms of %d across %d nodes, %.0f chars/s each; %s %s after %.1f s (the first room's stream leader was %s); seed %d\n\n",
+		r.Fault, r.Typists, devices, r.Rooms, r.RoomSize, r.Nodes, r.Rate, what, r.Hurt, r.FaultAtS, r.Leader, r.Seed)
 	heal := "never"
 	if r.HealMS >= 0 {
 		heal = f1(r.HealMS)

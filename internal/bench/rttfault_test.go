@@ -24,9 +24,10 @@ func TestRTTFault(t *testing.T) {
 	tests := []struct {
 		name, fault string
 		pause       time.Duration
+		devices     int
 		check       func(t *testing.T, rep *RTTFaultReport)
 	}{
-		{FaultKillLeader, FaultKillLeader, 0, func(t *testing.T, rep *RTTFaultReport) {
+		{FaultKillLeader, FaultKillLeader, 0, 1, func(t *testing.T, rep *RTTFaultReport) {
 			if rep.Hurt != rep.Leader {
 				t.Errorf("killed %s, but the first room's stream leader was %s", rep.Hurt, rep.Leader)
 			}
@@ -34,7 +35,17 @@ func TestRTTFault(t *testing.T) {
 				t.Errorf("%d sessions dropped, want the 10 on %s", rep.Dropped, rep.Hurt)
 			}
 		}},
-		{FaultStop, FaultStop, 3 * time.Second, func(t *testing.T, rep *RTTFaultReport) {
+		// Each typist from two devices on two nodes at once: their
+		// chunks cross, and one of the two dies with the leader.
+		{"kill-leader-two-devices", FaultKillLeader, 0, 2, func(t *testing.T, rep *RTTFaultReport) {
+			if rep.Hurt != rep.Leader || rep.Devices != 2 {
+				t.Errorf("killed %s (leader %s) with %d devices a typist, want the leader with 2", rep.Hurt, rep.Leader, rep.Devices)
+			}
+			if rep.Dropped != 20 {
+				t.Errorf("%d sessions dropped, want the 20 on %s", rep.Dropped, rep.Hurt)
+			}
+		}},
+		{FaultStop, FaultStop, 3 * time.Second, 1, func(t *testing.T, rep *RTTFaultReport) {
 			if rep.Hurt == rep.Leader || rep.PauseMS != 3000 {
 				t.Errorf("stopped %s (leader %s) for %v ms, want a node other than the leader for 3000 ms", rep.Hurt, rep.Leader, rep.PauseMS)
 			}
@@ -42,7 +53,7 @@ func TestRTTFault(t *testing.T) {
 		// Longer than the presence grace: the other two, a majority,
 		// remove the stopped node's members; when it resumes it sees
 		// them all down, but no majority, and removes nobody.
-		{"stop-10s", FaultStop, 10 * time.Second, func(t *testing.T, rep *RTTFaultReport) {
+		{"stop-10s", FaultStop, 10 * time.Second, 1, func(t *testing.T, rep *RTTFaultReport) {
 			if rep.Hurt == rep.Leader || rep.PauseMS != 10000 {
 				t.Errorf("stopped %s (leader %s) for %v ms, want a node other than the leader for 10000 ms", rep.Hurt, rep.Leader, rep.PauseMS)
 			}
@@ -53,7 +64,7 @@ func TestRTTFault(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			r, err := RunScenario(ctx, "rtt-fault", Config{Binary: binary, Nodes: 3, Rooms: 3, RoomSize: 10, Rate: 10,
-				Duration: 9 * time.Second, Fault: tt.fault, Pause: tt.pause})
+				Duration: 9 * time.Second, Fault: tt.fault, Pause: tt.pause, Devices: tt.devices})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,8 +87,8 @@ func TestRTTFault(t *testing.T) {
 			if rep.Unsettled != 0 || rep.Pending != 0 {
 				t.Errorf("%d typists or members never settled, %d sessions never came back (seed %d): %v", rep.Unsettled, rep.Pending, rep.Seed, rep.UnsettledList)
 			}
-			if rep.Typists != 30 || rep.Typed != 30*90 || rep.Acked == 0 {
-				t.Errorf("%d typists typed %d chunks, %d acked; want 30 typing 90 each", rep.Typists, rep.Typed, rep.Acked)
+			if rep.Typists != 30 || rep.Typed != 30*90*tt.devices || rep.Acked == 0 {
+				t.Errorf("%d typists typed %d chunks, %d acked; want 30 typing 90 on each of %d devices", rep.Typists, rep.Typed, rep.Acked, tt.devices)
 			}
 			if rep.Hurt == "" {
 				t.Error("no node was hurt")
@@ -239,4 +250,27 @@ func TestRTTFaultChurnEndsWithTheRun(t *testing.T) {
 	presence(a, "b", "leave")
 	presence(b, "c", "leave")
 	check("after the typists closed")
+}
+
+// interleaves, the text check with two devices, takes only the two
+// scripts interleaved with each kept in its order.
+func TestInterleaves(t *testing.T) {
+	for _, tc := range []struct {
+		s, a, b string
+		want    bool
+	}{
+		{"", "", "", true},
+		{"abxy", "ab", "xy", true},
+		{"axby", "ab", "xy", true},
+		{"xyab", "ab", "xy", true},
+		{"aab", "ab", "a", true},
+		{"abyx", "ab", "xy", false},  // b's order broken
+		{"abx", "ab", "xy", false},   // a chunk lost
+		{"abxyy", "ab", "xy", false}, // one twice
+		{"abzy", "ab", "xy", false},
+	} {
+		if got := interleaves(tc.s, tc.a, tc.b); got != tc.want {
+			t.Errorf("interleaves(%q, %q, %q) = %v, want %v", tc.s, tc.a, tc.b, got, tc.want)
+		}
+	}
 }

@@ -111,6 +111,11 @@ type Config struct {
 	// node stopped, and failover's partition keeps it cut off (default
 	// 3 s).
 	Pause time.Duration
+	// Devices is how many sessions each typist of rtt-fault types from
+	// at once (default 1): with 2, each typist has a second device on the
+	// next node, typing a script of its own under the same user, so that
+	// their chunks cross (docs/rooms.md, "Two devices, one seq").
+	Devices int
 	// FromBinary, for roll, is the switchboard executable the nodes run
 	// before the roll (an earlier release): each node restarts on Binary,
 	// so the roll is an upgrade, with the typists (this binary's client)
