@@ -40,3 +40,21 @@ func TestSameHostHTTPConnectionsAreNotCountedPerAddress(t *testing.T) {
 		t.Errorf("HTTP connections from the node's own address refused per address: %v", got)
 	}
 }
+
+// The node's own host is told by the address alone: a connection from
+// another loopback address than the one it came to is counted per
+// address like any other (the tests here, and the demo's nodes on
+// 127.0.0.2 and up, depend on it).
+func TestAnotherLoopbackAddressIsCountedPerAddress(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.Listen = "127.0.0.2:0"
+		cfg.MaxConnsPerIP = 2
+	}})
+	addr := c.Nodes[0].Addr()
+	dialFrom(t, "127.0.0.2", addr).hello()
+	dialFrom(t, "127.0.0.2", addr).hello()
+	dialFrom(t, "127.0.0.2", addr).hello()
+	dialFrom(t, "127.0.0.1", addr).hello()
+	dialFrom(t, "127.0.0.1", addr).hello()
+	dialFrom(t, "127.0.0.1", addr).closedWith(wire.CodeTooManyConns)
+}
