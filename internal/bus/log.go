@@ -4,13 +4,14 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
 )
 
 // logSampleEvery is how often one of nats-server's warnings or errors
-// (one format, whatever its arguments) reaches the log at its level.
+// (one kind, sampleKey) reaches the log at its level.
 // Under a long fault nats-server repeats some without end: a route to a
 // peer cut off is dialled again every second or two, each failure an
 // error ("Error trying to connect to route"), and every stream without
@@ -21,16 +22,33 @@ import (
 const logSampleEvery = time.Minute
 
 // logAdapter routes nats-server's log lines to slog, sampling its
-// warnings and errors by format (logSampleEvery).
+// warnings and errors by kind (sampleKey, logSampleEvery).
 type logAdapter struct {
 	log *slog.Logger
 	now func() time.Time
 
 	mu sync.Mutex
-	// last holds, per format, when it last went out at its level and
-	// how many repeats went to debug since. nats-server's formats are
-	// literals in its code: the map stays small.
+	// last holds, per kind, when it last went out at its level and
+	// how many repeats went to debug since. sampleKey leaves what is
+	// literal in nats-server's code: the map stays small.
 	last map[string]*sampledLine
+}
+
+// connPrefix is what nats-server puts before the format of a line about
+// one connection (client.format): the connection's remote address, its
+// kind and id ("127.0.0.1:54312 - rid:7 - "), and, once a client has
+// sent CONNECT, its version, language or name and account, quoted.
+var connPrefix = regexp.MustCompile(`^\S+ - [a-z_]+:\d+ - (?:"(?:[^"\\]|\\.)*" - )*`)
+
+// digits are masked in a kind: an error's text handed to nats-server's
+// client.Error becomes the format whole, addresses and all.
+var digits = regexp.MustCompile(`[0-9]+`)
+
+// sampleKey is the kind of a line of format: format less the connection
+// it is about, digits masked. Every peer's "Route Error 'Authorization
+// Violation'", on a new connection each time, is then one kind.
+func sampleKey(format string) string {
+	return digits.ReplaceAllString(connPrefix.ReplaceAllString(format, ""), "0")
 }
 
 type sampledLine struct {
@@ -43,14 +61,15 @@ func newLogAdapter(log *slog.Logger) *logAdapter {
 }
 
 // sample reports whether a line of format goes out at its level now,
-// and how many repeats of it went to debug since the last that did.
+// and how many repeats of its kind went to debug since the last that did.
 func (l *logAdapter) sample(format string) (bool, int) {
+	key := sampleKey(format)
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s := l.last[format]
+	s := l.last[key]
 	if s == nil {
-		l.last[format] = &sampledLine{at: now}
+		l.last[key] = &sampledLine{at: now}
 		return true, 0
 	}
 	if now.Sub(s.at) < logSampleEvery {

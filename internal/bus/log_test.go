@@ -121,3 +121,69 @@ func TestLogAdapterSamples(t *testing.T) {
 		t.Errorf("logged\n%v\nwant\n%v", got, want)
 	}
 }
+
+// nats-server puts the connection a line is about into its format
+// (client.format: "127.0.0.1:54312 - rid:7 - " before it): a peer with
+// another secret, dialling again and again, is a new connection each
+// time, but its lines are of one kind and sampled as one.
+func TestLogAdapterSamplesPerConnectionLinesByKind(t *testing.T) {
+	var w levelWatch
+	l := newLogAdapter(slog.New(&w))
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l.now = func() time.Time { return now }
+	// As client.format builds them: the connection's String, " - ", then
+	// the format of client.processErr, client.authViolation and
+	// client.doTLSHandshake.
+	conns := []string{
+		"127.0.0.2:39912 - rid:11",
+		"127.0.0.2:7092 - rid:12",
+		`[::1]:40001 - cid:13 - "v2.15.3:go:s2" - "$SYS"`,
+		"10.0.0.7:51234 - rid:140",
+	}
+	for i := range 12 {
+		c := conns[i%len(conns)]
+		l.Errorf(c+" - Route Error %s", "'Authorization Violation'")
+		errorf := l.Errorf // as nats-server calls it: the error's text the whole format
+		errorf(c + " - authentication error")
+		l.Errorf(c+" - TLS %s handshake error: %v%s", "route", "remote error: tls: bad certificate", "")
+		now = now.Add(time.Second)
+	}
+	for _, kind := range []string{"Route Error 'Authorization Violation'", "authentication error", "TLS route handshake error"} {
+		if errs, all := w.count(slog.LevelError, kind); errs != 1 || all != 12 {
+			t.Errorf("%q: %d of %d lines logged as errors, want 1 of 12", kind, errs, all)
+		}
+	}
+	now = now.Add(time.Minute)
+	l.Errorf(conns[0]+" - Route Error %s", "'Authorization Violation'")
+	w.mu.Lock()
+	last := w.lines[len(w.lines)-1]
+	w.mu.Unlock()
+	if last.level != slog.LevelError || last.repeated != 11 {
+		t.Errorf("the first line past the minute: %+v, want an error with repeated=11", last)
+	}
+}
+
+// A node given another cluster secret is refused on every route it
+// dials, each attempt a new connection that nats-server names in its
+// lines: after the first, the refusals go to debug level.
+func TestRouteAuthErrorsSampled(t *testing.T) {
+	var seedLog, peerLog levelWatch
+	seed := openBus(t, Config{Name: "s1", ClusterName: "log.test", Cluster: "127.0.0.1:0", Secret: testSecret, Logger: slog.New(&seedLog)})
+	openBus(t, Config{Name: "s2", ClusterName: "log.test", Cluster: "127.0.0.1:0", Secret: testSecret + "-other",
+		Join: []string{seed.ClusterAddr().String()}, Logger: slog.New(&peerLog)})
+	const refused, violation = "authentication error", "Authorization Violation"
+	waitFor(t, "three refused routes", func() error {
+		_, seedAll := seedLog.count(slog.LevelDebug, refused)
+		_, peerAll := peerLog.count(slog.LevelDebug, violation)
+		if seedAll < 3 || peerAll < 3 {
+			return fmt.Errorf("%d refusals logged by the seed, %d by its peer", seedAll, peerAll)
+		}
+		return nil
+	})
+	if errs, all := seedLog.count(slog.LevelError, refused); errs != 1 {
+		t.Errorf("the seed logged %d of %d refusals as errors, want 1", errs, all)
+	}
+	if errs, all := peerLog.count(slog.LevelError, violation); errs != 1 {
+		t.Errorf("its peer logged %d of %d refusals as errors, want 1", errs, all)
+	}
+}
