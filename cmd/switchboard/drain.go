@@ -167,7 +167,7 @@ func (a *drainAPI) call(ctx context.Context, method, query string) (node.DrainSt
 	if err != nil {
 		if strings.HasPrefix(a.base, "http://") && errors.Is(err, io.EOF) {
 			// A TLS listener closes on a plain request's first bytes.
-			return st, fmt.Errorf("drain: %w (does the node serve HTTPS, serve --http-tls? then add --https)", err)
+			return st, fmt.Errorf("drain: %w (does the node serve HTTPS, serve --http-tls? then add --https, with --ca and --tls-name to trust its certificate)", err)
 		}
 		return st, fmt.Errorf("drain: %w", err)
 	}
@@ -175,6 +175,9 @@ func (a *drainAPI) call(ctx context.Context, method, query string) (node.DrainSt
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return st, fmt.Errorf("drain: reading the answer of %s %s: %w", method, a.base, err)
+	}
+	if plainToHTTPS(resp, body) {
+		return st, fmt.Errorf("drain: %s %s: %s: %s (%s)", method, a.base, resp.Status, strings.TrimSpace(string(body)), addHTTPS)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return st, fmt.Errorf("drain: %s %s: %s: %s", method, a.base, resp.Status, strings.TrimSpace(string(body)))
@@ -186,4 +189,16 @@ func (a *drainAPI) call(ctx context.Context, method, query string) (node.DrainSt
 		return st, fmt.Errorf("drain: the answer of %s %s: %w", method, a.base, err)
 	}
 	return st, nil
+}
+
+// addHTTPS is what drain and probe say when a plain request reached a
+// node serving its HTTP API over TLS.
+const addHTTPS = "the node serves HTTPS, serve --http-tls: add --https, with --ca and --tls-name to trust its certificate"
+
+// plainToHTTPS reports whether resp, with body, is how Go's HTTPS server
+// answers a plain HTTP request (one that begins GET, POST, PUT, HEAD or
+// OPTIONS; it closes on others, such as DELETE, unanswered).
+func plainToHTTPS(resp *http.Response, body []byte) bool {
+	return resp.StatusCode == http.StatusBadRequest &&
+		strings.Contains(string(body), "Client sent an HTTP request to an HTTPS server")
 }

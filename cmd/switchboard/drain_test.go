@@ -3,6 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -243,6 +247,29 @@ func TestDrainCommandOverTLS(t *testing.T) {
 		code, _, stderr := runArgs(t, tt.args...)
 		if code == exitOK || !strings.Contains(stderr, tt.want) {
 			t.Errorf("%s: exit %d, stderr %q; want a failure naming %q", tt.name, code, stderr, tt.want)
+		}
+	}
+}
+
+// Go's HTTPS server answers a plain POST or GET with 400 "Client sent an
+// HTTP request to an HTTPS server.": drain and probe say to add --https,
+// and how to trust the node's certificate.
+func TestPlainHTTPToHTTPSSaysAddHTTPS(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		t.Error("a plain request was served")
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // its TLS handshake errors, expected
+	srv.StartTLS()
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	for _, args := range [][]string{
+		{"drain", addr, "--within", "2s"},
+		{"probe", "--http", addr},
+		{"probe", "--http", addr, "--live"},
+	} {
+		code, _, stderr := runArgs(t, args...)
+		if code == exitOK || !strings.Contains(stderr, "add --https, with --ca and --tls-name") {
+			t.Errorf("%v: exit %d, stderr %q; want a failure saying to add --https", args, code, stderr)
 		}
 	}
 }

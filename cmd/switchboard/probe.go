@@ -57,8 +57,12 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("probe: %w", err)
 	}
 	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if plainToHTTPS(resp, raw) {
+		return fmt.Errorf("probe: %s answered %s (%s)", *addr, resp.Status, addHTTPS)
+	}
 	var body struct{ Status, Reason string }
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&body)
+	_ = json.Unmarshal(raw, &body)
 	line := body.Status
 	if body.Reason != "" {
 		line += ": " + body.Reason
