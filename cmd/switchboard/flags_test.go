@@ -78,6 +78,11 @@ func TestExitCodesAndHelp(t *testing.T) {
 		{name: "version", args: []string{"version"}, code: 0, stdout: []string{"switchboard "}},
 		{name: "--version", args: []string{"--version"}, code: 0, stdout: []string{"switchboard "}},
 		{name: "version takes no argument", args: []string{"version", "x"}, code: 2},
+		{
+			name: "cluster without a secret", args: []string{"serve", "--cluster", "127.0.0.1:7092", "--check"}, code: 1,
+			stderr:   []string{"cluster-secret-file", "cluster-cert", "insecure-cluster"},
+			noStderr: []string{"InsecureCluster", "Insecure to"},
+		},
 		{name: "missing config file is a failure", args: []string{"serve", "--config", "/nonexistent/sb.toml", "--check"}, code: 1, stderr: []string{"/nonexistent/sb.toml"}},
 		{name: "a dial that fails is a failure", args: []string{"dir", "--via", "127.0.0.1:1", "--timeout", "2s"}, code: 1, stderr: []string{"dir:"}},
 	}

@@ -513,10 +513,24 @@ func (c *Config) validateSecurity() []error {
 		errs = append(errs, bus.ErrTLSIncomplete)
 	}
 	if c.Cluster != "" && c.ClusterSecret == "" && c.ClusterCert == "" && !c.InsecureCluster {
-		errs = append(errs, fmt.Errorf("cluster listener %s without a cluster secret or certificate (give one, or InsecureCluster to run it open): %w", c.Cluster, bus.ErrInsecureCluster))
+		// Named by the settings serve and its config file know them by
+		// (InsecureCluster is insecure-cluster), not bus.Config's.
+		errs = append(errs, errorAs{
+			msg: fmt.Sprintf("cluster listener %s without a cluster secret (cluster-secret-file) or certificate (cluster-cert): give one, or run it open (insecure-cluster)", c.Cluster),
+			err: bus.ErrInsecureCluster,
+		})
 	}
 	return errs
 }
+
+// errorAs is err (errors.Is finds it) told in msg alone.
+type errorAs struct {
+	msg string
+	err error
+}
+
+func (e errorAs) Error() string { return e.msg }
+func (e errorAs) Unwrap() error { return e.err }
 
 // warnIfReadable warns when users other than the file's owner may read
 // or write the secret file that setting names.
