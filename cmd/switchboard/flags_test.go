@@ -46,7 +46,7 @@ func TestExitCodesAndHelp(t *testing.T) {
 		{name: "help", args: []string{"help"}, code: 0, stdout: []string{"usage: switchboard COMMAND", "SWITCHBOARD_SERVE_CAPACITY"}},
 		{name: "--help", args: []string{"--help"}, code: 0, stdout: []string{"commands:"}},
 		{name: "help serve", args: []string{"help", "serve"}, code: 0, stdout: []string{"usage: switchboard serve", "--max-rooms int", "env SWITCHBOARD_SERVE_MAX_ROOMS"}},
-		{name: "serve -h", args: []string{"serve", "-h"}, code: 0, stdout: []string{"--config string", "--log-format string"}},
+		{name: "serve -h", args: []string{"serve", "-h"}, code: 0, stdout: []string{"--config string", "--log-format string", "3 when three nodes are seen, or --join names two others"}},
 		{name: "connect --help", args: []string{"connect", "--help"}, code: 0, stdout: []string{"env SWITCHBOARD_CONNECT_SERVICE"}},
 		{name: "bench -h", args: []string{"bench", "-h"}, code: 0, stdout: []string{"scenarios:", "SWITCHBOARD_BENCH_"}},
 		{name: "bench storm -h", args: []string{"bench", "storm", "-h"}, code: 0, stdout: []string{"usage: switchboard bench storm", "env SWITCHBOARD_BENCH_CLIENTS"}},

@@ -119,7 +119,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	floatFlag(fs, &cfg.ByteRate, "byte-rate", "bytes of text a second one session may send, on average")
 	intFlag(fs, &cfg.ByteBurst, "byte-burst", 0, -1, "bytes of text one session may send at once (at least --max-chunk)")
 	durationFlag(fs, &cfg.StoreTimeout, "store-timeout", 0, 0, "how long a join or a chunk waits for the store before the client gets 'unavailable'")
-	intFlag(fs, &cfg.Replicas, "replicas", 0, 5, "copies of the rooms' streams, 1..5 (0: min(3, nodes up), never lowered)")
+	intFlag(fs, &cfg.Replicas, "replicas", 0, 5, "copies of the rooms' streams, 1..5 (0: 3 when three nodes are seen, or --join names two others and they come within 5s; else min(3, nodes seen; with --bus, its servers); raised as the cluster grows, never lowered)")
 	intFlag(fs, &cfg.RoomStreams, "room-streams", 0, 256, "streams the rooms are spread over (the first node of a service decides)")
 	intFlag(fs, &cfg.SnapshotEvery, "snapshot-every", 0, -1, "records of a room between two snapshots of its state")
 	fs.Var(retentionValue{&cfg.RoomRetention}, "room-retention", "forget a room nobody is in this long after it was last written (0: keep rooms for ever; give every node the same)")

@@ -216,9 +216,12 @@ type Config struct {
 	// up to about 10 s).
 	StoreTimeout time.Duration
 	// Replicas is how many copies JetStream keeps of the rooms' stream and
-	// snapshots (1..5). Zero (the default) means min(3, nodes up in the
-	// directory), raised as the cluster grows and never lowered; 1 for a
-	// node without a cluster.
+	// snapshots (1..5). Zero (the default) means, in an embedded cluster,
+	// 3 when it is expected to have three nodes or more (Join names two
+	// others, or three are seen) and JetStream can place them within 5 s,
+	// else min(3, nodes seen); with Bus, min(3, the bus's servers); 1 for
+	// a node without a cluster. It is raised as the cluster grows and
+	// never lowered (docs/operations.md, "The rooms' replicas").
 	Replicas int
 	// RoomStreams is how many JetStream streams the rooms are spread over,
 	// by a hash of their names (default 8): each stream has a leader of
