@@ -62,8 +62,8 @@
 // Snapshots written before "at" existed lack it: Restore takes their
 // senders as of unknown age (0), and nodes that predate it ignore it.
 // SnapshotWithin bounds a snapshot's size, for a bus that carries
-// messages of a limited size: past the limit it drops the unfinished
-// lines of senders who are not in the room (oldest first), then the
+// messages of a limited size: past the limit it cuts the unfinished
+// lines of senders who are not in the room to a U+FFFD (oldest first), then the
 // oldest completed lines, then cuts the start of the longest unfinished
 // lines; members and seqs are always kept.
 //

@@ -114,8 +114,10 @@ func (r *Room) Snapshot() ([]byte, error) {
 //
 //  1. the unfinished lines of the senders who are not in the room, the
 //     one whose text last came longest ago first (by stream sequence,
-//     then name). Their seqs stay, so that every node still takes their
-//     resends for resends;
+//     then name): each becomes a U+FFFD, text lost. Their seqs stay, so
+//     that every node still takes their resends for resends, and their
+//     lines stay unfinished, so that every node forgets the same senders
+//     first (Config.MaxSenders: those with an empty line go first);
 //  2. its oldest completed lines, one by one;
 //  3. the start of its longest unfinished lines, members' too: each
 //     longer than half the longest keeps its last half-the-longest bytes
@@ -137,13 +139,13 @@ func (r *Room) SnapshotWithin(limit int) ([]byte, error) {
 	// What each cut below saves is at least what it subtracts, so size
 	// stays an upper bound and the encoding it allows fits.
 	const (
-		liveField = len(`"live":`)
 		lineFrame = len(`{"from":,"text":}`)
+		lost      = "\uFFFD" // what is left of a departed sender's cut line
 	)
 	size := len(data)
-	var departed []string // senders not in the room with an unfinished line
+	var departed []string // senders not in the room with a line longer than lost
 	for from, x := range snap.Senders {
-		if x.Live != "" && r.users[from] == 0 {
+		if len(x.Live) > len(lost) && r.users[from] == 0 {
 			departed = append(departed, from)
 		}
 	}
@@ -154,8 +156,8 @@ func (r *Room) SnapshotWithin(limit int) ([]byte, error) {
 			from := departed[0]
 			departed = departed[1:]
 			x := snap.Senders[from]
-			size -= liveField + wire.StringLen(x.Live)
-			x.Live = ""
+			size -= wire.StringLen(x.Live) - wire.StringLen(lost)
+			x.Live = lost
 			snap.Senders[from] = x
 		case len(snap.Lines) > 0:
 			l := snap.Lines[0]

@@ -68,7 +68,7 @@ func departedName(n, i int) string { return fmt.Sprintf("d%04d", n-1-i) }
 
 // A room whose 985 departed senders each left an unfinished line of
 // 4 KiB (with the room's 11 others, about as many as it remembers) has a full snapshot larger than the bus carries. Within a limit
-// it drops the departed senders' unfinished lines, the oldest first, and
+// it cuts the departed senders' unfinished lines to a U+FFFD, the oldest first, and
 // then the oldest completed lines, keeping every seq, every member and
 // the members' unfinished lines; it restores, and the restored room gives
 // the same snapshot again, byte for byte.
@@ -117,8 +117,8 @@ func TestSnapshotWithinDepartedSenders(t *testing.T) {
 				switch line := st.Live[from]; {
 				case line == quotes:
 					kept++
-				case line != "":
-					t.Fatalf("departed %s keeps %d bytes of their line", from, len(line))
+				case line != "\uFFFD":
+					t.Fatalf("departed %s keeps %q of their line, want it whole or a U+FFFD", from, line)
 				case kept > 0:
 					t.Fatalf("departed %s lost their line, and %s who typed before kept theirs", from, departedName(departed, i-kept))
 				}
@@ -256,7 +256,7 @@ func TestSnapshotWithoutAt(t *testing.T) {
 	live := got.Text().Live
 	var kept []string
 	for from, line := range live {
-		if line != "" && from != "ann" {
+		if line != "\uFFFD" && from != "ann" {
 			kept = append(kept, from)
 		}
 	}
@@ -414,6 +414,52 @@ func TestRestoreFirstVersionDevices(t *testing.T) {
 		}
 		if got != tc.want || r.Seq("ann") != tc.wantStore {
 			t.Errorf("%s's seq %d: %s, ann at %d; want %s, ann at %d", tc.dev, tc.sent, got, r.Seq("ann"), tc.want, tc.wantStore)
+		}
+	}
+}
+
+// A room restored from a cut snapshot forgets the same senders as the
+// room that applied the records: a departed sender whose unfinished line
+// was cut still has an unfinished line (a U+FFFD), not an empty one,
+// which would put them among the senders forgotten first.
+func TestCutSnapshotForgetsTheSameSenders(t *testing.T) {
+	cfg := room.Config{Self: "n1", MaxUsers: 2, MaxSenders: 4}
+	r, err := room.New("r", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := uint64(0)
+	apply := func(rooms []*room.Room, rec room.Record) {
+		seq++
+		for _, r := range rooms {
+			r.Apply(seq, rec)
+		}
+	}
+	// a leaves in the middle of a long line; b, c and z after a
+	// completed one. The room remembers 4 senders.
+	for _, u := range []struct{ user, text string }{{"a", strings.Repeat("x", 1000)}, {"b", "hi\n"}, {"c", "hi\n"}, {"z", "hi\n"}} {
+		key := "n2/" + u.user
+		apply([]*room.Room{r}, room.Record{Op: room.OpJoin, Key: key, User: u.user, Node: "n2", Inc: 1})
+		apply([]*room.Room{r}, room.Record{Op: room.OpText, Key: key, User: u.user, Seq: 1, T: u.text})
+		apply([]*room.Room{r}, room.Record{Op: room.OpLeave, Keys: []string{key}})
+	}
+	full, err := r.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := r.SnapshotWithin(len(full) - 500) // a's line cut
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, err := room.Restore("r", data, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fifth sender: the room forgets one of the departed.
+	apply([]*room.Room{r, cut}, room.Record{Op: room.OpText, Key: "n2/e", User: "e", Seq: 1, T: "hello"})
+	for _, u := range []string{"a", "b", "c", "z"} {
+		if got, want := cut.Seq(u), r.Seq(u); got != want {
+			t.Errorf("%s: seq %d in the room restored from the cut snapshot, %d in the room that applied the records", u, got, want)
 		}
 	}
 }
