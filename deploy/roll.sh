@@ -16,7 +16,17 @@
 #   ADMIN_TOKEN  file holding the nodes' admin token (serve --admin-token);
 #                without it the nodes accept drains from loopback only
 #   READY_WAIT   how long a restarted node may take to be up (default 120s)
-#   SWITCHBOARD  the switchboard binary that runs `drain` (default: on PATH)
+#   SWITCHBOARD  the switchboard binary that runs `probe` and `drain`
+#                (default: on PATH)
+#   HTTPS        set to 1 when the nodes serve HTTPS (serve --http-tls),
+#                trusting the system's CAs or CA
+#   CA           CA certificates (PEM) that verify the nodes' HTTPS; setting
+#                it turns HTTPS on
+#   TLS_NAME     the name the nodes' certificates must prove (serve
+#                --service), needed when NODES gives IP addresses
+#
+# Each node's readiness is `switchboard probe` (GET /readyz) and its drain
+# `switchboard drain`, both with the HTTPS settings above.
 #
 # A node that does not come back up stops the roll (exit 1) with the other
 # nodes untouched: fix it, then run the script again for the nodes left.
@@ -33,11 +43,21 @@ token_args=()
 if [[ -n "${ADMIN_TOKEN:-}" ]]; then
 	token_args=(--admin-token "$ADMIN_TOKEN")
 fi
+tls_args=()
+if [[ -n "${HTTPS:-}" || -n "${CA:-}" ]]; then
+	tls_args=(--https)
+fi
+if [[ -n "${CA:-}" ]]; then
+	tls_args+=(--ca "$CA")
+fi
+if [[ -n "${TLS_NAME:-}" ]]; then
+	tls_args+=(--tls-name "$TLS_NAME")
+fi
 
 log() { printf '%s roll: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
 # ready HTTP: the node answers /readyz with 200 (up: it serves rooms).
-ready() { curl -fsS -o /dev/null --max-time 2 "http://$1/readyz"; }
+ready() { "$SWITCHBOARD" probe --http "$1" --timeout 2s "${tls_args[@]}" >/dev/null; }
 
 for pair in $NODES; do
 	id=${pair%%=*}
@@ -47,12 +67,12 @@ for pair in $NODES; do
 		exit 1
 	fi
 	log "$id: draining within $WITHIN"
-	"$SWITCHBOARD" drain "$http" --within "$WITHIN" "${token_args[@]}"
+	"$SWITCHBOARD" drain "$http" --within "$WITHIN" "${token_args[@]}" "${tls_args[@]}"
 	log "$id: restarting"
 	NODE_ID=$id NODE_HTTP=$http bash -c "$RESTART"
 	log "$id: waiting until it is up (at most ${READY_WAIT}s)"
 	for ((i = 0; ; i++)); do
-		if ready "$http"; then
+		if ready "$http" 2>/dev/null; then
 			break
 		fi
 		if ((i >= READY_WAIT)); then
