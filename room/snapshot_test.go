@@ -463,3 +463,57 @@ func TestCutSnapshotForgetsTheSameSenders(t *testing.T) {
 		}
 	}
 }
+
+// A sender the room forgets (Config.MaxSenders) takes their devices
+// with them: a room restored from a snapshot written after that, which
+// holds nothing of the sender, judges the sender's chunks when they come
+// back as the room that applied the records does.
+func TestForgottenSenderLeavesNoDevices(t *testing.T) {
+	cfg := room.Config{Self: "n1", MaxUsers: 2, MaxSenders: 4}
+	r, err := room.New("r", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rooms := []*room.Room{r}
+	seq := uint64(0)
+	apply := func(rec room.Record) room.Result {
+		seq++
+		var res room.Result
+		for _, r := range rooms {
+			res = r.Apply(seq, rec)
+		}
+		return res
+	}
+	// ann types from her phone and leaves: the room keeps the phone.
+	apply(room.Record{Op: room.OpJoin, Key: "n2/1", User: "ann", Node: "n2", Inc: 1})
+	apply(room.Record{Op: room.OpText, Key: "n2/1", User: "ann", Seq: 1, T: "a", Dev: "phone"})
+	apply(room.Record{Op: room.OpText, Key: "n2/1", User: "ann", Seq: 2, T: "b\n", Dev: "phone"})
+	apply(room.Record{Op: room.OpLeave, Keys: []string{"n2/1"}})
+	// Four more senders: the room forgets ann, whose line is complete.
+	for _, u := range []string{"b", "c", "d", "e"} {
+		apply(room.Record{Op: room.OpText, Key: "n3/" + u, User: u, Seq: 1, T: "x\n"})
+	}
+	if s := r.Seq("ann"); s != 0 {
+		t.Fatalf("ann at seq %d, want forgotten", s)
+	}
+	data, err := r.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, err := room.Restore("r", data, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rooms = append(rooms, restored)
+	// ann comes back and counts from 1 on her laptop; then her phone
+	// sends 1, which it never sent since she came back: moved on both.
+	apply(room.Record{Op: room.OpJoin, Key: "n2/2", User: "ann", Node: "n2", Inc: 1})
+	apply(room.Record{Op: room.OpText, Key: "n2/2", User: "ann", Seq: 1, T: "c", Dev: "laptop"})
+	apply(room.Record{Op: room.OpText, Key: "n2/2", User: "ann", Seq: 2, T: "d", Dev: "laptop"})
+	apply(room.Record{Op: room.OpText, Key: "n2/3", User: "ann", Seq: 1, T: "e", Dev: "phone"})
+	for i, r := range rooms {
+		if got := r.Seq("ann"); got != 3 {
+			t.Errorf("room %d (1: restored): ann at seq %d, want 3 (the phone's chunk moved)", i, got)
+		}
+	}
+}
