@@ -171,6 +171,7 @@ type typist struct {
 	seqAtFault   uint64               // typed when the fault came
 	acks         map[uint64]time.Time // first ack of each seq
 	delivered    map[string]map[uint64]int
+	highest      map[string]uint64 // sender -> highest seq in delivered
 	covered      map[string]uint64 // sender -> highest seq a room state held
 	dupes        []string
 	numberErr    string
@@ -545,13 +546,18 @@ func (r *faultRun) received(t *typist, m wire.Message, now time.Time, joined fun
 		}
 		// The state replaces what the member shows. Chunks it was shown
 		// live that the state does not hold yet are off its screen now:
-		// the one delivery of each that follows shows it once.
+		// the one delivery of each that follows shows it once. (Only
+		// the few above the state's seq are visited: a member gets a
+		// state for every chunk of its own that the room moves.)
+		if t.highest == nil {
+			t.highest = map[string]uint64{}
+		}
 		for from, d := range t.delivered {
-			for seq := range d {
-				if seq > m.State.Seqs[from] {
-					delete(d, seq)
-				}
+			held := m.State.Seqs[from]
+			for seq := held + 1; seq <= t.highest[from]; seq++ {
+				delete(d, seq)
 			}
+			t.highest[from] = min(t.highest[from], held)
 		}
 		if t.resync {
 			// What the client just sent again on this state (those
@@ -574,6 +580,10 @@ func (r *faultRun) received(t *typist, m wire.Message, now time.Time, joined fun
 			t.delivered[m.From] = d
 		}
 		d[m.Seq]++
+		if t.highest == nil {
+			t.highest = map[string]uint64{}
+		}
+		t.highest[m.From] = max(t.highest[m.From], m.Seq)
 		if t.keys != nil && d[m.Seq] == 1 && m.Seq > t.covered[m.From] {
 			t.keys.delivered(t.room, m.From, m.Seq, now)
 		}
@@ -754,7 +764,8 @@ func (r *faultRun) hurtNode(ctx context.Context, fault string, after, pause time
 // message for the room (the node stores rooms in streams named
 // *_ROOMS_<k>, on subjects ending in the room's name).
 func (r *faultRun) streamLeader(ctx context.Context, room string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	// Patient: a saturated machine answers slowly.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var errs []error
 	for _, n := range r.lc.Nodes {
