@@ -18,8 +18,8 @@
 #   READY_WAIT   how long a restarted node may take to be up (default 120s)
 #   SWITCHBOARD  the switchboard binary that runs `probe` and `drain`
 #                (default: on PATH)
-#   HTTPS        set to 1 when the nodes serve HTTPS (serve --http-tls),
-#                trusting the system's CAs or CA
+#   HTTPS        any value (HTTPS=1) speaks HTTPS to the nodes (serve
+#                --http-tls), trusting the system's CAs, or CA when set
 #   CA           CA certificates (PEM) that verify the nodes' HTTPS; setting
 #                it turns HTTPS on
 #   TLS_NAME     the name the nodes' certificates must prove (serve
