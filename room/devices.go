@@ -265,7 +265,7 @@ func (r *Room) resendMoved(epoch uint64) {
 		if lm == nil || !lm.active || lm.since > epoch || (lm.movedAt != 0 && r.applied-lm.movedAt < MovedStateEvery) {
 			continue
 		}
-		lm.movedAt = r.applied
+		lm.movedAt, lm.owed = r.applied, false
 		if next == 0 {
 			r.epoch++
 			next = r.epoch

@@ -81,7 +81,8 @@
 // # The caller's duties
 //
 //   - One goroutine owns a Room; Sink.Deliver is called on it, during
-//     Apply, and must not block or call back into the Room.
+//     Apply, ApplyLive and Reconcile, and must not block or call back
+//     into the Room.
 //   - Apply every record of the room's stream once, in stream order,
 //     starting after Applied (after the snapshot the room came from).
 //   - Register a local session before storing its join; Activate it once
@@ -89,7 +90,9 @@
 //     Applied); Detach it when it ends or once its leave is applied.
 //   - Call Reconcile every few heartbeats with the time of the call and a
 //     fresh View, and store the records it returns (their loss is
-//     harmless: the next call asks again after Retry).
+//     harmless: the next call asks again after Retry). It also sends the
+//     states the room owes sessions (live.go), so call it even when
+//     nothing else is due.
 //   - Write snapshots only from the steward, and never let an older one
 //     replace a newer one (SnapshotSeq reads a stored one's sequence).
 package room

@@ -28,7 +28,10 @@ import "github.com/switchboard/switchboard/wire"
 //     it stored them and the sender resent nothing): they are dropped, and
 //     the sessions shown them get the room's state once the record is
 //     applied, in place of its chunks (one of those could come after a
-//     later chunk of its sender shown live). So do the sessions shown
+//     later chunk of its sender shown live). A session gets at most one
+//     such state between two calls of Reconcile: one sent a state since
+//     the last call is owed the next, gets nothing until then, and
+//     gets it from the next call. So do the sessions shown
 //     chunks of a user whose last session leaves while they wait: a
 //     session stores its text before its leave, so they were never
 //     stored, and no session of the user is left to store them.
@@ -172,18 +175,60 @@ func (r *Room) storedLive(rec Record) stored {
 // resendStates sends the room's state to the active local sessions that
 // got their last state at or before epoch: they were shown text that the
 // stream does not hold, and the state puts the stream's text in its
-// place.
+// place. A session sent such a state since the last Reconcile is owed
+// one instead, and gets nothing until the next Reconcile sends it
+// (flushOwed): a room whose chunks keep being moved after they were
+// shown live (two devices of a user typing at once, or a user doing so
+// on purpose) would otherwise have a state of up to 64 KiB sent to each
+// member for each of them.
 func (r *Room) resendStates(epoch uint64) {
+	var due []string
+	for _, key := range r.order {
+		lm := r.local[key]
+		switch {
+		case !lm.active || lm.since > epoch:
+		case lm.unstoredAt == r.reconciles+1:
+			lm.owed = true
+		default:
+			due = append(due, key)
+		}
+	}
+	r.sendUnstored(due)
+}
+
+// flushOwed sends the room's state to the sessions owed one.
+func (r *Room) flushOwed() {
+	var due []string
+	for _, key := range r.order {
+		if lm := r.local[key]; lm.owed {
+			lm.owed = lm.active // a session deactivated meanwhile gets it when activated
+			if lm.active {
+				due = append(due, key)
+			}
+		}
+	}
+	r.sendUnstored(due)
+}
+
+// sendUnstored sends the room's state to the sessions under keys, for
+// text they were shown that the stream does not hold. If the state
+// cannot be encoded they keep their view, and get nothing owed.
+func (r *Room) sendUnstored(keys []string) {
+	if len(keys) == 0 {
+		return
+	}
 	line, err := r.StateLine()
 	if err != nil {
+		for _, key := range keys {
+			r.local[key].owed = false
+		}
 		return
 	}
 	r.epoch++
-	for _, key := range r.order {
-		if lm := r.local[key]; lm.active && lm.since <= epoch {
-			lm.since = r.epoch
-			r.cfg.Sink.Deliver(key, line)
-		}
+	for _, key := range keys {
+		lm := r.local[key]
+		lm.since, lm.unstoredAt, lm.owed = r.epoch, r.reconciles+1, false
+		r.cfg.Sink.Deliver(key, line)
 	}
 }
 

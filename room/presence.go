@@ -132,6 +132,9 @@ func (r *Room) Steward(v *View) bool {
 // nobody it merely could not see. Only the steward removes foreign
 // members, and at most one cleanup goes out per Retry.
 func (r *Room) Reconcile(now time.Time, v *View) []Record {
+	// States owed since the last call go out now (live.go).
+	r.reconciles++
+	r.flushOwed()
 	// Evidence holds only while this node kept watching.
 	if !r.watched.IsZero() && (now.Sub(r.watched) > r.cfg.MaxGap || now.Before(r.watched)) {
 		clear(r.downFrom)

@@ -36,6 +36,11 @@ type local struct {
 	leaving  bool      // it has asked to leave
 	retryAt  time.Time // earliest time to ask for its join again
 	movedAt  uint64    // Room.applied when it last got a state for a moved chunk (devices.go)
+	// unstoredAt is Room.reconciles+1 when it last got a state for text
+	// it was shown that the stream does not hold, 0 if never; owed says
+	// it is due one and gets nothing until then (live.go).
+	unstoredAt uint64
+	owed       bool
 }
 
 // Room is one room's state on one node: the text (an rtt.Room), the
@@ -64,7 +69,9 @@ type Room struct {
 	// devices holds what the room keeps of each user's devices
 	// (devices.go).
 	devices map[string]*devices
-	moved   []string // during Apply: the sessions whose chunks it moved
+	// reconciles counts the calls of Reconcile (live.go).
+	reconciles uint64
+	moved      []string // during Apply: the sessions whose chunks it moved
 
 	// Live text (live.go).
 	live      map[string][]liveChunk // sender -> chunks shown live, waiting for the stream, by seq
@@ -395,7 +402,7 @@ func (r *Room) deliver(m wire.Message, except string) {
 func (r *Room) deliverTo(m wire.Message, except string, to func(*local) bool) {
 	var line []byte
 	for _, key := range r.order {
-		if lm := r.local[key]; !lm.active || key == except || !to(lm) {
+		if lm := r.local[key]; !lm.active || lm.owed || key == except || !to(lm) {
 			continue
 		}
 		if line == nil {
@@ -445,7 +452,7 @@ func (r *Room) Activate(key string) ([]byte, error) {
 	if err != nil {
 		return nil, err // not activated: it gets nothing without its state
 	}
-	lm.active = true
+	lm.active, lm.owed = true, false
 	r.epoch++
 	lm.since = r.epoch
 	return line, nil
@@ -464,7 +471,7 @@ func (r *Room) Resync(key string) ([]byte, error) {
 		return nil, err // it keeps the state it had
 	}
 	r.epoch++
-	lm.since = r.epoch
+	lm.since, lm.owed = r.epoch, false
 	return line, nil
 }
 

@@ -633,3 +633,72 @@ func TestUserSessionsBounded(t *testing.T) {
 		t.Errorf("ann's join after one of hers left: %v", err)
 	}
 }
+
+// Chunks shown live and then moved (two devices of a user typing over
+// each other, or a user doing so on purpose) cost each member shown them
+// at most one state between two calls of Reconcile: a member sent one
+// is owed the next and gets nothing meanwhile; Reconcile sends it, and
+// the member's view then holds the room's text.
+func TestUnstoredStatesBounded(t *testing.T) {
+	var states, others int
+	var owedFrom, othersAtOwed int // others when the state came that bob was owed
+	var last []byte
+	sink := room.SinkFunc(func(key string, line []byte) {
+		if key != "n1/1" {
+			return
+		}
+		if m, err := wire.Decode(line[:len(line)-1]); err == nil && m.Op == wire.OpRoom {
+			states++
+			othersAtOwed = others
+			last = line
+			return
+		}
+		others++
+	})
+	r := newRoom(t, "r", sink)
+	seq := uint64(0)
+	apply := func(rec room.Record) room.Result {
+		seq++
+		return r.Apply(seq, rec)
+	}
+	r.Register("n1/1", "bob")
+	apply(room.Record{Op: room.OpJoin, Key: "n1/1", User: "bob", Node: "n1", Inc: 1})
+	if _, err := r.Activate("n1/1"); err != nil {
+		t.Fatal(err)
+	}
+	apply(room.Record{Op: room.OpJoin, Key: "n2/1", User: "ann", Node: "n2", Inc: 1})
+	apply(room.Record{Op: room.OpJoin, Key: "n2/2", User: "ann", Node: "n2", Inc: 1})
+	const rounds = 20
+	for i := range uint64(rounds) {
+		// Both devices send ann's next seq; bob is shown the phone's
+		// live, the laptop's is stored first, the phone's is moved.
+		s := 2*i + 1
+		phone := room.Record{Op: room.OpText, Key: "n2/1", User: "ann", Seq: s, T: "p", Dev: "phone"}
+		r.ApplyLive(phone)
+		apply(room.Record{Op: room.OpText, Key: "n2/2", User: "ann", Seq: s, T: "l", Dev: "laptop"})
+		if res := apply(phone); res.Moved != 1 {
+			t.Fatalf("round %d: the phone's chunk moved %d times, want once", i, res.Moved)
+		}
+		if i == 1 {
+			owedFrom = others // from the second round on bob is owed a state
+		}
+	}
+	if states != 1 {
+		t.Errorf("%d states for %d chunks shown live and moved, before a Reconcile; want 1", states, rounds)
+	}
+	r.Reconcile(time.Unix(1000, 0), room.NewView([]directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Up}},
+		map[string]uint64{"n1": 1, "n2": 1}))
+	if states != 2 {
+		t.Fatalf("%d states after Reconcile, want 2", states)
+	}
+	m, err := wire.Decode(last[:len(last)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.State.Live["ann"], r.Text().Live["ann"]; got != want || m.State.Seqs["ann"] != 2*rounds {
+		t.Errorf("the owed state shows ann's line %q at seq %d; the room has %q at %d", got, m.State.Seqs["ann"], want, 2*rounds)
+	}
+	if n := othersAtOwed - owedFrom; n != 0 {
+		t.Errorf("%d deliveries to bob while he was owed a state; want none", n)
+	}
+}

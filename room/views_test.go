@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/room"
 	"github.com/switchboard/switchboard/rtt"
 	"github.com/switchboard/switchboard/wire"
@@ -58,6 +60,7 @@ type viewSim struct {
 
 	members map[string]*member
 	stream  []room.Record // records stored, not applied yet, in stream order
+	now     time.Time     // the time of the last Reconcile
 	applied uint64        // the stream sequence of the last record applied
 	live    []room.Record // live records published, not received yet
 	typed   map[string]uint64
@@ -261,6 +264,8 @@ func (s *viewSim) step() {
 		}
 		s.shadowFrom = s.applied
 		s.logf("snapshot at %d", s.applied)
+	case op < 98: // time passes and the node calls Reconcile
+		s.reconcile()
 	default: // the stream delivers a record again (a consumer restart)
 		if s.applied > 0 {
 			rec := room.Record{Op: room.OpText, User: u, Key: key, Seq: 1, T: "again"}
@@ -269,6 +274,17 @@ func (s *viewSim) step() {
 			}
 		}
 	}
+}
+
+// reconcile calls the room's Reconcile, as its node does every few
+// heartbeats, with both nodes up. The records it asks for are dropped
+// (their loss is harmless); the states it owes members go out.
+func (s *viewSim) reconcile() {
+	s.now = s.now.Add(100 * time.Millisecond)
+	v := room.NewView([]directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Up}},
+		map[string]uint64{"n1": 1, "n2": 1})
+	s.logf("reconcile")
+	s.r.Reconcile(s.now, v)
 }
 
 func (s *viewSim) shadowConfig() room.Config {
@@ -389,6 +405,7 @@ func (s *viewSim) settle() {
 	if n := s.r.Waiting(); n != 0 {
 		s.fatalf("%d chunks still wait with nothing on the way", n)
 	}
+	s.reconcile() // states owed go out at the next call
 	want := s.r.Text()
 	for _, key := range slices.Sorted(maps.Keys(s.members)) {
 		m := s.members[key]

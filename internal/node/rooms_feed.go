@@ -184,7 +184,8 @@ func (e *roomEngine) presenceGrace() time.Duration {
 }
 
 // Deliver implements room.Sink: it queues line to the local session
-// under key. It runs on the feed's goroutine, during Apply.
+// under key. It runs on the feed's goroutine, during the room's Apply,
+// ApplyLive and Reconcile.
 func (f *feed) Deliver(key string, line []byte) {
 	if s := f.sessions[key]; s != nil {
 		f.send(s, line)
