@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -811,7 +812,9 @@ func (f *feed) apply(in incoming) {
 		f.e.metrics.moved.Add(float64(res.Moved))
 	}
 	if len(res.Unstored) > 0 {
-		f.e.log.Info("text shown live was never stored; sent the room's state again", "room", f.room, "stored", res.Unstored, "seq", in.seq)
+		// Sampled: a user whose two devices keep typing over each other
+		// makes one for nearly every chunk (room/live.go).
+		f.e.unstoredLog.Log(f.e.log, slog.LevelInfo, "text shown live was never stored; its members get the room's state again", "room", f.room, "stored", res.Unstored, "seq", in.seq)
 	}
 	if len(f.waits) > 0 {
 		applied := f.r.Applied()
