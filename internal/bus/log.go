@@ -51,6 +51,9 @@ func sampleKey(format string) string {
 	return digits.ReplaceAllString(connPrefix.ReplaceAllString(format, ""), "0")
 }
 
+// maxKinds bounds the kinds of line the adapter remembers.
+const maxKinds = 1024
+
 type sampledLine struct {
 	at       time.Time
 	repeated int
@@ -69,6 +72,11 @@ func (l *logAdapter) sample(format string) (bool, int) {
 	defer l.mu.Unlock()
 	s := l.last[key]
 	if s == nil {
+		if len(l.last) >= maxKinds {
+			// Kinds nobody foresaw (an error's text as the format):
+			// start again rather than grow without bound.
+			clear(l.last)
+		}
 		l.last[key] = &sampledLine{at: now}
 		return true, 0
 	}

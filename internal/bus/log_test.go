@@ -187,3 +187,20 @@ func TestRouteAuthErrorsSampled(t *testing.T) {
 		t.Errorf("its peer logged %d of %d refusals as errors, want 1", errs, all)
 	}
 }
+
+// The kinds the adapter remembers are bounded: lines whose formats all
+// differ (an error's text as the format) do not grow it past maxKinds,
+// and a new kind goes out at its level.
+func TestLogAdapterKindsBounded(t *testing.T) {
+	l := newLogAdapter(slog.New(slog.DiscardHandler))
+	for i := range 3 * maxKinds {
+		if ok, _ := l.sample("error " + strings.Repeat("x", i+1)); !ok {
+			t.Fatalf("line %d, of a kind never seen, was held back", i)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.last); n > maxKinds {
+		t.Errorf("%d kinds remembered, want at most %d", n, maxKinds)
+	}
+}
