@@ -62,7 +62,11 @@ import (
 // drops), for as long as it remembers the sender: a phone that lost its
 // connection with a chunk on the way, and comes back after the user's
 // laptop typed over its seq and closed, still has its resend moved, not
-// dropped. The room forgets them with the sender (Config.MaxSenders): a
+// dropped. It keeps them for at most MaxUsers users who left, those
+// whose text came last (as SnapshotWithin orders senders), so that they
+// add little to a snapshot: devices for each of the MaxSenders senders
+// would double a small room's. The room forgets them with the sender
+// (Config.MaxSenders), or when MaxUsers users who left typed since: a
 // later resend of the user's is then judged by its seq alone.
 
 // MovedStateEvery is how many records the room applies at least between
@@ -165,6 +169,24 @@ func (r *Room) remember(user string, seq, sent, dev uint64) {
 	}
 	ds.list = append(ds.list, d)
 	ds.keep(r.keptDevices(user))
+}
+
+// boundLeftDevices forgets the devices of the users who left, beyond
+// the MaxUsers whose text came last.
+func (r *Room) boundLeftDevices() {
+	var left []string
+	for user := range r.devices {
+		if r.users[user] == 0 {
+			left = append(left, user)
+		}
+	}
+	if len(left) <= r.cfg.MaxUsers {
+		return
+	}
+	r.oldestFirst(left)
+	for _, user := range left[:len(left)-r.cfg.MaxUsers] {
+		delete(r.devices, user)
+	}
 }
 
 // keptDevices is how many devices of user the room keeps: RecentDevices

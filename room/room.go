@@ -281,6 +281,7 @@ func (r *Room) applyLeave(rec Record) {
 			delete(r.users, m.User)
 			if ds := r.devices[m.User]; ds != nil {
 				ds.keep(LeftDevices) // devices.go
+				r.boundLeftDevices()
 			}
 			gone = append(gone, m.User)
 		}

@@ -336,6 +336,7 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 			return nil, fmt.Errorf("room %s: %w: sender %q: %w", name, ErrSnapshot, from, err)
 		}
 	}
+	r.boundLeftDevices() // a node with a larger MaxUsers wrote it
 	return r, nil
 }
 
@@ -343,7 +344,8 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 // snapshot of a room at cfg's bounds with nothing SnapshotWithin may cut:
 // MaxUsers users, each in it from MaxUserSessions sessions under keys of
 // keyLen bytes and with RecentDevices devices, and the rest of
-// MaxSenders senders gone, each with LeftDevices devices; every sender at
+// MaxSenders senders gone, the MaxUsers who typed last with LeftDevices
+// devices each; every sender at
 // a seq of 16 digits, every user name nameLen bytes of a character JSON
 // doubles. A snapshot limit below it lets a full room with hostile names
 // outgrow its snapshots (ErrSnapshotTooLarge), so that its replay grows.

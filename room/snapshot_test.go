@@ -1,6 +1,8 @@
 package room_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -515,5 +517,55 @@ func TestForgottenSenderLeavesNoDevices(t *testing.T) {
 		if got := r.Seq("ann"); got != 3 {
 			t.Errorf("room %d (1: restored): ann at seq %d, want 3 (the phone's chunk moved)", i, got)
 		}
+	}
+}
+
+// The room keeps devices for at most MaxUsers users who left, those
+// whose text came last: a room with few participants and many departed
+// senders keeps a small snapshot. A restore keeps the same ones.
+func TestLeftDevicesBounded(t *testing.T) {
+	cfg := room.Config{Self: "n1", MaxUsers: 2}
+	r, err := room.New("r", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq := uint64(0)
+	for _, u := range []string{"ann", "bob", "cal"} {
+		for _, rec := range []room.Record{
+			{Op: room.OpJoin, Key: "n2/" + u, User: u, Node: "n2", Inc: 1},
+			{Op: room.OpText, Key: "n2/" + u, User: u, Seq: 1, T: "x", Dev: "phone"},
+			{Op: room.OpLeave, Keys: []string{"n2/" + u}},
+		} {
+			seq++
+			r.Apply(seq, rec)
+		}
+	}
+	data, err := r.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, err := room.Restore("r", data, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := restored.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap struct {
+		Senders map[string]struct {
+			Left []json.RawMessage `json:"left"`
+		} `json:"senders"`
+	}
+	if err := json.Unmarshal(data, &snap); err != nil {
+		t.Fatal(err)
+	}
+	for u, want := range map[string]int{"ann": 0, "bob": 1, "cal": 1} {
+		if got := len(snap.Senders[u].Left); got != want {
+			t.Errorf("%s: %d devices kept after leaving, want %d (ann typed first)", u, got, want)
+		}
+	}
+	if !bytes.Equal(data, again) {
+		t.Errorf("restored room's snapshot differs:\n%s\n%s", data, again)
 	}
 }
