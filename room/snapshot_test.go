@@ -498,14 +498,7 @@ func TestForgottenSenderLeavesNoDevices(t *testing.T) {
 	if s := r.Seq("ann"); s != 0 {
 		t.Fatalf("ann at seq %d, want forgotten", s)
 	}
-	data, err := r.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	restored, err := room.Restore("r", data, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, restored := snapshotAndRestore(t, r, cfg)
 	rooms = append(rooms, restored)
 	// ann comes back and counts from 1 on her laptop; then her phone
 	// sends 1, which it never sent since she came back: moved on both.
@@ -540,14 +533,7 @@ func TestLeftDevicesBounded(t *testing.T) {
 			r.Apply(seq, rec)
 		}
 	}
-	data, err := r.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	restored, err := room.Restore("r", data, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data, restored := snapshotAndRestore(t, r, cfg)
 	again, err := restored.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -568,4 +554,19 @@ func TestLeftDevicesBounded(t *testing.T) {
 	if !bytes.Equal(data, again) {
 		t.Errorf("restored room's snapshot differs:\n%s\n%s", data, again)
 	}
+}
+
+// snapshotAndRestore returns r's snapshot and the room restored from it
+// with cfg.
+func snapshotAndRestore(t *testing.T, r *room.Room, cfg room.Config) ([]byte, *room.Room) {
+	t.Helper()
+	data, err := r.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	restored, err := room.Restore(r.Name(), data, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, restored
 }
