@@ -837,10 +837,12 @@ func (f *feed) apply(in incoming) {
 // stale members and the join of local sessions the room lost. It returns
 // those records.
 func (f *feed) reconcile(now time.Time) []record {
+	// Called while the node stops too: it sends the states the room owes
+	// its sessions (room/live.go), which stay until they move.
+	recs := f.r.Reconcile(now, f.e.peers())
 	if f.e.closing.Load() {
 		return nil // the node is stopping: its sessions' leaves are on their way, or its peers' cleanup
 	}
-	recs := f.r.Reconcile(now, f.e.peers())
 	for _, rec := range recs {
 		switch rec.Op {
 		case room.OpLeave:
