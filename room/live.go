@@ -48,6 +48,15 @@ import "github.com/switchboard/switchboard/wire"
 //     chunk that the room then moves (devices.go), because another
 //     device's chunk took its seq first, would leave a seq that nothing
 //     is stored under, which every reader shows as text lost (U+FFFD).
+//   - When the stream brings other text under a seq of a sender that
+//     was shown live, or skips it, the sender's next LiveHold chunks
+//     come only through the stream, and
+//     twice as many each time it happens again within as many chunks
+//     after the last hold ended (up to MaxLiveHold). Each such chunk
+//     costs every member shown it the room's state; a user who makes
+//     it happen on purpose (two sessions sending the same seqs, so that
+//     the room moves one: devices.go) would otherwise cost every member
+//     of the room a state of up to 64 KiB for every other chunk.
 //   - At most MaxLive chunks of one sender wait; beyond that the sender's
 //     next chunks come only through the stream until it catches up.
 //   - A sender the room forgot (Config.MaxSenders) counts from seq 1
@@ -67,6 +76,31 @@ import "github.com/switchboard/switchboard/wire"
 // MaxLive is how many chunks of one sender may wait, shown live, for the
 // stream to bring them.
 const MaxLive = 256
+
+// LiveHold and MaxLiveHold bound how many of a sender's chunks come only
+// through the stream after text of theirs shown live was never stored.
+const (
+	LiveHold    = 16
+	MaxLiveHold = 4096
+)
+
+// liveOff is a sender's live text held back: chunks up to until come
+// through the stream alone; span is how many the hold covered.
+type liveOff struct {
+	until, span uint64
+}
+
+// holdLive holds back the live text of user, under one of whose seqs
+// the stream brought other text than was shown live: for LiveHold chunks, or twice the last hold's span if
+// that hold ended less than its span ago.
+func (r *Room) holdLive(user string) {
+	last := max(r.text.Seq(user), r.shown[user])
+	span := uint64(LiveHold)
+	if off, ok := r.liveOff[user]; ok && last <= off.until+off.span {
+		span = min(2*off.span, MaxLiveHold)
+	}
+	r.liveOff[user] = liveOff{until: last + span, span: span}
+}
 
 // liveChunk is a chunk shown live, waiting for the stream.
 type liveChunk struct {
@@ -104,6 +138,9 @@ func (r *Room) ApplyLive(rec Record) int {
 func (r *Room) applyLive(rec Record) bool {
 	if rec.User == "" || rec.Seq == 0 || rec.Seq != r.lastShown(rec.User)+1 {
 		return false
+	}
+	if off, ok := r.liveOff[rec.User]; ok && rec.Seq <= off.until {
+		return false // held back: the stream brings it
 	}
 	if rec.Seq <= r.goneAt(rec.User) {
 		// The sender was forgotten lately (Config.MaxSenders): this may
@@ -256,6 +293,7 @@ func (r *Room) goneAt(user string) uint64 {
 func (r *Room) forgetLive(user string) {
 	delete(r.live, user)
 	delete(r.shown, user)
+	delete(r.liveOff, user)
 }
 
 // Waiting is how many chunks shown live wait for the stream, over all

@@ -76,6 +76,7 @@ type Room struct {
 	// Live text (live.go).
 	live      map[string][]liveChunk // sender -> chunks shown live, waiting for the stream, by seq
 	shown     map[string]uint64      // sender -> the last seq shown here, live or stored
+	liveOff   map[string]liveOff     // sender -> live text held back after text shown and never stored
 	gone      [2]map[string]uint64   // senders forgotten lately -> the last seq shown then; [1] the older
 	epoch     uint64                 // counts the states sent to local sessions
 	stale     bool                   // during Apply: sessions with since <= staleUpTo saw text never stored
@@ -116,6 +117,7 @@ func newRoom(name string, cfg Config, text *rtt.Room) *Room {
 		devices:  make(map[string]*devices),
 		local:    make(map[string]*local),
 		live:     make(map[string][]liveChunk),
+		liveOff:  make(map[string]liveOff),
 		shown:    make(map[string]uint64),
 		downFrom: make(map[string]time.Time),
 		suspect:  make(map[string]time.Time),
@@ -216,6 +218,7 @@ func (r *Room) applyText(rec Record, res *Result) {
 	applied := r.text.Apply(rec.User, rec.Seq, rec.T)
 	w := r.storedLive(rec)
 	if w.phantom {
+		r.holdLive(rec.User)
 		r.stale, r.staleUpTo = true, max(r.staleUpTo, w.phantomAt)
 		r.unstored = append(r.unstored, fmt.Sprintf("%s %d", rec.User, rec.Seq))
 	}

@@ -634,28 +634,34 @@ func TestUserSessionsBounded(t *testing.T) {
 	}
 }
 
-// Chunks shown live and then moved (two devices of a user typing over
-// each other, or a user doing so on purpose) cost each member shown them
-// at most one state between two calls of Reconcile: a member sent one
-// is owed the next and gets nothing meanwhile; Reconcile sends it, and
-// the member's view then holds the room's text.
-func TestUnstoredStatesBounded(t *testing.T) {
-	var states, others int
-	var owedFrom, othersAtOwed int // others when the state came that bob was owed
-	var last []byte
-	sink := room.SinkFunc(func(key string, line []byte) {
-		if key != "n1/1" {
-			return
-		}
-		if m, err := wire.Decode(line[:len(line)-1]); err == nil && m.Op == wire.OpRoom {
-			states++
-			othersAtOwed = others
-			last = line
-			return
-		}
-		others++
-	})
-	r := newRoom(t, "r", sink)
+// stateCounter counts what the local session n1/1 gets: states, and
+// other deliveries.
+type stateCounter struct {
+	states, others int
+	last           []byte // the last state
+}
+
+func (c *stateCounter) Deliver(key string, line []byte) {
+	if key != "n1/1" {
+		return
+	}
+	if m, err := wire.Decode(line[:len(line)-1]); err == nil && m.Op == wire.OpRoom {
+		c.states++
+		c.last = line
+		return
+	}
+	c.others++
+}
+
+// crossingRoom is a room with bob's active local session n1/1 and the
+// given users each in it from two sessions of node n2; reconcile calls
+// Reconcile with both nodes up, and cross has user's two devices send
+// their next seq, the phone's shown live, the laptop's stored first, so
+// that the phone's is moved.
+func crossingRoom(t *testing.T, users ...string) (r *room.Room, c *stateCounter, reconcile func(), cross func(user string)) {
+	t.Helper()
+	c = &stateCounter{}
+	r = newRoom(t, "r", c)
 	seq := uint64(0)
 	apply := func(rec room.Record) room.Result {
 		seq++
@@ -666,39 +672,86 @@ func TestUnstoredStatesBounded(t *testing.T) {
 	if _, err := r.Activate("n1/1"); err != nil {
 		t.Fatal(err)
 	}
-	apply(room.Record{Op: room.OpJoin, Key: "n2/1", User: "ann", Node: "n2", Inc: 1})
-	apply(room.Record{Op: room.OpJoin, Key: "n2/2", User: "ann", Node: "n2", Inc: 1})
-	const rounds = 20
-	for i := range uint64(rounds) {
-		// Both devices send ann's next seq; bob is shown the phone's
-		// live, the laptop's is stored first, the phone's is moved.
-		s := 2*i + 1
-		phone := room.Record{Op: room.OpText, Key: "n2/1", User: "ann", Seq: s, T: "p", Dev: "phone"}
+	for _, u := range users {
+		apply(room.Record{Op: room.OpJoin, Key: "n2/" + u + "1", User: u, Node: "n2", Inc: 1})
+		apply(room.Record{Op: room.OpJoin, Key: "n2/" + u + "2", User: u, Node: "n2", Inc: 1})
+	}
+	now := time.Unix(1000, 0)
+	view := room.NewView([]directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Up}},
+		map[string]uint64{"n1": 1, "n2": 1})
+	reconcile = func() {
+		now = now.Add(400 * time.Millisecond)
+		r.Reconcile(now, view)
+	}
+	cross = func(user string) {
+		s := r.Seq(user) + 1
+		phone := room.Record{Op: room.OpText, Key: "n2/" + user + "1", User: user, Seq: s, T: "p", Dev: "phone"}
 		r.ApplyLive(phone)
-		apply(room.Record{Op: room.OpText, Key: "n2/2", User: "ann", Seq: s, T: "l", Dev: "laptop"})
+		apply(room.Record{Op: room.OpText, Key: "n2/" + user + "2", User: user, Seq: s, T: "l", Dev: "laptop"})
 		if res := apply(phone); res.Moved != 1 {
-			t.Fatalf("round %d: the phone's chunk moved %d times, want once", i, res.Moved)
-		}
-		if i == 1 {
-			owedFrom = others // from the second round on bob is owed a state
+			t.Fatalf("%s's phone chunk moved %d times, want once", user, res.Moved)
 		}
 	}
-	if states != 1 {
-		t.Errorf("%d states for %d chunks shown live and moved, before a Reconcile; want 1", states, rounds)
+	return r, c, reconcile, cross
+}
+
+// A user whose two sessions keep sending the same seqs, so that the
+// room moves one chunk of each pair after it was shown live, costs the
+// other members a state for the first and then for few more: the user's
+// live text is held back after each (LiveHold chunks, doubling). Without
+// the hold, a member got a state for every pair, one a reconcile.
+func TestCrossingChunksCostFewStates(t *testing.T) {
+	r, c, reconcile, cross := crossingRoom(t, "mal")
+	const rounds = 200
+	for range rounds {
+		cross("mal")
+		reconcile()
 	}
-	r.Reconcile(time.Unix(1000, 0), room.NewView([]directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Up}},
-		map[string]uint64{"n1": 1, "n2": 1}))
-	if states != 2 {
-		t.Fatalf("%d states after Reconcile, want 2", states)
+	if c.states > 8 {
+		t.Errorf("%d states to bob for %d pairs of crossing chunks; want at most 8", c.states, rounds)
 	}
-	m, err := wire.Decode(last[:len(last)-1])
+	if c.others < rounds {
+		t.Errorf("bob got %d deliveries of %d pairs: the stream must bring the chunks held back", c.others, rounds)
+	}
+	m, err := wire.Decode(c.last[:len(c.last)-1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := m.State.Live["ann"], r.Text().Live["ann"]; got != want || m.State.Seqs["ann"] != 2*rounds {
-		t.Errorf("the owed state shows ann's line %q at seq %d; the room has %q at %d", got, m.State.Seqs["ann"], want, 2*rounds)
+	if m.State.Seqs["mal"] > r.Seq("mal") {
+		t.Errorf("bob's last state has mal at seq %d, above the room's %d", m.State.Seqs["mal"], r.Seq("mal"))
 	}
-	if n := othersAtOwed - owedFrom; n != 0 {
-		t.Errorf("%d deliveries to bob while he was owed a state; want none", n)
+}
+
+// Text shown live and never stored from several senders at once costs
+// each member at most one state between two calls of Reconcile: a member
+// sent one is owed the next and gets nothing meanwhile; Reconcile sends
+// it, and the member's view then holds the room's text.
+func TestUnstoredStatesBounded(t *testing.T) {
+	users := []string{"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}
+	r, c, reconcile, cross := crossingRoom(t, users...)
+	cross(users[0]) // bob gets a state
+	cross(users[1]) // and is owed the next
+	if c.states != 1 {
+		t.Fatalf("%d states after two chunks shown and moved, want 1", c.states)
+	}
+	owedFrom := c.others
+	for _, u := range users[2:] {
+		cross(u)
+	}
+	if c.states != 1 || c.others != owedFrom {
+		t.Errorf("while owed a state bob got %d more states and %d deliveries; want none", c.states-1, c.others-owedFrom)
+	}
+	reconcile()
+	if c.states != 2 {
+		t.Fatalf("%d states after Reconcile, want 2", c.states)
+	}
+	m, err := wire.Decode(c.last[:len(c.last)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range users {
+		if got, want := m.State.Live[u], r.Text().Live[u]; got != want || m.State.Seqs[u] != 2 {
+			t.Errorf("the owed state shows %s's line %q at seq %d; the room has %q at 2", u, got, m.State.Seqs[u], want)
+		}
 	}
 }
