@@ -30,7 +30,7 @@ import "github.com/switchboard/switchboard/wire"
 //     applied, in place of its chunks (one of those could come after a
 //     later chunk of its sender shown live). A session gets at most one
 //     such state between two calls of Reconcile: one sent a state since
-//     the last call is owed the next, gets nothing until then, and
+//     the last call is owed the next, gets no text until then, and
 //     gets it from the next call. So do the sessions shown
 //     chunks of a user whose last session leaves while they wait: a
 //     session stores its text before its leave, so they were never
@@ -50,9 +50,9 @@ import "github.com/switchboard/switchboard/wire"
 //     is stored under, which every reader shows as text lost (U+FFFD).
 //   - When the stream brings other text under a seq of a sender that
 //     was shown live, or skips it, the sender's next LiveHold chunks
-//     come only through the stream, and
-//     twice as many each time it happens again within as many chunks
-//     after the last hold ended (up to MaxLiveHold). Each such chunk
+//     come only through the stream, and twice as many each time it
+//     happens again within as many chunks after the last hold ended (up
+//     to MaxLiveHold). Each such chunk
 //     costs every member shown it the room's state; a user who makes
 //     it happen on purpose (two sessions sending the same seqs, so that
 //     the room moves one: devices.go) would otherwise cost every member
@@ -78,7 +78,8 @@ import "github.com/switchboard/switchboard/wire"
 const MaxLive = 256
 
 // LiveHold and MaxLiveHold bound how many of a sender's chunks come only
-// through the stream after text of theirs shown live was never stored.
+// through the stream after the stream brought other text under a seq of
+// theirs shown live (holdLive).
 const (
 	LiveHold    = 16
 	MaxLiveHold = 4096
@@ -91,8 +92,9 @@ type liveOff struct {
 }
 
 // holdLive holds back the live text of user, under one of whose seqs
-// the stream brought other text than was shown live: for LiveHold chunks, or twice the last hold's span if
-// that hold ended less than its span ago.
+// the stream brought other text than was shown live: for LiveHold
+// chunks, or twice the last hold's span if that hold ended less than its
+// span ago.
 func (r *Room) holdLive(user string) {
 	last := max(r.text.Seq(user), r.shown[user])
 	span := uint64(LiveHold)
@@ -213,7 +215,7 @@ func (r *Room) storedLive(rec Record) stored {
 // got their last state at or before epoch: they were shown text that the
 // stream does not hold, and the state puts the stream's text in its
 // place. A session sent such a state since the last Reconcile is owed
-// one instead, and gets nothing until the next Reconcile sends it
+// one instead, and gets no text until the next Reconcile sends it
 // (flushOwed): a room whose chunks keep being moved after they were
 // shown live (two devices of a user typing at once, or a user doing so
 // on purpose) would otherwise have a state of up to 64 KiB sent to each
@@ -237,11 +239,12 @@ func (r *Room) resendStates(epoch uint64) {
 func (r *Room) flushOwed() {
 	var due []string
 	for _, key := range r.order {
-		if lm := r.local[key]; lm.owed {
-			lm.owed = lm.active // a session deactivated meanwhile gets it when activated
-			if lm.active {
-				due = append(due, key)
-			}
+		lm := r.local[key]
+		switch {
+		case lm.owed && lm.active:
+			due = append(due, key)
+		case lm.owed:
+			lm.owed = false // deactivated meanwhile: Activate gives it the state
 		}
 	}
 	r.sendUnstored(due)

@@ -38,7 +38,7 @@ type local struct {
 	movedAt  uint64    // Room.applied when it last got a state for a moved chunk (devices.go)
 	// unstoredAt is Room.reconciles+1 when it last got a state for text
 	// it was shown that the stream does not hold, 0 if never; owed says
-	// it is due one and gets nothing until then (live.go).
+	// it is due one and gets no text until then (live.go).
 	unstoredAt uint64
 	owed       bool
 }
@@ -406,7 +406,9 @@ func (r *Room) deliver(m wire.Message, except string) {
 func (r *Room) deliverTo(m wire.Message, except string, to func(*local) bool) {
 	var line []byte
 	for _, key := range r.order {
-		if lm := r.local[key]; !lm.active || lm.owed || key == except || !to(lm) {
+		// A session owed a state gets no text meanwhile: the state
+		// holds it (live.go). Presence still comes.
+		if lm := r.local[key]; !lm.active || (lm.owed && m.Op == wire.OpText) || key == except || !to(lm) {
 			continue
 		}
 		if line == nil {

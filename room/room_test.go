@@ -724,7 +724,7 @@ func TestCrossingChunksCostFewStates(t *testing.T) {
 
 // Text shown live and never stored from several senders at once costs
 // each member at most one state between two calls of Reconcile: a member
-// sent one is owed the next and gets nothing meanwhile; Reconcile sends
+// sent one is owed the next and gets no text meanwhile; Reconcile sends
 // it, and the member's view then holds the room's text.
 func TestUnstoredStatesBounded(t *testing.T) {
 	users := []string{"u0", "u1", "u2", "u3", "u4", "u5", "u6", "u7", "u8", "u9"}
