@@ -961,11 +961,12 @@ func (s *Session) syncRoomLocked(w *writer, name string, r *room, stored uint64)
 		// this device's chunk with that seq is stored, and otherwise
 		// (the node that had it died before storing it, or refused it,
 		// and another device typed past its seq meanwhile) stores it
-		// under the user's next seq. The acks say which. (The room
-		// forgets the user's devices when the user's last session
-		// leaves it; a chunk that died with its node is then lost as
-		// without a device, should another device have typed past it
-		// and left too.)
+		// under the user's next seq. The acks say which. (After the
+		// user's last session left, the room keeps only the user's 4
+		// devices that stored last, for the last users who left to
+		// type: a device it no longer keeps is judged by a floor, and a
+		// chunk that died with its node can then be lost as without a
+		// device, should another device have typed past it.)
 		r.nextSeq = max(r.nextSeq, stored+1)
 	}
 	r.synced, r.viaOld = true, false

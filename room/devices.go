@@ -78,8 +78,8 @@ const MovedStateEvery = 16
 const RecentDevices = 16
 
 // LeftDevices is how many of a user's devices the room keeps, those that
-// stored a chunk last, once the user has left: few, since the room keeps
-// them for each of up to MaxSenders senders.
+// stored a chunk last, once the user has left (for the last MaxUsers
+// users who left to type): few, to keep snapshots small.
 const LeftDevices = 4
 
 // maxSeq is the largest seq a chunk is stored under: 2^53-1, the largest

@@ -345,10 +345,10 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 // MaxUsers users, each in it from MaxUserSessions sessions under keys of
 // keyLen bytes and with RecentDevices devices, and the rest of
 // MaxSenders senders gone, the MaxUsers who typed last with LeftDevices
-// devices each; every sender at
-// a seq of 16 digits, every user name nameLen bytes of a character JSON
-// doubles. A snapshot limit below it lets a full room with hostile names
-// outgrow its snapshots (ErrSnapshotTooLarge), so that its replay grows.
+// devices each; every sender at a seq of 16 digits, every user name
+// nameLen bytes of a character JSON doubles. A snapshot limit below it
+// lets a full room with hostile names outgrow its snapshots
+// (ErrSnapshotTooLarge), so that its replay grows.
 func SizeAtBounds(cfg Config, nameLen, keyLen int) (int, error) {
 	cfg.Sink = discard{}
 	r, err := New("r", cfg)

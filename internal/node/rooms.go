@@ -136,21 +136,18 @@ var (
 // snapshot bucket, keeps their replicas in step with the cluster, stores
 // records, and starts and stops the feeds of the rooms with local members.
 type roomEngine struct {
-	n   *Node
-	log *slog.Logger
-	// unstoredLog samples the lines about text shown live and never
-	// stored (rooms_feed.go).
-	unstoredLog logsample.Sampler
-	conns       []*nats.Conn          // the engine's own connections to the bus
-	jss         []jetstream.JetStream // one per connection
-	js          jetstream.JetStream   // jss[0], for setup
-	stream      string                // SB_<service>_ROOMS; the streams are SB_<service>_ROOMS_<k>
-	bucket      string                // SB_<service>_ROOMSNAP
-	prefix      string                // switchboard.<service>.room.
-	livePrefix  string                // switchboard.<service>.live. (rooms_live.go)
-	inc         uint64                // this node's incarnation
-	batches     atomic.Uint64         // batch records stored, for their message IDs
-	stored      atomic.Uint64         // records JetStream acknowledged: the bus stores (storage.go)
+	n          *Node
+	log        *slog.Logger
+	conns      []*nats.Conn          // the engine's own connections to the bus
+	jss        []jetstream.JetStream // one per connection
+	js         jetstream.JetStream   // jss[0], for setup
+	stream     string                // SB_<service>_ROOMS; the streams are SB_<service>_ROOMS_<k>
+	bucket     string                // SB_<service>_ROOMSNAP
+	prefix     string                // switchboard.<service>.room.
+	livePrefix string                // switchboard.<service>.live. (rooms_live.go)
+	inc        uint64                // this node's incarnation
+	batches    atomic.Uint64         // batch records stored, for their message IDs
+	stored     atomic.Uint64         // records JetStream acknowledged: the bus stores (storage.go)
 
 	ready  chan struct{}      // closed once the streams and bucket exist
 	kv     jetstream.KeyValue // set before ready is closed
@@ -172,22 +169,25 @@ type roomEngine struct {
 	feeds map[string]*feed
 
 	metrics *roomMetrics
+	// unstoredLog samples the lines about text shown live and never
+	// stored (rooms_feed.go).
+	unstoredLog logsample.Sampler
 }
 
 func newRoomEngine(n *Node) *roomEngine {
 	svc := sanitize(n.cfg.Service)
 	e := &roomEngine{
-		unstoredLog: logsample.Sampler{Period: dropLogEvery},
-		n:           n,
-		log:         n.log.With("component", "rooms"),
-		stream:      "SB_" + svc + "_ROOMS",
-		bucket:      "SB_" + svc + "_ROOMSNAP",
-		prefix:      "switchboard." + strings.ReplaceAll(n.cfg.Service, ".", "_") + ".room.",
-		livePrefix:  livePrefix(n.cfg.Service),
-		inc:         n.incarnation,
-		ready:       make(chan struct{}),
-		feeds:       make(map[string]*feed),
+		n:          n,
+		log:        n.log.With("component", "rooms"),
+		stream:     "SB_" + svc + "_ROOMS",
+		bucket:     "SB_" + svc + "_ROOMSNAP",
+		prefix:     "switchboard." + strings.ReplaceAll(n.cfg.Service, ".", "_") + ".room.",
+		livePrefix: livePrefix(n.cfg.Service),
+		inc:        n.incarnation,
+		ready:      make(chan struct{}),
+		feeds:      make(map[string]*feed),
 	}
+	e.unstoredLog.Period = dropLogEvery
 	e.incs.Store(&map[string]uint64{})
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	return e
