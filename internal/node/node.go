@@ -393,6 +393,18 @@ func (n *Node) Ready() bool { return n.ready.Load() }
 // Until then joins wait, up to Config.StoreTimeout.
 func (n *Node) RoomsReady() bool { return n.rooms != nil && n.rooms.Ready() }
 
+// RoomReplicas returns the replicas the rooms' storage has as far as this
+// node knows (0 before it is ready) and the replicas it means to raise
+// them to: Config.Replicas, or min(3, nodes not down) in an embedded
+// cluster. While have < want, losing one node may leave a room's stream
+// without a quorum.
+func (n *Node) RoomReplicas() (have, want int) {
+	if n.rooms == nil {
+		return 0, 0
+	}
+	return int(n.rooms.replicas.Load()), n.rooms.desiredReplicas()
+}
+
 // Status is the status the node reports about itself.
 func (n *Node) Status() directory.Status {
 	if n.leaving.Load() {

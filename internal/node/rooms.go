@@ -152,6 +152,9 @@ type roomEngine struct {
 	ready  chan struct{}      // closed once the streams and bucket exist
 	kv     jetstream.KeyValue // set before ready is closed
 	shards int                // the number of streams; set before ready is closed
+	// replicas is what the streams and bucket were created with or last
+	// raised to, as run knows it: 0 until ready.
+	replicas atomic.Int32
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -342,6 +345,7 @@ func (e *roomEngine) run() {
 		}
 	}
 	e.metrics.replicas.Set(float64(replicas))
+	e.replicas.Store(int32(replicas))
 	close(e.ready)
 	e.log.Info("rooms ready", "streams", e.shards, "replicas", replicas)
 
@@ -364,6 +368,7 @@ func (e *roomEngine) run() {
 		e.log.Info("rooms' replicas raised", "from", replicas, "to", want)
 		replicas = want
 		e.metrics.replicas.Set(float64(replicas))
+		e.replicas.Store(int32(replicas))
 	}
 }
 

@@ -103,24 +103,34 @@ func (p *peer) send(m wire.Message) {
 // await returns the first message, kept or new, that match accepts.
 func (p *peer) await(what string, match func(wire.Message) bool) wire.Message {
 	p.t.Helper()
+	m, ok := p.awaitWithin(wait, match)
+	if !ok {
+		p.t.Fatalf("%s: no %s within %v; got %+v", p.user, what, wait, p.kept)
+	}
+	return m
+}
+
+// awaitWithin is await giving up after d, reporting false then.
+func (p *peer) awaitWithin(d time.Duration, match func(wire.Message) bool) (wire.Message, bool) {
+	p.t.Helper()
 	if i := slices.IndexFunc(p.kept, match); i >= 0 {
 		m := p.kept[i]
 		p.kept = slices.Delete(p.kept, i, i+1)
-		return m
+		return m, true
 	}
-	deadline := time.After(wait)
+	deadline := time.After(d)
 	for {
 		select {
 		case m, ok := <-p.in:
 			if !ok {
-				p.t.Fatalf("%s: connection closed while awaiting %s", p.user, what)
+				p.t.Fatalf("%s: connection closed while awaiting a message", p.user)
 			}
 			if match(m) {
-				return m
+				return m, true
 			}
 			p.kept = append(p.kept, m)
 		case <-deadline:
-			p.t.Fatalf("%s: no %s within %v; got %+v", p.user, what, wait, p.kept)
+			return wire.Message{}, false
 		}
 	}
 }

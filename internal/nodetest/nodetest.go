@@ -15,6 +15,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -55,6 +57,9 @@ func Config(service string, i int) node.Config {
 	// peer is down after three missed heartbeats).
 	cfg.Heartbeat = 100 * time.Millisecond
 	cfg.PushDelay = 5 * time.Millisecond
+	if os.Getenv("SBTEST_LOG") != "" { // to read a failing run's story: SBTEST_LOG=1 go test ...
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", cfg.ID)
+	}
 	return cfg
 }
 
@@ -129,13 +134,24 @@ func (c *Cluster) WaitAllUp(timeout time.Duration) {
 }
 
 // WaitRoomsReady waits until every running node's room engine is ready:
-// JetStream has its leaders and the rooms' stream exists.
+// JetStream has its leaders, the rooms' streams exist, and their replicas
+// are what the node wants for the nodes it sees up. A cluster started
+// together may create them with 2 replicas and raise them to 3 a second
+// later (the nodes of a test cluster join only the first, so none expects
+// a third); a test that stops a node before then may leave a room's
+// stream without a quorum.
 func (c *Cluster) WaitRoomsReady(timeout time.Duration) {
 	c.t.Helper()
 	Eventually(c.t, timeout, func() error {
 		for _, n := range c.Nodes {
-			if n.Status() != directory.Down && !n.RoomsReady() {
+			if n.Status() == directory.Down {
+				continue
+			}
+			if !n.RoomsReady() {
 				return fmt.Errorf("rooms of %s not ready", n.ID())
+			}
+			if have, want := n.RoomReplicas(); have < want {
+				return fmt.Errorf("rooms of %s have %d replicas, want %d", n.ID(), have, want)
 			}
 		}
 		return nil
