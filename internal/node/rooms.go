@@ -349,13 +349,17 @@ func (e *roomEngine) run() {
 	close(e.ready)
 	e.log.Info("rooms ready", "streams", e.shards, "replicas", replicas)
 
+	// The first check at once: storage created with fewer replicas than
+	// the nodes now up survives no loss until it is raised.
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	for {
-		select {
-		case <-e.ctx.Done():
-			return
-		case <-tick.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-tick.C:
+			}
 		}
 		want := e.desiredReplicas()
 		if want <= replicas {
