@@ -190,11 +190,22 @@ func TestConnectionLimits(t *testing.T) {
 
 // trickle writes line to rc one byte every 100 ms, in the background,
 // until it is written or the connection fails; the test waits for it.
+// tricklePace is the time between two bytes trickle sends: a line of n
+// bytes takes at least n times it (a loaded machine only slows the
+// ticker), so the trickled lines below outlast sessionDeadline.
+const tricklePace = 250 * time.Millisecond
+
+// sessionDeadline is TestSessionDeadlines' hello, attach and line
+// deadline: long enough that a whole hello or attach sent at once on a
+// loaded machine meets it, short against the trickled lines (14 and 21
+// bytes, 3.5 s and more).
+const sessionDeadline = 2 * time.Second
+
 func trickle(t *testing.T, rc *rawConn, line string) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(100 * time.Millisecond)
+		tick := time.NewTicker(tricklePace)
 		defer tick.Stop()
 		for i := range len(line) {
 			<-tick.C
@@ -215,9 +226,9 @@ func trickle(t *testing.T, rc *rawConn, line string) {
 // byte at a time at the line deadline, while the idle deadline is long.
 func TestSessionDeadlines(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
-		cfg.HelloTimeout = 500 * time.Millisecond
-		cfg.AttachTimeout = 500 * time.Millisecond
-		cfg.LineTimeout = 500 * time.Millisecond
+		cfg.HelloTimeout = sessionDeadline
+		cfg.AttachTimeout = sessionDeadline
+		cfg.LineTimeout = sessionDeadline
 		cfg.IdleTimeout = time.Hour
 	}})
 	n := c.Nodes[0]
@@ -236,7 +247,7 @@ func TestSessionDeadlines(t *testing.T) {
 			defer close(pings)
 			tick := time.NewTicker(100 * time.Millisecond)
 			defer tick.Stop()
-			for range 50 {
+			for range 2 * sessionDeadline / (100 * time.Millisecond) { // past the attach deadline
 				<-tick.C
 				if _, err := rc.conn.Write([]byte(`{"op":"ping"}` + "\n")); err != nil {
 					return
