@@ -163,7 +163,7 @@ func TestMoveAwayFromAPickThatDrainsToo(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Nodes[1].SetDraining(true)
-	c.Nodes[0].Drain(5 * time.Second)
+	c.Nodes[0].Drain(settle) // longer than the client's own move timeout: the move, not the deadline, ends it
 	moved := awaitEvent(t, s, "move", func(e client.Event) bool { return e.Kind == client.Moved }, func(e client.Event) {
 		if e.Kind == client.Disconnected {
 			t.Errorf("dropped during the move: %v", e.Err)
