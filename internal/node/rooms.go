@@ -344,8 +344,7 @@ func (e *roomEngine) run() {
 			return
 		}
 	}
-	e.metrics.replicas.Set(float64(replicas))
-	e.replicas.Store(int32(replicas))
+	e.setReplicas(replicas)
 	close(e.ready)
 	e.log.Info("rooms ready", "streams", e.shards, "replicas", replicas)
 
@@ -353,27 +352,29 @@ func (e *roomEngine) run() {
 	// the nodes now up survives no loss until it is raised.
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	for first := true; ; first = false {
-		if !first {
-			select {
-			case <-e.ctx.Done():
-				return
-			case <-tick.C:
+	for {
+		if want := e.desiredReplicas(); want > replicas {
+			if err := e.raiseReplicas(want); err != nil {
+				e.log.Warn("raising the rooms' replicas", "to", want, "err", err)
+			} else {
+				e.log.Info("rooms' replicas raised", "from", replicas, "to", want)
+				replicas = want
+				e.setReplicas(replicas)
 			}
 		}
-		want := e.desiredReplicas()
-		if want <= replicas {
-			continue
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-tick.C:
 		}
-		if err := e.raiseReplicas(want); err != nil {
-			e.log.Warn("raising the rooms' replicas", "to", want, "err", err)
-			continue
-		}
-		e.log.Info("rooms' replicas raised", "from", replicas, "to", want)
-		replicas = want
-		e.metrics.replicas.Set(float64(replicas))
-		e.replicas.Store(int32(replicas))
 	}
+}
+
+// setReplicas records the replicas the rooms' storage now has, for
+// /metrics and Node.RoomReplicas.
+func (e *roomEngine) setReplicas(n int) {
+	e.metrics.replicas.Set(float64(n))
+	e.replicas.Store(int32(n))
 }
 
 // pause waits d, or reports false when the engine stops first.
