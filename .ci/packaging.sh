@@ -141,7 +141,7 @@ services = doc["services"]
 problems = []
 if sorted(services) != ["n1", "n2", "n3"]:
     problems.append("services are %s, want n1 n2 n3" % sorted(services))
-dns, volumes = 0, set()
+dns, volumes, joins, ips = 0, set(), {}, {}
 for name in sorted(services):
     s = services[name]
     cmd = s.get("command") or []
@@ -154,14 +154,18 @@ for name in sorted(services):
     if args.get("data") != "/data" or not any(v.endswith(":/data") for v in s.get("volumes", [])):
         problems.append(name + ": no volume on --data=/data")
     volumes.update(v.split(":")[0] for v in s.get("volumes", []))
-    if name == "n1" and "join" in args:
-        problems.append("n1 is the seed and joins nobody")
-    if name != "n1" and args.get("join") != "n1:7072":
-        problems.append(name + ": does not --join=n1:7072")
+    joins[name] = sorted(a.strip() for a in args.get("join", "").split(",") if a.strip())
+    ips[name] = ip
     if not args.get("group"):
         problems.append(name + ": no --group")
     dns += "dns" in args
     print("\t".join([name, ip] + cmd))
+# Each node names the other two, so the rooms' storage starts with 3
+# copies and a node restarted alone finds the cluster through either.
+for name in sorted(joins):
+    want = sorted(ips[o] + ":7072" for o in ips if o != name)
+    if joins[name] != want:
+        problems.append("%s: --join is %s, want the other two: %s" % (name, ",".join(joins[name]), ",".join(want)))
 if len(volumes) != 3:
     problems.append("want a data volume per node, have %s" % sorted(volumes))
 if dns != 1:
@@ -169,7 +173,7 @@ if dns != 1:
 if problems:
     sys.exit("; ".join(problems))
 PY
-  ok "three nodes, n1 the seed, n2 n3 join n1:7072, a group and a data volume each, DNS on one"
+  ok "three nodes, each joining the other two, a group and a data volume each, DNS on one"
 else
   bad "cluster shape: $(cat "$tmp/shape.err")"
 fi
@@ -228,17 +232,26 @@ if [ -x "$bin" ] && [ -s "$tmp/nodes.tsv" ] && ip netns add "sbk$sfx-sw" 2>/dev/
     fi
   done
   seen=""
-  for _ in $(seq 1 50); do
+  # Up (not starting) means each node's rooms are ready; a fresh cluster's
+  # first election can take several seconds on a loaded machine.
+  for _ in $(seq 1 150); do
     seen=$(ip netns exec "sbk$sfx-n3" "$tmp/sb" dir --via chat.local --resolver "${nodeip[n1]}:5353" --json 2>"$tmp/dir.err" |
       /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(sorted(n["id"]+"@"+n["addr"]+"/"+n["status"] for n in d["nodes"])))' 2>/dev/null || true)
-    [[ "$seen" == *n1@*n2@*n3@* ]] && [[ "$seen" != *down* ]] && break
+    [[ "$seen" == *n1@*/up*n2@*/up*n3@*/up ]] && break
     sleep 0.2
   done
-  if [[ "$seen" == *"n1@${nodeip[n1]}:7070"*"n2@${nodeip[n2]}:7070"*"n3@${nodeip[n3]}:7070"* ]]; then
+  if [[ "$seen" == "n1@${nodeip[n1]}:7070/up n2@${nodeip[n2]}:7070/up n3@${nodeip[n3]}:7070/up" ]]; then
     ok "through n1's DNS responder, n3 sees the directory: $seen"
   else
     sed 's/^/        /' "$tmp/dir.err"
     bad "directory via DNS from n3: '$seen'"
+  fi
+  # Joined to each other, the three create the rooms' storage with 3 copies.
+  created=$(grep -h "created the rooms' storage" "$tmp"/n[123].log || true)
+  if [[ "$created" == *"replicas=3"* ]]; then
+    ok "the rooms' storage created with 3 replicas"
+  else
+    bad "the rooms' storage not created with 3 replicas: '${created:-no such log line}'"
   fi
   kill -TERM "${nodepid[n3]}"
   start=$SECONDS
