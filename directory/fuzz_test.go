@@ -20,7 +20,8 @@ import (
 //     was last removed (the first of equal pairs), with its status turned
 //     down only by a Tick that said so;
 //   - Apply reports Added, Stale, Refreshed or StatusChanged as the model
-//     predicts;
+//     predicts, a Refreshed with Content exactly when a field other than
+//     the status changed;
 //   - Tick marks down exactly the non-self, non-down peers silent for
 //     DownAfter, removes only down peers silent for RemoveAfter, never
 //     touches self, and sorts its changes by ID;
@@ -123,6 +124,7 @@ func FuzzApply(f *testing.F) {
 					}
 					if m.e.Node != stored.Node {
 						m.changed = now
+						wc.Content = wc.Kind == directory.Refreshed
 					}
 					m.e, m.heard = stored, now
 				}
