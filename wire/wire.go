@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -297,8 +298,15 @@ func unmarshalLine(line []byte, v any) error {
 	if err := json.Unmarshal(line, v); err != nil {
 		return Errorf(CodeBadJSON, "line is not a JSON object: %v", err)
 	}
+	// Unmarshal takes null for a struct without a word; it is no object.
+	if i := bytes.IndexFunc(line, func(r rune) bool { return !isJSONSpace(r) }); i < 0 || line[i] != '{' {
+		return Errorf(CodeBadJSON, "line is not a JSON object")
+	}
 	return nil
 }
+
+// isJSONSpace reports whether r is white space between JSON tokens.
+func isJSONSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
 
 // checkOp is the error of a message without op or with an unknown one.
 func checkOp(op string) error {

@@ -317,6 +317,8 @@ func TestDecode(t *testing.T) {
 		{name: "array", in: `[{"op":"ping"}]`, wantCode: wire.CodeBadJSON},
 		{name: "string", in: `"ping"`, wantCode: wire.CodeBadJSON},
 		{name: "number", in: `1`, wantCode: wire.CodeBadJSON},
+		{name: "null", in: `null`, wantCode: wire.CodeBadJSON},
+		{name: "null between spaces", in: " \tnull ", wantCode: wire.CodeBadJSON},
 		{name: "two objects", in: `{"op":"ping"}{"op":"ping"}`, wantCode: wire.CodeBadJSON},
 		{name: "trailing garbage", in: `{"op":"ping"} x`, wantCode: wire.CodeBadJSON},
 		{name: "op not a string", in: `{"op":1}`, wantCode: wire.CodeBadJSON},
