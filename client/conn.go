@@ -194,7 +194,8 @@ func (c *Conn) Send(m wire.Message) error {
 	return nil
 }
 
-// Recv reads the next message. A deadline in ctx bounds the read.
+// Recv reads the next message. A deadline in ctx bounds the read. A
+// message of an op this version does not know is returned, not an error.
 func (c *Conn) Recv(ctx context.Context) (wire.Message, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.conn.SetReadDeadline(dl)
@@ -210,11 +211,7 @@ func (c *Conn) Recv(ctx context.Context) (wire.Message, error) {
 		}
 		return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, err)
 	}
-	m, err := wire.Decode(line)
-	if err != nil {
-		return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, err)
-	}
-	return m, nil
+	return c.decode(line)
 }
 
 // writeTimeout bounds one write to a node.
@@ -227,7 +224,19 @@ func (c *Conn) recvBefore(deadline time.Time) (wire.Message, error) {
 	if err != nil {
 		return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, err)
 	}
+	return c.decode(line)
+}
+
+// decode decodes a line from the node. An op the client does not know
+// (one a later version of the node sends) is no error: the message is
+// returned for the caller to pass over, as it passes over fields it does
+// not know, so that a node can add ops without ending older clients'
+// sessions.
+func (c *Conn) decode(line []byte) (wire.Message, error) {
 	m, err := wire.Decode(line)
+	if we, ok := errors.AsType[*wire.Error](err); ok && we.Code == wire.CodeUnknownOp {
+		return m, nil
+	}
 	if err != nil {
 		return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, err)
 	}

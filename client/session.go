@@ -34,7 +34,9 @@ const (
 	// gives the directory either makes.
 	DirectoryPushed
 	// Received: a message from the node: text, presence, room state, ack
-	// or error (Message; Event.Room gives a room's messages typed).
+	// or error (Message; Event.Room gives a room's messages typed), or
+	// one of an op this version does not know, which a later node may
+	// send and the session itself passes over.
 	Received
 	// Moved: the node asked the session to move (it is draining: a
 	// Received event with op "move" came just before), and the session
