@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/switchboard/switchboard/client"
@@ -64,6 +66,29 @@ func (s *sipSettings) validate(cfg *node.Config) error {
 	if cfg.TokenKey != "" && s.tokenSigner == "" {
 		return usagef("serve", "serve: --sip with --token-key needs --sip-token-signer, the private key whose tokens the node accepts")
 	}
+	if s.tokenSigner == "" {
+		return nil
+	}
+	// Read now, so that serve --check finds what start would: a key that
+	// does not load, or one whose tokens the node would refuse, which
+	// would leave every caller unable to join.
+	key, err := pki.LoadSigningKey(s.tokenSigner)
+	if err != nil {
+		return fmt.Errorf("serve: --sip-token-signer: %w", err)
+	}
+	if cfg.TokenKey != "" {
+		keys, err := pki.LoadVerifyKeys(cfg.TokenKey)
+		if err != nil {
+			return fmt.Errorf("serve: --token-key: %w", err)
+		}
+		pub := key.Public().(ed25519.PublicKey)
+		if !slices.ContainsFunc(keys, func(k ed25519.PublicKey) bool { return pub.Equal(k) }) {
+			return fmt.Errorf("serve: --sip-token-signer %s is not the private half of any key in --token-key %s: the node would refuse every caller's token", s.tokenSigner, cfg.TokenKey)
+		}
+	}
+	if fi, err := os.Stat(s.tokenSigner); err == nil && fi.Mode().Perm()&0o077 != 0 && cfg.Logger != nil {
+		cfg.Logger.Warn("a secret file is readable by other users: chmod 600 it", "setting", "sip-token-signer", "file", s.tokenSigner, "mode", fi.Mode().Perm().String())
+	}
 	return nil
 }
 
@@ -92,6 +117,9 @@ func (s *sipSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, 
 			return nil, fmt.Errorf("serve: --sip-token-signer: %w", err)
 		}
 		fc.TokenKey = key
+		// Said once at start, plainly: this key is not the public half
+		// the other settings hold.
+		logger.Warn("the SIP front holds a token signing key: whoever takes this node can mint a token for any user and room (docs/security.md)", "sip-token-signer", s.tokenSigner)
 	}
 	if cfg.TLSCert != "" {
 		// The bridge dials its own node: trust the node's own chain.

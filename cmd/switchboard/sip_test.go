@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -37,6 +39,54 @@ func TestSIPFlags(t *testing.T) {
 			}
 			if !strings.Contains(stdout+stderr, tt.want) {
 				t.Errorf("output lacks %q:\n%s%s", tt.want, stdout, stderr)
+			}
+		})
+	}
+}
+
+// The SIP front's signing key is read when the settings are checked: one
+// that does not load, or whose tokens the node's --token-key would refuse,
+// is an error before the node starts, and one other users may read is
+// warned about, as the node's other secret files are.
+func TestSIPTokenSigner(t *testing.T) {
+	ours, theirs := t.TempDir(), t.TempDir()
+	for _, dir := range []string{ours, theirs} {
+		if code, stdout, stderr := runArgs(t, "keygen", "--dir", dir); code != 0 {
+			t.Fatalf("keygen: exit %d\n%s%s", code, stdout, stderr)
+		}
+	}
+	readable := filepath.Join(t.TempDir(), "token.key")
+	key, err := os.ReadFile(filepath.Join(ours, "token.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(readable, key, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pub := filepath.Join(ours, "token.pub")
+	tests := []struct {
+		name, signer string
+		code         int
+		want         string
+	}{
+		{"its pair", filepath.Join(ours, "token.key"), 0, "settings are valid"},
+		{"another pair's", filepath.Join(theirs, "token.key"), exitFailure, "is not the private half of any key in --token-key"},
+		{"missing", filepath.Join(ours, "none.key"), exitFailure, "--sip-token-signer"},
+		{"a public key", pub, exitFailure, "--sip-token-signer"},
+		{"readable by others", readable, 0, "setting=sip-token-signer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("HOME", t.TempDir())
+			code, stdout, stderr := runArgs(t, "serve", "--sip", "127.0.0.1:5060", "--token-key", pub, "--sip-token-signer", tt.signer, "--check")
+			if code != tt.code {
+				t.Errorf("exit code %d, want %d\n%s%s", code, tt.code, stdout, stderr)
+			}
+			if !strings.Contains(stdout+stderr, tt.want) {
+				t.Errorf("output lacks %q:\n%s%s", tt.want, stdout, stderr)
+			}
+			if warned := strings.Contains(stderr, "readable by other users"); warned != (tt.signer == readable) {
+				t.Errorf("warned of a readable file: %v, want %v\n%s", warned, tt.signer == readable, stderr)
 			}
 		})
 	}
