@@ -58,7 +58,7 @@ func (s *rtcSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, 
 	fc := rtcfront.Config{
 		Service:           n.Service(),
 		NodeID:            n.ID(),
-		NodeAddr:          loopbackOf(n.Addr()),
+		NodeAddr:          n.LocalAddr(),
 		ICEAddr:           s.listen,
 		MaxPeers:          s.maxPeers,
 		MaxPeersPerSource: s.maxPeersPerSrc,

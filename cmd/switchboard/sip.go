@@ -100,7 +100,7 @@ func (s *sipSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, 
 	fc := sipfront.Config{
 		Service:           n.Service(),
 		NodeID:            n.ID(),
-		NodeAddr:          loopbackOf(n.Addr()),
+		NodeAddr:          n.LocalAddr(),
 		Nodes:             n.Nodes,
 		Redirect:          s.redirect,
 		MaxCalls:          s.maxCalls,
@@ -148,20 +148,4 @@ func (s *sipSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, 
 			logger.Warn("stopping the SIP front", "err", err)
 		}
 	}, nil
-}
-
-// loopbackOf turns a listener's address on every interface into the
-// loopback address of the same port, for dialling this very node.
-func loopbackOf(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
-		if ip.Is6() {
-			return net.JoinHostPort("::1", port)
-		}
-		return net.JoinHostPort("127.0.0.1", port)
-	}
-	return addr
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -94,22 +95,55 @@ func TestSIPTokenSigner(t *testing.T) {
 
 // serve --sip answers a call: the caller's text reaches a TCP member of
 // the room, and stopping serve ends the call with a BYE that says why.
+// The bridge dials the node where this host reaches it, not where the
+// node advertises itself: a node behind a NAT advertises an address the
+// host itself may not reach (here 127.0.0.2, where nothing listens).
 func TestServeSIPCall(t *testing.T) {
+	port := freePort(t)
+	tests := []struct {
+		name string
+		args []string
+		dial string // the node's listener, "" for the address serve prints
+	}{
+		{"advertising its own address", []string{"--listen", "127.0.0.1:0"}, ""},
+		{"advertising another address", []string{"--listen", "127.0.0.1:" + port, "--advertise", "127.0.0.2:" + port}, "127.0.0.1:" + port},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { serveSIPCall(t, tt.args, tt.dial) })
+	}
+}
+
+// freePort is a TCP port free on 127.0.0.1 a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+func serveSIPCall(t *testing.T, listen []string, nodeAddr string) {
 	var stdout, stderr nodetest.LockedBuffer
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- runServe(ctx, []string{"--service", "sip.test", "--listen", "127.0.0.1:0", "--http", "", "--data", t.TempDir(),
-			"--sip", "127.0.0.1:0", "--drain-grace", "0", "--log-level", "warn"}, &stdout, &stderr)
+		done <- runServe(ctx, append([]string{"--service", "sip.test", "--http", "", "--data", t.TempDir(),
+			"--sip", "127.0.0.1:0", "--drain-grace", "0", "--log-level", "warn"}, listen...), &stdout, &stderr)
 	}()
-	var sipAddr, nodeAddr string
-	addrs := regexp.MustCompile(`on (127\.0\.0\.1:\d+) \(http.*\n(?s:.*)SIP front on (127\.0\.0\.1:\d+)`)
+	var sipAddr string
+	addrs := regexp.MustCompile(`on (127\.0\.0\.\d:\d+) \(http.*\n(?s:.*)SIP front on (127\.0\.0\.1:\d+)`)
 	nodetest.Eventually(t, 30*time.Second, func() error {
 		m := addrs.FindStringSubmatch(stdout.String())
 		if m == nil {
 			return fmt.Errorf("serve printed %q", stdout.String())
 		}
-		nodeAddr, sipAddr = m[1], m[2]
+		if nodeAddr == "" {
+			nodeAddr = m[1]
+		}
+		sipAddr = m[2]
 		return nil
 	})
 	if !strings.Contains(stderr.String(), "callers are not authenticated") {

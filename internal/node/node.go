@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,6 +35,8 @@ type Node struct {
 	seq         atomic.Uint64
 
 	listener net.Listener // the client listener Start opened, if any
+	// boundAddr is the client listener's own address (LocalAddr).
+	boundAddr *net.TCPAddr
 	sec      *security    // TLS, token and admin settings, loaded by New
 	addr     string       // advertised client address
 	httpSrv  *http.Server
@@ -181,6 +184,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("node: listening for clients: %w", err)
 		}
 		n.addr = advertised(n.cfg.Advertise, n.listener.Addr())
+		n.boundAddr, _ = n.listener.Addr().(*net.TCPAddr)
 		if len(n.cfg.ProxyProtocolFrom) > 0 {
 			// Below TLS: the load balancer passes the client's TLS through.
 			n.listener = &proxyproto.Listener{Listener: n.listener, From: n.cfg.ProxyProtocolFrom.Contains}
@@ -354,6 +358,26 @@ func (n *Node) Service() string { return n.cfg.Service }
 
 // Addr is the advertised client address.
 func (n *Node) Addr() string { return n.addr }
+
+// LocalAddr is where this process reaches its own client listener: the
+// address it is bound to, loopback standing for all interfaces; Addr when
+// the node has no listener of its own. The node's SIP and WebRTC fronts
+// dial it, so their members' connections stay on the host whatever
+// --advertise names (a NAT's public address, say, which the host may not
+// reach, or reach only from elsewhere and count per address).
+func (n *Node) LocalAddr() string {
+	if n.boundAddr == nil {
+		return n.addr
+	}
+	ap := n.boundAddr.AddrPort()
+	ip := ap.Addr().Unmap()
+	if ip.IsUnspecified() {
+		// [::] as well: the listener is dual-stack ("tcp"), and 127.0.0.1
+		// is there on hosts without IPv6.
+		ip = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	return netip.AddrPortFrom(ip, ap.Port()).String()
+}
 
 // HTTPAddr is the bound HTTP address, or "" when HTTP is off. The
 // directory lists AdvertisedHTTP.

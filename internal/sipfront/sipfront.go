@@ -71,8 +71,9 @@ type Config struct {
 	Service string
 	// NodeID is the ID of the node this front belongs to.
 	NodeID string
-	// NodeAddr is the node's client address the bridge dials (HOST:PORT,
-	// a loopback address when the node listens on all addresses).
+	// NodeAddr is the node's client address the bridge dials (HOST:PORT):
+	// where this host reaches the node's listener (serve gives
+	// Node.LocalAddr), not the address it advertises.
 	NodeAddr string
 	// ClientOptions are added to the bridge's client.Dial (TLS, say).
 	ClientOptions []client.Option
