@@ -39,7 +39,11 @@
 // a reverse proxy listed in Config.TrustedProxies, the address it gives
 // in X-Forwarded-For, which is ignored from anyone else), the size of an
 // offer, the addresses a peer's ICE checks may come from (32), the
-// messages a peer may send a second and their size; a peer whose channel
+// messages a peer may send a second and their size, the tokens the node
+// may refuse from one source address (3 in 10 s, then 429 until the 10 s
+// end: each offer's member attaches on a connection of its own, so the
+// node's close at a connection's third refusal does not bound them); a
+// peer whose channel
 // does not open in time is dropped, its place held until then. Bad input gets a clear HTTP error and touches no other peer (the
 // log has at most one line of refusals every 5 s, which counts those
 // held back); a join the node refuses once the channel is open (a full

@@ -1,5 +1,7 @@
 package rtcfront
 
+import "time"
+
 // MaxBacklog is maxBacklog, for the tests.
 const MaxBacklog = maxBacklog
 
@@ -38,3 +40,10 @@ const RefusalLogPeriod = refusalLogPeriod
 
 // MaxRemoteAddrs is maxRemoteAddrs, for the tests.
 const MaxRemoteAddrs = maxRemoteAddrs
+
+// SetClock makes s read the time of its token tries from now.
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net"
 	"net/http"
@@ -160,7 +161,9 @@ type Server struct {
 	peers     map[*peer]struct{}
 	perSource map[string]int
 	pending   int // peers being set up, counted in the limits
+	tries     tokenTries
 	refusals  logsample.Sampler
+	now       func() time.Time // the clock of tries (time.Now; tests set it)
 	wg        sync.WaitGroup
 
 	// flushCtx bounds the ended peers' waits for their text to be
@@ -183,7 +186,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, udp: udp,
 		addr:  netip.AddrPortFrom(ua.Addr().Unmap(), ua.Port()),
-		peers: map[*peer]struct{}{}, perSource: map[string]int{},
+		peers: map[*peer]struct{}{}, perSource: map[string]int{}, now: time.Now,
 		refusals: logsample.Sampler{Period: refusalLogPeriod},
 	}
 	s.flushCtx, s.flushCancel = context.WithCancel(context.Background())
@@ -273,6 +276,9 @@ type httpError struct {
 	code   int
 	msg    string
 	header [2]string
+	// tokenRefused marks the node's refusal of a token the peer
+	// presented (tokenTries counts them).
+	tokenRefused bool
 }
 
 func (e *httpError) Error() string { return e.msg }
@@ -290,7 +296,7 @@ func refuse(code int, format string, args ...any) *httpError {
 //	405 not POST
 //	413 an offer larger than MaxOffer
 //	415 not application/sdp
-//	429 MaxPeersPerSource reached, or the node's limits (Retry-After)
+//	429 MaxPeersPerSource reached, 3 tokens from the address refused in 10 s, or the node's limits (Retry-After)
 //	503 MaxPeers reached, the node shutting down, or the member could not attach
 //
 // The member joins the room only once the peer's channel is open; a
@@ -465,6 +471,20 @@ func (s *Server) admit(src string) (release func(), err *httpError) {
 	}, nil
 }
 
+// triesLeft refuses an offer from src while src has used its token tries
+// (tokenTries).
+func (s *Server) triesLeft(src string) *httpError {
+	s.mu.Lock()
+	left, blocked := s.tries.blocked(src, s.now())
+	s.mu.Unlock()
+	if !blocked {
+		return nil
+	}
+	e := refuse(http.StatusTooManyRequests, "%d tokens from your address were refused within %v; try again in %v", maxTokenTries, tokenTriesWindow, left.Round(time.Second))
+	e.header = [2]string{"Retry-After", strconv.Itoa(int(math.Ceil(left.Seconds())))}
+	return e
+}
+
 // offer checks the request, attaches the member, and answers the offer.
 func (s *Server) offer(r *http.Request) (string, error) {
 	if !sameOrigin(r) {
@@ -494,6 +514,9 @@ func (s *Server) offer(r *http.Request) (string, error) {
 		return "", herr
 	}
 	src := sourceIP(r, s.cfg.TrustedProxies)
+	if herr := s.triesLeft(src); herr != nil {
+		return "", herr
+	}
 	release, herr := s.admit(src)
 	if herr != nil {
 		return "", herr
@@ -501,6 +524,9 @@ func (s *Server) offer(r *http.Request) (string, error) {
 	p, answer, err := s.setup(r.Context(), room, cred, string(body))
 	s.mu.Lock()
 	s.pending--
+	if he, ok := errors.AsType[*httpError](err); ok && he.tokenRefused {
+		s.tries.refused(src, s.now())
+	}
 	if err == nil && s.closed {
 		err = refuse(http.StatusServiceUnavailable, "the node is shutting down")
 	}
@@ -558,7 +584,9 @@ func (s *Server) attach(ctx context.Context, room, user, tok string) (*client.Se
 			e.header = [2]string{"WWW-Authenticate", `Bearer realm="` + s.cfg.Service + `"`}
 			return nil, e
 		case se.Code == "unauthorized":
-			return nil, refuse(http.StatusForbidden, "%s", se.Message)
+			e := refuse(http.StatusForbidden, "%s", se.Message)
+			e.tokenRefused = true
+			return nil, e
 		case se.Code == "limit":
 			e := refuse(http.StatusTooManyRequests, "%s", se.Message)
 			e.header = [2]string{"Retry-After", "5"}

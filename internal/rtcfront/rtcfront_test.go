@@ -2,6 +2,7 @@ package rtcfront_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"log/slog"
@@ -465,6 +466,51 @@ func TestLimitsAndShutdown(t *testing.T) {
 	if code, _ := post(t, srv.URL+"?room=lobby&user=gil", "application/sdp", offer4); code != http.StatusServiceUnavailable {
 		t.Errorf("an offer after Shutdown: %d, want 503", code)
 	}
+}
+
+// TestRefusedTokensAreBoundedPerAddress: each offer's member attaches on
+// a connection of its own, so the node's close at a connection's third
+// refused attach does not bound an address that sends offer after offer
+// with another token each time; the front does, as a connection would:
+// after 3 refused tokens within 10 s, the address's offers get 429 until
+// the 10 s have passed, even one with a good token.
+func TestRefusedTokensAreBoundedPerAddress(t *testing.T) {
+	priv, pubFile := nodetest.TokenKey(t)
+	stranger, _ := nodetest.TokenKey(t)
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.TokenKey = pubFile }})
+	c.WaitRoomsReady(settle)
+	mint := func(key ed25519.PrivateKey, user string) string {
+		tok, err := token.Mint(key, token.Claims{User: user, Service: c.Config.Service, Expires: time.Now().Add(time.Hour)}, time.Now().Add(-time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	front, url := startFront(t, c.Nodes[0], nil)
+	var mu sync.Mutex
+	now := time.Now()
+	front.SetClock(func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return now
+	})
+	for i := range 3 {
+		_, offer := newPeer(t, rtcfront.Protocol, nil)
+		if code, body := post(t, url+"?room=lobby", "application/sdp", offer, "Authorization", "Bearer "+mint(stranger, fmt.Sprint("eve", i))); code != http.StatusForbidden {
+			t.Fatalf("forged token %d: %d %q, want 403", i+1, code, body)
+		}
+	}
+	_, offer := newPeer(t, rtcfront.Protocol, nil)
+	code, body := post(t, url+"?room=lobby", "application/sdp", offer, "Authorization", "Bearer "+mint(priv, "ann"))
+	if code != http.StatusTooManyRequests || !strings.Contains(body, "refused") {
+		t.Errorf("a good token after 3 refused: %d %q, want 429", code, body)
+	}
+	mu.Lock()
+	now = now.Add(10 * time.Second)
+	mu.Unlock()
+	p, offer := newPeer(t, rtcfront.Protocol, nil)
+	p.connect(t, url+"?room=lobby", offer, "Authorization", "Bearer "+mint(priv, "ann"))
+	p.waitOpen(t)
 }
 
 // TestTokens: with user tokens on the service, a peer without one gets
