@@ -37,10 +37,10 @@ type Node struct {
 	listener net.Listener // the client listener Start opened, if any
 	// boundAddr is the client listener's own address (LocalAddr).
 	boundAddr *net.TCPAddr
-	sec      *security    // TLS, token and admin settings, loaded by New
-	addr     string       // advertised client address
-	httpSrv  *http.Server
-	httpLn   net.Listener
+	sec       *security // TLS, token and admin settings, loaded by New
+	addr      string    // advertised client address
+	httpSrv   *http.Server
+	httpLn    net.Listener
 	// httpAdvertised is the HTTP address in the directory (advertisedHTTP).
 	httpAdvertised string
 	httpMux        *http.ServeMux // routes added by HandleHTTP, then the node's own
