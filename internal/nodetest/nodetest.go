@@ -71,7 +71,10 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 	for range n {
 		c.Add(opts.Configure)
 	}
-	c.WaitAllUp(30 * time.Second)
+	// Typically 5 to 10 s for 5 nodes beside two busy loops; once, with
+	// the race detector and another package's cluster of processes
+	// beside it, more than 30 s (JetStream's first elections).
+	c.WaitAllUp(60 * time.Second)
 	return c
 }
 
@@ -125,7 +128,8 @@ func (c *Cluster) WaitAllUp(timeout time.Duration) {
 					continue
 				}
 				if got := StatusOf(n, m.ID()); got != directory.Up {
-					return fmt.Errorf("%s sees %s as %q", n.ID(), m.ID(), got)
+					have, want := m.RoomReplicas()
+					return fmt.Errorf("%s sees %s as %q (%s: rooms ready %v, replicas %d of %d)", n.ID(), m.ID(), got, m.ID(), m.RoomsReady(), have, want)
 				}
 			}
 		}
