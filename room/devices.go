@@ -70,7 +70,8 @@ import (
 // later resend of the user's is then judged by its seq alone.
 
 // MovedStateEvery is how many records the room applies at least between
-// two states it sends a session for its moved chunks.
+// two states it sends a session for its moved chunks: its own records,
+// not the stream's, which carries other rooms' too.
 const MovedStateEvery = 16
 
 // RecentDevices is how many of a user's devices the room keeps, those
@@ -284,10 +285,10 @@ func (r *Room) resendMoved(epoch uint64) {
 	var next uint64
 	for _, key := range keys {
 		lm := r.local[key]
-		if lm == nil || !lm.active || lm.since > epoch || (lm.movedAt != 0 && r.applied-lm.movedAt < MovedStateEvery) {
+		if lm == nil || !lm.active || lm.since > epoch || (lm.movedAt != 0 && r.records-lm.movedAt < MovedStateEvery) {
 			continue
 		}
-		lm.movedAt, lm.owed = r.applied, false
+		lm.movedAt, lm.owed = r.records, false
 		if next == 0 {
 			r.epoch++
 			next = r.epoch

@@ -35,7 +35,7 @@ type local struct {
 	rejected error     // why its join was refused (ErrFull, ErrUserSessions); nil if it was not
 	leaving  bool      // it has asked to leave
 	retryAt  time.Time // earliest time to ask for its join again
-	movedAt  uint64    // Room.applied when it last got a state for a moved chunk (devices.go)
+	movedAt  uint64    // Room.records when it last got a state for a moved chunk (devices.go)
 	// unstoredAt is Room.reconciles+1 when it last got a state for text
 	// it was shown that the stream does not hold, 0 if never; owed says
 	// it is due one and gets no text until then (live.go).
@@ -55,6 +55,10 @@ type Room struct {
 	cfg     Config
 	text    *rtt.Room
 	applied uint64 // the stream sequence of the last record applied
+	// records counts the records this Room applied since it was made:
+	// its own pace, where the stream's sequence also counts the records
+	// of the other rooms that share the stream.
+	records uint64
 
 	members map[string]Member // by session key
 	users   map[string]int    // user -> sessions in the room
@@ -174,6 +178,7 @@ func (r *Room) Apply(seq uint64, rec Record) Result {
 		return Result{Skipped: true}
 	}
 	r.applied = seq
+	r.records++
 	rec = rec.valid()
 	var res Result
 	switch rec.Op {
