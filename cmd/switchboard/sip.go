@@ -28,6 +28,7 @@ type sipSettings struct {
 	open           bool
 	redirect       bool
 	tokenSigner    string
+	signer         ed25519.PrivateKey // tokenSigner's key, read by validate
 	maxCalls       int
 	maxCallsPerSrc int
 	maxConns       int
@@ -76,6 +77,7 @@ func (s *sipSettings) validate(cfg *node.Config) error {
 	if err != nil {
 		return fmt.Errorf("serve: --sip-token-signer: %w", err)
 	}
+	s.signer = key
 	if cfg.TokenKey != "" {
 		keys, err := pki.LoadVerifyKeys(cfg.TokenKey)
 		if err != nil {
@@ -86,9 +88,7 @@ func (s *sipSettings) validate(cfg *node.Config) error {
 			return fmt.Errorf("serve: --sip-token-signer %s is not the private half of any key in --token-key %s: the node would refuse every caller's token", s.tokenSigner, cfg.TokenKey)
 		}
 	}
-	if fi, err := os.Stat(s.tokenSigner); err == nil && fi.Mode().Perm()&0o077 != 0 && cfg.Logger != nil {
-		cfg.Logger.Warn("a secret file is readable by other users: chmod 600 it", "setting", "sip-token-signer", "file", s.tokenSigner, "mode", fi.Mode().Perm().String())
-	}
+	node.WarnIfReadable(cfg.Logger, "sip-token-signer", s.tokenSigner)
 	return nil
 }
 
@@ -111,12 +111,8 @@ func (s *sipSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, 
 		Metrics:           n.Registry(),
 		Logger:            logger.With("part", "sip"),
 	}
-	if s.tokenSigner != "" {
-		key, err := pki.LoadSigningKey(s.tokenSigner)
-		if err != nil {
-			return nil, fmt.Errorf("serve: --sip-token-signer: %w", err)
-		}
-		fc.TokenKey = key
+	if s.signer != nil {
+		fc.TokenKey = s.signer
 		// Said once at start, plainly: this key is not the public half
 		// the other settings hold.
 		logger.Warn("the SIP front holds a token signing key: whoever takes this node can mint a token for any user and room (docs/security.md)", "sip-token-signer", s.tokenSigner)

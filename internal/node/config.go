@@ -480,7 +480,7 @@ func (c *Config) validateSecurity() []error {
 		{"admin-token", c.AdminToken}, {"tls-key", c.TLSKey}, {"cluster-key", c.ClusterKey},
 		{"bus-key", c.BusKey}, {"bus-creds", c.BusCreds},
 	} {
-		warnIfReadable(c.Logger, f.setting, f.file)
+		WarnIfReadable(c.Logger, f.setting, f.file)
 	}
 	if c.Bus != "" {
 		// Cluster and its credentials are ignored; the bus's files are
@@ -535,10 +535,11 @@ type errorAs struct {
 func (e errorAs) Error() string { return e.msg }
 func (e errorAs) Unwrap() error { return e.err }
 
-// warnIfReadable warns when users other than the file's owner may read
-// or write the secret file that setting names.
-func warnIfReadable(log *slog.Logger, setting, file string) {
-	if file == "" {
+// WarnIfReadable warns on log when users other than the file's owner may
+// read or write the secret file that setting names (serve's fronts hold
+// such files too).
+func WarnIfReadable(log *slog.Logger, setting, file string) {
+	if file == "" || log == nil {
 		return
 	}
 	if fi, err := os.Stat(file); err == nil && fi.Mode().Perm()&0o077 != 0 {
