@@ -436,7 +436,8 @@ func hasDataChannel(offer []byte) *httpError {
 	return refuse(http.StatusBadRequest, "the SDP offer has no data channel (m=application UDP/DTLS/SCTP webrtc-datachannel): open the t140 data channel before creating the offer")
 }
 
-// admit counts a peer being set up against the limits; release gives its
+// admit counts a peer being set up against the limits (and refuses an
+// address that has used its token tries, tokenTries); release gives its
 // place back.
 func (s *Server) admit(src string) (release func(), err *httpError) {
 	s.mu.Lock()
@@ -455,6 +456,11 @@ func (s *Server) admit(src string) (release func(), err *httpError) {
 		e.header = [2]string{"Retry-After", "5"}
 		return nil, e
 	}
+	if left, blocked := s.tries.blocked(src, s.now()); blocked {
+		e := refuse(http.StatusTooManyRequests, "%d tokens from your address were refused within %v; try again in %v", maxTokenTries, tokenTriesWindow, left.Round(time.Second))
+		e.header = [2]string{"Retry-After", strconv.Itoa(int(math.Ceil(left.Seconds())))}
+		return nil, e
+	}
 	s.pending++
 	s.perSource[src]++
 	s.wg.Add(1)
@@ -469,20 +475,6 @@ func (s *Server) admit(src string) (release func(), err *httpError) {
 			s.wg.Done()
 		})
 	}, nil
-}
-
-// triesLeft refuses an offer from src while src has used its token tries
-// (tokenTries).
-func (s *Server) triesLeft(src string) *httpError {
-	s.mu.Lock()
-	left, blocked := s.tries.blocked(src, s.now())
-	s.mu.Unlock()
-	if !blocked {
-		return nil
-	}
-	e := refuse(http.StatusTooManyRequests, "%d tokens from your address were refused within %v; try again in %v", maxTokenTries, tokenTriesWindow, left.Round(time.Second))
-	e.header = [2]string{"Retry-After", strconv.Itoa(int(math.Ceil(left.Seconds())))}
-	return e
 }
 
 // offer checks the request, attaches the member, and answers the offer.
@@ -514,9 +506,6 @@ func (s *Server) offer(r *http.Request) (string, error) {
 		return "", herr
 	}
 	src := sourceIP(r, s.cfg.TrustedProxies)
-	if herr := s.triesLeft(src); herr != nil {
-		return "", herr
-	}
 	release, herr := s.admit(src)
 	if herr != nil {
 		return "", herr
