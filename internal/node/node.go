@@ -35,12 +35,10 @@ type Node struct {
 	seq         atomic.Uint64
 
 	listener net.Listener // the client listener Start opened, if any
-	// boundAddr is the client listener's own address (LocalAddr).
-	boundAddr *net.TCPAddr
-	sec       *security // TLS, token and admin settings, loaded by New
-	addr      string    // advertised client address
-	httpSrv   *http.Server
-	httpLn    net.Listener
+	sec      *security    // TLS, token and admin settings, loaded by New
+	addr     string       // advertised client address
+	httpSrv  *http.Server
+	httpLn   net.Listener
 	// httpAdvertised is the HTTP address in the directory (advertisedHTTP).
 	httpAdvertised string
 	httpMux        *http.ServeMux // routes added by HandleHTTP, then the node's own
@@ -184,7 +182,6 @@ func (n *Node) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("node: listening for clients: %w", err)
 		}
 		n.addr = advertised(n.cfg.Advertise, n.listener.Addr())
-		n.boundAddr, _ = n.listener.Addr().(*net.TCPAddr)
 		if len(n.cfg.ProxyProtocolFrom) > 0 {
 			// Below TLS: the load balancer passes the client's TLS through.
 			n.listener = &proxyproto.Listener{Listener: n.listener, From: n.cfg.ProxyProtocolFrom.Contains}
@@ -366,10 +363,15 @@ func (n *Node) Addr() string { return n.addr }
 // --advertise names (a NAT's public address, say, which the host may not
 // reach, or reach only from elsewhere and count per address).
 func (n *Node) LocalAddr() string {
-	if n.boundAddr == nil {
+	if n.listener == nil {
 		return n.addr
 	}
-	ap := n.boundAddr.AddrPort()
+	// The TLS and PROXY protocol listeners wrapped around it say its address.
+	tcp, ok := n.listener.Addr().(*net.TCPAddr)
+	if !ok {
+		return n.addr
+	}
+	ap := tcp.AddrPort()
 	ip := ap.Addr().Unmap()
 	if ip.IsUnspecified() {
 		// [::] as well: the listener is dual-stack ("tcp"), and 127.0.0.1
