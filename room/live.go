@@ -53,9 +53,10 @@ import "github.com/switchboard/switchboard/wire"
 //     come only through the stream, and twice as many each time it
 //     happens again within as many chunks after the last hold ended (up
 //     to MaxLiveHold). Each such chunk costs every member shown it the
-//     room's state; a user who makes it happen on purpose (two sessions sending the same seqs, so that
-//     the room moves one: devices.go) would otherwise cost every member
-//     of the room a state of up to 64 KiB for every other chunk.
+//     room's state; a user who makes it happen on purpose (two sessions
+//     sending the same seqs, so that the room moves one: devices.go)
+//     would otherwise cost every member of the room a state of up to
+//     64 KiB for every other chunk.
 //   - At most MaxLive chunks of one sender wait; beyond that the sender's
 //     next chunks come only through the stream until it catches up.
 //   - A sender the room forgot (Config.MaxSenders) counts from seq 1

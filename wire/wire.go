@@ -299,14 +299,11 @@ func unmarshalLine(line []byte, v any) error {
 		return Errorf(CodeBadJSON, "line is not a JSON object: %v", err)
 	}
 	// Unmarshal takes null for a struct without a word; it is no object.
-	if i := bytes.IndexFunc(line, func(r rune) bool { return !isJSONSpace(r) }); i < 0 || line[i] != '{' {
+	if t := bytes.TrimLeft(line, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return Errorf(CodeBadJSON, "line is not a JSON object")
 	}
 	return nil
 }
-
-// isJSONSpace reports whether r is white space between JSON tokens.
-func isJSONSpace(r rune) bool { return r == ' ' || r == '\t' || r == '\n' || r == '\r' }
 
 // checkOp is the error of a message without op or with an unknown one.
 func checkOp(op string) error {
