@@ -285,6 +285,9 @@ func (n *Node) run() {
 	receive := func(m *nats.Msg, now time.Time) {
 		if e, ok := n.acceptEntry(m, entryDrops); ok {
 			n.metrics.received.Inc()
+			if n.rooms != nil {
+				n.rooms.noteIncarnation(e.ID, e.Incarnation)
+			}
 			apply(e, now)
 		}
 	}

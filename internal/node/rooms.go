@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -162,8 +161,10 @@ type roomEngine struct {
 	closing atomic.Bool // no more goodbyes from sessions: stop publishes them
 	halting atomic.Bool // crash-like stop: no goodbyes, no final snapshots
 
-	sub  *nats.Subscription
-	incs atomic.Pointer[map[string]uint64] // node ID -> newest incarnation seen
+	// incs tells a restarted peer (same ID, new run) from the one whose
+	// sessions are in the rooms: node ID -> the newest incarnation of the
+	// entries the directory exchange accepted (noteIncarnation).
+	incs atomic.Pointer[map[string]uint64]
 
 	peerView atomic.Pointer[peerView]         // the last peers(), while current
 	clock    atomic.Pointer[func() time.Time] // tests: the feeds' clock
@@ -220,19 +221,6 @@ func (e *roomEngine) start() error {
 	if err := e.n.metrics.registry.Register(e.metrics); err != nil {
 		return fmt.Errorf("node: registering room metrics: %w", err)
 	}
-	// Incarnations tell a restarted peer (same ID, new run) from the one
-	// whose sessions are in the rooms.
-	var err error
-	e.sub, err = e.n.bus.Conn.Subscribe(e.n.subject("entry"), func(m *nats.Msg) {
-		var ent directory.Entry
-		if json.Unmarshal(m.Data, &ent) != nil || ent.ID == "" {
-			return
-		}
-		e.noteIncarnation(ent.ID, ent.Incarnation)
-	})
-	if err != nil {
-		return fmt.Errorf("node: subscribing to directory entries for rooms: %w", err)
-	}
 	e.wg.Go(e.run)
 	return nil
 }
@@ -259,7 +247,8 @@ func (e *roomEngine) warnIfRoomsOutgrowSnapshots() {
 }
 
 // noteIncarnation records inc for id if it is the newest seen. Only the
-// subscription's goroutine calls it.
+// directory exchange's goroutine (Node.run) calls it, with each entry it
+// accepts: checked, and published on its own node's subject.
 func (e *roomEngine) noteIncarnation(id string, inc uint64) {
 	old := *e.incs.Load()
 	if old[id] >= inc {
@@ -851,9 +840,6 @@ func (e *roomEngine) stop(graceful bool) {
 		return
 	}
 	e.halting.Store(!graceful)
-	if e.sub != nil {
-		_ = e.sub.Unsubscribe()
-	}
 	if graceful && e.Ready() {
 		e.mu.Lock()
 		leaves := make(map[string][]string, len(e.feeds))

@@ -178,3 +178,65 @@ func TestRoomPresenceNeedsEvidence(t *testing.T) {
 		t.Errorf("users %q, want ann, bob and dan", st.Users)
 	}
 }
+
+// A node that restarts within the grace period (a new incarnation under
+// the same ID) has its earlier sessions removed on its own word: the
+// steward reads the newer incarnation in the node's directory entry and
+// stores their leave at once. The steward's room clock stands still, so
+// the grace can never run out: only the incarnation can remove them. The
+// restarted node holds no session in the room, so it does not remove
+// them itself either.
+func TestRestartedNodesMembersLeaveOnItsWord(t *testing.T) {
+	var dataDirs []string
+	c := nodetest.Start(t, 3, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		dataDirs = append(dataDirs, cfg.DataDir)
+	}})
+	c.WaitRoomsReady(wait)
+	const name = "reborn"
+	n1 := c.Nodes[0] // the steward: it holds the lowest ID among the members' nodes
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	leader, err := n1.RoomLeader(ctx, name)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The node that restarts must not lead the room's stream, so that the
+	// steward's leave is stored without waiting for an election.
+	victim := 2
+	if c.Nodes[victim].ID() == leader {
+		victim = 1
+	}
+	survivor := c.Nodes[3-victim]
+	frozen := time.Now()
+	n1.SetRoomClock(func() time.Time { return frozen })
+
+	ann := newPeer(t, n1.Addr(), "ann")
+	bob := newPeer(t, survivor.Addr(), "bob")
+	cat := newPeer(t, c.Nodes[victim].Addr(), "cat")
+	ann.join(name)
+	bob.join(name)
+	cat.join(name)
+	ann.await("cat joined", func(m wire.Message) bool {
+		return m.Op == wire.OpPresence && m.User == "cat" && m.Event == "join"
+	})
+
+	id := c.Nodes[victim].ID()
+	c.Nodes[victim].Halt()
+	reborn := c.Add(func(i int, cfg *node.Config) {
+		cfg.ID, cfg.DataDir = id, dataDirs[victim]
+	})
+	nodetest.Eventually(t, settle, func() error {
+		if e, ok := nodetest.Lookup(n1, id); !ok || e.Addr != reborn.Addr() {
+			return fmt.Errorf("%s sees %s as %+v, want it at %s", n1.ID(), id, e, reborn.Addr())
+		}
+		return nil
+	})
+	isCatGone := func(m wire.Message) bool {
+		return m.Op == wire.OpPresence && m.User == "cat" && m.Event == "leave"
+	}
+	for _, p := range []*peer{ann, bob} {
+		if _, ok := p.awaitWithin(wait, isCatGone); !ok {
+			t.Fatalf("%s: no leave of cat's session from before the restart; got %+v", p.user, p.kept)
+		}
+	}
+}
