@@ -297,11 +297,22 @@ done
 envf=deploy/switchboard.env
 if [ -x "$bin" ]; then
   mapfile -t vars < <(grep -E '^[A-Z_]+=' $envf)
-  # Files the example points at (the cluster's secret) are made here.
+  # Files the example points at (the cluster's secret) are made here, as
+  # docs/deploy.md makes them: mode 600, owned by the user the unit runs
+  # as; serve --check then runs as that user (uid 65533 here), not root.
   head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/env-cluster.secret"
   chmod 0600 "$tmp/env-cluster.secret"
   vars=("${vars[@]//\/etc\/switchboard\/cluster.secret/$tmp/env-cluster.secret}")
-  if env -i "${vars[@]}" "$bin" serve --check --data="$tmp/check-data" >"$tmp/check.out" 2>&1; then
+  as=() exe=$bin
+  if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1; then
+    chmod 0755 "$tmp"
+    exe=$tmp/sb-check
+    cp "$bin" "$exe" && chmod 0755 "$exe"
+    mkdir -m 0700 "$tmp/check-data"
+    chown 65533:65533 "$tmp/env-cluster.secret" "$tmp/check-data"
+    as=(setpriv --reuid=65533 --regid=65533 --clear-groups)
+  fi
+  if env -i "${vars[@]}" "${as[@]}" "$exe" serve --check --data="$tmp/check-data" >"$tmp/check.out" 2>&1; then
     missing=()
     for v in "${vars[@]}"; do grep -q "from ${v%%=*}\$" "$tmp/check.out" || missing+=("${v%%=*}"); done
     if [ ${#missing[@]} -eq 0 ]; then ok "$envf: serve --check takes all ${#vars[@]} variables"; else
@@ -313,6 +324,10 @@ if [ -x "$bin" ]; then
     bad "$envf: serve --check refuses it"
   fi
 fi
+# With DynamicUser alone the node would run as a transient uid that cannot
+# read a secret file of root's with mode 600: the unit names the system
+# user that owns them (docs/deploy.md, "systemd").
+grep -qE '^User=switchboard$' $unit && grep -qE '^Group=switchboard$' $unit && ok "runs as the user switchboard when it exists" || bad "unit lacks User=switchboard and Group=switchboard"
 grep -qE '^LimitNOFILE=[0-9]+' $unit && ok "LimitNOFILE set" || bad "no LimitNOFILE"
 grep -qE '^TimeoutStopSec=' $unit && ok "TimeoutStopSec set" || bad "no TimeoutStopSec"
 grep -qE '^ExecStart=.* --data=\$\{STATE_DIRECTORY\}' $unit && ok "--data is the StateDirectory" || bad "--data is not \${STATE_DIRECTORY}"
