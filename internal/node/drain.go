@@ -282,9 +282,7 @@ func (n *Node) closeRest(d *drainRun, why string) {
 	}
 	reason := wire.Errorf(wire.CodeShutdown, "node %s is draining and %s", n.cfg.ID, why)
 	reason.Fatal = true
-	for _, s := range rest {
-		s.close(reason)
-	}
+	closeSessions(rest, reason)
 	d.mu.Lock()
 	d.closed += len(rest)
 	d.mu.Unlock()

@@ -631,9 +631,7 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 		why := n.degradedWhy()
 		n.log.Warn("telling sessions to attach elsewhere: "+why, "sessions", len(moving))
 		n.wg.Go(func() {
-			for _, s := range moving {
-				s.close(&wire.Error{Code: wire.CodeShutdown, Text: "node " + n.cfg.ID + " " + why + "; attach elsewhere", Fatal: true})
-			}
+			closeSessions(moving, &wire.Error{Code: wire.CodeShutdown, Text: "node " + n.cfg.ID + " " + why + "; attach elsewhere", Fatal: true})
 		})
 	}
 	return now

@@ -544,9 +544,7 @@ func (n *Node) shutdown(ctx context.Context, reason *wire.Error) error {
 		sessions = append(sessions, s)
 	}
 	n.sessionsMu.Unlock()
-	for _, s := range sessions {
-		s.close(reason)
-	}
+	closeSessions(sessions, reason)
 	done := make(chan struct{})
 	go func() { n.wg.Wait(); close(done) }()
 	var err error

@@ -1,9 +1,12 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -97,5 +100,67 @@ func TestServeListenersAndConnsUntilShutdown(t *testing.T) {
 	late, _ := net.Pipe()
 	if err := n.ServeConn(late); !errors.Is(err, node.ErrClosed) {
 		t.Errorf("ServeConn after Shutdown returned %v, want ErrClosed", err)
+	}
+}
+
+// farewellConn is the node's end of a session: it counts how many
+// sessions are writing their farewell (the shutdown error) at once.
+type farewellConn struct {
+	net.Conn
+	writing, most *atomic.Int32
+}
+
+func (c farewellConn) Write(b []byte) (int, error) {
+	if !bytes.Contains(b, []byte(wire.CodeShutdown)) {
+		return c.Conn.Write(b)
+	}
+	now := c.writing.Add(1)
+	defer c.writing.Add(-1)
+	for {
+		most := c.most.Load()
+		if now <= most || c.most.CompareAndSwap(most, now) {
+			break
+		}
+	}
+	return c.Conn.Write(b)
+}
+
+// Clients that stop reading hold each farewell for its write deadline (a
+// pipe has no buffer). Shutdown writes them all at once rather than one
+// after another, which would hold a node with a few hundred such clients
+// for minutes: at least two were being written together.
+func TestShutdownClosesStalledSessionsTogether(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Listen = ""
+		cfg.Advertise = "127.0.0.1:1"
+	}})
+	n := c.Nodes[0]
+	var writing, most atomic.Int32
+	const sessions = 8
+	served := make(chan error, sessions)
+	for i := range sessions {
+		server, clientEnd := net.Pipe()
+		go func() { served <- n.ServeConn(farewellConn{server, &writing, &most}) }()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		piped, err := client.DialConn(ctx, pipeDialer{clientEnd}, "pipe")
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer piped.Close()
+		attach(t, piped, fmt.Sprintf("user%d", i)) // and read nothing more
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := n.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	for range sessions {
+		if err := <-served; err != nil {
+			t.Errorf("ServeConn returned %v, want nil", err)
+		}
+	}
+	if got := most.Load(); got < 2 {
+		t.Errorf("at most %d farewell written at once to %d stalled sessions; want them together", got, sessions)
 	}
 }

@@ -511,6 +511,19 @@ func (s *session) writeLoop(buf []byte) {
 // connection. It is safe to call more than once and from any goroutine.
 func (s *session) close(reason *wire.Error) { s.shut(reason, false) }
 
+// closeSessions closes sessions with reason, all at once, and returns
+// when every one is closed. Each close may wait up to a second on a
+// client that does not read (its last write's deadline); one after
+// another, a few hundred such clients would hold a shutdown or a drain's
+// end for minutes.
+func closeSessions(sessions []*session, reason *wire.Error) {
+	var wg sync.WaitGroup
+	for _, s := range sessions {
+		wg.Go(func() { s.close(reason) })
+	}
+	wg.Wait()
+}
+
 // closeAndLinger is close for the reader goroutine: after the error it
 // half-closes and reads what the client still sends for a moment, so that
 // unread input does not turn the close into a reset that could destroy
