@@ -306,7 +306,7 @@ func (s *session) checkToken(m wire.Message) (user string, rooms []string, werr 
 		return "", nil, wire.Errorf(wire.CodeUnauthorized, "%s", why)
 	}
 	if m.User != "" && m.User != c.User {
-		return "", nil, wire.Errorf(wire.CodeUnauthorized, "the token names another user than %q", m.User)
+		return "", nil, wire.Errorf(wire.CodeUnauthorized, "the token names another user than %q", wire.Clip(m.User, MaxUserName))
 	}
 	return c.User, c.Rooms, nil
 }

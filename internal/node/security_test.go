@@ -142,6 +142,14 @@ func TestTokens(t *testing.T) {
 			t.Errorf("%s: got %+v, want only unauthorized %q", tt.name, m, tt.want)
 		}
 	}
+	// A user name of 30,000 quotes fits an attach line (each escaped as
+	// two bytes), but quoted twice in the refusal it would not fit a line
+	// a client can read: the refusal quotes its first characters only.
+	long := dialTLS(t, n.Addr(), tlsCfg)
+	send(t, long, wire.Message{Op: wire.OpAttach, User: strings.Repeat(`"`, 30000), Token: sec.mint(t, token.Claims{User: "alice"})})
+	if m := recvReply(t, long); m.Code != wire.CodeUnauthorized || !strings.Contains(m.Message, "another user than") || len(m.Message) > 1000 {
+		t.Errorf("a token for another user and a long name: got %.200q (%d bytes), want a short unauthorized", m.Message, len(m.Message))
+	}
 	if n.Users() != 0 {
 		t.Fatalf("%d users after refused attaches", n.Users())
 	}
