@@ -5,8 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -162,5 +166,50 @@ func TestShutdownClosesStalledSessionsTogether(t *testing.T) {
 	}
 	if got := most.Load(); got < 2 {
 		t.Errorf("at most %d farewell written at once to %d stalled sessions; want them together", got, sessions)
+	}
+}
+
+// emfileListener fails its first accepts as a process out of descriptors
+// does, then accepts.
+type emfileListener struct {
+	net.Listener
+	failures atomic.Int32
+}
+
+func (l *emfileListener) Accept() (net.Conn, error) {
+	if l.failures.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// Accepts failing in a row (a full descriptor table) are retried, and
+// logged once per period with a count rather than once each: a stranger
+// who keeps the table full must not also fill the log.
+func TestFailedAcceptsAreRetriedAndLoggedSampled(t *testing.T) {
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &emfileListener{Listener: tcp}
+	ln.failures.Store(6)
+	logs := &logLines{}
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Listen = ""
+		cfg.Advertise = tcp.Addr().String()
+		cfg.Logger = slog.New(logs)
+	}})
+	go func() { _ = c.Nodes[0].Serve(ln) }()
+	attach(t, dial(t, tcp.Addr().String()), "alice") // after the six failures
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	lines := 0
+	for _, line := range logs.lines {
+		if strings.Contains(line, "accepting a client") {
+			lines++
+		}
+	}
+	if lines != 1 {
+		t.Errorf("%d log lines for 6 failed accepts in a row, want 1", lines)
 	}
 }

@@ -55,7 +55,7 @@ func (n *Node) Serve(ln net.Listener) error {
 			}
 			// Out of descriptors or similar: wait a little, then go on.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			n.log.Warn("accepting a client", "err", err, "retry_in", backoff)
+			n.limitLog.sample("accepting a client failed (out of descriptors?): retrying", "err", err, "retry_in", backoff)
 			select {
 			case <-time.After(backoff):
 			case <-n.ctx.Done():
