@@ -150,3 +150,13 @@ func (n *Node) RoomRecordsStored(op string) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// RoomTextStores counts the stores of text (lone chunks and batches) this
+// node's writers tried, stored or not. For tests.
+func (n *Node) RoomTextStores() uint64 {
+	var m dto.Metric
+	if err := n.rooms.metrics.batchChunks.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetHistogram().GetSampleCount()
+}

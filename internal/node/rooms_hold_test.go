@@ -244,3 +244,59 @@ func limitRecords(ctx context.Context, t *testing.T, url string, size int32) {
 		t.Fatal(err)
 	}
 }
+
+// A chunk queued behind a store that fails is answered `unavailable` at
+// once, not after a store of its own that would most likely fail too: a
+// chunk waits for at most the store under way and its own. Alice's 64
+// chunks fill the first batch and bob's waits behind it; the streams take
+// no record that big, and one store is tried, not two.
+func TestChunksBehindAFailedStoreFailWithIt(t *testing.T) {
+	ns := externalNATS(t, t.TempDir())
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Bus = ns.ClientURL()
+		cfg.Cluster, cfg.Join = "", nil
+	}})
+	c.WaitRoomsReady(wait)
+	n := c.Nodes[0]
+	const room = "behind"
+	alice := newPeer(t, n.Addr(), "alice")
+	bob := newPeer(t, n.Addr(), "bob")
+	alice.join(room)
+	bob.join(room)
+	alice.acked(room, alice.typeText(room, "a"))
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	release, err := n.HoldRoomWriter(ctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A pong comes after the lines before it were handed to the writer.
+	handed := func(p *peer) {
+		t.Helper()
+		p.send(wire.Message{Op: wire.OpPing})
+		p.await("pong", func(m wire.Message) bool { return m.Op == wire.OpPong })
+	}
+	many := alice.typeText(room, strings.Repeat("x", 64))
+	handed(alice)
+	lone := bob.typeText(room, "y")
+	handed(bob)
+	limitRecords(ctx, t, ns.ClientURL(), 16) // smaller than any record
+	before := n.RoomTextStores()
+	release()
+	answered := func(p *peer, seq uint64) {
+		t.Helper()
+		m := p.await(fmt.Sprintf("%s's answer to seq %d", p.user, seq), func(m wire.Message) bool {
+			return m.Room == room && m.Seq == seq && (m.Op == wire.OpAck || m.Op == wire.OpError)
+		})
+		if m.Op != wire.OpError || m.Code != wire.CodeUnavailable {
+			t.Fatalf("%s's seq %d with records limited to 16 bytes: %+v, want unavailable", p.user, seq, m)
+		}
+	}
+	for _, seq := range many {
+		answered(alice, seq)
+	}
+	answered(bob, lone[0])
+	if tried := n.RoomTextStores() - before; tried != 1 {
+		t.Errorf("%d stores tried for 64 chunks and one behind them after the first failed; want 1", tried)
+	}
+}

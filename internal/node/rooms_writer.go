@@ -29,7 +29,9 @@ import (
 // record holding it is stored on a quorum. A batch is stored whole or not
 // at all; when it is not, every session in it gets `unavailable` for its
 // chunk and resends it, and the room drops whatever part of a resend was
-// stored after all by (sender, seq). A request whose session had a chunk
+// stored after all by (sender, seq). The requests queued behind a failed
+// store get the same answer at once, rather than wait for stores that
+// would most likely fail too. A request whose session had a chunk
 // refused since (its check fails) is answered with that error unstored:
 // storing it before the refused chunk is resent would make the resend
 // look like a duplicate.
@@ -150,10 +152,38 @@ func (f *feed) storeAnswer(batch []*textReq, chunks int) {
 		return
 	}
 	err := f.storeBatch(batch, chunks)
+	// Counted before the answers go out: a resend they cause comes after.
+	queued := len(f.texts)
 	for _, req := range batch {
 		req.done(err)
 	}
 	f.e.metrics.batchChunks.Observe(float64(chunks))
+	if err != nil {
+		f.failQueued(err, queued)
+	}
+}
+
+// failQueued answers err, unstored, to the first n requests queued: those
+// that waited behind a store that failed. The next store would most
+// likely fail too (the stream has no leader, say), and a request behind
+// several batches would wait for each: a chunk waits for at most the
+// store under way and its own.
+func (f *feed) failQueued(err error, n int) {
+	for range n {
+		select {
+		case req := <-f.texts:
+			if req.hold != nil { // tests: wait as the writer does
+				select {
+				case <-req.hold:
+				case <-f.ctx.Done():
+				}
+				continue
+			}
+			req.done(err)
+		default:
+			return
+		}
+	}
 }
 
 // size is the request's chunks and text bytes.
