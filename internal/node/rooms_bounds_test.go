@@ -26,12 +26,10 @@ func TestRoomsThatCannotFitASnapshotAreWarned(t *testing.T) {
 	} {
 		t.Run(strconv.Itoa(tc.participants), func(t *testing.T) { // a service of its own on the bus
 			logs := &logLines{}
-			nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
-				cfg.Bus = ns.ClientURL()
-				cfg.Cluster, cfg.Join = "", nil
+			nodetest.Start(t, 1, nodetest.Options{Configure: onBus(ns.ClientURL(), func(cfg *node.Config) {
 				cfg.MaxParticipants = tc.participants
 				cfg.Logger = slog.New(logs)
-			}})
+			})})
 			// Start returns once the node started; the check is part of it.
 			if err := logs.saw("node started"); err != nil {
 				t.Fatal(err)

@@ -146,11 +146,9 @@ func TestHoldPassesInOrder(t *testing.T) {
 // only then does the writer take 6: it must refuse it.
 func TestQueuedChunksWaitForFailedOnes(t *testing.T) {
 	ns := externalNATS(t, t.TempDir())
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
-		cfg.Bus = ns.ClientURL()
-		cfg.Cluster, cfg.Join = "", nil
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: onBus(ns.ClientURL(), func(cfg *node.Config) {
 		cfg.StoreTimeout = time.Second
-	}})
+	})})
 	c.WaitRoomsReady(wait)
 	n := c.Nodes[0]
 	const room = "queued"
@@ -252,10 +250,7 @@ func limitRecords(ctx context.Context, t *testing.T, url string, size int32) {
 // no record that big, and one store is tried, not two.
 func TestChunksBehindAFailedStoreFailWithIt(t *testing.T) {
 	ns := externalNATS(t, t.TempDir())
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
-		cfg.Bus = ns.ClientURL()
-		cfg.Cluster, cfg.Join = "", nil
-	}})
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: onBus(ns.ClientURL(), nil)})
 	c.WaitRoomsReady(wait)
 	n := c.Nodes[0]
 	const room = "behind"

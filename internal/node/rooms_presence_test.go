@@ -51,12 +51,7 @@ func TestRoomPresenceNeedsEvidence(t *testing.T) {
 	c.WaitRoomsReady(wait)
 	const name = "evidence"
 	n1 := c.Nodes[0] // the steward: it holds the lowest ID among the members' nodes
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	leader, err := n1.RoomLeader(ctx, name)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	leader := roomLeader(t, n1, name)
 	// The node that dies must not lead the room's stream, so that the
 	// steward's leave is stored without waiting for an election.
 	peers := []*node.Node{c.Nodes[1], c.Nodes[2]}
@@ -194,12 +189,7 @@ func TestRestartedNodesMembersLeaveOnItsWord(t *testing.T) {
 	c.WaitRoomsReady(wait)
 	const name = "reborn"
 	n1 := c.Nodes[0] // the steward: it holds the lowest ID among the members' nodes
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	leader, err := n1.RoomLeader(ctx, name)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	leader := roomLeader(t, n1, name)
 	// The node that restarts must not lead the room's stream, so that the
 	// steward's leave is stored without waiting for an election.
 	victim := 2

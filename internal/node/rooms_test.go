@@ -725,12 +725,7 @@ func TestRoomFailover(t *testing.T) {
 		return nil
 	})
 	const room = "failover"
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	leader, err := c.Nodes[0].RoomLeader(ctx, room)
-	cancel()
-	if err != nil {
-		t.Fatal(err)
-	}
+	leader := roomLeader(t, c.Nodes[0], room)
 	i := slices.IndexFunc(c.Nodes, func(n *node.Node) bool { return n.ID() == leader })
 	if i < 0 {
 		t.Fatalf("the room's stream is led by %q, not a node", leader)
@@ -822,14 +817,35 @@ func externalNATSWith(t *testing.T, opts *server.Options) *server.Server {
 	return ns
 }
 
+// roomLeader is the ID of the node leading room's stream, as n sees it.
+func roomLeader(t *testing.T, n *node.Node, room string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	leader, err := n.RoomLeader(ctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leader
+}
+
+// onBus configures nodes on the external NATS at url, then as more says
+// (nil: nothing more).
+func onBus(url string, more func(cfg *node.Config)) func(int, *node.Config) {
+	return func(_ int, cfg *node.Config) {
+		cfg.Bus = url
+		cfg.Cluster, cfg.Join = "", nil
+		if more != nil {
+			more(cfg)
+		}
+	}
+}
+
 // Nodes on an external NATS (--bus) keep their rooms in that NATS's
 // JetStream.
 func TestRoomsOverExternalBus(t *testing.T) {
 	ns := externalNATS(t, t.TempDir())
-	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(i int, cfg *node.Config) {
-		cfg.Bus = ns.ClientURL()
-		cfg.Cluster, cfg.Join = "", nil
-	}})
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: onBus(ns.ClientURL(), nil)})
 	c.WaitRoomsReady(wait)
 	const room = "external"
 	alice := newPeer(t, c.Nodes[0].Addr(), "alice")
