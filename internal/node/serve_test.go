@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -107,65 +108,93 @@ func TestServeListenersAndConnsUntilShutdown(t *testing.T) {
 	}
 }
 
-// farewellConn is the node's end of a session: it counts how many
-// sessions are writing their farewell (the shutdown error) at once.
+// farewells stands in for clients that stopped reading: the node's
+// farewell to each (the shutdown error) is held as a full socket buffer
+// would hold it, until the farewells of all the sessions are being
+// written at once, or for at most two seconds (a write deadline). It
+// counts the most written at once.
+type farewells struct {
+	sessions int
+	all      chan struct{} // closed once all sessions' farewells are held
+	mu       sync.Mutex
+	writing  int
+	most     int
+}
+
+// farewellListener hands the node connections whose farewells w holds.
+type farewellListener struct {
+	net.Listener
+	w *farewells
+}
+
+func (l farewellListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return farewellConn{c, l.w}, nil
+}
+
 type farewellConn struct {
 	net.Conn
-	writing, most *atomic.Int32
+	w *farewells
 }
 
 func (c farewellConn) Write(b []byte) (int, error) {
 	if !bytes.Contains(b, []byte(wire.CodeShutdown)) {
 		return c.Conn.Write(b)
 	}
-	now := c.writing.Add(1)
-	defer c.writing.Add(-1)
-	for {
-		most := c.most.Load()
-		if now <= most || c.most.CompareAndSwap(most, now) {
-			break
-		}
+	w := c.w
+	w.mu.Lock()
+	w.writing++
+	w.most = max(w.most, w.writing)
+	if w.writing == w.sessions {
+		close(w.all)
 	}
+	w.mu.Unlock()
+	select {
+	case <-w.all:
+	case <-time.After(2 * time.Second):
+	}
+	w.mu.Lock()
+	w.writing--
+	w.mu.Unlock()
 	return c.Conn.Write(b)
 }
 
-// Clients that stop reading hold each farewell for its write deadline (a
-// pipe has no buffer). Shutdown writes them all at once rather than one
-// after another, which would hold a node with a few hundred such clients
-// for minutes: at least two were being written together.
+// Clients that stop reading hold each farewell until its write deadline.
+// Shutdown writes them all at once rather than one after another, which
+// would hold a node with a few hundred such clients for minutes: the
+// farewells of all 8 stalled sessions were being written together.
 func TestShutdownClosesStalledSessionsTogether(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
 		cfg.Listen = ""
-		cfg.Advertise = "127.0.0.1:1"
+		cfg.Advertise = ln.Addr().String()
 	}})
 	n := c.Nodes[0]
-	var writing, most atomic.Int32
 	const sessions = 8
-	served := make(chan error, sessions)
+	w := &farewells{sessions: sessions, all: make(chan struct{})}
+	served := make(chan error, 1)
+	go func() { served <- n.Serve(farewellListener{ln, w}) }()
 	for i := range sessions {
-		server, clientEnd := net.Pipe()
-		go func() { served <- n.ServeConn(farewellConn{server, &writing, &most}) }()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		piped, err := client.DialConn(ctx, pipeDialer{clientEnd}, "pipe")
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer piped.Close()
-		attach(t, piped, fmt.Sprintf("user%d", i)) // and read nothing more
+		attach(t, dial(t, ln.Addr().String()), fmt.Sprintf("user%d", i)) // and read nothing more
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := n.Shutdown(ctx); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
-	for range sessions {
-		if err := <-served; err != nil {
-			t.Errorf("ServeConn returned %v, want nil", err)
-		}
+	if err := <-served; !errors.Is(err, node.ErrClosed) {
+		t.Errorf("Serve returned %v, want ErrClosed", err)
 	}
-	if got := most.Load(); got < 2 {
-		t.Errorf("at most %d farewell written at once to %d stalled sessions; want them together", got, sessions)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.most != sessions {
+		t.Errorf("at most %d farewells written at once to %d stalled sessions; want them together", w.most, sessions)
 	}
 }
 
