@@ -96,10 +96,7 @@ func (f *feed) writeTexts() {
 			}
 		}
 		if first.hold != nil {
-			select {
-			case <-first.hold:
-			case <-f.ctx.Done():
-			}
+			f.waitHold(first)
 			continue
 		}
 		if !first.admit() {
@@ -114,10 +111,7 @@ func (f *feed) writeTexts() {
 				if req.hold != nil { // tests: store what came before it, then wait
 					f.storeAnswer(batch, chunks)
 					batch, chunks, size = batch[:0], 0, 0
-					select {
-					case <-req.hold:
-					case <-f.ctx.Done():
-					}
+					f.waitHold(req)
 					continue
 				}
 				if !req.admit() {
@@ -131,6 +125,15 @@ func (f *feed) writeTexts() {
 			}
 		}
 		f.storeAnswer(batch, chunks)
+	}
+}
+
+// waitHold waits until a test's hold request is released, or the feed
+// ends.
+func (f *feed) waitHold(req *textReq) {
+	select {
+	case <-req.hold:
+	case <-f.ctx.Done():
 	}
 }
 
@@ -172,11 +175,8 @@ func (f *feed) failQueued(err error, n int) {
 	for range n {
 		select {
 		case req := <-f.texts:
-			if req.hold != nil { // tests: wait as the writer does
-				select {
-				case <-req.hold:
-				case <-f.ctx.Done():
-				}
+			if req.hold != nil {
+				f.waitHold(req)
 				continue
 			}
 			req.done(err)
