@@ -365,6 +365,29 @@ var lineEncoders = sync.Pool{New: func() any {
 // Encode returns m as one JSON line, newline included.
 func Encode(m Message) ([]byte, error) { return Append(nil, m) }
 
+// MaxRoomName is the longest room name, in bytes.
+const MaxRoomName = 64
+
+// RoomNameProblem says what is wrong with a room name, or returns "" for a
+// good one: 1 to MaxRoomName bytes of ASCII letters, digits, '-', '_' and
+// '.'.
+func RoomNameProblem(room string) string {
+	if room == "" {
+		return `room name missing ("room")`
+	}
+	if len(room) > MaxRoomName {
+		return fmt.Sprintf("room name longer than %d bytes", MaxRoomName)
+	}
+	for i := 0; i < len(room); i++ {
+		switch c := room[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return "room names hold only letters, digits, '-', '_' and '.'"
+		}
+	}
+	return ""
+}
+
 // Clip is s cut to at most n bytes, at a character's start, followed by
 // "…" when it was cut: for echoing a peer's string in a message.
 func Clip(s string, n int) string {

@@ -580,3 +580,29 @@ func TestDecodeFromClientSkipsServerFields(t *testing.T) {
 		}
 	}
 }
+
+func TestRoomNameProblem(t *testing.T) {
+	tests := []struct {
+		name, room string
+		ok         bool
+	}{
+		{"simple", "lobby", true},
+		{"all classes", "Ab-9_x.y", true},
+		{"64 bytes", strings.Repeat("r", 64), true},
+		{"empty", "", false},
+		{"65 bytes", strings.Repeat("r", 65), false},
+		{"space", "a b", false},
+		{"star", "*", false},
+		{"gt", ">", false},
+		{"slash", "a/b", false},
+		{"equals", "a=b", false},
+		{"non-ascii", "café", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := wire.RoomNameProblem(tt.room) == ""; got != tt.ok {
+				t.Errorf("RoomNameProblem(%q) ok = %v, want %v (%s)", tt.room, got, tt.ok, wire.RoomNameProblem(tt.room))
+			}
+		})
+	}
+}

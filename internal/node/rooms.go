@@ -98,7 +98,7 @@ import (
 const MaxChunkLimit = 8 << 10
 
 // MaxRoomName is the longest room name, in bytes.
-const MaxRoomName = 64
+const MaxRoomName = wire.MaxRoomName
 
 // roomConns is how many connections to the bus the room engine spreads
 // its rooms over: one connection writes under one lock, and a node's

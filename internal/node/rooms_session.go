@@ -45,7 +45,7 @@ func (s *session) key() string { return s.n.cfg.ID + "/" + s.id }
 
 func (s *session) join(room string) {
 	n, e := s.n, s.n.rooms
-	if why := validRoomName(room); why != "" {
+	if why := wire.RoomNameProblem(room); why != "" {
 		s.reply(roomError(wire.CodeBadRequest, room, 0, "%s", why))
 		return
 	}
@@ -433,24 +433,6 @@ func (s *session) leaveRooms() {
 		e.release(f, key)
 		delete(s.rooms, room)
 	}
-}
-
-// validRoomName says what is wrong with a room name, or returns "".
-func validRoomName(room string) string {
-	if room == "" {
-		return `room name missing ("room")`
-	}
-	if len(room) > MaxRoomName {
-		return fmt.Sprintf("room name longer than %d bytes", MaxRoomName)
-	}
-	for i := 0; i < len(room); i++ {
-		switch c := room[i]; {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
-		default:
-			return "room names hold only letters, digits, '-', '_' and '.'"
-		}
-	}
-	return ""
 }
 
 // bucket is a token bucket that holds up to burst tokens and gains rate

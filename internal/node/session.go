@@ -271,7 +271,7 @@ func (s *session) handle(m wire.Message) *wire.Error {
 	case wire.OpAttach:
 		return s.attach(m)
 	case wire.OpJoin, wire.OpLeave, wire.OpText:
-		if why := validRoomName(m.Room); why != "" {
+		if why := wire.RoomNameProblem(m.Room); why != "" {
 			// Checked before anything echoes the name: a 64 KiB name,
 			// quoted and escaped, would make a reply too long to read.
 			s.reply(roomError(wire.CodeBadRequest, wire.Clip(m.Room, MaxRoomName), m.Seq, "%s", why))

@@ -29,6 +29,7 @@ import (
 	"github.com/switchboard/switchboard/internal/logsample"
 	"github.com/switchboard/switchboard/internal/token"
 	"github.com/switchboard/switchboard/pick"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // Protocol is the data channel subprotocol of real-time text (RFC 8865).
@@ -388,18 +389,7 @@ func sameOrigin(r *http.Request) bool {
 }
 
 // validRoom: 1 to 64 bytes of ASCII letters, digits, '.', '_' and '-'.
-func validRoom(name string) bool {
-	if len(name) == 0 || len(name) > 64 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validRoom(name string) bool { return wire.RoomNameProblem(name) == "" }
 
 // sourceIP is what the per-source limit counts a request against:
 // forwarded.SourceKey's key, an IPv4 address or the /64 of an IPv6

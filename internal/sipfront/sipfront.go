@@ -56,6 +56,7 @@ import (
 	"github.com/switchboard/switchboard/internal/textsdp"
 	"github.com/switchboard/switchboard/internal/token"
 	"github.com/switchboard/switchboard/pick"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // ErrClosed is returned by Serve after Shutdown.
@@ -390,18 +391,7 @@ func reply(req *sip.Request, tx sip.ServerTransaction, code int, reason string, 
 
 // ValidRoom reports whether name is a room name the service accepts:
 // 1 to 64 bytes of ASCII letters, digits, '.', '_' and '-'.
-func ValidRoom(name string) bool {
-	if len(name) == 0 || len(name) > 64 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func ValidRoom(name string) bool { return wire.RoomNameProblem(name) == "" }
 
 // callerName is the member name of a caller: "sip:" and the From URI's
 // user@host, cut to the 64 bytes a user name may have, without controls.
