@@ -148,6 +148,10 @@ type Session struct {
 	// push of changes may be applied to it in place (handle).
 	dirOwned bool
 	rooms    map[string]*room
+	// leaving holds the rooms left on the current connection until the
+	// node confirms it (our presence leave, or bad_request: not joined):
+	// a leave it refuses for the rate is sent again (retryLeaveLocked).
+	leaving  map[string]*leave
 	attaches int
 	moves    int
 	move     *moveAsked // a move the node asked for, until supervise takes it
@@ -274,7 +278,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{opts: o, target: t, machine: m, rooms: map[string]*room{}, events: make(chan Event, o.events), done: make(chan struct{}), state: StateAttached}
+	s := &Session{opts: o, target: t, machine: m, rooms: map[string]*room{}, leaving: map[string]*leave{}, events: make(chan Event, o.events), done: make(chan struct{}), state: StateAttached}
 	if o.tls != nil {
 		name := cmpOr(o.serviceName, o.tls.ServerName, t.serviceName())
 		if name == "" {
@@ -844,7 +848,7 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 		return false // readLoop hands the move to supervise
 	case wire.OpAck:
 		s.mu.Lock()
-		if r := s.rooms[m.Room]; r != nil {
+		if r := s.rooms[m.Room]; r != nil && r.numbered {
 			r.ackLocked(m.Seq)
 			r.pacedAckLocked()
 		}
@@ -853,7 +857,18 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 		if m.From == s.opts.user && s.ownText(m) {
 			return true
 		}
+	case wire.OpPresence:
+		if m.User == s.opts.user && m.Event == "leave" {
+			s.mu.Lock()
+			if s.rooms[m.Room] == nil {
+				s.leftLocked(m.Room)
+			}
+			s.mu.Unlock()
+		}
 	case wire.OpError:
+		if m.Room != "" && m.Seq != 0 && s.staleAnswer(m.Room) {
+			break // about text sent before the room was left
+		}
 		if m.Room != "" && (m.Code == wire.CodeUnavailable || m.Code == wire.CodeRate) {
 			s.mu.Lock()
 			if r := s.rooms[m.Room]; r != nil {
@@ -862,6 +877,8 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 				}
 				r.refusedLocked(m.Seq)
 				s.retryRoomLocked(w, m.Room, r, m.Code)
+			} else if m.Seq == 0 {
+				s.retryLeaveLocked(w, m.Room, m.Code)
 			}
 			s.mu.Unlock()
 		} else if m.Room != "" {
@@ -873,6 +890,8 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 				} else {
 					r.refuseLocked(m.Seq, asError(m))
 				}
+			} else if m.Seq == 0 && m.Code == wire.CodeBadRequest {
+				s.leftLocked(m.Room) // a leave of a room the node had not joined
 			}
 			s.mu.Unlock()
 		}
@@ -907,6 +926,58 @@ func (s *Session) retryRoomLocked(w *writer, name string, r *room, code string) 
 		}
 	})
 	r.retry = retry
+}
+
+// leave is a leave sent and not yet confirmed (Session.leaving).
+type leave struct {
+	w     *writer     // the connection it went out on
+	retry *time.Timer // sends it again after a refusal; nil when none is pending
+}
+
+// retryLeaveLocked handles a refused leave of a room the session left on
+// w: the node keeps the session in the room (docs/protocol.md, "Leave"),
+// so the leave goes again after a pause.
+func (s *Session) retryLeaveLocked(w *writer, name, code string) {
+	l := s.leaving[name]
+	if l == nil || l.w != w || l.retry != nil {
+		return
+	}
+	delay := unavailableRetry
+	if code == wire.CodeRate {
+		delay = rateRetry
+	}
+	l.retry = time.AfterFunc(delay, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.leaving[name] != l {
+			return // confirmed, joined again or moot meanwhile
+		}
+		l.retry = nil
+		if s.ctx.Err() == nil && s.w == w {
+			w.send(wire.Message{Op: wire.OpLeave, Room: name})
+		}
+	})
+}
+
+// leftLocked forgets a leave: confirmed, superseded by a join, or moot.
+func (s *Session) leftLocked(name string) {
+	if l := s.leaving[name]; l != nil {
+		if l.retry != nil {
+			l.retry.Stop()
+		}
+		delete(s.leaving, name)
+	}
+}
+
+// staleAnswer reports whether an answer about a chunk of room (an ack or
+// a refusal with a seq) is about text sent before the room was left: the
+// room, joined again since, has had no state, so none of its own text
+// went out.
+func (s *Session) staleAnswer(room string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[room]
+	return r != nil && !r.numbered
 }
 
 // syncRoomLocked applies a room state: what the state holds of our text is
@@ -1060,10 +1131,11 @@ func (r *room) refusedLocked(seq uint64) {
 }
 
 // ackLocked forgets the text up to seq, which the node has stored, and
-// ends the waits for it.
+// ends the waits for it. Only chunks that went out can be stored: one
+// never sent keeps waiting whatever its seq.
 func (r *room) ackLocked(seq uint64) {
 	i := 0
-	for i < len(r.unacked) && r.unacked[i].Seq <= seq {
+	for i < r.sent && r.unacked[i].Seq <= seq {
 		if w := r.waits[i]; w != nil {
 			w <- ackResult{seq: r.unacked[i].Seq}
 		}
@@ -1121,6 +1193,9 @@ func (r *room) endFlushesLocked(err error) {
 // rejoinLocked joins the rooms again after a reattach; their states
 // trigger the resends.
 func (s *Session) rejoinLocked() {
+	for name := range s.leaving {
+		s.leftLocked(name) // the new connection never joined it
+	}
 	for name, r := range s.rooms {
 		// A retry planned on the connection before is moot: this join
 		// replaces it, and its refusal plans one on this connection.
@@ -1203,8 +1278,9 @@ func (s *Session) Directory() *wire.Directory {
 // rejoins its rooms by itself after a failover.
 //
 // Join does not wait for the node: it queues the join and returns. It
-// fails only when the session has ended (an error matching ErrClosed, and
-// ErrGaveUp when it gave up).
+// fails only for a name the service refuses (ErrBadRoomName) and when the
+// session has ended (an error matching ErrClosed, and ErrGaveUp when it
+// gave up).
 func (s *Session) Join(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1216,6 +1292,10 @@ func (s *Session) joinLocked(name string) error {
 	if err := s.endedLocked(); err != nil {
 		return err
 	}
+	if why := wire.RoomNameProblem(name); why != "" {
+		return fmt.Errorf("client: joining room %q: %s: %w", wire.Clip(name, wire.MaxRoomName), why, ErrBadRoomName)
+	}
+	s.leftLocked(name) // the join goes after the leave
 	if _, ok := s.rooms[name]; !ok {
 		s.rooms[name] = &room{nextSeq: 1, byDevice: *s.opts.device != ""}
 	}
@@ -1237,7 +1317,10 @@ func (s *Session) endedLocked() error {
 	return nil
 }
 
-// Leave leaves a room and forgets its unacknowledged text.
+// Leave leaves a room and forgets its unacknowledged text. A leave the
+// node refuses for the rate of joins and leaves (it keeps the session in
+// the room) goes again after a pause, until the node confirms it (the
+// user's presence leave) or the connection ends.
 func (s *Session) Leave(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1255,6 +1338,8 @@ func (s *Session) Leave(name string) error {
 	if s.w == nil {
 		return nil
 	}
+	s.leftLocked(name)
+	s.leaving[name] = &leave{w: s.w}
 	s.w.send(wire.Message{Op: wire.OpLeave, Room: name})
 	return nil
 }
@@ -1289,7 +1374,7 @@ func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64
 	}
 	r, ok := s.rooms[name]
 	if !ok {
-		return 0, fmt.Errorf("client: room %q not joined", name)
+		return 0, fmt.Errorf("client: room %q not joined (or left): %w", name, ErrLeft)
 	}
 	pieces := cutText(text, s.maxChunkLocked())
 	for i, t := range pieces {
@@ -1349,8 +1434,14 @@ func cutText(text string, max int) []string {
 }
 
 // ErrLeft ends the waits of JoinWait and SendTextWait for a room that
-// Leave left meanwhile.
+// Leave left meanwhile; SendText and Flush return it for a room not
+// joined.
 var ErrLeft = errors.New("client: room left")
+
+// ErrBadRoomName is returned by Join and JoinWait for a name the service
+// refuses: room names are 1 to 64 bytes of ASCII letters, digits, '-',
+// '_' and '.'.
+var ErrBadRoomName = errors.New("client: bad room name")
 
 // SendTextWait sends a chunk like SendText and waits until the node has
 // stored it durably (its ack), and returns its seq. Across a failover it
@@ -1429,7 +1520,8 @@ func (s *Session) Flush(ctx context.Context, name string) error {
 // state itself comes on Events too). It keeps waiting across a failover
 // and across the refusals the session retries by itself (unavailable,
 // rate); it fails with the node's refusal otherwise (a *ServerError, such
-// as ErrUnauthorized or a limit), with ctx's error when ctx ends first
+// as ErrUnauthorized or a limit), at once for a name the service refuses
+// (ErrBadRoomName), with ctx's error when ctx ends first
 // (the session stays joined, or joins when it can), with an error
 // matching ErrLeft when the room is left, and with the session's error
 // when it ends. Like SendTextWait, do not call it from the goroutine that
@@ -1499,8 +1591,11 @@ func (s *Session) Close() error {
 	return nil
 }
 
-// stopRetriesLocked stops the rooms' pending re-joins.
+// stopRetriesLocked stops the rooms' pending re-joins and leaves.
 func (s *Session) stopRetriesLocked() {
+	for name := range s.leaving {
+		s.leftLocked(name)
+	}
 	for _, r := range s.rooms {
 		if r.retry != nil {
 			r.retry.Stop()
