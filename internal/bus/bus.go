@@ -197,7 +197,10 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bus: configuring embedded NATS: %w", err)
 	}
-	ns.SetLoggerV2(newLogAdapter(cfg.Logger.With("component", "nats")), false, false, false)
+	// nats-server's debug lines (elections, Raft catch-up) go out only
+	// when the node's log takes debug lines.
+	debug := cfg.Logger.Enabled(context.Background(), slog.LevelDebug)
+	ns.SetLoggerV2(newLogAdapter(cfg.Logger.With("component", "nats")), debug, false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(cfg.StartTimeout) {
 		ns.Shutdown()

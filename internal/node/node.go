@@ -414,6 +414,10 @@ func (n *Node) Users() int { return int(n.users.Load()) }
 // Ready reports whether the node has finished starting.
 func (n *Node) Ready() bool { return n.ready.Load() }
 
+// JetStreamCurrent reports whether the embedded JetStream knows its meta
+// leader and is current with it; true with an external --bus.
+func (n *Node) JetStreamCurrent() bool { return n.bus == nil || n.bus.JetStreamCurrent() }
+
 // RoomsReady reports whether the node's room engine can store and load
 // rooms: JetStream has elected its leaders and the rooms' stream exists.
 // Until then joins wait, up to Config.StoreTimeout.

@@ -57,8 +57,14 @@ func Config(service string, i int) node.Config {
 	// peer is down after three missed heartbeats).
 	cfg.Heartbeat = 100 * time.Millisecond
 	cfg.PushDelay = 5 * time.Millisecond
-	if os.Getenv("SBTEST_LOG") != "" { // to read a failing run's story: SBTEST_LOG=1 go test ...
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("node", cfg.ID)
+	// To read a failing run's story: SBTEST_LOG=1 go test ..., with
+	// SBTEST_LOG=debug for the debug lines too (nats-server's included).
+	if v := os.Getenv("SBTEST_LOG"); v != "" {
+		level := slog.LevelInfo
+		if v == "debug" {
+			level = slog.LevelDebug
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})).With("node", cfg.ID)
 	}
 	return cfg
 }
@@ -68,8 +74,25 @@ func Start(t testing.TB, n int, opts Options) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, Config: Config(serviceName(t.Name()), 0), alone: n == 1}
 	c.Config.ClusterSecret = NewSecret(t)
-	for range n {
-		c.Add(opts.Configure)
+	for i := range n {
+		m := c.Add(opts.Configure)
+		if i > 0 {
+			// One newcomer at a time. Each joins the first only, so
+			// nats-server expects a JetStream meta group of two (its
+			// routes, at least 2) and elects on two votes: two
+			// newcomers that had not yet heard from the leader could
+			// elect a second meta leader in its term, and JetStream
+			// then stayed unanswering for the test's whole minute
+			// (TestHelloView, about one run in five beside a busy
+			// loop). A node current with the leader refuses a
+			// newcomer's vote: its log is longer.
+			Eventually(t, 60*time.Second, func() error {
+				if !m.JetStreamCurrent() {
+					return fmt.Errorf("%s: JetStream not current with a meta leader", m.ID())
+				}
+				return nil
+			})
+		}
 	}
 	// Typically 5 to 10 s for 5 nodes beside two busy loops; once, with
 	// the race detector and another package's cluster of processes
