@@ -40,6 +40,8 @@ type fakeNode struct {
 	// that pushes in the moment between counting the session attached
 	// and saying so.
 	beforeAttached []wire.Message
+	// limits go with every attached answer (none when nil).
+	limits *wire.Limits
 	// hellos counts the hellos answered.
 	hellos int
 	wg     sync.WaitGroup
@@ -234,12 +236,12 @@ func (fc *fakeConn) serve() {
 			fc.send(wire.DirectoryMessage(&wire.Directory{Service: "fake.test", Self: n.id, Nodes: nodes}))
 		case wire.OpAttach:
 			n.mu.Lock()
-			before := n.beforeAttached
+			before, limits := n.beforeAttached, n.limits
 			n.mu.Unlock()
 			for _, b := range before {
 				fc.send(b)
 			}
-			fc.send(wire.Message{Op: wire.OpAttached, User: m.User, Node: n.id, Session: "s1"})
+			fc.send(wire.Message{Op: wire.OpAttached, User: m.User, Node: n.id, Session: "s1", Limits: limits})
 		default:
 			if m.Op == wire.OpJoin {
 				<-stalled

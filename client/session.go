@@ -604,7 +604,8 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 		s.w.budget = newBudget(m.Limits, time.Now())
 	}
 	if m.Limits != nil {
-		s.w.maxChunk = m.Limits.MaxChunk
+		// Clamped: a longer chunk could make a line no node reads.
+		s.w.maxChunk = min(m.Limits.MaxChunk, wire.MaxChunkLimit)
 	}
 	s.state = StateAttached
 	s.node = node
@@ -762,7 +763,9 @@ func (s *Session) supervise() {
 		s.opts.logger.Info("session dropped", "node", node.ID, "err", err)
 		s.mu.Lock()
 		s.conn, s.w = nil, nil
-		s.state = StateReconnecting
+		if s.ctx.Err() == nil { // unless Close made it final meanwhile
+			s.state = StateReconnecting
+		}
 		for _, r := range s.rooms {
 			r.synced = false
 		}
@@ -791,6 +794,10 @@ func (s *Session) supervise() {
 			final := &gaveUpError{cause: err}
 			s.opts.logger.Error("session cannot reattach", "err", err)
 			s.mu.Lock()
+			if s.ctx.Err() != nil { // Close came first: the session is closed
+				s.mu.Unlock()
+				return
+			}
 			s.state, s.err = StateFailed, final
 			s.stopRetriesLocked()
 			s.mu.Unlock()

@@ -365,6 +365,10 @@ var lineEncoders = sync.Pool{New: func() any {
 // Encode returns m as one JSON line, newline included.
 func Encode(m Message) ([]byte, error) { return Append(nil, m) }
 
+// MaxChunkLimit is the largest max_chunk a node may announce, in bytes:
+// a chunk that long, escaped, fits a line whatever its characters.
+const MaxChunkLimit = 8 << 10
+
 // MaxRoomName is the longest room name, in bytes.
 const MaxRoomName = 64
 

@@ -95,7 +95,7 @@ import (
 // cut off longer than the grace) is joined again by its node.
 
 // MaxChunkLimit is the largest Config.MaxChunk allowed, in bytes.
-const MaxChunkLimit = 8 << 10
+const MaxChunkLimit = wire.MaxChunkLimit
 
 // MaxRoomName is the longest room name, in bytes.
 const MaxRoomName = wire.MaxRoomName

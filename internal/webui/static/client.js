@@ -62,6 +62,9 @@ const MAX_FIRST_WINDOW = 64;
 // DEFAULT_MAX_CHUNK is the longest chunk, in UTF-8 bytes, for a node that
 // does not say its limits: the nodes' default MaxChunk.
 const DEFAULT_MAX_CHUNK = 4096;
+// MAX_CHUNK_LIMIT is the largest max_chunk a node may announce: a longer
+// chunk could make a line no node reads.
+const MAX_CHUNK_LIMIT = 8192;
 
 // SENT marks a chunk that went out on some connection (a symbol, so
 // that JSON.stringify leaves it out of the message).
@@ -868,9 +871,11 @@ export class Session extends EventTarget {
   }
 
   // maxChunk is the longest text chunk, in UTF-8 bytes, the node says it
-  // takes (DEFAULT_MAX_CHUNK from nodes that do not say).
+  // takes (DEFAULT_MAX_CHUNK from nodes that do not say), at most
+  // MAX_CHUNK_LIMIT.
   maxChunk() {
-    return (this.limits && this.limits.max_chunk > 0 && this.limits.max_chunk) || DEFAULT_MAX_CHUNK;
+    const said = (this.limits && this.limits.max_chunk > 0 && this.limits.max_chunk) || DEFAULT_MAX_CHUNK;
+    return Math.min(said, MAX_CHUNK_LIMIT);
   }
 
   // unacked lists a room's chunks not acknowledged yet.
