@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -270,5 +271,33 @@ func TestLookupSRVDot(t *testing.T) {
 	_, err := Lookup(t.Context(), Config{Resolver: addr, DefaultPort: 7070}, "dot.test")
 	if !errors.Is(err, ErrNoAddress) || !strings.Contains(err.Error(), "not available") {
 		t.Errorf("Lookup: %v, want ErrNoAddress saying the service is not available", err)
+	}
+}
+
+// A server that refuses AAAA queries (SERVFAIL), as some middleboxes do,
+// loses the lookup no address: the A records are kept. With both refused
+// the lookup fails with the server's answer.
+func TestLookupKeepsAWhenAAAAFails(t *testing.T) {
+	refuse := func(qtypes ...uint16) func(dns.ResponseWriter, *dns.Msg) {
+		return func(w dns.ResponseWriter, r *dns.Msg) {
+			if slices.Contains(qtypes, r.Question[0].Qtype) {
+				m := new(dns.Msg)
+				m.SetRcode(r, dns.RcodeServerFailure)
+				w.WriteMsg(m)
+				return
+			}
+			plainDNS(w, r)
+		}
+	}
+	got, err := Lookup(t.Context(), Config{Resolver: staticServer(t, refuse(dns.TypeAAAA)), DefaultPort: 7070}, "plain.test")
+	if err != nil {
+		t.Fatalf("Lookup with AAAA refused: %v", err)
+	}
+	if diff := cmp.Diff(sorted(got), []string{"127.0.2.1:7070", "127.0.2.2:7070"}); diff != "" {
+		t.Errorf("Lookup with AAAA refused (-got +want):\n%s", diff)
+	}
+	_, err = Lookup(t.Context(), Config{Resolver: staticServer(t, refuse(dns.TypeA, dns.TypeAAAA)), DefaultPort: 7070}, "plain.test")
+	if err == nil || !strings.Contains(err.Error(), "SERVFAIL") {
+		t.Errorf("Lookup with A and AAAA refused: %v, want their SERVFAIL", err)
 	}
 }

@@ -351,13 +351,18 @@ func (l *lookup) ipsDNS(ctx context.Context) ([]netip.Addr, error) {
 }
 
 // ipsOf asks Config.Resolver for the A and then the AAAA records of host.
+// The addresses of one query are kept when the other fails (a server or
+// middlebox that drops or refuses AAAA queries, say); it fails only when
+// a query failed and none gave an address.
 func (l *lookup) ipsOf(ctx context.Context, host string) ([]netip.Addr, error) {
 	name := dns.CanonicalName(host)
 	var ips []netip.Addr
+	var errs []error
 	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		r, err := exchange(ctx, l.cfg.Resolver, name, qtype)
 		if err != nil {
-			return nil, fmt.Errorf("resolve: looking up %s for %s via %s: %w", dns.TypeToString[qtype], strings.TrimSuffix(host, "."), l.via, err)
+			errs = append(errs, fmt.Errorf("resolve: looking up %s for %s via %s: %w", dns.TypeToString[qtype], strings.TrimSuffix(host, "."), l.via, err))
+			continue
 		}
 		for _, rr := range r.Answer {
 			// Any A/AAAA in the answer counts, so that CNAME chains work.
@@ -365,6 +370,9 @@ func (l *lookup) ipsOf(ctx context.Context, host string) ([]netip.Addr, error) {
 				ips = append(ips, ip)
 			}
 		}
+	}
+	if len(ips) == 0 && len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return ips, nil
 }
