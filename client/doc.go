@@ -57,8 +57,9 @@
 //
 // A session never strands while a node of its last directory is up: when
 // the common address does not answer (its node is the one that died, or
-// DNS is down), every node of that directory that is not down can answer
-// the hello instead, and is asked in turn.
+// DNS is down), every node of that directory can answer the hello
+// instead, and is asked in turn: those listed down last, since a node cut
+// off in a minority lists its healthy peers down before it steps aside.
 //
 // A node that vanishes without closing the connection (a paused process,
 // a partition) is noticed by the heartbeat (WithHeartbeat): a ping after

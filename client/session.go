@@ -459,13 +459,16 @@ type helloAddr struct {
 }
 
 // helloOrder lists where bootstrap says hello, in order: the common
-// address's addrs (in their order), then the nodes of dir not down and
-// not among addrs, up ones first, each group in random order; the
-// addresses of nodes in their cool-down come last, whichever list they
-// are from.
+// address's addrs (in their order), then the nodes of dir not among
+// addrs, up ones first, then the others not down, each group in random
+// order; then the addresses of nodes in their cool-down, whichever list
+// they are from; the nodes dir says are down come last. A node cut off
+// in a minority sees every peer down and says so before it steps aside:
+// when the common address is out of reach too, those peers are all that
+// is left to try.
 func (s *Session) helloOrder(addrs []string, dir *wire.Directory, now time.Time) []helloAddr {
 	cooling := map[string]bool{}
-	var up, other, cool []helloAddr
+	var up, other, cool, down []helloAddr
 	if dir != nil {
 		for _, n := range dir.Nodes {
 			if n.Addr != "" && s.machine.Excluded(n.ID, now) {
@@ -486,9 +489,11 @@ func (s *Session) helloOrder(addrs []string, dir *wire.Directory, now time.Time)
 	if dir != nil {
 		for _, n := range dir.Nodes {
 			switch {
-			case n.Addr == "" || n.Status == directory.Down || listed[n.Addr]:
+			case n.Addr == "" || listed[n.Addr]:
 			case cooling[n.Addr]:
 				cool = append(cool, helloAddr{addr: n.Addr, fallback: true})
+			case n.Status == directory.Down:
+				down = append(down, helloAddr{addr: n.Addr, fallback: true})
 			case n.Status == directory.Up:
 				up = append(up, helloAddr{addr: n.Addr, fallback: true})
 			default:
@@ -498,7 +503,8 @@ func (s *Session) helloOrder(addrs []string, dir *wire.Directory, now time.Time)
 	}
 	shuffleAny(s.opts.rand, up)
 	shuffleAny(s.opts.rand, other)
-	return slices.Concat(out, up, other, cool)
+	shuffleAny(s.opts.rand, down)
+	return slices.Concat(out, up, other, cool, down)
 }
 
 // shuffleAny shuffles s in place with r.

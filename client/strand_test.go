@@ -115,3 +115,29 @@ func deadTCP(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+// The node the session is on is cut off in a minority: its directory
+// lists every peer down, then it goes. The common address is that node
+// too, so nothing answers there; the peers it called down are all that
+// is left, and the session says hello to them rather than strand.
+func TestPeersListedDownAreTriedLast(t *testing.T) {
+	a, b := newFakeNode(t, "a"), newFakeNode(t, "b")
+	a.setDirectory(func() []directory.Node {
+		down := b.entry()
+		down.Status = directory.Down
+		return []directory.Node{a.entry(), down}
+	})
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.Node().ID != "a" {
+		t.Fatalf("attached to %s, want a", s.Node().ID)
+	}
+	a.stop()
+	back := awaitEvent(t, s, "reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
+	if back.Node.ID != "b" {
+		t.Errorf("reattached to %s, want b", back.Node.ID)
+	}
+}
