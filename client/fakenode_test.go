@@ -42,6 +42,8 @@ type fakeNode struct {
 	beforeAttached []wire.Message
 	// limits go with every attached answer (none when nil).
 	limits *wire.Limits
+	// accepted counts the connections accepted.
+	accepted int
 	// hellos counts the hellos answered.
 	hellos int
 	wg     sync.WaitGroup
@@ -172,6 +174,7 @@ func (n *fakeNode) accept() {
 		}
 		fc := &fakeConn{n: n, c: c}
 		n.mu.Lock()
+		n.accepted++
 		n.conns[fc] = true
 		n.mu.Unlock()
 		n.wg.Add(1)

@@ -320,6 +320,14 @@ type attempt struct {
 // the one the session held when it dropped). deadline is the one the
 // machine was given for this flow (zero: none).
 func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Directory, dirAt, deadline time.Time) error {
+	if !deadline.IsZero() {
+		// The machine looks at the deadline between steps; one step (a
+		// hello to every address it knows, each after the last's
+		// attempt timeout) could overrun it by minutes.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
 	a := attempt{deadline: deadline}
 	if dir != nil {
 		a.dir, a.dirAt = dir, dirAt

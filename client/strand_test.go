@@ -2,6 +2,8 @@ package client_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -139,5 +141,48 @@ func TestPeersListedDownAreTriedLast(t *testing.T) {
 	back := awaitEvent(t, s, "reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
 	if back.Node.ID != "b" {
 		t.Errorf("reattached to %s, want b", back.Node.ID)
+	}
+}
+
+// The reconnect timeout bounds a pass over the directory's addresses, not
+// only the steps between: the common address is gone and the nodes of
+// the last directory take connections but answer nothing (paused, or
+// behind a black hole that completes handshakes). One is tried until
+// the deadline; the rest, each another attempt timeout, are not.
+func TestReconnectTimeoutBoundsOnePass(t *testing.T) {
+	a := newFakeNode(t, "a")
+	var paused []*fakeNode
+	for i := range 4 {
+		p := newFakeNode(t, fmt.Sprintf("p%d", i))
+		p.pause()
+		paused = append(paused, p)
+	}
+	a.setDirectory(func() []directory.Node {
+		nodes := []directory.Node{a.entry()}
+		for _, p := range paused {
+			e := p.entry()
+			e.Status = directory.Starting // not picked; asked for a directory
+			nodes = append(nodes, e)
+		}
+		return nodes
+	})
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(fastRetry()),
+		client.WithReconnectTimeout(time.Second), client.WithAttemptTimeout(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	a.stop()
+	awaitEvent(t, s, "give-up", func(e client.Event) bool {
+		return e.Kind == client.Disconnected && errors.Is(e.Err, client.ErrGaveUp)
+	}, nil)
+	tried := 0
+	for _, p := range paused {
+		p.mu.Lock()
+		tried += p.accepted
+		p.mu.Unlock()
+	}
+	if tried != 1 {
+		t.Errorf("%d of the %d silent nodes were tried within the reconnect timeout; want 1", tried, len(paused))
 	}
 }
