@@ -23,7 +23,12 @@ var ErrNodeSilent = errors.New("client: node silent")
 // node, not while it hands a message to the Events reader.
 func (s *Session) readLoop(c *Conn, w *writer) error {
 	hb := s.opts.heartbeat
+	maxBusy := hb.MaxBusy
+	if maxBusy == 0 {
+		maxBusy = defaultMaxBusy
+	}
 	heard := time.Now()
+	lastMsg := heard // heard, but never moved on by a busy pause
 	pinged := false
 	busy := 0 // verdicts in a row that found the node busy
 	var probe chan error
@@ -81,7 +86,10 @@ func (s *Session) readLoop(c *Conn, w *writer) error {
 				}
 				// Alive, but this session's line is stuck behind
 				// something slow on the node: wait again, longer each
-				// time (see busyPause).
+				// time (see busyPause), for at most MaxBusy.
+				if silent := time.Since(lastMsg); silent >= maxBusy {
+					return fmt.Errorf("client: %s answered a second connection but sent this session nothing for %v: %w", c.Addr(), silent.Round(time.Millisecond), ErrNodeSilent)
+				}
 				busy++
 				s.opts.logger.Debug("node busy but alive", "addr", c.Addr(), "silent", time.Since(heard))
 				heard, pinged = time.Now().Add(busyPause(hb, busy)), false
@@ -97,6 +105,7 @@ func (s *Session) readLoop(c *Conn, w *writer) error {
 			return s.ctx.Err()
 		}
 		heard = time.Now()
+		lastMsg = heard
 	}
 }
 

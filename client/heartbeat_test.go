@@ -121,3 +121,32 @@ func testHeartbeatKeepsBusyNode(t *testing.T, refuseNew bool) {
 		t.Errorf("%d drops, %d attaches, state %v; want the busy node kept: 0, 1, attached", drops, s.Attaches(), s.State())
 	}
 }
+
+// A node that answers second connections but never this session again
+// (its reader wedged, or a middlebox lost the flow while new ones pass)
+// is left after MaxBusy, not waited on for ever.
+func TestHeartbeatLeavesNodeBusyPastMaxBusy(t *testing.T) {
+	a := newFakeNode(t, "a")
+	hb := client.Heartbeat{Interval: 100 * time.Millisecond, Timeout: 300 * time.Millisecond, MaxBusy: time.Second}
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithHeartbeat(hb), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	a.stallJoins()
+	if err := s.Join("r"); err != nil {
+		t.Fatal(err)
+	}
+	probes := 0
+	drop := awaitEvent(t, s, "drop", func(e client.Event) bool { return e.Kind == client.Disconnected }, nil)
+	for len(a.probes) > 0 {
+		<-a.probes
+		probes++
+	}
+	if !errors.Is(drop.Err, client.ErrNodeSilent) {
+		t.Errorf("dropped with %v, want ErrNodeSilent", drop.Err)
+	}
+	if probes == 0 {
+		t.Errorf("dropped without a second opinion; want the node found busy first")
+	}
+}

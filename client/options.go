@@ -235,7 +235,10 @@ func WithClientName(name string) Option {
 // to 15 s), so that a long storage stall under thousands of sessions does
 // not become a storm of second connections. A node that vanished is
 // therefore noticed at most Timeout after the last message it sent
-// (unless it was busy just before), and a busy one is never left.
+// (unless it was busy just before). A busy one is left once it has sent
+// the session nothing for MaxBusy: a storage stall ends a node's requests
+// within its store timeout (15 s by default), while a connection that a
+// middlebox lost, or a reader wedged on the node, would never recover.
 type Heartbeat struct {
 	// Interval is how long a session waits for a message before it pings
 	// (default 500 ms). Zero disables the heartbeat: a node that vanishes
@@ -247,7 +250,15 @@ type Heartbeat struct {
 	// that a ping has Interval to be answered before the second opinion
 	// and the second opinion Interval at least.
 	Timeout time.Duration
+	// MaxBusy is the longest a session waits for a message from a node
+	// whose second connections are answered (0: 60 s, four times a
+	// node's default store timeout). It is checked at each verdict, so a
+	// drop comes up to one busy pause (15 s) after it.
+	MaxBusy time.Duration
 }
+
+// defaultMaxBusy is Heartbeat.MaxBusy when it is 0.
+const defaultMaxBusy = 60 * time.Second
 
 // DefaultHeartbeat is a ping after 500 ms of silence and a node taken for
 // gone after 1.5 s: a vanished node is noticed within 1.5 s of its last
@@ -263,6 +274,8 @@ func (h Heartbeat) validate() error {
 		return fmt.Errorf("client: heartbeat: negative interval %v or timeout %v", h.Interval, h.Timeout)
 	case h.Interval > 0 && h.Timeout < 2*h.Interval:
 		return fmt.Errorf("client: heartbeat: timeout %v is below twice the interval %v", h.Timeout, h.Interval)
+	case h.MaxBusy < 0 || h.MaxBusy > 0 && h.MaxBusy < h.Timeout:
+		return fmt.Errorf("client: heartbeat: max busy %v is negative or below the timeout %v", h.MaxBusy, h.Timeout)
 	}
 	return nil
 }

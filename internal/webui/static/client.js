@@ -43,10 +43,12 @@ const DIAL_FAILED_CODES = new Set(["shutdown", "too_many_connections", "attach_t
 // SILENT_MS - HEARTBEAT_MS makes it ask the node on a second connection
 // whether it runs at all, and one unanswered for SILENT_MS takes the node
 // for gone, unless the second connection got its pong (busy, not gone:
-// the wait grows to SILENT_MS, 3, 7... times that, up to BUSY_MAX_MS).
+// the wait grows to SILENT_MS, 3, 7... times that, up to BUSY_MAX_MS),
+// for at most MAX_BUSY_MS without a message (Heartbeat.MaxBusy).
 const HEARTBEAT_MS = 500;
 const SILENT_MS = 1500;
 const BUSY_MAX_MS = 15000;
+const MAX_BUSY_MS = 60000;
 const MOVE_TIMEOUT_MS = 10000; // how long a move searches for a new node
 const RETIRE_AFTER_MS = 10000; // how long a move keeps the old connection while rooms rejoin
 // Pauses before a room is asked for again after a refusal, as the Go
@@ -534,7 +536,7 @@ export class Session extends EventTarget {
       return;
     }
     if (silent < hb.wait || !hb.probe || now - hb.probeAt < HEARTBEAT_MS) return;
-    if (hb.probeOK) {
+    if (hb.probeOK && now - this.lastRx < MAX_BUSY_MS) {
       // Busy, not gone: wait longer, with a new second connection then.
       hb.busy++;
       hb.wait = Math.min(SILENT_MS * (2 ** hb.busy - 1), BUSY_MAX_MS);
@@ -545,6 +547,10 @@ export class Session extends EventTarget {
     }
     ws.onclose = null;
     ws.close();
+    if (hb.probeOK) {
+      this.lose(`lost ${this.node.id} (busy: it answers a second connection but sent this one nothing for ${now - this.lastRx} ms)`);
+      return;
+    }
     this.lose(`lost ${this.node.id} (silent: no answer for ${silent} ms, nor on a second connection)`);
   }
 
