@@ -299,11 +299,14 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 
 // attempt is what one pass of connect found.
 type attempt struct {
-	boot    *Conn           // open connection to the node that answered a hello
-	dir     *wire.Directory // the directory in hand
-	dirAt   time.Time
-	node    directory.Node // the node picked
-	reason  string
+	boot   *Conn           // open connection to the node that answered a hello
+	dir    *wire.Directory // the directory in hand
+	dirAt  time.Time
+	node   directory.Node // the node picked
+	reason string
+	// pending: the pick of node is pending in the Tracker (WithTracker)
+	// until the attach succeeds or releasePick withdraws it.
+	pending bool
 	lastErr error
 	// move is a move the node sent before its attached (it counts the
 	// session attached a moment before it says so): the session acts on
@@ -374,7 +377,9 @@ func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Di
 			if a.dir == nil {
 				err = pick.ErrNoNode
 			} else if s.opts.tracker != nil {
+				s.releasePick(&a)
 				res, err = s.opts.tracker.Pick(s.opts.policy, a.dir.Nodes, req, now)
+				a.pending = err == nil
 			} else {
 				res, err = s.opts.policy.Pick(a.dir.Nodes, req)
 			}
@@ -396,9 +401,9 @@ func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Di
 			if o.Kind == failover.Attached {
 				return nil
 			}
-			if s.opts.tracker != nil {
-				s.opts.tracker.Release(a.node.ID)
-			}
+			// The retries of the same pick come next, or another pick:
+			// either way one pick, released once.
+			s.releasePick(&a)
 		case failover.Done:
 			return nil
 		case failover.Fail:
@@ -411,6 +416,16 @@ func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Di
 		}
 		act = s.machine.Next(o, time.Now())
 	}
+}
+
+// releasePick withdraws a's pending pick from the Tracker, once: a pick
+// retried and failed again is still one pick, and Release takes the
+// newest pending pick of the node, which may be another session's.
+func (s *Session) releasePick(a *attempt) {
+	if a.pending && s.opts.tracker != nil {
+		s.opts.tracker.Release(a.node.ID)
+	}
+	a.pending = false
 }
 
 // gaveUp is the error of a connect stopped by its context: what stopped
@@ -607,9 +622,7 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 		// this one, whose reader would then keep Close waiting.
 		s.mu.Unlock()
 		c.Close()
-		if s.opts.tracker != nil {
-			s.opts.tracker.Release(node.ID)
-		}
+		s.releasePick(a)
 		return failover.Outcome{}, fmt.Errorf("client: attaching to %s: %w", node.ID, err)
 	}
 	s.conn = c

@@ -310,3 +310,36 @@ func TestNodeDeathReattachesEverySession(t *testing.T) {
 		return nil
 	})
 }
+
+// A pick whose attach fails and is retried is one pick: the Tracker
+// shared by the process's sessions loses that one, not the pending picks
+// of other sessions of the same node.
+func TestFailedPickReleasedOnce(t *testing.T) {
+	a := newFakeNode(t, "a")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := ln.Addr().String()
+	ln.Close() // x refuses every connection
+	a.setDirectory(func() []directory.Node {
+		return []directory.Node{{ID: "x", Addr: gone, Status: directory.Up, Capacity: 100}, a.entry()}
+	})
+	tr := pick.NewTracker(time.Minute)
+	now := time.Now()
+	tr.Add("x", now) // two other sessions' picks of x, pending
+	tr.Add("x", now)
+	retry := fastRetry()
+	retry.Retries = 2
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithPolicy(preferring("x", "a")), client.WithTracker(tr), client.WithRetry(retry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.Node().ID != "a" {
+		t.Fatalf("attached to %s, want a after x refused", s.Node().ID)
+	}
+	if got := tr.Pending("x", time.Now()); got != 2 {
+		t.Errorf("%d picks of x pending after this session's failed; want the other sessions' 2", got)
+	}
+}
