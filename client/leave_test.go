@@ -125,27 +125,3 @@ func TestJoinRefusesBadRoomNames(t *testing.T) {
 		t.Errorf("SendText to a room not joined = %v, want ErrLeft", err)
 	}
 }
-
-// A node that says it takes chunks longer than any node may (a hostile or
-// broken one) does not make the client send a line too long to read:
-// text is cut at wire.MaxChunkLimit.
-func TestChunkLimitIsClamped(t *testing.T) {
-	a := newFakeNode(t, "a")
-	a.mu.Lock()
-	a.limits = &wire.Limits{MaxChunk: 1 << 20, ChunkRate: 1000, ChunkBurst: 1000, ByteRate: 1 << 20, ByteBurst: 1 << 20}
-	a.mu.Unlock()
-	s, join := aliceInRoom(t, a)
-	join.conn.send(roomState("r", 0))
-	text := strings.Repeat("\x01", 20000) // six bytes each, escaped
-	if _, err := s.SendText("r", text); err != nil {
-		t.Fatal(err)
-	}
-	var got int
-	for got < len(text) {
-		m := awaitGot(t, a, wire.OpText)
-		if len(m.m.T) > wire.MaxChunkLimit {
-			t.Fatalf("a chunk of %d bytes; want at most %d", len(m.m.T), wire.MaxChunkLimit)
-		}
-		got += len(m.m.T)
-	}
-}

@@ -1019,6 +1019,8 @@ func (s *Session) staleAnswer(room string) bool {
 // the room is paced: pace.go). A state that comes on the connection the
 // room is synced on only moves the numbering on.
 func (s *Session) syncRoomLocked(w *writer, name string, r *room, stored uint64) {
+	// No honest node says more; clamped, the numbering cannot wrap.
+	stored = min(stored, wire.MaxSeq)
 	if r.numbered && r.synced && w == s.w {
 		// A state on the connection the room is synced on, unasked (the
 		// room moved a chunk of ours that another device's took the seq
@@ -1103,8 +1105,8 @@ func (s *Session) ownText(m wire.Message) bool {
 		// sends the state first), and the state numbers the session.
 		return false
 	}
-	if m.Seq < r.nextSeq {
-		return true
+	if m.Seq < r.nextSeq || m.Seq > wire.MaxSeq {
+		return true // an echo, or a seq no chunk carries: not shown
 	}
 	r.continueAboveLocked(m.Seq)
 	return false

@@ -369,6 +369,12 @@ func Encode(m Message) ([]byte, error) { return Append(nil, m) }
 // a chunk that long, escaped, fits a line whatever its characters.
 const MaxChunkLimit = 8 << 10
 
+// MaxSeq is the largest seq a text chunk may carry: 2^53-1, the largest
+// integer every JSON reader holds exactly (JavaScript's
+// Number.MAX_SAFE_INTEGER). A client counting up from 1 never reaches it,
+// so seqs never wrap.
+const MaxSeq = 1<<53 - 1
+
 // MaxRoomName is the longest room name, in bytes.
 const MaxRoomName = 64
 

@@ -462,11 +462,8 @@ func (b *bucket) refill(now time.Time) {
 // single chunk can make every later seq of its user a duplicate.
 const MaxSeqJump = 10000
 
-// MaxSeq is the largest seq a text chunk may carry: 2^53-1, the largest
-// integer every JSON reader holds exactly (JavaScript's
-// Number.MAX_SAFE_INTEGER). A client counting up from 1 never reaches it,
-// so seqs never wrap.
-const MaxSeq = 1<<53 - 1
+// MaxSeq is the largest seq a text chunk may carry (wire.MaxSeq).
+const MaxSeq = wire.MaxSeq
 
 // RoomOpRate and RoomOpBurst bound a session's joins (re-joins included,
 // each answered with the room's whole state) and leaves: a bucket of
