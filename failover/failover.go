@@ -283,11 +283,12 @@ type Machine struct {
 	// The current flow.
 	deadline time.Time
 	started  time.Time
-	node     string // the node being dialled
-	fails    int    // its failed dials in a row
-	passes   int    // failed passes in a row
-	held     bool   // picking from the directory held at the drop, common address not yet asked
-	tried    []*attempt
+	node     string     // the node being dialled
+	fails    int        // its failed dials in a row
+	passes   int        // failed passes in a row
+	held     bool       // picking from the directory held at the drop, common address not yet asked
+	tried    []*attempt // at most maxTried, in the order first tried
+	others   *attempt   // the nodes tried beyond maxTried, counted together
 	dirFails int
 	noCand   int
 	lastErr  error
@@ -445,7 +446,7 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 func (m *Machine) start(deadline, now time.Time) {
 	m.deadline, m.started = deadline, now
 	m.node, m.fails, m.passes, m.held = "", 0, 0, false
-	m.tried, m.dirFails, m.noCand, m.lastErr, m.failed = nil, 0, 0, nil, nil
+	m.tried, m.others, m.dirFails, m.noCand, m.lastErr, m.failed = nil, nil, 0, 0, nil, nil
 }
 
 // endPass backs off after a failed pass and starts over with Refresh.
@@ -484,6 +485,11 @@ func (m *Machine) prune(now time.Time) {
 	}
 }
 
+// maxTried bounds the nodes a flow names one by one (Tried): a flow
+// without a deadline can meet ever new nodes (directories that churn, or
+// a hostile common address), and its record must not grow with them.
+const maxTried = 16
+
 func (m *Machine) record(id string, err error) *attempt {
 	if err != nil {
 		m.lastErr = err
@@ -495,9 +501,16 @@ func (m *Machine) record(id string, err error) *attempt {
 			break
 		}
 	}
-	if a == nil {
+	switch {
+	case a != nil:
+	case len(m.tried) < maxTried:
 		a = &attempt{node: id}
 		m.tried = append(m.tried, a)
+	default:
+		if m.others == nil {
+			m.others = &attempt{node: "other nodes"}
+		}
+		a = m.others
 	}
 	if err != nil {
 		a.last = err.Error()
@@ -520,7 +533,11 @@ func (m *Machine) giveUp(now time.Time) error {
 // itself (its context ended between two steps) puts it in its error.
 func (m *Machine) Tried(now time.Time) string {
 	var parts []string
-	for _, a := range m.tried {
+	all := m.tried
+	if m.others != nil {
+		all = append(all[:len(all):len(all)], m.others)
+	}
+	for _, a := range all {
 		var what []string
 		if a.lost > 0 {
 			what = append(what, "session dropped")

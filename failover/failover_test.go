@@ -564,6 +564,28 @@ func TestTriedSaysWhatWasTried(t *testing.T) {
 	}
 }
 
+// A flow that meets ever new nodes keeps a bounded record: the first
+// maxTried by name, the rest together.
+func TestTriedIsBounded(t *testing.T) {
+	m, err := New(DefaultConfig(), top{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Next(Outcome{Kind: Begin}, t0)
+	for i := range 1000 {
+		id := fmt.Sprintf("n%d", i)
+		m.Next(Outcome{Kind: Picked, Node: id}, t0)
+		m.Next(Outcome{Kind: DialFailed, Node: id, Err: refused}, t0)
+	}
+	if len(m.tried) != maxTried {
+		t.Errorf("%d nodes recorded one by one, want %d", len(m.tried), maxTried)
+	}
+	got := m.Tried(t0)
+	if want := fmt.Sprintf("other nodes: %d dials failed", 1000-maxTried); !strings.Contains(got, want) {
+		t.Errorf("Tried = %q, want it to say %q", got, want)
+	}
+}
+
 // runTranscript drives a Machine of cfg through steps and compares each
 // action it answers, and the nodes excluded where a step lists them, with
 // the step's.
