@@ -1,6 +1,8 @@
 package client
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -71,5 +73,45 @@ func TestApplyDelta(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Large pushes take the indexed path; it gives what the plain one does.
+func TestApplyDeltaLarge(t *testing.T) {
+	nodes := func(from, to int, status directory.Status) []directory.Node {
+		var out []directory.Node
+		for i := from; i < to; i++ {
+			out = append(out, directory.Node{ID: fmt.Sprintf("n%d", i), Status: status, AgeMS: int64(i)})
+		}
+		return out
+	}
+	held := &wire.Directory{Nodes: nodes(0, 3000, directory.Up)}
+	var gone []string
+	for i := 0; i < 3000; i += 3 {
+		gone = append(gone, fmt.Sprintf("n%d", i))
+	}
+	d := &wire.Directory{Delta: true, Nodes: nodes(1500, 4500, directory.Full), Gone: gone}
+	if len(d.Nodes)*len(held.Nodes) <= linearDelta || len(gone)*len(held.Nodes) <= linearDelta {
+		t.Fatal("the push is too small to take the indexed path")
+	}
+	for _, max := range []int{0, 2500} {
+		got := applyDelta(held, 0, d, max)
+		// The plain rule, one node at a time.
+		var want []directory.Node
+		for _, n := range held.Nodes {
+			if !slices.Contains(gone, n.ID) {
+				want = append(want, n)
+			}
+		}
+		for _, n := range d.Nodes {
+			if i := slices.IndexFunc(want, func(h directory.Node) bool { return h.ID == n.ID }); i >= 0 {
+				want[i] = n
+			} else if max <= 0 || len(want) < max {
+				want = append(want, n)
+			}
+		}
+		if diff := cmp.Diff(want, got.Nodes); diff != "" {
+			t.Errorf("max %d: applyDelta (-want +got):\n%s", max, diff)
+		}
 	}
 }
