@@ -130,11 +130,23 @@ func (s *session) enter(ctx context.Context, f *feed, key string) (uint64, error
 	if err != nil {
 		// A join stored after all is removed by the feed's reconcile: the
 		// session is no longer registered.
-		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = f.detach(dctx, key, 0)
+		s.forceDetach(f, key)
 	}
 	return textSeq, err
+}
+
+// forceDetach removes key's registration from f after a join or leave
+// that failed, waiting for the feed's goroutine as long as a store may
+// take: a detach given up would leave the session registered, listed in
+// the room and never taken for stale, until the feed unloads. The
+// session's reader waits meanwhile, so no join of its own can register
+// it again before the detach runs.
+func (s *session) forceDetach(f *feed, key string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.n.cfg.StoreTimeout)
+	defer cancel()
+	if err := f.detach(ctx, key, 0); err != nil {
+		s.n.log.Warn("detaching a session from a room after a failed join or leave", "room", f.room, "session", s.id, "err", err)
+	}
 }
 
 func (s *session) leave(room string) {
@@ -169,9 +181,7 @@ func (s *session) leave(room string) {
 		// The session is out here; the feed removes its stale membership
 		// once the stream takes records again.
 		n.log.Warn("leaving a room", "room", room, "session", s.id, "err", err)
-		dctx, dcancel := context.WithTimeout(context.Background(), time.Second)
-		_ = f.detach(dctx, key, 0)
-		dcancel()
+		s.forceDetach(f, key)
 		s.reply(wire.Message{Op: wire.OpPresence, Room: room, User: s.user, Event: "leave"})
 	}
 }
