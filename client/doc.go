@@ -66,7 +66,8 @@
 // 500 ms of silence, a second connection pinging the node after 1 s, and
 // the drop after 1.5 s unless that second connection got its pong: then
 // the node is busy (this session's line waits behind a slow request), not
-// gone, and the session stays.
+// gone, and the session stays, for up to a minute without a message
+// (Heartbeat.MaxBusy): a line stuck longer is not a slow request.
 //
 // # Waiting for the service
 //
