@@ -76,7 +76,14 @@ type chatView struct {
 	users  []string
 	status string
 	alerts int
+	// strangers are the senders of text seen that are not members as far
+	// as the view knows, oldest first: at most maxStrangers, so that a
+	// node sending text under ever new names cannot grow the view.
+	strangers []string
 }
+
+// maxStrangers bounds the senders the view follows outside its users.
+const maxStrangers = 64
 
 // handle applies one session event to the view and returns the lines it
 // completed, for the script mode's output.
@@ -128,6 +135,7 @@ func (v *chatView) handle(e client.Event) []string {
 		}
 		return out
 	case wire.OpText:
+		v.noteSender(m.From)
 		res := v.text.Apply(m.From, m.Seq, m.T)
 		v.alerts += res.Alerts
 		var out []string
@@ -136,6 +144,7 @@ func (v *chatView) handle(e client.Event) []string {
 		}
 		return out
 	case wire.OpPresence:
+		v.strangers = slices.DeleteFunc(v.strangers, func(u string) bool { return u == m.User })
 		if m.Event == "join" && !slices.Contains(v.users, m.User) {
 			v.users = append(v.users, m.User)
 		}
@@ -149,6 +158,19 @@ func (v *chatView) handle(e client.Event) []string {
 		return []string{"* error " + m.Code + ": " + m.Message}
 	}
 	return nil
+}
+
+// noteSender counts from among the strangers when it is not a member,
+// forgetting the oldest stranger's text past maxStrangers.
+func (v *chatView) noteSender(from string) {
+	if slices.Contains(v.users, from) || slices.Contains(v.strangers, from) || v.s != nil && from == v.s.User() {
+		return
+	}
+	v.strangers = append(v.strangers, from)
+	if len(v.strangers) > maxStrangers {
+		v.text.Forget(v.strangers[0])
+		v.strangers = v.strangers[1:]
+	}
 }
 
 // typed sends text as the user typed it and shows it at once.
