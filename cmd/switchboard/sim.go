@@ -65,7 +65,7 @@ func (f *simFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.cfg.Duration, "duration", 0, "simulated time (0: until the last arrival, plus 1s)")
 	fs.DurationVar(&f.cfg.Warmup, "warmup", 0, "start of the window for the worst max/mean (0: a fifth of --duration)")
 	fs.IntVar(&f.cfg.ViewSize, "view", 0, "nodes listed per directory, drawn at random (0: all; faster, exact only for random, p2c, group, dns-only and a stale default)")
-	fs.BoolVar(&f.cfg.SampledViews, "view-sample", false, "draw each directory of -view nodes as a node draws a hello's view: the client's group first, weighted by spare capacity")
+	fs.BoolVar(&f.cfg.SampledViews, "view-sample", false, "draw each directory of --view nodes as a node draws a hello's view: the client's group first, weighted by spare capacity")
 	fs.Uint64Var(&f.cfg.Seed, "seed", d.Seed, "random seed")
 	fs.IntVar(&f.parallel, "parallel", runtime.GOMAXPROCS(0), "runs at once")
 	fs.BoolVar(&f.asJSON, "json", false, "print the results as JSON")

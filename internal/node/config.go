@@ -455,6 +455,9 @@ func (c *Config) validate() error {
 	if c.Bus != "" && !strings.HasPrefix(c.Bus, "nats://") && !strings.HasPrefix(c.Bus, "tls://") {
 		errs = append(errs, fmt.Errorf("bus %q is not a nats:// URL", c.Bus))
 	}
+	if c.Bus != "" && c.NATSMonitor != "" {
+		errs = append(errs, errors.New("nats-monitor serves the embedded NATS's monitoring; with bus the external NATS has its own"))
+	}
 	errs = append(errs, c.validateSecurity()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node: invalid config: %w", err)

@@ -233,7 +233,7 @@ func TestTLSListener(t *testing.T) {
 }
 
 // A certificate that does not name the service is refused at New, and so
-// is half a key pair.
+// is half a key pair, and settings that cannot go together.
 func TestTLSConfigErrors(t *testing.T) {
 	sec := newSecrets(t, "right.test")
 	for _, tt := range []struct {
@@ -250,6 +250,9 @@ func TestTLSConfigErrors(t *testing.T) {
 			c.AdminToken = f
 		}, "shorter than 16 bytes"},
 		{"token key not a public key", func(c *node.Config) { c.TokenKey = sec.cert }, "token key"},
+		{"NATS monitor with an external bus", func(c *node.Config) {
+			c.Bus, c.NATSMonitor = "nats://127.0.0.1:4222", "127.0.0.1:8222"
+		}, "nats-monitor"},
 	} {
 		cfg := nodetest.Config("right.test", 0)
 		cfg.Cluster = "" // alone: only the settings under test
