@@ -289,13 +289,22 @@ func (e *roomEngine) run() {
 	var replicas int
 	var answered time.Time // when JetStream first answered
 	local := time.Now().Add(localElections)
+	began, warned := time.Now(), time.Now()
 	for {
 		// A request sent before the metadata leader is elected is lost
 		// and costs its whole timeout; the embedded server says when
 		// one is, and when its replicas of the rooms' streams have
 		// their leaders (after a full restart every Raft group waits
 		// out nats-server's election timeout, 4 to 9 s).
-		if !e.n.bus.JetStreamCurrent() || (time.Now().Before(local) && e.electing() != "") {
+		current := e.n.bus.JetStreamCurrent()
+		if !current && time.Since(warned) >= stuckWarning {
+			// Otherwise silent: the node stays starting, and only the
+			// operator can tell a cluster still forming from one stuck.
+			warned = time.Now()
+			e.log.Warn("rooms wait for JetStream: this node knows no metadata leader it is current with",
+				"waited", time.Since(began).Round(time.Second), "routes", len(e.n.bus.RoutePeers()))
+		}
+		if !current || (time.Now().Before(local) && e.electing() != "") {
 			if !e.pause(20 * time.Millisecond) {
 				return
 			}
@@ -588,6 +597,10 @@ func (e *roomEngine) allowTTL(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// stuckWarning is how often the room engine says that it still waits for
+// JetStream's metadata leader.
+const stuckWarning = 30 * time.Second
 
 // localElections bounds how long the room engine believes the embedded
 // server's own view of its replicas' leaders (electing, leaderless): more
