@@ -66,8 +66,9 @@
 // 500 ms of silence, a second connection pinging the node after 1 s, and
 // the drop after 1.5 s unless that second connection got its pong: then
 // the node is busy (this session's line waits behind a slow request), not
-// gone, and the session stays, for up to a minute without a message
-// (Heartbeat.MaxBusy): a line stuck longer is not a slow request.
+// gone, and the session stays, until it has had no message for
+// Heartbeat.MaxBusy (a minute by default; a drop comes at the first
+// verdict after it): a line stuck longer is not a slow request.
 //
 // # Waiting for the service
 //

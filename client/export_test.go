@@ -9,3 +9,11 @@ func WithoutNodeLimits() Option {
 		return nil
 	}
 }
+
+// LeavesFollowed counts the rooms whose leaves the session still awaits
+// an answer to, or will send again.
+func (s *Session) LeavesFollowed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.leaving)
+}

@@ -23,10 +23,7 @@ var ErrNodeSilent = errors.New("client: node silent")
 // node, not while it hands a message to the Events reader.
 func (s *Session) readLoop(c *Conn, w *writer) error {
 	hb := s.opts.heartbeat
-	maxBusy := hb.MaxBusy
-	if maxBusy == 0 {
-		maxBusy = defaultMaxBusy
-	}
+	maxBusy := hb.maxBusy()
 	heard := time.Now()
 	lastMsg := heard // heard, but never moved on by a busy pause
 	pinged := false

@@ -79,7 +79,7 @@ func awaitUnacked(t *testing.T, s *client.Session, room string, n int) {
 
 // A leave the node refuses for the rate of joins and leaves leaves the
 // session in the room, so the client sends it again until the node
-// confirms it with the user's presence leave.
+// confirms it with the user's presence leave; then it follows nothing.
 func TestLeaveRefusedForRateIsSentAgain(t *testing.T) {
 	a := newFakeNode(t, "a")
 	s, join := aliceInRoom(t, a)
@@ -88,21 +88,59 @@ func TestLeaveRefusedForRateIsSentAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	lv := awaitGot(t, a, wire.OpLeave)
-	lv.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeRate, Room: "r", Message: "joins and leaves too fast"})
+	lv.conn.send(rateRefusal("r"))
 	again := awaitGot(t, a, wire.OpLeave)
 	if again.m.Room != "r" {
 		t.Fatalf("leave sent again for room %q, want r", again.m.Room)
 	}
-	// Confirmed: a later refusal of the room (its rate, from another
-	// leave) is nobody's to retry.
 	again.conn.send(wire.Message{Op: wire.OpPresence, Room: "r", User: "alice", Event: "leave"})
-	again.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeRate, Room: "r", Message: "joins and leaves too fast"})
-	if err := s.Join("q"); err != nil {
-		t.Fatal(err)
+	awaitEvent(t, s, "the confirmation", func(e client.Event) bool { return e.Message.Op == wire.OpPresence }, nil)
+	if n := s.LeavesFollowed(); n != 0 {
+		t.Errorf("%d rooms' leaves followed after the confirmation, want 0", n)
 	}
-	if m := nextGot(t, a); m.m.Op != wire.OpJoin || m.m.Room != "q" {
-		t.Fatalf("after the confirmed leave the node got %s of %q, want the join of q", m.m.Op, m.m.Room)
+}
+
+// Leave, Join and Leave again before the node answers: the answers to
+// the first leave and to the join do not make the client forget the
+// second leave, which the node refuses and the client sends again.
+func TestSecondLeaveRefusedIsSentAgain(t *testing.T) {
+	a := newFakeNode(t, "a")
+	s, join := aliceInRoom(t, a)
+	join.conn.send(roomState("r", 0))
+	for _, op := range []func(string) error{s.Leave, s.Join, s.Leave} {
+		if err := op("r"); err != nil {
+			t.Fatal(err)
+		}
 	}
+	first := awaitGot(t, a, wire.OpLeave)
+	awaitGot(t, a, wire.OpJoin)
+	awaitGot(t, a, wire.OpLeave)
+	first.conn.send(wire.Message{Op: wire.OpPresence, Room: "r", User: "alice", Event: "leave"})
+	first.conn.send(roomState("r", 0))
+	first.conn.send(rateRefusal("r"))
+	if again := awaitGot(t, a, wire.OpLeave); again.m.Room != "r" {
+		t.Fatalf("leave sent again for room %q, want r", again.m.Room)
+	}
+}
+
+// A leave of a room not joined (a bad name, say, which the node answers
+// clipped or without a room) is sent, and nothing of it is kept.
+func TestLeaveOfRoomNotJoinedKeepsNothing(t *testing.T) {
+	a := newFakeNode(t, "a")
+	s, _ := aliceInRoom(t, a)
+	for _, name := range []string{strings.Repeat("a", 70), "", "never-joined"} {
+		if err := s.Leave(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.LeavesFollowed(); n != 0 {
+		t.Errorf("%d rooms' leaves followed, want 0", n)
+	}
+}
+
+// rateRefusal is the node's answer to a join or leave past the rate.
+func rateRefusal(room string) wire.Message {
+	return wire.Message{Op: wire.OpError, Code: wire.CodeRate, Room: room, Message: "joins and leaves too fast"}
 }
 
 // A room name the service refuses fails Join and JoinWait at once: the

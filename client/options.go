@@ -251,14 +251,20 @@ type Heartbeat struct {
 	// and the second opinion Interval at least.
 	Timeout time.Duration
 	// MaxBusy is the longest a session waits for a message from a node
-	// whose second connections are answered (0: 60 s, four times a
-	// node's default store timeout). It is checked at each verdict, so a
-	// drop comes up to one busy pause (15 s) after it.
+	// whose second connections are answered; above Timeout (0: the
+	// larger of 60 s, four times a node's default store timeout, and 4
+	// Timeouts). It is checked at each verdict, so a drop comes up to one
+	// busy pause (15 s) after it.
 	MaxBusy time.Duration
 }
 
-// defaultMaxBusy is Heartbeat.MaxBusy when it is 0.
-const defaultMaxBusy = 60 * time.Second
+// maxBusy is h.MaxBusy, or its default when that is 0.
+func (h Heartbeat) maxBusy() time.Duration {
+	if h.MaxBusy > 0 {
+		return h.MaxBusy
+	}
+	return max(60*time.Second, 4*h.Timeout)
+}
 
 // DefaultHeartbeat is a ping after 500 ms of silence and a node taken for
 // gone after 1.5 s: a vanished node is noticed within 1.5 s of its last
@@ -274,8 +280,8 @@ func (h Heartbeat) validate() error {
 		return fmt.Errorf("client: heartbeat: negative interval %v or timeout %v", h.Interval, h.Timeout)
 	case h.Interval > 0 && h.Timeout < 2*h.Interval:
 		return fmt.Errorf("client: heartbeat: timeout %v is below twice the interval %v", h.Timeout, h.Interval)
-	case h.MaxBusy < 0 || h.MaxBusy > 0 && h.MaxBusy < h.Timeout:
-		return fmt.Errorf("client: heartbeat: max busy %v is negative or below the timeout %v", h.MaxBusy, h.Timeout)
+	case h.MaxBusy < 0 || h.MaxBusy > 0 && h.MaxBusy <= h.Timeout:
+		return fmt.Errorf("client: heartbeat: max busy %v is negative or not above the timeout %v", h.MaxBusy, h.Timeout)
 	}
 	return nil
 }

@@ -148,9 +148,10 @@ type Session struct {
 	// push of changes may be applied to it in place (handle).
 	dirOwned bool
 	rooms    map[string]*room
-	// leaving holds the rooms left on the current connection until the
-	// node confirms it (our presence leave, or bad_request: not joined):
-	// a leave it refuses for the rate is sent again (retryLeaveLocked).
+	// leaving holds, per room left on the current connection, the leaves
+	// the node has not answered yet (our presence leave; bad_request: not
+	// joined; rate): a leave it refuses for the rate is sent again
+	// (answerLeaveLocked).
 	leaving  map[string]*leave
 	attaches int
 	moves    int
@@ -322,7 +323,7 @@ type attempt struct {
 // is a directory in hand to pick from, received at dirAt (a move's, or
 // the one the session held when it dropped). deadline is the one the
 // machine was given for this flow (zero: none).
-func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Directory, dirAt, deadline time.Time) error {
+func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Directory, dirAt, deadline time.Time) (err error) {
 	if !deadline.IsZero() {
 		// The machine looks at the deadline between steps; one step (a
 		// hello to every address it knows, each after the last's
@@ -339,6 +340,9 @@ func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Di
 	defer func() {
 		if a.boot != nil {
 			a.boot.Close()
+		}
+		if err != nil {
+			s.releasePick(&a) // the flow ended without attaching
 		}
 	}()
 	for {
@@ -401,9 +405,8 @@ func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Di
 			if o.Kind == failover.Attached {
 				return nil
 			}
-			// The retries of the same pick come next, or another pick:
-			// either way one pick, released once.
-			s.releasePick(&a)
+			// Still pending: a retry of the same node may attach. The
+			// next pick, or the end of the flow, releases it.
 		case failover.Done:
 			return nil
 		case failover.Fail:
@@ -444,7 +447,8 @@ func (s *Session) gaveUp(ctxErr, last error) error {
 // had can serve as the common address: they are asked in turn, so that a
 // session never strands while a node it knows of is up. Addresses of
 // nodes in their cool-down (the node just lost, say, still listed by DNS)
-// are asked last: a paused node costs a whole attempt timeout.
+// are asked after the others (a paused node costs a whole attempt
+// timeout), and nodes listed down last (helloOrder).
 func (s *Session) bootstrap(ctx context.Context, a *attempt) error {
 	known := a.dir
 	if known == nil {
@@ -616,10 +620,13 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 		return s.failure(ctx, node, err), nil
 	}
 	s.mu.Lock()
-	if err := ctx.Err(); err != nil {
+	if s.ctx != nil && s.ctx.Err() != nil { // nil: Dial's attach, before any Close
+		err := s.ctx.Err()
 		// Close came as the node answered: it closed the connection it
 		// found (the old one, during a move) and nothing would close
-		// this one, whose reader would then keep Close waiting.
+		// this one, whose reader would then keep Close waiting. (The
+		// session's context, not ctx: a flow's deadline passing just
+		// now leaves this attach standing.)
 		s.mu.Unlock()
 		c.Close()
 		s.releasePick(a)
@@ -869,6 +876,9 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 		if r := s.rooms[m.Room]; r != nil && m.State != nil {
 			s.syncRoomLocked(w, m.Room, r, m.State.Seqs[s.opts.user])
 			r.endJoinsLocked(joinResult{state: m.State})
+			// The node answers in order: a state of the room joined
+			// again comes after the answers to the leaves before it.
+			s.forgetLeaveLocked(m.Room)
 		}
 		if s.retiring != nil && w == s.w && s.roomsSyncedLocked() {
 			s.retireLocked()
@@ -894,9 +904,7 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 	case wire.OpPresence:
 		if m.User == s.opts.user && m.Event == "leave" {
 			s.mu.Lock()
-			if s.rooms[m.Room] == nil {
-				s.leftLocked(m.Room)
-			}
+			s.answerLeaveLocked(w, m.Room, "")
 			s.mu.Unlock()
 		}
 	case wire.OpError:
@@ -912,7 +920,7 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 				r.refusedLocked(m.Seq)
 				s.retryRoomLocked(w, m.Room, r, m.Code)
 			} else if m.Seq == 0 {
-				s.retryLeaveLocked(w, m.Room, m.Code)
+				s.answerLeaveLocked(w, m.Room, m.Code)
 			}
 			s.mu.Unlock()
 		} else if m.Room != "" {
@@ -925,7 +933,7 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 					r.refuseLocked(m.Seq, asError(m))
 				}
 			} else if m.Seq == 0 && m.Code == wire.CodeBadRequest {
-				s.leftLocked(m.Room) // a leave of a room the node had not joined
+				s.answerLeaveLocked(w, m.Room, "") // a leave of a room the node had not joined
 			}
 			s.mu.Unlock()
 		}
@@ -962,39 +970,64 @@ func (s *Session) retryRoomLocked(w *writer, name string, r *room, code string) 
 	r.retry = retry
 }
 
-// leave is a leave sent and not yet confirmed (Session.leaving).
+// leave is the leaves of a room sent on one connection and not yet
+// answered (Session.leaving).
 type leave struct {
-	w     *writer     // the connection it went out on
-	retry *time.Timer // sends it again after a refusal; nil when none is pending
+	w       *writer     // the connection they went out on
+	pending int         // sent and not answered
+	retry   *time.Timer // sends one again after a refusal; nil when none is waiting
 }
 
-// retryLeaveLocked handles a refused leave of a room the session left on
-// w: the node keeps the session in the room (docs/protocol.md, "Leave"),
-// so the leave goes again after a pause.
-func (s *Session) retryLeaveLocked(w *writer, name, code string) {
+// sentLeaveLocked notes a leave of name sent on w.
+func (s *Session) sentLeaveLocked(w *writer, name string) {
 	l := s.leaving[name]
-	if l == nil || l.w != w || l.retry != nil {
-		return
+	if l == nil || l.w != w {
+		s.forgetLeaveLocked(name)
+		l = &leave{w: w}
+		s.leaving[name] = l
 	}
-	delay := unavailableRetry
-	if code == wire.CodeRate {
-		delay = rateRetry
-	}
-	l.retry = time.AfterFunc(delay, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.leaving[name] != l {
-			return // confirmed, joined again or moot meanwhile
-		}
-		l.retry = nil
-		if s.ctx.Err() == nil && s.w == w {
-			w.send(wire.Message{Op: wire.OpLeave, Room: name})
-		}
-	})
+	l.pending++
 }
 
-// leftLocked forgets a leave: confirmed, superseded by a join, or moot.
-func (s *Session) leftLocked(name string) {
+// answerLeaveLocked takes an answer on w to a leave of name: a
+// confirmation (code ""), or a refusal for the rate (code rate or
+// unavailable), after which the node keeps the session in the room
+// (docs/protocol.md, "Leave"): unless the room is joined again
+// meanwhile, the leave goes again after a pause.
+func (s *Session) answerLeaveLocked(w *writer, name, code string) {
+	l := s.leaving[name]
+	if l == nil || l.w != w || l.pending == 0 {
+		return // not an answer to a leave of ours on w
+	}
+	l.pending--
+	if code != "" && l.retry == nil && s.rooms[name] == nil {
+		delay := unavailableRetry
+		if code == wire.CodeRate {
+			delay = rateRetry
+		}
+		l.retry = time.AfterFunc(delay, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.leaving[name] != l {
+				return // moot: the connection ended, or the room was joined and synced again
+			}
+			l.retry = nil
+			if s.ctx.Err() == nil && s.w == w && s.rooms[name] == nil {
+				w.send(wire.Message{Op: wire.OpLeave, Room: name})
+				l.pending++
+			} else if l.pending == 0 {
+				delete(s.leaving, name)
+			}
+		})
+	}
+	if l.pending == 0 && l.retry == nil {
+		delete(s.leaving, name)
+	}
+}
+
+// forgetLeaveLocked drops the record of name's leaves: answered (a state
+// of the room joined again comes after their answers), or moot.
+func (s *Session) forgetLeaveLocked(name string) {
 	if l := s.leaving[name]; l != nil {
 		if l.retry != nil {
 			l.retry.Stop()
@@ -1230,7 +1263,7 @@ func (r *room) endFlushesLocked(err error) {
 // trigger the resends.
 func (s *Session) rejoinLocked() {
 	for name := range s.leaving {
-		s.leftLocked(name) // the new connection never joined it
+		s.forgetLeaveLocked(name) // the new connection never joined it
 	}
 	for name, r := range s.rooms {
 		// A retry planned on the connection before is moot: this join
@@ -1331,7 +1364,6 @@ func (s *Session) joinLocked(name string) error {
 	if why := wire.RoomNameProblem(name); why != "" {
 		return fmt.Errorf("client: joining room %q: %s: %w", wire.Clip(name, wire.MaxRoomName), why, ErrBadRoomName)
 	}
-	s.leftLocked(name) // the join goes after the leave
 	if _, ok := s.rooms[name]; !ok {
 		s.rooms[name] = &room{nextSeq: 1, byDevice: *s.opts.device != ""}
 	}
@@ -1363,7 +1395,9 @@ func (s *Session) Leave(name string) error {
 	if err := s.endedLocked(); err != nil {
 		return err
 	}
-	if r := s.rooms[name]; r != nil {
+	r := s.rooms[name]
+	joined := r != nil
+	if joined {
 		if r.retry != nil {
 			r.retry.Stop()
 		}
@@ -1374,8 +1408,11 @@ func (s *Session) Leave(name string) error {
 	if s.w == nil {
 		return nil
 	}
-	s.leftLocked(name)
-	s.leaving[name] = &leave{w: s.w}
+	if joined {
+		// Only a joined room's leave is followed: the node answers
+		// another with bad_request, naming a bad name clipped.
+		s.sentLeaveLocked(s.w, name)
+	}
 	s.w.send(wire.Message{Op: wire.OpLeave, Room: name})
 	return nil
 }
@@ -1630,7 +1667,7 @@ func (s *Session) Close() error {
 // stopRetriesLocked stops the rooms' pending re-joins and leaves.
 func (s *Session) stopRetriesLocked() {
 	for name := range s.leaving {
-		s.leftLocked(name)
+		s.forgetLeaveLocked(name)
 	}
 	for _, r := range s.rooms {
 		if r.retry != nil {

@@ -198,9 +198,11 @@ export class Session extends EventTarget {
   // fetchDirectory asks for the directory, as the Go client says hello
   // (client/session.go, helloOrder): at the common address, then at the
   // nodes of the directory it holds that are not down, those up first,
-  // each group in random order; the addresses of nodes in their
-  // cool-down come last, wherever they are listed. A down or silent node
-  // may be a paused one, which costs a whole timeout. It returns the id
+  // each group in random order; then the addresses of nodes in their
+  // cool-down, wherever they are listed; last the nodes listed down (a
+  // node cut off in a minority lists its healthy peers down before it
+  // steps aside). A down or silent node may be a paused one, which costs
+  // a whole timeout. It returns the id
   // of the node that answered ("" if it did not say), or null when none
   // did.
   async fetchDirectory() {
@@ -208,14 +210,16 @@ export class Session extends EventTarget {
     const late = [];
     const up = [];
     const other = [];
+    const down = [];
     const cooling = new Set();
     for (const n of this.dir?.nodes || []) {
       if (n.http && this.isExcluded(n.id, now)) cooling.add(httpBase(n.http, this.page));
     }
     for (const n of this.dir?.nodes || []) {
-      if (!n.http || n.status === "down") continue;
+      if (!n.http) continue;
       const base = httpBase(n.http, this.page);
       if (cooling.has(base)) late.push(base);
+      else if (n.status === "down") down.push(base);
       else if (n.status === "up") up.push(base);
       else other.push(base);
     }
@@ -223,7 +227,8 @@ export class Session extends EventTarget {
     if (!first.length) late.unshift(this.common);
     shuffle(this.rand, up);
     shuffle(this.rand, other);
-    for (const base of new Set([...first, ...up, ...other, ...late])) {
+    shuffle(this.rand, down);
+    for (const base of new Set([...first, ...up, ...other, ...late, ...down])) {
       try {
         const ctl = new AbortController();
         const t = setTimeout(() => ctl.abort(), ATTEMPT_MS);
@@ -617,7 +622,9 @@ export class Session extends EventTarget {
         return;
       case "room": {
         const r = this.rooms.get(m.room);
-        if (r && m.state) this.sync(ws, m.room, r, (m.state.seqs || {})[this.user] || 0);
+        // Clamped as the Go client does: no honest node says more, and
+        // above it a number no longer counts one by one.
+        if (r && m.state) this.sync(ws, m.room, r, Math.min((m.state.seqs || {})[this.user] || 0, Number.MAX_SAFE_INTEGER));
         if (this.retiring && this.roomsSynced()) this.retire();
         this.emit("room", { room: m.room, state: m.state });
         return;
