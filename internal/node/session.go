@@ -428,7 +428,7 @@ func (s *session) write(line []byte) {
 	}
 	s.writing = true
 	s.mu.Unlock()
-	s.writeLoop(line)
+	s.writeLoop(line, true)
 }
 
 // push queues a line written by another goroutine (directory pushes,
@@ -455,7 +455,7 @@ func (s *session) push(line []byte) {
 	s.mu.Unlock()
 	go func() {
 		defer s.n.wg.Done()
-		s.writeLoop(line)
+		s.writeLoop(line, false)
 	}()
 }
 
@@ -485,8 +485,10 @@ func (s *session) enqueueLocked(line []byte) bool {
 }
 
 // writeLoop writes buf, then whatever was queued meanwhile, until the
-// queue is empty. Only one writeLoop runs per session at a time.
-func (s *session) writeLoop(buf []byte) {
+// queue is empty; on the reader goroutine (reader) it writes buf only and
+// hands the rest to a goroutine. Only one writeLoop runs per session at a
+// time.
+func (s *session) writeLoop(buf []byte, reader bool) {
 	for {
 		_ = s.conn.SetWriteDeadline(time.Now().Add(s.n.cfg.WriteTimeout))
 		if _, err := s.conn.Write(buf); err != nil {
@@ -503,6 +505,20 @@ func (s *session) writeLoop(buf []byte) {
 			return
 		}
 		buf, s.queue = s.queue, nil
+		if reader {
+			// The reader has written its own line; what others queued
+			// meanwhile (a busy room's deliveries) goes on from a
+			// goroutine of its own, so that the client's next line is
+			// read now rather than after them. s is not closed, so the
+			// reader still holds its count in the wait group.
+			s.n.wg.Add(1)
+			s.mu.Unlock()
+			go func() {
+				defer s.n.wg.Done()
+				s.writeLoop(buf, false)
+			}()
+			return
+		}
 		s.mu.Unlock()
 	}
 }
