@@ -163,3 +163,27 @@ func TestJoinRefusesBadRoomNames(t *testing.T) {
 		t.Errorf("SendText to a room not joined = %v, want ErrLeft", err)
 	}
 }
+
+// Join, Leave and Join again before the node answers: the refusal of the
+// first join (a limit, say) is about the membership left, and does not end
+// the wait of the second, which the room's state answers.
+func TestAnswerToJoinBeforeLeaveIsNotTheNewRooms(t *testing.T) {
+	a := newFakeNode(t, "a")
+	s, first := aliceInRoom(t, a)
+	if err := s.Leave("r"); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := s.JoinWait(dialCtx(t), "r")
+		got <- err
+	}()
+	awaitGot(t, a, wire.OpLeave)
+	awaitGot(t, a, wire.OpJoin)
+	first.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeLimit, Room: "r", Message: "too many rooms"})
+	first.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeBadRequest, Room: "r", Message: "not in room r"})
+	first.conn.send(roomState("r", 0))
+	if err := <-got; err != nil {
+		t.Errorf("JoinWait after Leave: %v, want the room's state", err)
+	}
+}

@@ -152,7 +152,11 @@ type Session struct {
 	// the node has not answered yet (our presence leave; bad_request: not
 	// joined; rate): a leave it refuses for the rate is sent again
 	// (answerLeaveLocked).
-	leaving  map[string]*leave
+	leaving map[string]*leave
+	// asked holds, per room, the joins ('j') and leaves ('l') sent on
+	// the current connection and not yet answered, oldest first: the
+	// node answers them in order (sendJoinLocked, answeredLocked).
+	asked    map[string][]byte
 	attaches int
 	moves    int
 	move     *moveAsked // a move the node asked for, until supervise takes it
@@ -279,7 +283,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{opts: o, target: t, machine: m, rooms: map[string]*room{}, leaving: map[string]*leave{}, events: make(chan Event, o.events), done: make(chan struct{}), state: StateAttached}
+	s := &Session{opts: o, target: t, machine: m, rooms: map[string]*room{}, leaving: map[string]*leave{}, asked: map[string][]byte{}, events: make(chan Event, o.events), done: make(chan struct{}), state: StateAttached}
 	if o.tls != nil {
 		name := cmpOr(o.serviceName, o.tls.ServerName, t.serviceName())
 		if name == "" {
@@ -873,7 +877,11 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 		return s.emit(Event{Kind: DirectoryPushed, Message: m})
 	case wire.OpRoom:
 		s.mu.Lock()
-		if r := s.rooms[m.Room]; r != nil && m.State != nil {
+		var stale bool
+		if m.State != nil {
+			_, stale = s.answeredLocked(w, m.Room, 'j')
+		}
+		if r := s.rooms[m.Room]; r != nil && m.State != nil && !stale {
 			s.syncRoomLocked(w, m.Room, r, m.State.Seqs[s.opts.user])
 			r.endJoinsLocked(joinResult{state: m.State})
 			// The node answers in order: a state of the room joined
@@ -904,12 +912,17 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 	case wire.OpPresence:
 		if m.User == s.opts.user && m.Event == "leave" {
 			s.mu.Lock()
-			s.answerLeaveLocked(w, m.Room, "")
+			if op, _ := s.answeredLocked(w, m.Room, 'l'); op == 'l' {
+				s.answerLeaveLocked(w, m.Room, "")
+			}
 			s.mu.Unlock()
 		}
 	case wire.OpError:
 		if m.Room != "" && m.Seq != 0 && s.staleAnswer(m.Room) {
 			break // about text sent before the room was left
+		}
+		if m.Room != "" && m.Seq == 0 && s.refusalAnswered(w, m) {
+			break // a leave's answer, or about a join sent before the room was left
 		}
 		if m.Room != "" && (m.Code == wire.CodeUnavailable || m.Code == wire.CodeRate) {
 			s.mu.Lock()
@@ -919,8 +932,6 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 				}
 				r.refusedLocked(m.Seq)
 				s.retryRoomLocked(w, m.Room, r, m.Code)
-			} else if m.Seq == 0 {
-				s.answerLeaveLocked(w, m.Room, m.Code)
 			}
 			s.mu.Unlock()
 		} else if m.Room != "" {
@@ -932,8 +943,6 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 				} else {
 					r.refuseLocked(m.Seq, asError(m))
 				}
-			} else if m.Seq == 0 && m.Code == wire.CodeBadRequest {
-				s.answerLeaveLocked(w, m.Room, "") // a leave of a room the node had not joined
 			}
 			s.mu.Unlock()
 		}
@@ -964,7 +973,7 @@ func (s *Session) retryRoomLocked(w *writer, name string, r *room, code string) 
 		}
 		r.retry = nil
 		if s.ctx.Err() == nil && s.w == w && s.rooms[name] == r {
-			w.send(wire.Message{Op: wire.OpJoin, Room: name})
+			s.sendJoinLocked(name)
 		}
 	})
 	r.retry = retry
@@ -1013,6 +1022,7 @@ func (s *Session) answerLeaveLocked(w *writer, name, code string) {
 			}
 			l.retry = nil
 			if s.ctx.Err() == nil && s.w == w && s.rooms[name] == nil {
+				s.askLocked(name, 'l')
 				w.send(wire.Message{Op: wire.OpLeave, Room: name})
 				l.pending++
 			} else if l.pending == 0 {
@@ -1034,6 +1044,28 @@ func (s *Session) forgetLeaveLocked(name string) {
 		}
 		delete(s.leaving, name)
 	}
+}
+
+// refusalAnswered takes a refusal m of a join or leave (no seq), and
+// reports whether it is handled: a leave's (answerLeaveLocked), or a
+// join's sent before the room was left. A join's refusal about the room
+// as joined now is left to handle.
+func (s *Session) refusalAnswered(w *writer, m wire.Message) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	op, stale := s.answeredLocked(w, m.Room, 0)
+	switch {
+	case op == 'l':
+		code := ""
+		if m.Code == wire.CodeRate || m.Code == wire.CodeUnavailable {
+			code = m.Code // the node keeps the session in the room
+		}
+		s.answerLeaveLocked(w, m.Room, code)
+		return true
+	case op == 'j':
+		return stale
+	}
+	return false
 }
 
 // staleAnswer reports whether an answer about a chunk of room (an ack or
@@ -1265,6 +1297,7 @@ func (s *Session) rejoinLocked() {
 	for name := range s.leaving {
 		s.forgetLeaveLocked(name) // the new connection never joined it
 	}
+	clear(s.asked) // nor heard a join
 	for name, r := range s.rooms {
 		// A retry planned on the connection before is moot: this join
 		// replaces it, and its refusal plans one on this connection.
@@ -1273,8 +1306,51 @@ func (s *Session) rejoinLocked() {
 			r.retry = nil
 		}
 		r.stopPumpLocked() // its state starts the next round
-		s.w.send(wire.Message{Op: wire.OpJoin, Room: name})
+		s.sendJoinLocked(name)
 	}
+}
+
+// maxAsked bounds the joins and leaves of a room a session follows
+// unanswered; past it (a node that answers none) it forgets them.
+const maxAsked = 256
+
+// askLocked notes a join ('j') or leave ('l') of name sent on s.w.
+func (s *Session) askLocked(name string, op byte) {
+	q := s.asked[name]
+	if len(q) >= maxAsked {
+		q = q[:0]
+	}
+	s.asked[name] = append(q, op)
+}
+
+// sendJoinLocked sends a join of name on the current connection.
+func (s *Session) sendJoinLocked(name string) {
+	s.askLocked(name, 'j')
+	s.w.send(wire.Message{Op: wire.OpJoin, Room: name})
+}
+
+// answeredLocked takes, on w, an answer about room name that may be a
+// join's or a leave's: want is the kind the answer can be ('j' for a
+// state, 'l' for our presence leave, 0 for a refusal, which answers
+// either). It returns the kind answered (0: not an answer to anything
+// followed) and, for a join, whether a leave of the room was sent after
+// it: then the answer is about a membership the session has left, not
+// the room joined since. A state the node sends unasked while a join
+// waits is taken for its answer; the join's own state then counts as
+// unasked, which changes nothing.
+func (s *Session) answeredLocked(w *writer, name string, want byte) (op byte, stale bool) {
+	q := s.asked[name]
+	if w != s.w || len(q) == 0 || want != 0 && q[0] != want {
+		return 0, false
+	}
+	op, q = q[0], q[1:]
+	stale = op == 'j' && slices.Contains(q, 'l')
+	if len(q) == 0 {
+		delete(s.asked, name)
+	} else {
+		s.asked[name] = q
+	}
+	return op, stale
 }
 
 // emit delivers an event, waiting while the Events buffer is full; false
@@ -1370,7 +1446,7 @@ func (s *Session) joinLocked(name string) error {
 	if s.w == nil {
 		return nil // joined when reattached
 	}
-	s.w.send(wire.Message{Op: wire.OpJoin, Room: name})
+	s.sendJoinLocked(name)
 	return nil
 }
 
@@ -1412,6 +1488,7 @@ func (s *Session) Leave(name string) error {
 		// Only a joined room's leave is followed: the node answers
 		// another with bad_request, naming a bad name clipped.
 		s.sentLeaveLocked(s.w, name)
+		s.askLocked(name, 'l')
 	}
 	s.w.send(wire.Message{Op: wire.OpLeave, Room: name})
 	return nil
