@@ -1,5 +1,7 @@
 package client
 
+import "slices"
+
 // WithoutNodeLimits makes the session send as if its nodes said no limits
 // on its text, as nodes older than wire.Limits do: for tests of the
 // pacing after a refusal against a real node.
@@ -15,5 +17,11 @@ func WithoutNodeLimits() Option {
 func (s *Session) LeavesFollowed() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.leaving)
+	n := len(s.leaveRetry)
+	for room, q := range s.asked {
+		if s.leaveRetry[room] == nil && slices.Contains(q, 'l') {
+			n++
+		}
+	}
+	return n
 }

@@ -148,11 +148,10 @@ type Session struct {
 	// push of changes may be applied to it in place (handle).
 	dirOwned bool
 	rooms    map[string]*room
-	// leaving holds, per room left on the current connection, the leaves
-	// the node has not answered yet (our presence leave; bad_request: not
-	// joined; rate): a leave it refuses for the rate is sent again
+	// leaveRetry holds, per room, the leave to send again on the current
+	// connection after the node refused one for the rate
 	// (answerLeaveLocked).
-	leaving map[string]*leave
+	leaveRetry map[string]*time.Timer
 	// asked holds, per room, the joins ('j') and leaves ('l') sent on
 	// the current connection and not yet answered, oldest first: the
 	// node answers them in order (sendJoinLocked, answeredLocked).
@@ -283,7 +282,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{opts: o, target: t, machine: m, rooms: map[string]*room{}, leaving: map[string]*leave{}, asked: map[string][]byte{}, events: make(chan Event, o.events), done: make(chan struct{}), state: StateAttached}
+	s := &Session{opts: o, target: t, machine: m, rooms: map[string]*room{}, leaveRetry: map[string]*time.Timer{}, asked: map[string][]byte{}, events: make(chan Event, o.events), done: make(chan struct{}), state: StateAttached}
 	if o.tls != nil {
 		name := cmpOr(o.serviceName, o.tls.ServerName, t.serviceName())
 		if name == "" {
@@ -886,7 +885,7 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 			r.endJoinsLocked(joinResult{state: m.State})
 			// The node answers in order: a state of the room joined
 			// again comes after the answers to the leaves before it.
-			s.forgetLeaveLocked(m.Room)
+			s.stopLeaveRetryLocked(m.Room)
 		}
 		if s.retiring != nil && w == s.w && s.roomsSyncedLocked() {
 			s.retireLocked()
@@ -960,12 +959,8 @@ func (s *Session) retryRoomLocked(w *writer, name string, r *room, code string) 
 	if r.retry != nil {
 		return
 	}
-	delay := unavailableRetry
-	if code == wire.CodeRate {
-		delay = rateRetry
-	}
 	var retry *time.Timer
-	retry = time.AfterFunc(delay, func() {
+	retry = time.AfterFunc(retryDelay(code), func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if r.retry != retry {
@@ -979,70 +974,50 @@ func (s *Session) retryRoomLocked(w *writer, name string, r *room, code string) 
 	r.retry = retry
 }
 
-// leave is the leaves of a room sent on one connection and not yet
-// answered (Session.leaving).
-type leave struct {
-	w       *writer     // the connection they went out on
-	pending int         // sent and not answered
-	retry   *time.Timer // sends one again after a refusal; nil when none is waiting
-}
-
-// sentLeaveLocked notes a leave of name sent on w.
-func (s *Session) sentLeaveLocked(w *writer, name string) {
-	l := s.leaving[name]
-	if l == nil || l.w != w {
-		s.forgetLeaveLocked(name)
-		l = &leave{w: w}
-		s.leaving[name] = l
+// retryDelay is the pause before asking again after a refusal with code:
+// storage electing a leader comes back within moments, a rate refills.
+func retryDelay(code string) time.Duration {
+	if code == wire.CodeRate {
+		return rateRetry
 	}
-	l.pending++
+	return unavailableRetry
 }
 
-// answerLeaveLocked takes an answer on w to a leave of name: a
+// answerLeaveLocked takes the answer on w to a leave of name: a
 // confirmation (code ""), or a refusal for the rate (code rate or
 // unavailable), after which the node keeps the session in the room
 // (docs/protocol.md, "Leave"): unless the room is joined again
 // meanwhile, the leave goes again after a pause.
 func (s *Session) answerLeaveLocked(w *writer, name, code string) {
-	l := s.leaving[name]
-	if l == nil || l.w != w || l.pending == 0 {
-		return // not an answer to a leave of ours on w
+	if code == "" {
+		s.stopLeaveRetryLocked(name) // out of the room: a resend is moot
+		return
 	}
-	l.pending--
-	if code != "" && l.retry == nil && s.rooms[name] == nil {
-		delay := unavailableRetry
-		if code == wire.CodeRate {
-			delay = rateRetry
+	if s.leaveRetry[name] != nil || s.rooms[name] != nil {
+		return
+	}
+	var retry *time.Timer
+	retry = time.AfterFunc(retryDelay(code), func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.leaveRetry[name] != retry {
+			return // stopped meanwhile
 		}
-		l.retry = time.AfterFunc(delay, func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.leaving[name] != l {
-				return // moot: the connection ended, or the room was joined and synced again
-			}
-			l.retry = nil
-			if s.ctx.Err() == nil && s.w == w && s.rooms[name] == nil {
-				s.askLocked(name, 'l')
-				w.send(wire.Message{Op: wire.OpLeave, Room: name})
-				l.pending++
-			} else if l.pending == 0 {
-				delete(s.leaving, name)
-			}
-		})
-	}
-	if l.pending == 0 && l.retry == nil {
-		delete(s.leaving, name)
-	}
+		delete(s.leaveRetry, name)
+		if s.ctx.Err() == nil && s.w == w && s.rooms[name] == nil {
+			s.askLocked(name, 'l')
+			w.send(wire.Message{Op: wire.OpLeave, Room: name})
+		}
+	})
+	s.leaveRetry[name] = retry
 }
 
-// forgetLeaveLocked drops the record of name's leaves: answered (a state
-// of the room joined again comes after their answers), or moot.
-func (s *Session) forgetLeaveLocked(name string) {
-	if l := s.leaving[name]; l != nil {
-		if l.retry != nil {
-			l.retry.Stop()
-		}
-		delete(s.leaving, name)
+// stopLeaveRetryLocked stops the resend of name's leave, if one waits:
+// the leave was taken, the room was joined again, or the connection ended.
+func (s *Session) stopLeaveRetryLocked(name string) {
+	if t := s.leaveRetry[name]; t != nil {
+		t.Stop()
+		delete(s.leaveRetry, name)
 	}
 }
 
@@ -1294,8 +1269,8 @@ func (r *room) endFlushesLocked(err error) {
 // rejoinLocked joins the rooms again after a reattach; their states
 // trigger the resends.
 func (s *Session) rejoinLocked() {
-	for name := range s.leaving {
-		s.forgetLeaveLocked(name) // the new connection never joined it
+	for name := range s.leaveRetry {
+		s.stopLeaveRetryLocked(name) // the new connection never joined it
 	}
 	clear(s.asked) // nor heard a join
 	for name, r := range s.rooms {
@@ -1487,7 +1462,6 @@ func (s *Session) Leave(name string) error {
 	if joined {
 		// Only a joined room's leave is followed: the node answers
 		// another with bad_request, naming a bad name clipped.
-		s.sentLeaveLocked(s.w, name)
 		s.askLocked(name, 'l')
 	}
 	s.w.send(wire.Message{Op: wire.OpLeave, Room: name})
@@ -1743,8 +1717,8 @@ func (s *Session) Close() error {
 
 // stopRetriesLocked stops the rooms' pending re-joins and leaves.
 func (s *Session) stopRetriesLocked() {
-	for name := range s.leaving {
-		s.forgetLeaveLocked(name)
+	for name := range s.leaveRetry {
+		s.stopLeaveRetryLocked(name)
 	}
 	for _, r := range s.rooms {
 		if r.retry != nil {
