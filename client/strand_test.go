@@ -167,7 +167,7 @@ func TestReconnectTimeoutBoundsOnePass(t *testing.T) {
 		return nodes
 	})
 	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(fastRetry()),
-		client.WithReconnectTimeout(time.Second), client.WithAttemptTimeout(5*time.Second))
+		client.WithReconnectTimeout(3*time.Second), client.WithAttemptTimeout(20*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
