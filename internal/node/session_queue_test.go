@@ -54,3 +54,58 @@ func TestAnswerPastTheQueueClosesTheSession(t *testing.T) {
 	}
 	n.wg.Wait()
 }
+
+// The reader that writes its own answer writes that line only: what
+// others queued meanwhile (a busy room's deliveries) goes on from a
+// goroutine of its own, so that the reader is back to read the client's
+// next line while those deliveries still wait on a slow link. Before, the
+// reader stayed the writer until the queue ran dry.
+func TestReaderHandsTheQueueOn(t *testing.T) {
+	n := &Node{
+		cfg: Config{MaxQueue: 1 << 16, WriteTimeout: time.Minute},
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	server, client := net.Pipe()
+	defer client.Close()
+	s := &session{n: n, conn: server}
+	pong, err := wire.Encode(wire.Message{Op: wire.OpPong})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivery, err := wire.Encode(wire.Message{Op: wire.OpText, Room: "r", From: "bob", Seq: 1, T: "hello"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan struct{})
+	go func() {
+		defer close(answered)
+		s.write(pong) // as the reader answers a ping
+	}()
+	// One byte read: the reader's write is under way, so the delivery
+	// pushed now is queued behind it.
+	buf := make([]byte, len(pong))
+	if _, err := io.ReadFull(client, buf[:1]); err != nil {
+		t.Fatal(err)
+	}
+	s.push(delivery)
+	if _, err := io.ReadFull(client, buf[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf, pong) {
+		t.Fatalf("the client read %q first, want the pong %q", buf, pong)
+	}
+	// The delivery is not read yet, so a writer of it is stuck in Write.
+	select {
+	case <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader is still writing others' lines after its own answer went out")
+	}
+	got := make([]byte, len(delivery))
+	if _, err := io.ReadFull(client, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, delivery) {
+		t.Fatalf("the client read %q after the pong, want the delivery %q", got, delivery)
+	}
+	n.wg.Wait()
+}
