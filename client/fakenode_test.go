@@ -42,6 +42,9 @@ type fakeNode struct {
 	beforeAttached []wire.Message
 	// limits go with every attached answer (none when nil).
 	limits *wire.Limits
+	// closeNext is how many connections still to close as soon as they
+	// are accepted, as a node that fails a dial would.
+	closeNext int
 	// accepted counts the connections accepted.
 	accepted int
 	// hellos counts the hellos answered.
@@ -175,6 +178,12 @@ func (n *fakeNode) accept() {
 		fc := &fakeConn{n: n, c: c}
 		n.mu.Lock()
 		n.accepted++
+		if n.closeNext > 0 {
+			n.closeNext--
+			n.mu.Unlock()
+			c.Close()
+			continue
+		}
 		n.conns[fc] = true
 		n.mu.Unlock()
 		n.wg.Add(1)

@@ -343,3 +343,34 @@ func TestFailedPickReleasedOnce(t *testing.T) {
 		t.Errorf("%d picks of x pending after this session's failed; want the other sessions' 2", got)
 	}
 }
+
+// A pick whose first dial fails and whose retry attaches stays pending
+// in the Tracker, as any attached pick does until the directory counts
+// its user: the failed dial did not release it.
+func TestRetriedPickStaysPending(t *testing.T) {
+	a, x := newFakeNode(t, "a"), newFakeNode(t, "x")
+	a.setDirectory(func() []directory.Node { return []directory.Node{x.entry(), a.entry()} })
+	x.mu.Lock()
+	x.closeNext = 1 // the first dial of x fails, its retry attaches
+	x.mu.Unlock()
+	tr := pick.NewTracker(time.Minute)
+	retry := fastRetry()
+	retry.Retries = 2
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithPolicy(preferring("x", "a")), client.WithTracker(tr), client.WithRetry(retry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.Node().ID != "x" {
+		t.Fatalf("attached to %s, want x on the retry", s.Node().ID)
+	}
+	x.mu.Lock()
+	accepted := x.accepted
+	x.mu.Unlock()
+	if accepted != 2 {
+		t.Fatalf("x accepted %d connections, want the failed dial and its retry", accepted)
+	}
+	if got := tr.Pending("x", time.Now()); got != 1 {
+		t.Errorf("%d picks of x pending after attaching on a retry; want this session's 1", got)
+	}
+}
