@@ -329,13 +329,7 @@ func TestFailedPickReleasedOnce(t *testing.T) {
 	now := time.Now()
 	tr.Add("x", now) // two other sessions' picks of x, pending
 	tr.Add("x", now)
-	retry := fastRetry()
-	retry.Retries = 2
-	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithPolicy(preferring("x", "a")), client.WithTracker(tr), client.WithRetry(retry))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := dialPreferringX(t, a, tr)
 	if s.Node().ID != "a" {
 		t.Fatalf("attached to %s, want a after x refused", s.Node().ID)
 	}
@@ -354,13 +348,7 @@ func TestRetriedPickStaysPending(t *testing.T) {
 	x.closeNext = 1 // the first dial of x fails, its retry attaches
 	x.mu.Unlock()
 	tr := pick.NewTracker(time.Minute)
-	retry := fastRetry()
-	retry.Retries = 2
-	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithPolicy(preferring("x", "a")), client.WithTracker(tr), client.WithRetry(retry))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := dialPreferringX(t, a, tr)
 	if s.Node().ID != "x" {
 		t.Fatalf("attached to %s, want x on the retry", s.Node().ID)
 	}
@@ -373,4 +361,18 @@ func TestRetriedPickStaysPending(t *testing.T) {
 	if got := tr.Pending("x", time.Now()); got != 1 {
 		t.Errorf("%d picks of x pending after attaching on a retry; want this session's 1", got)
 	}
+}
+
+// dialPreferringX attaches alice through a, preferring x, with picks
+// counted in tr and two retries of a node whose dial fails.
+func dialPreferringX(t *testing.T, a *fakeNode, tr *pick.Tracker) *client.Session {
+	t.Helper()
+	retry := fastRetry()
+	retry.Retries = 2
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithPolicy(preferring("x", "a")), client.WithTracker(tr), client.WithRetry(retry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
