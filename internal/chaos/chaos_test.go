@@ -23,7 +23,7 @@ import (
 // binary is the switchboard executable built once for the tests.
 var binary string
 
-func TestMain(m *testing.M) { localcluster.RunTests(m, &binary) }
+func TestMain(m *testing.M) { localcluster.RunTests(nodetest.LeakChecked(m), &binary) }
 
 // settle bounds every wait: generous, for two loaded CI cores.
 const settle = 60 * time.Second

@@ -22,7 +22,7 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) { RunTests(m, &binary) }
+func TestMain(m *testing.M) { RunTests(nodetest.LeakChecked(m), &binary) }
 
 // settle bounds every wait of these tests: generous, for a loaded CI.
 const settle = 60 * time.Second

@@ -1,6 +1,8 @@
 package nodetest
 
 import (
+	"fmt"
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -37,4 +39,24 @@ func EngineLeftovers() []goleak.Option {
 		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*fileStore).flushStreamStateLoop"),
 		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server/ats.Register.func1"),
 	}
+}
+
+// LeakChecked wraps m for a TestMain that runs its tests through
+// another helper (localcluster.RunTests builds a binary first): its Run
+// runs the tests, then fails the run if goroutines are left over, as
+// VerifyTestMain does.
+func LeakChecked(m *testing.M) interface{ Run() int } { return leakChecked{m} }
+
+type leakChecked struct{ m *testing.M }
+
+func (l leakChecked) Run() int {
+	code := l.m.Run()
+	if code != 0 {
+		return code
+	}
+	if err := goleak.Find(EngineLeftovers()...); err != nil {
+		fmt.Fprintf(os.Stderr, "goleak: errors on successful test run: %v\n", err)
+		return 1
+	}
+	return 0
 }
