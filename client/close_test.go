@@ -10,7 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchboard/switchboard/client"
-	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/leaktest"
 )
 
 // signalDialer dials as a net.Dialer does, and says on dialed each time
@@ -99,7 +99,7 @@ func TestCloseInEveryPhaseLeavesNothingRunning(t *testing.T) {
 			// The paused fake's readers wait for it to go on; they are the
 			// fake's, not the session's.
 			fake := goleak.IgnoreTopFunction("github.com/switchboard/switchboard/client_test.(*fakeConn).serve")
-			goleak.VerifyNone(t, append(nodetest.EngineLeftovers(), before, fake)...)
+			goleak.VerifyNone(t, append(leaktest.EngineLeftovers(), before, fake)...)
 		})
 	}
 }

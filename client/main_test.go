@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/leaktest"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
 )
@@ -26,9 +27,9 @@ const exampleTargetEnv = "SWITCHBOARD_TARGET"
 
 // TestMain starts the service Example dials, runs the tests, stops the
 // service and then checks that no goroutine leaked (the check of
-// nodetest.VerifyTestMain, made after the service's goroutines are gone).
+// leaktest.VerifyTestMain, made after the service's goroutines are gone).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(withExampleService{m}, nodetest.EngineLeftovers()...)
+	goleak.VerifyTestMain(withExampleService{m}, leaktest.EngineLeftovers()...)
 }
 
 // withExampleService runs the tests with the example's service up.

@@ -13,15 +13,15 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/leaktest"
 	"github.com/switchboard/switchboard/internal/localcluster"
-	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/pick"
 )
 
 // binary is the switchboard executable built once for the process tests.
 var binary string
 
-func TestMain(m *testing.M) { localcluster.RunTests(nodetest.LeakChecked(m), &binary) }
+func TestMain(m *testing.M) { localcluster.RunTests(leaktest.LeakChecked(m), &binary) }
 
 func startCluster(t *testing.T, nodes int) *localcluster.Cluster {
 	t.Helper()

@@ -9,14 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/leaktest"
 	"github.com/switchboard/switchboard/internal/localcluster"
-	"github.com/switchboard/switchboard/internal/nodetest"
 )
 
 // binary is the switchboard executable built once for the scenario tests.
 var binary string
 
-func TestMain(m *testing.M) { localcluster.RunTests(nodetest.LeakChecked(m), &binary) }
+func TestMain(m *testing.M) { localcluster.RunTests(leaktest.LeakChecked(m), &binary) }
 
 // Each scenario kind, small: it runs, every policy gets a row, the
 // report prints, marshals and draws, and the figures that do not depend

@@ -14,6 +14,7 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/leaktest"
 	"github.com/switchboard/switchboard/internal/localcluster"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/pick"
@@ -23,7 +24,7 @@ import (
 // binary is the switchboard executable built once for the tests.
 var binary string
 
-func TestMain(m *testing.M) { localcluster.RunTests(nodetest.LeakChecked(m), &binary) }
+func TestMain(m *testing.M) { localcluster.RunTests(leaktest.LeakChecked(m), &binary) }
 
 // settle bounds every wait: generous, for two loaded CI cores.
 const settle = 60 * time.Second

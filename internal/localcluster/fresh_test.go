@@ -16,13 +16,14 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/leaktest"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
 )
 
 var binary string
 
-func TestMain(m *testing.M) { RunTests(nodetest.LeakChecked(m), &binary) }
+func TestMain(m *testing.M) { RunTests(leaktest.LeakChecked(m), &binary) }
 
 // settle bounds every wait of these tests: generous, for a loaded CI.
 const settle = 60 * time.Second

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/leaktest"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
@@ -24,7 +25,7 @@ import (
 const settle = 30 * time.Second
 
 func TestMain(m *testing.M) {
-	nodetest.VerifyTestMain(m)
+	leaktest.VerifyTestMain(m)
 }
 
 func dial(t *testing.T, addr string) *client.Conn {

@@ -3,8 +3,8 @@ package rtcfront_test
 import (
 	"testing"
 
-	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/leaktest"
 )
 
 // TestMain fails the package if a test leaves a goroutine behind.
-func TestMain(m *testing.M) { nodetest.VerifyTestMain(m) }
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }

@@ -3,9 +3,9 @@ package webui_test
 import (
 	"testing"
 
-	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/leaktest"
 )
 
 func TestMain(m *testing.M) {
-	nodetest.VerifyTestMain(m)
+	leaktest.VerifyTestMain(m)
 }

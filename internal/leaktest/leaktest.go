@@ -1,4 +1,6 @@
-package nodetest
+// Package leaktest fails a test binary whose tests leave goroutines
+// behind, knowing the two that the embedded NATS engine itself may leave.
+package leaktest
 
 import (
 	"fmt"

@@ -1,0 +1,10 @@
+package bus
+
+import (
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/leaktest"
+)
+
+// TestMain fails the package if a test leaves a goroutine behind.
+func TestMain(m *testing.M) { leaktest.VerifyTestMain(m) }
