@@ -172,3 +172,25 @@ func TestBrowserMove(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserMoveThatFindsNoNode drains the only node: the page's move
+// finds no other node and stays on its connection. What that connection
+// carried during the search (here Bob's first chunk) is read then, not
+// lost: Ann's page shows his whole line. Before, the page dropped it and
+// showed the gap as U+FFFD.
+func TestBrowserMoveThatFindsNoNode(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	browser := newBrowser(t)
+	n := c.Nodes[0]
+	ann := page(t, browser, n.HTTPAddr(), "ann")
+	bob := joinTCP(t, n.Addr(), "bob")
+	poll[bool](t, ann, "bob in the room", `document.querySelector("#users").textContent.includes("bob")`)
+	n.Drain(time.Minute)
+	poll[bool](t, ann, "the move under way", `window.switchboard.session.moving !== null`)
+	bob.send(t, wire.Message{Op: wire.OpText, Room: "lobby", Seq: 1, T: "hello"})
+	bob.next(t, "the ack of bob's first chunk", func(m wire.Message) bool { return m.Op == wire.OpAck && m.Seq == 1 })
+	poll[bool](t, ann, "the move given up", `window.switchboard.session.moving === null`)
+	bob.send(t, wire.Message{Op: wire.OpText, Room: "lobby", Seq: 2, T: "!"})
+	poll[bool](t, ann, `bob's line "hello!" on ann's page`, liveOf("bob")+` === "hello!"`)
+}

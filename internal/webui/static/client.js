@@ -154,7 +154,7 @@ export class Session extends EventTarget {
     this.pinger = null;
     this.lastRx = 0; // when the last message came on this.ws
     this.hb = null; // the heartbeat's round: {pingAt, wait, busy, probe, probeAt, probeOK}
-    this.moving = null; // {ws, node, lost}: the connection a move is leaving, until attached elsewhere
+    this.moving = null; // {ws, node, lost, held}: the connection a move is leaving, until attached elsewhere, and what it carried meanwhile
     this.retiring = null; // that connection once attached elsewhere, until the rooms have rejoined
     this.retireTimer = null;
     this.moves = 0;
@@ -609,8 +609,16 @@ export class Session extends EventTarget {
 
   handle(ws, m) {
     if (ws === this.ws) this.lastRx = Date.now();
-    // After a move, nothing more is read from the connection it leaves.
-    if (ws !== this.ws || (this.moving && ws === this.moving.ws)) return;
+    if (ws !== this.ws) return;
+    if (this.moving && ws === this.moving.ws) {
+      // While a move searches, what the connection it leaves carries is
+      // kept, not read: a move that finds no node comes back to it and
+      // reads it all then, in order, as the Go client reads its old
+      // connection again (client/session.go, supervise). Once moved,
+      // nothing more is read from it.
+      this.moving.held.push(m);
+      return;
+    }
     switch (m.op) {
       case "move":
         this.move(ws, m);
@@ -799,7 +807,8 @@ export class Session extends EventTarget {
   }
 
   // move handles a draining node's request to move, make-before-break:
-  // the old connection (read no more) still carries text until each room
+  // the old connection (read no more, what comes on it kept for a move
+  // that fails) still carries text until each room
   // is joined on the new one; the session attaches to a node its policy
   // picks from the move's directory, where the draining node is
   // draining (and it is excluded besides), rejoins its rooms and resends
@@ -807,13 +816,13 @@ export class Session extends EventTarget {
   // after RETIRE_AFTER_MS) the old connection closes. Other members see
   // no presence change: the user stays in each room through the old
   // session until the new one has joined. With no other node to take it
-  // within MOVE_TIMEOUT_MS, the session stays on the old connection until
-  // the node closes it, and then fails over as usual.
+  // within MOVE_TIMEOUT_MS, the session stays on the old connection, reads
+  // what it kept from it, and fails over as usual once the node closes it.
   async move(ws, m) {
     if (this.moving) return; // asked again while attaching elsewhere: already under way
     this.retire(); // a move still overlapping from before: let it go now
     const from = this.node;
-    this.moving = { ws, node: from, lost: null };
+    this.moving = { ws, node: from, lost: null, held: [] };
     for (const r of this.rooms.values()) r.viaOld = r.synced;
     this.log(`${from.id} asks the session to move: ${m.message || "draining"}`);
     if (m.directory) this.setDirectory(m.directory);
@@ -823,12 +832,17 @@ export class Session extends EventTarget {
     const now = Date.now();
     this.machine.next({ kind: "begin", deadline: now + MOVE_TIMEOUT_MS }, now);
     const moved = await this.flow(this.machine.next({ kind: "refused", node: from.id }, now));
-    const { lost } = this.moving;
+    const { lost, held } = this.moving;
     this.moving = null;
     if (!moved) {
       for (const r of this.rooms.values()) r.viaOld = false;
       if (this.closed) return;
       this.log(`no other node took the session; staying on ${from.id} until it closes the connection`);
+      // Text, acks, room states and refusals that came meanwhile (each
+      // counted as heard from the node when it came, not now).
+      const rx = this.lastRx;
+      for (const h of held) this.handle(ws, h);
+      this.lastRx = rx;
       if (lost) this.dropped(ws, lost);
       return;
     }
