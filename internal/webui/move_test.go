@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -193,4 +194,68 @@ func TestBrowserMoveThatFindsNoNode(t *testing.T) {
 	poll[bool](t, ann, "the move given up", `window.switchboard.session.moving === null`)
 	bob.send(t, wire.Message{Op: wire.OpText, Room: "lobby", Seq: 2, T: "!"})
 	poll[bool](t, ann, `bob's line "hello!" on ann's page`, liveOf("bob")+` === "hello!"`)
+}
+
+// TestBrowserMoveDeadlineEndsTheStep drains the only node while the
+// page's directory also lists eight nodes that take connections and
+// never answer. The move's search asks them for a directory, ATTEMPT_MS
+// (2 s) each, the draining node last: sixteen seconds of one step
+// against the move's 10 s. The deadline ends the step under way, so the
+// move gives up before it has asked all eight. Before, the machine only
+// looked at the deadline between steps and the page asked every one.
+func TestBrowserMoveDeadlineEndsTheStep(t *testing.T) {
+	const silentNodes = 8
+	var addrs []string
+	for range silentNodes {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := make(chan net.Conn, 16)
+		t.Cleanup(func() {
+			ln.Close()
+			close(held)
+			for c := range held {
+				c.Close()
+			}
+		})
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				select {
+				case held <- c: // taken, never answered
+				default:
+					c.Close()
+				}
+			}
+		}()
+		addrs = append(addrs, strconv.Quote(ln.Addr().String()))
+	}
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	browser := newBrowser(t)
+	n := c.Nodes[0]
+	ann := page(t, browser, n.HTTPAddr(), "ann")
+	// Every directory the page takes lists the silent nodes too, starting
+	// (never picked, but asked for a directory).
+	eval[bool](t, ann, `(() => {
+  const s = window.switchboard.session;
+  const set = s.setDirectory.bind(s);
+  s.setDirectory = (d) => { set(d); [`+strings.Join(addrs, ",")+`].forEach((a, i) => s.dir.nodes.push({ id: "silent" + i, http: a, status: "starting" })); };
+  return true;
+})()`)
+	n.Drain(time.Minute)
+	poll[bool](t, ann, "the move under way", `window.switchboard.session.moving !== null`)
+	poll[bool](t, ann, "the move given up", `window.switchboard.session.moving === null`)
+	lines := connLog(t, ann)
+	asked := 0
+	for _, a := range addrs {
+		asked += count(lines, "no directory from http://"+strings.Trim(a, `"`))
+	}
+	if asked == 0 || asked >= silentNodes {
+		t.Errorf("the move asked %d of the %d silent nodes, want some but not all: its deadline must end the step\n%s", asked, silentNodes, strings.Join(lines, "\n"))
+	}
 }

@@ -205,7 +205,7 @@ export class Session extends EventTarget {
   // a whole timeout. It returns the id
   // of the node that answered ("" if it did not say), or null when none
   // did.
-  async fetchDirectory() {
+  async fetchDirectory(signal) {
     const now = Date.now();
     const late = [];
     const up = [];
@@ -229,9 +229,11 @@ export class Session extends EventTarget {
     shuffle(this.rand, other);
     shuffle(this.rand, down);
     for (const base of new Set([...first, ...up, ...other, ...late, ...down])) {
+      if (signal?.aborted) break;
       try {
         const ctl = new AbortController();
         const t = setTimeout(() => ctl.abort(), ATTEMPT_MS);
+        signal?.addEventListener("abort", () => ctl.abort(), { once: true });
         const resp = await fetch(base + "/v1/directory", { signal: ctl.signal, cache: "no-store" });
         clearTimeout(t);
         if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
@@ -297,8 +299,24 @@ export class Session extends EventTarget {
 
   // flow takes the steps the failover machine asks for, from act, until
   // attached (true) or until it stops (false): the session closed, a
-  // refusal no retry mends, or the flow's deadline (a move's).
+  // refusal no retry mends, or the flow's deadline (a move's). The
+  // machine looks at the deadline between steps; one step (a directory
+  // asked of every address known, each after the last's ATTEMPT_MS)
+  // could outrun it by far, so the deadline also ends the step under way
+  // (client/session.go does the same).
   async flow(act) {
+    const ctl = new AbortController();
+    const deadline = this.machine.deadline;
+    const timer = deadline ? setTimeout(() => ctl.abort(), Math.max(0, deadline - Date.now())) : null;
+    try {
+      return await this.steps(act, ctl.signal);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // steps is flow's loop; signal ends the step under way.
+  async steps(act, signal) {
     let picked = null;
     while (!this.closed && !this.tokenRefused && !this.halted) {
       if (act.after > 0) await sleep(act.after);
@@ -306,7 +324,7 @@ export class Session extends EventTarget {
       let o;
       switch (act.step) {
         case "refresh": {
-          const self = await this.fetchDirectory();
+          const self = await this.fetchDirectory(signal);
           o = self === null ? { kind: "directory failed" } : { kind: "fetched", node: self };
           break;
         }
@@ -331,7 +349,7 @@ export class Session extends EventTarget {
         case "dial":
         case "retry": {
           const node = picked.node;
-          const out = await this.attachTo(node, picked.reason);
+          const out = await this.attachTo(node, picked.reason, signal);
           if (out.ok) {
             this.machine.next({ kind: "attached", node: node.id }, Date.now());
             return true;
@@ -367,8 +385,10 @@ export class Session extends EventTarget {
 
   // attachTo opens a WebSocket to node and attaches; it resolves to
   // {ok}, {refused, directory, error}, {fatal, token} (a refusal no
-  // retry mends; token: a fresh token would) or {error, timeout}.
-  attachTo(node, reason) {
+  // retry mends; token: a fresh token would) or {error, timeout}, the
+  // last also when signal ends the attempt (an attach answered before
+  // that stands).
+  attachTo(node, reason, signal) {
     return new Promise((resolve) => {
       if (!node.http) {
         resolve({ error: "the node has no HTTP address" });
@@ -401,6 +421,11 @@ export class Session extends EventTarget {
       // out (it may have taken the connection and be paused).
       const late = () => settle({ error: "no answer in time", timeout: true });
       let timer = setTimeout(late, ATTEMPT_MS);
+      if (signal?.aborted) {
+        late();
+        return;
+      }
+      signal?.addEventListener("abort", late, { once: true });
       let hello = false; // the hello's directory came, and the attach went out
       ws.onopen = () => {
         // deltas: pushes then carry only the nodes that changed
