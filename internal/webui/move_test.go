@@ -205,34 +205,35 @@ func TestBrowserMoveThatFindsNoNode(t *testing.T) {
 // looked at the deadline between steps and the page asked every one.
 func TestBrowserMoveDeadlineEndsTheStep(t *testing.T) {
 	const silentNodes = 8
-	var addrs []string
+	var addrs, quoted []string
 	for range silentNodes {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		held := make(chan net.Conn, 16)
-		t.Cleanup(func() {
-			ln.Close()
-			close(held)
-			for c := range held {
-				c.Close()
-			}
-		})
+		done := make(chan struct{})
 		go func() {
+			// Takes connections and never answers; closes them once
+			// the listener is closed.
+			defer close(done)
+			var held []net.Conn
 			for {
 				c, err := ln.Accept()
 				if err != nil {
-					return
+					break
 				}
-				select {
-				case held <- c: // taken, never answered
-				default:
-					c.Close()
-				}
+				held = append(held, c)
+			}
+			for _, c := range held {
+				c.Close()
 			}
 		}()
-		addrs = append(addrs, strconv.Quote(ln.Addr().String()))
+		t.Cleanup(func() {
+			ln.Close()
+			<-done
+		})
+		addrs = append(addrs, ln.Addr().String())
+		quoted = append(quoted, strconv.Quote(ln.Addr().String()))
 	}
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(60 * time.Second)
@@ -244,7 +245,7 @@ func TestBrowserMoveDeadlineEndsTheStep(t *testing.T) {
 	eval[bool](t, ann, `(() => {
   const s = window.switchboard.session;
   const set = s.setDirectory.bind(s);
-  s.setDirectory = (d) => { set(d); [`+strings.Join(addrs, ",")+`].forEach((a, i) => s.dir.nodes.push({ id: "silent" + i, http: a, status: "starting" })); };
+  s.setDirectory = (d) => { set(d); [`+strings.Join(quoted, ",")+`].forEach((a, i) => s.dir.nodes.push({ id: "silent" + i, http: a, status: "starting" })); };
   return true;
 })()`)
 	n.Drain(time.Minute)
@@ -253,7 +254,7 @@ func TestBrowserMoveDeadlineEndsTheStep(t *testing.T) {
 	lines := connLog(t, ann)
 	asked := 0
 	for _, a := range addrs {
-		asked += count(lines, "no directory from http://"+strings.Trim(a, `"`))
+		asked += count(lines, "no directory from http://"+a)
 	}
 	if asked == 0 || asked >= silentNodes {
 		t.Errorf("the move asked %d of the %d silent nodes, want some but not all: its deadline must end the step\n%s", asked, silentNodes, strings.Join(lines, "\n"))

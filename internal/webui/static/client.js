@@ -230,10 +230,11 @@ export class Session extends EventTarget {
     shuffle(this.rand, down);
     for (const base of new Set([...first, ...up, ...other, ...late, ...down])) {
       if (signal?.aborted) break;
+      const ctl = new AbortController();
+      const stop = () => ctl.abort();
+      const t = setTimeout(stop, ATTEMPT_MS);
+      signal?.addEventListener("abort", stop, { once: true });
       try {
-        const ctl = new AbortController();
-        const t = setTimeout(() => ctl.abort(), ATTEMPT_MS);
-        signal?.addEventListener("abort", () => ctl.abort(), { once: true });
         const resp = await fetch(base + "/v1/directory", { signal: ctl.signal, cache: "no-store" });
         clearTimeout(t);
         if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
@@ -243,6 +244,9 @@ export class Session extends EventTarget {
         return d.self || "";
       } catch (e) {
         this.log(`no directory from ${base}: ${e.message}`);
+      } finally {
+        clearTimeout(t);
+        signal?.removeEventListener("abort", stop); // not left on the flow's signal
       }
     }
     return null;
