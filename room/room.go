@@ -34,6 +34,7 @@ type local struct {
 	since    uint64    // Room.epoch when it last got the room's state
 	rejected error     // why its join was refused (ErrFull, ErrUserSessions); nil if it was not
 	leaving  bool      // it has asked to leave
+	leftSent bool      // it has asked to leave and heard its leave
 	retryAt  time.Time // earliest time to ask for its join again
 	movedAt  uint64    // Room.records when it last got a state for a moved chunk (devices.go)
 	// unstoredAt is Room.reconciles+1 when it last got a state for text
@@ -138,6 +139,18 @@ func (r *Room) Applied() uint64 { return r.applied }
 
 // Members returns a copy of the room's members, by session key.
 func (r *Room) Members() map[string]Member { return maps.Clone(r.members) }
+
+// OwnMembers is how many members the room lists on this node
+// (Config.Self), of any incarnation.
+func (r *Room) OwnMembers() int {
+	n := 0
+	for _, m := range r.members {
+		if m.Node == r.cfg.Self {
+			n++
+		}
+	}
+	return n
+}
 
 // Users returns the users in the room, sorted.
 func (r *Room) Users() []string { return slices.Sorted(maps.Keys(r.users)) }
@@ -270,6 +283,11 @@ func (r *Room) applyJoin(rec Record) {
 		}
 		return
 	}
+	if lm := r.local[rec.Key]; lm != nil {
+		// A copy stored again by a publish that retried may be taken
+		// after an earlier copy was refused.
+		lm.rejected = nil
+	}
 	r.members[rec.Key] = Member{User: rec.User, Node: rec.Node, Inc: rec.Inc}
 	r.users[rec.User]++
 	if r.users[rec.User] == 1 {
@@ -316,12 +334,19 @@ func (r *Room) applyLeave(rec Record) {
 			delete(r.shown, user)
 		}
 	}
-	// A leaver whose user stays in the room through another session
-	// still hears that it left.
+	// Every leaver hears that it left: one whose user stays in the room
+	// through another session, and one whose membership was gone
+	// already (a cleanup removed it while its node was cut off). The
+	// others heard it with everyone above.
 	for _, key := range rec.Keys {
-		if lm := r.local[key]; lm != nil && lm.active && lm.leaving && r.users[lm.user] > 0 {
+		lm := r.local[key]
+		if lm == nil || !lm.active || !lm.leaving || lm.leftSent {
+			continue
+		}
+		if !slices.Contains(gone, lm.user) {
 			r.send(key, wire.Message{Op: wire.OpPresence, Room: r.name, User: lm.user, Event: "leave"})
 		}
+		lm.leftSent = true // once: a cleanup's leave may come before its own
 	}
 }
 
