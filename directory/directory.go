@@ -372,31 +372,34 @@ func (t *Table) downAfter(e Entry) time.Duration {
 }
 
 // Disconnected applies the bus's word, at now, that the connection conn
-// (an Entry.Conn) closed: the node whose entry names it is down at once,
+// (an Entry.Conn) closed: every node whose entry names it is down at once,
 // without waiting for its heartbeats to stop, and any update still naming
 // that connection (sent before the close, arriving late) is ignored as
 // stale. A node that is alive reconnects and publishes its entry naming
-// the new connection, which is taken as usual. It returns the change, or
-// false when no node held names conn (or it is this node, or down
-// already).
-func (t *Table) Disconnected(conn string, now time.Time) (Change, bool) {
+// the new connection, which is taken as usual. It returns the changes, in
+// ID order; none when no node held names conn (or it is this node, or
+// down already). Only one node's entries name a connection unless one
+// lies: that one goes down with the node it names, which goes down as it
+// should.
+func (t *Table) Disconnected(conn string, now time.Time) []Change {
 	if conn == "" {
-		return Change{}, false
+		return nil
 	}
+	var out []Change
 	for id, r := range t.records {
 		if r.entry.Conn != conn || id == t.self {
 			continue
 		}
 		r.closed = conn
 		if r.entry.Status == Down {
-			return Change{}, false
+			continue
 		}
-		c := Change{ID: id, Kind: StatusChanged, From: r.entry.Status, To: Down}
+		out = append(out, Change{ID: id, Kind: StatusChanged, From: r.entry.Status, To: Down})
 		r.entry.Status = Down
 		r.changed = now
-		return c, true
 	}
-	return Change{}, false
+	slices.SortFunc(out, func(a, b Change) int { return strings.Compare(a.ID, b.ID) })
+	return out
 }
 
 // Get returns the entry held for id.

@@ -130,7 +130,7 @@ func TestNextTick(t *testing.T) {
 					tbl.SetDownAfter(tt.downAfter)
 				}
 				if tt.disconnect != nil {
-					if _, ok := tbl.Disconnected(tt.disconnect.e.Conn, at(tt.disconnect.at)); !ok {
+					if len(tbl.Disconnected(tt.disconnect.e.Conn, at(tt.disconnect.at))) == 0 {
 						t.Fatal("Disconnected changed nothing")
 					}
 				}

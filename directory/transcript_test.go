@@ -207,11 +207,11 @@ func runCommand(tab **directory.Table, cmd string) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		c, ok := (*tab).Disconnected(args["conn"], now)
-		if !ok {
+		for _, c := range (*tab).Disconnected(args["conn"], now) {
+			out = append(out, formatChange(c))
+		}
+		if len(out) == 0 {
 			out = []string{"(no changes)"}
-		} else {
-			out = []string{formatChange(c)}
 		}
 	case "nodes":
 		now := at(dur("t"))

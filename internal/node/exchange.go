@@ -331,7 +331,7 @@ func (n *Node) run() {
 			answer(peer)
 		case conn := <-n.gone:
 			now = time.Now()
-			if c, ok := table.Disconnected(conn, now); ok {
+			for _, c := range table.Disconnected(conn, now) {
 				n.metrics.disconnects.Inc()
 				n.log.Info("peer changed: its bus connection closed", "peer", c.ID, "kind", c.Kind.String(), "to", c.To)
 				note(c)
