@@ -826,14 +826,23 @@ func (e *roomEngine) acquire(room, key string) *feed {
 	return f
 }
 
-// release forgets key as a local session of f and stops f after its last.
-func (e *roomEngine) release(f *feed, key string) {
+// release forgets key as a local session of f. After its last, f stops
+// once the room lists no member of this node and linger has passed
+// (feed.stopIfUnheld): a leave that was not stored, or a join stored after
+// its session gave up, leaves a membership only this node's feed removes,
+// and a store whose answer was lost may land for a while yet.
+func (e *roomEngine) release(f *feed, key string, linger time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	delete(f.keys, key)
-	if len(f.keys) == 0 && e.feeds[f.room] == f {
-		delete(e.feeds, f.room)
-		f.cancel()
+	if until := time.Now().Add(linger); linger > 0 && until.After(f.lingerTill) {
+		f.lingerTill = until
+	}
+	if len(f.keys) == 0 {
+		select {
+		case f.idle <- struct{}{}:
+		default: // a check is already asked for
+		}
 	}
 }
 

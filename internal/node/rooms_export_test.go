@@ -160,3 +160,15 @@ func (n *Node) RoomTextStores() uint64 {
 	}
 	return m.GetHistogram().GetSampleCount()
 }
+
+// OpenRooms is how many rooms the node holds a feed for. For tests.
+func (n *Node) OpenRooms() int { return n.rooms.openFeeds() }
+
+// RoomsIncarnation is the incarnation the rooms take for node id's newest
+// (0: none). For tests.
+func (n *Node) RoomsIncarnation(id string) uint64 {
+	if n.rooms == nil {
+		return 0
+	}
+	return (*n.rooms.incs.Load())[id]
+}

@@ -95,6 +95,10 @@ type feed struct {
 	recheck   chan struct{} // a check asked for after a failed restart; buffered for one
 
 	keys map[string]bool // guarded by e.mu: the local sessions holding the feed
+	// lingerTill is guarded by e.mu: an unheld feed runs until then at
+	// least (release).
+	lingerTill time.Time
+	idle       chan struct{} // its last session released it; buffered for one
 
 	// Owned by run.
 	r        *room.Room
@@ -157,6 +161,7 @@ func newFeed(e *roomEngine, name string) *feed {
 		missed:    make(chan struct{}, 1),
 		recheck:   make(chan struct{}, 1),
 		keys:      make(map[string]bool),
+		idle:      make(chan struct{}, 1),
 		sessions:  make(map[string]*session),
 		regOf:     make(map[string]uint64),
 		out:       make(map[*session]*outgoing),
@@ -440,6 +445,13 @@ func (f *feed) run() {
 		case <-tick.C:
 			f.reconcile(f.e.now())
 			f.keepSnapshot(time.Now())
+			if f.stopIfUnheld() {
+				return
+			}
+		case <-f.idle:
+			if f.stopIfUnheld() {
+				return
+			}
 		case res := <-f.snaps:
 			f.snapWritten(res)
 		case <-watch.C:
@@ -458,6 +470,33 @@ func (f *feed) run() {
 		}
 		f.flush()
 	}
+}
+
+// stopIfUnheld stops the feed, and reports so, if no local session holds
+// it, its linger has passed and the room lists no member of this node.
+// Such a member has no session here to leave for it: the feed's
+// Reconcile stores its leave, retrying until the stream takes it, and
+// no other node would (they remove a live node's members only once it
+// restarts). A room whose stream refuses records keeps its feed.
+func (f *feed) stopIfUnheld() bool {
+	if f.r.OwnMembers() > 0 {
+		return false
+	}
+	return f.dropIfUnheld()
+}
+
+// dropIfUnheld stops the feed, and reports so, if no local session holds
+// it and its linger has passed.
+func (f *feed) dropIfUnheld() bool {
+	e := f.e
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(f.keys) > 0 || time.Now().Before(f.lingerTill) || e.feeds[f.room] != f {
+		return false
+	}
+	delete(e.feeds, f.room)
+	f.cancel()
+	return true
 }
 
 // stallEvery is how often a feed checks that its consumer still delivers:
@@ -628,7 +667,9 @@ func (f *feed) load() bool {
 		if err == nil {
 			return true
 		}
-		if f.ctx.Err() != nil {
+		if f.ctx.Err() != nil || f.dropIfUnheld() {
+			// Unloaded, the feed knows of no member of this node to
+			// remove: it goes once nobody waits for it.
 			return false
 		}
 		f.e.log.Warn("loading a room; retrying", "room", f.room, "err", err, "retry_in", backoff)

@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -293,5 +294,43 @@ func TestChunksBehindAFailedStoreFailWithIt(t *testing.T) {
 	answered(bob, lone[0])
 	if tried := n.RoomTextStores() - before; tried != 1 {
 		t.Errorf("%d stores tried for 64 chunks and one behind them after the first failed; want 1", tried)
+	}
+}
+
+// A leave the streams refuse, from the node's last session in the room,
+// leaves a membership that only this node removes (its peers see it up):
+// the room's feed stays after the session has gone, and its cleanup
+// stores the leave once the streams take records again. Then the feed
+// goes. Before, the feed stopped with the session and the room listed
+// alice for good.
+func TestRefusedLeaveIsCleanedUp(t *testing.T) {
+	ns := externalNATS(t, t.TempDir())
+	// The feed stays a store timeout at least: a shorter one keeps the
+	// test short.
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: onBus(ns.ClientURL(), func(cfg *node.Config) { cfg.StoreTimeout = 3 * time.Second })})
+	c.WaitRoomsReady(wait)
+	const room = "refused"
+	alice := newPeer(t, c.Nodes[0].Addr(), "alice")
+	bob := newPeer(t, c.Nodes[1].Addr(), "bob")
+	alice.join(room)
+	bob.join(room)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	limitRecords(ctx, t, ns.ClientURL(), 16) // smaller than any record
+	alice.send(wire.Message{Op: wire.OpLeave, Room: room})
+	alice.await("alice's leave", func(m wire.Message) bool {
+		return m.Room == room && m.Op == wire.OpPresence && m.User == "alice" && m.Event == "leave"
+	})
+	if n := c.Nodes[0].OpenRooms(); n != 1 {
+		t.Fatalf("%s holds %d rooms after a leave the streams refused; want 1: the room's feed stays to clean up", c.Nodes[0].ID(), n)
+	}
+	limitRecords(ctx, t, ns.ClientURL(), -1)
+	bob.await("alice's leave, stored by the cleanup", func(m wire.Message) bool {
+		return m.Room == room && m.Op == wire.OpPresence && m.User == "alice" && m.Event == "leave"
+	})
+	waitFor(t, "feed stopping once the room lists nobody of "+c.Nodes[0].ID(), func() bool { return c.Nodes[0].OpenRooms() == 0 })
+	carol := newPeer(t, c.Nodes[1].Addr(), "carol")
+	if st := carol.join(room); slices.Contains(st.Users, "alice") {
+		t.Errorf("the room lists alice after her leave was stored: %v", st.Users)
 	}
 }

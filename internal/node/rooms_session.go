@@ -94,15 +94,18 @@ func (s *session) join(room string) {
 	f := e.acquire(room, key)
 	seq, err := s.enter(ctx, f, key)
 	if err != nil {
-		e.release(f, key)
 		if errors.Is(err, errRoomFull) {
+			e.release(f, key, 0) // the join was applied, and refused
 			s.reply(roomError(wire.CodeLimit, room, 0, "room %s is full: %d users", room, n.cfg.MaxParticipants))
 			return
 		}
 		if errors.Is(err, errUserSessions) {
+			e.release(f, key, 0)
 			s.reply(roomError(wire.CodeLimit, room, 0, "room %s: %s is in it from %d sessions already; leave it from one of them first", room, s.user, MaxUserSessionsInRoom))
 			return
 		}
+		// The join may be stored yet: the feed stays to remove it.
+		e.release(f, key, n.cfg.StoreTimeout)
 		n.log.Warn("joining a room", "room", room, "session", s.id, "err", err)
 		s.reply(roomErrorFor(room, err))
 		return
@@ -168,7 +171,6 @@ func (s *session) leave(room string) {
 	delete(s.held, room)
 	delete(s.failed, room)
 	s.textMu.Unlock()
-	defer e.release(f, key)
 	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
 	defer cancel()
 	_ = f.markLeaving(ctx, key)
@@ -178,12 +180,15 @@ func (s *session) leave(room string) {
 		err = f.detach(ctx, key, seq)
 	}
 	if err != nil {
-		// The session is out here; the feed removes its stale membership
-		// once the stream takes records again.
+		// The session is out here; the feed stays to remove its stale
+		// membership once the stream takes records again.
 		n.log.Warn("leaving a room", "room", room, "session", s.id, "err", err)
 		s.forceDetach(f, key)
+		e.release(f, key, n.cfg.StoreTimeout)
 		s.reply(wire.Message{Op: wire.OpPresence, Room: room, User: s.user, Event: "leave"})
+		return
 	}
+	e.release(f, key, 0)
 }
 
 func (s *session) text(m wire.Message) {
@@ -430,17 +435,19 @@ func (s *session) leaveRooms() {
 	key := s.key()
 	s.stores.Wait() // its text first, then its leaves
 	// Two seconds for all: a session that ends while the storage is down
-	// leaves its memberships to the feeds' cleanup.
+	// leaves its memberships to the feeds' cleanup (release keeps them).
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for room, f := range s.rooms {
 		_ = f.detach(ctx, key, 0)
+		var linger time.Duration
 		if !e.closing.Load() {
 			if _, err := e.publish(ctx, room, record{Op: recLeave, Keys: []string{key}}, ""); err != nil {
 				s.n.log.Warn("publishing the leave of a closed session", "room", room, "session", s.id, "err", err)
+				linger = s.n.cfg.StoreTimeout // the feed removes the membership
 			}
 		}
-		e.release(f, key)
+		e.release(f, key, linger)
 		delete(s.rooms, room)
 	}
 }
