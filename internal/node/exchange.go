@@ -220,6 +220,11 @@ func (n *Node) run() {
 			return
 		}
 		n.metrics.changes.WithLabelValues(c.Kind.String()).Inc()
+		if c.Kind == directory.Removed && n.rooms != nil {
+			// Back after this, the node is a newcomer: whatever
+			// incarnation it brings is its newest.
+			n.rooms.forgetIncarnation(c.ID)
+		}
 		viewStale = true
 		if c.Kind != directory.Refreshed || c.Content {
 			viewDue, rearm = true, true
@@ -268,6 +273,10 @@ func (n *Node) run() {
 			steps.left(e.ID) // a peer's own goodbye
 		}
 		c := table.Apply(e, now)
+		if n.rooms != nil && (c.Kind == directory.Added || c.Kind == directory.Refreshed || c.Kind == directory.StatusChanged) {
+			// Only what the table took: it tells a peer's runs apart.
+			n.rooms.noteIncarnation(e.ID, e.Incarnation)
+		}
 		if c.Membership() && e.ID != cfg.ID {
 			// A peer's own word: it came, or says its status changed
 			// (a death seen by silence or by the bus is logged where it
@@ -285,9 +294,6 @@ func (n *Node) run() {
 	receive := func(m *nats.Msg, now time.Time) {
 		if e, ok := n.acceptEntry(m, entryDrops); ok {
 			n.metrics.received.Inc()
-			if n.rooms != nil {
-				n.rooms.noteIncarnation(e.ID, e.Incarnation)
-			}
 			apply(e, now)
 		}
 	}

@@ -9,3 +9,6 @@ func SetIncarnationClock(clock func() time.Time) (restore func()) {
 	incarnationClock = clock
 	return func() { incarnationClock = time.Now }
 }
+
+// Incarnation is the node's incarnation. For tests.
+func (n *Node) Incarnation() uint64 { return n.incarnation }

@@ -38,3 +38,46 @@ func TestRestartWithTheClockBehind(t *testing.T) {
 	restore()
 	nodetest.Eventually(t, settle, upAt(c.Nodes[2].Addr()))
 }
+
+// The rooms forget a peer's incarnation when the directory forgets the
+// peer. Back later under its ID with a lower incarnation (another host,
+// an emptied --data, its clock behind), it is a newcomer to both: before,
+// the rooms kept the higher one and took every member the node joined for
+// a stale one of an older run, on every peer, for good.
+func TestRemovedPeerComesBackLower(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.RemoveAfter = 3 * time.Second
+	}})
+	n1 := c.Nodes[0]
+	first := c.Nodes[1].Incarnation()
+	nodetest.Eventually(t, settle, func() error {
+		if got := n1.RoomsIncarnation("n2"); got != first {
+			return fmt.Errorf("n1's rooms take incarnation %d for n2, want %d", got, first)
+		}
+		return nil
+	})
+	c.Nodes[1].Halt()
+	nodetest.Eventually(t, settle, func() error {
+		if got := nodetest.StatusOf(n1, "n2"); got != "" {
+			return fmt.Errorf("n1 lists n2 as %q, want it removed", got)
+		}
+		return nil
+	})
+	if got := n1.RoomsIncarnation("n2"); got != 0 {
+		t.Errorf("n1 removed n2 from its directory, and its rooms still take incarnation %d for it", got)
+	}
+	restore := node.SetIncarnationClock(func() time.Time { return time.Now().Add(-time.Hour) })
+	defer restore()
+	back := c.Add(func(_ int, cfg *node.Config) { cfg.ID = "n2" })
+	restore()
+	second := back.Incarnation()
+	if second >= first {
+		t.Fatalf("n2 came back with incarnation %d, want one below %d", second, first)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if got := n1.RoomsIncarnation("n2"); got != second {
+			return fmt.Errorf("n1's rooms take incarnation %d for n2, want %d: the one it came back with", got, second)
+		}
+		return nil
+	})
+}

@@ -163,7 +163,8 @@ type roomEngine struct {
 
 	// incs tells a restarted peer (same ID, new run) from the one whose
 	// sessions are in the rooms: node ID -> the newest incarnation of the
-	// entries the directory exchange accepted (noteIncarnation).
+	// entries the directory's table took, while it lists the node
+	// (noteIncarnation, forgetIncarnation).
 	incs atomic.Pointer[map[string]uint64]
 
 	peerView atomic.Pointer[peerView]         // the last peers(), while current
@@ -247,8 +248,8 @@ func (e *roomEngine) warnIfRoomsOutgrowSnapshots() {
 }
 
 // noteIncarnation records inc for id if it is the newest seen. Only the
-// directory exchange's goroutine (Node.run) calls it, with each entry it
-// accepts: checked, and published on its own node's subject.
+// directory exchange's goroutine (Node.run) calls it, with each entry its
+// table took.
 func (e *roomEngine) noteIncarnation(id string, inc uint64) {
 	old := *e.incs.Load()
 	if old[id] >= inc {
@@ -256,6 +257,22 @@ func (e *roomEngine) noteIncarnation(id string, inc uint64) {
 	}
 	next := maps.Clone(old)
 	next[id] = inc
+	e.incs.Store(&next)
+}
+
+// forgetIncarnation drops what noteIncarnation recorded for id, once the
+// directory has removed that node: a node back under the same ID with a
+// lower incarnation (another host, an emptied --data, a clock behind)
+// would otherwise have every member it joins taken for a stale one, and
+// the map would grow with every ID ever heard. Only the directory
+// exchange's goroutine calls it.
+func (e *roomEngine) forgetIncarnation(id string) {
+	old := *e.incs.Load()
+	if _, ok := old[id]; !ok {
+		return
+	}
+	next := maps.Clone(old)
+	delete(next, id)
 	e.incs.Store(&next)
 }
 
