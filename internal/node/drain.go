@@ -67,7 +67,8 @@ type drainRun struct {
 // the drain ends: the node is empty or the deadline passed. The node
 // stays draining afterwards, until SetDraining(false) or shutdown. A
 // drain already under way keeps its schedule, and Drain returns its
-// channel.
+// channel; one cancelled (SetDraining(false)) is over, whether or not
+// its loop has ended yet.
 func (n *Node) Drain(within time.Duration) <-chan struct{} { return n.startDrain(within, false) }
 
 // DrainToStop is Drain for a node about to stop (SIGTERM with a grace):
@@ -83,6 +84,9 @@ func (n *Node) startDrain(within time.Duration, giveUp bool) <-chan struct{} {
 	if d := n.drainRun; d != nil {
 		select {
 		case <-d.done:
+		case <-d.stop:
+			// Cancelled, its loop not yet ended: a drain asked for
+			// now is a new one, not that one's end.
 		default:
 			if giveUp {
 				d.mu.Lock()

@@ -377,3 +377,28 @@ func TestRebalanceMovesTheSurplusOnce(t *testing.T) {
 		}
 	}
 }
+
+// A drain asked for right after one was cancelled is a new drain. Before,
+// it returned the cancelled one's channel while that drain's loop had not
+// seen the cancel yet: the caller saw its drain end at once, and the node
+// was not draining.
+func TestDrainAfterCancelIsNew(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	n := c.Nodes[0]
+	newPeer(t, n.Addr(), "stays") // the drains do not end empty
+	first := n.Drain(time.Minute)
+	n.SetDraining(false)
+	second := n.Drain(time.Minute)
+	<-first
+	if first == second {
+		t.Fatal("Drain right after a cancel returned the cancelled drain's channel")
+	}
+	select {
+	case <-second:
+		t.Errorf("the new drain ended with the cancelled one: %+v", n.DrainStatus())
+	default:
+	}
+	if st := n.DrainStatus(); !st.Draining || st.Done || st.Reason != "" {
+		t.Errorf("status %+v after the cancelled drain ended; want the new one draining, under way", st)
+	}
+}
