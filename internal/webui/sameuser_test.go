@@ -237,3 +237,68 @@ func annWithOtherDevice(t *testing.T, device string) (string, context.Context, *
 	st := other.next(t, "the other device's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
 	return n.Addr(), ann, other, st.State.Seqs["ann"] + 1
 }
+
+// TestBrowserOwnTextPastMaxSeq: text under the page's own user with a
+// seq no chunk can carry (above 2^53-1, where a JavaScript number stops
+// counting one by one) is not shown and does not move the page's
+// numbering, as in the Go client. A node never sends one (it refuses such
+// seqs), so the test hands it to the page's handler as if one had.
+func TestBrowserOwnTextPastMaxSeq(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	ann := page(t, newBrowser(t), c.Nodes[0].HTTPAddr(), "ann")
+	poll[bool](t, ann, "the room synced", `window.switchboard.session.rooms.get("lobby")?.synced === true`)
+	got := eval[string](t, ann, `(() => {
+  const s = window.switchboard.session;
+  const r = s.rooms.get("lobby");
+  const before = r.nextSeq;
+  let shown = false;
+  s.addEventListener("text", () => { shown = true; }, { once: true });
+  s.handle(s.ws, { op: "text", room: "lobby", from: "ann", seq: 2 ** 60, t: "z" });
+  return (shown ? "shown " : "") + (r.nextSeq === before ? "kept" : "moved to " + r.nextSeq);
+})()`)
+	if got != "kept" {
+		t.Errorf("own text at seq 2^60: %s; want it not shown and the numbering kept", got)
+	}
+}
+
+// TestBrowserCloseWhileAttaching: a session closed while an attach is
+// under way does not take the attach when it is answered: the connection
+// closes and no heartbeat runs. Before, the page kept the connection,
+// attached, after close().
+func TestBrowserCloseWhileAttaching(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	n := c.Nodes[0]
+	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
+	poll[bool](t, ann, "the page attached", `document.querySelector("#conn").dataset.state === "attached"`)
+	// The next connection closes the session as its attach is answered,
+	// just before the page reads the answer.
+	eval[bool](t, ann, `(() => {
+  const Real = WebSocket;
+  window.WebSocket = class extends Real {
+    set onmessage(fn) {
+      super.onmessage = (ev) => {
+        if (String(ev.data).includes('"op":"attached"')) {
+          window.closedAtAttach = true;
+          window.switchboard.session.close();
+        }
+        fn(ev);
+      };
+    }
+    get onmessage() { return super.onmessage; }
+  };
+  window.switchboard.session.ws.close();
+  return true;
+})()`)
+	poll[bool](t, ann, "the page closed as its attach was answered", `window.closedAtAttach === true`)
+	nodetest.Eventually(t, wait, func() error {
+		if u := n.Users(); u != 0 {
+			return fmt.Errorf("%s holds %d sessions after the page closed", n.ID(), u)
+		}
+		return nil
+	})
+	if got := eval[bool](t, ann, `window.switchboard.session.ws === null`); !got {
+		t.Error("the closed session holds a connection")
+	}
+}

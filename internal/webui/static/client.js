@@ -72,6 +72,10 @@ const MAX_CHUNK_LIMIT = 8192;
 // that JSON.stringify leaves it out of the message).
 const SENT = Symbol("sent");
 
+// MAX_SEQ is the highest text seq (wire.MaxSeq): 2^53-1, the last a
+// JavaScript number counts one by one.
+const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
 // httpBase turns a node's HTTP address into a base URL with the page's
@@ -465,6 +469,9 @@ export class Session extends EventTarget {
           timer = setTimeout(late, ATTEMPT_MS);
         } else if (m.op === "move") {
           early = m;
+        } else if (m.op === "attached" && this.closed) {
+          // close() came while attaching: this connection goes too.
+          settle({ error: "the session was closed" });
         } else if (m.op === "attached") {
           this.attached(ws, node, reason, m);
           settle({ ok: true });
@@ -661,7 +668,7 @@ export class Session extends EventTarget {
         const r = this.rooms.get(m.room);
         // Clamped as the Go client does: no honest node says more, and
         // above it a number no longer counts one by one.
-        if (r && m.state) this.sync(ws, m.room, r, Math.min((m.state.seqs || {})[this.user] || 0, Number.MAX_SAFE_INTEGER));
+        if (r && m.state) this.sync(ws, m.room, r, Math.min((m.state.seqs || {})[this.user] || 0, MAX_SEQ));
         if (this.retiring && this.roomsSynced()) this.retire();
         this.emit("room", { room: m.room, state: m.state });
         return;
@@ -685,7 +692,8 @@ export class Session extends EventTarget {
         // for a duplicate and drop its text (client/session.go, ownText).
         const r = this.rooms.get(m.room);
         if (m.from === this.user && r && r.numbered) {
-          if (m.seq < r.nextSeq) return;
+          // An echo, or a seq no chunk carries: not shown.
+          if (m.seq < r.nextSeq || !(m.seq <= MAX_SEQ)) return;
           continueAbove(r, m.seq);
         }
         this.emit("text", m);
