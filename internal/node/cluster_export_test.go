@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/switchboard/switchboard/directory"
 )
@@ -43,3 +44,12 @@ const MaxHTTPConns = maxHTTPConns
 
 // MaxHTTPConnsPerIP is maxHTTPConnsPerIP. For tests.
 const MaxHTTPConnsPerIP = maxHTTPConnsPerIP
+
+// HeartbeatWhileLeaving does what Shutdown does first (the node is
+// leaving), then publishes the node's entry as a heartbeat of run's that
+// read the status before would, saying up, and returns the entry sent.
+// For tests.
+func (n *Node) HeartbeatWhileLeaving() directory.Entry {
+	n.leaving.Store(true)
+	return n.publishSelf(time.Now(), directory.Up)
+}

@@ -481,6 +481,13 @@ func (n *Node) answerPeer(status directory.Status, peer string) {
 // sendSelf publishes this node's entry with the given status on subject
 // over the directory connection, and returns it.
 func (n *Node) sendSelf(status directory.Status, subject string) directory.Entry {
+	seq := n.seq.Add(1)
+	if n.leaving.Load() {
+		// Shutdown set leaving before it took the goodbye's seq: an
+		// entry of run's numbered after the goodbye would say the node
+		// is back, and peers would keep it up until its heartbeats stop.
+		status = directory.Down
+	}
 	e := directory.Entry{
 		Node: directory.Node{
 			ID:          n.cfg.ID,
@@ -494,7 +501,7 @@ func (n *Node) sendSelf(status directory.Status, subject string) directory.Entry
 			HeartbeatMS: n.heartbeatMS.Load(),
 		},
 		Incarnation: n.incarnation,
-		Seq:         n.seq.Add(1),
+		Seq:         seq,
 		Conn:        n.bus.DirConn(),
 	}
 	data, err := json.Marshal(e)

@@ -390,3 +390,20 @@ func TestHTTP(t *testing.T) {
 		t.Errorf("GET /readyz while draining = %d %s, want 503 draining", code, body)
 	}
 }
+
+// A heartbeat that read the node's status just before Shutdown began, and
+// took its sequence number after the goodbye's, still says down: said up,
+// it would bring the node back on every peer until its heartbeats stopped
+// for good.
+func TestNoHeartbeatUndoesTheGoodbye(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	if e := c.Nodes[1].HeartbeatWhileLeaving(); e.Status != directory.Down {
+		t.Errorf("an entry published while leaving says %q, want down", e.Status)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if got := nodetest.StatusOf(c.Nodes[0], "n2"); got != directory.Down {
+			return fmt.Errorf("n1 sees n2 as %q, want down", got)
+		}
+		return nil
+	})
+}
