@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
 )
@@ -258,5 +259,45 @@ func TestBrowserMoveDeadlineEndsTheStep(t *testing.T) {
 	}
 	if asked == 0 || asked >= silentNodes {
 		t.Errorf("the move asked %d of the %d silent nodes, want some but not all: its deadline must end the step\n%s", asked, silentNodes, strings.Join(lines, "\n"))
+	}
+}
+
+// TestBrowserMoveAskedAgainOnArrival: the node a move attaches to asks
+// the session to move as well, as its attach is answered (it began to
+// drain just then). The page moves again once the first move is done,
+// to the third node. Before, a move asked for while one was under way was
+// dropped, and the page stayed on a draining node until its deadline. No
+// node sends that move at a moment a test can choose, so the page is
+// handed it on the new connection, as if that node had sent it.
+func TestBrowserMoveAskedAgainOnArrival(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	ann := page(t, newBrowser(t), c.Nodes[0].HTTPAddr(), "ann")
+	poll[bool](t, ann, "the room synced", `window.switchboard.session.rooms.get("lobby")?.synced === true`)
+	first := nodeOf(t, ann)
+	eval[bool](t, ann, `(() => {
+  const s = window.switchboard.session;
+  const attached = s.attached.bind(s);
+  s.attached = (ws, node, reason, m) => {
+    attached(ws, node, reason, m);
+    if (node.id !== "`+first+`" && !window.askedAgain) {
+      window.askedAgain = node.id;
+      s.handle(ws, { op: "move", message: node.id + " is draining" });
+    }
+  };
+  return true;
+})()`)
+	var from *node.Node
+	for _, n := range c.Nodes {
+		if n.ID() == first {
+			from = n
+		}
+	}
+	from.Drain(time.Minute)
+	poll[bool](t, ann, "the second move asked for", `!!window.askedAgain`)
+	second := eval[string](t, ann, `window.askedAgain`)
+	poll[bool](t, ann, "the page moved twice", `window.switchboard.session.moves === 2`)
+	if got := nodeOf(t, ann); got == first || got == second {
+		t.Errorf("the page ended on %s; want the node that was asked neither time (not %s, not %s)", got, first, second)
 	}
 }

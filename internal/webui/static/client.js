@@ -158,7 +158,7 @@ export class Session extends EventTarget {
     this.pinger = null;
     this.lastRx = 0; // when the last message came on this.ws
     this.hb = null; // the heartbeat's round: {pingAt, wait, busy, probe, probeAt, probeOK}
-    this.moving = null; // {ws, node, lost, held}: the connection a move is leaving, until attached elsewhere, and what it carried meanwhile
+    this.moving = null; // {ws, node, lost, held, next}: the connection a move is leaving, until attached elsewhere, what it carried meanwhile, and a move the new node asked for meanwhile
     this.retiring = null; // that connection once attached elsewhere, until the rooms have rejoined
     this.retireTimer = null;
     this.moves = 0;
@@ -856,10 +856,17 @@ export class Session extends EventTarget {
   // within MOVE_TIMEOUT_MS, the session stays on the old connection, reads
   // what it kept from it, and fails over as usual once the node closes it.
   async move(ws, m) {
-    if (this.moving) return; // asked again while attaching elsewhere: already under way
+    if (this.moving) {
+      // The old connection's messages are held, so this one came on the
+      // connection the move attached to, before or just after the attach
+      // was answered: that node drains too. Acted on once this move is
+      // done, as the Go client does.
+      this.moving.next = { ws, m };
+      return;
+    }
     this.retire(); // a move still overlapping from before: let it go now
     const from = this.node;
-    this.moving = { ws, node: from, lost: null, held: [] };
+    this.moving = { ws, node: from, lost: null, held: [], next: null };
     for (const r of this.rooms.values()) r.viaOld = r.synced;
     this.log(`${from.id} asks the session to move: ${m.message || "draining"}`);
     if (m.directory) this.setDirectory(m.directory);
@@ -869,7 +876,7 @@ export class Session extends EventTarget {
     const now = Date.now();
     this.machine.next({ kind: "begin", deadline: now + MOVE_TIMEOUT_MS }, now);
     const moved = await this.flow(this.machine.next({ kind: "refused", node: from.id }, now));
-    const { lost, held } = this.moving;
+    const { lost, held, next } = this.moving;
     this.moving = null;
     if (!moved) {
       for (const r of this.rooms.values()) r.viaOld = false;
@@ -890,6 +897,7 @@ export class Session extends EventTarget {
     if (lost || this.roomsSynced()) this.retire();
     this.log(`moved off ${from.id} (draining) to ${this.node.id}`);
     this.emit("moved", { from, node: this.node, reason: this.reason });
+    if (next && next.ws === this.ws) this.move(next.ws, next.m);
   }
 
   // retire closes the connection a move left, if any; its session then
