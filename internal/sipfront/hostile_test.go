@@ -587,3 +587,43 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, reason string) fl
 	t.Fatalf("no metric %s{reason=%q}", name, reason)
 	return 0
 }
+
+// TestEmptyChunksAndALeaveDoNotStopTheFront: a member sends two empty
+// chunks (a room takes them) and leaves, while another member is mid-line
+// on the caller's screen. Before, each empty chunk put its sender in the
+// mixer's waiting line again; the leave took out one entry, and the next
+// look at the other crashed the process. The call goes on.
+func TestEmptyChunksAndALeaveDoNotStopTheFront(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	mallory := join(t, c.Nodes[0], "mallory", "lobby")
+	call := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "alice"})
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	if _, err := bob.sess.SendTextWait(ctx, "lobby", "typing"); err != nil {
+		t.Fatal(err)
+	}
+	collect(t, call, "[bob]: typing") // bob is shown, mid-line
+	for range 2 {
+		if _, err := mallory.sess.SendTextWait(ctx, "lobby", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mallory.sess.Leave("lobby"); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if !bob.hasLeft("mallory") {
+			return errors.New("bob has not seen mallory leave")
+		}
+		return nil
+	})
+	// Still mid-line: the mixer looks at the waiting line again.
+	if _, err := bob.sess.SendTextWait(ctx, "lobby", " on"); err != nil {
+		t.Fatal(err)
+	}
+	collect(t, call, "on")
+}

@@ -78,4 +78,49 @@ func FuzzMixer(f *testing.F) {
 	})
 }
 
+// FuzzMixerScript runs a script of the calls a front makes, one byte
+// each: write a piece of text (empty ones too) from one of three senders,
+// forget one, take after some time, or cut. Nothing may panic, Take must
+// return valid UTF-8, and the waiting line must name each sender it holds
+// once.
+func FuzzMixerScript(f *testing.F) {
+	f.Add([]byte{0x05, 0x40, 0x11, 0x11, 0x21, 0x01, 0x40}, "hello") // bob, twice empty, then gone
+	f.Add([]byte{0x01, 0x02, 0x42, 0x03, 0x60, 0x43, 0x12, 0x41}, "a\rb\u2028c\b")
+	f.Fuzz(func(t *testing.T, script []byte, text string) {
+		if !utf8.ValidString(text) {
+			return
+		}
+		senders := []string{"ann", "bob", "cy"}
+		m := NewMixer(time.Second)
+		now := testTime
+		for i, op := range script {
+			who := senders[int(op&0x0f)%len(senders)]
+			switch op >> 4 {
+			case 0: // a piece of text
+				r := []rune(text)
+				from := i % (len(r) + 1)
+				m.Write(who, string(r[from:min(len(r), from+int(op&0x0f))]), now)
+			case 1: // an empty chunk
+				m.Write(who, "", now)
+			case 2:
+				m.Forget(who)
+			case 3:
+				m.Cut()
+			default: // take, after 0 to 15 quarter seconds
+				now = now.Add(time.Duration(op&0x0f) * 250 * time.Millisecond)
+				if out := m.Take(now); !utf8.Valid(out) {
+					t.Fatalf("invalid UTF-8 out: %q", out)
+				}
+			}
+			seen := map[string]bool{}
+			for _, w := range m.waiting {
+				if seen[w] || m.senders[w] == nil {
+					t.Fatalf("after op %d (%#x): waiting %q names %q twice or a sender forgotten", i, op, m.waiting, w)
+				}
+				seen[w] = true
+			}
+		}
+	})
+}
+
 var testTime = time.Unix(0, 0)

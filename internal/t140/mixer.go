@@ -53,6 +53,7 @@ type mixSender struct {
 	last   time.Time // when their last text arrived
 	cr     bool      // their last chunk ended with CR
 	full   bool      // text was dropped, Missing queued in its place
+	waits  bool      // they are in Mixer.waiting
 	since  time.Time // when they joined the waiting line
 }
 
@@ -64,16 +65,22 @@ func NewMixer(switchAfter time.Duration) *Mixer {
 	return &Mixer{switchAfter: switchAfter, senders: map[string]*mixSender{}}
 }
 
-// Write queues a chunk of from's text received at now.
+// Write queues a chunk of from's text received at now. An empty chunk
+// (a room takes them) shows nothing and changes nothing.
 func (m *Mixer) Write(from, text string, now time.Time) {
+	if text == "" {
+		return
+	}
 	s := m.senders[from]
 	if s == nil {
 		s = &mixSender{}
 		m.senders[from] = s
 	}
-	if len(s.queued) == 0 && from != m.current {
+	if !s.waits && from != m.current {
+		// In the waiting line once: a sender listed twice would stay
+		// listed after Forget, and Take would look them up.
 		m.waiting = append(m.waiting, from)
-		s.since = now
+		s.waits, s.since = true, now
 	}
 	s.last = now
 	switch {
@@ -125,6 +132,7 @@ func (m *Mixer) Take(now time.Time) []byte {
 			break
 		}
 		m.waiting = m.waiting[1:]
+		m.senders[next].waits = false
 		if m.midLine {
 			out.WriteString(LineSeparator)
 			m.midLine = false
