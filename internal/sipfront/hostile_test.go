@@ -627,3 +627,37 @@ func TestEmptyChunksAndALeaveDoNotStopTheFront(t *testing.T) {
 	}
 	collect(t, call, "on")
 }
+
+// TestInviteWithoutCallID: one INVITE with no Call-ID, from anyone who
+// can reach the front, gets 400. Before, the front read the missing
+// header and the process died.
+func TestInviteWithoutCallID(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	front := startFront(t, c.Nodes[0], nil)
+	conn, err := net.Dial("udp", front.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	from := conn.LocalAddr().String()
+	msg := "INVITE sip:lobby@" + front.Addr().String() + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + from + ";branch=z9hG4bK-nocallid\r\n" +
+		"From: <sip:x@127.0.0.1>;tag=abc\r\n" +
+		"To: <sip:lobby@127.0.0.1>\r\n" +
+		"CSeq: 1 INVITE\r\n" +
+		"Max-Forwards: 70\r\n" +
+		"Content-Length: 0\r\n\r\n"
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(settle))
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("no answer to an INVITE without Call-ID: %v", err)
+	}
+	if got := string(buf[:n]); !strings.HasPrefix(got, "SIP/2.0 400") {
+		t.Errorf("the front answered %q, want 400", got)
+	}
+}

@@ -522,6 +522,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.onReInvite(req, tx)
 		return
 	}
+	if req.CallID() == nil {
+		// The stack routes a request by Via and CSeq alone: one without
+		// a Call-ID reaches here, and has no dialog to make.
+		s.log.Info("call refused: no Call-ID", "from", req.Source())
+		reply(req, tx, 400, "Bad Request: No Call-ID")
+		return
+	}
 	room := req.Recipient.User
 	log := s.log.With("call", req.CallID().Value(), "from", req.Source(), "room", room)
 	if !ValidRoom(room) {
