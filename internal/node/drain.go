@@ -135,12 +135,10 @@ func (n *Node) DrainStatus() DrainStatus {
 	return st
 }
 
-// cancelDrain stops a drain under way (SetDraining(false)); the sessions
-// already asked have moved or are moving.
-func (n *Node) cancelDrain() {
-	n.drainMu.Lock()
+// cancelDrainLocked stops a drain under way (SetDraining(false), which
+// holds drainMu); the sessions already asked have moved or are moving.
+func (n *Node) cancelDrainLocked() {
 	d := n.drainRun
-	n.drainMu.Unlock()
 	if d != nil {
 		d.stopOnce.Do(func() { close(d.stop) })
 	}

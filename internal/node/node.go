@@ -459,7 +459,12 @@ func (n *Node) StatusReason() string {
 // way.
 func (n *Node) SetDraining(on bool) {
 	if !on {
-		n.cancelDrain()
+		// The cancel and the status change are one step to Drain (which
+		// holds drainMu): one between them would start a drain the
+		// status change then undoes, left running on a node not draining.
+		n.drainMu.Lock()
+		defer n.drainMu.Unlock()
+		n.cancelDrainLocked()
 	}
 	if n.draining.Swap(on) != on {
 		n.log.Info("draining", "on", on)
