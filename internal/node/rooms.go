@@ -843,11 +843,13 @@ func (e *roomEngine) acquire(room, key string) *feed {
 	return f
 }
 
-// release forgets key as a local session of f. After its last, f stops
-// once the room lists no member of this node and linger has passed
-// (feed.stopIfUnheld): a leave that was not stored, or a join stored after
-// its session gave up, leaves a membership only this node's feed removes,
-// and a store whose answer was lost may land for a while yet.
+// release forgets key as a local session of f, and has f drop key's
+// registration if its detach gave up (feed.dropReleased). After its last,
+// f stops once the room lists no member of this node and linger has
+// passed (feed.stopIfUnheld): a leave that was not stored, or a join
+// stored after its session gave up, leaves a membership only this node's
+// feed removes, and a store whose answer was lost may land for a while
+// yet.
 func (e *roomEngine) release(f *feed, key string, linger time.Duration) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -855,11 +857,9 @@ func (e *roomEngine) release(f *feed, key string, linger time.Duration) {
 	if until := time.Now().Add(linger); linger > 0 && until.After(f.lingerTill) {
 		f.lingerTill = until
 	}
-	if len(f.keys) == 0 {
-		select {
-		case f.idle <- struct{}{}:
-		default: // a check is already asked for
-		}
+	select {
+	case f.released <- struct{}{}:
+	default: // a check is already asked for
 	}
 }
 

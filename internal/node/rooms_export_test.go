@@ -172,3 +172,29 @@ func (n *Node) RoomsIncarnation(id string) uint64 {
 	}
 	return (*n.rooms.incs.Load())[id]
 }
+
+// StallRoom keeps room's feed, which must be open, busy serving nothing
+// until the returned function is called. For tests.
+func (n *Node) StallRoom(room string) (resume func()) {
+	e := n.rooms
+	e.mu.Lock()
+	f := e.feeds[room]
+	e.mu.Unlock()
+	stalled := make(chan struct{})
+	if err := f.do(context.Background(), func() { <-stalled }); err != nil {
+		panic(err)
+	}
+	return sync.OnceFunc(func() { close(stalled) })
+}
+
+// RoomHolders is how many local sessions hold room's feed (0 if none is
+// open). For tests.
+func (n *Node) RoomHolders(room string) int {
+	e := n.rooms
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if f := e.feeds[room]; f != nil {
+		return len(f.keys)
+	}
+	return 0
+}

@@ -98,7 +98,7 @@ type feed struct {
 	// lingerTill is guarded by e.mu: an unheld feed runs until then at
 	// least (release).
 	lingerTill time.Time
-	idle       chan struct{} // its last session released it; buffered for one
+	released   chan struct{} // a session released it; buffered for one
 
 	// Owned by run.
 	r        *room.Room
@@ -161,7 +161,7 @@ func newFeed(e *roomEngine, name string) *feed {
 		missed:    make(chan struct{}, 1),
 		recheck:   make(chan struct{}, 1),
 		keys:      make(map[string]bool),
-		idle:      make(chan struct{}, 1),
+		released:  make(chan struct{}, 1),
 		sessions:  make(map[string]*session),
 		regOf:     make(map[string]uint64),
 		out:       make(map[*session]*outgoing),
@@ -448,7 +448,8 @@ func (f *feed) run() {
 			if f.stopIfUnheld() {
 				return
 			}
-		case <-f.idle:
+		case <-f.released:
+			f.dropReleased()
 			if f.stopIfUnheld() {
 				return
 			}
@@ -483,6 +484,29 @@ func (f *feed) stopIfUnheld() bool {
 		return false
 	}
 	return f.dropIfUnheld()
+}
+
+// dropReleased removes the registrations of keys that no local session
+// holds any more. A session releases the feed after its detach, but a
+// detach may give up (the feed busy past the session's wait, or the wait
+// spent on an earlier room), and a registered member is never taken for
+// stale: the room would list the user, and keep the feed, until the node
+// stops. Without its registration, Reconcile stores the member's leave.
+func (f *feed) dropReleased() {
+	var gone []string
+	f.e.mu.Lock()
+	for key := range f.sessions {
+		if !f.keys[key] {
+			gone = append(gone, key)
+		}
+	}
+	f.e.mu.Unlock()
+	for _, key := range gone {
+		f.e.log.Warn("dropping the registration of a session that left the room without it", "room", f.room, "key", key)
+		f.r.Detach(key)
+		delete(f.sessions, key)
+		delete(f.regOf, key)
+	}
 }
 
 // dropIfUnheld stops the feed, and reports so, if no local session holds

@@ -334,3 +334,31 @@ func TestRefusedLeaveIsCleanedUp(t *testing.T) {
 		t.Errorf("the room lists alice after her leave was stored: %v", st.Users)
 	}
 }
+
+// A session that ends while its room's feed is too busy to take its
+// detach within its wait, and whose leave is not stored, releases the
+// feed still registered. The feed drops such a registration and its
+// cleanup stores the leave; then the feed goes. Before, a registered
+// member was never taken for stale: the room listed alice, and the node
+// kept its feed, until the node stopped.
+func TestDetachGivenUpIsCleanedUp(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.StoreTimeout = 3 * time.Second }})
+	c.WaitRoomsReady(wait)
+	const room = "busy"
+	n0 := c.Nodes[0]
+	alice := newPeer(t, n0.Addr(), "alice")
+	bob := newPeer(t, c.Nodes[1].Addr(), "bob")
+	alice.join(room)
+	bob.join(room)
+	resume := n0.StallRoom(room)
+	defer resume()
+	// The session's detach waits for the stalled feed until its wait ends;
+	// its leave, tried with that wait spent, is not stored.
+	alice.conn.Close()
+	waitFor(t, "alice's session releasing the room", func() bool { return n0.RoomHolders(room) == 0 })
+	resume()
+	bob.await("alice's leave, stored by the cleanup", func(m wire.Message) bool {
+		return m.Room == room && m.Op == wire.OpPresence && m.User == "alice" && m.Event == "leave"
+	})
+	waitFor(t, "feed stopping once the room lists nobody of "+n0.ID(), func() bool { return n0.OpenRooms() == 0 })
+}
