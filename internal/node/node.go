@@ -74,6 +74,9 @@ type Node struct {
 
 	drainMu  sync.Mutex // guards drainRun
 	drainRun *drainRun  // the drain to empty under way or the last one (drain.go)
+	// afterDrainCancel, when set (by tests), runs in SetDraining(false)
+	// between the cancel and the status change.
+	afterDrainCancel func()
 
 	// entryMsgs carries the directory entries' messages from the bus to
 	// run (subscribeEntries); the bus drops what does not fit.
@@ -465,6 +468,9 @@ func (n *Node) SetDraining(on bool) {
 		n.drainMu.Lock()
 		defer n.drainMu.Unlock()
 		n.cancelDrainLocked()
+		if n.afterDrainCancel != nil {
+			n.afterDrainCancel()
+		}
 	}
 	if n.draining.Swap(on) != on {
 		n.log.Info("draining", "on", on)
