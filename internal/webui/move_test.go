@@ -301,3 +301,41 @@ func TestBrowserMoveAskedAgainOnArrival(t *testing.T) {
 		t.Errorf("the page ended on %s; want the node that was asked neither time (not %s, not %s)", got, first, second)
 	}
 }
+
+// TestBrowserCloseAsAMoveAttaches: the page's close(), called by a
+// listener as the move's attach is answered, closes the connection the
+// move leaves as well. Before, the move carried on once its attach was
+// answered: the old connection was kept to retire RETIRE_AFTER_MS later,
+// and the draining node held the closed session that long.
+func TestBrowserCloseAsAMoveAttaches(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	ann := page(t, newBrowser(t), c.Nodes[0].HTTPAddr(), "ann")
+	poll[bool](t, ann, "the room synced", `window.switchboard.session.rooms.get("lobby")?.synced === true`)
+	first := nodeOf(t, ann)
+	eval[bool](t, ann, `(() => {
+  const s = window.switchboard.session;
+  window.oldWs = s.ws;
+  s.addEventListener("status", (ev) => {
+    if (ev.detail.state === "attached" && ev.detail.node.id !== "`+first+`" && s.moving) {
+      window.closedAtMove = true;
+      s.close();
+    }
+  });
+  return true;
+})()`)
+	var from *node.Node
+	for _, n := range c.Nodes {
+		if n.ID() == first {
+			from = n
+		}
+	}
+	from.Drain(time.Minute)
+	poll[bool](t, ann, "the move done after close()", `window.closedAtMove === true && window.switchboard.session.moving === null`)
+	if left := eval[string](t, ann, `(() => {
+  const s = window.switchboard.session;
+  return "retiring " + (s.retiring !== null) + ", old connection state " + window.oldWs.readyState;
+})()`); left != "retiring false, old connection state 3" && left != "retiring false, old connection state 2" {
+		t.Errorf("after close() as the move attached: %s; want nothing retiring and the old connection closing or closed (2 or 3)", left)
+	}
+}

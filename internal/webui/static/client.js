@@ -693,7 +693,7 @@ export class Session extends EventTarget {
         const r = this.rooms.get(m.room);
         if (m.from === this.user && r && r.numbered) {
           // An echo, or a seq no chunk carries: not shown.
-          if (m.seq < r.nextSeq || !(m.seq <= MAX_SEQ)) return;
+          if (!Number.isSafeInteger(m.seq) || m.seq < r.nextSeq) return;
           continueAbove(r, m.seq);
         }
         this.emit("text", m);
@@ -888,6 +888,14 @@ export class Session extends EventTarget {
       for (const h of held) this.handle(ws, h);
       this.lastRx = rx;
       if (lost) this.dropped(ws, lost);
+      return;
+    }
+    if (this.closed) {
+      // close() came as the new connection was answered: it closed that
+      // one, and the old one goes too, not RETIRE_AFTER_MS later.
+      for (const r of this.rooms.values()) r.viaOld = false;
+      ws.onclose = null;
+      ws.close();
       return;
     }
     this.moves++;
