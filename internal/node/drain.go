@@ -238,12 +238,15 @@ func (n *Node) askToMove(max int, eligible func(*session) bool, why string) int 
 	n.sessionsMu.Unlock()
 	asked := 0
 	for _, s := range batch {
+		if !s.moveAsked.CompareAndSwap(false, true) {
+			continue // asked meanwhile, by another caller
+		}
 		line, err := s.moveLine(why)
 		if err != nil {
+			s.moveAsked.Store(false)
 			n.log.Error("encoding a move", "session", s.id, "err", err)
 			continue
 		}
-		s.moveAsked.Store(true)
 		s.push(line)
 		asked++
 	}
