@@ -287,13 +287,7 @@ func TestBrowserMoveAskedAgainOnArrival(t *testing.T) {
   };
   return true;
 })()`)
-	var from *node.Node
-	for _, n := range c.Nodes {
-		if n.ID() == first {
-			from = n
-		}
-	}
-	from.Drain(time.Minute)
+	nodeWithID(c, first).Drain(time.Minute)
 	poll[bool](t, ann, "the second move asked for", `!!window.askedAgain`)
 	second := eval[string](t, ann, `window.askedAgain`)
 	poll[bool](t, ann, "the page moved twice", `window.switchboard.session.moves === 2`)
@@ -324,13 +318,7 @@ func TestBrowserCloseAsAMoveAttaches(t *testing.T) {
   });
   return true;
 })()`)
-	var from *node.Node
-	for _, n := range c.Nodes {
-		if n.ID() == first {
-			from = n
-		}
-	}
-	from.Drain(time.Minute)
+	nodeWithID(c, first).Drain(time.Minute)
 	poll[bool](t, ann, "the move done after close()", `window.closedAtMove === true && window.switchboard.session.moving === null`)
 	if left := eval[string](t, ann, `(() => {
   const s = window.switchboard.session;
@@ -338,4 +326,14 @@ func TestBrowserCloseAsAMoveAttaches(t *testing.T) {
 })()`); left != "retiring false, old connection state 3" && left != "retiring false, old connection state 2" {
 		t.Errorf("after close() as the move attached: %s; want nothing retiring and the old connection closing or closed (2 or 3)", left)
 	}
+}
+
+// nodeWithID is c's node with id (nil if none).
+func nodeWithID(c *nodetest.Cluster, id string) *node.Node {
+	for _, n := range c.Nodes {
+		if n.ID() == id {
+			return n
+		}
+	}
+	return nil
 }
