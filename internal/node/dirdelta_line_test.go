@@ -28,7 +28,7 @@ func longNode(i int) directory.Node {
 // the longest fields the directory holds made a line of about 100 KiB,
 // which every client asking for deltas refuses with line_too_long and
 // closes: all of a node's sessions would fail over at once.
-func TestReviewDirDeltaLineFitsALine(t *testing.T) {
+func TestDeltaLineFitsALine(t *testing.T) {
 	taken := time.Unix(1000, 0)
 	tests := []struct {
 		name      string

@@ -27,7 +27,7 @@ func (c *countingSource) Uint64() uint64 { c.n++; return c.Source.Uint64() }
 // maxima held the loop for a second at every push, its heartbeats with it.
 // Each session still gets what it asked: at most its max, within a line,
 // its own group first.
-func TestReviewDirPushDrawsBounded(t *testing.T) {
+func TestPushDrawsBounded(t *testing.T) {
 	taken := time.Unix(1000, 0)
 	v := bigView(2000, taken)
 	src := &countingSource{Source: rand.NewPCG(1, 2)}

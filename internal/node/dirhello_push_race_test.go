@@ -48,7 +48,7 @@ func holder(t *testing.T, lines []byte) map[string]directory.Status {
 // top of it, and one that was not stayed stale until the next change.
 // Now the hello, seeing that a push went out meanwhile, answers again
 // from the newer view, so the client holds what the node shows.
-func TestReviewDirHelloRacingAPush(t *testing.T) {
+func TestHelloRacingAPush(t *testing.T) {
 	node := func(id string, status directory.Status) directory.Node {
 		return directory.Node{ID: id, Addr: id + ":7070", Status: status, Capacity: 10}
 	}
