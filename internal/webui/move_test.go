@@ -2,6 +2,7 @@ package webui_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"strconv"
@@ -270,11 +271,7 @@ func TestBrowserMoveDeadlineEndsTheStep(t *testing.T) {
 // node sends that move at a moment a test can choose, so the page is
 // handed it on the new connection, as if that node had sent it.
 func TestBrowserMoveAskedAgainOnArrival(t *testing.T) {
-	c := nodetest.Start(t, 3, nodetest.Options{})
-	c.WaitRoomsReady(60 * time.Second)
-	ann := page(t, newBrowser(t), c.Nodes[0].HTTPAddr(), "ann")
-	poll[bool](t, ann, "the room synced", `window.switchboard.session.rooms.get("lobby")?.synced === true`)
-	first := nodeOf(t, ann)
+	c, ann, first := pageInLobby(t, 3)
 	eval[bool](t, ann, `(() => {
   const s = window.switchboard.session;
   const attached = s.attached.bind(s);
@@ -302,11 +299,7 @@ func TestBrowserMoveAskedAgainOnArrival(t *testing.T) {
 // answered: the old connection was kept to retire RETIRE_AFTER_MS later,
 // and the draining node held the closed session that long.
 func TestBrowserCloseAsAMoveAttaches(t *testing.T) {
-	c := nodetest.Start(t, 2, nodetest.Options{})
-	c.WaitRoomsReady(60 * time.Second)
-	ann := page(t, newBrowser(t), c.Nodes[0].HTTPAddr(), "ann")
-	poll[bool](t, ann, "the room synced", `window.switchboard.session.rooms.get("lobby")?.synced === true`)
-	first := nodeOf(t, ann)
+	c, ann, first := pageInLobby(t, 2)
 	eval[bool](t, ann, `(() => {
   const s = window.switchboard.session;
   window.oldWs = s.ws;
@@ -336,4 +329,16 @@ func nodeWithID(c *nodetest.Cluster, id string) *node.Node {
 		}
 	}
 	return nil
+}
+
+// pageInLobby starts a cluster of n nodes and a page for ann, and waits
+// until the page has the lobby's state. It returns the cluster, the page
+// and the ID of the node the page attached to.
+func pageInLobby(t *testing.T, n int) (*nodetest.Cluster, context.Context, string) {
+	t.Helper()
+	c := nodetest.Start(t, n, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	ann := page(t, newBrowser(t), c.Nodes[0].HTTPAddr(), "ann")
+	poll[bool](t, ann, "the room synced", `window.switchboard.session.rooms.get("lobby")?.synced === true`)
+	return c, ann, nodeOf(t, ann)
 }
