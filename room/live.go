@@ -141,6 +141,14 @@ func (r *Room) applyLive(rec Record) bool {
 	if rec.User == "" || rec.Seq == 0 || rec.Seq != r.lastShown(rec.User)+1 {
 		return false
 	}
+	if _, known := r.shown[rec.User]; !known && r.users[rec.User] == 0 &&
+		(len(r.shown) >= r.cfg.MaxSenders || len(r.live) >= r.cfg.MaxSenders) {
+		// A sender not a member (not yet, as this node has applied the
+		// stream, or any more) past MaxSenders of them: the stream
+		// brings what it stored. Live text under made-up names cannot
+		// grow what the room keeps.
+		return false
+	}
 	if off, ok := r.liveOff[rec.User]; ok && rec.Seq <= off.until {
 		return false // held back: the stream brings it
 	}

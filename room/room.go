@@ -225,7 +225,9 @@ func (r *Room) Apply(seq uint64, rec Record) Result {
 
 // applyText applies a chunk, counting in res what became of it.
 func (r *Room) applyText(rec Record, res *Result) {
-	if rec.User == "" {
+	if rec.User == "" || rec.Seq > maxSeq {
+		// Nodes refuse both; one that stored such a chunk anyway would
+		// have every later chunk of its user taken for a duplicate.
 		return
 	}
 	sent, dev := rec.Seq, devHash(rec.Dev)

@@ -301,6 +301,17 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 	default:
 		return nil, fmt.Errorf("room %s: %w: version %d, this node reads 1 and %d", name, ErrSnapshot, *h.V, SnapshotVersion)
 	}
+	// No stream gets near 2^53 records, and no chunk is stored above
+	// maxSeq: a seq past it would have every later record skipped, or
+	// every later chunk of its sender taken for a duplicate.
+	if seq > maxSeq {
+		return nil, fmt.Errorf("room %s: %w: seq %d past %d", name, ErrSnapshot, seq, uint64(maxSeq))
+	}
+	for from, n := range st.Seqs {
+		if n > maxSeq {
+			return nil, fmt.Errorf("room %s: %w: %s's seq %d past %d", name, ErrSnapshot, from, n, uint64(maxSeq))
+		}
+	}
 	text, err := rtt.FromState(cfg.MaxLines, st)
 	if err != nil {
 		return nil, fmt.Errorf("room %s: %w: %w", name, ErrSnapshot, err)
