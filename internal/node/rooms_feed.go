@@ -722,6 +722,8 @@ func (f *feed) tryLoad() error {
 			// holds the history; the next snapshot replaces this one.
 			f.e.log.Error("rebuilding a room from its stream", "room", f.room, "err", err)
 			r = nil
+		} else if r, err = f.checkAhead(ctx, r); err != nil {
+			return err
 		}
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 	default:
@@ -741,6 +743,23 @@ func (f *feed) tryLoad() error {
 	f.snapRev = rev
 	f.nextSnap = f.e.n.cfg.SnapshotEvery
 	return nil
+}
+
+// checkAhead returns r, restored from a snapshot, or nil if the snapshot
+// covers records past the last the room's stream holds: a faulty node
+// wrote it, or the stream was deleted and made again. The feed would skip
+// every record up to the snapshot's seq; it rebuilds the room from the
+// stream instead, and the next snapshot replaces that one.
+func (f *feed) checkAhead(ctx context.Context, r *room.Room) (*room.Room, error) {
+	st, err := f.e.jsOf(f.room).Stream(ctx, f.stream)
+	if err != nil {
+		return nil, fmt.Errorf("node: reading the stream of room %s: %w", f.room, err)
+	}
+	if last := st.CachedInfo().State.LastSeq; r.Applied() > last {
+		f.e.log.Error("rebuilding a room from its stream: its snapshot is past the stream's last record", "room", f.room, "snapshot_seq", r.Applied(), "stream_last", last)
+		return nil, nil
+	}
+	return r, nil
 }
 
 // startConsumer starts an ordered consumer of the room's records after

@@ -116,6 +116,15 @@ func TestRoomSnapshotFormats(t *testing.T) {
 	if got, want := texts(st), []string{"alice: hello"}; !slices.Equal(got, want) {
 		t.Errorf("after an unusable snapshot carol sees lines %q, want %q", got, want)
 	}
+
+	// One past the stream's last record (a faulty node's): the room would
+	// skip every record up to it, and no join would be answered. Rebuilt
+	// from the stream.
+	put(fmt.Sprintf(`{"v":2,"seq":%d,"lines":[{"from":"zed","text":"from the future"}],"senders":{},"members":{}}`, seq+1_000_000))
+	st = visit("dave", "")
+	if got, want := texts(st), []string{"alice: hello"}; !slices.Equal(got, want) {
+		t.Errorf("after a snapshot past the stream dave sees lines %q, want %q", got, want)
+	}
 }
 
 // A room whose departed senders left 985 unfinished lines of 4 KiB of
