@@ -75,7 +75,7 @@ import (
 // a user is in the room while at least one of their sessions is. Joins and
 // leaves are records of the stream too, so every node applies presence
 // and text in the same order. A session that closes publishes its leave; a
-// node that closes gracefully publishes the leave of all its sessions. A
+// node that closes gracefully publishes the leave of all its members. A
 // node that dies cannot: each feed checks its members against this
 // node's view of the cluster (peers: the directory and the incarnations
 // heard) a few times a second, and the room's steward, the lowest node ID
@@ -870,30 +870,40 @@ func (e *roomEngine) openFeeds() int {
 	return len(e.feeds)
 }
 
-// stop ends the engine's work. A graceful stop first publishes the leave
-// of every local session (bounded to two seconds) so that peers drop them
-// at once; a crash-like one (Halt) leaves them to the peers' cleanup.
-// Sessions that finish afterwards publish nothing.
+// stop ends the engine's work. A graceful stop first publishes, bounded
+// to two seconds, the leave of every member of this node in each room it
+// holds: its local sessions', and those a feed still lists after their
+// session went (a leave the stream refused, a detach that gave up; the
+// feed's own cleanup would store them, but not while the node stops), so
+// that peers drop them at once rather than after the presence grace. A
+// crash-like stop (Halt) leaves them to the peers' cleanup. Sessions that
+// finish afterwards publish nothing.
 func (e *roomEngine) stop(graceful bool) {
 	if e.closing.Swap(true) {
 		return
 	}
 	e.halting.Store(!graceful)
 	if graceful && e.Ready() {
+		type held struct {
+			f    *feed
+			keys []string
+		}
 		e.mu.Lock()
-		leaves := make(map[string][]string, len(e.feeds))
+		rooms := make(map[string]held, len(e.feeds))
 		for room, f := range e.feeds {
-			for key := range f.keys {
-				leaves[room] = append(leaves[room], key)
-			}
+			rooms[room] = held{f, slices.Collect(maps.Keys(f.keys))}
 		}
 		e.mu.Unlock()
 		ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
 		var wg sync.WaitGroup
-		for room, keys := range leaves {
+		for room, h := range rooms {
 			wg.Go(func() {
+				keys := h.f.ownMembers(ctx, h.keys)
+				if len(keys) == 0 {
+					return
+				}
 				if _, err := e.publish(ctx, room, record{Op: recLeave, Keys: keys}, ""); err != nil {
-					e.log.Warn("publishing the leave of local sessions", "room", room, "err", err)
+					e.log.Warn("publishing the leave of this node's members", "room", room, "err", err)
 				}
 			})
 		}

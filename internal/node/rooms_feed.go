@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -507,6 +508,36 @@ func (f *feed) dropReleased() {
 		delete(f.sessions, key)
 		delete(f.regOf, key)
 	}
+}
+
+// ownMembers returns held, the keys of the local sessions holding the
+// feed, with those of every member the room lists on this node, of any
+// incarnation, sorted. A feed that cannot answer within half a second
+// (loading, stalled, or closed) gets held alone, so that a stopping node
+// still leaves for its sessions.
+func (f *feed) ownMembers(ctx context.Context, held []string) []string {
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	listed := make(chan []string, 1)
+	err := f.do(ctx, func() {
+		var keys []string
+		for key, m := range f.r.Members() {
+			if m.Node == f.e.n.cfg.ID {
+				keys = append(keys, key)
+			}
+		}
+		listed <- keys
+	})
+	keys := slices.Clone(held)
+	if err == nil {
+		select {
+		case own := <-listed:
+			keys = append(keys, own...)
+		case <-ctx.Done():
+		}
+	}
+	slices.Sort(keys)
+	return slices.Compact(keys)
 }
 
 // dropIfUnheld stops the feed, and reports so, if no local session holds

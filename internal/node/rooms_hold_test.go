@@ -362,3 +362,39 @@ func TestDetachGivenUpIsCleanedUp(t *testing.T) {
 	})
 	waitFor(t, "feed stopping once the room lists nobody of "+n0.ID(), func() bool { return n0.OpenRooms() == 0 })
 }
+
+// A node that stops gracefully publishes the leave of every member it has
+// in a room, not only of the sessions it still holds: a member whose
+// session went while its detach gave up is left for the node's own
+// cleanup, which does not run while it stops. The room clocks are frozen,
+// so that neither that cleanup nor the peers' (after the stopped node's
+// grace) can store the leave: bob sees alice leave only if the stopping
+// node says so.
+func TestGracefulStopLeavesForLingeringMembers(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.StoreTimeout = 3 * time.Second }})
+	c.WaitRoomsReady(wait)
+	frozen := time.Now()
+	for _, n := range c.Nodes {
+		n.SetRoomClock(func() time.Time { return frozen })
+	}
+	const room = "lingering"
+	n0 := c.Nodes[0]
+	alice := newPeer(t, n0.Addr(), "alice")
+	bob := newPeer(t, c.Nodes[1].Addr(), "bob")
+	alice.join(room)
+	bob.join(room)
+	resume := n0.StallRoom(room)
+	defer resume()
+	alice.conn.Close()
+	waitFor(t, "alice's session releasing the room", func() bool { return n0.RoomHolders(room) == 0 })
+	resume()
+	if n0.OpenRooms() != 1 {
+		t.Fatalf("%s holds %d rooms, want the lingering one", n0.ID(), n0.OpenRooms())
+	}
+	if err := n0.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	bob.await("alice's leave, published by her node as it stopped", func(m wire.Message) bool {
+		return m.Room == room && m.Op == wire.OpPresence && m.User == "alice" && m.Event == "leave"
+	})
+}
