@@ -346,17 +346,7 @@ func TestDetachGivenUpIsCleanedUp(t *testing.T) {
 	c.WaitRoomsReady(wait)
 	const room = "busy"
 	n0 := c.Nodes[0]
-	alice := newPeer(t, n0.Addr(), "alice")
-	bob := newPeer(t, c.Nodes[1].Addr(), "bob")
-	alice.join(room)
-	bob.join(room)
-	resume := n0.StallRoom(room)
-	defer resume()
-	// The session's detach waits for the stalled feed until its wait ends;
-	// its leave, tried with that wait spent, is not stored.
-	alice.conn.Close()
-	waitFor(t, "alice's session releasing the room", func() bool { return n0.RoomHolders(room) == 0 })
-	resume()
+	bob := leaveWhileStalled(t, c, room)
 	bob.await("alice's leave, stored by the cleanup", func(m wire.Message) bool {
 		return m.Room == room && m.Op == wire.OpPresence && m.User == "alice" && m.Event == "leave"
 	})
@@ -379,15 +369,7 @@ func TestGracefulStopLeavesForLingeringMembers(t *testing.T) {
 	}
 	const room = "lingering"
 	n0 := c.Nodes[0]
-	alice := newPeer(t, n0.Addr(), "alice")
-	bob := newPeer(t, c.Nodes[1].Addr(), "bob")
-	alice.join(room)
-	bob.join(room)
-	resume := n0.StallRoom(room)
-	defer resume()
-	alice.conn.Close()
-	waitFor(t, "alice's session releasing the room", func() bool { return n0.RoomHolders(room) == 0 })
-	resume()
+	bob := leaveWhileStalled(t, c, room)
 	if n0.OpenRooms() != 1 {
 		t.Fatalf("%s holds %d rooms, want the lingering one", n0.ID(), n0.OpenRooms())
 	}
@@ -397,4 +379,23 @@ func TestGracefulStopLeavesForLingeringMembers(t *testing.T) {
 	bob.await("alice's leave, published by her node as it stopped", func(m wire.Message) bool {
 		return m.Room == room && m.Op == wire.OpPresence && m.User == "alice" && m.Event == "leave"
 	})
+}
+
+// leaveWhileStalled joins room as alice on c's first node and as bob on
+// its second, then closes alice's session while her node's feed of the
+// room is stalled: her detach waits for the feed until its wait ends, and
+// her leave, tried with that wait spent, is not stored. It returns bob
+// once the feed runs again.
+func leaveWhileStalled(t *testing.T, c *nodetest.Cluster, room string) (bob *peer) {
+	t.Helper()
+	n0 := c.Nodes[0]
+	alice := newPeer(t, n0.Addr(), "alice")
+	bob = newPeer(t, c.Nodes[1].Addr(), "bob")
+	alice.join(room)
+	bob.join(room)
+	resume := n0.StallRoom(room)
+	defer resume()
+	alice.conn.Close()
+	waitFor(t, "alice's session releasing the room", func() bool { return n0.RoomHolders(room) == 0 })
+	return bob
 }
