@@ -172,39 +172,40 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if err := checkSecurity(cfg); err != nil {
 		return nil, err
 	}
-	opts, routeCert, err := serverOptions(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.JetStream {
-		if err := writable(cfg.StoreDir); err != nil {
-			return nil, err
-		}
-	}
-	b := &Bus{cfg: cfg, routeCert: routeCert}
+	b := &Bus{cfg: cfg}
+	var err error
 	if b.nodePassword, err = randomPassword(); err != nil {
 		return nil, err
 	}
 	if b.dirPassword, err = randomPassword(); err != nil {
 		return nil, err
 	}
-	opts.Users = users(cfg, b.nodePassword, b.dirPassword)
-	if err := bindable(opts.Cluster.Host, opts.Cluster.Port); err != nil {
-		return nil, err
-	}
-	b.opts = opts.Clone()
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("bus: configuring embedded NATS: %w", err)
-	}
-	// nats-server's debug lines (elections, Raft catch-up) go out only
-	// when the node's log takes debug lines.
-	debug := cfg.Logger.Enabled(context.Background(), slog.LevelDebug)
-	ns.SetLoggerV2(newLogAdapter(cfg.Logger.With("component", "nats")), debug, false, false)
-	ns.Start()
-	if !ns.ReadyForConnections(cfg.StartTimeout) {
-		ns.Shutdown()
-		return nil, fmt.Errorf("bus: embedded NATS not ready after %v (is %s free? did its JetStream start? the nats component's log says)", cfg.StartTimeout, cfg.Cluster)
+	var ns *server.Server
+	for attempt := 1; ; attempt++ {
+		opts, routeCert, err := serverOptions(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.JetStream && attempt == 1 {
+			if err := writable(cfg.StoreDir); err != nil {
+				return nil, err
+			}
+		}
+		opts.Users = users(cfg, b.nodePassword, b.dirPassword)
+		if err = bindable(opts.Cluster.Host, opts.Cluster.Port); err == nil {
+			b.opts, b.routeCert = opts.Clone(), routeCert
+			ns, err = startServer(cfg, opts)
+		}
+		// A cluster port this node drew itself (freePort) may be taken
+		// by anyone between the draw and nats-server's bind: draw again.
+		if errors.Is(err, errRoutePort) && portDrawn(cfg, opts) && attempt < startAttempts {
+			cfg.Logger.Warn("the cluster port drawn was taken before the embedded NATS bound it; drawing another", "port", opts.Cluster.Port, "err", err)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		break
 	}
 	if a := ns.MonitorAddr(); a != nil {
 		cfg.Logger.Warn("NATS monitoring is on and unauthenticated: anyone who reaches it reads the server's varz, connz, routez and jsz", "addr", a.String())
@@ -424,6 +425,69 @@ func serverOptions(cfg Config) (*server.Options, *pki.KeyPair, error) {
 	return opts, routeCert, nil
 }
 
+// startAttempts bounds how often Open draws a cluster port again.
+const startAttempts = 3
+
+// errRoutePort marks an embedded server that could not bind its cluster
+// port.
+var errRoutePort = errors.New("bus: cluster listener")
+
+// beforeStart, when set (tests), sees each server's options before it
+// starts.
+var beforeStart func(*server.Options)
+
+// portDrawn reports whether opts' cluster port is one serverOptions drew
+// (freePort) for a cfg that asked for any port.
+func portDrawn(cfg Config, opts *server.Options) bool {
+	_, port, err := net.SplitHostPort(cfg.Cluster)
+	return err == nil && port == "0" && opts.Cluster.Port > 0
+}
+
+// startServer starts an embedded server with opts and waits until it
+// takes connections, cfg.StartTimeout at most. nats-server reports a
+// failure to start (a port it cannot bind, a JetStream that cannot
+// start) only in its log and then never becomes ready: the first such
+// line ends the wait at once, as the error.
+func startServer(cfg Config, opts *server.Options) (*server.Server, error) {
+	if beforeStart != nil {
+		beforeStart(opts)
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("bus: configuring embedded NATS: %w", err)
+	}
+	// nats-server's debug lines (elections, Raft catch-up) go out only
+	// when the node's log takes debug lines.
+	debug := cfg.Logger.Enabled(context.Background(), slog.LevelDebug)
+	logs := newLogAdapter(cfg.Logger.With("component", "nats"))
+	ns.SetLoggerV2(logs, debug, false, false)
+	ns.Start()
+	deadline := time.Now().Add(cfg.StartTimeout)
+	for !ns.ReadyForConnections(startPoll) {
+		select {
+		case line := <-logs.fatal:
+			ns.Shutdown()
+			if strings.HasPrefix(line, routeListenError) {
+				return nil, fmt.Errorf("%w: %s", errRoutePort, line)
+			}
+			return nil, fmt.Errorf("bus: the embedded NATS did not start: %s", line)
+		default:
+		}
+		if time.Now().After(deadline) {
+			ns.Shutdown()
+			return nil, fmt.Errorf("bus: embedded NATS not ready after %v (is %s free? did its JetStream start? the nats component's log says)", cfg.StartTimeout, cfg.Cluster)
+		}
+	}
+	return ns, nil
+}
+
+// startPoll is how long each look at a starting server's listeners waits.
+const startPoll = 100 * time.Millisecond
+
+// routeListenError begins nats-server's fatal line for a cluster port it
+// cannot bind (route.go).
+const routeListenError = "Error listening on router port"
+
 // monitorAddr parses Config.Monitor into nats-server's HTTPHost and
 // HTTPPort, port 0 becoming its "any free port".
 func monitorAddr(addr string) (string, int, error) {
@@ -480,7 +544,7 @@ func bindable(host string, port int) error {
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
 	if err != nil {
-		return fmt.Errorf("bus: cluster listener: %w", err)
+		return fmt.Errorf("%w: %w", errRoutePort, err)
 	}
 	return ln.Close()
 }

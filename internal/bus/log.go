@@ -32,6 +32,11 @@ type logAdapter struct {
 	// how many repeats went to debug since. sampleKey leaves what is
 	// literal in nats-server's code: the map stays small.
 	last map[string]*sampledLine
+
+	// fatal receives the first of nats-server's fatal lines: it logs
+	// them where it cannot go on (it does not exit: the server is
+	// embedded), and Open waits for none after it.
+	fatal chan string
 }
 
 // connPrefix is what nats-server puts before the format of a line about
@@ -60,7 +65,7 @@ type sampledLine struct {
 }
 
 func newLogAdapter(log *slog.Logger) *logAdapter {
-	return &logAdapter{log: log, now: time.Now, last: make(map[string]*sampledLine)}
+	return &logAdapter{log: log, now: time.Now, last: make(map[string]*sampledLine), fatal: make(chan string, 1)}
 }
 
 // sample reports whether a line of format goes out at its level now,
@@ -114,7 +119,14 @@ func (l *logAdapter) Warnf(format string, v ...any) {
 	}
 	l.emit(slog.LevelWarn, format, v...)
 }
-func (l *logAdapter) Fatalf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *logAdapter) Fatalf(format string, v ...any) {
+	line := fmt.Sprintf(format, v...)
+	l.log.Error(line)
+	select {
+	case l.fatal <- line:
+	default:
+	}
+}
 func (l *logAdapter) Errorf(format string, v ...any) { l.emit(slog.LevelError, format, v...) }
 func (l *logAdapter) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l *logAdapter) Tracef(format string, v ...any) {}
