@@ -3,15 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/localcluster"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/internal/sipcall"
 )
@@ -113,16 +114,17 @@ func TestServeSIPCall(t *testing.T) {
 	}
 }
 
-// freePort is a TCP port free on 127.0.0.1 a moment ago.
+// freePort is a TCP port free on 127.0.0.1 a moment ago, drawn below
+// the kernel's ephemeral range (localcluster.FreePort), so that no
+// listener on port 0 or outgoing connection of a test running meanwhile
+// takes it before serve binds it.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := localcluster.FreePort([]string{"127.0.0.1"}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
+	return strconv.Itoa(port)
 }
 
 func serveSIPCall(t *testing.T, listen []string, nodeAddr string) {

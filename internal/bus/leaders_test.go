@@ -95,7 +95,10 @@ func TestJetStreamCurrentAfterFullRestart(t *testing.T) {
 		}
 		return buses
 	}
-	buses := open("", []string{"127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"})
+	// The servers come back on the same ports: ports below the kernel's
+	// ephemeral range, which no outgoing connection or listener on port 0
+	// takes while they are closed.
+	buses := open("", []string{lowPort(t), lowPort(t), lowPort(t)})
 	addrs := make([]string, len(buses))
 	for i, b := range buses {
 		addrs[i] = b.ClusterAddr().String()

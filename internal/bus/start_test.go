@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
@@ -82,3 +83,19 @@ func TestOpenSaysWhyTheServerDidNotStart(t *testing.T) {
 // settleStart bounds a start that must end: generous for a loaded CI
 // machine, far below the StartTimeout it must not wait out.
 const settleStart = 2 * time.Minute
+
+// lowPort is a loopback address whose port was free a moment ago, drawn
+// below the kernel's ephemeral range (32768 up) as localcluster.FreePort
+// draws them, for a server that must come back on the same port.
+func lowPort(t *testing.T) string {
+	t.Helper()
+	for range 200 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(20000+rand.IntN(12000)))
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			ln.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
+}
