@@ -99,7 +99,7 @@ func TestCloseInEveryPhaseLeavesNothingRunning(t *testing.T) {
 			// The paused fake's readers wait for it to go on; they are the
 			// fake's, not the session's.
 			fake := goleak.IgnoreTopFunction("github.com/switchboard/switchboard/client_test.(*fakeConn).serve")
-			goleak.VerifyNone(t, append(leaktest.EngineLeftovers(), before, fake)...)
+			leaktest.VerifyNoneWithin(t, 30*time.Second, append(leaktest.EngineLeftovers(), before, fake)...)
 		})
 	}
 }

@@ -173,7 +173,9 @@ func TestAllNodesDown(t *testing.T) {
 		addrs = append(addrs, ln.Addr().String())
 		ln.Close()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 800*time.Millisecond)
+	// Long enough that dials are refused before it passes on a loaded
+	// machine, so that the error can say what failed.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := client.Dial(ctx, strings.Join(addrs, ","), client.WithUser("alice"), client.WithRetry(fastRetry()))
 	if err == nil {

@@ -462,7 +462,7 @@ func TestHungTokenFuncGivesUpAtTheReconnectDeadline(t *testing.T) {
 		return "", ctx.Err()
 	}
 	s, err := client.Dial(dialCtx(t), n.Addr(), client.WithUser("alice"), client.WithTokenFunc(hung),
-		client.WithReconnectTimeout(300*time.Millisecond), client.WithRetry(fastRetry()))
+		client.WithReconnectTimeout(3*time.Second), client.WithRetry(fastRetry()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -61,4 +62,24 @@ func (l leakChecked) Run() int {
 		return 1
 	}
 	return 0
+}
+
+// VerifyNoneWithin fails t unless, within timeout, no goroutine is left
+// but those opts ignore. goleak.VerifyNone alone gives goroutines about
+// half a second to end, which a loaded machine may not give goroutines
+// that end only once they see a close (a test's fake peer, a reader
+// woken by a closed socket).
+func VerifyNoneWithin(t testing.TB, timeout time.Duration, opts ...goleak.Option) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := goleak.Find(opts...)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("goroutines left after %v: %v", timeout, err)
+			return
+		}
+	}
 }

@@ -19,7 +19,9 @@ func TestPeersThatVanishLeaveNothing(t *testing.T) {
 	c.WaitRoomsReady(settle)
 	front, url := startFront(t, c.Nodes[0], func(cfg *rtcfront.Config) {
 		cfg.MaxPeersPerSource = 100
-		cfg.OpenTimeout = time.Second
+		// The first peer of a round must open within it under load; the
+		// second is dropped at its end, six times over.
+		cfg.OpenTimeout = 3 * time.Second
 	})
 	round := func(i int) {
 		p, offer := newPeer(t, rtcfront.Protocol, nil)

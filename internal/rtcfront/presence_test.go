@@ -24,16 +24,16 @@ func TestUnreachablePeerJoinsNoRoom(t *testing.T) {
 	n := c.Nodes[0]
 	front, url := startFront(t, n, func(cfg *rtcfront.Config) {
 		cfg.MaxPeersPerSource = 1
-		cfg.OpenTimeout = 2 * time.Second
+		cfg.OpenTimeout = 5 * time.Second
 	})
 	bob := join(t, n, "bob", "lobby")
 	ghost, offer := newPeer(t, rtcfront.Protocol, nil)
+	_, offer2 := newPeer(t, rtcfront.Protocol, nil) // made now: posted while the ghost's waits
 	if code, body := post(t, url+"?room=lobby&user=ghost", "application/sdp", offer); code != http.StatusCreated {
 		t.Fatalf("POST: %d %s", code, body)
 	}
 	_ = ghost.pc.Close() // the answer is never applied: no ICE, no DTLS
 	// While it waits, the offer counts against the limits.
-	_, offer2 := newPeer(t, rtcfront.Protocol, nil)
 	if code, body := post(t, url+"?room=lobby&user=carol", "application/sdp", offer2); code != http.StatusTooManyRequests {
 		t.Errorf("an offer beside a pending one from the same address: %d %q, want 429", code, body)
 	}

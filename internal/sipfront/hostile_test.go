@@ -398,7 +398,7 @@ func TestVanishedCallerIsDropped(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) {
-		cfg.KeepAlive, cfg.KeepAliveTimeout = 100*time.Millisecond, time.Second
+		cfg.KeepAlive, cfg.KeepAliveTimeout = 100*time.Millisecond, 5*time.Second
 		cfg.MaxCallsPerSource = 1
 	})
 	bob := join(t, c.Nodes[0], "bob", "lobby")
