@@ -63,6 +63,8 @@ func (s *rtcSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, 
 		MaxPeers:          s.maxPeers,
 		MaxPeersPerSource: s.maxPeersPerSrc,
 		TrustedProxies:    cfg.TrustedProxies,
+		Directory:         n.Directory,
+		Origins:           cfg.WSOrigins,
 		Logger:            logger.With("part", "rtc"),
 	}
 	if cfg.TLSCert != "" {

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/internal/logsample"
+	"github.com/switchboard/switchboard/internal/origin"
 	"github.com/switchboard/switchboard/internal/token"
 	"github.com/switchboard/switchboard/pick"
 	"github.com/switchboard/switchboard/wire"
@@ -67,6 +67,15 @@ type Config struct {
 	// MaxPeersPerSource is the most peers from one source IP address
 	// (default 4): an IPv4 address, or an IPv6 /64.
 	MaxPeersPerSource int
+	// Directory is the service's directory now, which says which pages
+	// are the service's own (origin.Allowed: a page of a node's HTTP
+	// address or of the service's name may post offers); nil, or a nil
+	// directory, leaves the other rules alone: loopback pages, and the
+	// node's own origin when the browser reached it by address.
+	Directory func() *wire.Directory
+	// Origins are further pages that may post offers, host[:port]
+	// patterns as serve's --ws-origins takes them.
+	Origins []string
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For the
 	// front believes, to count the peers behind them by their own
 	// addresses (default none: the header is ignored, and a request
@@ -376,16 +385,16 @@ func credential(r *http.Request) (credentials, *httpError) {
 	return credentials{user: user}, nil
 }
 
-// sameOrigin reports whether a request from a browser comes from a page
-// of this very node (Origin's host is the request's Host): a page of
-// another site may not make its visitors join rooms.
-func sameOrigin(r *http.Request) bool {
-	o := r.Header.Get("Origin")
-	if o == "" {
-		return true
+// ownPage reports whether a request from a browser comes from a page of
+// the service (origin.Allowed): a page of another site may not make its
+// visitors join rooms, nor a DNS-rebinding page reach a node that only
+// the visitor's network can.
+func (s *Server) ownPage(r *http.Request) bool {
+	var dir *wire.Directory
+	if s.cfg.Directory != nil {
+		dir = s.cfg.Directory()
 	}
-	u, err := url.Parse(o)
-	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+	return origin.Allowed(r, dir, s.cfg.Origins)
 }
 
 // validRoom: 1 to 64 bytes of ASCII letters, digits, '.', '_' and '-'.
@@ -469,8 +478,8 @@ func (s *Server) admit(src string) (release func(), err *httpError) {
 
 // offer checks the request, attaches the member, and answers the offer.
 func (s *Server) offer(r *http.Request) (string, error) {
-	if !sameOrigin(r) {
-		return "", refuse(http.StatusForbidden, "this node takes offers only from its own pages")
+	if !s.ownPage(r) {
+		return "", refuse(http.StatusForbidden, "this node takes offers only from the service's own pages (serve --ws-origins allows others)")
 	}
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/sdp" {
 		e := refuse(http.StatusUnsupportedMediaType, "the offer must be Content-Type application/sdp")

@@ -43,12 +43,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 func startFront(t *testing.T, n *node.Node, edit func(*rtcfront.Config)) (*rtcfront.Server, string) {
 	t.Helper()
 	cfg := rtcfront.Config{
-		Service:  n.Service(),
-		NodeID:   n.ID(),
-		NodeAddr: n.Addr(),
-		ICEAddr:  "127.0.0.1:0",
-		Interval: 50 * time.Millisecond,
-		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Service:   n.Service(),
+		NodeID:    n.ID(),
+		NodeAddr:  n.Addr(),
+		ICEAddr:   "127.0.0.1:0",
+		Interval:  50 * time.Millisecond,
+		Directory: n.Directory,
+		Logger:    slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if edit != nil {
 		edit(&cfg)
@@ -227,6 +228,10 @@ func post(t *testing.T, url, ctype, body string, hdr ...string) (int, string) {
 	}
 	req.Header.Set("Content-Type", ctype)
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1] // the name the browser dialled
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	res, err := http.DefaultClient.Do(req)
@@ -339,6 +344,9 @@ func TestBadOffers(t *testing.T) {
 		{"no data channel", good, "application/sdp", audioOnly, nil, http.StatusBadRequest, "no data channel"},
 		{"too large", good, "application/sdp", offer + strings.Repeat("a=x-pad:0123456789\r\n", 500), nil, http.StatusRequestEntityTooLarge, "larger"},
 		{"other origin", good, "application/sdp", offer, []string{"Origin", "https://evil.example"}, http.StatusForbidden, "own pages"},
+		// A DNS-rebinding page: a name of the attacker's resolving to the
+		// node, so that Origin and Host agree.
+		{"rebinding page", good, "application/sdp", offer, []string{"Host", "evil.example:7071", "Origin", "http://evil.example:7071"}, http.StatusForbidden, "own pages"},
 		{"not bearer", good, "application/sdp", offer, []string{"Authorization", "Basic YTpi"}, http.StatusUnauthorized, "Bearer"},
 		{"bad token", good, "application/sdp", offer, []string{"Authorization", "Bearer not.a.token"}, http.StatusUnauthorized, "malformed"},
 	} {

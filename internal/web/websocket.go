@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
-	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +18,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/switchboard/switchboard/internal/forwarded"
+	"github.com/switchboard/switchboard/internal/origin"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -123,65 +122,11 @@ func offersSubprotocol(r *http.Request, proto string) bool {
 	return false
 }
 
-// originAllowed says whether a WebSocket may be opened from the page the
-// request names in Origin. Allowed are: requests without Origin (not from
-// a browser; the check protects browsers' users, not the node), pages of
-// any node of the service (the HTTP address a directory entry lists,
-// since the browser client is served by one node and talks to another),
-// pages served under the service's common name (any port), pages of this
-// machine (localhost, loopback addresses), pages matching a pattern of
-// WithOrigins, and pages of the node's own origin when the browser
-// reached it by address.
-//
-// A page of the node's own origin reached by another name is not enough:
-// that is what a DNS-rebinding page looks like (a name of the attacker's
-// that resolves to the node, so that Origin and Host agree), which would
-// let any web page reach a node that only the visitor's network can.
-// Rebinding needs a name, so an address in Host is the node itself; a
-// name must be one the service publishes, or allowed by WithOrigins.
+// originAllowed says whether the page the request names in Origin may
+// open a WebSocket here or read across origins: origin.Allowed's rule,
+// with the patterns of WithOrigins.
 func (h *handler) originAllowed(r *http.Request, dir *wire.Directory) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	host := strings.ToLower(u.Host)
-	if loopbackName(u.Hostname()) {
-		return true
-	}
-	if host == strings.ToLower(r.Host) && net.ParseIP(u.Hostname()) != nil {
-		return true
-	}
-	if dir != nil {
-		if dir.Service != "" && strings.EqualFold(u.Hostname(), dir.Service) {
-			return true
-		}
-		for _, n := range dir.Nodes {
-			if n.HTTP != "" && strings.EqualFold(n.HTTP, host) {
-				return true
-			}
-		}
-	}
-	for _, p := range h.origins {
-		if ok, err := path.Match(strings.ToLower(p), host); err == nil && ok {
-			return true
-		}
-	}
-	return false
-}
-
-// loopbackName reports whether host names this machine: localhost or a
-// loopback address. A page of such an origin was served from the
-// visitor's own machine.
-func loopbackName(host string) bool {
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return origin.Allowed(r, dir, h.origins)
 }
 
 // hijackRecorder keeps the connection the WebSocket library hijacks, so

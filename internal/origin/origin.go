@@ -1,0 +1,77 @@
+// Package origin decides which web pages may act on a node from a
+// visitor's browser: open a WebSocket session (/v1/ws), post a WebRTC
+// offer (/v1/rtc) or read across origins. The browser names the page in
+// the request's Origin header; the rule protects the browser's user, not
+// the node, so a request without Origin (not from a browser) passes.
+package origin
+
+import (
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/switchboard/switchboard/wire"
+)
+
+// Allowed says whether the page r's Origin names may act here. Allowed
+// are: requests without Origin; pages of any node of the service (the
+// HTTP address a directory entry lists, since a page served by one node
+// talks to another); pages served under the service's common name (any
+// port); pages of this machine (localhost, loopback addresses); pages
+// whose host, with its port if it has one, matches one of patterns
+// (path.Match, case-insensitive; "*" allows any page on the web); and
+// pages of the node's own origin when the browser reached it by address.
+//
+// A page of the node's own origin reached by another name is not enough:
+// that is what a DNS-rebinding page looks like (a name of the attacker's
+// that resolves to the node, so that Origin and Host agree), which would
+// let any web page reach a node that only the visitor's network can.
+// Rebinding needs a name, so an address in Host is the node itself; a
+// name must be one the service publishes, or allowed by patterns. dir
+// may be nil (no directory yet): then only the other rules apply.
+func Allowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	host := strings.ToLower(u.Host)
+	if Loopback(u.Hostname()) {
+		return true
+	}
+	if host == strings.ToLower(r.Host) && net.ParseIP(u.Hostname()) != nil {
+		return true
+	}
+	if dir != nil {
+		if dir.Service != "" && strings.EqualFold(u.Hostname(), dir.Service) {
+			return true
+		}
+		for _, n := range dir.Nodes {
+			if n.HTTP != "" && strings.EqualFold(n.HTTP, host) {
+				return true
+			}
+		}
+	}
+	for _, p := range patterns {
+		if ok, err := path.Match(strings.ToLower(p), host); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Loopback reports whether host names this machine: localhost or a
+// loopback address. A page of such an origin was served from the
+// visitor's own machine.
+func Loopback(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,49 @@
+package origin_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/origin"
+	"github.com/switchboard/switchboard/wire"
+)
+
+func TestAllowed(t *testing.T) {
+	dir := &wire.Directory{Service: "chat.example", Nodes: []directory.Node{{ID: "n1", HTTP: "n1.example:7071"}}}
+	for _, tt := range []struct {
+		name, host, origin string
+		dir                *wire.Directory
+		patterns           []string
+		want               bool
+	}{
+		{"no origin: not a browser", "n1.example:7071", "", dir, nil, true},
+		{"a node's page", "n2.example:7071", "https://n1.example:7071", dir, nil, true},
+		{"the service's name, any port", "n1.example:7071", "https://chat.example", dir, nil, true},
+		{"this machine", "n1.example:7071", "http://localhost:3000", dir, nil, true},
+		{"a loopback address", "n1.example:7071", "http://127.0.0.2:8080", dir, nil, true},
+		{"its own origin reached by address", "10.0.0.1:7071", "http://10.0.0.1:7071", nil, nil, true},
+		{"another site", "n1.example:7071", "https://evil.example", dir, nil, false},
+		{"a rebinding page: own origin by a name not published", "evil.example:7071", "http://evil.example:7071", dir, nil, false},
+		{"a rebinding page, no directory yet", "evil.example:7071", "http://evil.example:7071", nil, nil, false},
+		{"a node's page, no directory yet", "n1.example:7071", "https://n1.example:7071", nil, nil, false},
+		{"a pattern", "n1.example:7071", "https://app.partner.example", dir, []string{"*.partner.example"}, true},
+		{"any page", "n1.example:7071", "https://evil.example", dir, []string{"*"}, true},
+		{"a bad pattern allows nothing", "n1.example:7071", "https://evil.example", dir, []string{"["}, false},
+		{"an origin without a host", "n1.example:7071", "null", dir, nil, false},
+		{"an origin that does not parse", "n1.example:7071", "http://%zz", dir, nil, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := http.NewRequest(http.MethodPost, "http://"+tt.host+"/v1/rtc", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.origin != "" {
+				r.Header.Set("Origin", tt.origin)
+			}
+			if got := origin.Allowed(r, tt.dir, tt.patterns); got != tt.want {
+				t.Errorf("Allowed(Host %s, Origin %q) = %v, want %v", tt.host, tt.origin, got, tt.want)
+			}
+		})
+	}
+}
