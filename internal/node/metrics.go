@@ -152,7 +152,7 @@ func newMetrics(n *Node) *metrics {
 		directoryCollector{n},
 		certCollector{n},
 		dnsCollector{n},
-		newBuildInfo(),
+		newBuildInfo(n.cfg.Version),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -173,10 +173,12 @@ func (m *metrics) attached(hello time.Time) {
 	m.attachTime.Observe(time.Since(hello).Seconds())
 }
 
-// newBuildInfo is switchboard_build_info: 1, labelled with the binary's
-// module version, VCS revision and Go version as runtime/debug reports
+// newBuildInfo is switchboard_build_info: 1, labelled with the version
+// the node reports in the directory (Config.Version, which serve takes
+// from the build, -ldflags' version first) or else the binary's module
+// version, and the VCS revision and Go version as runtime/debug reports
 // them ("unknown" where the binary does not record one, as in tests).
-func newBuildInfo() prometheus.Gauge {
+func newBuildInfo(reported string) prometheus.Gauge {
 	version, revision, goVersion := "unknown", "unknown", runtime.Version()
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if bi.Main.Version != "" {
@@ -190,6 +192,9 @@ func newBuildInfo() prometheus.Gauge {
 				revision = s.Value
 			}
 		}
+	}
+	if reported != "" {
+		version = reported
 	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "switchboard_build_info",
