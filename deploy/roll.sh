@@ -15,7 +15,8 @@
 #   WITHIN       the drain's window (default 30s)
 #   ADMIN_TOKEN  file holding the nodes' admin token (serve --admin-token);
 #                without it the nodes accept drains from loopback only
-#   READY_WAIT   how long a restarted node may take to be up (default 120s)
+#   READY_WAIT   how many seconds a restarted node may take to be up, a
+#                whole number (default 120)
 #   SWITCHBOARD  the switchboard binary that runs `probe` and `drain`
 #                (default: on PATH)
 #   HTTPS        any value (HTTPS=1) speaks HTTPS to the nodes (serve
@@ -38,6 +39,10 @@ set -euo pipefail
 : "${RESTART:?set RESTART to the command that restarts NODE_ID}"
 WITHIN=${WITHIN:-30s}
 READY_WAIT=${READY_WAIT:-120}
+if [[ ! $READY_WAIT =~ ^[0-9]+$ ]]; then
+	echo "roll: READY_WAIT=$READY_WAIT: want a whole number of seconds (120, not 120s)" >&2
+	exit 2
+fi
 SWITCHBOARD=${SWITCHBOARD:-switchboard}
 token_args=()
 if [[ -n "${ADMIN_TOKEN:-}" ]]; then
@@ -71,11 +76,12 @@ for pair in $NODES; do
 	log "$id: restarting"
 	NODE_ID=$id NODE_HTTP=$http bash -c "$RESTART"
 	log "$id: waiting until it is up (at most ${READY_WAIT}s)"
-	for ((i = 0; ; i++)); do
+	deadline=$((SECONDS + READY_WAIT))
+	while :; do
 		if ready "$http" 2>/dev/null; then
 			break
 		fi
-		if ((i >= READY_WAIT)); then
+		if ((SECONDS >= deadline)); then
 			log "$id did not come back up within ${READY_WAIT}s; stopping the roll"
 			exit 1
 		fi
