@@ -41,9 +41,10 @@ type serveSettings struct {
 	drainGrace time.Duration
 }
 
-// defaultDrainGrace is serve's --drain-grace: shorter than the 30 s most
-// supervisors wait after SIGTERM (Kubernetes' terminationGracePeriodSeconds,
-// docs/deploy.md's unit) before they kill.
+// defaultDrainGrace is serve's --drain-grace: it leaves the shutdown
+// after it 10 s of the 30 s Kubernetes waits after SIGTERM by default
+// (terminationGracePeriodSeconds) before it kills, and 20 s of the 40 s
+// of docs/deploy.md's unit.
 const defaultDrainGrace = 20 * time.Second
 
 // serveCmdline registers every serve flag on a fresh command line.
