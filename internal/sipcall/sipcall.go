@@ -100,6 +100,13 @@ type Call struct {
 	largest atomic.Int64
 	once    sync.Once
 	wg      sync.WaitGroup
+	// pinging is the keepalive's goroutine: finish waits for it before it
+	// closes the SIP stack, so that no ping goes out after. The stack
+	// would make a new UDP connection for one, which nothing closes.
+	pinging sync.WaitGroup
+	// stopPings ends a ping in flight when the call ends.
+	pingCtx   context.Context
+	stopPings context.CancelFunc
 }
 
 // Dial calls target (sip:ROOM@HOST:PORT), following one 302 redirect.
@@ -140,6 +147,7 @@ func dial(ctx context.Context, uri sip.Uri, cfg Config) (*Call, error) {
 		cfg.KeepAliveTimeout = max(5*time.Second, cfg.KeepAlive)
 	}
 	c := &Call{cfg: cfg, text: make(chan string, 1024), out: make(chan string, 1024), ended: make(chan struct{})}
+	c.pingCtx, c.stopPings = context.WithCancel(context.Background())
 	ok := false
 	defer func() {
 		if !ok {
@@ -221,8 +229,7 @@ func dial(ctx context.Context, uri sip.Uri, cfg Config) (*Call, error) {
 	go c.receive()
 	go c.send()
 	if cfg.KeepAlive > 0 {
-		c.wg.Add(1)
-		go c.keepAlive()
+		c.pinging.Go(c.keepAlive)
 	}
 	return c, nil
 }
@@ -305,7 +312,6 @@ func (c *Call) Refresh(ctx context.Context) error {
 // keepAlive pings the node in the dialog and ends the call when a ping
 // goes unanswered or the node no longer knows the call.
 func (c *Call) keepAlive() {
-	defer c.wg.Done()
 	tick := time.NewTicker(c.cfg.KeepAlive)
 	defer tick.Stop()
 	for {
@@ -314,7 +320,7 @@ func (c *Call) keepAlive() {
 			return
 		case <-tick.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), c.cfg.KeepAliveTimeout)
+		ctx, cancel := context.WithTimeout(c.pingCtx, c.cfg.KeepAliveTimeout)
 		res, err := c.dlg.Do(ctx, sip.NewRequest(sip.OPTIONS, c.target()))
 		cancel()
 		var why error
@@ -417,6 +423,8 @@ func (c *Call) finish(reason string, why error) {
 		c.reason, c.err = reason, why
 		c.endMu.Unlock()
 		close(c.ended)
+		c.stopPings()
+		c.pinging.Wait()
 		c.closeAll()
 		c.wg.Wait()
 	})

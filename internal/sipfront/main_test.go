@@ -18,8 +18,11 @@ import (
 // tests close while the other pings them (a caller's OPTIONS every 50 ms,
 // the front's every 100 ms), so it can happen here; a scratch program
 // that flooded a sipgo server with OPTIONS and closed it 200 times was
-// left with 114 such readers. No request of ours is involved, and a
-// process that exits with its front never minds.
+// left with 114 such readers. Our own pings could do the same when one
+// went out as the front or a caller closed; both now stop their
+// keepalives before they close the SIP stack (Server.Close,
+// sipcall.Call's finish). A process that exits with its front never
+// minds.
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, append(leaktest.EngineLeftovers(),
 		goleak.IgnoreAnyFunction("github.com/emiago/sipgo/sip.(*TransportUDP).readUDPConnection"))...)

@@ -216,7 +216,10 @@ type Server struct {
 	perSource map[netip.Addr]int
 	pending   int // calls being set up, counted in the limits
 	wg        sync.WaitGroup
-	stopOnce  sync.Once
+	// running counts the calls' goroutines (call.run); each is added
+	// under mu while the front is not closed.
+	running  sync.WaitGroup
+	stopOnce sync.Once
 }
 
 // Listen opens the front's UDP and TCP sockets on addr (the same port for
@@ -373,10 +376,14 @@ func (s *Server) stop() {
 // docs/rtp.md). Use Shutdown to stop gracefully.
 func (s *Server) Close() error {
 	calls := s.closeCalls()
-	s.stop()
 	for _, c := range calls {
 		c.end(context.Background(), "the node's SIP front closed", false)
 	}
+	// The calls' keepalives stop before the SIP stack closes: a ping
+	// sent after would make the stack a new UDP connection that nothing
+	// closes. An ended call's goroutines return at once.
+	s.running.Wait()
+	s.stop()
 	return nil
 }
 
@@ -602,9 +609,19 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	log.Info("call answered", "user", c.user, "rtp", c.peer.String(), "local", c.pc.LocalAddr().String(), "red", c.format.RED != 0)
+	s.mu.Lock()
+	if s.closed {
+		// Close came while the answer waited for its ACK, and ended the
+		// call: nothing to run.
+		s.mu.Unlock()
+		return
+	}
+	s.running.Add(1) // under mu, so before a Close's Wait or not at all
+	s.mu.Unlock()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.running.Done()
 		c.run()
 	}()
 }
