@@ -160,11 +160,10 @@ func (f *feed) storeAnswer(batch []*textReq, chunks int) {
 	for _, req := range batch {
 		req.done(err)
 	}
+	f.e.metrics.batchChunks.Observe(float64(chunks)) // tried, stored or not
 	if err != nil {
 		f.failQueued(err, queued)
-		return
 	}
-	f.e.metrics.batchChunks.Observe(float64(chunks)) // stored records only, as store_seconds
 }
 
 // failQueued answers err, unstored, to the first n requests queued: those
