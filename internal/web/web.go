@@ -213,6 +213,10 @@ func (h *handler) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 				writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden: this node has no admin token (--admin-token), so only loopback clients may change its state"})
 				return
 			}
+			if fromBrowserPage(r) {
+				writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden: this node has no admin token (--admin-token), so web pages may not change its state"})
+				return
+			}
 			next(w, r)
 			return
 		}
@@ -230,6 +234,20 @@ func (h *handler) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	}
+}
+
+// fromBrowserPage reports whether a browser sent r on a web page's behalf:
+// it names the page in Origin, or says where the request came from in
+// Sec-Fetch-Site other than "none" (typed by the user). Without an admin
+// token the loopback rule alone would let any page the machine's user
+// visits drain a node on 127.0.0.1 with a form, or by DNS rebinding;
+// programs such as curl and deploy/roll.sh send neither header.
+func fromBrowserPage(r *http.Request) bool {
+	if r.Header.Get("Origin") != "" {
+		return true
+	}
+	site := r.Header.Get("Sec-Fetch-Site")
+	return site != "" && site != "none"
 }
 
 // fromLoopback reports whether the request's peer is a loopback address.

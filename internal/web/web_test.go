@@ -29,19 +29,27 @@ func (f *fakeSource) SetDraining(on bool) { f.draining.Store(on) }
 func TestAdminEndpoints(t *testing.T) {
 	const secret = "0123456789abcdef-admin"
 	tests := []struct {
-		name     string
-		opts     []web.Option
-		method   string
-		path     string
-		remote   string
-		auth     string
-		want     int
-		draining bool // after the request
+		name      string
+		opts      []web.Option
+		method    string
+		path      string
+		remote    string
+		auth      string
+		origin    string // the page a browser names in Origin
+		host      string // the request's Host, if not example.com
+		fetchSite string // Sec-Fetch-Site
+		want      int
+		draining  bool // after the request
 	}{
 		{name: "reads are open", method: "GET", path: "/v1/directory", remote: "10.0.0.9:5000", want: 200},
 		{name: "readyz open", method: "GET", path: "/readyz", remote: "10.0.0.9:5000", want: 200},
 		{name: "no token configured: loopback may drain", method: "POST", path: "/v1/drain", remote: "127.0.0.1:5000", want: 200, draining: true},
 		{name: "no token configured: IPv6 loopback may drain", method: "POST", path: "/v1/drain", remote: "[::1]:5000", want: 200, draining: true},
+		{name: "no token configured: a page's form from loopback is refused", method: "POST", path: "/v1/drain", remote: "127.0.0.1:5000", origin: "http://attacker.example", want: 403},
+		{name: "no token configured: a rebinding page is refused", method: "POST", path: "/v1/drain", remote: "127.0.0.1:5000", origin: "http://rebind.example:7071", host: "rebind.example:7071", want: 403},
+		{name: "no token configured: a page's request without Origin is refused", method: "DELETE", path: "/v1/drain", remote: "127.0.0.1:5000", fetchSite: "same-origin", want: 403},
+		{name: "no token configured: a URL the user typed is not a page's", method: "POST", path: "/v1/drain", remote: "127.0.0.1:5000", fetchSite: "none", want: 200, draining: true},
+		{name: "token: a page may send the token", opts: []web.Option{web.WithAdminToken([]byte(secret))}, method: "POST", path: "/v1/drain", remote: "10.0.0.9:5000", auth: "Bearer " + secret, origin: "http://ops.example", want: 200, draining: true},
 		{name: "no token configured: others are refused", method: "POST", path: "/v1/drain", remote: "10.0.0.9:5000", want: 403},
 		{name: "no token configured: a forwarding header does not help", method: "DELETE", path: "/v1/drain", remote: "10.0.0.9:5000", auth: "", want: 403},
 		{name: "token: missing, even from loopback", opts: []web.Option{web.WithAdminToken([]byte(secret))}, method: "POST", path: "/v1/drain", remote: "127.0.0.1:5000", want: 401},
@@ -62,6 +70,15 @@ func TestAdminEndpoints(t *testing.T) {
 			r.Header.Set("X-Forwarded-For", "127.0.0.1")
 			if tt.auth != "" {
 				r.Header.Set("Authorization", tt.auth)
+			}
+			if tt.origin != "" {
+				r.Header.Set("Origin", tt.origin)
+			}
+			if tt.host != "" {
+				r.Host = tt.host
+			}
+			if tt.fetchSite != "" {
+				r.Header.Set("Sec-Fetch-Site", tt.fetchSite)
 			}
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
