@@ -11,8 +11,8 @@ import (
 
 // The room operations of a session. They run on the session's reader
 // goroutine, which owns s.rooms and s.limiter. A join or leave blocks it
-// while its record is stored (bounded by Config.StoreTimeout), and waits
-// first for the session's text on its way to storage. Text does not block
+// while its record is stored (bounded by Config.StoreTimeout); a re-join
+// or leave waits first for the session's text on its way to storage. Text does not block
 // it: the reader publishes a chunk live (rooms_live.go), hands it to the
 // room's writer and reads on; the writer stores the session's chunks in
 // the order handed and answers them in that order (acks, or unavailable),
