@@ -270,6 +270,19 @@ func (n *Node) logPosture() {
 	if n.cfg.HTTP != "" && !n.cfg.HTTPTLS {
 		n.log.Info("HTTP is plain: read-only endpoints are open, and an admin token would travel in clear; bind --http to a private address or set --http-tls")
 	}
+	now := time.Now()
+	if n.sec.cert != nil {
+		if err := n.sec.cert.ValidAt(now); err != nil {
+			n.log.Error("the TLS certificate is not valid now: clients will refuse this node until a valid one is loaded (SIGHUP)", "err", err)
+		}
+	}
+	if n.cfg.ClusterCert != "" && n.bus != nil {
+		if kp := n.bus.RouteKeyPair(); kp != nil {
+			if err := kp.ValidAt(now); err != nil {
+				n.log.Error("the cluster certificate is not valid now: peers will refuse the routes until a valid one is loaded (SIGHUP)", "err", err)
+			}
+		}
+	}
 	if len(n.cfg.ProxyProtocolFrom) > 0 {
 		n.log.Info("the client and HTTP listeners believe the PROXY protocol header of these balancers only, and require it of them: keep them the only hosts in that range", "proxy_protocol_from", n.cfg.ProxyProtocolFrom.String())
 	}

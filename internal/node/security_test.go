@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -351,5 +352,53 @@ func TestTLSSessionResumesAcrossNodes(t *testing.T) {
 	}
 	if hello(other.Nodes[0].Addr()) {
 		t.Error("a node of another cluster resumed the session")
+	}
+}
+
+// A node restarted with an expired certificate starts (a renewed one can
+// be loaded on SIGHUP), and says at start, in an error line, that clients
+// will refuse it.
+func TestExpiredCertificateIsLogged(t *testing.T) {
+	sec := newSecrets(t, "expired.test")
+	dir := t.TempDir()
+	now := time.Now()
+	ca, _, err := pki.LoadOrCreateCA(dir, sec.service, now.Add(-72*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, key, err := ca.Issue(pki.Request{Service: sec.service, Hosts: []string{"127.0.0.1"}, Validity: 24 * time.Hour}, now.Add(-48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	expired, expiredKey := filepath.Join(dir, "old.pem"), filepath.Join(dir, "old.key")
+	if err := pki.WriteNewFiles(pki.NewFile{Name: expired, Data: chain, Perm: 0o644}, pki.NewFile{Name: expiredKey, Data: key, Perm: 0o600}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		cert, key string
+		logged    bool
+	}{
+		{"valid", sec.cert, sec.key, false},
+		{"expired", expired, expiredKey, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &logLines{}
+			nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+				cfg.Logger = slog.New(logs)
+				cfg.Service = sec.service
+				cfg.TLSCert, cfg.TLSKey = tc.cert, tc.key
+			}})
+			if err := logs.saw("node started"); err != nil {
+				t.Fatal(err)
+			}
+			err := logs.saw("the TLS certificate is not valid now")
+			if tc.logged && err != nil {
+				t.Error(err)
+			}
+			if !tc.logged && err == nil {
+				t.Error("a valid certificate was said to be not valid now")
+			}
+		})
 	}
 }

@@ -58,12 +58,26 @@ func (kp *KeyPair) Reload(now time.Time) (changed bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if leaf := pair.Leaf; leaf != nil && (now.Before(leaf.NotBefore) || now.After(leaf.NotAfter)) {
-		return false, fmt.Errorf("pki: %s: valid from %s to %s: %w", kp.certFile,
-			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339), ErrNotValidNow)
+	if err := kp.validAt(pair, now); err != nil {
+		return false, err
 	}
 	old := kp.cur.Swap(pair)
 	return old == nil || len(old.Certificate) == 0 || string(old.Certificate[0]) != string(pair.Certificate[0]), nil
+}
+
+// ValidAt returns nil if the pair served now is valid at now, and an
+// error wrapping ErrNotValidNow that gives its dates if it is expired or
+// not valid yet. LoadKeyPair takes such a pair all the same (a node
+// restarted with an expired certificate still starts, and a renewed one
+// is loaded on Reload); its caller says so.
+func (kp *KeyPair) ValidAt(now time.Time) error { return kp.validAt(kp.cur.Load(), now) }
+
+func (kp *KeyPair) validAt(pair *tls.Certificate, now time.Time) error {
+	if leaf := pair.Leaf; leaf != nil && (now.Before(leaf.NotBefore) || now.After(leaf.NotAfter)) {
+		return fmt.Errorf("pki: %s: valid from %s to %s: %w", kp.certFile,
+			leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339), ErrNotValidNow)
+	}
+	return nil
 }
 
 // Current is the pair served now.

@@ -64,6 +64,14 @@ func TestKeyPairReload(t *testing.T) {
 	if changed, err := kp.Reload(now); err != nil || changed {
 		t.Errorf("Reload of the same files: changed %v, %v; want false, nil", changed, err)
 	}
+	if err := kp.ValidAt(now); err != nil {
+		t.Errorf("ValidAt(now) = %v", err)
+	}
+	for _, at := range []time.Time{now.Add(-2 * time.Hour), now.Add(pki.CertValidity + time.Hour)} {
+		if err := kp.ValidAt(at); !errors.Is(err, pki.ErrNotValidNow) {
+			t.Errorf("ValidAt(%v) = %v, want ErrNotValidNow", at, err)
+		}
+	}
 	issue(now, 0)
 	if changed, err := kp.Reload(now); err != nil || !changed {
 		t.Fatalf("Reload of a renewed certificate: changed %v, %v; want true, nil", changed, err)
