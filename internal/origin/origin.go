@@ -20,8 +20,10 @@ import (
 // HTTP address a directory entry lists, since a page served by one node
 // talks to another); pages served under the service's common name (any
 // port); pages of this machine (localhost, loopback addresses); pages
-// whose host, with its port if it has one, matches one of patterns
-// (path.Match, case-insensitive; "*" allows any page on the web); and
+// whose host, with its port if it has one, equals or matches one of
+// patterns (path.Match, case-insensitive; "*" allows any page on the web;
+// an IPv6 address in brackets only as it is written, since path.Match
+// reads brackets as a character class); and
 // pages of the node's own origin when the browser reached it by address.
 //
 // A page of the node's own origin reached by another name is not enough:
@@ -58,6 +60,11 @@ func Allowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
 		}
 	}
 	for _, p := range patterns {
+		// An exact match first: an IPv6 address's brackets, as in
+		// "[2001:db8::5]:443", would read as a character class.
+		if strings.EqualFold(p, host) {
+			return true
+		}
 		if ok, err := path.Match(strings.ToLower(p), host); err == nil && ok {
 			return true
 		}

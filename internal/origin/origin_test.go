@@ -29,6 +29,8 @@ func TestAllowed(t *testing.T) {
 		{"a node's page, no directory yet", "n1.example:7071", "https://n1.example:7071", nil, nil, false},
 		{"a pattern", "n1.example:7071", "https://app.partner.example", dir, []string{"*.partner.example"}, true},
 		{"any page", "n1.example:7071", "https://evil.example", dir, []string{"*"}, true},
+		{"an IPv6 page allowed as written", "n1.example:7071", "https://[2001:DB8::5]:8443", dir, []string{"[2001:db8::5]:8443"}, true},
+		{"another IPv6 page", "n1.example:7071", "https://[2001:db8::6]:8443", dir, []string{"[2001:db8::5]:8443"}, false},
 		{"a bad pattern allows nothing", "n1.example:7071", "https://evil.example", dir, []string{"["}, false},
 		{"an origin without a host", "n1.example:7071", "null", dir, nil, false},
 		{"an origin that does not parse", "n1.example:7071", "http://%zz", dir, nil, false},
