@@ -387,6 +387,9 @@ func ServeNATS(args []string) error {
 	if err != nil {
 		return fmt.Errorf("bench nats-server: %w", err)
 	}
+	if opts == nil {
+		return nil // -h: nats-server printed its usage
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("bench nats-server: %w", err)
