@@ -19,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchboard/switchboard/failover"
 	"github.com/switchboard/switchboard/internal/chart"
 	"github.com/switchboard/switchboard/sim"
 	"github.com/switchboard/switchboard/stats"
@@ -58,6 +59,7 @@ func (f *simFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.cfg.Tick, "tick", d.Tick, "interval of the users-per-node snapshots clients see")
 	fs.DurationVar(&f.cfg.Detect, "detect", d.Detect, "how long after a death its peers mark the node down")
 	fs.DurationVar(&f.cfg.RTT, "rtt", d.RTT, "round trip of a directory fetch or a dial")
+	fs.DurationVar(&f.cfg.Failover.DropBase, "drop-base", failover.DefaultConfig().DropBase, "bound of a dropped session's random wait before it picks again (failover.Config.DropBase; the Go client waits up to client.DefaultDropBase, 20ms)")
 	fs.IntVar(&f.kill, "kill", 10, "nodes killed at --kill-at (0: none)")
 	fs.DurationVar(&f.killAt, "kill-at", 40*time.Second, "when --kill nodes die")
 	fs.IntVar(&f.join, "join", 100, "nodes joining at --join-at (0: none)")
@@ -297,6 +299,9 @@ func describeSim(cfg sim.Config) string {
 	}
 	fmt.Fprintf(&b, "; propagation %s, snapshots every %s, down after %s, RTT %s",
 		or(cfg.Propagation, d.Propagation), or(cfg.Tick, d.Tick), or(cfg.Detect, d.Detect), or(cfg.RTT, d.RTT))
+	if db := cfg.Failover.DropBase; db != 0 && db != failover.DefaultConfig().DropBase {
+		fmt.Fprintf(&b, "; a dropped session waits up to %s", db)
+	}
 	if cfg.ViewSize > 0 {
 		fmt.Fprintf(&b, "; directories of %d nodes", cfg.ViewSize)
 		if cfg.SampledViews {
@@ -320,6 +325,7 @@ func simScenario(cfg sim.Config) map[string]any {
 		"propagation": cfg.Propagation.String(), "tick": cfg.Tick.String(), "detect": cfg.Detect.String(),
 		"rtt": cfg.RTT.String(), "events": events, "duration": cfg.Duration.String(), "warmup": cfg.Warmup.String(),
 		"view": cfg.ViewSize, "view_sample": cfg.SampledViews, "seed": cfg.Seed,
+		"drop_base": cmp.Or(cfg.Failover.DropBase, failover.DefaultConfig().DropBase).String(),
 	}
 }
 
