@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"sync/atomic"
@@ -269,6 +270,11 @@ func (n *Node) logPosture() {
 	}
 	if n.cfg.HTTP != "" && !n.cfg.HTTPTLS {
 		n.log.Info("HTTP is plain: read-only endpoints are open, and an admin token would travel in clear; bind --http to a private address or set --http-tls")
+	}
+	if n.dnsAddr != "" {
+		if host, _, err := net.SplitHostPort(n.addr); err == nil && net.ParseIP(host) == nil {
+			n.log.Warn("the DNS responder lists this node under a host name it does not answer for: clients that ask it (connect --resolver) find no address for this node; advertise an IP address (--advertise) or make the name resolvable where the clients look", "advertise", n.addr)
+		}
 	}
 	now := time.Now()
 	if n.sec.cert != nil {
