@@ -103,18 +103,10 @@ func (s *Server) Answer(r *dns.Msg, tcp bool) *dns.Msg {
 	if len(r.Question) == 1 {
 		m.Question = []dns.Question{r.Question[0]}
 	}
-	if r.Opcode != dns.OpcodeQuery {
-		m.Rcode = dns.RcodeNotImplemented
-		return m
-	}
-	m.RecursionDesired = r.RecursionDesired
-	m.CheckingDisabled = r.CheckingDisabled
-	if len(r.Question) != 1 {
-		m.Rcode = dns.RcodeFormatError
-		return m
-	}
 
-	// EDNS0 (RFC 6891): at most one OPT, version 0; its size caps UDP replies.
+	// EDNS0 (RFC 6891): at most one OPT, version 0; its size caps UDP
+	// replies. A query with one gets one back, whatever the answer's
+	// code (section 7).
 	size := dns.MinMsgSize
 	if tcp {
 		size = dns.MaxMsgSize
@@ -130,21 +122,28 @@ func (s *Server) Answer(r *dns.Msg, tcp bool) *dns.Msg {
 		}
 	}
 	if opt != nil {
+		m.SetEdns0(uint16(s.cfg.MaxUDPSize), false)
 		if opt.Version() != 0 {
 			m.Rcode = dns.RcodeBadVers
-			m.SetEdns0(uint16(s.cfg.MaxUDPSize), false)
 			return m
 		}
 		if !tcp {
 			size = min(max(int(opt.UDPSize()), dns.MinMsgSize), s.cfg.MaxUDPSize)
 		}
 	}
+	if r.Opcode != dns.OpcodeQuery {
+		m.Rcode = dns.RcodeNotImplemented
+		return m
+	}
+	m.RecursionDesired = r.RecursionDesired
+	m.CheckingDisabled = r.CheckingDisabled
+	if len(r.Question) != 1 {
+		m.Rcode = dns.RcodeFormatError
+		return m
+	}
 
 	s.resolve(m, r.Question[0])
 
-	if opt != nil {
-		m.SetEdns0(uint16(s.cfg.MaxUDPSize), false)
-	}
 	// Truncate drops what does not fit and sets TC, so a UDP client retries
 	// over TCP; over TCP it only matters past 64 KiB.
 	m.Truncate(size)

@@ -233,6 +233,24 @@ func TestAnswer(t *testing.T) {
 			want: summary{Rcode: "NOTIMP", HasQuestion: true},
 		},
 		{
+			name: "NOTIFY with EDNS0 gets its OPT back",
+			in: func() *dns.Msg {
+				m := query("chat.test.", dns.TypeSOA, 1232)
+				m.Opcode = dns.OpcodeNotify
+				return m
+			}(),
+			want: summary{Rcode: "NOTIMP", HasQuestion: true, ExtraHasOPT: true},
+		},
+		{
+			name: "two questions with EDNS0 get their OPT back",
+			in: func() *dns.Msg {
+				m := query("chat.test.", dns.TypeA, 1232)
+				m.Question = append(m.Question, m.Question[0])
+				return m
+			}(),
+			want: summary{Rcode: "FORMERR", ExtraHasOPT: true},
+		},
+		{
 			name: "UPDATE is not implemented",
 			in: func() *dns.Msg {
 				m := new(dns.Msg)

@@ -138,7 +138,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 
 	s.loops = []*loop{
-		newLoop("udp", &dns.Server{PacketConn: pc, Handler: s}),
+		// UDPSize is the read buffer: miekg/dns's default, 512 bytes,
+		// would cut a longer query (EDNS0 options, padding) to a FORMERR.
+		newLoop("udp", &dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.DefaultMsgSize}),
 		newLoop("tcp", &dns.Server{Listener: ln, Handler: s}),
 	}
 	var errs []error

@@ -252,6 +252,15 @@ func TestServerEDNSSize(t *testing.T) {
 			t.Errorf("EDNS0 %d: TC %v with %d answers, want TC with at least 60", size, r.Truncated, len(r.Answer))
 		}
 	}
+
+	// A query longer than 512 bytes (EDNS0 padding, RFC 7830) is read
+	// whole and answered, not cut to 512 bytes and refused as malformed.
+	d.set(manyNodes(3)...)
+	padded := query("chat.test.", dns.TypeA, 1232)
+	padded.IsEdns0().Option = append(padded.IsEdns0().Option, &dns.EDNS0_PADDING{Padding: make([]byte, 700)})
+	if r := exchange(t, "udp", s.Addr(), padded); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 3 {
+		t.Errorf("a padded query of over 700 bytes: %s with %d answers, want NOERROR with 3", dns.RcodeToString[r.Rcode], len(r.Answer))
+	}
 }
 
 // rawExchange sends m over UDP and returns the reply's bytes.
