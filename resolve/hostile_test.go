@@ -301,3 +301,59 @@ func TestLookupKeepsAWhenAAAAFails(t *testing.T) {
 		t.Errorf("Lookup with A and AAAA refused: %v, want their SERVFAIL", err)
 	}
 }
+
+// A server that drops one kind of address query (a middlebox that
+// swallows AAAA, or a name with only AAAA behind one that swallows A)
+// costs that query a bounded wait, not the whole Timeout: the other
+// kind's addresses come back, and every target of the SRV reply is
+// still looked up.
+func TestLookupSurvivesADroppedAddressQuery(t *testing.T) {
+	dropping := func(dropped uint16) dns.HandlerFunc {
+		return func(w dns.ResponseWriter, r *dns.Msg) {
+			q := r.Question[0]
+			if q.Qtype == dropped {
+				return // no reply
+			}
+			m := new(dns.Msg)
+			m.SetReply(r)
+			name := strings.ToLower(q.Name)
+			var rrs []string
+			switch {
+			case name == "_switchboard._tcp.drop.test." && q.Qtype == dns.TypeSRV:
+				rrs = []string{name + " 5 IN SRV 0 1 7070 t1.drop.test.", name + " 5 IN SRV 1 1 7071 t2.drop.test."}
+			case name == "t1.drop.test.":
+				rrs = []string{name + " 5 IN A 127.0.5.1", name + " 5 IN AAAA 2001:db8::1"}
+			case name == "t2.drop.test.":
+				rrs = []string{name + " 5 IN A 127.0.5.2", name + " 5 IN AAAA 2001:db8::2"}
+			default:
+				m.Rcode = dns.RcodeNameError
+			}
+			for _, s := range rrs {
+				rr, _ := dns.NewRR(s)
+				if rr.Header().Rrtype == q.Qtype {
+					m.Answer = append(m.Answer, rr)
+				}
+			}
+			w.WriteMsg(m)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		dropped uint16
+		want    []string
+	}{
+		{"AAAA dropped", dns.TypeAAAA, []string{"127.0.5.1:7070", "127.0.5.2:7071"}},
+		{"A dropped", dns.TypeA, []string{"[2001:db8::1]:7070", "[2001:db8::2]:7071"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := staticServer(t, dropping(tc.dropped))
+			got, err := Lookup(t.Context(), Config{Resolver: addr, Timeout: 6 * time.Second}, "drop.test")
+			if err != nil {
+				t.Fatalf("Lookup: %v", err)
+			}
+			if diff := cmp.Diff(sorted(got), tc.want); diff != "" {
+				t.Errorf("Lookup (-got +want):\n%s", diff)
+			}
+		})
+	}
+}

@@ -350,16 +350,33 @@ func (l *lookup) ipsDNS(ctx context.Context) ([]netip.Addr, error) {
 	return l.ipsOf(ctx, l.service)
 }
 
+// aaaaGrace bounds the AAAA query once the A query has given addresses:
+// a server or middlebox that drops AAAA queries then costs this, not the
+// rest of the Timeout and the other targets' lookups with it.
+const aaaaGrace = udpRetry
+
 // ipsOf asks Config.Resolver for the A and then the AAAA records of host.
 // The addresses of one query are kept when the other fails (a server or
 // middlebox that drops or refuses AAAA queries, say); it fails only when
-// a query failed and none gave an address.
+// a query failed and none gave an address. The A query may take half of
+// what is left of ctx's time, so that a dropped A query leaves the AAAA
+// query its turn; the AAAA query, after A gave addresses, aaaaGrace.
 func (l *lookup) ipsOf(ctx context.Context, host string) ([]netip.Addr, error) {
 	name := dns.CanonicalName(host)
 	var ips []netip.Addr
 	var errs []error
-	for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
-		r, err := exchange(ctx, l.cfg.Resolver, name, qtype)
+	for i, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		qctx, cancel := ctx, context.CancelFunc(func() {})
+		if deadline, ok := ctx.Deadline(); ok {
+			switch left := time.Until(deadline); {
+			case i == 0:
+				qctx, cancel = context.WithTimeout(ctx, left/2)
+			case len(ips) > 0:
+				qctx, cancel = context.WithTimeout(ctx, min(left, aaaaGrace))
+			}
+		}
+		r, err := exchange(qctx, l.cfg.Resolver, name, qtype)
+		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("resolve: looking up %s for %s via %s: %w", dns.TypeToString[qtype], strings.TrimSuffix(host, "."), l.via, err))
 			continue
