@@ -26,7 +26,8 @@
 //
 // With Config.Resolver set, Lookup asks that DNS server itself (UDP with
 // EDNS0, then TCP when the reply is truncated), and SRV targets come back as
-// the IP addresses found in the reply's additional section or, when a
+// the IP addresses found in the reply's additional section (the SRV name
+// may be a CNAME, followed within the answer) or, when a
 // caching resolver left them out, as the addresses that same server gives
 // for each target's A and AAAA records: no name goes to the system
 // resolver. Only the first 8 such targets, in the order chosen, are looked

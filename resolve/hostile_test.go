@@ -357,3 +357,41 @@ func TestLookupSurvivesADroppedAddressQuery(t *testing.T) {
 		})
 	}
 }
+
+// A recursive resolver may answer the SRV query through a CNAME (the
+// service's SRV name an alias of another zone's): the records at the end
+// of the chain are the service's, and an SRV record of another name in
+// the same answer is not.
+func TestLookupSRVThroughCNAME(t *testing.T) {
+	addr := staticServer(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		switch strings.ToLower(q.Name) {
+		case "_switchboard._tcp.alias.test.":
+			if q.Qtype == dns.TypeSRV {
+				for _, s := range []string{
+					"_switchboard._tcp.alias.test. 5 IN CNAME _switchboard._tcp.hop.test.",
+					"_switchboard._tcp.hop.test. 5 IN CNAME _switchboard._tcp.real.test.",
+					"_switchboard._tcp.real.test. 5 IN SRV 0 1 7077 n1.real.test.",
+					"_switchboard._tcp.elsewhere.test. 5 IN SRV 0 1 7078 n2.real.test.",
+				} {
+					rr, _ := dns.NewRR(s)
+					m.Answer = append(m.Answer, rr)
+				}
+				rr, _ := dns.NewRR("n1.real.test. 5 IN A 127.0.6.1")
+				m.Extra = append(m.Extra, rr)
+			}
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+	got, err := Lookup(t.Context(), Config{Resolver: addr, DefaultPort: 9999}, "alias.test")
+	if err != nil {
+		t.Fatalf("Lookup: %v", err)
+	}
+	if diff := cmp.Diff(got, []string{"127.0.6.1:7077"}); diff != "" {
+		t.Errorf("Lookup through CNAMEs (-got +want):\n%s", diff)
+	}
+}

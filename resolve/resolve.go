@@ -292,9 +292,26 @@ func (l *lookup) srvDNS(ctx context.Context) ([]srvRecord, map[string][]netip.Ad
 	if err != nil {
 		return nil, nil, err
 	}
+	// A recursive resolver may answer through CNAMEs (the service's SRV
+	// name an alias of another): follow them within the answer, a few
+	// links at most, as the system resolver does.
+	owner := name
+	for range maxCNAMELinks {
+		next := ""
+		for _, rr := range r.Answer {
+			if c, ok := rr.(*dns.CNAME); ok && dns.CanonicalName(c.Hdr.Name) == owner {
+				next = dns.CanonicalName(c.Target)
+				break
+			}
+		}
+		if next == "" {
+			break
+		}
+		owner = next
+	}
 	var srvs []srvRecord
 	for _, rr := range r.Answer {
-		if s, ok := rr.(*dns.SRV); ok && dns.CanonicalName(s.Hdr.Name) == name && (s.Port != 0 || s.Target == ".") {
+		if s, ok := rr.(*dns.SRV); ok && dns.CanonicalName(s.Hdr.Name) == owner && (s.Port != 0 || s.Target == ".") {
 			srvs = append(srvs, srvRecord{priority: s.Priority, weight: s.Weight, port: s.Port, target: dns.CanonicalName(s.Target)})
 		}
 	}
@@ -309,6 +326,9 @@ func (l *lookup) srvDNS(ctx context.Context) ([]srvRecord, map[string][]netip.Ad
 	}
 	return srvs, glue, nil
 }
+
+// maxCNAMELinks bounds the CNAME chain followed in an SRV answer.
+const maxCNAMELinks = 8
 
 // maxTargetLookups bounds how many SRV targets without addresses in the
 // reply Lookup looks up, best first: a hostile or broken server listing
