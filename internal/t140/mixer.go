@@ -55,6 +55,7 @@ type mixSender struct {
 	full   bool      // text was dropped, Missing queued in its place
 	waits  bool      // they are in Mixer.waiting
 	since  time.Time // when they joined the waiting line
+	left   bool      // they left the room: dropped once their queued text is shown
 }
 
 // NewMixer returns a Mixer; switchAfter 0 means DefaultSwitchAfter.
@@ -76,6 +77,7 @@ func (m *Mixer) Write(from, text string, now time.Time) {
 		s = &mixSender{}
 		m.senders[from] = s
 	}
+	s.left = false // back in the room
 	if !s.waits && from != m.current {
 		// In the waiting line once: a sender listed twice would stay
 		// listed after Forget, and Take would look them up.
@@ -102,8 +104,20 @@ func (m *Mixer) Cut() []byte {
 	return []byte(Missing + LineSeparator)
 }
 
-// Forget drops a sender who left, with any text of theirs still queued.
+// Forget drops a sender who left. Text of theirs still queued (their
+// last words, which the room sent before their leave) is shown first, in
+// its turn; then they are dropped, and a sender who left yields the
+// caller's screen at once.
 func (m *Mixer) Forget(from string) {
+	if s := m.senders[from]; s != nil && len(s.queued) > 0 {
+		s.left = true
+		return
+	}
+	m.drop(from)
+}
+
+// drop removes from and any text of theirs.
+func (m *Mixer) drop(from string) {
 	delete(m.senders, from)
 	for i, w := range m.waiting {
 		if w == from {
@@ -122,6 +136,9 @@ func (m *Mixer) Take(now time.Time) []byte {
 	for {
 		if s := m.senders[m.current]; s != nil && len(s.queued) > 0 {
 			m.show(&out, s)
+		}
+		if s := m.senders[m.current]; s != nil && s.left {
+			m.drop(m.current)
 		}
 		if len(m.waiting) == 0 {
 			break

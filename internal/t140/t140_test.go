@@ -454,3 +454,41 @@ func TestMixerCut(t *testing.T) {
 		t.Errorf("after Cut: %q, want %q", got, want)
 	}
 }
+
+// A sender's last words, queued when their leave arrives (the room sends
+// their text before their leave, and the caller's stream is paced), are
+// shown before the sender is dropped: at once when they are the one
+// shown, in their turn when they wait behind another.
+func TestMixerShowsTheLastWordsOfASenderWhoLeft(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	m := NewMixer(time.Second)
+	m.Write("ann", "bye", t0)
+	m.Forget("ann")
+	if got, want := string(m.Take(t0)), "[ann]: bye"; got != want {
+		t.Errorf("the one shown left: Take = %q, want %q", got, want)
+	}
+	if _, ok := m.senders["ann"]; ok {
+		t.Error("ann is still a sender once her text was shown")
+	}
+
+	m = NewMixer(time.Second)
+	m.Write("bob", "typing", t0)
+	got := string(m.Take(t0))
+	m.Write("ann", "see you\n", t0)
+	m.Forget("ann")
+	got += string(m.Take(t0.Add(100 * time.Millisecond))) // bob is busy mid-line: ann waits
+	m.Write("bob", " on", t0.Add(200*time.Millisecond))
+	got += string(m.Take(t0.Add(2 * time.Second))) // bob idle for SwitchAfter: ann's turn
+	if want := "[bob]: typing on\u2028[ann]: see you\u2028"; got != want {
+		t.Errorf("a waiting sender left: text = %q, want %q", got, want)
+	}
+	if _, ok := m.senders["ann"]; ok {
+		t.Error("ann is still a sender once her text was shown")
+	}
+	// Back in the room, she is a sender like any other.
+	m.Write("ann", "back", t0.Add(3*time.Second))
+	m.Forget("bob")
+	if got, want := string(m.Take(t0.Add(3*time.Second))), "[ann]: back"; got != want {
+		t.Errorf("after she came back: Take = %q, want %q", got, want)
+	}
+}
