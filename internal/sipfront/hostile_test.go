@@ -301,25 +301,63 @@ func TestTCPSurvivesRunningOutOfDescriptors(t *testing.T) {
 
 // countingHandler counts the records and bytes logged through it.
 type countingHandler struct {
-	mu      sync.Mutex
-	records int
-	bytes   int
+	mu       sync.Mutex
+	records  int
+	bytes    int
+	messages map[string]int
 }
 
 func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
 func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	return h.handle(r, 0)
+}
+
+func (h *countingHandler) handle(r slog.Record, withBytes int) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.records++
-	h.bytes += len(r.Message)
+	h.bytes += len(r.Message) + withBytes
 	r.Attrs(func(a slog.Attr) bool {
-		h.bytes += len(a.Key) + len(a.Value.String())
+		h.bytes += attrBytes(a)
 		return true
 	})
+	if h.messages == nil {
+		h.messages = map[string]int{}
+	}
+	h.messages[r.Message]++
 	return nil
 }
-func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+func attrBytes(a slog.Attr) int { return len(a.Key) + len(a.Value.String()) }
+
+func (h *countingHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &countingWith{h: h, bytes: attrsBytes(as)}
+}
+func (h *countingHandler) WithGroup(string) slog.Handler { return h }
+
+func attrsBytes(as []slog.Attr) int {
+	n := 0
+	for _, a := range as {
+		n += attrBytes(a)
+	}
+	return n
+}
+
+// countingWith counts the attributes a logger's With added in each of its
+// records.
+type countingWith struct {
+	h     *countingHandler
+	bytes int
+}
+
+func (w *countingWith) Enabled(context.Context, slog.Level) bool { return true }
+func (w *countingWith) Handle(_ context.Context, r slog.Record) error {
+	return w.h.handle(r, w.bytes)
+}
+func (w *countingWith) WithAttrs(as []slog.Attr) slog.Handler {
+	return &countingWith{h: w.h, bytes: w.bytes + attrsBytes(as)}
+}
+func (w *countingWith) WithGroup(string) slog.Handler { return w }
 
 func (h *countingHandler) counts() (int, int) {
 	h.mu.Lock()
@@ -659,5 +697,57 @@ func TestInviteWithoutCallID(t *testing.T) {
 	}
 	if got := string(buf[:n]); !strings.HasPrefix(got, "SIP/2.0 400") {
 		t.Errorf("the front answered %q, want 400", got)
+	}
+}
+
+// TestRefusedInvitesDoNotFloodTheLog: INVITEs that parse but are refused
+// (a room name that is not one, a body that is no SDP offer) cost the log
+// a line of each kind every few seconds, with the caller's strings cut
+// short, however many come. Before, each wrote a line at Info with the
+// whole Request-URI user and Call-ID.
+func TestRefusedInvitesDoNotFloodTheLog(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	logs := &countingHandler{}
+	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.Logger = slog.New(logs) })
+	conn, err := net.Dial("udp", front.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	before, _ := logs.counts()
+	const invites = 200
+	// Short enough that the 404 fits a UDP answer (RFC 3261 sends a
+	// larger one over TCP, which this caller does not listen on).
+	room := "bad!" + strings.Repeat("x", 300)
+	for i := range invites {
+		req := fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-flood%d\r\nMax-Forwards: 70\r\n"+
+			"From: <sip:flood@127.0.0.1>;tag=f%d\r\nTo: <sip:lobby@%s>\r\nCall-ID: flood-%d-%s\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+			room, front.Addr(), local, i, i, front.Addr(), i, strings.Repeat("c", 300))
+		if _, err := conn.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each refusal is logged before it is answered.
+	buf := make([]byte, 64<<10)
+	for refused := 0; refused < invites; {
+		if err := conn.SetReadDeadline(time.Now().Add(settle)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for the answers after %d refusals: %v", refused, err)
+		}
+		if strings.HasPrefix(string(buf[:n]), "SIP/2.0 404") {
+			refused++
+		}
+	}
+	after, logged := logs.counts()
+	logs.mu.Lock()
+	t.Logf("%d records, %d bytes logged for %d refused INVITEs: %v", after-before, logged, invites, logs.messages)
+	logs.mu.Unlock()
+	if after-before > 20 || logged > 16<<10 {
+		t.Errorf("%d refused INVITEs logged %d records, %d bytes: want a few lines, cut short", invites, after-before, logged)
 	}
 }

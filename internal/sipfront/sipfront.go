@@ -209,6 +209,11 @@ type Server struct {
 	m    *metrics
 	// refusedLog samples the lines about calls refused for a limit.
 	refusedLog logsample.Sampler
+	// badLog samples the lines about INVITEs answered before any limit
+	// counts them (a room name that is not one, no SDP offer, no node,
+	// a redirect), each kind apart: anyone who reaches the port can send
+	// them as fast as they like.
+	badLog logsample.Kinds
 
 	mu        sync.Mutex
 	closed    bool
@@ -230,7 +235,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, calls: map[string]*call{}, perSource: map[netip.Addr]int{},
-		m: newMetrics(), refusedLog: logsample.Sampler{Period: 5 * time.Second}}
+		m: newMetrics(), refusedLog: logsample.Sampler{Period: 5 * time.Second}, badLog: logsample.Kinds{Period: 5 * time.Second}}
 	var err error
 	for range 10 {
 		if s.udp, err = net.ListenPacket("udp", addr); err != nil {
@@ -532,41 +537,42 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if req.CallID() == nil {
 		// The stack routes a request by Via and CSeq alone: one without
 		// a Call-ID reaches here, and has no dialog to make.
-		s.log.Info("call refused: no Call-ID", "from", req.Source())
+		s.badLog.Log(s.log, slog.LevelInfo, "call refused: no Call-ID", "from", req.Source())
 		reply(req, tx, 400, "Bad Request: No Call-ID")
 		return
 	}
 	room := req.Recipient.User
-	log := s.log.With("call", req.CallID().Value(), "from", req.Source(), "room", room)
+	// The caller's strings, cut short: they are the caller's to choose.
+	log := s.log.With("call", wire.Clip(req.CallID().Value(), 128), "from", req.Source(), "room", wire.Clip(room, 128))
 	if !ValidRoom(room) {
-		log.Info("call refused: bad room name")
+		s.badLog.Log(log, slog.LevelInfo, "call refused: bad room name")
 		reply(req, tx, 404, "Not Found: Not A Room Name")
 		return
 	}
 	if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.Split(ct.Value(), ";")[0]), "application/sdp") {
-		log.Info("call refused: no SDP offer")
+		s.badLog.Log(log, slog.LevelInfo, "call refused: no SDP offer")
 		reply(req, tx, 415, "Unsupported Media Type", sip.NewHeader("Accept", "application/sdp"))
 		return
 	}
 	offer, err := textsdp.Parse(req.Body())
 	switch {
 	case errors.Is(err, textsdp.ErrNoText):
-		log.Info("call refused", "err", err)
+		s.badLog.Log(log, slog.LevelInfo, "call refused: no real-time text stream", "err", wire.Clip(err.Error(), 256))
 		reply(req, tx, 488, "Not Acceptable Here: No Real-Time Text Stream", sip.NewHeader("Warning", `304 switchboard "m=text RTP/AVP with t140/1000 required"`))
 		return
 	case err != nil:
-		log.Info("call refused", "err", err)
+		s.badLog.Log(log, slog.LevelInfo, "call refused: malformed SDP", "err", wire.Clip(err.Error(), 256))
 		reply(req, tx, 400, "Bad Request: Malformed SDP")
 		return
 	}
 	to, err := s.route(req)
 	if err != nil {
-		log.Info("call refused: no node to take it", "err", err)
+		s.badLog.Log(log, slog.LevelInfo, "call refused: no node to take it", "err", err)
 		reply(req, tx, 503, "Service Unavailable: No Node Up", sip.NewHeader("Retry-After", "5"))
 		return
 	}
 	if to != nil {
-		log.Info("call redirected", "to", to.String())
+		s.badLog.Log(log, slog.LevelInfo, "call redirected", "to", to.String())
 		reply(req, tx, 302, "Moved Temporarily", &sip.ContactHeader{Address: *to})
 		return
 	}
