@@ -1,5 +1,14 @@
 package sipfront
 
+import (
+	"net/netip"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// AnswerAddr is answerAddr, for the tests.
+func (s *Server) AnswerAddr(req *sip.Request) netip.Addr { return s.answerAddr(req) }
+
 // MaxBacklog is maxBacklog, for the tests.
 const MaxBacklog = maxBacklog
 

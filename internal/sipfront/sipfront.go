@@ -805,7 +805,11 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, room string, 
 }
 
 // answerAddr is the address put in the SDP answer: the front's own, or
-// when it listens on all addresses, the one the INVITE came in on.
+// when it listens on all addresses, the one the caller dialled (an
+// address in the Request-URI), else this host's address on the route
+// back to the caller. The stack does not say which address an INVITE
+// came in on, and a caller dialling a name (sip:lobby@chat.example)
+// would otherwise be told 0.0.0.0 and send its text nowhere.
 func (s *Server) answerAddr(req *sip.Request) netip.Addr {
 	if !s.addr.Addr().IsUnspecified() {
 		return s.addr.Addr()
@@ -813,8 +817,16 @@ func (s *Server) answerAddr(req *sip.Request) netip.Addr {
 	if a, err := netip.ParseAddr(req.Recipient.Host); err == nil && !a.IsUnspecified() {
 		return a.Unmap()
 	}
-	if ap, err := netip.ParseAddrPort(req.Destination()); err == nil && !ap.Addr().IsUnspecified() {
-		return ap.Addr().Unmap()
+	if src, err := netip.ParseAddrPort(req.Source()); err == nil {
+		// Connecting a UDP socket sends nothing: it only asks the
+		// kernel for the route, and so the local address, to src.
+		if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(src)); err == nil {
+			local := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+			c.Close()
+			if !local.IsUnspecified() {
+				return local
+			}
+		}
 	}
 	return netip.IPv4Unspecified()
 }

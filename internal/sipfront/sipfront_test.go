@@ -587,3 +587,30 @@ func TestReInviteRefreshesTheSession(t *testing.T) {
 		t.Errorf("refreshing a call the front does not hold: %v, want 481", err)
 	}
 }
+
+// A front on every address answers a caller who dialled a name
+// (sip:lobby@chat.example) with this host's address on the route back to
+// the caller, and one who dialled an address with that address. Before,
+// the name gave 0.0.0.0 in the answer, where no phone sends its text.
+func TestAnswerAddrOnEveryAddress(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	n := c.Nodes[0]
+	s, err := sipfront.Listen("0.0.0.0:0", sipfront.Config{Service: n.Service(), NodeID: n.ID(), NodeAddr: n.Addr(), Nodes: n.Nodes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for _, tc := range []struct {
+		name, host, source string
+		want               netip.Addr
+	}{
+		{"a name, from loopback", "chat.example", "127.0.0.1:5070", netip.MustParseAddr("127.0.0.1")},
+		{"an address", "127.0.0.9", "127.0.0.1:5070", netip.MustParseAddr("127.0.0.9")},
+	} {
+		req := sip.NewRequest(sip.INVITE, sip.Uri{User: "lobby", Host: tc.host})
+		req.SetSource(tc.source)
+		if got := s.AnswerAddr(req); got != tc.want {
+			t.Errorf("%s: answer address %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
