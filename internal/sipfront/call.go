@@ -31,8 +31,9 @@ import (
 // and, the redundancy being in the same packets, the next packets' too.
 const maxPacketText = 360
 
-// maxRTP is the largest datagram read from a caller; a longer one is cut
-// and then refused as malformed.
+// maxRTP is the largest datagram taken from a caller; a longer one is
+// dropped whole (its text lost, and marked as lost if the next packets'
+// redundancy cannot bring it back).
 const maxRTP = 8 << 10
 
 // maxSendBacklog is the most text the front holds for a caller, mixed
@@ -147,7 +148,7 @@ func (c *call) keepAlive() {
 
 // readRTP takes the caller's packets into the room.
 func (c *call) readRTP() {
-	buf := make([]byte, maxRTP)
+	buf := make([]byte, maxRTP+1) // a byte more, to tell a longer datagram
 	dec := t140.NewDecoder(c.format)
 	lim := rate.NewLimiter(rate.Limit(c.srv.cfg.PacketRate), c.srv.cfg.PacketBurst)
 	strangers, dropped, shed := 0, 0, 0
@@ -169,6 +170,10 @@ func (c *call) readRTP() {
 			continue
 		}
 		c.packets.Add(1)
+		if n > maxRTP {
+			c.log.Debug("an RTP packet longer than the front takes ignored", "max", maxRTP)
+			continue
+		}
 		if !lim.Allow() {
 			if dropped++; dropped == 1 || dropped%1000 == 0 {
 				c.log.Warn("RTP above the packet rate dropped", "count", dropped)

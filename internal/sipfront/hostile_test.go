@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard/switchboard/directory"
@@ -26,6 +27,8 @@ import (
 	"github.com/switchboard/switchboard/internal/sipcall"
 	"github.com/switchboard/switchboard/internal/sipfront"
 	"github.com/switchboard/switchboard/internal/t140"
+	"github.com/switchboard/switchboard/internal/textsdp"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // TestCallerFasterThanTheRoomIsBounded: a caller whose text comes faster
@@ -749,5 +752,42 @@ func TestRefusedInvitesDoNotFloodTheLog(t *testing.T) {
 	logs.mu.Unlock()
 	if after-before > 20 || logged > 16<<10 {
 		t.Errorf("%d refused INVITEs logged %d records, %d bytes: want a few lines, cut short", invites, after-before, logged)
+	}
+}
+
+// TestOversizedRTPIsDropped: a datagram longer than the front reads
+// (8 KiB) is dropped whole, not cut to 8 KiB and taken (a character cut
+// in two, and text the caller's stack never meant as one packet).
+func TestOversizedRTPIsDropped(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	// Plain T.140, so that the packet is text and nothing else.
+	call := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "big", Format: t140.Format{T140: textsdp.DefaultT140PT}})
+	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: call.Answer.Format.T140, SequenceNumber: 1, SSRC: 7}, Payload: bytes.Repeat([]byte("Z"), 9000)}
+	raw, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := call.SendRTP(raw); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if n := front.Packets(); n < 1 {
+			return fmt.Errorf("the front read %d packets", n)
+		}
+		return nil
+	})
+	call.Send("after")
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("sip:big@127.0.0.1"); !strings.HasSuffix(got, "after") {
+			return fmt.Errorf("bob sees %q", wire.Clip(got, 64))
+		}
+		return nil
+	})
+	if got := bob.text("sip:big@127.0.0.1"); strings.Contains(got, "Z") {
+		t.Errorf("bob sees %d Z of an oversized packet", strings.Count(got, "Z"))
 	}
 }
