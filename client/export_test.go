@@ -1,6 +1,9 @@
 package client
 
-import "slices"
+import (
+	"slices"
+	"time"
+)
 
 // WithoutNodeLimits makes the session send as if its nodes said no limits
 // on its text, as nodes older than wire.Limits do: for tests of the
@@ -8,6 +11,15 @@ import "slices"
 func WithoutNodeLimits() Option {
 	return func(o *options) error {
 		o.ignoreLimits = true
+		return nil
+	}
+}
+
+// WithKeepAlive sets how long a connection goes without a line from the
+// client before it pings (default DefaultKeepAlive).
+func WithKeepAlive(d time.Duration) Option {
+	return func(o *options) error {
+		o.keepAlive = d
 		return nil
 	}
 }

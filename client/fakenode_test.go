@@ -49,7 +49,10 @@ type fakeNode struct {
 	accepted int
 	// hellos counts the hellos answered.
 	hellos int
-	wg     sync.WaitGroup
+	// sessionPings counts the pings answered on connections that said
+	// hello.
+	sessionPings int
+	wg           sync.WaitGroup
 }
 
 // fakeConn is one connection to a fakeNode.
@@ -235,6 +238,10 @@ func (fc *fakeConn) serve() {
 			fc.send(wire.Message{Op: wire.OpPong})
 			if !hello {
 				n.probes <- struct{}{}
+			} else {
+				n.mu.Lock()
+				n.sessionPings++
+				n.mu.Unlock()
 			}
 		case wire.OpHello:
 			hello = true

@@ -2,12 +2,14 @@ package client_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -151,5 +153,48 @@ func TestHeartbeatLeavesNodeBusyPastMaxBusy(t *testing.T) {
 	}
 	if probes == 0 {
 		t.Errorf("dropped without a second opinion; want the node found busy first")
+	}
+}
+
+// A session that only reads a busy room still sends a line now and then:
+// the heartbeat pings only when the node is silent, and a node closes a
+// session that sends nothing for its IdleTimeout (5 minutes), so a member
+// who only read was closed every five minutes, and the room saw them
+// leave and come back. The writer pings after its keep-alive without a
+// line, however much arrives.
+func TestReaderOfABusyRoomPings(t *testing.T) {
+	a := newFakeNode(t, "a")
+	s, join := aliceInRoom(t, a, client.WithKeepAlive(200*time.Millisecond))
+	join.conn.send(roomState("r", 0))
+	go func() {
+		for range s.Events() { // read, as an application would
+		}
+	}()
+	stop := make(chan struct{})
+	streamed := make(chan struct{})
+	go func() {
+		defer close(streamed)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				join.conn.send(wire.Message{Op: wire.OpText, Room: "r", From: "bob", T: "x"})
+			}
+		}
+	}()
+	defer func() { close(stop); <-streamed }()
+	nodetest.Eventually(t, settle, func() error {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.sessionPings < 2 {
+			return fmt.Errorf("%d pings from a session that only reads", a.sessionPings)
+		}
+		return nil
+	})
+	if s.Node().ID != "a" {
+		t.Errorf("the session moved to %s", s.Node().ID)
 	}
 }

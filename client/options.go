@@ -40,6 +40,9 @@ type options struct {
 	// ignoreLimits sends as if the nodes said no limits (nodes older
 	// than them); set only by tests (export_test.go).
 	ignoreLimits bool
+	// keepAlive is the writer's ping after silence; 0: DefaultKeepAlive.
+	// Set only by tests (export_test.go).
+	keepAlive time.Duration
 }
 
 func defaultOptions() options {

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -636,7 +637,7 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 		return failover.Outcome{}, fmt.Errorf("client: attaching to %s: %w", node.ID, err)
 	}
 	s.conn = c
-	s.w = newWriter(c)
+	s.w = newWriter(c, cmp.Or(s.opts.keepAlive, DefaultKeepAlive))
 	if !s.opts.ignoreLimits {
 		s.w.budget = newBudget(m.Limits, time.Now())
 	}

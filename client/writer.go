@@ -2,9 +2,18 @@ package client
 
 import (
 	"sync"
+	"time"
 
 	"github.com/switchboard/switchboard/wire"
 )
+
+// DefaultKeepAlive is the longest a session's connection goes without a
+// line from the client: after it the writer sends a ping. The heartbeat
+// pings only when the node is silent, and a node closes a session that
+// sends nothing for its IdleTimeout (5 minutes by default), so without
+// this a member who only reads a busy room would be closed every five
+// minutes.
+const DefaultKeepAlive = time.Minute
 
 // writer is the one goroutine that writes to a session's connection, so
 // that nothing writes to the network while holding the session's mutex:
@@ -24,15 +33,18 @@ type writer struct {
 	queue  []wire.Message
 	closed bool
 
+	keepAlive time.Duration // a ping after this long without a write
+
 	wake chan struct{} // a send happened (capacity 1)
 	stop chan struct{} // closed by close
 	done chan struct{} // closed when run returns
 	once sync.Once
 }
 
-// newWriter starts the writer of c.
-func newWriter(c *Conn) *writer {
-	w := &writer{c: c, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+// newWriter starts the writer of c; it pings when it has written nothing
+// for keepAlive.
+func newWriter(c *Conn, keepAlive time.Duration) *writer {
+	w := &writer{c: c, keepAlive: keepAlive, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go w.run()
 	return w
 }
@@ -54,15 +66,23 @@ func (w *writer) send(m wire.Message) bool {
 	return true
 }
 
-// run writes what is queued until close, or until a write fails.
+// run writes what is queued until close, or until a write fails, and a
+// ping whenever it has written nothing for keepAlive.
 func (w *writer) run() {
 	defer close(w.done)
+	idle := time.NewTimer(w.keepAlive)
+	defer idle.Stop()
 	for {
 		select {
 		case <-w.stop:
 			return
 		case <-w.wake:
+		case <-idle.C:
+			w.mu.Lock()
+			w.queue = append(w.queue, wire.Message{Op: wire.OpPing})
+			w.mu.Unlock()
 		}
+		idle.Reset(w.keepAlive)
 		for {
 			w.mu.Lock()
 			batch := w.queue

@@ -49,6 +49,12 @@ const HEARTBEAT_MS = 500;
 const SILENT_MS = 1500;
 const BUSY_MAX_MS = 15000;
 const MAX_BUSY_MS = 60000;
+// KEEPALIVE_MS is the longest the page sends the node nothing: then it
+// pings, however much arrives (client.DefaultKeepAlive). The heartbeat
+// pings only when the node is silent, and a node closes a session that
+// sends nothing for its idle timeout (5 minutes), so a page that only
+// reads a busy room would be closed every five minutes.
+const KEEPALIVE_MS = 60000;
 const MOVE_TIMEOUT_MS = 10000; // how long a move searches for a new node
 const RETIRE_AFTER_MS = 10000; // how long a move keeps the old connection while rooms rejoin
 // Pauses before a room is asked for again after a refusal, as the Go
@@ -157,6 +163,9 @@ export class Session extends EventTarget {
     this.attaches = 0;
     this.pinger = null;
     this.lastRx = 0; // when the last message came on this.ws
+    this.lastTx = 0; // when the page last sent on this.ws
+    // keepAliveMs is KEEPALIVE_MS; tests set it lower.
+    this.keepAliveMs = KEEPALIVE_MS;
     this.hb = null; // the heartbeat's round: {pingAt, wait, busy, probe, probeAt, probeOK}
     this.moving = null; // {ws, node, lost, held, next}: the connection a move is leaving, until attached elsewhere, what it carried meanwhile, and a move the new node asked for meanwhile
     this.retiring = null; // that connection once attached elsewhere, until the rooms have rejoined
@@ -504,7 +513,7 @@ export class Session extends EventTarget {
     this.emit("status", { state: "attached", node, reason, note: `session ${m.session}` });
     clearInterval(this.pinger);
     this.endProbe();
-    this.lastRx = Date.now();
+    this.lastRx = this.lastTx = Date.now();
     this.hb = { pingAt: 0, wait: SILENT_MS, busy: 0, probe: null, probeAt: 0, probeOK: false };
     this.pinger = setInterval(() => this.beat(), HEARTBEAT_MS / 2);
     for (const [name, r] of this.rooms) {
@@ -557,6 +566,7 @@ export class Session extends EventTarget {
     // own bound (MOVE_TIMEOUT_MS), and the connection's close.
     if (!ws || !hb || this.closed || this.moving) return;
     const now = Date.now();
+    if (now - this.lastTx >= this.keepAliveMs) this.send({ op: "ping" });
     if (hb.pingAt && this.lastRx >= hb.pingAt) {
       // Answered.
       hb.pingAt = 0;
@@ -637,6 +647,7 @@ export class Session extends EventTarget {
   send(m, ws = this.ws) {
     if (ws && ws.readyState === WebSocket.OPEN) {
       ws.send(JSON.stringify(m));
+      if (ws === this.ws) this.lastTx = Date.now();
       if (m.op === "text") m[SENT] = true;
       return true;
     }
