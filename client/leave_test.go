@@ -187,3 +187,44 @@ func TestAnswerToJoinBeforeLeaveIsNotTheNewRooms(t *testing.T) {
 		t.Errorf("JoinWait after Leave: %v, want the room's state", err)
 	}
 }
+
+// A first join the node refuses for good (the room is full, the token
+// does not allow it) leaves the session out of the room, as
+// docs/protocol.md says: JoinWait returns the node's error, SendText
+// says the room is not joined instead of queueing text no node will take
+// (and Flush waiting for ever), and a later Join asks again. Before, the
+// room stayed half-joined: text queued, and every failover joined again.
+func TestRefusedFirstJoinLeavesTheSessionOutOfTheRoom(t *testing.T) {
+	a := newFakeNode(t, "a")
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	joined := make(chan error, 1)
+	go func() {
+		_, err := s.JoinWait(dialCtx(t), "r")
+		joined <- err
+	}()
+	join := awaitGot(t, a, wire.OpJoin)
+	join.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeLimit, Room: "r", Message: "room r is full: 2 users"})
+	var se *client.ServerError
+	if err := <-joined; !errors.As(err, &se) || se.Code != wire.CodeLimit {
+		t.Fatalf("JoinWait = %v, want the node's limit error", err)
+	}
+	if _, err := s.SendText("r", "hello"); !errors.Is(err, client.ErrLeft) {
+		t.Errorf("SendText after a refused join = %v, want ErrLeft (not joined)", err)
+	}
+	go func() {
+		_, err := s.JoinWait(dialCtx(t), "r")
+		joined <- err
+	}()
+	again := awaitGot(t, a, wire.OpJoin)
+	again.conn.send(roomState("r", 0))
+	if err := <-joined; err != nil {
+		t.Errorf("joining again: %v", err)
+	}
+	if _, err := s.SendText("r", "hello"); err != nil {
+		t.Errorf("SendText once joined: %v", err)
+	}
+}

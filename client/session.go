@@ -938,7 +938,19 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 			// A refusal no retry mends: the waits for it end with it.
 			s.mu.Lock()
 			if r := s.rooms[m.Room]; r != nil {
-				if m.Seq == 0 {
+				if m.Seq == 0 && !r.numbered {
+					// A first join refused: the session is not in the
+					// room (docs/protocol.md, "Rooms"), so SendText
+					// says so rather than queue text for a room that
+					// will never take it, and a failover does not ask
+					// again.
+					if r.retry != nil {
+						r.retry.Stop()
+					}
+					r.stopPumpLocked()
+					r.endWaitsLocked(fmt.Errorf("client: joining room %q: %w", m.Room, asError(m)))
+					delete(s.rooms, m.Room)
+				} else if m.Seq == 0 {
 					r.endJoinsLocked(joinResult{err: asError(m)})
 				} else {
 					r.refuseLocked(m.Seq, asError(m))
