@@ -654,6 +654,7 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 	s.attaches++
 	for _, r := range s.rooms {
 		r.synced = false // joined on this connection only once its state comes
+		r.recutLocked(s.maxChunkLocked())
 	}
 	s.mu.Unlock()
 	return failover.Outcome{Kind: failover.Attached, Node: node.ID}, nil
@@ -1531,6 +1532,36 @@ func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64
 		s.pumpLocked(w, name, r, time.Now())
 	}
 	return r.nextSeq - 1, nil
+}
+
+// recutLocked cuts again, to max bytes, the chunks that never went out:
+// text typed while no node had said its limit (cut to defaultMaxChunk),
+// or for a node that took longer chunks. A node refuses a longer chunk
+// for good (limit), and the ack of the chunk after it would then take it
+// for stored. No node can have stored a chunk that never went out, so
+// these are numbered again from the first of them; the chunks that went
+// out keep their seqs. A chunk's wait goes with its last piece.
+func (r *room) recutLocked(max int) {
+	if !slices.ContainsFunc(r.unacked[r.sent:], func(m wire.Message) bool { return len(m.T) > max }) {
+		return
+	}
+	unacked, waits := slices.Clone(r.unacked[:r.sent]), slices.Clone(r.waits[:r.sent])
+	seq := r.unacked[r.sent].Seq
+	for i, m := range r.unacked[r.sent:] {
+		pieces := cutText(m.T, max)
+		for j, t := range pieces {
+			p := m
+			p.T, p.Seq = t, seq
+			seq++
+			unacked = append(unacked, p)
+			if j == len(pieces)-1 {
+				waits = append(waits, r.waits[r.sent+i])
+			} else {
+				waits = append(waits, nil)
+			}
+		}
+	}
+	r.unacked, r.waits, r.nextSeq = unacked, waits, seq
 }
 
 // defaultMaxChunk is the longest chunk, in bytes, sent to a node that does
