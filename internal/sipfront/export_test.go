@@ -81,3 +81,6 @@ func (s *Server) Unsent() (unsent, relayed int64) {
 
 // FailedAccepts counts the accepts on the SIP port that failed.
 func (s *Server) FailedAccepts() int64 { return s.lim.failed.Load() }
+
+// CallerName is callerName, for the tests.
+func CallerName(req *sip.Request) string { return callerName(req) }

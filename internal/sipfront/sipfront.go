@@ -34,7 +34,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -407,6 +409,11 @@ func ValidRoom(name string) bool { return wire.RoomNameProblem(name) == "" }
 
 // callerName is the member name of a caller: "sip:" and the From URI's
 // user@host, cut to the 64 bytes a user name may have, without controls.
+// A caller who withholds their name (RFC 3323's
+// sip:anonymous@anonymous.invalid, or no user at all) is
+// "anonymous-" and a tag drawn from the call's Call-ID: two such callers
+// in a room are two members, each seeing the other's text (the bridge
+// passes over text under its own member's name).
 func callerName(req *sip.Request) string {
 	from := req.From()
 	user, host := "anonymous", "invalid"
@@ -417,6 +424,14 @@ func callerName(req *sip.Request) string {
 		if from.Address.Host != "" {
 			host = from.Address.Host
 		}
+	}
+	if strings.EqualFold(user, "anonymous") {
+		id := ""
+		if c := req.CallID(); c != nil {
+			id = c.Value()
+		}
+		sum := sha256.Sum256([]byte(id))
+		user = "anonymous-" + hex.EncodeToString(sum[:4])
 	}
 	name := []rune("sip:" + user + "@" + host)
 	var b strings.Builder

@@ -614,3 +614,34 @@ func TestAnswerAddrOnEveryAddress(t *testing.T) {
 		}
 	}
 }
+
+// Callers who withhold their name (RFC 3323) are members of their own,
+// one per call: before, every such caller was sip:anonymous@..., one
+// member for the room, and each bridge passed over the others' text as
+// its own.
+func TestAnonymousCallersAreDistinct(t *testing.T) {
+	invite := func(from, callID string) *sip.Request {
+		req := sip.NewRequest(sip.INVITE, sip.Uri{User: "lobby", Host: "chat.example"})
+		if from != "" {
+			var u sip.Uri
+			if err := sip.ParseUri(from, &u); err != nil {
+				t.Fatal(err)
+			}
+			req.AppendHeader(&sip.FromHeader{Address: u})
+		}
+		req.AppendHeader(sip.NewHeader("Call-ID", callID))
+		return req
+	}
+	one := sipfront.CallerName(invite("sip:anonymous@anonymous.invalid", "c1"))
+	two := sipfront.CallerName(invite("sip:Anonymous@anonymous.invalid", "c2"))
+	none := sipfront.CallerName(invite("", "c3"))
+	if one == two || one == none || two == none || !strings.HasPrefix(one, "sip:anonymous-") {
+		t.Errorf("anonymous callers named %q, %q and %q: want three names, each sip:anonymous-TAG", one, two, none)
+	}
+	if again := sipfront.CallerName(invite("sip:anonymous@anonymous.invalid", "c1")); again != one {
+		t.Errorf("the same call named %q, then %q", one, again)
+	}
+	if got := sipfront.CallerName(invite("sip:alice@example.org", "c4")); got != "sip:alice@example.org" {
+		t.Errorf("a named caller is %q, want sip:alice@example.org", got)
+	}
+}
