@@ -176,8 +176,9 @@ type Decoded struct {
 }
 
 // Decode reads the next packet received. A packet of another SSRC starts
-// the stream anew (the sender restarted). Only the packet's own text is
-// taken from the first packet of a stream. Sequence numbers follow RFC
+// the stream anew (the sender restarted). The first packet of a stream
+// gives its own text after what its redundant blocks hold: the text of
+// the stream's first packets, lost before it. Sequence numbers follow RFC
 // 3550 appendix A.1: a jump of up to 3000 packets is loss (marked once),
 // a packet up to 100 behind is late, and any other jump is taken as the
 // sender renumbering only when the next packet follows it, so that one
@@ -201,8 +202,20 @@ func (d *Decoder) Decode(p *rtp.Packet) (Decoded, error) {
 		return Decoded{}, fmt.Errorf("%w: %d", ErrPayloadType, p.PayloadType)
 	}
 	if !d.started || p.SSRC != d.ssrc {
+		// The stream's first packet here: its redundant blocks carry
+		// the packets before it, of this stream (an encoder sends them
+		// empty until it has sent text), so text they hold was lost on
+		// the way, the first packets' say.
 		d.started, d.ssrc, d.next, d.probing = true, p.SSRC, p.SequenceNumber+1, false
-		return Decoded{Text: append([]byte(nil), primary...)}, nil
+		var out Decoded
+		for _, b := range redundant {
+			if b.PT == d.format.T140 && len(b.Data) > 0 {
+				out.Text = append(out.Text, b.Data...)
+				out.Recovered++
+			}
+		}
+		out.Text = append(out.Text, primary...)
+		return out, nil
 	}
 	delta := p.SequenceNumber - d.next
 	switch {

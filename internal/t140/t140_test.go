@@ -139,6 +139,8 @@ func TestLossRecovery(t *testing.T) {
 		{"scattered", testFormat, []int{1, 3, 5, 7, 9}, "Hello world"},
 		{"last text packet lost, redundancy follows", testFormat, []int{10}, "Hello world"},
 		{"plain T.140: a loss is marked", Format{T140: 98}, []int{2}, "He\uFFFDlo world"},
+		{"the first packet lost", testFormat, []int{0}, "Hello world"},
+		{"the first two packets lost", testFormat, []int{0, 1}, "Hello world"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
