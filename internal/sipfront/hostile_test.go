@@ -791,3 +791,35 @@ func TestOversizedRTPIsDropped(t *testing.T) {
 		t.Errorf("bob sees %d Z of an oversized packet", strings.Count(got, "Z"))
 	}
 }
+
+// TestUnmatchedCancelIsAnswered481: a CANCEL of no INVITE the front holds
+// (one that came after the call was answered, or a stray) gets 481, as
+// RFC 3261 section 9.2 says. Before, it got nothing, and its sender sent
+// it again for 32 s.
+func TestUnmatchedCancelIsAnswered481(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	front := startFront(t, c.Nodes[0], nil)
+	conn, err := net.Dial("udp", front.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := fmt.Sprintf("CANCEL sip:lobby@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-stray1\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:stray@127.0.0.1>;tag=s1\r\nTo: <sip:lobby@%s>\r\nCall-ID: stray-cancel-1\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
+		front.Addr(), conn.LocalAddr(), front.Addr())
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(settle)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatalf("reading the answer to a stray CANCEL: %v", err)
+	}
+	if line, _, _ := strings.Cut(string(buf[:n]), "\r\n"); !strings.HasPrefix(line, "SIP/2.0 481") {
+		t.Errorf("a stray CANCEL was answered %q, want 481", line)
+	}
+}

@@ -288,9 +288,13 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	s.srv.OnAck(s.onAck)
 	s.srv.OnBye(s.onBye)
 	s.srv.OnOptions(s.onOptions)
-	// The transaction layer answers CANCEL (200, then 487 to the INVITE);
-	// nothing is left to do here.
-	s.srv.OnCancel(func(*sip.Request, sip.ServerTransaction) {})
+	// The transaction layer answers a CANCEL of an INVITE it holds (200,
+	// then 487 to the INVITE; setup's OnCancel stops the call's setup).
+	// One that matches no INVITE comes here: 481, as RFC 3261 section 9.2
+	// says, or its sender would send it again for 32 s.
+	s.srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
+		reply(req, tx, 481, "Call/Transaction Does Not Exist")
+	})
 	return s, nil
 }
 
@@ -765,6 +769,10 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, room string, 
 	user := callerName(req)
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.SetupTimeout)
 	defer cancel()
+	// A CANCEL (the caller hung up while it rang) stops the attach and
+	// the join: the member would otherwise join the room, and leave it
+	// only once the answer failed.
+	tx.OnCancel(func(*sip.Request) { cancel() })
 	opts := append([]client.Option{
 		client.WithUser(user),
 		client.WithPolicy(preferSelf(s.cfg.NodeID, s.cfg.Policy)),
