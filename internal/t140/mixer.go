@@ -3,6 +3,7 @@ package t140
 import (
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rivo/uniseg"
 )
@@ -189,8 +190,8 @@ func (m *Mixer) show(out *strings.Builder, s *mixSender) {
 		case "\a":
 			out.WriteString(c)
 		default:
-			if len(c) == 1 && (c[0] < 0x20 || c[0] == 0x7f) {
-				continue // other controls have no place on the caller's screen
+			if r, n := utf8.DecodeRuneInString(c); n == len(c) && (r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0) {
+				continue // other controls, C0 and C1 (CSI among them), have no place on the caller's screen
 			}
 			if !m.midLine {
 				out.WriteString("[" + m.current + "]: ")

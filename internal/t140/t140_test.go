@@ -241,6 +241,7 @@ func TestMixer(t *testing.T) {
 		{"others wait while the sender is busy", []write{{0, "ann", "hel"}, {10, "bob", "yo"}}, 1999, "[ann]: hel"},
 		{"an idle sender is interrupted", []write{{0, "ann", "hel"}, {10, "bob", "yo"}}, 2000, "[ann]: hel\u2028[bob]: yo"},
 		{"controls dropped, BOM dropped, BEL kept", []write{{0, "ann", "\ufeffa\x01\ab"}}, 0, "[ann]: a\ab"},
+		{"C1 controls dropped (CSI, NEL)", []write{{0, "ann", "a\u009b31mb\u0085c"}}, 0, "[ann]: a31mbc"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
