@@ -412,6 +412,13 @@ func optionsOverUDP(t *testing.T, conn net.Conn, front *sipfront.Server) string 
 	req := fmt.Sprintf("OPTIONS sip:lobby@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-optu1\r\nMax-Forwards: 70\r\n"+
 		"From: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:lobby@%s>\r\nCall-ID: opt-udp-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 		front.Addr(), local, front.Addr())
+	return askOverUDP(t, conn, req)
+}
+
+// askOverUDP sends the request req on conn and returns the status line of
+// the first datagram that comes back.
+func askOverUDP(t *testing.T, conn net.Conn, req string) string {
+	t.Helper()
 	if _, err := conn.Write([]byte(req)); err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +428,8 @@ func optionsOverUDP(t *testing.T, conn net.Conn, front *sipfront.Server) string 
 	buf := make([]byte, 4096)
 	n, err := conn.Read(buf)
 	if err != nil {
-		t.Fatalf("reading the answer to OPTIONS: %v", err)
+		method, _, _ := strings.Cut(req, " ")
+		t.Fatalf("reading the answer to %s: %v", method, err)
 	}
 	line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
 	return line
@@ -808,18 +816,7 @@ func TestUnmatchedCancelIsAnswered481(t *testing.T) {
 	req := fmt.Sprintf("CANCEL sip:lobby@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-stray1\r\nMax-Forwards: 70\r\n"+
 		"From: <sip:stray@127.0.0.1>;tag=s1\r\nTo: <sip:lobby@%s>\r\nCall-ID: stray-cancel-1\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
 		front.Addr(), conn.LocalAddr(), front.Addr())
-	if _, err := conn.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.SetReadDeadline(time.Now().Add(settle)); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 4096)
-	n, err := conn.Read(buf)
-	if err != nil {
-		t.Fatalf("reading the answer to a stray CANCEL: %v", err)
-	}
-	if line, _, _ := strings.Cut(string(buf[:n]), "\r\n"); !strings.HasPrefix(line, "SIP/2.0 481") {
+	if line := askOverUDP(t, conn, req); !strings.HasPrefix(line, "SIP/2.0 481") {
 		t.Errorf("a stray CANCEL was answered %q, want 481", line)
 	}
 }
