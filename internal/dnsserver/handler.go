@@ -144,6 +144,11 @@ func (s *Server) Answer(r *dns.Msg, tcp bool) *dns.Msg {
 
 	s.resolve(m, r.Question[0])
 
+	// resolve may have replaced the additional section (SRV glue, NS
+	// glue), and with it the OPT.
+	if opt != nil && m.IsEdns0() == nil {
+		m.SetEdns0(uint16(s.cfg.MaxUDPSize), false)
+	}
 	// Truncate drops what does not fit and sets TC, so a UDP client retries
 	// over TCP; over TCP it only matters past 64 KiB.
 	m.Truncate(size)

@@ -172,6 +172,25 @@ func TestAnswer(t *testing.T) {
 				Extra:        []string{"A 127.0.0.1", "A 127.0.0.2", "AAAA 2001:db8::6"}},
 		},
 		{
+			name: "SRV with glue and EDNS0 keeps its OPT",
+			in:   query("_switchboard._tcp.chat.test.", dns.TypeSRV, 1232),
+			want: summary{Rcode: "NOERROR", AA: true, HasQuestion: true, ExtraHasOPT: true,
+				Answer: []string{
+					"SRV 0 58982 7001 a.node.chat.test.",
+					"SRV 0 32768 7002 b-2.node.chat.test.",
+					"SRV 0 65535 7006 v6.node.chat.test.",
+				},
+				AnswerOwners: []string{"_switchboard._tcp.chat.test.", "_switchboard._tcp.chat.test.", "_switchboard._tcp.chat.test."},
+				Extra:        []string{"A 127.0.0.1", "A 127.0.0.2", "AAAA 2001:db8::6"}},
+		},
+		{
+			name: "NS with glue and EDNS0 keeps its OPT",
+			in:   query("chat.test.", dns.TypeNS, 1232),
+			want: summary{Rcode: "NOERROR", AA: true, HasQuestion: true, ExtraHasOPT: true,
+				Answer: []string{"NS ns.chat.test."}, AnswerOwners: []string{"chat.test."},
+				Extra: []string{"A 127.0.0.1", "A 127.0.0.2", "AAAA 2001:db8::6"}},
+		},
+		{
 			name: "EDNS0 is answered with an OPT",
 			in:   query("chat.test.", dns.TypeA, 1232),
 			want: summary{Rcode: "NOERROR", AA: true, HasQuestion: true, ExtraHasOPT: true,
