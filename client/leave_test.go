@@ -215,11 +215,19 @@ func TestRefusedFirstJoinLeavesTheSessionOutOfTheRoom(t *testing.T) {
 	if _, err := s.SendText("r", "hello"); !errors.Is(err, client.ErrLeft) {
 		t.Errorf("SendText after a refused join = %v, want ErrLeft (not joined)", err)
 	}
+	// An application that tidies up with a Leave, then joins again at
+	// once: the node's answer to that leave (bad_request: not in the
+	// room) is not taken for the new join's.
+	if err := s.Leave("r"); err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		_, err := s.JoinWait(dialCtx(t), "r")
 		joined <- err
 	}()
+	leave := awaitGot(t, a, wire.OpLeave)
 	again := awaitGot(t, a, wire.OpJoin)
+	leave.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeBadRequest, Room: "r", Message: "not in room r"})
 	again.conn.send(roomState("r", 0))
 	if err := <-joined; err != nil {
 		t.Errorf("joining again: %v", err)

@@ -153,9 +153,10 @@ type Session struct {
 	// connection after the node refused one for the rate
 	// (answerLeaveLocked).
 	leaveRetry map[string]*time.Timer
-	// asked holds, per room, the joins ('j') and leaves ('l') sent on
-	// the current connection and not yet answered, oldest first: the
-	// node answers them in order (sendJoinLocked, answeredLocked).
+	// asked holds, per room, the joins ('j') and leaves ('l'; 'u' for a
+	// room not held) sent on the current connection and not yet
+	// answered, oldest first: the node answers them in order
+	// (sendJoinLocked, answeredLocked).
 	asked    map[string][]byte
 	attaches int
 	moves    int
@@ -939,12 +940,12 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 			// A refusal no retry mends: the waits for it end with it.
 			s.mu.Lock()
 			if r := s.rooms[m.Room]; r != nil {
-				if m.Seq == 0 && !r.numbered {
-					// A first join refused: the session is not in the
-					// room (docs/protocol.md, "Rooms"), so SendText
-					// says so rather than queue text for a room that
-					// will never take it, and a failover does not ask
-					// again.
+				if m.Seq == 0 && !r.numbered && !slices.Contains(s.asked[m.Room], 'j') {
+					// A first join refused, and no other on its way:
+					// the session is not in the room (docs/protocol.md,
+					// "Rooms"), so SendText says so rather than queue
+					// text for a room that will never take it, and a
+					// failover does not ask again.
 					if r.retry != nil {
 						r.retry.Stop()
 					}
@@ -1051,6 +1052,8 @@ func (s *Session) refusalAnswered(w *writer, m wire.Message) bool {
 		}
 		s.answerLeaveLocked(w, m.Room, code)
 		return true
+	case op == 'u':
+		return true // a leave of a room not held: nothing to follow
 	case op == 'j':
 		return stale
 	}
@@ -1329,7 +1332,7 @@ func (s *Session) sendJoinLocked(name string) {
 // unasked, which changes nothing.
 func (s *Session) answeredLocked(w *writer, name string, want byte) (op byte, stale bool) {
 	q := s.asked[name]
-	if w != s.w || len(q) == 0 || want != 0 && q[0] != want {
+	if w != s.w || len(q) == 0 || want != 0 && q[0] != want && !(want == 'l' && q[0] == 'u') {
 		return 0, false
 	}
 	op, q = q[0], q[1:]
@@ -1474,9 +1477,13 @@ func (s *Session) Leave(name string) error {
 		return nil
 	}
 	if joined {
-		// Only a joined room's leave is followed: the node answers
-		// another with bad_request, naming a bad name clipped.
 		s.askLocked(name, 'l')
+	} else {
+		// A leave of a room the session does not hold: the node answers
+		// it (bad_request, or a presence leave if it held the session
+		// there after all), and the answer must not be taken for that
+		// of a join sent after it.
+		s.askLocked(name, 'u')
 	}
 	s.w.send(wire.Message{Op: wire.OpLeave, Room: name})
 	return nil
