@@ -40,10 +40,11 @@
 // after 1 s, then 2 s, 4 s..., within Config.Timeout, and takes a reply only
 // when it carries the query's ID and question: anything else that arrives
 // (a stale or forged reply, bytes that do not parse) is skipped. A and AAAA
-// are asked one after the other: the A query may take half of the time
-// left, so that a server that drops A queries still lets AAAA answer, and
-// once A gave addresses the AAAA query waits at most 1 s, so that one
-// that drops AAAA queries costs a second per name, not the Timeout. A UDP
+// are asked one after the other: with more than 3 s left the A query
+// leaves the last second to AAAA, so that a server that drops A queries
+// still lets AAAA answer, and once A gave addresses the AAAA query waits
+// at most 1 s, so that one that drops AAAA queries costs a second per
+// name, not the Timeout. A UDP
 // reply larger than the EDNS0 size offered is still read. When a truncated
 // UDP reply cannot be asked again over TCP (the port is refused or the
 // connection fails before Config.Timeout), the records that came over UDP

@@ -378,9 +378,11 @@ const aaaaGrace = udpRetry
 // ipsOf asks Config.Resolver for the A and then the AAAA records of host.
 // The addresses of one query are kept when the other fails (a server or
 // middlebox that drops or refuses AAAA queries, say); it fails only when
-// a query failed and none gave an address. The A query may take half of
-// what is left of ctx's time, so that a dropped A query leaves the AAAA
-// query its turn; the AAAA query, after A gave addresses, aaaaGrace.
+// a query failed and none gave an address. With more than three seconds
+// left the A query leaves the last one to the AAAA query, so that a
+// dropped A query does not take AAAA's turn (with less, A keeps the time
+// to be sent again once, as a lost datagram needs); the AAAA query, after
+// A gave addresses, waits at most aaaaGrace.
 func (l *lookup) ipsOf(ctx context.Context, host string) ([]netip.Addr, error) {
 	name := dns.CanonicalName(host)
 	var ips []netip.Addr
@@ -389,8 +391,8 @@ func (l *lookup) ipsOf(ctx context.Context, host string) ([]netip.Addr, error) {
 		qctx, cancel := ctx, context.CancelFunc(func() {})
 		if deadline, ok := ctx.Deadline(); ok {
 			switch left := time.Until(deadline); {
-			case i == 0:
-				qctx, cancel = context.WithTimeout(ctx, left/2)
+			case i == 0 && left > 3*udpRetry:
+				qctx, cancel = context.WithTimeout(ctx, left-udpRetry)
 			case len(ips) > 0:
 				qctx, cancel = context.WithTimeout(ctx, min(left, aaaaGrace))
 			}
