@@ -176,9 +176,9 @@ type Decoded struct {
 }
 
 // Decode reads the next packet received. A packet of another SSRC starts
-// the stream anew (the sender restarted). The first packet of a stream
-// gives its own text after what its redundant blocks hold: the text of
-// the stream's first packets, lost before it. Sequence numbers follow RFC
+// the stream anew (the sender restarted), with its own text only. The
+// call's first packet gives its own text after what its redundant blocks
+// hold: the text of the first packets, lost before it. Sequence numbers follow RFC
 // 3550 appendix A.1: a jump of up to 3000 packets is loss (marked once),
 // a packet up to 100 behind is late, and any other jump is taken as the
 // sender renumbering only when the next packet follows it, so that one
@@ -202,14 +202,16 @@ func (d *Decoder) Decode(p *rtp.Packet) (Decoded, error) {
 		return Decoded{}, fmt.Errorf("%w: %d", ErrPayloadType, p.PayloadType)
 	}
 	if !d.started || p.SSRC != d.ssrc {
-		// The stream's first packet here: its redundant blocks carry
-		// the packets before it, of this stream (an encoder sends them
-		// empty until it has sent text), so text they hold was lost on
-		// the way, the first packets' say.
+		// The call's first packet here: its redundant blocks carry the
+		// packets before it (an encoder sends them empty until it has
+		// sent text), so text they hold was lost on the way. Not after
+		// an SSRC change: the same sender's encoder may carry on, its
+		// redundancy repeating text already taken.
+		first := !d.started
 		d.started, d.ssrc, d.next, d.probing = true, p.SSRC, p.SequenceNumber+1, false
 		var out Decoded
 		for _, b := range redundant {
-			if b.PT == d.format.T140 && len(b.Data) > 0 {
+			if first && b.PT == d.format.T140 && len(b.Data) > 0 {
 				out.Text = append(out.Text, b.Data...)
 				out.Recovered++
 			}

@@ -495,3 +495,17 @@ func TestMixerShowsTheLastWordsOfASenderWhoLeft(t *testing.T) {
 		t.Errorf("after she came back: Take = %q, want %q", got, want)
 	}
 }
+
+// A sender whose SSRC changes mid-call while its encoder carries on (a
+// media relay re-anchoring the stream) repeats, in its first packet
+// under the new SSRC, text already taken: only that packet's own text
+// is new.
+func TestSSRCChangeRepeatsNothing(t *testing.T) {
+	packets := send(t, NewEncoder(testFormat, 1, 0, 0), []string{"a", "b", "c", "d", "e"})
+	for _, p := range packets[3:] {
+		p.SSRC = 2
+	}
+	if got := receive(t, NewDecoder(testFormat), packets); got != "abcde" {
+		t.Errorf("text = %q, want %q", got, "abcde")
+	}
+}
