@@ -732,26 +732,31 @@ func TestRefusedInvitesDoNotFloodTheLog(t *testing.T) {
 	// Short enough that the 404 fits a UDP answer (RFC 3261 sends a
 	// larger one over TCP, which this caller does not listen on).
 	room := "bad!" + strings.Repeat("x", 300)
-	for i := range invites {
-		req := fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-flood%d\r\nMax-Forwards: 70\r\n"+
-			"From: <sip:flood@127.0.0.1>;tag=f%d\r\nTo: <sip:lobby@%s>\r\nCall-ID: flood-%d-%s\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
-			room, front.Addr(), local, i, i, front.Addr(), i, strings.Repeat("c", 300))
-		if _, err := conn.Write([]byte(req)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Each refusal is logged before it is answered.
+	// In batches, each answered before the next goes, so that no socket
+	// buffer overflows on a slow machine; each refusal is logged before
+	// it is answered.
+	const batch = 20
 	buf := make([]byte, 64<<10)
-	for refused := 0; refused < invites; {
-		if err := conn.SetReadDeadline(time.Now().Add(settle)); err != nil {
-			t.Fatal(err)
+	for sent := 0; sent < invites; sent += batch {
+		for i := sent; i < sent+batch; i++ {
+			req := fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-flood%d\r\nMax-Forwards: 70\r\n"+
+				"From: <sip:flood@127.0.0.1>;tag=f%d\r\nTo: <sip:lobby@%s>\r\nCall-ID: flood-%d-%s\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+				room, front.Addr(), local, i, i, front.Addr(), i, strings.Repeat("c", 300))
+			if _, err := conn.Write([]byte(req)); err != nil {
+				t.Fatal(err)
+			}
 		}
-		n, err := conn.Read(buf)
-		if err != nil {
-			t.Fatalf("waiting for the answers after %d refusals: %v", refused, err)
-		}
-		if strings.HasPrefix(string(buf[:n]), "SIP/2.0 404") {
-			refused++
+		for refused := 0; refused < batch; {
+			if err := conn.SetReadDeadline(time.Now().Add(settle)); err != nil {
+				t.Fatal(err)
+			}
+			n, err := conn.Read(buf)
+			if err != nil {
+				t.Fatalf("waiting for the answers after %d refusals: %v", sent+refused, err)
+			}
+			if strings.HasPrefix(string(buf[:n]), "SIP/2.0 404") {
+				refused++
+			}
 		}
 	}
 	after, logged := logs.counts()

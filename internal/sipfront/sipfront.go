@@ -772,7 +772,9 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, room string, 
 	// A CANCEL (the caller hung up while it rang) stops the attach and
 	// the join: the member would otherwise join the room, and leave it
 	// only once the answer failed.
-	tx.OnCancel(func(*sip.Request) { cancel() })
+	if !tx.OnCancel(func(*sip.Request) { cancel() }) {
+		cancel() // cancelled already, before this could be told
+	}
 	opts := append([]client.Option{
 		client.WithUser(user),
 		client.WithPolicy(preferSelf(s.cfg.NodeID, s.cfg.Policy)),
@@ -844,7 +846,9 @@ func (s *Server) answerAddr(req *sip.Request) netip.Addr {
 		// Connecting a UDP socket sends nothing: it only asks the
 		// kernel for the route, and so the local address, to src.
 		if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(src)); err == nil {
-			local := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+			// Without a zone: an IPv6 link-local address in SDP names
+			// no interface, the peer's own being the one it uses.
+			local := c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap().WithZone("")
 			c.Close()
 			if !local.IsUnspecified() {
 				return local
