@@ -24,7 +24,7 @@ func TestBrowserReaderOfABusyRoomPings(t *testing.T) {
   const node = { id: "n1", addr: "n1.test:7070", http: "n1.test:7071", status: "up", users: 0, capacity: 100, age_ms: 0 };
   const dir = { op: "directory", v: 1, service: "s", self: "n1", nodes: [node] };
   window.fetch = async () => ({ ok: true, json: async () => dir });
-  let pings = 0, attached = false, done = null;
+  let pings = 0, done = null;
   class FakeWS {
     static OPEN = 1;
     constructor() {
@@ -35,9 +35,10 @@ func TestBrowserReaderOfABusyRoomPings(t *testing.T) {
       const m = JSON.parse(data);
       const reply = (r) => setTimeout(() => this.onmessage && this.onmessage({ data: JSON.stringify(r) }), 0);
       if (m.op === "hello") reply(dir);
-      if (m.op === "ping" && attached && ++pings === 2) done();
+      // Pings on the attached connection only, not a second one's.
+      if (m.op === "ping" && this.attached && ++pings === 2) done();
       if (m.op !== "attach") return;
-      attached = true;
+      this.attached = true;
       reply({ op: "attached", user: m.user, node: "n1", session: "s1" });
       this.stream = setInterval(() => reply({ op: "pong" }), 20);
     }
