@@ -143,19 +143,14 @@ func (s *Server) Answer(r *dns.Msg, tcp bool) *dns.Msg {
 	}
 
 	s.resolve(m, r.Question[0])
-
-	// resolve may have replaced the additional section (SRV glue, NS
-	// glue), and with it the OPT.
-	if opt != nil && m.IsEdns0() == nil {
-		m.SetEdns0(uint16(s.cfg.MaxUDPSize), false)
-	}
 	// Truncate drops what does not fit and sets TC, so a UDP client retries
 	// over TCP; over TCP it only matters past 64 KiB.
 	m.Truncate(size)
 	return m
 }
 
-// resolve fills m's rcode and sections for the question q.
+// resolve fills m's rcode and sections for the question q; it appends to
+// the additional section, which holds the OPT already when there is one.
 func (s *Server) resolve(m *dns.Msg, q dns.Question) {
 	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
 		m.Rcode = dns.RcodeRefused
@@ -186,13 +181,16 @@ func (s *Server) resolve(m *dns.Msg, q dns.Question) {
 	case dns.TypeAAAA:
 		m.Answer = s.addrs(o, o.aaaa)
 	case dns.TypeSRV:
-		m.Answer, m.Extra = s.srv(o)
+		// Glue goes after what the additional section holds: the OPT.
+		var glue []dns.RR
+		m.Answer, glue = s.srv(o)
+		m.Extra = append(m.Extra, glue...)
 	case dns.TypeSOA:
 		m.Answer = copyRRs(o.soa)
 	case dns.TypeNS:
 		m.Answer = copyRRs(o.ns)
 		if len(o.ns) > 0 {
-			m.Extra = copyRRs(o.nsGlue)
+			m.Extra = append(m.Extra, o.nsGlue...)
 		}
 	case dns.TypeANY:
 		// RFC 8482: one small synthesised record instead of every RRset at
