@@ -946,12 +946,7 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 					// "Rooms"), so SendText says so rather than queue
 					// text for a room that will never take it, and a
 					// failover does not ask again.
-					if r.retry != nil {
-						r.retry.Stop()
-					}
-					r.stopPumpLocked()
-					r.endWaitsLocked(fmt.Errorf("client: joining room %q: %w", m.Room, asError(m)))
-					delete(s.rooms, m.Room)
+					s.dropRoomLocked(m.Room, fmt.Errorf("client: joining room %q: %w", m.Room, asError(m)))
 				} else if m.Seq == 0 {
 					r.endJoinsLocked(joinResult{err: asError(m)})
 				} else {
@@ -1463,16 +1458,10 @@ func (s *Session) Leave(name string) error {
 	if err := s.endedLocked(); err != nil {
 		return err
 	}
-	r := s.rooms[name]
-	joined := r != nil
+	_, joined := s.rooms[name]
 	if joined {
-		if r.retry != nil {
-			r.retry.Stop()
-		}
-		r.stopPumpLocked()
-		r.endWaitsLocked(fmt.Errorf("client: left room %q: %w", name, ErrLeft))
+		s.dropRoomLocked(name, fmt.Errorf("client: left room %q: %w", name, ErrLeft))
 	}
-	delete(s.rooms, name)
 	if s.w == nil {
 		return nil
 	}
@@ -1487,6 +1476,18 @@ func (s *Session) Leave(name string) error {
 	}
 	s.w.send(wire.Message{Op: wire.OpLeave, Room: name})
 	return nil
+}
+
+// dropRoomLocked forgets the room name, held: its retry and pacing stop,
+// and its waits (joins, acks, flushes) end with err.
+func (s *Session) dropRoomLocked(name string, err error) {
+	r := s.rooms[name]
+	if r.retry != nil {
+		r.retry.Stop()
+	}
+	r.stopPumpLocked()
+	r.endWaitsLocked(err)
+	delete(s.rooms, name)
 }
 
 // SendText sends a chunk of text (as typed: characters, backspaces U+0008,
