@@ -394,7 +394,7 @@ func (l *lookup) ipsOf(ctx context.Context, host string) ([]netip.Addr, error) {
 			case i == 0 && left > 3*udpRetry:
 				qctx, cancel = context.WithTimeout(ctx, left-udpRetry)
 			case len(ips) > 0:
-				qctx, cancel = context.WithTimeout(ctx, min(left, aaaaGrace))
+				qctx, cancel = context.WithTimeout(ctx, aaaaGrace) // or ctx's deadline, if sooner
 			}
 		}
 		r, err := exchange(qctx, l.cfg.Resolver, name, qtype)

@@ -207,15 +207,16 @@ func (d *Decoder) Decode(p *rtp.Packet) (Decoded, error) {
 		// sent text), so text they hold was lost on the way. Not after
 		// an SSRC change: the same sender's encoder may carry on, its
 		// redundancy repeating text already taken.
-		first := !d.started
-		d.started, d.ssrc, d.next, d.probing = true, p.SSRC, p.SequenceNumber+1, false
 		var out Decoded
-		for _, b := range redundant {
-			if first && b.PT == d.format.T140 && len(b.Data) > 0 {
-				out.Text = append(out.Text, b.Data...)
-				out.Recovered++
+		if !d.started {
+			for _, b := range redundant {
+				if b.PT == d.format.T140 && len(b.Data) > 0 {
+					out.Text = append(out.Text, b.Data...)
+					out.Recovered++
+				}
 			}
 		}
+		d.started, d.ssrc, d.next, d.probing = true, p.SSRC, p.SequenceNumber+1, false
 		out.Text = append(out.Text, primary...)
 		return out, nil
 	}

@@ -135,11 +135,13 @@ func (m *Mixer) drop(from string) {
 func (m *Mixer) Take(now time.Time) []byte {
 	var out strings.Builder
 	for {
-		if s := m.senders[m.current]; s != nil && len(s.queued) > 0 {
-			m.show(&out, s)
-		}
-		if s := m.senders[m.current]; s != nil && s.left {
-			m.drop(m.current)
+		if s := m.senders[m.current]; s != nil {
+			if len(s.queued) > 0 {
+				m.show(&out, s)
+			}
+			if s.left {
+				m.drop(m.current)
+			}
 		}
 		if len(m.waiting) == 0 {
 			break
