@@ -381,11 +381,7 @@ func TestJunkDoesNotFloodTheLog(t *testing.T) {
 	slog.SetDefault(slog.New(logs))
 	defer slog.SetDefault(old)
 	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.Logger = slog.New(logs) })
-	conn, err := net.Dial("udp", front.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialFrontUDP(t, front)
 	before, _ := logs.counts()
 	const junk, size = 200, 8 << 10
 	for i := range junk {
@@ -413,6 +409,18 @@ func optionsOverUDP(t *testing.T, conn net.Conn, front *sipfront.Server) string 
 		"From: <sip:probe@127.0.0.1>;tag=p1\r\nTo: <sip:lobby@%s>\r\nCall-ID: opt-udp-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
 		front.Addr(), local, front.Addr())
 	return askOverUDP(t, conn, req)
+}
+
+// dialFrontUDP is a UDP socket connected to the front's SIP port, closed
+// when the test ends.
+func dialFrontUDP(t *testing.T, front *sipfront.Server) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("udp", front.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
 }
 
 // askOverUDP sends the request req on conn and returns the status line of
@@ -684,11 +692,7 @@ func TestInviteWithoutCallID(t *testing.T) {
 	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	front := startFront(t, c.Nodes[0], nil)
-	conn, err := net.Dial("udp", front.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialFrontUDP(t, front)
 	from := conn.LocalAddr().String()
 	msg := "INVITE sip:lobby@" + front.Addr().String() + " SIP/2.0\r\n" +
 		"Via: SIP/2.0/UDP " + from + ";branch=z9hG4bK-nocallid\r\n" +
@@ -721,11 +725,7 @@ func TestRefusedInvitesDoNotFloodTheLog(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	logs := &countingHandler{}
 	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.Logger = slog.New(logs) })
-	conn, err := net.Dial("udp", front.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialFrontUDP(t, front)
 	local := conn.LocalAddr().String()
 	before, _ := logs.counts()
 	const invites = 200
@@ -813,11 +813,7 @@ func TestUnmatchedCancelIsAnswered481(t *testing.T) {
 	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	front := startFront(t, c.Nodes[0], nil)
-	conn, err := net.Dial("udp", front.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialFrontUDP(t, front)
 	req := fmt.Sprintf("CANCEL sip:lobby@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-stray1\r\nMax-Forwards: 70\r\n"+
 		"From: <sip:stray@127.0.0.1>;tag=s1\r\nTo: <sip:lobby@%s>\r\nCall-ID: stray-cancel-1\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
 		front.Addr(), conn.LocalAddr(), front.Addr())

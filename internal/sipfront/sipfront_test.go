@@ -440,11 +440,7 @@ func TestGarbageDoesNotStopTheFront(t *testing.T) {
 	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	front := startFront(t, c.Nodes[0], nil)
-	conn, err := net.Dial("udp", front.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialFrontUDP(t, front)
 	for _, junk := range []string{"\x00\x01\x02", "INVITE\r\n\r\n", "SIP/2.0 200 OK\r\n\r\n", strings.Repeat("A", 1400)} {
 		if _, err := conn.Write([]byte(junk)); err != nil {
 			t.Fatal(err)
