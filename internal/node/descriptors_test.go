@@ -20,24 +20,12 @@ func TestMaxConnsAboveTheHeadroomIsWarned(t *testing.T) {
 		{"above the headroom", node.DefaultMaxConns() + 1000, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &logLines{}
-			nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
-				cfg.Logger = slog.New(logs)
+			logs := startLogged(t, func(cfg *node.Config) {
 				if tc.maxConns > 0 {
 					cfg.MaxConns = tc.maxConns
 				}
-			}})
-			// Start returns once the node started: its start-up lines are out.
-			if err := logs.saw("node started"); err != nil {
-				t.Fatal(err)
-			}
-			err := logs.saw("too few descriptors")
-			if tc.warned && err != nil {
-				t.Errorf("max-conns %d: %v", tc.maxConns, err)
-			}
-			if !tc.warned && err == nil {
-				t.Errorf("default max-conns %d warned of too few descriptors", node.DefaultMaxConns())
-			}
+			})
+			logs.check(t, "too few descriptors", tc.warned)
 		})
 	}
 }
@@ -56,22 +44,39 @@ func TestDNSWithANamedAddressWarns(t *testing.T) {
 		{"a host name", "web1.invalid:7070", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &logLines{}
-			nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
-				cfg.Logger = slog.New(logs)
+			logs := startLogged(t, func(cfg *node.Config) {
 				cfg.DNS = "127.0.0.1:0"
 				cfg.Advertise = tc.advertise
-			}})
-			if err := logs.saw("node started"); err != nil {
-				t.Fatal(err)
-			}
-			err := logs.saw("under a host name it does not answer for")
-			if tc.warned && err != nil {
-				t.Error(err)
-			}
-			if !tc.warned && err == nil {
-				t.Error("a node advertised by address was warned about its name")
-			}
+			})
+			logs.check(t, "under a host name it does not answer for", tc.warned)
 		})
+	}
+}
+
+// startLogged starts one node with configure applied and a log of its
+// own, and returns the log once the node has started (its start-up lines
+// are out).
+func startLogged(t *testing.T, configure func(*node.Config)) *logLines {
+	t.Helper()
+	logs := &logLines{}
+	nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.Logger = slog.New(logs)
+		configure(cfg)
+	}})
+	if err := logs.saw("node started"); err != nil {
+		t.Fatal(err)
+	}
+	return logs
+}
+
+// check fails the test unless a line holds sub exactly when want.
+func (l *logLines) check(t *testing.T, sub string, want bool) {
+	t.Helper()
+	err := l.saw(sub)
+	if want && err != nil {
+		t.Error(err)
+	}
+	if !want && err == nil {
+		t.Errorf("a line says %q", sub)
 	}
 }

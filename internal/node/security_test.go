@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -383,22 +382,11 @@ func TestExpiredCertificateIsLogged(t *testing.T) {
 		{"expired", expired, expiredKey, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &logLines{}
-			nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
-				cfg.Logger = slog.New(logs)
+			logs := startLogged(t, func(cfg *node.Config) {
 				cfg.Service = sec.service
 				cfg.TLSCert, cfg.TLSKey = tc.cert, tc.key
-			}})
-			if err := logs.saw("node started"); err != nil {
-				t.Fatal(err)
-			}
-			err := logs.saw("the TLS certificate is not valid now")
-			if tc.logged && err != nil {
-				t.Error(err)
-			}
-			if !tc.logged && err == nil {
-				t.Error("a valid certificate was said to be not valid now")
-			}
+			})
+			logs.check(t, "the TLS certificate is not valid now", tc.logged)
 		})
 	}
 }
