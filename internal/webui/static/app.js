@@ -4,7 +4,7 @@
 // Query parameters fill the join form and join at once:
 // /?user=ann&room=lobby&group=eu/a&policy=default
 
-import { Session } from "./client.js";
+import { Session, cutText } from "./client.js";
 import { Room, graphemes } from "./rtt.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -118,26 +118,10 @@ function renderPending() {
 // in UTF-8 bytes, never cut inside a character: the two halves of a
 // surrogate pair would each go out as U+FFFD.
 function sendChunk(text) {
-  const max = session.maxChunk();
-  const send = (chunk) => {
+  for (const chunk of cutText(text, session.maxChunk())) {
     const seq = session.sendText(roomName, chunk);
     appendLines(room.apply(user, seq, chunk).lines);
-  };
-  let start = 0;
-  let bytes = 0;
-  for (let i = 0; i < text.length; ) {
-    const c = text.codePointAt(i);
-    // A lone surrogate goes out as U+FFFD: three bytes.
-    const n = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
-    if (bytes + n > max && i > start) {
-      send(text.slice(start, i));
-      start = i;
-      bytes = 0;
-    }
-    bytes += n;
-    i += c > 0xffff ? 2 : 1;
   }
-  if (start < text.length) send(text.slice(start));
   renderLive(user);
   renderPending();
 }

@@ -84,6 +84,30 @@ const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
+// cutText cuts text into pieces of at most max UTF-8 bytes, never inside
+// a character (the two halves of a surrogate pair would each go out as
+// U+FFFD; a lone surrogate counts as U+FFFD's three bytes); a piece is
+// longer only when one character is. Text that fits is one piece, the
+// empty text included (client/session.go, cutText).
+export function cutText(text, max) {
+  const pieces = [];
+  let start = 0;
+  let bytes = 0;
+  for (let i = 0; i < text.length; ) {
+    const c = text.codePointAt(i);
+    const n = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    if (bytes + n > max && i > start) {
+      pieces.push(text.slice(start, i));
+      start = i;
+      bytes = 0;
+    }
+    bytes += n;
+    i += c > 0xffff ? 2 : 1;
+  }
+  if (start < text.length || pieces.length === 0) pieces.push(text.slice(start));
+  return pieces;
+}
+
 // httpBase turns a node's HTTP address into a base URL with the page's
 // scheme (https pages reach nodes over https and wss).
 function httpBase(addr, page) {
@@ -518,6 +542,8 @@ export class Session extends EventTarget {
     this.pinger = setInterval(() => this.beat(), HEARTBEAT_MS / 2);
     for (const [name, r] of this.rooms) {
       r.synced = false;
+      // Text cut for the node before may be longer than this one takes.
+      recut(r, this.maxChunk());
       // A retry planned on the connection before is moot: this join
       // replaces it.
       clearTimeout(r.retry);
@@ -721,6 +747,14 @@ export class Session extends EventTarget {
           if (m.code === "rate" && m.seq && r.synced) learnWindow(r, m.seq); // the round's first refusal
           refused(r, m.seq);
           this.retryRoom(ws, m.room, r, m.code);
+        } else if (r && !m.seq && !r.numbered) {
+          // A first join refused for good (limit, forbidden): the page
+          // is not in the room (docs/protocol.md, "Rooms"), so sendText
+          // says so rather than queue text no node will take, and the
+          // next attach does not ask again (client/session.go).
+          clearTimeout(r.retry);
+          stopPump(r);
+          this.rooms.delete(m.room);
         }
         this.emit("error", m);
         return;
@@ -999,6 +1033,25 @@ function continueAbove(r, seq) {
   let next = seq + 1;
   for (let i = from; i < r.unacked.length; i++) r.unacked[i].seq = next++;
   r.nextSeq = next;
+}
+
+// recut cuts again, to max bytes, the room's chunks that never went out,
+// renumbered in order from the first of them: a node may take shorter
+// chunks than the one they were cut for. Chunks that went out keep
+// their text and seqs, since a node may have stored them as they were
+// (client/session.go, recutLocked).
+function recut(r, max) {
+  let from = r.unacked.findIndex((m) => !m[SENT]);
+  if (from < 0 || !r.unacked.slice(from).some((m) => utf8Length(m.t) > max)) return;
+  let seq = r.unacked[from].seq;
+  const out = r.unacked.slice(0, from);
+  for (const m of r.unacked.slice(from)) {
+    for (const t of cutText(m.t, max)) out.push({ ...m, t, seq: seq++ });
+  }
+  r.unacked = out;
+  r.nextSeq = seq;
+  r.out = Math.min(r.out, from);
+  r.pushed = Math.min(r.pushed, from);
 }
 
 // refused notes that the node refused the chunk seq for a while (rate,

@@ -1,0 +1,167 @@
+package webui_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/switchboard/switchboard/internal/nodetest"
+)
+
+// fakeNodes is a script for the tests below: stand-ins for fetch and
+// WebSocket, in the page, for the nodes n1 (no users) and n2 (some),
+// so that least-users picks n1 first. Each node's attached carries
+// limits[id]; a join is answered by joinReply(host, m) (a room state
+// when it returns nothing). Every text and join sent is logged with the
+// node it went to. hold(host) keeps that node's next dials from
+// opening until release(); drop(host) closes its open sockets and
+// makes every later dial to it fail.
+const fakeNodes = `
+  const log = [];
+  const node = (id, users) => ({ id, addr: id + ".test:7070", http: id + ".test:7071", status: "up", users, capacity: 100, age_ms: 0 });
+  const dir = { op: "directory", v: 1, service: "s", self: "n1", nodes: [node("n1", 0), node("n2", 5)] };
+  const dead = new Set(), held = new Map(), open = [];
+  window.fetch = async (url) => {
+    if (dead.has(new URL(url).host.split(".")[0])) throw new TypeError("unreachable");
+    return { ok: true, json: async () => dir };
+  };
+  const hold = (id) => held.set(id, []);
+  const release = (id) => { const q = held.get(id); held.delete(id); for (const f of q) f(); };
+  const drop = (id) => {
+    dead.add(id);
+    for (const ws of open.filter((w) => w.id === id)) { ws.readyState = 3; ws.onclose && ws.onclose({ code: 1006, reason: "" }); }
+  };
+  class FakeWS {
+    static OPEN = 1;
+    constructor(url) {
+      this.id = new URL(url).host.split(".")[0];
+      this.readyState = 0;
+      const opening = () => setTimeout(() => {
+        if (dead.has(this.id)) { this.readyState = 3; this.onclose && this.onclose({ code: 1006, reason: "" }); return; }
+        this.readyState = 1;
+        open.push(this);
+        this.onopen && this.onopen();
+      }, 0);
+      if (held.has(this.id)) held.get(this.id).push(opening); else opening();
+    }
+    send(data) {
+      const m = JSON.parse(data);
+      const reply = (r) => setTimeout(() => this.onmessage && this.onmessage({ data: JSON.stringify(r) }), 0);
+      if (m.op === "hello") reply(dir);
+      if (m.op === "attach") reply({ op: "attached", user: m.user, node: this.id, session: this.id, limits: limits[this.id] });
+      if (m.op === "join") {
+        log.push(this.id + " join " + m.room);
+        reply(joinReply(this.id, m) || { op: "room", room: m.room, state: { seqs: {}, users: [m.user] } });
+      }
+      if (m.op === "text") log.push(this.id + " text " + m.seq + " " + m.t.length);
+    }
+    close() { this.readyState = 3; }
+  }
+  window.WebSocket = FakeWS;
+  const settled = (s, id) => new Promise((resolve, reject) => {
+    const f = (e) => { if (e.detail.state === "attached" && e.detail.node.id === id) { s.removeEventListener("status", f); resolve(); } };
+    s.addEventListener("status", f);
+    setTimeout(() => reject(new Error("not attached to " + id + ": " + log.join("; "))), 20000);
+  });
+  const roomState = (s) => new Promise((resolve) => {
+    const f = (e) => { if (e.detail.state) { s.removeEventListener("room", f); resolve(); } };
+    s.addEventListener("room", f);
+  });
+`
+
+// TestBrowserRecutForSmallerNode: text typed while the page has no node
+// was cut for the node before (4,096 bytes a chunk); the node it attaches
+// to next takes 1,000. As the Go client does (client/session.go,
+// recutLocked), the page cuts what never went out again for the new
+// node, numbered on from the first of it, rather than send a chunk that
+// node refuses for good, which would hold every later keystroke.
+func TestBrowserRecutForSmallerNode(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	tab := newTab(t, newBrowser(t), "recut")
+	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
+	got := eval[[]string](t, tab, `(async () => {
+  const { Session } = await import("/static/client.js");
+  const limits = { n1: { max_chunk: 4096 }, n2: { max_chunk: 1000 } };
+  const joinReply = () => null;
+`+fakeNodes+`
+  const s = new Session({ user: "ann", policy: "least-users", common: "http://common.test" });
+  const first = settled(s, "n1"), joined = roomState(s);
+  s.start();
+  await first;
+  s.join("lobby");
+  await joined;
+  s.sendText("lobby", "a".repeat(10));
+  hold("n2");
+  drop("n1");
+  // No node now: this waits in the page, cut for n1.
+  s.sendText("lobby", "b".repeat(2500));
+  const second = settled(s, "n2"), rejoined = roomState(s);
+  release("n2");
+  await second;
+  await rejoined;
+  s.close();
+  return log;
+})()`)
+	want := []string{
+		"n1 join lobby",
+		"n1 text 1 10",
+		"n2 join lobby",
+		"n2 text 1 10",
+		"n2 text 2 1000",
+		"n2 text 3 1000",
+		"n2 text 4 500",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the page sent:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestBrowserFirstJoinRefusedForgetsRoom: a node refuses the page's
+// first join of a room for good (limit: the room is full). As the Go
+// client does, the page is then not in the room: sending text to it is
+// an error, not a chunk queued for ever, and the next node it attaches
+// to is not asked for the room.
+func TestBrowserFirstJoinRefusedForgetsRoom(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	tab := newTab(t, newBrowser(t), "refused")
+	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
+	got := eval[[]string](t, tab, `(async () => {
+  const { Session } = await import("/static/client.js");
+  const limits = {};
+  const joinReply = (id, m) => (m.room === "full" ? { op: "error", room: m.room, code: "limit", message: "room full is full" } : null);
+`+fakeNodes+`
+  const s = new Session({ user: "ann", policy: "least-users", common: "http://common.test" });
+  const first = settled(s, "n1");
+  s.start();
+  await first;
+  const refused = new Promise((resolve) => s.addEventListener("error", (e) => resolve(e.detail.code)));
+  const joined = roomState(s);
+  s.join("full");
+  log.push("error " + (await refused));
+  s.join("lobby");
+  await joined;
+  try {
+    s.sendText("full", "x");
+    log.push("text to full taken");
+  } catch (e) {
+    log.push("text to full refused");
+  }
+  const second = settled(s, "n2"), rejoined = roomState(s);
+  drop("n1");
+  await second;
+  await rejoined;
+  s.close();
+  return log;
+})()`)
+	want := []string{
+		"n1 join full",
+		"error limit",
+		"n1 join lobby",
+		"text to full refused",
+		"n2 join lobby",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the page did:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
