@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/pion/rtp"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
@@ -819,5 +821,85 @@ func TestUnmatchedCancelIsAnswered481(t *testing.T) {
 		front.Addr(), conn.LocalAddr(), front.Addr())
 	if line := askOverUDP(t, conn, req); !strings.HasPrefix(line, "SIP/2.0 481") {
 		t.Errorf("a stray CANCEL was answered %q, want 481", line)
+	}
+}
+
+// blockingDialer holds every dial until its context ends, and hands that
+// context to the test first: an attach that takes as long as the caller
+// lets it.
+type blockingDialer chan context.Context
+
+func (d blockingDialer) DialContext(ctx context.Context, _, _ string) (net.Conn, error) {
+	select {
+	case d <- ctx:
+	default:
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestCancelStopsTheCallSetup: the caller hangs up (CANCEL) while the
+// front is still attaching its member. The INVITE gets 487 and the
+// CANCEL 200, and the attach stops then, not when the setup's own
+// timeout (here far off) ends it: the member must not go on to join the
+// room of a call that is over.
+func TestCancelStopsTheCallSetup(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	dials := make(blockingDialer, 1)
+	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) {
+		cfg.SetupTimeout = time.Hour
+		// Nothing but the CANCEL ends a dial: no attempt of its own
+		// times out either.
+		cfg.ClientOptions = append(cfg.ClientOptions, client.WithDialer(dials), client.WithAttemptTimeout(time.Hour))
+	})
+	conn := dialFrontUDP(t, front)
+	offer, err := textsdp.Offer(netip.MustParseAddrPort("127.0.0.1:5004"), t140.Format{T140: 98, RED: 100}, 2, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := fmt.Sprintf("sip:lobby@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-cancel1\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:carol@127.0.0.1>;tag=c1\r\nTo: <sip:lobby@%s>\r\nCall-ID: cancel-setup-1\r\n",
+		front.Addr(), conn.LocalAddr(), front.Addr())
+	invite := fmt.Sprintf("INVITE %sCSeq: 1 INVITE\r\nContact: <sip:carol@%s>\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
+		head, conn.LocalAddr(), len(offer), offer)
+	if _, err := conn.Write([]byte(invite)); err != nil {
+		t.Fatal(err)
+	}
+	var setup context.Context
+	select {
+	case setup = <-dials:
+	case <-time.After(settle):
+		t.Fatal("the front never dialled its node for the call")
+	}
+	if _, err := conn.Write([]byte("CANCEL " + head + "CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	var cancelled, terminated bool
+	buf := make([]byte, 4096)
+	for !cancelled || !terminated {
+		if err := conn.SetReadDeadline(time.Now().Add(settle)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("waiting for the answers to the CANCEL (200: %v) and the INVITE (487: %v): %v", cancelled, terminated, err)
+		}
+		msg := string(buf[:n])
+		switch {
+		case strings.HasPrefix(msg, "SIP/2.0 200") && strings.Contains(msg, "CSeq: 1 CANCEL"):
+			cancelled = true
+		case strings.HasPrefix(msg, "SIP/2.0 487") && strings.Contains(msg, "CSeq: 1 INVITE"):
+			terminated = true
+		case strings.HasPrefix(msg, "SIP/2.0 100"):
+		default:
+			line, _, _ := strings.Cut(msg, "\r\n")
+			t.Errorf("the front answered %q", line)
+		}
+	}
+	select {
+	case <-setup.Done():
+	case <-time.After(settle):
+		t.Error("the attach went on after the caller cancelled the call")
 	}
 }
