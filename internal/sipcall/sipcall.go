@@ -86,7 +86,9 @@ type Call struct {
 	sipPC  net.PacketConn
 	Answer textsdp.Media
 
-	offer   []byte
+	offer   []byte // the last offer: Refresh sends it again
+	sdpID   uint64 // the offers' o= session id
+	version uint64 // the last offer's o= version, above sdpID
 	contact sip.ContactHeader
 
 	text   chan string
@@ -189,7 +191,8 @@ func dial(ctx context.Context, uri sip.Uri, cfg Config) (*Call, error) {
 	go func() { _ = srv.ServeUDP(c.sipPC) }()
 
 	local := c.pc.LocalAddr().(*net.UDPAddr).AddrPort()
-	offer, err := textsdp.Offer(local, cfg.Format, 0, uint64(randUint32()))
+	c.sdpID = uint64(randUint32())
+	offer, err := textsdp.Offer(local, cfg.Format, 0, textsdp.SendRecv, c.sdpID, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -292,21 +295,50 @@ func (c *Call) target() sip.Uri {
 // its session (RFC 4028) does, and acknowledges the answer. A final
 // answer other than 2xx is a *StatusError; the call goes on either way.
 func (c *Call) Refresh(ctx context.Context) error {
+	_, err := c.reinvite(ctx, c.offer)
+	return err
+}
+
+// Hold sends a re-INVITE that offers the call's stream in direction d
+// (textsdp.SendOnly or Inactive to put the call on hold, SendRecv to
+// resume it), acknowledges the answer, and returns the answer's text
+// stream. Later refreshes offer d too. Hold and Refresh are not to be
+// called at once.
+func (c *Call) Hold(ctx context.Context, d textsdp.Direction) (textsdp.Media, error) {
+	offer, err := textsdp.Offer(c.LocalRTP(), c.cfg.Format, 0, d, c.sdpID, c.version+1)
+	if err != nil {
+		return textsdp.Media{}, err
+	}
+	res, err := c.reinvite(ctx, offer)
+	if err != nil {
+		return textsdp.Media{}, err
+	}
+	c.offer, c.version = offer, c.version+1
+	answer, err := textsdp.Parse(res.Body())
+	if err != nil {
+		return textsdp.Media{}, fmt.Errorf("sipcall: the answer to the re-INVITE: %w", err)
+	}
+	return answer, nil
+}
+
+// reinvite sends a re-INVITE with the offer body and acknowledges a
+// success; any other final answer is a *StatusError.
+func (c *Call) reinvite(ctx context.Context, body []byte) (*sip.Response, error) {
 	req := sip.NewRequest(sip.INVITE, c.target())
 	req.AppendHeader(&c.contact)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(c.offer)
+	req.SetBody(body)
 	res, err := c.dlg.Do(ctx, req)
 	if err != nil {
-		return fmt.Errorf("sipcall: re-INVITE: %w", err)
+		return nil, fmt.Errorf("sipcall: re-INVITE: %w", err)
 	}
 	if !res.IsSuccess() {
-		return &StatusError{Code: res.StatusCode, Reason: res.Reason}
+		return nil, &StatusError{Code: res.StatusCode, Reason: res.Reason}
 	}
 	if err := c.dlg.WriteRequest(sip.NewRequest(sip.ACK, c.target())); err != nil {
-		return fmt.Errorf("sipcall: ACK of the re-INVITE: %w", err)
+		return nil, fmt.Errorf("sipcall: ACK of the re-INVITE: %w", err)
 	}
-	return nil
+	return res, nil
 }
 
 // keepAlive pings the node in the dialog and ends the call when a ping

@@ -20,6 +20,7 @@ import (
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/internal/roomfeed"
 	"github.com/switchboard/switchboard/internal/t140"
+	"github.com/switchboard/switchboard/internal/textsdp"
 )
 
 // maxPacketText is the most text put in one packet; the rest waits for
@@ -67,9 +68,15 @@ type call struct {
 	log    *slog.Logger
 	peer   netip.AddrPort // where the caller receives RTP, and the only source accepted
 	format t140.Format
-	answer []byte // the SDP answer, given again to a re-INVITE
+	local  netip.AddrPort // where the caller sends RTP, as the answer says
+	sdpID  uint64         // the answers' o= session id
 	pc     *net.UDPConn
 	sess   *client.Session
+
+	mu        sync.Mutex
+	answer    []byte            // guarded by mu: the SDP answer, given again to a re-INVITE
+	version   uint64            // guarded by mu: the answer's o= version, above sdpID
+	direction textsdp.Direction // guarded by mu: the caller's stream's direction, as its last offer said
 
 	release func() // guarded by srv.mu
 	done    chan struct{}
@@ -80,6 +87,44 @@ type call struct {
 	held    atomic.Int64 // the most text held for the caller unsent
 	unsent  atomic.Int64 // the text held for the caller unsent, now
 	relayed atomic.Int64 // bytes of the room's text given to the mixer
+}
+
+// reoffer takes a later offer of the call's stream (a re-INVITE) that
+// differs at most in its direction, and returns the answer to give: the
+// one given before when the direction is the same (a session refresh),
+// else a new one, of a higher version, with the new direction's mirror.
+// A caller that holds the call (sendonly or inactive) gets no text until
+// it resumes: the room's text waits for it meanwhile, as much as
+// maxSendBacklog holds. Text from a caller that says it does not send
+// (recvonly or inactive) is ignored.
+func (c *call) reoffer(offer textsdp.Media) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if offer.Direction == c.direction {
+		return c.answer, nil
+	}
+	answer, err := textsdp.Answer(offer, c.local, c.srv.cfg.Generations, c.sdpID, c.version+1)
+	if err != nil {
+		return nil, err
+	}
+	c.log.Info("the caller changed the call's direction", "from", c.direction.String(), "to", offer.Direction.String())
+	c.answer, c.version, c.direction = answer, c.version+1, offer.Direction
+	return answer, nil
+}
+
+// lastAnswer is the SDP answer given last.
+func (c *call) lastAnswer() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.answer
+}
+
+// callerDirection is the direction of the caller's stream, as its last
+// offer said.
+func (c *call) callerDirection() textsdp.Direction {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.direction
 }
 
 // run serves the call until it ends.
@@ -170,6 +215,9 @@ func (c *call) readRTP() {
 			continue
 		}
 		c.packets.Add(1)
+		if !c.callerDirection().Sends() {
+			continue // a caller that said recvonly or inactive
+		}
 		if n > maxRTP {
 			c.log.Debug("an RTP packet longer than the front takes ignored", "max", maxRTP)
 			continue
@@ -255,6 +303,10 @@ func (c *call) sendRTP(texts <-chan roomfeed.Text) {
 		}
 		if n := int64(len(backlog)); n > c.held.Load() {
 			c.held.Store(n)
+		}
+		if !c.callerDirection().Receives() {
+			c.unsent.Store(int64(len(backlog)))
+			return // on hold: the text waits for the caller to resume
 		}
 		if len(backlog) == 0 && !enc.Pending() {
 			return

@@ -854,7 +854,7 @@ func TestCancelStopsTheCallSetup(t *testing.T) {
 		cfg.ClientOptions = append(cfg.ClientOptions, client.WithDialer(dials), client.WithAttemptTimeout(time.Hour))
 	})
 	conn := dialFrontUDP(t, front)
-	offer, err := textsdp.Offer(netip.MustParseAddrPort("127.0.0.1:5004"), t140.Format{T140: 98, RED: 100}, 2, 1)
+	offer, err := textsdp.Offer(netip.MustParseAddrPort("127.0.0.1:5004"), t140.Format{T140: 98, RED: 100}, 2, textsdp.SendRecv, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -614,7 +614,6 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			err = errors.New("the node is shutting down")
 		} else {
 			c.release = release
-			c.answer = answer
 			s.calls[c.id] = c
 		}
 	}
@@ -690,17 +689,19 @@ func (s *Server) heldCall(req *sip.Request) *call {
 }
 
 // onReInvite answers an INVITE inside a dialog: a session refresh (RFC
-// 4028, the caller refreshing) or a new offer. The session stays as it
-// is: an offer of the same text stream, or none, gets 200 with the
-// answer given before; one that changes the stream gets 488 (which
-// leaves the session unchanged); a call the front does not hold gets
-// 481.
+// 4028, the caller refreshing) or a new offer. An offer of the same text
+// stream, or none, gets 200 with the answer given before; one that
+// changes only the stream's direction (a call put on hold with sendonly
+// or inactive, or resumed) gets 200 with a new answer (call.reoffer);
+// one that changes anything else gets 488 (which leaves the session
+// unchanged); a call the front does not hold gets 481.
 func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c := s.heldCall(req)
 	if c == nil {
 		reply(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
+	answer := c.lastAnswer()
 	if len(req.Body()) > 0 {
 		offer, err := textsdp.Parse(req.Body())
 		switch {
@@ -712,8 +713,12 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 				sip.NewHeader("Warning", `399 switchboard "the text stream cannot change during a call"`))
 			return
 		}
+		if answer, err = c.reoffer(offer); err != nil {
+			reply(req, tx, 500, "Server Internal Error")
+			return
+		}
 	}
-	res := sip.NewSDPResponseFromRequest(req, c.answer)
+	res := sip.NewSDPResponseFromRequest(req, answer)
 	res.AppendHeader(&s.contact)
 	_ = tx.Respond(res)
 }
@@ -815,7 +820,8 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, room string, 
 		return fail(500, "Server Internal Error: No RTP Port", err)
 	}
 	local := netip.AddrPortFrom(s.answerAddr(req), pc.LocalAddr().(*net.UDPAddr).AddrPort().Port())
-	answer, err := textsdp.Answer(offer, local, s.cfg.Generations, uint64(randUint32()))
+	sdpID := uint64(randUint32())
+	answer, err := textsdp.Answer(offer, local, s.cfg.Generations, sdpID, 0)
 	if err != nil {
 		pc.Close()
 		sess.Close()
@@ -823,7 +829,8 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, room string, 
 	}
 	c := &call{
 		srv: s, id: dlg.ID, dlg: dlg, room: room, user: user, log: log.With("user", user),
-		peer: offer.Addr, format: offer.Format, pc: pc, sess: sess,
+		peer: offer.Addr, format: offer.Format, local: local, sdpID: sdpID, pc: pc, sess: sess,
+		answer: answer, direction: offer.Direction,
 		done: make(chan struct{}),
 	}
 	return c, answer, nil

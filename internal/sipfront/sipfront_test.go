@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard/switchboard/internal/sipcall"
 	"github.com/switchboard/switchboard/internal/sipfront"
 	"github.com/switchboard/switchboard/internal/t140"
+	"github.com/switchboard/switchboard/internal/textsdp"
 	"github.com/switchboard/switchboard/pick"
 	"github.com/switchboard/switchboard/rtt"
 )
@@ -640,4 +641,58 @@ func TestAnonymousCallersAreDistinct(t *testing.T) {
 	if got := sipfront.CallerName(invite("sip:alice@example.org", "c4")); got != "sip:alice@example.org" {
 		t.Errorf("a named caller is %q, want sip:alice@example.org", got)
 	}
+}
+
+// TestHoldKeepsTheRoomsTextForTheCaller: a caller puts the call on hold
+// with a re-INVITE offering sendonly (RFC 3264, section 8.4). The front
+// answers recvonly, sends the caller nothing while it holds, keeps what
+// the room says meanwhile, still takes the caller's text, and sends what
+// it kept once the caller resumes (sendrecv again). Before, the front
+// answered a hold with its first answer (sendrecv) and sent on.
+func TestHoldKeepsTheRoomsTextForTheCaller(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	call := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "alice"})
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	held, err := call.Hold(ctx, textsdp.SendOnly)
+	if err != nil {
+		t.Fatalf("putting the call on hold: %v", err)
+	}
+	if held.Direction != textsdp.RecvOnly {
+		t.Errorf("a hold (sendonly) answered %v, want recvonly", held.Direction)
+	}
+	const away = "while you were away"
+	if _, err := bob.sess.SendText("lobby", away); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if unsent, relayed := front.Unsent(); relayed < int64(len(away)) || unsent < int64(len(away)) {
+			return fmt.Errorf("the front took %d bytes of the room's text and holds %d unsent; want %d held", relayed, unsent, len(away))
+		}
+		return nil
+	})
+	select {
+	case s := <-call.Text():
+		t.Errorf("the caller received %q while it held the call", s)
+	default:
+	}
+	call.Send("back soon")
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("sip:alice@127.0.0.1"); got != "back soon" {
+			return fmt.Errorf("bob sees %q from the caller on hold", got)
+		}
+		return nil
+	})
+	resumed, err := call.Hold(ctx, textsdp.SendRecv)
+	if err != nil {
+		t.Fatalf("resuming the call: %v", err)
+	}
+	if resumed.Direction != textsdp.SendRecv {
+		t.Errorf("a resume (sendrecv) answered %v", resumed.Direction)
+	}
+	collect(t, call, away)
 }

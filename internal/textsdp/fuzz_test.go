@@ -42,12 +42,12 @@ func FuzzParse(f *testing.F) {
 		if m.Format.T140 == 0 || m.Format.T140 > 127 || m.Format.RED > 127 || m.Format.RED == m.Format.T140 && m.Format.RED != 0 {
 			t.Fatalf("taken the payload types %+v", m.Format)
 		}
-		answer, err := Answer(m, netip.MustParseAddrPort("192.0.2.1:40000"), 2, 1)
+		answer, err := Answer(m, netip.MustParseAddrPort("192.0.2.1:40000"), 2, 1, 0)
 		if err != nil {
 			t.Fatalf("answering %+v: %v", m, err)
 		}
 		back, err := Parse(answer)
-		if err != nil || back.Format != m.Format || back.Index != m.Index || len(back.Kinds) != len(m.Kinds) {
+		if err != nil || back.Format != m.Format || back.Index != m.Index || len(back.Kinds) != len(m.Kinds) || back.Direction != m.Direction.Answer() {
 			t.Fatalf("the answer reads back as %+v (%v), offer %+v", back, err, m)
 		}
 	})

@@ -37,6 +37,63 @@ const (
 	DefaultREDPT  = 100
 )
 
+// Direction is which way text may go on a stream, as the side that wrote
+// the SDP says of itself (RFC 3264, section 5.1): a=sendrecv (the zero
+// value, and the default when the SDP says nothing), a=sendonly,
+// a=recvonly or a=inactive. A phone puts a call on hold by offering
+// sendonly or inactive again.
+type Direction uint8
+
+// The directions a stream may have.
+const (
+	SendRecv Direction = iota
+	SendOnly
+	RecvOnly
+	Inactive
+)
+
+var directionNames = [...]string{SendRecv: "sendrecv", SendOnly: "sendonly", RecvOnly: "recvonly", Inactive: "inactive"}
+
+// String is the direction's SDP attribute name.
+func (d Direction) String() string {
+	if int(d) < len(directionNames) {
+		return directionNames[d]
+	}
+	return "Direction(" + strconv.Itoa(int(d)) + ")"
+}
+
+// Sends reports whether the side that said d sends text.
+func (d Direction) Sends() bool { return d == SendRecv || d == SendOnly }
+
+// Receives reports whether the side that said d takes text.
+func (d Direction) Receives() bool { return d == SendRecv || d == RecvOnly }
+
+// Answer is the direction an answerer that can send and receive gives
+// to an offer of d: its mirror image (RFC 3264, section 6.1).
+func (d Direction) Answer() Direction {
+	switch d {
+	case SendOnly:
+		return RecvOnly
+	case RecvOnly:
+		return SendOnly
+	}
+	return d
+}
+
+// direction is the last direction attribute among attrs, and whether
+// there was one.
+func direction(attrs []sdp.Attribute) (Direction, bool) {
+	d, found := SendRecv, false
+	for _, a := range attrs {
+		for i, name := range directionNames {
+			if a.Key == name {
+				d, found = Direction(i), true
+			}
+		}
+	}
+	return d, found
+}
+
 // Media is the text stream one side of a call described.
 type Media struct {
 	// Addr is where that side receives RTP.
@@ -48,6 +105,9 @@ type Media struct {
 	Index int
 	// Kinds are the media of every m= line ("audio", "text", ...), in order.
 	Kinds []string
+	// Direction is the text stream's direction: its own attribute, else
+	// the session's, else SendRecv.
+	Direction Direction
 }
 
 // Parse reads an offer or an answer and returns its first usable text
@@ -75,6 +135,11 @@ func Parse(body []byte) (Media, error) {
 			continue
 		}
 		m.Addr, m.Format, m.Index = addr, f, i
+		if d, ok := direction(md.Attributes); ok {
+			m.Direction = d
+		} else {
+			m.Direction, _ = direction(sd.Attributes)
+		}
 		return m, nil
 	}
 	if len(why) == 0 {
@@ -161,24 +226,29 @@ func redOf(fmtp string, t140PT uint8) bool {
 
 // Offer writes an offer of one text stream received at local, with
 // red/1000 over t140/1000 in f (redundancy of generations) unless f.RED
-// is 0. sessionID goes into the o= line.
-func Offer(local netip.AddrPort, f t140.Format, generations int, sessionID uint64) ([]byte, error) {
-	sd := session(local, sessionID)
-	sd.MediaDescriptions = []*sdp.MediaDescription{textMedia(local.Port(), f, generations)}
+// is 0, in direction d. sessionID and version go into the o= line: a
+// later offer of the same session that differs must have a higher
+// version.
+func Offer(local netip.AddrPort, f t140.Format, generations int, d Direction, sessionID, version uint64) ([]byte, error) {
+	sd := session(local, sessionID, version)
+	sd.MediaDescriptions = []*sdp.MediaDescription{textMedia(local.Port(), f, generations, d)}
 	return sd.Marshal()
 }
 
 // Answer writes the answer to offer: its text stream received at local
-// with the offer's payload types (red only if the offer had it), every
-// other stream refused with port 0.
-func Answer(offer Media, local netip.AddrPort, generations int, sessionID uint64) ([]byte, error) {
+// with the offer's payload types (red only if the offer had it) and the
+// mirror of its direction, every other stream refused with port 0.
+// sessionID goes into the o= line, with version: an answer to a later
+// offer of the same session that differs from the one before must have
+// a higher version (RFC 3264, section 8).
+func Answer(offer Media, local netip.AddrPort, generations int, sessionID, version uint64) ([]byte, error) {
 	if offer.Index < 0 || offer.Index >= len(offer.Kinds) {
 		return nil, fmt.Errorf("%w: the offer has no text stream to answer", ErrNoText)
 	}
-	sd := session(local, sessionID)
+	sd := session(local, sessionID, version)
 	for i, kind := range offer.Kinds {
 		if i == offer.Index {
-			sd.MediaDescriptions = append(sd.MediaDescriptions, textMedia(local.Port(), offer.Format, generations))
+			sd.MediaDescriptions = append(sd.MediaDescriptions, textMedia(local.Port(), offer.Format, generations, offer.Direction.Answer()))
 			continue
 		}
 		// RFC 3264: a refused stream keeps its m= line with port 0; its
@@ -190,14 +260,14 @@ func Answer(offer Media, local netip.AddrPort, generations int, sessionID uint64
 	return sd.Marshal()
 }
 
-func session(local netip.AddrPort, sessionID uint64) *sdp.SessionDescription {
+func session(local netip.AddrPort, sessionID, version uint64) *sdp.SessionDescription {
 	addrType := "IP4"
 	if local.Addr().Is6() {
 		addrType = "IP6"
 	}
 	return &sdp.SessionDescription{
 		Origin: sdp.Origin{
-			Username: "-", SessionID: sessionID, SessionVersion: sessionID,
+			Username: "-", SessionID: sessionID, SessionVersion: sessionID + version,
 			NetworkType: "IN", AddressType: addrType, UnicastAddress: local.Addr().String(),
 		},
 		SessionName: "switchboard",
@@ -208,7 +278,7 @@ func session(local netip.AddrPort, sessionID uint64) *sdp.SessionDescription {
 	}
 }
 
-func textMedia(port uint16, f t140.Format, generations int) *sdp.MediaDescription {
+func textMedia(port uint16, f t140.Format, generations int, d Direction) *sdp.MediaDescription {
 	if generations <= 0 {
 		generations = t140.DefaultGenerations
 	}
@@ -224,6 +294,6 @@ func textMedia(port uint16, f t140.Format, generations int) *sdp.MediaDescriptio
 	md.MediaName.Formats = append(md.MediaName.Formats, t)
 	md.Attributes = append(md.Attributes,
 		sdp.Attribute{Key: "rtpmap", Value: t + " t140/1000"},
-		sdp.Attribute{Key: "sendrecv"})
+		sdp.Attribute{Key: d.String()})
 	return md
 }

@@ -37,6 +37,12 @@ func TestParse(t *testing.T) {
 			Media{Addr: netip.MustParseAddrPort("[2001:db8::1]:11000"), Format: t140.Format{T140: 98}, Index: 1, Kinds: []string{"audio", "text"}}, nil},
 		{"red carrying something else is not used", strings.Replace(phoneOffer, "98/98/98", "98/0", 1),
 			Media{Addr: netip.MustParseAddrPort("192.0.2.10:11000"), Format: t140.Format{T140: 98}, Index: 1, Kinds: []string{"audio", "text"}}, nil},
+		{"on hold, media-level", phoneOffer + "a=sendonly\r\n",
+			Media{Addr: netip.MustParseAddrPort("192.0.2.10:11000"), Format: t140.Format{T140: 98, RED: 100}, Index: 1, Kinds: []string{"audio", "text"}, Direction: SendOnly}, nil},
+		{"inactive, session-level", strings.Replace(phoneOffer, "t=0 0\r\n", "t=0 0\r\na=inactive\r\n", 1),
+			Media{Addr: netip.MustParseAddrPort("192.0.2.10:11000"), Format: t140.Format{T140: 98, RED: 100}, Index: 1, Kinds: []string{"audio", "text"}, Direction: Inactive}, nil},
+		{"the stream's own direction wins", strings.Replace(phoneOffer, "t=0 0\r\n", "t=0 0\r\na=inactive\r\n", 1) + "a=recvonly\r\n",
+			Media{Addr: netip.MustParseAddrPort("192.0.2.10:11000"), Format: t140.Format{T140: 98, RED: 100}, Index: 1, Kinds: []string{"audio", "text"}, Direction: RecvOnly}, nil},
 		{"audio only", strings.Split(phoneOffer, "m=text")[0], Media{}, ErrNoText},
 		{"text refused", strings.Replace(phoneOffer, "m=text 11000", "m=text 0", 1), Media{}, ErrNoText},
 		{"text without t140", strings.Replace(phoneOffer, "T140/1000", "x/1000", 1), Media{}, ErrNoText},
@@ -66,7 +72,7 @@ func TestAnswerRejectsOtherStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := Answer(offer, netip.MustParseAddrPort("198.51.100.1:40000"), 2, 7)
+	body, err := Answer(offer, netip.MustParseAddrPort("198.51.100.1:40000"), 2, 7, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +93,7 @@ func TestAnswerRejectsOtherStreams(t *testing.T) {
 
 func TestOfferRoundTrip(t *testing.T) {
 	for _, f := range []t140.Format{{T140: 98, RED: 100}, {T140: 111}} {
-		body, err := Offer(netip.MustParseAddrPort("127.0.0.1:5004"), f, 3, 1)
+		body, err := Offer(netip.MustParseAddrPort("127.0.0.1:5004"), f, 3, SendRecv, 1, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +105,33 @@ func TestOfferRoundTrip(t *testing.T) {
 			t.Errorf("offer %+v reads back as %+v:\n%s", f, got, body)
 		}
 	}
-	if _, err := Answer(Media{Index: -1}, netip.MustParseAddrPort("127.0.0.1:1"), 2, 1); !errors.Is(err, ErrNoText) {
+	if _, err := Answer(Media{Index: -1}, netip.MustParseAddrPort("127.0.0.1:1"), 2, 1, 0); !errors.Is(err, ErrNoText) {
 		t.Errorf("answering no stream: err = %v", err)
+	}
+}
+
+// TestAnswerMirrorsDirection: the answer to a stream offered sendonly
+// (a call put on hold) says recvonly, and so on (RFC 3264, section 6.1);
+// its version is the one asked for, above the session id.
+func TestAnswerMirrorsDirection(t *testing.T) {
+	for offered, want := range map[Direction]Direction{SendRecv: SendRecv, SendOnly: RecvOnly, RecvOnly: SendOnly, Inactive: Inactive} {
+		offer, err := Parse([]byte(phoneOffer + "a=" + offered.String() + "\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := Answer(offer, netip.MustParseAddrPort("198.51.100.1:40000"), 2, 7, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := Parse(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back.Direction != want {
+			t.Errorf("offered %v, answered %v; want %v:\n%s", offered, back.Direction, want, body)
+		}
+		if !strings.Contains(string(body), "o=- 7 10 IN IP4") {
+			t.Errorf("the answer's origin is not version 10 of session 7:\n%s", body)
+		}
 	}
 }
