@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -379,8 +380,14 @@ func serverOptions(cfg Config) (*server.Options, *pki.KeyPair, error) {
 		Name: sanitizeClusterName(cfg.ClusterName),
 		Host: host,
 		Port: port,
-		// Peers learn each other's routes through gossip; reconnect quickly.
-		ConnectRetries: -1,
+		// Peers learn each other's routes through gossip (implicit
+		// routes). nats-server dials an implicit route that dropped
+		// again ConnectRetries times only (none at 0 or below), a second
+		// apart, and no one tells it of that peer again while both keep
+		// their routes to a third: two nodes cut from each other alone
+		// stayed apart for good, each seeing the other down. So they are
+		// dialled until they answer, as explicit routes (--join) are.
+		ConnectRetries: implicitRouteRetries,
 	}
 	var routeAuth *url.Userinfo
 	if cfg.Secret != "" {
@@ -427,6 +434,13 @@ func serverOptions(cfg Config) (*server.Options, *pki.KeyPair, error) {
 
 // startAttempts bounds how often Open draws a cluster port again.
 const startAttempts = 3
+
+// implicitRouteRetries is how many times a dropped route to a peer
+// learnt through gossip is dialled again, a second apart: about 68 years,
+// for ever in effect. A peer gone for good costs each node a failed dial
+// a second (each an error of nats-server's, sampled by the log: at most
+// one a minute at error level).
+const implicitRouteRetries = math.MaxInt32
 
 // errRoutePort marks an embedded server that could not bind its cluster
 // port.
