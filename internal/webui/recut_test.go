@@ -14,7 +14,8 @@ import (
 // so that least-users picks n1 first. Each node's attached carries
 // limits[id]; a join is answered by joinReply(host, m) (a room state
 // when it returns nothing). Every text and join sent is logged with the
-// node it went to. hold(host) keeps that node's next dials from
+// node it went to. A test may set window.fakeOnSend(ws, m, reply) to
+// answer a message itself (true: answered). hold(host) keeps that node's next dials from
 // opening until release(); drop(host) closes its open sockets and
 // makes every later dial to it fail.
 const fakeNodes = `
@@ -47,7 +48,8 @@ const fakeNodes = `
     }
     send(data) {
       const m = JSON.parse(data);
-      const reply = (r) => setTimeout(() => this.onmessage && this.onmessage({ data: JSON.stringify(r) }), 0);
+      const reply = (r) => setTimeout(() => this.onmessage && this.onmessage({ data: typeof r === "string" ? r : JSON.stringify(r) }), 0);
+      if (window.fakeOnSend && window.fakeOnSend(this, m, reply)) return;
       if (m.op === "hello") reply(dir);
       if (m.op === "attach") reply({ op: "attached", user: m.user, node: this.id, session: this.id, limits: limits[this.id] });
       if (m.op === "join") {

@@ -36,10 +36,20 @@ function setStatus({ state, node, reason, note }) {
   }
   // The box opens with the room's state (there is no room to type into
   // before it) and stays open through a failover: what is typed then is
-  // kept and sent once the page has joined again.
-  $("#compose").disabled = !room;
+  // kept and sent once the page has joined again. A refusal no retry
+  // mends (halted) shuts it: nothing typed then could ever go out.
+  $("#compose").disabled = !room || !!(session && session.halted);
   // A refused token: the user may give a fresh one and go on.
   $("#reauth-form").hidden = !(session && session.tokenRefused);
+}
+
+// isolate keeps a user's name from reordering the text around it: a
+// name may hold bidirectional controls (U+202E turns what follows
+// around), which the service does not refuse. FSI ... PDI make it a
+// unit of its own (Unicode Bidirectional Algorithm, isolates); lines and
+// names in their own elements are isolated by the style sheet.
+function isolate(name) {
+  return "\u2068" + name + "\u2069";
 }
 
 function log(message) {
@@ -105,7 +115,7 @@ function renderAllLive() {
 }
 
 function renderUsers() {
-  $("#users").textContent = `In the room: ${[...users].sort().join(", ") || "nobody"}.`;
+  $("#users").textContent = `In the room: ${[...users].sort().map(isolate).join(", ") || "nobody"}.`;
 }
 
 function renderPending() {
@@ -191,7 +201,8 @@ function join(opts) {
   session.addEventListener("text", (e) => {
     const m = e.detail;
     if (m.room !== roomName || !room) return;
-    appendLines(room.apply(m.from, m.seq, m.t).lines);
+    // The node leaves out the text of an empty chunk (its seq counts).
+    appendLines(room.apply(m.from, m.seq, m.t ?? "").lines);
     renderLive(m.from);
   });
   session.addEventListener("presence", (e) => {
@@ -199,7 +210,7 @@ function join(opts) {
     if (m.room !== roomName || !room) return;
     if (m.event === "join") users.add(m.user);
     else users.delete(m.user);
-    log(`${m.user} ${m.event === "join" ? "joined" : "left"} ${roomName}`);
+    log(`${isolate(m.user)} ${m.event === "join" ? "joined" : "left"} ${roomName}`);
     renderUsers();
     renderLive(m.user);
   });

@@ -84,6 +84,23 @@ const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 
+// MAX_LINE is the longest line of the protocol, in bytes (wire.MaxLine);
+// a node sends each line as one WebSocket message.
+const MAX_LINE = 64 << 10;
+
+// parseFrame reads a node's WebSocket message: the message object, or
+// null for one that is longer than a line may be (a string of n UTF-16
+// units takes at least n bytes of UTF-8) or is not a JSON object.
+function parseFrame(data) {
+  if (typeof data !== "string" || data.length > MAX_LINE) return null;
+  try {
+    const m = JSON.parse(data);
+    return m && typeof m === "object" && !Array.isArray(m) ? m : null;
+  } catch {
+    return null;
+  }
+}
+
 // cutText cuts text into pieces of at most max UTF-8 bytes, never inside
 // a character (the two halves of a surrogate pair would each go out as
 // U+FFFD; a lone surrogate counts as U+FFFD's three bytes); a piece is
@@ -476,10 +493,16 @@ export class Session extends EventTarget {
       ws.onerror = () => {};
       ws.onclose = (ev) => settle({ error: `connection closed (${ev.code})` });
       ws.onmessage = (ev) => {
-        let m;
-        try {
-          m = JSON.parse(ev.data);
-        } catch {
+        const m = parseFrame(ev.data);
+        if (!m) {
+          // As the Go client does (its line reader's bound, a line that
+          // does not decode): the node is broken or hostile, and the
+          // page leaves it as after a drop rather than hold a message
+          // of any size or guess at one it cannot read.
+          ws.onmessage = null;
+          if (settled) this.dropped(ws, { code: 4002, reason: "a message too long or not JSON" });
+          else settle({ error: "the node sent a message too long or not JSON" });
+          ws.close(4002, "bad message");
           return;
         }
         if (settled) {
@@ -648,14 +671,10 @@ export class Session extends EventTarget {
     hb.probe = p;
     p.onopen = () => p.send(JSON.stringify({ op: "ping" }));
     p.onerror = () => {};
-    p.onmessage = (ev) => {
-      let m;
-      try {
-        m = JSON.parse(ev.data);
-      } catch {
-        return;
-      }
-      if (m.op !== "pong") return;
+    // Any message counts as an answer, as in the Go client
+    // (client/heartbeat.go, probe): a node too busy to take one more
+    // connection says so (too_many_connections) and is alive all the same.
+    p.onmessage = () => {
       if (this.hb && this.hb.probe === p) this.hb.probeOK = true;
       p.close();
     };
@@ -984,6 +1003,9 @@ export class Session extends EventTarget {
   sendText(name, t) {
     const r = this.rooms.get(name);
     if (!r) throw new Error(`not in room ${name}`);
+    // A refusal no retry mends ended the session (the Go client's
+    // StateFailed): nothing typed now could go out.
+    if (this.halted) throw new Error(`the session has ended: ${this.halted}`);
     const m = { op: "text", room: name, seq: r.nextSeq++, t };
     r.unacked.push(m);
     // Out at once on the connection the room is joined on (while moving,

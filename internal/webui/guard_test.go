@@ -1,0 +1,145 @@
+package webui_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// scriptedSession runs body in a page of the service's, after the
+// fakeNodes preamble, with a Session s of user ann (least-users, so n1
+// first), and returns the log body fills.
+func scriptedSession(t *testing.T, name, setup, body string) []string {
+	t.Helper()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	tab := newTab(t, newBrowser(t), name)
+	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
+	return eval[[]string](t, tab, `(async () => {
+  const { Session } = await import("/static/client.js");
+  const limits = {};
+  const joinReply = () => null;
+`+fakeNodes+setup+`
+  const s = new Session({ user: "ann", policy: "least-users", common: "http://common.test" });
+`+body+`
+  s.close();
+  return log;
+})()`)
+}
+
+// TestBrowserProbeTakesAnyAnswer: the page's node stops answering pings,
+// and the second connection the page opens to ask whether it runs at
+// all is refused by a node at its connection limit
+// (too_many_connections). As in the Go client (client/heartbeat.go,
+// probe), any answer there says the node is alive, busy: the page must
+// not fail over. Before, it counted only a pong, and every page of a
+// crowd behind one address left a node that was merely slow.
+func TestBrowserProbeTakesAnyAnswer(t *testing.T) {
+	got := scriptedSession(t, "probe", `
+  let main = null;
+  window.fakeOnSend = (ws, m, reply) => {
+    if (m.op === "attach") main = ws;
+    if (m.op !== "ping") return false;
+    if (ws !== main) {
+      reply({ op: "error", code: "too_many_connections", message: "too many connections from your address" });
+      setTimeout(() => { ws.readyState = 3; ws.onclose && ws.onclose({ code: 1008, reason: "" }); }, 0);
+    }
+    return true; // the session's own pings go unanswered
+  };
+`, `
+  const first = settled(s, "n1");
+  s.start();
+  await first;
+  log.push(await new Promise((resolve) => {
+    s.addEventListener("status", (e) => { if (e.detail.state === "lost") resolve("failed over"); });
+    const check = setInterval(() => { if (s.hb && s.hb.probeOK) { clearInterval(check); resolve("busy, kept"); } }, 5);
+  }));
+`)
+	if strings.Join(got, "\n") != "busy, kept" {
+		t.Errorf("the page did %q; want it to keep a node whose second connection was answered", got)
+	}
+}
+
+// TestBrowserBadFrameDropsTheNode: a node sends a message longer than a
+// line of the protocol may be (wire.MaxLine). As the Go client does, the
+// page leaves that node as after a drop and attaches elsewhere, rather
+// than take a message of any size. Before, it parsed any frame and let
+// ones that did not parse pass unseen.
+func TestBrowserBadFrameDropsTheNode(t *testing.T) {
+	got := scriptedSession(t, "frame", `
+  window.fakeOnSend = (ws, m, reply) => {
+    if (m.op === "ping") {
+      reply({ op: "pong" }); // alive: only the bad message is to blame
+      return true;
+    }
+    if (m.op !== "attach" || ws.id !== "n1") return false;
+    reply({ op: "attached", user: m.user, node: ws.id, session: ws.id });
+    reply({ op: "directory", v: 1, service: "s", self: "n1", delta: true, nodes: [node("n3", "x".repeat(70000))] });
+    return true;
+  };
+`, `
+  const first = settled(s, "n1"), second = settled(s, "n2");
+  s.addEventListener("status", (e) => { if (e.detail.state === "lost") log.push("lost " + e.detail.node.id); });
+  s.start();
+  await first;
+  await second;
+  log.push("attached to " + s.node.id);
+`)
+	if strings.Join(got, "\n") != "lost n1\nattached to n2" {
+		t.Errorf("the page did %q; want it to leave n1 and attach to n2", got)
+	}
+}
+
+// TestBrowserHaltedSessionTakesNoText: a node refuses the page's attach
+// in a way no retry mends (bad_request). As the Go client fails SendText
+// once the session has given up, the page's sendText throws, rather than
+// queue text that will never go out (and the room page shuts its box).
+func TestBrowserHaltedSessionTakesNoText(t *testing.T) {
+	got := scriptedSession(t, "halted", `
+  window.fakeOnSend = (ws, m, reply) => {
+    if (m.op !== "attach") return false;
+    reply({ op: "error", code: "bad_request", message: "not a user name" });
+    return true;
+  };
+`, `
+  s.join("lobby");
+  await new Promise((resolve) => {
+    s.addEventListener("status", (e) => { if (e.detail.state === "failed") resolve(); });
+    s.start();
+  });
+  try {
+    s.sendText("lobby", "x");
+    log.push("text taken");
+  } catch (e) {
+    log.push("text refused");
+  }
+`)
+	if strings.Join(got, "\n") != "text refused" {
+		t.Errorf("after the session gave up, the page did %q; want the text refused", got)
+	}
+}
+
+// TestBrowserEmptyChunkFromAnother: another member sends an empty chunk
+// (the Go client's SendText(room, "") does), which the node relays
+// without its text field. The page must take it as no text: before, its
+// text handler threw ("text is not iterable") on every such chunk.
+func TestBrowserEmptyChunkFromAnother(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	n := c.Nodes[0]
+	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
+	eval[bool](t, ann, `(() => { window.pageErrors = []; window.addEventListener("error", (e) => window.pageErrors.push(e.message)); return true; })()`)
+	bob := joinTCP(t, n.Addr(), "bob")
+	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	seq := st.State.Seqs["bob"]
+	bob.send(t, wire.Message{Op: wire.OpText, Room: "lobby", Seq: seq + 1})
+	bob.send(t, wire.Message{Op: wire.OpText, Room: "lobby", Seq: seq + 2, T: "hi"})
+	poll[bool](t, ann, "bob's text on ann's page", liveOf("bob")+` === "hi"`)
+	if errs := eval[[]string](t, ann, `window.pageErrors`); len(errs) > 0 {
+		t.Errorf("the page threw on bob's chunks: %q", errs)
+	}
+}
