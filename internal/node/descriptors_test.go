@@ -80,3 +80,15 @@ func (l *logLines) check(t *testing.T, sub string, want bool) {
 		t.Errorf("a line says %q", sub)
 	}
 }
+
+// A node on an external bus named nats:// with no CA and no credentials
+// says, at start, that the link may be in clear and open to anyone who
+// reaches the server, and that its entry is as safe as the bus's
+// permissions; before, it said nothing of the bus at all.
+func TestExternalBusPostureLogged(t *testing.T) {
+	ns := externalNATS(t, t.TempDir())
+	logs := startLogged(t, func(cfg *node.Config) { onBus(ns.ClientURL(), nil)(0, cfg) })
+	logs.check(t, "cross the network in clear", true)
+	logs.check(t, "presents no credentials to the external bus", true)
+	logs.check(t, "only as safe as the bus's permissions", true)
+}

@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -271,6 +273,9 @@ func (n *Node) logPosture() {
 	if n.cfg.HTTP != "" && !n.cfg.HTTPTLS {
 		n.log.Info("HTTP is plain: read-only endpoints are open, and an admin token would travel in clear; bind --http to a private address or set --http-tls")
 	}
+	if n.cfg.Bus != "" {
+		n.logExternalBusPosture()
+	}
 	if n.dnsAddr != "" {
 		if host, _, err := net.SplitHostPort(n.addr); err == nil && net.ParseIP(host) == nil {
 			n.log.Warn("the DNS responder lists this node under a host name it does not answer for: clients that ask it (connect --resolver) find no address for this node; advertise an IP address (--advertise) or make the name resolvable where the clients look", "advertise", n.addr)
@@ -292,6 +297,44 @@ func (n *Node) logPosture() {
 	if len(n.cfg.ProxyProtocolFrom) > 0 {
 		n.log.Info("the client and HTTP listeners believe the PROXY protocol header of these balancers only, and require it of them: keep them the only hosts in that range", "proxy_protocol_from", n.cfg.ProxyProtocolFrom.String())
 	}
+}
+
+// logExternalBusPosture says what an external bus (--bus) leaves to its
+// operator: the embedded server's per-node permissions are not there,
+// and the node cannot tell from its own settings whether the link is
+// encrypted or authenticated.
+func (n *Node) logExternalBusPosture() {
+	plain, anonymous := false, n.cfg.BusCreds == "" && n.cfg.BusCert == ""
+	for _, u := range strings.Split(n.cfg.Bus, ",") {
+		pu, err := url.Parse(strings.TrimSpace(u))
+		if err != nil {
+			continue
+		}
+		if pu.Scheme != "tls" && n.cfg.BusCA == "" && n.cfg.BusCert == "" {
+			plain = true
+		}
+		if pu.User != nil {
+			anonymous = false
+		}
+	}
+	if plain {
+		n.log.Warn("the external bus is named nats:// with no --bus-ca: unless that server requires TLS, room text and directory entries cross the network in clear and the node cannot verify the server; use tls:// and --bus-ca", "bus", redactBusURLs(n.cfg.Bus))
+	}
+	if anonymous {
+		n.log.Warn("the node presents no credentials to the external bus (no user in --bus, no --bus-creds or --bus-cert): unless that server requires them, anyone who reaches it reads every room and publishes directory entries")
+	}
+	n.log.Info("on an external bus, a node's directory entry is only as safe as the bus's permissions: give each node a user that may publish only its own entry (docs/security.md)")
+}
+
+// redactBusURLs is a --bus list with the passwords left out, for the log.
+func redactBusURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, u := range parts {
+		if pu, err := url.Parse(strings.TrimSpace(u)); err == nil {
+			parts[i] = pu.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // checkToken verifies an attach's token: the user it names, and the
