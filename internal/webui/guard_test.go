@@ -12,8 +12,9 @@ import (
 )
 
 // scriptedSession runs body in a page of the service's, after the
-// fakeNodes preamble, with a Session s of user ann (least-users, so n1
-// first), and returns the log body fills.
+// fakeNodes preamble and setup, with a Session s of user ann
+// (least-users, so n1 first, unless setup sets window.sessionOpts), and
+// returns the log body fills.
 func scriptedSession(t *testing.T, name, setup, body string) []string {
 	t.Helper()
 	c := nodetest.Start(t, 1, nodetest.Options{})
@@ -24,7 +25,7 @@ func scriptedSession(t *testing.T, name, setup, body string) []string {
   const limits = {};
   const joinReply = () => null;
 `+fakeNodes+setup+`
-  const s = new Session({ user: "ann", policy: "least-users", common: "http://common.test" });
+  const s = new Session({ user: "ann", policy: "least-users", common: "http://common.test", ...(window.sessionOpts || {}) });
 `+body+`
   s.close();
   return log;
@@ -141,5 +142,30 @@ func TestBrowserEmptyChunkFromAnother(t *testing.T) {
 	poll[bool](t, ann, "bob's text on ann's page", liveOf("bob")+` === "hi"`)
 	if errs := eval[[]string](t, ann, `window.pageErrors`); len(errs) > 0 {
 		t.Errorf("the page threw on bob's chunks: %q", errs)
+	}
+}
+
+// TestBrowserPickIgnoresTheServingNode: the directory comes from n2 (its
+// self), n2 has one user and n1 none. The Go client prefers the node
+// that answered its hello, within a little slack, to keep that
+// connection; the page has none to keep (it fetched over HTTP), so it
+// must pick by load alone, among the nodes near the least: here the
+// first of them, n1, by its scripted draws. Before, it passed the directory's self
+// and a crowd opening the page at once all landed on the serving node.
+func TestBrowserPickIgnoresTheServingNode(t *testing.T) {
+	got := scriptedSession(t, "self", `
+  dir.self = "n2";
+  dir.nodes[1].users = 1;
+  // Draws of the top of each range: of the nodes near the least load,
+  // the first (n1) stays drawn, unless one is preferred for being
+  // connected.
+  window.sessionOpts = { policy: "default", rand: { intN: (n) => n - 1 } };
+`, `
+  const attached = new Promise((resolve) => s.addEventListener("status", (e) => { if (e.detail.state === "attached") resolve(e.detail.node.id); }));
+  s.start();
+  log.push("attached to " + (await attached));
+`)
+	if strings.Join(got, "\n") != "attached to n1" {
+		t.Errorf("the page did %q; want the least loaded node, n1", got)
 	}
 }

@@ -392,7 +392,11 @@ export class Session extends EventTarget {
               group: this.group,
               exclude: (id) => this.isExcluded(id),
               ageMs: Date.now() - this.dirAt,
-              self: this.dir?.self,
+              // No self: the Go client names the node that answered its
+              // hello, to stay on that connection; the page fetched the
+              // directory over HTTP and has no connection to keep, and
+              // naming the node that served it would draw every page
+              // opened at once to that one node.
             });
             this.log(`picked ${picked.node.id}: ${picked.reason}`);
             o = { kind: "picked", node: picked.node.id };
