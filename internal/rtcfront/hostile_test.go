@@ -483,3 +483,156 @@ func TestRefusalsDoNotFloodTheLog(t *testing.T) {
 		t.Errorf("%d log lines for %d refusals: want at least one, and about one per %v", lines, requests, rtcfront.RefusalLogPeriod)
 	}
 }
+
+// TestTextAfterTheDropNeverEntersTheRoom: once the front has dropped a
+// peer (here for a message above max-message-size), none of the text the
+// peer sent after reaches the room; at most U+FFFD marks it lost. Before,
+// the connection's read loop went on after the drop and each message
+// picked at random between "in the room" and "ended", so some of the z
+// below reached the room, unmarked, some before and some after the
+// session was flushed.
+func TestTextAfterTheDropNeverEntersTheRoom(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	_, url := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	p, offer := newPeer(t, rtcfront.Protocol, nil)
+	code, answer := post(t, url+"?room=lobby&user=big", "application/sdp", offer)
+	if code != http.StatusCreated {
+		t.Fatalf("POST: %d %s", code, answer)
+	}
+	answer = regexp.MustCompile(`a=max-message-size:\d+\r\n`).ReplaceAllString(answer, "")
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	p.waitOpen(t)
+	if err := p.dc.SendText("ok"); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("big"); got != "ok" {
+			return fmt.Errorf("bob sees %q", got)
+		}
+		return nil
+	})
+	if err := p.dc.SendText(strings.Repeat("y", 10000)); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		_ = p.dc.SendText("z") // fails once the node has closed
+	}
+	// The member leaves once its text is stored: bob has seen all the
+	// room will see of it.
+	nodetest.Eventually(t, settle, func() error {
+		if !bob.hasLeft("big") {
+			return fmt.Errorf("bob has not seen big leave")
+		}
+		return nil
+	})
+	if got := bob.text("big"); strings.TrimSuffix(got, t140.Missing) != "ok" {
+		t.Errorf("bob sees %q (%d z): want ok, perhaps marked U+FFFD", got, strings.Count(got, "z"))
+	}
+}
+
+// TestTextDroppedLastIsMarked: text dropped just before the peer ends
+// (here over the message rate, then the peer hangs up) is marked U+FFFD
+// before the member leaves. Before, the mark waited for the peer's next
+// text, which never came, and the room saw the text as if whole.
+func TestTextDroppedLastIsMarked(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front, url := startFront(t, c.Nodes[0], func(cfg *rtcfront.Config) { cfg.MessageRate, cfg.MessageBurst = 1e-6, 1 })
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	p, offer := newPeer(t, rtcfront.Protocol, nil)
+	p.connect(t, url+"?room=lobby&user=fast", offer)
+	p.waitOpen(t)
+	const sent = 10
+	for range sent {
+		if err := p.dc.SendText("x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if n := front.Messages(); n < sent {
+			return fmt.Errorf("the front read %d messages of %d", n, sent)
+		}
+		return nil
+	})
+	_ = p.pc.Close()
+	nodetest.Eventually(t, settle, func() error {
+		if !bob.hasLeft("fast") {
+			return fmt.Errorf("bob has not seen fast leave")
+		}
+		return nil
+	})
+	if got := bob.text("fast"); got != "x"+t140.Missing {
+		t.Errorf("bob sees %q: want the one x the rate let through, then U+FFFD", got)
+	}
+}
+
+// TestPlaceHeldUntilTheSessionEnds: a peer that hangs up with text the
+// node has not stored yet keeps its place in MaxPeers while its bridged
+// session stays to store that text. Before, the place was given back
+// when the peer ended, and a source that connected, typed and hung up in
+// a loop held more node sessions than MaxPeers (and MaxPeersPerSource).
+func TestPlaceHeldUntilTheSessionEnds(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.ChunkRate, cfg.ChunkBurst = 1, 1
+	}})
+	c.WaitRoomsReady(settle)
+	front, url := startFront(t, c.Nodes[0], func(cfg *rtcfront.Config) {
+		cfg.MaxPeers = 1
+		cfg.MessageRate, cfg.MessageBurst = 1e6, 1e6
+	})
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	p, offer := newPeer(t, rtcfront.Protocol, nil)
+	p.connect(t, url+"?room=lobby&user=typist", offer)
+	p.waitOpen(t)
+	for range 20 {
+		if err := p.dc.SendText("x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The node takes a chunk a second: the session has several seconds
+	// of text to store (flushWait, 5 s, cuts it) when the peer hangs up.
+	nodetest.Eventually(t, settle, func() error {
+		if b := front.Backlogs(); len(b) != 1 || b[0] < 5 {
+			return fmt.Errorf("backlog %v", b)
+		}
+		return nil
+	})
+	_ = p.pc.Close()
+	nodetest.Eventually(t, settle, func() error {
+		if n := front.Peers(); n != 0 {
+			return fmt.Errorf("the front holds %d peers", n)
+		}
+		return nil
+	})
+	next, offer2 := newPeer(t, rtcfront.Protocol, nil)
+	if code, body := post(t, url+"?room=lobby&user=next", "application/sdp", offer2); code != http.StatusServiceUnavailable {
+		t.Fatalf("an offer while the ended peer's session stores its text: %d %s, want 503", code, body)
+	}
+	if bob.hasLeft("typist") {
+		t.Fatal("the session left before the second offer: the test proves nothing")
+	}
+	// Once the session has left, the place is free again.
+	nodetest.Eventually(t, settle, func() error {
+		if !bob.hasLeft("typist") {
+			return fmt.Errorf("typist has not left")
+		}
+		return nil
+	})
+	var answer string
+	nodetest.Eventually(t, settle, func() error {
+		code, body := post(t, url+"?room=lobby&user=next", "application/sdp", offer2)
+		if code != http.StatusCreated {
+			return fmt.Errorf("an offer once the session left: %d %s", code, body)
+		}
+		answer = body
+		return nil
+	})
+	if err := next.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	next.waitOpen(t)
+}

@@ -54,8 +54,9 @@ type peer struct {
 	msgs    atomic.Int64             // messages read from the peer
 	refused atomic.Int32             // data channels refused
 
-	release func() // guarded by srv.mu; called when run returns
-	done    chan struct{}
+	release func()        // guarded by srv.mu; run calls it once closed is closed
+	done    chan struct{} // closed when the peer ends
+	closed  chan struct{} // closed once end has closed the bridged session
 	endOnce sync.Once
 }
 
@@ -67,6 +68,7 @@ func newPeer(s *Server, pc *webrtc.PeerConnection, sess *client.Session, room, u
 		joined:  make(chan struct{}),
 		limiter: rate.NewLimiter(rate.Limit(s.cfg.MessageRate), s.cfg.MessageBurst),
 		done:    make(chan struct{}),
+		closed:  make(chan struct{}),
 	}
 	pc.OnDataChannel(p.onDataChannel)
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
@@ -122,9 +124,16 @@ func (p *peer) onDataChannel(dc *webrtc.DataChannel) {
 // fromPeer takes one message of the peer's text into the room. It runs
 // on the connection's read loop, one message at a time. Text that comes
 // before the member is in the room waits for it there: the peer's
-// stack holds the rest meanwhile.
+// stack holds the rest meanwhile. Text read once the peer has ended is
+// dropped and marked (end): the read loop goes on until the connection
+// is closed, and a select on joined and done, both closed then, let
+// some of it through and dropped the rest at random.
 func (p *peer) fromPeer(msg webrtc.DataChannelMessage) {
 	p.msgs.Add(1)
+	if p.ended() {
+		p.over = p.over || len(msg.Data) > 0
+		return
+	}
 	// The node's stack takes messages up to 64 KiB whatever the answer
 	// announced: a peer that ignores max-message-size is not served.
 	if len(msg.Data) > p.srv.cfg.MaxMessage {
@@ -134,6 +143,7 @@ func (p *peer) fromPeer(msg webrtc.DataChannelMessage) {
 	select {
 	case <-p.joined:
 	case <-p.done:
+		p.over = p.over || len(msg.Data) > 0
 		return
 	}
 	text := strings.ToValidUTF8(string(msg.Data), "\uFFFD")
@@ -165,6 +175,10 @@ func (p *peer) fromPeer(msg webrtc.DataChannelMessage) {
 		for n < len(text) && !utf8.RuneStart(text[n]) {
 			n--
 		}
+		if p.ended() {
+			p.over = true
+			return
+		}
 		if _, err := p.sess.SendText(p.room, text[:n]); err != nil {
 			p.end("the room session ended: " + err.Error())
 			return
@@ -173,11 +187,28 @@ func (p *peer) fromPeer(msg webrtc.DataChannelMessage) {
 	}
 }
 
-// run serves the peer until it ends, then gives its place back: it
-// waits for the peer's t140 channel to open, joins the room, and relays
-// both ways.
+// ended reports whether end has been called.
+func (p *peer) ended() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// run serves the peer until it ends, then gives its place back once the
+// bridged session is closed: it waits for the peer's t140 channel to
+// open, joins the room, and relays both ways. Every way out of run has
+// ended the peer.
 func (p *peer) run() {
 	defer func() {
+		// The place is the node session's as much as the peer's: end
+		// keeps the session up to flushWait after the peer has gone.
+		// Given back when the peer ended, it let a source that
+		// connects, types and hangs up in a loop hold more node
+		// sessions than MaxPeers and MaxPeersPerSource.
+		<-p.closed
 		p.srv.mu.Lock()
 		release := p.release
 		p.srv.mu.Unlock()
@@ -335,29 +366,47 @@ const flushWait = 5 * time.Second
 // end ends the peer once: stops its goroutines and closes the connection
 // (the peer sees its channel close), then, once the node has stored the
 // text the peer sent (up to flushWait, or until Shutdown gives up), the
-// bridged session leaves the room. The peer's reliable channel delivered
-// that text: a bridge that closed its session at once lost what the node
-// had not acknowledged yet, when the peer hung up right after typing,
-// say.
+// bridged session leaves the room, and closed is closed. The peer's
+// reliable channel delivered that text: a bridge that closed its session
+// at once lost what the node had not acknowledged yet, when the peer
+// hung up right after typing, say.
 func (p *peer) end(reason string) {
 	p.endOnce.Do(func() {
-		// Counted before done closes: run may then give the peer's
-		// place back, and Shutdown must still wait for this.
+		// Counted before done closes, as Shutdown must wait for this.
 		p.srv.wg.Add(1)
 		close(p.done)
 		p.srv.mu.Lock()
 		delete(p.srv.peers, p)
 		p.srv.mu.Unlock()
 		p.log.Info("WebRTC peer ended", "reason", reason)
-		// Close waits for the connection's goroutines, which may be the
-		// caller (a callback): the rest runs on a goroutine of its own.
+		// GracefulClose waits for the connection's goroutines, which
+		// may be the caller (a callback): the rest runs on a goroutine
+		// of its own. It waits for the channels' read loops, as Close
+		// does not: fromPeer has then queued its last text, before
+		// Flush, or dropped it, and over may be read here.
 		go func() {
 			defer p.srv.wg.Done()
-			_ = p.pc.Close()
+			defer close(p.closed)
+			_ = p.pc.GracefulClose()
+			if p.over && p.inRoom() {
+				// The text dropped last is marked, as any other: the
+				// room sees it was lost, then the member leave.
+				_, _ = p.sess.SendText(p.room, t140.Missing)
+			}
 			p.flush()
 			p.sess.Close()
 		}()
 	})
+}
+
+// inRoom reports whether the member joined the room.
+func (p *peer) inRoom() bool {
+	select {
+	case <-p.joined:
+		return true
+	default:
+		return false
+	}
 }
 
 // flush waits, until flushWait passes or Shutdown gives up, for the node

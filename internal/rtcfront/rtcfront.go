@@ -62,10 +62,12 @@ type Config struct {
 	// address of the host's interfaces. Required.
 	ICEAddr string
 	// MaxPeers is the most peers the front holds at once, those being set
-	// up included (default 100).
+	// up included, and those ended whose bridged session is still storing
+	// their text (up to 5 s) (default 100).
 	MaxPeers int
-	// MaxPeersPerSource is the most peers from one source IP address
-	// (default 4): an IPv4 address, or an IPv6 /64.
+	// MaxPeersPerSource is the most peers from one source IP address,
+	// counted as MaxPeers is (default 4): an IPv4 address, or an IPv6
+	// /64.
 	MaxPeersPerSource int
 	// Directory is the service's directory now, which says which pages
 	// are the service's own (origin.Allowed: a page of a node's HTTP
@@ -170,11 +172,13 @@ type Server struct {
 	closed    bool
 	peers     map[*peer]struct{}
 	perSource map[string]int
-	pending   int // peers being set up, counted in the limits
-	tries     tokenTries
-	refusals  logsample.Sampler
-	now       func() time.Time // the clock of tries (time.Now; tests set it)
-	wg        sync.WaitGroup
+	// places counts the places MaxPeers bounds: peers being set up,
+	// held, or ended with their bridged session not closed yet.
+	places   int
+	tries    tokenTries
+	refusals logsample.Sampler
+	now      func() time.Time // the clock of tries (time.Now; tests set it)
+	wg       sync.WaitGroup
 
 	// flushCtx bounds the ended peers' waits for their text to be
 	// stored; Shutdown cancels it when its own ctx ends.
@@ -437,7 +441,7 @@ func hasDataChannel(offer []byte) *httpError {
 
 // admit counts a peer being set up against the limits (and refuses an
 // address that has used its token tries, tokenTries); release gives its
-// place back.
+// place back, once the peer's bridged session is closed.
 func (s *Server) admit(src string) (release func(), err *httpError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -446,7 +450,7 @@ func (s *Server) admit(src string) (release func(), err *httpError) {
 		e := refuse(http.StatusServiceUnavailable, "the node is shutting down")
 		e.header = [2]string{"Retry-After", "5"}
 		return nil, e
-	case len(s.peers)+s.pending >= s.cfg.MaxPeers:
+	case s.places >= s.cfg.MaxPeers:
 		e := refuse(http.StatusServiceUnavailable, "this node holds %d WebRTC peers, its most; pick another node", s.cfg.MaxPeers)
 		e.header = [2]string{"Retry-After", "5"}
 		return nil, e
@@ -460,13 +464,14 @@ func (s *Server) admit(src string) (release func(), err *httpError) {
 		e.header = [2]string{"Retry-After", strconv.Itoa(int(math.Ceil(left.Seconds())))}
 		return nil, e
 	}
-	s.pending++
+	s.places++
 	s.perSource[src]++
 	s.wg.Add(1)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			s.mu.Lock()
+			s.places--
 			if s.perSource[src]--; s.perSource[src] <= 0 {
 				delete(s.perSource, src)
 			}
@@ -511,7 +516,6 @@ func (s *Server) offer(r *http.Request) (string, error) {
 	}
 	p, answer, err := s.setup(r.Context(), room, cred, string(body))
 	s.mu.Lock()
-	s.pending--
 	if he, ok := errors.AsType[*httpError](err); ok && he.tokenRefused {
 		s.tries.refused(src, s.now())
 	}
@@ -524,10 +528,17 @@ func (s *Server) offer(r *http.Request) (string, error) {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		if p != nil {
-			p.end(err.Error())
+		if p == nil {
+			release()
+			return "", err
 		}
-		release()
+		// The place is given back once the session is closed, as run
+		// does.
+		p.end(err.Error())
+		go func() {
+			<-p.closed
+			release()
+		}()
 		return "", err
 	}
 	go p.run()
