@@ -133,9 +133,29 @@ func users(cfg Config, nodePassword, dirPassword string) []*server.User {
 		{Username: userDir, Password: dirPassword, Permissions: dirPerms},
 	}
 	if cfg.Secret != "" {
-		us = append(us, &server.User{Username: OperatorUser, Password: cfg.Secret, Permissions: &server.Permissions{Publish: &server.SubjectPermission{Deny: fence}}})
+		deny := append(append([]string(nil), fence...), operatorJetStreamDeny...)
+		us = append(us, &server.User{Username: OperatorUser, Password: cfg.Secret, Permissions: &server.Permissions{Publish: &server.SubjectPermission{Deny: deny}}})
 	}
 	return us
+}
+
+// operatorJetStreamDeny are the JetStream API requests the operator may
+// not make: each has the server itself publish a message of the caller's
+// choosing on a subject of the caller's choosing, past the publish fence
+// on directory entries, which holds only for what a client publishes. A
+// stream's RePublish (created, updated or restored with one) sends every
+// message stored to its destination; a direct get sends the stored
+// message to the request's reply subject, without headers if asked. The
+// operator needs none of them: it inspects the streams the node manages
+// (stream ls, info, reading messages through a consumer), and a stream
+// it changed the node would not expect. Consumers stay allowed: a push
+// consumer delivers a message under the subject it was stored on, never
+// an entry's (without a stream change, nothing is stored under one).
+var operatorJetStreamDeny = []string{
+	"$JS.API.STREAM.CREATE.>",
+	"$JS.API.STREAM.UPDATE.>",
+	"$JS.API.STREAM.RESTORE.>",
+	"$JS.API.DIRECT.GET.>",
 }
 
 // answers is the subject pattern of a node's entries for one peer alone.
