@@ -95,8 +95,11 @@ func rogueServer(t *testing.T, service, seed string) (*server.Server, *nats.Conn
 	return s, nc
 }
 
+// forged is an entry for id that outranks the real node's: a newer
+// incarnation, though not so far ahead that a receiver refuses it for
+// that alone, and the highest seq.
 func forged(id, addr string) directory.Entry {
-	return directory.Entry{Node: directory.Node{ID: id, Addr: addr, Status: directory.Up, Capacity: 1 << 30}, Incarnation: math.MaxUint64, Seq: math.MaxUint64}
+	return directory.Entry{Node: directory.Node{ID: id, Addr: addr, Status: directory.Up, Capacity: 1 << 30}, Incarnation: uint64(time.Now().UnixNano()), Seq: math.MaxUint64}
 }
 
 // publishEntries publishes entries from the rogue's client, each on the

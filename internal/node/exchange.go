@@ -22,9 +22,19 @@ const maxEntrySize = 8 << 10
 // entryQueue is how many entries' messages may wait for run: twice the
 // entries a directory holds (directory.DefaultLimits), so that a whole
 // directory's answers to a sync request fit while a heartbeat's worth
-// arrives too. The bus drops messages past it (nats.go's slow consumer)
-// and a peer's next heartbeat repairs what was lost.
+// arrives too. Past it messages are dropped (queueEntry, and nats.go's
+// slow consumer before it) and a peer's next heartbeat repairs what was
+// lost.
 var entryQueue = 2 * directory.DefaultLimits().MaxEntries
+
+// maxIncarnationAhead is how far ahead of this node's clock a peer's
+// incarnation may be (an incarnation is its node's start time in
+// nanoseconds, incarnation.go). The table takes a node's entries only
+// from its newest incarnation, so one entry from the far future, a
+// forger's, would make every real heartbeat of that node stale for as
+// long as the forged incarnation is ahead: for ever at the largest. A
+// day is far beyond any clock skew between hosts that keep time.
+const maxIncarnationAhead = 24 * time.Hour
 
 // dropLogEvery is how often each kind of dropped or refused entry is
 // logged at most; the line counts what was dropped in between.
@@ -49,33 +59,71 @@ func (n *Node) directSubject() string {
 
 // subscribeEntries subscribes, on the directory connection, to every
 // node's entry subject and to the answers addressed to this node alone.
-// The messages go straight to run (n.entryMsgs), which checks them with
-// acceptEntry: one hand-off from the connection's reader instead of two,
-// since at a hundred nodes and more an idle node's cost is mostly how
-// often its goroutines wake. The caller flushes.
+// queueEntry hands each message to run (n.entryMsgs), which checks it
+// with acceptEntry. The caller flushes.
+//
+// The subscriptions take callbacks, not n.entryMsgs itself, although a
+// channel would save a goroutine's wake-up per message: nats.go bounds a
+// channel subscription by its messages alone, and neither nats-server
+// (for what arrives over a route) nor nats.go bounds a message's size,
+// so entryQueue messages of any size could wait there before run dropped
+// them. A callback subscription is bounded in bytes as well, by
+// SetPendingLimits, and its callback drops an oversized message before
+// it takes a place in the queue. Each subscription delivers in order from
+// its own goroutine; the two may interleave differently than they
+// arrived, which the table's sequence numbers make harmless (an answer
+// and a heartbeat of the same node are numbered alike).
 func (n *Node) subscribeEntries() ([]*nats.Subscription, error) {
+	drops := newDropLog(n.log, dropLogEvery)
+	queue := func(m *nats.Msg) { n.queueEntry(m, drops) }
 	var subs []*nats.Subscription
 	for _, subject := range []string{n.subject("entry") + ".*", n.directSubject()} {
-		sub, err := n.bus.Dir.ChanSubscribe(subject, n.entryMsgs)
+		sub, err := n.bus.Dir.Subscribe(subject, queue)
 		if err != nil {
 			return subs, fmt.Errorf("node: subscribing to directory entries on %s: %w", subject, err)
 		}
 		subs = append(subs, sub)
+		// As many messages as the queue holds, at their largest.
+		if err := sub.SetPendingLimits(entryQueue, entryQueue*maxEntrySize); err != nil {
+			return subs, fmt.Errorf("node: bounding the directory subscription on %s: %w", subject, err)
+		}
 	}
 	return subs, nil
 }
 
-// acceptEntry decodes the entry in m and says whether run may apply it.
-// An entry is taken only from its own node's subjects (node X publishes
-// on entry.<X>, and answers node Y on entry.<X>.to.<Y>; the embedded
-// server lets each node's directory connection publish there alone); an
-// entry for this node's ID never comes from this node (its connection
-// does not echo), so it is dropped; oversized, malformed and misfiled
-// entries are dropped too, each kind logged by drops at most once every
-// dropLogEvery with a count.
-func (n *Node) acceptEntry(m *nats.Msg, drops *dropLog) (directory.Entry, bool) {
+// queueEntry hands m to run unless it is larger than an entry can be or
+// run is entryQueue messages behind; then it drops m, logged by drops at
+// most once every dropLogEvery with a count. It never blocks: the
+// subscription's goroutine calls it, and a peer's next heartbeat repairs
+// what was dropped.
+func (n *Node) queueEntry(m *nats.Msg, drops *dropLog) {
 	if len(m.Data) > maxEntrySize {
 		drops.note("dropping an oversized directory entry", m.Subject, fmt.Errorf("%d bytes, the most is %d", len(m.Data), maxEntrySize))
+		return
+	}
+	select {
+	case n.entryMsgs <- m:
+	default:
+		drops.note("dropping a directory entry: too many wait for the directory", m.Subject, fmt.Errorf("%d waiting", entryQueue))
+	}
+}
+
+// acceptEntry decodes the entry in m, received at now, and says whether
+// run may apply it. An entry is taken only from its own node's subjects
+// (node X publishes on entry.<X>, and answers node Y on entry.<X>.to.<Y>;
+// the embedded server lets each node's directory connection publish
+// there alone); an entry for this node's ID never comes from this node
+// (its connection does not echo), so it is dropped. So are entries with
+// headers: a node publishes none, while a message the NATS server itself
+// sends (a stream's RePublish, a direct get's answer) carries them and
+// gets past the server's publish permissions. And so are malformed and
+// misfiled entries, and those whose incarnation is more than
+// maxIncarnationAhead ahead of now. Each kind is logged by drops at most
+// once every dropLogEvery with a count (queueEntry has dropped the
+// oversized already).
+func (n *Node) acceptEntry(m *nats.Msg, now time.Time, drops *dropLog) (directory.Entry, bool) {
+	if len(m.Header) > 0 {
+		drops.note("dropping a directory entry with headers (nodes send none: did a stream republish it?)", m.Subject, fmt.Errorf("headers %v", m.Header))
 		return directory.Entry{}, false
 	}
 	var e directory.Entry
@@ -93,6 +141,11 @@ func (n *Node) acceptEntry(m *nats.Msg, drops *dropLog) (directory.Entry, bool) 
 	}
 	if e.ID == n.cfg.ID {
 		drops.note("ignoring an entry for this node's own ID from elsewhere (another node with the same ID?)", m.Subject, fmt.Errorf("incarnation %d, addr %s", e.Incarnation, e.Addr))
+		return directory.Entry{}, false
+	}
+	if limit := uint64(now.Add(maxIncarnationAhead).UnixNano()); e.Incarnation > limit {
+		drops.note("dropping a directory entry whose incarnation is more than a day ahead of this node's clock (is either clock wrong?)", m.Subject,
+			fmt.Errorf("entry for %q, incarnation %d, at most %d", e.ID, e.Incarnation, limit))
 		return directory.Entry{}, false
 	}
 	return e, true
@@ -292,7 +345,7 @@ func (n *Node) run() {
 	}
 	entryDrops := newDropLog(n.log, dropLogEvery)
 	receive := func(m *nats.Msg, now time.Time) {
-		if e, ok := n.acceptEntry(m, entryDrops); ok {
+		if e, ok := n.acceptEntry(m, now, entryDrops); ok {
 			n.metrics.received.Inc()
 			apply(e, now)
 		}

@@ -79,7 +79,7 @@ type Node struct {
 	afterDrainCancel func()
 
 	// entryMsgs carries the directory entries' messages from the bus to
-	// run (subscribeEntries); the bus drops what does not fit.
+	// run (subscribeEntries); queueEntry drops what does not fit.
 	entryMsgs chan *nats.Msg
 	syncReq   chan struct{}
 	// answerReq carries the IDs of peers that asked for every entry
