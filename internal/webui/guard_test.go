@@ -12,9 +12,9 @@ import (
 )
 
 // scriptedSession runs body in a page of the service's, after the
-// fakeNodes preamble and setup, with a Session s of user ann
-// (least-users, so n1 first, unless setup sets window.sessionOpts), and
-// returns the log body fills.
+// fakeNodes preamble and setup (which may set limits and joinReply), with
+// a Session s of user ann (least-users, so n1 first, unless setup sets
+// window.sessionOpts), and returns the log body fills.
 func scriptedSession(t *testing.T, name, setup, body string) []string {
 	t.Helper()
 	c := nodetest.Start(t, 1, nodetest.Options{})
@@ -22,8 +22,8 @@ func scriptedSession(t *testing.T, name, setup, body string) []string {
 	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
 	return eval[[]string](t, tab, `(async () => {
   const { Session } = await import("/static/client.js");
-  const limits = {};
-  const joinReply = () => null;
+  let limits = {};
+  let joinReply = () => null;
 `+fakeNodes+setup+`
   const s = new Session({ user: "ann", policy: "least-users", common: "http://common.test", ...(window.sessionOpts || {}) });
 `+body+`

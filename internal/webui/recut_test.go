@@ -3,10 +3,6 @@ package webui_test
 import (
 	"strings"
 	"testing"
-
-	"github.com/chromedp/chromedp"
-
-	"github.com/switchboard/switchboard/internal/nodetest"
 )
 
 // fakeNodes is a script for the tests below: stand-ins for fetch and
@@ -79,15 +75,9 @@ const fakeNodes = `
 // node, numbered on from the first of it, rather than send a chunk that
 // node refuses for good, which would hold every later keystroke.
 func TestBrowserRecutForSmallerNode(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	tab := newTab(t, newBrowser(t), "recut")
-	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
-	got := eval[[]string](t, tab, `(async () => {
-  const { Session } = await import("/static/client.js");
-  const limits = { n1: { max_chunk: 4096 }, n2: { max_chunk: 1000 } };
-  const joinReply = () => null;
-`+fakeNodes+`
-  const s = new Session({ user: "ann", policy: "least-users", common: "http://common.test" });
+	got := scriptedSession(t, "recut", `
+  limits = { n1: { max_chunk: 4096 }, n2: { max_chunk: 1000 } };
+`, `
   const first = settled(s, "n1"), joined = roomState(s);
   s.start();
   await first;
@@ -102,9 +92,7 @@ func TestBrowserRecutForSmallerNode(t *testing.T) {
   release("n2");
   await second;
   await rejoined;
-  s.close();
-  return log;
-})()`)
+`)
 	want := []string{
 		"n1 join lobby",
 		"n1 text 1 10",
@@ -125,15 +113,9 @@ func TestBrowserRecutForSmallerNode(t *testing.T) {
 // an error, not a chunk queued for ever, and the next node it attaches
 // to is not asked for the room.
 func TestBrowserFirstJoinRefusedForgetsRoom(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	tab := newTab(t, newBrowser(t), "refused")
-	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
-	got := eval[[]string](t, tab, `(async () => {
-  const { Session } = await import("/static/client.js");
-  const limits = {};
-  const joinReply = (id, m) => (m.room === "full" ? { op: "error", room: m.room, code: "limit", message: "room full is full" } : null);
-`+fakeNodes+`
-  const s = new Session({ user: "ann", policy: "least-users", common: "http://common.test" });
+	got := scriptedSession(t, "refused", `
+  joinReply = (id, m) => (m.room === "full" ? { op: "error", room: m.room, code: "limit", message: "room full is full" } : null);
+`, `
   const first = settled(s, "n1");
   s.start();
   await first;
@@ -153,9 +135,7 @@ func TestBrowserFirstJoinRefusedForgetsRoom(t *testing.T) {
   drop("n1");
   await second;
   await rejoined;
-  s.close();
-  return log;
-})()`)
+`)
 	want := []string{
 		"n1 join full",
 		"error limit",
