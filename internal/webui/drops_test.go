@@ -3,10 +3,6 @@ package webui_test
 import (
 	"strings"
 	"testing"
-
-	"github.com/chromedp/chromedp"
-
-	"github.com/switchboard/switchboard/internal/nodetest"
 )
 
 // TestBrowserDropsInARowWaitLonger drives client.js against scripted
@@ -18,9 +14,7 @@ import (
 // top of each range, so the waits the page asks its timers for are the
 // bounds themselves, less a microsecond.
 func TestBrowserDropsInARowWaitLonger(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	tab := newTab(t, newBrowser(t), "drops")
-	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
+	tab := scriptPage(t, "drops")
 	got := eval[[]string](t, tab, `(async () => {
   const { Session } = await import("/static/client.js");
   const node = { id: "n1", addr: "n1.test:7070", http: "n1.test:7071", status: "up", users: 0, capacity: 100, age_ms: 0 };

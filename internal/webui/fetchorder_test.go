@@ -3,10 +3,6 @@ package webui_test
 import (
 	"strings"
 	"testing"
-
-	"github.com/chromedp/chromedp"
-
-	"github.com/switchboard/switchboard/internal/nodetest"
 )
 
 // TestBrowserFetchSkipsDownNodes drives client.js against scripted
@@ -17,9 +13,7 @@ import (
 // paused one, which holds the fetch up for a whole timeout (n2 here
 // never answers).
 func TestBrowserFetchSkipsDownNodes(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	tab := newTab(t, newBrowser(t), "fetch")
-	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
+	tab := scriptPage(t, "fetch")
 	got := eval[[]string](t, tab, `(async () => {
   const { Session } = await import("/static/client.js");
   const log = [];

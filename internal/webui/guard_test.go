@@ -1,6 +1,8 @@
 package webui_test
 
 import (
+	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -8,8 +10,21 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/webui"
 	"github.com/switchboard/switchboard/wire"
 )
+
+// scriptPage is a tab with the room page, idle without a user, served by
+// the page's handler alone (as a node serves it): for tests that drive
+// client.js against stand-ins for every node.
+func scriptPage(t *testing.T, name string) context.Context {
+	t.Helper()
+	srv := httptest.NewServer(webui.Handler())
+	t.Cleanup(srv.Close)
+	tab := newTab(t, newBrowser(t), name)
+	do(t, tab, "loading the page", chromedp.Navigate(srv.URL+"/"))
+	return tab
+}
 
 // scriptedSession runs body in a page of the service's, after the
 // fakeNodes preamble and setup (which may set limits and joinReply), with
@@ -17,10 +32,7 @@ import (
 // window.sessionOpts), and returns the log body fills.
 func scriptedSession(t *testing.T, name, setup, body string) []string {
 	t.Helper()
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	tab := newTab(t, newBrowser(t), name)
-	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
-	return eval[[]string](t, tab, `(async () => {
+	return eval[[]string](t, scriptPage(t, name), `(async () => {
   const { Session } = await import("/static/client.js");
   let limits = {};
   let joinReply = () => null;

@@ -2,10 +2,6 @@ package webui_test
 
 import (
 	"testing"
-
-	"github.com/chromedp/chromedp"
-
-	"github.com/switchboard/switchboard/internal/nodetest"
 )
 
 // TestBrowserReaderOfABusyRoomPings drives client.js against a scripted
@@ -16,9 +12,7 @@ import (
 // closed every five minutes. The page pings after its keep-alive
 // (lowered here to 200 ms) without a line, however much arrives.
 func TestBrowserReaderOfABusyRoomPings(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	tab := newTab(t, newBrowser(t), "keepalive")
-	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
+	tab := scriptPage(t, "keepalive")
 	pings := eval[int](t, tab, `(async () => {
   const { Session } = await import("/static/client.js");
   const node = { id: "n1", addr: "n1.test:7070", http: "n1.test:7071", status: "up", users: 0, capacity: 100, age_ms: 0 };

@@ -3,10 +3,6 @@ package webui_test
 import (
 	"strings"
 	"testing"
-
-	"github.com/chromedp/chromedp"
-
-	"github.com/switchboard/switchboard/internal/nodetest"
 )
 
 // TestBrowserFailoverOrder drives client.js against scripted fetch and
@@ -16,10 +12,8 @@ import (
 // client knows, the failed one last, and the failed node is left out of
 // the next pick.
 func TestBrowserFailoverOrder(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	tab := newTab(t, newBrowser(t), "order")
 	// The room page, idle without a user: nothing else on it fetches.
-	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
+	tab := scriptPage(t, "order")
 	got := eval[[]string](t, tab, `(async () => {
   const { Session } = await import("/static/client.js");
   const log = [];

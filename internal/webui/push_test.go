@@ -3,10 +3,6 @@ package webui_test
 import (
 	"strings"
 	"testing"
-
-	"github.com/chromedp/chromedp"
-
-	"github.com/switchboard/switchboard/internal/nodetest"
 )
 
 // TestBrowserPushBeforeAttached drives client.js against a scripted
@@ -16,9 +12,7 @@ import (
 // a second one the node would refuse (bad_request), and apply the push
 // to the directory it holds rather than take the delta for the whole.
 func TestBrowserPushBeforeAttached(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	tab := newTab(t, newBrowser(t), "push")
-	do(t, tab, "loading the page", chromedp.Navigate("http://"+c.Nodes[0].HTTPAddr()+"/"))
+	tab := scriptPage(t, "push")
 	got := eval[[]string](t, tab, `(async () => {
   const { Session } = await import("/static/client.js");
   const log = [];
