@@ -37,8 +37,11 @@
 // anywhere, and answers the peer's from where they come. Limits: peers
 // per node and per source address (an IPv4 address or an IPv6 /64; behind
 // a reverse proxy listed in Config.TrustedProxies, the address it gives
-// in X-Forwarded-For, which is ignored from anyone else), the size of an
-// offer, the addresses a peer's ICE checks may come from (32), the
+// in X-Forwarded-For, which is ignored from anyone else; a request from
+// the node's own host to the address it came from, a proxy beside the
+// node, is not counted per source), the size of an offer, the addresses
+// a peer's packets may come from (32, counted as the shared socket
+// hands them to the peer, before its ICE agent sees them), the
 // messages a peer may send a second and their size, the tokens the node
 // may refuse from one source address (3 in 10 s, then 429 until the 10 s
 // end: each offer's member attaches on a connection of its own, so the
@@ -52,5 +55,7 @@
 // waits for the join.
 //
 // The caller's duties: mount the Server on the node's HTTP (it is an
-// http.Handler for POST), and Shutdown it before the node.
+// http.Handler for POST, and for the CORS preflight, OPTIONS, of the
+// pages of other origins that may post), and Shutdown it before the
+// node.
 package rtcfront

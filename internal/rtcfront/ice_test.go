@@ -25,11 +25,17 @@ func sdpAttr(t *testing.T, sdp, name string) string {
 	return m[1]
 }
 
-// bindingRequest is an ICE connectivity check (RFC 8445, 7.1.2) of a
-// controlling agent: a STUN Binding request (RFC 8489) with USERNAME,
-// PRIORITY, ICE-CONTROLLING, MESSAGE-INTEGRITY keyed by the answerer's
-// password, and FINGERPRINT.
-func bindingRequest(user, pwd string, tiebreaker uint64) []byte {
+// The ICE roles a check claims (RFC 8445, 7.1.1): the attribute's type.
+const (
+	iceControlling = 0x802A
+	iceControlled  = 0x8029
+)
+
+// bindingRequest is an ICE connectivity check (RFC 8445, 7.1.2): a STUN
+// Binding request (RFC 8489) with USERNAME, PRIORITY, the role's
+// attribute (iceControlling or iceControlled) with tiebreaker,
+// MESSAGE-INTEGRITY keyed by the answerer's password, and FINGERPRINT.
+func bindingRequest(user, pwd string, role uint16, tiebreaker uint64) []byte {
 	m := make([]byte, 20, 128)
 	binary.BigEndian.PutUint16(m[0:], 0x0001)
 	binary.BigEndian.PutUint32(m[4:], 0x2112A442)
@@ -47,7 +53,7 @@ func bindingRequest(user, pwd string, tiebreaker uint64) []byte {
 	setLen := func(extra int) { binary.BigEndian.PutUint16(m[2:], uint16(len(m)-20+extra)) }
 	attr(0x0006, []byte(user))
 	attr(0x0024, binary.BigEndian.AppendUint32(nil, 1))
-	attr(0x802A, binary.BigEndian.AppendUint64(nil, tiebreaker))
+	attr(role, binary.BigEndian.AppendUint64(nil, tiebreaker))
 	setLen(24) // the length counts MESSAGE-INTEGRITY, not yet there
 	mac := hmac.New(sha1.New, []byte(pwd))
 	mac.Write(m)
@@ -58,51 +64,71 @@ func bindingRequest(user, pwd string, tiebreaker uint64) []byte {
 }
 
 // TestChecksFromManyAddressesEndThePeer: a peer whose ICE checks come
-// from more addresses than any real peer has is dropped. Each address a
-// valid check comes from is a candidate and a pair of the peer's ICE
+// from more addresses than any real peer has is dropped, and the node
+// answers checks from no more than MaxRemoteAddrs of them. Each address
+// a valid check comes from is a candidate and a pair of the peer's ICE
 // agent and an entry of the shared socket's table, and is answered, for
 // as long as the peer lasts: before, a peer that sent checks from every
 // port of its host, or from spoofed addresses, grew them without bound
-// and had the node answer every one.
+// and had the node answer every one. Then checks that claimed the
+// controlled role, with the highest tiebreaker, still did: the agent
+// took their addresses as candidates and answered 487 (role conflict)
+// without calling the hook that counted them, and 20,000 spoofed ones
+// took a core.
 func TestChecksFromManyAddressesEndThePeer(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	c.WaitRoomsReady(settle)
-	front, url := startFront(t, c.Nodes[0], nil)
-	p, offer := newPeer(t, rtcfront.Protocol, nil)
-	answer := p.connect(t, url+"?room=lobby&user=spray", offer)
-	p.waitOpen(t)
-	user := sdpAttr(t, answer, "ice-ufrag") + ":" + sdpAttr(t, offer, "ice-ufrag")
-	pwd := sdpAttr(t, answer, "ice-pwd")
-	to := net.UDPAddrFromAddrPort(front.Addr())
+	for _, tt := range []struct {
+		name string
+		role uint16
+		tie  func(i int) uint64
+	}{
+		{"controlling", iceControlling, func(i int) uint64 { return uint64(i) + 1 }},
+		{"controlled, a role conflict", iceControlled, func(int) uint64 { return ^uint64(0) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := nodetest.Start(t, 1, nodetest.Options{})
+			c.WaitRoomsReady(settle)
+			front, url := startFront(t, c.Nodes[0], nil)
+			p, offer := newPeer(t, rtcfront.Protocol, nil)
+			answer := p.connect(t, url+"?room=lobby&user=spray", offer)
+			p.waitOpen(t)
+			user := sdpAttr(t, answer, "ice-ufrag") + ":" + sdpAttr(t, offer, "ice-ufrag")
+			pwd := sdpAttr(t, answer, "ice-pwd")
+			to := net.UDPAddrFromAddrPort(front.Addr())
 
-	answered := 0
-	for i := range 4 * rtcfront.MaxRemoteAddrs {
-		select {
-		case <-p.shut:
-			t.Logf("dropped after checks from %d addresses, %d answered", i, answered)
-			if answered < rtcfront.MaxRemoteAddrs/2 {
-				t.Errorf("only %d of the first checks were answered: the test's checks are not valid ones", answered)
+			answered := 0
+			for i := range 4 * rtcfront.MaxRemoteAddrs {
+				select {
+				case <-p.shut:
+					t.Logf("dropped after checks from %d addresses, %d answered", i, answered)
+					if answered < rtcfront.MaxRemoteAddrs/2 {
+						t.Errorf("only %d of the first checks were answered: the test's checks are not valid ones", answered)
+					}
+					if answered > rtcfront.MaxRemoteAddrs {
+						t.Errorf("checks from %d addresses answered, more than %d", answered, rtcfront.MaxRemoteAddrs)
+					}
+					return
+				default:
+				}
+				sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := sock.WriteTo(bindingRequest(user, pwd, tt.role, tt.tie(i)), to); err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, 1500)
+				_ = sock.SetReadDeadline(time.Now().Add(2 * time.Second))
+				// A success (0x0101) or an error (0x0111: 487, role conflict).
+				if n, _, err := sock.ReadFrom(buf); err == nil && n >= 20 && binary.BigEndian.Uint16(buf)&^0x0010 == 0x0101 {
+					answered++
+				}
+				sock.Close()
 			}
-			return
-		default:
-		}
-		sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := sock.WriteTo(bindingRequest(user, pwd, uint64(i)+1), to); err != nil {
-			t.Fatal(err)
-		}
-		buf := make([]byte, 1500)
-		_ = sock.SetReadDeadline(time.Now().Add(2 * time.Second))
-		if n, _, err := sock.ReadFrom(buf); err == nil && n >= 20 && binary.BigEndian.Uint16(buf) == 0x0101 {
-			answered++
-		}
-		sock.Close()
-	}
-	select {
-	case <-p.shut:
-	case <-time.After(settle):
-		t.Fatalf("the peer is still served after checks from %d addresses (%d answered)", 4*rtcfront.MaxRemoteAddrs, answered)
+			select {
+			case <-p.shut:
+			case <-time.After(settle):
+				t.Fatalf("the peer is still served after checks from %d addresses (%d answered)", 4*rtcfront.MaxRemoteAddrs, answered)
+			}
+		})
 	}
 }

@@ -43,6 +43,9 @@ type peer struct {
 	room string
 	user string
 	log  *slog.Logger
+	// ufrag is the local ICE ufrag, under which the front's mux counts
+	// the addresses of the peer's packets (guardedMux.watch).
+	ufrag string
 
 	opened  chan *webrtc.DataChannel // the t140 channel, once open
 	joined  chan struct{}            // closed once the member is in the room
@@ -60,9 +63,9 @@ type peer struct {
 	endOnce sync.Once
 }
 
-func newPeer(s *Server, pc *webrtc.PeerConnection, sess *client.Session, room, user string) *peer {
+func newPeer(s *Server, pc *webrtc.PeerConnection, sess *client.Session, room, user, ufrag string) *peer {
 	p := &peer{
-		srv: s, pc: pc, sess: sess, room: room, user: user,
+		srv: s, pc: pc, sess: sess, room: room, user: user, ufrag: ufrag,
 		log:     s.log.With("room", room, "user", user),
 		opened:  make(chan *webrtc.DataChannel, 1),
 		joined:  make(chan struct{}),
@@ -388,6 +391,7 @@ func (p *peer) end(reason string) {
 			defer p.srv.wg.Done()
 			defer close(p.closed)
 			_ = p.pc.GracefulClose()
+			p.srv.mux.forget(p.ufrag)
 			if p.over && p.inRoom() {
 				// The text dropped last is marked, as any other: the
 				// room sees it was lost, then the member leave.

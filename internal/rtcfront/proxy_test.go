@@ -2,6 +2,8 @@ package rtcfront_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,9 +13,12 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/internal/rtcfront"
+	"github.com/switchboard/switchboard/internal/token"
 )
 
 // from posts an offer from the given loopback address, with the headers
@@ -99,10 +104,56 @@ func TestForwardedForIgnoredByDefault(t *testing.T) {
 	_, direct := startFront(t, c.Nodes[0], func(cfg *rtcfront.Config) { cfg.MaxPeersPerSource = 1 })
 	_, o1 := newPeer(t, rtcfront.Protocol, nil)
 	_, o2 := newPeer(t, rtcfront.Protocol, nil)
-	if code := from(t, "127.0.0.1", direct+"?room=lobby&user=a", o1, "X-Forwarded-For", "192.0.2.1"); code != http.StatusCreated {
+	if code := from(t, "127.0.0.2", direct+"?room=lobby&user=a", o1, "X-Forwarded-For", "192.0.2.1"); code != http.StatusCreated {
 		t.Fatalf("the first peer: %d, want 201", code)
 	}
-	if code := from(t, "127.0.0.1", direct+"?room=lobby&user=b", o2, "X-Forwarded-For", "192.0.2.2"); code != http.StatusTooManyRequests {
+	if code := from(t, "127.0.0.2", direct+"?room=lobby&user=b", o2, "X-Forwarded-For", "192.0.2.2"); code != http.StatusTooManyRequests {
 		t.Errorf("a second peer from the same address naming another in X-Forwarded-For: %d, want 429", code)
+	}
+}
+
+// TestProxyBesideTheNodeIsNotOneSource: the peers that reach the front
+// through a reverse proxy on the node's own host, not listed in
+// TrustedProxies, are not held to MaxPeersPerSource as one source, nor
+// shut out together by refused tokens: the node's HTTP listener does
+// not count such a proxy per address either, and the docs said it
+// needed no listing. Before, the front counted them all as 127.0.0.1:
+// the fifth got 429, and three forged tokens locked all of them out
+// for 10 s.
+func TestProxyBesideTheNodeIsNotOneSource(t *testing.T) {
+	priv, pubFile := nodetest.TokenKey(t)
+	stranger, _ := nodetest.TokenKey(t)
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) { cfg.TokenKey = pubFile }})
+	c.WaitRoomsReady(settle)
+	mint := func(key ed25519.PrivateKey, user string) string {
+		tok, err := token.Mint(key, token.Claims{User: user, Service: c.Config.Service, Expires: time.Now().Add(time.Hour)}, time.Now().Add(-time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "Bearer " + tok
+	}
+	_, direct := startFront(t, c.Nodes[0], func(cfg *rtcfront.Config) { cfg.MaxPeersPerSource = 1 })
+	// The node's HTTP listens on 127.0.0.1: a request from 127.0.0.1 is
+	// one from its own host, to the address it came from.
+	for i := range 3 {
+		_, o := newPeer(t, rtcfront.Protocol, nil)
+		if code := from(t, "127.0.0.1", direct+"?room=lobby", o, "Authorization", mint(stranger, fmt.Sprint("eve", i))); code != http.StatusForbidden {
+			t.Fatalf("forged token %d through the proxy: %d, want 403", i+1, code)
+		}
+	}
+	for i := range 2 {
+		_, o := newPeer(t, rtcfront.Protocol, nil)
+		if code := from(t, "127.0.0.1", direct+"?room=lobby", o, "Authorization", mint(priv, fmt.Sprint("ann", i))); code != http.StatusCreated {
+			t.Fatalf("peer %d through the proxy, after 3 forged tokens: %d, want 201", i+1, code)
+		}
+	}
+	// Another loopback address is a source of its own, held to the limit.
+	_, o1 := newPeer(t, rtcfront.Protocol, nil)
+	_, o2 := newPeer(t, rtcfront.Protocol, nil)
+	if code := from(t, "127.0.0.3", direct+"?room=lobby", o1, "Authorization", mint(priv, "bob1")); code != http.StatusCreated {
+		t.Fatalf("a peer at 127.0.0.3: %d, want 201", code)
+	}
+	if code := from(t, "127.0.0.3", direct+"?room=lobby", o2, "Authorization", mint(priv, "bob2")); code != http.StatusTooManyRequests {
+		t.Errorf("a second peer at 127.0.0.3: %d, want 429", code)
 	}
 }

@@ -67,7 +67,8 @@ type Config struct {
 	MaxPeers int
 	// MaxPeersPerSource is the most peers from one source IP address,
 	// counted as MaxPeers is (default 4): an IPv4 address, or an IPv6
-	// /64.
+	// /64. A request from the node's own host to the address it came
+	// from (a proxy beside the node) is not counted per source.
 	MaxPeersPerSource int
 	// Directory is the service's directory now, which says which pages
 	// are the service's own (origin.Allowed: a page of a node's HTTP
@@ -165,7 +166,7 @@ type Server struct {
 	log  *slog.Logger
 	se   webrtc.SettingEngine // each peer's API is made from it
 	udp  net.PacketConn
-	mux  ice.UDPMux
+	mux  *guardedMux
 	addr netip.AddrPort
 
 	mu        sync.Mutex
@@ -206,11 +207,11 @@ func New(cfg Config) (*Server, error) {
 	s.flushCtx, s.flushCancel = context.WithCancel(context.Background())
 	quiet := logging.NewDefaultLoggerFactory()
 	quiet.Writer = io.Discard
-	s.mux = webrtc.NewICEUDPMux(quiet.NewLogger("ice"), udp)
+	ip := s.addr.Addr()
+	s.mux = newGuardedMux(webrtc.NewICEUDPMux(quiet.NewLogger("ice"), udp), ip.IsLoopback())
 	var se webrtc.SettingEngine
 	se.LoggerFactory = quiet
 	se.SetICEUDPMux(s.mux)
-	ip := s.addr.Addr()
 	switch {
 	case ip.IsUnspecified() && ip.Is6():
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
@@ -306,8 +307,8 @@ func refuse(code int, format string, args ...any) *httpError {
 //
 //	400 no or bad room, no user, an offer that does not parse or has no data channel
 //	401 the service needs a token and none came (WWW-Authenticate: Bearer)
-//	403 the token was refused, or the room is not one it allows; a page of another origin
-//	405 not POST
+//	403 the token was refused, or the room is not one it allows; a page that may not post (ownPage)
+//	405 neither POST nor a CORS preflight of a page that may post
 //	413 an offer larger than MaxOffer
 //	415 not application/sdp
 //	429 MaxPeersPerSource reached, 3 tokens from the address refused in 10 s, or the node's limits (Retry-After)
@@ -316,7 +317,20 @@ func refuse(code int, format string, args ...any) *httpError {
 // The member joins the room only once the peer's channel is open; a
 // join the node refuses then (the room full, say) is told to the peer
 // as one line on its channel, which then closes.
+//
+// A page of another origin that may post offers (ownPage: another node
+// of the service, say) has its preflight answered (204) and may read
+// the answers (Access-Control-Allow-Origin); any other page's preflight
+// gets 405, and the browser posts nothing.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.allowOrigin(w, r) && r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", http.MethodPost)
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
+		h.Set("Access-Control-Max-Age", strconv.Itoa(int(preflightMaxAge.Seconds())))
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		http.Error(w, "rtcfront: POST an SDP offer here", http.StatusMethodNotAllowed)
@@ -401,6 +415,27 @@ func (s *Server) ownPage(r *http.Request) bool {
 	return origin.Allowed(r, dir, s.cfg.Origins)
 }
 
+// preflightMaxAge is how long a browser may keep the answer to a page's
+// CORS preflight (browsers cap it: Chromium at 2 hours, Firefox at 24).
+const preflightMaxAge = 10 * time.Minute
+
+// allowOrigin lets the page named in the request's Origin read the
+// answer (CORS) when it is one that may post offers (ownPage), and
+// reports whether it is. The page posts to the node it picked, usually
+// of another origin than the node that served it: posting
+// application/sdp, or with Authorization, the browser first asks in a
+// preflight (OPTIONS), and reads no answer without
+// Access-Control-Allow-Origin. Any other page gets none.
+func (s *Server) allowOrigin(w http.ResponseWriter, r *http.Request) bool {
+	w.Header().Add("Vary", "Origin")
+	o := r.Header.Get("Origin")
+	if o == "" || !s.ownPage(r) {
+		return false
+	}
+	w.Header().Set("Access-Control-Allow-Origin", o)
+	return true
+}
+
 // validRoom: 1 to 64 bytes of ASCII letters, digits, '.', '_' and '-'.
 func validRoom(name string) bool { return wire.RoomNameProblem(name) == "" }
 
@@ -411,12 +446,26 @@ func validRoom(name string) bool { return wire.RoomNameProblem(name) == "" }
 // IPv6 address alone let one host take every place, from addresses of
 // its own prefix. The address is the request's peer's, or, from a
 // trusted proxy, the client it forwards (forwarded.Proxies.Client).
+//
+// It is "", counted against MaxPeers only, for a client on the node's
+// own host that reached the HTTP listener at the address it came from:
+// a reverse proxy beside the node, carrying many users, as the node's
+// HTTP listener does not count it per address either. Counted, every
+// peer behind such a proxy was one source: the fifth got 429, and three
+// forged tokens shut all of them out for 10 s. A proxy listed in
+// TrustedProxies has its clients counted apart.
 func sourceIP(r *http.Request, trusted []netip.Prefix) string {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
-		return ""
+		return r.RemoteAddr // not TCP: counted as it is
 	}
-	return forwarded.SourceKey(forwarded.Proxies(trusted).Client(ap.Addr(), r.Header.Values("X-Forwarded-For")))
+	client := forwarded.Proxies(trusted).Client(ap.Addr(), r.Header.Values("X-Forwarded-For"))
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		if lap, err := netip.ParseAddrPort(local.String()); err == nil && lap.Addr().Unmap().WithZone("") == client {
+			return ""
+		}
+	}
+	return forwarded.SourceKey(client)
 }
 
 // hasDataChannel checks that the offer parses and has an SCTP data
@@ -441,7 +490,8 @@ func hasDataChannel(offer []byte) *httpError {
 
 // admit counts a peer being set up against the limits (and refuses an
 // address that has used its token tries, tokenTries); release gives its
-// place back, once the peer's bridged session is closed.
+// place back, once the peer's bridged session is closed. A src of ""
+// (the node's own host, sourceIP) counts against MaxPeers only.
 func (s *Server) admit(src string) (release func(), err *httpError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -454,26 +504,30 @@ func (s *Server) admit(src string) (release func(), err *httpError) {
 		e := refuse(http.StatusServiceUnavailable, "this node holds %d WebRTC peers, its most; pick another node", s.cfg.MaxPeers)
 		e.header = [2]string{"Retry-After", "5"}
 		return nil, e
-	case s.perSource[src] >= s.cfg.MaxPeersPerSource:
+	case src != "" && s.perSource[src] >= s.cfg.MaxPeersPerSource:
 		e := refuse(http.StatusTooManyRequests, "%d WebRTC peers from your address already, the most", s.cfg.MaxPeersPerSource)
 		e.header = [2]string{"Retry-After", "5"}
 		return nil, e
 	}
-	if left, blocked := s.tries.blocked(src, s.now()); blocked {
+	if left, blocked := s.tries.blocked(src, s.now()); src != "" && blocked {
 		e := refuse(http.StatusTooManyRequests, "%d tokens from your address were refused within %v; try again in %v", maxTokenTries, tokenTriesWindow, left.Round(time.Second))
 		e.header = [2]string{"Retry-After", strconv.Itoa(int(math.Ceil(left.Seconds())))}
 		return nil, e
 	}
 	s.places++
-	s.perSource[src]++
+	if src != "" {
+		s.perSource[src]++
+	}
 	s.wg.Add(1)
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			s.mu.Lock()
 			s.places--
-			if s.perSource[src]--; s.perSource[src] <= 0 {
-				delete(s.perSource, src)
+			if src != "" {
+				if s.perSource[src]--; s.perSource[src] <= 0 {
+					delete(s.perSource, src)
+				}
 			}
 			s.mu.Unlock()
 			s.wg.Done()
@@ -516,7 +570,7 @@ func (s *Server) offer(r *http.Request) (string, error) {
 	}
 	p, answer, err := s.setup(r.Context(), room, cred, string(body))
 	s.mu.Lock()
-	if he, ok := errors.AsType[*httpError](err); ok && he.tokenRefused {
+	if he, ok := errors.AsType[*httpError](err); ok && he.tokenRefused && src != "" {
 		s.tries.refused(src, s.now())
 	}
 	if err == nil && s.closed {
@@ -608,10 +662,19 @@ func (s *Server) attach(ctx context.Context, room, user, tok string) (*client.Se
 func (s *Server) setup(ctx context.Context, room string, cred credentials, offer string) (*peer, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SetupTimeout)
 	defer cancel()
-	// Each peer has an API of its own, for its ICE checks' handler.
-	var guard remoteGuard
+	// Each peer has an API of its own, for its ICE credentials: its
+	// ufrag names its connections from the mux, which count the
+	// addresses its packets come from (guardedMux).
+	ufrag, pwd := iceCredentials()
+	guard := s.mux.watch(ufrag)
+	var p *peer
+	defer func() {
+		if p == nil { // else the peer forgets it when it ends
+			s.mux.forget(ufrag)
+		}
+	}()
 	se := s.se
-	guardChecks(se.SetICEBindingRequestHandler, &guard)
+	se.SetICECredentials(ufrag, pwd)
 	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, "", refuse(http.StatusInternalServerError, "creating the peer connection: %v", err)
@@ -635,8 +698,8 @@ func (s *Server) setup(ctx context.Context, room string, cred credentials, offer
 	}
 	// The connection starts with the answer set: its callbacks are in
 	// place before.
-	p := newPeer(s, pc, sess, room, cred.user)
-	guard.peer.Store(p)
+	p = newPeer(s, pc, sess, room, cred.user, ufrag)
+	guard.setPeer(p)
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return p, "", refuse(http.StatusInternalServerError, "setting the answer: %v", err)

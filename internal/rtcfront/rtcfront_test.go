@@ -219,7 +219,14 @@ func newPeerWith(t *testing.T, protocol string, init *webrtc.DataChannelInit, ed
 	return p, pc.LocalDescription().SDP
 }
 
-// post sends an offer and returns the status and body.
+// postClient posts from 127.0.0.2: a peer of its own address, counted
+// per source, where one from 127.0.0.1 to the node's 127.0.0.1 would be
+// the node's own host (a proxy beside it), which is not.
+var postClient = &http.Client{Transport: &http.Transport{
+	DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext,
+}}
+
+// post sends an offer from 127.0.0.2 and returns the status and body.
 func post(t *testing.T, url, ctype, body string, hdr ...string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
@@ -234,7 +241,7 @@ func post(t *testing.T, url, ctype, body string, hdr ...string) (int, string) {
 		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := postClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,9 @@
 package rtcfront
 
 import (
+	"context"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"testing"
@@ -63,6 +66,42 @@ func TestSourceBehindTrustedProxies(t *testing.T) {
 			}
 			if got := sourceIP(r, trusted); got != tt.want {
 				t.Errorf("source %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSourceOfTheNodesOwnHost: a request from the node's own host to the
+// address it came from (a reverse proxy beside the node) is counted per
+// source under no key, as the node's HTTP listener does not count such a
+// connection per address; a listed proxy's clients are still counted
+// apart, and another loopback address is a source of its own.
+func TestSourceOfTheNodesOwnHost(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	for _, tt := range []struct {
+		name, from, local string
+		trusted           []netip.Prefix
+		xff               string
+		want              string
+	}{
+		{"a proxy beside the node", "127.0.0.1:40000", "127.0.0.1:8080", nil, "", ""},
+		{"its X-Forwarded-For is not believed", "127.0.0.1:40000", "127.0.0.1:8080", nil, "192.0.2.1", ""},
+		{"a listed proxy beside the node counts its clients", "127.0.0.1:40000", "127.0.0.1:8080", trusted, "192.0.2.1", "192.0.2.1"},
+		{"a listed proxy's own requests", "127.0.0.1:40000", "127.0.0.1:8080", trusted, "", ""},
+		{"the node's own public address", "192.0.2.7:40000", "192.0.2.7:8080", nil, "", ""},
+		{"an IPv6 one", "[2001:db8::7]:40000", "[2001:db8::7]:8080", nil, "", ""},
+		{"another loopback address", "127.0.0.2:40000", "127.0.0.1:8080", nil, "", "127.0.0.2"},
+		{"a host elsewhere", "192.0.2.8:40000", "192.0.2.7:8080", nil, "", "192.0.2.8"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", Path, nil)
+			r.RemoteAddr = tt.from
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(tt.local))))
+			if tt.xff != "" {
+				r.Header.Set("X-Forwarded-For", tt.xff)
+			}
+			if got := sourceIP(r, tt.trusted); got != tt.want {
+				t.Errorf("source %q, want %q", got, tt.want)
 			}
 		})
 	}
