@@ -247,6 +247,25 @@ func (f *feed) do(ctx context.Context, fn func()) error {
 	}
 }
 
+// userSeq is the seq of user's last text the room holds, asked of the
+// feed's goroutine, waiting at most wait.
+func (f *feed) userSeq(user string, wait time.Duration) (uint64, error) {
+	ctx, cancel := context.WithTimeout(f.ctx, wait)
+	defer cancel()
+	res := make(chan uint64, 1)
+	if err := f.do(ctx, func() { res <- f.r.Seq(user) }); err != nil {
+		return 0, err
+	}
+	select {
+	case seq := <-res:
+		return seq, nil
+	case <-f.done:
+		return 0, errFeedClosed
+	case <-ctx.Done():
+		return 0, fmt.Errorf("node: waiting for room %s: %w", f.room, ctx.Err())
+	}
+}
+
 // register adds s, under key, as a local session that does not receive
 // deliveries yet. It must come before the session's join is published, so
 // that the feed never takes the join for a stale session.

@@ -280,6 +280,18 @@ func (s *session) checkText(m wire.Message) (record, uint64, bool) {
 	s.textMu.Lock()
 	last := s.seqs[room]
 	if m.Seq > last+MaxSeqJump {
+		// The session knows the seqs its own text and its states
+		// showed stored; another session of the user (another device)
+		// numbers on above what it stored, and the client follows
+		// (docs/protocol.md, "The client's duties"). The room knows
+		// the user's last: asked before a refusal, which is rare.
+		s.textMu.Unlock()
+		if stored, err := s.rooms[room].userSeq(s.user, n.cfg.StoreTimeout); err == nil {
+			last = max(last, stored)
+		}
+		s.textMu.Lock()
+	}
+	if m.Seq > last+MaxSeqJump {
 		s.textMu.Unlock()
 		s.reply(roomError(wire.CodeBadRequest, room, m.Seq, "seq %d is more than %d above %d, your last stored in %s; count on from there", m.Seq, MaxSeqJump, last, room))
 		return record{}, 0, false

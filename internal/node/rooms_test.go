@@ -959,3 +959,41 @@ func counter(t *testing.T, n *node.Node, name string) float64 {
 	t.Fatalf("no counter %s on %s", name, n.ID())
 	return 0
 }
+
+// Two devices of one user: the laptop types past MaxSeqJump while the
+// phone stays in the room; the phone then counts on above the text of its
+// user it was delivered, as docs/protocol.md tells clients to, and its
+// chunk is stored. Before, the jump bound counted from what the phone's
+// own session had seen stored (nothing), so the phone was refused with
+// bad_request, which no retry mends.
+func TestSecondDeviceCountsOnAboveTheFirst(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.ChunkRate, cfg.ChunkBurst = 1e6, 1e6
+		cfg.ByteRate, cfg.ByteBurst = 1e9, 1<<30
+	}})
+	c.WaitRoomsReady(wait)
+	addr := c.Nodes[0].Addr()
+	phone := newDevicePeer(t, addr, "alice", "phone")
+	phone.join("r")
+	laptop := newDevicePeer(t, addr, "alice", "laptop")
+	laptop.join("r")
+	var last uint64
+	for i := 1; i <= node.MaxSeqJump+1; i++ {
+		laptop.seq++
+		laptop.send(wire.Message{Op: wire.OpText, Room: "r", Seq: laptop.seq, T: "x"})
+		if i%500 == 0 {
+			laptop.acked("r", []uint64{laptop.seq})
+		}
+	}
+	laptop.acked("r", []uint64{laptop.seq})
+	// The phone was delivered every chunk of its user.
+	for last < laptop.seq {
+		m := phone.await("alice's text", func(m wire.Message) bool { return m.Op == wire.OpText && m.From == "alice" })
+		last = m.Seq
+	}
+	phone.send(wire.Message{Op: wire.OpText, Room: "r", Seq: last + 1, T: "y"})
+	m := phone.await("answer", func(m wire.Message) bool { return (m.Op == wire.OpAck || m.Op == wire.OpError) && m.Seq == last+1 })
+	if m.Op != wire.OpAck {
+		t.Errorf("an honest second device's next chunk was refused: %+v", m)
+	}
+}
