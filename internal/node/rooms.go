@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -770,14 +771,22 @@ func textID(room, user, dev string, seq uint64) string {
 // until ctx ends; it returns only once JetStream acknowledged the record
 // (a duplicate of msgID counts as stored).
 func (e *roomEngine) publish(ctx context.Context, room string, rec record, msgID string) (uint64, error) {
+	seq, _, err := e.publishAck(ctx, room, rec, msgID)
+	return seq, err
+}
+
+// publishAck is publish, and says whether JetStream took the record for
+// a duplicate of msgID: then seq is the stream sequence of the record
+// stored under msgID before.
+func (e *roomEngine) publishAck(ctx context.Context, room string, rec record, msgID string) (seq uint64, duplicate bool, err error) {
 	select {
 	case <-e.ready:
 	case <-ctx.Done():
-		return 0, fmt.Errorf("node: storing %s for room %s: %w", rec.Op, room, errRoomsNotReady)
+		return 0, false, fmt.Errorf("node: storing %s for room %s: %w", rec.Op, room, errRoomsNotReady)
 	}
 	data, err := wire.AppendJSON(nil, rec)
 	if err != nil {
-		return 0, fmt.Errorf("node: encoding %s for room %s: %w", rec.Op, room, err)
+		return 0, false, fmt.Errorf("node: encoding %s for room %s: %w", rec.Op, room, err)
 	}
 	opts := []jetstream.PublishOpt{jetstream.WithExpectStream(e.streamOf(room))}
 	if msgID != "" {
@@ -792,21 +801,38 @@ func (e *roomEngine) publish(ctx context.Context, room string, rec record, msgID
 		if err == nil {
 			e.metrics.stored.WithLabelValues(rec.Op).Inc()
 			e.stored.Add(1)
-			return ack.Sequence, nil
+			return ack.Sequence, ack.Duplicate, nil
 		}
 		if !retryable(err) || ctx.Err() != nil {
 			e.metrics.storeErrors.Inc()
-			return 0, fmt.Errorf("node: storing %s for room %s (attempt %d): %w", rec.Op, room, attempt, err)
+			return 0, false, fmt.Errorf("node: storing %s for room %s (attempt %d): %w", rec.Op, room, attempt, err)
 		}
 		e.log.Debug("storing a room record; retrying", "room", room, "op", rec.Op, "err", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 			e.metrics.storeErrors.Inc()
-			return 0, fmt.Errorf("node: storing %s for room %s (attempt %d): %w", rec.Op, room, attempt, err)
+			return 0, false, fmt.Errorf("node: storing %s for room %s (attempt %d): %w", rec.Op, room, attempt, err)
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 500*time.Millisecond)
 	}
+}
+
+// storedRecord reads the record at stream sequence seq of room's stream.
+func (e *roomEngine) storedRecord(ctx context.Context, room string, seq uint64) (record, error) {
+	stream, err := e.jsOf(room).Stream(ctx, e.streamOf(room))
+	if err != nil {
+		return record{}, fmt.Errorf("node: reading record %d of room %s: %w", seq, room, err)
+	}
+	msg, err := stream.GetMsg(ctx, seq)
+	if err != nil {
+		return record{}, fmt.Errorf("node: reading record %d of room %s: %w", seq, room, err)
+	}
+	var rec record
+	if err := json.Unmarshal(msg.Data, &rec); err != nil {
+		return record{}, fmt.Errorf("node: reading record %d of room %s: %w", seq, room, err)
+	}
+	return rec, nil
 }
 
 // retryable reports whether a publish may succeed when tried again:

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -996,4 +997,71 @@ func TestSecondDeviceCountsOnAboveTheFirst(t *testing.T) {
 	if m.Op != wire.OpAck {
 		t.Errorf("an honest second device's next chunk was refused: %+v", m)
 	}
+}
+
+// A room forgets the users who left once it has counted more than 1,000
+// senders (room.Config), and a forgotten user numbers from 1 again. Alice
+// typed seq 1 and left; 1,010 others typed and left; alice comes back
+// within the stream's 2-minute duplicate window and types seq 1 again.
+// Her chunk's message ID is the first one's: JetStream took it for a
+// duplicate, the node acknowledged it, and it was in no record. The node
+// now reads the record stored under the ID before it takes a duplicate
+// for stored.
+func TestForgottenSenderTextIsStored(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(wait)
+	addr := c.Nodes[0].Addr()
+	alice := newDevicePeer(t, addr, "alice", "dev1")
+	alice.join("r")
+	alice.seq++
+	alice.send(wire.Message{Op: wire.OpText, Room: "r", Seq: alice.seq, T: "hi\n"})
+	alice.acked("r", []uint64{alice.seq})
+	alice.send(wire.Message{Op: wire.OpLeave, Room: "r"})
+	alice.await("leave", func(m wire.Message) bool { return m.Op == wire.OpPresence && m.Event == "leave" })
+	alice.conn.Close()
+
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for i := range 1010 {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			p := newPeer(t, addr, fmt.Sprintf("u%04d", i))
+			p.join("r")
+			p.typeTextAck("r", "x\n")
+			p.send(wire.Message{Op: wire.OpLeave, Room: "r"})
+			p.await("leave", func(m wire.Message) bool { return m.Op == wire.OpPresence && m.Event == "leave" && m.User == p.user })
+			p.conn.Close()
+		}()
+	}
+	wg.Wait()
+	back := newDevicePeer(t, addr, "alice", "dev1")
+	st := back.join("r")
+	if st.Seqs["alice"] != 0 {
+		t.Fatalf("the room still counts alice's text (seq %d) after 1,010 other senders", st.Seqs["alice"])
+	}
+	back.seq = st.Seqs["alice"]
+	back.seq++
+	back.send(wire.Message{Op: wire.OpText, Room: "r", Seq: back.seq, T: "again\n"})
+	back.acked("r", []uint64{back.seq})
+	obs := newPeer(t, addr, "observer")
+	st2 := obs.join("r")
+	found := false
+	for _, l := range st2.Lines {
+		if l.From == "alice" && strings.Contains(l.Text, "ga") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("alice's acknowledged text %q is not in the room's state (her seq there %d)", "again", st2.Seqs["alice"])
+	}
+}
+
+// typeTextAck types text in room and waits for the acks of its chunks.
+func (p *peer) typeTextAck(room, text string) {
+	p.t.Helper()
+	seqs := p.typeText(room, text)
+	p.acked(room, seqs)
 }

@@ -194,6 +194,34 @@ func (req *textReq) size() (chunks, bytes int) {
 	return len(req.recs), bytes
 }
 
+// storeChunk stores a lone chunk under its textID, so that a resend of it
+// within the stream's duplicate window is not stored twice. An ID
+// JetStream has seen may be another chunk's all the same: the room forgot
+// the user (past its senders limit, room.Config), who then numbered from
+// 1 again within the window. Taken for stored, such a chunk was
+// acknowledged and in no record. So a duplicate is checked against the
+// record stored under the ID (a rare read: resends after a failover), and
+// a chunk that is not that record's is stored under an ID of its own,
+// the first's stream sequence added, which its own resends share.
+func (f *feed) storeChunk(ctx context.Context, rec record) error {
+	id := textID(f.room, rec.User, rec.Dev, rec.Seq)
+	for range 3 {
+		seq, dup, err := f.e.publishAck(ctx, f.room, rec, id)
+		if err != nil || !dup {
+			return err
+		}
+		stored, err := f.e.storedRecord(ctx, f.room, seq)
+		if err != nil {
+			return err
+		}
+		if stored.Op == rec.Op && stored.User == rec.User && stored.Dev == rec.Dev && stored.Seq == rec.Seq && stored.T == rec.T {
+			return nil // a resend of the chunk stored
+		}
+		id = textID(f.room, rec.User, rec.Dev, rec.Seq) + "@" + strconv.FormatUint(seq, 10)
+	}
+	return fmt.Errorf("node: storing text for room %s: its ID is another chunk's", f.room)
+}
+
 // storeBatch stores the chunks of batch as one record: a text record for
 // a lone chunk, a batch record for several.
 func (f *feed) storeBatch(batch []*textReq, chunks int) error {
@@ -201,9 +229,7 @@ func (f *feed) storeBatch(batch []*textReq, chunks int) error {
 	ctx, cancel := context.WithTimeout(e.ctx, e.n.cfg.StoreTimeout)
 	defer cancel()
 	if chunks == 1 {
-		rec := batch[0].recs[0]
-		_, err := e.publish(ctx, f.room, rec, textID(f.room, rec.User, rec.Dev, rec.Seq))
-		return err
+		return f.storeChunk(ctx, batch[0].recs[0])
 	}
 	recs := make([]record, 0, chunks)
 	for _, req := range batch {
