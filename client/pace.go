@@ -157,11 +157,11 @@ func (s *Session) pumpLocked(w *writer, name string, r *room, now time.Time) {
 			r.window = growWindow(r.window)
 			r.startRoundLocked(now)
 		}
-		if d := w.budget.wait(now, len(m.T)); d > 0 {
+		if d := w.budget.wait(now, wire.TextCost(m.T)); d > 0 {
 			s.planPumpLocked(w, name, r, now.Add(d))
 			return
 		}
-		w.budget.take(len(m.T))
+		w.budget.take(wire.TextCost(m.T))
 		w.send(m) // a failed write closes the connection: the reader notices
 		r.pushed++
 		r.out, r.sent = max(r.out, r.pushed), max(r.sent, r.pushed)

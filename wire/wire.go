@@ -415,3 +415,22 @@ func Clip(s string, n int) string {
 // counts six bytes for every control character (Append writes two for
 // some). It lets a caller size a message before encoding it.
 func StringLen(s string) int { return 2 + jsonlen.Escaped(s, false) }
+
+// TextCost is what a chunk's text t counts against a session's byte
+// rate (Limits.ByteRate, ByteBurst): its length in bytes, each control
+// character that a line carries as a six-byte escape (\u0001, every C0
+// control but BACKSPACE, TAB, LF, FORM FEED and CR, which take two)
+// counted as those six. Every member of the room receives the text so
+// escaped: counted by its length alone, a chunk of control characters
+// cost its sender a sixth of what it cost each member's connection.
+func TextCost(t string) int {
+	n := len(t)
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case c >= 0x20, c == '\b', c == '\t', c == '\n', c == '\f', c == '\r':
+		default:
+			n += 5
+		}
+	}
+	return n
+}

@@ -606,3 +606,41 @@ func TestRoomNameProblem(t *testing.T) {
 		})
 	}
 }
+
+// TestTextCost: a chunk counts against the byte rate at least as much as
+// the escapes a line carries it with, for the control characters that
+// take six bytes; other text counts its own bytes.
+func TestTextCost(t *testing.T) {
+	for _, tt := range []struct {
+		text string
+		want int
+	}{
+		{"", 0},
+		{"hello", 5},
+		{"é", 2},
+		{"\b\t\n\f\r", 5},
+		{"\x01", 6},
+		{"a\x1bb", 8},
+		{"\x00\x1f", 12},
+	} {
+		if got := wire.TextCost(tt.text); got != tt.want {
+			t.Errorf("wire.TextCost(%q) = %d, want %d", tt.text, got, tt.want)
+		}
+	}
+	// Never less than a six-byte escape on the wire; a two-byte one is
+	// within twice the text's length, as a quote's is.
+	for c := range 0x20 {
+		s := string(rune(c))
+		line, err := wire.Encode(wire.Message{Op: wire.OpText, Room: "r", Seq: 1, T: s})
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := wire.Encode(wire.Message{Op: wire.OpText, Room: "r", Seq: 1, T: "x"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if onWire := len(line) - len(plain) + 1; onWire > 2 && wire.TextCost(s) < onWire {
+			t.Errorf("U+%04X costs %d, its escape on the wire takes %d", c, wire.TextCost(s), onWire)
+		}
+	}
+}

@@ -206,7 +206,8 @@ type Config struct {
 	// ByteRate and ByteBurst bound the bytes of text one session sends: a
 	// token bucket holding ByteBurst bytes, refilled at ByteRate bytes a
 	// second (defaults 8 KiB/s and 64 KiB): fast typing and a paste of a
-	// few KiB pass, a flood does not.
+	// few KiB pass, a flood does not. A chunk counts wire.TextCost bytes:
+	// a control character that travels escaped to six bytes counts six.
 	ByteRate  float64
 	ByteBurst int
 	// StoreTimeout bounds how long a join waits for its room to be loaded

@@ -304,7 +304,7 @@ func (s *session) checkText(m wire.Message) (record, uint64, bool) {
 		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "%v", heldError(room, m.Seq, h.next)))
 		return record{}, 0, false
 	}
-	if !s.limiter.allow(time.Now(), len(m.T)) {
+	if !s.limiter.allow(time.Now(), wire.TextCost(m.T)) {
 		s.holdLocked(room, m.Seq, m.Seq)
 		s.textMu.Unlock()
 		s.reply(roomError(wire.CodeRate, room, m.Seq, "text faster than %v chunks or %v bytes a second; slow down and resend", n.cfg.ChunkRate, n.cfg.ByteRate))

@@ -1065,3 +1065,31 @@ func (p *peer) typeTextAck(room, text string) {
 	seqs := p.typeText(room, text)
 	p.acked(room, seqs)
 }
+
+// Control characters travel to every member as six-byte escapes
+// (\u0001): a chunk of them counts that much against its sender's byte
+// rate (wire.TextCost). Before, it counted its own length, and a few
+// sessions within their limits sent each member six times what plain
+// text of the same rate would, enough to close members that read a
+// little slowly. Three chunks of 4,096 of them pass the 64 KiB burst.
+func TestControlCharactersCountAsEscaped(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(wait)
+	p := newPeer(t, c.Nodes[0].Addr(), "mallory")
+	p.join("r")
+	chunk := strings.Repeat("\x01", 4096)
+	for range 3 {
+		p.seq++
+		p.send(wire.Message{Op: wire.OpText, Room: "r", Seq: p.seq, T: chunk})
+	}
+	rated := 0
+	for answered := 0; answered < 3; answered++ {
+		m := p.await("the answer to a chunk", func(m wire.Message) bool { return m.Op == wire.OpAck || m.Op == wire.OpError })
+		if m.Op == wire.OpError && m.Code == wire.CodeRate {
+			rated++
+		}
+	}
+	if rated == 0 {
+		t.Errorf("three chunks of 4,096 control characters (%d bytes on the wire each) all passed a burst of 64 KiB", wire.TextCost(chunk))
+	}
+}

@@ -868,7 +868,7 @@ export class Session extends EventTarget {
         r.window = growWindow(r.window);
         startRound(r, now);
       }
-      const size = utf8Length(m.t);
+      const size = textCost(m.t);
       const wait = budgetWait(b, now, size);
       if (wait > 0) {
         this.planPump(ws, name, r, now + wait);
@@ -1150,7 +1150,19 @@ function budgetTake(b, size) {
   b.bytes.have = Math.max(b.bytes.have - size, 0);
 }
 
-// utf8Length is the length of s in UTF-8 bytes, as the node counts text.
+// textCost is what the node counts text s as against the byte rate
+// (wire.TextCost): its UTF-8 bytes, a control character that travels as
+// a six-byte escape (every C0 control but BS, HT, LF, FF and CR) as six.
+function textCost(s) {
+  let n = utf8Length(s);
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 && c !== 0x08 && c !== 0x09 && c !== 0x0a && c !== 0x0c && c !== 0x0d) n += 5;
+  }
+  return n;
+}
+
+// utf8Length is the length of s in UTF-8 bytes.
 function utf8Length(s) {
   let n = 0;
   for (const ch of s) {
