@@ -299,6 +299,11 @@ func (s *session) viewDirectory(reserve int) *wire.Directory {
 // client's view of the directory, within one line.
 func (s *session) refusal(code, text string) wire.Message {
 	m := wire.Message{Op: wire.OpError, Code: code, Message: text}
+	if !s.allowView() {
+		// Attaches refused faster than ViewRate: the client picks again
+		// from the directory it holds.
+		return m
+	}
 	reserve := 256
 	if b, err := wire.Encode(m); err == nil {
 		reserve = len(b) + 1 // and the comma before "directory"

@@ -86,7 +86,8 @@ type session struct {
 
 	// Owned by the reader goroutine (serve).
 	helloDone bool
-	refused   int // attaches refused as unauthorized (maxRefusedAttaches)
+	refused   int    // attaches refused as unauthorized (maxRefusedAttaches)
+	views     bucket // directories drawn for hellos and refusals (ViewRate)
 	user      string
 	device    string   // the client's device (attach), "" if it named none
 	allowed   []string // the rooms the token allows; empty: any
@@ -143,7 +144,7 @@ type session struct {
 // the wait group under sessionsMu, where Shutdown looks for sessions only
 // after cancelling, keeps every Add before Shutdown's Wait.
 func (n *Node) newSession(conn net.Conn) (s *session, refused string) {
-	s = &session{n: n, conn: conn, accepted: time.Now()}
+	s = &session{n: n, conn: conn, accepted: time.Now(), views: newBucket(ViewRate, ViewBurst)}
 	if proxied(conn) == nil {
 		s.addr = sourceKey(conn) // a proxied one's, once its header names the client
 	}
@@ -258,6 +259,10 @@ func (s *session) handle(m wire.Message) *wire.Error {
 			s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeVersion, "server speaks protocol v%d, not v%d", wire.Version, m.V)))
 			return nil
 		}
+		if !s.allowView() {
+			s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeRate, "hello faster than %v a second; slow down", ViewRate)))
+			return nil
+		}
 		s.helloDone = true
 		s.helloAt = time.Now()
 		s.sayDirectory(m) // dirline.go
@@ -286,6 +291,29 @@ func (s *session) handle(m wire.Message) *wire.Error {
 		s.reply(wire.ErrorMessage(wire.Errorf(wire.CodeBadRequest, "op %q is not sent by clients", m.Op)))
 	}
 	return nil
+}
+
+// ViewRate and ViewBurst bound the directories a connection is drawn for
+// its hellos and for refusals of its attach (full, draining), each a
+// bucket of ViewBurst refilled at ViewRate a second. Drawing a view
+// costs a random number per node and a sort (about half a millisecond at
+// 2,000 nodes), and a hello is a few bytes: one connection looping
+// hellos, before any credential, kept a core busy. A client says hello
+// once a connection, or a few times to get a fresh directory.
+const (
+	ViewRate  = 2
+	ViewBurst = 10
+)
+
+// allowView takes one directory from the session's views bucket if it
+// holds one. Only the reader goroutine calls it.
+func (s *session) allowView() bool {
+	s.views.refill(time.Now())
+	if s.views.tokens < 1 {
+		return false
+	}
+	s.views.tokens--
+	return true
 }
 
 // maxRefusedAttaches is how many attaches one connection may have refused
