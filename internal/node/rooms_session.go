@@ -279,17 +279,22 @@ func (s *session) checkText(m wire.Message) (record, uint64, bool) {
 	// change it too.
 	s.textMu.Lock()
 	last := s.seqs[room]
-	if m.Seq > last+MaxSeqJump {
+	if now := time.Now(); m.Seq > last+MaxSeqJump && now.Sub(s.seqAsked) >= seqAskEvery {
 		// The session knows the seqs its own text and its states
 		// showed stored; another session of the user (another device)
 		// numbers on above what it stored, and the client follows
 		// (docs/protocol.md, "The client's duties"). The room knows
-		// the user's last: asked before a refusal, which is rare.
+		// the user's last: asked before a refusal, at most once every
+		// seqAskEvery (a round trip to the room's goroutine, which a
+		// stream of far seqs must not load), and kept.
+		s.seqAsked = now
 		s.textMu.Unlock()
-		if stored, err := s.rooms[room].userSeq(s.user, n.cfg.StoreTimeout); err == nil {
-			last = max(last, stored)
-		}
+		stored, err := s.rooms[room].userSeq(s.user, n.cfg.StoreTimeout)
 		s.textMu.Lock()
+		if _, joined := s.seqs[room]; err == nil && joined {
+			s.seqs[room] = max(s.seqs[room], stored)
+			last = s.seqs[room]
+		}
 	}
 	if m.Seq > last+MaxSeqJump {
 		s.textMu.Unlock()
@@ -304,7 +309,10 @@ func (s *session) checkText(m wire.Message) (record, uint64, bool) {
 		s.reply(roomError(wire.CodeUnavailable, room, m.Seq, "%v", heldError(room, m.Seq, h.next)))
 		return record{}, 0, false
 	}
-	if !s.limiter.allow(time.Now(), wire.TextCost(m.T)) {
+	// A chunk costs what its text takes on the wire (wire.TextCost), at
+	// most the whole burst: the clients wait for a full bucket, no more,
+	// and a chunk that cost more could never pass.
+	if !s.limiter.allow(time.Now(), min(wire.TextCost(m.T), n.cfg.ByteBurst)) {
 		s.holdLocked(room, m.Seq, m.Seq)
 		s.textMu.Unlock()
 		s.reply(roomError(wire.CodeRate, room, m.Seq, "text faster than %v chunks or %v bytes a second; slow down and resend", n.cfg.ChunkRate, n.cfg.ByteRate))
@@ -483,6 +491,10 @@ func (b *bucket) refill(now time.Time) {
 		b.last = now
 	}
 }
+
+// seqAskEvery is how often at most a session asks a room for its user's
+// last stored seq, before refusing a chunk too far above what it knows.
+const seqAskEvery = time.Second
 
 // MaxSeqJump is how far above the last seq of the user's text that the
 // session knows stored in a room (from the room's state when it joined,

@@ -1071,10 +1071,23 @@ func (p *peer) typeTextAck(room, text string) {
 // rate (wire.TextCost). Before, it counted its own length, and a few
 // sessions within their limits sent each member six times what plain
 // text of the same rate would, enough to close members that read a
-// little slowly. Three chunks of 4,096 of them pass the 64 KiB burst.
+// little slowly. Three chunks of 4,096 of them pass the 64 KiB burst
+// (refilled at a byte a second here, so that no pause between them
+// refills it). A chunk costs at most the whole burst: with a burst of
+// one chunk's length, such a chunk passes once the bucket is full, as
+// the clients expect (they wait for a full bucket, no more).
 func TestControlCharactersCountAsEscaped(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
+	small := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) { cfg.ByteBurst = cfg.MaxChunk }})
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) { cfg.ByteRate = 1 }})
+	small.WaitRoomsReady(wait)
 	c.WaitRoomsReady(wait)
+	q := newPeer(t, small.Nodes[0].Addr(), "ann")
+	q.join("r")
+	q.seq++
+	q.send(wire.Message{Op: wire.OpText, Room: "r", Seq: q.seq, T: strings.Repeat("\x01", 4096)})
+	if m := q.await("the answer to a chunk", func(m wire.Message) bool { return m.Op == wire.OpAck || m.Op == wire.OpError }); m.Op != wire.OpAck {
+		t.Errorf("a chunk costing more than the whole burst, sent with the bucket full: %+v, want its ack", m)
+	}
 	p := newPeer(t, c.Nodes[0].Addr(), "mallory")
 	p.join("r")
 	chunk := strings.Repeat("\x01", 4096)

@@ -127,6 +127,7 @@ type session struct {
 	// chunks admitted (checkText).
 	failed   map[string]textFailures
 	admitted uint64
+	seqAsked time.Time      // when checkText last asked a room for the user's seq (reader only)
 	stores   sync.WaitGroup // text requests handed to writers and not answered yet; the reader adds
 
 	mu      sync.Mutex // guards the fields below
