@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/bus"
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/internal/node"
@@ -295,39 +295,9 @@ func printSources(w io.Writer, c *cmdline) {
 		if !ok || slices.Contains(serveOnly, f.Name) {
 			return
 		}
-		fmt.Fprintf(tw, "  %s\t%-24s from %s\n", f.Name, strconv.Quote(redactURLs(f.Value.String())), from)
+		fmt.Fprintf(tw, "  %s\t%-24s from %s\n", f.Name, strconv.Quote(bus.RedactURLs(f.Value.String())), from)
 	})
 	_ = tw.Flush()
-}
-
-// redactURLs hides the user information of each URL in a comma-separated
-// value: nats://USER:PASSWORD@HOST becomes nats://USER:xxxxx@HOST, and
-// nats://TOKEN@HOST (a NATS token in the user's place) nats://xxxxx@HOST.
-// An item that does not parse but holds "@" after "://" is hidden whole.
-func redactURLs(value string) string {
-	items := strings.Split(value, ",")
-	for i, item := range items {
-		scheme, rest, ok := strings.Cut(item, "://")
-		if !ok || !strings.Contains(rest, "@") {
-			continue
-		}
-		u, err := url.Parse(item)
-		switch {
-		case err != nil || u.User == nil:
-			items[i] = scheme + "://(hidden: it holds credentials)"
-		case hasPassword(u.User):
-			items[i] = u.Redacted()
-		default:
-			u.User = url.User("xxxxx")
-			items[i] = u.String()
-		}
-	}
-	return strings.Join(items, ",")
-}
-
-func hasPassword(u *url.Userinfo) bool {
-	_, ok := u.Password()
-	return ok
 }
 
 // defaultDataDir is where a node keeps its rooms when no --data is given:

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/bus"
 	"github.com/switchboard/switchboard/internal/pki"
 	"github.com/switchboard/switchboard/internal/token"
 	"github.com/switchboard/switchboard/internal/web"
@@ -310,7 +311,7 @@ func (n *Node) logExternalBusPosture() {
 		if err != nil {
 			continue
 		}
-		if pu.Scheme != "tls" && n.cfg.BusCA == "" && n.cfg.BusCert == "" {
+		if pu.Scheme != "tls" && pu.Scheme != "wss" && n.cfg.BusCA == "" && n.cfg.BusCert == "" {
 			plain = true
 		}
 		if pu.User != nil {
@@ -318,23 +319,12 @@ func (n *Node) logExternalBusPosture() {
 		}
 	}
 	if plain {
-		n.log.Warn("the external bus is named nats:// with no --bus-ca: unless that server requires TLS, room text and directory entries cross the network in clear and the node cannot verify the server; use tls:// and --bus-ca", "bus", redactBusURLs(n.cfg.Bus))
+		n.log.Warn("the external bus is named nats:// with no --bus-ca: unless that server requires TLS, room text and directory entries cross the network in clear and the node cannot verify the server; use tls:// and --bus-ca", "bus", bus.RedactURLs(n.cfg.Bus))
 	}
 	if anonymous {
 		n.log.Warn("the node presents no credentials to the external bus (no user in --bus, no --bus-creds or --bus-cert): unless that server requires them, anyone who reaches it reads every room and publishes directory entries")
 	}
 	n.log.Info("on an external bus, a node's directory entry is only as safe as the bus's permissions: give each node a user that may publish only its own entry (docs/security.md)")
-}
-
-// redactBusURLs is a --bus list with the passwords left out, for the log.
-func redactBusURLs(list string) string {
-	parts := strings.Split(list, ",")
-	for i, u := range parts {
-		if pu, err := url.Parse(strings.TrimSpace(u)); err == nil {
-			parts[i] = pu.Redacted()
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // checkToken verifies an attach's token: the user it names, and the
