@@ -16,9 +16,12 @@ import (
 
 // scriptPage is a tab with the room page, idle without a user, served by
 // the page's handler alone (as a node serves it): for tests that drive
-// client.js against stand-ins for every node.
+// client.js against stand-ins for every node. It makes the test parallel.
 func scriptPage(t *testing.T, name string) context.Context {
 	t.Helper()
+	// These tests mostly wait on the page's timers, each in a browser of
+	// its own: they run beside each other.
+	t.Parallel()
 	srv := httptest.NewServer(webui.Handler())
 	t.Cleanup(srv.Close)
 	tab := newTab(t, newBrowser(t), name)
