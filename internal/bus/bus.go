@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net"
 	"net/url"
 	"os"
@@ -386,7 +385,7 @@ func serverOptions(cfg Config) (*server.Options, *pki.KeyPair, error) {
 		// apart, and no one tells it of that peer again while both keep
 		// their routes to a third: two nodes cut from each other alone
 		// stayed apart for good, each seeing the other down. So they are
-		// dialled until they answer, as explicit routes (--join) are.
+		// dialled again for an hour (implicitRouteRetries).
 		ConnectRetries: implicitRouteRetries,
 	}
 	var routeAuth *url.Userinfo
@@ -436,11 +435,13 @@ func serverOptions(cfg Config) (*server.Options, *pki.KeyPair, error) {
 const startAttempts = 3
 
 // implicitRouteRetries is how many times a dropped route to a peer
-// learnt through gossip is dialled again, a second apart: about 68 years,
-// for ever in effect. A peer gone for good costs each node a failed dial
-// a second (each an error of nats-server's, sampled by the log: at most
-// one a minute at error level).
-const implicitRouteRetries = math.MaxInt32
+// learnt through gossip is dialled again, a second apart: an hour. That
+// outlasts a cut between two nodes, and a peer gone for good (deleted,
+// or back on another address) costs each node a failed dial a second per
+// connection of the route pool for that hour only, not for ever (each
+// an error of nats-server's, sampled by the log: at most one a minute at
+// error level), and stops being offered the route password then.
+const implicitRouteRetries = 3600
 
 // errRoutePort marks an embedded server that could not bind its cluster
 // port.
