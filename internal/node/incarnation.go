@@ -49,6 +49,11 @@ func (n *Node) nextIncarnation(dataDir string) uint64 {
 		}
 		if last >= inc {
 			n.log.Warn("the clock is behind this node's last start: its incarnation continues from the last one", "last", last, "clock", inc)
+			if ahead := time.Duration(last - inc); ahead > maxIncarnationAhead {
+				// Peers drop entries whose incarnation is that far ahead
+				// of their clocks (acceptEntry).
+				n.log.Error("the last incarnation is more than a day ahead of the clock: peers will not list this node until their clocks pass it; if a start's clock was wrong, stop the node and remove the incarnation file", "file", path, "ahead", ahead.Round(time.Second))
+			}
 			inc = last + 1
 		}
 	}

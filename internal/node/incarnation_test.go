@@ -2,6 +2,9 @@ package node_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -80,4 +83,18 @@ func TestRemovedPeerComesBackLower(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A node whose kept incarnation is more than a day ahead of its clock (a
+// start under a clock far ahead) says so at start: its peers drop
+// entries that far ahead (acceptEntry), and it would otherwise not know
+// why no peer lists it.
+func TestIncarnationFarAheadIsLogged(t *testing.T) {
+	dir := t.TempDir()
+	ahead := strconv.FormatInt(time.Now().Add(48*time.Hour).UnixNano(), 10)
+	if err := os.WriteFile(filepath.Join(dir, "incarnation"), []byte(ahead+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := startLogged(t, func(cfg *node.Config) { cfg.DataDir = dir })
+	logs.check(t, "more than a day ahead of the clock", true)
 }

@@ -818,15 +818,31 @@ func (e *roomEngine) publishAck(ctx context.Context, room string, rec record, ms
 	}
 }
 
-// storedRecord reads the record at stream sequence seq of room's stream.
+// storedRecord reads the record at stream sequence seq of room's stream,
+// trying again through a leader change until ctx ends, as publish does;
+// a record no longer there is jetstream.ErrMsgNotFound.
 func (e *roomEngine) storedRecord(ctx context.Context, room string, seq uint64) (record, error) {
-	stream, err := e.jsOf(room).Stream(ctx, e.streamOf(room))
-	if err != nil {
-		return record{}, fmt.Errorf("node: reading record %d of room %s: %w", seq, room, err)
-	}
-	msg, err := stream.GetMsg(ctx, seq)
-	if err != nil {
-		return record{}, fmt.Errorf("node: reading record %d of room %s: %w", seq, room, err)
+	var msg *jetstream.RawStreamMsg
+	backoff := 10 * time.Millisecond
+	for {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		stream, err := e.jsOf(room).Stream(actx, e.streamOf(room))
+		if err == nil {
+			msg, err = stream.GetMsg(actx, seq)
+		}
+		cancel()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, jetstream.ErrMsgNotFound) || ctx.Err() != nil {
+			return record{}, fmt.Errorf("node: reading record %d of room %s: %w", seq, room, err)
+		}
+		select {
+		case <-ctx.Done():
+			return record{}, fmt.Errorf("node: reading record %d of room %s: %w", seq, room, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 	var rec record
 	if err := json.Unmarshal(msg.Data, &rec); err != nil {

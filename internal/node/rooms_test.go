@@ -1016,6 +1016,7 @@ func TestForgottenSenderTextIsStored(t *testing.T) {
 	alice.seq++
 	alice.send(wire.Message{Op: wire.OpText, Room: "r", Seq: alice.seq, T: "hi\n"})
 	alice.acked("r", []uint64{alice.seq})
+	first := time.Now()
 	alice.send(wire.Message{Op: wire.OpLeave, Room: "r"})
 	alice.await("leave", func(m wire.Message) bool { return m.Op == wire.OpPresence && m.Event == "leave" })
 	alice.conn.Close()
@@ -1037,6 +1038,11 @@ func TestForgottenSenderTextIsStored(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	if d := time.Since(first); d > 100*time.Second {
+		// Not a failure: the IDs no longer collide, and the test shows
+		// nothing either way.
+		t.Logf("the others took %v, near the two-minute duplicate window: this run does not test the collision", d)
+	}
 	back := newDevicePeer(t, addr, "alice", "dev1")
 	st := back.join("r")
 	if st.Seqs["alice"] != 0 {

@@ -2,9 +2,12 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // The text writer of a feed: group commit of a room's text on one node.
@@ -211,11 +214,17 @@ func (f *feed) storeChunk(ctx context.Context, rec record) error {
 			return err
 		}
 		stored, err := f.e.storedRecord(ctx, f.room, seq)
-		if err != nil {
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			// Trimmed since (the room's limit of records): not this
+			// chunk's to stand for.
+		case err != nil:
 			return err
-		}
-		if stored.Op == rec.Op && stored.User == rec.User && stored.Dev == rec.Dev && stored.Seq == rec.Seq && stored.T == rec.T {
-			return nil // a resend of the chunk stored
+		case stored.Op == rec.Op && stored.User == rec.User && stored.Dev == rec.Dev && stored.Seq == rec.Seq && stored.T == rec.T:
+			// A resend of the chunk stored. (A forgotten sender's new
+			// chunk with the very text of the old one under the same
+			// seq is taken for it too: nothing tells them apart.)
+			return nil
 		}
 		id = textID(f.room, rec.User, rec.Dev, rec.Seq) + "@" + strconv.FormatUint(seq, 10)
 	}
