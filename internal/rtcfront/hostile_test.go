@@ -138,12 +138,11 @@ func TestTextStoredWhenThePeerEnds(t *testing.T) {
 	}
 }
 
-// TestOversizedMessageEndsThePeer: a peer that ignores the
-// max-message-size of the answer and sends a larger message is dropped,
-// and the message does not reach the room. Before, the node's stack took
-// messages up to 64 KiB whatever the answer announced, and the front cut
-// each into chunks for the room.
-func TestOversizedMessageEndsThePeer(t *testing.T) {
+// unboundedPeer is a peer of user big, in room lobby of a node with a
+// front, whose channel is open, that forgets the max-message-size the
+// node's answer announced; bob is a member of the room on that node.
+func unboundedPeer(t *testing.T) (*member, *rtcPeer) {
+	t.Helper()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	_, url := startFront(t, c.Nodes[0], nil)
@@ -159,6 +158,16 @@ func TestOversizedMessageEndsThePeer(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.waitOpen(t)
+	return bob, p
+}
+
+// TestOversizedMessageEndsThePeer: a peer that ignores the
+// max-message-size of the answer and sends a larger message is dropped,
+// and the message does not reach the room. Before, the node's stack took
+// messages up to 64 KiB whatever the answer announced, and the front cut
+// each into chunks for the room.
+func TestOversizedMessageEndsThePeer(t *testing.T) {
+	bob, p := unboundedPeer(t)
 	if err := p.dc.SendText("ok"); err != nil {
 		t.Fatal(err)
 	}
@@ -492,20 +501,7 @@ func TestRefusalsDoNotFloodTheLog(t *testing.T) {
 // below reached the room, unmarked, some before and some after the
 // session was flushed.
 func TestTextAfterTheDropNeverEntersTheRoom(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	c.WaitRoomsReady(settle)
-	_, url := startFront(t, c.Nodes[0], nil)
-	bob := join(t, c.Nodes[0], "bob", "lobby")
-	p, offer := newPeer(t, rtcfront.Protocol, nil)
-	code, answer := post(t, url+"?room=lobby&user=big", "application/sdp", offer)
-	if code != http.StatusCreated {
-		t.Fatalf("POST: %d %s", code, answer)
-	}
-	answer = regexp.MustCompile(`a=max-message-size:\d+\r\n`).ReplaceAllString(answer, "")
-	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
-	}
-	p.waitOpen(t)
+	bob, p := unboundedPeer(t)
 	if err := p.dc.SendText("ok"); err != nil {
 		t.Fatal(err)
 	}
