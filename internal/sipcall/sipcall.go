@@ -309,6 +309,24 @@ func (c *Call) Hold(ctx context.Context, d textsdp.Direction) (textsdp.Media, er
 	if err != nil {
 		return textsdp.Media{}, err
 	}
+	return c.renegotiate(ctx, offer)
+}
+
+// HoldByAddress puts the call on hold the way of RFC 2543: a re-INVITE
+// that offers the stream in direction d at the address 0.0.0.0 (the
+// side takes no text anywhere). Hold with the call's address resumes it.
+func (c *Call) HoldByAddress(ctx context.Context, d textsdp.Direction) (textsdp.Media, error) {
+	nowhere := netip.AddrPortFrom(netip.IPv4Unspecified(), c.LocalRTP().Port())
+	offer, err := textsdp.Offer(nowhere, c.cfg.Format, 0, d, c.sdpID, c.version+1)
+	if err != nil {
+		return textsdp.Media{}, err
+	}
+	return c.renegotiate(ctx, offer)
+}
+
+// renegotiate sends a re-INVITE with offer and returns the answer's
+// text stream. Later refreshes offer it too.
+func (c *Call) renegotiate(ctx context.Context, offer []byte) (textsdp.Media, error) {
 	res, err := c.reinvite(ctx, offer)
 	if err != nil {
 		return textsdp.Media{}, err

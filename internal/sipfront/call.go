@@ -215,9 +215,6 @@ func (c *call) readRTP() {
 			continue
 		}
 		c.packets.Add(1)
-		if !c.callerDirection().Sends() {
-			continue // a caller that said recvonly or inactive
-		}
 		if n > maxRTP {
 			c.log.Debug("an RTP packet longer than the front takes ignored", "max", maxRTP)
 			continue
@@ -236,6 +233,12 @@ func (c *call) readRTP() {
 		d, err := dec.Decode(&p)
 		if err != nil {
 			c.log.Debug("an RTP packet that is not T.140 ignored", "err", err)
+			continue
+		}
+		if !c.callerDirection().Sends() {
+			// A caller that said recvonly or inactive: its packets are
+			// decoded all the same, so that their redundancy does not
+			// bring the text back once it resumes.
 			continue
 		}
 		if d.Lost > 0 {

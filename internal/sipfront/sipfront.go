@@ -583,6 +583,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.badLog.Log(log, slog.LevelInfo, "call refused: malformed SDP", "err", wire.Clip(err.Error(), 256))
 		reply(req, tx, 400, "Bad Request: Malformed SDP")
 		return
+	case offer.Held:
+		// A call that begins on hold names no address to send text to,
+		// nor one its text must come from.
+		s.badLog.Log(log, slog.LevelInfo, "call refused: the offer's text stream has no address", "addr", offer.Addr.String())
+		reply(req, tx, 488, "Not Acceptable Here: No Address For Text", sip.NewHeader("Warning", `305 switchboard "a unicast connection address required"`))
+		return
 	}
 	to, err := s.route(req)
 	if err != nil {
@@ -692,7 +698,8 @@ func (s *Server) heldCall(req *sip.Request) *call {
 // 4028, the caller refreshing) or a new offer. An offer of the same text
 // stream, or none, gets 200 with the answer given before; one that
 // changes only the stream's direction (a call put on hold with sendonly
-// or inactive, or resumed) gets 200 with a new answer (call.reoffer);
+// or inactive, or the RFC 2543 way with the address 0.0.0.0, or resumed)
+// gets 200 with a new answer (call.reoffer);
 // one that changes anything else gets 488 (which leaves the session
 // unchanged); a call the front does not hold gets 481.
 func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
@@ -708,7 +715,7 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		case err != nil && !errors.Is(err, textsdp.ErrNoText):
 			reply(req, tx, 400, "Bad Request: Malformed SDP")
 			return
-		case err != nil || offer.Addr != c.peer || offer.Format != c.format:
+		case err != nil || offer.Format != c.format || offer.Addr != c.peer && !offer.Held:
 			reply(req, tx, 488, "Not Acceptable Here: Session Changes Not Supported",
 				sip.NewHeader("Warning", `399 switchboard "the text stream cannot change during a call"`))
 			return

@@ -323,6 +323,7 @@ func TestBadInvitesGetSIPErrors(t *testing.T) {
 		{"not SDP", "lobby", "application/sdp", "hello there", 400},
 		{"no text stream", "lobby", "application/sdp", audioOnly, 488},
 		{"text refused", "lobby", "application/sdp", strings.Replace(audioOnly, "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000", "m=text 0 RTP/AVP 98\r\na=rtpmap:98 t140/1000", 1), 488},
+		{"a call begun on hold", "lobby", "application/sdp", strings.Replace(strings.Replace(audioOnly, "m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000", "m=text 4000 RTP/AVP 98\r\na=rtpmap:98 t140/1000", 1), "c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0", 1), 488},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -695,4 +696,53 @@ func TestHoldKeepsTheRoomsTextForTheCaller(t *testing.T) {
 		t.Errorf("a resume (sendrecv) answered %v", resumed.Direction)
 	}
 	collect(t, call, away)
+
+	// Inactive: what the caller sends meanwhile is not taken, nor brought
+	// back by the redundancy of its packets once it resumes.
+	if held, err := call.Hold(ctx, textsdp.Inactive); err != nil || held.Direction != textsdp.Inactive {
+		t.Fatalf("an inactive hold answered %v, %v; want inactive", held.Direction, err)
+	}
+	before := front.Packets()
+	call.Send("unsaid")
+	nodetest.Eventually(t, settle, func() error {
+		if got := front.Packets(); got == before {
+			return fmt.Errorf("the front read no packet of the inactive caller (%d)", got)
+		}
+		return nil
+	})
+	if _, err := call.Hold(ctx, textsdp.SendRecv); err != nil {
+		t.Fatalf("resuming the call: %v", err)
+	}
+	call.Send(" again")
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("sip:alice@127.0.0.1"); got != "back soon again" {
+			return fmt.Errorf("bob sees %q from the caller, want %q", got, "back soon again")
+		}
+		return nil
+	})
+
+	// The hold of RFC 2543: the address 0.0.0.0, answered as a caller
+	// that does not receive.
+	held, err = call.HoldByAddress(ctx, textsdp.SendRecv)
+	if err != nil {
+		t.Fatalf("putting the call on hold with the address 0.0.0.0: %v", err)
+	}
+	if held.Direction != textsdp.RecvOnly {
+		t.Errorf("a hold with the address 0.0.0.0 answered %v, want recvonly", held.Direction)
+	}
+	const later = "and later"
+	_, relayed := front.Unsent()
+	if _, err := bob.sess.SendText("lobby", later); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if unsent, now := front.Unsent(); now < relayed+int64(len(later)) || unsent < int64(len(later)) {
+			return fmt.Errorf("the front took %d bytes of the room's text and holds %d unsent; want %d held", now-relayed, unsent, len(later))
+		}
+		return nil
+	})
+	if _, err := call.Hold(ctx, textsdp.SendRecv); err != nil {
+		t.Fatalf("resuming the call: %v", err)
+	}
+	collect(t, call, later)
 }

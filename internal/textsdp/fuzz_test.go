@@ -36,8 +36,11 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if !m.Addr.IsValid() || m.Addr.Port() == 0 || !m.Addr.Addr().IsValid() || m.Addr.Addr().IsUnspecified() || m.Addr.Addr().IsMulticast() {
+		if !m.Addr.IsValid() || m.Addr.Port() == 0 || !m.Addr.Addr().IsValid() || m.Addr.Addr().IsMulticast() {
 			t.Fatalf("taken a stream to %v", m.Addr)
+		}
+		if m.Held != m.Addr.Addr().IsUnspecified() || m.Held && m.Direction.Receives() {
+			t.Fatalf("a stream to %v taken as held %v, %v", m.Addr, m.Held, m.Direction)
 		}
 		if m.Format.T140 == 0 || m.Format.T140 > 127 || m.Format.RED > 127 || m.Format.RED == m.Format.T140 && m.Format.RED != 0 {
 			t.Fatalf("taken the payload types %+v", m.Format)

@@ -80,6 +80,18 @@ func (d Direction) Answer() Direction {
 	return d
 }
 
+// withoutReceiving is d for a side that takes no text: what a held
+// (c=0.0.0.0) stream's attribute amounts to.
+func (d Direction) withoutReceiving() Direction {
+	switch d {
+	case SendRecv:
+		return SendOnly
+	case RecvOnly:
+		return Inactive
+	}
+	return d
+}
+
 // direction is the last direction attribute among attrs, and whether
 // there was one.
 func direction(attrs []sdp.Attribute) (Direction, bool) {
@@ -106,8 +118,14 @@ type Media struct {
 	// Kinds are the media of every m= line ("audio", "text", ...), in order.
 	Kinds []string
 	// Direction is the text stream's direction: its own attribute, else
-	// the session's, else SendRecv.
+	// the session's, else SendRecv; on a held stream (Held) without the
+	// receiving part.
 	Direction Direction
+	// Held is set when the connection address is unspecified (c=IN IP4
+	// 0.0.0.0 or IN IP6 ::): the way RFC 2543 put a call on hold, which
+	// RFC 3264 (section 8.4) asks answerers to understand still. Addr
+	// then holds that address: the side takes no text anywhere.
+	Held bool
 }
 
 // Parse reads an offer or an answer and returns its first usable text
@@ -140,6 +158,9 @@ func Parse(body []byte) (Media, error) {
 		} else {
 			m.Direction, _ = direction(sd.Attributes)
 		}
+		if m.Held = addr.Addr().IsUnspecified(); m.Held {
+			m.Direction = m.Direction.withoutReceiving()
+		}
 		return m, nil
 	}
 	if len(why) == 0 {
@@ -163,7 +184,7 @@ func textStream(sd *sdp.SessionDescription, md *sdp.MediaDescription) (t140.Form
 		return t140.Format{}, netip.AddrPort{}, errors.New("no IN connection address")
 	}
 	ip, err := netip.ParseAddr(ci.Address.Address)
-	if err != nil || ip.IsUnspecified() || ip.IsMulticast() {
+	if err != nil || ip.IsMulticast() {
 		return t140.Format{}, netip.AddrPort{}, fmt.Errorf("connection address %q is not a unicast IP address", ci.Address.Address)
 	}
 	rtpmap := map[uint8]string{}
