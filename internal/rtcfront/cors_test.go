@@ -68,11 +68,13 @@ func TestPagesOfOtherOriginsMayPost(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			pre := do(t, http.MethodOptions, tt.origin, "", "",
 				"Access-Control-Request-Method", "POST",
-				"Access-Control-Request-Headers", "authorization,content-type")
+				"Access-Control-Request-Headers", "authorization,content-type",
+				"Access-Control-Request-Private-Network", "true")
 			acao := pre.Header.Get("Access-Control-Allow-Origin")
+			pna := pre.Header.Get("Access-Control-Allow-Private-Network")
 			if !tt.allowed {
-				if pre.StatusCode/100 == 2 || acao != "" {
-					t.Errorf("preflight: %d, Access-Control-Allow-Origin %q; want a refusal without it", pre.StatusCode, acao)
+				if pre.StatusCode/100 == 2 || acao != "" || pna != "" {
+					t.Errorf("preflight: %d, Access-Control-Allow-Origin %q, Access-Control-Allow-Private-Network %q; want a refusal without them", pre.StatusCode, acao, pna)
 				}
 				res := do(t, http.MethodPost, tt.origin, "application/sdp", "v=0")
 				if res.StatusCode != http.StatusForbidden || res.Header.Get("Access-Control-Allow-Origin") != "" {
@@ -82,6 +84,9 @@ func TestPagesOfOtherOriginsMayPost(t *testing.T) {
 			}
 			if pre.StatusCode != http.StatusNoContent || acao != tt.origin {
 				t.Fatalf("preflight: %d, Access-Control-Allow-Origin %q; want 204, %q", pre.StatusCode, acao, tt.origin)
+			}
+			if pna != "true" {
+				t.Errorf("Access-Control-Allow-Private-Network %q, want true", pna)
 			}
 			if m := pre.Header.Get("Access-Control-Allow-Methods"); !strings.Contains(m, "POST") {
 				t.Errorf("Access-Control-Allow-Methods %q, want POST", m)

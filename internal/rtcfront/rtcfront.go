@@ -320,14 +320,19 @@ func refuse(code int, format string, args ...any) *httpError {
 //
 // A page of another origin that may post offers (ownPage: another node
 // of the service, say) has its preflight answered (204) and may read
-// the answers (Access-Control-Allow-Origin); any other page's preflight
-// gets 405, and the browser posts nothing.
+// the answers (Access-Control-Allow-Origin), also when the browser asks
+// whether a public page may reach a node on a private network (Private
+// Network Access: Access-Control-Allow-Private-Network); any other
+// page's preflight gets 405, and the browser posts nothing.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.allowOrigin(w, r) && r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Methods", http.MethodPost)
 		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization")
 		h.Set("Access-Control-Max-Age", strconv.Itoa(int(preflightMaxAge.Seconds())))
+		if strings.EqualFold(r.Header.Get("Access-Control-Request-Private-Network"), "true") {
+			h.Set("Access-Control-Allow-Private-Network", "true")
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
