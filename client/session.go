@@ -408,6 +408,10 @@ func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Di
 				return err // a refusal retrying cannot mend (bad user name...)
 			}
 			if o.Kind == failover.Attached {
+				// Told, so that a drop long after counts as the first of
+				// a new series and waits DropBase, not a bound doubled by
+				// every drop the session ever had.
+				s.machine.Next(o, time.Now())
 				return nil
 			}
 			// Still pending: a retry of the same node may attach. The

@@ -378,3 +378,51 @@ func dialPreferringX(t *testing.T, a *fakeNode, tr *pick.Tracker) *client.Sessio
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// recordingRand answers 0 and records the bounds it is asked for.
+type recordingRand struct {
+	mu     sync.Mutex
+	bounds []int
+}
+
+func (r *recordingRand) IntN(n int) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.bounds = append(r.bounds, n)
+	return 0
+}
+
+// TestStableSessionsDropWithoutGrowingWaits: a session that stayed attached
+// longer than Stable waits at most DropBase after each drop, however
+// many it had before; the bound doubles only for drops in a row.
+func TestStableSessionsDropWithoutGrowingWaits(t *testing.T) {
+	a := newFakeNode(t, "a")
+	cfg := fastRetry()
+	cfg.DropBase = 7 * time.Millisecond
+	cfg.PassMax = time.Hour
+	cfg.Stable = time.Nanosecond
+	r := &recordingRand{}
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(cfg), client.WithRand(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	const drops = 5
+	for range drops {
+		a.dropAll()
+		awaitEvent(t, s, "the reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	base := int(cfg.DropBase/time.Microsecond) + 1
+	var waits []int
+	for _, n := range r.bounds {
+		if n >= base {
+			waits = append(waits, n)
+		}
+	}
+	want := slices.Repeat([]int{base}, drops)
+	if !slices.Equal(waits, want) {
+		t.Errorf("the bounds of the waits after %d drops of a stable session were %v µs+1, want %v", drops, waits, want)
+	}
+}
