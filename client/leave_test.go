@@ -236,3 +236,32 @@ func TestRefusedFirstJoinLeavesTheSessionOutOfTheRoom(t *testing.T) {
 		t.Errorf("SendText once joined: %v", err)
 	}
 }
+
+// A join refused for good after a failover (the room filled up while the
+// session was away, a refreshed token no longer names it) leaves the
+// session out of the room as a first join's refusal does: the text it
+// held ends with the refusal, and SendText says the room is not joined.
+// Before, the room stayed with its text queued for ever and no join
+// planned.
+func TestRejoinRefusedAfterFailoverLeavesTheRoom(t *testing.T) {
+	a := newFakeNode(t, "a")
+	s, join := aliceInRoom(t, a, client.WithRetry(fastRetry()))
+	join.conn.send(roomState("r", 0))
+	awaitEvent(t, s, "the room's state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+	a.dropAll()
+	awaitEvent(t, s, "the reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
+	rejoin := awaitGot(t, a, wire.OpJoin)
+	sent := make(chan error, 1)
+	go func() {
+		_, err := s.SendTextWait(dialCtx(t), "r", "held")
+		sent <- err
+	}()
+	rejoin.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeLimit, Room: "r", Message: "room r is full: 2 users"})
+	var se *client.ServerError
+	if err := <-sent; !errors.As(err, &se) && !errors.Is(err, client.ErrLeft) {
+		t.Errorf("SendTextWait across the refused re-join = %v, want the node's refusal or ErrLeft", err)
+	}
+	if _, err := s.SendText("r", "more"); !errors.Is(err, client.ErrLeft) {
+		t.Errorf("SendText after the re-join was refused = %v, want ErrLeft (not joined)", err)
+	}
+}

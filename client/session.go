@@ -200,6 +200,10 @@ type room struct {
 	synced bool
 	// numbered: a state was seen once, so seqs follow the server's.
 	numbered bool
+	// joinedOn is the connection the room's last state came on: the one
+	// the session is in the room on. On any other (after a failover, on
+	// a move's new connection) a join refused for good leaves it out.
+	joinedOn *writer
 	// byDevice: the session names its device, so the room tells this
 	// client's resends from another device's chunks under the same seqs
 	// (docs/protocol.md, "Text"): a chunk that went out keeps its seq
@@ -944,12 +948,14 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 			// A refusal no retry mends: the waits for it end with it.
 			s.mu.Lock()
 			if r := s.rooms[m.Room]; r != nil {
-				if m.Seq == 0 && !r.numbered && !slices.Contains(s.asked[m.Room], 'j') {
-					// A first join refused, and no other on its way:
-					// the session is not in the room (docs/protocol.md,
-					// "Rooms"), so SendText says so rather than queue
-					// text for a room that will never take it, and a
-					// failover does not ask again.
+				if m.Seq == 0 && r.joinedOn != w && !slices.Contains(s.asked[m.Room], 'j') {
+					// A join refused on a connection the session is not
+					// in the room on (its first, or the first after a
+					// failover or on a move's new connection), and no
+					// other on its way: the session is not in the room
+					// (docs/protocol.md, "Rooms"), so SendText says so
+					// rather than queue text for a room that will never
+					// take it, and a failover does not ask again.
 					s.dropRoomLocked(m.Room, fmt.Errorf("client: joining room %q: %w", m.Room, asError(m)))
 				} else if m.Seq == 0 {
 					r.endJoinsLocked(joinResult{err: asError(m)})
@@ -1134,7 +1140,7 @@ func (s *Session) syncRoomLocked(w *writer, name string, r *room, stored uint64)
 		// device, should another device have typed past it.)
 		r.nextSeq = max(r.nextSeq, stored+1)
 	}
-	r.synced, r.viaOld = true, false
+	r.synced, r.viaOld, r.joinedOn = true, false, w
 	r.pushed = 0 // all of it goes again
 	now := time.Now()
 	r.startRoundLocked(now)

@@ -147,3 +147,40 @@ func TestBrowserFirstJoinRefusedForgetsRoom(t *testing.T) {
 		t.Errorf("the page did:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestBrowserRejoinRefusedForgetsRoom: after a failover the new node
+// refuses the page's join of a room it was in for good (the room filled
+// up meanwhile). As the Go client does, the page is then out of the
+// room: sendText throws rather than queue text for ever.
+func TestBrowserRejoinRefusedForgetsRoom(t *testing.T) {
+	got := scriptedSession(t, "rejoin-refused", `
+  joinReply = (id, m) => (id === "n2" ? { op: "error", room: m.room, code: "limit", message: "room lobby is full" } : null);
+`, `
+  const first = settled(s, "n1");
+  s.start();
+  await first;
+  const joined = roomState(s);
+  s.join("lobby");
+  await joined;
+  const second = settled(s, "n2");
+  const refused = new Promise((resolve) => s.addEventListener("error", (e) => resolve(e.detail.code)));
+  drop("n1");
+  await second;
+  log.push("error " + (await refused));
+  try {
+    s.sendText("lobby", "x");
+    log.push("text to lobby taken");
+  } catch (e) {
+    log.push("text to lobby refused");
+  }
+`)
+	want := []string{
+		"n1 join lobby",
+		"n2 join lobby",
+		"error limit",
+		"text to lobby refused",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the page did:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -770,9 +770,11 @@ export class Session extends EventTarget {
           if (m.code === "rate" && m.seq && r.synced) learnWindow(r, m.seq); // the round's first refusal
           refused(r, m.seq);
           this.retryRoom(ws, m.room, r, m.code);
-        } else if (r && !m.seq && !r.numbered) {
-          // A first join refused for good (limit, forbidden): the page
-          // is not in the room (docs/protocol.md, "Rooms"), so sendText
+        } else if (r && !m.seq && r.joinedOn !== ws) {
+          // A join refused for good (limit, forbidden) on a connection
+          // the page is not in the room on (its first join, or the first
+          // after a failover or on a move's new connection): the page is
+          // not in the room (docs/protocol.md, "Rooms"), so sendText
           // says so rather than queue text no node will take, and the
           // next attach does not ask again (client/session.go).
           clearTimeout(r.retry);
@@ -845,6 +847,7 @@ export class Session extends EventTarget {
     }
     r.synced = true;
     r.viaOld = false;
+    r.joinedOn = ws; // the connection the page is in the room on
     r.pushed = 0; // all of it goes again
     const now = Date.now();
     startRound(r, now);
