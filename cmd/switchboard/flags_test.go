@@ -246,6 +246,11 @@ func TestCheckHidesCredentials(t *testing.T) {
 			t.Errorf("--check lacks %q:\n%s", want, stdout)
 		}
 	}
+	// Nor the error about a URL mistyped.
+	code, stdout, stderr = runArgs(t, "serve", "--bus", "natss://app:s3cret-typo@127.0.0.1:4222", "--check")
+	if code == exitOK || strings.Contains(stdout+stderr, "s3cret-typo") || !strings.Contains(stderr, "not a nats:// URL") {
+		t.Errorf("exit %d with a mistyped --bus, want an error without its password:\n%s%s", code, stdout, stderr)
+	}
 }
 
 // certs writes a node's certificate and key together or not at all, and

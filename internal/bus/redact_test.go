@@ -1,6 +1,11 @@
 package bus
 
-import "testing"
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+)
 
 // RedactURLs hides every credential a --bus list can hold, a NATS token
 // in the user's place included, which url.URL.Redacted leaves as it is.
@@ -14,5 +19,24 @@ func TestRedactURLs(t *testing.T) {
 		if got := RedactURLs(tt.in); got != tt.want {
 			t.Errorf("RedactURLs(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestConnectErrorHidesCredentials: the error of a bus that does not
+// answer names it without the password or token in its URL, as every
+// other place that prints --bus does.
+func TestConnectErrorHidesCredentials(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing answers there now
+	_, err = Open(context.Background(), Config{Name: "leak", External: "nats://app:s3cretpw@" + addr})
+	if err == nil {
+		t.Fatal("a bus where nothing answers opened")
+	}
+	if strings.Contains(err.Error(), "s3cretpw") || !strings.Contains(err.Error(), addr) {
+		t.Errorf("the error %q shows the password, or not the address", err)
 	}
 }

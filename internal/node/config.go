@@ -454,7 +454,7 @@ func (c *Config) validate() error {
 		}
 	}
 	if c.Bus != "" && !strings.HasPrefix(c.Bus, "nats://") && !strings.HasPrefix(c.Bus, "tls://") {
-		errs = append(errs, fmt.Errorf("bus %q is not a nats:// URL", c.Bus))
+		errs = append(errs, fmt.Errorf("bus %q is not a nats:// URL", bus.RedactURLs(c.Bus)))
 	}
 	if c.Bus != "" && c.NATSMonitor != "" {
 		errs = append(errs, errors.New("nats-monitor serves the embedded NATS's monitoring; with bus the external NATS has its own"))
