@@ -165,6 +165,13 @@ func (c *cmdline) applyEnv() error {
 		if !ok {
 			return
 		}
+		if v == "" {
+			// Counted as unset: a compose file's ${UNSET} gives an empty
+			// variable, and taken it would turn off what the config
+			// file sets (a token key, an admin token) without a word.
+			fmt.Fprintf(c.stderr, "switchboard: warning: %s is empty: ignored, as if unset (--%s comes from the command line, the config file or its default)\n", key, f.Name)
+			return
+		}
 		if err := c.fs.Set(f.Name, v); err != nil {
 			errs = append(errs, fmt.Errorf("%s=%q: invalid value for --%s: %w", key, v, f.Name, err))
 			return

@@ -65,6 +65,14 @@ func TestExitCodesAndHelp(t *testing.T) {
 			stderr: []string{`invalid value "100ms" for flag -feed-heartbeat: 100ms is below 500ms`}, stderrRows: 2,
 		},
 		{
+			name: "a rate that is not a number", args: []string{"serve", "--chunk-rate", "NaN", "--check"}, code: 2,
+			stderr: []string{`invalid value "NaN" for flag -chunk-rate: "NaN" is not a finite number`}, stderrRows: 2,
+		},
+		{
+			name: "--check says what the DNS responder would refuse at start", args: []string{"serve", "--dns", "127.0.0.1:0", "--dns-ttl", "500ms", "--check"}, code: 1,
+			stderr: []string{"TTL 500ms is below 1s"},
+		},
+		{
 			name: "argument before flags is not silently dropped", args: []string{"connect", "extra", "--service", "127.0.0.1:1"}, code: 2,
 			stderr: []string{`connect: unexpected argument "extra"`}, stderrRows: 2,
 		},
@@ -158,6 +166,7 @@ func TestEnvironmentTwins(t *testing.T) {
 		{name: "the command line wins", command: "serve", env: map[string]string{"SWITCHBOARD_SERVE_CAPACITY": "7"}, args: []string{"--capacity", "9"}, want: 9},
 		{name: "another command's twin does not leak", command: "sim", env: map[string]string{"SWITCHBOARD_SERVE_CAPACITY": "7"}, want: 100},
 		{name: "subcommands share the command's", command: "bench storm", env: map[string]string{"SWITCHBOARD_BENCH_CAPACITY": "8"}, want: 8},
+		{name: "an empty twin counts as unset", command: "serve", env: map[string]string{"SWITCHBOARD_SERVE_CAPACITY": ""}, want: 100, warn: "SWITCHBOARD_SERVE_CAPACITY is empty: ignored"},
 		{name: "global twin ignored", command: "serve", env: map[string]string{"SWITCHBOARD_CAPACITY": "7"}, want: 100, warn: "SWITCHBOARD_CAPACITY is ignored: environment twins are per command; use SWITCHBOARD_SERVE_CAPACITY"},
 		{name: "bad value names the variable", command: "serve", env: map[string]string{"SWITCHBOARD_SERVE_CAPACITY": "many"}, wantErr: `serve: SWITCHBOARD_SERVE_CAPACITY="many": invalid value for --capacity`},
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -508,6 +509,9 @@ func (v *nonNegFloat) Set(s string) error {
 	}
 	if f < 0 {
 		return fmt.Errorf("%v is negative", f)
+	}
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return fmt.Errorf("%q is not a finite number", s)
 	}
 	*v.p = f
 	return nil

@@ -111,6 +111,10 @@ func DefaultConfig(zone string, nodes func() []directory.Node) Config {
 	}
 }
 
+// Validate reports what New would refuse in c, without starting
+// anything: for a program that checks its settings before it runs.
+func (c Config) Validate() error { return c.validate() }
+
 // validate fills the zero fields of c with defaults, normalises names and
 // reports the first thing that makes no sense.
 func (c *Config) validate() error {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/drain"
 	"github.com/switchboard/switchboard/internal/bus"
 	"github.com/switchboard/switchboard/internal/forwarded"
@@ -408,7 +409,9 @@ func (c *Config) validate() error {
 	if c.MaxChunk < 0 || c.MaxChunk > MaxChunkLimit {
 		errs = append(errs, fmt.Errorf("max chunk %d outside 1..%d bytes", c.MaxChunk, MaxChunkLimit))
 	}
-	if c.ChunkRate < 0 || c.ByteRate < 0 || c.ChunkBurst < 1 || c.ByteBurst < c.MaxChunk {
+	// Written !(x >= 0) so that NaN, which compares false with anything
+	// and would make every chunk pass the limiter, is refused too.
+	if !(c.ChunkRate >= 0) || !(c.ByteRate >= 0) || c.ChunkBurst < 1 || c.ByteBurst < c.MaxChunk {
 		errs = append(errs, fmt.Errorf("text rate: chunk rate %v burst %d, byte rate %v burst %d (the byte burst must hold a whole chunk of %d)", c.ChunkRate, c.ChunkBurst, c.ByteRate, c.ByteBurst, c.MaxChunk))
 	}
 	if c.RoomStreams < 0 || c.RoomStreams > 256 {
@@ -417,7 +420,7 @@ func (c *Config) validate() error {
 	if c.Replicas < 0 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("replicas %d outside 0..5", c.Replicas))
 	}
-	if c.Rebalance.Threshold < 0 || c.Rebalance.Rate < 0 || c.Rebalance.Hold < 0 || c.RebalanceMinAge < 0 {
+	if !(c.Rebalance.Threshold >= 0) || !(c.Rebalance.Rate >= 0) || c.Rebalance.Hold < 0 || c.RebalanceMinAge < 0 {
 		errs = append(errs, fmt.Errorf("rebalance: threshold %v, rate %v, hold %v and min age %v may not be negative", c.Rebalance.Threshold, c.Rebalance.Rate, c.Rebalance.Hold, c.RebalanceMinAge))
 	}
 	c.Rebalance = c.Rebalance.WithDefaults()
@@ -458,6 +461,13 @@ func (c *Config) validate() error {
 	}
 	if c.Bus != "" && c.NATSMonitor != "" {
 		errs = append(errs, errors.New("nats-monitor serves the embedded NATS's monitoring; with bus the external NATS has its own"))
+	}
+	if c.DNS != "" {
+		// What the responder would refuse at start, said now (serve
+		// --check runs this).
+		if err := c.dnsConfig(func() []directory.Node { return nil }).Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	errs = append(errs, c.validateSecurity()...)
 	if err := errors.Join(errs...); err != nil {

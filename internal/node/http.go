@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/dnsserver"
 	"github.com/switchboard/switchboard/internal/web"
 	"github.com/switchboard/switchboard/internal/webui"
@@ -151,11 +152,7 @@ func (n *Node) HandleHTTP(pattern string, handler http.Handler) {
 // startDNS starts the DNS responder for the service name over this node's
 // directory snapshot.
 func (n *Node) startDNS(ctx context.Context) error {
-	cfg := dnsserver.DefaultConfig(n.cfg.Service, n.availableNodes)
-	cfg.Addr = n.cfg.DNS
-	cfg.TTL = n.cfg.DNSTTL
-	cfg.RateLimit = n.cfg.DNSRateLimit
-	cfg.MaxTCPConns = n.cfg.DNSMaxTCP
+	cfg := n.cfg.dnsConfig(n.availableNodes)
 	cfg.Logger = n.log // the DNS server names its own component
 	srv, err := dnsserver.New(cfg)
 	if err != nil {
@@ -167,6 +164,16 @@ func (n *Node) startDNS(ctx context.Context) error {
 	n.dns = srv
 	n.dnsAddr = srv.Addr()
 	return nil
+}
+
+// dnsConfig is the DNS responder's configuration, answering with nodes.
+func (c *Config) dnsConfig(nodes func() []directory.Node) dnsserver.Config {
+	cfg := dnsserver.DefaultConfig(c.Service, nodes)
+	cfg.Addr = c.DNS
+	cfg.TTL = c.DNSTTL
+	cfg.RateLimit = c.DNSRateLimit
+	cfg.MaxTCPConns = c.DNSMaxTCP
+	return cfg
 }
 
 // maxDrainWindow bounds the window POST /v1/drain?within= accepts.
