@@ -99,7 +99,7 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if st.Done {
 			fmt.Fprintf(stdout, "%s: drain ended (%s) after %.1fs: %d asked to move, %d closed at the deadline, %d sessions left\n",
 				st.Node, st.Reason, time.Since(started).Seconds(), st.Asked, st.Closed, st.Sessions)
-			return nil
+			return drainEnd(st.Reason)
 		}
 		if line := fmt.Sprintf("%d of %d asked to move, %d sessions left", st.Asked, st.Total, st.Sessions); line != last {
 			fmt.Fprintf(stdout, "%s %s: %s\n", time.Now().Format(time.TimeOnly), st.Node, line)
@@ -201,4 +201,18 @@ const addHTTPS = "the node serves HTTPS, serve --http-tls: add --https, with --c
 func plainToHTTPS(resp *http.Response, body []byte) bool {
 	return resp.StatusCode == http.StatusBadRequest &&
 		strings.Contains(string(body), "Client sent an HTTP request to an HTTPS server")
+}
+
+// drainEnd is the command's result for a drain that ended for reason:
+// nil when the node is as empty as draining could make it (empty, the
+// deadline passed, or no other node was up to move to), an error when
+// the drain was called off (DELETE /v1/drain) or the node stopped, so
+// that a script restarting the node next (deploy/roll.sh) stops instead
+// of dropping the sessions it still holds.
+func drainEnd(reason string) error {
+	switch reason {
+	case "empty", "deadline", "alone":
+		return nil
+	}
+	return fmt.Errorf("drain: the drain ended before the node was empty (%s): its sessions are still on it", reason)
 }

@@ -273,3 +273,13 @@ func TestPlainHTTPToHTTPSSaysAddHTTPS(t *testing.T) {
 		}
 	}
 }
+
+// A drain called off or cut short by the node's stop is a failure of the
+// command: roll.sh restarts the node after a drain that succeeded.
+func TestDrainEnd(t *testing.T) {
+	for reason, ok := range map[string]bool{"empty": true, "deadline": true, "alone": true, "cancelled": false, "stopped": false, "": false} {
+		if err := drainEnd(reason); (err == nil) != ok {
+			t.Errorf("drainEnd(%q) = %v, want success %v", reason, err, ok)
+		}
+	}
+}
