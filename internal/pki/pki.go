@@ -16,10 +16,11 @@
 //
 // Typical use, as `switchboard certs` does it:
 //
-//	ca, err := pki.LoadOrCreateCA(dir, "chat.local", now)
+//	ca, created, err := pki.LoadOrCreateCA(dir, "chat.local", now)
 //	cert, key, err := ca.Issue(pki.Request{Service: "chat.local", Hosts: []string{"127.0.0.1"}}, now)
-//	err = pki.WriteFile(filepath.Join(dir, "n1.pem"), cert, 0o644)
-//	err = pki.WriteFile(filepath.Join(dir, "n1.key"), key, 0o600)
+//	err = pki.WriteNewFiles(
+//		pki.NewFile{Name: filepath.Join(dir, "n1.pem"), Data: cert, Perm: 0o644},
+//		pki.NewFile{Name: filepath.Join(dir, "n1.key"), Data: key, Perm: 0o600})
 package pki
 
 import (
