@@ -37,3 +37,13 @@ func (s *Session) LeavesFollowed() int {
 	}
 	return n
 }
+
+// FlushesWaiting counts the Flush calls waiting on room.
+func (s *Session) FlushesWaiting(room string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r := s.rooms[room]; r != nil {
+		return len(r.flushes)
+	}
+	return 0
+}

@@ -343,8 +343,8 @@ func WithEventBuffer(n int) Option {
 
 // WithTLS makes every connection, to the common address and to the node
 // picked, speak TLS with cfg (its RootCAs: the CAs to trust, the system's
-// when nil). Each node must prove the service name: cfg.ServerName, or
-// the name given with WithServiceName, or else the name in the target
+// when nil). Each node must prove the service name: the name given with
+// WithServiceName, or cfg.ServerName, or else the name in the target
 // (dns:SERVICE, or the HOST of HOST:PORT when it is a name, not an IP).
 // The address the directory lists for a node is never what is verified:
 // a forged entry that points at a host without the service's certificate

@@ -188,9 +188,15 @@ type room struct {
 	waits []chan ackResult
 	// joins are the JoinWaits waiting for the room's state.
 	joins []chan joinResult
-	// flushes are the Flush calls waiting for unacked to empty: nil
-	// then, or why they end first (ErrLeft).
-	flushes []chan error
+	// flushes are the Flush calls waiting for the text queued before
+	// them to be acknowledged: nil then, or why they end first
+	// (ErrLeft).
+	flushes []flushWait
+	// queuedBytes and ackedBytes count the text ever queued and ever
+	// acknowledged, in bytes: a Flush waits for ackedBytes to reach
+	// queuedBytes as it was. Bytes, not chunks or seqs, since chunks are
+	// renumbered and cut again for a node with a smaller max_chunk.
+	queuedBytes, ackedBytes uint64
 	// sent counts the leading unacked chunks that went out at least once,
 	// on any connection (refused or not): the rest were never sent, so no
 	// node can have stored them (syncRoomLocked).
@@ -632,6 +638,14 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 		}
 		return s.failure(ctx, node, err), nil
 	}
+	if a.dir != nil && a.dir.Self != "" && a.dir.Self != node.ID {
+		// The address listed for node answered as another node of the
+		// service (an address reused, say): the session is on the node
+		// that answered, and a drop later is that node's.
+		s.opts.logger.Info("the address picked answered as another node", "picked", node.ID, "addr", node.Addr, "node", a.dir.Self)
+		node = answeredAs(a.dir, node)
+		a.reason += "; its address answered as " + node.ID
+	}
 	s.mu.Lock()
 	if s.ctx != nil && s.ctx.Err() != nil { // nil: Dial's attach, before any Close
 		err := s.ctx.Err()
@@ -667,6 +681,17 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 	}
 	s.mu.Unlock()
 	return failover.Outcome{Kind: failover.Attached, Node: node.ID}, nil
+}
+
+// answeredAs is the entry of the node that answered on picked's address:
+// its own in dir, or picked's address under its ID when dir lacks it.
+func answeredAs(dir *wire.Directory, picked directory.Node) directory.Node {
+	for _, n := range dir.Nodes {
+		if n.ID == dir.Self {
+			return n
+		}
+	}
+	return directory.Node{ID: dir.Self, Addr: picked.Addr, Status: directory.Up}
 }
 
 // failure classifies a failed dial, hello or attach.
@@ -1239,13 +1264,20 @@ func (r *room) ackLocked(seq uint64) {
 		}
 		i++
 	}
+	for _, m := range r.unacked[:i] {
+		r.ackedBytes += uint64(len(m.T))
+	}
 	r.unacked, r.waits = r.unacked[i:], r.waits[i:]
 	r.out = max(r.out-i, 0)
 	r.pushed = max(r.pushed-i, 0)
 	r.sent = max(r.sent-i, 0)
-	if len(r.unacked) == 0 {
-		r.endFlushesLocked(nil)
-	}
+	r.flushes = slices.DeleteFunc(r.flushes, func(f flushWait) bool {
+		if len(r.unacked) == 0 || r.ackedBytes >= f.upTo {
+			f.done <- nil
+			return true
+		}
+		return false
+	})
 }
 
 // refuseLocked ends the wait for the chunk seq with err, a refusal that
@@ -1283,9 +1315,15 @@ func (r *room) endWaitsLocked(err error) {
 // endFlushesLocked ends every Flush of the room with err.
 func (r *room) endFlushesLocked(err error) {
 	for _, f := range r.flushes {
-		f <- err
+		f.done <- err
 	}
 	r.flushes = nil
+}
+
+// flushWait is a Flush waiting for the room's ackedBytes to reach upTo.
+type flushWait struct {
+	upTo uint64
+	done chan error
 }
 
 // rejoinLocked joins the rooms again after a reattach; their states
@@ -1535,6 +1573,7 @@ func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64
 	pieces := cutText(text, s.maxChunkLocked())
 	for i, t := range pieces {
 		r.unacked = append(r.unacked, wire.Message{Op: wire.OpText, Room: name, Seq: r.nextSeq, T: t})
+		r.queuedBytes += uint64(len(t))
 		r.nextSeq++
 		if i == len(pieces)-1 {
 			r.waits = append(r.waits, wait) // the last ack says all are stored
@@ -1661,7 +1700,9 @@ func (s *Session) SendTextWait(ctx context.Context, name, text string) (uint64, 
 // Flush waits until the node has acknowledged every chunk sent to the
 // room so far, across failovers as SendTextWait does: for a bridge to
 // another protocol, say, that must not close before what it relayed is
-// stored. It returns at once when nothing waits for an ack. It fails with
+// stored. Text sent after Flush was called is not waited for, so a
+// bridge that keeps relaying can still checkpoint. It returns at once
+// when nothing waits for an ack. It fails with
 // ctx's error when ctx ends first, with an error matching ErrLeft when
 // the room is left or was never joined, and with the session's error
 // when it ends. A chunk
@@ -1684,7 +1725,7 @@ func (s *Session) Flush(ctx context.Context, name string) error {
 		s.mu.Unlock()
 		return nil
 	}
-	r.flushes = append(r.flushes, wait)
+	r.flushes = append(r.flushes, flushWait{upTo: r.queuedBytes, done: wait})
 	s.mu.Unlock()
 	select {
 	case err := <-wait:
@@ -1692,7 +1733,7 @@ func (s *Session) Flush(ctx context.Context, name string) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		if r := s.rooms[name]; r != nil {
-			r.flushes = slices.DeleteFunc(r.flushes, func(f chan error) bool { return f == wait })
+			r.flushes = slices.DeleteFunc(r.flushes, func(f flushWait) bool { return f.done == wait })
 		}
 		s.mu.Unlock()
 		return fmt.Errorf("client: waiting for the acks of room %s: %w", name, ctx.Err())

@@ -426,3 +426,22 @@ func TestStableSessionsDropWithoutGrowingWaits(t *testing.T) {
 		t.Errorf("the bounds of the waits after %d drops of a stable session were %v µs+1, want %v", drops, waits, want)
 	}
 }
+
+// A directory that lists a node at an address another node of the
+// service now has (an address reused): the session attaches to the node
+// that answers and reports that node, not the one picked, so that a drop
+// later leaves out the right one.
+func TestAddressAnsweringAsAnotherNode(t *testing.T) {
+	a, b := newFakeNode(t, "a"), newFakeNode(t, "b")
+	stale := directory.Node{ID: "x", Addr: b.Addr(), Status: directory.Up, Capacity: 100}
+	a.setDirectory(func() []directory.Node { return []directory.Node{a.entry(), stale} })
+	b.setDirectory(func() []directory.Node { return []directory.Node{a.entry(), b.entry()} })
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithPolicy(preferring("x")), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if got := s.Node(); got.ID != "b" || got.Addr != b.Addr() {
+		t.Errorf("attached to %s at %s, want b at %s (the node that answered on x's address)", got.ID, got.Addr, b.Addr())
+	}
+}

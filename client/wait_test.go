@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -131,8 +132,9 @@ func TestDialGiveUpMatchesErrGaveUp(t *testing.T) {
 }
 
 // Flush returns at once when nothing waits for an ack, waits while any
-// chunk does (the first ack of two is not enough), returns nil once the
-// last is acknowledged, and fails with ErrLeft when the room is left.
+// chunk sent before it does (the first ack of two is not enough), returns
+// nil once the last of those is acknowledged (not waiting for text sent
+// after it), and fails with ErrLeft when the room is left.
 func TestFlush(t *testing.T) {
 	a := newFakeNode(t, "a")
 	s, join := aliceInRoom(t, a, client.WithRetry(fastRetry()))
@@ -162,7 +164,30 @@ func TestFlush(t *testing.T) {
 		t.Fatalf("Flush after the last ack = %v", r.err)
 	}
 
+	// Text sent after Flush was called is not waited for: a bridge that
+	// keeps relaying can still checkpoint.
 	if _, err := s.SendText("r", "c"); err != nil {
+		t.Fatal(err)
+	}
+	flushed = async(func() (struct{}, error) { return struct{}{}, s.Flush(ctx, "r") })
+	nodetest.Eventually(t, settle, func() error {
+		if n := s.FlushesWaiting("r"); n != 1 {
+			return fmt.Errorf("%d flushes waiting, want 1", n)
+		}
+		return nil
+	})
+	if _, err := s.SendText("r", "d"); err != nil {
+		t.Fatal(err)
+	}
+	awaitGot(t, a, wire.OpText)
+	awaitGot(t, a, wire.OpText)
+	join.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: 3})
+	if r := awaitResult(t, "Flush", flushed); r.err != nil {
+		t.Fatalf("Flush after the ack of what came before it = %v", r.err)
+	}
+	join.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: 4})
+
+	if _, err := s.SendText("r", "e"); err != nil {
 		t.Fatal(err)
 	}
 	flushed = async(func() (struct{}, error) { return struct{}{}, s.Flush(ctx, "r") })
