@@ -57,6 +57,11 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		token = strings.TrimSpace(string(b))
 	}
+	if _, _, err := net.SplitHostPort(pos[0]); err != nil && token != "" && !*https {
+		// The address would come from a directory (a forged entry can
+		// name any host), and the token would go to it in clear.
+		return usagef(c.name, "NODE %q is an ID: its HTTP address comes from the directory, and the admin token would go there in clear; add --https (with --ca and --tls-name), or name the node's HTTP address HOST:PORT", pos[0])
+	}
 	if *https {
 		tf.on = true
 	}

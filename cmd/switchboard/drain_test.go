@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -197,6 +198,13 @@ func TestDrainCommand(t *testing.T) {
 	}
 	if code, _, stderr := runArgs(t, "drain", "n9", "--via", n1.Addr); code != 1 || !strings.Contains(stderr, `no node "n9"`) {
 		t.Errorf("drain of an unknown node: exit %d, stderr %q; want 1 and the reason", code, stderr)
+	}
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(tokenFile, []byte("0123456789abcdef0123456789abcdef"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := runArgs(t, "drain", n2.ID, "--via", n1.Addr, "--admin-token", tokenFile); code != 2 || !strings.Contains(stderr, "in clear") {
+		t.Errorf("drain of a node by ID with an admin token over plain HTTP: exit %d, stderr %q; want 2 and why", code, stderr)
 	}
 }
 
