@@ -1,9 +1,6 @@
 package webui_test
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 // TestBrowserFailoverOrder drives client.js against scripted fetch and
 // WebSocket stand-ins, in the browser, and checks the order the design
@@ -74,7 +71,5 @@ func TestBrowserFailoverOrder(t *testing.T) {
 	if len(got) == len(want) && got[5] == "fetch http://n3.test:7071/v1/directory" {
 		want[5] = got[5]
 	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("the client did:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	wantTranscript(t, "the client did", got, want)
 }

@@ -1,9 +1,6 @@
 package webui_test
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 // TestBrowserPushBeforeAttached drives client.js against a scripted
 // WebSocket stand-in that does what a node may: count the session
@@ -49,7 +46,5 @@ func TestBrowserPushBeforeAttached(t *testing.T) {
   return log;
 })()`)
 	want := []string{"sent hello", "sent attach", "directory n1:0 n2:6 n3:50"}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("the client did:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	wantTranscript(t, "the client did", got, want)
 }

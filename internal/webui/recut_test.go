@@ -102,9 +102,7 @@ func TestBrowserRecutForSmallerNode(t *testing.T) {
 		"n2 text 3 1000",
 		"n2 text 4 500",
 	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("the page sent:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	wantTranscript(t, "the page sent", got, want)
 }
 
 // TestBrowserFirstJoinRefusedForgetsRoom: a node refuses the page's
@@ -143,9 +141,7 @@ func TestBrowserFirstJoinRefusedForgetsRoom(t *testing.T) {
 		"text to full refused",
 		"n2 join lobby",
 	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("the page did:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
+	wantTranscript(t, "the page did", got, want)
 }
 
 // TestBrowserRejoinRefusedForgetsRoom: after a failover the new node
@@ -180,7 +176,14 @@ func TestBrowserRejoinRefusedForgetsRoom(t *testing.T) {
 		"error limit",
 		"text to lobby refused",
 	}
+	wantTranscript(t, "the page did", got, want)
+}
+
+// wantTranscript fails t when the page's transcript got is not want,
+// showing both; what says whose it is ("the page sent").
+func wantTranscript(t *testing.T, what string, got, want []string) {
+	t.Helper()
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("the page did:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		t.Errorf("%s:\n%s\nwant:\n%s", what, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
