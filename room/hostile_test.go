@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/switchboard/switchboard/room"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // A stored chunk with a seq past 2^53-1 (nodes refuse one from a client;
@@ -56,5 +58,37 @@ func TestLiveOfUnknownSendersIsBounded(t *testing.T) {
 	}
 	if w := r.Waiting(); w > cfg.MaxSenders {
 		t.Fatalf("%d live chunks wait from senders the room does not list; want at most %d", w, cfg.MaxSenders)
+	}
+}
+
+// Text longer than any node's max_chunk, which no node takes from a
+// client, stored or shown live by a faulty node all the same: neither
+// applied nor delivered (before, every member got it in a line past the
+// protocol's, and the Go client dropped its connection).
+func TestChunksNoNodeTakesAreIgnored(t *testing.T) {
+	var delivered []string
+	cfg := room.DefaultConfig("n1", 1)
+	cfg.Sink = room.SinkFunc(func(key string, line []byte) { delivered = append(delivered, string(line)) })
+	r, err := room.New("r", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Apply(1, room.Record{Op: room.OpJoin, User: "u", Key: "n1/1", Node: "n1", Inc: 1})
+	r.Register("n1/1", "u")
+	if _, err := r.Activate("n1/1"); err != nil {
+		t.Fatal(err)
+	}
+	delivered = nil
+	big := strings.Repeat("x", wire.MaxChunkLimit+1)
+	r.Apply(2, room.Record{Op: room.OpText, User: "bob", Key: "n2/9", Seq: 1, T: big})
+	r.Apply(3, room.Record{Op: room.OpBatch, Recs: []room.Record{{Op: room.OpText, User: "bob", Key: "n2/9", Seq: 1, T: big}}})
+	if shown := r.ApplyLive(room.Record{Op: room.OpText, User: "carl", Key: "n2/8", Seq: 1, T: big}); shown != 0 {
+		t.Errorf("a live chunk of %d bytes shown", len(big))
+	}
+	for _, line := range delivered {
+		t.Errorf("delivered %.80q (%d bytes)", line, len(line))
+	}
+	if seq := r.Seq("bob"); seq != 0 {
+		t.Errorf("bob's seq %d after chunks no node takes, want 0", seq)
 	}
 }

@@ -138,7 +138,7 @@ func (r *Room) ApplyLive(rec Record) int {
 }
 
 func (r *Room) applyLive(rec Record) bool {
-	if rec.User == "" || rec.Seq == 0 || rec.Seq != r.lastShown(rec.User)+1 {
+	if rec.User == "" || rec.Seq == 0 || rec.Seq != r.lastShown(rec.User)+1 || len(rec.T) > wire.MaxChunkLimit {
 		return false
 	}
 	if _, known := r.shown[rec.User]; !known && r.users[rec.User] == 0 &&

@@ -225,9 +225,11 @@ func (r *Room) Apply(seq uint64, rec Record) Result {
 
 // applyText applies a chunk, counting in res what became of it.
 func (r *Room) applyText(rec Record, res *Result) {
-	if rec.User == "" || rec.Seq > maxSeq {
-		// Nodes refuse both; one that stored such a chunk anyway would
-		// have every later chunk of its user taken for a duplicate.
+	if rec.User == "" || rec.Seq > maxSeq || len(rec.T) > wire.MaxChunkLimit {
+		// Nodes refuse all of these; one that stored such a chunk
+		// anyway would have every later chunk of its user taken for a
+		// duplicate (past 2^53-1), or a delivery longer than a protocol
+		// line sent to every member.
 		return
 	}
 	sent, dev := rec.Seq, devHash(rec.Dev)
