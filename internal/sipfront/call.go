@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,6 +78,15 @@ type call struct {
 	answer    []byte            // guarded by mu: the SDP answer, given again to a re-INVITE
 	version   uint64            // guarded by mu: the answer's o= version, above sdpID
 	direction textsdp.Direction // guarded by mu: the caller's stream's direction, as its last offer said
+	kinds     []string          // guarded by mu: the media of the last offer's m= lines
+	index     int               // guarded by mu: the text stream's place among them
+	// remoteCSeq is the highest CSeq of the caller's requests in the
+	// dialog (RFC 3261, section 12.2.2): a re-INVITE below it is stale.
+	remoteCSeq uint32 // guarded by mu
+	// unacked is closed by the ACK of the re-INVITE whose 2xx the front
+	// is sending again (ackCSeq); nil when none is.
+	unacked chan struct{} // guarded by mu
+	ackCSeq uint32        // guarded by mu
 
 	release func() // guarded by srv.mu
 	done    chan struct{}
@@ -90,9 +100,11 @@ type call struct {
 }
 
 // reoffer takes a later offer of the call's stream (a re-INVITE) that
-// differs at most in its direction, and returns the answer to give: the
-// one given before when the direction is the same (a session refresh),
-// else a new one, of a higher version, with the new direction's mirror.
+// differs at most in its direction and in the other streams around it,
+// and returns the answer to give: the one given before when nothing
+// changed (a session refresh), else a new one, of a higher version, with
+// the new direction's mirror and as many m= lines as the offer (RFC
+// 3264: another stream added is refused with port 0).
 // A caller that holds the call (sendonly or inactive) gets no text until
 // it resumes: the room's text waits for it meanwhile, as much as
 // maxSendBacklog holds. Text from a caller that says it does not send
@@ -100,7 +112,7 @@ type call struct {
 func (c *call) reoffer(offer textsdp.Media) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if offer.Direction == c.direction {
+	if offer.Direction == c.direction && offer.Index == c.index && slices.Equal(offer.Kinds, c.kinds) {
 		return c.answer, nil
 	}
 	answer, err := textsdp.Answer(offer, c.local, c.srv.cfg.Generations, c.sdpID, c.version+1)
@@ -109,7 +121,71 @@ func (c *call) reoffer(offer textsdp.Media) ([]byte, error) {
 	}
 	c.log.Info("the caller changed the call's direction", "from", c.direction.String(), "to", offer.Direction.String())
 	c.answer, c.version, c.direction = answer, c.version+1, offer.Direction
+	c.kinds, c.index = offer.Kinds, offer.Index
 	return answer, nil
+}
+
+// inOrder records cseq, a request of the caller's in the dialog, and
+// reports whether it is in order: not below one seen before.
+func (c *call) inOrder(cseq uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cseq < c.remoteCSeq {
+		return false
+	}
+	c.remoteCSeq = cseq
+	return true
+}
+
+// awaitAck notes that the 2xx to the re-INVITE cseq awaits its ACK, and
+// returns the channel the ACK closes. A 2xx before it that is still
+// unacknowledged is sent no more.
+func (c *call) awaitAck(cseq uint32) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unacked != nil {
+		close(c.unacked)
+	}
+	c.unacked, c.ackCSeq = make(chan struct{}), cseq
+	return c.unacked
+}
+
+// acked takes the ACK of the re-INVITE cseq.
+func (c *call) acked(cseq uint32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unacked != nil && c.ackCSeq == cseq {
+		close(c.unacked)
+		c.unacked = nil
+	}
+}
+
+// resend2xx sends the 2xx res to a re-INVITE again on tx, after T1 and
+// then at intervals doubling up to T2, until acked is closed, the call
+// ends, or 64*T1 has passed (RFC 3261, section 13.3.1.4).
+func (c *call) resend2xx(tx sip.ServerTransaction, res *sip.Response, acked <-chan struct{}) {
+	giveUp := time.NewTimer(64 * sip.T1)
+	defer giveUp.Stop()
+	wait := sip.T1
+	next := time.NewTimer(wait)
+	defer next.Stop()
+	for {
+		select {
+		case <-acked:
+			return
+		case <-c.done:
+			return
+		case <-giveUp.C:
+			c.log.Info("no ACK for the answer to a re-INVITE", "cseq", res.CSeq().SeqNo)
+			return
+		case <-next.C:
+			if err := tx.Respond(res); err != nil {
+				return
+			}
+			wait = min(2*wait, sip.T2)
+			next.Reset(wait)
+		}
+	}
 }
 
 // lastAnswer is the SDP answer given last.

@@ -657,7 +657,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	_ = s.dialogs.ReadAck(req, tx)
+	if err := s.dialogs.ReadAck(req, tx); err == nil {
+		return // the call's first INVITE's
+	}
+	if c := s.heldCall(req); c != nil {
+		c.acked(req.CSeq().SeqNo) // a re-INVITE's
+	}
 }
 
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
@@ -708,6 +713,13 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		reply(req, tx, 481, "Call/Transaction Does Not Exist")
 		return
 	}
+	if !c.inOrder(req.CSeq().SeqNo) {
+		// RFC 3261, section 12.2.2: a request below the dialog's remote
+		// CSeq is out of order (a stale re-INVITE that would undo a
+		// later hold or resume).
+		reply(req, tx, 500, "Server Internal Error: CSeq Out Of Order")
+		return
+	}
 	answer := c.lastAnswer()
 	if len(req.Body()) > 0 {
 		offer, err := textsdp.Parse(req.Body())
@@ -727,7 +739,15 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	res := sip.NewSDPResponseFromRequest(req, answer)
 	res.AppendHeader(&s.contact)
-	_ = tx.Respond(res)
+	if err := tx.Respond(res); err != nil {
+		return
+	}
+	// The 2xx is the front's to send again until its ACK comes (RFC
+	// 3261, section 13.3.1.4; RFC 6026): the transaction layer does not,
+	// and absorbs the caller's retransmissions of the re-INVITE, so a
+	// lost 2xx would otherwise leave the caller without an answer.
+	acked := c.awaitAck(req.CSeq().SeqNo)
+	s.wg.Go(func() { c.resend2xx(tx, res, acked) })
 }
 
 // onOptions answers OPTIONS: outside a dialog with what the front
@@ -837,7 +857,7 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, room string, 
 	c := &call{
 		srv: s, id: dlg.ID, dlg: dlg, room: room, user: user, log: log.With("user", user),
 		peer: offer.Addr, format: offer.Format, local: local, sdpID: sdpID, pc: pc, sess: sess,
-		answer: answer, direction: offer.Direction,
+		answer: answer, direction: offer.Direction, kinds: offer.Kinds, index: offer.Index, remoteCSeq: req.CSeq().SeqNo,
 		done: make(chan struct{}),
 	}
 	return c, answer, nil

@@ -1,0 +1,156 @@
+package sipfront_test
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/sipfront"
+)
+
+// rawCaller speaks SIP over UDP line by line, as a phone whose
+// retransmissions and ACKs the test decides.
+type rawCaller struct {
+	t     *testing.T
+	conn  *net.UDPConn
+	front *sipfront.Server
+	rtp   *net.UDPConn
+	toTag string
+}
+
+func newRawCaller(t *testing.T, front *sipfront.Server) *rawCaller {
+	t.Helper()
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(front.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rtp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(); rtp.Close() })
+	return &rawCaller{t: t, conn: conn, front: front, rtp: rtp}
+}
+
+// offer is an SDP offer of the caller's text stream in direction dir,
+// after the m= lines of extra.
+func (u *rawCaller) offer(extra, dir string) string {
+	return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n%sm=text %d RTP/AVP 98\r\na=rtpmap:98 t140/1000\r\na=%s\r\n",
+		extra, u.rtp.LocalAddr().(*net.UDPAddr).Port, dir)
+}
+
+// request is a request of the call: its branch names its transaction.
+func (u *rawCaller) request(method, branch string, cseq int, body string) string {
+	to := fmt.Sprintf("<sip:lobby@%s>", u.front.Addr())
+	if u.toTag != "" {
+		to += ";tag=" + u.toTag
+	}
+	ct := ""
+	if body != "" {
+		ct = "Content-Type: application/sdp\r\n"
+	}
+	return fmt.Sprintf("%s sip:lobby@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s\r\nMax-Forwards: 70\r\n"+
+		"From: <sip:raw@127.0.0.1>;tag=raw1\r\nTo: %s\r\nCall-ID: raw-call-1\r\nCSeq: %d %s\r\nContact: <sip:raw@%s>\r\n%sContent-Length: %d\r\n\r\n%s",
+		method, u.front.Addr(), u.conn.LocalAddr(), branch, to, cseq, method, u.conn.LocalAddr(), ct, len(body), body)
+}
+
+func (u *rawCaller) send(msg string) {
+	u.t.Helper()
+	if _, err := u.conn.Write([]byte(msg)); err != nil {
+		u.t.Fatal(err)
+	}
+}
+
+// final is the next final response to cseq ("2 INVITE"), skipping
+// provisional ones and requests; "" when none comes within d.
+func (u *rawCaller) final(d time.Duration, cseq string) string {
+	buf := make([]byte, 8192)
+	end := time.Now().Add(d)
+	for {
+		if err := u.conn.SetReadDeadline(end); err != nil {
+			u.t.Fatal(err)
+		}
+		n, err := u.conn.Read(buf)
+		if err != nil {
+			return ""
+		}
+		m := string(buf[:n])
+		if strings.HasPrefix(m, "SIP/2.0 ") && !strings.HasPrefix(m, "SIP/2.0 1") && strings.Contains(m, "\r\nCSeq: "+cseq+"\r\n") {
+			return m
+		}
+	}
+}
+
+// establish makes the call: INVITE, 200, ACK.
+func (u *rawCaller) establish() {
+	u.t.Helper()
+	u.send(u.request("INVITE", "inv1", 1, u.offer("", "sendrecv")))
+	res := u.final(settle, "1 INVITE")
+	if !strings.HasPrefix(res, "SIP/2.0 200") {
+		u.t.Fatalf("the INVITE was answered %q", res)
+	}
+	for _, l := range strings.Split(res, "\r\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, "To") {
+			_, u.toTag, _ = strings.Cut(v, "tag=")
+		}
+	}
+	u.send(u.request("ACK", "ack1", 1, ""))
+}
+
+// The front sends the 2xx to a re-INVITE again until its ACK comes, as
+// RFC 3261 (13.3.1.4) asks of a UAS: the transaction layer absorbs the
+// caller's retransmissions of the re-INVITE, so a 2xx lost on the way
+// used to leave the caller's re-INVITE unanswered until it timed out
+// (and most phones then hang up). A re-INVITE below the dialog's CSeq is
+// out of order: 500, the call unchanged.
+func TestReInviteAnswerIsSentUntilAcknowledged(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	u := newRawCaller(t, front)
+	u.establish()
+	u.send(u.request("INVITE", "reinv2", 2, u.offer("", "sendonly")))
+	first := u.final(settle, "2 INVITE")
+	if !strings.HasPrefix(first, "SIP/2.0 200") {
+		t.Fatalf("the re-INVITE was answered %q", first)
+	}
+	// Taken as lost: no ACK. The 2xx comes again.
+	if again := u.final(settle, "2 INVITE"); !strings.HasPrefix(again, "SIP/2.0 200") {
+		t.Fatalf("the 2xx to the re-INVITE, unacknowledged, did not come again (got %q)", again)
+	}
+	u.send(u.request("ACK", "ack2", 2, ""))
+
+	u.send(u.request("INVITE", "stale", 1, u.offer("", "inactive")))
+	if res := u.final(settle, "1 INVITE"); !strings.HasPrefix(res, "SIP/2.0 500") {
+		t.Errorf("a re-INVITE below the dialog's CSeq was answered %q, want 500", strings.SplitN(res, "\r\n", 2)[0])
+	}
+}
+
+// A re-INVITE that adds a stream (audio, say) beside the text gets an
+// answer with as many m= lines, the new one refused with port 0, as RFC
+// 3264 asks, in a new version; before, it got the first answer again.
+func TestReInviteAddingAStreamIsAnsweredInFull(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	u := newRawCaller(t, front)
+	u.establish()
+	u.send(u.request("INVITE", "reinv2", 2, u.offer("m=audio 4000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n", "sendrecv")))
+	res := u.final(settle, "2 INVITE")
+	if !strings.HasPrefix(res, "SIP/2.0 200") {
+		t.Fatalf("the re-INVITE was answered %q", res)
+	}
+	u.send(u.request("ACK", "ack2", 2, ""))
+	_, answer, _ := strings.Cut(res, "\r\n\r\n")
+	if !strings.Contains(answer, "\r\nm=audio 0 ") || !strings.Contains(answer, "\r\nm=text ") || !strings.Contains(answer, "\r\no=- ") {
+		t.Errorf("the answer to an offer of audio and text:\n%s\nwant the audio refused with port 0, then the text", answer)
+	}
+	if strings.Index(answer, "m=audio") > strings.Index(answer, "m=text") {
+		t.Errorf("the answer's m= lines are not in the offer's order:\n%s", answer)
+	}
+}
