@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/sipcall"
 	"github.com/switchboard/switchboard/internal/sipfront"
+	"github.com/switchboard/switchboard/pick"
 )
 
 // rawCaller speaks SIP over UDP line by line, as a phone whose
@@ -152,5 +155,27 @@ func TestReInviteAddingAStreamIsAnsweredInFull(t *testing.T) {
 	}
 	if strings.Index(answer, "m=audio") > strings.Index(answer, "m=text") {
 		t.Errorf("the answer's m= lines are not in the offer's order:\n%s", answer)
+	}
+}
+
+// A node that gets a redirected INVITE (it carries sbnode) takes it
+// without picking again, whichever node sbnode names: here the policy
+// keeps picking a node whose SIP address is this very front (nodes
+// sharing a host), and the call used to be sent round in 302s.
+func TestRedirectedCallIsNotRedirectedAgain(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	var front *sipfront.Server
+	front = startFront(t, c.Nodes[0], func(cfg *sipfront.Config) {
+		cfg.Redirect = true
+		cfg.Policy = pick.PolicyFunc(func([]directory.Node, pick.Request) (pick.Result, error) {
+			return pick.Result{Node: directory.Node{ID: "elsewhere", Status: directory.Up}}, nil
+		})
+		cfg.SIPAddrOf = func(directory.Node) (string, bool) { return front.Addr().String(), true }
+	})
+	dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "alice"})
+	if n := front.Calls(); n != 1 {
+		t.Errorf("the front holds %d calls after a redirect to itself, want 1", n)
 	}
 }

@@ -484,8 +484,16 @@ func (s *Server) route(req *sip.Request) (to *sip.Uri, err error) {
 	if !s.cfg.Redirect {
 		return nil, nil
 	}
-	if id, ok := req.Recipient.UriParams.Get(NodeParam); ok && id == s.cfg.NodeID {
-		return nil, nil // picked already, by the node that redirected
+	if _, ok := req.Recipient.UriParams.Get(NodeParam); ok {
+		// Redirected here by a node that picked: taken without picking
+		// again, so a call is redirected once at most (nodes sharing a
+		// host, or a SIPAddrOf that names this front for another node,
+		// would otherwise send it round for ever), unless this node may
+		// take no call now: the caller dials the service again.
+		if !s.selfAvailable() {
+			return nil, errNotAvailable
+		}
+		return nil, nil
 	}
 	res, err := s.cfg.Policy.Pick(s.cfg.Nodes(), pick.Request{})
 	if err != nil {
@@ -506,6 +514,21 @@ func (s *Server) route(req *sip.Request) (to *sip.Uri, err error) {
 	u := &sip.Uri{Scheme: "sip", User: req.Recipient.User, Host: host, Port: p, UriParams: sip.NewParams()}
 	u.UriParams.Add(NodeParam, res.Node.ID)
 	return u, nil
+}
+
+// errNotAvailable: a redirected call reached a node that is draining,
+// full or not up.
+var errNotAvailable = errors.New("sipfront: this node takes no call now (draining, full or not up)")
+
+// selfAvailable reports whether the front's own node is up with room,
+// as its directory lists it.
+func (s *Server) selfAvailable() bool {
+	for _, n := range s.cfg.Nodes() {
+		if n.ID == s.cfg.NodeID {
+			return n.Available()
+		}
+	}
+	return false
 }
 
 func (s *Server) sipAddrOf(n directory.Node) (string, bool) {
