@@ -3,6 +3,7 @@ package t140
 import (
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/rivo/uniseg"
@@ -196,13 +197,35 @@ func (m *Mixer) show(out *strings.Builder, s *mixSender) {
 				continue // other controls, C0 and C1 (CSI among them), have no place on the caller's screen
 			}
 			if !m.midLine {
-				out.WriteString("[" + m.current + "]: ")
+				out.WriteString("[" + label(m.current) + "]: ")
 				m.midLine, m.segment = true, 0
 			}
 			out.WriteString(c)
 			m.segment++
 		}
 	}
+}
+
+// label is a sender's name as its label shows it: controls, line and
+// paragraph separators and format characters (bidirectional overrides
+// and isolates, zero-width marks) each become U+FFFD, so that no name
+// can end the label's line or turn the text after it around and pass a
+// line of its own for another member's.
+func label(name string) string {
+	if !strings.ContainsFunc(name, hidden) {
+		return name
+	}
+	return strings.Map(func(r rune) rune {
+		if hidden(r) {
+			return utf8.RuneError
+		}
+		return r
+	}, name)
+}
+
+// hidden reports whether r is a rune label replaces.
+func hidden(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf)
 }
 
 func (m *Mixer) endLine(out *strings.Builder) {

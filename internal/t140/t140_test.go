@@ -242,6 +242,7 @@ func TestMixer(t *testing.T) {
 		{"an idle sender is interrupted", []write{{0, "ann", "hel"}, {10, "bob", "yo"}}, 2000, "[ann]: hel\u2028[bob]: yo"},
 		{"controls dropped, BOM dropped, BEL kept", []write{{0, "ann", "\ufeffa\x01\ab"}}, 0, "[ann]: a\ab"},
 		{"C1 controls dropped (CSI, NEL)", []write{{0, "ann", "a\u009b31mb\u0085c"}}, 0, "[ann]: a31mbc"},
+		{"a name cannot end its label's line nor turn the text around", []write{{0, "sip:m\u2028[alice\u202e\u2066", "x"}}, 0, "[sip:m\ufffd[alice\ufffd\ufffd]: x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
