@@ -145,6 +145,13 @@ type Decoder struct {
 	probing   bool
 	probeNext uint16 // the sequence number that confirms it
 	probeText []byte // the held packet's own text
+	// A packet of another SSRC is held in the same way until a packet
+	// of that SSRC after it confirms that the sender restarted: a late
+	// or stray packet of another source does not turn the stream.
+	switching  bool
+	switchSSRC uint32
+	switchNext uint16 // the sequence number after the held packet's
+	switchText []byte // the held packet's own text
 }
 
 // RFC 3550 appendix A.1's bounds on the sequence: a packet up to
@@ -175,8 +182,10 @@ type Decoded struct {
 	Old bool
 }
 
-// Decode reads the next packet received. A packet of another SSRC starts
-// the stream anew (the sender restarted), with its own text only. The
+// Decode reads the next packet received. A packet of another SSRC is
+// held until the next packet of that SSRC confirms that the sender
+// restarted (one stray packet, or a late one of the old source, changes
+// nothing); the stream then goes on from the held packet. The
 // call's first packet gives its own text after what its redundant blocks
 // hold: the text of the first packets, lost before it. Sequence numbers follow RFC
 // 3550 appendix A.1: a jump of up to 3000 packets is loss (marked once),
@@ -201,42 +210,63 @@ func (d *Decoder) Decode(p *rtp.Packet) (Decoded, error) {
 	default:
 		return Decoded{}, fmt.Errorf("%w: %d", ErrPayloadType, p.PayloadType)
 	}
-	if !d.started || p.SSRC != d.ssrc {
+	if !d.started {
 		// The call's first packet here: its redundant blocks carry the
 		// packets before it (an encoder sends them empty until it has
-		// sent text), so text they hold was lost on the way. Not after
-		// an SSRC change: the same sender's encoder may carry on, its
-		// redundancy repeating text already taken.
+		// sent text), so text they hold was lost on the way.
 		var out Decoded
-		if !d.started {
-			for _, b := range redundant {
-				if b.PT == d.format.T140 && len(b.Data) > 0 {
-					out.Text = append(out.Text, b.Data...)
-					out.Recovered++
-				}
+		for _, b := range redundant {
+			if b.PT == d.format.T140 && len(b.Data) > 0 {
+				out.Text = append(out.Text, b.Data...)
+				out.Recovered++
 			}
 		}
 		d.started, d.ssrc, d.next, d.probing = true, p.SSRC, p.SequenceNumber+1, false
 		out.Text = append(out.Text, primary...)
 		return out, nil
 	}
+	if p.SSRC != d.ssrc {
+		if !d.switching || p.SSRC != d.switchSSRC || p.SequenceNumber-d.switchNext >= maxDropout {
+			// One packet of another source: held until the next of
+			// that source confirms that the sender restarted.
+			d.switching, d.switchSSRC, d.switchNext = true, p.SSRC, p.SequenceNumber+1
+			d.switchText = append(d.switchText[:0], primary...)
+			return Decoded{Old: true}, nil
+		}
+		// Confirmed: the stream goes on from the held packet, and the
+		// packets between it and this one are lost or in this one's
+		// redundancy. (The same sender's encoder may carry on across
+		// the change, its redundancy repeating text already taken: the
+		// held packet's redundancy is not read.)
+		held := append([]byte(nil), d.switchText...)
+		d.switching, d.ssrc, d.next, d.probing = false, p.SSRC, d.switchNext, false
+		out := d.inSequence(p, redundant, primary)
+		out.Text = append(held, out.Text...)
+		return out, nil
+	}
+	return d.inSequence(p, redundant, primary), nil
+}
+
+// inSequence decodes a packet of the stream's SSRC by its sequence
+// number (RFC 3550 appendix A.1's bounds).
+func (d *Decoder) inSequence(p *rtp.Packet, redundant []Block, primary []byte) Decoded {
 	delta := p.SequenceNumber - d.next
 	switch {
 	case delta < maxDropout:
 		d.probing = false
 	case delta >= 1<<16-maxMisorder:
-		return Decoded{Old: true}, nil
+		return Decoded{Old: true}
 	case d.probing && p.SequenceNumber == d.probeNext:
 		// Two packets in a row far from the old sequence: the sender
 		// renumbered. What it sent between is unknown: marked lost.
 		d.probing, d.next = false, p.SequenceNumber+1
 		text := append(append([]byte(Missing), d.probeText...), primary...)
 		d.probeText = d.probeText[:0]
-		return Decoded{Text: text, Lost: 1}, nil
+		return Decoded{Text: text, Lost: 1}
 	default:
 		d.probing, d.probeNext = true, p.SequenceNumber+1
 		d.probeText = append(d.probeText[:0], primary...)
-		return Decoded{Old: true}, nil
+		return Decoded{Old: true}
 	}
 	gap := int(delta)
 	d.next = p.SequenceNumber + 1
@@ -252,5 +282,5 @@ func (d *Decoder) Decode(p *rtp.Packet) (Decoded, error) {
 		out.Recovered++
 	}
 	out.Text = append(out.Text, primary...)
-	return out, nil
+	return out
 }

@@ -510,3 +510,42 @@ func TestSSRCChangeRepeatsNothing(t *testing.T) {
 		t.Errorf("text = %q, want %q", got, "abcde")
 	}
 }
+
+// A packet of another SSRC is taken for a new source only once a packet
+// of that source after it confirms it, as a sequence jump is: one stray
+// packet changes nothing, and a late packet of the old source after the
+// change is shown in its place rather than turning the stream back, with
+// the new source's packets lost meanwhile recovered from redundancy or
+// marked. Before, every change of SSRC restarted the stream at once.
+func TestSourceChanges(t *testing.T) {
+	packet := func(e *Encoder, text string) *rtp.Packet {
+		t.Helper()
+		p, err := e.Packet([]byte(text), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, f := range []Format{testFormat, {T140: 98}} {
+		name, lost := "red", "new2"
+		if f.RED == 0 {
+			name, lost = "plain", Missing
+		}
+		t.Run(name+"/one stray packet", func(t *testing.T) {
+			e, stray := NewEncoder(f, 7, 1000, 0), NewEncoder(f, 9, 1000, 0)
+			packets := []*rtp.Packet{packet(e, "a"), packet(e, "b"), packet(stray, "evil"), packet(e, "c"), packet(e, "d")}
+			if got, want := receive(t, NewDecoder(f), packets), "abcd"; got != want {
+				t.Errorf("text = %q, want %q", got, want)
+			}
+		})
+		t.Run(name+"/a late packet of the old source", func(t *testing.T) {
+			old, next := NewEncoder(f, 1, 1000, 0), NewEncoder(f, 2, 5000, 0)
+			hello, new1, world := packet(old, "hello"), packet(next, "new1"), packet(old, "world")
+			packet(next, "new2") // lost
+			new3 := packet(next, "new3")
+			if got, want := receive(t, NewDecoder(f), []*rtp.Packet{hello, new1, world, new3}), "helloworldnew1"+lost+"new3"; got != want {
+				t.Errorf("text = %q, want %q", got, want)
+			}
+		})
+	}
+}
