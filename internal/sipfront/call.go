@@ -160,6 +160,20 @@ func (c *call) acked(cseq uint32) {
 	}
 }
 
+// inDialog routes req, a request of the front's in the call, as the
+// caller's INVITE came: over TCP on the caller's own connection (RFC
+// 3261, section 18.1.1 lets a reliable transport's requests go back on
+// the connection they came on), never a new one to the host and port
+// its Contact names, which the connection limit would not count, which
+// nothing would close, and which could name any host.
+func (c *call) inDialog(req *sip.Request) {
+	inv := c.dlg.InviteRequest
+	req.SetTransport(inv.Transport())
+	if !strings.EqualFold(inv.Transport(), "UDP") {
+		req.SetDestination(inv.Source())
+	}
+}
+
 // resend2xx sends the 2xx res to a re-INVITE again on tx, after T1 and
 // then at intervals doubling up to T2, until acked is closed, the call
 // ends, or 64*T1 has passed (RFC 3261, section 13.3.1.4).
@@ -246,7 +260,7 @@ func (c *call) keepAlive() {
 		case <-tick.C:
 		}
 		req := sip.NewRequest(sip.OPTIONS, contact.Address)
-		req.SetTransport(inv.Transport())
+		c.inDialog(req)
 		ctx, cancel := context.WithTimeout(stop, c.srv.cfg.KeepAliveTimeout)
 		res, err := c.dlg.Do(ctx, req)
 		cancel()
@@ -491,7 +505,7 @@ func (c *call) bye(ctx context.Context, reason string) error {
 		return nil
 	}
 	req := sip.NewRequest(sip.BYE, contact.Address)
-	req.SetTransport(inv.Transport())
+	c.inDialog(req)
 	text := strings.Map(func(r rune) rune {
 		if r == '"' || r == '\\' || r < 0x20 {
 			return '\''

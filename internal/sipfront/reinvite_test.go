@@ -1,6 +1,7 @@
 package sipfront_test
 
 import (
+	"bufio"
 	"fmt"
 	"net"
 	"strings"
@@ -177,5 +178,78 @@ func TestRedirectedCallIsNotRedirectedAgain(t *testing.T) {
 	dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "alice"})
 	if n := front.Calls(); n != 1 {
 		t.Errorf("the front holds %d calls after a redirect to itself, want 1", n)
+	}
+}
+
+// A caller over TCP gets the front's requests in the call (its
+// keepalive OPTIONS, a BYE) on its own connection, not on a new one the
+// front opened to its Contact: such connections were not counted by the
+// connection limit, were never closed, and went to whatever host and
+// port the caller named.
+func TestTCPCallerGetsRequestsOnItsConnection(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.KeepAlive = 200 * time.Millisecond })
+	contact, err := net.Listen("tcp", "127.0.0.1:0") // where the Contact points
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer contact.Close()
+	dialled := make(chan struct{}, 1)
+	go func() {
+		if conn, err := contact.Accept(); err == nil {
+			conn.Close()
+			dialled <- struct{}{}
+		}
+	}()
+	u := newRawCaller(t, front)
+	conn, err := net.Dial("tcp", front.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	request := func(method, branch, toTag string, body string) string {
+		to := fmt.Sprintf("<sip:lobby@%s>", front.Addr())
+		if toTag != "" {
+			to += ";tag=" + toTag
+		}
+		ct := ""
+		if body != "" {
+			ct = "Content-Type: application/sdp\r\n"
+		}
+		return fmt.Sprintf("%s sip:lobby@%s;transport=tcp SIP/2.0\r\nVia: SIP/2.0/TCP %s;branch=z9hG4bK-%s\r\nMax-Forwards: 70\r\n"+
+			"From: <sip:tcp@127.0.0.1>;tag=t1\r\nTo: %s\r\nCall-ID: tcp-call-1\r\nCSeq: 1 %s\r\nContact: <sip:tcp@%s;transport=tcp>\r\n%sContent-Length: %d\r\n\r\n%s",
+			method, front.Addr(), conn.LocalAddr(), branch, to, method, contact.Addr(), ct, len(body), body)
+	}
+	if _, err := conn.Write([]byte(request("INVITE", "t1", "", u.offer("", "sendrecv")))); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(settle)); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	toTag, answered := "", false
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading the caller's connection (answered %v): %v", answered, err)
+		}
+		switch {
+		case strings.HasPrefix(line, "SIP/2.0 200"):
+			answered = true
+		case answered && strings.HasPrefix(line, "To:"):
+			_, toTag, _ = strings.Cut(strings.TrimSpace(line), "tag=")
+			if _, err := conn.Write([]byte(request("ACK", "t2", toTag, ""))); err != nil {
+				t.Fatal(err)
+			}
+		case strings.HasPrefix(line, "OPTIONS "):
+			select {
+			case <-dialled:
+				t.Error("the front also dialled the caller's Contact")
+			default:
+			}
+			return // the keepalive came on the caller's connection
+		}
 	}
 }
