@@ -58,7 +58,19 @@ type mixSender struct {
 	waits  bool      // they are in Mixer.waiting
 	since  time.Time // when they joined the waiting line
 	left   bool      // they left the room: dropped once their queued text is shown
+	esc    escState  // where they are in an escape sequence, across chunks
 }
+
+// escState is where a sender's text is in an ISO 6429 escape sequence
+// (a colour, say), which the caller's screen is not given: the mixer
+// drops the whole sequence, not its control character alone.
+type escState uint8
+
+const (
+	escNone  escState = iota
+	escStart          // after ESC
+	escCSI            // after ESC [ or CSI (U+009B), until a final byte
+)
 
 // NewMixer returns a Mixer; switchAfter 0 means DefaultSwitchAfter.
 func NewMixer(switchAfter time.Duration) *Mixer {
@@ -173,6 +185,32 @@ func (m *Mixer) show(out *strings.Builder, s *mixSender) {
 		c, text, _, state = uniseg.FirstGraphemeClusterInString(text, state)
 		cr := s.cr
 		s.cr = false
+		// Escape sequences as the text model reads them (rtt): ESC [
+		// or CSI, parameter and intermediate bytes, a final byte; or ESC
+		// and one byte. A character that cannot continue the sequence
+		// ends it and is shown.
+		switch esc := s.esc; {
+		case esc == escStart && c == "[":
+			s.esc = escCSI
+			continue
+		case esc == escStart && len(c) == 1 && c[0] >= 0x30 && c[0] <= 0x7e,
+			esc == escCSI && len(c) == 1 && c[0] >= 0x40 && c[0] <= 0x7e:
+			s.esc = escNone
+			continue
+		case esc == escCSI && len(c) == 1 && c[0] >= 0x20 && c[0] <= 0x3f:
+			continue
+		}
+		s.esc = escNone
+		switch c {
+		case "\x1b":
+			s.esc = escStart
+			continue
+		case "\u009b":
+			s.esc = escCSI
+			continue
+		case "\t":
+			c = " " // as the text model shows it (rtt)
+		}
 		switch c {
 		case "\n":
 			if cr {

@@ -241,7 +241,10 @@ func TestMixer(t *testing.T) {
 		{"others wait while the sender is busy", []write{{0, "ann", "hel"}, {10, "bob", "yo"}}, 1999, "[ann]: hel"},
 		{"an idle sender is interrupted", []write{{0, "ann", "hel"}, {10, "bob", "yo"}}, 2000, "[ann]: hel\u2028[bob]: yo"},
 		{"controls dropped, BOM dropped, BEL kept", []write{{0, "ann", "\ufeffa\x01\ab"}}, 0, "[ann]: a\ab"},
-		{"C1 controls dropped (CSI, NEL)", []write{{0, "ann", "a\u009b31mb\u0085c"}}, 0, "[ann]: a31mbc"},
+		{"C1 controls dropped (CSI with its sequence, NEL)", []write{{0, "ann", "a\u009b31mb\u0085c"}}, 0, "[ann]: abc"},
+		{"escape sequences dropped whole, across chunks", []write{{0, "ann", "a\x1b[1;31mb\x1b"}, {1, "ann", "[0mc\x1b7d"}}, 1, "[ann]: abcd"},
+		{"a tab shows as a space", []write{{0, "ann", "a\tb"}}, 0, "[ann]: a b"},
+		{"a character that cannot continue a sequence is shown", []write{{0, "ann", "a\x1b\u00e9b\x1b[1\u00e9c"}}, 0, "[ann]: a\u00e9b\u00e9c"},
 		{"a name cannot end its label's line nor turn the text around", []write{{0, "sip:m\u2028[alice\u202e\u2066", "x"}}, 0, "[sip:m\ufffd[alice\ufffd\ufffd]: x"},
 	}
 	for _, tt := range tests {
