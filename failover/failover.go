@@ -86,6 +86,20 @@ func (c Config) withDefaults() Config {
 	if c.Retries < 0 {
 		c.Retries = 0
 	}
+	// A base left to its default is kept within a cap the caller set:
+	// Config{PassMax: 200 * time.Millisecond} is valid, not an error about
+	// a DropBase it never set.
+	if c.RetryBase == 0 && c.RetryMax > 0 {
+		d.RetryBase = min(d.RetryBase, c.RetryMax)
+	}
+	if c.PassMax > 0 {
+		if c.PassBase == 0 {
+			d.PassBase = min(d.PassBase, c.PassMax)
+		}
+		if c.DropBase == 0 {
+			d.DropBase = min(d.DropBase, c.PassMax)
+		}
+	}
 	for _, f := range []struct{ v, def *time.Duration }{
 		{&c.RetryBase, &d.RetryBase}, {&c.RetryMax, &d.RetryMax}, {&c.Cooldown, &d.Cooldown},
 		{&c.PassBase, &d.PassBase}, {&c.PassMax, &d.PassMax}, {&c.DropBase, &d.DropBase}, {&c.Stable, &d.Stable},

@@ -507,6 +507,7 @@ func TestConfig(t *testing.T) {
 		{"base above cap", Config{RetryBase: time.Second}, "failover: RetryBase 1s is above RetryMax 200ms"},
 		{"pass base above cap", Config{PassBase: 3 * time.Second}, "failover: PassBase 3s is above PassMax 2s"},
 		{"drop base above cap", Config{DropBase: 3 * time.Second}, "failover: DropBase 3s is above PassMax 2s"},
+		{"a cap alone below the default bases", Config{PassMax: 100 * time.Millisecond, RetryMax: 10 * time.Millisecond}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
