@@ -2,6 +2,7 @@ package pick
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -236,7 +237,12 @@ func (b Balanced) Pick(nodes []directory.Node, req Request) (Result, error) {
 	for i := range nodes {
 		oldest = max(oldest, overdueMS(&nodes[i]))
 	}
-	age := time.Duration(oldest)*time.Millisecond + req.Age
+	// Saturated: an age in milliseconds past 2^63 ns (only a forged
+	// directory says one) would otherwise wrap and look fresh.
+	age := time.Duration(math.MaxInt64)
+	if oldest < int64(math.MaxInt64/time.Millisecond) && req.Age < time.Duration(math.MaxInt64)-time.Duration(oldest)*time.Millisecond {
+		age = time.Duration(oldest)*time.Millisecond + req.Age
+	}
 	if fresh < 0 || age > fresh {
 		res := p2c(nodes, r, "p2c")
 		res.Reason = fmt.Sprintf("balanced: stale (age %v > %v), %s", age, max(fresh, 0), res.Reason)

@@ -197,6 +197,16 @@ func TestBalancedRequestAge(t *testing.T) {
 	if want := "balanced: stale (age 0s > 0s), p2c: b, the only candidate"; got.Reason != want {
 		t.Errorf("Reason = %q, want %q", got.Reason, want)
 	}
+	// An age past what a Duration holds (a forged entry) is stale, not
+	// wrapped round to fresh.
+	nodes[0].AgeMS = 1 << 62
+	got, err = Balanced{Rand: &script{t: t, answers: []int{1, 0}}}.Pick(nodes, Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(got.Reason, "balanced: stale") {
+		t.Errorf("Reason = %q with an age of 2^62 ms, want a stale pick", got.Reason)
+	}
 }
 
 func TestAvailable(t *testing.T) {
