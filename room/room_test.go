@@ -134,7 +134,11 @@ func TestRestoreRejects(t *testing.T) {
 		{"v2 lines of the wrong type", `{"v":2,"seq":5,"lines":{}}`},
 		{"invalid UTF-8 in a line", "{\"v\":2,\"seq\":5,\"lines\":[{\"from\":\"a\",\"text\":\"\\u0007\"}]}"},
 		{"member without user", `{"v":2,"seq":5,"members":{"n1/1":{"node":"n1"}}}`},
-		{"member with an empty key", `{"seq":5,"members":{"":{"user":"a","node":"n1"}}}`},
+		{"member with an empty key", `{"seq":5,"state":{},"members":{"":{"user":"a","node":"n1"}}}`},
+		{"null", `null`},
+		{"v1 with its seq alone", `{"seq":500}`},
+		{"v2 with its seq alone", `{"v":2,"seq":500}`},
+		{"v2 without members", `{"v":2,"seq":5,"lines":[],"senders":{}}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

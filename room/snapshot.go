@@ -252,6 +252,25 @@ func Restore(name string, data []byte, cfg Config) (*Room, error) {
 	if err := json.Unmarshal(data, &h); err != nil {
 		return nil, fmt.Errorf("room %s: %w: %w", name, ErrSnapshot, err)
 	}
+	// Every field a snapshot of its version is written with must be
+	// there: {"seq":500} alone would restore an empty room at 500 and
+	// skip the records before it.
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return nil, fmt.Errorf("room %s: %w: %w", name, ErrSnapshot, err)
+	}
+	var need []string
+	switch {
+	case h.V == nil:
+		need = []string{"seq", "state", "members"}
+	case *h.V == SnapshotVersion:
+		need = []string{"seq", "lines", "senders", "members"}
+	}
+	for _, k := range need {
+		if _, ok := keys[k]; !ok {
+			return nil, fmt.Errorf("room %s: %w: no %q", name, ErrSnapshot, k)
+		}
+	}
 	var (
 		seq     uint64
 		st      rtt.State
