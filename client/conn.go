@@ -202,9 +202,21 @@ func (c *Conn) Recv(ctx context.Context) (wire.Message, error) {
 	} else {
 		_ = c.conn.SetReadDeadline(time.Time{})
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.conn.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
+	cut := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(cut)
+		_ = c.conn.SetReadDeadline(time.Unix(1, 0))
+	})
 	line, err := c.lr.Next()
+	if !stop() {
+		// ctx ended as the read did: the deadline set in the past must
+		// not outlive a read that succeeded, or the connection's next
+		// reader (the session's, once attached) would fail at once.
+		<-cut
+		if err == nil {
+			_ = c.conn.SetReadDeadline(time.Time{})
+		}
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, ctx.Err())
