@@ -80,8 +80,10 @@ type call struct {
 	direction textsdp.Direction // guarded by mu: the caller's stream's direction, as its last offer said
 	kinds     []string          // guarded by mu: the media of the last offer's m= lines
 	index     int               // guarded by mu: the text stream's place among them
-	// remoteCSeq is the highest CSeq of the caller's requests in the
+	// remoteCSeq is the highest CSeq of the caller's INVITEs in the
 	// dialog (RFC 3261, section 12.2.2): a re-INVITE below it is stale.
+	// (Other requests are not held to it: an OPTIONS or BYE out of
+	// order changes nothing.)
 	remoteCSeq uint32 // guarded by mu
 	// unacked is closed by the ACK of the re-INVITE whose 2xx the front
 	// is sending again (ackCSeq); nil when none is.
@@ -161,15 +163,17 @@ func (c *call) acked(cseq uint32) {
 }
 
 // inDialog routes req, a request of the front's in the call, as the
-// caller's INVITE came: over TCP on the caller's own connection (RFC
-// 3261, section 18.1.1 lets a reliable transport's requests go back on
-// the connection they came on), never a new one to the host and port
-// its Contact names, which the connection limit would not count, which
-// nothing would close, and which could name any host.
+// caller's INVITE came: over TCP on the caller's own connection while it
+// is open (RFC 3261, section 18.1.1 lets a reliable transport's requests
+// go back on the connection they came on), not on a new one to the host
+// and port its Contact names, which the connection limits would not
+// count and nothing would close. Once that connection is closed (the
+// phone reconnected, or the front closed it idle), to the Contact, as
+// over UDP.
 func (c *call) inDialog(req *sip.Request) {
 	inv := c.dlg.InviteRequest
 	req.SetTransport(inv.Transport())
-	if !strings.EqualFold(inv.Transport(), "UDP") {
+	if !strings.EqualFold(inv.Transport(), "UDP") && c.srv.lim != nil && c.srv.lim.Live(inv.Source()) {
 		req.SetDestination(inv.Source())
 	}
 }

@@ -35,6 +35,7 @@ type connLimiter struct {
 	mu       sync.Mutex
 	open     int
 	bySource map[netip.Addr]int
+	live     map[string]int // remote address ("IP:port") -> connections open from it
 	// refusedLog samples the lines about refused connections.
 	refusedLog logsample.Sampler
 
@@ -42,7 +43,7 @@ type connLimiter struct {
 }
 
 func newConnLimiter(l net.Listener, max, perSource int, idle time.Duration, log *slog.Logger, m *metrics) *connLimiter {
-	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, log: log, m: m, bySource: map[netip.Addr]int{},
+	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, log: log, m: m, bySource: map[netip.Addr]int{}, live: map[string]int{},
 		refusedLog: logsample.Sampler{Period: 5 * time.Second}}
 }
 
@@ -71,7 +72,11 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return &limitedConn{Conn: c, l: l, src: src}, nil
+		from := c.RemoteAddr().String()
+		l.mu.Lock()
+		l.live[from]++
+		l.mu.Unlock()
+		return &limitedConn{Conn: c, l: l, src: src, from: from}, nil
 	}
 }
 
@@ -103,13 +108,24 @@ func (l *connLimiter) admit(src netip.Addr) string {
 	return ""
 }
 
-func (l *connLimiter) release(src netip.Addr) {
+func (l *connLimiter) release(src netip.Addr, from string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.live[from]--; l.live[from] <= 0 {
+		delete(l.live, from)
+	}
 	l.open--
 	if l.bySource[src]--; l.bySource[src] <= 0 {
 		delete(l.bySource, src)
 	}
+}
+
+// Live reports whether a connection from the remote address addr
+// ("IP:port", as sipgo names a request's source) is open.
+func (l *connLimiter) Live(addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.live[addr] > 0
 }
 
 // Open counts the connections held.
@@ -132,6 +148,7 @@ type limitedConn struct {
 	net.Conn
 	l    *connLimiter
 	src  netip.Addr
+	from string // the remote address, as Live takes it
 	once sync.Once
 }
 
@@ -153,6 +170,6 @@ func (c *limitedConn) Read(b []byte) (int, error) {
 }
 
 func (c *limitedConn) Close() error {
-	c.once.Do(func() { c.l.release(c.src) })
+	c.once.Do(func() { c.l.release(c.src, c.from) })
 	return c.Conn.Close()
 }

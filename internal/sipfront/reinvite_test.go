@@ -3,7 +3,9 @@ package sipfront_test
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -182,10 +184,11 @@ func TestRedirectedCallIsNotRedirectedAgain(t *testing.T) {
 }
 
 // A caller over TCP gets the front's requests in the call (its
-// keepalive OPTIONS, a BYE) on its own connection, not on a new one the
-// front opened to its Contact: such connections were not counted by the
-// connection limit, were never closed, and went to whatever host and
-// port the caller named.
+// keepalive OPTIONS, a BYE) on its own connection while that is open,
+// not on a new one the front opened to its Contact: such connections
+// were not counted by the connection limit and never closed. Once the
+// caller's connection is closed (a phone that reconnects), they go to
+// the Contact, and the call goes on.
 func TestTCPCallerGetsRequestsOnItsConnection(t *testing.T) {
 	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
@@ -196,11 +199,14 @@ func TestTCPCallerGetsRequestsOnItsConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer contact.Close()
-	dialled := make(chan struct{}, 1)
+	dialled := make(chan net.Conn, 4)
 	go func() {
-		if conn, err := contact.Accept(); err == nil {
-			conn.Close()
-			dialled <- struct{}{}
+		for {
+			conn, err := contact.Accept()
+			if err != nil {
+				return
+			}
+			dialled <- conn
 		}
 	}()
 	u := newRawCaller(t, front)
@@ -225,31 +231,82 @@ func TestTCPCallerGetsRequestsOnItsConnection(t *testing.T) {
 	if _, err := conn.Write([]byte(request("INVITE", "t1", "", u.offer("", "sendrecv")))); err != nil {
 		t.Fatal(err)
 	}
-	if err := conn.SetReadDeadline(time.Now().Add(settle)); err != nil {
-		t.Fatal(err)
+	// answerOptions reads r until the front's OPTIONS and answers it 200
+	// on w; on the way it ACKs the INVITE's 200, once.
+	acked := false
+	answerOptions := func(r *bufio.Reader, w net.Conn) {
+		t.Helper()
+		if err := w.SetReadDeadline(time.Now().Add(settle)); err != nil {
+			t.Fatal(err)
+		}
+		var head []string
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading from the front: %v", err)
+			}
+			line = strings.TrimRight(line, "\r\n")
+			if line != "" {
+				head = append(head, line)
+				continue
+			}
+			if len(head) == 0 {
+				continue
+			}
+			msg := head
+			head = nil
+			for _, h := range msg {
+				if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(k, "Content-Length") {
+					n, _ := strconv.Atoi(strings.TrimSpace(v))
+					if _, err := io.ReadFull(r, make([]byte, n)); err != nil {
+						t.Fatalf("reading a body from the front: %v", err)
+					}
+				}
+			}
+			switch {
+			case strings.HasPrefix(msg[0], "SIP/2.0 200") && !acked:
+				for _, h := range msg {
+					if k, v, ok := strings.Cut(h, ":"); ok && strings.EqualFold(k, "To") {
+						_, tag, _ := strings.Cut(v, "tag=")
+						if _, err := conn.Write([]byte(request("ACK", "t2", tag, ""))); err != nil {
+							t.Fatal(err)
+						}
+						acked = true
+					}
+				}
+			case strings.HasPrefix(msg[0], "OPTIONS "):
+				res := []string{"SIP/2.0 200 OK"}
+				for _, h := range msg[1:] {
+					k, _, _ := strings.Cut(h, ":")
+					switch strings.ToLower(strings.TrimSpace(k)) {
+					case "via", "from", "to", "call-id", "cseq":
+						res = append(res, h)
+					}
+				}
+				if _, err := w.Write([]byte(strings.Join(append(res, "Content-Length: 0", "", ""), "\r\n"))); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+		}
 	}
-	r := bufio.NewReader(conn)
-	toTag, answered := "", false
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			t.Fatalf("reading the caller's connection (answered %v): %v", answered, err)
-		}
-		switch {
-		case strings.HasPrefix(line, "SIP/2.0 200"):
-			answered = true
-		case answered && strings.HasPrefix(line, "To:"):
-			_, toTag, _ = strings.Cut(strings.TrimSpace(line), "tag=")
-			if _, err := conn.Write([]byte(request("ACK", "t2", toTag, ""))); err != nil {
-				t.Fatal(err)
-			}
-		case strings.HasPrefix(line, "OPTIONS "):
-			select {
-			case <-dialled:
-				t.Error("the front also dialled the caller's Contact")
-			default:
-			}
-			return // the keepalive came on the caller's connection
-		}
+	answerOptions(bufio.NewReader(conn), conn)
+	select {
+	case <-dialled:
+		t.Fatal("the front dialled the caller's Contact while the caller's connection was open")
+	default:
+	}
+	// The caller's connection closes: the next keepalive goes to the
+	// Contact, and is answered there.
+	conn.Close()
+	select {
+	case out := <-dialled:
+		defer out.Close()
+		answerOptions(bufio.NewReader(out), out)
+	case <-time.After(settle):
+		t.Fatal("after the caller's connection closed, the front's keepalive went nowhere")
+	}
+	if n := front.Calls(); n != 1 {
+		t.Errorf("the front holds %d calls, want the call going on", n)
 	}
 }

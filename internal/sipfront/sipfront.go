@@ -762,14 +762,17 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	res := sip.NewSDPResponseFromRequest(req, answer)
 	res.AppendHeader(&s.contact)
-	if err := tx.Respond(res); err != nil {
-		return
-	}
 	// The 2xx is the front's to send again until its ACK comes (RFC
 	// 3261, section 13.3.1.4; RFC 6026): the transaction layer does not,
 	// and absorbs the caller's retransmissions of the re-INVITE, so a
-	// lost 2xx would otherwise leave the caller without an answer.
-	acked := c.awaitAck(req.CSeq().SeqNo)
+	// lost 2xx would otherwise leave the caller without an answer. The
+	// wait is set before the 2xx goes: its ACK may come at once.
+	cseq := req.CSeq().SeqNo
+	acked := c.awaitAck(cseq)
+	if err := tx.Respond(res); err != nil {
+		c.acked(cseq)
+		return
+	}
 	s.wg.Go(func() { c.resend2xx(tx, res, acked) })
 }
 
