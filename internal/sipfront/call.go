@@ -2,10 +2,12 @@ package sipfront
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -292,8 +294,28 @@ func (c *call) readRTP() {
 	lim := rate.NewLimiter(rate.Limit(c.srv.cfg.PacketRate), c.srv.cfg.PacketBurst)
 	strangers, dropped, shed := 0, 0, 0
 	overflow := false // text was shed: mark it before the next text
+	waiting := false  // a read deadline is set for a held packet
 	for {
+		// The first packet of a new source waits for the next to confirm
+		// it (t140.Decoder); a sender without redundancy may send no
+		// next: alone for releaseHeld, it is taken.
+		if held := dec.Holding(); held != waiting {
+			var at time.Time
+			if held {
+				at = time.Now().Add(releaseHeld)
+			}
+			_ = c.pc.SetReadDeadline(at)
+			waiting = held
+		}
 		n, from, err := c.pc.ReadFromUDPAddrPort(buf)
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && dec.Holding() {
+			_ = c.pc.SetReadDeadline(time.Time{})
+			waiting = false
+			if !c.relay(dec.Release(), &shed, &overflow) {
+				return
+			}
+			continue
+		}
 		if err != nil {
 			select {
 			case <-c.done:
@@ -329,35 +351,50 @@ func (c *call) readRTP() {
 			c.log.Debug("an RTP packet that is not T.140 ignored", "err", err)
 			continue
 		}
-		if !c.callerDirection().Sends() {
-			// A caller that said recvonly or inactive: its packets are
-			// decoded all the same, so that their redundancy does not
-			// bring the text back once it resumes.
-			continue
-		}
-		if d.Lost > 0 {
-			c.log.Info("text lost from the caller", "packets", d.Lost)
-		}
-		if len(d.Text) == 0 {
-			continue
-		}
-		if c.sess.Unacked(c.room) >= maxBacklog {
-			if shed++; shed == 1 || shed%1000 == 0 {
-				c.log.Warn("the caller's text is faster than the room takes it: dropped", "count", shed, "unacknowledged", maxBacklog)
-			}
-			overflow = true
-			continue
-		}
-		text := string(d.Text)
-		if overflow && !strings.HasPrefix(text, t140.Missing) {
-			text = t140.Missing + text
-		}
-		overflow = false
-		if _, err := c.sess.SendText(c.room, text); err != nil {
-			c.end(context.Background(), "the room session ended: "+err.Error(), true)
+		if !c.relay(d, &shed, &overflow) {
 			return
 		}
 	}
+}
+
+// releaseHeld is how long the first packet of a new RTP source waits
+// alone for the next before it is taken (t140.Decoder.Release): a sender
+// with redundancy sends the next within its transmission interval.
+const releaseHeld = time.Second
+
+// relay takes what the caller's packets decoded to into the room; false
+// means the call ended. shed counts the text dropped for the room's
+// backlog, and overflow says text was dropped since the last sent.
+func (c *call) relay(d t140.Decoded, shed *int, overflow *bool) bool {
+	if !c.callerDirection().Sends() {
+		// A caller that said recvonly or inactive: its packets are
+		// decoded all the same, so that their redundancy does not bring
+		// the text back once it resumes.
+		return true
+	}
+	if d.Lost > 0 {
+		c.log.Info("text lost from the caller", "packets", d.Lost)
+	}
+	if len(d.Text) == 0 {
+		return true
+	}
+	if c.sess.Unacked(c.room) >= maxBacklog {
+		if *shed++; *shed == 1 || *shed%1000 == 0 {
+			c.log.Warn("the caller's text is faster than the room takes it: dropped", "count", *shed, "unacknowledged", maxBacklog)
+		}
+		*overflow = true
+		return true
+	}
+	text := string(d.Text)
+	if *overflow && !strings.HasPrefix(text, t140.Missing) {
+		text = t140.Missing + text
+	}
+	*overflow = false
+	if _, err := c.sess.SendText(c.room, text); err != nil {
+		c.end(context.Background(), "the room session ended: "+err.Error(), true)
+		return false
+	}
+	return true
 }
 
 // readEvents hands the room's text to the sender, and ends the call

@@ -10,10 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/internal/sipcall"
 	"github.com/switchboard/switchboard/internal/sipfront"
+	"github.com/switchboard/switchboard/internal/textsdp"
 	"github.com/switchboard/switchboard/pick"
 )
 
@@ -25,6 +28,9 @@ type rawCaller struct {
 	front *sipfront.Server
 	rtp   *net.UDPConn
 	toTag string
+	// answer is the front's text stream, as its answer to the INVITE
+	// says: where the caller's RTP goes.
+	answer textsdp.Media
 }
 
 func newRawCaller(t *testing.T, front *sipfront.Server) *rawCaller {
@@ -103,6 +109,12 @@ func (u *rawCaller) establish() {
 			_, u.toTag, _ = strings.Cut(v, "tag=")
 		}
 	}
+	_, body, _ := strings.Cut(res, "\r\n\r\n")
+	answer, err := textsdp.Parse([]byte(body))
+	if err != nil {
+		u.t.Fatalf("the answer to the INVITE: %v", err)
+	}
+	u.answer = answer
 	u.send(u.request("ACK", "ack1", 1, ""))
 }
 
@@ -308,4 +320,38 @@ func TestTCPCallerGetsRequestsOnItsConnection(t *testing.T) {
 	if n := front.Calls(); n != 1 {
 		t.Errorf("the front holds %d calls, want the call going on", n)
 	}
+}
+
+// A caller without redundancy whose RTP source changes (a phone that
+// starts a new SSRC after a hold, say) and types one character: the
+// packet, held for a next that would confirm the new source, is taken
+// once it has waited alone, not kept until the caller types again.
+func TestNewSourcesFirstPacketIsTaken(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	u := newRawCaller(t, front)
+	u.establish() // plain t140/1000, payload type 98
+	to := net.UDPAddrFromAddrPort(u.answer.Addr)
+	send := func(ssrc uint32, seq uint16, text string) {
+		t.Helper()
+		p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 98, SequenceNumber: seq, SSRC: ssrc}, Payload: []byte(text)}
+		b, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := u.rtp.WriteToUDP(b, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(1, 100, "a")
+	send(2, 7000, "y")
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("sip:raw@127.0.0.1"); got != "ay" {
+			return fmt.Errorf("bob sees %q from the caller, want %q", got, "ay")
+		}
+		return nil
+	})
 }

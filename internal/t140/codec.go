@@ -152,6 +152,7 @@ type Decoder struct {
 	switchSSRC uint32
 	switchNext uint16 // the sequence number after the held packet's
 	switchText []byte // the held packet's own text
+	switchOld  bool   // a packet of the stream's source came since
 }
 
 // RFC 3550 appendix A.1's bounds on the sequence: a packet up to
@@ -229,7 +230,7 @@ func (d *Decoder) Decode(p *rtp.Packet) (Decoded, error) {
 		if !d.switching || p.SSRC != d.switchSSRC || p.SequenceNumber-d.switchNext >= maxDropout {
 			// One packet of another source: held until the next of
 			// that source confirms that the sender restarted.
-			d.switching, d.switchSSRC, d.switchNext = true, p.SSRC, p.SequenceNumber+1
+			d.switching, d.switchSSRC, d.switchNext, d.switchOld = true, p.SSRC, p.SequenceNumber+1, false
 			d.switchText = append(d.switchText[:0], primary...)
 			return Decoded{Old: true}, nil
 		}
@@ -244,7 +245,29 @@ func (d *Decoder) Decode(p *rtp.Packet) (Decoded, error) {
 		out.Text = append(held, out.Text...)
 		return out, nil
 	}
+	if d.switching {
+		d.switchOld = true // the held packet may be a stray: Release keeps it
+	}
 	return d.inSequence(p, redundant, primary), nil
+}
+
+// Holding reports whether the decoder holds the first packet of a new
+// source that nothing has contradicted: no packet of the stream's source
+// came since. A sender without redundancy sends no packet after its last
+// character, so the receiver calls Release once the held packet has
+// waited long enough alone.
+func (d *Decoder) Holding() bool { return d.switching && !d.switchOld }
+
+// Release takes the held packet of a new source (Holding) as the
+// stream's: the sender restarted and sent nothing more since. It returns
+// the packet's text; nothing when nothing is held.
+func (d *Decoder) Release() Decoded {
+	if !d.Holding() {
+		return Decoded{}
+	}
+	text := append([]byte(nil), d.switchText...)
+	d.switching, d.ssrc, d.next, d.probing = false, d.switchSSRC, d.switchNext, false
+	return Decoded{Text: text}
 }
 
 // inSequence decodes a packet of the stream's SSRC by its sequence

@@ -552,3 +552,37 @@ func TestSourceChanges(t *testing.T) {
 		})
 	}
 }
+
+// A new source's first packet, held for confirmation, is taken by
+// Release when nothing contradicted it (a sender without redundancy
+// sends nothing after its last character), and the stream goes on from
+// it; a packet of the old source since makes it a stray that Release
+// keeps out.
+func TestReleaseHeldSource(t *testing.T) {
+	f := Format{T140: 98}
+	packet := func(e *Encoder, text string) *rtp.Packet {
+		t.Helper()
+		p, err := e.Packet([]byte(text), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	old, next := NewEncoder(f, 1, 1000, 0), NewEncoder(f, 2, 5000, 0)
+	d := NewDecoder(f)
+	got := receive(t, d, []*rtp.Packet{packet(old, "a"), packet(next, "y")})
+	if !d.Holding() {
+		t.Fatal("a new source's first packet is not held")
+	}
+	got += string(d.Release().Text)
+	got += receive(t, d, []*rtp.Packet{packet(next, "es")})
+	if got != "ayes" || d.Holding() {
+		t.Errorf("text = %q (holding %v), want %q", got, d.Holding(), "ayes")
+	}
+
+	stray := NewEncoder(f, 3, 9000, 0)
+	got = receive(t, d, []*rtp.Packet{packet(stray, "evil"), packet(next, "!")})
+	if d.Holding() || len(d.Release().Text) != 0 || got != "!" {
+		t.Errorf("after a stray packet and one of the stream's: text %q, holding %v; want %q and nothing held to release", got, d.Holding(), "!")
+	}
+}
