@@ -261,8 +261,13 @@ func label(name string) string {
 	}, name)
 }
 
-// hidden reports whether r is a rune label replaces.
+// hidden reports whether r is a rune label replaces. The joiners and
+// tag characters emoji are built with (U+200C, U+200D, U+E0020-U+E007F)
+// are format characters too, but turn nothing around: they stay.
 func hidden(r rune) bool {
+	if r == '\u200c' || r == '\u200d' || r >= 0xe0020 && r <= 0xe007f {
+		return false
+	}
 	return unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf)
 }
 

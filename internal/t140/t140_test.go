@@ -246,6 +246,7 @@ func TestMixer(t *testing.T) {
 		{"a tab shows as a space", []write{{0, "ann", "a\tb"}}, 0, "[ann]: a b"},
 		{"a character that cannot continue a sequence is shown", []write{{0, "ann", "a\x1b\u00e9b\x1b[1\u00e9c"}}, 0, "[ann]: a\u00e9b\u00e9c"},
 		{"a name cannot end its label's line nor turn the text around", []write{{0, "sip:m\u2028[alice\u202e\u2066", "x"}}, 0, "[sip:m\ufffd[alice\ufffd\ufffd]: x"},
+		{"a name's emoji keep their joiners", []write{{0, "ann \U0001F468\u200d\U0001F469\u200d\U0001F467", "x"}}, 0, "[ann \U0001F468\u200d\U0001F469\u200d\U0001F467]: x"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
