@@ -610,7 +610,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		// A call that begins on hold names no address to send text to,
 		// nor one its text must come from.
 		s.badLog.Log(log, slog.LevelInfo, "call refused: the offer's text stream has no address", "addr", offer.Addr.String())
-		reply(req, tx, 488, "Not Acceptable Here: No Address For Text", sip.NewHeader("Warning", `305 switchboard "a unicast connection address required"`))
+		reply(req, tx, 488, "Not Acceptable Here: No Address For Text", sip.NewHeader("Warning", `301 switchboard "a unicast connection address required"`))
 		return
 	}
 	to, err := s.route(req)
