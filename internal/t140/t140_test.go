@@ -103,6 +103,16 @@ func send(t *testing.T, e *Encoder, chunks []string) []*rtp.Packet {
 
 // receive decodes packets through the wire (marshal, unmarshal) and
 // returns the text.
+// onePacket is e's next packet, carrying text.
+func onePacket(t *testing.T, e *Encoder, text string) *rtp.Packet {
+	t.Helper()
+	p, err := e.Packet([]byte(text), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func receive(t *testing.T, d *Decoder, packets []*rtp.Packet) string {
 	t.Helper()
 	var text []byte
@@ -522,14 +532,6 @@ func TestSSRCChangeRepeatsNothing(t *testing.T) {
 // the new source's packets lost meanwhile recovered from redundancy or
 // marked. Before, every change of SSRC restarted the stream at once.
 func TestSourceChanges(t *testing.T) {
-	packet := func(e *Encoder, text string) *rtp.Packet {
-		t.Helper()
-		p, err := e.Packet([]byte(text), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	for _, f := range []Format{testFormat, {T140: 98}} {
 		name, lost := "red", "new2"
 		if f.RED == 0 {
@@ -537,16 +539,16 @@ func TestSourceChanges(t *testing.T) {
 		}
 		t.Run(name+"/one stray packet", func(t *testing.T) {
 			e, stray := NewEncoder(f, 7, 1000, 0), NewEncoder(f, 9, 1000, 0)
-			packets := []*rtp.Packet{packet(e, "a"), packet(e, "b"), packet(stray, "evil"), packet(e, "c"), packet(e, "d")}
+			packets := []*rtp.Packet{onePacket(t, e, "a"), onePacket(t, e, "b"), onePacket(t, stray, "evil"), onePacket(t, e, "c"), onePacket(t, e, "d")}
 			if got, want := receive(t, NewDecoder(f), packets), "abcd"; got != want {
 				t.Errorf("text = %q, want %q", got, want)
 			}
 		})
 		t.Run(name+"/a late packet of the old source", func(t *testing.T) {
 			old, next := NewEncoder(f, 1, 1000, 0), NewEncoder(f, 2, 5000, 0)
-			hello, new1, world := packet(old, "hello"), packet(next, "new1"), packet(old, "world")
-			packet(next, "new2") // lost
-			new3 := packet(next, "new3")
+			hello, new1, world := onePacket(t, old, "hello"), onePacket(t, next, "new1"), onePacket(t, old, "world")
+			onePacket(t, next, "new2") // lost
+			new3 := onePacket(t, next, "new3")
 			if got, want := receive(t, NewDecoder(f), []*rtp.Packet{hello, new1, world, new3}), "helloworldnew1"+lost+"new3"; got != want {
 				t.Errorf("text = %q, want %q", got, want)
 			}
@@ -561,28 +563,20 @@ func TestSourceChanges(t *testing.T) {
 // keeps out.
 func TestReleaseHeldSource(t *testing.T) {
 	f := Format{T140: 98}
-	packet := func(e *Encoder, text string) *rtp.Packet {
-		t.Helper()
-		p, err := e.Packet([]byte(text), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
 	old, next := NewEncoder(f, 1, 1000, 0), NewEncoder(f, 2, 5000, 0)
 	d := NewDecoder(f)
-	got := receive(t, d, []*rtp.Packet{packet(old, "a"), packet(next, "y")})
+	got := receive(t, d, []*rtp.Packet{onePacket(t, old, "a"), onePacket(t, next, "y")})
 	if !d.Holding() {
 		t.Fatal("a new source's first packet is not held")
 	}
 	got += string(d.Release().Text)
-	got += receive(t, d, []*rtp.Packet{packet(next, "es")})
+	got += receive(t, d, []*rtp.Packet{onePacket(t, next, "es")})
 	if got != "ayes" || d.Holding() {
 		t.Errorf("text = %q (holding %v), want %q", got, d.Holding(), "ayes")
 	}
 
 	stray := NewEncoder(f, 3, 9000, 0)
-	got = receive(t, d, []*rtp.Packet{packet(stray, "evil"), packet(next, "!")})
+	got = receive(t, d, []*rtp.Packet{onePacket(t, stray, "evil"), onePacket(t, next, "!")})
 	if d.Holding() || len(d.Release().Text) != 0 || got != "!" {
 		t.Errorf("after a stray packet and one of the stream's: text %q, holding %v; want %q and nothing held to release", got, d.Holding(), "!")
 	}
