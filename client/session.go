@@ -1272,7 +1272,7 @@ func (r *room) ackLocked(seq uint64) {
 	r.pushed = max(r.pushed-i, 0)
 	r.sent = max(r.sent-i, 0)
 	r.flushes = slices.DeleteFunc(r.flushes, func(f flushWait) bool {
-		if len(r.unacked) == 0 || r.ackedBytes >= f.upTo {
+		if r.ackedBytes >= f.upTo {
 			f.done <- nil
 			return true
 		}

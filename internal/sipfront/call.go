@@ -123,7 +123,7 @@ func (c *call) reoffer(offer textsdp.Media) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.log.Info("the caller changed the call's direction", "from", c.direction.String(), "to", offer.Direction.String())
+	c.log.Info("the caller changed the call's session", "from", c.direction.String(), "to", offer.Direction.String(), "streams", len(offer.Kinds))
 	c.answer, c.version, c.direction = answer, c.version+1, offer.Direction
 	c.kinds, c.index = offer.Kinds, offer.Index
 	return answer, nil
@@ -308,7 +308,7 @@ func (c *call) readRTP() {
 			waiting = held
 		}
 		n, from, err := c.pc.ReadFromUDPAddrPort(buf)
-		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && dec.Holding() {
+		if errors.Is(err, os.ErrDeadlineExceeded) && dec.Holding() {
 			_ = c.pc.SetReadDeadline(time.Time{})
 			waiting = false
 			if !c.relay(dec.Release(), &shed, &overflow) {

@@ -67,22 +67,18 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 			continue
 		}
 		backoff = 5 * time.Millisecond
-		src := remoteIP(c)
-		if why := l.take(src); why != "" {
+		src, from := remoteIP(c), c.RemoteAddr().String()
+		if why := l.take(src, from); why != "" {
 			c.Close()
 			continue
 		}
-		from := c.RemoteAddr().String()
-		l.mu.Lock()
-		l.live[from]++
-		l.mu.Unlock()
 		return &limitedConn{Conn: c, l: l, src: src, from: from}, nil
 	}
 }
 
 // take counts a connection from src, or says why it is over the limits.
-func (l *connLimiter) take(src netip.Addr) string {
-	why := l.admit(src)
+func (l *connLimiter) take(src netip.Addr, from string) string {
+	why := l.admit(src, from)
 	if why != "" {
 		// Counted each; logged at most once every 5 s, with the count
 		// held back since.
@@ -94,7 +90,7 @@ func (l *connLimiter) take(src netip.Addr) string {
 
 // admit counts a connection from src if it fits, else says which limit
 // it is over.
-func (l *connLimiter) admit(src netip.Addr) string {
+func (l *connLimiter) admit(src netip.Addr, from string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
@@ -105,6 +101,7 @@ func (l *connLimiter) admit(src netip.Addr) string {
 	}
 	l.open++
 	l.bySource[src]++
+	l.live[from]++
 	return ""
 }
 

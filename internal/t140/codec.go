@@ -239,8 +239,7 @@ func (d *Decoder) Decode(p *rtp.Packet) (Decoded, error) {
 		// redundancy. (The same sender's encoder may carry on across
 		// the change, its redundancy repeating text already taken: the
 		// held packet's redundancy is not read.)
-		held := append([]byte(nil), d.switchText...)
-		d.switching, d.ssrc, d.next, d.probing = false, p.SSRC, d.switchNext, false
+		held := d.takeSwitch()
 		out := d.inSequence(p, redundant, primary)
 		out.Text = append(held, out.Text...)
 		return out, nil
@@ -265,9 +264,14 @@ func (d *Decoder) Release() Decoded {
 	if !d.Holding() {
 		return Decoded{}
 	}
-	text := append([]byte(nil), d.switchText...)
+	return Decoded{Text: d.takeSwitch()}
+}
+
+// takeSwitch makes the held packet's source the stream's, going on after
+// that packet, and returns the packet's text.
+func (d *Decoder) takeSwitch() []byte {
 	d.switching, d.ssrc, d.next, d.probing = false, d.switchSSRC, d.switchNext, false
-	return Decoded{Text: text}
+	return append([]byte(nil), d.switchText...)
 }
 
 // inSequence decodes a packet of the stream's SSRC by its sequence
