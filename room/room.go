@@ -87,6 +87,7 @@ type Room struct {
 	stale     bool                   // during Apply: sessions with since <= staleUpTo saw text never stored
 	staleUpTo uint64
 	unstored  []string
+	lost      []string // Result.Lost of the record being applied
 
 	// The last state line and its error, for the record applied then:
 	// joins and re-joins between two records share one encoding.
@@ -175,6 +176,11 @@ type Result struct {
 	// Unstored names the senders whose text shown live was never stored
 	// (room/live.go): the sessions that saw it got the room's state again.
 	Unstored []string
+	// Lost names the local sessions the record took out of the room: each
+	// had lost its membership while it lived on, and the join Reconcile
+	// asked for again was refused. Each was told (a limit error about the
+	// room) and gets nothing more; the node detaches it.
+	Lost []string
 }
 
 // Apply applies the record stored at stream sequence seq. Records must
@@ -217,6 +223,7 @@ func (r *Room) Apply(seq uint64, rec Record) Result {
 		res.Unstored = r.unstored
 		r.stale, r.staleUpTo, r.unstored = false, 0, nil
 	}
+	res.Lost, r.lost = r.lost, nil
 	if len(r.moved) > 0 {
 		r.resendMoved(epoch)
 	}
@@ -284,6 +291,9 @@ func (r *Room) applyJoin(rec Record) {
 	if refused != nil {
 		if lm := r.local[rec.Key]; lm != nil {
 			lm.rejected = refused
+			if lm.active {
+				r.lose(rec.Key, lm)
+			}
 		}
 		return
 	}
@@ -483,10 +493,8 @@ func (r *Room) Activate(key string) ([]byte, error) {
 	switch {
 	case lm == nil:
 		return nil, fmt.Errorf("room %s: activating %s: %w", r.name, key, ErrNotLocal)
-	case errors.Is(lm.rejected, ErrFull):
-		return nil, fmt.Errorf("room %s: %w: %d users", r.name, ErrFull, r.cfg.MaxUsers)
 	case lm.rejected != nil:
-		return nil, fmt.Errorf("room %s: %w: user %s is in it from %d sessions", r.name, lm.rejected, lm.user, r.cfg.MaxUserSessions)
+		return nil, r.refusal(lm)
 	}
 	line, err := r.StateLine()
 	if err != nil {
@@ -498,11 +506,44 @@ func (r *Room) Activate(key string) ([]byte, error) {
 	return line, nil
 }
 
+// refusal is the error for lm's refused join: ErrFull or
+// ErrUserSessions, wrapped with the figures.
+func (r *Room) refusal(lm *local) error {
+	if errors.Is(lm.rejected, ErrFull) {
+		return fmt.Errorf("room %s: %w: %d users", r.name, ErrFull, r.cfg.MaxUsers)
+	}
+	return fmt.Errorf("room %s: %w: user %s is in it from %d sessions", r.name, lm.rejected, lm.user, r.cfg.MaxUserSessions)
+}
+
+// lose takes the active local session under key out of the room: its
+// membership was removed while it lived on (its node was cut off longer
+// than the grace), and the join Reconcile asked for again was refused
+// (the room filled meanwhile). It gets no more deliveries, is told with a
+// limit error about the room, and is listed in Result.Lost; it stays
+// registered until the node detaches it.
+func (r *Room) lose(key string, lm *local) {
+	lm.active, lm.owed = false, false
+	why := fmt.Sprintf("room %s is full (%d users)", r.name, r.cfg.MaxUsers)
+	if !errors.Is(lm.rejected, ErrFull) {
+		why = fmt.Sprintf("user %s is in room %s from %d sessions", lm.user, r.name, r.cfg.MaxUserSessions)
+	}
+	r.send(key, wire.Message{
+		Op: wire.OpError, Code: wire.CodeLimit, Room: r.name,
+		Message: why + ": this session lost its place while its node was cut off and is no longer in the room",
+	})
+	r.lost = append(r.lost, key)
+}
+
 // Resync returns the state line for the active local session under key
 // again, or nil (and no error) if there is no such active session. On
-// StateLine's error the session goes on as it was.
+// StateLine's error the session goes on as it was. A session the room
+// lost (see Result.Lost) gets the error its join again got: ErrFull or
+// ErrUserSessions, wrapped.
 func (r *Room) Resync(key string) ([]byte, error) {
 	lm := r.local[key]
+	if lm != nil && lm.rejected != nil {
+		return nil, r.refusal(lm)
+	}
 	if lm == nil || !lm.active {
 		return nil, nil
 	}

@@ -309,6 +309,9 @@ func (h *harness) run(cmd string) ([]string, error) {
 		if res.Moved > 0 {
 			out = append(out, "moved="+strconv.Itoa(res.Moved))
 		}
+		if len(res.Lost) > 0 {
+			out = append(out, "lost="+strings.Join(res.Lost, ","))
+		}
 		if len(out) == 0 {
 			out = []string{"(no deliveries)"}
 		}

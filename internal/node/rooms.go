@@ -93,7 +93,10 @@ import (
 // do no harm. A user who reattaches elsewhere joins again with a new
 // session and stays listed throughout when that join lands first; a
 // session whose membership was removed while it lived on (its node was
-// cut off longer than the grace) is joined again by its node.
+// cut off longer than the grace) is joined again by its node; if the
+// room filled meanwhile, that join is refused and the session is out
+// (room.Result.Lost): told with a limit error, then taken off its rooms
+// by its reader (session.dropLostRooms).
 
 // MaxChunkLimit is the largest Config.MaxChunk allowed, in bytes.
 const MaxChunkLimit = wire.MaxChunkLimit

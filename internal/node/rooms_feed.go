@@ -950,6 +950,15 @@ func (f *feed) apply(in incoming) {
 		// makes one for nearly every chunk (room/live.go).
 		f.e.unstoredLog.Log(f.e.log, slog.LevelInfo, "text shown live was never stored; its members get the room's state again", "room", f.room, "stored", res.Unstored, "seq", in.seq)
 	}
+	for _, key := range res.Lost {
+		// Its join again was refused: the room filled while its node was
+		// cut off. The room told it; its reader takes the room off its
+		// list at its next message (session.dropLostRooms).
+		f.e.log.Info("a session lost its place in a room that filled while its node was cut off", "room", f.room, "session", key)
+		if s := f.sessions[key]; s != nil {
+			s.loseRoom(f.room)
+		}
+	}
 	if len(f.waits) > 0 {
 		applied := f.r.Applied()
 		var later []barrier
@@ -1119,6 +1128,12 @@ func (e *roomEngine) putSnapshot(ctx context.Context, key string, data []byte, r
 		return 0, err
 	}
 	return ack.Sequence, nil
+}
+
+// lostPlace reports whether err, from a feed's resync, says the room took
+// the session out: its join again was refused (room.Result.Lost).
+func lostPlace(err error) bool {
+	return errors.Is(err, room.ErrFull) || errors.Is(err, room.ErrUserSessions)
 }
 
 // roomErrorFor is the error a join or re-join of name gets for err: limit

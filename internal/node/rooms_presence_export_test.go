@@ -56,3 +56,24 @@ func (n *Node) DeafenDirectory() (restore func() error) {
 		return n.bus.Dir.Flush()
 	}
 }
+
+// StoreRoomLeave stores the leave of the session with the given ID on
+// node nodeID in room, as the cleanup of the cluster's majority stores
+// one for a member whose node it saw down. For tests.
+func (n *Node) StoreRoomLeave(ctx context.Context, name, nodeID, session string) error {
+	_, err := n.rooms.publish(ctx, name, record{Op: recLeave, Keys: []string{nodeID + "/" + session}}, "")
+	return err
+}
+
+// RoomBacklog is how many records n's feed of room has received and not
+// yet applied (0 if it holds none). For tests.
+func (n *Node) RoomBacklog(name string) int {
+	e := n.rooms
+	e.mu.Lock()
+	f := e.feeds[name]
+	e.mu.Unlock()
+	if f == nil {
+		return 0
+	}
+	return len(f.in)
+}

@@ -230,3 +230,50 @@ func TestRestartedNodesMembersLeaveOnItsWord(t *testing.T) {
 		}
 	}
 }
+
+// A session whose membership the cluster removed while its node was cut
+// off is joined again by its node; if the room filled meanwhile, that
+// join is refused. The session is then out of the room, and is told: it
+// gets a limit error about the room, its text is refused as not in the
+// room, and a join of its own is a first join.
+// Before, it stayed in the room on its node (receiving, typing) without
+// being a member.
+func TestSessionThatLostItsPlaceIsToldAndOut(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.MaxParticipants = 2 }})
+	c.WaitRoomsReady(wait)
+	const name = "filled"
+	n0, n1 := c.Nodes[0], c.Nodes[1]
+	alice := newPeer(t, n0.Addr(), "alice")
+	alice.join(name)
+	// n0 applies nothing meanwhile: its feed sees the leave and both
+	// joins before it checks presence again.
+	resume := n0.StallRoom(name)
+	defer resume()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := n1.StoreRoomLeave(ctx, name, alice.node, alice.session); err != nil {
+		t.Fatal(err)
+	}
+	bob := newPeer(t, n1.Addr(), "bob")
+	bob.join(name)
+	carol := newPeer(t, n1.Addr(), "carol")
+	carol.join(name)
+	waitFor(t, n0.ID()+" receiving the leave and both joins", func() bool { return n0.RoomBacklog(name) >= 3 })
+	resume()
+
+	m := alice.await("the room telling alice she is out", func(m wire.Message) bool { return m.Op == wire.OpError && m.Room == name })
+	if m.Code != wire.CodeLimit || m.Seq != 0 {
+		t.Fatalf("alice got %+v; want a limit error about the room", m)
+	}
+	alice.send(wire.Message{Op: wire.OpText, Room: name, Seq: alice.seq + 1, T: "x"})
+	m = alice.await("the answer to alice's text", func(m wire.Message) bool { return m.Room == name && (m.Op == wire.OpAck || m.Op == wire.OpError) })
+	if m.Op != wire.OpError || m.Code != wire.CodeBadRequest {
+		t.Fatalf("alice's text after she lost her place: %+v; want bad_request (not in the room)", m)
+	}
+	alice.send(wire.Message{Op: wire.OpJoin, Room: name})
+	m = alice.await("the answer to alice's join", func(m wire.Message) bool { return m.Room == name && (m.Op == wire.OpRoom || m.Op == wire.OpError) })
+	if m.Op != wire.OpError || m.Code != wire.CodeLimit {
+		t.Fatalf("alice's join of the full room: %+v; want limit", m)
+	}
+	waitFor(t, n0.ID()+" releasing the room", func() bool { return n0.RoomHolders(name) == 0 })
+}

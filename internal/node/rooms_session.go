@@ -25,6 +25,7 @@ func (s *session) handleRoom(m wire.Message) {
 		s.reply(roomError(wire.CodeNotAttached, m.Room, 0, "attach before %s", m.Op))
 		return
 	}
+	s.dropLostRooms()
 	switch m.Op {
 	case wire.OpJoin:
 		s.join(m.Room)
@@ -70,16 +71,22 @@ func (s *session) join(room string) {
 		delete(s.failed, room) // every chunk admitted before is answered
 		s.textMu.Unlock()
 		seq, err := f.resync(ctx, key)
-		if err != nil {
+		switch {
+		case lostPlace(err):
+			// The room took the session out a moment ago (Result.Lost):
+			// this join is a first join.
+			s.dropRoom(room, f)
+		case err != nil:
 			s.reply(roomErrorFor(room, err))
 			return
+		default:
+			s.textMu.Lock()
+			s.seqs[room] = max(s.seqs[room], seq)
+			// The state, and the session's own acks, show these stored.
+			s.updateHoldLocked(room, func(h *textHold) { h.storedThrough(s.seqs[room]) })
+			s.textMu.Unlock()
+			return
 		}
-		s.textMu.Lock()
-		s.seqs[room] = max(s.seqs[room], seq)
-		// The state, and the session's own acks, show these stored.
-		s.updateHoldLocked(room, func(h *textHold) { h.storedThrough(s.seqs[room]) })
-		s.textMu.Unlock()
-		return
 	}
 	if len(s.rooms) >= n.cfg.MaxRooms {
 		s.reply(roomError(wire.CodeLimit, room, 0, "a session may be in at most %d rooms; leave one first", n.cfg.MaxRooms))
@@ -152,6 +159,47 @@ func (s *session) forceDetach(f *feed, key string) {
 	}
 }
 
+// loseRoom notes, from the feed's goroutine, that the feed of room took
+// the session out (room.Result.Lost).
+func (s *session) loseRoom(room string) {
+	s.textMu.Lock()
+	defer s.textMu.Unlock()
+	if s.lost == nil {
+		s.lost = make(map[string]bool)
+	}
+	s.lost[room] = true
+}
+
+// dropLostRooms takes off s.rooms the rooms whose feeds took the session
+// out (loseRoom): its text there is then refused as not in the room, a
+// leave is answered as one of a room not joined, and a join is a first
+// join. It runs on the reader before each room operation.
+func (s *session) dropLostRooms() {
+	s.textMu.Lock()
+	lost := s.lost
+	s.lost = nil
+	s.textMu.Unlock()
+	for name := range lost {
+		if f := s.rooms[name]; f != nil {
+			s.dropRoom(name, f)
+		}
+	}
+}
+
+// dropRoom forgets room, which f serves and in which the session has no
+// membership left: no leave to store, only the registration to remove.
+func (s *session) dropRoom(room string, f *feed) {
+	s.stores.Wait() // its text's answers first
+	delete(s.rooms, room)
+	s.textMu.Lock()
+	delete(s.seqs, room)
+	delete(s.held, room)
+	delete(s.failed, room)
+	s.textMu.Unlock()
+	s.forceDetach(f, s.key())
+	s.n.rooms.release(f, s.key(), 0)
+}
+
 func (s *session) leave(room string) {
 	n, e := s.n, s.n.rooms
 	f := s.rooms[room]
@@ -204,6 +252,7 @@ func (s *session) text(m wire.Message) {
 // queue behind a slow store catches up in one record. The first line
 // buffered that is not a text chunk is answered after them.
 func (s *session) textRun(first wire.Message, lr *wire.LineReader) *wire.Error {
+	s.dropLostRooms()
 	msgs := []wire.Message{first}
 	size := len(first.T)
 	var next []byte // a line read that is not text, answered last

@@ -29,9 +29,10 @@ const wait = 30 * time.Second
 // messages a reader goroutine collects, so that a test can await the one
 // it wants while others pile up.
 type peer struct {
-	t    testing.TB
-	user string
-	node string // the node attached to
+	t       testing.TB
+	user    string
+	node    string // the node attached to
+	session string // the session's ID there
 	// limits are those the node said with attached.
 	limits *wire.Limits
 	conn   *client.Conn
@@ -90,7 +91,7 @@ func newPeerAttach(t testing.TB, d client.Dialer, addr string, attach wire.Messa
 	if m.Op != wire.OpAttached {
 		t.Fatalf("attach as %s: %+v", user, m)
 	}
-	p.node, p.limits = m.Node, m.Limits
+	p.node, p.session, p.limits = m.Node, m.Session, m.Limits
 	return p
 }
 

@@ -119,13 +119,17 @@ type session struct {
 
 	// Text on its way to storage (rooms_session.go): the reader hands
 	// chunks to the rooms' writers and reads on; the writers answer.
-	textMu sync.Mutex          // guards seqs and held, which the reader and the writers' answers change
+	textMu sync.Mutex          // guards seqs, held, failed and lost, which the reader and others change
 	seqs   map[string]uint64   // per room joined: the last seq of the user's text known stored
 	held   map[string]textHold // per room: the chunks refused (rate, unavailable) and not sent again since
 	// failed, per room: the latest store that failed, and the chunks
 	// admitted before it, which the writer refuses; admitted counts the
 	// chunks admitted (checkText).
-	failed   map[string]textFailures
+	failed map[string]textFailures
+	// lost: the rooms whose feed took the session out (its join again
+	// refused, room.Result.Lost), which the reader has not yet taken off
+	// s.rooms (dropLostRooms).
+	lost     map[string]bool
 	admitted uint64
 	seqAsked time.Time      // when checkText last asked a room for the user's seq (reader only)
 	stores   sync.WaitGroup // text requests handed to writers and not answered yet; the reader adds
