@@ -265,3 +265,33 @@ func TestRejoinRefusedAfterFailoverLeavesTheRoom(t *testing.T) {
 		t.Errorf("SendText after the re-join was refused = %v, want ErrLeft (not joined)", err)
 	}
 }
+
+// A node that took the session out of a room, unasked (the room filled
+// while the node was cut off, and the node's join again for the session
+// was refused), says so with a refusal about the room that no join
+// asked for: the session is out of the room, as after a refused join.
+// A refusal that answers a join on the connection the room is joined on
+// (a re-join whose state could not be sent) keeps the room. Before, an
+// unasked refusal kept the room, and its text queued for good.
+func TestUnaskedRefusalLeavesTheRoom(t *testing.T) {
+	a := newFakeNode(t, "a")
+	s, join := aliceInRoom(t, a)
+	join.conn.send(roomState("r", 0))
+	awaitEvent(t, s, "the room's state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+
+	if err := s.Join("r"); err != nil { // a re-join, refused
+		t.Fatal(err)
+	}
+	rejoin := awaitGot(t, a, wire.OpJoin)
+	rejoin.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeLimit, Room: "r", Message: "joining room r: its state does not fit a line"})
+	awaitEvent(t, s, "the re-join's refusal", func(e client.Event) bool { return e.Message.Op == wire.OpError }, nil)
+	if _, err := s.SendText("r", "still in"); err != nil {
+		t.Fatalf("SendText after a re-join's refusal = %v; the node keeps the session in the room", err)
+	}
+
+	join.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeLimit, Room: "r", Message: "room r: room is full: 2 users; this session lost its place"})
+	awaitEvent(t, s, "the unasked refusal", func(e client.Event) bool { return e.Message.Op == wire.OpError && e.Message.Code == wire.CodeLimit }, nil)
+	if _, err := s.SendText("r", "out"); !errors.Is(err, client.ErrLeft) {
+		t.Errorf("SendText after the node took the session out = %v, want ErrLeft (not joined)", err)
+	}
+}
