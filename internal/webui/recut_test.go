@@ -179,6 +179,57 @@ func TestBrowserRejoinRefusedForgetsRoom(t *testing.T) {
 	wantTranscript(t, "the page did", got, want)
 }
 
+// TestBrowserUnaskedRefusalForgetsRoom: the page's node says, unasked,
+// that the page is out of a room (the room filled while the node was cut
+// off, and the node's join again for the page was refused). As the Go
+// client does (TestUnaskedRefusalLeavesTheRoom), the page is then out of
+// the room; a refusal that answers its own re-join on the connection it
+// is in the room on keeps the room.
+func TestBrowserUnaskedRefusalForgetsRoom(t *testing.T) {
+	got := scriptedSession(t, "unasked-refusal", `
+  let joins = 0, push = null;
+  joinReply = (id, m) => (++joins === 2 ? { op: "error", room: m.room, code: "limit", message: "joining room lobby: its state does not fit a line" } : null);
+  window.fakeOnSend = (ws, m, reply) => { if (m.op === "attach") push = reply; return false; };
+`, `
+  const first = settled(s, "n1");
+  s.start();
+  await first;
+  const joined = roomState(s);
+  s.join("lobby");
+  await joined;
+  const text = () => {
+    try {
+      s.sendText("lobby", "x");
+      log.push("text to lobby taken");
+    } catch (e) {
+      log.push("text to lobby refused");
+    }
+  };
+  const refusal = () => new Promise((resolve) => {
+    const f = (e) => { s.removeEventListener("error", f); resolve(e.detail.code); };
+    s.addEventListener("error", f);
+  });
+  let refused = refusal();
+  s.join("lobby");
+  log.push("re-join " + (await refused));
+  text();
+  refused = refusal();
+  push({ op: "error", room: "lobby", code: "limit", message: "room lobby is full; this session lost its place" });
+  log.push("unasked " + (await refused));
+  text();
+`)
+	want := []string{
+		"n1 join lobby",
+		"n1 join lobby",
+		"re-join limit",
+		"n1 text 1 1",
+		"text to lobby taken",
+		"unasked limit",
+		"text to lobby refused",
+	}
+	wantTranscript(t, "the page did", got, want)
+}
+
 // wantTranscript fails t when the page's transcript got is not want,
 // showing both; what says whose it is ("the page sent").
 func wantTranscript(t *testing.T, what string, got, want []string) {
