@@ -49,28 +49,42 @@ func Allowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
 	if host == strings.ToLower(r.Host) && net.ParseIP(u.Hostname()) != nil {
 		return true
 	}
+	// A browser leaves the scheme's default port out of Origin, where a
+	// directory's HTTP address always has one: both forms are the page.
+	hosts := []string{host}
+	if port := defaultPorts[strings.ToLower(u.Scheme)]; port != "" && u.Port() == "" {
+		hosts = append(hosts, net.JoinHostPort(strings.ToLower(u.Hostname()), port))
+	}
 	if dir != nil {
 		if dir.Service != "" && strings.EqualFold(u.Hostname(), dir.Service) {
 			return true
 		}
 		for _, n := range dir.Nodes {
-			if n.HTTP != "" && strings.EqualFold(n.HTTP, host) {
-				return true
+			for _, h := range hosts {
+				if n.HTTP != "" && strings.EqualFold(n.HTTP, h) {
+					return true
+				}
 			}
 		}
 	}
 	for _, p := range patterns {
-		// An exact match first: an IPv6 address's brackets, as in
-		// "[2001:db8::5]:443", would read as a character class.
-		if strings.EqualFold(p, host) {
-			return true
-		}
-		if ok, err := path.Match(strings.ToLower(p), host); err == nil && ok {
-			return true
+		for _, h := range hosts {
+			// An exact match first: an IPv6 address's brackets, as in
+			// "[2001:db8::5]:443", would read as a character class.
+			if strings.EqualFold(p, h) {
+				return true
+			}
+			if ok, err := path.Match(strings.ToLower(p), h); err == nil && ok {
+				return true
+			}
 		}
 	}
 	return false
 }
+
+// defaultPorts are the ports a browser leaves out of an Origin of each
+// scheme.
+var defaultPorts = map[string]string{"http": "80", "https": "443"}
 
 // Loopback reports whether host names this machine: localhost or a
 // loopback address. A page of such an origin was served from the

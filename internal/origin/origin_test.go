@@ -11,6 +11,8 @@ import (
 
 func TestAllowed(t *testing.T) {
 	dir := &wire.Directory{Service: "chat.example", Nodes: []directory.Node{{ID: "n1", HTTP: "n1.example:7071"}}}
+	// Browsers leave the scheme's default port out of Origin.
+	dir443 := &wire.Directory{Service: "chat.example", Nodes: []directory.Node{{ID: "n3", HTTP: "n3.example:443"}, {ID: "n4", HTTP: "n4.example:80"}}}
 	for _, tt := range []struct {
 		name, host, origin string
 		dir                *wire.Directory
@@ -27,6 +29,11 @@ func TestAllowed(t *testing.T) {
 		{"a rebinding page: own origin by a name not published", "evil.example:7071", "http://evil.example:7071", dir, nil, false},
 		{"a rebinding page, no directory yet", "evil.example:7071", "http://evil.example:7071", nil, nil, false},
 		{"a node's page, no directory yet", "n1.example:7071", "https://n1.example:7071", nil, nil, false},
+		{"a node's page on the default port", "n2.example:443", "https://n3.example", dir443, nil, true},
+		{"a node's page on the default port of plain HTTP", "n2.example:80", "http://n4.example", dir443, nil, true},
+		{"the default port of another scheme", "n2.example:443", "http://n3.example", dir443, nil, false},
+		{"a pattern with the default port", "n1.example:7071", "https://app.partner.example", dir, []string{"*.partner.example:443"}, true},
+		{"a pattern with another port", "n1.example:7071", "https://app.partner.example", dir, []string{"*.partner.example:8443"}, false},
 		{"a pattern", "n1.example:7071", "https://app.partner.example", dir, []string{"*.partner.example"}, true},
 		{"any page", "n1.example:7071", "https://evil.example", dir, []string{"*"}, true},
 		{"an IPv6 page allowed as written", "n1.example:7071", "https://[2001:DB8::5]:8443", dir, []string{"[2001:db8::5]:8443"}, true},
