@@ -671,7 +671,8 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 	// once: no grace, since its storage comes back only once its disk
 	// has room, not in a moment as a peer or a link may.
 	lost := n.storageStopped.Load()
-	degraded := steps.observe(n.view.Load().nodes, unreachable, now) || lost
+	v := n.view.Load()
+	degraded := steps.observe(v.nodes, v.taken, unreachable, now) || lost
 	n.majorityBack.Store(steps.recovering())
 	if degraded != n.degraded.Swap(degraded) {
 		if degraded {

@@ -12,8 +12,11 @@ import (
 // passes the time and the directory.
 //
 // The cluster it has known is this node and every peer it has seen
-// reachable (any status but down), minus the peers that said they were
-// leaving. A peer partitioned away or paused stays counted, whether or
+// reachable (any status but down) and heard from twice, minus the peers
+// that said they were leaving. Heard twice: an entry published once and
+// never again (a forgery under a made-up ID, or a node that died at
+// once) would otherwise count for good, and a few of them would keep the
+// node from ever seeing a majority again, so from ever forgetting them. A peer partitioned away or paused stays counted, whether or
 // not the directory still lists it, so a node cut off alone does not come
 // to think it is a cluster of one. A peer not seen for the forget
 // interval is forgotten (it died for good and did not say goodbye), but
@@ -32,6 +35,10 @@ type minority struct {
 	// seen holds, for each peer counted, the held time when it was last
 	// seen reachable.
 	seen map[string]time.Duration
+	// heard holds, for each peer reachable at the last observation and
+	// not yet counted, when it was last heard from as of then: it counts
+	// once heard from again.
+	heard map[string]time.Time
 	// held is the time the node has seen a majority, summed over the
 	// spans between two observations that both saw one; last is the
 	// previous observation, lastHeld whether it saw a majority.
@@ -46,25 +53,35 @@ type minority struct {
 }
 
 func newMinority(self string, forget, grace time.Duration) *minority {
-	return &minority{self: self, forget: forget, grace: grace, seen: make(map[string]time.Duration)}
+	return &minority{self: self, forget: forget, grace: grace, seen: make(map[string]time.Duration), heard: make(map[string]time.Time)}
 }
 
-// observe takes the directory as of now and reports whether the node is
-// degraded. Unreachable forces the majority lost (for instance: the
-// external bus is unreachable, so the directory is not current).
-func (m *minority) observe(nodes []directory.Node, unreachable bool, now time.Time) bool {
+// observe takes the directory, whose ages are as of taken, at now and
+// reports whether the node is degraded. Unreachable forces the majority
+// lost (for instance: the external bus is unreachable, so the directory
+// is not current).
+func (m *minority) observe(nodes []directory.Node, taken time.Time, unreachable bool, now time.Time) bool {
 	if m.lastHeld {
 		m.held += max(0, now.Sub(m.last))
 	}
 	up := 1 // this node
+	heard := make(map[string]time.Time, len(m.heard))
 	for i := range nodes {
 		n := &nodes[i]
 		if n.ID == m.self || n.Status == directory.Down {
 			continue
 		}
+		if _, ok := m.seen[n.ID]; !ok {
+			at := taken.Add(-time.Duration(n.AgeMS) * time.Millisecond)
+			if before, ok := m.heard[n.ID]; !ok || !at.After(before) {
+				heard[n.ID] = at // not counted until heard from again
+				continue
+			}
+		}
 		m.seen[n.ID] = m.held
 		up++
 	}
+	m.heard = heard
 	held := 2*up > 1+len(m.seen) && !unreachable
 	if held {
 		for id, at := range m.seen {
@@ -110,4 +127,7 @@ func (m *minority) degradedFor(now time.Time) time.Duration {
 
 // left forgets a peer that announced it is leaving: a graceful stop
 // shrinks the cluster.
-func (m *minority) left(id string) { delete(m.seen, id) }
+func (m *minority) left(id string) {
+	delete(m.seen, id)
+	delete(m.heard, id)
+}

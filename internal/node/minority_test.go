@@ -16,6 +16,18 @@ func TestMinority(t *testing.T) {
 		}
 		return nodes
 	}
+	// ghosts adds to nodes three peers n4, n5 and n6, up and last heard
+	// from age[i] milliseconds ago, or down for an age of -1.
+	ghosts := func(nodes []directory.Node, age ...int64) []directory.Node {
+		for i, a := range age {
+			n := directory.Node{ID: "n" + string(rune('4'+i)), Status: directory.Up, AgeMS: a}
+			if a < 0 {
+				n.Status, n.AgeMS = directory.Down, 0
+			}
+			nodes = append(nodes, n)
+		}
+		return nodes
+	}
 	type step struct {
 		at          time.Duration
 		nodes       []directory.Node
@@ -86,6 +98,20 @@ func TestMinority(t *testing.T) {
 			{9 * time.Second, dir("up", "up", "up"), false, "", true},
 			{10 * time.Second, dir("up", "up", "up"), false, "", false},
 		}},
+		{"entries heard once never count: forged under made-up IDs, they cannot degrade the node", []step{
+			{0, dir("up", "up", "up"), false, "", false},
+			{time.Second, ghosts(dir("up", "up", "up"), 0, 0, 0), false, "", false},
+			{1500 * time.Millisecond, ghosts(dir("up", "up", "up"), 500, 500, 500), false, "", false},
+			{2 * time.Second, ghosts(dir("up", "up", "up"), 1000, 1000, 1000), false, "", false},
+			{3 * time.Second, ghosts(dir("up", "up", "up"), -1, -1, -1), false, "", false},
+			{24 * time.Hour, dir("up", "up", "up"), false, "", false},
+			// Heard again, a new peer counts: n5 now.
+			{24*time.Hour + time.Second, ghosts(dir("up", "up", "up"), -1, 0, -1), false, "", false},
+			{24*time.Hour + 2*time.Second, ghosts(dir("up", "up", "up"), -1, 0, -1), false, "", false},
+			{24*time.Hour + 3*time.Second, dir("up", "up", "up"), false, "", false},      // 3 of 4: held
+			{24*time.Hour + 4*time.Second, dir("up", "up", "down"), false, "", false},    // 2 of 4: lost
+			{24*time.Hour + 6*time.Second + 1, dir("up", "up", "down"), false, "", true}, // for the grace
+		}},
 		{"an unreachable bus degrades even a node alone", []step{
 			{0, dir("up"), true, "", false},
 			{3 * time.Second, dir("up"), true, "", true},
@@ -96,11 +122,14 @@ func TestMinority(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newMinority("n1", 10*time.Minute, 2*time.Second)
+			// A peer counts once heard from twice: the node heard the
+			// first step's peers a moment before it.
+			m.observe(tt.steps[0].nodes, t0.Add(-100*time.Millisecond), false, t0.Add(-100*time.Millisecond))
 			for i, s := range tt.steps {
 				if s.left != "" {
 					m.left(s.left)
 				}
-				if got := m.observe(s.nodes, s.unreachable, t0.Add(s.at)); got != s.want {
+				if got := m.observe(s.nodes, t0.Add(s.at), s.unreachable, t0.Add(s.at)); got != s.want {
 					t.Fatalf("step %d (at %v): degraded = %v, want %v", i, s.at, got, s.want)
 				}
 			}
@@ -117,6 +146,7 @@ func TestMinorityDegradedFor(t *testing.T) {
 	all := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Up}, {ID: "n3", Status: directory.Up}}
 	alone := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Down}, {ID: "n3", Status: directory.Down}}
 	m := newMinority("n1", 10*time.Minute, 2*time.Second)
+	m.observe(all, t0.Add(-100*time.Millisecond), false, t0.Add(-100*time.Millisecond)) // heard twice by the first step
 	steps := []struct {
 		at    time.Duration
 		nodes []directory.Node
@@ -130,7 +160,7 @@ func TestMinorityDegradedFor(t *testing.T) {
 		{20 * time.Second, alone, 17 * time.Second},
 	}
 	for i, s := range steps {
-		m.observe(s.nodes, false, t0.Add(s.at))
+		m.observe(s.nodes, t0.Add(s.at), false, t0.Add(s.at))
 		if got := m.degradedFor(t0.Add(s.at)); got != s.want {
 			t.Fatalf("step %d (at %v): degradedFor = %v, want %v", i, s.at, got, s.want)
 		}
