@@ -49,14 +49,64 @@ func Allowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
 	if host == strings.ToLower(r.Host) && net.ParseIP(u.Hostname()) != nil {
 		return true
 	}
-	// A browser leaves the scheme's default port out of Origin, where a
+	return published(host, u.Scheme, dir, patterns)
+}
+
+// HostAllowed says whether a browser may be answered under the name it
+// reached the node by (r.Host), for the reads a page makes of its own
+// origin (the directory, the stats, the event stream, the metrics).
+// DNS rebinding makes an attacker's name resolve to a node that only the
+// visitor's network reaches: the attacker's page is then of the same
+// origin as the node, sends no Origin on a GET and needs no CORS, and
+// only Host tells it apart. Allowed are requests that are not a page's
+// of the same origin (Sec-Fetch-Site other than "same-origin", and no
+// Origin naming Host: a program, a URL the user typed, another origin's
+// page, which CORS and Allowed govern, or a browser too old to say), a
+// Host that is an address or names this
+// machine (rebinding needs a name), and a name Allowed takes for a
+// page: the service's common name, a node's HTTP address in dir, or one
+// patterns match.
+func HostAllowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
+	same := r.Header.Get("Sec-Fetch-Site") == "same-origin"
+	if o, err := url.Parse(r.Header.Get("Origin")); err == nil && o.Host != "" && strings.EqualFold(o.Host, r.Host) {
+		same = true
+	}
+	if !same {
+		return true
+	}
+	host := strings.ToLower(r.Host)
+	name := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		name = h
+	}
+	name = strings.Trim(name, "[]")
+	if net.ParseIP(name) != nil || Loopback(name) {
+		return true
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return published(host, scheme, dir, patterns)
+}
+
+// published says whether host (HOST[:PORT], lower case, as a browser
+// writes it for scheme) is a name of the service's: its common name
+// (any port), a node's HTTP address in dir (nil: none known), or one
+// patterns match.
+func published(host, scheme string, dir *wire.Directory, patterns []string) bool {
+	hostname, port := host, ""
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		hostname, port = h, p
+	}
+	// A browser leaves the scheme's default port out, where a
 	// directory's HTTP address always has one: both forms are the page.
 	hosts := []string{host}
-	if port := defaultPorts[strings.ToLower(u.Scheme)]; port != "" && u.Port() == "" {
-		hosts = append(hosts, net.JoinHostPort(strings.ToLower(u.Hostname()), port))
+	if def := defaultPorts[strings.ToLower(scheme)]; def != "" && port == "" {
+		hosts = append(hosts, net.JoinHostPort(strings.Trim(hostname, "[]"), def))
 	}
 	if dir != nil {
-		if dir.Service != "" && strings.EqualFold(u.Hostname(), dir.Service) {
+		if dir.Service != "" && strings.EqualFold(strings.Trim(hostname, "[]"), dir.Service) {
 			return true
 		}
 		for _, n := range dir.Nodes {

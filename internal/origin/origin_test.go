@@ -1,6 +1,7 @@
 package origin_test
 
 import (
+	"crypto/tls"
 	"net/http"
 	"testing"
 
@@ -52,6 +53,54 @@ func TestAllowed(t *testing.T) {
 			}
 			if got := origin.Allowed(r, tt.dir, tt.patterns); got != tt.want {
 				t.Errorf("Allowed(Host %s, Origin %q) = %v, want %v", tt.host, tt.origin, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHostAllowed(t *testing.T) {
+	dir := &wire.Directory{Service: "chat.example", Nodes: []directory.Node{{ID: "n1", HTTP: "n1.example:7071"}, {ID: "n3", HTTP: "n3.example:443"}}}
+	for _, tt := range []struct {
+		name, host string
+		header     string // "Sec-Fetch-Site: same-origin" unless "none"; "origin" for an Origin naming Host, "cross" for another site's page
+		tls        bool
+		dir        *wire.Directory
+		patterns   []string
+		want       bool
+	}{
+		{"not from a browser's page", "evil.example:7071", "none", false, dir, nil, true},
+		{"a rebinding page", "evil.example:7071", "", false, dir, nil, false},
+		{"a rebinding page's post", "evil.example:7071", "origin", false, dir, nil, false},
+		{"another site's page: CORS decides", "evil.example:7071", "cross", false, dir, nil, true},
+		{"a rebinding page, no directory yet", "evil.example:7071", "", false, nil, nil, false},
+		{"a node's HTTP address", "n1.example:7071", "", false, dir, nil, true},
+		{"a node's address on the default port", "n3.example", "", true, dir, nil, true},
+		{"the default port of the other scheme", "n3.example", "", false, dir, nil, false},
+		{"the service's name", "chat.example:8080", "", false, dir, nil, true},
+		{"an address", "10.0.0.1:7071", "", false, nil, nil, true},
+		{"an IPv6 address", "[2001:db8::1]:7071", "", false, nil, nil, true},
+		{"this machine", "localhost:7071", "", false, nil, nil, true},
+		{"a name patterns allow", "proxy.corp.example", "", false, dir, []string{"*.corp.example"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := http.NewRequest(http.MethodGet, "http://"+tt.host+"/v1/directory", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch tt.header {
+			case "":
+				r.Header.Set("Sec-Fetch-Site", "same-origin")
+			case "origin":
+				r.Header.Set("Origin", "http://"+tt.host)
+			case "cross":
+				r.Header.Set("Sec-Fetch-Site", "cross-site")
+				r.Header.Set("Origin", "https://elsewhere.example")
+			}
+			if tt.tls {
+				r.TLS = &tls.ConnectionState{}
+			}
+			if got := origin.HostAllowed(r, tt.dir, tt.patterns); got != tt.want {
+				t.Errorf("HostAllowed(Host %s) = %v, want %v", tt.host, got, tt.want)
 			}
 		})
 	}

@@ -26,6 +26,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -35,6 +36,7 @@ import (
 
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/forwarded"
+	"github.com/switchboard/switchboard/internal/origin"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -123,20 +125,20 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 		o(&h)
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/directory", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v1/directory", h.publishedHost(src, func(w http.ResponseWriter, r *http.Request) {
 		// The browser client reads it from every node it knows.
 		h.allowOrigin(w, r, src)
 		writeJSON(w, http.StatusOK, wire.DirectoryMessage(src.Directory()))
-	})
-	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+	}))
+	mux.HandleFunc("GET /v1/stats", h.publishedHost(src, func(w http.ResponseWriter, r *http.Request) {
 		h.allowOrigin(w, r, src) // the dashboard reads it from every node
 		writeJSON(w, http.StatusOK, stats(gatherer))
-	})
+	}))
 	if h.monitor != nil {
-		mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc("GET /v1/events", h.publishedHost(src, func(w http.ResponseWriter, r *http.Request) {
 			h.allowOrigin(w, r, src) // the dashboard follows another node when its own goes
 			h.monitor.serveEvents(w, r, h.streamSource(r))
-		})
+		}))
 	}
 	if h.ui != nil {
 		mux.Handle("GET /", h.ui)
@@ -158,7 +160,7 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 		}
 		writeJSON(w, code, body)
 	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /metrics", h.publishedHost(src, promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}).ServeHTTP))
 	mux.HandleFunc("POST /v1/drain", h.requireAdmin(func(w http.ResponseWriter, r *http.Request) {
 		src.SetDraining(true)
 		writeJSON(w, http.StatusOK, map[string]string{"status": string(src.Status())})
@@ -171,6 +173,20 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 		writeJSON(w, http.StatusOK, map[string]string{"status": string(src.Status())})
 	}))
 	return mux
+}
+
+// publishedHost wraps next, a read a page may make of its own origin,
+// with origin.HostAllowed: a browser that reached the node by a name the
+// service does not publish (what a DNS-rebinding page uses) gets 421
+// and nothing of the node's.
+func (h *handler) publishedHost(src Source, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !origin.HostAllowed(r, src.Directory(), h.origins) {
+			http.Error(w, fmt.Sprintf("this node does not answer browsers under the name %q: use a name the service publishes, or add it to --ws-origins", r.Host), http.StatusMisdirectedRequest)
+			return
+		}
+		next(w, r)
+	}
 }
 
 // allowOrigin lets the page named in the request's Origin read the

@@ -43,6 +43,12 @@ func TestAdminEndpoints(t *testing.T) {
 	}{
 		{name: "reads are open", method: "GET", path: "/v1/directory", remote: "10.0.0.9:5000", want: 200},
 		{name: "readyz open", method: "GET", path: "/readyz", remote: "10.0.0.9:5000", want: 200},
+		{name: "a rebinding page's read is refused", method: "GET", path: "/v1/directory", remote: "10.0.0.9:5000", host: "rebind.example:7071", fetchSite: "same-origin", want: 421},
+		{name: "a rebinding page's read of the metrics is refused", method: "GET", path: "/metrics", remote: "10.0.0.9:5000", host: "rebind.example:7071", fetchSite: "same-origin", want: 421},
+		{name: "a rebinding page's read of the stats is refused", method: "GET", path: "/v1/stats", remote: "10.0.0.9:5000", host: "rebind.example:7071", fetchSite: "same-origin", want: 421},
+		{name: "a page of the node reached by address reads", method: "GET", path: "/v1/directory", remote: "10.0.0.9:5000", host: "10.0.0.1:7071", fetchSite: "same-origin", want: 200},
+		{name: "a page under the service's name reads", method: "GET", path: "/v1/directory", remote: "10.0.0.9:5000", host: "s:7071", fetchSite: "same-origin", want: 200},
+		{name: "a URL the user typed reads under any name", method: "GET", path: "/metrics", remote: "10.0.0.9:5000", host: "rebind.example:7071", fetchSite: "none", want: 200},
 		{name: "no token configured: loopback may drain", method: "POST", path: "/v1/drain", remote: "127.0.0.1:5000", want: 200, draining: true},
 		{name: "no token configured: IPv6 loopback may drain", method: "POST", path: "/v1/drain", remote: "[::1]:5000", want: 200, draining: true},
 		{name: "no token configured: a page's form from loopback is refused", method: "POST", path: "/v1/drain", remote: "127.0.0.1:5000", origin: "http://attacker.example", want: 403},
