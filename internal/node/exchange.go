@@ -91,12 +91,25 @@ func (n *Node) subscribeEntries() ([]*nats.Subscription, error) {
 	return subs, nil
 }
 
-// queueEntry hands m to run unless it is larger than an entry can be or
-// run is entryQueue messages behind; then it drops m, logged by drops at
-// most once every dropLogEvery with a count. It never blocks: the
-// subscription's goroutine calls it, and a peer's next heartbeat repairs
-// what was dropped.
+// queueEntry hands m to run unless it carries headers, is larger than an
+// entry can be or run is entryQueue messages behind; then it drops m,
+// logged by drops at most once every dropLogEvery with a count. It never
+// blocks: the subscription's goroutine calls it, and a peer's next
+// heartbeat repairs what was dropped.
+//
+// Headers are refused here, before the message takes a place in the
+// queue: nats.go's Data excludes them, so a message of a few bytes of
+// data could hold megabytes of headers in each of the queue's places,
+// past the size check below. A node publishes its entries without any;
+// a message the NATS server itself sends (a stream's RePublish, a direct
+// get's answer) has them and gets past the server's publish
+// permissions. The log line gives their count, not their contents,
+// which the sender chose.
 func (n *Node) queueEntry(m *nats.Msg, drops *dropLog) {
+	if len(m.Header) > 0 {
+		drops.note("dropping a directory entry with headers (nodes send none: did a stream republish it?)", m.Subject, fmt.Errorf("%d header fields", len(m.Header)))
+		return
+	}
 	if len(m.Data) > maxEntrySize {
 		drops.note("dropping an oversized directory entry", m.Subject, fmt.Errorf("%d bytes, the most is %d", len(m.Data), maxEntrySize))
 		return
@@ -113,19 +126,12 @@ func (n *Node) queueEntry(m *nats.Msg, drops *dropLog) {
 // (node X publishes on entry.<X>, and answers node Y on entry.<X>.to.<Y>;
 // the embedded server lets each node's directory connection publish
 // there alone); an entry for this node's ID never comes from this node
-// (its connection does not echo), so it is dropped. So are entries with
-// headers: a node publishes none, while a message the NATS server itself
-// sends (a stream's RePublish, a direct get's answer) carries them and
-// gets past the server's publish permissions. And so are malformed and
+// (its connection does not echo), so it is dropped. So are malformed and
 // misfiled entries, and those whose incarnation is more than
 // maxIncarnationAhead ahead of now. Each kind is logged by drops at most
-// once every dropLogEvery with a count (queueEntry has dropped the
-// oversized already).
+// once every dropLogEvery with a count (queueEntry has dropped those
+// with headers and the oversized already).
 func (n *Node) acceptEntry(m *nats.Msg, now time.Time, drops *dropLog) (directory.Entry, bool) {
-	if len(m.Header) > 0 {
-		drops.note("dropping a directory entry with headers (nodes send none: did a stream republish it?)", m.Subject, fmt.Errorf("headers %v", m.Header))
-		return directory.Entry{}, false
-	}
 	var e directory.Entry
 	if err := json.Unmarshal(m.Data, &e); err != nil {
 		drops.note("dropping a malformed directory entry", m.Subject, err)
