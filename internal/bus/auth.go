@@ -5,10 +5,12 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -186,12 +188,10 @@ func nonEmpty(ss ...string) []string {
 // routeTLS is the routes' TLS configuration: this node's certificate,
 // offered as server and as client, and the CA that must have signed every
 // peer's, verified both ways. The certificate is read at each handshake
-// from the KeyPair returned, whose Reload renews it.
+// from the KeyPair returned, whose Reload renews it; a certificate the
+// CA does not verify for both uses is refused, at start and at Reload
+// (verifyRouteCert).
 func routeTLS(cfg Config) (*tls.Config, *pki.KeyPair, error) {
-	kp, err := pki.LoadKeyPair(cfg.TLSCert, cfg.TLSKey, nil)
-	if err != nil {
-		return nil, nil, fmt.Errorf("bus: cluster TLS: %w", err)
-	}
 	// The CA and nats-server's TLS defaults; the pair is served from kp.
 	tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CaFile: cfg.TLSCA, Verify: true})
 	if err != nil {
@@ -200,6 +200,12 @@ func routeTLS(cfg Config) (*tls.Config, *pki.KeyPair, error) {
 	if tc == nil || tc.ClientCAs == nil {
 		return nil, nil, fmt.Errorf("bus: cluster TLS: reading the CA %s: %w", cfg.TLSCA, ErrTLSIncomplete)
 	}
+	kp, err := pki.LoadKeyPair(cfg.TLSCert, cfg.TLSKey, func(pair *tls.Certificate) error {
+		return verifyRouteCert(pair, tc.ClientCAs, cfg.TLSCert, cfg.TLSCA)
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("bus: cluster TLS: %w", err)
+	}
 	// A soliciting route verifies its peer's certificate with RootCAs.
 	tc.RootCAs = tc.ClientCAs
 	// nats-server clones this configuration for each route, callbacks
@@ -207,6 +213,55 @@ func routeTLS(cfg Config) (*tls.Config, *pki.KeyPair, error) {
 	tc.GetCertificate = kp.GetCertificate
 	tc.GetClientCertificate = kp.GetClientCertificate
 	return tc, kp, nil
+}
+
+// verifyRouteCert checks pair, read from certFile, as the peers will:
+// against the CA (pool, read from caFile) as a server, when a peer
+// solicits a route, and as a client, when this node does. A certificate
+// from another CA, or without one of the two uses, would be taken and
+// every new route would then fail its handshake, told only in the
+// nats-server log. The dates are not judged here: the chain is checked
+// at now moved into the certificate's validity, since pki.KeyPair
+// refuses a pair not valid now at Reload but takes one at start (whose
+// caller logs it), so that a node whose certificate lapsed still starts.
+func verifyRouteCert(pair *tls.Certificate, pool *x509.CertPool, certFile, caFile string) error {
+	leaf := pair.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			return fmt.Errorf("reading the certificate %s: %w", certFile, err)
+		}
+	}
+	intermediates := x509.NewCertPool()
+	for _, der := range pair.Certificate[1:] {
+		if c, err := x509.ParseCertificate(der); err == nil {
+			intermediates.AddCert(c)
+		}
+	}
+	at := time.Now()
+	if at.Before(leaf.NotBefore) {
+		at = leaf.NotBefore
+	}
+	if at.After(leaf.NotAfter) {
+		at = leaf.NotAfter
+	}
+	for _, use := range []struct {
+		name  string
+		usage x509.ExtKeyUsage
+	}{{"server", x509.ExtKeyUsageServerAuth}, {"client", x509.ExtKeyUsageClientAuth}} {
+		opts := x509.VerifyOptions{Roots: pool, Intermediates: intermediates, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{use.usage}}
+		if _, err := leaf.Verify(opts); err != nil {
+			return fmt.Errorf("the certificate %s does not verify against the cluster CA %s for %s authentication, which routes need: %w", certFile, caFile, use.name, err)
+		}
+	}
+	return nil
+}
+
+// CheckRouteTLS reads the routes' certificate, key and CA as Open does,
+// and returns why Open would refuse them; nil when it would take them.
+func CheckRouteTLS(certFile, keyFile, caFile string) error {
+	_, _, err := routeTLS(Config{TLSCert: certFile, TLSKey: keyFile, TLSCA: caFile})
+	return err
 }
 
 // externalOptions are the TLS and credential options of a connection to an

@@ -405,3 +405,50 @@ func TestToken(t *testing.T) {
 		seen[tok] = id
 	}
 }
+
+// The routes' certificate must verify against the cluster CA, but its
+// dates are the KeyPair's to judge: a node restarted with an expired
+// certificate starts (and logs it), so routeTLS takes one from the CA
+// that has expired, and refuses one from another CA whatever its dates.
+func TestRouteTLSVerifiesTheCertificateNotItsDates(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ca, _, err := pki.NewCA("auth.test", now.Add(-72*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := pki.NewCA("auth.test", now.Add(-72*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	files := func(ca *pki.CA, name string) (cert, key string) {
+		t.Helper()
+		// Valid for a day, two days ago: expired now.
+		chain, keyPEM, err := ca.Issue(pki.Request{Service: "auth.test", Hosts: []string{"127.0.0.1"}, Validity: 24 * time.Hour}, now.Add(-48*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, key = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+		if err := os.WriteFile(cert, chain, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return cert, key
+	}
+	cert, key := files(ca, "expired")
+	if _, kp, err := routeTLS(Config{TLSCert: cert, TLSKey: key, TLSCA: caFile}); err != nil {
+		t.Errorf("routeTLS with an expired certificate from the CA: %v, want it taken", err)
+	} else if _, err := kp.Reload(now); !errors.Is(err, pki.ErrNotValidNow) {
+		t.Errorf("Reload of the expired certificate: %v, want ErrNotValidNow", err)
+	}
+	cert, key = files(other, "stranger")
+	if err := CheckRouteTLS(cert, key, caFile); err == nil || !strings.Contains(err.Error(), "does not verify against the cluster CA") {
+		t.Errorf("CheckRouteTLS with a certificate from another CA: %v, want it refused", err)
+	}
+}

@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,21 +21,6 @@ const serverPing = "$SYS.REQ.SERVER.PING"
 // ErrNotSystem: the user of Config.ExternalSystem is not in the external
 // NATS's system account, so it would hear no disconnect events.
 var ErrNotSystem = errors.New("bus: the --bus-system user is not in the external NATS's system account")
-
-// redact is url with any password replaced by "xxx", for messages.
-func redact(urls string) string {
-	var out []string
-	for _, s := range strings.Split(urls, ",") {
-		if u, err := url.Parse(strings.TrimSpace(s)); err == nil && u.User != nil {
-			if _, ok := u.User.Password(); ok {
-				u.User = url.UserPassword(u.User.Username(), "xxx")
-			}
-			s = u.String()
-		}
-		out = append(out, s)
-	}
-	return strings.Join(out, ",")
-}
 
 // ErrNoSystem: WatchDisconnects needs Config.ExternalSystem.
 var ErrNoSystem = errors.New("bus: watching disconnects needs a user of the external NATS's system account (Config.ExternalSystem)")
@@ -109,7 +92,7 @@ func (b *Bus) WatchDisconnects(closed func(conn string)) error {
 	// Only the system account gets an answer to a server ping.
 	if _, err := nc.Request(serverPing, nil, 5*time.Second); err != nil {
 		nc.Close()
-		return fmt.Errorf("%w: %s got no answer to %s (%v)", ErrNotSystem, redact(b.cfg.ExternalSystem), serverPing, err)
+		return fmt.Errorf("%w: %s got no answer to %s (%v)", ErrNotSystem, RedactURLs(b.cfg.ExternalSystem), serverPing, err)
 	}
 	_, err = nc.Subscribe(disconnectSubject, func(m *nats.Msg) {
 		if len(m.Data) > maxDisconnectEvent {

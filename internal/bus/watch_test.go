@@ -107,3 +107,35 @@ func TestWatchDisconnectsNeedsTheSystemAccount(t *testing.T) {
 		t.Errorf("WatchDisconnects without ExternalSystem: %v, want ErrNoSystem", err)
 	}
 }
+
+// A --bus-system URL may carry a NATS token in the user's place
+// (nats://TOKEN@HOST): the refusal names the URL with the token hidden,
+// as RedactURLs prints it, not the token.
+func TestWatchDisconnectsHidesAToken(t *testing.T) {
+	const token = "s3cr3t-token"
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, Authorization: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	withToken := fmt.Sprintf("nats://%s@%s", token, s.Addr())
+	b, err := Open(context.Background(), Config{Name: "w1", External: withToken, ExternalSystem: withToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	err = b.WatchDisconnects(func(string) {})
+	if !errors.Is(err, ErrNotSystem) {
+		t.Fatalf("WatchDisconnects as a token user of the global account: %v, want ErrNotSystem", err)
+	}
+	if strings.Contains(err.Error(), token) {
+		t.Errorf("the error repeats the token: %v", err)
+	}
+	if want := RedactURLs(withToken); !strings.Contains(err.Error(), want) {
+		t.Errorf("the error %q does not name the URL as %q", err, want)
+	}
+}

@@ -1,10 +1,13 @@
 package node
 
 import (
+	"cmp"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strconv"
@@ -446,6 +449,7 @@ func (c *Config) validate() error {
 	if c.Group != "" && (strings.Count(c.Group, "/") > 1 || strings.HasPrefix(c.Group, "/") || strings.HasSuffix(c.Group, "/")) {
 		errs = append(errs, fmt.Errorf("group %q is not REGION or REGION/ZONE", c.Group))
 	}
+	errs = append(errs, c.validateEntry()...)
 	for _, a := range []struct{ name, addr string }{{"listen", c.Listen}, {"http", c.HTTP}, {"dns", c.DNS}, {"cluster", c.Cluster}, {"advertise", c.Advertise}, {"advertise-http", c.AdvertiseHTTP}} {
 		if a.addr == "" {
 			continue
@@ -472,6 +476,54 @@ func (c *Config) validate() error {
 	errs = append(errs, c.validateSecurity()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("node: invalid config: %w", err)
+	}
+	return nil
+}
+
+// maxConnName is the longest Entry.Conn a peer accepts (directory's
+// Entry.Validate), at which validateEntry counts this node's: the bus's
+// ConnName is shorter (a server's ID, "/", a client ID).
+const maxConnName = 200
+
+// validateEntry refuses an ID, group, version or advertised address that
+// the peers would not take into their directories: one longer than
+// directory.DefaultLimits().MaxField (their tables refuse the entry), or
+// all of them together making an entry, at its widest, larger than
+// maxEntrySize (their subscriptions drop it unread, as JSON escaping
+// makes a control character six bytes). Such a node would start and
+// show itself up while no peer ever listed it. An address found at start
+// (no advertise) is a host name or an IP address and a port, counted at
+// the field limit.
+func (c *Config) validateEntry() []error {
+	limit := directory.DefaultLimits().MaxField
+	var errs []error
+	for _, f := range []struct{ name, v string }{
+		{"id", c.ID}, {"group", c.Group}, {"version", c.Version}, {"advertise", c.Advertise}, {"advertise-http", c.AdvertiseHTTP},
+	} {
+		if len(f.v) > limit {
+			errs = append(errs, fmt.Errorf("%s %q... is %d bytes, the most a peer's directory holds is %d", f.name, f.v[:20], len(f.v), limit))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	found := strings.Repeat("x", limit)
+	e := directory.Entry{
+		Node: directory.Node{
+			ID: c.ID, Addr: cmp.Or(c.Advertise, found), HTTP: cmp.Or(c.AdvertiseHTTP, found), Group: c.Group, Version: c.Version,
+			Status: directory.Starting, Users: math.MaxInt, Capacity: math.MaxInt, HeartbeatMS: directory.MaxHeartbeat.Milliseconds(),
+		},
+		Incarnation: math.MaxUint64, Seq: math.MaxUint64, Conn: strings.Repeat("x", maxConnName),
+	}
+	if e.ID == "" {
+		e.ID = e.Addr // Start names the node after its address
+	}
+	data, err := json.Marshal(e)
+	if err != nil {
+		return []error{fmt.Errorf("encoding this node's directory entry: %w", err)}
+	}
+	if len(data) > maxEntrySize {
+		return []error{fmt.Errorf("this node's directory entry (id, group, version, advertised addresses) takes up to %d bytes as JSON, the most a peer takes is %d: shorten them, or use fewer characters that JSON escapes", len(data), maxEntrySize)}
 	}
 	return nil
 }
@@ -524,8 +576,16 @@ func (c *Config) validateSecurity() []error {
 		// Read now, as the client listener's certificate is: serve
 		// --check called a node valid whose certificate files were
 		// missing or did not match, and the node then failed at start.
-		errs = append(errs, loadPair("cluster TLS certificate (cluster-cert, cluster-key)", c.ClusterCert, c.ClusterKey),
-			loadCA("cluster CA (cluster-ca)", c.ClusterCA))
+		pairErr, caErr := loadPair("cluster TLS certificate (cluster-cert, cluster-key)", c.ClusterCert, c.ClusterKey),
+			loadCA("cluster CA (cluster-ca)", c.ClusterCA)
+		errs = append(errs, pairErr, caErr)
+		if pairErr == nil && caErr == nil {
+			// And that the CA verifies the certificate for both of a
+			// route's ends, as start does.
+			if err := bus.CheckRouteTLS(c.ClusterCert, c.ClusterKey, c.ClusterCA); err != nil {
+				errs = append(errs, fmt.Errorf("cluster TLS certificate (cluster-cert, cluster-ca): %w", err))
+			}
+		}
 	default:
 		errs = append(errs, bus.ErrTLSIncomplete)
 	}

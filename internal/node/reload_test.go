@@ -1,15 +1,21 @@
 package node_test
 
 import (
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,6 +165,119 @@ func TestReloadClusterCertificate(t *testing.T) {
 	}
 	c.Add(withTLS)
 	routed(2)
+}
+
+// TestReloadRefusesAClusterCertificateTheCADoesNotVerify: a route
+// certificate from another CA, or from the right one for server use
+// alone, would be taken and every new route would then fail its
+// handshake, said only in the NATS log. Reload refuses both and the
+// cluster port keeps presenting the certificate in use; New (serve
+// --check, start) refuses one from another CA too.
+func TestReloadRefusesAClusterCertificateTheCADoesNotVerify(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ca, _, err := pki.NewCA("routes.test", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _, err := pki.NewCA("routes.test", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	withTLS := func(i int, cfg *node.Config) {
+		cfg.ClusterSecret = ""
+		cfg.ClusterCert = filepath.Join(dir, fmt.Sprintf("n%d.pem", i))
+		cfg.ClusterKey = filepath.Join(dir, fmt.Sprintf("n%d.key", i))
+		cfg.ClusterCA = caFile
+		reissue(t, ca, "routes.test", cfg.ClusterCert, cfg.ClusterKey)
+	}
+	// Two nodes: a node alone has no cluster port.
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: withTLS})
+	n0 := c.Nodes[0]
+	certFile, keyFile := filepath.Join(dir, "n0.pem"), filepath.Join(dir, "n0.key")
+	clientChain, clientKey, err := ca.Issue(pki.Request{Service: "routes.test", Hosts: []string{"127.0.0.1"}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientPair, err := tls.X509KeyPair(clientChain, clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// presented is the serial of the certificate n0's cluster port
+	// presents in a route's TLS handshake.
+	presented := func() *big.Int {
+		t.Helper()
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: settle}, "tcp", n0.ClusterAddr(),
+			&tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: []tls.Certificate{clientPair}})
+		if err != nil {
+			t.Fatalf("the route's TLS handshake: %v", err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].SerialNumber
+	}
+	first := presented()
+
+	reissue(t, other, "routes.test", certFile, keyFile)
+	if err := n0.Reload(); err == nil || !strings.Contains(err.Error(), "does not verify against the cluster CA") {
+		t.Errorf("Reload of a certificate from another CA: %v, want it refused", err)
+	}
+	if presented().Cmp(first) != 0 {
+		t.Error("a certificate from another CA replaced the one in use")
+	}
+	cfg := nodetest.Config("routes.test", 2)
+	cfg.ClusterSecret = ""
+	cfg.ClusterCert, cfg.ClusterKey, cfg.ClusterCA = certFile, keyFile, caFile
+	if _, err := node.New(cfg); err == nil || !strings.Contains(err.Error(), "does not verify against the cluster CA") {
+		t.Errorf("New with a certificate from another CA: %v, want it refused", err)
+	}
+
+	serverOnly(t, ca, certFile, keyFile)
+	if err := n0.Reload(); err == nil || !strings.Contains(err.Error(), "for client authentication") {
+		t.Errorf("Reload of a certificate for server authentication alone: %v, want it refused", err)
+	}
+	if presented().Cmp(first) != 0 {
+		t.Error("a certificate for server authentication alone replaced the one in use")
+	}
+}
+
+// serverOnly writes over cert and key a certificate signed by ca for
+// 127.0.0.1 that allows server authentication alone, and its key.
+func serverOnly(t *testing.T, ca *pki.CA, cert, key string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: "routes.test"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &priv.PublicKey, ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestReloadTokenKeysAndAdminToken: an issuer moving to a new key puts

@@ -67,6 +67,7 @@ func loadSecurity(cfg *Config) (*security, error) {
 		sec.tls = &tls.Config{GetCertificate: kp.GetCertificate, MinVersion: tls.VersionTLS12}
 		if cfg.ClusterSecret != "" {
 			sec.tls.SetSessionTicketKeys(ticketKeys(cfg.ClusterSecret, cfg.Service, time.Now()))
+			sec.tls.GetConfigForClient = noTLS12Tickets(sec.tls)
 		}
 	case cfg.TLSCert != "" || cfg.TLSKey != "":
 		errs = append(errs, errors.New("TLS needs both a certificate and its key (tls-cert, tls-key)"))
@@ -166,10 +167,11 @@ const ticketKeyPeriod = 24 * time.Hour
 // picked (the service name is the same): one full handshake per dial
 // instead of two. The key of the current period comes first and seals new
 // tickets; the previous period's still opens the tickets it sealed. A
-// ticket never outlives two periods. Every resumption runs a fresh key
-// exchange, so the secret does not open recorded sessions; whoever holds
-// it could open a client's ticket and pose as the service to that client
-// when it returns: the same who could join the cluster.
+// ticket never outlives two periods. Tickets are issued in TLS 1.3 only
+// (noTLS12Tickets), where every resumption runs a fresh key exchange, so
+// the secret does not open recorded sessions; whoever holds it could open
+// a client's ticket and pose as the service to that client when it
+// returns: the same who could join the cluster.
 func ticketKeys(secret, service string, now time.Time) [][32]byte {
 	period := now.Unix() / int64(ticketKeyPeriod/time.Second)
 	keys := make([][32]byte, 2)
@@ -179,6 +181,27 @@ func ticketKeys(secret, service string, now time.Time) [][32]byte {
 		copy(keys[i][:], mac.Sum(nil))
 	}
 	return keys
+}
+
+// noTLS12Tickets is the GetConfigForClient of a listener whose ticket keys
+// are derived from the cluster secret (ticketKeys): a client that does
+// not offer TLS 1.3 gets a copy of base without session tickets. A TLS
+// 1.2 ticket seals the session's master secret, and a resumption runs no
+// fresh key exchange, so whoever holds the cluster secret (which derives
+// every day's key) could open a recorded ticket and decrypt the session
+// and its resumptions. TLS 1.3 clients keep base and its tickets: a
+// resumption there runs a fresh exchange.
+func noTLS12Tickets(base *tls.Config) func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	// Copied once: without tickets it needs no keys, so rotateTicketKeys
+	// need not reach it.
+	noTickets := base.Clone()
+	noTickets.SessionTicketsDisabled = true
+	return func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if slices.Contains(hello.SupportedVersions, tls.VersionTLS13) {
+			return nil, nil
+		}
+		return noTickets, nil
+	}
 }
 
 // rotateTicketKeys sets the session ticket keys again every hour, so that
@@ -207,9 +230,11 @@ var ErrNotStarted = errors.New("node: not started")
 // on, connections already made keep theirs; new keys and secrets check
 // the next attach or request, sessions already attached stay. What was
 // off at start stays off. A file that does not load, a certificate that
-// does not name the service or is not valid now, is refused and logged,
-// and what was in use stays; the error names each. The CAs are read at
-// start only. serve calls it on SIGHUP.
+// does not name the service or is not valid now, a cluster certificate
+// that the cluster CA does not verify for server and client
+// authentication (bus's routeTLS), is refused and logged, and what was
+// in use stays; the error names each. The CAs are read at start only.
+// serve calls it on SIGHUP.
 func (n *Node) Reload() error {
 	now := time.Now()
 	var errs []error

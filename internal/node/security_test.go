@@ -354,6 +354,55 @@ func TestTLSSessionResumesAcrossNodes(t *testing.T) {
 	}
 }
 
+// A TLS 1.2 session ticket seals the session's master secret, and its
+// resumption runs no fresh key exchange: with ticket keys derived from
+// the cluster secret, whoever holds the secret could decrypt recorded
+// TLS 1.2 sessions. A node with a secret issues no ticket to a client
+// that does not offer TLS 1.3, whose resumptions do run one, and which
+// still resumes.
+func TestTLS12SessionIsNotResumed(t *testing.T) {
+	sec := newSecrets(t, "tls12.test")
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Service = sec.service
+		cfg.TLSCert, cfg.TLSKey = sec.cert, sec.key
+		if cfg.ClusterSecret == "" {
+			t.Fatal("the test node has no cluster secret: its ticket keys are Go's own")
+		}
+	}})
+	addr := c.Nodes[0].Addr()
+	// resumed says hello twice over TLS with one session cache, reading
+	// the directory each time (and with it a TLS 1.3 ticket, which comes
+	// after the handshake), and reports the version of the second and
+	// whether it resumed the session of the first.
+	resumed := func(maxVersion uint16) (uint16, bool) {
+		t.Helper()
+		cfg := &tls.Config{RootCAs: sec.caPool, ServerName: sec.service, MaxVersion: maxVersion, ClientSessionCache: tls.NewLRUClientSessionCache(4)}
+		var state tls.ConnectionState
+		for range 2 {
+			conn, err := tls.Dial("tcp", addr, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Write([]byte(`{"op":"hello","v":1}` + "\n")); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(settle))
+			if _, err := bufio.NewReader(conn).ReadBytes('\n'); err != nil {
+				t.Fatal(err)
+			}
+			state = conn.ConnectionState()
+			conn.Close()
+		}
+		return state.Version, state.DidResume
+	}
+	if v, ok := resumed(tls.VersionTLS12); v != tls.VersionTLS12 || ok {
+		t.Errorf("a TLS 1.2 client: version %s, resumed %v; want TLS 1.2 and a full handshake", tls.VersionName(v), ok)
+	}
+	if v, ok := resumed(0); v != tls.VersionTLS13 || !ok {
+		t.Errorf("a TLS 1.3 client: version %s, resumed %v; want TLS 1.3 and a resumption", tls.VersionName(v), ok)
+	}
+}
+
 // A node restarted with an expired certificate starts (a renewed one can
 // be loaded on SIGHUP), and says at start, in an error line, that clients
 // will refuse it.
