@@ -167,6 +167,18 @@ function onKeyDown(e) {
 }
 
 function join(opts) {
+  let s;
+  try {
+    s = new Session({ user: opts.user, token: opts.token, group: opts.group, policy: opts.policy });
+  } catch (e) {
+    // A policy the page does not know (a ?policy= of the query, which
+    // byName refuses): say so under the status, as for an attach that
+    // failed, with the form still there to pick another, rather than
+    // hide it and leave a blank page.
+    setStatus({ state: "failed", node: null, reason: "", note: e.message });
+    log(e.message);
+    return;
+  }
   user = opts.user;
   roomName = opts.room;
   room = null;
@@ -174,7 +186,7 @@ function join(opts) {
   $("#join-form").hidden = true;
   $("#room-view").hidden = false;
   $("#room-h").textContent = `Room ${roomName}`;
-  session = new Session({ user, token: opts.token, group: opts.group, policy: opts.policy });
+  session = s;
   session.addEventListener("status", (e) => setStatus(e.detail));
   session.addEventListener("log", (e) => log(e.detail.message));
   session.addEventListener("room", (e) => {

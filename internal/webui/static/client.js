@@ -292,11 +292,13 @@ export class Session extends EventTarget {
       const t = setTimeout(stop, ATTEMPT_MS);
       signal?.addEventListener("abort", stop, { once: true });
       try {
+        // The timer runs on through the body: a node that sends the
+        // headers and part of the body, then goes silent, would hold the
+        // flow for ever; the abort also ends a body read under way.
         const resp = await fetch(base + "/v1/directory", { signal: ctl.signal, cache: "no-store" });
-        clearTimeout(t);
         if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
         const d = await resp.json();
-        this.setDirectory(d);
+        if (!this.setDirectory(d)) throw new Error("not a directory");
         this.log(`directory from ${base === this.common ? "the common address" : base}: ${d.nodes.length} nodes`);
         return d.self || "";
       } catch (e) {
@@ -309,9 +311,18 @@ export class Session extends EventTarget {
     return null;
   }
 
+  // setDirectory takes a whole directory in place of the one held, and
+  // reports whether it did: one that is not a directory (isDirectory) is
+  // refused and the one held kept, as the Go client takes no message
+  // that does not decode; held, it would throw in every later pick.
   setDirectory(d) {
-    this.dir = { service: d.service, self: d.self, nodes: d.nodes || [] };
+    if (!isDirectory(d, false)) {
+      this.log("a node sent a directory that is not one; kept the one held");
+      return false;
+    }
+    this.dir = { service: d.service, self: d.self, nodes: d.nodes };
     this.dirAt = Date.now();
+    return true;
   }
 
   // applyDelta applies a push of changes to the directory held, as the Go
@@ -320,6 +331,10 @@ export class Session extends EventTarget {
   // since the directory came. The page asks for no bound, so every
   // newcomer joins.
   applyDelta(m) {
+    if (!isDirectory(m, true)) {
+      this.log("a node sent directory changes that are not; kept the directory held");
+      return false;
+    }
     const now = Date.now();
     const age = this.dir ? now - this.dirAt : 0;
     const gone = new Set(m.gone || []);
@@ -334,6 +349,7 @@ export class Session extends EventTarget {
     this.dir = { service: m.service, self: m.self, nodes };
     this.dirAt = now;
     this.deltas++;
+    return true;
   }
 
   // isExcluded reports whether node id is in its cool-down.
@@ -743,23 +759,23 @@ export class Session extends EventTarget {
         this.move(ws, m);
         return;
       case "directory":
-        if (m.delta) this.applyDelta(m);
-        else this.setDirectory(m);
-        this.emit("directory", this.dir);
+        if (m.delta ? this.applyDelta(m) : this.setDirectory(m)) this.emit("directory", this.dir);
         return;
       case "room": {
         this.joinAnswered(ws, m.room);
         const r = this.rooms.get(m.room);
         // Clamped as the Go client does: no honest node says more, and
         // above it a number no longer counts one by one.
-        if (r && m.state) this.sync(ws, m.room, r, Math.min((m.state.seqs || {})[this.user] || 0, MAX_SEQ));
+        if (r && m.state) this.sync(ws, m.room, r, Math.min(ownSeq(m.state.seqs, this.user), MAX_SEQ));
         if (this.retiring && this.roomsSynced()) this.retire();
         this.emit("room", { room: m.room, state: m.state });
         return;
       }
       case "ack": {
         const r = this.rooms.get(m.room);
-        if (r) {
+        // Before the room's first state no chunk has its seq yet: an ack
+        // then is about none of them (client/session.go, OpAck).
+        if (r && r.numbered) {
           ack(r, m.seq);
           pacedAck(r);
         }
@@ -1066,12 +1082,44 @@ export class Session extends EventTarget {
   }
 }
 
+// ack forgets the room's text up to seq, which the node has stored. Only
+// chunks that went out can be stored: one never sent (typed while the
+// room waited for its state) keeps waiting whatever its seq
+// (client/session.go, ackLocked).
 function ack(r, seq) {
   let i = 0;
-  while (i < r.unacked.length && r.unacked[i].seq <= seq) i++;
+  while (i < r.unacked.length && r.unacked[i][SENT] && r.unacked[i].seq <= seq) i++;
   r.unacked.splice(0, i);
   r.out = Math.max(r.out - i, 0);
   r.pushed = Math.max(r.pushed - i, 0);
+}
+
+// ownSeq is the seq a room state's seqs holds for user, or 0. Only an own
+// property counts: seqs is a plain object from the wire, and a user named
+// constructor, toString or __proto__ would read Object.prototype's
+// (a function, a seq of NaN).
+function ownSeq(seqs, user) {
+  const seq = seqs && Object.hasOwn(seqs, user) ? seqs[user] : 0;
+  return typeof seq === "number" ? seq : 0;
+}
+
+// isDirectory reports whether d has the shape of a directory (of a
+// delta's changes, when delta: nodes may be left out, gone lists ids):
+// nodes an array of objects with a string id and addr, each other field
+// of the type the Go client decodes it as. Anything else would throw
+// where the page reads the directory (pick.js), as a null entry does.
+function isDirectory(d, delta) {
+  const str = (v) => v === undefined || typeof v === "string";
+  const num = (v) => v === undefined || typeof v === "number";
+  const node = (n) =>
+    !!n && typeof n === "object" && typeof n.id === "string" && typeof n.addr === "string" &&
+    str(n.http) && str(n.group) && str(n.status) &&
+    num(n.users) && num(n.capacity) && num(n.age_ms) && num(n.hb);
+  const nodes = (v) => Array.isArray(v) && v.every(node);
+  const ids = (v) => Array.isArray(v) && v.every((id) => typeof id === "string");
+  if (!d || typeof d !== "object" || !str(d.service) || !str(d.self)) return false;
+  if (!delta) return nodes(d.nodes);
+  return (d.nodes == null || nodes(d.nodes)) && (d.gone == null || ids(d.gone));
 }
 
 // continueAbove makes a room's numbering go on above seq, a chunk the

@@ -134,7 +134,9 @@ function renderChart() {
   ];
   const desc = [];
   [...ids].sort().forEach((id, i) => {
-    const pts = samples.filter((s) => id in s.users).map((s) => `${x(s.at).toFixed(1)},${y(s.users[id]).toFixed(1)}`);
+    // Own keys only: a node named constructor is in no sample's users
+    // by inheritance.
+    const pts = samples.filter((s) => Object.hasOwn(s.users, id)).map((s) => `${x(s.at).toFixed(1)},${y(s.users[id]).toFixed(1)}`);
     if (pts.length > 0) parts.push(svg("polyline", { points: pts.join(" "), fill: "none", stroke: color(id), "stroke-width": 2 }));
     parts.push(svg("rect", { x: W - R + 10, y: T + i * 16, width: 10, height: 10, fill: color(id) }));
     const n = dir.nodes.find((m) => m.id === id);
