@@ -344,14 +344,22 @@ func (f *feed) activate(ctx context.Context, key string, seq uint64) (uint64, er
 }
 
 // resync sends the room's full state again to an active session and
-// returns the last seq of its user's text in that state.
+// returns the last seq of its user's text in that state. Either the state
+// goes out or an error comes back, never both: a join gets one answer,
+// which clients count (docs/protocol.md, "Join").
 func (f *feed) resync(ctx context.Context, key string) (uint64, error) {
 	type result struct {
 		seq uint64
 		err error
 	}
 	res := make(chan result, 1)
+	// claimed settles, once, whether the feed sends the state or the
+	// join gives up (ctx), as in activate.
+	var claimed atomic.Bool
 	err := f.do(ctx, func() {
+		if !claimed.CompareAndSwap(false, true) {
+			return // the join gave up
+		}
 		s := f.sessions[key]
 		line, err := f.r.Resync(key)
 		switch {
@@ -362,7 +370,7 @@ func (f *feed) resync(ctx context.Context, key string) (uint64, error) {
 			f.flush()
 			res <- result{seq: f.r.Seq(s.user)}
 		default:
-			res <- result{}
+			res <- result{err: errFeedClosed} // not in the room here: no state to send
 		}
 	})
 	if err != nil {
@@ -372,9 +380,18 @@ func (f *feed) resync(ctx context.Context, key string) (uint64, error) {
 	case r := <-res:
 		return r.seq, r.err
 	case <-f.done:
-		return 0, errFeedClosed
+		select {
+		case r := <-res: // answered before the feed ended
+			return r.seq, r.err
+		default:
+			return 0, errFeedClosed
+		}
 	case <-ctx.Done():
-		return 0, fmt.Errorf("node: waiting for room %s: %w", f.room, ctx.Err())
+		if claimed.CompareAndSwap(false, true) {
+			return 0, fmt.Errorf("node: waiting for room %s: %w", f.room, ctx.Err())
+		}
+		r := <-res // the feed is sending the state: its answer is on the way
+		return r.seq, r.err
 	}
 }
 

@@ -399,3 +399,42 @@ func leaveWhileStalled(t *testing.T, c *nodetest.Cluster, room string) (bob *pee
 	waitFor(t, "alice's session releasing the room", func() bool { return n0.RoomHolders(room) == 0 })
 	return bob
 }
+
+// A re-join waits for the session's text on its way to storage before it
+// asks the room for its state. A store slower than the join's timeout
+// used to spend that timeout: the re-join then failed (unavailable)
+// although the room was healthy, or got the state and unavailable both.
+// Each join gets one answer (docs/protocol.md, "Join"): here the state.
+func TestRejoinAfterSlowStoreGetsOneAnswer(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.StoreTimeout = time.Second }})
+	c.WaitRoomsReady(wait)
+	n := c.Nodes[0]
+	const room = "slow"
+	alice := newPeer(t, n.Addr(), "alice")
+	alice.join(room)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	release, err := n.HoldRoomWriter(ctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := alice.typeText(room, "a")
+	alice.send(wire.Message{Op: wire.OpJoin, Room: room})
+	// The store takes longer than the join's timeout: the time passing is
+	// the scenario, not a wait for an event.
+	time.Sleep(1200 * time.Millisecond)
+	release()
+	alice.acked(room, seqs)
+	// The node answers the ping after the join: its answers are in.
+	alice.send(wire.Message{Op: wire.OpPing})
+	alice.await("pong", func(m wire.Message) bool { return m.Op == wire.OpPong })
+	var answers []wire.Message
+	for _, m := range alice.kept {
+		if m.Room == room && (m.Op == wire.OpRoom || m.Op == wire.OpError && m.Seq == 0) {
+			answers = append(answers, m)
+		}
+	}
+	if len(answers) != 1 || answers[0].Op != wire.OpRoom {
+		t.Fatalf("the re-join after a slow store got %+v; want the room's state alone", answers)
+	}
+}

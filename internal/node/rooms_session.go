@@ -70,7 +70,11 @@ func (s *session) join(room string) {
 		s.textMu.Lock()
 		delete(s.failed, room) // every chunk admitted before is answered
 		s.textMu.Unlock()
-		seq, err := f.resync(ctx, key)
+		// Its own time from here: text slow to store may have taken the
+		// join's until now, and the room is not to blame for that.
+		rctx, rcancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
+		defer rcancel()
+		seq, err := f.resync(rctx, key)
 		switch {
 		case lostPlace(err):
 			// The room took the session out a moment ago (Result.Lost):
