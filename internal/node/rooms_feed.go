@@ -605,7 +605,11 @@ func (f *feed) stallEvery() time.Duration {
 // what was applied finds that from outside. Run checks every stallEvery,
 // and at once when the consumer reports missed heartbeats.
 func (f *feed) checkStall() {
-	if f.checking || f.restarting || f.r.Locals() == 0 {
+	// A feed that no session holds still needs its records while the
+	// room lists a member of this node: it stays until it applies that
+	// member's leave (stopIfUnheld), which a stalled consumer never
+	// brings.
+	if f.checking || f.restarting || f.r.Locals() == 0 && f.r.OwnMembers() == 0 {
 		return
 	}
 	f.checking = true

@@ -438,3 +438,31 @@ func TestRejoinAfterSlowStoreGetsOneAnswer(t *testing.T) {
 		t.Fatalf("the re-join after a slow store got %+v; want the room's state alone", answers)
 	}
 }
+
+// A room's consumer on a node stalls (as after a stream leader's death),
+// then the node's last session in the room closes: its leave is stored,
+// but the feed applies nothing more, so the room lists that member until
+// the feed replaces its consumer. The stall checks ran only while a
+// session held the feed: it then kept the room and stored the member's
+// leave again every 2 s until the node stopped. Now it replaces the
+// consumer, applies the leave and goes.
+func TestUnheldFeedRecoversAStalledConsumer(t *testing.T) {
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	c.WaitRoomsReady(wait)
+	const room = "stalled"
+	n1 := c.Nodes[1]
+	alice := newPeer(t, c.Nodes[0].Addr(), "alice")
+	bob := newPeer(t, n1.Addr(), "bob")
+	alice.join(room)
+	bob.join(room)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := n1.StopRoomConsumer(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	bob.conn.Close()
+	alice.await("bob's leave", func(m wire.Message) bool {
+		return m.Room == room && m.Op == wire.OpPresence && m.User == "bob" && m.Event == "leave"
+	})
+	waitFor(t, n1.ID()+" releasing the room once it applied bob's leave", func() bool { return n1.OpenRooms() == 0 })
+}
