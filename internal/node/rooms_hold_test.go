@@ -466,3 +466,34 @@ func TestUnheldFeedRecoversAStalledConsumer(t *testing.T) {
 	})
 	waitFor(t, n1.ID()+" releasing the room once it applied bob's leave", func() bool { return n1.OpenRooms() == 0 })
 }
+
+// A node that stops gracefully stores the leaves of its members, then
+// closes its sessions; in between, a session may still send a join. Such
+// a join is refused: stored after the node's leaves, it listed the
+// session, whose node then said nothing more, until its peers' grace
+// passed (with the room clocks frozen here, for good).
+func TestJoinWhileStoppingIsRefused(t *testing.T) {
+	c := nodetest.Start(t, 3, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.StoreTimeout = 3 * time.Second }})
+	c.WaitRoomsReady(wait)
+	n0 := c.Nodes[0]
+	alice := newPeer(t, n0.Addr(), "alice")
+	alice.join("busy")
+	// The stop waits for this room's stalled feed (up to 2 s) before it
+	// closes the sessions: the window in which alice's join comes.
+	resume := n0.StallRoom("busy")
+	defer resume()
+	stopped := make(chan error, 1)
+	go func() { stopped <- n0.Shutdown(context.Background()) }()
+	waitFor(t, n0.ID()+" beginning to stop its rooms", n0.RoomsStopping)
+	alice.send(wire.Message{Op: wire.OpJoin, Room: "late"})
+	m := alice.await("the answer to the join", func(m wire.Message) bool {
+		return m.Room == "late" && (m.Op == wire.OpRoom || m.Op == wire.OpError)
+	})
+	if m.Op != wire.OpError || m.Code != wire.CodeUnavailable {
+		t.Errorf("a join while the node stops: %+v; want unavailable", m)
+	}
+	resume()
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+}

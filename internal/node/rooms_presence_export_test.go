@@ -77,3 +77,7 @@ func (n *Node) RoomBacklog(name string) int {
 	}
 	return len(f.in)
 }
+
+// RoomsStopping reports whether n's rooms have begun to stop (Shutdown
+// stores its members' leaves, then closes its sessions). For tests.
+func (n *Node) RoomsStopping() bool { return n.rooms.closing.Load() }

@@ -102,6 +102,13 @@ func (s *session) join(room string) {
 		s.reply(roomError(wire.CodeUnavailable, room, 0, "room %s: %v after %v; try again", room, errRoomsNotReady, n.cfg.StoreTimeout))
 		return
 	}
+	if e.closing.Load() {
+		// The node is storing the leaves of its members as it stops: a
+		// join stored after them would list the session, whose node
+		// then says nothing more, until the peers' grace passes.
+		s.reply(roomError(wire.CodeUnavailable, room, 0, "node %s is stopping; join on the node you fail over to", n.cfg.ID))
+		return
+	}
 	f := e.acquire(room, key)
 	seq, err := s.enter(ctx, f, key)
 	if err != nil {
