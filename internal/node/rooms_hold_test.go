@@ -497,3 +497,47 @@ func TestJoinWhileStoppingIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A session with a device holds a room after a chunk of its was refused;
+// meanwhile another device of the same user stores text under the next
+// seqs, so the room's state shows the user's seq above the chunk held.
+// For a device the state is no ack (docs/rooms.md): its re-join keeps
+// the hold, so a new chunk sent before the resend of the held one is
+// refused, not stored ahead of it (the resend would then be taken for a
+// duplicate and its text lost). Before, the state's seq lifted the hold.
+func TestRejoinKeepsTheHoldOfADevice(t *testing.T) {
+	ns := externalNATS(t, t.TempDir())
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: onBus(ns.ClientURL(), func(cfg *node.Config) {
+		cfg.StoreTimeout = time.Second
+	})})
+	c.WaitRoomsReady(wait)
+	const room = "devices"
+	addr := c.Nodes[0].Addr()
+	a := newDevicePeer(t, addr, "alice", "AAAAAAAAAAAAAAAAAAAAAAAAAA")
+	b := newDevicePeer(t, addr, "alice", "BBBBBBBBBBBBBBBBBBBBBBBBBB")
+	a.join(room)
+	b.join(room)
+	a.acked(room, a.typeText(room, "x")) // 1
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	limitRecords(ctx, t, ns.ClientURL(), 16) // smaller than any record
+	a.seq++
+	a.send(wire.Message{Op: wire.OpText, Room: room, Seq: a.seq, T: "y"}) // 2, refused
+	if m := a.await("the answer to seq 2", func(m wire.Message) bool {
+		return m.Room == room && m.Seq == 2 && (m.Op == wire.OpAck || m.Op == wire.OpError)
+	}); m.Op != wire.OpError {
+		t.Fatalf("seq 2 with records limited to 16 bytes: %+v, want a refusal", m)
+	}
+	limitRecords(ctx, t, ns.ClientURL(), -1)
+	b.seq = 1
+	b.acked(room, b.typeText(room, "bcde")) // 2 to 5, the other device's
+	if st := a.rejoin(room); st.Seqs["alice"] != 5 {
+		t.Fatalf("the state after the other device's text shows alice at %d, want 5", st.Seqs["alice"])
+	}
+	a.send(wire.Message{Op: wire.OpText, Room: room, Seq: 6, T: "z"})
+	if m := a.await("the answer to seq 6", func(m wire.Message) bool {
+		return m.Room == room && m.Seq == 6 && (m.Op == wire.OpAck || m.Op == wire.OpError)
+	}); m.Op != wire.OpError || m.Code != wire.CodeUnavailable {
+		t.Fatalf("a chunk sent ahead of the resend of the held one: %+v; want unavailable", m)
+	}
+}

@@ -86,8 +86,13 @@ func (s *session) join(room string) {
 		default:
 			s.textMu.Lock()
 			s.seqs[room] = max(s.seqs[room], seq)
-			// The state, and the session's own acks, show these stored.
-			s.updateHoldLocked(room, func(h *textHold) { h.storedThrough(s.seqs[room]) })
+			if s.device == "" {
+				// The state, and the session's own acks, show these
+				// stored. With a device the state's seq may be another
+				// device's text (docs/rooms.md: the state is no ack
+				// then): the chunk held must come again.
+				s.updateHoldLocked(room, func(h *textHold) { h.storedThrough(s.seqs[room]) })
+			}
 			s.textMu.Unlock()
 			return
 		}
