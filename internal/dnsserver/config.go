@@ -64,8 +64,9 @@ type Config struct {
 	MaxUDPSize int
 	// MaxTCPConns caps the TCP connections open at once; one client host
 	// (an IPv4 address, an IPv6 /64; loopback is exempt) may hold a
-	// sixteenth of them, at least 1. A connection accepted beyond either
-	// is closed at once, so clients that open connections and keep them
+	// sixteenth of them, at least 1, and one IPv6 /48 four times that
+	// over all its /64s. A connection accepted beyond any of these is
+	// closed at once, so clients that open connections and keep them
 	// cannot take the file descriptors the rest of the node needs, nor
 	// every slot. Default 256 (DefaultMaxTCPConns).
 	MaxTCPConns int

@@ -69,8 +69,9 @@
 // networks, forgetting idle ones.
 //
 // Over TCP at most Config.MaxTCPConns (default 256) connections are open at
-// once, and at most a sixteenth of them (at least 1) from one client host
-// (an IPv4 address, an IPv6 /64; loopback is exempt); one beyond either is
+// once, at most a sixteenth of them (at least 1) from one client host (an
+// IPv4 address, an IPv6 /64; loopback is exempt), and at most four times
+// that from one IPv6 /48, its /64s together; one beyond any of these is
 // closed as soon as it is accepted. A connection must send its first query
 // within 2 s and each further one within 8 s of the last reply, and is
 // closed after 128 queries (miekg/dns's defaults), or when a reply cannot

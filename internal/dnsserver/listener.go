@@ -21,12 +21,28 @@ const (
 	acceptBackoffMax = time.Second
 )
 
+// Reasons a TCP connection is refused, as logged.
+const (
+	refusedTotal   = "total"    // max reached
+	refusedPerHost = "per_host" // maxPerHost reached for the client host
+	// refusedPerSite: perSite times maxPerHost reached for the client's
+	// IPv6 /48.
+	refusedPerSite = "per_site"
+)
+
+// perSite is how many times maxPerHost an IPv6 /48 holds at most, its /64s
+// together, as on the node's client listener: a /48 is one site's (a
+// tunnel broker hands them out for free), and its 65,536 /64s each held to
+// maxPerHost bounded it only by max, so that one /48 could take every slot.
+const perSite = 4
+
 // tcpListener bounds the TCP side of the responder. At most max connections
-// are open at once, and at most max/16 (at least 1) from one client host (an
-// IPv4 address, an IPv6 /64; loopback is exempt): one accepted beyond either
-// is closed at once, so that a client that opens connections and keeps
-// them cannot take the file descriptors the node's other listeners need,
-// nor every slot. Each reply must be written within tcpWriteTimeout, or the
+// are open at once, at most max/16 (at least 1) from one client host (an
+// IPv4 address, an IPv6 /64; loopback is exempt), and at most perSite times
+// that from one IPv6 /48, its /64s together: one accepted beyond any of
+// these is closed at once, so that a client that opens connections and
+// keeps them cannot take the file descriptors the node's other listeners
+// need, nor every slot. Each reply must be written within tcpWriteTimeout, or the
 // connection is closed: miekg/dns sets read deadlines only, so a client
 // that sends queries and never reads would otherwise hold its connection
 // and goroutine for ever. Closing the listener (which Shutdown does) ends
@@ -37,16 +53,17 @@ const (
 type tcpListener struct {
 	net.Listener
 	max, maxPerHost int
-	exempt          func(netip.Addr) bool // hosts without a limit of their own
-	refused         func(remote net.Addr) // called for each connection over a limit, or nil
-	writeFailed     func()                // called for each connection a write closed, or nil
+	exempt          func(netip.Addr) bool                           // hosts without a limit of their own
+	refused         func(remote net.Addr, reason string, limit int) // called for each connection over a limit, or nil
+	writeFailed     func()                                          // called for each connection a write closed, or nil
 
 	closeOnce sync.Once
 	closed    chan struct{}
 
 	mu      sync.Mutex // guards the fields below
 	conns   map[*limitedConn]struct{}
-	perHost map[netip.Prefix]int
+	perHost map[netip.Prefix]int // by IPv4 address or IPv6 /64
+	perSite map[netip.Prefix]int // by IPv6 /48
 }
 
 func newTCPListener(ln net.Listener, maxConns int) *tcpListener {
@@ -58,44 +75,56 @@ func newTCPListener(ln net.Listener, maxConns int) *tcpListener {
 		closed:     make(chan struct{}),
 		conns:      make(map[*limitedConn]struct{}),
 		perHost:    make(map[netip.Prefix]int),
+		perSite:    make(map[netip.Prefix]int),
 	}
 }
 
 // hostOf is the client host a TCP connection counts against: its IPv4
-// address or IPv6 /64; ok is false when the host is exempt or unknown.
-func (l *tcpListener) hostOf(c net.Conn) (p netip.Prefix, ok bool) {
+// address or IPv6 /64, and for IPv6 its /48 (site; the zero Prefix for
+// IPv4); ok is false when the host is exempt or unknown.
+func (l *tcpListener) hostOf(c net.Conn) (p, site netip.Prefix, ok bool) {
 	ta, isTCP := c.RemoteAddr().(*net.TCPAddr)
 	if !isTCP {
-		return p, false
+		return p, site, false
 	}
 	ip, valid := netip.AddrFromSlice(ta.IP)
 	if !valid {
-		return p, false
+		return p, site, false
 	}
 	ip = ip.Unmap()
 	if l.exempt != nil && l.exempt(ip) {
-		return p, false
+		return p, site, false
 	}
-	bits := 32
-	if ip.Is6() {
-		bits = 64
+	if !ip.Is6() {
+		p, _ = ip.Prefix(32)
+		return p, site, true
 	}
-	p, _ = ip.Prefix(bits)
-	return p, true
+	p, _ = ip.Prefix(64)
+	site, _ = ip.Prefix(48)
+	return p, site, true
 }
 
-// admit counts c in if it is within the limits, and returns it wrapped.
-func (l *tcpListener) admit(c net.Conn) *limitedConn {
-	host, limited := l.hostOf(c)
+// admit counts c in if it is within the limits, and returns it wrapped;
+// otherwise it returns nil, the limit reached and its reason (refused*).
+func (l *tcpListener) admit(c net.Conn) (lc *limitedConn, reason string, limit int) {
+	host, site, limited := l.hostOf(c)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.conns) >= l.max || (limited && l.perHost[host] >= l.maxPerHost) {
-		return nil
+	switch {
+	case len(l.conns) >= l.max:
+		return nil, refusedTotal, l.max
+	case limited && l.perHost[host] >= l.maxPerHost:
+		return nil, refusedPerHost, l.maxPerHost
+	case limited && site.IsValid() && l.perSite[site] >= perSite*l.maxPerHost:
+		return nil, refusedPerSite, perSite * l.maxPerHost
 	}
-	lc := &limitedConn{Conn: c, writeFailed: l.writeFailed}
+	lc = &limitedConn{Conn: c, writeFailed: l.writeFailed}
 	l.conns[lc] = struct{}{}
 	if limited {
 		l.perHost[host]++
+		if site.IsValid() {
+			l.perSite[site]++
+		}
 	}
 	lc.release = func() {
 		l.mu.Lock()
@@ -105,9 +134,14 @@ func (l *tcpListener) admit(c net.Conn) *limitedConn {
 			if l.perHost[host]--; l.perHost[host] == 0 {
 				delete(l.perHost, host)
 			}
+			if site.IsValid() {
+				if l.perSite[site]--; l.perSite[site] == 0 {
+					delete(l.perSite, site)
+				}
+			}
 		}
 	}
-	return lc
+	return lc, "", 0
 }
 
 // Accept returns the next connection within the limits.
@@ -130,10 +164,10 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 			continue
 		}
 		wait = 0
-		lc := l.admit(c)
+		lc, reason, limit := l.admit(c)
 		if lc == nil {
 			if l.refused != nil {
-				l.refused(c.RemoteAddr())
+				l.refused(c.RemoteAddr(), reason, limit)
 			}
 			c.Close() // over a limit: the client sees the connection closed
 			continue

@@ -100,6 +100,63 @@ func TestServerTCPConnLimitPerHost(t *testing.T) {
 	}
 }
 
+// addrConn is a connection that only has a remote address: enough for
+// tcpListener.admit, which looks at nothing else.
+type addrConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (c addrConn) RemoteAddr() net.Addr { return c.remote }
+func (c addrConn) Close() error         { return nil }
+
+// admitFrom admits a fake connection from ip to l.
+func admitFrom(l *tcpListener, ip string) (*limitedConn, string) {
+	lc, reason, _ := l.admit(addrConn{remote: &net.TCPAddr{IP: net.ParseIP(ip), Port: 5353}})
+	return lc, reason
+}
+
+// One IPv6 /48 holds at most perSite times the per-host share over all its
+// /64s, so that a site's 65,536 /64s cannot take every slot; another /48,
+// and an IPv4 host, still get in, and a connection closed gives its /48's
+// slot back.
+func TestTCPListenerLimitPerSite(t *testing.T) {
+	l := newTCPListener(nil, 256) // 16 per host, 64 per /48
+	wantSite := perSite * l.maxPerHost
+	var admitted []*limitedConn
+	refused := map[string]int{}
+	for sub := range 16 {
+		for host := 1; host <= 16; host++ {
+			lc, reason := admitFrom(l, fmt.Sprintf("2001:db8:1:%x::%x", sub, host))
+			if lc == nil {
+				refused[reason]++
+				continue
+			}
+			admitted = append(admitted, lc)
+		}
+	}
+	if len(admitted) != wantSite {
+		t.Fatalf("one /48 over 16 /64s holds %d connections of %d, want %d (perSite × %d)", len(admitted), l.max, wantSite, l.maxPerHost)
+	}
+	if want := 256 - wantSite; refused[refusedPerSite] != want {
+		t.Errorf("refusals %v, want %d %s", refused, want, refusedPerSite)
+	}
+	if lc, reason := admitFrom(l, "2001:db8:2::1"); lc == nil {
+		t.Errorf("another /48 refused (%s) while 2001:db8:1::/48 holds its share", reason)
+	}
+	if lc, reason := admitFrom(l, "192.0.2.1"); lc == nil {
+		t.Errorf("an IPv4 host refused (%s) while 2001:db8:1::/48 holds its share", reason)
+	}
+	// A /64 of the full /48 that holds nothing yet is refused for the /48.
+	if lc, reason := admitFrom(l, "2001:db8:1:ffff::1"); lc != nil || reason != refusedPerSite {
+		t.Errorf("a fresh /64 of the full /48: admitted %v, reason %q; want refused, %q", lc != nil, reason, refusedPerSite)
+	}
+	admitted[0].Close()
+	if lc, reason := admitFrom(l, "2001:db8:1:ffff::1"); lc == nil {
+		t.Errorf("the /48 still refused (%s) after one of its connections closed", reason)
+	}
+}
+
 // failingListener fails every Accept with err, counting the calls.
 type failingListener struct {
 	t      *testing.T

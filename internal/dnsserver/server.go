@@ -125,10 +125,10 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	ln := newTCPListener(tln, s.cfg.MaxTCPConns)
 	ln.exempt = s.exempt
-	ln.refused = func(remote net.Addr) {
+	ln.refused = func(remote net.Addr, reason string, limit int) {
 		n := s.counts.tcpRefused.Add(1)
 		if due(&s.counts.tcpLogged, time.Now()) {
-			s.log.Warn("dns TCP connection over the limit closed", "remote", remote.String(), "max", s.cfg.MaxTCPConns, "closed_total", n)
+			s.log.Warn("dns TCP connection over the limit closed", "remote", remote.String(), "reason", reason, "limit", limit, "max", s.cfg.MaxTCPConns, "closed_total", n)
 		}
 	}
 	ln.writeFailed = func() { s.counts.tcpWriteFailed.Add(1) }
