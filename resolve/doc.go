@@ -22,7 +22,11 @@
 // by priority and, within a priority, by RFC 2782's weighted random
 // selection, so that more clients go where there is more room. When the name
 // has no SRV records (any DNS zone with plain A/AAAA round robin), Lookup
-// uses its A and AAAA records, shuffled, with Config.DefaultPort.
+// uses its A and AAAA records, shuffled, with Config.DefaultPort; so it does
+// when the SRV query timed out or got SERVFAIL, as from a server or
+// middlebox that mishandles SRV. With Config.DefaultPort set, the SRV query
+// leaves a quarter of Config.Timeout (at most 1 s) to the A and AAAA
+// queries for that.
 //
 // With Config.Resolver set, Lookup asks that DNS server itself (UDP with
 // EDNS0, then TCP when the reply is truncated), and SRV targets come back as
@@ -32,9 +36,13 @@
 // for each target's A and AAAA records: no name goes to the system
 // resolver. Only the first 8 such targets, in the order chosen, are looked
 // up, and a target whose lookup fails is left out; the failure is reported
-// only when no target has an address. With Config.Resolver empty, Lookup
-// uses the system resolver (net.Resolver), and SRV targets come back as
-// host names that the dialler resolves.
+// only when no target has an address. An A or AAAA record counts only when
+// it belongs to the name asked or to an alias its CNAMEs lead to. With
+// Config.Resolver empty, Lookup uses the system resolver (net.Resolver),
+// whose SRV records come without addresses: it asks the same resolver for
+// those of the first 8 targets, so that they come back as the IP addresses
+// a directory lists its nodes by; a target it gives none for, or past the
+// 8th, comes back as its host name, for the dialler to resolve.
 //
 // Asking a server itself, Lookup sends a UDP query again when no reply came
 // after 1 s, then 2 s, 4 s..., within Config.Timeout, and takes a reply only

@@ -417,3 +417,85 @@ func TestLookupSRVThroughCNAME(t *testing.T) {
 		t.Errorf("Lookup through CNAMEs (-got +want):\n%s", diff)
 	}
 }
+
+// A server or middlebox that drops SRV queries, or answers them SERVFAIL,
+// while it answers A and AAAA, leaves the service reachable: the SRV query
+// leaves part of the Timeout to the A/AAAA fallback, which it falls back to.
+// Whether the SRV records are absent is unknown then: with no address
+// either, the SRV failure is reported, not ErrNoAddress.
+func TestLookupFallsBackWhenSRVFails(t *testing.T) {
+	mishandle := func(drop bool) dns.HandlerFunc {
+		return func(w dns.ResponseWriter, r *dns.Msg) {
+			if r.Question[0].Qtype != dns.TypeSRV {
+				plainDNS(w, r)
+				return
+			}
+			if drop {
+				return // no reply
+			}
+			m := new(dns.Msg)
+			m.SetRcode(r, dns.RcodeServerFailure)
+			w.WriteMsg(m)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		drop bool
+	}{{"SRV dropped", true}, {"SRV SERVFAIL", false}} {
+		addr := staticServer(t, mishandle(tc.drop))
+		for via, cfg := range map[string]Config{
+			"direct": {Resolver: addr, DefaultPort: 7070, Timeout: 2 * time.Second},
+			"system": {NetResolver: system(addr), DefaultPort: 7070, Timeout: 2 * time.Second},
+		} {
+			t.Run(tc.name+" "+via, func(t *testing.T) {
+				got, err := Lookup(t.Context(), cfg, "plain.test")
+				if err != nil {
+					t.Fatalf("Lookup: %v", err)
+				}
+				if diff := cmp.Diff(sorted(got), []string{"127.0.2.1:7070", "127.0.2.2:7070", "[2001:db8::2]:7070"}); diff != "" {
+					t.Errorf("Lookup (-got +want):\n%s", diff)
+				}
+			})
+		}
+	}
+	addr := staticServer(t, mishandle(false))
+	_, err := Lookup(t.Context(), Config{Resolver: addr, DefaultPort: 7070}, "missing.test")
+	if errors.Is(err, ErrNoAddress) || err == nil || !strings.Contains(err.Error(), "SERVFAIL") {
+		t.Errorf("Lookup with SRV SERVFAIL and no A/AAAA: %v, want the SERVFAIL, not ErrNoAddress", err)
+	}
+}
+
+// An answer about the name asked holds addresses only for its own name or
+// the aliases its CNAMEs lead to: an A record of another owner (a forged or
+// broken answer) is not the name's address.
+func TestLookupIgnoresAddressesOfOtherNames(t *testing.T) {
+	addr := staticServer(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		var rrs []string
+		switch name := strings.ToLower(q.Name); {
+		case q.Qtype != dns.TypeA:
+		case name == "chat.test.":
+			rrs = []string{"evil.example. 5 IN A 192.0.2.66"}
+		case name == "alias.test.":
+			rrs = []string{"alias.test. 5 IN CNAME real.test.", "real.test. 5 IN A 127.0.7.1", "evil.example. 5 IN A 192.0.2.66"}
+		}
+		for _, s := range rrs {
+			rr, _ := dns.NewRR(s)
+			m.Answer = append(m.Answer, rr)
+		}
+		w.WriteMsg(m)
+	})
+	cfg := Config{Resolver: addr, DefaultPort: 7070}
+	if got, err := Lookup(t.Context(), cfg, "chat.test"); !errors.Is(err, ErrNoAddress) {
+		t.Errorf("Lookup with another name's A record = %v, %v; want ErrNoAddress", got, err)
+	}
+	got, err := Lookup(t.Context(), cfg, "alias.test")
+	if err != nil {
+		t.Fatalf("Lookup through a CNAME: %v", err)
+	}
+	if diff := cmp.Diff(got, []string{"127.0.7.1:7070"}); diff != "" {
+		t.Errorf("Lookup through a CNAME (-got +want):\n%s", diff)
+	}
+}

@@ -124,12 +124,14 @@ type srvRecord struct {
 // orders them by priority, and within a priority by weighted random
 // selection (RFC 2782). Each SRV target becomes the addresses that came with
 // the reply (the Switchboard responder always adds them) or, when none came,
-// the addresses Config.Resolver gives for the target's A and AAAA records
-// (asked for the first 8 such targets only; one it knows no address for,
-// or whose lookup fails, is left out), or without a Config.Resolver the
-// target's host name, for the dialler to resolve. When there are no SRV
-// records, Lookup asks for the A and AAAA records of the service name and
-// returns them, in random order, with Config.DefaultPort.
+// the addresses the resolver gives for the target's A and AAAA records
+// (asked for the first 8 such targets only). A target Config.Resolver knows
+// no address for, or whose lookup fails, is left out; one the system
+// resolver gives none for, or past the 8th, stays its host name, for the
+// dialler to resolve. When there are no SRV records, or the SRV query timed
+// out or got SERVFAIL (a server or middlebox that mishandles SRV) and
+// Config.DefaultPort is set, Lookup asks for the A and AAAA records of the
+// service name and returns them, in random order, with Config.DefaultPort.
 //
 // Lookup blocks for up to Config.Timeout (or until ctx ends) and starts no
 // goroutine of its own (the system resolver may). Errors are prefixed
@@ -163,28 +165,42 @@ type lookup struct {
 func (l *lookup) run(ctx context.Context) ([]string, error) {
 	var srvs []srvRecord
 	var glue map[string][]netip.Addr
-	var err error
-	switch {
-	case l.cfg.NoSRV:
-	case l.cfg.Resolver != "":
-		srvs, glue, err = l.srvDNS(ctx)
-	default:
-		srvs, err = l.srvSystem(ctx)
+	var srvErr error
+	if !l.cfg.NoSRV {
+		// With A/AAAA to fall back on, the SRV query must not take their
+		// turn: a server or middlebox that drops SRV would otherwise make
+		// the service unresolvable on every pass.
+		sctx, cancel := ctx, context.CancelFunc(func() {})
+		if deadline, ok := ctx.Deadline(); ok && l.cfg.DefaultPort != 0 {
+			left := time.Until(deadline)
+			sctx, cancel = context.WithTimeout(ctx, left-min(left/4, udpRetry))
+		}
+		if l.cfg.Resolver != "" {
+			srvs, glue, srvErr = l.srvDNS(sctx)
+		} else {
+			srvs, srvErr = l.srvSystem(sctx)
+		}
+		cancel()
 	}
-	if err != nil {
-		return nil, fmt.Errorf("resolve: looking up SRV for %s via %s: %w", l.service, l.via, err)
+	if srvErr != nil {
+		srvErr = fmt.Errorf("resolve: looking up SRV for %s via %s: %w", l.service, l.via, srvErr)
+		if l.cfg.DefaultPort == 0 || ctx.Err() != nil || !srvMishandled(srvErr) {
+			return nil, srvErr
+		}
 	}
 	if len(srvs) == 1 && srvs[0].target == "." {
 		return nil, fmt.Errorf("%w for %s via %s (its SRV record says the service is not available)", ErrNoAddress, l.service, l.via)
 	}
 	if len(srvs) > 0 {
 		srvs = orderSRV(srvs, l.rnd)
-		var glueErr error
-		if l.cfg.Resolver != "" {
-			// A caching resolver may answer without the targets' addresses:
-			// ask the same server for them, never the system resolver.
-			glueErr = l.fillGlue(ctx, srvs, glue)
+		if glue == nil {
+			glue = map[string][]netip.Addr{}
 		}
+		// A caching resolver may answer without the targets' addresses,
+		// and the system resolver never gives them: ask the same resolver
+		// for them (with Config.Resolver, never the system resolver), so
+		// that the caller gets the addresses a directory lists nodes by.
+		glueErr := l.fillGlue(ctx, srvs, glue)
 		if out := l.fromSRV(srvs, glue); len(out) > 0 {
 			return out, nil
 		}
@@ -197,15 +213,21 @@ func (l *lookup) run(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("%w for %s via %s (no SRV records, and no DefaultPort for A/AAAA)", ErrNoAddress, l.service, l.via)
 	}
 	var ips []netip.Addr
+	var err error
 	if l.cfg.Resolver != "" {
 		ips, err = l.ipsDNS(ctx)
 	} else {
-		ips, err = l.ipsSystem(ctx)
+		ips, err = l.ipsSystem(ctx, l.service)
 	}
-	if err != nil {
+	switch {
+	case err != nil && srvErr != nil:
+		return nil, errors.Join(srvErr, err)
+	case err != nil:
 		return nil, err
-	}
-	if len(ips) == 0 {
+	case len(ips) == 0 && srvErr != nil:
+		// The SRV records are unknown, not absent: not ErrNoAddress.
+		return nil, srvErr
+	case len(ips) == 0:
 		return nil, fmt.Errorf("%w for %s via %s (no SRV, A or AAAA records)", ErrNoAddress, l.service, l.via)
 	}
 	l.rnd.Shuffle(len(ips), func(i, j int) { ips[i], ips[j] = ips[j], ips[i] })
@@ -295,20 +317,8 @@ func (l *lookup) srvDNS(ctx context.Context) ([]srvRecord, map[string][]netip.Ad
 	// A recursive resolver may answer through CNAMEs (the service's SRV
 	// name an alias of another): follow them within the answer, a few
 	// links at most, as the system resolver does.
-	owner := name
-	for range maxCNAMELinks {
-		next := ""
-		for _, rr := range r.Answer {
-			if c, ok := rr.(*dns.CNAME); ok && dns.CanonicalName(c.Hdr.Name) == owner {
-				next = dns.CanonicalName(c.Target)
-				break
-			}
-		}
-		if next == "" {
-			break
-		}
-		owner = next
-	}
+	chain := cnameChain(r.Answer, name)
+	owner := chain[len(chain)-1]
 	var srvs []srvRecord
 	for _, rr := range r.Answer {
 		if s, ok := rr.(*dns.SRV); ok && dns.CanonicalName(s.Hdr.Name) == owner && (s.Port != 0 || s.Target == ".") {
@@ -327,20 +337,63 @@ func (l *lookup) srvDNS(ctx context.Context) ([]srvRecord, map[string][]netip.Ad
 	return srvs, glue, nil
 }
 
-// maxCNAMELinks bounds the CNAME chain followed in an SRV answer.
+// maxCNAMELinks bounds the CNAME chain followed in an answer.
 const maxCNAMELinks = 8
+
+// cnameChain returns name (canonical) and the names the CNAME records of
+// answer lead it to, in order, maxCNAMELinks links at most: the owners
+// whose records answer a question about name.
+func cnameChain(answer []dns.RR, name string) []string {
+	chain := []string{name}
+	for range maxCNAMELinks {
+		next := ""
+		for _, rr := range answer {
+			if c, ok := rr.(*dns.CNAME); ok && dns.CanonicalName(c.Hdr.Name) == chain[len(chain)-1] {
+				next = dns.CanonicalName(c.Target)
+				break
+			}
+		}
+		if next == "" || slices.Contains(chain, next) {
+			break
+		}
+		chain = append(chain, next)
+	}
+	return chain
+}
+
+// srvMishandled reports whether err, from the SRV query, is what a server
+// or middlebox that mishandles SRV gives while it may still answer A and
+// AAAA: a timeout (the query dropped) or SERVFAIL. Other failures (REFUSED,
+// a refused port) would fail the A/AAAA queries as well; the system
+// resolver says less, and any temporary failure of its is taken for
+// SERVFAIL (falling back then costs another quick failure at worst).
+func srvMishandled(err error) bool {
+	var rc rcodeError
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return true
+	case errors.As(err, &rc):
+		return int(rc) == dns.RcodeServerFailure
+	case errors.As(err, &dnsErr):
+		// The Go resolver reports SERVFAIL as temporary.
+		return dnsErr.IsTimeout || dnsErr.IsTemporary
+	}
+	return false
+}
 
 // maxTargetLookups bounds how many SRV targets without addresses in the
 // reply Lookup looks up, best first: a hostile or broken server listing
 // thousands of targets must not make one Lookup send thousands of queries.
 const maxTargetLookups = 8
 
-// fillGlue asks Config.Resolver for the A and AAAA records of the first
-// maxTargetLookups SRV targets, in the order of srvs, that came without
-// addresses in the reply's additional section, and adds them to glue. A
-// target without any address, or whose lookup failed, is left out of glue
-// (fromSRV then leaves it out); fillGlue returns the first failure, for the
-// caller to report when no target has an address.
+// fillGlue asks the resolver (Config.Resolver, else the system resolver)
+// for the A and AAAA records of the first maxTargetLookups SRV targets, in
+// the order of srvs, that came without addresses in the reply's additional
+// section, and adds them to glue. A target without any address, or whose
+// lookup failed, is left out of glue (fromSRV then leaves it out, or keeps
+// its name); fillGlue returns the first failure, for the caller to report
+// when no target has an address.
 func (l *lookup) fillGlue(ctx context.Context, srvs []srvRecord, glue map[string][]netip.Addr) error {
 	var firstErr error
 	asked := 0
@@ -355,7 +408,13 @@ func (l *lookup) fillGlue(ctx context.Context, srvs []srvRecord, glue map[string
 			break
 		}
 		asked++
-		ips, err := l.ipsOf(ctx, s.target)
+		var ips []netip.Addr
+		var err error
+		if l.cfg.Resolver != "" {
+			ips, err = l.ipsOf(ctx, s.target)
+		} else {
+			ips, err = l.ipsSystem(ctx, s.target)
+		}
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -387,6 +446,9 @@ func (l *lookup) ipsOf(ctx context.Context, host string) ([]netip.Addr, error) {
 	name := dns.CanonicalName(host)
 	var ips []netip.Addr
 	var errs []error
+	// Only the name asked and the aliases it leads to answer for it: a
+	// record of another owner in the answer (a forgery, a broken server)
+	// must not send the client elsewhere.
 	for i, qtype := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		qctx, cancel := ctx, context.CancelFunc(func() {})
 		if deadline, ok := ctx.Deadline(); ok {
@@ -403,9 +465,9 @@ func (l *lookup) ipsOf(ctx context.Context, host string) ([]netip.Addr, error) {
 			errs = append(errs, fmt.Errorf("resolve: looking up %s for %s via %s: %w", dns.TypeToString[qtype], strings.TrimSuffix(host, "."), l.via, err))
 			continue
 		}
+		owners := cnameChain(r.Answer, name)
 		for _, rr := range r.Answer {
-			// Any A/AAAA in the answer counts, so that CNAME chains work.
-			if ip, ok := addrOf(rr); ok && rr.Header().Rrtype == qtype && !slices.Contains(ips, ip) {
+			if ip, ok := addrOf(rr); ok && rr.Header().Rrtype == qtype && slices.Contains(owners, dns.CanonicalName(rr.Header().Name)) && !slices.Contains(ips, ip) {
 				ips = append(ips, ip)
 			}
 		}
@@ -569,7 +631,14 @@ func exchange(ctx context.Context, server, name string, qtype uint16) (*dns.Msg,
 		r.Answer, r.Extra = nil, nil
 		return r, nil
 	}
-	return nil, fmt.Errorf("server answered %s", dns.RcodeToString[r.Rcode])
+	return nil, rcodeError(r.Rcode)
+}
+
+// rcodeError is a reply's rcode other than NOERROR and NXDOMAIN.
+type rcodeError int
+
+func (e rcodeError) Error() string {
+	return "server answered " + dns.RcodeToString[int(e)]
 }
 
 // addrOf returns the address of an A or AAAA record.
@@ -622,14 +691,14 @@ func (l *lookup) srvSystem(ctx context.Context) ([]srvRecord, error) {
 	return srvs, nil
 }
 
-// ipsSystem asks the system resolver for the service name's addresses.
-func (l *lookup) ipsSystem(ctx context.Context) ([]netip.Addr, error) {
-	addrs, err := l.cfg.NetResolver.LookupNetIP(ctx, "ip", l.service)
+// ipsSystem asks the system resolver for host's addresses.
+func (l *lookup) ipsSystem(ctx context.Context, host string) ([]netip.Addr, error) {
+	addrs, err := l.cfg.NetResolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("resolve: looking up A/AAAA for %s via %s: %w", l.service, l.via, err)
+		return nil, fmt.Errorf("resolve: looking up A/AAAA for %s via %s: %w", strings.TrimSuffix(host, "."), l.via, err)
 	}
 	var ips []netip.Addr
 	for _, a := range addrs {
