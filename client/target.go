@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/switchboard/switchboard/pick"
@@ -30,6 +32,25 @@ type target struct {
 	service   string   // dns forms
 	resolvers []string // in the order to ask them; none: the system resolver
 	plainDNS  bool     // A/AAAA only, no SRV (WithPlainDNS)
+	// system is the system resolver, asked when resolvers is empty; nil
+	// means net.DefaultResolver (tests point it at a server of their own).
+	system *net.Resolver
+}
+
+// systemResolver is the resolver asked when no resolver was given.
+func (t target) systemResolver() *net.Resolver {
+	if t.system != nil {
+		return t.system
+	}
+	return net.DefaultResolver
+}
+
+// isIP reports whether host is an IP address, an IPv6 one with its zone
+// included (fe80::1%eth0): net.ParseIP takes no zone, and would have such
+// a literal looked up in DNS and taken for the service's name.
+func isIP(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 func parseTarget(raw string, resolvers []string) (target, error) {
@@ -78,7 +99,7 @@ func (t target) serviceName() string {
 	name := ""
 	for _, a := range t.addrs {
 		host, _, _ := net.SplitHostPort(a)
-		if net.ParseIP(host) != nil || (name != "" && host != name) {
+		if isIP(host) || (name != "" && host != name) {
 			return ""
 		}
 		name = host
@@ -96,46 +117,53 @@ func (t target) resolveAddrs(ctx context.Context, r pick.Rand, defaultPort int, 
 		}
 		return addrs, nil
 	}
-	var out []string
-	var errs []error
-	for _, a := range t.addrs {
+	// The names are looked up at once, each bounded by timeout: one after
+	// another, a silent resolver would cost a timeout per name before any
+	// address is tried. The list is the user's, so short.
+	found := make([][]string, len(t.addrs))
+	errs := make([]error, len(t.addrs))
+	var wg sync.WaitGroup
+	for i, a := range t.addrs {
 		host, port, _ := net.SplitHostPort(a)
-		if ip := net.ParseIP(host); ip != nil {
-			out = append(out, a)
+		if isIP(host) {
+			found[i] = []string{a}
 			continue
 		}
-		if len(t.resolvers) > 0 {
-			// Through the resolvers given: the name's SRV records when it
-			// has them, else its A/AAAA records with the port.
-			p, err := strconv.Atoi(port)
-			if err != nil || p < 1 || p > 65535 {
-				errs = append(errs, fmt.Errorf("client: target %q: bad port", a))
-				continue
-			}
-			found, err := t.lookup(ctx, host, p, timeout)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			out = append(out, found...)
-			continue
-		}
-		lctx, cancel := context.WithTimeout(ctx, timeout)
-		ips, err := net.DefaultResolver.LookupHost(lctx, host)
-		cancel()
-		if err != nil {
-			// Keep the name: the dial reports what is wrong with it.
-			out = append(out, a)
-			continue
-		}
-		for _, ip := range ips {
-			out = append(out, net.JoinHostPort(ip, port))
-		}
+		wg.Go(func() { found[i], errs[i] = t.resolveHost(ctx, a, host, port, timeout) })
 	}
-	if len(out) == 0 && len(errs) > 0 {
-		return nil, fmt.Errorf("client: resolving %s: %w", t.raw, errors.Join(errs...))
+	wg.Wait()
+	// In the listed order, so that a seeded shuffle gives a fixed order.
+	out := slices.Concat(found...)
+	if err := errors.Join(errs...); len(out) == 0 && err != nil {
+		return nil, fmt.Errorf("client: resolving %s: %w", t.raw, err)
 	}
 	shuffle(r, out)
+	return out, nil
+}
+
+// resolveHost returns the addresses of a, a HOST:PORT of the list form
+// whose host is a name, within timeout.
+func (t target) resolveHost(ctx context.Context, a, host, port string, timeout time.Duration) ([]string, error) {
+	if len(t.resolvers) > 0 {
+		// Through the resolvers given: the name's SRV records when it
+		// has them, else its A/AAAA records with the port.
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 1 || p > 65535 {
+			return nil, fmt.Errorf("client: target %q: bad port", a)
+		}
+		return t.lookup(ctx, host, p, timeout)
+	}
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ips, err := t.systemResolver().LookupHost(lctx, host)
+	if err != nil {
+		// Keep the name: the dial reports what is wrong with it.
+		return []string{a}, nil
+	}
+	out := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, net.JoinHostPort(ip, port))
+	}
 	return out, nil
 }
 
@@ -151,7 +179,7 @@ const resolverStagger = 150 * time.Millisecond
 // addresses wins.
 func (t target) lookup(ctx context.Context, name string, defaultPort int, timeout time.Duration) ([]string, error) {
 	if len(t.resolvers) == 0 {
-		return resolve.Lookup(ctx, resolve.Config{DefaultPort: defaultPort, Timeout: timeout, NoSRV: t.plainDNS}, name)
+		return resolve.Lookup(ctx, resolve.Config{DefaultPort: defaultPort, Timeout: timeout, NoSRV: t.plainDNS, NetResolver: t.systemResolver()}, name)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
