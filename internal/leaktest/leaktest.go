@@ -11,10 +11,11 @@ import (
 	"go.uber.org/goleak"
 )
 
-// VerifyTestMain runs the package's tests, then fails if goroutines are
-// left over, as goleak.VerifyTestMain does, except for the two that the
-// embedded NATS engine itself can leave behind (EngineLeftovers).
-func VerifyTestMain(m *testing.M) {
+// VerifyTestMain runs the package's tests (m is a *testing.M, or one
+// wrapped to tidy up after them), then fails if goroutines are left over,
+// as goleak.VerifyTestMain does, except for the two that the embedded
+// NATS engine itself can leave behind (EngineLeftovers).
+func VerifyTestMain(m goleak.TestingM) {
 	goleak.VerifyTestMain(m, EngineLeftovers()...)
 }
 

@@ -2,6 +2,7 @@ package webui_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +29,17 @@ const wait = 30 * time.Second
 // is a failure, not a skip: CI installs it (.ci/run).
 func newBrowser(t testing.TB) context.Context {
 	t.Helper()
+	bctx, stop, err := startBrowser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return bctx
+}
+
+// startBrowser starts a headless Chromium and returns its context and
+// the function that stops it.
+func startBrowser() (context.Context, func(), error) {
 	path := ""
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -35,7 +48,7 @@ func newBrowser(t testing.TB) context.Context {
 		}
 	}
 	if path == "" {
-		t.Fatal("no Chromium to run the browser tests: install it (apt-get install chromium; .ci/run does)")
+		return nil, nil, errors.New("no Chromium to run the browser tests: install it (apt-get install chromium; .ci/run does)")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path),
@@ -49,14 +62,50 @@ func newBrowser(t testing.TB) context.Context {
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
-	t.Cleanup(func() {
+	stop := func() {
 		cancelBrowser()
 		cancelAlloc()
-	})
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("starting %s: %v", path, err)
 	}
-	return bctx
+	if err := chromedp.Do(bctx); err != nil {
+		stop()
+		return nil, nil, fmt.Errorf("starting %s: %w", path, err)
+	}
+	return bctx, stop, nil
+}
+
+// shared is the one Chromium of the scripted tests (sharedBrowser),
+// started by the first of them and stopped after the package's tests.
+var shared struct {
+	once sync.Once
+	ctx  context.Context
+	stop func()
+	err  error
+}
+
+// sharedBrowser is a Chromium that tests share, each in a tab of its
+// own: for the scripted tests (scriptPage), whose pages talk to stand-ins
+// inside the page and whose origins (each test's own server) keep their
+// storage apart. A browser of their own cost each about a second of CPU
+// to start, some twenty of them at once.
+func sharedBrowser(t testing.TB) context.Context {
+	t.Helper()
+	shared.once.Do(func() { shared.ctx, shared.stop, shared.err = startBrowser() })
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.ctx
+}
+
+// stopSharedBrowser wraps the package's tests: once they have run, it
+// stops the shared Chromium, before the check for goroutines left over.
+type stopSharedBrowser struct{ m *testing.M }
+
+func (s stopSharedBrowser) Run() int {
+	code := s.m.Run()
+	if shared.stop != nil {
+		shared.stop()
+	}
+	return code
 }
 
 // newTab opens a tab that logs its console and its uncaught errors.

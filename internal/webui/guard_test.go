@@ -24,7 +24,7 @@ func scriptPage(t *testing.T, name string) context.Context {
 	t.Parallel()
 	srv := httptest.NewServer(webui.Handler())
 	t.Cleanup(srv.Close)
-	tab := newTab(t, newBrowser(t), name)
+	tab := newTab(t, sharedBrowser(t), name)
 	do(t, tab, "loading the page", chromedp.Navigate(srv.URL+"/"))
 	return tab
 }

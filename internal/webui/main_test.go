@@ -7,5 +7,5 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	leaktest.VerifyTestMain(m)
+	leaktest.VerifyTestMain(stopSharedBrowser{m})
 }
