@@ -99,19 +99,7 @@ func TestReloadClusterCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	withTLS := func(i int, cfg *node.Config) {
-		cfg.ClusterSecret = ""
-		cfg.ClusterCert = filepath.Join(dir, fmt.Sprintf("n%d.pem", i))
-		cfg.ClusterKey = filepath.Join(dir, fmt.Sprintf("n%d.key", i))
-		cfg.ClusterCA = caFile
-		reissue(t, ca, "routes.test", cfg.ClusterCert, cfg.ClusterKey)
-	}
+	_, pool, withTLS := routesUnder(t, dir, ca)
 	c := nodetest.Start(t, 2, nodetest.Options{Configure: withTLS})
 	routed := func(peers int) {
 		t.Helper()
@@ -184,19 +172,7 @@ func TestReloadRefusesAClusterCertificateTheCADoesNotVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	withTLS := func(i int, cfg *node.Config) {
-		cfg.ClusterSecret = ""
-		cfg.ClusterCert = filepath.Join(dir, fmt.Sprintf("n%d.pem", i))
-		cfg.ClusterKey = filepath.Join(dir, fmt.Sprintf("n%d.key", i))
-		cfg.ClusterCA = caFile
-		reissue(t, ca, "routes.test", cfg.ClusterCert, cfg.ClusterKey)
-	}
+	caFile, pool, withTLS := routesUnder(t, dir, ca)
 	// Two nodes: a node alone has no cluster port.
 	c := nodetest.Start(t, 2, nodetest.Options{Configure: withTLS})
 	n0 := c.Nodes[0]
@@ -392,4 +368,25 @@ func certExpiry(t *testing.T, n *node.Node, use string) float64 {
 	}
 	t.Fatalf("no %s{use=%q}", certExpiryMetric, use)
 	return 0
+}
+
+// routesUnder writes ca to dir for the routes, and returns its file, a
+// pool holding it and a Configure that gives node i a route certificate
+// of ca's (dir/nI.pem and .key) in place of the cluster secret.
+func routesUnder(t *testing.T, dir string, ca *pki.CA) (caFile string, pool *x509.CertPool, withTLS func(int, *node.Config)) {
+	t.Helper()
+	caFile = filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	withTLS = func(i int, cfg *node.Config) {
+		cfg.ClusterSecret = ""
+		cfg.ClusterCert = filepath.Join(dir, fmt.Sprintf("n%d.pem", i))
+		cfg.ClusterKey = filepath.Join(dir, fmt.Sprintf("n%d.key", i))
+		cfg.ClusterCA = caFile
+		reissue(t, ca, "routes.test", cfg.ClusterCert, cfg.ClusterKey)
+	}
+	return caFile, pool, withTLS
 }

@@ -205,15 +205,21 @@ func (s *session) dropLostRooms() {
 // dropRoom forgets room, which f serves and in which the session has no
 // membership left: no leave to store, only the registration to remove.
 func (s *session) dropRoom(room string, f *feed) {
-	s.stores.Wait() // its text's answers first
+	s.forgetRoom(room)
+	s.forceDetach(f, s.key())
+	s.n.rooms.release(f, s.key(), 0)
+}
+
+// forgetRoom takes room off the session's rooms, with its seqs, hold and
+// failures, once the answers to its text on the way are in.
+func (s *session) forgetRoom(room string) {
+	s.stores.Wait()
 	delete(s.rooms, room)
 	s.textMu.Lock()
 	delete(s.seqs, room)
 	delete(s.held, room)
 	delete(s.failed, room)
 	s.textMu.Unlock()
-	s.forceDetach(f, s.key())
-	s.n.rooms.release(f, s.key(), 0)
 }
 
 func (s *session) leave(room string) {
@@ -228,13 +234,7 @@ func (s *session) leave(room string) {
 		return
 	}
 	key := s.key()
-	s.stores.Wait() // its text first, then the leave
-	delete(s.rooms, room)
-	s.textMu.Lock()
-	delete(s.seqs, room)
-	delete(s.held, room)
-	delete(s.failed, room)
-	s.textMu.Unlock()
+	s.forgetRoom(room) // its text first, then the leave
 	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
 	defer cancel()
 	_ = f.markLeaving(ctx, key)
