@@ -52,6 +52,11 @@ type minority struct {
 	degraded bool
 }
 
+// heardAgain is how much later than before a peer must have been last
+// heard from to count as heard again: more than the wobble of a time
+// rebuilt from an age in whole milliseconds, far less than a heartbeat.
+const heardAgain = 5 * time.Millisecond
+
 func newMinority(self string, forget, grace time.Duration) *minority {
 	return &minority{self: self, forget: forget, grace: grace, seen: make(map[string]time.Duration), heard: make(map[string]time.Time)}
 }
@@ -72,9 +77,15 @@ func (m *minority) observe(nodes []directory.Node, taken time.Time, unreachable 
 			continue
 		}
 		if _, ok := m.seen[n.ID]; !ok {
+			// Ages come in whole milliseconds: the time rebuilt from one
+			// wobbles by up to one from view to view. Heard again, a peer
+			// moves it by a heartbeat.
 			at := taken.Add(-time.Duration(n.AgeMS) * time.Millisecond)
-			if before, ok := m.heard[n.ID]; !ok || !at.After(before) {
-				heard[n.ID] = at // not counted until heard from again
+			if before, ok := m.heard[n.ID]; !ok || at.Sub(before) <= heardAgain {
+				if !ok {
+					before = at
+				}
+				heard[n.ID] = before // not counted until heard from again
 				continue
 			}
 		}
