@@ -268,12 +268,13 @@ func TestRejoinRefusedAfterFailoverLeavesTheRoom(t *testing.T) {
 
 // A node that took the session out of a room, unasked (the room filled
 // while the node was cut off, and the node's join again for the session
-// was refused), says so with a refusal about the room that no join
-// asked for: the session is out of the room, as after a refused join.
-// A refusal that answers a join on the connection the room is joined on
-// (a re-join whose state could not be sent) keeps the room. Before, an
-// unasked refusal kept the room, and its text queued for good.
-func TestUnaskedRefusalLeavesTheRoom(t *testing.T) {
+// was refused), says so with a removed error about the room: the session
+// is out of the room, as after a refused join, even with a join of its
+// own waiting for its answer. A limit refusal that answers a re-join on
+// the connection the room is joined on (its state could not be sent)
+// keeps the room. Before, the session stayed in the room for good, its
+// text queued.
+func TestRemovedLeavesTheRoom(t *testing.T) {
 	a := newFakeNode(t, "a")
 	s, join := aliceInRoom(t, a)
 	join.conn.send(roomState("r", 0))
@@ -289,8 +290,12 @@ func TestUnaskedRefusalLeavesTheRoom(t *testing.T) {
 		t.Fatalf("SendText after a re-join's refusal = %v; the node keeps the session in the room", err)
 	}
 
-	join.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeLimit, Room: "r", Message: "room r: room is full: 2 users; this session lost its place"})
-	awaitEvent(t, s, "the unasked refusal", func(e client.Event) bool { return e.Message.Op == wire.OpError && e.Message.Code == wire.CodeLimit }, nil)
+	if err := s.Join("r"); err != nil { // a re-join, whose answer waits
+		t.Fatal(err)
+	}
+	awaitGot(t, a, wire.OpJoin)
+	join.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeRemoved, Room: "r", Message: "room r is full (2 users): this session lost its place"})
+	awaitEvent(t, s, "the removal", func(e client.Event) bool { return e.Message.Op == wire.OpError && e.Message.Code == wire.CodeRemoved }, nil)
 	if _, err := s.SendText("r", "out"); !errors.Is(err, client.ErrLeft) {
 		t.Errorf("SendText after the node took the session out = %v, want ErrLeft (not joined)", err)
 	}

@@ -956,12 +956,21 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 		if m.Room != "" && m.Seq != 0 && s.staleAnswer(m.Room) {
 			break // about text sent before the room was left
 		}
-		var joinAnswer bool // m answers a join sent on w
-		if m.Room != "" && m.Seq == 0 {
-			var done bool
-			if done, joinAnswer = s.refusalAnswered(w, m); done {
-				break // a leave's answer, or about a join sent before the room was left
+		if m.Room != "" && m.Code == wire.CodeRemoved {
+			// Unasked: the node took the session out of the room (its
+			// place was lost while the node was cut off, and the room
+			// was full when the node joined it again). No join or leave
+			// is answered by it. One on a connection the session has
+			// left is about the session there, not this one.
+			s.mu.Lock()
+			if s.rooms[m.Room] != nil && w == s.w {
+				s.dropRoomLocked(m.Room, fmt.Errorf("client: in room %q: %w", m.Room, asError(m)))
 			}
+			s.mu.Unlock()
+			break
+		}
+		if m.Room != "" && m.Seq == 0 && s.refusalAnswered(w, m) {
+			break // a leave's answer, or about a join sent before the room was left
 		}
 		if m.Room != "" && (m.Code == wire.CodeUnavailable || m.Code == wire.CodeRate) {
 			s.mu.Lock()
@@ -977,17 +986,14 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 			// A refusal no retry mends: the waits for it end with it.
 			s.mu.Lock()
 			if r := s.rooms[m.Room]; r != nil {
-				if m.Seq == 0 && (r.joinedOn != w || !joinAnswer) && !slices.Contains(s.asked[m.Room], 'j') {
+				if m.Seq == 0 && r.joinedOn != w && !slices.Contains(s.asked[m.Room], 'j') {
 					// A join refused on a connection the session is not
 					// in the room on (its first, or the first after a
-					// failover or on a move's new connection), or a
-					// refusal no join asked for (the node took the
-					// session out: the room filled while its node was
-					// cut off), and no other join on its way: the
-					// session is not in the room (docs/protocol.md,
-					// "Rooms"), so SendText says so rather than queue
-					// text for a room that will never take it, and a
-					// failover does not ask again.
+					// failover or on a move's new connection), and no
+					// other on its way: the session is not in the room
+					// (docs/protocol.md, "Rooms"), so SendText says so
+					// rather than queue text for a room that will never
+					// take it, and a failover does not ask again.
 					s.dropRoomLocked(m.Room, fmt.Errorf("client: joining room %q: %w", m.Room, asError(m)))
 				} else if m.Seq == 0 {
 					r.endJoinsLocked(joinResult{err: asError(m)})
@@ -1074,11 +1080,10 @@ func (s *Session) stopLeaveRetryLocked(name string) {
 }
 
 // refusalAnswered takes a refusal m of a join or leave (no seq), and
-// reports whether it is handled (done): a leave's (answerLeaveLocked), or
-// a join's sent before the room was left. A join's refusal about the room
-// as joined now is left to handle, with join set; one that answers
-// nothing asked on w has neither set.
-func (s *Session) refusalAnswered(w *writer, m wire.Message) (done, join bool) {
+// reports whether it is handled: a leave's (answerLeaveLocked), or a
+// join's sent before the room was left. A join's refusal about the room
+// as joined now is left to handle.
+func (s *Session) refusalAnswered(w *writer, m wire.Message) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	op, stale := s.answeredLocked(w, m.Room, 0)
@@ -1089,13 +1094,13 @@ func (s *Session) refusalAnswered(w *writer, m wire.Message) (done, join bool) {
 			code = m.Code // the node keeps the session in the room
 		}
 		s.answerLeaveLocked(w, m.Room, code)
-		return true, false
+		return true
 	case op == 'u':
-		return true, false // a leave of a room not held: nothing to follow
+		return true // a leave of a room not held: nothing to follow
 	case op == 'j':
-		return stale, true
+		return stale
 	}
-	return false, false
+	return false
 }
 
 // staleAnswer reports whether an answer about a chunk of room (an ack or

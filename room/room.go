@@ -178,8 +178,8 @@ type Result struct {
 	Unstored []string
 	// Lost names the local sessions the record took out of the room: each
 	// had lost its membership while it lived on, and the join Reconcile
-	// asked for again was refused. Each was told (a limit error about the
-	// room) and gets nothing more; the node detaches it.
+	// asked for again was refused. Each was told (a removed error about
+	// the room) and gets nothing more; the node detaches it.
 	Lost []string
 }
 
@@ -519,7 +519,7 @@ func (r *Room) refusal(lm *local) error {
 // membership was removed while it lived on (its node was cut off longer
 // than the grace), and the join Reconcile asked for again was refused
 // (the room filled meanwhile). It gets no more deliveries, is told with a
-// limit error about the room, and is listed in Result.Lost; it stays
+// removed error about the room, and is listed in Result.Lost; it stays
 // registered until the node detaches it.
 func (r *Room) lose(key string, lm *local) {
 	lm.active, lm.owed = false, false
@@ -528,7 +528,7 @@ func (r *Room) lose(key string, lm *local) {
 		why = fmt.Sprintf("user %s is in room %s from %d sessions", lm.user, r.name, r.cfg.MaxUserSessions)
 	}
 	r.send(key, wire.Message{
-		Op: wire.OpError, Code: wire.CodeLimit, Room: r.name,
+		Op: wire.OpError, Code: wire.CodeRemoved, Room: r.name,
 		Message: why + ": this session lost its place while its node was cut off and is no longer in the room",
 	})
 	r.lost = append(r.lost, key)

@@ -70,6 +70,10 @@ const (
 	CodeTooManyConns  = "too_many_connections"
 	CodeAttachTimeout = "attach_timeout" // hello but no attach in time: the session is closed
 	CodeLineTimeout   = "line_timeout"   // one line took too long to arrive whole: the session is closed
+	// CodeRemoved says, unasked, that the session is no longer in the
+	// room the error names: its membership was removed while its node was
+	// cut off, and the room was full when the node joined it again.
+	CodeRemoved = "removed"
 )
 
 // Directory is the body of a directory message: every node of the service

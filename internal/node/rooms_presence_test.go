@@ -234,7 +234,7 @@ func TestRestartedNodesMembersLeaveOnItsWord(t *testing.T) {
 // A session whose membership the cluster removed while its node was cut
 // off is joined again by its node; if the room filled meanwhile, that
 // join is refused. The session is then out of the room, and is told: it
-// gets a limit error about the room, its text is refused as not in the
+// gets a removed error about the room, its text is refused as not in the
 // room, and a join of its own is a first join.
 // Before, it stayed in the room on its node (receiving, typing) without
 // being a member.
@@ -262,8 +262,8 @@ func TestSessionThatLostItsPlaceIsToldAndOut(t *testing.T) {
 	resume()
 
 	m := alice.await("the room telling alice she is out", func(m wire.Message) bool { return m.Op == wire.OpError && m.Room == name })
-	if m.Code != wire.CodeLimit || m.Seq != 0 {
-		t.Fatalf("alice got %+v; want a limit error about the room", m)
+	if m.Code != wire.CodeRemoved || m.Seq != 0 {
+		t.Fatalf("alice got %+v; want a removed error about the room", m)
 	}
 	alice.send(wire.Message{Op: wire.OpText, Room: name, Seq: alice.seq + 1, T: "x"})
 	m = alice.await("the answer to alice's text", func(m wire.Message) bool { return m.Room == name && (m.Op == wire.OpAck || m.Op == wire.OpError) })

@@ -179,14 +179,14 @@ func TestBrowserRejoinRefusedForgetsRoom(t *testing.T) {
 	wantTranscript(t, "the page did", got, want)
 }
 
-// TestBrowserUnaskedRefusalForgetsRoom: the page's node says, unasked,
-// that the page is out of a room (the room filled while the node was cut
+// TestBrowserRemovedForgetsRoom: the page's node says, unasked, that the
+// page is out of a room (removed: the room filled while the node was cut
 // off, and the node's join again for the page was refused). As the Go
-// client does (TestUnaskedRefusalLeavesTheRoom), the page is then out of
-// the room; a refusal that answers its own re-join on the connection it
-// is in the room on keeps the room.
-func TestBrowserUnaskedRefusalForgetsRoom(t *testing.T) {
-	got := scriptedSession(t, "unasked-refusal", `
+// client does (TestRemovedLeavesTheRoom), the page is then out of the
+// room; a limit refusal that answers its own re-join on the connection
+// it is in the room on keeps the room.
+func TestBrowserRemovedForgetsRoom(t *testing.T) {
+	got := scriptedSession(t, "removed", `
   let joins = 0, push = null;
   joinReply = (id, m) => (++joins === 2 ? { op: "error", room: m.room, code: "limit", message: "joining room lobby: its state does not fit a line" } : null);
   window.fakeOnSend = (ws, m, reply) => { if (m.op === "attach") push = reply; return false; };
@@ -214,7 +214,7 @@ func TestBrowserUnaskedRefusalForgetsRoom(t *testing.T) {
   log.push("re-join " + (await refused));
   text();
   refused = refusal();
-  push({ op: "error", room: "lobby", code: "limit", message: "room lobby is full; this session lost its place" });
+  push({ op: "error", room: "lobby", code: "removed", message: "room lobby is full; this session lost its place" });
   log.push("unasked " + (await refused));
   text();
 `)
@@ -224,7 +224,7 @@ func TestBrowserUnaskedRefusalForgetsRoom(t *testing.T) {
 		"re-join limit",
 		"n1 text 1 1",
 		"text to lobby taken",
-		"unasked limit",
+		"unasked removed",
 		"text to lobby refused",
 	}
 	wantTranscript(t, "the page did", got, want)

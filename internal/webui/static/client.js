@@ -170,9 +170,6 @@ export class Session extends EventTarget {
     this.dirAt = 0;
     this.deltas = 0; // pushes of changes applied (applyDelta)
     this.ws = null;
-    // joinsOn: the connection joins were last sent on, and per room how
-    // many of them wait for their answer there (a state or a refusal).
-    this.joinsOn = { ws: null, waiting: new Map() };
     this.node = null;
     this.reason = "";
     // name -> {nextSeq, unacked: [msg], out, pushed, numbered, synced,
@@ -717,29 +714,9 @@ export class Session extends EventTarget {
       ws.send(JSON.stringify(m));
       if (ws === this.ws) this.lastTx = Date.now();
       if (m.op === "text") m[SENT] = true;
-      if (m.op === "join") {
-        if (this.joinsOn.ws !== ws) this.joinsOn = { ws, waiting: new Map() };
-        this.joinsOn.waiting.set(m.room, (this.joinsOn.waiting.get(m.room) || 0) + 1);
-      }
       return true;
     }
     return false;
-  }
-
-  // joinAnswered takes, on ws, the answer to a join of name that waits
-  // for one, and reports whether there was one (client/session.go,
-  // answeredLocked).
-  joinAnswered(ws, name) {
-    const n = this.joinsWaiting(ws, name);
-    if (n === 0) return false;
-    if (n === 1) this.joinsOn.waiting.delete(name);
-    else this.joinsOn.waiting.set(name, n - 1);
-    return true;
-  }
-
-  // joinsWaiting is how many joins of name sent on ws wait for an answer.
-  joinsWaiting(ws, name) {
-    return this.joinsOn.ws === ws ? this.joinsOn.waiting.get(name) || 0 : 0;
   }
 
   handle(ws, m) {
@@ -762,7 +739,6 @@ export class Session extends EventTarget {
         if (m.delta ? this.applyDelta(m) : this.setDirectory(m)) this.emit("directory", this.dir);
         return;
       case "room": {
-        this.joinAnswered(ws, m.room);
         const r = this.rooms.get(m.room);
         // Clamped as the Go client does: no honest node says more, and
         // above it a number no longer counts one by one.
@@ -804,23 +780,22 @@ export class Session extends EventTarget {
         return;
       case "error": {
         const r = m.room && this.rooms.get(m.room);
-        const asked = !!m.room && !m.seq && this.joinAnswered(ws, m.room);
         if (r && (m.code === "unavailable" || m.code === "rate")) {
           // The node holds the room until the refused chunk comes again:
           // join again after a pause; the state says what to resend.
           if (m.code === "rate" && m.seq && r.synced) learnWindow(r, m.seq); // the round's first refusal
           refused(r, m.seq);
           this.retryRoom(ws, m.room, r, m.code);
-        } else if (r && !m.seq && (r.joinedOn !== ws || !asked) && !this.joinsWaiting(ws, m.room)) {
-          // A join refused for good (limit, forbidden) on a connection
-          // the page is not in the room on (its first join, or the first
-          // after a failover or on a move's new connection), or a
-          // refusal no join asked for (the node took the page out: the
-          // room filled while its node was cut off), and no other join
-          // on its way: the page is not in the room (docs/protocol.md,
-          // "Rooms"), so sendText says so rather than queue text no node
-          // will take, and the next attach does not ask again
-          // (client/session.go).
+        } else if (r && (m.code === "removed" || (!m.seq && r.joinedOn !== ws))) {
+          // The node took the page out of the room, unasked (removed: its
+          // place was lost while the node was cut off, and the room was
+          // full when the node joined it again); or a join refused for
+          // good (limit, forbidden) on a connection the page is not in
+          // the room on (its first join, or the first after a failover
+          // or on a move's new connection): the page is not in the room
+          // (docs/protocol.md, "Rooms"), so sendText says so rather than
+          // queue text no node will take, and the next attach does not
+          // ask again (client/session.go).
           clearTimeout(r.retry);
           stopPump(r);
           this.rooms.delete(m.room);
