@@ -95,7 +95,7 @@ import (
 // session whose membership was removed while it lived on (its node was
 // cut off longer than the grace) is joined again by its node; if the
 // room filled meanwhile, that join is refused and the session is out
-// (room.Result.Lost): told with a limit error, then taken off its rooms
+// (room.Result.Lost): told with a removed error, then taken off its rooms
 // by its reader (session.dropLostRooms).
 
 // MaxChunkLimit is the largest Config.MaxChunk allowed, in bytes.
@@ -162,7 +162,10 @@ type roomEngine struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	closing atomic.Bool // no more goodbyes from sessions: stop publishes them
+	closing atomic.Bool // no more goodbyes from sessions: stop publishes them; set under mu
+	// joins counts the first joins that passed beginJoin and have not
+	// ended: a graceful stop waits for them before it lists its members.
+	joins   sync.WaitGroup
 	halting atomic.Bool // crash-like stop: no goodbyes, no final snapshots
 
 	// incs tells a restarted peer (same ID, new run) from the one whose
@@ -924,7 +927,10 @@ func (e *roomEngine) openFeeds() int {
 // crash-like stop (Halt) leaves them to the peers' cleanup. Sessions that
 // finish afterwards publish nothing.
 func (e *roomEngine) stop(graceful bool) {
-	if e.closing.Swap(true) {
+	e.mu.Lock()
+	stopped := e.closing.Swap(true)
+	e.mu.Unlock()
+	if stopped {
 		return
 	}
 	e.halting.Store(!graceful)
@@ -933,13 +939,25 @@ func (e *roomEngine) stop(graceful bool) {
 			f    *feed
 			keys []string
 		}
+		ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
+		// A first join under way is stored before the leaves, or not at
+		// all: stored after them, it would list its session until the
+		// peers' grace passed.
+		joined := make(chan struct{})
+		go func() {
+			e.joins.Wait()
+			close(joined)
+		}()
+		select {
+		case <-joined:
+		case <-ctx.Done():
+		}
 		e.mu.Lock()
 		rooms := make(map[string]held, len(e.feeds))
 		for room, f := range e.feeds {
 			rooms[room] = held{f, slices.Collect(maps.Keys(f.keys))}
 		}
 		e.mu.Unlock()
-		ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
 		var wg sync.WaitGroup
 		for room, h := range rooms {
 			wg.Go(func() {
@@ -957,6 +975,21 @@ func (e *roomEngine) stop(graceful bool) {
 	}
 	e.cancel()
 }
+
+// beginJoin reports whether a first join may go on: not once the engine
+// stops. A join that may ends with endJoin; a graceful stop waits for it.
+func (e *roomEngine) beginJoin() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing.Load() {
+		return false
+	}
+	e.joins.Add(1)
+	return true
+}
+
+// endJoin ends a first join that beginJoin let go on.
+func (e *roomEngine) endJoin() { e.joins.Done() }
 
 // wait waits for the engine's goroutines after stop, then closes its
 // connections.

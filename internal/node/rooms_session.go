@@ -45,58 +45,68 @@ func roomError(code, room string, seq uint64, format string, args ...any) wire.M
 func (s *session) key() string { return s.n.cfg.ID + "/" + s.id }
 
 func (s *session) join(room string) {
-	n, e := s.n, s.n.rooms
 	if why := wire.RoomNameProblem(room); why != "" {
 		s.reply(roomError(wire.CodeBadRequest, room, 0, "%s", why))
 		return
 	}
-	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
-	defer cancel()
-	key := s.key()
 	// Every join draws from the room operations' bucket, a re-join too:
 	// each sends the room's whole state, up to a protocol line.
 	if !s.limiter.allowRoomOp(time.Now()) {
 		s.reply(roomError(wire.CodeRate, room, 0, "joining or leaving faster than %v a second; slow down", RoomOpRate))
 		return
 	}
-	if f := s.rooms[room]; f != nil {
-		// Joined already: the client resynchronises. From the state it
-		// learns what is stored and resends the rest in order. Its text
-		// on the way is answered first. A hold stays until the held
-		// chunk comes again, which the client resends first: a chunk
-		// sent after this join but ahead of that resend would otherwise
-		// be stored before it, and the resend taken for a duplicate.
-		s.stores.Wait()
-		s.textMu.Lock()
-		delete(s.failed, room) // every chunk admitted before is answered
-		s.textMu.Unlock()
-		// Its own time from here: text slow to store may have taken the
-		// join's until now, and the room is not to blame for that.
-		rctx, rcancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
-		defer rcancel()
-		seq, err := f.resync(rctx, key)
-		switch {
-		case lostPlace(err):
-			// The room took the session out a moment ago (Result.Lost):
-			// this join is a first join.
-			s.dropRoom(room, f)
-		case err != nil:
-			s.reply(roomErrorFor(room, err))
-			return
-		default:
-			s.textMu.Lock()
-			s.seqs[room] = max(s.seqs[room], seq)
-			if s.device == "" {
-				// The state, and the session's own acks, show these
-				// stored. With a device the state's seq may be another
-				// device's text (docs/rooms.md: the state is no ack
-				// then): the chunk held must come again.
-				s.updateHoldLocked(room, func(h *textHold) { h.storedThrough(s.seqs[room]) })
-			}
-			s.textMu.Unlock()
-			return
-		}
+	if f := s.rooms[room]; f != nil && !s.rejoin(room, f) {
+		return
 	}
+	s.firstJoin(room)
+}
+
+// rejoin answers a join of room, which f serves, from a session in it:
+// the client resynchronises. From the state it learns what is stored and
+// resends the rest in order. Its text on the way is answered first. A
+// hold stays until the held chunk comes again, which the client resends
+// first: a chunk sent after this join but ahead of that resend would
+// otherwise be stored before it, and the resend taken for a duplicate.
+// It reports whether the room took the session out a moment ago
+// (room.Result.Lost): the join is then a first join.
+func (s *session) rejoin(room string, f *feed) (out bool) {
+	n := s.n
+	s.stores.Wait()
+	s.textMu.Lock()
+	delete(s.failed, room) // every chunk admitted before is answered
+	s.textMu.Unlock()
+	// Its time starts now: text slow to store may have taken a while
+	// until here, and the room is not to blame for that.
+	ctx, cancel := context.WithTimeout(n.rooms.ctx, n.cfg.StoreTimeout)
+	defer cancel()
+	seq, err := f.resync(ctx, s.key())
+	switch {
+	case lostPlace(err):
+		s.dropRoom(room, f)
+		return true
+	case err != nil:
+		s.reply(roomErrorFor(room, err))
+		return false
+	}
+	s.textMu.Lock()
+	defer s.textMu.Unlock()
+	s.seqs[room] = max(s.seqs[room], seq)
+	if s.device == "" {
+		// The state, and the session's own acks, show these stored.
+		// With a device the state's seq may be another device's text
+		// (docs/rooms.md: the state is no ack then): the chunk held
+		// must come again.
+		s.updateHoldLocked(room, func(h *textHold) { h.storedThrough(s.seqs[room]) })
+	}
+	return false
+}
+
+// firstJoin answers a join of room from a session not in it.
+func (s *session) firstJoin(room string) {
+	n, e := s.n, s.n.rooms
+	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
+	defer cancel()
+	key := s.key()
 	if len(s.rooms) >= n.cfg.MaxRooms {
 		s.reply(roomError(wire.CodeLimit, room, 0, "a session may be in at most %d rooms; leave one first", n.cfg.MaxRooms))
 		return
@@ -107,13 +117,14 @@ func (s *session) join(room string) {
 		s.reply(roomError(wire.CodeUnavailable, room, 0, "room %s: %v after %v; try again", room, errRoomsNotReady, n.cfg.StoreTimeout))
 		return
 	}
-	if e.closing.Load() {
+	if !e.beginJoin() {
 		// The node is storing the leaves of its members as it stops: a
 		// join stored after them would list the session, whose node
 		// then says nothing more, until the peers' grace passes.
 		s.reply(roomError(wire.CodeUnavailable, room, 0, "node %s is stopping; join on the node you fail over to", n.cfg.ID))
 		return
 	}
+	defer e.endJoin()
 	f := e.acquire(room, key)
 	seq, err := s.enter(ctx, f, key)
 	if err != nil {
@@ -207,7 +218,18 @@ func (s *session) dropLostRooms() {
 func (s *session) dropRoom(room string, f *feed) {
 	s.forgetRoom(room)
 	s.forceDetach(f, s.key())
+	s.forgetLost(room)
 	s.n.rooms.release(f, s.key(), 0)
+}
+
+// forgetLost clears room's mark from loseRoom once the session's
+// registration there is gone (detached): the feed marks nothing more for
+// it, and a mark left would take the room off the session after it
+// joined again.
+func (s *session) forgetLost(room string) {
+	s.textMu.Lock()
+	delete(s.lost, room)
+	s.textMu.Unlock()
 }
 
 // forgetRoom takes room off the session's rooms, with its seqs, hold and
@@ -234,7 +256,8 @@ func (s *session) leave(room string) {
 		return
 	}
 	key := s.key()
-	s.forgetRoom(room) // its text first, then the leave
+	s.forgetRoom(room)       // its text first, then the leave
+	defer s.forgetLost(room) // after the detach below
 	ctx, cancel := context.WithTimeout(e.ctx, n.cfg.StoreTimeout)
 	defer cancel()
 	_ = f.markLeaving(ctx, key)
