@@ -65,7 +65,7 @@ func Allowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
 // Host that is an address or names this
 // machine (rebinding needs a name), and a name Allowed takes for a
 // page: the service's common name, a node's HTTP address in dir, or one
-// patterns match.
+// patterns match; a Host without a port matches on port 80 or 443.
 func HostAllowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
 	same := r.Header.Get("Sec-Fetch-Site") == "same-origin"
 	if o, err := url.Parse(r.Header.Get("Origin")); err == nil && o.Host != "" && strings.EqualFold(o.Host, r.Host) {
@@ -83,11 +83,14 @@ func HostAllowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
 	if net.ParseIP(name) != nil || Loopback(name) {
 		return true
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return published(host, scheme, dir, patterns)
+	// A Host without a port is either default port, whatever r.TLS says:
+	// behind a proxy that ends TLS on 443 the node serves plain HTTP to
+	// a page of https://n1.example, published as n1.example:443. The
+	// Origin, which has the scheme, is absent on a same-origin GET, so
+	// both are tried. That lets no other name in: rebinding is about the
+	// name (the attacker's, whose DNS it controls), and a name the service
+	// publishes with either port is the service's.
+	return published(host, "http", dir, patterns) || published(host, "https", dir, patterns)
 }
 
 // published says whether host (HOST[:PORT], lower case, as a browser

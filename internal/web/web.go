@@ -8,7 +8,10 @@
 //
 // Reads are open to any client; browsers let only the service's own
 // pages, and the origins WithOrigins allows, read the directory, the
-// stats and the event stream across origins. Requests that change state
+// stats and the event stream across origins. A page's read of its own
+// origin under a name the service does not publish (DNS rebinding) gets
+// 421 from the directory, the stats, the event stream, the metrics and
+// /readyz (publishedHost). Requests that change state
 // (POST and DELETE /v1/drain) need the admin credential: with an admin
 // token configured (WithAdminToken), "Authorization: Bearer TOKEN" from
 // anyone, loopback included; without one, they are admitted from
@@ -146,7 +149,10 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+	// /healthz says nothing of the node; /readyz says why it is not up,
+	// so it gets the check the other reads get. Probes are programs,
+	// which send no Sec-Fetch-Site, and pass.
+	mux.HandleFunc("GET /readyz", h.publishedHost(src, func(w http.ResponseWriter, r *http.Request) {
 		status := src.Status()
 		code := http.StatusOK
 		if status != directory.Up {
@@ -159,7 +165,7 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 			}
 		}
 		writeJSON(w, code, body)
-	})
+	}))
 	mux.HandleFunc("GET /metrics", h.publishedHost(src, promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}).ServeHTTP))
 	mux.HandleFunc("POST /v1/drain", h.requireAdmin(func(w http.ResponseWriter, r *http.Request) {
 		src.SetDraining(true)
@@ -178,7 +184,10 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 // publishedHost wraps next, a read a page may make of its own origin,
 // with origin.HostAllowed: a browser that reached the node by a name the
 // service does not publish (what a DNS-rebinding page uses) gets 421
-// and nothing of the node's.
+// and nothing of the node's. It wraps the directory, the stats, the
+// event stream, the metrics and /readyz; not /healthz nor the pages
+// (WithUI), which tell nothing of the node, nor the routes the node adds
+// beside this handler (GET /v1/drain, --pprof's /debug/pprof/).
 func (h *handler) publishedHost(src Source, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !origin.HostAllowed(r, src.Directory(), h.origins) {
