@@ -65,8 +65,9 @@
 // # Caller's duties
 //
 //   - Lookup blocks for at most Config.Timeout (default 5 s) or until ctx
-//     ends. It starts no goroutine of its own; the system resolver may start
-//     some for the duration of the call.
+//     ends. It looks up the SRV targets that came without addresses at
+//     once, in at most 8 goroutines that end before it returns; the system
+//     resolver may start some for the duration of the call.
 //   - Config.Rand, when set, must not be shared by concurrent Lookups (a
 //     *rand.Rand is not safe for concurrent use); leave it nil outside tests.
 //   - The addresses are a snapshot: servers come and go, so call Lookup

@@ -363,9 +363,9 @@ func TestLookupSurvivesADroppedAddressQuery(t *testing.T) {
 		want    []string
 	}{
 		{"AAAA dropped", dns.TypeAAAA, []string{"127.0.5.1:7070", "127.0.5.2:7071"}},
-		// The A query leaves AAAA the last second: the first target's
-		// AAAA answers in it, and the second's A takes what is left.
-		{"A dropped", dns.TypeA, []string{"[2001:db8::1]:7070"}},
+		// The A query leaves AAAA the last second, and the targets are
+		// looked up at once: each target's AAAA answers in it.
+		{"A dropped", dns.TypeA, []string{"[2001:db8::1]:7070", "[2001:db8::2]:7071"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			addr := staticServer(t, dropping(tc.dropped))

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -133,8 +134,9 @@ type srvRecord struct {
 // Config.DefaultPort is set, Lookup asks for the A and AAAA records of the
 // service name and returns them, in random order, with Config.DefaultPort.
 //
-// Lookup blocks for up to Config.Timeout (or until ctx ends) and starts no
-// goroutine of its own (the system resolver may). Errors are prefixed
+// Lookup blocks for up to Config.Timeout (or until ctx ends). It looks the
+// SRV targets' addresses up concurrently, in at most 8 goroutines that end
+// before it returns (the system resolver may start more). Errors are prefixed
 // "resolve: " and say what was asked of which server; a name without records
 // is ErrNoAddress.
 func Lookup(ctx context.Context, cfg Config, service string) ([]string, error) {
@@ -390,35 +392,53 @@ const maxTargetLookups = 8
 // fillGlue asks the resolver (Config.Resolver, else the system resolver)
 // for the A and AAAA records of the first maxTargetLookups SRV targets, in
 // the order of srvs, that came without addresses in the reply's additional
-// section, and adds them to glue. A target without any address, or whose
-// lookup failed, is left out of glue (fromSRV then leaves it out, or keeps
-// its name); fillGlue returns the first failure, for the caller to report
-// when no target has an address.
+// section, and adds them to glue. The targets are looked up concurrently,
+// one goroutine each, so that one whose DNS is silent does not use up the
+// Timeout before the others are asked; fillGlue waits for all of them. A
+// target without any address, or whose lookup failed, is left out of glue
+// (fromSRV then leaves it out, or keeps its name); fillGlue returns the
+// first failure in the order of srvs, for the caller to report when no
+// target has an address.
 func (l *lookup) fillGlue(ctx context.Context, srvs []srvRecord, glue map[string][]netip.Addr) error {
-	var firstErr error
-	asked := 0
+	if ctx.Err() != nil {
+		return nil
+	}
+	var targets []string
 	for _, s := range srvs {
-		if s.target == "." || len(glue[s.target]) > 0 {
+		if len(targets) == maxTargetLookups {
+			break
+		}
+		if s.target == "." || slices.Contains(targets, s.target) {
 			continue
 		}
 		if _, done := glue[s.target]; done {
-			continue
+			continue // its addresses came with the reply
 		}
-		if asked == maxTargetLookups || ctx.Err() != nil {
-			break
+		targets = append(targets, s.target)
+	}
+	type result struct {
+		ips []netip.Addr
+		err error
+	}
+	results := make([]result, len(targets)) // one slot per goroutine
+	var wg sync.WaitGroup
+	for i, target := range targets {
+		wg.Go(func() {
+			r := &results[i]
+			if l.cfg.Resolver != "" {
+				r.ips, r.err = l.ipsOf(ctx, target)
+			} else {
+				r.ips, r.err = l.ipsSystem(ctx, target)
+			}
+		})
+	}
+	wg.Wait()
+	var firstErr error
+	for i, target := range targets {
+		if results[i].err != nil && firstErr == nil {
+			firstErr = results[i].err
 		}
-		asked++
-		var ips []netip.Addr
-		var err error
-		if l.cfg.Resolver != "" {
-			ips, err = l.ipsOf(ctx, s.target)
-		} else {
-			ips, err = l.ipsSystem(ctx, s.target)
-		}
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
-		glue[s.target] = ips // an empty slice marks the target as asked
+		glue[target] = results[i].ips // an empty slice marks the target as asked
 	}
 	return firstErr
 }

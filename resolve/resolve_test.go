@@ -490,6 +490,60 @@ func TestLookupSRVWithoutGlue(t *testing.T) {
 	}
 }
 
+// SRV targets without their addresses are looked up at once, not one after
+// another: this server answers no target's A or AAAA query until every
+// target has asked, so that looking them up in turn waits out the Timeout
+// on the first and gets no address.
+func TestLookupTargetsConcurrently(t *testing.T) {
+	const n = 3
+	var mu sync.Mutex
+	asked := map[string]bool{}
+	all := make(chan struct{}) // closed when every target has asked
+	addr := staticServer(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		name := strings.ToLower(q.Name)
+		var i int
+		switch _, err := fmt.Sscanf(name, "w%d.wait.test.", &i); {
+		case name == "_switchboard._tcp.wait.test." && q.Qtype == dns.TypeSRV:
+			for i := range n {
+				rr, _ := dns.NewRR(fmt.Sprintf("%s 5 IN SRV 0 1 %d w%d.wait.test.", name, 7000+i, i))
+				m.Answer = append(m.Answer, rr)
+			}
+		case err == nil && i < n:
+			mu.Lock()
+			if !asked[name] {
+				asked[name] = true
+				if len(asked) == n {
+					close(all)
+				}
+			}
+			mu.Unlock()
+			select {
+			case <-all:
+			case <-t.Context().Done():
+				return // the test is over; let the server shut down
+			}
+			if q.Qtype == dns.TypeA {
+				rr, _ := dns.NewRR(fmt.Sprintf("%s 5 IN A 127.0.5.%d", name, i+1))
+				m.Answer = append(m.Answer, rr)
+			}
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		w.WriteMsg(m)
+	})
+	got, err := Lookup(t.Context(), Config{Resolver: addr}, "wait.test")
+	if err != nil {
+		t.Fatalf("Lookup: %v", err)
+	}
+	want := []string{"127.0.5.1:7000", "127.0.5.2:7001", "127.0.5.3:7002"}
+	if diff := cmp.Diff(sorted(got), want); diff != "" {
+		t.Errorf("Lookup (-got +want):\n%s", diff)
+	}
+}
+
 // NoSRV asks for the A records alone, as a plain round-robin front: the
 // responder's SRV records (each node's own port) are not asked, and every
 // address comes with DefaultPort.
