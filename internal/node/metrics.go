@@ -27,6 +27,7 @@ var errorCodes = []string{
 	wire.CodeHelloTimeout, wire.CodeFull, wire.CodeDraining, wire.CodeIdle,
 	wire.CodeLimit, wire.CodeRate, wire.CodeUnavailable, wire.CodeShutdown,
 	wire.CodeUnauthorized, wire.CodeTooManyConns, wire.CodeAttachTimeout, wire.CodeLineTimeout,
+	wire.CodeRemoved,
 }
 
 // statuses are the values of the status label of the status gauges.

@@ -979,6 +979,7 @@ func (f *feed) apply(in incoming) {
 		if s := f.sessions[key]; s != nil {
 			s.loseRoom(f.room)
 		}
+		f.e.n.metrics.errorSent(wire.CodeRemoved) // the room sent it
 	}
 	if len(f.waits) > 0 {
 		applied := f.r.Applied()
