@@ -939,10 +939,10 @@ func (e *roomEngine) stop(graceful bool) {
 			f    *feed
 			keys []string
 		}
-		ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
-		// A first join under way is stored before the leaves, or not at
-		// all: stored after them, it would list its session until the
-		// peers' grace passed.
+		// A first join under way is stored before the leaves, if it
+		// ends within a second: stored after them, it would list its
+		// session until the peers' grace passed. The leaves keep their
+		// own 2 s.
 		joined := make(chan struct{})
 		go func() {
 			e.joins.Wait()
@@ -950,8 +950,9 @@ func (e *roomEngine) stop(graceful bool) {
 		}()
 		select {
 		case <-joined:
-		case <-ctx.Done():
+		case <-time.After(time.Second):
 		}
+		ctx, cancel := context.WithTimeout(e.ctx, 2*time.Second)
 		e.mu.Lock()
 		rooms := make(map[string]held, len(e.feeds))
 		for room, f := range e.feeds {
