@@ -268,24 +268,31 @@ func TestRejoinRefusedAfterFailoverLeavesTheRoom(t *testing.T) {
 
 // A node that took the session out of a room, unasked (the room filled
 // while the node was cut off, and the node's join again for the session
-// was refused), says so with a removed error about the room: the session
-// is out of the room, as after a refused join, even with a join of its
-// own waiting for its answer. A limit refusal that answers a re-join on
-// the connection the room is joined on (its state could not be sent)
-// keeps the room. Before, the session stayed in the room for good, its
-// text queued.
+// was refused), says so with a removed error about the room. The session
+// asks once more, as a first join: limit leaves it out of the room, as
+// after a refused first join, whatever other join was on its way; a
+// state (a place freed meanwhile) puts it back. A limit refusal that
+// answers a re-join on the connection the room is joined on (its state
+// could not be sent) keeps the room. Before, the session stayed in the
+// room for good, its text queued.
 func TestRemovedLeavesTheRoom(t *testing.T) {
 	a := newFakeNode(t, "a")
 	s, join := aliceInRoom(t, a)
 	join.conn.send(roomState("r", 0))
 	awaitEvent(t, s, "the room's state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+	refusal := func(code, text string) wire.Message {
+		return wire.Message{Op: wire.OpError, Code: code, Room: "r", Message: text}
+	}
+	refused := func(what, code string) {
+		t.Helper()
+		awaitEvent(t, s, what, func(e client.Event) bool { return e.Message.Op == wire.OpError && e.Message.Code == code }, nil)
+	}
 
 	if err := s.Join("r"); err != nil { // a re-join, refused
 		t.Fatal(err)
 	}
-	rejoin := awaitGot(t, a, wire.OpJoin)
-	rejoin.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeLimit, Room: "r", Message: "joining room r: its state does not fit a line"})
-	awaitEvent(t, s, "the re-join's refusal", func(e client.Event) bool { return e.Message.Op == wire.OpError }, nil)
+	awaitGot(t, a, wire.OpJoin).conn.send(refusal(wire.CodeLimit, "joining room r: its state does not fit a line"))
+	refused("the re-join's refusal", wire.CodeLimit)
 	if _, err := s.SendText("r", "still in"); err != nil {
 		t.Fatalf("SendText after a re-join's refusal = %v; the node keeps the session in the room", err)
 	}
@@ -293,10 +300,29 @@ func TestRemovedLeavesTheRoom(t *testing.T) {
 	if err := s.Join("r"); err != nil { // a re-join, whose answer waits
 		t.Fatal(err)
 	}
-	awaitGot(t, a, wire.OpJoin)
-	join.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeRemoved, Room: "r", Message: "room r is full (2 users): this session lost its place"})
-	awaitEvent(t, s, "the removal", func(e client.Event) bool { return e.Message.Op == wire.OpError && e.Message.Code == wire.CodeRemoved }, nil)
+	waiting := awaitGot(t, a, wire.OpJoin)
+	join.conn.send(refusal(wire.CodeRemoved, "room r is full (2 users): this session lost its place"))
+	refused("the removal", wire.CodeRemoved)
+	again := awaitGot(t, a, wire.OpJoin) // the session asks once more
+	waiting.conn.send(refusal(wire.CodeLimit, "room r is full: 2 users"))
+	again.conn.send(refusal(wire.CodeLimit, "room r is full: 2 users"))
+	refused("the first refusal", wire.CodeLimit)
+	refused("the second refusal", wire.CodeLimit)
 	if _, err := s.SendText("r", "out"); !errors.Is(err, client.ErrLeft) {
-		t.Errorf("SendText after the node took the session out = %v, want ErrLeft (not joined)", err)
+		t.Errorf("SendText after the node took the session out and the room stayed full = %v, want ErrLeft (not joined)", err)
+	}
+
+	// In again; removed again, and this time a place freed.
+	if err := s.Join("r"); err != nil {
+		t.Fatal(err)
+	}
+	awaitGot(t, a, wire.OpJoin).conn.send(roomState("r", 0))
+	awaitEvent(t, s, "the room's state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+	join.conn.send(refusal(wire.CodeRemoved, "room r is full (2 users): this session lost its place"))
+	refused("the removal", wire.CodeRemoved)
+	awaitGot(t, a, wire.OpJoin).conn.send(roomState("r", 0))
+	awaitEvent(t, s, "the room's state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+	if _, err := s.SendText("r", "back"); err != nil {
+		t.Errorf("SendText once the join after the removal got the room's state = %v", err)
 	}
 }

@@ -960,11 +960,17 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 			// Unasked: the node took the session out of the room (its
 			// place was lost while the node was cut off, and the room
 			// was full when the node joined it again). No join or leave
-			// is answered by it. One on a connection the session has
-			// left is about the session there, not this one.
+			// is answered by it. The session asks once more, as a first
+			// join, and its answer decides, as a join's on a connection
+			// the room is not joined on: a state (a place freed) puts it
+			// back, limit leaves it out, and so does any join already on
+			// its way. One on a connection the session has left is about
+			// the session there, not this one.
 			s.mu.Lock()
-			if s.rooms[m.Room] != nil && w == s.w {
-				s.dropRoomLocked(m.Room, fmt.Errorf("client: in room %q: %w", m.Room, asError(m)))
+			if r := s.rooms[m.Room]; r != nil && w == s.w {
+				r.synced, r.joinedOn = false, nil
+				r.stopPumpLocked() // the room's next state starts the next round
+				s.sendJoinLocked(m.Room)
 			}
 			s.mu.Unlock()
 			break

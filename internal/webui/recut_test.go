@@ -182,19 +182,24 @@ func TestBrowserRejoinRefusedForgetsRoom(t *testing.T) {
 // TestBrowserRemovedForgetsRoom: the page's node says, unasked, that the
 // page is out of a room (removed: the room filled while the node was cut
 // off, and the node's join again for the page was refused). As the Go
-// client does (TestRemovedLeavesTheRoom), the page is then out of the
-// room; a limit refusal that answers its own re-join on the connection
-// it is in the room on keeps the room.
+// client does (TestRemovedLeavesTheRoom), the page asks once more: limit
+// leaves it out of the room, a state puts it back. A limit refusal that
+// answers its own re-join on the connection it is in the room on keeps
+// the room.
 func TestBrowserRemovedForgetsRoom(t *testing.T) {
 	got := scriptedSession(t, "removed", `
   let joins = 0, push = null;
-  joinReply = (id, m) => (++joins === 2 ? { op: "error", room: m.room, code: "limit", message: "joining room lobby: its state does not fit a line" } : null);
+  const refusals = { 2: "joining room lobby: its state does not fit a line", 3: "room lobby is full" };
+  joinReply = (id, m) => {
+    const why = refusals[++joins];
+    return why ? { op: "error", room: m.room, code: "limit", message: why } : null;
+  };
   window.fakeOnSend = (ws, m, reply) => { if (m.op === "attach") push = reply; return false; };
 `, `
   const first = settled(s, "n1");
   s.start();
   await first;
-  const joined = roomState(s);
+  let joined = roomState(s);
   s.join("lobby");
   await joined;
   const text = () => {
@@ -209,13 +214,26 @@ func TestBrowserRemovedForgetsRoom(t *testing.T) {
     const f = (e) => { s.removeEventListener("error", f); resolve(e.detail.code); };
     s.addEventListener("error", f);
   });
+  const removed = () => push({ op: "error", room: "lobby", code: "removed", message: "room lobby is full; this session lost its place" });
   let refused = refusal();
   s.join("lobby");
   log.push("re-join " + (await refused));
   text();
   refused = refusal();
-  push({ op: "error", room: "lobby", code: "removed", message: "room lobby is full; this session lost its place" });
+  removed();
   log.push("unasked " + (await refused));
+  refused = refusal();
+  log.push("asked again: " + (await refused));
+  text();
+  joined = roomState(s);
+  s.join("lobby");
+  await joined;
+  refused = refusal();
+  joined = roomState(s);
+  removed();
+  log.push("unasked " + (await refused));
+  await joined;
+  log.push("asked again: in");
   text();
 `)
 	want := []string{
@@ -224,8 +242,16 @@ func TestBrowserRemovedForgetsRoom(t *testing.T) {
 		"re-join limit",
 		"n1 text 1 1",
 		"text to lobby taken",
+		"n1 join lobby", // asked once more, as the removal is handled
 		"unasked removed",
+		"asked again: limit",
 		"text to lobby refused",
+		"n1 join lobby",
+		"n1 join lobby",
+		"unasked removed",
+		"asked again: in",
+		"n1 text 1 1", // a room joined anew numbers from 1
+		"text to lobby taken",
 	}
 	wantTranscript(t, "the page did", got, want)
 }

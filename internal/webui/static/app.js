@@ -231,14 +231,13 @@ function join(opts) {
     const m = e.detail;
     log(`error ${m.code}: ${m.message}`);
     // A join refused for good (the room is full, or the token does not
-    // list it; rate and unavailable are retried), or the node took the
-    // page out of the room (removed): no keystroke typed now could ever
-    // be sent.
-    if (m.room === roomName && !m.seq && m.code !== "rate" && m.code !== "unavailable") {
+    // list it; rate and unavailable are retried): no keystroke typed now
+    // could ever be sent. A removal is followed by a join of the page's,
+    // whose answer decides.
+    if (m.room === roomName && !m.seq && m.code !== "rate" && m.code !== "unavailable" && m.code !== "removed") {
       room = null;
       $("#compose").disabled = true;
-      const what = m.code === "removed" ? "No longer in" : "Could not join";
-      $("#why").textContent = `${what} room ${roomName}: ${m.message}`;
+      $("#why").textContent = `Could not join room ${roomName}: ${m.message}`;
     }
   });
   session.join(roomName);

@@ -786,13 +786,21 @@ export class Session extends EventTarget {
           if (m.code === "rate" && m.seq && r.synced) learnWindow(r, m.seq); // the round's first refusal
           refused(r, m.seq);
           this.retryRoom(ws, m.room, r, m.code);
-        } else if (r && (m.code === "removed" || (!m.seq && r.joinedOn !== ws))) {
-          // The node took the page out of the room, unasked (removed: its
-          // place was lost while the node was cut off, and the room was
-          // full when the node joined it again); or a join refused for
-          // good (limit, forbidden) on a connection the page is not in
-          // the room on (its first join, or the first after a failover
-          // or on a move's new connection): the page is not in the room
+        } else if (r && m.code === "removed") {
+          // The node took the page out of the room, unasked (its place
+          // was lost while the node was cut off, and the room was full
+          // when the node joined it again). The page asks once more, as
+          // a first join, and its answer decides (client/session.go): a
+          // state (a place freed) puts it back, limit leaves it out.
+          r.synced = false;
+          r.joinedOn = null;
+          stopPump(r); // the room's next state starts the next round
+          this.send({ op: "join", room: m.room }, ws);
+        } else if (r && !m.seq && r.joinedOn !== ws) {
+          // A join refused for good (limit, forbidden) on a connection
+          // the page is not in the room on (its first join, the first
+          // after a failover or on a move's new connection, or the one
+          // after a removal): the page is not in the room
           // (docs/protocol.md, "Rooms"), so sendText says so rather than
           // queue text no node will take, and the next attach does not
           // ask again (client/session.go).
