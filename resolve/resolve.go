@@ -451,7 +451,7 @@ func (l *lookup) ipsDNS(ctx context.Context) ([]netip.Addr, error) {
 
 // aaaaGrace bounds the AAAA query once the A query has given addresses:
 // a server or middlebox that drops AAAA queries then costs this, not the
-// rest of the Timeout and the other targets' lookups with it.
+// rest of the Timeout.
 const aaaaGrace = udpRetry
 
 // ipsOf asks Config.Resolver for the A and then the AAAA records of host.

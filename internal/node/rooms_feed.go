@@ -978,8 +978,8 @@ func (f *feed) apply(in incoming) {
 		f.e.log.Info("a session lost its place in a room that filled while its node was cut off", "room", f.room, "session", key)
 		if s := f.sessions[key]; s != nil {
 			s.loseRoom(f.room)
+			f.e.n.metrics.errorSent(wire.CodeRemoved) // the room sent it
 		}
-		f.e.n.metrics.errorSent(wire.CodeRemoved) // the room sent it
 	}
 	if len(f.waits) > 0 {
 		applied := f.r.Applied()
