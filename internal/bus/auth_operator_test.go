@@ -2,6 +2,7 @@ package bus
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -50,6 +51,15 @@ func TestOperatorCannotHaveTheServerPublishEntries(t *testing.T) {
 	if err := op.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	// The server has the message; the stream stores it on a goroutine of
+	// its own, which a loaded machine may run later.
+	waitFor(t, "ROOMS storing the operator's message", func() error {
+		info, err := js.StreamInfo("ROOMS")
+		if err == nil && info.State.Msgs == 0 {
+			err = errors.New("no message yet")
+		}
+		return err
+	})
 	answers := make(chan *nats.Msg, 16)
 	inbox := nats.NewInbox()
 	asub, err := op.ChanSubscribe(inbox, answers)
