@@ -301,18 +301,7 @@ func TestRouteTLS(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
 	files := func(ca *pki.CA, name string) (cert, key string) {
-		chain, keyPEM, err := ca.Issue(pki.Request{Service: "auth.test", Hosts: []string{"127.0.0.1", "localhost"}}, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, key = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
-		if err := os.WriteFile(cert, chain, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return cert, key
+		return issueFiles(t, dir, ca, name, pki.Request{Service: "auth.test", Hosts: []string{"127.0.0.1", "localhost"}}, now)
 	}
 	ca, _, err := pki.NewCA("auth.test", now)
 	if err != nil {
@@ -428,18 +417,7 @@ func TestRouteTLSVerifiesTheCertificateNotItsDates(t *testing.T) {
 	files := func(ca *pki.CA, name string) (cert, key string) {
 		t.Helper()
 		// Valid for a day, two days ago: expired now.
-		chain, keyPEM, err := ca.Issue(pki.Request{Service: "auth.test", Hosts: []string{"127.0.0.1"}, Validity: 24 * time.Hour}, now.Add(-48*time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, key = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
-		if err := os.WriteFile(cert, chain, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return cert, key
+		return issueFiles(t, dir, ca, name, pki.Request{Service: "auth.test", Hosts: []string{"127.0.0.1"}, Validity: 24 * time.Hour}, now.Add(-48*time.Hour))
 	}
 	cert, key := files(ca, "expired")
 	if _, kp, err := routeTLS(Config{TLSCert: cert, TLSKey: key, TLSCA: caFile}); err != nil {
@@ -451,4 +429,22 @@ func TestRouteTLSVerifiesTheCertificateNotItsDates(t *testing.T) {
 	if err := CheckRouteTLS(cert, key, caFile); err == nil || !strings.Contains(err.Error(), "does not verify against the cluster CA") {
 		t.Errorf("CheckRouteTLS with a certificate from another CA: %v, want it refused", err)
 	}
+}
+
+// issueFiles has ca issue a certificate for req at the time at, and writes
+// it and its key to dir as NAME.pem and NAME.key.
+func issueFiles(t *testing.T, dir string, ca *pki.CA, name string, req pki.Request, at time.Time) (cert, key string) {
+	t.Helper()
+	chain, keyPEM, err := ca.Issue(req, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+	if err := os.WriteFile(cert, chain, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
 }

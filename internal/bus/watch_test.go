@@ -29,15 +29,7 @@ func startExternal(t *testing.T) (clientURL string, port int) {
 		},
 		NoAuthUser: "app",
 	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	s := runNATS(t, opts)
 	u, err := url.Parse(s.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -113,15 +105,7 @@ func TestWatchDisconnectsNeedsTheSystemAccount(t *testing.T) {
 // as RedactURLs prints it, not the token.
 func TestWatchDisconnectsHidesAToken(t *testing.T) {
 	const token = "s3cr3t-token"
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, Authorization: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	s := runNATS(t, &server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, Authorization: token})
 	withToken := fmt.Sprintf("nats://%s@%s", token, s.Addr())
 	b, err := Open(context.Background(), Config{Name: "w1", External: withToken, ExternalSystem: withToken})
 	if err != nil {
@@ -138,4 +122,19 @@ func TestWatchDisconnectsHidesAToken(t *testing.T) {
 	if want := RedactURLs(withToken); !strings.Contains(err.Error(), want) {
 		t.Errorf("the error %q does not name the URL as %q", err, want)
 	}
+}
+
+// runNATS starts a nats-server with opts, stopped when t ends.
+func runNATS(t *testing.T, opts *server.Options) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Start()
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	return s
 }

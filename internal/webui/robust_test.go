@@ -166,7 +166,7 @@ func TestBrowserUnknownPolicyShown(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(webui.Handler())
 	t.Cleanup(srv.Close)
-	tab := newTab(t, newBrowser(t), "policy")
+	tab := newTab(t, sharedBrowser(t), "policy")
 	do(t, tab, "opening the page", chromedp.Navigate(srv.URL+"/?user=a&room=b&policy=bogus"))
 	why := poll[string](t, tab, "the page's error", `(() => {
   const why = document.querySelector("#why");
