@@ -448,3 +448,67 @@ func issueFiles(t *testing.T, dir string, ca *pki.CA, name string, req pki.Reque
 	}
 	return cert, key
 }
+
+// A node's --cluster host is what peers learn of it by gossip, IP or
+// name. Left to nats-server, a peer learns the IP a route came from and
+// dials it verifying the certificate against the name of its own first
+// seed: a node whose certificate names only its own host (n2.example)
+// would then be unreachable to every node that joined through another.
+func TestClusterAddressIsAdvertised(t *testing.T) {
+	for _, tt := range []struct{ cluster, want string }{
+		{"n2.example:6222", "n2.example:6222"},
+		{"10.0.0.2:6222", "10.0.0.2:6222"},
+		{"[fd00::2]:6222", "[fd00::2]:6222"},
+		{"0.0.0.0:6222", ""}, // no one address to give: peers use the route's
+		{":6222", ""},
+		{"n2.example:0", ""}, // the port is drawn when nats-server binds it
+	} {
+		opts, _, err := serverOptions(Config{Name: "n2", Cluster: tt.cluster, Join: []string{"n1.example:6222"}})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.cluster, err)
+		}
+		if opts.Cluster.Advertise != tt.want {
+			t.Errorf("--cluster %s advertised %q, want %q", tt.cluster, opts.Cluster.Advertise, tt.want)
+		}
+	}
+}
+
+// Nodes whose --cluster names a host by DNS, with route certificates that
+// name only that host: a node that joins through one seed routes to the
+// others it learns of by gossip, by name.
+func TestRouteTLSByNameReachesGossipedPeers(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ca, _, err := pki.NewCA("auth.test", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	open := func(name string, join ...string) *Bus {
+		cert, key := issueFiles(t, dir, ca, name, pki.Request{Service: "auth.test", Hosts: []string{"localhost"}}, now)
+		port, err := freePort("localhost")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return openBus(t, Config{Name: name, Cluster: fmt.Sprintf("localhost:%d", port), Join: join,
+			TLSCert: cert, TLSKey: key, TLSCA: caFile})
+	}
+	seed := func(b *Bus) string { return fmt.Sprintf("localhost:%d", b.ClusterAddr().Port) }
+	a := open("a")
+	b := open("b", seed(a))
+	c := open("c", seed(a))
+	for _, n := range []struct {
+		bus  *Bus
+		want []string
+	}{{a, []string{"b", "c"}}, {b, []string{"a", "c"}}, {c, []string{"a", "b"}}} {
+		waitFor(t, "a full mesh of routes", func() error {
+			if got := n.bus.RoutePeers(); !slices.Equal(got, n.want) {
+				return fmt.Errorf("%s routes to %q, want %q", n.bus.cfg.Name, got, n.want)
+			}
+			return nil
+		})
+	}
+}

@@ -405,10 +405,12 @@ func serverOptions(cfg Config) (*server.Options, *pki.KeyPair, error) {
 		opts.Cluster.TLSConfig, routeCert = tc, kp
 		opts.Cluster.TLSTimeout = 2
 	}
-	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() && port > 0 {
-		// Gossip our own route address: without it peers learn the address
-		// a route connection came from, which for nodes that share a port
-		// on several loopback IPs is another node's.
+	if ip := net.ParseIP(host); (ip == nil || !ip.IsUnspecified()) && port > 0 {
+		// Gossip our own route address, IP or name: without it peers learn
+		// the address a route connection came from, which for nodes that
+		// share a port on several loopback IPs is another node's, and for
+		// a node named by DNS an IP its route certificate need not name
+		// (peers that learnt it would fail to verify us and never route).
 		opts.Cluster.Advertise = net.JoinHostPort(host, strconv.Itoa(port))
 	}
 	for _, seed := range cfg.Join {
