@@ -10,24 +10,37 @@ import (
 // streams there are and how many of them this node's embedded server
 // leads with every copy caught up: added by watchStreams, only where the
 // node embeds a clustered NATS (an external bus's servers are watched
-// with their own monitoring).
+// with their own monitoring). Both read 0 until the rooms are ready: the
+// number of streams is the service's, read from the bucket then (e.shards).
 func streamsCollectors(e *roomEngine) []prometheus.Collector {
 	if e.n.cfg.Bus != "" || e.n.cfg.Cluster == "" {
 		return nil
 	}
-	names := map[string]bool{"KV_" + e.bucket: true}
-	for k := range e.shards {
-		names[e.streamName(k)] = true
+	// names are the streams' names once the rooms are ready, else nil.
+	names := func() map[string]bool {
+		select {
+		case <-e.ready:
+		default:
+			return nil
+		}
+		names := map[string]bool{"KV_" + e.bucket: true}
+		for k := range e.shards {
+			names[e.streamName(k)] = true
+		}
+		return names
 	}
-	total := prometheus.NewGauge(prometheus.GaugeOpts{
+	total := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "switchboard_room_streams",
-		Help: "The rooms' JetStream streams: one a shard, and the snapshot bucket's.",
-	})
-	total.Set(float64(len(names)))
+		Help: "The rooms' JetStream streams: one a shard, and the snapshot bucket's; 0 until the rooms are ready.",
+	}, func() float64 { return float64(len(names())) })
 	caughtUp := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "switchboard_room_streams_caught_up",
 		Help: "The rooms' streams this node's embedded NATS leads with every configured copy caught up; summed over the nodes, the streams that survive the loss of a minority of their copies.",
 	}, func() float64 {
+		names := names()
+		if names == nil {
+			return 0
+		}
 		n, _ := e.n.bus.StreamsCaughtUp(func(name string) bool { return names[name] })
 		return float64(n)
 	})
