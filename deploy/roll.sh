@@ -2,7 +2,9 @@
 # roll.sh: a rolling upgrade of a Switchboard cluster, one node at a time,
 # without dropping a session: each node is drained to empty (its sessions
 # move to the other nodes, make-before-break), restarted on the new binary,
-# and waited for until it is up again before the next one.
+# and waited for until it is up again and the rooms' streams have every
+# copy caught up (its own among them) before the next one, so that the
+# rooms' storage keeps its quorum throughout.
 #
 # Copy it and set, in the environment:
 #
@@ -12,11 +14,15 @@
 #                returns once the old process has exited; it sees NODE_ID
 #                and NODE_HTTP. For the systemd unit of docs/deploy.md:
 #                'ssh "$NODE_ID" sudo systemctl restart switchboard'
+#   CLUSTER      every node's HTTP address (or ID=HTTP pair), when NODES
+#                names only some of them (a roll run again for the nodes
+#                left): whether the rooms' copies caught up is a sum over
+#                all nodes (default: the HTTP addresses of NODES)
 #   WITHIN       the drain's window (default 30s)
 #   ADMIN_TOKEN  file holding the nodes' admin token (serve --admin-token);
 #                without it the nodes accept drains from loopback only
-#   READY_WAIT   how many seconds a restarted node may take to be up, a
-#                whole number (default 120)
+#   READY_WAIT   how many seconds a restarted node may take to be up and
+#                its copies to catch up, a whole number (default 120)
 #   SWITCHBOARD  the switchboard binary that runs `probe` and `drain`
 #                (default: on PATH)
 #   HTTPS        any value (HTTPS=1) speaks HTTPS to the nodes (serve
@@ -26,11 +32,15 @@
 #   TLS_NAME     the name the nodes' certificates must prove (serve
 #                --service), needed when NODES gives IP addresses
 #
-# Each node's readiness is `switchboard probe` (GET /readyz) and its drain
-# `switchboard drain`, both with the HTTPS settings above.
+# Each node's readiness is `switchboard probe` (GET /readyz), the copies'
+# `switchboard probe --caught-up` over CLUSTER (GET /metrics: it always
+# passes where the nodes use an external --bus, whose servers this script
+# does not restart) and its drain `switchboard drain`, all with the HTTPS
+# settings above.
 #
-# A node that does not come back up stops the roll (exit 1) with the other
-# nodes untouched: fix it, then run the script again for the nodes left.
+# A node that does not come back up, or copies that do not catch up, stop
+# the roll (exit 1) with the other nodes untouched: fix it, then run the
+# script again for the nodes left (with CLUSTER set).
 # Stopping a drained node is immediate (it holds no session), so RESTART
 # need not wait out --drain-grace.
 set -euo pipefail
@@ -64,11 +74,24 @@ log() { printf '%s roll: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 # ready HTTP: the node answers /readyz with 200 (up: it serves rooms).
 ready() { "$SWITCHBOARD" probe --http "$1" --timeout 2s "${tls_args[@]}" >/dev/null; }
 
+cluster=()
+for pair in ${CLUSTER:-$NODES}; do
+	cluster+=("${pair#*=}")
+done
+# caught_up: every room stream has a leader and all its copies caught up,
+# summed over the whole cluster.
+caught_up() { "$SWITCHBOARD" probe --caught-up --timeout 2s "${tls_args[@]}" "${cluster[@]}"; }
+
 for pair in $NODES; do
 	id=${pair%%=*}
 	http=${pair#*=}
 	if ! ready "$http"; then
 		log "$id ($http) is not up before its turn; stopping the roll"
+		exit 1
+	fi
+	if ! caught_up >/dev/null 2>&1; then
+		log "the rooms' copies are not all caught up before $id's turn; stopping the roll"
+		caught_up || true
 		exit 1
 	fi
 	log "$id: draining within $WITHIN"
@@ -87,6 +110,18 @@ for pair in $NODES; do
 		fi
 		sleep 1
 	done
-	log "$id: up again"
+	log "$id: up again; waiting until the rooms' copies have caught up"
+	while :; do
+		if caught_up >/dev/null 2>&1; then
+			break
+		fi
+		if ((SECONDS >= deadline)); then
+			log "the rooms' copies did not catch up within ${READY_WAIT}s of $id's restart; stopping the roll"
+			caught_up || true
+			exit 1
+		fi
+		sleep 1
+	done
+	log "$id: done"
 done
 log "every node rolled"

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -14,15 +17,22 @@ import (
 // HTTP probe, for images with no shell or curl and for orchestrators
 // that run a command to decide whether a node is ready.
 func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	c := newCmdline("probe", "[flags]",
+	c := newCmdline("probe", "[flags] [HTTP...]",
 		"Asks a node's HTTP API whether it is ready (GET /readyz: up, so taking new\n"+
 			"sessions; not while starting, full, draining or stepped aside) or, with --live,\n"+
 			"alive (GET /healthz). Exits 0 on 200, 1 otherwise, with the node's status and\n"+
-			"reason. It says no hello on the client port.", stdout, stderr)
+			"reason. It says no hello on the client port.\n\n"+
+			"With --caught-up it asks every node named (HTTP... or --http) for its /metrics\n"+
+			"instead, and exits 0 only when each of the rooms' streams has a leader and\n"+
+			"every copy caught up with it (switchboard_room_streams_caught_up summed over\n"+
+			"the nodes equals switchboard_room_streams), so that the rooms survive the\n"+
+			"loss of any one node: name every node of the cluster. Nodes that embed no\n"+
+			"clustered NATS report no streams (their copies are an external bus's): 0.", stdout, stderr)
 	fs := c.fs
 	addr := fs.String("http", "127.0.0.1:7071", "the node's HTTP address HOST:PORT (serve --http)")
 	live := fs.Bool("live", false, "ask /healthz (the process serves) instead of /readyz")
-	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
+	caughtUp := fs.Bool("caught-up", false, "ask every node named whether the rooms' streams have every copy caught up")
+	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for each answer")
 	https := fs.Bool("https", false, "speak HTTPS (serve --http-tls), trusting --ca or the system's CAs")
 	var tf tlsFlags
 	tf.register(c)
@@ -30,36 +40,36 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if err := c.noArgs(pos); err != nil {
-		return err
+	if !*caughtUp {
+		if err := c.noArgs(pos); err != nil {
+			return err
+		}
+	} else if *live {
+		return usagef(c.name, "%s: --live and --caught-up ask different questions; give one", c.name)
+	}
+	if *https || tf.ca != "" {
+		tf.on = true
+	}
+	p := prober{cmd: c.name, timeout: *timeout, tls: &tf}
+	if *caughtUp {
+		addrs := pos
+		if len(addrs) == 0 {
+			addrs = []string{*addr}
+		}
+		line, err := p.caughtUp(ctx, addrs)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, line)
+		return nil
 	}
 	path := "/readyz"
 	if *live {
 		path = "/healthz"
 	}
-	hc := &http.Client{Timeout: *timeout}
-	url := "http://" + *addr + path
-	if *https || tf.on || tf.ca != "" {
-		tf.on = true
-		tlsCfg, err := tf.config(c.name, *addr)
-		if err != nil {
-			return err
-		}
-		hc.Transport = &http.Transport{TLSClientConfig: tlsCfg}
-		url = "https://" + *addr + path
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	status, raw, err := p.get(ctx, *addr, path)
 	if err != nil {
-		return fmt.Errorf("probe: %w", err)
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("probe: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if plainToHTTPS(resp, raw) {
-		return fmt.Errorf("probe: %s answered %s (%s)", *addr, resp.Status, addHTTPS)
+		return err
 	}
 	var body struct{ Status, Reason string }
 	_ = json.Unmarshal(raw, &body)
@@ -67,9 +77,140 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if body.Reason != "" {
 		line += ": " + body.Reason
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("probe: %s answered %s (%s)", *addr, resp.Status, line)
+	if status != http.StatusOK {
+		return fmt.Errorf("probe: %s answered %d %s (%s)", *addr, status, http.StatusText(status), line)
 	}
 	fmt.Fprintf(stdout, "%s %s\n", *addr, line)
 	return nil
+}
+
+// prober asks nodes' HTTP APIs, over HTTPS when its TLS flags say so.
+type prober struct {
+	cmd     string
+	timeout time.Duration
+	tls     *tlsFlags
+}
+
+// get asks addr for path and returns the status code and up to 1 MiB of
+// the body.
+func (p prober) get(ctx context.Context, addr, path string) (int, []byte, error) {
+	hc := &http.Client{Timeout: p.timeout}
+	url := "http://" + addr + path
+	if p.tls.on {
+		tlsCfg, err := p.tls.config(p.cmd, addr)
+		if err != nil {
+			return 0, nil, err
+		}
+		hc.Transport = &http.Transport{TLSClientConfig: tlsCfg}
+		url = "https://" + addr + path
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("probe: %w", err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("probe: %w", err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, nil, fmt.Errorf("probe: reading %s%s: %w", addr, path, err)
+	}
+	if plainToHTTPS(resp, raw) {
+		return 0, nil, fmt.Errorf("probe: %s answered %s (%s)", addr, resp.Status, addHTTPS)
+	}
+	return resp.StatusCode, raw, nil
+}
+
+// caughtUp reads every node's /metrics and judges them (streamCopiesOf).
+func (p prober) caughtUp(ctx context.Context, addrs []string) (string, error) {
+	nodes := make([]nodeStreams, 0, len(addrs))
+	for _, addr := range addrs {
+		status, raw, err := p.get(ctx, addr, "/metrics")
+		if err != nil {
+			return "", err
+		}
+		if status != http.StatusOK {
+			return "", fmt.Errorf("probe: %s answered %d %s to GET /metrics", addr, status, http.StatusText(status))
+		}
+		ns, err := parseNodeStreams(addr, raw)
+		if err != nil {
+			return "", err
+		}
+		nodes = append(nodes, ns)
+	}
+	return streamCopiesOf(nodes)
+}
+
+// nodeStreams is what one node's /metrics says of the rooms' streams.
+type nodeStreams struct {
+	addr string
+	// reports: the node exports the two gauges, which it does when it
+	// embeds a clustered NATS.
+	reports           bool
+	streams, caughtUp int
+}
+
+// parseNodeStreams reads switchboard_room_streams and
+// switchboard_room_streams_caught_up from a Prometheus text exposition.
+func parseNodeStreams(addr string, raw []byte) (nodeStreams, error) {
+	ns := nodeStreams{addr: addr}
+	seen := 0
+	for line := range strings.Lines(string(raw)) {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || (name != "switchboard_room_streams" && name != "switchboard_room_streams_caught_up") {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
+		if err != nil || v < 0 || v != math.Trunc(v) || v > 1e6 {
+			return ns, fmt.Errorf("probe: %s: %s is %q, not a count", addr, name, value)
+		}
+		if name == "switchboard_room_streams" {
+			ns.streams = int(v)
+		} else {
+			ns.caughtUp = int(v)
+		}
+		seen++
+	}
+	switch seen {
+	case 0:
+	case 2:
+		ns.reports = true
+	default:
+		return ns, fmt.Errorf("probe: %s reports one of switchboard_room_streams and switchboard_room_streams_caught_up without the other", addr)
+	}
+	return ns, nil
+}
+
+// streamCopiesOf judges the nodes' figures: every stream is led by one
+// node, which counts it as caught up when every copy is, so the streams
+// have all their copies exactly when the counts summed over all nodes
+// equal the streams. Nodes reporting none embed no clustered NATS: when
+// none does, there is nothing to wait for; when only some do, the nodes
+// named are not one cluster's alike.
+func streamCopiesOf(nodes []nodeStreams) (string, error) {
+	var reporting, silent []string
+	streams, caught := 0, 0
+	for _, n := range nodes {
+		if !n.reports {
+			silent = append(silent, n.addr)
+			continue
+		}
+		if len(reporting) > 0 && n.streams != streams {
+			return "", fmt.Errorf("probe: %s counts %d room streams, %s %d: nodes of one cluster?", n.addr, n.streams, reporting[0], streams)
+		}
+		reporting = append(reporting, n.addr)
+		streams = n.streams
+		caught += n.caughtUp
+	}
+	switch {
+	case len(reporting) == 0:
+		return fmt.Sprintf("%d nodes embed no clustered NATS: no room streams of theirs to wait for", len(nodes)), nil
+	case len(silent) > 0:
+		return "", fmt.Errorf("probe: %s report no room streams (an external --bus, or no --cluster?) while %s do", strings.Join(silent, ", "), strings.Join(reporting, ", "))
+	case caught != streams:
+		return "", fmt.Errorf("probe: %d of %d room streams have every copy caught up, summed over %d nodes (a copy still catching up, a node down, or not every node named)", caught, streams, len(nodes))
+	}
+	return fmt.Sprintf("%d of %d room streams have every copy caught up, over %d nodes", caught, streams, len(nodes)), nil
 }

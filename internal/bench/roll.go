@@ -73,9 +73,11 @@ type RollStep struct {
 	EmptyMS   float64 `json:"empty_ms"`
 	MovedPerS float64 `json:"moved_per_s"`
 	// StopMS is SIGTERM to exit; UpMS the restart until every node lists
-	// it up (roll only).
-	StopMS float64 `json:"stop_ms,omitempty"`
-	UpMS   float64 `json:"up_ms,omitempty"`
+	// it up, CaughtUpMS until the rooms' streams had every copy caught up
+	// again (roll only).
+	StopMS     float64 `json:"stop_ms,omitempty"`
+	UpMS       float64 `json:"up_ms,omitempty"`
+	CaughtUpMS float64 `json:"caught_up_ms,omitempty"`
 }
 
 // FaultCounts are the text checks of a typing run (see RTTFaultReport).
@@ -364,8 +366,14 @@ func runRoll(ctx context.Context, e *env) (Report, error) {
 			return nil, fmt.Errorf("bench: roll: %s did not come back up: %w", n.ID, err)
 		}
 		step.UpMS = ms(time.Since(t0))
-		e.logf("%s: %d sessions, empty after %.1f s (%s, %d closed), stopped in %.0f ms, up again after %.1f s",
-			n.ID, step.Sessions, step.EmptyMS/1000, step.Reason, step.Closed, step.StopMS, step.UpMS/1000)
+		// As deploy/roll.sh does: the next node stops only once the
+		// restarted node's copies of the rooms' streams have caught up.
+		if err := lc.WaitCaughtUp(ctx, 2*time.Minute); err != nil {
+			return nil, fmt.Errorf("bench: roll: after %s's restart: %w", n.ID, err)
+		}
+		step.CaughtUpMS = ms(time.Since(t0))
+		e.logf("%s: %d sessions, empty after %.1f s (%s, %d closed), stopped in %.0f ms, up again after %.1f s, copies caught up after %.1f s",
+			n.ID, step.Sessions, step.EmptyMS/1000, step.Reason, step.Closed, step.StopMS, step.UpMS/1000, step.CaughtUpMS/1000)
 		rep.Steps = append(rep.Steps, step)
 	}
 	rollEnd := time.Now()
@@ -426,9 +434,9 @@ func writeSteps(w io.Writer, steps []RollStep) {
 	var rows [][]string
 	for _, s := range steps {
 		rows = append(rows, []string{s.Node, fmt.Sprint(s.Sessions), fmt.Sprint(s.Asked), fmt.Sprint(s.Closed), s.Reason,
-			f1(s.EmptyMS / 1000), f1(s.MovedPerS), f1(s.StopMS), f1(s.UpMS / 1000)})
+			f1(s.EmptyMS / 1000), f1(s.MovedPerS), f1(s.StopMS), f1(s.UpMS / 1000), f1(s.CaughtUpMS / 1000)})
 	}
-	table(w, []string{"node", "sessions", "asked to move", "closed at deadline", "ended", "empty after s", "moved/s", "stop ms", "up again after s"}, rows)
+	table(w, []string{"node", "sessions", "asked to move", "closed at deadline", "ended", "empty after s", "moved/s", "stop ms", "up again after s", "caught up after s"}, rows)
 }
 
 func writeCounts(w io.Writer, c FaultCounts) {

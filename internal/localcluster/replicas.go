@@ -105,6 +105,17 @@ func (c *Cluster) WaitReplicas(ctx context.Context, want int, timeout time.Durat
 	})
 }
 
+// WaitCaughtUp waits, on an embedded cluster that chooses its own
+// replicas, until the rooms' streams have their full copies and every
+// copy has caught up (WaitReplicas); at once elsewhere. A rolling restart
+// waits for it before it stops the next node.
+func (c *Cluster) WaitCaughtUp(ctx context.Context, timeout time.Duration) error {
+	if want := c.fullReplicas(); want > 0 {
+		return c.WaitReplicas(ctx, want, timeout)
+	}
+	return nil
+}
+
 // fullReplicas is how many copies Start waits for the rooms' streams to
 // have: min(3, nodes) for an embedded cluster that chooses them itself
 // (0: do not wait).
