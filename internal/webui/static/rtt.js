@@ -252,7 +252,10 @@ export class Room {
   }
 
   // load replaces the room with a state as the server sends it
-  // ({lines: [{from, t}], live, seqs, pending_cr}).
+  // ({lines: [{from, t}], live, seqs, pending_cr}). Its maps are read by
+  // their own entries only (Object.entries): a sender's name is never
+  // looked up on them, where constructor or __proto__ would read
+  // Object.prototype's.
   load(state) {
     const lines = (state.lines || []).map((l) => ({ from: l.from, text: l.t ?? l.text ?? "" }));
     this.lines = lines.slice(Math.max(lines.length - this.max, 0));
@@ -262,9 +265,14 @@ export class Room {
     for (const [from, on] of Object.entries(state.pending_cr || {})) if (on) this.sender(from).cr = true;
   }
 
-  // state is a copy of the room in the shape of the Go State.
+  // state is a copy of the room in the shape of the Go State. Its maps
+  // are keyed by sender, a name the user chose: objects without a
+  // prototype, so that a sender named __proto__ is an entry like any
+  // other (on a plain object, live["__proto__"] = text sets nothing) and
+  // one named constructor or hasOwnProperty is no inherited member. Read
+  // them by own properties (Object.hasOwn, Object.entries).
   state() {
-    const live = {}, seqs = {}, pendingCR = {};
+    const live = Object.create(null), seqs = Object.create(null), pendingCR = Object.create(null);
     for (const [from, s] of this.senders) {
       live[from] = s.buf;
       if (s.seq !== 0) seqs[from] = s.seq;
