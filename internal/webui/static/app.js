@@ -190,7 +190,10 @@ function join(opts) {
   session.addEventListener("status", (e) => setStatus(e.detail));
   session.addEventListener("log", (e) => log(e.detail.message));
   session.addEventListener("room", (e) => {
-    if (e.detail.room !== roomName || !e.detail.state) return;
+    // A state for a room the session no longer holds (a join refused for
+    // good) is not shown: the page is not in the room, and nothing typed
+    // there could go out.
+    if (e.detail.room !== roomName || !e.detail.state || !session.holds(roomName)) return;
     const st = e.detail.state;
     room = new Room();
     room.load(st);
@@ -231,10 +234,14 @@ function join(opts) {
     const m = e.detail;
     log(`error ${m.code}: ${m.message}`);
     // A join refused for good (the room is full, or the token does not
-    // list it; rate and unavailable are retried): no keystroke typed now
-    // could ever be sent. A removal is followed by a join of the page's,
-    // whose answer decides.
-    if (m.room === roomName && !m.seq && m.code !== "rate" && m.code !== "unavailable" && m.code !== "removed") {
+    // list it) leaves the session out of the room: no keystroke typed
+    // now could ever be sent. The session says whether it is out: rate
+    // and unavailable are retried; a removal is followed by a join of
+    // the page's, whose answer decides; a refusal answering an older
+    // join while a later one is on its way decides nothing (the later
+    // join's answer does); and a re-join refused where the page is in
+    // the room leaves it in.
+    if (m.room === roomName && !m.seq && !session.holds(roomName)) {
       room = null;
       $("#compose").disabled = true;
       $("#why").textContent = `Could not join room ${roomName}: ${m.message}`;

@@ -74,6 +74,11 @@ const DEFAULT_MAX_CHUNK = 4096;
 // chunk could make a line no node reads.
 const MAX_CHUNK_LIMIT = 8192;
 
+// MAX_ASKED bounds the joins of a room the page follows unanswered on a
+// connection; past it (a node that answers none) it forgets them
+// (client/session.go, maxAsked).
+const MAX_ASKED = 256;
+
 // SENT marks a chunk that went out on some connection (a symbol, so
 // that JSON.stringify leaves it out of the message).
 const SENT = Symbol("sent");
@@ -173,7 +178,8 @@ export class Session extends EventTarget {
     this.node = null;
     this.reason = "";
     // name -> {nextSeq, unacked: [msg], out, pushed, numbered, synced,
-    // viaOld, retry, window, roundSeq, roundAt, pump}.
+    // viaOld, joinedOn, asked, askedOn, retry, window, roundSeq, roundAt,
+    // pump}.
     // out: how many of the leading unacked chunks went out to a node and
     // were not refused since (the room may have shown them: they keep
     // their seqs); the rest wait for the room's next state.
@@ -187,6 +193,9 @@ export class Session extends EventTarget {
     // synced: the room's state came on this.ws, so text goes out on it;
     // viaOld: a move is under way and the room is still joined on the
     // connection it leaves (this.retiring), so text goes out there.
+    // joinedOn: the connection the room's last state came on, the one
+    // the page is in the room on. asked: how many joins of the room went
+    // out on askedOn and are not answered yet (sendJoin, answered).
     this.rooms = new Map();
     this.closed = false;
     // ignoreLimits, set only by tests, sends as to nodes that do not say
@@ -592,7 +601,7 @@ export class Session extends EventTarget {
       clearTimeout(r.retry);
       r.retry = null;
       stopPump(r); // its state starts the next round
-      this.send({ op: "join", room: name });
+      this.sendJoin(name, r);
     }
   }
 
@@ -740,6 +749,10 @@ export class Session extends EventTarget {
         return;
       case "room": {
         const r = this.rooms.get(m.room);
+        // The answer to the oldest join on its way, or a state the node
+        // sent unasked while one waits, taken for it (the join's own
+        // then counts as unasked, which changes nothing).
+        if (r && m.state) answered(r, ws);
         // Clamped as the Go client does: no honest node says more, and
         // above it a number no longer counts one by one.
         if (r && m.state) this.sync(ws, m.room, r, Math.min(ownSeq(m.state.seqs, this.user), MAX_SEQ));
@@ -780,6 +793,9 @@ export class Session extends EventTarget {
         return;
       case "error": {
         const r = m.room && this.rooms.get(m.room);
+        // A refusal without a seq answers the oldest join on its way;
+        // removed answers none (docs/protocol.md, "Join").
+        if (r && !m.seq && m.code !== "removed") answered(r, ws);
         if (r && (m.code === "unavailable" || m.code === "rate")) {
           // The node holds the room until the refused chunk comes again:
           // join again after a pause; the state says what to resend.
@@ -795,15 +811,20 @@ export class Session extends EventTarget {
           r.synced = false;
           r.joinedOn = null;
           stopPump(r); // the room's next state starts the next round
-          this.send({ op: "join", room: m.room }, ws);
-        } else if (r && !m.seq && r.joinedOn !== ws) {
+          this.sendJoin(m.room, r, ws);
+        } else if (r && !m.seq && r.joinedOn !== ws && !joinOnItsWay(r, ws)) {
           // A join refused for good (limit, forbidden) on a connection
           // the page is not in the room on (its first join, the first
           // after a failover or on a move's new connection, or the one
-          // after a removal): the page is not in the room
-          // (docs/protocol.md, "Rooms"), so sendText says so rather than
-          // queue text no node will take, and the next attach does not
-          // ask again (client/session.go).
+          // after a removal), and no other join of the room on its way
+          // there: the page is not in the room (docs/protocol.md,
+          // "Rooms"), so sendText says so rather than queue text no node
+          // will take, and the next attach does not ask again
+          // (client/session.go). With another on its way (a retry's, say,
+          // and the one after a removal), the refusal answers the older:
+          // the later join's answer decides, and its state puts the page
+          // in the room. Refused on the connection the page is in the
+          // room on (a re-join whose state does not fit), it stays in.
           clearTimeout(r.retry);
           stopPump(r);
           this.rooms.delete(m.room);
@@ -826,7 +847,7 @@ export class Session extends EventTarget {
     const retry = setTimeout(() => {
       if (r.retry !== retry) return; // replaced by a join on a new connection
       r.retry = null;
-      if (!this.closed && ws === this.ws && this.rooms.get(name) === r) this.send({ op: "join", room: name }, ws);
+      if (!this.closed && ws === this.ws && this.rooms.get(name) === r) this.sendJoin(name, r, ws);
     }, code === "rate" ? RATE_RETRY_MS : UNAVAILABLE_RETRY_MS);
     r.retry = retry;
   }
@@ -1022,6 +1043,7 @@ export class Session extends EventTarget {
     if (!this.rooms.has(name)) {
       this.rooms.set(name, {
         nextSeq: 1, unacked: [], out: 0, pushed: 0, numbered: false, synced: false, retry: null,
+        joinedOn: null, asked: 0, askedOn: null,
         window: 0, roundSeq: 0, roundAt: 0, pump: null,
         // byDevice: the page names its device, so a chunk that went out
         // keeps its seq until acknowledged and no state stands for its
@@ -1029,7 +1051,28 @@ export class Session extends EventTarget {
         byDevice: !!this.device,
       });
     }
-    this.send({ op: "join", room: name });
+    this.sendJoin(name, this.rooms.get(name));
+  }
+
+  // sendJoin sends a join of room name (r) on ws and counts it as on its
+  // way there until answered: a node answers a connection's joins in
+  // order, so the answer to a join that did not go out on this.ws can
+  // never come, and the count starts again on each connection
+  // (client/session.go, sendJoinLocked).
+  sendJoin(name, r, ws = this.ws) {
+    if (!this.send({ op: "join", room: name }, ws)) return;
+    if (r.askedOn !== ws || r.asked >= MAX_ASKED) {
+      r.askedOn = ws;
+      r.asked = 0;
+    }
+    r.asked++;
+  }
+
+  // holds reports whether the session holds room name: joined, or
+  // joining; false for a room it never joined or whose join a node
+  // refused for good (the page is then not in it, and sendText throws).
+  holds(name) {
+    return this.rooms.has(name);
   }
 
   // sendText sends a chunk; it is kept until acknowledged. It returns
@@ -1075,6 +1118,18 @@ function ack(r, seq) {
   r.unacked.splice(0, i);
   r.out = Math.max(r.out - i, 0);
   r.pushed = Math.max(r.pushed - i, 0);
+}
+
+// answered takes, on ws, the answer to the room's oldest join on its way
+// there (a state, or a refusal without a seq), if any is.
+function answered(r, ws) {
+  if (joinOnItsWay(r, ws)) r.asked--;
+}
+
+// joinOnItsWay reports whether a join of the room went out on ws and is
+// not answered yet.
+function joinOnItsWay(r, ws) {
+  return r.askedOn === ws && r.asked > 0;
 }
 
 // ownSeq is the seq a room state's seqs holds for user, or 0. Only an own
