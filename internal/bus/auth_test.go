@@ -303,22 +303,8 @@ func TestRouteTLS(t *testing.T) {
 	files := func(ca *pki.CA, name string) (cert, key string) {
 		return issueFiles(t, dir, ca, name, pki.Request{Service: "auth.test", Hosts: []string{"127.0.0.1", "localhost"}}, now)
 	}
-	ca, _, err := pki.NewCA("auth.test", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	other, _, err := pki.NewCA("auth.test", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherCA := filepath.Join(dir, "other-ca.pem")
-	if err := os.WriteFile(otherCA, other.CertPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ca, caFile := newCAFile(t, dir, "ca.pem", now)
+	other, otherCA := newCAFile(t, dir, "other-ca.pem", now)
 
 	w := &logWatch{}
 	aCert, aKey := files(ca, "a")
@@ -402,18 +388,8 @@ func TestToken(t *testing.T) {
 func TestRouteTLSVerifiesTheCertificateNotItsDates(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
-	ca, _, err := pki.NewCA("auth.test", now.Add(-72*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, _, err := pki.NewCA("auth.test", now.Add(-72*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ca, caFile := newCAFile(t, dir, "ca.pem", now.Add(-72*time.Hour))
+	other, _ := newCAFile(t, dir, "other-ca.pem", now.Add(-72*time.Hour))
 	files := func(ca *pki.CA, name string) (cert, key string) {
 		t.Helper()
 		// Valid for a day, two days ago: expired now.
@@ -433,6 +409,21 @@ func TestRouteTLSVerifiesTheCertificateNotItsDates(t *testing.T) {
 
 // issueFiles has ca issue a certificate for req at the time at, and writes
 // it and its key to dir as NAME.pem and NAME.key.
+// newCAFile makes a CA valid from at and writes its certificate to
+// dir/name.
+func newCAFile(t *testing.T, dir, name string, at time.Time) (*pki.CA, string) {
+	t.Helper()
+	ca, _, err := pki.NewCA("auth.test", at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, name)
+	if err := os.WriteFile(file, ca.CertPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return ca, file
+}
+
 func issueFiles(t *testing.T, dir string, ca *pki.CA, name string, req pki.Request, at time.Time) (cert, key string) {
 	t.Helper()
 	chain, keyPEM, err := ca.Issue(req, at)
@@ -479,14 +470,7 @@ func TestClusterAddressIsAdvertised(t *testing.T) {
 func TestRouteTLSByNameReachesGossipedPeers(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
-	ca, _, err := pki.NewCA("auth.test", now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, ca.CertPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ca, caFile := newCAFile(t, dir, "ca.pem", now)
 	open := func(name string, join ...string) *Bus {
 		cert, key := issueFiles(t, dir, ca, name, pki.Request{Service: "auth.test", Hosts: []string{"localhost"}}, now)
 		port, err := freePort("localhost")
