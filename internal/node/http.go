@@ -38,11 +38,16 @@ func (n *Node) httpHandler() http.Handler {
 	}
 	n.log.Warn("serving Go profiles on the HTTP listener without authentication", "path", "/debug/pprof/")
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	// Not for a DNS-rebinding page either (the profiles, the command
+	// line included, are the node's own).
+	published := func(next http.HandlerFunc) http.HandlerFunc {
+		return web.PublishedHost(n, next, web.WithOrigins(n.cfg.WSOrigins))
+	}
+	mux.HandleFunc("/debug/pprof/", published(pprof.Index))
+	mux.HandleFunc("/debug/pprof/cmdline", published(pprof.Cmdline))
+	mux.HandleFunc("/debug/pprof/profile", published(pprof.Profile))
+	mux.HandleFunc("/debug/pprof/symbol", published(pprof.Symbol))
+	mux.HandleFunc("/debug/pprof/trace", published(pprof.Trace))
 	mux.Handle("/", h)
 	return httpGuard(mux)
 }
@@ -192,9 +197,9 @@ func (n *Node) drainHandler(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
 	drainWithin := n.drainWithinHandler(h)
-	mux.HandleFunc("GET /v1/drain", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /v1/drain", web.PublishedHost(n, func(w http.ResponseWriter, r *http.Request) {
 		writeDrainJSON(w, http.StatusOK, n.DrainStatus())
-	})
+	}, web.WithOrigins(n.cfg.WSOrigins)))
 	mux.HandleFunc("POST /v1/drain", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("within") == "" {
 			h.ServeHTTP(w, r)

@@ -11,7 +11,7 @@
 // stats and the event stream across origins. A page's read of its own
 // origin under a name the service does not publish (DNS rebinding) gets
 // 421 from the directory, the stats, the event stream, the metrics and
-// /readyz (publishedHost). Requests that change state
+// /readyz (publishedHost; PublishedHost for a caller's own routes). Requests that change state
 // (POST and DELETE /v1/drain) need the admin credential: with an admin
 // token configured (WithAdminToken), "Authorization: Bearer TOKEN" from
 // anyone, loopback included; without one, they are admitted from
@@ -212,6 +212,19 @@ func (h *handler) allowOrigin(w http.ResponseWriter, r *http.Request, src Source
 	if origin != "" && h.originAllowed(r, src.Directory()) {
 		w.Header().Set("Access-Control-Allow-Origin", origin)
 	}
+}
+
+// PublishedHost wraps next, a read a page may make of its own origin,
+// with the check NewHandler applies under the same options (WithOrigins)
+// to its reads: a browser's same-origin read under a name the service
+// does not publish gets 421. For routes a caller adds beside
+// NewHandler's.
+func PublishedHost(src Source, next http.HandlerFunc, opts ...Option) http.HandlerFunc {
+	var h handler
+	for _, o := range opts {
+		o(&h)
+	}
+	return h.publishedHost(src, next)
 }
 
 // RequireAdmin wraps next, a handler that changes state, with the admin
