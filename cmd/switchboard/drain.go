@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // runDrain is `switchboard drain NODE`: a drain to empty through the
@@ -24,12 +26,13 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	c := newCmdline("drain", "[flags] NODE",
 		"Drains a node to empty: it admits no new session and asks its sessions to move\n"+
 			"to other nodes, in batches spread over --within; sessions still there at the\n"+
-			"end are closed with \"shutdown\". NODE is the node's HTTP address HOST:PORT, or\n"+
-			"its ID, looked up in the directory of --via. Prints the progress and exits\n"+
-			"once the node reports the drain ended (0), or when it could not be started\n"+
-			"or followed (1). --undo stops draining instead. --https speaks HTTPS to a\n"+
-			"node serving --http-tls, verifying the service name as --tls-name or --via\n"+
-			"gives it.", stdout, stderr)
+			"end are closed with \"shutdown\". NODE is the node's HTTP address HOST:PORT,\n"+
+			"its ID, looked up in the directory of --via, or its client address HOST:PORT\n"+
+			"(a node's ID by default), whose directory gives the HTTP address. Prints\n"+
+			"the progress and exits once the node reports the drain ended (0), or when\n"+
+			"it could not be started or followed (1). --undo stops draining instead.\n"+
+			"--https speaks HTTPS to a node serving --http-tls, verifying the service\n"+
+			"name as --tls-name or --via gives it.", stdout, stderr)
 	fs := c.fs
 	within := fs.Duration("within", 30*time.Second, "the drain's window: every session is asked to move within it, and the rest closed at its end")
 	adminToken := fs.String("admin-token", "", "file holding the node's admin token (serve --admin-token); without it only a node on loopback accepts")
@@ -72,17 +75,32 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	httpAddr, err := nodeHTTP(ctx, pos[0], *via, tlsCfg)
-	if err != nil {
-		return err
-	}
 	hc := &http.Client{Timeout: 10 * time.Second}
 	scheme := "http://"
 	if *https {
 		hc.Transport = &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}
 		scheme = "https://"
 	}
+	nw := nodeWeb{hc: hc, scheme: scheme}
+	httpAddr, err := nw.lookup(ctx, pos[0], *via, tlsCfg)
+	if err != nil {
+		return err
+	}
 	api := &drainAPI{base: scheme + httpAddr + "/v1/drain", token: token, hc: hc}
+	if httpAddr == pos[0] {
+		// HOST:PORT is the HTTP address, or the node's client address,
+		// which is also its ID by default: what answers there says (a
+		// GET changes nothing).
+		if _, err := api.call(ctx, http.MethodGet, ""); notHTTP(err) {
+			if token != "" && !*https {
+				return usagef(c.name, "NODE %s is a client address, not an HTTP API: the node's HTTP address would come from its directory, and the admin token would go there in clear; add --https (with --ca and --tls-name), or name the node's HTTP address (serve --http)", pos[0])
+			}
+			if httpAddr, err = nw.selfHTTP(ctx, pos[0], tlsCfg); err != nil {
+				return err
+			}
+			api.base = scheme + httpAddr + "/v1/drain"
+		}
+	}
 	if *undo {
 		if _, err := api.call(ctx, http.MethodDelete, ""); err != nil {
 			return err
@@ -124,10 +142,18 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 }
 
-// nodeHTTP turns NODE into the node's HTTP address: NODE itself when it
-// is HOST:PORT, else the HTTP address the directory at via lists for the
-// node of that ID, asked over TLS with tlsCfg when it is not nil.
-func nodeHTTP(ctx context.Context, name, via string, tlsCfg *tls.Config) (string, error) {
+// nodeWeb finds a node's HTTP API from its ID or client address.
+type nodeWeb struct {
+	hc     *http.Client
+	scheme string // "http://" or "https://", as the nodes' HTTP APIs speak
+}
+
+// lookup turns NODE into the node's HTTP address: NODE itself when it is
+// HOST:PORT, else the HTTP address the directory at via lists for the
+// node of that ID, asked over TLS with tlsCfg when it is not nil. A
+// directory that is a sample of a larger one (a hello's view) and does
+// not list the ID is read whole from the answering node's HTTP API.
+func (w nodeWeb) lookup(ctx context.Context, name, via string, tlsCfg *tls.Config) (string, error) {
 	if _, _, err := net.SplitHostPort(name); err == nil {
 		return name, nil
 	}
@@ -140,17 +166,86 @@ func nodeHTTP(ctx context.Context, name, via string, tlsCfg *tls.Config) (string
 			errs = append(errs, err)
 			continue
 		}
-		for _, n := range dir.Nodes {
-			if n.ID == name {
-				if n.HTTP == "" {
-					return "", fmt.Errorf("drain: node %s lists no HTTP address (serve --http)", name)
-				}
-				return n.HTTP, nil
+		if e, ok := entryOf(dir, name); ok {
+			return httpOf(e)
+		}
+		if dir.Total > len(dir.Nodes) {
+			self, ok := entryOf(dir, dir.Self)
+			if !ok || self.HTTP == "" {
+				return "", fmt.Errorf("drain: the directory of %s is a sample of %d nodes of %d without %q, and names no HTTP API to read the whole from", addr, len(dir.Nodes), dir.Total, name)
+			}
+			whole, err := w.directory(ctx, self.HTTP)
+			if err != nil {
+				return "", err
+			}
+			if e, ok := entryOf(whole, name); ok {
+				return httpOf(e)
 			}
 		}
 		return "", fmt.Errorf("drain: the directory of %s has no node %q", addr, name)
 	}
 	return "", fmt.Errorf("drain: asking %s for the directory: %w", via, errors.Join(errs...))
+}
+
+// selfHTTP is the HTTP address of the node whose client address is addr,
+// as its own directory lists it.
+func (w nodeWeb) selfHTTP(ctx context.Context, addr string, tlsCfg *tls.Config) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	dir, err := client.FetchDirectoryTLS(ctx, nil, addr, tlsCfg)
+	if err != nil {
+		return "", fmt.Errorf("drain: asking %s, not an HTTP API, for its directory: %w", addr, err)
+	}
+	e, ok := entryOf(dir, dir.Self)
+	if !ok {
+		return "", fmt.Errorf("drain: the node at %s does not list itself in its directory", addr)
+	}
+	return httpOf(e)
+}
+
+// directory reads the whole directory from the HTTP API at addr.
+func (w nodeWeb) directory(ctx context.Context, addr string) (*wire.Directory, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, w.scheme+addr+"/v1/directory", nil)
+	if err != nil {
+		return nil, fmt.Errorf("drain: %w", err)
+	}
+	resp, err := w.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("drain: reading the directory from %s: %w", addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("drain: reading the directory from %s: %s", addr, resp.Status)
+	}
+	var m wire.Message
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&m); err != nil || m.Op != wire.OpDirectory {
+		return nil, fmt.Errorf("drain: reading the directory from %s: not a directory (%v)", addr, err)
+	}
+	return m.Directory(), nil
+}
+
+// entryOf is dir's entry for the node id.
+func entryOf(dir *wire.Directory, id string) (directory.Node, bool) {
+	for _, n := range dir.Nodes {
+		if n.ID == id {
+			return n, true
+		}
+	}
+	return directory.Node{}, false
+}
+
+// httpOf is e's HTTP address, or an error when it lists none.
+func httpOf(e directory.Node) (string, error) {
+	if e.HTTP == "" {
+		return "", fmt.Errorf("drain: node %s lists no HTTP address (serve --http)", e.ID)
+	}
+	return e.HTTP, nil
+}
+
+// notHTTP reports whether err says that what answered does not speak
+// HTTP (a node's client port answers with a protocol line).
+func notHTTP(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "malformed HTTP")
 }
 
 // drainAPI calls a node's /v1/drain.

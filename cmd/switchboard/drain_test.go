@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -185,8 +188,10 @@ func TestDrainCommand(t *testing.T) {
 	if st, _ := n1.Status(ctx, n2.ID); st != directory.Draining {
 		t.Errorf("n1 lists n2 %s after the drain, want draining", st)
 	}
-	if code, stdout, stderr := runArgs(t, "drain", n2.HTTP, "--undo"); code != 0 {
-		t.Fatalf("drain --undo: exit %d\n%s%s", code, stdout, stderr)
+	// By its client address (a node's ID by default): what answers there
+	// is no HTTP API, and the node's own directory says where that is.
+	if code, stdout, stderr := runArgs(t, "drain", n2.Addr, "--undo"); code != 0 || !strings.Contains(stdout, n2.Addr+" admits sessions again") {
+		t.Fatalf("drain CLIENT-ADDRESS --undo: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if err := localcluster.Await(ctx, settle, func(ctx context.Context) error {
 		if st, err := n1.Status(ctx, n2.ID); err != nil || st != directory.Up {
@@ -205,6 +210,9 @@ func TestDrainCommand(t *testing.T) {
 	}
 	if code, _, stderr := runArgs(t, "drain", n2.ID, "--via", n1.Addr, "--admin-token", tokenFile); code != 2 || !strings.Contains(stderr, "in clear") {
 		t.Errorf("drain of a node by ID with an admin token over plain HTTP: exit %d, stderr %q; want 2 and why", code, stderr)
+	}
+	if code, _, stderr := runArgs(t, "drain", n2.Addr, "--admin-token", tokenFile); code != 2 || !strings.Contains(stderr, "in clear") {
+		t.Errorf("drain of a node by its client address with an admin token over plain HTTP: exit %d, stderr %q; want 2 and why", code, stderr)
 	}
 }
 
@@ -239,6 +247,13 @@ func TestDrainCommandOverTLS(t *testing.T) {
 	}
 	if st := n1.Status(); st != directory.Up {
 		t.Errorf("n1 is %s after --undo, want up", st)
+	}
+	// By its client address, over TLS too.
+	if code, stdout, stderr := runArgs(t, "drain", n1.Addr(), "--https", "--ca", ca, "--tls-name", "chat.test", "--within", "1s"); code != exitOK || !strings.Contains(stdout, "n1: drain ended (empty)") {
+		t.Fatalf("drain CLIENT-ADDRESS --https: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := runArgs(t, "drain", n1.HTTPAddr(), "--https", "--ca", ca, "--tls-name", "chat.test", "--undo"); code != exitOK {
+		t.Fatalf("drain --https --undo: exit %d\n%s%s", code, stdout, stderr)
 	}
 	if code, stdout, stderr := runArgs(t, "probe", "--http", n1.HTTPAddr(), "--https", "--ca", ca, "--tls-name", "chat.test"); code != exitOK {
 		t.Errorf("probe --https: exit %d\n%s%s", code, stdout, stderr)
@@ -289,5 +304,40 @@ func TestDrainEnd(t *testing.T) {
 		if err := drainEnd(reason); (err == nil) != ok {
 			t.Errorf("drainEnd(%q) = %v, want success %v", reason, err, ok)
 		}
+	}
+}
+
+// A hello's directory in a large cluster is a sample: an ID it leaves out
+// is looked up in the whole directory, read from the HTTP API of the node
+// that answered. The sample here comes from a responder that stands for
+// such a node (a real cluster past the sample's size is a benchmark's);
+// the whole directory is a real node's.
+func TestDrainLooksUpAnIDPastTheSample(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	n1 := c.Nodes[0]
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	sample := wire.DirectoryMessage(&wire.Directory{Service: "s", Self: "big",
+		Nodes: []directory.Node{{ID: "big", Addr: ln.Addr().String(), HTTP: n1.HTTPAddr(), Status: directory.Up}}, Total: 500})
+	line, err := json.Marshal(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		if _, err := bufio.NewReader(conn).ReadString('\n'); err != nil {
+			return
+		}
+		_, _ = conn.Write(append(line, '\n'))
+	}()
+	if code, stdout, stderr := runArgs(t, "drain", n1.ID(), "--via", ln.Addr().String(), "--undo"); code != exitOK || !strings.Contains(stdout, "n1 admits sessions again") {
+		t.Errorf("drain of an ID the sample leaves out: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
