@@ -46,17 +46,21 @@ func TestCloseInEveryPhaseLeavesNothingRunning(t *testing.T) {
 		// enter brings the session, attached to n, into the phase; it
 		// returns once the session is in it.
 		enter func(t *testing.T, n *fakeNode, d *signalDialer, token <-chan struct{})
+		// tokenHangs makes every token after the first wait for the
+		// session's end (the session asks for one before each hello at
+		// the common address, so the other phases need an answer).
+		tokenHangs bool
 	}{
-		{"attached", func(t *testing.T, n *fakeNode, d *signalDialer, token <-chan struct{}) {}},
+		{"attached", func(t *testing.T, n *fakeNode, d *signalDialer, token <-chan struct{}) {}, false},
 		{"waiting for a token", func(t *testing.T, n *fakeNode, d *signalDialer, token <-chan struct{}) {
 			n.dropAll()
 			<-token
-		}},
+		}, true},
 		{"hello to a node that never answers", func(t *testing.T, n *fakeNode, d *signalDialer, token <-chan struct{}) {
 			n.pause()
 			<-d.dialed // the heartbeat's second connection, or the reattach's
 			<-d.dialed
-		}},
+		}, false},
 		{"backing off, every node unreachable", func(t *testing.T, n *fakeNode, d *signalDialer, token <-chan struct{}) {
 			d.mu.Lock()
 			d.refuse = true
@@ -65,7 +69,7 @@ func TestCloseInEveryPhaseLeavesNothingRunning(t *testing.T) {
 			for range 5 {
 				<-d.dialed
 			}
-		}},
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +79,7 @@ func TestCloseInEveryPhaseLeavesNothingRunning(t *testing.T) {
 			token := make(chan struct{}, 1)
 			first := true
 			tokenFunc := func(ctx context.Context) (string, error) {
-				if first {
+				if first || !tt.tokenHangs {
 					first = false // the session's goroutine is the only caller
 					return "t", nil
 				}

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"cmp"
 	"net"
 	"sync"
 	"testing"
@@ -32,6 +33,14 @@ type fakeNode struct {
 	dir     func() []directory.Node
 	paused  chan struct{} // closed: running
 	stalled chan struct{} // closed: joins go through
+	// connGone is closed, and replaced, whenever a connection of conns
+	// ends (awaitNoConns).
+	connGone chan struct{}
+	// service is the service name the fake's directories carry
+	// ("": fake.test).
+	service string
+	// attaches counts the attaches answered.
+	attaches int
 	// refuseNew makes the fake answer a connection's first ping before
 	// hello as a node at its connection limit: too_many_connections, then
 	// close.
@@ -84,7 +93,7 @@ func newFakeNode(t *testing.T, id string) *fakeNode {
 		t.Fatal(err)
 	}
 	n := &fakeNode{t: t, id: id, ln: ln, got: make(chan fakeMsg, 1000), probes: make(chan struct{}, 1000),
-		conns: map[*fakeConn]bool{}, paused: closedChan(), stalled: closedChan()}
+		conns: map[*fakeConn]bool{}, connGone: make(chan struct{}), paused: closedChan(), stalled: closedChan()}
 	n.wg.Add(1)
 	go n.accept()
 	t.Cleanup(n.stop)
@@ -196,6 +205,8 @@ func (n *fakeNode) accept() {
 				c.Close()
 				n.mu.Lock()
 				delete(n.conns, fc)
+				close(n.connGone)
+				n.connGone = make(chan struct{})
 				n.mu.Unlock()
 			}()
 			fc.serve()
@@ -251,10 +262,12 @@ func (fc *fakeConn) serve() {
 			if n.dir != nil {
 				nodes = n.dir()
 			}
+			service := cmp.Or(n.service, "fake.test")
 			n.mu.Unlock()
-			fc.send(wire.DirectoryMessage(&wire.Directory{Service: "fake.test", Self: n.id, Nodes: nodes}))
+			fc.send(wire.DirectoryMessage(&wire.Directory{Service: service, Self: n.id, Nodes: nodes}))
 		case wire.OpAttach:
 			n.mu.Lock()
+			n.attaches++
 			before, limits := n.beforeAttached, n.limits
 			n.mu.Unlock()
 			for _, b := range before {

@@ -348,7 +348,8 @@ func WithEventBuffer(n int) Option {
 // (dns:SERVICE, or the HOST of HOST:PORT when it is a name, not an IP).
 // The address the directory lists for a node is never what is verified:
 // a forged entry that points at a host without the service's certificate
-// fails its handshake, and the client picks another node.
+// fails its handshake, and the client picks another node. The directory
+// each node answers with must name that service too (ErrWrongService).
 func WithTLS(cfg *tls.Config) Option {
 	return func(o *options) error {
 		if cfg == nil {
@@ -365,10 +366,14 @@ func WithTLS(cfg *tls.Config) Option {
 	}
 }
 
-// WithServiceName sets the service's common name, which a node's TLS
-// certificate must carry (as a DNS SAN) when WithTLS is used. It overrides
-// the name derived from the target, and is needed when the target is an
-// IP address.
+// WithServiceName sets the service's common name. The directory a node
+// answers a hello with must name it (docs/protocol.md, "Hello and the
+// directory"): a node of another service is not attached to, nor are the
+// nodes its directory lists, and the session asks elsewhere (the error
+// matches ErrWrongService). When WithTLS is used, a node's certificate
+// must carry it too (as a DNS SAN); it overrides the name derived from
+// the target, and is needed when the target is an IP address. Without
+// it (and without TLS) the service a directory names is not checked.
 func WithServiceName(name string) Option {
 	return func(o *options) error { o.serviceName = name; return nil }
 }
@@ -385,8 +390,12 @@ func WithToken(token string) Option {
 // WithTokenFunc sets a function that returns the token to send with each
 // attach (the first and every reattachment, a move's included), so that
 // a long session can present a fresh token after a failover. It is called
-// from the session's own goroutine before each attach opens its
-// connection, and may block until ctx ends: Dial's context; then the
+// from the session's own goroutine with no connection of the session's
+// attach open: before the attach's connection is opened, or, when the
+// session asks the common address for a directory first, just before
+// that hello (so that the attach can go on the hello's connection; a
+// token fetched so is used for that attach only, and dropped when no
+// address answers). It may block until ctx ends: Dial's context; then the
 // session's, which ends at Close or at the reconnect deadline
 // (WithReconnectTimeout), and for a move after 10 s. The attempt timeout
 // (WithAttemptTimeout) does not bound it. An error it returns counts as a failed attempt on

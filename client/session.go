@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -134,6 +135,9 @@ type Session struct {
 	target  target
 	tls     *tls.Config       // nil: plain TCP; ServerName is the service name
 	machine *failover.Machine // owned by the goroutine running connect
+	// service is the service name every hello's directory must carry
+	// (checkService); "" when the session was given none.
+	service string
 
 	mu        sync.Mutex // guards the fields below
 	conn      *Conn
@@ -303,6 +307,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 		s.tls = o.tls
 		s.tls.ServerName = name
 	}
+	s.service = expectedService(o.serviceName, s.tls)
 	deadline, _ := ctx.Deadline()
 	first := m.Next(failover.Outcome{Kind: failover.Begin, Deadline: deadline}, time.Now())
 	if err := s.connect(ctx, first, nil, time.Time{}, deadline); err != nil {
@@ -331,6 +336,17 @@ type attempt struct {
 	// deadline is the flow's (zero: none), which also ends the wait for
 	// a token.
 	deadline time.Time
+	// token is the next attach's token (or why there is none), fetched
+	// just before the bootstrap's hello so that the attach can go on
+	// that connection without holding it open across the fetch; nil when
+	// none waits. One attach takes it; a failed bootstrap drops it.
+	token *fetchedToken
+}
+
+// fetchedToken is what the token source returned.
+type fetchedToken struct {
+	tok string
+	err error
 }
 
 // connect drives the failover machine from its first action until the
@@ -371,7 +387,17 @@ func (s *Session) connect(ctx context.Context, act failover.Action, dir *wire.Di
 				a.boot.Close()
 				a.boot = nil
 			}
+			if s.opts.token != nil {
+				// Before the hello, with no connection open: the node
+				// that answers may be the one picked, and the attach then
+				// goes on the hello's connection at once.
+				tok, err := s.fetchToken(ctx, a.deadline)
+				a.token = &fetchedToken{tok: tok, err: err}
+			}
 			if err := s.bootstrap(ctx, &a); err != nil {
+				// The next attach comes after a backoff, or from another
+				// directory: it gets a token of its own.
+				a.token = nil
 				o = failover.Outcome{Kind: failover.DirectoryFailed, Err: err}
 			} else {
 				// The node that answered is up: if it only dropped the
@@ -570,11 +596,48 @@ func (s *Session) hello(ctx context.Context, addr string) (*Conn, *wire.Director
 		return nil, nil, err
 	}
 	dir, err := c.HelloWith(actx, s.helloMessage()) // view.go
+	if err == nil {
+		err = s.checkService(addr, dir)
+	}
 	if err != nil {
 		c.Close()
 		return nil, nil, err
 	}
 	return c, dir, nil
+}
+
+// ErrWrongService matches (errors.Is) the error of a hello answered with
+// the directory of a service other than the session's (WithServiceName;
+// with WithTLS, the name every node must prove): a node of another
+// service, or a misconfigured one, at an address the session asked. The
+// session does not attach there, nor to the nodes that directory lists:
+// it asks the next address of the common address, or picks another
+// node, as after a failed dial. A session given no service name (an
+// address or a dns: name, without TLS) does not check.
+var ErrWrongService = errors.New("client: directory of another service")
+
+// expectedService is the service name a session's directories must
+// carry: the one given with WithServiceName, else, with TLS, the one
+// every node proves (tlsCfg.ServerName); "" for none. A host name or
+// dns: name in the target alone need not be the service's (a node's
+// own name, localhost, a DNS alias), so it is not taken for it unless
+// TLS makes it the name the nodes prove.
+func expectedService(name string, tlsCfg *tls.Config) string {
+	if name == "" && tlsCfg != nil {
+		name = tlsCfg.ServerName
+	}
+	return strings.TrimSuffix(name, ".")
+}
+
+// checkService fails, wrapping ErrWrongService, when dir, the answer of
+// addr to a hello, is not the directory of the session's service.
+// Service names are DNS names: compared without regard to case or a
+// final dot.
+func (s *Session) checkService(addr string, dir *wire.Directory) error {
+	if s.service == "" || strings.EqualFold(strings.TrimSuffix(dir.Service, "."), s.service) {
+		return nil
+	}
+	return fmt.Errorf("client: %s answered with the directory of service %q, not %q: %w", addr, dir.Service, s.service, ErrWrongService)
 }
 
 // attach attaches to a.node: on the bootstrap connection when that is the
@@ -584,16 +647,10 @@ func (s *Session) hello(ctx context.Context, addr string) (*Conn, *wire.Director
 func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, error) {
 	node := a.node
 	a.move = nil // one from a connection before this one is not this node's
-	// The token first, before a connection is opened: a slow token
-	// source delays the attach, but neither uses up the attempt timeout
-	// nor holds a connection open meanwhile. The flow's deadline bounds
-	// it: a token source that never answers does not outlast it.
-	tctx, cancel := ctx, context.CancelFunc(func() {})
-	if !a.deadline.IsZero() {
-		tctx, cancel = context.WithDeadline(ctx, a.deadline)
-	}
-	msg, err := s.attachMessage(tctx)
-	cancel()
+	// The token first, before the attach's connection is opened: a slow
+	// token source delays the attach, but neither uses up the attempt
+	// timeout nor holds a connection open meanwhile (attachMessage).
+	msg, err := s.attachMessage(ctx, a)
 	if err != nil {
 		return s.failure(ctx, node, err), nil
 	}
@@ -611,6 +668,11 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 		}
 		c, m, err = s.helloAttach(ctx, a, node.Addr, msg)
 		if c == nil {
+			if errors.Is(err, ErrWrongService) {
+				// Another service's node at the address listed: no
+				// retry there mends that.
+				return failover.Outcome{Kind: failover.Refused, Node: node.ID, Err: err}, nil
+			}
 			return s.failure(ctx, node, err), nil
 		}
 		if s.opts.tracker != nil {
@@ -727,6 +789,9 @@ func (s *Session) helloAttach(ctx context.Context, a *attempt, addr string, msg 
 	if err == nil {
 		dir, err = c.recvDirectory(hctx) // view.go
 	}
+	if err == nil {
+		err = s.checkService(addr, dir)
+	}
 	if err != nil {
 		c.Close()
 		return nil, wire.Message{}, err
@@ -743,17 +808,50 @@ func (s *Session) helloAttach(ctx context.Context, a *attempt, addr string, msg 
 func newDevice() string { return rand.Text() }
 
 // attachMessage is the attach message, with a fresh token when the
-// session has a token source; the source may take until ctx ends.
-func (s *Session) attachMessage(ctx context.Context) (wire.Message, error) {
+// session has a token source: the one fetched before a's bootstrap, if
+// it waits, else one fetched now. The source is never waited for with a
+// connection open: a's bootstrap connection is closed first (the attach
+// then says hello anew, on a connection of its own), since a source may
+// take long (a call to an identity provider), and meanwhile the
+// connection would hold a descriptor and a session slot on the node and
+// run down its attach timeout. When the source failed the bootstrap
+// connection is closed too: the next attach fetches a token first.
+func (s *Session) attachMessage(ctx context.Context, a *attempt) (wire.Message, error) {
 	msg := wire.Message{Op: wire.OpAttach, User: s.opts.user, Device: *s.opts.device}
-	if s.opts.token != nil {
-		tok, err := s.opts.token(ctx)
-		if err != nil {
-			return wire.Message{}, fmt.Errorf("client: getting a token: %w", err)
-		}
-		msg.Token = tok
+	if s.opts.token == nil {
+		return msg, nil
 	}
+	got := a.token
+	a.token = nil // one attach's
+	if got == nil {
+		if a.boot != nil {
+			a.boot.Close()
+			a.boot = nil
+		}
+		tok, err := s.fetchToken(ctx, a.deadline)
+		got = &fetchedToken{tok: tok, err: err}
+	}
+	if got.err != nil {
+		if a.boot != nil {
+			a.boot.Close()
+			a.boot = nil
+		}
+		return wire.Message{}, fmt.Errorf("client: getting a token: %w", got.err)
+	}
+	msg.Token = got.tok
 	return msg, nil
+}
+
+// fetchToken asks the session's token source for a token, until ctx
+// ends or the flow's deadline (zero: none) passes: a source that never
+// answers does not outlast the flow.
+func (s *Session) fetchToken(ctx context.Context, deadline time.Time) (string, error) {
+	if !deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+	}
+	return s.opts.token(ctx)
 }
 
 // attachOn sends the attach msg on c, whose hello answered with a's
