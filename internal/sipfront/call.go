@@ -24,6 +24,7 @@ import (
 	"github.com/switchboard/switchboard/internal/roomfeed"
 	"github.com/switchboard/switchboard/internal/t140"
 	"github.com/switchboard/switchboard/internal/textsdp"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // maxPacketText is the most text put in one packet; the rest waits for
@@ -63,36 +64,46 @@ const maxBacklog = 256
 // call is one answered call: its RTP socket, its bridged session, and
 // the goroutines between them.
 type call struct {
-	srv    *Server
-	id     string
-	dlg    *sipgo.DialogServerSession
-	room   string
-	user   string
-	log    *slog.Logger
-	peer   netip.AddrPort // where the caller receives RTP, and the only source accepted
-	format t140.Format
-	local  netip.AddrPort // where the caller sends RTP, as the answer says
-	sdpID  uint64         // the answers' o= session id
-	pc     *net.UDPConn
-	sess   *client.Session
+	srv   *Server
+	id    string
+	dlg   *sipgo.DialogServerSession
+	room  string
+	user  string
+	log   *slog.Logger
+	local netip.AddrPort // where the caller sends RTP, as the answer says
+	sdpID uint64         // the answers' o= session id
+	pc    *net.UDPConn
+	sess  *client.Session
 
-	mu        sync.Mutex
-	answer    []byte            // guarded by mu: the SDP answer, given again to a re-INVITE
-	version   uint64            // guarded by mu: the answer's o= version, above sdpID
-	direction textsdp.Direction // guarded by mu: the caller's stream's direction, as its last offer said
-	kinds     []string          // guarded by mu: the media of the last offer's m= lines
+	mu sync.Mutex
+	// peer is where the caller receives RTP, and the only source
+	// accepted; format the stream's payload types, those the front
+	// sends with (and takes, t140.Decoder in readRTP). Both as the last
+	// offer or answer of the caller's said: a re-INVITE's offer may not
+	// change them (488), the answer in the ACK to the front's offer may.
+	peer      netip.AddrPort    // guarded by mu
+	format    t140.Format       // guarded by mu
+	answer    []byte            // guarded by mu: the front's last SDP, given again to a re-INVITE
+	version   uint64            // guarded by mu: its o= version, above sdpID
+	ours      textsdp.Direction // guarded by mu: the direction it states
+	oursFmt   t140.Format       // guarded by mu: the payload types it lists
+	direction textsdp.Direction // guarded by mu: the caller's stream's direction, as its last SDP said
+	kinds     []string          // guarded by mu: the media of the m= lines
 	index     int               // guarded by mu: the text stream's place among them
 	// remoteCSeq is the highest CSeq of the caller's INVITEs in the
 	// dialog (RFC 3261, section 12.2.2): a re-INVITE below it is stale.
 	// (Other requests are not held to it: an OPTIONS or BYE out of
 	// order changes nothing.)
 	remoteCSeq uint32 // guarded by mu
-	// unacked is closed by the ACK of the re-INVITE whose 2xx the front
-	// is sending again (ackCSeq); nil when none is.
+	// unacked is closed by the ACK of the INVITE whose 2xx the front is
+	// sending again (ackCSeq); nil when none is. offered says that 2xx
+	// carries the front's offer (the INVITE had none): its ACK carries
+	// the answer.
 	unacked chan struct{} // guarded by mu
 	ackCSeq uint32        // guarded by mu
+	offered bool          // guarded by mu
 
-	release func() // guarded by srv.mu
+	place   *place // guarded by srv.mu: its hold on the call limits
 	done    chan struct{}
 	endOnce sync.Once
 
@@ -116,17 +127,107 @@ type call struct {
 func (c *call) reoffer(offer textsdp.Media) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if offer.Direction == c.direction && offer.Index == c.index && slices.Equal(offer.Kinds, c.kinds) {
+	if offer.Direction.Answer() == c.ours && offer.Format == c.oursFmt && offer.Index == c.index && slices.Equal(offer.Kinds, c.kinds) {
+		c.direction = offer.Direction
 		return c.answer, nil
 	}
 	answer, err := textsdp.Answer(offer, c.local, c.srv.cfg.Generations, c.sdpID, c.version+1)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sipfront: answering a re-INVITE: %w", err)
 	}
 	c.log.Info("the caller changed the call's session", "from", c.direction.String(), "to", offer.Direction.String(), "streams", len(offer.Kinds))
 	c.answer, c.version, c.direction = answer, c.version+1, offer.Direction
+	c.ours, c.oursFmt = offer.Direction.Answer(), offer.Format
 	c.kinds, c.index = offer.Kinds, offer.Index
 	return answer, nil
+}
+
+// offer returns the front's offer for the 200 to a re-INVITE without
+// one, and notes it as the front's last SDP: the call's stream as it
+// is, sendrecv (all the front can do, so that the caller's answer may
+// hold the call or resume it), as many m= lines as before. It is the
+// SDP given last when that said the same, else a new version of it
+// (RFC 3264, section 8).
+func (c *call) offer() ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ours == textsdp.SendRecv && c.oursFmt == c.format {
+		return c.answer, nil
+	}
+	// Written as the answer to an offer of the stream sendrecv: the
+	// same m= lines, the others refused with port 0 as before.
+	stream := textsdp.Media{Format: c.format, Index: c.index, Kinds: c.kinds, Direction: textsdp.SendRecv}
+	offer, err := textsdp.Answer(stream, c.local, c.srv.cfg.Generations, c.sdpID, c.version+1)
+	if err != nil {
+		return nil, fmt.Errorf("sipfront: writing an offer: %w", err)
+	}
+	c.answer, c.version, c.ours, c.oursFmt = offer, c.version+1, textsdp.SendRecv, c.format
+	return offer, nil
+}
+
+// takeAnswer takes the caller's answer to the front's offer from the
+// body of ack, the ACK of the 200 that carried the offer (RFC 3261,
+// sections 13.2.1 and 14.2): the stream's address (but 0.0.0.0, a hold
+// as RFC 3264 section 8.4 has it, which keeps the address), payload
+// types and direction become the call's. An error says why the answer
+// cannot be taken: none (the RFC requires it there), not SDP, malformed,
+// or not an answer to the offer (no usable text stream, or the text
+// stream not at the offer's place among as many m= lines). The call is
+// then unchanged, and the caller of takeAnswer ends it.
+func (c *call) takeAnswer(ack *sip.Request) error {
+	if len(ack.Body()) == 0 {
+		return errors.New("sipfront: the ACK carries no answer to the front's offer")
+	}
+	if ct := ack.ContentType(); ct == nil || !isSDP(ct.Value()) {
+		return errors.New("sipfront: the ACK's body is not application/sdp")
+	}
+	answer, err := textsdp.Parse(ack.Body())
+	if err != nil {
+		return fmt.Errorf("sipfront: the answer in the ACK: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if answer.Index != c.index || len(answer.Kinds) != len(c.kinds) {
+		return fmt.Errorf("sipfront: the answer in the ACK has its text stream at m= line %d of %d, the offer at %d of %d",
+			answer.Index+1, len(answer.Kinds), c.index+1, len(c.kinds))
+	}
+	if c.oursFmt.RED == 0 {
+		answer.Format.RED = 0 // not offered: the answer cannot add it
+	}
+	if answer.Held {
+		answer.Addr = c.peer
+	}
+	if answer.Addr != c.peer || answer.Format != c.format || answer.Direction != c.direction {
+		c.log.Info("the caller's answer in its ACK changed the call's session",
+			"rtp", answer.Addr.String(), "t140", answer.Format.T140, "red", answer.Format.RED, "direction", answer.Direction.String())
+	}
+	c.peer, c.format, c.direction = answer.Addr, answer.Format, answer.Direction
+	return nil
+}
+
+// isSDP reports whether a Content-Type value is application/sdp.
+func isSDP(contentType string) bool {
+	media, _, _ := strings.Cut(contentType, ";")
+	return strings.EqualFold(strings.TrimSpace(media), "application/sdp")
+}
+
+// media is where the caller receives RTP and the stream's payload types.
+func (c *call) media() (netip.AddrPort, t140.Format) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peer, c.format
+}
+
+// rtpPeer is where the caller receives RTP.
+func (c *call) rtpPeer() netip.AddrPort {
+	peer, _ := c.media()
+	return peer
+}
+
+// rtpFormat is the stream's payload types.
+func (c *call) rtpFormat() t140.Format {
+	_, f := c.media()
+	return f
 }
 
 // inOrder records cseq, a request of the caller's in the dialog, and
@@ -141,49 +242,116 @@ func (c *call) inOrder(cseq uint32) bool {
 	return true
 }
 
-// awaitAck notes that the 2xx to the re-INVITE cseq awaits its ACK, and
-// returns the channel the ACK closes. A 2xx before it that is still
-// unacknowledged is sent no more.
-func (c *call) awaitAck(cseq uint32) <-chan struct{} {
+// awaitAck notes that the 2xx to the INVITE cseq awaits its ACK, and
+// returns the channel the ACK closes; offered says the 2xx carries the
+// front's offer, so that the ACK carries the answer. A 2xx before it
+// that is still unacknowledged is sent no more.
+func (c *call) awaitAck(cseq uint32, offered bool) <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.unacked != nil {
 		close(c.unacked)
 	}
-	c.unacked, c.ackCSeq = make(chan struct{}), cseq
+	c.unacked, c.ackCSeq, c.offered = make(chan struct{}), cseq, offered
 	return c.unacked
 }
 
-// acked takes the ACK of the re-INVITE cseq.
-func (c *call) acked(cseq uint32) {
+// acked takes the ACK of the INVITE cseq, and reports whether it is the
+// one awaited and carries the answer to the front's offer. An ACK sent
+// again, or of a 2xx sent no more, is not.
+func (c *call) acked(cseq uint32) (answer bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.unacked != nil && c.ackCSeq == cseq {
-		close(c.unacked)
-		c.unacked = nil
+	if c.unacked == nil || c.ackCSeq != cseq {
+		return false
 	}
+	close(c.unacked)
+	c.unacked = nil
+	answer, c.offered = c.offered, false
+	return answer
 }
 
-// inDialog routes req, a request of the front's in the call, as the
-// caller's INVITE came: over TCP on the caller's own connection while it
-// is open (RFC 3261, section 18.1.1 lets a reliable transport's requests
-// go back on the connection they came on), not on a new one to the host
-// and port its Contact names, which the connection limits would not
-// count and nothing would close. Once that connection is closed (the
-// phone reconnected, or the front closed it idle), to the Contact, as
-// over UDP.
-func (c *call) inDialog(req *sip.Request) {
+// answerDue reports whether the front's offer, in a 2xx, waits for its
+// answer in the ACK.
+func (c *call) answerDue() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.unacked != nil && c.offered
+}
+
+// route addresses req, a request of the front's in the call, as the
+// caller's INVITE came: over UDP to the caller's Contact; over TCP on
+// the caller's own connection while it is open (RFC 3261, section
+// 18.1.1 lets a reliable transport's requests go back on the connection
+// they came on), else on a connection to the Contact (or to the first
+// Record-Route of the INVITE, where the SIP stack then sends it) that
+// the front opens itself, counted under the TCP connection limits as
+// those it accepts and closed idle as they are (connLimiter.Dial), or
+// one such still open. An error says why no connection can carry req:
+// the limits are reached (errOverLimit), or the address cannot be
+// resolved or reached.
+func (c *call) route(ctx context.Context, req *sip.Request) error {
 	inv := c.dlg.InviteRequest
 	req.SetTransport(inv.Transport())
-	if !strings.EqualFold(inv.Transport(), "UDP") && c.srv.lim != nil && c.srv.lim.Live(inv.Source()) {
-		req.SetDestination(inv.Source())
+	if strings.EqualFold(inv.Transport(), "UDP") || c.srv.lim == nil {
+		return nil
 	}
+	target, routed := inv.Recipient, false
+	if rr := inv.RecordRoute(); rr != nil {
+		// The stack sends an in-dialog request to the route's first
+		// hop, whatever destination it is given.
+		target, routed = rr.Address, true
+	} else if contact := inv.Contact(); contact != nil {
+		target = contact.Address
+		if c.srv.lim.Live(inv.Source()) {
+			req.SetDestination(inv.Source())
+			return nil
+		}
+	}
+	dest, err := resolveTCP(ctx, target)
+	if err != nil {
+		return err
+	}
+	if !routed {
+		req.SetDestination(dest.String())
+	}
+	if c.srv.lim.Live(dest.String()) {
+		return nil
+	}
+	return c.srv.lim.Dial(ctx, dest)
 }
 
-// resend2xx sends the 2xx res to a re-INVITE again on tx, after T1 and
+// resolveTCP is the address to reach u at over TCP: its host, resolved
+// when a name, and its port (5060 when it has none).
+func resolveTCP(ctx context.Context, u sip.Uri) (netip.AddrPort, error) {
+	port := u.Port
+	if port == 0 {
+		port = 5060
+	}
+	host := strings.TrimSuffix(strings.TrimPrefix(u.Host, "["), "]")
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		if err != nil {
+			return netip.AddrPort{}, fmt.Errorf("sipfront: resolving %q: %w", wire.Clip(host, 128), err)
+		}
+		if len(ips) == 0 {
+			return netip.AddrPort{}, fmt.Errorf("sipfront: resolving %q: no address", wire.Clip(host, 128))
+		}
+		ip = ips[0]
+	}
+	if port <= 0 || port > 65535 {
+		return netip.AddrPort{}, fmt.Errorf("sipfront: port %d of %q", port, wire.Clip(host, 128))
+	}
+	return netip.AddrPortFrom(ip.Unmap(), uint16(port)), nil
+}
+
+// resend2xx sends the 2xx res to an INVITE again on tx, after T1 and
 // then at intervals doubling up to T2, until acked is closed, the call
-// ends, or 64*T1 has passed (RFC 3261, section 13.3.1.4).
-func (c *call) resend2xx(tx sip.ServerTransaction, res *sip.Response, acked <-chan struct{}) {
+// ends, or 64*T1 has passed (RFC 3261, section 13.3.1.4). It reports
+// whether acked was closed: the ACK came, or a later re-INVITE of the
+// caller's, which shows the 2xx reached it.
+func (c *call) resend2xx(tx sip.ServerTransaction, res *sip.Response, acked <-chan struct{}) bool {
 	giveUp := time.NewTimer(64 * sip.T1)
 	defer giveUp.Stop()
 	wait := sip.T1
@@ -192,27 +360,21 @@ func (c *call) resend2xx(tx sip.ServerTransaction, res *sip.Response, acked <-ch
 	for {
 		select {
 		case <-acked:
-			return
+			return true
 		case <-c.done:
-			return
+			return false
 		case <-giveUp.C:
-			c.log.Info("no ACK for the answer to a re-INVITE", "cseq", res.CSeq().SeqNo)
-			return
+			c.log.Info("no ACK for a 200", "cseq", res.CSeq().SeqNo)
+			c.acked(res.CSeq().SeqNo) // an answer due comes no more
+			return false
 		case <-next.C:
 			if err := tx.Respond(res); err != nil {
-				return
+				return false
 			}
 			wait = min(2*wait, sip.T2)
 			next.Reset(wait)
 		}
 	}
-}
-
-// lastAnswer is the SDP answer given last.
-func (c *call) lastAnswer() []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.answer
 }
 
 // callerDirection is the direction of the caller's stream, as its last
@@ -266,8 +428,19 @@ func (c *call) keepAlive() {
 		case <-tick.C:
 		}
 		req := sip.NewRequest(sip.OPTIONS, contact.Address)
-		c.inDialog(req)
 		ctx, cancel := context.WithTimeout(stop, c.srv.cfg.KeepAliveTimeout)
+		if err := c.route(ctx, req); err != nil {
+			cancel()
+			select {
+			case <-c.done:
+			default:
+				// Over TCP, no connection to the caller may be opened
+				// (the limits), or none can: nothing can learn that the
+				// caller is still there.
+				c.end(context.Background(), "no way to ping the caller: "+err.Error(), false)
+			}
+			return
+		}
 		res, err := c.dlg.Do(ctx, req)
 		cancel()
 		select {
@@ -290,7 +463,8 @@ func (c *call) keepAlive() {
 // readRTP takes the caller's packets into the room.
 func (c *call) readRTP() {
 	buf := make([]byte, maxRTP+1) // a byte more, to tell a longer datagram
-	dec := t140.NewDecoder(c.format)
+	decFormat := c.rtpFormat()
+	dec := t140.NewDecoder(decFormat)
 	lim := rate.NewLimiter(rate.Limit(c.srv.cfg.PacketRate), c.srv.cfg.PacketBurst)
 	strangers, dropped, shed := 0, 0, 0
 	overflow := false // text was shed: mark it before the next text
@@ -324,7 +498,7 @@ func (c *call) readRTP() {
 			}
 			return
 		}
-		if netip.AddrPortFrom(from.Addr().Unmap(), from.Port()) != c.peer {
+		if netip.AddrPortFrom(from.Addr().Unmap(), from.Port()) != c.rtpPeer() {
 			if strangers++; strangers == 1 || strangers%1000 == 0 {
 				c.log.Warn("RTP from an unknown source ignored", "source", from.String(), "count", strangers)
 			}
@@ -347,6 +521,15 @@ func (c *call) readRTP() {
 			continue
 		}
 		d, err := dec.Decode(&p)
+		if f := c.rtpFormat(); errors.Is(err, t140.ErrPayloadType) && f != decFormat {
+			// The caller's answer in an ACK changed the payload types
+			// (call.takeAnswer). RFC 3264 has the caller go on sending
+			// those of the front's offer, which the decoder takes still;
+			// one that sends with those of its answer is taken too.
+			c.log.Info("the caller's RTP has the payload types of its last answer", "t140", f.T140, "red", f.RED)
+			decFormat, dec = f, t140.NewDecoder(f)
+			d, err = dec.Decode(&p)
+		}
 		if err != nil {
 			c.log.Debug("an RTP packet that is not T.140 ignored", "err", err)
 			continue
@@ -410,7 +593,8 @@ func (c *call) readEvents(texts chan<- roomfeed.Text) {
 // interval while redundancy is pending.
 func (c *call) sendRTP(texts <-chan roomfeed.Text) {
 	interval := c.srv.cfg.Interval
-	enc := t140.NewEncoder(c.format, randUint32(), uint16(randUint32()), c.srv.cfg.Generations)
+	encFormat := c.rtpFormat()
+	enc := t140.NewEncoder(encFormat, randUint32(), uint16(randUint32()), c.srv.cfg.Generations)
 	mix := t140.NewMixer(0)
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -442,6 +626,14 @@ func (c *call) sendRTP(texts <-chan roomfeed.Text) {
 			c.unsent.Store(int64(len(backlog)))
 			return // on hold: the text waits for the caller to resume
 		}
+		peer, format := c.media()
+		if format != encFormat {
+			// The caller's answer in an ACK changed the payload types
+			// (call.takeAnswer): a new stream, whose redundancy starts
+			// anew.
+			encFormat = format
+			enc = t140.NewEncoder(format, randUint32(), uint16(randUint32()), c.srv.cfg.Generations)
+		}
 		if len(backlog) == 0 && !enc.Pending() {
 			return
 		}
@@ -461,7 +653,7 @@ func (c *call) sendRTP(texts <-chan roomfeed.Text) {
 			c.log.Error("marshalling an RTP packet", "err", err)
 			return
 		}
-		if _, err := c.pc.WriteToUDPAddrPort(raw, c.peer); err != nil {
+		if _, err := c.pc.WriteToUDPAddrPort(raw, peer); err != nil {
 			c.log.Debug("sending RTP", "err", err)
 		}
 		last = now
@@ -512,16 +704,33 @@ func (c *call) flush(ctx context.Context) {
 }
 
 // end ends the call once: stops its goroutines, leaves the room, and
-// with bye sends the caller a BYE whose Reason header says why.
+// with bye sends the caller a BYE whose Reason header says why (cause
+// 503, the node's or its session's trouble).
 func (c *call) end(ctx context.Context, reason string, bye bool) {
+	cause := 0
+	if bye {
+		cause = 503
+	}
+	c.finish(ctx, reason, cause)
+}
+
+// hangUp ends the call with a BYE whose Reason has the SIP status cause
+// and says why.
+func (c *call) hangUp(ctx context.Context, cause int, reason string) { c.finish(ctx, reason, cause) }
+
+// finish ends the call once; a cause other than 0 sends a BYE. The BYE
+// of a call whose first 200 the caller has not acknowledged waits for
+// the ACK (RFC 3261, section 15, forbids it before), as long as ctx and
+// at most 5 s.
+func (c *call) finish(ctx context.Context, reason string, cause int) {
 	c.endOnce.Do(func() {
 		close(c.done)
 		c.pc.Close()
 		c.sess.Close()
-		if bye {
+		if cause != 0 {
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
-			if err := c.bye(ctx, reason); err != nil {
+			if err := c.bye(ctx, cause, reason); err != nil {
 				c.log.Info("sending BYE", "err", err)
 			}
 		}
@@ -530,29 +739,33 @@ func (c *call) end(ctx context.Context, reason string, bye bool) {
 		if c.srv.calls[c.id] == c {
 			delete(c.srv.calls, c.id)
 		}
-		release := c.release
-		c.srv.mu.Unlock()
-		if release != nil {
-			release()
+		if c.place != nil {
+			c.srv.limits.free(c.place)
 		}
+		c.srv.mu.Unlock()
 		c.log.Info("call ended", "reason", reason)
 	})
 }
 
-func (c *call) bye(ctx context.Context, reason string) error {
+func (c *call) bye(ctx context.Context, cause int, reason string) error {
 	inv := c.dlg.InviteRequest
 	contact := inv.Contact()
 	if contact == nil {
 		return nil
 	}
 	req := sip.NewRequest(sip.BYE, contact.Address)
-	c.inDialog(req)
+	if err := c.route(ctx, req); err != nil {
+		return err
+	}
 	text := strings.Map(func(r rune) rune {
 		if r == '"' || r == '\\' || r < 0x20 {
 			return '\''
 		}
 		return r
 	}, reason)
-	req.AppendHeader(sip.NewHeader("Reason", `SIP;cause=503;text="`+text+`"`))
-	return c.dlg.WriteBye(ctx, req)
+	req.AppendHeader(sip.NewHeader("Reason", fmt.Sprintf(`SIP;cause=%d;text="%s"`, cause, text)))
+	if err := c.dlg.WriteBye(ctx, req); err != nil {
+		return fmt.Errorf("sipfront: BYE: %w", err)
+	}
+	return nil
 }

@@ -1,7 +1,9 @@
 package sipfront
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -17,7 +19,9 @@ import (
 // connLimiter is the SIP front's TCP listener as sipgo sees it: it holds
 // at most max connections, at most perSource from one IP address, closes
 // a connection that sends nothing for idle, and keeps accepting through
-// errors other than its closing (a process out of descriptors).
+// errors other than its closing (a process out of descriptors). The
+// connections the front opens itself (Dial) count in the same limits,
+// their remote address as their source, and close idle alike.
 //
 // sipgo's own TCP transport accepts every connection, never closes one
 // that stays silent, and stops serving TCP at the first error Accept
@@ -40,11 +44,58 @@ type connLimiter struct {
 	refusedLog logsample.Sampler
 
 	failed atomic.Int64 // accepts that failed, not for closing
+
+	// out hands sipgo the connections Dial opens.
+	out *outListener
 }
 
 func newConnLimiter(l net.Listener, max, perSource int, idle time.Duration, log *slog.Logger, m *metrics) *connLimiter {
 	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, log: log, m: m, bySource: map[netip.Addr]int{}, live: map[string]int{},
-		refusedLog: logsample.Sampler{Period: 5 * time.Second}}
+		refusedLog: logsample.Sampler{Period: 5 * time.Second}, out: newOutListener(l.Addr())}
+}
+
+// errOverLimit: the TCP connection limits let the front open no
+// connection.
+var errOverLimit = errors.New("sipfront: over the SIP TCP connection limits")
+
+// Dial opens a TCP connection to addr for the front's requests in a
+// call, counted in the limits (addr's IP as its source), and hands it to
+// sipgo, which puts it in its pool of connections, where its requests
+// to addr find it; Dial returns once it is there. It fails with
+// errOverLimit, opening nothing, when the limits are reached.
+//
+// sipgo would otherwise open a connection of its own to send a request
+// where none is open: one the limits did not count and nothing closed,
+// so that callers whose own connections closed (a phone that
+// reconnected, one closed idle), or Contacts naming anywhere, made the
+// node hold connections past its limits.
+func (l *connLimiter) Dial(ctx context.Context, addr netip.AddrPort) error {
+	src, to := sourceOf(addr.Addr()), addr.String()
+	if why := l.admit(src, ""); why != "" {
+		l.m.connsRefused.WithLabelValues(why).Inc()
+		l.refusedLog.Log(l.log, slog.LevelWarn, "SIP over TCP: no connection opened to a caller, over the limit", "limit", why, "to", to)
+		return fmt.Errorf("%w (%s): no connection to %s", errOverLimit, why, to)
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", to)
+	if err != nil {
+		l.release(&limitedConn{src: src})
+		return fmt.Errorf("sipfront: connecting to the caller: %w", err)
+	}
+	lc := &limitedConn{Conn: conn, l: l, src: src}
+	if err := l.out.hand(ctx, lc); err != nil {
+		return err
+	}
+	// Live once sipgo has it in its pool, not before: a request routed
+	// meanwhile (call.route) opens a connection of its own, counted,
+	// rather than trust sipgo to find this one.
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !lc.released {
+		lc.from = to
+		l.live[to]++
+	}
+	return nil
 }
 
 // Accept returns the next connection within the limits, closing those
@@ -89,7 +140,8 @@ func (l *connLimiter) take(src netip.Addr, from string) string {
 }
 
 // admit counts a connection from src if it fits, else says which limit
-// it is over.
+// it is over; from, unless empty, is its remote address, live from now
+// on.
 func (l *connLimiter) admit(src netip.Addr, from string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -101,19 +153,28 @@ func (l *connLimiter) admit(src netip.Addr, from string) string {
 	}
 	l.open++
 	l.bySource[src]++
-	l.live[from]++
+	if from != "" {
+		l.live[from]++
+	}
 	return ""
 }
 
-func (l *connLimiter) release(src netip.Addr, from string) {
+// release gives back the place of c, once.
+func (l *connLimiter) release(c *limitedConn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.live[from]--; l.live[from] <= 0 {
-		delete(l.live, from)
+	if c.released {
+		return
+	}
+	c.released = true
+	if c.from != "" {
+		if l.live[c.from]--; l.live[c.from] <= 0 {
+			delete(l.live, c.from)
+		}
 	}
 	l.open--
-	if l.bySource[src]--; l.bySource[src] <= 0 {
-		delete(l.bySource, src)
+	if l.bySource[c.src]--; l.bySource[c.src] <= 0 {
+		delete(l.bySource, c.src)
 	}
 }
 
@@ -143,10 +204,10 @@ func remoteIP(c net.Conn) netip.Addr {
 // limitedConn is a connection counted in its limiter until closed.
 type limitedConn struct {
 	net.Conn
-	l    *connLimiter
-	src  netip.Addr
-	from string // the remote address, as Live takes it
-	once sync.Once
+	l        *connLimiter
+	src      netip.Addr
+	from     string // guarded by l.mu: the remote address, as Live takes it ("" while not live)
+	released bool   // guarded by l.mu
 }
 
 // Read ends the connection, as closed by the peer, when nothing came
@@ -166,7 +227,83 @@ func (c *limitedConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the connection and gives its place back.
 func (c *limitedConn) Close() error {
-	c.once.Do(func() { c.l.release(c.src, c.from) })
+	c.l.release(c)
 	return c.Conn.Close()
 }
+
+// outListener is a listener that accepts the connections the front
+// opened itself (connLimiter.Dial): sipgo serves it as it serves the
+// front's TCP listener, and so takes them into its pool of connections
+// and reads them, as it does the connections it accepts.
+type outListener struct {
+	addr  net.Addr
+	conns chan handed
+	done  chan struct{}
+	once  sync.Once
+	// taken is closed when sipgo has pooled the connection Accept
+	// returned last: when it calls Accept again (its serving loop
+	// pools each connection before it accepts the next). Only that
+	// loop's goroutine uses it.
+	taken chan struct{}
+}
+
+// handed is a connection handed to sipgo, and the channel closed once
+// sipgo has pooled it.
+type handed struct {
+	conn  net.Conn
+	taken chan struct{}
+}
+
+func newOutListener(addr net.Addr) *outListener {
+	return &outListener{addr: addr, conns: make(chan handed), done: make(chan struct{})}
+}
+
+// hand gives conn to sipgo and waits until it is pooled; conn is closed
+// when it cannot be handed (ctx ended, or the listener closed).
+func (o *outListener) hand(ctx context.Context, conn net.Conn) error {
+	h := handed{conn: conn, taken: make(chan struct{})}
+	select {
+	case o.conns <- h:
+	case <-ctx.Done():
+		conn.Close()
+		return fmt.Errorf("sipfront: handing a connection to the SIP stack: %w", ctx.Err())
+	case <-o.done:
+		conn.Close()
+		return fmt.Errorf("sipfront: handing a connection to the SIP stack: %w", net.ErrClosed)
+	}
+	select {
+	case <-h.taken:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("sipfront: handing a connection to the SIP stack: %w", ctx.Err())
+	case <-o.done:
+		return fmt.Errorf("sipfront: handing a connection to the SIP stack: %w", net.ErrClosed)
+	}
+}
+
+// Accept returns the next connection handed, once the one before is
+// pooled.
+func (o *outListener) Accept() (net.Conn, error) {
+	if o.taken != nil {
+		close(o.taken)
+		o.taken = nil
+	}
+	select {
+	case h := <-o.conns:
+		o.taken = h.taken
+		return h.conn, nil
+	case <-o.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops Accept; the connections handed are sipgo's to close.
+func (o *outListener) Close() error {
+	o.once.Do(func() { close(o.done) })
+	return nil
+}
+
+// Addr is the front's TCP address (the connections' local port differs).
+func (o *outListener) Addr() net.Addr { return o.addr }

@@ -2,6 +2,7 @@ package sipfront
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -84,3 +85,15 @@ func (s *Server) FailedAccepts() int64 { return s.lim.failed.Load() }
 
 // CallerName is callerName, for the tests.
 func CallerName(req *sip.Request) string { return callerName(req) }
+
+// SetClock gives the front of cfg the clock now for its call limits
+// (Config.AckGrace), in place of time.Now.
+func SetClock(cfg *Config, now func() time.Time) { cfg.now = now }
+
+// TCPConnsWith counts the TCP connections the SIP front holds with the
+// address a: those it accepted from a, and those it opened to a.
+func (s *Server) TCPConnsWith(a netip.Addr) int {
+	s.lim.mu.Lock()
+	defer s.lim.mu.Unlock()
+	return s.lim.bySource[sourceOf(a)]
+}

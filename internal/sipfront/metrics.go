@@ -25,11 +25,11 @@ func newMetrics() *metrics {
 	m := &metrics{
 		callsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_sip_calls_refused_total",
-			Help: "Calls the SIP front refused for a limit: total (--sip-max-calls, 503) or per_source (--sip-max-calls-per-source, 486).",
+			Help: "Calls the SIP front refused for a limit: total (--sip-max-calls, 503), per_source (--sip-max-calls-per-source, 486) or unconfirmed (calls being set up or not acknowledged, MaxUnconfirmedCalls, 503).",
 		}, []string{"reason"}),
 		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_sip_tcp_refused_total",
-			Help: "TCP connections the SIP front closed as it accepted them, over a limit: total (--sip-max-conns) or per_source (--sip-max-conns-per-source).",
+			Help: "TCP connections the SIP front closed as it accepted them, or did not open to a caller, over a limit: total (--sip-max-conns) or per_source (--sip-max-conns-per-source).",
 		}, []string{"reason"}),
 		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_sip_tcp_accept_errors_total",
@@ -40,6 +40,7 @@ func newMetrics() *metrics {
 		m.callsRefused.WithLabelValues(r)
 		m.connsRefused.WithLabelValues(r)
 	}
+	m.callsRefused.WithLabelValues(refusedUnconfirmed)
 	return m
 }
 

@@ -28,6 +28,8 @@ type rawCaller struct {
 	front *sipfront.Server
 	rtp   *net.UDPConn
 	toTag string
+	// callID is the call's Call-ID (default "raw-call-1").
+	callID string
 	// answer is the front's text stream, as its answer to the INVITE
 	// says: where the caller's RTP goes.
 	answer textsdp.Media
@@ -44,7 +46,7 @@ func newRawCaller(t *testing.T, front *sipfront.Server) *rawCaller {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(); rtp.Close() })
-	return &rawCaller{t: t, conn: conn, front: front, rtp: rtp}
+	return &rawCaller{t: t, conn: conn, front: front, rtp: rtp, callID: "raw-call-1"}
 }
 
 // offer is an SDP offer of the caller's text stream in direction dir,
@@ -65,8 +67,8 @@ func (u *rawCaller) request(method, branch string, cseq int, body string) string
 		ct = "Content-Type: application/sdp\r\n"
 	}
 	return fmt.Sprintf("%s sip:lobby@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK-%s\r\nMax-Forwards: 70\r\n"+
-		"From: <sip:raw@127.0.0.1>;tag=raw1\r\nTo: %s\r\nCall-ID: raw-call-1\r\nCSeq: %d %s\r\nContact: <sip:raw@%s>\r\n%sContent-Length: %d\r\n\r\n%s",
-		method, u.front.Addr(), u.conn.LocalAddr(), branch, to, cseq, method, u.conn.LocalAddr(), ct, len(body), body)
+		"From: <sip:raw@127.0.0.1>;tag=raw1\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d %s\r\nContact: <sip:raw@%s>\r\n%sContent-Length: %d\r\n\r\n%s",
+		method, u.front.Addr(), u.conn.LocalAddr(), branch, to, u.callID, cseq, method, u.conn.LocalAddr(), ct, len(body), body)
 }
 
 func (u *rawCaller) send(msg string) {
@@ -79,6 +81,14 @@ func (u *rawCaller) send(msg string) {
 // final is the next final response to cseq ("2 INVITE"), skipping
 // provisional ones and requests; "" when none comes within d.
 func (u *rawCaller) final(d time.Duration, cseq string) string {
+	return u.next(d, func(m string) bool {
+		return strings.HasPrefix(m, "SIP/2.0 ") && !strings.HasPrefix(m, "SIP/2.0 1") && strings.Contains(m, "\r\nCSeq: "+cseq+"\r\n")
+	})
+}
+
+// next is the next message from the front that want takes, skipping
+// the others; "" when none comes within d.
+func (u *rawCaller) next(d time.Duration, want func(string) bool) string {
 	buf := make([]byte, 8192)
 	end := time.Now().Add(d)
 	for {
@@ -89,8 +99,7 @@ func (u *rawCaller) final(d time.Duration, cseq string) string {
 		if err != nil {
 			return ""
 		}
-		m := string(buf[:n])
-		if strings.HasPrefix(m, "SIP/2.0 ") && !strings.HasPrefix(m, "SIP/2.0 1") && strings.Contains(m, "\r\nCSeq: "+cseq+"\r\n") {
+		if m := string(buf[:n]); want(m) {
 			return m
 		}
 	}
@@ -98,6 +107,13 @@ func (u *rawCaller) final(d time.Duration, cseq string) string {
 
 // establish makes the call: INVITE, 200, ACK.
 func (u *rawCaller) establish() {
+	u.t.Helper()
+	u.invite()
+	u.send(u.request("ACK", "ack1", 1, ""))
+}
+
+// invite sends the call's INVITE and takes its 200, unacknowledged.
+func (u *rawCaller) invite() {
 	u.t.Helper()
 	u.send(u.request("INVITE", "inv1", 1, u.offer("", "sendrecv")))
 	res := u.final(settle, "1 INVITE")
@@ -115,7 +131,22 @@ func (u *rawCaller) establish() {
 		u.t.Fatalf("the answer to the INVITE: %v", err)
 	}
 	u.answer = answer
-	u.send(u.request("ACK", "ack1", 1, ""))
+}
+
+// respond answers the front's request req with code: its Via, From,
+// To, Call-ID and CSeq copied.
+func (u *rawCaller) respond(req string, code int, reason string) {
+	u.t.Helper()
+	head, _, _ := strings.Cut(req, "\r\n\r\n")
+	res := []string{fmt.Sprintf("SIP/2.0 %d %s", code, reason)}
+	for _, h := range strings.Split(head, "\r\n")[1:] {
+		k, _, _ := strings.Cut(h, ":")
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "via", "from", "to", "call-id", "cseq":
+			res = append(res, h)
+		}
+	}
+	u.send(strings.Join(append(res, "Content-Length: 0", "", ""), "\r\n"))
 }
 
 // reinvite sends the call's re-INVITE cseq with offer and returns its
@@ -354,4 +385,109 @@ func TestNewSourcesFirstPacketIsTaken(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A re-INVITE without an offer gets the front's offer in its 200, and
+// the ACK carries the caller's answer (RFC 3261, sections 13.2.1 and
+// 14.2): the call takes it, here a new RTP port and a new t140 payload
+// type, for the text both ways. Before, the answer was ignored: the
+// front went on sending to the old port with the old payload type, and
+// dropped the caller's packets from the new one. An answer the call
+// cannot take ends it with a BYE (cause 488), since nothing can refuse
+// an ACK; the other calls go on.
+func TestAnswerInTheACK(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	u := newRawCaller(t, front)
+	u.establish()
+	moved, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { moved.Close() })
+
+	u.send(u.request("INVITE", "reinv2", 2, ""))
+	res := u.final(settle, "2 INVITE")
+	if !strings.HasPrefix(res, "SIP/2.0 200") {
+		t.Fatalf("a re-INVITE without an offer was answered %q", strings.SplitN(res, "\r\n", 2)[0])
+	}
+	_, body, _ := strings.Cut(res, "\r\n\r\n")
+	if offer, err := textsdp.Parse([]byte(body)); err != nil || offer.Addr != u.answer.Addr || offer.Direction != textsdp.SendRecv {
+		t.Fatalf("the front's offer %+v (%v), want its RTP address %v, sendrecv", offer, err, u.answer.Addr)
+	}
+	answer := fmt.Sprintf("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
+		"m=text %d RTP/AVP 99\r\na=rtpmap:99 t140/1000\r\na=sendrecv\r\n", moved.LocalAddr().(*net.UDPAddr).Port)
+	u.send(u.request("ACK", "ack2", 2, answer))
+
+	if _, err := bob.sess.SendText("lobby", "to the new port"); err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	buf := make([]byte, 2048)
+	for !strings.Contains(got.String(), "to the new port") {
+		if err := moved.SetReadDeadline(time.Now().Add(settle)); err != nil {
+			t.Fatal(err)
+		}
+		n, err := moved.Read(buf)
+		if err != nil {
+			t.Fatalf("the caller's new port received %q, then: %v", got.String(), err)
+		}
+		var p rtp.Packet
+		if err := p.Unmarshal(buf[:n]); err != nil || p.PayloadType != 99 {
+			t.Fatalf("the caller's new port received a packet of payload type %d (%v), want 99", p.PayloadType, err)
+		}
+		got.Write(p.Payload)
+	}
+	back := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 99, SequenceNumber: 1, SSRC: 7}, Payload: []byte("from the new port")}
+	raw, err := back.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := moved.WriteToUDP(raw, net.UDPAddrFromAddrPort(u.answer.Addr)); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("sip:raw@127.0.0.1"); got != "from the new port" {
+			return fmt.Errorf("bob sees %q from the caller", got)
+		}
+		return nil
+	})
+
+	for i, tt := range []struct{ name, answer string }{
+		{"malformed", "v=0\r\nthis is not SDP\r\n"},
+		{"the text stream refused", "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+			"m=text 0 RTP/AVP 98\r\na=rtpmap:98 t140/1000\r\n"},
+		{"none", ""},
+	} {
+		v := newRawCaller(t, front)
+		v.callID = fmt.Sprint("bad-answer-", i)
+		v.establish()
+		v.send(v.request("INVITE", "bad2", 2, ""))
+		if res := v.final(settle, "2 INVITE"); !strings.HasPrefix(res, "SIP/2.0 200") {
+			t.Fatalf("%s: a re-INVITE without an offer was answered %q", tt.name, strings.SplitN(res, "\r\n", 2)[0])
+		}
+		v.send(v.request("ACK", "badack2", 2, tt.answer))
+		bye := v.next(settle, func(m string) bool { return strings.HasPrefix(m, "BYE ") })
+		if bye == "" {
+			t.Fatalf("%s answer in the ACK: the call was not ended with a BYE", tt.name)
+		}
+		if !strings.Contains(bye, "\r\nReason: SIP;cause=488;") {
+			t.Errorf("%s answer in the ACK: the BYE's Reason is not cause 488:\n%s", tt.name, bye)
+		}
+		v.respond(bye, 200, "OK")
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if n := front.Calls(); n != 1 {
+			return fmt.Errorf("the front holds %d calls, want the first one alone", n)
+		}
+		return nil
+	})
+	// Hung up, so that the front's shutdown waits for no answer to its BYE.
+	u.send(u.request("BYE", "bye3", 3, ""))
+	if res := u.final(settle, "3 BYE"); !strings.HasPrefix(res, "SIP/2.0 200") {
+		t.Errorf("the caller's BYE was answered %q", strings.SplitN(res, "\r\n", 2)[0])
+	}
 }

@@ -15,13 +15,17 @@
 // clients (pick.Default over the node's directory): when it picks
 // another node, the INVITE is answered with 302 Moved Temporarily to
 // that node's SIP address. Limits: calls per node and per source
-// address. Malformed requests and offers get SIP errors (400, 404, 415,
-// 488); RTP from anywhere but the address the caller's SDP named is
-// ignored. Inside a call, OPTIONS (a caller's keepalive) and a re-INVITE
-// that keeps the session (a refresh) get 200, and 481 once the front no
-// longer holds the call, which is how a caller learns that a node which
-// restarted lost it; a node killed answers nothing, and the caller's
-// keepalive ends the call (docs/rtp.md).
+// address, and calls not yet acknowledged, which give their places up
+// to new calls once they have waited AckGrace (limits.go); TCP
+// connections, accepted or opened to callers (conns.go). Malformed
+// requests and offers get SIP errors (400, 404, 415, 488); RTP from
+// anywhere but the address the caller's SDP named is ignored. Inside a
+// call, OPTIONS (a caller's keepalive) and a re-INVITE that keeps the
+// session (a refresh) get 200, and 481 once the front no longer holds
+// the call, which is how a caller learns that a node which restarted
+// lost it; a node killed answers nothing, and the caller's keepalive
+// ends the call (docs/rtp.md). A re-INVITE without an offer gets the
+// front's offer, and the call takes the answer in its ACK.
 //
 // The front authenticates no caller: anyone who reaches it can join any
 // room under a name derived from their From header (marked "sip:", so
@@ -97,11 +101,28 @@ type Config struct {
 	// MaxCallsPerSource is the most calls from one source IP address
 	// (default 4).
 	MaxCallsPerSource int
-	// MaxConns is the most TCP connections the SIP listener holds at
-	// once (default 256); more are closed as they are accepted.
+	// MaxUnconfirmedCalls is the most calls not yet confirmed the front
+	// holds at once: being set up, or answered with a 200 the caller has
+	// not acknowledged (default MaxCalls/4, at least 1). They count in
+	// MaxCalls and MaxCallsPerSource too; past it a call gets 503 with
+	// Retry-After: 5. A 200 nobody acknowledges costs its sender one
+	// datagram from any source address it cares to write, so these are
+	// the places strangers can take cheaply.
+	MaxUnconfirmedCalls int
+	// AckGrace is how long an answered call waits for its ACK before it
+	// gives its place up to a new call that finds one of the call limits
+	// reached (default 2 s): the one that has waited longest ends, with no
+	// BYE (RFC 3261 forbids one before the ACK). While no limit is reached
+	// the 200 goes on being sent until its ACK comes, for up to 64*T1
+	// (32 s), as RFC 3261 (section 13.3.1.4) says.
+	AckGrace time.Duration
+	// MaxConns is the most TCP connections the SIP front holds at once
+	// (default 256): those it accepts, more being closed as they are
+	// accepted, and those it opens to reach a caller whose own
+	// connection closed, none being opened past it.
 	MaxConns int
 	// MaxConnsPerSource is the most TCP connections from one source IP
-	// address (default 16).
+	// address, or opened to one (default 16).
 	MaxConnsPerSource int
 	// ConnIdleTimeout closes a TCP connection that sent nothing for this
 	// long (default 2 min). A caller's next request opens another; a
@@ -138,6 +159,10 @@ type Config struct {
 	Metrics prometheus.Registerer
 	// Logger receives the front's logs (default: discarded).
 	Logger *slog.Logger
+
+	// now is the clock of the call limits (default time.Now; the tests
+	// set another).
+	now func() time.Time
 }
 
 func (c *Config) fill() error {
@@ -155,6 +180,15 @@ func (c *Config) fill() error {
 	}
 	if c.MaxCallsPerSource <= 0 {
 		c.MaxCallsPerSource = 4
+	}
+	if c.MaxUnconfirmedCalls <= 0 {
+		c.MaxUnconfirmedCalls = max(1, c.MaxCalls/4)
+	}
+	if c.AckGrace <= 0 {
+		c.AckGrace = 2 * time.Second
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = 256
@@ -209,20 +243,22 @@ type Server struct {
 	lim  *connLimiter // tcp, as sipgo serves it
 	addr netip.AddrPort
 	m    *metrics
-	// refusedLog samples the lines about calls refused for a limit.
-	refusedLog logsample.Sampler
+	// refusedLog samples the lines about calls refused for a limit, and
+	// evictedLog those about unacknowledged calls that gave their places
+	// up (limits).
+	refusedLog, evictedLog logsample.Sampler
 	// badLog samples the lines about INVITEs answered before any limit
 	// counts them (a room name that is not one, no SDP offer, no node,
 	// a redirect), each kind apart: anyone who reaches the port can send
 	// them as fast as they like.
 	badLog logsample.Kinds
 
-	mu        sync.Mutex
-	closed    bool
-	calls     map[string]*call // by dialog ID
-	perSource map[netip.Addr]int
-	pending   int // calls being set up, counted in the limits
-	wg        sync.WaitGroup
+	mu      sync.Mutex
+	closed  bool
+	calls   map[string]*call // by dialog ID
+	limits  *limits          // every call's place, from admission to its end
+	pending int              // calls being set up (the metrics' gauge counts them)
+	wg      sync.WaitGroup
 	// running counts the calls' goroutines (call.run); each is added
 	// under mu while the front is not closed.
 	running  sync.WaitGroup
@@ -236,8 +272,10 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, calls: map[string]*call{}, perSource: map[netip.Addr]int{},
-		m: newMetrics(), refusedLog: logsample.Sampler{Period: 5 * time.Second}, badLog: logsample.Kinds{Period: 5 * time.Second}}
+	s := &Server{cfg: cfg, log: cfg.Logger, calls: map[string]*call{},
+		limits: newLimits(cfg.MaxCalls, cfg.MaxCallsPerSource, cfg.MaxUnconfirmedCalls, cfg.AckGrace),
+		m:      newMetrics(), refusedLog: logsample.Sampler{Period: 5 * time.Second}, evictedLog: logsample.Sampler{Period: 5 * time.Second},
+		badLog: logsample.Kinds{Period: 5 * time.Second}}
 	var err error
 	for range 10 {
 		if s.udp, err = net.ListenPacket("udp", addr); err != nil {
@@ -305,6 +343,9 @@ func (s *Server) closeSockets() {
 	if s.tcp != nil {
 		s.tcp.Close()
 	}
+	if s.lim != nil {
+		s.lim.out.Close()
+	}
 }
 
 // Addr is the address the front listens on (UDP and TCP).
@@ -313,14 +354,17 @@ func (s *Server) Addr() netip.AddrPort { return s.addr }
 // Serve answers SIP on the front's sockets until Shutdown; it then
 // returns ErrClosed.
 func (s *Server) Serve() error {
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- s.srv.ServeUDP(s.udp) }()
 	go func() { errc <- s.srv.ServeTCP(s.lim) }()
+	// The connections the front opens to callers (connLimiter.Dial).
+	go func() { errc <- s.srv.ServeTCP(s.lim.out) }()
 	err := <-errc
 	s.mu.Lock()
 	closed := s.closed
 	s.mu.Unlock()
 	if closed {
+		<-errc
 		<-errc
 		return ErrClosed
 	}
@@ -542,33 +586,52 @@ func (s *Server) sipAddrOf(n directory.Node) (string, bool) {
 	return net.JoinHostPort(host, strconv.Itoa(int(s.addr.Port()))), true
 }
 
-// admit counts a call being set up against the limits; the returned
-// function gives its place back.
-func (s *Server) admit(src netip.Addr) (release func(), code int, reason string) {
+// admit takes a place under the call limits for a call from src
+// (limits.admit), or says how to refuse it. When an unacknowledged call
+// gives its place up, it is returned as evicted, out of the calls held:
+// the caller ends it.
+func (s *Server) admit(src netip.Addr) (p *place, evicted *call, code int, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	switch {
-	case s.closed:
-		return nil, 503, "Node Shutting Down"
-	case len(s.calls)+s.pending >= s.cfg.MaxCalls:
+	if s.closed {
+		return nil, nil, 503, "Node Shutting Down"
+	}
+	p, gone, refused := s.limits.admit(src, s.cfg.now())
+	switch refused {
+	case "":
+	case refusedTotal:
 		s.m.callsRefused.WithLabelValues(refusedTotal).Inc()
-		return nil, 503, "Too Many Calls On This Node"
-	case s.perSource[src] >= s.cfg.MaxCallsPerSource:
+		return nil, nil, 503, "Too Many Calls On This Node"
+	case refusedPerSource:
 		s.m.callsRefused.WithLabelValues(refusedPerSource).Inc()
-		return nil, 486, "Too Many Calls From Your Address"
+		return nil, nil, 486, "Too Many Calls From Your Address"
+	default:
+		s.m.callsRefused.WithLabelValues(refusedUnconfirmed).Inc()
+		return nil, nil, 503, "Too Many Calls Being Set Up"
 	}
 	s.pending++
-	s.perSource[src]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.perSource[src]--; s.perSource[src] <= 0 {
-				delete(s.perSource, src)
-			}
-		})
-	}, 0, ""
+	if gone != nil && gone.call != nil {
+		evicted = gone.call
+		if s.calls[evicted.id] == evicted {
+			delete(s.calls, evicted.id)
+		}
+	}
+	return p, evicted, 0, ""
+}
+
+// release gives p back (once), for a call that was not answered.
+func (s *Server) release(p *place) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limits.free(p)
+}
+
+// confirm notes that c's caller acknowledged its 200; false when c gave
+// its place up first.
+func (s *Server) confirm(c *call) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return c.place != nil && s.limits.confirm(c.place)
 }
 
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
@@ -625,8 +688,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	src := sourceIP(req)
-	release, code, reason := s.admit(src)
-	if release == nil {
+	p, evicted, code, reason := s.admit(src)
+	if evicted != nil {
+		s.evictedLog.Log(log, slog.LevelInfo, "an answered call with no ACK gave its place up to a new call",
+			"evicted", wire.Clip(evicted.dlg.InviteRequest.CallID().Value(), 128), "evicted_from", evicted.dlg.InviteRequest.Source())
+		evicted.end(context.Background(), "no ACK within "+s.cfg.AckGrace.String()+" while a new call needed the place", false)
+	}
+	if p == nil {
 		// A flood of calls over the limits costs the log one line
 		// every 5 s; the metrics count every one.
 		s.refusedLog.Log(log, slog.LevelInfo, "call refused", "reason", reason)
@@ -636,32 +704,53 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.wg.Add(1)
 	defer s.wg.Done()
 	c, answer, err := s.setup(req, tx, room, offer, log)
+	var res *sip.Response
+	if err == nil {
+		// The 200, set as the dialog's before anyone else sees the call.
+		res = sip.NewSDPResponseFromRequest(c.dlg.InviteRequest, answer)
+		res.AppendHeader(&s.contact)
+		c.dlg.InviteResponse = res
+	}
 	s.mu.Lock()
 	s.pending--
 	if err == nil {
 		if s.closed {
 			err = errors.New("the node is shutting down")
 		} else {
-			c.release = release
+			c.place = p
 			s.calls[c.id] = c
+			s.limits.answered(p, c, s.cfg.now())
 		}
 	}
 	s.mu.Unlock()
-	if err == nil {
-		if err = c.dlg.RespondSDP(answer); err != nil {
-			c.end(context.Background(), "answering: "+err.Error(), false)
-			return
-		}
-	}
 	if err != nil {
-		release()
+		s.release(p)
 		if c != nil {
 			_ = c.dlg.Respond(503, "Service Unavailable: Node Shutting Down", nil)
 			c.end(context.Background(), err.Error(), false)
 		}
 		return
 	}
-	log.Info("call answered", "user", c.user, "rtp", c.peer.String(), "local", c.pc.LocalAddr().String(), "red", c.format.RED != 0)
+	// The front sends the 200 again until its ACK comes (RFC 3261,
+	// section 13.3.1.4), as for a re-INVITE, rather than let the SIP
+	// stack do it (DialogServerSession.RespondSDP): the stack's wait
+	// cannot be cut short, and a call that gives its place up to another
+	// (limits) must stop at once. The wait is set before the 200 goes:
+	// its ACK may come at once.
+	cseq := req.CSeq().SeqNo
+	acked := c.awaitAck(cseq, false)
+	if err := tx.Respond(res); err != nil {
+		// A CANCEL came first, say: the transaction answered 487.
+		c.end(context.Background(), "answering: "+err.Error(), false)
+		return
+	}
+	if !c.resend2xx(tx, res, acked) || !s.confirm(c) {
+		// No ACK in 64*T1, or the call ended meanwhile (it gave its
+		// place up, or the front is stopping).
+		c.end(context.Background(), "no ACK for the 200", false)
+		return
+	}
+	log.Info("call answered", "user", c.user, "rtp", c.rtpPeer().String(), "local", c.pc.LocalAddr().String(), "red", c.rtpFormat().RED != 0)
 	s.mu.Lock()
 	if s.closed {
 		// Close came while the answer waited for its ACK, and ended the
@@ -679,12 +768,24 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}()
 }
 
+// onAck takes the ACK of a 200: the call's first INVITE's (which
+// confirms the call), or a re-INVITE's. The ACK of an INVITE that
+// carried no offer (the 200 did) carries the caller's answer (RFC 3261,
+// sections 13.2.1 and 14.2): the call takes it (call.takeAnswer), and
+// one it cannot take ends the call with a BYE, as nothing can refuse an
+// ACK.
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	if err := s.dialogs.ReadAck(req, tx); err == nil {
-		return // the call's first INVITE's
+	_ = s.dialogs.ReadAck(req, tx) // the first INVITE's confirms the stack's dialog
+	c := s.heldCall(req)
+	if c == nil {
+		return
 	}
-	if c := s.heldCall(req); c != nil {
-		c.acked(req.CSeq().SeqNo) // a re-INVITE's
+	if !c.acked(req.CSeq().SeqNo) {
+		return // no answer due: no offer in the 200, or an ACK sent again
+	}
+	if err := c.takeAnswer(req); err != nil {
+		c.log.Info("the caller's answer in its ACK cannot be taken: ending the call", "err", err)
+		c.hangUp(context.Background(), 488, "the answer in the ACK cannot be taken: "+err.Error())
 	}
 }
 
@@ -724,12 +825,14 @@ func (s *Server) heldCall(req *sip.Request) *call {
 
 // onReInvite answers an INVITE inside a dialog: a session refresh (RFC
 // 4028, the caller refreshing) or a new offer. An offer of the same text
-// stream, or none, gets 200 with the answer given before; one that
-// changes only the stream's direction (a call put on hold with sendonly
-// or inactive, or the RFC 2543 way with the address 0.0.0.0, or resumed)
-// gets 200 with a new answer (call.reoffer);
-// one that changes anything else gets 488 (which leaves the session
-// unchanged); a call the front does not hold gets 481.
+// stream gets 200 with the answer given before; one that changes only
+// the stream's direction (a call put on hold with sendonly or inactive,
+// or the RFC 2543 way with the address 0.0.0.0, or resumed) gets 200
+// with a new answer (call.reoffer); one that changes anything else gets
+// 488 (which leaves the session unchanged); a call the front does not
+// hold gets 481. A re-INVITE without an offer gets 200 with the front's
+// offer (call.offer), and its ACK must carry the answer (onAck); one
+// that comes while that answer is due gets 491 (RFC 3261, section 14.2).
 func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c := s.heldCall(req)
 	if c == nil {
@@ -743,24 +846,38 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		reply(req, tx, 500, "Server Internal Error: CSeq Out Of Order")
 		return
 	}
-	answer := c.lastAnswer()
-	if len(req.Body()) > 0 {
+	if c.answerDue() {
+		// The front's offer, in the 200 to an INVITE without one, waits
+		// for its answer in the ACK: no new offer until then.
+		reply(req, tx, 491, "Request Pending", sip.NewHeader("Retry-After", "1"))
+		return
+	}
+	var sdp []byte
+	offerless := len(req.Body()) == 0
+	if offerless {
+		var err error
+		if sdp, err = c.offer(); err != nil {
+			reply(req, tx, 500, "Server Internal Error")
+			return
+		}
+	} else {
 		offer, err := textsdp.Parse(req.Body())
+		peer, format := c.media()
 		switch {
 		case err != nil && !errors.Is(err, textsdp.ErrNoText):
 			reply(req, tx, 400, "Bad Request: Malformed SDP")
 			return
-		case err != nil || offer.Format != c.format || offer.Addr != c.peer && !offer.Held:
+		case err != nil || offer.Format != format || offer.Addr != peer && !offer.Held:
 			reply(req, tx, 488, "Not Acceptable Here: Session Changes Not Supported",
 				sip.NewHeader("Warning", `399 switchboard "the text stream cannot change during a call"`))
 			return
 		}
-		if answer, err = c.reoffer(offer); err != nil {
+		if sdp, err = c.reoffer(offer); err != nil {
 			reply(req, tx, 500, "Server Internal Error")
 			return
 		}
 	}
-	res := sip.NewSDPResponseFromRequest(req, answer)
+	res := sip.NewSDPResponseFromRequest(req, sdp)
 	res.AppendHeader(&s.contact)
 	// The 2xx is the front's to send again until its ACK comes (RFC
 	// 3261, section 13.3.1.4; RFC 6026): the transaction layer does not,
@@ -768,7 +885,7 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// lost 2xx would otherwise leave the caller without an answer. The
 	// wait is set before the 2xx goes: its ACK may come at once.
 	cseq := req.CSeq().SeqNo
-	acked := c.awaitAck(cseq)
+	acked := c.awaitAck(cseq, offerless)
 	if err := tx.Respond(res); err != nil {
 		c.acked(cseq)
 		return
@@ -883,7 +1000,8 @@ func (s *Server) setup(req *sip.Request, tx sip.ServerTransaction, room string, 
 	c := &call{
 		srv: s, id: dlg.ID, dlg: dlg, room: room, user: user, log: log.With("user", user),
 		peer: offer.Addr, format: offer.Format, local: local, sdpID: sdpID, pc: pc, sess: sess,
-		answer: answer, direction: offer.Direction, kinds: offer.Kinds, index: offer.Index, remoteCSeq: req.CSeq().SeqNo,
+		answer: answer, ours: offer.Direction.Answer(), oursFmt: offer.Format,
+		direction: offer.Direction, kinds: offer.Kinds, index: offer.Index, remoteCSeq: req.CSeq().SeqNo,
 		done: make(chan struct{}),
 	}
 	return c, answer, nil

@@ -30,27 +30,27 @@ func TestPerSourceCountsAnIPv6Prefix(t *testing.T) {
 		{"192.0.2.7:5060", "192.0.2.7:5070"},
 		{"[::ffff:192.0.2.8]:5060", "192.0.2.8:5070"},
 	} {
-		release, _, _ := s.admit(sourceIP(from(tt.first)))
-		if release == nil {
+		p, _, _, _ := s.admit(sourceIP(from(tt.first)))
+		if p == nil {
 			t.Fatalf("%s: the first call refused", tt.first)
 		}
-		if again, code, _ := s.admit(sourceIP(from(tt.second))); again != nil || code != 486 {
+		if again, _, code, _ := s.admit(sourceIP(from(tt.second))); again != nil || code != 486 {
 			t.Errorf("%s after %s: code %d, want 486 (one source)", tt.second, tt.first, code)
 		}
-		release()
+		s.release(p)
 	}
 	for _, tt := range []struct{ first, second string }{
 		{"[2001:db8:1:2::1]:5060", "[2001:db8:1:3::1]:5060"},
 		{"192.0.2.7:5060", "192.0.2.9:5060"},
 	} {
-		a, _, _ := s.admit(sourceIP(from(tt.first)))
-		b, code, _ := s.admit(sourceIP(from(tt.second)))
+		a, _, _, _ := s.admit(sourceIP(from(tt.first)))
+		b, _, code, _ := s.admit(sourceIP(from(tt.second)))
 		if a == nil || b == nil {
 			t.Errorf("%s and %s: code %d, want both taken (two sources)", tt.first, tt.second, code)
 		}
-		for _, r := range []func(){a, b} {
-			if r != nil {
-				r()
+		for _, p := range []*place{a, b} {
+			if p != nil {
+				s.release(p)
 			}
 		}
 	}
