@@ -117,3 +117,67 @@ func TestExpiredAndTick(t *testing.T) {
 		t.Errorf("Tick for a short window = %v, want %v", got, want)
 	}
 }
+
+// A stop whose grace ends before an operator's slow drain re-plans the
+// sessions not yet asked over the grace: all of them are asked before
+// its tail, counting on from those already asked.
+func TestHasten(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	type due struct {
+		N   int
+		All bool
+	}
+	slow := drain.New(t0, 10*time.Minute, 20) // 20 over 9m55s
+	for _, tt := range []struct {
+		name         string
+		at, deadline time.Duration // of the stop, from t0
+		asked, left  int
+		checks       []time.Duration // from t0
+		want         []due
+		wantDeadline time.Duration
+		wantTick     time.Duration
+	}{
+		{
+			name: "a stop with a 2 s grace after 30 s: the 18 left over 1.5 s, the last 0.5 s kept",
+			at:   30 * time.Second, deadline: 32 * time.Second, asked: 2, left: 18,
+			checks:       []time.Duration{30 * time.Second, 30*time.Second + 1, 30750 * time.Millisecond, 31499 * time.Millisecond, 31500 * time.Millisecond, 32 * time.Second},
+			want:         []due{{2, false}, {3, false}, {11, false}, {20, false}, {20, true}, {20, true}},
+			wantDeadline: 32 * time.Second, wantTick: 1500 * time.Millisecond / 18,
+		},
+		{
+			name: "a grace already over: everyone at once",
+			at:   30 * time.Second, deadline: 29 * time.Second, asked: 2, left: 18,
+			checks:       []time.Duration{30 * time.Second},
+			want:         []due{{20, true}},
+			wantDeadline: 30 * time.Second, wantTick: 20 * time.Millisecond,
+		},
+		{
+			name: "a grace longer than what is left: the schedule stays",
+			at:   9 * time.Minute, deadline: 11 * time.Minute, asked: 18, left: 2,
+			checks:       []time.Duration{9 * time.Minute, 9*time.Minute + 55*time.Second},
+			want:         []due{{19, false}, {20, true}},
+			wantDeadline: 10 * time.Minute, wantTick: time.Second,
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := slow.Hasten(t0.Add(tt.at), t0.Add(tt.deadline), tt.asked, tt.left)
+			var got []due
+			for _, at := range tt.checks {
+				n, all := p.Due(t0.Add(at))
+				got = append(got, due{n, all})
+			}
+			if diff := cmp.Diff(got, tt.want); diff != "" {
+				t.Errorf("Due (-got +want):\n%s", diff)
+			}
+			if got, want := p.Deadline(), t0.Add(tt.wantDeadline); !got.Equal(want) {
+				t.Errorf("Deadline = %v, want %v", got, want)
+			}
+			if got := p.Tick(); got != tt.wantTick {
+				t.Errorf("Tick = %v, want %v", got, tt.wantTick)
+			}
+			if p.Total() != 20 || !p.Deadline().Add(-p.Window()).Equal(t0) {
+				t.Errorf("Total %d, start %v; want the drain's, 20 and %v", p.Total(), p.Deadline().Add(-p.Window()), t0)
+			}
+		})
+	}
+}

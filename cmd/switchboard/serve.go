@@ -126,7 +126,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	intFlag(fs, &cfg.SnapshotEvery, "snapshot-every", 0, -1, "records of a room between two snapshots of its state")
 	fs.Var(retentionValue{&cfg.RoomRetention}, "room-retention", "forget a room nobody is in this long after it was last written (0: keep rooms for ever; give every node the same)")
 	durationFlag(fs, &cfg.FeedHeartbeat, "feed-heartbeat", 500*time.Millisecond, 30*time.Second, "idle heartbeat of each room feed's consumer")
-	floatFlag(fs, &cfg.Rebalance.Threshold, "rebalance-threshold", "move sessions away while this node holds more than the mean of the up nodes by this share, e.g. 0.05 (0: never rebalance)")
+	floatFlag(fs, &cfg.Rebalance.Threshold, "rebalance-threshold", "move sessions away while this node's load (sessions over capacity) is above the up nodes' mean load by this share, e.g. 0.05 (0: never rebalance)")
 	durationFlag(fs, &cfg.Rebalance.Hold, "rebalance-hold", 0, 0, "how long the excess must last before sessions move (default 5s)")
 	floatFlag(fs, &cfg.Rebalance.Rate, "rebalance-rate", "sessions a second at most that rebalancing asks to move (default 50)")
 	durationFlag(fs, &cfg.RebalanceMinAge, "rebalance-min-age", 0, 0, "never ask a session attached less than this long ago to move for rebalancing (default 5m)")

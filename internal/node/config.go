@@ -250,9 +250,10 @@ type Config struct {
 	// consumer (default 1 s, 500 ms..30 s): a feed whose consumer lived on
 	// a dead server notices after two missed heartbeats and resumes.
 	FeedHeartbeat time.Duration
-	// Rebalance evens out the load (rebalance.go): a node whose sessions
-	// stay above the mean of the up nodes' by more than its Threshold
-	// for its Hold asks its surplus to move, at most Rate a second,
+	// Rebalance evens out the load (rebalance.go): a node whose load
+	// (sessions over capacity) stays above the up nodes' mean load by
+	// more than its Threshold for its Hold asks its surplus to move, at
+	// most Rate a second,
 	// never a session attached less than RebalanceMinAge ago. The zero
 	// value (Threshold 0) is off, the default.
 	Rebalance drain.RebalanceConfig

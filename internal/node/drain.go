@@ -15,6 +15,11 @@ import (
 // cannot happen: the sessions have nowhere to go.
 const aloneAfter = time.Second
 
+// reaskAfter is how long after asking a session to move a drain or the
+// rebalancer may ask it again, if it is still attached (drain.Asks):
+// drain.ReaskAfter, shortened by tests.
+var reaskAfter = drain.ReaskAfter
+
 // DrainStatus is where a drain to empty stands, as GET /v1/drain reports
 // it.
 type DrainStatus struct {
@@ -30,9 +35,14 @@ type DrainStatus struct {
 	Started  time.Time `json:"started,omitzero"`
 	Deadline time.Time `json:"deadline,omitzero"`
 	// Total is the sessions attached when it started; Asked how many
-	// were asked to move so far; Sessions how many are attached now.
+	// were asked to move so far; Reasked how many asks went again to a
+	// session still attached drain.ReaskAfter (20 s) after its last ask
+	// (its move failed), while another node was up, at most
+	// drain.MaxAsks (3) asks a session; Sessions how many are attached
+	// now.
 	Total    int `json:"total"`
 	Asked    int `json:"asked"`
+	Reasked  int `json:"reasked"`
 	Sessions int `json:"sessions"`
 	// Closed counts the sessions closed with "shutdown" at the deadline
 	// (clients that ignored the ask, or had nowhere to go).
@@ -45,19 +55,23 @@ type DrainStatus struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// drainRun is one drain to empty. The drain loop owns plan; mu guards
-// the rest, which Status reads.
+// drainRun is one drain to empty. mu guards the fields after it, which
+// Status reads and a stop joining the drain writes; only the drain loop
+// changes plan.
 type drainRun struct {
-	plan     drain.Plan
-	giveUp   bool          // stop waiting when no other node is up (Leave)
 	stop     chan struct{} // closed by SetDraining(false)
 	done     chan struct{} // closed when the loop ends
+	wake     chan struct{} // a stop joined: the loop looks at stopBy at once
 	stopOnce sync.Once
 
-	mu     sync.Mutex
-	asked  int
-	closed int
-	reason string
+	mu      sync.Mutex
+	plan    drain.Plan
+	giveUp  bool      // stop waiting when no other node is up (Leave)
+	stopBy  time.Time // a stop's grace ends then (DrainToStop); zero: none
+	asked   int       // sessions asked (once or more)
+	reasked int       // asks again
+	closed  int
+	reason  string
 }
 
 // Drain starts a drain to empty: the node admits no new session, asks
@@ -69,13 +83,20 @@ type drainRun struct {
 // drain already under way keeps its schedule, and Drain returns its
 // channel; one cancelled (SetDraining(false)) is over, whether or not
 // its loop has ended yet.
+//
+// A session still attached drain.ReaskAfter after its ask (its move
+// failed) is asked again while another node is up, at most drain.MaxAsks
+// times in one drain. Each drain asks every session afresh: one asked by
+// a drain cancelled since, or by the rebalancer, is asked again.
 func (n *Node) Drain(within time.Duration) <-chan struct{} { return n.startDrain(within, false) }
 
 // DrainToStop is Drain for a node about to stop (SIGTERM with a grace):
 // the same paced drain, except that it also ends once no other node has
 // been up for a second, when the sessions have nowhere to move, rather
 // than holding the stop until the deadline. The caller then calls
-// Shutdown.
+// Shutdown. Joining a drain under way whose deadline comes after within
+// from now, it re-plans the sessions not yet asked over within
+// (drain.Plan.Hasten), so that they are all asked before the stop.
 func (n *Node) DrainToStop(within time.Duration) <-chan struct{} { return n.startDrain(within, true) }
 
 func (n *Node) startDrain(within time.Duration, giveUp bool) <-chan struct{} {
@@ -89,16 +110,25 @@ func (n *Node) startDrain(within time.Duration, giveUp bool) <-chan struct{} {
 			// now is a new one, not that one's end.
 		default:
 			if giveUp {
+				by := time.Now().Add(within)
 				d.mu.Lock()
 				d.giveUp = true
+				if d.stopBy.IsZero() || by.Before(d.stopBy) {
+					d.stopBy = by
+				}
 				d.mu.Unlock()
+				select {
+				case d.wake <- struct{}{}:
+				default: // a wake pending already
+				}
 			}
 			return d.done
 		}
 	}
 	n.SetDraining(true)
 	now := time.Now()
-	d := &drainRun{plan: drain.New(now, within, n.Users()), giveUp: giveUp, stop: make(chan struct{}), done: make(chan struct{})}
+	d := &drainRun{plan: drain.New(now, within, n.Users()), giveUp: giveUp,
+		stop: make(chan struct{}), done: make(chan struct{}), wake: make(chan struct{}, 1)}
 	n.drainRun = d
 	n.log.Info("drain started", "within", within, "sessions", d.plan.Total(), "deadline", d.plan.Deadline().Format(time.RFC3339Nano))
 	if n.ctx == nil || n.ctx.Err() != nil {
@@ -120,11 +150,11 @@ func (n *Node) DrainStatus() DrainStatus {
 		return st
 	}
 	st.Paced = true
+	d.mu.Lock()
 	st.Started = d.plan.Deadline().Add(-d.plan.Window())
 	st.Deadline = d.plan.Deadline()
 	st.Total = d.plan.Total()
-	d.mu.Lock()
-	st.Asked, st.Closed, st.Reason = d.asked, d.closed, d.reason
+	st.Asked, st.Reasked, st.Closed, st.Reason = d.asked, d.reasked, d.closed, d.reason
 	d.mu.Unlock()
 	select {
 	case <-d.done:
@@ -145,17 +175,21 @@ func (n *Node) cancelDrainLocked() {
 }
 
 // drainLoop asks the sessions to move on the plan's schedule until the
-// node is empty, the deadline passes, or the drain is cancelled.
+// node is empty, the deadline passes, or the drain is cancelled. It asks
+// again, while another node is up, the sessions whose asks went stale
+// (drain.Asks, its own: a drain asks every session afresh).
 func (n *Node) drainLoop(d *drainRun) {
 	end := func(reason string) {
 		d.mu.Lock()
 		d.reason = reason
-		asked, closed := d.asked, d.closed
+		asked, reasked, closed := d.asked, d.reasked, d.closed
 		d.mu.Unlock()
-		n.log.Info("drain ended", "reason", reason, "asked", asked, "closed", closed, "sessions", n.Users())
+		n.log.Info("drain ended", "reason", reason, "asked", asked, "reasked", reasked, "closed", closed, "sessions", n.Users())
 		close(d.done)
 	}
-	tick := time.NewTicker(d.plan.Tick())
+	asks := drain.NewAsks[*session](reaskAfter, drain.MaxAsks)
+	plan := d.plan // the loop's own; it changes d.plan under d.mu
+	tick := time.NewTicker(plan.Tick())
 	defer tick.Stop()
 	var aloneSince time.Time
 	for {
@@ -165,9 +199,19 @@ func (n *Node) drainLoop(d *drainRun) {
 			return
 		}
 		d.mu.Lock()
-		giveUp := d.giveUp
+		giveUp, stopBy, asked := d.giveUp, d.stopBy, d.asked
 		d.mu.Unlock()
-		if giveUp && !n.otherNodeUp() {
+		if !stopBy.IsZero() && stopBy.Before(plan.Deadline()) {
+			// A stop joined, its grace shorter than what is left.
+			plan = plan.Hasten(now, stopBy, asked, n.notAsked(asks))
+			d.mu.Lock()
+			d.plan = plan
+			d.mu.Unlock()
+			tick.Reset(plan.Tick())
+			n.log.Info("drain hastened for a stop", "deadline", plan.Deadline().Format(time.RFC3339Nano), "asked", asked)
+		}
+		up := n.otherNodeUp()
+		if giveUp && !up {
 			if aloneSince.IsZero() {
 				aloneSince = now
 			} else if now.Sub(aloneSince) >= aloneAfter {
@@ -178,26 +222,33 @@ func (n *Node) drainLoop(d *drainRun) {
 		} else {
 			aloneSince = time.Time{}
 		}
-		if d.plan.Expired(now) {
+		if plan.Expired(now) {
 			n.closeRest(d, "the drain's deadline passed")
 			end("deadline")
 			return
 		}
-		due, all := d.plan.Due(now)
-		d.mu.Lock()
-		want := due - d.asked
-		d.mu.Unlock()
+		due, all := plan.Due(now)
+		first := max(due-asked, 0)
 		if all {
-			want = -1
+			first = -1
 		}
-		if want != 0 {
-			asked := n.askToMove(want, nil, "is draining")
+		again := 0
+		if up {
+			again = -1
+		}
+		firsts, agains := n.askToMove(asks, now, up, first, again, nil, "is draining")
+		if firsts+agains > 0 {
 			d.mu.Lock()
-			d.asked += asked
+			d.asked += firsts
+			d.reasked += agains
 			d.mu.Unlock()
+		}
+		if agains > 0 {
+			n.log.Info("drain: asked sessions again whose move failed", "sessions", agains)
 		}
 		select {
 		case <-tick.C:
+		case <-d.wake:
 		case <-d.stop:
 			end("cancelled")
 			return
@@ -219,38 +270,66 @@ func (n *Node) otherNodeUp() bool {
 	return false
 }
 
-// askToMove sends "move" to up to max attached sessions not asked yet
-// (all of them when max < 0) that eligible accepts (nil: any), saying
-// why, and returns how many it asked. A session is asked only once its
-// attached answer is queued, so that the move comes after it; one that
-// attaches as a drain begins is asked at one of its later ticks.
-func (n *Node) askToMove(max int, eligible func(*session) bool, why string) int {
-	var batch []*session
+// notAsked counts the sessions on the node that asks has never asked.
+func (n *Node) notAsked(asks *drain.Asks[*session]) int {
 	n.sessionsMu.Lock()
+	defer n.sessionsMu.Unlock()
+	k := 0
 	for s := range n.sessions {
-		if max >= 0 && len(batch) >= max {
-			break
-		}
-		if s.answered.Load() && !s.moveAsked.Load() && (eligible == nil || eligible(s)) {
-			batch = append(batch, s)
+		if asks.Times(s) == 0 {
+			k++
 		}
 	}
-	n.sessionsMu.Unlock()
-	asked := 0
-	for _, s := range batch {
-		if !s.moveAsked.CompareAndSwap(false, true) {
-			continue // asked meanwhile, by another caller
+	return k
+}
+
+// askToMove sends "move", saying why, to attached sessions that asks
+// allows at now (up: another node is up to move to) and eligible accepts
+// (nil: any): up to first sessions never asked, and up to again sessions
+// asked before whose asks went stale (a bound below zero: all of them).
+// It records each ask in asks, which the caller's loop owns, and returns
+// how many of each it asked. A session is asked only once its attached
+// answer is queued, so that the move comes after it; one that attaches
+// as a drain begins is asked at one of its later ticks.
+func (n *Node) askToMove(asks *drain.Asks[*session], now time.Time, up bool, first, again int, eligible func(*session) bool, why string) (firsts, agains int) {
+	var batch []*session
+	nf, na := 0, 0
+	n.sessionsMu.Lock()
+	for s := range n.sessions {
+		if first >= 0 && nf >= first && again >= 0 && na >= again {
+			break
 		}
+		if !s.answered.Load() || !asks.Askable(s, now, up) || (eligible != nil && !eligible(s)) {
+			continue
+		}
+		if asks.Times(s) == 0 {
+			if first >= 0 && nf >= first {
+				continue
+			}
+			nf++
+		} else {
+			if again >= 0 && na >= again {
+				continue
+			}
+			na++
+		}
+		batch = append(batch, s)
+	}
+	n.sessionsMu.Unlock()
+	for _, s := range batch {
 		line, err := s.moveLine(why)
 		if err != nil {
-			s.moveAsked.Store(false)
 			n.log.Error("encoding a move", "session", s.id, "err", err)
 			continue
 		}
+		if asks.Asked(s, now) > 1 {
+			agains++
+		} else {
+			firsts++
+		}
 		s.push(line)
-		asked++
 	}
-	return asked
+	return firsts, agains
 }
 
 // moveLine is the move message for s: its view of a fresh directory (the

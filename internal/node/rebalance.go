@@ -12,13 +12,20 @@ import (
 const rebalanceEvery = 250 * time.Millisecond
 
 // rebalanceLoop evens out the load (Config.Rebalance): while the node is
-// up, it compares its sessions with the mean of the up nodes' in its
-// directory, and asks its surplus to move (the same "move" as a drain)
-// as drain.Rebalancer decides: only after the excess held, at most Rate a
-// second, down to the mean and never below. Sessions younger than
-// RebalanceMinAge are never asked, nor any asked before.
+// up, it compares its load, sessions over capacity, with the mean load of
+// the up nodes in its directory, and asks its surplus to move (the same
+// "move" as a drain) as drain.Rebalancer decides: only after the excess
+// held, at most Rate a second, down to the mean load times its capacity
+// and never below, never more than the others have room for. Sessions
+// younger than RebalanceMinAge are never asked. A session asked is
+// counted as on its way elsewhere until its ask goes stale
+// (drain.ReaskAfter); one still attached then counts as staying, and may
+// be asked again, at most drain.MaxAsks times. While the node is not up
+// (draining, say), it forgets its asks: a drain asks every session
+// afresh, and after one the rebalancer starts over.
 func (n *Node) rebalanceLoop() {
 	r := drain.NewRebalancer(n.cfg.Rebalance)
+	asks := drain.NewAsks[*session](reaskAfter, drain.MaxAsks)
 	tick := time.NewTicker(rebalanceEvery)
 	defer tick.Stop()
 	for {
@@ -29,37 +36,49 @@ func (n *Node) rebalanceLoop() {
 		}
 		now := time.Now()
 		if n.Status() != directory.Up {
-			r.Step(now, 0, nil) // resets the hold
+			r.Step(now, drain.Load{}, 0, nil) // resets the hold
+			if asks.Len() > 0 {
+				asks = drain.NewAsks[*session](reaskAfter, drain.MaxAsks)
+			}
 			continue
 		}
-		self, asked := n.Users(), n.askedHere()
-		loads := []int{self}
+		self := drain.Load{Users: n.Users(), Capacity: int(n.capacity.Load())}
+		var others []drain.Load
 		for _, e := range n.view.Load().nodes {
 			if e.ID != n.cfg.ID && e.Status == directory.Up {
-				loads = append(loads, e.Users)
+				others = append(others, drain.Load{Users: e.Users, Capacity: e.Capacity})
 			}
 		}
-		want := r.Step(now, self-asked, loads)
+		want := r.Step(now, self, n.onTheirWay(asks, now), others)
 		if want == 0 {
 			continue
 		}
 		oldEnough := func(s *session) bool { return now.Sub(s.attachAt) >= n.cfg.RebalanceMinAge }
-		if got := n.askToMove(want, oldEnough, "is rebalancing its load"); got > 0 {
-			n.log.Info("rebalancing: asked sessions to move", "asked", got, "sessions", self, "nodes_up", len(loads))
+		why := "is rebalancing its load"
+		firsts, _ := n.askToMove(asks, now, true, want, 0, oldEnough, why)
+		agains := 0
+		if firsts < want {
+			_, agains = n.askToMove(asks, now, true, 0, want-firsts, oldEnough, why)
+		}
+		if firsts+agains > 0 {
+			n.log.Info("rebalancing: asked sessions to move", "asked", firsts, "reasked", agains, "sessions", self.Users, "capacity", self.Capacity, "nodes_up", len(others)+1)
 		}
 	}
 }
 
-// askedHere counts the attached sessions asked to move that have not
-// left yet.
-func (n *Node) askedHere() int {
+// onTheirWay counts the attached sessions asks asked to move whose asks
+// are not stale at now: sessions on their way elsewhere. It forgets the
+// sessions that left.
+func (n *Node) onTheirWay(asks *drain.Asks[*session], now time.Time) int {
 	n.sessionsMu.Lock()
 	defer n.sessionsMu.Unlock()
 	k := 0
-	for s := range n.sessions {
-		if s.attached.Load() && s.moveAsked.Load() {
+	asks.Keep(func(s *session) bool {
+		_, here := n.sessions[s]
+		if here && s.attached.Load() && asks.Pending(s, now) {
 			k++
 		}
-	}
+		return here
+	})
 	return k
 }

@@ -105,9 +105,8 @@ type session struct {
 	// answered: the attached answer is queued, so a move pushed now comes
 	// after it (attached is set a moment before, for the directory's
 	// pushes; a client reading a move before attached may drop it).
-	answered  atomic.Bool
-	moveAsked atomic.Bool // a drain sent this session "move" (drain.go)
-	attachAt  time.Time   // when it attached; set by the reader before attached, read by rebalance.go after
+	answered atomic.Bool
+	attachAt time.Time // when it attached; set by the reader before attached, read by rebalance.go after
 
 	want atomic.Pointer[viewWant] // what the last hello asked of the directory (dirline.go)
 	// deltas: the hello asked for pushes of changes; dirGen: the node's
