@@ -124,7 +124,12 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				st.Node, st.Reason, time.Since(started).Seconds(), st.Asked, st.Closed, st.Sessions)
 			return drainEnd(st.Reason)
 		}
-		if line := fmt.Sprintf("%d of %d asked to move, %d sessions left", st.Asked, st.Total, st.Sessions); line != last {
+		line := fmt.Sprintf("%d of %d asked to move, %d sessions left", st.Asked, st.Total, st.Sessions)
+		if st.Reasked > 0 {
+			// Moves that failed, asked again (docs/protocol.md).
+			line = fmt.Sprintf("%d of %d asked to move (%d asks again), %d sessions left", st.Asked, st.Total, st.Reasked, st.Sessions)
+		}
+		if line != last {
 			fmt.Fprintf(stdout, "%s %s: %s\n", time.Now().Format(time.TimeOnly), st.Node, line)
 			last = line
 		}
