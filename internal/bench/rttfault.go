@@ -117,6 +117,9 @@ type RTTFaultReport struct {
 	// Reattach times their reattachments from the fault.
 	Dropped  int         `json:"dropped"`
 	Reattach Percentiles `json:"reattach_ms"`
+	// DroppedElsewhere names the first sessions that dropped from a node
+	// the fault did not hurt, and why: none is expected.
+	DroppedElsewhere []string `json:"dropped_elsewhere,omitempty"`
 	Pending  int         `json:"pending"`
 	// HealMS is the time from the fault until every typist had a chunk
 	// typed after the fault acknowledged (-1: some never did).
@@ -176,6 +179,7 @@ type typist struct {
 	dupes        []string
 	numberErr    string
 	droppedAt    time.Time // after the fault
+	droppedWhy   string    // the node it dropped from, and why
 	back         time.Time
 	resync       bool // a room state is due after a reattach or rejoin
 	rejoining    bool
@@ -503,6 +507,7 @@ func (r *faultRun) watch(t *typist) {
 			t.dropsOverall++
 			if after && t.droppedAt.IsZero() {
 				t.droppedAt = now
+				t.droppedWhy = fmt.Sprintf("%s from %s: %v", t.user, ev.Node.ID, ev.Err)
 			}
 			t.mu.Unlock()
 		case client.Reattached:
@@ -1184,6 +1189,9 @@ func (r *faultRun) summarize() {
 		}
 		if !t.droppedAt.IsZero() {
 			rep.Dropped++
+			if !strings.Contains(t.droppedWhy, " from "+rep.Hurt+":") && len(rep.DroppedElsewhere) < 5 {
+				rep.DroppedElsewhere = append(rep.DroppedElsewhere, t.droppedWhy)
+			}
 			if t.back.IsZero() {
 				rep.Pending++
 			} else {

@@ -32,7 +32,7 @@ func TestRTTFault(t *testing.T) {
 				t.Errorf("killed %s, but the first room's stream leader was %s", rep.Hurt, rep.Leader)
 			}
 			if rep.Dropped != 10 {
-				t.Errorf("%d sessions dropped, want the 10 on %s", rep.Dropped, rep.Hurt)
+				t.Errorf("%d sessions dropped, want the 10 on %s; elsewhere %q", rep.Dropped, rep.Hurt, rep.DroppedElsewhere)
 			}
 		}},
 		// Each typist from two devices on two nodes at once: their
@@ -42,7 +42,7 @@ func TestRTTFault(t *testing.T) {
 				t.Errorf("killed %s (leader %s) with %d devices a typist, want the leader with 2", rep.Hurt, rep.Leader, rep.Devices)
 			}
 			if rep.Dropped != 20 {
-				t.Errorf("%d sessions dropped, want the 20 on %s", rep.Dropped, rep.Hurt)
+				t.Errorf("%d sessions dropped, want the 20 on %s; elsewhere %q", rep.Dropped, rep.Hurt, rep.DroppedElsewhere)
 			}
 		}},
 		{FaultStop, FaultStop, 3 * time.Second, 1, func(t *testing.T, rep *RTTFaultReport) {
