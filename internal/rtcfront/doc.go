@@ -34,18 +34,26 @@
 // ICE runs over one UDP socket (Config.ICEAddr) shared by every peer,
 // with host candidates only: no STUN, no TURN, no mDNS. The node is an
 // ICE lite agent: it sends no checks, to the candidates an offer lists or
-// anywhere, and answers the peer's from where they come. Limits: peers
+// anywhere, and answers the peer's from where they come; and it is the
+// DTLS server, speaking DTLS only in answer to the peer's. An offer of a
+// lite agent (a=ice-lite), or one that would have the node be the DTLS
+// client (a=setup:passive), is refused: either had the node send first,
+// to an address the offer named. Limits: peers
 // per node and per source address (an IPv4 address or an IPv6 /64; behind
 // a reverse proxy listed in Config.TrustedProxies, the address it gives
 // in X-Forwarded-For, which is ignored from anyone else; a request from
 // the node's own host to the address it came from, a proxy beside the
 // node, is not counted per source), the size of an offer, the addresses
-// a peer's packets may come from (32, counted as the shared socket
-// hands them to the peer, before its ICE agent sees them), the
-// messages a peer may send a second and their size, the tokens the node
-// may refuse from one source address (3 in 10 s, then 429 until the 10 s
-// end: each offer's member attaches on a connection of its own, so the
-// node's close at a connection's third refusal does not bound them); a
+// a peer's checks may come from (32, counted as the shared socket hands
+// them to the peer, before its ICE agent sees them, once a check from
+// the address verifies with the peer's ICE password: other packets from
+// an address not counted are dropped), the packets one source address
+// (IP and port) may send the shared socket a second (1000; more are
+// dropped before pion's mux queues them), the messages a peer may send
+// a second and their size, the tokens the node may judge from one source
+// address (3 in 10 s, those being judged counted with those refused,
+// then 429: each offer's member attaches on a connection of its own, so
+// the node's close at a connection's third refusal does not bound them); a
 // peer whose channel
 // does not open in time is dropped, its place held until then. Bad input gets a clear HTTP error and touches no other peer (the
 // log has at most one line of refusals every 5 s, which counts those

@@ -12,7 +12,7 @@ import (
 	"github.com/pion/ice/v4"
 )
 
-// maxRemoteAddrs is how many addresses a peer's packets may come from
+// maxRemoteAddrs is how many addresses a peer's checks may come from
 // before the peer is dropped. A peer checks from each of its candidates:
 // an address per interface and family, its NAT's mappings, a relay; a
 // few in all. Each new address a valid check comes from is a candidate
@@ -22,28 +22,49 @@ import (
 // from spoofed addresses, grew them at will and had the node answer each.
 const maxRemoteAddrs = 32
 
-// remoteGuard counts the addresses one peer's packets come from, as the
+// remoteGuard counts the addresses one peer's checks come from, as the
 // peer's ICE agent reads them from the shared socket (guardedMux), before
 // the agent sees them: every check, whatever path the agent takes with
-// it. Its check method runs on the agent's read loops, one a candidate.
+// it. An address counts once a check from it proves it knows the peer's
+// local ICE password (MESSAGE-INTEGRITY, validCheck); until then the
+// packets from it are dropped, uncounted: the ufrag that routes a packet
+// to the peer travels in the clear, in every check of the peer's, and
+// counting any packet that named it let anyone who saw one end the
+// peer with 33 packets. The agent would drop such packets too (a check
+// that fails MESSAGE-INTEGRITY, or other packets from no address a
+// valid check came from). Its check method runs on the agent's read
+// loops, one a candidate.
 type remoteGuard struct {
 	peer atomic.Pointer[peer] // set once the peer exists (setPeer)
+	pwd  []byte               // the peer's local ICE password
 
 	mu   sync.Mutex
 	seen map[netip.AddrPort]struct{}
-	over bool // a packet came from an address beyond maxRemoteAddrs
+	over bool // a valid check came from an address beyond maxRemoteAddrs
 }
 
-// check counts the address a packet came from and reports whether the
-// agent may read the packet: not when it is a new address beyond
-// maxRemoteAddrs, and the first such ends the peer.
-func (g *remoteGuard) check(from netip.AddrPort) bool {
+// check reports whether the agent may read pkt, which came from the
+// address from: yes when from is counted already, or when pkt is a valid
+// check (validCheck) and from a new address within maxRemoteAddrs, which
+// it counts. A valid check from an address beyond the bound ends the
+// peer.
+func (g *remoteGuard) check(from netip.AddrPort, pkt []byte) bool {
 	from = netip.AddrPortFrom(from.Addr().Unmap().WithZone(""), from.Port())
+	g.mu.Lock()
+	_, known := g.seen[from]
+	g.mu.Unlock()
+	if known {
+		return true
+	}
+	// Verified outside the lock: the agent's read loops run apart.
+	if !validCheck(pkt, g.pwd) {
+		return false
+	}
 	g.mu.Lock()
 	if g.seen == nil {
 		g.seen = map[netip.AddrPort]struct{}{}
 	}
-	_, known := g.seen[from]
+	_, known = g.seen[from]
 	over := !known && len(g.seen) >= maxRemoteAddrs
 	first := over && !g.over
 	switch {
@@ -62,9 +83,9 @@ func (g *remoteGuard) check(from netip.AddrPort) bool {
 }
 
 // tooManyAddrs is why such a peer is dropped.
-var tooManyAddrs = "packets from more than " + strconv.Itoa(maxRemoteAddrs) + " addresses"
+var tooManyAddrs = "ICE checks from more than " + strconv.Itoa(maxRemoteAddrs) + " addresses"
 
-// setPeer tells g the peer to end, ending it at once if its packets came
+// setPeer tells g the peer to end, ending it at once if its checks came
 // from too many addresses already. (The agent reads nothing before the
 // answer is set, after setPeer: this is for safety.)
 func (g *remoteGuard) setPeer(p *peer) {
@@ -97,9 +118,10 @@ func newGuardedMux(m ice.UDPMux, loopback bool) *guardedMux {
 }
 
 // watch makes the guard of a peer whose ICE agent is to use the local
-// ufrag ufrag; forget, once its connection is closed, lets it go.
-func (m *guardedMux) watch(ufrag string) *remoteGuard {
-	g := new(remoteGuard)
+// ufrag ufrag and password pwd; forget, once its connection is closed,
+// lets it go.
+func (m *guardedMux) watch(ufrag, pwd string) *remoteGuard {
+	g := &remoteGuard{pwd: []byte(pwd)}
 	m.mu.Lock()
 	m.guards[ufrag] = g
 	m.mu.Unlock()
@@ -167,7 +189,7 @@ func (c *guardedConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, from, err
 		}
-		if ua, ok := from.(*net.UDPAddr); !ok || c.g.check(ua.AddrPort()) {
+		if ua, ok := from.(*net.UDPAddr); !ok || c.g.check(ua.AddrPort(), b[:n]) {
 			return n, from, nil
 		}
 	}
@@ -183,7 +205,7 @@ type guardedAddrPortConn struct {
 func (c *guardedAddrPortConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
 		n, from, err := c.ap.ReadFromAddrPort(b)
-		if err != nil || c.g.check(from) {
+		if err != nil || c.g.check(from, b[:n]) {
 			return n, from, err
 		}
 	}

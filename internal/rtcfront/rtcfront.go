@@ -11,9 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -169,6 +171,10 @@ type Server struct {
 	mux  *guardedMux
 	addr netip.AddrPort
 
+	// limited is udp as the mux reads it; overRate samples its log.
+	limited  *sourceLimitedConn
+	overRate logsample.Sampler
+
 	mu        sync.Mutex
 	closed    bool
 	peers     map[*peer]struct{}
@@ -185,6 +191,10 @@ type Server struct {
 	// stored; Shutdown cancels it when its own ctx ends.
 	flushCtx    context.Context
 	flushCancel context.CancelFunc
+
+	// beforeRegister, when set (by tests), runs on each peer set up,
+	// before offer registers it.
+	beforeRegister atomic.Pointer[func(*peer)]
 }
 
 // New opens the front's ICE socket and returns a Server ready to serve
@@ -197,18 +207,29 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtcfront: listening on UDP %s: %w", cfg.ICEAddr, err)
 	}
-	ua := udp.LocalAddr().(*net.UDPAddr).AddrPort()
+	uc, ok := udp.(*net.UDPConn)
+	if !ok {
+		_ = udp.Close()
+		return nil, fmt.Errorf("rtcfront: listening on UDP %s: a %T, not a UDP socket", cfg.ICEAddr, udp)
+	}
+	ua := uc.LocalAddr().(*net.UDPAddr).AddrPort()
 	s := &Server{
 		cfg: cfg, log: cfg.Logger, udp: udp,
 		addr:  netip.AddrPortFrom(ua.Addr().Unmap(), ua.Port()),
 		peers: map[*peer]struct{}{}, perSource: map[string]int{}, now: time.Now,
 		refusals: logsample.Sampler{Period: refusalLogPeriod},
+		overRate: logsample.Sampler{Period: refusalLogPeriod},
 	}
 	s.flushCtx, s.flushCancel = context.WithCancel(context.Background())
 	quiet := logging.NewDefaultLoggerFactory()
 	quiet.Writer = io.Discard
 	ip := s.addr.Addr()
-	s.mux = newGuardedMux(webrtc.NewICEUDPMux(quiet.NewLogger("ice"), udp), ip.IsLoopback())
+	// Packets over their source's rate are dropped before pion's mux
+	// queues them (sourceLimitedConn).
+	s.limited = newSourceLimitedConn(uc, func(from netip.AddrPort, n int64) {
+		s.overRate.Log(s.log, slog.LevelWarn, "ICE socket: packets over their source's rate dropped", "from", from.String(), "rate", sourceRate, "dropped", n)
+	})
+	s.mux = newGuardedMux(webrtc.NewICEUDPMux(quiet.NewLogger("ice"), s.limited), ip.IsLoopback())
 	var se webrtc.SettingEngine
 	se.LoggerFactory = quiet
 	se.SetICEUDPMux(s.mux)
@@ -239,6 +260,17 @@ func New(cfg Config) (*Server, error) {
 	// which is what a lite agent may have, and the peer, a full agent,
 	// finds the pair.
 	se.SetLite(true)
+	// The node is the DTLS server (its answers say a=setup:passive): it
+	// speaks DTLS only in answer to the peer's ClientHello, from the
+	// address of the pair the peer chose. As a client, the answer's
+	// default role, it sent its ClientHello to whatever pair its agent
+	// held (checkOffer).
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		s.flushCancel()
+		_ = s.mux.Close()
+		_ = udp.Close()
+		return nil, fmt.Errorf("rtcfront: setting the DTLS role: %w", err)
+	}
 	se.SetSCTPMaxMessageSize(uint32(cfg.MaxMessage))
 	se.SetSCTPMaxReceiveBufferSize(uint32(max(64<<10, 4*cfg.MaxMessage)))
 	s.se = se
@@ -305,14 +337,14 @@ func refuse(code int, format string, args ...any) *httpError {
 // ServeHTTP answers a POST of an SDP offer with the SDP answer (201
 // Created), or a refusal with a status and a one-line reason:
 //
-//	400 no or bad room, no user, an offer that does not parse or has no data channel
+//	400 no or bad room, no user, an offer that does not parse or has no data channel, or says a=ice-lite or a=setup:passive (checkOffer)
 //	401 the service needs a token and none came (WWW-Authenticate: Bearer)
 //	403 the token was refused, or the room is not one it allows; a page that may not post (ownPage)
 //	405 neither POST nor a CORS preflight of a page that may post
 //	413 an offer larger than MaxOffer
 //	415 not application/sdp
-//	429 MaxPeersPerSource reached, 3 tokens from the address refused in 10 s, or the node's limits (Retry-After)
-//	503 MaxPeers reached, the node shutting down, or the member could not attach
+//	429 MaxPeersPerSource reached, 3 tokens from the address refused in 10 s or being judged, or the node's limits (Retry-After)
+//	503 MaxPeers reached, the node shutting down, the member could not attach, or the connection ended while it was set up
 //
 // The member joins the room only once the peer's channel is open; a
 // join the node refuses then (the room full, say) is told to the peer
@@ -473,31 +505,62 @@ func sourceIP(r *http.Request, trusted []netip.Prefix) string {
 	return forwarded.SourceKey(client)
 }
 
-// hasDataChannel checks that the offer parses and has an SCTP data
-// channel section (m=application ... webrtc-datachannel).
-func hasDataChannel(offer []byte) *httpError {
+// checkOffer checks that the offer parses and has an SCTP data channel
+// section (m=application ... webrtc-datachannel), and refuses an offer
+// that would have the node send first to an address the offer names.
+// The node is an ICE lite agent, which sends no checks: what it sends
+// goes where the peer's checks came from, once a pair is chosen (by
+// the peer, a full agent). Two things broke that:
+//
+//   - a=ice-lite: two lite agents choose a pair with no check at all
+//     (RFC 8445, 6.1.1), the pair of the offer's first candidate, and the
+//     node's DTLS went there at once: anyone who could post an offer
+//     aimed the node's UDP at any address and port;
+//   - a=setup:passive: the peer waits for the node's DTLS ClientHello.
+//     The node answers a=setup:passive itself (DTLS server, New), and
+//     speaks DTLS only in answer to the peer's.
+func checkOffer(offer []byte) *httpError {
 	var sd sdp.SessionDescription
 	if err := sd.Unmarshal(offer); err != nil {
 		return refuse(http.StatusBadRequest, "the SDP offer does not parse: %v", err)
 	}
+	refused := func(attrs []sdp.Attribute) *httpError {
+		for _, a := range attrs {
+			switch {
+			case strings.TrimSpace(a.Key) == sdp.AttrKeyICELite:
+				return refuse(http.StatusBadRequest, "the SDP offer says a=ice-lite: the node is an ICE lite agent, and takes offers of full agents only (as browsers are)")
+			case strings.TrimSpace(a.Key) == "setup" && strings.EqualFold(strings.TrimSpace(a.Value), sdp.ConnectionRolePassive.String()):
+				return refuse(http.StatusBadRequest, "the SDP offer says a=setup:passive: the node is the DTLS server; offer a=setup:actpass (as browsers do) or active")
+			}
+		}
+		return nil
+	}
+	if e := refused(sd.Attributes); e != nil {
+		return e
+	}
+	channel := false
 	for _, m := range sd.MediaDescriptions {
+		if e := refused(m.Attributes); e != nil {
+			return e
+		}
 		if m.MediaName.Media != "application" || m.MediaName.Port.Value == 0 {
 			continue
 		}
-		for _, p := range m.MediaName.Protos {
-			if p == "SCTP" {
-				return nil
-			}
-		}
+		channel = channel || slices.Contains(m.MediaName.Protos, "SCTP")
 	}
-	return refuse(http.StatusBadRequest, "the SDP offer has no data channel (m=application UDP/DTLS/SCTP webrtc-datachannel): open the t140 data channel before creating the offer")
+	if !channel {
+		return refuse(http.StatusBadRequest, "the SDP offer has no data channel (m=application UDP/DTLS/SCTP webrtc-datachannel): open the t140 data channel before creating the offer")
+	}
+	return nil
 }
 
 // admit counts a peer being set up against the limits (and refuses an
 // address that has used its token tries, tokenTries); release gives its
 // place back, once the peer's bridged session is closed. A src of ""
-// (the node's own host, sourceIP) counts against MaxPeers only.
-func (s *Server) admit(src string) (release func(), err *httpError) {
+// (the node's own host, sourceIP) counts against MaxPeers only. An
+// offer withToken begins a token try of src, which offer settles once
+// the node has judged the token.
+func (s *Server) admit(src string, withToken bool) (release func(), err *httpError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -518,6 +581,13 @@ func (s *Server) admit(src string) (release func(), err *httpError) {
 		e := refuse(http.StatusTooManyRequests, "%d tokens from your address were refused within %v; try again in %v", maxTokenTries, tokenTriesWindow, left.Round(time.Second))
 		e.header = [2]string{"Retry-After", strconv.Itoa(int(math.Ceil(left.Seconds())))}
 		return nil, e
+	}
+	if src != "" && withToken {
+		if left, ok := s.tries.begin(src, s.now()); !ok {
+			e := refuse(http.StatusTooManyRequests, "%d tokens from your address are being judged, or were refused within %v; try again in %v", maxTokenTries, tokenTriesWindow, left.Round(time.Second))
+			e.header = [2]string{"Retry-After", strconv.Itoa(int(math.Ceil(left.Seconds())))}
+			return nil, e
+		}
 	}
 	s.places++
 	if src != "" {
@@ -565,21 +635,34 @@ func (s *Server) offer(r *http.Request) (string, error) {
 	if len(body) > s.cfg.MaxOffer {
 		return "", refuse(http.StatusRequestEntityTooLarge, "the offer is larger than %d bytes", s.cfg.MaxOffer)
 	}
-	if herr := hasDataChannel(body); herr != nil {
+	if herr := checkOffer(body); herr != nil {
 		return "", herr
 	}
 	src := sourceIP(r, s.cfg.TrustedProxies)
-	release, herr := s.admit(src)
+	release, herr := s.admit(src, cred.token != "")
 	if herr != nil {
 		return "", herr
 	}
 	p, answer, err := s.setup(r.Context(), room, cred, string(body))
-	s.mu.Lock()
-	if he, ok := errors.AsType[*httpError](err); ok && he.tokenRefused && src != "" {
-		s.tries.refused(src, s.now())
+	if hook := s.beforeRegister.Load(); err == nil && hook != nil {
+		(*hook)(p)
 	}
-	if err == nil && s.closed {
+	s.mu.Lock()
+	if src != "" && cred.token != "" {
+		he, ok := errors.AsType[*httpError](err)
+		s.tries.settle(src, s.now(), ok && he.tokenRefused)
+	}
+	switch {
+	case err == nil && s.closed:
 		err = refuse(http.StatusServiceUnavailable, "the node is shutting down")
+	case err == nil && p.ended():
+		// The peer ended before it was registered (its connection
+		// failed, say): end has already looked for it in s.peers.
+		// Registered all the same, it stayed there for good, its place
+		// given back, and every such peer was held forever.
+		e := refuse(http.StatusServiceUnavailable, "the connection ended while it was being set up")
+		e.header = [2]string{"Retry-After", "5"}
+		err = e
 	}
 	if err == nil {
 		p.release = release
@@ -671,7 +754,7 @@ func (s *Server) setup(ctx context.Context, room string, cred credentials, offer
 	// ufrag names its connections from the mux, which count the
 	// addresses its packets come from (guardedMux).
 	ufrag, pwd := iceCredentials()
-	guard := s.mux.watch(ufrag)
+	guard := s.mux.watch(ufrag, pwd)
 	var p *peer
 	defer func() {
 		if p == nil { // else the peer forgets it when it ends

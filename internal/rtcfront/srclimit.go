@@ -1,0 +1,153 @@
+package rtcfront
+
+import (
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+)
+
+// Each source address (IP and port) may send the front's socket at most
+// sourceRate packets a second, in bursts of sourceBurst; more are dropped
+// before pion's mux reads them. The mux queues a peer's packets for its
+// ICE agent with no bound, 8 KiB a packet: a peer that sent its own
+// valid checks as fast as it could grew the node's heap by tens of MB a
+// second while the agent, which answers each, fell behind. A peer
+// sends a few packets a second, and the front's text bounds (messages a
+// second and their size, a 64 KiB SCTP window) keep even a fast typist
+// and a busy room far below the rate.
+const (
+	sourceRate  = 1000
+	sourceBurst = 1000
+	// maxSources bounds the addresses remembered at once. Past it, the
+	// addresses whose bucket is full again (idle for a while) are
+	// forgotten, at most every sourceSweep, and while none is, a packet
+	// from a new address is dropped.
+	maxSources  = 4096
+	sourceSweep = 50 * time.Millisecond
+)
+
+// sourceLimits is a token bucket per source address in a bounded table.
+// It knows no clock (now is an argument) and no lock: the mux's one
+// reading goroutine uses it (sourceLimitedConn).
+type sourceLimits struct {
+	rate, burst float64
+	max         int
+	by          map[netip.AddrPort]sourceBucket
+	nextSweep   time.Time
+}
+
+// sourceBucket is one address's tokens as of last.
+type sourceBucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newSourceLimits(rate, burst float64, size int) *sourceLimits {
+	return &sourceLimits{rate: rate, burst: burst, max: size, by: map[netip.AddrPort]sourceBucket{}}
+}
+
+// allow reports whether a packet from src at now is within its rate, and
+// takes a token for it if so.
+func (l *sourceLimits) allow(src netip.AddrPort, now time.Time) bool {
+	b, ok := l.by[src]
+	switch {
+	case ok:
+		b.tokens = l.refill(b, now)
+	case len(l.by) >= l.max:
+		if now.Before(l.nextSweep) {
+			return false
+		}
+		l.nextSweep = now.Add(sourceSweep)
+		l.sweep(now)
+		if len(l.by) >= l.max {
+			return false
+		}
+		fallthrough
+	default:
+		b.tokens = l.burst
+	}
+	b.last = now
+	if b.tokens < 1 {
+		l.by[src] = b
+		return false
+	}
+	b.tokens--
+	l.by[src] = b
+	return true
+}
+
+// refill returns b's tokens as of now.
+func (l *sourceLimits) refill(b sourceBucket, now time.Time) float64 {
+	if d := now.Sub(b.last); d > 0 {
+		return min(l.burst, b.tokens+d.Seconds()*l.rate)
+	}
+	return b.tokens
+}
+
+// sweep forgets the addresses whose bucket is full again by now: they
+// would start afresh all the same.
+func (l *sourceLimits) sweep(now time.Time) {
+	for src, b := range l.by {
+		if l.refill(b, now) >= l.burst {
+			delete(l.by, src)
+		}
+	}
+}
+
+// sourceLimitedConn is the front's UDP socket as pion's mux reads it:
+// packets over their source's rate (sourceLimits) are dropped, and
+// counted. It reads and writes netip.AddrPort, as the mux prefers; only
+// the net.PacketConn's methods are exposed besides.
+type sourceLimitedConn struct {
+	net.PacketConn
+	udp     *net.UDPConn
+	limits  *sourceLimits // the reading goroutine's only
+	now     func() time.Time
+	dropped atomic.Int64
+	// onDrop, if set, is called for each packet dropped, with its
+	// source and the number dropped so far.
+	onDrop func(from netip.AddrPort, n int64)
+}
+
+func newSourceLimitedConn(c *net.UDPConn, onDrop func(netip.AddrPort, int64)) *sourceLimitedConn {
+	return &sourceLimitedConn{
+		PacketConn: c,
+		udp:        c,
+		limits:     newSourceLimits(sourceRate, sourceBurst, maxSources),
+		now:        time.Now,
+		onDrop:     onDrop,
+	}
+}
+
+// ReadFromAddrPort returns the next packet within its source's rate.
+func (c *sourceLimitedConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	for {
+		n, from, err := c.udp.ReadFromUDPAddrPort(b)
+		if err != nil {
+			return n, from, err
+		}
+		src := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		if c.limits.allow(src, c.now()) {
+			return n, from, nil
+		}
+		dropped := c.dropped.Add(1)
+		if c.onDrop != nil {
+			c.onDrop(src, dropped)
+		}
+	}
+}
+
+// ReadFrom is ReadFromAddrPort with a net.Addr.
+func (c *sourceLimitedConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := c.ReadFromAddrPort(b)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(from), nil
+}
+
+// WriteToAddrPort writes b to addr.
+func (c *sourceLimitedConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	return c.udp.WriteToUDPAddrPort(b, addr)
+}
