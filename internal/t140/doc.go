@@ -19,4 +19,6 @@
 //     RFC 9071's presentation for such endpoints: one sender at a time, a
 //     new line and a "[name]: " label when the sender changes, changes
 //     only at line ends or after the sender has been idle for a while.
+//     It reads each member's text as package rtt does, so the caller is
+//     shown the text the room has, and makes labels no name can forge.
 package t140

@@ -3,10 +3,8 @@ package t140
 import (
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
-	"github.com/rivo/uniseg"
+	"github.com/switchboard/switchboard/rtt"
 )
 
 // LineSeparator is the new line T.140 recommends (U+2028).
@@ -24,60 +22,99 @@ const DefaultSwitchAfter = 2 * time.Second
 const MaxWait = 10 * time.Second
 
 // MaxQueued is the most text queued for one sender while another is
-// shown. A sender who keeps the caller's screen (typing mid-line, never
+// shown, in bytes, each change to their line counting a few more (a
+// chunk's text that ends no line and erases nothing is one change). A
+// sender who keeps the caller's screen (typing mid-line, never
 // idle for SwitchAfter) would otherwise let the others' text pile up for
 // as long as they like; past it, a waiting sender's text is dropped and
-// marked with Missing once, where it was lost.
+// marked with Missing once, where it was lost, and what they type next
+// shows on a new labelled line (which no BACKSPACE of theirs can reach
+// past).
 const MaxQueued = 16 << 10
 
 // Mixer merges several senders' text into one T.140 stream for a caller
 // that shows one stream (a multiparty-unaware endpoint in RFC 9071's
 // words). One sender is shown at a time; every line shown starts with the
-// sender's label, "[name]: ". The sender shown changes when their line
-// ends, or when they have been idle mid-line for SwitchAfter and another
-// sender's text waits; the interrupted line is ended on the caller's
-// screen (a new line) and continues under a new label when that sender
-// is shown again. Erasure (BACKSPACE) reaches only the text shown since
-// the last label: what a sender erases beyond it stays on the caller's
-// screen, although the room's text (which other members see) is right.
+// sender's label, "[name]: " (see label for how a name shows). The sender
+// shown changes when their line ends, or when they have been idle
+// mid-line for SwitchAfter and another sender's text waits; the
+// interrupted line is ended on the caller's screen (a new line) and
+// continues under a new label when that sender is shown again.
+//
+// A Mixer reads each sender's text as the room does: it applies every
+// chunk to an rtt.Room it keeps and sends the caller what the chunk
+// changed in the sender's line, so the caller's screen shows the text the
+// room has (escape sequences, controls, tabs, line ends, erasure by
+// grapheme cluster and the line broken at rtt.MaxLineBytes all as package
+// rtt says). What the caller is sent for a chunk is its net effect: text
+// typed and erased within one chunk is not sent. Erasure (BACKSPACE)
+// reaches only the text shown since the last label: what a sender erases
+// beyond it stays on the caller's screen, although the room's text (which
+// other members see) is right.
+//
 // One goroutine owns a Mixer; it reads no clock (now is passed in).
 type Mixer struct {
 	switchAfter time.Duration
+	room        *rtt.Room // every sender's line, as the room has it
 	current     string
 	midLine     bool // the caller's screen has an unfinished line
-	segment     int  // graphemes of current's text shown after the label
-	senders     map[string]*mixSender
-	waiting     []string // senders with queued text, in order of arrival
+	// from is where, in current's line, the text shown after the label
+	// of the caller's unfinished line begins: clusters of the line that
+	// end at or before it are not on that line of the caller's screen.
+	from    int
+	senders map[string]*mixSender
+	waiting []string // senders with queued text, in order of arrival
 }
 
+// mixSender is what a Mixer holds for one sender.
 type mixSender struct {
-	queued []byte
+	label  string    // their name as their label shows it
+	queued []edit    // what their text changed, not shown yet
+	size   int       // the bytes queued edits send, at most MaxQueued
 	last   time.Time // when their last text arrived
-	cr     bool      // their last chunk ended with CR
-	full   bool      // text was dropped, Missing queued in its place
+	full   bool      // edits were dropped, a lost edit queued in their place
 	waits  bool      // they are in Mixer.waiting
 	since  time.Time // when they joined the waiting line
 	left   bool      // they left the room: dropped once their queued text is shown
-	esc    escState  // where they are in an escape sequence, across chunks
 }
 
-// escState is where a sender's text is in an ISO 6429 escape sequence
-// (a colour, say), which the caller's screen is not given: the mixer
-// drops the whole sequence, not its control character alone.
-type escState uint8
+// edit is one change to a sender's line, as the caller is to be shown it.
+type edit struct {
+	kind editKind
+	// at is the offset in the line where text goes (editText), or the
+	// length of the line after an erasure (editErase).
+	at   int
+	text string // editText: what is appended to the line
+	// ends holds, for editErase, where each erased grapheme cluster
+	// ended in the line, last first: one BACKSPACE each.
+	ends []int
+}
+
+// editKind says what an edit does.
+type editKind uint8
 
 const (
-	escNone  escState = iota
-	escStart          // after ESC
-	escCSI            // after ESC [ or CSI (U+009B), until a final byte
+	editText  editKind = iota // text appended to the line
+	editErase                 // the line's last clusters erased
+	editEnd                   // the line completed
+	editAlert                 // a BEL
+	editLost                  // edits dropped here (MaxQueued): Missing, then a new line
 )
+
+// cost is what e counts against MaxQueued: the bytes it holds, and some
+// for the edit itself, so that many small edits count the memory they
+// take.
+func (e edit) cost() int {
+	const overhead = 32
+	return overhead + len(e.text) + 8*len(e.ends)
+}
 
 // NewMixer returns a Mixer; switchAfter 0 means DefaultSwitchAfter.
 func NewMixer(switchAfter time.Duration) *Mixer {
 	if switchAfter <= 0 {
 		switchAfter = DefaultSwitchAfter
 	}
-	return &Mixer{switchAfter: switchAfter, senders: map[string]*mixSender{}}
+	return &Mixer{switchAfter: switchAfter, room: rtt.NewRoom(1), senders: map[string]*mixSender{}}
 }
 
 // Write queues a chunk of from's text received at now. An empty chunk
@@ -88,7 +125,7 @@ func (m *Mixer) Write(from, text string, now time.Time) {
 	}
 	s := m.senders[from]
 	if s == nil {
-		s = &mixSender{}
+		s = &mixSender{label: label(from)}
 		m.senders[from] = s
 	}
 	s.left = false // back in the room
@@ -99,14 +136,68 @@ func (m *Mixer) Write(from, text string, now time.Time) {
 		s.waits, s.since = true, now
 	}
 	s.last = now
+	edits := m.apply(from, text)
+	size := 0
+	for _, e := range edits {
+		size += e.cost()
+	}
 	switch {
-	case len(s.queued)+len(text) <= MaxQueued:
-		s.queued = append(s.queued, text...)
+	case s.size+size <= MaxQueued:
+		s.queued = append(s.queued, edits...)
+		s.size += size
 		s.full = false
 	case !s.full:
-		s.queued = append(s.queued, Missing...)
+		s.queued = append(s.queued, edit{kind: editLost})
 		s.full = true
 	}
+}
+
+// apply applies text to from's line in the Mixer's room and returns what
+// it changed. A BEL is an edit of its own, where it came: a chunk is
+// applied in pieces between its BELs, which reads it as the room does,
+// since no sequence, character or CR LF of rtt's spans a BEL.
+func (m *Mixer) apply(from, text string) []edit {
+	var edits []edit
+	for {
+		piece, rest, bel := strings.Cut(text, "\a")
+		if piece != "" {
+			line := m.room.Live(from)
+			for _, l := range m.room.Apply(from, 0, piece).Lines {
+				edits = change(edits, line, l.Text)
+				edits = append(edits, edit{kind: editEnd})
+				line = ""
+			}
+			edits = change(edits, line, m.room.Live(from))
+		}
+		if !bel {
+			return edits
+		}
+		edits = append(edits, edit{kind: editAlert})
+		text = rest
+	}
+}
+
+// change appends to edits the edits that turn line a into line b: the
+// clusters of a after the text they share erased, then the rest of b.
+func change(edits []edit, a, b string) []edit {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	if n < len(a) {
+		// Back to a cluster boundary of a, as its BACKSPACEs erase it.
+		var ends []int
+		for len(a) > n {
+			ends = append(ends, len(a))
+			a = rtt.Backspace(a)
+		}
+		n = len(a)
+		edits = append(edits, edit{kind: editErase, at: n, ends: ends})
+	}
+	if n < len(b) {
+		edits = append(edits, edit{kind: editText, at: n, text: b[n:]})
+	}
+	return edits
 }
 
 // Cut says that the text taken last will not reach the caller (it could
@@ -114,16 +205,20 @@ func (m *Mixer) Write(from, text string, now time.Time) {
 // line end, and the next text shown starts a new labelled line, so that
 // an erasure never reaches past the mark.
 func (m *Mixer) Cut() []byte {
-	m.midLine, m.segment = false, 0
+	m.midLine = false
 	return []byte(Missing + LineSeparator)
 }
 
-// Forget drops a sender who left. Text of theirs still queued (their
-// last words, which the room sent before their leave) is shown first, in
-// its turn; then they are dropped, and a sender who left yields the
-// caller's screen at once.
+// Forget drops a sender who left; their line is complete, as in the
+// room. Text of theirs still queued (their last words, which the room
+// sent before their leave) is shown first, in its turn; then they are
+// dropped, and a sender who left yields the caller's screen at once.
 func (m *Mixer) Forget(from string) {
+	_, ended := m.room.Forget(from)
 	if s := m.senders[from]; s != nil && len(s.queued) > 0 {
+		if ended {
+			s.queued = append(s.queued, edit{kind: editEnd})
+		}
 		s.left = true
 		return
 	}
@@ -175,105 +270,46 @@ func (m *Mixer) Take(now time.Time) []byte {
 	return []byte(out.String())
 }
 
-// show writes the current sender's queued text to out.
+// show writes the current sender's queued edits to out.
 func (m *Mixer) show(out *strings.Builder, s *mixSender) {
-	text := string(s.queued)
-	s.queued, s.full = s.queued[:0], false
-	state := -1
-	for len(text) > 0 {
-		var c string
-		c, text, _, state = uniseg.FirstGraphemeClusterInString(text, state)
-		cr := s.cr
-		s.cr = false
-		// Escape sequences as the text model reads them (rtt): ESC [
-		// or CSI, parameter and intermediate bytes, a final byte; or ESC
-		// and one byte. A character that cannot continue the sequence
-		// ends it and is shown.
-		switch esc := s.esc; {
-		case esc == escStart && c == "[":
-			s.esc = escCSI
-			continue
-		case esc == escStart && len(c) == 1 && c[0] >= 0x30 && c[0] <= 0x7e,
-			esc == escCSI && len(c) == 1 && c[0] >= 0x40 && c[0] <= 0x7e:
-			s.esc = escNone
-			continue
-		case esc == escCSI && len(c) == 1 && c[0] >= 0x20 && c[0] <= 0x3f:
-			continue
-		}
-		s.esc = escNone
-		switch c {
-		case "\x1b":
-			s.esc = escStart
-			continue
-		case "\u009b":
-			s.esc = escCSI
-			continue
-		case "\t":
-			c = " " // as the text model shows it (rtt)
-		}
-		switch c {
-		case "\n":
-			if cr {
-				continue // the LF of a CR LF cut between two chunks
-			}
-			m.endLine(out)
-		case "\r":
-			s.cr = true
-			m.endLine(out)
-		case "\r\n", LineSeparator, "\u2029":
-			m.endLine(out)
-		case "\b":
-			if m.segment > 0 {
-				out.WriteString("\b")
-				m.segment--
-			}
-		case "\uFEFF":
-		case "\a":
-			out.WriteString(c)
-		default:
-			if r, n := utf8.DecodeRuneInString(c); n == len(c) && (r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0) {
-				continue // other controls, C0 and C1 (CSI among them), have no place on the caller's screen
-			}
+	for _, e := range s.queued {
+		switch e.kind {
+		case editText:
 			if !m.midLine {
-				out.WriteString("[" + label(m.current) + "]: ")
-				m.midLine, m.segment = true, 0
+				out.WriteString("[" + s.label + "]: ")
+				m.midLine, m.from = true, e.at
 			}
-			out.WriteString(c)
-			m.segment++
+			out.WriteString(e.text)
+		case editErase:
+			if !m.midLine {
+				break // nothing of the line after a label yet
+			}
+			for _, end := range e.ends {
+				if end > m.from {
+					out.WriteByte('\b')
+				}
+			}
+			m.from = min(m.from, e.at)
+		case editEnd:
+			m.endLine(out)
+		case editAlert:
+			out.WriteByte('\a')
+		case editLost:
+			if !m.midLine {
+				out.WriteString("[" + s.label + "]: ")
+			}
+			out.WriteString(Missing)
+			m.midLine = true
+			m.endLine(out)
 		}
 	}
-}
-
-// label is a sender's name as its label shows it: controls, line and
-// paragraph separators and format characters (bidirectional overrides
-// and isolates, zero-width marks) each become U+FFFD, so that no name
-// can end the label's line or turn the text after it around and pass a
-// line of its own for another member's.
-func label(name string) string {
-	if !strings.ContainsFunc(name, hidden) {
-		return name
-	}
-	return strings.Map(func(r rune) rune {
-		if hidden(r) {
-			return utf8.RuneError
-		}
-		return r
-	}, name)
-}
-
-// hidden reports whether r is a rune label replaces. The joiners and
-// tag characters emoji are built with (U+200C, U+200D, U+E0020-U+E007F)
-// are format characters too, but turn nothing around: they stay.
-func hidden(r rune) bool {
-	if r == '\u200c' || r == '\u200d' || r >= 0xe0020 && r <= 0xe007f {
-		return false
-	}
-	return unicode.IsControl(r) || unicode.In(r, unicode.Zl, unicode.Zp, unicode.Cf)
+	clear(s.queued)
+	s.queued, s.size, s.full = s.queued[:0], 0, false
 }
 
 func (m *Mixer) endLine(out *strings.Builder) {
 	if m.midLine {
 		out.WriteString(LineSeparator)
 	}
-	m.midLine, m.segment = false, 0
+	m.midLine = false
 }

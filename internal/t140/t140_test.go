@@ -246,16 +246,17 @@ func TestMixer(t *testing.T) {
 		{"one sender", []write{{0, "ann", "hi"}}, 0, "[ann]: hi"},
 		{"line ends become LS and relabel", []write{{0, "ann", "a\r\nb\nc\rd"}}, 0, "[ann]: a\u2028[ann]: b\u2028[ann]: c\u2028[ann]: d"},
 		{"CR LF cut between chunks", []write{{0, "ann", "a\r"}, {1, "ann", "\nb"}}, 1, "[ann]: a\u2028[ann]: b"},
-		{"erasure within the segment only", []write{{0, "ann", "ab\b\b\bc"}}, 0, "[ann]: ab\b\bc"},
+		{"erasure within the segment only", []write{{0, "ann", "ab"}, {0, "ann", "\b\b\bc"}}, 0, "[ann]: ab\b\bc"},
+		{"a chunk's net effect", []write{{0, "ann", "ab\b\b\bc"}}, 0, "[ann]: c"},
 		{"others wait for the line end", []write{{0, "ann", "hel"}, {10, "bob", "yo"}, {20, "ann", "lo\n"}}, 20, "[ann]: hello\u2028[bob]: yo"},
 		{"others wait while the sender is busy", []write{{0, "ann", "hel"}, {10, "bob", "yo"}}, 1999, "[ann]: hel"},
 		{"an idle sender is interrupted", []write{{0, "ann", "hel"}, {10, "bob", "yo"}}, 2000, "[ann]: hel\u2028[bob]: yo"},
 		{"controls dropped, BOM dropped, BEL kept", []write{{0, "ann", "\ufeffa\x01\ab"}}, 0, "[ann]: a\ab"},
 		{"C1 controls dropped (CSI with its sequence, NEL)", []write{{0, "ann", "a\u009b31mb\u0085c"}}, 0, "[ann]: abc"},
-		{"escape sequences dropped whole, across chunks", []write{{0, "ann", "a\x1b[1;31mb\x1b"}, {1, "ann", "[0mc\x1b7d"}}, 1, "[ann]: abcd"},
+		{"escape sequences dropped whole within a chunk, as the room does", []write{{0, "ann", "a\x1b[1;31mb\x1b"}, {1, "ann", "[0mc\x1b7d"}}, 1, "[ann]: ab[0mcd"},
 		{"a tab shows as a space", []write{{0, "ann", "a\tb"}}, 0, "[ann]: a b"},
 		{"a character that cannot continue a sequence is shown", []write{{0, "ann", "a\x1b\u00e9b\x1b[1\u00e9c"}}, 0, "[ann]: a\u00e9b\u00e9c"},
-		{"a name cannot end its label's line nor turn the text around", []write{{0, "sip:m\u2028[alice\u202e\u2066", "x"}}, 0, "[sip:m\ufffd[alice\ufffd\ufffd]: x"},
+		{"a name cannot end its label's line nor turn the text around", []write{{0, "sip:m\u2028[alice\u202e\u2066", "x"}}, 0, "[sip:m\ufffd(alice\ufffd\ufffd]: x"},
 		{"a name's emoji keep their joiners", []write{{0, "ann \U0001F468\u200d\U0001F469\u200d\U0001F467", "x"}}, 0, "[ann \U0001F468\u200d\U0001F469\u200d\U0001F467]: x"},
 	}
 	for _, tt := range tests {
@@ -279,8 +280,9 @@ func TestMixerResumesInterruptedSender(t *testing.T) {
 	got := string(m.Take(t0.Add(time.Second)))
 	m.Write("ann", "\blo", t0.Add(2*time.Second))
 	got += string(m.Take(t0.Add(2 * time.Second)))
-	// ann's backspace reaches back past her new label: dropped.
-	if want := "[ann]: hel\u2028[bob]: yo\u2028[ann]: lo"; got != want {
+	// ann's line is "helo" now: the chunk's net effect is an "o" after
+	// the "hel" shown; her BACKSPACE reaches nothing past her new label.
+	if want := "[ann]: hel\u2028[bob]: yo\u2028[ann]: o"; got != want {
 		t.Errorf("text = %q, want %q", got, want)
 	}
 	m.Forget("ann")
@@ -427,8 +429,8 @@ func TestMixerTurnsAreBounded(t *testing.T) {
 // TestMixerBoundsWaitingText: a sender who keeps the caller's screen
 // (typing mid-line, never idle long enough to be interrupted) lets the
 // others' text wait, but at most MaxQueued of it each; the rest is
-// dropped and marked once. Before, it piled up for as long as the first
-// sender typed.
+// dropped and marked once, and their next text starts a new line.
+// Before, it piled up for as long as the first sender typed.
 func TestMixerBoundsWaitingText(t *testing.T) {
 	t0 := time.Unix(0, 0)
 	m := NewMixer(time.Second)
@@ -447,13 +449,15 @@ func TestMixerBoundsWaitingText(t *testing.T) {
 	if !ok {
 		t.Fatalf("bob's text was not shown: %q", got[:min(len(got), 80)])
 	}
-	if len(bob) > MaxQueued+len(Missing) || !strings.HasSuffix(bob, Missing) || strings.Count(bob, Missing) != 1 {
-		t.Errorf("bob's waiting text shown: %d bytes, ending %q; want at most %d, marked once at the end", len(bob), bob[max(0, len(bob)-8):], MaxQueued+len(Missing))
+	mark := Missing + LineSeparator
+	if len(bob) > MaxQueued+len(mark) || !strings.HasSuffix(bob, mark) || strings.Count(bob, Missing) != 1 {
+		t.Errorf("bob's waiting text shown: %d bytes, ending %q; want at most %d, marked once at the end", len(bob), bob[max(0, len(bob)-8):], MaxQueued+len(mark))
 	}
-	// Once shown, bob's text is taken again.
+	// Once shown, bob's text is taken again, on a new line: nothing
+	// after the mark may erase what was shown before it.
 	m.Write("bob", "ok", t0.Add(2*time.Second))
-	if got := string(m.Take(t0.Add(2 * time.Second))); got != "ok" {
-		t.Errorf("bob's next text: %q, want %q", got, "ok")
+	if got := string(m.Take(t0.Add(2 * time.Second))); got != "[bob]: ok" {
+		t.Errorf("bob's next text: %q, want %q", got, "[bob]: ok")
 	}
 }
 
@@ -482,7 +486,7 @@ func TestMixerShowsTheLastWordsOfASenderWhoLeft(t *testing.T) {
 	m := NewMixer(time.Second)
 	m.Write("ann", "bye", t0)
 	m.Forget("ann")
-	if got, want := string(m.Take(t0)), "[ann]: bye"; got != want {
+	if got, want := string(m.Take(t0)), "[ann]: bye\u2028"; got != want { // her line is complete, as in the room
 		t.Errorf("the one shown left: Take = %q, want %q", got, want)
 	}
 	if _, ok := m.senders["ann"]; ok {
