@@ -5,7 +5,7 @@
 // /?user=ann&room=lobby&group=eu/a&policy=default
 
 import { Session, cutText } from "./client.js";
-import { Room, graphemes } from "./rtt.js";
+import { Room, clusterStarts, graphemes } from "./rtt.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -136,14 +136,17 @@ function sendChunk(text) {
   renderPending();
 }
 
-// boundaryAtOrBefore is the last grapheme boundary of s at or before i.
+// boundaryAtOrBefore is the last grapheme boundary of s at or before i:
+// a boundary of the clusters the node erases, which are Unicode 15.0's
+// (clusterStarts), not the browser's.
 function boundaryAtOrBefore(s, i) {
+  if (i >= s.length) return s.length;
   let b = 0;
-  for (const seg of new Intl.Segmenter(undefined, { granularity: "grapheme" }).segment(s)) {
-    if (seg.index > i) break;
-    b = seg.index;
+  for (const start of clusterStarts(s)) {
+    if (start > i) break;
+    b = start;
   }
-  return i >= s.length ? s.length : b;
+  return b;
 }
 
 function onInput() {

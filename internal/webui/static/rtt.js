@@ -28,21 +28,93 @@ function isControl(c) {
   return c < 0x20 || (c >= 0x7f && c <= 0x9f);
 }
 
+// The Go package segments text with uniseg, by the rules of Unicode 15.0;
+// browsers segment by their own, later version (Intl.Segmenter, with
+// ICU). Unicode 15.1 added one rule, GB9c, that joins what 15.0 keeps
+// apart: an Indic conjunct, a consonant, a virama and the next consonant
+// (KA VIRAMA SSA, "क्ष", is one cluster by 15.1, two by 15.0: "क्" and
+// "ष"). The page must count and erase characters as the node, the Go
+// clients and every later joiner do, so clusterStarts takes the browser's
+// clusters and splits them again where GB9c alone joined them:
+//
+//   GB9c  \p{InCB=Consonant} [\p{InCB=Extend} \p{InCB=Linker}]*
+//         \p{InCB=Linker} [\p{InCB=Extend} \p{InCB=Linker}]* × \p{InCB=Consonant}
+//
+// InCB (Indic_Conjunct_Break, DerivedCoreProperties.txt) is Linker for the
+// viramas of six scripts (U+094D Devanagari, 09CD Bengali, 0ACD Gujarati,
+// 0B4D Oriya, 0C4D Telugu, 0D4D Malayalam), Consonant for the consonants
+// of those scripts (Indic_Syllabic_Category=Consonant: CONSONANTS, the
+// same from Unicode 15.1 to 17.0), Extend for combining marks and ZWJ
+// (which marks differs between versions). A consonant's
+// Grapheme_Cluster_Break is Other, and by 15.0's rules a cluster never
+// goes on into one except right after a Prepend character (GB9b); a
+// browser joins one only by GB9b or GB9c. So a consonant inside a
+// browser's cluster that does not follow a Prepend of 15.0 starts one of
+// 15.0's: exactly where GB9c joined, whatever the browser takes for
+// InCB=Extend. Kannada, Tamil, Gurmukhi and the other Indic scripts have
+// no Linker: browsers split their conjuncts as 15.0 does.
+const CONSONANTS = [
+  [0x0915, 0x0939], [0x0958, 0x095f], [0x0978, 0x097f], // Devanagari
+  [0x0995, 0x09a8], [0x09aa, 0x09b0], [0x09b2, 0x09b2], [0x09b6, 0x09b9],
+  [0x09dc, 0x09dd], [0x09df, 0x09df], [0x09f0, 0x09f1], // Bengali
+  [0x0a95, 0x0aa8], [0x0aaa, 0x0ab0], [0x0ab2, 0x0ab3], [0x0ab5, 0x0ab9],
+  [0x0af9, 0x0af9], // Gujarati
+  [0x0b15, 0x0b28], [0x0b2a, 0x0b30], [0x0b32, 0x0b33], [0x0b35, 0x0b39],
+  [0x0b5c, 0x0b5d], [0x0b5f, 0x0b5f], [0x0b71, 0x0b71], // Oriya
+  [0x0c15, 0x0c28], [0x0c2a, 0x0c39], [0x0c58, 0x0c5a], // Telugu
+  [0x0d15, 0x0d3a], // Malayalam
+];
+
+// PREPEND is Grapheme_Cluster_Break=Prepend in the data of Unicode 15.0,
+// the version the Go package segments by.
+const PREPEND = [
+  [0x0600, 0x0605], [0x06dd, 0x06dd], [0x070f, 0x070f], [0x0890, 0x0891],
+  [0x08e2, 0x08e2], [0x0d4e, 0x0d4e], [0x110bd, 0x110bd], [0x110cd, 0x110cd],
+  [0x111c2, 0x111c3], [0x1193f, 0x1193f], [0x11941, 0x11941], [0x11a3a, 0x11a3a],
+  [0x11a84, 0x11a89], [0x11d46, 0x11d46], [0x11f02, 0x11f02],
+];
+
+function inRanges(ranges, c) {
+  for (const [lo, hi] of ranges) if (c >= lo && c <= hi) return true;
+  return false;
+}
+
+function isConsonant(c) {
+  return c >= 0x0915 && c <= 0x0d3a && inRanges(CONSONANTS, c);
+}
+
+// clusterStarts appends to starts the offsets in s at which its extended
+// grapheme clusters start by the rules of Unicode 15.0, as the Go package
+// segments it, each plus base; it returns starts.
+export function clusterStarts(s, base = 0, starts = []) {
+  for (const { index, segment } of segmenter.segment(s)) {
+    starts.push(base + index);
+    // A conjunct has three code points at least, all in the BMP.
+    if (segment.length < 3) continue;
+    let prev = segment.codePointAt(0);
+    for (let i = prev > 0xffff ? 2 : 1; i < segment.length; ) {
+      const c = segment.codePointAt(i);
+      if (isConsonant(c) && !inRanges(PREPEND, prev)) starts.push(base + index + i);
+      prev = c;
+      i += c > 0xffff ? 2 : 1;
+    }
+  }
+  return starts;
+}
+
 // backspace returns line without its last user-perceived character (its
 // last extended grapheme cluster). It segments the whole line; an Editor
 // remembers its line's clusters instead.
 export function backspace(line) {
   if (line === "") return "";
-  let last = 0;
-  for (const seg of segmenter.segment(line)) last = seg.index;
-  return line.slice(0, last);
+  const starts = clusterStarts(line);
+  return line.slice(0, starts[starts.length - 1]);
 }
 
-// graphemes counts the user-perceived characters of s.
+// graphemes counts the user-perceived characters of s: its extended
+// grapheme clusters, as the Go package counts them (clusterStarts).
 export function graphemes(s) {
-  let n = 0;
-  for (const _ of segmenter.segment(s)) n++;
-  return n;
+  return clusterStarts(s).length;
 }
 
 // escapeLen is how many code points after an ESC belong to its sequence.
@@ -70,11 +142,12 @@ function csiLen(cps, i) {
 // the line only grows at its end or loses its last cluster, and a
 // boundary depends only on the text before it and the character at it,
 // so the starts up to the end of the last segmented cluster stay valid.
-// Text typed since is segmented when a BACKSPACE needs it, from the start
-// of the last remembered cluster (a boundary, where the segmenter is as at
-// the start of a text); the BACKSPACE then drops the last start. Unlike
-// the Go package, it does not shorten that last cluster to a stand-in:
-// browsers' Unicode versions join Indic conjuncts (GB9c), whose state a
+// Text typed since is segmented (clusterStarts, Unicode 15.0's clusters)
+// when a BACKSPACE needs it, from the start of the last remembered
+// cluster (a boundary, where segmenting is as at the start of a text);
+// the BACKSPACE then drops the last start. Unlike the Go package, it does
+// not shorten that last cluster to a stand-in: the browser's segmenter,
+// under clusterStarts, joins Indic conjuncts (GB9c), whose state a
 // stand-in does not keep, so typing after a very long cluster costs its
 // length, besides the segmenter's own cost per call.
 class Editor {
@@ -118,7 +191,7 @@ class Editor {
         }
       }
       const from = this.starts.length > 0 ? this.starts.pop() : 0;
-      for (const seg of segmenter.segment(buf.slice(from))) this.starts.push(from + seg.index);
+      clusterStarts(buf.slice(from), from, this.starts);
       this.done = n;
     }
     if (this.starts.length === 0) return; // empty
