@@ -66,11 +66,7 @@ func TestTwoDevicesLoseNothing(t *testing.T) {
 			mu.Lock()
 			switch m.Op {
 			case wire.OpRoom:
-				st := rtt.State{Live: m.State.Live, Seqs: m.State.Seqs}
-				for _, l := range m.State.Lines {
-					st.Lines = append(st.Lines, rtt.Line{From: l.From, Text: l.Text})
-				}
-				r, err := rtt.FromState(0, st)
+				r, err := rtt.FromState(0, m.State.TextState())
 				if err != nil {
 					t.Error(err)
 				}

@@ -17,7 +17,8 @@ const (
 	// PresenceEvent: a user came into the room (Joined) or went (User).
 	PresenceEvent
 	// StateEvent: the room's full state (State), the answer to a join or
-	// re-join: replace whatever is shown for the room with it.
+	// re-join: replace whatever is shown for the room with it (load
+	// State.TextState() into the rtt model).
 	StateEvent
 	// AckEvent: the node stored the session's chunk Seq durably.
 	AckEvent

@@ -589,23 +589,34 @@ func (r *Room) Locals() int { return len(r.local) }
 var ErrStateTooLarge = errors.New("room: state too large for one line")
 
 // StateLine encodes the room's full state as one room message for a
-// joining session, newline included. A state that would not fit one
-// protocol line (wire.MaxLine) loses, until it fits, in the order in
-// which SnapshotWithin cuts a snapshot: the unfinished lines of the
-// senders who are not in the room, the one whose text came longest ago
-// first (by stream sequence, then name); then its oldest completed lines,
-// one by one; then the seqs of those senders, in the same order; then the
-// start of its longest live lines (each longer than half the longest
-// keeps that many bytes at its end, after a U+FFFD), until no live line
-// is longer than 16 bytes; then it returns an error wrapping
-// ErrStateTooLarge. A snapshot, whose limit is far larger, therefore cuts
-// only what the state line cuts too, and a joiner gets the same state
-// from a room restored from it. The state is sized from its parts, not
-// encoded at each step, so a join costs one encoding however large the
-// room, and the joins and re-joins until the next record is applied
-// share it. The line is shared: callers must not change it. Live lists
-// every user in the room (with "" when they type nothing) and every
-// sender with a non-empty current line.
+// joining session, newline included. Live lists every user in the room
+// (with "" when they type nothing) and every sender with a non-empty
+// current line; PendingCR the senders whose last chunk ended with a CR.
+// A state that would not fit one protocol line (wire.MaxLine) loses,
+// until it fits, in the order in which SnapshotWithin cuts a snapshot:
+//
+//  1. the unfinished lines of the senders who are not in the room, the
+//     one whose text came longest ago first (by stream sequence, then
+//     name): each becomes a U+FFFD, text lost, and their text that
+//     follows continues after it, marked, as in a room restored from a
+//     cut snapshot;
+//  2. its oldest completed lines, one by one;
+//  3. those senders whole, in the same order: their lines, seqs and
+//     pending CRs (a joiner then takes their next chunk for one after a
+//     gap, and marks it with a U+FFFD);
+//  4. every pending CR (a joiner may then show an extra empty line where
+//     a sender's CR and LF come in two chunks);
+//  5. the start of its longest live lines (each longer than half the
+//     longest keeps that many bytes at its end, after a U+FFFD), until
+//     no live line is longer than 16 bytes.
+//
+// Then it returns an error wrapping ErrStateTooLarge. A snapshot, whose
+// limit is far larger, therefore cuts only what the state line cuts too,
+// and a joiner gets the same state from a room restored from it. The
+// state is sized from its parts, not encoded at each step, so a join
+// costs one encoding however large the room, and the joins and re-joins
+// until the next record is applied share it. The line is shared: callers
+// must not change it.
 func (r *Room) StateLine() ([]byte, error) {
 	if !r.stateCached || r.stateApplied != r.applied {
 		r.stateLine, r.stateErr = r.encodeState()
@@ -618,10 +629,11 @@ func (r *Room) StateLine() ([]byte, error) {
 func (r *Room) encodeState() ([]byte, error) {
 	st := r.text.State()
 	rs := &wire.RoomState{
-		Lines: make([]wire.Line, len(st.Lines)),
-		Live:  make(map[string]string, len(r.users)),
-		Seqs:  st.Seqs,
-		Users: r.Users(),
+		Lines:     make([]wire.Line, len(st.Lines)),
+		Live:      make(map[string]string, len(r.users)),
+		Seqs:      st.Seqs,
+		PendingCR: st.PendingCR,
+		Users:     r.Users(),
 	}
 	for i, l := range st.Lines {
 		rs.Lines[i] = wire.Line{From: l.From, Text: l.Text}
@@ -638,11 +650,13 @@ func (r *Room) encodeState() ([]byte, error) {
 
 	// size is an upper bound of the encoded line, kept as parts go.
 	const (
-		frame     = len(`{"op":"room","room":,"state":{"lines":[],"live":{},"seqs":{},"users":[]}}`)
+		frame     = len(`{"op":"room","room":,"state":{"lines":[],"live":{},"seqs":{},"pending_cr":{},"users":[]}}`)
 		lineFrame = len(`{"from":,"t":},`)
 		liveFrame = len(`:,`)
 		seqFrame  = len(`:18446744073709551615,`)
+		crFrame   = len(`:true,`)
 		userFrame = len(`,`)
+		lost      = "\uFFFD" // what is left of a departed sender's cut line
 	)
 	liveSize := func(from, text string) int { return wire.StringLen(from) + wire.StringLen(text) + liveFrame }
 	seqSize := func(from string) int { return wire.StringLen(from) + seqFrame }
@@ -656,12 +670,15 @@ func (r *Room) encodeState() ([]byte, error) {
 	for from := range rs.Seqs {
 		size += seqSize(from)
 	}
+	for from := range rs.PendingCR {
+		size += wire.StringLen(from) + crFrame
+	}
 	for _, u := range rs.Users {
 		size += wire.StringLen(u) + userFrame
 	}
 
-	// The senders not in the room, once listed, and those of them whose
-	// live line, and whose seq, may still be cut.
+	// The senders not in the room, once listed, those of them whose live
+	// line may still be marked lost, and those who may still go whole.
 	var departed, lives, seqs []string
 	listed := false
 	for {
@@ -680,23 +697,40 @@ func (r *Room) encodeState() ([]byte, error) {
 			departed, listed = r.departedIn(rs), true
 			lives, seqs = departed, departed
 		case len(lives) > 0:
+			// As in SnapshotWithin: the line stays, marked as lost, and
+			// the sender's text that follows continues after the mark.
 			from := lives[0]
 			lives = lives[1:]
-			if text, ok := rs.Live[from]; ok {
-				size -= liveSize(from, text)
-				delete(rs.Live, from)
+			if text := rs.Live[from]; len(text) > len(lost) {
+				size -= wire.StringLen(text) - wire.StringLen(lost)
+				rs.Live[from] = lost
 			}
 		case len(rs.Lines) > 0:
 			l := rs.Lines[0]
 			size -= wire.StringLen(l.From) + wire.StringLen(l.Text) + lineFrame
 			rs.Lines = rs.Lines[1:]
 		case len(seqs) > 0:
+			// The sender goes whole: a joiner then takes their next
+			// chunk for one after a gap, and marks it with a U+FFFD.
 			from := seqs[0]
 			seqs = seqs[1:]
+			if text, ok := rs.Live[from]; ok {
+				size -= liveSize(from, text)
+				delete(rs.Live, from)
+			}
 			if _, ok := rs.Seqs[from]; ok {
 				size -= seqSize(from)
 				delete(rs.Seqs, from)
 			}
+			if rs.PendingCR[from] {
+				size -= wire.StringLen(from) + crFrame
+				delete(rs.PendingCR, from)
+			}
+		case len(rs.PendingCR) > 0:
+			for from := range rs.PendingCR {
+				size -= wire.StringLen(from) + crFrame
+			}
+			rs.PendingCR = nil
 		default:
 			longest := 0
 			for _, text := range rs.Live {

@@ -281,53 +281,58 @@ func worstName(i int) string {
 // A room at its limits, filled with the text that encodes longest, still
 // gives a joining session a state that fits one protocol line and that
 // a client can decode: MaxUsers users with the longest names, each in
-// the middle of the longest line, a full history, and MaxSenders senders
-// who left in the middle of a line of their own.
+// the middle of the longest line or just after a CR (whose LF may still
+// come: a pending CR each), a full history, and MaxSenders senders who
+// left in the middle of a line of their own.
 func TestStateFitsOneLine(t *testing.T) {
-	cfg := room.DefaultConfig("n1", 1)
-	r, err := room.New("r", cfg)
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct{ name, end string }{{"mid-line", ""}, {"after a CR", "\r"}} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := room.DefaultConfig("n1", 1)
+			r, err := room.New("r", cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq := uint64(0)
+			apply := func(rec room.Record) {
+				seq++
+				r.Apply(seq, rec)
+			}
+			longLine := strings.Repeat(`\`, rtt.MaxLineBytes-1)
+			for i := range cfg.MaxSenders {
+				user, key := worstName(cfg.MaxUsers+i), fmt.Sprintf("n2/%d", cfg.MaxUsers+i)
+				apply(room.Record{Op: room.OpJoin, Key: key, User: user, Node: "n2", Inc: 1})
+				apply(room.Record{Op: room.OpText, Key: key, User: user, Seq: 1, T: longLine + "\n" + longLine})
+				apply(room.Record{Op: room.OpLeave, Keys: []string{key}})
+			}
+			for i := range cfg.MaxUsers {
+				user, key := worstName(i), fmt.Sprintf("n2/%d", i)
+				apply(room.Record{Op: room.OpJoin, Key: key, User: user, Node: "n2", Inc: 1})
+				apply(room.Record{Op: room.OpText, Key: key, User: user, Seq: 1<<53 - 1, T: longLine + tt.end})
+			}
+			r.Register("n1/1", worstName(0))
+			apply(room.Record{Op: room.OpJoin, Key: "n1/1", User: worstName(0), Node: "n1", Inc: 1})
+			start := time.Now()
+			line, err := r.Activate("n1/1")
+			if err != nil {
+				t.Fatalf("Activate: %v", err)
+			}
+			t.Logf("Activate took %v", time.Since(start))
+			if len(line)-1 > wire.MaxLine {
+				t.Fatalf("state line of %d bytes, want at most %d", len(line)-1, wire.MaxLine)
+			}
+			m, err := wire.Decode(line[:len(line)-1])
+			if err != nil {
+				t.Fatalf("decoding the state: %v", err)
+			}
+			if got := len(m.State.Users); got != cfg.MaxUsers {
+				t.Errorf("state lists %d users, want %d", got, cfg.MaxUsers)
+			}
+			if got := m.State.Seqs[worstName(0)]; got != 1<<53-1 {
+				t.Errorf("the joining user's seq is %d in the state, want %d", got, uint64(1<<53-1))
+			}
+			t.Logf("state line: %d bytes, %d pending CRs", len(line)-1, len(m.State.PendingCR))
+		})
 	}
-	seq := uint64(0)
-	apply := func(rec room.Record) {
-		seq++
-		r.Apply(seq, rec)
-	}
-	longLine := strings.Repeat(`\`, rtt.MaxLineBytes-1)
-	for i := range cfg.MaxSenders {
-		user, key := worstName(cfg.MaxUsers+i), fmt.Sprintf("n2/%d", cfg.MaxUsers+i)
-		apply(room.Record{Op: room.OpJoin, Key: key, User: user, Node: "n2", Inc: 1})
-		apply(room.Record{Op: room.OpText, Key: key, User: user, Seq: 1, T: longLine + "\n" + longLine})
-		apply(room.Record{Op: room.OpLeave, Keys: []string{key}})
-	}
-	for i := range cfg.MaxUsers {
-		user, key := worstName(i), fmt.Sprintf("n2/%d", i)
-		apply(room.Record{Op: room.OpJoin, Key: key, User: user, Node: "n2", Inc: 1})
-		apply(room.Record{Op: room.OpText, Key: key, User: user, Seq: 1<<53 - 1, T: longLine})
-	}
-	r.Register("n1/1", worstName(0))
-	apply(room.Record{Op: room.OpJoin, Key: "n1/1", User: worstName(0), Node: "n1", Inc: 1})
-	start := time.Now()
-	line, err := r.Activate("n1/1")
-	if err != nil {
-		t.Fatalf("Activate: %v", err)
-	}
-	t.Logf("Activate took %v", time.Since(start))
-	if len(line)-1 > wire.MaxLine {
-		t.Fatalf("state line of %d bytes, want at most %d", len(line)-1, wire.MaxLine)
-	}
-	m, err := wire.Decode(line[:len(line)-1])
-	if err != nil {
-		t.Fatalf("decoding the state: %v", err)
-	}
-	if got := len(m.State.Users); got != cfg.MaxUsers {
-		t.Errorf("state lists %d users, want %d", got, cfg.MaxUsers)
-	}
-	if got := m.State.Seqs[worstName(0)]; got != 1<<53-1 {
-		t.Errorf("the joining user's seq is %d in the state, want %d", got, uint64(1<<53-1))
-	}
-	t.Logf("state line: %d bytes", len(line)-1)
 }
 
 // A room configured for more users than one line can list refuses to
@@ -425,8 +430,9 @@ func TestForgetInRounds(t *testing.T) {
 
 // TestStateLineCuts checks the cuts of large states against the order
 // docs/protocol.md gives, on random rooms: the live lines of the senders
-// not in the room first, the one whose text came longest ago first, then
-// the oldest completed lines, then those senders' seqs, then the start
+// not in the room first, each to a U+FFFD, the one whose text came
+// longest ago first, then the oldest completed lines, then those senders
+// whole (line, seq and pending CR), then every pending CR, then the start
 // of long live lines; users and their live entries are always there.
 func TestStateLineCuts(t *testing.T) {
 	for seed := range uint64(60) {
@@ -446,6 +452,9 @@ func TestStateLineCuts(t *testing.T) {
 			var b strings.Builder
 			for range prng.IntN(2000) {
 				b.WriteString(pieces[prng.IntN(len(pieces))])
+			}
+			if prng.IntN(4) == 0 {
+				b.WriteString("\r") // a CR whose LF may come in the next chunk
 			}
 			return b.String()
 		}
@@ -505,45 +514,71 @@ func TestStateLineCuts(t *testing.T) {
 			}
 			return strings.Compare(a, b)
 		})
-		// Departed senders lose their live lines in that order, then,
-		// once every line is cut, their seqs in that order.
+		// Departed senders' live lines become U+FFFD in that order (those
+		// no longer than it stay), then, once every line is cut, the
+		// senders go whole in that order.
+		const lost = "\ufffd"
 		linesCut := kept < len(full.Lines)
-		livesDropped, seqsDropped, withLive := 0, 0, 0
+		livesCut, withLive, gone := 0, 0, 0
 		for _, from := range departed {
-			if full.Live[from] == "" {
+			if len(full.Live[from]) <= len(lost) {
 				continue
 			}
-			if _, live := st.Live[from]; !live {
-				if livesDropped != withLive {
-					t.Fatalf("seed %d: departed %s's line dropped after one kept before it", seed, from)
+			if l, ok := st.Live[from]; !ok || l == lost {
+				if livesCut != withLive {
+					t.Fatalf("seed %d: departed %s's line cut after one kept before it", seed, from)
 				}
-				livesDropped++
+				livesCut++
+			} else if l != full.Live[from] {
+				t.Fatalf("seed %d: departed %s's line is %q, neither whole nor U+FFFD", seed, from, l)
 			}
 			withLive++
 		}
-		if linesCut && livesDropped < withLive {
-			t.Fatalf("seed %d: %d lines cut while %d departed senders keep their lines", seed, len(full.Lines)-kept, withLive-livesDropped)
+		if linesCut && livesCut < withLive {
+			t.Fatalf("seed %d: %d lines cut while %d departed senders keep their lines", seed, len(full.Lines)-kept, withLive-livesCut)
 		}
 		for i, from := range departed {
-			if _, hasSeq := st.Seqs[from]; !hasSeq && full.Seqs[from] != 0 {
-				if seqsDropped != i {
-					t.Fatalf("seed %d: departed %s's seq dropped after one kept before it", seed, from)
+			_, hasSeq := st.Seqs[from]
+			_, hasLive := st.Live[from]
+			switch {
+			case !hasSeq && !hasLive && !st.PendingCR[from]:
+				if gone != i {
+					t.Fatalf("seed %d: departed %s gone after one kept before it", seed, from)
 				}
-				seqsDropped++
+				gone++
+			case !hasSeq || !hasLive && full.Live[from] != "":
+				t.Fatalf("seed %d: departed %s lost part of their entry (seq %v, live %v)", seed, from, hasSeq, hasLive)
 			}
 		}
-		if seqsDropped > 0 && kept > 0 {
-			t.Fatalf("seed %d: %d departed senders' seqs dropped while %d lines stay", seed, seqsDropped, kept)
+		if gone > 0 && kept > 0 {
+			t.Fatalf("seed %d: %d departed senders gone while %d lines stay", seed, gone, kept)
 		}
-		dropped := seqsDropped
+		// Pending CRs are kept or go all at once, after the departed.
+		crsCut := false
+		for from := range full.PendingCR {
+			if !st.PendingCR[from] && (inRoom[from] || slices.Contains(departed[gone:], from)) {
+				crsCut = true
+			}
+		}
+		for from := range st.PendingCR {
+			if !full.PendingCR[from] {
+				t.Fatalf("seed %d: the state has a pending CR of %s, the room has none", seed, from)
+			}
+			if crsCut {
+				t.Fatalf("seed %d: %s's pending CR kept while another's went", seed, from)
+			}
+		}
+		if crsCut && (gone < len(departed) || kept > 0) {
+			t.Fatalf("seed %d: pending CRs cut before the lines and departed senders", seed)
+		}
 		for from, l := range st.Live {
-			if l == full.Live[from] {
+			if l == full.Live[from] || !inRoom[from] {
 				continue
 			}
-			if dropped < len(departed) || kept > 0 {
-				t.Fatalf("seed %d: live line of %s cut before the lines and departed senders", seed, from)
+			if gone < len(departed) || kept > 0 || len(st.PendingCR) > 0 {
+				t.Fatalf("seed %d: live line of %s cut before the lines, departed senders and pending CRs", seed, from)
 			}
-			tail, ok := strings.CutPrefix(l, "\ufffd")
+			tail, ok := strings.CutPrefix(l, lost)
 			if !ok || !strings.HasSuffix(full.Live[from], tail) || !utf8.ValidString(tail) {
 				t.Fatalf("seed %d: live line of %s cut to %q, not U+FFFD and a tail", seed, from, l)
 			}

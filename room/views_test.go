@@ -130,11 +130,7 @@ func (s *viewSim) take(m *member, line []byte) {
 	}
 	switch msg.Op {
 	case wire.OpRoom:
-		st := rtt.State{Live: msg.State.Live, Seqs: msg.State.Seqs}
-		for _, l := range msg.State.Lines {
-			st.Lines = append(st.Lines, rtt.Line{From: l.From, Text: l.Text})
-		}
-		if m.text, err = rtt.FromState(viewLines, st); err != nil {
+		if m.text, err = rtt.FromState(viewLines, msg.State.TextState()); err != nil {
 			s.fatalf("%s got a state it cannot load: %v", m.key, err)
 		}
 		m.users = map[string]bool{}
@@ -166,9 +162,10 @@ func (s *viewSim) take(m *member, line []byte) {
 	}
 }
 
-// pieces are the texts chunks are made of: letters, erasures, line ends,
+// pieces are the texts chunks are made of: letters, erasures, line ends
+// (a CR at a chunk's end among them, whose LF may start the next chunk),
 // combining marks and a ZWJ sequence, invalid UTF-8 and controls.
-var pieces = []string{"x", "yz", "\b", "\n", "\u00e9", "e\u0301", "", "\U0001F469\u200D\U0001F467", "\b\b\b", "\xff", "\x1b[1m", "q\r\n"}
+var pieces = []string{"x", "yz", "\b", "\n", "\u00e9", "e\u0301", "", "\U0001F469\u200D\U0001F467", "\b\b\b", "\xff", "\x1b[1m", "q\r\n", "q\r"}
 
 func (s *viewSim) chunkText() string {
 	var b strings.Builder

@@ -10,6 +10,7 @@ import (
 
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/jsonlen"
+	"github.com/switchboard/switchboard/rtt"
 )
 
 // Version is the protocol version this package speaks.
@@ -191,7 +192,8 @@ func (m *Message) Directory() *Directory {
 }
 
 // RoomState is what a room looks like now: its last completed lines and
-// every participant's unfinished line.
+// every participant's unfinished line. Load it into an rtt.Room with
+// TextState, which carries every field the text model needs.
 type RoomState struct {
 	// Lines are the last completed lines, oldest first.
 	Lines []Line `json:"lines"`
@@ -199,8 +201,23 @@ type RoomState struct {
 	Live map[string]string `json:"live"`
 	// Seqs maps each sender to the last seq the state includes.
 	Seqs map[string]uint64 `json:"seqs,omitempty"`
+	// PendingCR holds the senders whose last chunk ended with a CR: an LF
+	// at the start of their next chunk ends no line (rtt.State.PendingCR).
+	// Nodes and clients that predate it ignore it.
+	PendingCR map[string]bool `json:"pending_cr,omitempty"`
 	// Users lists who is in the room.
 	Users []string `json:"users"`
+}
+
+// TextState returns the text of s as the rtt model holds it, for
+// rtt.FromState or rtt.Room.Load: its lines, live lines, seqs and pending
+// CRs. It shares the maps of s (Load copies what it keeps).
+func (s *RoomState) TextState() rtt.State {
+	st := rtt.State{Lines: make([]rtt.Line, len(s.Lines)), Live: s.Live, Seqs: s.Seqs, PendingCR: s.PendingCR}
+	for i, l := range s.Lines {
+		st.Lines[i] = rtt.Line{From: l.From, Text: l.Text}
+	}
+	return st
 }
 
 // Line is one completed line of a room.

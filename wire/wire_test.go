@@ -12,8 +12,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/rtt"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -134,13 +136,14 @@ var protocol = []struct {
 	{
 		name: "room",
 		in: wire.Message{Op: wire.OpRoom, Room: "lobby", State: &wire.RoomState{
-			Lines: []wire.Line{{From: "ann", Text: "hi"}, {From: "bob", Text: "hello"}},
-			Live:  map[string]string{"ann": "how a", "bob": ""},
-			Seqs:  map[string]uint64{"ann": 12, "bob": 4},
-			Users: []string{"ann", "bob"},
+			Lines:     []wire.Line{{From: "ann", Text: "hi"}, {From: "bob", Text: "hello"}},
+			Live:      map[string]string{"ann": "how a", "bob": ""},
+			Seqs:      map[string]uint64{"ann": 12, "bob": 4},
+			PendingCR: map[string]bool{"bob": true},
+			Users:     []string{"ann", "bob"},
 		}},
 		want: `{"op":"room","room":"lobby","state":{"lines":[{"from":"ann","t":"hi"},{"from":"bob","t":"hello"}],` +
-			`"live":{"ann":"how a","bob":""},"seqs":{"ann":12,"bob":4},"users":["ann","bob"]}}`,
+			`"live":{"ann":"how a","bob":""},"seqs":{"ann":12,"bob":4},"pending_cr":{"bob":true},"users":["ann","bob"]}}`,
 	},
 	{
 		name: "move",
@@ -202,7 +205,7 @@ func TestFieldNames(t *testing.T) {
 		// node
 		"id", "addr", "http", "status", "users", "capacity", "version", "age_ms",
 		// room state
-		"lines", "live", "seqs",
+		"lines", "live", "seqs", "pending_cr",
 		// limits
 		"limits", "max_chunk", "chunk_rate", "chunk_burst", "byte_rate", "byte_burst",
 	}
@@ -215,8 +218,9 @@ func TestFieldNames(t *testing.T) {
 				if keysAreNames {
 					seen[k] = true
 				}
-				// The keys of live and seqs are user names, not fields.
-				walk(x, k != "live" && k != "seqs")
+				// The keys of live, seqs and pending_cr are user
+				// names, not fields.
+				walk(x, k != "live" && k != "seqs" && k != "pending_cr")
 			}
 		case []any:
 			for _, x := range v {
@@ -236,6 +240,60 @@ func TestFieldNames(t *testing.T) {
 	got := slices.Sorted(maps.Keys(seen))
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("field names (-got +want):\n%s", diff)
+	}
+}
+
+// TextState hands the rtt model every part of a room state it keeps, so
+// that a view loaded from it applies later text as the room does: a
+// sender's pending CR included (their LF in the next chunk ends no line).
+// A state from a node that predates pending_cr loads without one.
+func TestRoomStateTextState(t *testing.T) {
+	for _, tt := range []struct {
+		name, line string
+		want       rtt.State
+		lines      []rtt.Line // after bob sends "\nnext" as seq 5
+	}{
+		{
+			name: "pending CR",
+			line: `{"op":"room","room":"r","state":{"lines":[{"from":"bob","t":"hello"}],"live":{"ann":"how a","bob":""},` +
+				`"seqs":{"ann":12,"bob":4},"pending_cr":{"bob":true},"users":["ann","bob"]}}`,
+			want: rtt.State{
+				Lines:     []rtt.Line{{From: "bob", Text: "hello"}},
+				Live:      map[string]string{"ann": "how a", "bob": ""},
+				Seqs:      map[string]uint64{"ann": 12, "bob": 4},
+				PendingCR: map[string]bool{"bob": true},
+			},
+			lines: nil,
+		},
+		{
+			name: "older node",
+			line: `{"op":"room","room":"r","state":{"lines":[{"from":"bob","t":"hello"}],"live":{"ann":"how a","bob":""},` +
+				`"seqs":{"ann":12,"bob":4},"users":["ann","bob"]}}`,
+			want: rtt.State{
+				Lines: []rtt.Line{{From: "bob", Text: "hello"}},
+				Live:  map[string]string{"ann": "how a", "bob": ""},
+				Seqs:  map[string]uint64{"ann": 12, "bob": 4},
+			},
+			lines: []rtt.Line{{From: "bob"}},
+		},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := wire.Decode([]byte(tt.line))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := m.State.TextState()
+			if diff := cmp.Diff(st, tt.want, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("TextState (-got +want):\n%s", diff)
+			}
+			v, err := rtt.FromState(0, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(v.Apply("bob", 5, "\nnext").Lines, tt.lines); diff != "" {
+				t.Errorf("lines bob's next chunk completes (-got +want):\n%s", diff)
+			}
+		})
 	}
 }
 
