@@ -24,6 +24,30 @@ import (
 // lineSeparator ends a line, as T.140 prefers.
 const lineSeparator = "\u2028"
 
+// lineEnds turns the line ends of what the user types into lineSeparator:
+// a CR, an LF and a CR LF each end one line, also when the CR and its LF
+// come in two reads (a paste cut by the terminal; --script reads one
+// character at a time). Sent as they come, a CR and an LF in two chunks
+// would make one line end only for receivers that know the CR came last
+// (a state from a node that predates pending_cr does not say so), and
+// one U+2028 for each would double every line.
+type lineEnds struct{ afterCR bool }
+
+// end says whether r ends a line and, if it does, what to send for it:
+// lineSeparator, or "" for the LF of a CR LF. Every character typed goes
+// through it, so that only an LF right after a CR is taken for its LF.
+func (l *lineEnds) end(r rune) (text string, ok bool) {
+	afterCR := l.afterCR
+	l.afterCR = r == '\r'
+	switch {
+	case r == '\n' && afterCR:
+		return "", true
+	case r == '\r' || r == '\n':
+		return lineSeparator, true
+	}
+	return "", false
+}
+
 func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c := newCmdline("chat", "--service ADDR --user NAME [flags] ROOM",
 		"Joins ROOM and shows everyone's typing as it happens; what you type travels\n"+
@@ -117,11 +141,7 @@ func (v *chatView) handle(e client.Event) []string {
 		if m.State == nil {
 			return nil
 		}
-		state := rtt.State{Live: m.State.Live, Seqs: m.State.Seqs}
-		for _, l := range m.State.Lines {
-			state.Lines = append(state.Lines, rtt.Line{From: l.From, Text: l.Text})
-		}
-		if err := v.text.Load(state); err != nil {
+		if err := v.text.Load(m.State.TextState()); err != nil {
 			return []string{"* bad room state: " + err.Error()}
 		}
 		// What we typed and the node has not stored yet is still ours.
@@ -206,17 +226,13 @@ func (v *chatView) runScript(ctx context.Context, in io.Reader, out io.Writer, p
 			print(v.handle(e))
 		}
 	}()
-	r := bufio.NewReader(in)
+	script := scriptInput{r: bufio.NewReader(in)}
 	tick := time.NewTicker(max(pace, time.Microsecond))
 	defer tick.Stop()
 	for {
-		ch, _, err := r.ReadRune()
+		text, err := script.next()
 		if err != nil {
 			break
-		}
-		text := string(ch)
-		if ch == '\n' {
-			text = lineSeparator
 		}
 		if _, err := v.typed(text); err != nil {
 			return err
@@ -244,6 +260,30 @@ func (v *chatView) runScript(ctx context.Context, in io.Reader, out io.Writer, p
 		return fmt.Errorf("chat: %d chunks not acknowledged", n)
 	}
 	return nil
+}
+
+// scriptInput is --script's standard input, as the chunks to type.
+type scriptInput struct {
+	r    *bufio.Reader
+	ends lineEnds
+}
+
+// next returns the next chunk: one character, each line end (CR, LF or
+// CR LF) as one lineSeparator. It returns the reader's error at the end.
+func (s *scriptInput) next() (string, error) {
+	for {
+		ch, _, err := s.r.ReadRune()
+		if err != nil {
+			return "", err
+		}
+		end, ok := s.ends.end(ch)
+		switch {
+		case !ok:
+			return string(ch), nil
+		case end != "":
+			return end, nil
+		}
+	}
 }
 
 // runTerminal is the interactive client: raw mode, each keystroke sent as
@@ -291,7 +331,7 @@ func (v *chatView) runTerminal(ctx context.Context, out io.Writer) error {
 		}
 	}()
 	v.draw(out)
-	var pending []byte
+	var kb keyInput
 	for {
 		select {
 		case <-ctx.Done():
@@ -302,50 +342,71 @@ func (v *chatView) runTerminal(ctx context.Context, out io.Writer) error {
 			if !ok {
 				return nil
 			}
-			pending = append(pending, b...)
-			var text strings.Builder
-			for len(pending) > 0 {
-				c := pending[0]
-				switch {
-				case c == 3 || c == 4: // Ctrl-C, Ctrl-D
-					return nil
-				case c == '\r' || c == '\n':
-					text.WriteString(lineSeparator)
-				case c == 0x7f || c == 0x08:
-					text.WriteByte(0x08)
-				case c == 0x1b:
-					// Drop terminal escape sequences (arrows and the like).
-					i := 1
-					if len(pending) > 1 && pending[1] == '[' {
-						i = 2
-						for i < len(pending) && (pending[i] < 0x40 || pending[i] > 0x7e) {
-							i++
-						}
-						i++
-					}
-					pending = pending[min(i, len(pending)):]
-					continue
-				case c < 0x20:
-				default:
-					if !utf8.FullRune(pending) {
-						goto wait
-					}
-					r, size := utf8.DecodeRune(pending)
-					text.WriteRune(r)
-					pending = pending[size:]
-					continue
-				}
-				pending = pending[1:]
+			text, quit := kb.read(b)
+			if quit {
+				return nil
 			}
-		wait:
-			if text.Len() > 0 {
-				if _, err := v.typed(text.String()); err != nil {
+			if text != "" {
+				if _, err := v.typed(text); err != nil {
 					return err
 				}
 				v.draw(out)
 			}
 		}
 	}
+}
+
+// keyInput turns what a terminal in raw mode sends into the text to type.
+type keyInput struct {
+	pending []byte // the start of a character the next read completes
+	ends    lineEnds
+}
+
+// read takes one read of the terminal and returns the text it types:
+// Enter (CR), LF and CR LF end one line (lineSeparator), BACKSPACE and
+// DEL erase (U+0008), escape sequences (arrows and the like) and other
+// control characters are dropped, the rest is typed as it is. A
+// character cut by the read's end waits for the next. quit is true at
+// Ctrl-C or Ctrl-D; what came before it in the read is dropped.
+func (k *keyInput) read(b []byte) (text string, quit bool) {
+	k.pending = append(k.pending, b...)
+	var out strings.Builder
+	for len(k.pending) > 0 {
+		c := k.pending[0]
+		if !utf8.FullRune(k.pending) {
+			break
+		}
+		r, size := utf8.DecodeRune(k.pending)
+		if end, ok := k.ends.end(r); ok {
+			out.WriteString(end)
+			k.pending = k.pending[size:]
+			continue
+		}
+		switch {
+		case c == 3 || c == 4: // Ctrl-C, Ctrl-D
+			k.pending = nil
+			return "", true
+		case c == 0x7f || c == 0x08:
+			out.WriteByte(0x08)
+		case c == 0x1b:
+			// Drop terminal escape sequences (arrows and the like).
+			i := 1
+			if len(k.pending) > 1 && k.pending[1] == '[' {
+				i = 2
+				for i < len(k.pending) && (k.pending[i] < 0x40 || k.pending[i] > 0x7e) {
+					i++
+				}
+				i++
+			}
+			k.pending = k.pending[min(i, len(k.pending)):]
+			continue
+		case c < 0x20:
+		default:
+			out.WriteRune(r)
+		}
+		k.pending = k.pending[size:]
+	}
+	return out.String(), false
 }
 
 // draw repaints the screen: a header, the last completed lines, then each
