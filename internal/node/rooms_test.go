@@ -213,11 +213,7 @@ type view struct {
 
 func newView(t testing.TB, st *wire.RoomState) *view {
 	v := &view{t: t, last: map[string]uint64{}}
-	s := rtt.State{Live: st.Live, Seqs: st.Seqs}
-	for _, l := range st.Lines {
-		s.Lines = append(s.Lines, rtt.Line{From: l.From, Text: l.Text})
-	}
-	r, err := rtt.FromState(0, s)
+	r, err := rtt.FromState(0, st.TextState())
 	if err != nil {
 		t.Fatal(err)
 	}
