@@ -440,26 +440,38 @@ func issueFiles(t *testing.T, dir string, ca *pki.CA, name string, req pki.Reque
 	return cert, key
 }
 
-// A node's --cluster host is what peers learn of it by gossip, IP or
-// name. Left to nats-server, a peer learns the IP a route came from and
+// A node's --cluster host is what peers learn of it by gossip: an IP, or
+// with route TLS a name. Left to nats-server, a peer learns the IP a route came from and
 // dials it verifying the certificate against the name of its own first
 // seed: a node whose certificate names only its own host (n2.example)
 // would then be unreachable to every node that joined through another.
 func TestClusterAddressIsAdvertised(t *testing.T) {
-	for _, tt := range []struct{ cluster, want string }{
-		{"n2.example:6222", "n2.example:6222"},
-		{"10.0.0.2:6222", "10.0.0.2:6222"},
-		{"[fd00::2]:6222", "[fd00::2]:6222"},
-		{"0.0.0.0:6222", ""}, // no one address to give: peers use the route's
-		{":6222", ""},
-		{"n2.example:0", ""}, // the port is drawn when nats-server binds it
+	dir := t.TempDir()
+	ca, caFile := newCAFile(t, dir, "ca.pem", time.Now())
+	cert, key := issueFiles(t, dir, ca, "n2", pki.Request{Service: "auth.test", Hosts: []string{"n2.example"}}, time.Now())
+	for _, tt := range []struct {
+		cluster string
+		tls     bool
+		want    string
+	}{
+		{"n2.example:6222", true, "n2.example:6222"},
+		{"n2.example:6222", false, ""}, // a name peers may not resolve: they use the route's IP
+		{"10.0.0.2:6222", false, "10.0.0.2:6222"},
+		{"[fd00::2]:6222", true, "[fd00::2]:6222"},
+		{"0.0.0.0:6222", true, ""}, // no one address to give: peers use the route's
+		{":6222", false, ""},
+		{"n2.example:0", true, ""}, // the port is drawn when nats-server binds it
 	} {
-		opts, _, err := serverOptions(Config{Name: "n2", Cluster: tt.cluster, Join: []string{"n1.example:6222"}})
+		cfg := Config{Name: "n2", Cluster: tt.cluster, Join: []string{"n1.example:6222"}}
+		if tt.tls {
+			cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = cert, key, caFile
+		}
+		opts, _, err := serverOptions(cfg)
 		if err != nil {
 			t.Fatalf("%s: %v", tt.cluster, err)
 		}
 		if opts.Cluster.Advertise != tt.want {
-			t.Errorf("--cluster %s advertised %q, want %q", tt.cluster, opts.Cluster.Advertise, tt.want)
+			t.Errorf("--cluster %s (route TLS %v) advertised %q, want %q", tt.cluster, tt.tls, opts.Cluster.Advertise, tt.want)
 		}
 	}
 }

@@ -405,12 +405,17 @@ func serverOptions(cfg Config) (*server.Options, *pki.KeyPair, error) {
 		opts.Cluster.TLSConfig, routeCert = tc, kp
 		opts.Cluster.TLSTimeout = 2
 	}
-	if ip := net.ParseIP(host); (ip == nil || !ip.IsUnspecified()) && port > 0 {
-		// Gossip our own route address, IP or name: without it peers learn
-		// the address a route connection came from, which for nodes that
+	ip := net.ParseIP(host)
+	if port > 0 && (ip != nil && !ip.IsUnspecified() || ip == nil && cfg.TLSCert != "") {
+		// Gossip our own route address: without it peers learn the
+		// address a route connection came from, which for nodes that
 		// share a port on several loopback IPs is another node's, and for
 		// a node named by DNS an IP its route certificate need not name
 		// (peers that learnt it would fail to verify us and never route).
+		// A name only with route TLS, where it is what the certificate
+		// proves: peers that learn it must resolve it, and a name only
+		// this node resolves (a bare host name) would cost the routes that
+		// the IP a connection came from gives them.
 		opts.Cluster.Advertise = net.JoinHostPort(host, strconv.Itoa(port))
 	}
 	for _, seed := range cfg.Join {
