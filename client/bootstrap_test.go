@@ -122,14 +122,15 @@ func TestDirectoryOfAnotherServiceOnlyGivesUp(t *testing.T) {
 }
 
 // A node the directory lists whose address answers for another service
-// (hello and attach go there together) is refused at once, without
-// retries, and the session attaches elsewhere.
+// (hello and attach go there together, but the attach only after the
+// directory when it carries a token, which such a node must not get) is
+// refused at once, without retries, and the session attaches elsewhere.
 func TestListedNodeOfAnotherService(t *testing.T) {
 	a, b := newFakeNode(t, "a"), newFakeNode(t, "b")
 	b.setService("other.test")
 	a.setDirectory(func() []directory.Node { return []directory.Node{a.entry(), b.entry()} })
 	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithServiceName("fake.test"),
-		client.WithPolicy(preferring("b", "a")), client.WithRetry(fastRetry()))
+		client.WithToken("alice's-token"), client.WithPolicy(preferring("b", "a")), client.WithRetry(fastRetry()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +140,9 @@ func TestListedNodeOfAnotherService(t *testing.T) {
 	}
 	if n := b.helloCount(); n != 1 {
 		t.Errorf("b was asked %d times, want once: a node of another service is not retried", n)
+	}
+	if n := b.attachCount(); n != 0 {
+		t.Errorf("b, a node of another service, got %d attach(es) with the token, want none", n)
 	}
 	if dir := s.Directory(); dir.Service != "fake.test" {
 		t.Errorf("the session holds the directory of %q, want fake.test", dir.Service)

@@ -32,10 +32,11 @@
 // policy (pick.Default unless WithPolicy) picks a node; when the pick is
 // the node that answered, the session attaches on that same connection,
 // else it connects to the pick and sends hello and attach together (one
-// round trip; the node answers them in order). A directory that names
-// another service than the session's (WithServiceName; with WithTLS, the
-// name every node proves) counts as a failed hello (ErrWrongService): the
-// next address is asked, and nothing it lists is attached to. A token
+// round trip; the node answers them in order; with WithServiceName, an
+// attach that carries a token waits for the directory). A directory that
+// names another service than the session's (WithServiceName) counts as a
+// failed hello (ErrWrongService): the next address is asked, and nothing
+// it lists is attached to. A token
 // source (WithTokenFunc) is asked before the hello, with no connection
 // open, so that its wait holds no connection on a node. The order after a
 // failure is the failover package's: a pick that refuses or times out is

@@ -348,8 +348,9 @@ func WithEventBuffer(n int) Option {
 // (dns:SERVICE, or the HOST of HOST:PORT when it is a name, not an IP).
 // The address the directory lists for a node is never what is verified:
 // a forged entry that points at a host without the service's certificate
-// fails its handshake, and the client picks another node. The directory
-// each node answers with must name that service too (ErrWrongService).
+// fails its handshake, and the client picks another node. With
+// WithServiceName, the directory each node answers with must name that
+// service too (ErrWrongService).
 func WithTLS(cfg *tls.Config) Option {
 	return func(o *options) error {
 		if cfg == nil {
@@ -373,7 +374,10 @@ func WithTLS(cfg *tls.Config) Option {
 // matches ErrWrongService). When WithTLS is used, a node's certificate
 // must carry it too (as a DNS SAN); it overrides the name derived from
 // the target, and is needed when the target is an IP address. Without
-// it (and without TLS) the service a directory names is not checked.
+// it the service a directory names is not checked: a name taken from
+// the target (a node's own host name, an alias its certificate carries)
+// need not be the service's. When it is set, a token goes to a node only
+// once its directory has named the service.
 func WithServiceName(name string) Option {
 	return func(o *options) error { o.serviceName = name; return nil }
 }

@@ -288,3 +288,37 @@ func TestSlowTokenFuncAttachesAndRefreshes(t *testing.T) {
 		t.Errorf("the reattach sent no fresh token: the token function was not called again")
 	}
 }
+
+// A node dialled by another name its certificate carries (its own host
+// name, for an operator who reaches it directly) is verified by that
+// name and attached to: without WithServiceName, the directory's service
+// name is not held against the name in the target.
+func TestTLSByANodesOwnName(t *testing.T) {
+	const service = "tls-own.test"
+	ca := newDevCA(t, service)
+	chain, keyPEM, err := ca.ca.Issue(pki.Request{Service: service, Hosts: []string{"127.0.0.1", "localhost"}}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key := filepath.Join(ca.dir, "own.pem"), filepath.Join(ca.dir, "own.key")
+	for f, data := range map[string][]byte{cert: chain, key: keyPEM} {
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.Service = service
+		cfg.TLSCert, cfg.TLSKey = cert, key
+	}})
+	_, port, err := net.SplitHostPort(c.Nodes[0].Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	s, err := client.Dial(ctx, net.JoinHostPort("localhost", port), client.WithUser("ann"), client.WithTLS(&tls.Config{RootCAs: ca.pool}), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatalf("Dial localhost:%s, a name of the node's certificate: %v", port, err)
+	}
+	s.Close()
+}

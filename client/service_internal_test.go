@@ -1,27 +1,18 @@
 package client
 
-import (
-	"crypto/tls"
-	"testing"
-)
+import "testing"
 
-// The service a session's directories must name: WithServiceName's, else
-// the name its TLS nodes prove, else none (a target's name alone is no
-// service name).
+// The service a session's directories must name: WithServiceName's,
+// without a final dot, else none (a target's name, and the TLS name
+// taken from it, are no service name).
 func TestExpectedService(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		tls  *tls.Config
-		want string
-	}{
-		{"", nil, ""},
-		{"chat.example", nil, "chat.example"},
-		{"chat.example.", nil, "chat.example"},
-		{"", &tls.Config{ServerName: "tls.example."}, "tls.example"},
-		{"chat.example", &tls.Config{ServerName: "tls.example"}, "chat.example"},
+	for _, tt := range []struct{ name, want string }{
+		{"", ""},
+		{"chat.example", "chat.example"},
+		{"chat.example.", "chat.example"},
 	} {
-		if got := expectedService(tt.name, tt.tls); got != tt.want {
-			t.Errorf("expectedService(%q, %v) = %q, want %q", tt.name, tt.tls, got, tt.want)
+		if got := expectedService(tt.name); got != tt.want {
+			t.Errorf("expectedService(%q) = %q, want %q", tt.name, got, tt.want)
 		}
 	}
 }

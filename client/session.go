@@ -307,7 +307,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Session, error) 
 		s.tls = o.tls
 		s.tls.ServerName = name
 	}
-	s.service = expectedService(o.serviceName, s.tls)
+	s.service = expectedService(o.serviceName)
 	deadline, _ := ctx.Deadline()
 	first := m.Next(failover.Outcome{Kind: failover.Begin, Deadline: deadline}, time.Now())
 	if err := s.connect(ctx, first, nil, time.Time{}, deadline); err != nil {
@@ -607,25 +607,21 @@ func (s *Session) hello(ctx context.Context, addr string) (*Conn, *wire.Director
 }
 
 // ErrWrongService matches (errors.Is) the error of a hello answered with
-// the directory of a service other than the session's (WithServiceName;
-// with WithTLS, the name every node must prove): a node of another
-// service, or a misconfigured one, at an address the session asked. The
-// session does not attach there, nor to the nodes that directory lists:
-// it asks the next address of the common address, or picks another
-// node, as after a failed dial. A session given no service name (an
-// address or a dns: name, without TLS) does not check.
+// the directory of a service other than the session's (WithServiceName):
+// a node of another service, or a misconfigured one, at an address the
+// session asked. The session does not attach there, nor to the nodes
+// that directory lists: it asks the next address of the common address,
+// or picks another node, as after a failed dial. A session given no
+// service name does not check.
 var ErrWrongService = errors.New("client: directory of another service")
 
 // expectedService is the service name a session's directories must
-// carry: the one given with WithServiceName, else, with TLS, the one
-// every node proves (tlsCfg.ServerName); "" for none. A host name or
-// dns: name in the target alone need not be the service's (a node's
-// own name, localhost, a DNS alias), so it is not taken for it unless
-// TLS makes it the name the nodes prove.
-func expectedService(name string, tlsCfg *tls.Config) string {
-	if name == "" && tlsCfg != nil {
-		name = tlsCfg.ServerName
-	}
+// carry: the one given with WithServiceName, without a final dot; ""
+// for none. A name taken from the target (a host name, a dns: name, the
+// TLS name derived from either) need not be the service's (a node's own
+// name, localhost, a DNS alias, a certificate's other names), so only a
+// name given as the service's is checked.
+func expectedService(name string) string {
 	return strings.TrimSuffix(name, ".")
 }
 
@@ -781,8 +777,12 @@ func (s *Session) helloAttach(ctx context.Context, a *attempt, addr string, msg 
 	if err != nil {
 		return nil, wire.Message{}, err
 	}
+	// Hello and attach in one round trip, except that a token goes out
+	// only once the directory has shown the node to be the service's: a
+	// node of another service must not get a token it could replay.
+	later := s.service != "" && msg.Token != ""
 	err = c.Send(s.helloMessage())
-	if err == nil {
+	if err == nil && !later {
 		err = c.Send(msg)
 	}
 	var dir *wire.Directory
@@ -791,6 +791,9 @@ func (s *Session) helloAttach(ctx context.Context, a *attempt, addr string, msg 
 	}
 	if err == nil {
 		err = s.checkService(addr, dir)
+	}
+	if err == nil && later {
+		err = c.Send(msg)
 	}
 	if err != nil {
 		c.Close()

@@ -90,8 +90,11 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if httpAddr == pos[0] {
 		// HOST:PORT is the HTTP address, or the node's client address,
 		// which is also its ID by default: what answers there says (a
-		// GET changes nothing).
-		if _, err := api.call(ctx, http.MethodGet, ""); notHTTP(err) {
+		// GET changes nothing, and needs no token: none goes out until
+		// the address is known to be the HTTP API).
+		look := *api
+		look.token = ""
+		if _, err := look.call(ctx, http.MethodGet, ""); notHTTP(err) {
 			if token != "" && !*https {
 				return usagef(c.name, "NODE %s is a client address, not an HTTP API: the node's HTTP address would come from its directory, and the admin token would go there in clear; add --https (with --ca and --tls-name), or name the node's HTTP address (serve --http)", pos[0])
 			}

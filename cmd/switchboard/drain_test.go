@@ -341,3 +341,46 @@ func TestDrainLooksUpAnIDPastTheSample(t *testing.T) {
 		t.Errorf("drain of an ID the sample leaves out: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
+
+// drain HOST:PORT with an admin token finds out first, with no token,
+// whether HOST:PORT is an HTTP API: a client port (which answers with a
+// protocol line) sees no token before the command refuses to send it in
+// clear to the address a directory gives.
+func TestDrainSendsNoTokenToFindTheAPI(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := make(chan string, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			got <- ""
+			return
+		}
+		defer conn.Close()
+		r := bufio.NewReader(conn)
+		var head strings.Builder
+		for {
+			line, err := r.ReadString('\n')
+			head.WriteString(line)
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
+		_, _ = conn.Write([]byte(`{"op":"error","code":"bad_request","message":"is this a hello?"}` + "\n"))
+		got <- head.String()
+	}()
+	tokenFile := filepath.Join(t.TempDir(), "admin.token")
+	if err := os.WriteFile(tokenFile, []byte("0123456789abcdef0123456789abcdef"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runArgs(t, "drain", ln.Addr().String(), "--admin-token", tokenFile)
+	if code != 2 || !strings.Contains(stderr, "in clear") {
+		t.Errorf("drain of a client address with an admin token over plain HTTP: exit %d, stderr %q; want 2 and why", code, stderr)
+	}
+	if head := <-got; strings.Contains(head, "0123456789abcdef") || strings.Contains(strings.ToLower(head), "authorization") {
+		t.Errorf("the client port was sent the token:\n%s", head)
+	}
+}
