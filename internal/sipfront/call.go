@@ -271,6 +271,13 @@ func (c *call) acked(cseq uint32) (answer bool) {
 	return answer
 }
 
+// awaiting reports whether the 2xx of the INVITE cseq waits for its ACK.
+func (c *call) awaiting(cseq uint32) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.unacked != nil && c.ackCSeq == cseq
+}
+
 // answerDue reports whether the front's offer, in a 2xx, waits for its
 // answer in the ACK.
 func (c *call) answerDue() bool {

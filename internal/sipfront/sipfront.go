@@ -780,6 +780,13 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	if c == nil {
 		return
 	}
+	if c.awaiting(req.CSeq().SeqNo) {
+		// The ACK of the first INVITE's 200 confirms the call here, not
+		// when onInvite wakes to it: a new call that found a limit
+		// reached in between would take the place of a call its caller
+		// holds up. A re-INVITE's ACK finds the call confirmed.
+		s.confirm(c)
+	}
 	if !c.acked(req.CSeq().SeqNo) {
 		return // no answer due: no offer in the 200, or an ACK sent again
 	}
