@@ -12,7 +12,7 @@ import (
 const rebalanceEvery = 250 * time.Millisecond
 
 // rebalanceLoop evens out the load (Config.Rebalance): while the node is
-// up, it compares its load, sessions over capacity, with the mean load of
+// up or full, it compares its load, sessions over capacity, with the mean load of
 // the up nodes in its directory, and asks its surplus to move (the same
 // "move" as a drain) as drain.Rebalancer decides: only after the excess
 // held, at most Rate a second, down to the mean load times its capacity
@@ -20,8 +20,8 @@ const rebalanceEvery = 250 * time.Millisecond
 // younger than RebalanceMinAge are never asked. A session asked is
 // counted as on its way elsewhere until its ask goes stale
 // (drain.ReaskAfter); one still attached then counts as staying, and may
-// be asked again, at most drain.MaxAsks times. While the node is not up
-// (draining, say), it forgets its asks: a drain asks every session
+// be asked again, at most drain.MaxAsks times. While the node is neither
+// up nor full (draining, say), it forgets its asks: a drain asks every session
 // afresh, and after one the rebalancer starts over.
 func (n *Node) rebalanceLoop() {
 	r := drain.NewRebalancer(n.cfg.Rebalance)
@@ -35,7 +35,10 @@ func (n *Node) rebalanceLoop() {
 		case <-tick.C:
 		}
 		now := time.Now()
-		if n.Status() != directory.Up {
+		// A full node sheds too (it is the most loaded), and keeps its
+		// asks across a flip between up and full; draining, starting or
+		// stepped aside it does not.
+		if st := n.Status(); st != directory.Up && st != directory.Full {
 			r.Step(now, drain.Load{}, 0, nil) // resets the hold
 			if asks.Len() > 0 {
 				asks = drain.NewAsks[*session](reaskAfter, drain.MaxAsks)
