@@ -366,7 +366,8 @@ type keyInput struct {
 // Enter (CR), LF and CR LF end one line (lineSeparator), BACKSPACE and
 // DEL erase (U+0008), escape sequences (arrows and the like) and other
 // control characters are dropped, the rest is typed as it is. A
-// character cut by the read's end waits for the next. quit is true at
+// character or an escape sequence cut by the read's end waits for the
+// next. quit is true at
 // Ctrl-C or Ctrl-D; what came before it in the read is dropped.
 func (k *keyInput) read(b []byte) (text string, quit bool) {
 	k.pending = append(k.pending, b...)
@@ -389,16 +390,13 @@ func (k *keyInput) read(b []byte) (text string, quit bool) {
 		case c == 0x7f || c == 0x08:
 			out.WriteByte(0x08)
 		case c == 0x1b:
-			// Drop terminal escape sequences (arrows and the like).
-			i := 1
-			if len(k.pending) > 1 && k.pending[1] == '[' {
-				i = 2
-				for i < len(k.pending) && (k.pending[i] < 0x40 || k.pending[i] > 0x7e) {
-					i++
-				}
-				i++
+			// Drop terminal escape sequences (arrows and the like); one
+			// the read cut waits for the rest, which is dropped with it.
+			n, whole := escapeLen(k.pending)
+			if !whole {
+				return out.String(), false
 			}
-			k.pending = k.pending[min(i, len(k.pending)):]
+			k.pending = k.pending[n:]
 			continue
 		case c < 0x20:
 		default:
@@ -407,6 +405,38 @@ func (k *keyInput) read(b []byte) (text string, quit bool) {
 		k.pending = k.pending[size:]
 	}
 	return out.String(), false
+}
+
+// maxEscape bounds an escape sequence keyInput waits for: past it, the
+// ESC alone is dropped and the rest read as typed.
+const maxEscape = 32
+
+// escapeLen is the length of the escape sequence p starts with (p[0] is
+// ESC): ESC [ and its parameter and intermediate bytes up to a final
+// byte (CSI: arrows, Home, F5 and up), ESC O and one byte (SS3: F1 to
+// F4, arrows in application mode), else the ESC alone. whole is false
+// while p ends before the sequence does.
+func escapeLen(p []byte) (n int, whole bool) {
+	switch {
+	case len(p) < 2:
+		return 0, false
+	case p[1] == '[':
+		for i := 2; i < len(p) && i < maxEscape; i++ {
+			if p[i] >= 0x40 && p[i] <= 0x7e {
+				return i + 1, true
+			}
+		}
+		if len(p) >= maxEscape {
+			return 1, true
+		}
+		return 0, false
+	case p[1] == 'O':
+		if len(p) < 3 {
+			return 0, false
+		}
+		return 3, true
+	}
+	return 1, true
 }
 
 // draw repaints the screen: a header, the last completed lines, then each

@@ -110,6 +110,15 @@ func TestChatTerminalKeys(t *testing.T) {
 		{"\x1b[A\x1b[1;5Cc\x01", "c", false},
 		{"\xc3", "", false},
 		{"\xa9\t", "\u00e9", false},
+		// Escape sequences cut by a read's end wait for their rest, and
+		// go with it; SS3 keys (F1, application-mode arrows) too.
+		{"d\x1b", "d", false},
+		{"[C", "", false},
+		{"\x1b[1;5", "", false},
+		{"Ce", "e", false},
+		{"\x1bOPf\x1bO", "f", false},
+		{"A", "", false},
+		{"\x1bg", "g", false}, // Alt-g: the ESC alone goes
 		{"x\x03y", "", true},
 	} {
 		text, quit := k.read([]byte(step.read))
