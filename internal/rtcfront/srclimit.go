@@ -19,12 +19,19 @@ import (
 const (
 	sourceRate  = 1000
 	sourceBurst = 1000
-	// maxSources bounds the addresses remembered at once. Past it, the
-	// addresses whose bucket is full again (idle for a while) are
-	// forgotten, at most every sourceSweep, and while none is, a packet
-	// from a new address is dropped.
-	maxSources  = 4096
-	sourceSweep = 50 * time.Millisecond
+	// maxSources bounds the addresses remembered at once, and
+	// maxSourcesPerIP those of one source IP (an IPv6 /64 counting as
+	// one), so that one host rotating its own ports cannot fill the
+	// table. An address is forgotten once it has sent nothing for
+	// sourceIdle; the table is swept for such addresses, at most every
+	// sourceSweep, when a new address finds either bound reached, and
+	// if it still is, the new address's packet is dropped. A peer
+	// sends every few seconds at least (ICE consent checks), so it is
+	// never forgotten while connected.
+	maxSources      = 4096
+	maxSourcesPerIP = 64
+	sourceIdle      = 10 * time.Second
+	sourceSweep     = 50 * time.Millisecond
 )
 
 // sourceLimits is a token bucket per source address in a bounded table.
@@ -34,37 +41,50 @@ type sourceLimits struct {
 	rate, burst float64
 	max         int
 	by          map[netip.AddrPort]sourceBucket
+	perIP       map[netip.Addr]int // addresses in by per sourceHost
 	nextSweep   time.Time
 }
 
-// sourceBucket is one address's tokens as of last.
+// sourceBucket is one address's tokens as of last, its last packet.
 type sourceBucket struct {
 	tokens float64
 	last   time.Time
 }
 
 func newSourceLimits(rate, burst float64, size int) *sourceLimits {
-	return &sourceLimits{rate: rate, burst: burst, max: size, by: map[netip.AddrPort]sourceBucket{}}
+	return &sourceLimits{rate: rate, burst: burst, max: size, by: map[netip.AddrPort]sourceBucket{}, perIP: map[netip.Addr]int{}}
+}
+
+// sourceHost is the source src counts under for maxSourcesPerIP: its IPv4
+// address, or its IPv6 /64.
+func sourceHost(src netip.AddrPort) netip.Addr {
+	a := src.Addr().Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
 }
 
 // allow reports whether a packet from src at now is within its rate, and
 // takes a token for it if so.
 func (l *sourceLimits) allow(src netip.AddrPort, now time.Time) bool {
 	b, ok := l.by[src]
-	switch {
-	case ok:
+	if ok {
 		b.tokens = l.refill(b, now)
-	case len(l.by) >= l.max:
-		if now.Before(l.nextSweep) {
-			return false
+	} else {
+		ip := sourceHost(src)
+		if l.full(ip) {
+			if now.Before(l.nextSweep) {
+				return false
+			}
+			l.nextSweep = now.Add(sourceSweep)
+			l.sweep(now)
+			if l.full(ip) {
+				return false
+			}
 		}
-		l.nextSweep = now.Add(sourceSweep)
-		l.sweep(now)
-		if len(l.by) >= l.max {
-			return false
-		}
-		fallthrough
-	default:
+		l.perIP[ip]++
 		b.tokens = l.burst
 	}
 	b.last = now
@@ -77,6 +97,11 @@ func (l *sourceLimits) allow(src netip.AddrPort, now time.Time) bool {
 	return true
 }
 
+// full reports whether a new address of ip would pass a bound.
+func (l *sourceLimits) full(ip netip.Addr) bool {
+	return len(l.by) >= l.max || l.perIP[ip] >= maxSourcesPerIP
+}
+
 // refill returns b's tokens as of now.
 func (l *sourceLimits) refill(b sourceBucket, now time.Time) float64 {
 	if d := now.Sub(b.last); d > 0 {
@@ -85,12 +110,15 @@ func (l *sourceLimits) refill(b sourceBucket, now time.Time) float64 {
 	return b.tokens
 }
 
-// sweep forgets the addresses whose bucket is full again by now: they
-// would start afresh all the same.
+// sweep forgets the addresses that have sent nothing for sourceIdle.
 func (l *sourceLimits) sweep(now time.Time) {
 	for src, b := range l.by {
-		if l.refill(b, now) >= l.burst {
+		if now.Sub(b.last) >= sourceIdle {
 			delete(l.by, src)
+			ip := sourceHost(src)
+			if l.perIP[ip]--; l.perIP[ip] <= 0 {
+				delete(l.perIP, ip)
+			}
 		}
 	}
 }
