@@ -1,8 +1,11 @@
 package t140
 
 import (
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/rivo/uniseg"
 
 	"github.com/switchboard/switchboard/rtt"
 )
@@ -87,7 +90,8 @@ type edit struct {
 	text string // editText: what is appended to the line
 	// ends holds, for editErase, where each erased grapheme cluster
 	// ended in the line, last first: one BACKSPACE each.
-	ends []int
+	// Lines are at most rtt.MaxLineBytes long, so a uint16 holds an end.
+	ends []uint16
 }
 
 // editKind says what an edit does.
@@ -106,7 +110,7 @@ const (
 // take.
 func (e edit) cost() int {
 	const overhead = 32
-	return overhead + len(e.text) + 8*len(e.ends)
+	return overhead + len(e.text) + 2*len(e.ends)
 }
 
 // NewMixer returns a Mixer; switchAfter 0 means DefaultSwitchAfter.
@@ -185,11 +189,23 @@ func change(edits []edit, a, b string) []edit {
 		n++
 	}
 	if n < len(a) {
-		// Back to a cluster boundary of a, as its BACKSPACEs erase it.
-		var ends []int
-		for len(a) > n {
-			ends = append(ends, len(a))
+		// Back to a cluster boundary of a, as its BACKSPACEs erase it: a
+		// few clusters by rtt.Backspace, which usually reads only the end
+		// of a, and any more by segmenting what is left of a once, since
+		// on a line crafted against its walk back rtt.Backspace reads the
+		// whole line for every cluster.
+		var ends []uint16
+		for range quickBackspaces {
+			if len(a) <= n {
+				break
+			}
+			ends = append(ends, uint16(len(a)))
 			a = rtt.Backspace(a)
+		}
+		if len(a) > n {
+			var start int
+			ends, start = appendEnds(ends, a, n)
+			a = a[:start]
 		}
 		n = len(a)
 		edits = append(edits, edit{kind: editErase, at: n, ends: ends})
@@ -198,6 +214,34 @@ func change(edits []edit, a, b string) []edit {
 		edits = append(edits, edit{kind: editText, at: n, text: b[n:]})
 	}
 	return edits
+}
+
+// quickBackspaces is how many clusters change erases one by one with
+// rtt.Backspace before it segments the rest of the line.
+const quickBackspaces = 4
+
+// appendEnds appends to ends, last first, where each grapheme cluster of
+// a that ends past n ends, and returns where the first of them starts:
+// the clusters BACKSPACEs erase from a, one after another, to reach n. A
+// prefix of a line that ends at one of its cluster boundaries has the
+// line's clusters, so segmenting a from its start finds the clusters
+// rtt.Backspace erases, in one pass over a.
+func appendEnds(ends []uint16, a string, n int) ([]uint16, int) {
+	from := len(ends)
+	off, start, state := 0, -1, -1
+	for rest := a; rest != ""; {
+		var c string
+		c, rest, _, state = uniseg.FirstGraphemeClusterInString(rest, state)
+		if off+len(c) > n {
+			if start < 0 {
+				start = off
+			}
+			ends = append(ends, uint16(off+len(c)))
+		}
+		off += len(c)
+	}
+	slices.Reverse(ends[from:])
+	return ends, start
 }
 
 // Cut says that the text taken last will not reach the caller (it could
@@ -285,7 +329,7 @@ func (m *Mixer) show(out *strings.Builder, s *mixSender) {
 				break // nothing of the line after a label yet
 			}
 			for _, end := range e.ends {
-				if end > m.from {
+				if int(end) > m.from {
 					out.WriteByte('\b')
 				}
 			}

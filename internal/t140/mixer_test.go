@@ -51,6 +51,18 @@ func TestLabel(t *testing.T) {
 		{"a family emoji", "ann " + family, "ann " + family},
 		{"a subdivision flag", england + " fan", england + " fan"},
 		{"a flag of a ZWJ sequence", rainbow, rainbow},
+		// A joiner between two pictographs that no emoji ZWJ sequence
+		// joins keeps them in one cluster but shows nothing: before, a
+		// cat joined to a dog showed as a cat and a dog.
+		{"a joiner between a cat and a dog", "ann\U0001F431\u200D\U0001F436", "ann\U0001F431\uFFFD\U0001F436"},
+		{"a joiner between copyright signs", "\u00A9\u200D\u00A9", "\u00A9\uFFFD\u00A9"},
+		{"a joiner after a mark on an emoji", "\U0001F469\u0301\u200D\U0001F4BB", "\U0001F469\u0301\uFFFD\U0001F4BB"},
+		{"a profession with a skin tone", "\U0001F469\U0001F3FD\u200D\U0001F4BB", "\U0001F469\U0001F3FD\u200D\U0001F4BB"},
+		{"a kiss", "\U0001F469\u200D\u2764\uFE0F\u200D\U0001F48B\u200D\U0001F468", "\U0001F469\u200D\u2764\uFE0F\u200D\U0001F48B\u200D\U0001F468"},
+		{"a gendered activity", "\U0001F3C3\u200D\u2640\uFE0F", "\U0001F3C3\u200D\u2640\uFE0F"},
+		{"a pirate flag", "\U0001F3F4\u200D\u2620\uFE0F", "\U0001F3F4\u200D\u2620\uFE0F"},
+		{"a transgender flag", "\U0001F3F3\uFE0F\u200D\u26A7\uFE0F", "\U0001F3F3\uFE0F\u200D\u26A7\uFE0F"},
+		{"a handshake with skin tones", "\U0001FAF1\U0001F3FB\u200D\U0001FAF2\U0001F3FF", "\U0001FAF1\U0001F3FB\u200D\U0001FAF2\U0001F3FF"},
 		{"a red heart", "\u2764\uFE0F ann", "\u2764\uFE0F ann"},
 		{"double exclamation as emoji", "\u203C\uFE0F", "\u203C\uFE0F"},
 		{"a keycap", "1\uFE0F\u20E3", "1\uFE0F\u20E3"},
