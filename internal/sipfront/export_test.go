@@ -97,3 +97,18 @@ func (s *Server) TCPConnsWith(a netip.Addr) int {
 	defer s.lim.mu.Unlock()
 	return s.lim.bySource[sourceOf(a)]
 }
+
+// RTPPeers lists where the calls held send their RTP.
+func (s *Server) RTPPeers() []netip.AddrPort {
+	s.mu.Lock()
+	calls := make([]*call, 0, len(s.calls))
+	for _, c := range s.calls {
+		calls = append(calls, c)
+	}
+	s.mu.Unlock()
+	out := make([]netip.AddrPort, 0, len(calls))
+	for _, c := range calls {
+		out = append(out, c.rtpPeer())
+	}
+	return out
+}

@@ -421,6 +421,15 @@ func TestAnswerInTheACK(t *testing.T) {
 	answer := fmt.Sprintf("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"+
 		"m=text %d RTP/AVP 99\r\na=rtpmap:99 t140/1000\r\na=sendrecv\r\n", moved.LocalAddr().(*net.UDPAddr).Port)
 	u.send(u.request("ACK", "ack2", 2, answer))
+	// The ACK is taken on the front's own time: text bob sends before
+	// that goes to the old port.
+	newPort := moved.LocalAddr().(*net.UDPAddr).AddrPort()
+	nodetest.Eventually(t, settle, func() error {
+		if peers := front.RTPPeers(); len(peers) != 1 || peers[0].Port() != newPort.Port() {
+			return fmt.Errorf("the call sends to %v, want port %d", peers, newPort.Port())
+		}
+		return nil
+	})
 
 	if _, err := bob.sess.SendText("lobby", "to the new port"); err != nil {
 		t.Fatal(err)
