@@ -120,7 +120,7 @@ type RTTFaultReport struct {
 	// DroppedElsewhere names the first sessions that dropped from a node
 	// the fault did not hurt, and why: none is expected.
 	DroppedElsewhere []string `json:"dropped_elsewhere,omitempty"`
-	Pending  int         `json:"pending"`
+	Pending          int      `json:"pending"`
 	// HealMS is the time from the fault until every typist had a chunk
 	// typed after the fault acknowledged (-1: some never did).
 	HealMS float64 `json:"heal_ms"`
