@@ -31,6 +31,8 @@ type sipSettings struct {
 	signer         ed25519.PrivateKey // tokenSigner's key, read by validate
 	maxCalls       int
 	maxCallsPerSrc int
+	maxUnconfirmed int
+	ackGrace       time.Duration
 	maxConns       int
 	maxConnsPerSrc int
 	connIdle       time.Duration
@@ -44,6 +46,8 @@ func (s *sipSettings) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.tokenSigner, "sip-token-signer", "", "Ed25519 private key (PEM) that signs the tokens of bridged callers; needed with --token-key")
 	intFlag(fs, &s.maxCalls, "sip-max-calls", 0, -1, "most calls the SIP front holds at once (default 100)")
 	intFlag(fs, &s.maxCallsPerSrc, "sip-max-calls-per-source", 0, -1, "most calls from one source address (default 4)")
+	intFlag(fs, &s.maxUnconfirmed, "sip-max-unconfirmed", 0, -1, "most calls not yet confirmed by an ACK (being set up, or answered 200 and not acknowledged) held at once (default a quarter of --sip-max-calls, at least 1)")
+	durationFlag(fs, &s.ackGrace, "sip-ack-grace", 100*time.Millisecond, 32*time.Second, "how long an answered call waits for its ACK before it gives its place up to a new call that finds a limit reached (default 2s)")
 	intFlag(fs, &s.maxConns, "sip-max-conns", 0, -1, "most TCP connections the SIP front holds at once (default 256)")
 	intFlag(fs, &s.maxConnsPerSrc, "sip-max-conns-per-source", 0, -1, "most SIP TCP connections from one source address, an IPv6 /64 counting as one (default 16)")
 	durationFlag(fs, &s.connIdle, "sip-conn-idle", time.Second, 0, "close a SIP TCP connection that sends nothing for this long (default 2m)")
@@ -98,18 +102,20 @@ func (s *sipSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, 
 		return func(context.Context) {}, nil
 	}
 	fc := sipfront.Config{
-		Service:           n.Service(),
-		NodeID:            n.ID(),
-		NodeAddr:          n.LocalAddr(),
-		Nodes:             n.Nodes,
-		Redirect:          s.redirect,
-		MaxCalls:          s.maxCalls,
-		MaxCallsPerSource: s.maxCallsPerSrc,
-		MaxConns:          s.maxConns,
-		MaxConnsPerSource: s.maxConnsPerSrc,
-		ConnIdleTimeout:   s.connIdle,
-		Metrics:           n.Registry(),
-		Logger:            logger.With("part", "sip"),
+		Service:             n.Service(),
+		NodeID:              n.ID(),
+		NodeAddr:            n.LocalAddr(),
+		Nodes:               n.Nodes,
+		Redirect:            s.redirect,
+		MaxCalls:            s.maxCalls,
+		MaxCallsPerSource:   s.maxCallsPerSrc,
+		MaxUnconfirmedCalls: s.maxUnconfirmed,
+		AckGrace:            s.ackGrace,
+		MaxConns:            s.maxConns,
+		MaxConnsPerSource:   s.maxConnsPerSrc,
+		ConnIdleTimeout:     s.connIdle,
+		Metrics:             n.Registry(),
+		Logger:              logger.With("part", "sip"),
 	}
 	if s.signer != nil {
 		fc.TokenKey = s.signer

@@ -31,6 +31,8 @@ func TestSIPFlags(t *testing.T) {
 		{"all addresses, asked", []string{"--sip", ":5060", "--sip-open"}, 0, "settings are valid"},
 		{"not an address", []string{"--sip", "5060"}, 2, `--sip "5060"`},
 		{"tokens without a signer", []string{"--sip", "127.0.0.1:5060", "--token-key", "/nonexistent/token.pub"}, 2, "needs --sip-token-signer"},
+		{"the unconfirmed calls' pool", []string{"--sip", "127.0.0.1:5060", "--sip-max-unconfirmed", "5", "--sip-ack-grace", "500ms"}, 0, "settings are valid"},
+		{"an ACK grace below T1's range", []string{"--sip", "127.0.0.1:5060", "--sip-ack-grace", "10ms"}, 2, "sip-ack-grace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
