@@ -1,15 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/promtext"
 )
 
 // runProbe is `switchboard probe`: asks a node's /readyz (or /healthz)
@@ -155,30 +157,23 @@ type nodeStreams struct {
 // parseNodeStreams reads switchboard_room_streams and
 // switchboard_room_streams_caught_up from a Prometheus text exposition.
 func parseNodeStreams(addr string, raw []byte) (nodeStreams, error) {
+	const streams, caughtUp = "switchboard_room_streams", "switchboard_room_streams_caught_up"
 	ns := nodeStreams{addr: addr}
-	seen := 0
-	for line := range strings.Lines(string(raw)) {
-		name, value, ok := strings.Cut(strings.TrimSpace(line), " ")
-		if !ok || (name != "switchboard_room_streams" && name != "switchboard_room_streams_caught_up") {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil || v < 0 || v != math.Trunc(v) || v > 1e6 {
-			return ns, fmt.Errorf("probe: %s: %s is %q, not a count", addr, name, value)
-		}
-		if name == "switchboard_room_streams" {
-			ns.streams = int(v)
-		} else {
-			ns.caughtUp = int(v)
-		}
-		seen++
+	values, err := promtext.Values(bytes.NewReader(raw), streams, caughtUp)
+	if err != nil {
+		return ns, fmt.Errorf("probe: %s's /metrics: %w", addr, err)
 	}
-	switch seen {
+	for name, v := range values {
+		if v < 0 || v != math.Trunc(v) || v > 1e6 {
+			return ns, fmt.Errorf("probe: %s: %s is %v, not a count", addr, name, v)
+		}
+	}
+	switch len(values) {
 	case 0:
 	case 2:
-		ns.reports = true
+		ns.reports, ns.streams, ns.caughtUp = true, int(values[streams]), int(values[caughtUp])
 	default:
-		return ns, fmt.Errorf("probe: %s reports one of switchboard_room_streams and switchboard_room_streams_caught_up without the other", addr)
+		return ns, fmt.Errorf("probe: %s reports one of %s and %s without the other", addr, streams, caughtUp)
 	}
 	return ns, nil
 }

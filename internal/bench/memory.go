@@ -13,6 +13,7 @@ import (
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/internal/chart"
 	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/internal/promtext"
 )
 
 // MemoryReport is the memory scenario: one node, its memory before and
@@ -187,7 +188,7 @@ func readMem(ctx context.Context, hc *http.Client, addr string) (Mem, error) {
 			return Mem{}, err
 		}
 		defer resp.Body.Close()
-		m, err := parseMetrics(resp.Body, "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes", "go_memstats_stack_inuse_bytes",
+		m, err := promtext.Values(resp.Body, "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes", "go_memstats_stack_inuse_bytes",
 			"process_resident_memory_bytes", "go_goroutines", "go_gc_duration_seconds_count")
 		if err != nil {
 			return Mem{}, err

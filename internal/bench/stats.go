@@ -1,14 +1,10 @@
 package bench
 
 import (
-	"bufio"
 	"cmp"
-	"io"
 	"maps"
 	"math"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/switchboard/switchboard/stats"
@@ -123,39 +119,6 @@ func KiBPer(before, after float64, n int) float64 {
 		return 0
 	}
 	return (after - before) / float64(n) / 1024
-}
-
-// parseMetrics reads the Prometheus text exposition format and returns
-// the values of the named metrics that carry no labels. Names not found
-// are absent from the map.
-func parseMetrics(r io.Reader, names ...string) (map[string]float64, error) {
-	want := map[string]bool{}
-	for _, n := range names {
-		want[n] = true
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, rest, ok := strings.Cut(line, " ")
-		if !ok || !want[name] {
-			continue
-		}
-		field := strings.Fields(rest)
-		if len(field) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(field[0], 64)
-		if err != nil {
-			continue
-		}
-		out[name] = v
-	}
-	return out, sc.Err()
 }
 
 // MedianBy returns the run whose key is the median of the runs' keys, by

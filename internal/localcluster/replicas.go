@@ -1,15 +1,15 @@
 package localcluster
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/promtext"
 )
 
 // The gauges of a node's rooms' streams (docs/metrics.md).
@@ -49,22 +49,13 @@ func (n *Node) gauges(ctx context.Context, names ...string) (map[string]int, err
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("localcluster: %s's /metrics: %s", n.ID, resp.Status)
 	}
-	got := make(map[string]int, len(names))
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if !ok || !slices.Contains(names, name) {
-			continue
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-		if err != nil {
-			return nil, fmt.Errorf("localcluster: %s's %s: %w", n.ID, name, err)
-		}
-		got[name] = int(f)
+	values, err := promtext.Values(resp.Body, names...)
+	if err != nil {
+		return nil, fmt.Errorf("localcluster: %s's metrics: %w", n.ID, err)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("localcluster: reading %s's metrics: %w", n.ID, err)
+	got := make(map[string]int, len(values))
+	for name, v := range values {
+		got[name] = int(v)
 	}
 	return got, nil
 }
