@@ -1,6 +1,7 @@
 package node
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,18 +17,22 @@ func streamsCollectors(e *roomEngine) []prometheus.Collector {
 	if e.n.cfg.Bus != "" || e.n.cfg.Cluster == "" {
 		return nil
 	}
-	// names are the streams' names once the rooms are ready, else nil.
-	names := func() map[string]bool {
-		select {
-		case <-e.ready:
-		default:
-			return nil
-		}
+	// names are the streams' names once the rooms are ready (built once
+	// then: they never change), else nil.
+	all := sync.OnceValue(func() map[string]bool {
 		names := map[string]bool{"KV_" + e.bucket: true}
 		for k := range e.shards {
 			names[e.streamName(k)] = true
 		}
 		return names
+	})
+	names := func() map[string]bool {
+		select {
+		case <-e.ready:
+			return all()
+		default:
+			return nil
+		}
 	}
 	total := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "switchboard_room_streams",
