@@ -656,7 +656,6 @@ func (r *Room) encodeState() ([]byte, error) {
 		seqFrame  = len(`:18446744073709551615,`)
 		crFrame   = len(`:true,`)
 		userFrame = len(`,`)
-		lost      = "\uFFFD" // what is left of a departed sender's cut line
 	)
 	liveSize := func(from, text string) int { return wire.StringLen(from) + wire.StringLen(text) + liveFrame }
 	seqSize := func(from string) int { return wire.StringLen(from) + seqFrame }

@@ -138,10 +138,7 @@ func (r *Room) SnapshotWithin(limit int) ([]byte, error) {
 	}
 	// What each cut below saves is at least what it subtracts, so size
 	// stays an upper bound and the encoding it allows fits.
-	const (
-		lineFrame = len(`{"from":,"text":}`)
-		lost      = "\uFFFD" // what is left of a departed sender's cut line
-	)
+	const lineFrame = len(`{"from":,"text":}`)
 	size := len(data)
 	var departed []string // senders not in the room with a line longer than lost
 	for from, x := range snap.Senders {
@@ -426,3 +423,7 @@ func SizeAtBounds(cfg Config, nameLen, keyLen int) (int, error) {
 	}
 	return len(data), nil
 }
+
+// lost is what a state or snapshot keeps of a departed sender's
+// unfinished line when it must cut it: the mark of text left out.
+const lost = "\uFFFD"
