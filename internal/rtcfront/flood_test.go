@@ -14,8 +14,7 @@ import (
 // pion's mux queues them, and the peer's own traffic, from its own
 // address, goes on. Before, the mux queued every packet for the peer's
 // agent, 8 KiB each and with no bound, faster than the agent answered
-// them: two such senders grew the node's heap by 190 MB in 4 s (16 MB
-// with the bound).
+// them: the node's heap grew with the flood.
 func TestCheckFloodIsCutToItsRate(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)

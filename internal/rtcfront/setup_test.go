@@ -19,9 +19,8 @@ import (
 // the front sets it up, before it is registered, is refused (503), is not
 // held, and gives its place back. Before, the front registered it after
 // end had already looked for it: the peer stayed among those held for
-// good, its place given back, so that no limit stopped more (100 offers
-// whose DTLS failed at once, ice-lite offers then, left 57 peers held
-// and 20 MB of heap).
+// good, its place given back, so that no limit stopped more (offers
+// whose DTLS failed at once, ice-lite offers then, each left one).
 func TestPeerEndedDuringSetupIsNotHeld(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
