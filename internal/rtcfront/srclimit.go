@@ -131,7 +131,6 @@ type sourceLimitedConn struct {
 	net.PacketConn
 	udp     *net.UDPConn
 	limits  *sourceLimits // the reading goroutine's only
-	now     func() time.Time
 	dropped atomic.Int64
 	// onDrop, if set, is called for each packet dropped, with its
 	// source and the number dropped so far.
@@ -143,7 +142,6 @@ func newSourceLimitedConn(c *net.UDPConn, onDrop func(netip.AddrPort, int64)) *s
 		PacketConn: c,
 		udp:        c,
 		limits:     newSourceLimits(sourceRate, sourceBurst, maxSources),
-		now:        time.Now,
 		onDrop:     onDrop,
 	}
 }
@@ -156,7 +154,7 @@ func (c *sourceLimitedConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, err
 			return n, from, err
 		}
 		src := netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		if c.limits.allow(src, c.now()) {
+		if c.limits.allow(src, time.Now()) {
 			return n, from, nil
 		}
 		dropped := c.dropped.Add(1)

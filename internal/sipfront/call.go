@@ -528,14 +528,16 @@ func (c *call) readRTP() {
 			continue
 		}
 		d, err := dec.Decode(&p)
-		if f := c.rtpFormat(); errors.Is(err, t140.ErrPayloadType) && f != decFormat {
-			// The caller's answer in an ACK changed the payload types
-			// (call.takeAnswer). RFC 3264 has the caller go on sending
-			// those of the front's offer, which the decoder takes still;
-			// one that sends with those of its answer is taken too.
-			c.log.Info("the caller's RTP has the payload types of its last answer", "t140", f.T140, "red", f.RED)
-			decFormat, dec = f, t140.NewDecoder(f)
-			d, err = dec.Decode(&p)
+		if errors.Is(err, t140.ErrPayloadType) {
+			// The caller's answer in an ACK may have changed the payload
+			// types (call.takeAnswer). RFC 3264 has the caller go on
+			// sending those of the front's offer, which the decoder takes
+			// still; one that sends with those of its answer is taken too.
+			if f := c.rtpFormat(); f != decFormat {
+				c.log.Info("the caller's RTP has the payload types of its last answer", "t140", f.T140, "red", f.RED)
+				decFormat, dec = f, t140.NewDecoder(f)
+				d, err = dec.Decode(&p)
+			}
 		}
 		if err != nil {
 			c.log.Debug("an RTP packet that is not T.140 ignored", "err", err)
@@ -720,10 +722,6 @@ func (c *call) end(ctx context.Context, reason string, bye bool) {
 	}
 	c.finish(ctx, reason, cause)
 }
-
-// hangUp ends the call with a BYE whose Reason has the SIP status cause
-// and says why.
-func (c *call) hangUp(ctx context.Context, cause int, reason string) { c.finish(ctx, reason, cause) }
 
 // finish ends the call once; a cause other than 0 sends a BYE. The BYE
 // of a call whose first 200 the caller has not acknowledged waits for

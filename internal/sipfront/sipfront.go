@@ -792,7 +792,7 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if err := c.takeAnswer(req); err != nil {
 		c.log.Info("the caller's answer in its ACK cannot be taken: ending the call", "err", err)
-		c.hangUp(context.Background(), 488, "the answer in the ACK cannot be taken: "+err.Error())
+		c.finish(context.Background(), "the answer in the ACK cannot be taken: "+err.Error(), 488)
 	}
 }
 

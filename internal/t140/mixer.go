@@ -211,7 +211,8 @@ func change(edits []edit, a, b string) []edit {
 		edits = append(edits, edit{kind: editErase, at: n, ends: ends})
 	}
 	if n < len(b) {
-		edits = append(edits, edit{kind: editText, at: n, text: b[n:]})
+		// A copy: b is the whole line, which a queued edit must not keep.
+		edits = append(edits, edit{kind: editText, at: n, text: strings.Clone(b[n:])})
 	}
 	return edits
 }
