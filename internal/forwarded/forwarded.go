@@ -111,16 +111,25 @@ func parseHop(s string) (netip.Addr, bool) {
 // take every place with addresses of its own. It is "" for the zero
 // Addr.
 func SourceKey(a netip.Addr) string {
-	a = a.Unmap()
+	h := SourceHost(a)
 	switch {
-	case a.Is4():
-		return a.String()
-	case a.Is6():
-		p, err := a.WithZone("").Prefix(64)
-		if err != nil {
-			return ""
-		}
-		return p.String()
+	case h.Is4():
+		return h.String()
+	case h.Is6():
+		return netip.PrefixFrom(h, 64).String()
 	}
 	return ""
+}
+
+// SourceHost is SourceKey's source as an address, for limits that keep
+// their counts in maps by netip.Addr: an IPv4 address (an IPv4-mapped
+// one unmapped) as itself, and an IPv6 address as the first address of
+// its /64, without a zone. The zero Addr stays zero.
+func SourceHost(a netip.Addr) netip.Addr {
+	a = a.Unmap()
+	if !a.Is6() {
+		return a
+	}
+	p, _ := a.WithZone("").Prefix(64) // cannot fail: an IPv6 address, 64 bits
+	return p.Addr()
 }

@@ -63,22 +63,28 @@ func TestClient(t *testing.T) {
 	}
 }
 
-// One key per IPv4 address and per IPv6 /64, the same however the
-// address was written.
+// One key (and one host) per IPv4 address and per IPv6 /64, the same
+// however the address was written.
 func TestSourceKey(t *testing.T) {
-	for _, tt := range []struct{ addr, want string }{
-		{"192.0.2.7", "192.0.2.7"},
-		{"::ffff:192.0.2.7", "192.0.2.7"},
-		{"2001:db8:1:2::1", "2001:db8:1:2::/64"},
-		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"},
-		{"fe80::1%eth0", "fe80::/64"},
-		{"::1", "::/64"},
+	for _, tt := range []struct{ addr, want, host string }{
+		{"192.0.2.7", "192.0.2.7", "192.0.2.7"},
+		{"::ffff:192.0.2.7", "192.0.2.7", "192.0.2.7"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::/64", "2001:db8:1:2::"},
+		{"2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64", "2001:db8:1:2::"},
+		{"fe80::1%eth0", "fe80::/64", "fe80::"},
+		{"::1", "::/64", "::"},
 	} {
 		if got := SourceKey(netip.MustParseAddr(tt.addr)); got != tt.want {
 			t.Errorf("SourceKey(%s) = %q, want %q", tt.addr, got, tt.want)
 		}
+		if got := SourceHost(netip.MustParseAddr(tt.addr)); got != netip.MustParseAddr(tt.host) {
+			t.Errorf("SourceHost(%s) = %s, want %s", tt.addr, got, tt.host)
+		}
 	}
 	if got := SourceKey(netip.Addr{}); got != "" {
 		t.Errorf("SourceKey of the zero Addr = %q, want none", got)
+	}
+	if got := SourceHost(netip.Addr{}); got.IsValid() {
+		t.Errorf("SourceHost of the zero Addr = %s, want the zero Addr", got)
 	}
 }

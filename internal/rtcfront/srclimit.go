@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"sync/atomic"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/forwarded"
 )
 
 // Each source address (IP and port) may send the front's socket at most
@@ -56,15 +58,8 @@ func newSourceLimits(rate, burst float64, size int) *sourceLimits {
 }
 
 // sourceHost is the source src counts under for maxSourcesPerIP: its IPv4
-// address, or its IPv6 /64.
-func sourceHost(src netip.AddrPort) netip.Addr {
-	a := src.Addr().Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
-	}
-	return a
-}
+// address, or its IPv6 /64 (forwarded.SourceHost).
+func sourceHost(src netip.AddrPort) netip.Addr { return forwarded.SourceHost(src.Addr()) }
 
 // allow reports whether a packet from src at now is within its rate, and
 // takes a token for it if so.

@@ -57,6 +57,7 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/internal/logsample"
 	"github.com/switchboard/switchboard/internal/t140"
 	"github.com/switchboard/switchboard/internal/textsdp"
@@ -508,19 +509,10 @@ func sourceIP(req *sip.Request) netip.Addr {
 }
 
 // sourceOf is what the per-source limits count: an IPv4 address, or the
-// /64 of an IPv6 address (what one subscriber usually holds, as the
-// node's client listener counts). Counting each IPv6 address alone let
-// one host take every place, from addresses of its own prefix.
-func sourceOf(a netip.Addr) netip.Addr {
-	a = a.Unmap()
-	if a.Is6() {
-		p, err := a.WithZone("").Prefix(64)
-		if err == nil {
-			return p.Addr()
-		}
-	}
-	return a
-}
+// /64 of an IPv6 address (forwarded.SourceHost, as the node's client
+// listener counts). Counting each IPv6 address alone let one host take
+// every place, from addresses of its own prefix.
+func sourceOf(a netip.Addr) netip.Addr { return forwarded.SourceHost(a) }
 
 // route decides where a call goes: here (ok false) or to another node's
 // SIP address.
