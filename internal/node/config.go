@@ -261,6 +261,11 @@ type Config struct {
 	// ask it to move (default 5 min): a session that just moved, or just
 	// arrived, never moves again for it.
 	RebalanceMinAge time.Duration
+	// MoveReaskAfter is how long after asking a session to move a drain
+	// or the rebalancer may ask it again, if it is still attached
+	// (default drain.ReaskAfter, 20 s: the clients' move timeout and
+	// cool-down, with a margin); at most drain.MaxAsks times.
+	MoveReaskAfter time.Duration
 	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on
 	// the HTTP listener, without authentication (default off): for
 	// measuring a node, not for a listener strangers reach.
@@ -424,11 +429,12 @@ func (c *Config) validate() error {
 	if c.Replicas < 0 || c.Replicas > 5 {
 		errs = append(errs, fmt.Errorf("replicas %d outside 0..5", c.Replicas))
 	}
-	if !(c.Rebalance.Threshold >= 0) || !(c.Rebalance.Rate >= 0) || c.Rebalance.Hold < 0 || c.RebalanceMinAge < 0 {
-		errs = append(errs, fmt.Errorf("rebalance: threshold %v, rate %v, hold %v and min age %v may not be negative", c.Rebalance.Threshold, c.Rebalance.Rate, c.Rebalance.Hold, c.RebalanceMinAge))
+	if !(c.Rebalance.Threshold >= 0) || !(c.Rebalance.Rate >= 0) || c.Rebalance.Hold < 0 || c.RebalanceMinAge < 0 || c.MoveReaskAfter < 0 {
+		errs = append(errs, fmt.Errorf("rebalance: threshold %v, rate %v, hold %v, min age %v and move reask-after %v may not be negative", c.Rebalance.Threshold, c.Rebalance.Rate, c.Rebalance.Hold, c.RebalanceMinAge, c.MoveReaskAfter))
 	}
 	c.Rebalance = c.Rebalance.WithDefaults()
 	fill(&c.RebalanceMinAge, 5*time.Minute)
+	fill(&c.MoveReaskAfter, drain.ReaskAfter)
 	if c.FeedHeartbeat < 500*time.Millisecond || c.FeedHeartbeat > 30*time.Second {
 		errs = append(errs, fmt.Errorf("feed heartbeat %v outside 500ms..30s", c.FeedHeartbeat))
 	}

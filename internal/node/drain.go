@@ -15,11 +15,6 @@ import (
 // cannot happen: the sessions have nowhere to go.
 const aloneAfter = time.Second
 
-// reaskAfter is how long after asking a session to move a drain or the
-// rebalancer may ask it again, if it is still attached (drain.Asks):
-// drain.ReaskAfter, shortened by tests.
-var reaskAfter = drain.ReaskAfter
-
 // DrainStatus is where a drain to empty stands, as GET /v1/drain reports
 // it.
 type DrainStatus struct {
@@ -187,7 +182,7 @@ func (n *Node) drainLoop(d *drainRun) {
 		n.log.Info("drain ended", "reason", reason, "asked", asked, "reasked", reasked, "closed", closed, "sessions", n.Users())
 		close(d.done)
 	}
-	asks := drain.NewAsks[*session](reaskAfter, drain.MaxAsks)
+	asks := drain.NewAsks[*session](n.cfg.MoveReaskAfter, drain.MaxAsks)
 	plan := d.plan // the loop's own; it changes d.plan under d.mu
 	tick := time.NewTicker(plan.Tick())
 	defer tick.Stop()

@@ -26,8 +26,7 @@ func lists(m wire.Message, id string, status directory.Status) bool {
 // session was asked once ever, and closed with "shutdown" at the
 // deadline: break-before-make.
 func TestDrainAsksAgainAfterAFailedMove(t *testing.T) {
-	t.Cleanup(node.SetReaskAfter(200 * time.Millisecond)) // runs after the cluster's cleanup
-	c := nodetest.Start(t, 2, nodetest.Options{})
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(_ int, cfg *node.Config) { cfg.MoveReaskAfter = 200 * time.Millisecond }})
 	n1, n2 := c.Nodes[0], c.Nodes[1]
 	n2.SetDraining(true)
 	nodetest.Eventually(t, wait, func() error {
@@ -59,8 +58,8 @@ func TestDrainAsksAgainAfterAFailedMove(t *testing.T) {
 // one asked. Before, the second drain asked none of them (GET /v1/drain
 // said asked 0) and closed them with "shutdown" at its deadline.
 func TestDrainAfterCancelAsksAgain(t *testing.T) {
-	t.Cleanup(node.SetReaskAfter(time.Hour)) // no ask goes stale during the test
-	c := nodetest.Start(t, 2, nodetest.Options{})
+	// No ask goes stale during the test.
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(_ int, cfg *node.Config) { cfg.MoveReaskAfter = time.Hour }})
 	n2 := c.Nodes[1]
 	p := newPeer(t, n2.Addr(), "stays")
 	n2.Drain(time.Minute)

@@ -25,7 +25,7 @@ const rebalanceEvery = 250 * time.Millisecond
 // afresh, and after one the rebalancer starts over.
 func (n *Node) rebalanceLoop() {
 	r := drain.NewRebalancer(n.cfg.Rebalance)
-	asks := drain.NewAsks[*session](reaskAfter, drain.MaxAsks)
+	asks := drain.NewAsks[*session](n.cfg.MoveReaskAfter, drain.MaxAsks)
 	tick := time.NewTicker(rebalanceEvery)
 	defer tick.Stop()
 	for {
@@ -41,7 +41,7 @@ func (n *Node) rebalanceLoop() {
 		if st := n.Status(); st != directory.Up && st != directory.Full {
 			r.Step(now, drain.Load{}, 0, nil) // resets the hold
 			if asks.Len() > 0 {
-				asks = drain.NewAsks[*session](reaskAfter, drain.MaxAsks)
+				asks = drain.NewAsks[*session](n.cfg.MoveReaskAfter, drain.MaxAsks)
 			}
 			continue
 		}
