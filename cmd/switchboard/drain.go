@@ -223,6 +223,10 @@ func (w nodeWeb) directory(ctx context.Context, addr string) (*wire.Directory, e
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		if plainToHTTPS(resp, body) {
+			return nil, fmt.Errorf("drain: reading the directory from %s: %s (%s)", addr, resp.Status, addHTTPS)
+		}
 		return nil, fmt.Errorf("drain: reading the directory from %s: %s", addr, resp.Status)
 	}
 	var m wire.Message

@@ -275,8 +275,9 @@ func TestDrainCommandOverTLS(t *testing.T) {
 }
 
 // Go's HTTPS server answers a plain POST or GET with 400 "Client sent an
-// HTTP request to an HTTPS server.": drain and probe say to add --https,
-// and how to trust the node's certificate.
+// HTTP request to an HTTPS server.": drain (also where it reads a whole
+// directory) and probe say to add --https, and how to trust the node's
+// certificate.
 func TestPlainHTTPToHTTPSSaysAddHTTPS(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		t.Error("a plain request was served")
@@ -294,6 +295,12 @@ func TestPlainHTTPToHTTPSSaysAddHTTPS(t *testing.T) {
 		if code == exitOK || !strings.Contains(stderr, "add --https, with --ca and --tls-name") {
 			t.Errorf("%v: exit %d, stderr %q; want a failure saying to add --https", args, code, stderr)
 		}
+	}
+	// The whole directory drain reads from the HTTP API of the node that
+	// sent a sample without the ID asked for.
+	_, err := nodeWeb{hc: srv.Client(), scheme: "http://"}.directory(t.Context(), addr)
+	if err == nil || !strings.Contains(err.Error(), "add --https, with --ca and --tls-name") {
+		t.Errorf("drain reading the whole directory over plain HTTP from HTTPS: %v; want a failure saying to add --https", err)
 	}
 }
 
