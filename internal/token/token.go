@@ -82,9 +82,14 @@ type jwtClaims struct {
 }
 
 // Mint signs c with key. c.User, c.Service and c.Expires are required;
-// now becomes iat.
+// now becomes iat. Claims that Verify would refuse (a user or a room
+// name it does not take) are refused here, so that no token is minted
+// that every node refuses.
 func Mint(key ed25519.PrivateKey, c Claims, now time.Time) (string, error) {
 	if err := checkUser(c.User); err != nil {
+		return "", err
+	}
+	if err := checkRooms(c.Rooms); err != nil {
 		return "", err
 	}
 	if c.Service == "" {
@@ -179,12 +184,21 @@ func (v *Verifier) Verify(s string, now time.Time) (Claims, error) {
 	if err := checkUser(jc.Subject); err != nil {
 		return Claims{}, err
 	}
-	for _, r := range jc.Rooms {
-		if r == "" || len(r) > 64 {
-			return Claims{}, fmt.Errorf("token: a room name in rooms is empty or too long: %w", ErrClaims)
-		}
+	if err := checkRooms(jc.Rooms); err != nil {
+		return Claims{}, err
 	}
 	return Claims{User: jc.Subject, Service: v.service, Expires: jc.ExpiresAt.Time, Rooms: jc.Rooms}, nil
+}
+
+// checkRooms applies the rule for the rooms a token allows: each name 1
+// to 64 bytes, as the protocol's room names are.
+func checkRooms(rooms []string) error {
+	for _, r := range rooms {
+		if r == "" || len(r) > 64 {
+			return fmt.Errorf("token: a room name in rooms is empty or longer than 64 bytes: %w", ErrClaims)
+		}
+	}
+	return nil
 }
 
 // checkUser applies the protocol's rule for user names: 1 to 64 bytes,

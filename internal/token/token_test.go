@@ -125,6 +125,9 @@ func TestMintRefusesBadClaims(t *testing.T) {
 		{User: "a\x00b", Service: "s", Expires: now.Add(time.Hour)},
 		{User: "a", Service: "", Expires: now.Add(time.Hour)},
 		{User: "a", Service: "s", Expires: now},
+		// Rooms Verify refuses: a token every node would refuse.
+		{User: "a", Service: "s", Expires: now.Add(time.Hour), Rooms: []string{""}},
+		{User: "a", Service: "s", Expires: now.Add(time.Hour), Rooms: []string{"lobby", strings.Repeat("r", 65)}},
 	} {
 		if _, err := token.Mint(priv, c, now); !errors.Is(err, token.ErrClaims) {
 			t.Errorf("Mint(%+v): %v, want ErrClaims", c, err)
