@@ -440,6 +440,9 @@ func TestCheckReadsCertificateFiles(t *testing.T) {
 		{"cluster: a CA file without a certificate", []string{"--cluster", "127.0.0.1:0", "--cluster-cert", f("n1.pem"), "--cluster-key", f("n1.key"), "--cluster-ca", f("n1.key")}, "cluster CA (cluster-ca): pki:"},
 		{"bus: no CA file", []string{"--bus", "tls://127.0.0.1:4222", "--bus-ca", missing}, "bus CA (bus-ca): pki: reading CA certificates: open " + missing},
 		{"bus: the key of another certificate", []string{"--bus", "tls://127.0.0.1:4222", "--bus-cert", f("n1.pem"), "--bus-key", f("n2.key")}, "bus certificate (bus-cert, bus-key): tls: private key does not match public key"},
+		// Start refuses one without the other: --check must too.
+		{"bus: a certificate without its key", []string{"--bus", "tls://127.0.0.1:4222", "--bus-cert", f("n1.pem")}, "needs both bus-cert and bus-key"},
+		{"bus: a key without its certificate", []string{"--bus", "tls://127.0.0.1:4222", "--bus-key", f("n1.key")}, "needs both bus-cert and bus-key"},
 		{"bus: no credentials file", []string{"--bus", "nats://127.0.0.1:4222", "--bus-creds", missing}, "bus credentials (bus-creds): open " + missing},
 	}
 	for _, tt := range tests {

@@ -558,8 +558,11 @@ func (c *Config) validateSecurity() []error {
 	if c.Bus != "" {
 		// Cluster and its credentials are ignored; the bus's files are
 		// read now, so that serve --check finds what start would.
-		if c.BusCert != "" && c.BusKey != "" {
+		switch {
+		case c.BusCert != "" && c.BusKey != "":
 			errs = append(errs, loadPair("bus certificate (bus-cert, bus-key)", c.BusCert, c.BusKey))
+		case c.BusCert != "" || c.BusKey != "":
+			errs = append(errs, errors.New("a client certificate for the external bus needs both bus-cert and bus-key"))
 		}
 		if c.BusCA != "" {
 			errs = append(errs, loadCA("bus CA (bus-ca)", c.BusCA))
