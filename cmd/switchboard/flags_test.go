@@ -257,8 +257,22 @@ func TestCheckHidesCredentials(t *testing.T) {
 	}
 	// Nor the error about a URL mistyped.
 	code, stdout, stderr = runArgs(t, "serve", "--bus", "natss://app:s3cret-typo@127.0.0.1:4222", "--check")
-	if code == exitOK || strings.Contains(stdout+stderr, "s3cret-typo") || !strings.Contains(stderr, "not a nats:// URL") {
+	if code == exitOK || strings.Contains(stdout+stderr, "s3cret-typo") || !strings.Contains(stderr, "not a list of nats:// or tls:// URLs") {
 		t.Errorf("exit %d with a mistyped --bus, want an error without its password:\n%s%s", code, stdout, stderr)
+	}
+	// Nor an item without a scheme (nats.go would take it), in either
+	// setting, nor a password with a space or a comma in it.
+	for _, tt := range []struct{ env, bus string }{
+		{"", "nats://127.0.0.1:4222,app:s3cret-bare@127.0.0.1:4223"},
+		{"sys:s3cret-bare@127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"", "nats://app:s3cret pw@127.0.0.1:4222"},
+		{"", "nats://app:s3cret,pw@127.0.0.1:4222"},
+	} {
+		t.Setenv("SWITCHBOARD_SERVE_BUS_SYSTEM", tt.env)
+		code, stdout, stderr = runArgs(t, "serve", "--bus", tt.bus, "--check")
+		if code == exitOK || strings.Contains(stdout+stderr, "s3cret") {
+			t.Errorf("--bus %q, bus-system %q: exit %d, want an error without the password:\n%s%s", tt.bus, tt.env, code, stdout, stderr)
+		}
 	}
 }
 

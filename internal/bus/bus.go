@@ -295,7 +295,7 @@ func (b *Bus) connect(name, user, password string, extra ...nats.Option) (*nats.
 		}, b.external...)
 		nc, err := nats.Connect(b.cfg.External, append(opts, extra...)...)
 		if err != nil {
-			return nil, fmt.Errorf("bus: connecting to %s: %w", RedactURLs(b.cfg.External), err)
+			return nil, fmt.Errorf("bus: connecting to %s: %w", RedactURLs(b.cfg.External), withoutURL(err))
 		}
 		return nc, nil
 	}

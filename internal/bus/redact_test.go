@@ -14,7 +14,15 @@ func TestRedactURLs(t *testing.T) {
 		{"nats://h:4222", "nats://h:4222"},
 		{"nats://s3cr3tToken@h:4222", "nats://xxxxx@h:4222"},
 		{"nats://u:p@h:4222,tls://h2:4222", "nats://u:xxxxx@h:4222,tls://h2:4222"},
-		{"nats://u:p%zz@h", "nats://(hidden: it holds credentials)"},
+		{"nats://u:p%zz@h", "(hidden: it holds credentials)"},
+		// nats.go takes URLs without a scheme: their users are users too.
+		{"sys:S3cretPw@127.0.0.1:4999", "(hidden: it holds credentials)"},
+		{"nats://127.0.0.1:4999,user:S3cretPw@127.0.0.1:4998", "(hidden: it holds credentials)"},
+		{"nats://h:4222, nats://u:p@h2:4222", "nats://h:4222,nats://u:xxxxx@h2:4222"},
+		// A password with a space does not parse; one with a comma
+		// spans two items, the first of which holds no "@".
+		{"nats://sys:pa ss@127.0.0.1:4999", "(hidden: it holds credentials)"},
+		{"nats://u:S3cret,Pw@h:4222", "(hidden: it holds credentials)"},
 	} {
 		if got := RedactURLs(tt.in); got != tt.want {
 			t.Errorf("RedactURLs(%q) = %q, want %q", tt.in, got, tt.want)
@@ -38,5 +46,13 @@ func TestConnectErrorHidesCredentials(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cretpw") || !strings.Contains(err.Error(), addr) {
 		t.Errorf("the error %q shows the password, or not the address", err)
+	}
+	// A URL that does not parse: nats.go's error quotes it whole.
+	_, err = Open(context.Background(), Config{Name: "leak", External: "nats://app:s3cret pw@" + addr})
+	if err == nil {
+		t.Fatal("a bus URL that does not parse opened")
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("the error %q shows the password", err)
 	}
 }

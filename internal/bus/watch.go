@@ -85,7 +85,7 @@ func (b *Bus) WatchDisconnects(closed func(conn string)) error {
 	}, b.systemOpts...)
 	nc, err := nats.Connect(b.cfg.ExternalSystem, opts...)
 	if err != nil {
-		return fmt.Errorf("bus: connecting to the external NATS's system account: %w", err)
+		return fmt.Errorf("bus: connecting to the external NATS's system account: %w", withoutURL(err))
 	}
 	// Any account may subscribe to the subject, but only the system
 	// account hears the events: a user elsewhere would watch in vain.

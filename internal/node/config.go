@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -467,8 +468,17 @@ func (c *Config) validate() error {
 			errs = append(errs, fmt.Errorf("%s address %q: bad port", a.name, a.addr))
 		}
 	}
-	if c.Bus != "" && !strings.HasPrefix(c.Bus, "nats://") && !strings.HasPrefix(c.Bus, "tls://") {
-		errs = append(errs, fmt.Errorf("bus %q is not a nats:// URL", bus.RedactURLs(c.Bus)))
+	// Every item a URL with its scheme: nats.go would take HOST:PORT, or
+	// USER:PASSWORD@HOST:PORT, alone, and a value whose items are not
+	// all URLs is where a password with a comma in it ends up.
+	for _, v := range []struct{ name, value string }{{"bus", c.Bus}, {"bus-system", c.BusSystem}} {
+		for item := range strings.SplitSeq(v.value, ",") {
+			item = strings.TrimSpace(item)
+			if _, err := url.Parse(item); v.value != "" && (err != nil || !strings.HasPrefix(item, "nats://") && !strings.HasPrefix(item, "tls://")) {
+				errs = append(errs, fmt.Errorf("%s %q is not a list of nats:// or tls:// URLs", v.name, bus.RedactURLs(v.value)))
+				break
+			}
+		}
 	}
 	if c.Bus != "" && c.NATSMonitor != "" {
 		errs = append(errs, errors.New("nats-monitor serves the embedded NATS's monitoring; with bus the external NATS has its own"))
