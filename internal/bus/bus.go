@@ -312,6 +312,13 @@ func (b *Bus) connect(name, user, password string, extra ...nats.Option) (*nats.
 // default of 1 MiB.
 const MaxPayload = 8 << 20
 
+// MaxLocalConns is the most connections the embedded server of a
+// clustered node holds on its loopback client port, the node's own in
+// process included (two, and one per room stream: at most 258); a
+// connection past it gets nats-server's "maximum connections exceeded"
+// and is closed.
+const MaxLocalConns = 512
+
 // serverOptions are the embedded server's options for cfg, and the
 // routes' certificate when they use TLS.
 func serverOptions(cfg Config) (*server.Options, *pki.KeyPair, error) {
@@ -375,6 +382,14 @@ func serverOptions(cfg Config) (*server.Options, *pki.KeyPair, error) {
 	opts.DontListen = false
 	opts.Host = "127.0.0.1"
 	opts.Port = server.RANDOM_PORT
+	// Any local user can dial that port, and nats-server holds each
+	// connection, with a descriptor, until it authenticates or its auth
+	// timeout (2 s) ends it: bounded, so that a local flood cannot take
+	// the descriptors the node holds back for storage and peers. The
+	// bound counts the node's own connections (in process, made at start:
+	// two and one per room stream, at most 256) and leaves the rest to
+	// operators.
+	opts.MaxConn = MaxLocalConns
 	opts.Cluster = server.ClusterOpts{
 		Name: sanitizeClusterName(cfg.ClusterName),
 		Host: host,
