@@ -186,7 +186,9 @@ type Config struct {
 	MaxQueue int
 	// DataDir holds the engine's stored state (the embedded JetStream's
 	// files); default switchboard-SERVICE-ID under the system's temporary
-	// directory. Nodes sharing a machine need different ones; a node
+	// directory, made with mode 0700, and refused (ErrUnsafeDataDir) when
+	// it is there already as a link, another user's, or writable by
+	// others. Nodes sharing a machine need different ones; a node
 	// restarted with the same one recovers its copy of the rooms.
 	DataDir string
 

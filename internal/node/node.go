@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -224,7 +222,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	dataDir := n.cfg.DataDir
 	if dataDir == "" {
-		dataDir = filepath.Join(os.TempDir(), "switchboard-"+sanitize(n.cfg.Service)+"-"+sanitize(n.cfg.ID))
+		if dataDir, err = defaultDataDir(n.cfg.Service, n.cfg.ID); err != nil {
+			return err
+		}
 	}
 	n.incarnation = n.nextIncarnation(dataDir) // incarnation.go
 	n.bus, err = bus.Open(ctx, bus.Config{
