@@ -47,16 +47,21 @@
 // Asking a server itself, Lookup sends a UDP query again when no reply came
 // after 1 s, then 2 s, 4 s..., within Config.Timeout, and takes a reply only
 // when it carries the query's ID and question: anything else that arrives
-// (a stale or forged reply, bytes that do not parse) is skipped. A and AAAA
+// (a stale or forged reply, bytes that do not parse) is skipped. Only a
+// reply saying the server could not take the query (FORMERR, SERVFAIL,
+// NOTIMP, REFUSED) may leave the question out; an NXDOMAIN or NOERROR
+// without it is skipped. A and AAAA
 // are asked one after the other: with more than 3 s left the A query
 // leaves the last second to AAAA, so that a server that drops A queries
 // still lets AAAA answer, and once A gave addresses the AAAA query waits
 // at most 1 s, so that one that drops AAAA queries costs a second per
 // name, not the Timeout. A UDP
-// reply larger than the EDNS0 size offered is still read. When a truncated
-// UDP reply cannot be asked again over TCP (the port is refused or the
-// connection fails before Config.Timeout), the records that came over UDP
-// are used.
+// reply larger than the EDNS0 size offered is still read. A truncated UDP
+// reply that holds records is asked again over TCP within half of the
+// time left, at most 2 s; when TCP fails (the port is refused, or a
+// firewall drops DNS over TCP and the connection stays silent), the
+// records that came over UDP are used. A truncated reply without records
+// (a server over its rate limit) leaves TCP the rest of the Timeout.
 //
 // Records no server can be reached at are left out, whichever resolver gave
 // them: SRV records with port 0 (but for the "." target) and the addresses

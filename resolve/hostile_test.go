@@ -13,6 +13,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
+
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/dnsserver"
 )
 
 // isUDP reports whether w answers over UDP.
@@ -93,6 +96,22 @@ func TestLookupSkipsWrongReplies(t *testing.T) {
 			m.Rcode = dns.RcodeServerFailure
 			w.WriteMsg(m)
 		}},
+		{"NXDOMAIN without a question", func(w dns.ResponseWriter, r *dns.Msg) {
+			m := new(dns.Msg)
+			m.SetReply(r)
+			m.Question = nil
+			m.Rcode = dns.RcodeNameError
+			w.WriteMsg(m)
+		}},
+		{"NOERROR without a question", func(w dns.ResponseWriter, r *dns.Msg) {
+			m := new(dns.Msg)
+			m.SetReply(r)
+			m.Question = nil
+			if r.Question[0].Qtype == dns.TypeA {
+				m.Answer = []dns.RR{evil}
+			}
+			w.WriteMsg(m)
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -106,6 +125,27 @@ func TestLookupSkipsWrongReplies(t *testing.T) {
 			}
 			if diff := cmp.Diff(sorted(got), []string{"127.0.2.1:7070", "127.0.2.2:7070", "[2001:db8::2]:7070"}); diff != "" {
 				t.Errorf("Lookup (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A server that could not take the query (FORMERR, SERVFAIL, NOTIMP,
+// REFUSED) may answer without the question, as servers do with FORMERR:
+// that reply is taken, not skipped for a better one.
+func TestLookupTakesQuestionlessErrors(t *testing.T) {
+	for _, rcode := range []int{dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNotImplemented, dns.RcodeRefused} {
+		t.Run(dns.RcodeToString[rcode], func(t *testing.T) {
+			addr := staticServer(t, func(w dns.ResponseWriter, r *dns.Msg) {
+				m := new(dns.Msg)
+				m.SetRcode(r, rcode)
+				m.Question = nil
+				w.WriteMsg(m)
+				plainDNS(w, r) // too late: the error was taken
+			})
+			_, err := Lookup(t.Context(), Config{Resolver: addr, Timeout: 4 * time.Second}, "plain.test")
+			if want := "server answered " + dns.RcodeToString[rcode]; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Lookup: %v, want %q", err, want)
 			}
 		})
 	}
@@ -226,17 +266,98 @@ func udpOnlyServer(t *testing.T, h dns.HandlerFunc) string {
 	return pc.LocalAddr().String()
 }
 
+// udpServerSilentTCP serves h over UDP, on a loopback port whose TCP side
+// accepts connections and never answers (a middlebox that eats DNS over
+// TCP), until the test ends.
+func udpServerSilentTCP(t *testing.T, h dns.HandlerFunc) string {
+	t.Helper()
+	var addr string
+	var ln net.Listener
+	for attempt := 0; ln == nil; attempt++ {
+		// Another program may hold the TCP side of the free UDP port: try
+		// another (the one before serves on until the test ends).
+		addr = udpOnlyServer(t, h)
+		var err error
+		if ln, err = net.Listen("tcp", addr); err != nil && attempt == 8 {
+			t.Fatalf("no port free over both UDP and TCP: %v", err)
+		}
+	}
+	var mu sync.Mutex // guards conns
+	var conns []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return addr
+}
+
 // When the truncated UDP reply cannot be completed over TCP, its records
 // are better than nothing: a client needs one server, not all of them.
+// TCP refused fails at once; TCP accepted and silent (a firewall that
+// drops DNS over TCP) gets its own share of the Timeout, not the whole of
+// it, so the records that came over UDP are still used.
 func TestLookupTruncatedWithoutTCP(t *testing.T) {
-	srv := &manyTargetsDNS{n: 300}
-	addr := udpOnlyServer(t, srv.ServeDNS)
-	got, err := Lookup(t.Context(), Config{Resolver: addr}, "many.test")
-	if err != nil {
-		t.Fatalf("Lookup with TCP refused: %v", err)
+	nodes := make([]directory.Node, 60) // 60 SRV records do not fit in 1232 bytes
+	var want []string
+	for i := range nodes {
+		nodes[i] = up(fmt.Sprintf("n%02d", i), fmt.Sprintf("127.1.0.%d:7070", i+1), 0, 100)
+		want = append(want, nodes[i].Addr)
 	}
-	if len(got) == 0 || len(got) > maxTargetLookups {
-		t.Errorf("%d addresses, want 1 to %d", len(got), maxTargetLookups)
+	responder, err := dnsserver.New(dnsserver.DefaultConfig("chat.test", func() []directory.Node { return nodes }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	many := &manyTargetsDNS{n: 300}
+	tests := []struct {
+		name    string
+		server  func(*testing.T, dns.HandlerFunc) string
+		h       dns.HandlerFunc
+		service string
+		want    []string // the addresses every one returned must be among; nil: any
+	}{
+		{"TCP refused", udpOnlyServer, many.ServeDNS, "many.test", nil},
+		{"TCP silent", udpServerSilentTCP, many.ServeDNS, "many.test", nil},
+		{"TCP silent, the Switchboard responder over UDP", udpServerSilentTCP, responder.ServeDNS, "chat.test", want},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr := tt.server(t, tt.h)
+			// No DefaultPort: only the SRV records can give addresses,
+			// and the SRV query has the whole Timeout.
+			got, err := Lookup(t.Context(), Config{Resolver: addr, Timeout: 5 * time.Second}, tt.service)
+			if err != nil {
+				t.Fatalf("Lookup: %v", err)
+			}
+			if len(got) == 0 {
+				t.Fatal("no address")
+			}
+			for _, a := range got {
+				if tt.want != nil && !slices.Contains(tt.want, a) {
+					t.Errorf("address %s is none of the nodes'", a)
+				}
+			}
+			if tt.want == nil && len(got) > maxTargetLookups {
+				t.Errorf("%d addresses, want 1 to %d", len(got), maxTargetLookups)
+			}
+		})
 	}
 }
 

@@ -589,8 +589,11 @@ func readReply(conn net.Conn, udp bool, buf []byte) ([]byte, error) {
 	return buf[:n], nil
 }
 
-// mismatch says why r is not the reply to q, or "" when it is. An error
-// reply may leave the question out (servers do with FORMERR).
+// mismatch says why r is not the reply to q, or "" when it is. A reply
+// that says the server could not take the query (FORMERR, SERVFAIL,
+// NOTIMP, REFUSED) may leave the question out, as servers do with FORMERR;
+// any other, NXDOMAIN included, must carry it: a questionless NXDOMAIN
+// would say a name does not exist without saying which.
 func mismatch(q, r *dns.Msg) string {
 	switch {
 	case !r.Response:
@@ -599,8 +602,10 @@ func mismatch(q, r *dns.Msg) string {
 		return fmt.Sprintf("with ID %d, not %d", r.Id, q.Id)
 	case r.Opcode != q.Opcode:
 		return fmt.Sprintf("with opcode %s", dns.OpcodeToString[r.Opcode])
-	case len(r.Question) == 0 && r.Rcode != dns.RcodeSuccess:
+	case len(r.Question) == 0 && questionless(r.Rcode):
 		return ""
+	case len(r.Question) == 0:
+		return fmt.Sprintf("with %s and no question", dns.RcodeToString[r.Rcode])
 	case len(r.Question) != 1:
 		return fmt.Sprintf("with %d questions", len(r.Question))
 	}
@@ -611,9 +616,28 @@ func mismatch(q, r *dns.Msg) string {
 	return ""
 }
 
+// questionless reports whether a reply with rcode may leave the question
+// out: the rcodes of a server that could not take the query at all.
+func questionless(rcode int) bool {
+	switch rcode {
+	case dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNotImplemented, dns.RcodeRefused:
+		return true
+	}
+	return false
+}
+
+// tcpRetryMax bounds the TCP query that follows a truncated UDP reply
+// with records: it gets half of the time left, at most this, so that a
+// firewall that drops DNS over TCP leaves the rest of the Timeout to use
+// the records that came over UDP, and to the queries after it.
+const tcpRetryMax = 2 * time.Second
+
 // exchange asks server one question over UDP with EDNS0, and again over TCP
-// when the reply is truncated; when TCP fails while ctx lasts, the records
-// of the truncated reply are used. NOERROR and NXDOMAIN replies are returned
+// when the reply is truncated. When the truncated reply has records, the
+// TCP query gets half of the time left, at most tcpRetryMax, and when it
+// fails while ctx lasts, the records of the truncated reply are used;
+// without records (a server over its rate limit) TCP is all there is, and
+// it gets the whole of ctx. NOERROR and NXDOMAIN replies are returned
 // (NXDOMAIN as an empty answer); other rcodes are errors.
 func exchange(ctx context.Context, server, name string, qtype uint16) (*dns.Msg, error) {
 	q := new(dns.Msg)
@@ -621,28 +645,31 @@ func exchange(ctx context.Context, server, name string, qtype uint16) (*dns.Msg,
 	q.SetEdns0(ednsSize, false)
 	r, err := exchangeOnce(ctx, "udp", server, q)
 	if err == nil && r.Truncated {
-		full, tcpErr := exchangeOnce(ctx, "tcp", server, q)
+		tctx, cancel := ctx, context.CancelFunc(func() {})
+		if len(r.Answer) > 0 {
+			wait := tcpRetryMax
+			if deadline, ok := ctx.Deadline(); ok {
+				wait = min(time.Until(deadline)/2, wait)
+			}
+			tctx, cancel = context.WithTimeout(ctx, wait)
+		}
+		full, tcpErr := exchangeOnce(tctx, "tcp", server, q)
+		if tcpErr != nil {
+			tcpErr = fmt.Errorf("asking again over TCP after a truncated reply: %w", deadlineError(tctx, tcpErr))
+		}
+		cancel()
 		switch {
 		case tcpErr == nil:
 			r = full
 		case len(r.Answer) > 0 && ctx.Err() == nil:
-			// TCP refused or cut (a firewall, say): the records that
-			// fit over UDP are better than none.
+			// TCP refused, cut or silent (a firewall, say): the records
+			// that fit over UDP are better than none.
 		default:
 			err = tcpErr
 		}
 	}
 	if err != nil {
-		// The socket's deadline is ctx's: say so, whichever fired first.
-		var netErr net.Error
-		ctxErr := ctx.Err()
-		if dl, ok := ctx.Deadline(); ctxErr == nil && ok && errors.As(err, &netErr) && netErr.Timeout() && !time.Now().Before(dl) {
-			ctxErr = context.DeadlineExceeded
-		}
-		if ctxErr != nil && !errors.Is(err, ctxErr) {
-			err = fmt.Errorf("%w (%w)", ctxErr, err)
-		}
-		return nil, err
+		return nil, deadlineError(ctx, err)
 	}
 	switch r.Rcode {
 	case dns.RcodeSuccess:
@@ -652,6 +679,21 @@ func exchange(ctx context.Context, server, name string, qtype uint16) (*dns.Msg,
 		return r, nil
 	}
 	return nil, rcodeError(r.Rcode)
+}
+
+// deadlineError returns err, from a query bounded by ctx, wrapping ctx's
+// error when ctx has ended. The socket's deadline is ctx's: a read that
+// timed out at it says so, whichever of the two fired first.
+func deadlineError(ctx context.Context, err error) error {
+	var netErr net.Error
+	ctxErr := ctx.Err()
+	if dl, ok := ctx.Deadline(); ctxErr == nil && ok && errors.As(err, &netErr) && netErr.Timeout() && !time.Now().Before(dl) {
+		ctxErr = context.DeadlineExceeded
+	}
+	if ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = fmt.Errorf("%w (%w)", ctxErr, err)
+	}
+	return err
 }
 
 // rcodeError is a reply's rcode other than NOERROR and NXDOMAIN.

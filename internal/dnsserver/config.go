@@ -64,11 +64,13 @@ type Config struct {
 	MaxUDPSize int
 	// MaxTCPConns caps the TCP connections open at once; one client host
 	// (an IPv4 address, an IPv6 /64; loopback is exempt) may hold a
-	// sixteenth of them, at least 1, and one IPv6 /48 four times that
-	// over all its /64s. A connection accepted beyond any of these is
-	// closed at once, so clients that open connections and keep them
-	// cannot take the file descriptors the rest of the node needs, nor
-	// every slot. Default 256 (DefaultMaxTCPConns).
+	// sixteenth of them, at least 1, and one site (an IPv4 /24, an IPv6
+	// /48) four times that over all its hosts. A connection accepted
+	// beyond any of these is closed at once, so clients that open
+	// connections and keep them cannot take the file descriptors the
+	// rest of the node needs, nor every slot. One accepted while more
+	// than half of them are open may stay idle 1 s between queries
+	// instead of 8 s. Default 256 (DefaultMaxTCPConns).
 	MaxTCPConns int
 	// RateLimit is how many full UDP replies a second one client network
 	// (an IPv4 /24, an IPv6 /56) gets, with a burst of as many. Over it, a
@@ -90,7 +92,9 @@ type Config struct {
 	NS string
 	// NSAddrs are the addresses served for NS when NS lies inside the zone.
 	// Default: the IP the server is bound to if Addr names one; otherwise
-	// the addresses of the available nodes (every node runs a responder).
+	// the addresses of the nodes that are up, full or draining (every
+	// node runs a responder, and a full or draining one still answers;
+	// a degraded one answers from a directory that may be out of date).
 	NSAddrs []netip.Addr
 	// Logger receives start, stop and serve errors. Default: discard.
 	Logger *slog.Logger

@@ -26,9 +26,12 @@
 //
 //   - Z A / AAAA: the IPs of the nodes that are up and have room
 //     (directory.Node.Available), taken from the host part of Node.Addr,
-//     deduplicated, IPv4 as A and IPv6 as AAAA. Every answer starts at the
-//     next offset (round robin). A node that goes down, full or draining
-//     leaves the answers with the next query.
+//     deduplicated, IPv4 as A and IPv6 as AAAA. Every answer starts one
+//     record further on than the last answer of the same set (round
+//     robin); each set (the A, the AAAA, the SRV records, ns.Z's A and
+//     AAAA) keeps its own count, so a client that always asks A then AAAA
+//     still sees every record first in turn. A node that goes down, full
+//     or draining leaves the answers with the next query.
 //   - _switchboard._tcp.Z SRV: one record per available node, priority 0,
 //     the node's port, a weight proportional to its spare capacity (the
 //     largest spare is 65535; never below 1), and as target the node's own
@@ -40,7 +43,11 @@
 //     a-z and 0-9 turned into "-", cut to 63 bytes; when two IDs give the
 //     same label the later one gets a hash of its ID appended.
 //   - Z SOA and NS, with the name server Config.NS (default ns.Z), which
-//     answers A / AAAA with Config.NSAddrs, the bound IP, or the nodes' IPs.
+//     answers A / AAAA (and goes with NS as glue) with Config.NSAddrs, the
+//     bound IP, or else the IPs of the nodes whose responders answer:
+//     every node up, full or draining, whatever its users and capacity
+//     (not one down, starting, or degraded: cut off from most of its
+//     peers, it answers from a directory that may be out of date).
 //   - Any other name in Z: NXDOMAIN with the SOA in the authority section;
 //     a name that exists but not with the type asked (AAAA with IPv4 nodes
 //     only, MX, TXT...): NOERROR with no answer and the SOA (NODATA). Names
@@ -48,7 +55,9 @@
 //   - ANY at a name that exists: one HINFO record "RFC8482" "" (RFC 8482),
 //     over UDP and TCP alike, never every record at the name: a short
 //     spoofed query must not turn into a large reply at its victim.
-//   - Names outside Z, classes other than IN, and zone transfers: REFUSED.
+//   - Names outside Z, classes other than IN (QCLASS ANY too: the zone
+//     has IN records only, and no stub or resolver asks ANY for them), and
+//     zone transfers: REFUSED.
 //     Opcodes other than QUERY: NOTIMP. Not exactly one question, or more
 //     than one OPT record, or a message that does not parse (a
 //     compression loop, counts beyond the data): FORMERR. EDNS versions
@@ -57,8 +66,12 @@
 //
 // Every record has the TTL Config.TTL (default 5 s). A UDP reply fits in 512
 // bytes, or in the size the client's EDNS0 OPT offers (capped at
-// Config.MaxUDPSize, default 1232); a reply that does not fit is cut and has the TC bit, so
-// the client asks again over TCP, where the whole answer is served.
+// Config.MaxUDPSize, default 1232); the records that do not fit are left
+// out. When that cuts the answer (or authority) section the reply has the
+// TC bit, so the client asks again over TCP, where the whole answer is
+// served; when it cuts only additional records (SRV or NS glue) it does
+// not (RFC 2181 section 9): the answer is whole, and a client asks for the
+// addresses of the targets that came without them.
 //
 // Over UDP each client network (an IPv4 /24, an IPv6 /56) gets at most
 // Config.RateLimit full replies a second (default 100, with a burst of as
@@ -71,11 +84,13 @@
 // Over TCP at most Config.MaxTCPConns (default 256) connections are open at
 // once, at most a sixteenth of them (at least 1) from one client host (an
 // IPv4 address, an IPv6 /64; loopback is exempt), and at most four times
-// that from one IPv6 /48, its /64s together; one beyond any of these is
-// closed as soon as it is accepted. A connection must send its first query
-// within 2 s and each further one within 8 s of the last reply, and is
-// closed after 128 queries (miekg/dns's defaults), or when a reply cannot
-// be written within 2 s (a client that does not read its replies). When
+// that from one site (an IPv4 /24, an IPv6 /48), its hosts together; one
+// beyond any of these is closed as soon as it is accepted. A connection
+// must send its first query within 2 s and each further one within 8 s of
+// the last reply, or within 1 s when more than half of the connections
+// were open as it was accepted, itself included (RFC 7766 section 6.2.3),
+// and is closed after 128 queries (miekg/dns's defaults), or when a reply
+// cannot be written within 2 s (a client that does not read its replies). When
 // the process runs out of file descriptors, accepting waits (5 ms doubling
 // to 1 s) rather than spinning.
 //

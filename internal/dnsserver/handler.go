@@ -143,16 +143,25 @@ func (s *Server) Answer(r *dns.Msg, tcp bool) *dns.Msg {
 	}
 
 	s.resolve(m, r.Question[0])
-	// Truncate drops what does not fit and sets TC, so a UDP client retries
-	// over TCP; over TCP it only matters past 64 KiB.
+	// Truncate drops what does not fit, so a UDP client retries over TCP;
+	// over TCP it only matters past 64 KiB. It sets TC when it drops any
+	// record, glue too; RFC 2181 section 9 wants TC only when the answer
+	// itself did not fit: a reply whose answer and authority sections are
+	// whole is complete without some of its additional records (a client
+	// asks for an SRV target's address itself).
+	answers, authority := len(m.Answer), len(m.Ns)
 	m.Truncate(size)
+	m.Truncated = len(m.Answer) < answers || len(m.Ns) < authority
 	return m
 }
 
 // resolve fills m's rcode and sections for the question q; it appends to
 // the additional section, which holds the OPT already when there is one.
 func (s *Server) resolve(m *dns.Msg, q dns.Question) {
-	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+	// Only IN: the zone has no records of another class, and QCLASS ANY
+	// (255), which no stub or resolver sends for addresses, is refused
+	// with the rest rather than answered as if it were IN.
+	if q.Qclass != dns.ClassINET {
 		m.Rcode = dns.RcodeRefused
 		return
 	}
@@ -177,9 +186,9 @@ func (s *Server) resolve(m *dns.Msg, q dns.Question) {
 		m.Rcode = dns.RcodeRefused
 		return
 	case dns.TypeA:
-		m.Answer = s.addrs(o, o.a)
+		m.Answer = rotate(o.a, o.rotA.next(len(o.a)))
 	case dns.TypeAAAA:
-		m.Answer = s.addrs(o, o.aaaa)
+		m.Answer = rotate(o.aaaa, o.rotAAAA.next(len(o.aaaa)))
 	case dns.TypeSRV:
 		// Glue goes after what the additional section holds: the OPT.
 		var glue []dns.RR
@@ -223,39 +232,19 @@ func askedCase(rrs []dns.RR, name, asked string) {
 	}
 }
 
-// addrs returns a copy of the A or AAAA records rrs of o, rotated to a new
-// offset when o round-robins.
-func (s *Server) addrs(o *owner, rrs []dns.RR) []dns.RR {
-	if !o.rotateA {
-		return copyRRs(rrs)
-	}
-	return rotate(rrs, s.next(len(rrs)))
-}
-
 // srv returns the SRV answer of o and its glue, both rotated alike.
 func (s *Server) srv(o *owner) (answer, extra []dns.RR) {
 	n := len(o.srv)
 	if n == 0 {
 		return nil, nil
 	}
-	off := 0
-	if o.rotateSRV {
-		off = s.next(n)
-	}
+	off := o.rotSRV.next(n)
 	answer = rotate(o.srv, off)
 	extra = make([]dns.RR, 0, n+1) // +1 for the OPT record added later
 	for i := range n {
 		extra = append(extra, o.srvGlue[(off+i)%n]...)
 	}
 	return answer, extra
-}
-
-// next returns the start offset of the next round-robin answer of n records.
-func (s *Server) next(n int) int {
-	if n <= 1 {
-		return 0
-	}
-	return int((s.rotation.Add(1) - 1) % uint64(n))
 }
 
 // rotate returns a new slice holding rrs starting at off and wrapping around.

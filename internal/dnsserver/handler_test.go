@@ -225,6 +225,24 @@ func TestAnswer(t *testing.T) {
 			want: summary{Rcode: "REFUSED", HasQuestion: true},
 		},
 		{
+			name: "class ANY is refused",
+			in: func() *dns.Msg {
+				m := query("chat.test.", dns.TypeA, 0)
+				m.Question[0].Qclass = dns.ClassANY
+				return m
+			}(),
+			want: summary{Rcode: "REFUSED", HasQuestion: true},
+		},
+		{
+			name: "class NONE is refused",
+			in: func() *dns.Msg {
+				m := query("chat.test.", dns.TypeA, 0)
+				m.Question[0].Qclass = dns.ClassNONE
+				return m
+			}(),
+			want: summary{Rcode: "REFUSED", HasQuestion: true},
+		},
+		{
 			name: "two questions are a format error",
 			in: func() *dns.Msg {
 				m := query("chat.test.", dns.TypeA, 0)
@@ -281,7 +299,7 @@ func TestAnswer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s.rotation.Store(0)
+			resetRotation(s)
 			got := s.Answer(tt.in, tt.tcp)
 			if got == nil {
 				t.Fatal("no reply")
@@ -466,5 +484,179 @@ func TestServeDNSRecoversPanics(t *testing.T) {
 	s.ServeDNS(w, query(testZone, dns.TypeA, 0))
 	if w.n != 1 || w.msg.Rcode != dns.RcodeServerFailure {
 		t.Errorf("reply %v, want SERVFAIL", w.msg)
+	}
+}
+
+// TC is set only when the answer (or authority) section did not fit, not
+// when only glue was left out (RFC 2181 section 9): a client that gets
+// every SRV record asks for the missing targets' addresses itself rather
+// than ask the whole reply again over TCP.
+func TestAnswerTCOnlyWhenTheAnswerIsCut(t *testing.T) {
+	tests := []struct {
+		name        string
+		nodes       int
+		qname       string
+		qtype       uint16
+		edns        uint16
+		tcp         bool
+		wantTC      bool
+		wantAnswers int // -1: fewer than nodes
+		wantGlueCut bool
+	}{
+		{"SRV of 10 without EDNS0: every SRV fits, not every glue", 10, "_switchboard._tcp." + testZone, dns.TypeSRV, 0, false, false, 10, true},
+		{"SRV of 25 with EDNS0 1232: every SRV fits, not every glue", 25, "_switchboard._tcp." + testZone, dns.TypeSRV, 1232, false, false, 25, true},
+		{"SRV of 14 without EDNS0: the answer is cut", 14, "_switchboard._tcp." + testZone, dns.TypeSRV, 0, false, true, -1, true},
+		{"SRV of 40 with EDNS0 1232: the answer is cut", 40, "_switchboard._tcp." + testZone, dns.TypeSRV, 1232, false, true, -1, true},
+		{"SRV of 3: everything fits", 3, "_switchboard._tcp." + testZone, dns.TypeSRV, 0, false, false, 3, false},
+		{"SRV of 200 over TCP: everything fits", 200, "_switchboard._tcp." + testZone, dns.TypeSRV, 0, true, false, 200, false},
+		{"A of 200 without EDNS0: the answer is cut", 200, testZone, dns.TypeA, 0, false, true, -1, false},
+		{"NS with 200 name server addresses: the glue is cut", 200, testZone, dns.TypeNS, 0, false, false, 1, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t, newDir(manyNodes(tt.nodes)...))
+			r := s.Answer(query(tt.qname, tt.qtype, tt.edns), tt.tcp)
+			glue := 0
+			for _, rr := range r.Extra {
+				if rr.Header().Rrtype != dns.TypeOPT {
+					glue++
+				}
+			}
+			wantGlue := tt.nodes
+			if tt.qtype == dns.TypeA {
+				wantGlue = 0
+			}
+			answers := len(r.Answer)
+			if tt.wantAnswers < 0 && answers < tt.nodes {
+				answers = -1
+			}
+			got := []any{r.Truncated, answers, glue < wantGlue}
+			want := []any{tt.wantTC, tt.wantAnswers, tt.wantGlueCut}
+			if diff := cmp.Diff(got, want); diff != "" {
+				t.Errorf("TC, answers, glue cut (-got +want):\n%s\n%d answers, %d glue records, %d bytes", diff, len(r.Answer), glue, r.Len())
+			}
+			if !tt.tcp && r.Len() > max(int(tt.edns), dns.MinMsgSize) {
+				t.Errorf("reply of %d bytes, over the size offered", r.Len())
+			}
+		})
+	}
+}
+
+// Each record set rotates on its own: a client that asks the same types in
+// the same order every time (A then AAAA, as a stub resolver does, or SRV
+// and the name server) sees every record of each set first in turn, not
+// the same one for ever because a counter shared by every set moves in
+// step with its queries.
+func TestAnswerRotatesEachSetAlone(t *testing.T) {
+	nodes := []directory.Node{
+		upNode("a", "192.0.2.1:7070", 0, 10), upNode("b", "192.0.2.2:7070", 0, 10),
+		upNode("c", "[2001:db8::1]:7070", 0, 10), upNode("d", "[2001:db8::2]:7070", 0, 10),
+	}
+	type q struct {
+		name  string
+		qtype uint16
+	}
+	apexA, apexAAAA := q{testZone, dns.TypeA}, q{testZone, dns.TypeAAAA}
+	srv, nsA := q{"_switchboard._tcp." + testZone, dns.TypeSRV}, q{"ns." + testZone, dns.TypeA}
+	tests := []struct {
+		name  string
+		round []q // asked in this order, again and again
+	}{
+		{"A then AAAA", []q{apexA, apexAAAA}},
+		{"SRV, A, AAAA and the name server", []q{srv, apexA, apexAAAA, nsA}},
+		{"A twice, then AAAA twice", []q{apexA, apexA, apexAAAA, apexAAAA}},
+	}
+	const rounds = 12
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t, newDir(nodes...))
+			firsts := map[q]map[string]int{}
+			asked := map[q]int{}
+			for range rounds {
+				for _, qq := range tt.round {
+					r := s.Answer(query(qq.name, qq.qtype, 0), false)
+					if len(r.Answer) == 0 {
+						t.Fatalf("%s %s: no answer", qq.name, dns.TypeToString[qq.qtype])
+					}
+					first := r.Answer[0].String()
+					if firsts[qq] == nil {
+						firsts[qq] = map[string]int{}
+					}
+					firsts[qq][first]++
+					asked[qq]++
+					if qq.qtype == dns.TypeSRV {
+						// The glue follows its SRV record.
+						if got, want := r.Extra[0].Header().Name, r.Answer[0].(*dns.SRV).Target; got != want {
+							t.Errorf("first glue record of %s, want %s's", got, want)
+						}
+					}
+				}
+			}
+			for qq, counts := range firsts {
+				n := len(s.Answer(query(qq.name, qq.qtype, 0), false).Answer)
+				want := map[string]int{}
+				for rr := range counts {
+					want[rr] = asked[qq] / n
+				}
+				if len(counts) != n || !cmp.Equal(counts, want) {
+					t.Errorf("%s %s: first record over %d answers %v, want each of its %d records first %d times", qq.name, dns.TypeToString[qq.qtype], asked[qq], counts, n, asked[qq]/n)
+				}
+			}
+		})
+	}
+}
+
+// The name server's addresses (ns.<zone> and the NS glue) are those of
+// every node whose responder answers, full or draining included: only
+// nodes down or starting are left out. Room does not matter to DNS.
+func TestAnswerNSAddrs(t *testing.T) {
+	node := func(id, ip string, st directory.Status, users int) directory.Node {
+		return directory.Node{ID: id, Addr: ip + ":7070", Status: st, Users: users, Capacity: 10}
+	}
+	tests := []struct {
+		name  string
+		nodes []directory.Node
+		want  []string // sorted; none: NODATA
+	}{
+		{"every status", []directory.Node{
+			node("up", "192.0.2.1", directory.Up, 0),
+			node("full-by-users", "192.0.2.2", directory.Up, 10),
+			node("full", "192.0.2.3", directory.Full, 10),
+			node("draining", "192.0.2.4", directory.Draining, 0),
+			node("degraded", "192.0.2.5", directory.Degraded, 0),
+			node("starting", "192.0.2.6", directory.Starting, 0),
+			node("down", "192.0.2.7", directory.Down, 0),
+		}, []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"}},
+		{"all full or draining", []directory.Node{
+			node("a", "192.0.2.1", directory.Up, 10),
+			node("b", "192.0.2.2", directory.Draining, 0),
+		}, []string{"192.0.2.1", "192.0.2.2"}},
+		{"all down or starting", []directory.Node{
+			node("a", "192.0.2.1", directory.Down, 0),
+			node("b", "192.0.2.2", directory.Starting, 0),
+		}, nil},
+		{"two nodes on one IP, one of them down", []directory.Node{
+			node("a", "192.0.2.1", directory.Down, 0),
+			node("b", "192.0.2.1", directory.Full, 10),
+		}, []string{"192.0.2.1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t, newDir(tt.nodes...))
+			r := s.Answer(query("ns."+testZone, dns.TypeA, 0), false)
+			if r.Rcode != dns.RcodeSuccess {
+				t.Fatalf("ns A: %s, want NOERROR", dns.RcodeToString[r.Rcode])
+			}
+			if diff := cmp.Diff(sortedCopy(ips(r.Answer)), tt.want); diff != "" {
+				t.Errorf("ns A (-got +want):\n%s", diff)
+			}
+			if len(tt.want) == 0 && len(r.Ns) != 1 {
+				t.Errorf("ns A without addresses: authority %v, want the SOA (NODATA)", r.Ns)
+			}
+			r = s.Answer(query(testZone, dns.TypeNS, 0), false)
+			if diff := cmp.Diff(sortedCopy(ips(r.Extra)), tt.want); diff != "" {
+				t.Errorf("NS glue (-got +want):\n%s", diff)
+			}
+		})
 	}
 }

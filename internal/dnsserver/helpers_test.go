@@ -85,6 +85,15 @@ func newServer(t testing.TB, d *dir, edit ...func(*Config)) *Server {
 	return s
 }
 
+// resetRotation makes every round-robin answer of s start again at its
+// first record, for tests that compare records in order.
+func resetRotation(s *Server) {
+	r := &s.rotors
+	for _, c := range []*rotor{&r.apexA, &r.apexAAAA, &r.srv, &r.nsA, &r.nsAAAA} {
+		c.n.Store(0)
+	}
+}
+
 // startServer starts a Server for testZone over d on 127.0.0.1:0 and shuts
 // it down when the test ends.
 func startServer(t testing.TB, d *dir, edit ...func(*Config)) *Server {

@@ -14,6 +14,16 @@ import (
 // not read its replies within it loses the connection.
 const tcpWriteTimeout = 2 * time.Second
 
+// How long a TCP connection may stay idle between a reply and the next
+// query: miekg/dns's default, and the shorter wait given to a connection
+// accepted while more than half of the slots are taken (RFC 7766 section
+// 6.2.3), so that under load idle connections give their slots back
+// sooner.
+const (
+	tcpIdleTimeout     = 8 * time.Second
+	tcpIdleTimeoutBusy = time.Second
+)
+
 // Backoff after an Accept error that passes (out of file descriptors, say):
 // the first wait, and the longest.
 const (
@@ -26,23 +36,33 @@ const (
 	refusedTotal   = "total"    // max reached
 	refusedPerHost = "per_host" // maxPerHost reached for the client host
 	// refusedPerSite: perSite times maxPerHost reached for the client's
-	// IPv6 /48.
+	// site, its IPv4 /24 or IPv6 /48.
 	refusedPerSite = "per_site"
 )
 
-// perSite is how many times maxPerHost an IPv6 /48 holds at most, its /64s
-// together, as on the node's client listener: a /48 is one site's (a
-// tunnel broker hands them out for free), and its 65,536 /64s each held to
-// maxPerHost bounded it only by max, so that one /48 could take every slot.
+// perSite is how many times maxPerHost one site holds at most, its hosts
+// together: an IPv4 /24 or an IPv6 /48, as the node's client listener
+// counts a /48. A /48 is one site's (a tunnel broker hands them out for
+// free) and a /24 is what one customer or one cloud subnet usually holds:
+// with each of their hosts held to maxPerHost alone, 16 addresses of one
+// /24, or 16 /64s of one /48, took every slot.
 const perSite = 4
+
+// Prefix lengths of a site (perSite).
+const (
+	siteBits4 = 24
+	siteBits6 = 48
+)
 
 // tcpListener bounds the TCP side of the responder. At most max connections
 // are open at once, at most max/16 (at least 1) from one client host (an
 // IPv4 address, an IPv6 /64; loopback is exempt), and at most perSite times
-// that from one IPv6 /48, its /64s together: one accepted beyond any of
-// these is closed at once, so that a client that opens connections and
-// keeps them cannot take the file descriptors the node's other listeners
-// need, nor every slot. Each reply must be written within tcpWriteTimeout, or the
+// that from one site (an IPv4 /24, an IPv6 /48), its hosts together: one
+// accepted beyond any of these is closed at once, so that a client that
+// opens connections and keeps them cannot take the file descriptors the
+// node's other listeners need, nor every slot. A connection accepted while
+// more than half of max are open may stay idle for tcpIdleTimeoutBusy
+// only (idleTimeout). Each reply must be written within tcpWriteTimeout, or the
 // connection is closed: miekg/dns sets read deadlines only, so a client
 // that sends queries and never reads would otherwise hold its connection
 // and goroutine for ever. Closing the listener (which Shutdown does) ends
@@ -63,7 +83,7 @@ type tcpListener struct {
 	mu      sync.Mutex // guards the fields below
 	conns   map[*limitedConn]struct{}
 	perHost map[netip.Prefix]int // by IPv4 address or IPv6 /64
-	perSite map[netip.Prefix]int // by IPv6 /48
+	perSite map[netip.Prefix]int // by IPv4 /24 or IPv6 /48
 }
 
 func newTCPListener(ln net.Listener, maxConns int) *tcpListener {
@@ -79,9 +99,9 @@ func newTCPListener(ln net.Listener, maxConns int) *tcpListener {
 	}
 }
 
-// hostOf is the client host a TCP connection counts against: its IPv4
-// address or IPv6 /64, and for IPv6 its /48 (site; the zero Prefix for
-// IPv4); ok is false when the host is exempt or unknown.
+// hostOf is the client host a TCP connection counts against, its IPv4
+// address or IPv6 /64, and its site, its IPv4 /24 or IPv6 /48; ok is false
+// when the host is exempt or unknown.
 func (l *tcpListener) hostOf(c net.Conn) (p, site netip.Prefix, ok bool) {
 	ta, isTCP := c.RemoteAddr().(*net.TCPAddr)
 	if !isTCP {
@@ -97,11 +117,26 @@ func (l *tcpListener) hostOf(c net.Conn) (p, site netip.Prefix, ok bool) {
 	}
 	if !ip.Is6() {
 		p, _ = ip.Prefix(32)
+		site, _ = ip.Prefix(siteBits4)
 		return p, site, true
 	}
 	p, _ = ip.Prefix(64)
-	site, _ = ip.Prefix(48)
+	site, _ = ip.Prefix(siteBits6)
 	return p, site, true
+}
+
+// idleTimeout is how long a connection accepted now may stay idle between
+// queries: tcpIdleTimeoutBusy when more than half of the slots are taken,
+// this connection's included, else tcpIdleTimeout. miekg/dns asks once per
+// connection, before its first query (dns.Server.IdleTimeout).
+func (l *tcpListener) idleTimeout() time.Duration {
+	l.mu.Lock()
+	open := len(l.conns)
+	l.mu.Unlock()
+	if 2*open > l.max {
+		return tcpIdleTimeoutBusy
+	}
+	return tcpIdleTimeout
 }
 
 // admit counts c in if it is within the limits, and returns it wrapped;
@@ -115,16 +150,14 @@ func (l *tcpListener) admit(c net.Conn) (lc *limitedConn, reason string, limit i
 		return nil, refusedTotal, l.max
 	case limited && l.perHost[host] >= l.maxPerHost:
 		return nil, refusedPerHost, l.maxPerHost
-	case limited && site.IsValid() && l.perSite[site] >= perSite*l.maxPerHost:
+	case limited && l.perSite[site] >= perSite*l.maxPerHost:
 		return nil, refusedPerSite, perSite * l.maxPerHost
 	}
 	lc = &limitedConn{Conn: c, writeFailed: l.writeFailed}
 	l.conns[lc] = struct{}{}
 	if limited {
 		l.perHost[host]++
-		if site.IsValid() {
-			l.perSite[site]++
-		}
+		l.perSite[site]++
 	}
 	lc.release = func() {
 		l.mu.Lock()
@@ -134,10 +167,8 @@ func (l *tcpListener) admit(c net.Conn) (lc *limitedConn, reason string, limit i
 			if l.perHost[host]--; l.perHost[host] == 0 {
 				delete(l.perHost, host)
 			}
-			if site.IsValid() {
-				if l.perSite[site]--; l.perSite[site] == 0 {
-					delete(l.perSite, site)
-				}
+			if l.perSite[site]--; l.perSite[site] == 0 {
+				delete(l.perSite, site)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"syscall"
 	"testing"
@@ -116,44 +117,122 @@ func admitFrom(l *tcpListener, ip string) (*limitedConn, string) {
 	return lc, reason
 }
 
-// One IPv6 /48 holds at most perSite times the per-host share over all its
-// /64s, so that a site's 65,536 /64s cannot take every slot; another /48,
-// and an IPv4 host, still get in, and a connection closed gives its /48's
-// slot back.
+// One site, an IPv6 /48 or an IPv4 /24, holds at most perSite times the
+// per-host share over all its hosts, so that 16 hosts of one site cannot
+// take every slot; another site, and a host of the other family, still get
+// in, and a connection closed gives its site's slot back.
 func TestTCPListenerLimitPerSite(t *testing.T) {
-	l := newTCPListener(nil, 256) // 16 per host, 64 per /48
-	wantSite := perSite * l.maxPerHost
-	var admitted []*limitedConn
-	refused := map[string]int{}
-	for sub := range 16 {
-		for host := 1; host <= 16; host++ {
-			lc, reason := admitFrom(l, fmt.Sprintf("2001:db8:1:%x::%x", sub, host))
-			if lc == nil {
-				refused[reason]++
-				continue
+	tests := []struct {
+		name  string
+		from  func(i int) string // the address of the i-th of 256 connections
+		fresh string             // a host of the full site that holds nothing yet
+		other []string           // hosts outside the site
+	}{
+		{"IPv6 /48, one connection from each of 256 /64s",
+			func(i int) string { return fmt.Sprintf("2001:db8:1:%x::%x", i/16, i%16+1) },
+			"2001:db8:1:ffff::1", []string{"2001:db8:2::1", "192.0.2.1"}},
+		{"IPv4 /24, 16 connections from each of 16 addresses",
+			func(i int) string { return fmt.Sprintf("198.51.100.%d", i/16+1) },
+			"198.51.100.200", []string{"198.51.101.1", "203.0.113.53", "2001:db8::1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newTCPListener(nil, 256) // 16 per host, 64 per site
+			wantSite := perSite * l.maxPerHost
+			var admitted []*limitedConn
+			refused := map[string]int{}
+			for i := range 256 {
+				lc, reason := admitFrom(l, tt.from(i))
+				if lc == nil {
+					refused[reason]++
+					continue
+				}
+				admitted = append(admitted, lc)
 			}
-			admitted = append(admitted, lc)
+			if len(admitted) != wantSite {
+				t.Fatalf("one site holds %d connections of %d, want %d (perSite × %d)", len(admitted), l.max, wantSite, l.maxPerHost)
+			}
+			if want := map[string]int{refusedPerSite: 256 - wantSite}; !maps.Equal(refused, want) {
+				t.Errorf("refusals %v, want %v", refused, want)
+			}
+			for _, ip := range tt.other {
+				if lc, reason := admitFrom(l, ip); lc == nil {
+					t.Errorf("%s refused (%s) while the site holds its share", ip, reason)
+				}
+			}
+			if lc, reason := admitFrom(l, tt.fresh); lc != nil || reason != refusedPerSite {
+				t.Errorf("a fresh host of the full site: admitted %v, reason %q; want refused, %q", lc != nil, reason, refusedPerSite)
+			}
+			admitted[0].Close()
+			if lc, reason := admitFrom(l, tt.fresh); lc == nil {
+				t.Errorf("the site still refused (%s) after one of its connections closed", reason)
+			}
+		})
+	}
+	// Loopback is exempt from both the host and the site bounds.
+	l := newTCPListener(nil, 256)
+	for i := range 100 {
+		if lc, reason := admitFrom(l, "127.0.0.1"); lc == nil {
+			t.Fatalf("loopback connection %d refused (%s)", i, reason)
 		}
 	}
-	if len(admitted) != wantSite {
-		t.Fatalf("one /48 over 16 /64s holds %d connections of %d, want %d (perSite × %d)", len(admitted), l.max, wantSite, l.maxPerHost)
+}
+
+// A connection accepted while more than half of the slots are taken, its
+// own included, gets the short idle timeout (RFC 7766 section 6.2.3); the
+// server asks the listener for each connection it serves.
+func TestTCPListenerShortIdleWhenBusy(t *testing.T) {
+	l := newTCPListener(nil, 16) // one per host, four per site
+	var open []*limitedConn
+	for i := 1; i <= 16; i++ {
+		lc, reason := admitFrom(l, fmt.Sprintf("10.0.%d.1", i))
+		if lc == nil {
+			t.Fatalf("connection %d refused (%s)", i, reason)
+		}
+		open = append(open, lc)
+		want := tcpIdleTimeout
+		if i > 8 {
+			want = tcpIdleTimeoutBusy
+		}
+		if got := l.idleTimeout(); got != want {
+			t.Errorf("with %d of 16 open: idle timeout %v, want %v", i, got, want)
+		}
 	}
-	if want := 256 - wantSite; refused[refusedPerSite] != want {
-		t.Errorf("refusals %v, want %d %s", refused, want, refusedPerSite)
+	for _, lc := range open[8:] {
+		lc.Close()
 	}
-	if lc, reason := admitFrom(l, "2001:db8:2::1"); lc == nil {
-		t.Errorf("another /48 refused (%s) while 2001:db8:1::/48 holds its share", reason)
+	if got := l.idleTimeout(); got != tcpIdleTimeout {
+		t.Errorf("with 8 of 16 open again: idle timeout %v, want %v", got, tcpIdleTimeout)
 	}
-	if lc, reason := admitFrom(l, "192.0.2.1"); lc == nil {
-		t.Errorf("an IPv4 host refused (%s) while 2001:db8:1::/48 holds its share", reason)
+
+	// The running server takes its idle timeout from its listener.
+	s := startServer(t, newDir(manyNodes(1)...), func(c *Config) { c.MaxTCPConns = 2 })
+	var srv *dns.Server
+	for _, lp := range s.loops {
+		if lp.network == "tcp" {
+			srv = lp.srv
+		}
 	}
-	// A /64 of the full /48 that holds nothing yet is refused for the /48.
-	if lc, reason := admitFrom(l, "2001:db8:1:ffff::1"); lc != nil || reason != refusedPerSite {
-		t.Errorf("a fresh /64 of the full /48: admitted %v, reason %q; want refused, %q", lc != nil, reason, refusedPerSite)
+	if srv.IdleTimeout == nil {
+		t.Fatal("the TCP server has miekg/dns's fixed idle timeout")
 	}
-	admitted[0].Close()
-	if lc, reason := admitFrom(l, "2001:db8:1:ffff::1"); lc == nil {
-		t.Errorf("the /48 still refused (%s) after one of its connections closed", reason)
+	if got := srv.IdleTimeout(); got != tcpIdleTimeout {
+		t.Errorf("idle timeout with no connection open: %v, want %v", got, tcpIdleTimeout)
+	}
+	var busy []*limitedConn
+	for _, ip := range []string{"192.0.2.1", "198.51.100.1"} {
+		lc, reason := admitFrom(srv.Listener.(*tcpListener), ip)
+		if lc == nil {
+			t.Fatalf("connection from %s refused (%s)", ip, reason)
+		}
+		busy = append(busy, lc)
+	}
+	got := srv.IdleTimeout()
+	for _, lc := range busy {
+		lc.Close() // before Shutdown: they have no socket to stop
+	}
+	if got != tcpIdleTimeoutBusy {
+		t.Errorf("idle timeout with 2 of 2 open: %v, want %v", got, tcpIdleTimeoutBusy)
 	}
 }
 

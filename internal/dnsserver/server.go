@@ -26,10 +26,10 @@ type Server struct {
 	cfg Config
 	log *slog.Logger
 
-	params   atomic.Pointer[zoneParams]
-	zone     atomic.Pointer[zone]
-	serial   atomic.Uint32
-	rotation atomic.Uint64
+	params atomic.Pointer[zoneParams]
+	zone   atomic.Pointer[zone]
+	serial atomic.Uint32
+	rotors rotors // round-robin counters, one per record set
 
 	counts counters
 	limit  *rateLimiter          // nil: UDP replies are not limited
@@ -79,6 +79,7 @@ func (s *Server) setParams(nsAddrs []netip.Addr) {
 		hostmaster: "hostmaster." + origin,
 		ttl:        uint32(s.cfg.TTL / time.Second),
 		nsAddrs:    nsAddrs,
+		rot:        &s.rotors,
 	})
 }
 
@@ -141,7 +142,9 @@ func (s *Server) Start(ctx context.Context) error {
 		// UDPSize is the read buffer: miekg/dns's default, 512 bytes,
 		// would cut a longer query (EDNS0 options, padding) to a FORMERR.
 		newLoop("udp", &dns.Server{PacketConn: pc, Handler: s, UDPSize: dns.DefaultMsgSize}),
-		newLoop("tcp", &dns.Server{Listener: ln, Handler: s}),
+		// Under load, connections accepted get a shorter idle timeout
+		// (RFC 7766 section 6.2.3).
+		newLoop("tcp", &dns.Server{Listener: ln, Handler: s, IdleTimeout: ln.idleTimeout}),
 	}
 	var errs []error
 	for _, l := range s.loops {

@@ -11,8 +11,8 @@ type Stats struct {
 	// because their client network was over Config.RateLimit.
 	RateLimited uint64
 	// TCPRefused is how many TCP connections were closed as soon as they
-	// were accepted, over Config.MaxTCPConns, a host's share of it, or an
-	// IPv6 /48's (four hosts' shares).
+	// were accepted, over Config.MaxTCPConns, a host's share of it, or a
+	// site's, an IPv4 /24's or IPv6 /48's (four hosts' shares).
 	TCPRefused uint64
 	// TCPWriteFailed is how many TCP connections were closed because a
 	// reply could not be written: not within 2 s (a client that does not

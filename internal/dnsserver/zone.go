@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/miekg/dns"
 
@@ -23,6 +24,7 @@ type zoneParams struct {
 	hostmaster string // SOA RNAME
 	ttl        uint32 // seconds
 	nsAddrs    []netip.Addr
+	rot        *rotors // the Server's, shared by every zone it builds
 }
 
 // nodeKey is the part of a directory.Node that the answers depend on. Two
@@ -36,13 +38,40 @@ type nodeKey struct {
 // owner holds the records at one name. An owner with no records is an empty
 // non-terminal: the name exists, so queries for it get NODATA, not NXDOMAIN.
 type owner struct {
-	soa, ns   []dns.RR
-	a, aaaa   []dns.RR
-	srv       []dns.RR
-	srvGlue   [][]dns.RR // srvGlue[i] is the additional data for srv[i]
-	nsGlue    []dns.RR   // additional data for an NS answer
-	rotateA   bool       // A/AAAA answers start at a new offset each time
-	rotateSRV bool
+	soa, ns []dns.RR
+	a, aaaa []dns.RR
+	srv     []dns.RR
+	srvGlue [][]dns.RR // srvGlue[i] is the additional data for srv[i]
+	nsGlue  []dns.RR   // additional data for an NS answer
+	// The round-robin counters of the A, AAAA and SRV answers, nil for
+	// a set that does not rotate.
+	rotA, rotAAAA, rotSRV *rotor
+}
+
+// rotor is the round-robin counter of one record set: each answer starts
+// one record further on than the one before.
+type rotor struct {
+	n atomic.Uint64
+}
+
+// next returns the start offset of the next answer of n records. A nil
+// rotor does not rotate: always 0.
+func (r *rotor) next(n int) int {
+	if r == nil || n <= 1 {
+		return 0
+	}
+	return int((r.n.Add(1) - 1) % uint64(n))
+}
+
+// rotors are the round-robin counters of the record sets that rotate, one
+// each: the zone's A and AAAA, the SRV records, and the name server's A and
+// AAAA. One counter shared by every set let a client that always asks the
+// same types in the same order (A then AAAA, as a stub resolver does) see
+// the same record first in every answer. They live in the Server, not the
+// zone, so that they go on across the rebuilds a directory whose users
+// change causes often.
+type rotors struct {
+	apexA, apexAAAA, srv, nsA, nsAAAA rotor
 }
 
 // zone is every answer the server can give for one directory snapshot. It is
@@ -84,6 +113,19 @@ type target struct {
 	name  string     // FQDN of the host when it is a name, not an IP
 	port  uint16     // 0 when the address has no usable port
 	label string     // the node's label under node.<zone>, when ip is valid
+}
+
+// servesDNS reports whether a node with status st is a name server to
+// publish: one whose responder runs and answers from a current
+// directory, whatever its room (up, full, draining). Not one down or
+// still starting, nor one degraded, which cannot see most of its peers
+// and answers from a directory that may be out of date.
+func servesDNS(st directory.Status) bool {
+	switch st {
+	case directory.Up, directory.Full, directory.Draining:
+		return true
+	}
+	return false
 }
 
 // parseTarget splits a node's client address into what DNS can serve.
@@ -187,7 +229,7 @@ func (o *owner) add(p *zoneParams, name string, ip netip.Addr) dns.RR {
 }
 
 // buildZone makes every answer for the directory snapshot nodes. It is pure:
-// the same inputs give the same zone.
+// the same inputs give the same zone (whose rotors are p's).
 func buildZone(p *zoneParams, nodes []directory.Node, serial uint32) *zone {
 	z := &zone{params: p, src: nodes, keys: make([]nodeKey, len(nodes)), names: make(map[string]*owner)}
 	for i, n := range nodes {
@@ -203,7 +245,7 @@ func buildZone(p *zoneParams, nodes []directory.Node, serial uint32) *zone {
 	}
 
 	apex := get(p.origin)
-	apex.rotateA = true
+	apex.rotA, apex.rotAAAA = &p.rot.apexA, &p.rot.apexAAAA
 	soa := &dns.SOA{
 		Hdr:     p.hdr(p.origin, dns.TypeSOA),
 		Ns:      p.nsName,
@@ -218,7 +260,7 @@ func buildZone(p *zoneParams, nodes []directory.Node, serial uint32) *zone {
 	apex.soa = []dns.RR{soa}
 	apex.ns = []dns.RR{&dns.NS{Hdr: p.hdr(p.origin, dns.TypeNS), Ns: p.nsName}}
 	srvOwner := get(p.srvName)
-	srvOwner.rotateSRV = true
+	srvOwner.rotSRV = &p.rot.srv
 
 	// Parse every node once; the first node with an ID wins.
 	targets := make([]target, 0, len(nodes))
@@ -241,19 +283,23 @@ func buildZone(p *zoneParams, nodes []directory.Node, serial uint32) *zone {
 	}
 
 	seenIP := make(map[netip.Addr]bool, len(targets))
-	var apexIPs []netip.Addr
+	seenNS := make(map[netip.Addr]bool, len(targets))
+	var nsIPs []netip.Addr // of the nodes whose responders answer
 	for _, t := range targets {
 		var host dns.RR // the node's own address record, used as SRV glue
 		if t.ip.IsValid() {
 			name := t.label + "." + p.nodeSuffix
 			host = get(name).add(p, name, t.ip)
 		}
+		if t.ip.IsValid() && servesDNS(t.node.Status) && !seenNS[t.ip] {
+			seenNS[t.ip] = true
+			nsIPs = append(nsIPs, t.ip)
+		}
 		if !t.node.Available() {
 			continue
 		}
 		if t.ip.IsValid() && !seenIP[t.ip] {
 			seenIP[t.ip] = true
-			apexIPs = append(apexIPs, t.ip)
 			apex.add(p, p.origin, t.ip)
 		}
 		if t.port == 0 || (host == nil && t.name == "") {
@@ -276,14 +322,16 @@ func buildZone(p *zoneParams, nodes []directory.Node, serial uint32) *zone {
 	}
 
 	// The name server's own addresses, when it lies inside the zone and is
-	// not the apex itself (which already has the nodes' addresses).
+	// not the apex itself (which already has the nodes' addresses). Without
+	// NSAddrs they are those of every node whose responder answers, with
+	// room or not: a full or draining node still answers DNS.
 	if p.nsName != p.origin && dns.IsSubDomain(p.origin, p.nsName) {
 		nsAddrs := p.nsAddrs
-		if len(nsAddrs) == 0 {
-			nsAddrs = apexIPs
-		}
 		nsOwner := get(p.nsName)
-		nsOwner.rotateA = len(p.nsAddrs) == 0
+		if len(nsAddrs) == 0 {
+			nsAddrs = nsIPs
+			nsOwner.rotA, nsOwner.rotAAAA = &p.rot.nsA, &p.rot.nsAAAA
+		}
 		for _, ip := range nsAddrs {
 			nsOwner.add(p, p.nsName, ip)
 		}
