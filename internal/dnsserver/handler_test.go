@@ -435,6 +435,31 @@ func TestAnswerCachesPerSnapshot(t *testing.T) {
 	}
 }
 
+// Queries that arrive together after a directory change build the zone
+// once between them, not once each: at 1,000 nodes a build takes
+// milliseconds, and a busy responder had dozens in flight.
+func TestAnswerBuildsOnceForQueriesTogether(t *testing.T) {
+	d := newDir(manyNodes(1000)...)
+	s := newServer(t, d)
+	for change := range 5 {
+		d.update("n000", func(n *directory.Node) { n.Users++ })
+		before := s.serial.Load()
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Go(func() {
+				<-start
+				s.Answer(query("chat.test.", dns.TypeA, 0), false)
+			})
+		}
+		close(start)
+		wg.Wait()
+		if builds := s.serial.Load() - before; builds != 1 {
+			t.Errorf("change %d: 32 queries built the zone %d times, want once", change, builds)
+		}
+	}
+}
+
 // Queries race with directory changes; run with -race.
 func TestAnswerConcurrent(t *testing.T) {
 	d := newDir(manyNodes(20)...)

@@ -30,6 +30,10 @@ type Server struct {
 	zone   atomic.Pointer[zone]
 	serial atomic.Uint32
 	rotors rotors // round-robin counters, one per record set
+	// building lets one query at a time build the zone: the others that
+	// found it out of date wait, then take the zone built, rather than
+	// each build it again (at 1,000 nodes a build takes milliseconds).
+	building sync.Mutex
 
 	counts counters
 	limit  *rateLimiter          // nil: UDP replies are not limited
@@ -86,13 +90,29 @@ func (s *Server) setParams(nsAddrs []netip.Addr) {
 // current returns the zone for the directory as Nodes reports it now,
 // building it only when the snapshot's content changed.
 func (s *Server) current() *zone {
+	if z, ok := s.fresh(); ok {
+		return z
+	}
+	s.building.Lock()
+	defer s.building.Unlock()
+	if z, ok := s.fresh(); ok {
+		return z // built while this query waited
+	}
+	nz := buildZone(s.params.Load(), s.cfg.Nodes(), s.serial.Add(1))
+	s.zone.Store(nz)
+	return nz
+}
+
+// fresh returns the zone when it is the one for the directory as Nodes
+// reports it now (ok false: it must be built).
+func (s *Server) fresh() (*zone, bool) {
 	p := s.params.Load()
 	nodes := s.cfg.Nodes()
 	z := s.zone.Load()
 	if z != nil {
 		same, equal := z.matches(p, nodes)
 		if same {
-			return z
+			return z, true
 		}
 		if equal {
 			// A new snapshot with the same content: remember its identity
@@ -100,12 +120,10 @@ func (s *Server) current() *zone {
 			nz := *z
 			nz.src = nodes
 			s.zone.Store(&nz)
-			return &nz
+			return &nz, true
 		}
 	}
-	nz := buildZone(p, nodes, s.serial.Add(1))
-	s.zone.Store(nz)
-	return nz
+	return nil, false
 }
 
 // Start binds Config.Addr over UDP and then TCP on the same port, and serves
