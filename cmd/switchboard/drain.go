@@ -94,7 +94,13 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// the address is known to be the HTTP API).
 		look := *api
 		look.token = ""
-		if _, err := look.call(ctx, http.MethodGet, ""); notHTTP(err) {
+		_, err := look.call(ctx, http.MethodGet, "")
+		if errors.Is(err, errMisdirected) && *wait && !*undo {
+			// The drain could start (POST needs the admin credential,
+			// not a published name) but not be followed: say so first.
+			return fmt.Errorf("%w; nothing was changed", err)
+		}
+		if notHTTP(err) {
 			if token != "" && !*https {
 				return usagef(c.name, "NODE %s is a client address, not an HTTP API: the node's HTTP address would come from its directory, and the admin token would go there in clear; add --https (with --ca and --tls-name), or name the node's HTTP address (serve --http)", pos[0])
 			}
@@ -291,6 +297,9 @@ func (a *drainAPI) call(ctx context.Context, method, query string) (node.DrainSt
 	if plainToHTTPS(resp, body) {
 		return st, fmt.Errorf("drain: %s %s: %s: %s (%s)", method, a.base, resp.Status, strings.TrimSpace(string(body)), addHTTPS)
 	}
+	if resp.StatusCode == http.StatusMisdirectedRequest {
+		return st, fmt.Errorf("drain: %s %s: %w: %s", method, a.base, errMisdirected, strings.TrimSpace(string(body)))
+	}
 	if resp.StatusCode != http.StatusOK {
 		return st, fmt.Errorf("drain: %s %s: %s: %s", method, a.base, resp.Status, strings.TrimSpace(string(body)))
 	}
@@ -302,6 +311,10 @@ func (a *drainAPI) call(ctx context.Context, method, query string) (node.DrainSt
 	}
 	return st, nil
 }
+
+// errMisdirected is a node's 421: its reads answer only under an
+// address or a name the service publishes (docs/web.md).
+var errMisdirected = errors.New("421 Misdirected Request")
 
 // addHTTPS is what drain and probe say when a plain request reached a
 // node serving its HTTP API over TLS.

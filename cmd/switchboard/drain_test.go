@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -301,6 +302,40 @@ func TestPlainHTTPToHTTPSSaysAddHTTPS(t *testing.T) {
 	_, err := nodeWeb{hc: srv.Client(), scheme: "http://"}.directory(t.Context(), addr)
 	if err == nil || !strings.Contains(err.Error(), "add --https, with --ca and --tls-name") {
 		t.Errorf("drain reading the whole directory over plain HTTP from HTTPS: %v; want a failure saying to add --https", err)
+	}
+}
+
+// A node's reads answer 421 under a name the service does not publish
+// (docs/web.md); its POST /v1/drain needs the admin credential only. A
+// drain that could not be followed is not started: before, the drain
+// began and the command then failed, leaving the node draining. probe
+// says what the node answered.
+func TestMisdirectedNameChangesNothing(t *testing.T) {
+	const why = `this node does not answer under the name "vm:7071"`
+	var posts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posts.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, `{"node":"n1","status":"draining","draining":true,"paced":true}`)
+			return
+		}
+		http.Error(w, why, http.StatusMisdirectedRequest)
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	code, _, stderr := runArgs(t, "drain", addr, "--within", "2s")
+	if code == exitOK || !strings.Contains(stderr, "421") || !strings.Contains(stderr, why) || !strings.Contains(stderr, "nothing was changed") {
+		t.Errorf("drain of a node that answers 421: exit %d, stderr %q; want a failure saying why and that nothing changed", code, stderr)
+	}
+	if n := posts.Load(); n != 0 {
+		t.Errorf("drain posted %d times to a node whose drain it could not follow, want none", n)
+	}
+	for _, args := range [][]string{{"probe", "--http", addr}, {"probe", "--caught-up", addr}} {
+		code, _, stderr := runArgs(t, args...)
+		if code == exitOK || !strings.Contains(stderr, why) {
+			t.Errorf("%v against a node that answers 421: exit %d, stderr %q; want a failure saying why", args, code, stderr)
+		}
 	}
 }
 

@@ -122,6 +122,11 @@ func (p prober) get(ctx context.Context, addr, path string) (int, []byte, error)
 	if plainToHTTPS(resp, raw) {
 		return 0, nil, fmt.Errorf("probe: %s answered %s (%s)", addr, resp.Status, addHTTPS)
 	}
+	if resp.StatusCode == http.StatusMisdirectedRequest {
+		// The node reads answer under an address or a published name
+		// only; its answer says so.
+		return 0, nil, fmt.Errorf("probe: %s answered %s to GET %s: %s", addr, resp.Status, path, strings.TrimSpace(string(raw)))
+	}
 	return resp.StatusCode, raw, nil
 }
 

@@ -3,6 +3,10 @@
 // offer (/v1/rtc) or read across origins. The browser names the page in
 // the request's Origin header; the rule protects the browser's user, not
 // the node, so a request without Origin (not from a browser) passes.
+// HostAllowed decides under which names a node answers its reads, to
+// any client: over plain HTTP a DNS-rebinding page's read looks like a
+// program's, and the name it uses, the attacker's, is all there is to
+// refuse it by.
 package origin
 
 import (
@@ -52,26 +56,24 @@ func Allowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
 	return published(host, u.Scheme, dir, patterns)
 }
 
-// HostAllowed says whether a browser may be answered under the name it
-// reached the node by (r.Host), for the reads a page makes of its own
-// origin (the directory, the stats, the event stream, the metrics).
-// DNS rebinding makes an attacker's name resolve to a node that only the
-// visitor's network reaches: the attacker's page is then of the same
-// origin as the node, sends no Origin on a GET and needs no CORS, and
-// only Host tells it apart. Allowed are requests that are not a page's
-// of the same origin (Sec-Fetch-Site other than "same-origin", and no
-// Origin naming Host: a program, a URL the user typed, another origin's
-// page, which CORS and Allowed govern, or a browser too old to say), a
-// Host that is an address or names this
-// machine (rebinding needs a name), and a name Allowed takes for a
-// page: the service's common name, a node's HTTP address in dir, or one
-// patterns match; a Host without a port matches on port 80 or 443.
+// HostAllowed says whether the node may answer a read under the name
+// the client reached it by (r.Host): the reads a page may make of its
+// own origin (the directory, the stats, the event stream, the metrics,
+// the readiness). DNS rebinding makes an attacker's name resolve to a
+// node that only the visitor's network reaches: the attacker's page is
+// then of the same origin as the node, sends no Origin on a GET and
+// needs no CORS. Nor does it send Sec-Fetch-Site over plain HTTP
+// (browsers send Fetch Metadata only to https, localhost and loopback
+// URLs), so only Host tells it apart, and Host is checked whatever the
+// other headers say. Allowed are a request without Host, a Host that is
+// an address or names this machine (rebinding needs a name), and a name
+// the service publishes: its common name (any port), a node's HTTP
+// address in dir, or one patterns match; a Host without a port matches
+// on port 80 or 443. Any other name is refused, a program's too: it
+// should use an address or a published name, or have the name added to
+// patterns (--ws-origins).
 func HostAllowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
-	same := r.Header.Get("Sec-Fetch-Site") == "same-origin"
-	if o, err := url.Parse(r.Header.Get("Origin")); err == nil && o.Host != "" && strings.EqualFold(o.Host, r.Host) {
-		same = true
-	}
-	if !same {
+	if r.Host == "" {
 		return true
 	}
 	host := strings.ToLower(r.Host)
@@ -85,11 +87,11 @@ func HostAllowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
 	}
 	// A Host without a port is either default port, whatever r.TLS says:
 	// behind a proxy that ends TLS on 443 the node serves plain HTTP to
-	// a page of https://n1.example, published as n1.example:443. The
-	// Origin, which has the scheme, is absent on a same-origin GET, so
-	// both are tried. That lets no other name in: rebinding is about the
-	// name (the attacker's, whose DNS it controls), and a name the service
-	// publishes with either port is the service's.
+	// a page of https://n1.example, published as n1.example:443. Host
+	// does not say the scheme, so both are tried. That lets no other name
+	// in: rebinding is about the name (the attacker's, whose DNS it
+	// controls), and a name the service publishes with either port is
+	// the service's.
 	return published(host, "http", dir, patterns) || published(host, "https", dir, patterns)
 }
 

@@ -62,35 +62,60 @@ func TestHostAllowed(t *testing.T) {
 	dir := &wire.Directory{Service: "chat.example", Nodes: []directory.Node{{ID: "n1", HTTP: "n1.example:7071"}, {ID: "n3", HTTP: "n3.example:443"}}}
 	for _, tt := range []struct {
 		name, host string
-		header     string // "Sec-Fetch-Site: same-origin" unless "none"; "origin" for an Origin naming Host, "cross" for another site's page
-		tls        bool
-		dir        *wire.Directory
-		patterns   []string
-		want       bool
+		// "" for none: a program's request, or a browser page's GET of
+		// its own origin over plain HTTP, which has no Sec-Fetch-* (sent
+		// only to https, localhost and loopback URLs) and no Origin.
+		// "same" for Sec-Fetch-Site: same-origin, "none" for
+		// Sec-Fetch-Site: none (a URL typed), "origin" for an Origin
+		// naming Host, "cross" for another site's page.
+		header   string
+		tls      bool
+		dir      *wire.Directory
+		patterns []string
+		want     bool
 	}{
-		{"not from a browser's page", "evil.example:7071", "none", false, dir, nil, true},
-		{"a rebinding page", "evil.example:7071", "", false, dir, nil, false},
+		// The name decides, whatever the headers: a program under a name
+		// the service does not publish looks like a rebinding page over
+		// plain HTTP, so it is refused too, and should use an address, a
+		// published name or a name in patterns (--ws-origins).
+		{"a rebinding page over plain HTTP", "evil.example:7071", "", false, dir, nil, false},
+		{"a rebinding page over plain HTTP, no directory yet", "evil.example:7071", "", false, nil, nil, false},
+		{"a rebinding page that sends Sec-Fetch-Site", "evil.example:7071", "same", false, dir, nil, false},
 		{"a rebinding page's post", "evil.example:7071", "origin", false, dir, nil, false},
-		{"another site's page: CORS decides", "evil.example:7071", "cross", false, dir, nil, true},
-		{"a rebinding page, no directory yet", "evil.example:7071", "", false, nil, nil, false},
+		{"a URL typed under a name not published", "evil.example:7071", "none", false, dir, nil, false},
+		{"another site's page under a name not published", "evil.example:7071", "cross", false, dir, nil, false},
+		{"a name without a port not published", "evil.example", "", false, dir, nil, false},
+		{"no Host", "", "", false, dir, nil, true},
 		{"a node's HTTP address", "n1.example:7071", "", false, dir, nil, true},
-		{"a node's address on the default port", "n3.example", "", true, dir, nil, true},
+		{"a node's HTTP address, a page's read", "n1.example:7071", "same", false, dir, nil, true},
+		{"a node's HTTP address in capitals", "N1.Example:7071", "", false, dir, nil, true},
+		{"a node's address on the default port", "n3.example", "same", true, dir, nil, true},
 		{"a node's address on 443 behind a proxy that ends TLS", "n3.example", "", false, dir, nil, true},
 		{"a node's name on a port it does not publish", "n1.example", "", true, dir, nil, false},
+		{"a node's name, no directory yet", "n1.example:7071", "", false, nil, nil, false},
 		{"the service's name", "chat.example:8080", "", false, dir, nil, true},
+		{"the service's name without a port", "chat.example", "same", false, dir, nil, true},
 		{"an address", "10.0.0.1:7071", "", false, nil, nil, true},
+		{"an address, a page's read", "10.0.0.1:7071", "same", false, nil, nil, true},
 		{"an IPv6 address", "[2001:db8::1]:7071", "", false, nil, nil, true},
+		{"an address without a port", "10.0.0.1", "", false, nil, nil, true},
 		{"this machine", "localhost:7071", "", false, nil, nil, true},
+		{"a loopback address", "127.0.0.1:7071", "", false, nil, nil, true},
 		{"a name patterns allow", "proxy.corp.example", "", false, dir, []string{"*.corp.example"}, true},
+		{"a name patterns allow with its port", "proxy.corp.example:7071", "same", false, dir, []string{"*.corp.example:7071"}, true},
+		{"a name patterns do not allow", "proxy.corp.example:7071", "", false, dir, []string{"*.corp.example:8080"}, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := http.NewRequest(http.MethodGet, "http://"+tt.host+"/v1/directory", nil)
+			r, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:7071/v1/directory", nil)
 			if err != nil {
 				t.Fatal(err)
 			}
+			r.Host = tt.host
 			switch tt.header {
-			case "":
+			case "same":
 				r.Header.Set("Sec-Fetch-Site", "same-origin")
+			case "none":
+				r.Header.Set("Sec-Fetch-Site", "none")
 			case "origin":
 				r.Header.Set("Origin", "http://"+tt.host)
 			case "cross":
@@ -101,7 +126,7 @@ func TestHostAllowed(t *testing.T) {
 				r.TLS = &tls.ConnectionState{}
 			}
 			if got := origin.HostAllowed(r, tt.dir, tt.patterns); got != tt.want {
-				t.Errorf("HostAllowed(Host %s) = %v, want %v", tt.host, got, tt.want)
+				t.Errorf("HostAllowed(Host %q, %s) = %v, want %v", tt.host, r.Header, got, tt.want)
 			}
 		})
 	}

@@ -6,12 +6,13 @@
 // implements; the handler keeps no state of its own and is safe for
 // concurrent use.
 //
-// Reads are open to any client; browsers let only the service's own
+// Reads are open to any client that names the node by an address or by
+// a name the service publishes; browsers let only the service's own
 // pages, and the origins WithOrigins allows, read the directory, the
-// stats and the event stream across origins. A page's read of its own
-// origin under a name the service does not publish (DNS rebinding) gets
-// 421 from the directory, the stats, the event stream, the metrics and
-// /readyz (publishedHost; PublishedHost for a caller's own routes). Requests that change state
+// stats and the event stream across origins. Under any other name (what
+// a DNS-rebinding page uses) the directory, the stats, the event stream,
+// the metrics and /readyz answer 421, to programs too (publishedHost;
+// PublishedHost for a caller's own routes). Requests that change state
 // (POST and DELETE /v1/drain) need the admin credential: with an admin
 // token configured (WithAdminToken), "Authorization: Bearer TOKEN" from
 // anyone, loopback included; without one, they are admitted from
@@ -150,8 +151,8 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	// /healthz says nothing of the node; /readyz says why it is not up,
-	// so it gets the check the other reads get. Probes are programs,
-	// which send no Sec-Fetch-Site, and pass.
+	// so it gets the check the other reads get. A probe passes when it
+	// names the node by address or by a published name.
 	mux.HandleFunc("GET /readyz", h.publishedHost(src, func(w http.ResponseWriter, r *http.Request) {
 		status := src.Status()
 		code := http.StatusOK
@@ -182,16 +183,23 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 }
 
 // publishedHost wraps next, a read a page may make of its own origin,
-// with origin.HostAllowed: a browser that reached the node by a name the
-// service does not publish (what a DNS-rebinding page uses) gets 421
-// and nothing of the node's. It wraps the directory, the stats, the
-// event stream, the metrics and /readyz; not /healthz nor the pages
-// (WithUI), which tell nothing of the node, nor the routes the node adds
-// beside this handler (GET /v1/drain, --pprof's /debug/pprof/).
+// with origin.HostAllowed: a request whose Host is a name the service
+// does not publish (not its common name, not a node's HTTP address in
+// the directory, not matched by WithOrigins; an address, localhost or
+// no Host passes) gets 421 and nothing of the node's, whatever its other
+// headers say. That name is what a DNS-rebinding page uses, and over
+// plain HTTP its read sends neither Origin nor Sec-Fetch-Site, like a
+// program's: so a program under such a name gets 421 too, and should
+// use an address or a published name, or have the name allowed by
+// WithOrigins (--ws-origins). It wraps the directory, the
+// stats, the event stream, the metrics and /readyz; not /healthz nor
+// the pages (WithUI), which tell nothing of the node, nor the routes the
+// node adds beside this handler (GET /v1/drain, --pprof's /debug/pprof/),
+// which wrap themselves with PublishedHost.
 func (h *handler) publishedHost(src Source, next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !origin.HostAllowed(r, src.Directory(), h.origins) {
-			http.Error(w, fmt.Sprintf("this node does not answer browsers under the name %q: use a name the service publishes, or add it to --ws-origins", r.Host), http.StatusMisdirectedRequest)
+			http.Error(w, fmt.Sprintf("this node does not answer under the name %q: name it by address or by a name the service publishes, or add the name to --ws-origins", r.Host), http.StatusMisdirectedRequest)
 			return
 		}
 		next(w, r)
@@ -216,9 +224,9 @@ func (h *handler) allowOrigin(w http.ResponseWriter, r *http.Request, src Source
 
 // PublishedHost wraps next, a read a page may make of its own origin,
 // with the check NewHandler applies under the same options (WithOrigins)
-// to its reads: a browser's same-origin read under a name the service
-// does not publish gets 421. For routes a caller adds beside
-// NewHandler's.
+// to its reads: a request under a name the service does not publish
+// gets 421, whoever sends it (publishedHost). For routes a caller adds
+// beside NewHandler's.
 func PublishedHost(src Source, next http.HandlerFunc, opts ...Option) http.HandlerFunc {
 	var h handler
 	for _, o := range opts {

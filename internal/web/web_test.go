@@ -36,7 +36,7 @@ func TestAdminEndpoints(t *testing.T) {
 		remote    string
 		auth      string
 		origin    string // the page a browser names in Origin
-		host      string // the request's Host, if not example.com
+		host      string // the request's Host, if not 10.0.0.1:7071 (the node by address)
 		fetchSite string // Sec-Fetch-Site
 		want      int
 		draining  bool // after the request
@@ -47,11 +47,20 @@ func TestAdminEndpoints(t *testing.T) {
 		{name: "a rebinding page's read of the metrics is refused", method: "GET", path: "/metrics", remote: "10.0.0.9:5000", host: "rebind.example:7071", fetchSite: "same-origin", want: 421},
 		{name: "a rebinding page's read of the stats is refused", method: "GET", path: "/v1/stats", remote: "10.0.0.9:5000", host: "rebind.example:7071", fetchSite: "same-origin", want: 421},
 		{name: "a rebinding page's read of the readiness is refused", method: "GET", path: "/readyz", remote: "10.0.0.9:5000", host: "rebind.example:7071", fetchSite: "same-origin", want: 421},
-		{name: "a probe reads the readiness under any name", method: "GET", path: "/readyz", remote: "10.0.0.9:5000", host: "rebind.example:7071", want: 200},
+		// A program's request under a name the service does not publish
+		// looks like a rebinding page's over plain HTTP (no Sec-Fetch-Site,
+		// no Origin), so it gets 421 too: a probe names the node by
+		// address or by a published name, or the name goes in --ws-origins.
+		{name: "a probe under a name not published is refused", method: "GET", path: "/readyz", remote: "10.0.0.9:5000", host: "rebind.example:7071", want: 421},
+		{name: "a probe reads the readiness by address", method: "GET", path: "/readyz", remote: "10.0.0.9:5000", host: "10.0.0.1:7071", want: 200},
+		{name: "a probe reads the readiness under the service's name", method: "GET", path: "/readyz", remote: "10.0.0.9:5000", host: "s:7071", want: 200},
+		{name: "a probe reads the readiness under a name --ws-origins allows", opts: []web.Option{web.WithOrigins([]string{"*.corp.example:7071"})}, method: "GET", path: "/readyz", remote: "10.0.0.9:5000", host: "n1.corp.example:7071", want: 200},
+		{name: "a scraper under a name not published is refused", method: "GET", path: "/metrics", remote: "10.0.0.9:5000", host: "rebind.example:7071", want: 421},
 		{name: "healthz stays open to a page under any name", method: "GET", path: "/healthz", remote: "10.0.0.9:5000", host: "rebind.example:7071", fetchSite: "same-origin", want: 200},
 		{name: "a page of the node reached by address reads", method: "GET", path: "/v1/directory", remote: "10.0.0.9:5000", host: "10.0.0.1:7071", fetchSite: "same-origin", want: 200},
 		{name: "a page under the service's name reads", method: "GET", path: "/v1/directory", remote: "10.0.0.9:5000", host: "s:7071", fetchSite: "same-origin", want: 200},
-		{name: "a URL the user typed reads under any name", method: "GET", path: "/metrics", remote: "10.0.0.9:5000", host: "rebind.example:7071", fetchSite: "none", want: 200},
+		{name: "a URL the user typed under a name not published is refused", method: "GET", path: "/metrics", remote: "10.0.0.9:5000", host: "rebind.example:7071", fetchSite: "none", want: 421},
+		{name: "another site's page under a name not published is refused", method: "GET", path: "/v1/directory", remote: "10.0.0.9:5000", host: "rebind.example:7071", origin: "https://elsewhere.example", fetchSite: "cross-site", want: 421},
 		{name: "no token configured: loopback may drain", method: "POST", path: "/v1/drain", remote: "127.0.0.1:5000", want: 200, draining: true},
 		{name: "no token configured: IPv6 loopback may drain", method: "POST", path: "/v1/drain", remote: "[::1]:5000", want: 200, draining: true},
 		{name: "no token configured: a page's form from loopback is refused", method: "POST", path: "/v1/drain", remote: "127.0.0.1:5000", origin: "http://attacker.example", want: 403},
@@ -74,7 +83,7 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src := &fakeSource{}
 			h := web.NewHandler(src, prometheus.NewRegistry(), tt.opts...)
-			r := httptest.NewRequest(tt.method, tt.path, nil)
+			r := httptest.NewRequest(tt.method, "http://10.0.0.1:7071"+tt.path, nil)
 			r.RemoteAddr = tt.remote
 			r.Header.Set("X-Forwarded-For", "127.0.0.1")
 			if tt.auth != "" {
@@ -124,7 +133,7 @@ func TestReadyzReason(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
-			web.NewHandler(tt.src, prometheus.NewRegistry()).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+			web.NewHandler(tt.src, prometheus.NewRegistry()).ServeHTTP(rec, httptest.NewRequest("GET", "http://10.0.0.1:7071/readyz", nil))
 			if rec.Code != tt.wantCode {
 				t.Errorf("code %d, want %d", rec.Code, tt.wantCode)
 			}

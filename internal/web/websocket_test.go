@@ -105,7 +105,7 @@ func TestPagesAndStats(t *testing.T) {
 		{"/anything", "http://s", 404, ""},
 	} {
 		rctx, rcancel := context.WithCancel(context.Background())
-		r := httptest.NewRequest("GET", tt.path, nil).WithContext(rctx)
+		r := httptest.NewRequest("GET", "http://10.0.0.1:7071"+tt.path, nil).WithContext(rctx) // the node by address
 		if tt.origin != "" {
 			r.Header.Set("Origin", tt.origin)
 		}

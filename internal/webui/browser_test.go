@@ -59,6 +59,9 @@ func startBrowser() (context.Context, func(), error) {
 		chromedp.Flag("disable-background-timer-throttling", true),
 		chromedp.Flag("disable-renderer-backgrounding", true),
 		chromedp.Flag("disable-backgrounding-occluded-windows", true),
+		// A name of an attacker's that resolves to the node, for the
+		// DNS-rebinding test (TestBrowserRebindingPageIsRefused).
+		chromedp.Flag("host-resolver-rules", "MAP rebind.test 127.0.0.1"),
 	)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
