@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/tls"
 	"encoding/json"
@@ -485,6 +486,10 @@ func (c *Config) validate() error {
 	if c.Bus != "" && c.NATSMonitor != "" {
 		errs = append(errs, errors.New("nats-monitor serves the embedded NATS's monitoring; with bus the external NATS has its own"))
 	}
+	if c.Bus == "" && c.Cluster == "" && len(c.Join) > 0 {
+		// What the embedded bus refuses at start, said now.
+		errs = append(errs, errors.New("join names peers to route to, which needs a cluster listener (cluster HOST:PORT)"))
+	}
 	if c.DNS != "" {
 		// What the responder would refuse at start, said now (serve
 		// --check runs this).
@@ -656,7 +661,18 @@ func readSecret(file string, log *slog.Logger) (string, error) {
 	if secret == "" {
 		return "", fmt.Errorf("cluster secret file %s is empty", file)
 	}
+	if isPEM(data) {
+		return "", fmt.Errorf("cluster secret file %s holds a PEM block (a certificate or key, which may be public), not a secret: make one with openssl rand -hex 32", file)
+	}
 	return secret, nil
+}
+
+// isPEM reports whether a secret file's content is a PEM block (a
+// certificate, a public or private key): a file named by mistake, and a
+// certificate or public key is handed out freely, so a secret it would
+// make is none.
+func isPEM(data []byte) bool {
+	return bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN "))
 }
 
 // loadPair reads a certificate and its key as a TLS listener would; nil

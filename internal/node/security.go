@@ -117,6 +117,8 @@ func loadAdminSecret(cfg *Config) ([]byte, error) {
 		return nil, fmt.Errorf("admin token: %w", err)
 	case len(bytes.TrimSpace(data)) < minAdminSecret:
 		return nil, fmt.Errorf("admin token %s: the secret is shorter than %d bytes", cfg.AdminToken, minAdminSecret)
+	case isPEM(data):
+		return nil, fmt.Errorf("admin token %s: holds a PEM block (a certificate or key, which may be public), not a secret: make one with openssl rand -hex 32", cfg.AdminToken)
 	}
 	return bytes.TrimSpace(data), nil
 }

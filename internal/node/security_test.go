@@ -249,10 +249,18 @@ func TestTLSConfigErrors(t *testing.T) {
 			_ = os.WriteFile(f, []byte("short\n"), 0o600)
 			c.AdminToken = f
 		}, "shorter than 16 bytes"},
+		// A certificate or public key named by mistake: handed out
+		// freely, it is no secret.
+		{"admin token a certificate", func(c *node.Config) { c.AdminToken = sec.cert }, "holds a PEM block"},
+		{"cluster secret a certificate", func(c *node.Config) {
+			c.Cluster, c.ClusterSecret, c.ClusterSecretFile = "127.0.0.1:0", "", sec.cert
+		}, "holds a PEM block"},
 		{"token key not a public key", func(c *node.Config) { c.TokenKey = sec.cert }, "token key"},
 		{"NATS monitor with an external bus", func(c *node.Config) {
 			c.Bus, c.NATSMonitor = "nats://127.0.0.1:4222", "127.0.0.1:8222"
 		}, "nats-monitor"},
+		// The embedded bus refuses it at start: serve --check must too.
+		{"join without a cluster listener", func(c *node.Config) { c.Join = []string{"127.0.0.2:7072"} }, "needs a cluster listener"},
 	} {
 		cfg := nodetest.Config("right.test", 0)
 		cfg.Cluster = "" // alone: only the settings under test
