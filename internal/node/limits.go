@@ -298,6 +298,9 @@ type httpLocalAddr struct {
 	conn *httpLimitConn
 }
 
+// Unwrap is the connection's own LocalAddr, for proxyproto.FromHeader.
+func (a httpLocalAddr) Unwrap() net.Addr { return a.Addr }
+
 // servingConn marks the request r as being served on its connection of
 // the HTTP listener, until the returned function is called; a no-op for a
 // request that came another way.
@@ -333,6 +336,9 @@ func DefaultMaxConns() int {
 // forwarded.SourceKey's key (an IPv4 address, or an IPv6 address's /64);
 // "" (not counted) for an address that is not TCP.
 func addrKey(a net.Addr) string {
+	if pa, ok := a.(*proxyproto.Addr); ok { // a PROXY protocol header's
+		a = &pa.TCPAddr
+	}
 	tcp, ok := a.(*net.TCPAddr)
 	if !ok {
 		return ""
@@ -401,11 +407,15 @@ func (c addrCounts) add(key string, delta int) {
 // own host to the address it came from: the node's own SIP and WebRTC
 // fronts, and a reverse proxy beside the node, each carrying many users.
 // Those count towards MaxConns only; without this, 256 of them filled the
-// allowance of the one address they all come from.
+// allowance of the one address they all come from. Only the connection's
+// own addresses say so: a WebSocket through a ProxyProtocolFrom balancer
+// has the addresses its header named (proxyproto.FromHeader), which may
+// name any source and destination, the same one or 127.0.0.1 twice, and
+// is always counted.
 func sourceKey(conn net.Conn) string {
 	key := addrKey(conn.RemoteAddr())
-	if key == "" {
-		return ""
+	if key == "" || proxyproto.FromHeader(conn.LocalAddr()) {
+		return key
 	}
 	local, errL := netip.ParseAddrPort(conn.LocalAddr().String())
 	remote, errR := netip.ParseAddrPort(conn.RemoteAddr().String())
@@ -449,7 +459,10 @@ func proxied(conn net.Conn) *proxyproto.Conn {
 // counts it against MaxConnsPerIP as the client the header names (the
 // proxy's own connections, health checks, are not counted per address).
 // It reports whether the session may go on; when not, it has answered
-// and closed the connection.
+// and closed the connection. Until their headers come, such connections
+// are bounded only by the listener's (proxyproto.Listener's MaxPending,
+// 1,024): one more closes the oldest, whose header then fails with
+// proxyproto.ErrTooManyPending, counted here as any header that failed.
 func (s *session) admitProxied(pc *proxyproto.Conn) bool {
 	n := s.n
 	if err := pc.ReadHeader(); err != nil {

@@ -12,12 +12,15 @@ import (
 // been read, for servers that take a connection's addresses the moment
 // they accept it (net/http, a per-address limit at accept). Each header
 // is read on a goroutine of its own, within Timeout, so that a proxy slow
-// to send one holds up no other connection; at most MaxPending are read
-// at once, and a proxy's connection past that is closed at once (with
-// ErrTooManyPending) rather than wait: waiting, it would hold up the
-// connections from everyone else behind it. A connection whose header
-// fails is closed and given to Failed. Every other connection is handed
-// out as it came.
+// to send one holds up no other connection. At most MaxPending are read
+// at once: a proxy's connection past that closes the oldest of them (given
+// to Failed with ErrTooManyPending) and takes its place. Refusing the new
+// one instead let MaxPending silent connections shut out everyone behind
+// the proxy: a balancer that sends the header only with the client's first
+// bytes (an AWS NLB's default) holds a connection silent for as long as
+// its client is, while an honest client's header comes in the first
+// packet and is read at once. A connection whose header fails is closed
+// and given to Failed. Every other connection is handed out as it came.
 //
 // Set the fields, then call Accept (from one goroutine or several) and
 // Close, like any net.Listener.
@@ -38,13 +41,14 @@ type HeaderListener struct {
 	done    chan struct{} // closed by Close, or when the inner listener is
 	closing sync.Once
 
-	mu      sync.Mutex            // guards reading
-	reading map[net.Conn]struct{} // the connections whose headers are being read; nil once closed
+	pending *pending // the connections whose headers are being read
 }
 
-// ErrTooManyPending is what Failed is told of a proxy's connection closed
-// because MaxPending headers were being read.
-var ErrTooManyPending = errors.New("proxyproto: too many headers being read at once")
+// ErrTooManyPending is what a connection's header fails with when it was
+// the oldest of MaxPending being awaited, and was closed to make room for
+// a new connection (HeaderListener tells Failed so; a Listener's Conn's
+// ReadHeader returns it).
+var ErrTooManyPending = errors.New("proxyproto: too many headers being read at once; the oldest awaited was closed")
 
 type accepted struct {
 	conn net.Conn
@@ -72,32 +76,10 @@ func (l *HeaderListener) Close() error {
 		close(l.done)
 		err = l.Listener.Close()
 	})
-	l.mu.Lock()
-	for c := range l.reading {
-		c.Close() // its goroutine returns at once
+	for _, c := range l.pending.close() {
+		_ = c.Conn.Close() // its goroutine returns at once
 	}
-	l.reading = nil
-	l.mu.Unlock()
 	return err
-}
-
-// track notes that c's header is being read; false (c closed) once the
-// listener is closed.
-func (l *HeaderListener) track(c net.Conn) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.reading == nil {
-		c.Close()
-		return false
-	}
-	l.reading[c] = struct{}{}
-	return true
-}
-
-func (l *HeaderListener) untrack(c net.Conn) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.reading, c)
 }
 
 // closed marks the listener closed once the inner one is.
@@ -109,15 +91,11 @@ func (l *HeaderListener) closed() {
 func (l *HeaderListener) run() {
 	l.ready = make(chan accepted)
 	l.done = make(chan struct{})
-	l.reading = make(map[net.Conn]struct{})
-	timeout, pending := l.Timeout, l.MaxPending
+	l.pending = newPending(l.MaxPending, 64)
+	timeout := l.Timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	if pending <= 0 {
-		pending = 64
-	}
-	slots := make(chan struct{}, pending)
 	go func() {
 		for {
 			c, err := l.Listener.Accept()
@@ -140,32 +118,30 @@ func (l *HeaderListener) run() {
 				}
 				continue
 			}
-			select {
-			case slots <- struct{}{}:
-			default:
-				if l.Failed != nil {
-					l.Failed(c.RemoteAddr(), ErrTooManyPending)
-				}
+			pc := NewConn(c)
+			out, ok := l.pending.add(pc)
+			if !ok { // closed by Close
 				c.Close()
-				continue
-			}
-			if !l.track(c) {
 				return
 			}
+			if out != nil {
+				if l.Failed != nil {
+					l.Failed(out.Conn.RemoteAddr(), ErrTooManyPending) // before the close the peer may be waiting on
+				}
+				_ = out.Conn.Close() // its goroutine returns at once
+			}
 			go func() {
-				pc := NewConn(c)
 				_ = c.SetReadDeadline(time.Now().Add(timeout))
+				// Out of the pending ones once it returns, before it is
+				// handed out: Close must not close a connection the
+				// server owns.
 				err := pc.ReadHeader()
 				_ = c.SetReadDeadline(time.Time{})
-				<-slots
-				// Untracked before it is handed out: Close must not
-				// close a connection the server owns.
-				l.untrack(c)
 				if err != nil {
 					select {
 					case <-l.done: // closed by Close
 					default:
-						if l.Failed != nil {
+						if l.Failed != nil && !errors.Is(err, ErrTooManyPending) { // told when it was closed
 							l.Failed(c.RemoteAddr(), err) // before the close the peer may be waiting on
 						}
 					}

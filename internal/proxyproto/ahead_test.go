@@ -1,12 +1,12 @@
 package proxyproto_test
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -126,45 +126,163 @@ func TestHeaderListenerCloseEndsPendingReads(t *testing.T) {
 	}
 }
 
-// With MaxPending headers being read, the next proxy connection is
-// closed at once and reported, and a direct connection still comes
-// through: a full allowance holds up no one else.
+// With MaxPending headers being read, the next proxy connection closes
+// the oldest of them, reported, and takes its place; a direct connection
+// still comes through: a full allowance holds up no one else.
 func TestHeaderListenerFull(t *testing.T) {
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	failed := make(chan error, 2)
+	type failure struct {
+		remote string
+		err    error
+	}
+	failed := make(chan failure, 2)
 	ln := &proxyproto.HeaderListener{
 		Listener:   inner,
 		From:       func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.2") },
 		Timeout:    time.Hour,
 		MaxPending: 1,
-		Failed:     func(_ net.Addr, err error) { failed <- err },
+		Failed:     func(remote net.Addr, err error) { failed <- failure{remote.String(), err} },
 	}
 	defer ln.Close()
-	dial := func(from string) net.Conn { return dialFrom(t, from, inner.Addr().String(), "") }
-	dial("127.0.0.2") // takes the one slot, sends nothing
-	accepted := make(chan net.Conn, 1)
+	dial := func(from, first string) net.Conn { return dialFrom(t, from, inner.Addr().String(), first) }
+	silent := dial("127.0.0.2", "") // takes the one place, sends nothing
+	accepted := make(chan net.Conn, 2)
 	go func() {
-		c, err := ln.Accept()
-		if err == nil {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
 			accepted <- c
 		}
 	}()
 	// The second proxy connection: the accept loop reaches it only after
-	// the first took the slot (connections are accepted in order).
-	second := dial("127.0.0.2")
-	if err := <-failed; !errors.Is(err, proxyproto.ErrTooManyPending) {
-		t.Fatalf("the second proxy connection failed with %v, want ErrTooManyPending", err)
+	// the first took the place (connections are accepted in order).
+	dial("127.0.0.2", "PROXY TCP4 192.0.2.7 198.51.100.1 54321 8080\r\n")
+	f := <-failed
+	if f.remote != silent.LocalAddr().String() || !errors.Is(f.err, proxyproto.ErrTooManyPending) {
+		t.Fatalf("closed %s with %v; want the silent connection %s with ErrTooManyPending", f.remote, f.err, silent.LocalAddr())
 	}
-	if _, err := second.Read(make([]byte, 1)); err == nil {
-		t.Error("the second proxy connection is still open")
+	if _, err := silent.Read(make([]byte, 1)); err == nil {
+		t.Error("the silent connection is still open")
 	}
-	dial("127.0.0.3")
+	dial("127.0.0.3", "")
+	got := map[string]bool{}
+	for range 2 {
+		c := <-accepted
+		got[c.RemoteAddr().String()] = true
+		c.Close()
+	}
+	if !got["192.0.2.7:54321"] || len(got) != 2 {
+		t.Errorf("accepted %v, want the proxied client 192.0.2.7:54321 and the direct one", got)
+	}
+}
+
+// An AWS NLB sends the header only with the client's first bytes, by
+// default: 64 clients that connect through it and send nothing hold every
+// place. A client whose header and request come at once is still served,
+// the oldest silent one closed for it (it used to be refused, and so was
+// everyone after it while the 64 stayed).
+func TestHeaderListenerSilentConnectionsMakeRoom(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type failure struct {
+		remote string
+		err    error
+	}
+	failed := make(chan failure, 2)
+	ln := &proxyproto.HeaderListener{
+		Listener: inner,
+		From:     func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.2") },
+		Timeout:  time.Hour,
+		Failed:   func(remote net.Addr, err error) { failed <- failure{remote.String(), err} },
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	var silent []net.Conn
+	for range 64 { // the default MaxPending
+		silent = append(silent, dialFrom(t, "127.0.0.2", inner.Addr().String(), ""))
+	}
+	// Accepted after the 64 (in order), whatever the time it takes.
+	dialFrom(t, "127.0.0.2", inner.Addr().String(), "PROXY TCP4 198.51.100.7 192.0.2.1 40000 7071\r\nGET /healthz HTTP/1.1\r\n\r\n")
+	f := <-failed
+	if f.remote != silent[0].LocalAddr().String() || !errors.Is(f.err, proxyproto.ErrTooManyPending) {
+		t.Fatalf("closed %s with %v; want the oldest silent connection %s with ErrTooManyPending", f.remote, f.err, silent[0].LocalAddr())
+	}
 	c := <-accepted
 	defer c.Close()
-	if got := c.RemoteAddr().String(); !strings.HasPrefix(got, "127.0.0.3:") {
-		t.Errorf("accepted %s, want the direct connection from 127.0.0.3", got)
+	if got := c.RemoteAddr().String(); got != "198.51.100.7:40000" {
+		t.Errorf("accepted %s, want the client 198.51.100.7:40000", got)
 	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "GET /healthz HTTP/1.1\r\n" {
+		t.Errorf("read %q, %v; want the request", line, err)
+	}
+	if _, err := silent[0].Read(make([]byte, 1)); err == nil {
+		t.Error("the oldest silent connection is still open")
+	}
+	select {
+	case f := <-failed:
+		t.Errorf("%s failed too: %v", f.remote, f.err)
+	default:
+	}
+}
+
+// A Listener's pending Conns (handed out, header not read, not closed)
+// are at most MaxPending: one more closes the oldest, whose ReadHeader
+// fails with ErrTooManyPending, while the newer ones read theirs. Closing
+// a Conn, or reading its header, frees its place.
+func TestListenerPending(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &proxyproto.Listener{Listener: inner, From: func(netip.Addr) bool { return true }, MaxPending: 2}
+	defer ln.Close()
+	const header = "PROXY TCP4 192.0.2.7 198.51.100.1 54321 8080\r\n"
+	accept := func(first string) (client net.Conn, c *proxyproto.Conn) {
+		t.Helper()
+		client = dialFrom(t, "127.0.0.2", inner.Addr().String(), first)
+		nc, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		return client, nc.(*proxyproto.Conn)
+	}
+	silent, oldest := accept("")
+	_, read := accept(header)
+	if err := read.ReadHeader(); err != nil { // its place freed
+		t.Fatal(err)
+	}
+	_, closed := accept("")
+	closed.Close() // its place freed
+	_, second := accept("")
+	_, third := accept(header) // the third pending: the oldest goes
+	// Were it left open, its header would never come.
+	_ = oldest.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := oldest.ReadHeader(); !errors.Is(err, proxyproto.ErrTooManyPending) {
+		t.Fatalf("the oldest pending connection's header: %v, want ErrTooManyPending", err)
+	}
+	if _, err := silent.Read(make([]byte, 1)); err == nil {
+		t.Error("the oldest pending connection is still open")
+	}
+	if err := third.ReadHeader(); err != nil {
+		t.Errorf("the newest connection's header: %v", err)
+	}
+	second.Close()
 }

@@ -2,6 +2,7 @@ package proxyproto
 
 import (
 	"bufio"
+	"container/list"
 	"errors"
 	"net"
 	"net/netip"
@@ -14,7 +15,8 @@ import (
 // called it before); from then on RemoteAddr and LocalAddr are the client's
 // address and the one it dialled, as the header says, and Read returns
 // what follows the header. The caller sets the read deadline the header
-// must arrive by.
+// must arrive by. The addresses a header named are *Addr, not
+// *net.TCPAddr: FromHeader tells them from the connection's own.
 type Conn struct {
 	net.Conn
 
@@ -22,8 +24,40 @@ type Conn struct {
 	err    error         // set once by readHeader
 	hdr    Header        // set once by readHeader
 	br     *bufio.Reader // the header and what came after it in the same reads; nil once drained
-	remote atomic.Pointer[net.TCPAddr]
-	local  atomic.Pointer[net.TCPAddr]
+	remote atomic.Pointer[Addr]
+	local  atomic.Pointer[Addr]
+
+	// The pending connections of the listener that handed c out, c
+	// among them until its header is read or fails, or c is closed; nil
+	// for a Conn of NewConn's.
+	pending *pending
+	elem    *list.Element // c's place in pending; guarded by pending.mu
+	pushed  bool          // closed to make room for a newer connection; guarded by pending.mu
+}
+
+// Addr is an address a PROXY protocol header named: a Conn's RemoteAddr
+// and LocalAddr once its header has named the client. It is the proxy's
+// word for the client, not an address of the connection's own, so it
+// says nothing of where the connection came from: a header may name a
+// loopback address, or the same address as source and destination.
+type Addr struct{ net.TCPAddr }
+
+// FromHeader reports whether a is an address a PROXY protocol header
+// named (an *Addr), looking through addresses that wrap another and give
+// it with a method Unwrap() net.Addr. Rules that trust a connection's own
+// addresses (a loopback peer, a peer on the node's own host) must not
+// apply to these.
+func FromHeader(a net.Addr) bool {
+	for {
+		switch v := a.(type) {
+		case *Addr:
+			return true
+		case interface{ Unwrap() net.Addr }:
+			a = v.Unwrap()
+		default:
+			return false
+		}
+	}
 }
 
 // NewConn returns c, from a proxy, as a Conn.
@@ -49,19 +83,22 @@ func (c *Conn) readHeader() {
 	// buffer is dropped once what it holds has been read.
 	c.br = bufio.NewReaderSize(c.Conn, 256)
 	h, err := Read(c.br)
+	if c.pending != nil && c.pending.remove(c) {
+		err = ErrTooManyPending // closed for a newer connection, whatever was read
+	}
 	if err != nil {
 		c.err = err
 		return
 	}
 	c.hdr = h
 	if h.Source.IsValid() {
-		c.remote.Store(tcpAddr(h.Source))
-		c.local.Store(tcpAddr(h.Dest))
+		c.remote.Store(headerAddr(h.Source))
+		c.local.Store(headerAddr(h.Dest))
 	}
 }
 
-func tcpAddr(ap netip.AddrPort) *net.TCPAddr {
-	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+func headerAddr(ap netip.AddrPort) *Addr {
+	return &Addr{*net.TCPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))}
 }
 
 // Read reads what follows the header, reading the header first if
@@ -94,6 +131,15 @@ func (c *Conn) CloseWrite() error {
 	return errors.ErrUnsupported
 }
 
+// Close closes the connection, and takes it out of its listener's
+// pending connections.
+func (c *Conn) Close() error {
+	if c.pending != nil {
+		c.pending.remove(c)
+	}
+	return c.Conn.Close()
+}
+
 // RemoteAddr is the client's address once the header has named it, the
 // proxy's before that or when the proxy spoke for itself.
 func (c *Conn) RemoteAddr() net.Addr {
@@ -117,11 +163,26 @@ func (c *Conn) LocalAddr() net.Addr {
 // itself: Accept returns at once, and the caller reads each header on the
 // connection's own goroutine, so that a proxy slow to send one holds up
 // no other connection.
+//
+// At most MaxPending of the Conns it handed out are pending: their
+// headers neither read nor failed, and they not closed. One more closes
+// the oldest of them, whose ReadHeader then fails with
+// ErrTooManyPending. A balancer that sends the header only with the
+// client's first bytes (an AWS NLB's default) holds a connection pending
+// for as long as its client stays silent; honest clients speak at once
+// and are not pending for long, so it is the silent ones that go, and
+// their number stays bounded by MaxPending, whatever the caller's own
+// limits and deadlines.
 type Listener struct {
 	net.Listener
 	// From reports whether a connection from a is a proxy's, which must
 	// send a header.
 	From func(a netip.Addr) bool
+	// MaxPending bounds the pending connections (default 1,024).
+	MaxPending int
+
+	start   sync.Once
+	pending *pending
 }
 
 // Accept returns the next connection, as a *Conn when it comes from a
@@ -132,7 +193,76 @@ func (l *Listener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	if ap, perr := netip.ParseAddrPort(c.RemoteAddr().String()); perr == nil && l.From(ap.Addr().Unmap()) {
-		return NewConn(c), nil
+		l.start.Do(func() { l.pending = newPending(l.MaxPending, 1024) })
+		pc := NewConn(c)
+		if out, _ := l.pending.add(pc); out != nil {
+			_ = out.Conn.Close() // its ReadHeader fails with ErrTooManyPending
+		}
+		return pc, nil
 	}
 	return c, nil
+}
+
+// pending holds a listener's connections whose headers are awaited,
+// oldest first, at most max of them.
+type pending struct {
+	mu    sync.Mutex
+	max   int
+	conns list.List // of *Conn, oldest first
+	shut  bool      // nothing is added any more
+}
+
+// newPending returns a pending bounded by max, or by def when max is not
+// positive.
+func newPending(max, def int) *pending {
+	if max <= 0 {
+		max = def
+	}
+	return &pending{max: max}
+}
+
+// add takes c in. When the pending connections are already max, it takes
+// the oldest out and returns it, for the caller to report and close with
+// its Conn.Close (its ReadHeader then fails with ErrTooManyPending). It
+// returns false, having added nothing, once shut.
+func (p *pending) add(c *Conn) (out *Conn, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.shut {
+		return nil, false
+	}
+	if p.conns.Len() >= p.max {
+		out = p.conns.Remove(p.conns.Front()).(*Conn)
+		out.elem, out.pushed = nil, true
+	}
+	c.pending = p
+	c.elem = p.conns.PushBack(c)
+	return out, true
+}
+
+// remove takes c out, if it is in, and reports whether add pushed it out
+// before.
+func (p *pending) remove(c *Conn) (pushed bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if c.elem != nil {
+		p.conns.Remove(c.elem)
+		c.elem = nil
+	}
+	return c.pushed
+}
+
+// close takes every connection out, returning them for the caller to
+// close, and adds none from then on.
+func (p *pending) close() []*Conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.shut = true
+	var cs []*Conn
+	for p.conns.Len() > 0 {
+		c := p.conns.Remove(p.conns.Front()).(*Conn)
+		c.elem = nil
+		cs = append(cs, c)
+	}
+	return cs
 }

@@ -7,7 +7,11 @@
 // Read is the pure parser. Conn puts it under a net.Conn, read when the
 // server first reads; Listener hands out the listed proxies' connections
 // as Conns, and HeaderListener hands them out only once their headers are
-// read, for servers that take a connection's address at accept.
+// read, for servers that take a connection's address at accept. Both
+// bound the connections waiting for their headers, closing the oldest to
+// make room. The addresses a header named are *Addr, which FromHeader
+// tells from a connection's own: a header is the proxy's word, and may
+// name any address, loopback included.
 package proxyproto
 
 import (

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/forwarded"
+	"github.com/switchboard/switchboard/internal/proxyproto"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -92,6 +93,9 @@ type History struct {
 	samples       []Sample
 	events        []Event
 	lastSample    time.Time
+	// taken and noticed count the samples and events since the start:
+	// samples and events are the last of them.
+	taken, noticed int
 }
 
 // NewHistory returns a History that keeps window of samples taken every
@@ -138,6 +142,7 @@ func (h *History) Observe(nodes []directory.Node, now time.Time) ([]Event, *Samp
 	h.seen = true
 	h.status = current
 	h.events = append(h.events, evs...)
+	h.noticed += len(evs)
 	if over := len(h.events) - MaxEvents; over > 0 {
 		h.events = append(h.events[:0], h.events[over:]...)
 	}
@@ -152,6 +157,7 @@ func (h *History) Observe(nodes []directory.Node, now time.Time) ([]Event, *Samp
 		}
 	}
 	h.samples = append(h.samples, s)
+	h.taken++
 	cut := 0
 	for cut < len(h.samples) && now.Sub(time.UnixMilli(h.samples[cut].At)) > h.window {
 		cut++
@@ -177,17 +183,27 @@ func (h *History) Samples() []Sample { return append([]Sample(nil), h.samples...
 // Events returns a copy of the events kept, oldest first.
 func (h *History) Events() []Event { return append([]Event(nil), h.events...) }
 
+// since returns a copy of what kept holds of the items after the first n:
+// kept holds the last of total items.
+func since[T any](kept []T, total, n int) []T {
+	k := min(total-n, len(kept))
+	if k <= 0 {
+		return nil
+	}
+	return append([]T(nil), kept[len(kept)-k:]...)
+}
+
 // Update is what the dashboard receives: the directory now, and what
-// happened since the last update. The first update of a stream carries
-// the whole history instead.
+// happened since the last update the stream got. The first update of a
+// stream carries the whole history instead.
 type Update struct {
 	// Directory is the directory message a hello would get now.
 	Directory wire.Message `json:"directory"`
-	// Events are the events since the last update, oldest first (in a
-	// stream's first update: every event kept).
+	// Events are the events since the last update the stream got,
+	// oldest first (in a stream's first update: every event kept).
 	Events []Event `json:"events,omitempty"`
-	// Samples are the chart's new points (in a stream's first update:
-	// every point kept).
+	// Samples are the chart's new points since then (in a stream's first
+	// update: every point kept).
 	Samples []Sample `json:"samples,omitempty"`
 	// Window is the chart's span in milliseconds.
 	Window int64 `json:"window_ms"`
@@ -214,16 +230,28 @@ type Monitor struct {
 	wake   chan struct{} // a dashboard subscribed: poll from now on
 	mu     sync.Mutex    // guards the fields below
 	hist   *History
-	subs   map[chan Update]string // each stream's source ("": not counted per source)
-	perSrc map[string]int         // open streams by source
+	subs   map[chan Update]*stream
+	perSrc map[string]int // open streams by source
 	done   bool
 	window time.Duration
+}
+
+// stream is a dashboard's subscription to a Monitor, guarded by its mu.
+type stream struct {
+	source string // what it counts under for MaxStreamsPerSource ("": not counted)
+	// behind: an update was dropped, the stream's buffer full. The next
+	// one that goes out carries every event and sample since the last it
+	// got (the dashboard adds each update's to what it shows, so an
+	// update dropped was lost for good): events and samples count those
+	// of the history it got.
+	behind          bool
+	events, samples int
 }
 
 // NewMonitor returns a Monitor over src with the default window and
 // sampling interval.
 func NewMonitor(src Source) *Monitor {
-	return &Monitor{src: src, poll: pollEvery, wake: make(chan struct{}, 1), hist: NewHistory(0, 0), subs: map[chan Update]string{}, perSrc: map[string]int{}, window: DefaultWindow}
+	return &Monitor{src: src, poll: pollEvery, wake: make(chan struct{}, 1), hist: NewHistory(0, 0), subs: map[chan Update]*stream{}, perSrc: map[string]int{}, window: DefaultWindow}
 }
 
 // Run reads the directory until ctx ends and pushes an update to the
@@ -269,10 +297,17 @@ func (m *Monitor) Run(ctx context.Context) {
 		if sample != nil {
 			u.Samples = []Sample{*sample}
 		}
-		for ch := range m.subs {
+		for ch, st := range m.subs {
+			v := u
+			if st.behind {
+				v.Events = since(m.hist.events, m.hist.noticed, st.events)
+				v.Samples = since(m.hist.samples, m.hist.taken, st.samples)
+			}
 			select {
-			case ch <- u:
-			default: // a slow dashboard skips an update; the next one catches up
+			case ch <- v:
+				st.behind, st.events, st.samples = false, m.hist.noticed, m.hist.taken
+			default: // a slow dashboard skips an update; the next one it gets catches up
+				st.behind = true
 			}
 		}
 	}
@@ -330,7 +365,7 @@ func (m *Monitor) subscribe(source string) (first Update, ch chan Update, err er
 		return Update{}, nil, errSourceStreamsFull
 	}
 	ch = make(chan Update, 8)
-	m.subs[ch] = source
+	m.subs[ch] = &stream{source: source, events: m.hist.noticed, samples: m.hist.taken}
 	if source != "" {
 		m.perSrc[source]++
 	}
@@ -345,10 +380,10 @@ func (m *Monitor) subscribe(source string) (first Update, ch chan Update, err er
 func (m *Monitor) unsubscribe(ch chan Update) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if source, ok := m.subs[ch]; ok {
+	if st, ok := m.subs[ch]; ok {
 		delete(m.subs, ch)
 		close(ch)
-		if source != "" {
+		if source := st.source; source != "" {
 			if m.perSrc[source]--; m.perSrc[source] <= 0 {
 				delete(m.perSrc, source)
 			}
@@ -365,7 +400,8 @@ func WithMonitor(m *Monitor) Option {
 // streamSource is what MaxStreamsPerSource counts the request r under:
 // its client's address (behind a trusted proxy, the client it forwards),
 // an IPv6 one by its /64; "" (not counted) for a request from the node's
-// own host that no trusted proxy forwarded, and when the address does
+// own host that no trusted proxy forwarded (by the connection's own
+// addresses, not a PROXY protocol header's), and when the address does
 // not parse.
 func (h *handler) streamSource(r *http.Request) string {
 	peer, err := netip.ParseAddrPort(r.RemoteAddr)
@@ -376,7 +412,7 @@ func (h *handler) streamSource(r *http.Request) string {
 	if len(h.proxies) > 0 {
 		client = h.proxies.Client(client, r.Header.Values("X-Forwarded-For")).Unmap()
 	}
-	if client == peer.Addr().Unmap() {
+	if client == peer.Addr().Unmap() && !viaProxyHeader(r) {
 		if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
 			if l, err := netip.ParseAddrPort(local.String()); err == nil && l.Addr().Unmap() == client {
 				return ""
@@ -384,6 +420,17 @@ func (h *handler) streamSource(r *http.Request) string {
 		}
 	}
 	return forwarded.SourceKey(client)
+}
+
+// viaProxyHeader reports whether r came through a PROXY protocol
+// balancer that named its client: its addresses are then the header's,
+// the balancer's word, and not the connection's own (a header may name
+// 127.0.0.1, or the same address as source and destination), so neither
+// the loopback rule for admin actions nor the node's own host's exemption
+// from the per-address limits applies.
+func viaProxyHeader(r *http.Request) bool {
+	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return ok && proxyproto.FromHeader(local)
 }
 
 // serveEvents streams updates to source (what MaxStreamsPerSource counts

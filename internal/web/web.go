@@ -297,8 +297,14 @@ func fromBrowserPage(r *http.Request) bool {
 }
 
 // fromLoopback reports whether the request's peer is a loopback address.
-// Forwarding headers are ignored: they are the client's to forge.
+// Forwarding headers are ignored: they are the client's to forge. The
+// client a PROXY protocol header names is never loopback either, whatever
+// the header says: 127.0.0.1 there is a client on the balancer's host,
+// not on the node's.
 func fromLoopback(r *http.Request) bool {
+	if viaProxyHeader(r) {
+		return false
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return false

@@ -447,7 +447,10 @@ func (c *WSConn) Close() error {
 	return c.closeErr
 }
 
-// LocalAddr is the local address of the underlying connection.
+// LocalAddr is the local address of the underlying connection: through a
+// PROXY protocol balancer, the one its header named, which
+// proxyproto.FromHeader tells from the connection's own (the node's limits
+// then never take the WebSocket for one from the node's own host).
 func (c *WSConn) LocalAddr() net.Addr { return c.raw.LocalAddr() }
 
 // RemoteAddr is the peer's address on the underlying connection, or,
