@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"testing"
+
+	"github.com/switchboard/switchboard/internal/proxyproto"
 )
 
 // TestSourceCountsAnIPv6Prefix: peers from one IPv6 /64 count as one
@@ -83,20 +85,29 @@ func TestSourceOfTheNodesOwnHost(t *testing.T) {
 		trusted           []netip.Prefix
 		xff               string
 		want              string
+		header            bool // the addresses are a PROXY protocol header's
 	}{
-		{"a proxy beside the node", "127.0.0.1:40000", "127.0.0.1:8080", nil, "", ""},
-		{"its X-Forwarded-For is not believed", "127.0.0.1:40000", "127.0.0.1:8080", nil, "192.0.2.1", ""},
-		{"a listed proxy beside the node counts its clients", "127.0.0.1:40000", "127.0.0.1:8080", trusted, "192.0.2.1", "192.0.2.1"},
-		{"a listed proxy's own requests", "127.0.0.1:40000", "127.0.0.1:8080", trusted, "", ""},
-		{"the node's own public address", "192.0.2.7:40000", "192.0.2.7:8080", nil, "", ""},
-		{"an IPv6 one", "[2001:db8::7]:40000", "[2001:db8::7]:8080", nil, "", ""},
-		{"another loopback address", "127.0.0.2:40000", "127.0.0.1:8080", nil, "", "127.0.0.2"},
-		{"a host elsewhere", "192.0.2.8:40000", "192.0.2.7:8080", nil, "", "192.0.2.8"},
+		{"a proxy beside the node", "127.0.0.1:40000", "127.0.0.1:8080", nil, "", "", false},
+		{"its X-Forwarded-For is not believed", "127.0.0.1:40000", "127.0.0.1:8080", nil, "192.0.2.1", "", false},
+		{"a listed proxy beside the node counts its clients", "127.0.0.1:40000", "127.0.0.1:8080", trusted, "192.0.2.1", "192.0.2.1", false},
+		{"a listed proxy's own requests", "127.0.0.1:40000", "127.0.0.1:8080", trusted, "", "", false},
+		{"the node's own public address", "192.0.2.7:40000", "192.0.2.7:8080", nil, "", "", false},
+		{"an IPv6 one", "[2001:db8::7]:40000", "[2001:db8::7]:8080", nil, "", "", false},
+		{"another loopback address", "127.0.0.2:40000", "127.0.0.1:8080", nil, "", "127.0.0.2", false},
+		{"a host elsewhere", "192.0.2.8:40000", "192.0.2.7:8080", nil, "", "192.0.2.8", false},
+		// A balancer's header may name any addresses: they are never
+		// the node's own host.
+		{"a header naming loopback at both ends", "127.0.0.1:40000", "127.0.0.1:8080", nil, "", "127.0.0.1", true},
+		{"a header naming one address at both ends", "192.0.2.9:40000", "192.0.2.9:8080", nil, "", "192.0.2.9", true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := httptest.NewRequest("POST", Path, nil)
 			r.RemoteAddr = tt.from
-			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, net.TCPAddrFromAddrPort(netip.MustParseAddrPort(tt.local))))
+			var local net.Addr = net.TCPAddrFromAddrPort(netip.MustParseAddrPort(tt.local))
+			if tt.header {
+				local = &proxyproto.Addr{TCPAddr: *net.TCPAddrFromAddrPort(netip.MustParseAddrPort(tt.local))}
+			}
+			r = r.WithContext(context.WithValue(r.Context(), http.LocalAddrContextKey, local))
 			if tt.xff != "" {
 				r.Header.Set("X-Forwarded-For", tt.xff)
 			}
