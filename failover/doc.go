@@ -16,9 +16,10 @@
 //     that times out (Timeout: it took the connection and said nothing in
 //     time, as a paused node does) is not dialled again by default
 //     (Config.TimeoutRetries): each try would cost the whole attempt
-//     timeout. Then it is excluded for Config.Cooldown (default 5 s) and
-//     the machine asks for Refresh at once, then Pick (or Pick alone
-//     while a held directory is in use: step 6).
+//     timeout. Then it is excluded for Config.Cooldown (default 5 s; in
+//     the flow, longer: step 7) and the machine asks for Refresh at
+//     once, then Pick (or Pick alone while a held directory is in use:
+//     step 6).
 //  3. A node that answers full or draining (Refused) sent a fresh
 //     directory with its refusal: it is excluded for the cool-down and the
 //     machine asks for Pick at once, without retrying that node.
@@ -46,6 +47,17 @@
 //     on the flow is the usual one. A dropped session thus reattaches
 //     with one connection to the node it picks (hello, attach), without
 //     the common address's DNS query and hello first.
+//  7. Within a flow, a node excluded by step 2, 3 or 5 stays excluded
+//     past its cool-down until every other candidate has been tried,
+//     that is until a pick finds nothing (NoCandidate): then a new round
+//     begins, in which only the cool-downs still running count (a node
+//     that only dropped the session and answers a hello is let back at
+//     once, as in step 5). Trying the nodes of the client's zone one
+//     after the other can take longer than the cool-down (four that
+//     time out, at 2 s each): without rounds the first would be back
+//     before the last was tried, the pick would never leave the zone for
+//     a node elsewhere, and no failed pass would slow the loop down.
+//     Each flow (Begin, Dropped) starts a round of its own.
 //
 // The machine gives up (Fail) only at the deadline the caller gives with
 // Begin or Dropped: when the next step could only start at or after it.

@@ -168,3 +168,75 @@ func TestDriveUntilDeadline(t *testing.T) {
 	}
 	t.Logf("%d steps, ends: %s", len(got), last)
 }
+
+// TestZoneUnreachableFallsBackToAnotherGroup: the client's zone lists
+// nodes that are up for their peers but out of this client's reach, and
+// trying them all takes longer than the cool-down (four that time out
+// after 2 s each; 32 whose TLS handshake fails after 40 ms, each dialled
+// three times). A node that failed stays out of the flow until every
+// other candidate has been tried, so Affinity runs out of zone nodes and
+// the client attaches to the healthy node of another region; with the
+// cool-down alone the first zone node came back before the last was
+// tried, and the client went round the zone for ever.
+func TestZoneUnreachableFallsBackToAnotherGroup(t *testing.T) {
+	tests := []struct {
+		name    string
+		k       int
+		timeout bool          // the zone's nodes time out, else refuse
+		cost    time.Duration // what one attempt at a zone node costs
+	}{
+		{"4 zone nodes time out", 4, true, 2 * time.Second},
+		{"32 zone nodes refuse", 32, false, 40 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var dir []directory.Node
+			for i := range tt.k {
+				dir = append(dir, directory.Node{ID: fmt.Sprintf("a%d", i), Group: "eu/a", Status: directory.Up, Users: 10, Capacity: 100, HeartbeatMS: 200})
+			}
+			dir = append(dir, directory.Node{ID: "us1", Group: "us/a", Status: directory.Up, Users: 10, Capacity: 100, HeartbeatMS: 200})
+			m, err := New(DefaultConfig(), newRand(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			policy := pick.Default(pick.NewRand(1))
+			now := t0
+			var nodes []directory.Node
+			o := Outcome{Kind: Begin}
+			for now.Sub(t0) < time.Minute {
+				a := m.Next(o, now)
+				now = now.Add(a.After)
+				switch a.Step {
+				case Refresh:
+					now = now.Add(20 * time.Millisecond)
+					nodes, o = dir, Outcome{Kind: Fetched}
+				case Pick:
+					res, err := policy.Pick(nodes, pick.Request{Group: "eu/a", Exclude: m.ExcludeFunc(now)})
+					if err != nil {
+						o = Outcome{Kind: NoCandidate, Err: err}
+					} else {
+						o = Outcome{Kind: Picked, Node: res.Node.ID}
+					}
+				case Dial, Retry:
+					switch {
+					case a.Node == "us1":
+						o = Outcome{Kind: Attached, Node: a.Node}
+					case tt.timeout:
+						o = Outcome{Kind: Timeout, Node: a.Node, Err: errors.New("i/o timeout")}
+					default:
+						o = Outcome{Kind: DialFailed, Node: a.Node, Err: errors.New("tls: bad certificate")}
+					}
+					if a.Node != "us1" {
+						now = now.Add(tt.cost)
+					}
+				case Done:
+					t.Logf("attached to us1 after %v", now.Sub(t0))
+					return
+				default:
+					t.Fatalf("%v", a)
+				}
+			}
+			t.Fatalf("not attached after %v of simulated time: %s", now.Sub(t0), m.Tried(now))
+		})
+	}
+}

@@ -44,7 +44,9 @@ type Config struct {
 	// RetryMax caps the wait between retries of a node. Default 200 ms.
 	RetryMax time.Duration
 	// Cooldown is how long a node that failed, refused or dropped a session
-	// stays excluded from picks. Default 5 s.
+	// stays excluded from picks. Default 5 s. Within the flow that met
+	// the failure it stays excluded longer if need be: until every other
+	// candidate has been tried (see Machine.Excluded).
 	Cooldown time.Duration
 	// PassBase is the wait after the first failed pass (the common address
 	// unreachable, or no node left to pick); each further failed pass in a
@@ -293,6 +295,11 @@ type Machine struct {
 	// dropOnly holds the excluded nodes whose cool-down comes from a
 	// drop alone: one that answers a hello since is up again (Fetched).
 	dropOnly map[string]bool
+	// round holds the nodes the current flow excluded since it began or
+	// last found nothing to pick (NoCandidate): they stay excluded past
+	// their cool-down until then, so that every other candidate is tried
+	// first however long the tries take.
+	round map[string]bool
 
 	// The current flow.
 	deadline time.Time
@@ -330,15 +337,24 @@ func New(cfg Config, r Rand) (*Machine, error) {
 	if r == nil {
 		return nil, errors.New("failover: nil Rand")
 	}
-	return &Machine{cfg: cfg.withDefaults(), r: r, excluded: make(map[string]time.Time), dropOnly: make(map[string]bool)}, nil
+	return &Machine{cfg: cfg.withDefaults(), r: r, excluded: make(map[string]time.Time), dropOnly: make(map[string]bool), round: make(map[string]bool)}, nil
 }
 
 // Config returns the configuration in use, defaults filled in.
 func (m *Machine) Config() Config { return m.cfg }
 
-// Excluded reports whether node id is in its cool-down at now. It is meant
-// for pick.Request.Exclude (see ExcludeFunc).
+// Excluded reports whether node id is in its cool-down at now, or was
+// excluded earlier in the current flow (it failed, refused or dropped the
+// session) and the flow has not run out of candidates since
+// (NoCandidate): a flow tries every other node before one that failed,
+// even when the tries take longer than the cool-down (zone nodes that
+// each time out after 2 s, say), so that the pick falls back to another
+// group rather than going round the same nodes for ever. It is meant for
+// pick.Request.Exclude (see ExcludeFunc).
 func (m *Machine) Excluded(id string, now time.Time) bool {
+	if m.round[id] {
+		return true
+	}
 	until, ok := m.excluded[id]
 	return ok && now.Before(until)
 }
@@ -360,10 +376,6 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 		m.start(o.Deadline, now)
 		return m.at(now, Action{Step: Refresh})
 	case Dropped:
-		m.exclude(o.Node, now)
-		if o.Node != "" {
-			m.dropOnly[o.Node] = true
-		}
 		if !m.attached || now.Sub(m.attachedAt) < m.cfg.Stable {
 			m.drops++
 		} else {
@@ -371,7 +383,9 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 		}
 		m.attached = false
 		m.start(o.Deadline, now)
+		m.exclude(o.Node, now)
 		if o.Node != "" {
+			m.dropOnly[o.Node] = true
 			m.record(o.Node, o.Err).lost++
 		}
 		bound := grow(m.cfg.DropBase, m.cfg.PassMax, m.drops)
@@ -385,6 +399,7 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 	case Attached:
 		m.attached, m.attachedAt = true, now
 		m.node, m.fails, m.passes, m.failed, m.held = "", 0, 0, nil, false
+		clear(m.round)
 		return Action{Step: Done}
 	}
 	if m.failed != nil {
@@ -399,6 +414,7 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 			// dial or refused since keeps its own.
 			delete(m.excluded, o.Node)
 			delete(m.dropOnly, o.Node)
+			delete(m.round, o.Node)
 		}
 		return m.at(now, Action{Step: Pick})
 	case Picked:
@@ -441,6 +457,9 @@ func (m *Machine) Next(o Outcome, now time.Time) Action {
 		}
 		return m.endPass(now)
 	case NoCandidate:
+		// Every candidate was tried: the nodes whose cool-down has ended
+		// may be picked again.
+		clear(m.round)
 		m.noCand++
 		if o.Err != nil {
 			m.lastErr = o.Err
@@ -461,6 +480,7 @@ func (m *Machine) start(deadline, now time.Time) {
 	m.deadline, m.started = deadline, now
 	m.node, m.fails, m.passes, m.held = "", 0, 0, false
 	m.tried, m.others, m.dirFails, m.noCand, m.lastErr, m.failed = nil, nil, 0, 0, nil, nil
+	clear(m.round)
 }
 
 // endPass backs off after a failed pass and starts over with Refresh.
@@ -479,11 +499,19 @@ func (m *Machine) at(now time.Time, a Action) Action {
 	return Action{Step: Fail, Err: m.failed}
 }
 
+// exclude starts id's cool-down and keeps it out of the current flow's
+// picks until the flow runs out of candidates (round).
 func (m *Machine) exclude(id string, now time.Time) {
 	if id == "" {
 		return
 	}
 	delete(m.dropOnly, id)
+	if len(m.round) >= maxRound {
+		// Ever new nodes (a hostile common address): a new round rather
+		// than a set that grows without bound.
+		clear(m.round)
+	}
+	m.round[id] = true
 	until := now.Add(m.cfg.Cooldown)
 	if until.After(m.excluded[id]) {
 		m.excluded[id] = until
@@ -498,6 +526,11 @@ func (m *Machine) prune(now time.Time) {
 		}
 	}
 }
+
+// maxRound bounds the nodes a flow keeps out until it runs out of
+// candidates: twice what a directory holds (directory.DefaultLimits), so
+// that only a flow meeting ever new nodes reaches it.
+const maxRound = 4000
 
 // maxTried bounds the nodes a flow names one by one (Tried): a flow
 // without a deadline can meet ever new nodes (directories that churn, or

@@ -160,6 +160,47 @@ func TestTranscripts(t *testing.T) {
 			},
 		},
 		{
+			// Three nodes that each time out (2 s to connect and say
+			// hello, 2 s to attach): n1's cool-down ends at 9 s, before
+			// n3 has been tried, but it stays out until the flow finds
+			// nothing to pick.
+			name: "a node that failed stays out past its cool-down until every other was tried",
+			steps: []step{
+				{0, begin(0), "refresh", nil},
+				{0, fetched, "pick", nil},
+				{0, picked("n1"), "dial n1", nil},
+				{4000, timeout("n1"), "refresh", []string{"n1"}},
+				{4000, fetched, "pick", nil},
+				{4000, picked("n2"), "dial n2", nil},
+				{8000, timeout("n2"), "refresh", []string{"n1", "n2"}},
+				{8000, fetched, "pick", nil},
+				{8000, picked("n3"), "dial n3", nil},
+				{12_000, timeout("n3"), "refresh", []string{"n1", "n2", "n3"}},
+				{12_000, fetched, "pick", []string{"n1", "n2", "n3"}},
+				// Nothing left: a failed pass, and n1, out of its
+				// cool-down, may be picked again.
+				{12_000, noCand, "refresh after 100ms", []string{"n2", "n3"}},
+				{12_100, fetched, "pick", []string{"n2", "n3"}},
+				{12_100, picked("n1"), "dial n1", nil},
+				{12_200, attached("n1"), "done", []string{"n2", "n3"}},
+				// A new flow starts a new round: only cool-downs count.
+				{12_300, dropped("n1"), "refresh after 250ms", []string{"n1", "n2", "n3"}},
+				{15_100, fetched, "pick", []string{"n1", "n3"}},
+			},
+		},
+		{
+			name: "held directory: the lost node stays out of the flow past its cool-down",
+			steps: []step{
+				{0, attached("n1"), "done", nil},
+				{60_000, droppedHeld("n1"), "pick after 250ms", []string{"n1"}},
+				{60_250, picked("n2"), "dial n2", nil},
+				{64_250, timeout("n2"), "pick", []string{"n1", "n2"}},
+				{64_250, picked("n3"), "dial n3", nil},
+				{68_250, timeout("n3"), "pick", []string{"n1", "n2", "n3"}},
+				{68_250, noCand, "refresh", []string{"n2", "n3"}},
+			},
+		},
+		{
 			name: "a node that fails again has its cool-down extended",
 			steps: []step{
 				{0, picked("n1"), "dial n1", nil},
@@ -584,6 +625,13 @@ func TestTriedIsBounded(t *testing.T) {
 	got := m.Tried(t0)
 	if want := fmt.Sprintf("other nodes: %d dials failed", 1000-maxTried); !strings.Contains(got, want) {
 		t.Errorf("Tried = %q, want it to say %q", got, want)
+	}
+	// Nor do the nodes it keeps out until it runs out of candidates.
+	for i := range 2 * maxRound {
+		m.Next(Outcome{Kind: Refused, Node: fmt.Sprintf("r%d", i), Status: directory.Full}, t0)
+	}
+	if len(m.round) > maxRound {
+		t.Errorf("%d nodes kept out of the flow, want at most %d", len(m.round), maxRound)
 	}
 }
 

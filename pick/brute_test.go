@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -187,8 +188,12 @@ func TestBruteForceChoosers(t *testing.T) {
 			{"random", enumerate(func(r Rand) string { return pickID(Random(r))(r) }), uniform(nodes, func(directory.Node) bool { return true })},
 			{"least-users", enumerate(func(r Rand) string { return pickID(LeastUsers(r))(r) }), uniform(nodes, func(n directory.Node) bool { return n.Load() == least })},
 			{
+				// Margin off: with no connected node among them, a node
+				// just above the slack gets a part of the picks (spread),
+				// drawn from 2^20 values, too many to enumerate;
+				// TestBalancedSpreads checks that part.
 				"balanced fresh",
-				enumerate(func(r Rand) string { return pickID(Balanced{Rand: r, Slack: 0.25})(r) }),
+				enumerate(func(r Rand) string { return pickID(Balanced{Rand: r, Slack: 0.25, Margin: -1})(r) }),
 				uniform(nodes, func(n directory.Node) bool { return n.Load() <= least*1.25+1/float64(n.Capacity) }),
 			},
 		}
@@ -345,5 +350,105 @@ func TestBalancedLeavesOutSilentNodes(t *testing.T) {
 	}
 	if res, err := (Balanced{Rand: NewRand(1)}).Pick(nodes, Request{}); err != nil || res.Node.ID != "n2" {
 		t.Errorf("all silent: picked %s (%v), want n2, the least loaded", res.Node.ID, err)
+	}
+}
+
+// A node that stopped sending (paused, or dead and not yet marked down)
+// shows its last count, which soon looks least loaded, and its entry
+// ages. Balanced leaves it out before it judges how old the numbers are:
+// it neither turns every pick to p2c nor is picked by it. (Judged first,
+// its age made the directory stale, and p2c picked it in about 3% of the
+// picks, more the older it was.)
+func TestBalancedNeverPicksASilentNode(t *testing.T) {
+	var nodes []directory.Node
+	for i := range 64 {
+		nodes = append(nodes, directory.Node{ID: fmt.Sprintf("n%02d", i), Status: directory.Up, Users: 500, Capacity: 1000, HeartbeatMS: 2000, AgeMS: 100})
+	}
+	nodes[7].Users, nodes[7].AgeMS = 300, 3500
+	for _, age := range []time.Duration{0, 2 * time.Second} {
+		p := Default(NewRand(1))
+		picked := 0
+		for range 20_000 {
+			res, err := p.Pick(nodes, Request{Age: age})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Node.ID == "n07" {
+				picked++
+			}
+		}
+		if picked > 0 {
+			t.Errorf("directory held %v: the silent node was picked %d times of 20,000", age, picked)
+		}
+	}
+}
+
+// When most entries are old, the age tells of the directory, not of its
+// nodes: a session's copy kept up to date by pushes of changes shows the
+// entries a push carried lately fresh, and the others as old as its last
+// whole view. Leaving the old ones out as silent would send every
+// session of a node that dies to the node whose join was pushed last.
+func TestBalancedKeepsOldEntriesWhenMostAreOld(t *testing.T) {
+	var nodes []directory.Node
+	for i := range 64 {
+		nodes = append(nodes, directory.Node{ID: fmt.Sprintf("n%02d", i), Status: directory.Up, Users: 500, Capacity: 1000, HeartbeatMS: 2000, AgeMS: 300_000})
+	}
+	nodes[63].Users, nodes[63].AgeMS = 0, 50 // joined, pushed lately
+	p := Default(NewRand(1))
+	picked := 0
+	const picks = 20_000
+	for range picks {
+		res, err := p.Pick(nodes, Request{Age: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Node.ID == "n63" {
+			picked++
+		}
+	}
+	// p2c over all 64: the joined node wins each pair it is in, 2 of 64.
+	if picked > picks/10 {
+		t.Errorf("the node pushed lately took %d of %d picks, want about 2 in 64", picked, picks)
+	}
+}
+
+// TestBruteForceBalancedLeavesOutSilent checks the picks among the nodes
+// heard from, a sample of them or p2c when stale, against the brute
+// force over those nodes alone.
+func TestBruteForceBalancedLeavesOutSilent(t *testing.T) {
+	src := rand.New(rand.NewPCG(7, 8))
+	for trial := range 100 {
+		nodes := randomTable(src, 5+src.IntN(4))
+		var heard []directory.Node
+		for i := range nodes {
+			nodes[i].Status, nodes[i].AgeMS = directory.Up, 0
+			if i < 2 && src.IntN(2) == 0 {
+				nodes[i].AgeMS = 900 // silent: past half of FreshAge
+			} else {
+				heard = append(heard, nodes[i])
+			}
+		}
+		self := ""
+		if trial%2 == 1 {
+			self = nodes[src.IntN(len(nodes))].ID
+		}
+		for _, age := range []time.Duration{0, 2 * time.Second} {
+			got := enumerate(func(r Rand) string {
+				// Margin off, as in TestBruteForceChoosers: three or
+				// fewer heard from are compared whole.
+				res, err := Balanced{Rand: r, Slack: 0.25, Sample: 3, Margin: -1}.Pick(nodes, Request{Self: self, Age: age})
+				if err != nil {
+					return "error"
+				}
+				return res.Node.ID
+			})
+			want := bruteSampled(heard, 3, self, 0.25)
+			if age > 0 {
+				want = bruteP2C(heard)
+			}
+			if diff := cmp.Diff(got, want, approx); diff != "" {
+				t.Fatalf("trial %d, age %v, self %q, on %v (-got +want):\n%s", trial, age, self, nodes, diff)
+			}
+		}
 	}
 }

@@ -10,7 +10,7 @@
 //	p := pick.Default(pick.NewRand(seed)) // or pick.ByName(flagValue, nil)
 //	res, err := p.Pick(nodes, pick.Request{
 //		Group:   "eu/a",                     // the client's region/zone
-//		Exclude: machine.ExcludeFunc(now),   // nodes in their cool-down (package failover)
+//		Exclude: machine.ExcludeFunc(now),   // nodes that failed lately (package failover)
 //		Age:     now.Sub(fetchedAt),         // how long the client has held nodes
 //	})
 //	if errors.Is(err, pick.ErrNoNode) {
@@ -23,8 +23,9 @@
 //   - Filters narrow the candidates and add a note to the Reason.
 //     Available keeps the nodes that are up with users below capacity and
 //     not excluded by the request (and leaves out an entry with negative
-//     numbers, which no node sends). Affinity keeps the client's zone, or
-//     failing that its region, or failing that every node.
+//     numbers or without an ID, which no node sends). Affinity keeps the
+//     client's zone, or failing that its region, or failing that every
+//     node.
 //   - A chooser (any Policy) picks one of the nodes left: Random,
 //     LeastUsers, P2C or Balanced. Choosers filter nothing.
 //
@@ -43,9 +44,15 @@
 // the new node (max/mean about 1.00), but when the numbers are old every
 // client sees the same "emptiest" node and they all land there.
 //
-// Balanced therefore looks at how old its numbers are: the largest
-// overdue age among the candidates (AgeMS less the node's heartbeat
-// interval, HeartbeatMS: within it silence means no change) plus
+// Balanced therefore looks at how old its numbers are. It first leaves
+// out the candidates overdue by more than half of FreshAge (AgeMS less
+// the node's heartbeat interval, HeartbeatMS: within it silence means no
+// change): a node that died shows its last count until it is marked
+// down, and that count soon looks least loaded. When they are more than
+// half of the candidates the age tells of the directory rather than of
+// its nodes (a client's copy kept up to date by pushes of changes, whose
+// entries age until a push carries them), and all are kept. Its numbers
+// are as old as the largest overdue age among the nodes left plus
 // Request.Age. Up to FreshAge (1 s) it compares
 // Sample (8) candidates, the connected node and others drawn at random
 // (all of them in a smaller directory), and picks at random among those
@@ -58,9 +65,7 @@
 // (package sim: with the least loaded of 1,000 nodes, 350 clients of one
 // 35 ms loop doubled a node). A node just joined is still the lightest of
 // nearly every comparison it is in, so it fills several times faster than
-// under P2C. A candidate overdue by half of FreshAge is left out
-// of the comparison while others were not: a node that died shows its last
-// count until it is marked down, and that count soon looks least loaded. Past FreshAge it uses P2C, which never sends more
+// under P2C. Past FreshAge it uses P2C, which never sends more
 // than twice the fair share to the node that looks emptiest. AgeMS of a
 // healthy node stays below its heartbeat interval (2 s in a cluster of
 // 100; directory.HeartbeatFor), and a node receiving sessions publishes
@@ -78,7 +83,12 @@
 // zero over Margin (2% of the mean load), so that clients that arrive
 // together, reading the same numbers, move only as many as the excess
 // calls for instead of all leaving for the same node; a sample spreads
-// them by itself.
+// them by itself. When that node is not a candidate (Affinity kept a
+// zone of three nodes, say, and the common address led to a node of
+// another), every candidate gets that chance: each is picked with a
+// weight of 1 within the slack, falling to 0 over the margin, so that
+// the clients of one moment spread over the zone's nearly equal nodes
+// instead of all taking the one a few users lighter.
 //
 // # Tracker
 //
@@ -92,7 +102,11 @@
 // after a failed attach. Directories from different nodes are not equally
 // fresh (a node counts its own users at once and hears the others' later),
 // so the Tracker keeps each node's highest recent count and shows it,
-// rather than a lower one, for TrackerSettle (1 s).
+// rather than a lower one, for TrackerSettle (1 s). An entry older than
+// that (Request.Age plus how far past its heartbeat the entry is)
+// teaches it nothing: in a directory kept up to date by pushes of
+// changes, the entries no push carried show the users of the last whole
+// view.
 //
 // # Caller's duties
 //

@@ -71,12 +71,15 @@ type Request struct {
 	// caller's goroutine, and must not block.
 	Exclude func(id string) bool
 	// Age is how long ago the caller fetched the directory it passes to
-	// Pick. Policies that judge freshness (Balanced) add it to every node's
-	// AgeMS. Zero means "just fetched".
+	// Pick (or last applied a push of changes to it). Policies that judge
+	// freshness (Balanced) add it to every node's AgeMS, and a Tracker
+	// learns only from entries that this leaves recent. Zero means "just
+	// fetched".
 	Age time.Duration
 	// Self is the ID of the node whose hello answer the directory is: the
-	// node the common address led to. Empty when unknown. Only the
-	// dns-only baseline (Answerer) uses it.
+	// node the common address led to, to which the client is connected.
+	// Empty when unknown. Balanced prefers it among equals; the dns-only
+	// baseline (Answerer) picks it alone.
 	Self string
 }
 
@@ -160,9 +163,11 @@ func (c chain) Pick(nodes []directory.Node, req Request) (Result, error) {
 // Available is the status Filter: it keeps the nodes a client may attach to
 // (status up and users below capacity, directory.Node.Available) that
 // req.Exclude does not exclude. An entry with a negative users count or
-// capacity, which no node sends (directory.Node.Validate refuses them),
-// is broken or forged and is not kept: its load would look lower than
-// an empty node's. Its note counts the nodes kept ("status: 3 of 4
+// capacity, or without an ID, which no node sends (directory.Entry.Validate
+// refuses them), is broken or forged and is not kept: its load would
+// look lower than an empty node's, and a node without an ID cannot be
+// excluded after it fails (package failover), so a client would pick it
+// again and again. Its note counts the nodes kept ("status: 3 of 4
 // available") and, when none is left, says why by status ("other" for
 // such entries).
 func Available(nodes []directory.Node, req Request) ([]directory.Node, string) {
@@ -190,7 +195,13 @@ func Available(nodes []directory.Node, req Request) ([]directory.Node, string) {
 
 // usable reports whether Available keeps n.
 func usable(n *directory.Node, req Request) bool {
-	return n.Available() && n.Users >= 0 && n.Capacity >= 0 && !req.excluded(n.ID)
+	return n.Available() && !broken(n) && !req.excluded(n.ID)
+}
+
+// broken reports whether n is an entry no node sends: without an ID, or
+// with a negative users count or capacity.
+func broken(n *directory.Node) bool {
+	return n.ID == "" || n.Users < 0 || n.Capacity < 0
 }
 
 // why explains, status by status, why no node is available: " (down 1, full 2, excluded 1)".
@@ -198,14 +209,15 @@ func why(nodes []directory.Node, req Request) string {
 	if len(nodes) == 0 {
 		return " (empty directory)"
 	}
-	order := []string{"excluded", string(directory.Full), string(directory.Draining), string(directory.Starting), string(directory.Down), "other"}
+	order := []string{"excluded", string(directory.Full), string(directory.Draining), string(directory.Degraded), string(directory.Starting), string(directory.Down), "other"}
 	counts := make(map[string]int)
-	for _, node := range nodes {
+	for i := range nodes {
+		node := &nodes[i]
 		switch {
+		case broken(node):
+			counts["other"]++
 		case req.excluded(node.ID):
 			counts["excluded"]++
-		case node.Users < 0 || node.Capacity < 0:
-			counts["other"]++
 		case node.Status == directory.Up && node.Users >= node.Capacity:
 			counts[string(directory.Full)]++
 		case node.Status.Valid():

@@ -100,22 +100,26 @@ func TestChoosers(t *testing.T) {
 			want:    Result{Node: node("new", "", 0, 2000), Reason: "balanced: new (load 0.00), 1 of 3 near the least load (age 0s)"},
 		},
 		{
-			name: "balanced fresh: within 1% of the least load is a tie", policy: func(r Rand) Policy { return Balanced{Rand: r} },
+			// No margin: without a connected node, 507, just above the
+			// slack, would get a part of the picks (TestBalancedSpreads).
+			name: "balanced fresh: within 1% of the least load is a tie", policy: func(r Rand) Policy { return Balanced{Rand: r, Margin: -1} },
 			// least 0.500; limit 0.500*1.01 + 1/1000 = 0.506: 505 ties, 507 does not.
 			nodes:   []directory.Node{node("a", "", 507, 1000), node("b", "", 500, 1000), node("c", "", 505, 1000)},
 			answers: []int{0},
 			want:    Result{Node: node("c", "", 505, 1000), Reason: "balanced: c (load 0.51), 2 of 3 near the least load (age 0s)"},
 		},
 		{
+			// Every entry old (one alone that old would be left out as
+			// silent: the next cases).
 			name: "balanced stale falls back to p2c", policy: func(r Rand) Policy { return Balanced{Rand: r} },
 			nodes: []directory.Node{
-				{ID: "a", Status: directory.Up, Users: 10, Capacity: 100, AgeMS: 200},
+				{ID: "a", Status: directory.Up, Users: 10, Capacity: 100, AgeMS: 1200},
 				{ID: "b", Status: directory.Up, Users: 20, Capacity: 100, AgeMS: 1500},
-				{ID: "c", Status: directory.Up, Users: 0, Capacity: 100},
+				{ID: "c", Status: directory.Up, Users: 0, Capacity: 100, AgeMS: 1100},
 			},
 			answers: []int{0, 0},
 			want: Result{
-				Node:   directory.Node{ID: "a", Status: directory.Up, Users: 10, Capacity: 100, AgeMS: 200},
+				Node:   directory.Node{ID: "a", Status: directory.Up, Users: 10, Capacity: 100, AgeMS: 1200},
 				Reason: "balanced: stale (age 1.5s > 1s), p2c: a (load 0.10) over b (load 0.20)",
 			},
 		},
@@ -134,16 +138,20 @@ func TestChoosers(t *testing.T) {
 			},
 		},
 		{
-			name: "balanced: overdue past its heartbeat by more than FreshAge is stale", policy: func(r Rand) Policy { return Balanced{Rand: r} },
+			// b is 1.5 s past its heartbeat: silent, perhaps dead. It is
+			// left out before the age of the numbers is judged, so it
+			// neither makes the others' numbers stale nor is picked.
+			// (It used to turn the pick to p2c, which then picked b in
+			// one pair of three.)
+			name: "balanced: a node overdue past its heartbeat by more than FreshAge is left out", policy: func(r Rand) Policy { return Balanced{Rand: r} },
 			nodes: []directory.Node{
 				{ID: "a", Status: directory.Up, Users: 10, Capacity: 100, HeartbeatMS: 2000, AgeMS: 200},
 				{ID: "b", Status: directory.Up, Users: 20, Capacity: 100, HeartbeatMS: 2000, AgeMS: 3500},
 				{ID: "c", Status: directory.Up, Users: 0, Capacity: 100, HeartbeatMS: 2000},
 			},
-			answers: []int{0, 0},
 			want: Result{
-				Node:   directory.Node{ID: "a", Status: directory.Up, Users: 10, Capacity: 100, HeartbeatMS: 2000, AgeMS: 200},
-				Reason: "balanced: stale (age 1.5s > 1s), p2c: a (load 0.10) over b (load 0.20)",
+				Node:   directory.Node{ID: "c", Status: directory.Up, Users: 0, Capacity: 100, HeartbeatMS: 2000},
+				Reason: "balanced: c (load 0.00), 1 of 2 compared of 3 near the least load (age 0s, 1 silent left out)",
 			},
 		},
 		{
@@ -157,7 +165,7 @@ func TestChoosers(t *testing.T) {
 			},
 			want: Result{
 				Node:   directory.Node{ID: "a", Status: directory.Up, Users: 10, Capacity: 100, HeartbeatMS: 2000, AgeMS: 1900},
-				Reason: "balanced: a (load 0.10), 1 of 2 compared of 3 near the least load (age 700ms)",
+				Reason: "balanced: a (load 0.10), 1 of 2 compared of 3 near the least load (age 0s, 1 silent left out)",
 			},
 		},
 	}
@@ -198,14 +206,23 @@ func TestBalancedRequestAge(t *testing.T) {
 		t.Errorf("Reason = %q, want %q", got.Reason, want)
 	}
 	// An age past what a Duration holds (a forged entry) is stale, not
-	// wrapped round to fresh.
-	nodes[0].AgeMS = 1 << 62
+	// wrapped round to fresh. Both entries say it: one alone that old
+	// would be left out as silent, and the other picked fresh.
+	nodes[0].AgeMS, nodes[1].AgeMS = 1<<62, 1<<62
 	got, err = Balanced{Rand: &script{t: t, answers: []int{1, 0}}}.Pick(nodes, Request{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(got.Reason, "balanced: stale") {
 		t.Errorf("Reason = %q with an age of 2^62 ms, want a stale pick", got.Reason)
+	}
+	nodes[1].AgeMS = 0
+	got, err = Balanced{Rand: &script{t: t}}.Pick(nodes, Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "balanced: b (load 0.20), 1 of 1 compared of 2 near the least load (age 0s, 1 silent left out)"; got.Reason != want {
+		t.Errorf("Reason = %q with one entry 2^62 ms old, want %q", got.Reason, want)
 	}
 }
 
@@ -259,6 +276,17 @@ func TestAvailable(t *testing.T) {
 		{
 			name: "only negative numbers says why", nodes: []directory.Node{node("negative-users", "", -5, 10), node("negative-capacity", "", -5, -1)},
 			wantIDs: []string{}, wantNote: "status: 0 of 2 available (other 2)",
+		},
+		{
+			// A node without an ID cannot be excluded once it fails
+			// (package failover): a forged directory listing one would
+			// have the client pick it again and again, never backing off.
+			name: "no ID", nodes: []directory.Node{node("up", "", 1, 10), node("", "", 0, 10)},
+			wantIDs: []string{"up"}, wantNote: "status: 1 of 2 available",
+		},
+		{
+			name: "only no ID says why", nodes: []directory.Node{node("", "", 0, 10)}, exclude: []string{""},
+			wantIDs: []string{}, wantNote: "status: 0 of 1 available (other 1)",
 		},
 	}
 	for _, tt := range tests {
@@ -429,6 +457,11 @@ func TestNoNode(t *testing.T) {
 			name:    "nothing up",
 			nodes:   []directory.Node{withStatus(node("a", "", 0, 1), directory.Starting), withStatus(node("b", "", 0, 1), directory.Down)},
 			wantMsg: "pick: no server available (status: 0 of 2 available (starting 1, down 1))",
+		},
+		{
+			name:    "degraded counted",
+			nodes:   []directory.Node{withStatus(node("a", "", 0, 1), directory.Degraded), withStatus(node("b", "", 0, 1), directory.Degraded), withStatus(node("c", "", 0, 1), directory.Draining)},
+			wantMsg: "pick: no server available (status: 0 of 3 available (draining 1, degraded 2))",
 		},
 		{
 			name:    "the only one excluded",

@@ -37,12 +37,18 @@ const DefaultTrackerTTL = 5 * time.Second
 // picks: every pick of the process, whichever node's directory it reads,
 // sees the same, freshest numbers, and the arrivals in flight on top.
 //
-// A directory that the caller has held for longer than TrackerSettle
-// (Request.Age, for Pick) teaches the Tracker nothing: its counts are
-// older than the ones kept, and a session that reattaches from the
-// directory its node pushed a while ago would otherwise take a count of
-// long ago for news, believe a fall or clear pending picks with it. Such a
-// directory only gets the kept counts and the pending picks added. The
+// An entry older than TrackerSettle teaches the Tracker nothing: its
+// count is older than the one kept, and a session that reattaches from
+// the directory its node pushed it would otherwise take a count of long
+// ago for news, believe a fall or clear pending picks with it. An
+// entry's age is how long the caller has held the directory
+// (Request.Age, for Pick) plus how far past its node's heartbeat the
+// entry was (AgeMS less HeartbeatMS: within the heartbeat, silence is no
+// news). Both count: a session applies pushes of changes to the
+// directory it holds, which makes the directory new (Request.Age is the
+// time since the last push) while the entries the pushes left alone keep
+// the users of the last whole view, their AgeMS grown by the time since.
+// Such entries only get the kept counts and the pending picks added. The
 // fresh directory a node answers the following hello with should then be
 // shown to the Tracker (Observe), so that the counts it keeps stay
 // current.
@@ -91,7 +97,7 @@ func NewTracker(ttl time.Duration) *Tracker {
 func (t *Tracker) Pick(p Policy, nodes []directory.Node, req Request, now time.Time) (Result, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	adjusted, added := t.adjust(t.buf, nodes, now, req.Age <= TrackerSettle)
+	adjusted, added := t.adjust(t.buf, nodes, now, req.Age)
 	if added > 0 {
 		t.buf = adjusted
 	}
@@ -106,14 +112,16 @@ func (t *Tracker) Pick(p Policy, nodes []directory.Node, req Request, now time.T
 	return res, nil
 }
 
-// Adjust observes nodes (clearing the pending picks they now show, and
-// expired ones) and returns them with each node's Users raised to the count
-// the Tracker keeps when that is higher, and its pending picks added. It returns nodes itself when nothing is pending, and a copy
-// otherwise; nodes is never modified. Use it with Add when Pick does not fit.
+// Adjust observes nodes, a directory just received (clearing the pending
+// picks they now show, and expired ones), and returns them with each
+// node's Users raised to the count the Tracker keeps when that is higher,
+// and its pending picks added. It returns nodes itself when nothing is
+// pending, and a copy otherwise; nodes is never modified. Use it with Add
+// when Pick does not fit.
 func (t *Tracker) Adjust(nodes []directory.Node, now time.Time) []directory.Node {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	adjusted, _ := t.adjust(nil, nodes, now, true)
+	adjusted, _ := t.adjust(nil, nodes, now, 0)
 	return adjusted
 }
 
@@ -123,7 +131,7 @@ func (t *Tracker) Adjust(nodes []directory.Node, now time.Time) []directory.Node
 func (t *Tracker) Observe(nodes []directory.Node, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.adjust(nil, nodes, now, true)
+	t.adjust(nil, nodes, now, 0)
 }
 
 // Add records a pick of node id made at now.
@@ -174,42 +182,25 @@ func (t *Tracker) expire(tr *tracked, now time.Time) {
 	tr.pending = tr.pending[n:]
 }
 
-// adjust is Adjust with t.mu held, copying into dst's storage when it
-// must copy; it also returns the number of pending picks it added. When
-// learn is false (a directory held too long to be news), nodes change
-// nothing the Tracker keeps but the expiry of pending picks.
-func (t *Tracker) adjust(dst, nodes []directory.Node, now time.Time, learn bool) ([]directory.Node, int) {
+// adjust is Adjust with t.mu held, for a directory held for age,
+// copying into dst's storage when it must copy; it also returns the
+// number of pending picks it added. An entry older than TrackerSettle
+// (see news) changes nothing the Tracker keeps but the expiry of pending
+// picks.
+func (t *Tracker) adjust(dst, nodes []directory.Node, now time.Time, age time.Duration) ([]directory.Node, int) {
 	var out []directory.Node
-	total, marked := 0, 0
-	if !learn {
-		for i := range nodes {
-			tr, ok := t.nodes[nodes[i].ID]
-			if !ok {
-				continue
-			}
-			t.expire(tr, now)
-			users := max(nodes[i].Users, tr.seen) + len(tr.pending)
-			if users == nodes[i].Users {
-				continue
-			}
-			if out == nil {
-				out = append(dst[:0], nodes...)
-			}
-			out[i].Users = users
-			total += len(tr.pending)
-		}
-		if out == nil {
-			return nodes, 0
-		}
-		return out, total
-	}
+	total, marked, learnt := 0, 0, false
 	t.gen++
 	for i := range nodes {
 		n := &nodes[i]
+		learn := news(n, age)
+		learnt = learnt || learn
 		tr, ok := t.nodes[n.ID]
 		if !ok {
-			t.nodes[n.ID] = &tracked{seen: n.Users, seenAt: now, gen: t.gen}
-			marked++
+			if learn {
+				t.nodes[n.ID] = &tracked{seen: n.Users, seenAt: now, gen: t.gen}
+				marked++
+			}
 			continue
 		}
 		if tr.gen != t.gen {
@@ -217,6 +208,7 @@ func (t *Tracker) adjust(dst, nodes []directory.Node, now time.Time, learn bool)
 			marked++
 		}
 		switch {
+		case !learn:
 		case tr.seen < 0 || n.Users == tr.seen:
 			tr.seen, tr.seenAt = n.Users, now
 		case n.Users > tr.seen:
@@ -238,10 +230,11 @@ func (t *Tracker) adjust(dst, nodes []directory.Node, now time.Time, learn bool)
 		out[i].Users = users
 		total += len(tr.pending)
 	}
-	// Forget nodes that left the directory and have nothing pending.
+	// Forget nodes that left the directory and have nothing pending; a
+	// directory too old to teach anything says nothing of who left either.
 	for id, tr := range t.nodes {
-		if marked == len(t.nodes) {
-			break // every node held is in this directory
+		if !learnt || marked == len(t.nodes) {
+			break // or every node held is in this directory
 		}
 		if tr.gen != t.gen {
 			t.expire(tr, now)
@@ -254,4 +247,12 @@ func (t *Tracker) adjust(dst, nodes []directory.Node, now time.Time, learn bool)
 		return nodes, 0
 	}
 	return out, total
+}
+
+// news reports whether n's entry, in a directory held for age, is recent
+// enough to teach a Tracker: age plus how far past its heartbeat the
+// entry was (overdueMS) at most TrackerSettle.
+func news(n *directory.Node, age time.Duration) bool {
+	left := TrackerSettle - max(age, 0)
+	return left >= 0 && overdueMS(n) <= left.Milliseconds()
 }

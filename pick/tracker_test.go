@@ -200,3 +200,49 @@ func TestTrackerHeldDirectoryTeachesNothing(t *testing.T) {
 		t.Errorf("after a fresh directory (-got +want):\n%s", diff)
 	}
 }
+
+// A session applies pushes of changes to the directory it holds: the
+// directory is new (Request.Age is the time since the last push) while
+// the entries no push carried keep the users of the last whole view,
+// their AgeMS grown since. Those entries teach the Tracker nothing (20
+// pending picks were taken for arrived when a count of 5 minutes ago
+// was above the one kept); the entry the last push carried does.
+func TestTrackerOldEntriesOfAPushedDirectoryTeachNothing(t *testing.T) {
+	tr := NewTracker(0)
+	var got []map[string]int
+	pickLast := PolicyFunc(func(nodes []directory.Node, req Request) (Result, error) {
+		got = append(got, users(nodes))
+		return Result{Node: nodes[len(nodes)-1], Reason: "last"}, nil
+	})
+	fresh := func(n1, n2, n3 int) []directory.Node {
+		return []directory.Node{node("n1", "", n1, 1000), node("n2", "", n2, 1000), node("n3", "", n3, 1000)}
+	}
+	tr.Observe(fresh(100, 100, 50)[:2], epoch)
+	for range 20 {
+		tr.Add("n1", epoch)
+	}
+	// 2 s later a session reattaches from the directory it holds: n1 and
+	// n2 show their users of its attach 5 minutes ago (n1 150: 50 have
+	// left since; n2 40), n3 joined in the push of 100 ms ago.
+	at := epoch.Add(2 * time.Second)
+	held := fresh(150, 40, 50)
+	for i := range held {
+		held[i].HeartbeatMS = 200
+		held[i].AgeMS = 300_000
+	}
+	held[2].AgeMS = 5
+	if _, err := tr.Pick(pickLast, held, Request{Age: 100 * time.Millisecond}, at); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(got, []map[string]int{{"n1": 170, "n2": 100, "n3": 50}}); diff != "" {
+		t.Errorf("what the policy saw (-got +want):\n%s", diff)
+	}
+	if n := tr.Pending("n1", at); n != 20 {
+		t.Errorf("pending on n1 = %d, want 20: the old count showed none of them", n)
+	}
+	// The next hello's directory: the pick of n3 arrived; n1 has 120
+	// users, 20 of them ours.
+	if diff := cmp.Diff(users(tr.Adjust(fresh(120, 100, 51), at)), map[string]int{"n1": 120, "n2": 100, "n3": 51}); diff != "" {
+		t.Errorf("after a fresh directory (-got +want):\n%s", diff)
+	}
+}

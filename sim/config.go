@@ -94,8 +94,10 @@ type Config struct {
 	// fidelity for speed (a pick costs O(ViewSize) instead of O(nodes)):
 	// random, p2c, dns-only and a stale default pick with exactly the same
 	// probabilities as from the whole directory, and group too with one
-	// zone; least-users and a fresh default then pick the least loaded of
-	// a sample, which herds less. Default 0: the whole directory.
+	// zone (the stale default as long as no view is more than half nodes
+	// silent for half a second, which pick.Balanced then keeps);
+	// least-users and a fresh default then pick the least loaded of a
+	// sample, which herds less. Default 0: the whole directory.
 	ViewSize int
 	// SampledViews makes the directories of ViewSize nodes the views a
 	// node draws for a hello (directory.Sample: the client's zone and
