@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -42,18 +43,47 @@ func runCerts(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if *id == "" || strings.ContainsAny(*id, `/\ `) || *id == "ca" {
 		return usagef(c.name, "certs: --node must name the node (not empty, no slashes or spaces, not \"ca\")")
 	}
+	// What the CA would refuse to sign, refused before anything is made.
+	if *service == "" || strings.ContainsAny(*service, " /*") {
+		return usagef(c.name, "certs: --service %q: want a DNS name (no spaces, slashes or wildcards)", *service)
+	}
+	for _, h := range splitList(*hosts) {
+		if net.ParseIP(h) == nil && strings.ContainsAny(h, " /:") {
+			return usagef(c.name, "certs: --host %q: want host names and IP addresses, comma-separated (no spaces, slashes or ports)", h)
+		}
+	}
+	if *validity <= 0 {
+		return usagef(c.name, "certs: --validity %v: want more than 0", *validity)
+	}
 	now := time.Now()
-	ca, created, err := pki.LoadOrCreateCA(*dir, *service, now)
-	if err != nil {
+	caFile, caKeyFile := filepath.Join(*dir, pki.CAFile), filepath.Join(*dir, pki.CAKeyFile)
+	certFile, keyFile := filepath.Join(*dir, *id+".pem"), filepath.Join(*dir, *id+".key")
+	// Both or neither: a new key beside an old certificate would not match
+	// it. A new CA is made in memory and written with them, so that a run
+	// that fails leaves no CA behind.
+	files := make([]pki.NewFile, 0, 4)
+	var ca *pki.CA
+	_, certErr := os.Stat(caFile)
+	_, keyErr := os.Stat(caKeyFile)
+	created := certErr != nil && keyErr != nil
+	if created {
+		var caKey []byte
+		if ca, caKey, err = pki.NewCA(*service, now); err != nil {
+			return fmt.Errorf("certs: %w", err)
+		}
+		files = append(files, pki.NewFile{Name: caKeyFile, Data: caKey, Perm: 0o600}, pki.NewFile{Name: caFile, Data: ca.CertPEM, Perm: 0o644})
+	} else if ca, err = pki.LoadCA(caFile, caKeyFile); err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
 	chain, key, err := ca.Issue(pki.Request{Service: *service, Hosts: splitList(*hosts), Validity: *validity}, now)
 	if err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
-	certFile, keyFile := filepath.Join(*dir, *id+".pem"), filepath.Join(*dir, *id+".key")
-	// Both or neither: a new key beside an old certificate would not match it.
-	if err := pki.WriteNewFiles(pki.NewFile{Name: keyFile, Data: key, Perm: 0o600}, pki.NewFile{Name: certFile, Data: chain, Perm: 0o644}); err != nil {
+	files = append(files, pki.NewFile{Name: keyFile, Data: key, Perm: 0o600}, pki.NewFile{Name: certFile, Data: chain, Perm: 0o644})
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return fmt.Errorf("certs: making %s: %w", *dir, err)
+	}
+	if err := pki.WriteNewFiles(files...); err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
 	if created {
@@ -128,6 +158,14 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef(c.name, "token: --user is required")
 	case *ttl <= 0:
 		return usagef(c.name, "token: --ttl must be positive")
+	}
+	// An empty item named no room, and a token minted from a list with
+	// none left would have no rooms claim: good in any room.
+	if _, given := c.from["rooms"]; given {
+		items := strings.Split(*rooms, ",")
+		if slices.ContainsFunc(items, func(r string) bool { return strings.TrimSpace(r) == "" }) {
+			return usagef(c.name, "token: --rooms %q: every item must name a room (leave --rooms out for a token good in any room)", *rooms)
+		}
 	}
 	key, err := pki.LoadSigningKey(*keyFile)
 	if err != nil {

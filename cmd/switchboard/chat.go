@@ -14,6 +14,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/rivo/uniseg"
 	"golang.org/x/term"
 
 	"github.com/switchboard/switchboard/client"
@@ -74,13 +75,26 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usagef(c.name, "chat: unexpected arguments %q after the room %q", strings.Join(pos[1:], " "), pos[0])
 	}
 	room := pos[0]
+	if why := wire.RoomNameProblem(room); why != "" {
+		return usagef(c.name, "chat: room %q: %s", wire.Clip(room, wire.MaxRoomName), why)
+	}
 	s, err := cf.dial(ctx, *user)
 	if err != nil {
 		return fmt.Errorf("chat: %w", err)
 	}
 	defer s.Close()
-	if err := s.Join(room); err != nil {
-		return err
+	// Wait for the node's answer: a refusal (a token that does not allow
+	// the room, a limit) ends the command here, saying why, rather than
+	// leave a screen that takes keys no room will get.
+	if _, err := s.JoinWait(ctx, room); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while joining
+		}
+		var refusal *client.ServerError
+		if errors.As(err, &refusal) {
+			err = refusal // the node's words, without the client's own "joining room"
+		}
+		return fmt.Errorf("chat: joining %q: %w", room, err)
 	}
 	v := &chatView{s: s, room: room, text: rtt.NewRoom(0)}
 	if *script {
@@ -226,16 +240,42 @@ func (v *chatView) runScript(ctx context.Context, in io.Reader, out io.Writer, p
 			print(v.handle(e))
 		}
 	}()
-	script := scriptInput{r: bufio.NewReader(in)}
+	// The input is read in a goroutine of its own, as runTerminal reads
+	// the terminal: a read waits for as long as the input stays open, and
+	// a signal must still stop the command. The goroutine is left blocked
+	// in that read; the process exits.
+	chunks := make(chan string)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(chunks)
+		script := scriptInput{r: bufio.NewReader(in)}
+		for {
+			text, err := script.next()
+			if err != nil {
+				return
+			}
+			select {
+			case chunks <- text:
+			case <-stop:
+				return
+			}
+		}
+	}()
 	tick := time.NewTicker(max(pace, time.Microsecond))
 	defer tick.Stop()
+typing:
 	for {
-		text, err := script.next()
-		if err != nil {
-			break
-		}
-		if _, err := v.typed(text); err != nil {
-			return err
+		select {
+		case text, ok := <-chunks:
+			if !ok {
+				break typing
+			}
+			if _, err := v.typed(text); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return nil
 		}
 		select {
 		case <-tick.C:
@@ -439,20 +479,34 @@ func escapeLen(p []byte) (n int, whole bool) {
 	return 1, true
 }
 
-// draw repaints the screen: a header, the last completed lines, then each
-// participant's live line.
+// draw repaints the screen, sized to the terminal on standard output.
 func (v *chatView) draw(out io.Writer) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	_, height, err := term.GetSize(int(os.Stdout.Fd()))
-	if err != nil || height < 5 {
-		height = 24
+	width, height, err := term.GetSize(int(os.Stdout.Fd()))
+	if err != nil || width < 1 || height < 5 {
+		width, height = 80, 24
 	}
+	screen := v.screenLocked(v.s.User(), width, height)
+	if v.alerts > 0 {
+		screen += "\a"
+		v.alerts = 0
+	}
+	_, _ = io.WriteString(out, screen)
+}
+
+// screenLocked is what draw writes for a terminal of width columns and
+// height rows, with me the user: a header, the last completed lines, then
+// each participant's live line. The header is cut and the rules drawn to
+// the width: a row longer than the terminal would wrap onto the next and
+// push the top of the screen out.
+func (v *chatView) screenLocked(me string, width, height int) string {
 	state := v.text.State()
+	rule := strings.Repeat("-", width) + "\r\n"
 	var b strings.Builder
 	b.WriteString("\x1b[H\x1b[2J")
-	fmt.Fprintf(&b, "room %s as %s, %s; users: %s; Ctrl-C quits\r\n", v.room, v.s.User(), v.status, strings.Join(v.users, ", "))
-	b.WriteString(strings.Repeat("-", 60) + "\r\n")
+	b.WriteString(clip(fmt.Sprintf("room %s as %s, %s; users: %s; Ctrl-C quits", v.room, me, v.status, strings.Join(v.users, ", ")), width) + "\r\n")
+	b.WriteString(rule)
 	live := slices.Sorted(maps.Keys(state.Live))
 	room := height - 3 - len(live)
 	lines := state.Lines
@@ -462,17 +516,33 @@ func (v *chatView) draw(out io.Writer) {
 	for _, l := range lines {
 		fmt.Fprintf(&b, "%s: %s\r\n", l.From, l.Text)
 	}
-	b.WriteString(strings.Repeat("-", 60) + "\r\n")
-	me := v.s.User()
+	b.WriteString(rule)
 	for _, u := range live {
 		if u != me {
 			fmt.Fprintf(&b, "%s> %s\r\n", u, state.Live[u])
 		}
 	}
 	fmt.Fprintf(&b, "%s> %s", me, state.Live[me])
-	if v.alerts > 0 {
-		b.WriteByte(0x07)
-		v.alerts = 0
+	return b.String()
+}
+
+// clip cuts s to at most width columns of a terminal, between characters
+// as the user sees them (a wide character takes two columns).
+func clip(s string, width int) string {
+	if uniseg.StringWidth(s) <= width {
+		return s
 	}
-	_, _ = io.WriteString(out, b.String())
+	var b strings.Builder
+	used, state := 0, -1
+	for rest := s; rest != ""; {
+		var c string
+		var w int
+		c, rest, w, state = uniseg.FirstGraphemeClusterInString(rest, state)
+		if used+w > width {
+			break
+		}
+		b.WriteString(c)
+		used += w
+	}
+	return b.String()
 }

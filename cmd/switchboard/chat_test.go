@@ -1,12 +1,21 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/token"
 )
 
 // The terminal chat client, driven through tmux as a person would use it,
@@ -64,5 +73,68 @@ func TestChatShowsRemoteTypingLive(t *testing.T) {
 	waitScreen("alice types", "alice: hello bob", "alice> still typ")
 	if s := screen(); !strings.Contains(s, "on n2") {
 		t.Errorf("bob's header does not say he is on n2:\n%s", s)
+	}
+}
+
+// chat --script stops at SIGTERM (or Ctrl-C) while its input stays open:
+// it used to wait in a read of the input that no signal ended.
+func TestChatScriptStopsOnSignalWithInputOpen(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	// A bound for the whole test, not a wait: past it the process is
+	// killed and the test fails.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "chat", "--script", "--service", c.Nodes[0].Addr(), "--user", "ann", "lobby")
+	in, err := cmd.StdinPipe() // held open until the test ends
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr nodetest.LockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() && !strings.HasPrefix(lines.Text(), "* joined lobby") {
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil || ctx.Err() != nil {
+		t.Errorf("chat --script after SIGTERM with its input open: %v (%v), want exit 0\n%s", err, ctx.Err(), stderr.String())
+	}
+}
+
+// chat into a room the token does not allow fails at once, with the
+// node's reason. It used to show the room, refuse each key with "room not
+// joined (or left)", or, in --script, exit 0.
+func TestChatRefusedJoinSaysWhy(t *testing.T) {
+	key, pub := nodetest.TokenKey(t)
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) { cfg.TokenKey = pub }})
+	now := time.Now()
+	tok, err := token.Mint(key, token.Claims{User: "ann", Service: c.Config.Service, Expires: now.Add(time.Hour), Rooms: []string{"ops"}}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := writeFile(t, "ann.token", tok+"\n")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "chat", "--script", "--linger", "0s", "--service", c.Nodes[0].Addr(), "--user", "ann", "--token", tokenFile, "lobby")
+	cmd.Stdin = strings.NewReader("hi\n")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != exitFailure {
+		t.Errorf("chat into a room the token does not allow: %v, want exit 1\n%s", err, stderr.String())
+	}
+	if want := `switchboard: chat: joining "lobby": client: server said unauthorized: the token does not allow room "lobby"`; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr:\n%s\nwant %q", stderr.String(), want)
 	}
 }

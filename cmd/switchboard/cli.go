@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/switchboard/switchboard/internal/config"
@@ -89,6 +90,8 @@ type cmdline struct {
 	about    string // a paragraph under the usage line
 	stdout   io.Writer
 	stderr   io.Writer
+	// file is set for a command that also reads a config file (serve).
+	file bool
 	// from says where each set flag's value came from: "--capacity",
 	// "SWITCHBOARD_SERVE_CAPACITY", "FILE:LINE: capacity".
 	from map[string]string
@@ -117,7 +120,7 @@ func (c *cmdline) parse(args []string) ([]string, error) {
 				c.help(c.stdout)
 				return nil, flag.ErrHelp
 			}
-			return nil, usagef(c.name, "%s: %v", c.name, err)
+			return nil, usagef(c.name, "%s: %s", c.name, flagDashes.ReplaceAllString(err.Error(), "$1--"))
 		}
 		left := c.fs.Args()
 		if len(left) == 0 {
@@ -133,6 +136,11 @@ func (c *cmdline) parse(args []string) ([]string, error) {
 	c.fs.Visit(func(f *flag.Flag) { c.from[f.Name] = "--" + f.Name })
 	return pos, c.applyEnv()
 }
+
+// flagDashes finds the one dash the flag package's parse errors put
+// before a flag's name ("flag provided but not defined: -nope"); parse
+// makes it the two that -h and the docs write.
+var flagDashes = regexp.MustCompile(`^(flag provided but not defined: |flag needs an argument: |invalid value "(?:[^"\\]|\\.)*" for flag |invalid boolean value "(?:[^"\\]|\\.)*" for )-`)
 
 // noArgs rejects positional arguments for a command that takes none.
 func (c *cmdline) noArgs(pos []string) error {
@@ -169,7 +177,11 @@ func (c *cmdline) applyEnv() error {
 			// Counted as unset: a compose file's ${UNSET} gives an empty
 			// variable, and taken it would turn off what the config
 			// file sets (a token key, an admin token) without a word.
-			fmt.Fprintf(c.stderr, "switchboard: warning: %s is empty: ignored, as if unset (--%s comes from the command line, the config file or its default)\n", key, f.Name)
+			sources := "the command line or its default"
+			if c.file {
+				sources = "the command line, the config file or its default"
+			}
+			fmt.Fprintf(c.stderr, "switchboard: warning: %s is empty: ignored, as if unset (--%s comes from %s)\n", key, f.Name, sources)
 			return
 		}
 		if err := c.fs.Set(f.Name, v); err != nil {

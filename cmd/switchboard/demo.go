@@ -39,6 +39,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *nodes < 1 || *nodes > 9 {
 		return usagef(c.name, "demo: --nodes %d is outside 1..9", *nodes)
 	}
+	// Every node listens on --port, its HTTP on port+1 and its cluster on
+	// port+2: all three must be ports.
+	if *port < 1 || *port > 65535-2 {
+		return usagef(c.name, "demo: --port %d is outside 1..65533 (the nodes use it, port+1 for HTTP and port+2 for the cluster)", *port)
+	}
+	if *dnsPort < 1 || *dnsPort > 65535 {
+		return usagef(c.name, "demo: --dns-port %d is outside 1..65535", *dnsPort)
+	}
 	logger, err := lf.logger(c.name, stderr)
 	if err != nil {
 		return err

@@ -47,10 +47,10 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if len(pos) != 1 {
-		return usagef(c.name, "want one NODE (its HTTP address or ID), got %d arguments", len(pos))
+		return usagef(c.name, "drain: want one NODE (its HTTP address or ID), got %d arguments", len(pos))
 	}
 	if *within < 0 || *within > 24*time.Hour {
-		return usagef(c.name, "--within %v: want 0s to 24h", *within)
+		return usagef(c.name, "drain: --within %v: want 0s to 24h", *within)
 	}
 	var token string
 	if *adminToken != "" {
@@ -63,7 +63,7 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, _, err := net.SplitHostPort(pos[0]); err != nil && token != "" && !*https {
 		// The address would come from a directory (a forged entry can
 		// name any host), and the token would go to it in clear.
-		return usagef(c.name, "NODE %q is an ID: its HTTP address comes from the directory, and the admin token would go there in clear; add --https (with --ca and --tls-name), or name the node's HTTP address HOST:PORT", pos[0])
+		return usagef(c.name, "drain: NODE %q is an ID: its HTTP address comes from the directory, and the admin token would go there in clear; add --https (with --ca and --tls-name), or name the node's HTTP address HOST:PORT", pos[0])
 	}
 	if *https {
 		tf.on = true
@@ -102,7 +102,7 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		if notHTTP(err) {
 			if token != "" && !*https {
-				return usagef(c.name, "NODE %s is a client address, not an HTTP API: the node's HTTP address would come from its directory, and the admin token would go there in clear; add --https (with --ca and --tls-name), or name the node's HTTP address (serve --http)", pos[0])
+				return usagef(c.name, "drain: NODE %s is a client address, not an HTTP API: the node's HTTP address would come from its directory, and the admin token would go there in clear; add --https (with --ca and --tls-name), or name the node's HTTP address (serve --http)", pos[0])
 			}
 			if httpAddr, err = nw.selfHTTP(ctx, pos[0], tlsCfg); err != nil {
 				return err

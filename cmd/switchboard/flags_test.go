@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -57,17 +58,33 @@ func TestExitCodesAndHelp(t *testing.T) {
 		{name: "unknown scenario", args: []string{"bench", "storms"}, code: 2, stderr: []string{`unknown scenario "storms"`}, stderrRows: 2},
 		{
 			name: "bad flag: the error once and a hint", args: []string{"serve", "--bogus"}, code: 2,
-			stderr:   []string{"switchboard: serve: flag provided but not defined: -bogus\n", "Run 'switchboard serve -h' for its flags.\n"},
+			stderr:   []string{"switchboard: serve: flag provided but not defined: --bogus\n", "Run 'switchboard serve -h' for its flags.\n"},
 			noStderr: []string{"usage:", "--capacity"}, stderrRows: 2,
 		},
 		{
 			name: "bad value", args: []string{"serve", "--feed-heartbeat", "100ms"}, code: 2,
-			stderr: []string{`invalid value "100ms" for flag -feed-heartbeat: 100ms is below 500ms`}, stderrRows: 2,
+			stderr: []string{`invalid value "100ms" for flag --feed-heartbeat: 100ms is below 500ms`}, stderrRows: 2,
 		},
 		{
 			name: "a rate that is not a number", args: []string{"serve", "--chunk-rate", "NaN", "--check"}, code: 2,
-			stderr: []string{`invalid value "NaN" for flag -chunk-rate: "NaN" is not a finite number`}, stderrRows: 2,
+			stderr: []string{`invalid value "NaN" for flag --chunk-rate: "NaN" is not a finite number`}, stderrRows: 2,
 		},
+		// The flag package's errors name flags with two dashes, as -h does.
+		{name: "a flag without its value", args: []string{"dir", "--via"}, code: 2, stderr: []string{"switchboard: dir: flag needs an argument: --via\n"}, stderrRows: 2},
+		{name: "a bad boolean", args: []string{"serve", "--check=maybe"}, code: 2, stderr: []string{`switchboard: serve: invalid boolean value "maybe" for --check: `}, stderrRows: 2},
+		{name: "a single-dash unknown flag", args: []string{"token", "-nope"}, code: 2, stderr: []string{"switchboard: token: flag provided but not defined: --nope\n"}, stderrRows: 2},
+		{
+			name: "probe's arguments are for --caught-up", args: []string{"probe", "127.0.0.1:7071"}, code: 2,
+			stderr: []string{`probe: unexpected argument "127.0.0.1:7071": HTTP addresses go with --caught-up; name the node to ask whether it is ready with --http`}, stderrRows: 2,
+		},
+		{name: "drain without a node", args: []string{"drain"}, code: 2, stderr: []string{"switchboard: drain: want one NODE"}, stderrRows: 2},
+		{name: "drain with a bad window", args: []string{"drain", "n1", "--within", "25h"}, code: 2, stderr: []string{"switchboard: drain: --within 25h0m0s"}, stderrRows: 2},
+		// A port the nodes could not use is a usage error naming the flag,
+		// not a node's "bad port" for an address the user never gave.
+		{name: "demo's port leaves no room for HTTP", args: []string{"demo", "--port", "65535"}, code: 2, stderr: []string{"demo: --port 65535 is outside 1..65533"}, stderrRows: 2},
+		{name: "demo's port leaves no room for the cluster", args: []string{"demo", "--port", "65534"}, code: 2, stderr: []string{"demo: --port 65534 is outside 1..65533"}, stderrRows: 2},
+		{name: "demo's port below 1", args: []string{"demo", "--port", "0"}, code: 2, stderr: []string{"demo: --port 0 is outside 1..65533"}, stderrRows: 2},
+		{name: "demo's DNS port", args: []string{"demo", "--dns-port", "70000"}, code: 2, stderr: []string{"demo: --dns-port 70000 is outside 1..65535"}, stderrRows: 2},
 		{
 			name: "--check says what the DNS responder would refuse at start", args: []string{"serve", "--dns", "127.0.0.1:0", "--dns-ttl", "500ms", "--check"}, code: 1,
 			stderr: []string{"TTL 500ms is below 1s"},
@@ -81,6 +98,7 @@ func TestExitCodesAndHelp(t *testing.T) {
 		{name: "chat needs a user", args: []string{"chat", "lobby"}, code: 2, stderr: []string{"chat: --user is required"}},
 		{name: "chat needs one room", args: []string{"chat", "--user", "ann", "lobby", "hall"}, code: 2, stderr: []string{`unexpected arguments "hall" after the room "lobby"`}},
 		{name: "chat with no room", args: []string{"chat", "--user", "ann"}, code: 2, stderr: []string{"name the ROOM"}},
+		{name: "chat with a bad room name", args: []string{"chat", "--user", "ann", "lob by"}, code: 2, stderr: []string{`chat: room "lob by": room names hold only letters`}, stderrRows: 2},
 		{name: "bad log format", args: []string{"serve", "--log-format", "xml", "--check"}, code: 2, stderr: []string{`--log-format "xml": want text or json`}},
 		{name: "bad policy", args: []string{"connect", "--policy", "fastest"}, code: 2, stderr: []string{"connect: --policy"}},
 		{name: "version", args: []string{"version"}, code: 0, stdout: []string{"switchboard "}},
@@ -196,6 +214,21 @@ func TestEnvironmentTwins(t *testing.T) {
 				t.Errorf("stderr %q, want %q", stderr.String(), tt.warn)
 			}
 		})
+	}
+}
+
+// The warning for an empty twin says where the flag's value comes from
+// instead: a config file only for serve, the one command that reads one.
+func TestEmptyTwinSaysWhereTheFlagComesFrom(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("SWITCHBOARD_SERVE_CAPACITY", "")
+	t.Setenv("SWITCHBOARD_TOKEN_TTL", "")
+	if _, _, stderr := runArgs(t, "serve", "--check"); !strings.Contains(stderr, "SWITCHBOARD_SERVE_CAPACITY is empty: ignored, as if unset (--capacity comes from the command line, the config file or its default)\n") {
+		t.Errorf("serve's warning:\n%s", stderr)
+	}
+	_, _, stderr := runArgs(t, "token")
+	if !strings.Contains(stderr, "SWITCHBOARD_TOKEN_TTL is empty: ignored, as if unset (--ttl comes from the command line or its default)\n") || strings.Contains(stderr, "config file") {
+		t.Errorf("token's warning names a config file it does not read:\n%s", stderr)
 	}
 }
 
@@ -321,6 +354,92 @@ func TestCertsAndKeygenWriteAllOrNone(t *testing.T) {
 	for _, f := range []string{"token.key", "admin.token"} {
 		if _, err := os.Stat(filepath.Join(keys, f)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("keygen beside a token.pub wrote %s (%v)", f, err)
+		}
+	}
+}
+
+// A certs run that fails writes nothing: bad flag values are usage errors
+// found before the CA is made, and a new CA is written only with the
+// node's files. Such runs used to leave a new ca.key and ca.pem behind.
+func TestCertsFailedRunWritesNothing(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"a host with a space", []string{"--host", "bad host"}, exitUsage, `certs: --host "bad host"`},
+		{"a host with a port", []string{"--host", "127.0.0.1,n1.example:7070"}, exitUsage, `certs: --host "n1.example:7070"`},
+		{"a negative validity", []string{"--validity", "-1h"}, exitUsage, "certs: --validity -1h0m0s: want more than 0"},
+		{"no validity", []string{"--validity", "0s"}, exitUsage, "certs: --validity 0s: want more than 0"},
+		{"a service with a space", []string{"--service", "chat test"}, exitUsage, `certs: --service "chat test"`},
+		// Known only once the CA is: past a new CA's ten years.
+		{"a certificate that outlives its CA", []string{"--validity", "100000h"}, exitFailure, "would outlive its CA"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "certs")
+			args := append([]string{"certs", "--dir", dir, "--service", "chat.test", "--node", "n1"}, tt.args...)
+			code, stdout, stderr := runArgs(t, args...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit %d and %q", code, stderr, tt.code, tt.want)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+			if entries, err := os.ReadDir(dir); !errors.Is(err, os.ErrNotExist) {
+				var names []string
+				for _, e := range entries {
+					names = append(names, e.Name())
+				}
+				t.Errorf("the failed run left %s with %q (%v), want no directory", dir, names, err)
+			}
+		})
+	}
+	// With a CA there already, a failed run leaves it as it was.
+	dir := t.TempDir()
+	if code, _, stderr := runArgs(t, "certs", "--dir", dir, "--service", "chat.test", "--node", "n1"); code != exitOK {
+		t.Fatalf("certs: %s", stderr)
+	}
+	if code, _, _ := runArgs(t, "certs", "--dir", dir, "--service", "chat.test", "--node", "n2", "--validity", "100000h"); code != exitFailure {
+		t.Errorf("a certificate past the CA's end: exit %d, want 1", code)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if want := []string{"ca.key", "ca.pem", "n1.key", "n1.pem"}; !slices.Equal(names, want) {
+		t.Errorf("after a failed run %s holds %q, want %q", dir, names, want)
+	}
+}
+
+// token --rooms names the rooms the token allows: a list with no room in
+// it, or an empty item, is a usage error. It used to drop the empty items
+// and mint a token without the claim, which allows every room.
+func TestTokenRoomsNameRooms(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	keys := t.TempDir()
+	if code, _, stderr := runArgs(t, "keygen", "--dir", keys); code != exitOK {
+		t.Fatalf("keygen: %s", stderr)
+	}
+	mint := []string{"token", "--key", filepath.Join(keys, "token.key"), "--service", "chat.test", "--user", "ann"}
+	for _, rooms := range []string{",", " , ", "", "lobby,,ops", "lobby, "} {
+		code, stdout, stderr := runArgs(t, append(mint, "--rooms", rooms)...)
+		if code != exitUsage || stdout != "" || !strings.Contains(stderr, fmt.Sprintf("token: --rooms %q: every item must name a room", rooms)) {
+			t.Errorf("--rooms %q: exit %d, stdout %q, stderr:\n%s\nwant exit 2, no token, and why", rooms, code, stdout, stderr)
+		}
+	}
+	t.Setenv("SWITCHBOARD_TOKEN_ROOMS", ",")
+	if code, stdout, _ := runArgs(t, mint...); code != exitUsage || stdout != "" {
+		t.Errorf("SWITCHBOARD_TOKEN_ROOMS=\",\": exit %d, stdout %q; want exit 2 and no token", code, stdout)
+	}
+	t.Setenv("SWITCHBOARD_TOKEN_ROOMS", "")
+	for _, args := range [][]string{{"--rooms", "lobby, ops"}, nil} {
+		if code, stdout, stderr := runArgs(t, append(mint, args...)...); code != exitOK || stdout == "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s", args, code, stdout, stderr)
 		}
 	}
 }

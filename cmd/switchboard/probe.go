@@ -43,8 +43,12 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if !*caughtUp {
-		if err := c.noArgs(pos); err != nil {
-			return err
+		if len(pos) > 0 {
+			what := "argument"
+			if len(pos) > 1 {
+				what = "arguments"
+			}
+			return usagef(c.name, "%s: unexpected %s %q: HTTP addresses go with --caught-up; name the node to ask whether it is ready with --http", c.name, what, strings.Join(pos, " "))
 		}
 	} else if *live {
 		return usagef(c.name, "%s: --live and --caught-up ask different questions; give one", c.name)
@@ -111,6 +115,10 @@ func (p prober) get(ctx context.Context, addr, path string) (int, []byte, error)
 		return 0, nil, fmt.Errorf("probe: %w", err)
 	}
 	resp, err := hc.Do(req)
+	if notHTTP(err) {
+		// A node's client port answers with a protocol line.
+		return 0, nil, fmt.Errorf("probe: %s is not an HTTP API: give serve's --http address", addr)
+	}
 	if err != nil {
 		return 0, nil, fmt.Errorf("probe: %w", err)
 	}

@@ -13,13 +13,19 @@ import (
 
 // TestProbe: probe exits 0 with the node's status while the node is up,
 // 1 with the status and reason once it drains (while --live still says
-// the process serves), and 1 when nothing answers.
+// the process serves), and 1 when nothing answers or what answers is not
+// an HTTP API.
 func TestProbe(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitAllUp(settle)
 	n1 := c.Nodes[0]
 	if code, stdout, stderr := runArgs(t, "probe", "--http", n1.HTTPAddr()); code != exitOK || !strings.Contains(stdout, "up") {
 		t.Fatalf("probe of an up node: exit %d\n%s%s", code, stdout, stderr)
+	}
+	// The node's client port answers with a protocol line, not HTTP:
+	// probe says which address it wants, not Go's "malformed HTTP".
+	if code, _, stderr := runArgs(t, "probe", "--http", n1.Addr()); code != exitFailure || !strings.Contains(stderr, "probe: "+n1.Addr()+" is not an HTTP API: give serve's --http address") || strings.Contains(stderr, "malformed") {
+		t.Errorf("probe of the client port: exit %d, stderr %q; want 1, not an HTTP API", code, stderr)
 	}
 	n1.SetDraining(true)
 	if code, _, stderr := runArgs(t, "probe", "--http", n1.HTTPAddr()); code != exitFailure || !strings.Contains(stderr, "503") || !strings.Contains(stderr, "draining") {

@@ -59,6 +59,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 			"environment, then the --config file (a flat TOML file whose keys are the flag\n"+
 			"names; docs/switchboard.example.toml), then the defaults below. With --check,\n"+
 			"serve validates them all, prints where each came from, and exits.", stdout, stderr)
+	c.file = true
 	fs := c.fs
 	fs.StringVar(&s.configPath, "config", "", "settings file (TOML, keys named as these flags)")
 	fs.BoolVar(&s.check, "check", false, "validate the settings, print them with their sources, and exit (0 valid, 1 not)")

@@ -63,7 +63,7 @@ var (
 	ErrKeyType = errors.New("pki: unexpected key type")
 	// ErrBadRequest: a certificate request names no service or a bad host.
 	ErrBadRequest = errors.New("pki: bad certificate request")
-	// ErrExists: WriteNew refused to replace a file.
+	// ErrExists: WriteNew or WriteNewFiles refused to replace a file.
 	ErrExists = errors.New("pki: file exists")
 )
 
@@ -421,7 +421,7 @@ func WriteNewFiles(files ...NewFile) (err error) {
 		f, err := os.OpenFile(nf.Name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, nf.Perm)
 		if err != nil {
 			if errors.Is(err, os.ErrExist) {
-				return fmt.Errorf("pki: %s exists, so nothing was written (remove it to make new ones): %w", nf.Name, ErrExists)
+				return &existsError{name: nf.Name}
 			}
 			return fmt.Errorf("pki: %w", err)
 		}
@@ -434,6 +434,16 @@ func WriteNewFiles(files ...NewFile) (err error) {
 	}
 	return nil
 }
+
+// existsError is WriteNewFiles' refusal: it says what is in the way and
+// what to do, once, and matches ErrExists.
+type existsError struct{ name string }
+
+func (e *existsError) Error() string {
+	return "pki: " + e.name + " exists, so nothing was written (move it away to make new ones)"
+}
+
+func (e *existsError) Unwrap() error { return ErrExists }
 
 func findBlock(data []byte, typ string) *pem.Block {
 	for {

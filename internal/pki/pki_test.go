@@ -209,6 +209,10 @@ func TestWriteNewFilesAllOrNone(t *testing.T) {
 	if !errors.Is(err, pki.ErrExists) || !strings.Contains(err.Error(), cert) {
 		t.Errorf("WriteNewFiles beside an existing %s: %v, want ErrExists naming it", cert, err)
 	}
+	// It says so once, and what to do (docs/security.md).
+	if want := "pki: " + cert + " exists, so nothing was written (move it away to make new ones)"; err == nil || err.Error() != want {
+		t.Errorf("WriteNewFiles beside an existing %s says %q, want %q", cert, err, want)
+	}
 	if _, err := os.Stat(key); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the key was left behind: %v", err)
 	}
