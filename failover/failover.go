@@ -566,8 +566,13 @@ func (m *Machine) record(id string, err error) *attempt {
 }
 
 // giveUp builds the Fail error: what the flow tried, and the last cause.
+// Before the deadline (the next try would begin past it) it says how
+// early it gives up.
 func (m *Machine) giveUp(now time.Time) error {
 	msg := m.Tried(now)
+	if left := m.deadline.Sub(now); left > 0 {
+		msg = fmt.Sprintf("(%v left, too little for the next try) %s", left, msg)
+	}
 	if m.lastErr != nil {
 		return fmt.Errorf("%w %s; last error: %w", ErrDeadline, msg, m.lastErr)
 	}

@@ -298,7 +298,7 @@ func TestTranscripts(t *testing.T) {
 				{0, attached("n1"), "done", nil},
 				{20_000, Outcome{Kind: Dropped, Node: "n1", Held: true, Deadline: t0.Add(21_000 * time.Millisecond)}, "pick after 250ms", nil},
 				{20_250, noCand, "refresh", nil},
-				{20_990, dirFailed("no route"), "fail: failover: deadline reached after 990ms and 1 failed pass: " +
+				{20_990, dirFailed("no route"), "fail: failover: deadline reached (10ms left, too little for the next try) after 990ms and 1 failed pass: " +
 					"n1: session dropped; common address: 1 fetch failed; no node to pick 1 time; last error: no route", nil},
 			},
 		},
@@ -317,11 +317,11 @@ func TestTranscripts(t *testing.T) {
 				{280, draining("n2"), "pick", nil},
 				{280, noCand, "refresh after 200ms", nil},
 				{480, dirFailed("dns: no answer"), "refresh after 400ms", nil},
-				{880, dirFailed("dns: no answer"), "fail: failover: deadline reached after 880ms and 4 failed passes: " +
+				{880, dirFailed("dns: no answer"), "fail: failover: deadline reached (120ms left, too little for the next try) after 880ms and 4 failed passes: " +
 					"n1: 3 dials failed (last: i/o timeout); n2: 1 refusal (last: node is draining); " +
 					"common address: 3 fetches failed; no node to pick 1 time; last error: dns: no answer", nil},
 				// The machine stays failed until a new flow starts.
-				{900, fetched, "fail: failover: deadline reached after 880ms and 4 failed passes: " +
+				{900, fetched, "fail: failover: deadline reached (120ms left, too little for the next try) after 880ms and 4 failed passes: " +
 					"n1: 3 dials failed (last: i/o timeout); n2: 1 refusal (last: node is draining); " +
 					"common address: 3 fetches failed; no node to pick 1 time; last error: dns: no answer", nil},
 				{900, begin(0), "refresh", nil},
@@ -334,7 +334,7 @@ func TestTranscripts(t *testing.T) {
 				{0, begin(100), "refresh", nil},
 				{0, fetched, "pick", nil},
 				{0, picked("n1"), "dial n1", nil},
-				{80, dialFailed("n1"), "fail: failover: deadline reached after 80ms and 0 failed passes: " +
+				{80, dialFailed("n1"), "fail: failover: deadline reached (20ms left, too little for the next try) after 80ms and 0 failed passes: " +
 					"n1: 1 dial failed (last: connection refused); last error: connection refused", nil},
 			},
 		},
@@ -358,7 +358,7 @@ func TestTranscripts(t *testing.T) {
 			name: "dropped with a deadline",
 			steps: []step{
 				{0, attached("n1"), "done", nil},
-				{20_000, Outcome{Kind: Dropped, Node: "n1", Deadline: t0.Add(20_100 * time.Millisecond)}, "fail: failover: deadline reached after 0s and 0 failed passes: n1: session dropped", nil},
+				{20_000, Outcome{Kind: Dropped, Node: "n1", Deadline: t0.Add(20_100 * time.Millisecond)}, "fail: failover: deadline reached (100ms left, too little for the next try) after 0s and 0 failed passes: n1: session dropped", nil},
 			},
 		},
 	}
