@@ -261,8 +261,8 @@ export class Session extends EventTarget {
   // fetchDirectory asks for the directory, as the Go client says hello
   // (client/session.go, helloOrder): at the common address, then at the
   // nodes of the directory it holds that are not down, those up first,
-  // each group in random order; then the addresses of nodes in their
-  // cool-down, wherever they are listed; last the nodes listed down (a
+  // each group in random order; then the addresses of nodes left out
+  // (isExcluded), wherever they are listed; last the nodes listed down (a
   // node cut off in a minority lists its healthy peers down before it
   // steps aside). A down or silent node may be a paused one, which costs
   // a whole timeout. It returns the id
@@ -358,7 +358,8 @@ export class Session extends EventTarget {
     return true;
   }
 
-  // isExcluded reports whether node id is in its cool-down.
+  // isExcluded reports whether node id is in its cool-down, or left out
+  // of the flow until it has tried every other node (failover.js).
   isExcluded(id, now = Date.now()) {
     return this.machine.excluded(id, now);
   }

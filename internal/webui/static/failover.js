@@ -23,6 +23,15 @@
 //     a fresh one only once no node of it is left. A node left out only
 //     because it dropped the session is taken back as soon as it answers
 //     a directory fetch itself (it restarted);
+//   - within a flow, a node left out for any of these stays out past its
+//     cool-down until every other candidate has been tried, that is until
+//     a pick finds nothing (no candidate): then a new round begins, in
+//     which only the cool-downs still running count. Trying the nodes of
+//     the page's zone one by one can take longer than the cool-down
+//     (three that time out, 2 s or more each): without rounds the first
+//     would be back before the last was tried, and the pick would never
+//     leave the zone. Each flow (begin, dropped) starts a round of its
+//     own, with the node that dropped the session in it;
 //   - with a deadline, the flow gives up (step "fail") when the next step
 //     could only start at or after it.
 
@@ -41,6 +50,11 @@ export const DEFAULTS = Object.freeze({
   stable: 10000,
 });
 
+// MAX_ROUND bounds the nodes a flow keeps out until it runs out of
+// candidates (failover's maxRound): only a flow meeting ever new nodes
+// reaches it, and it starts a new round rather than grow.
+const MAX_ROUND = 4000;
+
 // grow returns base doubled k-1 times, capped at limit.
 function grow(base, limit, k) {
   let d = base;
@@ -55,6 +69,7 @@ export class Machine {
     this.r = rand;
     this.cool = new Map(); // node id -> end of its cool-down (ms)
     this.dropOnly = new Set(); // nodes left out only because they dropped the session
+    this.round = new Set(); // nodes the flow left out since it began or last found no candidate
     this.deadline = 0;
     this.node = null; // the node being dialled
     this.fails = 0; // its failed dials in a row
@@ -65,15 +80,24 @@ export class Machine {
     this.drops = 0; // drops in a row of sessions shorter than stable
   }
 
-  // excluded reports whether node id is in its cool-down at now.
+  // excluded reports whether node id is in its cool-down at now, or was
+  // left out earlier in the flow (it failed, refused or dropped the
+  // session) and the flow has not run out of candidates since: a flow
+  // tries every other node before one that failed, however long the
+  // tries take.
   excluded(id, now) {
+    if (this.round.has(id)) return true;
     const until = this.cool.get(id);
     return until !== undefined && now < until;
   }
 
+  // exclude starts id's cool-down and keeps it out of the flow's picks
+  // until the flow runs out of candidates (round).
   exclude(id, now) {
     if (!id) return;
     this.dropOnly.delete(id);
+    if (this.round.size >= MAX_ROUND) this.round.clear();
+    this.round.add(id);
     const until = now + this.cfg.cooldown;
     if (!(this.cool.get(id) >= until)) this.cool.set(id, until);
   }
@@ -96,12 +120,12 @@ export class Machine {
         this.start(o.deadline, now);
         return this.at(now, { step: "refresh" });
       case "dropped": {
-        this.exclude(o.node, now);
-        if (o.node) this.dropOnly.add(o.node);
         if (!this.attached || now - this.attachedAt < c.stable) this.drops++;
         else this.drops = 1;
         this.attached = false;
         this.start(o.deadline, now);
+        this.exclude(o.node, now);
+        if (o.node) this.dropOnly.add(o.node);
         const after = this.jitter(grow(c.dropBase, c.passMax, this.drops));
         if (o.held) {
           this.held = true;
@@ -116,6 +140,7 @@ export class Machine {
         this.fails = this.passes = 0;
         this.held = false;
         this.failed = false;
+        this.round.clear();
         return { step: "done" };
     }
     if (this.failed) return { step: "fail" };
@@ -126,6 +151,7 @@ export class Machine {
           // It dropped the session and answers now: up again.
           this.cool.delete(o.node);
           this.dropOnly.delete(o.node);
+          this.round.delete(o.node);
         }
         return this.at(now, { step: "pick" });
       case "picked":
@@ -158,6 +184,9 @@ export class Machine {
       case "directory failed":
         return this.endPass(now);
       case "no candidate":
+        // Every candidate was tried: the nodes whose cool-down has ended
+        // may be picked again.
+        this.round.clear();
         if (this.held) {
           // The held directory is used up: ask for a fresh one at once.
           this.held = false;
@@ -174,6 +203,7 @@ export class Machine {
     this.fails = this.passes = 0;
     this.held = false;
     this.failed = false;
+    this.round.clear();
   }
 
   endPass(now) {

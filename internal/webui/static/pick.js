@@ -16,8 +16,11 @@ export class NoNodeError extends Error {
 export const mathRand = { intN: (n) => Math.floor(Math.random() * n) };
 
 const FRESH_AGE_MS = 1000;
+const SILENT_MS = FRESH_AGE_MS / 2; // overdue by more, a node is taken for silent
 const SLACK = 0.01;
+const MARGIN = 0.02; // pick.DefaultMargin: of the mean load, above the slack
 const SAMPLE = 8; // pick.DefaultSample: how many nodes a fresh pick compares
+const SCALE = 1 << 20; // the resolution of spread's draw, as pick's
 
 export function load(n) {
   return n.capacity > 0 ? n.users / n.capacity : 1;
@@ -27,12 +30,21 @@ function availableNode(n) {
   return n.status === "up" && n.users < n.capacity;
 }
 
+// broken reports whether n is an entry no node sends (pick's broken):
+// without an id, which no failure could leave out (failover.js), or with
+// a negative users count or capacity, whose load looks lower than an
+// empty node's.
+function broken(n) {
+  return !n.id || n.users < 0 || n.capacity < 0;
+}
+
 const fmt2 = (x) => x.toFixed(2);
 
-// available keeps the nodes that are up, below capacity and not excluded.
+// available keeps the nodes that are up, below capacity and not excluded,
+// leaving out broken entries (counted as "other").
 export function available(nodes, req) {
   const excluded = (id) => !!(req.exclude && req.exclude(id));
-  const kept = nodes.filter((n) => availableNode(n) && !excluded(n.id));
+  const kept = nodes.filter((n) => availableNode(n) && !broken(n) && !excluded(n.id));
   let note = `status: ${kept.length} of ${nodes.length} available`;
   if (kept.length === 0) {
     if (nodes.length === 0) {
@@ -41,13 +53,14 @@ export function available(nodes, req) {
       const counts = {};
       for (const n of nodes) {
         let k;
-        if (excluded(n.id)) k = "excluded";
+        if (broken(n)) k = "other";
+        else if (excluded(n.id)) k = "excluded";
         else if (n.status === "up" && n.users >= n.capacity) k = "full";
-        else if (["starting", "up", "draining", "full", "down"].includes(n.status)) k = n.status;
+        else if (["starting", "up", "degraded", "draining", "full", "down"].includes(n.status)) k = n.status;
         else k = "other";
         counts[k] = (counts[k] || 0) + 1;
       }
-      const parts = ["excluded", "full", "draining", "starting", "down", "other"]
+      const parts = ["excluded", "full", "draining", "degraded", "starting", "down", "other"]
         .filter((k) => counts[k] > 0)
         .map((k) => `${k} ${counts[k]}`);
       note += " (" + parts.join(", ") + ")";
@@ -153,33 +166,125 @@ export function p2c(r) {
   };
 }
 
-// balanced is the default chooser: while the numbers are fresh, the least
-// loaded (within 1% or one user, preferring the node that answered) of
-// SAMPLE nodes compared, the node that answered and others at random (all
-// of them when there are no more); p2c when the numbers are older than a
-// second.
+// balanced is the default chooser. It first leaves out the nodes gone
+// silent (hear), then, while the numbers of those left are fresh,
+// compares SAMPLE of them, the node that answered and others at random
+// (all of them when there are no more), and picks among the least loaded
+// (within 1% or one user, preferring the node that answered); when it
+// compares them all and the node that answered is not among them, it
+// draws each with a weight that falls over the margin above the least
+// load (spread). P2C when the numbers are older than a second.
 export function balanced(r) {
   return (nodes, req) => {
     if (nodes.length === 0) throw new NoNodeError();
+    const heard = hear(nodes);
     let oldest = 0;
-    for (const n of nodes) oldest = Math.max(oldest, overdueMs(n));
+    for (const n of heard) oldest = Math.max(oldest, overdueMs(n));
     const age = oldest + (req.ageMs || 0);
+    const silent = heard.length < nodes.length ? `, ${nodes.length - heard.length} silent left out` : "";
     if (age > FRESH_AGE_MS) {
-      const res = p2cPick(nodes, r, "p2c");
-      res.reason = `balanced: stale (age ${age}ms > ${FRESH_AGE_MS}ms), ${res.reason}`;
+      const res = p2cPick(heard, r, "p2c");
+      res.reason = `balanced: stale (age ${age}ms > ${FRESH_AGE_MS}ms${silent}), ${res.reason}`;
       return res;
     }
-    const sampled = sample(nodes, req.self || "", r);
-    // Nodes overdue by half of FRESH_AGE_MS may be dead, their count
-    // frozen: left out of the comparison unless all are.
-    const heard = sampled.filter((n) => overdueMs(n) <= FRESH_AGE_MS / 2);
-    const among = heard.length > 0 ? heard : sampled;
-    const { index, count, preferred } = leastLoadedPreferring(among, SLACK, r, req.self || "");
+    const self = req.self || "";
+    const among = sample(heard, self, r);
+    const sampled = among.length < heard.length;
+    let index, count, preferred, how = "";
+    if (self && among.some((n) => n.id === self)) {
+      ({ index, count, preferred } = leastLoadedPreferring(among, SLACK, r, self));
+      // pick.Balanced also keeps the node that answered a little above
+      // the slack, with a chance that falls over the margin
+      // (keepConnected): the page names no such node (client.js), and
+      // that is not ported.
+      if (preferred) how = ", already connected";
+    } else if (sampled) {
+      ({ index, count } = leastLoadedPreferring(among, SLACK, r, ""));
+    } else {
+      ({ index, count, how } = spread(among, SLACK, r));
+    }
     const n = among[index];
-    const how = preferred ? ", already connected" : "";
     const compared = among.length < nodes.length ? ` of ${among.length} compared` : "";
-    return { node: n, reason: `balanced: ${n.id} (load ${fmt2(load(n))}${how}), ${count}${compared} of ${nodes.length} near the least load (age ${age}ms)` };
+    return { node: n, reason: `balanced: ${n.id} (load ${fmt2(load(n))}${how}), ${count}${compared} of ${nodes.length} near the least load (age ${age}ms${silent})` };
   };
+}
+
+// hear is the nodes balanced picks among (pick.Balanced's heard): those
+// overdue by at most SILENT_MS, when some are overdue by more but no more
+// of them than of the others; else all of nodes. A node that died shows
+// its last count until it is marked down, and that count soon looks
+// least loaded; but when most entries are that old, the age tells of
+// the directory rather than of its nodes (a copy kept up to date by
+// pushes, whose entries age until a push carries them), and leaving them
+// out would crowd every pick onto the few left.
+function hear(nodes) {
+  const heard = nodes.filter((n) => overdueMs(n) <= SILENT_MS);
+  const left = nodes.length - heard.length;
+  return left === 0 || left > heard.length ? nodes : heard;
+}
+
+// spread picks among nodes, none of them the node that answered, each
+// with a weight (pick.Balanced's spread, with the same draw): 1 within
+// the slack of the least load, falling from 1 to 0 over the margin above
+// it, 0 beyond. Pages reading the same numbers then spread over the
+// nearly equal nodes of a small zone, where each would otherwise take
+// the one a few users lighter. With no node in the margin it draws as
+// leastLoadedPreferring does.
+function spread(nodes, slack, r) {
+  let least = load(nodes[0]), sum = 0;
+  for (const n of nodes) {
+    const l = load(n);
+    least = Math.min(least, l);
+    sum += l;
+  }
+  const mean = sum / nodes.length;
+  let total = 0, partial = false;
+  for (const n of nodes) {
+    const { w } = weight(n, least, slack, mean);
+    total += w;
+    partial = partial || (w < 1 && w > 0);
+  }
+  if (!partial) {
+    const { index, count } = leastLoadedPreferring(nodes, slack, r, "");
+    return { index, count, how: "" };
+  }
+  let x = ((r.intN(SCALE) + 0.5) / SCALE) * total;
+  let index = -1, count = 0, how = "";
+  nodes.forEach((n, i) => {
+    const { w, into } = weight(n, least, slack, mean);
+    if (w === 1) count++;
+    if (index >= 0 || w === 0) return;
+    if (x < w || i === nodes.length - 1) {
+      index = i;
+      if (w < 1) how = `, ${(100 * into).toFixed(0)}% into the margin above the least load`;
+    }
+    x -= w;
+  });
+  if (index < 0) {
+    // Rounding left x past the last weight: the last node weighed.
+    for (let i = nodes.length - 1; i >= 0; i--) {
+      if (weight(nodes[i], least, slack, mean).w > 0) {
+        index = i;
+        break;
+      }
+    }
+  }
+  return { index, count, how };
+}
+
+// weight is n's weight in spread, and how far into the margin its load
+// is (0 to 1): 1 within the slack of least (as leastLoadedPreferring
+// counts it), else 1 less how far into the margin above least*(1+slack)
+// plus one user its load is, the margin being MARGIN*mean plus one user;
+// 0 past it.
+function weight(n, least, slack, mean) {
+  const l = load(n);
+  const one = n.capacity > 0 ? 1 / n.capacity : 0;
+  if (l === least || (slack > 0 && l <= least * (1 + slack) + one)) return { w: 1, into: 0 };
+  const into = (l - (least * (1 + slack) + one)) / (MARGIN * mean + one);
+  if (into >= 1) return { w: 0, into: 1 };
+  if (into <= 0) return { w: 1, into: 0 };
+  return { w: 1 - into, into };
 }
 
 // overdueMs is how long past its next heartbeat the news of n is
@@ -190,10 +295,11 @@ function overdueMs(n) {
 }
 
 // sample is what a fresh pick compares (pick.Balanced's sample, with the
-// same draws): every node when there are at most SAMPLE, else the
-// connected node and others drawn uniformly (Floyd's algorithm), in the
-// order of nodes. No node is in more than about SAMPLE/nodes of the
-// comparisons, so clients reading the same numbers do not herd.
+// same draws), given the nodes hear kept: every node when there are at
+// most SAMPLE, else the connected node and others drawn uniformly
+// (Floyd's algorithm), in the order of nodes. No node is in more than
+// about SAMPLE/nodes of the comparisons, so clients reading the same
+// numbers do not herd.
 function sample(nodes, self, r) {
   if (nodes.length <= SAMPLE) return nodes;
   const picked = [];
