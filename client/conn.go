@@ -25,6 +25,9 @@ type Conn struct {
 	conn net.Conn
 	lr   *wire.LineReader
 	addr string
+	// tcp is the TCP connection under conn (TLS or not), nil when the
+	// Dialer made another kind (setUserTimeout).
+	tcp *net.TCPConn
 
 	wmu sync.Mutex
 	buf []byte
@@ -42,10 +45,11 @@ func DialConn(ctx context.Context, d Dialer, addr string) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: connecting to %s: %w", addr, err)
 	}
-	if tcp, ok := c.(*net.TCPConn); ok {
+	tcp, _ := c.(*net.TCPConn)
+	if tcp != nil {
 		_ = tcp.SetNoDelay(true)
 	}
-	return &Conn{conn: c, lr: wire.NewLineReader(c, wire.MaxLine), addr: addr}, nil
+	return &Conn{conn: c, lr: wire.NewLineReader(c, wire.MaxLine), addr: addr, tcp: tcp}, nil
 }
 
 // DialConnTLS connects to addr like DialConn, then completes a TLS
@@ -72,7 +76,7 @@ func DialConnTLS(ctx context.Context, d Dialer, addr string, cfg *tls.Config) (*
 		}
 		return nil, fmt.Errorf("client: TLS handshake with %s: %w", addr, err)
 	}
-	return &Conn{conn: tc, lr: wire.NewLineReader(tc, wire.MaxLine), addr: addr, cork: cork}, nil
+	return &Conn{conn: tc, lr: wire.NewLineReader(tc, wire.MaxLine), addr: addr, tcp: c.tcp, cork: cork}, nil
 }
 
 // corkConn holds the bytes a TLS client writes until it next reads from
@@ -257,6 +261,17 @@ func (c *Conn) decode(line []byte) (wire.Message, error) {
 
 // Close closes the connection.
 func (c *Conn) Close() error { return c.conn.Close() }
+
+// setUserTimeout has the kernel end the connection once data the client
+// sent on it has gone unacknowledged for d (TCP_USER_TIMEOUT): on Linux,
+// over TCP; elsewhere, or over a connection of another kind a Dialer
+// made, it does nothing.
+func (c *Conn) setUserTimeout(d time.Duration) error {
+	if c.tcp == nil {
+		return nil
+	}
+	return setUserTimeout(c.tcp, d)
+}
 
 // ServerError is an error message a node sent.
 type ServerError struct {

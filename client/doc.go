@@ -74,7 +74,15 @@
 // the node is busy (this session's line waits behind a slow request), not
 // gone, and the session stays, until it has had no message for
 // Heartbeat.MaxBusy (a minute by default; a drop comes at the first
-// verdict after it): a line stuck longer is not a slow request.
+// verdict after it): a line stuck longer is not a slow request. On
+// Linux the session's connection also carries a TCP_USER_TIMEOUT of 10
+// heartbeat Timeouts (15 s; at most MaxBusy): a flow lost on the way (a
+// NAT that forgot it, the client's address changed), which second
+// connections pass, is ended by the kernel once the session's pings go
+// unacknowledged that long, rather than kept as busy until MaxBusy. A
+// busy node's kernel acknowledges them; only one that leaves the line
+// unread until its receive buffer is full and its window stays closed
+// that long is left as gone.
 //
 // # Waiting for the service
 //

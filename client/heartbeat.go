@@ -20,7 +20,8 @@ var ErrNodeSilent = errors.New("client: node silent")
 // session closes, and runs the heartbeat (see Heartbeat): a ping after
 // Interval of silence, a second opinion after Timeout-Interval, and the
 // verdict after Timeout. Silence is counted while the loop waits for the
-// node, not while it hands a message to the Events reader.
+// node, not while it hands a message to the Events reader. It sets the
+// connection's TCP_USER_TIMEOUT first (userTimeout).
 func (s *Session) readLoop(c *Conn, w *writer) error {
 	hb := s.opts.heartbeat
 	maxBusy := hb.maxBusy()
@@ -38,9 +39,19 @@ func (s *Session) readLoop(c *Conn, w *writer) error {
 		}
 	}
 	defer endProbe()
+	if d := hb.userTimeout(); d > 0 {
+		if err := c.setUserTimeout(d); err != nil {
+			s.opts.logger.Debug("the kernel will not end a lost flow early", "addr", c.Addr(), "err", err)
+		}
+	}
 	s.mu.Lock()
 	early := s.earlyMove
 	s.earlyMove = nil
+	// The second opinion goes to the node's own address, not to the
+	// one c was dialled to: that may be the common address, which a TCP
+	// load balancer would hand to another node, and that node's answer
+	// would keep a paused one as busy.
+	probeAddr := cmpOr(s.node.Addr, c.Addr())
 	s.mu.Unlock()
 	if early != nil && !s.handle(w, *early) {
 		if mv := s.takeMove(); mv != nil {
@@ -73,7 +84,7 @@ func (s *Session) readLoop(c *Conn, w *writer) error {
 			case probe == nil:
 				ctx, cancel := context.WithDeadline(s.ctx, heard.Add(hb.Timeout))
 				probe, stopProbe = make(chan error, 1), cancel
-				go func(ch chan<- error) { ch <- s.probe(ctx, c.Addr()) }(probe)
+				go func(ch chan<- error) { ch <- s.probe(ctx, probeAddr) }(probe)
 			default:
 				perr := <-probe
 				stopProbe()
@@ -124,6 +135,31 @@ func (s *Session) probe(ctx context.Context, addr string) error {
 		return fmt.Errorf("client: a second connection to %s: %w", addr, errors.Join(serr, err))
 	}
 	return nil
+}
+
+// userTimeoutTimeouts is the session connection's TCP_USER_TIMEOUT, in
+// heartbeat Timeouts: 15 s by default, a node's default store timeout.
+const userTimeoutTimeouts = 10
+
+// userTimeout is the TCP_USER_TIMEOUT of a session's connection under
+// the heartbeat h: userTimeoutTimeouts Timeouts, at most MaxBusy (the
+// heartbeat leaves a node then anyway); 0, none, when h is off.
+//
+// A flow that was lost (a NAT that forgot it, the client's address
+// changed) passes the second opinion, which goes on a new flow, and
+// would otherwise be taken for a busy node until MaxBusy. The kernel
+// ends it once the pings the session sent go unacknowledged that long. A
+// paused or busy node's kernel acknowledges what arrives, so it is not
+// ended for that; it is only when such a node has left the session's
+// line unread until its receive buffer is full (a paste of 100 KiB or
+// more into a node stalled for longer than its store timeout, say) that
+// the kernel ends the connection once its window has stayed closed that
+// long, and the session fails over as from a node gone.
+func (h Heartbeat) userTimeout() time.Duration {
+	if h.Interval <= 0 {
+		return 0
+	}
+	return min(userTimeoutTimeouts*h.Timeout, h.maxBusy())
 }
 
 // maxBusyPause bounds the extra wait before asking a busy node again.

@@ -3,7 +3,10 @@ package client_test
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,6 +156,84 @@ func TestHeartbeatLeavesNodeBusyPastMaxBusy(t *testing.T) {
 	}
 	if probes == 0 {
 		t.Errorf("dropped without a second opinion; want the node found busy first")
+	}
+}
+
+// balancer is a TCP load balancer in front of the fake nodes, on a
+// loopback port, until the test ends: it hands its first connection to
+// first and every later one to rest.
+func balancer(t *testing.T, first, rest string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		to := first
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", to)
+			to = rest
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, b)
+			mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(b, c); b.Close() }()
+			go func() { defer wg.Done(); _, _ = io.Copy(c, b); c.Close() }()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// A session attached through a TCP load balancer at the common address
+// asks for its second opinion at its node's own address, as the
+// directory lists it: dialled to the balancer, it reached another node,
+// whose answer kept a paused node as busy until MaxBusy. The paused node
+// answers no second opinion, and the session drops at the first verdict.
+func TestSecondOpinionAsksTheNodeNotTheBalancer(t *testing.T) {
+	a, b := newFakeNode(t, "a"), newFakeNode(t, "b")
+	both := func() []directory.Node { return []directory.Node{a.entry(), b.entry()} }
+	a.setDirectory(both)
+	b.setDirectory(both)
+	lb := balancer(t, a.Addr(), b.Addr())
+	hb := client.Heartbeat{Interval: 100 * time.Millisecond, Timeout: 300 * time.Millisecond, MaxBusy: 5 * time.Second}
+	s, err := client.Dial(dialCtx(t), lb, client.WithUser("alice"), client.WithHeartbeat(hb),
+		client.WithPolicy(preferring("a", "b")), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.Node().ID != "a" {
+		t.Fatalf("attached to %s, want a (through the balancer)", s.Node().ID)
+	}
+	a.pause()
+	drop := awaitEvent(t, s, "drop", func(e client.Event) bool { return e.Kind == client.Disconnected }, nil)
+	if !errors.Is(drop.Err, client.ErrNodeSilent) || strings.Contains(drop.Err.Error(), "answered a second connection") {
+		t.Errorf("dropped with %v, want ErrNodeSilent for a node that answered no second opinion", drop.Err)
+	}
+	if n := len(b.probes); n != 0 {
+		t.Errorf("node b answered %d second opinion(s) about node a", n)
 	}
 }
 

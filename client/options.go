@@ -229,11 +229,13 @@ func WithClientName(name string) Option {
 // without one the session pings the node; the node's reader answers at
 // once, after the lines it is handling. After Timeout-Interval without
 // one the session asks for a second opinion: it opens a second
-// connection to the same node and pings there (before any hello). After
-// Timeout without a sign of life on the session the node is taken for
-// gone, unless the second connection got its pong: then the node is alive
-// and only this session's reader is busy (waiting for storage, say), and
-// the session waits another Timeout, and after each further verdict that
+// connection to the same node, at the address its directory entry lists
+// (not the common address, which a load balancer may hand to another
+// node), and pings there (before any hello). After Timeout without a
+// sign of life on the session the node is taken for gone, unless the
+// second connection got its pong: then the node is alive and only this
+// session's reader is busy (waiting for storage, say), and the session
+// waits another Timeout, and after each further verdict that
 // finds it busy a growing pause more (Timeout, then 3, 7... Timeouts, up
 // to 15 s), so that a long storage stall under thousands of sessions does
 // not become a storm of second connections. A node that vanished is
@@ -242,6 +244,9 @@ func WithClientName(name string) Option {
 // the session nothing for MaxBusy: a storage stall ends a node's requests
 // within its store timeout (15 s by default), while a connection that a
 // middlebox lost, or a reader wedged on the node, would never recover.
+// On Linux a lost flow goes sooner: the session's connection carries a
+// TCP_USER_TIMEOUT of 10 Timeouts, at most MaxBusy, after which the
+// kernel ends a connection whose data goes unacknowledged.
 type Heartbeat struct {
 	// Interval is how long a session waits for a message before it pings
 	// (default 500 ms). Zero disables the heartbeat: a node that vanishes
@@ -394,17 +399,20 @@ func WithToken(token string) Option {
 // WithTokenFunc sets a function that returns the token to send with each
 // attach (the first and every reattachment, a move's included), so that
 // a long session can present a fresh token after a failover. It is called
-// from the session's own goroutine with no connection of the session's
-// attach open: before the attach's connection is opened, or, when the
-// session asks the common address for a directory first, just before
-// that hello (so that the attach can go on the hello's connection; a
-// token fetched so is used for that attach only, and dropped when no
-// address answers). It may block until ctx ends: Dial's context; then the
-// session's, which ends at Close or at the reconnect deadline
-// (WithReconnectTimeout), and for a move after 10 s. The attempt timeout
-// (WithAttemptTimeout) does not bound it. An error it returns counts as a failed attempt on
-// the node picked, which is retried as a node that refused the
-// connection.
+// with no connection of the session's attach open: before the attach's
+// connection is opened, or, when the session asks the common address for
+// a directory first, just before that hello (so that the attach can go
+// on the hello's connection; a token fetched so is used for that attach
+// only, and dropped when no address answers). It may block until ctx
+// ends: Dial's context; then the session's, which ends at Close or at the
+// reconnect deadline (WithReconnectTimeout), and for a move after 10 s.
+// The attempt timeout (WithAttemptTimeout) does not bound it. It should
+// return when ctx ends: the session stops waiting for it then all the
+// same (so that Close never waits for it), leaves a call that does not
+// return to finish on a goroutine of its own and drops its answer, and
+// may call f again meanwhile. An error it returns counts as a failed
+// attempt on the node picked, which is retried as a node that refused
+// the connection.
 func WithTokenFunc(f func(ctx context.Context) (string, error)) Option {
 	return func(o *options) error {
 		if f == nil {

@@ -165,6 +165,7 @@ func (s *Session) pumpLocked(w *writer, name string, r *room, now time.Time) {
 		w.send(m) // a failed write closes the connection: the reader notices
 		r.pushed++
 		r.out, r.sent = max(r.out, r.pushed), max(r.sent, r.pushed)
+		r.sentSeq = max(r.sentSeq, m.Seq)
 	}
 }
 

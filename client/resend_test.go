@@ -298,3 +298,59 @@ func TestLongTextIsCutAtTheNodesChunkLimit(t *testing.T) {
 		t.Errorf("bob got %d bytes, not the text typed", got.Len())
 	}
 }
+
+// Text that is not UTF-8 (Latin-1 from a bridge, say) travels with each
+// bad byte as U+FFFD, three bytes: cut by its bytes as given, 3,000
+// bytes of it made a chunk of 4,200 at the node, refused for good
+// (limit), and the next chunk's ack then passed it for stored. The client
+// replaces what is not UTF-8 before it cuts: every chunk fits, the other
+// member receives the text (with U+FFFD), and SendTextWait returns once
+// all of it is stored.
+func TestTextNotUTF8IsCutAsTheNodeReadsIt(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	dial := func(user string) *client.Session {
+		s, err := client.Dial(dialCtx(t), c.Nodes[0].Addr(), client.WithUser(user), client.WithRetry(fastRetry()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if _, err := s.JoinWait(dialCtx(t), "r"); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	bob := dial("bob")
+	alice := dial("alice")
+	go func() {
+		for range alice.Events() {
+		}
+	}()
+	latin1 := strings.Repeat("caf\xe9 ", 600) // 3,000 bytes, 600 of them not UTF-8
+	want := strings.ToValidUTF8(latin1, "\uFFFD")
+	if _, err := alice.SendTextWait(dialCtx(t), "r", latin1); err != nil {
+		t.Fatalf("SendTextWait of %d bytes of Latin-1: %v", len(latin1), err)
+	}
+	if err := alice.Flush(dialCtx(t), "r"); err != nil {
+		t.Fatalf("Flush = %v", err)
+	}
+	var got strings.Builder
+	deadline := time.After(settle)
+	for got.Len() < len(want) {
+		select {
+		case e := <-bob.Events():
+			m := e.Message
+			if m.Op == wire.OpError {
+				t.Fatalf("bob got %+v", m)
+			}
+			if m.Op == wire.OpText && m.From == "alice" {
+				got.WriteString(m.T)
+			}
+		case <-deadline:
+			t.Fatalf("bob got %d of %d bytes within %v", got.Len(), len(want), settle)
+		}
+	}
+	if got.String() != want {
+		t.Errorf("bob got %d bytes, not the text with U+FFFD for each byte not UTF-8", got.Len())
+	}
+}

@@ -188,14 +188,19 @@ type room struct {
 	// synced, or refused by the node (rate, unavailable).
 	out int
 	// waits has one entry per unacked chunk: the SendTextWait waiting for
-	// its ack, or nil.
+	// the text it is part of, or nil. Every chunk of a text cut into
+	// several carries the text's wait, which ends with the last one's ack
+	// or the first refusal of any (endWaitLocked).
 	waits []chan ackResult
 	// joins are the JoinWaits waiting for the room's state.
 	joins []chan joinResult
 	// flushes are the Flush calls waiting for the text queued before
 	// them to be acknowledged: nil then, or why they end first
-	// (ErrLeft).
+	// (ErrLeft, a refusal).
 	flushes []flushWait
+	// refusal is the refusal for good of a chunk that no Flush has
+	// reported yet (none waited for it): the next Flush returns it.
+	refusal error
 	// queuedBytes and ackedBytes count the text ever queued and ever
 	// acknowledged, in bytes: a Flush waits for ackedBytes to reach
 	// queuedBytes as it was. Bytes, not chunks or seqs, since chunks are
@@ -205,6 +210,10 @@ type room struct {
 	// on any connection (refused or not): the rest were never sent, so no
 	// node can have stored them (syncRoomLocked).
 	sent int
+	// sentSeq is the highest seq the session sent in the room, acked or
+	// not: a delivery of the user's own text at or below it may be an
+	// echo of this session's chunk (ownText); above it, it cannot be.
+	sentSeq uint64
 	// synced: the node sent the room's state on this connection, so text
 	// can go straight out.
 	synced bool
@@ -846,15 +855,28 @@ func (s *Session) attachMessage(ctx context.Context, a *attempt) (wire.Message, 
 }
 
 // fetchToken asks the session's token source for a token, until ctx
-// ends or the flow's deadline (zero: none) passes: a source that never
-// answers does not outlast the flow.
+// ends (Close, for a reattach) or the flow's deadline (zero: none)
+// passes: a source that never answers does not outlast the flow. The
+// source runs on a goroutine of its own, so that one that does not
+// honour its context (a blocking call) cannot keep the session, and
+// Close, waiting: it is left to finish, and its late answer is dropped.
 func (s *Session) fetchToken(ctx context.Context, deadline time.Time) (string, error) {
 	if !deadline.IsZero() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, deadline)
 		defer cancel()
 	}
-	return s.opts.token(ctx)
+	got := make(chan fetchedToken, 1) // a late answer is dropped in it
+	go func() {
+		tok, err := s.opts.token(ctx)
+		got <- fetchedToken{tok: tok, err: err}
+	}()
+	select {
+	case t := <-got:
+		return t.tok, t.err
+	case <-ctx.Done():
+		return "", ctx.Err() // as a source that honours ctx returns; attachMessage says what waited
+	}
 }
 
 // attachOn sends the attach msg on c, whose hello answered with a's
@@ -1296,13 +1318,15 @@ func (s *Session) syncRoomLocked(w *writer, name string, r *room, stored uint64)
 // reports whether it is an echo of this session's own, to be dropped: the
 // session a move is leaving is still in the room, and the node delivers
 // what it stores to the user's other sessions, this one included. The
-// protocol never delivers a session its own text otherwise, and this
-// session numbered every seq below its next one, so a delivery below it
-// is taken for an echo. Any other is a chunk another session of the user
-// typed (another device), which the room delivers as anyone's: the
-// numbering continues above it (continueAboveLocked), or the next chunk
-// would reuse its seq, and the room would take that chunk for a
-// duplicate, acknowledge it and drop its text.
+// protocol never delivers a session its own text otherwise, and only a
+// chunk that went out can be stored, so a delivery at or below the
+// highest seq this session sent is taken for an echo. Any other is a
+// chunk another session of the user typed (another device), which the
+// room delivers as anyone's, even one under a seq this session numbered
+// a chunk with that still waits in it (for the node's limits, or the
+// room's state): the numbering continues above it (continueAboveLocked),
+// or that chunk, or the next, would go out under its seq, and the room
+// would take it for a duplicate, acknowledge it and drop its text.
 func (s *Session) ownText(m wire.Message) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1312,24 +1336,25 @@ func (s *Session) ownText(m wire.Message) bool {
 		// sends the state first), and the state numbers the session.
 		return false
 	}
-	if m.Seq < r.nextSeq || m.Seq > wire.MaxSeq {
+	if m.Seq <= r.sentSeq || m.Seq > wire.MaxSeq {
 		return true // an echo, or a seq no chunk carries: not shown
 	}
 	r.continueAboveLocked(m.Seq)
 	return false
 }
 
-// continueAboveLocked makes the room's numbering continue above seq, a
-// chunk another session of the same user typed, when seq is at or above
-// the next one.
+// continueAboveLocked makes the room's numbering continue above seq, the
+// last of the user's chunks stored (another session of the same user
+// typed it, or a state shows it).
 //
 // The chunks that went out keep their seqs, acknowledged or not: the
 // room may have stored them (or may yet), and sending them again under
-// new seqs would store their text twice. The rest, which wait for the
-// room's next state (typed while the room was not synced), the other
-// session cannot have seen: it numbered over their seqs. They are
-// renumbered above seq, in order, and go out when the state comes, as
-// every waiting chunk does; their SendTextWait returns the new seq.
+// new seqs would store their text twice. The rest, which wait in the
+// session (typed while the room was not synced, or held for the node's
+// limits: pace.go), the other session cannot have seen: it numbered over
+// their seqs. When the first of them is at or below seq, they are
+// renumbered above seq, in order, and go out as they would have; their
+// SendTextWait returns the new seq.
 //
 // A chunk the node refused (rate, unavailable) went out too. With a
 // device it keeps its seq: the room knows this device never stored a
@@ -1343,12 +1368,13 @@ func (s *Session) ownText(m wire.Message) bool {
 // stores the second under the next seq and sends its session the room's
 // state.)
 func (r *room) continueAboveLocked(seq uint64) {
-	if seq < r.nextSeq {
-		return
-	}
 	from := r.out
 	if r.byDevice {
 		from = r.sent // at least r.out: what went out once
+	}
+	if from == len(r.unacked) || r.unacked[from].Seq > seq {
+		r.nextSeq = max(r.nextSeq, seq+1)
+		return
 	}
 	next := seq + 1
 	for i := from; i < len(r.unacked); i++ {
@@ -1379,8 +1405,8 @@ func (r *room) refusedLocked(seq uint64) {
 func (r *room) ackLocked(seq uint64) {
 	i := 0
 	for i < r.sent && r.unacked[i].Seq <= seq {
-		if w := r.waits[i]; w != nil {
-			w <- ackResult{seq: r.unacked[i].Seq}
+		if w := r.waits[i]; w != nil && (i+1 == len(r.waits) || r.waits[i+1] != w) {
+			w <- ackResult{seq: r.unacked[i].Seq} // the last chunk of its text
 		}
 		i++
 	}
@@ -1400,15 +1426,51 @@ func (r *room) ackLocked(seq uint64) {
 	})
 }
 
-// refuseLocked ends the wait for the chunk seq with err, a refusal that
-// resending does not mend (the chunk stays queued all the same: the node
-// drops or refuses it again).
+// refuseLocked ends with err, a refusal that resending does not mend,
+// the wait for the text the chunk seq is part of and the Flush calls
+// waiting for it; when none waits, the next Flush returns it. The chunk
+// is never stored, but it stays queued all the same (the node drops or
+// refuses it again), and the ack of a later chunk takes it off the queue
+// as if stored: without this its SendTextWait or Flush would then have
+// reported success.
 func (r *room) refuseLocked(seq uint64, err error) {
-	for i, m := range r.unacked {
-		if m.Seq == seq && r.waits[i] != nil {
-			r.waits[i] <- ackResult{seq: seq, err: err}
-			r.waits[i] = nil
+	i := slices.IndexFunc(r.unacked, func(m wire.Message) bool { return m.Seq == seq })
+	if i < 0 {
+		return
+	}
+	r.endWaitLocked(i, ackResult{seq: seq, err: err})
+	start := r.ackedBytes // where the chunk begins in the text ever queued
+	for _, m := range r.unacked[:i] {
+		start += uint64(len(m.T))
+	}
+	ferr := fmt.Errorf("client: room %s: chunk %d refused: %w", r.unacked[i].Room, seq, err)
+	told := false
+	r.flushes = slices.DeleteFunc(r.flushes, func(f flushWait) bool {
+		if f.upTo > start { // called after the chunk was queued
+			f.done <- ferr
+			told = true
+			return true
 		}
+		return false
+	})
+	if !told && r.refusal == nil {
+		r.refusal = ferr
+	}
+}
+
+// endWaitLocked ends with res the wait of the text the unacked chunk i is
+// part of, if any, for every chunk of that text.
+func (r *room) endWaitLocked(i int, res ackResult) {
+	w := r.waits[i]
+	if w == nil {
+		return
+	}
+	w <- res
+	for j := i; j >= 0 && r.waits[j] == w; j-- {
+		r.waits[j] = nil
+	}
+	for j := i + 1; j < len(r.waits) && r.waits[j] == w; j++ {
+		r.waits[j] = nil
 	}
 }
 
@@ -1424,11 +1486,8 @@ func (r *room) endJoinsLocked(res joinResult) {
 func (r *room) endWaitsLocked(err error) {
 	r.endJoinsLocked(joinResult{err: err})
 	r.endFlushesLocked(err)
-	for i, w := range r.waits {
-		if w != nil {
-			w <- ackResult{seq: r.unacked[i].Seq, err: err}
-			r.waits[i] = nil
-		}
+	for i := len(r.waits) - 1; i >= 0; i-- { // each text's last chunk first: its seq
+		r.endWaitLocked(i, ackResult{seq: r.unacked[i].Seq, err: err})
 	}
 }
 
@@ -1665,16 +1724,18 @@ func (s *Session) dropRoomLocked(name string, err error) {
 // longer than the node's chunk limit (its max_chunk, 4096 bytes from
 // nodes that do not say) goes as several chunks, cut between characters;
 // SendText returns the last one's seq, and SendTextWait waits for it (the
-// node acknowledges a user's chunks in order).
+// node acknowledges a user's chunks in order). Text that is not valid
+// UTF-8 (Latin-1 from a bridge, say) goes with each run of bytes that are
+// not UTF-8 replaced by U+FFFD, as JSON would carry them anyway.
 //
 // SendText does not wait for the node: it queues the chunk and returns.
 // Before the room's first state arrives the seq is provisional: the
 // state says where the user's numbering continues, and the chunks typed
 // before it are renumbered from there (SendTextWait returns the final
 // seq). So are the seqs of chunks waiting to go out (while the room is
-// joined again after a refusal, say) when another session of the same
-// user is seen typing at or above them: they are renumbered above its
-// chunk.
+// joined again after a refusal, or held for the node's limits) when
+// another session of the same user is seen typing at or above them: they
+// are renumbered above its chunk.
 func (s *Session) SendText(name, text string) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1690,16 +1751,17 @@ func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64
 	if !ok {
 		return 0, fmt.Errorf("client: room %q not joined (or left): %w", name, ErrLeft)
 	}
+	// Each byte that is not UTF-8 travels as U+FFFD (three bytes), so the
+	// text is cut and counted as the node will read it: cut by its bytes
+	// as given, a chunk could pass the node's max_chunk, be refused for
+	// good, and be lost.
+	text = strings.ToValidUTF8(text, "\uFFFD")
 	pieces := cutText(text, s.maxChunkLocked())
-	for i, t := range pieces {
+	for _, t := range pieces {
 		r.unacked = append(r.unacked, wire.Message{Op: wire.OpText, Room: name, Seq: r.nextSeq, T: t})
 		r.queuedBytes += uint64(len(t))
 		r.nextSeq++
-		if i == len(pieces)-1 {
-			r.waits = append(r.waits, wait) // the last ack says all are stored
-		} else {
-			r.waits = append(r.waits, nil)
-		}
+		r.waits = append(r.waits, wait) // the last one's ack ends it, or any one's refusal
 	}
 	// Out at once on the connection the room is joined on (while moving,
 	// the old one: the chunk is resent on the new connection once the
@@ -1717,7 +1779,7 @@ func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64
 // for good (limit), and the ack of the chunk after it would then take it
 // for stored. No node can have stored a chunk that never went out, so
 // these are numbered again from the first of them; the chunks that went
-// out keep their seqs. A chunk's wait goes with its last piece.
+// out keep their seqs. A chunk's wait goes with each of its pieces.
 func (r *room) recutLocked(max int) {
 	if !slices.ContainsFunc(r.unacked[r.sent:], func(m wire.Message) bool { return len(m.T) > max }) {
 		return
@@ -1726,16 +1788,12 @@ func (r *room) recutLocked(max int) {
 	seq := r.unacked[r.sent].Seq
 	for i, m := range r.unacked[r.sent:] {
 		pieces := cutText(m.T, max)
-		for j, t := range pieces {
+		for _, t := range pieces {
 			p := m
 			p.T, p.Seq = t, seq
 			seq++
 			unacked = append(unacked, p)
-			if j == len(pieces)-1 {
-				waits = append(waits, r.waits[r.sent+i])
-			} else {
-				waits = append(waits, nil)
-			}
+			waits = append(waits, r.waits[r.sent+i])
 		}
 	}
 	r.unacked, r.waits, r.nextSeq = unacked, waits, seq
@@ -1792,7 +1850,8 @@ var ErrBadRoomName = errors.New("client: bad room name")
 // stored it durably (its ack), and returns its seq. Across a failover it
 // keeps waiting: the chunk is resent to the next node, which acknowledges
 // it. It fails with the node's refusal when resending cannot mend it (a
-// *ServerError: a chunk too long, say), with ctx's error when ctx ends
+// *ServerError: a chunk too long, say; of any chunk of a text sent as
+// several), with ctx's error when ctx ends
 // first (the chunk stays queued and may still be stored), with an error
 // matching ErrLeft when the room is left, and with the session's error
 // (ErrClosed, ErrGaveUp) when it ends. It may be called from any
@@ -1825,10 +1884,11 @@ func (s *Session) SendTextWait(ctx context.Context, name, text string) (uint64, 
 // when nothing waits for an ack. It fails with
 // ctx's error when ctx ends first, with an error matching ErrLeft when
 // the room is left or was never joined, and with the session's error
-// when it ends. A chunk
-// the node refuses for good (a *ServerError) stays unacknowledged, so
-// Flush then waits for ctx. Like SendTextWait, do not call it from the
-// goroutine that reads Events.
+// when it ends. A chunk the node refuses for good (an error wrapping a
+// *ServerError: too long, say) is never stored: the Flush calls waiting
+// for it fail with that refusal, and when none waits, the next Flush
+// does; once a Flush has reported a refusal, no later one does. Like
+// SendTextWait, do not call it from the goroutine that reads Events.
 func (s *Session) Flush(ctx context.Context, name string) error {
 	wait := make(chan error, 1)
 	s.mu.Lock()
@@ -1840,6 +1900,11 @@ func (s *Session) Flush(ctx context.Context, name string) error {
 	if !ok {
 		s.mu.Unlock()
 		return fmt.Errorf("client: room %q not joined (or left, its text forgotten): %w", name, ErrLeft)
+	}
+	if err := r.refusal; err != nil {
+		r.refusal = nil // reported
+		s.mu.Unlock()
+		return err
 	}
 	if len(r.unacked) == 0 {
 		s.mu.Unlock()

@@ -245,6 +245,47 @@ func testOtherSessionsTextIsNumberedAbove(t *testing.T, device client.Option, by
 	}
 }
 
+// A chunk numbered but held in the session for the node's limits has not
+// gone out, so the user's own text delivered under its seq is another
+// device's, not an echo of this session's: the held chunk goes out above
+// it, and the delivery is shown. It went out under the other device's
+// seq, and without a device the room took it for a duplicate,
+// acknowledged it and dropped its text.
+func TestHeldChunkIsNumberedAboveAnotherDevicesText(t *testing.T) {
+	for _, d := range devices {
+		t.Run(d.name, func(t *testing.T) { testHeldChunkIsNumberedAboveAnotherDevicesText(t, d.opt) })
+	}
+}
+
+func testHeldChunkIsNumberedAboveAnotherDevicesText(t *testing.T, device client.Option) {
+	a := newFakeNode(t, "a")
+	// One chunk at once, the next about two seconds later: "b" waits in
+	// the session while the phone's chunk comes.
+	a.limits = &wire.Limits{MaxChunk: 4096, ChunkRate: 0.5, ChunkBurst: 2, ByteRate: 8192, ByteBurst: 65536}
+	s, join := aliceInRoom(t, a, client.WithRetry(fastRetry()), device)
+	join.conn.send(roomState("r", 0))
+	awaitEvent(t, s, "the state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+	for _, ch := range []string{"a", "b"} {
+		if _, err := s.SendText("r", ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m := awaitGot(t, a, wire.OpText); m.m.Seq != 1 || m.m.T != "a" {
+		t.Fatalf("node got %d %q, want 1 \"a\"", m.m.Seq, m.m.T)
+	}
+	// The phone (alice too) stores 2 while "b" waits for the budget.
+	join.conn.send(wire.Message{Op: wire.OpText, Room: "r", From: "alice", Seq: 2, T: "X"})
+	if m := awaitGot(t, a, wire.OpText); m.m.Seq != 3 || m.m.T != "b" {
+		t.Fatalf("node got %d %q after the phone's 2, want 3 \"b\"", m.m.Seq, m.m.T)
+	}
+	awaitEvent(t, s, "the phone's text", func(e client.Event) bool {
+		return e.Message.Op == wire.OpText && e.Message.Seq == 2 && e.Message.T == "X"
+	}, nil)
+	if seq, err := s.SendText("r", "c"); err != nil || seq != 4 {
+		t.Errorf("SendText after = %d, %v; want 4", seq, err)
+	}
+}
+
 func equalSeqs(a, b []uint64) bool {
 	if len(a) != len(b) {
 		return false
@@ -476,6 +517,61 @@ func TestHungTokenFuncGivesUpAtTheReconnectDeadline(t *testing.T) {
 	}
 	if calls.Load() < 2 {
 		t.Errorf("the token function was called %d times, want a call for the reattach", calls.Load())
+	}
+}
+
+// A token source that does not honour its context (a blocking call) does
+// not keep Close waiting: the session stops waiting for it at Close, as
+// for one that honours ctx, and drops its late answer. Before, the
+// session called it on its own goroutine, and Close waited until it
+// returned.
+func TestCloseDoesNotWaitForATokenSourceThatIgnoresCtx(t *testing.T) {
+	n := newFakeNode(t, "n1")
+	var calls atomic.Int32
+	called := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var released sync.Once
+	unblock := func() { released.Do(func() { close(release) }) }
+	t.Cleanup(unblock)
+	blocking := func(ctx context.Context) (string, error) {
+		if calls.Add(1) == 1 {
+			return "t1", nil
+		}
+		select {
+		case called <- struct{}{}:
+		default:
+		}
+		<-release // ignores ctx, until the test ends
+		return "t2", nil
+	}
+	s, err := client.Dial(dialCtx(t), n.Addr(), client.WithUser("alice"), client.WithTokenFunc(blocking), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range s.Events() {
+		}
+	}()
+	n.dropAll()
+	select {
+	case <-called:
+	case <-time.After(settle):
+		t.Fatalf("the token source was not called for the reattach within %v", settle)
+	}
+	closed := make(chan struct{})
+	go func() {
+		s.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(settle):
+		unblock() // lets Close return, for the cleanup
+		<-closed
+		t.Fatalf("Close did not return within %v while the token source blocked", settle)
+	}
+	if st := s.State(); st != client.StateClosed {
+		t.Errorf("state after Close = %v, want closed", st)
 	}
 }
 

@@ -200,3 +200,79 @@ func TestFlush(t *testing.T) {
 		t.Fatalf("Flush of a room left = %v, want ErrLeft", r.err)
 	}
 }
+
+// A chunk the node refuses for good (here too long) is never stored, and
+// the ack of a later chunk, which takes it off the queue, must not pass
+// for its: the SendTextWait of a text cut into several chunks fails when
+// any of them is refused, not only the last, and so does a Flush waiting
+// for it, or, when none waited, the next Flush. Before, the waits ended
+// with success once the next chunk was acknowledged.
+func TestRefusedChunkFailsItsWaits(t *testing.T) {
+	a := newFakeNode(t, "a")
+	a.limits = &wire.Limits{MaxChunk: 4, ChunkRate: 1000, ChunkBurst: 1000, ByteRate: 1e6, ByteBurst: 1 << 20}
+	s, join := aliceInRoom(t, a, client.WithRetry(fastRetry()))
+	join.conn.send(roomState("r", 0))
+	awaitEvent(t, s, "the state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
+	go func() { // nobody else reads the events from here
+		for range s.Events() {
+		}
+	}()
+	ctx := dialCtx(t)
+	refuse := func(seq uint64) {
+		join.conn.send(wire.Message{Op: wire.OpError, Code: wire.CodeLimit, Room: "r", Seq: seq, Message: "chunk too long"})
+	}
+	ack := func(seq uint64) { join.conn.send(wire.Message{Op: wire.OpAck, Room: "r", Seq: seq}) }
+	isLimit := func(err error) bool {
+		var se *client.ServerError
+		return errors.As(err, &se) && se.Code == wire.CodeLimit
+	}
+
+	// "abcdefghij" goes as 1 "abcd", 2 "efgh", 3 "ij"; 2 is refused.
+	typed := async(func() (uint64, error) { return s.SendTextWait(ctx, "r", "abcdefghij") })
+	for want := uint64(1); want <= 3; want++ {
+		if m := awaitGot(t, a, wire.OpText); m.m.Seq != want {
+			t.Fatalf("node got seq %d, want %d", m.m.Seq, want)
+		}
+	}
+	flushed := async(func() (struct{}, error) { return struct{}{}, s.Flush(ctx, "r") })
+	nodetest.Eventually(t, settle, func() error {
+		if n := s.FlushesWaiting("r"); n != 1 {
+			return fmt.Errorf("%d flushes waiting, want 1", n)
+		}
+		return nil
+	})
+	refuse(2)
+	ack(3)
+	if r := awaitResult(t, "SendTextWait of a text with a chunk refused", typed); !isLimit(r.err) {
+		t.Errorf("SendTextWait of a text whose second chunk was refused = %d, %v; want the limit error", r.v, r.err)
+	}
+	if r := awaitResult(t, "Flush", flushed); !isLimit(r.err) {
+		t.Errorf("Flush waiting for a refused chunk = %v, want the limit error", r.err)
+	}
+	if err := s.Flush(ctx, "r"); err != nil {
+		t.Errorf("Flush once the refusal was reported and the rest acknowledged = %v", err)
+	}
+
+	// A refusal no Flush waited for is reported by the next.
+	for _, ch := range []string{"x", "y"} {
+		if _, err := s.SendText("r", ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	awaitGot(t, a, wire.OpText)
+	awaitGot(t, a, wire.OpText)
+	refuse(4)
+	ack(5)
+	nodetest.Eventually(t, settle, func() error {
+		if n := s.Unacked("r"); n != 0 {
+			return fmt.Errorf("%d chunks unacknowledged", n)
+		}
+		return nil
+	})
+	if err := s.Flush(ctx, "r"); !isLimit(err) {
+		t.Errorf("Flush after a refusal and the next chunk's ack = %v, want the limit error", err)
+	}
+	if err := s.Flush(ctx, "r"); err != nil {
+		t.Errorf("Flush after that = %v, want nil", err)
+	}
+}
