@@ -1,10 +1,12 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -34,6 +36,11 @@ type Conn struct {
 	// cork, over TLS, holds the handshake's last flight until the first
 	// Send (see corkConn); Send releases it and clears it, under wmu.
 	cork *corkConn
+	// overTLS says the connection speaks TLS; answered, that a line came
+	// from the node (only its reader touches it): an error before the
+	// first says what a node of another kind would have done.
+	overTLS  bool
+	answered bool
 }
 
 // DialConn connects to addr (HOST:PORT) with d (a *net.Dialer when nil).
@@ -76,7 +83,7 @@ func DialConnTLS(ctx context.Context, d Dialer, addr string, cfg *tls.Config) (*
 		}
 		return nil, fmt.Errorf("client: TLS handshake with %s: %w", addr, err)
 	}
-	return &Conn{conn: tc, lr: wire.NewLineReader(tc, wire.MaxLine), addr: addr, tcp: c.tcp, cork: cork}, nil
+	return &Conn{conn: tc, lr: wire.NewLineReader(tc, wire.MaxLine), addr: addr, tcp: c.tcp, cork: cork, overTLS: true}, nil
 }
 
 // corkConn holds the bytes a TLS client writes until it next reads from
@@ -225,9 +232,19 @@ func (c *Conn) Recv(ctx context.Context) (wire.Message, error) {
 		if ctx.Err() != nil {
 			return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, ctx.Err())
 		}
-		return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, err)
+		return wire.Message{}, c.readError(err)
 	}
 	return c.decode(line)
+}
+
+// readError is err, from reading the node's next line, said with what
+// it likely means: a plain connection that a node serving TLS ends at
+// the client's first bytes ends before any answer.
+func (c *Conn) readError(err error) error {
+	if !c.overTLS && !c.answered && errors.Is(err, io.EOF) {
+		return fmt.Errorf("client: reading from %s: %w (closed before any answer: if the node serves TLS, give the client its CA and the service name)", c.addr, err)
+	}
+	return fmt.Errorf("client: reading from %s: %w", c.addr, err)
 }
 
 // writeTimeout bounds one write to a node.
@@ -238,7 +255,7 @@ func (c *Conn) recvBefore(deadline time.Time) (wire.Message, error) {
 	_ = c.conn.SetReadDeadline(deadline)
 	line, err := c.lr.Next()
 	if err != nil {
-		return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, err)
+		return wire.Message{}, c.readError(err)
 	}
 	return c.decode(line)
 }
@@ -249,9 +266,14 @@ func (c *Conn) recvBefore(deadline time.Time) (wire.Message, error) {
 // not know, so that a node can add ops without ending older clients'
 // sessions.
 func (c *Conn) decode(line []byte) (wire.Message, error) {
+	first := !c.answered
+	c.answered = true
 	m, err := wire.Decode(line)
 	if we, ok := errors.AsType[*wire.Error](err); ok && we.Code == wire.CodeUnknownOp {
 		return m, nil
+	}
+	if err != nil && first && bytes.HasPrefix(line, []byte("HTTP/")) {
+		return wire.Message{}, fmt.Errorf("client: %s answered in HTTP: an HTTP port (serve --http), not a node's client port (serve --listen): %w", c.addr, err)
 	}
 	if err != nil {
 		return wire.Message{}, fmt.Errorf("client: reading from %s: %w", c.addr, err)

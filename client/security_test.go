@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -321,4 +323,26 @@ func TestTLSByANodesOwnName(t *testing.T) {
 		t.Fatalf("Dial localhost:%s, a name of the node's certificate: %v", port, err)
 	}
 	s.Close()
+}
+
+// A client pointed at the wrong port says what it found: a node that
+// serves TLS ends a plain connection before any answer, and an HTTP
+// port answers in HTTP. Before, the errors were a bare EOF and a JSON
+// parse error.
+func TestWrongPortSaysWhatAnswered(t *testing.T) {
+	ca := newDevCA(t, "chat.test")
+	cert, key := ca.issue("n1", "chat.test")
+	im := newImpostor(t, cert, key)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := client.FetchDirectory(ctx, nil, im.ln.Addr().String())
+	if err == nil || !strings.Contains(err.Error(), "if the node serves TLS, give the client its CA") {
+		t.Errorf("plain to a TLS listener: %v; want a hint that the node serves TLS", err)
+	}
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+	_, err = client.FetchDirectory(ctx, nil, web.Listener.Addr().String())
+	if err == nil || !strings.Contains(err.Error(), "an HTTP port (serve --http), not a node's client port") {
+		t.Errorf("to an HTTP port: %v; want a hint that it is an HTTP port", err)
+	}
 }
