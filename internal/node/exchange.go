@@ -271,6 +271,7 @@ func (n *Node) run() {
 	}
 	note := func(c directory.Change) {
 		if c.Kind == directory.Stale {
+			n.metrics.changes.WithLabelValues(c.Kind.String()).Inc()
 			return
 		}
 		if c.Kind == directory.Refused {

@@ -165,6 +165,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
+			// Stopped here: a Shutdown or Halt after a failed Start (a
+			// caller's deferred one) has nothing left to do.
+			n.closed.Store(true)
 			n.cancel()
 			n.stopListeners()
 			n.wg.Wait()
