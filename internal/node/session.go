@@ -375,7 +375,13 @@ func (s *session) attach(m wire.Message) *wire.Error {
 	s.user = user
 	s.device = m.Device
 	s.allowed = allowed
-	s.id = strconv.FormatUint(n.incarnation%1e6, 36) + "-" + strconv.FormatUint(n.nextID.Add(1), 36)
+	// The whole incarnation, which differs in every life of the node:
+	// after a crash the rooms still hold the last life's members, and a
+	// session of this life under one of their IDs would have its join
+	// taken for theirs, retried. (The incarnation modulo 1e6, as before,
+	// gave two lives started a whole number of milliseconds apart the
+	// same IDs.)
+	s.id = strconv.FormatUint(n.incarnation, 36) + "-" + strconv.FormatUint(n.nextID.Add(1), 36)
 	s.rooms = make(map[string]*feed)
 	s.seqs = make(map[string]uint64)
 	s.limiter = newTextLimiter(n.cfg)
