@@ -177,15 +177,18 @@ export class Session extends EventTarget {
     this.ws = null;
     this.node = null;
     this.reason = "";
-    // name -> {nextSeq, unacked: [msg], out, pushed, numbered, synced,
-    // viaOld, joinedOn, asked, askedOn, retry, window, roundSeq, roundAt,
-    // pump}.
+    // name -> {nextSeq, unacked: [msg], out, pushed, sentSeq, numbered,
+    // synced, viaOld, joinedOn, asked, askedOn, retry, window, roundSeq,
+    // roundAt, pump}.
     // out: how many of the leading unacked chunks went out to a node and
     // were not refused since (the room may have shown them: they keep
     // their seqs); the rest wait for the room's next state.
     // pushed: how many of them went out since the room's last state (on
     // the connection it came on): text goes out in order from there. It
     // is at most out.
+    // sentSeq: the highest seq the page sent in the room, acknowledged or
+    // not: a delivery of the user's own text at or below it may be an
+    // echo of the page's chunk; above it, it cannot be (handle, "text").
     // window, above 0 after a rate refusal, paces the room's text: at
     // most window chunks a round, roundSeq the first seq of the current
     // round, begun at roundAt; pump, the timer that sends what waits
@@ -774,16 +777,20 @@ export class Session extends EventTarget {
       }
       case "text": {
         // While a move overlaps, the node delivers what the old session
-        // stores to this one too, as to any other session of the user:
-        // text of our own user below our next seq is our own, dropped.
-        // Text of our own user at or above it is another session's of
-        // the same user (another device): numbering goes on above it, or
-        // our next chunk would reuse its seq and the room would take it
-        // for a duplicate and drop its text (client/session.go, ownText).
+        // stores to this one too, as to any other session of the user.
+        // Only a chunk that went out can be stored, so text of our own
+        // user at or below the highest seq the page sent (sentSeq) is
+        // taken for our own, dropped. Any other is another session's of
+        // the same user (another device), even one under a seq the page
+        // numbered a chunk with that still waits in it (for the node's
+        // limits: pump; or for the room's state): numbering goes on above
+        // it and those chunks are renumbered above it, or one would go
+        // out under its seq and the room would take it for a duplicate
+        // and drop its text (client/session.go, ownText).
         const r = this.rooms.get(m.room);
         if (m.from === this.user && r && r.numbered) {
           // An echo, or a seq no chunk carries: not shown.
-          if (!Number.isSafeInteger(m.seq) || m.seq < r.nextSeq) return;
+          if (!Number.isSafeInteger(m.seq) || m.seq <= r.sentSeq) return;
           continueAbove(r, m.seq);
         }
         this.emit("text", m);
@@ -927,7 +934,7 @@ export class Session extends EventTarget {
         return;
       }
       budgetTake(b, size);
-      this.send(m, ws);
+      if (this.send(m, ws)) r.sentSeq = Math.max(r.sentSeq, m.seq);
       r.pushed++;
       r.out = Math.max(r.out, r.pushed);
     }
@@ -1043,7 +1050,7 @@ export class Session extends EventTarget {
   join(name) {
     if (!this.rooms.has(name)) {
       this.rooms.set(name, {
-        nextSeq: 1, unacked: [], out: 0, pushed: 0, numbered: false, synced: false, retry: null,
+        nextSeq: 1, unacked: [], out: 0, pushed: 0, sentSeq: 0, numbered: false, synced: false, retry: null,
         joinedOn: null, asked: 0, askedOn: null,
         window: 0, roundSeq: 0, roundAt: 0, pump: null,
         // byDevice: the page names its device, so a chunk that went out
@@ -1161,18 +1168,24 @@ function isDirectory(d, delta) {
   return (d.nodes == null || nodes(d.nodes)) && (d.gone == null || ids(d.gone));
 }
 
-// continueAbove makes a room's numbering go on above seq, a chunk the
-// same user typed from another session, when seq is at or above the
-// next one. The chunks that went out keep their seqs (the room may store
-// them under those); those that never did are renumbered above seq, in
-// order, and so, without a device, are those the node refused
-// (client/session.go, continueAboveLocked).
+// continueAbove makes a room's numbering go on above seq, the last of
+// the user's chunks stored (another session of the same user typed it,
+// or a state shows it). The chunks that went out keep their seqs (the
+// room may store them under those); those that never did (typed while
+// the room waited for its state, or held for the node's limits: pump)
+// the other session cannot have seen, and when the first of them is at
+// or below seq they are renumbered above it, in order, and so, without a
+// device, are those the node refused (client/session.go,
+// continueAboveLocked).
 function continueAbove(r, seq) {
-  if (seq < r.nextSeq) return;
   let from = r.out;
   if (r.byDevice) {
     const unsent = r.unacked.findIndex((m) => !m[SENT]);
     from = Math.max(r.out, unsent < 0 ? r.unacked.length : unsent);
+  }
+  if (from === r.unacked.length || r.unacked[from].seq > seq) {
+    r.nextSeq = Math.max(r.nextSeq, seq + 1);
+    return;
   }
   let next = seq + 1;
   for (let i = from; i < r.unacked.length; i++) r.unacked[i].seq = next++;
