@@ -58,8 +58,10 @@ type Config struct {
 	// caching time in the SOA. Default 5s.
 	TTL time.Duration
 	// MaxUDPSize caps, in bytes, the UDP reply size a client may ask for with
-	// EDNS0; a client without EDNS0 gets at most 512 bytes. Replies that do
-	// not fit are truncated (TC bit) and the client retries over TCP.
+	// EDNS0; a client without EDNS0 gets at most 512 bytes. Records that
+	// do not fit are left out; when the answer or authority section loses
+	// any, the reply says so (TC bit) and the client retries over TCP
+	// (glue left out alone sets no TC: RFC 2181, section 9).
 	// Between 512 and 65535. Default 1232 (DefaultMaxUDPSize).
 	MaxUDPSize int
 	// MaxTCPConns caps the TCP connections open at once; one client host

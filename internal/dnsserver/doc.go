@@ -31,7 +31,8 @@
 //     robin); each set (the A, the AAAA, the SRV records, ns.Z's A and
 //     AAAA) keeps its own count, so a client that always asks A then AAAA
 //     still sees every record first in turn. A node that goes down, full
-//     or draining leaves the answers with the next query.
+//     or draining leaves the answers with the next query, or, while
+//     another query builds the answers anew, with the one after the build.
 //   - _switchboard._tcp.Z SRV: one record per available node, priority 0,
 //     the node's port, a weight proportional to its spare capacity (the
 //     largest spare is 65535; never below 1), and as target the node's own
@@ -104,7 +105,10 @@
 // The answers are built once per directory snapshot and shared: a query
 // whose Nodes call returns the same slice as the last one (or one with the
 // same IDs, addresses, statuses, users and capacities) only copies and
-// rotates prebuilt records.
+// rotates prebuilt records. One query at a time builds them anew; the
+// others that find them out of date meanwhile answer from the last ones
+// built, so a directory that changes all the time (users come and go)
+// never holds queries up behind a build.
 //
 // # Caller's duties
 //
