@@ -10,6 +10,9 @@
 #
 #   NODES        the nodes in the order to roll, as ID=HTTP pairs:
 #                "n1=10.0.0.1:7071 n2=10.0.0.2:7071 n3=10.0.0.3:7071"
+#                (HTTP as an address, or a name the service publishes or
+#                the node's --ws-origins names: its reads answer 421
+#                under any other name)
 #   RESTART      the command that restarts one node on the new binary and
 #                returns once the old process has exited; it sees NODE_ID
 #                and NODE_HTTP. For the systemd unit of docs/deploy.md:

@@ -387,7 +387,7 @@ func serverOptions(cfg Config) (*server.Options, *pki.KeyPair, error) {
 	// timeout (2 s) ends it: bounded, so that a local flood cannot take
 	// the descriptors the node holds back for storage and peers. The
 	// bound counts the node's own connections (in process, made at start:
-	// two and one per room stream, at most 256) and leaves the rest to
+	// two and one per room stream, at most 258 in all) and leaves the rest to
 	// operators.
 	opts.MaxConn = MaxLocalConns
 	opts.Cluster = server.ClusterOpts{

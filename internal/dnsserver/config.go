@@ -94,9 +94,11 @@ type Config struct {
 	NS string
 	// NSAddrs are the addresses served for NS when NS lies inside the zone.
 	// Default: the IP the server is bound to if Addr names one; otherwise
-	// the addresses of the nodes that are up, full or draining (every
-	// node runs a responder, and a full or draining one still answers;
-	// a degraded one answers from a directory that may be out of date).
+	// the addresses of the nodes that are up, full or draining, on the
+	// assumption that every node runs a responder (serve --dns on each:
+	// a full or draining one still answers; a degraded one answers from
+	// a directory that may be out of date). Where only some nodes run
+	// one, the others are named as name servers that do not answer.
 	NSAddrs []netip.Addr
 	// Logger receives start, stop and serve errors. Default: discard.
 	Logger *slog.Logger

@@ -270,16 +270,14 @@ func (n *Node) run() {
 		}
 	}
 	note := func(c directory.Change) {
+		n.metrics.changes.WithLabelValues(c.Kind.String()).Inc()
 		if c.Kind == directory.Stale {
-			n.metrics.changes.WithLabelValues(c.Kind.String()).Inc()
 			return
 		}
 		if c.Kind == directory.Refused {
-			n.metrics.changes.WithLabelValues(c.Kind.String()).Inc()
 			refusals.note("refusing a directory entry past the directory's limits", c.ID, c.Err)
 			return
 		}
-		n.metrics.changes.WithLabelValues(c.Kind.String()).Inc()
 		if c.Kind == directory.Removed && n.rooms != nil {
 			// Back after this, the node is a newcomer: whatever
 			// incarnation it brings is its newest.

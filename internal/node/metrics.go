@@ -71,7 +71,7 @@ func newMetrics(n *Node) *metrics {
 		registry: prometheus.NewRegistry(),
 		received: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_directory_updates_received_total",
-			Help: "Directory entries from peers taken to the table: from their own node's subject, within the size, well formed, of no incarnation too far ahead (those dropped are logged). Stale ones are counted here and as changes of kind stale.",
+			Help: "Directory entries from peers that passed the node's checks (their own node's subject, the size, the format, no incarnation too far ahead; those dropped are logged) and went to the table, which may still find them stale or past its bounds (changes of kind stale and refused).",
 		}),
 		answers: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_directory_answers_total",

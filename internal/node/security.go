@@ -378,7 +378,7 @@ func (s *session) checkToken(m wire.Message) (user string, rooms []string, werr 
 		case errors.Is(err, token.ErrAudience):
 			why = "the token is for another service"
 		case errors.Is(err, token.ErrClaims):
-			why = "the token lacks a valid user or expiry, or names a room no room can have"
+			why = "the token lacks a valid user or expiry, or its rooms claim is malformed"
 		default:
 			why = "the token is malformed"
 		}

@@ -32,6 +32,8 @@ import (
 	"unicode"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/switchboard/switchboard/wire"
 )
 
 // MaxLen is the longest token accepted, in bytes.
@@ -84,13 +86,21 @@ type jwtClaims struct {
 // Mint signs c with key. c.User, c.Service and c.Expires are required;
 // now becomes iat. Claims that Verify would refuse (a user or a room
 // name it does not take) are refused here, so that no token is minted
-// that every node refuses.
+// that every node refuses, and so are rooms no join can name
+// (wire.RoomNameProblem).
 func Mint(key ed25519.PrivateKey, c Claims, now time.Time) (string, error) {
 	if err := checkUser(c.User); err != nil {
 		return "", err
 	}
 	if err := checkRooms(c.Rooms); err != nil {
 		return "", err
+	}
+	for _, r := range c.Rooms {
+		// Stricter than Verify, which takes what issuers already minted:
+		// a room no join can name would be a token's claim for nothing.
+		if why := wire.RoomNameProblem(r); why != "" {
+			return "", fmt.Errorf("token: minting: room %q: %s: %w", r, why, ErrClaims)
+		}
 	}
 	if c.Service == "" {
 		return "", fmt.Errorf("token: minting: no service: %w", ErrClaims)

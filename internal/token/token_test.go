@@ -128,6 +128,8 @@ func TestMintRefusesBadClaims(t *testing.T) {
 		// Rooms Verify refuses: a token every node would refuse.
 		{User: "a", Service: "s", Expires: now.Add(time.Hour), Rooms: []string{""}},
 		{User: "a", Service: "s", Expires: now.Add(time.Hour), Rooms: []string{"lobby", strings.Repeat("r", 65)}},
+		// A room no join can name.
+		{User: "a", Service: "s", Expires: now.Add(time.Hour), Rooms: []string{"ops room"}},
 	} {
 		if _, err := token.Mint(priv, c, now); !errors.Is(err, token.ErrClaims) {
 			t.Errorf("Mint(%+v): %v, want ErrClaims", c, err)
