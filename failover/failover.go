@@ -518,11 +518,16 @@ func (m *Machine) exclude(id string, now time.Time) {
 	}
 }
 
+// prune ends the cool-downs that are over. A node that only dropped the
+// session and is still out for the round keeps that mark: when it
+// answers a hello (Fetched), it is back at once.
 func (m *Machine) prune(now time.Time) {
 	for id, until := range m.excluded {
 		if !now.Before(until) {
 			delete(m.excluded, id)
-			delete(m.dropOnly, id)
+			if !m.round[id] {
+				delete(m.dropOnly, id)
+			}
 		}
 	}
 }

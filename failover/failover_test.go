@@ -665,3 +665,31 @@ func runTranscript(t *testing.T, cfg Config, steps []step) {
 		t.Errorf("transcript (-got +want):\n%s", diff)
 	}
 }
+
+// A node that dropped the session and stayed away past its cool-down
+// (a restart of more than 5 s) is back at once when it answers a hello,
+// as before the round: the end of its cool-down must not forget that it
+// only dropped the session while the round still keeps it out. Before,
+// the pick found it excluded, and the client waited a whole pass for a
+// second hello.
+func TestDroppedNodeBackAfterItsCooldown(t *testing.T) {
+	m, err := New(DefaultConfig(), newRand(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	m.Next(Outcome{Kind: Attached, Node: "n1"}, t0)
+	now := t0.Add(time.Minute)
+	a := m.Next(Outcome{Kind: Dropped, Node: "n1"}, now)
+	for now.Sub(t0) < time.Minute+6*time.Second {
+		now = now.Add(a.After + 50*time.Millisecond)
+		a = m.Next(Outcome{Kind: DirectoryFailed, Err: errors.New("connection refused")}, now)
+	}
+	now = now.Add(a.After)
+	if a = m.Next(Outcome{Kind: Fetched, Node: "n1"}, now); a.Step != Pick {
+		t.Fatalf("n1 answered the hello: %v, want a pick", a)
+	}
+	if m.Excluded("n1", now) {
+		t.Errorf("n1, back after %v, is still left out", now.Sub(t0.Add(time.Minute)))
+	}
+}

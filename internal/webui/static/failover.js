@@ -108,10 +108,13 @@ export class Machine {
   // timeout, refused, attached, dropped. Steps: refresh, pick, dial,
   // retry, done, fail.
   next(o, now) {
+    // A cool-down that ends keeps the mark of a node that only dropped
+    // the session while the round keeps it out: when it answers a
+    // hello it is back at once (failover.go, prune).
     for (const [id, until] of this.cool) {
       if (now >= until) {
         this.cool.delete(id);
-        this.dropOnly.delete(id);
+        if (!this.round.has(id)) this.dropOnly.delete(id);
       }
     }
     const c = this.cfg;
