@@ -452,3 +452,21 @@ func TestBruteForceBalancedLeavesOutSilent(t *testing.T) {
 		}
 	}
 }
+
+// A Sample past maxSample compares maxSample nodes, not all of them: 80
+// candidates and Sample 100 compare 64, drawn, as the reason says.
+// Before, the bound applied only once more candidates than Sample were
+// left, so 80 were compared (and copied) for each pick.
+func TestBalancedSampleIsBounded(t *testing.T) {
+	var nodes []directory.Node
+	for i := range 80 {
+		nodes = append(nodes, directory.Node{ID: fmt.Sprintf("n%02d", i), Status: directory.Up, Users: 500, Capacity: 1000})
+	}
+	res, err := Balanced{Rand: NewRand(1), Sample: 100}.Pick(nodes, Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(res.Reason, fmt.Sprintf(" of %d compared", maxSample)) {
+		t.Errorf("Sample 100 of 80 candidates: %q, want %d compared", res.Reason, maxSample)
+	}
+}

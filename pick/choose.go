@@ -420,6 +420,8 @@ func (b Balanced) sample(h *heard, self string, r Rand, buf []directory.Node) []
 		k = DefaultSample
 	case k < 0:
 		k = h.n // all of them
+	default:
+		k = min(k, maxSample)
 	}
 	if h.n <= k {
 		if !h.some {
@@ -435,7 +437,6 @@ func (b Balanced) sample(h *heard, self string, r Rand, buf []directory.Node) []
 		}
 		return buf
 	}
-	k = min(k, maxSample)
 	// The connected node, when among those kept, is in; the others are
 	// drawn from the rest, numbered 0..m-1 with self's rank left out.
 	var picked [maxSample]int
