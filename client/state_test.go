@@ -259,9 +259,10 @@ func TestHeldChunkIsNumberedAboveAnotherDevicesText(t *testing.T) {
 
 func testHeldChunkIsNumberedAboveAnotherDevicesText(t *testing.T, device client.Option) {
 	a := newFakeNode(t, "a")
-	// One chunk at once, the next about two seconds later: "b" waits in
-	// the session while the phone's chunk comes.
-	a.limits = &wire.Limits{MaxChunk: 4096, ChunkRate: 0.5, ChunkBurst: 2, ByteRate: 8192, ByteBurst: 65536}
+	// One chunk at once, the next about five seconds later: "b" waits in
+	// the session while the phone's chunk comes (a margin for a loaded
+	// machine: the phone's chunk must be handled before "b" may go).
+	a.limits = &wire.Limits{MaxChunk: 4096, ChunkRate: 0.2, ChunkBurst: 2, ByteRate: 8192, ByteBurst: 65536}
 	s, join := aliceInRoom(t, a, client.WithRetry(fastRetry()), device)
 	join.conn.send(roomState("r", 0))
 	awaitEvent(t, s, "the state", func(e client.Event) bool { return e.Message.Op == wire.OpRoom }, nil)
