@@ -1429,10 +1429,12 @@ func (r *room) ackLocked(seq uint64) {
 // refuseLocked ends with err, a refusal that resending does not mend,
 // the wait for the text the chunk seq is part of and the Flush calls
 // waiting for it; when none waits, the next Flush returns it. The chunk
-// is never stored, but it stays queued all the same (the node drops or
-// refuses it again), and the ack of a later chunk takes it off the queue
-// as if stored: without this its SendTextWait or Flush would then have
-// reported success.
+// is never stored, so it leaves the queue at once, its bytes with it: it
+// is not sent again (after a failover the node would only refuse it
+// again, and a Flush report the same refusal twice), and a Flush called
+// later does not wait for it (it was the last chunk, say, which no later
+// ack would ever take off). Its seq stays used: the chunks after it keep
+// theirs, and the room's members see its text as lost.
 func (r *room) refuseLocked(seq uint64, err error) {
 	i := slices.IndexFunc(r.unacked, func(m wire.Message) bool { return m.Seq == seq })
 	if i < 0 {
@@ -1455,6 +1457,21 @@ func (r *room) refuseLocked(seq uint64, err error) {
 	})
 	if !told && r.refusal == nil {
 		r.refusal = ferr
+	}
+	// Out of the queue: the Flush calls still waiting were called before
+	// it was queued (upTo <= start), and the byte positions of what
+	// follows it, which later Flush calls count, move down with it.
+	r.queuedBytes -= uint64(len(r.unacked[i].T))
+	r.unacked = slices.Delete(r.unacked, i, i+1)
+	r.waits = slices.Delete(r.waits, i, i+1)
+	if i < r.out {
+		r.out--
+	}
+	if i < r.sent {
+		r.sent--
+	}
+	if i < r.pushed {
+		r.pushed--
 	}
 }
 

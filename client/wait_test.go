@@ -275,4 +275,27 @@ func TestRefusedChunkFailsItsWaits(t *testing.T) {
 	if err := s.Flush(ctx, "r"); err != nil {
 		t.Errorf("Flush after that = %v, want nil", err)
 	}
+
+	// The last chunk refused: no later ack takes it off, and a Flush
+	// after the one that reported it has nothing to wait for. Before, it
+	// waited until its context ended.
+	if _, err := s.SendText("r", "z"); err != nil {
+		t.Fatal(err)
+	}
+	awaitGot(t, a, wire.OpText)
+	refuse(6)
+	nodetest.Eventually(t, settle, func() error {
+		if n := s.Unacked("r"); n != 0 {
+			return fmt.Errorf("%d chunks unacknowledged after the last one was refused", n)
+		}
+		return nil
+	})
+	if err := s.Flush(ctx, "r"); !isLimit(err) {
+		t.Errorf("Flush after the last chunk was refused = %v, want the limit error", err)
+	}
+	short, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := s.Flush(short, "r"); err != nil {
+		t.Errorf("Flush after that = %v, want nil at once", err)
+	}
 }
