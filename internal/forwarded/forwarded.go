@@ -7,8 +7,11 @@ package forwarded
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
+
+	"github.com/switchboard/switchboard/internal/proxyproto"
 )
 
 // Proxies are the addresses of trusted reverse proxies.
@@ -132,4 +135,20 @@ func SourceHost(a netip.Addr) netip.Addr {
 	}
 	p, _ := a.WithZone("").Prefix(64) // cannot fail: an IPv6 address, 64 bits
 	return p.Addr()
+}
+
+// OwnHost reports whether client, a connection's client, is the node's
+// own host reaching the address it came to: local, the connection's
+// local address, has client's IP. Such a client (a reverse proxy beside
+// the node, the node's own fronts) carries many users and is not held to
+// per-address limits. Only the connection's own addresses say so: one a
+// PROXY protocol header named (proxyproto.FromHeader) may name any
+// source and destination, the same one or 127.0.0.1 twice, and is never
+// the node's own host. A nil local is not.
+func OwnHost(local net.Addr, client netip.Addr) bool {
+	if local == nil || proxyproto.FromHeader(local) {
+		return false
+	}
+	l, err := netip.ParseAddrPort(local.String())
+	return err == nil && l.Addr().Unmap().WithZone("") == client.Unmap().WithZone("")
 }

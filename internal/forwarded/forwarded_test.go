@@ -1,9 +1,12 @@
 package forwarded
 
 import (
+	"net"
 	"net/netip"
 	"slices"
 	"testing"
+
+	"github.com/switchboard/switchboard/internal/proxyproto"
 )
 
 func TestParse(t *testing.T) {
@@ -86,5 +89,32 @@ func TestSourceKey(t *testing.T) {
 	}
 	if got := SourceHost(netip.Addr{}); got.IsValid() {
 		t.Errorf("SourceHost of the zero Addr = %s, want the zero Addr", got)
+	}
+}
+
+// The node's own host by the connection's own addresses only: never by
+// those a PROXY protocol header named.
+func TestOwnHost(t *testing.T) {
+	tcp := func(s string) net.Addr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	header := func(s string) net.Addr {
+		return &proxyproto.Addr{TCPAddr: *net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s))}
+	}
+	for _, tt := range []struct {
+		name   string
+		local  net.Addr
+		client string
+		want   bool
+	}{
+		{"loopback to itself", tcp("127.0.0.1:7071"), "127.0.0.1", true},
+		{"the node's public address", tcp("192.0.2.7:7071"), "192.0.2.7", true},
+		{"IPv4-mapped", tcp("[::ffff:192.0.2.7]:7071"), "192.0.2.7", true},
+		{"another loopback address", tcp("127.0.0.1:7071"), "127.0.0.2", false},
+		{"a host elsewhere", tcp("192.0.2.7:7071"), "192.0.2.8", false},
+		{"a header naming loopback twice", header("127.0.0.1:7071"), "127.0.0.1", false},
+		{"no local address", nil, "127.0.0.1", false},
+	} {
+		if got := OwnHost(tt.local, netip.MustParseAddr(tt.client)); got != tt.want {
+			t.Errorf("%s: OwnHost = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }

@@ -414,12 +414,10 @@ func (c addrCounts) add(key string, delta int) {
 // is always counted.
 func sourceKey(conn net.Conn) string {
 	key := addrKey(conn.RemoteAddr())
-	if key == "" || proxyproto.FromHeader(conn.LocalAddr()) {
+	if key == "" {
 		return key
 	}
-	local, errL := netip.ParseAddrPort(conn.LocalAddr().String())
-	remote, errR := netip.ParseAddrPort(conn.RemoteAddr().String())
-	if errL == nil && errR == nil && local.Addr().Unmap() == remote.Addr().Unmap() {
+	if remote, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil && forwarded.OwnHost(conn.LocalAddr(), remote.Addr()) {
 		return ""
 	}
 	return key

@@ -29,7 +29,6 @@ import (
 	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/internal/logsample"
 	"github.com/switchboard/switchboard/internal/origin"
-	"github.com/switchboard/switchboard/internal/proxyproto"
 	"github.com/switchboard/switchboard/internal/token"
 	"github.com/switchboard/switchboard/pick"
 	"github.com/switchboard/switchboard/wire"
@@ -498,12 +497,8 @@ func sourceIP(r *http.Request, trusted []netip.Prefix) string {
 		return r.RemoteAddr // not TCP: counted as it is
 	}
 	client := forwarded.Proxies(trusted).Client(ap.Addr(), r.Header.Values("X-Forwarded-For"))
-	// The node's own host by the connection's own addresses only: a
-	// PROXY protocol header may name any, the same for both ends too.
-	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && !proxyproto.FromHeader(local) {
-		if lap, err := netip.ParseAddrPort(local.String()); err == nil && lap.Addr().Unmap().WithZone("") == client {
-			return ""
-		}
+	if local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr); forwarded.OwnHost(local, client) {
+		return ""
 	}
 	return forwarded.SourceKey(client)
 }

@@ -412,12 +412,8 @@ func (h *handler) streamSource(r *http.Request) string {
 	if len(h.proxies) > 0 {
 		client = h.proxies.Client(client, r.Header.Values("X-Forwarded-For")).Unmap()
 	}
-	if client == peer.Addr().Unmap() && !viaProxyHeader(r) {
-		if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
-			if l, err := netip.ParseAddrPort(local.String()); err == nil && l.Addr().Unmap() == client {
-				return ""
-			}
-		}
+	if client == peer.Addr().Unmap() && forwarded.OwnHost(localAddr(r), client) {
+		return ""
 	}
 	return forwarded.SourceKey(client)
 }
@@ -429,8 +425,13 @@ func (h *handler) streamSource(r *http.Request) string {
 // the loopback rule for admin actions nor the node's own host's exemption
 // from the per-address limits applies.
 func viaProxyHeader(r *http.Request) bool {
-	local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
-	return ok && proxyproto.FromHeader(local)
+	return proxyproto.FromHeader(localAddr(r))
+}
+
+// localAddr is the local address of r's connection, or nil.
+func localAddr(r *http.Request) net.Addr {
+	local, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	return local
 }
 
 // serveEvents streams updates to source (what MaxStreamsPerSource counts
