@@ -56,25 +56,15 @@ func runCerts(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		return usagef(c.name, "certs: --validity %v: want more than 0", *validity)
 	}
 	now := time.Now()
-	caFile, caKeyFile := filepath.Join(*dir, pki.CAFile), filepath.Join(*dir, pki.CAKeyFile)
 	certFile, keyFile := filepath.Join(*dir, *id+".pem"), filepath.Join(*dir, *id+".key")
 	// Both or neither: a new key beside an old certificate would not match
 	// it. A new CA is made in memory and written with them, so that a run
 	// that fails leaves no CA behind.
-	files := make([]pki.NewFile, 0, 4)
-	var ca *pki.CA
-	_, certErr := os.Stat(caFile)
-	_, keyErr := os.Stat(caKeyFile)
-	created := certErr != nil && keyErr != nil
-	if created {
-		var caKey []byte
-		if ca, caKey, err = pki.NewCA(*service, now); err != nil {
-			return fmt.Errorf("certs: %w", err)
-		}
-		files = append(files, pki.NewFile{Name: caKeyFile, Data: caKey, Perm: 0o600}, pki.NewFile{Name: caFile, Data: ca.CertPEM, Perm: 0o644})
-	} else if ca, err = pki.LoadCA(caFile, caKeyFile); err != nil {
+	ca, files, err := pki.LoadOrNewCA(*dir, *service, now)
+	if err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
+	created := len(files) > 0
 	chain, key, err := ca.Issue(pki.Request{Service: *service, Hosts: splitList(*hosts), Validity: *validity}, now)
 	if err != nil {
 		return fmt.Errorf("certs: %w", err)

@@ -139,24 +139,37 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 // for service and writes it there when neither file exists. created
 // reports which happened.
 func LoadOrCreateCA(dir, service string, now time.Time) (ca *CA, created bool, err error) {
+	ca, files, err := LoadOrNewCA(dir, service, now)
+	if err != nil || len(files) == 0 {
+		return ca, false, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, false, fmt.Errorf("pki: making %s: %w", dir, err)
+	}
+	if err := WriteNewFiles(files...); err != nil {
+		return nil, false, err
+	}
+	return ca, true, nil
+}
+
+// LoadOrNewCA loads the CA in dir (CAFile, CAKeyFile), or, when neither
+// file exists, makes one for service in memory and returns the files to
+// write it to (its key and certificate), for the caller to write with
+// what it issues, all or none (WriteNewFiles). files is empty when the
+// CA was loaded.
+func LoadOrNewCA(dir, service string, now time.Time) (ca *CA, files []NewFile, err error) {
 	certFile, keyFile := filepath.Join(dir, CAFile), filepath.Join(dir, CAKeyFile)
 	_, certErr := os.Stat(certFile)
 	_, keyErr := os.Stat(keyFile)
 	if certErr == nil || keyErr == nil {
 		ca, err := LoadCA(certFile, keyFile)
-		return ca, false, err
+		return ca, nil, err
 	}
 	ca, keyPEM, err := NewCA(service, now)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, false, fmt.Errorf("pki: making %s: %w", dir, err)
-	}
-	if err := WriteNewFiles(NewFile{keyFile, keyPEM, 0o600}, NewFile{certFile, ca.CertPEM, 0o644}); err != nil {
-		return nil, false, err
-	}
-	return ca, true, nil
+	return ca, []NewFile{{keyFile, keyPEM, 0o600}, {certFile, ca.CertPEM, 0o644}}, nil
 }
 
 // Request is what a node certificate names.
