@@ -52,7 +52,7 @@ func (m *metrics) register(reg prometheus.Registerer, s *Server) error {
 	}, func() float64 {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return float64(len(s.calls) + s.pending)
+		return float64(s.limits.calls) // a place from admission to the call's end
 	})
 	conns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "switchboard_sip_tcp_conns",

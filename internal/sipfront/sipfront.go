@@ -254,12 +254,11 @@ type Server struct {
 	// them as fast as they like.
 	badLog logsample.Kinds
 
-	mu      sync.Mutex
-	closed  bool
-	calls   map[string]*call // by dialog ID
-	limits  *limits          // every call's place, from admission to its end
-	pending int              // calls being set up (the metrics' gauge counts them)
-	wg      sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	calls  map[string]*call // by dialog ID
+	limits *limits          // every call's place, from admission to its end
+	wg     sync.WaitGroup
 	// running counts the calls' goroutines (call.run); each is added
 	// under mu while the front is not closed.
 	running  sync.WaitGroup
@@ -601,7 +600,6 @@ func (s *Server) admit(src netip.Addr) (p *place, evicted *call, code int, reaso
 		s.m.callsRefused.WithLabelValues(refusedUnconfirmed).Inc()
 		return nil, nil, 503, "Too Many Calls Being Set Up"
 	}
-	s.pending++
 	if gone != nil && gone.call != nil {
 		evicted = gone.call
 		if s.calls[evicted.id] == evicted {
@@ -704,7 +702,6 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.dlg.InviteResponse = res
 	}
 	s.mu.Lock()
-	s.pending--
 	if err == nil {
 		if s.closed {
 			err = errors.New("the node is shutting down")
