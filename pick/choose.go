@@ -586,7 +586,8 @@ func weight(n *directory.Node, least, slack, margin, mean float64) (w, into floa
 
 // keepConnected decides whether a client stays on the connected node
 // self although it is above the slack: within the margin above it, with
-// the probability 1 - excess/margin. It returns self's index and a note
+// the probability of its weight (1 less how far into the margin it is,
+// as spread draws the others). It returns self's index and a note
 // for the Reason when it stays, and "" when it leaves (or self is not
 // among nodes).
 func (b Balanced) keepConnected(nodes []directory.Node, self string, slack float64, r Rand) (int, string) {
@@ -609,18 +610,13 @@ func (b Balanced) keepConnected(nodes []directory.Node, self string, slack float
 	if s < 0 {
 		return 0, ""
 	}
-	one := 0.0
-	if c := nodes[s].Capacity; c > 0 {
-		one = 1 / float64(c)
-	}
-	excess := nodes[s].Load() - (least*(1+slack) + one)
-	width := margin*sum/float64(len(nodes)) + one
-	if excess >= width {
+	w, into := weight(&nodes[s], least, slack, margin, sum/float64(len(nodes)))
+	if w == 0 {
 		return 0, ""
 	}
 	const scale = 1 << 20
-	if float64(r.IntN(scale)) < excess/width*scale {
+	if float64(r.IntN(scale)) < into*scale {
 		return 0, ""
 	}
-	return s, fmt.Sprintf(", already connected, %.0f%% into the margin above the least load", 100*excess/width)
+	return s, fmt.Sprintf(", already connected, %.0f%% into the margin above the least load", 100*into)
 }
