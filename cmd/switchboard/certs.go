@@ -43,17 +43,16 @@ func runCerts(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if *id == "" || strings.ContainsAny(*id, `/\ `) || *id == "ca" {
 		return usagef(c.name, "certs: --node must name the node (not empty, no slashes or spaces, not \"ca\")")
 	}
-	// What the CA would refuse to sign, refused before anything is made.
-	if *service == "" || strings.ContainsAny(*service, " /*") {
-		return usagef(c.name, "certs: --service %q: want a DNS name (no spaces, slashes or wildcards)", *service)
-	}
-	for _, h := range splitList(*hosts) {
-		if net.ParseIP(h) == nil && strings.ContainsAny(h, " /:") {
-			return usagef(c.name, "certs: --host %q: want host names and IP addresses, comma-separated (no spaces, slashes or ports)", h)
-		}
-	}
 	if *validity <= 0 {
 		return usagef(c.name, "certs: --validity %v: want more than 0", *validity)
+	}
+	// What the CA would refuse to sign, refused before anything is made.
+	if err := (pki.Request{Service: *service}).Check(); err != nil {
+		return usagef(c.name, "certs: --service: %v", err)
+	}
+	req := pki.Request{Service: *service, Hosts: splitList(*hosts), Validity: *validity}
+	if err := req.Check(); err != nil {
+		return usagef(c.name, "certs: --host: %v", err)
 	}
 	now := time.Now()
 	certFile, keyFile := filepath.Join(*dir, *id+".pem"), filepath.Join(*dir, *id+".key")
@@ -65,7 +64,7 @@ func runCerts(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("certs: %w", err)
 	}
 	created := len(files) > 0
-	chain, key, err := ca.Issue(pki.Request{Service: *service, Hosts: splitList(*hosts), Validity: *validity}, now)
+	chain, key, err := ca.Issue(req, now)
 	if err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}

@@ -368,11 +368,11 @@ func TestCertsFailedRunWritesNothing(t *testing.T) {
 		code int
 		want string
 	}{
-		{"a host with a space", []string{"--host", "bad host"}, exitUsage, `certs: --host "bad host"`},
-		{"a host with a port", []string{"--host", "127.0.0.1,n1.example:7070"}, exitUsage, `certs: --host "n1.example:7070"`},
+		{"a host with a space", []string{"--host", "bad host"}, exitUsage, `certs: --host: pki: host "bad host"`},
+		{"a host with a port", []string{"--host", "127.0.0.1,n1.example:7070"}, exitUsage, `certs: --host: pki: host "n1.example:7070"`},
 		{"a negative validity", []string{"--validity", "-1h"}, exitUsage, "certs: --validity -1h0m0s: want more than 0"},
 		{"no validity", []string{"--validity", "0s"}, exitUsage, "certs: --validity 0s: want more than 0"},
-		{"a service with a space", []string{"--service", "chat test"}, exitUsage, `certs: --service "chat test"`},
+		{"a service with a space", []string{"--service", "chat test"}, exitUsage, `certs: --service: pki: service name "chat test"`},
 		// Known only once the CA is: past a new CA's ten years.
 		{"a certificate that outlives its CA", []string{"--validity", "100000h"}, exitFailure, "would outlive its CA"},
 	} {

@@ -184,19 +184,36 @@ type Request struct {
 	Validity time.Duration
 }
 
+// Check says what in r a CA would refuse to sign, whatever the CA
+// (ErrBadRequest): a service that is not a DNS name (empty, spaces,
+// slashes, wildcards), a host that is neither an IP address nor a name
+// (spaces, slashes, a port), a negative validity. Callers that make
+// files check first, so that a refused request makes none.
+func (r Request) Check() error {
+	if r.Service == "" || strings.ContainsAny(r.Service, " /*") {
+		return fmt.Errorf("pki: service name %q: want a DNS name (no spaces, slashes or wildcards): %w", r.Service, ErrBadRequest)
+	}
+	for _, h := range r.Hosts {
+		if h = strings.TrimSpace(h); h != "" && net.ParseIP(h) == nil && strings.ContainsAny(h, " /:") {
+			return fmt.Errorf("pki: host %q: want a host name or an IP address (no spaces, slashes or ports): %w", h, ErrBadRequest)
+		}
+	}
+	if r.Validity < 0 {
+		return fmt.Errorf("pki: validity %v is negative: %w", r.Validity, ErrBadRequest)
+	}
+	return nil
+}
+
 // Issue makes a node certificate for req, signed by ca, with a fresh
 // ECDSA P-256 key. It returns both in PEM: the certificate followed by
 // the CA's (the chain file a node reads; it sends the certificate alone,
 // since clients trust the CA already), and the key.
 func (ca *CA) Issue(req Request, now time.Time) (chainPEM, keyPEM []byte, err error) {
-	if req.Service == "" || strings.ContainsAny(req.Service, " /*") {
-		return nil, nil, fmt.Errorf("pki: service name %q: %w", req.Service, ErrBadRequest)
+	if err := req.Check(); err != nil {
+		return nil, nil, err
 	}
 	validity := req.Validity
-	switch {
-	case validity < 0:
-		return nil, nil, fmt.Errorf("pki: validity %v is negative: %w", validity, ErrBadRequest)
-	case validity == 0:
+	if validity == 0 {
 		validity = CertValidity
 	}
 	// A certificate past its CA's validity would be refused by every
@@ -230,8 +247,6 @@ func (ca *CA) Issue(req Request, now time.Time) (chainPEM, keyPEM []byte, err er
 		case h == "":
 		case net.ParseIP(h) != nil:
 			tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(h))
-		case strings.ContainsAny(h, " /:"):
-			return nil, nil, fmt.Errorf("pki: host %q: %w", h, ErrBadRequest)
 		default:
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
