@@ -71,7 +71,8 @@ type Mixer struct {
 
 // mixSender is what a Mixer holds for one sender.
 type mixSender struct {
-	label  string    // their name as their label shows it
+	prefix string    // what starts each line of theirs: their label, "[name]: "
+	line   string    // their unfinished line as last applied (a copy of the room's)
 	queued []edit    // what their text changed, not shown yet
 	size   int       // the bytes queued edits send, at most MaxQueued
 	last   time.Time // when their last text arrived
@@ -129,7 +130,7 @@ func (m *Mixer) Write(from, text string, now time.Time) {
 	}
 	s := m.senders[from]
 	if s == nil {
-		s = &mixSender{label: label(from)}
+		s = &mixSender{prefix: "[" + label(from) + "]: "}
 		m.senders[from] = s
 	}
 	s.left = false // back in the room
@@ -140,7 +141,7 @@ func (m *Mixer) Write(from, text string, now time.Time) {
 		s.waits, s.since = true, now
 	}
 	s.last = now
-	edits := m.apply(from, text)
+	edits := m.apply(s, from, text)
 	size := 0
 	for _, e := range edits {
 		size += e.cost()
@@ -159,19 +160,21 @@ func (m *Mixer) Write(from, text string, now time.Time) {
 // apply applies text to from's line in the Mixer's room and returns what
 // it changed. A BEL is an edit of its own, where it came: a chunk is
 // applied in pieces between its BELs, which reads it as the room does,
-// since no sequence, character or CR LF of rtt's spans a BEL.
-func (m *Mixer) apply(from, text string) []edit {
+// since no sequence, character or CR LF of rtt's spans a BEL. s.line
+// is from's line before and after (one copy of the room's line a chunk).
+func (m *Mixer) apply(s *mixSender, from, text string) []edit {
 	var edits []edit
 	for {
 		piece, rest, bel := strings.Cut(text, "\a")
 		if piece != "" {
-			line := m.room.Live(from)
 			for _, l := range m.room.Apply(from, 0, piece).Lines {
-				edits = change(edits, line, l.Text)
+				edits = change(edits, s.line, l.Text)
 				edits = append(edits, edit{kind: editEnd})
-				line = ""
+				s.line = ""
 			}
-			edits = change(edits, line, m.room.Live(from))
+			after := m.room.Live(from)
+			edits = change(edits, s.line, after)
+			s.line = after
 		}
 		if !bel {
 			return edits
@@ -261,6 +264,7 @@ func (m *Mixer) Cut() []byte {
 func (m *Mixer) Forget(from string) {
 	_, ended := m.room.Forget(from)
 	if s := m.senders[from]; s != nil && len(s.queued) > 0 {
+		s.line = "" // completed in the room
 		if ended {
 			s.queued = append(s.queued, edit{kind: editEnd})
 		}
@@ -321,7 +325,7 @@ func (m *Mixer) show(out *strings.Builder, s *mixSender) {
 		switch e.kind {
 		case editText:
 			if !m.midLine {
-				out.WriteString("[" + s.label + "]: ")
+				out.WriteString(s.prefix)
 				m.midLine, m.from = true, e.at
 			}
 			out.WriteString(e.text)
@@ -341,7 +345,7 @@ func (m *Mixer) show(out *strings.Builder, s *mixSender) {
 			out.WriteByte('\a')
 		case editLost:
 			if !m.midLine {
-				out.WriteString("[" + s.label + "]: ")
+				out.WriteString(s.prefix)
 			}
 			out.WriteString(Missing)
 			m.midLine = true
