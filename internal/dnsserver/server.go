@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/switchboard/switchboard/directory"
 )
 
 // listenAttempts is how many free UDP ports Start tries when Addr has port 0
@@ -92,7 +94,7 @@ func (s *Server) setParams(nsAddrs []netip.Addr) {
 // current returns the zone for the directory as Nodes reports it now,
 // building it only when the snapshot's content changed.
 func (s *Server) current() *zone {
-	if z, ok := s.fresh(); ok {
+	if z, _, _, ok := s.fresh(); ok {
 		return z
 	}
 	if !s.building.TryLock() {
@@ -102,24 +104,26 @@ func (s *Server) current() *zone {
 		s.building.Lock()
 	}
 	defer s.building.Unlock()
-	if z, ok := s.fresh(); ok {
+	z, p, nodes, ok := s.fresh()
+	if ok {
 		return z // built while this query waited
 	}
-	nz := buildZone(s.params.Load(), s.cfg.Nodes(), s.serial.Add(1))
+	nz := buildZone(p, nodes, s.serial.Add(1))
 	s.zone.Store(nz)
 	return nz
 }
 
 // fresh returns the zone when it is the one for the directory as Nodes
-// reports it now (ok false: it must be built).
-func (s *Server) fresh() (*zone, bool) {
+// reports it now (ok false: it must be built, from the params and nodes
+// returned).
+func (s *Server) fresh() (*zone, *zoneParams, []directory.Node, bool) {
 	p := s.params.Load()
 	nodes := s.cfg.Nodes()
 	z := s.zone.Load()
 	if z != nil {
 		same, equal := z.matches(p, nodes)
 		if same {
-			return z, true
+			return z, p, nodes, true
 		}
 		if equal {
 			// A new snapshot with the same content: remember its identity
@@ -127,10 +131,10 @@ func (s *Server) fresh() (*zone, bool) {
 			nz := *z
 			nz.src = nodes
 			s.zone.Store(&nz)
-			return &nz, true
+			return &nz, p, nodes, true
 		}
 	}
-	return nil, false
+	return nil, p, nodes, false
 }
 
 // Start binds Config.Addr over UDP and then TCP on the same port, and serves
