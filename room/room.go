@@ -659,6 +659,7 @@ func (r *Room) encodeState() ([]byte, error) {
 	)
 	liveSize := func(from, text string) int { return wire.StringLen(from) + wire.StringLen(text) + liveFrame }
 	seqSize := func(from string) int { return wire.StringLen(from) + seqFrame }
+	crSize := func(from string) int { return wire.StringLen(from) + crFrame }
 	size := frame + wire.StringLen(r.name)
 	for _, l := range rs.Lines {
 		size += wire.StringLen(l.From) + wire.StringLen(l.Text) + lineFrame
@@ -670,7 +671,7 @@ func (r *Room) encodeState() ([]byte, error) {
 		size += seqSize(from)
 	}
 	for from := range rs.PendingCR {
-		size += wire.StringLen(from) + crFrame
+		size += crSize(from)
 	}
 	for _, u := range rs.Users {
 		size += wire.StringLen(u) + userFrame
@@ -722,12 +723,12 @@ func (r *Room) encodeState() ([]byte, error) {
 				delete(rs.Seqs, from)
 			}
 			if rs.PendingCR[from] {
-				size -= wire.StringLen(from) + crFrame
+				size -= crSize(from)
 				delete(rs.PendingCR, from)
 			}
 		case len(rs.PendingCR) > 0:
 			for from := range rs.PendingCR {
-				size -= wire.StringLen(from) + crFrame
+				size -= crSize(from)
 			}
 			rs.PendingCR = nil
 		default:
