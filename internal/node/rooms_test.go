@@ -153,13 +153,16 @@ func (p *peer) join(room string) *wire.RoomState {
 	return m.State
 }
 
-// rejoin joins room as a client must after a failover: an `unavailable`
+// rejoin joins room as a client must after a failover (states of room
+// kept from before are dropped: not its answer): an `unavailable`
 // answer (the room's storage is electing a new leader) is retried for up
 // to three waits: under the race detector on a loaded machine the
 // survivors' elections and the room's reload have taken more than 30 s
 // (the rtt-fault bench's heal times under load were 16-51 s).
 func (p *peer) rejoin(room string) *wire.RoomState {
 	p.t.Helper()
+	// States of room received before are not the answer.
+	p.kept = slices.DeleteFunc(p.kept, func(m wire.Message) bool { return m.Op == wire.OpRoom && m.Room == room })
 	deadline := time.Now().Add(3 * wait)
 	for {
 		p.send(wire.Message{Op: wire.OpJoin, Room: room})
