@@ -24,7 +24,16 @@ import (
 // never stored it; with one the room stored it under the next seq and had
 // to send the page its state.
 func TestBrowserHeldChunkIsNumberedAboveAnotherDevicesText(t *testing.T) {
-	for _, tc := range []struct {
+	// The page keeps a bucket of one chunk (an eighth of the burst, at
+	// least one, kept in hand), refilled at 0.196 chunks a second: its
+	// second chunk waits about five seconds in the page. The cases wait
+	// for it side by side, on one node, each with users of its own.
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		cfg.ChunkRate = 0.2
+		cfg.ChunkBurst = 2
+	}})
+	c.WaitRoomsReady(60 * time.Second)
+	for i, tc := range []struct {
 		name       string
 		pageDevice bool   // the page names its device (as it does when served)
 		other      string // the other session's device, or none
@@ -33,21 +42,18 @@ func TestBrowserHeldChunkIsNumberedAboveAnotherDevicesText(t *testing.T) {
 		{"page with a device, other session without", true, ""},
 		{"page without a device", false, ""},
 	} {
-		t.Run(tc.name, func(t *testing.T) { testHeldChunkAboveAnotherDevice(t, tc.pageDevice, tc.other) })
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testHeldChunkAboveAnotherDevice(t, c.Nodes[0], fmt.Sprint(i+1), tc.pageDevice, tc.other)
+		})
 	}
 }
 
-func testHeldChunkAboveAnotherDevice(t *testing.T, pageDevice bool, otherDevice string) {
-	// The page keeps a bucket of one chunk (an eighth of the burst, at
-	// least one, kept in hand), refilled at 0.196 chunks a second: its
-	// second chunk waits about five seconds in the page.
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
-		cfg.ChunkRate = 0.2
-		cfg.ChunkBurst = 2
-	}})
-	c.WaitRoomsReady(60 * time.Second)
-	n := c.Nodes[0]
-	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
+// testHeldChunkAboveAnotherDevice runs one case on n, as users ann, bob
+// and cat followed by suffix.
+func testHeldChunkAboveAnotherDevice(t *testing.T, n *node.Node, suffix string, pageDevice bool, otherDevice string) {
+	annID, bobID, catID := "ann"+suffix, "bob"+suffix, "cat"+suffix
+	ann := page(t, newBrowser(t), n.HTTPAddr(), annID)
 	if !pageDevice {
 		// A session that names no device (the Session option device ""):
 		// the page attaches again without one.
@@ -64,10 +70,10 @@ func testHeldChunkAboveAnotherDevice(t *testing.T, pageDevice bool, otherDevice 
   return s.ws !== null && s.ws !== window.firstWS && r.synced === true;
 })()`)
 	}
-	other := joinTCPAs(t, n.Addr(), wire.Message{Op: wire.OpAttach, User: "ann", Device: otherDevice})
+	other := joinTCPAs(t, n.Addr(), wire.Message{Op: wire.OpAttach, User: annID, Device: otherDevice})
 	st := other.next(t, "the other session's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
-	base := st.State.Seqs["ann"]
-	bob := joinTCP(t, n.Addr(), "bob")
+	base := st.State.Seqs[annID]
+	bob := joinTCP(t, n.Addr(), bobID)
 	bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
 
 	// What the page sends, what its session delivers of ann's text, and
@@ -79,7 +85,7 @@ func testHeldChunkAboveAnotherDevice(t *testing.T, pageDevice bool, otherDevice 
   window.states = 0;
   const ws = s.ws, send = ws.send.bind(ws);
   ws.send = (data) => { const m = JSON.parse(data); if (m.op === "text") window.sentText.push([m.seq, m.t]); send(data); };
-  s.addEventListener("text", (e) => { if (e.detail.from === "ann") window.annText.push([e.detail.seq, e.detail.t]); });
+  s.addEventListener("text", (e) => { if (e.detail.from === "`+annID+`") window.annText.push([e.detail.seq, e.detail.t]); });
   s.addEventListener("room", () => { window.states++; });
   return true;
 })()`)
@@ -102,12 +108,12 @@ func testHeldChunkAboveAnotherDevice(t *testing.T, pageDevice bool, otherDevice 
 
 	// Bob receives ann's text each chunk once, in order; the room stored
 	// all of it.
-	if got := receivedLine(t, bob, "ann", base, 3); got != "aXb" {
+	if got := receivedLine(t, bob, annID, base, 3); got != "aXb" {
 		t.Errorf("bob received ann's text as %q, want %q", got, "aXb")
 	}
-	cat := joinTCP(t, n.Addr(), "cat")
+	cat := joinTCP(t, n.Addr(), catID)
 	st = cat.next(t, "cat's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
-	if got := st.State.Live["ann"]; got != "aXb" {
+	if got := st.State.Live[annID]; got != "aXb" {
 		t.Errorf("the room stored ann's line as %q, want %q (the page's held chunk taken for a duplicate?)", got, "aXb")
 	}
 
@@ -134,5 +140,5 @@ func testHeldChunkAboveAnotherDevice(t *testing.T, pageDevice bool, otherDevice 
 	// as cmd/switchboard/chat.go does), so the other session's chunk,
 	// delivered under the seq the held chunk had, is a duplicate there and
 	// the chunk after it shows a gap until the room's next state.
-	t.Logf("ann's line on her page: %q", eval[string](t, ann, liveOf("ann")))
+	t.Logf("ann's line on her page: %q", eval[string](t, ann, liveOf(annID)))
 }
