@@ -27,6 +27,12 @@ const wait = 30 * time.Second
 
 // newBrowser starts a headless Chromium for the test. Chromium missing
 // is a failure, not a skip: CI installs it (.ci/run).
+//
+// The tests with nodes and a browser of their own call t.Parallel: they
+// mostly wait on the page's timers and the nodes', and side by side the
+// package takes about half the time. Those that type against the node's
+// rate limits do not, since how many chunks are refused there depends on
+// how evenly the page's sends reach the node.
 func newBrowser(t testing.TB) context.Context {
 	t.Helper()
 	bctx, stop, err := startBrowser()
@@ -173,6 +179,7 @@ func do(t testing.TB, tab context.Context, what string, steps ...chromedp.Action
 // static/failover.js, as a node serves them, over the vectors the Go
 // packages pass (TestVectors).
 func TestBrowserVectors(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	tab := newTab(t, newBrowser(t), "vectors")
 	rttJSON, err := os.ReadFile(filepath.Join("testdata", "rtt.json"))
@@ -299,6 +306,7 @@ func index(t *testing.T, id string) int {
 // she types, her page fails over and nothing she typed is lost; the
 // dashboard shows the node down, and then a drain of another node.
 func TestBrowserFailover(t *testing.T) {
+	t.Parallel()
 	c, ctx := processCluster(t, 90*time.Second)
 	browser := newBrowser(t)
 

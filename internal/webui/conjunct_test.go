@@ -168,6 +168,7 @@ func TestBrowserSegmentsAsGo(t *testing.T) {
 // "क्" again ("क्क्" for everyone else), and the page showed bob's line
 // empty.
 func TestBrowserConjunctsErasedAsGo(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(60 * time.Second)
 	n := c.Nodes[0]

@@ -15,6 +15,7 @@ import (
 // bytes). Every node would say the same, so, as the Go client does, the
 // page must stop and say why, not dial the node again and again.
 func TestBrowserAttachRefusedForGood(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	user := strings.Repeat("a", 65)
 	ann := newTab(t, newBrowser(t), "ann")

@@ -144,6 +144,7 @@ func TestBrowserHaltedSessionTakesNoText(t *testing.T) {
 // without its text field. The page must take it as no text: before, its
 // text handler threw ("text is not iterable") on every such chunk.
 func TestBrowserEmptyChunkFromAnother(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(60 * time.Second)
 	n := c.Nodes[0]

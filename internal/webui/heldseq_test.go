@@ -24,6 +24,7 @@ import (
 // never stored it; with one the room stored it under the next seq and had
 // to send the page its state.
 func TestBrowserHeldChunkIsNumberedAboveAnotherDevicesText(t *testing.T) {
+	t.Parallel()
 	// The page keeps a bucket of one chunk (an eighth of the burst, at
 	// least one, kept in hand), refilled at 0.196 chunks a second: its
 	// second chunk waits about five seconds in the page. The cases wait

@@ -72,6 +72,7 @@ func joinTCPAs(t *testing.T, addr string, attach wire.Message) *tcpMember {
 // exactly once, in order, and sees no leave or join of the user who
 // moved.
 func TestBrowserMove(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 2, nodetest.Options{})
 	c.WaitRoomsReady(60 * time.Second)
 	browser := newBrowser(t)
@@ -182,6 +183,7 @@ func TestBrowserMove(t *testing.T) {
 // lost: Ann's page shows his whole line. Before, the page dropped it and
 // showed the gap as U+FFFD.
 func TestBrowserMoveThatFindsNoNode(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(60 * time.Second)
 	browser := newBrowser(t)
@@ -206,6 +208,7 @@ func TestBrowserMoveThatFindsNoNode(t *testing.T) {
 // move gives up before it has asked all eight. Before, the machine only
 // looked at the deadline between steps and the page asked every one.
 func TestBrowserMoveDeadlineEndsTheStep(t *testing.T) {
+	t.Parallel()
 	const silentNodes = 8
 	var addrs, quoted []string
 	for range silentNodes {
@@ -271,6 +274,7 @@ func TestBrowserMoveDeadlineEndsTheStep(t *testing.T) {
 // node sends that move at a moment a test can choose, so the page is
 // handed it on the new connection, as if that node had sent it.
 func TestBrowserMoveAskedAgainOnArrival(t *testing.T) {
+	t.Parallel()
 	c, ann, first := pageInLobby(t, 3)
 	eval[bool](t, ann, `(() => {
   const s = window.switchboard.session;
@@ -299,6 +303,7 @@ func TestBrowserMoveAskedAgainOnArrival(t *testing.T) {
 // answered: the old connection was kept to retire RETIRE_AFTER_MS later,
 // and the draining node held the closed session that long.
 func TestBrowserCloseAsAMoveAttaches(t *testing.T) {
+	t.Parallel()
 	c, ann, first := pageInLobby(t, 2)
 	eval[bool](t, ann, `(() => {
   const s = window.switchboard.session;

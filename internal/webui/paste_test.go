@@ -36,6 +36,7 @@ func receivedLine(t *testing.T, m *tcpMember, from string, last uint64, n int) s
 // reach the others whole, not as two halves that each become U+FFFD on
 // the wire.
 func TestBrowserPasteKeepsCharacters(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.MaxChunk = 1000 }})
 	c.WaitRoomsReady(60 * time.Second)
 	n := c.Nodes[0]

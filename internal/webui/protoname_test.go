@@ -15,6 +15,7 @@ import (
 // live["__proto__"] = text set nothing (a string is no prototype), and
 // the sender's live line and seq were lost from it.
 func TestBrowserProtoUserTypes(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(60 * time.Second)
 	n := c.Nodes[0]

@@ -18,6 +18,7 @@ import (
 // name tells it apart: it gets 421. The same page under the node's
 // address reads it.
 func TestBrowserRebindingPageIsRefused(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	_, port, err := net.SplitHostPort(c.Nodes[0].HTTPAddr())
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 // with the room's state, not with the attach: before the state there is
 // no room to type into.
 func TestBrowserJoinRefused(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.MaxParticipants = 1 }})
 	c.WaitRoomsReady(60 * time.Second)
 	n := c.Nodes[0]

@@ -16,6 +16,7 @@ import (
 // it from the first directory it gets from it, not wait out the cool-down
 // with the node up.
 func TestBrowserRestartedNode(t *testing.T) {
+	t.Parallel()
 	c, _ := processClusterWith(t, 120*time.Second, localcluster.Config{Nodes: 1, Standalone: true})
 	ann := page(t, newBrowser(t), c.Nodes[0].HTTP, "ann")
 	if err := c.Kill(0); err != nil {

@@ -47,6 +47,7 @@ func (m *tcpMember) next(t *testing.T, what string, match func(wire.Message) boo
 // client's duties"); reusing its seq makes the room take the page's next
 // chunk for a duplicate, acknowledge it and drop its text.
 func TestBrowserSameUserElsewhere(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(60 * time.Second)
 	n := c.Nodes[0]
@@ -83,6 +84,7 @@ func TestBrowserSameUserElsewhere(t *testing.T) {
 // dropped (docs/protocol.md, "The client's duties": renumber above it
 // the chunks not sent yet).
 func TestBrowserSameUserWhileOffline(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(60 * time.Second)
 	n := c.Nodes[0]
@@ -126,6 +128,7 @@ func TestBrowserSameUserWhileOffline(t *testing.T) {
 // page shows both. Had the page named none, the room could not tell the
 // second chunk from a resend of the page's, and would drop it.
 func TestBrowserSameSeqFromAnotherDevice(t *testing.T) {
+	t.Parallel()
 	addr, ann, other, seq := annWithOtherDevice(t, "other")
 
 	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value += "y"; box.dispatchEvent(new Event("input")); return true; })()`)
@@ -150,6 +153,7 @@ func TestBrowserSameSeqFromAnotherDevice(t *testing.T) {
 // The page's text is held back on its way out, so that it is in flight
 // when the state comes.
 func TestBrowserUnaskedStateAcknowledgesNothing(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(60 * time.Second)
 	ann := page(t, newBrowser(t), c.Nodes[0].HTTPAddr(), "ann")
@@ -185,6 +189,7 @@ func TestBrowserUnaskedStateAcknowledgesNothing(t *testing.T) {
 // next seq (client/session.go, syncRoomLocked). Taken for acknowledged,
 // as before, it was lost.
 func TestBrowserChunkLostWithItsNodeIsResent(t *testing.T) {
+	t.Parallel()
 	addr, ann, other, seq := annWithOtherDevice(t, "phone")
 
 	// The page's text leaves it but never reaches the node.
@@ -244,6 +249,7 @@ func annWithOtherDevice(t *testing.T, device string) (string, context.Context, *
 // numbering, as in the Go client. A node never sends one (it refuses such
 // seqs), so the test hands it to the page's handler as if one had.
 func TestBrowserOwnTextPastMaxSeq(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(60 * time.Second)
 	ann := page(t, newBrowser(t), c.Nodes[0].HTTPAddr(), "ann")
@@ -267,6 +273,7 @@ func TestBrowserOwnTextPastMaxSeq(t *testing.T) {
 // closes and no heartbeat runs. Before, the page kept the connection,
 // attached, after close().
 func TestBrowserCloseWhileAttaching(t *testing.T) {
+	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(60 * time.Second)
 	n := c.Nodes[0]

@@ -13,6 +13,7 @@ import (
 // (docs/protocol.md, "The client's duties": notice a node that stopped
 // answering without closing the connection).
 func TestBrowserSilentNode(t *testing.T) {
+	t.Parallel()
 	c, _ := processCluster(t, 90*time.Second)
 	ann := page(t, newBrowser(t), c.Nodes[0].HTTP, "ann")
 	silent := nodeOf(t, ann)

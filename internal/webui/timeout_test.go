@@ -19,6 +19,7 @@ import (
 // one attempt timeout, leave it out and attach elsewhere, rather than
 // dial it again and strand its user for as many more timeouts.
 func TestBrowserTimedOutNode(t *testing.T) {
+	t.Parallel()
 	c, _ := processClusterWith(t, 120*time.Second, localcluster.Config{
 		Nodes: 3, Groups: []string{"eu/a", "eu/b", "us/a"},
 		Heartbeat: 10 * time.Second, // a silent node is down after 30 s

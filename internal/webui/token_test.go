@@ -15,6 +15,7 @@ import (
 // attaches with the token typed into its form, and without one it stops
 // and says why instead of retrying every node.
 func TestBrowserToken(t *testing.T) {
+	t.Parallel()
 	priv, pubFile := nodetest.TokenKey(t)
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.TokenKey = pubFile }})
 	tok, err := token.Mint(priv, token.Claims{User: "ann", Service: c.Config.Service, Expires: time.Now().Add(time.Hour)}, time.Now().Add(-time.Minute))
@@ -50,6 +51,7 @@ func TestBrowserToken(t *testing.T) {
 // keeping what was typed meanwhile, rather than stop for good and lose
 // it.
 func TestBrowserTokenExpires(t *testing.T) {
+	t.Parallel()
 	priv, pubFile := nodetest.TokenKey(t)
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.TokenKey = pubFile }})
 	c.WaitRoomsReady(60 * time.Second)
