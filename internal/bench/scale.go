@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -21,6 +20,7 @@ import (
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/internal/promtext"
 	"github.com/switchboard/switchboard/stats"
 	"github.com/switchboard/switchboard/wire"
 )
@@ -400,14 +400,15 @@ func scrape(ctx context.Context, hc *http.Client, n *localcluster.Node, name str
 		return 0, fmt.Errorf("bench: metrics of %s: %w", n.ID, err)
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
+	values, err := promtext.Values(resp.Body, name)
+	if err != nil {
+		return 0, fmt.Errorf("bench: metrics of %s: %w", n.ID, err)
 	}
-	return 0, fmt.Errorf("bench: %s has no %s", n.ID, name)
+	v, ok := values[name]
+	if !ok {
+		return 0, fmt.Errorf("bench: %s has no %s", n.ID, name)
+	}
+	return v, nil
 }
 
 // eachNode runs f for every node, a few at a time.
