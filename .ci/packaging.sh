@@ -168,12 +168,12 @@ for name in sorted(joins):
         problems.append("%s: --join is %s, want the other two: %s" % (name, ",".join(joins[name]), ",".join(want)))
 if len(volumes) != 3:
     problems.append("want a data volume per node, have %s" % sorted(volumes))
-if dns != 1:
-    problems.append("want the DNS responder on one node, have %d" % dns)
+if dns != 3:
+    problems.append("want a DNS responder on every node (the NS records name them all), have %d" % dns)
 if problems:
     sys.exit("; ".join(problems))
 PY
-  ok "three nodes, each joining the other two, a group and a data volume each, DNS on one"
+  ok "three nodes, each joining the other two, a group, a data volume and a DNS responder each"
 else
   bad "cluster shape: $(cat "$tmp/shape.err")"
 fi
