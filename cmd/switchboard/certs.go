@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/pki"
 	"github.com/switchboard/switchboard/internal/token"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // runCerts makes (or reuses) a dev CA in --dir and issues one node's
@@ -155,6 +156,11 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		if slices.ContainsFunc(items, func(r string) bool { return strings.TrimSpace(r) == "" }) {
 			return usagef(c.name, "token: --rooms %q: every item must name a room (leave --rooms out for a token good in any room)", *rooms)
 		}
+		for _, r := range splitList(*rooms) {
+			if why := wire.RoomNameProblem(r); why != "" {
+				return usagef(c.name, "token: --rooms: %q: %s (no join could name it)", r, why)
+			}
+		}
 	}
 	key, err := pki.LoadSigningKey(*keyFile)
 	if err != nil {
@@ -163,7 +169,7 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	now := time.Now()
 	tok, err := token.Mint(key, token.Claims{User: *user, Service: *service, Expires: now.Add(*ttl), Rooms: splitList(*rooms)}, now)
 	if err != nil {
-		return fmt.Errorf("token: %w", err)
+		return err // it says "token: ..."
 	}
 	_, err = fmt.Fprintln(stdout, tok)
 	return err

@@ -432,6 +432,14 @@ func TestTokenRoomsNameRooms(t *testing.T) {
 			t.Errorf("--rooms %q: exit %d, stdout %q, stderr:\n%s\nwant exit 2, no token, and why", rooms, code, stdout, stderr)
 		}
 	}
+	// A room no join could name is a usage error too, not a failure to
+	// mint.
+	for _, rooms := range []string{"my room", "lobby,ops/2"} {
+		code, stdout, stderr := runArgs(t, append(mint, "--rooms", rooms)...)
+		if code != exitUsage || stdout != "" || !strings.Contains(stderr, "no join could name it") {
+			t.Errorf("--rooms %q: exit %d, stdout %q, stderr:\n%s\nwant exit 2, no token, and why", rooms, code, stdout, stderr)
+		}
+	}
 	t.Setenv("SWITCHBOARD_TOKEN_ROOMS", ",")
 	if code, stdout, _ := runArgs(t, mint...); code != exitUsage || stdout != "" {
 		t.Errorf("SWITCHBOARD_TOKEN_ROOMS=\",\": exit %d, stdout %q; want exit 2 and no token", code, stdout)
