@@ -379,12 +379,17 @@ func TestHTTP(t *testing.T) {
 	if code, _ := get("/readyz"); code != 200 {
 		t.Errorf("GET /readyz = %d, want 200", code)
 	}
-	code, body = get("/metrics")
-	for _, want := range []string{"switchboard_users 0", "switchboard_capacity 10000", `switchboard_nodes{status="up"} 2`, "switchboard_directory_updates_received_total", "switchboard_directory_entry_age_seconds{node=\"n2\"}"} {
-		if code != 200 || !strings.Contains(body, want) {
-			t.Errorf("GET /metrics lacks %q", want)
+	// Eventually: a stall of n2 past three heartbeats (100 ms each here)
+	// has it rightly counted down for a moment.
+	nodetest.Eventually(t, wait, func() error {
+		code, body := get("/metrics")
+		for _, want := range []string{"switchboard_users 0", "switchboard_capacity 10000", `switchboard_nodes{status="up"} 2`, "switchboard_directory_updates_received_total", "switchboard_directory_entry_age_seconds{node=\"n2\"}"} {
+			if code != 200 || !strings.Contains(body, want) {
+				return fmt.Errorf("GET /metrics lacks %q", want)
+			}
 		}
-	}
+		return nil
+	})
 	resp, err := http.Post(base+"/v1/drain", "", nil)
 	if err != nil {
 		t.Fatal(err)
