@@ -201,6 +201,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("serve: creating the data directory: %w", err)
 	}
+	// SIGHUP reloads (reload.go); the loop below owns s then. Without the
+	// handler a SIGHUP would end the process: it is caught before the
+	// banner and the listeners tell anyone the node is there, and held
+	// until the loop takes it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
@@ -219,11 +226,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		stopSIP(shutdownCtx)
 		return errors.Join(err, n.Shutdown(shutdownCtx))
 	}
-	// SIGHUP reloads (reload.go); this goroutine owns s meanwhile. Without
-	// the handler a SIGHUP would end the process.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for current := c; ctx.Err() == nil; {
 		select {
 		case <-ctx.Done():
