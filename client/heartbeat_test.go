@@ -133,9 +133,10 @@ func testHeartbeatKeepsBusyNode(t *testing.T, refuseNew bool) {
 // is left after MaxBusy, not waited on for ever.
 func TestHeartbeatLeavesNodeBusyPastMaxBusy(t *testing.T) {
 	a := newFakeNode(t, "a")
-	// The default's Interval and Timeout: a probe has a second to be
-	// answered, so a slow machine still finds the node busy.
-	hb := client.Heartbeat{Interval: 500 * time.Millisecond, Timeout: 1500 * time.Millisecond, MaxBusy: 3 * time.Second}
+	// Timeout three Intervals, as the default's: a probe has an Interval
+	// (from Timeout - Interval to Timeout) to be answered, here a second,
+	// so a slow machine still finds the node busy.
+	hb := client.Heartbeat{Interval: time.Second, Timeout: 3 * time.Second, MaxBusy: 6 * time.Second}
 	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithHeartbeat(hb), client.WithRetry(fastRetry()))
 	if err != nil {
 		t.Fatal(err)

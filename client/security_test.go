@@ -240,9 +240,10 @@ func TestToken(t *testing.T) {
 func TestSlowTokenFuncAttachesAndRefreshes(t *testing.T) {
 	const service = "token.test"
 	// Long enough for a connect, hello and attach on a loaded machine
-	// (at 300 ms a stall made the client fail over to n1): the token's
-	// wait, twice it, must not count against it.
-	const attempt = time.Second
+	// (at 300 ms a stall made the client fail over to n1; 1 s was judged
+	// too close under the race detector): the token's wait, twice it,
+	// must not count against it.
+	const attempt = 2 * time.Second
 	signer, pubFile := nodetest.TokenKey(t)
 	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(i int, cfg *node.Config) {
 		cfg.Service = service
