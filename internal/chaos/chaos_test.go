@@ -207,6 +207,7 @@ func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 	// good. The two waits are the fault's shape: a node that took a
 	// majority seen for a moment for one would be up within a heartbeat
 	// of seeing it, and step aside again 3 s into the new cut.
+	briefHeal := time.Now()
 	if err := nw.Heal(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
@@ -228,6 +229,12 @@ func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 	if err := nw.Cut(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
+	// How long n3 saw a majority: from its log line saying a peer came
+	// back until the cut, and three missed heartbeats (600 ms) after it.
+	// A machine too loaded to keep that under the grace gives n3 a
+	// majority for the whole grace, and then its second "up again" is
+	// right.
+	brief := time.Since(firstSeenUp(t, n3Log.String(), briefHeal)) + 600*time.Millisecond
 	nodetest.Eventually(t, settle, func() error {
 		for _, peer := range []string{"n1", "n2"} {
 			// The first cut, and this one for a peer n3 saw come back in
@@ -262,9 +269,35 @@ func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 		return nil
 	})
 	t.Logf("n3 up and ready %v after the heal", time.Since(healAt).Round(time.Millisecond))
-	if ups := strings.Count(n3Log.String(), "up again"); ups != 1 {
-		t.Errorf("n3 said it was up again %d times, want once (after the heal for good)", ups)
+	const grace = 3 * time.Second
+	t.Logf("n3 saw a majority for %v at most in the brief heal", brief.Round(time.Millisecond))
+	switch ups := strings.Count(n3Log.String(), "up again"); {
+	case brief < grace && ups != 1:
+		t.Errorf("n3 said it was up again %d times, want once (after the heal for good): the brief heal, %v at most, was shorter than the grace", ups, brief.Round(time.Millisecond))
+	case brief >= grace && (ups < 1 || ups > 2):
+		t.Errorf("n3 said it was up again %d times, want once or, after a brief heal as long as the grace (%v on this loaded machine), twice", ups, brief.Round(time.Millisecond))
 	}
+}
+
+// firstSeenUp is the time of the first line in log, at or after since,
+// where the node saw a peer's status go from down to up (slog's text
+// form: "time=... peer=ID kind=status from=down to=up").
+func firstSeenUp(t *testing.T, log string, since time.Time) time.Time {
+	t.Helper()
+	for line := range strings.Lines(log) {
+		if !strings.Contains(line, "kind=status from=down to=up") {
+			continue
+		}
+		for f := range strings.FieldsSeq(line) {
+			if v, ok := strings.CutPrefix(f, "time="); ok {
+				if at, err := time.Parse(time.RFC3339Nano, v); err == nil && !at.Before(since.Truncate(time.Millisecond)) {
+					return at
+				}
+			}
+		}
+	}
+	t.Fatalf("no line of n3's log after %v says it saw a peer up", since)
+	return time.Time{}
 }
 
 // testLog keeps the processes' output for the test log, shown if the
