@@ -17,12 +17,15 @@ import (
 // Under a retention a room nobody is in is forgotten, records and
 // snapshot, and a room with a member keeps everything however quiet it
 // stays: its steward writes the snapshot again before anything it needs
-// expires. The retention is 2 s here; both rooms are watched until their
-// records have left the stream. The quiet room is then joined on the
+// expires. The retention is 4 s here: the snapshot, kept 1.25 times
+// that and written again every quarter of it, then outlives a steward
+// stalled for up to about 4 s on a loaded machine (2 s at a retention of
+// 2 s). Both rooms are watched until their records have left the
+// stream. The quiet room is then joined on the
 // other node, whose feed loads it from storage.
 func TestRoomRetention(t *testing.T) {
 	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
-		cfg.RoomRetention = 2 * time.Second
+		cfg.RoomRetention = 4 * time.Second
 	}})
 	c.WaitRoomsReady(wait)
 	n, other := c.Nodes[0], c.Nodes[1]
