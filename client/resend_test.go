@@ -256,19 +256,8 @@ func testResendAcrossTwoFailoversInARow(t *testing.T, device client.Option, byDe
 func TestLongTextIsCutAtTheNodesChunkLimit(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.MaxChunk = 1000 }})
 	c.WaitRoomsReady(settle)
-	dial := func(user string) *client.Session {
-		s, err := client.Dial(dialCtx(t), c.Nodes[0].Addr(), client.WithUser(user), client.WithRetry(fastRetry()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if _, err := s.JoinWait(dialCtx(t), "r"); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	bob := dial("bob")
-	alice := dial("alice")
+	bob := inRoomR(t, c.Nodes[0].Addr(), "bob")
+	alice := inRoomR(t, c.Nodes[0].Addr(), "alice")
 	text := strings.Repeat("a", 999) + strings.Repeat("é€😀", 400) // 4,599 bytes, characters across every cut
 	seq, err := alice.SendTextWait(dialCtx(t), "r", text)
 	if err != nil {
@@ -277,27 +266,8 @@ func TestLongTextIsCutAtTheNodesChunkLimit(t *testing.T) {
 	if seq < 5 {
 		t.Errorf("the text went as %d chunk(s); want at least 5 of at most 1,000 bytes", seq)
 	}
-	var got strings.Builder
-	deadline := time.After(settle)
-	for got.Len() < len(text) {
-		select {
-		case e := <-bob.Events():
-			m := e.Message
-			if m.Op == wire.OpError {
-				t.Fatalf("bob got %+v", m)
-			}
-			if m.Op == wire.OpText && m.From == "alice" {
-				if len(m.T) > 1000 {
-					t.Errorf("a chunk of %d bytes; want at most 1,000", len(m.T))
-				}
-				got.WriteString(m.T)
-			}
-		case <-deadline:
-			t.Fatalf("bob got %d of %d bytes within %v", got.Len(), len(text), settle)
-		}
-	}
-	if got.String() != text {
-		t.Errorf("bob got %d bytes, not the text typed", got.Len())
+	if got := textFrom(t, bob, "alice", len(text), 1000); got != text {
+		t.Errorf("bob got %d bytes, not the text typed", len(got))
 	}
 }
 
@@ -311,19 +281,8 @@ func TestLongTextIsCutAtTheNodesChunkLimit(t *testing.T) {
 func TestTextNotUTF8IsCutAsTheNodeReadsIt(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
-	dial := func(user string) *client.Session {
-		s, err := client.Dial(dialCtx(t), c.Nodes[0].Addr(), client.WithUser(user), client.WithRetry(fastRetry()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if _, err := s.JoinWait(dialCtx(t), "r"); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	bob := dial("bob")
-	alice := dial("alice")
+	bob := inRoomR(t, c.Nodes[0].Addr(), "bob")
+	alice := inRoomR(t, c.Nodes[0].Addr(), "alice")
 	go func() {
 		for range alice.Events() {
 		}
@@ -336,23 +295,48 @@ func TestTextNotUTF8IsCutAsTheNodeReadsIt(t *testing.T) {
 	if err := alice.Flush(dialCtx(t), "r"); err != nil {
 		t.Fatalf("Flush = %v", err)
 	}
+	if got := textFrom(t, bob, "alice", len(want), 0); got != want {
+		t.Errorf("bob got %d bytes, not the text with U+FFFD for each run of bytes not UTF-8", len(got))
+	}
+}
+
+// inRoomR dials addr as user and joins room r.
+func inRoomR(t *testing.T, addr, user string) *client.Session {
+	t.Helper()
+	s, err := client.Dial(dialCtx(t), addr, client.WithUser(user), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.JoinWait(dialCtx(t), "r"); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// textFrom reads s's events until from's text has reached n bytes, and
+// returns it; a chunk longer than maxChunk (0: no bound) is an error, an
+// error message from the node fails the test.
+func textFrom(t *testing.T, s *client.Session, from string, n, maxChunk int) string {
+	t.Helper()
 	var got strings.Builder
 	deadline := time.After(settle)
-	for got.Len() < len(want) {
+	for got.Len() < n {
 		select {
-		case e := <-bob.Events():
+		case e := <-s.Events():
 			m := e.Message
 			if m.Op == wire.OpError {
-				t.Fatalf("bob got %+v", m)
+				t.Fatalf("got %+v", m)
 			}
-			if m.Op == wire.OpText && m.From == "alice" {
+			if m.Op == wire.OpText && m.From == from {
+				if maxChunk > 0 && len(m.T) > maxChunk {
+					t.Errorf("a chunk of %d bytes; want at most %d", len(m.T), maxChunk)
+				}
 				got.WriteString(m.T)
 			}
 		case <-deadline:
-			t.Fatalf("bob got %d of %d bytes within %v", got.Len(), len(want), settle)
+			t.Fatalf("got %d of %d bytes of %s's text within %v", got.Len(), n, from, settle)
 		}
 	}
-	if got.String() != want {
-		t.Errorf("bob got %d bytes, not the text with U+FFFD for each byte not UTF-8", got.Len())
-	}
+	return got.String()
 }
