@@ -1743,7 +1743,7 @@ func (s *Session) dropRoomLocked(name string, err error) {
 // SendText returns the last one's seq, and SendTextWait waits for it (the
 // node acknowledges a user's chunks in order). Text that is not valid
 // UTF-8 (Latin-1 from a bridge, say) goes with each run of bytes that are
-// not UTF-8 replaced by U+FFFD, as JSON would carry them anyway.
+// not UTF-8 replaced by one U+FFFD (the node takes only valid UTF-8).
 //
 // SendText does not wait for the node: it queues the chunk and returns.
 // Before the room's first state arrives the seq is provisional: the
@@ -1768,10 +1768,10 @@ func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64
 	if !ok {
 		return 0, fmt.Errorf("client: room %q not joined (or left): %w", name, ErrLeft)
 	}
-	// Each byte that is not UTF-8 travels as U+FFFD (three bytes), so the
-	// text is cut and counted as the node will read it: cut by its bytes
-	// as given, a chunk could pass the node's max_chunk, be refused for
-	// good, and be lost.
+	// Each run of bytes that is not UTF-8 becomes one U+FFFD (three
+	// bytes) before the text is cut, so that it is cut and counted as the
+	// node will read it: cut by its bytes as given, a chunk could pass the
+	// node's max_chunk once encoded, be refused for good, and be lost.
 	text = strings.ToValidUTF8(text, "\uFFFD")
 	pieces := cutText(text, s.maxChunkLocked())
 	for _, t := range pieces {
