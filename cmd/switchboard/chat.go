@@ -118,6 +118,13 @@ type chatView struct {
 	// as the view knows, oldest first: at most maxStrangers, so that a
 	// node sending text under ever new names cannot grow the view.
 	strangers []string
+	// ownStale is set when another session of the user stored text under
+	// a seq this view already showed a chunk of its own under (typed,
+	// then held for the node's limits and renumbered above the other
+	// session's): the user's own line here is not the room's. Once the
+	// session has nothing unacknowledged the view joins the room again
+	// for its state (resyncing set until it comes), which puts it right.
+	ownStale, resyncing bool
 }
 
 // maxStrangers bounds the senders the view follows outside its users.
@@ -163,6 +170,13 @@ func (v *chatView) handle(e client.Event) []string {
 			v.text.Apply(v.s.User(), c.Seq, c.T)
 		}
 		v.users = slices.Clone(m.State.Users)
+		resynced := v.resyncing
+		v.ownStale, v.resyncing = false, false
+		if resynced {
+			// Its lines were printed as they came; the screen redraws
+			// from the model.
+			return []string{"* own text resynchronised with " + v.room}
+		}
 		out := []string{fmt.Sprintf("* joined %s on %s with %s", v.room, v.s.Node().ID, strings.Join(v.users, ", "))}
 		for _, l := range m.State.Lines {
 			out = append(out, l.From+": "+l.Text)
@@ -170,6 +184,10 @@ func (v *chatView) handle(e client.Event) []string {
 		return out
 	case wire.OpText:
 		v.noteSender(m.From)
+		if v.s != nil && m.From == v.s.User() && m.Seq <= v.text.Seq(m.From) {
+			v.ownStale = true
+			v.resyncIfDue()
+		}
 		res := v.text.Apply(m.From, m.Seq, m.T)
 		v.alerts += res.Alerts
 		var out []string
@@ -187,11 +205,26 @@ func (v *chatView) handle(e client.Event) []string {
 			v.text.Forget(m.User)
 		}
 		return []string{fmt.Sprintf("* %s %s", m.User, map[string]string{"join": "joined", "leave": "left"}[m.Event])}
+	case wire.OpAck:
+		v.resyncIfDue()
 	case wire.OpError:
 		v.status = "error: " + m.Message
 		return []string{"* error " + m.Code + ": " + m.Message}
 	}
 	return nil
+}
+
+// resyncIfDue joins the room again for its state when the user's own line
+// is stale and nothing the session typed waits for an ack (the state then
+// holds all of it). A re-join changes nothing else in the room.
+func (v *chatView) resyncIfDue() {
+	if !v.ownStale || v.resyncing || len(v.s.UnackedText(v.room)) > 0 {
+		return
+	}
+	if err := v.s.Join(v.room); err != nil {
+		return // the session has ended or left the room: nothing to show right
+	}
+	v.resyncing = true
 }
 
 // noteSender counts from among the strangers when it is not a member,

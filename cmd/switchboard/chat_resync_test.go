@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/rtt"
+	"github.com/switchboard/switchboard/wire"
+)
+
+// The chat view shows what it types at once, under the seq the chunk has
+// when typed. A chunk held for the node's limits is renumbered above text
+// the user's other session stores under that seq meanwhile, so the view's
+// own line ("ab", then "ab\uFFFDc" with the gap the renumbering left) was
+// no longer the room's ("aXb") until the next state, which came only with
+// a failover. The view now asks for the room's state once its text is
+// all acknowledged, and shows the room's line.
+func TestChatOwnLineFollowsTheRoomAfterAnotherDevicesText(t *testing.T) {
+	t.Parallel()
+	// A chunk every five seconds after the first: the second waits in the
+	// session.
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.ChunkRate = 0.2
+		cfg.ChunkBurst = 2
+	}})
+	c.WaitRoomsReady(60 * time.Second)
+	addr := c.Nodes[0].Addr()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	s, err := client.Dial(ctx, addr, client.WithUser("ann"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.JoinWait(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	v := &chatView{s: s, room: "lobby", text: rtt.NewRoom(0)}
+	var mu sync.Mutex
+	var printed []string
+	go func() {
+		for e := range s.Events() {
+			lines := v.handle(e)
+			mu.Lock()
+			printed = append(printed, lines...)
+			mu.Unlock()
+		}
+	}()
+
+	// Ann's other device, a raw connection.
+	phone, err := client.DialConn(ctx, nil, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	for _, m := range []wire.Message{
+		{Op: wire.OpHello, V: 1, Client: "phone/1"},
+		{Op: wire.OpAttach, User: "ann", Device: "phone"},
+		{Op: wire.OpJoin, Room: "lobby"},
+	} {
+		if err := phone.Send(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	recvOp(t, phone, wire.OpRoom)
+
+	// "a" goes out; "b" waits for the node's limits.
+	if _, err := v.typed("a"); err != nil {
+		t.Fatal(err)
+	}
+	await(t, 30*time.Second, func(context.Context) error {
+		if n := len(s.UnackedText("lobby")); n > 0 {
+			return fmt.Errorf("%d chunks unacknowledged, want the first acknowledged", n)
+		}
+		return nil
+	})
+	if _, err := v.typed("b"); err != nil {
+		t.Fatal(err)
+	}
+	held := s.UnackedText("lobby")
+	if len(held) != 1 {
+		t.Fatalf("unacknowledged after b: %v, want b alone", held)
+	}
+	// The phone stores "X" under b's seq.
+	if err := phone.Send(wire.Message{Op: wire.OpText, Room: "lobby", Seq: held[0].Seq, T: "X"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := recvOp(t, phone, wire.OpAck, wire.OpError); m.Op != wire.OpAck || m.Seq != held[0].Seq {
+		t.Fatalf("the phone's chunk: %+v, want its ack", m)
+	}
+
+	// Once b is stored (above X), the view shows the room's line.
+	await(t, 30*time.Second, func(context.Context) error {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if got := v.text.Live("ann"); got != "aXb" || v.resyncing {
+			return fmt.Errorf("ann's own line in the view: %q (resyncing %v), want %q", got, v.resyncing, "aXb")
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(printed, "* own text resynchronised with lobby") {
+		t.Errorf("the view printed %q, want a line saying it resynchronised", printed)
+	}
+}
