@@ -16,6 +16,13 @@ let user = "";
 let users = new Set();
 let sent = ""; // what the compose box held when the last chunk went out
 let focusPending = false; // focus the compose box once the room's state is in
+// ownStale: the user's other session stored text under a seq this page
+// showed a chunk of its own under (typed, held for the node's limits, then
+// renumbered above it), so the own line here is not the room's; once
+// nothing waits for an ack the page joins again for the room's state,
+// which puts it right (resyncing until it comes). As cmd/switchboard/chat.go.
+let ownStale = false;
+let resyncing = false;
 
 function setStatus({ state, node, reason, note }) {
   const conn = $("#conn");
@@ -169,6 +176,15 @@ function onKeyDown(e) {
   }
 }
 
+// resyncIfDue joins the room again for its state when the own line is
+// stale and nothing typed waits for an ack: the state then holds all of
+// it. A join of a room already joined changes nothing else there.
+function resyncIfDue() {
+  if (!ownStale || resyncing || session.unacked(roomName).length > 0) return;
+  resyncing = true;
+  session.join(roomName);
+}
+
 function join(opts) {
   let s;
   try {
@@ -185,6 +201,7 @@ function join(opts) {
   user = opts.user;
   roomName = opts.room;
   room = null;
+  ownStale = resyncing = false;
   focusPending = true;
   $("#join-form").hidden = true;
   $("#room-view").hidden = false;
@@ -198,6 +215,7 @@ function join(opts) {
     // there could go out.
     if (e.detail.room !== roomName || !e.detail.state || !session.holds(roomName)) return;
     const st = e.detail.state;
+    ownStale = resyncing = false;
     room = new Room();
     room.load(st);
     // Our own text the state does not hold yet is on its way again.
@@ -219,9 +237,11 @@ function join(opts) {
   session.addEventListener("text", (e) => {
     const m = e.detail;
     if (m.room !== roomName || !room) return;
+    if (m.from === user && m.seq <= room.seq(user)) ownStale = true;
     // The node leaves out the text of an empty chunk (its seq counts).
     appendLines(room.apply(m.from, m.seq, m.t ?? "").lines);
     renderLive(m.from);
+    resyncIfDue();
   });
   session.addEventListener("presence", (e) => {
     const m = e.detail;
@@ -232,7 +252,10 @@ function join(opts) {
     renderUsers();
     renderLive(m.user);
   });
-  session.addEventListener("ack", () => renderPending());
+  session.addEventListener("ack", () => {
+    renderPending();
+    resyncIfDue();
+  });
   session.addEventListener("error", (e) => {
     const m = e.detail;
     log(`error ${m.code}: ${m.message}`);
