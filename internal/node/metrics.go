@@ -50,6 +50,10 @@ type metrics struct {
 	// read-only after newMetrics.
 	connsRefused    map[string]prometheus.Counter
 	connsRefusedVec *prometheus.CounterVec
+	// viewsRefused holds the counter of each bucket in viewBuckets;
+	// read-only after newMetrics.
+	viewsRefused    map[string]prometheus.Counter
+	viewsRefusedVec *prometheus.CounterVec
 	attachTime      prometheus.Histogram
 	// badInput holds the counter of each code in errorCodes, resolved once
 	// so that counting takes no lock and allocates nothing; the map is
@@ -110,6 +114,11 @@ func newMetrics(n *Node) *metrics {
 			Help: "Client connections accepted only to be answered too_many_connections and closed, by the limit reached: total (MaxConns), per_ip (MaxConnsPerIP) or per_site (4 times that for an IPv6 /48); on the HTTP listener http, http_per_ip and http_idle; proxy_header for a balancer's connection without a valid PROXY protocol header.",
 		}, []string{"reason"}),
 		connsRefused: make(map[string]prometheus.Counter, len(refusedReasons)),
+		viewsRefusedVec: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_views_refused_total",
+			Help: "Directories not drawn for a hello (answered rate) or an attach refusal (sent without one), by the bucket that was empty: connection (ViewRate, ViewBurst) or source (the source address's, across its connections: twice --max-conns-per-ip, refilled at a quarter of it a second).",
+		}, []string{"bucket"}),
+		viewsRefused: make(map[string]prometheus.Counter, len(viewBuckets)),
 		attachTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "switchboard_attach_seconds",
 			Help:    "Time from a session's hello to its attached reply, for attaches that succeed: the client's pick and its attach line's trip included.",
@@ -143,13 +152,16 @@ func newMetrics(n *Node) *metrics {
 	for _, reason := range refusedReasons {
 		m.connsRefused[reason] = m.connsRefusedVec.WithLabelValues(reason)
 	}
+	for _, b := range viewBuckets {
+		m.viewsRefused[b] = m.viewsRefusedVec.WithLabelValues(b)
+	}
 	for _, code := range []string{wire.CodeFull, wire.CodeDraining} {
 		m.refused.WithLabelValues(code)
 	}
 	for k := directory.Stale; k <= directory.Refused; k++ {
 		m.changes.WithLabelValues(k.String())
 	}
-	m.registry.MustRegister(m.received, m.answers, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.attachTime, m.badInputVec, m.storageStopped, m.storageRestarts, m.busChecksVec,
+	m.registry.MustRegister(m.received, m.answers, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.viewsRefusedVec, m.attachTime, m.badInputVec, m.storageStopped, m.storageRestarts, m.busChecksVec,
 		directoryCollector{n},
 		certCollector{n},
 		dnsCollector{n},

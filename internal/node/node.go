@@ -93,12 +93,13 @@ type Node struct {
 	parts       partCache     // each peer's encoded entry, for the next view
 	pushGen     atomic.Uint64 // directory pushes so far (exchange.go)
 
-	sessionsMu sync.Mutex // guards sessions, perAddr and listeners
-	sessions   map[*session]struct{}
-	perAddr    addrCounts                // open sessions by source address (addrKey) and /48
-	listeners  map[net.Listener]struct{} // every listener Serve is accepting on
-	limitLog   *dropLog                  // refused connections and sessions closed by a deadline
-	nextID     atomic.Uint64
+	sessionsMu  sync.Mutex // guards sessions, perAddr and listeners
+	sessions    map[*session]struct{}
+	perAddr     addrCounts                // open sessions by source address (addrKey) and /48
+	listeners   map[net.Listener]struct{} // every listener Serve is accepting on
+	limitLog    *dropLog                  // refused connections and sessions closed by a deadline
+	viewSources sourceBuckets             // the views drawn per source address (sourceviews.go)
+	nextID      atomic.Uint64
 
 	metrics *metrics
 

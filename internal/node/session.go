@@ -309,12 +309,24 @@ const (
 	ViewBurst = 10
 )
 
-// allowView takes one directory from the session's views bucket if it
-// holds one. Only the reader goroutine calls it.
+// allowView takes one directory from the session's views bucket and its
+// source address's (sourceviews.go) if both hold one, and counts and
+// logs (sampled) a refusal. Only the reader goroutine calls it.
 func (s *session) allowView() bool {
-	s.views.refill(time.Now())
+	now := time.Now()
+	s.views.refill(now)
 	if s.views.tokens < 1 {
+		s.n.metrics.viewsRefused[viewBucketConnection].Inc()
 		return false
+	}
+	if s.addr != "" {
+		perIP := s.n.maxConnsPerIP.Load()
+		if !s.n.viewSources.take(s.addr, perIP, now) {
+			s.n.metrics.viewsRefused[viewBucketSource].Inc()
+			s.n.limitLog.sample("refusing a directory: too many asked from one address", "remote", s.addr,
+				"burst", perIP*ViewSourceBurstPer, "per_second", float64(perIP)/ViewSourceRateDiv)
+			return false
+		}
 	}
 	s.views.tokens--
 	return true

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
@@ -51,5 +52,63 @@ func TestHellosAreRateLimited(t *testing.T) {
 	}
 	if dirs < node.ViewBurst || rated == 0 {
 		t.Errorf("%d hellos at once: %d directories, %d refused; want the first %d answered and most of the rest refused", hellos, dirs, rated, node.ViewBurst)
+	}
+}
+
+// A connection's views bucket starts full, so a stranger opening one
+// connection after another had ViewBurst directories drawn with each.
+// The views of one source address share a bucket across its connections
+// (twice MaxConnsPerIP, refilled at a quarter of it a second), while
+// connections from the node's own host have none.
+func TestHellosAreRateLimitedPerSource(t *testing.T) {
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.MaxConnsPerIP = 4 // 8 views at once, 1 a second
+	}})
+	n := c.Nodes[0]
+	addr := n.Addr() // 127.0.0.1
+	// sayHellos sends node.ViewBurst hellos at once on a new connection
+	// from from, and returns how many got a directory.
+	sayHellos := func(from string) int {
+		conn := dialFrom(t, from, addr)
+		defer conn.conn.Close()
+		for range node.ViewBurst {
+			conn.send(`{"op":"hello","v":1}`)
+		}
+		dirs := 0
+		_ = conn.conn.SetReadDeadline(time.Now().Add(settle))
+		for range node.ViewBurst {
+			line, err := conn.lr.Next()
+			if err != nil {
+				t.Fatalf("from %s, after %d directories: %v", from, dirs, err)
+			}
+			m, err := wire.Decode(line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case m.Op == wire.OpDirectory:
+				dirs++
+			case m.Op == wire.OpError && m.Code == wire.CodeRate:
+			default:
+				t.Fatalf("from %s, a hello answered %+v", from, m)
+			}
+		}
+		return dirs
+	}
+	const conns = 5
+	fromHost, fromStranger := 0, 0
+	for range conns {
+		fromHost += sayHellos("127.0.0.1")
+		fromStranger += sayHellos("127.0.0.9")
+	}
+	if fromHost != conns*node.ViewBurst {
+		t.Errorf("the node's own host drew %d directories in %d connections of %d hellos, want all", fromHost, conns, node.ViewBurst)
+	}
+	// 8 at once, and 1 a second after: 42 would take 34 s.
+	if fromStranger >= conns*node.ViewBurst-8 {
+		t.Errorf("one address drew %d directories in %d connections of %d hellos, want its bucket of 8 and its refills", fromStranger, conns, node.ViewBurst)
+	}
+	if got := labelled(t, n, "switchboard_views_refused_total", "bucket", "source"); got != float64(conns*node.ViewBurst-fromStranger) {
+		t.Errorf("switchboard_views_refused_total{bucket=\"source\"} = %v, want %d", got, conns*node.ViewBurst-fromStranger)
 	}
 }
