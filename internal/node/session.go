@@ -137,6 +137,7 @@ type session struct {
 	queue   []byte     // encoded lines waiting to be written
 	writing bool       // a goroutine is writing; others append to queue
 	closed  bool
+	slow    bool // closeSlowLocked has begun closing the session
 }
 
 // newSession registers a session for conn and counts it in the node's
@@ -514,6 +515,13 @@ func (s *session) push(line []byte) {
 // node's wait group while s is not closed, that is while s's reader
 // still holds its own count in it.
 func (s *session) closeSlowLocked() {
+	if s.slow {
+		// Already closing: each push until the close gets here would
+		// start another goroutine and log another line.
+		s.mu.Unlock()
+		return
+	}
+	s.slow = true
 	s.n.wg.Add(1)
 	s.mu.Unlock()
 	s.n.log.Warn("closing a slow client", "session", s.id, "queued", s.n.cfg.MaxQueue)

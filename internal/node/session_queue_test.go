@@ -109,3 +109,29 @@ func TestReaderHandsTheQueueOn(t *testing.T) {
 	}
 	n.wg.Wait()
 }
+
+// Every push that finds the queue full asks for the close: until the
+// close has begun, each one started another closing goroutine and
+// logged another "closing a slow client". Now the first one closes.
+func TestSlowClientIsClosedOnce(t *testing.T) {
+	var logged bytes.Buffer
+	n := &Node{
+		cfg: Config{MaxQueue: 1 << 10},
+		log: slog.New(slog.NewTextHandler(&logged, nil)),
+		metrics: &metrics{
+			badInputVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bad_input"}, []string{"code"}),
+		},
+	}
+	server, client := net.Pipe()
+	defer client.Close()
+	s := &session{n: n, conn: server, writing: true}
+	for range 3 {
+		s.mu.Lock()
+		s.closeSlowLocked() // unlocks
+	}
+	go func() { _, _ = io.Copy(io.Discard, client) }()
+	n.wg.Wait()
+	if got := bytes.Count(logged.Bytes(), []byte("closing a slow client")); got != 1 {
+		t.Errorf("three pushes past a full queue logged %d closes, want 1:\n%s", got, logged.String())
+	}
+}
