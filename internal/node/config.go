@@ -183,7 +183,8 @@ type Config struct {
 	// MaxLine is the longest protocol line accepted, in bytes (default 64 KiB).
 	MaxLine int
 	// MaxQueue is how many bytes may wait for a slow client before its
-	// session is closed (default 1 MiB).
+	// session is closed (default 1 MiB), besides those of the write under
+	// way, which took at most as many from the queue.
 	MaxQueue int
 	// DataDir holds the engine's stored state (the embedded JetStream's
 	// files); default switchboard-SERVICE-ID under the system's temporary
