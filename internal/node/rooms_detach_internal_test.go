@@ -22,8 +22,8 @@ func TestLateDetachSparesANewRegistration(t *testing.T) {
 
 	f.registerNow(key, s)
 	detached := 0
-	f.detachAt(key, leaveSeq, func() { detached++ }) // the leave's wait, which gives up
-	f.detachAt(key, 0, func() { detached++ })        // the leave's fallback: out at once
+	f.detachAt(key, leaveSeq, func(bool) { detached++ }) // the leave's wait, which gives up
+	f.detachAt(key, 0, func(bool) { detached++ })        // the leave's fallback: out at once
 	if _, ok := f.sessions[key]; ok || detached != 1 {
 		t.Fatalf("after the fallback detach: registered %v, %d detaches done; want out, 1", ok, detached)
 	}
@@ -40,8 +40,31 @@ func TestLateDetachSparesANewRegistration(t *testing.T) {
 		t.Errorf("the room has %d local sessions, want 1", r.Locals())
 	}
 	// A detach for the new registration still removes it.
-	f.detachAt(key, 0, func() { detached++ })
+	f.detachAt(key, 0, func(bool) { detached++ })
 	if _, ok := f.sessions[key]; ok || r.Locals() != 0 {
 		t.Errorf("a detach of the new registration left it: registered %v, %d locals", ok, r.Locals())
+	}
+}
+
+// A leave whose wait gave up detaches the session again (forceDetach)
+// and answers the leave itself only when that detach removed the
+// session: when the leave's record was applied in between, the feed told
+// the session it left and the barrier took it off, and a second presence
+// leave would answer one leave twice. detachAt says which.
+func TestDetachSaysWhetherItRemoved(t *testing.T) {
+	r, err := room.New("lobby", room.DefaultConfig("n1", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &feed{r: r, sessions: map[string]*session{}, regOf: map[string]uint64{}}
+	const key, leaveSeq = "s1", 5
+	f.registerNow(key, &session{user: "ann"})
+	var removed []bool
+	done := func(ok bool) { removed = append(removed, ok) }
+	f.detachAt(key, leaveSeq, done) // the leave's wait, which gives up
+	f.waits[0].fn()                 // the record is applied before the fallback runs
+	f.detachAt(key, 0, done)        // the leave's fallback
+	if len(removed) != 2 || !removed[0] || removed[1] {
+		t.Errorf("the barrier and the fallback removed %v, want [true false]", removed)
 	}
 }

@@ -402,20 +402,23 @@ func (f *feed) markLeaving(ctx context.Context, key string) error {
 }
 
 // detach removes the session under key once the feed has applied the
-// record at seq (at once for 0) and waits for that.
-func (f *feed) detach(ctx context.Context, key string, seq uint64) error {
-	res := make(chan struct{})
-	err := f.do(ctx, func() { f.detachAt(key, seq, func() { close(res) }) })
+// record at seq (at once for 0) and waits for that. It reports whether
+// the session was registered then (and is no longer): false when an
+// earlier detach's barrier had removed it, true when the feed ended
+// first (its sessions went with it).
+func (f *feed) detach(ctx context.Context, key string, seq uint64) (removed bool, err error) {
+	res := make(chan bool, 1)
+	err = f.do(ctx, func() { f.detachAt(key, seq, func(removed bool) { res <- removed }) })
 	if err != nil {
-		return err
+		return false, err
 	}
 	select {
-	case <-res:
-		return nil
+	case removed := <-res:
+		return removed, nil
 	case <-f.done:
-		return nil
+		return true, nil
 	case <-ctx.Done():
-		return fmt.Errorf("node: leaving room %s: %w", f.room, ctx.Err())
+		return false, fmt.Errorf("node: leaving room %s: %w", f.room, ctx.Err())
 	}
 }
 
@@ -425,15 +428,16 @@ func (f *feed) detach(ctx context.Context, key string, seq uint64) error {
 // stored but not yet applied) leaves its barrier behind; the same session
 // may join again before the record comes, and that registration is not
 // the one this detach was for.
-func (f *feed) detachAt(key string, seq uint64, done func()) {
+func (f *feed) detachAt(key string, seq uint64, done func(removed bool)) {
 	reg := f.regOf[key]
 	f.after(seq, func() {
-		if reg != 0 && f.regOf[key] == reg {
+		removed := reg != 0 && f.regOf[key] == reg
+		if removed {
 			f.r.Detach(key)
 			delete(f.sessions, key)
 			delete(f.regOf, key)
 		}
-		done()
+		done(removed)
 	})
 }
 

@@ -177,13 +177,17 @@ func (s *session) enter(ctx context.Context, f *feed, key string) (uint64, error
 // take: a detach given up would leave the session registered, listed in
 // the room and never taken for stale, until the feed unloads. The
 // session's reader waits meanwhile, so no join of its own can register
-// it again before the detach runs.
-func (s *session) forceDetach(f *feed, key string) {
+// it again before the detach runs. It reports whether the session may
+// still have been registered: false only when the feed found it gone.
+func (s *session) forceDetach(f *feed, key string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), s.n.cfg.StoreTimeout)
 	defer cancel()
-	if err := f.detach(ctx, key, 0); err != nil {
+	removed, err := f.detach(ctx, key, 0)
+	if err != nil {
 		s.n.log.Warn("detaching a session from a room after a failed join or leave", "room", f.room, "session", s.id, "err", err)
+		return true
 	}
+	return removed
 }
 
 // loseRoom notes, from the feed's goroutine, that the feed of room took
@@ -264,15 +268,21 @@ func (s *session) leave(room string) {
 	seq, err := e.publish(ctx, room, record{Op: recLeave, Keys: []string{key}}, "")
 	if err == nil {
 		// The feed tells the session it left when it applies the leave.
-		err = f.detach(ctx, key, seq)
+		_, err = f.detach(ctx, key, seq)
 	}
 	if err != nil {
 		// The session is out here; the feed stays to remove its stale
 		// membership once the stream takes records again.
 		n.log.Warn("leaving a room", "room", room, "session", s.id, "err", err)
-		s.forceDetach(f, key)
+		// The leave's record may have been applied after the wait gave
+		// up and before this detach: the feed then told the session it
+		// left (and its barrier took the session off), and a second
+		// presence leave would answer one leave twice.
+		untold := s.forceDetach(f, key)
 		e.release(f, key, n.cfg.StoreTimeout)
-		s.reply(wire.Message{Op: wire.OpPresence, Room: room, User: s.user, Event: "leave"})
+		if untold {
+			s.reply(wire.Message{Op: wire.OpPresence, Room: room, User: s.user, Event: "leave"})
+		}
 		return
 	}
 	e.release(f, key, 0)
@@ -547,7 +557,7 @@ func (s *session) leaveRooms() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for room, f := range s.rooms {
-		_ = f.detach(ctx, key, 0)
+		_, _ = f.detach(ctx, key, 0)
 		var linger time.Duration
 		if !e.closing.Load() {
 			if _, err := e.publish(ctx, room, record{Op: recLeave, Keys: []string{key}}, ""); err != nil {
