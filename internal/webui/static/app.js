@@ -272,6 +272,15 @@ function join(opts) {
       $("#compose").disabled = true;
       $("#why").textContent = `Could not join room ${roomName}: ${m.message}`;
     }
+    // A chunk refused for good (too long, say) left the session's queue:
+    // it waits for no acknowledgement now, and may have been the last
+    // that held back a resync. The page showed its text, which the room
+    // never stored: the own line wants the room's state too.
+    if (m.room === roomName && m.seq && session.holds(roomName)) {
+      if (m.code !== "rate" && m.code !== "unavailable") ownStale = true;
+      renderPending();
+      resyncIfDue();
+    }
   });
   session.join(roomName);
   session.start();

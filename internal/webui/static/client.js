@@ -36,7 +36,7 @@ const ATTEMPT_MS = 2000;
 // fails over as if the dial had failed (client/session.go, attach).
 // full and draining are refusals that carry a directory; unauthorized
 // asks for a fresh token; any other code is a refusal no retry mends,
-// and the page stops.
+// and the page stops (a move's attach refused so ends only the move).
 const DIAL_FAILED_CODES = new Set(["shutdown", "too_many_connections", "attach_timeout"]);
 // The heartbeat, as the Go client's (client/heartbeat.go): after
 // HEARTBEAT_MS without a message the session pings; a ping unanswered for
@@ -211,7 +211,8 @@ export class Session extends EventTarget {
     this.tokenRefused = false;
     // halted: a node refused the attach in a way that neither a retry
     // nor a fresh token mends (bad_request: a user name the service does
-    // not take, say); the session stops and says why.
+    // not take, say); the session stops and says why. A move's attach
+    // refused so only ends the move (steps).
     this.halted = "";
     this.attaches = 0;
     this.pinger = null;
@@ -246,8 +247,7 @@ export class Session extends EventTarget {
     if (this.closed || !this.tokenRefused) return;
     this.token = token;
     this.tokenRefused = false;
-    // Still attached (a move found no node that would take the token):
-    // the next attach uses it.
+    // Already attached: the next attach uses it.
     if (this.ws) return;
     this.connect("attaching with a fresh token");
   }
@@ -445,6 +445,16 @@ export class Session extends EventTarget {
             this.machine.next({ kind: "attached", node: node.id }, Date.now());
             return true;
           }
+          if (out.fatal && this.moving) {
+            // A move's attach refused: the move failed, not the session,
+            // which is still attached where it was and stays there until
+            // that node closes the connection (then it fails over as
+            // after any drop). The Go client's attach returns the error,
+            // and moveFrom reports that the session did not move
+            // (client/move.go).
+            this.log(`${node.id}: ${out.fatal}; the move gives up`);
+            return false;
+          }
           if (out.fatal) {
             if (out.token) this.tokenRefused = true;
             else this.halted = out.fatal;
@@ -501,6 +511,7 @@ export class Session extends EventTarget {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        signal?.removeEventListener("abort", late); // not left on the flow's signal
         if (!v.ok) {
           ws.onclose = null;
           ws.close();
@@ -836,6 +847,11 @@ export class Session extends EventTarget {
           clearTimeout(r.retry);
           stopPump(r);
           this.rooms.delete(m.room);
+        } else if (r && m.seq) {
+          // A chunk refused for good (limit: too long; bad_request): a
+          // resend would be refused again, so it leaves the queue, as in
+          // the Go client (client/session.go, refuseLocked).
+          refuse(r, m.seq);
         }
         this.emit("error", m);
         return;
@@ -980,8 +996,9 @@ export class Session extends EventTarget {
   // after RETIRE_AFTER_MS) the old connection closes. Other members see
   // no presence change: the user stays in each room through the old
   // session until the new one has joined. With no other node to take it
-  // within MOVE_TIMEOUT_MS, the session stays on the old connection, reads
-  // what it kept from it, and fails over as usual once the node closes it.
+  // within MOVE_TIMEOUT_MS, or one that refuses the attach for good, the
+  // session stays on the old connection, reads what it kept from it, and
+  // fails over as usual once the node closes it.
   async move(ws, m) {
     if (this.moving) {
       // The old connection's messages are held, so this one came on the
@@ -1222,6 +1239,20 @@ function refused(r, seq) {
     r.out = Math.min(r.out, i);
     r.pushed = Math.min(r.pushed, i);
   }
+}
+
+// refuse drops the chunk seq, which the node refused in a way no resend
+// mends (limit, bad_request): it is never stored, so it leaves the queue
+// at once and is not sent again (after a failover the node would only
+// refuse it again), and no ack would ever take it off when it was the
+// last. Its seq stays used: the chunks after it keep theirs, and the
+// room's members see its text as lost (client/session.go, refuseLocked).
+function refuse(r, seq) {
+  const i = r.unacked.findIndex((m) => m.seq === seq);
+  if (i < 0) return;
+  r.unacked.splice(i, 1);
+  if (i < r.out) r.out--;
+  if (i < r.pushed) r.pushed--;
 }
 
 // Pacing: text goes out no faster than the node takes it
