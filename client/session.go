@@ -201,11 +201,10 @@ type room struct {
 	// refusal is the refusal for good of a chunk that no Flush has
 	// reported yet (none waited for it): the next Flush returns it.
 	refusal error
-	// queuedBytes and ackedBytes count the text ever queued and ever
-	// acknowledged, in bytes: a Flush waits for ackedBytes to reach
-	// queuedBytes as it was. Bytes, not chunks or seqs, since chunks are
-	// renumbered and cut again for a node with a smaller max_chunk.
-	queuedBytes, ackedBytes uint64
+	// queued and acked are where the text ever queued and the text ever
+	// acknowledged end (textPos): a Flush waits for acked to reach queued
+	// as it was.
+	queued, acked textPos
 	// sent counts the leading unacked chunks that went out at least once,
 	// on any connection (refused or not): the rest were never sent, so no
 	// node can have stored them (syncRoomLocked).
@@ -223,6 +222,11 @@ type room struct {
 	// the session is in the room on. On any other (after a failover, on
 	// a move's new connection) a join refused for good leaves it out.
 	joinedOn *writer
+	// removedOn is the connection the node said removed on (it took the
+	// session out of the room), until the room's next state: the chunks
+	// on their way there meanwhile get bad_request (not in the room), and
+	// wait for the state of the join that follows, as refused ones do.
+	removedOn *writer
 	// byDevice: the session names its device, so the room tells this
 	// client's resends from another device's chunks under the same seqs
 	// (docs/protocol.md, "Text"): a chunk that went out keeps its seq
@@ -1087,11 +1091,14 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 			// join, and its answer decides, as a join's on a connection
 			// the room is not joined on: a state (a place freed) puts it
 			// back, limit leaves it out, and so does any join already on
-			// its way. One on a connection the session has left is about
-			// the session there, not this one.
+			// its way. The chunks already on their way get bad_request
+			// (not in the room): they wait for that state, and go again
+			// under their seqs, rather than being dropped (removedOn).
+			// One on a connection the session has left is about the
+			// session there, not this one.
 			s.mu.Lock()
 			if r := s.rooms[m.Room]; r != nil && w == s.w {
-				r.synced, r.joinedOn = false, nil
+				r.synced, r.joinedOn, r.removedOn = false, nil, w
 				r.stopPumpLocked() // the room's next state starts the next round
 				s.sendJoinLocked(m.Room)
 			}
@@ -1126,6 +1133,29 @@ func (s *Session) handle(w *writer, m wire.Message) bool {
 					s.dropRoomLocked(m.Room, fmt.Errorf("client: joining room %q: %w", m.Room, asError(m)))
 				} else if m.Seq == 0 {
 					r.endJoinsLocked(joinResult{err: asError(m)})
+					if w == s.w && r.joinedOn == w && !r.synced && !slices.Contains(s.asked[m.Room], 'j') {
+						// A re-join refused (limit: a state that
+						// does not fit one line) while the room
+						// waits for a state, after a refusal of
+						// text: the session is still in the room
+						// (docs/protocol.md, "Join"), and its text
+						// waits for a state that no join asks for
+						// now. The join goes again after a pause.
+						// Its text is not sent without a state: the
+						// node may have taken the session out of
+						// the room as it refused (a place lost, and
+						// the room full), and then refuses the text
+						// for good; a state shows it in the room,
+						// and where its numbering stands.
+						s.retryRoomLocked(w, m.Room, r, m.Code)
+					}
+				} else if r.removedOn == w && m.Code == wire.CodeBadRequest {
+					// Not in the room since removed: the join
+					// sent then decides. Its state puts the
+					// session back and the chunk goes again
+					// under its seq; its refusal leaves the
+					// room, and the chunk's wait ends with it.
+					r.refusedLocked(m.Seq)
 				} else {
 					r.refuseLocked(m.Seq, asError(m))
 				}
@@ -1162,12 +1192,14 @@ func (s *Session) retryRoomLocked(w *writer, name string, r *room, code string) 
 }
 
 // retryDelay is the pause before asking again after a refusal with code:
-// storage electing a leader comes back within moments, a rate refills.
+// storage electing a leader comes back within moments; a rate refills,
+// and a room's state that did not fit (limit) shrinks only as its members
+// come and go, so those wait longer.
 func retryDelay(code string) time.Duration {
-	if code == wire.CodeRate {
-		return rateRetry
+	if code == wire.CodeUnavailable {
+		return unavailableRetry
 	}
-	return unavailableRetry
+	return rateRetry
 }
 
 // answerLeaveLocked takes the answer on w to a leave of name: a
@@ -1307,7 +1339,7 @@ func (s *Session) syncRoomLocked(w *writer, name string, r *room, stored uint64)
 		// device, should another device have typed past it.)
 		r.nextSeq = max(r.nextSeq, stored+1)
 	}
-	r.synced, r.viaOld, r.joinedOn = true, false, w
+	r.synced, r.viaOld, r.joinedOn, r.removedOn = true, false, w, nil
 	r.pushed = 0 // all of it goes again
 	now := time.Now()
 	r.startRoundLocked(now)
@@ -1411,14 +1443,14 @@ func (r *room) ackLocked(seq uint64) {
 		i++
 	}
 	for _, m := range r.unacked[:i] {
-		r.ackedBytes += uint64(len(m.T))
+		r.acked = r.acked.add(m.T)
 	}
 	r.unacked, r.waits = r.unacked[i:], r.waits[i:]
 	r.out = max(r.out-i, 0)
 	r.pushed = max(r.pushed-i, 0)
 	r.sent = max(r.sent-i, 0)
 	r.flushes = slices.DeleteFunc(r.flushes, func(f flushWait) bool {
-		if r.ackedBytes >= f.upTo {
+		if r.acked.reached(f.upTo) {
 			f.done <- nil
 			return true
 		}
@@ -1429,26 +1461,28 @@ func (r *room) ackLocked(seq uint64) {
 // refuseLocked ends with err, a refusal that resending does not mend,
 // the wait for the text the chunk seq is part of and the Flush calls
 // waiting for it; when none waits, the next Flush returns it. The chunk
-// is never stored, so it leaves the queue at once, its bytes with it: it
-// is not sent again (after a failover the node would only refuse it
-// again, and a Flush report the same refusal twice), and a Flush called
-// later does not wait for it (it was the last chunk, say, which no later
-// ack would ever take off). Its seq stays used: the chunks after it keep
-// theirs, and the room's members see its text as lost.
+// is never stored, so it leaves the queue at once, and its place in the
+// text queued (textPos) with it: it is not sent again (after a failover
+// the node would only refuse it again, and a Flush report the same
+// refusal twice), and a Flush called later does not wait for it (it was
+// the last chunk, say, which no later ack would ever take off). Its seq
+// stays used: the chunks after it keep theirs, and the room's members
+// see its text as lost.
 func (r *room) refuseLocked(seq uint64, err error) {
 	i := slices.IndexFunc(r.unacked, func(m wire.Message) bool { return m.Seq == seq })
 	if i < 0 {
 		return
 	}
 	r.endWaitLocked(i, ackResult{seq: seq, err: err})
-	start := r.ackedBytes // where the chunk begins in the text ever queued
+	start := r.acked // where the chunk begins in the text ever queued
 	for _, m := range r.unacked[:i] {
-		start += uint64(len(m.T))
+		start = start.add(m.T)
 	}
+	end := start.add(r.unacked[i].T)
 	ferr := fmt.Errorf("client: room %s: chunk %d refused: %w", r.unacked[i].Room, seq, err)
 	told := false
 	r.flushes = slices.DeleteFunc(r.flushes, func(f flushWait) bool {
-		if f.upTo > start { // called after the chunk was queued
+		if f.upTo.reached(end) { // called after the chunk was queued
 			f.done <- ferr
 			told = true
 			return true
@@ -1459,9 +1493,9 @@ func (r *room) refuseLocked(seq uint64, err error) {
 		r.refusal = ferr
 	}
 	// Out of the queue: the Flush calls still waiting were called before
-	// it was queued (upTo <= start), and the byte positions of what
+	// it was queued (upTo at or before start), and the positions of what
 	// follows it, which later Flush calls count, move down with it.
-	r.queuedBytes -= uint64(len(r.unacked[i].T))
+	r.queued = r.queued.remove(r.unacked[i].T)
 	r.unacked = slices.Delete(r.unacked, i, i+1)
 	r.waits = slices.Delete(r.waits, i, i+1)
 	if i < r.out {
@@ -1516,10 +1550,45 @@ func (r *room) endFlushesLocked(err error) {
 	r.flushes = nil
 }
 
-// flushWait is a Flush waiting for the room's ackedBytes to reach upTo.
+// flushWait is a Flush waiting for the room's acked to reach upTo.
 type flushWait struct {
-	upTo uint64
+	upTo textPos
 	done chan error
+}
+
+// textPos is a position in the text ever queued in a room: the bytes
+// before it, and the empty chunks before it, which hold no bytes but are
+// waited for all the same (a Flush after an empty chunk waits for its ack
+// or refusal). Bytes and empty chunks, not chunks or seqs, since chunks
+// are renumbered, and cut again for a node with a smaller max_chunk; an
+// empty chunk is never cut, and a longer one is cut into pieces that are
+// not empty, so neither count changes.
+type textPos struct {
+	bytes, empty uint64
+}
+
+// add is the position after a chunk of text t that begins at p.
+func (p textPos) add(t string) textPos {
+	p.bytes += uint64(len(t))
+	if t == "" {
+		p.empty++
+	}
+	return p
+}
+
+// remove is p with a chunk of text t before it taken out.
+func (p textPos) remove(t string) textPos {
+	p.bytes -= uint64(len(t))
+	if t == "" {
+		p.empty--
+	}
+	return p
+}
+
+// reached reports whether p is at or past q. Every chunk adds bytes or
+// an empty chunk, so a position before q falls short in one of them.
+func (p textPos) reached(q textPos) bool {
+	return p.bytes >= q.bytes && p.empty >= q.empty
 }
 
 // rejoinLocked joins the rooms again after a reattach; their states
@@ -1776,7 +1845,7 @@ func (s *Session) sendTextLocked(name, text string, wait chan ackResult) (uint64
 	pieces := cutText(text, s.maxChunkLocked())
 	for _, t := range pieces {
 		r.unacked = append(r.unacked, wire.Message{Op: wire.OpText, Room: name, Seq: r.nextSeq, T: t})
-		r.queuedBytes += uint64(len(t))
+		r.queued = r.queued.add(t)
 		r.nextSeq++
 		r.waits = append(r.waits, wait) // the last one's ack ends it, or any one's refusal
 	}
@@ -1927,7 +1996,7 @@ func (s *Session) Flush(ctx context.Context, name string) error {
 		s.mu.Unlock()
 		return nil
 	}
-	r.flushes = append(r.flushes, flushWait{upTo: r.queuedBytes, done: wait})
+	r.flushes = append(r.flushes, flushWait{upTo: r.queued, done: wait})
 	s.mu.Unlock()
 	select {
 	case err := <-wait:
