@@ -209,6 +209,13 @@ func (v *chatView) handle(e client.Event) []string {
 		v.resyncIfDue()
 	case wire.OpError:
 		v.status = "error: " + m.Message
+		if m.Seq != 0 && m.Code != wire.CodeRate && m.Code != wire.CodeUnavailable && v.s != nil &&
+			!slices.ContainsFunc(v.s.UnackedText(v.room), func(c wire.Message) bool { return c.Seq == m.Seq }) {
+			// A chunk refused for good (the session dropped it): the view
+			// showed it as typed, and the room never stored it.
+			v.ownStale = true
+			v.resyncIfDue()
+		}
 		return []string{"* error " + m.Code + ": " + m.Message}
 	}
 	return nil

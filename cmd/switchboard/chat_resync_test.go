@@ -112,3 +112,60 @@ func TestChatOwnLineFollowsTheRoomAfterAnotherDevicesText(t *testing.T) {
 		t.Errorf("the view printed %q, want a line saying it resynchronised", printed)
 	}
 }
+
+// A chunk the node refuses for good is dropped by the session, but the
+// view showed it as typed: the view takes its own line from the room's
+// state once nothing waits for an ack. (The Go client cuts its text to
+// the node's limits, so the refusal is handed to the view here, for a
+// chunk the view shows and the session does not hold.)
+func TestChatOwnLineDropsTextRefusedForGood(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(60 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := client.Dial(ctx, c.Nodes[0].Addr(), client.WithUser("ann"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.JoinWait(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	v := &chatView{s: s, room: "lobby", text: rtt.NewRoom(0)}
+	go func() {
+		for e := range s.Events() {
+			v.handle(e)
+		}
+	}()
+	await(t, 30*time.Second, func(context.Context) error {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if !slices.Contains(v.users, "ann") {
+			return fmt.Errorf("the view has not taken the room's state: users %q", v.users)
+		}
+		return nil
+	})
+	if _, err := v.typed("hi"); err != nil {
+		t.Fatal(err)
+	}
+	await(t, 30*time.Second, func(context.Context) error {
+		if n := len(s.UnackedText("lobby")); n > 0 {
+			return fmt.Errorf("%d chunks unacknowledged, want none", n)
+		}
+		return nil
+	})
+	v.mu.Lock()
+	refused := v.text.Seq("ann") + 1
+	v.text.Apply("ann", refused, " lost") // shown as typed
+	v.mu.Unlock()
+	v.handle(client.Event{Kind: client.Received, Message: wire.Message{Op: wire.OpError, Code: wire.CodeLimit, Room: "lobby", Seq: refused, Message: "chunk too long"}})
+	await(t, 30*time.Second, func(context.Context) error {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if got := v.text.Live("ann"); got != "hi" || v.resyncing {
+			return fmt.Errorf("ann's own line in the view: %q (resyncing %v), want %q", got, v.resyncing, "hi")
+		}
+		return nil
+	})
+}
