@@ -35,25 +35,7 @@ func TestChatOwnLineFollowsTheRoomAfterAnotherDevicesText(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	s, err := client.Dial(ctx, addr, client.WithUser("ann"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.JoinWait(ctx, "lobby"); err != nil {
-		t.Fatal(err)
-	}
-	v := &chatView{s: s, room: "lobby", text: rtt.NewRoom(0)}
-	var mu sync.Mutex
-	var printed []string
-	go func() {
-		for e := range s.Events() {
-			lines := v.handle(e)
-			mu.Lock()
-			printed = append(printed, lines...)
-			mu.Unlock()
-		}
-	}()
+	s, v, printed := annsChatView(ctx, t, addr)
 
 	// Ann's other device, a raw connection.
 	phone, err := client.DialConn(ctx, nil, addr)
@@ -106,10 +88,8 @@ func TestChatOwnLineFollowsTheRoomAfterAnotherDevicesText(t *testing.T) {
 		}
 		return nil
 	})
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Contains(printed, "* own text resynchronised with lobby") {
-		t.Errorf("the view printed %q, want a line saying it resynchronised", printed)
+	if lines := printed(); !slices.Contains(lines, "* own text resynchronised with lobby") {
+		t.Errorf("the view printed %q, want a line saying it resynchronised", lines)
 	}
 }
 
@@ -124,20 +104,7 @@ func TestChatOwnLineDropsTextRefusedForGood(t *testing.T) {
 	c.WaitRoomsReady(60 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	s, err := client.Dial(ctx, c.Nodes[0].Addr(), client.WithUser("ann"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.JoinWait(ctx, "lobby"); err != nil {
-		t.Fatal(err)
-	}
-	v := &chatView{s: s, room: "lobby", text: rtt.NewRoom(0)}
-	go func() {
-		for e := range s.Events() {
-			v.handle(e)
-		}
-	}()
+	s, v, _ := annsChatView(ctx, t, c.Nodes[0].Addr())
 	await(t, 30*time.Second, func(context.Context) error {
 		v.mu.Lock()
 		defer v.mu.Unlock()
@@ -168,4 +135,35 @@ func TestChatOwnLineDropsTextRefusedForGood(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// annsChatView dials the node at addr as ann, joins lobby, and returns
+// her session and a chat view of lobby that handles its events, with
+// what the view printed so far.
+func annsChatView(ctx context.Context, t *testing.T, addr string) (*client.Session, *chatView, func() []string) {
+	t.Helper()
+	s, err := client.Dial(ctx, addr, client.WithUser("ann"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.JoinWait(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	v := &chatView{s: s, room: "lobby", text: rtt.NewRoom(0)}
+	var mu sync.Mutex
+	var printed []string
+	go func() {
+		for e := range s.Events() {
+			lines := v.handle(e)
+			mu.Lock()
+			printed = append(printed, lines...)
+			mu.Unlock()
+		}
+	}()
+	return s, v, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(printed)
+	}
 }

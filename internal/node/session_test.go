@@ -31,25 +31,7 @@ func TestHellosAreRateLimited(t *testing.T) {
 	if _, err := conn.Write(batch); err != nil {
 		t.Fatal(err)
 	}
-	dirs, rated := 0, 0
-	for range hellos {
-		line, err := r.ReadBytes('\n')
-		if err != nil {
-			t.Fatalf("after %d directories and %d refusals: %v", dirs, rated, err)
-		}
-		m, err := wire.Decode(line)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case m.Op == wire.OpDirectory:
-			dirs++
-		case m.Op == wire.OpError && m.Code == wire.CodeRate:
-			rated++
-		default:
-			t.Fatalf("a hello answered %+v", m)
-		}
-	}
+	dirs, rated := helloAnswers(t, func() ([]byte, error) { return r.ReadBytes('\n') }, hellos)
 	if dirs < node.ViewBurst || rated == 0 {
 		t.Errorf("%d hellos at once: %d directories, %d refused; want the first %d answered and most of the rest refused", hellos, dirs, rated, node.ViewBurst)
 	}
@@ -74,25 +56,8 @@ func TestHellosAreRateLimitedPerSource(t *testing.T) {
 		for range node.ViewBurst {
 			conn.send(`{"op":"hello","v":1}`)
 		}
-		dirs := 0
 		_ = conn.conn.SetReadDeadline(time.Now().Add(settle))
-		for range node.ViewBurst {
-			line, err := conn.lr.Next()
-			if err != nil {
-				t.Fatalf("from %s, after %d directories: %v", from, dirs, err)
-			}
-			m, err := wire.Decode(line)
-			if err != nil {
-				t.Fatal(err)
-			}
-			switch {
-			case m.Op == wire.OpDirectory:
-				dirs++
-			case m.Op == wire.OpError && m.Code == wire.CodeRate:
-			default:
-				t.Fatalf("from %s, a hello answered %+v", from, m)
-			}
-		}
+		dirs, _ := helloAnswers(t, conn.lr.Next, node.ViewBurst)
 		return dirs
 	}
 	const conns = 5
@@ -111,4 +76,30 @@ func TestHellosAreRateLimitedPerSource(t *testing.T) {
 	if got := labelled(t, n, "switchboard_views_refused_total", "bucket", "source"); got != float64(conns*node.ViewBurst-fromStranger) {
 		t.Errorf("switchboard_views_refused_total{bucket=\"source\"} = %v, want %d", got, conns*node.ViewBurst-fromStranger)
 	}
+}
+
+// helloAnswers reads the answers to n hellos from next, and counts the
+// directories and the rate refusals among them; any other answer fails
+// the test.
+func helloAnswers(t *testing.T, next func() ([]byte, error), n int) (dirs, rated int) {
+	t.Helper()
+	for range n {
+		line, err := next()
+		if err != nil {
+			t.Fatalf("after %d directories and %d refusals: %v", dirs, rated, err)
+		}
+		m, err := wire.Decode(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case m.Op == wire.OpDirectory:
+			dirs++
+		case m.Op == wire.OpError && m.Code == wire.CodeRate:
+			rated++
+		default:
+			t.Fatalf("a hello answered %+v", m)
+		}
+	}
+	return dirs, rated
 }
