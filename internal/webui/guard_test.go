@@ -110,6 +110,37 @@ func TestBrowserBadFrameDropsTheNode(t *testing.T) {
 	}
 }
 
+// TestBrowserBadFrameIsMeasuredInBytes: the line limit is in bytes of
+// UTF-8, as the node writes them and the Go client reads them. A message
+// of 25,000 euro signs is 25,000 UTF-16 units, within the limit when
+// counted as JavaScript counts a string's length, and 75,000 bytes: the
+// page leaves that node as for any message past a line. Before, it
+// measured in UTF-16 units and took messages of up to 192 KiB.
+func TestBrowserBadFrameIsMeasuredInBytes(t *testing.T) {
+	got := scriptedSession(t, "frame-bytes", `
+  window.fakeOnSend = (ws, m, reply) => {
+    if (m.op === "ping") {
+      reply({ op: "pong" }); // alive: only the long message is to blame
+      return true;
+    }
+    if (m.op !== "attach" || ws.id !== "n1") return false;
+    reply({ op: "attached", user: m.user, node: ws.id, session: ws.id });
+    reply({ op: "directory", v: 1, service: "s", self: "n1", delta: true, nodes: [node("n3", "\u20ac".repeat(25000))] });
+    return true;
+  };
+`, `
+  const first = settled(s, "n1"), second = settled(s, "n2");
+  s.addEventListener("status", (e) => { if (e.detail.state === "lost") log.push("lost " + e.detail.node.id); });
+  s.start();
+  await first;
+  await second;
+  log.push("attached to " + s.node.id);
+`)
+	if strings.Join(got, "\n") != "lost n1\nattached to n2" {
+		t.Errorf("the page did %q; want it to leave n1 and attach to n2", got)
+	}
+}
+
 // TestBrowserHaltedSessionTakesNoText: a node refuses the page's attach
 // in a way no retry mends (bad_request). As the Go client fails SendText
 // once the session has given up, the page's sendText throws, rather than

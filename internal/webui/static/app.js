@@ -277,7 +277,10 @@ function join(opts) {
     // that held back a resync. The page showed its text, which the room
     // never stored: the own line wants the room's state too.
     if (m.room === roomName && m.seq && session.holds(roomName)) {
-      if (m.code !== "rate" && m.code !== "unavailable") ownStale = true;
+      // (One the session keeps to send again, refused while it was out
+      // of the room, is not.)
+      const kept = session.unacked(roomName).some((c) => c.seq === m.seq);
+      if (m.code !== "rate" && m.code !== "unavailable" && !kept) ownStale = true;
       renderPending();
       resyncIfDue();
     }

@@ -58,9 +58,11 @@ const KEEPALIVE_MS = 60000;
 const MOVE_TIMEOUT_MS = 10000; // how long a move searches for a new node
 const RETIRE_AFTER_MS = 10000; // how long a move keeps the old connection while rooms rejoin
 // Pauses before a room is asked for again after a refusal, as the Go
-// client's (unavailableRetry, rateRetry): storage electing a leader comes
-// back within seconds; a rate limit refills. RATE_RETRY_MS is also how
-// often a paced room sends a round (client/pace.go).
+// client's (unavailableRetry, rateRetry; retryDelay): storage electing a
+// leader comes back within seconds; a rate limit refills, and a room's
+// state that did not fit (limit) shrinks only as its members come and
+// go, so those wait the longer. RATE_RETRY_MS is also how often a paced
+// room sends a round (client/pace.go).
 const UNAVAILABLE_RETRY_MS = 250;
 const RATE_RETRY_MS = 1000;
 // MAX_FIRST_WINDOW bounds the first window after a rate refusal: a
@@ -94,10 +96,13 @@ const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 const MAX_LINE = 64 << 10;
 
 // parseFrame reads a node's WebSocket message: the message object, or
-// null for one that is longer than a line may be (a string of n UTF-16
-// units takes at least n bytes of UTF-8) or is not a JSON object.
+// null for one that is longer than a line may be, in bytes of UTF-8 as
+// the node wrote them, or is not a JSON object. A string of n UTF-16
+// units takes n to 3n bytes: only one that may pass either way is
+// measured.
 function parseFrame(data) {
   if (typeof data !== "string" || data.length > MAX_LINE) return null;
+  if (data.length * 3 > MAX_LINE && new TextEncoder().encode(data).length > MAX_LINE) return null;
   try {
     const m = JSON.parse(data);
     return m && typeof m === "object" && !Array.isArray(m) ? m : null;
@@ -178,8 +183,8 @@ export class Session extends EventTarget {
     this.node = null;
     this.reason = "";
     // name -> {nextSeq, unacked: [msg], out, pushed, sentSeq, numbered,
-    // synced, viaOld, joinedOn, asked, askedOn, retry, window, roundSeq,
-    // roundAt, pump}.
+    // synced, viaOld, joinedOn, removedOn, asked, askedOn, retry, window,
+    // roundSeq, roundAt, pump}.
     // out: how many of the leading unacked chunks went out to a node and
     // were not refused since (the room may have shown them: they keep
     // their seqs); the rest wait for the room's next state.
@@ -197,8 +202,12 @@ export class Session extends EventTarget {
     // viaOld: a move is under way and the room is still joined on the
     // connection it leaves (this.retiring), so text goes out there.
     // joinedOn: the connection the room's last state came on, the one
-    // the page is in the room on. asked: how many joins of the room went
-    // out on askedOn and are not answered yet (sendJoin, answered).
+    // the page is in the room on. removedOn: the connection the node
+    // said removed on, until the room's next state; the chunks on their
+    // way there meanwhile get bad_request (not in the room) and wait for
+    // that state, as refused ones do (client/session.go, removedOn).
+    // asked: how many joins of the room went out on askedOn and are not
+    // answered yet (sendJoin, answered).
     this.rooms = new Map();
     this.closed = false;
     // ignoreLimits, set only by tests, sends as to nodes that do not say
@@ -827,8 +836,12 @@ export class Session extends EventTarget {
           // when the node joined it again). The page asks once more, as
           // a first join, and its answer decides (client/session.go): a
           // state (a place freed) puts it back, limit leaves it out.
+          // The chunks already on their way get bad_request (not in the
+          // room): they wait for that state, and go again under their
+          // seqs, rather than being dropped (removedOn).
           r.synced = false;
           r.joinedOn = null;
+          r.removedOn = ws;
           stopPump(r); // the room's next state starts the next round
           this.sendJoin(m.room, r, ws);
         } else if (r && !m.seq && r.joinedOn !== ws && !joinOnItsWay(r, ws)) {
@@ -843,10 +856,31 @@ export class Session extends EventTarget {
           // and the one after a removal), the refusal answers the older:
           // the later join's answer decides, and its state puts the page
           // in the room. Refused on the connection the page is in the
-          // room on (a re-join whose state does not fit), it stays in.
+          // room on (a re-join whose state does not fit), it stays in
+          // (below).
           clearTimeout(r.retry);
           stopPump(r);
           this.rooms.delete(m.room);
+        } else if (r && !m.seq) {
+          if (r.joinedOn === ws && !r.synced && !joinOnItsWay(r, ws)) {
+            // A re-join refused (limit: a state that does not fit one
+            // line) while the room waits for a state, after a refusal of
+            // text: the page is still in the room (docs/protocol.md,
+            // "Join"), and its text waits for a state that no join asks
+            // for now. The join goes again after a pause, as in the Go
+            // client (client/session.go, retryRoomLocked). Its text is
+            // not sent without a state: the node may have taken the page
+            // out of the room as it refused (a place lost, and the room
+            // full), and would then refuse the text for good; a state
+            // shows the page in the room, and where its numbering stands.
+            this.retryRoom(ws, m.room, r, m.code);
+          }
+        } else if (r && r.removedOn === ws && m.code === "bad_request") {
+          // Not in the room since removed: the join sent then decides.
+          // Its state puts the page back and the chunk goes again under
+          // its seq; its refusal leaves the room, the chunk with it
+          // (client/session.go, refusedLocked).
+          refused(r, m.seq);
         } else if (r && m.seq) {
           // A chunk refused for good (limit: too long; bad_request): a
           // resend would be refused again, so it leaves the queue, as in
@@ -872,7 +906,7 @@ export class Session extends EventTarget {
       if (r.retry !== retry) return; // replaced by a join on a new connection
       r.retry = null;
       if (!this.closed && ws === this.ws && this.rooms.get(name) === r) this.sendJoin(name, r, ws);
-    }, code === "rate" ? RATE_RETRY_MS : UNAVAILABLE_RETRY_MS);
+    }, code === "unavailable" ? UNAVAILABLE_RETRY_MS : RATE_RETRY_MS);
     r.retry = retry;
   }
 
@@ -920,6 +954,7 @@ export class Session extends EventTarget {
     r.synced = true;
     r.viaOld = false;
     r.joinedOn = ws; // the connection the page is in the room on
+    r.removedOn = null; // back in the room: a bad_request is for good again
     r.pushed = 0; // all of it goes again
     const now = Date.now();
     startRound(r, now);
@@ -1068,7 +1103,7 @@ export class Session extends EventTarget {
     if (!this.rooms.has(name)) {
       this.rooms.set(name, {
         nextSeq: 1, unacked: [], out: 0, pushed: 0, sentSeq: 0, numbered: false, synced: false, retry: null,
-        joinedOn: null, asked: 0, askedOn: null,
+        joinedOn: null, removedOn: null, asked: 0, askedOn: null,
         window: 0, roundSeq: 0, roundAt: 0, pump: null,
         // byDevice: the page names its device, so a chunk that went out
         // keeps its seq until acknowledged and no state stands for its
