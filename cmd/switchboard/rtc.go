@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/internal/node"
@@ -68,14 +65,7 @@ func (s *rtcSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, 
 		Logger:            logger.With("part", "rtc"),
 	}
 	if cfg.TLSCert != "" {
-		// The bridge dials its own node: trust the node's own chain.
-		pem, err := os.ReadFile(cfg.TLSCert)
-		if err != nil {
-			return nil, fmt.Errorf("serve: --rtc: reading --tls-cert: %w", err)
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pem)
-		fc.ClientOptions = append(fc.ClientOptions, client.WithTLS(&tls.Config{RootCAs: pool}), client.WithServiceName(n.Service()))
+		fc.ClientOptions = append(fc.ClientOptions, client.WithTLS(ownNodeTLS(n)), client.WithServiceName(n.Service()))
 	}
 	front, err := rtcfront.New(fc)
 	if err != nil {

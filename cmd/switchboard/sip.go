@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"time"
 
@@ -124,14 +121,7 @@ func (s *sipSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, 
 		logger.Warn("the SIP front holds a token signing key: whoever takes this node can mint a token for any user and room (docs/security.md)", "sip-token-signer", s.tokenSigner)
 	}
 	if cfg.TLSCert != "" {
-		// The bridge dials its own node: trust the node's own chain.
-		pem, err := os.ReadFile(cfg.TLSCert)
-		if err != nil {
-			return nil, fmt.Errorf("serve: --sip: reading --tls-cert: %w", err)
-		}
-		pool := x509.NewCertPool()
-		pool.AppendCertsFromPEM(pem)
-		fc.ClientOptions = append(fc.ClientOptions, client.WithTLS(&tls.Config{RootCAs: pool}), client.WithServiceName(n.Service()))
+		fc.ClientOptions = append(fc.ClientOptions, client.WithTLS(ownNodeTLS(n)), client.WithServiceName(n.Service()))
 	}
 	front, err := sipfront.Listen(s.listen, fc)
 	if err != nil {

@@ -224,6 +224,23 @@ func (n *Node) rotateTicketKeys() {
 // ErrNotStarted is returned by calls that need a started node.
 var ErrNotStarted = errors.New("node: not started")
 
+// ServedCertificate returns the certificate the client listener serves
+// now, which Reload renews; nil without TLS.
+func (n *Node) ServedCertificate() *x509.Certificate {
+	if n.sec.cert == nil {
+		return nil
+	}
+	pair := n.sec.cert.Current()
+	if pair.Leaf != nil {
+		return pair.Leaf
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return leaf
+}
+
 // Reload reads the node's credentials again from the files Config names:
 // the client listener's certificate (Config.TLSCert, TLSKey, which HTTPS
 // shares), the routes' (ClusterCert, ClusterKey), the token keys
