@@ -620,3 +620,48 @@ func TestLookupIgnoresAddressesOfOtherNames(t *testing.T) {
 		t.Errorf("Lookup through a CNAME (-got +want):\n%s", diff)
 	}
 }
+
+// An SRV set may name one target many times, a port each, and the target
+// may have many addresses: a hostile or broken server's answer of 200
+// such records and 200 addresses expanded to 40,000 HOST:PORTs (and one
+// of 64 KiB to 1.7 million, 160 MB). Lookup returns each at most once,
+// at most maxAddrs.
+func TestLookupBoundsTheSRVCrossProduct(t *testing.T) {
+	addr := staticServer(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		switch {
+		case q.Qtype == dns.TypeSRV:
+			for i := range 200 {
+				// Each port twice: the same HOST:PORT from two records.
+				rr, _ := dns.NewRR(fmt.Sprintf("%s 5 IN SRV 0 1 %d t.cross.test.", q.Name, 1000+i/2))
+				m.Answer = append(m.Answer, rr)
+			}
+			for i := range 200 {
+				rr, _ := dns.NewRR(fmt.Sprintf("t.cross.test. 5 IN A 127.0.%d.%d", 6+i/250, i%250+1))
+				m.Extra = append(m.Extra, rr)
+			}
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		if isUDP(w) {
+			m.Truncate(ednsSize)
+		}
+		w.WriteMsg(m)
+	})
+	got, err := Lookup(t.Context(), Config{Resolver: addr}, "cross.test")
+	if err != nil {
+		t.Fatalf("Lookup: %v", err)
+	}
+	if len(got) != maxAddrs {
+		t.Errorf("%d addresses, want %d", len(got), maxAddrs)
+	}
+	seen := make(map[string]bool)
+	for _, a := range got {
+		if seen[a] {
+			t.Fatalf("%s returned twice", a)
+		}
+		seen[a] = true
+	}
+}

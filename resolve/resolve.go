@@ -233,6 +233,7 @@ func (l *lookup) run(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("%w for %s via %s (no SRV, A or AAAA records)", ErrNoAddress, l.service, l.via)
 	}
 	l.rnd.Shuffle(len(ips), func(i, j int) { ips[i], ips[j] = ips[j], ips[i] })
+	ips = ips[:min(len(ips), maxAddrs)]
 	out := make([]string, len(ips))
 	for i, ip := range ips {
 		out[i] = netip.AddrPortFrom(ip, uint16(l.cfg.DefaultPort)).String()
@@ -240,10 +241,28 @@ func (l *lookup) run(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// fromSRV turns srvs, in their order, into HOST:PORT strings.
+// maxAddrs bounds the addresses a lookup returns, best first. An SRV set
+// may name one target many times (a port each) and a target may have
+// many addresses: one 64 KiB answer of 1,200 such records and 1,400
+// addresses expanded to 1.7 million HOST:PORTs (160 MB) before. A client
+// tries the first few; a service's answer lists a few nodes each.
+const maxAddrs = 256
+
+// fromSRV turns srvs, in their order, into HOST:PORT strings, each once,
+// at most maxAddrs.
 func (l *lookup) fromSRV(srvs []srvRecord, glue map[string][]netip.Addr) []string {
 	var out []string
+	seen := make(map[string]bool)
+	add := func(hostPort string) {
+		if !seen[hostPort] {
+			seen[hostPort] = true
+			out = append(out, hostPort)
+		}
+	}
 	for _, s := range srvs {
+		if len(out) >= maxAddrs {
+			break
+		}
 		if s.target == "." {
 			continue
 		}
@@ -252,11 +271,11 @@ func (l *lookup) fromSRV(srvs []srvRecord, glue map[string][]netip.Addr) []strin
 			continue // the resolver knows no address for it
 		}
 		if len(addrs) == 0 {
-			out = append(out, net.JoinHostPort(strings.TrimSuffix(s.target, "."), strconv.Itoa(int(s.port))))
+			add(net.JoinHostPort(strings.TrimSuffix(s.target, "."), strconv.Itoa(int(s.port))))
 			continue
 		}
-		for _, ip := range addrs {
-			out = append(out, netip.AddrPortFrom(ip, s.port).String())
+		for _, ip := range addrs[:min(len(addrs), maxAddrs-len(out))] {
+			add(netip.AddrPortFrom(ip, s.port).String())
 		}
 	}
 	return out
