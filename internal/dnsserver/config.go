@@ -178,11 +178,17 @@ func (c *Config) validate() error {
 		return fmt.Errorf("dnsserver: config: NS %q is not a host name", c.NS)
 	}
 	c.NS = dns.CanonicalName(c.NS)
-	for _, a := range c.NSAddrs {
+	// An IPv4-mapped address is served as the IPv4 address it is (an A
+	// record), not as AAAA: an IPv4 resolver would find no address for
+	// the name server. A copy: the caller's slice is left as it was.
+	addrs := make([]netip.Addr, len(c.NSAddrs))
+	for i, a := range c.NSAddrs {
 		if !a.IsValid() || a.Unmap().IsUnspecified() {
 			return fmt.Errorf("dnsserver: config: NSAddrs holds the unusable address %v", a)
 		}
+		addrs[i] = a.Unmap()
 	}
+	c.NSAddrs = addrs
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

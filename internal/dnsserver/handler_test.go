@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -683,5 +684,21 @@ func TestAnswerNSAddrs(t *testing.T) {
 				t.Errorf("NS glue (-got +want):\n%s", diff)
 			}
 		})
+	}
+}
+
+// An operator's NSAddrs holding an IPv4-mapped address (::ffff:a.b.c.d)
+// is served as the IPv4 address it is: an A record for the name server,
+// no AAAA. It was served as AAAA, and an IPv4 resolver found no address.
+func TestNSAddrsMappedIsServedAsA(t *testing.T) {
+	s := newServer(t, newDir(), func(cfg *Config) {
+		cfg.NSAddrs = []netip.Addr{netip.MustParseAddr("::ffff:192.0.2.9")}
+	})
+	r := s.Answer(query("ns."+testZone, dns.TypeA, 0), false)
+	if diff := cmp.Diff(ips(r.Answer), []string{"192.0.2.9"}); diff != "" {
+		t.Errorf("ns A (-got +want):\n%s", diff)
+	}
+	if r = s.Answer(query("ns."+testZone, dns.TypeAAAA, 0), false); len(r.Answer) != 0 {
+		t.Errorf("ns AAAA: %v, want none", r.Answer)
 	}
 }
