@@ -79,6 +79,9 @@ func (s *sipSettings) validate(cfg *node.Config) error {
 		return fmt.Errorf("serve: --sip-token-signer: %w", err)
 	}
 	s.signer = key
+	// The node keeps to it: a reload of a token key file without it is
+	// refused (the signer itself is read at start only).
+	cfg.RequiredTokenKeys = []ed25519.PublicKey{key.Public().(ed25519.PublicKey)}
 	if cfg.TokenKey != "" {
 		keys, err := pki.LoadVerifyKeys(cfg.TokenKey)
 		if err != nil {

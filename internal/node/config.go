@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"cmp"
+	"crypto/ed25519"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -318,6 +319,11 @@ type Config struct {
 	// file again). Set, attach needs a valid token naming the user; empty,
 	// the default, leaves users unauthenticated (and the node logs so).
 	TokenKey string
+	// RequiredTokenKeys are public keys TokenKey's file must hold, at
+	// start and at each Reload: the SIP front's signing key, say, without
+	// which the node would refuse every caller's token. A file without
+	// one of them is refused, and on Reload the keys in use stay.
+	RequiredTokenKeys []ed25519.PublicKey
 	// AdminToken is a file holding the secret (at least 16 bytes; spaces
 	// around it are ignored) that HTTP requests which change state (the
 	// drain switch) must present as "Authorization: Bearer SECRET". Empty,

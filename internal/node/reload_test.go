@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -389,4 +390,36 @@ func routesUnder(t *testing.T, dir string, ca *pki.CA) (caFile string, pool *x50
 		reissue(t, ca, "routes.test", cfg.ClusterCert, cfg.ClusterKey)
 	}
 	return caFile, pool, withTLS
+}
+
+// A token key file that lacks a key whose tokens the node must accept
+// (Config.RequiredTokenKeys: the SIP front's signer, which serve reads at
+// start only) is refused on reload, and the keys in use stay. Before, the
+// reload took it, and the node refused every SIP caller's token.
+func TestReloadKeepsARequiredTokenKey(t *testing.T) {
+	sec := newSecrets(t, "required.test")
+	current, err := pki.LoadVerifyKeys(sec.tokenPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		sec.configure(i, cfg)
+		cfg.RequiredTokenKeys = current
+	}})
+	n := c.Nodes[0]
+	_, nextPub, err := pki.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sec.tokenPub, nextPub, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reload(); !errors.Is(err, node.ErrRequiredTokenKeyMissing) {
+		t.Errorf("reloading a token key file without the required key: %v, want %v", err, node.ErrRequiredTokenKeyMissing)
+	}
+	conn := dialTLS(t, n.Addr(), &tls.Config{RootCAs: sec.caPool, ServerName: sec.service})
+	send(t, conn, wire.Message{Op: wire.OpAttach, User: "bob", Token: sec.mint(t, token.Claims{User: "bob"})})
+	if m := recvReply(t, conn); m.Op != wire.OpAttached {
+		t.Errorf("a token of the required key after the refused reload: %+v, want attached", m)
+	}
 }

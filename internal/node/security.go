@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
@@ -101,6 +102,11 @@ func loadTokenKeys(cfg *Config) (*token.Verifier, error) {
 	keys, err := pki.LoadVerifyKeys(cfg.TokenKey)
 	if err != nil {
 		return nil, fmt.Errorf("token key: %w", err)
+	}
+	for _, want := range cfg.RequiredTokenKeys {
+		if !slices.ContainsFunc(keys, func(k ed25519.PublicKey) bool { return want.Equal(k) }) {
+			return nil, fmt.Errorf("token key %s: %w", cfg.TokenKey, ErrRequiredTokenKeyMissing)
+		}
 	}
 	v, err := token.NewKeySetVerifier(keys, cfg.Service)
 	if err != nil {
@@ -220,6 +226,10 @@ func (n *Node) rotateTicketKeys() {
 		}
 	}
 }
+
+// ErrRequiredTokenKeyMissing: the token key file lacks one of
+// Config.RequiredTokenKeys.
+var ErrRequiredTokenKeyMissing = errors.New("the file lacks a key whose tokens must be accepted (the SIP front's --sip-token-signer)")
 
 // ErrNotStarted is returned by calls that need a started node.
 var ErrNotStarted = errors.New("node: not started")
