@@ -106,6 +106,11 @@ type call struct {
 	place   *place // guarded by srv.mu: its hold on the call limits
 	done    chan struct{}
 	endOnce sync.Once
+	// textMu orders the caller's text going into the session (relay)
+	// before the wait for it to be stored (store); textEnded, set when
+	// that wait begins, stops any more.
+	textMu    sync.Mutex
+	textEnded bool // guarded by textMu
 
 	packets atomic.Int64 // RTP datagrams read from the caller's address
 	pongs   atomic.Int64 // keepalive pings the caller answered
@@ -444,7 +449,7 @@ func (c *call) keepAlive() {
 				// Over TCP, no connection to the caller may be opened
 				// (the limits), or none can: nothing can learn that the
 				// caller is still there.
-				c.end(context.Background(), "no way to ping the caller: "+err.Error(), false)
+				c.endStoring(context.Background(), "no way to ping the caller: "+err.Error(), false)
 			}
 			return
 		}
@@ -455,12 +460,14 @@ func (c *call) keepAlive() {
 			return // ended meanwhile: the ping's failure says nothing
 		default:
 		}
+		// The text a vanished caller typed before it went is its own as
+		// surely as before a BYE: the call ends storing it.
 		switch {
 		case err != nil:
-			c.end(context.Background(), "the caller stopped answering: no answer to OPTIONS within "+c.srv.cfg.KeepAliveTimeout.String(), false)
+			c.endStoring(context.Background(), "the caller stopped answering: no answer to OPTIONS within "+c.srv.cfg.KeepAliveTimeout.String(), false)
 			return
 		case res.StatusCode == 481 || res.StatusCode == 408:
-			c.end(context.Background(), fmt.Sprintf("the caller no longer knows the call: OPTIONS answered %d", res.StatusCode), false)
+			c.endStoring(context.Background(), fmt.Sprintf("the caller no longer knows the call: OPTIONS answered %d", res.StatusCode), false)
 			return
 		}
 		c.pongs.Add(1)
@@ -501,7 +508,7 @@ func (c *call) readRTP() {
 			select {
 			case <-c.done:
 			default:
-				c.end(context.Background(), "the RTP socket failed: "+err.Error(), true)
+				c.endStoring(context.Background(), "the RTP socket failed: "+err.Error(), true)
 			}
 			return
 		}
@@ -570,7 +577,15 @@ func (c *call) relay(d t140.Decoded, shed *int, overflow *bool) bool {
 	if len(d.Text) == 0 {
 		return true
 	}
+	c.textMu.Lock()
+	if c.textEnded {
+		// The call ended, and the wait for its text to be stored began:
+		// text sent now would not be waited for.
+		c.textMu.Unlock()
+		return false
+	}
 	if c.sess.Unacked(c.room) >= maxBacklog {
+		c.textMu.Unlock()
 		if *shed++; *shed == 1 || *shed%1000 == 0 {
 			c.log.Warn("the caller's text is faster than the room takes it: dropped", "count", *shed, "unacknowledged", maxBacklog)
 		}
@@ -582,7 +597,9 @@ func (c *call) relay(d t140.Decoded, shed *int, overflow *bool) bool {
 		text = t140.Missing + text
 	}
 	*overflow = false
-	if _, err := c.sess.SendText(c.room, text); err != nil {
+	_, err := c.sess.SendText(c.room, text)
+	c.textMu.Unlock()
+	if err != nil {
 		c.end(context.Background(), "the room session ended: "+err.Error(), true)
 		return false
 	}
@@ -693,16 +710,19 @@ func (c *call) sendRTP(texts <-chan roomfeed.Text) {
 	}
 }
 
-// flushWait bounds how long a stopping front waits for a call's text to
-// be stored.
+// flushWait bounds how long a call that ends waits for its caller's text
+// to be stored.
 const flushWait = 5 * time.Second
 
 // flush waits, until ctx ends or flushWait passes, for the node to
-// acknowledge the caller's text the bridge still holds. A front that
-// stops (SIGTERM, the end of a drain) closed the bridged session at once,
-// and with it the text the caller had typed and the room had not stored
-// yet (the client package keeps it only to resend); RTP carries no
-// acknowledgement, so nothing could send it again.
+// acknowledge the caller's text the bridge still holds. A call that ended
+// (the caller's BYE, a stopping front) closed the bridged session at
+// once, and with it the text the caller had typed and the room had not
+// stored yet (the client package keeps it only to resend, held back by
+// the node's chunk rate or while the member fails over); RTP carries no
+// acknowledgement, so nothing could send it again. Someone must read the
+// session's events meanwhile: the acknowledgements come in order with
+// them.
 func (c *call) flush(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, flushWait)
 	defer cancel()
@@ -712,26 +732,74 @@ func (c *call) flush(ctx context.Context) {
 	}
 }
 
-// end ends the call once: stops its goroutines, leaves the room, and
+// end ends the call once: stops its goroutines, leaves the room at once
+// (the caller's text the node has not acknowledged is lost), and
 // with bye sends the caller a BYE whose Reason header says why (cause
-// 503, the node's or its session's trouble).
+// 503, the node's or its session's trouble). It is for the ends that
+// have no such text to store: a call not confirmed yet (a CANCEL, no
+// ACK, the front stopping while it was set up), whose caller's RTP the
+// front never read; a session that ended, which can store nothing; and
+// Close and Shutdown, which stop the front at once or stored the text
+// first.
 func (c *call) end(ctx context.Context, reason string, bye bool) {
-	cause := 0
+	c.finish(ctx, reason, byeCause(bye), false)
+}
+
+// endStoring ends the call as end does, but its member leaves the room
+// only once the node has stored the caller's text the bridge still holds
+// (store): for the ends where the caller may have typed text the node
+// has not acknowledged (a BYE, a caller that vanished, a failed RTP
+// socket, an answer in an ACK that cannot be taken).
+func (c *call) endStoring(ctx context.Context, reason string, bye bool) {
+	c.finish(ctx, reason, byeCause(bye), true)
+}
+
+// byeCause is the Reason cause of the BYE end sends: 503, or 0 for none.
+func byeCause(bye bool) int {
 	if bye {
-		cause = 503
+		return 503
 	}
-	c.finish(ctx, reason, cause)
+	return 0
 }
 
 // finish ends the call once; a cause other than 0 sends a BYE. The BYE
 // of a call whose first 200 the caller has not acknowledged waits for
 // the ACK (RFC 3261, section 15, forbids it before), as long as ctx and
-// at most 5 s.
-func (c *call) finish(ctx context.Context, reason string, cause int) {
+// at most 5 s. With keep, the bridged session closes only once the node
+// has stored the caller's text (store), on a goroutine of its own, so
+// that the request that ended the call (a BYE, whose 200 is sent
+// already) is not held up; the call's place under the limits is held
+// until then, so that callers who type and hang up in a loop cannot hold
+// more node sessions than the limits allow. Once the front stops storing
+// (Close, or a Shutdown whose ctx ended), the session closes at once.
+func (c *call) finish(ctx context.Context, reason string, cause int, keep bool) {
 	c.endOnce.Do(func() {
+		s := c.srv
+		if keep {
+			// Counted under mu, before this returns: Shutdown and Close
+			// wait for the count once the calls they end have ended.
+			s.mu.Lock()
+			keep = !s.flushStopped
+			if keep {
+				s.flushing.Add(1)
+			}
+			s.mu.Unlock()
+		}
 		close(c.done)
 		c.pc.Close()
-		c.sess.Close()
+		if keep {
+			go func() {
+				defer s.flushing.Done()
+				c.store()
+				s.mu.Lock()
+				if c.place != nil {
+					s.limits.free(c.place)
+				}
+				s.mu.Unlock()
+			}()
+		} else {
+			c.sess.Close()
+		}
 		if cause != 0 {
 			ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			defer cancel()
@@ -740,16 +808,37 @@ func (c *call) finish(ctx context.Context, reason string, cause int) {
 			}
 		}
 		c.dlg.Close()
-		c.srv.mu.Lock()
-		if c.srv.calls[c.id] == c {
-			delete(c.srv.calls, c.id)
+		s.mu.Lock()
+		if s.calls[c.id] == c {
+			delete(s.calls, c.id)
 		}
-		if c.place != nil {
-			c.srv.limits.free(c.place)
+		if c.place != nil && !keep {
+			s.limits.free(c.place)
 		}
-		c.srv.mu.Unlock()
+		s.mu.Unlock()
 		c.log.Info("call ended", "reason", reason)
 	})
+}
+
+// store waits, for up to flushWait or until the front stops storing
+// (Server.stopFlushes), for the node to store the caller's text the
+// bridge still holds, then closes the session. The caller's last
+// text read from RTP is sent first, and none after (relay); the
+// session's events are read meanwhile, as the call's own reader
+// (readEvents) stops at the first text once the call ended.
+func (c *call) store() {
+	c.textMu.Lock()
+	c.textEnded = true
+	c.textMu.Unlock()
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for range c.sess.Events() {
+		}
+	}()
+	c.flush(c.srv.flushCtx)
+	c.sess.Close()
+	<-drained
 }
 
 func (c *call) bye(ctx context.Context, cause int, reason string) error {

@@ -615,6 +615,58 @@ func TestShutdownStoresTheCallersText(t *testing.T) {
 	})
 }
 
+// TestByeStoresTheCallersText: a caller that hangs up right after typing
+// has its text stored before its member leaves the room. Before, the
+// front closed the bridged session as the BYE came, and the text it
+// still held to resend (here held back by the node's rate) was lost: the
+// other member saw "abc" of "abcdefghij".
+func TestByeStoresTheCallersText(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
+		cfg.ChunkRate, cfg.ChunkBurst = 4, 4
+	}})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], nil)
+	bob := join(t, c.Nodes[0], "bob", "lobby")
+	call := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "typist"})
+	enc := t140.NewEncoder(call.Answer.Format, 5, 1, 0)
+	const typed = "abcdefghij"
+	for i, r := range typed {
+		p, err := enc.Packet([]byte(string(r)), uint32(i*10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := p.Marshal()
+		if err := call.SendRTP(raw); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if n, b := front.Packets(), front.Backlogs(); n < int64(len(typed)) || len(b) != 1 || b[0] == 0 {
+			return fmt.Errorf("the front read %d packets, holds %v chunks unacknowledged", n, b)
+		}
+		return nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	if err := call.Hangup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("sip:typist@127.0.0.1"); got != typed {
+			return fmt.Errorf("bob sees %q of %q", got, typed)
+		}
+		return nil
+	})
+	// The member leaves once its text is stored.
+	nodetest.Eventually(t, settle, func() error {
+		if !bob.hasLeft("sip:typist@127.0.0.1") {
+			return errors.New("the caller's member is still in the room")
+		}
+		return nil
+	})
+}
+
 // metricValue reads a counter or gauge from reg: the series whose reason
 // label is reason, or the unlabelled one when reason is "".
 func metricValue(t *testing.T, reg *prometheus.Registry, name, reason string) float64 {

@@ -263,6 +263,14 @@ type Server struct {
 	// under mu while the front is not closed.
 	running  sync.WaitGroup
 	stopOnce sync.Once
+	// flushCtx bounds the waits of ended calls for their callers' text
+	// to be stored (call.store); stopFlushes cancels it. flushing counts
+	// those waits: each is added under mu while flushStopped is false,
+	// as its call ends (call.finish).
+	flushCtx     context.Context
+	flushCancel  context.CancelFunc
+	flushStopped bool // guarded by mu
+	flushing     sync.WaitGroup
 }
 
 // Listen opens the front's UDP and TCP sockets on addr (the same port for
@@ -276,6 +284,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 		limits: newLimits(cfg.MaxCalls, cfg.MaxCallsPerSource, cfg.MaxUnconfirmedCalls, cfg.AckGrace),
 		m:      newMetrics(), refusedLog: logsample.Sampler{Period: 5 * time.Second}, evictedLog: logsample.Sampler{Period: 5 * time.Second},
 		badLog: logsample.Kinds{Period: 5 * time.Second}}
+	s.flushCtx, s.flushCancel = context.WithCancel(context.Background())
 	var err error
 	for range 10 {
 		if s.udp, err = net.ListenPacket("udp", addr); err != nil {
@@ -380,28 +389,44 @@ func (s *Server) Calls() int {
 
 // Shutdown ends every call with a BYE whose Reason says the node is
 // stopping, once the node has stored the caller's text the bridge holds
-// (for up to 5 s), waits for them (until ctx ends), and closes the
-// sockets.
+// (for up to 5 s), waits for them and for the calls that ended before
+// to have their text stored (until ctx ends), and closes the sockets.
 func (s *Server) Shutdown(ctx context.Context) error {
 	calls := s.closeCalls()
 	var ends sync.WaitGroup
 	for _, c := range calls {
 		ends.Go(func() {
+			// The call goes on while its text is stored, taking what the
+			// caller still types; its end then has nothing more to store.
 			c.flush(ctx)
 			c.end(ctx, "the node is shutting down", true)
 		})
 	}
 	ends.Wait()
+	// Every call that could still store its text was held, and has
+	// ended: no wait is added to flushing from here on.
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() { s.wg.Wait(); s.flushing.Wait(); close(done) }()
 	var err error
 	select {
 	case <-done:
 	case <-ctx.Done():
 		err = fmt.Errorf("sipfront: shutting down: %w", ctx.Err())
 	}
+	// The waits still under way give their text up now, and return.
+	s.stopFlushes()
+	s.flushing.Wait()
 	s.stop()
 	return err
+}
+
+// stopFlushes ends the waits of ended calls for their text to be stored,
+// and has the calls that end from now on close their sessions at once.
+func (s *Server) stopFlushes() {
+	s.mu.Lock()
+	s.flushStopped = true
+	s.mu.Unlock()
+	s.flushCancel()
 }
 
 // closeCalls marks the front closed to new calls and returns the calls in
@@ -431,13 +456,17 @@ func (s *Server) stop() {
 // docs/rtp.md). Use Shutdown to stop gracefully.
 func (s *Server) Close() error {
 	calls := s.closeCalls()
+	// Text that ended calls wait to have stored is given up too.
+	s.stopFlushes()
 	for _, c := range calls {
 		c.end(context.Background(), "the node's SIP front closed", false)
 	}
 	// The calls' keepalives stop before the SIP stack closes: a ping
 	// sent after would make the stack a new UDP connection that nothing
-	// closes. An ended call's goroutines return at once.
+	// closes. An ended call's goroutines return at once, and so do the
+	// waits that stopFlushes cut short.
 	s.running.Wait()
+	s.flushing.Wait()
 	s.stop()
 	return nil
 }
@@ -729,7 +758,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	cseq := req.CSeq().SeqNo
 	acked := c.awaitAck(cseq, false)
 	if err := tx.Respond(res); err != nil {
-		// A CANCEL came first, say: the transaction answered 487.
+		// A CANCEL came first, say: the transaction answered 487. The
+		// call ends at once, with no text to store: the front reads the
+		// caller's RTP only once the caller acknowledged the 200 (run).
 		c.end(context.Background(), "answering: "+err.Error(), false)
 		return
 	}
@@ -781,7 +812,7 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if err := c.takeAnswer(req); err != nil {
 		c.log.Info("the caller's answer in its ACK cannot be taken: ending the call", "err", err)
-		c.finish(context.Background(), "the answer in the ACK cannot be taken: "+err.Error(), 488)
+		c.finish(context.Background(), "the answer in the ACK cannot be taken: "+err.Error(), 488, true)
 	}
 }
 
@@ -798,7 +829,11 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	c := s.calls[id]
 	s.mu.Unlock()
 	if c != nil {
-		c.end(context.Background(), "the caller hung up", false)
+		// The bridge may still hold text the caller typed before it hung
+		// up: the node's chunk rate held it back, or the member was
+		// failing over. The session closes once the node has stored it
+		// (endStoring), off this goroutine: the BYE's 200 went out above.
+		c.endStoring(context.Background(), "the caller hung up", false)
 	}
 }
 
