@@ -47,7 +47,11 @@
 // a peer's checks may come from (32, counted as the shared socket hands
 // them to the peer, before its ICE agent sees them, once a check from
 // the address verifies with the peer's ICE password: other packets from
-// an address not counted are dropped), the packets one source address
+// an address not counted are dropped, and so is a check whose STUN
+// transaction ID came from another address already, a replay; once the
+// peer is connected, checks from any address but its selected pair's
+// are dropped, so that no check, replayed or forged, moves the peer's
+// pair), the packets one source address
 // (IP and port) may send the shared socket a second (1000; more are
 // dropped before pion's mux queues them), the messages a peer may send
 // a second and their size, the tokens the node may judge from one source

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/stun/v4"
 )
 
 // maxRemoteAddrs is how many addresses a peer's checks may come from
@@ -34,24 +35,116 @@ const maxRemoteAddrs = 32
 // that fails MESSAGE-INTEGRITY, or other packets from no address a
 // valid check came from). Its check method runs on the agent's read
 // loops, one a candidate.
+//
+// A valid check proves only that its sender knows the password, or saw
+// a check of the peer's: a STUN message has no notion of where it was
+// sent from, and a check captured on the path verifies byte for byte
+// from any other address. And the agent, a lite one, took any check
+// with USE-CANDIDATE as the peer's nomination of its pair: one such
+// check, replayed or forged, from another address once the peer was
+// connected moved the peer's DTLS and SCTP there, the peer receiving
+// nothing and its association dying, and aimed the node's UDP at
+// whatever address the check came from. So once the peer's ICE is
+// connected (pin: its selected pair exists), STUN from any address
+// other than the selected pair's remote one is dropped, uncounted: it
+// can neither nominate a pair nor count towards maxRemoteAddrs. (Other
+// packets from an address counted still pass, as before: they move no
+// pair, and DTLS authenticates its records.) The front does no ICE
+// restart (no renegotiation): a peer whose network
+// changes posts a new offer, and its new connection a new guard. And a
+// check whose transaction ID came already from another address
+// (recentChecks) is a replay and dropped, uncounted, before the peer is
+// connected too: a check sent again from 33 ports ended the peer.
 type remoteGuard struct {
 	peer atomic.Pointer[peer] // set once the peer exists (setPeer)
 	pwd  []byte               // the peer's local ICE password
+	// pinned is the remote address of the peer's selected pair, once
+	// its ICE is connected (pin).
+	pinned atomic.Pointer[netip.AddrPort]
 
-	mu   sync.Mutex
-	seen map[netip.AddrPort]struct{}
-	over bool // a valid check came from an address beyond maxRemoteAddrs
+	mu     sync.Mutex
+	seen   map[netip.AddrPort]struct{}
+	over   bool // a valid check came from an address beyond maxRemoteAddrs
+	checks recentChecks
+}
+
+// maxRecentChecks is how many of a peer's last STUN transaction IDs its
+// guard remembers: those of the checks of its first seconds, while it
+// connects, a few dozen, and then its consent checks, one every few
+// seconds, from its pinned address.
+const maxRecentChecks = 128
+
+// recentChecks are the transaction IDs of the last STUN messages a
+// guard let through, each with the address it came from, in a ring.
+// Retransmissions of a check keep its ID and come from where it did; a
+// browser gives each new check a new random ID (RFC 8489, 6: 96 bits).
+type recentChecks struct {
+	ids  [maxRecentChecks]recentCheck
+	n    int // entries used, up to maxRecentChecks
+	next int // the entry the next ID takes
+}
+
+type recentCheck struct {
+	id   [12]byte
+	from netip.AddrPort
+}
+
+// replayed reports whether id came already from an address other than
+// from.
+func (r *recentChecks) replayed(id [12]byte, from netip.AddrPort) bool {
+	for _, c := range r.ids[:r.n] {
+		if c.id == id && c.from != from {
+			return true
+		}
+	}
+	return false
+}
+
+// add remembers id as having come from from, forgetting the oldest ID
+// once maxRecentChecks are held.
+func (r *recentChecks) add(id [12]byte, from netip.AddrPort) {
+	for _, c := range r.ids[:r.n] {
+		if c.id == id {
+			return // a retransmission, from the same address
+		}
+	}
+	r.ids[r.next] = recentCheck{id: id, from: from}
+	r.next = (r.next + 1) % maxRecentChecks
+	r.n = min(r.n+1, maxRecentChecks)
+}
+
+// stunID returns the transaction ID of pkt if the agent would read it as
+// a STUN message (stun.IsMessage, as the agent tells them from DTLS).
+func stunID(pkt []byte) ([12]byte, bool) {
+	if !stun.IsMessage(pkt) {
+		return [12]byte{}, false
+	}
+	return [12]byte(pkt[8:20]), true
 }
 
 // check reports whether the agent may read pkt, which came from the
-// address from: yes when from is counted already, or when pkt is a valid
-// check (validCheck) and from a new address within maxRemoteAddrs, which
-// it counts. A valid check from an address beyond the bound ends the
-// peer.
+// address from. Once the peer is connected (pinned), no STUN message
+// from an address other than its selected pair's is read, and a STUN
+// message whose transaction ID came already from another address never
+// is. Otherwise: yes when from is counted already, or when pkt is a
+// valid check (validCheck) and from a new address within
+// maxRemoteAddrs, which it counts. A valid check from an address beyond
+// the bound ends the peer.
 func (g *remoteGuard) check(from netip.AddrPort, pkt []byte) bool {
-	from = netip.AddrPortFrom(from.Addr().Unmap().WithZone(""), from.Port())
+	from = normalAddr(from)
+	id, isSTUN := stunID(pkt)
+	if pin := g.pinned.Load(); isSTUN && pin != nil && *pin != from {
+		return false
+	}
 	g.mu.Lock()
+	if isSTUN && g.checks.replayed(id, from) {
+		g.mu.Unlock()
+		return false
+	}
 	_, known := g.seen[from]
+	if known && isSTUN {
+		g.checks.add(id, from)
+	}
 	g.mu.Unlock()
 	if known {
 		return true
@@ -64,6 +157,12 @@ func (g *remoteGuard) check(from netip.AddrPort, pkt []byte) bool {
 	if g.seen == nil {
 		g.seen = map[netip.AddrPort]struct{}{}
 	}
+	// Asked again: the same check may have come from another address
+	// meanwhile, on another read loop.
+	if g.checks.replayed(id, from) {
+		g.mu.Unlock()
+		return false
+	}
 	_, known = g.seen[from]
 	over := !known && len(g.seen) >= maxRemoteAddrs
 	first := over && !g.over
@@ -73,6 +172,9 @@ func (g *remoteGuard) check(from netip.AddrPort, pkt []byte) bool {
 	case !known:
 		g.seen[from] = struct{}{}
 	}
+	if !over {
+		g.checks.add(id, from)
+	}
 	g.mu.Unlock()
 	if first {
 		if p := g.peer.Load(); p != nil {
@@ -80,6 +182,21 @@ func (g *remoteGuard) check(from netip.AddrPort, pkt []byte) bool {
 		}
 	}
 	return !over
+}
+
+// pin tells g the remote address of the peer's selected candidate pair,
+// as the agent chose it (on the peer's nomination): from then on, STUN
+// from any other address is dropped (check). The agent tells each pair
+// it selects, in order, after selecting it.
+func (g *remoteGuard) pin(remote netip.AddrPort) {
+	remote = normalAddr(remote)
+	g.pinned.Store(&remote)
+}
+
+// normalAddr is a as the guard counts addresses: IPv4-mapped IPv6 as
+// IPv4, no zone.
+func normalAddr(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap().WithZone(""), a.Port())
 }
 
 // tooManyAddrs is why such a peer is dropped.

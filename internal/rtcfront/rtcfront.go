@@ -260,6 +260,16 @@ func New(cfg Config) (*Server, error) {
 	// which is what a lite agent may have, and the peer, a full agent,
 	// finds the pair.
 	se.SetLite(true)
+	// A lite agent switches its selected pair to any pair a check with
+	// USE-CANDIDATE nominates, whatever its priority (pion/ice's
+	// controlledSelector, needsToCheckPriorityOnNominated), unless told
+	// to compare priorities: with this set it switches only to a pair of
+	// strictly higher priority than the selected one. It does not stop
+	// a forged check (its PRIORITY is the sender's to choose, and one
+	// with a NOMINATION attribute switches whatever the priorities):
+	// the peer's guard drops STUN from any other address once the peer
+	// is connected (remoteGuard.pin).
+	se.SetICEUseCandidateCheckPriority(true)
 	// The node is the DTLS server (its answers say a=setup:passive): it
 	// speaks DTLS only in answer to the peer's ClientHello, from the
 	// address of the pair the peer chose. As a client, the answer's
@@ -786,6 +796,19 @@ func (s *Server) setup(ctx context.Context, room string, cred credentials, offer
 	// place before.
 	p = newPeer(s, pc, sess, room, cred.user, ufrag)
 	guard.setPeer(p)
+	// Once the peer's ICE is connected, its guard drops STUN from any
+	// address but the selected pair's (remoteGuard.pin): a check
+	// replayed or forged from elsewhere nominated that address.
+	pc.SCTP().Transport().ICETransport().OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
+		if pair == nil || pair.Remote == nil {
+			return
+		}
+		// The node resolves no names (mDNS is off): a remote
+		// candidate of the agent's is an IP address.
+		if ip, err := netip.ParseAddr(pair.Remote.Address); err == nil {
+			guard.pin(netip.AddrPortFrom(ip, pair.Remote.Port))
+		}
+	})
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return p, "", refuse(http.StatusInternalServerError, "setting the answer: %v", err)
