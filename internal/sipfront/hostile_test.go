@@ -577,42 +577,7 @@ func TestPacketsToTheCallerFitTheMTU(t *testing.T) {
 // RTP has no acknowledgements, so the caller could not send it again.
 func TestShutdownStoresTheCallersText(t *testing.T) {
 	t.Parallel()
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
-		cfg.ChunkRate, cfg.ChunkBurst = 4, 4
-	}})
-	c.WaitRoomsReady(settle)
-	front := startFront(t, c.Nodes[0], nil)
-	bob := join(t, c.Nodes[0], "bob", "lobby")
-	call := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "typist"})
-	enc := t140.NewEncoder(call.Answer.Format, 5, 1, 0)
-	const typed = "abcdefghij"
-	for i, r := range typed {
-		p, err := enc.Packet([]byte(string(r)), uint32(i*10))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := p.Marshal()
-		if err := call.SendRTP(raw); err != nil {
-			t.Fatal(err)
-		}
-	}
-	nodetest.Eventually(t, settle, func() error {
-		if n, b := front.Packets(), front.Backlogs(); n < int64(len(typed)) || len(b) != 1 || b[0] == 0 {
-			return fmt.Errorf("the front read %d packets, holds %v chunks unacknowledged", n, b)
-		}
-		return nil
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), settle)
-	defer cancel()
-	if err := front.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	nodetest.Eventually(t, settle, func() error {
-		if got := bob.text("sip:typist@127.0.0.1"); got != typed {
-			return fmt.Errorf("bob sees %q of %q", got, typed)
-		}
-		return nil
-	})
+	typeThenEnd(t, func(ctx context.Context, front *sipfront.Server, _ *sipcall.Call) error { return front.Shutdown(ctx) })
 }
 
 // TestByeStoresTheCallersText: a caller that hangs up right after typing
@@ -622,6 +587,22 @@ func TestShutdownStoresTheCallersText(t *testing.T) {
 // other member saw "abc" of "abcdefghij".
 func TestByeStoresTheCallersText(t *testing.T) {
 	t.Parallel()
+	bob := typeThenEnd(t, func(ctx context.Context, _ *sipfront.Server, call *sipcall.Call) error { return call.Hangup(ctx) })
+	// The member leaves once its text is stored.
+	nodetest.Eventually(t, settle, func() error {
+		if !bob.hasLeft("sip:typist@127.0.0.1") {
+			return errors.New("the caller's member is still in the room")
+		}
+		return nil
+	})
+}
+
+// typeThenEnd has a caller type ten characters into a room of a node
+// that takes four chunks a second, so that the front still holds some
+// of them, then ends the call with end, and checks that bob, in the
+// room, sees all of them. It returns bob.
+func typeThenEnd(t *testing.T, end func(context.Context, *sipfront.Server, *sipcall.Call) error) *member {
+	t.Helper()
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
 		cfg.ChunkRate, cfg.ChunkBurst = 4, 4
 	}})
@@ -649,7 +630,7 @@ func TestByeStoresTheCallersText(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), settle)
 	defer cancel()
-	if err := call.Hangup(ctx); err != nil {
+	if err := end(ctx, front, call); err != nil {
 		t.Fatal(err)
 	}
 	nodetest.Eventually(t, settle, func() error {
@@ -658,13 +639,7 @@ func TestByeStoresTheCallersText(t *testing.T) {
 		}
 		return nil
 	})
-	// The member leaves once its text is stored.
-	nodetest.Eventually(t, settle, func() error {
-		if !bob.hasLeft("sip:typist@127.0.0.1") {
-			return errors.New("the caller's member is still in the room")
-		}
-		return nil
-	})
+	return bob
 }
 
 // metricValue reads a counter or gauge from reg: the series whose reason
