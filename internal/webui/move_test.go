@@ -22,6 +22,21 @@ type tcpMember struct {
 	got  chan wire.Message
 }
 
+// annAndBob starts one node, configured by configure when it is not
+// nil, opens ann's page on it in a browser of its own, and joins bob to
+// lobby over TCP: it returns ann's tab, bob, and the room's state bob
+// got.
+func annAndBob(t *testing.T, configure func(int, *node.Config)) (context.Context, *tcpMember, wire.Message) {
+	t.Helper()
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: configure})
+	c.WaitRoomsReady(60 * time.Second)
+	n := c.Nodes[0]
+	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
+	bob := joinTCP(t, n.Addr(), "bob")
+	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	return ann, bob, st
+}
+
 func joinTCP(t *testing.T, addr, user string) *tcpMember {
 	t.Helper()
 	return joinTCPAs(t, addr, wire.Message{Op: wire.OpAttach, User: user})

@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/switchboard/switchboard/internal/node"
-	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -37,12 +35,7 @@ func receivedLine(t *testing.T, m *tcpMember, from string, last uint64, n int) s
 // the wire.
 func TestBrowserPasteKeepsCharacters(t *testing.T) {
 	t.Parallel()
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.MaxChunk = 1000 }})
-	c.WaitRoomsReady(60 * time.Second)
-	n := c.Nodes[0]
-	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
-	bob := joinTCP(t, n.Addr(), "bob")
-	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	ann, bob, st := annAndBob(t, func(i int, cfg *node.Config) { cfg.MaxChunk = 1000 })
 
 	// 999 ASCII characters, then emoji across the 1,000-byte cut.
 	text := strings.Repeat("a", 999) + strings.Repeat("😀", 600)
@@ -67,12 +60,7 @@ func TestBrowserPasteKeepsCharacters(t *testing.T) {
 // nodes older than them), or it would keep the paste within the burst
 // and nothing would be refused.
 func TestBrowserPastePastTheRate(t *testing.T) {
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	c.WaitRoomsReady(60 * time.Second)
-	n := c.Nodes[0]
-	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
-	bob := joinTCP(t, n.Addr(), "bob")
-	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	ann, bob, st := annAndBob(t, nil)
 	eval[bool](t, ann, `(() => {
   window.switchboard.session.ignoreLimits = true; // or the page keeps within the burst
   window.refusals = { text: 0, join: 0 };
@@ -141,15 +129,10 @@ func TestBrowserTextKeepsWithinTheNodesLimits(t *testing.T) {
 // refusal.
 func typeFasterThanTheRate(t *testing.T, ignoreLimits bool) (typed string, refused, resent int) {
 	t.Helper()
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+	ann, bob, st := annAndBob(t, func(i int, cfg *node.Config) {
 		cfg.ChunkRate = 20
 		cfg.ChunkBurst = 5
-	}})
-	c.WaitRoomsReady(60 * time.Second)
-	n := c.Nodes[0]
-	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
-	bob := joinTCP(t, n.Addr(), "bob")
-	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	})
 	eval[bool](t, ann, fmt.Sprintf(`(() => {
   const s = window.switchboard.session;
   s.ignoreLimits = %t;

@@ -5,10 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/switchboard/switchboard/internal/node"
-	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -24,12 +22,7 @@ import (
 // a resync waiting for an empty queue never came.
 func TestBrowserChunkRefusedForGood(t *testing.T) {
 	t.Parallel()
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) { cfg.MaxChunk = 16 }})
-	c.WaitRoomsReady(60 * time.Second)
-	n := c.Nodes[0]
-	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
-	bob := joinTCP(t, n.Addr(), "bob")
-	bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	ann, bob, _ := annAndBob(t, func(i int, cfg *node.Config) { cfg.MaxChunk = 16 })
 
 	// The page cuts as for a node older than limits (DEFAULT_MAX_CHUNK),
 	// and notes each refusal of a chunk.

@@ -4,11 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/switchboard/switchboard/internal/node"
-	"github.com/switchboard/switchboard/internal/nodetest"
-	"github.com/switchboard/switchboard/wire"
 )
 
 // TestBrowserRejoinRefusedForLimitIsAskedAgain: the node refuses the
@@ -25,15 +22,10 @@ import (
 // state no join asked for: the text was queued for ever.
 func TestBrowserRejoinRefusedForLimitIsAskedAgain(t *testing.T) {
 	t.Parallel()
-	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+	ann, bob, st := annAndBob(t, func(i int, cfg *node.Config) {
 		cfg.ChunkRate = 2
 		cfg.ChunkBurst = 1
-	}})
-	c.WaitRoomsReady(60 * time.Second)
-	n := c.Nodes[0]
-	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
-	bob := joinTCP(t, n.Addr(), "bob")
-	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	})
 	base := st.State.Seqs["ann"]
 
 	// What the page sends and gets from now on, in order. The first join

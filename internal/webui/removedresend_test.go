@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
 )
 
@@ -24,12 +22,7 @@ import (
 // the refusal dropped the chunk: the room never had it.
 func TestBrowserTextRefusedAfterRemovedIsResent(t *testing.T) {
 	t.Parallel()
-	c := nodetest.Start(t, 1, nodetest.Options{})
-	c.WaitRoomsReady(60 * time.Second)
-	n := c.Nodes[0]
-	ann := page(t, newBrowser(t), n.HTTPAddr(), "ann")
-	bob := joinTCP(t, n.Addr(), "bob")
-	st := bob.next(t, "bob's room state", func(m wire.Message) bool { return m.Op == wire.OpRoom && m.State != nil })
+	ann, bob, st := annAndBob(t, nil)
 	base := st.State.Seqs["ann"]
 
 	// What the page sends, the refusals and states it gets. leaveBefore:
