@@ -240,15 +240,7 @@ func (n *Node) ServedCertificate() *x509.Certificate {
 	if n.sec.cert == nil {
 		return nil
 	}
-	pair := n.sec.cert.Current()
-	if pair.Leaf != nil {
-		return pair.Leaf
-	}
-	leaf, err := x509.ParseCertificate(pair.Certificate[0])
-	if err != nil {
-		return nil
-	}
-	return leaf
+	return n.sec.cert.Current().Leaf // parsed as the pair is loaded
 }
 
 // Reload reads the node's credentials again from the files Config names:
