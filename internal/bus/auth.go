@@ -147,7 +147,9 @@ func users(cfg Config, nodePassword, dirPassword string) []*server.User {
 // on directory entries, which holds only for what a client publishes. A
 // stream's RePublish (created, updated or restored with one) sends every
 // message stored to its destination; a direct get sends the stored
-// message to the request's reply subject, without headers if asked. The
+// message to the request's reply subject, without headers if asked; a
+// snapshot sends its chunks, bytes of the stored messages among them,
+// without headers to the deliver subject the request names. The
 // operator needs none of them: it inspects the streams the node manages
 // (stream ls, info, reading messages through a consumer), and a stream
 // it changed the node would not expect. Consumers stay allowed: a push
@@ -157,6 +159,7 @@ var operatorJetStreamDeny = []string{
 	"$JS.API.STREAM.CREATE.>",
 	"$JS.API.STREAM.UPDATE.>",
 	"$JS.API.STREAM.RESTORE.>",
+	"$JS.API.STREAM.SNAPSHOT.>",
 	"$JS.API.DIRECT.GET.>",
 }
 

@@ -11,9 +11,9 @@ import (
 )
 
 // The operator may not have the server publish a directory entry for it:
-// a stream's RePublish (made at creation, by an update or by a restore)
-// and a direct get answered to a reply subject of its choosing are sent
-// by the server itself, past the publish fence that stops the operator
+// a stream's RePublish (made at creation, by an update or by a restore),
+// a snapshot's chunks sent to a deliver subject and a direct get answered
+// to a reply subject of its choosing are sent by the server itself, past the publish fence that stops the operator
 // publishing an entry directly. It may still list and read the streams.
 func TestOperatorCannotHaveTheServerPublishEntries(t *testing.T) {
 	dir := DirSubjects{Entries: "switchboard.svc.dir.entry", Own: "switchboard.svc.dir.entry." + Token("n1"), Direct: "switchboard.svc.dir.entry.*.to." + Token("n1"), Sync: "switchboard.svc.dir.sync"}
@@ -79,6 +79,7 @@ func TestOperatorCannotHaveTheServerPublishEntries(t *testing.T) {
 		{"creating a stream that republishes", "$JS.API.STREAM.CREATE.EVIL", inbox, evil},
 		{"adding a republish to the node's stream", "$JS.API.STREAM.UPDATE.ROOMS", inbox, updated},
 		{"restoring a stream", "$JS.API.STREAM.RESTORE.EVIL", inbox, map[string]any{"config": evil}},
+		{"a snapshot delivered on an entry subject", "$JS.API.STREAM.SNAPSHOT.ROOMS", inbox, map[string]any{"deliver_subject": dir.Entries + "." + Token("n2"), "chunk_size": 1024}},
 		{"a direct get answered on an entry subject", "$JS.API.DIRECT.GET.ROOMS", dir.Entries + "." + Token("n2"), map[string]any{"last_by_subj": "rooms.x", "no_hdr": true}},
 		{"publishing an entry", dir.Entries + "." + Token("n2"), "", json.RawMessage(forged)},
 	} {
