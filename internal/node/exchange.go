@@ -327,10 +327,8 @@ func (n *Node) run() {
 	steps := newMinority(cfg.ID, minorityForget, n.minorityGrace())
 	var movedAt time.Time // when the sessions were last told to move
 	apply := func(e directory.Entry, now time.Time) {
-		if e.ID != cfg.ID && e.Status == directory.Down {
-			steps.left(e.ID) // a peer's own goodbye
-		}
 		c := table.Apply(e, now)
+		steps.goodbye(c) // a peer's own goodbye, if the table took it
 		if n.rooms != nil && (c.Kind == directory.Added || c.Kind == directory.Refreshed || c.Kind == directory.StatusChanged) {
 			// Only what the table took: it tells a peer's runs apart.
 			n.rooms.noteIncarnation(e.ID, e.Incarnation)

@@ -136,9 +136,20 @@ func (m *minority) degradedFor(now time.Time) time.Duration {
 	return max(0, now.Sub(m.lostAt)-m.grace)
 }
 
-// left forgets a peer that announced it is leaving: a graceful stop
-// shrinks the cluster.
-func (m *minority) left(id string) {
-	delete(m.seen, id)
-	delete(m.heard, id)
+// goodbye takes what the directory table made of a peer's entry, c, and
+// forgets the peer if the table took it down by the peer's own word: a
+// graceful stop shrinks the cluster. An entry saying down that the table
+// did not take (older than what it holds, refused, or this node's own)
+// forgets no one: a delayed goodbye from a peer's previous run would
+// otherwise shrink the cluster this node counts, and a majority would
+// be easier to reach than it is.
+func (m *minority) goodbye(c directory.Change) {
+	if c.ID == m.self || c.To != directory.Down {
+		return
+	}
+	switch c.Kind {
+	case directory.Added, directory.Refreshed, directory.StatusChanged:
+		delete(m.seen, c.ID)
+		delete(m.heard, c.ID)
+	}
 }

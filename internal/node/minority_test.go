@@ -129,11 +129,45 @@ func TestMinority(t *testing.T) {
 			m.observe(tt.steps[0].nodes, t0.Add(-100*time.Millisecond), false, t0.Add(-100*time.Millisecond))
 			for i, s := range tt.steps {
 				if s.left != "" {
-					m.left(s.left)
+					m.goodbye(directory.Change{ID: s.left, Kind: directory.StatusChanged, From: directory.Up, To: directory.Down})
 				}
 				if got := m.observe(s.nodes, t0.Add(s.at), s.unreachable, t0.Add(s.at)); got != s.want {
 					t.Fatalf("step %d (at %v): degraded = %v, want %v", i, s.at, got, s.want)
 				}
+			}
+		})
+	}
+}
+
+// A peer's goodbye shrinks the cluster only when the directory table
+// took it: a stale one (a previous run's, delayed) or a refused one
+// leaves the peer counted. Four nodes, n2 says goodbye, then n1 sees n3
+// alone: with n2 still counted that is 2 of 4, no majority; with n2
+// forgotten 2 of 3.
+func TestMinorityGoodbyeOnlyAsTheTableTookIt(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	all := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Up}, {ID: "n3", Status: directory.Up}, {ID: "n4", Status: directory.Up}}
+	after := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Down}, {ID: "n3", Status: directory.Up}, {ID: "n4", Status: directory.Down}}
+	for _, tt := range []struct {
+		name     string
+		c        directory.Change
+		degraded bool
+	}{
+		{"taken: status changed to down", directory.Change{ID: "n2", Kind: directory.StatusChanged, From: directory.Up, To: directory.Down}, false},
+		{"taken: first heard of as down", directory.Change{ID: "n2", Kind: directory.Added, To: directory.Down}, false},
+		{"stale goodbye", directory.Change{ID: "n2", Kind: directory.Stale}, true},
+		{"stale goodbye naming its status", directory.Change{ID: "n2", Kind: directory.Stale, From: directory.Up, To: directory.Down}, true},
+		{"refused goodbye", directory.Change{ID: "n2", Kind: directory.Refused, To: directory.Down, Err: directory.ErrTooMany}, true},
+		{"a refresh that stays up", directory.Change{ID: "n2", Kind: directory.Refreshed, From: directory.Up, To: directory.Up}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMinority("n1", 10*time.Minute, 2*time.Second)
+			m.observe(all, t0.Add(-100*time.Millisecond), false, t0.Add(-100*time.Millisecond))
+			m.observe(all, t0, false, t0)
+			m.goodbye(tt.c)
+			m.observe(after, t0.Add(time.Second), false, t0.Add(time.Second))
+			if got := m.observe(after, t0.Add(4*time.Second), false, t0.Add(4*time.Second)); got != tt.degraded {
+				t.Errorf("after %+v: degraded = %v, want %v", tt.c, got, tt.degraded)
 			}
 		})
 	}
