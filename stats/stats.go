@@ -48,9 +48,12 @@ type Number interface {
 // whole benchmark run by its p99, say) pick the same record Quantile
 // would pick a value.
 //
-// The product q*n is taken with a tolerance of one part in 1e9, so that a
-// decimal q lands where it is written: 0.07*100 is 7.000000000000001 in
+// The product q*n is taken with a tolerance of one part in 1e12, so that
+// a decimal q lands where it is written: 0.07*100 is 7.000000000000001 in
 // floating point, and the 7th value is still the 7th percentile of 100.
+// The part is far above float64's rounding (about 1e-16) and far below a
+// whole rank for any n a slice holds (a part in 1e9 was a whole rank at a
+// billion values, and the 1-quantile was no longer the largest).
 //
 // It panics if n < 1, or if q is NaN or outside [0, 1].
 func QuantileIndex(n int, q float64) int {
@@ -61,7 +64,7 @@ func QuantileIndex(n int, q float64) int {
 		panic(fmt.Sprintf("stats: quantile %v outside [0, 1] (the 99th percentile is 0.99)", q))
 	}
 	x := q * float64(n)
-	rank := int(math.Ceil(x - x*1e-9))
+	rank := int(math.Ceil(x - x*1e-12))
 	return min(max(rank, 1), n) - 1
 }
 
