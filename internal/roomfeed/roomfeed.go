@@ -18,25 +18,44 @@ type Text struct {
 // typed by members other than self and the leaves of users, until sess
 // ends or done closes. It returns why sess ended, and false if done
 // closed first.
+//
+// The room's first state (the answer to the join) is where the caller
+// comes in. A state after it follows a failover of sess: what the others
+// typed, and who left, while sess was away is sent then, as text in each
+// sender's stream that brings their line where the state has it, and
+// leaves; a chunk sess receives again is not sent twice.
 func Relay(sess *client.Session, room, self string, out chan<- Text, done <-chan struct{}) (reason string, ended bool) {
+	f := newFollow(self)
+	send := func(t Text) bool {
+		select {
+		case out <- t:
+			return true
+		case <-done:
+			return false
+		}
+	}
 	for e := range sess.Events() {
 		re, ok := e.Room()
 		if !ok || re.Room != room {
 			continue
 		}
-		var t Text
-		switch {
-		case re.Kind == client.TextEvent && re.From != self:
-			t = Text{From: re.From, Text: re.Text}
-		case re.Kind == client.PresenceEvent && !re.Joined:
-			t = Text{From: re.User, Leave: true}
-		default:
-			continue
+		var ts []Text
+		switch re.Kind {
+		case client.TextEvent:
+			if t, ok := f.text(re.From, re.Seq, re.Text); ok {
+				ts = append(ts, t)
+			}
+		case client.PresenceEvent:
+			if t, ok := f.presence(re.User, re.Joined); ok {
+				ts = append(ts, t)
+			}
+		case client.StateEvent:
+			ts = f.state(re.State)
 		}
-		select {
-		case out <- t:
-		case <-done:
-			return "", false
+		for _, t := range ts {
+			if !send(t) {
+				return "", false
+			}
 		}
 	}
 	reason = "the room session ended"
