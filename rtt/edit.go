@@ -93,6 +93,7 @@ func (e *editor) write(text string, done []string) ([]string, int) {
 		case r == lf && pending:
 			pending = false
 		case r == lf, r == lineSep, r == paraSep:
+			pending = false
 			done, buf = e.endLine(done, buf)
 		case r == cr:
 			done, buf = e.endLine(done, buf)

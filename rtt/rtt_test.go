@@ -93,6 +93,12 @@ func TestApplyText(t *testing.T) {
 		{name: "cr, backspace, lf", in: []string{"a\r", "\b\n"}, lines: []string{"a", ""}, live: ""},
 		{name: "line and paragraph separators", in: []string{"a\u2028b\u2029c"}, lines: []string{"a", "b"}, live: "c"},
 		{name: "empty line", in: []string{"\u2028"}, lines: []string{""}, live: ""},
+		// A separator after a CR is a line end of its own, and an LF after
+		// it another: before, the CR still claimed the LF, and "a\r\u2028\nb"
+		// ended one line fewer than "a\n\u2028\nb".
+		{name: "cr, line separator, lf", in: []string{"a\r\u2028\nb"}, lines: []string{"a", "", ""}, live: "b"},
+		{name: "cr, paragraph separator, lf", in: []string{"a\r\u2029\nb"}, lines: []string{"a", "", ""}, live: "b"},
+		{name: "cr, line separator, lf in the next chunk", in: []string{"a\r\u2028", "\nb"}, lines: []string{"a", "", ""}, live: "b"},
 
 		{name: "bom at start", in: []string{"\ufeffhi"}, live: "hi"},
 		{name: "bom anywhere", in: []string{"h\ufeffi", "\ufeff"}, live: "hi"},
@@ -175,6 +181,18 @@ func TestApplyResult(t *testing.T) {
 				Live:      map[string]string{"ann": ""},
 				Seqs:      map[string]uint64{"ann": 1},
 				PendingCR: map[string]bool{"ann": true},
+			},
+		},
+		{
+			// Before, the CR was still pending after the separator.
+			name: "no pending cr after a separator",
+			in:   []chunk{{"ann", 1, "a\r\u2028"}},
+			want: []Result{{Lines: []Line{{"ann", "a"}, {"ann", ""}}}},
+			st: State{
+				Lines:     []Line{{"ann", "a"}, {"ann", ""}},
+				Live:      map[string]string{"ann": ""},
+				Seqs:      map[string]uint64{"ann": 1},
+				PendingCR: map[string]bool{},
 			},
 		},
 		{

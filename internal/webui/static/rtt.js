@@ -228,6 +228,7 @@ class Editor {
       if (c === LF && this.cr) {
         this.cr = false;
       } else if (c === LF || c === LINE_SEP || c === PARA_SEP) {
+        this.cr = false;
         this.endLine(done);
       } else if (c === CR) {
         this.endLine(done);
