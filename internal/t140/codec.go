@@ -76,7 +76,9 @@ func (e *Encoder) Pending() bool {
 
 // Packet returns the next packet: text (which may be empty) as its
 // primary data, at timestamp ts in milliseconds, with the earlier packets'
-// text as redundant blocks. The marker bit is set on the first packet
+// text as redundant blocks; text older than a block's offset can say
+// (MaxTSOffset) is left out, so that a receiver that lost it marks the
+// loss. The marker bit is set on the first packet
 // with text after an idle period, as RFC 4103 says. text must be at most
 // 1023 bytes when the stream has redundancy.
 func (e *Encoder) Packet(text []byte, ts uint32) (*rtp.Packet, error) {
@@ -95,23 +97,33 @@ func (e *Encoder) Packet(text []byte, ts uint32) (*rtp.Packet, error) {
 	if e.generations == 0 {
 		p.Payload = append([]byte(nil), text...)
 	} else {
-		red := make([]Block, e.generations)
+		red := make([]Block, 0, e.generations)
 		// Fewer packets than generations so far: the first blocks are empty.
-		off := e.generations - len(e.history)
-		for i := range red {
-			red[i] = Block{PT: e.format.T140}
-			if i < off {
+		for range e.generations - len(e.history) {
+			red = append(red, Block{PT: e.format.T140})
+		}
+		for _, g := range e.history {
+			b := Block{PT: e.format.T140, TSOffset: MaxTSOffset}
+			switch d := ts - g.ts; {
+			case d <= MaxTSOffset:
+				b.TSOffset, b.Data = uint16(d), g.data
+			case len(g.data) > 0:
+				// Text too old for the offset field (no packet for
+				// over 16 s while it was still to be repeated): left
+				// out, and the older blocks before it with it, since
+				// a receiver takes a packet's last blocks for the
+				// packets just before it. A receiver reads how many
+				// blocks a packet carries from their headers (RFC
+				// 2198), and shows the text of the packets it lost
+				// beyond them as missing (T.140's marker, RFC 4103),
+				// as Decoder does. Sent empty, the block would read
+				// as a packet that had no text: the loss unseen.
+				red = red[:0]
 				continue
 			}
-			g := e.history[i-off]
-			d := ts - g.ts
-			if d > MaxTSOffset {
-				// Too old for the offset field: sent empty, lost to a
-				// receiver that needed it (it then shows the marker).
-				red[i].TSOffset = MaxTSOffset
-				continue
-			}
-			red[i].TSOffset, red[i].Data = uint16(d), g.data
+			// A packet without text, too old or not: an empty block
+			// says so whatever its offset.
+			red = append(red, b)
 		}
 		payload, err := MarshalRED(red, Block{PT: e.format.T140, Data: text})
 		if err != nil {

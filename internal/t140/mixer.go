@@ -24,15 +24,20 @@ const DefaultSwitchAfter = 2 * time.Second
 // as long as they typed.
 const MaxWait = 10 * time.Second
 
-// MaxQueued is the most text queued for one sender while another is
-// shown, in bytes, each change to their line counting a few more (a
-// chunk's text that ends no line and erases nothing is one change). A
-// sender who keeps the caller's screen (typing mid-line, never
-// idle for SwitchAfter) would otherwise let the others' text pile up for
-// as long as they like; past it, a waiting sender's text is dropped and
-// marked with Missing once, where it was lost, and what they type next
-// shows on a new labelled line (which no BACKSPACE of theirs can reach
-// past).
+// MaxQueued bounds the text queued for one sender, in bytes, each change
+// to their line counting a few more (a chunk's text that ends no line and
+// erases nothing is one change; every line end and BEL is another). A
+// chunk that finds nothing of its sender's queued is queued whole,
+// however much it counts (a paste of short lines counts far more than
+// its bytes); one that would take what is queued past MaxQueued is
+// dropped. So a sender's queue counts at most MaxQueued, or one chunk
+// when that chunk alone counts more. Take empties the queue of the sender
+// shown, so the bound holds back mostly the ones waiting: a sender who
+// keeps the caller's screen (typing mid-line, never idle for SwitchAfter)
+// would otherwise let the others' text pile up for as long as they like.
+// A waiting sender's text past it is dropped and marked with Missing
+// once, where it was lost, and what they type next shows on a new
+// labelled line (which no BACKSPACE of theirs can reach past).
 const MaxQueued = 16 << 10
 
 // Mixer merges several senders' text into one T.140 stream for a caller
@@ -49,8 +54,10 @@ const MaxQueued = 16 << 10
 // changed in the sender's line, so the caller's screen shows the text the
 // room has (escape sequences, controls, tabs, line ends, erasure by
 // grapheme cluster and the line broken at rtt.MaxLineBytes all as package
-// rtt says). What the caller is sent for a chunk is its net effect: text
-// typed and erased within one chunk is not sent. Erasure (BACKSPACE)
+// rtt says), but for the bidirectional embedding, override and isolate
+// controls, each sent as a ZERO WIDTH SPACE (see unbidi). What the caller
+// is sent for a chunk is its net effect: text typed and erased within one
+// chunk is not sent. Erasure (BACKSPACE)
 // reaches only the text shown since the last label: what a sender erases
 // beyond it stays on the caller's screen, although the room's text (which
 // other members see) is right.
@@ -74,7 +81,7 @@ type mixSender struct {
 	prefix string    // what starts each line of theirs: their label, "[name]: "
 	line   string    // their unfinished line as last applied (a copy of the room's)
 	queued []edit    // what their text changed, not shown yet
-	size   int       // the bytes queued edits send, at most MaxQueued
+	size   int       // what queued edits count against MaxQueued
 	last   time.Time // when their last text arrived
 	full   bool      // edits were dropped, a lost edit queued in their place
 	waits  bool      // they are in Mixer.waiting
@@ -147,7 +154,7 @@ func (m *Mixer) Write(from, text string, now time.Time) {
 		size += e.cost()
 	}
 	switch {
-	case s.size+size <= MaxQueued:
+	case len(s.queued) == 0 || s.size+size <= MaxQueued:
 		s.queued = append(s.queued, edits...)
 		s.size += size
 		s.full = false
@@ -215,9 +222,36 @@ func change(edits []edit, a, b string) []edit {
 	}
 	if n < len(b) {
 		// A copy: b is the whole line, which a queued edit must not keep.
-		edits = append(edits, edit{kind: editText, at: n, text: strings.Clone(b[n:])})
+		edits = append(edits, edit{kind: editText, at: n, text: unbidi(b[n:])})
 	}
 	return edits
+}
+
+// unbidi returns a copy of text with each bidirectional embedding,
+// override and isolate control (U+202A-U+202E, U+2066-U+2069), which the
+// room keeps as text, made a ZERO WIDTH SPACE. The caller's lines end
+// with LINE SEPARATOR, which ends no paragraph and so none of these
+// (UAX #9): one left open in a sender's line would turn the lines after
+// it around on the caller's screen, other senders' labels and all. A ZERO
+// WIDTH SPACE shows nothing and has no direction; like them it is three
+// bytes of UTF-8 and a grapheme cluster of its own, so offsets in the
+// line and the clusters a BACKSPACE erases stay the room's.
+func unbidi(text string) string {
+	if !strings.ContainsFunc(text, isBidiControl) {
+		return strings.Clone(text)
+	}
+	return strings.Map(func(r rune) rune {
+		if isBidiControl(r) {
+			return '\u200B'
+		}
+		return r
+	}, text)
+}
+
+// isBidiControl reports whether r opens or closes a bidirectional
+// embedding, override or isolate.
+func isBidiControl(r rune) bool {
+	return r >= '\u202A' && r <= '\u202E' || r >= '\u2066' && r <= '\u2069'
 }
 
 // quickBackspaces is how many clusters change erases one by one with

@@ -168,7 +168,7 @@ func TestMixerShowsTheRoomsTextAlways(t *testing.T) {
 	pieces := []string{
 		"a", "b", "e", "\u0301", "\U0001F468", "\u200D", "\U0001F1EB", "\b", "\b", "\b", "\r", "\n", "\r\n",
 		LineSeparator, "\u2029", "\x1b", "[", "!", "1", ";", "m", "7", "\u009b", "\t", "\a", "\xff", "\xc3",
-		"\ufeff", "\x00", "\u0085", Missing, strings.Repeat("a", 1000),
+		"\ufeff", "\x00", "\u0085", Missing, strings.Repeat("a", 1000), "\u202E", "\u2067", "\u2069",
 	}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	for range 500 {
@@ -194,6 +194,7 @@ func FuzzMixerShowsTheRoomsText(f *testing.F) {
 	f.Add("x\x1b[!1m")
 	f.Add("~~~~a~|\b\b")
 	f.Add("e|\u0301|\b|\r|\n\x9b1m\a")
+	f.Add(strings.Repeat("0\a", 2250)) // one chunk counting more than MaxQueued
 	f.Fuzz(func(t *testing.T, script string) {
 		script = strings.ReplaceAll(script, "~", strings.Repeat("a", 1000))
 		if len(script) > MaxQueued {
@@ -206,8 +207,9 @@ func FuzzMixerShowsTheRoomsText(f *testing.F) {
 // checkAgainstRoom writes chunks from one sender to a Mixer, taking its
 // text after each, and checks that the caller's screen (see screen)
 // holds the lines and live line an rtt.Room holds for the same chunks,
-// empty lines aside (a line the room completes empty shows nothing), and
-// as many BELs as the room counted. It returns what the caller was sent.
+// empty lines aside (a line the room completes empty shows nothing) and
+// with a ZERO WIDTH SPACE for each bidirectional control, and as many
+// BELs as the room counted. It returns what the caller was sent.
 func checkAgainstRoom(t *testing.T, chunks []string) string {
 	t.Helper()
 	m := NewMixer(0)
@@ -222,11 +224,11 @@ func checkAgainstRoom(t *testing.T, chunks []string) string {
 		alerts += res.Alerts
 		for _, l := range res.Lines {
 			if l.Text != "" {
-				want = append(want, l.Text)
+				want = append(want, asSent.Replace(l.Text))
 			}
 		}
 	}
-	want = append(want, room.Live("ann"))
+	want = append(want, asSent.Replace(room.Live("ann")))
 	got, bels := screen(t, "ann", sent.String())
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("the caller's lines differ from the room's (-got +want):\n%s", diff)
@@ -235,6 +237,58 @@ func checkAgainstRoom(t *testing.T, chunks []string) string {
 		t.Errorf("%d BELs sent, want %d", bels, alerts)
 	}
 	return sent.String()
+}
+
+// asSent makes each bidirectional embedding, override and isolate
+// control a ZERO WIDTH SPACE, as a Mixer sends them.
+var asSent = strings.NewReplacer(
+	"\u202A", zwsp, "\u202B", zwsp, "\u202C", zwsp, "\u202D", zwsp, "\u202E", zwsp,
+	"\u2066", zwsp, "\u2067", zwsp, "\u2068", zwsp, "\u2069", zwsp,
+)
+
+const zwsp = "\u200B"
+
+// TestMixerSendsNoBidiControls: the bidirectional embedding, override
+// and isolate controls a sender types reach the caller as ZERO WIDTH
+// SPACEs, which a BACKSPACE erases as the room erases the controls.
+// Before, they reached the caller as they were, and since LINE SEPARATOR
+// ends none of them, a RIGHT-TO-LEFT OVERRIDE left open in ann's line
+// turned the next line, "[bob]: hi", around on a screen that lays text
+// out by UAX #9.
+func TestMixerSendsNoBidiControls(t *testing.T) {
+	type write struct {
+		ms         int // when, after testTime; the Mixer's text is taken then
+		from, text string
+	}
+	tests := []struct {
+		name   string
+		writes []write
+		want   string
+	}{
+		{"an override left open", []write{{0, "ann", "\u202Ehello\n"}, {0, "bob", "hi"}},
+			"[ann]: " + zwsp + "hello\u2028[bob]: hi"},
+		{"an isolate left open in a line interrupted", []write{{0, "ann", "\u2067abc"}, {0, "bob", "yo\n"}, {1000, "bob", ""}, {1000, "ann", "d\n"}},
+			"[ann]: " + zwsp + "abc\u2028[bob]: yo\u2028[ann]: d\u2028"},
+		{"every one of them", []write{{0, "ann", "\u202A\u202B\u202C\u202D\u202E\u2066\u2067\u2068\u2069x"}},
+			"[ann]: " + strings.Repeat(zwsp, 9) + "x"},
+		{"erased", []write{{0, "ann", "a\u202E"}, {0, "ann", "\b"}, {0, "ann", "\u2066\u2069\b\b"}},
+			"[ann]: a" + zwsp + "\b"},
+		{"marks stay", []write{{0, "ann", "a\u200Fb\u200E\u061C"}}, "[ann]: a\u200Fb\u200E\u061C"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := NewMixer(time.Second)
+			var got strings.Builder
+			for _, w := range tt.writes {
+				now := testTime.Add(time.Duration(w.ms) * time.Millisecond)
+				m.Write(w.from, w.text, now)
+				got.Write(m.Take(now))
+			}
+			if got.String() != tt.want {
+				t.Errorf("sent %+q, want %+q", got.String(), tt.want)
+			}
+		})
+	}
 }
 
 // screen reads the stream a Mixer sends for one sender as a caller's

@@ -212,21 +212,63 @@ func TestDecodeRejects(t *testing.T) {
 	}
 }
 
-func TestOldTimestampSentEmpty(t *testing.T) {
-	e := NewEncoder(testFormat, 1, 0, 1)
-	if _, err := e.Packet([]byte("a"), 0); err != nil {
-		t.Fatal(err)
+// TestTextTooOldForRedundancy: text older than a redundant block's
+// offset can say (MaxTSOffset, 16 s), repeated after the stream was not
+// sent for longer, is left out of the packet, so that a receiver that
+// lost it marks the loss; an empty generation that old is still sent as
+// an empty block, so that losing it marks nothing. Before, text that old
+// went as an empty block at the largest offset, which the receiver
+// took for a packet without text: "x", "a" (lost), then 20 s later a
+// packet of redundancy alone read as "x", the "a" gone without a mark.
+func TestTextTooOldForRedundancy(t *testing.T) {
+	type packet struct {
+		text string
+		ts   uint32
+		lost bool
 	}
-	p, err := e.Packet(nil, 20000)
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name    string
+		packets []packet
+		want    string
+		lost    int // packets whose text the receiver could not recover
+	}{
+		{"text too old, lost", []packet{{"x", 0, false}, {"a", 300, true}, {"", 20000, false}}, "x" + Missing, 1},
+		{"text too old, then an empty packet, both lost", []packet{{"x", 0, false}, {"a", 300, true}, {"", 16500, true}, {"", 20000, false}}, "x" + Missing, 1},
+		{"empty packets too old, lost", []packet{{"x", 0, false}, {"", 300, true}, {"", 600, true}, {"y", 20000, false}}, "xy", 0},
+		{"text old but within the offset", []packet{{"x", 0, false}, {"a", 300, true}, {"", 16000, false}}, "xa", 0},
+		{"text too old, received", []packet{{"x", 0, false}, {"a", 300, false}, {"", 20000, false}}, "xa", 0},
 	}
-	red, _, err := ParseRED(p.Payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(red) != 1 || len(red[0].Data) != 0 || red[0].TSOffset != MaxTSOffset {
-		t.Errorf("redundant blocks = %+v, want one empty at the largest offset", red)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, d := NewEncoder(testFormat, 1, 0, 2), NewDecoder(testFormat)
+			var text []byte
+			lost := 0
+			for _, p := range tt.packets {
+				sent, err := e.Packet([]byte(p.text), p.ts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.lost {
+					continue
+				}
+				raw, err := sent.Marshal()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var q rtp.Packet
+				if err := q.Unmarshal(raw); err != nil {
+					t.Fatal(err)
+				}
+				got, err := d.Decode(&q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				text, lost = append(text, got.Text...), lost+got.Lost
+			}
+			if string(text) != tt.want || lost != tt.lost {
+				t.Errorf("text %q, %d lost; want %q, %d lost", text, lost, tt.want, tt.lost)
+			}
+		})
 	}
 }
 
@@ -458,6 +500,45 @@ func TestMixerBoundsWaitingText(t *testing.T) {
 	m.Write("bob", "ok", t0.Add(2*time.Second))
 	if got := string(m.Take(t0.Add(2 * time.Second))); got != "[bob]: ok" {
 		t.Errorf("bob's next text: %q, want %q", got, "[bob]: ok")
+	}
+}
+
+// TestMixerQueuesAWholeChunk: a chunk that finds nothing of its sender's
+// queued is shown whole, however much its changes count against
+// MaxQueued: a paste of 300 short lines (1,800 bytes, each line end a
+// change of its own), a chunk of BELs between characters, a chunk of
+// wire.MaxChunkLimit (8 KiB) of short lines. A waiting sender's paste is
+// queued whole too, and the next, past the bound, is dropped and marked.
+// Before, a chunk's changes were checked against MaxQueued as a whole,
+// and each of these chunks reached the caller as Missing and a new line,
+// from the sender shown with nobody else waiting too.
+func TestMixerQueuesAWholeChunk(t *testing.T) {
+	paste := strings.Repeat("line\r\n", 300)
+	tests := []struct {
+		name, chunk string
+	}{
+		{"300 short lines", paste},
+		{"BELs between characters", strings.Repeat("0\a", 2250)},
+		{"8 KiB of short lines", strings.Repeat("a\n", 4<<10)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := checkAgainstRoom(t, []string{tt.chunk}); strings.Contains(got, Missing) {
+				t.Errorf("sent %q..., marked lost", got[:min(len(got), 40)])
+			}
+		})
+	}
+
+	t0 := time.Unix(0, 0)
+	m := NewMixer(time.Second)
+	m.Write("ann", "hi", t0)
+	m.Take(t0)
+	m.Write("bob", paste, t0) // ann keeps the screen: bob waits
+	m.Write("bob", paste, t0)
+	m.Write("ann", "\n", t0)
+	want := LineSeparator + strings.Repeat("[bob]: line"+LineSeparator, 300) + "[bob]: " + Missing + LineSeparator
+	if got := string(m.Take(t0)); got != want {
+		t.Errorf("bob's two pastes: %d lines shown, %d marks; want 300 lines and one mark", strings.Count(got, "[bob]: line"), strings.Count(got, Missing))
 	}
 }
 
