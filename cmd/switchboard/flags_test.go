@@ -370,9 +370,11 @@ func TestCertsFailedRunWritesNothing(t *testing.T) {
 	}{
 		{"a host with a space", []string{"--host", "bad host"}, exitUsage, `certs: --host: pki: host "bad host"`},
 		{"a host with a port", []string{"--host", "127.0.0.1,n1.example:7070"}, exitUsage, `certs: --host: pki: host "n1.example:7070"`},
-		{"a negative validity", []string{"--validity", "-1h"}, exitUsage, "certs: --validity -1h0m0s: want more than 0"},
-		{"no validity", []string{"--validity", "0s"}, exitUsage, "certs: --validity 0s: want more than 0"},
+		{"a negative validity", []string{"--validity", "-1h"}, exitUsage, "certs: --validity -1h0m0s: want at least 1h"},
+		{"no validity", []string{"--validity", "0s"}, exitUsage, "certs: --validity 0s: want at least 1h"},
+		{"a validity under an hour", []string{"--validity", "1ns"}, exitUsage, "certs: --validity 1ns: want at least 1h"},
 		{"a service with a space", []string{"--service", "chat test"}, exitUsage, `certs: --service: pki: service name "chat test"`},
+		{"a service with a port", []string{"--service", "chat.local:7070"}, exitUsage, `certs: --service: pki: service name "chat.local:7070": want a DNS name or an IP address`},
 		// Known only once the CA is: past a new CA's ten years.
 		{"a certificate that outlives its CA", []string{"--validity", "100000h"}, exitFailure, "would outlive its CA"},
 	} {
@@ -444,11 +446,22 @@ func TestTokenRoomsNameRooms(t *testing.T) {
 	if code, stdout, _ := runArgs(t, mint...); code != exitUsage || stdout != "" {
 		t.Errorf("SWITCHBOARD_TOKEN_ROOMS=\",\": exit %d, stdout %q; want exit 2 and no token", code, stdout)
 	}
+	// Set empty, it is an empty --rooms, refused as that is: it used to
+	// count as unset, and the token was good in any room.
 	t.Setenv("SWITCHBOARD_TOKEN_ROOMS", "")
-	for _, args := range [][]string{{"--rooms", "lobby, ops"}, nil} {
-		if code, stdout, stderr := runArgs(t, append(mint, args...)...); code != exitOK || stdout == "" {
-			t.Errorf("%q: exit %d, stdout %q, stderr:\n%s", args, code, stdout, stderr)
-		}
+	if code, stdout, stderr := runArgs(t, mint...); code != exitUsage || stdout != "" || !strings.Contains(stderr, `token: SWITCHBOARD_TOKEN_ROOMS="": every item must name a room`) {
+		t.Errorf("SWITCHBOARD_TOKEN_ROOMS=\"\": exit %d, stdout %q, stderr:\n%s\nwant exit 2, no token, and why", code, stdout, stderr)
+	}
+	// The command line wins over it, as over any twin.
+	if code, stdout, stderr := runArgs(t, append(mint, "--rooms", "lobby, ops")...); code != exitOK || stdout == "" {
+		t.Errorf("--rooms over an empty twin: exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+	// A misspelt twin is refused, as serve's are: SWITCHBOARD_TOKEN_ROOM
+	// was ignored, and the token good in any room.
+	os.Unsetenv("SWITCHBOARD_TOKEN_ROOMS")
+	t.Setenv("SWITCHBOARD_TOKEN_ROOM", "lobby")
+	if code, stdout, stderr := runArgs(t, mint...); code != exitUsage || stdout != "" || !strings.Contains(stderr, "SWITCHBOARD_TOKEN_ROOM is not a setting of token (did you mean SWITCHBOARD_TOKEN_ROOMS?)") {
+		t.Errorf("SWITCHBOARD_TOKEN_ROOM: exit %d, stdout %q, stderr:\n%s\nwant exit 2, no token, and the twin meant", code, stdout, stderr)
 	}
 }
 
@@ -647,7 +660,7 @@ func TestConfigErrors(t *testing.T) {
 		{"out of range", "\nfeed-heartbeat = \"100ms\"\n", []string{`sb.toml:2: feed-heartbeat = "100ms": 100ms is below 500ms`}},
 		{"duration without unit", "store-timeout = 15\n", []string{`sb.toml:1: store-timeout = "15": "15" is not a duration`}},
 		{"wrong type", "capacity = \"many\"\n", []string{`sb.toml:1: capacity = "many": "many" is not a whole number`}},
-		{"several at once", "replicas = 9\nroom-streams = 300\n", []string{"sb.toml:1: replicas", "9 is outside 0..5", "sb.toml:2: room-streams", "300 is outside 0..256"}},
+		{"several at once", "replicas = 9\nroom-streams = 300\n", []string{"sb.toml:1: replicas", "9 is outside 0..5", "sb.toml:2: room-streams", "300 is outside 1..256"}},
 		{"syntax", "capacity = = 5\n", []string{"sb.toml:1:"}},
 		{"the node's own checks", "group = \"/eu\"\n", []string{"serve: invalid settings", `group "/eu" is not REGION or REGION/ZONE`}},
 		{"cross-field", "max-chunk = 4096\nbyte-burst = 100\n", []string{"byte burst must hold a whole chunk"}},

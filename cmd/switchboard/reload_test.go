@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -40,6 +42,39 @@ func TestChangedSettings(t *testing.T) {
 	} {
 		if got := changedSettings(base, parse(tc.args...)); !slices.Equal(got, tc.want) {
 			t.Errorf("%v: changed %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
+
+// A SIGHUP that reads a 0 the node would take for its default refuses
+// the file and keeps the limits in force, saying why: a capacity lowered
+// to 0 before a drain used to open the node to 10,000 sessions.
+func TestReloadRefusesZero(t *testing.T) {
+	t.Setenv("HOME", t.TempDir())
+	file := writeFile(t, "sb.toml", "capacity = 50\nmax-conns-per-ip = 20\n")
+	args := []string{"--config", file, "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--http", ""}
+	var s serveSettings
+	c, err := loadServe(&s, args, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _, err := s.newNode(io.Discard) // not started: reload sets its limits all the same
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{"capacity = 0\nmax-conns-per-ip = 20\n", "capacity = 50\nmax-conns-per-ip = 0\n"} {
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		if got := s.reload(n, args, c, c, slog.New(slog.NewTextHandler(&logs, nil))); got != c {
+			t.Errorf("%q: reload put new settings in force", text)
+		}
+		if l := n.Limits(); l.Capacity != 50 || l.MaxConnsPerIP != 20 {
+			t.Errorf("%q: limits %+v; want capacity 50 and max-conns-per-ip 20 kept", text, l)
+		}
+		if !strings.Contains(logs.String(), "keeping the settings in use") || !strings.Contains(logs.String(), "0 is below 1, the least") {
+			t.Errorf("%q: the log does not say why the file was refused:\n%s", text, logs.String())
 		}
 	}
 }

@@ -19,12 +19,25 @@ import (
 
 	"github.com/switchboard/switchboard/internal/bus"
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/dnsserver"
 	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/internal/node"
 )
 
 // serveOnly are serve's flags that the config file may not set.
 var serveOnly = []string{"config", "check"}
+
+// zeroMeans are serve's numbers and durations whose 0 means something of
+// its own, which their help says: every other refuses 0, which the node
+// would take for its default, so that a capacity of 0 (or one lowered to
+// 0 at a SIGHUP) never opens the node to the default's 10,000 sessions,
+// and --check never shows a value other than the one in force.
+var zeroMeans = []string{
+	"replicas",            // chosen from the size of the cluster
+	"room-retention",      // keep rooms for ever
+	"rebalance-threshold", // never rebalance
+	"drain-grace",         // stop at once
+}
 
 // serveSettings is what serve's flags, environment twins and config file
 // make: the node's configuration and the command's own settings.
@@ -51,8 +64,9 @@ const defaultDrainGrace = 20 * time.Second
 // serveCmdline registers every serve flag on a fresh command line.
 func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	s.cfg = node.DefaultConfig()
-	// The node fills these two itself; show the real defaults.
+	// The node fills these itself; show the real defaults.
 	s.cfg.MaxLine, s.cfg.MaxQueue = 64<<10, 1<<20
+	s.cfg.DNSRateLimit, s.cfg.DNSMaxTCP = dnsserver.DefaultRateLimit, dnsserver.DefaultMaxTCPConns
 	cfg := &s.cfg
 	c := newCmdline("serve", "[flags]",
 		"Runs one node of a service. Settings come from the command line, then the\n"+
@@ -72,8 +86,8 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	fs.StringVar(&cfg.AdvertiseHTTP, "advertise-http", "", "HTTP address to publish in the directory, for browsers and drain (default: the listener's; on all interfaces, --advertise's host with the HTTP port)")
 	fs.StringVar(&cfg.DNS, "dns", "", "DNS responder HOST:PORT (UDP and TCP) for the service name (empty: off)")
 	durationFlag(fs, &cfg.DNSTTL, "dns-ttl", 0, 0, "TTL of DNS answers")
-	intFlag(fs, &cfg.DNSRateLimit, "dns-rate-limit", -1, -1, "full UDP replies a second the DNS responder gives one client /24 (IPv6 /56; loopback exempt), TC beyond (0: 100; -1: no limit)")
-	intFlag(fs, &cfg.DNSMaxTCP, "dns-max-tcp", 0, -1, "TCP connections the DNS responder holds at once, a sixteenth of them per client host (0: 256)")
+	intFlag(fs, &cfg.DNSRateLimit, "dns-rate-limit", -1, -1, "full UDP replies a second the DNS responder gives one client /24 (IPv6 /56; loopback exempt), TC beyond (-1: no limit)")
+	intFlag(fs, &cfg.DNSMaxTCP, "dns-max-tcp", 0, -1, "TCP connections the DNS responder holds at once, a sixteenth of them per client host")
 	fs.StringVar(&cfg.Cluster, "cluster", "", "embedded NATS route listener HOST:PORT (empty: a one-node cluster)")
 	fs.StringVar(&s.join, "join", "", "seed nodes' cluster addresses, HOST:PORT,... (in the file: a list)")
 	fs.StringVar(&cfg.Bus, "bus", "", "external NATS URL (nats://... or tls://...) instead of the embedded server")
@@ -136,6 +150,19 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	s.sip.register(fs)
 	s.rtc.register(fs)
 	s.log.register(c, "info")
+	fs.VisitAll(func(f *flag.Flag) {
+		if slices.Contains(zeroMeans, f.Name) {
+			return
+		}
+		switch v := f.Value.(type) {
+		case *rangeInt:
+			v.noZero = true
+		case *rangeDuration:
+			v.noZero = true
+		case *nonNegFloat:
+			v.noZero = true
+		}
+	})
 	return c
 }
 
@@ -364,14 +391,19 @@ func orDerived(id string) string {
 	return id
 }
 
-// rangeInt is an int flag bounded to min..max (max < 0: no bound).
+// zeroIsNotDefault ends the error of a 0 that a setting refuses.
+const zeroIsNotDefault = "0 does not stand for the default: leave the setting out for that"
+
+// rangeInt is an int flag bounded to min..max (max < 0: no bound). With
+// noZero it refuses 0 (so that 0..max is 1..max).
 type rangeInt struct {
 	p        *int
 	min, max int
+	noZero   bool
 }
 
 func intFlag(fs *flag.FlagSet, p *int, name string, min, max int, usage string) {
-	fs.Var(&rangeInt{p, min, max}, name, usage)
+	fs.Var(&rangeInt{p: p, min: min, max: max}, name, usage)
 }
 
 // Type names the value in the help.
@@ -389,21 +421,31 @@ func (v *rangeInt) Set(s string) error {
 	if err != nil {
 		return fmt.Errorf("%q is not a whole number", s)
 	}
-	if n < v.min || (v.max >= 0 && n > v.max) {
+	least := v.min
+	if v.noZero && least == 0 {
+		least = 1
+	}
+	switch {
+	case n == 0 && v.noZero && v.min < 0:
+		return fmt.Errorf("0 is not allowed: write %d, or 1 or more (%s)", v.min, zeroIsNotDefault)
+	case n == 0 && v.noZero:
+		return fmt.Errorf("0 is below %d, the least (%s)", least, zeroIsNotDefault)
+	case n < v.min || (v.max >= 0 && n > v.max):
 		if v.max < 0 {
 			return fmt.Errorf("%d is below %d", n, v.min)
 		}
-		return fmt.Errorf("%d is outside %d..%d", n, v.min, v.max)
+		return fmt.Errorf("%d is outside %d..%d", n, least, v.max)
 	}
 	*v.p = n
 	return nil
 }
 
-// rangeDuration is a duration flag that is 0 (the node's default) or
-// within min..max (max 0: no bound).
+// rangeDuration is a duration flag that is 0 (the node's default; with
+// noZero, refused) or within min..max (max 0: no bound).
 type rangeDuration struct {
 	p        *time.Duration
 	min, max time.Duration
+	noZero   bool
 }
 
 // proxiesValue is --trusted-proxies and --proxy-protocol-from: a list of
@@ -458,7 +500,7 @@ func (v retentionValue) Set(s string) error {
 }
 
 func durationFlag(fs *flag.FlagSet, p *time.Duration, name string, min, max time.Duration, usage string) {
-	fs.Var(&rangeDuration{p, min, max}, name, usage)
+	fs.Var(&rangeDuration{p: p, min: min, max: max}, name, usage)
 }
 
 // Type names the value in the help.
@@ -479,6 +521,10 @@ func (v *rangeDuration) Set(s string) error {
 	switch {
 	case d < 0:
 		return fmt.Errorf("%v is negative", d)
+	case d == 0 && v.noZero && v.min > 0:
+		return fmt.Errorf("0s is below %v, the least (%s)", v.min, zeroIsNotDefault)
+	case d == 0 && v.noZero:
+		return fmt.Errorf("0s is not allowed: write a duration above 0s (%s)", zeroIsNotDefault)
 	case d != 0 && d < v.min:
 		return fmt.Errorf("%v is below %v", d, v.min)
 	case v.max > 0 && d > v.max:
@@ -488,11 +534,15 @@ func (v *rangeDuration) Set(s string) error {
 	return nil
 }
 
-// nonNegFloat is a float flag that may not be negative.
-type nonNegFloat struct{ p *float64 }
+// nonNegFloat is a float flag that may not be negative; with noZero, it
+// may not be 0 either.
+type nonNegFloat struct {
+	p      *float64
+	noZero bool
+}
 
 func floatFlag(fs *flag.FlagSet, p *float64, name, usage string) {
-	fs.Var(&nonNegFloat{p}, name, usage)
+	fs.Var(&nonNegFloat{p: p}, name, usage)
 }
 
 // Type names the value in the help.
@@ -515,6 +565,9 @@ func (v *nonNegFloat) Set(s string) error {
 	}
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return fmt.Errorf("%q is not a finite number", s)
+	}
+	if f == 0 && v.noZero {
+		return fmt.Errorf("0 is not allowed: write a number above 0 (%s)", zeroIsNotDefault)
 	}
 	*v.p = f
 	return nil
