@@ -30,10 +30,10 @@ func runCerts(_ context.Context, args []string, stdout, stderr io.Writer) error 
 			"and the node --tls-cert DIR/ID.pem --tls-key DIR/ID.key. Keep ca.key off the nodes.", stdout, stderr)
 	fs := c.fs
 	dir := fs.String("dir", "certs", "directory for the CA and the certificates")
-	service := fs.String("service", node.DefaultService, "the service's common name, which clients verify")
+	service := fs.String("service", node.DefaultService, "the service's common name, which clients verify: a DNS name, or an IP address")
 	id := fs.String("node", "", "node ID: names the files (required)")
 	hosts := fs.String("host", "", "the node's own host names and IP addresses, comma-separated (SANs besides the service name)")
-	validity := fs.Duration("validity", pki.CertValidity, "how long the node certificate is valid")
+	validity := fs.Duration("validity", pki.CertValidity, "how long the node certificate is valid (at least 1h)")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
@@ -44,8 +44,8 @@ func runCerts(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if *id == "" || strings.ContainsAny(*id, `/\ `) || *id == "ca" {
 		return usagef(c.name, "certs: --node must name the node (not empty, no slashes or spaces, not \"ca\")")
 	}
-	if *validity <= 0 {
-		return usagef(c.name, "certs: --validity %v: want more than 0", *validity)
+	if *validity < pki.MinValidity {
+		return usagef(c.name, "certs: --validity %v: want at least 1h", *validity)
 	}
 	// What the CA would refuse to sign, refused before anything is made.
 	if err := (pki.Request{Service: *service}).Check(); err != nil {
@@ -133,12 +133,20 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	service := fs.String("service", node.DefaultService, "the service's common name: the token is valid there only")
 	user := fs.String("user", "", "the user the token names (required)")
 	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
-	rooms := fs.String("rooms", "", "rooms the user may join, comma-separated (empty: any)")
+	rooms := fs.String("rooms", "", "rooms the user may join, comma-separated (left out: any)")
+	// SWITCHBOARD_TOKEN_ROOMS= is a --rooms that names no room, refused
+	// below: taken as unset, it minted a token good in any room.
+	c.emptyGiven = []string{"rooms"}
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
 	}
 	if err := c.noArgs(pos); err != nil {
+		return err
+	}
+	// As serve's: a misspelt SWITCHBOARD_TOKEN_ROOMS would mint a token
+	// good in any room.
+	if err := unknownTwins(c, os.Environ()); err != nil {
 		return err
 	}
 	switch {
@@ -151,9 +159,12 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	// An empty item named no room, and a token minted from a list with
 	// none left would have no rooms claim: good in any room.
-	if _, given := c.from["rooms"]; given {
+	if from, given := c.from["rooms"]; given {
 		items := strings.Split(*rooms, ",")
 		if slices.ContainsFunc(items, func(r string) bool { return strings.TrimSpace(r) == "" }) {
+			if from != "--rooms" {
+				return usagef(c.name, "token: %s=%q: every item must name a room (unset it, and leave --rooms out, for a token good in any room)", from, *rooms)
+			}
 			return usagef(c.name, "token: --rooms %q: every item must name a room (leave --rooms out for a token good in any room)", *rooms)
 		}
 		for _, r := range splitList(*rooms) {

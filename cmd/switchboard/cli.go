@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/switchboard/switchboard/internal/config"
@@ -92,6 +93,11 @@ type cmdline struct {
 	stderr   io.Writer
 	// file is set for a command that also reads a config file (serve).
 	file bool
+	// emptyGiven names the flags whose environment twin set to the empty
+	// string is taken as given, empty, rather than as unset: those for
+	// which empty would widen what the command makes unasked (token's
+	// --rooms, empty meaning any room), so that the command refuses it.
+	emptyGiven []string
 	// from says where each set flag's value came from: "--capacity",
 	// "SWITCHBOARD_SERVE_CAPACITY", "FILE:LINE: capacity".
 	from map[string]string
@@ -173,7 +179,7 @@ func (c *cmdline) applyEnv() error {
 		if !ok {
 			return
 		}
-		if v == "" {
+		if v == "" && !slices.Contains(c.emptyGiven, f.Name) {
 			// Counted as unset: a compose file's ${UNSET} gives an empty
 			// variable, and taken it would turn off what the config
 			// file sets (a token key, an admin token) without a word.

@@ -59,6 +59,11 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("drain: reading the admin token: %w", err)
 		}
 		token = strings.TrimSpace(string(b))
+		if token == "" {
+			// Sent as none, the node would answer 401 for a token that
+			// was never sent.
+			return fmt.Errorf("drain: the admin token file %s (--admin-token) is empty: it must hold the node's admin token (serve --admin-token)", *adminToken)
+		}
 	}
 	if _, _, err := net.SplitHostPort(pos[0]); err != nil && token != "" && !*https {
 		// The address would come from a directory (a forged entry can

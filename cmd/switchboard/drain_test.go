@@ -426,3 +426,19 @@ func TestDrainSendsNoTokenToFindTheAPI(t *testing.T) {
 		t.Errorf("the client port was sent the token:\n%s", head)
 	}
 }
+
+// An --admin-token file with no token in it is refused before anything
+// is asked of the node: it used to send no token, and the node's 401
+// blamed a token that was never sent.
+func TestDrainRefusesAnEmptyAdminToken(t *testing.T) {
+	for _, text := range []string{"", "\n", " \t\n"} {
+		file := filepath.Join(t.TempDir(), "admin.token")
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, stdout, stderr := runArgs(t, "drain", "127.0.0.1:1", "--admin-token", file)
+		if want := "drain: the admin token file " + file + " (--admin-token) is empty"; code != exitFailure || stdout != "" || !strings.Contains(stderr, want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 1 and %q", text, code, stdout, stderr, want)
+		}
+	}
+}

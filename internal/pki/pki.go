@@ -4,8 +4,9 @@
 // user tokens. Everything is stored in PEM files.
 //
 // A node certificate names the service (the common name users dial) as a
-// DNS subject alternative name, and the node's own host names and
-// addresses too. Clients verify a node against the service name only,
+// DNS subject alternative name (an IP subject alternative name when the
+// service is an IP address), and the node's own host names and addresses
+// too. Clients verify a node against the service name only,
 // never against the address a directory gave them: the directory says
 // where, the certificate says who.
 //
@@ -184,22 +185,27 @@ type Request struct {
 	Validity time.Duration
 }
 
+// MinValidity is the shortest validity a Request may ask for: a node
+// certificate valid for less would lapse before it could be renewed.
+const MinValidity = time.Hour
+
 // Check says what in r a CA would refuse to sign, whatever the CA
-// (ErrBadRequest): a service that is not a DNS name (empty, spaces,
-// slashes, wildcards), a host that is neither an IP address nor a name
-// (spaces, slashes, a port), a negative validity. Callers that make
+// (ErrBadRequest): a service that is neither a DNS name nor an IP
+// address (empty, spaces, slashes, wildcards, a port), a host that is
+// neither an IP address nor a name (spaces, slashes, a port), a validity
+// other than 0 (the default) and below MinValidity. Callers that make
 // files check first, so that a refused request makes none.
 func (r Request) Check() error {
-	if r.Service == "" || strings.ContainsAny(r.Service, " /*") {
-		return fmt.Errorf("pki: service name %q: want a DNS name (no spaces, slashes or wildcards): %w", r.Service, ErrBadRequest)
+	if r.Service == "" || net.ParseIP(r.Service) == nil && strings.ContainsAny(r.Service, " /*:") {
+		return fmt.Errorf("pki: service name %q: want a DNS name or an IP address (no spaces, slashes, wildcards or ports): %w", r.Service, ErrBadRequest)
 	}
 	for _, h := range r.Hosts {
 		if h = strings.TrimSpace(h); h != "" && net.ParseIP(h) == nil && strings.ContainsAny(h, " /:") {
 			return fmt.Errorf("pki: host %q: want a host name or an IP address (no spaces, slashes or ports): %w", h, ErrBadRequest)
 		}
 	}
-	if r.Validity < 0 {
-		return fmt.Errorf("pki: validity %v is negative: %w", r.Validity, ErrBadRequest)
+	if r.Validity != 0 && r.Validity < MinValidity {
+		return fmt.Errorf("pki: validity %v is below 1h, the least: %w", r.Validity, ErrBadRequest)
 	}
 	return nil
 }
@@ -239,7 +245,13 @@ func (ca *CA) Issue(req Request, now time.Time) (chainPEM, keyPEM []byte, err er
 		// Server for clients; client too, so that the same certificate can
 		// prove a node to its peers.
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:    []string{req.Service},
+	}
+	// A service named by its address is proved as one: clients and the
+	// node (VerifyHostname) look for an IP address among the IP SANs.
+	if ip := net.ParseIP(req.Service); ip != nil {
+		tmpl.IPAddresses = []net.IP{ip}
+	} else {
+		tmpl.DNSNames = []string{req.Service}
 	}
 	for _, h := range req.Hosts {
 		h = strings.TrimSpace(h)
@@ -353,17 +365,31 @@ const MaxVerifyKeys = 16
 // LoadVerifyKeys reads every Ed25519 public key (PKIX "PUBLIC KEY" PEM
 // block) in file, in order: a file holding the new key beside the old one
 // lets tokens signed by either be accepted while the issuer changes keys.
+// It refuses a file that is half written (anything but white space after
+// its last whole block, or a broken block before a whole one), and one
+// that holds a private key (ErrKeyType): the nodes hold only public keys.
 func LoadVerifyKeys(file string) ([]ed25519.PublicKey, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("pki: reading the token key: %w", err)
 	}
 	var keys []ed25519.PublicKey
-	for rest := data; ; {
+	for rest, n := data, 1; ; n++ {
 		var block *pem.Block
+		before := rest
 		block, rest = pem.Decode(rest)
 		if block == nil {
+			if n > 1 && len(bytes.TrimSpace(rest)) > 0 {
+				return nil, fmt.Errorf("pki: %s: after PEM block %d, text that is not a whole PEM block (a key half written?): %w", file, n-1, ErrNoPEM)
+			}
 			break
+		}
+		// pem.Decode skips what is not a whole block, a broken one too.
+		if bytes.Count(before[:len(before)-len(rest)], []byte("-----BEGIN")) > 1 {
+			return nil, fmt.Errorf("pki: %s: before PEM block %d, a block that is not whole (a key half written?): %w", file, n, ErrNoPEM)
+		}
+		if strings.Contains(block.Type, "PRIVATE KEY") {
+			return nil, fmt.Errorf("pki: %s: PEM block %d is a private key (%s): the nodes hold only public keys (token.pub from keygen): %w", file, n, block.Type, ErrKeyType)
 		}
 		if block.Type != "PUBLIC KEY" {
 			continue

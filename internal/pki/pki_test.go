@@ -1,6 +1,7 @@
 package pki_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
@@ -120,6 +121,10 @@ func TestBadRequests(t *testing.T) {
 	for _, req := range []pki.Request{
 		{Service: ""}, {Service: "a b"}, {Service: "ok.test", Hosts: []string{"host:7070"}},
 		{Service: "ok.test", Validity: -time.Hour},
+		// A port is no part of a name, and a certificate valid for less
+		// than an hour lapses before it is renewed.
+		{Service: "chat.local:7070"}, {Service: "[::1]:7070"},
+		{Service: "ok.test", Validity: time.Nanosecond}, {Service: "ok.test", Validity: pki.MinValidity - time.Second},
 		// Past the CA's end: clients would refuse it from then on.
 		{Service: "ok.test", Validity: pki.CAValidity + 24*time.Hour},
 	} {
@@ -165,8 +170,8 @@ func TestSigningKeyRoundTrip(t *testing.T) {
 	if !pk.Equal(sk.Public().(ed25519.PublicKey)) {
 		t.Error("the public key does not match the private key")
 	}
-	if _, err := pki.LoadVerifyKeys(priv); !errors.Is(err, pki.ErrNoPEM) {
-		t.Errorf("a private key read as a public one: %v, want ErrNoPEM", err)
+	if _, err := pki.LoadVerifyKeys(priv); !errors.Is(err, pki.ErrKeyType) || !strings.Contains(err.Error(), "the nodes hold only public keys") {
+		t.Errorf("a private key read as a public one: %v, want ErrKeyType saying the nodes hold only public keys", err)
 	}
 	// A file of two public keys (the issuer's next beside its current)
 	// gives both, in order.
@@ -231,5 +236,76 @@ func TestWriteNewFilesAllOrNone(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(cert); string(data) != "new certificate" {
 		t.Errorf("the certificate holds %q", data)
+	}
+}
+
+// A token key file that is half written (a key being appended during a
+// rotation) or holds a private key is refused, never read for the keys it
+// has whole: the nodes hold only public keys.
+func TestLoadVerifyKeysRefusesDamagedFiles(t *testing.T) {
+	privPEM, pubPEM, err := pki.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, nextPEM, err := pki.NewSigningKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
+	half := nextPEM[:len(nextPEM)/2]
+	tests := []struct {
+		name string
+		data []byte
+		want error // nil: taken
+		why  string
+	}{
+		{"two whole keys", cat(pubPEM, nextPEM), nil, ""},
+		{"white space after the last key", cat(pubPEM, []byte("\n \t\n")), nil, ""},
+		{"a comment before the first key", cat([]byte("# the current key\n"), pubPEM), nil, ""},
+		{"the second key half written", cat(pubPEM, half), pki.ErrNoPEM, "after PEM block 1, text that is not a whole PEM block"},
+		{"the second key without its end line", cat(pubPEM, nextPEM[:len(nextPEM)-len("-----END PUBLIC KEY-----\n")]), pki.ErrNoPEM, "after PEM block 1"},
+		{"a broken key before a whole one", cat(pubPEM, half, []byte("\n"), nextPEM), pki.ErrNoPEM, "before PEM block 2, a block that is not whole"},
+		{"a private key after a public one", cat(pubPEM, privPEM), pki.ErrKeyType, "PEM block 2 is a private key (PRIVATE KEY): the nodes hold only public keys"},
+		{"a private key before a public one", cat(privPEM, pubPEM), pki.ErrKeyType, "PEM block 1 is a private key"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "token.pub")
+			if err := os.WriteFile(file, tt.data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			keys, err := pki.LoadVerifyKeys(file)
+			switch {
+			case tt.want == nil && err != nil:
+				t.Errorf("LoadVerifyKeys: %v; want the keys", err)
+			case tt.want == nil && len(keys) == 0:
+				t.Error("LoadVerifyKeys: no keys")
+			case tt.want != nil && (!errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.why) || !strings.Contains(err.Error(), file)):
+				t.Errorf("LoadVerifyKeys: %d keys, %v; want %v naming %s and saying %q", len(keys), err, tt.want, file, tt.why)
+			}
+		})
+	}
+}
+
+// A service named by its IP address is proved in an IP SAN, where the
+// node (VerifyHostname) and clients look for it: as a DNS SAN the node
+// refused its own certificate.
+func TestIssueForAnIPService(t *testing.T) {
+	ca, _, err := pki.NewCA("10.0.0.7", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, service := range []string{"10.0.0.7", "2001:db8::7"} {
+		chain, _, err := ca.Issue(pki.Request{Service: service}, now)
+		if err != nil {
+			t.Fatalf("Issue for %s: %v", service, err)
+		}
+		cert, err := pki.ParseCertificate(chain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cert.VerifyHostname(service); err != nil || len(cert.DNSNames) != 0 {
+			t.Errorf("%s: VerifyHostname: %v; DNS SANs %q, IP SANs %v", service, err, cert.DNSNames, cert.IPAddresses)
+		}
 	}
 }
