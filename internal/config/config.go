@@ -16,6 +16,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"slices"
@@ -31,7 +32,8 @@ type Setting struct {
 	// Key is the key as written, e.g. "max-rooms".
 	Key string
 	// Text is the value as flag text: strings as they are, numbers and
-	// booleans formatted, lists joined with commas.
+	// booleans formatted (a whole float with its digits: 2e6 is
+	// "2000000"), lists joined with commas.
 	Text string
 	// Line is the 1-based line the key is on (0 when it was not found).
 	Line int
@@ -170,7 +172,7 @@ func asText(v any) (string, error) {
 	case int64:
 		return strconv.FormatInt(v, 10), nil
 	case float64:
-		return strconv.FormatFloat(v, 'g', -1, 64), nil
+		return floatText(v), nil
 	case []any:
 		parts := make([]string, len(v))
 		for i, item := range v {
@@ -194,6 +196,18 @@ func asText(v any) (string, error) {
 	default:
 		return "", fmt.Errorf("unsupported value of type %T", v)
 	}
+}
+
+// floatText is a TOML float as flag text in the file's terms: a whole
+// one with its digits (2e6 and 2000000.0 are "2000000", which a setting
+// of whole numbers takes), any other as Go writes it shortest ("2.5",
+// "1e-07"). The exponent form is kept for whole numbers past 2^53, which
+// a float64 does not hold exactly.
+func floatText(f float64) string {
+	if f == math.Trunc(f) && math.Abs(f) <= 1<<53 {
+		return strconv.FormatFloat(f, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64)
 }
 
 // keyPattern matches a top-level key at the start of a line: bare, or in

@@ -45,6 +45,34 @@ check = true
 	}
 }
 
+// A float is flag text in the file's terms: a whole one with its digits,
+// which a whole-number setting takes, never "2e+06", which the file did
+// not say and the setting refused as "not a whole number".
+func TestParseFloatText(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"2e6", "2000000"},
+		{"2000000.0", "2000000"},
+		{"1_000.0", "1000"},
+		{"-3.0", "-3"},
+		{"0.0", "0"},
+		{"50.5", "50.5"},
+		{"2.5e-1", "0.25"},
+		{"1e-7", "1e-07"},
+		{"1e300", "1e+300"}, // past 2^53: no float64 holds it to the unit
+		{"inf", "+Inf"},
+	}
+	for _, tt := range tests {
+		f, err := Parse("f.toml", []byte("chunk-rate = "+tt.in+"\n"), known)
+		if err != nil {
+			t.Errorf("%s: %v", tt.in, err)
+			continue
+		}
+		if got := f.Settings[0].Text; got != tt.want {
+			t.Errorf("chunk-rate = %s: text %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
 // Every error names the file, the line and the key, and says what is wrong.
 func TestParseErrors(t *testing.T) {
 	tests := []struct {

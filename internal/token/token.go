@@ -46,16 +46,20 @@ const Leeway = 30 * time.Second
 // Errors Verify returns, for errors.Is. Each says what is wrong without
 // echoing the token.
 var (
-	// ErrMalformed: not a JWT, not EdDSA, or claims of the wrong types.
+	// ErrMalformed: not a JWT (an alg no JWT library knows included), or
+	// claims of the wrong types.
 	ErrMalformed = errors.New("token: malformed")
-	// ErrSignature: not signed by the service's key (forged or another issuer).
+	// ErrSignature: not signed with EdDSA by one of the service's keys:
+	// forged, from another issuer, or of another algorithm (none, HMAC,
+	// RSA, ECDSA).
 	ErrSignature = errors.New("token: signature not valid for this service's key")
 	// ErrExpired: past its exp.
 	ErrExpired = errors.New("token: expired")
 	// ErrNotYetValid: before its nbf.
 	ErrNotYetValid = errors.New("token: not valid yet")
-	// ErrAudience: made for another service.
-	ErrAudience = errors.New("token: made for another service")
+	// ErrAudience: made for another service, or for none (no aud, or an
+	// empty one).
+	ErrAudience = errors.New("token: not made for this service (aud)")
 	// ErrClaims: a required claim is missing or invalid (sub, exp, rooms).
 	ErrClaims = errors.New("token: missing or invalid claims")
 )
@@ -185,6 +189,9 @@ func (v *Verifier) Verify(s string, now time.Time) (Claims, error) {
 		return Claims{}, fmt.Errorf("%w", ErrNotYetValid)
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		return Claims{}, fmt.Errorf("%w (want %q)", ErrAudience, v.service)
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && !slices.ContainsFunc(jc.Audience, func(a string) bool { return a != "" }):
+		// No aud, or only "": the token names no service.
+		return Claims{}, fmt.Errorf("%w: it names none (want %q)", ErrAudience, v.service)
 	default:
 		return Claims{}, fmt.Errorf("%w", ErrClaims)
 	}

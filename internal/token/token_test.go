@@ -1,7 +1,9 @@
 package token_test
 
 import (
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -63,6 +65,28 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// aud missing or empty: the token names no service.
+	noAud, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"sub": "alice", "exp": now.Add(time.Hour).Unix()}).SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emptyAud, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"sub": "alice", "aud": "", "exp": now.Add(time.Hour).Unix()}).SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	emptyAudList, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, jwt.MapClaims{"sub": "alice", "aud": []string{""}, "exp": now.Add(time.Hour).Unix()}).SignedString(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es256, err := jwt.NewWithClaims(jwt.SigningMethodES256, jwt.MapClaims{"sub": "alice", "aud": "chat.test", "exp": now.Add(time.Hour).Unix()}).SignedString(ecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unknownAlg := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"XY999","typ":"JWT"}`)) + "." + parts[1] + "." + parts[2]
 	tamperedClaims := base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"mallory","aud":["chat.test"],"exp":` + "9999999999" + `}`))
 	tests := []struct {
 		name string
@@ -81,6 +105,11 @@ func TestVerify(t *testing.T) {
 		{"alg none", none, now, token.ErrSignature},
 		{"no exp", noExp, now, token.ErrClaims},
 		{"no sub", noSub, now, token.ErrClaims},
+		{"no aud", noAud, now, token.ErrAudience},
+		{"aud empty", emptyAud, now, token.ErrAudience},
+		{"aud a list of one empty name", emptyAudList, now, token.ErrAudience},
+		{"another algorithm: ES256", es256, now, token.ErrSignature},
+		{"an algorithm no library knows", unknownAlg, now, token.ErrMalformed},
 		{"empty", "", now, token.ErrMalformed},
 		{"not a JWT", "hello", now, token.ErrMalformed},
 		{"too long", strings.Repeat("a", token.MaxLen+1), now, token.ErrMalformed},
