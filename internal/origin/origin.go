@@ -6,7 +6,11 @@
 // HostAllowed decides under which names a node answers its reads, to
 // any client: over plain HTTP a DNS-rebinding page's read looks like a
 // program's, and the name it uses, the attacker's, is all there is to
-// refuse it by.
+// refuse it by. A pattern that names no domain ("*", "*:443"; see
+// CatchAll) lets any page open a WebSocket, and read what the WebSocket
+// tells it anyway (ReadAllowed), but never lets a read answer under any
+// name: the operator who allows every page to run the client has not
+// opened the node's metrics to every site.
 package origin
 
 import (
@@ -14,6 +18,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/switchboard/switchboard/wire"
@@ -71,8 +76,10 @@ func Allowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
 // address in dir, or one patterns match; a Host without a port matches
 // on port 80 or 443. Any other name is refused, a program's too: it
 // should use an address or a published name, or have the name added to
-// patterns (--ws-origins).
+// patterns (--ws-origins). A pattern that names no domain (CatchAll, such
+// as "*") admits no name here: it would admit the attacker's.
 func HostAllowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
+	patterns = Named(patterns)
 	if r.Host == "" {
 		return true
 	}
@@ -93,6 +100,71 @@ func HostAllowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
 	// controls), and a name the service publishes with either port is
 	// the service's.
 	return published(host, "http", dir, patterns) || published(host, "https", dir, patterns)
+}
+
+// ReadAllowed is Allowed with the patterns that name no domain
+// (CatchAll) left out: whether the page r's Origin names may read across
+// origins what only the service's own pages and the sites the operator
+// names may (the stats and the event stream). "*" lets any page open a
+// WebSocket, not read those: a page on the web that a user of the node's
+// network opens would learn through that user's browser what the node
+// serves and to how many.
+func ReadAllowed(r *http.Request, dir *wire.Directory, patterns []string) bool {
+	return Allowed(r, dir, Named(patterns))
+}
+
+// Named returns the patterns that name a domain, those CatchAll reports
+// false for, in their order; patterns itself when all do.
+func Named(patterns []string) []string {
+	if !slices.ContainsFunc(patterns, CatchAll) {
+		return patterns
+	}
+	named := make([]string, 0, len(patterns))
+	for _, p := range patterns {
+		if !CatchAll(p) {
+			named = append(named, p)
+		}
+	}
+	return named
+}
+
+// CatchAll reports whether pattern, a host[:port] pattern of
+// --ws-origins, names no domain: its host part, the port left out, has
+// nothing but wildcards ("*", "?", a [class]) and dots, as in "*",
+// "*:*", "*:7071" or "*.*". Such a pattern matches any name, an
+// attacker's too. A scheme written before the host ("https://*") is
+// looked through, though patterns match without one.
+func CatchAll(pattern string) bool {
+	host := pattern
+	if _, rest, ok := strings.Cut(host, "://"); ok {
+		host = rest
+	}
+	if end := strings.Index(host, "]"); strings.HasPrefix(host, "[") && end >= 0 && strings.Contains(host[:end], ":") {
+		return false // an IPv6 address, as written
+	}
+	if i := strings.LastIndex(host, ":"); i >= 0 {
+		host = host[:i]
+	}
+	for i := 0; i < len(host); i++ {
+		switch host[i] {
+		case '*', '?', '.':
+		case '[':
+			end := strings.Index(host[i:], "]")
+			if end < 0 {
+				return false // a bad pattern, which matches nothing
+			}
+			i += end
+		case '\\':
+			if i+1 < len(host) && host[i+1] == '.' {
+				i++ // an escaped dot is still only a dot
+				continue
+			}
+			return false
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // published says whether host (HOST[:PORT], lower case, as a browser

@@ -104,6 +104,17 @@ func TestHostAllowed(t *testing.T) {
 		{"a name patterns allow", "proxy.corp.example", "", false, dir, []string{"*.corp.example"}, true},
 		{"a name patterns allow with its port", "proxy.corp.example:7071", "same", false, dir, []string{"*.corp.example:7071"}, true},
 		{"a name patterns do not allow", "proxy.corp.example:7071", "", false, dir, []string{"*.corp.example:8080"}, false},
+		{"a name patterns allow on any port", "mon.example:7071", "", false, dir, []string{"mon.example:*"}, true},
+		// A pattern that names no domain lets any page open a WebSocket;
+		// it does not make every name the node's, the attacker's included.
+		{"a rebinding page when any page may open a WebSocket", "evil.example:7071", "", false, dir, []string{"*"}, false},
+		{"a rebinding page on the default port when any page may", "evil.example", "", false, dir, []string{"*"}, false},
+		{"a rebinding page, any host on any port allowed", "evil.example:7071", "", false, dir, []string{"*:*"}, false},
+		{"a rebinding page, any host on the node's port allowed", "evil.example:7071", "", false, dir, []string{"*:7071"}, false},
+		{"a rebinding page, any dotted name allowed", "evil.example:7071", "", false, dir, []string{"*.*:*"}, false},
+		{"a rebinding page, a catch-all among named patterns", "evil.example:7071", "", false, dir, []string{"*.corp.example:*", "*"}, false},
+		{"a named pattern beside a catch-all", "proxy.corp.example:7071", "", false, dir, []string{"*", "*.corp.example:*"}, true},
+		{"an address when any page may", "10.0.0.1:7071", "", false, dir, []string{"*"}, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			r, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:7071/v1/directory", nil)
@@ -127,6 +138,72 @@ func TestHostAllowed(t *testing.T) {
 			}
 			if got := origin.HostAllowed(r, tt.dir, tt.patterns); got != tt.want {
 				t.Errorf("HostAllowed(Host %q, %s) = %v, want %v", tt.host, r.Header, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestCatchAll(t *testing.T) {
+	for _, tt := range []struct {
+		pattern string
+		want    bool
+	}{
+		{"*", true},
+		{"*:*", true},
+		{"*:7071", true},
+		{"*.*", true},
+		{"?*", true},
+		{"[a-z]*:443", true},
+		{`*\.*`, true},
+		{"https://*", true},
+		{"", true},
+		{"chat.example.org", false},
+		{"*.example.org:443", false},
+		{"mon.example:*", false},
+		{"*.com", false},
+		{"https://*.partner.example", false},
+		{"[2001:db8::5]:8443", false},
+		{"10.0.0.?:*", false},
+		{"[", false},
+	} {
+		if got := origin.CatchAll(tt.pattern); got != tt.want {
+			t.Errorf("CatchAll(%q) = %v, want %v", tt.pattern, got, tt.want)
+		}
+	}
+}
+
+// A pattern that names no domain lets any page open a WebSocket
+// (Allowed), not read the stats and the event stream across origins
+// (ReadAllowed); a pattern that names one lets its pages do both.
+func TestReadAllowed(t *testing.T) {
+	dir := &wire.Directory{Service: "chat.example", Nodes: []directory.Node{{ID: "n1", HTTP: "n1.example:7071"}}}
+	for _, tt := range []struct {
+		name, origin  string
+		patterns      []string
+		socket, reads bool
+	}{
+		{"any page", "https://evil.example", []string{"*"}, true, false},
+		{"any page on any port", "https://evil.example:8443", []string{"*:*"}, true, false},
+		{"a named site beside any page", "https://app.partner.example", []string{"*", "*.partner.example"}, true, true},
+		{"another site beside a named one", "https://evil.example", []string{"*", "*.partner.example"}, true, false},
+		{"a node's page", "https://n1.example:7071", []string{"*"}, true, true},
+		{"this machine", "http://localhost:3000", []string{"*"}, true, true},
+		{"no origin: not a browser", "", []string{"*"}, true, true},
+		{"another site, no patterns", "https://evil.example", nil, false, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := http.NewRequest(http.MethodGet, "http://n1.example:7071/v1/stats", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.origin != "" {
+				r.Header.Set("Origin", tt.origin)
+			}
+			if got := origin.Allowed(r, dir, tt.patterns); got != tt.socket {
+				t.Errorf("Allowed(Origin %q, %q) = %v, want %v", tt.origin, tt.patterns, got, tt.socket)
+			}
+			if got := origin.ReadAllowed(r, dir, tt.patterns); got != tt.reads {
+				t.Errorf("ReadAllowed(Origin %q, %q) = %v, want %v", tt.origin, tt.patterns, got, tt.reads)
 			}
 		})
 	}

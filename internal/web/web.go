@@ -12,7 +12,11 @@
 // stats and the event stream across origins. Under any other name (what
 // a DNS-rebinding page uses) the directory, the stats, the event stream,
 // the metrics and /readyz answer 421, to programs too (publishedHost;
-// PublishedHost for a caller's own routes). Requests that change state
+// PublishedHost for a caller's own routes). A WithOrigins pattern that
+// names no domain, such as "*" (origin.CatchAll), lets any page open a
+// WebSocket and read the directory, which the WebSocket's hello gives it
+// anyway; it adds no name to those the reads answer under, and lets no
+// other page read the stats or the event stream. Requests that change state
 // (POST and DELETE /v1/drain) need the admin credential: with an admin
 // token configured (WithAdminToken), "Authorization: Bearer TOKEN" from
 // anyone, loopback included; without one, they are admitted from
@@ -130,17 +134,18 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/directory", h.publishedHost(src, func(w http.ResponseWriter, r *http.Request) {
-		// The browser client reads it from every node it knows.
-		h.allowOrigin(w, r, src)
+		// The browser client reads it from every node it knows, on any
+		// page that may open a WebSocket, whose hello tells it the same.
+		h.allowOrigin(w, r, src, h.originAllowed)
 		writeJSON(w, http.StatusOK, wire.DirectoryMessage(src.Directory()))
 	}))
 	mux.HandleFunc("GET /v1/stats", h.publishedHost(src, func(w http.ResponseWriter, r *http.Request) {
-		h.allowOrigin(w, r, src) // the dashboard reads it from every node
+		h.allowOrigin(w, r, src, h.readAllowed) // the dashboard reads it from every node
 		writeJSON(w, http.StatusOK, stats(gatherer))
 	}))
 	if h.monitor != nil {
 		mux.HandleFunc("GET /v1/events", h.publishedHost(src, func(w http.ResponseWriter, r *http.Request) {
-			h.allowOrigin(w, r, src) // the dashboard follows another node when its own goes
+			h.allowOrigin(w, r, src, h.readAllowed) // the dashboard follows another node when its own goes
 			h.monitor.serveEvents(w, r, h.streamSource(r))
 		}))
 	}
@@ -191,7 +196,9 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 // plain HTTP its read sends neither Origin nor Sec-Fetch-Site, like a
 // program's: so a program under such a name gets 421 too, and should
 // use an address or a published name, or have the name allowed by
-// WithOrigins (--ws-origins). It wraps the directory, the
+// WithOrigins (--ws-origins), by a pattern that names a domain: "*",
+// which lets any page open a WebSocket, lets no name in here
+// (origin.HostAllowed). It wraps the directory, the
 // stats, the event stream, the metrics and /readyz; not /healthz nor
 // the pages (WithUI), which tell nothing of the node, nor the routes the
 // node adds beside this handler (GET /v1/drain, --pprof's /debug/pprof/),
@@ -207,17 +214,19 @@ func (h *handler) publishedHost(src Source, next http.HandlerFunc) http.HandlerF
 }
 
 // allowOrigin lets the page named in the request's Origin read the
-// answer (CORS) when it is a page that may open a WebSocket here
-// (originAllowed): the service's own pages, which read the directory,
-// the stats and the event stream of every node, and those WithOrigins
-// allows. Any other page gets no Access-Control-Allow-Origin, and the
-// browser keeps the answer from it: a page on the web that a user of the
-// node's network opens learns nothing through that user's browser about
-// nodes only that network reaches.
-func (h *handler) allowOrigin(w http.ResponseWriter, r *http.Request, src Source) {
+// answer (CORS) when allowed says it may: originAllowed for the
+// directory, which any page that may open a WebSocket here gets from its
+// hello anyway; readAllowed for the stats and the event stream, which
+// only the service's own pages (the dashboard reads every node's) and
+// those WithOrigins names by a domain may read. Any other page gets no
+// Access-Control-Allow-Origin, and the browser keeps the answer from it:
+// a page on the web that a user of the node's network opens learns
+// nothing through that user's browser about nodes only that network
+// reaches, beyond what a WebSocket it may open would tell it.
+func (h *handler) allowOrigin(w http.ResponseWriter, r *http.Request, src Source, allowed func(*http.Request, *wire.Directory) bool) {
 	w.Header().Add("Vary", "Origin")
 	origin := r.Header.Get("Origin")
-	if origin != "" && h.originAllowed(r, src.Directory()) {
+	if origin != "" && allowed(r, src.Directory()) {
 		w.Header().Set("Access-Control-Allow-Origin", origin)
 	}
 }
@@ -256,7 +265,11 @@ func (h *handler) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 		}
 		if want == nil {
 			if !fromLoopback(r) {
-				writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden: this node has no admin token (--admin-token), so only loopback clients may change its state"})
+				msg := "forbidden: this node has no admin token (--admin-token), so only loopback clients may change its state"
+				if viaProxyHeader(r) {
+					msg += "; a client a PROXY protocol header names (or relays unnamed) never counts as loopback, whatever address the header gives"
+				}
+				writeJSON(w, http.StatusForbidden, map[string]string{"error": msg})
 				return
 			}
 			if fromBrowserPage(r) {
@@ -300,7 +313,8 @@ func fromBrowserPage(r *http.Request) bool {
 // Forwarding headers are ignored: they are the client's to forge. The
 // client a PROXY protocol header names is never loopback either, whatever
 // the header says: 127.0.0.1 there is a client on the balancer's host,
-// not on the node's.
+// not on the node's; nor is one it relays without naming (version 1
+// UNKNOWN), which may be anywhere, whatever the balancer's own address.
 func fromLoopback(r *http.Request) bool {
 	if viaProxyHeader(r) {
 		return false

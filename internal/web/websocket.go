@@ -59,6 +59,9 @@ func WithTrustedProxies(proxies forwarded.Proxies) Option {
 // against the host, with its port if it has one, of the request's
 // Origin header; "*" allows any page on the web. Without it only pages
 // served by the service itself may open a WebSocket (see originAllowed).
+// The patterns also add names the node's reads answer under, and pages
+// that may read its stats and event stream across origins; a pattern
+// that names no domain (origin.CatchAll: "*", "*:*") adds neither.
 func WithOrigins(patterns []string) Option {
 	return func(h *handler) { h.origins = append(h.origins, patterns...) }
 }
@@ -123,10 +126,18 @@ func offersSubprotocol(r *http.Request, proto string) bool {
 }
 
 // originAllowed says whether the page the request names in Origin may
-// open a WebSocket here or read across origins: origin.Allowed's rule,
-// with the patterns of WithOrigins.
+// open a WebSocket here or read the directory across origins:
+// origin.Allowed's rule, with the patterns of WithOrigins.
 func (h *handler) originAllowed(r *http.Request, dir *wire.Directory) bool {
 	return origin.Allowed(r, dir, h.origins)
+}
+
+// readAllowed says whether the page the request names in Origin may read
+// the stats and the event stream across origins: origin.ReadAllowed's
+// rule, with the patterns of WithOrigins that name a domain ("*" lets
+// any page open a WebSocket, not read these).
+func (h *handler) readAllowed(r *http.Request, dir *wire.Directory) bool {
+	return origin.ReadAllowed(r, dir, h.origins)
 }
 
 // hijackRecorder keeps the connection the WebSocket library hijacks, so
