@@ -133,9 +133,11 @@ func (l *httpLimitListener) Accept() (net.Conn, error) {
 func (l *httpLimitListener) sourceKey(c net.Conn) string {
 	if pc, ok := c.(*proxyproto.Conn); ok {
 		// Through a ProxyProtocolFrom balancer, its header read: the
-		// client it names, or nothing for the balancer's own or for a
-		// trusted proxy behind it.
-		if src := pc.Header().Source; !src.IsValid() || l.proxies.Contains(src.Addr()) {
+		// client it names, or nothing for the balancer's own (version 2
+		// LOCAL) or for a trusted proxy behind it. The clients it relays
+		// without naming them count together, under its address.
+		h := pc.Header()
+		if h.Local || h.Source.IsValid() && l.proxies.Contains(h.Source.Addr()) {
 			return ""
 		}
 		return addrKey(pc.RemoteAddr())
@@ -455,24 +457,31 @@ func proxied(conn net.Conn) *proxyproto.Conn {
 // admitProxied reads the PROXY protocol header of s, a connection from a
 // ProxyProtocolFrom proxy admitted so far against MaxConns only, and
 // counts it against MaxConnsPerIP as the client the header names (the
-// proxy's own connections, health checks, are not counted per address).
-// It reports whether the session may go on; when not, it has answered
-// and closed the connection. Until their headers come, such connections
+// proxy's own connections, version 2 LOCAL health checks, are not
+// counted per address; the clients it relays without naming them,
+// version 1 UNKNOWN and version 2 PROXY of family UNSPEC, count
+// together under the proxy's address). It reports whether the session
+// may go on; when not, it has answered and closed the connection. A
+// connection that ends before its first byte (a connect-only health
+// check) is closed without being counted as a header that failed. Until
+// their headers come, such connections
 // are bounded only by the listener's (proxyproto.Listener's MaxPending,
 // 1,024): one more closes the oldest, whose header then fails with
 // proxyproto.ErrTooManyPending, counted here as any header that failed.
 func (s *session) admitProxied(pc *proxyproto.Conn) bool {
 	n := s.n
 	if err := pc.ReadHeader(); err != nil {
-		if !errors.Is(err, net.ErrClosed) { // not the node's own close (shutdown, drain)
+		// Not the node's own close (shutdown, drain), nor a connection
+		// that sent nothing (io.EOF), which had no header to get wrong.
+		if !errors.Is(err, net.ErrClosed) && err != io.EOF {
 			n.refusedProxyHeader(pc.Conn.RemoteAddr().String(), err) // counted before the peer can see the close
 		}
 		_ = s.conn.Close()
 		return false
 	}
 	key := ""
-	if pc.Header().Source.IsValid() {
-		key = addrKey(pc.RemoteAddr())
+	if !pc.Header().Local {
+		key = addrKey(pc.RemoteAddr()) // the balancer's, as an *Addr, for a client it does not name
 	}
 	n.sessionsMu.Lock()
 	refused := ""
@@ -492,7 +501,8 @@ func (s *session) admitProxied(pc *proxyproto.Conn) bool {
 
 // refusedProxyHeader counts and logs a connection from a ProxyProtocolFrom
 // balancer, remote, closed before its header was read: it was not a
-// header, it did not come in time, or too many were being read (err).
+// header, it did not come in time, or too many were being read (err). A
+// connection that ended before its first byte is not one of these.
 func (n *Node) refusedProxyHeader(remote string, err error) {
 	n.metrics.connsRefused[refusedProxyHeader].Inc()
 	n.limitLog.sample("closing a connection from a PROXY protocol balancer: its header could not be read", "reason", refusedProxyHeader, "remote", remote, "err", err)

@@ -2,6 +2,7 @@ package proxyproto
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -20,7 +21,10 @@ import (
 // bytes (an AWS NLB's default) holds a connection silent for as long as
 // its client is, while an honest client's header comes in the first
 // packet and is read at once. A connection whose header fails is closed
-// and given to Failed. Every other connection is handed out as it came.
+// and given to Failed; one that ends before its first byte (io.EOF: a
+// proxy's connect-only health check) is closed without a word, having
+// sent no header, bad or good. Every other connection is handed out as
+// it came.
 //
 // Set the fields, then call Accept (from one goroutine or several) and
 // Close, like any net.Listener.
@@ -33,7 +37,8 @@ type HeaderListener struct {
 	// MaxPending bounds the headers read at once (default 64).
 	MaxPending int
 	// Failed, if set, is told of each proxy connection closed for its
-	// header: the proxy's address and why.
+	// header: the proxy's address and why. It is not told of one that
+	// ended before its first byte.
 	Failed func(remote net.Addr, err error)
 
 	start   sync.Once
@@ -141,7 +146,9 @@ func (l *HeaderListener) run() {
 					select {
 					case <-l.done: // closed by Close
 					default:
-						if l.Failed != nil && !errors.Is(err, ErrTooManyPending) { // told when it was closed
+						// Told of a connection pushed out when it was
+						// closed; not told of one that sent nothing.
+						if l.Failed != nil && !errors.Is(err, ErrTooManyPending) && err != io.EOF {
 							l.Failed(c.RemoteAddr(), err) // before the close the peer may be waiting on
 						}
 					}

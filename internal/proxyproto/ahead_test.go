@@ -286,3 +286,59 @@ func TestListenerPending(t *testing.T) {
 	}
 	second.Close()
 }
+
+// A proxy's connection that ends before its first byte (a balancer's
+// connect-only health check) sent no header, good or bad: it is closed
+// without a word to Failed, while one that sent a byte and stopped is a
+// header cut short, and reported.
+func TestHeaderListenerConnectOnlyIsNoFailure(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 4)
+	ln := &proxyproto.HeaderListener{
+		Listener: inner,
+		From:     func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.2") },
+		Failed:   func(_ net.Addr, err error) { failed <- err },
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Errorf("accepted a connection from %s", c.RemoteAddr())
+			c.Close()
+		}
+	}()
+	for _, tt := range []struct {
+		name, first string
+		want        error // what Failed is told; nil: nothing
+	}{
+		{"connect and close", "", nil},
+		{"a byte and close", "P", io.ErrUnexpectedEOF},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := dialFrom(t, "127.0.0.2", inner.Addr().String(), tt.first)
+			if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			// The listener closes it after telling Failed, if it does.
+			if _, err := c.Read(make([]byte, 1)); err == nil {
+				t.Fatal("the connection got an answer")
+			}
+			select {
+			case err := <-failed:
+				if tt.want == nil || !errors.Is(err, tt.want) {
+					t.Errorf("Failed told %v, want %v", err, tt.want)
+				}
+			default:
+				if tt.want != nil {
+					t.Errorf("Failed told nothing, want %v", tt.want)
+				}
+			}
+		})
+	}
+}

@@ -14,7 +14,10 @@ import (
 // protocol header. ReadHeader reads it (the first Read does, if nothing
 // called it before); from then on RemoteAddr and LocalAddr are the client's
 // address and the one it dialled, as the header says, and Read returns
-// what follows the header. The caller sets the read deadline the header
+// what follows the header. A header that relays a client it does not
+// describe (Header.Source invalid, not Local) leaves the proxy's
+// addresses, given as *Addr all the same: the connection is a client's,
+// not the proxy's own. The caller sets the read deadline the header
 // must arrive by. The addresses a header named are *Addr, not
 // *net.TCPAddr: FromHeader tells them from the connection's own.
 type Conn struct {
@@ -35,15 +38,18 @@ type Conn struct {
 	pushed  bool          // closed to make room for a newer connection; guarded by pending.mu
 }
 
-// Addr is an address a PROXY protocol header named: a Conn's RemoteAddr
-// and LocalAddr once its header has named the client. It is the proxy's
-// word for the client, not an address of the connection's own, so it
-// says nothing of where the connection came from: a header may name a
-// loopback address, or the same address as source and destination.
+// Addr is an address a PROXY protocol header stands for: a Conn's
+// RemoteAddr and LocalAddr once its header has named the client, or
+// relayed one it does not name (then the proxy's own addresses, in
+// place of the unknown client's). It is the proxy's word for the client,
+// not an address of the connection's own, so it says nothing of where the
+// connection came from: a header may name a loopback address, or the
+// same address as source and destination, and a client relayed by a
+// proxy on loopback may be anywhere.
 type Addr struct{ net.TCPAddr }
 
 // FromHeader reports whether a is an address a PROXY protocol header
-// named (an *Addr), looking through addresses that wrap another and give
+// stands for (an *Addr), looking through addresses that wrap another and give
 // it with a method Unwrap() net.Addr. Rules that trust a connection's own
 // addresses (a loopback peer, a peer on the node's own host) must not
 // apply to these.
@@ -91,14 +97,32 @@ func (c *Conn) readHeader() {
 		return
 	}
 	c.hdr = h
-	if h.Source.IsValid() {
+	switch {
+	case h.Source.IsValid():
 		c.remote.Store(headerAddr(h.Source))
 		c.local.Store(headerAddr(h.Dest))
+	case !h.Local:
+		// A client the header does not describe (version 1 UNKNOWN,
+		// version 2 PROXY of family UNSPEC): not the proxy's own, so
+		// not judged by the proxy's addresses (a loopback peer, the
+		// node's own host), though counted under them.
+		c.remote.Store(ownAddr(c.Conn.RemoteAddr()))
+		c.local.Store(ownAddr(c.Conn.LocalAddr()))
 	}
 }
 
 func headerAddr(ap netip.AddrPort) *Addr {
 	return &Addr{*net.TCPAddrFromAddrPort(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))}
+}
+
+// ownAddr is a, one of the connection's own addresses, as an *Addr; the
+// zero Addr when a is not an IP address and port.
+func ownAddr(a net.Addr) *Addr {
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return &Addr{}
+	}
+	return headerAddr(ap)
 }
 
 // Read reads what follows the header, reading the header first if
@@ -141,7 +165,8 @@ func (c *Conn) Close() error {
 }
 
 // RemoteAddr is the client's address once the header has named it, the
-// proxy's before that or when the proxy spoke for itself.
+// proxy's before that or when the proxy spoke for itself (an *Addr of
+// the proxy's when it relayed a client it did not name).
 func (c *Conn) RemoteAddr() net.Addr {
 	if a := c.remote.Load(); a != nil {
 		return a
@@ -150,7 +175,8 @@ func (c *Conn) RemoteAddr() net.Addr {
 }
 
 // LocalAddr is the address the client dialled once the header has named
-// it, the connection's own before that.
+// it, the connection's own before that (an *Addr of it when the header
+// relayed a client it did not name).
 func (c *Conn) LocalAddr() net.Addr {
 	if a := c.local.Load(); a != nil {
 		return a

@@ -34,10 +34,16 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("consumed %d bytes", consumed)
 		}
 		if err != nil {
+			if len(in) == 0 && err == io.EOF {
+				return // nothing sent
+			}
 			if !errors.Is(err, proxyproto.ErrBadHeader) && !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Fatalf("error %v is neither ErrBadHeader nor io.ErrUnexpectedEOF", err)
 			}
 			return
+		}
+		if h.Local && (h.Version != 2 || h.Source.IsValid()) {
+			t.Fatalf("%+v: only a version 2 header without addresses is the proxy's own", h)
 		}
 		if h.Version != 1 && h.Version != 2 {
 			t.Fatalf("version %d", h.Version)

@@ -11,7 +11,10 @@
 // bound the connections waiting for their headers, closing the oldest to
 // make room. The addresses a header named are *Addr, which FromHeader
 // tells from a connection's own: a header is the proxy's word, and may
-// name any address, loopback included.
+// name any address, loopback included. So are the proxy's own addresses
+// when its header relays a client without naming it (version 1 UNKNOWN,
+// version 2 PROXY of family UNSPEC): only the proxy's own connection
+// (version 2 LOCAL) keeps addresses of the connection's own.
 package proxyproto
 
 import (
@@ -46,22 +49,29 @@ var ErrBadHeader = errors.New("proxyproto: not a valid PROXY protocol header")
 type Header struct {
 	// Version is 1 (text) or 2 (binary).
 	Version int
+	// Local is true for the proxy's own connection, a health check
+	// (version 2 LOCAL, whatever family it names): the connection's own
+	// addresses are its addresses. Only then.
+	Local bool
 	// Source is the client's address and port, and Dest the address it
 	// dialled; both invalid (the zero value) when the proxy speaks for
-	// itself: a health check (version 2 LOCAL), or a connection it does
-	// not describe (version 1 UNKNOWN, version 2 UNSPEC).
+	// itself (Local), or relays a client it does not describe (version 1
+	// UNKNOWN, version 2 PROXY with family UNSPEC): that client may be
+	// anyone, and the connection's addresses are the proxy's, not its.
 	Source, Dest netip.AddrPort
 }
 
 // Read reads one PROXY protocol header from r, leaving the bytes after it
 // in r. An error wraps ErrBadHeader when the bytes are not a header, or
-// is the reader's error (io.ErrUnexpectedEOF for a header cut short).
-// r's buffer must hold at least 64 bytes (bufio's default holds 4,096):
-// Read peeks at a version 2 header's addresses whole.
+// is the reader's error: io.EOF when r ended before its first byte (a
+// proxy's connect-only health check: no header, and no bad one either),
+// io.ErrUnexpectedEOF for a header cut short. r's buffer must hold at
+// least 64 bytes (bufio's default holds 4,096): Read peeks at a version 2
+// header's addresses whole.
 func Read(r *bufio.Reader) (Header, error) {
 	first, err := r.Peek(1)
 	if err != nil {
-		return Header{}, eof(err)
+		return Header{}, err // io.EOF as it is: nothing was sent
 	}
 	switch first[0] {
 	case 'P':
@@ -108,7 +118,10 @@ func readV1(r *bufio.Reader) (Header, error) {
 	var want func(netip.Addr) bool
 	switch string(fields[1]) {
 	case "UNKNOWN":
-		return h, nil // the rest of the line says nothing to rely on
+		// A client the proxy does not describe (the rest of the line
+		// says nothing to rely on), not the proxy's own: Local stays
+		// false.
+		return h, nil
 	case "TCP4":
 		want = netip.Addr.Is4
 	case "TCP6":
@@ -176,10 +189,9 @@ func readV2(r *bufio.Reader) (Header, error) {
 	default:
 		return Header{}, fmt.Errorf("%w: command %d, want LOCAL (0) or PROXY (1)", ErrBadHeader, verCmd&0x0f)
 	}
-	var size int
+	var size int // of the addresses to read: none for UNSPEC or LOCAL
 	switch famProto {
-	case 0x00: // UNSPEC: nothing said of the connection
-		local = true
+	case 0x00: // UNSPEC: nothing said of the connection, a client's still under PROXY
 	case 0x11: // TCP over IPv4
 		size = 12
 	case 0x21: // TCP over IPv6
@@ -189,14 +201,17 @@ func readV2(r *bufio.Reader) (Header, error) {
 			return Header{}, fmt.Errorf("%w: family and protocol 0x%02x: only TCP over IPv4 (0x11) or IPv6 (0x21) is served", ErrBadHeader, famProto)
 		}
 	}
-	if !local && length < size {
+	if local {
+		size = 0 // the proxy's own: what addresses it names are skipped
+	}
+	if length < size {
 		return Header{}, fmt.Errorf("%w: %d bytes of addresses, want at least %d", ErrBadHeader, length, size)
 	}
 	if _, err := r.Discard(16); err != nil {
 		return Header{}, eof(err)
 	}
-	h := Header{Version: 2}
-	if !local {
+	h := Header{Version: 2, Local: local}
+	if size > 0 {
 		b, err := r.Peek(size)
 		if err != nil {
 			return Header{}, eof(err)

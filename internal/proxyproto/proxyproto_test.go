@@ -68,14 +68,17 @@ func TestRead(t *testing.T) {
 		{name: "v1 cut short", in: "PROXY TCP4 192.0.2.7", errIs: io.ErrUnexpectedEOF},
 		{name: "not a header: a hello", in: `{"op":"hello"}` + "\n", bad: true, errText: `starts with "{"`},
 		{name: "not a header: P but not PROXY", in: "PUT / HTTP/1.1\r\n", bad: true},
-		{name: "nothing", in: "", errIs: io.ErrUnexpectedEOF},
+		{name: "nothing: a connect-only health check", in: "", errIs: io.EOF},
+		{name: "one byte, then the end", in: "P", errIs: io.ErrUnexpectedEOF},
 
 		{name: "v2 PROXY TCP over IPv4", in: v2(0x21, 0x11, ipv4Addrs(), 0) + "hello",
 			want: proxyproto.Header{Version: 2, Source: ap("192.0.2.7:54321"), Dest: ap("198.51.100.1:8080")}},
 		{name: "v2 PROXY TCP over IPv6 with TLVs", in: v2(0x21, 0x21, ipv6Addrs(), 300) + "hello",
 			want: proxyproto.Header{Version: 2, Source: ap("[2001:db8::7]:12345"), Dest: ap("[2001:db8::1]:8080")}},
-		{name: "v2 LOCAL, a health check", in: v2(0x20, 0x00, nil, 0) + "hello", want: proxyproto.Header{Version: 2}},
-		{name: "v2 LOCAL with addresses, ignored", in: v2(0x20, 0x11, ipv4Addrs(), 0) + "hello", want: proxyproto.Header{Version: 2}},
+		{name: "v2 LOCAL, a health check", in: v2(0x20, 0x00, nil, 0) + "hello", want: proxyproto.Header{Version: 2, Local: true}},
+		{name: "v2 LOCAL with addresses, ignored", in: v2(0x20, 0x11, ipv4Addrs(), 0) + "hello", want: proxyproto.Header{Version: 2, Local: true}},
+		{name: "v2 LOCAL of a unix socket", in: v2(0x20, 0x31, make([]byte, 216), 0) + "hello", want: proxyproto.Header{Version: 2, Local: true}},
+		// A client relayed, not described: not the proxy's own.
 		{name: "v2 PROXY UNSPEC", in: v2(0x21, 0x00, nil, 5) + "hello", want: proxyproto.Header{Version: 2}},
 		{name: "v2 the longest", in: v2(0x21, 0x11, ipv4Addrs(), proxyproto.MaxV2-12) + "hello",
 			want: proxyproto.Header{Version: 2, Source: ap("192.0.2.7:54321"), Dest: ap("198.51.100.1:8080")}},
@@ -153,6 +156,50 @@ func TestConn(t *testing.T) {
 			}
 			if got := c.LocalAddr().String(); got != tt.local {
 				t.Errorf("LocalAddr = %s, want %s", got, tt.local)
+			}
+		})
+	}
+}
+
+// Only the proxy's own connection (version 2 LOCAL) keeps the
+// connection's own addresses. A client the header relays without naming
+// it (version 1 UNKNOWN, version 2 PROXY of family UNSPEC) may be anyone:
+// its addresses are the proxy's, but as *Addr, which FromHeader tells
+// from the connection's own, so that no rule for a loopback peer or the
+// node's own host applies to it.
+func TestConnUndescribedClient(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	for _, tt := range []struct {
+		name, header string
+		fromHeader   bool // the addresses are *Addr
+	}{
+		{"v1 UNKNOWN", "PROXY UNKNOWN\r\n", true},
+		{"v1 UNKNOWN with addresses, ignored", "PROXY UNKNOWN 127.0.0.1 127.0.0.1 1 2\r\n", true},
+		{"v2 PROXY UNSPEC", v2(0x21, 0x00, nil, 0), true},
+		{"v2 LOCAL, the proxy's own", v2(0x20, 0x00, nil, 0), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client := dialFrom(t, "127.0.0.2", ln.Addr().String(), tt.header)
+			raw, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := proxyproto.NewConn(raw)
+			defer c.Close()
+			if err := c.ReadHeader(); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range []struct {
+				which     string
+				got, want net.Addr
+			}{{"RemoteAddr", c.RemoteAddr(), client.LocalAddr()}, {"LocalAddr", c.LocalAddr(), client.RemoteAddr()}} {
+				if a.got.String() != a.want.String() || proxyproto.FromHeader(a.got) != tt.fromHeader {
+					t.Errorf("%s = %s, FromHeader %v; want %s, FromHeader %v", a.which, a.got, proxyproto.FromHeader(a.got), a.want, tt.fromHeader)
+				}
 			}
 		})
 	}

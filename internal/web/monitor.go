@@ -419,10 +419,12 @@ func (h *handler) streamSource(r *http.Request) string {
 }
 
 // viaProxyHeader reports whether r came through a PROXY protocol
-// balancer that named its client: its addresses are then the header's,
-// the balancer's word, and not the connection's own (a header may name
-// 127.0.0.1, or the same address as source and destination), so neither
-// the loopback rule for admin actions nor the node's own host's exemption
+// balancer that relayed a client, named or not (anything but the
+// balancer's own connection, version 2 LOCAL): its addresses are then
+// the header's, the balancer's word, and not the connection's own (a
+// header may name 127.0.0.1, or the same address as source and
+// destination, and a client not named may be anywhere), so neither the
+// loopback rule for admin actions nor the node's own host's exemption
 // from the per-address limits applies.
 func viaProxyHeader(r *http.Request) bool {
 	return proxyproto.FromHeader(localAddr(r))

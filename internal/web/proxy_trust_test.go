@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,8 +58,9 @@ func viaBalancer(t *testing.T, addr, header, request string) *http.Response {
 
 // Without an admin token only loopback may drain, and a PROXY protocol
 // header naming 127.0.0.1 (a client on the balancer's own host, which is
-// not the node's) is no loopback: 403. The balancer's own connection (a
-// version 2 LOCAL header), from its real loopback address, may.
+// not the node's) is no loopback: 403, nor is a client the header relays
+// without naming it. The balancer's own connection (a version 2 LOCAL
+// header), from its real loopback address, may.
 func TestProxyHeaderLoopbackMayNotDrain(t *testing.T) {
 	for _, tc := range []struct {
 		name, header string
@@ -66,15 +68,27 @@ func TestProxyHeaderLoopbackMayNotDrain(t *testing.T) {
 	}{
 		{"a header naming loopback", "PROXY TCP4 127.0.0.1 127.0.0.1 40000 7071\r\n", http.StatusForbidden},
 		{"a header naming another host's loopback address", "PROXY TCP4 127.0.0.1 192.0.2.1 40000 7071\r\n", http.StatusForbidden},
+		// A client relayed without being named may be anywhere: the
+		// balancer's loopback address is not its.
+		{"a client the header does not describe (version 1 UNKNOWN)", "PROXY UNKNOWN\r\n", http.StatusForbidden},
+		{"a client the header does not describe (version 2 PROXY, UNSPEC)", "\r\n\r\n\x00\r\nQUIT\n\x21\x00\x00\x00", http.StatusForbidden},
 		{"the balancer's own connection, from loopback", "\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00", http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := &fakeSource{}
 			addr := serveBehindBalancer(t, web.NewHandler(src, prometheus.NewRegistry()))
 			resp := viaBalancer(t, addr, tc.header, "POST /v1/drain HTTP/1.1\r\nHost: "+addr+"\r\nContent-Length: 0\r\n\r\n")
+			body, err := io.ReadAll(resp.Body)
 			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
 			if resp.StatusCode != tc.want {
-				t.Errorf("POST /v1/drain: %d, want %d", resp.StatusCode, tc.want)
+				t.Errorf("POST /v1/drain: %d %s, want %d", resp.StatusCode, body, tc.want)
+			}
+			// Refused, it says why 127.0.0.1 in a header is no loopback.
+			if says := "PROXY protocol header names (or relays unnamed) never counts as loopback"; tc.want == http.StatusForbidden && !strings.Contains(string(body), says) {
+				t.Errorf("POST /v1/drain refused with %s; want it to say %q", body, says)
 			}
 			if want := tc.want == http.StatusOK; src.draining.Load() != want {
 				t.Errorf("draining %v, want %v", src.draining.Load(), want)
