@@ -145,17 +145,22 @@ func (n *Node) DrainStatus() DrainStatus {
 		return st
 	}
 	st.Paced = true
+	// done first, the fields after: the loop's end sets the reason under
+	// d.mu, then closes done, so a drain seen done has its reason to
+	// read. The other way round, the end could come between the two
+	// reads, and a status said done with no reason (which drain, the
+	// command, reports as a drain that ended before the node was empty).
+	select {
+	case <-d.done:
+		st.Done = true
+	default:
+	}
 	d.mu.Lock()
 	st.Started = d.plan.Deadline().Add(-d.plan.Window())
 	st.Deadline = d.plan.Deadline()
 	st.Total = d.plan.Total()
 	st.Asked, st.Reasked, st.Closed, st.Reason = d.asked, d.reasked, d.closed, d.reason
 	d.mu.Unlock()
-	select {
-	case <-d.done:
-		st.Done = true
-	default:
-	}
 	st.Empty = st.Sessions == 0
 	return st
 }

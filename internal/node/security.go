@@ -395,7 +395,7 @@ func (s *session) checkToken(m wire.Message) (user string, rooms []string, werr 
 		case errors.Is(err, token.ErrSignature):
 			why = "the token is not signed by this service's key"
 		case errors.Is(err, token.ErrAudience):
-			why = "the token is not for this service (its aud names another, or none)"
+			why = "the token is for another service, or names none (aud)"
 		case errors.Is(err, token.ErrClaims):
 			why = "the token lacks a valid user or expiry, or its rooms claim is malformed"
 		default:
