@@ -238,8 +238,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := n.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "switchboard %s: node %s of %s on %s (http %s, cluster %s, dns %s, data %s)\n",
-		s.cfg.Version, n.ID(), n.Service(), n.Addr(), orNone(n.HTTPAddr()), orNone(n.ClusterAddr()), orNone(n.DNSAddr()), s.cfg.DataDir)
+	scheme := "http"
+	if s.cfg.HTTPTLS && n.HTTPAddr() != "" {
+		scheme = "https"
+	}
+	fmt.Fprintf(stdout, "switchboard %s: node %s of %s on %s (%s %s, cluster %s, dns %s, data %s)\n",
+		s.cfg.Version, n.ID(), n.Service(), n.Addr(), scheme, orNone(n.HTTPAddr()), orNone(n.ClusterAddr()), orNone(n.DNSAddr()), s.cfg.DataDir)
 	stopSIP, err := s.sip.start(n, s.cfg, logger, stdout)
 	if err != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
