@@ -55,7 +55,7 @@ func report(stderr io.Writer, err error) int {
 	if code == exitOK {
 		return code
 	}
-	fmt.Fprintln(stderr, "switchboard:", err)
+	fmt.Fprintln(stderr, "switchboard:", termSafeLines(err.Error())) // it may quote a node
 	var ue *usageError
 	if errors.As(err, &ue) {
 		if ue.cmd == "" {

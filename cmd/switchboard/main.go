@@ -83,6 +83,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] && c.run != nil {
+			if c.name != "serve" && c.name != "chat" {
+				// These print what nodes send (termsafe.go); serve
+				// prints its own settings and quoted logs, chat draws
+				// the screen and escapes what it shows itself.
+				stdout, stderr = newSafeWriter(stdout), newSafeWriter(stderr)
+			}
 			return c.run(ctx, args[1:], stdout, stderr)
 		}
 	}
