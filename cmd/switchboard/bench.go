@@ -91,10 +91,12 @@ func runBenchConnect(ctx context.Context, args []string, stdout, stderr io.Write
 		if done%max(*clients/10, 1) != 0 && done != *clients {
 			return
 		}
+		// Sessions tried so far, attached or failed (the result counts
+		// each kind).
 		if tty {
-			fmt.Fprintf(stderr, "\rattached %d/%d", done, *clients)
+			fmt.Fprintf(stderr, "\rtried %d/%d", done, *clients)
 		} else {
-			fmt.Fprintf(stderr, "attached %d/%d\n", done, *clients)
+			fmt.Fprintf(stderr, "tried %d/%d\n", done, *clients)
 		}
 	}
 	run, err := bench.Open(ctx, load, progress)
@@ -128,9 +130,17 @@ func runBenchConnect(ctx context.Context, args []string, stdout, stderr io.Write
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		printResult(stdout, res)
 	}
-	printResult(stdout, res)
+	if res.Failed > 0 {
+		// A script reads the exit code: sessions that never attached
+		// are a failed run, however the others did.
+		return fmt.Errorf("bench connect: %d of %d sessions failed to attach", res.Failed, *clients)
+	}
 	return nil
 }
 
