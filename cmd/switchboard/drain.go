@@ -131,6 +131,16 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	started := time.Now()
+	// The node's loop ends by its deadline, with the sessions left closed
+	// there: a node that still says draining well after the window (as
+	// long from now as the node's deadline is from its start) has a loop
+	// that no longer runs, and following it would never end. Measured by
+	// this clock, which the node's need not agree with.
+	window := *within
+	if !st.Started.IsZero() && st.Deadline.After(st.Started) {
+		window = st.Deadline.Sub(st.Started)
+	}
+	giveUp := started.Add(window + drainFollowGrace)
 	last := ""
 	for {
 		if st.Done {
@@ -158,8 +168,15 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if !st.Paced || (!st.Draining && !st.Done) {
 			return errors.New("drain: the node is no longer draining (DELETE /v1/drain, or it restarted)")
 		}
+		if !st.Done && time.Now().After(giveUp) {
+			return fmt.Errorf("drain: %s still drains %v after its window of %v ended, with %d sessions left: stopped following (look at the node's log)", st.Node, drainFollowGrace, window, st.Sessions)
+		}
 	}
 }
+
+// drainFollowGrace is how long past the drain's window drain follows a
+// node that has not said its drain ended.
+var drainFollowGrace = 30 * time.Second
 
 // nodeWeb finds a node's HTTP API from its ID or client address.
 type nodeWeb struct {

@@ -442,3 +442,23 @@ func TestDrainRefusesAnEmptyAdminToken(t *testing.T) {
 		}
 	}
 }
+
+// A node whose drain never ends (its status says draining long after
+// its window, as a node whose drain loop no longer runs would): drain
+// stops following it once the window and drainFollowGrace have passed,
+// and exits 1 (it followed for ever).
+func TestDrainStopsFollowingAStuckDrain(t *testing.T) {
+	defer func(g time.Duration) { drainFollowGrace = g }(drainFollowGrace)
+	drainFollowGrace = 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now().Add(-time.Hour) // the node's clock, an hour behind the window's end
+		st := node.DrainStatus{Node: "n1", Status: directory.Draining, Draining: true, Paced: true,
+			Started: start, Deadline: start.Add(time.Second), Total: 1, Sessions: 1}
+		_ = json.NewEncoder(w).Encode(st)
+	}))
+	defer srv.Close()
+	code, stdout, stderr := runArgs(t, "drain", strings.TrimPrefix(srv.URL, "http://"), "--within", "1s")
+	if code != exitFailure || !strings.Contains(stderr, "stopped following") || !strings.Contains(stdout, "draining n1") {
+		t.Errorf("drain of a node whose drain never ends: exit %d, stdout %q, stderr %q; want 1 and why", code, stdout, stderr)
+	}
+}
