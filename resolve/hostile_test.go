@@ -3,6 +3,7 @@ package resolve
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -540,12 +541,14 @@ func TestLookupSRVThroughCNAME(t *testing.T) {
 }
 
 // A server or middlebox that drops SRV queries, or answers them SERVFAIL,
-// while it answers A and AAAA, leaves the service reachable: the SRV query
-// leaves part of the Timeout to the A/AAAA fallback, which it falls back to.
-// Whether the SRV records are absent is unknown then: with no address
-// either, the SRV failure is reported, not ErrNoAddress.
+// NOTIMP, FORMERR or REFUSED (home routers' proxies answer types they do
+// not know so), while it answers A and AAAA, leaves the service
+// reachable: the SRV query leaves part of the Timeout to the A/AAAA
+// fallback, which it falls back to. Whether the SRV records are absent
+// is unknown then: with no address either, the SRV failure is reported,
+// not ErrNoAddress.
 func TestLookupFallsBackWhenSRVFails(t *testing.T) {
-	mishandle := func(drop bool) dns.HandlerFunc {
+	mishandle := func(rcode int, drop bool) dns.HandlerFunc {
 		return func(w dns.ResponseWriter, r *dns.Msg) {
 			if r.Question[0].Qtype != dns.TypeSRV {
 				plainDNS(w, r)
@@ -555,15 +558,22 @@ func TestLookupFallsBackWhenSRVFails(t *testing.T) {
 				return // no reply
 			}
 			m := new(dns.Msg)
-			m.SetRcode(r, dns.RcodeServerFailure)
+			m.SetRcode(r, rcode)
 			w.WriteMsg(m)
 		}
 	}
 	for _, tc := range []struct {
-		name string
-		drop bool
-	}{{"SRV dropped", true}, {"SRV SERVFAIL", false}} {
-		addr := staticServer(t, mishandle(tc.drop))
+		name  string
+		rcode int
+		drop  bool
+	}{
+		{"SRV dropped", 0, true},
+		{"SRV SERVFAIL", dns.RcodeServerFailure, false},
+		{"SRV NOTIMP", dns.RcodeNotImplemented, false},
+		{"SRV FORMERR", dns.RcodeFormatError, false},
+		{"SRV REFUSED", dns.RcodeRefused, false},
+	} {
+		addr := staticServer(t, mishandle(tc.rcode, tc.drop))
 		for via, cfg := range map[string]Config{
 			"direct": {Resolver: addr, DefaultPort: 7070, Timeout: 2 * time.Second},
 			"system": {NetResolver: system(addr), DefaultPort: 7070, Timeout: 2 * time.Second},
@@ -579,7 +589,7 @@ func TestLookupFallsBackWhenSRVFails(t *testing.T) {
 			})
 		}
 	}
-	addr := staticServer(t, mishandle(false))
+	addr := staticServer(t, mishandle(dns.RcodeServerFailure, false))
 	_, err := Lookup(t.Context(), Config{Resolver: addr, DefaultPort: 7070}, "missing.test")
 	if errors.Is(err, ErrNoAddress) || err == nil || !strings.Contains(err.Error(), "SERVFAIL") {
 		t.Errorf("Lookup with SRV SERVFAIL and no A/AAAA: %v, want the SERVFAIL, not ErrNoAddress", err)
@@ -663,5 +673,58 @@ func TestLookupBoundsTheSRVCrossProduct(t *testing.T) {
 			t.Fatalf("%s returned twice", a)
 		}
 		seen[a] = true
+	}
+}
+
+// A name with three AAAA records and one A: whatever the shuffle, the
+// families take turns, so a client whose IPv6 path drops packets waits
+// out at most one address before it reaches the IPv4 one (before, up to
+// three, 2 s each in the client).
+func TestLookupInterleavesFamilies(t *testing.T) {
+	addr := staticServer(t, func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		q := r.Question[0]
+		var rrs []string
+		switch q.Qtype {
+		case dns.TypeA:
+			rrs = []string{"mixed.test. 5 IN A 127.0.3.1"}
+		case dns.TypeAAAA:
+			rrs = []string{"mixed.test. 5 IN AAAA 2001:db8::1", "mixed.test. 5 IN AAAA 2001:db8::2", "mixed.test. 5 IN AAAA 2001:db8::3"}
+		}
+		for _, s := range rrs {
+			rr, _ := dns.NewRR(s)
+			m.Answer = append(m.Answer, rr)
+		}
+		w.WriteMsg(m)
+	})
+	firsts := map[bool]int{}
+	for seed := range uint64(40) {
+		got, err := Lookup(t.Context(), Config{Resolver: addr, DefaultPort: 7070, Rand: rand.New(rand.NewPCG(seed, 1))}, "mixed.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 4 {
+			t.Fatalf("Lookup = %q, want 4 addresses", got)
+		}
+		v4 := slices.Index(got, "127.0.3.1:7070")
+		if v4 > 1 {
+			t.Errorf("seed %d: Lookup = %q: the IPv4 address comes after %d IPv6 ones", seed, got, v4)
+		}
+		firsts[v4 == 0]++
+	}
+	if firsts[true] == 0 || firsts[false] == 0 {
+		t.Errorf("the first address was of one family in all 40 lookups (%v): the shuffle should pick either", firsts)
+	}
+}
+
+// A service name with a port, a path or a space is refused at once: asked
+// for in DNS it is a name that does not exist, and a client tried it
+// again and again.
+func TestLookupRefusesANameWithAPort(t *testing.T) {
+	for _, name := range []string{"chat.local:7070", "chat.local/x", "chat local"} {
+		if _, err := Lookup(t.Context(), Config{Resolver: "127.0.0.1:1", DefaultPort: 7070}, name); err == nil || !strings.Contains(err.Error(), "is not a service name") {
+			t.Errorf("Lookup(%q): %v, want it refused as no service name", name, err)
+		}
 	}
 }

@@ -130,9 +130,13 @@ type srvRecord struct {
 // no address for, or whose lookup fails, is left out; one the system
 // resolver gives none for, or past the 8th, stays its host name, for the
 // dialler to resolve. When there are no SRV records, or the SRV query timed
-// out or got SERVFAIL (a server or middlebox that mishandles SRV) and
-// Config.DefaultPort is set, Lookup asks for the A and AAAA records of the
-// service name and returns them, in random order, with Config.DefaultPort.
+// out or got an error answer (SERVFAIL, NOTIMP, FORMERR, REFUSED: a server
+// or middlebox that mishandles SRV) and Config.DefaultPort is set, Lookup
+// asks for the A and AAAA records of the service name and returns them,
+// with Config.DefaultPort, in random order but for the families, which
+// take turns (RFC 8305): a client whose IPv6 path drops packets meets an
+// IPv4 address second at the latest. A name with a port, a slash or a
+// space is refused.
 //
 // Lookup blocks for up to Config.Timeout (or until ctx ends). It looks the
 // SRV targets' addresses up concurrently, in at most 8 goroutines that end
@@ -144,8 +148,11 @@ func Lookup(ctx context.Context, cfg Config, service string) ([]string, error) {
 		return nil, err
 	}
 	service = strings.TrimSuffix(service, ".")
-	if _, ok := dns.IsDomainName(service); !ok || service == "" {
-		return nil, fmt.Errorf("resolve: %q is not a service name", service)
+	if _, ok := dns.IsDomainName(service); !ok || service == "" || strings.ContainsAny(service, ":/ ") {
+		// A port or a path (chat.local:7070) is no part of a name: asked
+		// for, it is a name that does not exist, and a client would try
+		// it again and again instead of saying what is wrong.
+		return nil, fmt.Errorf("resolve: %q is not a service name (a name has no port, slash or space)", service)
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -233,7 +240,7 @@ func (l *lookup) run(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("%w for %s via %s (no SRV, A or AAAA records)", ErrNoAddress, l.service, l.via)
 	}
 	l.rnd.Shuffle(len(ips), func(i, j int) { ips[i], ips[j] = ips[j], ips[i] })
-	ips = ips[:min(len(ips), maxAddrs)]
+	ips = interleave(ips)[:min(len(ips), maxAddrs)]
 	out := make([]string, len(ips))
 	for i, ip := range ips {
 		out[i] = netip.AddrPortFrom(ip, uint16(l.cfg.DefaultPort)).String()
@@ -382,12 +389,47 @@ func cnameChain(answer []dns.RR, name string) []string {
 	return chain
 }
 
+// interleave returns ips with the families taking turns, starting with
+// the first's and keeping each family's order (RFC 8305, section 4): a
+// client whose IPv6 (or IPv4) path silently drops packets waits out one
+// address's timeout before it reaches one of the other family, however
+// many of the first family the name has (with three AAAA records and one
+// A shuffled together, up to three).
+func interleave(ips []netip.Addr) []netip.Addr {
+	if len(ips) < 3 {
+		return ips
+	}
+	var first, other []netip.Addr
+	for _, ip := range ips {
+		if ip.Is4() == ips[0].Is4() {
+			first = append(first, ip)
+		} else {
+			other = append(other, ip)
+		}
+	}
+	out := make([]netip.Addr, 0, len(ips))
+	for i := 0; i < len(first) || i < len(other); i++ {
+		if i < len(first) {
+			out = append(out, first[i])
+		}
+		if i < len(other) {
+			out = append(out, other[i])
+		}
+	}
+	return out
+}
+
 // srvMishandled reports whether err, from the SRV query, is what a server
 // or middlebox that mishandles SRV gives while it may still answer A and
-// AAAA: a timeout (the query dropped) or SERVFAIL. Other failures (REFUSED,
-// a refused port) would fail the A/AAAA queries as well; the system
-// resolver says less, and any temporary failure of its is taken for
-// SERVFAIL (falling back then costs another quick failure at worst).
+// AAAA: a timeout (the query dropped), or any error answer (SERVFAIL, and
+// the NOTIMP, FORMERR or REFUSED that home routers' DNS proxies give for
+// a type they do not know; a name without records is no error). The
+// system resolver says less: a temporary failure of its (SERVFAIL) and
+// its "server misbehaving" (any other error answer) are taken for these.
+// Falling back costs one more quick failure at worst, where a server
+// that fails every query fails the A/AAAA ones too; not falling back left
+// a client behind such a proxy unable ever to reach the service. A server
+// that cannot be reached at all is not asked again.
 func srvMishandled(err error) bool {
 	var rc rcodeError
 	var dnsErr *net.DNSError
@@ -395,10 +437,9 @@ func srvMishandled(err error) bool {
 	case errors.Is(err, context.DeadlineExceeded):
 		return true
 	case errors.As(err, &rc):
-		return int(rc) == dns.RcodeServerFailure
+		return true
 	case errors.As(err, &dnsErr):
-		// The Go resolver reports SERVFAIL as temporary.
-		return dnsErr.IsTimeout || dnsErr.IsTemporary
+		return dnsErr.IsTimeout || dnsErr.IsTemporary || dnsErr.Err == "server misbehaving"
 	}
 	return false
 }
