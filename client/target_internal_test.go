@@ -198,3 +198,18 @@ func TestTargetZonedIPv6Literal(t *testing.T) {
 		t.Errorf("the resolver was asked %d queries for an IP literal", n)
 	}
 }
+
+// A dns: target whose service has a port, a path or a space is refused
+// when the session is made: looked up, it failed every pass for ever.
+func TestTargetServiceWithAPortIsRefused(t *testing.T) {
+	for _, raw := range []string{"dns:chat.local:7070", "dns://127.0.0.1:53/chat.local:7070", "dns:chat local", "dns://127.0.0.1:53/chat/x"} {
+		if _, err := parseTarget(raw, nil); err == nil || !strings.Contains(err.Error(), "is not a DNS name") {
+			t.Errorf("parseTarget(%q): %v, want it refused", raw, err)
+		}
+	}
+	for _, raw := range []string{"dns:chat.local", "dns://127.0.0.1:53/chat.local", "chat.local:7070", "127.0.0.1:7070,127.0.0.2:7070"} {
+		if _, err := parseTarget(raw, nil); err != nil {
+			t.Errorf("parseTarget(%q): %v", raw, err)
+		}
+	}
+}
