@@ -76,11 +76,14 @@
 //
 // Over UDP each client network (an IPv4 /24, an IPv6 /56) gets at most
 // Config.RateLimit full replies a second (default 100, with a burst of as
-// many); beyond that every query gets its header and question back with the
-// TC bit and no records, so a real client asks again over TCP and the victim
-// of spoofed queries receives no more bytes than were sent in its name.
-// Loopback clients are not limited. The limiter remembers at most 65536
-// networks, forgetting idle ones.
+// many), and each wide network (an IPv4 /16, an IPv6 /32) sixteen times
+// that over all its client networks; beyond that every query gets its
+// header and question back with the TC bit and no records, so a real
+// client asks again over TCP and the victim of spoofed queries, past that
+// rate, receives no more bytes than were sent in its name, however its
+// sources are spread. Loopback clients are not limited. The limiter
+// remembers at most 65536 networks, wide ones included, forgetting idle
+// ones.
 //
 // Over TCP at most Config.MaxTCPConns (default 256) connections are open at
 // once, at most a sixteenth of them (at least 1) from one client host (an

@@ -57,10 +57,10 @@ func (s *Server) limited(remote net.Addr) bool {
 		return false
 	}
 	now := s.now()
-	network := clientNet(ip)
-	if s.limit.allow(network, now) {
+	if s.limit.allowClient(ip, now) {
 		return false
 	}
+	network := clientNet(ip)
 	n := s.counts.rateLimited.Add(1)
 	if due(&s.counts.rateLogged, now) {
 		s.log.Warn("dns replies over the rate limit are truncated", "network", network, "limit_per_s", s.cfg.RateLimit, "truncated_total", n)

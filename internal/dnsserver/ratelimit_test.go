@@ -126,3 +126,53 @@ func TestServerRateLimitSparesLoopback(t *testing.T) {
 		}
 	}
 }
+
+// Spoofed queries spread over the client networks of one victim network
+// draw wideShare times one network's rate between them, not each
+// network's rate: 64 IPv4 /24s of one /16, and 64 IPv6 /56s of one /32,
+// each asking ten times in the same instant at a rate of 10, get 160 full
+// replies, where they got 640. A client of another wide network is not
+// held back by them.
+func TestRateLimiterWideNetworks(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	for _, tt := range []struct {
+		name   string
+		client func(i int) netip.Addr
+		other  netip.Addr
+	}{
+		{"IPv4 /24s of a /16", func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, byte(i), 7}) }, netip.MustParseAddr("198.52.0.7")},
+		{"IPv6 /56s of a /32", func(i int) netip.Addr {
+			return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(i), 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})
+		}, netip.MustParseAddr("2001:db9::1")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			l := newRateLimiter(10)
+			allowed := 0
+			for i := range 64 {
+				for range 10 {
+					if l.allowClient(tt.client(i), t0) {
+						allowed++
+					}
+				}
+			}
+			if allowed != 10*wideShare {
+				t.Errorf("%d full replies to 64 client networks of one wide network, want %d", allowed, 10*wideShare)
+			}
+			if !l.allowClient(tt.other, t0) {
+				t.Errorf("%v, of another wide network, refused", tt.other)
+			}
+			// One second later the wide network has its rate back.
+			allowed = 0
+			for i := range 64 {
+				for range 10 {
+					if l.allowClient(tt.client(i), t0.Add(time.Second)) {
+						allowed++
+					}
+				}
+			}
+			if allowed != 10*wideShare {
+				t.Errorf("a second later: %d full replies, want %d", allowed, 10*wideShare)
+			}
+		})
+	}
+}
