@@ -2,7 +2,6 @@ package web_test
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -103,11 +102,8 @@ func TestProxyHeaderLoopbackMayNotDrain(t *testing.T) {
 // host is exempt only by the connection's own addresses.
 func TestProxyHeaderStreamsCountPerSource(t *testing.T) {
 	src := &fakeSource{}
-	mon := web.NewMonitor(src)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { mon.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	mon, stop := runMonitor(src)
+	defer stop()
 	addr := serveBehindBalancer(t, web.NewHandler(src, prometheus.NewRegistry(), web.WithMonitor(mon)))
 	for i := range web.MaxStreamsPerSource + 1 {
 		resp := viaBalancer(t, addr, "PROXY TCP4 127.0.0.1 127.0.0.1 40000 7071\r\n", "GET /v1/events HTTP/1.1\r\nHost: "+addr+"\r\n\r\n")

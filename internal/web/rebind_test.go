@@ -19,11 +19,8 @@ import (
 // it apart, so it gets 421; the same request by address gets 200.
 func TestRebindingReadOverPlainHTTP(t *testing.T) {
 	src := &fakeSource{}
-	mon := web.NewMonitor(src)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { mon.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	mon, stop := runMonitor(src)
+	defer stop()
 	h := web.NewHandler(src, prometheus.NewRegistry(), web.WithMonitor(mon))
 	for _, tt := range []struct {
 		host string
@@ -61,11 +58,8 @@ func TestRebindingReadOverPlainHTTP(t *testing.T) {
 // not the stats nor the event stream; a site a pattern names may.
 func TestCatchAllOriginsOpenNoReads(t *testing.T) {
 	src := &fakeSource{}
-	mon := web.NewMonitor(src)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { mon.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	mon, stop := runMonitor(src)
+	defer stop()
 	for _, patterns := range [][]string{{"*"}, {"*:*"}, {"*:7071", "*.example.org"}} {
 		h := web.NewHandler(src, prometheus.NewRegistry(), web.WithMonitor(mon), web.WithOrigins(patterns))
 		for _, tt := range []struct {
@@ -109,4 +103,15 @@ func TestCatchAllOriginsOpenNoReads(t *testing.T) {
 	if got := w.Header().Get("Access-Control-Allow-Origin"); w.Code != http.StatusOK || got != "https://app.example.org" {
 		t.Errorf("GET /v1/stats from a site a pattern names: %d, CORS %q; want 200 and the site", w.Code, got)
 	}
+}
+
+// runMonitor runs a Monitor of src until stop, which the test defers:
+// the monitor stops before the test's cleanups close its streams and
+// servers.
+func runMonitor(src web.Source) (mon *web.Monitor, stop func()) {
+	mon = web.NewMonitor(src)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { mon.Run(ctx); close(done) }()
+	return mon, func() { cancel(); <-done }
 }

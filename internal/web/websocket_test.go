@@ -82,11 +82,8 @@ func TestWSConnFraming(t *testing.T) {
 // user's browser.
 func TestPagesAndStats(t *testing.T) {
 	src := &fakeSource{}
-	mon := web.NewMonitor(src)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { mon.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	mon, stop := runMonitor(src)
+	defer stop()
 	h := web.NewHandler(src, prometheus.NewRegistry(), web.WithUI(http.NotFoundHandler()), web.WithMonitor(mon), web.WithOrigins([]string{"*.example.org"}))
 	for _, tt := range []struct {
 		path, origin string
