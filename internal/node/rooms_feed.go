@@ -93,7 +93,11 @@ type feed struct {
 	// missed heartbeats: newer consumers have higher generations, so a
 	// report from a replaced one never hides one from its successor.
 	missedGen atomic.Uint64
-	recheck   chan struct{} // a check asked for after a failed restart; buffered for one
+	// storedThrough is the highest stream seq the feed's writer has
+	// stored text under (noteStored): a re-join's state waits until the
+	// feed has applied it, so that it holds every chunk acked before.
+	storedThrough atomic.Uint64
+	recheck       chan struct{} // a check asked for after a failed restart; buffered for one
 
 	keys map[string]bool // guarded by e.mu: the local sessions holding the feed
 	// lingerTill is guarded by e.mu: an unheld feed runs until then at
@@ -356,22 +360,30 @@ func (f *feed) resync(ctx context.Context, key string) (uint64, error) {
 	// claimed settles, once, whether the feed sends the state or the
 	// join gives up (ctx), as in activate.
 	var claimed atomic.Bool
+	// The session's text is answered (rejoin waited for it): the state
+	// waits until the feed has applied what the writer stored, so that
+	// it holds every chunk the session was told was stored. Sent before,
+	// it could lack the last one, acked a moment ago, and the client
+	// would show its line without it.
+	stored := f.storedThrough.Load()
 	err := f.do(ctx, func() {
-		if !claimed.CompareAndSwap(false, true) {
-			return // the join gave up
-		}
-		s := f.sessions[key]
-		line, err := f.r.Resync(key)
-		switch {
-		case err != nil:
-			res <- result{err: err}
-		case line != nil && s != nil:
-			f.send(s, line)
-			f.flush()
-			res <- result{seq: f.r.Seq(s.user)}
-		default:
-			res <- result{err: errFeedClosed} // not in the room here: no state to send
-		}
+		f.after(stored, func() {
+			if !claimed.CompareAndSwap(false, true) {
+				return // the join gave up
+			}
+			s := f.sessions[key]
+			line, err := f.r.Resync(key)
+			switch {
+			case err != nil:
+				res <- result{err: err}
+			case line != nil && s != nil:
+				f.send(s, line)
+				f.flush()
+				res <- result{seq: f.r.Seq(s.user)}
+			default:
+				res <- result{err: errFeedClosed} // not in the room here: no state to send
+			}
+		})
 	})
 	if err != nil {
 		return 0, err

@@ -210,8 +210,12 @@ func (f *feed) storeChunk(ctx context.Context, rec record) error {
 	id := textID(f.room, rec.User, rec.Dev, rec.Seq)
 	for range 3 {
 		seq, dup, err := f.e.publishAck(ctx, f.room, rec, id)
-		if err != nil || !dup {
+		if err != nil {
 			return err
+		}
+		f.noteStored(seq) // a duplicate's seq is the chunk's, stored before
+		if !dup {
+			return nil
 		}
 		stored, err := f.e.storedRecord(ctx, f.room, seq)
 		switch {
@@ -247,8 +251,22 @@ func (f *feed) storeBatch(batch []*textReq, chunks int) error {
 	// The ID makes the writer's own retries of this batch duplicates; a
 	// client's resend makes a new batch, which the room deduplicates.
 	id := "batch/" + e.n.cfg.ID + "/" + strconv.FormatUint(e.inc, 36) + "/" + strconv.FormatUint(e.batches.Add(1), 36)
-	_, err := e.publish(ctx, f.room, record{Op: recBatch, Recs: recs}, id)
+	seq, err := e.publish(ctx, f.room, record{Op: recBatch, Recs: recs}, id)
+	if err == nil {
+		f.noteStored(seq)
+	}
 	return err
+}
+
+// noteStored notes that the writer stored a record of the room under the
+// stream's seq, before it answers the chunks in it.
+func (f *feed) noteStored(seq uint64) {
+	for {
+		old := f.storedThrough.Load()
+		if seq <= old || f.storedThrough.CompareAndSwap(old, seq) {
+			return
+		}
+	}
 }
 
 // storeTimeout bounds how long a session waits for its chunk: the
