@@ -83,24 +83,40 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("chat: %w", err)
 	}
 	defer s.Close()
-	// Wait for the node's answer: a refusal (a token that does not allow
-	// the room, a limit) ends the command here, saying why, rather than
-	// leave a screen that takes keys no room will get.
-	if _, err := s.JoinWait(ctx, room); err != nil {
-		if ctx.Err() != nil {
-			return nil // stopped while joining
-		}
-		var refusal *client.ServerError
-		if errors.As(err, &refusal) {
-			err = refusal // the node's words, without the client's own "joining room"
-		}
-		return fmt.Errorf("chat: joining %q: %w", room, err)
+	if err := joinRoom(ctx, s, room, cf.timeout, stderr); err != nil {
+		return err
 	}
 	v := &chatView{s: s, room: room, text: rtt.NewRoom(0)}
 	if *script {
 		return v.runScript(ctx, os.Stdin, stdout, *pace, *linger)
 	}
 	return v.runTerminal(ctx, stdout)
+}
+
+// joinRoom joins room and waits, at most timeout (--timeout, as for the
+// attach), for the node's answer, saying on stderr that it waits: a
+// refusal (a token that does not allow the room, a limit) ends the
+// command here, saying why, rather than leave a screen that takes keys
+// no room will get. So do a node that does not answer in time and a
+// signal before the room is joined: the command failed to join.
+func joinRoom(ctx context.Context, s *client.Session, room string, timeout time.Duration, stderr io.Writer) error {
+	fmt.Fprintf(stderr, "chat: waiting for room %s on %s (--timeout %v)\n", room, termSafe(s.Node().ID), timeout)
+	jctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := s.JoinWait(jctx, room)
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("chat: stopped while joining %q", room)
+	case jctx.Err() != nil:
+		return fmt.Errorf("chat: joining %q: no answer within %v (--timeout)", room, timeout)
+	}
+	var refusal *client.ServerError
+	if errors.As(err, &refusal) {
+		err = refusal // the node's words, without the client's own "joining room"
+	}
+	return fmt.Errorf("chat: joining %q: %w", room, err)
 }
 
 // chatView is the chat client's model of its room: every participant's
@@ -131,12 +147,33 @@ type chatView struct {
 const maxStrangers = 64
 
 // handle applies one session event to the view and returns the lines it
-// completed, for the script mode's output.
+// completed, for the script mode's output. What the node and the other
+// users sent (names, text, node IDs, errors) is shown escaped (termSafe):
+// the lines it returns are, as is the screen; the model and the status
+// keep it as it came.
 func (v *chatView) handle(e client.Event) []string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	return safeLines(v.handleLocked(e))
+}
+
+// safeLines escapes each of lines for the terminal, in place.
+func safeLines(lines []string) []string {
+	for i, l := range lines {
+		lines[i] = termSafe(l)
+	}
+	return lines
+}
+
+// handleLocked is handle, its lines not escaped yet.
+func (v *chatView) handleLocked(e client.Event) []string {
 	switch e.Kind {
 	case client.Disconnected:
+		if errors.Is(e.Err, client.ErrGaveUp) {
+			// The session's last event: it stopped reattaching.
+			v.status = "session ended: " + e.Err.Error()
+			return []string{"* " + v.status}
+		}
 		v.status = fmt.Sprintf("lost %s, reconnecting", orNone(e.Node.ID))
 		return []string{"* " + v.status}
 	case client.Reattached:
@@ -201,8 +238,11 @@ func (v *chatView) handle(e client.Event) []string {
 			v.users = append(v.users, m.User)
 		}
 		if m.Event == "leave" {
+			// The room keeps a leaver's line and seq, to go on with when
+			// they come back; so does the view, following them among the
+			// strangers, which bounds how many it keeps.
 			v.users = slices.DeleteFunc(v.users, func(u string) bool { return u == m.User })
-			v.text.Forget(m.User)
+			v.noteSender(m.User)
 		}
 		return []string{fmt.Sprintf("* %s %s", m.User, map[string]string{"join": "joined", "leave": "left"}[m.Event])}
 	case wire.OpAck:
@@ -247,7 +287,18 @@ func (v *chatView) noteSender(from string) {
 	}
 }
 
-// typed sends text as the user typed it and shows it at once.
+// typed sends text as the user typed it and shows it at once, returning
+// the lines it completed, escaped for the terminal.
+//
+// The session sends text longer than the node's max_chunk as several
+// chunks, numbered in a row up to the seq SendText returns, and the room
+// applies each under its own. The view does the same in effect: the text
+// under the first seq after the user's last, nothing under the others.
+// Applied under the last seq alone, it would leave a gap, a U+FFFD, in
+// the user's own line. Seqs that cannot all be this text's (a chunk has
+// at least one byte: the session renumbered them, or the room's state has
+// not come yet) take it under the last, as before; the state, or the
+// resync that follows a stale own line, puts the line right.
 func (v *chatView) typed(text string) ([]string, error) {
 	seq, err := v.s.SendText(v.room, text)
 	if err != nil {
@@ -255,12 +306,20 @@ func (v *chatView) typed(text string) ([]string, error) {
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	res := v.text.Apply(v.s.User(), seq, text)
+	me := v.s.User()
+	first := v.text.Seq(me) + 1
+	if seq < first || seq-first >= uint64(len(text)) {
+		first = seq
+	}
+	res := v.text.Apply(me, first, text)
+	for s := first + 1; s <= seq; s++ {
+		v.text.Apply(me, s, "") // the rest of the text's chunks
+	}
 	var out []string
 	for _, l := range res.Lines {
 		out = append(out, l.From+": "+l.Text)
 	}
-	return out, nil
+	return safeLines(out), nil
 }
 
 // runScript types stdin at pace and prints completed lines and events.
@@ -273,9 +332,9 @@ func (v *chatView) runScript(ctx context.Context, in io.Reader, out io.Writer, p
 			fmt.Fprintln(out, l)
 		}
 	}
-	events := make(chan struct{})
+	ended := make(chan struct{}) // closed once the session has ended
 	go func() {
-		defer close(events)
+		defer close(ended)
 		for e := range v.s.Events() {
 			print(v.handle(e))
 		}
@@ -312,13 +371,17 @@ typing:
 				break typing
 			}
 			if _, err := v.typed(text); err != nil {
-				return err
+				return v.endErr(err)
 			}
+		case <-ended:
+			return v.endErr(nil)
 		case <-ctx.Done():
 			return nil
 		}
 		select {
 		case <-tick.C:
+		case <-ended:
+			return v.endErr(nil)
 		case <-ctx.Done():
 			return nil
 		}
@@ -328,18 +391,35 @@ typing:
 	for v.s.Unacked(v.room) > 0 && time.Now().Before(deadline) {
 		select {
 		case <-time.After(5 * time.Millisecond):
+		case <-ended:
+			return v.endErr(nil)
 		case <-ctx.Done():
 			return nil
 		}
 	}
 	select {
 	case <-time.After(time.Until(deadline)):
+	case <-ended:
+		return v.endErr(nil)
 	case <-ctx.Done():
 	}
 	if n := v.s.Unacked(v.room); n > 0 {
 		return fmt.Errorf("chat: %d chunks not acknowledged", n)
 	}
 	return nil
+}
+
+// endErr is the command's error once the session has ended (its events
+// closed, or err from sending): the session's reason, for exit 1. An
+// error from sending while the session lives is returned as it is.
+func (v *chatView) endErr(err error) error {
+	if end := v.s.Err(); end != nil {
+		return fmt.Errorf("chat: %w", end)
+	}
+	if err != nil {
+		return err
+	}
+	return errors.New("chat: the session ended")
 }
 
 // scriptInput is --script's standard input, as the chunks to type.
@@ -392,7 +472,9 @@ func (v *chatView) runTerminal(ctx context.Context, out io.Writer) error {
 		default:
 		}
 	}
+	ended := make(chan struct{}) // closed once the session has ended
 	go func() {
+		defer close(ended)
 		for e := range v.s.Events() {
 			v.handle(e)
 			poke()
@@ -418,6 +500,11 @@ func (v *chatView) runTerminal(ctx context.Context, out io.Writer) error {
 			return nil
 		case <-redraw:
 			v.draw(out)
+		case <-ended:
+			// The status says why; the deferred restore leaves raw mode
+			// before the error is printed.
+			v.draw(out)
+			return v.endErr(nil)
 		case b, ok := <-keys:
 			if !ok {
 				return nil
@@ -428,7 +515,7 @@ func (v *chatView) runTerminal(ctx context.Context, out io.Writer) error {
 			}
 			if text != "" {
 				if _, err := v.typed(text); err != nil {
-					return err
+					return v.endErr(err)
 				}
 				v.draw(out)
 			}
@@ -444,8 +531,9 @@ type keyInput struct {
 
 // read takes one read of the terminal and returns the text it types:
 // Enter (CR), LF and CR LF end one line (lineSeparator), BACKSPACE and
-// DEL erase (U+0008), escape sequences (arrows and the like) and other
-// control characters are dropped, the rest is typed as it is. A
+// DEL erase (U+0008), escape sequences (arrows and the like, and the
+// strings a terminal answers queries with) and other control characters
+// are dropped, the rest is typed as it is. A
 // character or an escape sequence cut by the read's end waits for the
 // next. quit is true at
 // Ctrl-C or Ctrl-D; what came before it in the read is dropped.
@@ -491,15 +579,22 @@ func (k *keyInput) read(b []byte) (text string, quit bool) {
 // ESC alone is dropped and the rest read as typed.
 const maxEscape = 32
 
+// maxTermString bounds a terminal's string keyInput waits for the end
+// of: past it, what came is dropped and the rest read as typed.
+const maxTermString = 4096
+
 // escapeLen is the length of the escape sequence p starts with (p[0] is
 // ESC): ESC [ and its parameter and intermediate bytes up to a final
 // byte (CSI: arrows, Home, F5 and up), ESC O and one byte (SS3: F1 to
-// F4, arrows in application mode), else the ESC alone. whole is false
-// while p ends before the sequence does.
+// F4, arrows in application mode), a string up to its end (termString),
+// else the ESC alone. whole is false while p ends before the sequence
+// does.
 func escapeLen(p []byte) (n int, whole bool) {
 	switch {
 	case len(p) < 2:
 		return 0, false
+	case p[1] == ']' || p[1] == 'P' || p[1] == '_':
+		return termString(p)
 	case p[1] == '[':
 		for i := 2; i < len(p) && i < maxEscape; i++ {
 			if p[i] >= 0x40 && p[i] <= 0x7e {
@@ -517,6 +612,31 @@ func escapeLen(p []byte) (n int, whole bool) {
 		return 3, true
 	}
 	return 1, true
+}
+
+// termString is the length of the terminal's string p starts with: ESC ]
+// (OSC), ESC P (DCS) or ESC _ (APC) up to its BEL or ESC \ (ST), as a
+// terminal answers a query (a window title reported back, a colour): it
+// is dropped whole, never typed into the room. Another control ends it
+// where it is (the string was cut short, or was Alt-] typed: Ctrl-C still
+// quits), as do another ESC and maxTermString bytes without an end.
+// whole is false while p ends before the string does.
+func termString(p []byte) (n int, whole bool) {
+	for i := 2; i < len(p); i++ {
+		switch {
+		case i >= maxTermString:
+			return i, true
+		case p[i] == 0x07: // BEL
+			return i + 1, true
+		case p[i] == 0x1b && i+1 == len(p):
+			return 0, false
+		case p[i] == 0x1b && p[i+1] == '\\':
+			return i + 2, true
+		case p[i] < 0x20: // another ESC too
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // draw repaints the screen, sized to the terminal on standard output.
@@ -537,7 +657,9 @@ func (v *chatView) draw(out io.Writer) {
 
 // screenLocked is what draw writes for a terminal of width columns and
 // height rows, with me the user: a header, the last completed lines, then
-// each participant's live line. The header is cut and the rules drawn to
+// the live lines of the members and of anyone else whose line holds text,
+// the user's own last. Everything the node and the users sent is escaped
+// (termSafe): the screen's own clearing is its only control. The header is cut and the rules drawn to
 // the width: a row longer than the terminal would wrap onto the next and
 // push the top of the screen out.
 func (v *chatView) screenLocked(me string, width, height int) string {
@@ -545,24 +667,32 @@ func (v *chatView) screenLocked(me string, width, height int) string {
 	rule := strings.Repeat("-", width) + "\r\n"
 	var b strings.Builder
 	b.WriteString("\x1b[H\x1b[2J")
-	b.WriteString(clip(fmt.Sprintf("room %s as %s, %s; users: %s; Ctrl-C quits", v.room, me, v.status, strings.Join(v.users, ", ")), width) + "\r\n")
+	// What the node and the users sent is escaped before the header is
+	// clipped, so that clip never cuts inside an escape sequence.
+	header := fmt.Sprintf("room %s as %s, %s; users: %s; Ctrl-C quits", v.room, me, v.status, strings.Join(v.users, ", "))
+	b.WriteString(clip(termSafe(header), width) + "\r\n")
 	b.WriteString(rule)
-	live := slices.Sorted(maps.Keys(state.Live))
-	room := height - 3 - len(live)
+	// The others' live rows: a sender who left (or never joined) has one
+	// while their line holds text.
+	var live []string
+	for _, u := range slices.Sorted(maps.Keys(state.Live)) {
+		if u != me && (state.Live[u] != "" || slices.Contains(v.users, u)) {
+			live = append(live, u)
+		}
+	}
+	room := height - 4 - len(live) // the header, two rules, the live rows and the user's own
 	lines := state.Lines
 	if len(lines) > room {
 		lines = lines[len(lines)-max(room, 0):]
 	}
 	for _, l := range lines {
-		fmt.Fprintf(&b, "%s: %s\r\n", l.From, l.Text)
+		b.WriteString(termSafe(l.From+": "+l.Text) + "\r\n")
 	}
 	b.WriteString(rule)
 	for _, u := range live {
-		if u != me {
-			fmt.Fprintf(&b, "%s> %s\r\n", u, state.Live[u])
-		}
+		b.WriteString(termSafe(u+"> "+state.Live[u]) + "\r\n")
 	}
-	fmt.Fprintf(&b, "%s> %s", me, state.Live[me])
+	b.WriteString(termSafe(me + "> " + state.Live[me]))
 	return b.String()
 }
 
