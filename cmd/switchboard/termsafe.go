@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -93,8 +94,11 @@ func actsOnTerminal(r rune) bool {
 // safeWriter is an io.Writer that writes what it is given as termSafe
 // would, but for the line layout (LF, CR, tab), which it passes: the
 // output of a command that prints what a node sent, line by line. A
-// character cut between two writes is held until the next.
+// character cut between two writes is held until the next. It is safe
+// for concurrent use, as the file it stands for is (bench connect reports
+// progress from many goroutines).
 type safeWriter struct {
+	mu    sync.Mutex // guards carry and orders the writes to w
 	w     io.Writer
 	carry []byte // the start of a character the last write cut
 }
@@ -105,6 +109,8 @@ func newSafeWriter(w io.Writer) *safeWriter { return &safeWriter{w: w} }
 // Write writes p, escaped, and reports len(p) written when the escaped
 // text was.
 func (sw *safeWriter) Write(p []byte) (int, error) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
 	data := p
 	if len(sw.carry) > 0 {
 		data = append(sw.carry, p...)
