@@ -72,10 +72,12 @@ func parseTarget(raw string, resolvers []string) (target, error) {
 			return t, fmt.Errorf("client: target %q names no service", raw)
 		}
 	}
-	if strings.ContainsAny(t.service, ":/ ") {
-		// A port, a path or a space is no part of a name: looked up, it
-		// would fail every pass for ever instead of saying so.
-		return t, fmt.Errorf("client: target %q: the service %q is not a DNS name (a name has no port; for one node, give HOST:PORT without dns:)", raw, t.service)
+	if t.service != "" {
+		// Refused now: looked up, it would fail every pass for ever
+		// instead of saying so.
+		if err := resolve.CheckService(strings.TrimSuffix(t.service, ".")); err != nil {
+			return t, fmt.Errorf("client: target %q: the service %q is not a DNS name (for one node, give HOST:PORT without dns:): %w", raw, t.service, err)
+		}
 	}
 	if t.service == "" {
 		for _, a := range strings.Split(raw, ",") {

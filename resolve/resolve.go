@@ -148,11 +148,8 @@ func Lookup(ctx context.Context, cfg Config, service string) ([]string, error) {
 		return nil, err
 	}
 	service = strings.TrimSuffix(service, ".")
-	if _, ok := dns.IsDomainName(service); !ok || service == "" || strings.ContainsAny(service, ":/ ") {
-		// A port or a path (chat.local:7070) is no part of a name: asked
-		// for, it is a name that does not exist, and a client would try
-		// it again and again instead of saying what is wrong.
-		return nil, fmt.Errorf("resolve: %q is not a service name (a name has no port, slash or space)", service)
+	if err := CheckService(service); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -161,6 +158,17 @@ func Lookup(ctx context.Context, cfg Config, service string) ([]string, error) {
 		l.via = "the system resolver"
 	}
 	return l.run(ctx)
+}
+
+// CheckService reports whether name (without a final dot) can be a
+// service name for Lookup. A port or a path (chat.local:7070) is no part
+// of a name: asked for, it is a name that does not exist, and a client
+// would try it again and again instead of saying what is wrong.
+func CheckService(name string) error {
+	if _, ok := dns.IsDomainName(name); !ok || name == "" || strings.ContainsAny(name, ":/ ") {
+		return fmt.Errorf("resolve: %q is not a service name (a name has no port, slash or space)", name)
+	}
+	return nil
 }
 
 // lookup is one Lookup call.

@@ -142,14 +142,7 @@ func TestChatOwnLineDropsTextRefusedForGood(t *testing.T) {
 // what the view printed so far.
 func annsChatView(ctx context.Context, t *testing.T, addr string) (*client.Session, *chatView, func() []string) {
 	t.Helper()
-	s, err := client.Dial(ctx, addr, client.WithUser("ann"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if _, err := s.JoinWait(ctx, "lobby"); err != nil {
-		t.Fatal(err)
-	}
+	s := annInLobby(t, addr)
 	v := &chatView{s: s, room: "lobby", text: rtt.NewRoom(0)}
 	var mu sync.Mutex
 	var printed []string

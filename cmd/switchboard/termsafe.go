@@ -24,23 +24,19 @@ import (
 // marks (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069), the
 // line and paragraph separators, and each byte that is not UTF-8 (`\x9b`,
 // which a terminal reading bytes takes for a CSI).
-func termSafe(s string) string {
-	if !needsEscape(s, "") {
-		return s
-	}
-	var b strings.Builder
-	writeSafe(&b, s, "")
-	return b.String()
-}
+func termSafe(s string) string { return escapeExcept(s, "") }
 
 // termSafeLines is termSafe but for line ends and tabs, which it keeps:
 // for a message of several lines.
-func termSafeLines(s string) string {
-	if !needsEscape(s, "\n\t") {
+func termSafeLines(s string) string { return escapeExcept(s, "\n\t") }
+
+// escapeExcept is termSafe but for the runes of keep.
+func escapeExcept(s, keep string) string {
+	if !needsEscape(s, keep) {
 		return s
 	}
 	var b strings.Builder
-	writeSafe(&b, s, "\n\t")
+	writeSafe(&b, s, keep)
 	return b.String()
 }
 
@@ -127,16 +123,7 @@ func (sw *safeWriter) Write(p []byte) (int, error) {
 			break
 		}
 	}
-	s := string(data)
-	if !needsEscape(s, "\n\r\t") {
-		if _, err := io.WriteString(sw.w, s); err != nil {
-			return 0, err
-		}
-		return len(p), nil
-	}
-	var b strings.Builder
-	writeSafe(&b, s, "\n\r\t")
-	if _, err := io.WriteString(sw.w, b.String()); err != nil {
+	if _, err := io.WriteString(sw.w, escapeExcept(string(data), "\n\r\t")); err != nil {
 		return 0, err
 	}
 	return len(p), nil

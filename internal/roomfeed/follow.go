@@ -76,13 +76,14 @@ func (f *follow) presence(user string, joined bool) (Text, bool) {
 // leave for each user the caller has in the room and the state does not.
 func (f *follow) state(st *wire.RoomState) []Text {
 	var out []Text
+	text := st.TextState()
 	if f.room != nil {
 		have := f.room.State()
 		for _, from := range slices.Sorted(maps.Keys(st.Seqs)) {
 			if from == f.self || st.Seqs[from] <= f.room.Seq(from) {
 				continue
 			}
-			if t := missed(linesOf(have.Lines, from), f.room.Live(from), wireLinesOf(st.Lines, from), st.Live[from]); t != "" {
+			if t := missed(linesOf(have.Lines, from), f.room.Live(from), linesOf(text.Lines, from), st.Live[from]); t != "" {
 				out = append(out, Text{From: from, Text: t})
 			}
 		}
@@ -96,7 +97,7 @@ func (f *follow) state(st *wire.RoomState) []Text {
 	// end of the same history as the caller's.
 	f.maxLines = max(f.maxLines, len(st.Lines))
 	room := rtt.NewRoom(f.maxLines)
-	if err := room.Load(st.TextState()); err == nil {
+	if err := room.Load(text); err == nil {
 		f.room = room
 	} else if f.room == nil {
 		f.room = rtt.NewRoom(f.maxLines) // a state no room holds: the text from now on
@@ -193,17 +194,6 @@ func edit(live, target string) string {
 
 // linesOf returns the text of from's lines among lines.
 func linesOf(lines []rtt.Line, from string) []string {
-	var out []string
-	for _, l := range lines {
-		if l.From == from {
-			out = append(out, l.Text)
-		}
-	}
-	return out
-}
-
-// wireLinesOf is linesOf for a state's lines.
-func wireLinesOf(lines []wire.Line, from string) []string {
 	var out []string
 	for _, l := range lines {
 		if l.From == from {

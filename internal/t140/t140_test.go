@@ -117,21 +117,27 @@ func receive(t *testing.T, d *Decoder, packets []*rtp.Packet) string {
 	t.Helper()
 	var text []byte
 	for _, p := range packets {
-		raw, err := p.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var q rtp.Packet
-		if err := q.Unmarshal(raw); err != nil {
-			t.Fatal(err)
-		}
-		got, err := d.Decode(&q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		text = append(text, got.Text...)
+		text = append(text, decodeSent(t, d, p).Text...)
 	}
 	return string(text)
+}
+
+// decodeSent decodes p as a receiver gets it: marshalled and read back.
+func decodeSent(t *testing.T, d *Decoder, p *rtp.Packet) Decoded {
+	t.Helper()
+	raw, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var q rtp.Packet
+	if err := q.Unmarshal(raw); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Decode(&q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 func TestLossRecovery(t *testing.T) {
@@ -251,18 +257,7 @@ func TestTextTooOldForRedundancy(t *testing.T) {
 				if p.lost {
 					continue
 				}
-				raw, err := sent.Marshal()
-				if err != nil {
-					t.Fatal(err)
-				}
-				var q rtp.Packet
-				if err := q.Unmarshal(raw); err != nil {
-					t.Fatal(err)
-				}
-				got, err := d.Decode(&q)
-				if err != nil {
-					t.Fatal(err)
-				}
+				got := decodeSent(t, d, sent)
 				text, lost = append(text, got.Text...), lost+got.Lost
 			}
 			if string(text) != tt.want || lost != tt.lost {
