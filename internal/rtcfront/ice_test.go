@@ -127,10 +127,14 @@ func TestChecksFromManyAddressesEndThePeer(t *testing.T) {
 					}
 					return
 				}
+				// Each socket stays open to the end: a port closed
+				// could come back for a later socket, an address
+				// already counted, and its check be answered.
 				sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 				if err != nil {
 					t.Fatal(err)
 				}
+				t.Cleanup(func() { sock.Close() })
 				if _, err := sock.WriteTo(bindingRequest(user, pwd, tt.role, tt.tie(i)), to); err != nil {
 					t.Fatal(err)
 				}
@@ -140,7 +144,6 @@ func TestChecksFromManyAddressesEndThePeer(t *testing.T) {
 				if n, _, err := sock.ReadFrom(buf); err == nil && n >= 20 && binary.BigEndian.Uint16(buf)&^0x0010 == 0x0101 {
 					answered++
 				}
-				sock.Close()
 			}
 			if n := front.Peers(); n != 0 {
 				t.Fatalf("the peer is still held after checks from %d addresses (%d answered)", 4*rtcfront.MaxRemoteAddrs, answered)
