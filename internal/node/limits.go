@@ -472,8 +472,9 @@ func (s *session) admitProxied(pc *proxyproto.Conn) bool {
 	n := s.n
 	if err := pc.ReadHeader(); err != nil {
 		// Not the node's own close (shutdown, drain), nor a connection
-		// that sent nothing (io.EOF), which had no header to get wrong.
-		if !errors.Is(err, net.ErrClosed) && err != io.EOF {
+		// that ended or was reset before its first byte, which had no
+		// header to get wrong.
+		if !errors.Is(err, net.ErrClosed) && !errors.Is(err, proxyproto.ErrNothingSent) {
 			n.refusedProxyHeader(pc.Conn.RemoteAddr().String(), err) // counted before the peer can see the close
 		}
 		_ = s.conn.Close()

@@ -13,24 +13,37 @@ import (
 	"github.com/switchboard/switchboard/wire"
 )
 
-// A balancer's connect-only health check (a TCP connect, closed without
-// a byte) sent no PROXY protocol header, bad or good: on neither listener
-// is it counted as a header that failed, which would keep the refusals
-// alert firing. A connection that sent a byte of a header and stopped
-// is still counted.
+// A balancer's connect-only health check (a TCP connect, closed or
+// reset without a byte) sent no PROXY protocol header, bad or good: on
+// neither listener is it counted as a header that failed, which would
+// keep the refusals alert firing. A connection that sent a byte of a
+// header and stopped is still counted. (A reset connection cannot be
+// read from to learn that the node is done with it: the counts after
+// the rows that follow it say it was not counted, the node reading the
+// connections in the order they came.)
 func TestPROXYProtocolConnectOnlyCheckIsNoHeaderFailure(t *testing.T) {
 	n := startBehindBalancer(t, func(*node.Config) {})
 	for _, tt := range []struct {
 		name, addr, first string
+		reset             bool    // closed with a reset, as HAProxy closes its checks
 		want              float64 // proxy_header refusals after it
 	}{
-		{"client listener, connect and close", n.Addr(), "", 0},
-		{"HTTP listener, connect and close", n.HTTPAddr(), "", 0},
-		{"client listener, a byte and close", n.Addr(), "P", 1},
-		{"HTTP listener, a byte and close", n.HTTPAddr(), "P", 2},
+		{"client listener, connect and close", n.Addr(), "", false, 0},
+		{"HTTP listener, connect and close", n.HTTPAddr(), "", false, 0},
+		{"client listener, connect and reset", n.Addr(), "", true, 0},
+		{"HTTP listener, connect and reset", n.HTTPAddr(), "", true, 0},
+		{"client listener, a byte and close", n.Addr(), "P", false, 1},
+		{"HTTP listener, a byte and close", n.HTTPAddr(), "P", false, 2},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			rc := dialFrom(t, balancer, tt.addr)
+			if tt.reset {
+				if err := rc.conn.(*net.TCPConn).SetLinger(0); err != nil {
+					t.Fatal(err)
+				}
+				rc.conn.Close()
+				return
+			}
 			if _, err := io.WriteString(rc.conn, tt.first); err != nil {
 				t.Fatal(err)
 			}

@@ -2,7 +2,6 @@ package proxyproto
 
 import (
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -21,8 +20,9 @@ import (
 // bytes (an AWS NLB's default) holds a connection silent for as long as
 // its client is, while an honest client's header comes in the first
 // packet and is read at once. A connection whose header fails is closed
-// and given to Failed; one that ends before its first byte (io.EOF: a
-// proxy's connect-only health check) is closed without a word, having
+// and given to Failed; one that ends before its first byte (closed or
+// reset: a proxy's connect-only health check, ErrNothingSent) is closed
+// without a word, having
 // sent no header, bad or good. Every other connection is handed out as
 // it came.
 //
@@ -148,7 +148,7 @@ func (l *HeaderListener) run() {
 					default:
 						// Told of a connection pushed out when it was
 						// closed; not told of one that sent nothing.
-						if l.Failed != nil && !errors.Is(err, ErrTooManyPending) && err != io.EOF {
+						if l.Failed != nil && !errors.Is(err, ErrTooManyPending) && !errors.Is(err, ErrNothingSent) {
 							l.Failed(c.RemoteAddr(), err) // before the close the peer may be waiting on
 						}
 					}

@@ -7,7 +7,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
+	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/proxyproto"
@@ -340,5 +343,68 @@ func TestHeaderListenerConnectOnlyIsNoFailure(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A health check that ends with a reset before its first byte (HAProxy
+// resets its checks' connections) sent no header either: Failed is not
+// told. The listener reads each connection's header on a goroutine of
+// its own, in the order they came; a header cut short sent after the
+// reset is reported, and is the only failure.
+func TestHeaderListenerResetBeforeAByteIsNoFailure(t *testing.T) {
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := make(chan error, 4)
+	ln := &proxyproto.HeaderListener{
+		Listener: inner,
+		From:     func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.2") },
+		Failed:   func(_ net.Addr, err error) { failed <- err },
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Errorf("accepted a connection from %s", c.RemoteAddr())
+			c.Close()
+		}
+	}()
+	check := dialFrom(t, "127.0.0.2", inner.Addr().String(), "")
+	if err := check.(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	check.Close() // a reset
+	cut := dialFrom(t, "127.0.0.2", inner.Addr().String(), "P")
+	if err := cut.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cut.Read(make([]byte, 1)); err == nil {
+		t.Fatal("the connection got an answer")
+	}
+	if err := <-failed; !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("Failed told %v, want the header cut short alone", err)
+	}
+	select {
+	case err := <-failed:
+		t.Errorf("Failed told %v too, want the header cut short alone", err)
+	default:
+	}
+}
+
+// Read says a connection reset before its first byte sent nothing, as
+// one closed before it.
+func TestReadResetBeforeAByte(t *testing.T) {
+	reset := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}
+	_, err := proxyproto.Read(bufio.NewReader(iotest.ErrReader(reset)))
+	if !errors.Is(err, proxyproto.ErrNothingSent) || !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("Read = %v, want ErrNothingSent and the reset", err)
+	}
+	_, err = proxyproto.Read(bufio.NewReader(iotest.DataErrReader(strings.NewReader("P"))))
+	if errors.Is(err, proxyproto.ErrNothingSent) {
+		t.Errorf("Read of a byte, then the end = %v, want a header cut short", err)
 	}
 }

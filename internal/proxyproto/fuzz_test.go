@@ -34,7 +34,7 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("consumed %d bytes", consumed)
 		}
 		if err != nil {
-			if len(in) == 0 && err == io.EOF {
+			if len(in) == 0 && errors.Is(err, proxyproto.ErrNothingSent) {
 				return // nothing sent
 			}
 			if !errors.Is(err, proxyproto.ErrBadHeader) && !errors.Is(err, io.ErrUnexpectedEOF) {

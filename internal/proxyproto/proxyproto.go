@@ -26,6 +26,7 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
+	"syscall"
 )
 
 // sigV2 opens every version 2 header.
@@ -45,6 +46,13 @@ const (
 // valid PROXY protocol header.
 var ErrBadHeader = errors.New("proxyproto: not a valid PROXY protocol header")
 
+// ErrNothingSent is wrapped, with the reader's error, by Read's error
+// when the connection ended before its first byte, closed (io.EOF) or
+// reset (ECONNRESET): a proxy's connect-only health check, which sends
+// no header, bad or good. HAProxy's, for one, ends its checks with a
+// reset, to leave no TIME_WAIT behind.
+var ErrNothingSent = errors.New("proxyproto: the connection ended before its first byte")
+
 // Header is what a PROXY protocol header says of a connection.
 type Header struct {
 	// Version is 1 (text) or 2 (binary).
@@ -62,16 +70,20 @@ type Header struct {
 }
 
 // Read reads one PROXY protocol header from r, leaving the bytes after it
-// in r. An error wraps ErrBadHeader when the bytes are not a header, or
-// is the reader's error: io.EOF when r ended before its first byte (a
-// proxy's connect-only health check: no header, and no bad one either),
+// in r. An error wraps ErrBadHeader when the bytes are not a header;
+// ErrNothingSent and the reader's error when r ended or was reset
+// before its first byte (a proxy's connect-only health check: no
+// header, and no bad one either); else it is the reader's error,
 // io.ErrUnexpectedEOF for a header cut short. r's buffer must hold at
 // least 64 bytes (bufio's default holds 4,096): Read peeks at a version 2
 // header's addresses whole.
 func Read(r *bufio.Reader) (Header, error) {
 	first, err := r.Peek(1)
 	if err != nil {
-		return Header{}, err // io.EOF as it is: nothing was sent
+		if err == io.EOF || errors.Is(err, syscall.ECONNRESET) {
+			return Header{}, fmt.Errorf("%w: %w", ErrNothingSent, err)
+		}
+		return Header{}, err
 	}
 	switch first[0] {
 	case 'P':

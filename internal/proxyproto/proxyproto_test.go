@@ -68,7 +68,7 @@ func TestRead(t *testing.T) {
 		{name: "v1 cut short", in: "PROXY TCP4 192.0.2.7", errIs: io.ErrUnexpectedEOF},
 		{name: "not a header: a hello", in: `{"op":"hello"}` + "\n", bad: true, errText: `starts with "{"`},
 		{name: "not a header: P but not PROXY", in: "PUT / HTTP/1.1\r\n", bad: true},
-		{name: "nothing: a connect-only health check", in: "", errIs: io.EOF},
+		{name: "nothing: a connect-only health check", in: "", errIs: proxyproto.ErrNothingSent},
 		{name: "one byte, then the end", in: "P", errIs: io.ErrUnexpectedEOF},
 
 		{name: "v2 PROXY TCP over IPv4", in: v2(0x21, 0x11, ipv4Addrs(), 0) + "hello",
