@@ -29,6 +29,7 @@ type options struct {
 	plainDNS    bool
 	defaultPort int
 	attempt     time.Duration
+	stagger     time.Duration
 	clientName  string
 	heartbeat   Heartbeat
 	reconnect   time.Duration
@@ -51,6 +52,7 @@ func defaultOptions() options {
 		logger:      slog.New(slog.DiscardHandler),
 		defaultPort: 7070,
 		attempt:     2 * time.Second,
+		stagger:     DefaultHelloStagger,
 		clientName:  UserAgent,
 		heartbeat:   DefaultHeartbeat(),
 		events:      DefaultEventBuffer,
@@ -211,6 +213,27 @@ func WithAttemptTimeout(d time.Duration) Option {
 			return fmt.Errorf("client: attempt timeout must be positive")
 		}
 		o.attempt = d
+		return nil
+	}
+}
+
+// DefaultHelloStagger is how long a bootstrap waits for an address's
+// hello before saying hello to the next address too: RFC 8305's
+// recommended Connection Attempt Delay.
+const DefaultHelloStagger = 250 * time.Millisecond
+
+// WithHelloStagger sets how long a bootstrap (asking the common address,
+// or the nodes of the last directory, for the directory) waits for one
+// address's hello before saying hello to the next one as well (default
+// DefaultHelloStagger); a hello that fails starts the next at once. The
+// first address to answer is used and the other hellos are abandoned.
+// A stagger as long as the attempt timeout asks one address at a time.
+func WithHelloStagger(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("client: hello stagger must be positive")
+		}
+		o.stagger = d
 		return nil
 	}
 }

@@ -502,11 +502,12 @@ func (s *Session) gaveUp(ctxErr, last error) error {
 // bootstrap says hello at the common address, trying its addresses in
 // random order, and keeps the first connection that answers. When none
 // answers (or DNS fails), every node of the last directory the session
-// had can serve as the common address: they are asked in turn, so that a
+// had can serve as the common address: they are asked after, so that a
 // session never strands while a node it knows of is up. Addresses of
 // nodes in their cool-down (the node just lost, say, still listed by DNS)
-// are asked after the others (a paused node costs a whole attempt
-// timeout), and nodes listed down last (helloOrder).
+// are asked after the others, and nodes listed down last (helloOrder).
+// The hellos are staggered (firstHello): one that goes unanswered holds
+// up the next by the hello stagger, not a whole attempt timeout.
 func (s *Session) bootstrap(ctx context.Context, a *attempt) error {
 	known := a.dir
 	if known == nil {
@@ -520,20 +521,92 @@ func (s *Session) bootstrap(ctx context.Context, a *attempt) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	for _, addr := range s.helloOrder(addrs, known, time.Now()) {
-		// Once ctx has ended each hello fails at once, saying where.
-		c, dir, err := s.hello(ctx, addr.addr)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if addr.fallback {
-			s.opts.logger.Info("common address unreachable; asked a node of the last directory", "addr", addr.addr)
-		}
-		a.boot, a.dir, a.dirAt = c, dir, time.Now()
-		return nil
+	order := s.helloOrder(addrs, known, time.Now())
+	won, failed := s.firstHello(ctx, order)
+	errs = append(errs, failed...)
+	if won.c == nil {
+		return fmt.Errorf("client: no address of %s answered, nor any node of the last directory: %w", s.target.raw, errors.Join(errs...))
 	}
-	return fmt.Errorf("client: no address of %s answered, nor any node of the last directory: %w", s.target.raw, errors.Join(errs...))
+	if addr := order[won.i]; addr.fallback {
+		s.opts.logger.Info("common address unreachable; asked a node of the last directory", "addr", addr.addr)
+	}
+	a.boot, a.dir, a.dirAt = won.c, won.dir, time.Now()
+	return nil
+}
+
+// helloResult is how the hello to the i-th address of an order ended.
+type helloResult struct {
+	i   int
+	c   *Conn
+	dir *wire.Directory
+	err error
+}
+
+// firstHello says hello to the addresses of order, staggered as RFC
+// 8305 races connection attempts: to the first at once, and to each next
+// one as soon as the hello before it has failed or has gone unanswered
+// for the hello stagger (WithHelloStagger), until one answers. An
+// address that takes connections and answers nothing (a paused node, a
+// black hole) then delays the bootstrap by the stagger, not by a whole
+// attempt timeout. The first answer wins; the hellos still under way
+// are cancelled, and a connection one of them opened meanwhile is
+// closed. It returns the winner (c nil when none answered) and the
+// errors of the hellos that failed, in the order's order. Once ctx has
+// ended each hello fails at once, saying where.
+func (s *Session) firstHello(ctx context.Context, order []helloAddr) (helloResult, []error) {
+	won := helloResult{i: -1}
+	if len(order) == 0 {
+		return won, nil
+	}
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Buffered for every hello: none waits to be received once the
+	// race is decided.
+	results := make(chan helloResult, len(order))
+	errs := make([]error, len(order))
+	next, pending := 0, 0
+	start := func() {
+		i := next
+		next++
+		pending++
+		go func() {
+			c, dir, err := s.hello(hctx, order[i].addr)
+			results <- helloResult{i: i, c: c, dir: dir, err: err}
+		}()
+	}
+	start()
+	stagger := time.NewTimer(s.opts.stagger)
+	defer stagger.Stop()
+	for pending > 0 {
+		select {
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				won = r
+				cancel()
+				for range pending {
+					if late := <-results; late.err == nil {
+						late.c.Close()
+					}
+				}
+				pending = 0
+				continue
+			}
+			errs[r.i] = r.err
+		case <-stagger.C:
+		}
+		if next < len(order) {
+			start()
+			stagger.Reset(s.opts.stagger)
+		}
+	}
+	var failed []error
+	for _, err := range errs {
+		if err != nil {
+			failed = append(failed, err)
+		}
+	}
+	return won, failed
 }
 
 // helloAddr is an address to say hello to; fallback when it comes from

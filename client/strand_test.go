@@ -166,8 +166,10 @@ func TestReconnectTimeoutBoundsOnePass(t *testing.T) {
 		}
 		return nodes
 	})
+	// One hello at a time (a stagger longer than the reconnect
+	// timeout): staggered hellos would have asked every silent node.
 	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(fastRetry()),
-		client.WithReconnectTimeout(3*time.Second), client.WithAttemptTimeout(20*time.Second))
+		client.WithReconnectTimeout(3*time.Second), client.WithAttemptTimeout(20*time.Second), client.WithHelloStagger(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,5 +186,42 @@ func TestReconnectTimeoutBoundsOnePass(t *testing.T) {
 	}
 	if tried != 1 {
 		t.Errorf("%d of the %d silent nodes were tried within the reconnect timeout; want 1", tried, len(paused))
+	}
+}
+
+// The hellos of a bootstrap are staggered: a node of the last directory
+// that takes the connection and answers nothing (paused) holds up the
+// next one by the hello stagger, not by the attempt timeout. The session
+// is on a, the common address; a goes. Its directory listed p up (never
+// picked here) and b starting: with nothing to pick from it, the session
+// asks the common address (refused), then p, silent for longer than the
+// test lasts, and, without waiting for p, b, which answers.
+func TestSilentNodeHoldsUpTheNextHelloByTheStagger(t *testing.T) {
+	a, p, b := newFakeNode(t, "a"), newFakeNode(t, "p"), newFakeNode(t, "b")
+	p.pause()
+	a.setDirectory(func() []directory.Node {
+		starting := b.entry()
+		starting.Status = directory.Starting // not picked; asked for a directory
+		return []directory.Node{a.entry(), p.entry(), starting}
+	})
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithPolicy(preferring("a", "b")),
+		client.WithRetry(fastRetry()), client.WithAttemptTimeout(time.Hour), client.WithHelloStagger(10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.Node().ID != "a" {
+		t.Fatalf("attached to %s, want a", s.Node().ID)
+	}
+	a.stop()
+	back := awaitEvent(t, s, "reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
+	if back.Node.ID != "b" {
+		t.Errorf("reattached to %s, want b", back.Node.ID)
+	}
+	p.mu.Lock()
+	asked := p.accepted
+	p.mu.Unlock()
+	if asked > 1 {
+		t.Errorf("the silent node took %d connections, want one hello", asked)
 	}
 }
