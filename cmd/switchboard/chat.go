@@ -661,7 +661,9 @@ func (v *chatView) draw(out io.Writer) {
 // the user's own last. Everything the node and the users sent is escaped
 // (termSafe): the screen's own clearing is its only control. The header is cut and the rules drawn to
 // the width: a row longer than the terminal would wrap onto the next and
-// push the top of the screen out.
+// push the top of the screen out. For the same reason the lines shown
+// are those whose wrapped rows fit, and a live line shows the end that
+// fits one row.
 func (v *chatView) screenLocked(me string, width, height int) string {
 	state := v.text.State()
 	rule := strings.Repeat("-", width) + "\r\n"
@@ -681,19 +683,86 @@ func (v *chatView) screenLocked(me string, width, height int) string {
 		}
 	}
 	room := height - 4 - len(live) // the header, two rules, the live rows and the user's own
-	lines := state.Lines
-	if len(lines) > room {
-		lines = lines[len(lines)-max(room, 0):]
+	// The last lines that fit, each in as many rows as the terminal
+	// wraps it onto; when not even the last one does, its end.
+	var rows []string
+	for i := len(state.Lines) - 1; i >= 0 && room > 0; i-- {
+		row := termSafe(state.Lines[i].From + ": " + state.Lines[i].Text)
+		n := rowsOf(row, width)
+		if n > room {
+			if len(rows) == 0 {
+				rows = append(rows, tail(row, width))
+			}
+			break
+		}
+		rows = append(rows, row)
+		room -= n
 	}
-	for _, l := range lines {
-		b.WriteString(termSafe(l.From+": "+l.Text) + "\r\n")
+	slices.Reverse(rows)
+	for _, row := range rows {
+		b.WriteString(row + "\r\n")
 	}
 	b.WriteString(rule)
+	// A live line keeps to one row, its end shown: what is being typed.
 	for _, u := range live {
-		b.WriteString(termSafe(u+"> "+state.Live[u]) + "\r\n")
+		b.WriteString(liveRow(termSafe(u+"> "), termSafe(state.Live[u]), width) + "\r\n")
 	}
-	b.WriteString(termSafe(me + "> " + state.Live[me]))
+	b.WriteString(liveRow(termSafe(me+"> "), termSafe(state.Live[me]), width))
 	return b.String()
+}
+
+// rowsOf is how many rows of a terminal width columns wide s takes, as
+// the terminal wraps it: a character that does not fit at the end of a
+// row goes whole to the next (a wide one leaves the last column empty).
+func rowsOf(s string, width int) int {
+	rows, used, state := 1, 0, -1
+	for rest := s; rest != ""; {
+		var w int
+		_, rest, w, state = uniseg.FirstGraphemeClusterInString(rest, state)
+		if used+w > width && used > 0 {
+			rows++
+			used = 0
+		}
+		used += w
+	}
+	return rows
+}
+
+// tail cuts s to its end that fits in width columns, an ellipsis in
+// the first column when something was cut.
+func tail(s string, width int) string {
+	if uniseg.StringWidth(s) <= width {
+		return s
+	}
+	var clusters []string
+	var widths []int
+	state := -1
+	for rest := s; rest != ""; {
+		var c string
+		var w int
+		c, rest, w, state = uniseg.FirstGraphemeClusterInString(rest, state)
+		clusters, widths = append(clusters, c), append(widths, w)
+	}
+	used, from := 1, len(clusters) // the ellipsis takes one column
+	for from > 0 && used+widths[from-1] <= width {
+		from--
+		used += widths[from]
+	}
+	if width < 1 {
+		return ""
+	}
+	return "…" + strings.Join(clusters[from:], "")
+}
+
+// liveRow is a live line's row: prefix (who) and text, and when the two
+// are wider than the terminal, the end of text after as much of prefix
+// as leaves it 8 columns or more.
+func liveRow(prefix, text string, width int) string {
+	if uniseg.StringWidth(prefix)+uniseg.StringWidth(text) <= width {
+		return prefix + text
+	}
+	p := clip(prefix, max(width-8, 0))
+	return p + tail(text, width-uniseg.StringWidth(p))
 }
 
 // clip cuts s to at most width columns of a terminal, between characters

@@ -49,6 +49,10 @@ func TestChatScreenFitsTheWidth(t *testing.T) {
 			t.Errorf("width %d: header %q (%d columns), want the start of %q cut to the width", width, rows[0], w, header)
 		}
 		want := []string{strings.Repeat("-", width), "bob: hi", strings.Repeat("-", width), "bob> typ", "ann> "}
+		if width < len("bob> typ") {
+			// A live row keeps to one row: the end of the text.
+			want[3], want[4] = "typ", ""
+		}
 		if diff := cmp.Diff(rows[1:], want); diff != "" {
 			t.Errorf("width %d: rows (-got +want):\n%s", width, diff)
 		}
@@ -68,6 +72,70 @@ func TestChatScreenFitsTheWidth(t *testing.T) {
 	} {
 		if got := clip(tt.s, tt.width); got != tt.want {
 			t.Errorf("clip(%q, %d) = %q, want %q", tt.s, tt.width, got, tt.want)
+		}
+	}
+}
+
+// Lines longer than the terminal is wide (a paste, a long sentence) keep
+// the screen within its height: a completed line takes the rows the
+// terminal wraps it onto, and only the lines that fit are shown; a live
+// line keeps to one row, showing its end, where the typing is. Before,
+// each line was counted as one row, and a few long ones pushed the
+// header and the first rule off the top.
+func TestChatScreenHoldsLongLines(t *testing.T) {
+	const width, height = 20, 10
+	long := strings.Repeat("0123456789", 5) // 3 rows with "bob: "
+	v := &chatView{room: "lobby", text: rtt.NewRoom(0), users: []string{"ann", "bob"}, status: "on n1"}
+	seq := uint64(0)
+	say := func(from, text string) {
+		seq++
+		v.text.Apply(from, seq, text)
+	}
+	say("bob", "first\u2028")
+	say("bob", long+"\u2028")
+	say("bob", "日本語日本語日本語日本語\u2028") // wide: 24 columns with "bob: " and the wrap
+	say("bob", "typing "+long)
+	say("ann", "my own "+long+"!")
+	screen := strings.TrimPrefix(v.screenLocked("ann", width, height), "\x1b[H\x1b[2J")
+	rows := strings.Split(screen, "\r\n")
+	used := 0
+	for _, r := range rows {
+		used += rowsOf(r, width)
+	}
+	if used > height {
+		t.Errorf("the screen takes %d rows of a terminal %d high:\n%s", used, height, strings.Join(rows, "\n"))
+	}
+	want := []string{
+		"room lobby as ann, o",
+		strings.Repeat("-", width),
+		"bob: " + long,
+		"bob: 日本語日本語日本語日本語",
+		strings.Repeat("-", width),
+		"bob> …67890123456789",
+		"ann> …7890123456789!",
+	}
+	if diff := cmp.Diff(rows, want); diff != "" {
+		t.Errorf("rows (-got +want):\n%s", diff)
+	}
+	for _, tt := range []struct {
+		s     string
+		width int
+		rows  int
+		tail  string
+	}{
+		{"abc", 3, 1, "abc"},
+		{"abcd", 3, 2, "…cd"},
+		{"日本語", 5, 2, "…本語"},
+		{"日本語", 4, 2, "…語"},
+		{"a日本", 4, 2, "…本"},
+		{"", 3, 1, ""},
+		{"abc", 1, 3, "…"},
+	} {
+		if got := rowsOf(tt.s, tt.width); got != tt.rows {
+			t.Errorf("rowsOf(%q, %d) = %d, want %d", tt.s, tt.width, got, tt.rows)
+		}
+		if got := tail(tt.s, tt.width); got != tt.tail {
+			t.Errorf("tail(%q, %d) = %q, want %q", tt.s, tt.width, got, tt.tail)
 		}
 	}
 }
