@@ -542,7 +542,8 @@ func (c *call) readRTP() {
 			// still; one that sends with those of its answer is taken too.
 			if f := c.rtpFormat(); f != decFormat {
 				c.log.Info("the caller's RTP has the payload types of its last answer", "t140", f.T140, "red", f.RED)
-				decFormat, dec = f, t140.NewDecoder(f)
+				decFormat = f
+				dec.SetFormat(f) // the same stream: its redundancy was given already
 				d, err = dec.Decode(&p)
 			}
 		}

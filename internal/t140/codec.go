@@ -180,6 +180,13 @@ const (
 // NewDecoder returns the decoder of a stream with format f.
 func NewDecoder(f Format) *Decoder { return &Decoder{format: f} }
 
+// SetFormat has d read the packets that follow with the payload types of
+// f, keeping its place in the stream: a new SDP answer that changes them
+// does not restart the sender's stream, whose next packet's redundant
+// blocks repeat text d has given already. A new Decoder would give it
+// again, as the lost text before a stream's first packet.
+func (d *Decoder) SetFormat(f Format) { d.format = f }
+
 // Decoded is what one packet adds to the stream.
 type Decoded struct {
 	// Text is the new text in order: text recovered from redundancy, then

@@ -661,3 +661,36 @@ func TestReleaseHeldSource(t *testing.T) {
 		t.Errorf("after a stray packet and one of the stream's: text %q, holding %v; want %q and nothing held to release", got, d.Holding(), "!")
 	}
 }
+
+// A caller whose new SDP answer changed the payload types goes on with
+// the same stream: the first packet under the new types repeats in its
+// redundant blocks text already taken, and only that packet's own text
+// is new. Before, the front read it with a new Decoder, which gave that
+// text again (as the text lost before a stream's first packet).
+func TestFormatChangeRepeatsNothing(t *testing.T) {
+	moved := Format{T140: 99, RED: 101}
+	enc := NewEncoder(testFormat, 1, 0, 0)
+	var packets []*rtp.Packet
+	ts := uint32(1000)
+	for i, c := range []string{"a", "b", "c", "d", "e"} {
+		if i == 3 {
+			enc.format = moved // the caller's stream goes on with the new types
+		}
+		p, err := enc.Packet([]byte(c), ts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		packets = append(packets, p)
+		ts += 300
+	}
+	if red, _, err := ParseRED(packets[3].Payload); err != nil || packets[3].PayloadType != moved.RED || len(red) == 0 || string(red[len(red)-1].Data) != "c" {
+		t.Fatalf("the first packet under the new types: payload type %d, redundancy %+v (%v); want c's text repeated", packets[3].PayloadType, red, err)
+	}
+	dec := NewDecoder(testFormat)
+	got := receive(t, dec, packets[:3])
+	dec.SetFormat(moved)
+	got += receive(t, dec, packets[3:])
+	if got != "abcde" {
+		t.Errorf("text = %q, want %q", got, "abcde")
+	}
+}
