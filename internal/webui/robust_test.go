@@ -177,3 +177,40 @@ func TestBrowserUnknownPolicyShown(t *testing.T) {
 		t.Error("the join form is hidden; want it shown, to pick another policy")
 	}
 }
+
+// TestBrowserDirectoryFetchesAreStaggered: the common address is out of
+// reach and the first node the page asks next (n2, up) takes the fetch
+// and answers nothing. As the Go client staggers its hellos
+// (client/session.go, firstHello), the page asks the next node (n1)
+// after staggerMs without waiting for n2's fetch to time out, takes
+// n1's directory and aborts n2's fetch. Before, the fetches went one
+// at a time: n2 held the page for a whole ATTEMPT_MS (2 s), and a
+// directory of a few paused nodes for many.
+func TestBrowserDirectoryFetchesAreStaggered(t *testing.T) {
+	got := scriptedSession(t, "fetch-stagger", `
+  const answer = window.fetch;
+  window.fetch = (url, opts) => {
+    const host = new URL(url).host.split(".")[0];
+    log.push("fetch " + host);
+    if (host === "common") return Promise.reject(new TypeError("unreachable"));
+    if (host === "n2") {
+      // Paused: nothing comes until the page aborts the fetch.
+      return new Promise((_, reject) => opts.signal.addEventListener("abort", () => {
+        log.push("n2 aborted");
+        reject(new DOMException("aborted", "AbortError"));
+      }));
+    }
+    return answer(url, opts);
+  };
+`, `
+  // As after a failover: the page holds a directory listing n2 up and
+  // n1 starting, so that n2 is asked first; n1's answer lists n1 up.
+  s.setDirectory({ ...dir, nodes: [{ ...dir.nodes[0], status: "starting" }, dir.nodes[1]] });
+  s.staggerMs = 50;
+  const first = settled(s, "n1");
+  s.start();
+  await first;
+  log.push("attached to n1");
+`)
+	wantTranscript(t, "the page did", got, []string{"fetch common", "fetch n2", "fetch n1", "n2 aborted", "attached to n1"})
+}

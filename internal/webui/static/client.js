@@ -32,6 +32,10 @@ export const SUBPROTOCOL = "switchboard.v1";
 // fetch. A node that misses it timed out and is not dialled again in
 // that flow (failover.js).
 const ATTEMPT_MS = 2000;
+// How long a directory fetch goes unanswered before the next address is
+// asked as well: RFC 8305's Connection Attempt Delay, as the Go client's
+// hellos (client.DefaultHelloStagger).
+const STAGGER_MS = 250;
 // The codes of an attach refused for now by this node alone: the page
 // fails over as if the dial had failed (client/session.go, attach).
 // full and draining are refusals that carry a directory; unauthorized
@@ -159,7 +163,7 @@ function shuffle(r, a) {
 
 export class Session extends EventTarget {
   // opts: {user, token, group, policy, common (a base URL, default the
-  // page's origin), rand}
+  // page's origin), rand, staggerMs}
   constructor(opts) {
     super();
     this.user = opts.user;
@@ -174,6 +178,9 @@ export class Session extends EventTarget {
     this.policy = byName(opts.policy || "default", this.rand);
     // The failover order, its cool-downs and its backoffs.
     this.machine = new Machine(this.rand);
+    // How long a directory fetch goes unanswered before the next
+    // address is asked too (fetchDirectory).
+    this.staggerMs = opts.staggerMs || STAGGER_MS;
     this.page = new URL(opts.common || location.origin);
     this.common = this.page.origin;
     this.dir = null;
@@ -276,11 +283,14 @@ export class Session extends EventTarget {
   // each group in random order; then the addresses of nodes left out
   // (isExcluded), wherever they are listed; last the nodes listed down (a
   // node cut off in a minority lists its healthy peers down before it
-  // steps aside). A down or silent node may be a paused one, which costs
-  // a whole timeout. It returns the id
-  // of the node that answered ("" if it did not say), or null when none
-  // did.
-  async fetchDirectory(signal) {
+  // steps aside). The fetches are staggered as the Go client's hellos
+  // (firstHello, RFC 8305): the first at once, the next as soon as one
+  // fails or after staggerMs (250 ms) without an answer; the first
+  // directory taken wins and the fetches still under way are aborted. A
+  // paused node or a black hole then costs staggerMs, not a whole
+  // ATTEMPT_MS. It returns the id of the node that answered ("" if it
+  // did not say), or null when none did.
+  fetchDirectory(signal) {
     const now = Date.now();
     const late = [];
     const up = [];
@@ -303,30 +313,63 @@ export class Session extends EventTarget {
     shuffle(this.rand, up);
     shuffle(this.rand, other);
     shuffle(this.rand, down);
-    for (const base of new Set([...first, ...up, ...other, ...late, ...down])) {
-      if (signal?.aborted) break;
-      const ctl = new AbortController();
-      const stop = () => ctl.abort();
-      const t = setTimeout(stop, ATTEMPT_MS);
-      signal?.addEventListener("abort", stop, { once: true });
-      try {
+    const order = [...new Set([...first, ...up, ...other, ...late, ...down])];
+    return new Promise((resolve) => {
+      let next = 0;
+      let pending = 0;
+      let done = false;
+      let stagger = null;
+      const running = new Set(); // the AbortControllers of the fetches under way
+      const finish = (self) => {
+        if (done) return;
+        done = true;
+        clearTimeout(stagger);
+        for (const ctl of running) ctl.abort();
+        signal?.removeEventListener("abort", stop); // not left on the flow's signal
+        resolve(self);
+      };
+      const stop = () => finish(null);
+      const start = () => {
+        if (done || next >= order.length) return;
+        const base = order[next++];
+        pending++;
+        clearTimeout(stagger);
+        stagger = setTimeout(start, this.staggerMs);
+        const ctl = new AbortController();
+        running.add(ctl);
         // The timer runs on through the body: a node that sends the
         // headers and part of the body, then goes silent, would hold the
         // flow for ever; the abort also ends a body read under way.
-        const resp = await fetch(base + "/v1/directory", { signal: ctl.signal, cache: "no-store" });
-        if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
-        const d = await resp.json();
-        if (!this.setDirectory(d)) throw new Error("not a directory");
-        this.log(`directory from ${base === this.common ? "the common address" : base}: ${d.nodes.length} nodes`);
-        return d.self || "";
-      } catch (e) {
-        this.log(`no directory from ${base}: ${e.message}`);
-      } finally {
-        clearTimeout(t);
-        signal?.removeEventListener("abort", stop); // not left on the flow's signal
+        const t = setTimeout(() => ctl.abort(), ATTEMPT_MS);
+        (async () => {
+          try {
+            const resp = await fetch(base + "/v1/directory", { signal: ctl.signal, cache: "no-store" });
+            if (!resp.ok) throw new Error(`HTTP ${resp.status}`);
+            const d = await resp.json();
+            if (done) return; // another answered first
+            if (!this.setDirectory(d)) throw new Error("not a directory");
+            this.log(`directory from ${base === this.common ? "the common address" : base}: ${d.nodes.length} nodes`);
+            finish(d.self || "");
+          } catch (e) {
+            if (!done) this.log(`no directory from ${base}: ${e.message}`);
+          } finally {
+            clearTimeout(t);
+            running.delete(ctl);
+            pending--;
+            if (!done) {
+              if (next < order.length) start(); // a failure starts the next at once
+              else if (pending === 0) finish(null);
+            }
+          }
+        })();
+      };
+      if (signal?.aborted || order.length === 0) {
+        resolve(null);
+        return;
       }
-    }
-    return null;
+      signal?.addEventListener("abort", stop, { once: true });
+      start();
+    });
   }
 
   // setDirectory takes a whole directory in place of the one held, and
