@@ -65,7 +65,16 @@ func DialConn(ctx context.Context, d Dialer, addr string) (*Conn, error) {
 // prove it fails with an error wrapping ErrUntrusted. A nil cfg dials
 // plain TCP.
 func DialConnTLS(ctx context.Context, d Dialer, addr string, cfg *tls.Config) (*Conn, error) {
+	return dialConnTLS(ctx, d, addr, cfg, nil)
+}
+
+// dialConnTLS is DialConnTLS, calling connected (when not nil) once the
+// TCP connection is made, before the TLS handshake.
+func dialConnTLS(ctx context.Context, d Dialer, addr string, cfg *tls.Config, connected func()) (*Conn, error) {
 	c, err := DialConn(ctx, d, addr)
+	if err == nil && connected != nil {
+		connected()
+	}
 	if err != nil || cfg == nil {
 		return c, err
 	}

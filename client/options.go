@@ -217,17 +217,18 @@ func WithAttemptTimeout(d time.Duration) Option {
 	}
 }
 
-// DefaultHelloStagger is how long a bootstrap waits for an address's
-// hello before saying hello to the next address too: RFC 8305's
+// DefaultHelloStagger is how long a bootstrap waits for the connection
+// to an address before connecting to the next address too: RFC 8305's
 // recommended Connection Attempt Delay.
 const DefaultHelloStagger = 250 * time.Millisecond
 
 // WithHelloStagger sets how long a bootstrap (asking the common address,
-// or the nodes of the last directory, for the directory) waits for one
-// address's hello before saying hello to the next one as well (default
-// DefaultHelloStagger); a hello that fails starts the next at once. The
-// first address to answer is used and the other hellos are abandoned.
-// A stagger as long as the attempt timeout asks one address at a time.
+// or the nodes of the last directory, for the directory) waits for the
+// TCP connection to one address before connecting to the next one as
+// well (default DefaultHelloStagger); a hello that fails starts the next
+// at once, and one whose connection is made has its attempt timeout.
+// The first address to answer is used and the other hellos are
+// abandoned.
 func WithHelloStagger(d time.Duration) Option {
 	return func(o *options) error {
 		if d <= 0 {

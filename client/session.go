@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -506,8 +507,9 @@ func (s *Session) gaveUp(ctxErr, last error) error {
 // session never strands while a node it knows of is up. Addresses of
 // nodes in their cool-down (the node just lost, say, still listed by DNS)
 // are asked after the others, and nodes listed down last (helloOrder).
-// The hellos are staggered (firstHello): one that goes unanswered holds
-// up the next by the hello stagger, not a whole attempt timeout.
+// The hellos' connections are staggered (firstHello): an address whose
+// connection does not come holds up the next by the hello stagger, not
+// a whole attempt timeout.
 func (s *Session) bootstrap(ctx context.Context, a *attempt) error {
 	known := a.dir
 	if known == nil {
@@ -542,17 +544,21 @@ type helloResult struct {
 	err error
 }
 
-// firstHello says hello to the addresses of order, staggered as RFC
-// 8305 races connection attempts: to the first at once, and to each next
-// one as soon as the hello before it has failed or has gone unanswered
-// for the hello stagger (WithHelloStagger), until one answers. An
-// address that takes connections and answers nothing (a paused node, a
-// black hole) then delays the bootstrap by the stagger, not by a whole
-// attempt timeout. The first answer wins; the hellos still under way
-// are cancelled, and a connection one of them opened meanwhile is
-// closed. It returns the winner (c nil when none answered) and the
-// errors of the hellos that failed, in the order's order. Once ctx has
-// ended each hello fails at once, saying where.
+// firstHello says hello to the addresses of order, their connections
+// staggered as RFC 8305 staggers connection attempts: the first at once,
+// and the next as soon as the hello before it has failed, or when its
+// TCP connection is still not made after the hello stagger
+// (WithHelloStagger), until one answers. An address that drops
+// connection attempts (a host gone, a black hole) then delays the
+// bootstrap by the stagger, not by a whole attempt timeout. A hello on
+// a connection made is left its attempt timeout before the next address
+// is asked: an overloaded node answers slowly, and asking more nodes
+// of a service whose nodes are all slow would multiply its load just
+// then. The first answer wins; the hellos still under way are
+// cancelled, and a connection one of them opened meanwhile is closed.
+// It returns the winner (c nil when none answered) and the errors of
+// the hellos that failed, in the order's order. Once ctx has ended each
+// hello fails at once, saying where.
 func (s *Session) firstHello(ctx context.Context, order []helloAddr) (helloResult, []error) {
 	won := helloResult{i: -1}
 	if len(order) == 0 {
@@ -563,6 +569,7 @@ func (s *Session) firstHello(ctx context.Context, order []helloAddr) (helloResul
 	// Buffered for every hello: none waits to be received once the
 	// race is decided.
 	results := make(chan helloResult, len(order))
+	connected := make([]atomic.Bool, len(order))
 	errs := make([]error, len(order))
 	next, pending := 0, 0
 	start := func() {
@@ -570,7 +577,7 @@ func (s *Session) firstHello(ctx context.Context, order []helloAddr) (helloResul
 		next++
 		pending++
 		go func() {
-			c, dir, err := s.hello(hctx, order[i].addr)
+			c, dir, err := s.hello(hctx, order[i].addr, func() { connected[i].Store(true) })
 			results <- helloResult{i: i, c: c, dir: dir, err: err}
 		}()
 	}
@@ -594,6 +601,12 @@ func (s *Session) firstHello(ctx context.Context, order []helloAddr) (helloResul
 			}
 			errs[r.i] = r.err
 		case <-stagger.C:
+			if connected[next-1].Load() {
+				// The last one started has its connection: it has
+				// its attempt timeout, unless it fails sooner.
+				stagger.Reset(s.opts.stagger)
+				continue
+			}
 		}
 		if next < len(order) {
 			start()
@@ -673,11 +686,12 @@ func shuffleAny[T any](r pick.Rand, s []T) {
 	}
 }
 
-// hello connects to addr and says hello, within one attempt timeout.
-func (s *Session) hello(ctx context.Context, addr string) (*Conn, *wire.Directory, error) {
+// hello connects to addr and says hello, within one attempt timeout,
+// calling connected once the TCP connection is made.
+func (s *Session) hello(ctx context.Context, addr string, connected func()) (*Conn, *wire.Directory, error) {
 	actx, cancel := context.WithTimeout(ctx, s.opts.attempt)
 	defer cancel()
-	c, err := DialConnTLS(actx, s.opts.dialer, addr, s.tls)
+	c, err := dialConnTLS(actx, s.opts.dialer, addr, s.tls, connected)
 	if err != nil {
 		return nil, nil, err
 	}

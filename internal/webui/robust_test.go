@@ -179,38 +179,49 @@ func TestBrowserUnknownPolicyShown(t *testing.T) {
 }
 
 // TestBrowserDirectoryFetchesAreStaggered: the common address is out of
-// reach and the first node the page asks next (n2, up) takes the fetch
-// and answers nothing. As the Go client staggers its hellos
-// (client/session.go, firstHello), the page asks the next node (n1)
-// after staggerMs without waiting for n2's fetch to time out, takes
-// n1's directory and aborts n2's fetch. Before, the fetches went one
-// at a time: n2 held the page for a whole ATTEMPT_MS (2 s), and a
-// directory of a few paused nodes for many.
+// reach and the nodes the page asks next (n2 and n3, up) take the fetch
+// and answer nothing. As the Go client staggers its hellos' connections
+// (client/session.go, firstHello), the page asks the next node after
+// staggerMs without waiting for a fetch to time out, two fetches at
+// most under way at once: n1 is asked once the first silent node's
+// fetch has timed out (ATTEMPT_MS), not before; its directory is taken
+// and the other fetch aborted. Before, the fetches went one at a time:
+// each silent node held the page for a whole ATTEMPT_MS (2 s).
 func TestBrowserDirectoryFetchesAreStaggered(t *testing.T) {
 	got := scriptedSession(t, "fetch-stagger", `
   const answer = window.fetch;
   window.fetch = (url, opts) => {
     const host = new URL(url).host.split(".")[0];
-    log.push("fetch " + host);
-    if (host === "common") return Promise.reject(new TypeError("unreachable"));
-    if (host === "n2") {
+    if (host === "common") {
+      log.push("fetch common");
+      return Promise.reject(new TypeError("unreachable"));
+    }
+    if (host === "n2" || host === "n3") {
       // Paused: nothing comes until the page aborts the fetch.
+      log.push("fetch a silent node");
       return new Promise((_, reject) => opts.signal.addEventListener("abort", () => {
-        log.push("n2 aborted");
+        log.push("a silent node's fetch aborted");
         reject(new DOMException("aborted", "AbortError"));
       }));
     }
+    log.push("fetch " + host);
     return answer(url, opts);
   };
 `, `
-  // As after a failover: the page holds a directory listing n2 up and
-  // n1 starting, so that n2 is asked first; n1's answer lists n1 up.
-  s.setDirectory({ ...dir, nodes: [{ ...dir.nodes[0], status: "starting" }, dir.nodes[1]] });
+  // As after a failover: the page holds a directory listing n2 and n3 up
+  // and n1 starting, so that n1 is asked last; n1's answer lists n1 up.
+  s.setDirectory({ ...dir, nodes: [{ ...dir.nodes[0], status: "starting" }, dir.nodes[1], { ...dir.nodes[1], id: "n3", addr: "n3.test:7070", http: "n3.test:7071" }] });
   s.staggerMs = 50;
   const first = settled(s, "n1");
   s.start();
   await first;
   log.push("attached to n1");
 `)
-	wantTranscript(t, "the page did", got, []string{"fetch common", "fetch n2", "fetch n1", "n2 aborted", "attached to n1"})
+	wantTranscript(t, "the page did", got, []string{
+		"fetch common", "fetch a silent node", "fetch a silent node",
+		"a silent node's fetch aborted", // its ATTEMPT_MS
+		"fetch n1",
+		"a silent node's fetch aborted", // n1 answered
+		"attached to n1",
+	})
 }

@@ -36,6 +36,8 @@ const ATTEMPT_MS = 2000;
 // asked as well: RFC 8305's Connection Attempt Delay, as the Go client's
 // hellos (client.DefaultHelloStagger).
 const STAGGER_MS = 250;
+// How many directory fetches are under way at once at most.
+const MAX_FETCHES = 2;
 // The codes of an attach refused for now by this node alone: the page
 // fails over as if the dial had failed (client/session.go, attach).
 // full and draining are refusals that carry a directory; unauthorized
@@ -283,13 +285,17 @@ export class Session extends EventTarget {
   // each group in random order; then the addresses of nodes left out
   // (isExcluded), wherever they are listed; last the nodes listed down (a
   // node cut off in a minority lists its healthy peers down before it
-  // steps aside). The fetches are staggered as the Go client's hellos
-  // (firstHello, RFC 8305): the first at once, the next as soon as one
-  // fails or after staggerMs (250 ms) without an answer; the first
-  // directory taken wins and the fetches still under way are aborted. A
-  // paused node or a black hole then costs staggerMs, not a whole
-  // ATTEMPT_MS. It returns the id of the node that answered ("" if it
-  // did not say), or null when none did.
+  // steps aside). The fetches are staggered, as the Go client staggers
+  // its hellos' connections (firstHello, RFC 8305): the first at once,
+  // the next as soon as one fails or after staggerMs (250 ms) without an
+  // answer, two at most under way at once; the first directory taken
+  // wins and the fetches still under way are aborted. A paused node or a
+  // black hole then costs staggerMs, not a whole ATTEMPT_MS. (fetch
+  // hides whether its connection is made, which the Go client waits for
+  // before it asks another node; two at once bound what a slow service
+  // gets from each page, a directory fetch being cheap for a node.) It
+  // returns the id of the node that answered ("" if it did not say), or
+  // null when none did.
   fetchDirectory(signal) {
     const now = Date.now();
     const late = [];
@@ -334,7 +340,9 @@ export class Session extends EventTarget {
         const base = order[next++];
         pending++;
         clearTimeout(stagger);
-        stagger = setTimeout(start, this.staggerMs);
+        stagger = setTimeout(() => {
+          if (pending < MAX_FETCHES) start(); // else the next failure starts it
+        }, this.staggerMs);
         const ctl = new AbortController();
         running.add(ctl);
         // The timer runs on through the body: a node that sends the
