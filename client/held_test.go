@@ -3,6 +3,7 @@ package client_test
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/switchboard/switchboard/client"
@@ -45,8 +46,10 @@ func TestDropPicksFromHeldDirectory(t *testing.T) {
 			n2.setDirectory(pair)
 			gate.setDirectory(func() []directory.Node { return []directory.Node{n1.entry()} })
 			fd := &faultDialer{ids: map[string]string{gate.Addr(): "gate", n1.Addr(): "n1", n2.Addr(): "n2", n3.Addr(): "n3"}, refuse: map[string]bool{}}
+			// One hello at a time: the dials come in the order asserted
+			// however slowly the machine makes a connection.
 			s, err := client.Dial(dialCtx(t), gate.Addr(), client.WithUser("alice"), client.WithDialer(fd),
-				client.WithPolicy(preferring("n1", "n2", "n3")), client.WithRetry(fastRetry()))
+				client.WithPolicy(preferring("n1", "n2", "n3")), client.WithRetry(fastRetry()), client.WithHelloStagger(time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -554,8 +554,10 @@ type helloResult struct {
 // a connection made is left its attempt timeout before the next address
 // is asked: an overloaded node answers slowly, and asking more nodes
 // of a service whose nodes are all slow would multiply its load just
-// then. The first answer wins; the hellos still under way are
-// cancelled, and a connection one of them opened meanwhile is closed.
+// then. (A hello that fails starts the next at once, whatever the
+// others under way.) The first answer wins; the hellos still under way
+// are cancelled, and a connection one of them opened meanwhile is
+// closed.
 // It returns the winner (c nil when none answered) and the errors of
 // the hellos that failed, in the order's order. Once ctx has ended each
 // hello fails at once, saying where.
@@ -591,11 +593,17 @@ func (s *Session) firstHello(ctx context.Context, order []helloAddr) (helloResul
 			if r.err == nil {
 				won = r
 				cancel()
-				for range pending {
-					if late := <-results; late.err == nil {
-						late.c.Close()
+				// The others end at once on the cancel, unless a
+				// Dialer of the user's waits on no context: the
+				// session does not wait for them. A connection one
+				// opened meanwhile is closed.
+				go func(n int) {
+					for range n {
+						if late := <-results; late.err == nil {
+							late.c.Close()
+						}
 					}
-				}
+				}(pending)
 				pending = 0
 				continue
 			}

@@ -94,9 +94,11 @@ func TestFailoverOrder(t *testing.T) {
 	c := nodetest.Start(t, 3, nodetest.Options{})
 	fd := newFaultDialer(c)
 	fd.refuse["n2"] = true
+	// One hello at a time, so that the dials come in the order asserted
+	// however slowly the machine makes a connection.
 	s, err := client.Dial(dialCtx(t), c.Nodes[0].Addr(),
 		client.WithUser("alice"), client.WithDialer(fd), client.WithRetry(fastRetry()),
-		client.WithPolicy(preferring("n2", "n3", "n1")))
+		client.WithPolicy(preferring("n2", "n3", "n1")), client.WithHelloStagger(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -728,8 +728,9 @@ func rowsOf(s string, width int) int {
 	return rows
 }
 
-// tail cuts s to its end that fits in width columns, an ellipsis in
-// the first column when something was cut.
+// tail cuts s to its end that fits in width columns, a "<" in the first
+// column when something was cut (ASCII: an ellipsis is one column or
+// two, as the terminal's locale has it).
 func tail(s string, width int) string {
 	if uniseg.StringWidth(s) <= width {
 		return s
@@ -743,7 +744,7 @@ func tail(s string, width int) string {
 		c, rest, w, state = uniseg.FirstGraphemeClusterInString(rest, state)
 		clusters, widths = append(clusters, c), append(widths, w)
 	}
-	used, from := 1, len(clusters) // the ellipsis takes one column
+	used, from := 1, len(clusters) // the "<" takes one column
 	for from > 0 && used+widths[from-1] <= width {
 		from--
 		used += widths[from]
@@ -751,7 +752,7 @@ func tail(s string, width int) string {
 	if width < 1 {
 		return ""
 	}
-	return "…" + strings.Join(clusters[from:], "")
+	return "<" + strings.Join(clusters[from:], "")
 }
 
 // liveRow is a live line's row: prefix (who) and text, and when the two

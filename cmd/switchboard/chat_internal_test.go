@@ -111,8 +111,8 @@ func TestChatScreenHoldsLongLines(t *testing.T) {
 		"bob: " + long,
 		"bob: 日本語日本語日本語日本語",
 		strings.Repeat("-", width),
-		"bob> …67890123456789",
-		"ann> …7890123456789!",
+		"bob> <67890123456789",
+		"ann> <7890123456789!",
 	}
 	if diff := cmp.Diff(rows, want); diff != "" {
 		t.Errorf("rows (-got +want):\n%s", diff)
@@ -124,12 +124,12 @@ func TestChatScreenHoldsLongLines(t *testing.T) {
 		tail  string
 	}{
 		{"abc", 3, 1, "abc"},
-		{"abcd", 3, 2, "…cd"},
-		{"日本語", 5, 2, "…本語"},
-		{"日本語", 4, 2, "…語"},
-		{"a日本", 4, 2, "…本"},
+		{"abcd", 3, 2, "<cd"},
+		{"日本語", 5, 2, "<本語"},
+		{"日本語", 4, 2, "<語"},
+		{"a日本", 4, 2, "<本"},
 		{"", 3, 1, ""},
-		{"abc", 1, 3, "…"},
+		{"abc", 1, 3, "<"},
 	} {
 		if got := rowsOf(tt.s, tt.width); got != tt.rows {
 			t.Errorf("rowsOf(%q, %d) = %d, want %d", tt.s, tt.width, got, tt.rows)

@@ -262,12 +262,12 @@ func TestBrowserMoveDeadlineEndsTheStep(t *testing.T) {
 	ann := page(t, browser, n.HTTPAddr(), "ann")
 	// Every directory the page takes lists the silent nodes too, starting
 	// (never picked, but asked for a directory). The page asks them one
-	// at a time (a stagger as long as a fetch's timeout): with the
-	// default stagger it would have asked all eight within the move's
-	// time.
+	// at a time (a stagger far longer than a fetch's timeout: the next
+	// fetch starts when one fails): with the default stagger it would
+	// have asked all eight within the move's time.
 	eval[bool](t, ann, `(() => {
   const s = window.switchboard.session;
-  s.staggerMs = 2000; // ATTEMPT_MS
+  s.staggerMs = 60000; // beyond ATTEMPT_MS
   const set = s.setDirectory.bind(s);
   s.setDirectory = (d) => { set(d); [`+strings.Join(quoted, ",")+`].forEach((a, i) => s.dir.nodes.push({ id: "silent" + i, http: a, status: "starting" })); };
   return true;
