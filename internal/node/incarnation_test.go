@@ -17,9 +17,17 @@ import (
 // takes an incarnation above its last one, so its peers take its entries
 // at once; with the clock's alone they would ignore it as an old life of
 // the node until its old record was removed.
+//
+// The nodes share an external NATS: in an embedded cluster of two the
+// halt leaves the rooms' streams without a quorum, and the new life is
+// up only once they have elected leaders again (5 to 15 s here), which
+// is not what this test is about.
 func TestRestartWithTheClockBehind(t *testing.T) {
 	dir := t.TempDir()
+	ns := externalNATS(t, t.TempDir())
+	onNATS := onBus(ns.ClientURL(), nil)
 	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(i int, cfg *node.Config) {
+		onNATS(i, cfg)
 		if i == 1 {
 			cfg.DataDir = dir
 		}
@@ -37,7 +45,10 @@ func TestRestartWithTheClockBehind(t *testing.T) {
 	c.Nodes[1].Halt()
 	restore := node.SetIncarnationClock(func() time.Time { return time.Now().Add(-time.Hour) })
 	defer restore()
-	c.Add(func(_ int, cfg *node.Config) { cfg.ID, cfg.DataDir = "n2", dir })
+	c.Add(func(i int, cfg *node.Config) {
+		onNATS(i, cfg)
+		cfg.ID, cfg.DataDir = "n2", dir
+	})
 	restore()
 	nodetest.Eventually(t, settle, upAt(c.Nodes[2].Addr()))
 }
@@ -47,10 +58,18 @@ func TestRestartWithTheClockBehind(t *testing.T) {
 // an emptied --data, its clock behind), it is a newcomer to both: before,
 // the rooms kept the higher one and took every member the node joined for
 // a stale one of an older run, on every peer, for good.
+//
+// On an external NATS, as TestRestartWithTheClockBehind, so that the
+// node coming back is up at once.
 func TestRemovedPeerComesBackLower(t *testing.T) {
-	c := nodetest.Start(t, 2, nodetest.Options{Configure: func(_ int, cfg *node.Config) {
-		cfg.RemoveAfter = 3 * time.Second
-	}})
+	ns := externalNATS(t, t.TempDir())
+	onNATS := onBus(ns.ClientURL(), func(cfg *node.Config) {
+		// Short: the test waits it out once, and nothing here needs to
+		// see n2 down before it is removed (TestHaltedNodeGoesDownThenLeaves
+		// does).
+		cfg.RemoveAfter = time.Second
+	})
+	c := nodetest.Start(t, 2, nodetest.Options{Configure: onNATS})
 	n1 := c.Nodes[0]
 	first := c.Nodes[1].Incarnation()
 	nodetest.Eventually(t, settle, func() error {
@@ -71,7 +90,10 @@ func TestRemovedPeerComesBackLower(t *testing.T) {
 	}
 	restore := node.SetIncarnationClock(func() time.Time { return time.Now().Add(-time.Hour) })
 	defer restore()
-	back := c.Add(func(_ int, cfg *node.Config) { cfg.ID = "n2" })
+	back := c.Add(func(i int, cfg *node.Config) {
+		onNATS(i, cfg)
+		cfg.ID = "n2"
+	})
 	restore()
 	second := back.Incarnation()
 	if second >= first {
