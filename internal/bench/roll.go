@@ -312,6 +312,12 @@ func drainCall(ctx context.Context, hc *http.Client, method, url string) (node.D
 // zero.
 const rollWithin = 10 * time.Second
 
+// rollLead is how long roll's typists type before the first drain and
+// after the last node's copies caught up: the roll falls on typing under
+// way, and typing goes on over the restarted nodes. A var, not a
+// constant, so that TestRoll can shorten it.
+var rollLead = 3 * time.Second
+
 func runRoll(ctx context.Context, e *env) (Report, error) {
 	cfg := e.cfg
 	if cfg.Nodes < 3 {
@@ -342,7 +348,7 @@ func runRoll(ctx context.Context, e *env) (Report, error) {
 	rep := &RollReport{Scenario: "roll", From: cfg.FromBinary, Nodes: cfg.Nodes, Rooms: cfg.Rooms, RoomSize: cfg.RoomSize, Typists: len(tp.r.typists),
 		Rate: cfg.Rate, WithinMS: ms(within), Seed: tp.r.rep.Seed}
 	e.logf("%d typists in %d rooms of %d over %d nodes, %.0f chars/s; rolling every node, each drained within %v", rep.Typists, cfg.Rooms, cfg.RoomSize, cfg.Nodes, cfg.Rate, within)
-	if err := sleepCtx(ctx, 3*time.Second); err != nil {
+	if err := sleepCtx(ctx, rollLead); err != nil {
 		return nil, err
 	}
 	hc := &http.Client{Timeout: 10 * time.Second}
@@ -378,7 +384,7 @@ func runRoll(ctx context.Context, e *env) (Report, error) {
 	}
 	rollEnd := time.Now()
 	rep.RollS = rollEnd.Sub(rollStart).Seconds()
-	if err := sleepCtx(ctx, 3*time.Second); err != nil {
+	if err := sleepCtx(ctx, rollLead); err != nil {
 		return nil, err
 	}
 	rep.Moves, rep.Drops = tp.moves()
