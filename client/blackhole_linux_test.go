@@ -66,18 +66,6 @@ func TestBlackHoleHoldsUpTheNextHelloByTheStagger(t *testing.T) {
 		starting.Status = directory.Starting // not picked; asked for a directory
 		return []directory.Node{a.entry(), {ID: "p", Addr: hole, Status: directory.Up, Capacity: 100}, starting}
 	})
-	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithPolicy(preferring("a", "b")),
+	reattachedAfterStop(t, a, "b", client.WithUser("alice"), client.WithPolicy(preferring("a", "b")),
 		client.WithRetry(fastRetry()), client.WithAttemptTimeout(time.Hour), client.WithHelloStagger(10*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	if s.Node().ID != "a" {
-		t.Fatalf("attached to %s, want a", s.Node().ID)
-	}
-	a.stop()
-	back := awaitEvent(t, s, "reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
-	if back.Node.ID != "b" {
-		t.Errorf("reattached to %s, want b", back.Node.ID)
-	}
 }

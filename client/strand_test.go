@@ -129,7 +129,14 @@ func TestPeersListedDownAreTriedLast(t *testing.T) {
 		down.Status = directory.Down
 		return []directory.Node{a.entry(), down}
 	})
-	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithRetry(fastRetry()))
+	reattachedAfterStop(t, a, "b", client.WithUser("alice"), client.WithRetry(fastRetry()))
+}
+
+// reattachedAfterStop dials a with opts, checks that the session is on
+// a, stops a and checks that the session reattaches to the node want.
+func reattachedAfterStop(t *testing.T, a *fakeNode, want string, opts ...client.Option) {
+	t.Helper()
+	s, err := client.Dial(dialCtx(t), a.Addr(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +146,8 @@ func TestPeersListedDownAreTriedLast(t *testing.T) {
 	}
 	a.stop()
 	back := awaitEvent(t, s, "reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
-	if back.Node.ID != "b" {
-		t.Errorf("reattached to %s, want b", back.Node.ID)
+	if back.Node.ID != want {
+		t.Errorf("reattached to %s, want %s", back.Node.ID, want)
 	}
 }
 

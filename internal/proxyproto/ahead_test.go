@@ -290,11 +290,11 @@ func TestListenerPending(t *testing.T) {
 	second.Close()
 }
 
-// A proxy's connection that ends before its first byte (a balancer's
-// connect-only health check) sent no header, good or bad: it is closed
-// without a word to Failed, while one that sent a byte and stopped is a
-// header cut short, and reported.
-func TestHeaderListenerConnectOnlyIsNoFailure(t *testing.T) {
+// refusingListener starts a HeaderListener for the proxy 127.0.0.2 that
+// must hand out no connection, until the test ends; it returns the
+// listener under it, where the test connects, and what Failed is told.
+func refusingListener(t *testing.T) (net.Listener, <-chan error) {
+	t.Helper()
 	inner, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -305,8 +305,13 @@ func TestHeaderListenerConnectOnlyIsNoFailure(t *testing.T) {
 		From:     func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.2") },
 		Failed:   func(_ net.Addr, err error) { failed <- err },
 	}
-	defer ln.Close()
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+	})
 	go func() {
+		defer close(done)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -316,6 +321,15 @@ func TestHeaderListenerConnectOnlyIsNoFailure(t *testing.T) {
 			c.Close()
 		}
 	}()
+	return inner, failed
+}
+
+// A proxy's connection that ends before its first byte (a balancer's
+// connect-only health check) sent no header, good or bad: it is closed
+// without a word to Failed, while one that sent a byte and stopped is a
+// header cut short, and reported.
+func TestHeaderListenerConnectOnlyIsNoFailure(t *testing.T) {
+	inner, failed := refusingListener(t)
 	for _, tt := range []struct {
 		name, first string
 		want        error // what Failed is told; nil: nothing
@@ -352,27 +366,7 @@ func TestHeaderListenerConnectOnlyIsNoFailure(t *testing.T) {
 // its own, in the order they came; a header cut short sent after the
 // reset is reported, and is the only failure.
 func TestHeaderListenerResetBeforeAByteIsNoFailure(t *testing.T) {
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	failed := make(chan error, 4)
-	ln := &proxyproto.HeaderListener{
-		Listener: inner,
-		From:     func(a netip.Addr) bool { return a == netip.MustParseAddr("127.0.0.2") },
-		Failed:   func(_ net.Addr, err error) { failed <- err },
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Errorf("accepted a connection from %s", c.RemoteAddr())
-			c.Close()
-		}
-	}()
+	inner, failed := refusingListener(t)
 	check := dialFrom(t, "127.0.0.2", inner.Addr().String(), "")
 	if err := check.(*net.TCPConn).SetLinger(0); err != nil {
 		t.Fatal(err)
