@@ -26,7 +26,6 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
-	"syscall"
 )
 
 // sigV2 opens every version 2 header.
@@ -80,7 +79,7 @@ type Header struct {
 func Read(r *bufio.Reader) (Header, error) {
 	first, err := r.Peek(1)
 	if err != nil {
-		if err == io.EOF || errors.Is(err, syscall.ECONNRESET) {
+		if err == io.EOF || errors.Is(err, errConnReset) {
 			return Header{}, fmt.Errorf("%w: %w", ErrNothingSent, err)
 		}
 		return Header{}, err
