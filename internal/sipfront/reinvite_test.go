@@ -235,7 +235,10 @@ func TestTCPCallerGetsRequestsOnItsConnection(t *testing.T) {
 	t.Parallel()
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
-	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.KeepAlive = 200 * time.Millisecond })
+	// Long enough that the test closes the caller's connection, and the
+	// front reads the close, before the next keepalive: one written on
+	// the closed connection would go unanswered and end the call.
+	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.KeepAlive = 2 * time.Second })
 	contact, err := net.Listen("tcp", "127.0.0.1:0") // where the Contact points
 	if err != nil {
 		t.Fatal(err)

@@ -111,7 +111,11 @@ func TestConnectionsToCallersAreCounted(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) {
-		cfg.KeepAlive = 100 * time.Millisecond
+		// Long enough that the test closes the first caller's
+		// connection, and the front reads the close, before the next
+		// keepalive: one written on the closed connection would go
+		// unanswered and end the call.
+		cfg.KeepAlive = 2 * time.Second
 		cfg.MaxConnsPerSource = 1
 	})
 	// The callers' Contacts, on another loopback address than their
