@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -485,11 +486,12 @@ func TestRouteTLSByNameReachesGossipedPeers(t *testing.T) {
 	ca, caFile := newCAFile(t, dir, "ca.pem", now)
 	open := func(name string, join ...string) *Bus {
 		cert, key := issueFiles(t, dir, ca, name, pki.Request{Service: "auth.test", Hosts: []string{"localhost"}}, now)
-		port, err := freePort("localhost")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return openBus(t, Config{Name: name, Cluster: fmt.Sprintf("localhost:%d", port), Join: join,
+		// A port below the ephemeral range: one freePort drew could be
+		// taken by another test's connection or listener before the
+		// route listener binds it, and an explicit port is not drawn
+		// again.
+		_, port, _ := net.SplitHostPort(lowPort(t))
+		return openBus(t, Config{Name: name, Cluster: "localhost:" + port, Join: join,
 			TLSCert: cert, TLSKey: key, TLSCA: caFile})
 	}
 	seed := func(b *Bus) string { return fmt.Sprintf("localhost:%d", b.ClusterAddr().Port) }
