@@ -78,8 +78,7 @@ func parseTarget(raw string, resolvers []string) (target, error) {
 		if err := resolve.CheckService(strings.TrimSuffix(t.service, ".")); err != nil {
 			return t, fmt.Errorf("client: target %q: the service %q is not a DNS name (for one node, give HOST:PORT without dns:): %w", raw, t.service, err)
 		}
-	}
-	if t.service == "" {
+	} else {
 		for _, a := range strings.Split(raw, ",") {
 			a = strings.TrimSpace(a)
 			if a == "" {
