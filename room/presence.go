@@ -114,8 +114,9 @@ func (r *Room) Steward(v *View) bool {
 // catch up.
 //
 // A member of this node is stale when its session is not a local session
-// any more, or it joined in an earlier incarnation, and stays so for
-// OwnGrace. This node removes those itself.
+// any more, or is one the room lost (a later copy of the join refused
+// for it stored it again), or it joined in an earlier incarnation, and
+// stays so for OwnGrace. This node removes those itself.
 //
 // A member of another node is stale, on evidence the cluster agrees on,
 // when
@@ -150,7 +151,7 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 	var seen map[string]bool // nodes down or missing now; allocated when there are some
 	for key, m := range r.members {
 		if m.Node == r.cfg.Self {
-			if m.Inc == r.cfg.Incarnation && r.local[key] != nil {
+			if lm := r.local[key]; m.Inc == r.cfg.Incarnation && lm != nil && !lm.lost {
 				delete(r.suspect, key)
 				continue
 			}

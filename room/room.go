@@ -42,6 +42,9 @@ type local struct {
 	// it is due one and gets no text until then (live.go).
 	unstoredAt uint64
 	owed       bool
+	// lost says the room took it out (lose): should a later copy of its
+	// refused join store its membership again, Reconcile removes it.
+	lost bool
 }
 
 // Room is one room's state on one node: the text (an rtt.Room), the
@@ -297,9 +300,11 @@ func (r *Room) applyJoin(rec Record) {
 		}
 		return
 	}
-	if lm := r.local[rec.Key]; lm != nil {
+	if lm := r.local[rec.Key]; lm != nil && !lm.lost {
 		// A copy stored again by a publish that retried may be taken
-		// after an earlier copy was refused.
+		// after an earlier copy was refused. A lost session was told it
+		// is out and gets nothing: its refusal stands, and the
+		// membership this copy makes is one Reconcile removes.
 		lm.rejected = nil
 	}
 	r.members[rec.Key] = Member{User: rec.User, Node: rec.Node, Inc: rec.Inc}
@@ -522,7 +527,7 @@ func (r *Room) refusal(lm *local) error {
 // removed error about the room, and is listed in Result.Lost; it stays
 // registered until the node detaches it.
 func (r *Room) lose(key string, lm *local) {
-	lm.active, lm.owed = false, false
+	lm.active, lm.owed, lm.lost = false, false, true
 	why := fmt.Sprintf("room %s is full (%d users)", r.name, r.cfg.MaxUsers)
 	if !errors.Is(lm.rejected, ErrFull) {
 		why = fmt.Sprintf("user %s is in room %s from %d sessions", lm.user, r.name, r.cfg.MaxUserSessions)
