@@ -243,6 +243,7 @@ func (s *session) forgetRoom(room string) {
 	delete(s.rooms, room)
 	s.textMu.Lock()
 	delete(s.seqs, room)
+	delete(s.seqAsked, room)
 	delete(s.held, room)
 	delete(s.failed, room)
 	s.textMu.Unlock()
@@ -377,15 +378,16 @@ func (s *session) checkText(m wire.Message) (record, uint64, bool) {
 	// change it too.
 	s.textMu.Lock()
 	last := s.seqs[room]
-	if now := time.Now(); m.Seq > last+MaxSeqJump && now.Sub(s.seqAsked) >= seqAskEvery {
+	if now := time.Now(); m.Seq > last+MaxSeqJump && now.Sub(s.seqAsked[room]) >= seqAskEvery {
 		// The session knows the seqs its own text and its states
 		// showed stored; another session of the user (another device)
 		// numbers on above what it stored, and the client follows
 		// (docs/protocol.md, "The client's duties"). The room knows
 		// the user's last: asked before a refusal, at most once every
-		// seqAskEvery (a round trip to the room's goroutine, which a
-		// stream of far seqs must not load), and kept.
-		s.seqAsked = now
+		// seqAskEvery in each room (a round trip to the room's
+		// goroutine, which a stream of far seqs must not load), and
+		// kept.
+		s.seqAsked[room] = now
 		s.textMu.Unlock()
 		stored, err := s.rooms[room].userSeq(s.user, n.cfg.StoreTimeout)
 		s.textMu.Lock()

@@ -961,12 +961,15 @@ func counter(t *testing.T, n *node.Node, name string) float64 {
 	return 0
 }
 
-// Two devices of one user: the laptop types past MaxSeqJump while the
-// phone stays in the room; the phone then counts on above the text of its
-// user it was delivered, as docs/protocol.md tells clients to, and its
-// chunk is stored. Before, the jump bound counted from what the phone's
-// own session had seen stored (nothing), so the phone was refused with
-// bad_request, which no retry mends.
+// Two devices of one user: the laptop types past MaxSeqJump in two
+// rooms while the phone stays in both; the phone then counts on above the
+// text of its user it was delivered, as docs/protocol.md tells clients
+// to, in one room and at once in the other, and both chunks are stored.
+// Before, the jump bound counted from what the phone's own session had
+// seen stored (nothing), so the phone was refused with bad_request, which
+// no retry mends; and then, the node asking the rooms at most once a
+// second for the whole session, the second room's chunk was refused
+// without its room being asked.
 func TestSecondDeviceCountsOnAboveTheFirst(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
 		cfg.ChunkRate, cfg.ChunkBurst = 1e6, 1e6
@@ -974,28 +977,40 @@ func TestSecondDeviceCountsOnAboveTheFirst(t *testing.T) {
 	}})
 	c.WaitRoomsReady(wait)
 	addr := c.Nodes[0].Addr()
+	rooms := []string{"r", "s"}
 	phone := newDevicePeer(t, addr, "alice", "phone")
-	phone.join("r")
 	laptop := newDevicePeer(t, addr, "alice", "laptop")
-	laptop.join("r")
-	var last uint64
-	for i := 1; i <= node.MaxSeqJump+1; i++ {
-		laptop.seq++
-		laptop.send(wire.Message{Op: wire.OpText, Room: "r", Seq: laptop.seq, T: "x"})
-		if i%500 == 0 {
-			laptop.acked("r", []uint64{laptop.seq})
+	for _, room := range rooms {
+		phone.join(room)
+		laptop.join(room)
+	}
+	for _, room := range rooms {
+		laptop.seq = 0 // seqs count per room
+		for i := 1; i <= node.MaxSeqJump+1; i++ {
+			laptop.seq++
+			laptop.send(wire.Message{Op: wire.OpText, Room: room, Seq: laptop.seq, T: "x"})
+			if i%500 == 0 {
+				laptop.acked(room, []uint64{laptop.seq})
+			}
 		}
+		laptop.acked(room, []uint64{laptop.seq})
 	}
-	laptop.acked("r", []uint64{laptop.seq})
-	// The phone was delivered every chunk of its user.
-	for last < laptop.seq {
+	// The phone was delivered every chunk of its user, in each room.
+	last := map[string]uint64{}
+	for last["r"] < node.MaxSeqJump+1 || last["s"] < node.MaxSeqJump+1 {
 		m := phone.await("alice's text", func(m wire.Message) bool { return m.Op == wire.OpText && m.From == "alice" })
-		last = m.Seq
+		last[m.Room] = m.Seq
 	}
-	phone.send(wire.Message{Op: wire.OpText, Room: "r", Seq: last + 1, T: "y"})
-	m := phone.await("answer", func(m wire.Message) bool { return (m.Op == wire.OpAck || m.Op == wire.OpError) && m.Seq == last+1 })
-	if m.Op != wire.OpAck {
-		t.Errorf("an honest second device's next chunk was refused: %+v", m)
+	for _, room := range rooms {
+		phone.send(wire.Message{Op: wire.OpText, Room: room, Seq: last[room] + 1, T: "y"})
+	}
+	for _, room := range rooms {
+		m := phone.await("answer in "+room, func(m wire.Message) bool {
+			return (m.Op == wire.OpAck || m.Op == wire.OpError) && m.Room == room && m.Seq == last[room]+1
+		})
+		if m.Op != wire.OpAck {
+			t.Errorf("an honest second device's next chunk in %s was refused: %+v", room, m)
+		}
 	}
 }
 

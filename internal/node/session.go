@@ -118,7 +118,7 @@ type session struct {
 
 	// Text on its way to storage (rooms_session.go): the reader hands
 	// chunks to the rooms' writers and reads on; the writers answer.
-	textMu sync.Mutex          // guards seqs, held, failed and lost, which the reader and others change
+	textMu sync.Mutex          // guards seqs, held, failed, lost and seqAsked, which the reader and others change
 	seqs   map[string]uint64   // per room joined: the last seq of the user's text known stored
 	held   map[string]textHold // per room: the chunks refused (rate, unavailable) and not sent again since
 	// failed, per room: the latest store that failed, and the chunks
@@ -130,7 +130,9 @@ type session struct {
 	// s.rooms (dropLostRooms).
 	lost     map[string]bool
 	admitted uint64
-	seqAsked time.Time      // when checkText last asked a room for the user's seq (reader only)
+	// seqAsked, per room: when checkText last asked it for the user's
+	// last stored seq.
+	seqAsked map[string]time.Time
 	stores   sync.WaitGroup // text requests handed to writers and not answered yet; the reader adds
 
 	mu      sync.Mutex // guards the fields below
@@ -397,6 +399,7 @@ func (s *session) attach(m wire.Message) *wire.Error {
 	s.id = strconv.FormatUint(n.incarnation, 36) + "-" + strconv.FormatUint(n.nextID.Add(1), 36)
 	s.rooms = make(map[string]*feed)
 	s.seqs = make(map[string]uint64)
+	s.seqAsked = make(map[string]time.Time)
 	s.limiter = newTextLimiter(n.cfg)
 	s.attachAt = time.Now()
 	s.attached.Store(true)
