@@ -32,4 +32,9 @@ func TestBrowserAttachRefusedForGood(t *testing.T) {
 	if !eval[bool](t, ann, `document.querySelector("#reauth-form").hidden`) {
 		t.Error("the page asks for a fresh token, which would not help")
 	}
+	// The form again, to give a name the node takes; before, it stayed
+	// hidden and only a reload helped.
+	if !eval[bool](t, ann, `document.querySelector("#join-form").checkVisibility()`) {
+		t.Error("the join form is hidden; want it shown, to give another name")
+	}
 }

@@ -5,9 +5,13 @@
 // /?user=ann&room=lobby&group=eu/a&policy=default
 
 import { Session, cutText } from "./client.js";
-import { Room, clusterStarts, graphemes } from "./rtt.js";
+import { Room, clusterStarts, graphemes, lineAfter } from "./rtt.js";
 
 const $ = (sel) => document.querySelector(sel);
+
+// MAX_USER_BYTES is the longest user name a node takes, in UTF-8 bytes
+// (internal/node.MaxUserName).
+const MAX_USER_BYTES = 64;
 
 let session = null;
 let room = null;
@@ -48,6 +52,9 @@ function setStatus({ state, node, reason, note }) {
   $("#compose").disabled = !room || !!(session && session.halted);
   // A refused token: the user may give a fresh one and go on.
   $("#reauth-form").hidden = !(session && session.tokenRefused);
+  // An attach refused for good (a user name the service does not take):
+  // the form again, to give another.
+  if (session && session.halted) $("#join-form").hidden = false;
 }
 
 // isolate keeps a user's name from reordering the text around it: a
@@ -156,19 +163,30 @@ function boundaryAtOrBefore(s, i) {
   return b;
 }
 
+// onInput sends what changed in the box since the last keystroke. The
+// box then holds what the line shows on every screen: text pasted with
+// characters the text model drops (a BOM, controls) or with line ends of
+// its own (U+2028), or past a line's byte bound, would otherwise leave
+// the box and the line apart, and a later BACKSPACE would erase on every
+// screen a character the box still shows.
 function onInput() {
-  const now = $("#compose").value;
+  const box = $("#compose");
+  const now = box.value;
   let i = 0;
   while (i < sent.length && i < now.length && sent[i] === now[i]) i++;
   i = boundaryAtOrBefore(sent, i);
   const erased = graphemes(sent.slice(i));
   const chunk = "\b".repeat(erased) + now.slice(i);
-  sent = now;
+  sent = lineAfter(sent, chunk).line;
+  if (box.value !== sent) box.value = sent;
   if (chunk !== "") sendChunk(chunk);
 }
 
 function onKeyDown(e) {
-  if (e.key === "Enter" && !e.isComposing) {
+  // An input method's Enter confirms its conversion: Safari sends that
+  // keydown after compositionend, with isComposing false and the
+  // keyCode 229 every keydown an input method takes has.
+  if (e.key === "Enter" && !e.isComposing && e.keyCode !== 229) {
     e.preventDefault();
     $("#compose").value = "";
     sent = "";
@@ -198,6 +216,8 @@ function join(opts) {
     log(e.message);
     return;
   }
+  // A session ended by a refusal (the form shows again then) goes.
+  if (session) session.close();
   user = opts.user;
   roomName = opts.room;
   room = null;
@@ -289,11 +309,21 @@ function join(opts) {
   session.start();
 }
 
+// checkUserName has the form refuse a name longer than a node takes:
+// maxlength counts UTF-16 code units, the node bytes.
+function checkUserName() {
+  const field = $("#user");
+  const n = new TextEncoder().encode(field.value).length;
+  field.setCustomValidity(n > MAX_USER_BYTES ? `At most ${MAX_USER_BYTES} bytes: this name has ${n}.` : "");
+}
+
 function init() {
   const q = new URLSearchParams(location.search);
   for (const k of ["user", "room", "group", "policy"]) if (q.get(k)) $("#" + k).value = q.get(k);
   $("#compose").addEventListener("input", onInput);
   $("#compose").addEventListener("keydown", onKeyDown);
+  $("#user").addEventListener("input", checkUserName);
+  checkUserName();
   $("#reauth-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const token = $("#reauth-token").value.trim();

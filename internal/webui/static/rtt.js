@@ -256,6 +256,19 @@ class Editor {
   }
 }
 
+// lineAfter is what a line shows after text is written on it: the lines
+// the text completed (a line separator, or the line's byte bound) and the
+// line then, with the characters the model drops (controls, escape
+// sequences, a BOM) left out and a tab made a space. The compose box
+// holds what its own line shows with this.
+export function lineAfter(line, text) {
+  const e = new Editor();
+  e.set(line);
+  const done = [];
+  e.write(text, done);
+  return { done, line: e.buf };
+}
+
 // Room is one conversation's text.
 export class Room {
   constructor(maxLines = DEFAULT_MAX_LINES) {
