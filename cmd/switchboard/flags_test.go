@@ -86,6 +86,12 @@ func TestExitCodesAndHelp(t *testing.T) {
 		{name: "demo's port below 1", args: []string{"demo", "--port", "0"}, code: 2, stderr: []string{"demo: --port 0 is outside 1..65533"}, stderrRows: 2},
 		{name: "demo's DNS port", args: []string{"demo", "--dns-port", "70000"}, code: 2, stderr: []string{"demo: --dns-port 70000 is outside 1..65535"}, stderrRows: 2},
 		{
+			// Clients send lines up to wire.MaxLine: a node reading less
+			// would end sessions within every limit it announced.
+			name: "a line limit below the protocol's", args: []string{"serve", "--max-line", "2000", "--check"}, code: 1,
+			stderr: []string{"max line 2000 below the protocol's 65536 bytes"},
+		},
+		{
 			name: "--check says what the DNS responder would refuse at start", args: []string{"serve", "--dns", "127.0.0.1:0", "--dns-ttl", "500ms", "--check"}, code: 1,
 			stderr: []string{"TTL 500ms is below 1s"},
 		},

@@ -22,6 +22,7 @@ import (
 	"github.com/switchboard/switchboard/internal/bus"
 	"github.com/switchboard/switchboard/internal/forwarded"
 	"github.com/switchboard/switchboard/internal/pki"
+	"github.com/switchboard/switchboard/wire"
 )
 
 // Default addresses of `switchboard serve` with no flags.
@@ -181,7 +182,8 @@ type Config struct {
 	MaxConnsPerIP int
 	// WriteTimeout bounds one write to a client (default 10 s).
 	WriteTimeout time.Duration
-	// MaxLine is the longest protocol line accepted, in bytes (default 64 KiB).
+	// MaxLine is the longest protocol line accepted, in bytes (default
+	// and least wire.MaxLine, 64 KiB: clients send lines that long).
 	MaxLine int
 	// MaxQueue is how many bytes may wait for a slow client before its
 	// session is closed (default 1 MiB), besides those of the write under
@@ -425,6 +427,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxRooms < 0 || c.MaxParticipants < 0 || c.SnapshotEvery < 0 {
 		errs = append(errs, fmt.Errorf("negative room limit (rooms %d, participants %d, snapshot every %d)", c.MaxRooms, c.MaxParticipants, c.SnapshotEvery))
+	}
+	if c.MaxLine < wire.MaxLine {
+		// Clients send lines up to wire.MaxLine (a chunk of MaxChunk
+		// bytes escaped, a state's answer): a node reading less would
+		// end sessions that keep within every limit it announced.
+		errs = append(errs, fmt.Errorf("max line %d below the protocol's %d bytes", c.MaxLine, wire.MaxLine))
 	}
 	if c.MaxChunk < 0 || c.MaxChunk > MaxChunkLimit {
 		errs = append(errs, fmt.Errorf("max chunk %d outside 1..%d bytes", c.MaxChunk, MaxChunkLimit))

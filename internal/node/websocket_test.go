@@ -210,7 +210,6 @@ func TestWebSocketRoomAcrossTransports(t *testing.T) {
 
 func TestWebSocketErrorsAsTCP(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
-		cfg.MaxLine = 1024
 		// The first subtest's five round trips, with no hello, must end
 		// before it, on a loaded machine too.
 		cfg.HelloTimeout = 5 * time.Second
@@ -240,7 +239,7 @@ func TestWebSocketErrorsAsTCP(t *testing.T) {
 
 	t.Run("line too long", func(t *testing.T) {
 		s := mustDialWS(t, addr)
-		s.sendRaw(`{"op":"ping","x":"` + strings.Repeat("a", 2000) + `"}`)
+		s.sendRaw(`{"op":"ping","x":"` + strings.Repeat("a", wire.MaxLine) + `"}`)
 		got := s.expectClose()
 		if len(got) == 0 || got[len(got)-1].Code != wire.CodeLineTooLong {
 			t.Errorf("got %+v before the close, want line_too_long", got)
