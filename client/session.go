@@ -1859,12 +1859,18 @@ func (s *Session) endedLocked() error {
 // Leave leaves a room and forgets its unacknowledged text. A leave the
 // node refuses for the rate of joins and leaves (it keeps the session in
 // the room) goes again after a pause, until the node confirms it (the
-// user's presence leave) or the connection ends.
+// user's presence leave) or the connection ends. A name the service
+// refuses (ErrBadRoomName) names no room the session could hold: Leave
+// returns the error and sends nothing (a name longer than a line would
+// end the connection).
 func (s *Session) Leave(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.endedLocked(); err != nil {
 		return err
+	}
+	if why := wire.RoomNameProblem(name); why != "" {
+		return fmt.Errorf("client: leaving room %q: %s: %w", wire.Clip(name, wire.MaxRoomName), why, ErrBadRoomName)
 	}
 	_, joined := s.rooms[name]
 	if joined {
@@ -2022,7 +2028,7 @@ func cutText(text string, max int) []string {
 // joined.
 var ErrLeft = errors.New("client: room left")
 
-// ErrBadRoomName is returned by Join and JoinWait for a name the service
+// ErrBadRoomName is returned by Join, JoinWait and Leave for a name the service
 // refuses: room names are 1 to 64 bytes of ASCII letters, digits, '-',
 // '_' and '.'.
 var ErrBadRoomName = errors.New("client: bad room name")
