@@ -29,12 +29,15 @@ func (s *Session) readLoop(c *Conn, w *writer) error {
 	lastMsg := heard // heard, but never moved on by a busy pause
 	pinged := false
 	busy := 0 // verdicts in a row that found the node busy
+	// The second opinion runs on a goroutine of its own, which ends once
+	// its dial and ping do: it is cancelled and never waited for beyond
+	// the verdict's grace (probeVerdict), as a dialer may ignore its
+	// context and hold it for as long as the kernel tries to connect.
 	var probe chan error
 	var stopProbe context.CancelFunc
 	endProbe := func() {
 		if probe != nil {
 			stopProbe()
-			<-probe
 			probe, stopProbe = nil, nil
 		}
 	}
@@ -86,7 +89,7 @@ func (s *Session) readLoop(c *Conn, w *writer) error {
 				probe, stopProbe = make(chan error, 1), cancel
 				go func(ch chan<- error) { ch <- s.probe(ctx, probeAddr) }(probe)
 			default:
-				perr := <-probe
+				perr := probeVerdict(probe, hb.Interval)
 				stopProbe()
 				probe, stopProbe = nil, nil
 				if perr != nil {
@@ -114,6 +117,20 @@ func (s *Session) readLoop(c *Conn, w *writer) error {
 		}
 		heard = time.Now()
 		lastMsg = heard
+	}
+}
+
+// probeVerdict is the second opinion's result at the verdict, which
+// comes as its deadline passes: what it sent, or, if it has sent nothing
+// within grace after that (a dialer that ignores its context), an error.
+func probeVerdict(probe <-chan error, grace time.Duration) error {
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case err := <-probe:
+		return err
+	case <-t.C:
+		return fmt.Errorf("the second connection did not end by its deadline: %w", context.DeadlineExceeded)
 	}
 }
 

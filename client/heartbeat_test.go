@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -67,6 +68,70 @@ func TestHeartbeatNoticesSilentNode(t *testing.T) {
 	if back.Node.ID != "b" {
 		t.Errorf("reattached to %s, want b", back.Node.ID)
 	}
+}
+
+// The same silent node, reached through a dialer that ignores its
+// context (one wrapping net.Dial, say): the second opinion's dial hangs
+// for as long as the kernel tries, past the verdict. The session must
+// still fail over, and Close return, rather than wait for that dial:
+// before, the verdict waited for the second opinion's result, and the
+// session handled nothing and could not close until the dial ended.
+func TestHeartbeatDoesNotWaitForADialerThatIgnoresItsContext(t *testing.T) {
+	a, b := newFakeNode(t, "a"), newFakeNode(t, "b")
+	both := func() []directory.Node { return []directory.Node{a.entry(), b.entry()} }
+	a.setDirectory(both)
+	b.setDirectory(both)
+	d := &deafDialer{addr: a.Addr(), release: make(chan struct{})}
+	t.Cleanup(func() { close(d.release) }) // after the session's Close
+	s, err := client.Dial(dialCtx(t), a.Addr(), client.WithUser("alice"), client.WithDialer(d), client.WithPolicy(preferring("a", "b")), client.WithRetry(fastRetry()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Node().ID != "a" {
+		t.Fatalf("attached to %s, want a", s.Node().ID)
+	}
+	d.stick()
+	a.pause()
+	drop := awaitEvent(t, s, "drop", func(e client.Event) bool { return e.Kind == client.Disconnected }, nil)
+	if !errors.Is(drop.Err, client.ErrNodeSilent) {
+		t.Errorf("drop error %v, want one matching ErrNodeSilent", drop.Err)
+	}
+	awaitEvent(t, s, "reattach", func(e client.Event) bool { return e.Kind == client.Reattached }, nil)
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(settle):
+		t.Fatalf("Close still waiting after %v, behind the stuck dial", settle)
+	}
+}
+
+// deafDialer dials as net.Dialer does, except that once stuck, a dial
+// to addr waits for release whatever its context says.
+type deafDialer struct {
+	addr    string
+	release chan struct{}
+	mu      sync.Mutex
+	stuck   bool
+}
+
+func (d *deafDialer) stick() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stuck = true
+}
+
+// DialContext implements client.Dialer.
+func (d *deafDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	d.mu.Lock()
+	stuck := d.stuck && addr == d.addr
+	d.mu.Unlock()
+	if stuck {
+		<-d.release
+		return nil, errors.New("released")
+	}
+	var nd net.Dialer
+	return nd.DialContext(ctx, network, addr)
 }
 
 // A node whose reader is stuck behind a slow request (here a join that
