@@ -88,6 +88,21 @@ type Config struct {
 	// server caches the answers built from it for as long as the same slice
 	// (or one with the same content) comes back. Required.
 	Nodes func() []directory.Node
+	// Serving reports whether the node may answer for the zone now. A
+	// node still starting (its directory empty until it has heard its
+	// peers) or degraded (cut off from most of its cluster) holds a
+	// directory that may be empty or out of date, and its authoritative
+	// "no such records" would be cached by resolvers (RFC 2308) while
+	// the other name servers could have answered. While Serving returns
+	// false, every query for a name in the zone, whatever its type, is
+	// answered SERVFAIL with no records (and the extended error "Not
+	// Ready", RFC 8914, when the query has EDNS0): no answer that
+	// resolvers cache as the zone's, and the cue to ask another of the
+	// zone's name servers. Names outside the zone are REFUSED as ever.
+	// It is called on every query, concurrently, so it must be safe for
+	// concurrent use and must not block: load an atomic. Nil means
+	// always.
+	Serving func() bool
 	// NS is the host name of the name server put in the SOA and NS records.
 	// Default "ns.<Zone>". When it lies inside the zone the server answers
 	// A/AAAA for it with NSAddrs.
@@ -96,9 +111,9 @@ type Config struct {
 	// Default: the IP the server is bound to if Addr names one; otherwise
 	// the addresses of the nodes that are up, full or draining, on the
 	// assumption that every node runs a responder (serve --dns on each:
-	// a full or draining one still answers; a degraded one answers from
-	// a directory that may be out of date). Where only some nodes run
-	// one, the others are named as name servers that do not answer.
+	// a full or draining one still answers; a starting or degraded one
+	// answers SERVFAIL, see Serving). Where only some nodes run one, the
+	// others are named as name servers that do not answer.
 	NSAddrs []netip.Addr
 	// Logger receives start, stop and serve errors. Default: discard.
 	Logger *slog.Logger

@@ -40,15 +40,23 @@
 //     A node whose Addr host is a name, not an IP, gets that name as target
 //     and no additional record.
 //   - <label>.node.Z A / AAAA: that node's IP, whatever its status. The
-//     label is the node ID in lower case with every other character than
-//     a-z and 0-9 turned into "-", cut to 63 bytes; when two IDs give the
-//     same label the later one gets a hash of its ID appended.
+//     label depends on the node's ID alone, so that every node's
+//     responder, whichever nodes it holds, gives a name the same node:
+//     the ID itself when it is a DNS label in lower case already (a-z,
+//     0-9 and "-", not at either end, at most 63 bytes: n1, node-1,
+//     eu-1); any other ID in lower case with every other character than
+//     a-z and 0-9 turned into "-" (runs and ends trimmed), cut to 54
+//     bytes, then "-" and the FNV-1a 32-bit hash of the ID in 8 hex
+//     digits: Web1 is web1-13f03c00, the default ID 127.0.0.2:7070 is
+//     127-0-0-2-7070-0ed4c09b. Should two IDs still get one label (the
+//     hash colliding), the first in the directory keeps it and the other
+//     gets no name and no SRV record.
 //   - Z SOA and NS, with the name server Config.NS (default ns.Z), which
 //     answers A / AAAA (and goes with NS as glue) with Config.NSAddrs, the
 //     bound IP, or else the IPs of the nodes whose responders answer:
 //     every node up, full or draining, whatever its users and capacity
-//     (not one down, starting, or degraded: cut off from most of its
-//     peers, it answers from a directory that may be out of date).
+//     (not one down, starting, or degraded: such a node's directory may
+//     be empty or out of date, and its responder answers SERVFAIL).
 //   - Any other name in Z: NXDOMAIN with the SOA in the authority section;
 //     a name that exists but not with the type asked (AAAA with IPv4 nodes
 //     only, MX, TXT...): NOERROR with no answer and the SOA (NODATA). Names
@@ -56,6 +64,16 @@
 //   - ANY at a name that exists: one HINFO record "RFC8482" "" (RFC 8482),
 //     over UDP and TCP alike, never every record at the name: a short
 //     spoofed query must not turn into a large reply at its victim.
+//   - While the node may not answer (Config.Serving false: it is
+//     starting, its directory empty until it has heard its peers, or
+//     degraded, cut off from most of them), every query for a name in Z,
+//     whatever its type (SOA and NS too), gets SERVFAIL with no records
+//     and no AA bit, with the extended DNS error 14 "Not Ready" (RFC
+//     8914) when the query has EDNS0. An authoritative empty answer would
+//     be cached (RFC 2308) and taken for the service being absent;
+//     SERVFAIL is what a resolver asks the zone's other name servers
+//     after. Names outside Z are still REFUSED. One line at Info says
+//     when the responder stops serving and when it serves again.
 //   - Names outside Z, classes other than IN (QCLASS ANY too: the zone
 //     has IN records only, and no stub or resolver asks ANY for them), and
 //     zone transfers: REFUSED.
@@ -99,7 +117,8 @@
 // to 1 s) rather than spinning.
 //
 // Server.Stats counts the UDP replies truncated by the rate limit, the TCP
-// connections closed over a limit and those closed by a failed write. A
+// connections closed over a limit, those closed by a failed write, and
+// the queries answered SERVFAIL while the node did not serve. A
 // line at Warn says when replies are truncated or connections closed over
 // a limit, at most once a minute for each.
 //
@@ -118,7 +137,8 @@
 //   - Config.Nodes is called on every query, from many goroutines at once.
 //     It must not block and must be safe for concurrent use; load an
 //     immutable snapshot from an atomic.Pointer. Do not modify a slice after
-//     returning it.
+//     returning it. Config.Serving, when set, is called on every query
+//     too, under the same rules: load an atomic.
 //   - New does no I/O. Start blocks until both sockets serve (or fail); it
 //     starts one goroutine per socket, and while running miekg/dns starts
 //     one per UDP query in flight and one per TCP connection.

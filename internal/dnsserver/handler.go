@@ -166,6 +166,10 @@ func (s *Server) resolve(m *dns.Msg, q dns.Question) {
 		return
 	}
 	name := dns.CanonicalName(q.Name)
+	if !s.serving() {
+		s.notServing(m, name)
+		return
+	}
 	z := s.current()
 	o := z.names[name]
 	if o == nil {
@@ -213,6 +217,70 @@ func (s *Server) resolve(m *dns.Msg, q dns.Question) {
 	}
 	if q.Name != name {
 		askedCase(m.Answer, name, q.Name)
+	}
+}
+
+// serving reports whether the node may answer for the zone now
+// (Config.Serving; always without one), and logs when that changes.
+func (s *Server) serving() bool {
+	if s.cfg.Serving == nil {
+		return true
+	}
+	on := s.cfg.Serving()
+	want := servingOff
+	if on {
+		want = servingOn
+	}
+	if s.servingState.Load() != want {
+		s.servingChanged()
+	}
+	return on
+}
+
+// The states servingState holds: what Config.Serving said when last
+// asked; unknown before the first query.
+const (
+	servingUnknown int32 = iota
+	servingOn
+	servingOff
+)
+
+// servingChanged records and logs, once per change, what Config.Serving
+// says now. A query that read the old value just before the change would
+// otherwise log it back: asked again under the lock, Serving gives the
+// latest, so concurrent queries at a change log it once.
+func (s *Server) servingChanged() {
+	s.servingMu.Lock()
+	defer s.servingMu.Unlock()
+	want := servingOff
+	if s.cfg.Serving() {
+		want = servingOn
+	}
+	prev := s.servingState.Swap(want)
+	switch {
+	case prev == want, prev == servingUnknown && want == servingOn:
+		// No change, or serving from the start: nothing to say.
+	case want == servingOn:
+		s.log.Info("dns responder serving the zone again", "servfail_total", s.counts.notServing.Load())
+	default:
+		s.log.Info("dns responder not serving the zone while the node is starting or degraded: queries for it get SERVFAIL, so resolvers ask another name server")
+	}
+}
+
+// notServing answers a query for name while the node may not answer:
+// SERVFAIL for a name in the zone (with the extended error Not Ready, RFC
+// 8914, when the query has EDNS0), REFUSED for one outside it as ever. The
+// reply is not authoritative and holds no records: nothing a resolver
+// caches as the zone's answer.
+func (s *Server) notServing(m *dns.Msg, name string) {
+	if !dns.IsSubDomain(s.cfg.Zone, name) {
+		m.Rcode = dns.RcodeRefused
+		return
+	}
+	s.counts.notServing.Add(1)
+	m.Rcode = dns.RcodeServerFailure
+	if opt := m.IsEdns0(); opt != nil {
+		opt.Option = append(opt.Option, &dns.EDNS0_EDE{InfoCode: dns.ExtendedErrorCodeNotReady})
 	}
 }
 

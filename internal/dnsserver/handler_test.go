@@ -95,10 +95,10 @@ func TestAnswer(t *testing.T) {
 				Answer: []string{"A 127.0.0.9"}, AnswerOwners: []string{"down.node.chat.test."}},
 		},
 		{
-			name: "sanitized node label",
-			in:   query("b-2.node.chat.test.", dns.TypeA, 0),
+			name: "a node label cleaned from its ID, with the ID's hash",
+			in:   query("b-2-9ba41414.node.chat.test.", dns.TypeA, 0),
 			want: summary{Rcode: "NOERROR", AA: true, HasQuestion: true,
-				Answer: []string{"A 127.0.0.2"}, AnswerOwners: []string{"b-2.node.chat.test."}},
+				Answer: []string{"A 127.0.0.2"}, AnswerOwners: []string{"b-2-9ba41414.node.chat.test."}},
 		},
 		{
 			name: "NODATA for a type with no records",
@@ -166,7 +166,7 @@ func TestAnswer(t *testing.T) {
 			want: summary{Rcode: "NOERROR", AA: true, HasQuestion: true,
 				Answer: []string{
 					"SRV 0 58982 7001 a.node.chat.test.",
-					"SRV 0 32768 7002 b-2.node.chat.test.",
+					"SRV 0 32768 7002 b-2-9ba41414.node.chat.test.",
 					"SRV 0 65535 7006 v6.node.chat.test.",
 				},
 				AnswerOwners: []string{"_switchboard._tcp.chat.test.", "_switchboard._tcp.chat.test.", "_switchboard._tcp.chat.test."},
@@ -178,7 +178,7 @@ func TestAnswer(t *testing.T) {
 			want: summary{Rcode: "NOERROR", AA: true, HasQuestion: true, ExtraHasOPT: true,
 				Answer: []string{
 					"SRV 0 58982 7001 a.node.chat.test.",
-					"SRV 0 32768 7002 b-2.node.chat.test.",
+					"SRV 0 32768 7002 b-2-9ba41414.node.chat.test.",
 					"SRV 0 65535 7006 v6.node.chat.test.",
 				},
 				AnswerOwners: []string{"_switchboard._tcp.chat.test.", "_switchboard._tcp.chat.test.", "_switchboard._tcp.chat.test."},

@@ -44,6 +44,12 @@ type Server struct {
 	exempt func(netip.Addr) bool // clients the UDP rate and TCP per-host limits spare
 	now    func() time.Time      // the limiter's clock
 
+	// servingState is what Config.Serving said when last asked (the
+	// serving* constants), kept to log its changes; servingMu lets one
+	// query at a time record a change.
+	servingState atomic.Int32
+	servingMu    sync.Mutex
+
 	mu    sync.Mutex // guards the fields below
 	state int
 	addr  string

@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// Stats counts what a Server turned away since New.
+// Stats counts what a Server turned away since New, and the queries it
+// could not answer.
 type Stats struct {
 	// RateLimited is how many UDP queries got an empty truncated reply
 	// because their client network was over Config.RateLimit.
@@ -18,6 +19,10 @@ type Stats struct {
 	// reply could not be written: not within 2 s (a client that does not
 	// read), or to a client already gone.
 	TCPWriteFailed uint64
+	// NotServing is how many queries for names in the zone were answered
+	// SERVFAIL because Config.Serving said the node may not answer (it
+	// was starting or degraded).
+	NotServing uint64
 }
 
 // Stats returns the counts so far. Safe for concurrent use.
@@ -26,6 +31,7 @@ func (s *Server) Stats() Stats {
 		RateLimited:    s.counts.rateLimited.Load(),
 		TCPRefused:     s.counts.tcpRefused.Load(),
 		TCPWriteFailed: s.counts.tcpWriteFailed.Load(),
+		NotServing:     s.counts.notServing.Load(),
 	}
 }
 
@@ -36,6 +42,7 @@ const turnedAwayLogEvery = time.Minute
 // counters are the Server's Stats, and when each kind was last logged.
 type counters struct {
 	rateLimited, tcpRefused, tcpWriteFailed atomic.Uint64
+	notServing                              atomic.Uint64
 	rateLogged, tcpLogged                   atomic.Int64 // Unix nanoseconds
 }
 

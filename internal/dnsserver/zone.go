@@ -112,14 +112,15 @@ type target struct {
 	ip    netip.Addr // valid when the address's host is an IP
 	name  string     // FQDN of the host when it is a name, not an IP
 	port  uint16     // 0 when the address has no usable port
-	label string     // the node's label under node.<zone>, when ip is valid
+	label string     // the node's label under node.<zone>: ip is valid and the label its own
 }
 
 // servesDNS reports whether a node with status st is a name server to
 // publish: one whose responder runs and answers from a current
-// directory, whatever its room (up, full, draining). Not one down or
-// still starting, nor one degraded, which cannot see most of its peers
-// and answers from a directory that may be out of date.
+// directory, whatever its room (up, full, draining). Not one down, nor
+// one still starting or degraded (cut off from most of its peers), whose
+// directory may be empty or out of date and whose responder answers
+// SERVFAIL meanwhile (Config.Serving).
 func servesDNS(st directory.Status) bool {
 	switch st {
 	case directory.Up, directory.Full, directory.Draining:
@@ -177,22 +178,44 @@ func sanitizeLabel(id string) string {
 	return s
 }
 
-// uniqueLabel returns a label for id that is not in used, and marks it used:
-// the sanitized ID, or with a hash of the ID appended when another node's ID
-// sanitized to the same label.
-func uniqueLabel(id string, used map[string]bool) string {
-	l := sanitizeLabel(id)
-	if used[l] {
-		h := fnv.New32a()
-		h.Write([]byte(id))
-		base := l[:min(len(l), 54)]
-		l = fmt.Sprintf("%s-%08x", base, h.Sum32())
-		for i := 2; used[l]; i++ {
-			l = fmt.Sprintf("%s-%x", base[:min(len(base), 50)], i)
+// hashedLabelBase is how much of the cleaned ID a hashed label keeps: with
+// "-" and 8 hex digits it fills the 63 bytes a label may hold.
+const hashedLabelBase = 63 - 1 - 8
+
+// nodeLabel returns the label of the node with ID id under node.<zone>. It
+// depends on the ID alone, never on the other nodes a responder holds, so
+// that every node's responder gives one ID the same name and one name the
+// same node, whoever else is in its directory (down nodes included, which
+// stay until forgotten): the ID itself when it already is a DNS label in
+// lower case (1 to 63 bytes of a-z, 0-9 and "-", no "-" at either end:
+// n1, node-1, eu-1), otherwise the ID cleaned into one (sanitizeLabel, cut
+// to 54 bytes), "-" and the FNV-1a 32-bit hash of the ID in 8 hex digits:
+// Web1 is web1-13f03c00, beside web1's web1. Two IDs share a label only
+// when that hash collides as well.
+func nodeLabel(id string) string {
+	if isLabel(id) {
+		return id
+	}
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	base := sanitizeLabel(id)
+	base = strings.TrimRight(base[:min(len(base), hashedLabelBase)], "-")
+	return fmt.Sprintf("%s-%08x", base, h.Sum32())
+}
+
+// isLabel reports whether s is a DNS host name label in lower case, as
+// it stands: 1 to 63 bytes of a-z, 0-9 and "-", with no "-" at either end.
+func isLabel(s string) bool {
+	if len(s) == 0 || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
 		}
 	}
-	used[l] = true
-	return l
+	return true
 }
 
 // srvWeight scales spare capacity into an SRV weight: proportional to spare,
@@ -262,7 +285,10 @@ func buildZone(p *zoneParams, nodes []directory.Node, serial uint32) *zone {
 	srvOwner := get(p.srvName)
 	srvOwner.rotSRV = &p.rot.srv
 
-	// Parse every node once; the first node with an ID wins.
+	// Parse every node once; the first node with an ID wins. A label is
+	// the ID's alone (nodeLabel); should two IDs' labels collide (their
+	// hashes too), the first keeps it and the other gets no name, rather
+	// than one that another responder gives a different node.
 	targets := make([]target, 0, len(nodes))
 	seenID := make(map[string]bool, len(nodes))
 	used := make(map[string]bool, len(nodes))
@@ -274,7 +300,10 @@ func buildZone(p *zoneParams, nodes []directory.Node, serial uint32) *zone {
 		seenID[n.ID] = true
 		t := parseTarget(n)
 		if t.ip.IsValid() {
-			t.label = uniqueLabel(n.ID, used)
+			if l := nodeLabel(n.ID); !used[l] {
+				used[l] = true
+				t.label = l
+			}
 		}
 		if n.Available() && t.port != 0 && (t.ip.IsValid() || t.name != "") {
 			maxSpare = max(maxSpare, n.Spare())
@@ -287,7 +316,7 @@ func buildZone(p *zoneParams, nodes []directory.Node, serial uint32) *zone {
 	var nsIPs []netip.Addr // of the nodes whose responders answer
 	for _, t := range targets {
 		var host dns.RR // the node's own address record, used as SRV glue
-		if t.ip.IsValid() {
+		if t.label != "" {
 			name := t.label + "." + p.nodeSuffix
 			host = get(name).add(p, name, t.ip)
 		}

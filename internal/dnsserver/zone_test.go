@@ -31,23 +31,45 @@ func TestSanitizeLabel(t *testing.T) {
 	}
 }
 
-func TestUniqueLabel(t *testing.T) {
-	used := map[string]bool{}
-	a := uniqueLabel("Node_1", used)
-	b := uniqueLabel("node-1", used)
-	c := uniqueLabel(strings.Repeat("y", 80), used)
-	d := uniqueLabel(strings.Repeat("y", 81), used)
-	got := []string{a, b, c, d}
-	if a != "node-1" || b == a || c == d {
-		t.Errorf("labels %q are not unique", got)
+// TestNodeLabel: a node's label is its ID's alone. An ID that is a DNS
+// label in lower case keeps it (the common IDs); any other gets its
+// cleaned form and a hash of the ID, so that IDs that clean up alike
+// (Web1 and web1, IDs of letters no label holds) get different labels
+// whatever other nodes a responder holds.
+func TestNodeLabel(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"plain", "n1", "n1"},
+		{"with a hyphen", "node-1", "node-1"},
+		{"region style", "eu-1", "eu-1"},
+		{"digits only", "42", "42"},
+		{"63 bytes", strings.Repeat("x", 63), strings.Repeat("x", 63)},
+		{"upper case", "Web1", "web1-13f03c00"},
+		{"underscore", "B_2", "b-2-9ba41414"},
+		{"unicode", "nœud", "n-ud-7f243054"},
+		{"an address (the default ID)", "127.0.0.2:7070", "127-0-0-2-7070-0ed4c09b"},
 	}
-	for _, l := range got {
-		if len(l) > 63 {
-			t.Errorf("label %q is longer than 63 bytes", l)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := nodeLabel(tt.in); got != tt.want {
+				t.Errorf("nodeLabel(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+	// IDs that differ only where a label cannot: different labels, each
+	// a valid one, at most 63 bytes.
+	ids := []string{"web1", "Web1", "WEB1", "web_1", "web-1", "web.1", "日本", "中国", "", "-a-", strings.Repeat("y", 80), strings.Repeat("y", 81), strings.Repeat("z", 53) + "_q"}
+	seen := map[string]string{}
+	for _, id := range ids {
+		l := nodeLabel(id)
+		if !isLabel(l) {
+			t.Errorf("nodeLabel(%q) = %q, not a DNS label in lower case", id, l)
 		}
-	}
-	if again := uniqueLabel("node-1", map[string]bool{"node-1": true}); again != b {
-		t.Errorf("collision label %q is not stable (was %q)", again, b)
+		if other, ok := seen[l]; ok {
+			t.Errorf("nodeLabel gives %q and %q the same label %q", other, id, l)
+		}
+		seen[l] = id
 	}
 }
 

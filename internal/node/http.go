@@ -159,6 +159,12 @@ func (n *Node) HandleHTTP(pattern string, handler http.Handler) {
 func (n *Node) startDNS(ctx context.Context) error {
 	cfg := n.cfg.dnsConfig(n.availableNodes)
 	cfg.Logger = n.log // the DNS server names its own component
+	// Starting or degraded, the node's directory may be empty or stale:
+	// SERVFAIL then sends resolvers to another node's responder.
+	cfg.Serving = func() bool {
+		st := n.Status()
+		return st != directory.Starting && st != directory.Degraded
+	}
 	srv, err := dnsserver.New(cfg)
 	if err != nil {
 		return fmt.Errorf("node: configuring DNS: %w", err)

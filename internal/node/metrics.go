@@ -261,6 +261,8 @@ var (
 		"TCP connections the DNS responder closed as it accepted them, over --dns-max-tcp or a client host's share of it.", nil, nil)
 	dnsTCPWriteFailedDesc = prometheus.NewDesc("switchboard_dns_tcp_write_failed_total",
 		"TCP connections the DNS responder closed because a reply could not be written within 2 s (a client that does not read) or to a client gone.", nil, nil)
+	dnsNotServingDesc = prometheus.NewDesc("switchboard_dns_not_serving_total",
+		"Queries for the zone the DNS responder answered SERVFAIL because the node was starting or degraded.", nil, nil)
 )
 
 // dnsCollector reports the DNS responder's refusals; nothing without one.
@@ -270,6 +272,7 @@ func (c dnsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- dnsRateLimitedDesc
 	ch <- dnsTCPRefusedDesc
 	ch <- dnsTCPWriteFailedDesc
+	ch <- dnsNotServingDesc
 }
 
 func (c dnsCollector) Collect(ch chan<- prometheus.Metric) {
@@ -280,6 +283,7 @@ func (c dnsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(dnsRateLimitedDesc, prometheus.CounterValue, float64(st.RateLimited))
 	ch <- prometheus.MustNewConstMetric(dnsTCPRefusedDesc, prometheus.CounterValue, float64(st.TCPRefused))
 	ch <- prometheus.MustNewConstMetric(dnsTCPWriteFailedDesc, prometheus.CounterValue, float64(st.TCPWriteFailed))
+	ch <- prometheus.MustNewConstMetric(dnsNotServingDesc, prometheus.CounterValue, float64(st.NotServing))
 }
 
 // directoryCollector reads the node's state and its directory snapshot at
