@@ -31,18 +31,27 @@
 // With Config.Resolver set, Lookup asks that DNS server itself (UDP with
 // EDNS0, then TCP when the reply is truncated), and SRV targets come back as
 // the IP addresses found in the reply's additional section (the SRV name
-// may be a CNAME, followed within the answer) or, when a
-// caching resolver left them out, as the addresses that same server gives
-// for each target's A and AAAA records: no name goes to the system
-// resolver. Only the first 8 such targets, in the order chosen, are looked
-// up, and a target whose lookup fails is left out; the failure is reported
-// only when no target has an address. An A or AAAA record counts only when
-// it belongs to the name asked or to an alias its CNAMEs lead to. With
+// may be a CNAME, followed within the answer). A server may leave some or
+// all of those addresses out of a UDP reply without setting TC (RFC 2181,
+// section 9): the Switchboard responder does when the SRV records fit and
+// their addresses do not, from about 30 nodes on. Lookup then asks the
+// same question once over TCP, within half of the time left and at most
+// 2 s, and uses that reply. A target still without an address (a caching
+// resolver that never gives them, TCP refused or silent) comes back as
+// the addresses that same server gives for its A and AAAA records: no name
+// goes to the system resolver. Only the first 8 such targets, in the order
+// chosen, are looked up, and a target whose lookup fails is left out; the
+// failure is reported only when no target has an address. An A or AAAA
+// record counts only when it belongs to the name asked or to an alias its
+// CNAMEs lead to. With
 // Config.Resolver empty, Lookup uses the system resolver (net.Resolver),
 // whose SRV records come without addresses: it asks the same resolver for
 // those of the first 8 targets, so that they come back as the IP addresses
 // a directory lists its nodes by; a target it gives none for, or past the
-// 8th, comes back as its host name, for the dialler to resolve.
+// 8th, comes back as its host name, for the dialler to resolve. A service
+// name given with a final dot ("chat.example.com.") is rooted, and the
+// system resolver is asked for it as it is: its search list (a Kubernetes
+// pod's ndots:5) does not apply.
 //
 // Asking a server itself, Lookup sends a UDP query again when no reply came
 // after 1 s, then 2 s, 4 s..., within Config.Timeout, and takes a reply only

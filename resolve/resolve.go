@@ -40,7 +40,8 @@ var ErrNoAddress = errors.New("resolve: no address")
 // and has no default port.
 type Config struct {
 	// Resolver is the HOST:PORT of a DNS server to ask directly (UDP, then
-	// TCP when the reply is truncated); a HOST without port means port 53.
+	// TCP when the reply is truncated, or when an SRV reply leaves its
+	// targets' addresses out); a HOST without port means port 53.
 	// Empty means the system resolver (NetResolver).
 	Resolver string
 	// DefaultPort is the port put after addresses found by the A/AAAA
@@ -124,9 +125,13 @@ type srvRecord struct {
 // It asks for the SRV records of _switchboard._tcp.<service> first and
 // orders them by priority, and within a priority by weighted random
 // selection (RFC 2782). Each SRV target becomes the addresses that came with
-// the reply (the Switchboard responder always adds them) or, when none came,
-// the addresses the resolver gives for the target's A and AAAA records
-// (asked for the first 8 such targets only). A target Config.Resolver knows
+// the reply or, when none came, the addresses the resolver gives for the
+// target's A and AAAA records (asked for the first 8 such targets only).
+// The Switchboard responder adds the addresses when they fit, and over UDP
+// drops those that do not without setting TC (RFC 2181 allows it; from
+// about 30 nodes none fit in 1232 bytes): with Config.Resolver, a UDP reply
+// that leaves any target's addresses out is asked again once over TCP
+// before any target is looked up. A target Config.Resolver knows
 // no address for, or whose lookup fails, is left out; one the system
 // resolver gives none for, or past the 8th, stays its host name, for the
 // dialler to resolve. When there are no SRV records, or the SRV query timed
@@ -136,7 +141,8 @@ type srvRecord struct {
 // with Config.DefaultPort, in random order but for the families, which
 // take turns (RFC 8305): a client whose IPv6 path drops packets meets an
 // IPv4 address second at the latest. A name with a port, a slash or a
-// space is refused.
+// space is refused. A service name with a final dot is rooted: the system
+// resolver is asked for it as it is, without its search list.
 //
 // Lookup blocks for up to Config.Timeout (or until ctx ends). It looks the
 // SRV targets' addresses up concurrently, in at most 8 goroutines that end
@@ -147,17 +153,41 @@ func Lookup(ctx context.Context, cfg Config, service string) ([]string, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	return lookupWith(ctx, cfg, service, cfg.NetResolver)
+}
+
+// lookupWith is Lookup, cfg validated, with sys for the system resolver
+// (cfg.NetResolver, or a test's fake).
+func lookupWith(ctx context.Context, cfg Config, service string, sys systemResolver) ([]string, error) {
+	// A final dot roots the name: the system resolver must then ask for
+	// it as it is, not first with the search list's suffixes (a pod's
+	// resolv.conf has ndots:5, so chat.example.com would be tried as
+	// chat.example.com.<namespace>.svc.cluster.local and so on first).
+	// The name without it is the service's, for CheckService, messages
+	// and comparisons.
+	rooted := strings.HasSuffix(service, ".")
 	service = strings.TrimSuffix(service, ".")
 	if err := CheckService(service); err != nil {
 		return nil, err
 	}
+	sysName := service
+	if rooted {
+		sysName = dns.Fqdn(service)
+	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	l := lookup{cfg: cfg, service: service, rnd: cfg.random(), via: cfg.Resolver}
+	l := lookup{cfg: cfg, service: service, sysName: sysName, sys: sys, rnd: cfg.random(), via: cfg.Resolver}
 	if cfg.Resolver == "" {
 		l.via = "the system resolver"
 	}
 	return l.run(ctx)
+}
+
+// systemResolver is what Lookup asks of the system resolver
+// (*net.Resolver).
+type systemResolver interface {
+	LookupSRV(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
 // CheckService reports whether name (without a final dot) can be a
@@ -174,7 +204,9 @@ func CheckService(name string) error {
 // lookup is one Lookup call.
 type lookup struct {
 	cfg     Config
-	service string
+	service string         // the service name, without a final dot
+	sysName string         // the service name as given: rooted when it ends in a dot
+	sys     systemResolver // the system resolver, used when cfg.Resolver is empty
 	via     string
 	rnd     random
 }
@@ -234,7 +266,7 @@ func (l *lookup) run(ctx context.Context) ([]string, error) {
 	if l.cfg.Resolver != "" {
 		ips, err = l.ipsDNS(ctx)
 	} else {
-		ips, err = l.ipsSystem(ctx, l.service)
+		ips, err = l.ipsSystem(ctx, l.sysName)
 	}
 	switch {
 	case err != nil && srvErr != nil:
@@ -343,13 +375,61 @@ func weightedOrder(g []srvRecord, rnd random) {
 }
 
 // srvDNS asks Config.Resolver for the SRV records and returns them with the
-// addresses in the additional section, by owner name.
+// addresses in the additional section, by owner name. When a UDP reply
+// leaves any target's addresses out without being truncated (RFC 2181,
+// section 9, allows a server to drop additional records that do not fit:
+// the Switchboard responder does, from about 30 nodes on), the question is
+// asked once more over TCP, within half of the time left and at most
+// tcpRetryMax, and that reply's records and addresses are used; when TCP
+// fails, or its reply has no SRV records, the UDP reply's are.
 func (l *lookup) srvDNS(ctx context.Context) ([]srvRecord, map[string][]netip.Addr, error) {
 	name := dns.CanonicalName(SRVLabel + "." + l.service)
-	r, err := exchange(ctx, l.cfg.Resolver, name, dns.TypeSRV)
+	r, askedTCP, err := exchange(ctx, l.cfg.Resolver, name, dns.TypeSRV)
 	if err != nil {
 		return nil, nil, err
 	}
+	srvs, glue := srvAnswer(r, name)
+	if askedTCP || !glueMissing(srvs, glue) || ctx.Err() != nil {
+		return srvs, glue, nil
+	}
+	// One TCP query gets every address the server has where looking the
+	// targets up one by one would take two queries each, for the first
+	// maxTargetLookups targets only. Its failure is no error: the targets
+	// are then looked up one by one.
+	tctx, cancel := tcpRetryContext(ctx)
+	full, err := exchangeTCP(tctx, l.cfg.Resolver, name, dns.TypeSRV)
+	cancel()
+	if err != nil {
+		return srvs, glue, nil
+	}
+	fullSRVs, fullGlue := srvAnswer(full, name)
+	if len(fullSRVs) == 0 {
+		return srvs, glue, nil
+	}
+	// The TCP reply is the newer; an address only the UDP one gave (a
+	// server whose answers differ) still saves a lookup.
+	for owner, ips := range glue {
+		if _, ok := fullGlue[owner]; !ok {
+			fullGlue[owner] = ips
+		}
+	}
+	return fullSRVs, fullGlue, nil
+}
+
+// glueMissing reports whether any target of srvs (but ".") has no address
+// in glue.
+func glueMissing(srvs []srvRecord, glue map[string][]netip.Addr) bool {
+	for _, s := range srvs {
+		if s.target != "." && len(glue[s.target]) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// srvAnswer returns the SRV records of r that answer name (the SRV name,
+// canonical), and the addresses in its additional section by owner name.
+func srvAnswer(r *dns.Msg, name string) ([]srvRecord, map[string][]netip.Addr) {
 	// A recursive resolver may answer through CNAMEs (the service's SRV
 	// name an alias of another): follow them within the answer, a few
 	// links at most, as the system resolver does.
@@ -370,7 +450,7 @@ func (l *lookup) srvDNS(ctx context.Context) ([]srvRecord, map[string][]netip.Ad
 			}
 		}
 	}
-	return srvs, glue, nil
+	return srvs, glue
 }
 
 // maxCNAMELinks bounds the CNAME chain followed in an answer.
@@ -547,7 +627,7 @@ func (l *lookup) ipsOf(ctx context.Context, host string) ([]netip.Addr, error) {
 				qctx, cancel = context.WithTimeout(ctx, aaaaGrace) // or ctx's deadline, if sooner
 			}
 		}
-		r, err := exchange(qctx, l.cfg.Resolver, name, qtype)
+		r, _, err := exchange(qctx, l.cfg.Resolver, name, qtype)
 		cancel()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("resolve: looking up %s for %s via %s: %w", dns.TypeToString[qtype], strings.TrimSuffix(host, "."), l.via, err))
@@ -700,26 +780,42 @@ func questionless(rcode int) bool {
 // the records that came over UDP, and to the queries after it.
 const tcpRetryMax = 2 * time.Second
 
+// tcpRetryContext returns the context of a TCP query that repeats a UDP
+// one whose reply holds records: half of ctx's time left, at most
+// tcpRetryMax.
+func tcpRetryContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	wait := tcpRetryMax
+	if deadline, ok := ctx.Deadline(); ok {
+		wait = min(time.Until(deadline)/2, wait)
+	}
+	return context.WithTimeout(ctx, wait)
+}
+
+// newQuery returns the query for name and qtype, with EDNS0.
+func newQuery(name string, qtype uint16) *dns.Msg {
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	q.SetEdns0(ednsSize, false)
+	return q
+}
+
 // exchange asks server one question over UDP with EDNS0, and again over TCP
 // when the reply is truncated. When the truncated reply has records, the
 // TCP query gets half of the time left, at most tcpRetryMax, and when it
 // fails while ctx lasts, the records of the truncated reply are used;
 // without records (a server over its rate limit) TCP is all there is, and
 // it gets the whole of ctx. NOERROR and NXDOMAIN replies are returned
-// (NXDOMAIN as an empty answer); other rcodes are errors.
-func exchange(ctx context.Context, server, name string, qtype uint16) (*dns.Msg, error) {
-	q := new(dns.Msg)
-	q.SetQuestion(name, qtype)
-	q.SetEdns0(ednsSize, false)
-	r, err := exchangeOnce(ctx, "udp", server, q)
+// (NXDOMAIN as an empty answer); other rcodes are errors. askedTCP says
+// whether the question went over TCP (whether or not that reply is the
+// one returned), so that the caller does not ask it there again.
+func exchange(ctx context.Context, server, name string, qtype uint16) (r *dns.Msg, askedTCP bool, err error) {
+	q := newQuery(name, qtype)
+	r, err = exchangeOnce(ctx, "udp", server, q)
 	if err == nil && r.Truncated {
+		askedTCP = true
 		tctx, cancel := ctx, context.CancelFunc(func() {})
 		if len(r.Answer) > 0 {
-			wait := tcpRetryMax
-			if deadline, ok := ctx.Deadline(); ok {
-				wait = min(time.Until(deadline)/2, wait)
-			}
-			tctx, cancel = context.WithTimeout(ctx, wait)
+			tctx, cancel = tcpRetryContext(ctx)
 		}
 		full, tcpErr := exchangeOnce(tctx, "tcp", server, q)
 		if tcpErr != nil {
@@ -737,8 +833,25 @@ func exchange(ctx context.Context, server, name string, qtype uint16) (*dns.Msg,
 		}
 	}
 	if err != nil {
-		return nil, deadlineError(ctx, err)
+		return nil, askedTCP, deadlineError(ctx, err)
 	}
+	r, err = checkRcode(r)
+	return r, askedTCP, err
+}
+
+// exchangeTCP asks server one question over TCP alone, within ctx; the
+// reply is taken as exchange takes it.
+func exchangeTCP(ctx context.Context, server, name string, qtype uint16) (*dns.Msg, error) {
+	r, err := exchangeOnce(ctx, "tcp", server, newQuery(name, qtype))
+	if err != nil {
+		return nil, fmt.Errorf("asking over TCP: %w", deadlineError(ctx, err))
+	}
+	return checkRcode(r)
+}
+
+// checkRcode returns r when its rcode is NOERROR, or NXDOMAIN (its records
+// dropped), and an rcodeError otherwise.
+func checkRcode(r *dns.Msg) (*dns.Msg, error) {
 	switch r.Rcode {
 	case dns.RcodeSuccess:
 		return r, nil
@@ -802,7 +915,9 @@ func usable(a netip.Addr) bool {
 // srvSystem asks the system resolver for the SRV records. Not found is no
 // records, not an error.
 func (l *lookup) srvSystem(ctx context.Context) ([]srvRecord, error) {
-	_, recs, err := l.cfg.NetResolver.LookupSRV(ctx, "switchboard", "tcp", l.service)
+	// l.sysName keeps a final dot the caller gave, so that a rooted name
+	// is not tried with the search list's suffixes first.
+	_, recs, err := l.sys.LookupSRV(ctx, "switchboard", "tcp", l.sysName)
 	// LookupSRV returns the valid records along with an error about any
 	// invalid ones; use what is valid.
 	if len(recs) == 0 && err != nil {
@@ -821,9 +936,11 @@ func (l *lookup) srvSystem(ctx context.Context) ([]srvRecord, error) {
 	return srvs, nil
 }
 
-// ipsSystem asks the system resolver for host's addresses.
+// ipsSystem asks the system resolver for host's addresses. A host with a
+// final dot (a rooted service name, an SRV target) is asked as it is,
+// without the search list.
 func (l *lookup) ipsSystem(ctx context.Context, host string) ([]netip.Addr, error) {
-	addrs, err := l.cfg.NetResolver.LookupNetIP(ctx, "ip", host)
+	addrs, err := l.sys.LookupNetIP(ctx, "ip", host)
 	if err != nil {
 		if isNotFound(err) {
 			return nil, nil
