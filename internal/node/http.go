@@ -85,7 +85,8 @@ var httpWriteTimeout = 30 * time.Second
 //
 // It tells the HTTP listener that the request's connection is serving
 // a request, so that it is not closed to make room for another (see
-// httpLimitListener), and hands the listener's slot back when a request
+// httpLimitListener), but for the time its handler waits for the body
+// (idleWhileReading), and hands the listener's slot back when a request
 // takes its connection over (a WebSocket upgrade): see releaseOnHijack.
 func httpGuard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -93,6 +94,9 @@ func httpGuard(h http.Handler) http.Handler {
 		rc := http.NewResponseController(w)
 		if r.ContentLength != 0 {
 			_ = rc.SetReadDeadline(time.Now().Add(httpBodyTimeout))
+			if c := limitConnOf(r); c != nil {
+				r.Body = idleWhileReading{ReadCloser: r.Body, c: c}
+			}
 		}
 		if strings.HasPrefix(r.URL.Path, "/debug/pprof/") {
 			_ = rc.SetWriteDeadline(time.Time{})

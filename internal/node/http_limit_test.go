@@ -98,3 +98,53 @@ func TestHTTPIdleConnectionsMakeRoom(t *testing.T) {
 		t.Errorf("idle HTTP connections closed to make room = %v, want 1 or 2", got)
 	}
 }
+
+// Nor can a few addresses holding requests whose bodies never finish
+// coming, to a handler that reads its body (here one of a front's, as
+// serve --rtc's offers are): node.MaxHTTPConnsPerIP from each of four
+// addresses, each with a byte of its announced body sent. Such a
+// connection counted as serving a request until the body's deadline, and
+// the attacker reconnected at each: a health check from another address
+// was closed at accept. A connection whose handler waits for its body
+// now counts as idle, and makes room.
+func TestHTTPSlowBodiesMakeRoom(t *testing.T) {
+	defer node.SetHTTPBodyTimeout(10 * time.Minute)() // the bodies never end by themselves here
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	n := c.Nodes[0]
+	reading := make(chan struct{}, node.MaxHTTPConns)
+	n.HandleHTTP("POST /test/offer", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reading <- struct{}{}
+		if _, err := io.ReadAll(r.Body); err != nil {
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	addr := n.HTTPAddr()
+	for i := range node.MaxHTTPConns / node.MaxHTTPConnsPerIP {
+		from := fmt.Sprintf("127.0.0.%d", 2+i)
+		for range node.MaxHTTPConnsPerIP {
+			conn, err := dialerFrom(from).Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() })
+			if _, err := io.WriteString(conn, "POST /test/offer HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nx"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for range node.MaxHTTPConns {
+		<-reading // every slot held by a handler waiting for its body
+	}
+	resp, err := httpFrom("127.0.0.9").Get("http://" + addr + "/readyz")
+	if err != nil {
+		t.Fatalf("a readiness check beside %d requests waiting for their bodies: %v", node.MaxHTTPConns, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /readyz beside %d requests waiting for their bodies = %d", node.MaxHTTPConns, resp.StatusCode)
+	}
+	if got := labelled(t, n, "switchboard_connections_refused_total", "reason", "http_idle"); got != 1 {
+		t.Errorf("connections closed to make room = %v, want 1", got)
+	}
+}

@@ -307,10 +307,37 @@ func (a httpLocalAddr) Unwrap() net.Addr { return a.Addr }
 // the HTTP listener, until the returned function is called; a no-op for a
 // request that came another way.
 func servingConn(r *http.Request) (done func()) {
-	if a, ok := r.Context().Value(http.LocalAddrContextKey).(httpLocalAddr); ok && a.conn != nil {
-		return a.conn.serving()
+	if c := limitConnOf(r); c != nil {
+		return c.serving()
 	}
 	return func() {}
+}
+
+// limitConnOf is the HTTP listener's connection r came on; nil for one
+// the listener did not hand out.
+func limitConnOf(r *http.Request) *httpLimitConn {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(httpLocalAddr); ok {
+		return a.conn
+	}
+	return nil
+}
+
+// idleWhileReading is a request's body whose connection counts as idle
+// while its handler waits in Read: the listener may then close it to
+// make room (see httpLimitListener). Without it a few addresses holding
+// requests whose bodies trickle in, a byte now and then until the body's
+// deadline, each reconnecting when it ends, kept every connection busy
+// with handlers that read bodies (a WebRTC offer), and health checks,
+// metrics and the drain were closed at accept.
+type idleWhileReading struct {
+	io.ReadCloser
+	c *httpLimitConn
+}
+
+func (b idleWhileReading) Read(p []byte) (int, error) {
+	b.c.busy.Add(-1)
+	defer b.c.busy.Add(1)
+	return b.ReadCloser.Read(p)
 }
 
 // maxRefusing bounds the refused connections still being answered. Each
