@@ -33,6 +33,7 @@ type sipSettings struct {
 	maxConns       int
 	maxConnsPerSrc int
 	connIdle       time.Duration
+	rtpAnyAddress  bool
 }
 
 // register adds the front's flags to serve's command line.
@@ -48,6 +49,7 @@ func (s *sipSettings) register(fs *flag.FlagSet) {
 	intFlag(fs, &s.maxConns, "sip-max-conns", 0, -1, "most TCP connections the SIP front holds at once (default 256)")
 	intFlag(fs, &s.maxConnsPerSrc, "sip-max-conns-per-source", 0, -1, "most SIP TCP connections from one source address, an IPv6 /64 counting as one (default 16)")
 	durationFlag(fs, &s.connIdle, "sip-conn-idle", time.Second, 0, "close a SIP TCP connection that sends nothing for this long (default 2m)")
+	fs.BoolVar(&s.rtpAnyAddress, "sip-rtp-any-address", false, "let a caller's SDP name any address for its RTP, not only the address its SIP request came from: anyone who reaches --sip can then aim the node's RTP at any host (for callers behind a SIP proxy that does not relay media; docs/security.md)")
 }
 
 // validate rejects a front that would be open to strangers unasked, or
@@ -114,6 +116,7 @@ func (s *sipSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, 
 		MaxConns:            s.maxConns,
 		MaxConnsPerSource:   s.maxConnsPerSrc,
 		ConnIdleTimeout:     s.connIdle,
+		RTPAnyAddress:       s.rtpAnyAddress,
 		Metrics:             n.Registry(),
 		Logger:              logger.With("part", "sip"),
 	}
@@ -137,6 +140,11 @@ func (s *sipSettings) start(n *node.Node, cfg node.Config, logger *slog.Logger, 
 	}()
 	logger.Warn("SIP front open: callers are not authenticated; anyone who reaches it joins any room as sip:USER@HOST",
 		"sip", front.Addr().String(), "loopback_only", front.Addr().Addr().IsLoopback())
+	if s.rtpAnyAddress {
+		// Said at every start, as the other open doors are.
+		logger.Warn("the SIP front sends RTP wherever a caller's SDP says (sip-rtp-any-address): anyone who reaches it can aim the node's UDP at a third party or at a host only the node reaches (docs/security.md)",
+			"sip", front.Addr().String())
+	}
 	fmt.Fprintf(stdout, "switchboard: SIP front on %s (udp and tcp): call sip:ROOM@%s\n", front.Addr(), n.Service())
 	return func(ctx context.Context) {
 		if err := front.Shutdown(ctx); err != nil {

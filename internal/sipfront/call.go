@@ -77,10 +77,12 @@ type call struct {
 
 	mu sync.Mutex
 	// peer is where the caller receives RTP, and the only source
-	// accepted; format the stream's payload types, those the front
-	// sends with (and takes, t140.Decoder in readRTP). Both as the last
-	// offer or answer of the caller's said: a re-INVITE's offer may not
-	// change them (488), the answer in the ACK to the front's offer may.
+	// accepted: at the IP address the caller's requests came from,
+	// unless Config.RTPAnyAddress (rtpAddrCheck); format the stream's
+	// payload types, those the front sends with (and takes,
+	// t140.Decoder in readRTP). Both as the last offer or answer of the
+	// caller's said: a re-INVITE's offer may not change them (488), the
+	// answer in the ACK to the front's offer may.
 	peer      netip.AddrPort    // guarded by mu
 	format    t140.Format       // guarded by mu
 	answer    []byte            // guarded by mu: the front's last SDP, given again to a re-INVITE
@@ -177,8 +179,11 @@ func (c *call) offer() ([]byte, error) {
 // types and direction become the call's. An error says why the answer
 // cannot be taken: none (the RFC requires it there), not SDP, malformed,
 // or not an answer to the offer (no usable text stream, or the text
-// stream not at the offer's place among as many m= lines). The call is
-// then unchanged, and the caller of takeAnswer ends it.
+// stream not at the offer's place among as many m= lines), or its text
+// stream's address is not the one the ACK came from (ErrForeignRTPAddr,
+// unless Config.RTPAnyAddress; a hold is not checked, as it keeps the
+// address). The call is then unchanged, and the caller of takeAnswer
+// ends it.
 func (c *call) takeAnswer(ack *sip.Request) error {
 	if len(ack.Body()) == 0 {
 		return errors.New("sipfront: the ACK carries no answer to the front's offer")
@@ -188,6 +193,11 @@ func (c *call) takeAnswer(ack *sip.Request) error {
 	}
 	answer, err := textsdp.Parse(ack.Body())
 	if err != nil {
+		return fmt.Errorf("sipfront: the answer in the ACK: %w", err)
+	}
+	if err := c.srv.checkRTPAddr(answer, ack); err != nil {
+		// It would aim the call's RTP at an address that is not the
+		// caller's, as an offer of it would (refused: onInvite).
 		return fmt.Errorf("sipfront: the answer in the ACK: %w", err)
 	}
 	c.mu.Lock()

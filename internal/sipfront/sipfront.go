@@ -18,14 +18,17 @@
 // address, and calls not yet acknowledged, which give their places up
 // to new calls once they have waited AckGrace (limits.go); TCP
 // connections, accepted or opened to callers (conns.go). Malformed
-// requests and offers get SIP errors (400, 404, 415, 488); RTP from
-// anywhere but the address the caller's SDP named is ignored. Inside a
-// call, OPTIONS (a caller's keepalive) and a re-INVITE that keeps the
-// session (a refresh) get 200, and 481 once the front no longer holds
-// the call, which is how a caller learns that a node which restarted
-// lost it; a node killed answers nothing, and the caller's keepalive
-// ends the call (docs/rtp.md). A re-INVITE without an offer gets the
-// front's offer, and the call takes the answer in its ACK.
+// requests and offers get SIP errors (400, 404, 415, 488); so does an
+// offer whose text stream's address is not the IP address the request
+// came from (rtpaddr.go: the front would send RTP to a third party),
+// unless Config.RTPAnyAddress; RTP from anywhere but the address the
+// caller's SDP named is ignored. Inside a call, OPTIONS (a caller's
+// keepalive) and a re-INVITE that keeps the session (a refresh) get
+// 200, and 481 once the front no longer holds the call, which is how a
+// caller learns that a node which restarted lost it; a node killed
+// answers nothing, and the caller's keepalive ends the call
+// (docs/rtp.md). A re-INVITE without an offer gets the front's offer,
+// and the call takes the answer in its ACK.
 //
 // The front authenticates no caller: anyone who reaches it can join any
 // room under a name derived from their From header (marked "sip:", so
@@ -150,6 +153,20 @@ type Config struct {
 	// 405, ...) keeps the call.
 	KeepAlive        time.Duration
 	KeepAliveTimeout time.Duration
+	// RTPAnyAddress lets a caller's SDP name any unicast address for its
+	// text stream, where the front then sends the room's text and takes
+	// the caller's RTP from; only a loopback address from a caller that
+	// is not on loopback is still refused. By default (false) an offer
+	// (INVITE, re-INVITE) or an answer (in an ACK) whose text stream's
+	// connection address is not the IP address the request came from is
+	// refused: 488 to an INVITE or re-INVITE, a BYE (cause 488) ending
+	// the call for an ACK (ErrForeignRTPAddr). Setting it opens a door:
+	// anyone who reaches the front can have the node send RTP of their
+	// text to any host and port the node reaches (docs/security.md). It
+	// is for callers whose signalling comes from another address than
+	// their media: through a SIP proxy that does not relay the media,
+	// which should then be the only one to reach the front.
+	RTPAnyAddress bool
 	// PacketRate and PacketBurst bound the RTP packets a caller may send
 	// a second (default 30, bursts of 60); more are dropped.
 	PacketRate  float64
@@ -695,6 +712,15 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		reply(req, tx, 488, "Not Acceptable Here: No Address For Text", sip.NewHeader("Warning", `301 switchboard "a unicast connection address required"`))
 		return
 	}
+	if err := s.checkRTPAddr(offer, req); err != nil {
+		// The front would send the room's text, chosen by whoever types
+		// in it, to an address the caller chose: a third party's, or a
+		// service only the node reaches. Refused before anything is set
+		// up, as any other offer the front cannot take.
+		s.badLog.Log(log, slog.LevelWarn, "call refused: the offer's RTP address is not the caller's", "err", err, "hint", foreignHint)
+		reply(req, tx, 488, "Not Acceptable Here: RTP Address Not The Caller's", foreignRTPWarning(req))
+		return
+	}
 	to, err := s.route(req)
 	if err != nil {
 		s.badLog.Log(log, slog.LevelInfo, "call refused: no node to take it", "err", err)
@@ -792,8 +818,8 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 // confirms the call), or a re-INVITE's. The ACK of an INVITE that
 // carried no offer (the 200 did) carries the caller's answer (RFC 3261,
 // sections 13.2.1 and 14.2): the call takes it (call.takeAnswer), and
-// one it cannot take ends the call with a BYE, as nothing can refuse an
-// ACK.
+// one it cannot take (an address not the one the ACK came from, among
+// others) ends the call with a BYE, as nothing can refuse an ACK.
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	_ = s.dialogs.ReadAck(req, tx) // the first INVITE's confirms the stack's dialog
 	c := s.heldCall(req)
@@ -811,7 +837,12 @@ func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 		return // no answer due: no offer in the 200, or an ACK sent again
 	}
 	if err := c.takeAnswer(req); err != nil {
-		c.log.Info("the caller's answer in its ACK cannot be taken: ending the call", "err", err)
+		if errors.Is(err, ErrForeignRTPAddr) {
+			s.badLog.Log(c.log, slog.LevelWarn, "the caller's answer in its ACK names an RTP address not the caller's: ending the call",
+				"err", err, "from", req.Source(), "hint", foreignHint)
+		} else {
+			c.log.Info("the caller's answer in its ACK cannot be taken: ending the call", "err", err)
+		}
 		c.finish(context.Background(), "the answer in the ACK cannot be taken: "+err.Error(), 488, true)
 	}
 }
@@ -859,11 +890,13 @@ func (s *Server) heldCall(req *sip.Request) *call {
 // stream gets 200 with the answer given before; one that changes only
 // the stream's direction (a call put on hold with sendonly or inactive,
 // or the RFC 2543 way with the address 0.0.0.0, or resumed) gets 200
-// with a new answer (call.reoffer); one that changes anything else gets
-// 488 (which leaves the session unchanged); a call the front does not
-// hold gets 481. A re-INVITE without an offer gets 200 with the front's
-// offer (call.offer), and its ACK must carry the answer (onAck); one
-// that comes while that answer is due gets 491 (RFC 3261, section 14.2).
+// with a new answer (call.reoffer); one that changes anything else, or
+// whose text stream's address is not the one the re-INVITE came from
+// (ErrForeignRTPAddr), gets 488 (which leaves the session unchanged); a
+// call the front does not hold gets 481. A re-INVITE without an offer
+// gets 200 with the front's offer (call.offer), and its ACK must carry
+// the answer (onAck); one that comes while that answer is due gets 491
+// (RFC 3261, section 14.2).
 func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	c := s.heldCall(req)
 	if c == nil {
@@ -894,9 +927,23 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	} else {
 		offer, err := textsdp.Parse(req.Body())
 		peer, format := c.media()
+		var addrErr error
+		if err == nil {
+			addrErr = s.checkRTPAddr(offer, req)
+		}
 		switch {
 		case err != nil && !errors.Is(err, textsdp.ErrNoText):
 			reply(req, tx, 400, "Bad Request: Malformed SDP")
+			return
+		case addrErr != nil:
+			// Before the check of changes below, which refuses most
+			// such offers too (the call's address is the caller's), so
+			// that the Warning says why. A re-INVITE from another
+			// address than the call's, naming the call's, is refused
+			// here too: the rule is the INVITE's.
+			s.badLog.Log(c.log, slog.LevelWarn, "re-INVITE refused: the offer's RTP address is not the caller's",
+				"err", addrErr, "from", req.Source(), "hint", foreignHint)
+			reply(req, tx, 488, "Not Acceptable Here: RTP Address Not The Caller's", foreignRTPWarning(req))
 			return
 		case err != nil || offer.Format != format || offer.Addr != peer && !offer.Held:
 			reply(req, tx, 488, "Not Acceptable Here: Session Changes Not Supported",

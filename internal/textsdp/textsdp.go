@@ -108,7 +108,13 @@ func direction(attrs []sdp.Attribute) (Direction, bool) {
 
 // Media is the text stream one side of a call described.
 type Media struct {
-	// Addr is where that side receives RTP.
+	// Addr is where that side receives RTP: the text stream's own c=
+	// address, else the session's, with the m= line's port. It is what
+	// the SDP says, nothing more: this package cannot tell whether the
+	// address belongs to the side that wrote it, and a server that
+	// sends there must check that it does (a stranger's SDP naming a
+	// third party's address would aim its RTP there; sipfront holds it
+	// to the IP address the SIP request came from).
 	Addr netip.AddrPort
 	// Format is the stream's payload types: RED is set when the side
 	// offers red/1000 with the t140 payload type in every generation.
