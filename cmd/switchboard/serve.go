@@ -128,6 +128,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	durationFlag(fs, &cfg.WriteTimeout, "write-timeout", 0, 0, "bound on one write to a client")
 	intFlag(fs, &cfg.MaxLine, "max-line", 0, -1, "longest protocol line accepted, in bytes")
 	intFlag(fs, &cfg.MaxQueue, "max-queue", 0, -1, "bytes that may wait for a slow client before its session is closed")
+	intFlag(fs, &cfg.MaxQueueTotal, "max-queue-total", 0, -1, "bytes that may wait for clients in all sessions together; past it a session with 128 KiB or more waiting is closed as slow (default 268435456)")
 	intFlag(fs, &cfg.MaxRooms, "max-rooms", 0, -1, "rooms one session may be in at once")
 	intFlag(fs, &cfg.MaxParticipants, "max-participants", 0, -1, "users one room holds (give every node the same value)")
 	intFlag(fs, &cfg.MaxChunk, "max-chunk", 0, node.MaxChunkLimit, "longest text chunk a client may send, in bytes")

@@ -189,6 +189,11 @@ type Config struct {
 	// session is closed (default 1 MiB), besides those of the write under
 	// way, which took at most as many from the queue.
 	MaxQueue int
+	// MaxQueueTotal bounds the bytes waiting for clients in all sessions
+	// together (default 256 MiB): past it, a session whose own queue
+	// holds queueShare or more is closed as slow at its next line, where
+	// MaxQueue alone let 15,000 clients that never read hold 2 MiB each.
+	MaxQueueTotal int
 	// DataDir holds the engine's stored state (the embedded JetStream's
 	// files); default switchboard-SERVICE-ID under the system's temporary
 	// directory, made with mode 0700, and refused (ErrUnsafeDataDir) when
@@ -411,6 +416,7 @@ func (c *Config) validate() error {
 	fill(&c.ByteRate, d.ByteRate)
 	fill(&c.MaxLine, 64<<10)
 	fill(&c.MaxQueue, 1<<20)
+	fill(&c.MaxQueueTotal, 256<<20)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -427,6 +433,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxRooms < 0 || c.MaxParticipants < 0 || c.SnapshotEvery < 0 {
 		errs = append(errs, fmt.Errorf("negative room limit (rooms %d, participants %d, snapshot every %d)", c.MaxRooms, c.MaxParticipants, c.SnapshotEvery))
+	}
+	if c.MaxQueue < 0 || c.MaxQueueTotal < c.MaxQueue {
+		errs = append(errs, fmt.Errorf("max queue total %d below max queue %d", c.MaxQueueTotal, c.MaxQueue))
 	}
 	if c.MaxLine < wire.MaxLine {
 		// Clients send lines up to wire.MaxLine (a chunk of MaxChunk

@@ -100,6 +100,9 @@ type Node struct {
 	limitLog    *dropLog                  // refused connections and sessions closed by a deadline
 	viewSources sourceBuckets             // the views drawn per source address (sourceviews.go)
 	nextID      atomic.Uint64
+	// queued is how many bytes wait in all sessions' queues, those of
+	// the writes under way that took them out included (MaxQueueTotal).
+	queued atomic.Int64
 
 	metrics *metrics
 

@@ -527,7 +527,7 @@ func (s *session) closeSlowLocked() {
 	s.slow = true
 	s.n.wg.Add(1)
 	s.mu.Unlock()
-	s.n.log.Warn("closing a slow client", "session", s.id, "queued", s.n.cfg.MaxQueue)
+	s.n.log.Warn("closing a slow client", "session", s.id, "queued", len(s.queue), "queued_all_sessions", s.n.queued.Load())
 	// Closing writes what is queued (up to a second): not on the
 	// pusher's goroutine, which may be a room feed, nor on the reader's.
 	go func() {
@@ -536,23 +536,43 @@ func (s *session) closeSlowLocked() {
 	}()
 }
 
-// enqueueLocked appends line to the queue unless it would pass MaxQueue.
+// enqueueLocked appends line to the queue unless it would pass MaxQueue,
+// or the node's queues together would pass MaxQueueTotal while this one
+// holds queueShare or more: a client that keeps up has next to nothing
+// queued and is never refused for the others.
 func (s *session) enqueueLocked(line []byte) bool {
 	if len(s.queue)+len(line) > s.n.cfg.MaxQueue {
 		return false
 	}
+	if len(s.queue) >= queueShare && s.n.queued.Load()+int64(len(line)) > int64(s.n.cfg.MaxQueueTotal) {
+		return false
+	}
 	s.queue = append(s.queue, line...)
+	s.n.queued.Add(int64(len(line)))
 	return true
 }
+
+// queueShare is how much a session's queue may hold while the node's
+// queues together are past MaxQueueTotal: a room's state, a directory
+// and a few chunks behind it.
+const queueShare = 128 << 10
 
 // writeLoop writes buf, then whatever was queued meanwhile, until the
 // queue is empty; on the reader goroutine (reader) it writes buf only and
 // hands the rest to a goroutine. Only one writeLoop runs per session at a
 // time.
 func (s *session) writeLoop(buf []byte, reader bool) {
+	// What the node counts as queued (n.queued): every buf taken from the
+	// queue, until it is written; the reader's own line never was queued.
+	queued := len(buf)
+	if reader {
+		queued = 0
+	}
 	for {
 		_ = s.conn.SetWriteDeadline(time.Now().Add(s.n.cfg.WriteTimeout))
-		if _, err := s.conn.Write(buf); err != nil {
+		_, err := s.conn.Write(buf)
+		s.n.queued.Add(-int64(queued))
+		if err != nil {
 			s.mu.Lock()
 			s.writing = false
 			s.mu.Unlock()
@@ -566,6 +586,7 @@ func (s *session) writeLoop(buf []byte, reader bool) {
 			return
 		}
 		buf, s.queue = s.queue, nil
+		queued = len(buf)
 		if reader {
 			// The reader has written its own line; what others queued
 			// meanwhile (a busy room's deliveries) goes on from a
@@ -617,6 +638,7 @@ func (s *session) shut(reason *wire.Error, linger bool) {
 	pending := s.queue
 	s.queue = nil
 	s.mu.Unlock()
+	s.n.queued.Add(-int64(len(pending)))
 	if reason != nil {
 		s.n.metrics.errorSent(reason.Code)
 		if line, err := wire.Encode(wire.Message{Op: wire.OpError, Code: reason.Code, Message: reason.Text}); err == nil {

@@ -135,3 +135,83 @@ func TestSlowClientIsClosedOnce(t *testing.T) {
 		t.Errorf("three pushes past a full queue logged %d closes, want 1:\n%s", got, logged.String())
 	}
 }
+
+// Clients that never read share MaxQueueTotal, not MaxQueue each. Four
+// sessions whose writers are stuck (net.Pipe: nothing is read) are pushed
+// lines in turn: once the node's queues together pass MaxQueueTotal, the
+// next line to a session holding queueShare or more closes it as slow,
+// and the total stays within the bound but for a line. A session that
+// keeps up (nothing queued) still gets its line, and a closed session's
+// bytes leave the count. Before, each held MaxQueue: 15,000 such clients
+// held 15 GiB, and a node's memory ran out.
+func TestSlowClientsShareATotalQueue(t *testing.T) {
+	n := &Node{
+		cfg: Config{MaxQueue: 4 * queueShare, MaxQueueTotal: 6 * queueShare, WriteTimeout: time.Minute},
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		metrics: &metrics{
+			badInputVec: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bad_input"}, []string{"code"}),
+		},
+	}
+	line, err := wire.Encode(wire.Message{Op: wire.OpText, Room: "r", From: "bob", Seq: 1, T: string(bytes.Repeat([]byte("x"), 1000))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stuck []*session
+	var clients []net.Conn
+	for range 4 {
+		server, client := net.Pipe()
+		clients = append(clients, client)
+		stuck = append(stuck, &session{n: n, conn: server, writing: true})
+	}
+	closed := func(s *session) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.slow
+	}
+	var most int64
+	var slow *session
+	for i := 0; slow == nil && i < 4*n.cfg.MaxQueue/len(line); i++ {
+		s := stuck[i%len(stuck)]
+		s.mu.Lock()
+		held := len(s.queue)
+		s.mu.Unlock()
+		s.push(line)
+		most = max(most, n.queued.Load())
+		if closed(s) {
+			slow = s
+			if held+len(line) > n.cfg.MaxQueue {
+				t.Errorf("the session closed held %d bytes: closed for its own MaxQueue (%d), not the total", held, n.cfg.MaxQueue)
+			}
+		}
+	}
+	if slow == nil {
+		t.Fatalf("no session closed as slow while %d bytes waited, past MaxQueueTotal %d", most, n.cfg.MaxQueueTotal)
+	}
+	if limit := int64(n.cfg.MaxQueueTotal + len(line)); most > limit {
+		t.Errorf("the sessions held %d bytes at most, past MaxQueueTotal %d and a line", most, n.cfg.MaxQueueTotal)
+	}
+
+	// A client that keeps up is not refused for the others.
+	server, client := net.Pipe()
+	clients = append(clients, client)
+	fresh := &session{n: n, conn: server, writing: true}
+	fresh.push(line)
+	if closed(fresh) {
+		t.Error("a session with nothing queued was closed for the others' queues")
+	}
+
+	// Closed, every session gives its bytes back.
+	for _, c := range clients {
+		go func() { _, _ = io.Copy(io.Discard, c) }()
+	}
+	for _, s := range append(stuck, fresh) {
+		s.close(nil)
+	}
+	n.wg.Wait()
+	if q := n.queued.Load(); q != 0 {
+		t.Errorf("%d bytes still counted as queued after every session closed", q)
+	}
+	for _, c := range clients {
+		c.Close()
+	}
+}
