@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,11 @@ import (
 // connLimiter is the SIP front's TCP listener as sipgo sees it: it holds
 // at most max connections, at most perSource from one IP address, closes
 // a connection that sends nothing for idle, and keeps accepting through
-// errors other than its closing (a process out of descriptors). The
+// errors other than its closing (a process out of descriptors). Holding
+// max, it closes the oldest connection it accepted from the source that
+// holds the most to make room for one from a source holding at least two
+// fewer: a few sources filling the front (16 of 16 connections each,
+// kept alive with a CRLF a minute) shut no other caller out. The
 // connections the front opens itself (Dial) count in the same limits,
 // their remote address as their source, and close idle alike.
 //
@@ -39,6 +44,9 @@ type connLimiter struct {
 	mu       sync.Mutex
 	open     int
 	bySource map[netip.Addr]int
+	// accepted holds each source's accepted connections, oldest first:
+	// those makeRoom may close (not those the front opened itself).
+	accepted map[netip.Addr][]*limitedConn
 	live     map[string]int // remote address ("IP:port") -> connections open from it
 	// refusedLog samples the lines about refused connections.
 	refusedLog logsample.Sampler
@@ -50,7 +58,7 @@ type connLimiter struct {
 }
 
 func newConnLimiter(l net.Listener, max, perSource int, idle time.Duration, log *slog.Logger, m *metrics) *connLimiter {
-	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, log: log, m: m, bySource: map[netip.Addr]int{}, live: map[string]int{},
+	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, log: log, m: m, bySource: map[netip.Addr]int{}, accepted: map[netip.Addr][]*limitedConn{}, live: map[string]int{},
 		refusedLog: logsample.Sampler{Period: 5 * time.Second}, out: newOutListener(l.Addr())}
 }
 
@@ -119,17 +127,36 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		}
 		backoff = 5 * time.Millisecond
 		src, from := remoteIP(c), c.RemoteAddr().String()
-		if why := l.take(src, from); why != "" {
+		lc := &limitedConn{Conn: c, l: l, src: src, from: from}
+		if why := l.take(lc); why != "" {
 			c.Close()
 			continue
 		}
-		return &limitedConn{Conn: c, l: l, src: src, from: from}, nil
+		return lc, nil
 	}
 }
 
-// take counts a connection from src, or says why it is over the limits.
-func (l *connLimiter) take(src netip.Addr, from string) string {
-	why := l.admit(src, from)
+// take counts c, accepted, or says why it is over the limits; at the
+// total, it closes a connection of the source holding the most to make
+// room first, when that source holds at least two more than c's.
+func (l *connLimiter) take(c *limitedConn) string {
+	src := c.src
+	why := l.admit(src, c.from)
+	if why == refusedTotal {
+		if victim := l.victimFor(src); victim != nil {
+			l.m.connsRefused.WithLabelValues(connEvicted).Inc()
+			l.refusedLog.Log(l.log, slog.LevelWarn, "SIP over TCP: connections full; closed the oldest of the source holding the most for a source holding fewer", "closed_source", victim.src.String(), "source", src.String())
+			victim.Close()
+			why = l.admit(src, c.from)
+		}
+	}
+	if why == "" {
+		l.mu.Lock()
+		if !c.released {
+			l.accepted[src] = append(l.accepted[src], c)
+		}
+		l.mu.Unlock()
+	}
 	if why != "" {
 		// Counted each; logged at most once every 5 s, with the count
 		// held back since.
@@ -159,6 +186,23 @@ func (l *connLimiter) admit(src netip.Addr, from string) string {
 	return ""
 }
 
+// victimFor is the connection to close for one from src when the front
+// holds max: the oldest accepted from the source holding the most, if
+// that source holds at least two more than src (after the swap it still
+// holds at least as many); nil when none does.
+func (l *connLimiter) victimFor(src netip.Addr) *limitedConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var victim *limitedConn
+	most := l.bySource[src] + 1
+	for s, conns := range l.accepted {
+		if n := l.bySource[s]; len(conns) > 0 && n > most {
+			victim, most = conns[0], n
+		}
+	}
+	return victim
+}
+
 // release gives back the place of c, once.
 func (l *connLimiter) release(c *limitedConn) {
 	l.mu.Lock()
@@ -167,6 +211,16 @@ func (l *connLimiter) release(c *limitedConn) {
 		return
 	}
 	c.released = true
+	if conns := l.accepted[c.src]; len(conns) > 0 {
+		if i := slices.Index(conns, c); i >= 0 {
+			conns = slices.Delete(conns, i, i+1)
+		}
+		if len(conns) == 0 {
+			delete(l.accepted, c.src)
+		} else {
+			l.accepted[c.src] = conns
+		}
+	}
 	if c.from != "" {
 		if l.live[c.from]--; l.live[c.from] <= 0 {
 			delete(l.live, c.from)

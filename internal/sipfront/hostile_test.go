@@ -103,9 +103,11 @@ func TestCallerFasterThanTheRoomIsBounded(t *testing.T) {
 }
 
 // TestTCPConnectionsBounded: the SIP port's TCP connections are bounded
-// per source address and in all, a connection that says nothing is
-// closed after the idle timeout, and the front answers over TCP once
-// connections are given back. Before, sipgo held every connection
+// per source address and in all, a source holding fewer takes the place
+// of the oldest of the source holding the most once all are held (before,
+// it was refused: 16 addresses held all 256 for good), a connection that
+// says nothing is closed after the idle timeout, and the front answers
+// over TCP once connections are given back. Before, sipgo held every connection
 // accepted for as long as the peer liked: a stranger could use up the
 // node's descriptors through the SIP port (the client listener's limits
 // did not cover it).
@@ -145,11 +147,16 @@ func TestTCPConnectionsBounded(t *testing.T) {
 	// 40 from one address: 16 held (MaxConnsPerSource), 24 closed.
 	open("127.0.0.1", 40)
 	wait(24, 16)
-	// 10 from another: 4 fit under MaxConns, 6 closed.
+	// 10 from another: 4 fit under MaxConns, and each of the other 6
+	// takes the place of the first address's oldest, which holds more.
 	open("127.0.0.2", 10)
 	wait(30, 20)
+	// One from a third address takes the place of one of theirs (10
+	// each); none is refused for the total.
+	open("127.0.0.3", 1)
+	wait(31, 20)
 	// Each refusal is counted by its limit.
-	for reason, want := range map[string]float64{"per_source": 24, "total": 6} {
+	for reason, want := range map[string]float64{"per_source": 24, "evicted": 7, "total": 0} {
 		if got := metricValue(t, reg, "switchboard_sip_tcp_refused_total", reason); got != want {
 			t.Errorf("switchboard_sip_tcp_refused_total{reason=%q} = %v, want %v", reason, got, want)
 		}

@@ -11,6 +11,9 @@ import (
 const (
 	refusedTotal     = "total"      // MaxCalls or MaxConns reached
 	refusedPerSource = "per_source" // MaxCallsPerSource or MaxConnsPerSource reached
+	// connEvicted: an accepted TCP connection closed, MaxConns reached,
+	// to make room for one from a source holding fewer (connLimiter).
+	connEvicted = "evicted"
 )
 
 // metrics are the front's counters, in Config.Metrics when it is set.
@@ -29,7 +32,7 @@ func newMetrics() *metrics {
 		}, []string{"reason"}),
 		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_sip_tcp_refused_total",
-			Help: "TCP connections the SIP front closed as it accepted them, or did not open to a caller, over a limit: total (--sip-max-conns) or per_source (--sip-max-conns-per-source).",
+			Help: "TCP connections the SIP front closed as it accepted them, or did not open to a caller, over a limit: total (--sip-max-conns) or per_source (--sip-max-conns-per-source); evicted: a connection it held, from the source holding the most, closed to make room at --sip-max-conns for one from a source holding fewer.",
 		}, []string{"reason"}),
 		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_sip_tcp_accept_errors_total",
@@ -41,6 +44,7 @@ func newMetrics() *metrics {
 		m.connsRefused.WithLabelValues(r)
 	}
 	m.callsRefused.WithLabelValues(refusedUnconfirmed)
+	m.connsRefused.WithLabelValues(connEvicted)
 	return m
 }
 
