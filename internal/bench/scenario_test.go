@@ -329,7 +329,10 @@ func TestScenariosTLS(t *testing.T) {
 // checkHandshakes checks a row's TLS handshakes for dials attaches of
 // clients of kind: none without TLS, one full handshake per first-time
 // client (its attach at another node resumes the hello's session), and
-// not one full handshake for returning clients.
+// not one full handshake for returning clients. A first-time client
+// whose first connection is not made within the hello stagger (250 ms,
+// on a starved machine) says hello to a second address as well, before
+// it holds a ticket: a second full handshake, at most one in ten here.
 func checkHandshakes(t *testing.T, name string, kind tlsKind, h *Handshakes, dials int) {
 	t.Helper()
 	switch {
@@ -338,8 +341,8 @@ func checkHandshakes(t *testing.T, name string, kind tlsKind, h *Handshakes, dia
 	case kind == plainTCP:
 	case h == nil:
 		t.Errorf("%s: no TLS handshakes counted", name)
-	case kind == tlsFirstTime && h.Full != dials:
-		t.Errorf("%s: %+v handshakes of first-time clients, want %d full", name, *h, dials)
+	case kind == tlsFirstTime && (h.Full < dials || h.Full > dials+dials/10):
+		t.Errorf("%s: %+v handshakes of first-time clients, want %d full (a tenth more at most, staggered hellos)", name, *h, dials)
 	case kind == tlsReturning && (h.Full != 0 || h.Resumed < dials):
 		t.Errorf("%s: %+v handshakes of returning clients, want none full and at least %d resumed", name, *h, dials)
 	}
