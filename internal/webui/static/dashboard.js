@@ -1,7 +1,7 @@
 // dashboard.js: the live cluster dashboard. It follows GET /v1/events
-// (Server-Sent Events) of the node that served it, or of any node it
-// knows when that one goes, and polls each node's /v1/stats for rooms and
-// rates.
+// (Server-Sent Events) of the node that served it, or, when that one goes
+// or falls silent, of the nodes it knows in turn, and polls each node's
+// /v1/stats for rooms and rates.
 
 const $ = (sel) => document.querySelector(sel);
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"];
@@ -12,8 +12,14 @@ let samples = [];
 let windowMs = 600000;
 const stats = new Map(); // node id -> {at, s, rate: {deliveries, records}}
 const colors = new Map();
-let source = null;
-let sources = []; // base URLs to follow, the page's first
+// The node pushes an update at least every second while a dashboard
+// watches (internal/web, refreshEvery): a stream without one for
+// STALL_MS has stalled.
+const STALL_MS = 4000;
+const RETRY_MS = 500; // after a stream failed, before the next
+let source = null; // the EventSource followed
+let stall = 0; // its timer for STALL_MS
+const failedAt = new Map(); // base URL -> when a stream from it last failed
 
 function color(id) {
   if (!colors.has(id)) colors.set(id, COLORS[colors.size % COLORS.length]);
@@ -24,32 +30,86 @@ function base(addr) {
   return `${location.protocol}//${addr}`;
 }
 
-function follow(url, label) {
-  if (source) source.close();
-  source = new EventSource(url + "/v1/events");
-  source.onopen = () => {
-    $("#stream").dataset.state = "live";
-    $("#stream").textContent = `Live, from ${label}.`;
-  };
-  source.onmessage = (ev) => update(JSON.parse(ev.data));
-  source.onerror = () => {
-    $("#stream").dataset.state = "reconnecting";
-    $("#stream").textContent = `Lost the stream from ${label}; reconnecting…`;
-    source.close();
-    source = null;
-    // Try every node the directory lists, the page's own first.
-    const others = dir.nodes.filter((n) => n.http && n.status !== "down").map((n) => ({ url: base(n.http), label: `node ${n.id}` }));
-    sources = [{ url: location.origin, label: "this page's node" }, ...others.filter((o) => o.url !== url), ...others.filter((o) => o.url === url)];
-    setTimeout(() => {
-      const next = sources.find((s) => s.url !== url) || sources[0];
-      follow(next.url, next.label);
-    }, 500);
-  };
+// candidates are the streams the dashboard may follow: the page's own
+// node, then the nodes of the last directory it got, those the
+// directory lists down last.
+function candidates() {
+  const list = [{ url: location.origin, label: "this page's node" }];
+  const nodes = dir.nodes.filter((n) => n.http);
+  for (const n of [...nodes.filter((m) => m.status !== "down"), ...nodes.filter((m) => m.status === "down")]) {
+    const url = base(n.http);
+    if (!list.some((c) => c.url === url)) list.push({ url, label: `node ${n.id}` });
+  }
+  return list;
 }
 
-function update(u) {
+// next is the candidate to try after a stream failed: one never failed
+// before any that did, else the one that failed longest ago, so that the
+// dashboard goes round every candidate in turn, and round again once
+// all have failed, rather than back and forth between two dead ones.
+function next() {
+  let best = null;
+  let bestAt = Infinity;
+  for (const c of candidates()) {
+    const at = failedAt.get(c.url) ?? -Infinity;
+    if (at < bestAt) {
+      best = c;
+      bestAt = at;
+    }
+  }
+  return best;
+}
+
+// follow streams the updates of the node at url. A stream that errs, or
+// that brings nothing for STALL_MS (a node paused, or cut off with the
+// connection still open, sends no close), counts as failed: after
+// RETRY_MS the dashboard follows the next candidate.
+function follow(url, label) {
+  const es = new EventSource(url + "/v1/events");
+  source = es;
+  let first = true;
+  const el = $("#stream");
+  el.dataset.source = url; // the stream's base URL; data-node names its node once it speaks
+  const lost = (why) => {
+    if (source !== es) return;
+    clearTimeout(stall);
+    es.close();
+    source = null;
+    failedAt.set(url, Date.now());
+    el.dataset.state = "reconnecting";
+    delete el.dataset.node;
+    el.textContent = `${why}; reconnecting…`;
+    setTimeout(() => {
+      const n = next();
+      follow(n.url, n.label);
+    }, RETRY_MS);
+  };
+  const arm = () => {
+    clearTimeout(stall);
+    stall = setTimeout(() => lost(`No update from ${label} for ${STALL_MS / 1000} s`), STALL_MS);
+  };
+  arm();
+  es.onmessage = (ev) => {
+    if (source !== es) return;
+    arm();
+    update(JSON.parse(ev.data), first);
+    first = false;
+    el.dataset.state = "live";
+    el.dataset.node = dir.self;
+    el.textContent = `Live, from node ${dir.self}${url === location.origin ? ", this page's node" : ""}.`;
+  };
+  es.onerror = () => lost(`Lost the stream from ${label}`);
+}
+
+// update shows an update of the stream. A stream's first carries the
+// node's whole history: it replaces what an earlier stream brought.
+function update(u, first) {
   dir = { service: u.directory.service, self: u.directory.self, nodes: u.directory.nodes || [] };
   windowMs = u.window_ms || windowMs;
+  if (first) {
+    samples = [];
+    $("#events").replaceChildren();
+  }
   if (u.samples) {
     samples.push(...u.samples);
     samples.sort((a, b) => a.at - b.at);
@@ -153,7 +213,8 @@ async function pollStats() {
       .filter((n) => n.http && n.status !== "down")
       .map(async (n) => {
         try {
-          const resp = await fetch(base(n.http) + "/v1/stats", { cache: "no-store" });
+          // A paused node answers never: give up by the next poll.
+          const resp = await fetch(base(n.http) + "/v1/stats", { cache: "no-store", signal: AbortSignal.timeout(STATS_EVERY_MS) });
           const s = await resp.json();
           const at = Date.now();
           const prev = stats.get(n.id);
