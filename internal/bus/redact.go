@@ -47,11 +47,13 @@ func hasPassword(u *url.Userinfo) bool {
 
 // withoutURL is err with the URL a *url.Error names taken out: nats.go
 // returns url.Parse's errors as they are, and those quote the URL, its
-// password included. Other errors are returned unchanged.
+// password included. The parse error itself may quote part of it too
+// (`invalid port ":se" after host` for nats://user:se/cret@host), so
+// none of it is kept. Other errors are returned unchanged.
 func withoutURL(err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
-		return errors.New("the URL does not parse: " + ue.Err.Error())
+		return errors.New("the URL does not parse (not quoted: it may hold a password)")
 	}
 	return err
 }

@@ -2,7 +2,9 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -54,5 +56,22 @@ func TestConnectErrorHidesCredentials(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("the error %q shows the password", err)
+	}
+}
+
+// A URL that does not parse is not quoted, nor is the part of it that
+// url.Parse's error itself quotes, which can be the start of a password.
+func TestWithoutURLQuotesNothingOfIt(t *testing.T) {
+	raw := "nats://user:se/cret@host:4222"
+	_, perr := url.Parse(raw)
+	if perr == nil {
+		t.Fatalf("%q parsed", raw)
+	}
+	if got := withoutURL(perr).Error(); strings.Contains(got, ":se") || strings.Contains(got, "cret") {
+		t.Errorf("withoutURL(%v) = %q: quotes the password", perr, got)
+	}
+	other := errors.New("other")
+	if got := withoutURL(other); got != other {
+		t.Errorf("withoutURL changed an error that is not url.Parse's: %v", got)
 	}
 }
