@@ -1766,6 +1766,17 @@ func (s *Session) emit(e Event) bool {
 // room for the Disconnected event before it reattaches.
 func (s *Session) Events() <-chan Event { return s.events }
 
+// Holds reports whether the session holds the room name: joined (Join,
+// JoinWait) and not left since, nor dropped by a refusal no retry mends
+// (a join refused for good; after the node's removed, the join again
+// refused), after which SendText answers ErrLeft.
+func (s *Session) Holds(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.rooms[name]
+	return ok
+}
+
 // Node is the node the session is attached to (or was, while reconnecting).
 func (s *Session) Node() directory.Node {
 	s.mu.Lock()

@@ -28,6 +28,9 @@ type follow struct {
 	users    map[string]bool
 }
 
+// in reports whether the caller came in: the room's first state came.
+func (f *follow) in() bool { return f.room != nil }
+
 func newFollow(self string) *follow {
 	return &follow{self: self, maxLines: rtt.DefaultMaxLines, users: make(map[string]bool)}
 }

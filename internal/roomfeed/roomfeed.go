@@ -5,7 +5,11 @@
 // attributed to its sender, and learns when a sender leaves.
 package roomfeed
 
-import "github.com/switchboard/switchboard/client"
+import (
+	"fmt"
+
+	"github.com/switchboard/switchboard/client"
+)
 
 // Text is one piece of a room for the caller: a member's text, or that
 // the member left (Leave, with From and no Text).
@@ -16,8 +20,16 @@ type Text struct {
 
 // Relay reads sess's events and sends to out, in order, the text of room
 // typed by members other than self and the leaves of users, until sess
-// ends or done closes. It returns why sess ended, and false if done
-// closed first.
+// ends, sess no longer holds room, or done closes. It returns why it
+// ended, and false if done closed first.
+//
+// Once the caller is in, a refusal about the room after which sess does
+// not hold it (after a failover or the node's removed, the join again
+// refused for good: the room filled while sess was away) ends the relay:
+// the member is out of the room, and the caller would otherwise stay
+// connected, hearing nothing, until its next keystroke failed. The
+// answer to the first join is the front's to handle (it waits for it,
+// and tells the caller why it could not come in).
 //
 // The room's first state (the answer to the join) is where the caller
 // comes in. A state after it follows a failover of sess: what the others
@@ -51,6 +63,10 @@ func Relay(sess *client.Session, room, self string, out chan<- Text, done <-chan
 			}
 		case client.StateEvent:
 			ts = f.state(re.State)
+		case client.ErrorEvent:
+			if re.Seq == 0 && f.in() && !sess.Holds(room) {
+				return fmt.Sprintf("the member is out of room %s: %v", room, re.Err), true
+			}
 		}
 		for _, t := range ts {
 			if !send(t) {
