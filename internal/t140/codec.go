@@ -162,9 +162,17 @@ type Decoder struct {
 	// or stray packet of another source does not turn the stream.
 	switching  bool
 	switchSSRC uint32
-	switchNext uint16 // the sequence number after the held packet's
-	switchText []byte // the held packet's own text
-	switchOld  bool   // a packet of the stream's source came since
+	switchNext uint16  // the sequence number after the held packet's
+	switchText []byte  // the held packet's own text
+	switchRed  []Block // its redundant blocks, their data copied
+	switchOld  bool    // a packet of the stream's source came since
+	// The source the stream had before the last change, and the
+	// sequence number expected next from it: a packet of that source up
+	// to maxMisorder behind it is a late one or a duplicate, its text
+	// taken already or given up for lost, not a new source to hold.
+	hasPrev  bool
+	prevSSRC uint32
+	prevNext uint16
 }
 
 // RFC 3550 appendix A.1's bounds on the sequence: a packet up to
@@ -190,7 +198,9 @@ func (d *Decoder) SetFormat(f Format) { d.format = f }
 // Decoded is what one packet adds to the stream.
 type Decoded struct {
 	// Text is the new text in order: text recovered from redundancy, then
-	// the packet's own. It starts with Missing when text was lost.
+	// the packet's own. Missing stands where text was lost: first, but
+	// after a held packet's text when the packet that confirms a new
+	// source (Decode) is the one that finds the loss.
 	Text []byte
 	// Lost counts the packets whose text could not be recovered.
 	Lost int
@@ -205,7 +215,13 @@ type Decoded struct {
 // Decode reads the next packet received. A packet of another SSRC is
 // held until the next packet of that SSRC confirms that the sender
 // restarted (one stray packet, or a late one of the old source, changes
-// nothing); the stream then goes on from the held packet. The
+// nothing); the stream then goes on from the held packet, giving its text
+// after what its redundant blocks hold that is new: the text of the new
+// source's first packets, lost before it (all of it when the new source
+// numbers its packets anew, none of what the old source's packets gave
+// when it carries on their numbering). After the change a packet of the
+// source before it up to 100 behind the last one taken is late and adds
+// nothing; one further from it is held as a new source's is. The
 // call's first packet gives its own text after what its redundant blocks
 // hold: the text of the first packets, lost before it. Sequence numbers follow RFC
 // 3550 appendix A.1: a jump of up to 3000 packets is loss (marked once),
@@ -246,21 +262,32 @@ func (d *Decoder) Decode(p *rtp.Packet) (Decoded, error) {
 		return out, nil
 	}
 	if p.SSRC != d.ssrc {
+		if d.hasPrev && p.SSRC == d.prevSSRC && p.SequenceNumber-d.prevNext >= 1<<16-maxMisorder {
+			// A duplicate or late packet of the source the stream had
+			// before: its text was taken (or marked lost) then. Held,
+			// it would be given again and turn the stream back.
+			return Decoded{Old: true}, nil
+		}
 		if !d.switching || p.SSRC != d.switchSSRC || p.SequenceNumber-d.switchNext >= maxDropout {
 			// One packet of another source: held until the next of
 			// that source confirms that the sender restarted.
 			d.switching, d.switchSSRC, d.switchNext, d.switchOld = true, p.SSRC, p.SequenceNumber+1, false
 			d.switchText = append(d.switchText[:0], primary...)
+			d.switchRed = d.switchRed[:0]
+			for _, b := range redundant {
+				b.Data = append([]byte(nil), b.Data...) // b.Data aliases p
+				d.switchRed = append(d.switchRed, b)
+			}
 			return Decoded{Old: true}, nil
 		}
 		// Confirmed: the stream goes on from the held packet, and the
 		// packets between it and this one are lost or in this one's
-		// redundancy. (The same sender's encoder may carry on across
-		// the change, its redundancy repeating text already taken: the
-		// held packet's redundancy is not read.)
-		held := d.takeSwitch()
-		out := d.inSequence(p, redundant, primary)
-		out.Text = append(held, out.Text...)
+		// redundancy.
+		out := d.takeSwitch()
+		next := d.inSequence(p, redundant, primary)
+		out.Text = append(out.Text, next.Text...)
+		out.Lost += next.Lost
+		out.Recovered += next.Recovered
 		return out, nil
 	}
 	if d.switching {
@@ -283,14 +310,54 @@ func (d *Decoder) Release() Decoded {
 	if !d.Holding() {
 		return Decoded{}
 	}
-	return Decoded{Text: d.takeSwitch()}
+	return d.takeSwitch()
 }
 
 // takeSwitch makes the held packet's source the stream's, going on after
-// that packet, and returns the packet's text.
-func (d *Decoder) takeSwitch() []byte {
+// that packet, and returns what the packet adds: the new text its
+// redundant blocks hold, then its own.
+//
+// The blocks carry the packets just before the held one. Whether they
+// are new depends on its sequence number, taken against the sequence the
+// source itself had when the stream last left it, or else against the
+// stream's (a sender whose encoder carries on across a change of SSRC,
+// as a media relay re-anchoring the stream does, carries on the
+// numbering too). A packet at most as many packets ahead of that
+// sequence as it has blocks continues it: only its blocks from the
+// expected packet on are new, as for any packet of the stream. Any other
+// number is a new numbering, a sender that restarted: the blocks are read
+// as the call's first packet's are, the text of the new source's first
+// packets, lost before this one (an encoder sends its blocks empty until
+// it has sent text). A new numbering that falls by chance within those
+// few packets of the old one is misread; one in 20,000 or so.
+func (d *Decoder) takeSwitch() Decoded {
+	ref := d.next
+	if d.hasPrev && d.switchSSRC == d.prevSSRC {
+		ref = d.prevNext
+	}
+	var out Decoded
+	red := d.switchRed
+	switch delta := d.switchNext - 1 - ref; {
+	case delta <= uint16(len(red)):
+		for _, b := range red[len(red)-int(delta):] {
+			if b.PT == d.format.T140 {
+				out.Text = append(out.Text, b.Data...)
+			}
+			out.Recovered++
+		}
+	default:
+		for _, b := range red {
+			if b.PT == d.format.T140 && len(b.Data) > 0 {
+				out.Text = append(out.Text, b.Data...)
+				out.Recovered++
+			}
+		}
+	}
+	out.Text = append(out.Text, d.switchText...)
+	d.hasPrev, d.prevSSRC, d.prevNext = true, d.ssrc, d.next
 	d.switching, d.ssrc, d.next, d.probing = false, d.switchSSRC, d.switchNext, false
-	return append([]byte(nil), d.switchText...)
+	d.switchRed = d.switchRed[:0]
+	return out
 }
 
 // inSequence decodes a packet of the stream's SSRC by its sequence

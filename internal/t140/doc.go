@@ -14,6 +14,11 @@
 //     numbers is filled from the redundant blocks of the packet that ends
 //     it, and text lost beyond them is marked with one U+FFFD, the missing
 //     text marker of T.140. Duplicates and late packets add nothing.
+//     A packet of another SSRC (a sender that restarted) is held until
+//     the next of that source confirms it, or it has waited alone long
+//     enough (Release); the stream then goes on from it, with the text
+//     its redundant blocks recovered when the new source numbered its
+//     packets anew, and late packets of the source before add nothing.
 //   - Mixer merges the text of several room members into the one stream a
 //     caller that knows nothing of multiparty can show, in the manner of
 //     RFC 9071's presentation for such endpoints: one sender at a time, a

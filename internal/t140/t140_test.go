@@ -694,3 +694,109 @@ func TestFormatChangeRepeatsNothing(t *testing.T) {
 		t.Errorf("text = %q, want %q", got, "abcde")
 	}
 }
+
+// The held first packet of a new source is read with its redundant
+// blocks once a packet confirms the source: a sender that restarted (a
+// new SSRC, its packets numbered anew) and whose first packets were lost
+// has their text in the held packet's blocks, and it is recovered as for
+// the call's first packet; a sender that carries on its encoder, and its
+// numbering, across the change repeats nothing, nor does a source the
+// stream comes back to. Before, the held packet's blocks were not read:
+// the new source's lost first packets vanished without a mark although
+// two packets carried their text.
+func TestNewSourcesLostFirstPacketsAreRecovered(t *testing.T) {
+	// sent is one packet: e's next, with text; sent under another SSRC
+	// when ssrc is set, and not received when lost.
+	type sent struct {
+		e    *Encoder
+		text string
+		lost bool
+		ssrc uint32
+	}
+	tests := []struct {
+		name    string
+		packets func(a, b *Encoder) []sent
+		want    string
+	}{
+		{"the new source's first packet lost", func(a, b *Encoder) []sent {
+			return []sent{{e: a, text: "x"}, {e: b, text: "a", lost: true}, {e: b, text: "b"}, {e: b, text: "c"}}
+		}, "xabc"},
+		{"its first two packets lost", func(a, b *Encoder) []sent {
+			return []sent{{e: a, text: "x"}, {e: b, text: "a", lost: true}, {e: b, text: "b", lost: true}, {e: b, text: "c"}, {e: b, text: "d"}}
+		}, "xabcd"},
+		{"its first packet lost, and the one after the held one", func(a, b *Encoder) []sent {
+			return []sent{{e: a, text: "x"}, {e: b, text: "a", lost: true}, {e: b, text: "b"}, {e: b, text: "c", lost: true}, {e: b, text: "d"}}
+		}, "xabcd"},
+		// A media relay re-anchoring the stream: a's encoder goes on,
+		// its packets under another SSRC.
+		{"an encoder going on under a new SSRC, a packet lost at the change", func(a, _ *Encoder) []sent {
+			return []sent{{e: a, text: "x"}, {e: a, text: "y"}, {e: a, text: "z", lost: true, ssrc: 3}, {e: a, text: "w", ssrc: 3}, {e: a, text: "v", ssrc: 3}}
+		}, "xyzwv"},
+		{"the old source coming back with its numbering", func(a, b *Encoder) []sent {
+			return []sent{{e: a, text: "h"}, {e: a, text: "i"}, {e: b, text: "x"}, {e: b, text: "y"}, {e: a, text: "j"}, {e: a, text: "k"}}
+		}, "hixyjk"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := NewEncoder(testFormat, 1, 10, 0), NewEncoder(testFormat, 2, 5000, 0)
+			var packets []*rtp.Packet
+			ts := uint32(1000)
+			for _, s := range tt.packets(a, b) {
+				p, err := s.e.Packet([]byte(s.text), ts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ts += 300
+				if s.ssrc != 0 {
+					p.SSRC = s.ssrc
+				}
+				if !s.lost {
+					packets = append(packets, p)
+				}
+			}
+			d := NewDecoder(testFormat)
+			if got := receive(t, d, packets); got != tt.want || d.Holding() {
+				t.Errorf("text = %q (holding %v), want %q", got, d.Holding(), tt.want)
+			}
+		})
+	}
+}
+
+// After the stream turned to a new source, a duplicate or late packet of
+// the source before adds nothing: it is not held as a new source, so
+// that no Release (a sender without redundancy, or one gone idle, sends
+// no packet after it) gives its text again and turns the stream back.
+// A packet of the old source far from where it left off is a new
+// numbering of it, held and taken as any new source's. Before, the
+// duplicate was held, released after a second, and its text given twice.
+func TestOldSourcesLatePacketsAfterAChangeAddNothing(t *testing.T) {
+	for _, f := range []Format{testFormat, {T140: 98}} {
+		name := "red"
+		if f.RED == 0 {
+			name = "plain"
+		}
+		t.Run(name+"/a duplicate and a late packet", func(t *testing.T) {
+			a, b := NewEncoder(f, 1, 10, 0), NewEncoder(f, 2, 5000, 0)
+			h, i := onePacket(t, a, "h"), onePacket(t, a, "i")
+			d := NewDecoder(f)
+			got := receive(t, d, []*rtp.Packet{h, i, onePacket(t, b, "x"), onePacket(t, b, "y")})
+			for _, late := range []*rtp.Packet{i, h} {
+				if dec := decodeSent(t, d, late); !dec.Old || len(dec.Text) != 0 || d.Holding() {
+					t.Errorf("the old source's packet %d after the change: %+v, holding %v; want Old and nothing held", late.SequenceNumber, dec, d.Holding())
+				}
+			}
+			got += string(d.Release().Text) // alone for a second: the front releases
+			got += receive(t, d, []*rtp.Packet{onePacket(t, b, "z")})
+			if got != "hixyz" {
+				t.Errorf("text = %q, want %q", got, "hixyz")
+			}
+		})
+		t.Run(name+"/the old source renumbered", func(t *testing.T) {
+			a, b, again := NewEncoder(f, 1, 10, 0), NewEncoder(f, 2, 5000, 0), NewEncoder(f, 1, 30000, 0)
+			packets := []*rtp.Packet{onePacket(t, a, "h"), onePacket(t, a, "i"), onePacket(t, b, "x"), onePacket(t, b, "y"), onePacket(t, again, "j"), onePacket(t, again, "k")}
+			if got := receive(t, NewDecoder(f), packets); got != "hixyjk" {
+				t.Errorf("text = %q, want %q", got, "hixyjk")
+			}
+		})
+	}
+}
