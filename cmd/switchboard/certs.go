@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -179,6 +180,11 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	now := time.Now()
 	tok, err := token.Mint(key, token.Claims{User: *user, Service: *service, Expires: now.Add(*ttl), Rooms: splitList(*rooms)}, now)
+	if errors.Is(err, token.ErrClaims) {
+		// A user, rooms or a lifetime the flags gave that no node
+		// would take: a usage error, as the flags' others are.
+		return usagef(c.name, "%v", err)
+	}
 	if err != nil {
 		return err // it says "token: ..."
 	}

@@ -124,6 +124,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		if err := n.Start(ctx); err != nil {
+			if ctx.Err() != nil {
+				logger.Info("demo stopped while starting, as asked", "node", cfg.ID, "err", err)
+				return nil // a stop asked for (SIGINT, SIGTERM), not a failure
+			}
 			return fmt.Errorf("demo: starting %s: %w", cfg.ID, err)
 		}
 		started = append(started, n)

@@ -440,6 +440,11 @@ func TestTokenRoomsNameRooms(t *testing.T) {
 			t.Errorf("--rooms %q: exit %d, stdout %q, stderr:\n%s\nwant exit 2, no token, and why", rooms, code, stdout, stderr)
 		}
 	}
+	// So is a user no node takes (longer than 64 bytes), which Mint
+	// refuses: it was a failure (exit 1).
+	if code, stdout, stderr := runArgs(t, "token", "--key", filepath.Join(keys, "token.key"), "--service", "chat.test", "--user", strings.Repeat("u", 65)); code != exitUsage || stdout != "" {
+		t.Errorf("--user of 65 bytes: exit %d, stdout %q, stderr:\n%s\nwant exit 2 and no token", code, stdout, stderr)
+	}
 	// A room no join could name is a usage error too, not a failure to
 	// mint.
 	for _, rooms := range []string{"my room", "lobby,ops/2"} {

@@ -237,6 +237,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	if err := n.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			// SIGTERM or SIGINT while the node started (an operator's
+			// stop, an orchestrator's): a stop asked for, not a failure
+			// for a supervisor to restart.
+			logger.Info("stopped while starting, as asked", "err", err)
+			return nil
+		}
 		return err
 	}
 	scheme := "http"

@@ -42,6 +42,20 @@ func TestServeClusterPortInUse(t *testing.T) {
 	}
 }
 
+// A stop asked for while the node starts (SIGTERM or SIGINT: serve's
+// context ends) is no failure: serve returns nil, exit 0, and says so.
+// It returned "context canceled", exit 1, which a supervisor restarting
+// on failure (the systemd unit's Restart=on-failure) took for a crash.
+func TestServeStoppedWhileStarting(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stderr strings.Builder
+	args := []string{"--listen", "127.0.0.1:0", "--http", "", "--data", t.TempDir()}
+	if err := runServe(ctx, args, &strings.Builder{}, &stderr); err != nil {
+		t.Errorf("serve stopped as it started: %v (exit %d), want nil", err, exitCode(err))
+	}
+}
+
 // SIGHUP makes serve read its certificate again: a renewed one is served
 // from the next handshake on and the process keeps running. Before, the
 // certificate was read at start only, and SIGHUP ended the process.

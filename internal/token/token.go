@@ -125,6 +125,10 @@ func Mint(key ed25519.PrivateKey, c Claims, now time.Time) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("token: signing: %w", err)
 	}
+	if len(s) > MaxLen {
+		// Verify refuses it as malformed: a token no node would take.
+		return "", fmt.Errorf("token: minting: %d bytes, more than the %d a node takes (fewer or shorter rooms): %w", len(s), MaxLen, ErrClaims)
+	}
 	return s, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -159,11 +160,23 @@ func TestMintRefusesBadClaims(t *testing.T) {
 		{User: "a", Service: "s", Expires: now.Add(time.Hour), Rooms: []string{"lobby", strings.Repeat("r", 65)}},
 		// A room no join can name.
 		{User: "a", Service: "s", Expires: now.Add(time.Hour), Rooms: []string{"ops room"}},
+		// Rooms enough to sign a token past MaxLen, which Verify
+		// refuses as malformed: a token no node would take.
+		{User: "a", Service: "s", Expires: now.Add(time.Hour), Rooms: manyRooms(60)},
 	} {
 		if _, err := token.Mint(priv, c, now); !errors.Is(err, token.ErrClaims) {
 			t.Errorf("Mint(%+v): %v, want ErrClaims", c, err)
 		}
 	}
+}
+
+// manyRooms is n room names of 64 bytes each.
+func manyRooms(n int) []string {
+	rooms := make([]string, n)
+	for i := range rooms {
+		rooms[i] = fmt.Sprintf("%064d", i)
+	}
+	return rooms
 }
 
 // FuzzVerify feeds the verifier arbitrary strings: it must never panic,
