@@ -138,3 +138,37 @@ func TestChatRefusedJoinSaysWhy(t *testing.T) {
 		t.Errorf("stderr:\n%s\nwant %q", stderr.String(), want)
 	}
 }
+
+// connect --token without --user attaches as the user the token names:
+// it attached as guest, which the node refused every time ("the token
+// names another user than guest"), though docs/security.md says connect
+// sends the token with --token FILE.
+func TestConnectWithATokenAttachesAsItsUser(t *testing.T) {
+	key, pub := nodetest.TokenKey(t)
+	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(_ int, cfg *node.Config) { cfg.TokenKey = pub }})
+	now := time.Now()
+	tok, err := token.Mint(key, token.Claims{User: "ann", Service: c.Config.Service, Expires: now.Add(time.Hour)}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenFile := writeFile(t, "ann.token", tok+"\n")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, "connect", "--service", c.Nodes[0].Addr(), "--token", tokenFile)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || !strings.HasPrefix(lines.Text(), "attached to ") || !strings.Contains(lines.Text(), " as ann,") {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("first line %q, want 'attached to ... as ann'\n%s", lines.Text(), stderr.String())
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/token"
 	"github.com/switchboard/switchboard/pick"
 	"github.com/switchboard/switchboard/resolve"
 )
@@ -159,10 +160,21 @@ func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var cf clientFlags
 	cf.register(c)
 	cf.registerSecurity(c)
-	user := c.fs.String("user", "guest", "user name to attach as")
+	user := c.fs.String("user", "guest", "user name to attach as (default guest, or the user --token names)")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
+	}
+	if _, given := c.from["user"]; !given && cf.token != "" {
+		// A token is good for its own user only: attaching as guest
+		// with it was refused every time.
+		data, err := os.ReadFile(cf.token)
+		if err != nil {
+			return fmt.Errorf("connect: --token: %w", err)
+		}
+		if *user, err = token.Subject(strings.TrimSpace(string(data))); err != nil {
+			return usagef(c.name, "connect: --token %s: %v", cf.token, err)
+		}
 	}
 	if err := c.noArgs(pos); err != nil {
 		return err

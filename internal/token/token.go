@@ -132,6 +132,25 @@ func Mint(key ed25519.PrivateKey, c Claims, now time.Time) (string, error) {
 	return s, nil
 }
 
+// Subject returns the user a token names (its sub), reading it without
+// checking the signature or any other claim: for a client that needs
+// the name to attach under before a node verifies the token. A token
+// that does not parse, or names no user a node takes, is an error
+// (ErrMalformed, ErrClaims).
+func Subject(s string) (string, error) {
+	if s == "" || len(s) > MaxLen {
+		return "", fmt.Errorf("token: empty or longer than %d bytes: %w", MaxLen, ErrMalformed)
+	}
+	var c jwtClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(s, &c); err != nil {
+		return "", fmt.Errorf("token: reading its user: %w: %v", ErrMalformed, err)
+	}
+	if err := checkUser(c.Subject); err != nil {
+		return "", err
+	}
+	return c.Subject, nil
+}
+
 // Verifier checks tokens for one service.
 type Verifier struct {
 	keys    jwt.VerificationKeySet
