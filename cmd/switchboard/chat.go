@@ -79,6 +79,9 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usagef(c.name, "chat: room %q: %s", wire.Clip(room, wire.MaxRoomName), why)
 	}
 	s, err := cf.dial(ctx, *user)
+	if exitCode(err) == exitUsage {
+		return err // it names the command and the flag already
+	}
 	if err != nil {
 		return fmt.Errorf("chat: %w", err)
 	}

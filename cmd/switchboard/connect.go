@@ -27,9 +27,11 @@ type clientFlags struct {
 	timeout  time.Duration
 	tls      tlsFlags
 	token    string // file
+	cmd      string // the command the flags are of, for its errors
 }
 
 func (f *clientFlags) register(c *cmdline) {
+	f.cmd = c.name
 	fs := c.fs
 	fs.StringVar(&f.service, "service", node.DefaultListen, "the common address: HOST:PORT, a comma list, or a service name looked up in DNS")
 	fs.StringVar(&f.resolver, "resolver", "", "DNS servers HOST:PORT, comma-separated, asked in turn for every name, service names, SRV targets and HOST names alike (default: the system's)")
@@ -123,7 +125,7 @@ func (f *clientFlags) options(user string) ([]client.Option, error) {
 	}
 	// The name is taken from --service before --resolver turns its host
 	// names into addresses.
-	tlsCfg, err := f.tls.config("client", f.service)
+	tlsCfg, err := f.tls.config(cmpOr(f.cmd, "client"), f.service)
 	if err != nil {
 		return nil, err
 	}
@@ -183,6 +185,9 @@ func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return usagef(c.name, "connect: --policy: %v", err)
 	}
 	s, err := cf.dial(ctx, *user)
+	if exitCode(err) == exitUsage {
+		return err // it names the command and the flag already
+	}
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}

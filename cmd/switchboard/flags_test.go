@@ -78,6 +78,9 @@ func TestExitCodesAndHelp(t *testing.T) {
 			stderr: []string{`probe: unexpected argument "127.0.0.1:7071": HTTP addresses go with --caught-up; name the node to ask whether it is ready with --http`}, stderrRows: 2,
 		},
 		{name: "drain without a node", args: []string{"drain"}, code: 2, stderr: []string{"switchboard: drain: want one NODE"}, stderrRows: 2},
+		// The -h line names the command run: it named "client", which is
+		// none.
+		{name: "connect with TLS and no name to prove", args: []string{"connect", "--service", "127.0.0.1:1", "--tls"}, code: 2, stderr: []string{"switchboard: connect: with TLS, name the service", "Run 'switchboard connect -h' for its flags.\n"}, stderrRows: 2},
 		{name: "drain with a bad window", args: []string{"drain", "n1", "--within", "25h"}, code: 2, stderr: []string{"switchboard: drain: --within 25h0m0s"}, stderrRows: 2},
 		// A port the nodes could not use is a usage error naming the flag,
 		// not a node's "bad port" for an address the user never gave.
