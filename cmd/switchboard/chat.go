@@ -495,6 +495,10 @@ func (v *chatView) runTerminal(ctx context.Context, out io.Writer) error {
 			keys <- append([]byte(nil), buf[:n]...)
 		}
 	}()
+	// A terminal resized is drawn again at once, at its new size: its
+	// rows and rules, drawn for the old width, rewrap into a garble.
+	resized := make(chan os.Signal, 1)
+	defer notifyResize(resized)()
 	v.draw(out)
 	var kb keyInput
 	for {
@@ -502,6 +506,8 @@ func (v *chatView) runTerminal(ctx context.Context, out io.Writer) error {
 		case <-ctx.Done():
 			return nil
 		case <-redraw:
+			v.draw(out)
+		case <-resized:
 			v.draw(out)
 		case <-ended:
 			// The status says why; the deferred restore leaves raw mode

@@ -63,7 +63,7 @@ func TestChatShowsRemoteTypingLive(t *testing.T) {
 	// Alice, attached to another node, types a line and then half of one.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	alice := exec.CommandContext(ctx, binary, "chat", "--script", "--pace", "10ms", "--linger", "20s",
+	alice := exec.CommandContext(ctx, binary, "chat", "--script", "--pace", "10ms", "--linger", "2m",
 		"--service", n1.Addr, "--policy", "dns-only", "--user", "alice", "lobby")
 	alice.Stdin = strings.NewReader("hello bob\nstill typ")
 	if err := alice.Start(); err != nil {
@@ -74,6 +74,14 @@ func TestChatShowsRemoteTypingLive(t *testing.T) {
 	if s := screen(); !strings.Contains(s, "on n2") {
 		t.Errorf("bob's header does not say he is on n2:\n%s", s)
 	}
+
+	// The window made wider, the screen is drawn again at once at its
+	// width, with nothing typed and nothing received (alice lingers past
+	// the test's end): before, it waited for the next key or event.
+	if out, err := exec.Command("tmux", "resize-window", "-t", session, "-x", "120").CombinedOutput(); err != nil {
+		t.Fatalf("tmux resize-window: %v\n%s", err, out)
+	}
+	waitScreen("the window resized", "\n"+strings.Repeat("-", 120)+"\n")
 }
 
 // chat --script stops at SIGTERM (or Ctrl-C) while its input stays open:
