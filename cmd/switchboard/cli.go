@@ -160,6 +160,19 @@ func (c *cmdline) noArgs(pos []string) error {
 	return usagef(c.name, "%s: unexpected %s %q (%s takes flags only)", c.name, what, strings.Join(pos, " "), c.name)
 }
 
+// isAnotherCommandsTwin reports whether name, a global twin of old, is
+// also a command's own twin (serve's --token-key's old twin,
+// SWITCHBOARD_TOKEN_KEY, is token's --key): set for that command, it is
+// no mistake to warn about.
+func isAnotherCommandsTwin(name string) bool {
+	for _, c := range commands() {
+		if strings.HasPrefix(name, envPrefix(c.name)) {
+			return true
+		}
+	}
+	return false
+}
+
 // applyEnv sets every flag not given on the command line from its
 // environment twin, and warns about the global twins of old
 // (SWITCHBOARD_<FLAG>), which are ignored.
@@ -167,7 +180,7 @@ func (c *cmdline) applyEnv() error {
 	var errs []error
 	c.fs.VisitAll(func(f *flag.Flag) {
 		key := envName(c.name, f.Name)
-		if old := "SWITCHBOARD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")); old != key {
+		if old := "SWITCHBOARD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")); old != key && !isAnotherCommandsTwin(old) {
 			if _, ok := os.LookupEnv(old); ok {
 				fmt.Fprintf(c.stderr, "switchboard: warning: %s is ignored: environment twins are per command; use %s\n", old, key)
 			}

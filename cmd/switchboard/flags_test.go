@@ -226,6 +226,24 @@ func TestEnvironmentTwins(t *testing.T) {
 	}
 }
 
+// A global twin of old that is also another command's own twin is no
+// mistake: SWITCHBOARD_TOKEN_KEY, set for token --key (the signing key),
+// was taken by serve for the old twin of its --token-key, and serve
+// warned to use SWITCHBOARD_SERVE_TOKEN_KEY, which would have given it
+// the private key.
+func TestAnotherCommandsTwinIsNoOldTwin(t *testing.T) {
+	t.Setenv("SWITCHBOARD_TOKEN_KEY", "keys/token.key")
+	var stderr bytes.Buffer
+	c := newCmdline("serve", "", "", &bytes.Buffer{}, &stderr)
+	key := c.fs.String("token-key", "", "")
+	if _, err := c.parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if *key != "" || stderr.Len() > 0 {
+		t.Errorf("serve with token's SWITCHBOARD_TOKEN_KEY set: --token-key %q, stderr %q; want neither", *key, stderr.String())
+	}
+}
+
 // The warning for an empty twin says where the flag's value comes from
 // instead: a config file only for serve, the one command that reads one.
 func TestEmptyTwinSaysWhereTheFlagComesFrom(t *testing.T) {
