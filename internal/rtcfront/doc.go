@@ -53,7 +53,10 @@
 // are dropped, so that no check, replayed or forged, moves the peer's
 // pair), the packets one source address
 // (IP and port) may send the shared socket a second (1000; more are
-// dropped before pion's mux queues them), the messages a peer may send
+// dropped before pion's mux queues them; of the 4096 addresses it
+// remembers, 64 per source IP, a new one takes the place of the one
+// least recently heard from that no check has verified for a peer
+// still connected), the messages a peer may send
 // a second and their size, the tokens the node may judge from one source
 // address (3 in 10 s, those being judged counted with those refused,
 // then 429: each offer's member attaches on a connection of its own, so

@@ -62,9 +62,15 @@ type remoteGuard struct {
 	// its ICE is connected (pin).
 	pinned atomic.Pointer[netip.AddrPort]
 
+	// verified hears of each address counted, and of them all once the
+	// peer's connection is closed (forget), so that the front's socket
+	// keeps their places (sourceLimits).
+	verified *verifiedSources
+
 	mu     sync.Mutex
 	seen   map[netip.AddrPort]struct{}
 	over   bool // a valid check came from an address beyond maxRemoteAddrs
+	gone   bool // forgotten: verified has heard the last of it
 	checks recentChecks
 }
 
@@ -171,6 +177,9 @@ func (g *remoteGuard) check(from netip.AddrPort, pkt []byte) bool {
 		g.over = true
 	case !known:
 		g.seen[from] = struct{}{}
+		if !g.gone {
+			g.verified.tell(true, from)
+		}
 	}
 	if !over {
 		g.checks.add(id, from)
@@ -191,6 +200,22 @@ func (g *remoteGuard) check(from netip.AddrPort, pkt []byte) bool {
 func (g *remoteGuard) pin(remote netip.AddrPort) {
 	remote = normalAddr(remote)
 	g.pinned.Store(&remote)
+}
+
+// forget tells verified that the addresses g counted are no longer the
+// peer's, once its connection is closed; it tells it of none after.
+func (g *remoteGuard) forget() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gone {
+		return
+	}
+	g.gone = true
+	srcs := make([]netip.AddrPort, 0, len(g.seen))
+	for src := range g.seen {
+		srcs = append(srcs, src)
+	}
+	g.verified.tell(false, srcs...)
 }
 
 // normalAddr is a as the guard counts addresses: IPv4-mapped IPv6 as
@@ -224,21 +249,23 @@ func (g *remoteGuard) setPeer(p *peer) {
 // check's address as a candidate all the same.
 type guardedMux struct {
 	ice.UDPMux
-	loopback bool // the socket is on a loopback address: offer it
+	loopback bool             // the socket is on a loopback address: offer it
+	verified *verifiedSources // the socket's, told by each guard
 
 	mu     sync.Mutex
 	guards map[string]*remoteGuard // by the peer's local ufrag
 }
 
-func newGuardedMux(m ice.UDPMux, loopback bool) *guardedMux {
-	return &guardedMux{UDPMux: m, loopback: loopback, guards: map[string]*remoteGuard{}}
+func newGuardedMux(m ice.UDPMux, loopback bool, verified *verifiedSources) *guardedMux {
+	return &guardedMux{UDPMux: m, loopback: loopback, verified: verified, guards: map[string]*remoteGuard{}}
 }
 
 // watch makes the guard of a peer whose ICE agent is to use the local
 // ufrag ufrag and password pwd; forget, once its connection is closed,
-// lets it go.
+// lets it go, and tells the socket its addresses are no longer the
+// peer's (remoteGuard.forget).
 func (m *guardedMux) watch(ufrag, pwd string) *remoteGuard {
-	g := &remoteGuard{pwd: []byte(pwd)}
+	g := &remoteGuard{pwd: []byte(pwd), verified: m.verified}
 	m.mu.Lock()
 	m.guards[ufrag] = g
 	m.mu.Unlock()
@@ -247,8 +274,12 @@ func (m *guardedMux) watch(ufrag, pwd string) *remoteGuard {
 
 func (m *guardedMux) forget(ufrag string) {
 	m.mu.Lock()
+	g := m.guards[ufrag]
 	delete(m.guards, ufrag)
 	m.mu.Unlock()
+	if g != nil {
+		g.forget()
+	}
 }
 
 // errUnknownUfrag refuses a connection to an agent the front did not

@@ -20,8 +20,85 @@ import (
 )
 
 // maxChunk is the most text put in one chunk to the room or one message
-// to the peer; longer text is cut at a character boundary.
+// to the peer; longer text is cut (cutAt) at a character boundary, and
+// before an escape sequence the cut would split.
 const maxChunk = 1000
+
+// cutAt returns where text is cut for a chunk of at most max bytes: all
+// of it if it fits; else at the last character boundary within max,
+// moved back to the start of an escape sequence (ESC ..., or C1 CSI
+// U+009B ..., as package rtt reads them: seqLen) that begins before that
+// cut and ends after it. Package rtt drops such a sequence whole within
+// a chunk, but a sequence cut by a chunk's end loses its first part and
+// shows the rest as text: "ESC [ 3 1" and "m" shows "m", "ESC [" and
+// "31m" shows "31m". A sequence that begins text (it is longer than max)
+// is cut where it must be. text is valid UTF-8 (U+009B is its two bytes
+// C2 9B and nothing else is); text[:cutAt(text, max)] is never empty
+// when text is not.
+func cutAt[S string | []byte](text S, max int) int {
+	if len(text) <= max {
+		return len(text)
+	}
+	n := max
+	for n > 0 && !utf8.RuneStart(text[n]) {
+		n--
+	}
+	if n == 0 {
+		return max // no boundary within max (not UTF-8): cut anywhere
+	}
+	// The last sequence to begin before n: an ESC or a CSI ends any
+	// sequence before it (neither is a byte a sequence continues with).
+	start := -1
+	for i := n - 1; i >= 0; i-- {
+		if text[i] == esc || (text[i] == csi1 && i+1 < len(text) && text[i+1] == csi2) {
+			start = i
+			break
+		}
+	}
+	if start > 0 && start+seqLen(text[start:]) > n {
+		return start
+	}
+	return n
+}
+
+// The bytes that start an escape sequence: ESC, and U+009B (CSI) in
+// UTF-8.
+const (
+	esc  = 0x1B
+	csi1 = 0xC2
+	csi2 = 0x9B
+)
+
+// seqLen returns the length in bytes of the escape sequence s begins
+// with (s begins with ESC or U+009B), as package rtt reads them
+// (rtt's escapeLen and csiLen): ESC [ and CSI start a control sequence
+// of parameter bytes (0x30-0x3F), then intermediate bytes (0x20-0x2F),
+// then one final byte (0x40-0x7E), ending early at any other byte or
+// the end of s; ESC and one byte from 0x30 to 0x7E is a whole sequence;
+// ESC and anything else is the ESC alone. No length bounds a sequence.
+func seqLen[S string | []byte](s S) int {
+	var j int
+	switch {
+	case s[0] == csi1:
+		j = 2
+	case len(s) > 1 && s[1] == '[':
+		j = 2
+	case len(s) > 1 && s[1] >= 0x30 && s[1] <= 0x7E:
+		return 2
+	default:
+		return 1
+	}
+	for j < len(s) && s[j] >= 0x30 && s[j] <= 0x3F {
+		j++
+	}
+	for j < len(s) && s[j] >= 0x20 && s[j] <= 0x2F {
+		j++
+	}
+	if j < len(s) && s[j] >= 0x40 && s[j] <= 0x7E {
+		j++
+	}
+	return j
+}
 
 // maxBacklog is the most chunks of the peer's text the bridge holds that
 // the node has not acknowledged. The node takes a session's text at its
@@ -174,10 +251,7 @@ func (p *peer) fromPeer(msg webrtc.DataChannelMessage) {
 	}
 	p.over = false
 	for len(text) > 0 {
-		n := min(len(text), maxChunk)
-		for n < len(text) && !utf8.RuneStart(text[n]) {
-			n--
-		}
+		n := cutAt(text, maxChunk)
 		if p.ended() {
 			p.over = true
 			return
@@ -330,10 +404,7 @@ func (p *peer) send(dc *webrtc.DataChannel, texts <-chan roomfeed.Text) {
 				p.end("the peer reads too slowly")
 				return
 			}
-			n := min(len(backlog), maxChunk)
-			for n < len(backlog) && !utf8.RuneStart(backlog[n]) {
-				n--
-			}
+			n := cutAt(backlog, maxChunk)
 			if err := dc.SendText(string(backlog[:n])); err != nil {
 				p.end("sending to the peer: " + err.Error())
 				return

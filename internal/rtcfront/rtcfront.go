@@ -229,7 +229,7 @@ func New(cfg Config) (*Server, error) {
 	s.limited = newSourceLimitedConn(uc, func(from netip.AddrPort, n int64) {
 		s.overRate.Log(s.log, slog.LevelWarn, "ICE socket: packets over their source's rate dropped", "from", from.String(), "rate", sourceRate, "dropped", n)
 	})
-	s.mux = newGuardedMux(webrtc.NewICEUDPMux(quiet.NewLogger("ice"), s.limited), ip.IsLoopback())
+	s.mux = newGuardedMux(webrtc.NewICEUDPMux(quiet.NewLogger("ice"), s.limited), ip.IsLoopback(), s.limited.limits.verified)
 	var se webrtc.SettingEngine
 	se.LoggerFactory = quiet
 	se.SetICEUDPMux(s.mux)
