@@ -162,7 +162,7 @@ func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var cf clientFlags
 	cf.register(c)
 	cf.registerSecurity(c)
-	user := c.fs.String("user", "guest", "user name to attach as (default guest, or the user --token names)")
+	user := c.fs.String("user", "guest", "user name to attach as; with --token, the user it names")
 	pos, err := c.parse(args)
 	if err != nil {
 		return err
