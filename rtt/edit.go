@@ -1,6 +1,7 @@
 package rtt
 
 import (
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -142,6 +143,21 @@ func (e *editor) appendRune(done []string, buf []byte, r rune) ([]string, []byte
 func (e *editor) endLine(done []string, buf []byte) ([]string, []byte) {
 	e.seg.reset()
 	return append(done, string(buf)), buf[:0]
+}
+
+// SequenceLen returns the length in bytes of the escape sequence s
+// begins with, ESC or U+009B (C1 CSI) included, as a line drops it
+// whole; 0 when s begins with neither. Text cut inside a sequence loses
+// its first part, and the rest shows as text: a cutter keeps a sequence
+// on one side (the WebRTC front's 1,000-byte chunks).
+func SequenceLen(s string) int {
+	switch {
+	case strings.HasPrefix(s, "\x1b"):
+		return 1 + escapeLen(s[1:])
+	case strings.HasPrefix(s, "\u009b"):
+		return 2 + csiLen(s[2:])
+	}
+	return 0
 }
 
 // escapeLen returns how many bytes after an ESC belong to its escape

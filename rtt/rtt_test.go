@@ -729,3 +729,27 @@ func BenchmarkApply(b *testing.B) {
 		}
 	})
 }
+
+// SequenceLen measures the sequence a line drops whole: ESC with a
+// control sequence or a final byte, C1 CSI with its control sequence, a
+// sequence cut short by another character or by the end; 0 before
+// anything else.
+func TestSequenceLen(t *testing.T) {
+	for _, tc := range []struct {
+		s    string
+		want int
+	}{
+		{"\x1b[31mred", 5},
+		{"\x1b[3", 3},
+		{"\x1bared", 2},
+		{"\x1b\x01", 1},
+		{"\u009b31mred", 5},
+		{"\u009b", 2},
+		{"red", 0},
+		{"", 0},
+	} {
+		if got := SequenceLen(tc.s); got != tc.want {
+			t.Errorf("SequenceLen(%q) = %d, want %d", tc.s, got, tc.want)
+		}
+	}
+}

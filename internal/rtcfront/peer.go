@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/internal/roomfeed"
 	"github.com/switchboard/switchboard/internal/t140"
+	"github.com/switchboard/switchboard/rtt"
 )
 
 // maxChunk is the most text put in one chunk to the room or one message
@@ -27,7 +28,7 @@ const maxChunk = 1000
 // cutAt returns where text is cut for a chunk of at most max bytes: all
 // of it if it fits; else at the last character boundary within max,
 // moved back to the start of an escape sequence (ESC ..., or C1 CSI
-// U+009B ..., as package rtt reads them: seqLen) that begins before that
+// U+009B ..., as package rtt reads them: rtt.SequenceLen) that begins before that
 // cut and ends after it. Package rtt drops such a sequence whole within
 // a chunk, but a sequence cut by a chunk's end loses its first part and
 // shows the rest as text: "ESC [ 3 1" and "m" shows "m", "ESC [" and
@@ -55,7 +56,7 @@ func cutAt[S string | []byte](text S, max int) int {
 			break
 		}
 	}
-	if start > 0 && start+seqLen(text[start:]) > n {
+	if start > 0 && start+rtt.SequenceLen(string(text[start:n+1])) > n {
 		return start
 	}
 	return n
@@ -68,37 +69,6 @@ const (
 	csi1 = 0xC2
 	csi2 = 0x9B
 )
-
-// seqLen returns the length in bytes of the escape sequence s begins
-// with (s begins with ESC or U+009B), as package rtt reads them
-// (rtt's escapeLen and csiLen): ESC [ and CSI start a control sequence
-// of parameter bytes (0x30-0x3F), then intermediate bytes (0x20-0x2F),
-// then one final byte (0x40-0x7E), ending early at any other byte or
-// the end of s; ESC and one byte from 0x30 to 0x7E is a whole sequence;
-// ESC and anything else is the ESC alone. No length bounds a sequence.
-func seqLen[S string | []byte](s S) int {
-	var j int
-	switch {
-	case s[0] == csi1:
-		j = 2
-	case len(s) > 1 && s[1] == '[':
-		j = 2
-	case len(s) > 1 && s[1] >= 0x30 && s[1] <= 0x7E:
-		return 2
-	default:
-		return 1
-	}
-	for j < len(s) && s[j] >= 0x30 && s[j] <= 0x3F {
-		j++
-	}
-	for j < len(s) && s[j] >= 0x20 && s[j] <= 0x2F {
-		j++
-	}
-	if j < len(s) && s[j] >= 0x40 && s[j] <= 0x7E {
-		j++
-	}
-	return j
-}
 
 // maxBacklog is the most chunks of the peer's text the bridge holds that
 // the node has not acknowledged. The node takes a session's text at its
