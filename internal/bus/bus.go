@@ -661,16 +661,23 @@ func (b *Bus) JetStreamCurrent() bool {
 	if b.server == nil {
 		return true
 	}
-	if !b.server.JetStreamIsCurrent() {
-		return false
-	}
-	if !b.server.JetStreamIsClustered() {
-		return true
-	}
 	// nats-server counts a Raft member that knows no leader as current
 	// once it has applied the log it recovered from disk (raft.go,
 	// isCurrent, in 2.15.2 and 2.15.3): after a restart, long before any election.
 	// API requests sent then are lost, so the leader must be known too.
+	return b.server.JetStreamIsCurrent() && b.JetStreamLeaderKnown()
+}
+
+// JetStreamLeaderKnown reports whether the embedded server's JetStream
+// knows its metadata leader: false while its cluster elects one, and for
+// as long as too few of its servers are left to elect one (a majority of
+// the servers it has known, whether they stopped gracefully or not:
+// nats-server does not shrink its peer set when one stops). Always true
+// for a server alone and for an external NATS.
+func (b *Bus) JetStreamLeaderKnown() bool {
+	if b.server == nil || !b.server.JetStreamIsClustered() {
+		return true
+	}
 	jsi, err := b.server.Jsz(&server.JSzOptions{Limit: 1})
 	return err == nil && jsi.Meta != nil && jsi.Meta.Leader != ""
 }

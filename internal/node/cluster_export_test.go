@@ -53,3 +53,7 @@ func (n *Node) HeartbeatWhileLeaving() directory.Entry {
 	n.leaving.Store(true)
 	return n.publishSelf(time.Now(), directory.Up)
 }
+
+// SetLeaderlessFor shortens how long cfg's node lets its embedded
+// JetStream know no metadata leader before it steps aside. For tests.
+func SetLeaderlessFor(cfg *Config, d time.Duration) { cfg.leaderlessFor = d }

@@ -187,7 +187,8 @@ type Config struct {
 	MaxLine int
 	// MaxQueue is how many bytes may wait for a slow client before its
 	// session is closed (default 1 MiB), besides those of the write under
-	// way, which took at most as many from the queue.
+	// way: past it while that write has taken stalledAfter (1 s) or
+	// longer, or past slowQueueFactor (8) times it at all.
 	MaxQueue int
 	// MaxQueueTotal bounds the bytes waiting for clients in all sessions
 	// together (default 256 MiB): past it, a session whose own queue
@@ -340,6 +341,11 @@ type Config struct {
 	Version string
 	// Logger receives the node's logs (default: discard).
 	Logger *slog.Logger
+
+	// leaderlessFor, set by tests alone, shortens how long the embedded
+	// JetStream may know no metadata leader before the node steps aside
+	// (storage.go, leaderlessFor).
+	leaderlessFor time.Duration
 }
 
 // DefaultConfig returns the configuration of `switchboard serve` with no

@@ -654,6 +654,9 @@ func (n *Node) degradedWhy() string {
 	if n.storageStopped.Load() && n.cfg.Bus != "" {
 		return "cannot store text (its bus's JetStream does not answer: are the bus servers' stores full?)"
 	}
+	if n.storageLeaderless.Load() {
+		return "cannot store text (its JetStream has no metadata leader: are most of the cluster's nodes gone?)"
+	}
 	if n.storageStopped.Load() {
 		return "cannot store text (its JetStream stopped: is its data directory full?)"
 	}
@@ -672,10 +675,13 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 	unreachable := n.cfg.Bus != "" && !n.bus.Conn.IsConnected()
 	// A node that cannot store steps aside and moves its sessions at
 	// once: no grace, since its storage comes back only once its disk
-	// has room, not in a moment as a peer or a link may.
-	lost := n.storageStopped.Load()
+	// has room, not in a moment as a peer or a link may. One whose
+	// JetStream has lost its metadata leader steps aside but keeps its
+	// sessions: that is the cluster's loss (a majority of its servers
+	// gone), and no other node can store either.
+	lost := n.storageStopped.Load() && !n.storageLeaderless.Load()
 	v := n.view.Load()
-	degraded := steps.observe(v.nodes, v.taken, unreachable, now) || lost
+	degraded := steps.observe(v.nodes, v.taken, unreachable, now) || n.storageStopped.Load()
 	n.majorityBack.Store(steps.recovering())
 	if degraded != n.degraded.Swap(degraded) {
 		if degraded {

@@ -64,7 +64,10 @@ type Node struct {
 	// JetStream for the node (storage.go); the node is degraded while it
 	// holds.
 	storageStopped atomic.Bool
-	changed        chan struct{} // users or draining changed: publish soon
+	// storageLeaderless: storageStopped holds because the embedded
+	// JetStream runs but has known no metadata leader for too long.
+	storageLeaderless atomic.Bool
+	changed           chan struct{} // users or draining changed: publish soon
 	// dirChanged receives (without blocking) after run has stored a view
 	// showing a change of membership or status: the dashboard's monitor
 	// reads the directory then rather than polling it.

@@ -28,41 +28,69 @@ import (
 // (bus.RestartJetStream, as nats-server's configuration reload does),
 // every storageRetryEvery until it runs; once JetStream follows its
 // metadata leader again the node comes back up by itself.
+//
+// A JetStream that runs may still store nothing: once a majority of the
+// servers it has known are gone its Raft groups elect no leader, and
+// nats-server keeps every server it has known in its peer sets, those
+// that stopped gracefully too (the directory forgets a node that says
+// goodbye; JetStream does not). So the watch also reads whether JetStream
+// knows its metadata leader, and a ready node that has known none
+// for leaderlessFor (longer than an election: nats-server's timeout is 4
+// to 9 s, twice that when a vote splits) steps aside until one is
+// elected again (storageLeaderless): degraded and refusing attaches, but
+// keeping its sessions (checkMajority), since no other node of its
+// cluster can store either. The count starts once the node is ready: a
+// node starting waits for its first election however long it takes.
+// (A leader left without a quorum keeps saying so for 10 s before it
+// steps down, nats-server's lostQuorumInterval, and the count starts
+// then.)
 const (
 	storageCheckEvery = time.Second
 	storageRetryEvery = 5 * time.Second
 	restartFree       = 64 << 20
 	freePercent       = 10
+	leaderlessFor     = 20 * time.Second
 )
 
 // storageWatch decides, from what watchStorage reads each second, what
 // the node does about its embedded JetStream. It reads no clock and does
 // no I/O: the caller passes the time and what it read.
 type storageWatch struct {
-	lost    bool      // JetStream stopped, and not current again since
+	lost    bool      // JetStream stopped or leaderless, and not current again since
 	tried   time.Time // the last restart attempt
 	settled bool      // the last read found JetStream stopped, and the stop finished
+	// leaderless: since when JetStream has known no metadata leader while
+	// the node was ready (a node starting waits for its first election
+	// without stepping aside), zero while it knows one.
+	leaderless time.Time
+	// leaderlessFor is how long a JetStream that knew its leader may know
+	// none before the node steps aside (leaderlessFor the constant, unless
+	// a test set it).
+	leaderlessFor time.Duration
 }
 
 // storageAction is what storageWatch.next tells the node to do.
 type storageAction int
 
 const (
-	storageKeep    storageAction = iota // nothing changes
-	storageLose                         // JetStream stopped: step aside
-	storageWait                         // stopped, and too little space to restart
-	storageRestart                      // stopped, with space: restart it now
-	storageBack                         // running and current again: store again
+	storageKeep       storageAction = iota // nothing changes
+	storageLose                            // JetStream stopped: step aside
+	storageWait                            // stopped, and too little space to restart
+	storageRestart                         // stopped, with space: restart it now
+	storageBack                            // running and current again: store again
+	storageLeaderless                      // running, but without a metadata leader for too long: step aside
 )
 
-// storageRead is what the watch read: whether JetStream is stopped and
-// whether nats-server is still taking it down, whether it follows its
-// metadata leader, and the data directory's free space and size (known
-// false when they could not be read).
+// storageRead is what the watch read: whether the node is ready (it has
+// been up: its rooms' storage had leaders), whether JetStream is stopped
+// and whether nats-server is still taking it down, whether it knows its
+// metadata leader (read while it runs) and follows it (read while the
+// node stands aside), and the data directory's free space and size
+// (known false when they could not be read).
 type storageRead struct {
-	stopped, stopping, current bool
-	free, size                 int64
-	known                      bool
+	ready, stopped, stopping, leader, current bool
+	free, size                                int64
+	known                                     bool
 }
 
 // next takes what was read at now and says what to do. A restart waits
@@ -72,9 +100,20 @@ func (w *storageWatch) next(now time.Time, r storageRead) storageAction {
 	settledBefore := w.settled
 	w.settled = r.stopped && !r.stopping
 	switch {
+	case r.stopped:
+		w.leaderless = time.Time{} // a restart waits for an election afresh
+	case r.leader:
+		w.leaderless = time.Time{}
+	case r.ready && w.leaderless.IsZero():
+		w.leaderless = now
+	}
+	switch {
 	case !w.lost && r.stopped:
 		w.lost = true
 		return storageLose
+	case !w.lost && !w.leaderless.IsZero() && now.Sub(w.leaderless) >= w.limit():
+		w.lost = true
+		return storageLeaderless
 	case !w.lost:
 		return storageKeep
 	case !r.stopped && r.current:
@@ -91,6 +130,14 @@ func (w *storageWatch) next(now time.Time, r storageRead) storageAction {
 	return storageRestart
 }
 
+// limit is how long the watch lets JetStream know no leader.
+func (w *storageWatch) limit() time.Duration {
+	if w.leaderlessFor > 0 {
+		return w.leaderlessFor
+	}
+	return leaderlessFor
+}
+
 // restartNeeds is the free space a file system of size bytes needs
 // before the watch restarts JetStream on it.
 func restartNeeds(size int64) int64 { return min(restartFree, size*freePercent/100) }
@@ -100,7 +147,7 @@ func restartNeeds(size int64) int64 { return min(restartFree, size*freePercent/1
 func (n *Node) watchStorage(dataDir string) {
 	tick := time.NewTicker(storageCheckEvery)
 	defer tick.Stop()
-	var w storageWatch
+	w := storageWatch{leaderlessFor: n.cfg.leaderlessFor}
 	var waitLogged time.Time
 	for {
 		select {
@@ -112,15 +159,23 @@ func (n *Node) watchStorage(dataDir string) {
 			return // the tick and the stop came together; the bus may be closing
 		}
 		now := time.Now()
-		r := storageRead{stopped: n.bus.JetStreamStopped()}
+		r := storageRead{ready: n.ready.Load(), stopped: n.bus.JetStreamStopped()}
 		if r.stopped {
 			r.stopping = n.bus.JetStreamStopping()
 			r.free, r.size, r.known = diskSpace(dataDir)
-		} else if w.lost {
-			r.current = n.bus.JetStreamCurrent()
+		} else {
+			r.leader = n.bus.JetStreamLeaderKnown()
+			r.current = w.lost && r.leader && n.bus.JetStreamCurrent()
 		}
 		switch w.next(now, r) {
+		case storageLeaderless:
+			n.storageLeaderless.Store(true)
+			n.storageStopped.Store(true)
+			n.metrics.storageStopped.Set(1)
+			n.log.Error("the embedded JetStream has known no metadata leader for "+w.limit().String()+" (a majority of the cluster's servers gone, stopped gracefully or not): this node cannot store text and steps aside until one is elected",
+				"data", dataDir)
 		case storageLose:
+			n.storageLeaderless.Store(false)
 			n.storageStopped.Store(true)
 			n.metrics.storageStopped.Set(1)
 			n.log.Error("the embedded JetStream stopped (nats-server stops it when a write finds the data directory full): this node cannot store text and steps aside until it can",
@@ -140,8 +195,9 @@ func (n *Node) watchStorage(dataDir string) {
 			n.log.Info("restarted the embedded JetStream on the data directory", "data", dataDir, "free_bytes", r.free)
 		case storageBack:
 			n.storageStopped.Store(false)
+			n.storageLeaderless.Store(false)
 			n.metrics.storageStopped.Set(0)
-			n.log.Info("the embedded JetStream runs again and follows its metadata leader: this node stores text again")
+			n.log.Info("the embedded JetStream runs and follows its metadata leader again: this node stores text again")
 		}
 	}
 }

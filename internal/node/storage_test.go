@@ -9,15 +9,15 @@ import (
 // tells the node to do. The times are seconds from an arbitrary start.
 func TestStorageWatch(t *testing.T) {
 	const mib = 1 << 20
-	running := storageRead{}
+	running := storageRead{ready: true, leader: true}
 	stopping := storageRead{stopped: true, stopping: true, free: 0, size: 1 << 40, known: true}
 	full := storageRead{stopped: true, free: 0, size: 1 << 40, known: true}
 	freed := storageRead{stopped: true, free: 100 * mib, size: 1 << 40, known: true}
 	smallFreed := storageRead{stopped: true, free: 7 * mib, size: 64 * mib, known: true} // 10% of 64 MiB is less than 64 MiB
 	unknown := storageRead{stopped: true}
 	unknownStopping := storageRead{stopped: true, stopping: true}
-	restarted := storageRead{current: false}
-	current := storageRead{current: true}
+	restarted := storageRead{ready: true} // electing its metadata leader
+	current := storageRead{ready: true, leader: true, current: true}
 	steps := []struct {
 		at   int // seconds
 		read storageRead
@@ -45,6 +45,55 @@ func TestStorageWatch(t *testing.T) {
 		{24, unknown, storageRestart},
 	}
 	names := map[storageAction]string{storageKeep: "keep", storageLose: "lose", storageWait: "wait", storageRestart: "restart", storageBack: "back"}
+	var w storageWatch
+	start := time.Unix(1_000_000, 0)
+	for _, s := range steps {
+		if got := w.next(start.Add(time.Duration(s.at)*time.Second), s.read); got != s.want {
+			t.Fatalf("at %d s, reading %+v: %s, want %s", s.at, s.read, names[got], names[s.want])
+		}
+	}
+}
+
+// A JetStream that runs without a metadata leader, read by read (seconds
+// from an arbitrary start): a node still waiting for its first election
+// (not ready) keeps waiting; a ready one without a leader for
+// leaderlessFor steps aside, and comes back once it follows a leader
+// again. A leader known for one read starts the count afresh.
+func TestStorageWatchLeaderless(t *testing.T) {
+	starting := storageRead{}
+	electing := storageRead{ready: true}
+	led := storageRead{ready: true, leader: true}
+	current := storageRead{ready: true, leader: true, current: true}
+	full := storageRead{stopped: true, free: 0, size: 1 << 40, known: true}
+	freed := storageRead{stopped: true, free: 100 << 20, size: 1 << 40, known: true}
+	steps := []struct {
+		at   int // seconds
+		read storageRead
+		want storageAction
+	}{
+		{0, starting, storageKeep},
+		{30, starting, storageKeep}, // a first election, however long, is not a loss
+		{31, electing, storageKeep}, // ready, and no leader read yet: since 31
+		{45, electing, storageKeep},
+		{46, electing, storageLeaderless},
+		{47, current, storageBack},
+		{48, electing, storageKeep}, // no leader since 48
+		{62, electing, storageKeep},
+		{63, electing, storageLeaderless},
+		{64, electing, storageKeep},
+		{65, led, storageKeep}, // a leader, but not followed yet
+		{66, current, storageBack},
+		{67, electing, storageKeep}, // no leader since 67
+		{80, led, storageKeep},      // one again: the count starts afresh
+		{81, electing, storageKeep}, // since 81
+		{95, electing, storageKeep},
+		{96, full, storageLose}, // stopped meanwhile: a full disk is told as such
+		{97, freed, storageRestart},
+		{98, electing, storageKeep}, // restarted, electing
+		{120, electing, storageKeep},
+		{121, current, storageBack},
+	}
+	names := map[storageAction]string{storageKeep: "keep", storageLose: "lose", storageWait: "wait", storageRestart: "restart", storageBack: "back", storageLeaderless: "leaderless"}
 	var w storageWatch
 	start := time.Unix(1_000_000, 0)
 	for _, s := range steps {
