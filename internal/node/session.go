@@ -135,6 +135,10 @@ type session struct {
 	seqAsked map[string]time.Time
 	stores   sync.WaitGroup // text requests handed to writers and not answered yet; the reader adds
 
+	// writeAt is when the write under way began (Unix nanoseconds): a
+	// client whose connection has taken nothing for stalledAfter is slow.
+	writeAt atomic.Int64
+
 	mu      sync.Mutex // guards the fields below
 	queue   []byte     // encoded lines waiting to be written
 	writing bool       // a goroutine is writing; others append to queue
@@ -481,6 +485,7 @@ func (s *session) write(line []byte) {
 		return
 	}
 	s.writing = true
+	s.writeAt.Store(time.Now().UnixNano())
 	s.mu.Unlock()
 	s.writeLoop(line, true)
 }
@@ -504,6 +509,7 @@ func (s *session) push(line []byte) {
 		return
 	}
 	s.writing = true
+	s.writeAt.Store(time.Now().UnixNano())
 	line, s.queue = s.queue, nil
 	s.n.wg.Add(1)
 	s.mu.Unlock()
@@ -536,13 +542,24 @@ func (s *session) closeSlowLocked() {
 	}()
 }
 
-// enqueueLocked appends line to the queue unless it would pass MaxQueue,
-// or the node's queues together would pass MaxQueueTotal while this one
-// holds queueShare or more: a client that keeps up has next to nothing
-// queued and is never refused for the others.
+// enqueueLocked appends line to the queue, and reports false instead when
+// the client is too slow for it:
+//
+//   - the queue would pass MaxQueue while the write under way has taken
+//     stalledAfter or longer, or would pass slowQueueFactor times MaxQueue
+//     at all. A room whose members paste at once hands each member more
+//     than MaxQueue within moments (each sender may burst ByteBurst), and
+//     a client that keeps up takes it as fast as it comes: judged by
+//     bytes alone, it was closed for the others' text. A line into an
+//     empty queue is always taken: the writer takes it next.
+//   - the node's queues together would pass MaxQueueTotal while this one
+//     holds queueShare or more: a client that keeps up has next to nothing
+//     queued and is never refused for the others.
 func (s *session) enqueueLocked(line []byte) bool {
-	if len(s.queue)+len(line) > s.n.cfg.MaxQueue {
-		return false
+	if n := len(s.queue) + len(line); len(s.queue) > 0 && n > s.n.cfg.MaxQueue {
+		if n > slowQueueFactor*s.n.cfg.MaxQueue || s.writeStalled() {
+			return false
+		}
 	}
 	if len(s.queue) >= queueShare && s.n.queued.Load()+int64(len(line)) > int64(s.n.cfg.MaxQueueTotal) {
 		return false
@@ -557,6 +574,20 @@ func (s *session) enqueueLocked(line []byte) bool {
 // and a few chunks behind it.
 const queueShare = 128 << 10
 
+// stalledAfter and slowQueueFactor: a client is slow when more than
+// MaxQueue waits for it while its connection has taken nothing for
+// stalledAfter, or more than slowQueueFactor times MaxQueue waits at all.
+const (
+	stalledAfter    = time.Second
+	slowQueueFactor = 8
+)
+
+// writeStalled reports whether a write is under way and began
+// stalledAfter ago or longer. s.mu is held.
+func (s *session) writeStalled() bool {
+	return s.writing && time.Since(time.Unix(0, s.writeAt.Load())) >= stalledAfter
+}
+
 // writeLoop writes buf, then whatever was queued meanwhile, until the
 // queue is empty; on the reader goroutine (reader) it writes buf only and
 // hands the rest to a goroutine. Only one writeLoop runs per session at a
@@ -569,7 +600,9 @@ func (s *session) writeLoop(buf []byte, reader bool) {
 		queued = 0
 	}
 	for {
-		_ = s.conn.SetWriteDeadline(time.Now().Add(s.n.cfg.WriteTimeout))
+		now := time.Now()
+		s.writeAt.Store(now.UnixNano())
+		_ = s.conn.SetWriteDeadline(now.Add(s.n.cfg.WriteTimeout))
 		_, err := s.conn.Write(buf)
 		s.n.queued.Add(-int64(queued))
 		if err != nil {
