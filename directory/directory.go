@@ -34,6 +34,28 @@ func (s Status) Valid() bool {
 	return false
 }
 
+// maxStatus is the longest status an entry may carry.
+const maxStatus = 16
+
+// wellFormed reports whether s has the shape of a status: one to
+// maxStatus lower-case ASCII letters. An entry may carry one this version
+// does not know (a later version's, during a rolling upgrade): it is
+// taken, and its node counts as reachable but is not available (nothing
+// picks it or publishes it), where refusing the entry would leave the
+// node's last known status, up perhaps, standing until it was marked
+// down.
+func (s Status) wellFormed() bool {
+	if len(s) == 0 || len(s) > maxStatus {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 'a' || s[i] > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
 // Node is one server as clients see it in a directory message.
 type Node struct {
 	// ID names the node uniquely within its service.
@@ -123,8 +145,8 @@ func (e Entry) Validate() error {
 		return fmt.Errorf("directory: entry without id")
 	case e.Addr == "":
 		return fmt.Errorf("directory: entry %q without addr", e.ID)
-	case !e.Status.Valid():
-		return fmt.Errorf("directory: entry %q has unknown status %q", e.ID, e.Status)
+	case !e.Status.wellFormed():
+		return fmt.Errorf("directory: entry %q has malformed status %q (want 1 to %d lower-case letters)", e.ID, e.Status, maxStatus)
 	case e.Users < 0 || e.Capacity < 0:
 		return fmt.Errorf("directory: entry %q has negative users or capacity", e.ID)
 	case e.HeartbeatMS < 0 || e.HeartbeatMS > MaxHeartbeat.Milliseconds():

@@ -320,6 +320,8 @@ func TestNamedPoliciesPickOnlyAvailable(t *testing.T) {
 		withStatus(node("draining", "eu/a", 0, 10), directory.Draining),
 		withStatus(node("full", "eu/a", 0, 10), directory.Full),
 		withStatus(node("down", "eu/a", 0, 10), directory.Down),
+		withStatus(node("degraded", "eu/a", 0, 10), directory.Degraded),
+		withStatus(node("later", "eu/a", 0, 10), "resting"), // a later version's status
 		node("at-capacity", "eu/a", 10, 10),
 		node("over-capacity", "eu/a", 12, 10),
 		node("excluded", "eu/a", 0, 10),
