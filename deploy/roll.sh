@@ -28,10 +28,13 @@
 #                its copies to catch up, a whole number (default 120)
 #   SWITCHBOARD  the switchboard binary that runs `probe` and `drain`
 #                (default: on PATH)
-#   HTTPS        any value (HTTPS=1) speaks HTTPS to the nodes (serve
-#                --http-tls), trusting the system's CAs, or CA when set
+#   HTTPS        1, true or yes: speak HTTPS to the nodes (serve
+#                --http-tls), trusting the system's CAs, or CA when set;
+#                empty (the default), 0, false or no: plain HTTP; any
+#                other value is refused (exit 2)
 #   CA           CA certificates (PEM) that verify the nodes' HTTPS; setting
-#                it turns HTTPS on
+#                it turns HTTPS on (HTTPS=0, false or no beside it is
+#                refused)
 #   TLS_NAME     the name the nodes' certificates must prove (serve
 #                --service), needed when NODES gives IP addresses
 #
@@ -44,8 +47,16 @@
 # A node that does not come back up, or copies that do not catch up, stop
 # the roll (exit 1) with the other nodes untouched: fix it, then run the
 # script again for the nodes left (with CLUSTER set).
+# A roll that stops between a node's drain and its return (the drain, the
+# RESTART command or ssh failing, the node not back up, an interrupt)
+# names the node it may have left draining, which admits no session until
+# it restarts or its drain is undone, and prints the command that undoes
+# it: `switchboard drain --undo` with the settings above (DELETE
+# /v1/drain; without ADMIN_TOKEN only from the node's own host).
 # Stopping a drained node is immediate (it holds no session), so RESTART
 # need not wait out --drain-grace.
+#
+# It runs on bash 3.2 (macOS's /bin/bash) and later.
 set -euo pipefail
 
 : "${NODES:?set NODES to \"ID=HTTP ...\", the nodes in the order to roll}"
@@ -57,12 +68,28 @@ if [[ ! $READY_WAIT =~ ^[0-9]+$ ]]; then
 	exit 2
 fi
 SWITCHBOARD=${SWITCHBOARD:-switchboard}
+# Arrays are expanded as ${a[@]+"${a[@]}"}: bash before 4.4 takes an empty
+# "${a[@]}" for an unset variable under set -u.
 token_args=()
 if [[ -n "${ADMIN_TOKEN:-}" ]]; then
 	token_args=(--admin-token "$ADMIN_TOKEN")
 fi
+https=${CA:+1}
+case ${HTTPS:-} in
+1 | true | TRUE | True | yes | YES | Yes) https=1 ;;
+'' | 0 | false | FALSE | False | no | NO | No)
+	if [[ -n "${HTTPS:-}" && -n "$https" ]]; then
+		echo "roll: HTTPS=$HTTPS, but CA is set, which turns HTTPS on: unset one of them" >&2
+		exit 2
+	fi
+	;;
+*)
+	echo "roll: HTTPS=$HTTPS: want 1, true or yes for HTTPS, or 0, false, no or nothing for plain HTTP" >&2
+	exit 2
+	;;
+esac
 tls_args=()
-if [[ -n "${HTTPS:-}" || -n "${CA:-}" ]]; then
+if [[ -n "$https" ]]; then
 	tls_args=(--https)
 fi
 if [[ -n "${CA:-}" ]]; then
@@ -74,8 +101,25 @@ fi
 
 log() { printf '%s roll: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
+# draining_id, draining_http: the node drained and not yet seen up again,
+# which a roll stopped now may leave draining (empty: none).
+draining_id='' draining_http=''
+left_draining() {
+	local status=$? undo
+	if [[ -z "$draining_id" ]]; then
+		return "$status"
+	fi
+	undo=$(printf ' %q' "$SWITCHBOARD" drain --undo ${token_args[@]+"${token_args[@]}"} ${tls_args[@]+"${tls_args[@]}"} "$draining_http")
+	log "stopped (exit $status) after draining $draining_id ($draining_http), before it was up again: unless it restarted, it is still draining and admits no session; to undo the drain:" >&2
+	printf '    %s\n' "${undo# }" >&2
+	return "$status"
+}
+trap left_draining EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 # ready HTTP: the node answers /readyz with 200 (up: it serves rooms).
-ready() { "$SWITCHBOARD" probe --http "$1" --timeout 2s "${tls_args[@]}" >/dev/null; }
+ready() { "$SWITCHBOARD" probe --http "$1" --timeout 2s ${tls_args[@]+"${tls_args[@]}"} >/dev/null; }
 
 cluster=()
 for pair in ${CLUSTER:-$NODES}; do
@@ -83,7 +127,7 @@ for pair in ${CLUSTER:-$NODES}; do
 done
 # caught_up: every room stream has a leader and all its copies caught up,
 # summed over the whole cluster.
-caught_up() { "$SWITCHBOARD" probe --caught-up --timeout 2s "${tls_args[@]}" "${cluster[@]}"; }
+caught_up() { "$SWITCHBOARD" probe --caught-up --timeout 2s ${tls_args[@]+"${tls_args[@]}"} ${cluster[@]+"${cluster[@]}"}; }
 
 for pair in $NODES; do
 	id=${pair%%=*}
@@ -98,13 +142,15 @@ for pair in $NODES; do
 		exit 1
 	fi
 	log "$id: draining within $WITHIN"
-	"$SWITCHBOARD" drain "$http" --within "$WITHIN" "${token_args[@]}" "${tls_args[@]}"
+	draining_id=$id draining_http=$http
+	"$SWITCHBOARD" drain "$http" --within "$WITHIN" ${token_args[@]+"${token_args[@]}"} ${tls_args[@]+"${tls_args[@]}"}
 	log "$id: restarting"
 	NODE_ID=$id NODE_HTTP=$http bash -c "$RESTART"
 	log "$id: waiting until it is up (at most ${READY_WAIT}s)"
 	deadline=$((SECONDS + READY_WAIT))
 	while :; do
 		if ready "$http" 2>/dev/null; then
+			draining_id='' draining_http=''
 			break
 		fi
 		if ((SECONDS >= deadline)); then

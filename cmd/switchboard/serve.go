@@ -127,7 +127,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	intFlag(fs, &cfg.MaxConnsPerIP, "max-conns-per-ip", 0, -1, "most client connections open at once from one address (IPv6: one /64)")
 	durationFlag(fs, &cfg.WriteTimeout, "write-timeout", 0, 0, "bound on one write to a client")
 	intFlag(fs, &cfg.MaxLine, "max-line", 0, -1, "longest protocol line accepted, in bytes")
-	intFlag(fs, &cfg.MaxQueue, "max-queue", 0, -1, "bytes that may wait for a slow client before its session is closed")
+	intFlag(fs, &cfg.MaxQueue, "max-queue", 0, -1, "bytes that may wait for a slow client before its session is closed: past it while a write has taken a second, or past 8 times it at all")
 	intFlag(fs, &cfg.MaxQueueTotal, "max-queue-total", 0, -1, "bytes that may wait for clients in all sessions together; past it a session with 128 KiB or more waiting is closed as slow (default 268435456)")
 	intFlag(fs, &cfg.MaxRooms, "max-rooms", 0, -1, "rooms one session may be in at once")
 	intFlag(fs, &cfg.MaxParticipants, "max-participants", 0, -1, "users one room holds (give every node the same value)")
@@ -212,6 +212,13 @@ func loadServe(s *serveSettings, args []string, stdout, stderr io.Writer) (*cmdl
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// SIGHUP reloads (reload.go); the loop below owns s then. Without the
+	// handler a SIGHUP would end the process, and a supervisor's reload
+	// sent just after the start (systemctl reload) would kill it: it is
+	// caught first thing, and held until the loop takes it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var s serveSettings
 	c, err := loadServe(&s, args, stdout, stderr)
 	if err != nil {
@@ -229,13 +236,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := os.MkdirAll(s.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("serve: creating the data directory: %w", err)
 	}
-	// SIGHUP reloads (reload.go); the loop below owns s then. Without the
-	// handler a SIGHUP would end the process: it is caught before the
-	// banner and the listeners tell anyone the node is there, and held
-	// until the loop takes it.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	if err := n.Start(ctx); err != nil {
 		if ctx.Err() != nil {
 			// SIGTERM or SIGINT while the node started (an operator's

@@ -293,6 +293,9 @@ func TestMetricsPassPromtool(t *testing.T) {
 		if name == certExpiryMetric {
 			continue // only with TLS: TestReloadClientCertificate checks it
 		}
+		if slices.Contains(clusterOnlyMetrics, name) {
+			continue // only with a clustered NATS: TestAlertMetricsOfACluster
+		}
 		if !regexp.MustCompile(`(?m)^` + name + `[ {]`).Match(body) {
 			t.Errorf("deploy/alerts.yml names %s, which /metrics lacks", name)
 		}
@@ -313,6 +316,38 @@ func TestMetricsPassPromtool(t *testing.T) {
 // certExpiryMetric is the alerting rules' one metric that a node serves
 // only with TLS.
 const certExpiryMetric = "switchboard_certificate_expiry_timestamp_seconds"
+
+// clusterOnlyMetrics are the metrics deploy/alerts.yml names that a node
+// exports only when it embeds a clustered NATS (a --cluster listener, no
+// --bus): the rooms' stream gauges.
+var clusterOnlyMetrics = []string{"switchboard_room_streams", "switchboard_room_streams_caught_up"}
+
+// The metrics the alerting rules name that a node alone does not export
+// are on the /metrics page of a node of a cluster, so that a renamed one
+// cannot leave a rule that never fires either.
+func TestAlertMetricsOfACluster(t *testing.T) {
+	named := alertMetrics(t)
+	for _, name := range clusterOnlyMetrics {
+		if !slices.Contains(named, name) {
+			t.Errorf("clusterOnlyMetrics lists %s, which %s does not name: drop it", name, alertsFile)
+		}
+	}
+	c := nodetest.Start(t, 2, nodetest.Options{})
+	resp, err := http.Get("http://" + c.Nodes[0].HTTPAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics = %d, %v", resp.StatusCode, err)
+	}
+	for _, name := range clusterOnlyMetrics {
+		if !regexp.MustCompile(`(?m)^` + name + `[ {]`).Match(body) {
+			t.Errorf("deploy/alerts.yml names %s, which a cluster node's /metrics lacks", name)
+		}
+	}
+}
 
 // alertsFile holds the alerting rules shipped for operators.
 const alertsFile = "../../deploy/alerts.yml"
