@@ -28,8 +28,10 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"instead, and exits 0 only when each of the rooms' streams has a leader and\n"+
 			"every copy caught up with it (switchboard_room_streams_caught_up summed over\n"+
 			"the nodes equals switchboard_room_streams), so that the rooms survive the\n"+
-			"loss of any one node: name every node of the cluster. Nodes that embed no\n"+
-			"clustered NATS report no streams (their copies are an external bus's): 0.", stdout, stderr)
+			"loss of any one node: name every node of the cluster. Streams of fewer than\n"+
+			"3 copies (switchboard_room_replicas: a cluster of two, or --replicas) do not\n"+
+			"survive it: 1. Nodes that embed no clustered NATS report no streams (their\n"+
+			"copies are an external bus's): 0.", stdout, stderr)
 	fs := c.fs
 	addr := fs.String("http", "127.0.0.1:7071", "the node's HTTP address HOST:PORT (serve --http)")
 	live := fs.Bool("live", false, "ask /healthz (the process serves) instead of /readyz")
@@ -165,14 +167,17 @@ type nodeStreams struct {
 	// embeds a clustered NATS.
 	reports           bool
 	streams, caughtUp int
+	// replicas: the copies the node keeps of the streams
+	// (switchboard_room_replicas; 0 when it does not say).
+	replicas int
 }
 
 // parseNodeStreams reads switchboard_room_streams and
 // switchboard_room_streams_caught_up from a Prometheus text exposition.
 func parseNodeStreams(addr string, raw []byte) (nodeStreams, error) {
-	const streams, caughtUp = "switchboard_room_streams", "switchboard_room_streams_caught_up"
+	const streams, caughtUp, replicas = "switchboard_room_streams", "switchboard_room_streams_caught_up", "switchboard_room_replicas"
 	ns := nodeStreams{addr: addr}
-	values, err := promtext.Values(bytes.NewReader(raw), streams, caughtUp)
+	values, err := promtext.Values(bytes.NewReader(raw), streams, caughtUp, replicas)
 	if err != nil {
 		return ns, fmt.Errorf("probe: %s's /metrics: %w", addr, err)
 	}
@@ -181,6 +186,8 @@ func parseNodeStreams(addr string, raw []byte) (nodeStreams, error) {
 			return ns, fmt.Errorf("probe: %s: %s is %v, not a count", addr, name, v)
 		}
 	}
+	ns.replicas = int(values[replicas])
+	delete(values, replicas)
 	switch len(values) {
 	case 0:
 	case 2:
@@ -196,10 +203,13 @@ func parseNodeStreams(addr string, raw []byte) (nodeStreams, error) {
 // have all their copies exactly when the counts summed over all nodes
 // equal the streams. Nodes reporting none embed no clustered NATS: when
 // none does, there is nothing to wait for; when only some do, the nodes
-// named are not one cluster's alike.
+// named are not one cluster's alike. Streams of one or two copies have
+// every copy caught up and still lose their quorum with any node: a
+// node saying so fails the judgement too.
 func streamCopiesOf(nodes []nodeStreams) (string, error) {
 	var reporting, silent []string
 	streams, caught := 0, 0
+	var few *nodeStreams // the node keeping the fewest copies, when under 3
 	for _, n := range nodes {
 		if !n.reports {
 			silent = append(silent, n.addr)
@@ -211,6 +221,9 @@ func streamCopiesOf(nodes []nodeStreams) (string, error) {
 		reporting = append(reporting, n.addr)
 		streams = n.streams
 		caught += n.caughtUp
+		if n.replicas > 0 && n.replicas < 3 && (few == nil || n.replicas < few.replicas) {
+			few = &n
+		}
 	}
 	switch {
 	case len(reporting) == 0:
@@ -219,6 +232,8 @@ func streamCopiesOf(nodes []nodeStreams) (string, error) {
 		return "", fmt.Errorf("probe: %s report no room streams (an external --bus, or no --cluster?) while %s do", strings.Join(silent, ", "), strings.Join(reporting, ", "))
 	case caught != streams:
 		return "", fmt.Errorf("probe: %d of %d room streams have every copy caught up, summed over %d nodes (a copy still catching up, a node down, or not every node named)", caught, streams, len(nodes))
+	case few != nil:
+		return "", fmt.Errorf("probe: %s keeps %d copies of the room streams: with fewer than 3 the loss of any node takes their quorum (a cluster of fewer than three nodes, or --replicas; docs/operations.md, \"The rooms' replicas\")", few.addr, few.replicas)
 	}
 	return fmt.Sprintf("%d of %d room streams have every copy caught up, over %d nodes", caught, streams, len(nodes)), nil
 }

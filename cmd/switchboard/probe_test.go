@@ -103,6 +103,8 @@ func TestStreamCopiesOf(t *testing.T) {
 		{"different counts", []string{metrics(5, 5), metrics(4, 0)}, "counts 4 room streams", false, true},
 		{"one gauge alone", []string{"switchboard_room_streams 5\n"}, "without the other", false, false},
 		{"not a count", []string{"switchboard_room_streams 2.5\nswitchboard_room_streams_caught_up 0\n"}, "not a count", false, false},
+		{"three copies", []string{metrics(5, 5) + "switchboard_room_replicas 3\n", metrics(5, 0) + "switchboard_room_replicas 3\n"}, "5 of 5 room streams", true, true},
+		{"two copies, all caught up", []string{metrics(5, 3) + "switchboard_room_replicas 2\n", metrics(5, 2) + "switchboard_room_replicas 2\n"}, "n1 keeps 2 copies", false, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var nodes []nodeStreams
