@@ -1,7 +1,10 @@
 package node
 
 import (
-	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"time"
@@ -230,7 +233,7 @@ var (
 // certExpiryDesc is when each certificate the node serves stops being
 // valid.
 var certExpiryDesc = prometheus.NewDesc("switchboard_certificate_expiry_timestamp_seconds",
-	"When the certificate this node serves now stops being valid (its NotAfter, Unix seconds): use=client for the client listener (and HTTPS), use=cluster for the routes. Read at scrape time, so a certificate reloaded on SIGHUP shows at once.",
+	"When the certificate this node uses now stops being valid (the earliest NotAfter of the certificate and the intermediates sent with it, Unix seconds): use=client for the client listener (and HTTPS), use=cluster for the routes, use=bus for the external bus's client certificate (--bus-cert, read from its file). Read at scrape time, so a certificate reloaded on SIGHUP or replaced shows at once.",
 	[]string{"use"}, nil)
 
 // certCollector reports the expiry of the certificates in use at scrape
@@ -240,17 +243,68 @@ type certCollector struct{ n *Node }
 func (c certCollector) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiryDesc }
 
 func (c certCollector) Collect(ch chan<- prometheus.Metric) {
-	expiry := func(use string, cert *tls.Certificate) {
-		if cert != nil && cert.Leaf != nil {
-			ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(cert.Leaf.NotAfter.Unix()), use)
+	expiry := func(use string, chain [][]byte) {
+		if at, ok := chainNotAfter(chain); ok {
+			ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(at.Unix()), use)
 		}
 	}
 	if c.n.sec.cert != nil {
-		expiry("client", c.n.sec.cert.Current())
+		if cert := c.n.sec.cert.Current(); cert != nil {
+			expiry("client", cert.Certificate)
+		}
 	}
 	if c.n.bus != nil && c.n.bus.RouteKeyPair() != nil {
-		expiry("cluster", c.n.bus.RouteKeyPair().Current())
+		if cert := c.n.bus.RouteKeyPair().Current(); cert != nil {
+			expiry("cluster", cert.Certificate)
+		}
 	}
+	if c.n.cfg.BusCert != "" {
+		// The NATS client reads the file at each connection: so does the
+		// scrape, and a file it cannot read shows no series.
+		if chain, err := readCertChain(c.n.cfg.BusCert); err == nil {
+			expiry("bus", chain)
+		}
+	}
+}
+
+// chainNotAfter is when a certificate chain (DER, the certificate
+// first) stops being valid: the earliest NotAfter of its certificates.
+// False when the chain is empty or one of them does not parse.
+func chainNotAfter(chain [][]byte) (time.Time, bool) {
+	var first time.Time
+	for _, der := range chain {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return time.Time{}, false
+		}
+		if first.IsZero() || cert.NotAfter.Before(first) {
+			first = cert.NotAfter
+		}
+	}
+	return first, !first.IsZero()
+}
+
+// readCertChain reads the certificates (DER) of a PEM file, in order.
+func readCertChain(path string) ([][]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var chain [][]byte
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type == "CERTIFICATE" {
+			chain = append(chain, block.Bytes)
+		}
+	}
+	if len(chain) == 0 {
+		return nil, fmt.Errorf("no certificate in %s", path)
+	}
+	return chain, nil
 }
 
 // The DNS responder's refusals (dnsserver.Stats), read at scrape time.
