@@ -17,6 +17,13 @@
 #                returns once the old process has exited; it sees NODE_ID
 #                and NODE_HTTP. For the systemd unit of docs/deploy.md:
 #                'ssh "$NODE_ID" sudo systemctl restart switchboard'
+#   CHECK        a command that checks the node's settings against the new
+#                binary before the node is drained, and fails when the new
+#                binary would refuse them (settings an earlier build took
+#                may be refused by a later one); it sees NODE_ID and
+#                NODE_HTTP. For example:
+#                'ssh "$NODE_ID" /usr/local/bin/switchboard.new serve --config /etc/switchboard/switchboard.toml --check'
+#                (default: none)
 #   CLUSTER      every node's HTTP address (or ID=HTTP pair), when NODES
 #                names only some of them (a roll run again for the nodes
 #                left): whether the rooms' copies caught up is a sum over
@@ -139,6 +146,10 @@ for pair in $NODES; do
 	if ! caught_up >/dev/null 2>&1; then
 		log "the rooms' copies are not all caught up before $id's turn; stopping the roll"
 		caught_up || true
+		exit 1
+	fi
+	if [[ -n "${CHECK:-}" ]] && ! NODE_ID=$id NODE_HTTP=$http bash -c "$CHECK"; then
+		log "$id: CHECK failed: the new binary would refuse its settings; stopping the roll before draining it"
 		exit 1
 	fi
 	log "$id: draining within $WITHIN"
