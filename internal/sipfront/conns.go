@@ -20,13 +20,15 @@ import (
 // connLimiter is the SIP front's TCP listener as sipgo sees it: it holds
 // at most max connections, at most perSource from one IP address, closes
 // a connection that sends nothing for idle, and keeps accepting through
-// errors other than its closing (a process out of descriptors). Holding
-// max, it closes the oldest connection it accepted from the source that
-// holds the most to make room for one from a source holding at least two
-// fewer: a few sources filling the front (16 of 16 connections each,
-// kept alive with a CRLF a minute) shut no other caller out. The
-// connections the front opens itself (Dial) count in the same limits,
-// their remote address as their source, and close idle alike.
+// errors other than its closing (a process out of descriptors); it
+// closes too a connection whose peer takes nothing for connWriteTimeout
+// (limitedConn.Write). Holding max, it closes the oldest connection it
+// accepted from the source that holds the most to make room for one from
+// a source holding at least two fewer: a few sources filling the front
+// (16 of 16 connections each, kept alive with a CRLF a minute) shut no
+// other caller out. The connections the front opens itself (Dial) count
+// in the same limits, their remote address as their source, and close
+// idle alike.
 //
 // sipgo's own TCP transport accepts every connection, never closes one
 // that stays silent, and stops serving TCP at the first error Accept
@@ -38,8 +40,11 @@ type connLimiter struct {
 	net.Listener
 	max, perSource int
 	idle           time.Duration
-	log            *slog.Logger
-	m              *metrics
+	// writeTimeout bounds each write on a connection (limitedConn.Write):
+	// connWriteTimeout, but for tests.
+	writeTimeout time.Duration
+	log          *slog.Logger
+	m            *metrics
 
 	mu       sync.Mutex
 	open     int
@@ -48,18 +53,23 @@ type connLimiter struct {
 	// those makeRoom may close (not those the front opened itself).
 	accepted map[netip.Addr][]*limitedConn
 	live     map[string]int // remote address ("IP:port") -> connections open from it
-	// refusedLog samples the lines about refused connections.
-	refusedLog logsample.Sampler
+	// refusedLog samples the lines about refused connections, and
+	// stuckLog those about connections closed for a write that timed out.
+	refusedLog, stuckLog logsample.Sampler
 
 	failed atomic.Int64 // accepts that failed, not for closing
+	// stalls counts the times a connection's reading waited for its
+	// answers to be written (limitedConn.Read).
+	stalls atomic.Int64
 
 	// out hands sipgo the connections Dial opens.
 	out *outListener
 }
 
-func newConnLimiter(l net.Listener, max, perSource int, idle time.Duration, log *slog.Logger, m *metrics) *connLimiter {
-	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, log: log, m: m, bySource: map[netip.Addr]int{}, accepted: map[netip.Addr][]*limitedConn{}, live: map[string]int{},
-		refusedLog: logsample.Sampler{Period: 5 * time.Second}, out: newOutListener(l.Addr())}
+func newConnLimiter(l net.Listener, max, perSource int, idle, writeTimeout time.Duration, log *slog.Logger, m *metrics) *connLimiter {
+	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, writeTimeout: writeTimeout, log: log, m: m,
+		bySource: map[netip.Addr]int{}, accepted: map[netip.Addr][]*limitedConn{}, live: map[string]int{},
+		refusedLog: logsample.Sampler{Period: 5 * time.Second}, stuckLog: logsample.Sampler{Period: 5 * time.Second}, out: newOutListener(l.Addr())}
 }
 
 // errOverLimit: the TCP connection limits let the front open no
@@ -90,7 +100,7 @@ func (l *connLimiter) Dial(ctx context.Context, addr netip.AddrPort) error {
 		l.release(&limitedConn{src: src})
 		return fmt.Errorf("sipfront: connecting to the caller: %w", err)
 	}
-	lc := &limitedConn{Conn: conn, l: l, src: src}
+	lc := newLimitedConn(conn, l, src, "")
 	if err := l.out.hand(ctx, lc); err != nil {
 		return err
 	}
@@ -127,7 +137,7 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 		}
 		backoff = 5 * time.Millisecond
 		src, from := remoteIP(c), c.RemoteAddr().String()
-		lc := &limitedConn{Conn: c, l: l, src: src, from: from}
+		lc := newLimitedConn(c, l, src, from)
 		if why := l.take(lc); why != "" {
 			c.Close()
 			continue
@@ -255,18 +265,95 @@ func remoteIP(c net.Conn) netip.Addr {
 	return sourceOf(ap.Addr())
 }
 
+// connWriteTimeout bounds one write on a SIP TCP connection: an answer,
+// a request of the front's own (BYE, in-dialog OPTIONS), a keepalive's
+// CRLF. 10 s is the node's WriteTimeout for its clients' sessions and
+// the front's SetupTimeout: a peer that reads at all takes a SIP message
+// (a few KB at most) in far less, and it is under KeepAliveTimeout (15
+// s), so that a caller whose connection takes nothing is found out by
+// its closing before the keepalive gives up on it.
+const connWriteTimeout = 10 * time.Second
+
+// maxPendingWrites is the most writes one SIP TCP connection has under
+// way or waiting their turn before the front stops reading it
+// (limitedConn.Read): a phone has a few transactions at once, and writes
+// that only wait their turn behind writes that go out (a proxy's
+// connection carrying many calls) delay its reading a moment, nothing
+// more. maxRead is the most the front reads from one at once: a few
+// dozen requests at most.
+const (
+	maxPendingWrites = 32
+	maxRead          = 4 << 10
+)
+
 // limitedConn is a connection counted in its limiter until closed.
+//
+// Its writes are bounded in time, and the requests it brings in number
+// while they are not: sipgo answers each request on a goroutine of its
+// own, and sets no deadline on a TCP write (its WriteTimeout, 0 by
+// default, would be extended by each write that starts while another
+// waits: a peer sending a request every few seconds would keep it off).
+// A peer that sent requests and read nothing filled its receive window,
+// and from then on every answer's goroutine waited for good in the
+// write, one more for each request; reading, which alone the idle
+// timeout watches, went on: one connection sending 6,000 OPTIONS took
+// a node from 80 goroutines to 4,840, 85 MB it never freed.
+//
+// Now the writes take turns, and each has connWriteTimeout from its
+// turn (not from when it started waiting); the first that fails or
+// times out closes the connection, which ends the writes waiting their
+// turn (net.ErrClosed) and the reading. And while maxPendingWrites
+// writes are under way or waiting, the connection is not read, so that
+// a peer cannot start answers faster than they go out (sipgo has no
+// bound of its own on the requests being answered, and no hook where
+// one could count them). The bound counts an answer once it reaches its
+// write, so answers to requests read just before join those: not an
+// exact bound (50 to 200 answers waited on one such connection in our
+// runs, against every request the peer cared to send before), but one
+// the peer's requests no longer move; reads of maxRead at most start a
+// few dozen answers each at most.
 type limitedConn struct {
 	net.Conn
 	l        *connLimiter
 	src      netip.Addr
 	from     string // guarded by l.mu: the remote address, as Live takes it ("" while not live)
 	released bool   // guarded by l.mu
+
+	turn      chan struct{} // capacity 1: held by the write under way
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
+
+	wmu     sync.Mutex
+	writing int        // guarded by wmu: writes under way or waiting their turn
+	closed  bool       // guarded by wmu
+	drained *sync.Cond // on wmu: writing fell under maxPendingWrites, or closed
+}
+
+func newLimitedConn(conn net.Conn, l *connLimiter, src netip.Addr, from string) *limitedConn {
+	c := &limitedConn{Conn: conn, l: l, src: src, from: from, turn: make(chan struct{}, 1), done: make(chan struct{})}
+	c.drained = sync.NewCond(&c.wmu)
+	return c
 }
 
 // Read ends the connection, as closed by the peer, when nothing came
-// for the idle timeout.
+// for the idle timeout. It waits, first, while maxPendingWrites writes
+// are under way or waiting, and reads at most maxRead.
 func (c *limitedConn) Read(b []byte) (int, error) {
+	c.wmu.Lock()
+	if c.writing >= maxPendingWrites && !c.closed {
+		c.l.stalls.Add(1)
+	}
+	for c.writing >= maxPendingWrites && !c.closed {
+		c.drained.Wait()
+	}
+	closed := c.closed
+	c.wmu.Unlock()
+	if closed {
+		return 0, net.ErrClosed
+	}
+	if len(b) > maxRead {
+		b = b[:maxRead]
+	}
 	if c.l.idle > 0 {
 		if err := c.Conn.SetReadDeadline(time.Now().Add(c.l.idle)); err != nil {
 			return 0, err
@@ -281,9 +368,69 @@ func (c *limitedConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// Close closes the connection and gives its place back.
+// Write writes b in its turn, within connWriteTimeout from then; when
+// it fails, or times out, the connection is reset: the peer takes
+// nothing, or a message went out cut.
+func (c *limitedConn) Write(b []byte) (int, error) {
+	c.wmu.Lock()
+	c.writing++
+	c.wmu.Unlock()
+	defer func() {
+		c.wmu.Lock()
+		if c.writing--; c.writing < maxPendingWrites {
+			c.drained.Broadcast()
+		}
+		c.wmu.Unlock()
+	}()
+	select {
+	case c.turn <- struct{}{}:
+	case <-c.done:
+		return 0, net.ErrClosed
+	}
+	defer func() { <-c.turn }()
+	select {
+	case <-c.done:
+		return 0, net.ErrClosed
+	default:
+	}
+	// The deadline counts from this write's turn: set by a write waiting
+	// its turn, it would move that of the write under way.
+	var err error
+	if c.l.writeTimeout > 0 {
+		err = c.Conn.SetWriteDeadline(time.Now().Add(c.l.writeTimeout))
+	}
+	n := 0
+	if err == nil {
+		n, err = c.Conn.Write(b)
+	}
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			c.l.stuckLog.Log(c.l.log, slog.LevelWarn, "SIP over TCP: closed a connection whose peer took nothing for the write timeout",
+				"source", c.src.String(), "timeout", c.l.writeTimeout)
+		}
+		// Reset, not closed gracefully: what the kernel holds unsent
+		// (megabytes, for a peer that takes nothing) would otherwise wait
+		// for it there, past the close.
+		if tc, ok := c.Conn.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0)
+		}
+		c.Close()
+	}
+	return n, err
+}
+
+// Close closes the connection and gives its place back; the writes
+// waiting their turn, and a read waiting for writes, return
+// net.ErrClosed.
 func (c *limitedConn) Close() error {
 	c.l.release(c)
+	c.closeOnce.Do(func() {
+		close(c.done)
+		c.wmu.Lock()
+		c.closed = true
+		c.drained.Broadcast()
+		c.wmu.Unlock()
+	})
 	return c.Conn.Close()
 }
 

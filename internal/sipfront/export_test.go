@@ -112,3 +112,7 @@ func (s *Server) RTPPeers() []netip.AddrPort {
 	}
 	return out
 }
+
+// SetConnWriteTimeout gives the front of cfg the bound d on each write on
+// a TCP connection, in place of connWriteTimeout.
+func SetConnWriteTimeout(cfg *Config, d time.Duration) { cfg.writeTimeout = d }

@@ -130,7 +130,10 @@ type Config struct {
 	MaxConnsPerSource int
 	// ConnIdleTimeout closes a TCP connection that sent nothing for this
 	// long (default 2 min). A caller's next request opens another; a
-	// phone's keepalives (CRLF or OPTIONS) keep its connection.
+	// phone's keepalives (CRLF or OPTIONS) keep its connection. A
+	// connection is closed too when one write on it (an answer, a
+	// request of the front's) does not go out within 10 s: its peer
+	// takes nothing (conns.go, limitedConn).
 	ConnIdleTimeout time.Duration
 	// TokenKey, when set, signs the token each bridged member attaches
 	// with (needed when the service has a token key).
@@ -181,6 +184,9 @@ type Config struct {
 	// now is the clock of the call limits (default time.Now; the tests
 	// set another).
 	now func() time.Time
+	// writeTimeout bounds each write on a TCP connection (default
+	// connWriteTimeout; the tests set a shorter one).
+	writeTimeout time.Duration
 }
 
 func (c *Config) fill() error {
@@ -216,6 +222,9 @@ func (c *Config) fill() error {
 	}
 	if c.ConnIdleTimeout <= 0 {
 		c.ConnIdleTimeout = 2 * time.Minute
+	}
+	if c.writeTimeout <= 0 {
+		c.writeTimeout = connWriteTimeout
 	}
 	if c.TokenTTL <= 0 {
 		c.TokenTTL = time.Hour
@@ -318,7 +327,7 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sipfront: listening on TCP: %w", err)
 	}
-	s.lim = newConnLimiter(s.tcp, cfg.MaxConns, cfg.MaxConnsPerSource, cfg.ConnIdleTimeout, s.log, s.m)
+	s.lim = newConnLimiter(s.tcp, cfg.MaxConns, cfg.MaxConnsPerSource, cfg.ConnIdleTimeout, cfg.writeTimeout, s.log, s.m)
 	if cfg.Metrics != nil {
 		if err := s.m.register(cfg.Metrics, s); err != nil {
 			s.closeSockets()
