@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
 	"github.com/pion/rtp"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -407,6 +408,17 @@ func TestJunkDoesNotFloodTheLog(t *testing.T) {
 	t.Logf("%d records, %d bytes logged for %d datagrams of junk and one OPTIONS", after-before, logged, junk)
 	if after-before > 20 || logged > 16<<10 {
 		t.Errorf("%d datagrams of junk logged %d records, %d bytes: want a few lines, cut short", junk, after-before, logged)
+	}
+
+	// What sipgo logs to its package's default logger is thinned too: a
+	// peer that resets its connections with requests in flight makes it
+	// log "TCP ref went negative" once for each of them.
+	before, _ = logs.counts()
+	for range 100 {
+		sip.DefaultLogger().With("caller", "test").Warn("TCP ref went negative", "ip", "127.0.0.1:5060", "ref", -1)
+	}
+	if after, _ := logs.counts(); after-before > 1 {
+		t.Errorf("100 lines to sipgo's default logger logged %d records, want one at most", after-before)
 	}
 }
 

@@ -3,8 +3,12 @@ package sipfront
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // sipgo logs what strangers send: every datagram that does not parse is
@@ -22,6 +26,46 @@ const (
 	// strings); the rest share one budget.
 	logKinds = 256
 )
+
+// sipgo also logs some lines to its package's default logger
+// (sip.DefaultLogger: "TCP ref went negative", one for each transaction
+// still open on a connection that closed, and a few more), which is
+// slog.Default unless set before any use: a peer that reset its
+// connections with requests in flight wrote dozens of unthinned lines a
+// connection. The package sets it once, at init, to defaultHandler,
+// which hands each record to the thinned handler of the front last
+// started (nothing before one is).
+var defaultSink atomic.Pointer[sipgoHandler]
+
+func init() { sip.SetDefaultLogger(slog.New(defaultHandler{})) }
+
+// defaultHandler is sipgo's default logger's handler: defaultSink's, the
+// attributes sipgo added with With kept here.
+type defaultHandler struct{ attrs []slog.Attr }
+
+func (d defaultHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	h := defaultSink.Load()
+	return h != nil && h.Enabled(ctx, l)
+}
+
+func (d defaultHandler) Handle(ctx context.Context, r slog.Record) error {
+	h := defaultSink.Load()
+	if h == nil {
+		return nil
+	}
+	if len(d.attrs) > 0 {
+		r = r.Clone()
+		r.AddAttrs(d.attrs...)
+	}
+	return h.Handle(ctx, r)
+}
+
+func (d defaultHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return defaultHandler{attrs: append(slices.Clip(d.attrs), as...)}
+}
+
+// WithGroup keeps no group: sipgo names none.
+func (d defaultHandler) WithGroup(string) slog.Handler { return d }
 
 type sipgoHandler struct {
 	h  slog.Handler

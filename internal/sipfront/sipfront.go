@@ -339,7 +339,9 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	host := s.addr.Addr().String()
 	// sipgo's logs, which say what strangers sent, go to the front's
 	// logger, thinned and cut (log.go).
-	sl := slog.New(newSIPGoHandler(s.log.Handler()))
+	sh := newSIPGoHandler(s.log.Handler())
+	defaultSink.Store(sh)
+	sl := slog.New(sh)
 	if s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("switchboard"), sipgo.WithUserAgentHostname(host),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sl)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sl))); err != nil {
