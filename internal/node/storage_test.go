@@ -58,7 +58,8 @@ func TestStorageWatch(t *testing.T) {
 // from an arbitrary start): a node still waiting for its first election
 // (not ready) keeps waiting; a ready one without a leader for
 // leaderlessFor steps aside, and comes back once it follows a leader
-// again. A leader known for one read starts the count afresh.
+// again. A leader known for one read starts the count afresh. (The
+// watch here waits 15 s; the node's, leaderlessFor.)
 func TestStorageWatchLeaderless(t *testing.T) {
 	starting := storageRead{}
 	electing := storageRead{ready: true}
@@ -94,7 +95,7 @@ func TestStorageWatchLeaderless(t *testing.T) {
 		{121, current, storageBack},
 	}
 	names := map[storageAction]string{storageKeep: "keep", storageLose: "lose", storageWait: "wait", storageRestart: "restart", storageBack: "back", storageLeaderless: "leaderless"}
-	var w storageWatch
+	w := storageWatch{leaderlessFor: 15 * time.Second}
 	start := time.Unix(1_000_000, 0)
 	for _, s := range steps {
 		if got := w.next(start.Add(time.Duration(s.at)*time.Second), s.read); got != s.want {
