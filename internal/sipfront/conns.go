@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/logsample"
@@ -432,6 +433,22 @@ func (c *limitedConn) Close() error {
 		c.wmu.Unlock()
 	})
 	return c.Conn.Close()
+}
+
+// errStackDial: the SIP stack tried to open a TCP connection of its own.
+var errStackDial = errors.New("sipfront: the SIP stack opens no connection of its own")
+
+// noDial is the SIP stack's dialer for TCP and TLS: it refuses every
+// connection. The stack dials when the connection a request came on is
+// gone by the time it answers (a peer that reset it with requests in
+// flight): to the request's top Via, which the sender chose, so that a
+// stranger could have the node open TCP connections to any host and
+// port and write an answer echoing its own headers there, outside the
+// front's limits and never closed idle. Answers go on the request's own
+// connection or not at all; the front's own requests go on connections
+// it opens itself (connLimiter.Dial), to the addresses it checked.
+func noDial(net.Addr) net.Dialer {
+	return net.Dialer{Control: func(string, string, syscall.RawConn) error { return errStackDial }}
 }
 
 // outListener is a listener that accepts the connections the front

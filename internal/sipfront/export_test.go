@@ -116,3 +116,6 @@ func (s *Server) RTPPeers() []netip.AddrPort {
 // SetConnWriteTimeout gives the front of cfg the bound d on each write on
 // a TCP connection, in place of connWriteTimeout.
 func SetConnWriteTimeout(cfg *Config, d time.Duration) { cfg.writeTimeout = d }
+
+// StackTransport is the SIP stack's transport layer of s. For tests.
+func (s *Server) StackTransport() *sip.TransportLayer { return s.ua.TransportLayer() }

@@ -342,8 +342,14 @@ func Listen(addr string, cfg Config) (*Server, error) {
 	sh := newSIPGoHandler(s.log.Handler())
 	defaultSink.Store(sh)
 	sl := slog.New(sh)
+	// The stack dials no TCP or TLS connection of its own (noDial): the
+	// front's own requests go out on connections it opens itself
+	// (connLimiter.Dial), counted in its limits.
 	if s.ua, err = sipgo.NewUA(sipgo.WithUserAgent("switchboard"), sipgo.WithUserAgentHostname(host),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sl)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sl), sip.WithTransportLayerTransports(sip.TransportsConfig{
+			TCP: &sip.TransportTCP{DialerCreate: noDial},
+			TLS: &sip.TransportTLS{TransportTCP: &sip.TransportTCP{DialerCreate: noDial}},
+		})),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(sl))); err != nil {
 		s.closeSockets()
 		return nil, fmt.Errorf("sipfront: %w", err)
