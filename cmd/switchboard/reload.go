@@ -60,8 +60,10 @@ func (s *serveSettings) newNode(w io.Writer) (*node.Node, *slog.Logger, error) {
 // whose live settings are now in force.
 func (s *serveSettings) reload(n *node.Node, args []string, started, current *cmdline, logger *slog.Logger) *cmdline {
 	logger.Info("SIGHUP: reloading the certificates, token keys and admin token", "config", s.configPath)
-	// The node logs what it reloaded and what it refused.
-	_ = n.Reload()
+	// The node logs what it reloaded and what it refused; the metrics
+	// say whether everything was taken.
+	ok := n.Reload() == nil
+	defer func() { n.NoteReload(ok) }()
 	if s.configPath == "" {
 		return current
 	}
@@ -72,6 +74,7 @@ func (s *serveSettings) reload(n *node.Node, args []string, started, current *cm
 	}
 	if err != nil {
 		logger.Error("reloading the config file: keeping the settings in use", "file", s.configPath, "err", err)
+		ok = false
 		return current
 	}
 	var applied, restart []string
@@ -87,6 +90,7 @@ func (s *serveSettings) reload(n *node.Node, args []string, started, current *cm
 	}
 	if err := n.SetLimits(node.Limits{Capacity: next.cfg.Capacity, MaxConns: next.cfg.MaxConns, MaxConnsPerIP: next.cfg.MaxConnsPerIP}); err != nil {
 		logger.Error("reloading the config file: keeping the settings in use", "file", s.configPath, "err", err)
+		ok = false
 		return current
 	}
 	_ = s.log.setLevel(next.log.level) // valid: newNode made a logger of it

@@ -153,6 +153,25 @@ func TestSIGHUPAppliesTheConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitCapacity("7")
+	awaitReload := func(want string) {
+		t.Helper()
+		nodetest.Eventually(t, time.Minute, func() error {
+			resp, err := http.Get("http://" + httpAddr + "/metrics")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				return err
+			}
+			if !regexp.MustCompile(`(?m)^switchboard_reload_successful ` + want + `$`).Match(body) {
+				return fmt.Errorf("switchboard_reload_successful is not %s", want)
+			}
+			return nil
+		})
+	}
+	awaitReload("1")
 	nodetest.Eventually(t, time.Minute, func() error {
 		for _, want := range []string{`applied="[capacity log-level]"`, `settings=[max-rooms]`} {
 			if !strings.Contains(logs.String(), want) {
@@ -176,4 +195,6 @@ func TestSIGHUPAppliesTheConfigFile(t *testing.T) {
 	if got, err := capacity(); err != nil || got != "7" {
 		t.Errorf("after a file that does not load: capacity %s (%v), want 7 still", got, err)
 	}
+	// and the metrics say the reload failed, for an alert to see.
+	awaitReload("0")
 }

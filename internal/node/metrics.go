@@ -71,6 +71,10 @@ type metrics struct {
 	// found (storage.go); resolved once, like badInput.
 	busChecks    map[busRead]prometheus.Counter
 	busChecksVec *prometheus.CounterVec
+	// reloadOK and reloads: the outcome of the last reload (SIGHUP) and
+	// the reloads by outcome (NoteReload).
+	reloadOK prometheus.Gauge
+	reloads  *prometheus.CounterVec
 }
 
 func newMetrics(n *Node) *metrics {
@@ -145,7 +149,18 @@ func newMetrics(n *Node) *metrics {
 			Help: "With --bus: the node's questions to the bus's JetStream, every 2 s, by what each found: answered (or a record was stored since the last), no_jetstream (not enabled, or no responders), silent (no answer in time, or no metadata leader), unreachable (not connected).",
 		}, []string{"result"}),
 		busChecks: make(map[busRead]prometheus.Counter, len(busReadNames)),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchboard_reload_successful",
+			Help: "1 when the last reload (SIGHUP: certificates, token keys, admin token, and with --config the file's live settings) took everything it read, or none has been asked; 0 when it refused something and kept what was in use.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "switchboard_reloads_total",
+			Help: "Reloads asked for (SIGHUP), by result: ok, or failed (something refused; what was in use kept).",
+		}, []string{"result"}),
 	}
+	m.reloadOK.Set(1)
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("failed")
 	for r, name := range busReadNames {
 		m.busChecks[r] = m.busChecksVec.WithLabelValues(name)
 	}
@@ -164,7 +179,7 @@ func newMetrics(n *Node) *metrics {
 	for k := directory.Stale; k <= directory.Refused; k++ {
 		m.changes.WithLabelValues(k.String())
 	}
-	m.registry.MustRegister(m.received, m.answers, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.viewsRefusedVec, m.attachTime, m.badInputVec, m.storageStopped, m.storageRestarts, m.busChecksVec,
+	m.registry.MustRegister(m.received, m.answers, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.viewsRefusedVec, m.attachTime, m.badInputVec, m.storageStopped, m.storageRestarts, m.busChecksVec, m.reloadOK, m.reloads,
 		directoryCollector{n},
 		certCollector{n},
 		dnsCollector{n},

@@ -243,6 +243,27 @@ func (n *Node) ServedCertificate() *x509.Certificate {
 	return n.sec.cert.Current().Leaf // parsed as the pair is loaded
 }
 
+// NoteReload records the outcome of a reload the caller asked for (serve's
+// SIGHUP: Reload, and the settings it reads again itself): ok when
+// nothing was refused. It shows in switchboard_reload_successful and
+// switchboard_reloads_total, where an alert or a renewal hook can see a
+// refusal that only the log said before. Before Start it records nothing.
+func (n *Node) NoteReload(ok bool) {
+	if n.metrics == nil {
+		return
+	}
+	result := "ok"
+	if !ok {
+		result = "failed"
+	}
+	n.metrics.reloads.WithLabelValues(result).Inc()
+	if ok {
+		n.metrics.reloadOK.Set(1)
+	} else {
+		n.metrics.reloadOK.Set(0)
+	}
+}
+
 // Reload reads the node's credentials again from the files Config names:
 // the client listener's certificate (Config.TLSCert, TLSKey, which HTTPS
 // shares), the routes' (ClusterCert, ClusterKey), the token keys
