@@ -681,15 +681,19 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 	// gone), and no other node can store either.
 	lost := n.storageStopped.Load() && !n.storageLeaderless.Load()
 	v := n.view.Load()
-	degraded := steps.observe(v.nodes, v.taken, unreachable, now) || n.storageStopped.Load()
+	minority := steps.observe(v.nodes, v.taken, unreachable, now)
+	degraded := minority || n.storageStopped.Load()
 	n.majorityBack.Store(steps.recovering())
 	if degraded != n.degraded.Swap(degraded) {
 		if degraded {
-			wait := moveAfter
-			if lost {
-				wait = 0
+			switch {
+			case lost:
+				n.log.Warn(n.degradedWhy()+": stepping aside (degraded), refusing attaches", "move_sessions_in", time.Duration(0))
+			case !minority:
+				n.log.Warn(n.degradedWhy()+": stepping aside (degraded), refusing attaches; its sessions stay, since no node can store", "sessions", n.Users())
+			default:
+				n.log.Warn(n.degradedWhy()+": stepping aside (degraded), refusing attaches", "move_sessions_in", moveAfter)
 			}
-			n.log.Warn(n.degradedWhy()+": stepping aside (degraded), refusing attaches", "move_sessions_in", wait)
 		} else {
 			n.log.Info("a majority of the cluster is back, and the node can store: up again")
 		}

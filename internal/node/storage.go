@@ -63,6 +63,9 @@ type storageWatch struct {
 	// the node was ready (a node starting waits for its first election
 	// without stepping aside), zero while it knows one.
 	leaderless time.Time
+	// noLeader: lost holds because JetStream knew no leader, not because
+	// it stopped (a stop meanwhile is told, and handled, as a stop).
+	noLeader bool
 	// leaderlessFor is how long a JetStream that knew its leader may know
 	// none before the node steps aside (leaderlessFor the constant, unless
 	// a test set it).
@@ -108,16 +111,16 @@ func (w *storageWatch) next(now time.Time, r storageRead) storageAction {
 		w.leaderless = now
 	}
 	switch {
-	case !w.lost && r.stopped:
-		w.lost = true
+	case r.stopped && (!w.lost || w.noLeader):
+		w.lost, w.noLeader = true, false
 		return storageLose
 	case !w.lost && !w.leaderless.IsZero() && now.Sub(w.leaderless) >= w.limit():
-		w.lost = true
+		w.lost, w.noLeader = true, true
 		return storageLeaderless
 	case !w.lost:
 		return storageKeep
 	case !r.stopped && r.current:
-		w.lost = false
+		w.lost, w.noLeader = false, false
 		return storageBack
 	case !r.stopped:
 		return storageKeep // restarted; not current yet

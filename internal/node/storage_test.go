@@ -88,11 +88,16 @@ func TestStorageWatchLeaderless(t *testing.T) {
 		{80, led, storageKeep},      // one again: the count starts afresh
 		{81, electing, storageKeep}, // since 81
 		{95, electing, storageKeep},
-		{96, full, storageLose}, // stopped meanwhile: a full disk is told as such
-		{97, freed, storageRestart},
-		{98, electing, storageKeep}, // restarted, electing
-		{120, electing, storageKeep},
-		{121, current, storageBack},
+		{96, electing, storageLeaderless},
+		{97, full, storageLose}, // stopped meanwhile: a full disk is told as such
+		{98, full, storageWait},
+		{99, freed, storageRestart},
+		{100, electing, storageKeep},
+		{105, full, storageKeep}, // stopped again: the stop seen finished once is not twice
+		{106, freed, storageRestart},
+		{108, electing, storageKeep}, // restarted, electing
+		{130, electing, storageKeep},
+		{131, current, storageBack},
 	}
 	names := map[storageAction]string{storageKeep: "keep", storageLose: "lose", storageWait: "wait", storageRestart: "restart", storageBack: "back", storageLeaderless: "leaderless"}
 	w := storageWatch{leaderlessFor: 15 * time.Second}
