@@ -122,8 +122,9 @@
 // once the Disconnected event is in the buffer, and reads its new node
 // only once the Reattached event is; text sent meanwhile is kept and
 // sent when attached, as during any failover. A node ends a session
-// whose unread output passes its MaxQueue (1 MiB by default) with the
-// error limit "client reads too slowly"; the session then reattaches,
+// whose unread output passes its MaxQueue (1 MiB by default) while the
+// connection takes nothing for a second, or 8 times that at all, with
+// the error limit "client reads too slowly"; the session then reattaches,
 // joins its rooms again and receives their full state, as after any
 // drop. Call Close when done. Every method is safe for concurrent use;
 // none blocks for long except Dial and Close.

@@ -144,7 +144,7 @@ for pair in $NODES; do
 		exit 1
 	fi
 	if ! caught_up >/dev/null 2>&1; then
-		log "the rooms' copies are not all caught up before $id's turn; stopping the roll"
+		log "the rooms' storage is not safe to roll before $id's turn (copies not caught up, or fewer than 3: the probe below says which); stopping the roll"
 		caught_up || true
 		exit 1
 	fi

@@ -29,7 +29,8 @@ func runProbe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			"every copy caught up with it (switchboard_room_streams_caught_up summed over\n"+
 			"the nodes equals switchboard_room_streams), so that the rooms survive the\n"+
 			"loss of any one node: name every node of the cluster. Streams of fewer than\n"+
-			"3 copies (switchboard_room_replicas: a cluster of two, or --replicas) do not\n"+
+			"3 copies (switchboard_room_replicas: a cluster of two, a node alone with\n"+
+			"--cluster, or --replicas 1 or 2) do not\n"+
 			"survive it: 1. Nodes that embed no clustered NATS report no streams (their\n"+
 			"copies are an external bus's): 0.", stdout, stderr)
 	fs := c.fs

@@ -619,6 +619,7 @@ func (s *session) writeLoop(buf []byte, reader bool) {
 			return
 		}
 		buf, s.queue = s.queue, nil
+		s.writeAt.Store(time.Now().UnixNano()) // the next write begins now, as far as the pushers can tell
 		queued = len(buf)
 		if reader {
 			// The reader has written its own line; what others queued
