@@ -37,6 +37,9 @@ func (s Status) Valid() bool {
 // maxStatus is the longest status an entry may carry.
 const maxStatus = 16
 
+// longestStatus is a status of maxStatus letters, as long as any.
+const longestStatus Status = "aaaaaaaaaaaaaaaa"
+
 // wellFormed reports whether s has the shape of a status: one to
 // maxStatus lower-case ASCII letters. An entry may carry one this version
 // does not know (a later version's, during a rolling upgrade): it is

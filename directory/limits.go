@@ -86,16 +86,17 @@ func EncodedSize(n Node) int {
 
 // heldSize is what a Table counts n for against Limits.MaxBytes:
 // EncodedSize with its numbers at their widest and its status at the
-// longest of the statuses, so that a peer's updates take no more room
-// than it holds whatever users, status and heartbeat they carry; only
-// longer strings need more. At the byte bound (a flood of long entries)
+// longest a status may be (maxStatus letters: a later version's status
+// too), so that a peer's updates take no more room than it holds
+// whatever users, status and heartbeat they carry; only longer strings
+// need more. At the byte bound (a flood of long entries)
 // a peer whose users gain a digit, or that starts draining, is then
 // never refused, which would have left it to be marked down while it
 // spoke.
 func heldSize(n Node) int {
 	n.Users, n.Capacity, n.HeartbeatMS = math.MinInt, math.MinInt, math.MinInt64
-	if escapedLen(string(n.Status)) <= len(Starting) {
-		n.Status = Starting // as long as Degraded and Draining: the longest
+	if escapedLen(string(n.Status)) <= maxStatus {
+		n.Status = longestStatus
 	}
 	return EncodedSize(n)
 }

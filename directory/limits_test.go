@@ -150,7 +150,8 @@ func TestDefaultLimitsHoldAThousandAndViewsFitALine(t *testing.T) {
 // A table at its byte bound (a flood of entries with long fields, from a
 // member of an open cluster) still takes the heartbeats of the peers it
 // holds, whatever users and status they carry: a peer whose users gain a
-// digit, or that starts draining, stays as it says. Before, each such
+// digit, or that starts draining (or takes a later version's status of
+// 16 letters), stays as it says. Before, each such
 // update needed a few bytes more than the peer held and was refused;
 // the peer's later heartbeats too, so its peers marked it down while it
 // was alive and forgot it. A peer's longer strings still need room.
@@ -172,6 +173,7 @@ func TestByteBoundKeepsKnownPeers(t *testing.T) {
 		{"users gain a digit", peer(2, 10, directory.Up), directory.Refreshed, directory.Up},
 		{"users gain five", peer(2, 99999, directory.Up), directory.Refreshed, directory.Up},
 		{"draining", peer(2, 9, directory.Draining), directory.StatusChanged, directory.Draining},
+		{"a later version's longest status", peer(2, 9, "abcdefghijklmnop"), directory.StatusChanged, "abcdefghijklmnop"},
 		{"a longer group", func() directory.Entry { e := peer(2, 9, directory.Up); e.Group = "eu/a"; return e }(), directory.Refused, directory.Down},
 	}
 	for _, tt := range tests {

@@ -68,6 +68,11 @@ type connLimiter struct {
 }
 
 func newConnLimiter(l net.Listener, max, perSource int, idle, writeTimeout time.Duration, log *slog.Logger, m *metrics) *connLimiter {
+	if writeTimeout <= 0 {
+		// Unbounded writes would leave a read waiting for them
+		// (limitedConn.Read) for good.
+		writeTimeout = connWriteTimeout
+	}
 	return &connLimiter{Listener: l, max: max, perSource: perSource, idle: idle, writeTimeout: writeTimeout, log: log, m: m,
 		bySource: map[netip.Addr]int{}, accepted: map[netip.Addr][]*limitedConn{}, live: map[string]int{},
 		refusedLog: logsample.Sampler{Period: 5 * time.Second}, stuckLog: logsample.Sampler{Period: 5 * time.Second}, out: newOutListener(l.Addr())}
