@@ -186,7 +186,9 @@ func (s *manyTargetsDNS) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		var i int
 		fmt.Sscanf(name, "t%d.", &i)
 		if q.Qtype == dns.TypeA {
-			rr, _ := dns.NewRR(fmt.Sprintf("%s 5 IN A 127.0.4.%d", name, i%250+1))
+			// One address a target: two targets of one address would
+			// count once among the addresses Lookup returns.
+			rr, _ := dns.NewRR(fmt.Sprintf("%s 5 IN A 127.0.%d.%d", name, 4+i/250, i%250+1))
 			m.Answer = append(m.Answer, rr)
 		}
 	default:

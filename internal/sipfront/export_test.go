@@ -119,3 +119,11 @@ func SetConnWriteTimeout(cfg *Config, d time.Duration) { cfg.writeTimeout = d }
 
 // StackTransport is the SIP stack's transport layer of s. For tests.
 func (s *Server) StackTransport() *sip.TransportLayer { return s.ua.TransportLayer() }
+
+// Unconfirmed counts the calls admitted whose ACK the front has not
+// taken yet. For tests.
+func (s *Server) Unconfirmed() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.limits.unconfirmed
+}

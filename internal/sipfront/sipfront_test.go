@@ -343,8 +343,27 @@ func TestCallLimits(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
 	reg := prometheus.NewRegistry()
-	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) { cfg.MaxCallsPerSource = 1; cfg.MaxCalls = 2; cfg.Metrics = reg })
+	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) {
+		cfg.MaxCallsPerSource = 1
+		cfg.MaxCalls = 2
+		cfg.Metrics = reg
+		cfg.AckGrace = time.Hour // no answered call gives its place up here
+	})
+	// A call counts as being set up until the front has taken its ACK,
+	// which the caller sends as its dial returns: the test waits for
+	// that, or the next call met the limit of calls being set up (one,
+	// a quarter of two) instead of the one it is about.
+	confirmed := func() {
+		t.Helper()
+		nodetest.Eventually(t, settle, func() error {
+			if n := front.Unconfirmed(); n != 0 {
+				return fmt.Errorf("%d calls not confirmed", n)
+			}
+			return nil
+		})
+	}
 	dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "a"})
+	confirmed()
 	ctx, cancel := context.WithTimeout(context.Background(), settle)
 	defer cancel()
 	_, err := sipcall.Dial(ctx, sipTarget(front, "lobby"), sipcall.Config{User: "b"})
@@ -354,6 +373,7 @@ func TestCallLimits(t *testing.T) {
 	}
 	// From another source address (127.0.0.2 is loopback too on Linux).
 	dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "c", Host: "127.0.0.2"})
+	confirmed()
 	_, err = sipcall.Dial(ctx, sipTarget(front, "lobby"), sipcall.Config{User: "d", Host: "127.0.0.3"})
 	if !errors.As(err, &se) || se.Code != 503 {
 		t.Fatalf("a call above the node's limit: %v, want 503", err)
