@@ -38,7 +38,7 @@ func (s Status) Valid() bool {
 const maxStatus = 16
 
 // longestStatus is a status of maxStatus letters, as long as any.
-const longestStatus Status = "aaaaaaaaaaaaaaaa"
+var longestStatus = Status(strings.Repeat("a", maxStatus))
 
 // wellFormed reports whether s has the shape of a status: one to
 // maxStatus lower-case ASCII letters. An entry may carry one this version

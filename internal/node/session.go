@@ -135,13 +135,12 @@ type session struct {
 	seqAsked map[string]time.Time
 	stores   sync.WaitGroup // text requests handed to writers and not answered yet; the reader adds
 
-	// writeAt is when the write under way began (Unix nanoseconds): a
-	// client whose connection has taken nothing for stalledAfter is slow.
-	writeAt atomic.Int64
-
 	mu      sync.Mutex // guards the fields below
 	queue   []byte     // encoded lines waiting to be written
 	writing bool       // a goroutine is writing; others append to queue
+	// writeAt is when the write under way took its bytes: a client whose
+	// connection has taken nothing for stalledAfter since is slow.
+	writeAt time.Time
 	closed  bool
 	slow    bool // closeSlowLocked has begun closing the session
 }
@@ -485,7 +484,7 @@ func (s *session) write(line []byte) {
 		return
 	}
 	s.writing = true
-	s.writeAt.Store(time.Now().UnixNano())
+	s.writeAt = time.Now()
 	s.mu.Unlock()
 	s.writeLoop(line, true)
 }
@@ -509,7 +508,7 @@ func (s *session) push(line []byte) {
 		return
 	}
 	s.writing = true
-	s.writeAt.Store(time.Now().UnixNano())
+	s.writeAt = time.Now()
 	line, s.queue = s.queue, nil
 	s.n.wg.Add(1)
 	s.mu.Unlock()
@@ -585,7 +584,7 @@ const (
 // writeStalled reports whether a write is under way and began
 // stalledAfter ago or longer. s.mu is held.
 func (s *session) writeStalled() bool {
-	return s.writing && time.Since(time.Unix(0, s.writeAt.Load())) >= stalledAfter
+	return s.writing && time.Since(s.writeAt) >= stalledAfter
 }
 
 // writeLoop writes buf, then whatever was queued meanwhile, until the
@@ -600,9 +599,7 @@ func (s *session) writeLoop(buf []byte, reader bool) {
 		queued = 0
 	}
 	for {
-		now := time.Now()
-		s.writeAt.Store(now.UnixNano())
-		_ = s.conn.SetWriteDeadline(now.Add(s.n.cfg.WriteTimeout))
+		_ = s.conn.SetWriteDeadline(time.Now().Add(s.n.cfg.WriteTimeout))
 		_, err := s.conn.Write(buf)
 		s.n.queued.Add(-int64(queued))
 		if err != nil {
@@ -619,7 +616,7 @@ func (s *session) writeLoop(buf []byte, reader bool) {
 			return
 		}
 		buf, s.queue = s.queue, nil
-		s.writeAt.Store(time.Now().UnixNano()) // the next write begins now, as far as the pushers can tell
+		s.writeAt = time.Now()
 		queued = len(buf)
 		if reader {
 			// The reader has written its own line; what others queued
