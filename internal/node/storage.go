@@ -66,9 +66,9 @@ type storageWatch struct {
 	// noLeader: lost holds because JetStream knew no leader, not because
 	// it stopped (a stop meanwhile is told, and handled, as a stop).
 	noLeader bool
-	// leaderlessFor is how long a JetStream that knew its leader may know
-	// none before the node steps aside (leaderlessFor the constant, unless
-	// a test set it).
+	// leaderlessFor is how long JetStream may know no leader while the
+	// node is ready before the node steps aside (leaderlessFor the
+	// constant, unless a test set it).
 	leaderlessFor time.Duration
 }
 
