@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/directory"
@@ -192,7 +191,7 @@ func (e *env) drainNATS(ctx context.Context, within time.Duration) (DrainRow, er
 	}
 	e.logf("[nats] %s; lame duck mode on %s (lame_duck_duration %v, grace 10 s)", perNode(row.Before), row.Drained, dur)
 	t0 := time.Now()
-	if err := proc.cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+	if err := proc.cmd.Process.Signal(sigLameDuck); err != nil {
 		return row, err
 	}
 	select {

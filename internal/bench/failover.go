@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
-	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/chart"
@@ -312,8 +311,8 @@ func (e *env) failoverNATS(ctx context.Context, policy string) (FailoverRow, err
 	case FailoverKill:
 		err = nc.kill(row.Killed)
 	case FailoverStop:
-		err = nc.signal(row.Killed, syscall.SIGSTOP)
-		defer nc.signal(row.Killed, syscall.SIGCONT)
+		err = nc.signal(row.Killed, sigStop)
+		defer nc.signal(row.Killed, sigCont)
 	default:
 		err = fmt.Errorf("bench: the NATS baselines have no %s fault", fault)
 	}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/switchboard/switchboard/client"
@@ -148,31 +147,6 @@ func runMemory(ctx context.Context, e *env) (Report, error) {
 // noFileSpare is the descriptors a node needs besides its sessions'
 // (listeners, routes, files), with room to spare.
 const noFileSpare = 256
-
-// raiseNoFile raises this process's descriptor limit to want, soft and
-// hard, so that the bench and the nodes it starts, which inherit the
-// limit, can hold the sessions. When the hard limit may not be raised
-// (no CAP_SYS_RESOURCE) it raises the soft limit to the hard one. It
-// returns the soft limit now in force.
-func raiseNoFile(want uint64) (uint64, error) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, err
-	}
-	if lim.Max < want {
-		up := syscall.Rlimit{Cur: want, Max: want}
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &up); err == nil {
-			return want, nil
-		}
-	}
-	lim.Cur = lim.Max
-	// Setting it even when it is unchanged makes os/exec pass it on to
-	// the nodes instead of the limit the process started with.
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, fmt.Errorf("setting the descriptor limit: %w", err)
-	}
-	return lim.Cur, nil
-}
 
 // readMem makes the node collect garbage at least twice (by reading its
 // /metrics until its GC count grows by two: every read allocates), lets

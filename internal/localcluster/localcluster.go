@@ -674,7 +674,7 @@ func RunTests(m interface{ Run() int }, binary *string) {
 // Pause sends SIGSTOP to node i: the process keeps its sockets but runs
 // nothing until Resume, as a node stalled by its host would.
 func (c *Cluster) Pause(i int) error {
-	return c.signal(i, syscall.SIGSTOP, "pausing")
+	return c.signal(i, sigStop, "pausing")
 }
 
 // Terminate sends SIGTERM to node i, as an operator stopping it would (it
@@ -702,7 +702,7 @@ func (c *Cluster) RenewCertificate(i int) error {
 
 // Resume sends SIGCONT to node i after Pause.
 func (c *Cluster) Resume(i int) error {
-	return c.signal(i, syscall.SIGCONT, "resuming")
+	return c.signal(i, sigCont, "resuming")
 }
 
 func (c *Cluster) signal(i int, sig syscall.Signal, doing string) error {
