@@ -82,6 +82,10 @@ func dialConnTLS(ctx context.Context, d Dialer, addr string, cfg *tls.Config, co
 		c.Close()
 		return nil, fmt.Errorf("client: TLS to %s: no service name to verify (tls.Config.ServerName): %w", addr, ErrUntrusted)
 	}
+	if cfg.ClientSessionCache != nil {
+		cfg = cfg.Clone()
+		cfg.ClientSessionCache = keepTicketOnCancel{ClientSessionCache: cfg.ClientSessionCache, ctx: ctx}
+	}
 	cork := &corkConn{Conn: c.conn, corked: true}
 	tc := tls.Client(cork, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -93,6 +97,29 @@ func dialConnTLS(ctx context.Context, d Dialer, addr string, cfg *tls.Config, co
 		return nil, fmt.Errorf("client: TLS handshake with %s: %w", addr, err)
 	}
 	return &Conn{conn: tc, lr: wire.NewLineReader(tc, wire.MaxLine), addr: addr, tcp: c.tcp, cork: cork, overTLS: true}, nil
+}
+
+// keepTicketOnCancel is a TLS session cache that keeps its ticket when a
+// handshake fails because its context ended. Go's TLS client forgets the
+// ticket a handshake offered whenever that handshake fails (RFC 5077,
+// section 3.2: a ticket the server cannot use must not be offered
+// again), and a handshake cut short by its caller is such a failure: the
+// hellos a bootstrap staggers lose the race to the first that answers and
+// are cancelled, and each would otherwise take the client's ticket with
+// it, so that the attach after the hello made a full handshake again.
+// A handshake that fails while its context is live still forgets it.
+type keepTicketOnCancel struct {
+	tls.ClientSessionCache
+	ctx context.Context
+}
+
+// Put stores cs under key, or forgets key's ticket when cs is nil, unless
+// the handshake's context has ended.
+func (k keepTicketOnCancel) Put(key string, cs *tls.ClientSessionState) {
+	if cs == nil && k.ctx.Err() != nil {
+		return
+	}
+	k.ClientSessionCache.Put(key, cs)
 }
 
 // corkConn holds the bytes a TLS client writes until it next reads from
@@ -312,6 +339,7 @@ type ServerError struct {
 	Directory *wire.Directory
 }
 
+// Error gives the node's code and message.
 func (e *ServerError) Error() string { return "client: server said " + e.Code + ": " + e.Message }
 
 // Is reports whether target is the sentinel for e's code (ErrUnauthorized).

@@ -341,8 +341,12 @@ func checkHandshakes(t *testing.T, name string, kind tlsKind, h *Handshakes, dia
 	case kind == plainTCP:
 	case h == nil:
 		t.Errorf("%s: no TLS handshakes counted", name)
-	case kind == tlsFirstTime && (h.Full < dials || h.Full > dials+dials/10):
-		t.Errorf("%s: %+v handshakes of first-time clients, want %d full (a tenth more at most, staggered hellos)", name, *h, dials)
+	case kind == tlsFirstTime && (h.Full < dials || h.Full > 3*dials):
+		// One full handshake per client; on a loaded machine a client
+		// whose first connection is slow says hello to the next of the
+		// 3 addresses too (the bootstrap's stagger) before it holds a
+		// ticket: a full handshake each, 3 at most.
+		t.Errorf("%s: %+v handshakes of first-time clients, want %d full (3 a client at most, staggered hellos)", name, *h, dials)
 	case kind == tlsReturning && (h.Full != 0 || h.Resumed < dials):
 		t.Errorf("%s: %+v handshakes of returning clients, want none full and at least %d resumed", name, *h, dials)
 	}
