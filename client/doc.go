@@ -10,7 +10,7 @@
 //	fmt.Println(s.Node().ID, s.Reason()) // where, and why
 //	for e := range s.Events() { ... }   // drops, failovers, room messages
 //
-// Events delivers lifecycle events (Disconnected, Reattached,
+// Events delivers lifecycle events (Disconnected, Reattached, Moved,
 // DirectoryPushed) and the node's messages (Received) in one order;
 // Event.Room gives a room's messages as a typed RoomEvent (text,
 // presence, full state, ack, error).

@@ -49,6 +49,7 @@ const (
 	Moved
 )
 
+// String names the kind in a word, in lower case ("disconnected").
 func (k EventKind) String() string {
 	switch k {
 	case Disconnected:

@@ -196,6 +196,7 @@ const (
 	Refused
 )
 
+// String names the kind of change in a word, in lower case ("added").
 func (k Kind) String() string {
 	switch k {
 	case Stale:

@@ -234,6 +234,7 @@ type Error struct {
 	Fatal bool
 }
 
+// Error gives the code and the text, after "wire: ".
 func (e *Error) Error() string { return "wire: " + e.Code + ": " + e.Text }
 
 // Errorf returns a non-fatal *Error with the given code.

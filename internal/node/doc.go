@@ -24,7 +24,11 @@
 // Concurrency: one goroutine (run) owns the directory table and publishes
 // immutable snapshots through an atomic pointer that every hello reads
 // without locks. Each client connection has one goroutine reading it;
-// writes to a client go through the session's queue, drained by the reader
-// itself or, for pushed messages, by a short-lived writer goroutine. Each
-// room with local members has one feed goroutine owning its state.
+// writes to a client go through the session's queue (session.mu), drained
+// by the reader itself or, for pushed messages, by a short-lived writer
+// goroutine. Each room with local members has one feed goroutine owning
+// its state, and a text writer (rooms_writer.go) storing its text in
+// batches; a session's reader hands its chunks to that writer and reads
+// on, and what both change about the session's text (seqs, held and
+// failed chunks) is guarded by session.textMu.
 package node

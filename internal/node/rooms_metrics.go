@@ -9,8 +9,8 @@ import (
 
 // streamsCollectors are the gauges that say how many of the rooms'
 // streams there are and how many of them this node's embedded server
-// leads with every copy caught up: added by watchStreams, only where the
-// node embeds a clustered NATS (an external bus's servers are watched
+// leads with every copy caught up: registered with the rooms' engine
+// (rooms.go), only where the node embeds a clustered NATS (an external bus's servers are watched
 // with their own monitoring). Both read 0 until the rooms are ready: the
 // number of streams is the service's, read from the bucket then (e.shards).
 func streamsCollectors(e *roomEngine) []prometheus.Collector {

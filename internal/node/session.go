@@ -531,8 +531,9 @@ func (s *session) closeSlowLocked() {
 	}
 	s.slow = true
 	s.n.wg.Add(1)
+	queued := len(s.queue)
 	s.mu.Unlock()
-	s.n.log.Warn("closing a slow client", "session", s.id, "queued", len(s.queue), "queued_all_sessions", s.n.queued.Load())
+	s.n.log.Warn("closing a slow client", "session", s.id, "queued", queued, "queued_all_sessions", s.n.queued.Load())
 	// Closing writes what is queued (up to a second): not on the
 	// pusher's goroutine, which may be a room feed, nor on the reader's.
 	go func() {

@@ -47,6 +47,7 @@ type StatusError struct {
 	Contact string
 }
 
+// Error says the call was refused, with the status code and reason.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("sipcall: the call was refused: %d %s", e.Code, e.Reason)
 }

@@ -51,7 +51,8 @@ type connLimiter struct {
 	open     int
 	bySource map[netip.Addr]int
 	// accepted holds each source's accepted connections, oldest first:
-	// those makeRoom may close (not those the front opened itself).
+	// those victimFor may pick to close (not those the front opened
+	// itself).
 	accepted map[netip.Addr][]*limitedConn
 	live     map[string]int // remote address ("IP:port") -> connections open from it
 	// refusedLog samples the lines about refused connections, and

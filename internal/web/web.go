@@ -1,10 +1,12 @@
 // Package web is a node's HTTP face: the directory as JSON, health and
-// readiness probes, Prometheus metrics, the drain switch, and the
-// WebSocket transport of the client protocol.
+// readiness probes, Prometheus metrics, the drain switch, the
+// dashboard's event stream (Monitor, History: monitor.go), and the
+// WebSocket transport of the client protocol, both ends of it (WSConn
+// for the node, Dialer for the Go client: dial.go).
 //
 // NewHandler builds an http.Handler over a Source, which the node
-// implements; the handler keeps no state of its own and is safe for
-// concurrent use.
+// implements, and is safe for concurrent use. The handler keeps no state
+// of its own but a Monitor given WithMonitor, which guards its own.
 //
 // Reads are open to any client that names the node by an address or by
 // a name the service publishes; browsers let only the service's own
