@@ -127,6 +127,18 @@ func (l *logAdapter) Fatalf(format string, v ...any) {
 	default:
 	}
 }
-func (l *logAdapter) Errorf(format string, v ...any) { l.emit(slog.LevelError, format, v...) }
+func (l *logAdapter) Errorf(format string, v ...any) {
+	if strings.Contains(format, "Remote server has a duplicate name") {
+		// nats-server refuses the route, and JetStream needs the names
+		// unique; the node names its server after its ID (Config.Name).
+		format += duplicateNameHint
+	}
+	l.emit(slog.LevelError, format, v...)
+}
+
+// duplicateNameHint follows nats-server's refusal of a route from a
+// server of the same name: what makes two nodes' names alike.
+const duplicateNameHint = " (two servers of the cluster have this name; a node's embedded server is named after its --id, each character other than a letter, a digit, - or _ made -, so two IDs that differ only in other characters collide: give each node an ID that differs in letters, digits, - or _)"
+
 func (l *logAdapter) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
 func (l *logAdapter) Tracef(format string, v ...any) {}

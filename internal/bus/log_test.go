@@ -204,3 +204,21 @@ func TestLogAdapterKindsBounded(t *testing.T) {
 		t.Errorf("%d kinds remembered, want at most %d", n, maxKinds)
 	}
 }
+
+// Two servers of one name: nats-server refuses the route, and the line
+// that says so says what makes two nodes' names alike.
+func TestDuplicateNameSaysWhy(t *testing.T) {
+	var seedLog levelWatch
+	seed := openBus(t, Config{Name: "n-1", ClusterName: "log.test", Cluster: "127.0.0.1:0", Secret: testSecret, Logger: slog.New(&seedLog)})
+	openBus(t, Config{Name: "n-1", ClusterName: "log.test", Cluster: "127.0.0.1:0", Secret: testSecret,
+		Join: []string{seed.ClusterAddr().String()}, Logger: slog.New(slog.DiscardHandler)})
+	waitFor(t, "the refused route's line", func() error {
+		if errs, _ := seedLog.count(slog.LevelError, "duplicate name"); errs == 0 {
+			return fmt.Errorf("no error about a duplicate name")
+		}
+		return nil
+	})
+	if errs, _ := seedLog.count(slog.LevelError, "differ only in other characters"); errs == 0 {
+		t.Errorf("the line about the duplicate name does not say why IDs collide")
+	}
+}
