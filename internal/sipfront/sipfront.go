@@ -643,7 +643,8 @@ func (s *Server) sipAddrOf(n directory.Node) (string, bool) {
 // admit takes a place under the call limits for a call from src
 // (limits.admit), or says how to refuse it. When an unacknowledged call
 // gives its place up, it is returned as evicted, out of the calls held:
-// the caller ends it.
+// the caller ends it. An admitted call is counted in s.wg, and the caller
+// marks it done when its setup ends.
 func (s *Server) admit(src netip.Addr) (p *place, evicted *call, code int, reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -669,6 +670,10 @@ func (s *Server) admit(src netip.Addr) (p *place, evicted *call, code int, reaso
 			delete(s.calls, evicted.id)
 		}
 	}
+	// The call being set up counts for Shutdown from here, under mu with
+	// the closed check: after a Shutdown's Wait began, no call counts up
+	// from zero (the caller's Done ends it).
+	s.wg.Add(1)
 	return p, evicted, 0, ""
 }
 
@@ -763,8 +768,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		reply(req, tx, code, reason, sip.NewHeader("Retry-After", "5"))
 		return
 	}
-	s.wg.Add(1)
-	defer s.wg.Done()
+	defer s.wg.Done() // admit counted the call
 	c, answer, err := s.setup(req, tx, room, offer, log)
 	var res *sip.Response
 	if err == nil {
@@ -985,7 +989,23 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.acked(cseq)
 		return
 	}
-	s.wg.Go(func() { c.resend2xx(tx, res, acked) })
+	if !s.goCounted(func() { c.resend2xx(tx, res, acked) }) {
+		c.acked(cseq) // the front is stopping: its calls end
+	}
+}
+
+// goCounted runs f on a goroutine Shutdown waits for, unless the front
+// is closed (then it runs nothing and returns false). The count is taken
+// under mu with the closed check, so that none starts after a Shutdown's
+// Wait began.
+func (s *Server) goCounted(f func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.wg.Go(f)
+	return true
 }
 
 // onOptions answers OPTIONS: outside a dialog with what the front

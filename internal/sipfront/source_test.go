@@ -38,6 +38,7 @@ func TestPerSourceCountsAnIPv6Prefix(t *testing.T) {
 			t.Errorf("%s after %s: code %d, want 486 (one source)", tt.second, tt.first, code)
 		}
 		s.release(p)
+		s.wg.Done() // the call admit counted
 	}
 	for _, tt := range []struct{ first, second string }{
 		{"[2001:db8:1:2::1]:5060", "[2001:db8:1:3::1]:5060"},
@@ -51,6 +52,7 @@ func TestPerSourceCountsAnIPv6Prefix(t *testing.T) {
 		for _, p := range []*place{a, b} {
 			if p != nil {
 				s.release(p)
+				s.wg.Done()
 			}
 		}
 	}
