@@ -133,10 +133,12 @@ func (s *Server) fresh() (*zone, *zoneParams, []directory.Node, bool) {
 		}
 		if equal {
 			// A new snapshot with the same content: remember its identity
-			// so the next query takes the fast path.
+			// so the next query takes the fast path, unless a zone was
+			// built meanwhile (a newer one, not to be replaced by this
+			// copy of the one before it).
 			nz := *z
 			nz.src = nodes
-			s.zone.Store(&nz)
+			s.zone.CompareAndSwap(z, &nz)
 			return &nz, p, nodes, true
 		}
 	}
