@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"os/signal"
@@ -290,11 +291,33 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		grace.Stop()
 		stopAgain()
 	}
+	// A signal during the shutdown ends the process at once: closing the
+	// rooms and the embedded NATS server has no bound of its own (a peer
+	// or an external bus that does not answer), and what a user saw
+	// acknowledged is stored on a quorum already, as after kill -9.
+	stopNow := make(chan os.Signal, 1)
+	signal.Notify(stopNow, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(stopNow)
+	shutDown := make(chan struct{})
+	defer close(shutDown)
+	go exitOnSignal(stopNow, shutDown, logger, os.Exit)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stopSIP(shutdownCtx)
 	stopRTC(shutdownCtx)
 	return n.Shutdown(shutdownCtx)
+}
+
+// exitOnSignal ends the process with exitFailure, saying so, when a
+// signal comes on sigs before done is closed: serve's answer to another
+// stop while its shutdown waits.
+func exitOnSignal(sigs <-chan os.Signal, done <-chan struct{}, log *slog.Logger, exit func(int)) {
+	select {
+	case sig := <-sigs:
+		log.Warn("stopping at once: " + sig.String() + " during the shutdown, which is left unfinished (as after kill -9: what was acknowledged is stored)")
+		exit(exitFailure)
+	case <-done:
+	}
 }
 
 // unknownTwins rejects the variables of environ that carry the command's
