@@ -473,12 +473,6 @@ type Reattach struct {
 	Within1s    float64 `json:"within_1s"`
 }
 
-// Reattachments measures reattach times from a common start (the moment
-// a node was killed), for sessions that dropped after it.
-func (r *Run) Reattachments(killed time.Time) Reattach {
-	return SummarizeReattach(r.ReattachDelays(killed))
-}
-
 // ReattachDelays returns, for the sessions that dropped at or after
 // killed, how long after killed each one reattached, and how many of them
 // have not reattached yet.
@@ -558,9 +552,6 @@ func (r *Run) ClientCPU() time.Duration { return r.cpu }
 // PrimeFailed counts the untimed earlier visits (ReturningTLS) that
 // failed; those sessions' timed dials had no session to resume.
 func (r *Run) PrimeFailed() int { return r.primeFailed }
-
-// Elapsed is how long Open took to attach (or fail) every session.
-func (r *Run) Elapsed() time.Duration { return r.elapsed }
 
 // Sessions returns the open sessions (nil where a dial failed).
 func (r *Run) Sessions() []*client.Session { return r.sessions }

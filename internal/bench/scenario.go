@@ -628,23 +628,6 @@ func fetchHTTP(ctx context.Context, hc *http.Client, addr string) (*wire.Directo
 	return m, nil
 }
 
-// post sends an empty POST (or DELETE) to a node's HTTP API.
-func post(ctx context.Context, hc *http.Client, method, url string) error {
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("bench: %s %s: %s", method, url, resp.Status)
-	}
-	return nil
-}
-
 // repeat runs one of the policies Config.Repeat times, the policies
 // interleaved (every policy once, then every policy again...) so that a
 // change in the machine's load falls on all of them alike, and returns

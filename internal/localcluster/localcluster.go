@@ -439,9 +439,6 @@ func (c *Cluster) CAPool() *x509.CertPool {
 	return pool
 }
 
-// TLS reports whether the nodes serve their client listener with TLS.
-func (c *Cluster) TLS() bool { return c.ca != nil }
-
 // cleanEnv drops SWITCHBOARD_* variables so that the parent's settings do
 // not leak into the nodes.
 func cleanEnv() []string {

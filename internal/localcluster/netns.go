@@ -117,9 +117,6 @@ func (n *Net) NS(i int) string { return fmt.Sprintf("sb%s-%d", n.tag, i+1) }
 // IP is node i's address.
 func (n *Net) IP(i int) string { return n.subnet + strconv.Itoa(i+1) }
 
-// Gateway is this process's address on the net (on the bridge).
-func (n *Net) Gateway() string { return n.subnet + "254" }
-
 func (n *Net) addNode(ctx context.Context, i int) error {
 	ns, hv, nv := n.NS(i), n.hostVeth(i), n.nodeVeth(i)
 	if err := n.run(ctx, "netns", "add", ns); err != nil {
