@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,6 +94,36 @@ func dirInNS(ctx context.Context, net *localcluster.Net, i int, addr string) (*w
 	return m.Directory(), nil
 }
 
+// digInNS asks the DNS responder at server for name's A records with the
+// real dig, run in node i's namespace (i < 0: on the host), and returns
+// the answer's status (NOERROR, SERVFAIL...) and addresses, sorted.
+func digInNS(ctx context.Context, nw *localcluster.Net, i int, server, name string) (string, []string, error) {
+	host, port, err := net.SplitHostPort(server)
+	if err != nil {
+		return "", nil, err
+	}
+	argv := []string{"dig", "@" + host, "-p", port, "+norec", "+time=2", "+tries=1", name, "A"}
+	if i >= 0 {
+		argv = nw.Command(i, argv...)
+	}
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
+	if err != nil {
+		return "", nil, fmt.Errorf("%s: %w (is dnsutils installed? .ci/run installs it)", strings.Join(argv, " "), err)
+	}
+	var status string
+	var ips []string
+	for line := range strings.Lines(string(out)) {
+		if _, rest, ok := strings.Cut(line, "status: "); ok {
+			status, _, _ = strings.Cut(rest, ",")
+		}
+		if f := strings.Fields(line); len(f) == 5 && f[2] == "IN" && f[3] == "A" && !strings.HasPrefix(line, ";") {
+			ips = append(ips, f[4])
+		}
+	}
+	slices.Sort(ips)
+	return status, ips, nil
+}
+
 func statusOf(d *wire.Directory, id string) directory.Status {
 	for _, n := range d.Nodes {
 		if n.ID == id {
@@ -122,7 +154,7 @@ func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 		}
 	})
 	var n3Log nodetest.LockedBuffer
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Net: nw,
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Net: nw, DNS: true,
 		OutputFor: func(i int) io.Writer {
 			if i == 2 {
 				return io.MultiWriter(&n3Log, testLog(t))
@@ -190,6 +222,22 @@ func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 			t.Errorf("%s, in the majority, is %q (%v), want up", n.ID, st, err)
 		}
 	}
+	// The common address: the minority's responder answers SERVFAIL (no
+	// stale answer for resolvers to cache), the majority's names n1 and
+	// n2 alone once it has marked n3 down.
+	if status, ips, err := digInNS(ctx, nw, 2, c.Nodes[2].DNS, c.Service()); err != nil || status != "SERVFAIL" {
+		t.Errorf("n3's DNS responder, cut off: %s %v (%v), want SERVFAIL", status, ips, err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		status, ips, err := digInNS(ctx, nw, -1, c.Nodes[0].DNS, c.Service())
+		if err != nil {
+			return err
+		}
+		if want := []string{nw.IP(0), nw.IP(1)}; status != "NOERROR" || !slices.Equal(ips, want) {
+			return fmt.Errorf("n1's DNS responder: %s %v, want NOERROR %v", status, ips, want)
+		}
+		return nil
+	})
 
 	// The text acked before the cut is there once, followed by the text
 	// typed after the failover. A wait of its own: the room's stream may
@@ -269,6 +317,16 @@ func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 		return nil
 	})
 	t.Logf("n3 up and ready %v after the heal", time.Since(healAt).Round(time.Millisecond))
+	nodetest.Eventually(t, settle, func() error {
+		status, ips, err := digInNS(ctx, nw, 2, c.Nodes[2].DNS, c.Service())
+		if err != nil {
+			return err
+		}
+		if want := []string{nw.IP(0), nw.IP(1), nw.IP(2)}; status != "NOERROR" || !slices.Equal(ips, want) {
+			return fmt.Errorf("n3's DNS responder, healed: %s %v, want NOERROR %v", status, ips, want)
+		}
+		return nil
+	})
 	const grace = 3 * time.Second
 	t.Logf("n3 saw a majority for %v at most in the brief heal", brief.Round(time.Millisecond))
 	switch ups := strings.Count(n3Log.String(), "up again"); {
