@@ -778,6 +778,14 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 				// retry there mends that.
 				return failover.Outcome{Kind: failover.Refused, Node: node.ID, Err: err}, nil
 			}
+			var se *ServerError
+			if errors.As(err, &se) && (se.Code == wire.CodeTooManyConns || se.Code == wire.CodeShutdown) {
+				// Refused instead of served: the node is at its
+				// connection limit, or going. Alive, and dialled again
+				// at once it would say the same (a loaded node would
+				// only be loaded more): the client picks another.
+				return failover.Outcome{Kind: failover.Refused, Node: node.ID, Status: directory.Status(se.Code), Err: err}, nil
+			}
 			return s.failure(ctx, node, err), nil
 		}
 		if s.opts.tracker != nil {
@@ -791,14 +799,19 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 		var se *ServerError
 		if errors.As(err, &se) {
 			switch se.Code {
-			case wire.CodeFull, wire.CodeDraining:
+			case wire.CodeFull, wire.CodeDraining, wire.CodeShutdown, wire.CodeTooManyConns:
+				// The node is alive and will not take the session now:
+				// full or draining (with a fresh directory), going, or
+				// at its connection limit. Dialled again at once it
+				// would say the same, and a node at its limit would only
+				// be loaded more: the client picks another.
 				if se.Directory != nil {
 					a.dir, a.dirAt = se.Directory, time.Now()
 				}
 				return failover.Outcome{Kind: failover.Refused, Node: node.ID, Status: directory.Status(se.Code), Err: err}, nil
-			case wire.CodeShutdown, wire.CodeTooManyConns, wire.CodeAttachTimeout:
-				// The node is going, or has no room for one more
-				// connection: as if the dial had failed.
+			case wire.CodeAttachTimeout:
+				// The node took too long to attach: as if the dial had
+				// failed.
 				return failover.Outcome{Kind: failover.DialFailed, Node: node.ID, Err: err}, nil
 			}
 			return failover.Outcome{}, fmt.Errorf("client: attaching to %s: %w", node.ID, err)

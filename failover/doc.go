@@ -20,8 +20,9 @@
 //     the flow, longer: step 7) and the machine asks for Refresh at
 //     once, then Pick (or Pick alone while a held directory is in use:
 //     step 6).
-//  3. A node that answers full or draining (Refused) sent a fresh
-//     directory with its refusal: it is excluded for the cool-down and the
+//  3. A node that refuses the session while alive (Refused: full or
+//     draining, which send a fresh directory with the refusal; going, or
+//     at its connection limit) is excluded for the cool-down and the
 //     machine asks for Pick at once, without retrying that node.
 //  4. A failed pass, that is the common address unreachable
 //     (DirectoryFailed) or no node left to pick (NoCandidate), is followed

@@ -160,8 +160,9 @@ const (
 	DialFailed
 	// Timeout: Node did not answer the dial or the attach in time (Err).
 	Timeout
-	// Refused: Node answered the attach with full or draining (Status) and
-	// a fresh directory, which the caller now uses.
+	// Refused: Node is alive and refused the session (Status): full or
+	// draining, with a fresh directory the caller now uses, or going or at
+	// its connection limit (the caller's directory stays).
 	Refused
 	// Attached: the session on Node is up.
 	Attached
@@ -192,7 +193,8 @@ type Outcome struct {
 	// Attached, Dropped), or with Fetched the node that answered the
 	// hello (the directory's Self), when known.
 	Node string
-	// Status is directory.Full or directory.Draining for Refused.
+	// Status is, for Refused, directory.Full or directory.Draining, or the
+	// node's refusal code (shutdown, too_many_connections). Optional.
 	Status directory.Status
 	// Err is the cause of a failure, kept for the give-up error. Optional.
 	Err error

@@ -73,3 +73,59 @@ func TestBrowserFailoverOrder(t *testing.T) {
 	}
 	wantTranscript(t, "the client did", got, want)
 }
+
+// TestBrowserAtItsLimitPicksAnother: a node that refuses the connection
+// with too_many_connections (alive, at its limit) is not dialled again
+// and no directory is asked for: the page picks another node from the
+// directory it holds, as the Go client does.
+func TestBrowserAtItsLimitPicksAnother(t *testing.T) {
+	tab := scriptPage(t, "limit")
+	got := eval[[]string](t, tab, `(async () => {
+  const { Session } = await import("/static/client.js");
+  const log = [];
+  const node = (id, users) => ({ id, addr: id + ".test:7070", http: id + ".test:7071", status: "up", users, capacity: 100, age_ms: 0 });
+  const dir = { op: "directory", v: 1, service: "s", self: "n2", nodes: [node("n1", 0), node("n2", 5), node("n3", 50)] };
+  window.fetch = async (url) => {
+    log.push("fetch " + url);
+    return { ok: true, json: async () => dir };
+  };
+  class FakeWS {
+    static OPEN = 1;
+    constructor(url, proto) {
+      log.push("dial " + url + " " + proto);
+      this.readyState = 0;
+      this.host = new URL(url).host;
+      setTimeout(() => { this.readyState = 1; this.onopen && this.onopen(); }, 0);
+    }
+    send(data) {
+      const m = JSON.parse(data);
+      const reply = (r) => setTimeout(() => this.onmessage && this.onmessage({ data: JSON.stringify(r) }), 0);
+      if (this.host === "n1.test:7071") {
+        // Sent instead of serving the connection, then closed.
+        reply({ op: "error", code: "too_many_connections", message: "the node holds as many connections as it admits", fatal: true });
+        setTimeout(() => { this.readyState = 3; this.onclose && this.onclose({ code: 1000, reason: "" }); }, 0);
+        return;
+      }
+      if (m.op === "hello") reply(dir);
+      if (m.op === "attach") reply({ op: "attached", user: m.user, node: "n2", session: "x" });
+    }
+    close() { this.readyState = 3; }
+  }
+  window.WebSocket = FakeWS;
+  const s = new Session({ user: "ann", policy: "least-users", common: "http://common.test" });
+  await new Promise((resolve, reject) => {
+    s.addEventListener("status", (e) => { if (e.detail.state === "attached") resolve(); });
+    setTimeout(() => reject(new Error("not attached: " + log.join("; "))), 20000);
+    s.start();
+  });
+  log.push("attached to " + s.node.id);
+  s.close();
+  return log;
+})()`)
+	wantTranscript(t, "the client did", got, []string{
+		"fetch http://common.test/v1/directory",
+		"dial ws://n1.test:7071/v1/ws switchboard.v1",
+		"dial ws://n2.test:7071/v1/ws switchboard.v1",
+		"attached to n2",
+	})
+}

@@ -38,12 +38,16 @@ const ATTEMPT_MS = 2000;
 const STAGGER_MS = 250;
 // How many directory fetches are under way at once at most.
 const MAX_FETCHES = 2;
-// The codes of an attach refused for now by this node alone: the page
-// fails over as if the dial had failed (client/session.go, attach).
-// full and draining are refusals that carry a directory; unauthorized
-// asks for a fresh token; any other code is a refusal no retry mends,
-// and the page stops (a move's attach refused so ends only the move).
-const DIAL_FAILED_CODES = new Set(["shutdown", "too_many_connections", "attach_timeout"]);
+// The codes of an attach refused for now by this node alone. A node that
+// is going or at its connection limit is alive and would refuse again at
+// once: the page picks another (REFUSED_CODES, as full and draining,
+// which carry a directory); one too slow to attach is as a failed dial,
+// tried again (DIAL_FAILED_CODES; client/session.go, attach).
+// unauthorized asks for a fresh token; any other code is a refusal no
+// retry mends, and the page stops (a move's attach refused so ends only
+// the move).
+const REFUSED_CODES = new Set(["full", "draining", "shutdown", "too_many_connections"]);
+const DIAL_FAILED_CODES = new Set(["attach_timeout"]);
 // The heartbeat, as the Go client's (client/heartbeat.go): after
 // HEARTBEAT_MS without a message the session pings; a ping unanswered for
 // SILENT_MS - HEARTBEAT_MS makes it ask the node on a second connection
@@ -523,7 +527,8 @@ export class Session extends EventTarget {
             return false;
           }
           if (out.refused) {
-            // Full or draining: its fresh directory came with the refusal.
+            // Full or draining: its fresh directory came with the
+            // refusal; going or at its limit: the directory held.
             if (out.directory) this.setDirectory(out.directory);
             o = { kind: "refused", node: node.id };
           } else {
@@ -638,12 +643,13 @@ export class Session extends EventTarget {
           if (early) this.handle(ws, early);
         } else if (m.op !== "error") {
           return;
-        } else if (!hello || DIAL_FAILED_CODES.has(m.code)) {
-          // Refused before the hello was answered, or for now by this
-          // node alone: as if the dial had failed.
-          settle({ error: `${m.code}: ${m.message}` });
-        } else if (m.code === "full" || m.code === "draining") {
+        } else if (REFUSED_CODES.has(m.code)) {
+          // Alive, and not taking the session now: another node.
           settle({ refused: true, directory: m.directory, error: `${m.code}: ${m.message}` });
+        } else if (!hello || DIAL_FAILED_CODES.has(m.code)) {
+          // Refused before the hello was answered, or too slow to
+          // attach: as if the dial had failed.
+          settle({ error: `${m.code}: ${m.message}` });
         } else {
           // Every node would say the same: retrying cannot mend it, a
           // fresh token may (unauthorized).
