@@ -1,9 +1,12 @@
+//go:build unix
+
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -25,7 +28,9 @@ import (
 // order NODES gives; the roll ends saying so, every node restarted once,
 // and a session in a room moved at each drain of its node and never
 // dropped. RESTART asks the test to restart the node (localcluster keeps
-// the processes) through a pair of named pipes.
+// the processes) through a pair of named pipes, which the test holds open
+// to read and write: no open of either ever blocks, and a RESTART that
+// gets no answer gives up after a minute.
 func TestRollScript(t *testing.T) {
 	var logs nodetest.LockedBuffer
 	// A bound for the whole test, not a wait: three restarts, each until
@@ -69,16 +74,26 @@ func TestRollScript(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Opened to read and write, so that opening it never blocks and its
-	// reads see no end while RESTART commands come and go; closed when
-	// the roll is over, which ends serveRestarts.
+	// Each opened to read and write, so that no open blocks (here or in
+	// the script) and requests' reads see no end while RESTART commands
+	// come and go; closing requests ends serveRestarts.
 	requests, err := os.OpenFile(req, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	answers, err := os.OpenFile(ans, os.O_RDWR, 0)
+	if err != nil {
+		requests.Close()
+		t.Fatal(err)
+	}
 	var restarted []string
 	served := make(chan error, 1)
-	go func() { served <- serveRestarts(c, requests, ans, &restarted) }()
+	go func() { served <- serveRestarts(c, requests, answers, &restarted) }()
+	t.Cleanup(func() {
+		requests.Close()
+		answers.Close()
+		<-served
+	})
 
 	var nodes []string
 	for _, n := range c.Nodes {
@@ -94,10 +109,11 @@ func TestRollScript(t *testing.T) {
 		"SWITCHBOARD="+binary,
 		"WITHIN=10s",
 		"READY_WAIT=90",
-		fmt.Sprintf(`RESTART=echo "$NODE_ID" > %q && read -r answer < %q && [ "$answer" = ok ]`, req, ans),
+		fmt.Sprintf(`RESTART=echo "$NODE_ID" > %q && read -r -t 60 answer < %q && [ "$answer" = ok ]`, req, ans),
 	)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 5 * time.Second // a RESTART left behind by a killed roll.sh
 	err = cmd.Run()
 	requests.Close()
 	t.Logf("roll.sh:\n%s", out.String())
@@ -110,6 +126,7 @@ func TestRollScript(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Errorf("restarting for roll.sh: %v", err)
 	}
+	served <- nil // for the cleanup
 	if want := []string{"n1", "n2", "n3"}; !slices.Equal(restarted, want) {
 		t.Errorf("roll.sh restarted %v, want %v", restarted, want)
 	}
@@ -138,8 +155,8 @@ func TestRollScript(t *testing.T) {
 // serveRestarts answers roll.sh's RESTART commands until req is closed:
 // each names a node on a line of req, which is terminated (it was
 // drained: it stops at once), started again on the same data, and
-// answered "ok" on the named pipe ans.
-func serveRestarts(c *localcluster.Cluster, req *os.File, ans string, restarted *[]string) error {
+// answered "ok" on a line of ans.
+func serveRestarts(c *localcluster.Cluster, req, ans *os.File, restarted *[]string) error {
 	lines := bufio.NewScanner(req)
 	for lines.Scan() {
 		id := strings.TrimSpace(lines.Text())
@@ -153,15 +170,15 @@ func serveRestarts(c *localcluster.Cluster, req *os.File, ans string, restarted 
 			answer = err.Error()
 		}
 		*restarted = append(*restarted, id)
-		w, err := os.OpenFile(ans, os.O_WRONLY, 0)
-		if err != nil {
+		if _, err := fmt.Fprintln(ans, answer); err != nil {
 			return err
 		}
-		fmt.Fprintln(w, answer)
-		w.Close()
 		if answer != "ok" {
 			return fmt.Errorf("restarting %s: %s", id, answer)
 		}
+	}
+	if err := lines.Err(); err != nil && !errors.Is(err, os.ErrClosed) {
+		return err
 	}
 	return nil // closed: the roll is over
 }
