@@ -166,7 +166,7 @@ func attachAt(ctx context.Context, addr, user string) (string, error) {
 func TestBusLossNodesStepAsideAndHeal(t *testing.T) {
 	ctx := context.Background()
 	bus := startNATSServer(t)
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: bus.url, Output: testLog(t)})
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: bus.url, DNS: true, Output: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,6 +195,11 @@ func TestBusLossNodesStepAsideAndHeal(t *testing.T) {
 		cancel()
 		if err != nil || code != wire.CodeDraining {
 			t.Errorf("an attach at %s, degraded: code %q (%v), want %q", n.ID, code, err, wire.CodeDraining)
+		}
+		// The common address: no node to name, and SERVFAIL rather than
+		// an answer resolvers would cache.
+		if status, ips, err := digInNS(ctx, nil, -1, n.DNS, c.Service()); err != nil || status != "SERVFAIL" {
+			t.Errorf("%s's DNS responder, degraded: %s %v (%v), want SERVFAIL", n.ID, status, ips, err)
 		}
 	}
 	// After the grace the sessions are told to move; no node is up to
