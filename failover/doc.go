@@ -77,7 +77,7 @@
 //			res, err := policy.Pick(nodes, pick.Request{Group: g, Exclude: m.ExcludeFunc(time.Now())})
 //			o = Outcome{Kind: Picked, Node: res.Node.ID} or Outcome{Kind: NoCandidate, Err: err}
 //		case failover.Dial, failover.Retry: // wait act.After, then attach to act.Node
-//			o = Attached, DialFailed, Timeout, or Refused (use the directory it carries)
+//			o = Attached, DialFailed, Timeout, or Refused (use the directory it carries, if any)
 //		case failover.Done: // attached; later, when the session drops:
 //			o = Outcome{Kind: Dropped, Node: id, Err: err, Deadline: newDeadline, Held: haveDirectory}
 //		case failover.Fail:

@@ -46,9 +46,10 @@ func TestRTTFault(t *testing.T) {
 			}
 		}},
 		// The first room's stream leader paused for 3 s, shorter than
-		// the presence grace: its room's writes wait for an election, and
-		// nobody sees presence about typists who never left. (A node
-		// other than the leader paused: stop-10s.)
+		// the presence grace and than a follower's election timeout: its
+		// streams' writes wait for its return, and nobody sees presence
+		// about typists who never left. (A node other than the leader
+		// paused: stop-10s.)
 		{FaultStopLeader, FaultStopLeader, 3 * time.Second, 1, func(t *testing.T, rep *RTTFaultReport) {
 			if rep.Hurt != rep.Leader || rep.PauseMS != 3000 {
 				t.Errorf("stopped %s (leader %s) for %v ms, want the leader for 3000 ms", rep.Hurt, rep.Leader, rep.PauseMS)

@@ -67,7 +67,7 @@ func TestScenarios(t *testing.T) {
 				}
 			}
 		}},
-		{"drain", Config{Clients: 30, Rooms: 2, RoomSize: 3, Rate: 5, Within: 15 * time.Second, Policies: []string{"default"}}, func(t *testing.T, r Report) {
+		{"drain", Config{Clients: 30, Rooms: 2, RoomSize: 3, Rate: 5, Within: 10 * time.Second, Policies: []string{"default"}}, func(t *testing.T, r Report) {
 			// The drained node's 30 idle sessions and 6 typists all moved
 			// (none dropped) and the node ended empty; the typists' text
 			// is whole. The nats row (lame duck mode takes 30 s at the
@@ -341,12 +341,14 @@ func checkHandshakes(t *testing.T, name string, kind tlsKind, h *Handshakes, dia
 	case kind == plainTCP:
 	case h == nil:
 		t.Errorf("%s: no TLS handshakes counted", name)
-	case kind == tlsFirstTime && (h.Full < dials || h.Full > 3*dials):
+	case kind == tlsFirstTime && (h.Full < dials || h.Full > 2*dials):
 		// One full handshake per client; on a loaded machine a client
-		// whose first connection is slow says hello to the next of the
-		// 3 addresses too (the bootstrap's stagger) before it holds a
-		// ticket: a full handshake each, 3 at most.
-		t.Errorf("%s: %+v handshakes of first-time clients, want %d full (3 a client at most, staggered hellos)", name, *h, dials)
+		// whose first connection is not made within the bootstrap's
+		// stagger says hello to a second address too before it holds a
+		// ticket: a second full handshake (64 for 50 clients, the most
+		// seen). The attach after the hello resumes: returning clients'
+		// rows check that no full handshake is made with a ticket held.
+		t.Errorf("%s: %+v handshakes of first-time clients, want %d full (2 a client at most, staggered hellos)", name, *h, dials)
 	case kind == tlsReturning && (h.Full != 0 || h.Resumed < dials):
 		t.Errorf("%s: %+v handshakes of returning clients, want none full and at least %d resumed", name, *h, dials)
 	}
