@@ -8,10 +8,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/switchboard/switchboard/client"
-	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
-	"github.com/switchboard/switchboard/pick"
 )
 
 // A node at its connection limit refuses the attach with
@@ -37,18 +35,8 @@ func TestTooManyConnectionsAtAttachPicksAnother(t *testing.T) {
 	}
 
 	fd := newFaultDialer(c)
-	n2First := pick.PolicyFunc(func(nodes []directory.Node, req pick.Request) (pick.Result, error) {
-		for _, id := range []string{"n2", "n3"} {
-			for _, n := range nodes {
-				if n.ID == id && !req.Exclude(id) {
-					return pick.Result{Node: n, Reason: "forced " + id}, nil
-				}
-			}
-		}
-		return pick.Result{}, pick.ErrNoNode
-	})
 	s, err := client.Dial(dialCtx(t), c.Nodes[0].Addr(), client.WithUser("alice"), client.WithDialer(fd),
-		client.WithRetry(fastRetry()), client.WithPolicy(n2First))
+		client.WithRetry(fastRetry()), client.WithPolicy(preferring("n2", "n3")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,20 +2,41 @@ package webui_test
 
 import "testing"
 
-// TestBrowserFailoverOrder drives client.js against scripted fetch and
-// WebSocket stand-ins, in the browser, and checks the order the design
-// asks for: the picked node is dialled again (three dials in all), then
-// the directory is asked of the common address, then of every node the
-// client knows, the failed one last, and the failed node is left out of
-// the next pick.
-func TestBrowserFailoverOrder(t *testing.T) {
-	// The room page, idle without a user: nothing else on it fetches.
-	tab := scriptPage(t, "order")
-	got := eval[[]string](t, tab, `(async () => {
+// attachOrder runs client.js's Session in the browser against scripted
+// fetch and WebSocket stand-ins, until it attaches, and returns what it
+// did: the fetches and dials in order, then the node it attached to.
+// stand-ins is JavaScript that sets window.fetch and window.WebSocket; it
+// sees log (push a line to it), node(id, users) (a directory entry) and
+// dir (the directory of n1, n2 and n3, with 0, 5 and 50 users: the
+// least-users policy picks n1, then n2). The room page is idle without a
+// user: nothing else on it fetches.
+func attachOrder(t *testing.T, name, standIns string) []string {
+	t.Helper()
+	tab := scriptPage(t, name)
+	return eval[[]string](t, tab, `(async () => {
   const { Session } = await import("/static/client.js");
   const log = [];
   const node = (id, users) => ({ id, addr: id + ".test:7070", http: id + ".test:7071", status: "up", users, capacity: 100, age_ms: 0 });
   const dir = { op: "directory", v: 1, service: "s", self: "n2", nodes: [node("n1", 0), node("n2", 5), node("n3", 50)] };
+`+standIns+`
+  const s = new Session({ user: "ann", policy: "least-users", common: "http://common.test" });
+  await new Promise((resolve, reject) => {
+    s.addEventListener("status", (e) => { if (e.detail.state === "attached") resolve(); });
+    setTimeout(() => reject(new Error("not attached: " + log.join("; "))), 20000);
+    s.start();
+  });
+  log.push("attached to " + s.node.id);
+  s.close();
+  return log;
+})()`)
+}
+
+// TestBrowserFailoverOrder checks the order the design asks for: the
+// picked node is dialled again (three dials in all), then the directory
+// is asked of the common address, then of every node the client knows,
+// the failed one last, and the failed node is left out of the next pick.
+func TestBrowserFailoverOrder(t *testing.T) {
+	got := attachOrder(t, "order", `
   const dead = new Set(["n1.test:7071"]);
   let commonUp = true;
   window.fetch = async (url) => {
@@ -45,17 +66,7 @@ func TestBrowserFailoverOrder(t *testing.T) {
     }
     close() { this.readyState = 3; }
   }
-  window.WebSocket = FakeWS;
-  const s = new Session({ user: "ann", policy: "least-users", common: "http://common.test" });
-  await new Promise((resolve, reject) => {
-    s.addEventListener("status", (e) => { if (e.detail.state === "attached") resolve(); });
-    setTimeout(() => reject(new Error("not attached: " + log.join("; "))), 20000);
-    s.start();
-  });
-  log.push("attached to " + s.node.id);
-  s.close();
-  return log;
-})()`)
+  window.WebSocket = FakeWS;`)
 	want := []string{
 		"fetch http://common.test/v1/directory",
 		"dial ws://n1.test:7071/v1/ws switchboard.v1",
@@ -79,12 +90,7 @@ func TestBrowserFailoverOrder(t *testing.T) {
 // and no directory is asked for: the page picks another node from the
 // directory it holds, as the Go client does.
 func TestBrowserAtItsLimitPicksAnother(t *testing.T) {
-	tab := scriptPage(t, "limit")
-	got := eval[[]string](t, tab, `(async () => {
-  const { Session } = await import("/static/client.js");
-  const log = [];
-  const node = (id, users) => ({ id, addr: id + ".test:7070", http: id + ".test:7071", status: "up", users, capacity: 100, age_ms: 0 });
-  const dir = { op: "directory", v: 1, service: "s", self: "n2", nodes: [node("n1", 0), node("n2", 5), node("n3", 50)] };
+	got := attachOrder(t, "limit", `
   window.fetch = async (url) => {
     log.push("fetch " + url);
     return { ok: true, json: async () => dir };
@@ -111,17 +117,7 @@ func TestBrowserAtItsLimitPicksAnother(t *testing.T) {
     }
     close() { this.readyState = 3; }
   }
-  window.WebSocket = FakeWS;
-  const s = new Session({ user: "ann", policy: "least-users", common: "http://common.test" });
-  await new Promise((resolve, reject) => {
-    s.addEventListener("status", (e) => { if (e.detail.state === "attached") resolve(); });
-    setTimeout(() => reject(new Error("not attached: " + log.join("; "))), 20000);
-    s.start();
-  });
-  log.push("attached to " + s.node.id);
-  s.close();
-  return log;
-})()`)
+  window.WebSocket = FakeWS;`)
 	wantTranscript(t, "the client did", got, []string{
 		"fetch http://common.test/v1/directory",
 		"dial ws://n1.test:7071/v1/ws switchboard.v1",
