@@ -28,6 +28,24 @@ import (
 	"github.com/switchboard/switchboard/wire"
 )
 
+// startLoggedCluster starts three node processes of service, stopped when
+// t ends, and returns their log, which t's output shows if it failed.
+func startLoggedCluster(ctx context.Context, t *testing.T, service string) (*localcluster.Cluster, *nodetest.LockedBuffer) {
+	t.Helper()
+	logs := new(nodetest.LockedBuffer)
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Service: service, Output: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the nodes' log:\n%s", logs.String())
+		}
+	})
+	return c, logs
+}
+
 // homeNode picks node id while it is available, else the default policy.
 func homeNode(id string) pick.Policy {
 	fallback := pick.Default(pick.DefaultRand())
@@ -46,22 +64,12 @@ func homeNode(id string) pick.Policy {
 // without a drop, the member on another node sees no presence change,
 // and the text typed before and after the stop is all acknowledged.
 func TestSIGTERMMovesSessionsBeforeExit(t *testing.T) {
-	var logs nodetest.LockedBuffer
 	// A bound for the whole test, not a wait: on a loaded machine the
 	// start, the stop with its drain and the room's loads on the other
 	// nodes each take seconds.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Service: "chat.test", Output: &logs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("the nodes' log:\n%s", logs.String())
-		}
-	})
+	c, logs := startLoggedCluster(ctx, t, "chat.test")
 	const room = "stop"
 	dial := func(user, home string) *client.Session {
 		t.Helper()

@@ -19,7 +19,6 @@ import (
 
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/internal/localcluster"
-	"github.com/switchboard/switchboard/internal/nodetest"
 )
 
 // deploy/roll.sh itself, as an operator runs it, over three node
@@ -32,21 +31,11 @@ import (
 // to read and write: no open of either ever blocks, and a RESTART that
 // gets no answer gives up after a minute.
 func TestRollScript(t *testing.T) {
-	var logs nodetest.LockedBuffer
 	// A bound for the whole test, not a wait: three restarts, each until
 	// the rooms' copies have caught up, on a loaded machine.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Service: "roll.test", Output: &logs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("the nodes' log:\n%s", logs.String())
-		}
-	})
+	c, _ := startLoggedCluster(ctx, t, "roll.test")
 
 	// A member of a room on n1, the first to roll.
 	s, err := client.Dial(ctx, strings.Join(c.Addrs(), ","), client.WithUser("ann"), client.WithPolicy(homeNode("n1")))
