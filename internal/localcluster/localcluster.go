@@ -99,6 +99,11 @@ type Config struct {
 	// (at most Nodes+4). Zero: every node after the first joins the
 	// first alone.
 	Seeds int
+	// ServeLimits leaves serve's connection limits (--max-conns,
+	// --max-conns-per-ip) at their defaults, which follow the node's
+	// descriptor limit. Without it they are lifted above Capacity, since
+	// every client of a local cluster comes from this host.
+	ServeLimits bool
 	// Net, when set, runs node i in Net's namespace NS(i) at Net.IP(i)
 	// (Port defaults to 7070 there), so that a test can partition it
 	// (Net.Cut). The cluster does not close it.
@@ -319,12 +324,15 @@ func (c *Cluster) launch(i int, n *Node) error {
 		"--service", c.cfg.Service, "--id", n.ID,
 		"--listen", n.Addr, "--http", n.HTTP,
 		"--capacity", strconv.Itoa(c.cfg.Capacity),
-		// Every client of a local cluster comes from this host: the
-		// connection limits may not stand between them and Capacity.
-		"--max-conns-per-ip", strconv.Itoa(c.cfg.Capacity + 100),
-		"--max-conns", strconv.Itoa(c.cfg.Capacity + 100),
 		"--data", fmt.Sprintf("%s/%s", c.cfg.DataDir, n.ID),
 		"--cluster-secret-file", c.secretFile,
+	}
+	if !c.cfg.ServeLimits {
+		// Every client of a local cluster comes from this host: the
+		// connection limits may not stand between them and Capacity.
+		args = append(args,
+			"--max-conns-per-ip", strconv.Itoa(c.cfg.Capacity+100),
+			"--max-conns", strconv.Itoa(c.cfg.Capacity+100))
 	}
 	if n.Cluster != "" {
 		args = append(args, "--cluster", n.Cluster)
