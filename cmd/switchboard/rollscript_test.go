@@ -13,11 +13,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/localcluster"
 )
 
@@ -26,7 +28,8 @@ import (
 // waited for until it is up and the rooms' copies have caught up, in the
 // order NODES gives; the roll ends saying so, every node restarted once,
 // and a session in a room moved at each drain of its node and never
-// dropped. RESTART asks the test to restart the node (localcluster keeps
+// dropped. Then a second roll whose first node dies in its restart stops
+// there, with the other two untouched and up. RESTART asks the test to restart the node (localcluster keeps
 // the processes) through a pair of named pipes, which the test holds open
 // to read and write: no open of either ever blocks, and a RESTART that
 // gets no answer gives up after a minute.
@@ -75,9 +78,16 @@ func TestRollScript(t *testing.T) {
 		requests.Close()
 		t.Fatal(err)
 	}
-	var restarted []string
+	// A RESTART command first terminates the node (it was drained: it
+	// stops at once) and starts it again on the same data.
+	restarts := &restarter{do: func(i int) error {
+		if err := c.Terminate(i); err != nil {
+			return err
+		}
+		return c.Restart(i)
+	}}
 	served := make(chan error, 1)
-	go func() { served <- serveRestarts(c, requests, answers, &restarted) }()
+	go func() { served <- serveRestarts(c, requests, answers, restarts) }()
 	t.Cleanup(func() {
 		requests.Close()
 		answers.Close()
@@ -92,39 +102,71 @@ func TestRollScript(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.CommandContext(ctx, "bash", script)
-	cmd.Env = append(os.Environ(),
-		"NODES="+strings.Join(nodes, " "),
-		"SWITCHBOARD="+binary,
-		"WITHIN=10s",
-		"READY_WAIT=90",
-		fmt.Sprintf(`RESTART=echo "$NODE_ID" > %q && read -r -t 60 answer < %q && [ "$answer" = ok ]`, req, ans),
-	)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.WaitDelay = 5 * time.Second // a RESTART left behind by a killed roll.sh
-	err = cmd.Run()
-	requests.Close()
-	t.Logf("roll.sh:\n%s", out.String())
+	roll := func(readyWait int) (string, error) {
+		cmd := exec.CommandContext(ctx, "bash", script)
+		cmd.Env = append(os.Environ(),
+			"NODES="+strings.Join(nodes, " "),
+			"SWITCHBOARD="+binary,
+			"WITHIN=10s",
+			fmt.Sprintf("READY_WAIT=%d", readyWait),
+			fmt.Sprintf(`RESTART=echo "$NODE_ID" > %q && read -r -t 60 answer < %q && [ "$answer" = ok ]`, req, ans),
+		)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.WaitDelay = 5 * time.Second // a RESTART left behind by a killed roll.sh
+		err := cmd.Run()
+		t.Logf("roll.sh:\n%s", out.String())
+		return out.String(), err
+	}
+	out, err := roll(90)
 	if err != nil {
+		requests.Close()
 		t.Fatalf("roll.sh: %v", err)
 	}
-	if !strings.Contains(out.String(), "every node rolled") {
+	if !strings.Contains(out, "every node rolled") {
 		t.Errorf("roll.sh did not say it rolled every node")
 	}
-	if err := <-served; err != nil {
-		t.Errorf("restarting for roll.sh: %v", err)
-	}
-	served <- nil // for the cleanup
-	if want := []string{"n1", "n2", "n3"}; !slices.Equal(restarted, want) {
-		t.Errorf("roll.sh restarted %v, want %v", restarted, want)
+	if got, want := restarts.set(c.Kill), []string{"n1", "n2", "n3"}; !slices.Equal(got, want) {
+		t.Errorf("roll.sh restarted %v, want %v", got, want)
 	}
 	for _, n := range c.Nodes {
 		if !n.Alive() {
 			t.Errorf("%s is not running after the roll", n.ID)
 		}
 	}
-	// ann moved off n1 at its drain, and off wherever she was at the
+
+	// A second roll whose first node dies in its restart and does not
+	// come back (a new binary that crashes, say): the roll stops there,
+	// exit 1, names the node it left and the drain's undo, and touches
+	// neither other node, which stay up with the rooms' quorum. (The
+	// RESTART commands now kill the node: restarts.set above.)
+	out, err = roll(3)
+	requests.Close()
+	if exit := (*exec.ExitError)(nil); !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("roll.sh over a node that does not come back: %v, want exit status 1", err)
+	}
+	for _, want := range []string{"n1 did not come back up within 3s; stopping the roll", "after draining n1", "drain --undo"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("roll.sh did not say %q", want)
+		}
+	}
+	if got, want := restarts.set(nil), []string{"n1"}; !slices.Equal(got, want) {
+		t.Errorf("roll.sh restarted %v, want %v", got, want)
+	}
+	if err := <-served; err != nil {
+		t.Errorf("restarting for roll.sh: %v", err)
+	}
+	served <- nil // for the cleanup
+	for _, id := range []string{"n2", "n3"} {
+		if st, err := c.Nodes[1].Status(ctx, id); err != nil || st != directory.Up {
+			t.Errorf("%s after the stopped roll: %v (%v), want up", id, st, err)
+		}
+	}
+	if _, err := s.SendTextWait(ctx, "roll", "after the stopped roll\n"); err != nil {
+		t.Errorf("ann's text after the stopped roll: %v", err)
+	}
+
+	// ann moved off n1 at its drains, and off wherever she was at the
 	// next drains, without a drop.
 	s.Close()
 	moved := 0
@@ -141,11 +183,28 @@ func TestRollScript(t *testing.T) {
 	}
 }
 
+// restarter is what serveRestarts does to a node a RESTART command names,
+// and the nodes it did it to, in order.
+type restarter struct {
+	mu   sync.Mutex
+	do   func(i int) error
+	done []string
+}
+
+// set makes do what later commands do, and returns the nodes named
+// since the last set.
+func (r *restarter) set(do func(i int) error) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	done := r.done
+	r.do, r.done = do, nil
+	return done
+}
+
 // serveRestarts answers roll.sh's RESTART commands until req is closed:
-// each names a node on a line of req, which is terminated (it was
-// drained: it stops at once), started again on the same data, and
-// answered "ok" on a line of ans.
-func serveRestarts(c *localcluster.Cluster, req, ans *os.File, restarted *[]string) error {
+// each names a node on a line of req, which r does its thing to, and is
+// answered "ok" on a line of ans (or what failed).
+func serveRestarts(c *localcluster.Cluster, req, ans *os.File, r *restarter) error {
 	lines := bufio.NewScanner(req)
 	for lines.Scan() {
 		id := strings.TrimSpace(lines.Text())
@@ -153,12 +212,17 @@ func serveRestarts(c *localcluster.Cluster, req, ans *os.File, restarted *[]stri
 		answer := "ok"
 		if i < 0 {
 			answer = "no node " + id
-		} else if err := c.Terminate(i); err != nil {
-			answer = err.Error()
-		} else if err := c.Restart(i); err != nil {
-			answer = err.Error()
+		} else {
+			r.mu.Lock()
+			do := r.do
+			r.mu.Unlock()
+			if err := do(i); err != nil {
+				answer = err.Error()
+			}
 		}
-		*restarted = append(*restarted, id)
+		r.mu.Lock()
+		r.done = append(r.done, id)
+		r.mu.Unlock()
 		if _, err := fmt.Fprintln(ans, answer); err != nil {
 			return err
 		}
