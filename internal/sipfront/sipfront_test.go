@@ -766,3 +766,39 @@ func TestHoldKeepsTheRoomsTextForTheCaller(t *testing.T) {
 	}
 	collect(t, call, later)
 }
+
+// TestCallThatReachesNoNodeEndsWithABye: the bridged session of a call
+// loses its node and reaches no other (its node halted, no other up, as
+// on the minority side of a partition). Once the session gives up (30 s
+// in serve, 1 s here) the call ends with a BYE whose Reason says why,
+// and a new INVITE is refused with 503 and a Retry-After, the front
+// still answering.
+func TestCallThatReachesNoNodeEndsWithABye(t *testing.T) {
+	t.Parallel()
+	c := nodetest.Start(t, 1, nodetest.Options{})
+	c.WaitRoomsReady(settle)
+	front := startFront(t, c.Nodes[0], func(cfg *sipfront.Config) {
+		cfg.ClientOptions = append(cfg.ClientOptions, client.WithReconnectTimeout(time.Second))
+		cfg.SetupTimeout = 2 * time.Second // the refused INVITE's attach tries
+	})
+	call := dial(t, sipTarget(front, "lobby"), sipcall.Config{User: "alice"})
+	c.Nodes[0].Halt()
+	select {
+	case <-call.Ended():
+	case <-time.After(settle):
+		t.Fatal("no BYE for the call whose session reached no node")
+	}
+	if r := call.Reason(); !strings.Contains(r, "the room session ended") || !strings.Contains(r, "gave up") {
+		t.Errorf("Reason %q does not say the session gave up", r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settle)
+	defer cancel()
+	again, err := sipcall.Dial(ctx, sipTarget(front, "lobby"), sipcall.Config{User: "bob"})
+	if err == nil {
+		again.Hangup(ctx)
+		t.Fatal("a call was set up with no node up")
+	}
+	if !strings.Contains(err.Error(), "503") {
+		t.Errorf("a new call with no node up: %v, want 503", err)
+	}
+}
