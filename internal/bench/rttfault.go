@@ -12,9 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/chart"
@@ -787,47 +784,14 @@ func (r *faultRun) streamLeader(ctx context.Context, room string) (string, error
 }
 
 func streamLeaderAt(ctx context.Context, n *localcluster.Node, room string) (string, error) {
-	url, err := n.NATSURL(ctx)
+	name, leader, err := n.RoomStream(ctx, room)
 	if err != nil {
 		return "", err
 	}
-	nc, err := nats.Connect(url, nats.Name("switchboard-bench"), nats.MaxReconnects(0))
-	if err != nil {
-		return "", err
+	if leader == "" {
+		return "", fmt.Errorf("stream %s has no leader now", name)
 	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return "", err
-	}
-	names := js.StreamNames(ctx)
-	var streams []string
-	for name := range names.Name() {
-		if strings.Contains(name, "_ROOMS_") {
-			streams = append(streams, name)
-		}
-	}
-	if err := names.Err(); err != nil {
-		return "", err
-	}
-	token := strings.ReplaceAll(room, ".", "=")
-	for _, name := range streams {
-		st, err := js.Stream(ctx, name)
-		if err != nil {
-			return "", err
-		}
-		info, err := st.Info(ctx, jetstream.WithSubjectFilter("*.*.room.*."+token))
-		if err != nil {
-			return "", err
-		}
-		if len(info.State.Subjects) > 0 {
-			if info.Cluster == nil || info.Cluster.Leader == "" {
-				return "", fmt.Errorf("stream %s has no leader now", name)
-			}
-			return info.Cluster.Leader, nil
-		}
-	}
-	return "", fmt.Errorf("no stream of %s holds room %s (streams %v)", n.ID, room, streams)
+	return leader, nil
 }
 
 // awaitSettled waits until every typist has nothing unacked and every

@@ -135,8 +135,10 @@ func statusOf(d *wire.Directory, id string) directory.Status {
 
 // A partition 2|1 and its heal: node n3 is cut off from n1, n2 and the
 // clients. Its sessions notice (heartbeat) and attach to n1 or n2: none
-// is left stranded. Text acknowledged on n3 before the cut is in the room
-// after it, once, with the text typed after the failover. n3, seeing no
+// is left stranded. Text acknowledged on n3 before the cut, n3 leading
+// the room's stream, is in the room after it, once, with the text typed
+// after the failover, which the majority stores under a leader it
+// elects. n3, seeing no
 // majority, steps aside (degraded); when the link comes back it is up
 // again in every directory, by itself.
 func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
@@ -181,6 +183,13 @@ func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 	wctx, cancel := context.WithTimeout(ctx, settle)
 	defer cancel()
 	if _, err := typist.SendTextWait(wctx, room, "acked before the cut; "); err != nil {
+		t.Fatal(err)
+	}
+	// The room's stream led from n3, about to be cut off: the majority
+	// must elect a leader of its own before it stores anything, and the
+	// text n3 led to its copies must come through once (faults.md, a
+	// stream leader on the minority side).
+	if err := c.Nodes[0].MoveRoomLeader(wctx, room, "n3"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -247,6 +256,7 @@ func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 	if _, err := typist.SendTextWait(wctx, room, "typed after"); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("the text typed after the failover stored %v after the cut", time.Since(cut).Round(time.Millisecond))
 	roomShows(ctx, t, sessions[0], typist, room, "acked before the cut; typed after") // read on n1
 
 	// A link on the edge: it comes back for a moment, shorter than the

@@ -125,7 +125,10 @@ type Node struct {
 	cmd     *exec.Cmd
 	exited  chan struct{}
 	secret  string // the cluster secret, for NATSURL
-	binary  string // the executable it runs, when not Config.Binary
+	// dial connects from where the node runs (its namespace, on a Net);
+	// nil: from this process.
+	dial   func(ctx context.Context, network, addr string) (net.Conn, error)
+	binary string // the executable it runs, when not Config.Binary
 }
 
 // Cluster is a running set of nodes.
@@ -278,6 +281,11 @@ func (c *Cluster) start() (*Node, error) {
 	n := &Node{ID: "n" + strconv.Itoa(i+1), IP: nodeIP, Addr: at(c.cfg.Port), HTTP: at(c.cfg.Port + 1), Cluster: at(c.cfg.Port + 2), secret: c.secret}
 	if len(c.cfg.Groups) > 0 {
 		n.Group = c.cfg.Groups[i%len(c.cfg.Groups)]
+	}
+	if nw := c.cfg.Net; nw != nil {
+		n.dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return nw.DialContext(ctx, i, network, addr)
+		}
 	}
 	if c.cfg.Standalone || c.cfg.Bus != "" {
 		n.Cluster = ""

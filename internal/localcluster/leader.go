@@ -1,0 +1,145 @@
+package localcluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// RoomStream finds, through node n's embedded NATS (as the cluster's
+// operator), the rooms' stream that holds room (a node shards its rooms
+// over streams named *_ROOMS_<k>, on subjects ending in the room's name,
+// dots written "="), and the server leading it: "" when it has no leader
+// now. A room that has stored nothing is in no stream yet.
+func (n *Node) RoomStream(ctx context.Context, room string) (stream, leader string, err error) {
+	nc, js, err := n.jetStream(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	defer nc.Close()
+	st, err := roomStream(ctx, js, room)
+	if err != nil {
+		return "", "", fmt.Errorf("localcluster: %s: %w", n.ID, err)
+	}
+	info := st.CachedInfo()
+	if info.Cluster != nil {
+		leader = info.Cluster.Leader
+	}
+	return info.Config.Name, leader, nil
+}
+
+// MoveRoomLeader makes the server named to lead the rooms' stream that
+// holds room, through node n: JetStream's leader stepdown with to as the
+// preferred placement, asked again until to leads it or ctx ends.
+func (n *Node) MoveRoomLeader(ctx context.Context, room, to string) error {
+	nc, js, err := n.jetStream(ctx)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	body, err := json.Marshal(map[string]any{"placement": map[string]string{"preferred": to}})
+	if err != nil {
+		return err
+	}
+	var last error
+	for {
+		st, err := roomStream(ctx, js, room)
+		if err != nil {
+			return fmt.Errorf("localcluster: %s: %w", n.ID, err)
+		}
+		info := st.CachedInfo()
+		if info.Cluster != nil && info.Cluster.Leader == to {
+			return nil
+		}
+		if info.Cluster != nil && info.Cluster.Leader != "" {
+			// Only a stream with a leader steps down; without one, it is
+			// electing, and the next look sees whom.
+			reply, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+info.Config.Name, body)
+			if err != nil {
+				last = err
+			} else {
+				var resp struct {
+					Error *struct {
+						Description string `json:"description"`
+					} `json:"error"`
+				}
+				if err := json.Unmarshal(reply.Data, &resp); err == nil && resp.Error != nil {
+					last = errors.New(resp.Error.Description)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("localcluster: moving the leader of room %s's stream to %s: %w (last: %v)", room, to, ctx.Err(), last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// jetStream connects to node n's embedded NATS as the cluster's operator.
+func (n *Node) jetStream(ctx context.Context) (*nats.Conn, jetstream.JetStream, error) {
+	url, err := n.NATSURL(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := []nats.Option{nats.Name("switchboard-localcluster"), nats.MaxReconnects(0)}
+	if n.dial != nil {
+		// Its client port listens on the node's own loopback.
+		opts = append(opts, nats.SetCustomDialer(nodeDialer{ctx, n.dial}))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("localcluster: connecting to %s's NATS: %w", n.ID, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// roomStream is the rooms' stream holding room, its info fetched now.
+func roomStream(ctx context.Context, js jetstream.JetStream, room string) (jetstream.Stream, error) {
+	names := js.StreamNames(ctx)
+	var streams []string
+	for name := range names.Name() {
+		if strings.Contains(name, "_ROOMS_") {
+			streams = append(streams, name)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return nil, err
+	}
+	token := strings.ReplaceAll(room, ".", "=")
+	for _, name := range streams {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter("*.*.room.*."+token))
+		if err != nil {
+			return nil, err
+		}
+		if len(info.State.Subjects) > 0 {
+			return st, nil
+		}
+	}
+	return nil, fmt.Errorf("no stream holds room %s (streams %v)", room, streams)
+}
+
+// nodeDialer is a nats.CustomDialer that dials from where a node runs.
+type nodeDialer struct {
+	ctx  context.Context
+	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+// Dial implements nats.CustomDialer.
+func (d nodeDialer) Dial(network, addr string) (net.Conn, error) { return d.dial(d.ctx, network, addr) }
