@@ -35,6 +35,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -273,14 +274,16 @@ func (b *Bus) Connect(name string, opts ...nats.Option) (*nats.Conn, error) {
 // connectDir opens the directory connection: without echo, as the
 // embedded server's directory user.
 func (b *Bus) connectDir(name string) (*nats.Conn, error) {
-	opts := []nats.Option{nats.NoEcho()}
-	if f := b.cfg.DirReconnected; f != nil {
-		opts = append(opts, nats.ReconnectHandler(func(*nats.Conn) { f() }))
-	}
-	return b.connect(name, userDir, b.dirPassword, opts...)
+	return b.connectNotifying(name, userDir, b.dirPassword, b.cfg.DirReconnected, nats.NoEcho())
 }
 
 func (b *Bus) connect(name, user, password string, extra ...nats.Option) (*nats.Conn, error) {
+	return b.connectNotifying(name, user, password, nil, extra...)
+}
+
+// connectNotifying is connect, calling reconnected (when not nil) each
+// time the connection is back after a loss.
+func (b *Bus) connectNotifying(name, user, password string, reconnected func(), extra ...nats.Option) (*nats.Conn, error) {
 	// Asynchronous errors (a permissions violation, a slow consumer) go
 	// to the log, not to nats.go's default of stderr.
 	log := b.cfg.Logger
@@ -288,18 +291,46 @@ func (b *Bus) connect(name, user, password string, extra ...nats.Option) (*nats.
 		log.Warn("NATS connection error", "conn", name, "err", err)
 	})}, extra...)
 	if b.server == nil {
+		// An external server that goes away (killed, restarted, cut off)
+		// is said in the log, and which server the connection found
+		// instead (nats.go tries the URLs given and those the servers
+		// gossip). The embedded server's in-process connections never
+		// drop.
+		var on atomic.Pointer[string] // the server the connection is on, or was on when it dropped
+		serverOf := func() string {
+			if p := on.Load(); p != nil {
+				return *p
+			}
+			return ""
+		}
 		opts := append([]nats.Option{
 			nats.Name(name),
 			nats.MaxReconnects(-1),
 			reconnectBackoff(),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				log.Warn("lost a connection to the bus; reconnecting", "conn", name, "server", serverOf(), "err", err)
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				lost, now := serverOf(), nc.ConnectedServerName()
+				on.Store(&now)
+				log.Info("reconnected to the bus", "conn", name, "server", now, "url", nc.ConnectedUrlRedacted(), "lost", lost)
+				if reconnected != nil {
+					reconnected()
+				}
+			}),
 		}, b.external...)
 		nc, err := nats.Connect(b.cfg.External, append(opts, extra...)...)
 		if err != nil {
 			return nil, fmt.Errorf("bus: connecting to %s: %w", RedactURLs(b.cfg.External), withoutURL(err))
 		}
+		first := nc.ConnectedServerName()
+		on.CompareAndSwap(nil, &first) // unless a reconnect came first
 		return nc, nil
 	}
 	opts := []nats.Option{nats.InProcessServer(b.server), nats.Name(name), nats.MaxReconnects(-1), nats.UserInfo(user, password)}
+	if reconnected != nil {
+		opts = append(opts, nats.ReconnectHandler(func(*nats.Conn) { reconnected() }))
+	}
 	nc, err := nats.Connect("", append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("bus: connecting in process: %w", err)

@@ -1,0 +1,113 @@
+//go:build linux
+
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/internal/nodetest"
+)
+
+// One server of a three-server bus is killed (kill -9) and started again,
+// as an operator's restart or a crash of one NATS host would: the node
+// that knew only that server finds the others by the servers' own
+// gossip (and says so in its log), the typist on it is not moved, no session drops, no node steps
+// aside, and every text typed before, while it is down and after its
+// return is stored once (faults.md, partial loss of an external bus).
+func TestBusServerKilledChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	var dirs []string
+	for i := range 3 {
+		dirs = append(dirs, filepath.Join(data, "b"+strconv.Itoa(i+1)))
+	}
+	bus := startBusServers(t, dirs)
+	var urls []string
+	for _, s := range bus {
+		urls = append(urls, s.url)
+	}
+	logs := make([]nodetest.LockedBuffer, 2)
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: strings.Join(urls, ","),
+		OutputFor: func(i int) io.Writer { return io.MultiWriter(&logs[i], testLog(t)) },
+		ArgsFor: func(i int) []string {
+			if i == 0 {
+				return []string{"--bus", bus[2].url} // n1 knows b3 alone
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	sessions := dialSpread(ctx, t, c, 2)
+	typist, reader := sessions[0], sessions[1]
+	if typist.Node().ID != c.Nodes[0].ID {
+		t.Fatalf("the typist attached to %s, want %s", typist.Node().ID, c.Nodes[0].ID)
+	}
+	const room = "buskill"
+	typeBefore(ctx, t, typist, reader, room)
+
+	bus[2].kill()
+	wctx, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	// Stored once the bus's JetStream has a leader for the room's
+	// stream again (b3 may have led it).
+	if _, err := typist.SendTextWait(wctx, room, "typed while b3 was down; "); err != nil {
+		t.Fatal(err)
+	}
+	// Three more of each node's questions to its bus (every 2 s) after
+	// that: a node that could not reach its bus would have stepped aside
+	// 3 s into it.
+	checked := make([]int, len(c.Nodes))
+	for i, n := range c.Nodes {
+		if checked[i], err = busChecks(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nodetest.Eventually(t, settle, func() error {
+		for i, n := range c.Nodes {
+			if got, err := busChecks(n); err != nil || got < checked[i]+3 {
+				return fmt.Errorf("%s asked its bus %d times since (%v), want 3", n.ID, got-checked[i], err)
+			}
+		}
+		return nil
+	})
+	bus[2].start()
+	if _, err := typist.SendTextWait(wctx, room, "and after its return"); err != nil {
+		t.Fatal(err)
+	}
+
+	// n1's log says what happened: each of its connections lost b3 and
+	// found another server.
+	for _, want := range []string{`msg="lost a connection to the bus; reconnecting"`, "server=b3", `msg="reconnected to the bus"`, "lost=b3"} {
+		if !strings.Contains(logs[0].String(), want) {
+			t.Errorf("n1's log does not say %s", want)
+		}
+	}
+	for i, n := range c.Nodes {
+		if code := readyz(n); code != http.StatusOK {
+			t.Errorf("%s's /readyz: %d, want 200", n.ID, code)
+		}
+		if strings.Contains(logs[i].String(), "steps aside") {
+			t.Errorf("%s stepped aside at some point", n.ID)
+		}
+	}
+	for _, s := range []*client.Session{typist, reader} {
+		if s.Attaches() != 1 {
+			t.Errorf("a session attached %d times, want once: it dropped", s.Attaches())
+		}
+	}
+	if typist.Node().ID != c.Nodes[0].ID {
+		t.Errorf("the typist moved to %s", typist.Node().ID)
+	}
+	roomShows(ctx, t, reader, typist, room, "acked before; typed while b3 was down; and after its return")
+}
