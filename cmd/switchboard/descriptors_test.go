@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 import (
@@ -46,7 +48,9 @@ func TestFloodLeavesStorageItsDescriptors(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := new(nodetest.LockedBuffer)
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: wrapper, Nodes: 1, Standalone: true, ServeLimits: true, Service: "flood.test", Output: logs})
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: wrapper, Nodes: 1, Standalone: true, ServeLimits: true, Service: "flood.test", Output: logs,
+		// The flood's sessions stay however long its dials take.
+		Args: []string{"--attach-timeout", "10m"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -307,7 +307,10 @@ func (b *Bus) connectNotifying(name, user, password string, reconnected func(), 
 			nats.Name(name),
 			nats.MaxReconnects(-1),
 			reconnectBackoff(),
-			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+				if nc.IsClosed() {
+					return // Close and Drain call it too: the node's own doing
+				}
 				log.Warn("lost a connection to the bus; reconnecting", "conn", name, "server", serverOf(), "err", err)
 			}),
 			nats.ReconnectHandler(func(nc *nats.Conn) {

@@ -1,8 +1,14 @@
 package bus
 
 import (
+	"bytes"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 func TestReconnectDelay(t *testing.T) {
@@ -50,4 +56,45 @@ func TestExternalConnectionsBackOff(t *testing.T) {
 			t.Errorf("%s: wait after 10 failed passes = %v, want 1s..2s", name, d)
 		}
 	}
+}
+
+// A connection to an external NATS that the node closes itself logs no
+// loss: nats.go calls the disconnect handler for Close too, and the node
+// would warn of a lost bus at every stop. (A real loss, and the line
+// saying where the connection went, is TestBusServerKilledChangesNothing
+// in internal/chaos.)
+func TestClosedExternalConnectionLogsNoLoss(t *testing.T) {
+	url, _ := startExternal(t)
+	var logs syncBuffer
+	b := openBus(t, Config{Name: "ext", External: url, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	closed := make(chan struct{})
+	// nats.go calls the closed handler after the disconnect handler, on
+	// the same goroutine: once it ran, so did the other.
+	nc, err := b.Connect("rooms", nats.ClosedHandler(func(*nats.Conn) { close(closed) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	<-closed
+	if strings.Contains(logs.String(), "lost a connection") {
+		t.Errorf("closing a connection logged a loss:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

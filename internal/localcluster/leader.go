@@ -50,30 +50,12 @@ func (n *Node) MoveRoomLeader(ctx context.Context, room, to string) error {
 	}
 	var last error
 	for {
-		st, err := roomStream(ctx, js, room)
-		if err != nil {
-			return fmt.Errorf("localcluster: %s: %w", n.ID, err)
-		}
-		info := st.CachedInfo()
-		if info.Cluster != nil && info.Cluster.Leader == to {
+		done, err := moveRoomLeaderOnce(ctx, nc, js, room, body, to)
+		if done {
 			return nil
 		}
-		if info.Cluster != nil && info.Cluster.Leader != "" {
-			// Only a stream with a leader steps down; without one, it is
-			// electing, and the next look sees whom.
-			reply, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+info.Config.Name, body)
-			if err != nil {
-				last = err
-			} else {
-				var resp struct {
-					Error *struct {
-						Description string `json:"description"`
-					} `json:"error"`
-				}
-				if err := json.Unmarshal(reply.Data, &resp); err == nil && resp.Error != nil {
-					last = errors.New(resp.Error.Description)
-				}
-			}
+		if err != nil {
+			last = err
 		}
 		select {
 		case <-ctx.Done():
@@ -81,6 +63,40 @@ func (n *Node) MoveRoomLeader(ctx context.Context, room, to string) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// moveRoomLeaderOnce looks whether to leads room's stream, and if another
+// does, asks it to step down: one try, with a few seconds of its own, as
+// a request in an election can go unanswered.
+func moveRoomLeaderOnce(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, room string, stepdown []byte, to string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := roomStream(ctx, js, room)
+	if err != nil {
+		return false, err
+	}
+	info := st.CachedInfo()
+	if info.Cluster != nil && info.Cluster.Leader == to {
+		return true, nil
+	}
+	if info.Cluster == nil || info.Cluster.Leader == "" {
+		// Only a stream with a leader steps down; without one, it is
+		// electing, and the next look sees whom.
+		return false, nil
+	}
+	reply, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+info.Config.Name, stepdown)
+	if err != nil {
+		return false, err
+	}
+	var resp struct {
+		Error *struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(reply.Data, &resp); err == nil && resp.Error != nil {
+		return false, errors.New(resp.Error.Description)
+	}
+	return false, nil
 }
 
 // jetStream connects to node n's embedded NATS as the cluster's operator.
