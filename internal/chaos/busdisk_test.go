@@ -120,6 +120,33 @@ func fillUntilJetStreamStops(t *testing.T, writer *client.Session, servers []*bu
 	})
 }
 
+// busChecksOf is busChecks of each node of c.
+func busChecksOf(t *testing.T, c *localcluster.Cluster) []int {
+	t.Helper()
+	checked := make([]int, len(c.Nodes))
+	for i, n := range c.Nodes {
+		var err error
+		if checked[i], err = busChecks(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return checked
+}
+
+// awaitBusChecks waits until each node of c has asked its bus more times
+// since it had asked checked[i] (busChecksOf).
+func awaitBusChecks(t *testing.T, c *localcluster.Cluster, checked []int, more int) {
+	t.Helper()
+	nodetest.Eventually(t, settle, func() error {
+		for i, n := range c.Nodes {
+			if got, err := busChecks(n); err != nil || got < checked[i]+more {
+				return fmt.Errorf("%s asked its bus %d times since (%v), want %d", n.ID, got-checked[i], err, more)
+			}
+		}
+		return nil
+	})
+}
+
 // busChecks is how many times node n has asked its bus's JetStream
 // whether it runs (switchboard_bus_checks_total, every result).
 func busChecks(n *localcluster.Node) (int, error) {
@@ -147,6 +174,38 @@ func busChecks(n *localcluster.Node) (int, error) {
 	return total, nil
 }
 
+// twoNodesOnBus starts two nodes on a three-server bus, n1 given only
+// b3's URL and n2 only b1's (each finds the others by the servers'
+// gossip), with a typist on n1 and a reader on n2 who have stored
+// "acked before; " in room; and the nodes' logs.
+func twoNodesOnBus(ctx context.Context, t *testing.T, bus []*busServer, room string) (*localcluster.Cluster, []nodetest.LockedBuffer, *client.Session, *client.Session) {
+	t.Helper()
+	var urls []string
+	for _, s := range bus {
+		urls = append(urls, s.url)
+	}
+	logs := make([]nodetest.LockedBuffer, 2)
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: strings.Join(urls, ","),
+		OutputFor: func(i int) io.Writer { return io.MultiWriter(&logs[i], testLog(t)) },
+		ArgsFor: func(i int) []string {
+			if i == 0 {
+				return []string{"--bus", bus[2].url}
+			}
+			return []string{"--bus", bus[0].url}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	sessions := dialSpread(ctx, t, c, 2)
+	typist, reader := sessions[0], sessions[1]
+	if typist.Node().ID != c.Nodes[0].ID {
+		t.Fatalf("the typist attached to %s, want %s", typist.Node().ID, c.Nodes[0].ID)
+	}
+	typeBefore(ctx, t, typist, reader, room)
+	return c, logs, typist, reader
+}
+
 // One server of a three-server bus fills its disk, the one the typist's
 // node is connected to: nats-server stops that server's JetStream, the
 // two others keep a quorum of every stream, and nothing changes for the
@@ -161,38 +220,11 @@ func TestBusServerFullDiskChangesNothing(t *testing.T) {
 	}
 	smallDisk(t, dirs[2], 64<<20)
 	bus := startBusServers(t, dirs)
-	var urls []string
-	for _, s := range bus {
-		urls = append(urls, s.url)
-	}
-	logs := make([]nodetest.LockedBuffer, 2)
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: strings.Join(urls, ","),
-		OutputFor: func(i int) io.Writer { return io.MultiWriter(&logs[i], testLog(t)) },
-		ArgsFor: func(i int) []string {
-			if i == 0 {
-				return []string{"--bus", bus[2].url} // n1 on the server whose disk fills
-			}
-			return []string{"--bus", bus[0].url}
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	sessions := dialSpread(ctx, t, c, 2)
-	typist, reader := sessions[0], sessions[1]
-	if typist.Node().ID != c.Nodes[0].ID {
-		t.Fatalf("the typist attached to %s, want %s", typist.Node().ID, c.Nodes[0].ID)
-	}
 	const room = "busdisk"
-	typeBefore(ctx, t, typist, reader, room)
+	c, logs, typist, reader := twoNodesOnBus(ctx, t, bus, room) // n1 on b3, whose disk fills
 
 	fillUntilJetStreamStops(t, reader, bus[2:])
-	checked := make([]int, len(c.Nodes))
-	for i, n := range c.Nodes {
-		if checked[i], err = busChecks(n); err != nil {
-			t.Fatal(err)
-		}
-	}
+	checked := busChecksOf(t, c)
 	wctx, cancel := context.WithTimeout(ctx, settle)
 	defer cancel()
 	if _, err := typist.SendTextWait(wctx, room, "typed while b3 was full; "); err != nil {
@@ -202,14 +234,7 @@ func TestBusServerFullDiskChangesNothing(t *testing.T) {
 	// going to: 15 s without an answer, of questions every 2 s, after
 	// the last record stored (which counts as an answer), and a
 	// heartbeat: twelve more questions each.
-	nodetest.Eventually(t, settle, func() error {
-		for i, n := range c.Nodes {
-			if got, err := busChecks(n); err != nil || got < checked[i]+12 {
-				return fmt.Errorf("%s asked its bus %d times since b3 stopped (%v), want 12", n.ID, got-checked[i], err)
-			}
-		}
-		return nil
-	})
+	awaitBusChecks(t, c, checked, 12)
 	for i, n := range c.Nodes {
 		if code := readyz(n); code != http.StatusOK {
 			t.Errorf("%s's /readyz: %d, want 200", n.ID, code)

@@ -4,8 +4,6 @@ package chaos
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -14,8 +12,6 @@ import (
 	"testing"
 
 	"github.com/switchboard/switchboard/client"
-	"github.com/switchboard/switchboard/internal/localcluster"
-	"github.com/switchboard/switchboard/internal/nodetest"
 )
 
 // One server of a three-server bus is killed (kill -9) and started again,
@@ -33,30 +29,8 @@ func TestBusServerKilledChangesNothing(t *testing.T) {
 		dirs = append(dirs, filepath.Join(data, "b"+strconv.Itoa(i+1)))
 	}
 	bus := startBusServers(t, dirs)
-	var urls []string
-	for _, s := range bus {
-		urls = append(urls, s.url)
-	}
-	logs := make([]nodetest.LockedBuffer, 2)
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Bus: strings.Join(urls, ","),
-		OutputFor: func(i int) io.Writer { return io.MultiWriter(&logs[i], testLog(t)) },
-		ArgsFor: func(i int) []string {
-			if i == 0 {
-				return []string{"--bus", bus[2].url} // n1 knows b3 alone
-			}
-			return nil
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	sessions := dialSpread(ctx, t, c, 2)
-	typist, reader := sessions[0], sessions[1]
-	if typist.Node().ID != c.Nodes[0].ID {
-		t.Fatalf("the typist attached to %s, want %s", typist.Node().ID, c.Nodes[0].ID)
-	}
 	const room = "buskill"
-	typeBefore(ctx, t, typist, reader, room)
+	c, logs, typist, reader := twoNodesOnBus(ctx, t, bus, room) // n1 knows b3 alone
 
 	bus[2].kill()
 	wctx, cancel := context.WithTimeout(ctx, settle)
@@ -69,20 +43,7 @@ func TestBusServerKilledChangesNothing(t *testing.T) {
 	// Three more of each node's questions to its bus (every 2 s) after
 	// that: a node that could not reach its bus would have stepped aside
 	// 3 s into it.
-	checked := make([]int, len(c.Nodes))
-	for i, n := range c.Nodes {
-		if checked[i], err = busChecks(n); err != nil {
-			t.Fatal(err)
-		}
-	}
-	nodetest.Eventually(t, settle, func() error {
-		for i, n := range c.Nodes {
-			if got, err := busChecks(n); err != nil || got < checked[i]+3 {
-				return fmt.Errorf("%s asked its bus %d times since (%v), want 3", n.ID, got-checked[i], err)
-			}
-		}
-		return nil
-	})
+	awaitBusChecks(t, c, busChecksOf(t, c), 3)
 	bus[2].start()
 	if _, err := typist.SendTextWait(wctx, room, "and after its return"); err != nil {
 		t.Fatal(err)
