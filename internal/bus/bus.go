@@ -321,7 +321,7 @@ func (b *Bus) connectNotifying(name, user, password string, reconnected func(), 
 					reconnected()
 				}
 			}),
-		}, b.external...)
+		}, append(staleDetection(), b.external...)...)
 		nc, err := nats.Connect(b.cfg.External, append(opts, extra...)...)
 		if err != nil {
 			return nil, fmt.Errorf("bus: connecting to %s: %w", RedactURLs(b.cfg.External), withoutURL(err))

@@ -31,6 +31,27 @@ func reconnectDelay(passes int, u float64) time.Duration {
 	return d/2 + time.Duration(u*float64(d/2))
 }
 
+// How long a connection to an external NATS stays on a server that no
+// longer answers but never closed the connection (a paused or hung
+// process, a host cut off without a reset): nats.go's defaults, a ping
+// every 2 minutes and two left unanswered, held it there 4 to 6 minutes,
+// the node out of service all that time (it sees no peer, and steps
+// aside). A server that has left two pings sent 3 s apart unanswered is
+// stale 6 to 9 s after it stopped answering, and the connection goes to
+// another server of the URLs given or gossiped. A loaded server still
+// answers a ping within seconds; the cost is a ping a connection every
+// 3 s.
+const (
+	busPingInterval = 3 * time.Second
+	busMaxPingsOut  = 2
+)
+
+// staleDetection is the nats.go options that leave a server that stopped
+// answering (busPingInterval).
+func staleDetection() []nats.Option {
+	return []nats.Option{nats.PingInterval(busPingInterval), nats.MaxPingsOutstanding(busMaxPingsOut)}
+}
+
 // reconnectBackoff is the nats.go option that waits reconnectDelay
 // between passes.
 func reconnectBackoff() nats.Option {

@@ -34,7 +34,8 @@ func TestReconnectDelay(t *testing.T) {
 }
 
 // Every connection to an external NATS backs off between passes over its
-// servers, the directory's, the rooms' and the watch's alike.
+// servers, the directory's, the rooms' and the watch's alike, and leaves
+// a server that stopped answering its pings after seconds, not minutes.
 func TestExternalConnectionsBackOff(t *testing.T) {
 	url, _ := startExternal(t)
 	b := openBus(t, Config{Name: "ext", External: url})
@@ -48,6 +49,11 @@ func TestExternalConnectionsBackOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dir.Close()
+	for name, c := range map[string]*nats.Conn{"rooms": nc, "dir": dir} {
+		if c.Opts.PingInterval != busPingInterval || c.Opts.MaxPingsOut != busMaxPingsOut {
+			t.Errorf("%s: a ping every %v, %d unanswered at most; want %v and %d", name, c.Opts.PingInterval, c.Opts.MaxPingsOut, busPingInterval, busMaxPingsOut)
+		}
+	}
 	for name, cb := range map[string]func(int) time.Duration{"rooms": nc.Opts.CustomReconnectDelayCB, "dir": dir.Opts.CustomReconnectDelayCB} {
 		if cb == nil {
 			t.Fatalf("%s: no reconnect delay: nats.go waits its fixed ReconnectWait", name)

@@ -79,6 +79,8 @@ func (b *Bus) WatchDisconnects(closed func(conn string)) error {
 		nats.Name(b.cfg.Name + "-watch"),
 		nats.MaxReconnects(-1),
 		reconnectBackoff(),
+		nats.PingInterval(busPingInterval),
+		nats.MaxPingsOutstanding(busMaxPingsOut),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.Warn("NATS connection error", "conn", "watch", "err", err)
 		}),
