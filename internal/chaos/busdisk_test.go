@@ -174,6 +174,17 @@ func busChecks(n *localcluster.Node) (int, error) {
 	return total, nil
 }
 
+// busDirs are the store directories of a three-server bus, b1 to b3, in
+// one temporary directory.
+func busDirs(t *testing.T) []string {
+	data := t.TempDir()
+	var dirs []string
+	for i := range 3 {
+		dirs = append(dirs, filepath.Join(data, "b"+strconv.Itoa(i+1)))
+	}
+	return dirs
+}
+
 // twoNodesOnBus starts two nodes on a three-server bus, n1 given only
 // b3's URL and n2 only b1's (each finds the others by the servers'
 // gossip), with a typist on n1 and a reader on n2 who have stored
@@ -213,11 +224,7 @@ func twoNodesOnBus(ctx context.Context, t *testing.T, bus []*busServer, room str
 // have stepped aside, and text typed then is acknowledged and shown once.
 func TestBusServerFullDiskChangesNothing(t *testing.T) {
 	ctx := context.Background()
-	data := t.TempDir()
-	var dirs []string
-	for i := range 3 {
-		dirs = append(dirs, filepath.Join(data, "b"+strconv.Itoa(i+1)))
-	}
+	dirs := busDirs(t)
 	smallDisk(t, dirs[2], 64<<20)
 	bus := startBusServers(t, dirs)
 	const room = "busdisk"
