@@ -39,17 +39,28 @@ func reconnectDelay(passes int, u float64) time.Duration {
 // aside). A server that has left two pings sent 3 s apart unanswered is
 // stale 6 to 9 s after it stopped answering, and the connection goes to
 // another server of the URLs given or gossiped. A loaded server still
-// answers a ping within seconds; the cost is a ping a connection every
-// 3 s.
+// answers a ping within seconds (unless the link is saturated for longer
+// than that); the cost is a ping a connection every 3 s. A write to a
+// server that stopped reading waits until the kernel's buffers are
+// full, then, holding the connection's lock (the ping timer waits on it
+// too), for nats.go's flusher timeout: a minute by default,
+// busWriteTimeout here, after which the connection goes elsewhere as
+// well.
 const (
 	busPingInterval = 3 * time.Second
 	busMaxPingsOut  = 2
+	busWriteTimeout = 10 * time.Second
 )
 
 // staleDetection is the nats.go options that leave a server that stopped
-// answering (busPingInterval).
+// answering (busPingInterval) or reading (busWriteTimeout).
 func staleDetection() []nats.Option {
-	return []nats.Option{nats.PingInterval(busPingInterval), nats.MaxPingsOutstanding(busMaxPingsOut)}
+	return []nats.Option{
+		nats.PingInterval(busPingInterval),
+		nats.MaxPingsOutstanding(busMaxPingsOut),
+		nats.FlusherTimeout(busWriteTimeout),
+		nats.ReconnectOnFlusherError(),
+	}
 }
 
 // reconnectBackoff is the nats.go option that waits reconnectDelay

@@ -53,6 +53,9 @@ func TestExternalConnectionsBackOff(t *testing.T) {
 		if c.Opts.PingInterval != busPingInterval || c.Opts.MaxPingsOut != busMaxPingsOut {
 			t.Errorf("%s: a ping every %v, %d unanswered at most; want %v and %d", name, c.Opts.PingInterval, c.Opts.MaxPingsOut, busPingInterval, busMaxPingsOut)
 		}
+		if c.Opts.FlusherTimeout != busWriteTimeout || !c.Opts.ReconnectOnFlusherError {
+			t.Errorf("%s: writes wait %v, reconnect on a failed one %v; want %v and true", name, c.Opts.FlusherTimeout, c.Opts.ReconnectOnFlusherError, busWriteTimeout)
+		}
 	}
 	for name, cb := range map[string]func(int) time.Duration{"rooms": nc.Opts.CustomReconnectDelayCB, "dir": dir.Opts.CustomReconnectDelayCB} {
 		if cb == nil {

@@ -75,16 +75,14 @@ func (b *Bus) WatchDisconnects(closed func(conn string)) error {
 		return ErrNoSystem
 	}
 	log := b.cfg.Logger
-	opts := append([]nats.Option{
+	opts := append(append([]nats.Option{
 		nats.Name(b.cfg.Name + "-watch"),
 		nats.MaxReconnects(-1),
 		reconnectBackoff(),
-		nats.PingInterval(busPingInterval),
-		nats.MaxPingsOutstanding(busMaxPingsOut),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.Warn("NATS connection error", "conn", "watch", "err", err)
 		}),
-	}, b.systemOpts...)
+	}, staleDetection()...), b.systemOpts...)
 	nc, err := nats.Connect(b.cfg.ExternalSystem, opts...)
 	if err != nil {
 		return fmt.Errorf("bus: connecting to the external NATS's system account: %w", withoutURL(err))

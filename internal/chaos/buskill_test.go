@@ -101,7 +101,7 @@ func TestBusServerPausedIsLeft(t *testing.T) {
 	if _, err := typist.SendText(room, "typed while b3 was paused; "); err != nil {
 		t.Fatal(err)
 	}
-	// Within a minute: nats.go's default pings would take two to six.
+	// Within a minute: nats.go's default pings would take four to six.
 	nodetest.Eventually(t, time.Minute, func() error {
 		if !slices.ContainsFunc(strings.Split(logs[0].String(), "\n"), func(line string) bool {
 			return strings.Contains(line, `msg="reconnected to the bus"`) && strings.Contains(line, "lost=b3")
