@@ -745,6 +745,29 @@ func (s *Session) checkService(addr string, dir *wire.Directory) error {
 	return fmt.Errorf("client: %s answered with the directory of service %q, not %q: %w", addr, dir.Service, s.service, ErrWrongService)
 }
 
+// refusedAlive is the outcome of an attach to a.node that the node,
+// alive, refused, and true, when err says so: full or draining (with a
+// fresh directory, which a holds from now on), going (shutdown), or at
+// its connection limit (too_many_connections, at the attach or in place
+// of the hello's answer). Dialled again at once it would say the same,
+// and a node at its limit would only be loaded more: the client picks
+// another.
+func refusedAlive(a *attempt, err error) (failover.Outcome, bool) {
+	var se *ServerError
+	if !errors.As(err, &se) {
+		return failover.Outcome{}, false
+	}
+	switch se.Code {
+	case wire.CodeFull, wire.CodeDraining, wire.CodeShutdown, wire.CodeTooManyConns:
+	default:
+		return failover.Outcome{}, false
+	}
+	if se.Directory != nil {
+		a.dir, a.dirAt = se.Directory, time.Now()
+	}
+	return failover.Outcome{Kind: failover.Refused, Node: a.node.ID, Status: directory.Status(se.Code), Err: err}, true
+}
+
 // attach attaches to a.node: on the bootstrap connection when that is the
 // node that answered it, else on a new connection, saying hello and
 // attaching in one round trip (helloAttach). It returns the outcome for
@@ -778,13 +801,8 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 				// retry there mends that.
 				return failover.Outcome{Kind: failover.Refused, Node: node.ID, Err: err}, nil
 			}
-			var se *ServerError
-			if errors.As(err, &se) && (se.Code == wire.CodeTooManyConns || se.Code == wire.CodeShutdown) {
-				// Refused instead of served: the node is at its
-				// connection limit, or going. Alive, and dialled again
-				// at once it would say the same (a loaded node would
-				// only be loaded more): the client picks another.
-				return failover.Outcome{Kind: failover.Refused, Node: node.ID, Status: directory.Status(se.Code), Err: err}, nil
+			if o, ok := refusedAlive(a, err); ok {
+				return o, nil // refused instead of served: at its limit, or going
 			}
 			return s.failure(ctx, node, err), nil
 		}
@@ -796,20 +814,12 @@ func (s *Session) attach(ctx context.Context, a *attempt) (failover.Outcome, err
 	}
 	if err != nil {
 		c.Close()
+		if o, ok := refusedAlive(a, err); ok {
+			return o, nil
+		}
 		var se *ServerError
 		if errors.As(err, &se) {
-			switch se.Code {
-			case wire.CodeFull, wire.CodeDraining, wire.CodeShutdown, wire.CodeTooManyConns:
-				// The node is alive and will not take the session now:
-				// full or draining (with a fresh directory), going, or
-				// at its connection limit. Dialled again at once it
-				// would say the same, and a node at its limit would only
-				// be loaded more: the client picks another.
-				if se.Directory != nil {
-					a.dir, a.dirAt = se.Directory, time.Now()
-				}
-				return failover.Outcome{Kind: failover.Refused, Node: node.ID, Status: directory.Status(se.Code), Err: err}, nil
-			case wire.CodeAttachTimeout:
+			if se.Code == wire.CodeAttachTimeout {
 				// The node took too long to attach: as if the dial had
 				// failed.
 				return failover.Outcome{Kind: failover.DialFailed, Node: node.ID, Err: err}, nil

@@ -35,7 +35,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -296,27 +295,27 @@ func (b *Bus) connectNotifying(name, user, password string, reconnected func(), 
 		// instead (nats.go tries the URLs given and those the servers
 		// gossip). The embedded server's in-process connections never
 		// drop.
-		var on atomic.Pointer[string] // the server the connection is on, or was on when it dropped
-		serverOf := func() string {
-			if p := on.Load(); p != nil {
-				return *p
-			}
-			return ""
-		}
+		//
+		// on is the server the connection is on, or was on when it
+		// dropped (nats.go no longer names it then). nats.go calls these
+		// handlers one at a time, in order, on one goroutine: the connect
+		// handler first.
+		var on string
 		opts := append([]nats.Option{
 			nats.Name(name),
 			nats.MaxReconnects(-1),
 			reconnectBackoff(),
+			nats.ConnectHandler(func(nc *nats.Conn) { on = nc.ConnectedServerName() }),
 			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
 				if nc.IsClosed() {
 					return // Close and Drain call it too: the node's own doing
 				}
-				log.Warn("lost a connection to the bus; reconnecting", "conn", name, "server", serverOf(), "err", err)
+				log.Warn("lost a connection to the bus; reconnecting", "conn", name, "server", on, "err", err)
 			}),
 			nats.ReconnectHandler(func(nc *nats.Conn) {
-				lost, now := serverOf(), nc.ConnectedServerName()
-				on.Store(&now)
-				log.Info("reconnected to the bus", "conn", name, "server", now, "url", nc.ConnectedUrlRedacted(), "lost", lost)
+				lost := on
+				on = nc.ConnectedServerName()
+				log.Info("reconnected to the bus", "conn", name, "server", on, "url", nc.ConnectedUrlRedacted(), "lost", lost)
 				if reconnected != nil {
 					reconnected()
 				}
@@ -326,8 +325,6 @@ func (b *Bus) connectNotifying(name, user, password string, reconnected func(), 
 		if err != nil {
 			return nil, fmt.Errorf("bus: connecting to %s: %w", RedactURLs(b.cfg.External), withoutURL(err))
 		}
-		first := nc.ConnectedServerName()
-		on.CompareAndSwap(nil, &first) // unless a reconnect came first
 		return nc, nil
 	}
 	opts := []nats.Option{nats.InProcessServer(b.server), nats.Name(name), nats.MaxReconnects(-1), nats.UserInfo(user, password)}

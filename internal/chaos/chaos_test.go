@@ -138,9 +138,8 @@ func statusOf(d *wire.Directory, id string) directory.Status {
 // is left stranded. Text acknowledged on n3 before the cut, n3 leading
 // the room's stream, is in the room after it, once, with the text typed
 // after the failover, which the majority stores under a leader it
-// elects. n3, seeing no
-// majority, steps aside (degraded); when the link comes back it is up
-// again in every directory, by itself.
+// elects. n3, seeing no majority, steps aside (degraded); when the link
+// comes back it is up again in every directory, by itself.
 func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 	ctx := context.Background()
 	nw, err := localcluster.NewNet(ctx, 3)
