@@ -128,9 +128,10 @@ type Bus struct {
 	// its JetStream's storage limit set to the one JetStream chose at the
 	// start, for RestartJetStream.
 	opts *server.Options
-	// The embedded server's passwords for the node's users.
-	nodePassword, dirPassword string
-	external                  []nats.Option
+	// The embedded server's passwords for the node's users, and for the
+	// system user (a clustered server with JetStream; ForgetPeer).
+	nodePassword, dirPassword, sysPassword string
+	external                               []nats.Option
 	// systemOpts are external's options without the credentials file,
 	// for the watch's connection (WatchDisconnects); watch is that
 	// connection, nil without one.
@@ -180,6 +181,9 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 	if b.dirPassword, err = randomPassword(); err != nil {
 		return nil, err
 	}
+	if b.sysPassword, err = randomPassword(); err != nil {
+		return nil, err
+	}
 	var ns *server.Server
 	for attempt := 1; ; attempt++ {
 		opts, routeCert, err := serverOptions(cfg)
@@ -192,6 +196,9 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 			}
 		}
 		opts.Users = users(cfg, b.nodePassword, b.dirPassword)
+		if cfg.JetStream && cfg.Cluster != "" {
+			withSystemUser(opts, b.sysPassword)
+		}
 		if err = bindable(opts.Cluster.Host, opts.Cluster.Port); err == nil {
 			b.opts, b.routeCert = opts.Clone(), routeCert
 			ns, err = startServer(cfg, opts)
