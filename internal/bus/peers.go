@@ -61,9 +61,12 @@ var (
 // one copy fewer until a server joins). It returns once the metadata group
 // has agreed on the removal, or when ctx ends.
 //
-// It is for a server that is gone and will not return with its data: one
-// that still runs, or that comes back with its store, is told it was
-// removed and stops its JetStream. A server cannot forget itself
+// It is for a server that is gone for good. One still running when it is
+// forgotten is told so and stops its JetStream. One started again under
+// the name later is refused while the metadata leader remembers the
+// removal (it then runs, holding no copy of anything) and taken back as
+// a new peer by a leader that does not (one that joined after it): a
+// replacement needs a new name. A server cannot forget itself
 // (ErrForgetSelf). Only an embedded server with JetStream in a cluster
 // can forget (ErrNoJetStream otherwise).
 func (b *Bus) ForgetPeer(ctx context.Context, name string) error {
@@ -121,56 +124,4 @@ func (b *Bus) metaPeers() []string {
 	}
 	slices.Sort(names)
 	return slices.Compact(names)
-}
-
-// jszPing is the request every server of a cluster answers with its
-// JetStream's state, in NATS's system account.
-const jszPing = "$SYS.REQ.SERVER.PING.JSZ"
-
-// JetStreamForgotten asks the embedded JetStream's metadata leader
-// whether it counts this server in its peer set: true when it does not,
-// because its cluster forgot this server's name (ForgetPeer on another
-// server) and the server was started again under it. nats-server never
-// takes a forgotten name back, with its old store or a new one: such a
-// server runs and reaches the cluster's streams, but holds no copy of
-// anything. It fails when no leader answers before ctx ends, and says
-// false for a server alone and for an external NATS. A server admitted
-// a moment ago may read true until the leader has added it.
-func (b *Bus) JetStreamForgotten(ctx context.Context) (bool, error) {
-	if b.server == nil || !b.cfg.JetStream || b.cfg.Cluster == "" {
-		return false, nil
-	}
-	nc, err := b.connect(b.cfg.Name+" peer check", userSystem, b.sysPassword)
-	if err != nil {
-		return false, fmt.Errorf("bus: connecting as the system user: %w", err)
-	}
-	defer nc.Close()
-	req, err := json.Marshal(server.JszEventOptions{JSzOptions: server.JSzOptions{LeaderOnly: true}})
-	if err != nil {
-		return false, fmt.Errorf("bus: encoding the question to the metadata leader: %w", err)
-	}
-	// Every server gets the question; only the metadata leader answers.
-	msg, err := nc.RequestWithContext(ctx, jszPing, req)
-	if err != nil {
-		return false, fmt.Errorf("bus: asking the metadata leader for its peers: %w", err)
-	}
-	var resp struct {
-		Data  *server.JSInfo   `json:"data"`
-		Error *server.ApiError `json:"error"`
-	}
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return false, fmt.Errorf("bus: the metadata leader's answer: %w", err)
-	}
-	if resp.Error != nil || resp.Data == nil || resp.Data.Meta == nil {
-		return false, fmt.Errorf("bus: the metadata leader's answer holds no peer set (%v)", resp.Error)
-	}
-	if resp.Data.Meta.Leader == b.cfg.Name {
-		return false, nil
-	}
-	for _, p := range resp.Data.Meta.Replicas {
-		if p.Name == b.cfg.Name {
-			return false, nil
-		}
-	}
-	return true, nil
 }

@@ -16,8 +16,7 @@ import (
 // takes its copy of each stream, and the cluster then survives losing a
 // second of its first three servers. Without ForgetPeer the metadata
 // group would count four servers, two of them gone, and elect nobody.
-// The system user that asks is not reachable on the client port, and a
-// server started again under the forgotten name knows it.
+// The system user that asks is not reachable on the client port.
 func TestForgetPeerLetsTheRestElect(t *testing.T) {
 	open := func(name string, join ...string) *Bus {
 		return openBus(t, Config{Name: name, Cluster: "127.0.0.1:0", Secret: testSecret, JetStream: true, StoreDir: t.TempDir(), Join: join})
@@ -102,25 +101,4 @@ func TestForgetPeerLetsTheRestElect(t *testing.T) {
 		}
 		return nil
 	})
-
-	// Its name is not taken back, even with an empty store: it runs, and
-	// can tell it was forgotten.
-	again := open("f3", seed)
-	forgotten := func(b *Bus) (bool, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		return b.JetStreamForgotten(ctx)
-	}
-	waitForLong(t, "f3 started again telling it was forgotten", func() error {
-		f, err := forgotten(again)
-		if err == nil && !f {
-			err = errors.New("JetStreamForgotten false")
-		}
-		return err
-	})
-	for _, b := range []*Bus{f1, f4} {
-		if f, err := forgotten(b); f || err != nil {
-			t.Errorf("%s, a member: JetStreamForgotten %v, %v; want false", b.cfg.Name, f, err)
-		}
-	}
 }
