@@ -52,18 +52,9 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *within < 0 || *within > 24*time.Hour {
 		return usagef(c.name, "drain: --within %v: want 0s to 24h", *within)
 	}
-	var token string
-	if *adminToken != "" {
-		b, err := os.ReadFile(*adminToken)
-		if err != nil {
-			return fmt.Errorf("drain: reading the admin token: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-		if token == "" {
-			// Sent as none, the node would answer 401 for a token that
-			// was never sent.
-			return fmt.Errorf("drain: the admin token file %s (--admin-token) is empty: it must hold the node's admin token (serve --admin-token)", *adminToken)
-		}
+	token, err := readAdminToken(c.name, *adminToken)
+	if err != nil {
+		return err
 	}
 	if _, _, err := net.SplitHostPort(pos[0]); err != nil && token != "" && !*https {
 		// The address would come from a directory (a forged entry can
@@ -280,6 +271,25 @@ func httpOf(e directory.Node) (string, error) {
 		return "", fmt.Errorf("drain: node %s lists no HTTP address (serve --http)", e.ID)
 	}
 	return e.HTTP, nil
+}
+
+// readAdminToken reads the admin token in file for command cmd: "" when
+// file is "".
+func readAdminToken(cmd, file string) (string, error) {
+	if file == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s: reading the admin token: %w", cmd, err)
+	}
+	token := strings.TrimSpace(string(b))
+	if token == "" {
+		// Sent as none, the node would answer 401 for a token that was
+		// never sent.
+		return "", fmt.Errorf("%s: the admin token file %s (--admin-token) is empty: it must hold the node's admin token (serve --admin-token)", cmd, file)
+	}
+	return token, nil
 }
 
 // notHTTP reports whether err says that what answered does not speak

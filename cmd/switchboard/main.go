@@ -40,6 +40,7 @@ func commands() []command {
 		{"serve", "run a node of a service", runServe},
 		{"dir", "print the directory a node answers with", runDir},
 		{"drain", "drain a node to empty: its sessions move to other nodes", runDrain},
+		{"forget", "make an embedded cluster's storage forget a node gone for good", runForget},
 		{"probe", "ask a node's HTTP API whether it is ready (or alive); exit 0 if so", runProbe},
 		{"demo", "run a three-node cluster on 127.0.0.1-3 with DNS", runDemo},
 		{"connect", "attach to the service and report every failover", runConnect},

@@ -109,7 +109,7 @@ func serveCmdline(s *serveSettings, stdout, stderr io.Writer) *cmdline {
 	fs.Var(proxiesValue{&cfg.ProxyProtocolFrom}, "proxy-protocol-from", "TCP load balancers in front of --listen and --http that send a PROXY protocol header (v1 or v2) before each client's bytes, so that clients through them count per client: IP addresses or CIDR prefixes, comma-separated; their connections must send one (empty: none; no header is read)")
 	fs.StringVar(&s.wsOrigins, "ws-origins", "", "pages of other origins that may open WebSockets or post WebRTC offers here: host[:port] patterns, comma-separated, \"*\" for any (empty: the service's own pages only)")
 	fs.StringVar(&cfg.TokenKey, "token-key", "", "Ed25519 public key (PEM) that signs user tokens, or several one after the other (read again on SIGHUP); set, attach needs a token (empty: users unauthenticated)")
-	fs.StringVar(&cfg.AdminToken, "admin-token", "", "file holding the secret that POST/DELETE /v1/drain need as a Bearer token (empty: loopback clients only, and no browser pages)")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "file holding the secret that POST/DELETE /v1/drain and POST /v1/forget need as a Bearer token (empty: loopback clients only, and no browser pages)")
 	fs.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP listener, unauthenticated")
 	fs.StringVar(&cfg.NATSMonitor, "nats-monitor", "", "embedded NATS monitoring HTTP listener HOST:PORT, unauthenticated (empty: off)")
 	fs.StringVar(&cfg.Group, "group", "", "this node's REGION/ZONE")

@@ -159,3 +159,34 @@ type nodeDialer struct {
 
 // Dial implements nats.CustomDialer.
 func (d nodeDialer) Dial(network, addr string) (net.Conn, error) { return d.dial(d.ctx, network, addr) }
+
+// StreamCopies lists, through node n's embedded NATS (as the cluster's
+// operator), each stream of the cluster with the servers that hold a
+// current copy of it: its leader and the replicas caught up with it.
+func (n *Node) StreamCopies(ctx context.Context) (map[string][]string, error) {
+	nc, js, err := n.jetStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	copies := map[string][]string{}
+	streams := js.ListStreams(ctx)
+	for info := range streams.Info() {
+		var held []string
+		if c := info.Cluster; c != nil {
+			if c.Leader != "" {
+				held = append(held, c.Leader)
+			}
+			for _, r := range c.Replicas {
+				if r.Current && !r.Offline {
+					held = append(held, r.Name)
+				}
+			}
+		}
+		copies[info.Config.Name] = held
+	}
+	if err := streams.Err(); err != nil {
+		return nil, fmt.Errorf("localcluster: listing the streams through %s: %w", n.ID, err)
+	}
+	return copies, nil
+}

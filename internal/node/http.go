@@ -31,6 +31,7 @@ func (n *Node) httpHandler() http.Handler {
 		web.WithUI(webui.Handler()))
 	h = n.drainHandler(h)
 	n.httpMux.Handle("/", h)
+	n.httpMux.Handle("POST /v1/forget", n.forgetHandler())
 	h = n.httpMux
 	n.logWebSocket()
 	if !n.cfg.Pprof {

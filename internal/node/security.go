@@ -336,7 +336,7 @@ func (n *Node) logPosture() {
 		n.log.Warn("users are unauthenticated: anyone may attach under any user name; set --token-key to require signed tokens")
 	}
 	if n.sec.admin.Load() == nil && n.cfg.HTTP != "" {
-		n.log.Warn("admin HTTP (POST/DELETE /v1/drain) has no credential: only loopback clients that are not web pages may use it; set --admin-token")
+		n.log.Warn("admin HTTP (POST/DELETE /v1/drain, POST /v1/forget) has no credential: only loopback clients that are not web pages may use it; set --admin-token")
 	}
 	if n.cfg.HTTP != "" && !n.cfg.HTTPTLS {
 		n.log.Info("HTTP is plain: read-only endpoints are open, and an admin token would travel in clear; bind --http to a private address or set --http-tls")

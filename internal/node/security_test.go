@@ -271,7 +271,8 @@ func TestTLSConfigErrors(t *testing.T) {
 	}
 }
 
-// The drain switch needs the admin token once one is set; reads stay open.
+// The drain switch and forget need the admin token once one is set;
+// reads stay open.
 func TestAdminToken(t *testing.T) {
 	sec := newSecrets(t, "admin.test")
 	c := nodetest.Start(t, 1, nodetest.Options{Configure: func(i int, cfg *node.Config) {
@@ -316,6 +317,22 @@ func TestAdminToken(t *testing.T) {
 	}
 	if code := do("DELETE", "/v1/drain", sec.admin); code != 200 || n.Status() == "draining" {
 		t.Errorf("DELETE /v1/drain with the token = %d, status %s", code, n.Status())
+	}
+	// forget answers a stranger 401 before it looks at the node named;
+	// with the token, a node alone has no storage cluster to forget in.
+	for _, tc := range []struct {
+		path, bearer string
+		want         int
+	}{
+		{"/v1/forget?node=n9", "", http.StatusUnauthorized},
+		{"/v1/forget?node=" + n.ID(), "", http.StatusUnauthorized},
+		{"/v1/forget?node=n9", sec.admin, http.StatusBadRequest},
+		{"/v1/forget?node=" + n.ID(), sec.admin, http.StatusConflict},
+		{"/v1/forget", sec.admin, http.StatusBadRequest},
+	} {
+		if code := do("POST", tc.path, tc.bearer); code != tc.want {
+			t.Errorf("POST %s (token %v) = %d, want %d", tc.path, tc.bearer != "", code, tc.want)
+		}
 	}
 }
 
