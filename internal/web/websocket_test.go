@@ -117,3 +117,55 @@ func TestPagesAndStats(t *testing.T) {
 		}
 	}
 }
+
+// A binary frame is no protocol line: the server's read fails, and the
+// peer is closed with 1003 (unsupported data) and the reason. Another
+// session on the same handler reads on.
+func TestWSBinaryFrameClosesWith1003(t *testing.T) {
+	reads := make(chan string, 4)
+	serve := func(c net.Conn) error {
+		defer c.Close()
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		if err != nil {
+			reads <- "error: " + err.Error()
+			return err
+		}
+		reads <- string(buf[:n])
+		return nil
+	}
+	srv := httptest.NewServer(web.NewHandler(&fakeSource{}, prometheus.NewRegistry(), web.WithConnServer(serve)))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	dial := func() *websocket.Conn {
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+web.WebSocketPath, &websocket.DialOptions{Subprotocols: []string{web.Subprotocol}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ws.CloseNow() })
+		return ws
+	}
+	bad, good := dial(), dial()
+	if err := bad.Write(ctx, websocket.MessageBinary, []byte(`{"op":"hello"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := bad.Read(ctx)
+	if code := websocket.CloseStatus(err); code != websocket.StatusUnsupportedData {
+		t.Errorf("after a binary frame: %v (close status %d), want %d", err, code, websocket.StatusUnsupportedData)
+	}
+	if got := <-reads; !strings.HasPrefix(got, "error: ") {
+		t.Errorf("the server read %q from a binary frame, want an error", got)
+	}
+	if err := good.Write(ctx, websocket.MessageText, []byte(`{"op":"hello"}`)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-reads:
+		if got != `{"op":"hello"}` {
+			t.Errorf("the other session read %q", got)
+		}
+	case <-ctx.Done():
+		t.Fatal("the other session read nothing")
+	}
+}
