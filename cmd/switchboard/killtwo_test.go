@@ -26,17 +26,7 @@ func TestTwoOfThreeKilledAndBack(t *testing.T) {
 	defer cancel()
 	c, _ := startLoggedCluster(ctx, t, "killtwo.test")
 	const room = "quorum"
-	ann, err := client.Dial(ctx, strings.Join(c.Addrs(), ","), client.WithUser("ann"), client.WithPolicy(homeNode("n1")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ann.Close()
-	if _, err := ann.JoinWait(ctx, room); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ann.SendTextWait(ctx, room, "before the kills; "); err != nil {
-		t.Fatal(err)
-	}
+	ann := typistIn(ctx, t, c, "ann", "n1", room, "before the kills; ")
 
 	if err := c.KillAll([]int{1, 2}); err != nil {
 		t.Fatal(err)
@@ -44,7 +34,7 @@ func TestTwoOfThreeKilledAndBack(t *testing.T) {
 	if _, err := ann.SendText(room, "while two were gone; "); err != nil {
 		t.Fatal(err)
 	}
-	err = localcluster.Await(ctx, time.Minute, func(ctx context.Context) error {
+	err := localcluster.Await(ctx, time.Minute, func(ctx context.Context) error {
 		st, err := c.Nodes[0].Status(ctx, "n1")
 		if err == nil && st != directory.Degraded {
 			err = fmt.Errorf("n1 says it is %s, want degraded", st)
@@ -82,4 +72,23 @@ func TestTwoOfThreeKilledAndBack(t *testing.T) {
 	if got, want := st.Live["ann"], "before the kills; while two were gone; after"; got != want {
 		t.Errorf("the room holds ann's %q, want %q: once each, in order", got, want)
 	}
+}
+
+// typistIn dials cluster c as user, attached to node home while it is
+// available, joins room and has text stored there (acknowledged). The
+// session closes with the test.
+func typistIn(ctx context.Context, t *testing.T, c *localcluster.Cluster, user, home, room, text string) *client.Session {
+	t.Helper()
+	s, err := client.Dial(ctx, strings.Join(c.Addrs(), ","), client.WithUser(user), client.WithPolicy(homeNode(home)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.JoinWait(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SendTextWait(ctx, room, text); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

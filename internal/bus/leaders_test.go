@@ -26,14 +26,7 @@ func TestStreamLeaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The metadata leader is elected once the servers see each other;
-	// until then the request is lost and times out.
-	waitForLong(t, "creating an R3 stream", func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "LEADERS", Subjects: []string{"leaders.>"}, Replicas: 3})
-		return err
-	})
+	createR3(t, js, "LEADERS", "leaders.>")
 	waitForLong(t, "every server's replica knowing the same leader", func() error {
 		var seen []string
 		for _, b := range buses {
@@ -59,6 +52,19 @@ func TestStreamLeaders(t *testing.T) {
 	if got := ext.StreamLeaders(); got != nil {
 		t.Errorf("an external NATS: StreamLeaders = %v, want nil", got)
 	}
+}
+
+// createR3 creates a stream of three copies named name on subjects,
+// asking again until the cluster's metadata leader, elected once the
+// servers see each other, answers (until then a request is lost).
+func createR3(t *testing.T, js jetstream.JetStream, name, subjects string) {
+	t.Helper()
+	waitForLong(t, "creating the R3 stream "+name, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{subjects}, Replicas: 3})
+		return err
+	})
 }
 
 // waitForLong is waitFor with room for an election on a loaded machine.
@@ -107,12 +113,7 @@ func TestJetStreamCurrentAfterFullRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitForLong(t, "creating an R3 stream", func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESTART", Subjects: []string{"restart.>"}, Replicas: 3})
-		return err
-	})
+	createR3(t, js, "RESTART", "restart.>")
 	for _, b := range buses {
 		b.Close()
 	}

@@ -116,12 +116,7 @@ func TestRestartJetStreamInACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	waitForLong(t, "creating an R3 stream", func() error {
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		_, err := js.CreateStream(rctx, jetstream.StreamConfig{Name: "KEPT", Subjects: []string{"kept.>"}, Replicas: 3})
-		return err
-	})
+	createR3(t, js, "KEPT", "kept.>")
 	publish := func(subject, data string) func() error {
 		return func() error {
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
