@@ -24,11 +24,12 @@ func runForget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			"forget the node ID, gone for good: it no longer counts towards the majority\n"+
 			"the storage needs, and its copies of the rooms go to the nodes left, or to\n"+
 			"the next node that joins. NODE is the HTTP address HOST:PORT (serve --http)\n"+
-			"of any node still up. The node refuses an ID its directory does not show\n"+
-			"down. Start no node under that ID again (the storage may refuse it a copy\n"+
-			"of the rooms): give a replacement a new --id and an empty --data. Exits 0\n"+
-			"once the storage agreed, 1 otherwise. On an external bus (--bus), remove\n"+
-			"NATS servers with NATS's own tools instead.", stdout, stderr)
+			"of any node still up. The node refuses an ID its directory lists as\n"+
+			"anything but down. Start no node under that ID again (the storage may\n"+
+			"refuse it a copy of the rooms): give a replacement a new --id and an empty\n"+
+			"--data. Exits 0 once the storage agreed, 1 otherwise (after a 503 the\n"+
+			"removal may still be committed: a 404 on asking again means it was). On\n"+
+			"an external bus (--bus), remove NATS servers with NATS's own tools.", stdout, stderr)
 	fs := c.fs
 	adminToken := fs.String("admin-token", "", "file holding the node's admin token (serve --admin-token); without it only a node on loopback accepts")
 	https := fs.Bool("https", false, "speak HTTPS to the node's HTTP API (serve --http-tls), trusting --ca or the system's CAs")

@@ -28,17 +28,7 @@ func TestForgetADepartedNode(t *testing.T) {
 	c, _ := startLoggedCluster(ctx, t, "forget.test")
 	n1 := c.Nodes[0]
 	const room = "kept"
-	ann, err := client.Dial(ctx, strings.Join(c.Addrs(), ","), client.WithUser("ann"), client.WithPolicy(homeNode("n1")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ann.Close()
-	if _, err := ann.JoinWait(ctx, room); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ann.SendTextWait(ctx, room, "before; "); err != nil {
-		t.Fatal(err)
-	}
+	ann := typistIn(ctx, t, c, "ann", "n1", room, "before; ")
 
 	for _, tc := range []struct{ id, want string }{
 		{"n2", "n2 is up in this node's directory"},
@@ -52,7 +42,7 @@ func TestForgetADepartedNode(t *testing.T) {
 	if err := c.Kill(2); err != nil {
 		t.Fatal(err)
 	}
-	err = localcluster.Await(ctx, time.Minute, func(ctx context.Context) error {
+	err := localcluster.Await(ctx, time.Minute, func(ctx context.Context) error {
 		st, err := n1.Status(ctx, "n3")
 		if err == nil && st != directory.Down {
 			err = fmt.Errorf("n1 lists n3 %s", st)
@@ -63,10 +53,16 @@ func TestForgetADepartedNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	// n3 may have led the storage's metadata group: its successor
-	// answers once elected.
+	// answers once elected. A removal whose answer came too late may
+	// have been committed all the same: then asking again finds n3 gone.
+	failed := false
 	err = localcluster.Await(ctx, time.Minute, func(context.Context) error {
 		code, stdout, stderr := runArgs(t, "forget", n1.HTTP, "n3")
+		if failed && code == exitFailure && strings.Contains(stderr, "404") {
+			return nil
+		}
 		if code != exitOK || !strings.Contains(stdout, "forgot n3") {
+			failed = true
 			return fmt.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 		}
 		return nil

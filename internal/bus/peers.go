@@ -49,7 +49,8 @@ var (
 	// of its peer set; try again in a moment.
 	ErrPeerChangeInFlight = errors.New("bus: JetStream is still applying another peer change")
 	// ErrNoMetaLeader: no metadata leader answered, as when too few of
-	// the cluster's servers run to elect one.
+	// the cluster's servers run to elect one, or a leader without a
+	// quorum could not commit the removal in time.
 	ErrNoMetaLeader = errors.New("bus: no JetStream metadata leader answered")
 )
 
@@ -61,13 +62,14 @@ var (
 // one copy fewer until a server joins). It returns once the metadata group
 // has agreed on the removal, or when ctx ends.
 //
-// It is for a server that is gone for good. One still running when it is
-// forgotten is told so and stops its JetStream. One started again under
-// the name later is refused while the metadata leader remembers the
-// removal (it then runs, holding no copy of anything) and taken back as
-// a new peer by a leader that does not (one that joined after it): a
-// replacement needs a new name. A server cannot forget itself
-// (ErrForgetSelf). Only an embedded server with JetStream in a cluster
+// It is for a server that is gone for good. One still running that
+// applies the removal stops its JetStream. One started again under the
+// name is refused by the servers that applied the removal for 5 minutes
+// after it (nats-server's peerRemoveTimeout, in memory: a server that
+// joined since, or restarted, does not know it), and taken back as a new
+// peer after that: a replacement needs a new name. When ctx ends before
+// the answer, the removal may still be committed: asking again then
+// fails with ErrNotPeer. A server cannot forget itself (ErrForgetSelf). Only an embedded server with JetStream in a cluster
 // can forget (ErrNoJetStream otherwise).
 func (b *Bus) ForgetPeer(ctx context.Context, name string) error {
 	if b.server == nil || !b.cfg.JetStream || b.cfg.Cluster == "" {
@@ -85,11 +87,12 @@ func (b *Bus) ForgetPeer(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("bus: encoding the removal of %s: %w", name, err)
 	}
-	// Every server subscribes to the request; only the metadata leader
-	// answers, and only once the group has committed the removal.
+	// Only the metadata leader subscribes to the request (no responders
+	// without one), and it answers once the group has committed the
+	// removal.
 	msg, err := nc.RequestWithContext(ctx, server.JSApiRemoveServer, req)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) {
 			return fmt.Errorf("forgetting %s: %w (is a majority of the servers it knows running?)", name, ErrNoMetaLeader)
 		}
 		return fmt.Errorf("bus: asking JetStream to forget %s: %w", name, err)
@@ -100,7 +103,7 @@ func (b *Bus) ForgetPeer(ctx context.Context, name string) error {
 	}
 	switch {
 	case resp.Error != nil && server.IsNatsErr(resp.Error, server.JSClusterServerNotMemberErr):
-		return fmt.Errorf("forgetting %s: %w (its peers: %v)", name, ErrNotPeer, b.metaPeers())
+		return fmt.Errorf("forgetting %s: %w (the servers it counts, by their NATS names: %v)", name, ErrNotPeer, b.metaPeers())
 	case resp.Error != nil && server.IsNatsErr(resp.Error, server.JSClusterServerMemberChangeInflightErr):
 		return fmt.Errorf("forgetting %s: %w", name, ErrPeerChangeInFlight)
 	case resp.Error != nil:

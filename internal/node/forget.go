@@ -28,8 +28,11 @@ type ForgetResult struct {
 // storage (the embedded cluster's JetStream) forgets a node that is gone
 // for good, so that it no longer counts towards the majority the storage
 // needs, and its copies of the rooms go to the nodes left or to the next
-// one that joins. It refuses a node the directory does not show down
-// (409), this node itself (409), a node the storage does not know (404),
+// one that joins. The storage knows each node by its NATS server name,
+// the ID with every character but letters, digits, '-' and '_' written
+// '-' (sanitize); ID may be either. It refuses a node the directory lists
+// as anything but down (409), this node itself (409), a node the storage
+// does not know (404),
 // while another such change is under way (409, try again), without a
 // storage majority to agree (503), and on an external bus, whose own
 // servers the operator removes with NATS's tools (400).
@@ -43,12 +46,13 @@ func (n *Node) forgetHandler() http.HandlerFunc {
 			answer(http.StatusBadRequest, "node=ID: name the ID of the node to forget")
 			return
 		}
-		if id == n.cfg.ID {
+		name := sanitize(id)
+		if name == sanitize(n.cfg.ID) {
 			answer(http.StatusConflict, "a node cannot forget itself: ask another node")
 			return
 		}
-		if st, ok := n.directoryStatus(id); ok && st != directory.Down {
-			answer(http.StatusConflict, fmt.Sprintf("node %s is %s in this node's directory: forget only a node that is gone for good, once the directory shows it down", id, st))
+		if e, ok := n.directoryEntry(name); ok && e.Status != directory.Down {
+			answer(http.StatusConflict, fmt.Sprintf("node %s is %s in this node's directory: forget only a node that is gone for good, once the directory shows it down", e.ID, e.Status))
 			return
 		}
 		if n.bus == nil {
@@ -57,19 +61,21 @@ func (n *Node) forgetHandler() http.HandlerFunc {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), forgetTimeout)
 		defer cancel()
-		err := n.bus.ForgetPeer(ctx, sanitize(id))
+		err := n.bus.ForgetPeer(ctx, name)
 		switch {
 		case err == nil:
 			n.log.Warn("the rooms' storage forgot a node: it no longer counts it, and gives its copies to the nodes left (start no node under its ID again: give a replacement a new --id)", "node", id, "from", r.RemoteAddr)
 			writeDrainJSON(w, http.StatusOK, ForgetResult{Node: id})
 		case errors.Is(err, bus.ErrNoJetStream):
 			answer(http.StatusBadRequest, "this node's storage is not an embedded cluster: on an external NATS, remove a departed server with NATS's own tools (nats server raft peer-remove)")
+		case errors.Is(err, bus.ErrForgetSelf):
+			answer(http.StatusConflict, "a node cannot forget itself: ask another node")
 		case errors.Is(err, bus.ErrNotPeer):
 			answer(http.StatusNotFound, err.Error())
 		case errors.Is(err, bus.ErrPeerChangeInFlight):
 			answer(http.StatusConflict, err.Error()+"; try again in a moment")
 		case errors.Is(err, bus.ErrNoMetaLeader):
-			answer(http.StatusServiceUnavailable, err.Error())
+			answer(http.StatusServiceUnavailable, err.Error()+"; the removal may still be committed: if asking again answers 404, the node was forgotten")
 		default:
 			n.log.Error("forgetting a node", "node", id, "err", err)
 			answer(http.StatusInternalServerError, err.Error())
@@ -77,13 +83,13 @@ func (n *Node) forgetHandler() http.HandlerFunc {
 	}, n.adminOption())
 }
 
-// directoryStatus is node id's status in this node's directory, and
-// whether the directory lists it.
-func (n *Node) directoryStatus(id string) (directory.Status, bool) {
+// directoryEntry is the entry of this node's directory whose ID has the
+// NATS server name name (sanitize), and whether there is one.
+func (n *Node) directoryEntry(name string) (directory.Node, bool) {
 	for _, e := range n.Nodes() {
-		if e.ID == id {
-			return e.Status, true
+		if sanitize(e.ID) == name {
+			return e, true
 		}
 	}
-	return "", false
+	return directory.Node{}, false
 }

@@ -154,8 +154,13 @@ func TestWSBinaryFrameClosesWith1003(t *testing.T) {
 	if code := websocket.CloseStatus(err); code != websocket.StatusUnsupportedData {
 		t.Errorf("after a binary frame: %v (close status %d), want %d", err, code, websocket.StatusUnsupportedData)
 	}
-	if got := <-reads; !strings.HasPrefix(got, "error: ") {
-		t.Errorf("the server read %q from a binary frame, want an error", got)
+	select {
+	case got := <-reads:
+		if !strings.HasPrefix(got, "error: ") {
+			t.Errorf("the server read %q from a binary frame, want an error", got)
+		}
+	case <-ctx.Done():
+		t.Fatal("the server's read of a binary frame never ended")
 	}
 	if err := good.Write(ctx, websocket.MessageText, []byte(`{"op":"hello"}`)); err != nil {
 		t.Fatal(err)
