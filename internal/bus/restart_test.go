@@ -3,6 +3,7 @@ package bus
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,7 +103,8 @@ func TestOpenUnwritableStore(t *testing.T) {
 // what it leads). Once the stop has finished it restarts on the same
 // store, follows the metadata leader again, and serves the R3 stream:
 // a message stored before is there, and one published through it after
-// is stored. Its node's connection never reconnected.
+// is stored. Its node's connection never reconnected, and its system
+// user still reaches the metadata leader (ForgetPeer).
 func TestRestartJetStreamInACluster(t *testing.T) {
 	seed := openBus(t, Config{Name: "r1", Cluster: "127.0.0.1:0", Secret: testSecret, JetStream: true, StoreDir: t.TempDir()})
 	buses := []*Bus{seed}
@@ -174,4 +176,14 @@ func TestRestartJetStreamInACluster(t *testing.T) {
 	if n := b.Conn.Stats().Reconnects; n != 0 {
 		t.Errorf("the node's connection reconnected %d times across the restart", n)
 	}
+	// The reload kept the system account and its user: the restarted
+	// server can still ask the metadata leader to forget a server.
+	waitForLong(t, "asking to forget a server never seen after the restart", func() error {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := b.ForgetPeer(rctx, "nobody"); !errors.Is(err, ErrNotPeer) {
+			return fmt.Errorf("ForgetPeer: %v, want ErrNotPeer", err)
+		}
+		return nil
+	})
 }
