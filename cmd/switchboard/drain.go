@@ -71,12 +71,11 @@ func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	hc := &http.Client{Timeout: 10 * time.Second}
-	scheme := "http://"
+	var apiTLS *tls.Config
 	if *https {
-		hc.Transport = &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}
-		scheme = "https://"
+		apiTLS = tlsCfg
 	}
+	hc, scheme := apiClient(10*time.Second, apiTLS)
 	nw := nodeWeb{hc: hc, scheme: scheme}
 	httpAddr, err := nw.lookup(ctx, pos[0], *via, tlsCfg)
 	if err != nil {
@@ -271,6 +270,18 @@ func httpOf(e directory.Node) (string, error) {
 		return "", fmt.Errorf("drain: node %s lists no HTTP address (serve --http)", e.ID)
 	}
 	return e.HTTP, nil
+}
+
+// apiClient is the HTTP client for a node's HTTP API, bounded by
+// timeout, and the scheme to call it with: HTTPS with tlsCfg when it is
+// not nil, plain HTTP otherwise.
+func apiClient(timeout time.Duration, tlsCfg *tls.Config) (*http.Client, string) {
+	hc := &http.Client{Timeout: timeout}
+	if tlsCfg == nil {
+		return hc, "http://"
+	}
+	hc.Transport = &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}
+	return hc, "https://"
 }
 
 // readAdminToken reads the admin token in file for command cmd: "" when

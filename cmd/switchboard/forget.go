@@ -58,12 +58,7 @@ func runForget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	// The node waits up to 10 s for the storage to agree.
-	hc := &http.Client{Timeout: 30 * time.Second}
-	scheme := "http://"
-	if tlsCfg != nil {
-		hc.Transport = &http.Transport{TLSClientConfig: tlsCfg, ForceAttemptHTTP2: true}
-		scheme = "https://"
-	}
+	hc, scheme := apiClient(30*time.Second, tlsCfg)
 	u := scheme + addr + "/v1/forget?node=" + url.QueryEscape(id)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
 	if err != nil {
