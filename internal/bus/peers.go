@@ -69,8 +69,9 @@ var (
 // joined since, or restarted, does not know it), and taken back as a new
 // peer after that: a replacement needs a new name. When ctx ends before
 // the answer, the removal may still be committed: asking again then
-// fails with ErrNotPeer. A server cannot forget itself (ErrForgetSelf). Only an embedded server with JetStream in a cluster
-// can forget (ErrNoJetStream otherwise).
+// fails with ErrNotPeer. A server cannot forget itself (ErrForgetSelf).
+// Only an embedded server with JetStream in a cluster can forget
+// (ErrNoJetStream otherwise).
 func (b *Bus) ForgetPeer(ctx context.Context, name string) error {
 	if b.server == nil || !b.cfg.JetStream || b.cfg.Cluster == "" {
 		return ErrNoJetStream

@@ -32,10 +32,9 @@ type ForgetResult struct {
 // the ID with every character but letters, digits, '-' and '_' written
 // '-' (sanitize); ID may be either. It refuses a node the directory lists
 // as anything but down (409), this node itself (409), a node the storage
-// does not know (404),
-// while another such change is under way (409, try again), without a
-// storage majority to agree (503), and on an external bus, whose own
-// servers the operator removes with NATS's tools (400).
+// does not know (404), while another such change is under way (409, try
+// again), without a storage majority to agree (503), and on an external
+// bus, whose own servers the operator removes with NATS's tools (400).
 func (n *Node) forgetHandler() http.HandlerFunc {
 	return web.RequireAdmin(func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("node")
