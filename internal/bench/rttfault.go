@@ -117,7 +117,12 @@ type RTTFaultReport struct {
 	// DroppedElsewhere names the first sessions that dropped from a node
 	// the fault did not hurt, and why: none is expected.
 	DroppedElsewhere []string `json:"dropped_elsewhere,omitempty"`
-	Pending          int      `json:"pending"`
+	// DroppedSilentElsewhere counts those that dropped because their
+	// client heard nothing from the node for its silence limit
+	// (client.ErrNodeSilent): on a machine too loaded to run a node's
+	// heartbeats in time, not a fault of the node.
+	DroppedSilentElsewhere int `json:"dropped_silent_elsewhere"`
+	Pending                int `json:"pending"`
 	// HealMS is the time from the fault until every typist had a chunk
 	// typed after the fault acknowledged (-1: some never did).
 	HealMS float64 `json:"heal_ms"`
@@ -177,6 +182,7 @@ type typist struct {
 	numberErr    string
 	droppedAt    time.Time // after the fault
 	droppedWhy   string    // the node it dropped from, and why
+	droppedMute  bool      // it dropped because the node sent nothing for the client's silence limit
 	back         time.Time
 	resync       bool // a room state is due after a reattach or rejoin
 	rejoining    bool
@@ -505,6 +511,7 @@ func (r *faultRun) watch(t *typist) {
 			if after && t.droppedAt.IsZero() {
 				t.droppedAt = now
 				t.droppedWhy = fmt.Sprintf("%s from %s: %v", t.user, ev.Node.ID, ev.Err)
+				t.droppedMute = errors.Is(ev.Err, client.ErrNodeSilent)
 			}
 			t.mu.Unlock()
 		case client.Reattached:
@@ -1153,8 +1160,13 @@ func (r *faultRun) summarize() {
 		}
 		if !t.droppedAt.IsZero() {
 			rep.Dropped++
-			if !strings.Contains(t.droppedWhy, " from "+rep.Hurt+":") && len(rep.DroppedElsewhere) < 5 {
-				rep.DroppedElsewhere = append(rep.DroppedElsewhere, t.droppedWhy)
+			if elsewhere := !strings.Contains(t.droppedWhy, " from "+rep.Hurt+":"); elsewhere {
+				if len(rep.DroppedElsewhere) < 5 {
+					rep.DroppedElsewhere = append(rep.DroppedElsewhere, t.droppedWhy)
+				}
+				if t.droppedMute {
+					rep.DroppedSilentElsewhere++
+				}
 			}
 			if t.back.IsZero() {
 				rep.Pending++
