@@ -448,13 +448,17 @@ func TestPeerThatReadsNothingIsDropped(t *testing.T) {
 }
 
 // TestPeerThatVanishesIsDropped: a peer that goes silent without a word
-// (its host gone from the network) is dropped once ICE sees nothing of it
-// (about 30 s), the node being an ICE lite agent that sends no checks of
-// its own.
+// (its host gone from the network) is dropped once ICE has heard nothing
+// of it for the silence timeout (30 s by default, 6 s here), the node
+// being an ICE lite agent that sends no checks of its own. A peer
+// connected as long, whose agent checks consent every 2 s, stays in the
+// room and types on.
 func TestPeerThatVanishesIsDropped(t *testing.T) {
 	c := nodetest.Start(t, 1, nodetest.Options{})
 	c.WaitRoomsReady(settle)
-	front, url := startFront(t, c.Nodes[0], nil)
+	front, url := startFront(t, c.Nodes[0], func(cfg *rtcfront.Config) {
+		cfg.SilenceTimeout = 6 * time.Second
+	})
 	bob := join(t, c.Nodes[0], "bob", "lobby")
 	sock, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -465,10 +469,25 @@ func TestPeerThatVanishesIsDropped(t *testing.T) {
 	})
 	p.connect(t, url+"?room=lobby&user=gone", offer)
 	p.waitOpen(t)
+	stays, offer := newPeer(t, rtcfront.Protocol, nil)
+	stays.connect(t, url+"?room=lobby&user=stays", offer)
+	stays.waitOpen(t)
 	_ = sock.Close() // nothing more leaves the peer, not even a close
 	nodetest.Eventually(t, 2*settle, func() error {
-		if n := front.Peers(); n != 0 || !bob.hasLeft("gone") {
-			return fmt.Errorf("the front holds %d peers; bob saw gone leave: %v", n, bob.hasLeft("gone"))
+		if !bob.hasLeft("gone") {
+			return fmt.Errorf("bob has not seen gone leave")
+		}
+		return nil
+	})
+	if n := front.Peers(); n != 1 || bob.hasLeft("stays") {
+		t.Fatalf("after gone was dropped the front holds %d peers, want 1; bob saw stays leave: %v", n, bob.hasLeft("stays"))
+	}
+	if err := stays.dc.SendText("still here"); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if got := bob.text("stays"); got != "still here" {
+			return fmt.Errorf("bob has %q of stays", got)
 		}
 		return nil
 	})

@@ -108,6 +108,12 @@ type Config struct {
 	// dropped, having never been in the room. It holds its place in
 	// MaxPeers and MaxPeersPerSource meanwhile.
 	OpenTimeout time.Duration
+	// SilenceTimeout is how long a connected peer from which nothing
+	// arrives, not even an ICE consent check, is held before it is
+	// dropped and leaves the room (default 30 s, the consent expiry of
+	// RFC 7675). A browser checks consent every few seconds while the
+	// page is open, so only a peer that vanished reaches it.
+	SilenceTimeout time.Duration
 	// Interval is T.140's transmission interval: text to the peer waits
 	// at most this long so that keystrokes travel in few messages
 	// (default 300 ms, as RFC 8865 recommends; text leaves at once when
@@ -146,6 +152,9 @@ func (c *Config) fill() error {
 	}
 	if c.OpenTimeout <= 0 {
 		c.OpenTimeout = 30 * time.Second
+	}
+	if c.SilenceTimeout <= 0 {
+		c.SilenceTimeout = 30 * time.Second
 	}
 	if c.Interval <= 0 {
 		c.Interval = 300 * time.Millisecond
@@ -281,6 +290,11 @@ func New(cfg Config) (*Server, error) {
 		_ = udp.Close()
 		return nil, fmt.Errorf("rtcfront: setting the DTLS role: %w", err)
 	}
+	// A peer silent for SilenceTimeout fails: the first part of it makes
+	// its connection disconnected (which changes nothing here), the rest
+	// failed (peer.go ends it). The keepalive is pion's own default.
+	disconnected := min(5*time.Second, cfg.SilenceTimeout/2)
+	se.SetICETimeouts(disconnected, cfg.SilenceTimeout-disconnected, 2*time.Second)
 	se.SetSCTPMaxMessageSize(uint32(cfg.MaxMessage))
 	se.SetSCTPMaxReceiveBufferSize(uint32(max(64<<10, 4*cfg.MaxMessage)))
 	s.se = se
