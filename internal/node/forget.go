@@ -39,7 +39,7 @@ func (n *Node) forgetHandler() http.HandlerFunc {
 	return web.RequireAdmin(func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("node")
 		answer := func(code int, msg string) {
-			writeDrainJSON(w, code, ForgetResult{Node: id, Error: msg})
+			writeAdminJSON(w, code, ForgetResult{Node: id, Error: msg})
 		}
 		if id == "" {
 			answer(http.StatusBadRequest, "node=ID: name the ID of the node to forget")
@@ -64,7 +64,7 @@ func (n *Node) forgetHandler() http.HandlerFunc {
 		switch {
 		case err == nil:
 			n.log.Warn("the rooms' storage forgot a node: it no longer counts it, and gives its copies to the nodes left (start no node under its ID again: give a replacement a new --id)", "node", id, "from", r.RemoteAddr)
-			writeDrainJSON(w, http.StatusOK, ForgetResult{Node: id})
+			writeAdminJSON(w, http.StatusOK, ForgetResult{Node: id})
 		case errors.Is(err, bus.ErrNoJetStream):
 			answer(http.StatusBadRequest, "this node's storage is not an embedded cluster: on an external NATS, remove a departed server with NATS's own tools (nats server raft peer-remove)")
 		case errors.Is(err, bus.ErrForgetSelf):
