@@ -16,6 +16,9 @@ import (
 // metadata group to agree on the removal.
 const forgetTimeout = 10 * time.Second
 
+// forgetSelf is the refusal of a node asked to forget itself.
+const forgetSelf = "a node cannot forget itself: ask another node"
+
 // ForgetResult is the answer to POST /v1/forget.
 type ForgetResult struct {
 	// Node is the ID of the node forgotten.
@@ -39,7 +42,7 @@ func (n *Node) forgetHandler() http.HandlerFunc {
 	return web.RequireAdmin(func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("node")
 		answer := func(code int, msg string) {
-			writeAdminJSON(w, code, ForgetResult{Node: id, Error: msg})
+			web.WriteJSON(w, code, ForgetResult{Node: id, Error: msg})
 		}
 		if id == "" {
 			answer(http.StatusBadRequest, "node=ID: name the ID of the node to forget")
@@ -47,7 +50,7 @@ func (n *Node) forgetHandler() http.HandlerFunc {
 		}
 		name := sanitize(id)
 		if name == sanitize(n.cfg.ID) {
-			answer(http.StatusConflict, "a node cannot forget itself: ask another node")
+			answer(http.StatusConflict, forgetSelf)
 			return
 		}
 		if e, ok := n.directoryEntry(name); ok && e.Status != directory.Down {
@@ -64,11 +67,11 @@ func (n *Node) forgetHandler() http.HandlerFunc {
 		switch {
 		case err == nil:
 			n.log.Warn("the rooms' storage forgot a node: it no longer counts it, and gives its copies to the nodes left (start no node under its ID again: give a replacement a new --id)", "node", id, "from", r.RemoteAddr)
-			writeAdminJSON(w, http.StatusOK, ForgetResult{Node: id})
+			web.WriteJSON(w, http.StatusOK, ForgetResult{Node: id})
 		case errors.Is(err, bus.ErrNoJetStream):
 			answer(http.StatusBadRequest, "this node's storage is not an embedded cluster: on an external NATS, remove a departed server with NATS's own tools (nats server raft peer-remove)")
 		case errors.Is(err, bus.ErrForgetSelf):
-			answer(http.StatusConflict, "a node cannot forget itself: ask another node")
+			answer(http.StatusConflict, forgetSelf)
 		case errors.Is(err, bus.ErrNotPeer):
 			answer(http.StatusNotFound, err.Error())
 		case errors.Is(err, bus.ErrPeerChangeInFlight):

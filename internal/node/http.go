@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -209,7 +208,7 @@ func (n *Node) drainHandler(h http.Handler) http.Handler {
 	mux.Handle("/", h)
 	drainWithin := n.drainWithinHandler(h)
 	mux.HandleFunc("GET /v1/drain", web.PublishedHost(n, func(w http.ResponseWriter, r *http.Request) {
-		writeAdminJSON(w, http.StatusOK, n.DrainStatus())
+		web.WriteJSON(w, http.StatusOK, n.DrainStatus())
 	}, web.WithOrigins(n.cfg.WSOrigins)))
 	mux.HandleFunc("POST /v1/drain", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("within") == "" {
@@ -228,7 +227,7 @@ func (n *Node) drainWithinHandler(h http.Handler) http.HandlerFunc {
 		q := r.URL.Query().Get("within")
 		within, err := time.ParseDuration(q)
 		if err != nil || within < 0 || within > maxDrainWindow {
-			writeAdminJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("within=%q: want a duration from 0s to %v, such as 30s", q, maxDrainWindow)})
+			web.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("within=%q: want a duration from 0s to %v, such as 30s", q, maxDrainWindow)})
 			return
 		}
 		var rec responseBuffer
@@ -238,18 +237,8 @@ func (n *Node) drainWithinHandler(h http.Handler) http.HandlerFunc {
 			return
 		}
 		n.Drain(within)
-		writeAdminJSON(w, http.StatusOK, n.DrainStatus())
+		web.WriteJSON(w, http.StatusOK, n.DrainStatus())
 	}, n.adminOption())
-}
-
-// writeAdminJSON answers an admin endpoint (drain, forget) with code and
-// v as indented JSON.
-func writeAdminJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }
 
 // responseBuffer holds a response so that it can be passed on or replaced.

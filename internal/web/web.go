@@ -139,11 +139,11 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 		// The browser client reads it from every node it knows, on any
 		// page that may open a WebSocket, whose hello tells it the same.
 		h.allowOrigin(w, r, src, h.originAllowed)
-		writeJSON(w, http.StatusOK, wire.DirectoryMessage(src.Directory()))
+		WriteJSON(w, http.StatusOK, wire.DirectoryMessage(src.Directory()))
 	}))
 	mux.HandleFunc("GET /v1/stats", h.publishedHost(src, func(w http.ResponseWriter, r *http.Request) {
 		h.allowOrigin(w, r, src, h.readAllowed) // the dashboard reads it from every node
-		writeJSON(w, http.StatusOK, stats(gatherer))
+		WriteJSON(w, http.StatusOK, stats(gatherer))
 	}))
 	if h.monitor != nil {
 		mux.HandleFunc("GET /v1/events", h.publishedHost(src, func(w http.ResponseWriter, r *http.Request) {
@@ -155,7 +155,7 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 		mux.Handle("GET /", h.ui)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	// /healthz says nothing of the node; /readyz says why it is not up,
 	// so it gets the check the other reads get. A probe passes when it
@@ -172,19 +172,19 @@ func NewHandler(src Source, gatherer prometheus.Gatherer, opts ...Option) http.H
 				body["reason"] = why
 			}
 		}
-		writeJSON(w, code, body)
+		WriteJSON(w, code, body)
 	}))
 	mux.HandleFunc("GET /metrics", h.publishedHost(src, promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}).ServeHTTP))
 	mux.HandleFunc("POST /v1/drain", h.requireAdmin(func(w http.ResponseWriter, r *http.Request) {
 		src.SetDraining(true)
-		writeJSON(w, http.StatusOK, map[string]string{"status": string(src.Status())})
+		WriteJSON(w, http.StatusOK, map[string]string{"status": string(src.Status())})
 	}))
 	if h.serveConn != nil {
 		mux.HandleFunc("GET "+WebSocketPath, h.serveWebSocket(src))
 	}
 	mux.HandleFunc("DELETE /v1/drain", h.requireAdmin(func(w http.ResponseWriter, r *http.Request) {
 		src.SetDraining(false)
-		writeJSON(w, http.StatusOK, map[string]string{"status": string(src.Status())})
+		WriteJSON(w, http.StatusOK, map[string]string{"status": string(src.Status())})
 	}))
 	return mux
 }
@@ -271,11 +271,11 @@ func (h *handler) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 				if viaProxyHeader(r) {
 					msg += "; a client a PROXY protocol header names (or relays unnamed) never counts as loopback, whatever address the header gives"
 				}
-				writeJSON(w, http.StatusForbidden, map[string]string{"error": msg})
+				WriteJSON(w, http.StatusForbidden, map[string]string{"error": msg})
 				return
 			}
 			if fromBrowserPage(r) {
-				writeJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden: this node has no admin token (--admin-token), so web pages may not change its state"})
+				WriteJSON(w, http.StatusForbidden, map[string]string{"error": "forbidden: this node has no admin token (--admin-token), so web pages may not change its state"})
 				return
 			}
 			next(w, r)
@@ -284,13 +284,13 @@ func (h *handler) requireAdmin(next http.HandlerFunc) http.HandlerFunc {
 		scheme, secret, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard admin"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized: send the admin token as Authorization: Bearer TOKEN"})
+			WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized: send the admin token as Authorization: Bearer TOKEN"})
 			return
 		}
 		sum := sha256.Sum256([]byte(strings.TrimSpace(secret)))
 		if subtle.ConstantTimeCompare(sum[:], want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="switchboard admin", error="invalid_token"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized: wrong admin token"})
+			WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized: wrong admin token"})
 			return
 		}
 		next(w, r)
@@ -329,7 +329,9 @@ func fromLoopback(r *http.Request) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// WriteJSON answers with code and v as indented JSON, the form of every
+// JSON answer of a node's HTTP API.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
