@@ -21,7 +21,7 @@ import (
 	"github.com/switchboard/switchboard/wire"
 )
 
-// pipeDialer hands out one end of an in-memory connection.
+// pipeDialer hands out the client's end of a connection made for it.
 type pipeDialer struct{ conn net.Conn }
 
 func (d pipeDialer) DialContext(context.Context, string, string) (net.Conn, error) {
@@ -50,7 +50,11 @@ func TestServeListenersAndConnsUntilShutdown(t *testing.T) {
 	tcp := dial(t, ln.Addr().String())
 	attach(t, tcp, "alice")
 
-	server, clientEnd := net.Pipe()
+	// Both ends of a loopback TCP connection, not net.Pipe: a pipe has
+	// no buffer, so a line the node wrote that the client had not read
+	// yet held both sides until the attach's write deadline (seen once
+	// in CI); a real connection's buffers take it.
+	server, clientEnd := connPair(t)
 	connServed := make(chan error, 1)
 	go func() { connServed <- n.ServeConn(server) }()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -65,7 +69,7 @@ func TestServeListenersAndConnsUntilShutdown(t *testing.T) {
 		t.Fatalf("users = %d, want 2", got)
 	}
 
-	// Read the pipe while Shutdown writes the goodbye: a pipe has no buffer.
+	// Read the session while Shutdown writes the goodbye.
 	goodbye := make(chan wire.Message, 1)
 	go func() {
 		for {
@@ -106,6 +110,28 @@ func TestServeListenersAndConnsUntilShutdown(t *testing.T) {
 	if err := n.ServeConn(late); !errors.Is(err, node.ErrClosed) {
 		t.Errorf("ServeConn after Shutdown returned %v, want ErrClosed", err)
 	}
+}
+
+// connPair returns both ends of a loopback TCP connection, closed with
+// the test.
+func connPair(t *testing.T) (server, peer net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		peer.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Close(); peer.Close() })
+	return server, peer
 }
 
 // farewells stands in for clients that stopped reading: the node's
