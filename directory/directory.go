@@ -14,8 +14,9 @@ type Status string
 // The statuses a node can have. A node sets starting, up, degraded,
 // draining and full about itself; down is set by its peers when its
 // heartbeats stop (or by the node itself as it leaves). Degraded is a
-// node that cannot see a majority of its cluster (or its external bus)
-// and steps aside: it admits no sessions until it does again.
+// node that cannot see a majority of its cluster (or its external bus,
+// or, on a bus, sees no majority and gets no answer from the bus's
+// JetStream) and steps aside: it admits no sessions until it does again.
 const (
 	Starting Status = "starting"
 	Up       Status = "up"

@@ -663,6 +663,9 @@ func (n *Node) degradedWhy() string {
 	if n.majorityBack.Load() {
 		return "sees a majority of its cluster again; up once it has held it for the grace"
 	}
+	if n.cfg.Bus != "" {
+		return "cannot see a majority of its cluster, and its bus's JetStream does not answer it"
+	}
 	return "cannot see a majority of its cluster"
 }
 
@@ -681,7 +684,11 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 	// gone), and no other node can store either.
 	lost := n.storageStopped.Load() && !n.storageLeaderless.Load()
 	v := n.view.Load()
-	minority := steps.observe(v.nodes, v.taken, unreachable, now)
+	byBus := steps.byBus
+	minority := steps.observe(v.nodes, v.taken, unreachable, n.busVouches(now), now)
+	if steps.byBus && !byBus {
+		n.log.Warn("sees no majority of its cluster, but its bus's JetStream answers it: stays up (on an external bus the bus, not a count of peers, says who can store)")
+	}
 	degraded := minority || n.storageStopped.Load()
 	n.majorityBack.Store(steps.recovering())
 	if degraded != n.degraded.Swap(degraded) {

@@ -50,6 +50,9 @@ type minority struct {
 	// degraded: the grace passed without a majority, and the majority has
 	// not been held for the grace since.
 	degraded bool
+	// byBus: the last observation saw no majority of peers and held only
+	// because the bus vouched for the node.
+	byBus bool
 }
 
 // heardAgain is how much later than before a peer must have been last
@@ -64,8 +67,10 @@ func newMinority(self string, forget, grace time.Duration) *minority {
 // observe takes the directory, whose ages are as of taken, at now and
 // reports whether the node is degraded. Unreachable forces the majority
 // lost (for instance: the external bus is unreachable, so the directory
-// is not current).
-func (m *minority) observe(nodes []directory.Node, taken time.Time, unreachable bool, now time.Time) bool {
+// is not current). Vouched holds it whatever the node sees of its peers:
+// its external bus's JetStream answers it, so it can store, and a peer
+// it does not see is not on the bus (unreachable wins over vouched).
+func (m *minority) observe(nodes []directory.Node, taken time.Time, unreachable, vouched bool, now time.Time) bool {
 	if m.lastHeld {
 		m.held += max(0, now.Sub(m.last))
 	}
@@ -93,7 +98,9 @@ func (m *minority) observe(nodes []directory.Node, taken time.Time, unreachable 
 		up++
 	}
 	m.heard = heard
-	held := 2*up > 1+len(m.seen) && !unreachable
+	majority := 2*up > 1+len(m.seen)
+	held := (majority || vouched) && !unreachable
+	m.byBus = held && !majority
 	if held {
 		for id, at := range m.seen {
 			if m.held-at > m.forget {

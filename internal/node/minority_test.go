@@ -126,12 +126,12 @@ func TestMinority(t *testing.T) {
 			m := newMinority("n1", 10*time.Minute, 2*time.Second)
 			// A peer counts once heard from twice: the node heard the
 			// first step's peers a moment before it.
-			m.observe(tt.steps[0].nodes, t0.Add(-100*time.Millisecond), false, t0.Add(-100*time.Millisecond))
+			m.observe(tt.steps[0].nodes, t0.Add(-100*time.Millisecond), false, false, t0.Add(-100*time.Millisecond))
 			for i, s := range tt.steps {
 				if s.left != "" {
 					m.goodbye(directory.Change{ID: s.left, Kind: directory.StatusChanged, From: directory.Up, To: directory.Down})
 				}
-				if got := m.observe(s.nodes, t0.Add(s.at), s.unreachable, t0.Add(s.at)); got != s.want {
+				if got := m.observe(s.nodes, t0.Add(s.at), s.unreachable, false, t0.Add(s.at)); got != s.want {
 					t.Fatalf("step %d (at %v): degraded = %v, want %v", i, s.at, got, s.want)
 				}
 			}
@@ -162,11 +162,11 @@ func TestMinorityGoodbyeOnlyAsTheTableTookIt(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newMinority("n1", 10*time.Minute, 2*time.Second)
-			m.observe(all, t0.Add(-100*time.Millisecond), false, t0.Add(-100*time.Millisecond))
-			m.observe(all, t0, false, t0)
+			m.observe(all, t0.Add(-100*time.Millisecond), false, false, t0.Add(-100*time.Millisecond))
+			m.observe(all, t0, false, false, t0)
 			m.goodbye(tt.c)
-			m.observe(after, t0.Add(time.Second), false, t0.Add(time.Second))
-			if got := m.observe(after, t0.Add(4*time.Second), false, t0.Add(4*time.Second)); got != tt.degraded {
+			m.observe(after, t0.Add(time.Second), false, false, t0.Add(time.Second))
+			if got := m.observe(after, t0.Add(4*time.Second), false, false, t0.Add(4*time.Second)); got != tt.degraded {
 				t.Errorf("after %+v: degraded = %v, want %v", tt.c, got, tt.degraded)
 			}
 		})
@@ -182,7 +182,7 @@ func TestMinorityDegradedFor(t *testing.T) {
 	all := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Up}, {ID: "n3", Status: directory.Up}}
 	alone := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Down}, {ID: "n3", Status: directory.Down}}
 	m := newMinority("n1", 10*time.Minute, 2*time.Second)
-	m.observe(all, t0.Add(-100*time.Millisecond), false, t0.Add(-100*time.Millisecond)) // heard twice by the first step
+	m.observe(all, t0.Add(-100*time.Millisecond), false, false, t0.Add(-100*time.Millisecond)) // heard twice by the first step
 	steps := []struct {
 		at    time.Duration
 		nodes []directory.Node
@@ -196,7 +196,7 @@ func TestMinorityDegradedFor(t *testing.T) {
 		{20 * time.Second, alone, 17 * time.Second},
 	}
 	for i, s := range steps {
-		m.observe(s.nodes, t0.Add(s.at), false, t0.Add(s.at))
+		m.observe(s.nodes, t0.Add(s.at), false, false, t0.Add(s.at))
 		if got := m.degradedFor(t0.Add(s.at)); got != s.want {
 			t.Fatalf("step %d (at %v): degradedFor = %v, want %v", i, s.at, got, s.want)
 		}
@@ -205,5 +205,58 @@ func TestMinorityDegradedFor(t *testing.T) {
 		if got, want := m.recovering(), i == 3; got != want {
 			t.Errorf("step %d (at %v): recovering = %v, want %v", i, s.at, got, want)
 		}
+	}
+}
+
+// On an external bus the bus vouches for a node its JetStream answers:
+// such a node stays up whatever it sees of its peers (they are not on the
+// bus), and one the bus no longer vouches for counts its peers again,
+// with the grace. An unreachable bus wins over a vouch.
+func TestMinorityVouchedByTheBus(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	two := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Up}}
+	alone := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Down}}
+	type step struct {
+		at                   time.Duration
+		nodes                []directory.Node
+		unreachable, vouched bool
+		want, byBus          bool
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"a peer's death leaves the node the bus vouches for up", []step{
+			{0, two, false, true, false, false},
+			{time.Second, alone, false, true, false, true},
+			{time.Hour, alone, false, true, false, true},
+		}},
+		{"the vouch lapses: degraded after the grace", []step{
+			{0, two, false, true, false, false},
+			{time.Second, alone, false, true, false, true},
+			{2 * time.Second, alone, false, false, false, false},
+			{4 * time.Second, alone, false, false, true, false},
+			{5 * time.Second, alone, false, true, true, true}, // vouched again: up once held for the grace
+			{7 * time.Second, alone, false, true, false, true},
+		}},
+		{"an unreachable bus degrades a node its last answer still vouches for", []step{
+			{0, two, false, true, false, false},
+			{time.Second, alone, true, true, false, false},
+			{3 * time.Second, alone, true, true, true, false},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := newMinority("n1", 10*time.Minute, 2*time.Second)
+			m.observe(two, t0.Add(-100*time.Millisecond), false, true, t0.Add(-100*time.Millisecond))
+			for i, s := range tt.steps {
+				if got := m.observe(s.nodes, t0.Add(s.at), s.unreachable, s.vouched, t0.Add(s.at)); got != s.want {
+					t.Fatalf("step %d (at %v): degraded = %v, want %v", i, s.at, got, s.want)
+				}
+				if m.byBus != s.byBus {
+					t.Errorf("step %d (at %v): byBus = %v, want %v", i, s.at, m.byBus, s.byBus)
+				}
+			}
+		})
 	}
 }

@@ -67,7 +67,12 @@ type Node struct {
 	// storageLeaderless: storageStopped holds because the embedded
 	// JetStream runs but has known no metadata leader for too long.
 	storageLeaderless atomic.Bool
-	changed           chan struct{} // users or draining changed: publish soon
+	// busAnsweredAt: on an external bus, when the latest question its
+	// JetStream answered was asked (Unix nanoseconds; 0: none yet),
+	// written by watchBusStorage and read by the run loop: the bus's
+	// word that this node can store (busVouches).
+	busAnsweredAt atomic.Int64
+	changed       chan struct{} // users or draining changed: publish soon
 	// dirChanged receives (without blocking) after run has stored a view
 	// showing a change of membership or status: the dashboard's monitor
 	// reads the directory then rather than polling it.

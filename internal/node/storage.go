@@ -240,6 +240,23 @@ const (
 	busSilentFor     = 15 * time.Second
 )
 
+// busVouchFor is how long after it was asked a question the bus's
+// JetStream answered vouches for the node (busVouches): two questions
+// missed (one is asked every busCheckEvery and may take as long), and a
+// third under way.
+const busVouchFor = 3 * busCheckEvery
+
+// busVouches reports whether, at now, the node's external bus vouches
+// that the node can store: its JetStream's metadata leader answered a
+// question asked within busVouchFor (or a record was stored meanwhile).
+// Such a node stays up though it sees no majority of its peers
+// (checkMajority): on a bus the bus, not a count of peers, says who can
+// store, and the peers it does not see are not on the bus.
+func (n *Node) busVouches(now time.Time) bool {
+	at := n.busAnsweredAt.Load()
+	return n.cfg.Bus != "" && at != 0 && now.Sub(time.Unix(0, at)) <= busVouchFor
+}
+
 // busRead is what one question to the bus found.
 type busRead int
 
@@ -347,6 +364,9 @@ func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
 			r = busAnswered // the streams store; their metadata leader is slow
 		}
 		storedBefore = stored
+		if r == busAnswered {
+			n.busAnsweredAt.Store(asked.UnixNano())
+		}
 		n.metrics.busChecks[r].Inc()
 		if r != busAnswered {
 			n.log.Debug("the bus's JetStream did not answer", "found", busReadNames[r], "connected_to", nc.ConnectedUrlRedacted(), "err", err)
