@@ -27,6 +27,7 @@ import (
 type natsServer struct {
 	t    *testing.T
 	args []string
+	wrap func([]string) []string // the command line in a namespace, say; nil: as it is
 	url  string
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -39,8 +40,23 @@ func startNATSServer(t *testing.T) *natsServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &natsServer{t: t, url: "nats://127.0.0.1:" + strconv.Itoa(port),
-		args: []string{"bench", "nats-server", "--addr", "127.0.0.1", "--port", strconv.Itoa(port), "-js", "-sd", t.TempDir()}}
+	return runNATSServer(t, "127.0.0.1", port, nil)
+}
+
+// startNATSServerIn runs the server in namespace i of nw, at its address
+// there (port 4222), so that a test can cut a node off from it alone.
+func startNATSServerIn(t *testing.T, nw *localcluster.Net, i int) *natsServer {
+	t.Helper()
+	return runNATSServer(t, nw.IP(i), 4222, func(argv []string) []string { return nw.Command(i, argv...) })
+}
+
+// runNATSServer starts the server at host:port, its command line passed
+// through wrap when wrap is not nil.
+func runNATSServer(t *testing.T, host string, port int, wrap func([]string) []string) *natsServer {
+	t.Helper()
+	hostPort := net.JoinHostPort(host, strconv.Itoa(port))
+	s := &natsServer{t: t, url: "nats://" + hostPort, wrap: wrap,
+		args: []string{"bench", "nats-server", "--addr", host, "--port", strconv.Itoa(port), "-js", "-sd", t.TempDir()}}
 	s.start()
 	t.Cleanup(s.kill)
 	return s
@@ -49,7 +65,11 @@ func startNATSServer(t *testing.T) *natsServer {
 // start launches the server and waits until it accepts connections.
 func (s *natsServer) start() {
 	s.t.Helper()
-	s.cmd = exec.Command(binary, s.args...)
+	argv := append([]string{binary}, s.args...)
+	if s.wrap != nil {
+		argv = s.wrap(argv)
+	}
+	s.cmd = exec.Command(argv[0], argv[1:]...)
 	out := io.MultiWriter(&s.out, testLog(s.t))
 	s.cmd.Stdout, s.cmd.Stderr = out, out
 	if err := s.cmd.Start(); err != nil {

@@ -153,6 +153,19 @@ func (n *Net) Heal(ctx context.Context, i int) error {
 	return n.run(ctx, "link", "set", n.hostVeth(i), "up")
 }
 
+// CutFrom drops every packet node i sends to addr (a blackhole route in
+// its namespace), as a broken link between two hosts would: node i's
+// connections to addr stall with no reset, new ones time out, and
+// everything else it reaches as before. HealFrom removes the route.
+func (n *Net) CutFrom(ctx context.Context, i int, addr string) error {
+	return n.run(ctx, "-n", n.NS(i), "route", "add", "blackhole", addr+"/32")
+}
+
+// HealFrom undoes CutFrom.
+func (n *Net) HealFrom(ctx context.Context, i int, addr string) error {
+	return n.run(ctx, "-n", n.NS(i), "route", "del", "blackhole", addr+"/32")
+}
+
 // Command returns the command line that runs argv in node i's namespace.
 func (n *Net) Command(i int, argv ...string) []string {
 	return append([]string{"ip", "netns", "exec", n.NS(i)}, argv...)
