@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -164,6 +165,7 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		if err != nil {
 			return nil, err
 		}
+		cfg.External = serverOrder(cfg.External, rand.Shuffle)
 		b := &Bus{cfg: cfg, external: ext, systemOpts: sys}
 		if err := b.connectBoth(); err != nil {
 			return nil, err
@@ -235,6 +237,23 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// serverOrder is urls (comma-separated, as Config.External) in an order
+// drawn with shuffle once for the node, which every connection of the
+// node tries in turn (nats.DontRandomize; servers the bus gossips come
+// after, in the order the bus gives them). The node's connections then
+// start on one server and move to the same next one, and the node shares
+// its server's fate: on a server cut off from the rest of the bus all of
+// it is cut off, not one connection in three. Drawn per connection (nats.go's
+// default), a node on a three-server bus had a connection on every
+// server: its directory could come from one side of a cut and its rooms
+// from the other. Nodes still spread over the servers, each drawing its
+// own order.
+func serverOrder(urls string, shuffle func(n int, swap func(i, j int))) string {
+	list := strings.Split(urls, ",")
+	shuffle(len(list), func(i, j int) { list[i], list[j] = list[j], list[i] })
+	return strings.Join(list, ",")
 }
 
 // connectBoth opens Conn and Dir.
@@ -327,6 +346,9 @@ func (b *Bus) connectNotifying(name, user, password string, reconnected func(), 
 					reconnected()
 				}
 			}),
+			// Every connection of the node tries the servers in one
+			// order (serverOrder), not each in an order of its own.
+			nats.DontRandomize(),
 		}, append(staleDetection(), b.external...)...)
 		nc, err := nats.Connect(b.cfg.External, append(opts, extra...)...)
 		if err != nil {

@@ -248,13 +248,34 @@ const busVouchFor = 3 * busCheckEvery
 
 // busVouches reports whether, at now, the node's external bus vouches
 // that the node can store: its JetStream's metadata leader answered a
-// question asked within busVouchFor (or a record was stored meanwhile).
+// question asked within busVouchFor (or a record was stored meanwhile)
+// while all the node's connections were on one server (onOneServer).
 // Such a node stays up though it sees no majority of its peers
 // (checkMajority): on a bus the bus, not a count of peers, says who can
 // store, and the peers it does not see are not on the bus.
 func (n *Node) busVouches(now time.Time) bool {
 	at := n.busAnsweredAt.Load()
 	return n.cfg.Bus != "" && at != 0 && now.Sub(time.Unix(0, at)) <= busVouchFor
+}
+
+// onOneServer reports whether every connection of the node to its bus is
+// on the server nc is on, so that an answer over nc vouches for all of
+// them (busVouches): a node whose directory connection were on a server
+// cut off from the rest of the bus, and its rooms' on the other side,
+// would otherwise be vouched for while it sees only the cut-off side.
+// The node's connections try the servers in one order (bus.serverOrder);
+// they may differ for a moment after one of them moved.
+func (n *Node) onOneServer(nc *nats.Conn) bool {
+	id := nc.ConnectedServerId()
+	if id == "" {
+		return false
+	}
+	for _, c := range append([]*nats.Conn{n.bus.Conn, n.bus.Dir}, n.rooms.conns...) {
+		if c.ConnectedServerId() != id {
+			return false
+		}
+	}
+	return true
 }
 
 // busRead is what one question to the bus found.
@@ -364,7 +385,7 @@ func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
 			r = busAnswered // the streams store; their metadata leader is slow
 		}
 		storedBefore = stored
-		if r == busAnswered {
+		if r == busAnswered && n.onOneServer(nc) {
 			n.busAnsweredAt.Store(asked.UnixNano())
 		}
 		n.metrics.busChecks[r].Inc()
