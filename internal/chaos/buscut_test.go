@@ -31,18 +31,7 @@ import (
 // partial loss of an external bus).
 func TestNodeCutOffFromTheBus(t *testing.T) {
 	ctx := context.Background()
-	nw, err := localcluster.NewNet(ctx, 3) // n1, n2, the bus server
-	if errors.Is(err, localcluster.ErrNoNetns) {
-		t.Skipf("this test makes network namespaces, and cannot here: %v (CI runs it as root with iproute2)", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := nw.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	nw := newNet(t, 3) // n1, n2, the bus server
 	bus := startNATSServerIn(t, nw, 2)
 	var n1Log, n2Log nodetest.LockedBuffer
 	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Net: nw, Bus: bus.url, DNS: true,
@@ -145,5 +134,135 @@ func TestNodeCutOffFromTheBus(t *testing.T) {
 	}
 	if strings.Contains(n2Log.String(), `msg="lost a connection to the bus`) {
 		t.Error("n2's log says it lost its bus, which it never did")
+	}
+}
+
+// newNet makes a net of n namespaces for the test (localcluster.NewNet),
+// removed at its end.
+func newNet(t *testing.T, n int) *localcluster.Net {
+	t.Helper()
+	nw, err := localcluster.NewNet(context.Background(), n)
+	if errors.Is(err, localcluster.ErrNoNetns) {
+		t.Skipf("this test makes network namespaces, and cannot here: %v (CI runs it as root with iproute2)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := nw.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return nw
+}
+
+// One server of a three-server bus cut off from the other two, a
+// partition of the bus itself, with n1 on it (given only its URL) and n2
+// on the others. n1 still reaches its server and its clients, but that
+// server's JetStream has no metadata leader (two of three servers are on
+// the other side): n1's questions go unanswered, it sees only itself,
+// and it steps aside and moves its sessions. n2 sees only itself too, yet
+// stays up: its bus's JetStream answers it, and it takes every session.
+// The text typed on n1 meanwhile is stored once; healed, n1 is up again
+// by itself (faults.md, partial loss of an external bus).
+func TestNodeOnABusServerCutOffFromTheBus(t *testing.T) {
+	ctx := context.Background()
+	nw := newNet(t, 5) // n1, n2, b1, b2, b3
+	bus := startBusServersIn(t, nw, 2, busDirs(t))
+	var n2Log nodetest.LockedBuffer
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Net: nw, Bus: bus[0].url,
+		OutputFor: func(i int) io.Writer {
+			if i == 1 {
+				return io.MultiWriter(&n2Log, testLog(t))
+			}
+			return testLog(t)
+		},
+		ArgsFor: func(i int) []string {
+			if i == 0 {
+				return []string{"--bus", bus[2].url}
+			}
+			return []string{"--bus", bus[0].url}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+
+	sessions := dialSpread(ctx, t, c, 4) // u0 and u2 on n1, u1 and u3 on n2
+	typist, reader := sessions[0], sessions[1]
+	const room = "busisland"
+	wctx, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	if _, err := typist.JoinWait(wctx, room); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := typist.SendTextWait(wctx, room, "acked before the cut; "); err != nil {
+		t.Fatal(err)
+	}
+
+	// b3 (namespace 4) and b1, b2 (2 and 3) drop what they send each other.
+	type link struct{ from, to int }
+	var cuts []link
+	for _, other := range []int{2, 3} {
+		cuts = append(cuts, link{4, other}, link{other, 4})
+	}
+	heal := func() {
+		for _, l := range cuts {
+			if err := nw.HealFrom(ctx, l.from, nw.IP(l.to)); err != nil {
+				t.Error(err)
+			}
+		}
+		cuts = nil
+	}
+	defer heal()
+	cut := time.Now()
+	for _, l := range cuts {
+		if err := nw.CutFrom(ctx, l.from, nw.IP(l.to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := typist.SendText(room, "typed while b3 was cut off; "); err != nil {
+		t.Fatal(err)
+	}
+
+	nodetest.Eventually(t, settle, func() error { return steppedAside(ctx, c.Nodes[:1]) })
+	t.Logf("n1 degraded %v after the cut", time.Since(cut).Round(time.Millisecond))
+	nodetest.Eventually(t, settle, func() error {
+		for i, s := range sessions {
+			if !s.Connected() || s.Node().ID != "n2" {
+				return fmt.Errorf("session %d: connected %v on %s", i, s.Connected(), s.Node().ID)
+			}
+		}
+		return nil
+	})
+	t.Logf("every session on n2 %v after the cut", time.Since(cut).Round(time.Millisecond))
+	nodetest.Eventually(t, settle, func() error {
+		if code := readyz(c.Nodes[1]); code != http.StatusOK {
+			return fmt.Errorf("n2's /readyz: %d", code)
+		}
+		return nil
+	})
+	if _, err := typist.SendTextWait(wctx, room, "and on n2"); err != nil {
+		t.Fatal(err)
+	}
+	roomShows(ctx, t, reader, typist, room, "acked before the cut; typed while b3 was cut off; and on n2")
+	if !strings.Contains(n2Log.String(), "stays up") {
+		t.Error(`n2's log does not say it "stays up" without a majority of its peers in sight`)
+	}
+
+	healAt := time.Now()
+	heal()
+	if err := c.WaitConverged(ctx, settle); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.Eventually(t, settle, func() error {
+		if code := readyz(c.Nodes[0]); code != http.StatusOK {
+			return fmt.Errorf("n1's /readyz: %d", code)
+		}
+		return nil
+	})
+	t.Logf("n1 up and ready %v after the heal", time.Since(healAt).Round(time.Millisecond))
+	if code, err := attachAt(wctx, c.Nodes[0].Addr, "late"); err != nil || code != "" {
+		t.Errorf("an attach at n1, healed: code %q (%v), want it taken", code, err)
 	}
 }

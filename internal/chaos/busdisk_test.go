@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -35,12 +36,32 @@ type busServer struct {
 // may have mounted small), and waits until each accepts connections.
 func startBusServers(t *testing.T, dirs []string) []*busServer {
 	t.Helper()
-	n := len(dirs)
-	port, err := localcluster.FreePort([]string{"127.0.0.1"}, 3*n)
+	port, err := localcluster.FreePort([]string{"127.0.0.1"}, 3*len(dirs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := func(i, off int) string { return "127.0.0.1:" + strconv.Itoa(port+3*i+off) }
+	return runBusServers(t, dirs, func(i, off int) string { return "127.0.0.1:" + strconv.Itoa(port+3*i+off) }, nil)
+}
+
+// startBusServersIn starts them as startBusServers does, server i in
+// namespace first+i of nw at its address there, so that a test can cut
+// one off from the others (Net.CutFrom).
+func startBusServersIn(t *testing.T, nw *localcluster.Net, first int, dirs []string) []*busServer {
+	t.Helper()
+	return runBusServers(t, dirs,
+		func(i, off int) string { return net.JoinHostPort(nw.IP(first+i), strconv.Itoa(4222+off)) },
+		func(i int) func([]string) []string {
+			return func(argv []string) []string { return nw.Command(first+i, argv...) }
+		})
+}
+
+// runBusServers starts len(dirs) servers, server i with its client,
+// cluster and monitoring listeners at addr(i, 0), addr(i, 1) and
+// addr(i, 2), its command line passed through wrap(i) when wrap is not
+// nil.
+func runBusServers(t *testing.T, dirs []string, addr func(i, off int) string, wrap func(i int) func([]string) []string) []*busServer {
+	t.Helper()
+	n := len(dirs)
 	conf := t.TempDir()
 	var servers []*busServer
 	for i := range n {
@@ -64,6 +85,9 @@ func startBusServers(t *testing.T, dirs []string) []*busServer {
 			natsServer: &natsServer{t: t, url: "nats://" + addr(i, 0), args: []string{"bench", "nats-server", "-c", file}},
 			store:      dirs[i],
 			monitor:    addr(i, 2),
+		}
+		if wrap != nil {
+			s.wrap = wrap(i)
 		}
 		s.start()
 		t.Cleanup(s.kill)
