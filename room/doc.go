@@ -35,7 +35,9 @@
 // while this node saw a majority of the cluster up all along and kept
 // watching without a gap; see Reconcile. A node paused (SIGSTOP) or cut
 // off for a while sees every peer down when it returns, but not a
-// majority up: it removes nobody.
+// majority up: it removes nobody. On an external bus the node's view may
+// be vouched for instead (View.Vouched): the bus's JetStream answers the
+// node, so the peers it does not see are gone or cut off from the bus.
 //
 // # Snapshots
 //

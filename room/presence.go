@@ -27,6 +27,7 @@ func (p Peer) live() bool { return p.Listed && p.Status != directory.Down }
 type View struct {
 	peers        map[string]Peer
 	listed, live int
+	vouched      bool // counts as a majority (Vouched)
 }
 
 // NewView returns the view of a directory and of the newest incarnations
@@ -51,6 +52,17 @@ func NewView(nodes []directory.Node, incarnations map[string]uint64) *View {
 	return v
 }
 
+// Vouched returns a view like v that counts as a majority of the cluster
+// whatever it shows live: this node's external bus vouches that the node
+// is on the side of the cluster that stores (the bus's JetStream answers
+// it), so the nodes v does not show live are gone or cut off from the
+// bus, not merely unseen by this node. v is not changed.
+func (v *View) Vouched() *View {
+	c := *v
+	c.vouched = true
+	return &c
+}
+
 // Peer returns what v says about node id.
 func (v *View) Peer(id string) Peer {
 	if v == nil {
@@ -60,9 +72,13 @@ func (v *View) Peer(id string) Peer {
 }
 
 // majority reports whether v shows more than half of the cluster's nodes
-// live. The cluster is every node v lists, self, and the nodes of the
-// members; self counts as live (it is the one looking).
+// live, or is vouched for (View.Vouched). The cluster is every node v
+// lists, self, and the nodes of the members; self counts as live (it is
+// the one looking).
 func (r *Room) majority(v *View) bool {
+	if v != nil && v.vouched {
+		return true
+	}
 	known, live := 0, 0
 	if v != nil {
 		known, live = v.listed, v.live
@@ -125,8 +141,8 @@ func (r *Room) Steward(v *View) bool {
 //     restarted and said so itself), or
 //   - its node has been down or missing in v continuously for Grace, and
 //     at every Reconcile of that time v showed a majority of the
-//     cluster's nodes live, with no gap longer than MaxGap between two
-//     calls.
+//     cluster's nodes live (or was vouched for by the node's bus:
+//     View.Vouched), with no gap longer than MaxGap between two calls.
 //
 // A node that was paused or cut off sees its peers down when it comes
 // back, but not a majority up, and a gap in its watching; it removes

@@ -42,7 +42,7 @@ var update = flag.Bool("update", false, "rewrite the expected output in testdata
 //	text seq=S key=K user=U n=N t="..." [dev=D]  Apply a text chunk (n: its seq; dev: its device)
 //	batch seq=S c1="K U N TEXT" c2=... [d1=D ...]  Apply a batch of text chunks, c1 first (dI: cI's device)
 //	live key=K user=U n=N t="..."          ApplyLive a text chunk (or c1=... for a batch)
-//	dir ID=STATUS ... [inc.ID=N ...]       this node's view; unlisted nodes are missing
+//	dir ID=STATUS ... [inc.ID=N ...] [vouched=true]  this node's view; unlisted nodes are missing; vouched: View.Vouched
 //	reconcile t=DUR                        the records Reconcile returns
 //	steward                                whether this node is the steward
 //	members                                members and users
@@ -319,6 +319,9 @@ func (h *harness) run(cmd string) ([]string, error) {
 		var nodes []directory.Node
 		incs := map[string]uint64{}
 		for _, k := range slices.Sorted(maps.Keys(a)) {
+			if k == "vouched" {
+				continue
+			}
 			if id, ok := strings.CutPrefix(k, "inc."); ok {
 				incs[id] = num(k)
 				continue
@@ -329,6 +332,9 @@ func (h *harness) run(cmd string) ([]string, error) {
 			return nil, err
 		}
 		h.view = room.NewView(nodes, incs)
+		if a["vouched"] == "true" {
+			h.view = h.view.Vouched()
+		}
 		out = []string{"ok"}
 	case "reconcile":
 		now := start.Add(dur("t"))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +104,18 @@ func TestNodeCutOffFromTheBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	roomShows(ctx, t, reader, typist, room, "acked before the cut; typed while n1 was cut off; and on n2")
+	// n2, the room's steward once n1 is down, removes the typist's
+	// membership from n1 the grace after it loaded the room. It would
+	// stay in the room for good otherwise: n2 sees one node of two, no
+	// majority, and only its bus's word lets it act on n1's absence.
+	nodetest.Eventually(t, settle, func() error {
+		if !slices.ContainsFunc(strings.Split(n2Log.String(), "\n"), func(line string) bool {
+			return strings.Contains(line, `msg="removing stale members from a room"`) && strings.Contains(line, "room="+room) && strings.Contains(line, "sessions=[n1/")
+		}) {
+			return errors.New("n2 has not removed the members n1 had in the room")
+		}
+		return nil
+	})
 
 	// Healed: n1 is up again by itself and takes a session.
 	healAt := time.Now()

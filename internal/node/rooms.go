@@ -1004,21 +1004,28 @@ func (e *roomEngine) wait() {
 // peerView caches the room.View of one directory view and one map of
 // incarnations, both immutable, so that the feeds of all rooms share it.
 type peerView struct {
-	dir  *view
-	incs *map[string]uint64
-	v    *room.View
+	dir     *view
+	incs    *map[string]uint64
+	v       *room.View
+	vouched *room.View // v.Vouched()
 }
 
 // peers returns this node's view of the cluster as of now, for the rooms'
-// presence rules. Safe for concurrent use.
+// presence rules: vouched for while the node's external bus vouches for
+// it (busVouches), so that a node its bus answers removes the members of
+// peers gone from the bus as a majority would. Safe for concurrent use.
 func (e *roomEngine) peers() *room.View {
 	dir, incs := e.n.view.Load(), e.incs.Load()
-	if pv := e.peerView.Load(); pv != nil && pv.dir == dir && pv.incs == incs {
-		return pv.v
+	pv := e.peerView.Load()
+	if pv == nil || pv.dir != dir || pv.incs != incs {
+		v := room.NewView(dir.nodes, *incs)
+		pv = &peerView{dir: dir, incs: incs, v: v, vouched: v.Vouched()}
+		e.peerView.Store(pv)
 	}
-	v := room.NewView(dir.nodes, *incs)
-	e.peerView.Store(&peerView{dir: dir, incs: incs, v: v})
-	return v
+	if e.n.busVouches(time.Now()) {
+		return pv.vouched
+	}
+	return pv.v
 }
 
 // now is the time the feeds' presence rules run at: time.Now, or a test's
