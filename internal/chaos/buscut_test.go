@@ -4,6 +4,7 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -169,39 +170,88 @@ func newNet(t *testing.T, n int) *localcluster.Net {
 	return nw
 }
 
+// serverOf is the index of the server in bus that holds a connection
+// named conn, by the servers' monitoring (/connz); -1 if none does.
+func serverOf(bus []*busServer, conn string) int {
+	for i, s := range bus {
+		resp, err := http.Get("http://" + s.monitor + "/connz?limit=1024")
+		if err != nil {
+			continue
+		}
+		var connz struct {
+			Connections []struct {
+				Name string `json:"name"`
+			} `json:"connections"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&connz)
+		resp.Body.Close()
+		if err == nil && slices.ContainsFunc(connz.Connections, func(c struct {
+			Name string `json:"name"`
+		}) bool {
+			return c.Name == conn
+		}) {
+			return i
+		}
+	}
+	return -1
+}
+
 // One server of a three-server bus cut off from the other two, a
-// partition of the bus itself, with n1 on it (given only its URL) and n2
-// on the others. n1 still reaches its server and its clients, but that
+// partition of the bus itself, with n1 on it and n2 on another; both were
+// given every server's URL, as operators name their bus. n1 still reaches
+// its server, which answers its pings, and its clients; but that
 // server's JetStream has no metadata leader (two of three servers are on
-// the other side): n1's questions go unanswered, it sees only itself,
-// and it steps aside and moves its sessions. n2 sees only itself too, yet
-// stays up: its bus's JetStream answers it, and it takes every session.
-// The text typed on n1 meanwhile is stored once; healed, n1 is up again
-// by itself (faults.md, partial loss of an external bus).
+// the other side), so n1's questions go unanswered and it sees only
+// itself: it steps aside, then moves its connections to the next server
+// it was given and is up again there while the cut lasts. n2 sees only
+// itself for a while too, yet stays up on its bus's word. Nobody is
+// stranded, the text typed meanwhile is stored once, and after the heal
+// both are up (faults.md, partial loss of an external bus).
 func TestNodeOnABusServerCutOffFromTheBus(t *testing.T) {
 	ctx := context.Background()
 	nw := newNet(t, 5) // n1, n2, b1, b2, b3
 	bus := startBusServersIn(t, nw, 2, busDirs(t))
-	var n2Log nodetest.LockedBuffer
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Net: nw, Bus: bus[0].url,
+	var urls []string
+	for _, s := range bus {
+		urls = append(urls, s.url)
+	}
+	var n1Log, n2Log nodetest.LockedBuffer
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 2, Net: nw, Bus: strings.Join(urls, ","),
 		OutputFor: func(i int) io.Writer {
-			if i == 1 {
-				return io.MultiWriter(&n2Log, testLog(t))
-			}
-			return testLog(t)
-		},
-		ArgsFor: func(i int) []string {
-			if i == 0 {
-				return []string{"--bus", bus[2].url}
-			}
-			return []string{"--bus", bus[0].url}
+			return io.MultiWriter([]*nodetest.LockedBuffer{&n1Log, &n2Log}[i], testLog(t))
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Stop)
+	// Each node draws its order of the servers: n2 is started again
+	// until it is on another server than n1.
+	on := func(conn string) int {
+		k := -1
+		nodetest.Eventually(t, settle, func() error {
+			if k = serverOf(bus, conn); k < 0 {
+				return fmt.Errorf("no bus server lists %s", conn)
+			}
+			return nil
+		})
+		return k
+	}
+	k := on("n1-dir")
+	for on("n2-dir") == k {
+		if err := c.Kill(1); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Restart(1); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WaitConverged(ctx, settle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("n1 is on b%d", k+1)
+	n2Before := len(n2Log.String())
 
-	sessions := dialSpread(ctx, t, c, 4) // u0 and u2 on n1, u1 and u3 on n2
+	sessions := dialSpread(ctx, t, c, 4)
 	typist, reader := sessions[0], sessions[1]
 	const room = "busisland"
 	wctx, cancel := context.WithTimeout(ctx, settle)
@@ -213,11 +263,13 @@ func TestNodeOnABusServerCutOffFromTheBus(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// b3 (namespace 4) and b1, b2 (2 and 3) drop what they send each other.
+	// Server k and the other two drop what they send each other.
 	type link struct{ from, to int }
 	var cuts []link
-	for _, other := range []int{2, 3} {
-		cuts = append(cuts, link{4, other}, link{other, 4})
+	for i := range bus {
+		if i != k {
+			cuts = append(cuts, link{2 + k, 2 + i}, link{2 + i, 2 + k})
+		}
 	}
 	heal := func() {
 		for _, l := range cuts {
@@ -234,48 +286,57 @@ func TestNodeOnABusServerCutOffFromTheBus(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := typist.SendText(room, "typed while b3 was cut off; "); err != nil {
+	if _, err := typist.SendText(room, "typed while its server was cut off; "); err != nil {
 		t.Fatal(err)
 	}
 
 	nodetest.Eventually(t, settle, func() error { return steppedAside(ctx, c.Nodes[:1]) })
 	t.Logf("n1 degraded %v after the cut", time.Since(cut).Round(time.Millisecond))
+	lost := fmt.Sprintf("lost=b%d", k+1)
 	nodetest.Eventually(t, settle, func() error {
-		for i, s := range sessions {
-			if !s.Connected() || s.Node().ID != "n2" {
-				return fmt.Errorf("session %d: connected %v on %s", i, s.Connected(), s.Node().ID)
-			}
+		if !slices.ContainsFunc(strings.Split(n1Log.String(), "\n"), func(line string) bool {
+			return strings.Contains(line, `msg="reconnected to the bus"`) && strings.Contains(line, "conn=n1-dir") && strings.Contains(line, lost)
+		}) {
+			return fmt.Errorf("n1's directory connection has not left b%d", k+1)
 		}
-		return nil
-	})
-	t.Logf("every session on n2 %v after the cut", time.Since(cut).Round(time.Millisecond))
-	nodetest.Eventually(t, settle, func() error {
-		if code := readyz(c.Nodes[1]); code != http.StatusOK {
-			return fmt.Errorf("n2's /readyz: %d", code)
-		}
-		return nil
-	})
-	if _, err := typist.SendTextWait(wctx, room, "and on n2"); err != nil {
-		t.Fatal(err)
-	}
-	roomShows(ctx, t, reader, typist, room, "acked before the cut; typed while b3 was cut off; and on n2")
-	if !strings.Contains(n2Log.String(), "stays up") {
-		t.Error(`n2's log does not say it "stays up" without a majority of its peers in sight`)
-	}
-
-	healAt := time.Now()
-	heal()
-	if err := c.WaitConverged(ctx, settle); err != nil {
-		t.Fatal(err)
-	}
-	nodetest.Eventually(t, settle, func() error {
 		if code := readyz(c.Nodes[0]); code != http.StatusOK {
 			return fmt.Errorf("n1's /readyz: %d", code)
 		}
 		return nil
 	})
-	t.Logf("n1 up and ready %v after the heal", time.Since(healAt).Round(time.Millisecond))
-	if code, err := attachAt(wctx, c.Nodes[0].Addr, "late"); err != nil || code != "" {
-		t.Errorf("an attach at n1, healed: code %q (%v), want it taken", code, err)
+	t.Logf("n1 up again on another server %v after the cut", time.Since(cut).Round(time.Millisecond))
+	if !strings.Contains(n1Log.String(), "moving the node's connections to the next server") {
+		t.Error("n1's log does not say it moved to the next server")
+	}
+
+	nodetest.Eventually(t, settle, func() error {
+		for i, s := range sessions {
+			if !s.Connected() {
+				return fmt.Errorf("session %d not connected (%v)", i, s.State())
+			}
+		}
+		return nil
+	})
+	if _, err := typist.SendTextWait(wctx, room, "and after"); err != nil {
+		t.Fatal(err)
+	}
+	roomShows(ctx, t, reader, typist, room, "acked before the cut; typed while its server was cut off; and after")
+	// n2 saw no majority while n1 was gone, and never stepped aside.
+	l := n2Log.String()[n2Before:]
+	if !strings.Contains(l, "stays up") {
+		t.Error(`n2's log does not say it "stays up" without a majority of its peers in sight`)
+	}
+	if strings.Contains(l, "stepping aside") || strings.Contains(l, "steps aside") {
+		t.Error("n2 stepped aside at some point")
+	}
+
+	heal()
+	if err := c.WaitConverged(ctx, settle); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range c.Nodes {
+		if code := readyz(n); code != http.StatusOK {
+			t.Errorf("%s's /readyz after the heal: %d, want 200", n.ID, code)
+		}
 	}
 }

@@ -270,7 +270,7 @@ func (n *Node) onOneServer(nc *nats.Conn) bool {
 	if id == "" {
 		return false
 	}
-	for _, c := range append([]*nats.Conn{n.bus.Conn, n.bus.Dir}, n.rooms.conns...) {
+	for _, c := range n.busConns() {
 		if c.ConnectedServerId() != id {
 			return false
 		}
@@ -369,6 +369,7 @@ func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
 	tick := time.NewTicker(busCheckEvery)
 	defer tick.Stop()
 	var w busStorageWatch
+	var movedAt time.Time // when the node last moved to another server (nextBusServer)
 	storedBefore := n.rooms.stored.Load()
 	for {
 		select {
@@ -403,5 +404,36 @@ func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
 			n.metrics.storageStopped.Set(0)
 			n.log.Info("the bus's JetStream answers again: this node stores text again")
 		}
+		if w.lost && (r == busSilent || r == busNoJetStream) && asked.Sub(movedAt) >= busSilentFor && n.nextBusServer(nc) {
+			movedAt = asked
+		}
 	}
+}
+
+// nextBusServer moves every connection of the node to the next server of
+// its bus, the one after the current in the node's order (nats.go's
+// ForceReconnect), and reports whether it did: not when the bus names
+// only one server. The server the node is on may be cut off from the
+// rest of the bus: it answers the connections' pings, so they stay, but
+// its JetStream has no metadata leader and never answers. The rest of
+// the bus is reachable through the servers named in --bus (those the
+// cut-off server gossiped, it stops naming). watchBusStorage calls it
+// once the node has stepped aside for its bus's silence, and again every
+// busSilentFor while the silence lasts; where the whole bus is silent
+// (electing, its stores full) the node only changes servers.
+func (n *Node) nextBusServer(nc *nats.Conn) bool {
+	if len(nc.Servers()) < 2 || !nc.IsConnected() {
+		return false
+	}
+	n.log.Warn("the bus's JetStream does not answer the node on its server: moving the node's connections to the next server", "server", nc.ConnectedServerName())
+	for _, c := range n.busConns() {
+		_ = c.ForceReconnect() // closed: the node stops
+	}
+	return true
+}
+
+// busConns are the node's connections to its bus: its own, the
+// directory's and the rooms'.
+func (n *Node) busConns() []*nats.Conn {
+	return append([]*nats.Conn{n.bus.Conn, n.bus.Dir}, n.rooms.conns...)
 }
