@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -170,9 +171,42 @@ func newNet(t *testing.T, n int) *localcluster.Net {
 	return nw
 }
 
+// metaLeader is the index of the server in bus that leads its
+// JetStream's metadata, by the servers' monitoring (/jsz).
+func metaLeader(t *testing.T, bus []*busServer) int {
+	t.Helper()
+	leader := -1
+	nodetest.Eventually(t, settle, func() error {
+		for _, s := range bus {
+			resp, err := http.Get("http://" + s.monitor + "/jsz")
+			if err != nil {
+				return err
+			}
+			var jsz struct {
+				Meta struct {
+					Leader string `json:"leader"`
+				} `json:"meta_cluster"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&jsz)
+			resp.Body.Close()
+			if err != nil {
+				return err
+			}
+			if i, err := strconv.Atoi(strings.TrimPrefix(jsz.Meta.Leader, "b")); err == nil && i >= 1 && i <= len(bus) {
+				leader = i - 1
+				return nil
+			}
+		}
+		return errors.New("no bus server names a metadata leader")
+	})
+	return leader
+}
+
 // serverOf is the index of the server in bus that holds a connection
-// named conn, by the servers' monitoring (/connz); -1 if none does.
+// named conn, by the servers' monitoring (/connz); -1 if none does, or
+// more than one (a killed process's connection not closed yet).
 func serverOf(bus []*busServer, conn string) int {
+	at := -1
 	for i, s := range bus {
 		resp, err := http.Get("http://" + s.monitor + "/connz?limit=1024")
 		if err != nil {
@@ -190,10 +224,13 @@ func serverOf(bus []*busServer, conn string) int {
 		}) bool {
 			return c.Name == conn
 		}) {
-			return i
+			if at >= 0 {
+				return -1
+			}
+			at = i
 		}
 	}
-	return -1
+	return at
 }
 
 // One server of a three-server bus cut off from the other two, a
@@ -224,31 +261,48 @@ func TestNodeOnABusServerCutOffFromTheBus(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Stop)
-	// Each node draws its order of the servers: n2 is started again
-	// until it is on another server than n1.
+	// Each node draws its order of the servers. A node is started again
+	// until n1 is on a server that does not lead the bus's JetStream
+	// metadata and n2 on another: a cut-off leader keeps answering until
+	// it finds itself alone, while the other side has no leader until it
+	// elects one, and no node there can store meanwhile (n2 then steps
+	// aside for that while, as it should; not what this test is about).
 	on := func(conn string) int {
 		k := -1
 		nodetest.Eventually(t, settle, func() error {
 			if k = serverOf(bus, conn); k < 0 {
-				return fmt.Errorf("no bus server lists %s", conn)
+				return fmt.Errorf("not one bus server lists %s", conn)
 			}
 			return nil
 		})
 		return k
 	}
-	k := on("n1-dir")
-	for on("n2-dir") == k {
-		if err := c.Kill(1); err != nil {
+	restart := func(i int) {
+		if err := c.Kill(i); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.Restart(1); err != nil {
+		if err := c.Restart(i); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.WaitConverged(ctx, settle); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("n1 is on b%d", k+1)
+	var k int
+	for {
+		leader := metaLeader(t, bus)
+		k = on("n1-dir")
+		if k == leader {
+			restart(0)
+			continue
+		}
+		if on("n2-dir") == k {
+			restart(1)
+			continue
+		}
+		t.Logf("n1 is on b%d, n2 on another, b%d leads", k+1, leader+1)
+		break
+	}
 	n2Before := len(n2Log.String())
 
 	sessions := dialSpread(ctx, t, c, 4)
