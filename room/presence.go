@@ -27,7 +27,7 @@ func (p Peer) live() bool { return p.Listed && p.Status != directory.Down }
 type View struct {
 	peers        map[string]Peer
 	listed, live int
-	vouched      bool // counts as a majority (Vouched)
+	answered     time.Time // Vouched's; zero: not vouched for
 }
 
 // NewView returns the view of a directory and of the newest incarnations
@@ -52,14 +52,22 @@ func NewView(nodes []directory.Node, incarnations map[string]uint64) *View {
 	return v
 }
 
-// Vouched returns a view like v that counts as a majority of the cluster
-// whatever it shows live: this node's external bus vouches that the node
-// is on the side of the cluster that stores (the bus's JetStream answers
-// it), so the nodes v does not show live are gone or cut off from the
-// bus, not merely unseen by this node. v is not changed.
-func (v *View) Vouched() *View {
-	c := *v
-	c.vouched = true
+// Vouched returns a view like v that this node's external bus vouches
+// for: the bus's JetStream answered a question asked at answered, lately
+// enough (the caller decides), so the node is on the side of the cluster
+// that stores, and a node v does not show live is gone from the bus or
+// cut off from it, not merely unseen. Such a view stands for a majority
+// of the cluster in Reconcile, as evidence about the nodes first seen
+// down at or before answered: an answer from before a node vanished
+// says nothing about it (a node cut off from its bus still holds one
+// for a while). v is not changed; a nil v is the view of a cluster of
+// no listed nodes.
+func (v *View) Vouched(answered time.Time) *View {
+	var c View
+	if v != nil {
+		c = *v
+	}
+	c.answered = answered
 	return &c
 }
 
@@ -72,13 +80,9 @@ func (v *View) Peer(id string) Peer {
 }
 
 // majority reports whether v shows more than half of the cluster's nodes
-// live, or is vouched for (View.Vouched). The cluster is every node v
-// lists, self, and the nodes of the members; self counts as live (it is
-// the one looking).
+// live. The cluster is every node v lists, self, and the nodes of the
+// members; self counts as live (it is the one looking).
 func (r *Room) majority(v *View) bool {
-	if v != nil && v.vouched {
-		return true
-	}
 	known, live := 0, 0
 	if v != nil {
 		known, live = v.listed, v.live
@@ -141,8 +145,10 @@ func (r *Room) Steward(v *View) bool {
 //     restarted and said so itself), or
 //   - its node has been down or missing in v continuously for Grace, and
 //     at every Reconcile of that time v showed a majority of the
-//     cluster's nodes live (or was vouched for by the node's bus:
-//     View.Vouched), with no gap longer than MaxGap between two calls.
+//     cluster's nodes live or was vouched for by the node's bus
+//     (View.Vouched), with no gap longer than MaxGap between two calls;
+//     if it was ever only vouched for, the latest answer was to a
+//     question asked since the node was first seen down.
 //
 // A node that was paused or cut off sees its peers down when it comes
 // back, but not a majority up, and a gap in its watching; it removes
@@ -158,7 +164,12 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 	}
 	r.watched = now
 	r.clampTimes(now)
-	quorum := r.majority(v)
+	peers := r.majority(v)
+	var answered time.Time
+	if v != nil {
+		answered = v.answered
+	}
+	quorum := peers || !answered.IsZero()
 	if !quorum {
 		clear(r.downFrom)
 	}
@@ -191,10 +202,13 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 			seen = make(map[string]bool)
 		}
 		seen[m.Node] = true
-		first, ok := r.downFrom[m.Node]
+		down, ok := r.downFrom[m.Node]
 		if !ok {
-			r.downFrom[m.Node] = now
-		} else if now.Sub(first) >= r.cfg.Grace {
+			down = downSince{at: now}
+		}
+		down.byBus = down.byBus || !peers
+		r.downFrom[m.Node] = down
+		if ok && now.Sub(down.at) >= r.cfg.Grace && (!down.byBus || !answered.Before(down.at)) {
 			foreign = append(foreign, key)
 		}
 	}
@@ -249,4 +263,13 @@ func (r *Room) clampTimes(now time.Time) {
 			lm.retryAt = limit
 		}
 	}
+}
+
+// downSince is the evidence that a member's node is gone: since when
+// Reconcile has seen it down or missing, and whether at some Reconcile
+// since only the node's bus vouched for the view (View.Vouched), no
+// majority of its peers being live.
+type downSince struct {
+	at    time.Time
+	byBus bool
 }

@@ -101,7 +101,7 @@ type Room struct {
 
 	// Presence evidence, see Reconcile.
 	watched  time.Time            // the last Reconcile, zero before the first
-	downFrom map[string]time.Time // node -> since when it was seen down or missing with a majority up
+	downFrom map[string]downSince // node -> since when it was seen down or missing with a majority up (or the bus's word)
 	suspect  map[string]time.Time // own member key -> since when it looked stale
 	dropAt   time.Time            // earliest time to ask for another cleanup
 }
@@ -128,7 +128,7 @@ func newRoom(name string, cfg Config, text *rtt.Room) *Room {
 		live:     make(map[string][]liveChunk),
 		liveOff:  make(map[string]liveOff),
 		shown:    make(map[string]uint64),
-		downFrom: make(map[string]time.Time),
+		downFrom: make(map[string]downSince),
 		suspect:  make(map[string]time.Time),
 	}
 }

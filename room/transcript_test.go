@@ -42,7 +42,7 @@ var update = flag.Bool("update", false, "rewrite the expected output in testdata
 //	text seq=S key=K user=U n=N t="..." [dev=D]  Apply a text chunk (n: its seq; dev: its device)
 //	batch seq=S c1="K U N TEXT" c2=... [d1=D ...]  Apply a batch of text chunks, c1 first (dI: cI's device)
 //	live key=K user=U n=N t="..."          ApplyLive a text chunk (or c1=... for a batch)
-//	dir ID=STATUS ... [inc.ID=N ...] [vouched=true]  this node's view; unlisted nodes are missing; vouched: View.Vouched
+//	dir ID=STATUS ... [inc.ID=N ...] [vouched=DUR]  this node's view; unlisted nodes are missing; vouched: View.Vouched, the answer asked at DUR
 //	reconcile t=DUR                        the records Reconcile returns
 //	steward                                whether this node is the steward
 //	members                                members and users
@@ -332,8 +332,8 @@ func (h *harness) run(cmd string) ([]string, error) {
 			return nil, err
 		}
 		h.view = room.NewView(nodes, incs)
-		if a["vouched"] == "true" {
-			h.view = h.view.Vouched()
+		if _, ok := a["vouched"]; ok {
+			h.view = h.view.Vouched(start.Add(dur("vouched")))
 		}
 		out = []string{"ok"}
 	case "reconcile":

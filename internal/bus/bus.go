@@ -36,6 +36,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -141,6 +142,10 @@ type Bus struct {
 	// routeCert is the routes' certificate (Config.TLSCert); nil without
 	// route TLS.
 	routeCert *pki.KeyPair
+	// regroupOn is the URL of the external server Regroup moves the
+	// node's connections to (nil: none); each connection's reconnect
+	// tries it first, once (regroupTarget).
+	regroupOn atomic.Pointer[string]
 }
 
 // Open starts or dials the engine described by cfg.
@@ -241,19 +246,83 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 
 // serverOrder is urls (comma-separated, as Config.External) in an order
 // drawn with shuffle once for the node, which every connection of the
-// node tries in turn (nats.DontRandomize; servers the bus gossips come
-// after, in the order the bus gives them). The node's connections then
-// start on one server and move to the same next one, and the node shares
-// its server's fate: on a server cut off from the rest of the bus all of
-// it is cut off, not one connection in three. Drawn per connection (nats.go's
-// default), a node on a three-server bus had a connection on every
-// server: its directory could come from one side of a cut and its rooms
-// from the other. Nodes still spread over the servers, each drawing its
-// own order.
+// node tries in turn (nats.DontRandomize). The node's connections then
+// start on one server and, as a rule, move to the same next one, and the
+// node shares its server's fate: on a server cut off from the rest of
+// the bus all of it is cut off, not one connection in three. Drawn per
+// connection (nats.go's default), a node on a three-server bus had a
+// connection on every server: its directory could come from one side of
+// a cut and its rooms from the other. Nodes still spread over the
+// servers, each drawing its own order. The rule has exceptions
+// (Regroup), which the node mends.
 func serverOrder(urls string, shuffle func(n int, swap func(i, j int))) string {
 	list := strings.Split(urls, ",")
 	shuffle(len(list), func(i, j int) { list[i], list[j] = list[j], list[i] })
 	return strings.Join(list, ",")
+}
+
+// Regroup moves those of conns (connections of this bus to its external
+// servers) that are not on the server most of them are on to that
+// server, and returns how many it moved. The node's connections try the
+// servers in one order (serverOrder), but that order holds only while
+// their lists in nats.go stay alike: a connection that reconnected alone
+// (a write timed out, a slow consumer closed) has put its server last in
+// its own list, and servers learned from the bus's gossip are added in
+// an order of each connection's own. Split over two servers, the node
+// may see its directory on one side of a cut in the bus and store its
+// rooms on the other. A connection moved tries that server once, then
+// goes on through its own list as before. Ties go to the server of the
+// first of conns that is connected.
+func (b *Bus) Regroup(conns []*nats.Conn) int {
+	count := map[string]int{}
+	target := ""
+	for _, nc := range conns {
+		if u := nc.ConnectedUrl(); u != "" {
+			count[u]++
+			if target == "" || count[u] > count[target] {
+				target = u
+			}
+		}
+	}
+	if target == "" {
+		return 0
+	}
+	b.regroupOn.Store(&target)
+	moved := 0
+	for _, nc := range conns {
+		if u := nc.ConnectedUrl(); u != "" && u != target && nc.ForceReconnect() == nil {
+			moved++
+		}
+	}
+	return moved
+}
+
+// NextServer moves every connection of conns to the next server of its
+// list (nats.go's ForceReconnect), forgetting the server Regroup named.
+func (b *Bus) NextServer(conns []*nats.Conn) {
+	b.regroupOn.Store(nil)
+	for _, nc := range conns {
+		_ = nc.ForceReconnect() // closed: the node stops
+	}
+}
+
+// regroupTarget is a connection's nats.go ReconnectToServer handler: the
+// server Regroup named, if the connection has not tried it since it was
+// last on a server (tried) and its list holds it; else nats.go's own
+// next server.
+func (b *Bus) regroupTarget(tried *atomic.Bool) nats.ReconnectToServerHandler {
+	return func(servers []nats.Server, _ nats.ServerInfo) (*nats.Server, time.Duration) {
+		target := b.regroupOn.Load()
+		if target == nil || tried.Swap(true) {
+			return nil, 0
+		}
+		for i := range servers {
+			if servers[i].URL != nil && servers[i].URL.String() == *target {
+				return &servers[i], 0
+			}
+		}
+		return nil, 0
+	}
 }
 
 // connectBoth opens Conn and Dir.
@@ -327,18 +396,22 @@ func (b *Bus) connectNotifying(name, user, password string, reconnected func(), 
 		// handlers one at a time, in order, on one goroutine: the connect
 		// handler first.
 		var on string
+		var tried atomic.Bool // regroupTarget's, since the connection was last on a server
 		opts := append([]nats.Option{
 			nats.Name(name),
 			nats.MaxReconnects(-1),
 			reconnectBackoff(),
 			nats.ConnectHandler(func(nc *nats.Conn) { on = nc.ConnectedServerName() }),
 			nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
-				if nc.IsClosed() {
-					return // Close and Drain call it too: the node's own doing
+				if nc.IsClosed() || err == nil {
+					// Close and Drain call it too, and ForceReconnect
+					// without an error: the node's own doing.
+					return
 				}
 				log.Warn("lost a connection to the bus; reconnecting", "conn", name, "server", on, "err", err)
 			}),
 			nats.ReconnectHandler(func(nc *nats.Conn) {
+				tried.Store(false)
 				lost := on
 				on = nc.ConnectedServerName()
 				log.Info("reconnected to the bus", "conn", name, "server", on, "url", nc.ConnectedUrlRedacted(), "lost", lost)
@@ -349,6 +422,7 @@ func (b *Bus) connectNotifying(name, user, password string, reconnected func(), 
 			// Every connection of the node tries the servers in one
 			// order (serverOrder), not each in an order of its own.
 			nats.DontRandomize(),
+			nats.ReconnectToServer(b.regroupTarget(&tried)),
 		}, append(staleDetection(), b.external...)...)
 		nc, err := nats.Connect(b.cfg.External, append(opts, extra...)...)
 		if err != nil {

@@ -325,6 +325,9 @@ func (n *Node) run() {
 		n.answerPeer(n.Status(), peer)
 	}
 	steps := newMinority(cfg.ID, minorityForget, n.minorityGrace())
+	if cfg.Bus != "" {
+		steps.vouchFor = busVouchFor
+	}
 	var movedAt time.Time // when the sessions were last told to move
 	apply := func(e directory.Entry, now time.Time) {
 		c := table.Apply(e, now)
@@ -685,7 +688,7 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 	lost := n.storageStopped.Load() && !n.storageLeaderless.Load()
 	v := n.view.Load()
 	byBus := steps.byBus
-	minority := steps.observe(v.nodes, v.taken, unreachable, n.busVouches(now), now)
+	minority := steps.observe(v.nodes, v.taken, unreachable, n.busAnswered(), now)
 	if steps.byBus && !byBus {
 		n.log.Warn("sees no majority of its cluster, but its bus's JetStream answers it: stays up (on an external bus the bus, not a count of peers, says who can store)")
 	}
@@ -702,7 +705,11 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 				n.log.Warn(n.degradedWhy()+": stepping aside (degraded), refusing attaches", "move_sessions_in", moveAfter)
 			}
 		} else {
-			n.log.Info("a majority of the cluster is back, and the node can store: up again")
+			if n.cfg.Bus != "" {
+				n.log.Info("sees a majority of its cluster or its bus answers it, and can store: up again")
+			} else {
+				n.log.Info("a majority of the cluster is back, and the node can store: up again")
+			}
 		}
 	}
 	if !degraded || (!lost && steps.degradedFor(now) < moveAfter) || now.Sub(movedAt) < moveAfter {

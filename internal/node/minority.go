@@ -28,6 +28,10 @@ import (
 // majority for the grace, and up again once it has seen one at every
 // observation for the grace, so that a link or a peer at the edge of the
 // table's timeout does not make it flap between up and degraded.
+//
+// On an external bus the bus's word stands for a majority (observe's
+// answered, vouchFor): "sees a majority" above, the forget interval and
+// held included, then reads "sees a majority or is vouched for".
 type minority struct {
 	self   string
 	forget time.Duration // how long a peer not seen stays counted, in time with a majority
@@ -53,6 +57,13 @@ type minority struct {
 	// byBus: the last observation saw no majority of peers and held only
 	// because the bus vouched for the node.
 	byBus bool
+	// minoritySince: since when the node has seen no majority of its
+	// peers (zero while it sees one); only an answer to a question asked
+	// since then vouches for it.
+	minoritySince time.Time
+	// vouchFor is how long an answer from the node's external bus vouches
+	// for it (busVouchFor); zero without an external bus: never.
+	vouchFor time.Duration
 }
 
 // heardAgain is how much later than before a peer must have been last
@@ -67,10 +78,15 @@ func newMinority(self string, forget, grace time.Duration) *minority {
 // observe takes the directory, whose ages are as of taken, at now and
 // reports whether the node is degraded. Unreachable forces the majority
 // lost (for instance: the external bus is unreachable, so the directory
-// is not current). Vouched holds it whatever the node sees of its peers:
-// its external bus's JetStream answers it, so it can store, and a peer
-// it does not see is not on the bus (unreachable wins over vouched).
-func (m *minority) observe(nodes []directory.Node, taken time.Time, unreachable, vouched bool, now time.Time) bool {
+// is not current). Answered is when the latest question the node's
+// external bus's JetStream answered was asked (zero: none, or no bus):
+// an answer to a question asked since the node last saw a majority, and
+// at most vouchFor ago, holds the majority whatever the node sees of its
+// peers (vouched), since the node can store and a peer it does not see
+// is not on the bus. An answer from before the peers vanished vouches
+// for nothing: a node cut off from its bus still holds one for a while.
+// Unreachable wins over vouched.
+func (m *minority) observe(nodes []directory.Node, taken time.Time, unreachable bool, answered, now time.Time) bool {
 	if m.lastHeld {
 		m.held += max(0, now.Sub(m.last))
 	}
@@ -99,6 +115,12 @@ func (m *minority) observe(nodes []directory.Node, taken time.Time, unreachable,
 	}
 	m.heard = heard
 	majority := 2*up > 1+len(m.seen)
+	if majority {
+		m.minoritySince = time.Time{}
+	} else if m.minoritySince.IsZero() {
+		m.minoritySince = now
+	}
+	vouched := m.vouchFor > 0 && !answered.IsZero() && now.Sub(answered) <= m.vouchFor && !answered.Before(m.minoritySince)
 	held := (majority || vouched) && !unreachable
 	m.byBus = held && !majority
 	if held {

@@ -126,12 +126,12 @@ func TestMinority(t *testing.T) {
 			m := newMinority("n1", 10*time.Minute, 2*time.Second)
 			// A peer counts once heard from twice: the node heard the
 			// first step's peers a moment before it.
-			m.observe(tt.steps[0].nodes, t0.Add(-100*time.Millisecond), false, false, t0.Add(-100*time.Millisecond))
+			m.observe(tt.steps[0].nodes, t0.Add(-100*time.Millisecond), false, time.Time{}, t0.Add(-100*time.Millisecond))
 			for i, s := range tt.steps {
 				if s.left != "" {
 					m.goodbye(directory.Change{ID: s.left, Kind: directory.StatusChanged, From: directory.Up, To: directory.Down})
 				}
-				if got := m.observe(s.nodes, t0.Add(s.at), s.unreachable, false, t0.Add(s.at)); got != s.want {
+				if got := m.observe(s.nodes, t0.Add(s.at), s.unreachable, time.Time{}, t0.Add(s.at)); got != s.want {
 					t.Fatalf("step %d (at %v): degraded = %v, want %v", i, s.at, got, s.want)
 				}
 			}
@@ -162,11 +162,11 @@ func TestMinorityGoodbyeOnlyAsTheTableTookIt(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newMinority("n1", 10*time.Minute, 2*time.Second)
-			m.observe(all, t0.Add(-100*time.Millisecond), false, false, t0.Add(-100*time.Millisecond))
-			m.observe(all, t0, false, false, t0)
+			m.observe(all, t0.Add(-100*time.Millisecond), false, time.Time{}, t0.Add(-100*time.Millisecond))
+			m.observe(all, t0, false, time.Time{}, t0)
 			m.goodbye(tt.c)
-			m.observe(after, t0.Add(time.Second), false, false, t0.Add(time.Second))
-			if got := m.observe(after, t0.Add(4*time.Second), false, false, t0.Add(4*time.Second)); got != tt.degraded {
+			m.observe(after, t0.Add(time.Second), false, time.Time{}, t0.Add(time.Second))
+			if got := m.observe(after, t0.Add(4*time.Second), false, time.Time{}, t0.Add(4*time.Second)); got != tt.degraded {
 				t.Errorf("after %+v: degraded = %v, want %v", tt.c, got, tt.degraded)
 			}
 		})
@@ -182,7 +182,7 @@ func TestMinorityDegradedFor(t *testing.T) {
 	all := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Up}, {ID: "n3", Status: directory.Up}}
 	alone := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Down}, {ID: "n3", Status: directory.Down}}
 	m := newMinority("n1", 10*time.Minute, 2*time.Second)
-	m.observe(all, t0.Add(-100*time.Millisecond), false, false, t0.Add(-100*time.Millisecond)) // heard twice by the first step
+	m.observe(all, t0.Add(-100*time.Millisecond), false, time.Time{}, t0.Add(-100*time.Millisecond)) // heard twice by the first step
 	steps := []struct {
 		at    time.Duration
 		nodes []directory.Node
@@ -196,7 +196,7 @@ func TestMinorityDegradedFor(t *testing.T) {
 		{20 * time.Second, alone, 17 * time.Second},
 	}
 	for i, s := range steps {
-		m.observe(s.nodes, t0.Add(s.at), false, false, t0.Add(s.at))
+		m.observe(s.nodes, t0.Add(s.at), false, time.Time{}, t0.Add(s.at))
 		if got := m.degradedFor(t0.Add(s.at)); got != s.want {
 			t.Fatalf("step %d (at %v): degradedFor = %v, want %v", i, s.at, got, s.want)
 		}
@@ -210,47 +210,68 @@ func TestMinorityDegradedFor(t *testing.T) {
 
 // On an external bus the bus vouches for a node its JetStream answers:
 // such a node stays up whatever it sees of its peers (they are not on the
-// bus), and one the bus no longer vouches for counts its peers again,
-// with the grace. An unreachable bus wins over a vouch.
+// bus), as long as the answer is recent and to a question asked since the
+// node lost sight of its majority. An answer from before (a node cut off
+// from its bus still holds one for a while) vouches for nothing, and an
+// unreachable bus wins over a vouch.
 func TestMinorityVouchedByTheBus(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	two := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Up}}
 	alone := []directory.Node{{ID: "n1", Status: directory.Up}, {ID: "n2", Status: directory.Down}}
+	const none = -1
 	type step struct {
-		at                   time.Duration
-		nodes                []directory.Node
-		unreachable, vouched bool
-		want, byBus          bool
+		at          time.Duration
+		nodes       []directory.Node
+		unreachable bool
+		answered    time.Duration // when the latest answered question was asked; none
+		want, byBus bool
 	}
 	tests := []struct {
 		name  string
 		steps []step
 	}{
-		{"a peer's death leaves the node the bus vouches for up", []step{
-			{0, two, false, true, false, false},
-			{time.Second, alone, false, true, false, true},
-			{time.Hour, alone, false, true, false, true},
+		{"a peer's death leaves up the node its bus answers since", []step{
+			{0, two, false, 0, false, false},
+			{time.Second, alone, false, 500 * time.Millisecond, false, false}, // asked before: nothing yet
+			{2 * time.Second, alone, false, 1500 * time.Millisecond, false, true},
+			{time.Minute, alone, false, time.Minute - time.Second, false, true},
 		}},
-		{"the vouch lapses: degraded after the grace", []step{
-			{0, two, false, true, false, false},
-			{time.Second, alone, false, true, false, true},
-			{2 * time.Second, alone, false, false, false, false},
-			{4 * time.Second, alone, false, false, true, false},
-			{5 * time.Second, alone, false, true, true, true}, // vouched again: up once held for the grace
-			{7 * time.Second, alone, false, true, false, true},
+		{"an answer from before the peers vanished vouches for nothing", []step{
+			{0, two, false, 0, false, false},
+			{time.Second, alone, false, 0, false, false},
+			{3 * time.Second, alone, false, 0, true, false},
+		}},
+		{"the answers stop: degraded once the last is too old and the grace has run", []step{
+			{0, two, false, 0, false, false},
+			{time.Second, alone, false, time.Second, false, true},
+			{9 * time.Second, alone, false, time.Second, false, true},
+			{9500 * time.Millisecond, alone, false, time.Second, false, false},
+			{11500 * time.Millisecond, alone, false, time.Second, true, false},
+			{12 * time.Second, alone, false, 12 * time.Second, true, true}, // answered again: up once held for the grace
+			{14 * time.Second, alone, false, 14 * time.Second, false, true},
 		}},
 		{"an unreachable bus degrades a node its last answer still vouches for", []step{
-			{0, two, false, true, false, false},
-			{time.Second, alone, true, true, false, false},
-			{3 * time.Second, alone, true, true, true, false},
+			{0, two, false, 0, false, false},
+			{time.Second, alone, true, time.Second, false, false},
+			{3 * time.Second, alone, true, 3 * time.Second, true, false},
+		}},
+		{"without a bus nothing vouches", []step{
+			{0, two, false, none, false, false},
+			{time.Second, alone, false, none, false, false},
+			{3 * time.Second, alone, false, none, true, false},
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			m := newMinority("n1", 10*time.Minute, 2*time.Second)
-			m.observe(two, t0.Add(-100*time.Millisecond), false, true, t0.Add(-100*time.Millisecond))
+			m.vouchFor = 8 * time.Second
+			m.observe(two, t0.Add(-100*time.Millisecond), false, time.Time{}, t0.Add(-100*time.Millisecond))
 			for i, s := range tt.steps {
-				if got := m.observe(s.nodes, t0.Add(s.at), s.unreachable, s.vouched, t0.Add(s.at)); got != s.want {
+				var answered time.Time
+				if s.answered != none {
+					answered = t0.Add(s.answered)
+				}
+				if got := m.observe(s.nodes, t0.Add(s.at), s.unreachable, answered, t0.Add(s.at)); got != s.want {
 					t.Fatalf("step %d (at %v): degraded = %v, want %v", i, s.at, got, s.want)
 				}
 				if m.byBus != s.byBus {

@@ -68,10 +68,10 @@ type Node struct {
 	// JetStream runs but has known no metadata leader for too long.
 	storageLeaderless atomic.Bool
 	// busAnsweredAt: on an external bus, when the latest question its
-	// JetStream answered was asked (Unix nanoseconds; 0: none yet),
-	// written by watchBusStorage and read by the run loop: the bus's
-	// word that this node can store (busVouches).
-	busAnsweredAt atomic.Int64
+	// JetStream answered was asked (nil: none yet), written by
+	// watchBusStorage and read by the run loop and the rooms: the bus's
+	// word that this node can store (busAnswered).
+	busAnsweredAt atomic.Pointer[time.Time]
 	changed       chan struct{} // users or draining changed: publish soon
 	// dirChanged receives (without blocking) after run has stored a view
 	// showing a change of membership or status: the dashboard's monitor

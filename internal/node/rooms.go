@@ -1004,25 +1004,37 @@ func (e *roomEngine) wait() {
 // peerView caches the room.View of one directory view and one map of
 // incarnations, both immutable, so that the feeds of all rooms share it.
 type peerView struct {
-	dir     *view
-	incs    *map[string]uint64
-	v       *room.View
-	vouched *room.View // v.Vouched()
+	dir      *view
+	incs     *map[string]uint64
+	answered time.Time // the bus's answer vouched is vouched for by
+	v        *room.View
+	vouched  *room.View // v.Vouched(answered); nil when answered is zero
 }
 
 // peers returns this node's view of the cluster as of now, for the rooms'
-// presence rules: vouched for while the node's external bus vouches for
-// it (busVouches), so that a node its bus answers removes the members of
-// peers gone from the bus as a majority would. Safe for concurrent use.
+// presence rules: vouched for by the latest answer of the node's
+// external bus while it is recent (busAnswered, busVouchFor), so that a
+// node its bus answers removes the members of peers gone from the bus as
+// a majority would. Safe for concurrent use.
 func (e *roomEngine) peers() *room.View {
 	dir, incs := e.n.view.Load(), e.incs.Load()
+	answered := e.n.busAnswered()
+	if !answered.IsZero() && time.Since(answered) > busVouchFor {
+		answered = time.Time{}
+	}
 	pv := e.peerView.Load()
-	if pv == nil || pv.dir != dir || pv.incs != incs {
+	if pv == nil || pv.dir != dir || pv.incs != incs || !pv.answered.Equal(answered) {
 		v := room.NewView(dir.nodes, *incs)
-		pv = &peerView{dir: dir, incs: incs, v: v, vouched: v.Vouched()}
+		if pv != nil && pv.dir == dir && pv.incs == incs {
+			v = pv.v
+		}
+		pv = &peerView{dir: dir, incs: incs, answered: answered, v: v}
+		if !answered.IsZero() {
+			pv.vouched = v.Vouched(answered)
+		}
 		e.peerView.Store(pv)
 	}
-	if e.n.busVouches(time.Now()) {
+	if pv.vouched != nil {
 		return pv.vouched
 	}
 	return pv.v

@@ -241,21 +241,27 @@ const (
 )
 
 // busVouchFor is how long after it was asked a question the bus's
-// JetStream answered vouches for the node (busVouches): two questions
-// missed (one is asked every busCheckEvery and may take as long), and a
-// third under way.
-const busVouchFor = 3 * busCheckEvery
+// JetStream answered vouches for the node (busAnswered): three questions
+// missed (one is asked every busCheckEvery, each waiting as long) and a
+// fourth under way.
+const busVouchFor = 4 * busCheckEvery
 
-// busVouches reports whether, at now, the node's external bus vouches
-// that the node can store: its JetStream's metadata leader answered a
-// question asked within busVouchFor (or a record was stored meanwhile)
-// while all the node's connections were on one server (onOneServer).
-// Such a node stays up though it sees no majority of its peers
-// (checkMajority): on a bus the bus, not a count of peers, says who can
-// store, and the peers it does not see are not on the bus.
-func (n *Node) busVouches(now time.Time) bool {
-	at := n.busAnsweredAt.Load()
-	return n.cfg.Bus != "" && at != 0 && now.Sub(time.Unix(0, at)) <= busVouchFor
+// busAnswered is when the latest question the node's external bus's
+// JetStream answered was asked, while all the node's connections were
+// on one server (onOneServer); when a record the node stored since a
+// question stood for the answer, when that earlier question was asked.
+// Zero: none, or no external bus. An answer asked within busVouchFor,
+// and since the node last saw a majority of its peers, vouches that the
+// node can store: it then stays up though it sees no such majority
+// (minority.observe), and its rooms remove the members of peers gone
+// from the bus (roomEngine.peers): on a bus the bus, not a count of
+// peers, says who can store, and the peers it does not see are not on
+// the bus.
+func (n *Node) busAnswered() time.Time {
+	if at := n.busAnsweredAt.Load(); at != nil {
+		return *at
+	}
+	return time.Time{}
 }
 
 // onOneServer reports whether every connection of the node to its bus is
@@ -370,6 +376,8 @@ func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
 	defer tick.Stop()
 	var w busStorageWatch
 	var movedAt time.Time // when the node last moved to another server (nextBusServer)
+	split := 0            // reads in a row that found the node's connections on more than one server
+	var askedBefore time.Time
 	storedBefore := n.rooms.stored.Load()
 	for {
 		select {
@@ -382,12 +390,16 @@ func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
 		if n.ctx.Err() != nil {
 			return
 		}
+		answered := asked
 		if r == busSilent && stored != storedBefore {
 			r = busAnswered // the streams store; their metadata leader is slow
+			// A record stored since the question before: the bus
+			// answered at some time after that question was asked.
+			answered = askedBefore
 		}
-		storedBefore = stored
-		if r == busAnswered && n.onOneServer(nc) {
-			n.busAnsweredAt.Store(asked.UnixNano())
+		storedBefore, askedBefore = stored, asked
+		if r == busAnswered && !answered.IsZero() && n.onOneServer(nc) {
+			n.busAnsweredAt.Store(&answered)
 		}
 		n.metrics.busChecks[r].Inc()
 		if r != busAnswered {
@@ -404,31 +416,43 @@ func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
 			n.metrics.storageStopped.Set(0)
 			n.log.Info("the bus's JetStream answers again: this node stores text again")
 		}
-		if w.lost && (r == busSilent || r == busNoJetStream) && asked.Sub(movedAt) >= busSilentFor && n.nextBusServer(nc) {
-			movedAt = asked
+		if w.lost && r == busSilent && asked.Sub(movedAt) >= busSilentFor && n.ctx.Err() == nil && n.nextBusServer(nc) {
+			movedAt, split = asked, 0
+			continue
+		}
+		// Connections split over servers for two reads in a row (not a
+		// move under way) go back to one (bus.Regroup).
+		if split++; n.onOneServer(nc) {
+			split = 0
+		}
+		if split >= 2 && n.ctx.Err() == nil {
+			split = 0
+			if moved := n.bus.Regroup(n.busConns()); moved > 0 {
+				n.log.Info("the node's connections to its bus were on more than one server: moving them to one", "moved", moved)
+			}
 		}
 	}
 }
 
 // nextBusServer moves every connection of the node to the next server of
 // its bus, the one after the current in the node's order (nats.go's
-// ForceReconnect), and reports whether it did: not when the bus names
-// only one server. The server the node is on may be cut off from the
-// rest of the bus: it answers the connections' pings, so they stay, but
-// its JetStream has no metadata leader and never answers. The rest of
-// the bus is reachable through the servers named in --bus (those the
-// cut-off server gossiped, it stops naming). watchBusStorage calls it
-// once the node has stepped aside for its bus's silence, and again every
-// busSilentFor while the silence lasts; where the whole bus is silent
-// (electing, its stores full) the node only changes servers.
+// ForceReconnect), and reports whether it did: not when --bus names only
+// one server. The server the node is on may be cut off from the rest of
+// the bus: it answers the connections' pings, so they stay, but its
+// JetStream has no metadata leader and never answers. The rest of the
+// bus is reachable through the servers named in --bus; those the cut-off
+// server gossiped, it stops naming once it finds its routes gone, and
+// nats.go drops them then, so they are not counted. watchBusStorage
+// calls it once the node has stepped aside for its bus's silence, and
+// again every busSilentFor while the silence lasts (not for a bus that
+// says it runs no JetStream: moving would not change that); where the
+// whole bus is silent (electing) the node only changes servers.
 func (n *Node) nextBusServer(nc *nats.Conn) bool {
-	if len(nc.Servers()) < 2 || !nc.IsConnected() {
+	if named := len(nc.Servers()) - len(nc.DiscoveredServers()); named < 2 || !nc.IsConnected() {
 		return false
 	}
 	n.log.Warn("the bus's JetStream does not answer the node on its server: moving the node's connections to the next server", "server", nc.ConnectedServerName())
-	for _, c := range n.busConns() {
-		_ = c.ForceReconnect() // closed: the node stops
-	}
+	n.bus.NextServer(n.busConns())
 	return true
 }
 
