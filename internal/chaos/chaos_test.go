@@ -142,18 +142,7 @@ func statusOf(d *wire.Directory, id string) directory.Status {
 // comes back it is up again in every directory, by itself.
 func TestPartitionMinorityStepsAsideAndHeals(t *testing.T) {
 	ctx := context.Background()
-	nw, err := localcluster.NewNet(ctx, 3)
-	if errors.Is(err, localcluster.ErrNoNetns) {
-		t.Skipf("this test makes network namespaces, and cannot here: %v (CI runs it as root with iproute2)", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := nw.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	nw := newNet(t, 3)
 	var n3Log nodetest.LockedBuffer
 	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Net: nw, DNS: true,
 		OutputFor: func(i int) io.Writer {
@@ -370,3 +359,22 @@ func firstSeenUp(t *testing.T, log string, since time.Time) time.Time {
 // testLog keeps the processes' output for the test log, shown if the
 // test fails.
 func testLog(t *testing.T) io.Writer { return nodetest.FailureLog(t) }
+
+// newNet makes a net of n namespaces for the test (localcluster.NewNet),
+// removed at its end.
+func newNet(t *testing.T, n int) *localcluster.Net {
+	t.Helper()
+	nw, err := localcluster.NewNet(context.Background(), n)
+	if errors.Is(err, localcluster.ErrNoNetns) {
+		t.Skipf("this test makes network namespaces, and cannot here: %v (CI runs it as root with iproute2)", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := nw.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return nw
+}
