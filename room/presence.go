@@ -148,7 +148,8 @@ func (r *Room) Steward(v *View) bool {
 //     cluster's nodes live or was vouched for by the node's bus
 //     (View.Vouched), with no gap longer than MaxGap between two calls;
 //     if it was ever only vouched for, the latest answer was to a
-//     question asked since the node was first seen down.
+//     question asked since the first Reconcile of that time that saw
+//     no majority.
 //
 // A node that was paused or cut off sees its peers down when it comes
 // back, but not a majority up, and a gap in its watching; it removes
@@ -206,9 +207,11 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 		if !ok {
 			down = downSince{at: now}
 		}
-		down.byBus = down.byBus || !peers
+		if !peers && down.busFrom.IsZero() {
+			down.busFrom = now
+		}
 		r.downFrom[m.Node] = down
-		if ok && now.Sub(down.at) >= r.cfg.Grace && (!down.byBus || !answered.Before(down.at)) {
+		if ok && now.Sub(down.at) >= r.cfg.Grace && (down.busFrom.IsZero() || !answered.Before(down.busFrom)) {
 			foreign = append(foreign, key)
 		}
 	}
@@ -266,10 +269,11 @@ func (r *Room) clampTimes(now time.Time) {
 }
 
 // downSince is the evidence that a member's node is gone: since when
-// Reconcile has seen it down or missing, and whether at some Reconcile
-// since only the node's bus vouched for the view (View.Vouched), no
-// majority of its peers being live.
+// Reconcile has seen it down or missing, and since when only the node's
+// bus has vouched for the view (View.Vouched), no majority of its peers
+// being live (zero: a majority all along). Only an answer to a question
+// asked since then counts: one from before the peers vanished says
+// nothing about them.
 type downSince struct {
-	at    time.Time
-	byBus bool
+	at, busFrom time.Time
 }

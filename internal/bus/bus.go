@@ -142,10 +142,11 @@ type Bus struct {
 	// routeCert is the routes' certificate (Config.TLSCert); nil without
 	// route TLS.
 	routeCert *pki.KeyPair
-	// regroupOn is the URL of the external server Regroup moves the
-	// node's connections to (nil: none); each connection's reconnect
-	// tries it first, once (regroupTarget).
-	regroupOn atomic.Pointer[string]
+	// regroupOn is the external server Regroup moves the node's
+	// connections to (nil: none, or they are on one server again:
+	// Regrouped); each connection's reconnect tries it first, once
+	// (regroupTarget).
+	regroupOn atomic.Pointer[regroupTo]
 }
 
 // Open starts or dials the engine described by cfg.
@@ -271,31 +272,41 @@ func serverOrder(urls string, shuffle func(n int, swap func(i, j int))) string {
 // an order of each connection's own. Split over two servers, the node
 // may see its directory on one side of a cut in the bus and store its
 // rooms on the other. A connection moved tries that server once, then
-// goes on through its own list as before. Ties go to the server of the
-// first of conns that is connected.
+// goes on through its own list as before. Of servers holding as many,
+// the one that reached that count first in the order of conns wins.
+// Call Regrouped once they are on one server again.
 func (b *Bus) Regroup(conns []*nats.Conn) int {
 	count := map[string]int{}
-	target := ""
+	var target regroupTo
 	for _, nc := range conns {
 		if u := nc.ConnectedUrl(); u != "" {
 			count[u]++
-			if target == "" || count[u] > count[target] {
-				target = u
+			if target.url == "" || count[u] > count[target.url] {
+				target = regroupTo{url: u, id: nc.ConnectedServerId()}
 			}
 		}
 	}
-	if target == "" {
+	if target.url == "" {
 		return 0
 	}
 	b.regroupOn.Store(&target)
 	moved := 0
 	for _, nc := range conns {
-		if u := nc.ConnectedUrl(); u != "" && u != target && nc.ForceReconnect() == nil {
+		if u := nc.ConnectedUrl(); u != "" && u != target.url && nc.ForceReconnect() == nil {
 			moved++
 		}
 	}
 	return moved
 }
+
+// Regrouped forgets the server Regroup named: the node's connections are
+// on one server, and a later reconnect goes through each connection's
+// list as usual.
+func (b *Bus) Regrouped() { b.regroupOn.Store(nil) }
+
+// regroupTo is the server Regroup moves connections to: its URL as the
+// connections' lists hold it, and its server ID.
+type regroupTo struct{ url, id string }
 
 // NextServer moves every connection of conns to the next server of its
 // list (nats.go's ForceReconnect), forgetting the server Regroup named.
@@ -307,17 +318,17 @@ func (b *Bus) NextServer(conns []*nats.Conn) {
 }
 
 // regroupTarget is a connection's nats.go ReconnectToServer handler: the
-// server Regroup named, if the connection has not tried it since it was
-// last on a server (tried) and its list holds it; else nats.go's own
-// next server.
+// server Regroup named, if the connection did not just lose it, has not
+// tried it since it was last on a server (tried), and its list holds it;
+// else nats.go's own next server.
 func (b *Bus) regroupTarget(tried *atomic.Bool) nats.ReconnectToServerHandler {
-	return func(servers []nats.Server, _ nats.ServerInfo) (*nats.Server, time.Duration) {
+	return func(servers []nats.Server, lost nats.ServerInfo) (*nats.Server, time.Duration) {
 		target := b.regroupOn.Load()
-		if target == nil || tried.Swap(true) {
+		if target == nil || target.id == lost.ID || tried.Swap(true) {
 			return nil, 0
 		}
 		for i := range servers {
-			if servers[i].URL != nil && servers[i].URL.String() == *target {
+			if servers[i].URL != nil && servers[i].URL.String() == target.url {
 				return &servers[i], 0
 			}
 		}

@@ -664,6 +664,9 @@ func (n *Node) degradedWhy() string {
 		return "cannot store text (its JetStream stopped: is its data directory full?)"
 	}
 	if n.majorityBack.Load() {
+		if n.cfg.Bus != "" {
+			return "sees a majority of its cluster or its bus answers it again; up once it has held that for the grace"
+		}
 		return "sees a majority of its cluster again; up once it has held it for the grace"
 	}
 	if n.cfg.Bus != "" {
@@ -687,8 +690,14 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 	// gone), and no other node can store either.
 	lost := n.storageStopped.Load() && !n.storageLeaderless.Load()
 	v := n.view.Load()
-	byBus := steps.byBus
+	byBus, hadMajority := steps.byBus, steps.minoritySince.IsZero()
 	minority := steps.observe(v.nodes, v.taken, unreachable, n.busAnswered(), now)
+	if hadMajority && !steps.minoritySince.IsZero() && n.cfg.Bus != "" {
+		select { // ask the bus at once: only its answer to a question asked now vouches
+		case n.busAsk <- struct{}{}:
+		default:
+		}
+	}
 	if steps.byBus && !byBus {
 		n.log.Warn("sees no majority of its cluster, but its bus's JetStream answers it: stays up (on an external bus the bus, not a count of peers, says who can store)")
 	}

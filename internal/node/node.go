@@ -73,6 +73,10 @@ type Node struct {
 	// word that this node can store (busAnswered).
 	busAnsweredAt atomic.Pointer[time.Time]
 	changed       chan struct{} // users or draining changed: publish soon
+	// busAsk asks watchBusStorage to ask its bus at once (the node just
+	// lost sight of its majority: only an answer to a question asked
+	// since vouches for it).
+	busAsk chan struct{}
 	// dirChanged receives (without blocking) after run has stored a view
 	// showing a change of membership or status: the dashboard's monitor
 	// reads the directory then rather than polling it.
@@ -144,6 +148,7 @@ func New(cfg Config) (*Node, error) {
 		log:         cfg.Logger,
 		incarnation: uint64(time.Now().UnixNano()),
 		changed:     make(chan struct{}, 1),
+		busAsk:      make(chan struct{}, 1),
 		dirChanged:  make(chan struct{}, 1),
 		entryMsgs:   make(chan *nats.Msg, entryQueue),
 		syncReq:     make(chan struct{}, 1),

@@ -1013,14 +1013,15 @@ type peerView struct {
 
 // peers returns this node's view of the cluster as of now, for the rooms'
 // presence rules: vouched for by the latest answer of the node's
-// external bus while it is recent (busAnswered, busVouchFor), so that a
+// external bus while it is recent (busAnswered, busVouchFor) and the
+// node is connected to its bus, so that a
 // node its bus answers removes the members of peers gone from the bus as
 // a majority would. Safe for concurrent use.
 func (e *roomEngine) peers() *room.View {
 	dir, incs := e.n.view.Load(), e.incs.Load()
 	answered := e.n.busAnswered()
-	if !answered.IsZero() && time.Since(answered) > busVouchFor {
-		answered = time.Time{}
+	if !answered.IsZero() && (time.Since(answered) > busVouchFor || !e.n.bus.Conn.IsConnected()) {
+		answered = time.Time{} // too old, or the bus is out of reach: that wins
 	}
 	pv := e.peerView.Load()
 	if pv == nil || pv.dir != dir || pv.incs != incs || !pv.answered.Equal(answered) {

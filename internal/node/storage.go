@@ -266,7 +266,7 @@ func (n *Node) busAnswered() time.Time {
 
 // onOneServer reports whether every connection of the node to its bus is
 // on the server nc is on, so that an answer over nc vouches for all of
-// them (busVouches): a node whose directory connection were on a server
+// them (busAnswered): a node whose directory connection were on a server
 // cut off from the rest of the bus, and its rooms' on the other side,
 // would otherwise be vouched for while it sees only the cut-off side.
 // The node's connections try the servers in one order (bus.serverOrder);
@@ -377,6 +377,7 @@ func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
 	var w busStorageWatch
 	var movedAt time.Time // when the node last moved to another server (nextBusServer)
 	split := 0            // reads in a row that found the node's connections on more than one server
+	regroupAfter := 2     // reads split before Regroup; doubles while regroups do not hold (a server in lame duck)
 	var askedBefore time.Time
 	storedBefore := n.rooms.stored.Load()
 	for {
@@ -384,6 +385,7 @@ func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
 		case <-n.ctx.Done():
 			return
 		case <-tick.C:
+		case <-n.busAsk:
 		}
 		asked, stored := time.Now(), n.rooms.stored.Load()
 		r, err := readBus(n.ctx, nc, js)
@@ -421,13 +423,17 @@ func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
 			continue
 		}
 		// Connections split over servers for two reads in a row (not a
-		// move under way) go back to one (bus.Regroup).
+		// move under way) go back to one (bus.Regroup); a regroup that
+		// does not hold (its server refuses them: lame duck) is tried
+		// again ever later, up to every minute.
 		if split++; n.onOneServer(nc) {
-			split = 0
+			n.bus.Regrouped()
+			split, regroupAfter = 0, 2
 		}
-		if split >= 2 && n.ctx.Err() == nil {
+		if split >= regroupAfter && n.ctx.Err() == nil {
 			split = 0
 			if moved := n.bus.Regroup(n.busConns()); moved > 0 {
+				regroupAfter = min(2*regroupAfter, 30)
 				n.log.Info("the node's connections to its bus were on more than one server: moving them to one", "moved", moved)
 			}
 		}
