@@ -57,11 +57,11 @@ func NewView(nodes []directory.Node, incarnations map[string]uint64) *View {
 // enough (the caller decides), so the node is on the side of the cluster
 // that stores, and a node v does not show live is gone from the bus or
 // cut off from it, not merely unseen. Such a view stands for a majority
-// of the cluster in Reconcile, as evidence about the nodes first seen
-// down at or before answered: an answer from before a node vanished
-// says nothing about it (a node cut off from its bus still holds one
-// for a while). v is not changed; a nil v is the view of a cluster of
-// no listed nodes.
+// of the cluster in Reconcile, but an answer counts only if its question
+// was asked since Reconcile first saw no majority: one from before the
+// peers vanished says nothing about them (a node cut off from its bus
+// still holds one for a while). v is not changed; a nil v is the view of
+// a cluster of no listed nodes.
 func (v *View) Vouched(answered time.Time) *View {
 	var c View
 	if v != nil {

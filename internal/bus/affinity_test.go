@@ -72,18 +72,14 @@ func TestNodeConnectionsShareAServer(t *testing.T) {
 	// is not not ("": any), calling poke first each time.
 	awaitOneServer := func(what string, poke func(), not string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		waitWithin(t, 30*time.Second, what, func() error {
 			poke()
 			at, err := on()
-			if err == nil && at[0] != not {
-				return
+			if err == nil && at[0] == not {
+				err = fmt.Errorf("the node's connections are still on %s", not)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("30 s after %s: %v", what, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return err
+		})
 	}
 
 	// One connection moves alone (as after a write that timed out): it

@@ -1006,7 +1006,7 @@ func (e *roomEngine) wait() {
 type peerView struct {
 	dir      *view
 	incs     *map[string]uint64
-	answered time.Time // the bus's answer vouched is vouched for by
+	answered time.Time // when the question was asked whose answer vouches (zero: none)
 	v        *room.View
 	vouched  *room.View // v.Vouched(answered); nil when answered is zero
 }
@@ -1014,9 +1014,9 @@ type peerView struct {
 // peers returns this node's view of the cluster as of now, for the rooms'
 // presence rules: vouched for by the latest answer of the node's
 // external bus while it is recent (busAnswered, busVouchFor) and the
-// node is connected to its bus, so that a
-// node its bus answers removes the members of peers gone from the bus as
-// a majority would. Safe for concurrent use.
+// node is connected to its bus, so that a node its bus answers removes
+// the members of peers gone from the bus as a majority would. Safe for
+// concurrent use.
 func (e *roomEngine) peers() *room.View {
 	dir, incs := e.n.view.Load(), e.incs.Load()
 	answered := e.n.busAnswered()
@@ -1025,9 +1025,11 @@ func (e *roomEngine) peers() *room.View {
 	}
 	pv := e.peerView.Load()
 	if pv == nil || pv.dir != dir || pv.incs != incs || !pv.answered.Equal(answered) {
-		v := room.NewView(dir.nodes, *incs)
+		var v *room.View
 		if pv != nil && pv.dir == dir && pv.incs == incs {
-			v = pv.v
+			v = pv.v // only the answer changed
+		} else {
+			v = room.NewView(dir.nodes, *incs)
 		}
 		pv = &peerView{dir: dir, incs: incs, answered: answered, v: v}
 		if !answered.IsZero() {

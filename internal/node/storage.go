@@ -400,7 +400,8 @@ func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
 			answered = askedBefore
 		}
 		storedBefore, askedBefore = stored, asked
-		if r == busAnswered && !answered.IsZero() && n.onOneServer(nc) {
+		grouped := n.onOneServer(nc)
+		if r == busAnswered && !answered.IsZero() && grouped {
 			n.busAnsweredAt.Store(&answered)
 		}
 		n.metrics.busChecks[r].Inc()
@@ -426,7 +427,7 @@ func (n *Node) watchBusStorage(nc *nats.Conn, js jetstream.JetStream) {
 		// move under way) go back to one (bus.Regroup); a regroup that
 		// does not hold (its server refuses them: lame duck) is tried
 		// again ever later, up to every minute.
-		if split++; n.onOneServer(nc) {
+		if split++; grouped {
 			n.bus.Regrouped()
 			split, regroupAfter = 0, 2
 		}
