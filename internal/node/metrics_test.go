@@ -352,14 +352,15 @@ func TestAlertMetricsOfACluster(t *testing.T) {
 // alertsFile holds the alerting rules shipped for operators.
 const alertsFile = "../../deploy/alerts.yml"
 
-// alertMetrics lists the switchboard_ metrics deploy/alerts.yml names.
+// alertMetrics lists the metrics deploy/alerts.yml names: the node's own
+// (switchboard_) and the process collector's (process_).
 func alertMetrics(t *testing.T) []string {
 	t.Helper()
 	rules, err := os.ReadFile(alertsFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	names := regexp.MustCompile(`switchboard_[a-z_]+`).FindAllString(string(rules), -1)
+	names := regexp.MustCompile(`\b(?:switchboard|process)_[a-z_]+`).FindAllString(string(rules), -1)
 	slices.Sort(names)
 	names = slices.Compact(names)
 	if len(names) == 0 {

@@ -1,0 +1,176 @@
+//go:build linux
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/internal/nodetest"
+)
+
+// floodConns is how many connections TestRouteFloodLeavesTheNodeStanding's
+// stranger keeps open at once: past the node's whole table.
+const floodConns = tableLimit + 600
+
+// TestRouteFloodLeavesTheNodeStanding floods a node's cluster port, as a
+// stranger who reaches it can (security.md: the port is not bounded
+// before authentication), with connections that never authenticate,
+// until the node's descriptor table is full. Nothing protects the table
+// there, so the test pins what the node does keep: the session attached
+// before the flood has its text stored and acknowledged while the table
+// is full (the rooms' stream files are open already, and two of the three
+// copies suffice), its peers list it up after, and
+// once the stranger leaves the node is whole again without a restart: a
+// newcomer attaches to it and reads that text, and its readiness probe
+// answers. (faults.md, "Descriptors"; the alert on a table nearly full
+// is deploy/alerts.yml's SwitchboardDescriptorsNearlyFull.)
+func TestRouteFloodLeavesTheNodeStanding(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	wrapper := filepath.Join(t.TempDir(), "switchboard-limited")
+	script := fmt.Sprintf("#!/bin/sh\nulimit -n %d || exit 97\nexec %q \"$@\"\n", tableLimit, binary)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logs := new(nodetest.LockedBuffer)
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: wrapper, Nodes: 3, ServeLimits: true, Service: "routeflood.test", Output: logs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the nodes' logs:\n%s", logs.String())
+		}
+	})
+	n := c.Nodes[0]
+	if _, limit, err := n.OpenFiles(); err != nil {
+		t.Fatal(err)
+	} else if limit != tableLimit {
+		t.Fatalf("the node's descriptor limit is %d, want %d", limit, tableLimit)
+	}
+	// Every copy of the rooms' streams in place, so that the flood is
+	// the only thing between the node and its storage.
+	if err := c.WaitCaughtUp(ctx, settle); err != nil {
+		t.Fatal(err)
+	}
+	ann, err := client.Dial(ctx, n.Addr, client.WithUser("ann"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ann.Close()
+	if _, err := ann.JoinWait(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ann.SendTextWait(ctx, "lobby", "before the flood\n"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The stranger: floodConns connections to the cluster port from 100
+	// addresses, each held until the node closes it (its route TLS
+	// handshake timeout) and dialled again at once.
+	floodCtx, stopFlood := context.WithCancel(ctx)
+	defer stopFlood()
+	var flood sync.WaitGroup
+	for i := range floodConns {
+		flood.Go(func() {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 2, byte(10+i%100))}}
+			for floodCtx.Err() == nil {
+				conn, err := d.DialContext(floodCtx, "tcp", n.Cluster)
+				if err != nil {
+					continue
+				}
+				stop := context.AfterFunc(floodCtx, func() { conn.Close() })
+				io.Copy(io.Discard, conn)
+				stop()
+				conn.Close()
+			}
+		})
+	}
+	// The table is full: the node holds every descriptor it may.
+	err = localcluster.Await(ctx, settle, func(context.Context) error {
+		open, limit, err := n.OpenFiles()
+		if err != nil {
+			return err
+		}
+		if open < limit {
+			return fmt.Errorf("the node holds %d of its %d descriptors", open, limit)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the flood never filled the node's table: %v", err)
+	}
+	// Text typed now is stored and acknowledged.
+	if _, err := ann.SendTextWait(ctx, "lobby", "during the flood\n"); err != nil {
+		t.Fatalf("text typed with the node's table full: %v", err)
+	}
+	stopFlood()
+	flood.Wait()
+
+	// The flood reached the node: its NATS could not accept.
+	if !strings.Contains(logs.String(), "too many open files") {
+		t.Errorf("no node logged running out of descriptors: the flood missed")
+	}
+	// Its peers list it up.
+	for _, peer := range c.Nodes[1:] {
+		d, err := peer.Directory(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range d.Nodes {
+			if e.ID == n.ID && e.Status != directory.Up {
+				t.Errorf("%s lists %s %s after the flood", peer.ID, n.ID, e.Status)
+			}
+		}
+	}
+	// Whole again, without a restart. The node frees what the flood held
+	// as it reads each close, so a newcomer tries again as clients do.
+	var bob *client.Session
+	err = localcluster.Await(ctx, settle, func(ctx context.Context) error {
+		s, err := client.Dial(ctx, n.Addr, client.WithUser("bob"))
+		bob = s
+		return err
+	})
+	if err != nil {
+		t.Fatalf("a newcomer after the flood: %v", err)
+	}
+	defer bob.Close()
+	st, err := bob.JoinWait(ctx, "lobby")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, l := range st.Lines {
+		lines = append(lines, l.Text)
+	}
+	if got, want := strings.Join(lines, "|"), "before the flood|during the flood"; got != want {
+		t.Errorf("the newcomer's lines of the room: %q, want %q", got, want)
+	}
+	hc := http.Client{Timeout: settle}
+	resp, err := hc.Get("http://" + n.HTTP + "/readyz")
+	if err != nil {
+		t.Fatalf("the readiness probe after the flood: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the readiness probe after the flood: %s", resp.Status)
+	}
+	if _, err := bob.SendTextWait(ctx, "lobby", "after the flood\n"); err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("text typed after the flood: %v", err)
+	}
+}
