@@ -33,11 +33,15 @@ const floodConns = tableLimit + 600
 // there, so the test pins what the node does keep: the session attached
 // before the flood has its text stored and acknowledged while the table
 // is full (the rooms' stream files are open already, and two of the three
-// copies suffice), its peers list it up after, and
-// once the stranger leaves the node is whole again without a restart: a
-// newcomer attaches to it and reads that text, and its readiness probe
-// answers. (faults.md, "Descriptors"; the alert on a table nearly full
-// is deploy/alerts.yml's SwitchboardDescriptorsNearlyFull.)
+// copies suffice). Elections meanwhile make nats-server stop the node's
+// copy of a stream for good (its term and vote file cannot be opened).
+// Once the stranger leaves, the node is whole again without a restart of
+// its process: it restarts its JetStream itself (storage.go) and every
+// copy catches up, its peers list it up, a newcomer attaches to it and
+// reads that text, and its readiness probe answers. (faults.md,
+// "Descriptors"; operations.md, "Raft groups stopped on a failed write";
+// the alert on a table nearly full is deploy/alerts.yml's
+// SwitchboardDescriptorsNearlyFull.)
 func TestRouteFloodLeavesTheNodeStanding(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -119,24 +123,49 @@ func TestRouteFloodLeavesTheNodeStanding(t *testing.T) {
 	if _, err := ann.SendTextWait(ctx, "lobby", "during the flood\n"); err != nil {
 		t.Fatalf("text typed with the node's table full: %v", err)
 	}
+	// Elections meanwhile: each new term is a file the node's copy of the
+	// stream must write (its term and vote), and nats-server stops a Raft
+	// group for good when that write fails. Moved until a group stopped,
+	// or a few times.
+	for i := 0; i < 8 && !strings.Contains(logs.String(), "Critical write error"); i++ {
+		moveCtx, cancelMove := context.WithTimeout(ctx, 10*time.Second)
+		err := c.Nodes[1].MoveRoomLeader(moveCtx, "lobby", c.Nodes[1+i%2].ID)
+		cancelMove()
+		if err != nil {
+			t.Logf("moving the room's stream leader: %v", err)
+		}
+	}
 	stopFlood()
 	flood.Wait()
+	stoppedGroup := strings.Contains(logs.String(), "Critical write error")
+	t.Logf("a Raft group stopped on a failed write during the flood: %v", stoppedGroup)
 
 	// The flood reached the node: its NATS could not accept.
 	if !strings.Contains(logs.String(), "too many open files") {
 		t.Errorf("no node logged running out of descriptors: the flood missed")
 	}
+	// Every copy of every stream runs and has caught up again, the
+	// node's own too: a group that stopped was started again.
+	if err := c.WaitCaughtUp(ctx, time.Minute); err != nil {
+		t.Fatalf("after the flood: %v", err)
+	}
 	// Its peers list it up.
-	for _, peer := range c.Nodes[1:] {
-		d, err := peer.Directory(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range d.Nodes {
-			if e.ID == n.ID && e.Status != directory.Up {
-				t.Errorf("%s lists %s %s after the flood", peer.ID, n.ID, e.Status)
+	err = localcluster.Await(ctx, settle, func(ctx context.Context) error {
+		for _, peer := range c.Nodes[1:] {
+			d, err := peer.Directory(ctx)
+			if err != nil {
+				return err
+			}
+			for _, e := range d.Nodes {
+				if e.ID == n.ID && e.Status != directory.Up {
+					return fmt.Errorf("%s lists %s %s", peer.ID, n.ID, e.Status)
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("after the flood: %v", err)
 	}
 	// Whole again, without a restart. The node frees what the flood held
 	// as it reads each close, so a newcomer tries again as clients do.

@@ -908,6 +908,34 @@ func (b *Bus) RestartJetStream() error {
 // route TLS.
 func (b *Bus) RouteKeyPair() *pki.KeyPair { return b.routeCert }
 
+// StopJetStream stops the embedded server's JetStream, keeping its state
+// on disk (nats-server's ShutdownJetStream, as it does itself when the
+// store directory fills). First it asks each stream the server leads to
+// step down (JetStream's leader stepdown, up to a second each), so that
+// another copy leads it at once rather than after an election timeout;
+// nats-server then hands over its metadata leadership (waiting up to
+// 2 s) and stops the streams and their Raft groups. The node uses it to
+// start again groups that stopped (StoppedGroups) with RestartJetStream.
+// ErrNoJetStream for an external NATS or without JetStream.
+func (b *Bus) StopJetStream() error {
+	if b.server == nil || !b.cfg.JetStream {
+		return ErrNoJetStream
+	}
+	streams, _ := b.localStreams(server.JSzOptions{Streams: true, StreamLeaderOnly: true})
+	for _, st := range streams {
+		if st.Cluster == nil || st.Cluster.Leader != b.server.Name() || b.Conn == nil {
+			continue
+		}
+		// A stream that cannot step down (a lone copy) is elected afresh
+		// after the restart: nothing to do about the error.
+		_, _ = b.Conn.Request("$JS.API.STREAM.LEADER.STEPDOWN."+st.Name, nil, time.Second)
+	}
+	if err := b.server.ShutdownJetStream(); err != nil {
+		return fmt.Errorf("bus: stopping JetStream: %w", err)
+	}
+	return nil
+}
+
 // ErrJetStreamNotStarted is RestartJetStream's error when nats-server
 // could not start JetStream again; its log says why.
 var ErrJetStreamNotStarted = errors.New("bus: restarting JetStream: it did not start (the nats component's log says why)")

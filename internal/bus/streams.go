@@ -51,3 +51,50 @@ func (b *Bus) localStreams(opts server.JSzOptions) ([]server.StreamDetail, bool)
 	}
 	return d.Streams, true
 }
+
+// metaGroup is the name nats-server gives the Raft group of JetStream's
+// metadata, in the system account.
+const metaGroup = "_meta_"
+
+// StoppedGroups names the Raft groups of the embedded JetStream that have
+// stopped on this server while JetStream runs: its metadata group
+// ("_meta_") and the group of each stream it holds a copy of. nats-server
+// stops a group for good, logging "Critical write error", when a write of
+// its log or of its term and vote fails, as every write that opens a file
+// does while the process's descriptor table is full. The stream's other
+// copies go on without this one (one copy fewer to lose), and only a
+// restart of JetStream (StopJetStream, then RestartJetStream) starts the
+// group again. A group being created may be missing for a moment, so a
+// caller acts only on a group that stays stopped. Nil for an external
+// NATS, and for a JetStream not clustered or not running.
+func (b *Bus) StoppedGroups() []string {
+	if b.server == nil || !b.server.JetStreamEnabled() {
+		return nil
+	}
+	streams, ok := b.localStreams(server.JSzOptions{Streams: true, RaftGroups: true})
+	if !ok {
+		return nil
+	}
+	var stopped []string
+	if sys := b.server.SystemAccount(); sys != nil && !b.groupRuns(sys.GetName(), metaGroup) {
+		stopped = append(stopped, metaGroup)
+	}
+	acc := b.server.GlobalAccount().GetName()
+	for _, st := range streams {
+		if st.RaftGroup != "" && !b.groupRuns(acc, st.RaftGroup) {
+			stopped = append(stopped, st.Name)
+		}
+	}
+	return stopped
+}
+
+// groupRuns reports whether the embedded server runs the Raft group named
+// group of account acc: nats-server forgets a group once it has stopped.
+func (b *Bus) groupRuns(acc, group string) bool {
+	rz := b.server.Raftz(&server.RaftzOptions{AccountFilter: acc, GroupFilter: group})
+	if rz == nil {
+		return false
+	}
+	g, ok := (*rz)[acc][group]
+	return ok && g.State != server.Closed.String() && g.WALError == nil
+}

@@ -648,7 +648,8 @@ func (n *Node) minorityGrace() time.Duration {
 }
 
 // degradedWhy says why a degraded node stepped aside: its embedded
-// JetStream stopped or its bus runs none (storage.go), its external bus
+// JetStream stopped (or the node stopped it to restart it) or its bus
+// runs none (storage.go), its external bus
 // is unreachable, or it cannot see a majority of its cluster.
 func (n *Node) degradedWhy() string {
 	if n.cfg.Bus != "" && !n.bus.Conn.IsConnected() {
@@ -659,6 +660,9 @@ func (n *Node) degradedWhy() string {
 	}
 	if n.storageLeaderless.Load() {
 		return "cannot store text (its JetStream has no metadata leader: are most of the cluster's nodes gone?)"
+	}
+	if n.storageStopped.Load() && n.storageRepairing.Load() {
+		return "cannot store text (it restarts its JetStream: Raft groups of it stopped on a failed write; is its descriptor table full?)"
 	}
 	if n.storageStopped.Load() {
 		return "cannot store text (its JetStream stopped: is its data directory full?)"

@@ -138,7 +138,7 @@ func newMetrics(n *Node) *metrics {
 		badInput: make(map[string]prometheus.Counter, len(errorCodes)),
 		storageStopped: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "switchboard_storage_stopped",
-			Help: "1 while this node cannot store text and steps aside: its embedded JetStream is stopped (nats-server stops it when a write finds the data directory full) or not yet current after a restart, or has known no metadata leader for 20 s (most of the cluster's nodes gone), or (with --bus) the bus's JetStream does not serve it; 0 otherwise.",
+			Help: "1 while this node cannot store text and steps aside: its embedded JetStream is stopped (nats-server stops it when a write finds the data directory full; the node stops it to start again Raft groups that stopped on a failed write) or not yet current after a restart, or has known no metadata leader for 20 s (most of the cluster's nodes gone), or (with --bus) the bus's JetStream does not serve it; 0 otherwise.",
 		}),
 		storageRestarts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_storage_restarts_total",

@@ -67,6 +67,10 @@ type Node struct {
 	// storageLeaderless: storageStopped holds because the embedded
 	// JetStream runs but has known no metadata leader for too long.
 	storageLeaderless atomic.Bool
+	// storageRepairing: storageStopped holds because the node stopped
+	// its embedded JetStream itself, to start again Raft groups that
+	// stopped on a failed write (storage.go).
+	storageRepairing atomic.Bool
 	// busAnsweredAt: on an external bus, when the latest question its
 	// JetStream answered was asked (nil: none yet), written by
 	// watchBusStorage and read by the run loop and the rooms: the bus's

@@ -44,12 +44,27 @@ import (
 // (A leader left without a quorum keeps saying so for 10 s before it
 // steps down, nats-server's lostQuorumInterval, and the count starts
 // then.)
+//
+// And a JetStream that runs may have lost some of its Raft groups on this
+// node: nats-server stops a group for good when a write of its log or of
+// its term and vote fails, as any write that must open a file does while
+// the process's descriptor table is full (a stranger flooding the cluster
+// port fills it; security.md). The stream goes on with its other copies,
+// one fewer to lose, for as long as the node runs. So the watch reads the
+// groups that stopped (bus.StoppedGroups); once one has been stopped for
+// stoppedGroupFor, and the table has stoppedGroupFree descriptors free
+// again, it stops JetStream (storageRepair) and the stop goes as above:
+// the node steps aside, restarts JetStream at once (the disk is not what
+// failed) and comes back up, every group started again from its state on
+// disk and caught up from its leader.
 const (
 	storageCheckEvery = time.Second
 	storageRetryEvery = 5 * time.Second
 	restartFree       = 64 << 20
 	freePercent       = 10
 	leaderlessFor     = 20 * time.Second
+	stoppedGroupFor   = 5 * time.Second
+	stoppedGroupFree  = 256
 )
 
 // storageWatch decides, from what watchStorage reads each second, what
@@ -70,6 +85,12 @@ type storageWatch struct {
 	// node is ready before the node steps aside (leaderlessFor the
 	// constant, unless a test set it).
 	leaderlessFor time.Duration
+	// groupStopped: since when every read has found a Raft group stopped
+	// while JetStream runs, zero when the last found none.
+	groupStopped time.Time
+	// repairing: the watch stopped JetStream itself to start its stopped
+	// groups again, and it has not come back yet.
+	repairing bool
 }
 
 // storageAction is what storageWatch.next tells the node to do.
@@ -82,6 +103,7 @@ const (
 	storageRestart                         // stopped, with space: restart it now
 	storageBack                            // running and current again: store again
 	storageLeaderless                      // running, but without a metadata leader for too long: step aside
+	storageRepair                          // running, with a Raft group stopped for too long: stop it to restart it
 )
 
 // storageRead is what the watch read: whether the node is ready (it has
@@ -94,6 +116,10 @@ type storageRead struct {
 	ready, stopped, stopping, leader, current bool
 	free, size                                int64
 	known                                     bool
+	// groupStopped: a Raft group has stopped while JetStream runs (read
+	// while it runs); room: the descriptor table has stoppedGroupFree
+	// free, or cannot be read.
+	groupStopped, room bool
 }
 
 // next takes what was read at now and says what to do. A restart waits
@@ -111,22 +137,34 @@ func (w *storageWatch) next(now time.Time, r storageRead) storageAction {
 		w.leaderless = now
 	}
 	switch {
+	case r.stopped || !r.groupStopped:
+		w.groupStopped = time.Time{}
+	case w.groupStopped.IsZero():
+		w.groupStopped = now
+	}
+	switch {
 	case r.stopped && (!w.lost || w.noLeader):
 		w.lost, w.noLeader = true, false
 		return storageLose
 	case !w.lost && !w.leaderless.IsZero() && now.Sub(w.leaderless) >= w.limit():
 		w.lost, w.noLeader = true, true
 		return storageLeaderless
+	case (!w.lost || w.noLeader) && !w.groupStopped.IsZero() && now.Sub(w.groupStopped) >= stoppedGroupFor && r.room:
+		// A stopped metadata group leaves JetStream leaderless too, for
+		// good: the repair comes before or after that step aside.
+		w.groupStopped = time.Time{}
+		w.repairing = true
+		return storageRepair
 	case !w.lost:
 		return storageKeep
 	case !r.stopped && r.current:
-		w.lost, w.noLeader = false, false
+		w.lost, w.noLeader, w.repairing = false, false, false
 		return storageBack
 	case !r.stopped:
 		return storageKeep // restarted; not current yet
 	case !settledBefore || r.stopping || now.Sub(w.tried) < storageRetryEvery:
 		return storageKeep
-	case r.known && r.free < restartNeeds(r.size):
+	case r.known && r.free < restartNeeds(r.size) && !w.repairing:
 		return storageWait
 	}
 	w.tried = now
@@ -152,6 +190,7 @@ func (n *Node) watchStorage(dataDir string) {
 	defer tick.Stop()
 	w := storageWatch{leaderlessFor: n.cfg.leaderlessFor}
 	var waitLogged time.Time
+	var stopped []string // the Raft groups found stopped
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -169,6 +208,11 @@ func (n *Node) watchStorage(dataDir string) {
 		} else {
 			r.leader = n.bus.JetStreamLeaderKnown()
 			r.current = w.lost && r.leader && n.bus.JetStreamCurrent()
+			if !w.lost || w.noLeader {
+				stopped = n.bus.StoppedGroups()
+				r.groupStopped = len(stopped) > 0
+				r.room = r.groupStopped && descriptorsFree(stoppedGroupFree)
+			}
 		}
 		switch w.next(now, r) {
 		case storageLeaderless:
@@ -177,10 +221,21 @@ func (n *Node) watchStorage(dataDir string) {
 			n.metrics.storageStopped.Set(1)
 			n.log.Error("the embedded JetStream has known no metadata leader for "+w.limit().String()+" (a majority of the cluster's servers gone, stopped gracefully or not): this node cannot store text and steps aside until one is elected",
 				"data", dataDir)
+		case storageRepair:
+			n.storageRepairing.Store(true)
+			n.log.Error("Raft groups of the embedded JetStream stopped on this node (nats-server stops one for good when a write fails, as every file it opens does while the descriptor table is full): this node stops its JetStream, stepping aside, and starts it again",
+				"groups", stopped, "for", stoppedGroupFor)
+			if err := n.bus.StopJetStream(); err != nil {
+				n.log.Warn("stopping the embedded JetStream", "err", err)
+			}
 		case storageLose:
 			n.storageLeaderless.Store(false)
 			n.storageStopped.Store(true)
 			n.metrics.storageStopped.Set(1)
+			if w.repairing {
+				n.log.Warn("the embedded JetStream stopped, to start its stopped Raft groups again: this node cannot store text and steps aside until it runs", "data", dataDir)
+				break
+			}
 			n.log.Error("the embedded JetStream stopped (nats-server stops it when a write finds the data directory full): this node cannot store text and steps aside until it can",
 				"data", dataDir, "free_bytes", r.free, "size_bytes", r.size, "known", r.known)
 		case storageWait:
@@ -199,6 +254,7 @@ func (n *Node) watchStorage(dataDir string) {
 		case storageBack:
 			n.storageStopped.Store(false)
 			n.storageLeaderless.Store(false)
+			n.storageRepairing.Store(false)
 			n.metrics.storageStopped.Set(0)
 			n.log.Info("the embedded JetStream runs and follows its metadata leader again: this node stores text again")
 		}

@@ -109,6 +109,74 @@ func TestStorageWatchLeaderless(t *testing.T) {
 	}
 }
 
+// Raft groups stopped while JetStream runs, read by read (seconds from
+// an arbitrary start): a group stopped for stoppedGroupFor (5 s) makes
+// the watch stop JetStream, once the descriptor table has room; the stop
+// then goes as any other, but with a full disk's wait skipped (the disk
+// did not fail). A read finding none starts the count afresh, and so does
+// a restart. A stopped metadata group, which leaves JetStream leaderless
+// for good, is repaired after that step aside too.
+func TestStorageWatchStoppedGroups(t *testing.T) {
+	running := storageRead{ready: true, leader: true}
+	broken := storageRead{ready: true, leader: true, groupStopped: true, room: true}
+	brokenFull := storageRead{ready: true, leader: true, groupStopped: true} // no descriptors to spare
+	stopping := storageRead{stopped: true, stopping: true, size: 1 << 40, known: true}
+	stoppedDiskFull := storageRead{stopped: true, size: 1 << 40, known: true}
+	restarted := storageRead{ready: true}
+	current := storageRead{ready: true, leader: true, current: true}
+	leaderlessBroken := storageRead{ready: true, groupStopped: true, room: true}
+	electingNoRoom := storageRead{ready: true, groupStopped: true}
+	steps := []struct {
+		at   int // seconds
+		read storageRead
+		want storageAction
+	}{
+		{0, running, storageKeep},
+		{1, broken, storageKeep}, // since 1
+		{5, broken, storageKeep},
+		{6, running, storageKeep}, // gone: the count starts afresh
+		{7, broken, storageKeep},  // since 7
+		{11, brokenFull, storageKeep},
+		{12, brokenFull, storageKeep}, // 5 s, but no room to start anything again
+		{20, brokenFull, storageKeep},
+		{21, broken, storageRepair},
+		{22, stopping, storageLose}, // the stop the repair asked for
+		{23, stoppedDiskFull, storageKeep},
+		{24, stoppedDiskFull, storageRestart}, // the disk is not what failed
+		{25, restarted, storageKeep},
+		{26, current, storageBack},
+		{27, broken, storageKeep}, // broken again: since 27
+		{31, broken, storageKeep},
+		{32, broken, storageRepair},
+		{33, stoppedDiskFull, storageLose},
+		{34, stoppedDiskFull, storageRestart},
+		{35, current, storageBack},
+		{36, stoppedDiskFull, storageLose}, // a full disk, not a repair: it waits for space
+		{39, stoppedDiskFull, storageWait},
+		{40, current, storageBack},
+		{41, leaderlessBroken, storageKeep}, // leaderless and broken since 41
+		{46, leaderlessBroken, storageRepair},
+		{47, stoppedDiskFull, storageLose},
+		{48, stoppedDiskFull, storageRestart},
+		{49, current, storageBack},
+		{50, leaderlessBroken, storageKeep}, // since 50, with a room only later
+		{54, electingNoRoom, storageKeep},
+		{60, electingNoRoom, storageLeaderless},
+		{61, leaderlessBroken, storageRepair}, // after the step aside
+		{62, stoppedDiskFull, storageLose},
+		{63, stoppedDiskFull, storageRestart},
+		{64, current, storageBack},
+	}
+	names := map[storageAction]string{storageKeep: "keep", storageLose: "lose", storageWait: "wait", storageRestart: "restart", storageBack: "back", storageLeaderless: "leaderless", storageRepair: "repair"}
+	w := storageWatch{leaderlessFor: 10 * time.Second}
+	start := time.Unix(1_000_000, 0)
+	for _, s := range steps {
+		if got := w.next(start.Add(time.Duration(s.at)*time.Second), s.read); got != s.want {
+			t.Fatalf("at %d s, reading %+v: %s, want %s", s.at, s.read, names[got], names[s.want])
+		}
+	}
+}
+
 // The free space a restart waits for: 64 MiB, or a tenth of a smaller
 // file system; exactly that much is enough, a byte less is not.
 func TestStorageWatchFreeSpace(t *testing.T) {
