@@ -61,25 +61,6 @@ func TestRollScript(t *testing.T) {
 		close(events)
 	}()
 
-	dir := t.TempDir()
-	req, ans := filepath.Join(dir, "restart"), filepath.Join(dir, "restarted")
-	for _, p := range []string{req, ans} {
-		if err := syscall.Mkfifo(p, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Each opened to read and write, so that no open blocks (here or in
-	// the script) and requests' reads see no end while RESTART commands
-	// come and go; closing requests ends serveRestarts.
-	requests, err := os.OpenFile(req, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	answers, err := os.OpenFile(ans, os.O_RDWR, 0)
-	if err != nil {
-		requests.Close()
-		t.Fatal(err)
-	}
 	// A RESTART command first terminates the node (it was drained: it
 	// stops at once) and starts it again on the same data.
 	restarts := &restarter{do: func(i int) error {
@@ -88,41 +69,15 @@ func TestRollScript(t *testing.T) {
 		}
 		return c.Restart(i)
 	}}
-	served := make(chan error, 1)
-	go func() { served <- serveRestarts(c, requests, answers, restarts) }()
-	t.Cleanup(func() {
-		requests.Close()
-		answers.Close()
-		<-served
-	})
-
+	pipes := newRestartPipes(t, c, restarts)
 	var nodes []string
 	for _, n := range c.Nodes {
 		nodes = append(nodes, n.ID+"="+n.HTTP)
 	}
-	script, err := filepath.Abs(filepath.Join("..", "..", "deploy", "roll.sh"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	roll := func(readyWait int) (string, error) {
-		cmd := exec.CommandContext(ctx, "bash", script)
-		cmd.Env = append(os.Environ(),
-			"NODES="+strings.Join(nodes, " "),
-			"SWITCHBOARD="+binary,
-			"WITHIN=10s",
-			fmt.Sprintf("READY_WAIT=%d", readyWait),
-			fmt.Sprintf(`RESTART=echo "$NODE_ID" > %q && read -r -t 60 answer < %q && [ "$answer" = ok ]`, req, ans),
-		)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.WaitDelay = 5 * time.Second // a RESTART left behind by a killed roll.sh
-		err := cmd.Run()
-		t.Logf("roll.sh:\n%s", out.String())
-		return out.String(), err
-	}
+	roll := func(readyWait int) (string, error) { return pipes.roll(ctx, t, nodes, readyWait) }
 	out, err := roll(90)
 	if err != nil {
-		requests.Close()
+		pipes.requests.Close()
 		t.Fatalf("roll.sh: %v", err)
 	}
 	if !strings.Contains(out, "every node rolled") {
@@ -143,7 +98,7 @@ func TestRollScript(t *testing.T) {
 	// neither other node, which stay up with the rooms' quorum. (The
 	// RESTART commands now kill the node: restarts.set above.)
 	out, err = roll(3)
-	requests.Close()
+	pipes.requests.Close()
 	if exit := (*exec.ExitError)(nil); !errors.As(err, &exit) || exit.ExitCode() != 1 {
 		t.Errorf("roll.sh over a node that does not come back: %v, want exit status 1", err)
 	}
@@ -155,10 +110,10 @@ func TestRollScript(t *testing.T) {
 	if got, want := restarts.set(nil), []string{"n1"}; !slices.Equal(got, want) {
 		t.Errorf("roll.sh restarted %v, want %v", got, want)
 	}
-	if err := <-served; err != nil {
+	if err := <-pipes.served; err != nil {
 		t.Errorf("restarting for roll.sh: %v", err)
 	}
-	served <- nil // for the cleanup
+	pipes.served <- nil // for the cleanup
 	for _, id := range []string{"n2", "n3"} {
 		if st, err := c.Nodes[1].Status(ctx, id); err != nil || st != directory.Up {
 			t.Errorf("%s after the stopped roll: %v (%v), want up", id, st, err)
@@ -183,6 +138,130 @@ func TestRollScript(t *testing.T) {
 	if moved == 0 {
 		t.Errorf("ann's session never moved; want a move at least at n1's drain")
 	}
+}
+
+// roll.sh when a node other than the one rolling dies (kill -9) during
+// the roll: here n3, killed while n1 restarts. The rooms' copies cannot
+// all catch up without n3, so the script stops at n1, exit 1, saying
+// why, before draining n2: a roll never takes a second node of three
+// away while one is gone, which would leave the rooms' streams without a
+// quorum. n2 stays up and the room stores text on the two left. (n1
+// comes back up once JetStream has elected without n3, 4 to 9 s, and the
+// script then waits out READY_WAIT for the copies; on a starved machine
+// it may stop at n1 not up instead, which is as safe.)
+func TestRollStopsWhenAnotherNodeDies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, _ := startLoggedCluster(ctx, t, "rollkill.test")
+	s, err := client.Dial(ctx, strings.Join(c.Addrs(), ","), client.WithUser("ann"), client.WithPolicy(homeNode("n2")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.JoinWait(ctx, "roll"); err != nil {
+		t.Fatal(err)
+	}
+	restarts := &restarter{do: func(i int) error {
+		if err := c.Kill(2); err != nil {
+			return err
+		}
+		if err := c.Terminate(i); err != nil {
+			return err
+		}
+		return c.Restart(i)
+	}}
+	pipes := newRestartPipes(t, c, restarts)
+	var nodes []string
+	for _, n := range c.Nodes {
+		nodes = append(nodes, n.ID+"="+n.HTTP)
+	}
+	out, err := pipes.roll(ctx, t, nodes, 20)
+	pipes.requests.Close()
+	if exit := (*exec.ExitError)(nil); !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("roll.sh with n3 killed during n1's restart: %v, want exit status 1", err)
+	}
+	if !strings.Contains(out, "the rooms' copies did not catch up within 20s of n1's restart; stopping the roll") &&
+		!strings.Contains(out, "n1 did not come back up within 20s; stopping the roll") {
+		t.Errorf("roll.sh did not say it stopped at n1, and why")
+	}
+	if strings.Contains(out, "n2: draining") {
+		t.Errorf("roll.sh drained n2 with n3 dead")
+	}
+	if got, want := restarts.set(nil), []string{"n1"}; !slices.Equal(got, want) {
+		t.Errorf("roll.sh restarted %v, want %v", got, want)
+	}
+	if st, err := c.Nodes[0].Status(ctx, "n2"); err != nil || st != directory.Up {
+		t.Errorf("n2 after the stopped roll: %v (%v), want up", st, err)
+	}
+	if _, err := s.SendTextWait(ctx, "roll", "on the two left\n"); err != nil {
+		t.Errorf("ann's text after the stopped roll: %v", err)
+	}
+}
+
+// restartPipes are the named pipes through which roll.sh's RESTART
+// commands ask the test to restart a node: the command writes the node's
+// ID on a line of req and waits for "ok" on a line of ans. The test holds
+// both open to read and write, so that no open of either ever blocks
+// (here or in the script) and the requests' reads see no end while RESTART
+// commands come and go; closing requests ends serveRestarts, whose result
+// served gets.
+type restartPipes struct {
+	req, ans          string
+	requests, answers *os.File
+	served            chan error
+}
+
+// newRestartPipes makes the pipes in a temporary directory and serves
+// them with r until the test ends.
+func newRestartPipes(t *testing.T, c *localcluster.Cluster, r *restarter) *restartPipes {
+	t.Helper()
+	dir := t.TempDir()
+	p := &restartPipes{req: filepath.Join(dir, "restart"), ans: filepath.Join(dir, "restarted"), served: make(chan error, 1)}
+	for _, f := range []string{p.req, p.ans} {
+		if err := syscall.Mkfifo(f, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	if p.requests, err = os.OpenFile(p.req, os.O_RDWR, 0); err != nil {
+		t.Fatal(err)
+	}
+	if p.answers, err = os.OpenFile(p.ans, os.O_RDWR, 0); err != nil {
+		p.requests.Close()
+		t.Fatal(err)
+	}
+	go func() { p.served <- serveRestarts(c, p.requests, p.answers, r) }()
+	t.Cleanup(func() {
+		p.requests.Close()
+		p.answers.Close()
+		<-p.served
+	})
+	return p
+}
+
+// roll runs deploy/roll.sh over nodes ("ID=HTTP") with this test's binary,
+// a 10 s drain, readyWait seconds for each node to come back, and RESTART
+// commands asking through the pipes; it returns what the script printed.
+func (p *restartPipes) roll(ctx context.Context, t *testing.T, nodes []string, readyWait int) (string, error) {
+	t.Helper()
+	script, err := filepath.Abs(filepath.Join("..", "..", "deploy", "roll.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, "bash", script)
+	cmd.Env = append(os.Environ(),
+		"NODES="+strings.Join(nodes, " "),
+		"SWITCHBOARD="+binary,
+		"WITHIN=10s",
+		fmt.Sprintf("READY_WAIT=%d", readyWait),
+		fmt.Sprintf(`RESTART=echo "$NODE_ID" > %q && read -r -t 60 answer < %q && [ "$answer" = ok ]`, p.req, p.ans),
+	)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.WaitDelay = 5 * time.Second // a RESTART left behind by a killed roll.sh
+	err = cmd.Run()
+	t.Logf("roll.sh:\n%s", out.String())
+	return out.String(), err
 }
 
 // restarter is what serveRestarts does to a node a RESTART command names,
