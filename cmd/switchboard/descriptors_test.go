@@ -27,6 +27,74 @@ import (
 // back for storage and peers.
 const tableLimit = 2048
 
+// startLimited starts the nodes cfg describes (with serve's default
+// connection limits) with a descriptor table of tableLimit each: sh sets
+// the soft and hard limits, so Go's raise of the soft one changes
+// nothing. Their logs go to the buffer returned, printed if the test
+// fails.
+func startLimited(ctx context.Context, t *testing.T, cfg localcluster.Config) (*localcluster.Cluster, *nodetest.LockedBuffer) {
+	t.Helper()
+	wrapper := filepath.Join(t.TempDir(), "switchboard-limited")
+	script := fmt.Sprintf("#!/bin/sh\nulimit -n %d || exit 97\nexec %q \"$@\"\n", tableLimit, binary)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logs := new(nodetest.LockedBuffer)
+	cfg.Binary, cfg.ServeLimits, cfg.Output = wrapper, true, logs
+	c, err := localcluster.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the nodes' logs:\n%s", logs.String())
+		}
+	})
+	for _, n := range c.Nodes {
+		if _, limit, err := n.OpenFiles(); err != nil {
+			t.Fatal(err)
+		} else if limit != tableLimit {
+			t.Fatalf("%s's descriptor limit is %d, want %d", n.ID, limit, tableLimit)
+		}
+	}
+	return c, logs
+}
+
+// newcomerAfterFlood is bob, attached to n once a flood has left. The
+// node frees the flood's slots as it reads each close, so a newcomer may
+// be refused for a moment, and tries again as clients do. Closed when
+// the test ends.
+func newcomerAfterFlood(ctx context.Context, t *testing.T, n *localcluster.Node) *client.Session {
+	t.Helper()
+	var bob *client.Session
+	err := localcluster.Await(ctx, settle, func(ctx context.Context) error {
+		s, err := client.Dial(ctx, n.Addr, client.WithUser("bob"))
+		bob = s
+		return err
+	})
+	if err != nil {
+		t.Fatalf("a newcomer after the flood: %v", err)
+	}
+	t.Cleanup(func() { bob.Close() })
+	return bob
+}
+
+// checkReady fails the test unless n's readiness probe answers 200 (when
+// says when, for the message).
+func checkReady(t *testing.T, n *localcluster.Node, when string) {
+	t.Helper()
+	hc := http.Client{Timeout: settle}
+	resp, err := hc.Get("http://" + n.HTTP + "/readyz")
+	if err != nil {
+		t.Fatalf("the readiness probe %s: %v", when, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the readiness probe %s: %s", when, resp.Status)
+	}
+}
+
 // TestFloodLeavesStorageItsDescriptors fills a node's client listener
 // from many addresses, as strangers would, on a node whose real
 // descriptor table is small: sessions that say hello and never attach,
@@ -40,32 +108,10 @@ const tableLimit = 2048
 func TestFloodLeavesStorageItsDescriptors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	// The node runs with a descriptor table of tableLimit: sh sets the
-	// soft and hard limits, so Go's raise of the soft one changes nothing.
-	wrapper := filepath.Join(t.TempDir(), "switchboard-limited")
-	script := fmt.Sprintf("#!/bin/sh\nulimit -n %d || exit 97\nexec %q \"$@\"\n", tableLimit, binary)
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	logs := new(nodetest.LockedBuffer)
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: wrapper, Nodes: 1, Standalone: true, ServeLimits: true, Service: "flood.test", Output: logs,
+	c, logs := startLimited(ctx, t, localcluster.Config{Nodes: 1, Standalone: true, Service: "flood.test",
 		// The flood's sessions stay however long its dials take.
 		Args: []string{"--attach-timeout", "10m"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("the node's log:\n%s", logs.String())
-		}
-	})
 	n := c.Nodes[0]
-	if _, limit, err := n.OpenFiles(); err != nil {
-		t.Fatal(err)
-	} else if limit != tableLimit {
-		t.Fatalf("the node's descriptor limit is %d, want %d", limit, tableLimit)
-	}
 
 	ann, err := client.Dial(ctx, n.Addr, client.WithUser("ann"))
 	if err != nil {
@@ -136,15 +182,7 @@ func TestFloodLeavesStorageItsDescriptors(t *testing.T) {
 	}
 	// And the operators' probe still gets in (the HTTP listener's
 	// descriptors come from those held back too).
-	hc := http.Client{Timeout: settle}
-	resp, err := hc.Get("http://" + n.HTTP + "/readyz")
-	if err != nil {
-		t.Fatalf("the readiness probe during the flood: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("the readiness probe during the flood: %s", resp.Status)
-	}
+	checkReady(t, n, "during the flood")
 	open, limit, err := n.OpenFiles()
 	if err != nil {
 		t.Fatal(err)
@@ -158,18 +196,7 @@ func TestFloodLeavesStorageItsDescriptors(t *testing.T) {
 		conn.Close()
 	}
 	flood = nil
-	// The node frees the slots as it reads each close: a newcomer may be
-	// refused for a moment, and tries again as clients do.
-	var bob *client.Session
-	err = localcluster.Await(ctx, settle, func(ctx context.Context) error {
-		s, err := client.Dial(ctx, n.Addr, client.WithUser("bob"))
-		bob = s
-		return err
-	})
-	if err != nil {
-		t.Fatalf("a newcomer after the flood: %v", err)
-	}
-	defer bob.Close()
+	bob := newcomerAfterFlood(ctx, t, n)
 	st, err := bob.JoinWait(ctx, "during")
 	if err != nil {
 		t.Fatal(err)

@@ -43,14 +43,7 @@ func TestRollScript(t *testing.T) {
 	c, _ := startLoggedCluster(ctx, t, "roll.test")
 
 	// A member of a room on n1, the first to roll.
-	s, err := client.Dial(ctx, strings.Join(c.Addrs(), ","), client.WithUser("ann"), client.WithPolicy(homeNode("n1")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.JoinWait(ctx, "roll"); err != nil {
-		t.Fatal(err)
-	}
+	s := memberOn(ctx, t, c, "n1", "roll")
 	events := make(chan client.Event, 64)
 	go func() {
 		for e := range s.Events() {
@@ -70,10 +63,7 @@ func TestRollScript(t *testing.T) {
 		return c.Restart(i)
 	}}
 	pipes := newRestartPipes(t, c, restarts)
-	var nodes []string
-	for _, n := range c.Nodes {
-		nodes = append(nodes, n.ID+"="+n.HTTP)
-	}
+	nodes := rollNodes(c)
 	roll := func(readyWait int) (string, error) { return pipes.roll(ctx, t, nodes, readyWait) }
 	out, err := roll(90)
 	if err != nil {
@@ -153,14 +143,7 @@ func TestRollStopsWhenAnotherNodeDies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c, _ := startLoggedCluster(ctx, t, "rollkill.test")
-	s, err := client.Dial(ctx, strings.Join(c.Addrs(), ","), client.WithUser("ann"), client.WithPolicy(homeNode("n2")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if _, err := s.JoinWait(ctx, "roll"); err != nil {
-		t.Fatal(err)
-	}
+	s := memberOn(ctx, t, c, "n2", "roll")
 	restarts := &restarter{do: func(i int) error {
 		if err := c.Kill(2); err != nil {
 			return err
@@ -171,10 +154,7 @@ func TestRollStopsWhenAnotherNodeDies(t *testing.T) {
 		return c.Restart(i)
 	}}
 	pipes := newRestartPipes(t, c, restarts)
-	var nodes []string
-	for _, n := range c.Nodes {
-		nodes = append(nodes, n.ID+"="+n.HTTP)
-	}
+	nodes := rollNodes(c)
 	out, err := pipes.roll(ctx, t, nodes, 20)
 	pipes.requests.Close()
 	if exit := (*exec.ExitError)(nil); !errors.As(err, &exit) || exit.ExitCode() != 1 {
@@ -196,6 +176,30 @@ func TestRollStopsWhenAnotherNodeDies(t *testing.T) {
 	if _, err := s.SendTextWait(ctx, "roll", "on the two left\n"); err != nil {
 		t.Errorf("ann's text after the stopped roll: %v", err)
 	}
+}
+
+// memberOn is ann, a member of room on node home (while it is available),
+// closed when the test ends.
+func memberOn(ctx context.Context, t *testing.T, c *localcluster.Cluster, home, room string) *client.Session {
+	t.Helper()
+	s, err := client.Dial(ctx, strings.Join(c.Addrs(), ","), client.WithUser("ann"), client.WithPolicy(homeNode(home)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.JoinWait(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// rollNodes is roll.sh's NODES for c: each node's ID and HTTP address.
+func rollNodes(c *localcluster.Cluster) []string {
+	var nodes []string
+	for _, n := range c.Nodes {
+		nodes = append(nodes, n.ID+"="+n.HTTP)
+	}
+	return nodes
 }
 
 // restartPipes are the named pipes through which roll.sh's RESTART

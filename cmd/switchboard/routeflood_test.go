@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +16,6 @@ import (
 	"github.com/switchboard/switchboard/client"
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/localcluster"
-	"github.com/switchboard/switchboard/internal/nodetest"
 )
 
 // floodConns is how many connections TestRouteFloodLeavesTheNodeStanding's
@@ -45,28 +41,8 @@ const floodConns = tableLimit + 600
 func TestRouteFloodLeavesTheNodeStanding(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	wrapper := filepath.Join(t.TempDir(), "switchboard-limited")
-	script := fmt.Sprintf("#!/bin/sh\nulimit -n %d || exit 97\nexec %q \"$@\"\n", tableLimit, binary)
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	logs := new(nodetest.LockedBuffer)
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: wrapper, Nodes: 3, ServeLimits: true, Service: "routeflood.test", Output: logs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("the nodes' logs:\n%s", logs.String())
-		}
-	})
+	c, logs := startLimited(ctx, t, localcluster.Config{Nodes: 3, Service: "routeflood.test"})
 	n := c.Nodes[0]
-	if _, limit, err := n.OpenFiles(); err != nil {
-		t.Fatal(err)
-	} else if limit != tableLimit {
-		t.Fatalf("the node's descriptor limit is %d, want %d", limit, tableLimit)
-	}
 	// Every copy of the rooms' streams in place, so that the flood is
 	// the only thing between the node and its storage.
 	if err := c.WaitCaughtUp(ctx, settle); err != nil {
@@ -167,18 +143,8 @@ func TestRouteFloodLeavesTheNodeStanding(t *testing.T) {
 	if err != nil {
 		t.Errorf("after the flood: %v", err)
 	}
-	// Whole again, without a restart. The node frees what the flood held
-	// as it reads each close, so a newcomer tries again as clients do.
-	var bob *client.Session
-	err = localcluster.Await(ctx, settle, func(ctx context.Context) error {
-		s, err := client.Dial(ctx, n.Addr, client.WithUser("bob"))
-		bob = s
-		return err
-	})
-	if err != nil {
-		t.Fatalf("a newcomer after the flood: %v", err)
-	}
-	defer bob.Close()
+	// Whole again, without a restart.
+	bob := newcomerAfterFlood(ctx, t, n)
 	st, err := bob.JoinWait(ctx, "lobby")
 	if err != nil {
 		t.Fatal(err)
@@ -190,15 +156,7 @@ func TestRouteFloodLeavesTheNodeStanding(t *testing.T) {
 	if got, want := strings.Join(lines, "|"), "before the flood|during the flood"; got != want {
 		t.Errorf("the newcomer's lines of the room: %q, want %q", got, want)
 	}
-	hc := http.Client{Timeout: settle}
-	resp, err := hc.Get("http://" + n.HTTP + "/readyz")
-	if err != nil {
-		t.Fatalf("the readiness probe after the flood: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("the readiness probe after the flood: %s", resp.Status)
-	}
+	checkReady(t, n, "after the flood")
 	if _, err := bob.SendTextWait(ctx, "lobby", "after the flood\n"); err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("text typed after the flood: %v", err)
 	}
