@@ -63,10 +63,12 @@ type metrics struct {
 	// read-only after newMetrics.
 	badInput    map[string]prometheus.Counter
 	badInputVec *prometheus.CounterVec
-	// storageStopped and storageRestarts: the embedded JetStream's
-	// stops and the watch's restarts (storage.go).
+	// storageStopped, storageRestarts and storageRepairs: the embedded
+	// JetStream's stops, the watch's restarts, and its stops to start
+	// again Raft groups that stopped (storage.go).
 	storageStopped  prometheus.Gauge
 	storageRestarts prometheus.Counter
+	storageRepairs  prometheus.Counter
 	// busChecks counts the external bus watch's reads, by what each
 	// found (storage.go); resolved once, like badInput.
 	busChecks    map[busRead]prometheus.Counter
@@ -144,6 +146,10 @@ func newMetrics(n *Node) *metrics {
 			Name: "switchboard_storage_restarts_total",
 			Help: "Attempts to restart this node's stopped embedded JetStream on its data directory, each once the file system had room again.",
 		}),
+		storageRepairs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "switchboard_storage_repairs_total",
+			Help: "Times this node stopped its embedded JetStream itself, to start again Raft groups that nats-server had stopped on a failed write (a full descriptor table, say) for 5 s.",
+		}),
 		busChecksVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_bus_checks_total",
 			Help: "With --bus: the node's questions to the bus's JetStream, every 2 s, by what each found: answered (or a record was stored since the last), no_jetstream (not enabled, or no responders), silent (no answer in time, or no metadata leader), unreachable (not connected).",
@@ -179,7 +185,7 @@ func newMetrics(n *Node) *metrics {
 	for k := directory.Stale; k <= directory.Refused; k++ {
 		m.changes.WithLabelValues(k.String())
 	}
-	m.registry.MustRegister(m.received, m.answers, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.viewsRefusedVec, m.attachTime, m.badInputVec, m.storageStopped, m.storageRestarts, m.busChecksVec, m.reloadOK, m.reloads,
+	m.registry.MustRegister(m.received, m.answers, m.changes, m.disconnects, m.pushes, m.deltaPushes, m.connections, m.attaches, m.refused, m.connsRefusedVec, m.viewsRefusedVec, m.attachTime, m.badInputVec, m.storageStopped, m.storageRestarts, m.storageRepairs, m.busChecksVec, m.reloadOK, m.reloads,
 		directoryCollector{n},
 		certCollector{n},
 		dnsCollector{n},

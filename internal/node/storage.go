@@ -223,6 +223,7 @@ func (n *Node) watchStorage(dataDir string) {
 				"data", dataDir)
 		case storageRepair:
 			n.storageRepairing.Store(true)
+			n.metrics.storageRepairs.Inc()
 			n.log.Error("Raft groups of the embedded JetStream stopped on this node (nats-server stops one for good when a write fails, as every file it opens does while the descriptor table is full): this node stops its JetStream, stepping aside, and starts it again",
 				"groups", stopped, "for", stoppedGroupFor)
 			if err := n.bus.StopJetStream(); err != nil {
