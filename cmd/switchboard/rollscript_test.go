@@ -155,13 +155,13 @@ func TestRollStopsWhenAnotherNodeDies(t *testing.T) {
 	}}
 	pipes := newRestartPipes(t, c, restarts)
 	nodes := rollNodes(c)
-	out, err := pipes.roll(ctx, t, nodes, 20)
+	out, err := pipes.roll(ctx, t, nodes, 8)
 	pipes.requests.Close()
 	if exit := (*exec.ExitError)(nil); !errors.As(err, &exit) || exit.ExitCode() != 1 {
 		t.Errorf("roll.sh with n3 killed during n1's restart: %v, want exit status 1", err)
 	}
-	if !strings.Contains(out, "the rooms' copies did not catch up within 20s of n1's restart; stopping the roll") &&
-		!strings.Contains(out, "n1 did not come back up within 20s; stopping the roll") {
+	if !strings.Contains(out, "the rooms' copies did not catch up within 8s of n1's restart; stopping the roll") &&
+		!strings.Contains(out, "n1 did not come back up within 8s; stopping the roll") {
 		t.Errorf("roll.sh did not say it stopped at n1, and why")
 	}
 	if strings.Contains(out, "n2: draining") {

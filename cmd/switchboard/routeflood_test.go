@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -124,6 +126,21 @@ func TestRouteFloodLeavesTheNodeStanding(t *testing.T) {
 	// node's own too: a group that stopped was started again.
 	if err := c.WaitCaughtUp(ctx, time.Minute); err != nil {
 		t.Fatalf("after the flood: %v", err)
+	}
+	if stoppedGroup {
+		// By the node's own repair, not by chance.
+		resp, err := http.Get("http://" + n.HTTP + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := regexp.MustCompile(`(?m)^switchboard_storage_repairs_total ([0-9]+)`).FindSubmatch(body); m == nil || string(m[1]) == "0" {
+			t.Errorf("a Raft group stopped, but the node counts no repair: %q", m)
+		}
 	}
 	// Its peers list it up.
 	err = localcluster.Await(ctx, settle, func(ctx context.Context) error {

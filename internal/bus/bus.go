@@ -921,9 +921,9 @@ func (b *Bus) StopJetStream() error {
 	if b.server == nil || !b.cfg.JetStream {
 		return ErrNoJetStream
 	}
-	streams, _ := b.localStreams(server.JSzOptions{Streams: true, StreamLeaderOnly: true})
+	streams, _ := b.localStreams(server.JSzOptions{Streams: true, Config: true, StreamLeaderOnly: true})
 	for _, st := range streams {
-		if st.Cluster == nil || st.Cluster.Leader != b.server.Name() || b.Conn == nil {
+		if st.Cluster == nil || st.Cluster.Leader != b.server.Name() || st.Config == nil || st.Config.Replicas <= 1 || b.Conn == nil {
 			continue
 		}
 		// A stream that cannot step down (a lone copy) is elected afresh

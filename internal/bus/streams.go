@@ -58,7 +58,8 @@ const metaGroup = "_meta_"
 
 // StoppedGroups names the Raft groups of the embedded JetStream that have
 // stopped on this server while JetStream runs: its metadata group
-// ("_meta_") and the group of each stream it holds a copy of. nats-server
+// ("_meta_") and the group of each stream of two copies or more it holds
+// one of (nats-server runs no Raft node for a stream of one). nats-server
 // stops a group for good, logging "Critical write error", when a write of
 // its log or of its term and vote fails, as every write that opens a file
 // does while the process's descriptor table is full. The stream's other
@@ -71,7 +72,7 @@ func (b *Bus) StoppedGroups() []string {
 	if b.server == nil || !b.server.JetStreamEnabled() {
 		return nil
 	}
-	streams, ok := b.localStreams(server.JSzOptions{Streams: true, RaftGroups: true})
+	streams, ok := b.localStreams(server.JSzOptions{Streams: true, Config: true, RaftGroups: true})
 	if !ok {
 		return nil
 	}
@@ -81,6 +82,9 @@ func (b *Bus) StoppedGroups() []string {
 	}
 	acc := b.server.GlobalAccount().GetName()
 	for _, st := range streams {
+		if st.Config == nil || st.Config.Replicas <= 1 {
+			continue // a lone copy has no Raft node to stop
+		}
 		if st.RaftGroup != "" && !b.groupRuns(acc, st.RaftGroup) {
 			stopped = append(stopped, st.Name)
 		}

@@ -3,7 +3,10 @@ package node
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"time"
+
+	"github.com/switchboard/switchboard/directory"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -51,12 +54,16 @@ import (
 // the process's descriptor table is full (a stranger flooding the cluster
 // port fills it; security.md). The stream goes on with its other copies,
 // one fewer to lose, for as long as the node runs. So the watch reads the
-// groups that stopped (bus.StoppedGroups); once one has been stopped for
-// stoppedGroupFor, and the table has stoppedGroupFree descriptors free
-// again, it stops JetStream (storageRepair) and the stop goes as above:
-// the node steps aside, restarts JetStream at once (the disk is not what
-// failed) and comes back up, every group started again from its state on
-// disk and caught up from its leader.
+// groups that stopped (bus.StoppedGroups); once one of them has been
+// stopped for repairAfter (stoppedGroupFor and a random part of as much
+// again, so that nodes flooded together do not repair together), while
+// the table has stoppedGroupFree descriptors free and every peer the node
+// lists is up (a repair takes the node's copies away for a few seconds:
+// not while another node's are gone too), it steps aside and stops
+// JetStream (storageRepair), and the stop goes as above: once it has
+// finished, and the table still has room, JetStream starts again, every
+// group from its state on disk, caught up from its leader, and the node
+// comes back up.
 const (
 	storageCheckEvery = time.Second
 	storageRetryEvery = 5 * time.Second
@@ -66,6 +73,23 @@ const (
 	stoppedGroupFor   = 5 * time.Second
 	stoppedGroupFree  = 256
 )
+
+// repairDelay draws how long a Raft group stays stopped before the node
+// repairs it: stoppedGroupFor, and up to as much again at random.
+func repairDelay() time.Duration {
+	return stoppedGroupFor + rand.N(stoppedGroupFor)
+}
+
+// peersUp reports whether every peer in the node's directory is up or
+// full: none down, starting, degraded or draining.
+func (n *Node) peersUp() bool {
+	for _, p := range n.view.Load().nodes {
+		if p.ID != n.cfg.ID && p.Status != directory.Up && p.Status != directory.Full {
+			return false
+		}
+	}
+	return true
+}
 
 // storageWatch decides, from what watchStorage reads each second, what
 // the node does about its embedded JetStream. It reads no clock and does
@@ -85,9 +109,12 @@ type storageWatch struct {
 	// node is ready before the node steps aside (leaderlessFor the
 	// constant, unless a test set it).
 	leaderlessFor time.Duration
-	// groupStopped: since when every read has found a Raft group stopped
-	// while JetStream runs, zero when the last found none.
-	groupStopped time.Time
+	// stoppedSince: since when each Raft group the last read found
+	// stopped, while JetStream runs, has been found so in every read.
+	stoppedSince map[string]time.Time
+	// repairAfter is how long a group stays stopped before a repair
+	// (stoppedGroupFor when zero); the caller draws it.
+	repairAfter time.Duration
 	// repairing: the watch stopped JetStream itself to start its stopped
 	// groups again, and it has not come back yet.
 	repairing bool
@@ -116,10 +143,12 @@ type storageRead struct {
 	ready, stopped, stopping, leader, current bool
 	free, size                                int64
 	known                                     bool
-	// groupStopped: a Raft group has stopped while JetStream runs (read
+	// stoppedGroups: the Raft groups stopped while JetStream runs (read
 	// while it runs); room: the descriptor table has stoppedGroupFree
-	// free, or cannot be read.
-	groupStopped, room bool
+	// free (read when a repair may follow); peersUp: every peer the node
+	// lists is up (likewise).
+	stoppedGroups []string
+	room, peersUp bool
 }
 
 // next takes what was read at now and says what to do. A restart waits
@@ -136,12 +165,7 @@ func (w *storageWatch) next(now time.Time, r storageRead) storageAction {
 	case r.ready && w.leaderless.IsZero():
 		w.leaderless = now
 	}
-	switch {
-	case r.stopped || !r.groupStopped:
-		w.groupStopped = time.Time{}
-	case w.groupStopped.IsZero():
-		w.groupStopped = now
-	}
+	overdue := w.stoppedFor(now, r)
 	switch {
 	case r.stopped && (!w.lost || w.noLeader):
 		w.lost, w.noLeader = true, false
@@ -149,10 +173,10 @@ func (w *storageWatch) next(now time.Time, r storageRead) storageAction {
 	case !w.lost && !w.leaderless.IsZero() && now.Sub(w.leaderless) >= w.limit():
 		w.lost, w.noLeader = true, true
 		return storageLeaderless
-	case (!w.lost || w.noLeader) && !w.groupStopped.IsZero() && now.Sub(w.groupStopped) >= stoppedGroupFor && r.room:
+	case (!w.lost || w.noLeader) && overdue && r.room && r.peersUp:
 		// A stopped metadata group leaves JetStream leaderless too, for
 		// good: the repair comes before or after that step aside.
-		w.groupStopped = time.Time{}
+		w.stoppedSince = nil
 		w.repairing = true
 		return storageRepair
 	case !w.lost:
@@ -164,11 +188,42 @@ func (w *storageWatch) next(now time.Time, r storageRead) storageAction {
 		return storageKeep // restarted; not current yet
 	case !settledBefore || r.stopping || now.Sub(w.tried) < storageRetryEvery:
 		return storageKeep
-	case r.known && r.free < restartNeeds(r.size) && !w.repairing:
+	case r.known && r.free < restartNeeds(r.size):
 		return storageWait
+	case w.repairing && !r.room:
+		return storageKeep // the table is full again: a start now would fail part-way
 	}
 	w.tried = now
 	return storageRestart
+}
+
+// stoppedFor notes which Raft groups r found stopped, and since when, and
+// reports whether one of them has been stopped for repairAfter.
+func (w *storageWatch) stoppedFor(now time.Time, r storageRead) bool {
+	if r.stopped || len(r.stoppedGroups) == 0 {
+		w.stoppedSince = nil
+		return false
+	}
+	since := make(map[string]time.Time, len(r.stoppedGroups))
+	overdue := false
+	for _, g := range r.stoppedGroups {
+		t, ok := w.stoppedSince[g]
+		if !ok {
+			t = now
+		}
+		since[g] = t
+		overdue = overdue || now.Sub(t) >= w.repairWait()
+	}
+	w.stoppedSince = since
+	return overdue
+}
+
+// repairWait is how long a group stays stopped before a repair.
+func (w *storageWatch) repairWait() time.Duration {
+	if w.repairAfter > 0 {
+		return w.repairAfter
+	}
+	return stoppedGroupFor
 }
 
 // limit is how long the watch lets JetStream know no leader.
@@ -188,9 +243,8 @@ func restartNeeds(size int64) int64 { return min(restartFree, size*freePercent/1
 func (n *Node) watchStorage(dataDir string) {
 	tick := time.NewTicker(storageCheckEvery)
 	defer tick.Stop()
-	w := storageWatch{leaderlessFor: n.cfg.leaderlessFor}
+	w := storageWatch{leaderlessFor: n.cfg.leaderlessFor, repairAfter: repairDelay()}
 	var waitLogged time.Time
-	var stopped []string // the Raft groups found stopped
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -205,13 +259,16 @@ func (n *Node) watchStorage(dataDir string) {
 		if r.stopped {
 			r.stopping = n.bus.JetStreamStopping()
 			r.free, r.size, r.known = diskSpace(dataDir)
+			r.room = w.repairing && descriptorsFree(stoppedGroupFree)
 		} else {
 			r.leader = n.bus.JetStreamLeaderKnown()
 			r.current = w.lost && r.leader && n.bus.JetStreamCurrent()
 			if !w.lost || w.noLeader {
-				stopped = n.bus.StoppedGroups()
-				r.groupStopped = len(stopped) > 0
-				r.room = r.groupStopped && descriptorsFree(stoppedGroupFree)
+				r.stoppedGroups = n.bus.StoppedGroups()
+				if len(r.stoppedGroups) > 0 {
+					r.room = descriptorsFree(stoppedGroupFree)
+					r.peersUp = n.peersUp()
+				}
 			}
 		}
 		switch w.next(now, r) {
@@ -222,12 +279,23 @@ func (n *Node) watchStorage(dataDir string) {
 			n.log.Error("the embedded JetStream has known no metadata leader for "+w.limit().String()+" (a majority of the cluster's servers gone, stopped gracefully or not): this node cannot store text and steps aside until one is elected",
 				"data", dataDir)
 		case storageRepair:
+			// Aside first (at the next heartbeat), then the stop, which
+			// takes a few seconds.
 			n.storageRepairing.Store(true)
+			n.storageLeaderless.Store(false)
+			n.storageStopped.Store(true)
+			n.metrics.storageStopped.Set(1)
 			n.metrics.storageRepairs.Inc()
-			n.log.Error("Raft groups of the embedded JetStream stopped on this node (nats-server stops one for good when a write fails, as every file it opens does while the descriptor table is full): this node stops its JetStream, stepping aside, and starts it again",
-				"groups", stopped, "for", stoppedGroupFor)
+			n.log.Error("Raft groups of the embedded JetStream stopped on this node (nats-server stops one for good when a write fails, as every file it opens does while the descriptor table is full): this node steps aside, stops its JetStream and starts it again",
+				"groups", r.stoppedGroups, "for", w.repairWait())
+			w.repairAfter = repairDelay()
 			if err := n.bus.StopJetStream(); err != nil {
+				// Still running: back up, and the groups are counted afresh.
 				n.log.Warn("stopping the embedded JetStream", "err", err)
+				w.repairing = false
+				n.storageRepairing.Store(false)
+				n.storageStopped.Store(false)
+				n.metrics.storageStopped.Set(0)
 			}
 		case storageLose:
 			n.storageLeaderless.Store(false)

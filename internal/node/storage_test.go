@@ -110,65 +110,74 @@ func TestStorageWatchLeaderless(t *testing.T) {
 }
 
 // Raft groups stopped while JetStream runs, read by read (seconds from
-// an arbitrary start): a group stopped for stoppedGroupFor (5 s) makes
-// the watch stop JetStream, once the descriptor table has room; the stop
-// then goes as any other, but with a full disk's wait skipped (the disk
-// did not fail). A read finding none starts the count afresh, and so does
-// a restart. A stopped metadata group, which leaves JetStream leaderless
-// for good, is repaired after that step aside too.
+// an arbitrary start): one group stopped for repairAfter (5 s here) makes
+// the watch stop JetStream, once the descriptor table has room and every
+// peer is up; the stop then goes as any other, and the restart waits for
+// room in the table too. Each group is timed on its own: groups that take
+// turns being stopped add nothing up. A stopped metadata group, which
+// leaves JetStream leaderless for good, is repaired after that step
+// aside too.
 func TestStorageWatchStoppedGroups(t *testing.T) {
 	running := storageRead{ready: true, leader: true}
-	broken := storageRead{ready: true, leader: true, groupStopped: true, room: true}
-	brokenFull := storageRead{ready: true, leader: true, groupStopped: true} // no descriptors to spare
-	stopping := storageRead{stopped: true, stopping: true, size: 1 << 40, known: true}
+	broken := func(groups ...string) storageRead {
+		return storageRead{ready: true, leader: true, stoppedGroups: groups, room: true, peersUp: true}
+	}
+	brokenFull := storageRead{ready: true, leader: true, stoppedGroups: []string{"R"}, peersUp: true} // no descriptors to spare
+	brokenPeerDown := storageRead{ready: true, leader: true, stoppedGroups: []string{"R"}, room: true}
+	stopping := storageRead{stopped: true, stopping: true, size: 1 << 40, free: 1 << 30, known: true, room: true}
+	stopped := storageRead{stopped: true, size: 1 << 40, free: 1 << 30, known: true, room: true}
+	stoppedFull := storageRead{stopped: true, size: 1 << 40, free: 1 << 30, known: true} // the table full again
 	stoppedDiskFull := storageRead{stopped: true, size: 1 << 40, known: true}
 	restarted := storageRead{ready: true}
 	current := storageRead{ready: true, leader: true, current: true}
-	leaderlessBroken := storageRead{ready: true, groupStopped: true, room: true}
-	electingNoRoom := storageRead{ready: true, groupStopped: true}
+	leaderlessBroken := storageRead{ready: true, stoppedGroups: []string{"_meta_"}, room: true, peersUp: true}
+	electingNoRoom := storageRead{ready: true, stoppedGroups: []string{"_meta_"}, peersUp: true}
 	steps := []struct {
 		at   int // seconds
 		read storageRead
 		want storageAction
 	}{
 		{0, running, storageKeep},
-		{1, broken, storageKeep}, // since 1
-		{5, broken, storageKeep},
-		{6, running, storageKeep}, // gone: the count starts afresh
-		{7, broken, storageKeep},  // since 7
-		{11, brokenFull, storageKeep},
-		{12, brokenFull, storageKeep}, // 5 s, but no room to start anything again
-		{20, brokenFull, storageKeep},
-		{21, broken, storageRepair},
-		{22, stopping, storageLose}, // the stop the repair asked for
-		{23, stoppedDiskFull, storageKeep},
-		{24, stoppedDiskFull, storageRestart}, // the disk is not what failed
-		{25, restarted, storageKeep},
-		{26, current, storageBack},
-		{27, broken, storageKeep}, // broken again: since 27
-		{31, broken, storageKeep},
-		{32, broken, storageRepair},
-		{33, stoppedDiskFull, storageLose},
-		{34, stoppedDiskFull, storageRestart},
-		{35, current, storageBack},
-		{36, stoppedDiskFull, storageLose}, // a full disk, not a repair: it waits for space
-		{39, stoppedDiskFull, storageWait},
-		{40, current, storageBack},
+		{1, broken("A"), storageKeep}, // A since 1
+		{5, broken("A"), storageKeep},
+		{6, running, storageKeep},           // gone: the count starts afresh
+		{7, broken("A"), storageKeep},       // A since 7
+		{8, broken("B"), storageKeep},       // A gone, B since 8
+		{12, broken("A", "B"), storageKeep}, // A since 12
+		{13, broken("A", "B"), storageRepair},
+		{14, stopping, storageLose}, // the stop the repair asked for
+		{15, stopped, storageKeep},  // finished once is not twice
+		{16, stoppedFull, storageKeep},
+		{17, stopped, storageRestart},
+		{18, restarted, storageKeep},
+		{19, current, storageBack},
+		{20, brokenFull, storageKeep}, // R since 20
+		{26, brokenFull, storageKeep}, // overdue, but no room to start anything again
+		{27, brokenPeerDown, storageKeep},
+		{28, broken("R"), storageRepair},
+		{29, stoppedDiskFull, storageLose},
+		{30, stoppedDiskFull, storageWait}, // a repair waits for disk space like any restart
+		{31, stopped, storageRestart},
+		{32, current, storageBack},
+		{33, stoppedDiskFull, storageLose}, // a full disk, not a repair
+		{36, stoppedDiskFull, storageWait},
+		{37, stoppedFull, storageRestart}, // the table's room is a repair's concern only
+		{38, current, storageBack},
 		{41, leaderlessBroken, storageKeep}, // leaderless and broken since 41
 		{46, leaderlessBroken, storageRepair},
-		{47, stoppedDiskFull, storageLose},
-		{48, stoppedDiskFull, storageRestart},
+		{47, stopped, storageLose},
+		{48, stopped, storageRestart},
 		{49, current, storageBack},
-		{50, leaderlessBroken, storageKeep}, // since 50, with a room only later
+		{50, leaderlessBroken, storageKeep}, // since 50, with room only later
 		{54, electingNoRoom, storageKeep},
 		{60, electingNoRoom, storageLeaderless},
 		{61, leaderlessBroken, storageRepair}, // after the step aside
-		{62, stoppedDiskFull, storageLose},
-		{63, stoppedDiskFull, storageRestart},
+		{62, stopped, storageLose},
+		{63, stopped, storageRestart},
 		{64, current, storageBack},
 	}
 	names := map[storageAction]string{storageKeep: "keep", storageLose: "lose", storageWait: "wait", storageRestart: "restart", storageBack: "back", storageLeaderless: "leaderless", storageRepair: "repair"}
-	w := storageWatch{leaderlessFor: 10 * time.Second}
+	w := storageWatch{leaderlessFor: 10 * time.Second, repairAfter: 5 * time.Second}
 	start := time.Unix(1_000_000, 0)
 	for _, s := range steps {
 		if got := w.next(start.Add(time.Duration(s.at)*time.Second), s.read); got != s.want {
