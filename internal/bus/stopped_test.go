@@ -2,6 +2,7 @@ package bus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -19,8 +20,7 @@ import (
 // node at all), a key-value bucket of each. Then a copy's Raft group is
 // made to fail a write (its directory swapped for a file, as a full
 // descriptor table fails an open) at an election, and nats-server stops
-// it: only that copy's server reports that stream, and keeps reporting
-// it. StopJetStream and RestartJetStream, as the node's repair does,
+// it: only that copy's server reports that stream. StopJetStream and RestartJetStream, as the node's repair does,
 // start the group again (its directory put back first), and none is
 // reported.
 func TestStoppedGroups(t *testing.T) {
@@ -81,8 +81,17 @@ func TestStoppedGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForLong(t, "the stream's leader stepping down", func() error {
-		_, err := seed.Conn.Request("$JS.API.STREAM.LEADER.STEPDOWN.THREE", nil, 2*time.Second)
-		return err
+		reply, err := seed.Conn.Request("$JS.API.STREAM.LEADER.STEPDOWN.THREE", nil, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		var resp struct {
+			Success bool `json:"success"`
+		}
+		if err := json.Unmarshal(reply.Data, &resp); err != nil || !resp.Success {
+			return fmt.Errorf("stepdown answered %s", reply.Data)
+		}
+		return nil
 	})
 	waitForLong(t, "the group stopped on "+b.server.Name(), func() error {
 		if got := b.StoppedGroups(); !slices.Equal(got, []string{"THREE"}) {
@@ -140,7 +149,7 @@ func groupDir(t *testing.T, b *Bus, stream string) string {
 	}
 	for _, st := range streams {
 		if st.Name == stream && st.RaftGroup != "" {
-			return filepath.Join(b.cfg.StoreDir, "jetstream", server.DEFAULT_SYSTEM_ACCOUNT, "_js_", st.RaftGroup)
+			return filepath.Join(b.cfg.StoreDir, "jetstream", b.server.SystemAccount().GetName(), "_js_", st.RaftGroup)
 		}
 	}
 	t.Fatalf("%s holds no copy of %s", b.server.Name(), stream)

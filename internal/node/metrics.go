@@ -148,7 +148,7 @@ func newMetrics(n *Node) *metrics {
 		}),
 		storageRepairs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "switchboard_storage_repairs_total",
-			Help: "Times this node stopped its embedded JetStream itself, to start again Raft groups that nats-server had stopped on a failed write (a full descriptor table, say), each after a group had been stopped 5 to 10 s.",
+			Help: "Times this node stopped its embedded JetStream itself, to start again Raft groups that nats-server had stopped on a failed write (a full descriptor table, say), each after a group had been stopped 5 s and a random 0 to 5 s more (longer after another repair within 10 min).",
 		}),
 		busChecksVec: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "switchboard_bus_checks_total",

@@ -54,31 +54,37 @@ import (
 // the process's descriptor table is full (a stranger flooding the cluster
 // port fills it; security.md). The stream goes on with its other copies,
 // one fewer to lose, for as long as the node runs. So the watch reads the
-// groups that stopped (bus.StoppedGroups); once one of them has been
-// stopped for repairAfter (stoppedGroupFor and a random part of as much
-// again, so that nodes flooded together do not repair together), while
-// the table has stoppedGroupFree descriptors free and every peer the node
-// lists is up (a repair takes the node's copies away for a few seconds:
-// not while another node's are gone too), it steps aside and stops
-// JetStream (storageRepair), and the stop goes as above: once it has
-// finished, and the table still has room, JetStream starts again, every
-// group from its state on disk, caught up from its leader, and the node
-// comes back up.
+// groups that stopped (bus.StoppedGroups). Once one of them has been
+// stopped for stoppedGroupFor, and for a random part of as much more
+// (so that nodes flooded together do not repair together) the table has
+// had stoppedGroupFree descriptors free and every peer the node lists
+// has been up (a repair takes the node's copies away for a few seconds:
+// not while another node's are gone too; unless JetStream knows no
+// metadata leader, when the peers may wait on this very repair), the
+// node steps aside (storageRepair), and a check later stops JetStream
+// (storageStop). The stop goes as above: once it has finished, and the
+// table still has room, JetStream starts again, every group from its
+// state on disk, caught up from its leader, and the node comes back up.
+// A repair within repairStreakWithin of the last waits repairBackoff
+// longer, doubled for each one in the streak up to repairBackoffMax, so
+// that groups that fail again and again (a flood that comes back) do not
+// send the node's sessions away every few seconds.
 const (
-	storageCheckEvery = time.Second
-	storageRetryEvery = 5 * time.Second
-	restartFree       = 64 << 20
-	freePercent       = 10
-	leaderlessFor     = 20 * time.Second
-	stoppedGroupFor   = 5 * time.Second
-	stoppedGroupFree  = 256
+	storageCheckEvery  = time.Second
+	storageRetryEvery  = 5 * time.Second
+	restartFree        = 64 << 20
+	freePercent        = 10
+	leaderlessFor      = 20 * time.Second
+	stoppedGroupFor    = 5 * time.Second
+	stoppedGroupFree   = 256
+	repairBackoff      = 15 * time.Second
+	repairBackoffMax   = 5 * time.Minute
+	repairStreakWithin = 10 * time.Minute
 )
 
-// repairDelay draws how long a Raft group stays stopped before the node
-// repairs it: stoppedGroupFor, and up to as much again at random.
-func repairDelay() time.Duration {
-	return stoppedGroupFor + rand.N(stoppedGroupFor)
-}
+// repairJitter draws how much longer than stoppedGroupFor a repair
+// waits, at random below as much again.
+func repairJitter() time.Duration { return rand.N(stoppedGroupFor) }
 
 // peersUp reports whether every peer in the node's directory is up or
 // full: none down, starting, degraded or draining.
@@ -112,12 +118,21 @@ type storageWatch struct {
 	// stoppedSince: since when each Raft group the last read found
 	// stopped, while JetStream runs, has been found so in every read.
 	stoppedSince map[string]time.Time
-	// repairAfter is how long a group stays stopped before a repair
-	// (stoppedGroupFor when zero); the caller draws it.
-	repairAfter time.Duration
-	// repairing: the watch stopped JetStream itself to start its stopped
-	// groups again, and it has not come back yet.
-	repairing bool
+	// eligibleSince: since when a group has been stopped stoppedGroupFor
+	// with room in the table and the peers up, in every read; zero when
+	// the last read found otherwise.
+	eligibleSince time.Time
+	// jitter is how long a repair waits once eligible, before any
+	// backoff; the caller draws it, below stoppedGroupFor.
+	jitter time.Duration
+	// streak counts the repairs in a row each within repairStreakWithin
+	// of the one before; lastRepair is when the last was decided.
+	streak     int
+	lastRepair time.Time
+	// repairing: the watch stepped aside to start JetStream's stopped
+	// groups again, and JetStream has not come back yet; stopPending:
+	// the stop is the next thing to do.
+	repairing, stopPending bool
 }
 
 // storageAction is what storageWatch.next tells the node to do.
@@ -130,7 +145,8 @@ const (
 	storageRestart                         // stopped, with space: restart it now
 	storageBack                            // running and current again: store again
 	storageLeaderless                      // running, but without a metadata leader for too long: step aside
-	storageRepair                          // running, with a Raft group stopped for too long: stop it to restart it
+	storageRepair                          // running, with a Raft group stopped for too long: step aside to restart it
+	storageStop                            // a check after storageRepair: stop JetStream now
 )
 
 // storageRead is what the watch read: whether the node is ready (it has
@@ -165,19 +181,35 @@ func (w *storageWatch) next(now time.Time, r storageRead) storageAction {
 	case r.ready && w.leaderless.IsZero():
 		w.leaderless = now
 	}
-	overdue := w.stoppedFor(now, r)
+	eligible := w.stoppedFor(now, r) && r.room && (r.peersUp || !r.leader)
 	switch {
+	case !eligible:
+		w.eligibleSince = time.Time{}
+	case w.eligibleSince.IsZero():
+		w.eligibleSince = now
+	}
+	switch {
+	case w.stopPending && !r.stopped:
+		w.stopPending = false
+		return storageStop
 	case r.stopped && (!w.lost || w.noLeader):
-		w.lost, w.noLeader = true, false
+		w.lost, w.noLeader, w.stopPending = true, false, false
 		return storageLose
 	case !w.lost && !w.leaderless.IsZero() && now.Sub(w.leaderless) >= w.limit():
 		w.lost, w.noLeader = true, true
 		return storageLeaderless
-	case (!w.lost || w.noLeader) && overdue && r.room && r.peersUp:
-		// A stopped metadata group leaves JetStream leaderless too, for
-		// good: the repair comes before or after that step aside.
-		w.stoppedSince = nil
-		w.repairing = true
+	case !r.stopped && !w.stopPending && eligible && now.Sub(w.eligibleSince) >= w.repairDelay(now):
+		// Whether JetStream runs as it should, lost its leader (a
+		// stopped metadata group leaves it leaderless for good) or was
+		// just started again and is not current yet.
+		if !w.lastRepair.IsZero() && now.Sub(w.lastRepair) < repairStreakWithin {
+			w.streak++
+		} else {
+			w.streak = 1
+		}
+		w.lastRepair = now
+		w.stoppedSince, w.eligibleSince = nil, time.Time{}
+		w.repairing, w.stopPending = true, true
 		return storageRepair
 	case !w.lost:
 		return storageKeep
@@ -198,7 +230,7 @@ func (w *storageWatch) next(now time.Time, r storageRead) storageAction {
 }
 
 // stoppedFor notes which Raft groups r found stopped, and since when, and
-// reports whether one of them has been stopped for repairAfter.
+// reports whether one of them has been stopped for stoppedGroupFor.
 func (w *storageWatch) stoppedFor(now time.Time, r storageRead) bool {
 	if r.stopped || len(r.stoppedGroups) == 0 {
 		w.stoppedSince = nil
@@ -212,18 +244,20 @@ func (w *storageWatch) stoppedFor(now time.Time, r storageRead) bool {
 			t = now
 		}
 		since[g] = t
-		overdue = overdue || now.Sub(t) >= w.repairWait()
+		overdue = overdue || now.Sub(t) >= stoppedGroupFor
 	}
 	w.stoppedSince = since
 	return overdue
 }
 
-// repairWait is how long a group stays stopped before a repair.
-func (w *storageWatch) repairWait() time.Duration {
-	if w.repairAfter > 0 {
-		return w.repairAfter
+// repairDelay is how long a repair waits once eligible: the jitter, and
+// after a repair within repairStreakWithin, repairBackoff doubled for
+// each repair in the streak but the first, up to repairBackoffMax.
+func (w *storageWatch) repairDelay(now time.Time) time.Duration {
+	if w.streak == 0 || now.Sub(w.lastRepair) >= repairStreakWithin {
+		return w.jitter
 	}
-	return stoppedGroupFor
+	return w.jitter + min(repairBackoffMax, repairBackoff<<min(w.streak-1, 10))
 }
 
 // limit is how long the watch lets JetStream know no leader.
@@ -243,7 +277,7 @@ func restartNeeds(size int64) int64 { return min(restartFree, size*freePercent/1
 func (n *Node) watchStorage(dataDir string) {
 	tick := time.NewTicker(storageCheckEvery)
 	defer tick.Stop()
-	w := storageWatch{leaderlessFor: n.cfg.leaderlessFor, repairAfter: repairDelay()}
+	w := storageWatch{leaderlessFor: n.cfg.leaderlessFor, jitter: repairJitter()}
 	var waitLogged time.Time
 	for {
 		select {
@@ -263,12 +297,10 @@ func (n *Node) watchStorage(dataDir string) {
 		} else {
 			r.leader = n.bus.JetStreamLeaderKnown()
 			r.current = w.lost && r.leader && n.bus.JetStreamCurrent()
-			if !w.lost || w.noLeader {
-				r.stoppedGroups = n.bus.StoppedGroups()
-				if len(r.stoppedGroups) > 0 {
-					r.room = descriptorsFree(stoppedGroupFree)
-					r.peersUp = n.peersUp()
-				}
+			r.stoppedGroups = n.bus.StoppedGroups()
+			if len(r.stoppedGroups) > 0 {
+				r.room = descriptorsFree(stoppedGroupFree)
+				r.peersUp = n.peersUp()
 			}
 		}
 		switch w.next(now, r) {
@@ -279,23 +311,28 @@ func (n *Node) watchStorage(dataDir string) {
 			n.log.Error("the embedded JetStream has known no metadata leader for "+w.limit().String()+" (a majority of the cluster's servers gone, stopped gracefully or not): this node cannot store text and steps aside until one is elected",
 				"data", dataDir)
 		case storageRepair:
-			// Aside first (at the next heartbeat), then the stop, which
-			// takes a few seconds.
+			// Aside now (at the next heartbeat); the stop, which takes a
+			// few seconds, at the next check.
 			n.storageRepairing.Store(true)
 			n.storageLeaderless.Store(false)
 			n.storageStopped.Store(true)
 			n.metrics.storageStopped.Set(1)
 			n.metrics.storageRepairs.Inc()
 			n.log.Error("Raft groups of the embedded JetStream stopped on this node (nats-server stops one for good when a write fails, as every file it opens does while the descriptor table is full): this node steps aside, stops its JetStream and starts it again",
-				"groups", r.stoppedGroups, "for", w.repairWait())
-			w.repairAfter = repairDelay()
+				"groups", r.stoppedGroups, "repairs_in_a_row", w.streak)
+			w.jitter = repairJitter()
+		case storageStop:
 			if err := n.bus.StopJetStream(); err != nil {
-				// Still running: back up, and the groups are counted afresh.
+				// Still running: as before the repair, whose groups are
+				// counted afresh.
 				n.log.Warn("stopping the embedded JetStream", "err", err)
 				w.repairing = false
 				n.storageRepairing.Store(false)
-				n.storageStopped.Store(false)
-				n.metrics.storageStopped.Set(0)
+				n.storageLeaderless.Store(w.noLeader)
+				n.storageStopped.Store(w.lost)
+				if !w.lost {
+					n.metrics.storageStopped.Set(0)
+				}
 			}
 		case storageLose:
 			n.storageLeaderless.Store(false)

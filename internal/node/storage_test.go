@@ -110,13 +110,15 @@ func TestStorageWatchLeaderless(t *testing.T) {
 }
 
 // Raft groups stopped while JetStream runs, read by read (seconds from
-// an arbitrary start): one group stopped for repairAfter (5 s here) makes
-// the watch stop JetStream, once the descriptor table has room and every
-// peer is up; the stop then goes as any other, and the restart waits for
-// room in the table too. Each group is timed on its own: groups that take
-// turns being stopped add nothing up. A stopped metadata group, which
-// leaves JetStream leaderless for good, is repaired after that step
-// aside too.
+// an arbitrary start; the jitter here is 1 s). A group stopped for 5 s,
+// then eligible for the jitter (room in the descriptor table, every peer
+// up or JetStream leaderless), makes the node step aside, and the next
+// check stops JetStream; the stop then goes as any other, and its restart
+// waits for room in the table too. Each group is timed on its own: groups
+// that take turns being stopped add nothing up. A repair may come while
+// JetStream runs as it should, after the leaderless step aside, or after
+// a restart that has not caught up; one within 10 min of the last waits
+// 15 s longer, then 30 s, and so on.
 func TestStorageWatchStoppedGroups(t *testing.T) {
 	running := storageRead{ready: true, leader: true}
 	broken := func(groups ...string) storageRead {
@@ -129,9 +131,10 @@ func TestStorageWatchStoppedGroups(t *testing.T) {
 	stoppedFull := storageRead{stopped: true, size: 1 << 40, free: 1 << 30, known: true} // the table full again
 	stoppedDiskFull := storageRead{stopped: true, size: 1 << 40, known: true}
 	restarted := storageRead{ready: true}
+	restartedBroken := storageRead{ready: true, stoppedGroups: []string{"_meta_"}, room: true} // a peer aside too, but no leader
 	current := storageRead{ready: true, leader: true, current: true}
-	leaderlessBroken := storageRead{ready: true, stoppedGroups: []string{"_meta_"}, room: true, peersUp: true}
-	electingNoRoom := storageRead{ready: true, stoppedGroups: []string{"_meta_"}, peersUp: true}
+	leaderlessBroken := storageRead{ready: true, stoppedGroups: []string{"_meta_"}, room: true}
+	leaderlessNoRoom := storageRead{ready: true, stoppedGroups: []string{"_meta_"}}
 	steps := []struct {
 		at   int // seconds
 		read storageRead
@@ -143,41 +146,50 @@ func TestStorageWatchStoppedGroups(t *testing.T) {
 		{6, running, storageKeep},           // gone: the count starts afresh
 		{7, broken("A"), storageKeep},       // A since 7
 		{8, broken("B"), storageKeep},       // A gone, B since 8
-		{12, broken("A", "B"), storageKeep}, // A since 12
-		{13, broken("A", "B"), storageRepair},
-		{14, stopping, storageLose}, // the stop the repair asked for
-		{15, stopped, storageKeep},  // finished once is not twice
-		{16, stoppedFull, storageKeep},
-		{17, stopped, storageRestart},
-		{18, restarted, storageKeep},
-		{19, current, storageBack},
-		{20, brokenFull, storageKeep}, // R since 20
-		{26, brokenFull, storageKeep}, // overdue, but no room to start anything again
-		{27, brokenPeerDown, storageKeep},
-		{28, broken("R"), storageRepair},
-		{29, stoppedDiskFull, storageLose},
-		{30, stoppedDiskFull, storageWait}, // a repair waits for disk space like any restart
-		{31, stopped, storageRestart},
-		{32, current, storageBack},
-		{33, stoppedDiskFull, storageLose}, // a full disk, not a repair
-		{36, stoppedDiskFull, storageWait},
-		{37, stoppedFull, storageRestart}, // the table's room is a repair's concern only
-		{38, current, storageBack},
-		{41, leaderlessBroken, storageKeep}, // leaderless and broken since 41
-		{46, leaderlessBroken, storageRepair},
-		{47, stopped, storageLose},
-		{48, stopped, storageRestart},
-		{49, current, storageBack},
-		{50, leaderlessBroken, storageKeep}, // since 50, with room only later
-		{54, electingNoRoom, storageKeep},
-		{60, electingNoRoom, storageLeaderless},
-		{61, leaderlessBroken, storageRepair}, // after the step aside
-		{62, stopped, storageLose},
-		{63, stopped, storageRestart},
-		{64, current, storageBack},
+		{12, broken("A", "B"), storageKeep}, // A since 12; B 4 s
+		{13, broken("A", "B"), storageKeep}, // B 5 s: eligible since 13
+		{14, broken("A", "B"), storageRepair},
+		{15, broken("A", "B"), storageStop}, // a check later
+		{16, stopping, storageLose},         // the stop
+		{17, stopped, storageKeep},          // finished once is not twice
+		{18, stoppedFull, storageKeep},
+		{19, stopped, storageRestart},
+		{20, restarted, storageKeep},
+		{21, current, storageBack},
+		// The next repair, within 10 min: 15 s more.
+		{22, brokenFull, storageKeep}, // R since 22
+		{30, brokenFull, storageKeep}, // stopped long enough, but no room
+		{31, brokenPeerDown, storageKeep},
+		{32, broken("R"), storageKeep}, // eligible since 32
+		{47, broken("R"), storageKeep}, // 1 s + 15 s: not yet
+		{48, broken("R"), storageRepair},
+		{49, stoppedDiskFull, storageLose}, // stopped by itself before the check: a stop like any
+		{50, stoppedDiskFull, storageWait}, // a repair waits for disk space like any restart
+		{51, stopped, storageRestart},
+		// The restart fails the metadata group again before it catches up,
+		// and the peers step aside for want of a leader: repaired anyway,
+		// 1 s + 30 s after it is eligible.
+		{52, restarted, storageKeep},
+		{53, restartedBroken, storageKeep}, // since 53
+		{58, restartedBroken, storageKeep}, // eligible since 58
+		{88, restartedBroken, storageKeep},
+		{89, restartedBroken, storageRepair},
+		{90, restartedBroken, storageStop},
+		{91, stopped, storageKeep}, // lost already: on to the restart
+		{92, stopped, storageRestart},
+		{93, current, storageBack},
+		// Leaderless, after the step aside for it, ten minutes on.
+		{700, leaderlessNoRoom, storageKeep}, // no leader since 700
+		{710, leaderlessNoRoom, storageLeaderless},
+		{711, leaderlessBroken, storageKeep}, // room: eligible since 711
+		{712, leaderlessBroken, storageRepair},
+		{713, leaderlessBroken, storageStop},
+		{714, stopped, storageLose},
+		{715, stopped, storageRestart},
+		{716, current, storageBack},
 	}
-	names := map[storageAction]string{storageKeep: "keep", storageLose: "lose", storageWait: "wait", storageRestart: "restart", storageBack: "back", storageLeaderless: "leaderless", storageRepair: "repair"}
-	w := storageWatch{leaderlessFor: 10 * time.Second, repairAfter: 5 * time.Second}
+	names := map[storageAction]string{storageKeep: "keep", storageLose: "lose", storageWait: "wait", storageRestart: "restart", storageBack: "back", storageLeaderless: "leaderless", storageRepair: "repair", storageStop: "stop"}
+	w := storageWatch{leaderlessFor: 10 * time.Second, jitter: time.Second}
 	start := time.Unix(1_000_000, 0)
 	for _, s := range steps {
 		if got := w.next(start.Add(time.Duration(s.at)*time.Second), s.read); got != s.want {
