@@ -6,10 +6,9 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/switchboard/switchboard/directory"
-
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/switchboard/switchboard/directory"
 )
 
 // A node whose storage fails under it: the embedded JetStream keeps the
