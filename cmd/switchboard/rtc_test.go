@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,7 +19,9 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/internal/localcluster"
 	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/rtcfront"
 )
 
 // The WebRTC front is off by default, needs the HTTP listener its
@@ -91,55 +97,9 @@ func TestServeRTC(t *testing.T) {
 		}
 	}()
 
-	var se webrtc.SettingEngine
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	proto := "t140"
-	dc, err := pc.CreateDataChannel("t140", &webrtc.DataChannelInit{Protocol: &proto})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opened, closed, heard := make(chan struct{}), make(chan struct{}), make(chan string, 16)
-	dc.OnOpen(func() { close(opened) })
-	dc.OnClose(func() { close(closed) })
-	dc.OnMessage(func(m webrtc.DataChannelMessage) { heard <- string(m.Data) })
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	res, err := http.Post(offerURL+"?room=lobby&user=ann", "application/sdp", strings.NewReader(pc.LocalDescription().SDP))
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
-		t.Fatalf("POST %s: %d %s", offerURL, res.StatusCode, answer)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(answer)}); err != nil {
-		t.Fatal(err)
-	}
-	wait := func(what string, c <-chan struct{}) {
-		t.Helper()
-		select {
-		case <-c:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("waiting for %s", what)
-		}
-	}
-	wait("the channel to open", opened)
+	ann := callRTC(t, offerURL, "lobby", "ann", nil)
+	dc, closed, heard := ann.dc, ann.closed, ann.heard
+	waitFor(t, "the channel to open", ann.opened)
 	if err := dc.SendText("hi bob"); err != nil {
 		t.Fatal(err)
 	}
@@ -164,8 +124,208 @@ func TestServeRTC(t *testing.T) {
 		}
 	}
 	stop()
-	wait("the channel to close at the node's stop", closed)
+	waitFor(t, "the channel to close at the node's stop", closed)
 	if err := <-done; err != nil {
 		t.Errorf("serve: %v", err)
+	}
+}
+
+// rtcPeer is a WebRTC peer as a page makes one: a t140 data channel to a
+// node's WebRTC front, over UDP on loopback.
+type rtcPeer struct {
+	pc             *webrtc.PeerConnection
+	dc             *webrtc.DataChannel
+	opened, closed chan struct{}
+	heard          chan string
+	failed         chan struct{} // closed once ICE says failed
+	failedOnce     sync.Once
+}
+
+// callRTC posts a peer's offer to offerURL for room as user and sets the
+// answer; se, when given, tunes the peer's ICE. The peer closes when the
+// test ends.
+func callRTC(t *testing.T, offerURL, room, user string, tune func(*webrtc.SettingEngine)) *rtcPeer {
+	t.Helper()
+	var se webrtc.SettingEngine
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if tune != nil {
+		tune(&se)
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	p := &rtcPeer{pc: pc, opened: make(chan struct{}), closed: make(chan struct{}), heard: make(chan string, 64), failed: make(chan struct{})}
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed {
+			p.failedOnce.Do(func() { close(p.failed) })
+		}
+	})
+	proto := "t140"
+	if p.dc, err = pc.CreateDataChannel("t140", &webrtc.DataChannelInit{Protocol: &proto}); err != nil {
+		t.Fatal(err)
+	}
+	p.dc.OnOpen(func() { close(p.opened) })
+	p.dc.OnClose(func() { close(p.closed) })
+	p.dc.OnMessage(func(m webrtc.DataChannelMessage) {
+		select {
+		case p.heard <- string(m.Data):
+		default:
+		}
+	})
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	res, err := http.Post(offerURL+"?room="+room+"&user="+user, "application/sdp", strings.NewReader(pc.LocalDescription().SDP))
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("POST %s: %d %s", offerURL, res.StatusCode, answer)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(answer)}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// A WebRTC peer whose node is killed (kill -9), as rtp.md says: its ICE
+// connection fails (here in seconds: the peer's consent timeouts are
+// short, a browser's are longer), the page calls again through another
+// node's front, as the same user, and goes on typing there. Text typed
+// before the kill reached the room. dan, on the same node, does not call
+// again: his member is removed like any member of a dead node, and the
+// room lists ann, on her new node, and not him.
+func TestRTCPeerCallsAgainWhenItsNodeDies(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	logs := new(nodetest.LockedBuffer)
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Service: "rtckill.test", Output: logs,
+		ArgsFor: func(i int) []string { return []string{"--rtc", "127.0.0." + strconv.Itoa(i+1) + ":0"} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the nodes' logs:\n%s", logs.String())
+		}
+	})
+	if err := c.WaitCaughtUp(ctx, settle); err != nil {
+		t.Fatal(err)
+	}
+	bob, err := client.Dial(ctx, c.Nodes[1].Addr, client.WithUser("bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if _, err := bob.JoinWait(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var fromAnn strings.Builder
+	joined := map[string]bool{}
+	go func() {
+		for e := range bob.Events() {
+			re, ok := e.Room()
+			mu.Lock()
+			switch {
+			case ok && re.Kind == client.TextEvent && re.From == "ann":
+				fromAnn.WriteString(re.Text)
+			case ok && re.Kind == client.PresenceEvent && re.Joined:
+				joined[re.User] = true
+			}
+			mu.Unlock()
+		}
+	}()
+	bobSees := func(want string) {
+		t.Helper()
+		err := localcluster.Await(ctx, settle, func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if !strings.Contains(fromAnn.String(), want) {
+				return fmt.Errorf("bob has %q from ann", fromAnn.String())
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	offerURL := func(n *localcluster.Node) string { return "http://" + n.HTTP + rtcfront.Path }
+	fastConsent := func(se *webrtc.SettingEngine) { se.SetICETimeouts(time.Second, 2*time.Second, 250*time.Millisecond) }
+
+	ann := callRTC(t, offerURL(c.Nodes[0]), "lobby", "ann", fastConsent)
+	waitFor(t, "ann's channel to open on n1", ann.opened)
+	dan := callRTC(t, offerURL(c.Nodes[0]), "lobby", "dan", fastConsent)
+	waitFor(t, "dan's channel to open on n1", dan.opened)
+	err = localcluster.Await(ctx, settle, func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if !joined["dan"] {
+			return errors.New("bob has not seen dan join")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.dc.SendText("before "); err != nil {
+		t.Fatal(err)
+	}
+	bobSees("before ")
+
+	if err := c.Kill(0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "ann's connection to fail", ann.failed)
+	again := callRTC(t, offerURL(c.Nodes[1]), "lobby", "ann", fastConsent)
+	waitFor(t, "ann's channel to open on n2", again.opened)
+	if err := again.dc.SendText("after"); err != nil {
+		t.Fatal(err)
+	}
+	bobSees("before after")
+
+	// A newcomer sees ann, and no one left on the dead node.
+	err = localcluster.Await(ctx, time.Minute, func(ctx context.Context) error {
+		carol, err := client.Dial(ctx, c.Nodes[2].Addr, client.WithUser("carol"))
+		if err != nil {
+			return err
+		}
+		defer carol.Close()
+		st, err := carol.JoinWait(ctx, "lobby")
+		if err != nil {
+			return err
+		}
+		users := slices.Sorted(slices.Values(st.Users))
+		if !slices.Equal(users, []string{"ann", "bob", "carol"}) {
+			return fmt.Errorf("carol finds %v in the room", users)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+// waitFor waits for c to close, 30 s at most.
+func waitFor(t *testing.T, what string, c <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-c:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("waiting for %s", what)
 	}
 }
