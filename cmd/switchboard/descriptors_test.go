@@ -39,18 +39,8 @@ func startLimited(ctx context.Context, t *testing.T, cfg localcluster.Config) (*
 	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	logs := new(nodetest.LockedBuffer)
-	cfg.Binary, cfg.ServeLimits, cfg.Output = wrapper, true, logs
-	c, err := localcluster.Start(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("the nodes' logs:\n%s", logs.String())
-		}
-	})
+	cfg.Binary, cfg.ServeLimits = wrapper, true
+	c, logs := startLogged(ctx, t, cfg)
 	for _, n := range c.Nodes {
 		if _, limit, err := n.OpenFiles(); err != nil {
 			t.Fatal(err)

@@ -32,8 +32,16 @@ import (
 // t ends, and returns their log, which t's output shows if it failed.
 func startLoggedCluster(ctx context.Context, t *testing.T, service string) (*localcluster.Cluster, *nodetest.LockedBuffer) {
 	t.Helper()
+	return startLogged(ctx, t, localcluster.Config{Binary: binary, Nodes: 3, Service: service})
+}
+
+// startLogged starts the cluster cfg describes, its nodes' logs in the
+// buffer returned, printed if the test fails, and stopped when it ends.
+func startLogged(ctx context.Context, t *testing.T, cfg localcluster.Config) (*localcluster.Cluster, *nodetest.LockedBuffer) {
+	t.Helper()
 	logs := new(nodetest.LockedBuffer)
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Service: service, Output: logs})
+	cfg.Output = logs
+	c, err := localcluster.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -211,18 +211,8 @@ func callRTC(t *testing.T, offerURL, room, user string, tune func(*webrtc.Settin
 func TestRTCPeerCallsAgainWhenItsNodeDies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	logs := new(nodetest.LockedBuffer)
-	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Service: "rtckill.test", Output: logs,
+	c, _ := startLogged(ctx, t, localcluster.Config{Binary: binary, Nodes: 3, Service: "rtckill.test",
 		ArgsFor: func(i int) []string { return []string{"--rtc", "127.0.0." + strconv.Itoa(i+1) + ":0"} }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("the nodes' logs:\n%s", logs.String())
-		}
-	})
 	if err := c.WaitCaughtUp(ctx, settle); err != nil {
 		t.Fatal(err)
 	}
