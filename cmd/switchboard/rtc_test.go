@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/localcluster"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/internal/rtcfront"
@@ -201,6 +201,83 @@ func callRTC(t *testing.T, offerURL, room, user string, tune func(*webrtc.Settin
 	return p
 }
 
+// rtcLab is three node processes, each with its WebRTC front, and bob, a
+// member of lobby over TCP on n2, who keeps what ann types and who joins.
+type rtcLab struct {
+	c       *localcluster.Cluster
+	mu      sync.Mutex
+	fromAnn strings.Builder
+	joined  map[string]bool
+}
+
+// newRTCLab starts the lab for service, stopped when the test ends.
+func newRTCLab(ctx context.Context, t *testing.T, service string) *rtcLab {
+	t.Helper()
+	c, _ := startLogged(ctx, t, localcluster.Config{Binary: binary, Nodes: 3, Service: service,
+		ArgsFor: func(i int) []string { return []string{"--rtc", "127.0.0." + strconv.Itoa(i+1) + ":0"} }})
+	if err := c.WaitCaughtUp(ctx, settle); err != nil {
+		t.Fatal(err)
+	}
+	bob, err := client.Dial(ctx, c.Nodes[1].Addr, client.WithUser("bob"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bob.Close() })
+	if _, err := bob.JoinWait(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	l := &rtcLab{c: c, joined: map[string]bool{}}
+	go func() {
+		for e := range bob.Events() {
+			re, ok := e.Room()
+			l.mu.Lock()
+			switch {
+			case ok && re.Kind == client.TextEvent && re.From == "ann":
+				l.fromAnn.WriteString(re.Text)
+			case ok && re.Kind == client.PresenceEvent && re.Joined:
+				l.joined[re.User] = true
+			}
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+// offerURL is where node i's front takes offers.
+func (l *rtcLab) offerURL(i int) string { return "http://" + l.c.Nodes[i].HTTP + rtcfront.Path }
+
+// bobHas waits until ann's text as bob has it is want, or fails the test.
+func (l *rtcLab) bobHas(ctx context.Context, t *testing.T, want string) {
+	t.Helper()
+	err := localcluster.Await(ctx, settle, func(context.Context) error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if got := l.fromAnn.String(); got != want {
+			return fmt.Errorf("bob has %q from ann, want %q", got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bobSawJoin waits until bob has seen user join, or fails the test.
+func (l *rtcLab) bobSawJoin(ctx context.Context, t *testing.T, user string) {
+	t.Helper()
+	err := localcluster.Await(ctx, settle, func(context.Context) error {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		if !l.joined[user] {
+			return fmt.Errorf("bob has not seen %s join", user)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A WebRTC peer whose node is killed (kill -9), as rtp.md says: its ICE
 // connection fails (here in seconds: the peer's consent timeouts are
 // short, a browser's are longer), the page calls again through another
@@ -211,86 +288,33 @@ func callRTC(t *testing.T, offerURL, room, user string, tune func(*webrtc.Settin
 func TestRTCPeerCallsAgainWhenItsNodeDies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, _ := startLogged(ctx, t, localcluster.Config{Binary: binary, Nodes: 3, Service: "rtckill.test",
-		ArgsFor: func(i int) []string { return []string{"--rtc", "127.0.0." + strconv.Itoa(i+1) + ":0"} }})
-	if err := c.WaitCaughtUp(ctx, settle); err != nil {
-		t.Fatal(err)
-	}
-	bob, err := client.Dial(ctx, c.Nodes[1].Addr, client.WithUser("bob"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bob.Close()
-	if _, err := bob.JoinWait(ctx, "lobby"); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var fromAnn strings.Builder
-	joined := map[string]bool{}
-	go func() {
-		for e := range bob.Events() {
-			re, ok := e.Room()
-			mu.Lock()
-			switch {
-			case ok && re.Kind == client.TextEvent && re.From == "ann":
-				fromAnn.WriteString(re.Text)
-			case ok && re.Kind == client.PresenceEvent && re.Joined:
-				joined[re.User] = true
-			}
-			mu.Unlock()
-		}
-	}()
-	bobSees := func(want string) {
-		t.Helper()
-		err := localcluster.Await(ctx, settle, func(context.Context) error {
-			mu.Lock()
-			defer mu.Unlock()
-			if !strings.Contains(fromAnn.String(), want) {
-				return fmt.Errorf("bob has %q from ann", fromAnn.String())
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	offerURL := func(n *localcluster.Node) string { return "http://" + n.HTTP + rtcfront.Path }
+	l := newRTCLab(ctx, t, "rtckill.test")
 	fastConsent := func(se *webrtc.SettingEngine) { se.SetICETimeouts(time.Second, 2*time.Second, 250*time.Millisecond) }
 
-	ann := callRTC(t, offerURL(c.Nodes[0]), "lobby", "ann", fastConsent)
+	ann := callRTC(t, l.offerURL(0), "lobby", "ann", fastConsent)
 	waitFor(t, "ann's channel to open on n1", ann.opened)
-	dan := callRTC(t, offerURL(c.Nodes[0]), "lobby", "dan", fastConsent)
+	dan := callRTC(t, l.offerURL(0), "lobby", "dan", fastConsent)
 	waitFor(t, "dan's channel to open on n1", dan.opened)
-	err = localcluster.Await(ctx, settle, func(context.Context) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if !joined["dan"] {
-			return errors.New("bob has not seen dan join")
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	l.bobSawJoin(ctx, t, "dan")
 	if err := ann.dc.SendText("before "); err != nil {
 		t.Fatal(err)
 	}
-	bobSees("before ")
+	l.bobHas(ctx, t, "before ")
 
-	if err := c.Kill(0); err != nil {
+	if err := l.c.Kill(0); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "ann's connection to fail", ann.failed)
-	again := callRTC(t, offerURL(c.Nodes[1]), "lobby", "ann", fastConsent)
+	again := callRTC(t, l.offerURL(1), "lobby", "ann", fastConsent)
 	waitFor(t, "ann's channel to open on n2", again.opened)
 	if err := again.dc.SendText("after"); err != nil {
 		t.Fatal(err)
 	}
-	bobSees("before after")
+	l.bobHas(ctx, t, "before after")
 
 	// A newcomer sees ann, and no one left on the dead node.
-	err = localcluster.Await(ctx, time.Minute, func(ctx context.Context) error {
-		carol, err := client.Dial(ctx, c.Nodes[2].Addr, client.WithUser("carol"))
+	err := localcluster.Await(ctx, time.Minute, func(ctx context.Context) error {
+		carol, err := client.Dial(ctx, l.c.Nodes[2].Addr, client.WithUser("carol"))
 		if err != nil {
 			return err
 		}
@@ -307,6 +331,58 @@ func TestRTCPeerCallsAgainWhenItsNodeDies(t *testing.T) {
 	})
 	if err != nil {
 		t.Error(err)
+	}
+}
+
+// A WebRTC peer whose node pauses (SIGSTOP) until its peers list it down,
+// then goes on: the peer's connection outlasts the pause (ICE consent
+// allows seconds of silence), and what ann typed while the node was
+// stopped reaches the room after it, in order, once: the peer's SCTP
+// sends it again, and the node's bridge stores it.
+func TestRTCPeerRidesOutAPausedNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	l := newRTCLab(ctx, t, "rtcpause.test")
+	ann := callRTC(t, l.offerURL(0), "lobby", "ann", nil)
+	waitFor(t, "ann's channel to open on n1", ann.opened)
+	if err := ann.dc.SendText("before "); err != nil {
+		t.Fatal(err)
+	}
+	l.bobHas(ctx, t, "before ")
+
+	if err := l.c.Pause(0); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			l.c.Resume(0)
+		}
+	}()
+	err := localcluster.Await(ctx, settle, func(ctx context.Context) error {
+		if st, err := l.c.Nodes[1].Status(ctx, "n1"); err != nil || st != directory.Down {
+			return fmt.Errorf("n2 lists n1 %q (%v), want down", st, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.dc.SendText("during "); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	if err := l.c.Resume(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := ann.dc.SendText("after"); err != nil {
+		t.Fatal(err)
+	}
+	l.bobHas(ctx, t, "before during after")
+	select {
+	case <-ann.failed:
+		t.Error("ann's connection failed over the pause")
+	default:
 	}
 }
 
