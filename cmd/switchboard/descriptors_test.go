@@ -70,18 +70,24 @@ func newcomerAfterFlood(ctx context.Context, t *testing.T, n *localcluster.Node)
 	return bob
 }
 
-// checkReady fails the test unless n's readiness probe answers 200 (when
-// says when, for the message).
+// checkReady fails the test unless n's readiness probe answers 200
+// within settle (when says when, for the message).
 func checkReady(t *testing.T, n *localcluster.Node, when string) {
 	t.Helper()
 	hc := http.Client{Timeout: settle}
-	resp, err := hc.Get("http://" + n.HTTP + "/readyz")
+	err := localcluster.Await(context.Background(), settle, func(context.Context) error {
+		resp, err := hc.Get("http://" + n.HTTP + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	})
 	if err != nil {
-		t.Fatalf("the readiness probe %s: %v", when, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("the readiness probe %s: %s", when, resp.Status)
+		t.Errorf("the readiness probe %s: %v", when, err)
 	}
 }
 

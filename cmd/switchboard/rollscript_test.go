@@ -44,6 +44,9 @@ func TestRollScript(t *testing.T) {
 
 	// A member of a room on n1, the first to roll.
 	s := memberOn(ctx, t, c, "n1", "roll")
+	if err := c.WaitCaughtUp(ctx, settle); err != nil {
+		t.Fatal(err)
+	}
 	events := make(chan client.Event, 64)
 	go func() {
 		for e := range s.Events() {
@@ -144,6 +147,10 @@ func TestRollStopsWhenAnotherNodeDies(t *testing.T) {
 	defer cancel()
 	c, _ := startLoggedCluster(ctx, t, "rollkill.test")
 	s := memberOn(ctx, t, c, "n2", "roll")
+	// Every copy caught up after the join, or roll.sh stops before n1.
+	if err := c.WaitCaughtUp(ctx, settle); err != nil {
+		t.Fatal(err)
+	}
 	restarts := &restarter{do: func(i int) error {
 		if err := c.Kill(2); err != nil {
 			return err
@@ -170,8 +177,15 @@ func TestRollStopsWhenAnotherNodeDies(t *testing.T) {
 	if got, want := restarts.set(nil), []string{"n1"}; !slices.Equal(got, want) {
 		t.Errorf("roll.sh restarted %v, want %v", got, want)
 	}
-	if st, err := c.Nodes[0].Status(ctx, "n2"); err != nil || st != directory.Up {
-		t.Errorf("n2 after the stopped roll: %v (%v), want up", st, err)
+	// n2 may stand aside a moment, alone while n1 restarts.
+	err = localcluster.Await(ctx, settle, func(ctx context.Context) error {
+		if st, err := c.Nodes[1].Status(ctx, "n2"); err != nil || st != directory.Up {
+			return fmt.Errorf("n2 says it is %v (%v), want up", st, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("after the stopped roll: %v", err)
 	}
 	if _, err := s.SendTextWait(ctx, "roll", "on the two left\n"); err != nil {
 		t.Errorf("ann's text after the stopped roll: %v", err)

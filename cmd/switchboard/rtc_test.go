@@ -218,11 +218,16 @@ func newRTCLab(ctx context.Context, t *testing.T, service string) *rtcLab {
 	if err := c.WaitCaughtUp(ctx, settle); err != nil {
 		t.Fatal(err)
 	}
-	bob, err := client.Dial(ctx, c.Nodes[1].Addr, client.WithUser("bob"))
+	// bob stays on n2, which no test here hurts: a member who moved
+	// would find what he missed in the room's state, not as text.
+	bob, err := client.Dial(ctx, c.Nodes[1].Addr, client.WithUser("bob"), client.WithPolicy(homeNode("n2")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { bob.Close() })
+	if id := bob.Node().ID; id != "n2" {
+		t.Fatalf("bob is on %s, want n2", id)
+	}
 	if _, err := bob.JoinWait(ctx, "lobby"); err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +294,10 @@ func TestRTCPeerCallsAgainWhenItsNodeDies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	l := newRTCLab(ctx, t, "rtckill.test")
-	fastConsent := func(se *webrtc.SettingEngine) { se.SetICETimeouts(time.Second, 2*time.Second, 250*time.Millisecond) }
+	// Shorter than a browser's, long enough for a starved moment.
+	fastConsent := func(se *webrtc.SettingEngine) {
+		se.SetICETimeouts(2*time.Second, 4*time.Second, 500*time.Millisecond)
+	}
 
 	ann := callRTC(t, l.offerURL(0), "lobby", "ann", fastConsent)
 	waitFor(t, "ann's channel to open on n1", ann.opened)
@@ -313,7 +321,7 @@ func TestRTCPeerCallsAgainWhenItsNodeDies(t *testing.T) {
 	l.bobHas(ctx, t, "before after")
 
 	// A newcomer sees ann, and no one left on the dead node.
-	err := localcluster.Await(ctx, time.Minute, func(ctx context.Context) error {
+	nodetest.Eventually(t, time.Minute, func() error {
 		carol, err := client.Dial(ctx, l.c.Nodes[2].Addr, client.WithUser("carol"))
 		if err != nil {
 			return err
@@ -329,9 +337,6 @@ func TestRTCPeerCallsAgainWhenItsNodeDies(t *testing.T) {
 		}
 		return nil
 	})
-	if err != nil {
-		t.Error(err)
-	}
 }
 
 // A WebRTC peer whose node pauses (SIGSTOP) until its peers list it down,
