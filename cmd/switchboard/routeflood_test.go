@@ -88,6 +88,7 @@ func TestRouteFloodLeavesTheNodeStanding(t *testing.T) {
 		})
 	}
 	// The table is full: the node holds every descriptor it may.
+	floodStarted := time.Now()
 	err = localcluster.Await(ctx, settle, func(context.Context) error {
 		open, limit, err := n.OpenFiles()
 		if err != nil {
@@ -101,6 +102,7 @@ func TestRouteFloodLeavesTheNodeStanding(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the flood never filled the node's table: %v", err)
 	}
+	t.Logf("the node's table full %v after the flood began", time.Since(floodStarted).Round(time.Millisecond))
 	// Text typed now is stored and acknowledged.
 	if _, err := ann.SendTextWait(ctx, "lobby", "during the flood\n"); err != nil {
 		t.Fatalf("text typed with the node's table full: %v", err)
@@ -180,6 +182,17 @@ func TestRouteFloodLeavesTheNodeStanding(t *testing.T) {
 	})
 	if err != nil {
 		t.Errorf("after the flood: %v", err)
+	}
+	if stoppedGroup {
+		// The repair's story, timed by the node's log (operations.md),
+		// once its peers list it up again.
+		for line := range strings.Lines(logs.String()) {
+			if strings.Contains(line, "node="+n.ID) && (strings.Contains(line, "Critical write error") ||
+				strings.Contains(line, "stepping aside") || strings.Contains(line, "the embedded JetStream stopped") ||
+				strings.Contains(line, "restarted the embedded JetStream") || strings.Contains(line, "up again")) {
+				t.Log(strings.TrimSpace(line))
+			}
+		}
 	}
 	// Whole again, without a restart.
 	bob := newcomerAfterFlood(ctx, t, n)

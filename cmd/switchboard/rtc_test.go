@@ -133,7 +133,6 @@ func TestServeRTC(t *testing.T) {
 // rtcPeer is a WebRTC peer as a page makes one: a t140 data channel to a
 // node's WebRTC front, over UDP on loopback.
 type rtcPeer struct {
-	pc             *webrtc.PeerConnection
 	dc             *webrtc.DataChannel
 	opened, closed chan struct{}
 	heard          chan string
@@ -159,7 +158,7 @@ func callRTC(t *testing.T, offerURL, room, user string, tune func(*webrtc.Settin
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Close() })
-	p := &rtcPeer{pc: pc, opened: make(chan struct{}), closed: make(chan struct{}), heard: make(chan string, 64), failed: make(chan struct{})}
+	p := &rtcPeer{opened: make(chan struct{}), closed: make(chan struct{}), heard: make(chan string, 64), failed: make(chan struct{})}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateFailed {
 			p.failedOnce.Do(func() { close(p.failed) })
