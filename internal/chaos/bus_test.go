@@ -247,3 +247,113 @@ func TestBusLossNodesStepAsideAndHeal(t *testing.T) {
 		t.Errorf("the typist's session gave up: %v", typist.Err())
 	}
 }
+
+// An operator's drain and stop during a loss of the external bus: three
+// nodes run on one nats-server process, which is killed. Once the nodes
+// have stepped aside, n1 is drained (POST /v1/drain?within=10s: its
+// sessions are asked to move, and cannot) and n3 is stopped
+// with SIGTERM while its sessions are still attached. n3 cannot move
+// them (no node is up) and exits cleanly, without holding its stop for
+// the grace. When the server is back, n1 stays draining rather than
+// coming back up: it takes no session, and every session is attached to
+// n2, the one node up. Text acknowledged before the loss is in the room
+// once, followed by text typed after.
+func TestBusLossDrainAndStopHold(t *testing.T) {
+	ctx := context.Background()
+	bus := startNATSServer(t)
+	logs := make([]nodetest.LockedBuffer, 3)
+	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, Bus: bus.url,
+		OutputFor: func(i int) io.Writer { return io.MultiWriter(&logs[i], testLog(t)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	n1, n2, n3 := c.Nodes[0], c.Nodes[1], c.Nodes[2]
+
+	sessions := dialSpread(ctx, t, c, 6)
+	typist, reader := sessions[0], sessions[1] // on n1 and n2
+	const room = "busdrain"
+	wctx, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	if _, err := typist.JoinWait(wctx, room); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := typist.SendTextWait(wctx, room, "acked before the loss; "); err != nil {
+		t.Fatal(err)
+	}
+
+	bus.kill()
+	nodetest.Eventually(t, settle, func() error { return steppedAside(ctx, c.Nodes) })
+
+	resp, err := http.Post("http://"+n1.HTTP+"/v1/drain?within=10s", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST /v1/drain to %s during the loss: %s", n1.ID, resp.Status)
+	}
+	if n := attachedTo(sessions, n3.ID); n == 0 {
+		t.Fatalf("no session attached to %s before its stop: nothing to test", n3.ID)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- c.Terminate(2) }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(settle):
+		t.Fatalf("%s did not exit within %v of SIGTERM during the loss", n3.ID, settle)
+	}
+	if code := n3.ExitCode(); code != 0 {
+		t.Errorf("%s exited with %d after SIGTERM during the loss, want 0", n3.ID, code)
+	}
+	// It closed its sessions for want of a node to move them to, rather
+	// than at the grace's end.
+	if l := logs[2].String(); !strings.Contains(l, `msg="drain ended"`) || !strings.Contains(l, "reason=alone") {
+		t.Errorf("%s's log has no drain that ended with reason=alone", n3.ID)
+	}
+
+	bus.start()
+	nodetest.Eventually(t, settle, func() error {
+		if code := readyz(n2); code != http.StatusOK {
+			return fmt.Errorf("%s's /readyz: %d", n2.ID, code)
+		}
+		for _, on := range []*localcluster.Node{n1, n2} {
+			if st, err := on.Status(ctx, n1.ID); err != nil || st != directory.Draining {
+				return fmt.Errorf("%s lists %s %q (%v), want draining", on.ID, n1.ID, st, err)
+			}
+		}
+		for i, s := range sessions {
+			if !s.Connected() || s.Node().ID != n2.ID {
+				return fmt.Errorf("session %d: %v on %v, want attached to %s", i, s.State(), s.Node().ID, n2.ID)
+			}
+		}
+		return nil
+	})
+	if code := readyz(n1); code != http.StatusServiceUnavailable {
+		t.Errorf("%s's /readyz after the bus came back: %d, want 503 (draining)", n1.ID, code)
+	}
+	if code, err := attachAt(ctx, n1.Addr, "late"); err != nil || code != wire.CodeDraining {
+		t.Errorf("an attach at %s after the bus came back: code %q (%v), want %q", n1.ID, code, err, wire.CodeDraining)
+	}
+
+	wctx, cancel = context.WithTimeout(ctx, settle)
+	defer cancel()
+	if _, err := typist.SendTextWait(wctx, room, "typed after"); err != nil {
+		t.Fatal(err)
+	}
+	roomShows(ctx, t, reader, typist, room, "acked before the loss; typed after")
+}
+
+// attachedTo counts the sessions of sessions attached to node id.
+func attachedTo(sessions []*client.Session, id string) int {
+	k := 0
+	for _, s := range sessions {
+		if s.Connected() && s.Node().ID == id {
+			k++
+		}
+	}
+	return k
+}

@@ -515,6 +515,15 @@ func (n *Node) Alive() bool {
 	}
 }
 
+// ExitCode is the exit status of node n's process once it has exited:
+// -1 while it runs, or when a signal ended it.
+func (n *Node) ExitCode() int {
+	if n.Alive() {
+		return -1
+	}
+	return n.cmd.ProcessState.ExitCode()
+}
+
 // Stop ends every node (SIGTERM, then SIGKILL after 5 s) and removes the
 // temporary data.
 func (c *Cluster) Stop() {
