@@ -1,0 +1,169 @@
+//go:build linux
+
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/client"
+	"github.com/switchboard/switchboard/directory"
+	"github.com/switchboard/switchboard/internal/localcluster"
+	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/internal/sipcall"
+)
+
+// A full disk under a node with a SIP call on it: the call is taken by
+// n1, whose data is on a small file system that fills up. n1 steps aside
+// and sends its sessions away, the call's bridged session among them:
+// it attaches to another node and the call goes on, not ended, with the
+// text typed before and after in the room once, as bob on n2 shows it. A
+// new call to n1 is redirected (302) to a node that is up and answered
+// there (faults.md, the SIP front).
+func TestSIPCallRidesOutAFullDisk(t *testing.T) {
+	ctx := context.Background()
+	ips := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+	port, err := localcluster.FreePort(ips, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sipPort := port + 4 // every node's SIP front on one port, as redirects need
+	data := t.TempDir()
+	disk := filepath.Join(data, "n1")
+	smallDisk(t, disk, 64<<20)
+	c, err := localcluster.Start(ctx, localcluster.Config{
+		Binary: binary, Nodes: 3, DataDir: data, Port: port, Output: testLog(t),
+		ArgsFor: func(i int) []string { return []string{"--sip", fmt.Sprintf("%s:%d", ips[i], sipPort)} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	n1, n2 := c.Nodes[0], c.Nodes[1]
+
+	bob, err := client.Dial(ctx, n2.Addr, client.WithUser("bob"), client.WithPolicy(prefer(n2.ID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bob.Close() })
+	const ann = "sip:ann@127.0.0.1"
+	heard := heardFrom(bob, ann)
+	wctx, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	if _, err := bob.JoinWait(wctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.JoinWait(wctx, "bulk"); err != nil { // where fillUntilStopped writes
+		t.Fatal(err)
+	}
+
+	// sbnode names n1: the call is taken there, not redirected.
+	call, err := sipcall.Dial(wctx, fmt.Sprintf("sip:lobby@%s:%d;sbnode=%s", ips[0], sipPort, n1.ID),
+		sipcall.Config{User: "ann", KeepAlive: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Close()
+	call.Send("before ")
+	heard.await(t, "before ")
+	if v, err := gauge(n1, "switchboard_users"); err != nil || v != "1" {
+		t.Fatalf("n1 has %q sessions (%v), want 1: the call's", v, err)
+	}
+
+	fill(t, filepath.Join(disk, "filler"))
+	fillUntilStopped(t, bob, []string{disk}, []*localcluster.Node{n1})
+	nodetest.Eventually(t, settle, func() error {
+		if code := readyz(n1); code != http.StatusServiceUnavailable {
+			return fmt.Errorf("n1's /readyz: %d, want 503", code)
+		}
+		if st, err := n2.Status(ctx, n1.ID); err != nil || st != directory.Degraded {
+			return fmt.Errorf("n2 lists n1 %q (%v), want degraded", st, err)
+		}
+		return nil
+	})
+	// n1's sessions are sent away at once, the bridge's with them: once
+	// n1 has none, the call's session is on another node.
+	nodetest.Eventually(t, settle, func() error {
+		if v, err := gauge(n1, "switchboard_users"); err != nil || v != "0" {
+			return fmt.Errorf("n1 has %q sessions (%v), want 0", v, err)
+		}
+		return nil
+	})
+	call.Send("after")
+	heard.await(t, "before after")
+	select {
+	case <-call.Ended():
+		t.Fatalf("the call ended: %s (%v)", call.Reason(), call.Err())
+	default:
+	}
+
+	// A new call to n1 is sent to a node that can store.
+	again, err := sipcall.Dial(wctx, fmt.Sprintf("sip:lobby@%s:%d", ips[0], sipPort), sipcall.Config{User: "cy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if a := again.Answer.Addr.Addr().String(); a == ips[0] {
+		t.Errorf("a new call to n1, its disk full, was answered by n1 (%s)", a)
+	}
+	state, err := bob.JoinWait(wctx, "lobby")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := state.Live[ann], "before after"; got != want {
+		t.Errorf("the room shows %q from ann, want %q: nothing lost, nothing twice", got, want)
+	}
+}
+
+// heard gathers what one user's chunks show in a member's rooms: the text
+// as it comes, the whole again at each room state.
+type heard struct {
+	texts chan heardText
+	got   strings.Builder
+}
+
+type heardText struct {
+	text  string
+	state bool // the room's state: the text replaces what was shown
+}
+
+// heardFrom follows s's events for the text from user.
+func heardFrom(s *client.Session, user string) *heard {
+	h := &heard{texts: make(chan heardText, 256)}
+	go func() {
+		for e := range s.Events() {
+			re, ok := e.Room()
+			switch {
+			case !ok:
+			case re.Kind == client.TextEvent && re.From == user:
+				h.texts <- heardText{text: re.Text}
+			case re.Kind == client.StateEvent:
+				h.texts <- heardText{text: re.State.Live[user], state: true}
+			}
+		}
+	}()
+	return h
+}
+
+// await waits until the user's text shows want, and fails the test if it
+// does not within settle.
+func (h *heard) await(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.After(settle)
+	for !strings.Contains(h.got.String(), want) {
+		select {
+		case x := <-h.texts:
+			if x.state {
+				h.got.Reset()
+			}
+			h.got.WriteString(x.text)
+		case <-deadline:
+			t.Fatalf("shown %q, not %q", h.got.String(), want)
+		}
+	}
+}
