@@ -126,7 +126,7 @@ func fillUntilJetStreamStops(t *testing.T, writer *client.Session, servers []*bu
 		for _, s := range servers {
 			if disabled, _, err := s.jetStream(); err != nil || !disabled {
 				for _, s := range servers {
-					fill(t, filepath.Join(s.store, "filler"))
+					nodetest.FillDisk(t, filepath.Join(s.store, "filler"))
 				}
 				_, _ = writer.SendText("bulk", chunk) // refused or not: a write
 				return fmt.Errorf("%s: JetStream runs (%v)", s.url, err)
@@ -249,7 +249,7 @@ func twoNodesOnBus(ctx context.Context, t *testing.T, bus []*busServer, room str
 func TestBusServerFullDiskChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	dirs := busDirs(t)
-	smallDisk(t, dirs[2], 64<<20)
+	nodetest.SmallDisk(t, dirs[2], 64<<20)
 	bus := startBusServers(t, dirs)
 	const room = "busdisk"
 	c, logs, typist, reader := twoNodesOnBus(ctx, t, bus, room) // n1 on b3, whose disk fills
@@ -297,7 +297,7 @@ func TestBusFullDisksNodesStepAsideAndHeal(t *testing.T) {
 	var dirs []string
 	for i := range 3 {
 		dir := filepath.Join(data, "b"+strconv.Itoa(i+1))
-		smallDisk(t, dir, 64<<20)
+		nodetest.SmallDisk(t, dir, 64<<20)
 		dirs = append(dirs, dir)
 	}
 	bus := startBusServers(t, dirs)

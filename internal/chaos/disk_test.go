@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,46 +21,6 @@ import (
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/wire"
 )
-
-// smallDisk mounts a file system of size bytes (tmpfs) at dir for the
-// rest of the test, or skips the test where it cannot mount one.
-func smallDisk(t *testing.T, dir string, size int) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0750", size))
-	if errors.Is(err, syscall.EPERM) {
-		t.Skipf("this test mounts a small file system, and cannot here: %v (CI runs it as root)", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(dir, syscall.MNT_DETACH); err != nil {
-			t.Error(err)
-		}
-	})
-}
-
-// fill appends to path until its file system is full.
-func fill(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	block := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(block); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatal(err)
-			}
-			return
-		}
-	}
-}
 
 // typeBefore joins typist to room with "acked before; " acknowledged in
 // it, and writer to the room bulk, where fillUntilStopped writes.
@@ -92,7 +51,7 @@ func fillUntilStopped(t *testing.T, writer *client.Session, disks []string, node
 		for _, n := range nodes {
 			if v, err := gauge(n, "switchboard_storage_stopped"); err != nil || v != "1" {
 				for _, disk := range disks {
-					fill(t, filepath.Join(disk, "filler"))
+					nodetest.FillDisk(t, filepath.Join(disk, "filler"))
 				}
 				_, _ = writer.SendText("bulk", chunk) // refused or not: a write
 				return fmt.Errorf("%s: switchboard_storage_stopped %q (%v), want 1", n.ID, v, err)
@@ -152,7 +111,7 @@ func TestFullDiskNodeStepsAsideAndHeals(t *testing.T) {
 	ctx := context.Background()
 	data := t.TempDir()
 	disk := filepath.Join(data, "n3")
-	smallDisk(t, disk, 64<<20)
+	nodetest.SmallDisk(t, disk, 64<<20)
 	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, DataDir: data, Output: testLog(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +128,7 @@ func TestFullDiskNodeStepsAsideAndHeals(t *testing.T) {
 	typeBefore(ctx, t, typist, reader, room)
 
 	filler := filepath.Join(disk, "filler")
-	fill(t, filler)
+	nodetest.FillDisk(t, filler)
 	if _, err := typist.SendText(room, "typed while full; "); err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +235,7 @@ func TestFullDisksOnEveryNodeHeal(t *testing.T) {
 	var disks []string
 	for _, id := range []string{"n1", "n2", "n3"} {
 		disk := filepath.Join(data, id)
-		smallDisk(t, disk, 64<<20)
+		nodetest.SmallDisk(t, disk, 64<<20)
 		disks = append(disks, disk)
 	}
 	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, DataDir: data, Output: testLog(t)})
@@ -290,7 +249,7 @@ func TestFullDisksOnEveryNodeHeal(t *testing.T) {
 	typeBefore(ctx, t, typist, writer, room)
 
 	for _, disk := range disks {
-		fill(t, filepath.Join(disk, "filler"))
+		nodetest.FillDisk(t, filepath.Join(disk, "filler"))
 	}
 	if _, err := typist.SendText(room, "typed while full; "); err != nil {
 		t.Fatal(err)
@@ -326,9 +285,9 @@ func TestStartOnFullDisk(t *testing.T) {
 	ctx := context.Background()
 	data := t.TempDir()
 	disk := filepath.Join(data, "n3")
-	smallDisk(t, disk, 64<<20)
+	nodetest.SmallDisk(t, disk, 64<<20)
 	filler := filepath.Join(disk, "filler")
-	fill(t, filler)
+	nodetest.FillDisk(t, filler)
 	var n3Log nodetest.LockedBuffer
 	c, err := localcluster.Start(ctx, localcluster.Config{Binary: binary, Nodes: 3, DataDir: data, NoWait: true,
 		OutputFor: func(i int) io.Writer {

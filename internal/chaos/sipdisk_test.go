@@ -35,7 +35,7 @@ func TestSIPCallRidesOutAFullDisk(t *testing.T) {
 	sipPort := port + 4 // every node's SIP front on one port, as redirects need
 	data := t.TempDir()
 	disk := filepath.Join(data, "n1")
-	smallDisk(t, disk, 64<<20)
+	nodetest.SmallDisk(t, disk, 64<<20)
 	c, err := localcluster.Start(ctx, localcluster.Config{
 		Binary: binary, Nodes: 3, DataDir: data, Port: port, Output: testLog(t),
 		ArgsFor: func(i int) []string { return []string{"--sip", fmt.Sprintf("%s:%d", ips[i], sipPort)} },
@@ -75,7 +75,7 @@ func TestSIPCallRidesOutAFullDisk(t *testing.T) {
 		t.Fatalf("n1 has %q sessions (%v), want 1: the call's", v, err)
 	}
 
-	fill(t, filepath.Join(disk, "filler"))
+	nodetest.FillDisk(t, filepath.Join(disk, "filler"))
 	fillUntilStopped(t, bob, []string{disk}, []*localcluster.Node{n1})
 	nodetest.Eventually(t, settle, func() error {
 		if code := readyz(n1); code != http.StatusServiceUnavailable {

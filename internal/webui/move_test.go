@@ -102,18 +102,7 @@ func TestBrowserMove(t *testing.T) {
 	// Ann types one character every 25 ms through the compose box, as a
 	// keyboard would, while her node drains.
 	const text = "make before break: not one character lost or shown twice"
-	eval[bool](t, ann, `(() => {
-  const box = document.querySelector("#compose");
-  const text = `+fmt.Sprintf("%q", text)+`;
-  let i = 0;
-  window.typed = false;
-  const timer = setInterval(() => {
-    box.value += text[i++];
-    box.dispatchEvent(new Event("input"));
-    if (i === text.length) { clearInterval(timer); window.typed = true; }
-  }, 25);
-  return true;
-})()`)
+	typeSlowly(t, ann, text, 25*time.Millisecond)
 	poll[bool](t, ann, "the first characters typed", `document.querySelector("#compose").value.length >= 5`)
 	drained := from.Drain(20 * time.Second)
 
@@ -136,8 +125,15 @@ func TestBrowserMove(t *testing.T) {
 		t.Errorf("the drain of %s ended %+v, want empty with no session closed", from.ID(), st)
 	}
 
-	// Bob's account: every chunk of ann's once, in seq order, making up
-	// the line; no presence change of ann's.
+	bob.readsWholeLine(t, ann, text)
+}
+
+// readsWholeLine is bob's account of the line ann's page typed, text:
+// every chunk of ann's once, in seq order, making it up, with no
+// presence change of ann's. One more character typed after the line is
+// the next chunk bob gets of ann's: nothing came twice in between.
+func (bob *tcpMember) readsWholeLine(t *testing.T, ann context.Context, text string) {
+	t.Helper()
 	var line strings.Builder
 	var last uint64
 	deadline := time.After(wait)
@@ -168,8 +164,6 @@ func TestBrowserMove(t *testing.T) {
 	if line.String() != text {
 		t.Errorf("bob has ann's line as %q, want %q", line.String(), text)
 	}
-	// One more character after the line is the next chunk bob gets of
-	// ann's: nothing came twice in between, and no presence change.
 	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value += "!"; box.dispatchEvent(new Event("input")); return true; })()`)
 	for {
 		select {
@@ -353,6 +347,25 @@ func nodeWithID(c *nodetest.Cluster, id string) *node.Node {
 		}
 	}
 	return nil
+}
+
+// typeSlowly starts the page typing text into its compose box, one
+// character every 'every', as a keyboard would; window.typed turns true
+// after the last.
+func typeSlowly(t *testing.T, tab context.Context, text string, every time.Duration) {
+	t.Helper()
+	eval[bool](t, tab, `(() => {
+  const box = document.querySelector("#compose");
+  const text = `+fmt.Sprintf("%q", text)+`;
+  let i = 0;
+  window.typed = false;
+  const timer = setInterval(() => {
+    box.value += text[i++];
+    box.dispatchEvent(new Event("input"));
+    if (i === text.length) { clearInterval(timer); window.typed = true; }
+  }, `+strconv.Itoa(int(every.Milliseconds()))+`);
+  return true;
+})()`)
 }
 
 // pageInLobby starts a cluster of n nodes and a page for ann, and waits
