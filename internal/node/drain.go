@@ -334,7 +334,8 @@ func (n *Node) askToMove(asks *drain.Asks[*session], now time.Time, up bool, fir
 
 // moveLine is the move message for s: its view of a fresh directory (the
 // whole one while it fits in a line, as for refusals), in which this node
-// is draining, whatever the view has caught up with yet.
+// is draining (degraded, when it is), whatever the view has caught up
+// with yet.
 func (s *session) moveLine(why string) ([]byte, error) {
 	n := s.n
 	m := wire.Message{Op: wire.OpMove,
@@ -344,9 +345,13 @@ func (s *session) moveLine(why string) ([]byte, error) {
 		reserve = len(b) + 1 // and the comma before "directory"
 	}
 	dir := s.viewDirectory(reserve)
+	self := directory.Draining
+	if n.degraded.Load() {
+		self = directory.Degraded
+	}
 	for i := range dir.Nodes {
 		if dir.Nodes[i].ID == n.cfg.ID {
-			dir.Nodes[i].Status = directory.Draining
+			dir.Nodes[i].Status = self
 		}
 	}
 	m.Dir = dir

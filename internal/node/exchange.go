@@ -328,7 +328,7 @@ func (n *Node) run() {
 	if cfg.Bus != "" {
 		steps.vouchFor = busVouchFor
 	}
-	var movedAt time.Time // when the sessions were last told to move
+	var away awayRound // when the sessions were last told to move, and whom it asked
 	apply := func(e directory.Entry, now time.Time) {
 		c := table.Apply(e, now)
 		steps.goodbye(c) // a peer's own goodbye, if the table took it
@@ -420,7 +420,7 @@ func (n *Node) run() {
 		case <-heartbeat.C:
 			now = time.Now()
 			clear(answered)
-			movedAt = n.checkMajority(steps, now, movedAt)
+			away = n.checkMajority(steps, now, away)
 			if now.Sub(lastPublish) >= every/2 || n.Status() != lastStatus {
 				// An entry published within half a heartbeat was one.
 				publish(now)
@@ -683,8 +683,8 @@ func (n *Node) degradedWhy() string {
 // and whether the node can store (storage.go), and tells the sessions to
 // move once the node has been degraded for moveAfter, or at once when it
 // cannot store (again every moveAfter while it stays so). It returns
-// when the sessions were last told. Only run calls it.
-func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time {
+// the last round in which the sessions were told. Only run calls it.
+func (n *Node) checkMajority(steps *minority, now time.Time, last awayRound) awayRound {
 	unreachable := n.cfg.Bus != "" && !n.bus.Conn.IsConnected()
 	// A node that cannot store steps aside and moves its sessions at
 	// once: no grace, since its storage comes back only once its disk
@@ -725,8 +725,11 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 			}
 		}
 	}
-	if !degraded || (!lost && steps.degradedFor(now) < moveAfter) || now.Sub(movedAt) < moveAfter {
-		return movedAt
+	if !degraded {
+		return awayRound{at: last.at} // those it asked may stay
+	}
+	if (!lost && steps.degradedFor(now) < moveAfter) || now.Sub(last.at) < moveAfter {
+		return last
 	}
 	n.sessionsMu.Lock()
 	var moving []*session
@@ -734,12 +737,50 @@ func (n *Node) checkMajority(steps *minority, now, movedAt time.Time) time.Time 
 		moving = append(moving, s)
 	}
 	n.sessionsMu.Unlock()
+	round := awayRound{at: now}
+	if len(moving) == 0 {
+		return round
+	}
+	why := n.degradedWhy()
+	if lost && n.otherNodeUp() {
+		// The node alone cannot store: the others can, and its sessions
+		// leave make-before-break, as from a drain (no presence change in
+		// their rooms). Those still here a round later, or not yet
+		// answered, are closed.
+		round.asked = make(map[*session]bool)
+		closing := moving[:0]
+		for _, s := range moving {
+			if !s.answered.Load() || last.asked[s] {
+				closing = append(closing, s)
+				continue
+			}
+			line, err := s.moveLine(why)
+			if err != nil {
+				n.log.Error("encoding a move", "session", s.id, "err", err)
+				closing = append(closing, s)
+				continue
+			}
+			round.asked[s] = true
+			s.push(line)
+		}
+		if len(round.asked) > 0 {
+			n.log.Warn("asking sessions to move: "+why, "sessions", len(round.asked))
+		}
+		moving = closing
+	}
 	if len(moving) > 0 {
-		why := n.degradedWhy()
 		n.log.Warn("telling sessions to attach elsewhere: "+why, "sessions", len(moving))
 		n.wg.Go(func() {
 			closeSessions(moving, &wire.Error{Code: wire.CodeShutdown, Text: "node " + n.cfg.ID + " " + why + "; attach elsewhere", Fatal: true})
 		})
 	}
-	return now
+	return round
+}
+
+// awayRound is run's record of the last round in which checkMajority
+// sent the sessions away: when, and those it asked to move (rather than
+// closed), which it closes if they are still there at the next round.
+type awayRound struct {
+	at    time.Time
+	asked map[*session]bool
 }
