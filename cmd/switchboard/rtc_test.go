@@ -201,18 +201,21 @@ func callRTC(t *testing.T, offerURL, room, user string, tune func(*webrtc.Settin
 }
 
 // rtcLab is three node processes, each with its WebRTC front, and bob, a
-// member of lobby over TCP on n2, who keeps what ann types and who joins.
+// member of lobby over TCP on n2, who keeps what ann types and who joins
+// and leaves.
 type rtcLab struct {
 	c       *localcluster.Cluster
 	mu      sync.Mutex
 	fromAnn strings.Builder
 	joined  map[string]bool
+	left    map[string]bool
 }
 
-// newRTCLab starts the lab for service, stopped when the test ends.
-func newRTCLab(ctx context.Context, t *testing.T, service string) *rtcLab {
+// newRTCLab starts the lab for service, stopped when the test ends, its
+// nodes' data under dataDir ("": the cluster's own).
+func newRTCLab(ctx context.Context, t *testing.T, service, dataDir string) *rtcLab {
 	t.Helper()
-	c, _ := startLogged(ctx, t, localcluster.Config{Binary: binary, Nodes: 3, Service: service,
+	c, _ := startLogged(ctx, t, localcluster.Config{Binary: binary, Nodes: 3, Service: service, DataDir: dataDir,
 		ArgsFor: func(i int) []string { return []string{"--rtc", "127.0.0." + strconv.Itoa(i+1) + ":0"} }})
 	if err := c.WaitCaughtUp(ctx, settle); err != nil {
 		t.Fatal(err)
@@ -230,7 +233,7 @@ func newRTCLab(ctx context.Context, t *testing.T, service string) *rtcLab {
 	if _, err := bob.JoinWait(ctx, "lobby"); err != nil {
 		t.Fatal(err)
 	}
-	l := &rtcLab{c: c, joined: map[string]bool{}}
+	l := &rtcLab{c: c, joined: map[string]bool{}, left: map[string]bool{}}
 	go func() {
 		for e := range bob.Events() {
 			re, ok := e.Room()
@@ -240,6 +243,8 @@ func newRTCLab(ctx context.Context, t *testing.T, service string) *rtcLab {
 				l.fromAnn.WriteString(re.Text)
 			case ok && re.Kind == client.PresenceEvent && re.Joined:
 				l.joined[re.User] = true
+			case ok && re.Kind == client.PresenceEvent:
+				l.left[re.User] = true
 			}
 			l.mu.Unlock()
 		}
@@ -292,7 +297,7 @@ func (l *rtcLab) bobSawJoin(ctx context.Context, t *testing.T, user string) {
 func TestRTCPeerCallsAgainWhenItsNodeDies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l := newRTCLab(ctx, t, "rtckill.test")
+	l := newRTCLab(ctx, t, "rtckill.test", "")
 	// Shorter than a browser's, long enough for a starved moment.
 	fastConsent := func(se *webrtc.SettingEngine) {
 		se.SetICETimeouts(2*time.Second, 4*time.Second, 500*time.Millisecond)
@@ -346,7 +351,7 @@ func TestRTCPeerCallsAgainWhenItsNodeDies(t *testing.T) {
 func TestRTCPeerRidesOutAPausedNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	l := newRTCLab(ctx, t, "rtcpause.test")
+	l := newRTCLab(ctx, t, "rtcpause.test", "")
 	ann := callRTC(t, l.offerURL(0), "lobby", "ann", nil)
 	waitFor(t, "ann's channel to open on n1", ann.opened)
 	if err := ann.dc.SendText("before "); err != nil {
