@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,8 +22,9 @@ import (
 // A full disk under a node with a SIP call on it: the call is taken by
 // n1, whose data is on a small file system that fills up. n1 steps aside
 // and sends its sessions away, the call's bridged session among them:
-// it attaches to another node and the call goes on, not ended, with the
-// text typed before and after in the room once, as bob on n2 shows it. A
+// it attaches to another node, make-before-break, and the call goes on,
+// not ended, with the text typed before and after in the room once, as
+// bob on n2 shows it, and no leave of the caller shown to him. A
 // new call to n1 is redirected (302) to a node that is up and answered
 // there (faults.md, the SIP front).
 func TestSIPCallRidesOutAFullDisk(t *testing.T) {
@@ -118,6 +120,9 @@ func TestSIPCallRidesOutAFullDisk(t *testing.T) {
 	if got, want := state.Live[ann], "before after"; got != want {
 		t.Errorf("the room shows %q from ann, want %q: nothing lost, nothing twice", got, want)
 	}
+	if heard.left.Load() {
+		t.Error("bob saw ann leave: the call's move should show no presence change")
+	}
 }
 
 // heard gathers what one user's chunks show in a member's rooms: the text
@@ -125,6 +130,7 @@ func TestSIPCallRidesOutAFullDisk(t *testing.T) {
 type heard struct {
 	texts chan heardText
 	got   strings.Builder
+	left  atomic.Bool // the user left a room
 }
 
 type heardText struct {
@@ -144,6 +150,8 @@ func heardFrom(s *client.Session, user string) *heard {
 				h.texts <- heardText{text: re.Text}
 			case re.Kind == client.StateEvent:
 				h.texts <- heardText{text: re.State.Live[user], state: true}
+			case re.Kind == client.PresenceEvent && re.User == user && !re.Joined:
+				h.left.Store(true)
 			}
 		}
 	}()
