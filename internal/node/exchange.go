@@ -732,55 +732,77 @@ func (n *Node) checkMajority(steps *minority, now time.Time, last awayRound) awa
 		return last
 	}
 	n.sessionsMu.Lock()
-	var moving []*session
+	present := make([]*session, 0, len(n.sessions))
 	for s := range n.sessions {
-		moving = append(moving, s)
+		present = append(present, s)
 	}
 	n.sessionsMu.Unlock()
-	round := awayRound{at: now}
-	if len(moving) == 0 {
-		return round
+	// The node alone cannot store while it sees a majority and the others
+	// can: its sessions leave make-before-break, as from a drain (no
+	// presence change in their rooms). Otherwise the node's view of its
+	// peers is in doubt, or no one can store: it closes them.
+	canMove := lost && !minority && !unreachable && n.otherNodeUp()
+	ask, closing, asked := sendAway(present, func(s *session) bool { return s.answered.Load() }, last.asked, now, canMove, n.cfg.MoveReaskAfter)
+	if len(ask)+len(closing) == 0 {
+		return awayRound{at: now, asked: asked}
 	}
 	why := n.degradedWhy()
-	if lost && n.otherNodeUp() {
-		// The node alone cannot store: the others can, and its sessions
-		// leave make-before-break, as from a drain (no presence change in
-		// their rooms). Those still here a round later, or not yet
-		// answered, are closed.
-		round.asked = make(map[*session]bool)
-		closing := moving[:0]
-		for _, s := range moving {
-			if !s.answered.Load() || last.asked[s] {
-				closing = append(closing, s)
-				continue
-			}
+	if len(ask) > 0 {
+		n.log.Warn("asking sessions to move: "+why, "sessions", len(ask), "closing_after", n.cfg.MoveReaskAfter)
+	}
+	if len(closing) > 0 {
+		n.log.Warn("telling sessions to attach elsewhere: "+why, "sessions", len(closing))
+	}
+	// Off run's goroutine: a move line is a directory view per session,
+	// tens of microseconds each, and run publishes the heartbeats.
+	n.wg.Go(func() {
+		for _, s := range ask {
 			line, err := s.moveLine(why)
 			if err != nil {
 				n.log.Error("encoding a move", "session", s.id, "err", err)
 				closing = append(closing, s)
 				continue
 			}
-			round.asked[s] = true
 			s.push(line)
 		}
-		if len(round.asked) > 0 {
-			n.log.Warn("asking sessions to move: "+why, "sessions", len(round.asked))
+		closeSessions(closing, &wire.Error{Code: wire.CodeShutdown, Text: "node " + n.cfg.ID + " " + why + "; attach elsewhere", Fatal: true})
+	})
+	return awayRound{at: now, asked: asked}
+}
+
+// sendAway decides a round of sending a degraded node's sessions away:
+// of present, those to ask to move and those to close, and the asks to
+// remember for the next round. When the sessions cannot move (canMove
+// false) it closes them all. Otherwise it asks each whose attach was
+// answered and that it has not asked before (asked holds the times of
+// its asks), keeps one asked less than after ago, and closes the rest:
+// those asked after or more ago (their moves failed, or their clients
+// ignore moves) and those not yet answered.
+func sendAway[S comparable](present []S, answered func(S) bool, asked map[S]time.Time, now time.Time, canMove bool, after time.Duration) (ask, closing []S, next map[S]time.Time) {
+	if !canMove {
+		return nil, present, nil
+	}
+	next = make(map[S]time.Time)
+	for _, s := range present {
+		at, was := asked[s]
+		switch {
+		case !answered(s), was && now.Sub(at) >= after:
+			closing = append(closing, s)
+		case was:
+			next[s] = at
+		default:
+			ask = append(ask, s)
+			next[s] = now
 		}
-		moving = closing
 	}
-	if len(moving) > 0 {
-		n.log.Warn("telling sessions to attach elsewhere: "+why, "sessions", len(moving))
-		n.wg.Go(func() {
-			closeSessions(moving, &wire.Error{Code: wire.CodeShutdown, Text: "node " + n.cfg.ID + " " + why + "; attach elsewhere", Fatal: true})
-		})
-	}
-	return round
+	return ask, closing, next
 }
 
 // awayRound is run's record of the last round in which checkMajority
 // sent the sessions away: when, and those it asked to move (rather than
-// closed), which it closes if they are still there at the next round.
+// closed) with the time of each ask, which it closes if they are still
+// there MoveReaskAfter after it (sendAway).
 type awayRound struct {
 	at    time.Time
-	asked map[*session]bool
+	asked map[*session]time.Time
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/nodetest"
+	"github.com/switchboard/switchboard/pick"
 )
 
 // TestBrowserFullDisk fills the disk under the node a page is attached
@@ -39,7 +40,15 @@ func TestBrowserFullDisk(t *testing.T) {
 	bob := joinTCP(t, other.Addr(), "bob")
 	// The filler's chunks reach every copy of the room bulk's stream,
 	// full's among them.
-	filler, err := client.Dial(t.Context(), other.Addr(), client.WithUser("filler"))
+	onOther := pick.PolicyFunc(func(nodes []directory.Node, _ pick.Request) (pick.Result, error) {
+		for _, n := range nodes {
+			if n.ID == other.ID() && n.Available() {
+				return pick.Result{Node: n, Reason: "pinned"}, nil
+			}
+		}
+		return pick.Result{}, pick.ErrNoNode
+	})
+	filler, err := client.Dial(t.Context(), other.Addr(), client.WithUser("filler"), client.WithPolicy(onOther))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,5 +84,14 @@ func TestBrowserFullDisk(t *testing.T) {
 	if got := eval[string](t, ann, liveOf("ann")); got != before+during {
 		t.Errorf("ann's own line on her page is %q, want %q", got, before+during)
 	}
+	if got := eval[int](t, ann, `window.switchboard.session.moves || 0`); got != 1 {
+		t.Errorf("ann's session moved %d times, want 1 (asked to move, not failed over)", got)
+	}
+	nodetest.Eventually(t, wait, func() error {
+		if k := full.Users(); k != 0 {
+			return fmt.Errorf("%s still has %d sessions", full.ID(), k)
+		}
+		return nil
+	})
 	bob.readsWholeLine(t, ann, before+during)
 }
