@@ -38,8 +38,9 @@ const moveTimeout = 10 * time.Second
 // its rooms are joined on the new one.
 const retireAfter = 10 * time.Second
 
-// errMoveAsked is the cause recorded against the draining node.
-var errMoveAsked = errors.New("client: the node asked the session to move (draining)")
+// errMoveAsked is the cause recorded against the node that asked: one
+// draining, rebalancing, or stepped aside because it cannot store.
+var errMoveAsked = errors.New("client: the node asked the session to move")
 
 // moveAsked is a move the node asked for: what readLoop returns to
 // supervise.
@@ -97,7 +98,7 @@ func (s *Session) moveFrom(old *Conn, oldW *writer, from directory.Node, mv *mov
 	}
 	s.mu.Lock()
 	s.moves++
-	ev := Event{Kind: Moved, Node: s.node, Reason: "moved off " + from.ID + " (draining): " + s.reason}
+	ev := Event{Kind: Moved, Node: s.node, Reason: "moved off " + from.ID + " (asked to move): " + s.reason}
 	s.rejoinLocked()
 	if s.roomsSyncedLocked() {
 		s.retireLocked()

@@ -1139,7 +1139,7 @@ export class Session extends EventTarget {
     ws.onclose = null;
     this.retireTimer = setTimeout(() => this.retire(), RETIRE_AFTER_MS);
     if (lost || this.roomsSynced()) this.retire();
-    this.log(`moved off ${from.id} (draining) to ${this.node.id}`);
+    this.log(`moved off ${from.id} (asked to move) to ${this.node.id}`);
     this.emit("moved", { from, node: this.node, reason: this.reason });
     if (next && next.ws === this.ws) this.move(next.ws, next.m);
   }
