@@ -9,15 +9,16 @@ import (
 	"github.com/switchboard/switchboard/wire"
 )
 
-// A node that drains sends its sessions "move" (docs/protocol.md, "Drain
-// and move"). The session then moves make-before-break:
+// A node that drains, rebalances, or cannot store sends its sessions
+// "move" (docs/protocol.md, "Drain and move"). The session then moves
+// make-before-break:
 //
 //  1. it stops reading the old connection; text typed meanwhile still
 //     goes out on it until the room is joined on the new connection,
 //     and is resent there (the servers store it once);
 //  2. it picks a node from the directory the move carried, in which the
-//     draining node is draining (and the failover machine excludes it
-//     too), and attaches there, with the same failover order as after a
+//     node that asked is draining or degraded (and the failover machine
+//     excludes it too), and attaches there, with the same failover order as after a
 //     drop but no drop: nothing is reported Disconnected;
 //  3. it joins its rooms on the new connection; each room's state says
 //     what of its text is stored, and the rest is resent with the same
@@ -29,7 +30,8 @@ import (
 //
 // When no other node takes the session within moveTimeout, it goes back
 // to reading the old connection, and fails over as usual when the node
-// closes it (with "shutdown" at the drain's deadline).
+// closes it (with "shutdown" at the drain's deadline, or 30 s after the
+// move from a node that cannot store).
 
 // moveTimeout bounds a move's search for a new node.
 const moveTimeout = 10 * time.Second
@@ -144,8 +146,8 @@ func (s *Session) retireLocked() {
 	}()
 }
 
-// Moves counts how many times a draining node asked the session to move
-// and it moved.
+// Moves counts how many times a node asked the session to move (a
+// draining, rebalancing or degraded one) and it moved.
 func (s *Session) Moves() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

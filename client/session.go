@@ -41,8 +41,9 @@ const (
 	// one of an op this version does not know, which a later node may
 	// send and the session itself passes over.
 	Received
-	// Moved: the node asked the session to move (it is draining: a
-	// Received event with op "move" came just before), and the session
+	// Moved: the node asked the session to move (it drains, rebalances
+	// or cannot store: a Received event with op "move" came just
+	// before), and the session
 	// is attached to Node, picked for Reason, without having dropped: it
 	// joins its rooms there and closes the old connection once their
 	// states are in (make-before-break; see move.go).

@@ -205,6 +205,7 @@ func callRTC(t *testing.T, offerURL, room, user string, tune func(*webrtc.Settin
 // and leaves.
 type rtcLab struct {
 	c       *localcluster.Cluster
+	logs    *nodetest.LockedBuffer // the nodes' logs
 	mu      sync.Mutex
 	fromAnn strings.Builder
 	joined  map[string]bool
@@ -215,7 +216,7 @@ type rtcLab struct {
 // nodes' data under dataDir ("": the cluster's own).
 func newRTCLab(ctx context.Context, t *testing.T, service, dataDir string) *rtcLab {
 	t.Helper()
-	c, _ := startLogged(ctx, t, localcluster.Config{Binary: binary, Nodes: 3, Service: service, DataDir: dataDir,
+	c, logs := startLogged(ctx, t, localcluster.Config{Binary: binary, Nodes: 3, Service: service, DataDir: dataDir,
 		ArgsFor: func(i int) []string { return []string{"--rtc", "127.0.0." + strconv.Itoa(i+1) + ":0"} }})
 	if err := c.WaitCaughtUp(ctx, settle); err != nil {
 		t.Fatal(err)
@@ -233,7 +234,7 @@ func newRTCLab(ctx context.Context, t *testing.T, service, dataDir string) *rtcL
 	if _, err := bob.JoinWait(ctx, "lobby"); err != nil {
 		t.Fatal(err)
 	}
-	l := &rtcLab{c: c, joined: map[string]bool{}, left: map[string]bool{}}
+	l := &rtcLab{c: c, logs: logs, joined: map[string]bool{}, left: map[string]bool{}}
 	go func() {
 		for e := range bob.Events() {
 			re, ok := e.Room()

@@ -50,21 +50,18 @@ func TestRTCPeerRidesOutAFullDisk(t *testing.T) {
 	if _, err := filler.JoinWait(ctx, "bulk"); err != nil {
 		t.Fatal(err)
 	}
-	chunk := strings.Repeat("x", 4000)
 	filling := time.Now()
-	err = localcluster.Await(ctx, settle, func(ctx context.Context) error {
+	nodetest.FillUntil(t, settle, []string{disk}, filler, func() error {
 		if st, err := n1.Status(ctx, n1.ID); err != nil || st != directory.Degraded {
-			nodetest.FillDisk(t, filepath.Join(disk, "filler"))
-			_, _ = filler.SendText("bulk", chunk)
 			return fmt.Errorf("n1 calls itself %q (%v), want degraded", st, err)
 		}
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Every session gone from n1, the bridge's with them.
-	err = localcluster.Await(ctx, settle, func(ctx context.Context) error {
+	// Every session gone from n1, the bridge's with them: a client's
+	// move may take 20 s (10 to attach and join elsewhere, 10 before it
+	// retires the old connection), and n1 closes what is left 30 s
+	// after its ask.
+	err = localcluster.Await(ctx, time.Minute, func(ctx context.Context) error {
 		if k, err := usersOn(ctx, n1); err != nil || k != 0 {
 			return fmt.Errorf("n1 has %d users (%v), want 0", k, err)
 		}
@@ -84,6 +81,9 @@ func TestRTCPeerRidesOutAFullDisk(t *testing.T) {
 	case <-ann.failed:
 		t.Error("ann's connection failed")
 	default:
+	}
+	if !strings.Contains(l.logs.String(), `msg="asking sessions to move:`) {
+		t.Error("no node logged asking its sessions to move")
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -121,14 +121,13 @@ func (s *busServer) jetStream() (disabled, stopped bool, err error) {
 // every second, long after.
 func fillUntilJetStreamStops(t *testing.T, writer *client.Session, servers []*busServer) {
 	t.Helper()
-	chunk := strings.Repeat("x", 4000)
-	nodetest.Eventually(t, settle, func() error {
+	stores := make([]string, len(servers))
+	for i, s := range servers {
+		stores[i] = s.store
+	}
+	nodetest.FillUntil(t, settle, stores, writer, func() error {
 		for _, s := range servers {
 			if disabled, _, err := s.jetStream(); err != nil || !disabled {
-				for _, s := range servers {
-					nodetest.FillDisk(t, filepath.Join(s.store, "filler"))
-				}
-				_, _ = writer.SendText("bulk", chunk) // refused or not: a write
 				return fmt.Errorf("%s: JetStream runs (%v)", s.url, err)
 			}
 		}

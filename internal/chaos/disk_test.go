@@ -46,14 +46,9 @@ func typeBefore(ctx context.Context, t *testing.T, typist, writer *client.Sessio
 // logs, and no chunk fits in what is left of a file's last page.
 func fillUntilStopped(t *testing.T, writer *client.Session, disks []string, nodes []*localcluster.Node) {
 	t.Helper()
-	chunk := strings.Repeat("x", 4000)
-	nodetest.Eventually(t, settle, func() error {
+	nodetest.FillUntil(t, settle, disks, writer, func() error {
 		for _, n := range nodes {
 			if v, err := gauge(n, "switchboard_storage_stopped"); err != nil || v != "1" {
-				for _, disk := range disks {
-					nodetest.FillDisk(t, filepath.Join(disk, "filler"))
-				}
-				_, _ = writer.SendText("bulk", chunk) // refused or not: a write
 				return fmt.Errorf("%s: switchboard_storage_stopped %q (%v), want 1", n.ID, v, err)
 			}
 		}

@@ -5,10 +5,12 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,10 +38,11 @@ func TestSIPCallRidesOutAFullDisk(t *testing.T) {
 	}
 	sipPort := port + 4 // every node's SIP front on one port, as redirects need
 	data := t.TempDir()
+	var logs nodetest.LockedBuffer
 	disk := filepath.Join(data, "n1")
 	nodetest.SmallDisk(t, disk, 64<<20)
 	c, err := localcluster.Start(ctx, localcluster.Config{
-		Binary: binary, Nodes: 3, DataDir: data, Port: port, Output: testLog(t),
+		Binary: binary, Nodes: 3, DataDir: data, Port: port, Output: io.MultiWriter(&logs, testLog(t)),
 		ArgsFor: func(i int) []string { return []string{"--sip", fmt.Sprintf("%s:%d", ips[i], sipPort)} },
 	})
 	if err != nil {
@@ -54,13 +57,18 @@ func TestSIPCallRidesOutAFullDisk(t *testing.T) {
 	}
 	t.Cleanup(func() { bob.Close() })
 	const ann = "sip:ann@127.0.0.1"
-	heard := heardFrom(bob, ann)
+	heard := heardFrom(bob, "lobby", ann)
 	wctx, cancel := context.WithTimeout(ctx, settle)
 	defer cancel()
 	if _, err := bob.JoinWait(wctx, "lobby"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bob.JoinWait(wctx, "bulk"); err != nil { // where fillUntilStopped writes
+	filler, err := client.Dial(ctx, c.Nodes[2].Addr, client.WithUser("filler"), client.WithPolicy(prefer(c.Nodes[2].ID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { filler.Close() })
+	if _, err := filler.JoinWait(wctx, "bulk"); err != nil { // where fillUntilStopped writes
 		t.Fatal(err)
 	}
 
@@ -77,8 +85,7 @@ func TestSIPCallRidesOutAFullDisk(t *testing.T) {
 		t.Fatalf("n1 has %q sessions (%v), want 1: the call's", v, err)
 	}
 
-	nodetest.FillDisk(t, filepath.Join(disk, "filler"))
-	fillUntilStopped(t, bob, []string{disk}, []*localcluster.Node{n1})
+	fillUntilStopped(t, filler, []string{disk}, []*localcluster.Node{n1})
 	nodetest.Eventually(t, settle, func() error {
 		if code := readyz(n1); code != http.StatusServiceUnavailable {
 			return fmt.Errorf("n1's /readyz: %d, want 503", code)
@@ -113,46 +120,57 @@ func TestSIPCallRidesOutAFullDisk(t *testing.T) {
 	if a := again.Answer.Addr.Addr().String(); a == ips[0] {
 		t.Errorf("a new call to n1, its disk full, was answered by n1 (%s)", a)
 	}
-	state, err := bob.JoinWait(wctx, "lobby")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := state.Live[ann], "before after"; got != want {
-		t.Errorf("the room shows %q from ann, want %q: nothing lost, nothing twice", got, want)
-	}
-	if heard.left.Load() {
+	// Stored once: bob was shown "after" as it was typed, and the room
+	// stores it a moment later (a join may come between).
+	nodetest.Eventually(t, settle, func() error {
+		state, err := bob.JoinWait(wctx, "lobby")
+		if err != nil {
+			return err
+		}
+		if got, want := state.Live[ann], "before after"; got != want {
+			return fmt.Errorf("the room shows %q from ann, want %q: nothing lost, nothing twice", got, want)
+		}
+		return nil
+	})
+	if heard.userLeft() {
 		t.Error("bob saw ann leave: the call's move should show no presence change")
 	}
+	if !slices.ContainsFunc(strings.Split(logs.String(), "\n"), func(line string) bool {
+		return strings.Contains(line, `msg="asking sessions to move:`) && strings.Contains(line, "node=n1")
+	}) {
+		t.Error("n1's log does not say it asked its sessions to move")
+	}
 }
 
-// heard gathers what one user's chunks show in a member's rooms: the text
-// as it comes, the whole again at each room state.
+// heard gathers what one user's chunks show in a member's room: the
+// text as it comes, the whole again at each of the room's states, and
+// whether the user left it.
 type heard struct {
-	texts chan heardText
-	got   strings.Builder
-	left  atomic.Bool // the user left a room
+	mu   sync.Mutex
+	got  strings.Builder
+	left bool
 }
 
-type heardText struct {
-	text  string
-	state bool // the room's state: the text replaces what was shown
-}
-
-// heardFrom follows s's events for the text from user.
-func heardFrom(s *client.Session, user string) *heard {
-	h := &heard{texts: make(chan heardText, 256)}
+// heardFrom follows s's events in room for the text from user.
+func heardFrom(s *client.Session, room, user string) *heard {
+	h := &heard{}
 	go func() {
 		for e := range s.Events() {
 			re, ok := e.Room()
-			switch {
-			case !ok:
-			case re.Kind == client.TextEvent && re.From == user:
-				h.texts <- heardText{text: re.Text}
-			case re.Kind == client.StateEvent:
-				h.texts <- heardText{text: re.State.Live[user], state: true}
-			case re.Kind == client.PresenceEvent && re.User == user && !re.Joined:
-				h.left.Store(true)
+			if !ok || re.Room != room {
+				continue
 			}
+			h.mu.Lock()
+			switch {
+			case re.Kind == client.TextEvent && re.From == user:
+				h.got.WriteString(re.Text)
+			case re.Kind == client.StateEvent:
+				h.got.Reset()
+				h.got.WriteString(re.State.Live[user])
+			case re.Kind == client.PresenceEvent && re.User == user && !re.Joined:
+				h.left = true
+			}
+			h.mu.Unlock()
 		}
 	}()
 	return h
@@ -162,16 +180,19 @@ func heardFrom(s *client.Session, user string) *heard {
 // does not within settle.
 func (h *heard) await(t *testing.T, want string) {
 	t.Helper()
-	deadline := time.After(settle)
-	for !strings.Contains(h.got.String(), want) {
-		select {
-		case x := <-h.texts:
-			if x.state {
-				h.got.Reset()
-			}
-			h.got.WriteString(x.text)
-		case <-deadline:
-			t.Fatalf("shown %q, not %q", h.got.String(), want)
+	nodetest.Eventually(t, settle, func() error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if !strings.Contains(h.got.String(), want) {
+			return fmt.Errorf("shown %q, not %q", h.got.String(), want)
 		}
-	}
+		return nil
+	})
+}
+
+// userLeft reports whether the user left the room.
+func (h *heard) userLeft() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.left
 }

@@ -317,9 +317,8 @@ func (n *Node) askToMove(asks *drain.Asks[*session], now time.Time, up bool, fir
 	}
 	n.sessionsMu.Unlock()
 	for _, s := range batch {
-		line, err := s.moveLine(why)
-		if err != nil {
-			n.log.Error("encoding a move", "session", s.id, "err", err)
+		line, ok := n.moveFor(s, why)
+		if !ok {
 			continue
 		}
 		if asks.Asked(s, now) > 1 {
@@ -330,6 +329,17 @@ func (n *Node) askToMove(asks *drain.Asks[*session], now time.Time, up bool, fir
 		s.push(line)
 	}
 	return firsts, agains
+}
+
+// moveFor is s's move message, saying why (moveLine); false, logged,
+// when it cannot be encoded.
+func (n *Node) moveFor(s *session, why string) ([]byte, bool) {
+	line, err := s.moveLine(why)
+	if err != nil {
+		n.log.Error("encoding a move", "session", s.id, "err", err)
+		return nil, false
+	}
+	return line, true
 }
 
 // moveLine is the move message for s: its view of a fresh directory (the

@@ -634,10 +634,18 @@ func newStoppedTimer() *time.Timer {
 // it closes its sessions with `shutdown`, which clients take as "attach
 // elsewhere". It heals by itself: a majority seen again for minorityGrace
 // makes it up; a peer unseen is forgotten after minorityForget of time
-// with a majority (minority.go).
+// with a majority (minority.go). A node that cannot store while it sees
+// a majority steps aside at once, and asks its sessions to move rather
+// than closing them while another node is up; it closes a session still
+// there movedCloseAfter after its ask (sendAway).
 const (
 	minorityForget = 10 * time.Minute
 	moveAfter      = 10 * time.Second
+	// movedCloseAfter is the clients' whole move, their 10 s to attach
+	// and join elsewhere and their 10 s before they retire the old
+	// connection, and a margin: a session closed sooner might leave
+	// before its rooms have it on its new node.
+	movedCloseAfter = 30 * time.Second
 )
 
 // minorityGrace is how long a node may miss a majority before it steps
@@ -680,10 +688,12 @@ func (n *Node) degradedWhy() string {
 }
 
 // checkMajority updates n.degraded from steps, the directory as of now
-// and whether the node can store (storage.go), and tells the sessions to
-// move once the node has been degraded for moveAfter, or at once when it
-// cannot store (again every moveAfter while it stays so). It returns
-// the last round in which the sessions were told. Only run calls it.
+// and whether the node can store (storage.go), and sends the sessions
+// away once the node has been degraded for moveAfter, or at once when it
+// cannot store (again every moveAfter while it stays so): asked to move
+// when the node alone cannot store and another is up, closed otherwise
+// (sendAway). It returns the last round in which the sessions were sent.
+// Only run calls it.
 func (n *Node) checkMajority(steps *minority, now time.Time, last awayRound) awayRound {
 	unreachable := n.cfg.Bus != "" && !n.bus.Conn.IsConnected()
 	// A node that cannot store steps aside and moves its sessions at
@@ -742,13 +752,13 @@ func (n *Node) checkMajority(steps *minority, now time.Time, last awayRound) awa
 	// presence change in their rooms). Otherwise the node's view of its
 	// peers is in doubt, or no one can store: it closes them.
 	canMove := lost && !minority && !unreachable && n.otherNodeUp()
-	ask, closing, asked := sendAway(present, func(s *session) bool { return s.answered.Load() }, last.asked, now, canMove, n.cfg.MoveReaskAfter)
+	ask, closing, asked := sendAway(present, func(s *session) bool { return s.answered.Load() }, last.asked, now, canMove, movedCloseAfter)
 	if len(ask)+len(closing) == 0 {
 		return awayRound{at: now, asked: asked}
 	}
 	why := n.degradedWhy()
 	if len(ask) > 0 {
-		n.log.Warn("asking sessions to move: "+why, "sessions", len(ask), "closing_after", n.cfg.MoveReaskAfter)
+		n.log.Warn("asking sessions to move: "+why, "sessions", len(ask), "closing_after", movedCloseAfter)
 	}
 	if len(closing) > 0 {
 		n.log.Warn("telling sessions to attach elsewhere: "+why, "sessions", len(closing))
@@ -757,13 +767,11 @@ func (n *Node) checkMajority(steps *minority, now time.Time, last awayRound) awa
 	// tens of microseconds each, and run publishes the heartbeats.
 	n.wg.Go(func() {
 		for _, s := range ask {
-			line, err := s.moveLine(why)
-			if err != nil {
-				n.log.Error("encoding a move", "session", s.id, "err", err)
+			if line, ok := n.moveFor(s, why); ok {
+				s.push(line)
+			} else {
 				closing = append(closing, s)
-				continue
 			}
-			s.push(line)
 		}
 		closeSessions(closing, &wire.Error{Code: wire.CodeShutdown, Text: "node " + n.cfg.ID + " " + why + "; attach elsewhere", Fatal: true})
 	})

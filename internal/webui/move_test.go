@@ -128,34 +128,35 @@ func TestBrowserMove(t *testing.T) {
 	bob.readsWholeLine(t, ann, text)
 }
 
-// readsWholeLine is bob's account of the line ann's page typed, text:
-// every chunk of ann's once, in seq order, making it up, with no
-// presence change of ann's. One more character typed after the line is
-// the next chunk bob gets of ann's: nothing came twice in between.
-func (bob *tcpMember) readsWholeLine(t *testing.T, ann context.Context, text string) {
+// readsWholeLine checks member m's account of the line ann's page, tab,
+// typed: every chunk of ann's once, in seq order, making up text, with no
+// presence change of ann's. One more character typed on the page after
+// the line is the next chunk m gets of ann's: nothing came twice in
+// between.
+func (m *tcpMember) readsWholeLine(t *testing.T, tab context.Context, text string) {
 	t.Helper()
 	var line strings.Builder
 	var last uint64
 	deadline := time.After(wait)
 	for line.Len() < len(text) {
 		select {
-		case m, ok := <-bob.got:
+		case msg, ok := <-m.got:
 			if !ok {
 				t.Fatalf("bob's connection ended; he had %q", line.String())
 			}
 			switch {
-			case m.Op == wire.OpPresence && m.User == "ann":
-				t.Errorf("bob saw ann %s (presence): a move must not show", m.Event)
-			case m.Op == wire.OpRoom && m.State != nil:
-				last = m.State.Seqs["ann"]
+			case msg.Op == wire.OpPresence && msg.User == "ann":
+				t.Errorf("bob saw ann %s (presence): a move must not show", msg.Event)
+			case msg.Op == wire.OpRoom && msg.State != nil:
+				last = msg.State.Seqs["ann"]
 				line.Reset()
-				line.WriteString(m.State.Live["ann"])
-			case m.Op == wire.OpText && m.From == "ann":
-				if m.Seq != last+1 {
-					t.Errorf("bob got ann's chunk %d after %d: each chunk once, in order", m.Seq, last)
+				line.WriteString(msg.State.Live["ann"])
+			case msg.Op == wire.OpText && msg.From == "ann":
+				if msg.Seq != last+1 {
+					t.Errorf("bob got ann's chunk %d after %d: each chunk once, in order", msg.Seq, last)
 				}
-				last = m.Seq
-				line.WriteString(m.T)
+				last = msg.Seq
+				line.WriteString(msg.T)
 			}
 		case <-deadline:
 			t.Fatalf("bob has %q of ann's line, want %q", line.String(), text)
@@ -164,19 +165,19 @@ func (bob *tcpMember) readsWholeLine(t *testing.T, ann context.Context, text str
 	if line.String() != text {
 		t.Errorf("bob has ann's line as %q, want %q", line.String(), text)
 	}
-	eval[bool](t, ann, `(() => { const box = document.querySelector("#compose"); box.value += "!"; box.dispatchEvent(new Event("input")); return true; })()`)
+	eval[bool](t, tab, `(() => { const box = document.querySelector("#compose"); box.value += "!"; box.dispatchEvent(new Event("input")); return true; })()`)
 	for {
 		select {
-		case m, ok := <-bob.got:
+		case msg, ok := <-m.got:
 			if !ok {
 				t.Fatal("bob's connection ended before ann's last character")
 			}
-			if m.Op == wire.OpPresence && m.User == "ann" {
-				t.Errorf("bob saw ann %s (presence): a move must not show", m.Event)
+			if msg.Op == wire.OpPresence && msg.User == "ann" {
+				t.Errorf("bob saw ann %s (presence): a move must not show", msg.Event)
 			}
-			if m.Op == wire.OpText && m.From == "ann" {
-				if m.Seq != last+1 || m.T != "!" {
-					t.Errorf("bob got ann's chunk %d %q after %d, want %d \"!\"", m.Seq, m.T, last, last+1)
+			if msg.Op == wire.OpText && msg.From == "ann" {
+				if msg.Seq != last+1 || msg.T != "!" {
+					t.Errorf("bob got ann's chunk %d %q after %d, want %d \"!\"", msg.Seq, msg.T, last, last+1)
 				}
 				return
 			}

@@ -8,13 +8,13 @@
 // to fetch the directory again (from the common address, then from the
 // nodes it knows that are not down). Attached, it keeps each room's text
 // until acknowledged and sends it again, with the same seqs, after a
-// failover. A node that drains
+// failover. A node that drains, rebalances or cannot store
 // asks it to move (op "move"): it attaches to another node before it lets
 // the old connection go, as the Go client does (client/move.go).
 //
 // Events (a Session is an EventTarget; each event's detail is given):
 //   status    {state, node, reason, note}   connecting / attached / lost / failed
-//   moved     {from, node, reason}           a draining node's sessions moved, make-before-break
+//   moved     {from, node, reason}           asked to move, the session moved, make-before-break
 //   room      {room, state}                  a full state: replace the view
 //   text      {room, from, seq, t}           a delivery
 //   presence  {room, user, event}
@@ -1078,12 +1078,13 @@ export class Session extends EventTarget {
     return true;
   }
 
-  // move handles a draining node's request to move, make-before-break:
+  // move handles a node's request to move (draining, rebalancing, or
+  // unable to store), make-before-break:
   // the old connection (read no more, what comes on it kept for a move
   // that fails) still carries text until each room
   // is joined on the new one; the session attaches to a node its policy
-  // picks from the move's directory, where the draining node is
-  // draining (and it is excluded besides), rejoins its rooms and resends
+  // picks from the move's directory, where the node that asked is
+  // draining or degraded (and it is excluded besides), rejoins its rooms and resends
   // what their states do not hold; once every room's state is in (or
   // after RETIRE_AFTER_MS) the old connection closes. Other members see
   // no presence change: the user stays in each room through the old
@@ -1104,7 +1105,7 @@ export class Session extends EventTarget {
     const from = this.node;
     this.moving = { ws, node: from, lost: null, held: [], next: null };
     for (const r of this.rooms.values()) r.viaOld = r.synced;
-    this.log(`${from.id} asks the session to move: ${m.message || "draining"}`);
+    this.log(`${from.id} asks the session to move: ${m.message || "no reason given"}`);
     if (m.directory) this.setDirectory(m.directory);
     // A flow of its own, bounded by MOVE_TIMEOUT_MS, that starts as after
     // a draining node's refusal: that node left out, a pick from the
