@@ -196,14 +196,7 @@ func TestBusLossNodesStepAsideAndHeal(t *testing.T) {
 	sessions := dialSpread(ctx, t, c, 4)
 	typist, reader := sessions[0], sessions[1]
 	const room = "bus"
-	wctx, cancel := context.WithTimeout(ctx, settle)
-	defer cancel()
-	if _, err := typist.JoinWait(wctx, room); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := typist.SendTextWait(wctx, room, "acked before the loss; "); err != nil {
-		t.Fatal(err)
-	}
+	joinAndType(ctx, t, typist, room, "acked before the loss; ")
 
 	lost := time.Now()
 	bus.kill()
@@ -238,7 +231,7 @@ func TestBusLossNodesStepAsideAndHeal(t *testing.T) {
 
 	// Nothing acked lost, nothing twice. A wait of its own: the streams
 	// come back from the server's storage first.
-	wctx, cancel = context.WithTimeout(ctx, settle)
+	wctx, cancel := context.WithTimeout(ctx, settle)
 	defer cancel()
 	if _, err := typist.SendTextWait(wctx, room, "typed after"); err != nil {
 		t.Fatal(err)
@@ -274,14 +267,7 @@ func TestBusLossDrainAndStopHold(t *testing.T) {
 	sessions := dialSpread(ctx, t, c, 6)
 	typist, reader := sessions[0], sessions[1] // on n1 and n2
 	const room = "busdrain"
-	wctx, cancel := context.WithTimeout(ctx, settle)
-	defer cancel()
-	if _, err := typist.JoinWait(wctx, room); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := typist.SendTextWait(wctx, room, "acked before the loss; "); err != nil {
-		t.Fatal(err)
-	}
+	joinAndType(ctx, t, typist, room, "acked before the loss; ")
 
 	bus.kill()
 	nodetest.Eventually(t, settle, func() error { return steppedAside(ctx, c.Nodes) })
@@ -346,12 +332,25 @@ func TestBusLossDrainAndStopHold(t *testing.T) {
 		t.Errorf("an attach at %s after the bus came back: code %q (%v), want %q", n1.ID, code, err, wire.CodeDraining)
 	}
 
-	wctx, cancel = context.WithTimeout(ctx, settle)
+	wctx, cancel := context.WithTimeout(ctx, settle)
 	defer cancel()
 	if _, err := typist.SendTextWait(wctx, room, "typed after"); err != nil {
 		t.Fatal(err)
 	}
 	roomShows(ctx, t, reader, typist, room, "acked before the loss; typed after")
+}
+
+// joinAndType joins s to room and has text acknowledged there.
+func joinAndType(ctx context.Context, t *testing.T, s *client.Session, room, text string) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, settle)
+	defer cancel()
+	if _, err := s.JoinWait(wctx, room); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SendTextWait(wctx, room, text); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // attachedTo counts the sessions of sessions attached to node id.

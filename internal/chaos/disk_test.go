@@ -131,15 +131,7 @@ func TestFullDiskNodeStepsAsideAndHeals(t *testing.T) {
 	fillUntilStopped(t, reader, []string{disk}, []*localcluster.Node{n3})
 	stopped := time.Now()
 	t.Logf("n3's JetStream stopped, by its gauge, %v after the disk was full", stopped.Sub(filled).Round(time.Millisecond))
-	nodetest.Eventually(t, settle, func() error {
-		if code := readyz(n3); code != http.StatusServiceUnavailable {
-			return fmt.Errorf("n3's /readyz: %d, want 503", code)
-		}
-		if st, err := n3.Status(ctx, n3.ID); err != nil || st != directory.Degraded {
-			return fmt.Errorf("n3 calls itself %q (%v), want degraded", st, err)
-		}
-		return nil
-	})
+	nodetest.Eventually(t, settle, func() error { return steppedAside(ctx, []*localcluster.Node{n3}) })
 	t.Logf("n3 degraded %v after its JetStream stopped", time.Since(stopped).Round(time.Millisecond))
 	if why, err := readyzReason(n3); err != nil || !strings.Contains(why, "cannot store text") {
 		t.Errorf("n3's /readyz gives the reason %q (%v), want one that says it cannot store text", why, err)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/client"
-	"github.com/switchboard/switchboard/directory"
 	"github.com/switchboard/switchboard/internal/localcluster"
 	"github.com/switchboard/switchboard/internal/nodetest"
 	"github.com/switchboard/switchboard/internal/sipcall"
@@ -86,15 +84,7 @@ func TestSIPCallRidesOutAFullDisk(t *testing.T) {
 	}
 
 	fillUntilStopped(t, filler, []string{disk}, []*localcluster.Node{n1})
-	nodetest.Eventually(t, settle, func() error {
-		if code := readyz(n1); code != http.StatusServiceUnavailable {
-			return fmt.Errorf("n1's /readyz: %d, want 503", code)
-		}
-		if st, err := n2.Status(ctx, n1.ID); err != nil || st != directory.Degraded {
-			return fmt.Errorf("n2 lists n1 %q (%v), want degraded", st, err)
-		}
-		return nil
-	})
+	nodetest.Eventually(t, settle, func() error { return steppedAside(ctx, c.Nodes[:1]) })
 	// n1's sessions are sent away at once, the bridge's with them: once
 	// n1 has none, the call's session is on another node.
 	nodetest.Eventually(t, settle, func() error {
