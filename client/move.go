@@ -18,8 +18,8 @@ import (
 //     and is resent there (the servers store it once);
 //  2. it picks a node from the directory the move carried, in which the
 //     node that asked is draining or degraded (and the failover machine
-//     excludes it too), and attaches there, with the same failover order as after a
-//     drop but no drop: nothing is reported Disconnected;
+//     excludes it too), and attaches there, with the same failover order
+//     as after a drop but no drop: nothing is reported Disconnected;
 //  3. it joins its rooms on the new connection; each room's state says
 //     what of its text is stored, and the rest is resent with the same
 //     seqs (the servers drop duplicates). Other members see no presence

@@ -43,10 +43,10 @@ const (
 	Received
 	// Moved: the node asked the session to move (it drains, rebalances
 	// or cannot store: a Received event with op "move" came just
-	// before), and the session
-	// is attached to Node, picked for Reason, without having dropped: it
-	// joins its rooms there and closes the old connection once their
-	// states are in (make-before-break; see move.go).
+	// before), and the session is attached to Node, picked for Reason,
+	// without having dropped: it joins its rooms there and closes the
+	// old connection once their states are in (make-before-break; see
+	// move.go).
 	Moved
 )
 

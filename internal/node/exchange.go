@@ -809,7 +809,7 @@ func sendAway[S comparable](present []S, answered func(S) bool, asked map[S]time
 // awayRound is run's record of the last round in which checkMajority
 // sent the sessions away: when, and those it asked to move (rather than
 // closed) with the time of each ask, which it closes if they are still
-// there MoveReaskAfter after it (sendAway).
+// there movedCloseAfter after it (sendAway).
 type awayRound struct {
 	at    time.Time
 	asked map[*session]time.Time
