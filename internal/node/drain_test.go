@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -98,9 +99,14 @@ func (m *mover) watch(room string) {
 			m.mu.Lock()
 			switch {
 			case msg.Op == wire.OpRoom && msg.State != nil:
-				for from, seq := range msg.State.Seqs {
-					m.covered[from] = max(m.covered[from], seq)
-				}
+				// A client replaces its view of the room with a state
+				// (docs/protocol.md): what it was shown before counts no
+				// more. A move's new node states what was stored when
+				// the session joined there, which may lack text the old
+				// node showed live, and delivers that once it is stored.
+				clear(m.covered)
+				clear(m.delivered)
+				maps.Copy(m.covered, msg.State.Seqs)
 			case msg.Op == wire.OpText:
 				d := m.delivered[msg.From]
 				if d == nil {
@@ -108,8 +114,11 @@ func (m *mover) watch(room string) {
 					m.delivered[msg.From] = d
 				}
 				d[msg.Seq]++
-				if d[msg.Seq] > 1 || msg.Seq <= m.covered[msg.From] {
-					m.twice = append(m.twice, fmt.Sprintf("%s shown %s's seq %d twice", m.user, msg.From, msg.Seq))
+				switch {
+				case msg.Seq <= m.covered[msg.From]:
+					m.twice = append(m.twice, fmt.Sprintf("%s shown %s's seq %d after a state covering it (seq %d)", m.user, msg.From, msg.Seq, m.covered[msg.From]))
+				case d[msg.Seq] > 1:
+					m.twice = append(m.twice, fmt.Sprintf("%s shown %s's seq %d twice since the last state", m.user, msg.From, msg.Seq))
 				}
 			}
 			m.mu.Unlock()
