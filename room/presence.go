@@ -149,7 +149,11 @@ func (r *Room) Steward(v *View) bool {
 //     (View.Vouched), with no gap longer than MaxGap between two calls;
 //     if it was ever only vouched for, the latest answer was to a
 //     question asked since the first Reconcile of that time that saw
-//     no majority.
+//     no majority; and, when StoreLeader names the room's stream
+//     leader, that leader has been live in v (or is this node) for
+//     Grace too: until the stream can store, the member's user cannot
+//     join again from another node either, and a removal stored first
+//     when it can would show the room a leave and a join.
 //
 // A node that was paused or cut off sees its peers down when it comes
 // back, but not a majority up, and a gap in its watching; it removes
@@ -162,9 +166,11 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 	// Evidence holds only while this node kept watching.
 	if !r.watched.IsZero() && (now.Sub(r.watched) > r.cfg.MaxGap || now.Before(r.watched)) {
 		clear(r.downFrom)
+		r.storable = time.Time{}
 	}
 	r.watched = now
 	r.clampTimes(now)
+	storable := r.watchLeader(now, v)
 	peers := r.majority(v)
 	var answered time.Time
 	if v != nil {
@@ -211,7 +217,7 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 			down.busFrom = now
 		}
 		r.downFrom[m.Node] = down
-		if ok && now.Sub(down.at) >= r.cfg.Grace && (down.busFrom.IsZero() || !answered.Before(down.busFrom)) {
+		if ok && now.Sub(down.at) >= r.cfg.Grace && (down.busFrom.IsZero() || !answered.Before(down.busFrom)) && storable {
 			foreign = append(foreign, key)
 		}
 	}
@@ -247,6 +253,33 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 	return out
 }
 
+// StoreLeader tells the room which node leads its stream, as this node's
+// replica of the stream knows it: id, or "" while it has none. known is
+// false when this node cannot tell (it holds no replica of the stream,
+// or its bus is an external NATS); Reconcile then asks nothing of the
+// leader. Call it before Reconcile.
+func (r *Room) StoreLeader(id string, known bool) {
+	r.leader, r.leaderKnown = id, known
+}
+
+// watchLeader notes whether the room's stream leader is live in v at
+// now, and reports whether it has been for Grace (always true when the
+// leader is not known).
+func (r *Room) watchLeader(now time.Time, v *View) bool {
+	if !r.leaderKnown {
+		r.storable = time.Time{}
+		return true
+	}
+	if r.leader == "" || r.leader != r.cfg.Self && !v.Peer(r.leader).live() {
+		r.storable = time.Time{}
+		return false
+	}
+	if r.storable.IsZero() {
+		r.storable = now
+	}
+	return now.Sub(r.storable) >= r.cfg.Grace
+}
+
 // clampTimes brings the times Reconcile measures from back to now if a
 // clock that stepped back left them in the future: no grace or retry then
 // waits for the clock to catch up. Times from time.Now carry a monotonic
@@ -256,6 +289,9 @@ func (r *Room) clampTimes(now time.Time) {
 		if first.After(now) {
 			r.suspect[key] = now // the grace starts again
 		}
+	}
+	if r.storable.After(now) {
+		r.storable = now
 	}
 	limit := now.Add(r.cfg.Retry)
 	if r.dropAt.After(limit) {

@@ -43,6 +43,7 @@ var update = flag.Bool("update", false, "rewrite the expected output in testdata
 //	batch seq=S c1="K U N TEXT" c2=... [d1=D ...]  Apply a batch of text chunks, c1 first (dI: cI's device)
 //	live key=K user=U n=N t="..."          ApplyLive a text chunk (or c1=... for a batch)
 //	dir ID=STATUS ... [inc.ID=N ...] [vouched=DUR]  this node's view; unlisted nodes are missing; vouched: View.Vouched, the answer asked at DUR
+//	stream leader=ID | stream leader=- | stream known=no  StoreLeader: the room's stream leader, none, or not known
 //	reconcile t=DUR                        the records Reconcile returns
 //	steward                                whether this node is the steward
 //	members                                members and users
@@ -334,6 +335,18 @@ func (h *harness) run(cmd string) ([]string, error) {
 		h.view = room.NewView(nodes, incs)
 		if _, ok := a["vouched"]; ok {
 			h.view = h.view.Vouched(start.Add(dur("vouched")))
+		}
+		out = []string{"ok"}
+	case "stream":
+		switch {
+		case a["leader"] == "-":
+			h.r.StoreLeader("", true)
+		case a["leader"] != "":
+			h.r.StoreLeader(a["leader"], true)
+		case a["known"] == "no":
+			h.r.StoreLeader("", false)
+		default:
+			return nil, fmt.Errorf("stream: want leader=ID, leader=- or known=no")
 		}
 		out = []string{"ok"}
 	case "reconcile":

@@ -175,6 +175,7 @@ type roomEngine struct {
 	incs atomic.Pointer[map[string]uint64]
 
 	peerView atomic.Pointer[peerView]         // the last peers(), while current
+	leaders  atomic.Pointer[streamLeaders]    // the last streamLeader() read, for a heartbeat
 	clock    atomic.Pointer[func() time.Time] // tests: the feeds' clock
 
 	mu    sync.Mutex // guards feeds
@@ -999,6 +1000,54 @@ func (e *roomEngine) wait() {
 	for _, nc := range e.conns {
 		nc.Close()
 	}
+}
+
+// streamLeaders is what the embedded server's replicas knew of their
+// streams' leaders at one moment: stream name -> the leader's node ID,
+// "" while it has none. A stream missing holds no replica here, or its
+// leader's name matched no node the directory listed.
+type streamLeaders struct {
+	at      time.Time
+	leaders map[string]string
+}
+
+// streamLeader returns the node that leads room's stream as this node's
+// replica of it knows, "" while it has none; known is false when the
+// node holds no replica or cannot tell (an external NATS). It reads the
+// embedded server's state at most once a heartbeat for all the rooms.
+// Safe for concurrent use.
+func (e *roomEngine) streamLeader(room string) (id string, known bool) {
+	sl := e.leaders.Load()
+	if sl == nil || time.Since(sl.at) >= e.n.cfg.Heartbeat {
+		sl = &streamLeaders{at: time.Now(), leaders: e.readStreamLeaders()}
+		e.leaders.Store(sl)
+	}
+	id, known = sl.leaders[e.streamName(e.shardOf(room))]
+	return id, known
+}
+
+// readStreamLeaders maps the embedded server's StreamLeaders (by server
+// name) to node IDs: the server is named after its node (sanitize).
+func (e *roomEngine) readStreamLeaders() map[string]string {
+	byServer := e.n.bus.StreamLeaders()
+	if len(byServer) == 0 {
+		return nil
+	}
+	ids := map[string]string{sanitize(e.n.cfg.ID): e.n.cfg.ID}
+	if v := e.n.view.Load(); v != nil {
+		for _, n := range v.nodes {
+			ids[sanitize(n.ID)] = n.ID
+		}
+	}
+	leaders := make(map[string]string, len(byServer))
+	for stream, server := range byServer {
+		if server == "" {
+			leaders[stream] = ""
+		} else if id, ok := ids[server]; ok {
+			leaders[stream] = id
+		}
+	}
+	return leaders
 }
 
 // peerView caches the room.View of one directory view and one map of

@@ -198,3 +198,12 @@ func (n *Node) RoomHolders(room string) int {
 	}
 	return 0
 }
+
+// StreamLeaderOf is what the presence rules of room are told about its
+// stream's leader (roomEngine.streamLeader). For tests.
+func (n *Node) StreamLeaderOf(room string) (id string, known bool) {
+	if n.rooms == nil {
+		return "", false
+	}
+	return n.rooms.streamLeader(room)
+}
