@@ -20,11 +20,6 @@ import (
 type tcpMember struct {
 	conn net.Conn
 	got  chan wire.Message
-	// churnAllowed lets readsWholeLine take presence changes of ann's, as
-	// long as she is in the room at the end: a failover of hers longer
-	// than the room's grace for a node shown down is reported so
-	// (docs/protocol.md, "Presence").
-	churnAllowed bool
 }
 
 // annAndBob starts one node, configured by configure when it is not
@@ -135,28 +130,13 @@ func TestBrowserMove(t *testing.T) {
 
 // readsWholeLine checks member m's account of the line ann's page, tab,
 // typed: every chunk of ann's once, in seq order, making up text, with no
-// presence change of ann's (unless m.churnAllowed). One more character
-// typed on the page after the line is the next chunk m gets of ann's:
-// nothing came twice in between.
+// presence change of ann's. One more character typed on the page after
+// the line is the next chunk m gets of ann's: nothing came twice in
+// between.
 func (m *tcpMember) readsWholeLine(t *testing.T, tab context.Context, text string) {
 	t.Helper()
 	var line strings.Builder
 	var last uint64
-	var churn []string
-	presence := func(msg wire.Message) {
-		if !m.churnAllowed {
-			t.Errorf("bob saw ann %s (presence): a move must not show", msg.Event)
-		}
-		churn = append(churn, msg.Event)
-	}
-	defer func() {
-		if len(churn) > 0 {
-			t.Logf("bob saw ann's presence change: %q", churn)
-			if churn[len(churn)-1] != "join" {
-				t.Errorf("bob's last word of ann's presence is %q: she is in the room", churn[len(churn)-1])
-			}
-		}
-	}()
 	deadline := time.After(wait)
 	for line.Len() < len(text) {
 		select {
@@ -166,7 +146,7 @@ func (m *tcpMember) readsWholeLine(t *testing.T, tab context.Context, text strin
 			}
 			switch {
 			case msg.Op == wire.OpPresence && msg.User == "ann":
-				presence(msg)
+				t.Errorf("bob saw ann %s (presence): she only moved or failed over", msg.Event)
 			case msg.Op == wire.OpRoom && msg.State != nil:
 				last = msg.State.Seqs["ann"]
 				line.Reset()
@@ -193,7 +173,7 @@ func (m *tcpMember) readsWholeLine(t *testing.T, tab context.Context, text strin
 				t.Fatal("bob's connection ended before ann's last character")
 			}
 			if msg.Op == wire.OpPresence && msg.User == "ann" {
-				presence(msg)
+				t.Errorf("bob saw ann %s (presence): she only moved or failed over", msg.Event)
 			}
 			if msg.Op == wire.OpText && msg.From == "ann" {
 				if msg.Seq != last+1 || msg.T != "!" {
