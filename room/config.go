@@ -73,6 +73,13 @@ type Config struct {
 	// Retry is the least time between two cleanups Reconcile asks for,
 	// and between two re-joins of one local session (default 2 s).
 	Retry time.Duration
+	// LeaderWait bounds how long Reconcile waits for the room's stream
+	// to have a live leader (StoreLeader) before a foreign member's grace
+	// counts from its node's death alone (default 20 s: more than
+	// nats-server's longest election timeout, 9 s, with room for a second
+	// election). A replica whose view of its leader stays stale must not
+	// keep a dead node's members in the room for good.
+	LeaderWait time.Duration
 	// Sink receives the room's deliveries to local sessions (default: a
 	// sink that drops them).
 	Sink Sink
@@ -91,6 +98,7 @@ func DefaultConfig(self string, inc uint64) Config {
 		MaxGap:          1500 * time.Millisecond,
 		OwnGrace:        time.Second,
 		Retry:           2 * time.Second,
+		LeaderWait:      20 * time.Second,
 		Sink:            discard{},
 	}
 }
@@ -105,7 +113,7 @@ func (c *Config) validate() error {
 	if c.Self == "" {
 		return fmt.Errorf("%w: no node ID (Self)", ErrConfig)
 	}
-	if c.MaxUsers < 0 || c.MaxUserSessions < 0 || c.MaxSenders < 0 || c.MaxLines < 0 || c.Grace < 0 || c.MaxGap < 0 || c.OwnGrace < 0 || c.Retry < 0 {
+	if c.MaxUsers < 0 || c.MaxUserSessions < 0 || c.MaxSenders < 0 || c.MaxLines < 0 || c.Grace < 0 || c.MaxGap < 0 || c.OwnGrace < 0 || c.Retry < 0 || c.LeaderWait < 0 {
 		return fmt.Errorf("%w: negative limit or duration", ErrConfig)
 	}
 	d := DefaultConfig(c.Self, c.Incarnation)
@@ -124,6 +132,7 @@ func (c *Config) validate() error {
 	c.MaxSenders = max(c.MaxSenders, 2*c.MaxUsers)
 	fill(&c.OwnGrace, d.OwnGrace)
 	fill(&c.Retry, d.Retry)
+	fill(&c.LeaderWait, d.LeaderWait)
 	if c.Sink == nil {
 		c.Sink = d.Sink
 	}

@@ -153,7 +153,8 @@ func (r *Room) Steward(v *View) bool {
 //     leader, that leader has been live in v (or is this node) for
 //     Grace too: until the stream can store, the member's user cannot
 //     join again from another node either, and a removal stored first
-//     when it can would show the room a leave and a join.
+//     when it can would show the room a leave and a join. After
+//     LeaderWait without a live leader the grace counts without it.
 //
 // A node that was paused or cut off sees its peers down when it comes
 // back, but not a majority up, and a gap in its watching; it removes
@@ -166,7 +167,7 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 	// Evidence holds only while this node kept watching.
 	if !r.watched.IsZero() && (now.Sub(r.watched) > r.cfg.MaxGap || now.Before(r.watched)) {
 		clear(r.downFrom)
-		r.storable = time.Time{}
+		r.storable, r.unstorable = time.Time{}, time.Time{}
 	}
 	r.watched = now
 	r.clampTimes(now)
@@ -263,17 +264,22 @@ func (r *Room) StoreLeader(id string, known bool) {
 }
 
 // watchLeader notes whether the room's stream leader is live in v at
-// now, and reports whether it has been for Grace (always true when the
-// leader is not known).
+// now, and reports whether a foreign member's grace may end: the leader
+// has been live for Grace, none has been for LeaderWait, or the leader
+// is not known.
 func (r *Room) watchLeader(now time.Time, v *View) bool {
 	if !r.leaderKnown {
-		r.storable = time.Time{}
+		r.storable, r.unstorable = time.Time{}, time.Time{}
 		return true
 	}
 	if r.leader == "" || r.leader != r.cfg.Self && !v.Peer(r.leader).live() {
 		r.storable = time.Time{}
-		return false
+		if r.unstorable.IsZero() {
+			r.unstorable = now
+		}
+		return now.Sub(r.unstorable) >= r.cfg.LeaderWait
 	}
+	r.unstorable = time.Time{}
 	if r.storable.IsZero() {
 		r.storable = now
 	}
@@ -292,6 +298,9 @@ func (r *Room) clampTimes(now time.Time) {
 	}
 	if r.storable.After(now) {
 		r.storable = now
+	}
+	if r.unstorable.After(now) {
+		r.unstorable = now
 	}
 	limit := now.Add(r.cfg.Retry)
 	if r.dropAt.After(limit) {

@@ -104,12 +104,13 @@ type Room struct {
 	downFrom map[string]downSince // node -> since when it was seen down or missing with a majority up (or the bus's word)
 	suspect  map[string]time.Time // own member key -> since when it looked stale
 	dropAt   time.Time            // earliest time to ask for another cleanup
-	// The room's stream leader as StoreLeader last gave it, and since
-	// when Reconcile has seen that leader live (zero: not live at the
-	// last Reconcile).
+	// The room's stream leader as StoreLeader last gave it; since when
+	// Reconcile has seen that leader live (zero: not live at the last
+	// Reconcile), and since when it has seen none live (zero: live).
 	leader      string
 	leaderKnown bool
 	storable    time.Time
+	unstorable  time.Time
 }
 
 // New returns an empty room called name, as of stream sequence 0. It

@@ -34,7 +34,7 @@ var update = flag.Bool("update", false, "rewrite the expected output in testdata
 // A value may be a Go-quoted string (t="a b\n"). Commands, for one room
 // "r" on one node (times are durations since the start of the scenario):
 //
-//	new self=ID inc=N [users=N senders=N grace=DUR gap=DUR own=DUR retry=DUR]
+//	new self=ID inc=N [users=N senders=N grace=DUR gap=DUR own=DUR retry=DUR leaderwait=DUR]
 //	local key=K user=U                     Register a local session
 //	activate key=K | resync key=K | leaving key=K | detach key=K
 //	join seq=S key=K user=U node=ID inc=N  Apply a join stored at S
@@ -215,7 +215,7 @@ func (h *harness) run(cmd string) ([]string, error) {
 	case "new":
 		h.cfg = room.Config{
 			Self: a["self"], Incarnation: num("inc"),
-			Grace: dur("grace"), MaxGap: dur("gap"), OwnGrace: dur("own"), Retry: dur("retry"),
+			Grace: dur("grace"), MaxGap: dur("gap"), OwnGrace: dur("own"), Retry: dur("retry"), LeaderWait: dur("leaderwait"),
 			Sink: room.SinkFunc(func(key string, line []byte) {
 				h.delivered = append(h.delivered, key+" <- "+strings.TrimSuffix(string(line), "\n"))
 			}),
