@@ -175,7 +175,8 @@ type roomEngine struct {
 	incs atomic.Pointer[map[string]uint64]
 
 	peerView atomic.Pointer[peerView]         // the last peers(), while current
-	leaders  atomic.Pointer[streamLeaders]    // the last streamLeader() read, for a heartbeat
+	leaders  atomic.Pointer[streamLeaders]    // the last read of the streams' leaders (streamLeader)
+	reading  atomic.Bool                      // a read of the streams' leaders is under way
 	clock    atomic.Pointer[func() time.Time] // tests: the feeds' clock
 
 	mu    sync.Mutex // guards feeds
@@ -1013,37 +1014,54 @@ type streamLeaders struct {
 
 // streamLeader returns the node that leads room's stream as this node's
 // replica of it knows, "" while it has none; known is false when the
-// node holds no replica or cannot tell (an external NATS). It reads the
-// embedded server's state at most once a heartbeat for all the rooms.
-// Safe for concurrent use.
+// node holds no replica or cannot tell (an external NATS). The embedded
+// server's state is read off the caller's goroutine, at most once a
+// heartbeat for all the rooms (it takes the streams' locks, which a
+// stalled store may hold): the caller gets the last read, and known
+// false before the first. Safe for concurrent use.
 func (e *roomEngine) streamLeader(room string) (id string, known bool) {
 	sl := e.leaders.Load()
-	if sl == nil || time.Since(sl.at) >= e.n.cfg.Heartbeat {
-		sl = &streamLeaders{at: time.Now(), leaders: e.readStreamLeaders()}
-		e.leaders.Store(sl)
+	if (sl == nil || time.Since(sl.at) >= e.n.cfg.Heartbeat) && e.reading.CompareAndSwap(false, true) {
+		e.wg.Go(func() {
+			defer e.reading.Store(false)
+			e.leaders.Store(&streamLeaders{at: time.Now(), leaders: e.readStreamLeaders()})
+		})
+	}
+	if sl == nil {
+		return "", false
 	}
 	id, known = sl.leaders[e.streamName(e.shardOf(room))]
 	return id, known
 }
 
 // readStreamLeaders maps the embedded server's StreamLeaders (by server
-// name) to node IDs: the server is named after its node (sanitize).
+// name) to node IDs: the server is named after its node (sanitize). A
+// name that two IDs sanitize to names no one: its streams are left out.
 func (e *roomEngine) readStreamLeaders() map[string]string {
 	byServer := e.n.bus.StreamLeaders()
 	if len(byServer) == 0 {
 		return nil
 	}
-	ids := map[string]string{sanitize(e.n.cfg.ID): e.n.cfg.ID}
+	ids := map[string]string{}
+	note := func(id string) {
+		name := sanitize(id)
+		if other, ok := ids[name]; ok && other != id {
+			ids[name] = "" // ambiguous
+			return
+		}
+		ids[name] = id
+	}
+	note(e.n.cfg.ID)
 	if v := e.n.view.Load(); v != nil {
 		for _, n := range v.nodes {
-			ids[sanitize(n.ID)] = n.ID
+			note(n.ID)
 		}
 	}
 	leaders := make(map[string]string, len(byServer))
 	for stream, server := range byServer {
 		if server == "" {
 			leaders[stream] = ""
-		} else if id, ok := ids[server]; ok {
+		} else if id := ids[server]; id != "" {
 			leaders[stream] = id
 		}
 	}

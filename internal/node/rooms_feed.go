@@ -182,6 +182,9 @@ func (e *roomEngine) roomConfig(sink room.Sink) room.Config {
 	cfg.MaxUserSessions = MaxUserSessionsInRoom
 	cfg.Grace = e.presenceGrace()
 	cfg.MaxGap = cfg.Grace / 2
+	// As long as the engine believes its replicas' view of their
+	// leaders anywhere else: past it, that view may be stale.
+	cfg.LeaderWait = localElections
 	cfg.Sink = sink
 	return cfg
 }
