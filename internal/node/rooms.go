@@ -174,10 +174,16 @@ type roomEngine struct {
 	// (noteIncarnation, forgetIncarnation).
 	incs atomic.Pointer[map[string]uint64]
 
-	peerView atomic.Pointer[peerView]         // the last peers(), while current
-	leaders  atomic.Pointer[streamLeaders]    // the last read of the streams' leaders (streamLeader)
-	reading  atomic.Bool                      // a read of the streams' leaders is under way
-	clock    atomic.Pointer[func() time.Time] // tests: the feeds' clock
+	peerView atomic.Pointer[peerView]      // the last peers(), while current
+	leaders  atomic.Pointer[streamLeaders] // the last read of the streams' leaders (streamLeader)
+	reading  atomic.Bool                   // a read of the streams' leaders is under way
+	// elected holds the leader each of the rooms' streams last elected,
+	// by server name, as JetStream's advisories said or, before the
+	// first, its stream info: for the streams this node holds no
+	// replica of. Guarded by electedMu.
+	electedMu sync.Mutex
+	elected   map[string]string
+	clock     atomic.Pointer[func() time.Time] // tests: the feeds' clock
 
 	mu    sync.Mutex // guards feeds
 	feeds map[string]*feed
@@ -203,6 +209,7 @@ func newRoomEngine(n *Node) *roomEngine {
 	}
 	e.unstoredLog.Period = dropLogEvery
 	e.incs.Store(&map[string]uint64{})
+	e.elected = make(map[string]string)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	return e
 }
@@ -225,6 +232,7 @@ func (e *roomEngine) start() error {
 		e.jss = append(e.jss, js)
 	}
 	e.js = e.jss[0]
+	e.watchElections()
 	e.warnIfRoomsOutgrowSnapshots()
 	e.metrics = newRoomMetrics()
 	e.metrics.streams = streamsCollectors(e)
@@ -1034,14 +1042,95 @@ func (e *roomEngine) streamLeader(room string) (id string, known bool) {
 	return id, known
 }
 
-// readStreamLeaders maps the embedded server's StreamLeaders (by server
-// name) to node IDs: the server is named after its node (sanitize). A
-// name that two IDs sanitize to names no one: its streams are left out.
+// watchElections keeps e.elected from JetStream's advisories of stream
+// leaders elected, so that a node without a replica of a room's stream
+// (with more than three nodes, most of them) still knows its leader.
+// Only with an embedded cluster, whose servers are the nodes.
+func (e *roomEngine) watchElections() {
+	if e.n.cfg.Bus != "" {
+		return // an external NATS: its servers are no nodes of ours
+	}
+	_, err := e.conns[0].Subscribe(jsLeaderElected+">", func(msg *nats.Msg) {
+		var adv struct {
+			Stream string `json:"stream"`
+			Leader string `json:"leader"`
+		}
+		if json.Unmarshal(msg.Data, &adv) != nil || adv.Leader == "" || !e.roomsStream(adv.Stream) {
+			return
+		}
+		e.electedMu.Lock()
+		e.elected[adv.Stream] = adv.Leader
+		e.electedMu.Unlock()
+	})
+	if err != nil {
+		e.log.Warn("watching the rooms' stream elections; a node without a copy of a stream counts a dead leader's grace from the death", "err", err)
+	}
+}
+
+// jsLeaderElected is the prefix of JetStream's advisory subjects of a
+// stream leader elected (nats-server's JSAdvisoryStreamLeaderElectedPre).
+const jsLeaderElected = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."
+
+// electedLeaders returns the leaders of the rooms' streams this node
+// holds no replica of (not in local), by server name: what the
+// advisories said, or for a stream none has named yet, its stream info
+// (asked once, here, off the feeds' goroutines).
+func (e *roomEngine) electedLeaders(local map[string]string) map[string]string {
+	names := []string{"KV_" + e.bucket}
+	for k := range e.shards {
+		names = append(names, e.streamName(k))
+	}
+	out := make(map[string]string)
+	for _, name := range names {
+		if _, ok := local[name]; ok {
+			continue
+		}
+		e.electedMu.Lock()
+		leader, ok := e.elected[name]
+		e.electedMu.Unlock()
+		if !ok && e.Ready() {
+			leader = e.askLeader(name)
+			e.electedMu.Lock()
+			if _, ok := e.elected[name]; !ok {
+				e.elected[name] = leader // "" when unanswered: asked once
+			} else {
+				leader = e.elected[name] // an advisory came meanwhile
+			}
+			e.electedMu.Unlock()
+		}
+		if leader != "" {
+			out[name] = leader
+		}
+	}
+	return out
+}
+
+// askLeader asks JetStream's API for the leader of stream name, "" if
+// it has none or the question goes unanswered within a second.
+func (e *roomEngine) askLeader(name string) string {
+	ctx, cancel := context.WithTimeout(e.ctx, time.Second)
+	defer cancel()
+	st, err := e.js.Stream(ctx, name)
+	if err != nil {
+		return ""
+	}
+	if c := st.CachedInfo().Cluster; c != nil {
+		return c.Leader
+	}
+	return ""
+}
+
+// readStreamLeaders maps the leaders of the rooms' streams (by server
+// name: this node's replicas' view, StreamLeaders, or for the others
+// the elections it heard of) to node IDs: a server is named after its
+// node (sanitize). A name that two IDs sanitize to names no one: its
+// streams are left out.
 func (e *roomEngine) readStreamLeaders() map[string]string {
 	byServer := e.n.bus.StreamLeaders()
 	if len(byServer) == 0 {
-		return nil
+		return nil // an external NATS, or JetStream not up yet
 	}
+	maps.Copy(byServer, e.electedLeaders(byServer))
 	ids := map[string]string{}
 	note := func(id string) {
 		name := sanitize(id)

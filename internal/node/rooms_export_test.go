@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -206,4 +207,26 @@ func (n *Node) StreamLeaderOf(room string) (id string, known bool) {
 		return "", false
 	}
 	return n.rooms.streamLeader(room)
+}
+
+// StepDownRoomStream asks the leader of room's stream to step down, so
+// that another replica is elected. For tests.
+func (n *Node) StepDownRoomStream(ctx context.Context, room string) error {
+	e := n.rooms
+	resp, err := e.conns[0].RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+e.streamName(e.shardOf(room)), nil)
+	if err != nil {
+		return err
+	}
+	var answer struct {
+		Error *struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &answer); err != nil {
+		return err
+	}
+	if answer.Error != nil {
+		return fmt.Errorf("stepping down the leader of room %s's stream: %s", room, answer.Error.Description)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -35,4 +36,42 @@ func TestStreamLeaderNamesANode(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// With four nodes one holds no copy of a room's stream: it learns the
+// leader from the stream's info and then from JetStream's advisories of
+// each election, and names the same node as the others, before and
+// after the leader steps down.
+func TestStreamLeaderKnownWithoutACopy(t *testing.T) {
+	c := nodetest.Start(t, 4, nodetest.Options{})
+	waitRoomsCaughtUp(t, c)
+	agree := func(not string) string {
+		t.Helper()
+		var leader string
+		nodetest.Eventually(t, wait, func() error {
+			leader = ""
+			for _, n := range c.Nodes {
+				id, known := n.StreamLeaderOf("lobby")
+				switch {
+				case !known:
+					return fmt.Errorf("%s does not know the leader of lobby's stream", n.ID())
+				case id == not:
+					return fmt.Errorf("%s still names %s", n.ID(), id)
+				case leader == "":
+					leader = id
+				case id != leader:
+					return fmt.Errorf("%s names %s the leader, another node %s", n.ID(), id, leader)
+				}
+			}
+			return nil
+		})
+		return leader
+	}
+	first := agree("")
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := c.Nodes[0].StepDownRoomStream(ctx, "lobby"); err != nil {
+		t.Fatal(err)
+	}
+	agree(first)
 }
