@@ -77,8 +77,9 @@ type Config struct {
 	// to have a live leader (StoreLeader) before a foreign member's grace
 	// counts from its node's death alone (default 20 s: more than
 	// nats-server's longest election timeout, 9 s, with room for a second
-	// election). A replica whose view of its leader stays stale must not
-	// keep a dead node's members in the room for good.
+	// election). A view of the leader that stays stale (a replica whose
+	// Raft group stopped, an election not heard of) must not keep a dead
+	// node's members in the room for good.
 	LeaderWait time.Duration
 	// Sink receives the room's deliveries to local sessions (default: a
 	// sink that drops them).

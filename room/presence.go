@@ -254,11 +254,12 @@ func (r *Room) Reconcile(now time.Time, v *View) []Record {
 	return out
 }
 
-// StoreLeader tells the room which node leads its stream, as this node's
-// replica of the stream knows it: id, or "" while it has none. known is
-// false when this node cannot tell (it holds no replica of the stream,
-// or its bus is an external NATS); Reconcile then asks nothing of the
-// leader. Call it before Reconcile.
+// StoreLeader tells the room which node leads its stream, as this node
+// knows it (its replica's view, or the last election it heard of): id,
+// or "" while it has none. known is false when this node cannot tell
+// (its bus is an external NATS, or it has heard nothing of the stream
+// yet); Reconcile then asks nothing of the leader. Call it before
+// Reconcile.
 func (r *Room) StoreLeader(id string, known bool) {
 	r.leader, r.leaderKnown = id, known
 }

@@ -1011,19 +1011,21 @@ func (e *roomEngine) wait() {
 	}
 }
 
-// streamLeaders is what the embedded server's replicas knew of their
-// streams' leaders at one moment: stream name -> the leader's node ID,
-// "" while it has none. A stream missing holds no replica here, or its
-// leader's name matched no node the directory listed.
+// streamLeaders is what this node knew of the rooms' streams' leaders
+// at one moment (readStreamLeaders): stream name -> the leader's node
+// ID, "" while it has none. A stream is missing when the node knows
+// nothing of it yet, or its leader's name matched no node the directory
+// listed.
 type streamLeaders struct {
 	at      time.Time
 	leaders map[string]string
 }
 
-// streamLeader returns the node that leads room's stream as this node's
-// replica of it knows, "" while it has none; known is false when the
-// node holds no replica or cannot tell (an external NATS). The embedded
-// server's state is read off the caller's goroutine, at most once a
+// streamLeader returns the node that leads room's stream as this node
+// knows it (readStreamLeaders), "" while it has none; known is false
+// when the node cannot tell (an external NATS, or nothing heard of the
+// stream yet). The embedded server's state is read off the caller's
+// goroutine, at most once a
 // heartbeat for all the rooms (it takes the streams' locks, which a
 // stalled store may hold): the caller gets the last read, and known
 // false before the first. Safe for concurrent use.
