@@ -432,11 +432,14 @@ func (c *limitedConn) Write(b []byte) (int, error) {
 func (c *limitedConn) Close() error {
 	c.l.release(c)
 	c.closeOnce.Do(func() {
-		close(c.done)
+		// closed first: a write that done ends gives its place up, and
+		// a read waiting for that place must then see the connection
+		// closed, not read a request from it.
 		c.wmu.Lock()
 		c.closed = true
 		c.drained.Broadcast()
 		c.wmu.Unlock()
+		close(c.done)
 	})
 	return c.Conn.Close()
 }
