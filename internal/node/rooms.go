@@ -657,6 +657,16 @@ func (e *roomEngine) electing() string {
 	return ""
 }
 
+// streamNames names the rooms' streams: the snapshot bucket's, then each
+// shard's.
+func (e *roomEngine) streamNames() []string {
+	names := []string{"KV_" + e.bucket}
+	for k := range e.shards {
+		names = append(names, e.streamName(k))
+	}
+	return names
+}
+
 // roomsStream reports whether name is one of the rooms' shard streams or
 // the snapshot bucket's stream.
 func (e *roomEngine) roomsStream(name string) bool {
@@ -682,15 +692,11 @@ func (e *roomEngine) roomsStream(name string) bool {
 func (e *roomEngine) leaderless(timeout time.Duration, local bool) (string, error) {
 	ctx, cancel := context.WithTimeout(e.ctx, timeout)
 	defer cancel()
-	names := []string{"KV_" + e.bucket}
-	for k := range e.shards {
-		names = append(names, e.streamName(k))
-	}
 	var leaders map[string]string
 	if local {
 		leaders = e.n.bus.StreamLeaders()
 	}
-	for _, name := range names {
+	for _, name := range e.streamNames() {
 		if leader, ok := leaders[name]; ok {
 			if leader == "" {
 				return name, nil
@@ -1021,15 +1027,15 @@ type streamLeaders struct {
 	leaders map[string]string
 }
 
-// streamLeader returns the node that leads room's stream as this node
-// knows it (readStreamLeaders), "" while it has none; known is false
+// streamLeader returns the node that leads stream, one of the rooms',
+// as this node knows it (readStreamLeaders), "" while it has none; known is false
 // when the node cannot tell (an external NATS, or nothing heard of the
 // stream yet). The embedded server's state is read off the caller's
 // goroutine, at most once a
 // heartbeat for all the rooms (it takes the streams' locks, which a
 // stalled store may hold): the caller gets the last read, and known
 // false before the first. Safe for concurrent use.
-func (e *roomEngine) streamLeader(room string) (id string, known bool) {
+func (e *roomEngine) streamLeader(stream string) (id string, known bool) {
 	sl := e.leaders.Load()
 	if (sl == nil || time.Since(sl.at) >= e.n.cfg.Heartbeat) && e.reading.CompareAndSwap(false, true) {
 		e.wg.Go(func() {
@@ -1040,7 +1046,7 @@ func (e *roomEngine) streamLeader(room string) (id string, known bool) {
 	if sl == nil {
 		return "", false
 	}
-	id, known = sl.leaders[e.streamName(e.shardOf(room))]
+	id, known = sl.leaders[stream]
 	return id, known
 }
 
@@ -1078,12 +1084,8 @@ const jsLeaderElected = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED."
 // advisories said, or for a stream none has named yet, its stream info
 // (asked once, here, off the feeds' goroutines).
 func (e *roomEngine) electedLeaders(local map[string]string) map[string]string {
-	names := []string{"KV_" + e.bucket}
-	for k := range e.shards {
-		names = append(names, e.streamName(k))
-	}
 	out := make(map[string]string)
-	for _, name := range names {
+	for _, name := range e.streamNames() {
 		if _, ok := local[name]; ok {
 			continue
 		}

@@ -206,7 +206,7 @@ func (n *Node) StreamLeaderOf(room string) (id string, known bool) {
 	if n.rooms == nil {
 		return "", false
 	}
-	return n.rooms.streamLeader(room)
+	return n.rooms.streamLeader(n.rooms.streamOf(room))
 }
 
 // StepDownRoomStream asks the leader of room's stream to step down, so

@@ -1023,7 +1023,7 @@ func (f *feed) apply(in incoming) {
 func (f *feed) reconcile(now time.Time) []record {
 	// Called while the node stops too: it sends the states the room owes
 	// its sessions (room/live.go), which stay until they move.
-	f.r.StoreLeader(f.e.streamLeader(f.room))
+	f.r.StoreLeader(f.e.streamLeader(f.stream))
 	recs := f.r.Reconcile(now, f.e.peers())
 	if f.e.closing.Load() {
 		return nil // the node is stopping: its sessions' leaves are on their way, or its peers' cleanup
